@@ -1,0 +1,301 @@
+/**
+ * One AArch64 vCPU (ARMv8.0-A, EL0 and EL1): architectural state, the fetch/dispatch loop with a per-page
+ * decoded-instruction cache, and exception entry/return (Arm ARM D1.10 "Exception entry").
+ *
+ * EL2 and EL3 are not executed as guest code: the hypervisor (Xeno) is EL2. `hvc`/`smc` and anything routed
+ * to EL2 go to `onEl2`. The user-mode runner likewise stands in for EL1 through `onEl1` (see src/user).
+ */
+import { Decoder, type Handler } from "./decoder.js";
+import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
+import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_I, DAIF_F, JUMP_CONTEXT } from "./state.js";
+export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
+import { ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
+import { registerAll } from "./isa.js";
+
+/** Exception classes (ESR_ELx.EC, Arm ARM D17.2.40). */
+export const EC_UNKNOWN = 0x00, EC_WFX = 0x01, EC_FP_ACCESS = 0x07, EC_ILLEGAL = 0x0e, EC_SVC = 0x15,
+  EC_HVC = 0x16, EC_SMC = 0x17, EC_SYSREG = 0x18, EC_IABT_LOWER = 0x20, EC_IABT_SAME = 0x21, EC_PC_ALIGN = 0x22,
+  EC_DABT_LOWER = 0x24, EC_DABT_SAME = 0x25, EC_SP_ALIGN = 0x26, EC_FP_EXC = 0x2c, EC_SERROR = 0x2f,
+  EC_BRK = 0x3c;
+
+/** Vector offsets from VBAR (Arm ARM D1.10.2). */
+export const VEC_SYNC = 0x000, VEC_IRQ = 0x080, VEC_FIQ = 0x100, VEC_SERROR = 0x180;
+
+
+/** Why run() returned. */
+export const STOP_BUDGET = 0, STOP_WFI = 1, STOP_HALT = 2;
+
+/** Handler that marks an empty decode-cache slot. Never executed. */
+const LAZY: Handler = () => { throw new Error("LAZY handler executed"); };
+
+const decoder = new Decoder((c, i) => c.undefinedInstruction(i));
+registerAll(decoder);
+
+/** The decoder shared by all CPUs of this thread (tests use it to name encodings). */
+export function sharedDecoder(): Decoder { return decoder; }
+
+export class Cpu {
+  /** General-purpose registers, SP, PC: see state.ts for the layout. */
+  readonly r = new Int32Array(R_SLOTS);
+  /** V0..V31 (128 bits each) with typed views over one buffer. */
+  readonly vbuf = new ArrayBuffer(32 * 16);
+  readonly vi32 = new Int32Array(this.vbuf);
+  readonly vu32 = new Uint32Array(this.vbuf);
+  readonly vu16 = new Uint16Array(this.vbuf);
+  readonly vu8 = new Uint8Array(this.vbuf);
+  readonly vi8 = new Int8Array(this.vbuf);
+  readonly vi16 = new Int16Array(this.vbuf);
+  readonly vf32 = new Float32Array(this.vbuf);
+  readonly vf64 = new Float64Array(this.vbuf);
+  /** System registers (sysregs.ts). */
+  readonly sys = new Int32Array(SYS_SLOTS);
+
+  // PSTATE
+  nzcv = 0; // N=8 Z=4 C=2 V=1
+  daif = 0xf; // D=8 A=4 I=2 F=1; all masked at reset
+  el = 1;
+  spsel = 1;
+  fpcr = 0;
+  fpsr = 0;
+
+  /** Set by a handler that changed PC (JUMP_BRANCH) or the translation context (JUMP_CONTEXT). */
+  jumped = 0;
+  /** Set by WFI/WFE/halting handlers to leave run(). */
+  stop = STOP_BUDGET;
+
+  /** Exclusive monitor (Arm ARM B2.9): RAM offset and size of the reserved location, -1 when open. */
+  exclOff = -1;
+  exclSize = 0;
+  exclLo = 0;
+  exclHi = 0;
+
+  /** Interrupt lines into this CPU (level-sensitive), set by the interrupt controller. */
+  irqLine = 0;
+  fiqLine = 0;
+
+  /** Number of instructions retired since creation (approximate: counted per run() slice). */
+  retired = 0;
+
+  /** Exceptions targeting EL1 go here instead of the vector table when set (the user-mode runner's kernel). */
+  onEl1: ((c: Cpu, vectorOffset: number) => void) | null = null;
+  /** Exceptions targeting EL2 (hvc, smc, stage-2 aborts) go here; when null, hvc/smc are UNDEFINED. */
+  onEl2: ((c: Cpu, ec: number, iss: number) => void) | null = null;
+
+  /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
+  private readonly codeCache: (Handler[] | undefined)[] = [];
+  readonly mmu: Mmu;
+
+  constructor(mmu: Mmu) {
+    this.mmu = mmu;
+    mmu.setEl(this.el);
+    mmu.onCodeWrite = (page) => this.invalidateCodePage(page);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // The dispatch loop
+
+  /**
+   * Executes up to `budget` instructions (fewer when an instruction stops the loop: WFI, halt). Returns the
+   * number executed. Pending unmasked interrupts are taken at slice and branch boundaries.
+   */
+  run(budget: number): number {
+    const r = this.r;
+    const mmu = this.mmu;
+    const ram32 = mmu.i32;
+    let done = 0;
+    this.stop = STOP_BUDGET;
+    while (done < budget && this.stop === STOP_BUDGET) {
+      if (this.irqLine !== 0 && (this.daif & DAIF_I) === 0) this.takeInterrupt(0x080);
+      else if (this.fiqLine !== 0 && (this.daif & DAIF_F) === 0) this.takeInterrupt(0x100);
+      try {
+        let lo = r[PC2], hi = r[PC2 + 1];
+        if ((lo & 3) !== 0) { this.pcAlignmentFault(); continue; }
+        const pageOff = mmu.fetchPage(lo, hi);
+        const page = pageOff >>> 12;
+        let code = this.codeCache[page];
+        if (code === undefined) {
+          code = new Array<Handler>(1024).fill(LAZY);
+          this.codeCache[page] = code;
+          mmu.markCode(page);
+        }
+        const base = pageOff >> 2;
+        let k = (lo & 0xfff) >>> 2;
+        const tagLo = lo & -4096;
+        for (;;) {
+          const w = ram32[base + k];
+          let h = code[k];
+          if (h === LAZY) h = code[k] = decoder.decode(w);
+          h(this, w);
+          done++;
+          if (this.jumped !== 0) {
+            // Stay on this page for a branch within it; otherwise re-translate.
+            const j = this.jumped;
+            this.jumped = 0;
+            lo = r[PC2];
+            if (j === 1 && (lo & -4096) === tagLo && r[PC2 + 1] === hi && (lo & 3) === 0 && done < budget && this.stop === STOP_BUDGET && this.irqLine === 0) {
+              k = (lo & 0xfff) >>> 2;
+              continue;
+            }
+            break;
+          }
+          lo = (lo + 4) | 0;
+          r[PC2] = lo;
+          if (++k === 1024) {
+            if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0;
+            break;
+          }
+          if (done >= budget) break;
+        }
+      } catch (e) {
+        if (e !== MMU_FAULT) throw e;
+        this.memoryFault();
+      }
+    }
+    this.retired += done;
+    return done;
+  }
+
+  private invalidateCodePage(page: number): void {
+    const code = this.codeCache[page];
+    if (code !== undefined) code.fill(LAZY);
+  }
+
+  /** IC IALLU / IC IVAU and similar: drop every decoded instruction. */
+  invalidateAllCode(): void {
+    for (const code of this.codeCache) if (code !== undefined) code.fill(LAZY);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Register helpers used by instruction handlers are in regs.ts; PSTATE helpers here.
+
+  /** Switches the live SP to the bank selected by (el, spsel), saving the old one. */
+  private selectSp(el: number, spsel: number): void {
+    const r = this.r;
+    const oldBank = (this.el === 0 || this.spsel === 0 ? SP_EL0 : SP_EL1) * 2;
+    r[oldBank] = r[SP2]; r[oldBank + 1] = r[SP2 + 1];
+    this.el = el;
+    this.spsel = spsel;
+    const newBank = (el === 0 || spsel === 0 ? SP_EL0 : SP_EL1) * 2;
+    r[SP2] = r[newBank]; r[SP2 + 1] = r[newBank + 1];
+    this.mmu.setEl(el);
+  }
+
+  /** MSR SPSel. */
+  setSpSel(v: number): void { this.selectSp(this.el, v & 1); }
+
+  /** Reads SP_EL0 / SP_EL1 regardless of which is live (MRS SP_EL0 etc.): returns lo, hi in out. */
+  bankedSp(bank: number, out: Int32Array): void {
+    const live = (this.el === 0 || this.spsel === 0 ? SP_EL0 : SP_EL1) === bank;
+    const k = live ? SP2 : bank * 2;
+    out[0] = this.r[k]; out[1] = this.r[k + 1];
+  }
+  setBankedSp(bank: number, lo: number, hi: number): void {
+    const live = (this.el === 0 || this.spsel === 0 ? SP_EL0 : SP_EL1) === bank;
+    const k = live ? SP2 : bank * 2;
+    this.r[k] = lo; this.r[k + 1] = hi;
+  }
+
+  /** PSTATE as an SPSR value (Arm ARM C5.2.18): NZCV 31:28, DAIF 9:6, M[3:0] = EL << 2 | SPSel. */
+  spsr(): number {
+    return ((this.nzcv << 28) | (this.daif << 6) | (this.el << 2) | (this.el === 0 ? 0 : this.spsel)) | 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Exceptions
+
+  /**
+   * Takes a synchronous exception to EL1 (or EL2 for hvc/smc): ESR = ec:il:iss, ELR = PC + retOffset.
+   * Handlers call this and return; it sets `jumped`.
+   */
+  syncException(ec: number, iss: number, retOffset: number, farLo = 0, farHi = 0, setFar = false): void {
+    if (ec === EC_HVC || ec === EC_SMC) {
+      if (this.onEl2 !== null) {
+        // The hypervisor's handler runs "at EL2" and returns to the next instruction unless it changes PC.
+        const r = this.r;
+        const lo = (r[PC2] + retOffset) | 0;
+        if ((lo >>> 0) < (r[PC2] >>> 0)) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
+        r[PC2] = lo;
+        this.jumped = JUMP_CONTEXT;
+        this.onEl2(this, ec, iss);
+        return;
+      }
+      ec = EC_UNKNOWN; iss = 0; retOffset = 0;
+    }
+    const s = this.sys;
+    s[ESR_EL1] = (ec << 26) | (1 << 25) | (iss & 0x1ffffff);
+    s[ESR_EL1 + 1] = 0;
+    if (setFar) { s[FAR_EL1] = farLo; s[FAR_EL1 + 1] = farHi; }
+    const vec = this.el === 0 ? 0x400 : this.spsel ? 0x200 : 0;
+    this.enterEl1(vec + VEC_SYNC, retOffset);
+  }
+
+  /** Saves PSTATE/return address and jumps to VBAR_EL1 + offset at EL1h with DAIF masked. */
+  private enterEl1(offset: number, retOffset: number): void {
+    const r = this.r, s = this.sys;
+    s[SPSR_EL1] = this.spsr(); s[SPSR_EL1 + 1] = 0;
+    const lo = (r[PC2] + retOffset) | 0;
+    s[ELR_EL1] = lo;
+    s[ELR_EL1 + 1] = (lo >>> 0) < (r[PC2] >>> 0) ? (r[PC2 + 1] + 1) | 0 : r[PC2 + 1];
+    this.exclOff = -1; // exception entry clears the local monitor (Arm ARM B2.9.5... "may" clear; we do)
+    this.jumped = JUMP_CONTEXT;
+    if (this.onEl1 !== null) { this.onEl1(this, offset); return; }
+    this.selectSp(1, 1);
+    this.daif = 0xf;
+    const v = (s[VBAR_EL1] & -2048) + offset;
+    r[PC2] = v | 0;
+    r[PC2 + 1] = s[VBAR_EL1 + 1];
+  }
+
+  private takeInterrupt(offset: number): void {
+    const vec = this.el === 0 ? 0x400 : this.spsel ? 0x200 : 0;
+    this.enterEl1(vec + offset, 0);
+    this.jumped = 0; // taken between instructions: the loop re-reads PC anyway
+  }
+
+  /** ERET from EL1: restores PSTATE from SPSR_EL1 and PC from ELR_EL1. */
+  eret(): void {
+    const s = this.sys, r = this.r;
+    const spsr = s[SPSR_EL1];
+    const m = spsr & 0xf;
+    // Only EL0t, EL1t, EL1h in AArch64 are legal targets here; anything else is an illegal return (we
+    // treat it as a return to EL1h with PSTATE.IL, which Linux never does).
+    let el = m >>> 2, sp = m & 1;
+    if ((spsr & 0x10) !== 0 || el > 1 || (el === 0 && sp !== 0)) { el = this.el; sp = this.spsel; }
+    this.nzcv = (spsr >>> 28) & 0xf;
+    this.daif = (spsr >>> 6) & 0xf;
+    this.selectSp(el, sp);
+    r[PC2] = s[ELR_EL1];
+    r[PC2 + 1] = s[ELR_EL1 + 1];
+    this.exclOff = -1;
+    this.jumped = JUMP_CONTEXT;
+  }
+
+  /** Converts the MMU's fault record into an Instruction or Data Abort (Arm ARM D17.2.40 ISS encodings). */
+  private memoryFault(): void {
+    const m = this.mmu;
+    this.jumped = 0;
+    if (m.faultStage2 !== 0 && this.onEl2 !== null) {
+      this.onEl2(this, m.faultFetch ? EC_IABT_LOWER : EC_DABT_LOWER, m.faultStatus);
+      return;
+    }
+    const lower = this.el === 0;
+    if (m.faultFetch) {
+      this.syncException(lower ? EC_IABT_LOWER : EC_IABT_SAME, m.faultStatus, 0, m.faultVaLo, m.faultVaHi, true);
+    } else {
+      this.syncException(lower ? EC_DABT_LOWER : EC_DABT_SAME, (m.faultWrite << 6) | m.faultStatus, 0,
+        m.faultVaLo, m.faultVaHi, true);
+    }
+    this.jumped = 0;
+  }
+
+  private pcAlignmentFault(): void {
+    const r = this.r;
+    this.syncException(EC_PC_ALIGN, 0, 0, r[PC2], r[PC2 + 1], true);
+    this.jumped = 0;
+  }
+
+  /** Raises UNDEFINED for the instruction at PC (EC 0, Arm ARM D1.10.4). */
+  undefinedInstruction(_i: number): void {
+    this.syncException(EC_UNKNOWN, 0, 0);
+  }
+}

@@ -1,0 +1,5 @@
+import type { Decoder } from "./decoder.js";
+
+export function register(_d: Decoder): void {
+  // encodings are added here
+}

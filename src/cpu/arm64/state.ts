@@ -1,0 +1,54 @@
+/**
+ * Layout of an AArch64 vCPU's architectural state in typed arrays, so a context can be copied, saved, or moved
+ * to another worker thread without touching the thread that runs it.
+ *
+ * General-purpose file `r` (Int32Array, two slots per 64-bit register: lo at 2n, hi at 2n+1):
+ *   slots 0..30  X0..X30
+ *   slot  31     XZR: always zero (writers skip d = 31; see setX)
+ *   slot  32     SP of the current exception level / SPSel (the "live" SP)
+ *   slot  33     PC: the address of the instruction being executed
+ *   slot  34     SP_EL0 bank, slot 35 SP_EL1 bank (valid while not live)
+ *
+ * Vector file: 32 x 128-bit V registers in one 512-byte buffer with i32/f32/f64/u8/u16 views (little-endian
+ * host assumed, as on x86-64 and arm64 hosts): Vn's byte k is vu8[16n + k]; Dn is vf64[2n]; Sn is vf32[4n].
+ */
+export const SP = 32;
+export const PC = 33;
+export const SP_EL0 = 34;
+export const SP_EL1 = 35;
+/** Slot index (into r, already doubled) of register n where 31 means SP. */
+export const SP2 = SP * 2;
+export const PC2 = PC * 2;
+export const R_SLOTS = 36 * 2;
+
+/** NZCV as a 4-bit number in Cpu.nzcv. */
+export const N = 8, Z = 4, C = 2, V = 1;
+
+/** DAIF as a 4-bit number in Cpu.daif (D=8, A=4, I=2, F=1), i.e. PSTATE bits 9:6 shifted down by 6. */
+export const DAIF_D = 8, DAIF_A = 4, DAIF_I = 2, DAIF_F = 1;
+
+/**
+ * COND[(cond << 4) | nzcv] = 1 when condition `cond` (Arm ARM C1.2.4, encodings 0..15) holds for flags nzcv.
+ */
+export const COND = new Uint8Array(256);
+for (let cond = 0; cond < 16; cond++) {
+  for (let f = 0; f < 16; f++) {
+    const n = (f >> 3) & 1, z = (f >> 2) & 1, c = (f >> 1) & 1, v = f & 1;
+    let r: boolean;
+    switch (cond >> 1) {
+      case 0: r = z === 1; break; // EQ
+      case 1: r = c === 1; break; // CS
+      case 2: r = n === 1; break; // MI
+      case 3: r = v === 1; break; // VS
+      case 4: r = c === 1 && z === 0; break; // HI
+      case 5: r = n === v; break; // GE
+      case 6: r = n === v && z === 0; break; // GT
+      default: r = true; // AL (0b1110 and 0b1111 both "always")
+    }
+    if ((cond & 1) === 1 && cond !== 15) r = !r;
+    COND[(cond << 4) | f] = r ? 1 : 0;
+  }
+}
+
+/** Cpu.jumped values: 0 sequential; 1 branch (same translation regime); 2 context changed (re-translate PC). */
+export const JUMP_BRANCH = 1, JUMP_CONTEXT = 2;

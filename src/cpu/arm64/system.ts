@@ -1,0 +1,159 @@
+/**
+ * System instructions (Arm ARM C4.1.87 "Branches, Exception Generating and System instructions", C5 "The
+ * A64 System Instruction Class"): exception generation (SVC/HVC/SMC/BRK), hints, barriers, MRS/MSR, and the
+ * system-register table.
+ *
+ * Each system register is decoded to its own handler pair at decode time: the decoder sees MRS/MSR patterns
+ * with the register's op0:op1:CRn:CRm:op2 fixed, so executing MRS is one indirect call and a slot copy.
+ */
+import type { Decoder } from "./decoder.js";
+import type { Cpu } from "./cpu.js";
+import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, STOP_WFI } from "./cpu.js";
+import { setX } from "./regs.js";
+import { PC2 } from "./state.js";
+import { TPIDR_EL0, TPIDRRO_EL0 } from "./sysregs.js";
+
+/** Scratch for 64-bit sysreg reads: read() returns lo and leaves hi in SYSHI[0]. */
+export const SYSHI = new Int32Array(1);
+
+export interface SysReg {
+  name: string;
+  op0: number; op1: number; crn: number; crm: number; op2: number;
+  /** Accessible from EL0 (else an EL0 access traps to EL1 with EC 0x18). */
+  el0?: boolean;
+  /** Returns lo; hi in SYSHI[0]. Absent: write-only (MRS is UNDEFINED). */
+  read?: (c: Cpu) => number;
+  /** Absent: read-only (MSR is UNDEFINED). */
+  write?: (c: Cpu, lo: number, hi: number) => void;
+}
+
+/** A plain storage register in Cpu.sys at `slot` (sysregs.ts). */
+export function stored(name: string, enc: [number, number, number, number, number], slot: number, el0 = false,
+  readOnlyEl0 = false): SysReg {
+  const [op0, op1, crn, crm, op2] = enc;
+  return {
+    name, op0, op1, crn, crm, op2, el0,
+    read: (c) => { SYSHI[0] = c.sys[slot + 1]; return c.sys[slot]; },
+    write: readOnlyEl0
+      ? (c, lo, hi) => { if (c.el === 0) { c.undefinedInstruction(0); return; } c.sys[slot] = lo; c.sys[slot + 1] = hi; }
+      : (c, lo, hi) => { c.sys[slot] = lo; c.sys[slot + 1] = hi; },
+  };
+}
+
+/** A constant (ID) register. */
+export function constant(name: string, enc: [number, number, number, number, number], lo: number, hi = 0, el0 = false): SysReg {
+  const [op0, op1, crn, crm, op2] = enc;
+  return { name, op0, op1, crn, crm, op2, el0, read: () => { SYSHI[0] = hi; return lo; } };
+}
+
+function encBits(s: SysReg): string {
+  const b = (v: number, n: number): string => v.toString(2).padStart(n, "0");
+  return b(s.op0 - 2, 1) + b(s.op1, 3) + b(s.crn, 4) + b(s.crm, 4) + b(s.op2, 3);
+}
+
+/** ISS for a trapped MSR/MRS (EC 0x18, Arm ARM D17.2.40.ISS "Exception from MSR, MRS, or System instruction"). */
+function sysregIss(i: number): number {
+  const op0 = ((i >>> 19) & 3), op2 = (i >>> 5) & 7, op1 = (i >>> 16) & 7, crn = (i >>> 12) & 15, crm = (i >>> 8) & 15;
+  const rt = i & 31, dir = (i >>> 21) & 1;
+  return (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (rt << 5) | (crm << 1) | dir;
+}
+
+/** Registers a system register's MRS and MSR encodings. */
+export function defSysReg(d: Decoder, s: SysReg): void {
+  const e = encBits(s);
+  const el0 = s.el0 === true;
+  const rd = s.read, wr = s.write;
+  if (rd !== undefined) {
+    d.def("1101010100 1 1" + e + "xxxxx", "MRS " + s.name, (c, i) => {
+      if (c.el === 0 && !el0) { c.syncException(EC_SYSREG, sysregIss(i), 0); return; }
+      const lo = rd(c);
+      setX(c, i & 31, lo, SYSHI[0]);
+    });
+  }
+  if (wr !== undefined) {
+    d.def("1101010100 0 1" + e + "xxxxx", "MSR " + s.name, (c, i) => {
+      if (c.el === 0 && !el0) { c.syncException(EC_SYSREG, sysregIss(i), 0); return; }
+      const t = (i & 31) << 1;
+      wr(c, c.r[t], c.r[t + 1]);
+    });
+  }
+}
+
+/** The registers every context needs; the EL1 set is in sysregs-el1.ts. */
+export function baseSysRegs(): SysReg[] {
+  return [
+    stored("TPIDR_EL0", [3, 3, 13, 0, 2], TPIDR_EL0, true),
+    stored("TPIDRRO_EL0", [3, 3, 13, 0, 3], TPIDRRO_EL0, true, true),
+    {
+      name: "NZCV", op0: 3, op1: 3, crn: 4, crm: 2, op2: 0, el0: true,
+      read: (c) => { SYSHI[0] = 0; return c.nzcv << 28; },
+      write: (c, lo) => { c.nzcv = (lo >>> 28) & 0xf; },
+    },
+    {
+      name: "FPCR", op0: 3, op1: 3, crn: 4, crm: 4, op2: 0, el0: true,
+      // Writable: AHP(26) DN(25) FZ(24) RMode(23:22); other bits RES0 in ARMv8.0 without the trapping extension.
+      read: (c) => { SYSHI[0] = 0; return c.fpcr; },
+      write: (c, lo) => { c.fpcr = lo & 0x07c00000; },
+    },
+    {
+      name: "FPSR", op0: 3, op1: 3, crn: 4, crm: 4, op2: 1, el0: true,
+      // Cumulative flags: QC(27), IDC(7), IXC(4), UFC(3), OFC(2), DZC(1), IOC(0).
+      read: (c) => { SYSHI[0] = 0; return c.fpsr; },
+      write: (c, lo) => { c.fpsr = lo & 0x0800009f; },
+    },
+    // DCZID_EL0: DC ZVA permitted, block size 2^4 words = 64 bytes (Arm ARM D17.2.34).
+    constant("DCZID_EL0", [3, 3, 0, 0, 7], 4, 0, true),
+    // CTR_EL0: IminLine = DminLine = 4 (64-byte lines), L1Ip = PIPT (0b11), CWG = ERG = 4 (Arm ARM D17.2.33).
+    constant("CTR_EL0", [3, 3, 0, 0, 1], (1 << 31) | (4 << 24) | (4 << 20) | (4 << 16) | (3 << 14) | 4, 0, true),
+  ];
+}
+
+/** SVC/HVC/SMC/BRK: 11010100 opc imm16 op2 LL (Arm ARM C6.2). */
+function svc(c: Cpu, i: number): void { c.syncException(EC_SVC, (i >>> 5) & 0xffff, 4); }
+function hvc(c: Cpu, i: number): void {
+  if (c.el === 0) { c.undefinedInstruction(i); return; }
+  c.syncException(EC_HVC, (i >>> 5) & 0xffff, 4);
+}
+function smc(c: Cpu, i: number): void {
+  if (c.el === 0) { c.undefinedInstruction(i); return; }
+  c.syncException(EC_SMC, (i >>> 5) & 0xffff, 4);
+}
+function brk(c: Cpu, i: number): void { c.syncException(EC_BRK, (i >>> 5) & 0xffff, 0); }
+
+/** Hints: NOP, YIELD, WFE, WFI, SEV, SEVL and the rest of the hint space (executes as NOP, Arm ARM C6.2.102). */
+function hint(c: Cpu, i: number): void {
+  const op = (i >>> 5) & 0x7f;
+  if (op === 3 || op === 2) { // WFI, WFE: leave the loop; the platform sleeps until an event or interrupt
+    c.stop = STOP_WFI;
+    c.jumped = 1;
+    const r = c.r;
+    const lo = (r[PC2] + 4) | 0; // continue after the WFI when woken
+    if (lo === 0) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
+    r[PC2] = lo;
+  }
+}
+
+/** DSB, DMB, ISB, CLREX: Arm ARM C6.2.  Memory is sequentially consistent within one thread; cross-thread
+ * ordering for SMP guests comes from Atomics in the exclusive/atomic paths. ISB ends the block so context
+ * changes made by MSR take effect for the next instruction. */
+function barrier(c: Cpu, i: number): void {
+  const op2 = (i >>> 5) & 7;
+  if (op2 === 2) { c.exclOff = -1; return; } // CLREX
+  if (op2 === 6) { // ISB
+    const r = c.r;
+    const lo = (r[PC2] + 4) | 0;
+    if (lo === 0) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
+    r[PC2] = lo;
+    c.jumped = 2;
+  }
+}
+
+export function register(d: Decoder): void {
+  d.def("11010100 000 xxxxxxxxxxxxxxxx 000 01", "SVC", svc);
+  d.def("11010100 000 xxxxxxxxxxxxxxxx 000 10", "HVC", hvc);
+  d.def("11010100 000 xxxxxxxxxxxxxxxx 000 11", "SMC", smc);
+  d.def("11010100 001 xxxxxxxxxxxxxxxx 000 00", "BRK", brk);
+  d.def("1101010100 0 00 011 0010 xxxx xxx 11111", "HINT", hint);
+  d.def("1101010100 0 00 011 0011 xxxx xxx 11111", "barrier", barrier);
+  for (const s of baseSysRegs()) defSysReg(d, s);
+}

@@ -1,0 +1,473 @@
+/**
+ * Memory and address translation for one vCPU: VMSAv8-64 stage 1 for the EL1&0 regime with the 4K granule
+ * (Arm ARM D5 "The AArch64 Virtual Memory System Architecture"), a direct-mapped software TLB mapping guest
+ * virtual pages straight to offsets in the domain's RAM buffer, and a stage-2 hook through which a hypervisor
+ * maps intermediate physical addresses to machine memory.
+ *
+ * Hot path (read8..write64): one TLB slot read, a tag compare, a permission-mask test, an ASID test, then a
+ * DataView access. Everything else (walks, faults, page-crossing and MMIO accesses) is the slow path.
+ *
+ * Faults: the slow path records the fault in `fault*` fields and throws the singleton MMU_FAULT (no allocation);
+ * the CPU catches it and takes the Data/Instruction Abort with ESR/FAR built from those fields.
+ */
+import { R } from "../common/int64.js";
+
+/** Access kinds. */
+export const ACC_READ = 0, ACC_WRITE = 1, ACC_FETCH = 2;
+
+/** TLB permission bits (folded into each entry). */
+export const P_R0 = 1, P_W0 = 2, P_X0 = 4, P_R1 = 8, P_W1 = 16, P_X1 = 32;
+const P_ALL = 63;
+
+/** Fault status codes (ESR_ELx.ISS.DFSC/IFSC, Arm ARM D17.2.40), level added to the *_L0 base. */
+export const FSC_ADDR_SIZE_L0 = 0x00, FSC_TRANS_L0 = 0x04, FSC_ACCESS_L0 = 0x08, FSC_PERM_L0 = 0x0c;
+export const FSC_EXTERNAL = 0x10, FSC_ALIGN = 0x21;
+
+/** The one object thrown for a guest memory fault; details are in the Mmu's fault* fields. */
+export const MMU_FAULT = { mmuFault: true } as const;
+
+/** A memory-mapped I/O region handler for physical addresses outside RAM. Size 8 returns lo and puts hi in R[0]. */
+export interface MmioBus {
+  /** Returns the value, or throws MMU_FAULT via mmu.externalAbort when nothing decodes the address. */
+  read(pa: number, size: number): number;
+  write(pa: number, size: number, lo: number, hi: number): void;
+  /** True if some device decodes this physical address. */
+  claims(pa: number): boolean;
+}
+
+/**
+ * Stage-2 hook: maps an intermediate physical address (stage-1 output) to a physical address in this Mmu's
+ * space, or returns -1 for a stage-2 fault (the hypervisor inspects faultIpa).
+ */
+export type Stage2 = (ipa: number, acc: number) => number;
+
+const TLB_BITS = 12;
+const TLB_SIZE = 1 << TLB_BITS;
+const TLB_MASK = TLB_SIZE - 1;
+const TWO32 = 4294967296;
+
+export class Mmu {
+  readonly ram: ArrayBufferLike;
+  readonly u8: Uint8Array;
+  readonly i32: Int32Array;
+  readonly dv: DataView;
+  /** Physical address of RAM's first byte, and its size (bytes, multiple of 4 KiB, below 2 GiB). */
+  readonly ramBase: number;
+  readonly ramSize: number;
+
+  // Software TLB, direct-mapped on VA bits [23:12]. perm === 0 marks an empty slot.
+  readonly tagLo = new Int32Array(TLB_SIZE);
+  readonly tagHi = new Int32Array(TLB_SIZE);
+  readonly tlbAsid = new Int32Array(TLB_SIZE); // -1: global (nG = 0)
+  readonly tlbOff = new Int32Array(TLB_SIZE); // RAM offset of the page
+  readonly tlbPerm = new Uint8Array(TLB_SIZE);
+  readonly tlbShift = new Uint8Array(TLB_SIZE); // log2 of the mapping that filled the entry (12, 21, 30)
+  private blockFills = 0;
+
+  /** Permission masks for the current exception level (set by setEl). */
+  mR = P_R1; mW = P_W1; mX = P_X1;
+  el = 1;
+  /** Current ASID (from TTBR0 or TTBR1 per TCR.A1). */
+  asid = 0;
+
+  // Translation-regime registers (written by the CPU's system-register code; call regimeChanged() after).
+  sctlr = 0;
+  tcrLo = 0; tcrHi = 0;
+  ttbr0Lo = 0; ttbr0Hi = 0;
+  ttbr1Lo = 0; ttbr1Hi = 0;
+
+  stage2: Stage2 | null = null;
+  mmio: MmioBus | null = null;
+
+  // Fault record for the last MMU_FAULT.
+  faultVaLo = 0; faultVaHi = 0; faultStatus = 0; faultWrite = 0; faultFetch = 0; faultStage2 = 0; faultIpa = 0;
+  /** Physical address of the last slow-path MMIO access. */
+  lastPa = 0;
+
+  /** RAM pages holding decoded instructions: writes to them take the slow path and call onCodeWrite. */
+  readonly codePage: Uint8Array;
+  onCodeWrite: (page: number) => void = () => {};
+
+  /** Scratch: high half of read64 results (out[0]). Reused, never reallocated. */
+  readonly out = new Int32Array(2);
+
+  constructor(ram: ArrayBufferLike, ramBase: number) {
+    if (ram.byteLength % 4096 !== 0 || ram.byteLength >= 0x80000000) {
+      throw new RangeError(`RAM size ${ram.byteLength} must be a multiple of 4 KiB below 2 GiB`);
+    }
+    this.ram = ram;
+    this.u8 = new Uint8Array(ram);
+    this.i32 = new Int32Array(ram);
+    this.dv = new DataView(ram);
+    this.ramBase = ramBase;
+    this.ramSize = ram.byteLength;
+    this.codePage = new Uint8Array(ram.byteLength >>> 12);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Regime state
+
+  setEl(el: number): void {
+    this.el = el;
+    if (el === 0) { this.mR = P_R0; this.mW = P_W0; this.mX = P_X0; }
+    else { this.mR = P_R1; this.mW = P_W1; this.mX = P_X1; }
+  }
+
+  /** Re-derives the current ASID; call after writing TTBR0/TTBR1/TCR. Flushes when SCTLR.M or TCR changed. */
+  regimeChanged(flush: boolean): void {
+    const a1 = (this.tcrLo >>> 22) & 1;
+    const as16 = (this.tcrHi >>> 4) & 1; // TCR_EL1.AS (bit 36): 16-bit ASIDs
+    const src = a1 ? this.ttbr1Hi : this.ttbr0Hi;
+    this.asid = (src >>> 16) & (as16 ? 0xffff : 0xff);
+    if (flush) this.flushAll();
+  }
+
+  get mmuOn(): boolean { return (this.sctlr & 1) !== 0; }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Hot path. Each: TLB hit -> direct access; anything else -> slow path.
+
+  read8(lo: number, hi: number): number {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) return this.u8[this.tlbOff[x] + (lo & 0xfff)];
+    }
+    return this.readSlow(lo, hi, 1);
+  }
+
+  read16(lo: number, hi: number): number {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xffe) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) return this.dv.getUint16(this.tlbOff[x] + (lo & 0xfff), true);
+    }
+    return this.readSlow(lo, hi, 2);
+  }
+
+  read32(lo: number, hi: number): number {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xffc) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) return this.dv.getInt32(this.tlbOff[x] + (lo & 0xfff), true);
+    }
+    return this.readSlow(lo, hi, 4);
+  }
+
+  /** Returns the low word; the high word is in out[0]. */
+  read64(lo: number, hi: number): number {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xff8) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) {
+        const o = this.tlbOff[x] + (lo & 0xfff);
+        this.out[0] = this.dv.getInt32(o + 4, true);
+        return this.dv.getInt32(o, true);
+      }
+    }
+    const l = this.readSlow(lo, hi, 8);
+    return l;
+  }
+
+  write8(lo: number, hi: number, v: number): void {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) { this.u8[this.tlbOff[x] + (lo & 0xfff)] = v; return; }
+    }
+    this.writeSlow(lo, hi, 1, v, 0);
+  }
+
+  write16(lo: number, hi: number, v: number): void {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xffe) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) { this.dv.setUint16(this.tlbOff[x] + (lo & 0xfff), v, true); return; }
+    }
+    this.writeSlow(lo, hi, 2, v, 0);
+  }
+
+  write32(lo: number, hi: number, v: number): void {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xffc) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) { this.dv.setInt32(this.tlbOff[x] + (lo & 0xfff), v, true); return; }
+    }
+    this.writeSlow(lo, hi, 4, v, 0);
+  }
+
+  write64(lo: number, hi: number, vlo: number, vhi: number): void {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xff8) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) {
+        const o = this.tlbOff[x] + (lo & 0xfff);
+        this.dv.setInt32(o, vlo, true);
+        this.dv.setInt32(o + 4, vhi, true);
+        return;
+      }
+    }
+    this.writeSlow(lo, hi, 8, vlo, vhi);
+  }
+
+  /**
+   * RAM offset of the 4 KiB page holding the instruction at (lo, hi), checked for execute permission.
+   * Throws MMU_FAULT (faultFetch = 1) on a translation/permission fault or when the page is not RAM.
+   */
+  fetchPage(lo: number, hi: number): number {
+    const x = (lo >>> 12) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mX) !== 0) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) return this.tlbOff[x];
+    }
+    const off = this.translate(lo, hi, ACC_FETCH);
+    if (off < 0) return this.externalAbort(lo, hi, ACC_FETCH);
+    return off & -4096;
+  }
+
+  /**
+   * RAM offset for an access of `size` bytes at (lo, hi) that must not cross a page and must be RAM
+   * (exclusives, atomics, DC ZVA). Throws MMU_FAULT on a fault; alignment is the caller's check.
+   */
+  ramOffset(lo: number, hi: number, acc: number): number {
+    const off = this.translate(lo, hi, acc);
+    if (off < 0) return this.externalAbort(lo, hi, acc);
+    if (acc === ACC_WRITE && this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
+    return off;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Slow path
+
+  private readSlow(lo: number, hi: number, size: number): number {
+    if ((lo & 0xfff) > 4096 - size) return this.readSplit(lo, hi, size);
+    const off = this.translate(lo, hi, ACC_READ);
+    if (off >= 0) {
+      switch (size) {
+        case 1: return this.u8[off];
+        case 2: return this.dv.getUint16(off, true);
+        case 4: return this.dv.getInt32(off, true);
+        default: this.out[0] = this.dv.getInt32(off + 4, true); return this.dv.getInt32(off, true);
+      }
+    }
+    if (this.mmio === null || !this.mmio.claims(this.lastPa)) return this.externalAbort(lo, hi, ACC_READ);
+    const v = this.mmio.read(this.lastPa, size);
+    if (size === 8) this.out[0] = R[0];
+    return v;
+  }
+
+  /** A read crossing a page boundary, byte by byte (each byte translated; faults report the failing byte). */
+  private readSplit(lo: number, hi: number, size: number): number {
+    let vlo = 0, vhi = 0;
+    for (let k = 0; k < size; k++) {
+      const alo = (lo + k) | 0;
+      const ahi = (alo >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+      const b = this.read8(alo, ahi);
+      if (k < 4) vlo |= b << (8 * k); else vhi |= b << (8 * (k - 4));
+    }
+    if (size === 8) this.out[0] = vhi;
+    return size === 4 || size === 8 ? vlo | 0 : vlo;
+  }
+
+  private writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
+    if ((lo & 0xfff) > 4096 - size) {
+      for (let k = 0; k < size; k++) {
+        const alo = (lo + k) | 0;
+        const ahi = (alo >>> 0) < (lo >>> 0) ? (hi + 1) | 0 : hi;
+        this.write8(alo, ahi, k < 4 ? vlo >>> (8 * k) : vhi >>> (8 * (k - 4)));
+      }
+      return;
+    }
+    const off = this.translate(lo, hi, ACC_WRITE);
+    if (off >= 0) {
+      if (this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
+      switch (size) {
+        case 1: this.u8[off] = vlo; return;
+        case 2: this.dv.setUint16(off, vlo & 0xffff, true); return;
+        case 4: this.dv.setInt32(off, vlo, true); return;
+        default: this.dv.setInt32(off, vlo, true); this.dv.setInt32(off + 4, vhi, true); return;
+      }
+    }
+    if (this.mmio === null || !this.mmio.claims(this.lastPa)) { this.externalAbort(lo, hi, ACC_WRITE); return; }
+    this.mmio.write(this.lastPa, size, vlo, vhi);
+  }
+
+  /** Records a synchronous external abort at (lo, hi) and throws. */
+  externalAbort(lo: number, hi: number, acc: number): never {
+    return this.fault(lo, hi, acc, FSC_EXTERNAL);
+  }
+
+  fault(lo: number, hi: number, acc: number, status: number): never {
+    this.faultVaLo = lo; this.faultVaHi = hi; this.faultStatus = status;
+    this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0;
+    this.faultStage2 = 0;
+    throw MMU_FAULT;
+  }
+
+  /**
+   * Translates (lo, hi) for `acc` at the current EL and fills the TLB. Returns the RAM offset of the byte, or
+   * -1 when the physical address is outside RAM (then lastPa holds it). Throws MMU_FAULT on a fault.
+   */
+  translate(lo: number, hi: number, acc: number): number {
+    let pa: number, perm: number, shift: number, asid: number;
+    if ((this.sctlr & 1) === 0) {
+      // MMU off: flat mapping (Arm ARM D5.2.9). Addresses beyond the PA range fault with an address size fault.
+      if ((hi >>> 16) !== 0) return this.fault(lo, hi, acc, FSC_ADDR_SIZE_L0);
+      pa = (hi >>> 0) * TWO32 + (lo >>> 0);
+      perm = P_ALL; shift = 12; asid = -1;
+    } else {
+      pa = this.walk(lo, hi, acc);
+      perm = this.walkPerm; shift = this.walkShift; asid = this.walkGlobal ? -1 : this.asid;
+      const need = acc === ACC_READ ? this.mR : acc === ACC_WRITE ? this.mW : this.mX;
+      if ((perm & need) === 0) return this.fault(lo, hi, acc, FSC_PERM_L0 + this.walkLevel);
+    }
+    if (this.stage2 !== null) {
+      const p2 = this.stage2(pa, acc);
+      if (p2 < 0) { this.faultVaLo = lo; this.faultVaHi = hi; this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0; this.faultStage2 = 1; this.faultIpa = pa; throw MMU_FAULT; }
+      pa = p2;
+    }
+    const off = pa - this.ramBase;
+    if (off < 0 || off >= this.ramSize) { this.lastPa = pa; return -1; }
+    // Fill the TLB. Pages holding decoded code are entered without write permission so writes reach onCodeWrite.
+    const x = (lo >>> 12) & TLB_MASK;
+    const pageOff = off - (off % 4096);
+    this.tagLo[x] = lo & -4096;
+    this.tagHi[x] = hi;
+    this.tlbAsid[x] = asid;
+    this.tlbOff[x] = pageOff;
+    this.tlbPerm[x] = this.codePage[pageOff >>> 12] ? perm & ~(P_W0 | P_W1) : perm;
+    this.tlbShift[x] = shift;
+    if (shift > 12) this.blockFills++;
+    return off;
+  }
+
+  // Results of the last walk (scratch fields: no allocation).
+  walkPerm = 0; walkShift = 12; walkLevel = 0; walkGlobal = false;
+
+  /**
+   * Stage-1 walk (Arm ARM D5.2 "The VMSAv8-64 address translation system"), 4K granule, any T0SZ/T1SZ in
+   * 16..39. Returns the output address; sets walkPerm/walkShift/walkLevel/walkGlobal.
+   */
+  private walk(lo: number, hi: number, acc: number): number {
+    const upper = (hi >>> 23) & 1; // VA bit 55 selects TTBR1
+    const tcr = this.tcrLo;
+    const tsz = upper ? (tcr >>> 16) & 63 : tcr & 63;
+    const epd = upper ? (tcr >>> 23) & 1 : (tcr >>> 7) & 1;
+    const tbi = upper ? (this.tcrHi >>> 6) & 1 : (this.tcrHi >>> 5) & 1; // TBI1 bit 38, TBI0 bit 37
+    if (epd) return this.fault(lo, hi, acc, FSC_TRANS_L0);
+    const inBits = 64 - Math.min(Math.max(tsz, 16), 39);
+    // Bits above the input size must all equal the range selector (ignoring the top byte under TBI).
+    const topMask = tbi ? (0x00ffffff << (inBits - 32)) & 0x00ffffff : (-1 << (inBits - 32));
+    const expect = upper ? topMask : 0;
+    if ((hi & topMask) !== expect) return this.fault(lo, hi, acc, FSC_TRANS_L0);
+    const va = (hi & ((1 << (inBits - 32)) - 1)) * TWO32 + (lo >>> 0);
+    const start = 4 - Math.ceil((inBits - 12) / 9);
+    let level = start;
+    const tlo = upper ? this.ttbr1Lo : this.ttbr0Lo;
+    const thi = upper ? this.ttbr1Hi : this.ttbr0Hi;
+    let table = (thi & 0xffff) * TWO32 + ((tlo & -2) >>> 0); // BADDR[47:1]
+    // Hierarchical permissions from table descriptors.
+    let apTable = 0, uxnTable = 0, pxnTable = 0;
+    for (;;) {
+      const shift = 12 + 9 * (3 - level);
+      const idx = Math.floor(va / 2 ** shift) % 2 ** (level === start ? inBits - shift : 9);
+      let dpa = table + idx * 8;
+      if (this.stage2 !== null) {
+        const p2 = this.stage2(dpa, ACC_READ);
+        if (p2 < 0) { this.faultVaLo = lo; this.faultVaHi = hi; this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0; this.faultStage2 = 1; this.faultIpa = dpa; throw MMU_FAULT; }
+        dpa = p2;
+      }
+      const doff = dpa - this.ramBase;
+      if (doff < 0 || doff + 8 > this.ramSize) return this.fault(lo, hi, acc, FSC_EXTERNAL);
+      const dlo = this.dv.getInt32(doff, true);
+      const dhi = this.dv.getInt32(doff + 4, true);
+      if ((dlo & 1) === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
+      const isTable = (dlo & 2) !== 0 && level < 3;
+      const oa = (dhi & 0xffff) * TWO32 + ((dlo & -4096) >>> 0);
+      if (isTable) {
+        apTable |= (dhi >>> 29) & 3; // APTable bits 62:61
+        uxnTable |= (dhi >>> 28) & 1; // UXNTable bit 60
+        pxnTable |= (dhi >>> 27) & 1; // PXNTable bit 59
+        table = oa;
+        level++;
+        continue;
+      }
+      // Leaf: a page at level 3 (bits[1:0] = 0b11), a block at level 1 or 2 (0b01). Level-0 blocks and
+      // level-3 descriptors with bit 1 clear are invalid (reserved) for the 4K granule.
+      if (level === 3 ? (dlo & 2) === 0 : level === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
+      if ((dlo & 0x400) === 0) return this.fault(lo, hi, acc, FSC_ACCESS_L0 + level); // AF, software-managed
+      const ap = (dlo >>> 6) & 3; // AP[2:1]
+      let el0R = (ap & 1) !== 0, el0W = ap === 1, el1W = (ap & 2) === 0;
+      if (apTable & 1) { el0R = false; el0W = false; }
+      if (apTable & 2) { el0W = false; el1W = false; }
+      const uxn = ((dhi >>> 22) & 1) | uxnTable;
+      const pxn = ((dhi >>> 21) & 1) | pxnTable;
+      let perm = P_R1;
+      if (el1W) perm |= P_W1;
+      if (el0R) perm |= P_R0;
+      if (el0W) perm |= P_W0;
+      // EL1 cannot execute memory writable at EL0 (Arm ARM D5.4.6); WXN makes writable memory XN.
+      const wxn = (this.sctlr >>> 19) & 1;
+      if (!uxn && !(wxn && el0W)) perm |= P_X0;
+      if (!pxn && !el0W && !(wxn && el1W)) perm |= P_X1;
+      this.walkPerm = perm;
+      this.walkShift = shift;
+      this.walkLevel = level;
+      this.walkGlobal = (dlo & 0x800) === 0; // nG
+      const blockMask = 2 ** shift;
+      return oa - (oa % blockMask) + (va % blockMask);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // TLB maintenance (TLBI), Arm ARM D5.10
+
+  flushAll(): void {
+    this.tlbPerm.fill(0);
+    this.blockFills = 0;
+  }
+
+  /** TLBI ASIDE1: non-global entries of one ASID. */
+  flushAsid(asid: number): void {
+    for (let x = 0; x < TLB_SIZE; x++) if (this.tlbAsid[x] === asid) this.tlbPerm[x] = 0;
+  }
+
+  /**
+   * TLBI VAE1 / VAAE1 / VALE1: entries translating the page of VA (lo, hi); asid = -2 for all ASIDs (VAA),
+   * else that ASID's entries and global ones. Entries filled from blocks covering the VA go too.
+   */
+  flushVa(lo: number, hi: number, asid: number): void {
+    const hiM = hi & 0x00ffffff; // the top byte is ignored (tagged addresses)
+    const test = (x: number, mask: number): void => {
+      if (this.tlbPerm[x] === 0) return;
+      const a = this.tlbAsid[x];
+      if (asid !== -2 && a !== -1 && a !== asid) return;
+      if ((this.tagHi[x] & 0x00ffffff) === hiM && ((this.tagLo[x] ^ lo) & mask) === 0) this.tlbPerm[x] = 0;
+    };
+    if (this.blockFills === 0) {
+      test((lo >>> 12) & TLB_MASK, -4096); // only 4K entries: the VA can be cached in its own slot alone
+      return;
+    }
+    for (let x = 0; x < TLB_SIZE; x++) {
+      const s = this.tlbShift[x];
+      test(x, s >= 32 ? 0 : -(2 ** s) | 0);
+    }
+  }
+
+  /** Marks a RAM page as holding decoded instructions: removes write permission from TLB entries for it. */
+  markCode(page: number): void {
+    if (this.codePage[page]) return;
+    this.codePage[page] = 1;
+    const off = page << 12;
+    for (let x = 0; x < TLB_SIZE; x++) if (this.tlbOff[x] === off) this.tlbPerm[x] &= ~(P_W0 | P_W1);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Physical access for the hypervisor, loaders and tests (not guest-visible paths).
+
+  physOffset(pa: number, len: number): number {
+    const off = pa - this.ramBase;
+    if (off < 0 || len < 0 || off + len > this.ramSize) throw new RangeError(`physical range ${pa.toString(16)}+${len} outside RAM`);
+    return off;
+  }
+}
