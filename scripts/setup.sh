@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Xeno's tests need on a fresh Debian machine: npm packages, and from apt the arm64 cross
+# compiler, QEMU's user-mode emulator (the oracle) and Debian's busybox-static:arm64 (fetched, not installed).
+# Idempotent and quiet when everything is present.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+need=()
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v flock >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "xeno setup: need root (or sudo) to install: ${need[*]}" >&2; exit 1; }
+    sudo=sudo
+  fi
+  echo "xeno setup: installing ${need[*]} with apt…" >&2
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+if [ ! -d node_modules/typescript ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "xeno setup: installing npm packages…" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
