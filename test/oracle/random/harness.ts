@@ -84,7 +84,9 @@ export function emitProgram(seqs: readonly Sequence[], window: Uint8Array): stri
   seqs.forEach((s, i) => {
     L.push(`seq_${i}:`);
     ins([...adrl("x29", `in_${i}`), s.mem ? "bl load_in_mem" : "bl load_in"]);
+    L.push(`g_${i}:`); // start of the generated code: each non-label line is one 4-byte instruction (screen.ts)
     for (const u of s.units) for (const line of u.lines) L.push(line.endsWith(":") ? line : "\t" + line);
+    L.push(`e_${i}:`);
     ins([s.mem ? "bl dump_mem" : "bl dump"]);
   });
   L.push("seq_end:");
