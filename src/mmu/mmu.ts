@@ -21,7 +21,10 @@ const P_ALL = 63;
 
 /** Fault status codes (ESR_ELx.ISS.DFSC/IFSC, Arm ARM D17.2.40), level added to the *_L0 base. */
 export const FSC_ADDR_SIZE_L0 = 0x00, FSC_TRANS_L0 = 0x04, FSC_ACCESS_L0 = 0x08, FSC_PERM_L0 = 0x0c;
-export const FSC_EXTERNAL = 0x10, FSC_ALIGN = 0x21;
+export const FSC_EXTERNAL = 0x10, FSC_EXTERNAL_WALK_L0 = 0x14, FSC_ALIGN = 0x21;
+
+/** Physical address size in bits for each TCR_EL1.IPS value, capped at the 48 bits advertised in PARange. */
+const PA_BITS = [32, 36, 40, 42, 44, 48, 48, 48];
 
 /** The one object thrown for a guest memory fault; details are in the Mmu's fault* fields. */
 export const MMU_FAULT = { mmuFault: true } as const;
@@ -343,30 +346,47 @@ export class Mmu {
 
   // Results of the last walk (scratch fields: no allocation).
   walkPerm = 0; walkShift = 12; walkLevel = 0; walkGlobal = false;
+  /** AttrIndx (descriptor bits 4:2, an index into MAIR_EL1) and SH[1:0] (bits 9:8) of the last leaf. */
+  walkAttrIdx = 0; walkSh = 0;
 
   /**
-   * Stage-1 walk (Arm ARM D5.2 "The VMSAv8-64 address translation system"), 4K granule, any T0SZ/T1SZ in
-   * 16..39. Returns the output address; sets walkPerm/walkShift/walkLevel/walkGlobal.
+   * Stage-1 walk (Arm ARM D5.2 "The VMSAv8-64 address translation system"; pseudocode
+   * AArch64.TranslationTableWalk), 4K granule. TnSZ outside 16..39 is clamped (one of the CONSTRAINED
+   * UNPREDICTABLE behaviours the Arm ARM permits, and what QEMU does). Returns the output address; sets
+   * walkPerm/walkShift/walkLevel/walkGlobal/walkAttrIdx/walkSh. Faults (MMU_FAULT) with:
+   *  - Translation fault level 0 when TCR.EPDn is set or the VA lies outside the TTBRn range (the Arm ARM's
+   *    pseudocode reports both "as a level 0 fault" for AArch64);
+   *  - Address size fault (level of the descriptor, 0 for the TTBR) when a table or output address exceeds
+   *    the PA size min(TCR.IPS, 48 bits);
+   *  - Synchronous external abort on a table walk (0b0101LL) when a descriptor is not in RAM;
+   *  - Translation fault level n for an invalid descriptor, Access flag fault level n when AF = 0 (no
+   *    hardware AF management in ARMv8.0).
    */
   private walk(lo: number, hi: number, acc: number): number {
     const upper = (hi >>> 23) & 1; // VA bit 55 selects TTBR1
     const tcr = this.tcrLo;
-    const tsz = upper ? (tcr >>> 16) & 63 : tcr & 63;
+    let tsz = upper ? (tcr >>> 16) & 63 : tcr & 63;
     const epd = upper ? (tcr >>> 23) & 1 : (tcr >>> 7) & 1;
     const tbi = upper ? (this.tcrHi >>> 6) & 1 : (this.tcrHi >>> 5) & 1; // TBI1 bit 38, TBI0 bit 37
     if (epd) return this.fault(lo, hi, acc, FSC_TRANS_L0);
-    const inBits = 64 - Math.min(Math.max(tsz, 16), 39);
-    // Bits above the input size must all equal the range selector (ignoring the top byte under TBI).
-    const topMask = tbi ? (0x00ffffff << (inBits - 32)) & 0x00ffffff : (-1 << (inBits - 32));
-    const expect = upper ? topMask : 0;
-    if ((hi & topMask) !== expect) return this.fault(lo, hi, acc, FSC_TRANS_L0);
-    const va = (hi & ((1 << (inBits - 32)) - 1)) * TWO32 + (lo >>> 0);
+    if (tsz < 16) tsz = 16; else if (tsz > 39) tsz = 39;
+    const inBits = 64 - tsz; // 25..48
+    // Bits [63:inBits] (bits [55:inBits] under TBI) must all equal VA bit 55.
+    let hiMask: number, loMask: number;
+    if (inBits >= 32) { hiMask = -1 << (inBits - 32); loMask = 0; } else { hiMask = -1; loMask = -1 << inBits; }
+    if (tbi) hiMask &= 0x00ffffff;
+    const ex = upper ? -1 : 0;
+    if ((hi & hiMask) !== (ex & hiMask) || (lo & loMask) !== (ex & loMask)) return this.fault(lo, hi, acc, FSC_TRANS_L0);
+    const va = inBits >= 32 ? (hi & ~(-1 << (inBits - 32))) * TWO32 + (lo >>> 0) : (lo & ~loMask) >>> 0;
     const start = 4 - Math.ceil((inBits - 12) / 9);
+    // Output size: TCR_EL1.IPS (bits 34:32) capped at the advertised PARange (48 bits, ID_AA64MMFR0_EL1).
+    const paLimit = 2 ** PA_BITS[this.tcrHi & 7];
     let level = start;
     const tlo = upper ? this.ttbr1Lo : this.ttbr0Lo;
     const thi = upper ? this.ttbr1Hi : this.ttbr0Hi;
     let table = (thi & 0xffff) * TWO32 + ((tlo & -2) >>> 0); // BADDR[47:1]
-    // Hierarchical permissions from table descriptors.
+    if (table >= paLimit) return this.fault(lo, hi, acc, FSC_ADDR_SIZE_L0);
+    // Hierarchical permissions from table descriptors (D5.4.5).
     let apTable = 0, uxnTable = 0, pxnTable = 0;
     for (;;) {
       const shift = 12 + 9 * (3 - level);
@@ -378,13 +398,15 @@ export class Mmu {
         dpa = p2;
       }
       const doff = dpa - this.ramBase;
-      if (doff < 0 || doff + 8 > this.ramSize) return this.fault(lo, hi, acc, FSC_EXTERNAL);
+      if (doff < 0 || doff + 8 > this.ramSize) return this.fault(lo, hi, acc, FSC_EXTERNAL_WALK_L0 + level);
       const dlo = this.dv.getInt32(doff, true);
       const dhi = this.dv.getInt32(doff + 4, true);
       if ((dlo & 1) === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
       const isTable = (dlo & 2) !== 0 && level < 3;
-      const oa = (dhi & 0xffff) * TWO32 + ((dlo & -4096) >>> 0);
+      // OA/next-table address bits [47:12]; bits [51:48] are RES0 with a 48-bit PA and count as out of range.
+      const oa = (dhi & 0xfffff) * TWO32 + ((dlo & -4096) >>> 0);
       if (isTable) {
+        if (oa >= paLimit) return this.fault(lo, hi, acc, FSC_ADDR_SIZE_L0 + level);
         apTable |= (dhi >>> 29) & 3; // APTable bits 62:61
         uxnTable |= (dhi >>> 28) & 1; // UXNTable bit 60
         pxnTable |= (dhi >>> 27) & 1; // PXNTable bit 59
@@ -395,8 +417,10 @@ export class Mmu {
       // Leaf: a page at level 3 (bits[1:0] = 0b11), a block at level 1 or 2 (0b01). Level-0 blocks and
       // level-3 descriptors with bit 1 clear are invalid (reserved) for the 4K granule.
       if (level === 3 ? (dlo & 2) === 0 : level === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
+      if (oa >= paLimit) return this.fault(lo, hi, acc, FSC_ADDR_SIZE_L0 + level);
       if ((dlo & 0x400) === 0) return this.fault(lo, hi, acc, FSC_ACCESS_L0 + level); // AF, software-managed
-      const ap = (dlo >>> 6) & 3; // AP[2:1]
+      // AP[2:1] (bits 7:6) combined with APTable (D5.4.5): APTable[0] removes EL0 access, APTable[1] writes.
+      const ap = (dlo >>> 6) & 3;
       let el0R = (ap & 1) !== 0, el0W = ap === 1, el1W = (ap & 2) === 0;
       if (apTable & 1) { el0R = false; el0W = false; }
       if (apTable & 2) { el0W = false; el1W = false; }
@@ -406,18 +430,67 @@ export class Mmu {
       if (el1W) perm |= P_W1;
       if (el0R) perm |= P_R0;
       if (el0W) perm |= P_W0;
-      // EL1 cannot execute memory writable at EL0 (Arm ARM D5.4.6); WXN makes writable memory XN.
+      // Execute (pseudocode AArch64.CheckPermission): EL0 needs EL0 read access; EL1 never executes memory
+      // writable at EL0; SCTLR_EL1.WXN makes writable memory execute-never at the EL that can write it.
       const wxn = (this.sctlr >>> 19) & 1;
-      if (!uxn && !(wxn && el0W)) perm |= P_X0;
+      if (!uxn && el0R && !(wxn && el0W)) perm |= P_X0;
       if (!pxn && !el0W && !(wxn && el1W)) perm |= P_X1;
       this.walkPerm = perm;
       this.walkShift = shift;
       this.walkLevel = level;
       this.walkGlobal = (dlo & 0x800) === 0; // nG
+      this.walkAttrIdx = (dlo >>> 2) & 7;
+      this.walkSh = (dlo >>> 8) & 3;
       const blockMask = 2 ** shift;
       return oa - (oa % blockMask) + (va % blockMask);
     }
   }
+
+  /**
+   * Address translation for AT S1E*: the stage-1 output address of (lo, hi) for `acc` with the permissions of
+   * EL0 (el0) or EL1, without filling the TLB or throwing. Returns -1 on a fault, with faultStatus (and
+   * faultStage2 for a stage-2 fault on a table walk) set. walkAttrIdx/walkSh describe the mapping.
+   */
+  probe(lo: number, hi: number, acc: number, el0: boolean): number {
+    if ((this.sctlr & 1) === 0) {
+      this.walkAttrIdx = -1; this.walkSh = 2; // MMU off: Device-nGnRnE, outer shareable (D5.2.9)
+      if ((hi >>> 16) !== 0) { this.faultStatus = FSC_ADDR_SIZE_L0; this.faultStage2 = 0; return -1; }
+      return (hi >>> 0) * TWO32 + (lo >>> 0);
+    }
+    try {
+      const pa = this.walk(lo, hi, acc);
+      const need = acc === ACC_READ ? (el0 ? P_R0 : P_R1) : acc === ACC_WRITE ? (el0 ? P_W0 : P_W1) : (el0 ? P_X0 : P_X1);
+      if ((this.walkPerm & need) === 0) { this.faultStatus = FSC_PERM_L0 + this.walkLevel; this.faultStage2 = 0; return -1; }
+      return pa;
+    } catch (e) {
+      if (e !== MMU_FAULT) throw e;
+      return -1;
+    }
+  }
+
+  /**
+   * DC ZVA: zeroes the naturally aligned block of `size` bytes (a power of two <= 4096) holding (lo, hi),
+   * with write permission. Faults as a write (WnR = 1) at (lo, hi); a block outside RAM (Device memory or
+   * nothing) gives an Alignment fault, as DC ZVA to Device memory does (Arm ARM C6.2.81).
+   */
+  zeroBlock(lo: number, hi: number, size: number): void {
+    const x = (lo >>> 12) & TLB_MASK;
+    let off = -1;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) off = this.tlbOff[x] + (lo & 0xfff);
+    }
+    if (off < 0) {
+      off = this.translate(lo, hi, ACC_WRITE);
+      if (off < 0) this.fault(lo, hi, ACC_WRITE, FSC_ALIGN);
+      if (this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
+    }
+    off -= lo & (size - 1);
+    this.u8.fill(0, off, off + size);
+  }
+
+  /** ASID width mask per TCR_EL1.AS (bit 36): 16 or 8 bits. */
+  get asidMask(): number { return (this.tcrHi >>> 4) & 1 ? 0xffff : 0xff; }
 
   // ---------------------------------------------------------------------------------------------------------
   // TLB maintenance (TLBI), Arm ARM D5.10
@@ -434,24 +507,27 @@ export class Mmu {
 
   /**
    * TLBI VAE1 / VAAE1 / VALE1: entries translating the page of VA (lo, hi); asid = -2 for all ASIDs (VAA),
-   * else that ASID's entries and global ones. Entries filled from blocks covering the VA go too.
+   * else that ASID's entries and global ones. Entries filled from blocks covering the VA go too. The top byte
+   * is not compared (tagged addresses may have filled entries under any tag).
    */
   flushVa(lo: number, hi: number, asid: number): void {
-    const hiM = hi & 0x00ffffff; // the top byte is ignored (tagged addresses)
-    const test = (x: number, mask: number): void => {
-      if (this.tlbPerm[x] === 0) return;
-      const a = this.tlbAsid[x];
-      if (asid !== -2 && a !== -1 && a !== asid) return;
-      if ((this.tagHi[x] & 0x00ffffff) === hiM && ((this.tagLo[x] ^ lo) & mask) === 0) this.tlbPerm[x] = 0;
-    };
+    const hiM = hi & 0x00ffffff;
     if (this.blockFills === 0) {
-      test((lo >>> 12) & TLB_MASK, -4096); // only 4K entries: the VA can be cached in its own slot alone
+      this.flushSlot((lo >>> 12) & TLB_MASK, lo, hiM, asid, -4096); // 4K entries only: the VA's own slot
       return;
     }
+    const sh = this.tlbShift;
     for (let x = 0; x < TLB_SIZE; x++) {
-      const s = this.tlbShift[x];
-      test(x, s >= 32 ? 0 : -(2 ** s) | 0);
+      const s = sh[x];
+      this.flushSlot(x, lo, hiM, asid, s === 12 ? -4096 : s === 21 ? -0x200000 : -0x40000000);
     }
+  }
+
+  private flushSlot(x: number, lo: number, hiM: number, asid: number, mask: number): void {
+    if (this.tlbPerm[x] === 0) return;
+    const a = this.tlbAsid[x];
+    if (asid !== -2 && a !== -1 && a !== asid) return;
+    if ((this.tagHi[x] & 0x00ffffff) === hiM && ((this.tagLo[x] ^ lo) & mask) === 0) this.tlbPerm[x] = 0;
   }
 
   /** Marks a RAM page as holding decoded instructions: removes write permission from TLB entries for it. */

@@ -7,10 +7,12 @@
  */
 import { Decoder, type Handler } from "./decoder.js";
 import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
-import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_I, DAIF_F, JUMP_CONTEXT } from "./state.js";
+import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT } from "./state.js";
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
-import { ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
+import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
+import { resetSysRegs } from "./sysregs-el1.js";
+import { hostCounter } from "./sys-timer.js";
 
 /** Exception classes (ESR_ELx.EC, Arm ARM D17.2.40). */
 export const EC_UNKNOWN = 0x00, EC_WFX = 0x01, EC_FP_ACCESS = 0x07, EC_ILLEGAL = 0x0e, EC_SVC = 0x15,
@@ -69,9 +71,41 @@ export class Cpu {
   exclLo = 0;
   exclHi = 0;
 
+  /** The Event Register (WFE/SEV/SEVL, Arm ARM D1.16.1): 1 when an event is pending. */
+  event = 0;
+  /** PSTATE.IL: set by an illegal exception return; the next instruction then takes EC 0x0E (Arm ARM D1.4.4). */
+  il = 0;
+
   /** Interrupt lines into this CPU (level-sensitive), set by the interrupt controller. */
   irqLine = 0;
   fiqLine = 0;
+  /** A pending SError (asynchronous external abort): edge-like, cleared when taken (PSTATE.A unmasked). */
+  serrorLine = 0;
+
+  /** vCPU index within its domain: MPIDR_EL1 affinity (sysregs-el1.ts). */
+  vcpuIndex = 0;
+
+  /**
+   * True when FP/SIMD instructions must trap at the current EL (CPACR_EL1.FPEN, Arm ARM D17.2.30), kept in
+   * step by CPACR writes and EL changes. FP/SIMD handlers test it first:
+   * `if (c.fpTrap) { c.fpAccessTrap(); return; }`. Reset: FPEN = 0b11 (reset value is UNKNOWN; we choose
+   * "no trap" so bare-metal code and tests can use FP at once), so false.
+   */
+  fpTrap = false;
+
+  /**
+   * The system counter (CNTPCT_EL0) in ticks of CNTFRQ_EL0 (62.5 MHz), as an integer-valued number below
+   * 2^53. The default reads this thread's monotonic clock; the hypervisor installs a clock shared by all
+   * vCPUs of a domain (workers' clocks differ) and may offset it for save/restore.
+   */
+  counter: () => number = hostCounter;
+  /** Called after a guest write to a generic-timer register (timer 0 = physical, 1 = virtual). */
+  onTimerChange: ((c: Cpu, timer: number) => void) | null = null;
+  /**
+   * Inner-Shareable maintenance to forward to the other vCPUs of the domain (TLBI ...IS, IC IALLUIS): the SYS
+   * instruction word and the Xt operand. The receiver applies it with applyBroadcast (sys-insns.ts).
+   */
+  onBroadcast: ((c: Cpu, insn: number, xlo: number, xhi: number) => void) | null = null;
 
   /** Number of instructions retired since creation (approximate: counted per run() slice). */
   retired = 0;
@@ -89,6 +123,7 @@ export class Cpu {
     this.mmu = mmu;
     mmu.setEl(this.el);
     mmu.onCodeWrite = (page) => this.invalidateCodePage(page);
+    resetSysRegs(this);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -105,8 +140,7 @@ export class Cpu {
     let done = 0;
     this.stop = STOP_BUDGET;
     while (done < budget && this.stop === STOP_BUDGET) {
-      if (this.irqLine !== 0 && (this.daif & DAIF_I) === 0) this.takeInterrupt(0x080);
-      else if (this.fiqLine !== 0 && (this.daif & DAIF_F) === 0) this.takeInterrupt(0x100);
+      if ((this.irqLine | this.fiqLine | this.serrorLine | this.il) !== 0) this.pendingEvents();
       try {
         let lo = r[PC2], hi = r[PC2 + 1];
         if ((lo & 3) !== 0) { this.pcAlignmentFault(); continue; }
@@ -155,7 +189,8 @@ export class Cpu {
     return done;
   }
 
-  private invalidateCodePage(page: number): void {
+  /** Drops the decoded instructions of one RAM page (IC IVAU, writes to code). */
+  invalidateCodePage(page: number): void {
     const code = this.codeCache[page];
     if (code !== undefined) code.fill(LAZY);
   }
@@ -178,6 +213,18 @@ export class Cpu {
     const newBank = (el === 0 || spsel === 0 ? SP_EL0 : SP_EL1) * 2;
     r[SP2] = r[newBank]; r[SP2 + 1] = r[newBank + 1];
     this.mmu.setEl(el);
+    this.updateFpTrap();
+  }
+
+  /** Recomputes fpTrap from CPACR_EL1.FPEN and the EL: 0b01 traps EL0 only, 0b11 nothing, else both. */
+  updateFpTrap(): void {
+    const fpen = (this.sys[CPACR_EL1] >>> 20) & 3;
+    this.fpTrap = fpen === 3 ? false : fpen === 1 ? this.el === 0 : true;
+  }
+
+  /** Access to FP/SIMD trapped by CPACR_EL1.FPEN: EC 0x07 (ISS CV = 1, COND = 0b1110 for AArch64 traps). */
+  fpAccessTrap(): void {
+    this.syncException(EC_FP_ACCESS, 0x1e00000, 0);
   }
 
   /** MSR SPSel. */
@@ -195,9 +242,9 @@ export class Cpu {
     this.r[k] = lo; this.r[k + 1] = hi;
   }
 
-  /** PSTATE as an SPSR value (Arm ARM C5.2.18): NZCV 31:28, DAIF 9:6, M[3:0] = EL << 2 | SPSel. */
+  /** PSTATE as an SPSR value (Arm ARM C5.2.18): NZCV 31:28, IL 20, DAIF 9:6, M[3:0] = EL << 2 | SPSel. */
   spsr(): number {
-    return ((this.nzcv << 28) | (this.daif << 6) | (this.el << 2) | (this.el === 0 ? 0 : this.spsel)) | 0;
+    return ((this.nzcv << 28) | (this.il << 20) | (this.daif << 6) | (this.el << 2) | (this.el === 0 ? 0 : this.spsel)) | 0;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -237,6 +284,7 @@ export class Cpu {
     s[ELR_EL1] = lo;
     s[ELR_EL1 + 1] = (lo >>> 0) < (r[PC2] >>> 0) ? (r[PC2 + 1] + 1) | 0 : r[PC2 + 1];
     this.exclOff = -1; // exception entry clears the local monitor (Arm ARM B2.9.5... "may" clear; we do)
+    this.il = 0; // PSTATE.IL is cleared on exception entry (saved in SPSR.IL above)
     this.jumped = JUMP_CONTEXT;
     if (this.onEl1 !== null) { this.onEl1(this, offset); return; }
     this.selectSp(1, 1);
@@ -252,17 +300,39 @@ export class Cpu {
     this.jumped = 0; // taken between instructions: the loop re-reads PC anyway
   }
 
-  /** ERET from EL1: restores PSTATE from SPSR_EL1 and PC from ELR_EL1. */
+  /**
+   * Between instructions, when an interrupt line is up or PSTATE.IL is set: takes the highest-priority
+   * unmasked asynchronous exception (SError, then FIQ, then IRQ; the Arm ARM leaves their relative priority
+   * IMPLEMENTATION DEFINED), else the Illegal Execution State exception (EC 0x0E, ELR = this instruction).
+   * All target EL1, so PSTATE.{A,I,F} mask them at EL0 and EL1 alike (Arm ARM D1.13.1).
+   */
+  private pendingEvents(): void {
+    const daif = this.daif;
+    if (this.serrorLine !== 0 && (daif & DAIF_A) === 0) {
+      this.serrorLine = 0;
+      // ESR for an SError with IDS = 0 and no further syndrome (ARMv8.0 without RAS): EC 0x2F, IL = 1.
+      this.sys[ESR_EL1] = (EC_SERROR << 26) | (1 << 25); this.sys[ESR_EL1 + 1] = 0;
+      this.takeInterrupt(VEC_SERROR);
+    } else if (this.fiqLine !== 0 && (daif & DAIF_F) === 0) this.takeInterrupt(VEC_FIQ);
+    else if (this.irqLine !== 0 && (daif & DAIF_I) === 0) this.takeInterrupt(VEC_IRQ);
+    else if (this.il !== 0) { this.syncException(EC_ILLEGAL, 0, 0); this.jumped = 0; }
+  }
+
+  /**
+   * ERET from EL1 (Arm ARM D1.11 "Exception return"): restores PSTATE from SPSR_EL1 and PC from ELR_EL1.
+   * Legal targets are EL0t (M = 0b00000), EL1t (0b00100) and EL1h (0b00101); any other M (AArch32, EL2,
+   * EL3, reserved) is an illegal return (D1.11.4): EL and SP stay, NZCV/DAIF are restored, PSTATE.IL is set
+   * and PC = ELR, so the next instruction takes the Illegal Execution State exception.
+   */
   eret(): void {
     const s = this.sys, r = this.r;
     const spsr = s[SPSR_EL1];
-    const m = spsr & 0xf;
-    // Only EL0t, EL1t, EL1h in AArch64 are legal targets here; anything else is an illegal return (we
-    // treat it as a return to EL1h with PSTATE.IL, which Linux never does).
-    let el = m >>> 2, sp = m & 1;
-    if ((spsr & 0x10) !== 0 || el > 1 || (el === 0 && sp !== 0)) { el = this.el; sp = this.spsel; }
+    const m = spsr & 0x1f;
+    let el = this.el, sp = this.spsel, il = (spsr >>> 20) & 1;
+    if (m === 0 || m === 4 || m === 5) { el = m >>> 2; sp = m & 1; } else il = 1;
     this.nzcv = (spsr >>> 28) & 0xf;
     this.daif = (spsr >>> 6) & 0xf;
+    this.il = il;
     this.selectSp(el, sp);
     r[PC2] = s[ELR_EL1];
     r[PC2 + 1] = s[ELR_EL1 + 1];

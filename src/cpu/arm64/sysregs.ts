@@ -41,6 +41,16 @@ export const CNTV_CVAL_EL0 = reg();
 export const CNTP_CTL_EL0 = reg();
 export const CNTP_CVAL_EL0 = reg();
 export const CNTVOFF_EL2 = reg();
+// Debug breakpoint/watchpoint registers: two of each (ID_AA64DFR0_EL1.BRPs = WRPs = 1), storage only.
+export const DBGBVR0_EL1 = reg();
+export const DBGBVR1_EL1 = reg();
+export const DBGBCR0_EL1 = reg();
+export const DBGBCR1_EL1 = reg();
+export const DBGWVR0_EL1 = reg();
+export const DBGWVR1_EL1 = reg();
+export const DBGWCR0_EL1 = reg();
+export const DBGWCR1_EL1 = reg();
+export const OSLSR_EL1 = reg(); // OS lock status, written through OSLAR_EL1
 /** Room for registers added later without reshuffling. */
 export const SYS_SLOTS = 256;
 if (next > SYS_SLOTS) throw new Error("sysregs: SYS_SLOTS too small");

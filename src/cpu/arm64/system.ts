@@ -8,10 +8,29 @@
  */
 import type { Decoder } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
-import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, STOP_WFI } from "./cpu.js";
+import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, EC_WFX, STOP_WFI } from "./cpu.js";
 import { setX } from "./regs.js";
-import { PC2 } from "./state.js";
-import { TPIDR_EL0, TPIDRRO_EL0 } from "./sysregs.js";
+import { JUMP_CONTEXT, PC2 } from "./state.js";
+import { SCTLR_EL1, TPIDR_EL0, TPIDRRO_EL0 } from "./sysregs.js";
+import { el1SysRegs } from "./sysregs-el1.js";
+import { timerSysRegs } from "./sys-timer.js";
+import { register as registerSysInsns } from "./sys-insns.js";
+
+/** SCTLR_EL1 bits that gate EL0 access to system instructions and registers (Arm ARM D17.2.118). */
+export const SCTLR_M = 1 << 0, SCTLR_UMA = 1 << 9, SCTLR_DZE = 1 << 14, SCTLR_UCT = 1 << 15,
+  SCTLR_NTWI = 1 << 16, SCTLR_NTWE = 1 << 18, SCTLR_WXN = 1 << 19, SCTLR_UCI = 1 << 26;
+
+/**
+ * Ends the current instruction and the decoded block: PC += 4 and a context change, so the run loop re-reads
+ * PC, re-translates it and takes interrupts that the instruction unmasked. For MSR writes with side effects.
+ */
+export function endBlock(c: Cpu): void {
+  const r = c.r;
+  const lo = (r[PC2] + 4) | 0;
+  if (lo === 0) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
+  r[PC2] = lo;
+  c.jumped = JUMP_CONTEXT;
+}
 
 /** Scratch for 64-bit sysreg reads: read() returns lo and leaves hi in SYSHI[0]. */
 export const SYSHI = new Int32Array(1);
@@ -19,17 +38,25 @@ export const SYSHI = new Int32Array(1);
 export interface SysReg {
   name: string;
   op0: number; op1: number; crn: number; crm: number; op2: number;
-  /** Accessible from EL0 (else an EL0 access traps to EL1 with EC 0x18). */
-  el0?: boolean;
-  /** Returns lo; hi in SYSHI[0]. Absent: write-only (MRS is UNDEFINED). */
+  /**
+   * EL0 access. Absent/false: the register is EL1-only and an EL0 access is UNDEFINED (EC 0x00), as the Arm
+   * ARM's accessor pseudocode says ("if PSTATE.EL == EL0 then UNDEFINED"). true: always accessible. A
+   * predicate: accessible when it returns true, else the access traps to EL1 with EC 0x18 (registers with an
+   * EL1 enable such as SCTLR_EL1.UCT for CTR_EL0 or CNTKCTL_EL1 for the counters).
+   */
+  el0?: boolean | ((c: Cpu) => boolean);
+  /**
+   * Returns lo; hi in SYSHI[0]. Absent: write-only (MRS is UNDEFINED). May raise an exception instead
+   * (c.syncException/undefinedInstruction), in which case Xt is left alone.
+   */
   read?: (c: Cpu) => number;
   /** Absent: read-only (MSR is UNDEFINED). */
   write?: (c: Cpu, lo: number, hi: number) => void;
 }
 
 /** A plain storage register in Cpu.sys at `slot` (sysregs.ts). */
-export function stored(name: string, enc: [number, number, number, number, number], slot: number, el0 = false,
-  readOnlyEl0 = false): SysReg {
+export function stored(name: string, enc: [number, number, number, number, number], slot: number,
+  el0: boolean | ((c: Cpu) => boolean) = false, readOnlyEl0 = false): SysReg {
   const [op0, op1, crn, crm, op2] = enc;
   return {
     name, op0, op1, crn, crm, op2, el0,
@@ -41,7 +68,8 @@ export function stored(name: string, enc: [number, number, number, number, numbe
 }
 
 /** A constant (ID) register. */
-export function constant(name: string, enc: [number, number, number, number, number], lo: number, hi = 0, el0 = false): SysReg {
+export function constant(name: string, enc: [number, number, number, number, number], lo: number, hi = 0,
+  el0: boolean | ((c: Cpu) => boolean) = false): SysReg {
   const [op0, op1, crn, crm, op2] = enc;
   return { name, op0, op1, crn, crm, op2, el0, read: () => { SYSHI[0] = hi; return lo; } };
 }
@@ -51,8 +79,8 @@ function encBits(s: SysReg): string {
   return b(s.op0 - 2, 1) + b(s.op1, 3) + b(s.crn, 4) + b(s.crm, 4) + b(s.op2, 3);
 }
 
-/** ISS for a trapped MSR/MRS (EC 0x18, Arm ARM D17.2.40.ISS "Exception from MSR, MRS, or System instruction"). */
-function sysregIss(i: number): number {
+/** ISS for a trapped MSR/MRS/SYS (EC 0x18, Arm ARM D17.2.40 "Exception from MSR, MRS, or System instruction"). */
+export function sysregIss(i: number): number {
   const op0 = ((i >>> 19) & 3), op2 = (i >>> 5) & 7, op1 = (i >>> 16) & 7, crn = (i >>> 12) & 15, crm = (i >>> 8) & 15;
   const rt = i & 31, dir = (i >>> 21) & 1;
   return (op0 << 20) | (op2 << 17) | (op1 << 14) | (crn << 10) | (rt << 5) | (crm << 1) | dir;
@@ -61,22 +89,40 @@ function sysregIss(i: number): number {
 /** Registers a system register's MRS and MSR encodings. */
 export function defSysReg(d: Decoder, s: SysReg): void {
   const e = encBits(s);
-  const el0 = s.el0 === true;
+  const el0Ok = s.el0 === true;
+  const el0Fn = typeof s.el0 === "function" ? s.el0 : null;
   const rd = s.read, wr = s.write;
   if (rd !== undefined) {
     d.def("1101010100 1 1" + e + "xxxxx", "MRS " + s.name, (c, i) => {
-      if (c.el === 0 && !el0) { c.syncException(EC_SYSREG, sysregIss(i), 0); return; }
+      if (c.el === 0 && !el0Ok && !el0Allowed(c, i, el0Fn)) return;
       const lo = rd(c);
+      if (c.jumped !== 0) return; // the read raised an exception (e.g. SP_EL0 while it is the live SP)
       setX(c, i & 31, lo, SYSHI[0]);
     });
   }
   if (wr !== undefined) {
     d.def("1101010100 0 1" + e + "xxxxx", "MSR " + s.name, (c, i) => {
-      if (c.el === 0 && !el0) { c.syncException(EC_SYSREG, sysregIss(i), 0); return; }
+      if (c.el === 0 && !el0Ok && !el0Allowed(c, i, el0Fn)) return;
       const t = (i & 31) << 1;
       wr(c, c.r[t], c.r[t + 1]);
     });
   }
+}
+
+/** EL0 access check for a system register or instruction: raises UNDEFINED or the EC 0x18 trap when refused. */
+export function el0Allowed(c: Cpu, i: number, fn: ((c: Cpu) => boolean) | null): boolean {
+  if (fn === null) { c.undefinedInstruction(i); return false; }
+  if (fn(c)) return true;
+  c.syncException(EC_SYSREG, sysregIss(i), 0);
+  return false;
+}
+
+/** Registers "MRS Xt, <reg>" as reading zero for every register matching a pattern (reserved ID space). */
+export function defRazRange(d: Decoder, name: string, encPattern: string): void {
+  d.def("1101010100 1 1" + encPattern + "xxxxx", "MRS " + name, (c, i) => {
+    if (c.el === 0) { c.undefinedInstruction(i); return; }
+    setX(c, i & 31, 0, 0);
+  });
 }
 
 /** The registers every context needs; the EL1 set is in sysregs-el1.ts. */
@@ -101,10 +147,16 @@ export function baseSysRegs(): SysReg[] {
       read: (c) => { SYSHI[0] = 0; return c.fpsr; },
       write: (c, lo) => { c.fpsr = lo & 0x0800009f; },
     },
-    // DCZID_EL0: DC ZVA permitted, block size 2^4 words = 64 bytes (Arm ARM D17.2.34).
-    constant("DCZID_EL0", [3, 3, 0, 0, 7], 4, 0, true),
+    {
+      // DCZID_EL0: block size 2^4 words = 64 bytes; DZP (bit 4) set at EL0 when SCTLR_EL1.DZE forbids DC ZVA
+      // there (Arm ARM D17.2.34).
+      name: "DCZID_EL0", op0: 3, op1: 3, crn: 0, crm: 0, op2: 7, el0: true,
+      read: (c) => { SYSHI[0] = 0; return c.el === 0 && (c.sys[SCTLR_EL1] & SCTLR_DZE) === 0 ? 4 | 16 : 4; },
+    },
     // CTR_EL0: IminLine = DminLine = 4 (64-byte lines), L1Ip = PIPT (0b11), CWG = ERG = 4 (Arm ARM D17.2.33).
-    constant("CTR_EL0", [3, 3, 0, 0, 1], (1 << 31) | (4 << 24) | (4 << 20) | (4 << 16) | (3 << 14) | 4, 0, true),
+    // EL0 reads trap (EC 0x18) unless SCTLR_EL1.UCT.
+    constant("CTR_EL0", [3, 3, 0, 0, 1], (1 << 31) | (4 << 24) | (4 << 20) | (4 << 16) | (3 << 14) | 4, 0,
+      (c) => (c.sys[SCTLR_EL1] & SCTLR_UCT) !== 0),
   ];
 }
 
@@ -120,10 +172,28 @@ function smc(c: Cpu, i: number): void {
 }
 function brk(c: Cpu, i: number): void { c.syncException(EC_BRK, (i >>> 5) & 0xffff, 0); }
 
-/** Hints: NOP, YIELD, WFE, WFI, SEV, SEVL and the rest of the hint space (executes as NOP, Arm ARM C6.2.102). */
+/**
+ * Hints: NOP, YIELD, WFE, WFI, SEV, SEVL and the rest of the hint space (executes as NOP, Arm ARM C6.2.102).
+ * WFI/WFE at EL0 trap to EL1 (EC 0x01) unless SCTLR_EL1.nTWI/nTWE. WFE with the Event Register set clears it
+ * and continues; otherwise WFI and WFE leave the loop (STOP_WFI) and the platform sleeps until an interrupt
+ * or event (for WFE the platform should wake on SEV from another vCPU or after a short while: spin-wait
+ * loops such as Linux's __cmpwait rely on the exclusive monitor's clear event, which is not modelled).
+ * SEV is forwarded to the other vCPUs through onBroadcast.
+ */
 function hint(c: Cpu, i: number): void {
   const op = (i >>> 5) & 0x7f;
-  if (op === 3 || op === 2) { // WFI, WFE: leave the loop; the platform sleeps until an event or interrupt
+  if (op === 4 || op === 5) { // SEV, SEVL
+    c.event = 1;
+    if (op === 4 && c.onBroadcast !== null) c.onBroadcast(c, i, 0, 0);
+    return;
+  }
+  if (op === 3 || op === 2) { // WFI, WFE
+    if (c.el === 0 && (c.sys[SCTLR_EL1] & (op === 3 ? SCTLR_NTWI : SCTLR_NTWE)) === 0) {
+      // ISS: CV = 1, COND = 0b1110 (AArch64), TI = 1 for WFE.
+      c.syncException(EC_WFX, 0x1e00000 | (op === 2 ? 1 : 0), 0);
+      return;
+    }
+    if (op === 2 && c.event !== 0) { c.event = 0; return; }
     c.stop = STOP_WFI;
     c.jumped = 1;
     const r = c.r;
@@ -156,4 +226,12 @@ export function register(d: Decoder): void {
   d.def("1101010100 0 00 011 0010 xxxx xxx 11111", "HINT", hint);
   d.def("1101010100 0 00 011 0011 xxxx xxx 11111", "barrier", barrier);
   for (const s of baseSysRegs()) defSysReg(d, s);
+  for (const s of el1SysRegs()) defSysReg(d, s);
+  for (const s of timerSysRegs()) defSysReg(d, s);
+  // Reserved ID register space op0 = 3, op1 = 0, CRn = 0, CRm = 1..7 reads as zero (Arm ARM D12.3.1); the
+  // registers defined in it (ID_AA64*) are more specific patterns and win.
+  defRazRange(d, "ID space (RAZ)", "1 000 0000 0001 xxx");
+  defRazRange(d, "ID space (RAZ)", "1 000 0000 001x xxx");
+  defRazRange(d, "ID space (RAZ)", "1 000 0000 01xx xxx");
+  registerSysInsns(d);
 }
