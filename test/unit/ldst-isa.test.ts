@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ESR_EL1, FAR_EL1 } from "../../src/cpu/arm64/sysregs.js";
+import { CPACR_EL1, ESR_EL1, FAR_EL1 } from "../../src/cpu/arm64/sysregs.js";
 import { sharedDecoder } from "../../src/cpu/arm64/cpu.js";
 import { CODE, getV, getX, haveAsm, machine, peek64, poke64, setV, setX, words } from "./ldst-asm.js";
 
@@ -720,4 +720,17 @@ test("LDTR/STTR use EL0 permissions at EL1", { skip }, () => {
   c.r[66] = CODE; m.exc.length = 0;
   m2.c.run(1);
   assert.deepEqual(m.exc, []);
+});
+
+test("SIMD&FP loads/stores trap when CPACR_EL1.FPEN disables FP", { skip }, () => {
+  for (const src of ["ldr q0, [x1]", "ldp d0, d1, [x1]", "ld1 {v0.16b}, [x1]", "ld1r {v0.4s}, [x1]", "str s0, [x1], #4"]) {
+    const m = machine(src);
+    setX(m.c, 1, BigInt(DATA));
+    m.c.sys[CPACR_EL1] = 0;
+    m.c.updateFpTrap();
+    m.c.run(1);
+    assert.equal(m.exc.length, 1, src);
+    assert.equal(esr(m.c) >>> 26, 0x07, src);
+    assert.equal(getX(m.c, 1), BigInt(DATA), src);
+  }
 });

@@ -9,7 +9,8 @@
  * loads leave the other lanes alone. Loads read all of memory into a scratch buffer before writing any register,
  * so a fault leaves no partial register state (stores may be partly done, as the architecture allows).
  *
- * Address arithmetic (64-bit with carry) is shared with ldst.ts.
+ * Every handler first honours CPACR_EL1.FPEN through Cpu.fpTrap (EC 0x07). Address arithmetic (64-bit with
+ * carry) is shared with ldst.ts.
  */
 import type { Decoder } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
@@ -55,6 +56,7 @@ function kindOf(i: number): number { return ((i >>> 28) & 0xc) | ((i >>> 22) & 3
 
 /** LDR/STR (SIMD&FP, unsigned offset): size 111 1 01 opc imm12 Rn Rt. */
 function fpUimm(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const kind = kindOf(i);
   const lo = eaOff(c.r, spSlot((i >>> 5) & 31), ((i >>> 10) & 0xfff) << scaleOf(kind));
   fpAccess(c, kind, i & 31, lo, eaHi);
@@ -62,12 +64,14 @@ function fpUimm(c: Cpu, i: number): void {
 
 /** LDUR/STUR (SIMD&FP): size 111 1 00 opc 0 imm9 00 Rn Rt. */
 function fpUnscaled(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const lo = eaOff(c.r, spSlot((i >>> 5) & 31), (i << 11) >> 23);
   fpAccess(c, kindOf(i), i & 31, lo, eaHi);
 }
 
 /** Post-index (SIMD&FP): imm9 01. */
 function fpPost(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, n = spSlot((i >>> 5) & 31);
   const lo = r[n], hi = r[n + 1];
   const nlo = eaOff(r, n, (i << 11) >> 23), nhi = eaHi;
@@ -77,6 +81,7 @@ function fpPost(c: Cpu, i: number): void {
 
 /** Pre-index (SIMD&FP): imm9 11. */
 function fpPre(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, n = spSlot((i >>> 5) & 31);
   const lo = eaOff(r, n, (i << 11) >> 23), hi = eaHi;
   fpAccess(c, kindOf(i), i & 31, lo, hi);
@@ -85,6 +90,7 @@ function fpPre(c: Cpu, i: number): void {
 
 /** Register offset (SIMD&FP): size 111 1 00 opc 1 Rm option S 10 Rn Rt; S shifts by the access size. */
 function fpReg(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const kind = kindOf(i);
   const lo = eaReg(c.r, i, scaleOf(kind));
   fpAccess(c, kind, i & 31, lo, eaHi);
@@ -92,6 +98,7 @@ function fpReg(c: Cpu, i: number): void {
 
 /** LDR (literal, SIMD&FP): opc 011 1 00 imm19 Rt; opc 00 S, 01 D, 10 Q (11 unallocated). */
 function fpLiteral(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const lo = eaLiteral(c.r, i);
   const opc = i >>> 30;
   fpAccess(c, opc === 0 ? 9 : opc === 1 ? 13 : 3, i & 31, lo, eaHi);
@@ -145,10 +152,12 @@ function fpPairAccess(c: Cpu, i: number, lo: number, hi: number): void {
 function fpPairOff(i: number): number { return ((i << 10) >> 25) << (2 + (i >>> 30)); }
 
 function fpPairOffset(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const lo = eaOff(c.r, spSlot((i >>> 5) & 31), fpPairOff(i));
   fpPairAccess(c, i, lo, eaHi);
 }
 function fpPairPost(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, n = spSlot((i >>> 5) & 31);
   const lo = r[n], hi = r[n + 1];
   const nlo = eaOff(r, n, fpPairOff(i)), nhi = eaHi;
@@ -156,6 +165,7 @@ function fpPairPost(c: Cpu, i: number): void {
   r[n] = nlo; r[n + 1] = nhi;
 }
 function fpPairPre(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, n = spSlot((i >>> 5) & 31);
   const lo = eaOff(r, n, fpPairOff(i)), hi = eaHi;
   fpPairAccess(c, i, lo, hi);
@@ -213,6 +223,7 @@ function ldstMulti(c: Cpu, i: number): void {
   const q = (i >>> 30) & 1, size = (i >>> 10) & 3;
   const rpt = pk >>> 4, selem = pk & 15;
   if (pk === 0 || (size === 3 && q === 0 && selem !== 1)) { c.undefinedInstruction(i); return; }
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, n = spSlot((i >>> 5) & 31), t = i & 31;
   const dbytes = 8 << q, total = dbytes * rpt * selem;
   const lo = r[n], hi = r[n + 1];
@@ -302,6 +313,7 @@ function ldstSingle(c: Cpu, i: number): void {
       scale = size; replicate = true;
       break;
   }
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const r = c.r, m = c.mmu, n = spSlot((i >>> 5) & 31), t = i & 31;
   const ebytes = 1 << scale, total = selem * ebytes;
   const lo = r[n], hi = r[n + 1];
