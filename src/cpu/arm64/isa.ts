@@ -11,6 +11,7 @@ import { register as system } from "./system.js";
 import { register as fp } from "./fp.js";
 import { register as simd } from "./simd.js";
 import { register as simdLdst } from "./simd-ldst.js";
+import { register as simdFp } from "./simd-fp.js";
 
 export function registerAll(d: Decoder): void {
   dpImm(d);
@@ -21,4 +22,5 @@ export function registerAll(d: Decoder): void {
   fp(d);
   simd(d);
   simdLdst(d);
+  simdFp(d);
 }
