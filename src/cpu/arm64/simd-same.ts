@@ -13,7 +13,8 @@ import type { Cpu } from "./cpu.js";
 import type { Decoder } from "./decoder.js";
 import { add64, sub64, R } from "../../common/int64.js";
 import {
-  T32, clearHigh, finish, finishScalar, get, getBig, put, putBig, sat, satBig, smulhi32, QC,
+  T32, asr64, bit64, clearHigh, finish, finishScalar, get, getBig, lsr64, put, putBig, sat, satBig, shl64, smulhi32,
+  QC,
 } from "./simd-util.js";
 
 /** Element operation on exact values read signed or unsigned; `acc` is Vd's old element (accumulating ops). */
@@ -28,6 +29,8 @@ interface Spec {
   /** Allowed element sizes (bit per size) for the vector and the scalar form (0: no scalar form). */
   vsizes: number;
   ssizes: number;
+  /** SSHL/USHL/SRSHL/URSHL: 64-bit lanes through int32 pairs instead of BigInt (compilers emit these). */
+  shift64?: { round: boolean };
 }
 
 const P2 = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -136,7 +139,20 @@ function binop(c: Cpu, i: number, s: Spec): void {
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31;
   const elems = scalar !== 0 ? 1 : (8 << q) >> size;
   const signed = s.signed;
-  if (size === 3) {
+  if (size === 3 && s.shift64 !== undefined) {
+    const v = c.vi32, round = s.shift64.round;
+    for (let e = 0; e < elems; e++) {
+      const kn = (n << 2) + 2 * e, km = (m << 2) + 2 * e, kd = (d << 2) + 2 * e;
+      const alo = v[kn], ahi = v[kn + 1], sh = (v[km] << 24) >> 24;
+      let lo: number, hi: number;
+      if (sh >= 0) { lo = shl64(alo, ahi, sh); hi = R[0]; }
+      else {
+        lo = signed ? asr64(alo, ahi, -sh) : lsr64(alo, ahi, -sh); hi = R[0];
+        if (round) { lo = add64(lo, hi, bit64(alo, ahi, -sh - 1, signed), 0); hi = R[0]; }
+      }
+      v[kd] = lo; v[kd + 1] = hi;
+    }
+  } else if (size === 3) {
     // Rare: BigInt lanes (saturating / register-shift on 64-bit elements).
     const op64 = s.op64!;
     for (let e = 0; e < elems; e++) {
@@ -292,7 +308,7 @@ function pairwise(c: Cpu, i: number, kind: number): void {
 const B = 1, H = 2, S = 4, D = 8, BHS = 7, ALL = 15;
 
 function spec(op: Op, op64: Op64 | null, signed: boolean, vsizes: number, ssizes: number): Spec {
-  return { op, op64, signed, vsizes, ssizes };
+  return { op, op64, signed, vsizes, ssizes, shift64: undefined };
 }
 
 export function register(d: Decoder): void {
@@ -325,9 +341,10 @@ export function register(d: Decoder): void {
     d.def(`0x${u}01110xx1xxxxx${op}1xxxxxxxxxx`, `${name} (register)`, h);
     d.def(`01${u}11110xx1xxxxx${op}1xxxxxxxxxx`, `${name} (register, scalar)`, h);
   }
-  gen("01000", "SSHL", spec(sshl, sshl64, true, ALL, D), "USHL", spec(sshl, ushl64, false, ALL, D));
+  const sh64 = (x: Spec, round: boolean): Spec => { x.shift64 = { round }; return x; };
+  gen("01000", "SSHL", sh64(spec(sshl, sshl64, true, ALL, D), false), "USHL", sh64(spec(sshl, ushl64, false, ALL, D), false));
   gen("01001", "SQSHL (register)", spec(sqshl, sqshl64, true, ALL, ALL), "UQSHL (register)", spec(uqshl, uqshl64, false, ALL, ALL));
-  gen("01010", "SRSHL", spec(srshl, srshl64, true, ALL, D), "URSHL", spec(srshl, urshl64, false, ALL, D));
+  gen("01010", "SRSHL", sh64(spec(srshl, srshl64, true, ALL, D), true), "URSHL", sh64(spec(srshl, urshl64, false, ALL, D), true));
   gen("01011", "SQRSHL", spec(sqrshl, sqrshl64, true, ALL, ALL), "UQRSHL", spec(uqrshl, uqrshl64, false, ALL, ALL));
   gen("01100", "SMAX", spec(max, null, true, BHS, 0), "UMAX", spec(max, null, false, BHS, 0));
   gen("01101", "SMIN", spec(min, null, true, BHS, 0), "UMIN", spec(min, null, false, BHS, 0));
