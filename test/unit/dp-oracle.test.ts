@@ -72,6 +72,8 @@ function randomWord(pat: string): number {
     const f = (w >>> pos) & 31;
     if (f >= 8 && f < 31) w = (w & ~(31 << pos)) | ((f & 7) << pos);
   }
+  // Shifted-register forms: often LSL #0 (the commonest, with fast-path handlers).
+  if (pat.startsWith("xxx0101") && (rnd() & 1)) w &= ~((3 << 22) | (63 << 10));
   return w | 0;
 }
 

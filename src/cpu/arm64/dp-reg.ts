@@ -134,6 +134,42 @@ function addSubShift(c: Cpu, i: number): void {
   setX(c, d, lo, RH);
 }
 
+// Fast paths for the commonest forms (LSL #0): ADD/SUB Xd, Xn, Xm and CMP/CMN/ADDS/SUBS.
+function add64(c: Cpu, i: number): void {
+  const r = c.r, m = ((i >>> 16) & 31) << 1, n = ((i >>> 5) & 31) << 1, d = i & 31;
+  const l = (r[n] >>> 0) + (r[m] >>> 0);
+  setX(c, d, l | 0, (r[n + 1] + r[m + 1] + (l > 0xffffffff ? 1 : 0)) | 0);
+}
+function sub64(c: Cpu, i: number): void {
+  const r = c.r, m = ((i >>> 16) & 31) << 1, n = ((i >>> 5) & 31) << 1, d = i & 31;
+  const l = (r[n] >>> 0) - (r[m] >>> 0);
+  setX(c, d, l | 0, (r[n + 1] - r[m + 1] - (l < 0 ? 1 : 0)) | 0);
+}
+function adds64(c: Cpu, i: number): void {
+  const r = c.r, m = ((i >>> 16) & 31) << 1, n = ((i >>> 5) & 31) << 1;
+  setX(c, i & 31, awc64(c, r[n], r[n + 1], r[m], r[m + 1], 0, 1), RH);
+}
+function subs64(c: Cpu, i: number): void {
+  const r = c.r, m = ((i >>> 16) & 31) << 1, n = ((i >>> 5) & 31) << 1;
+  setX(c, i & 31, awc64(c, r[n], r[n + 1], ~r[m], ~r[m + 1], 1, 1), RH);
+}
+function add32(c: Cpu, i: number): void {
+  const r = c.r;
+  setW(c, i & 31, (r[((i >>> 5) & 31) << 1] + r[((i >>> 16) & 31) << 1]) | 0);
+}
+function sub32(c: Cpu, i: number): void {
+  const r = c.r;
+  setW(c, i & 31, (r[((i >>> 5) & 31) << 1] - r[((i >>> 16) & 31) << 1]) | 0);
+}
+function adds32(c: Cpu, i: number): void {
+  const r = c.r;
+  setW(c, i & 31, awc32(c, r[((i >>> 5) & 31) << 1], r[((i >>> 16) & 31) << 1], 0, 1));
+}
+function subs32(c: Cpu, i: number): void {
+  const r = c.r;
+  setW(c, i & 31, awc32(c, r[((i >>> 5) & 31) << 1], ~r[((i >>> 16) & 31) << 1], 1, 1));
+}
+
 /**
  * Add/subtract (extended register): sf op S 01011 00 1 Rm option imm3 Rn Rd. Rn is Xn|SP; Rd is Xd|SP unless
  * flags are set. option: UXTB UXTH UXTW UXTX SXTB SXTH SXTW SXTX, then LSL #imm3 (0..4).
@@ -426,6 +462,14 @@ export function register(d: Decoder): void {
   d.def("10101010000xxxxx00000011111xxxxx", "MOV (register, 64)", movReg64);
   d.def("00101010000xxxxx00000011111xxxxx", "MOV (register, 32)", movReg32);
   d.def("xxx01011xx0xxxxxxxxxxxxxxxxxxxxx", "ADD/SUB (shifted register)", addSubShift);
+  d.def("10001011000xxxxx000000xxxxxxxxxx", "ADD (register, 64)", add64);
+  d.def("11001011000xxxxx000000xxxxxxxxxx", "SUB (register, 64)", sub64);
+  d.def("10101011000xxxxx000000xxxxxxxxxx", "ADDS (register, 64)", adds64);
+  d.def("11101011000xxxxx000000xxxxxxxxxx", "SUBS (register, 64)", subs64);
+  d.def("00001011000xxxxx000000xxxxxxxxxx", "ADD (register, 32)", add32);
+  d.def("01001011000xxxxx000000xxxxxxxxxx", "SUB (register, 32)", sub32);
+  d.def("00101011000xxxxx000000xxxxxxxxxx", "ADDS (register, 32)", adds32);
+  d.def("01101011000xxxxx000000xxxxxxxxxx", "SUBS (register, 32)", subs32);
   d.def("xxx01011001xxxxxxxxxxxxxxxxxxxxx", "ADD/SUB (extended register)", addSubExt);
   d.def("xxx11010000xxxxx000000xxxxxxxxxx", "ADC/ADCS/SBC/SBCS", adcSbc);
   d.def("xx111010010xxxxxxxxxx0xxxxx0xxxx", "CCMN/CCMP", condCmp);
