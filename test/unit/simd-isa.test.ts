@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cpu, sharedDecoder } from "../../src/cpu/arm64/cpu.js";
 import { Mmu } from "../../src/mmu/mmu.js";
+import { ESR_EL1 } from "../../src/cpu/arm64/sysregs.js";
 import type { Decoder, Handler } from "../../src/cpu/arm64/decoder.js";
 import { register as registerSimd } from "../../src/cpu/arm64/simd.js";
 
@@ -110,6 +111,20 @@ test("TBL/TBX/EXT/ZIP/DUP/INS/SMOV", { skip: skipAs }, () => {
   assert.deepEqual(m.bytes(7).slice(0, 8), [0, 3, 100, 101, 6, 9, 102, 103]);
   assert.deepEqual(m.bytes(8), [0xfe, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 100]);
   assert.equal(m.c.r[12], -86); assert.equal(m.c.r[13], -1);
+});
+
+test("CPACR_EL1.FPEN trap (EC 0x07) before any SIMD register is touched", () => {
+  const m = new Machine();
+  m.setB(1, [1]); m.setB(2, [2]); m.setB(0, [9]);
+  m.c.fpTrap = true;
+  m.exec([0x4e228420]); // add v0.16b, v1.16b, v2.16b
+  assert.equal(m.undef, true);
+  assert.equal(m.c.sys[ESR_EL1] >>> 26, 0x07);
+  assert.deepEqual(m.bytes(0), new Array(16).fill(9));
+  m.c.fpTrap = false;
+  m.exec([0x4e228420]);
+  assert.equal(m.undef, false);
+  assert.deepEqual(m.bytes(0), new Array(16).fill(3));
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -145,6 +145,7 @@ function narrowHigh(c: Cpu, i: number, sub: boolean, round: boolean): void {
 
 /** Three different, all opcodes. */
 function threeDiff(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, u = (i >>> 29) & 1, opc = (i >>> 12) & 15;
   const scalar = (i >>> 28) & 1;
   if (opc === ADDHN || opc === SUBHN) {
@@ -173,6 +174,7 @@ function elemReg(i: number, size: number): number {
 
 /** By element, integer opcodes. */
 function byElement(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, u = (i >>> 29) & 1, opc = (i >>> 12) & 15;
   const scalar = (i >>> 28) & 1;
   if (size === 0 || size === 3) { c.undefinedInstruction(i); return; }

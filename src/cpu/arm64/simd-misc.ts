@@ -25,6 +25,7 @@ for (let x = 0; x < 256; x++) {
 
 /** REV16/REV32/REV64: reverse `size` elements within 2^(cont) byte containers. */
 function rev(c: Cpu, i: number, contLog: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1;
   if (size >= contLog) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, u = c.vu8;
@@ -40,6 +41,7 @@ function rev(c: Cpu, i: number, contLog: number): void {
 
 /** SADDLP/UADDLP (acc = false) and SADALP/UADALP (acc = true). */
 function addlp(c: Cpu, i: number, acc: boolean): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, signed = ((i >>> 29) & 1) === 0;
   if (size === 3) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, elems = (4 << q) >> size, ws = size + 1;
@@ -62,6 +64,7 @@ function addlp(c: Cpu, i: number, acc: boolean): void {
 
 /** Per-element unary ops on B/H/S lanes (vector only): CLS, CLZ, CNT, NOT, RBIT. */
 function bitCount(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1;
   if (kind === 2 ? size !== 0 : kind === 3 ? size !== 0 : kind === 4 ? size !== 1 : size === 3) {
     c.undefinedInstruction(i); return;
@@ -92,6 +95,7 @@ function bitCount(c: Cpu, i: number, kind: number): void {
 
 /** ABS (0), NEG (1), SQABS (2), SQNEG (3), vector and scalar. */
 function absNeg(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   if (scalar !== 0 ? kind < 2 && size !== 3 : size === 3 && q === 0) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31;
@@ -119,6 +123,7 @@ function absNeg(c: Cpu, i: number, kind: number): void {
 
 /** SUQADD (signed acc + unsigned Vn) and USQADD (unsigned acc + signed Vn), vector and scalar. */
 function sqaddAcc(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1, u = (i >>> 29) & 1;
   if (scalar === 0 && size === 3 && q === 0) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, elems = scalar !== 0 ? 1 : (8 << q) >> size;
@@ -138,6 +143,7 @@ function sqaddAcc(c: Cpu, i: number): void {
  * or, for the "2" forms, the upper half; the scalar forms write one element.
  */
 function narrow(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   if (size === 3) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, elems = scalar !== 0 ? 1 : 8 >> size;
@@ -168,6 +174,7 @@ function narrow(c: Cpu, i: number, kind: number): void {
 
 /** SHLL/SHLL2: widen and shift left by the source element size. */
 function shll(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1;
   if (size === 3) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, elems = 8 >> size, part = q ? elems : 0;
@@ -182,6 +189,7 @@ function shll(c: Cpu, i: number): void {
 
 /** Across lanes: ADDV (0), SADDLV/UADDLV (1), SMAXV/UMAXV (2), SMINV/UMINV (3). */
 function acrossLanes(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, signed = ((i >>> 29) & 1) === 0;
   if (size === 3 || (size === 2 && q === 0)) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, elems = (8 << q) >> size;
@@ -210,6 +218,7 @@ function acrossLanes(c: Cpu, i: number, kind: number): void {
 
 /** ADDP Dd, Vn.2D. */
 function addpScalar(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const d = i & 31, n = (i >>> 5) & 31, v = c.vi32;
   const lo = add64(v[n << 2], v[(n << 2) + 1], v[(n << 2) + 2], v[(n << 2) + 3]);
   v[d << 2] = lo; v[(d << 2) + 1] = R[0];

@@ -22,6 +22,7 @@ function imm5Size(imm5: number): number {
 
 /** DUP (element), vector and scalar. */
 function dupElement(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const imm5 = (i >>> 16) & 31, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   const size = imm5Size(imm5);
   if (size < 0 || (scalar === 0 && size === 3 && q === 0)) { c.undefinedInstruction(i); return; }
@@ -35,6 +36,7 @@ function dupElement(c: Cpu, i: number): void {
 
 /** DUP (general): replicate Wn/Xn. */
 function dupGeneral(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const imm5 = (i >>> 16) & 31, q = (i >>> 30) & 1;
   const size = imm5Size(imm5);
   if (size < 0 || (size === 3 && q === 0)) { c.undefinedInstruction(i); return; }
@@ -49,6 +51,7 @@ function dupGeneral(c: Cpu, i: number): void {
 
 /** UMOV (signed = false) and SMOV: element to a general register. */
 function mov(c: Cpu, i: number, signed: boolean): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const imm5 = (i >>> 16) & 31, q = (i >>> 30) & 1;
   const size = imm5Size(imm5);
   // UMOV: W for B/H/S (Q=0), X for D (Q=1). SMOV: W for B/H (Q=0), X for B/H/S (Q=1).
@@ -66,6 +69,7 @@ function mov(c: Cpu, i: number, signed: boolean): void {
 
 /** INS (general): Vd.Ts[idx] = Rn. The rest of Vd is kept. */
 function insGeneral(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const imm5 = (i >>> 16) & 31, size = imm5Size(imm5);
   if (size < 0) { c.undefinedInstruction(i); return; }
   const idx = imm5 >>> (size + 1), d = i & 31, n = (i >>> 5) & 31, lo = c.r[n << 1];
@@ -77,6 +81,7 @@ function insGeneral(c: Cpu, i: number): void {
 
 /** INS (element): Vd.Ts[imm5 index] = Vn.Ts[imm4 index]. */
 function insElement(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const imm5 = (i >>> 16) & 31, imm4 = (i >>> 11) & 15, size = imm5Size(imm5);
   if (size < 0) { c.undefinedInstruction(i); return; }
   const di = imm5 >>> (size + 1), si = imm4 >>> size, d = i & 31, n = (i >>> 5) & 31;
@@ -93,6 +98,7 @@ function copyEl(u: Uint8Array, s: number, se: number, de: number, eb: number): v
 
 /** UZP1/UZP2 (kind 0), TRN1/TRN2 (1), ZIP1/ZIP2 (2). */
 function permute(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, part = (i >>> 14) & 1;
   if (size === 3 && q === 0) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31, u = c.vu8;
@@ -116,6 +122,7 @@ function permute(c: Cpu, i: number, kind: number): void {
 
 /** EXT: bytes imm4.. of the concatenation Vm:Vn. */
 function ext(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const q = (i >>> 30) & 1, pos = (i >>> 11) & 15;
   if (q === 0 && pos >= 8) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31, u = c.vu8, bytes = 8 << q;
@@ -129,6 +136,7 @@ function ext(c: Cpu, i: number): void {
 
 /** TBL (out-of-range index gives 0) / TBX (keeps Vd's byte) over 1..4 consecutive table registers. */
 function tbl(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const q = (i >>> 30) & 1, len = (i >>> 13) & 3, tbx = (i >>> 12) & 1;
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31, u = c.vu8, bytes = 8 << q;
   const limit = (len + 1) << 4;

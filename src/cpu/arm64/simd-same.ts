@@ -132,6 +132,7 @@ const sqrdmulhOp: Op = (c, a, b, size) => sqdmulh(c, a, b, size, true);
 
 /** Generic element-wise loop. */
 function binop(c: Cpu, i: number, s: Spec): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   if ((((scalar !== 0 ? s.ssizes : s.vsizes) >> size) & 1) === 0 || (scalar === 0 && size === 3 && q === 0)) {
     c.undefinedInstruction(i); return;
@@ -172,6 +173,7 @@ function binop(c: Cpu, i: number, s: Spec): void {
 
 /** ADD/SUB (vector and scalar D). */
 function addSub(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1, sub = (i >>> 29) & 1;
   if (scalar !== 0 ? size !== 3 : size === 3 && q === 0) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31;
@@ -222,6 +224,7 @@ export function cmpTrue(kind: number, r: number): boolean {
  * tests (a & b) != 0.
  */
 export function compare(c: Cpu, i: number, kind: number, signed: boolean, zero: boolean): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   if (scalar !== 0 ? size !== 3 : size === 3 && q === 0) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, m = zero ? 31 : (i >>> 16) & 31;
@@ -256,6 +259,7 @@ export function compare(c: Cpu, i: number, kind: number, signed: boolean, zero: 
 
 /** AND/BIC/ORR/ORN (U=0) and EOR/BSL/BIT/BIF (U=1), selected by size. */
 function logical(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const q = (i >>> 30) & 1, op = ((i >>> 27) & 4) | ((i >>> 22) & 3);
   const v = c.vi32, d = (i & 31) << 2, n = ((i >>> 5) & 31) << 2, m = ((i >>> 16) & 31) << 2;
   const words = q ? 4 : 2;
@@ -282,6 +286,7 @@ function logical(c: Cpu, i: number): void {
  * 2 MINP. Scalar ADDP Dd, Vn.2D is handled in simd-misc.ts.
  */
 function pairwise(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const size = (i >>> 22) & 3, q = (i >>> 30) & 1, signed = ((i >>> 29) & 1) === 0 || kind === 0;
   if (size === 3 && (kind !== 0 || q === 0)) { c.undefinedInstruction(i); return; }
   const d = i & 31, n = (i >>> 5) & 31, m = (i >>> 16) & 31;

@@ -30,6 +30,7 @@ const SSHR = 0, SSRA = 1, SRSHR = 2, SRSRA = 3, SRI = 4, SHL = 5, SLI = 6, SQSHL
 
 /** Same-size shifts by immediate (vector and scalar). */
 function shiftImm(c: Cpu, i: number, kind: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const immh = (i >>> 19) & 15, q = (i >>> 30) & 1, u = (i >>> 29) & 1, scalar = (i >>> 28) & 1;
   const size = immhSize(immh);
   // Scalar forms exist for D only, except the saturating left shifts.
@@ -113,6 +114,7 @@ function shiftImm(c: Cpu, i: number, kind: number): void {
  * Vector forms write the lower half (zeroing the upper) or, for the "2" forms, the upper half.
  */
 function shiftNarrow(c: Cpu, i: number, kind: number, round: boolean): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const immh = (i >>> 19) & 15, q = (i >>> 30) & 1, scalar = (i >>> 28) & 1;
   if (immh === 0 || immh >= 8) { c.undefinedInstruction(i); return; }
   const size = immhSize(immh), esize = 8 << size, sh = 2 * esize - ((i >>> 16) & 127);
@@ -145,6 +147,7 @@ function shiftNarrow(c: Cpu, i: number, kind: number, round: boolean): void {
 
 /** SSHLL/USHLL (SXTL/UXTL): widen the lower or upper half and shift left. */
 function shiftLong(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const immh = (i >>> 19) & 15, q = (i >>> 30) & 1, signed = ((i >>> 29) & 1) === 0;
   if (immh === 0 || immh >= 8) { c.undefinedInstruction(i); return; }
   const size = immhSize(immh), esize = 8 << size, sh = ((i >>> 16) & 127) - esize;
@@ -164,6 +167,7 @@ function shiftLong(c: Cpu, i: number): void {
 
 /** MOVI/MVNI/ORR/BIC (vector, immediate): AdvSIMDExpandImm (Arm ARM J1, shared/functions/vector). */
 function modImm(c: Cpu, i: number): void {
+  if (c.fpTrap) { c.fpAccessTrap(); return; }
   const q = (i >>> 30) & 1, op = (i >>> 29) & 1, cmode = (i >>> 12) & 15;
   const imm8 = (((i >>> 16) & 7) << 5) | ((i >>> 5) & 31);
   const d = i & 31;
