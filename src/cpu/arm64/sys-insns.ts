@@ -15,7 +15,8 @@
 import type { Decoder } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
 import { EC_SYSREG } from "./cpu.js";
-import { endBlock, sysregIss, SCTLR_DZE, SCTLR_UCI, SCTLR_UMA } from "./system.js";
+import { sysregIss } from "./system.js";
+import { endBlock, SCTLR_DZE, SCTLR_UCI, SCTLR_UMA } from "./sys-defs.js";
 import { MAIR_EL1, PAR_EL1, SCTLR_EL1 } from "./sysregs.js";
 import { ACC_READ, ACC_WRITE } from "../../mmu/mmu.js";
 

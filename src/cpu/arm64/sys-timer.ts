@@ -8,7 +8,7 @@
  * what Linux and Xen expect (both read CNTFRQ_EL0 or the device tree's clock-frequency).
  */
 import type { Cpu } from "./cpu.js";
-import { type SysReg, SYSHI } from "./system.js";
+import { type SysReg, SYSHI } from "./sys-defs.js";
 import { CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVOFF_EL2 } from "./sysregs.js";
 
 /** CNTFRQ_EL0 in Hz. */

@@ -10,7 +10,7 @@
  * implementer would make Linux assume the worst and enable every mitigation.
  */
 import type { Cpu } from "./cpu.js";
-import { type SysReg, SYSHI, constant, endBlock, stored, SCTLR_M, SCTLR_UMA, SCTLR_WXN } from "./system.js";
+import { type SysReg, SYSHI, constant, endBlock, stored, SCTLR_M, SCTLR_UMA, SCTLR_WXN } from "./sys-defs.js";
 import {
   ACTLR_EL1, AFSR0_EL1, AFSR1_EL1, AMAIR_EL1, CONTEXTIDR_EL1, CPACR_EL1, CSSELR_EL1, DBGBCR0_EL1, DBGBCR1_EL1,
   DBGBVR0_EL1, DBGBVR1_EL1, DBGWCR0_EL1, DBGWCR1_EL1, DBGWVR0_EL1, DBGWVR1_EL1, ELR_EL1, ESR_EL1, FAR_EL1,
