@@ -90,20 +90,27 @@ export function inputsText(s: Sequence): string {
 /** Side-by-side registers with the differing ones marked; memory only where it differs. */
 export function resultsText(a: Buffer, b: Buffer, nameA: string, nameB: string): string {
   const fa = recordFields(a), fb = recordFields(b);
-  const out = [`      ${"".padEnd(14)}${nameA.padEnd(36)}${nameB}`];
+  const out = [`      ${"".padEnd(14)}${nameA.padEnd(40)}${nameB}`];
   for (let i = 0; i < fa.length; i++) {
     const [name, va] = fa[i]!, vb = fb[i]?.[1] ?? "?";
     const differs = va !== vb;
     if (name.startsWith("mem") && !differs) continue;
-    out.push(`    ${differs ? "*" : " "} ${name.padEnd(14)}${va.padEnd(36)}${vb}${differs ? "   <<<" : ""}`);
+    out.push(`    ${differs ? "*" : " "} ${name.padEnd(14)}${va.padEnd(40)}${vb}${differs ? "   <<<" : ""}`);
   }
   return out.join("\n");
 }
 
 /** Normalised shape of a unit's principal instruction, for grouping failures: registers/immediates elided. */
 export function unitKey(u: Unit): string {
-  const main = u.lines.find((l) => /^b\.|^cbn?z|^tbn?z|^b /.test(l)) ?? u.lines[u.lines.length - 1]!;
-  return main
+  const insns = u.lines.filter((l) => !l.endsWith(":"));
+  // A branch unit is keyed by the branch and the instruction it skips; other units by their last instruction
+  // (earlier ones are set-up: a base copy, an index or divisor).
+  if (insns.length === 2 && /^(b\.|cbn?z|tbn?z|b )/.test(insns[0]!)) return shape(insns[0]!) + "; " + shape(insns[1]!);
+  return shape(insns[insns.length - 1] ?? "");
+}
+
+function shape(line: string): string {
+  return line
     .replace(/\bv\d+\./g, "v.")
     .replace(/\b(x|w)(\d+|zr)\b/g, "$1")
     .replace(/\b([bhsdq])\d+\b/g, "$1")
@@ -113,3 +120,6 @@ export function unitKey(u: Unit): string {
     .replace(/, (eq|ne|cs|cc|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al|nv)$/, ", cond")
     .replace(/^b\.\w+/, "b.cond");
 }
+
+/** unitKey of a single instruction line. */
+export const lineKey = (line: string): string => shape(line);

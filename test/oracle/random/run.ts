@@ -35,57 +35,29 @@ export async function pool<T, R>(items: readonly T[], limit: number, fn: (x: T, 
   return res;
 }
 
-/** An emulator run that did not reach the end of the binary. */
-export interface Stop {
-  /** Global index of the sequence that produced no record (the emulator died in it, or hung). */
-  index: number;
-  detail: string;
-}
-
-export interface BinaryRun {
+export interface RunFrom {
   records: Map<number, Buffer>;
-  stops: Stop[];
-  /** Global indices never run because the restart budget ran out. */
-  skipped: number[];
-  exitCodes: (number | null)[];
-  runs: number;
+  /** Local index of the sequence the emulator stopped in (no record), or undefined when it ran to the end. */
+  stopLocal?: number;
+  /** Why it stopped (exit status, output error, stderr tail); also set when it ran to the end but exited badly. */
+  detail?: string;
+  /** Exited 0 with every record from `start` on. */
+  clean: boolean;
   ms: number;
 }
 
-export interface RestartBudget { restarts: number; deadline: number }
-
-/**
- * Run `cmd [...args, BINARY, start]` from start = 0; whenever the emulator stops early, note the sequence it
- * stopped in and restart from the one after it, while the shared budget allows.
- */
-export async function runBinary(cmd: string, args: string[], binary: string, seqs: readonly Sequence[],
-                                budget: RestartBudget, timeoutMs: number): Promise<BinaryRun> {
+/** One run of `cmd [...args, BINARY, start]`; records come in order, so a stop is after the last record. */
+export async function runFrom(cmd: string, args: readonly string[], binary: string, seqs: readonly Sequence[],
+                              start: number, timeoutMs: number): Promise<RunFrom> {
   const byIndex = new Map(seqs.map((s) => [s.index, s]));
-  const res: BinaryRun = { records: new Map(), stops: [], skipped: [], exitCodes: [], runs: 0, ms: 0 };
-  let start = 0;
-  for (;;) {
-    const p = await runProc(cmd, [...args, binary, String(start)], { timeoutMs });
-    res.runs++; res.ms += p.ms;
-    res.exitCodes.push(p.code);
-    const parsed = parseRecords(p.stdout, byIndex);
-    for (const [k, v] of parsed.records) res.records.set(k, v);
-    // Records come in order; the first local index after the last record is where the run stopped.
-    let stopLocal = start;
-    if (parsed.order.length) stopLocal = parsed.order[parsed.order.length - 1]! - seqs[0]!.index + 1;
-    if (p.code === 0 && !p.timedOut && !parsed.error && stopLocal >= seqs.length) break;
-    if (stopLocal >= seqs.length) {
-      res.stops.push({ index: seqs[seqs.length - 1]!.index, detail: describe(p, parsed.error, "after the last sequence") });
-      break;
-    }
-    res.stops.push({ index: seqs[stopLocal]!.index, detail: describe(p, parsed.error, "") });
-    start = stopLocal + 1;
-    if (start >= seqs.length) break;
-    if (budget.restarts <= 0 || Date.now() > budget.deadline) {
-      for (let i = start; i < seqs.length; i++) res.skipped.push(seqs[i]!.index);
-      break;
-    }
-    budget.restarts--;
-  }
+  const p = await runProc(cmd, [...args, binary, String(start)], { timeoutMs });
+  const parsed = parseRecords(p.stdout, byIndex);
+  let next = start;
+  if (parsed.order.length) next = seqs.findIndex((s) => s.index === parsed.order[parsed.order.length - 1]) + 1;
+  const clean = p.code === 0 && !p.timedOut && !parsed.error && next >= seqs.length;
+  const res: RunFrom = { records: parsed.records, clean, ms: p.ms };
+  if (!clean) res.detail = describe(p, parsed.error, next >= seqs.length ? "after the last sequence" : "");
+  if (next < seqs.length) res.stopLocal = next;
   return res;
 }
 
