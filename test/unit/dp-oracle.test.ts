@@ -74,6 +74,8 @@ function randomWord(pat: string): number {
   }
   // Shifted-register forms: often LSL #0 (the commonest, with fast-path handlers).
   if (pat.startsWith("xxx0101") && (rnd() & 1)) w &= ~((3 << 22) | (63 << 10));
+  // Bitfield: often a valid 64-bit LSR/ASR #imm (imms = 63, N = sf = 1).
+  if (pat.startsWith("xxx100110") && (rnd() & 3) === 0) w |= (1 << 31) | (1 << 22) | (63 << 10);
   return w | 0;
 }
 

@@ -115,6 +115,18 @@ function addSubImm(c: Cpu, i: number): void {
   } else setXsp(c, d, lo, hi);
 }
 
+// Fast paths: ADD/SUB Xd|SP, Xn|SP, #imm (no flags), the commonest immediate forms.
+function addImm64(c: Cpu, i: number): void {
+  const r = c.r, n = spSlot((i >>> 5) & 31);
+  const l = (r[n] >>> 0) + (((i >>> 10) & 0xfff) << (((i >>> 22) & 1) * 12));
+  setXsp(c, i & 31, l | 0, l > 0xffffffff ? (r[n + 1] + 1) | 0 : r[n + 1]);
+}
+function subImm64(c: Cpu, i: number): void {
+  const r = c.r, n = spSlot((i >>> 5) & 31);
+  const l = (r[n] >>> 0) - (((i >>> 10) & 0xfff) << (((i >>> 22) & 1) * 12));
+  setXsp(c, i & 31, l | 0, l < 0 ? (r[n + 1] - 1) | 0 : r[n + 1]);
+}
+
 /** AND/ORR/EOR/ANDS (immediate): sf opc 100100 N immr imms Rn Rd. Rd may be SP except for ANDS. */
 function logImm(c: Cpu, i: number): void {
   const k = (i >>> 10) & 0x1fff;
@@ -234,6 +246,20 @@ function bitfield(c: Cpu, i: number): void {
   setX(c, d, (dl & ~XL) | xl, (dh & ~XH) | xh);
 }
 
+/** LSR / ASR Xd, Xn, #sh (UBFM / SBFM with imms = 63). */
+function lsrImm64(c: Cpu, i: number): void {
+  const r = c.r, n = ((i >>> 5) & 31) << 1;
+  lsr64(r[n], r[n + 1], (i >>> 16) & 63);
+  setX(c, i & 31, XL, XH);
+}
+function asrImm64(c: Cpu, i: number): void {
+  const r = c.r, n = ((i >>> 5) & 31) << 1, a = (i >>> 16) & 63;
+  const lo = r[n], hi = r[n + 1];
+  if (a === 0) setX(c, i & 31, lo, hi);
+  else if (a < 32) setX(c, i & 31, (lo >>> a) | (hi << (32 - a)), hi >> a);
+  else setX(c, i & 31, hi >> (a - 32), hi >> 31);
+}
+
 /** EXTR: sf 00 100111 N 0 Rm imms Rn Rd: (Rn:Rm) >> lsb. ROR (immediate) is EXTR with Rn = Rm. */
 function extr(c: Cpu, i: number): void {
   const sf = i >>> 31, nbit = (i >>> 22) & 1, lsb = (i >>> 10) & 63;
@@ -256,8 +282,12 @@ function extr(c: Cpu, i: number): void {
 export function register(d: Decoder): void {
   d.def("xxx10000xxxxxxxxxxxxxxxxxxxxxxxx", "ADR/ADRP", adr);
   d.def("xxx100010xxxxxxxxxxxxxxxxxxxxxxx", "ADD/SUB (immediate)", addSubImm);
+  d.def("100100010xxxxxxxxxxxxxxxxxxxxxxx", "ADD (immediate, 64)", addImm64);
+  d.def("110100010xxxxxxxxxxxxxxxxxxxxxxx", "SUB (immediate, 64)", subImm64);
   d.def("xxx100100xxxxxxxxxxxxxxxxxxxxxxx", "AND/ORR/EOR/ANDS (immediate)", logImm);
   d.def("xxx100101xxxxxxxxxxxxxxxxxxxxxxx", "MOVN/MOVZ/MOVK", movWide);
   d.def("xxx100110xxxxxxxxxxxxxxxxxxxxxxx", "SBFM/BFM/UBFM", bitfield);
+  d.def("1101001101xxxxxx111111xxxxxxxxxx", "LSR (immediate, 64)", lsrImm64);
+  d.def("1001001101xxxxxx111111xxxxxxxxxx", "ASR (immediate, 64)", asrImm64);
   d.def("x00100111x0xxxxxxxxxxxxxxxxxxxxx", "EXTR", extr);
 }
