@@ -53,3 +53,38 @@ test("compare and select", { skip }, () => {
   diff(["fcmp s1, s2", "fcmpe s1, s2", "fcmp s1, #0.0", "fcmpe s1, #0.0", "fccmp s1, s2, #3, ne",
     "fccmpe s1, s2, #0, ge", "fcsel s0, s1, s2, mi"], 200, false, 17);
 });
+
+/** Hard fused multiply-add inputs: cancellation, products near half an ulp of the addend, tiny results. */
+test("fused multiply-add hard cases", { skip }, async () => {
+  const { Rng, FPCRS } = await import("./fp-harness.js");
+  const g = new Rng(99);
+  const f = new Float64Array(1), w = new Int32Array(f.buffer);
+  const fs = new Float32Array(1), ws = new Int32Array(fs.buffer);
+  const rnd = (e: number): number => (1 + (g.next() * 4294967296 + g.next()) / 2 ** 64) * 2 ** e * (g.next() & 1 ? -1 : 1);
+  const cases: import("./fp-harness.js").FpCase[] = [];
+  const dq = (x: number): number[] => { f[0] = x; return [w[0], w[1], 0, 0]; };
+  const sq = (x: number): number[] => { fs[0] = x; return [ws[0], 0, 0, 0]; };
+  for (let k = 0; k < 1500; k++) {
+    const kind = k % 6;
+    const ex = (g.next() % 200) - 100, ey = (g.next() % 200) - 100;
+    let x = rnd(ex), y = rnd(ey), z: number;
+    if (kind === 0) z = -(x * y);
+    else if (kind === 1) z = -(x * y) * (1 + ((g.next() % 9) - 4) * 2 ** -52);
+    else if (kind === 2) z = rnd(ex + ey + 53) ; // product near half an ulp of z
+    else if (kind === 3) { x = rnd(-540); y = rnd(-530); z = rnd(-1070) * (g.next() & 1 ? 1 : 0); } // tiny
+    else if (kind === 4) { x = rnd(600); y = rnd(420); z = -(x * y); } // huge
+    else { z = 2 ** (ex + ey + 53) * (g.next() & 1 ? 1 : -1); x = 1 + 2 ** -52 * (g.next() % 3); y = 2 ** (ex + ey) * (1 + 2 ** -52); }
+    const fpcr = g.pick(FPCRS);
+    for (const op of ["fmadd", "fmsub", "fnmadd", "fnmsub"]) {
+      if (g.next() % 4 !== 0) continue;
+      cases.push({ insn: `${op} d0, d1, d2, d3`, v: [[0, 0, 0, 0], dq(x), dq(y), dq(z)], x: [[0, 0], [0, 0], [0, 0], [0, 0]], fpcr, nzcv: 0 });
+    }
+    // Single precision: products are exact in double; near-ties of the single rounding.
+    const xs = Math.fround(rnd(ex % 40)), ys = Math.fround(rnd(ey % 40));
+    const zs = kind === 0 ? Math.fround(-(xs * ys)) : kind === 2 ? Math.fround(rnd((ex % 40) + (ey % 40) + 24)) :
+      Math.fround(-(xs * ys) * (1 + ((g.next() % 9) - 4) * 2 ** -23));
+    cases.push({ insn: "fmadd s0, s1, s2, s3", v: [[0, 0, 0, 0], sq(xs), sq(ys), sq(zs)], x: [[0, 0], [0, 0], [0, 0], [0, 0]], fpcr, nzcv: 0 });
+  }
+  const bad = compare(cases, runQemu(cases), runXeno(cases));
+  assert.deepEqual(bad, [], bad.join("\n"));
+});
