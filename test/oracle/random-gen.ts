@@ -158,10 +158,15 @@ const RSP = (sf: boolean, n: number) => (n === 31 ? (sf ? "sp" : "wsp") : R(sf, 
 
 /** A general register 0..27 (never x28..x30). */
 const gr = (r: Rng) => r.int(0, 27);
+/** Registers written earlier in the current sequence: sources prefer them, so results feed later instructions. */
+const recent: number[] = [];
+const written = (n: number) => { if (n !== 31) recent.push(n); return n; };
+/** A destination 0..27. */
+const dreg = (r: Rng) => written(gr(r));
 /** A source register: mostly 0..27, sometimes 31 (XZR). */
-const src = (r: Rng) => (r.bool(0.04) ? 31 : gr(r));
+const src = (r: Rng) => (r.bool(0.04) ? 31 : recent.length && r.bool(0.35) ? r.pick(recent) : gr(r));
 /** A destination register: mostly 0..27, rarely 31 (result discarded). */
-const dst = (r: Rng) => (r.bool(0.02) ? 31 : gr(r));
+const dst = (r: Rng) => (r.bool(0.02) ? 31 : dreg(r));
 
 const CONDS = ["eq", "ne", "cs", "cc", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv"];
 /** Conditions valid in every alias (CSET/CINC/... forbid AL and NV). */
@@ -195,7 +200,7 @@ type Gen = (r: Rng) => Unit;
 const addSubImm: Gen = (r) => {
   const sf = r.bool(0.6), op = r.pick(["add", "adds", "sub", "subs"]);
   const setsFlags = op.endsWith("s");
-  const d = setsFlags ? dst(r) : gr(r); // Rd 31 is SP for ADD/SUB (imm): never write SP
+  const d = setsFlags ? dst(r) : dreg(r); // Rd 31 is SP for ADD/SUB (imm): never write SP
   const n = r.bool(0.05) ? 31 : gr(r); // Rn 31 reads SP
   const imm = r.bool(0.3) ? r.int(0, 8) : r.int(0, 4095);
   const sh = r.bool(0.25) ? ", lsl #12" : "";
@@ -212,7 +217,7 @@ const addSubShifted: Gen = (r) => {
 const addSubExt: Gen = (r) => {
   const sf = r.bool(0.6), op = r.pick(["add", "adds", "sub", "subs"]);
   const setsFlags = op.endsWith("s");
-  const d = setsFlags ? dst(r) : gr(r);
+  const d = setsFlags ? dst(r) : dreg(r);
   const n = r.bool(0.08) ? 31 : gr(r);
   const ext = sf ? r.pick(["uxtb", "uxth", "uxtw", "uxtx", "sxtb", "sxth", "sxtw", "sxtx"])
     : r.pick(["uxtb", "uxth", "uxtw", "sxtb", "sxth", "sxtw"]);
@@ -236,7 +241,7 @@ const logicalShifted: Gen = (r) => {
 
 const logicalImm: Gen = (r) => {
   const sf = r.bool(0.6), op = r.pick(["and", "orr", "eor", "ands"]);
-  const d = op === "ands" ? dst(r) : gr(r); // Rd 31 is SP for AND/ORR/EOR (imm)
+  const d = op === "ands" ? dst(r) : dreg(r); // Rd 31 is SP for AND/ORR/EOR (imm)
   return one(`${op} ${R(sf, d)}, ${R(sf, src(r))}, #${hex(randomBitmask(r, sf ? 64 : 32))}`);
 };
 
@@ -575,22 +580,126 @@ const simd: Gen = (r) => {
   }
 };
 
+/** More Advanced SIMD integer: saturating, halving, widening/narrowing, shifts by register, table lookups,
+ *  by-element and scalar forms. */
+const simdMore: Gen = (r) => {
+  const V = (n: number, a: string) => `v${n}.${a}`;
+  const three = (ops: string[], arrs: string[]) => {
+    const a = r.pick(arrs);
+    return one(`${r.pick(ops)} ${V(vr(r), a)}, ${V(vr(r), a)}, ${V(vr(r), a)}`);
+  };
+  const NARROW = [["8b", "8h", "16b"], ["4h", "4s", "8h"], ["2s", "2d", "4s"]] as const;
+  switch (r.int(0, 13)) {
+    case 0: return three(["sqadd", "uqadd", "sqsub", "uqsub", "sshl", "ushl", "srshl", "urshl", "sqshl", "uqshl"], ARR_ALL);
+    case 1:
+      if (r.bool(0.25)) return three(["sqdmulh", "sqrdmulh"], ["4h", "8h", "2s", "4s"]);
+      return three(["shadd", "uhadd", "srhadd", "urhadd", "shsub", "uhsub", "mla", "mls", "saba", "uaba"], ARR_NO2D);
+    case 2: {
+      const a = r.pick(ARR_ALL);
+      const ops = a === "2d" ? ["sqabs", "sqneg"] : ["sqabs", "sqneg", "cls", "clz"];
+      if (r.bool(0.3) && a.endsWith("b")) return one(`${r.pick(["rev16", "rev32", "rev64", "cnt"])} ${V(vr(r), a)}, ${V(vr(r), a)}`);
+      return one(`${r.pick(ops)} ${V(vr(r), a)}, ${V(vr(r), a)}`);
+    }
+    case 3: { // narrowing shifts / saturating narrows
+      const [n, w, n2] = r.pick(NARROW), sz = esize(n);
+      const hi = r.bool(0.3);
+      const dstA = hi ? n2 : n, op2 = hi ? "2" : "";
+      if (r.bool()) return one(`${r.pick(["shrn", "rshrn", "sqshrn", "uqshrn", "sqrshrn", "uqrshrn", "sqshrun", "sqrshrun"])}${op2} ${V(vr(r), dstA)}, ${V(vr(r), w)}, #${r.int(1, sz)}`);
+      return one(`${r.pick(["sqxtn", "uqxtn", "sqxtun"])}${op2} ${V(vr(r), dstA)}, ${V(vr(r), w)}`);
+    }
+    case 4: { // widening/long
+      const [n, w, n2] = r.pick(NARROW), hi = r.bool(0.3);
+      const srcA = hi ? n2 : n, op2 = hi ? "2" : "";
+      if (r.bool(0.3)) return one(`${r.pick(["sshll", "ushll"])}${op2} ${V(vr(r), w)}, ${V(vr(r), srcA)}, #${r.int(0, esize(n) - 1)}`);
+      if (r.bool(0.3)) return one(`${r.pick(["uaddw", "saddw", "usubw", "ssubw"])}${op2} ${V(vr(r), w)}, ${V(vr(r), w)}, ${V(vr(r), srcA)}`);
+      return one(`${r.pick(["smull", "umull", "smlal", "umlal", "smlsl", "umlsl", "sabdl", "uabdl", "uaddl", "saddl", "ssubl", "usubl"])}${op2} ${V(vr(r), w)}, ${V(vr(r), srcA)}, ${V(vr(r), srcA)}`);
+    }
+    case 5: { // pairwise long, across-lanes long
+      const [a, w] = r.pick([["8b", "4h"], ["16b", "8h"], ["4h", "2s"], ["8h", "4s"], ["2s", "1d"], ["4s", "2d"]] as const);
+      if (r.bool(0.35) && a !== "2s") {
+        const e = { b: "h", h: "s", s: "d" }[a.slice(-1)]!;
+        return one(`${r.pick(["saddlv", "uaddlv"])} ${e}${vr(r)}, ${V(vr(r), a)}`);
+      }
+      return one(`${r.pick(["saddlp", "uaddlp", "sadalp", "uadalp"])} ${V(vr(r), w)}, ${V(vr(r), a)}`);
+    }
+    case 6: { // table lookups
+      const a = r.pick(["8b", "16b"]), n = r.int(1, 3), first = r.int(0, NUM_V - n);
+      const list = Array.from({ length: n }, (_, i) => `v${first + i}.16b`).join(", ");
+      return one(`${r.pick(["tbl", "tbx"])} ${V(vr(r), a)}, {${list}}, ${V(vr(r), a)}`);
+    }
+    case 7: { // by element
+      const a = r.pick(["4h", "8h", "2s", "4s"]), e = a.slice(-1), lanesN = e === "h" ? 8 : 4;
+      const m = e === "h" ? r.int(0, 7) : vr(r);
+      return one(`${r.pick(["mul", "mla", "mls", "sqdmulh", "sqrdmulh"])} ${V(vr(r), a)}, ${V(vr(r), a)}, v${m}.${e}[${r.int(0, lanesN - 1)}]`);
+    }
+    case 8: { // shift-insert and accumulate
+      const a = r.pick(ARR_ALL), sz = esize(a);
+      if (r.bool()) return one(`sli ${V(vr(r), a)}, ${V(vr(r), a)}, #${r.int(0, sz - 1)}`);
+      return one(`${r.pick(["sri", "ursra", "srsra"])} ${V(vr(r), a)}, ${V(vr(r), a)}, #${r.int(1, sz)}`);
+    }
+    case 9: { // scalar D forms
+      switch (r.int(0, 3)) {
+        case 0: return one(`${r.pick(["add", "sub", "cmeq", "cmgt", "cmhi", "cmge", "cmhs", "cmtst", "sshl", "ushl", "sqadd", "uqadd"])} d${vr(r)}, d${vr(r)}, d${vr(r)}`);
+        case 1: return one(`${r.pick(["ushr", "sshr", "srshr", "urshr", "usra", "ssra"])} d${vr(r)}, d${vr(r)}, #${r.int(1, 64)}`);
+        case 2: return one(`${r.pick(["neg", "abs", "sqabs", "sqneg"])} d${vr(r)}, d${vr(r)}`);
+        default: return one(`addp d${vr(r)}, v${vr(r)}.2d`);
+      }
+    }
+    case 10: return three(["pmul"], ["8b", "16b"]);
+    case 11: {
+      const [n, w] = r.pick(NARROW);
+      return one(`${r.pick(["addhn", "raddhn", "subhn", "rsubhn"])} ${V(vr(r), n)}, ${V(vr(r), w)}, ${V(vr(r), w)}`);
+    }
+    default: return three(["umaxp", "sminp", "addp", "uzp2", "trn2"], ARR_NO2D);
+  }
+};
+
+/** Advanced SIMD floating point on 2S/4S/2D. */
+const simdFp: Gen = (r) => {
+  const a = r.pick(["2s", "4s", "2d"]), V = (n: number) => `v${n}.${a}`;
+  switch (r.int(0, 7)) {
+    case 0: case 1:
+      return one(`${r.pick(["fadd", "fsub", "fmul", "fdiv", "fmax", "fmin", "fmaxnm", "fminnm", "fabd", "fmla", "fmls", "fmulx", "faddp", "fmaxp", "fminp", "frecps", "frsqrts"])} ${V(vr(r))}, ${V(vr(r))}, ${V(vr(r))}`);
+    case 2: return one(`${r.pick(["fcmeq", "fcmgt", "fcmge", "facgt", "facge"])} ${V(vr(r))}, ${V(vr(r))}, ${V(vr(r))}`);
+    case 3: return one(`${r.pick(["fcmeq", "fcmgt", "fcmge", "fcmle", "fcmlt"])} ${V(vr(r))}, ${V(vr(r))}, #0.0`);
+    case 4: return one(`${r.pick(["fabs", "fneg", "fsqrt", "frintn", "frintm", "frintp", "frintz", "frinta", "frintx", "frinti", "frecpe", "frsqrte", "fcvtzs", "fcvtzu", "fcvtns", "fcvtas", "scvtf", "ucvtf"])} ${V(vr(r))}, ${V(vr(r))}`);
+    case 5: {
+      const e = a.slice(-1), n = e === "d" ? 2 : 4;
+      return one(`${r.pick(["fmul", "fmla", "fmls", "fmulx"])} ${V(vr(r))}, ${V(vr(r))}, v${vr(r)}.${e}[${r.int(0, n - 1)}]`);
+    }
+    case 6: {
+      const k = r.int(0, 3);
+      if (k === 0) return one(`${r.pick(["fcvtl"])} v${vr(r)}.2d, v${vr(r)}.2s`);
+      if (k === 1) return one(`${r.pick(["fcvtn", "fcvtxn"])} v${vr(r)}.2s, v${vr(r)}.2d`);
+      if (k === 2) return one(`${r.pick(["fmaxv", "fminv", "fmaxnmv", "fminnmv"])} s${vr(r)}, v${vr(r)}.4s`);
+      return one(`${r.pick(["fcvtzs", "scvtf", "ucvtf", "fcvtzu"])} ${V(vr(r))}, ${V(vr(r))}, #${r.int(1, esize(a))}`);
+    }
+    default: { // scalar pairwise, half-precision conversions
+      if (r.bool()) return one(`${r.pick(["faddp", "fmaxp", "fminp", "fmaxnmp"])} ${r.bool() ? `d${vr(r)}, v${vr(r)}.2d` : `s${vr(r)}, v${vr(r)}.2s`}`);
+      return one(r.pick([`fcvt h${vr(r)}, s${vr(r)}`, `fcvt s${vr(r)}, h${vr(r)}`, `fcvt h${vr(r)}, d${vr(r)}`, `fcvt d${vr(r)}, h${vr(r)}`]));
+    }
+  }
+};
+
 // ------------------------------------------------------------------------------------------------- sequences
 
 /** The mix: weighted towards integer data processing. */
 const CLASSES: readonly (readonly [number, Gen])[] = [
-  [62, (r) => r.weighted(INT_GENS)(r)],
+  [60, (r) => r.weighted(INT_GENS)(r)],
   [8, branch],
   [9, loadStore],
   [5, loadStorePair],
   [10, fp],
-  [6, simd],
+  [4, simd],
+  [3, simdMore],
+  [2, simdFp],
 ];
 
 export interface GenOptions { minLen?: number; maxLen?: number }
 
 export function generateSequence(r: Rng, index: number, opt: GenOptions = {}): Sequence {
   const len = r.int(opt.minLen ?? 4, opt.maxLen ?? 10);
+  recent.length = 0;
   const units: Unit[] = [];
   for (let i = 0; i < len; i++) units.push(r.weighted(CLASSES)(r));
   const x: bigint[] = [];
