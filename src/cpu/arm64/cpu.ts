@@ -116,11 +116,15 @@ export class Cpu {
   onEl2: ((c: Cpu, ec: number, iss: number) => void) | null = null;
 
   /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
-  private readonly codeCache: (Handler[] | undefined)[] = [];
+  private readonly codeCache: (Handler[] | undefined)[];
+  /** Pages that have a decode cache (so invalidateAllCode need not scan every RAM page). */
+  private readonly codePages: number[] = [];
   readonly mmu: Mmu;
 
   constructor(mmu: Mmu) {
     this.mmu = mmu;
+    // Preallocated so the array stays in fast (non-dictionary) mode however sparse the code pages are.
+    this.codeCache = new Array<Handler[] | undefined>(mmu.ramSize >>> 12).fill(undefined);
     mmu.setEl(this.el);
     mmu.onCodeWrite = (page) => this.invalidateCodePage(page);
     resetSysRegs(this);
@@ -150,6 +154,7 @@ export class Cpu {
         if (code === undefined) {
           code = new Array<Handler>(1024).fill(LAZY);
           this.codeCache[page] = code;
+          this.codePages.push(page);
           mmu.markCode(page);
         }
         const base = pageOff >> 2;
@@ -178,7 +183,7 @@ export class Cpu {
             if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0;
             break;
           }
-          if (done >= budget) break;
+          // The budget is checked at branches and page ends only: a slice overshoots by < 1024 instructions.
         }
       } catch (e) {
         if (e !== MMU_FAULT) throw e;
@@ -197,7 +202,7 @@ export class Cpu {
 
   /** IC IALLU / IC IVAU and similar: drop every decoded instruction. */
   invalidateAllCode(): void {
-    for (const code of this.codeCache) if (code !== undefined) code.fill(LAZY);
+    for (const p of this.codePages) this.codeCache[p]!.fill(LAZY);
   }
 
   // ---------------------------------------------------------------------------------------------------------
