@@ -5,6 +5,7 @@
  *
  *   XENO_SEED=n          reproduce a run (the seed is printed at the start and in every failure)
  *   XENO_RANDOM_SEQS=n   number of sequences (default 10000; the ≥10000 assertion applies to the default)
+ *   XENO_RANDOM_ONLY=i   run only sequence i of the seed (sequence i does not depend on the count)
  *   XENO_RANDOM_XENO=qemu  run qemu on both sides (develops/checks the harness without xeno); any other value
  *                        is a command run as `CMD BINARY START` in place of `bin/xeno run-user`
  *
@@ -42,7 +43,9 @@ const DETAILED = 6;
 /** Units per instruction shape re-run alone to pin down a disagreement. */
 const REDUCE_PER_KEY = 3;
 
+const ONLY = process.env.XENO_RANDOM_ONLY !== undefined ? Number(process.env.XENO_RANDOM_ONLY) : undefined;
 const REPRO = `XENO_SEED=${SEED} XENO_RANDOM_SEQS=${COUNT} node --test dist/test/oracle/random.test.js`;
+const reproOne = (index: number) => `XENO_SEED=${SEED} XENO_RANDOM_ONLY=${index} node --test dist/test/oracle/random.test.js`;
 
 async function build(dir: string, name: string, seqs: Sequence[]): Promise<string> {
   const src = path.join(dir, `${name}.S`), bin = path.join(dir, name);
@@ -228,7 +231,8 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
 
-  const seqs = generateSequences(SEED, COUNT);
+  const seqs = ONLY === undefined ? generateSequences(SEED, COUNT) : generateSequences(SEED, ONLY + 1).slice(ONLY);
+  assert.ok(seqs.length > 0, "no sequences to run");
   const chunks: Sequence[][] = [];
   for (let i = 0; i < seqs.length; i += PER_BINARY) chunks.push(seqs.slice(i, i + PER_BINARY));
 
@@ -320,7 +324,7 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
   console.log("# " + summary.replace(/\n/g, "\n# "));
 
   if (failing.length || undefinedUnits.length || oracle.removed.length || oracle.badExits.length) {
-    const L = [summary, ""];
+    const L = [summary, `generated sources and binaries (run as 'qemu-aarch64-static -cpu cortex-a57 BINARY [FIRST_SEQ]'): ${dir}`, ""];
     const classList = (title: string, units: Removed[]) => {
       const cls = new Map<string, { count: number; ex: Removed }>();
       for (const u of units) { const c = cls.get(u.key); if (c) c.count++; else cls.set(u.key, { count: 1, ex: u }); }
@@ -349,7 +353,7 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
     if (failing.length) L.push(`first ${Math.min(DETAILED, failing.length)} failing sequences in full:`);
     for (const s0 of detailed.slice(0, DETAILED)) {
       const o = res.get(s0.index)!, s = shown(s0);
-      L.push(`\n=== seed ${SEED} sequence ${s.index}: ${diffSummary(o)} ===`);
+      L.push(`\n=== seed ${SEED} sequence ${s.index}: ${diffSummary(o)} ===   (alone: ${reproOne(s.index)})`);
       L.push("  instructions:\n" + sequenceText(s));
       L.push(describeOutcome(s, o, oracle.q.get(s.index), oracle.x.get(s.index), true));
     }
@@ -359,6 +363,6 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
       `(full report: ${path.join(dir, "report.txt")})\n\n${report}`);
   }
   assert.equal(compared, seqs.length);
-  if (process.env.XENO_RANDOM_SEQS === undefined) assert.ok(compared >= 10_000, `only ${compared} sequences compared`);
+  if (process.env.XENO_RANDOM_SEQS === undefined && ONLY === undefined) assert.ok(compared >= 10_000, `only ${compared} sequences compared`);
   rmSync(dir, { recursive: true, force: true });
 });
