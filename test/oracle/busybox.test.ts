@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
-import { BUILD_DIR, compare, fetchBusybox, JOBS, printSummary, qemuCommand, runProcess, selected, TIMEOUT_MS } from "./oracle-lib.js";
+import { BUILD_DIR, compare, ensureBuilt, fetchBusybox, JOBS, printSummary, qemuCommand, runProcess, selected, TIMEOUT_MS } from "./oracle-lib.js";
 
 const DATA = path.join(BUILD_DIR, "bb-data");
 const f = (name: string): string => path.join(DATA, name);
@@ -131,6 +131,7 @@ describe("busybox applets (qemu vs xeno run-user)", { concurrency: JOBS }, () =>
   let busybox = "";
   before(async () => {
     makeData();
+    await ensureBuilt();
     busybox = await fetchBusybox();
     // The round trip: qemu's gzip output becomes the input of gunzip under both emulators.
     const gz = await runProcess([...qemuCommand(), busybox, "gzip", "-c", "-6", f("blob.bin")], { timeoutMs: TIMEOUT_MS });

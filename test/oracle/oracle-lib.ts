@@ -8,13 +8,16 @@
  *   XENO_ORACLE_MODE=compare    'compare' (default) or 'qemu': run qemu twice and compare (determinism check,
  *                               useful while `xeno run-user` is not ready)
  *   XENO_ORACLE_FILTER=regex    only run invocations whose name matches
- *   XENO_ORACLE_XENO="cmd ..."  command used instead of `bin/xeno run-user` (split on spaces)
+ *   XENO_ORACLE_XENO="cmd ..."  command used instead of `node dist/src/cli/main.js run-user` (split on spaces).
+ *                               The default skips bin/xeno's staleness check: with sources being edited
+ *                               concurrently it would rebuild mid-suite and print "compiling" on stderr;
+ *                               ensureBuilt() builds once before the suite instead.
  *   XENO_ORACLE_QEMU="cmd ..."  command used instead of `qemu-aarch64-static -cpu cortex-a57`
  */
 import { spawn, execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants as osConstants, tmpdir } from "node:os";
 import path, { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -111,7 +114,15 @@ export function qemuCommand(): string[] {
 }
 
 export function xenoCommand(): string[] {
-  return process.env.XENO_ORACLE_XENO ? process.env.XENO_ORACLE_XENO.split(/\s+/).filter(Boolean) : [path.join(ROOT, "bin/xeno"), "run-user"];
+  if (process.env.XENO_ORACLE_XENO) return process.env.XENO_ORACLE_XENO.split(/\s+/).filter(Boolean);
+  // What bin/xeno does after its build step.
+  return [process.execPath, "--max-old-space-size=4096", path.join(ROOT, "dist/src/cli/main.js"), "run-user"];
+}
+
+/** Build dist/ once (scripts/build.sh is quiet when nothing changed); call from a before() hook. */
+export async function ensureBuilt(): Promise<void> {
+  if (MODE === "qemu" || process.env.XENO_ORACLE_XENO) return;
+  await execFileP(path.join(ROOT, "scripts/build.sh"), [], { maxBuffer: 1 << 22 });
 }
 
 /**
@@ -195,7 +206,7 @@ export async function compare(inv: Invocation): Promise<Comparison> {
   if (!sameStatus(qemu, other)) problems.push(`exit status: qemu ${describeStatus(qemu)}, ${otherName()} ${describeStatus(other)}`);
   const d1 = firstDifference("stdout", qemu.stdout, other.stdout);
   if (d1) problems.push(d1);
-  const d2 = firstDifference("stderr", qemu.stderr, other.stderr);
+  const d2 = firstDifference("stderr", guestStderr(qemu.stderr), other.stderr);
   if (d2) problems.push(d2);
   const ok = problems.length === 0;
   summary.compared++;
@@ -217,8 +228,29 @@ function otherName(): string {
   return MODE === "qemu" ? "qemu(2nd run)" : "xeno";
 }
 
+/**
+ * Exit statuses compare equal when identical, or when one process died of signal N and the other exited with
+ * 128+N: qemu re-raises a guest's fatal signal on itself, while `xeno run-user` (a Node process) reports it as
+ * exit 128+N, the shell's convention.
+ */
 function sameStatus(a: RunResult, b: RunResult): boolean {
-  return a.status === b.status && a.signal === b.signal && !a.timedOut && !b.timedOut && !b.spawnError;
+  if (a.timedOut || b.timedOut || b.spawnError) return false;
+  return normalStatus(a) === normalStatus(b);
+}
+
+function normalStatus(r: RunResult): number | null {
+  if (r.signal) {
+    const n = osConstants.signals[r.signal as keyof typeof osConstants.signals];
+    return n === undefined ? -1 : 128 + n;
+  }
+  return r.status;
+}
+
+/** qemu's own report of a guest's fatal signal is emulator chatter, not guest output: drop it before comparing. */
+function guestStderr(b: Buffer): Buffer {
+  const s = b.toString("latin1");
+  if (!s.includes("qemu: uncaught target signal")) return b;
+  return Buffer.from(s.replace(/^qemu: uncaught target signal [^\n]*\n?/gm, ""), "latin1");
 }
 
 function describeStatus(r: RunResult): string {
@@ -230,7 +262,7 @@ function describeStatus(r: RunResult): string {
 /** When Xeno's run fails, its own diagnostics (at the end of stderr) are the most useful thing to show. */
 function tailOfStderr(r: RunResult): string {
   if (r.stderr.length === 0) return "";
-  const lines = r.stderr.toString("latin1").trimEnd().split("\n");
+  const lines = r.stderr.toString("utf8").trimEnd().split("\n");
   const tail = lines.slice(-8).map((l) => `    | ${truncate(l, 200)}`).join("\n");
   return `\n  last lines of ${otherName()} stderr:\n${tail}`;
 }
@@ -262,17 +294,19 @@ function countNewlines(buf: Buffer, end: number): number {
 
 function lineAt(buf: Buffer, pos: number): string {
   if (pos >= buf.length) return "";
-  const s = buf.lastIndexOf(10, pos - 1) + 1;
+  // (lastIndexOf with a negative offset would count from the end, hence the guard)
+  const s = pos === 0 ? 0 : buf.lastIndexOf(10, pos - 1) + 1;
   let e = buf.indexOf(10, pos);
   if (e < 0) e = buf.length;
-  return buf.subarray(s, e).toString("latin1");
+  return buf.subarray(s, e).toString("utf8");
 }
 
 function previousLine(buf: Buffer, pos: number): string | undefined {
+  if (pos === 0) return undefined;
   const s = buf.lastIndexOf(10, pos - 1);
   if (s <= 0) return undefined;
   const ps = buf.lastIndexOf(10, s - 1) + 1;
-  return buf.subarray(ps, s).toString("latin1");
+  return buf.subarray(ps, s).toString("utf8");
 }
 
 function truncate(s: string, max: number): string {

@@ -3,9 +3,9 @@
  * -static, each run under qemu-aarch64-static -cpu cortex-a57 and under `xeno run-user`; stdout, stderr and exit
  * status must be byte-identical. One test per invocation. See oracle-lib.ts for the environment knobs.
  */
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { compare, compileProgram, JOBS, printSummary, selected } from "./oracle-lib.js";
+import { compare, compileProgram, ensureBuilt, JOBS, printSummary, selected } from "./oracle-lib.js";
 
 interface Case {
   src: string;
@@ -66,6 +66,7 @@ function caseName(c: Case): string {
 }
 
 describe("oracle programs (qemu vs xeno run-user)", { concurrency: JOBS }, () => {
+  before(() => ensureBuilt());
   for (const c of CASES) {
     const name = caseName(c);
     test(name, { skip: !selected(name) }, async () => {

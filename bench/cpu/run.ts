@@ -1,0 +1,157 @@
+/**
+ * CPU benchmark: the same CPU-bound AArch64 programs under Xeno (`bin/xeno run-user`) and qemu-aarch64-static,
+ * runs alternated, median of N runs each; prints both medians, the ratio, and Xeno's guest instructions per
+ * second (from the `xeno-stats: instructions=N seconds=S` line that XENO_STATS=1 makes the runner print).
+ *
+ *   node dist/bench/cpu/run.js [--runs N] [--only NAME[,NAME]] [--scale F] [--no-qemu] [--timeout SEC]
+ *
+ * Workloads: gzip round trip of a few MiB (busybox gzip -c | gunzip -c, as two runs), sha256sum of 16 MiB
+ * (busybox), and bench/cpu/kernel.c (compiled with aarch64-linux-gnu-gcc -static -O2).
+ */
+import { spawn, execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import path, { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const OUT = path.join(ROOT, "build/bench-cpu");
+
+interface Options { runs: number; only?: string[]; scale: number; qemu: boolean; timeoutMs: number }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { runs: 5, scale: 1, qemu: true, timeoutMs: 1800_000 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === "--runs") o.runs = Math.max(1, parseInt(val(), 10));
+    else if (a === "--only") o.only = val().split(",");
+    else if (a === "--scale") o.scale = Math.max(0.001, Number(val()));
+    else if (a === "--no-qemu") o.qemu = false;
+    else if (a === "--timeout") o.timeoutMs = Number(val()) * 1000;
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write("usage: node dist/bench/cpu/run.js [--runs N] [--only gzip,sha256,kernel] [--scale F] [--no-qemu] [--timeout SEC]\n");
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+interface Workload { name: string; program: string; args: string[]; stdin?: string; describe: string }
+
+interface Run { seconds: number; status: number | null; stdoutHash: string; instructions?: number; guestSeconds?: number; stderrTail: string }
+
+function runOnce(cmd: string[], w: Workload, timeoutMs: number, env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(cmd[0], [...cmd.slice(1), w.program, ...w.args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const hash = createHash("sha256");
+    let err = "";
+    const timer = setTimeout(() => { try { process.kill(-child.pid!, "SIGKILL"); } catch { child.kill("SIGKILL"); } }, timeoutMs);
+    child.stdout.on("data", (b: Buffer) => hash.update(b));
+    child.stderr.on("data", (b: Buffer) => { err = (err + b.toString("latin1")).slice(-4000); });
+    child.stdin.on("error", () => {});
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const m = /xeno-stats: instructions=(\d+) seconds=([\d.eE+-]+)/.exec(err);
+      resolve({ seconds, status: code, stdoutHash: hash.digest("hex").slice(0, 16), instructions: m ? Number(m[1]) : undefined,
+        guestSeconds: m ? Number(m[2]) : undefined, stderrTail: err.split("\n").filter((l) => !l.startsWith("xeno-stats:")).slice(-3).join(" | ") });
+    });
+    if (w.stdin) {
+      const rs = readFileSync(w.stdin);
+      child.stdin.end(rs);
+    } else child.stdin.end();
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Deterministic input data: text-like and binary mixed so gzip has real work. */
+function makeInput(file: string, bytes: number): void {
+  if (existsSync(file) && readFileSync(file).length === bytes) return;
+  const b = Buffer.alloc(bytes);
+  let s = 0x12345678;
+  const words = ["lorem", "ipsum", "dolor", "sit", "amet", "xeno", "qemu", "aarch64", "kernel", "page", "\n"];
+  let i = 0;
+  while (i < bytes) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    if ((s & 7) === 0) { b[i++] = s >>> 24; continue; }
+    const w = words[(s >>> 8) % words.length];
+    for (let k = 0; k < w.length && i < bytes; k++) b[i++] = w.charCodeAt(k);
+    if (i < bytes) b[i++] = 32;
+  }
+  writeFileSync(file, b);
+}
+
+function compileKernel(): string {
+  const src = path.join(ROOT, "bench/cpu/kernel.c");
+  const tag = createHash("sha256").update(readFileSync(src)).digest("hex").slice(0, 12);
+  const out = path.join(OUT, `kernel-O2-${tag}`);
+  if (!existsSync(out)) {
+    execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-o", `${out}.tmp`, src], { stdio: "inherit" });
+    renameSync(`${out}.tmp`, out);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  mkdirSync(OUT, { recursive: true });
+  const busybox = execFileSync(path.join(ROOT, "scripts/fetch-busybox.sh"), { encoding: "utf8" }).trim();
+  const gzMiB = Math.max(1, Math.round(4 * o.scale));
+  const shaMiB = Math.max(1, Math.round(16 * o.scale));
+  const gzIn = path.join(OUT, `gzip-input-${gzMiB}MiB.bin`);
+  const shaIn = path.join(OUT, `sha-input-${shaMiB}MiB.bin`);
+  makeInput(gzIn, gzMiB << 20);
+  makeInput(shaIn, shaMiB << 20);
+  const gzOut = path.join(OUT, `gzip-input-${gzMiB}MiB.bin.gz`);
+  if (!existsSync(gzOut)) writeFileSync(gzOut, execFileSync("qemu-aarch64-static", [busybox, "gzip", "-c", gzIn], { maxBuffer: 1 << 28 }));
+  const kernel = compileKernel();
+  const kernelIters = String(Math.max(1, Math.round(300 * o.scale)));
+  const all: Workload[] = [
+    { name: "gzip", program: busybox, args: ["gzip", "-c", gzIn], describe: `busybox gzip -c, ${gzMiB} MiB` },
+    { name: "gunzip", program: busybox, args: ["gunzip", "-c", gzOut], describe: `busybox gunzip -c of the above` },
+    { name: "sha256", program: busybox, args: ["sha256sum", shaIn], describe: `busybox sha256sum, ${shaMiB} MiB` },
+    { name: "kernel", program: kernel, args: [kernelIters], describe: `bench/cpu/kernel.c -O2, ${kernelIters} iterations` },
+  ];
+  const work = o.only ? all.filter((w) => o.only!.some((n) => w.name.startsWith(n))) : all;
+  const xeno = [path.join(ROOT, "bin/xeno"), "run-user"];
+  const qemu = ["qemu-aarch64-static", "-cpu", "cortex-a57"];
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, LC_ALL: "C", XENO_STATS: "1" };
+  // Build once up front so bin/xeno's staleness check does not land inside the first timed run.
+  execFileSync(path.join(ROOT, "scripts/build.sh"), { stdio: "inherit" });
+  process.stdout.write(`xeno CPU benchmark: ${o.runs} runs each, alternated${o.qemu ? "" : " (xeno only)"}\n`);
+  const rows: string[] = [];
+  for (const w of work) {
+    const xs: number[] = [], qs: number[] = [], ips: number[] = [];
+    let note = "";
+    for (let r = 0; r < o.runs; r++) {
+      const x = await runOnce(xeno, w, o.timeoutMs, env);
+      xs.push(x.seconds);
+      if (x.instructions !== undefined) ips.push(x.instructions / (x.guestSeconds && x.guestSeconds > 0 ? x.guestSeconds : x.seconds));
+      let q: Run | undefined;
+      if (o.qemu) { q = await runOnce(qemu, w, o.timeoutMs, env); qs.push(q.seconds); }
+      if (x.status !== 0) note = ` xeno exit ${x.status}: ${x.stderrTail}`;
+      else if (q && q.stdoutHash !== x.stdoutHash) note = " OUTPUT DIFFERS from qemu";
+      process.stdout.write(`  ${w.name} run ${r + 1}: xeno ${x.seconds.toFixed(3)} s${q ? `, qemu ${q.seconds.toFixed(3)} s` : ""}${x.instructions !== undefined ? `, ${x.instructions} instructions` : ""}\n`);
+    }
+    const mx = median(xs), mq = qs.length ? median(qs) : NaN;
+    const mips = ips.length ? `${(median(ips) / 1e6).toFixed(1)} M guest insn/s` : "no xeno-stats line";
+    rows.push(`${w.name.padEnd(7)} xeno ${mx.toFixed(3).padStart(9)} s   qemu ${Number.isNaN(mq) ? "      n/a" : mq.toFixed(3).padStart(9)} s   ratio ${Number.isNaN(mq) ? "n/a" : (mx / mq).toFixed(1).padStart(6)}x   ${mips}   (${w.describe})${note}`);
+  }
+  process.stdout.write(`medians:\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench/cpu: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
