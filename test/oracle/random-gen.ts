@@ -453,6 +453,61 @@ const loadStorePair: Gen = (r) => {
   return { lines: [baseCopy(r, c, k), `${op} ${reg(t1)}, ${reg(t2)}, ${addr}`], mem: true };
 };
 
+/** Exclusives, acquire/release, PC-relative literal loads, SIMD structure loads/stores. */
+const loadStoreMore: Gen = (r) => {
+  const H = WINDOW_HALF;
+  let c = gr(r);
+  switch (r.int(0, 4)) {
+    case 0: { // LDAR/STLR (any size; must be naturally aligned to be single-copy atomic, and it is)
+      const [sfx, size, reg] = r.pick([["", 8, X], ["", 4, W], ["b", 1, W], ["h", 2, W]] as const);
+      const k = aligned(r, -H, H - size, size), t = r.bool() ? dst(r) : src(r);
+      if (t === c) c = (c + 1) % 28;
+      const op = r.bool() ? `ldar${sfx}` : `stlr${sfx}`;
+      return { lines: [baseCopy(r, c, k), `${op} ${reg(t)}, [x${c}]`], mem: true };
+    }
+    case 1: { // LDXR + STXR to the same address: succeeds (status 0) on both emulators
+      const [sfx, size, reg] = r.pick([["", 8, X], ["", 4, W], ["b", 1, W], ["h", 2, W]] as const);
+      const k = aligned(r, -H, H - size, size);
+      const t = dreg(r), v = src(r);
+      let st = dreg(r);
+      while (c === t || c === st || st === v || c === v) { c = (c + 1) % 28; st = (st + 3) % 28; }
+      const acq = r.bool() ? "a" : "", rel = r.bool() ? "l" : "";
+      return { lines: [baseCopy(r, c, k), `ld${acq}xr${sfx} ${reg(t)}, [x${c}]`, `st${rel}xr${sfx} w${st}, ${reg(v)}, [x${c}]`], mem: true };
+    }
+    case 2: { // literal: load instruction words of this very code
+      const [op, reg] = r.pick([["ldr", X], ["ldr", W], ["ldrsw", X]] as const);
+      return one(`${op} ${reg(dst(r))}, . + ${4 * r.int(-6, 6)}`);
+    }
+    case 3: { // LD1/ST1 multiple, LD2..4/ST2..4
+      const a = r.pick(ARR_ALL.filter((x) => x !== "1d")), n = r.int(1, 4), bytes = (a.startsWith("16") || a.startsWith("8h") || a.startsWith("4s") || a.startsWith("2d") ? 16 : 8) * n;
+      const first = r.int(0, NUM_V - n);
+      const list = "{" + Array.from({ length: n }, (_, i) => `v${first + i}.${a}`).join(", ") + "}";
+      const op = `${r.bool() ? "ld" : "st"}${r.bool(0.5) || n === 1 ? 1 : n}`;
+      const k = aligned(r, -H, H - bytes, 8);
+      const post = r.bool(0.3) ? `, #${bytes}` : "";
+      return { lines: [baseCopy(r, c, k), `${op} ${list}, [x${c}]${post}`], mem: true };
+    }
+    default: { // single lane / replicate
+      const e = r.pick(["b", "h", "s", "d"]), sz = { b: 1, h: 2, s: 4, d: 8 }[e]!, n = r.int(1, 2);
+      const first = r.int(0, NUM_V - n), k = aligned(r, -H, H - sz * n, sz);
+      const arr = { b: "16b", h: "8h", s: "4s", d: "2d" }[e]!;
+      if (r.bool(0.3)) {
+        const list = "{" + Array.from({ length: n }, (_, i) => `v${first + i}.${arr}`).join(", ") + "}";
+        return { lines: [baseCopy(r, c, k), `ld${n}r ${list}, [x${c}]`], mem: true };
+      }
+      const list = "{" + Array.from({ length: n }, (_, i) => `v${first + i}.${e}`).join(", ") + "}";
+      return { lines: [baseCopy(r, c, k), `${r.bool() ? "ld" : "st"}${n} ${list}[${r.int(0, 16 / sz - 1)}], [x${c}]`], mem: true };
+    }
+  }
+};
+
+/** FPCR: rounding mode (bits 23:22), FZ (24), DN (25) for the rest of the sequence (the harness resets FPCR). */
+const fpcr: Gen = (r) => {
+  const k = dreg(r);
+  const bits = (r.int(0, 3) << 6) | (r.bool(0.3) ? 1 << 8 : 0) | (r.bool(0.3) ? 1 << 9 : 0); // bits 31:16
+  return { lines: [`movz x${k}, #${hex(bits)}, lsl #16`, `msr fpcr, x${k}`], mem: false };
+};
+
 // ------------------------------------------------------------------------------------------------ scalar FP
 
 const vr = (r: Rng) => r.int(0, NUM_V - 1);
@@ -689,6 +744,8 @@ const CLASSES: readonly (readonly [number, Gen])[] = [
   [8, branch],
   [9, loadStore],
   [5, loadStorePair],
+  [3, loadStoreMore],
+  [1.5, fpcr],
   [10, fp],
   [4, simd],
   [3, simdMore],

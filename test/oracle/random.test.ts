@@ -22,7 +22,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { generateSequences, windowInit, NUM_V, type Sequence } from "./random-gen.js";
+import { generateSequences, windowInit, NUM_V, type Sequence, type Unit } from "./random-gen.js";
 import { emitProgram } from "./random/harness.js";
 import {
   compareRecords, inputsText, lineKey, parseRecords, recordFields, resultsText, sequenceText, unitKey, type FieldDiff,
@@ -280,11 +280,13 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
     const perKey = new Map<string, number>();
     const single: Sequence[] = [];
     for (const s of diffing) {
+      let mode: Unit | undefined; // the FPCR set-up in force: kept as context of the units after it
       for (const u of s.units) {
-        const key = unitKey(u), n = perKey.get(key) ?? 0;
+        if (u.lines.some((l) => l.startsWith("msr fpcr"))) { mode = u; continue; }
+        const key = unitKey(u) + (mode ? " (" + mode.lines[0] + ")" : ""), n = perKey.get(key) ?? 0;
         if (n >= REDUCE_PER_KEY) continue;
         perKey.set(key, n + 1);
-        single.push({ ...s, index: 1_000_000 + single.length, units: [u], mem: u.mem });
+        single.push({ ...s, index: 1_000_000 + single.length, units: mode ? [mode, u] : [u], mem: u.mem });
       }
     }
     const red = new Oracle(dir, { restarts: 10, deadline: Date.now() + 20_000 });
@@ -294,7 +296,8 @@ test(`random sequences agree between qemu and xeno (seed ${SEED})`, { timeout: 1
     for (const s0 of single) {
       const o = outcome(red, s0.index), s = red.ran.get(s0.index) ?? s0;
       if (o.kind === "ok" || o.kind === "skipped" || s.units.length === 0) continue;
-      const cls = `${unitKey(s.units[0]!)}  [${diffSummary(o)}]`;
+      const u = s.units[s.units.length - 1]!, fp = s.units.length > 1 ? ` with FPCR=${s.units[0]!.lines[0]!.replace(/^movz x\d+, #(0x[0-9a-f]+), lsl #16$/, (_, h: string) => "0x" + (parseInt(h, 16) << 16 >>> 0).toString(16))}` : "";
+      const cls = `${unitKey(u)}${fp}  [${diffSummary(o)}]`;
       const c = classes.get(cls);
       if (c) c.count++; else classes.set(cls, { count: 1, example: s, outcome: o });
     }

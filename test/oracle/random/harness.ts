@@ -52,7 +52,7 @@ function dumpBody(withMem: boolean): string[] {
 function loadBody(): string[] {
   const out: string[] = [];
   for (let i = 0; i < NUM_V; i += 2) out.push(`ldp q${i}, q${i + 1}, [x29, #${IN_V + 16 * i}]`);
-  out.push(`ldr x0, [x29, #${IN_NZCV}]`, "msr nzcv, x0");
+  out.push(`ldr x0, [x29, #${IN_NZCV}]`, "msr nzcv, x0", "msr fpcr, xzr"); // sequences may change FPCR
   out.push(...adrl("x28", "membuf"), `add x28, x28, #${WINDOW_HALF}`);
   for (let i = 0; i < NUM_X_INPUTS; i += 2) out.push(`ldp x${i}, x${i + 1}, [x29, #${8 * i}]`);
   out.push("ret");
