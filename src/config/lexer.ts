@@ -82,7 +82,7 @@ export function tokenize(src: Source): Token[] {
       continue;
     }
     if (c >= "0" && c <= "9") {
-      while (i < s.length && /[0-9A-Za-z_]/.test(s[i])) i++;
+      while (i < s.length && /[0-9A-Za-z_.]/.test(s[i])) i++; // '.' so `1.5` is one bad number
       const text = s.slice(start, i);
       let num: number;
       if (/^0[xX][0-9a-fA-F]+$/.test(text)) num = parseInt(text.slice(2), 16);
