@@ -76,7 +76,7 @@ export function tokenize(src: Source): Token[] {
       if (i < s.length && /[A-Z-]/.test(s[i])) {
         let j = i;
         while (j < s.length && /[-._0-9a-zA-Z]/.test(s[j])) j++;
-        throw fail("CONFIG_SYNTAX", `invalid key '${s.slice(start, j)}': keys are lowercase letters, digits, '_' and '.'`, start);
+        throw fail("CONFIG_SYNTAX", badWord(s.slice(start, j), out), start);
       }
       out.push({ kind: "key", text: s.slice(start, i), ...pos(start) });
       continue;
@@ -111,7 +111,7 @@ export function tokenize(src: Source): Token[] {
     if (/[A-Z_]/.test(c)) {
       let j = i;
       while (j < s.length && /[-._0-9a-zA-Z]/.test(s[j])) j++;
-      throw fail("CONFIG_SYNTAX", `invalid key '${s.slice(i, j)}': keys are lowercase letters, digits, '_' and '.'`, i);
+      throw fail("CONFIG_SYNTAX", badWord(s.slice(i, j), out), i);
     }
     const hint = PYTHONISH.includes(c)
       ? " (xl config files are not Python: only key = value, strings, numbers and [lists])"
@@ -120,6 +120,15 @@ export function tokenize(src: Source): Token[] {
   }
   out.push({ kind: "eof", text: "", ...pos(i) });
   return out;
+}
+
+/** A word that is neither a key nor a value: say which, from the token before it. */
+function badWord(word: string, before: Token[]): string {
+  const prev = before[before.length - 1]?.kind;
+  if (prev === "=" || prev === "+=" || prev === "[" || prev === ",") {
+    return `unquoted string '${word}' (strings need quotes: "${word}")`;
+  }
+  return `invalid key '${word}': keys are lowercase letters, digits, '_' and '.'`;
 }
 
 const SIMPLE_ESCAPES: Record<string, string> = {

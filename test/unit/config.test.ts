@@ -112,6 +112,8 @@ test("grammar: error positions and messages", () => {
   throwsConfig(() => parseConfigText(`a = 1 b = 2`), "CONFIG_SYNTAX", { column: 7, match: /expected ';' or newline/ });
   throwsConfig(() => parseConfigText(`Memory = 1`), "CONFIG_SYNTAX", { column: 1, match: /invalid key 'Memory'/ });
   throwsConfig(() => parseConfigText(`on-crash = "x"`), "CONFIG_SYNTAX", { match: /invalid key 'on-crash'/ });
+  throwsConfig(() => parseConfigText(`type = PVH`), "CONFIG_SYNTAX", { column: 8, match: /unquoted string 'PVH' \(strings need quotes: "PVH"\)/ });
+  throwsConfig(() => parseConfigText(`disk = [ '/a', My-Disk ]`), "CONFIG_SYNTAX", { column: 16, match: /unquoted string 'My-Disk'/ });
   throwsConfig(() => parseConfigText(`x = 1\nmemory = f(1)`), "CONFIG_SYNTAX", { line: 2, match: /strings need quotes|not Python/ });
   throwsConfig(() => parseConfigText(`import os`), "CONFIG_SYNTAX", { match: /expected '=' or '\+='/ });
   throwsConfig(() => parseConfigText(`memory = 1.5`), "CONFIG_BAD_NUMBER");
