@@ -141,14 +141,17 @@ async function ensureKernel(cache: string, pkg: ResolvedPackage, progress: (m: s
   await fetchAndExtract(pkg.name, async () => pkg.version, tmp, cache, progress);
   const vmlinuz = join(tmp, "boot", `vmlinuz-${release}`);
   if (!existsSync(vmlinuz)) throw new ImageError("EIMAGES_BAD_PACKAGE", `${pkg.name} ${pkg.version} has no boot/vmlinuz-${release}`);
-  let bytes: Buffer = await readFile(vmlinuz);
+  const bytes: Buffer = await readFile(vmlinuz);
   // Debian's arm64 vmlinuz is a plain Image in bookworm; some builds ship it gzip-compressed (magic 1f 8b).
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     progress(`decompressing vmlinuz-${release}…`);
-    bytes = gunzipSync(bytes);
+    const plain = gunzipSync(bytes);
+    parseArm64Image(plain); // throws ImageFormatError if it is not an Image after all
+    await writeFile(join(tmp, "Image"), plain);
+  } else {
+    parseArm64Image(bytes);
+    await rename(vmlinuz, join(tmp, "Image")); // no second 27 MB copy
   }
-  parseArm64Image(bytes); // throws ImageFormatError if it is not an Image after all
-  await writeFile(join(tmp, "Image"), bytes);
   await writeFile(join(tmp, ".xeno.json"), JSON.stringify({ package: pkg.name, version: pkg.version }) + "\n");
   await rm(dir, { recursive: true, force: true });
   await rename(tmp, dir);
