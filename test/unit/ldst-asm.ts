@@ -49,16 +49,20 @@ export interface Machine {
 }
 
 export const CODE = 0x1000;
+/** WFI: ends a run (Cpu.stop = STOP_WFI) with PC at the next instruction. */
+export const WFI = 0xd503207f;
 
 /**
  * A Cpu over `ramSize` bytes of RAM at physical `ramBase`, with `src` (assembly, or instruction words) at
- * ramBase + CODE.
+ * ramBase + CODE, followed by a WFI. After a clean run PC = ramBase + CODE + 4 * (n + 1).
  */
 export function machine(src: string | number[], ramSize = 1 << 20, ramBase = 0): Machine {
   const mmu = new Mmu(new ArrayBuffer(ramSize), ramBase);
   const c = new Cpu(mmu);
   const code = typeof src === "string" ? asm(src) : new Uint8Array(new Int32Array(src).buffer);
   mmu.u8.set(code, CODE);
+  // The run loop checks its budget only at branches and page ends: a WFI after the snippet stops it.
+  mmu.dv.setUint32(CODE + code.length, WFI, true);
   c.r[66] = ramBase + CODE; c.r[67] = 0;
   const exc: number[] = [];
   c.onEl1 = (cc, off) => { exc.push(off); cc.stop = 2; };

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Mmu } from "../../src/mmu/mmu.js";
 import { Cpu } from "../../src/cpu/arm64/cpu.js";
-import { haveAsm, words } from "./ldst-asm.js";
+import { WFI, haveAsm, words } from "./ldst-asm.js";
 
 const QEMU = "qemu-aarch64-static";
 function has(cmd: string, arg: string): boolean {
@@ -193,17 +193,18 @@ test("loads/stores match qemu-aarch64 on random instructions and states", { skip
   const mmu = new Mmu(new ArrayBuffer(8 << 20), 0);
   const c = new Cpu(mmu);
   mmu.u8.set(data, DATA_BASE);
-  for (let k = 0; k < N; k++) mmu.i32[(0x1000 >> 2) + k] = ws[k];
+  // Each instruction is followed by a WFI, which ends the run (the loop checks its budget only at branches).
+  for (let k = 0; k < N; k++) { mmu.i32[(0x1000 >> 2) + 2 * k] = ws[k]; mmu.i32[(0x1000 >> 2) + 2 * k + 1] = WFI; }
   const failures: string[] = [];
   const qOut = new DataView(dump.buffer, dump.byteOffset + N * (DATA_SZ + STATE_SZ));
   for (let k = 0; k < N && failures.length < 10; k++) {
     const s = k * STATE_SZ;
     for (let r = 0; r < 31; r++) { c.r[2 * r] = state.getInt32(s + 8 * r, true); c.r[2 * r + 1] = state.getInt32(s + 8 * r + 4, true); }
     for (let b = 0; b < 128; b++) c.vi32[b] = state.getInt32(s + 256 + 4 * b, true);
-    c.r[66] = 0x1000 + 4 * k; c.r[67] = 0;
+    c.r[66] = 0x1000 + 8 * k; c.r[67] = 0;
     c.run(1);
     const why: string[] = [];
-    if (c.r[66] !== 0x1000 + 4 * k + 4) why.push("exception");
+    if (c.r[66] !== 0x1000 + 8 * k + 8) why.push("exception");
     for (let r = 0; r < 31; r++) {
       const lo = qOut.getInt32(s + 8 * r, true), hi = qOut.getInt32(s + 8 * r + 4, true);
       if (c.r[2 * r] !== lo || c.r[2 * r + 1] !== hi) why.push(`x${r}`);

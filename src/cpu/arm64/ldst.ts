@@ -107,6 +107,32 @@ function strXUimm(c: Cpu, i: number): void {
   c.mmu.write64(lo, eaHi, r[t], r[t + 1]);
 }
 
+/** LDR W/STR W/LDRB/STRB (unsigned offset), specialised likewise. */
+function ldrWUimm(c: Cpu, i: number): void {
+  const r = c.r;
+  const lo = eaOff(r, spSlot((i >>> 5) & 31), ((i >>> 10) & 0xfff) << 2);
+  const v = c.mmu.read32(lo, eaHi);
+  const t = i & 31;
+  if (t !== 31) { r[t << 1] = v; r[(t << 1) | 1] = 0; }
+}
+function strWUimm(c: Cpu, i: number): void {
+  const r = c.r;
+  const lo = eaOff(r, spSlot((i >>> 5) & 31), ((i >>> 10) & 0xfff) << 2);
+  c.mmu.write32(lo, eaHi, r[(i & 31) << 1]);
+}
+function ldrBUimm(c: Cpu, i: number): void {
+  const r = c.r;
+  const lo = eaOff(r, spSlot((i >>> 5) & 31), (i >>> 10) & 0xfff);
+  const v = c.mmu.read8(lo, eaHi);
+  const t = i & 31;
+  if (t !== 31) { r[t << 1] = v; r[(t << 1) | 1] = 0; }
+}
+function strBUimm(c: Cpu, i: number): void {
+  const r = c.r;
+  const lo = eaOff(r, spSlot((i >>> 5) & 31), (i >>> 10) & 0xfff);
+  c.mmu.write8(lo, eaHi, r[(i & 31) << 1]);
+}
+
 /** LDUR/STUR/PRFUM (unscaled): size 111 0 00 opc 0 imm9 00 Rn Rt. */
 function ldstUnscaled(c: Cpu, i: number): void {
   const lo = eaOff(c.r, spSlot((i >>> 5) & 31), (i << 11) >> 23);
@@ -206,6 +232,39 @@ function pairAccess(c: Cpu, i: number, lo: number, hi: number): void {
 
 /** sext(imm7) scaled by the pair's element size (opc 00/01: 4 bytes, 10: 8 bytes). */
 function pairOff(i: number): number { return ((i << 10) >> 25) << (2 + (i >>> 31)); }
+
+/** LDP/STP of X registers (opc 10), specialised: function prologues and epilogues are made of these. */
+function pairX(c: Cpu, i: number, lo: number, hi: number): void {
+  const r = c.r, m = c.mmu, t = i & 31, t2 = (i >>> 10) & 31;
+  const l2 = (lo >>> 0) + 8, lo2 = l2 | 0, hi2 = l2 > 0xffffffff ? (hi + 1) | 0 : hi;
+  if ((i & 0x400000) !== 0) {
+    const a = m.read64(lo, hi), ah = m.out[0];
+    const b = m.read64(lo2, hi2), bh = m.out[0];
+    if (t !== 31) { r[t << 1] = a; r[(t << 1) | 1] = ah; }
+    if (t2 !== 31) { r[t2 << 1] = b; r[(t2 << 1) | 1] = bh; }
+  } else {
+    const b = r[t2 << 1], bh = r[(t2 << 1) | 1];
+    m.write64(lo, hi, r[t << 1], r[(t << 1) | 1]);
+    m.write64(lo2, hi2, b, bh);
+  }
+}
+function pairXOffset(c: Cpu, i: number): void {
+  const lo = eaOff(c.r, spSlot((i >>> 5) & 31), ((i << 10) >> 25) << 3);
+  pairX(c, i, lo, eaHi);
+}
+function pairXPost(c: Cpu, i: number): void {
+  const r = c.r, n = spSlot((i >>> 5) & 31);
+  const lo = r[n], hi = r[n + 1];
+  const nlo = eaOff(r, n, ((i << 10) >> 25) << 3), nhi = eaHi;
+  pairX(c, i, lo, hi);
+  r[n] = nlo; r[n + 1] = nhi;
+}
+function pairXPre(c: Cpu, i: number): void {
+  const r = c.r, n = spSlot((i >>> 5) & 31);
+  const lo = eaOff(r, n, ((i << 10) >> 25) << 3), hi = eaHi;
+  pairX(c, i, lo, hi);
+  r[n] = lo; r[n + 1] = hi;
+}
 
 function pairOffset(c: Cpu, i: number): void {
   const lo = eaOff(c.r, spSlot((i >>> 5) & 31), pairOff(i));
@@ -469,7 +528,8 @@ export function register(d: Decoder): void {
     const name = GP_NAMES[kind];
     const prfm = kind === 14;
     d.def(uo + "xxxxxxxxxxxx xxxxx xxxxx", name + " (unsigned offset)",
-      kind === 13 ? ldrXUimm : kind === 12 ? strXUimm : ldstUimm);
+      kind === 13 ? ldrXUimm : kind === 12 ? strXUimm : kind === 9 ? ldrWUimm : kind === 8 ? strWUimm :
+        kind === 1 ? ldrBUimm : kind === 0 ? strBUimm : ldstUimm);
     d.def(so + "0 xxxxxxxxx 00 xxxxx xxxxx", (prfm ? "PRFUM" : name + " (unscaled)"), ldstUnscaled);
     d.def(so + "1 xxxxx x1x x 10 xxxxx xxxxx", name + " (register)", ldstReg);
     if (prfm) continue; // no pre/post-index or unprivileged PRFM
@@ -481,10 +541,11 @@ export function register(d: Decoder): void {
 
   // Pairs: 32-bit (opc 00), LDPSW (opc 01, load, not LDNP), 64-bit (opc 10).
   for (const opc of ["00", "10"]) {
-    d.def(opc + "101 0 000 x xxxxxxx xxxxx xxxxx xxxxx", "LDNP/STNP", pairOffset);
-    d.def(opc + "101 0 001 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (post-index)", pairPost);
-    d.def(opc + "101 0 010 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (offset)", pairOffset);
-    d.def(opc + "101 0 011 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (pre-index)", pairPre);
+    const x = opc === "10";
+    d.def(opc + "101 0 000 x xxxxxxx xxxxx xxxxx xxxxx", "LDNP/STNP", x ? pairXOffset : pairOffset);
+    d.def(opc + "101 0 001 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (post-index)", x ? pairXPost : pairPost);
+    d.def(opc + "101 0 010 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (offset)", x ? pairXOffset : pairOffset);
+    d.def(opc + "101 0 011 x xxxxxxx xxxxx xxxxx xxxxx", "LDP/STP (pre-index)", x ? pairXPre : pairPre);
   }
   d.def("01101 0 001 1 xxxxxxx xxxxx xxxxx xxxxx", "LDPSW (post-index)", pairPost);
   d.def("01101 0 010 1 xxxxxxx xxxxx xxxxx xxxxx", "LDPSW (offset)", pairOffset);
