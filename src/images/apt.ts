@@ -4,7 +4,7 @@
  * the arm64 architecture and refreshing package lists need root and happen only when a package is not found.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ImageError } from "./errors.js";
@@ -102,8 +102,9 @@ export async function downloadDeb(pkg: string, version: string, tmpParent: strin
   }
 }
 
-/** Unpack a .deb's data into `dest` (created). */
+/** Unpack a .deb's data into `dest` (created with its parents: dpkg-deb only creates the last component). */
 export async function extractDeb(deb: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
   await run("dpkg-deb", ["-x", deb, dest]);
 }
 
