@@ -411,7 +411,7 @@ export function binD(c: Cpu, op: number, ai: number, bi: number): number {
       if (op !== OP_ADD) b = -b;
       r = a + b;
       if (r !== r) return invalidD(c);
-      if (r === 0) return zeroSum(c, a, b);
+      if (r === 0) return op === OP_ABD ? 0 : zeroSum(c, a, b); // FABD is |a - b|: never -0
       if (needD(c, r)) {
         if (r - r !== 0 && a - a === 0 && b - b === 0) {
           const h = a * 0.5 + b * 0.5, ah = h < 0 ? -h : h;
@@ -483,7 +483,7 @@ export function binS(c: Cpu, op: number, ai: number, bi: number): number {
       if (op !== OP_ADD) b = -b;
       d = a + b;
       if (d !== d) return invalidS(c);
-      if (d === 0) return zeroSum(c, a, b);
+      if (d === 0) return op === OP_ABD ? 0 : zeroSum(c, a, b); // FABD is |a - b|: never -0
       r = Math.fround(d);
       if (needS(c, r)) r = roundOddToS(c, d, twoSumErr(a, b, d));
       return op === OP_ABD ? Math.abs(r) : r;
