@@ -94,7 +94,14 @@ export class Mmu {
   /** Scratch: high half of read64 results (out[0]). Reused, never reallocated. */
   readonly out = new Int32Array(2);
 
-  constructor(ram: ArrayBufferLike, ramBase: number) {
+  /**
+   * MMUs whose vCPUs share one decode cache (the vCPUs of a domain in one thread). markCode removes write
+   * permission for a newly decoded page from every one of them, so any vCPU's write invalidates it.
+   */
+  peers: Mmu[] = [this];
+
+  /** `codePage`: pass the same array to every MMU of a domain that shares a decode cache. */
+  constructor(ram: ArrayBufferLike, ramBase: number, codePage?: Uint8Array) {
     if (ram.byteLength % 4096 !== 0 || ram.byteLength >= 0x80000000) {
       throw new RangeError(`RAM size ${ram.byteLength} must be a multiple of 4 KiB below 2 GiB`);
     }
@@ -104,7 +111,7 @@ export class Mmu {
     this.dv = new DataView(ram);
     this.ramBase = ramBase;
     this.ramSize = ram.byteLength;
-    this.codePage = new Uint8Array(ram.byteLength >>> 12);
+    this.codePage = codePage ?? new Uint8Array(ram.byteLength >>> 12);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -535,7 +542,9 @@ export class Mmu {
     if (this.codePage[page]) return;
     this.codePage[page] = 1;
     const off = page << 12;
-    for (let x = 0; x < TLB_SIZE; x++) if (this.tlbOff[x] === off) this.tlbPerm[x] &= ~(P_W0 | P_W1);
+    for (const m of this.peers) {
+      for (let x = 0; x < TLB_SIZE; x++) if (m.tlbOff[x] === off) m.tlbPerm[x] &= ~(P_W0 | P_W1);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------

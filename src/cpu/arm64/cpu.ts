@@ -36,6 +36,28 @@ registerAll(decoder);
 /** The decoder shared by all CPUs of this thread (tests use it to name encodings). */
 export function sharedDecoder(): Decoder { return decoder; }
 
+/**
+ * Decoded instructions per RAM page: one handler per word slot, LAZY until first executed. Handlers are pure
+ * functions of (cpu, word), so the vCPUs of a domain running in one thread can share a cache.
+ */
+export class CodeCache {
+  /** Preallocated so the array stays in fast (non-dictionary) mode however sparse the code pages are. */
+  readonly pages: (Handler[] | undefined)[];
+  private readonly used: number[] = [];
+  constructor(ramPages: number) { this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined); }
+  create(page: number): Handler[] {
+    const code = new Array<Handler>(1024).fill(LAZY);
+    this.pages[page] = code;
+    this.used.push(page);
+    return code;
+  }
+  invalidatePage(page: number): void {
+    const code = this.pages[page];
+    if (code !== undefined) code.fill(LAZY);
+  }
+  invalidateAll(): void { for (const p of this.used) this.pages[p]!.fill(LAZY); }
+}
+
 export class Cpu {
   /** General-purpose registers, SP, PC: see state.ts for the layout. */
   readonly r = new Int32Array(R_SLOTS);
@@ -116,17 +138,16 @@ export class Cpu {
   onEl2: ((c: Cpu, ec: number, iss: number) => void) | null = null;
 
   /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
-  private readonly codeCache: (Handler[] | undefined)[];
-  /** Pages that have a decode cache (so invalidateAllCode need not scan every RAM page). */
-  private readonly codePages: number[] = [];
+  private readonly code: CodeCache;
   readonly mmu: Mmu;
 
-  constructor(mmu: Mmu) {
+  /** `code`: share one CodeCache between the vCPUs of a domain that run in the same thread. */
+  constructor(mmu: Mmu, code?: CodeCache) {
     this.mmu = mmu;
-    // Preallocated so the array stays in fast (non-dictionary) mode however sparse the code pages are.
-    this.codeCache = new Array<Handler[] | undefined>(mmu.ramSize >>> 12).fill(undefined);
+    this.code = code ?? new CodeCache(mmu.ramSize >>> 12);
     mmu.setEl(this.el);
-    mmu.onCodeWrite = (page) => this.invalidateCodePage(page);
+    const cache = this.code;
+    mmu.onCodeWrite = (page) => cache.invalidatePage(page);
     resetSysRegs(this);
   }
 
@@ -150,11 +171,9 @@ export class Cpu {
         if ((lo & 3) !== 0) { this.pcAlignmentFault(); continue; }
         const pageOff = mmu.fetchPage(lo, hi);
         const page = pageOff >>> 12;
-        let code = this.codeCache[page];
+        let code = this.code.pages[page];
         if (code === undefined) {
-          code = new Array<Handler>(1024).fill(LAZY);
-          this.codeCache[page] = code;
-          this.codePages.push(page);
+          code = this.code.create(page);
           mmu.markCode(page);
         }
         const base = pageOff >> 2;
@@ -183,7 +202,7 @@ export class Cpu {
             if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0;
             break;
           }
-          // The budget is checked at branches and page ends only: a slice overshoots by < 1024 instructions.
+          if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
         }
       } catch (e) {
         if (e !== MMU_FAULT) throw e;
@@ -195,14 +214,11 @@ export class Cpu {
   }
 
   /** Drops the decoded instructions of one RAM page (IC IVAU, writes to code). */
-  invalidateCodePage(page: number): void {
-    const code = this.codeCache[page];
-    if (code !== undefined) code.fill(LAZY);
-  }
+  invalidateCodePage(page: number): void { this.code.invalidatePage(page); }
 
   /** IC IALLU / IC IVAU and similar: drop every decoded instruction. */
   invalidateAllCode(): void {
-    for (const p of this.codePages) this.codeCache[p]!.fill(LAZY);
+    this.code.invalidateAll();
   }
 
   // ---------------------------------------------------------------------------------------------------------
