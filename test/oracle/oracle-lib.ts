@@ -217,7 +217,8 @@ export async function compare(inv: Invocation): Promise<Comparison> {
     summary.failed++;
     summary.failures.push(`${inv.name}: ${problems[0].split("\n")[0]}`);
   }
-  const cmdline = [path.relative(ROOT, inv.program), ...inv.args].map(shellQuote).join(" ");
+  const shown = inv.program.startsWith(`${ROOT}/`) ? path.relative(ROOT, inv.program) : inv.program;
+  const cmdline = [shown, ...inv.args].map(shellQuote).join(" ");
   const header = `${inv.name}: ${cmdline}${inv.stdin !== undefined ? ` < (${Buffer.byteLength(inv.stdin)} bytes of stdin)` : ""}`;
   const timing = `qemu ${qemu.ms.toFixed(0)} ms, ${otherName()} ${other.ms.toFixed(0)} ms`;
   const report = ok ? `${header}\n  identical (${timing})` : `${header}\n  MISMATCH (${timing})\n${problems.map((p) => indent(p, "  ")).join("\n")}${tailOfStderr(other)}`;
