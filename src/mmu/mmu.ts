@@ -410,8 +410,9 @@ export class Mmu {
       const dhi = this.dv.getInt32(doff + 4, true);
       if ((dlo & 1) === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
       const isTable = (dlo & 2) !== 0 && level < 3;
-      // OA/next-table address bits [47:12]; bits [51:48] are RES0 with a 48-bit PA and count as out of range.
-      const oa = (dhi & 0xfffff) * TWO32 + ((dlo & -4096) >>> 0);
+      // OA/next-table address bits [47:12]. Bits [51:48] are ignored: Linux keeps PTE_DBM / its software
+      // write bit at bit 51 even on ARMv8.0, where hardware (e.g. Cortex-A53) ignores it.
+      const oa = (dhi & 0xffff) * TWO32 + ((dlo & -4096) >>> 0);
       if (isTable) {
         if (oa >= paLimit) return this.fault(lo, hi, acc, FSC_ADDR_SIZE_L0 + level);
         apTable |= (dhi >>> 29) & 3; // APTable bits 62:61

@@ -189,7 +189,7 @@ export class UserProcess {
     const c = this.cpu;
     while (this.exitCode < 0) {
       c.run(1 << 22);
-      if (c.stop === 1) c.stop = 0; // WFI/WFE in user mode: nothing to wait for; continue
+      if (c.stop === 1 || c.stop === 3) c.stop = 0; // WFI/WFE in user mode: nothing to wait for; continue
     }
     return this.exitCode;
   }

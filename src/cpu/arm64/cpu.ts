@@ -25,7 +25,7 @@ export const VEC_SYNC = 0x000, VEC_IRQ = 0x080, VEC_FIQ = 0x100, VEC_SERROR = 0x
 
 
 /** Why run() returned. */
-export const STOP_BUDGET = 0, STOP_WFI = 1, STOP_HALT = 2;
+export const STOP_BUDGET = 0, STOP_WFI = 1, STOP_HALT = 2, STOP_WFE = 3;
 
 /** Handler that marks an empty decode-cache slot. Never executed. */
 const LAZY: Handler = () => { throw new Error("LAZY handler executed"); };

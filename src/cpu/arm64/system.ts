@@ -8,7 +8,7 @@
  */
 import type { Decoder } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
-import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, EC_WFX, STOP_WFI } from "./cpu.js";
+import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, EC_WFX, STOP_WFI, STOP_WFE } from "./cpu.js";
 import { setX } from "./regs.js";
 import { PC2 } from "./state.js";
 import { SCTLR_EL1, TPIDR_EL0, TPIDRRO_EL0 } from "./sysregs.js";
@@ -143,7 +143,7 @@ function hint(c: Cpu, i: number): void {
       return;
     }
     if (op === 2 && c.event !== 0) { c.event = 0; return; }
-    c.stop = STOP_WFI;
+    c.stop = op === 2 ? STOP_WFE : STOP_WFI;
     c.jumped = 1;
     const r = c.r;
     const lo = (r[PC2] + 4) | 0; // continue after the WFI when woken

@@ -1,0 +1,285 @@
+/**
+ * The board: guest RAM, vCPUs, GICv2, generic timers, PL011, PL031 and PSCI, with the arm64 Linux boot
+ * protocol (Documentation/arch/arm64/booting.rst). One Machine runs in one thread; its vCPUs are time-sliced
+ * there and share a decode cache (the toolstack's credit scheduler will later place vCPUs on pCPU workers —
+ * a vCPU's state is its Cpu object, separable from the loop that runs it).
+ *
+ * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
+ * how long the machine may sleep (all vCPUs in WFI) before the next timer is due.
+ */
+import { Cpu, CodeCache, EC_HVC, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Mmu } from "../mmu/mmu.js";
+import { MmioRouter } from "../devices/mmio.js";
+import { Gicv2 } from "../devices/gic/gicv2.js";
+import { Pl011 } from "../devices/pl011/pl011.js";
+import { Pl031 } from "../devices/pl031/pl031.js";
+import { timerDeadline, timerFiring, TIMER_PHYS, TIMER_VIRT, CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
+import { parseArm64Image, ARM64_IMAGE_BASE_ALIGN } from "./arm64-image.js";
+import { boardDtb } from "./board-fdt.js";
+import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, RTC_INTID,
+  UART_BASE, UART_INTID } from "./layout.js";
+import * as psci from "./psci.js";
+import { PC2 } from "../cpu/arm64/state.js";
+
+export interface MachineOptions {
+  memMiB: number;
+  vcpus: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** Console bytes from the guest (the buffer is reused after the call returns: copy to keep). */
+  consoleOut: (bytes: Uint8Array) => void;
+}
+
+export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
+
+export class MachineError extends Error {
+  constructor(readonly code: string, message: string) { super(message); }
+}
+
+/** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
+const SLICE = 50_000;
+
+interface Vcpu {
+  index: number;
+  mpidr: number;
+  cpu: Cpu;
+  mmu: Mmu;
+  router: MmioRouter;
+  online: boolean;
+  /** In WFI/WFE: not run until an interrupt is pending (or, for WFE, another vCPU made progress). */
+  waiting: number; // 0, STOP_WFI or STOP_WFE
+}
+
+export class Machine {
+  readonly ram: SharedArrayBuffer;
+  readonly gic: Gicv2;
+  readonly uart: Pl011;
+  readonly rtc: Pl031;
+  readonly vcpus: Vcpu[] = [];
+  state: MachineState = "running";
+  /** Why the machine stopped (PSCI call or fault), for the toolstack's log. */
+  reason = "";
+  private readonly code: CodeCache;
+  private readonly codePage: Uint8Array;
+  private readonly mmus: Mmu[] = [];
+  private readonly out = new Uint8Array(4096);
+  private outLen = 0;
+  private readonly rx: Uint8Array[] = [];
+  private readonly consoleOut: (b: Uint8Array) => void;
+  /** Total guest instructions retired (all vCPUs). */
+  retired = 0;
+
+  constructor(o: MachineOptions) {
+    if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > MAX_RAM_MIB) {
+      throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: this machine supports 16..${MAX_RAM_MIB} MiB`);
+    }
+    if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > 8) {
+      throw new MachineError("MACHINE_VCPUS", `vcpus=${o.vcpus}: the GICv2 board supports 1..8 vCPUs`);
+    }
+    this.consoleOut = o.consoleOut;
+    const ramBytes = o.memMiB * 1024 * 1024;
+    this.ram = new SharedArrayBuffer(ramBytes);
+    this.code = new CodeCache(ramBytes >>> 12);
+    this.codePage = new Uint8Array(ramBytes >>> 12);
+    this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
+    this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.emit(b));
+    this.uart.onRxSpace = () => this.feedRx();
+    this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
+    this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
+    this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
+    for (let k = 0; k < o.vcpus; k++) {
+      const router = new MmioRouter();
+      router.map(GICD_BASE, this.gic.distributor(k));
+      router.map(GICC_BASE, this.gic.cpuInterface(k));
+      router.map(UART_BASE, this.uart);
+      router.map(RTC_BASE, this.rtc);
+      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, cpu: null!, mmu: null! };
+      this.resetVcpu(v);
+      this.vcpus.push(v);
+    }
+    this.load(o, ramBytes);
+  }
+
+  /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
+  private resetVcpu(v: Vcpu): void {
+    if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
+    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage);
+    mmu.peers = this.mmus;
+    this.mmus.push(mmu);
+    mmu.mmio = v.router;
+    const cpu = new Cpu(mmu, this.code);
+    cpu.vcpuIndex = v.index;
+    cpu.onEl2 = (c, ec, iss) => this.el2(v, c, ec, iss);
+    v.cpu = cpu;
+    v.mmu = mmu;
+    v.waiting = 0;
+  }
+
+  /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
+  private load(o: MachineOptions, ramBytes: number): void {
+    const hdr = parseArm64Image(o.kernel);
+    const u8 = new Uint8Array(this.ram);
+    // A 2 MiB aligned base plus text_offset; the image's own size (with BSS) must fit.
+    const kernelOff = hdr.textOffset;
+    const kernelEnd = kernelOff + Math.max(hdr.imageSize, o.kernel.length);
+    const dtbOff = ramBytes - ARM64_IMAGE_BASE_ALIGN; // last 2 MiB: the DTB (at most 2 MiB, 8-byte aligned)
+    let initrd: { start: number; end: number } | undefined;
+    let initrdOff = dtbOff;
+    if (o.initrd !== undefined) {
+      initrdOff = Math.floor((dtbOff - o.initrd.length) / 4096) * 4096;
+      initrd = { start: RAM_BASE + initrdOff, end: RAM_BASE + initrdOff + o.initrd.length };
+    }
+    if (kernelEnd > initrdOff) {
+      throw new MachineError("MACHINE_TOO_SMALL", `memory=${ramBytes >>> 20} MiB is too small for the kernel ` +
+        `(${Math.ceil(kernelEnd / 2 ** 20)} MiB) and ramdisk (${Math.ceil((o.initrd?.length ?? 0) / 2 ** 20)} MiB)`);
+    }
+    u8.set(o.kernel, kernelOff);
+    if (o.initrd !== undefined) u8.set(o.initrd, initrdOff);
+    const dtb = boardDtb({ ramBytes, vcpus: this.vcpus.length, bootargs: o.cmdline, initrd });
+    if (dtb.length > ARM64_IMAGE_BASE_ALIGN) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
+    u8.set(dtb, dtbOff);
+    const v = this.vcpus[0];
+    const r = v.cpu.r;
+    r[0] = (RAM_BASE + dtbOff) | 0; r[1] = 0; // x0 = DTB physical address; x1..x3 = 0
+    r[PC2] = (RAM_BASE + kernelOff) | 0; r[PC2 + 1] = 0;
+    v.online = true;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Running
+
+  /**
+   * Runs each runnable vCPU for one slice. Returns milliseconds the host may sleep before calling again:
+   * 0 when some vCPU is runnable, else the time to the earliest timer (capped), or -1 when the machine stopped.
+   */
+  runSlice(): number {
+    let ran = false;
+    for (const v of this.vcpus) {
+      if (!v.online || this.state !== "running") continue;
+      if (v.waiting !== 0) {
+        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0 && !(v.waiting === STOP_WFE && this.anyRunnable(v))) {
+          this.updateTimers(v);
+          if (v.cpu.irqLine === 0) continue;
+        }
+        v.waiting = 0;
+      }
+      const c = v.cpu;
+      this.retired += c.run(SLICE);
+      ran = true;
+      if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
+      this.updateTimers(v);
+    }
+    this.flushOut();
+    if (this.state !== "running") return -1;
+    if (ran && this.vcpus.some((v) => v.online && v.waiting === 0)) return 0;
+    // Everyone waits: sleep until the earliest enabled timer (or a console/IPI event wakes the host).
+    let next = Infinity;
+    for (const v of this.vcpus) {
+      if (!v.online) continue;
+      if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
+      for (const t of [TIMER_VIRT, TIMER_PHYS]) {
+        const d = timerDeadline(v.cpu, t);
+        if (d >= 0) next = Math.min(next, (d - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
+      }
+    }
+    if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
+    return Math.max(0, Math.min(next, 1000));
+  }
+
+  private anyRunnable(except: Vcpu): boolean {
+    for (const v of this.vcpus) if (v !== except && v.online && v.waiting === 0) return true;
+    return false;
+  }
+
+  /** Drives the timer PPIs from the generic timer registers (level-sensitive outputs, Arm ARM D11.2.4). */
+  private updateTimers(v: Vcpu): void {
+    this.gic.setPpi(v.index, PPI_VIRT_TIMER, timerFiring(v.cpu, TIMER_VIRT));
+    this.gic.setPpi(v.index, PPI_PHYS_TIMER, timerFiring(v.cpu, TIMER_PHYS));
+  }
+
+  private stop(state: MachineState, why: string): void {
+    if (this.state === "running") { this.state = state; this.reason = why; }
+    for (const v of this.vcpus) v.cpu.stop = STOP_HALT;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Console
+
+  /** Queues console input for the guest's UART. */
+  input(bytes: Uint8Array): void {
+    this.rx.push(bytes.slice());
+    this.feedRx();
+  }
+
+  private feedRx(): void {
+    while (this.rx.length > 0) {
+      const b = this.rx[0];
+      const n = this.uart.input(b);
+      if (n >= b.length) { this.rx.shift(); continue; }
+      this.rx[0] = b.subarray(n);
+      return;
+    }
+  }
+
+  private emit(b: Uint8Array): void {
+    if (this.outLen + b.length > this.out.length) this.flushOut();
+    this.out.set(b, this.outLen);
+    this.outLen += b.length;
+  }
+
+  flushOut(): void {
+    if (this.outLen === 0) return;
+    this.consoleOut(this.out.subarray(0, this.outLen));
+    this.outLen = 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // EL2: PSCI (and, later, Xen hypercalls)
+
+  private el2(v: Vcpu, c: Cpu, ec: number, iss: number): void {
+    const r = c.r;
+    const ret = (x: number): void => { r[0] = x | 0; r[1] = x < 0 ? -1 : 0; };
+    if (ec !== EC_HVC || iss !== 0) { ret(psci.PSCI_NOT_SUPPORTED); return; }
+    const fn = r[0] >>> 0;
+    const x1 = r[2] >>> 0;
+    switch (fn) {
+      case psci.PSCI_VERSION: ret(psci.PSCI_VERSION_1_0); return;
+      case psci.PSCI_MIGRATE_INFO_TYPE: ret(psci.MIGRATE_NOT_REQUIRED); return;
+      case psci.PSCI_FEATURES: ret(psci.IMPLEMENTED.has(x1) ? 0 : psci.PSCI_NOT_SUPPORTED); return;
+      case psci.PSCI_CPU_SUSPEND: case psci.PSCI_CPU_SUSPEND_32:
+        // Standby: behaves like WFI (returns on an interrupt).
+        ret(psci.PSCI_SUCCESS);
+        c.stop = STOP_WFI;
+        return;
+      case psci.PSCI_CPU_OFF:
+        v.online = false;
+        c.stop = STOP_HALT;
+        ret(psci.PSCI_DENIED); // not reached by the guest: the vCPU is off
+        return;
+      case psci.PSCI_CPU_ON: case psci.PSCI_CPU_ON_32: {
+        const t = this.vcpus.find((x) => x.mpidr === (x1 & 0xffffff));
+        if (t === undefined) { ret(psci.PSCI_INVALID_PARAMS); return; }
+        if (t.online) { ret(psci.PSCI_ALREADY_ON); return; }
+        const entryLo = r[4], entryHi = fn === psci.PSCI_CPU_ON_32 ? 0 : r[5];
+        const ctxLo = r[6], ctxHi = fn === psci.PSCI_CPU_ON_32 ? 0 : r[7];
+        this.resetVcpu(t);
+        const tr = t.cpu.r;
+        tr[PC2] = entryLo; tr[PC2 + 1] = entryHi;
+        tr[0] = ctxLo; tr[1] = ctxHi;
+        t.online = true;
+        ret(psci.PSCI_SUCCESS);
+        return;
+      }
+      case psci.PSCI_AFFINITY_INFO: case psci.PSCI_AFFINITY_INFO_32: {
+        const t = this.vcpus.find((x) => x.mpidr === (x1 & 0xffffff));
+        ret(t === undefined ? psci.PSCI_INVALID_PARAMS : t.online ? 0 : 1);
+        return;
+      }
+      case psci.PSCI_SYSTEM_OFF: this.stop("poweroff", "PSCI SYSTEM_OFF"); return;
+      case psci.PSCI_SYSTEM_RESET: this.stop("reboot", "PSCI SYSTEM_RESET"); return;
+      default: ret(psci.PSCI_NOT_SUPPORTED);
+    }
+  }
+}
+
