@@ -120,7 +120,9 @@ export class UserProcess {
     s[MAIR_EL1] = 0xff;
     s[TCR_EL1] = tcrLo; s[TCR_EL1 + 1] = tcrHi;
     s[TTBR0_EL1] = root | 0; s[TTBR0_EL1 + 1] = (1 << 16) | Math.floor(root / 2 ** 32); // ASID 1
-    s[SCTLR_EL1] = 0x30d5198d | 0; // M, C, I, SA0, nTWI/nTWE, UCT, DZE, UCI, ... as Linux sets for EL0 use
+    // M C SA SA0 I DZE UCT nTWI nTWE UCI + RES1 bits, as Linux sets for EL0 use (arch/arm64 INIT_SCTLR_EL1_MMU_ON):
+    // EL0 may read CTR_EL0, use DC ZVA and cache maintenance, and WFI/WFE do not trap.
+    s[SCTLR_EL1] = 0x34d5d81d | 0;
     s[CPACR_EL1] = 3 << 20; // FPEN: no FP/SIMD traps
     m.sctlr = s[SCTLR_EL1]; m.tcrLo = tcrLo; m.tcrHi = tcrHi;
     m.ttbr0Lo = s[TTBR0_EL1]; m.ttbr0Hi = s[TTBR0_EL1 + 1];

@@ -205,6 +205,26 @@ export class Syscalls {
     def(66, "writev", (c) => this.vec(c, true));
     def(67, "pread64", (c) => this.read(fd(ai(c, 0)), a(c, 1), a(c, 2), a(c, 3)));
     def(68, "pwrite64", (c) => this.write(fd(ai(c, 0)), a(c, 1), a(c, 2), a(c, 3)));
+    def(71, "sendfile", (c) => {
+      const out = fd(ai(c, 0)), inp = fd(ai(c, 1)), offPtr = a(c, 2), count = Math.min(a(c, 3), 1 << 24);
+      const buf = Buffer.alloc(count);
+      let n: number;
+      if (offPtr !== 0) {
+        const ob = Buffer.alloc(8);
+        if (!as.copyIn(offPtr, 8, ob)) return -E.EFAULT;
+        const off = Number(ob.readBigInt64LE(0));
+        n = fs.readSync(inp.host, buf, 0, count, off);
+        ob.writeBigInt64LE(BigInt(off + n), 0);
+        put(offPtr, ob);
+      } else {
+        const pos = this.positions.get(inp.host);
+        n = fs.readSync(inp.host, buf, 0, count, pos ?? null);
+        if (pos !== undefined) this.positions.set(inp.host, pos + n);
+      }
+      let done = 0;
+      while (done < n) done += fs.writeSync(out.host, buf, done, n - done, null);
+      return n;
+    });
     def(78, "readlinkat", (c) => {
       let p = at(ai(c, 0), path(c, 1));
       if (p === "/proc/self/exe") p = fs.realpathSync(this.p.execPath);
