@@ -61,7 +61,7 @@ export function machine(src: string | number[], ramSize = 1 << 20, ramBase = 0):
   const c = new Cpu(mmu);
   const code = typeof src === "string" ? asm(src) : new Uint8Array(new Int32Array(src).buffer);
   mmu.u8.set(code, CODE);
-  // The run loop checks its budget only at branches and page ends: a WFI after the snippet stops it.
+  // Tests run n + 1 instructions: the snippet, then this WFI (which leaves PC after itself).
   mmu.dv.setUint32(CODE + code.length, WFI, true);
   c.r[66] = ramBase + CODE; c.r[67] = 0;
   const exc: number[] = [];

@@ -202,7 +202,7 @@ test("loads/stores match qemu-aarch64 on random instructions and states", { skip
     for (let r = 0; r < 31; r++) { c.r[2 * r] = state.getInt32(s + 8 * r, true); c.r[2 * r + 1] = state.getInt32(s + 8 * r + 4, true); }
     for (let b = 0; b < 128; b++) c.vi32[b] = state.getInt32(s + 256 + 4 * b, true);
     c.r[66] = 0x1000 + 8 * k; c.r[67] = 0;
-    c.run(1);
+    c.run(2);
     const why: string[] = [];
     if (c.r[66] !== 0x1000 + 8 * k + 8) why.push("exception");
     for (let r = 0; r < 31; r++) {

@@ -50,7 +50,7 @@ test("LDR/STR unsigned offset: all sizes, sign and zero extension", { skip }, ()
   setX(c, 1, BigInt(DATA));
   for (const r of [2, 3, 4, 5, 6, 7, 8, 9, 10]) setX(c, r, -1n);
   setX(c, 11, 0x1122334455667788n);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(c.r[66], CODE + 4 * m.n + 4);
   assert.equal(getX(c, 2), 0x80n);
   assert.equal(getX(c, 3), 0xffffffffffffff80n);
@@ -81,7 +81,7 @@ test("LDUR/STUR: negative and unaligned offsets; XZR as target and source", { sk
   pattern(mmu.u8, DATA, 1024);
   setX(c, 1, BigInt(DATA + 512));
   setX(c, 5, 0x0123456789abcdefn);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), patVal(509, 8));
   assert.equal(getX(c, 3), patVal(256, 4));
   assert.equal(getX(c, 4), BigInt.asUintN(64, BigInt.asIntN(32, patVal(767, 4))));
@@ -103,7 +103,7 @@ test("pre/post-index writeback, SP as base", { skip }, () => {
   setX(c, 31 + 1, BigInt(DATA + 128)); // slot 32 = SP
   setX(c, 4, 0xaabbccddn);
   setX(c, 7, BigInt(DATA + 42));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), patVal(24, 8));
   assert.equal(getX(c, 3), patVal(24, 8));
   assert.equal(getX(c, 1), BigInt(DATA + 8));
@@ -123,7 +123,7 @@ test("writeback with Rt == Rn: the written-back address wins for loads", { skip 
   pattern(mmu.u8, DATA, 64);
   setX(c, 1, BigInt(DATA));
   setX(c, 2, BigInt(DATA + 32));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 1), BigInt(DATA + 8));
   assert.equal(peek64(mmu, DATA + 32), BigInt(DATA + 32));
   assert.equal(getX(c, 2), BigInt(DATA + 40));
@@ -147,7 +147,7 @@ test("register offset: LSL, UXTW, SXTW, SXTX, byte forms", { skip }, () => {
   setX(c, 7, 0x12345678fffffffdn); // SXTW of -3
   setX(c, 9, -100n);
   setX(c, 12, 0x5555666677778888n);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), patVal(512 + 40, 8));
   assert.equal(getX(c, 4), patVal(512 + 28, 4));
   assert.equal(getX(c, 6), patVal(512 - 6, 2));
@@ -172,7 +172,7 @@ test("literal loads: LDR W/X, LDRSW, PRFM, SIMD S/D/Q", { skip }, () => {
   `);
   const { c } = m;
   for (const v of [5, 6, 7]) setV(c, v, -1n);
-  c.run(7);
+  c.run(8);
   assert.equal(getX(c, 2), 0x8877665544332211n);
   assert.equal(getX(c, 3), 0x44332211n);
   assert.equal(getX(c, 4), 0xffffffff88776655n);
@@ -200,7 +200,7 @@ test("LDP/STP/LDPSW/LDNP/STNP: offset, pre, post", { skip }, () => {
   setX(c, 10, BigInt(DATA + 768));
   setX(c, 13, BigInt(DATA + 128));
   setX(c, 32, BigInt(DATA + 960));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), patVal(496, 8));
   assert.equal(getX(c, 3), patVal(504, 8));
   assert.equal(getX(c, 4), patVal(516, 4));
@@ -235,7 +235,7 @@ test("64-bit address arithmetic carries into and borrows from the high word", { 
   setX(c, 4, 0xffffffe8n);
   setX(c, 8, 0x1fffffff0n);
   setX(c, 9, -0x100000000n); // 0x1fffffff0 - 2^32 = 0xfffffff0
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), 0x1234n);
   assert.equal(getX(c, 3), 0x1234n);
   assert.equal(getX(c, 5), 0x5678n);
@@ -244,7 +244,7 @@ test("64-bit address arithmetic carries into and borrows from the high word", { 
   // Carry out of the low word lands above RAM: the abort reports the full 64-bit address.
   const m2 = machine(`ldr x2, [x1, #24]`, 1 << 20, base);
   setX(m2.c, 1, 0xfffffff0n);
-  m2.c.run(1);
+  m2.c.run(2);
   assert.equal(m2.exc.length, 1);
   assert.equal(far(m2.c), 0x100000008n);
 });
@@ -254,7 +254,7 @@ test("faulting loads leave no partial state; no writeback", { skip }, () => {
   const m = machine(`ldp x2, x3, [x1], #16`);
   setX(m.c, 1, BigInt((1 << 20) - 8));
   setX(m.c, 2, 7n); setX(m.c, 3, 9n);
-  m.c.run(1);
+  m.c.run(2);
   assert.equal(m.exc.length, 1);
   assert.equal(getX(m.c, 2), 7n);
   assert.equal(getX(m.c, 3), 9n);
@@ -265,7 +265,7 @@ test("faulting loads leave no partial state; no writeback", { skip }, () => {
   const m2 = machine(`ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [x1], #64`);
   setX(m2.c, 1, BigInt((1 << 20) - 48));
   for (let v = 0; v < 4; v++) setV(m2.c, v, BigInt(v + 1));
-  m2.c.run(1);
+  m2.c.run(2);
   assert.equal(m2.exc.length, 1);
   for (let v = 0; v < 4; v++) assert.equal(getV(m2.c, v), BigInt(v + 1));
   assert.equal(getX(m2.c, 1), BigInt((1 << 20) - 48));
@@ -273,7 +273,7 @@ test("faulting loads leave no partial state; no writeback", { skip }, () => {
   const m3 = machine(`ldp q0, q1, [x1]`);
   setX(m3.c, 1, BigInt((1 << 20) - 24));
   setV(m3.c, 0, 5n);
-  m3.c.run(1);
+  m3.c.run(2);
   assert.equal(m3.exc.length, 1);
   assert.equal(getV(m3.c, 0), 5n);
 });
@@ -306,7 +306,7 @@ test("exclusives: LDXR/STXR success, failure without or after a lost reservation
   setX(c, 14, 0xfedcn);
   setX(c, 16, BigInt(DATA + 70));
   for (const r of [3, 5, 7, 10, 13, 17, 18]) setX(c, r, 99n);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(c.r[66], CODE + 4 * m.n + 4);
   assert.equal(getX(c, 2), 0xaaaabbbbccccddddn);
   assert.equal(getX(c, 3), 0n, "STXR after LDXR succeeds");
@@ -342,7 +342,7 @@ test("exclusives: the store-exclusive fails when memory changed since the load",
   setX(c, 5, 0x55n);
   setX(c, 6, BigInt(DATA + 16));
   setX(c, 9, BigInt(DATA + 2));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 4), 1n);
   assert.equal(mmu.dv.getUint32(DATA, true), 0x77550077);
   assert.equal(getX(c, 7), 1n);
@@ -371,7 +371,7 @@ test("exclusive pairs: LDXP/STXP W and X, LDAXP/STLXP", { skip }, () => {
   setX(c, 5, 0xaaaaaaaabbbbbbbbn);
   setX(c, 6, 0xccccccccddddddddn);
   setX(c, 9, BigInt(DATA + 16));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), 0x22222222n);
   assert.equal(getX(c, 3), 0x11111111n);
   assert.equal(getX(c, 4), 0n);
@@ -389,7 +389,7 @@ test("exclusives and acquire/release: alignment faults", { skip }, () => {
     const m = machine(src);
     setX(m.c, 1, BigInt(DATA + 2 + 1));
     setX(m.c, 4, BigInt(DATA + 8));
-    m.c.run(1);
+    m.c.run(2);
     assert.equal(m.exc.length, 1, src);
     assert.equal(esr(m.c) >>> 26, 0x25, src);
     assert.equal(esr(m.c) & 0x3f, 0x21, src);
@@ -416,7 +416,7 @@ test("LDAR/STLR: all sizes", { skip }, () => {
   setX(c, 8, BigInt(DATA + 32));
   setX(c, 9, BigInt(DATA + 48));
   setX(c, 10, BigInt(DATA + 64));
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), 0xf8n);
   assert.equal(getX(c, 3), 0xf7f8n);
   assert.equal(getX(c, 4), 0xf5f6f7f8n);
@@ -455,7 +455,7 @@ test("post-v8.0 and unallocated load/store encodings are UNDEFINED", { skip }, (
   for (const w of [0x4d40f420, 0x0d00c420, 0x0d404420]) {
     const m = machine([w]);
     setX(m.c, 1, BigInt(DATA));
-    m.c.run(1);
+    m.c.run(2);
     assert.equal(m.exc.length, 1, (w >>> 0).toString(16));
     assert.equal(esr(m.c) >>> 26, 0);
   }
@@ -487,7 +487,7 @@ test("SIMD&FP LDR/STR B/H/S/D/Q: all modes, scalar loads zero the register", { s
   setX(c, 2, 3n);
   setX(c, 3, 0xfffffffen);
   setX(c, 4, BigInt(DATA + 512));
-  c.run(m.n);
+  c.run(m.n + 1);
   const pv = (k: number, n: number): bigint => patVal(256 + k, n);
   assert.equal(getV(c, 0), pv(3, 1));
   assert.equal(getV(c, 1), pv(2, 2));
@@ -525,7 +525,7 @@ test("SIMD&FP LDP/STP/LDNP/STNP of S/D/Q", { skip }, () => {
   for (let v = 0; v < 8; v++) setV(c, v, -1n);
   setX(c, 1, BigInt(DATA + 256));
   setX(c, 2, BigInt(DATA + 640));
-  c.run(m.n);
+  c.run(m.n + 1);
   const pv = (k: number, n: number): bigint => patVal(256 + k, n);
   assert.equal(getV(c, 0), pv(-8, 4));
   assert.equal(getV(c, 1), pv(-4, 4));
@@ -605,7 +605,7 @@ test("LD1-LD4/ST1-ST4 multiple structures: every arrangement and register count,
     setX(c, 2, -24n);
     const mem = mmu.u8.slice(DATA + 64, DATA + 128);
     refMulti(vregs, mem, x.t, x.nregs, x.selem, x.esize, x.q, x.load);
-    c.run(1);
+    c.run(2);
     assert.equal(c.r[66], CODE + 8, x.src);
     assert.deepEqual(m.exc, [], x.src);
     for (let v = 0; v < 32; v++) assert.deepEqual(c.vu8.slice(16 * v, 16 * v + 16), vregs[v], `${x.src}: v${v}`);
@@ -616,7 +616,7 @@ test("LD1-LD4/ST1-ST4 multiple structures: every arrangement and register count,
   const m = machine("ld1 {v0.1d}, [x1]");
   m.mmu.i32[CODE >> 2] = 0x0c408c20; // LD2 {v0.1d, v1.1d}: UNDEFINED at execution
   setX(m.c, 1, BigInt(DATA));
-  m.c.run(1);
+  m.c.run(2);
   assert.equal(m.exc.length, 1);
   assert.equal(esr(m.c) >>> 26, 0);
 });
@@ -652,7 +652,7 @@ test("single-structure lane loads/stores and LDnR replicate", { skip }, () => {
     const before = c.vu8.slice();
     setX(c, 1, BigInt(DATA + 64));
     setX(c, 2, 40n);
-    c.run(1);
+    c.run(2);
     assert.equal(c.r[66], CODE + 8, src);
     // Reference: parse the operands back out of the source.
     const mm = /^(ld|st)(\d)(r?) \{([^}]*)\}(?:\[(\d+)\])?, \[x1\](?:, (#\d+|x2))?$/.exec(src);
@@ -710,7 +710,7 @@ test("LDTR/STTR use EL0 permissions at EL1", { skip }, () => {
   setX(c, 1, BigInt(DATA));
   setX(c, 4, 0x11000n);
   setX(c, 5, 77n);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), 0x42n);
   assert.equal(getX(c, 3), 0x43n);
   assert.equal(peek64(mmu, 0x11008), 0x43n);
@@ -722,7 +722,7 @@ test("LDTR/STTR use EL0 permissions at EL1", { skip }, () => {
   // Masks restored: running again, the privileged load still works (and the LDTRB faults again).
   c.r[66] = CODE; m.exc.length = 0;
   setX(c, 2, 0n);
-  c.run(m.n);
+  c.run(m.n + 1);
   assert.equal(getX(c, 2), 0x42n);
   assert.equal(m.exc.length, 1);
   assert.equal(far(c), BigInt(DATA));
@@ -734,7 +734,7 @@ test("SIMD&FP loads/stores trap when CPACR_EL1.FPEN disables FP", { skip }, () =
     setX(m.c, 1, BigInt(DATA));
     m.c.sys[CPACR_EL1] = 0;
     m.c.updateFpTrap();
-    m.c.run(1);
+    m.c.run(2);
     assert.equal(m.exc.length, 1, src);
     assert.equal(esr(m.c) >>> 26, 0x07, src);
     assert.equal(getX(m.c, 1), BigInt(DATA), src);
