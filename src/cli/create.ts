@@ -1,0 +1,315 @@
+/**
+ * `xeno create [-c] [-p] [-n] [-q] [-F] [-f FILE] <cfg> [key=value…]` (xl.1 "create").
+ *
+ * Until the toolstack daemon (xenod) exists the domain lives in this process: `xeno create` runs it in the
+ * foreground (as `xl create -F`) until it shuts down, and applies on_poweroff / on_reboot / on_crash itself.
+ * -c attaches the console (stdin → guest, guest → stdout); from a TTY, Ctrl-] detaches — which, with no daemon to
+ * hand the domain to, destroys it. -p (start paused) needs xenod to unpause and is refused.
+ *
+ * The guest's console is the board's PL011 UART, ttyAMA0 in Linux: the Xen PV console (hvc0) does not exist yet,
+ * so a cmdline without console= gets `console=ttyAMA0` prepended.
+ *
+ * Exit status: 0 when the domain shut down or was destroyed cleanly (poweroff, reboot under on_reboot=destroy,
+ * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
+ * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import {
+  ConfigError, type DomainConfig, type ShutdownAction, applyOverrides, domainConfigToJSON, formatWarning,
+  parseConfigFile, readConfigFile, renderConfigError,
+} from "../config/index.js";
+import { ensureImages } from "../images/index.js";
+import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
+import { MAX_RAM_MIB } from "../machine/layout.js";
+import { DomainRunner, DomainStartError, type DomainStopped } from "../machine/vm-host.js";
+
+const USAGE = `usage: xeno create [-c] [-p] [-n] [-q] [-F] [-f FILE] CONFIGFILE [key=value...]
+Create a domain from an xl.cfg file and run it in the foreground until it shuts down.
+  -c          attach the console (Ctrl-] detaches from a terminal; that destroys the domain until xenod exists)
+  -p          leave the domain paused (needs the toolstack daemon: not available yet)
+  -n          dry run: print the parsed configuration as JSON and exit
+  -q          quiet: no informational messages on stderr
+  -F          run in the foreground until the domain dies (always the case for now)
+  -f FILE     the config file (instead of CONFIGFILE)
+  key=value   override settings of the config file, as xl does
+`;
+
+/** The board's GICv2 serves at most 8 CPU interfaces (machine.ts checks the same). */
+const BOARD_MAX_VCPUS = 8;
+/** Machine's own lower bound on RAM. */
+const BOARD_MIN_MIB = 16;
+/** Ctrl-]: xl console's default escape character. */
+const ESCAPE = 0x1d;
+/** A crash this soon after start is not restarted again (a guest that crashes while booting would loop). */
+const CRASH_LOOP_MS = 10_000;
+
+interface CreateArgs {
+  console: boolean;
+  paused: boolean;
+  dryRun: boolean;
+  quiet: boolean;
+  file?: string;
+  overrides: string[];
+}
+
+class UsageError extends Error {}
+
+function parseArgs(args: readonly string[]): CreateArgs | "help" {
+  const a: CreateArgs = { console: false, paused: false, dryRun: false, quiet: false, overrides: [] };
+  let i = 0;
+  for (; i < args.length; i++) {
+    const s = args[i]!;
+    if (s === "--") { i++; break; }
+    if (s === "-h" || s === "--help") return "help";
+    if (s === "--quiet") a.quiet = true;
+    else if (s === "--dryrun") a.dryRun = true;
+    else if (s.startsWith("--defconfig=")) a.file = s.slice("--defconfig=".length);
+    else if (s === "--defconfig") { if (++i >= args.length) throw new UsageError("--defconfig needs a file"); a.file = args[i]!; }
+    else if (s.startsWith("-") && s.length > 1) {
+      for (let k = 1; k < s.length; k++) {
+        const f = s[k]!;
+        if (f === "c") a.console = true;
+        else if (f === "p") a.paused = true;
+        else if (f === "n") a.dryRun = true;
+        else if (f === "q") a.quiet = true;
+        else if (f === "F") { /* always in the foreground */ }
+        else if (f === "f") {
+          const rest = s.slice(k + 1).replace(/^=/, "");
+          if (rest !== "") a.file = rest;
+          else { if (++i >= args.length) throw new UsageError("-f needs a file"); a.file = args[i]!; }
+          break;
+        } else throw new UsageError(`unknown option -${f}`);
+      }
+    } else break;
+  }
+  // xl: the first remaining argument is the config file unless it looks like key=value.
+  if (a.file === undefined && i < args.length && !args[i]!.includes("=")) a.file = args[i++]!;
+  a.overrides = args.slice(i);
+  return a;
+}
+
+/** A ConfigError at the setting of `key` (config file or command-line override), for limits the board imposes. */
+function errorAtKey(a: CreateArgs, key: string, detail: string): ConfigError {
+  try {
+    const raw = applyOverrides(readConfigFile(a.file!), a.overrides);
+    const s = raw.get(key);
+    if (s) {
+      return new ConfigError("CONFIG_UNSUPPORTED", detail, {
+        file: s.source.name, line: s.value.pos.line, column: s.value.pos.column, key,
+        sourceLine: s.source.lines[s.value.pos.line - s.source.firstLine],
+      });
+    }
+  } catch { /* fall through: the file parsed a moment ago */ }
+  return new ConfigError("CONFIG_UNSUPPORTED", detail, { file: a.file!, line: 1, column: 1, key });
+}
+
+/** Limits of the emulated board that the xl.cfg validator (which knows Xen's limits) does not check. */
+function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
+  if (c.vcpus > BOARD_MAX_VCPUS) {
+    throw errorAtKey(a, "vcpus", `vcpus=${c.vcpus}: Xeno's board (GICv2) supports at most ${BOARD_MAX_VCPUS} vCPUs`);
+  }
+  if (c.memoryMiB > MAX_RAM_MIB || c.memoryMiB < BOARD_MIN_MIB) {
+    throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${MAX_RAM_MIB} MiB`);
+  }
+}
+
+/** True when `path` is one of the stable image-cache names (images/vmlinuz, images/initrd.img). */
+function isStableImage(path: string | undefined): boolean {
+  if (path === undefined) return false;
+  const s = stableImagePaths();
+  return path === s.kernel || path === s.initrd;
+}
+
+/** The kernel command line the guest gets: the config's, with the PL011 as console unless one is named. */
+export function guestCmdline(cmdline: string): string {
+  if (/(^|\s)console=/.test(cmdline)) return cmdline;
+  return cmdline === "" ? "console=ttyAMA0" : `console=ttyAMA0 ${cmdline}`;
+}
+
+/** What an on_* action means for a domain that lives in this process (no xenod, one domain, no core dumps). */
+function resolveAction(action: ShutdownAction, key: string, note: (m: string) => void): "destroy" | "restart" {
+  switch (action) {
+    case "destroy": return "destroy";
+    case "restart": return "restart";
+    // rename-restart keeps the old domain under a new name for inspection: nothing can inspect it without
+    // xenod, so it is a plain restart.
+    case "rename-restart": note(`${key}=rename-restart: no toolstack daemon to keep the old domain; restarting`); return "restart";
+    // preserve keeps the dead domain around for `xl` to inspect: same reason, it is destroyed.
+    case "preserve": note(`${key}=preserve: no toolstack daemon to keep the domain for inspection; destroying it`); return "destroy";
+    // Core dumps of guest memory are not written yet; the rest of the action applies.
+    case "coredump-destroy": note(`${key}=coredump-destroy: core dumps are not implemented; destroying`); return "destroy";
+    case "coredump-restart": note(`${key}=coredump-restart: core dumps are not implemented; restarting`); return "restart";
+    // soft-reset keeps the domain's memory across the reset; a fresh machine is the closest Xeno has.
+    case "soft-reset": note(`${key}=soft-reset: not implemented; restarting with a fresh machine`); return "restart";
+  }
+}
+
+type RunEnd = { kind: "stopped"; s: DomainStopped } | { kind: "error"; e: Error };
+
+export async function createMain(args: readonly string[]): Promise<number> {
+  let a: CreateArgs;
+  try {
+    const p = parseArgs(args);
+    if (p === "help") { process.stdout.write(USAGE); return 0; }
+    a = p;
+  } catch (e) {
+    process.stderr.write(`xeno create: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  if (a.file === undefined) {
+    process.stderr.write(`xeno create: a config file is needed (Xeno has no default domain config)\n${USAGE}`);
+    return 2;
+  }
+  const file = a.file;
+  const info = (m: string): void => { if (!a.quiet) process.stderr.write(`${m}\n`); };
+  const note = (m: string): void => { process.stderr.write(`xeno: ${m}\n`); };
+
+  if (a.paused && !a.dryRun) {
+    process.stderr.write("xeno create: -p (start paused) needs the toolstack daemon (xenod) to unpause the domain later, " +
+      "and it does not exist yet; nothing was started\n");
+    return 1;
+  }
+
+  // Parse without file checks first, so a config naming the stable image cache can have the images fetched.
+  let config: DomainConfig;
+  try {
+    info(`Parsing config from ${file}`);
+    config = parseConfigFile(file, a.overrides, { checkFiles: false }).config;
+    const missing = [config.kernel, config.ramdisk].filter((p) => isStableImage(p) && !existsSync(p!));
+    if (missing.length > 0 && a.dryRun) {
+      note(`${missing.join(", ")} not fetched yet ('xeno image fetch' or 'xeno create' fetches them)`);
+    } else if (missing.length > 0) {
+      note("guest images are not in the cache yet: fetching Debian's arm64 kernel and building the initramfs");
+      const images = await ensureImages({ onProgress: (m) => note(m) });
+      await linkStableImages(images.cacheDir);
+    }
+    const parsed = parseConfigFile(file, a.overrides, { checkFiles: !(a.dryRun && missing.length > 0) });
+    config = parsed.config;
+    for (const w of parsed.warnings) process.stderr.write(`${formatWarning(w)}\n`);
+    if (a.dryRun) {
+      process.stdout.write(JSON.stringify(domainConfigToJSON(config), null, 2) + "\n");
+      return 0;
+    }
+    checkBoardLimits(a, config);
+  } catch (e) {
+    if (e instanceof ConfigError) { process.stderr.write(`${renderConfigError(e, { color: process.stderr.isTTY })}\n`); return 1; }
+    process.stderr.write(`xeno create: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+
+  const read = (what: string, path: string): Uint8Array | string => {
+    try { return readFileSync(path); } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
+  };
+  const kernel = read("kernel", config.kernel);
+  const initrd = config.ramdisk === undefined ? undefined : read("ramdisk", config.ramdisk);
+  for (const x of [kernel, initrd]) if (typeof x === "string") { process.stderr.write(`xeno create: ${x}\n`); return 1; }
+  const cmdline = guestCmdline(config.cmdline);
+  if (/(^|\s)console=hvc/.test(cmdline)) {
+    note("console=hvc0 names the Xen PV console, which Xeno does not provide yet: the guest's console is the PL011, " +
+      "ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
+  }
+  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline }, info, note);
+}
+
+async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string },
+  info: (m: string) => void, note: (m: string) => void): Promise<number> {
+  let current: DomainRunner | undefined;
+  /** Set when the user ended the domain (signal, detach): the exit status to return. */
+  let userEnd: number | undefined;
+  const endByUser = (code: number, msg: string): void => {
+    if (userEnd !== undefined) return;
+    userEnd = code;
+    note(msg);
+    void current?.destroy();
+  };
+  const onSigint = (): void => endByUser(130, `SIGINT: destroying domain '${config.name}'`);
+  const onSigterm = (): void => endByUser(143, `SIGTERM: destroying domain '${config.name}'`);
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigterm);
+
+  // The console: stdin bytes go to whichever machine is current (it survives restarts).
+  const stdin = process.stdin;
+  const tty = a.console && stdin.isTTY === true;
+  const onData = (d: Buffer): void => {
+    let bytes: Uint8Array = d;
+    if (tty) {
+      const esc = d.indexOf(ESCAPE);
+      if (esc >= 0) {
+        bytes = d.subarray(0, esc);
+        if (bytes.length > 0) current?.input(bytes);
+        endByUser(0, `\r\nconsole detached: without the toolstack daemon (xenod) detaching destroys domain '${config.name}'`);
+        return;
+      }
+    }
+    if (bytes.length > 0) current?.input(bytes);
+  };
+  if (a.console) {
+    if (tty) stdin.setRawMode(true);
+    stdin.on("data", onData);
+    // Pipe EOF: the guest simply gets no more input; the domain keeps running.
+    info(tty ? `xeno: console of domain '${config.name}' attached; Ctrl-] detaches (and destroys the domain: no xenod yet)`
+      : `xeno: console of domain '${config.name}' attached to stdin/stdout`);
+  } else {
+    info(`xeno: domain '${config.name}' runs in the foreground until it shuts down (no toolstack daemon yet); ` +
+      "console not attached (use -c); Ctrl-C destroys it");
+  }
+
+  let status = 0;
+  try {
+    for (;;) {
+      const runner = new DomainRunner();
+      current = runner;
+      const started = Date.now();
+      const end = await new Promise<RunEnd>((resolve) => {
+        if (a.console) runner.on("output", (b) => { process.stdout.write(b); });
+        runner.once("stopped", (s) => resolve({ kind: "stopped", s }));
+        runner.once("error", (e) => resolve({ kind: "error", e }));
+        runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline });
+        if (userEnd !== undefined) void runner.destroy();
+      });
+      await runner.whenExited();
+      if (end.kind === "error") {
+        const e = end.e;
+        if (e instanceof DomainStartError && (e.code === "MACHINE_MEMORY" || e.code === "MACHINE_TOO_SMALL")) {
+          process.stderr.write(`${renderConfigError(errorAtKey(a, "memory", e.message))}\n`);
+        } else if (e instanceof DomainStartError && e.code === "MACHINE_VCPUS") {
+          process.stderr.write(`${renderConfigError(errorAtKey(a, "vcpus", e.message))}\n`);
+        } else {
+          process.stderr.write(`xeno create: cannot start domain '${config.name}': ${e.message}\n`);
+        }
+        status = 1;
+        break;
+      }
+      const { state, reason } = end.s;
+      if (userEnd !== undefined || state === "destroyed") { status = userEnd ?? 0; break; }
+      const [key, action] = state === "poweroff" ? ["on_poweroff", config.onPoweroff]
+        : state === "reboot" ? ["on_reboot", config.onReboot] : ["on_crash", config.onCrash];
+      if (state === "crashed") note(`domain '${config.name}' crashed: ${reason}`);
+      const what = resolveAction(action, key, note);
+      if (what === "restart") {
+        if (state === "crashed" && Date.now() - started < CRASH_LOOP_MS) {
+          note(`domain '${config.name}' crashed within ${CRASH_LOOP_MS / 1000} s of starting; not restarting it again`);
+          status = 1;
+          break;
+        }
+        info(`xeno: domain '${config.name}' ${state === "reboot" ? "rebooted" : state === "poweroff" ? "powered off" : "crashed"}` +
+          ` (${reason}); restarting (${key}=${action})`);
+        continue;
+      }
+      info(`xeno: domain '${config.name}' ${state === "crashed" ? "crashed" : state === "reboot" ? "rebooted" : "powered off"}` +
+        ` (${reason}); destroyed (${key}=${action})`);
+      status = state === "crashed" ? 1 : 0;
+      break;
+    }
+  } finally {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
+    if (a.console) {
+      stdin.off("data", onData);
+      if (tty) stdin.setRawMode(false);
+      stdin.pause();
+      stdin.destroy();
+    }
+  }
+  return status;
+}

@@ -1,0 +1,121 @@
+/**
+ * DomainRunner: runs one Machine in its own worker thread (vm-worker.ts) and talks to it by messages.
+ *
+ *   const r = new DomainRunner();
+ *   r.on("output", (bytes) => process.stdout.write(bytes));
+ *   r.on("stopped", ({ state, reason }) => …);   // exactly once per start()
+ *   r.on("error", (e) => …);                     // the machine could not be built (e.code: MachineError code)
+ *   r.start({ memMiB, vcpus, kernel, initrd, cmdline });
+ *   r.input(bytes); await r.destroy();
+ *
+ * Every post is followed by a doorbell ring (Atomics.add + notify) so a worker sleeping in Atomics.wait sees
+ * it at once. Until xenod exists a DomainRunner lives in the `xeno create` process; the toolstack will own them.
+ */
+import { EventEmitter } from "node:events";
+import { Worker } from "node:worker_threads";
+import type { HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+
+export interface DomainRunOptions {
+  memMiB: number;
+  vcpus: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+}
+
+export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
+
+export interface DomainStopped {
+  state: DomainStopState;
+  reason: string;
+}
+
+/** The machine could not be built (nothing ran): `code` is the MachineError code (MACHINE_MEMORY, …). */
+export class DomainStartError extends Error {
+  constructor(readonly code: string, message: string) { super(message); this.name = "DomainStartError"; }
+}
+
+export interface DomainRunnerEvents {
+  output: [Uint8Array];
+  stopped: [DomainStopped];
+  error: [Error];
+  started: [];
+}
+
+/** How long destroy() waits for the worker to acknowledge before terminating the thread. */
+const DESTROY_GRACE_MS = 2000;
+
+const WORKER_URL = new URL("./vm-worker.js", import.meta.url);
+
+export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
+  private worker: Worker | undefined;
+  private doorbell: Int32Array | undefined;
+  private done = false;
+  private exited: Promise<void> = Promise.resolve();
+
+  get running(): boolean { return this.worker !== undefined && !this.done; }
+
+  start(o: DomainRunOptions): void {
+    if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
+    const sab = new SharedArrayBuffer(4);
+    this.doorbell = new Int32Array(sab);
+    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, doorbell: sab };
+    const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
+    this.worker = w;
+    w.on("message", (m: WorkerToHost) => {
+      switch (m.type) {
+        case "started": this.emit("started"); break;
+        case "output": this.emit("output", m.bytes); break;
+        case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
+        case "failed":
+          this.done = true;
+          this.emit("error", new DomainStartError(m.code, m.message));
+          break;
+      }
+    });
+    // An uncaught error in the worker (outside the guarded loop): the domain crashed.
+    w.on("error", (e) => this.finish({ state: "crashed", reason: `emulator thread failed: ${e.message}` }));
+    this.exited = new Promise((resolve) => {
+      w.on("exit", (code) => {
+        this.finish({ state: "crashed", reason: `emulator thread exited (code ${code}) without a stop report` });
+        resolve();
+      });
+    });
+  }
+
+  /** Console input for the guest (copied by postMessage). */
+  input(bytes: Uint8Array): void {
+    this.send({ type: "input", bytes });
+  }
+
+  /** Ends the domain: 'stopped' is emitted with state "destroyed" (unless it stopped already). */
+  async destroy(): Promise<void> {
+    const w = this.worker;
+    if (w === undefined) return;
+    if (!this.done) {
+      this.send({ type: "destroy" });
+      const timer = setTimeout(() => { void w.terminate(); }, DESTROY_GRACE_MS);
+      await this.exited;
+      clearTimeout(timer);
+      this.finish({ state: "destroyed", reason: "destroyed by the toolstack" });
+    } else {
+      await this.exited;
+    }
+  }
+
+  /** Resolves when the worker thread has ended. */
+  whenExited(): Promise<void> { return this.exited; }
+
+  private send(m: HostToWorker): void {
+    if (this.worker === undefined || this.done) return;
+    this.worker.postMessage(m);
+    Atomics.add(this.doorbell!, 0, 1);
+    Atomics.notify(this.doorbell!, 0);
+  }
+
+  private finish(s: DomainStopped): void {
+    if (this.done) return;
+    this.done = true;
+    this.emit("stopped", s);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The thread a domain's Machine runs in (worker_threads entry; spawned by DomainRunner in vm-host.ts).
+ *
+ * The loop never yields to the worker's event loop: it drains the parent's messages synchronously with
+ * receiveMessageOnPort (console input, 'destroy'), runs one slice of every runnable vCPU, and posts console
+ * output in batches. When every vCPU waits (WFI) it sleeps with Atomics.wait on the shared doorbell until the
+ * next timer is due or the host rings (it increments the doorbell and notifies after every post), so an idle
+ * guest costs the host ~no CPU (STYLE.md "Idle is free").
+ */
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { Machine, MachineError } from "./machine.js";
+
+/** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
+export interface VmWorkerData {
+  memMiB: number;
+  vcpus: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
+  doorbell: SharedArrayBuffer;
+}
+
+export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" };
+
+export type WorkerToHost =
+  | { type: "started" }
+  | { type: "output"; bytes: Uint8Array }
+  /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
+  | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
+  /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
+  | { type: "failed"; code: string; message: string };
+
+/** Longest sleep without looking at the doorbell (a lost wake-up would cost at most this). */
+const MAX_SLEEP_MS = 100;
+/** Console output is posted when this many bytes are pending, or this long after the first pending byte. */
+const OUT_BATCH_BYTES = 16384;
+const OUT_BATCH_MS = 10;
+
+function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
+  const post = (m: WorkerToHost): void => port.postMessage(m);
+  const doorbell = new Int32Array(d.doorbell);
+  // Pending console output: chunks copied out of the Machine's reused buffer.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let pendingSince = 0;
+  const flush = (): void => {
+    if (pendingBytes === 0) return;
+    const bytes = new Uint8Array(pendingBytes);
+    let o = 0;
+    for (const c of pending) { bytes.set(c, o); o += c.length; }
+    pending = [];
+    pendingBytes = 0;
+    post({ type: "output", bytes });
+  };
+
+  let m: Machine;
+  try {
+    m = new Machine({
+      memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
+      consoleOut: (b) => {
+        if (pendingBytes === 0) pendingSince = performance.now();
+        pending.push(b.slice());
+        pendingBytes += b.length;
+      },
+    });
+  } catch (e) {
+    post({ type: "failed", code: e instanceof MachineError ? e.code : "MACHINE_ERROR", message: e instanceof Error ? e.message : String(e) });
+    return;
+  }
+  // The images are in guest RAM now; drop the copies.
+  d.kernel = new Uint8Array(0);
+  d.initrd = undefined;
+  post({ type: "started" });
+
+  try {
+    for (;;) {
+      // Read the doorbell before draining: a message posted after this read changes it, so the wait below
+      // returns at once instead of sleeping through the message.
+      const seen = Atomics.load(doorbell, 0);
+      for (let msg = receiveMessageOnPort(port); msg !== undefined; msg = receiveMessageOnPort(port)) {
+        const h = msg.message as HostToWorker;
+        if (h.type === "input") m.input(h.bytes);
+        else if (h.type === "destroy") {
+          m.flushOut();
+          flush();
+          post({ type: "stopped", state: "destroyed", reason: "destroyed by the toolstack" });
+          return;
+        }
+      }
+      const w = m.runSlice();
+      if (w < 0) {
+        flush();
+        post({ type: "stopped", state: m.state === "running" ? "crashed" : m.state, reason: m.reason });
+        return;
+      }
+      if (pendingBytes >= OUT_BATCH_BYTES || (pendingBytes > 0 && (w > 0 || performance.now() - pendingSince >= OUT_BATCH_MS))) flush();
+      if (w > 0) Atomics.wait(doorbell, 0, seen, Math.min(w, MAX_SLEEP_MS));
+    }
+  } catch (e) {
+    // An exception from the CPU or a device ends this domain only (STYLE.md: a fault in one domain's code path
+    // ends that domain at worst).
+    flush();
+    const err = e instanceof Error ? e : new Error(String(e));
+    post({ type: "stopped", state: "crashed", reason: `emulator fault: ${err.message}${err.stack ? `\n${err.stack}` : ""}` });
+  }
+}
+
+if (parentPort !== null) main(parentPort, workerData as VmWorkerData);
