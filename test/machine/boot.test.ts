@@ -1,0 +1,211 @@
+/**
+ * Boots Debian's stock arm64 kernel through the CLI (`xeno create -c`, console on stdin/stdout pipes) and checks
+ * the console, vCPUs, memory, idle cost, poweroff/reboot lifecycle and config errors. Boots are slow (30-60 s
+ * each on a loaded 2-core machine): they run one at a time and each boot checks as much as it can.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER, type GuestImages } from "../../src/images/index.js";
+import { linkStableImages } from "../../src/images/stable-links.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url)); // dist/test/machine → repo root
+const CLI = join(ROOT, "dist", "src", "cli", "main.js");
+const DEMO = join(ROOT, "examples", "demo.cfg");
+const BOOT_MS = 5 * 60_000;
+const CMD_MS = 120_000;
+
+let images: GuestImages;
+let dir: string;
+
+before(async () => {
+  images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
+  await linkStableImages(images.cacheDir);
+  dir = mkdtempSync(join(tmpdir(), "xeno-boot-"));
+});
+
+after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+
+/** A `xeno create -c` child with its console on pipes. */
+class Domain {
+  readonly child: ChildProcess;
+  out = "";
+  err = "";
+  private waiters: (() => void)[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [CLI, "create", "-c", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout!.setEncoding("latin1");
+    this.child.stderr!.setEncoding("utf8");
+    this.child.stdout!.on("data", (s: string) => { this.out += s; this.wake(); });
+    this.child.stderr!.on("data", (s: string) => { this.err += s; this.wake(); });
+    this.exited = new Promise((resolve) => this.child.on("exit", (code, signal) => { this.wake(); resolve({ code, signal }); }));
+  }
+
+  private wake(): void { for (const w of this.waiters.splice(0)) w(); }
+
+  /** Waits until `re` matches the console output after offset `from`; returns the match and where it ended. */
+  async waitFor(re: RegExp, from: number, ms: number, what: string): Promise<{ m: RegExpExecArray; end: number }> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const g = new RegExp(re.source, re.flags.includes("g") ? re.flags : re.flags + "g");
+      g.lastIndex = from;
+      const m = g.exec(this.out);
+      if (m) return { m, end: m.index + m[0].length };
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        assert.fail(`${what}: xeno create exited (${this.child.exitCode ?? this.child.signalCode}) first\n${this.tail()}`);
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) assert.fail(`${what}: not seen within ${ms / 1000} s\n${this.tail()}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 1000));
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+  }
+
+  /** Types a command line and waits for an output line matching `re` (after the command was sent). */
+  async run(cmd: string, re: RegExp, ms = CMD_MS): Promise<RegExpExecArray> {
+    const from = this.out.length;
+    this.child.stdin!.write(cmd + "\n");
+    return (await this.waitFor(re, from, ms, `output of '${cmd}'`)).m;
+  }
+
+  tail(): string { return `--- console (last 1500 chars) ---\n${this.out.slice(-1500)}\n--- stderr ---\n${this.err}`; }
+
+  async ended(ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`xeno create did not exit within ${ms / 1000} s\n${this.tail()}`)), ms); });
+    try { return await Promise.race([this.exited, timeout]); } finally { clearTimeout(t); }
+  }
+
+  kill(): void { if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL"); }
+}
+
+/** utime+stime of a process in clock ticks (/proc/PID/stat fields 14 and 15; all threads included). */
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // f[0] is field 3 (state)
+  return Number(f[11]) + Number(f[12]);
+}
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+const MARKER = new RegExp(`^${GUEST_READY_MARKER}\\r?$`, "m");
+
+test("demo.cfg with vcpus=2 memory=384: console, CPUs, memory, idle cost, reboot restarts, poweroff ends with 0",
+  { timeout: 2 * BOOT_MS }, async () => {
+    const t0 = Date.now();
+    const d = new Domain([DEMO, "vcpus=2", "memory=384"]);
+    try {
+      let { end } = await d.waitFor(MARKER, 0, BOOT_MS, "first boot marker");
+      process.stderr.write(`# first boot: marker after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      assert.match(d.err, /Parsing config from .*demo\.cfg/);
+
+      // The shell echoes what it reads: outputs are matched on text the command line itself does not contain.
+      assert.equal((await d.run("echo R$((6*7))R", /^R(\d+)R\r?$/m))[1], "42");
+      assert.equal((await d.run(`echo C$(grep -c ^processor /proc/cpuinfo)C`, /^C(\d+)C\r?$/m))[1], "2");
+      const memKiB = Number((await d.run(`awk '/^MemTotal:/ { print "M" $2 "M" }' /proc/meminfo`, /^M(\d+)M\r?$/m))[1]);
+      assert.ok(memKiB >= 0.8 * 384 * 1024 && memKiB <= 384 * 1024, `MemTotal ${memKiB} kB for memory=384`);
+
+      // Two busy loops: both CPUs' user+system ticks in /proc/stat must grow.
+      const stat = `awk '/^cpu[01] / { s = s " " $1 "=" ($2 + $3 + $4) } END { print "ST" "AT" s }' /proc/stat`;
+      const statRe = /^STAT cpu0=(\d+) cpu1=(\d+)\r?$/m;
+      const s0 = await d.run(stat, statRe);
+      await d.run(`for i in 1 2; do timeout 4 sh -c 'while :; do :; done' & done; wait; echo BU""SY-DONE`, /^BUSY-DONE\r?$/m);
+      const s1 = await d.run(stat, statRe);
+      const grew = [Number(s1[1]) - Number(s0[1]), Number(s1[2]) - Number(s0[2])];
+      assert.ok(grew[0]! > 50 && grew[1]! > 50, `per-CPU busy ticks grew by ${grew.join(", ")} (want both > 50)`);
+
+      // Idle: the guest sits at its shell prompt; the whole xeno process must use < 5% of one core.
+      await new Promise((r) => setTimeout(r, 2000));
+      const c0 = cpuTicks(d.child.pid!), w0 = Date.now();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const c1 = cpuTicks(d.child.pid!), w1 = Date.now();
+      const share = (c1 - c0) / CLK_TCK / ((w1 - w0) / 1000);
+      process.stderr.write(`# idle guest: ${(share * 100).toFixed(2)}% of one host core\n`);
+      assert.ok(share < 0.05, `idle guest used ${(share * 100).toFixed(1)}% of a core`);
+
+      // reboot -f under on_reboot="restart" (demo.cfg): a second boot.
+      d.child.stdin!.write("reboot -f\n");
+      ({ end } = await d.waitFor(MARKER, end, BOOT_MS, "marker after reboot"));
+      assert.match(d.err, /restarting \(on_reboot=restart\)/);
+      assert.equal((await d.run("echo A$((7*6))A", /^A(\d+)A\r?$/m))[1], "42");
+
+      d.child.stdin!.write("poweroff -f\n");
+      const r = await d.ended(CMD_MS);
+      assert.deepEqual(r, { code: 0, signal: null }, d.tail());
+      assert.match(d.err, /powered off .*destroyed \(on_poweroff=destroy\)/);
+      process.stderr.write(`# boot test 1 took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    } finally {
+      d.kill();
+    }
+  });
+
+test("reboot under on_reboot=\"destroy\" ends xeno create with 0", { timeout: BOOT_MS }, async () => {
+  const t0 = Date.now();
+  const cfg = join(dir, "destroy.cfg");
+  writeFileSync(cfg, `name = "rb"\nmemory = 128\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\n` +
+    `extra = "rdinit=/init"\non_reboot = "destroy"\n`);
+  const d = new Domain([cfg]);
+  try {
+    await d.waitFor(MARKER, 0, BOOT_MS, "boot marker");
+    assert.equal((await d.run("echo E$((6*7))E", /^E(\d+)E\r?$/m))[1], "42");
+    d.child.stdin!.write("reboot -f\n");
+    const r = await d.ended(CMD_MS);
+    assert.deepEqual(r, { code: 0, signal: null }, d.tail());
+    assert.match(d.err, /rebooted .*destroyed \(on_reboot=destroy\)/);
+    assert.equal(d.out.match(new RegExp(GUEST_READY_MARKER, "g"))?.length, 1);
+    process.stderr.write(`# boot test 2 took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  } finally {
+    d.kill();
+  }
+});
+
+test("stdin EOF does not stop the domain; SIGTERM destroys it and exits 143", { timeout: 60_000 }, async () => {
+  const d = new Domain([DEMO]);
+  try {
+    d.child.stdin!.end();
+    // The kernel is booting once its first console line is out; it keeps going after our EOF.
+    const { end } = await d.waitFor(/Booting Linux/, 0, 60_000, "first kernel message");
+    await d.waitFor(/\n\[ *\d+\.\d+\] /, end, 30_000, "more kernel messages after stdin EOF");
+    assert.equal(d.child.exitCode, null);
+    d.child.kill("SIGTERM");
+    const r = await d.ended(10_000);
+    assert.deepEqual(r, { code: 143, signal: null }, d.tail());
+    assert.match(d.err, /SIGTERM: destroying domain 'demo'/);
+  } finally {
+    d.kill();
+  }
+});
+
+test("bad configs: non-zero exit, one error naming file, line and key, nothing started", () => {
+  const good = `name = "bad"\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\n`;
+  const cases: { name: string; text: string; overrides?: string[]; want: RegExp }[] = [
+    { name: "syntax", text: good + `memory = 256 256\n`, want: /syntax\.cfg:4:\d+: error: / },
+    { name: "hvm", text: good + `type = "hvm"\n`, want: /hvm\.cfg:4:\d+: error: .*hvm/ },
+    { name: "mem0", text: good + `memory = 0\n`, want: /mem0\.cfg:4:\d+: error: .*memory/ },
+    { name: "nokernel", text: `name = "bad"\nkernel = "/nonexistent/Image"\n`, want: /nokernel\.cfg:2:\d+: error: kernel: no such file: \/nonexistent\/Image/ },
+    { name: "vcpus", text: good + `vcpus = 100000\n`, want: /vcpus\.cfg:4:\d+: error: .*vcpus/ },
+    { name: "vcpus9", text: good + `vcpus = 9\n`, want: /vcpus9\.cfg:4:\d+: error: vcpus=9: .*at most 8/ },
+    { name: "mem4g", text: good, overrides: ["memory=4096"], want: /<command line>:1:\d+: error: memory=4096 MiB/ },
+  ];
+  for (const c of cases) {
+    const cfg = join(dir, `${c.name}.cfg`);
+    writeFileSync(cfg, c.text);
+    const r = spawnSync(process.execPath, [CLI, "create", "-c", cfg, ...(c.overrides ?? [])],
+      { cwd: ROOT, input: "", encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 1, `${c.name}: exit status ${r.status} (${r.signal ?? ""})\n${r.stderr}`);
+    assert.match(r.stderr, c.want, c.name);
+    assert.equal(r.stderr.match(/error:/g)?.length, 1, `${c.name}: one error\n${r.stderr}`);
+    assert.equal(r.stdout, "", `${c.name}: no console output`);
+  }
+  // -p is refused before anything starts.
+  const p = spawnSync(process.execPath, [CLI, "create", "-p", DEMO], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  assert.equal(p.status, 1);
+  assert.match(p.stderr, /-p .*toolstack daemon/);
+});
