@@ -44,9 +44,17 @@ export interface MmioBus {
  */
 export type Stage2 = (ipa: number, acc: number) => number;
 
-const TLB_BITS = 12;
+// 16K entries, indexed by VA bits [25:12] XOR VA bits [47:34]: the kernel's linear map, its image/vmalloc area
+// and user space (which differ in the high VA bits) do not evict each other. The top byte (TBI tag) is not
+// part of the index, so a tagged and an untagged alias share a slot.
+const TLB_BITS = 14;
 const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
+
+const MMIO_TLB_MASK = 63;
+
+/** The TLB slot of VA (lo, hi): for code outside this module that probes the TLB directly. */
+export function tlbSlot(lo: number, hi: number): number { return ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK; }
 const TWO32 = 4294967296;
 
 export class Mmu {
@@ -66,6 +74,15 @@ export class Mmu {
   readonly tlbPerm = new Uint8Array(TLB_SIZE);
   readonly tlbShift = new Uint8Array(TLB_SIZE); // log2 of the mapping that filled the entry (12, 21, 30)
   private blockFills = 0;
+  // A small TLB for device (MMIO) pages, consulted by the slow paths only (the fast paths never hit MMIO).
+  private readonly mTagLo = new Int32Array(MMIO_TLB_MASK + 1);
+  private readonly mTagHi = new Int32Array(MMIO_TLB_MASK + 1);
+  private readonly mAsid = new Int32Array(MMIO_TLB_MASK + 1);
+  private readonly mPerm = new Uint8Array(MMIO_TLB_MASK + 1);
+  private readonly mPa = new Float64Array(MMIO_TLB_MASK + 1);
+  /** VA page numbers (top byte ignored) [blockFirst, blockEnd) that entries filled from blocks may cover. */
+  private blockFirst = Infinity;
+  private blockEnd = -Infinity;
 
   /** Permission masks for the current exception level (set by setEl). */
   mR = P_R1; mW = P_W1; mX = P_X1;
@@ -138,7 +155,7 @@ export class Mmu {
   // Hot path. Each: TLB hit -> direct access; anything else -> slow path.
 
   read8(lo: number, hi: number): number {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) return this.u8[this.tlbOff[x] + (lo & 0xfff)];
@@ -147,7 +164,7 @@ export class Mmu {
   }
 
   read16(lo: number, hi: number): number {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xffe) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) return this.dv.getUint16(this.tlbOff[x] + (lo & 0xfff), true);
@@ -156,7 +173,7 @@ export class Mmu {
   }
 
   read32(lo: number, hi: number): number {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xffc) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) return this.dv.getInt32(this.tlbOff[x] + (lo & 0xfff), true);
@@ -166,7 +183,7 @@ export class Mmu {
 
   /** Returns the low word; the high word is in out[0]. */
   read64(lo: number, hi: number): number {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mR) !== 0 && (lo & 0xfff) <= 0xff8) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) {
@@ -180,7 +197,7 @@ export class Mmu {
   }
 
   write8(lo: number, hi: number, v: number): void {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) { this.u8[this.tlbOff[x] + (lo & 0xfff)] = v; return; }
@@ -189,7 +206,7 @@ export class Mmu {
   }
 
   write16(lo: number, hi: number, v: number): void {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xffe) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) { this.dv.setUint16(this.tlbOff[x] + (lo & 0xfff), v, true); return; }
@@ -198,7 +215,7 @@ export class Mmu {
   }
 
   write32(lo: number, hi: number, v: number): void {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xffc) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) { this.dv.setInt32(this.tlbOff[x] + (lo & 0xfff), v, true); return; }
@@ -207,7 +224,7 @@ export class Mmu {
   }
 
   write64(lo: number, hi: number, vlo: number, vhi: number): void {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0 && (lo & 0xfff) <= 0xff8) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) {
@@ -225,7 +242,7 @@ export class Mmu {
    * Throws MMU_FAULT (faultFetch = 1) on a translation/permission fault or when the page is not RAM.
    */
   fetchPage(lo: number, hi: number): number {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mX) !== 0) {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) return this.tlbOff[x];
@@ -240,6 +257,13 @@ export class Mmu {
    * (exclusives, atomics, DC ZVA). Throws MMU_FAULT on a fault; alignment is the caller's check.
    */
   ramOffset(lo: number, hi: number, acc: number): number {
+    // TLB hit: exclusives and atomics (every spinlock) come here, so they must not walk each time. Code pages
+    // have no write permission in the TLB, so writes to them still reach onCodeWrite below.
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
+    if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & (acc === ACC_WRITE ? this.mW : this.mR)) !== 0) {
+      const a = this.tlbAsid[x];
+      if (a === -1 || a === this.asid) return this.tlbOff[x] + (lo & 0xfff);
+    }
     const off = this.translate(lo, hi, acc);
     if (off < 0) return this.externalAbort(lo, hi, acc);
     if (acc === ACC_WRITE && this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
@@ -249,9 +273,19 @@ export class Mmu {
   // ---------------------------------------------------------------------------------------------------------
   // Slow path
 
+  /** MMIO TLB hit for (lo, hi) with permission `mask`: sets lastPa and returns true. */
+  private mmioHit(lo: number, hi: number, mask: number): boolean {
+    const m = (lo >>> 12) & MMIO_TLB_MASK;
+    if (this.mTagLo[m] !== (lo & -4096) || this.mTagHi[m] !== hi || (this.mPerm[m] & mask) === 0) return false;
+    const a = this.mAsid[m];
+    if (a !== -1 && a !== this.asid) return false;
+    this.lastPa = this.mPa[m] + (lo & 0xfff);
+    return true;
+  }
+
   private readSlow(lo: number, hi: number, size: number): number {
     if ((lo & 0xfff) > 4096 - size) return this.readSplit(lo, hi, size);
-    const off = this.translate(lo, hi, ACC_READ);
+    const off = this.mmioHit(lo, hi, this.mR) ? -1 : this.translate(lo, hi, ACC_READ);
     if (off >= 0) {
       switch (size) {
         case 1: return this.u8[off];
@@ -288,7 +322,7 @@ export class Mmu {
       }
       return;
     }
-    const off = this.translate(lo, hi, ACC_WRITE);
+    const off = this.mmioHit(lo, hi, this.mW) ? -1 : this.translate(lo, hi, ACC_WRITE);
     if (off >= 0) {
       if (this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
       switch (size) {
@@ -337,9 +371,16 @@ export class Mmu {
       pa = p2;
     }
     const off = pa - this.ramBase;
-    if (off < 0 || off >= this.ramSize) { this.lastPa = pa; return -1; }
+    if (off < 0 || off >= this.ramSize) {
+      this.lastPa = pa;
+      // Remember the device page: a driver polling a register must not walk the tables on every access.
+      const m = (lo >>> 12) & MMIO_TLB_MASK;
+      this.mTagLo[m] = lo & -4096; this.mTagHi[m] = hi; this.mAsid[m] = asid; this.mPerm[m] = perm;
+      this.mPa[m] = pa - (pa % 4096);
+      return -1;
+    }
     // Fill the TLB. Pages holding decoded code are entered without write permission so writes reach onCodeWrite.
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     const pageOff = off - (off % 4096);
     this.tagLo[x] = lo & -4096;
     this.tagHi[x] = hi;
@@ -347,7 +388,15 @@ export class Mmu {
     this.tlbOff[x] = pageOff;
     this.tlbPerm[x] = this.codePage[pageOff >>> 12] ? perm & ~(P_W0 | P_W1) : perm;
     this.tlbShift[x] = shift;
-    if (shift > 12) this.blockFills++;
+    if (shift > 12) {
+      this.blockFills++;
+      // Remember the VA page range block-derived entries may cover, so TLBI by VA outside it stays O(1).
+      const vp = (hi & 0x00ffffff) * 1048576 + (lo >>> 12);
+      const span = 2 ** (shift - 12);
+      const first = vp - (vp % span);
+      if (first < this.blockFirst) this.blockFirst = first;
+      if (first + span > this.blockEnd) this.blockEnd = first + span;
+    }
     return off;
   }
 
@@ -384,7 +433,9 @@ export class Mmu {
     if (tbi) hiMask &= 0x00ffffff;
     const ex = upper ? -1 : 0;
     if ((hi & hiMask) !== (ex & hiMask) || (lo & loMask) !== (ex & loMask)) return this.fault(lo, hi, acc, FSC_TRANS_L0);
-    const va = inBits >= 32 ? (hi & ~(-1 << (inBits - 32))) * TWO32 + (lo >>> 0) : (lo & ~loMask) >>> 0;
+    const vaHi = inBits >= 32 ? hi & ~(-1 << (inBits - 32)) : 0;
+    const vaLo = inBits >= 32 ? lo : lo & ~loMask;
+    const va = (vaHi >>> 0) * TWO32 + (vaLo >>> 0);
     const start = 4 - Math.ceil((inBits - 12) / 9);
     // Output size: TCR_EL1.IPS (bits 34:32) capped at the advertised PARange (48 bits, ID_AA64MMFR0_EL1).
     const paLimit = 2 ** PA_BITS[this.tcrHi & 7];
@@ -397,7 +448,10 @@ export class Mmu {
     let apTable = 0, uxnTable = 0, pxnTable = 0;
     for (;;) {
       const shift = 12 + 9 * (3 - level);
-      const idx = Math.floor(va / 2 ** shift) % 2 ** (level === start ? inBits - shift : 9);
+      // Index bits [shift+8:shift] of the VA, in 32-bit integer arithmetic (bits above the input size are 0).
+      const idx = level === 0 ? (vaHi >>> 7) & 511
+        : level === 1 ? (((vaHi & 0x7f) << 2) | (vaLo >>> 30)) & 511
+        : level === 2 ? (vaLo >>> 21) & 511 : (vaLo >>> 12) & 511;
       let dpa = table + idx * 8;
       if (this.stage2 !== null) {
         const p2 = this.stage2(dpa, ACC_READ);
@@ -482,7 +536,7 @@ export class Mmu {
    * nothing) gives an Alignment fault, as DC ZVA to Device memory does (Arm ARM C6.2.81).
    */
   zeroBlock(lo: number, hi: number, size: number): void {
-    const x = (lo >>> 12) & TLB_MASK;
+    const x = ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK;
     let off = -1;
     if (this.tagLo[x] === (lo & -4096) && this.tagHi[x] === hi && (this.tlbPerm[x] & this.mW) !== 0) {
       const a = this.tlbAsid[x];
@@ -504,12 +558,16 @@ export class Mmu {
   // TLB maintenance (TLBI), Arm ARM D5.10
 
   flushAll(): void {
+    this.mPerm.fill(0);
     this.tlbPerm.fill(0);
     this.blockFills = 0;
+    this.blockFirst = Infinity;
+    this.blockEnd = -Infinity;
   }
 
   /** TLBI ASIDE1: non-global entries of one ASID. */
   flushAsid(asid: number): void {
+    this.mPerm.fill(0);
     for (let x = 0; x < TLB_SIZE; x++) if (this.tlbAsid[x] === asid) this.tlbPerm[x] = 0;
   }
 
@@ -519,9 +577,11 @@ export class Mmu {
    * is not compared (tagged addresses may have filled entries under any tag).
    */
   flushVa(lo: number, hi: number, asid: number): void {
+    this.mPerm.fill(0);
     const hiM = hi & 0x00ffffff;
-    if (this.blockFills === 0) {
-      this.flushSlot((lo >>> 12) & TLB_MASK, lo, hiM, asid, -4096); // 4K entries only: the VA's own slot
+    const vp = hiM * 1048576 + (lo >>> 12);
+    if (this.blockFills === 0 || vp < this.blockFirst || vp >= this.blockEnd) {
+      this.flushSlot(((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK, lo, hiM, asid, -4096); // 4K entries only: the VA's own slot
       return;
     }
     const sh = this.tlbShift;

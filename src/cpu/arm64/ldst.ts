@@ -15,7 +15,7 @@
 import type { Decoder } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
 import type { Mmu } from "../../mmu/mmu.js";
-import { ACC_READ, ACC_WRITE, FSC_ALIGN, P_R0, P_W0 } from "../../mmu/mmu.js";
+import { ACC_READ, ACC_WRITE, FSC_ALIGN, P_R0, P_W0, tlbSlot } from "../../mmu/mmu.js";
 import { setW, setX, spSlot } from "./regs.js";
 import { PC2 } from "./state.js";
 
@@ -326,7 +326,7 @@ function pairHighOf(c: Cpu): Int32Array {
  * decoded code notify the CPU (TLB entries of such pages never carry write permission, so a hit is safe).
  */
 function ramOff(m: Mmu, lo: number, hi: number, acc: number): number {
-  const x = (lo >>> 12) & (m.tagLo.length - 1);
+  const x = tlbSlot(lo, hi);
   if (m.tagLo[x] === (lo & -4096) && m.tagHi[x] === hi && (m.tlbPerm[x] & (acc === ACC_WRITE ? m.mW : m.mR)) !== 0) {
     const a = m.tlbAsid[x];
     if (a === -1 || a === m.asid) return m.tlbOff[x] + (lo & 0xfff);
