@@ -1,0 +1,78 @@
+/**
+ * bench/boot: time from spawn to the guest's marker line (XENO-GUEST-READY, printed by the initramfs's /init)
+ * for the same Debian kernel, initramfs and command line under Xeno (`xeno create -c`) and under
+ * `qemu-system-aarch64 -M virt -cpu cortex-a72` (TCG), alternated, median of N runs each, and the ratio.
+ *
+ *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--timeout SEC]
+ *
+ * Timings never decide pass/fail; record results in docs/benchmarks.md.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+
+function arg(name: string, def: number): number {
+  const k = process.argv.indexOf(name);
+  return k >= 0 ? Number(process.argv[k + 1]) : def;
+}
+
+/** Spawns a command and resolves with the seconds until `marker` appears on its stdout (then kills it). */
+function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    let seen = "";
+    let done = false;
+    const finish = (err: Error | null, secs = 0): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      p.kill("SIGKILL");
+      if (err) reject(err); else resolve(secs);
+    };
+    const timer = setTimeout(() => finish(new Error(`${cmd}: no marker after ${timeoutSec} s`)), timeoutSec * 1000);
+    p.stdout.on("data", (d: Buffer) => {
+      seen = (seen + d.toString("latin1")).slice(-4096);
+      if (seen.includes(GUEST_READY_MARKER)) finish(null, (performance.now() - t0) / 1000);
+    });
+    p.stderr.on("data", () => {});
+    p.on("exit", (code) => finish(new Error(`${cmd} exited (${code}) before the marker`)));
+  });
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function main(): Promise<void> {
+  const runs = arg("--runs", 5), mem = arg("--memory", 256), timeout = arg("--timeout", 600);
+  const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
+  const cmdline = "console=ttyAMA0 rdinit=/init";
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-boot-"));
+  const cfg = path.join(dir, "bench.cfg");
+  fs.writeFileSync(cfg, `name = "bench"\ntype = "pvh"\nmemory = ${mem}\nvcpus = 1\n` +
+    `kernel = "${img.kernel}"\nramdisk = "${img.initrd}"\ncmdline = "${cmdline}"\non_reboot = "destroy"\n`);
+  const xeno = [path.join(root, "dist/src/cli/main.js"), "create", "-c", cfg];
+  const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", "1", "-nographic", "-no-reboot",
+    "-kernel", img.kernel, "-initrd", img.initrd, "-append", cmdline];
+  const tx: number[] = [], tq: number[] = [];
+  for (let k = 0; k < runs; k++) {
+    tq.push(await timeToMarker("qemu-system-aarch64", qemu, timeout));
+    tx.push(await timeToMarker(process.execPath, xeno, timeout));
+    process.stderr.write(`run ${k + 1}/${runs}: qemu ${tq[k].toFixed(2)} s, xeno ${tx[k].toFixed(2)} s\n`);
+  }
+  const mx = median(tx), mq = median(tq);
+  console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, 1 vCPU), median of ${runs}:`);
+  console.log(`  qemu-system-aarch64 -M virt -cpu cortex-a72 (TCG): ${mq.toFixed(2)} s`);
+  console.log(`  xeno create -c:                                   ${mx.toFixed(2)} s`);
+  console.log(`  ratio xeno/qemu: ${(mx / mq).toFixed(2)}x`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((e) => { process.stderr.write(`bench/boot: ${(e as Error).message}\n`); process.exitCode = 1; });
