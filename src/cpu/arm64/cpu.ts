@@ -11,6 +11,7 @@ import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
+import { compileBlock, endsBlock, MAX_BLOCK, type BlockFn } from "./blocks.js";
 import { resetSysRegs } from "./sysregs-el1.js";
 import { hostCounter } from "./sys-timer.js";
 
@@ -43,20 +44,53 @@ export function sharedDecoder(): Decoder { return decoder; }
 export class CodeCache {
   /** Preallocated so the array stays in fast (non-dictionary) mode however sparse the code pages are. */
   readonly pages: (Handler[] | undefined)[];
+  /** Compiled blocks per code page, by starting word slot (null: none yet), with their lengths and heat. */
+  readonly blocks: (BlockFn | null)[][] = [];
+  readonly blockLen: Uint8Array[] = [];
+  readonly heat: Uint8Array[] = [];
   private readonly used: number[] = [];
   constructor(ramPages: number) { this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined); }
   create(page: number): Handler[] {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
+    this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
+    this.blockLen[page] = new Uint8Array(1024);
+    this.heat[page] = new Uint8Array(1024);
     this.used.push(page);
     return code;
   }
   invalidatePage(page: number): void {
     const code = this.pages[page];
-    if (code !== undefined) code.fill(LAZY);
+    if (code === undefined) return;
+    code.fill(LAZY);
+    this.blocks[page].fill(null);
+    this.heat[page].fill(0);
   }
-  invalidateAll(): void { for (const p of this.used) this.pages[p]!.fill(LAZY); }
+  invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
+
+  /** Compiles the block starting at word slot k of a page (RAM words at `base`). */
+  compile(page: number, k: number, ram32: Int32Array, base: number): void {
+    const code = this.pages[page]!;
+    let n = 0;
+    while (n < MAX_BLOCK && k + n < 1024) {
+      const w = ram32[base + k + n];
+      let h = code[k + n];
+      if (h === LAZY) h = code[k + n] = decoder.decode(w);
+      SCRATCH_H[n] = h;
+      SCRATCH_W[n] = w;
+      n++;
+      if (endsBlock(w)) break;
+    }
+    if (n < 2) { this.heat[page][k] = 0; return; } // not worth a function
+    this.blocks[page][k] = compileBlock(SCRATCH_W, SCRATCH_H, n);
+    this.blockLen[page][k] = n;
+  }
 }
+
+const SCRATCH_H: Handler[] = new Array<Handler>(MAX_BLOCK).fill(LAZY);
+const SCRATCH_W = new Int32Array(MAX_BLOCK);
+/** Executions of a block start before it is compiled. */
+const HOT = 24;
 
 export class Cpu {
   /** General-purpose registers, SP, PC: see state.ts for the layout. */
@@ -179,12 +213,21 @@ export class Cpu {
         const base = pageOff >> 2;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
+        const blocks = this.code.blocks[page], blen = this.code.blockLen[page], heat = this.code.heat[page];
         for (;;) {
-          const w = ram32[base + k];
-          let h = code[k];
-          if (h === LAZY) h = code[k] = decoder.decode(w);
-          h(this, w);
-          done++;
+          let n = 1;
+          const b = blocks[k];
+          if (b !== null && budget - done >= blen[k]) {
+            n = b(this); // PC advanced inside the block, except past an instruction that jumped
+          } else {
+            if (b === null && ++heat[k] === HOT) this.code.compile(page, k, ram32, base);
+            const w = ram32[base + k];
+            let h = code[k];
+            if (h === LAZY) h = code[k] = decoder.decode(w);
+            h(this, w);
+            if (this.jumped === 0) r[PC2] = (r[PC2] + 4) | 0;
+          }
+          done += n;
           if (this.jumped !== 0) {
             // Stay on this page for a branch within it; otherwise re-translate.
             const j = this.jumped;
@@ -196,10 +239,9 @@ export class Cpu {
             }
             break;
           }
-          lo = (lo + 4) | 0;
-          r[PC2] = lo;
-          if (++k === 1024) {
-            if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0;
+          k += n;
+          if (k >= 1024) {
+            if (r[PC2] === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
             break;
           }
           if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
