@@ -1,0 +1,142 @@
+/**
+ * Grant tables, version 1 only (xen/common/grant_table.c; public/grant_table.h). The guest owns the entries;
+ * the hypervisor only sizes the table and maps its frames: for an auto-translated guest, frame k is whatever
+ * guest frame the guest named in XENMEM_add_to_physmap(XENMAPSPACE_grant_table, idx = k) — in Xeno that guest
+ * frame *is* the grant frame (see shared-info.ts for the model). Backends read entries with `entry`.
+ */
+import { DOMID_SELF, EINVAL, ENOSYS, EPERM, XEN_PAGE_SIZE } from "./abi.js";
+import { addVa, type GuestMemory } from "./guest-memory.js";
+import { MAX_GRANT_FRAMES } from "./layout.js";
+
+/** GNTTABOP_* (grant_table.h). */
+export const GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2,
+  GNTTABOP_dump_table = 3, GNTTABOP_transfer = 4, GNTTABOP_copy = 5, GNTTABOP_query_size = 6,
+  GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8, GNTTABOP_get_status_frames = 9,
+  GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11, GNTTABOP_cache_flush = 12;
+/** GNTST_* status codes. */
+export const GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2;
+/** XENMAPIDX_grant_table_status: idx bit 31 selects v2 status frames. */
+export const XENMAPIDX_grant_table_status = 0x80000000;
+/** Entries per v1 frame (8-byte grant_entry_v1). */
+export const GRANT_ENTRIES_V1_PER_FRAME = XEN_PAGE_SIZE / 8;
+
+export class GrantTable {
+  version = 1;
+  /** Frames in use (grows on setup_table / add_to_physmap, up to maxFrames). Xen starts with 1. */
+  nrFrames = 1;
+  readonly maxFrames = MAX_GRANT_FRAMES;
+  /** Guest frame where grant frame k is mapped, or -1. */
+  readonly frameGfn = new Float64Array(MAX_GRANT_FRAMES).fill(-1);
+  /** Contents of frames not mapped anywhere (kept when a frame moves or is unmapped). */
+  private readonly shadow = new Map<number, Uint8Array>();
+
+  constructor(private readonly mem: GuestMemory, readonly domid: number) {}
+
+  /** XENMAPSPACE_grant_table: maps frame `idx` at guest frame `gfn`. Returns 0 or -errno. */
+  mapFrame(idx: number, gfn: number): number {
+    if ((idx & XENMAPIDX_grant_table_status) !== 0) return -EINVAL; // v2 status frames: v1 only here
+    if (!Number.isInteger(idx) || idx < 0 || idx >= this.maxFrames) return -EINVAL;
+    const off = this.mem.frameOffset(gfn);
+    if (off < 0) return -EINVAL;
+    const u8 = this.mem.u8;
+    const old = this.frameGfn[idx];
+    if (old === gfn) return 0;
+    // The frame's current contents follow it (fresh frames are zeroed, as Xen allocates them).
+    const cur = old >= 0 ? u8.slice(this.mem.frameOffset(old), this.mem.frameOffset(old) + XEN_PAGE_SIZE) : this.shadow.get(idx);
+    if (cur !== undefined) u8.set(cur, off); else u8.fill(0, off, off + XEN_PAGE_SIZE);
+    this.shadow.delete(idx);
+    // A guest frame holds one grant frame: a frame previously mapped at gfn goes back to the shadow.
+    for (let k = 0; k < this.maxFrames; k++) if (k !== idx && this.frameGfn[k] === gfn) this.unmapFrame(k);
+    this.frameGfn[idx] = gfn;
+    if (idx >= this.nrFrames) this.nrFrames = idx + 1;
+    return 0;
+  }
+
+  unmapFrame(k: number): void {
+    const gfn = this.frameGfn[k];
+    if (gfn < 0) return;
+    const off = this.mem.frameOffset(gfn);
+    this.shadow.set(k, this.mem.u8.slice(off, off + XEN_PAGE_SIZE));
+    this.frameGfn[k] = -1;
+  }
+
+  /** The grant frame mapped at guest frame gfn, or -1. */
+  frameAt(gfn: number): number {
+    for (let k = 0; k < this.maxFrames; k++) if (this.frameGfn[k] === gfn) return k;
+    return -1;
+  }
+
+  /**
+   * Reads v1 entry `ref` for a backend: buffer offset of the 8-byte entry (flags u16 @0, domid u16 @2,
+   * frame u32 @4), or -1 when the ref is out of range or its frame is not mapped.
+   */
+  entryOffset(ref: number): number {
+    if (!Number.isInteger(ref) || ref < 0 || ref >= this.nrFrames * GRANT_ENTRIES_V1_PER_FRAME) return -1;
+    const gfn = this.frameGfn[Math.floor(ref / GRANT_ENTRIES_V1_PER_FRAME)];
+    if (gfn < 0) return -1;
+    return this.mem.frameOffset(gfn) + (ref % GRANT_ENTRIES_V1_PER_FRAME) * 8;
+  }
+}
+
+const isSelf = (gt: GrantTable, dom: number): boolean => dom === DOMID_SELF || dom === gt.domid;
+
+/**
+ * HYPERVISOR_grant_table_op(cmd, uop, count). setup_table, query_size, set_version and get_version take
+ * exactly one struct (count = 1, else -EINVAL, as gnttab_setup_table & co); the mapping/copy ops are
+ * for in-guest backends and answer -ENOSYS here.
+ */
+export function grantTableOp(gt: GrantTable, mem: GuestMemory, cmd: number, lo: number, hi: number, count: number): number {
+  const dv = mem.sv;
+  switch (cmd) {
+    case GNTTABOP_query_size: {
+      if (count !== 1) return -EINVAL;
+      mem.copyIn(lo, hi, 16);
+      if (!isSelf(gt, dv.getUint16(0, true))) { dv.setInt16(12, GNTST_bad_domain, true); }
+      else {
+        dv.setUint32(4, gt.nrFrames, true);
+        dv.setUint32(8, gt.maxFrames, true);
+        dv.setInt16(12, GNTST_okay, true);
+      }
+      mem.copyOut(lo, hi, 16);
+      return 0;
+    }
+    case GNTTABOP_setup_table: {
+      if (count !== 1) return -EINVAL;
+      mem.copyIn(lo, hi, 24);
+      const dom = dv.getUint16(0, true), n = dv.getUint32(4, true);
+      const flo = dv.getUint32(16, true), fhi = dv.getUint32(20, true);
+      if (!isSelf(gt, dom)) dv.setInt16(8, GNTST_bad_domain, true);
+      else if (n > gt.maxFrames) dv.setInt16(8, GNTST_general_error, true);
+      else {
+        if (n > gt.nrFrames) gt.nrFrames = n;
+        // The list gets the guest frame of each grant frame (INVALID_GFN = ~0 when not mapped yet).
+        for (let k = 0; k < n; k++) {
+          const [l, h] = addVa(flo, fhi, k * 8);
+          mem.writeU64At(l, h, 0, gt.frameGfn[k]);
+        }
+        dv.setInt16(8, GNTST_okay, true);
+      }
+      mem.copyOut(lo, hi, 24);
+      return 0;
+    }
+    case GNTTABOP_set_version: {
+      if (count !== 1) return -EINVAL;
+      mem.copyIn(lo, hi, 4);
+      const want = dv.getUint32(0, true);
+      const rc = want === 1 ? 0 : -EINVAL; // v2 is not offered (Arm's default max version is 1)
+      dv.setUint32(0, gt.version, true);
+      mem.copyOut(lo, hi, 4);
+      return rc;
+    }
+    case GNTTABOP_get_version: {
+      if (count !== 1) return -EINVAL;
+      mem.copyIn(lo, hi, 8);
+      if (!isSelf(gt, dv.getUint16(0, true))) return -EPERM;
+      dv.setUint32(4, gt.version, true);
+      mem.copyOut(lo, hi, 8);
+      return 0;
+    }
+    case GNTTABOP_get_status_frames: return -EINVAL; // v2 only
+    default: return -ENOSYS;
+  }
+}

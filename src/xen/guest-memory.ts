@@ -1,0 +1,140 @@
+/**
+ * The hypervisor's view of a domain's memory, as Xen's copy_{from,to}_guest (xen/arch/arm/guestcopy.c):
+ *  - guest-physical frames (gfn = IPA >> 12): a frame is valid when the whole 4 KiB page lies in the domain's
+ *    RAM buffer (the DT memory node plus the hypervisor-reserved area above it, see layout.ts);
+ *  - guest-virtual buffers (hypercall pointer arguments and guest handles inside structs): translated page by
+ *    page through the *calling* vCPU's stage-1 tables (Mmu.probe with EL1 permissions, no TLB fill).
+ *
+ * Every failure throws the GuestFault for EFAULT (or the errno given); the dispatcher turns it into the
+ * hypercall's return value, so a bad guest pointer can never reach memory outside the buffer or throw through
+ * the hypervisor. Struct copies go through a reused scratch page (no allocation per hypercall).
+ */
+import { ACC_READ, ACC_WRITE, type Mmu } from "../mmu/mmu.js";
+import { EFAULT, XEN_PAGE_SIZE } from "./abi.js";
+
+/** A guest-caused failure inside a hypercall: the dispatcher returns -errno. */
+export class GuestFault {
+  constructor(readonly errno: number) {}
+}
+/** The one EFAULT instance (thrown on the hot paths without allocating). */
+export const EFAULT_FAULT = new GuestFault(EFAULT);
+
+const TWO32 = 4294967296;
+
+export class GuestMemory {
+  readonly u8: Uint8Array;
+  readonly i32: Int32Array;
+  readonly dv: DataView;
+  /** Scratch page for struct copies: `copyIn` fills it, handlers read/modify it, `copyOut` writes it back. */
+  readonly scratch = new Uint8Array(XEN_PAGE_SIZE);
+  readonly sv = new DataView(this.scratch.buffer);
+  /** The calling vCPU's MMU (set by the dispatcher before each hypercall). */
+  mmu: Mmu | null = null;
+
+  /**
+   * `ram`: the domain's RAM buffer at guest-physical `base`; `ramBytes`: the part of it the DT memory node
+   * describes (guest-allocatable RAM); the rest (up to ram.byteLength) is the hypervisor-reserved area.
+   */
+  constructor(readonly ram: ArrayBufferLike, readonly base: number, readonly ramBytes: number) {
+    this.u8 = new Uint8Array(ram);
+    this.i32 = new Int32Array(ram);
+    this.dv = new DataView(ram);
+  }
+
+  get bufferBytes(): number { return this.u8.length; }
+
+  /** Byte offset in the buffer of guest frame `gfn` when the whole frame is inside it, else -1. */
+  frameOffset(gfn: number): number {
+    if (!Number.isSafeInteger(gfn) || gfn < 0) return -1;
+    const off = gfn * XEN_PAGE_SIZE - this.base;
+    return off >= 0 && off + XEN_PAGE_SIZE <= this.u8.length ? off : -1;
+  }
+
+  /** True if `gfn` is ordinary guest RAM (inside the DT memory node). */
+  isRamFrame(gfn: number): boolean {
+    const off = this.frameOffset(gfn);
+    return off >= 0 && off + XEN_PAGE_SIZE <= this.ramBytes;
+  }
+
+  /** Buffer offset of the guest-physical range [gpa, gpa+len), or -1 if any of it is outside the buffer. */
+  physOffset(gpa: number, len: number): number {
+    const off = gpa - this.base;
+    return Number.isSafeInteger(off) && off >= 0 && len >= 0 && off + len <= this.u8.length ? off : -1;
+  }
+
+  /**
+   * Buffer offset of guest VA (lo, hi) for an access of `len` bytes that must not cross a page; throws EFAULT
+   * when it does not translate (with EL1 read or write permission) or lands outside the buffer.
+   */
+  vaOffset(lo: number, hi: number, len: number, write: boolean): number {
+    const m = this.mmu;
+    if (m === null) throw EFAULT_FAULT;
+    const pa = m.probe(lo | 0, hi | 0, write ? ACC_WRITE : ACC_READ, false);
+    if (pa < 0) throw EFAULT_FAULT;
+    const off = this.physOffset(pa, len);
+    if (off < 0) throw EFAULT_FAULT;
+    return off;
+  }
+
+  /** Copies `len` bytes (<= 4096) from guest VA (lo, hi) into `dst` (default: the scratch page). */
+  copyIn(lo: number, hi: number, len: number, dst: Uint8Array = this.scratch): void {
+    this.copy(lo, hi, len, dst, false);
+  }
+
+  /** Copies `len` bytes of `src` (default: the scratch page) to guest VA (lo, hi). */
+  copyOut(lo: number, hi: number, len: number, src: Uint8Array = this.scratch): void {
+    this.copy(lo, hi, len, src, true);
+  }
+
+  private copy(lo: number, hi: number, len: number, buf: Uint8Array, write: boolean): void {
+    if (len > buf.length) throw EFAULT_FAULT;
+    let done = 0;
+    lo >>>= 0; hi >>>= 0;
+    while (done < len) {
+      const chunk = Math.min(len - done, XEN_PAGE_SIZE - (lo & 0xfff));
+      const off = this.vaOffset(lo, hi, chunk, write);
+      if (write) this.u8.set(buf.subarray(done, done + chunk), off);
+      else buf.set(this.u8.subarray(off, off + chunk), done);
+      done += chunk;
+      lo += chunk;
+      if (lo >= TWO32) { lo -= TWO32; hi = (hi + 1) >>> 0; }
+    }
+  }
+
+  /** Reads a u64 at guest VA (lo, hi) + index*8 (for arrays of xen_pfn_t); returns a number (exact below 2^53). */
+  readU64At(lo: number, hi: number, index: number): number {
+    const [l, h] = addVa(lo, hi, index * 8);
+    this.copyIn(l, h, 8, this.small);
+    return this.smallView.getUint32(4, true) * TWO32 + this.smallView.getUint32(0, true);
+  }
+
+  /** Writes a u64 (given as a number below 2^53, or -1 for all-ones) at guest VA (lo, hi) + index*8. */
+  writeU64At(lo: number, hi: number, index: number, v: number): void {
+    const [l, h] = addVa(lo, hi, index * 8);
+    if (v < 0) { this.smallView.setInt32(0, -1, true); this.smallView.setInt32(4, -1, true); }
+    else { this.smallView.setUint32(0, v >>> 0, true); this.smallView.setUint32(4, Math.floor(v / TWO32), true); }
+    this.copyOut(l, h, 8, this.small);
+  }
+
+  private readonly small = new Uint8Array(8);
+  private readonly smallView = new DataView(this.small.buffer);
+}
+
+/** A 64-bit VA (lo, hi as unsigned 32-bit halves) plus a non-negative byte count, with carry. */
+export function addVa(lo: number, hi: number, n: number): [number, number] {
+  const s = (lo >>> 0) + n;
+  return [s % TWO32, ((hi >>> 0) + Math.floor(s / TWO32)) >>> 0];
+}
+
+/** Reads a u64 field of a scratch struct as a number; values >= 2^53 come back as Infinity (always invalid). */
+export function u64(dv: DataView, off: number): number {
+  const hi = dv.getUint32(off + 4, true);
+  return hi >= 0x200000 ? Infinity : hi * TWO32 + dv.getUint32(off, true);
+}
+
+/** Writes a u64 field (number below 2^53; negative writes all-ones, e.g. INVALID_GFN / ~0). */
+export function setU64(dv: DataView, off: number, v: number): void {
+  if (v < 0) { dv.setInt32(off, -1, true); dv.setInt32(off + 4, -1, true); return; }
+  dv.setUint32(off, v >>> 0, true);
+  dv.setUint32(off + 4, Math.floor(v / TWO32), true);
+}

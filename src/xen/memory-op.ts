@@ -1,0 +1,85 @@
+/**
+ * HYPERVISOR_memory_op(cmd, arg) (xen/common/memory.c; public/memory.h). The low 6 bits of cmd are the
+ * sub-op (MEMOP_CMD_MASK); the rest is a continuation start extent, which guests pass as 0.
+ *
+ * Guest memory is one flat buffer, so the physmap cannot really lose or gain frames: decrease_reservation
+ * scrubs the frames it is given and counts them out; populate_physmap zeroes and counts them back in.
+ */
+import { DOMID_SELF, EINVAL, ENOSYS, EOPNOTSUPP, ESRCH, XEN_PAGE_SIZE } from "./abi.js";
+import { u64, type GuestMemory } from "./guest-memory.js";
+import type { GrantTable } from "./grant-table.js";
+import type { SharedInfo } from "./shared-info.js";
+
+export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_maximum_ram_page = 2,
+  XENMEM_current_reservation = 3, XENMEM_maximum_reservation = 4, XENMEM_populate_physmap = 6,
+  XENMEM_add_to_physmap = 7, XENMEM_memory_map = 9, XENMEM_exchange = 11, XENMEM_maximum_gpfn = 14,
+  XENMEM_remove_from_physmap = 15, XENMEM_add_to_physmap_batch = 23;
+export const XENMAPSPACE_shared_info = 0, XENMAPSPACE_grant_table = 1, XENMAPSPACE_gmfn = 2,
+  XENMAPSPACE_gmfn_range = 3, XENMAPSPACE_gmfn_foreign = 4, XENMAPSPACE_dev_mmio = 5;
+const MEMOP_CMD_MASK = 0x3f;
+
+/** Domain memory accounting the reservation sub-ops read and update. */
+export interface MemoryAccount {
+  domid: number;
+  /** Pages the domain currently has (tot_pages) and may have (max_pages). */
+  pages: number;
+  maxPages: number;
+}
+
+export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, acct: MemoryAccount, cmd: number,
+  lo: number, hi: number): number {
+  const dv = mem.sv;
+  const self = (dom: number): boolean => dom === DOMID_SELF || dom === acct.domid;
+  switch (cmd & MEMOP_CMD_MASK) {
+    case XENMEM_add_to_physmap: {
+      mem.copyIn(lo, hi, 24);
+      const dom = dv.getUint16(0, true), space = dv.getUint32(4, true), idx = u64(dv, 8), gpfn = u64(dv, 16);
+      if (!self(dom)) return -ESRCH;
+      switch (space) {
+        case XENMAPSPACE_shared_info: return idx !== 0 ? -EINVAL : si.map(gpfn);
+        case XENMAPSPACE_grant_table: return gt.mapFrame(idx, gpfn);
+        case XENMAPSPACE_gmfn: case XENMAPSPACE_gmfn_range: case XENMAPSPACE_dev_mmio: return -EOPNOTSUPP;
+        default: return -EINVAL;
+      }
+    }
+    case XENMEM_remove_from_physmap: {
+      mem.copyIn(lo, hi, 16);
+      if (!self(dv.getUint16(0, true))) return -ESRCH;
+      const gpfn = u64(dv, 8);
+      if (mem.frameOffset(gpfn) < 0) return -EINVAL;
+      if (gpfn === si.gfn) si.unmap();
+      const k = gt.frameAt(gpfn);
+      if (k >= 0) gt.unmapFrame(k);
+      return 0;
+    }
+    case XENMEM_decrease_reservation: case XENMEM_populate_physmap: case XENMEM_increase_reservation: {
+      // struct xen_memory_reservation: extent_start @0 (VA of xen_pfn_t[]), nr_extents @8, extent_order @16,
+      // mem_flags @20, domid @24.
+      mem.copyIn(lo, hi, 32);
+      const elo = dv.getUint32(0, true), ehi = dv.getUint32(4, true), n = u64(dv, 8), order = dv.getUint32(16, true);
+      if (!self(dv.getUint16(24, true))) return -ESRCH;
+      if ((cmd & MEMOP_CMD_MASK) === XENMEM_increase_reservation) return 0; // not for auto-translated guests
+      if (order > 9 || !Number.isFinite(n)) return -EINVAL;
+      const pages = 2 ** order;
+      const grow = (cmd & MEMOP_CMD_MASK) === XENMEM_populate_physmap;
+      let done = 0;
+      for (; done < n; done++) {
+        const gfn = mem.readU64At(elo, ehi, done);
+        if (gfn % pages !== 0 || !mem.isRamFrame(gfn) || !mem.isRamFrame(gfn + pages - 1)) break;
+        if (grow && acct.pages + pages > acct.maxPages) break;
+        const off = mem.frameOffset(gfn);
+        mem.u8.fill(0, off, off + pages * XEN_PAGE_SIZE);
+        acct.pages += grow ? pages : -pages;
+      }
+      return done;
+    }
+    case XENMEM_current_reservation: case XENMEM_maximum_reservation: {
+      mem.copyIn(lo, hi, 2);
+      if (!self(dv.getUint16(0, true))) return -ESRCH;
+      return (cmd & MEMOP_CMD_MASK) === XENMEM_current_reservation ? acct.pages : acct.maxPages;
+    }
+    case XENMEM_maximum_ram_page: case XENMEM_maximum_gpfn:
+      return Math.floor((mem.base + mem.bufferBytes) / XEN_PAGE_SIZE) - 1;
+    default: return -ENOSYS;
+  }
+}
