@@ -65,8 +65,7 @@ function make(errno: XsErrno): XenStoreError {
   return new XenStoreError(errno);
 }
 
-/** Shared instances thrown by the store (see the module comment). */
-export const XS_ERR: Readonly<Record<XsErrno, XenStoreError>> = {
+const SHARED: Readonly<Record<XsErrno, XenStoreError>> = {
   EINVAL: make("EINVAL"),
   EACCES: make("EACCES"),
   EEXIST: make("EEXIST"),
@@ -85,6 +84,17 @@ export const XS_ERR: Readonly<Record<XsErrno, XenStoreError>> = {
   EPERM: make("EPERM"),
   EQUOTA: make("EQUOTA"),
 };
+
+/**
+ * Shared instances thrown by the store (see the module comment). With XENO_XS_ERROR_STACKS=1 in the
+ * environment every use makes a fresh error instead, with a stack showing where it was raised (debugging).
+ */
+export const XS_ERR: Readonly<Record<XsErrno, XenStoreError>> = process.env.XENO_XS_ERROR_STACKS
+  ? Object.defineProperties(
+      {} as Record<XsErrno, XenStoreError>,
+      Object.fromEntries(Object.keys(SHARED).map((k) => [k, { get: () => make(k as XsErrno) }])),
+    )
+  : SHARED;
 
 export function isXenStoreError(e: unknown): e is XenStoreError {
   return e instanceof XenStoreError;

@@ -371,7 +371,7 @@ export class XenStore {
     if (node === undefined) {
       this.note(s, tx, path, undefined);
       const err = this.missing(s, tree, path, PERM_WRITE);
-      if (err === XS_ERR.ENOENT && parent !== undefined) return;
+      if (err.errno === "ENOENT" && parent !== undefined) return;
       throw err;
     }
     if (!(this.access(s, node.perms) & PERM_WRITE)) throw XS_ERR.EACCES;
