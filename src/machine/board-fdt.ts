@@ -16,6 +16,8 @@ export interface BoardDtOptions {
   bootargs: string;
   /** Physical range of the initial ramdisk, if any. */
   initrd?: { start: number; end: number };
+  /** Further root-level nodes (e.g. Xen's /hypervisor), given the GIC's phandle. */
+  extraNodes?: (gicPhandle: number) => DtNode[];
 }
 
 /** Converts a device's self-description into an FDT node. */
@@ -86,6 +88,7 @@ export function boardDtb(o: BoardDtOptions): Uint8Array {
     fromDt(clock),
     fromDt(uart),
     fromDt(pl031DtNode(RTC_BASE, RTC_INTID, clkPh)),
+    ...(o.extraNodes?.(gicPh) ?? []).map((n) => fromDt(n)),
   ]);
   return writeFdt(root);
 }

@@ -7,7 +7,7 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the machine may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { Cpu, CodeCache, EC_HVC, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -20,6 +20,11 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_T
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
 import { PC2 } from "../cpu/arm64/state.js";
+import { XenDomain } from "../xen/domain.js";
+import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
+import { hypervisorDtNode } from "../xen/layout.js";
+import { withUpcallResample } from "../xen/upcall.js";
+import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 
 export interface MachineOptions {
   memMiB: number;
@@ -29,6 +34,11 @@ export interface MachineOptions {
   cmdline: string;
   /** Console bytes from the guest (the buffer is reused after the call returns: copy to keep). */
   consoleOut: (bytes: Uint8Array) => void;
+  /**
+   * Run the guest as a Xen DomU (src/xen): `/hypervisor` DT node, `hvc #0xEA1` hypercalls, event-channel
+   * upcall PPI 31, and the top 1 MiB of RAM reserved for grant frames and magic pages. Default false.
+   */
+  xen?: boolean;
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -57,6 +67,8 @@ export class Machine {
   readonly uart: Pl011;
   readonly rtc: Pl031;
   readonly vcpus: Vcpu[] = [];
+  /** The Xen guest ABI when MachineOptions.xen is set. */
+  readonly xen: XenDomain | null = null;
   state: MachineState = "running";
   /** Why the machine stopped (PSCI call or fault), for the toolstack's log. */
   reason = "";
@@ -88,10 +100,12 @@ export class Machine {
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
     this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
+    if (o.xen) this.xen = this.createXen(o.vcpus);
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
       router.map(GICD_BASE, this.gic.distributor(k));
-      router.map(GICC_BASE, this.gic.cpuInterface(k));
+      const gicc = this.gic.cpuInterface(k), xen = this.xen;
+      router.map(GICC_BASE, xen === null ? gicc : withUpcallResample(gicc, () => xen.resampleUpcall(k)));
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
       const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, cpu: null!, mmu: null! };
@@ -123,7 +137,9 @@ export class Machine {
     // A 2 MiB aligned base plus text_offset; the image's own size (with BSS) must fit.
     const kernelOff = hdr.textOffset;
     const kernelEnd = kernelOff + Math.max(hdr.imageSize, o.kernel.length);
-    const dtbOff = ramBytes - ARM64_IMAGE_BASE_ALIGN; // last 2 MiB: the DTB (at most 2 MiB, 8-byte aligned)
+    // With Xen, the top of the buffer is the Xen area (src/xen/layout.ts), outside the DT memory node.
+    const memBytes = this.xen === null ? ramBytes : this.xen.layout.ramBytes;
+    const dtbOff = memBytes - ARM64_IMAGE_BASE_ALIGN; // last 2 MiB: the DTB (at most 2 MiB, 8-byte aligned)
     let initrd: { start: number; end: number } | undefined;
     let initrdOff = dtbOff;
     if (o.initrd !== undefined) {
@@ -136,7 +152,9 @@ export class Machine {
     }
     u8.set(o.kernel, kernelOff);
     if (o.initrd !== undefined) u8.set(o.initrd, initrdOff);
-    const dtb = boardDtb({ ramBytes, vcpus: this.vcpus.length, bootargs: o.cmdline, initrd });
+    const xen = this.xen;
+    const dtb = boardDtb({ ramBytes: memBytes, vcpus: this.vcpus.length, bootargs: o.cmdline, initrd,
+      extraNodes: xen === null ? undefined : (gicPh) => [hypervisorDtNode(xen.layout, gicPh)] });
     if (dtb.length > ARM64_IMAGE_BASE_ALIGN) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
     u8.set(dtb, dtbOff);
     const v = this.vcpus[0];
@@ -237,9 +255,37 @@ export class Machine {
   // ---------------------------------------------------------------------------------------------------------
   // EL2: PSCI (and, later, Xen hypercalls)
 
+  /** The Xen layer with this board as its host: upcall PPI lines, shutdown, WFI-like blocking. */
+  private createXen(vcpus: number): XenDomain {
+    return new XenDomain({
+      ram: this.ram, ramBase: RAM_BASE, vcpus,
+      host: {
+        setUpcall: (k, level) => this.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
+        counter: () => (this.vcpus[0]?.cpu.counter() ?? 0),
+        log: (line) => { process.stderr.write(line + "\n"); },
+        shutdown: (reason) => {
+          if (reason === SHUTDOWN_poweroff) this.stop("poweroff", "SCHEDOP_shutdown poweroff");
+          else if (reason === SHUTDOWN_reboot) this.stop("reboot", "SCHEDOP_shutdown reboot");
+          else this.stop("crashed", `SCHEDOP_shutdown reason ${reason}`);
+        },
+        block: (k) => { const t = this.vcpus[k]; if (t) t.cpu.stop = STOP_WFI; },
+        yield: () => {},
+      },
+    });
+  }
+
   private el2(v: Vcpu, c: Cpu, ec: number, iss: number): void {
     const r = c.r;
     const ret = (x: number): void => { r[0] = x | 0; r[1] = x < 0 ? -1 : 0; };
+    if (this.xen !== null && ec === EC_HVC && iss !== 0) {
+      if (iss === XEN_HYPERCALL_TAG) { this.xen.hypercall(v.index, r, c.mmu); return; }
+      // Xen injects UNDEF for any other immediate: back to the hvc itself, then the Undefined exception.
+      const lo = (r[PC2] - 4) | 0;
+      if ((lo >>> 0) > (r[PC2] >>> 0)) r[PC2 + 1] = (r[PC2 + 1] - 1) | 0;
+      r[PC2] = lo;
+      c.syncException(EC_UNKNOWN, 0, 0);
+      return;
+    }
     if (ec !== EC_HVC || iss !== 0) { ret(psci.PSCI_NOT_SUPPORTED); return; }
     const fn = r[0] >>> 0;
     const x1 = r[2] >>> 0;
