@@ -19,7 +19,8 @@
  */
 
 import { XS_ERR, type XenStoreError } from "./errors.js";
-import { INTRODUCE_DOMAIN, RELEASE_DOMAIN, domainPath, isChildOf, parentPath, pathDepth, resolvePath } from "./path.js";
+import { INTRODUCE_DOMAIN, RELEASE_DOMAIN, parentPath, pathDepth, resolvePath } from "./path.js";
+import { WatchTable } from "./watches.js";
 import {
   DOM0_ONLY,
   PERM_OWNER,
@@ -77,19 +78,6 @@ export class XsSession {
     this.domid = domid;
     this.sink = sink;
   }
-}
-
-class Watch {
-  removed = false;
-  constructor(
-    readonly session: XsSession,
-    /** Absolute path, or a special '@' name. */
-    readonly path: string,
-    readonly token: string,
-    readonly relative: boolean,
-    /** Levels below path that match (WATCH's optional <depth>), or -1 for any. */
-    readonly depth: number,
-  ) {}
 }
 
 /** A change recorded by a transaction, fired as a watch event when it commits. */
@@ -159,12 +147,9 @@ export class XenStore {
     [INTRODUCE_DOMAIN, DOM0_ONLY],
     [RELEASE_DOMAIN, DOM0_ONLY],
   ]);
-  private watches: Watch[] = [];
+  private readonly watches = new WatchTable((s, perms) => this.access(s, perms));
   private readonly sessions = new Set<XsSession>();
   private readonly domains = new Map<number, DomainRecord>();
-  /** Pending watch events (parallel arrays, reused: no object per event). */
-  private readonly pendingWatch: Watch[] = [];
-  private readonly pendingPath: string[] = [];
   private hold = 0;
   private readonly introduceListeners: ((e: IntroduceEvent) => void)[] = [];
   private readonly releaseListeners: ((domid: number) => void)[] = [];
@@ -441,86 +426,34 @@ export class XenStore {
 
   watch(s: XsSession, raw: string, token: string, depth = -1): void {
     const path = this.resolve(s, raw, true);
-    for (const w of this.watches) {
-      if (w.session === s && w.path === path && w.token === token) throw XS_ERR.EEXIST;
-    }
-    if (!this.privileged(s) && s.watchCount >= this.quotas.watches) throw XS_ERR.E2BIG;
-    const w = new Watch(s, path, token, raw.charCodeAt(0) !== 0x2f && raw.charCodeAt(0) !== 0x40, depth);
-    this.watches.push(w);
-    s.watchCount++;
-    // docs/xenstore.txt: "When a watch is first set up it is triggered once straight away, with <path> equal
-    // to <wpath>."
-    this.pendingWatch.push(w);
-    this.pendingPath.push(path);
+    const c0 = raw.charCodeAt(0);
+    const quota = this.privileged(s) ? Infinity : this.quotas.watches;
+    this.watches.add(s, path, token, c0 !== 0x2f && c0 !== 0x40, depth, quota);
     this.done();
   }
 
   unwatch(s: XsSession, raw: string, token: string): void {
-    const path = this.resolve(s, raw, true);
-    const i = this.watches.findIndex((w) => w.session === s && w.path === path && w.token === token);
-    if (i < 0) throw XS_ERR.ENOENT;
-    this.watches[i]!.removed = true;
-    this.watches.splice(i, 1);
-    s.watchCount--;
+    this.watches.remove(s, this.resolve(s, raw, true), token);
   }
 
   /** RESET_WATCHES: drop the session's watches and transactions. */
   resetWatches(s: XsSession): void {
-    this.watches = this.watches.filter((w) => {
-      if (w.session !== s) return true;
-      w.removed = true;
-      return false;
-    });
-    s.watchCount = 0;
+    this.watches.removeSession(s);
     for (const id of s.transactions.keys()) this.activeTx.delete(id);
     s.transactions.clear();
   }
 
-  /** Queue events for a change at path (perms: the node's, to decide who may see it). */
   private queueEvents(path: string, perms: PermList, rm: boolean): void {
-    for (const w of this.watches) {
-      let epath: string;
-      if (isChildOf(path, w.path)) epath = path;
-      // docs/xenstore.txt: recursive removal of a parent of <wpath> reports <wpath> itself.
-      else if (rm && isChildOf(w.path, path)) epath = w.path;
-      else continue;
-      if (w.depth >= 0 && pathDepth(epath) - pathDepth(w.path) > w.depth) continue;
-      if (!(this.access(w.session, perms) & PERM_READ)) continue;
-      this.pendingWatch.push(w);
-      this.pendingPath.push(epath);
-    }
+    this.watches.queueChange(path, perms, rm);
   }
 
   private queueSpecial(name: string): void {
-    const perms = this.specialPerms.get(name) ?? DOM0_ONLY;
-    for (const w of this.watches) {
-      if (w.path !== name || !(this.access(w.session, perms) & PERM_READ)) continue;
-      this.pendingWatch.push(w);
-      this.pendingPath.push(name);
-    }
+    this.watches.queueSpecial(name, this.specialPerms.get(name) ?? DOM0_ONLY);
   }
 
   /** Deliver queued watch events (transports call endRequest instead). */
   flushEvents(): void {
-    // A sink may cause further requests (in-process clients): take the queue by index, it may grow.
-    for (let i = 0; i < this.pendingWatch.length; i++) {
-      const w = this.pendingWatch[i]!;
-      if (w.removed) continue;
-      let p = this.pendingPath[i]!;
-      if (w.relative) {
-        const home = domainPath(w.session.domid);
-        if (p.length > home.length && p.startsWith(home) && p.charCodeAt(home.length) === 0x2f) {
-          p = p.substring(home.length + 1);
-        }
-      }
-      try {
-        w.session.sink(p, w.token);
-      } catch {
-        // A failing sink is the transport's problem; other watchers still get their events.
-      }
-    }
-    this.pendingWatch.length = 0;
-    this.pendingPath.length = 0;
+    this.watches.flush();
   }
 
   // ---------------------------------------------------------------- transactions
@@ -698,7 +631,7 @@ export class XenStore {
 
   /** Watches registered across all sessions. */
   watchTotal(): number {
-    return this.watches.length;
+    return this.watches.size;
   }
 
   openTransactions(): number {

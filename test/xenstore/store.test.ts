@@ -222,6 +222,18 @@ describe("xenstore store: watches", () => {
     assert.deepEqual(g.events, ["data/k t"]);
   });
 
+  it("a sink that writes from inside an event gets each event once", () => {
+    const store = new XenStore();
+    const seen: string[] = [];
+    const s: XsSession = store.connect(0, (p) => {
+      seen.push(p);
+      if (p === "/r/a") store.write(s, null, "/r/b", enc("1"));
+    });
+    store.watch(s, "/r", "t");
+    store.write(s, null, "/r/a", enc("1"));
+    assert.deepEqual(seen, ["/r", "/r/a", "/r/b"]);
+  });
+
   it("@introduceDomain/@releaseDomain reach dom0, and guests only when granted", () => {
     const store = new XenStore();
     const d0 = client(store, 0);
