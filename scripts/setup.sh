@@ -12,6 +12,8 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc
 command -v flock >/dev/null || need+=(util-linux)
 command -v dtc >/dev/null || need+=(device-tree-compiler)
 command -v cpio >/dev/null || need+=(cpio)
+command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

@@ -4,7 +4,7 @@
  * kernel through the CPU's onEl1 hook: system calls, demand paging, and fatal signals.
  */
 import { randomFillSync } from "node:crypto";
-import { Cpu, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SCTLR_EL1, TCR_EL1, TTBR0_EL1, MAIR_EL1, CPACR_EL1 } from "../cpu/arm64/sysregs.js";
 import { SP_EL0, PC2 } from "../cpu/arm64/state.js";
@@ -48,7 +48,7 @@ export class UserProcess {
   constructor(private readonly opts: ProcessOptions) {
     this.execPath = opts.execPath;
     this.mmu = new Mmu(new ArrayBuffer(opts.memBytes), 0);
-    this.cpu = new Cpu(this.mmu);
+    this.cpu = new Cpu(this.mmu, new CodeCache(this.mmu.ramSize >>> 12, true));
     this.as = new AddressSpace(this.mmu);
     this.sys = new Syscalls(this);
     this.cpu.onEl1 = (c) => this.kernelEntry(c);

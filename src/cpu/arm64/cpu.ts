@@ -47,15 +47,22 @@ export class CodeCache {
   /** Compiled blocks per code page, by starting word slot (null: none yet), with their lengths and heat. */
   readonly blocks: (BlockFn | null)[][] = [];
   readonly blockLen: Uint8Array[] = [];
-  readonly heat: Uint8Array[] = [];
+  readonly heat: Uint16Array[] = [];
   private readonly used: number[] = [];
-  constructor(ramPages: number) { this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined); }
+  /**
+   * `compileBlocks`: compile hot straight-line code (blocks.ts). Measured (docs/benchmarks.md): a clear win on
+   * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code (boot ~1.4x
+   * slower at the default threshold), so the user-mode runner enables it and the machine does not yet.
+   */
+  constructor(ramPages: number, private readonly compileBlocks = false) {
+    this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
+  }
   create(page: number): Handler[] {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
     this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
     this.blockLen[page] = new Uint8Array(1024);
-    this.heat[page] = new Uint8Array(1024);
+    this.heat[page] = new Uint16Array(1024);
     this.used.push(page);
     return code;
   }
@@ -70,6 +77,7 @@ export class CodeCache {
 
   /** Compiles the block starting at word slot k of a page (RAM words at `base`). */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
+    if (!this.compileBlocks || !BLOCKS_ENABLED) { this.heat[page][k] = 0; return; }
     const code = this.pages[page]!;
     let n = 0;
     while (n < MAX_BLOCK && k + n < 1024) {
@@ -89,8 +97,10 @@ export class CodeCache {
 
 const SCRATCH_H: Handler[] = new Array<Handler>(MAX_BLOCK).fill(LAZY);
 const SCRATCH_W = new Int32Array(MAX_BLOCK);
+/** XENO_NO_BLOCKS=1 turns block compilation off (pure interpretation), for A/B measurements and bisecting. */
+const BLOCKS_ENABLED = typeof process === "undefined" || !process.env.XENO_NO_BLOCKS;
 /** Executions of a block start before it is compiled. */
-const HOT = 24;
+const HOT = Number(process.env.XENO_BLOCK_HOT ?? 2000);
 
 export class Cpu {
   /** General-purpose registers, SP, PC: see state.ts for the layout. */
