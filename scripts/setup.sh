@@ -13,7 +13,6 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v dtc >/dev/null || need+=(device-tree-compiler)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
-command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
