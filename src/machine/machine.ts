@@ -25,6 +25,8 @@ import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
 import { hypervisorDtNode } from "../xen/layout.js";
 import { withUpcallResample } from "../xen/upcall.js";
 import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
+import type { XenStore } from "../xenstore/index.js";
+import { attachXenPv, type XenPv } from "./xen-pv.js";
 
 export interface MachineOptions {
   memMiB: number;
@@ -39,6 +41,19 @@ export interface MachineOptions {
    * upcall PPI 31, and the top 1 MiB of RAM reserved for grant frames and magic pages. Default false.
    */
   xen?: boolean;
+  /**
+   * With xen: the XenStore serving the guest's xenbus (default: a fresh one). The domain's nodes are written
+   * and the domain introduced at construction (src/xen/xenstore-domain.ts).
+   */
+  xenstore?: XenStore;
+  /** With xen: domain id (default 1) and name (default "domU"). */
+  domid?: number;
+  name?: string;
+  /**
+   * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's;
+   * input goes to the PL011 until the guest first writes to hvc0, then to hvc0 (see input()).
+   */
+  pvConsole?: boolean;
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -69,6 +84,8 @@ export class Machine {
   readonly vcpus: Vcpu[] = [];
   /** The Xen guest ABI when MachineOptions.xen is set. */
   readonly xen: XenDomain | null = null;
+  /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
+  readonly xenPv: XenPv | null = null;
   state: MachineState = "running";
   /** Why the machine stopped (PSCI call or fault), for the toolstack's log. */
   reason = "";
@@ -100,7 +117,13 @@ export class Machine {
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
     this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
-    if (o.xen) this.xen = this.createXen(o.vcpus);
+    if (o.xen) {
+      if (o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
+        throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
+      }
+      this.xen = this.createXen(o);
+      this.xenPv = attachXenPv(this.xen, { store: o.xenstore, name: o.name ?? "domU", vcpus: o.vcpus, consoleOut: (b) => this.emit(b) });
+    }
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
       router.map(GICD_BASE, this.gic.distributor(k));
@@ -188,6 +211,7 @@ export class Machine {
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       this.updateTimers(v);
     }
+    this.xenPv?.console?.poll();
     this.flushOut();
     if (this.state !== "running") return -1;
     if (ran && this.vcpus.some((v) => v.online && v.waiting === 0)) return 0;
@@ -217,15 +241,23 @@ export class Machine {
   }
 
   private stop(state: MachineState, why: string): void {
-    if (this.state === "running") { this.state = state; this.reason = why; }
+    if (this.state === "running") {
+      this.state = state; this.reason = why;
+      if (this.xen !== null) this.xenPv?.store.domainShutdown(this.xen.domid); // @releaseDomain for watchers
+    }
     for (const v of this.vcpus) v.cpu.stop = STOP_HALT;
   }
 
   // ---------------------------------------------------------------------------------------------------------
   // Console
 
-  /** Queues console input for the guest's UART. */
+  /**
+   * Queues console input for the guest: its PV console once the guest has written to hvc0 (it uses hvc0 as a
+   * console or has a shell there), else the UART. Never both: a shell on each would run every command twice.
+   */
   input(bytes: Uint8Array): void {
+    const pv = this.xenPv?.console;
+    if (pv?.active) { pv.input(bytes); return; }
     this.rx.push(bytes.slice());
     this.feedRx();
   }
@@ -256,9 +288,9 @@ export class Machine {
   // EL2: PSCI (and, later, Xen hypercalls)
 
   /** The Xen layer with this board as its host: upcall PPI lines, shutdown, WFI-like blocking. */
-  private createXen(vcpus: number): XenDomain {
+  private createXen(o: MachineOptions): XenDomain {
     return new XenDomain({
-      ram: this.ram, ramBase: RAM_BASE, vcpus,
+      ram: this.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
       host: {
         setUpcall: (k, level) => this.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
         counter: () => (this.vcpus[0]?.cpu.counter() ?? 0),
@@ -269,7 +301,7 @@ export class Machine {
           else this.stop("crashed", `SCHEDOP_shutdown reason ${reason}`);
         },
         block: (k) => { const t = this.vcpus[k]; if (t) t.cpu.stop = STOP_WFI; },
-        yield: () => {},
+        yield: () => { this.xenPv?.console?.poll(); }, // hvc_xen yields while its output ring is full
       },
     });
   }

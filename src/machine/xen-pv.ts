@@ -1,0 +1,60 @@
+/**
+ * The dom0 services a Xen DomU on this board talks to, wired at machine creation: XenStore on the guest's
+ * xenbus ring (the domain's nodes written and the domain introduced first, as libxl does before unpausing) and
+ * the PV console back-end on hvc0's page. Both attach to the guest's pre-allocated unbound ports as host
+ * endpoints of domain 0 (src/xen/event-channel.ts hostBind).
+ */
+import type { XenDomain } from "../xen/domain.js";
+import { XenStore, Connection } from "../xenstore/index.js";
+import { XenbusRing, XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
+import { introduceDomain } from "../xen/xenstore-domain.js";
+import { ConsoleBack } from "../backends/console/index.js";
+
+export interface XenPvOptions {
+  store?: XenStore;
+  name: string;
+  vcpus: number;
+  /** Console output sink (the Machine's, shared with the PL011). */
+  consoleOut(bytes: Uint8Array): void;
+}
+
+export interface XenPv {
+  store: XenStore;
+  xenbus: XenbusRing;
+  connection: Connection;
+  /** null when the domain has no PV console page. */
+  console: ConsoleBack | null;
+}
+
+export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
+  const store = o.store ?? new XenStore();
+  const mem = xen.mem;
+  const log = (line: string): void => xen.trace(line);
+  const storePort = xen.storePort;
+  introduceDomain(store, {
+    domid: xen.domid, name: o.name, uuid: xen.uuid, memKiB: xen.layout.ramBytes / 1024, vcpus: o.vcpus,
+    storeGfn: xen.storeGfn, storePort, consoleGfn: xen.consolePort !== 0 ? xen.consoleGfn : 0, consolePort: xen.consolePort,
+  });
+  const xenbus = new XenbusRing({
+    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log,
+    notify: () => { xen.evtchn.hostNotify(storePort); },
+  });
+  const connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
+    { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
+  xenbus.attach(connection);
+  const rc = xen.connectStore({ remoteDom: 0, notify: () => xenbus.kick(), closed: () => connection.close("store port closed") });
+  if (rc !== 0) throw new Error(`xenbus: cannot bind the store port ${storePort}: ${rc}`);
+
+  let console: ConsoleBack | null = null;
+  if (xen.consolePort !== 0) {
+    const port = xen.consolePort;
+    const back = new ConsoleBack({
+      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log, output: o.consoleOut,
+      notify: () => { xen.evtchn.hostNotify(port); },
+    });
+    const crc = xen.evtchn.hostBind(port, { remoteDom: 0, notify: () => back.kick() });
+    if (crc !== 0) throw new Error(`console: cannot bind the console port ${port}: ${crc}`);
+    console = back;
+  }
+  return { store, xenbus, connection, console };
+}
