@@ -144,9 +144,6 @@ function resolveAction(action: ShutdownAction, key: string, note: (m: string) =>
   }
 }
 
-/** True while the console's terminal is in raw mode. */
-let rawTty = false;
-
 type RunEnd = { kind: "stopped"; s: DomainStopped } | { kind: "error"; e: Error };
 
 export async function createMain(args: readonly string[]): Promise<number> {
@@ -164,10 +161,9 @@ export async function createMain(args: readonly string[]): Promise<number> {
     return 2;
   }
   const file = a.file;
-  // With a raw-mode terminal attached a bare \n would not return the cursor: write \r\n then.
-  const nl = (m: string): string => (rawTty ? `${m}\n`.replace(/\r?\n/g, "\r\n") : `${m}\n`);
-  const info = (m: string): void => { if (!a.quiet) process.stderr.write(nl(m)); };
-  const note = (m: string): void => { process.stderr.write(nl(`xeno: ${m}`)); };
+  // (libuv's raw mode keeps the terminal's output processing, so \n still returns the cursor.)
+  const info = (m: string): void => { if (!a.quiet) process.stderr.write(`${m}\n`); };
+  const note = (m: string): void => { process.stderr.write(`xeno: ${m}\n`); };
 
   if (a.paused && !a.dryRun) {
     process.stderr.write("xeno create: -p (start paused) needs the toolstack daemon (xenod) to unpause the domain later, " +
@@ -242,14 +238,15 @@ async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uin
       if (esc >= 0) {
         bytes = d.subarray(0, esc);
         if (bytes.length > 0) current?.input(bytes);
-        endByUser(0, `\nconsole detached: without the toolstack daemon (xenod) detaching destroys domain '${config.name}'`);
+        process.stderr.write("\n"); // the guest's line may be unfinished
+        endByUser(0, `console detached: without the toolstack daemon (xenod) detaching destroys domain '${config.name}'`);
         return;
       }
     }
     if (bytes.length > 0) current?.input(bytes);
   };
   if (a.console) {
-    if (tty) { stdin.setRawMode(true); rawTty = true; }
+    if (tty) stdin.setRawMode(true);
     stdin.on("data", onData);
     // Pipe EOF: the guest simply gets no more input; the domain keeps running.
     info(tty ? `xeno: console of domain '${config.name}' attached; Ctrl-] detaches (and destroys the domain: no xenod yet)`
@@ -311,7 +308,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uin
     process.off("SIGTERM", onSigterm);
     if (a.console) {
       stdin.off("data", onData);
-      if (tty) { stdin.setRawMode(false); rawTty = false; }
+      if (tty) stdin.setRawMode(false);
       stdin.pause();
       stdin.destroy();
     }
