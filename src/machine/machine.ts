@@ -50,8 +50,9 @@ export interface MachineOptions {
   domid?: number;
   name?: string;
   /**
-   * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's;
-   * input goes to the PL011 until the guest first writes to hvc0, then to hvc0 (see input()).
+   * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's when
+   * the cmdline makes hvc0 a console (`console=hvc0`, or no `console=`); input goes to hvc0 when it is the
+   * last console named, once the guest has written to it (src/machine/xen-pv.ts consoleRoles).
    */
   pvConsole?: boolean;
 }
@@ -122,7 +123,7 @@ export class Machine {
         throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
       }
       this.xen = this.createXen(o);
-      this.xenPv = attachXenPv(this.xen, { store: o.xenstore, name: o.name ?? "domU", vcpus: o.vcpus, consoleOut: (b) => this.emit(b) });
+      this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus, consoleOut: (b) => this.emit(b) });
     }
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
@@ -252,12 +253,12 @@ export class Machine {
   // Console
 
   /**
-   * Queues console input for the guest: its PV console once the guest has written to hvc0 (it uses hvc0 as a
-   * console or has a shell there), else the UART. Never both: a shell on each would run every command twice.
+   * Queues console input for the guest: its PV console when hvc0 is /dev/console and the guest has written to
+   * it, else the UART. Never both: a shell on each would run every command twice.
    */
   input(bytes: Uint8Array): void {
     const pv = this.xenPv?.console;
-    if (pv?.active) { pv.input(bytes); return; }
+    if (pv?.active && this.xenPv!.hvcInput) { pv.input(bytes); return; }
     this.rx.push(bytes.slice());
     this.feedRx();
   }

@@ -12,6 +12,8 @@ import { ConsoleBack } from "../backends/console/index.js";
 
 export interface XenPvOptions {
   store?: XenStore;
+  /** The guest's kernel command line (decides which console's bytes the Machine shows, see consoleRoles). */
+  cmdline: string;
   name: string;
   vcpus: number;
   /** Console output sink (the Machine's, shared with the PL011). */
@@ -24,6 +26,27 @@ export interface XenPv {
   connection: Connection;
   /** null when the domain has no PV console page. */
   console: ConsoleBack | null;
+  /** Console input goes to hvc0 (once the guest has written to it) rather than the UART. */
+  hvcInput: boolean;
+}
+
+/**
+ * Which of the guest's consoles the Machine's single console stream carries, from its command line as Linux
+ * reads it (the last `console=` is /dev/console; arguments after "--" go to init).
+ *
+ * Linux on Xen/Arm always makes hvc0 a preferred console (arch/arm/xen/enlighten.c xen_early_init runs before
+ * `console=` is parsed, so its "!console_set_on_cmdline" test always passes): with `console=ttyAMA0` alone,
+ * every kernel line is printed on both the PL011 and hvc0. Real Xen keeps them apart (`xl console -t serial`
+ * vs `-t pv`); here they would interleave as duplicates, so hvc0's bytes are shown only when the command line
+ * names an hvc console or names none (then hvc0 is the console). Input goes to hvc0 when it is /dev/console.
+ */
+export function consoleRoles(cmdline: string): { hvcOutput: boolean; hvcInput: boolean } {
+  const words = cmdline.split(/\s+/);
+  const end = words.indexOf("--");
+  const consoles = (end < 0 ? words : words.slice(0, end)).filter((w) => w.startsWith("console=")).map((w) => w.slice(8));
+  if (consoles.length === 0) return { hvcOutput: true, hvcInput: true };
+  const isHvc = (c: string): boolean => c.startsWith("hvc");
+  return { hvcOutput: consoles.some(isHvc), hvcInput: isHvc(consoles[consoles.length - 1]!) };
 }
 
 export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
@@ -45,16 +68,18 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
   const rc = xen.connectStore({ remoteDom: 0, notify: () => xenbus.kick(), closed: () => connection.close("store port closed") });
   if (rc !== 0) throw new Error(`xenbus: cannot bind the store port ${storePort}: ${rc}`);
 
+  const roles = consoleRoles(o.cmdline);
   let console: ConsoleBack | null = null;
   if (xen.consolePort !== 0) {
     const port = xen.consolePort;
     const back = new ConsoleBack({
-      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log, output: o.consoleOut,
+      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log,
+      output: roles.hvcOutput ? o.consoleOut : () => {},
       notify: () => { xen.evtchn.hostNotify(port); },
     });
     const crc = xen.evtchn.hostBind(port, { remoteDom: 0, notify: () => back.kick() });
     if (crc !== 0) throw new Error(`console: cannot bind the console port ${port}: ${crc}`);
     console = back;
   }
-  return { store, xenbus, connection, console };
+  return { store, xenbus, connection, console, hvcInput: roles.hvcInput };
 }

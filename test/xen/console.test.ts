@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConsoleBack } from "../../src/backends/console/index.js";
 import { ByteRing } from "../../src/xen/byte-ring.js";
+import { consoleRoles } from "../../src/machine/xen-pv.js";
 import { XENCONS_IN, XENCONS_IN_CONS, XENCONS_IN_PROD, XENCONS_IN_SIZE, XENCONS_OUT, XENCONS_OUT_CONS, XENCONS_OUT_PROD,
   XENCONS_OUT_SIZE, XENCONS_CONNECTION, XENCONSOLE_CONNECTED, XENCONSOLE_DISCONNECTED } from "../../src/xen/console-ring.js";
 
@@ -112,4 +113,13 @@ test("hostile indexes: output resynchronised, input held, nothing outside the pa
     assert.doesNotThrow(() => { if (i % 3 === 0) c.back.input(Buffer.from("x")); else c.back.kick(); });
   }
   assert.ok(c.intact());
+});
+
+test("console roles from the command line: which console the Machine shows and feeds", () => {
+  assert.deepEqual(consoleRoles(""), { hvcOutput: true, hvcInput: true });
+  assert.deepEqual(consoleRoles("console=hvc0"), { hvcOutput: true, hvcInput: true });
+  assert.deepEqual(consoleRoles("console=ttyAMA0"), { hvcOutput: false, hvcInput: false });
+  assert.deepEqual(consoleRoles("console=hvc0 console=ttyAMA0"), { hvcOutput: true, hvcInput: false });
+  assert.deepEqual(consoleRoles("console=ttyAMA0,115200 quiet console=hvc0"), { hvcOutput: true, hvcInput: true });
+  assert.deepEqual(consoleRoles("quiet -- console=ttyAMA0"), { hvcOutput: true, hvcInput: true });
 });
