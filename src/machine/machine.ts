@@ -20,6 +20,7 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_T
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
 import { PC2 } from "../cpu/arm64/state.js";
+import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { XenDomain } from "../xen/domain.js";
 import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
 import { hypervisorDtNode } from "../xen/layout.js";
@@ -149,6 +150,17 @@ export class Machine {
     const cpu = new Cpu(mmu, this.code);
     cpu.vcpuIndex = v.index;
     cpu.onEl2 = (c, ec, iss) => this.el2(v, c, ec, iss);
+    // Inner-shareable maintenance (TLBI ...IS, IC IALLUIS, SEV) reaches every other vCPU: each has its own TLB,
+    // and without this another vCPU keeps translating through page-table entries the kernel has changed.
+    cpu.onBroadcast = (src, insn, xlo, xhi) => {
+      for (const o of this.vcpus) if (o.cpu !== src && o.online) applyBroadcast(o.cpu, insn, xlo, xhi);
+    };
+    // A timer's output is a level: lower it as soon as the guest masks or reprograms the timer, or a handler
+    // that moved CVAL forward would be re-interrupted by the stale level until the slice ended (an interrupt
+    // storm). Raising stays at slice boundaries and wake-up checks (updateTimers).
+    cpu.onTimerChange = (c, timer) => {
+      if (!timerFiring(c, timer)) this.gic.setPpi(v.index, timer === TIMER_VIRT ? PPI_VIRT_TIMER : PPI_PHYS_TIMER, false);
+    };
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;
