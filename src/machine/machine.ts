@@ -212,7 +212,9 @@ export class Machine {
     for (const v of this.vcpus) {
       if (!v.online || this.state !== "running") continue;
       if (v.waiting !== 0) {
-        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0 && !(v.waiting === STOP_WFE && this.anyRunnable(v))) {
+        // WFE is a yield: the event it waits for (a lock released by another vCPU's store, SEV) can only come
+        // from the others, who have just had their slice; WFE may wake spuriously (Arm ARM D1.16.1).
+        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0 && v.waiting !== STOP_WFE) {
           this.updateTimers(v);
           if (v.cpu.irqLine === 0) continue;
         }
@@ -240,11 +242,6 @@ export class Machine {
     }
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
-  }
-
-  private anyRunnable(except: Vcpu): boolean {
-    for (const v of this.vcpus) if (v !== except && v.online && v.waiting === 0) return true;
-    return false;
   }
 
   /** Drives the timer PPIs from the generic timer registers (level-sensitive outputs, Arm ARM D11.2.4). */
