@@ -266,7 +266,8 @@ async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uin
         if (a.console) runner.on("output", (b) => { process.stdout.write(b); });
         runner.once("stopped", (s) => resolve({ kind: "stopped", s }));
         runner.once("error", (e) => resolve({ kind: "error", e }));
-        runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline });
+        runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline,
+          xen: config.xenPlatform, name: config.name });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();

@@ -59,6 +59,11 @@ export interface DomainConfig {
   cpusSoft?: CpuAffinity;
   cpuWeight: number;
   cap: number;
+  /**
+   * Xeno's `xen_platform` key (default 1): 1 boots the domain as a Xen DomU (the device tree's hypervisor node,
+   * hypercalls, XenStore, PV console); 0 boots the same kernel on the bare board, for comparison.
+   */
+  xenPlatform: boolean;
   /** Absolute paths. */
   kernel: string;
   ramdisk?: string;
@@ -103,7 +108,7 @@ export function parseConfigFile(path: string, overrides: readonly string[] = [],
 }
 
 const IMPLEMENTED = new Set([
-  "name", "type", "builder", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
+  "name", "type", "builder", "xen_platform", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
   "kernel", "ramdisk", "cmdline", "root", "extra", "uuid", "disk", "vif",
   "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset",
 ]);
@@ -135,11 +140,12 @@ class Validator {
     if (maxVcpus < vcpus) this.fail("maxvcpus", "CONFIG_BAD_VALUE", `maxvcpus (${maxVcpus}) must be at least vcpus (${vcpus})`);
     const cpuWeight = this.int("cpu_weight", DEFAULT_CPU_WEIGHT, 1, 65535);
     const cap = this.int("cap", 0, 0, 100 * maxVcpus, "% of one CPU");
+    const xenPlatform = this.int("xen_platform", 1, 0, 1) === 1;
     const kernel = this.path("kernel", true)!;
     const ramdisk = this.path("ramdisk", false);
     const cfg: DomainConfig = {
       name, type, uuid: uuid.uuid, uuidGenerated: uuid.generated, memoryMiB, maxMemoryMiB, vcpus, maxVcpus,
-      cpuWeight, cap, kernel, cmdline: this.cmdline(),
+      cpuWeight, cap, xenPlatform, kernel, cmdline: this.cmdline(),
       onPoweroff: this.action("on_poweroff", "destroy"),
       onReboot: this.action("on_reboot", "restart"),
       onWatchdog: this.action("on_watchdog", "destroy"),

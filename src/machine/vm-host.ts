@@ -21,6 +21,9 @@ export interface DomainRunOptions {
   kernel: Uint8Array;
   initrd?: Uint8Array;
   cmdline: string;
+  /** Boot as a Xen DomU (default false: the bare board). */
+  xen?: boolean;
+  name?: string;
 }
 
 export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
@@ -59,7 +62,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, doorbell: sab };
+    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", doorbell: sab };
     const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {

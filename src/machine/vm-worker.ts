@@ -17,6 +17,9 @@ export interface VmWorkerData {
   kernel: Uint8Array;
   initrd?: Uint8Array;
   cmdline: string;
+  /** Boot as a Xen DomU (MachineOptions.xen), with this domain name in XenStore. */
+  xen: boolean;
+  name: string;
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
 }
@@ -58,6 +61,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   try {
     m = new Machine({
       memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
+      xen: d.xen, name: d.name,
       consoleOut: (b) => {
         if (pendingBytes === 0) pendingSince = performance.now();
         pending.push(b.slice());

@@ -119,6 +119,8 @@ test("vcpus=2 memory=384: two CPUs, both run a job, idle cost, poweroff ends wit
       await d.waitFor(MARKER, 0, BOOT_MS, "boot marker");
       process.stderr.write(`# vcpus=2 boot: marker after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       assert.equal((await d.run(`echo C$(grep -c ^processor /proc/cpuinfo)C`, /^C(\d+)C\r?$/m))[1], "2");
+      // xen_platform defaults to 1: the stock kernel runs as a Xen DomU.
+      assert.equal((await d.run(`echo H$(cat /sys/hypervisor/type)H`, /^H(\w*)H\r?$/m))[1], "xen");
       await idleCheck(d, "2 vCPUs");
       // Two busy loops: both CPUs' user+system ticks in /proc/stat must grow.
       const stat = `awk '/^cpu[01] / { s = s " " $1 "=" ($2 + $3 + $4) } END { print "ST" "AT" s }' /proc/stat`;
@@ -136,10 +138,10 @@ test("vcpus=2 memory=384: two CPUs, both run a job, idle cost, poweroff ends wit
     }
   });
 
-test("demo.cfg memory=384: console command, MemTotal, idle cost; reboot -f under on_reboot=\"restart\" boots again; " +
+test("demo.cfg memory=384 xen_platform=0: bare board, console command, MemTotal, idle cost; reboot -f under on_reboot=\"restart\" boots again; " +
   "poweroff -f then ends with 0", { timeout: 2 * BOOT_MS + 2 * CMD_MS }, async () => {
   const t0 = Date.now();
-  const d = new Domain([DEMO, "memory=384"]);
+  const d = new Domain([DEMO, "memory=384", "xen_platform=0"]);
   try {
     let { end } = await d.waitFor(MARKER, 0, BOOT_MS, "first boot marker");
     process.stderr.write(`# demo.cfg boot: marker after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
@@ -147,6 +149,8 @@ test("demo.cfg memory=384: console command, MemTotal, idle cost; reboot -f under
     // The shell echoes what it reads: outputs are matched on text the command line itself does not contain.
     assert.equal((await d.run("echo R$((6*7))R", /^R(\d+)R\r?$/m))[1], "42");
     assert.equal((await d.run(`echo C$(grep -c ^processor /proc/cpuinfo)C`, /^C(\d+)C\r?$/m))[1], "1");
+    // xen_platform=0: no hypervisor node, so the kernel does not see Xen.
+    assert.equal((await d.run(`echo H$(cat /sys/hypervisor/type 2>/dev/null || echo none)H`, /^H(\w*)H\r?$/m))[1], "none");
     const memKiB = Number((await d.run(`awk '/^MemTotal:/ { print "M" $2 "M" }' /proc/meminfo`, /^M(\d+)M\r?$/m))[1]);
     process.stderr.write(`# memory=384: MemTotal ${memKiB} kB\n`);
     assert.ok(memKiB >= 0.8 * 384 * 1024 && memKiB <= 384 * 1024, `MemTotal ${memKiB} kB for memory=384`);
