@@ -8,7 +8,6 @@ import { constants as osc } from "node:os";
 import { randomFillSync } from "node:crypto";
 import { isatty } from "node:tty";
 import type { Cpu } from "../cpu/arm64/cpu.js";
-import { TPIDR_EL0 } from "../cpu/arm64/sysregs.js";
 import type { UserProcess } from "./process.js";
 import { MMAP_TOP } from "./process.js";
 import { PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP } from "./address-space.js";
@@ -302,7 +301,7 @@ export class Syscalls {
       as.unmap(addr, addr + len);
       return 0;
     });
-    def(216, "mremap", (c) => this.mremap(a(c, 0), a(c, 1), a(c, 2), ai(c, 3), a(c, 4)));
+    def(216, "mremap", (c) => this.mremap(a(c, 0), a(c, 1), a(c, 2), ai(c, 3)));
     def(222, "mmap", (c) => this.mmap(a(c, 0), a(c, 1), ai(c, 2), ai(c, 3), ai(c, 4), a(c, 5)));
     def(226, "mprotect", (c) => {
       const addr = a(c, 0), len = pageUp(a(c, 1));
@@ -320,7 +319,6 @@ export class Syscalls {
     def(291, "statx", () => -ENOSYS);
     def(293, "rseq", () => -ENOSYS);
     def(439, "faccessat2", (c) => { fs.accessSync(at(ai(c, 0), path(c, 1)), ai(c, 2)); return 0; });
-    void TPIDR_EL0;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -426,8 +424,6 @@ export class Syscalls {
       else this.p.as.addVma(oldEnd, newEnd, PROT_READ | PROT_WRITE, "heap");
     } else if (newEnd < oldEnd) {
       this.p.as.unmap(newEnd, oldEnd);
-      const heap = this.p.as.vmas.find((v) => v.name === "heap" && v.end === newEnd);
-      void heap;
     }
     this.brkCur = want;
     return want;
@@ -461,14 +457,14 @@ export class Syscalls {
     return start;
   }
 
-  private mremap(old: number, oldLen: number, newLen: number, flags: number, newAddr: number): number {
+  /** mremap without MREMAP_FIXED: shrink, grow in place, or move when MREMAP_MAYMOVE allows. */
+  private mremap(old: number, oldLen: number, newLen: number, flags: number): number {
     const MREMAP_MAYMOVE = 1;
     if (old % PAGE !== 0 || newLen === 0) return -E.EINVAL;
     oldLen = pageUp(oldLen); newLen = pageUp(newLen);
     const v = this.p.as.findVma(old);
     if (v === undefined || old + oldLen > v.end) return -E.EFAULT;
     if (newLen <= oldLen) { if (newLen < oldLen) this.p.as.unmap(old + newLen, old + oldLen); return old; }
-    void newAddr;
     // Grow in place when the following range is free.
     if (!this.p.as.vmas.some((w) => w.start < old + newLen && w.end > old + oldLen)) {
       this.p.as.addVma(old + oldLen, old + newLen, v.prot, v.name);

@@ -15,6 +15,7 @@ import { readFileSync } from "node:fs";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/machine/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
+import { machineRunner } from "./run-machine.js";
 
 const BOOT_MS = 9 * 60_000;
 const DOMID = 7;
@@ -48,16 +49,7 @@ test("DomU with XenStore and PV console: hvc0 shell round trip, control/shutdown
     const origWrite = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((s: string | Uint8Array) => { stderr.push(String(s)); return origWrite(s); }) as typeof process.stderr.write;
     const deadline = Date.now() + BOOT_MS;
-    const runUntil = async (pred: () => boolean, what: string): Promise<void> => {
-      while (!pred()) {
-        if (m.state !== "running") assert.fail(`${what}: machine stopped (${m.state} ${m.reason})\n${out.slice(-3000)}`);
-        if (Date.now() > deadline) assert.fail(`${what}: not seen in time\n${out.slice(-3000)}`);
-        const end = Date.now() + 50;
-        let w = 0;
-        while (Date.now() < end) { w = m.runSlice(); if (w !== 0) break; }
-        await new Promise((r) => setTimeout(r, w > 0 ? Math.min(w, 20) : 0));
-      }
-    };
+    const runUntil = machineRunner(m, () => out, deadline);
     try {
       await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");
       assert.match(out, /printk: console \[hvc0\] enabled/);
