@@ -129,7 +129,9 @@ test("vcpus=2 memory=384: two CPUs, both run a job, idle cost, poweroff ends wit
       await d.run(`for i in 1 2; do timeout 4 sh -c 'while :; do :; done' & done; wait; echo BU""SY-DONE`, /^BUSY-DONE\r?$/m, 60_000);
       const s1 = await d.run(stat, statRe);
       const grew = [Number(s1[1]) - Number(s0[1]), Number(s1[2]) - Number(s0[2])];
-      assert.ok(grew[0]! > 50 && grew[1]! > 50, `per-CPU busy ticks grew by ${grew.join(", ")} (want both > 50)`);
+      // Bound: an idle CPU gains 0-2 ticks in 4 s; busy ones gained 49-300 here depending on host load (the
+      // vCPUs share one host thread, so each is busy only part of the wall time), so > 10 is the generous cut.
+      assert.ok(grew[0]! > 10 && grew[1]! > 10, `per-CPU busy ticks grew by ${grew.join(", ")} (want both > 10)`);
       d.child.stdin!.write("poweroff -f\n");
       assert.deepEqual(await d.ended(CMD_MS), { code: 0, signal: null }, d.tail());
       process.stderr.write(`# vcpus=2 test took ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
