@@ -14,7 +14,11 @@ export const GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_
   GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8, GNTTABOP_get_status_frames = 9,
   GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11, GNTTABOP_cache_flush = 12;
 /** GNTST_* status codes. */
-export const GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2;
+export const GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -4,
+  GNTST_permission_denied = -8, GNTST_bad_page = -9;
+/** grant_entry_v1.flags bits. */
+export const GTF_type_mask = 3, GTF_permit_access = 1, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,
+  GTF_writing = 1 << 4, GTF_sub_page = 1 << 8;
 /** XENMAPIDX_grant_table_status: idx bit 31 selects v2 status frames. */
 export const XENMAPIDX_grant_table_status = 0x80000000;
 /** Entries per v1 frame (8-byte grant_entry_v1). */
@@ -64,6 +68,28 @@ export class GrantTable {
   frameAt(gfn: number): number {
     for (let k = 0; k < this.maxFrames; k++) if (this.frameGfn[k] === gfn) return k;
     return -1;
+  }
+
+  /**
+   * A backend in domain `backendDom` uses grant `ref` (the checks of Xen's map_grant_ref/gnttab_copy for a
+   * full-page access grant): the ref is in range and its frame mapped; the entry is GTF_permit_access (not
+   * sub-page or transitive) for exactly `backendDom`; `write` needs the entry not GTF_readonly; the granted
+   * frame is this domain's ordinary RAM. Returns the buffer offset (in this domain's GuestMemory) of the
+   * granted page, or a GNTST_* code (< 0). Never touches memory outside the domain's buffer.
+   *
+   * Backends run in the same thread as the granting domain's vCPUs and finish with a page before the guest
+   * runs again, so GTF_reading/GTF_writing (which tell the guest a mapping is still live) are not set.
+   */
+  grantedPage(ref: number, backendDom: number, write: boolean): number {
+    const e = this.entryOffset(ref);
+    if (e < 0) return GNTST_bad_gntref;
+    const dv = this.mem.dv;
+    const flags = dv.getUint16(e, true), dom = dv.getUint16(e + 2, true), frame = dv.getUint32(e + 4, true);
+    if ((flags & GTF_type_mask) !== GTF_permit_access || (flags & GTF_sub_page) !== 0) return GNTST_bad_gntref;
+    if (dom !== backendDom) return GNTST_permission_denied;
+    if (write && (flags & GTF_readonly) !== 0) return GNTST_permission_denied;
+    if (!this.mem.isRamFrame(frame)) return GNTST_bad_page;
+    return this.mem.frameOffset(frame);
   }
 
   /**

@@ -1,0 +1,173 @@
+/**
+ * The XenStore side of one split-driver device, as dom0's toolstack and back-end drivers do it
+ * (tools/libs/light/libxl_device.c libxl__device_generic_add; Linux drivers/xen/xenbus/xenbus_probe_backend.c;
+ * protocol in xen/include/public/io/xenbus.h):
+ *
+ *   /local/domain/0/backend/<type>/<domid>/<devid>   "n0 r<domid>"   frontend, frontend-id, online, state, …
+ *   /local/domain/<domid>/device/<type>/<devid>      "n<domid> r0"   backend, backend-id, state, …
+ *
+ * Both directories are written in one go (the guest's xenbus probes the device when its directory appears),
+ * then the back-end advertises its features and goes Initialising → InitWait. It watches the front-end's
+ * state: on Initialised (or Connected, for front-ends that skip a step) it calls `connect`, which reads the
+ * ring references and event channel and returns null or an error; on Closing/Closed it calls `disconnect`
+ * and follows the front-end down, back to InitWait once the front-end resets to Initialising (driver rebind).
+ *
+ * Everything runs in-process on the domain's own XenStore as domain 0; watch events arrive synchronously
+ * (the store lets in-process sinks make further requests).
+ */
+import type { XenStore, XsSession } from "../xenstore/index.js";
+
+/** enum xenbus_state (io/xenbus.h). */
+export const XenbusStateUnknown = 0, XenbusStateInitialising = 1, XenbusStateInitWait = 2,
+  XenbusStateInitialised = 3, XenbusStateConnected = 4, XenbusStateClosing = 5, XenbusStateClosed = 6,
+  XenbusStateReconfiguring = 7, XenbusStateReconfigured = 8;
+
+export interface BackendDeviceOptions {
+  store: XenStore;
+  /** The front-end's domain and the back-end's (0: Xeno plays dom0). */
+  domid: number;
+  backendDomid?: number;
+  /** Device class as in the paths: "vbd", "vif", … */
+  type: string;
+  /** Device id (vbd: the xvd number, e.g. 51712 for xvda; vif: 0, 1, …). */
+  devid: number;
+  /** Extra keys for the back-end directory (params, mode, mac, …), written before the device appears. */
+  backend: Record<string, string>;
+  /** Extra keys for the front-end directory (virtual-device, mac, …). */
+  frontend: Record<string, string>;
+  /** Keys the back-end advertises before InitWait (feature-*, sectors, …). */
+  features?: Record<string, string>;
+  /** The front-end is ready: read its keys (dev.front) and connect; return null or a reason for failing. */
+  connect(dev: BackendDevice): string | null;
+  /** The front-end is going away (or the device is removed): drop rings and channels. */
+  disconnect(dev: BackendDevice): void;
+  log(line: string): void;
+}
+
+export class BackendDevice {
+  readonly backPath: string;
+  readonly frontPath: string;
+  readonly domid: number;
+  readonly devid: number;
+  connected = false;
+  private readonly store: XenStore;
+  private readonly s: XsSession;
+  private readonly token: string;
+  private removed = false;
+
+  constructor(private readonly o: BackendDeviceOptions) {
+    const bdom = o.backendDomid ?? 0;
+    this.store = o.store;
+    this.domid = o.domid;
+    this.devid = o.devid;
+    this.backPath = `/local/domain/${bdom}/backend/${o.type}/${o.domid}/${o.devid}`;
+    this.frontPath = `/local/domain/${o.domid}/device/${o.type}/${o.devid}`;
+    this.token = `xeno-back:${this.backPath}`;
+    this.s = this.store.connect(bdom, (path, token) => { if (token === this.token) this.frontendChanged(path); });
+
+    const st = this.store, s = this.s;
+    const tx = st.transactionStart(s);
+    const t = st.transaction(s, tx);
+    const w = (path: string, value: string): void => st.write(s, t, path, Buffer.from(value, "latin1"));
+    for (const p of [this.backPath, this.frontPath]) { try { st.rm(s, t, p); } catch { /* absent */ } }
+    st.mkdir(s, t, this.backPath);
+    st.setPerms(s, t, this.backPath, [`n${bdom}`, `r${o.domid}`]);
+    st.mkdir(s, t, this.frontPath);
+    st.setPerms(s, t, this.frontPath, [`n${o.domid}`, `r${bdom}`]);
+    for (const [k, v] of Object.entries({
+      frontend: this.frontPath, "frontend-id": String(o.domid), online: "1", state: String(XenbusStateInitialising), ...o.backend,
+    })) w(`${this.backPath}/${k}`, v);
+    for (const [k, v] of Object.entries({
+      backend: this.backPath, "backend-id": String(bdom), state: String(XenbusStateInitialising), ...o.frontend,
+    })) w(`${this.frontPath}/${k}`, v);
+    st.transactionEnd(s, tx, true);
+
+    for (const [k, v] of Object.entries(o.features ?? {})) this.writeBack(k, v);
+    this.setState(XenbusStateInitWait);
+    st.watch(s, `${this.frontPath}/state`, this.token);
+  }
+
+  /** A key of the front-end directory, or undefined when absent or unreadable. */
+  front(key: string): string | undefined {
+    try { return Buffer.from(this.store.read(this.s, null, `${this.frontPath}/${key}`)).toString("latin1"); }
+    catch { return undefined; }
+  }
+
+  /** A front-end key as a non-negative integer (decimal), or -1 when absent or malformed. */
+  frontInt(key: string): number {
+    const v = this.front(key);
+    if (v === undefined || !/^\d{1,10}$/.test(v.trim())) return -1;
+    return Number(v.trim());
+  }
+
+  writeBack(key: string, value: string): void {
+    if (this.removed) return;
+    this.store.write(this.s, null, `${this.backPath}/${key}`, Buffer.from(value, "latin1"));
+  }
+
+  get state(): number {
+    try { return Number(Buffer.from(this.store.read(this.s, null, `${this.backPath}/state`)).toString("latin1")); }
+    catch { return XenbusStateUnknown; }
+  }
+
+  setState(state: number): void { this.writeBack("state", String(state)); }
+
+  /** The back-end failed: says why in error/<backend path>/error as xenbus_dev_fatal does, and closes. */
+  fatal(reason: string): void {
+    this.o.log(`${this.backPath}: ${reason}`);
+    try {
+      this.store.write(this.s, null, `/local/domain/0/error${this.backPath}/error`, Buffer.from(reason, "latin1"));
+    } catch { /* best effort */ }
+    this.drop();
+    this.setState(XenbusStateClosing);
+  }
+
+  /** Hot-unplug / domain teardown: disconnect, then remove both directories. */
+  remove(): void {
+    if (this.removed) return;
+    this.drop();
+    this.removed = true;
+    try { this.store.unwatch(this.s, `${this.frontPath}/state`, this.token); } catch { /* gone */ }
+    for (const p of [this.backPath, this.frontPath]) { try { this.store.rm(this.s, null, p); } catch { /* gone */ } }
+    this.store.disconnect(this.s);
+  }
+
+  private drop(): void {
+    if (!this.connected) return;
+    this.connected = false;
+    this.o.disconnect(this);
+  }
+
+  private frontendChanged(_path: string): void {
+    if (this.removed) return;
+    const fs = this.frontInt("state");
+    switch (fs) {
+      case XenbusStateInitialised:
+      case XenbusStateConnected: {
+        if (this.connected) { if (this.state !== XenbusStateConnected) this.setState(XenbusStateConnected); return; }
+        if (this.state !== XenbusStateInitWait && this.state !== XenbusStateConnected) return;
+        const err = this.o.connect(this);
+        if (err !== null) { this.fatal(err); return; }
+        this.connected = true;
+        this.setState(XenbusStateConnected);
+        return;
+      }
+      case XenbusStateClosing:
+        this.drop();
+        this.setState(XenbusStateClosing);
+        return;
+      case XenbusStateClosed:
+      case XenbusStateUnknown:
+      case -1:
+        this.drop();
+        if (this.state !== XenbusStateClosed && this.state !== XenbusStateUnknown) this.setState(XenbusStateClosed);
+        return;
+      case XenbusStateInitialising:
+        // The front-end driver (re)probed after a close: offer the device again.
+        if (this.state === XenbusStateClosed || this.state === XenbusStateClosing) this.setState(XenbusStateInitWait);
+        return;
+      default:
+        return;
+    }
+  }
+}
