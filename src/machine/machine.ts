@@ -28,6 +28,8 @@ import { withUpcallResample } from "../xen/upcall.js";
 import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 import type { XenStore } from "../xenstore/index.js";
 import { attachXenPv, type XenPv } from "./xen-pv.js";
+import type { FramePool } from "../hv/frame-pool.js";
+import { xenAreaLayout } from "../xen/layout.js";
 
 export interface MachineOptions {
   memMiB: number;
@@ -56,6 +58,12 @@ export interface MachineOptions {
    * last console named, once the guest has written to it (src/machine/xen-pv.ts consoleRoles).
    */
   pvConsole?: boolean;
+  /**
+   * The hypervisor's frame pool (src/hv/frame-pool.ts): the machine claims its RAM's frames from it at
+   * construction (MACHINE_MEMORY when too few are free) and gives back what it holds on dispose(); with Xen
+   * the balloon moves frames between the domain and the pool while it runs.
+   */
+  pool?: FramePool;
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -100,6 +108,9 @@ export class Machine {
   private readonly consoleOut: (b: Uint8Array) => void;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
+  private pool: FramePool | null = null;
+  /** Frames claimed from the pool when there is no Xen account to say (bare board). */
+  private poolFrames = 0;
 
   constructor(o: MachineOptions) {
     if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > MAX_RAM_MIB) {
@@ -110,6 +121,15 @@ export class Machine {
     }
     this.consoleOut = o.consoleOut;
     const ramBytes = o.memMiB * 1024 * 1024;
+    if (o.pool !== undefined) {
+      const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
+      if (!o.pool.claim(frames)) {
+        throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: only ${Math.floor(o.pool.freeFrames / 256)} MiB ` +
+          `of the hypervisor's ${Math.floor(o.pool.totalFrames / 256)} MiB are free (xeno info; balloon or destroy a domain)`);
+      }
+      this.pool = o.pool;
+      this.poolFrames = frames;
+    }
     this.ram = new SharedArrayBuffer(ramBytes);
     this.code = new CodeCache(ramBytes >>> 12);
     this.codePage = new Uint8Array(ramBytes >>> 12);
@@ -288,6 +308,17 @@ export class Machine {
     this.outLen += b.length;
   }
 
+  /**
+   * The machine is finished with (stopped or destroyed): its frames go back to the pool (the domain's current
+   * reservation, after any ballooning). Idempotent.
+   */
+  dispose(): void {
+    const pool = this.pool;
+    if (pool === null) return;
+    this.pool = null;
+    pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
+  }
+
   flushOut(): void {
     if (this.outLen === 0) return;
     this.consoleOut(this.out.subarray(0, this.outLen));
@@ -301,6 +332,7 @@ export class Machine {
   private createXen(o: MachineOptions): XenDomain {
     return new XenDomain({
       ram: this.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
+      pool: o.pool,
       host: {
         setUpcall: (k, level) => this.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
         counter: () => (this.vcpus[0]?.cpu.counter() ?? 0),

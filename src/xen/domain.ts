@@ -16,7 +16,8 @@ import type { Mmu } from "../mmu/mmu.js";
 import { SharedInfo } from "./shared-info.js";
 import { EventChannels, eventChannelOp, type HostEndpoint } from "./event-channel.js";
 import { GrantTable, grantTableOp } from "./grant-table.js";
-import { memoryOp, type MemoryAccount } from "./memory-op.js";
+import { memoryOp, newMemoryAccount, type MemoryAccount } from "./memory-op.js";
+import type { FramePool } from "../hv/frame-pool.js";
 import { xenVersion } from "./xen-version.js";
 import { Runstate, vcpuOp, VCPUOP_register_vcpu_info } from "./vcpu-op.js";
 import { schedOp, type SchedHost } from "./sched-op.js";
@@ -50,6 +51,11 @@ export interface XenDomainOptions {
   console?: boolean;
   /** xen_domain_handle_t (XENVER_guest_handle), 16 bytes. */
   uuid?: Uint8Array;
+  /**
+   * The frame pool the balloon gives frames back to and takes them from. The caller claims the domain's
+   * initial frames (the RAM the DT describes) before building it and releases `account.pages` at its end.
+   */
+  pool?: FramePool;
 }
 
 /** Counter ticks to nanoseconds (CNTFRQ 62.5 MHz → 16 ns per tick). */
@@ -97,7 +103,7 @@ export class XenDomain {
     this.gnttab = new GrantTable(this.mem, this.domid);
     const start = o.host.counter() * NS_PER_TICK;
     this.runstate = new Runstate(o.vcpus, () => this.host.counter() * NS_PER_TICK, start);
-    this.account = { domid: this.domid, pages: this.layout.ramBytes / XEN_PAGE_SIZE, maxPages: this.layout.ramBytes / XEN_PAGE_SIZE };
+    this.account = newMemoryAccount(this.domid, this.layout.ramBytes, o.pool ?? null);
     this.uuid = o.uuid ?? defaultUuid(this.domid);
 
     // Wallclock: wall time when the virtual counter read 0.

@@ -2,13 +2,17 @@
  * HYPERVISOR_memory_op(cmd, arg) (xen/common/memory.c; public/memory.h). The low 6 bits of cmd are the
  * sub-op (MEMOP_CMD_MASK); the rest is a continuation start extent, which guests pass as 0.
  *
- * Guest memory is one flat buffer, so the physmap cannot really lose or gain frames: decrease_reservation
- * scrubs the frames it is given and counts them out; populate_physmap zeroes and counts them back in.
+ * The balloon's sub-ops keep the domain's P2M (which RAM frames are populated, `MemoryAccount.populated`) and
+ * the hypervisor's frame pool (src/hv/frame-pool.ts) in step: decrease_reservation takes populated frames out
+ * (scrubbed, counted free in the pool), populate_physmap claims frames from the pool and puts them back
+ * (zeroed). A frame given back twice, or a populate beyond max_pages or the pool's free frames, stops the
+ * batch there (the return value is the number of extents done, as in Xen).
  */
 import { DOMID_SELF, EINVAL, ENOSYS, EOPNOTSUPP, ESRCH, XEN_PAGE_SIZE } from "./abi.js";
 import { u64, type GuestMemory } from "./guest-memory.js";
 import type { GrantTable } from "./grant-table.js";
 import type { SharedInfo } from "./shared-info.js";
+import type { FramePool } from "../hv/frame-pool.js";
 
 export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_maximum_ram_page = 2,
   XENMEM_current_reservation = 3, XENMEM_maximum_reservation = 4, XENMEM_populate_physmap = 6,
@@ -24,6 +28,16 @@ export interface MemoryAccount {
   /** Pages the domain currently has (tot_pages) and may have (max_pages). */
   pages: number;
   maxPages: number;
+  /** P2M of ordinary RAM: 1 byte per frame from the first RAM frame, 1 = populated. */
+  populated: Uint8Array;
+  /** The pool the domain's frames come from (null: unaccounted, e.g. unit tests). */
+  pool: FramePool | null;
+}
+
+/** A fully populated account for `ramBytes` of RAM. */
+export function newMemoryAccount(domid: number, ramBytes: number, pool: FramePool | null): MemoryAccount {
+  const pages = Math.floor(ramBytes / XEN_PAGE_SIZE);
+  return { domid, pages, maxPages: pages, populated: new Uint8Array(pages).fill(1), pool };
 }
 
 export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, acct: MemoryAccount, cmd: number,
@@ -62,14 +76,30 @@ export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, acct:
       if (order > 9 || !Number.isFinite(n)) return -EINVAL;
       const pages = 2 ** order;
       const grow = (cmd & MEMOP_CMD_MASK) === XENMEM_populate_physmap;
+      const base = mem.base / XEN_PAGE_SIZE;
+      const p2m = acct.populated;
       let done = 0;
       for (; done < n; done++) {
         const gfn = mem.readU64At(elo, ehi, done);
         if (gfn % pages !== 0 || !mem.isRamFrame(gfn) || !mem.isRamFrame(gfn + pages - 1)) break;
-        if (grow && acct.pages + pages > acct.maxPages) break;
+        const first = gfn - base;
+        let have = 0;
+        for (let k = 0; k < pages; k++) have += p2m[first + k];
+        if (!grow) {
+          if (have !== pages) break; // giving back a frame it does not have
+        } else {
+          const need = pages - have;
+          if (acct.pages + need > acct.maxPages) break;
+          if (need > 0 && acct.pool !== null && !acct.pool.claim(need)) break;
+          acct.pages += need;
+        }
         const off = mem.frameOffset(gfn);
         mem.u8.fill(0, off, off + pages * XEN_PAGE_SIZE);
-        acct.pages += grow ? pages : -pages;
+        p2m.fill(grow ? 1 : 0, first, first + pages);
+        if (!grow) {
+          acct.pages -= pages;
+          acct.pool?.release(pages);
+        }
       }
       return done;
     }

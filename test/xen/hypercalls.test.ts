@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Mmu } from "../../src/mmu/mmu.js";
+import { FramePool } from "../../src/hv/frame-pool.js";
 import { XenDomain, type XenHost } from "../../src/xen/domain.js";
 import { withUpcallResample } from "../../src/xen/upcall.js";
 import { hypervisorDtNode, xenAreaLayout, MAX_GRANT_FRAMES } from "../../src/xen/layout.js";
@@ -38,10 +39,10 @@ class FakeHost implements XenHost {
   yield(): void {}
 }
 
-function setup(opts: { vcpus?: number; store?: "late" | "ready" | "none"; console?: boolean } = {}): Harness {
+function setup(opts: { vcpus?: number; store?: "late" | "ready" | "none"; console?: boolean; pool?: FramePool } = {}): Harness {
   const ram = new SharedArrayBuffer(RAM);
   const host = new FakeHost();
-  const d = new XenDomain({ ram, ramBase: BASE, vcpus: opts.vcpus ?? 2, host, store: opts.store, console: opts.console });
+  const d = new XenDomain({ ram, ramBase: BASE, vcpus: opts.vcpus ?? 2, host, store: opts.store, console: opts.console, pool: opts.pool });
   const mmu = new Mmu(ram, BASE); // SCTLR_EL1.M = 0: VA = PA
   return { d, mmu, dv: new DataView(ram), u8: new Uint8Array(ram), host };
 }
@@ -143,6 +144,41 @@ test("memory_op reservations: decrease/populate count frames, stop at a bad one"
   assert.equal(resv(6, 1, BAD), -EFAULT);
   h.dv.setUint16(off(ARG), DOMID_SELF, true);
   assert.equal(hc(h, HC_memory_op, [3, ARG]), before, "current_reservation");
+});
+
+test("memory_op reservations against the frame pool: no double give-back, no populate past the pool or max", () => {
+  const pool = new FramePool(0);
+  const h = setup({ pool });
+  const g0 = (BASE + 0x300000) / 4096;
+  const resv = (cmd: number, list: number[], order = 0): number => {
+    list.forEach((g, i) => h.dv.setBigUint64(off(ARR) + i * 8, BigInt(g), true));
+    h.dv.setBigUint64(off(ARG), BigInt(ARR), true);
+    h.dv.setBigUint64(off(ARG) + 8, BigInt(list.length), true);
+    h.dv.setUint32(off(ARG) + 16, order, true); h.dv.setUint32(off(ARG) + 20, 0, true);
+    h.dv.setUint16(off(ARG) + 24, DOMID_SELF, true);
+    return hc(h, HC_memory_op, [cmd, ARG]);
+  };
+  const before = h.d.account.pages;
+  h.u8.fill(0xaa, off(g0 * 4096), off(g0 * 4096) + 4096);
+  assert.equal(resv(1, [g0, g0 + 1]), 2);
+  assert.equal(h.u8[off(g0 * 4096) + 17], 0, "a frame given back is scrubbed");
+  assert.equal(pool.freeFrames, 2);
+  assert.equal(resv(1, [g0 + 1, g0 + 2]), 0, "a frame already given back stops the batch");
+  assert.equal(pool.freeFrames, 2);
+  assert.equal(resv(1, [g0], 1), 0, "an order-1 extent with a missing frame is refused whole");
+  assert.equal(resv(6, [g0, g0 + 1, g0 + 1]), 3, "populating a populated frame is allowed and free");
+  assert.equal(pool.freeFrames, 0);
+  assert.equal(h.d.account.pages, before);
+  assert.equal(resv(6, [g0 + 8]), 1, "already populated: nothing claimed");
+  assert.equal(resv(1, [g0 + 8]), 1);
+  assert.equal(pool.freeFrames, 1);
+  // Another domain takes the free frame: populate finds the pool empty.
+  assert.ok(pool.claim(1));
+  assert.equal(resv(6, [g0 + 8]), 0, "the pool is empty");
+  pool.release(1);
+  assert.equal(resv(6, [g0 + 8]), 1);
+  assert.equal(h.d.account.pages, before);
+  assert.equal(pool.freeFrames + pool.claimedFrames, pool.totalFrames);
 });
 
 test("grant_table_op: query_size, set/get_version, setup_table, bad counts and pointers", () => {
