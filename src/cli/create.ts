@@ -205,9 +205,9 @@ export async function createMain(args: readonly string[]): Promise<number> {
   const initrd = config.ramdisk === undefined ? undefined : read("ramdisk", config.ramdisk);
   for (const x of [kernel, initrd]) if (typeof x === "string") { process.stderr.write(`xeno create: ${x}\n`); return 1; }
   const cmdline = guestCmdline(config.cmdline);
-  if (/(^|\s)console=hvc/.test(cmdline)) {
-    note("console=hvc0 names the Xen PV console, which Xeno does not provide yet: the guest's console is the PL011, " +
-      "ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
+  if (!config.xenPlatform && /(^|\s)console=hvc/.test(cmdline)) {
+    note("console=hvc0 names the Xen PV console, which a domain with xen_platform=0 does not have: the guest's " +
+      "console is the PL011, ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
   }
   return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline }, info, note);
 }

@@ -26,7 +26,12 @@ export const CORE_APPLETS = [
 ];
 
 /** Front-end modules /init tries to load, in this order (canonical names). */
-export const DEFAULT_GUEST_MODULES = ["xen_blkfront", "xen_netfront"];
+/**
+ * Xen's PV front-ends (Xeno's guests), and virtio's PCI transport, block and net drivers (the same initramfs
+ * under qemu-system-aarch64 for the side-by-side I/O benchmarks in bench/io). Each is harmless where its
+ * devices are absent.
+ */
+export const DEFAULT_GUEST_MODULES = ["xen_blkfront", "xen_netfront", "virtio_pci", "virtio_blk", "virtio_net"];
 
 /** The /init script for a kernel release and a list of modules to load (load order, with file paths). */
 export function initScript(kernelRelease: string, modules: readonly KernelModule[], load: readonly string[]): string {
