@@ -1,0 +1,370 @@
+/**
+ * blkback: the block back-end for one virtual disk of one domain (Linux drivers/block/xen-blkback, protocol
+ * xen/include/public/io/blkif.h), serving a disk image file to the guest's xen-blkfront.
+ *
+ * XenStore: a BackendDevice of type "vbd" with the keys libxl writes (params, type, mode, dev, device-type,
+ * removable, bootable; front: virtual-device, device-type) and those blkback advertises (sectors, info,
+ * sector-size, physical-sector-size, feature-flush-cache, feature-barrier, feature-discard + discard-*,
+ * max-ring-page-order 0). Not offered: feature-persistent (we copy through grants, nothing to keep mapped),
+ * feature-max-indirect-segments (so no BLKIF_OP_INDIRECT), multi-queue and multi-page rings.
+ *
+ * Connect (front-end Initialised): ring-ref (or ring-ref0 with ring-page-order 0), event-channel and protocol
+ * are read; the ring grant must be a writable full-page grant to dom0 (GrantTable.grantedPage); the
+ * front-end's unbound port is bound as a host endpoint whose notify() serves the ring synchronously.
+ *
+ * Requests are served in the order taken and answered at once (every request completes before the guest runs
+ * again), so a response slot is always free. Each request is copied out of the ring, validated completely
+ * (operation, segment count, sector bounds inside the page, the whole range inside the disk, every segment's
+ * grant with the right permission: a READ writes into the guest's pages so it needs a writable grant, a WRITE
+ * only reads them) before any byte moves; a bad request gets BLKIF_RSP_ERROR and changes nothing, an unknown
+ * operation BLKIF_RSP_EOPNOTSUPP. A guest whose req_prod runs more than a ring ahead is misbehaving: the device
+ * is failed (xenbus error node, Closing), as blkback halts such a ring. Nothing is thrown out of notify() and
+ * every guest access goes through a granted page offset, so guest memory outside granted pages and host memory
+ * are never touched.
+ *
+ * Hot path: no allocation per request — one reused request copy and per-segment scratch arrays; data moves
+ * between the file and the granted guest pages directly (pread/pwrite on the guest's buffer at the granted
+ * offsets), so no bounce buffer is needed. A request that fails half-way (host I/O error) may have moved part
+ * of its data, as a real disk's would; it is answered BLKIF_RSP_ERROR.
+ */
+import type { XenDomain } from "../../xen/domain.js";
+import type { XenStore } from "../../xenstore/index.js";
+import { BackendDevice } from "../xenbus-backend.js";
+import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
+  BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkBackRing,
+  DISCARD_NR_SECTORS, REQ_NR_SEGMENTS, REQ_OPERATION, REQ_SECTOR, REQ_SEG, SECTOR_SHIFT, SECTOR_SIZE,
+  SECTORS_PER_PAGE, SEG_FIRST, SEG_GREF, SEG_LAST, SEG_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
+import { BlkError, DiskImage } from "./disk-image.js";
+
+export interface BlkDiskConfig {
+  /** Image file (a regular file, size a positive multiple of 512). */
+  path: string;
+  /** Virtual device number (docs/misc/vbd-interface: xvda = 202 << 8 = 51712, xvdb = 51728, …). */
+  devid: number;
+  /** Its name, for the `dev` key ("xvda"). */
+  vdev: string;
+  readOnly: boolean;
+}
+
+export interface BlkBackStats {
+  /** Requests taken from the ring (all operations, good or bad). */
+  requests: number;
+  reads: number;
+  writes: number;
+  flushes: number;
+  discards: number;
+  bytesRead: number;
+  bytesWritten: number;
+  /** Requests answered BLKIF_RSP_ERROR (bad requests and I/O errors). */
+  errors: number;
+  /** Requests answered BLKIF_RSP_EOPNOTSUPP. */
+  unsupported: number;
+  /** Host I/O errors among `errors`. */
+  ioErrors: number;
+}
+
+/** The back-end's domain: Xeno plays dom0. */
+const BACKEND_DOM = 0;
+/** Most requests served per notification/poll (the guest cannot refill the ring while we run, so this is a
+ * guard against a ring that refills from another thread, not a limit a well-behaved guest meets). */
+const MAX_REQUESTS_PER_RUN = 1024;
+/** Guest-caused errors logged before the log goes quiet (the stats keep counting). */
+const MAX_LOGGED_ERRORS = 20;
+
+/** Protocols whose requests have the 64-bit layout (io/protocols.h XEN_IO_PROTO_ABI_ARM / _X86_64). */
+const PROTOCOLS_64 = new Set(["arm-abi", "x86_64-abi"]);
+
+export class BlkBack {
+  readonly stats: BlkBackStats = {
+    requests: 0, reads: 0, writes: 0, flushes: 0, discards: 0, bytesRead: 0, bytesWritten: 0, errors: 0,
+    unsupported: 0, ioErrors: 0,
+  };
+  readonly device: BackendDevice;
+  readonly disk: DiskImage;
+  private ring: BlkBackRing | null = null;
+  private ringRef = -1;
+  private port = 0;
+  /** Bumped at every connect/disconnect: a host endpoint from an older connection ignores its events
+   * (the event-channel layer has no host-side close, see disconnect()). */
+  private generation = 0;
+  private closed = false;
+  private loggedErrors = 0;
+  private busy = false;
+  /** The request being served (copied out of the ring). */
+  private readonly req = new Uint8Array(BLKIF_ENTRY_SIZE);
+  private readonly reqView = new DataView(this.req.buffer);
+  /** Per-segment guest buffer offset and length of the request being served. */
+  private readonly segOff = new Float64Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+  private readonly segLen = new Int32Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+
+  constructor(private readonly xen: XenDomain, store: XenStore, readonly config: BlkDiskConfig,
+    private readonly log: (line: string) => void) {
+    const { devid, vdev } = config;
+    if (!Number.isInteger(devid) || devid <= 0 || devid > 0x7fffffff) throw new BlkError("EBLK_CONFIG", `bad virtual device number ${devid}`);
+    if (!/^[a-z][a-z0-9]*$/.test(vdev)) throw new BlkError("EBLK_CONFIG", `bad virtual device name ${JSON.stringify(vdev)}`);
+    this.disk = new DiskImage(config.path, config.readOnly);
+    const ro = config.readOnly;
+    const features: Record<string, string> = {
+      "max-ring-page-order": "0",
+      sectors: String(this.disk.sectors),
+      info: String(ro ? VDISK_READONLY : 0),
+      "sector-size": String(SECTOR_SIZE),
+      "physical-sector-size": String(SECTOR_SIZE),
+      "feature-flush-cache": "1",
+      "feature-barrier": "1",
+    };
+    if (!ro) {
+      Object.assign(features, {
+        "feature-discard": "1", "discard-granularity": String(SECTOR_SIZE), "discard-alignment": "0", "discard-secure": "0",
+      });
+    }
+    try {
+      this.device = new BackendDevice({
+        store, domid: xen.domid, backendDomid: BACKEND_DOM, type: "vbd", devid,
+        backend: {
+          params: config.path, type: "file", mode: ro ? "r" : "w", dev: vdev, "device-type": "disk",
+          removable: "0", bootable: "1",
+        },
+        frontend: { "virtual-device": String(devid), "device-type": "disk" },
+        features,
+        connect: (dev) => this.connect(dev),
+        disconnect: () => this.disconnect(),
+        log,
+      });
+    } catch (e) {
+      this.disk.close();
+      throw e;
+    }
+  }
+
+  /** The ring is attached and its event channel bound. */
+  get connected(): boolean { return this.ring !== null; }
+
+  /** Serves requests the guest queued without notifying (cheap when the ring is idle or disconnected). */
+  poll(): void { this.run(); }
+
+  /** Hot-unplug / teardown: removes the device from XenStore and closes the image. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try { this.device.remove(); } finally { this.disk.close(); }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Connection (blkback's connect_ring / xen_blkif_map / xen_blkif_disconnect)
+
+  private connect(dev: BackendDevice): string | null {
+    if (this.closed) return "device closed";
+    // Single page, single queue: anything else was not offered.
+    if (dev.front("ring-page-order") !== undefined && dev.frontInt("ring-page-order") !== 0) {
+      return `ring-page-order ${dev.front("ring-page-order")} not supported (max-ring-page-order 0)`;
+    }
+    if (dev.front("multi-queue-num-queues") !== undefined && dev.frontInt("multi-queue-num-queues") !== 1) {
+      return `multi-queue-num-queues ${dev.front("multi-queue-num-queues")} not supported`;
+    }
+    let ref = dev.frontInt("ring-ref");
+    if (ref < 0) ref = dev.frontInt("ring-ref0");
+    if (ref < 0) return "reading ring-ref: missing or malformed";
+    const port = dev.frontInt("event-channel");
+    if (port < 0) return "reading event-channel: missing or malformed";
+    const protocol = dev.front("protocol");
+    if (protocol !== undefined && !PROTOCOLS_64.has(protocol)) return `unknown fe protocol ${protocol}`;
+
+    const off = this.xen.gnttab.grantedPage(ref, BACKEND_DOM, true);
+    if (off < 0) return `mapping ring-ref ${ref} port ${port}: grant status ${off}`;
+    const ring = new BlkBackRing(this.xen.mem.u8, this.xen.mem.i32, off);
+    if (!ring.attach()) return `ring-ref ${ref}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
+
+    const gen = ++this.generation;
+    const rc = this.xen.evtchn.hostBind(port, {
+      remoteDom: BACKEND_DOM,
+      notify: () => { if (gen === this.generation) this.run(); },
+      closed: () => { if (gen === this.generation) this.portClosed(); },
+    });
+    if (rc !== 0) return `binding event-channel ${port}: ${rc}`;
+    this.ring = ring;
+    this.ringRef = ref;
+    this.port = port;
+    this.loggedErrors = 0;
+    this.log(`blkback ${this.config.vdev}: connected (ring-ref ${ref}, event-channel ${port}, ${this.disk.sectors} sectors${this.config.readOnly ? ", read-only" : ""})`);
+    return null;
+  }
+
+  /**
+   * Drops the ring. The guest's port stays bound to a stale endpoint (EventChannels has no host-side close;
+   * Xen would make it unbound again): its events are ignored from now on, and blkfront closes it itself.
+   */
+  private disconnect(): void {
+    this.generation++;
+    this.ring = null;
+    this.ringRef = -1;
+    this.port = 0;
+  }
+
+  /** The guest closed its end of the channel while connected: nothing can be answered any more. */
+  private portClosed(): void {
+    this.log(`blkback ${this.config.vdev}: the front-end closed event channel ${this.port}`);
+    this.disconnect();
+  }
+
+  /** Fails the device (xenbus_dev_fatal: logged, error node, Closing); the ring is dropped. */
+  private fail(reason: string): void {
+    this.device.fatal(reason); // logs, and calls disconnect() when connected
+    this.disconnect();
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // The ring (blkback's do_block_io_op / __do_block_io_op)
+
+  private run(): void {
+    if (this.ring === null || this.busy) return;
+    this.busy = true; // fatal() writes XenStore, whose watchers could re-enter through a notify
+    try {
+      this.serve();
+    } catch (e) {
+      // A bug here, not the guest's doing: fail this device, never the host.
+      this.fail(`internal error: ${(e as Error)?.stack ?? String(e)}`);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private serve(): void {
+    const ring = this.ring!;
+    // The guest could have revoked the ring grant (Xen would keep the page mapped; we look it up each time).
+    if (this.xen.gnttab.grantedPage(this.ringRef, BACKEND_DOM, true) !== ring.pageOffset) {
+      this.fail(`ring-ref ${this.ringRef}: grant revoked or changed while connected`);
+      return;
+    }
+    let budget = MAX_REQUESTS_PER_RUN;
+    let notify = false;
+    for (;;) {
+      let n = ring.unconsumed();
+      if (n === 0) n = ring.finalCheck();
+      if (n < 0) {
+        if (ring.pushResponses()) notify = true;
+        if (notify) this.xen.evtchn.hostNotify(this.port);
+        this.fail(`Frontend provided bogus ring requests (req_prod ${ring.reqProd}, rsp_prod ${ring.rspProdPvt}). Halting ring processing`);
+        return;
+      }
+      if (n === 0 || budget === 0) break;
+      for (; n > 0 && budget > 0; n--, budget--) {
+        ring.takeRequest(this.req);
+        this.stats.requests++;
+        const status = this.dispatch();
+        if (status === BLKIF_RSP_ERROR) this.stats.errors++;
+        else if (status === BLKIF_RSP_EOPNOTSUPP) this.stats.unsupported++;
+        ring.putResponse(this.req, status);
+      }
+      if (ring.pushResponses()) notify = true;
+    }
+    if (notify) this.xen.evtchn.hostNotify(this.port);
+  }
+
+  /** Serves the request in `this.req`; returns its status. */
+  private dispatch(): number {
+    const op = this.req[REQ_OPERATION]!;
+    switch (op) {
+      case BLKIF_OP_READ:
+        this.stats.reads++;
+        return this.readWrite(false, false);
+      case BLKIF_OP_WRITE:
+        this.stats.writes++;
+        return this.readWrite(true, false);
+      case BLKIF_OP_WRITE_BARRIER:
+      case BLKIF_OP_FLUSH_DISKCACHE:
+        this.stats.flushes++;
+        // With segments, a write whose data must be stable when answered; without, a pure cache flush.
+        if (this.req[REQ_NR_SEGMENTS] !== 0) return this.readWrite(true, true);
+        // A pure flush on a read-only disk has nothing to flush; a barrier is a write (blkif.h), refused.
+        if (this.config.readOnly) return op === BLKIF_OP_FLUSH_DISKCACHE ? BLKIF_RSP_OKAY : this.bad("barrier on a read-only disk");
+        try { this.disk.flush(); } catch (e) { return this.ioError(e); }
+        return BLKIF_RSP_OKAY;
+      case BLKIF_OP_DISCARD:
+        this.stats.discards++;
+        return this.discard();
+      default:
+        // INDIRECT (not offered), RESERVED_1 and anything else.
+        return BLKIF_RSP_EOPNOTSUPP;
+    }
+  }
+
+  /**
+   * READ (write = false) or WRITE (write = true; `flush`: then fdatasync) with 1..11 segments. The segments
+   * cover consecutive sectors from sector_number; each names a granted page and the sectors within it.
+   */
+  private readWrite(write: boolean, flush: boolean): number {
+    const req = this.req, dv = this.reqView;
+    const nseg = req[REQ_NR_SEGMENTS]!;
+    if (nseg === 0 || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) return this.bad(`bad number of segments ${nseg}`);
+    if (write && this.config.readOnly) return this.bad("write to a read-only disk");
+    const gnttab = this.xen.gnttab;
+    let total = 0;
+    for (let i = 0; i < nseg; i++) {
+      const s = REQ_SEG + i * SEG_SIZE;
+      const first = req[s + SEG_FIRST]!, last = req[s + SEG_LAST]!;
+      if (last >= SECTORS_PER_PAGE || last < first) return this.bad(`segment ${i}: sectors ${first}..${last}`);
+      // A READ fills the guest's page: it needs a grant the guest made writable. A WRITE only reads it.
+      const gref = dv.getUint32(s + SEG_GREF, true);
+      const page = gnttab.grantedPage(gref, BACKEND_DOM, !write);
+      if (page < 0) return this.bad(`segment ${i}: grant ${gref}: status ${page}`);
+      this.segOff[i] = page + first * SECTOR_SIZE;
+      this.segLen[i] = (last - first + 1) * SECTOR_SIZE;
+      total += this.segLen[i]!;
+    }
+    const sector = readU64(dv, REQ_SECTOR);
+    if (!(sector + total / SECTOR_SIZE <= this.disk.sectors)) return this.bad(`sectors ${sector}+${total >> SECTOR_SHIFT} beyond the disk`);
+    // Safe: every segOff/segLen range lies inside a page grantedPage returned (a whole frame of the domain's
+    // RAM inside its buffer). Segments adjacent in guest memory go in one call; the disk range is contiguous.
+    const u8 = this.xen.mem.u8;
+    let pos = sector * SECTOR_SIZE;
+    try {
+      for (let i = 0; i < nseg;) {
+        const off = this.segOff[i]!;
+        let len = this.segLen[i++]!;
+        while (i < nseg && this.segOff[i] === off + len) len += this.segLen[i++]!;
+        if (write) this.disk.write(u8, off, len, pos);
+        else if (!this.disk.read(u8, off, len, pos)) return this.bad(`short read at byte ${pos} (the image shrank?)`);
+        pos += len;
+      }
+      if (flush) this.disk.flush();
+    } catch (e) { return this.ioError(e); }
+    if (write) this.stats.bytesWritten += total;
+    else this.stats.bytesRead += total;
+    return BLKIF_RSP_OKAY;
+  }
+
+  /** DISCARD: the range must lie inside a writable disk; its contents become zeros (see DiskImage.zero). */
+  private discard(): number {
+    if (this.config.readOnly) return this.bad("discard on a read-only disk");
+    const sector = readU64(this.reqView, REQ_SECTOR), count = readU64(this.reqView, DISCARD_NR_SECTORS);
+    if (!(sector + count <= this.disk.sectors)) return this.bad(`discard of sectors ${sector}+${count} beyond the disk`);
+    if (count === 0) return BLKIF_RSP_OKAY;
+    try { this.disk.zero(sector * SECTOR_SIZE, count * SECTOR_SIZE); } catch (e) { return this.ioError(e); }
+    return BLKIF_RSP_OKAY;
+  }
+
+  /** Host I/O failed (EIO, ENOSPC, …): BLKIF_RSP_ERROR for this request only. */
+  private ioError(e: unknown): number {
+    this.stats.ioErrors++;
+    return this.bad(`I/O error on ${this.config.path}: ${(e as Error)?.message ?? String(e)}`);
+  }
+
+  /** A request refused: logged (up to MAX_LOGGED_ERRORS per connection) and answered BLKIF_RSP_ERROR. */
+  private bad(why: string): number {
+    if (this.loggedErrors < MAX_LOGGED_ERRORS) {
+      this.loggedErrors++;
+      const op = this.req[REQ_OPERATION]!;
+      this.log(`blkback ${this.config.vdev}: op ${op}: ${why}${this.loggedErrors === MAX_LOGGED_ERRORS ? " (further errors not logged)" : ""}`);
+    }
+    return BLKIF_RSP_ERROR;
+  }
+}
+
+/**
+ * Attaches a disk image to domain `xen` as a vbd: opens the image (throws BlkError when it cannot be served)
+ * and creates the device in XenStore; the guest's blkfront connects when it probes the device.
+ */
+export function attachBlkBack(xen: XenDomain, store: XenStore, disk: BlkDiskConfig, log: (line: string) => void): BlkBack {
+  return new BlkBack(xen, store, disk, log);
+}

@@ -1,0 +1,147 @@
+/**
+ * The block-device ring protocol (xen/include/public/io/blkif.h, io/ring.h) as the 64-bit layout arm64 and
+ * x86_64 guests share, and the back-end half of a single-page shared ring (BACK_RING_ATTACH,
+ * RING_FINAL_CHECK_FOR_REQUESTS, RING_PUSH_RESPONSES_AND_CHECK_NOTIFY).
+ *
+ * The ring page is guest memory that the guest may rewrite at any moment: indexes are read once per use with
+ * Atomics (other vCPUs may run in other threads), requests are copied out of the ring before they are looked
+ * at (as blkback's memcpy + barrier), and every offset stays inside the 4 KiB page whatever the indexes say.
+ */
+
+/** blkif_request.operation (blkif.h). */
+export const BLKIF_OP_READ = 0, BLKIF_OP_WRITE = 1, BLKIF_OP_WRITE_BARRIER = 2, BLKIF_OP_FLUSH_DISKCACHE = 3,
+  BLKIF_OP_RESERVED_1 = 4, BLKIF_OP_DISCARD = 5, BLKIF_OP_INDIRECT = 6;
+/** blkif_response.status. */
+export const BLKIF_RSP_EOPNOTSUPP = -2, BLKIF_RSP_ERROR = -1, BLKIF_RSP_OKAY = 0;
+export const BLKIF_MAX_SEGMENTS_PER_REQUEST = 11;
+/** blkif_request_discard.flag bit 0. */
+export const BLKIF_DISCARD_SECURE = 1;
+/** The `info` key's VDISK_* bits. */
+export const VDISK_CDROM = 0x1, VDISK_REMOVABLE = 0x2, VDISK_READONLY = 0x4;
+/** Sector numbers and first/last_sect are always in 512-byte units (blkif.h "sector-size" note). */
+export const SECTOR_SHIFT = 9, SECTOR_SIZE = 1 << SECTOR_SHIFT;
+export const XEN_PAGE_SIZE = 4096;
+export const SECTORS_PER_PAGE = XEN_PAGE_SIZE >> SECTOR_SHIFT;
+
+/** struct blkif_sring header (ring.h DEFINE_RING_TYPES): four u32 indexes, then padding to 64 bytes. */
+export const SRING_REQ_PROD = 0, SRING_REQ_EVENT = 4, SRING_RSP_PROD = 8, SRING_RSP_EVENT = 12, SRING_HEADER = 64;
+/** union blkif_sring_entry: max(sizeof blkif_request 112, sizeof blkif_response 16). */
+export const BLKIF_ENTRY_SIZE = 112;
+/** __RING_SIZE: (4096 - 64) / 112 = 36 entries, rounded down to a power of two. */
+export const BLKIF_RING_SIZE = 32;
+
+/** struct blkif_request (64-bit layout): operation u8, nr_segments u8, handle u16, pad, id u64, sector u64. */
+export const REQ_OPERATION = 0, REQ_NR_SEGMENTS = 1, REQ_HANDLE = 2, REQ_ID = 8, REQ_SECTOR = 16, REQ_SEG = 24;
+/** struct blkif_request_segment: gref u32 @0, first_sect u8 @4, last_sect u8 @5 (8 bytes). */
+export const SEG_SIZE = 8, SEG_GREF = 0, SEG_FIRST = 4, SEG_LAST = 5;
+/** struct blkif_request_discard: flag u8 @1, nr_sectors u64 @24 (sector_number @16 as above). */
+export const DISCARD_FLAG = 1, DISCARD_NR_SECTORS = 24;
+/** struct blkif_response: id u64 @0, operation u8 @8, status i16 @10 (16 bytes with padding). */
+export const RSP_ID = 0, RSP_OPERATION = 8, RSP_STATUS = 10, RSP_SIZE = 16;
+
+const TWO32 = 4294967296;
+
+/** A little-endian u64 field of a byte array as a number; Infinity when >= 2^53 (always out of range). */
+export function readU64(dv: DataView, off: number): number {
+  const hi = dv.getUint32(off + 4, true);
+  return hi >= 0x200000 ? Infinity : hi * TWO32 + dv.getUint32(off, true);
+}
+
+/**
+ * The back-end's private ring state over one shared ring page: req_cons (next request to take) and
+ * rsp_prod_pvt (next response slot), both free-running u32 like the guest's indexes.
+ */
+export class BlkBackRing {
+  reqCons = 0;
+  rspProdPvt = 0;
+  private readonly i: number;
+
+  /**
+   * `pageOffset`: byte offset of the granted ring page in the buffer viewed by u8/i32 (4 KiB aligned, whole
+   * page inside: the caller got it from GrantTable.grantedPage).
+   */
+  constructor(private readonly u8: Uint8Array, private readonly i32: Int32Array, readonly pageOffset: number) {
+    if (pageOffset < 0 || (pageOffset & (XEN_PAGE_SIZE - 1)) !== 0 || pageOffset + XEN_PAGE_SIZE > u8.length) {
+      throw new RangeError(`ring page offset ${pageOffset} outside the buffer`);
+    }
+    this.i = pageOffset >> 2;
+  }
+
+  get reqProd(): number { return Atomics.load(this.i32, this.i + (SRING_REQ_PROD >> 2)) >>> 0; }
+  get rspProd(): number { return Atomics.load(this.i32, this.i + (SRING_RSP_PROD >> 2)) >>> 0; }
+  get reqEvent(): number { return Atomics.load(this.i32, this.i + (SRING_REQ_EVENT >> 2)) >>> 0; }
+  get rspEvent(): number { return Atomics.load(this.i32, this.i + (SRING_RSP_EVENT >> 2)) >>> 0; }
+
+  /**
+   * BACK_RING_ATTACH at the guest's current rsp_prod (what Linux blkback does since 5.9, so a re-connected
+   * ring carries on where it was). False when req_prod is more than a ring ahead of it: the guest's indexes
+   * are garbage and the ring must not be used.
+   */
+  attach(): boolean {
+    const rsp = this.rspProd;
+    this.reqCons = rsp;
+    this.rspProdPvt = rsp;
+    return ((this.reqProd - rsp) >>> 0) <= BLKIF_RING_SIZE;
+  }
+
+  /**
+   * Requests ready to take (RING_HAS_UNCONSUMED_REQUESTS), or -1 when the guest's req_prod runs more than a
+   * ring ahead of our responses (RING_REQUEST_PROD_OVERFLOW): a misbehaving front-end.
+   */
+  unconsumed(): number {
+    const prod = this.reqProd;
+    if (((prod - this.rspProdPvt) >>> 0) > BLKIF_RING_SIZE) return -1;
+    const req = (prod - this.reqCons) >>> 0;
+    const room = BLKIF_RING_SIZE - ((this.reqCons - this.rspProdPvt) >>> 0);
+    return Math.min(req, room);
+  }
+
+  /**
+   * RING_FINAL_CHECK_FOR_REQUESTS: with nothing to do, ask for a notification at the next request
+   * (req_event = req_cons + 1), then look again (a request may have landed in between). Returns as unconsumed().
+   */
+  finalCheck(): number {
+    const n = this.unconsumed();
+    if (n !== 0) return n;
+    Atomics.store(this.i32, this.i + (SRING_REQ_EVENT >> 2), (this.reqCons + 1) | 0);
+    return this.unconsumed();
+  }
+
+  /** Copies the request at req_cons into `dst` (BLKIF_ENTRY_SIZE bytes) and advances req_cons. */
+  takeRequest(dst: Uint8Array): void {
+    const off = this.pageOffset + SRING_HEADER + (this.reqCons & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
+    dst.set(this.u8.subarray(off, off + BLKIF_ENTRY_SIZE));
+    this.reqCons = (this.reqCons + 1) >>> 0;
+  }
+
+  /**
+   * Writes a response into slot rsp_prod_pvt (not yet visible to the guest): the request's id (the 8 bytes at
+   * REQ_ID of `req`, echoed as is), its operation and `status`.
+   */
+  putResponse(req: Uint8Array, status: number): void {
+    const off = this.pageOffset + SRING_HEADER + (this.rspProdPvt & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
+    const u8 = this.u8;
+    u8.set(req.subarray(REQ_ID, REQ_ID + 8), off + RSP_ID);
+    u8[off + RSP_OPERATION] = req[REQ_OPERATION]!;
+    u8[off + RSP_OPERATION + 1] = 0;
+    u8[off + RSP_STATUS] = status & 0xff;
+    u8[off + RSP_STATUS + 1] = (status >> 8) & 0xff;
+    u8.fill(0, off + RSP_STATUS + 2, off + RSP_SIZE);
+    this.rspProdPvt = (this.rspProdPvt + 1) >>> 0;
+  }
+
+  /**
+   * RING_PUSH_RESPONSES_AND_CHECK_NOTIFY: publishes rsp_prod = rsp_prod_pvt (the Atomics store orders the
+   * response bytes before it) and says whether the guest asked to be notified for one of the new responses:
+   * (new - rsp_event) < (new - old) in u32 arithmetic.
+   */
+  pushResponses(): boolean {
+    const p = this.i + (SRING_RSP_PROD >> 2);
+    const old = Atomics.load(this.i32, p) >>> 0;
+    const now = this.rspProdPvt;
+    if (old === now) return false;
+    Atomics.store(this.i32, p, now | 0);
+    const event = this.rspEvent;
+    return ((now - event) >>> 0) < ((now - old) >>> 0);
+  }
+}
