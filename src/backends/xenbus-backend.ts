@@ -116,7 +116,9 @@ export class BackendDevice {
   fatal(reason: string): void {
     this.o.log(`${this.backPath}: ${reason}`);
     try {
-      this.store.write(this.s, null, `/local/domain/0/error${this.backPath}/error`, Buffer.from(reason, "latin1"));
+      // xenbus_dev_fatal: error/<nodename relative to the back-end's home>/error.
+      const rel = this.backPath.slice(`/local/domain/${this.o.backendDomid ?? 0}/`.length);
+      this.store.write(this.s, null, `/local/domain/${this.o.backendDomid ?? 0}/error/${rel}/error`, Buffer.from(reason, "latin1"));
     } catch { /* best effort */ }
     this.drop();
     this.setState(XenbusStateClosing);

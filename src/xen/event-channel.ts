@@ -132,6 +132,19 @@ export class EventChannels {
     return 0;
   }
 
+  /**
+   * The backend closes its end (evtchn_close of the remote side): the guest's port p goes back to unbound,
+   * waiting for dom `ep.remoteDom` again, as in Xen. Only the endpoint bound there may do it.
+   */
+  hostUnbind(p: number, ep: HostEndpoint): number {
+    if (!this.validPort(p) || this.host.get(p) !== ep) return -EINVAL;
+    this.host.delete(p);
+    this.state[p] = ECS_UNBOUND;
+    this.remoteDom[p] = ep.remoteDom;
+    this.remotePort[p] = -1;
+    return 0;
+  }
+
   /** The backend notifies the guest on port p (its EVTCHNOP_send). */
   hostNotify(p: number): number {
     if (!this.validPort(p) || !this.host.has(p)) return -EINVAL;

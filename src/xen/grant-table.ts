@@ -14,7 +14,7 @@ export const GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_
   GNTTABOP_unmap_and_replace = 7, GNTTABOP_set_version = 8, GNTTABOP_get_status_frames = 9,
   GNTTABOP_get_version = 10, GNTTABOP_swap_grant_ref = 11, GNTTABOP_cache_flush = 12;
 /** GNTST_* status codes. */
-export const GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -4,
+export const GNTST_okay = 0, GNTST_general_error = -1, GNTST_bad_domain = -2, GNTST_bad_gntref = -3,
   GNTST_permission_denied = -8, GNTST_bad_page = -9;
 /** grant_entry_v1.flags bits. */
 export const GTF_type_mask = 3, GTF_permit_access = 1, GTF_readonly = 1 << 2, GTF_reading = 1 << 3,

@@ -453,7 +453,7 @@ test("a req_prod far ahead of the responses fails the device (xenbus error, Clos
     assert.equal(h.responses().length, 0);
     assert.ok(!h.back.connected);
     assert.equal(h.backState(), 5);
-    assert.match(h.read(`/local/domain/0/error${BACK}/error`) ?? "", /bogus ring requests/);
+    assert.match(h.read(`/local/domain/0/error/${BACK.slice("/local/domain/0/".length)}/error`) ?? "", /bogus ring requests/);
     // Further events on the old channel are ignored.
     const n = h.back.stats.requests;
     assert.equal(h.xen.evtchn.send(h.port), 0);
@@ -499,7 +499,7 @@ test("connect failures: ring-ref not granted / read-only / missing, bad protocol
       assert.doesNotThrow(() => f(h), what);
       assert.equal(h.backState(), 5, what);
       assert.ok(!h.back.connected, what);
-      assert.match(h.read(`/local/domain/0/error${BACK}/error`) ?? "", re, what);
+      assert.match(h.read(`/local/domain/0/error/${BACK.slice("/local/domain/0/".length)}/error`) ?? "", re, what);
       assert.notEqual(h.xen.evtchn.state[h.port], 2, `${what}: port not bound`);
     } finally { h.done(); }
   }
@@ -522,7 +522,7 @@ test("ring grant revoked while connected: the device fails instead of writing in
     h.push();
     assert.equal(h.back.stats.requests, 0);
     assert.equal(h.backState(), 5);
-    assert.match(h.read(`/local/domain/0/error${BACK}/error`) ?? "", /grant revoked/);
+    assert.match(h.read(`/local/domain/0/error/${BACK.slice("/local/domain/0/".length)}/error`) ?? "", /grant revoked/);
   } finally { h.done(); }
 });
 

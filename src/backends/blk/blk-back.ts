@@ -28,6 +28,7 @@
  * of its data, as a real disk's would; it is answered BLKIF_RSP_ERROR.
  */
 import type { XenDomain } from "../../xen/domain.js";
+import type { HostEndpoint } from "../../xen/event-channel.js";
 import type { XenStore } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
@@ -88,6 +89,8 @@ export class BlkBack {
    * (the event-channel layer has no host-side close, see disconnect()). */
   private generation = 0;
   private closed = false;
+  /** Our end of the event channel while connected. */
+  private endpoint: HostEndpoint | null = null;
   private loggedErrors = 0;
   private busy = false;
   /** The request being served (copied out of the ring). */
@@ -176,12 +179,14 @@ export class BlkBack {
     if (!ring.attach()) return `ring-ref ${ref}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
 
     const gen = ++this.generation;
-    const rc = this.xen.evtchn.hostBind(port, {
+    const ep: HostEndpoint = {
       remoteDom: BACKEND_DOM,
       notify: () => { if (gen === this.generation) this.run(); },
-      closed: () => { if (gen === this.generation) this.portClosed(); },
-    });
+      closed: () => { if (gen === this.generation) { this.endpoint = null; this.portClosed(); } },
+    };
+    const rc = this.xen.evtchn.hostBind(port, ep);
     if (rc !== 0) return `binding event-channel ${port}: ${rc}`;
+    this.endpoint = ep;
     this.ring = ring;
     this.ringRef = ref;
     this.port = port;
@@ -190,12 +195,10 @@ export class BlkBack {
     return null;
   }
 
-  /**
-   * Drops the ring. The guest's port stays bound to a stale endpoint (EventChannels has no host-side close;
-   * Xen would make it unbound again): its events are ignored from now on, and blkfront closes it itself.
-   */
+  /** Drops the ring and unbinds our end of the channel (the guest's port is unbound again, as in Xen). */
   private disconnect(): void {
     this.generation++;
+    if (this.endpoint !== null) { this.xen.evtchn.hostUnbind(this.port, this.endpoint); this.endpoint = null; }
     this.ring = null;
     this.ringRef = -1;
     this.port = 0;
