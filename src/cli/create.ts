@@ -13,7 +13,9 @@
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import type { BlkDiskConfig } from "../backends/blk/index.js";
 import {
   ConfigError, type DomainConfig, type ShutdownAction, applyOverrides, domainConfigToJSON, formatWarning,
   parseConfigFile, readConfigFile, renderConfigError,
@@ -103,6 +105,30 @@ function errorAtKey(a: CreateArgs, key: string, detail: string): ConfigError {
   return new ConfigError("CONFIG_UNSUPPORTED", detail, { file: a.file!, line: 1, column: 1, key });
 }
 
+/**
+ * disk=[…] → what blkback serves: raw image files (relative targets are relative to the current directory,
+ * as with xl), read-only for access=ro. Anything Xeno's blkback cannot serve is refused here, before the
+ * domain starts, pointing at the config line.
+ */
+function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
+  return c.disks.map((d, i) => {
+    const at = (detail: string): ConfigError => errorAtKey(a, "disk", `disk[${i}] (${d.vdev}): ${detail}`);
+    if (!c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
+    if (d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
+    if (d.devtype === "cdrom") throw at("devtype=cdrom is not supported yet; use a read-only disk (access=ro)");
+    if (d.format !== "raw") {
+      throw at(`format=${d.format}: Xeno's blkback serves raw images only (convert: qemu-img convert -O raw ${d.target} disk.img)`);
+    }
+    if (d.target === "") throw at("no target: an empty drive is a cdrom, which is not supported yet");
+    const path = resolve(d.target);
+    let st;
+    try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
+    if (!st.isFile()) throw at(`target ${path}: not a regular file (block devices are not served yet)`);
+    if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
+    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite };
+  });
+}
+
 /** Limits of the emulated board that the xl.cfg validator (which knows Xen's limits) does not check. */
 function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   if (c.vcpus > BOARD_MAX_VCPUS) {
@@ -173,6 +199,7 @@ export async function createMain(args: readonly string[]): Promise<number> {
 
   // Parse without file checks first, so a config naming the stable image cache can have the images fetched.
   let config: DomainConfig;
+  let disks: BlkDiskConfig[];
   try {
     info(`Parsing config from ${file}`);
     config = parseConfigFile(file, a.overrides, { checkFiles: false }).config;
@@ -192,6 +219,7 @@ export async function createMain(args: readonly string[]): Promise<number> {
       return 0;
     }
     checkBoardLimits(a, config);
+    disks = diskConfigs(a, config);
   } catch (e) {
     if (e instanceof ConfigError) { process.stderr.write(`${renderConfigError(e, { color: process.stderr.isTTY })}\n`); return 1; }
     process.stderr.write(`xeno create: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -209,10 +237,11 @@ export async function createMain(args: readonly string[]): Promise<number> {
     note("console=hvc0 names the Xen PV console, which a domain with xen_platform=0 does not have: the guest's " +
       "console is the PL011, ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
   }
-  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline }, info, note);
+  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline, disks }, info, note);
 }
 
-async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string },
+async function runDomain(a: CreateArgs, config: DomainConfig,
+  img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string; disks: BlkDiskConfig[] },
   info: (m: string) => void, note: (m: string) => void): Promise<number> {
   let current: DomainRunner | undefined;
   /** Set when the user ended the domain (signal, detach): the exit status to return. */
@@ -267,7 +296,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uin
         runner.once("stopped", (s) => resolve({ kind: "stopped", s }));
         runner.once("error", (e) => resolve({ kind: "error", e }));
         runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline,
-          xen: config.xenPlatform, name: config.name });
+          xen: config.xenPlatform, name: config.name, disks: img.disks });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();
@@ -275,6 +304,8 @@ async function runDomain(a: CreateArgs, config: DomainConfig, img: { kernel: Uin
         const e = end.e;
         if (e instanceof DomainStartError && (e.code === "MACHINE_MEMORY" || e.code === "MACHINE_TOO_SMALL")) {
           process.stderr.write(`${renderConfigError(errorAtKey(a, "memory", e.message))}\n`);
+        } else if (e instanceof DomainStartError && e.code === "MACHINE_DISK") {
+          process.stderr.write(`${renderConfigError(errorAtKey(a, "disk", e.message))}\n`);
         } else if (e instanceof DomainStartError && e.code === "MACHINE_VCPUS") {
           process.stderr.write(`${renderConfigError(errorAtKey(a, "vcpus", e.message))}\n`);
         } else {

@@ -29,6 +29,7 @@ import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 import type { XenStore } from "../xenstore/index.js";
 import { attachXenPv, type XenPv } from "./xen-pv.js";
 import type { FramePool } from "../hv/frame-pool.js";
+import { BlkError, type BlkDiskConfig } from "../backends/blk/index.js";
 import { xenAreaLayout } from "../xen/layout.js";
 
 export interface MachineOptions {
@@ -64,6 +65,8 @@ export interface MachineOptions {
    * the balloon moves frames between the domain and the pool while it runs.
    */
   pool?: FramePool;
+  /** With xen: virtual block devices served by blkback (src/backends/blk), e.g. xvda. */
+  disks?: readonly BlkDiskConfig[];
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -144,7 +147,17 @@ export class Machine {
         throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
       }
       this.xen = this.createXen(o);
-      this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus, consoleOut: (b) => this.emit(b) });
+      try {
+        this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
+          consoleOut: (b) => this.emit(b), disks: o.disks });
+      } catch (e) {
+        this.dispose();
+        if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
+        throw e;
+      }
+    } else if (o.disks !== undefined && o.disks.length > 0) {
+      this.dispose();
+      throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
     }
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
@@ -313,6 +326,7 @@ export class Machine {
    * reservation, after any ballooning). Idempotent.
    */
   dispose(): void {
+    for (const b of this.xenPv?.blk ?? []) b.close();
     const pool = this.pool;
     if (pool === null) return;
     this.pool = null;

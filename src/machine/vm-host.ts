@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
+import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 
 export interface DomainRunOptions {
@@ -24,6 +25,8 @@ export interface DomainRunOptions {
   /** Boot as a Xen DomU (default false: the bare board). */
   xen?: boolean;
   name?: string;
+  /** Virtual block devices (with xen). */
+  disks?: BlkDiskConfig[];
 }
 
 export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
@@ -62,7 +65,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", doorbell: sab };
+    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, doorbell: sab };
     const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {

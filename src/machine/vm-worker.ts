@@ -9,6 +9,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Machine, MachineError } from "./machine.js";
+import type { BlkDiskConfig } from "../backends/blk/index.js";
 
 /** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
 export interface VmWorkerData {
@@ -20,6 +21,8 @@ export interface VmWorkerData {
   /** Boot as a Xen DomU (MachineOptions.xen), with this domain name in XenStore. */
   xen: boolean;
   name: string;
+  /** Virtual block devices (blkback) for a Xen domain. */
+  disks?: BlkDiskConfig[];
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
 }
@@ -61,7 +64,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   try {
     m = new Machine({
       memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
-      xen: d.xen, name: d.name,
+      xen: d.xen, name: d.name, disks: d.disks,
       consoleOut: (b) => {
         if (pendingBytes === 0) pendingSince = performance.now();
         pending.push(b.slice());
@@ -107,6 +110,8 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
     flush();
     const err = e instanceof Error ? e : new Error(String(e));
     post({ type: "stopped", state: "crashed", reason: `emulator fault: ${err.message}${err.stack ? `\n${err.stack}` : ""}` });
+  } finally {
+    m.dispose(); // disk images closed (their writes are in the files already), frames back to the pool
   }
 }
 

@@ -9,6 +9,7 @@ import { XenStore, Connection } from "../xenstore/index.js";
 import { XenbusRing, XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { introduceDomain } from "../xen/xenstore-domain.js";
 import { ConsoleBack } from "../backends/console/index.js";
+import { attachBlkBack, type BlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
 
 export interface XenPvOptions {
   store?: XenStore;
@@ -18,6 +19,8 @@ export interface XenPvOptions {
   vcpus: number;
   /** Console output sink (the Machine's, shared with the PL011). */
   consoleOut(bytes: Uint8Array): void;
+  /** Virtual block devices (blkback), in config order. */
+  disks?: readonly BlkDiskConfig[];
 }
 
 export interface XenPv {
@@ -28,6 +31,7 @@ export interface XenPv {
   console: ConsoleBack | null;
   /** Console input goes to hvc0 (once the guest has written to it) rather than the UART. */
   hvcInput: boolean;
+  blk: BlkBack[];
 }
 
 /**
@@ -81,5 +85,12 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
     if (crc !== 0) throw new Error(`console: cannot bind the console port ${port}: ${crc}`);
     console = back;
   }
-  return { store, xenbus, connection, console, hvcInput: roles.hvcInput };
+  const blk: BlkBack[] = [];
+  try {
+    for (const d of o.disks ?? []) blk.push(attachBlkBack(xen, store, d, (line) => xen.trace(line)));
+  } catch (e) {
+    for (const b of blk) b.close();
+    throw e;
+  }
+  return { store, xenbus, connection, console, hvcInput: roles.hvcInput, blk };
 }

@@ -219,7 +219,16 @@ test("bad configs: non-zero exit, one error naming file, line and key, nothing s
     { name: "vcpus", text: good + `vcpus = 100000\n`, want: /vcpus\.cfg:4:\d+: error: .*vcpus/ },
     { name: "vcpus9", text: good + `vcpus = 9\n`, want: /vcpus9\.cfg:4:\d+: error: vcpus=9: .*at most 8/ },
     { name: "mem4g", text: good, overrides: ["memory=4096"], want: /<command line>:1:\d+: error: memory=4096 MiB/ },
+    { name: "qcow", text: good + `disk = [ 'format=qcow2, vdev=xvda, target=${join(dir, "x.qcow2")}' ]\n`,
+      want: /qcow\.cfg:4:\d+: error: disk\[0\] \(xvda\): format=qcow2: .*raw images only/ },
+    { name: "nodisk", text: good + `disk = [ '${join(dir, "absent.img")},raw,xvda,rw' ]\n`,
+      want: /nodisk\.cfg:4:\d+: error: disk\[0\] \(xvda\): target .*absent\.img: no such file/ },
+    { name: "odddisk", text: good + `disk = [ '${join(dir, "odd.img")},raw,xvdb,rw' ]\n`,
+      want: /odddisk\.cfg:4:\d+: error: disk\[0\] \(xvdb\): .*size 1000 is not a positive multiple of 512/ },
+    { name: "baredisk", text: good + `xen_platform = 0\ndisk = [ '${join(dir, "odd.img")},raw,xvdb,rw' ]\n`,
+      want: /baredisk\.cfg:5:\d+: error: disk\[0\] \(xvdb\): .*xen_platform=0/ },
   ];
+  writeFileSync(join(dir, "odd.img"), Buffer.alloc(1000));
   for (const c of cases) {
     const cfg = join(dir, `${c.name}.cfg`);
     writeFileSync(cfg, c.text);
