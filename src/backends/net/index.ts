@@ -1,0 +1,108 @@
+/**
+ * A vif for a DomU: the XenStore device as libxl creates it (tools/libs/light/libxl_nic.c) and Linux netback
+ * advertises it (drivers/net/xen-netback/xenbus.c netback_probe), wired to the ring engine in net-back.ts.
+ *
+ * Back-end directory: frontend, frontend-id, online, state (BackendDevice), plus mac, bridge, handle, type
+ * "vif", script, mtu, hotplug-status "connected" (no hotplug script runs here; libxl and netback wait for this
+ * key before completing a state change). Front-end directory: backend, backend-id, state, handle, mac, mtu.
+ *
+ * Features offered before InitWait, and why:
+ *  - feature-rx-copy 1, feature-rx-flip 0: copy mode only (netfront refuses a back-end without rx-copy);
+ *  - feature-sg 1: multi-slot packets both ways (xenvif_count_requests / NETRXF_more_data are implemented);
+ *  - feature-gso-tcpv4/-tcpv6 0: no segmentation offload — a GSO packet would have to be segmented here;
+ *  - feature-ipv6-csum-offload 0: IPv6 checksums stay in the guest. IPv4 TCP/UDP checksum offload cannot be
+ *    refused (netfront always uses it), so NETTXF_csum_blank frames are completed in the back-end (checksum.ts);
+ *  - feature-multicast-control 0: every multicast frame is delivered, no filter;
+ *  - feature-split-event-channels 1: separate tx/rx ports if the front-end wants them (event-channel-tx/-rx),
+ *    otherwise one event-channel;
+ *  - multi-queue-max-queues: not written — one queue (netfront then uses the flat key layout).
+ *
+ * Connect (front-end Initialised/Connected — netfront goes straight to Connected): tx-ring-ref, rx-ring-ref,
+ * the port(s), request-rx-copy = 1 (required, as netback's read_xenbus_vif_flags), feature-sg (multi-slot rx).
+ * feature-rx-notify is not needed (receive() never waits for buffers) and feature-no-csum-offload does not
+ * matter (rx frames never carry NETRXF_csum_blank).
+ */
+import type { XenDomain } from "../../xen/domain.js";
+import type { XenStore } from "../../xenstore/index.js";
+import { BackendDevice } from "../xenbus-backend.js";
+import { NetBackend, type NetBack } from "./net-back.js";
+import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE } from "./netif.js";
+
+export type { NetBack, NetBackStats } from "./net-back.js";
+export { completeChecksum } from "./checksum.js";
+
+export interface NetVifConfig {
+  /** Device id: vif<domid>.<devid>, the guest's eth<devid> (XenStore handle). */
+  devid: number;
+  /** The guest's MAC, "00:16:3e:xx:xx:xx" (Xen's OUI by convention). */
+  mac: string;
+  /** Largest IP packet accepted from the guest (frames up to mtu + 18 bytes: Ethernet header, one VLAN tag). */
+  mtu: number;
+  /** Bridge (switch) name, recorded in XenStore for the toolstack. */
+  bridge: string;
+}
+
+/** The hotplug script libxl records (nothing runs it here). */
+const VIF_SCRIPT = "/etc/xen/scripts/vif-bridge";
+
+/** Normalises "0:16:3E:a:b:c"-style input to six lower-case hex pairs; throws RangeError when malformed. */
+export function parseMac(mac: string): string {
+  const parts = mac.split(":");
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{1,2}$/.test(p))) {
+    throw new RangeError(`vif: bad MAC address "${mac}" (want xx:xx:xx:xx:xx:xx)`);
+  }
+  const bytes = parts.map((p) => parseInt(p, 16));
+  if ((bytes[0]! & 1) !== 0) throw new RangeError(`vif: MAC address ${mac} is multicast`);
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+/**
+ * Creates vif `vif.devid` for domain `xen.domid` in `store` and serves it. `out` receives every Ethernet frame
+ * the guest transmits, complete (checksums filled in); the array is a view of a buffer reused for the next
+ * frame, valid only during the call: copy it to keep it. `out` runs inside the guest's notification
+ * (synchronously, in the guest's thread); it may call receive() of any vif, this one included. Throws only
+ * for a bad configuration (RangeError); everything the guest does is handled without throwing.
+ */
+export function attachNetBack(xen: XenDomain, store: XenStore, vif: NetVifConfig,
+  out: (frame: Uint8Array) => void, log: (line: string) => void): NetBack {
+  const mac = parseMac(vif.mac);
+  if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);
+  if (!Number.isInteger(vif.mtu) || vif.mtu < 68 || vif.mtu > XEN_NETIF_MAX_TX_SIZE - ETH_HLEN) {
+    throw new RangeError(`vif: MTU ${vif.mtu} outside 68..${XEN_NETIF_MAX_TX_SIZE - ETH_HLEN}`);
+  }
+  const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log });
+  const dev = new BackendDevice({
+    store, domid: xen.domid, type: "vif", devid: vif.devid, log,
+    backend: {
+      mac, bridge: vif.bridge, handle: String(vif.devid), type: "vif", script: VIF_SCRIPT, mtu: String(vif.mtu),
+      "hotplug-status": "connected",
+    },
+    frontend: { handle: String(vif.devid), mac, mtu: String(vif.mtu) },
+    features: {
+      "feature-sg": "1", "feature-gso-tcpv4": "0", "feature-gso-tcpv6": "0", "feature-ipv6-csum-offload": "0",
+      "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-multicast-control": "0",
+      "feature-split-event-channels": "1",
+    },
+    connect: (d) => connectFrontend(back, d),
+    disconnect: () => back.disconnect(),
+  });
+  back.attachDevice(dev);
+  return back;
+}
+
+/** Reads the front-end's keys (netback's connect / connect_data_rings / read_xenbus_vif_flags). */
+function connectFrontend(back: NetBackend, d: BackendDevice): string | null {
+  const queues = d.front("multi-queue-num-queues");
+  if (queues !== undefined && d.frontInt("multi-queue-num-queues") !== 1) {
+    return `front-end asked for ${queues} queues; multi-queue is not offered`;
+  }
+  const txRef = d.frontInt("tx-ring-ref"), rxRef = d.frontInt("rx-ring-ref");
+  if (txRef < 0 || rxRef < 0) return `reading ${d.frontPath}/tx-ring-ref and rx-ring-ref`;
+  let txPort = d.frontInt("event-channel-tx"), rxPort = d.frontInt("event-channel-rx");
+  if (txPort < 0 || rxPort < 0) {
+    txPort = rxPort = d.frontInt("event-channel");
+    if (txPort < 0) return `reading ${d.frontPath}/event-channel(-tx/rx)`;
+  }
+  if (d.frontInt("request-rx-copy") !== 1) return "front-end does not request rx-copy (page flipping is not offered)";
+  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1 });
+}

@@ -1,0 +1,579 @@
+/**
+ * netback: the dom0 half of one vif (Linux drivers/net/xen-netback, protocol in xen/include/public/io/netif.h),
+ * on the rings Linux netfront (drivers/net/xen-netfront.c) sets up. One queue (multi-queue is not offered),
+ * copy mode only (no page flipping, no persistent mappings): every access to guest memory goes through
+ * GrantTable.grantedPage — the two ring pages (read-write) on every pass, each tx buffer (read-only) and each
+ * rx buffer (read-write) per use — and every offset and length inside a granted page is bounded by the page.
+ *
+ * Threading: everything runs synchronously in the domain's worker thread. The guest's EVTCHNOP_send on the
+ * tx (or single) port runs the tx ring inside the hypercall; frames from the wire come in through receive(),
+ * called by the host (switch, uplink, tests) between guest slices or from inside `out` of another vif.
+ *
+ * TX (guest → wire), following xenvif_tx_build_gops / xenvif_count_requests:
+ *  - a packet is a first request (size = whole packet, flags), its extra-info slots (NETTXF_extra_info,
+ *    chained by XEN_NETIF_EXTRA_FLAG_MORE), then fragments while NETTXF_more_data; the first slot's own
+ *    length is what the fragments leave of the total;
+ *  - one response per slot, in ring order (extra slots get NETIF_RSP_NULL), so the response index always
+ *    equals the request index and responses land in the slots of the requests they answer;
+ *  - recoverable faults answer NETIF_RSP_ERROR and drop the packet: more than XEN_NETIF_NR_SLOTS_MIN slots,
+ *    a fragment bigger than what is left, a first slot shorter than an Ethernet header, a GSO extra (not
+ *    negotiated), a frame over the vif's MTU, a bad grant, a checksum that cannot be completed;
+ *  - faults only a malicious front-end commits fail the vif (xenvif_fatal_tx_err → here dev.fatal): request
+ *    indexes more than a ring ahead, a packet whose slots run past req_prod or exceed FATAL_SKB_SLOTS, a slot
+ *    crossing its page, an unknown extra type;
+ *  - NETTXF_csum_blank frames get their TCP/UDP checksum completed (checksum.ts) before `out` sees them;
+ *  - RING_FINAL_CHECK_FOR_REQUESTS before returning (req_event = req_cons + 1, then re-check), so the
+ *    front-end notifies again for the next packet; responses are pushed with
+ *    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY's test on rsp_event.
+ *
+ * RX (wire → guest), following xenvif_rx_action in copy mode: a frame takes ceil(len / 4096) posted
+ * requests; each gets the next piece copied to offset 0 of its granted page and a response in its own slot
+ * (same id, status = bytes, NETRXF_more_data on all but the last). Frames always carry complete checksums
+ * here, so no NETRXF_csum_blank / data_validated is set (the guest verifies). Nothing is queued: with too few
+ * posted buffers the frame is dropped (counted) and req_event is set so the guest's refill notifies.
+ *
+ * Hot path: requests are read field by field into preallocated arrays (one read per field: the guest can
+ * rewrite its ring at any time, so each value is read once and then only the copy is used); the tx frame
+ * buffer is reused; `out` gets a subarray view of it (one small view object per frame, the only allocation).
+ */
+import type { BackendDevice } from "../xenbus-backend.js";
+import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
+import type { GrantTable } from "../../xen/grant-table.js";
+import type { GuestMemory } from "../../xen/guest-memory.js";
+import { completeChecksum } from "./checksum.js";
+import {
+  ETH_HLEN, EXTRA_FLAGS, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data, NETTXF_csum_blank, NETTXF_extra_info,
+  NETTXF_more_data, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RXREQ_GREF, RXREQ_ID, RXRSP_FLAGS, RXRSP_ID, RXRSP_OFFSET,
+  RXRSP_STATUS, RX_ENTRY, SRING_ENTRIES, SRING_REQ_EVENT, SRING_REQ_PROD, SRING_RSP_EVENT, SRING_RSP_PROD,
+  TXREQ_FLAGS, TXREQ_GREF, TXREQ_ID, TXREQ_OFFSET, TXREQ_SIZE, TXRSP_ID, TXRSP_STATUS, TX_ENTRY, VLAN_ETH_HLEN,
+  XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
+  XEN_NETIF_EXTRA_TYPE_MCAST_DEL, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN, XEN_NETIF_RSP_ERROR,
+  XEN_NETIF_RSP_NULL, XEN_NETIF_RSP_OKAY, XEN_PAGE_SIZE, needsNotify,
+} from "./netif.js";
+
+/** Counters of one vif (monotonic; never reset by reconnects). */
+export interface NetBackStats {
+  /** Frames the guest sent that reached `out`, and their bytes. */
+  txFrames: number;
+  txBytes: number;
+  /** Guest packets answered NETIF_RSP_ERROR (malformed, bad grant, over the MTU, checksum not completable). */
+  txErrors: number;
+  /** Well-formed frames lost on the host side (`out` threw). */
+  txDropped: number;
+  /** Frames delivered into the guest's posted buffers, and their bytes. */
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames receive() refused: vif not connected, too few posted buffers, size out of range. */
+  rxDropped: number;
+  /** Frames that hit a bad grant in a posted buffer (the guest got NETIF_RSP_ERROR for it). */
+  rxErrors: number;
+  /** Tx frames whose TCP/UDP checksum was completed (NETTXF_csum_blank). */
+  csumCompleted: number;
+  /** Times the vif was failed for a protocol violation. */
+  fatal: number;
+}
+
+/** The vif as the host sees it (attachNetBack's result). */
+export interface NetBack {
+  readonly stats: NetBackStats;
+  /** The front-end's rings and event channel(s) are attached. */
+  readonly connected: boolean;
+  /** The XenStore side (paths, state). */
+  readonly device: BackendDevice;
+  /**
+   * Delivers one Ethernet frame (copied; `frame` may be reused after the call) into the guest's posted rx
+   * buffers and notifies it. Never blocks, never queues: returns false (counted in stats) when the vif is
+   * not connected, the guest has too few buffers posted, the frame is shorter than an Ethernet header or
+   * longer than the front-end can take (65535 bytes with feature-sg, one page without).
+   */
+  receive(frame: Uint8Array): boolean;
+  /** Runs the tx ring without a notification (cheap when idle); the host may call it once per slice. */
+  poll(): void;
+  /** Hot-unplug: disconnects and removes the device's XenStore directories. */
+  close(): void;
+}
+
+/** Rate limit of the vif's log: lines per window. */
+const LOG_LINES = 10, LOG_WINDOW_MS = 10_000;
+/** Most tx slots one pass handles before leaving the rest to the next notification or poll(). */
+const TX_BUDGET_SLOTS = 4 * NET_TX_RING_SIZE;
+const TX_MASK = NET_TX_RING_SIZE - 1, RX_MASK = NET_RX_RING_SIZE - 1;
+/** Slot scratch: the first slot plus up to FATAL_SKB_SLOTS fragments. */
+const MAX_SLOTS = FATAL_SKB_SLOTS + 1;
+
+/** One connection to the front-end's rings (replaced on every reconnect; its identity guards callbacks). */
+interface Queue {
+  txRef: number;
+  rxRef: number;
+  /** Buffer offsets of the two ring pages. */
+  txPage: number;
+  rxPage: number;
+  txPort: number;
+  rxPort: number;
+  /** Private ring indexes (BACK_RING: req_cons, rsp_prod_pvt) and the last rsp_prod we published. */
+  txReqCons: number;
+  txRspPvt: number;
+  txRspPushed: number;
+  rxReqCons: number;
+  rxRspPvt: number;
+  rxRspPushed: number;
+  /** The front-end takes multi-slot rx packets (its feature-sg). */
+  rxSg: boolean;
+  /** Our ends of the event channel(s) while bound (null once unbound or closed by the guest). */
+  txEp: HostEndpoint | null;
+  rxEp: HostEndpoint | null;
+}
+
+/** The front-end's connection parameters, read from XenStore by the caller. */
+export interface NetFrontKeys {
+  txRef: number;
+  rxRef: number;
+  txPort: number;
+  /** Equal to txPort with a single event channel. */
+  rxPort: number;
+  sg: boolean;
+}
+
+export interface NetBackendOptions {
+  mem: GuestMemory;
+  gnttab: GrantTable;
+  evtchn: EventChannels;
+  /** Largest frame accepted from the guest: MTU + Ethernet header + one VLAN tag. */
+  mtu: number;
+  out(frame: Uint8Array): void;
+  log(line: string): void;
+}
+
+export class NetBackend implements NetBack {
+  readonly stats: NetBackStats = {
+    txFrames: 0, txBytes: 0, txErrors: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0,
+    csumCompleted: 0, fatal: 0,
+  };
+  private dev: BackendDevice | null = null;
+  private q: Queue | null = null;
+  private readonly u8: Uint8Array;
+  private readonly i32: Int32Array;
+  private readonly dv: DataView;
+  private readonly maxFrame: number;
+  /** The frame being assembled from tx slots (reused for every packet). */
+  private readonly frame = new Uint8Array(XEN_NETIF_MAX_TX_SIZE);
+  /** Tx slot scratch (reused): index 0 is the first slot, then the fragments. */
+  private readonly slotGref = new Uint32Array(MAX_SLOTS);
+  private readonly slotOff = new Uint16Array(MAX_SLOTS);
+  private readonly slotSize = new Uint16Array(MAX_SLOTS);
+  private readonly slotId = new Uint16Array(MAX_SLOTS);
+  private inTx = false;
+  /** Inside connect(): a failure is reported through its return value (connectFailure), not dev.fatal. */
+  private connecting = false;
+  private connectFailure: string | null = null;
+  private logWindow = 0;
+  private logLines = 0;
+  private logDropped = 0;
+
+  constructor(private readonly o: NetBackendOptions) {
+    this.u8 = o.mem.u8;
+    this.i32 = o.mem.i32;
+    this.dv = o.mem.dv;
+    this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
+  }
+
+  get device(): BackendDevice {
+    if (this.dev === null) throw new Error("netback: no device attached");
+    return this.dev;
+  }
+
+  get connected(): boolean { return this.q !== null; }
+
+  /** Called once by attachNetBack with the XenStore device. */
+  attachDevice(dev: BackendDevice): void { this.dev = dev; }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Connection
+
+  /**
+   * Maps the front-end's rings and binds its event channel(s) (xenvif_connect_data): both ring grants must
+   * be read-write grants to domain 0 of distinct RAM pages, and each ring's unanswered requests must fit in
+   * the ring (the check of xenvif_map_frontend_data_rings). Returns null or why not.
+   */
+  connect(k: NetFrontKeys): string | null {
+    this.detach();
+    const gt = this.o.gnttab;
+    const txPage = gt.grantedPage(k.txRef, 0, true);
+    if (txPage < 0) return `mapping tx-ring-ref ${k.txRef}: grant error ${txPage}`;
+    const rxPage = gt.grantedPage(k.rxRef, 0, true);
+    if (rxPage < 0) return `mapping rx-ring-ref ${k.rxRef}: grant error ${rxPage}`;
+    if (txPage === rxPage) return "tx and rx rings are the same page";
+    // BACK_RING_ATTACH: start from the published rsp_prod (a reconnect continues where the last one stopped).
+    const txRsp = this.load(txPage + SRING_RSP_PROD), rxRsp = this.load(rxPage + SRING_RSP_PROD);
+    if (((this.load(txPage + SRING_REQ_PROD) - txRsp) >>> 0) > NET_TX_RING_SIZE) return "tx ring indexes corrupt";
+    if (((this.load(rxPage + SRING_REQ_PROD) - rxRsp) >>> 0) > NET_RX_RING_SIZE) return "rx ring indexes corrupt";
+    const q: Queue = {
+      txRef: k.txRef, rxRef: k.rxRef, txPage, rxPage, txPort: k.txPort, rxPort: k.rxPort,
+      txReqCons: txRsp, txRspPvt: txRsp, txRspPushed: txRsp, rxReqCons: rxRsp, rxRspPvt: rxRsp, rxRspPushed: rxRsp,
+      rxSg: k.sg, txEp: null, rxEp: null,
+    };
+    const ev = this.o.evtchn;
+    const txEp: HostEndpoint = {
+      remoteDom: 0,
+      notify: () => { if (this.q === q) this.runTx(); },
+      closed: () => { q.txEp = null; this.channelClosed(q, k.txPort); },
+    };
+    let rc = ev.hostBind(k.txPort, txEp);
+    if (rc !== 0) return `binding event channel ${k.txPort}: ${rc}`;
+    q.txEp = txEp;
+    if (k.rxPort !== k.txPort) {
+      const rxEp: HostEndpoint = {
+        remoteDom: 0,
+        // Rx-port events say the guest posted buffers; nothing waits for them (receive() never queues).
+        notify: () => {},
+        closed: () => { q.rxEp = null; this.channelClosed(q, k.rxPort); },
+      };
+      rc = ev.hostBind(k.rxPort, rxEp);
+      if (rc !== 0) { this.unbind(q); return `binding event channel ${k.rxPort}: ${rc}`; }
+      q.rxEp = rxEp;
+    }
+    this.q = q;
+    this.say(`vif connected: tx-ring-ref ${k.txRef} rx-ring-ref ${k.rxRef} ports ${k.txPort}/${k.rxPort}${k.sg ? " sg" : ""}`);
+    // Xen's bind_interdomain marks the binding side pending: requests queued while the port was unbound
+    // (netfront notifies before it announces Connected) are picked up now. A violation found in them is
+    // returned as the connect failure (BackendDevice then fails the device; it is not Connected yet).
+    this.connectFailure = null;
+    this.connecting = true;
+    try { this.runTx(); } finally { this.connecting = false; }
+    return this.connectFailure;
+  }
+
+  /** The front-end is going away (or the device is being removed): stop touching its rings. */
+  disconnect(): void {
+    if (this.q !== null) this.say("vif disconnected");
+    this.detach();
+  }
+
+  /** Forgets the rings and unbinds our ends of the channels (the guest's ports become unbound, as in Xen). */
+  private detach(): void {
+    const q = this.q;
+    this.q = null;
+    if (q !== null) this.unbind(q);
+  }
+
+  private unbind(q: Queue): void {
+    if (q.txEp !== null) { this.o.evtchn.hostUnbind(q.txPort, q.txEp); q.txEp = null; }
+    if (q.rxEp !== null) { this.o.evtchn.hostUnbind(q.rxPort, q.rxEp); q.rxEp = null; }
+  }
+
+  private channelClosed(q: Queue, port: number): void {
+    if (this.q !== q) return;
+    this.say(`front-end closed event channel ${port}: rings detached`);
+    this.detach();
+  }
+
+  /** A protocol violation by the front-end: detach and fail the device (xenvif_fatal_tx_err + xenbus_dev_fatal). */
+  private fail(reason: string): void {
+    this.detach();
+    this.stats.fatal++;
+    if (this.connecting) this.connectFailure = `netback: ${reason}`;
+    else if (this.dev !== null) this.dev.fatal(`netback: ${reason}`);
+    else this.say(`fatal: ${reason}`);
+  }
+
+  /** The ring grants still name the pages we attached (the guest may end or retarget them at any time). */
+  private ringsValid(q: Queue): boolean {
+    const gt = this.o.gnttab;
+    if (gt.grantedPage(q.txRef, 0, true) === q.txPage && gt.grantedPage(q.rxRef, 0, true) === q.rxPage) return true;
+    this.fail("ring grant revoked or retargeted while connected");
+    return false;
+  }
+
+  close(): void {
+    this.detach();
+    this.dev?.remove();
+  }
+
+  poll(): void {
+    if (this.q !== null) this.runTx();
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // TX: guest → wire
+
+  /** One pass over the tx ring; never throws (an internal error fails the vif, not the host). */
+  private runTx(): void {
+    if (this.inTx) return; // re-entered from `out`: the running pass re-reads req_prod before it returns
+    const q = this.q;
+    if (q === null) return;
+    this.inTx = true;
+    try {
+      this.txPass(q);
+    } catch (e) {
+      this.say(`internal error in tx: ${(e as Error)?.stack ?? e}`);
+      this.fail("internal error");
+    } finally {
+      this.inTx = false;
+    }
+  }
+
+  private txPass(q: Queue): void {
+    if (!this.ringsValid(q)) return;
+    const prodAt = q.txPage + SRING_REQ_PROD;
+    let budget = TX_BUDGET_SLOTS;
+    for (;;) {
+      const prod = this.load(prodAt);
+      const avail = (prod - q.txReqCons) >>> 0;
+      if (avail > NET_TX_RING_SIZE) {
+        this.fail(`impossible number of tx requests: req_prod ${prod}, req_cons ${q.txReqCons}`);
+        return;
+      }
+      if (avail === 0) {
+        // RING_FINAL_CHECK_FOR_REQUESTS: ask for an event at the next request, then look once more.
+        this.store(q.txPage + SRING_REQ_EVENT, q.txReqCons + 1);
+        if (this.load(prodAt) === prod) break;
+        continue;
+      }
+      if (budget <= 0) break; // the rest waits for the next notification or poll()
+      const used = this.txPacket(q, prod);
+      if (used < 0 || this.q !== q) return; // failed (or disconnected by `out`)
+      budget -= used;
+      if ((q.txRspPvt - q.txRspPushed) >>> 0 >= NET_TX_RING_SIZE / 4) this.pushTx(q); // free slots early
+    }
+    this.pushTx(q);
+  }
+
+  /**
+   * Consumes one packet starting at req_cons (req_prod = prod), answers all of its slots, sends it to `out`
+   * when it is good. Returns the slots consumed, or -1 when the vif was failed.
+   */
+  private txPacket(q: Queue, prod: number): number {
+    const u8 = this.u8, dv = this.dv;
+    const ring = q.txPage + SRING_ENTRIES;
+    const start = q.txReqCons;
+    let idx = start;
+    let e = ring + (idx & TX_MASK) * TX_ENTRY;
+    this.slotGref[0] = dv.getUint32(e + TXREQ_GREF, true);
+    this.slotOff[0] = dv.getUint16(e + TXREQ_OFFSET, true);
+    const flags = dv.getUint16(e + TXREQ_FLAGS, true);
+    this.slotId[0] = dv.getUint16(e + TXREQ_ID, true);
+    const total = dv.getUint16(e + TXREQ_SIZE, true);
+    idx++;
+
+    // Extra-info slots (xenvif_get_extras): each must be there already and have a known type.
+    let extras = 0, gso = false, mcast = false;
+    if ((flags & NETTXF_extra_info) !== 0) {
+      let more = true;
+      while (more) {
+        if (idx === prod) { this.fail("missing extra info"); return -1; }
+        e = ring + (idx & TX_MASK) * TX_ENTRY;
+        const type = u8[e + EXTRA_TYPE]!, eflags = u8[e + EXTRA_FLAGS]!;
+        idx++;
+        extras++;
+        if (type === 0 || type >= XEN_NETIF_EXTRA_TYPE_MAX) { this.fail(`invalid extra type ${type}`); return -1; }
+        if (type === XEN_NETIF_EXTRA_TYPE_GSO) gso = true;
+        else if (type === XEN_NETIF_EXTRA_TYPE_MCAST_ADD || type === XEN_NETIF_EXTRA_TYPE_MCAST_DEL) mcast = true;
+        // HASH and XDP extras carry nothing a copying back-end needs.
+        more = (eflags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
+      }
+    }
+    if (mcast) {
+      // A multicast filter update, not a packet (netback answers it and moves on). No filter is kept —
+      // every multicast frame is delivered — so the update is trivially satisfied.
+      this.respondTx(q, this.slotId[0]!, XEN_NETIF_RSP_OKAY, extras);
+      q.txReqCons = idx;
+      return idx - start;
+    }
+
+    // Fragments (xenvif_count_requests). `rest` is what the total leaves for the first slot, u16 as in Linux.
+    let n = 1, rest = total;
+    let drop: string | null = null;
+    let more = (flags & NETTXF_more_data) !== 0;
+    while (more) {
+      if (idx === prod) { this.fail(`packet's slots run past req_prod ${prod}`); return -1; }
+      if (n > FATAL_SKB_SLOTS) { this.fail(`packet using more than ${FATAL_SKB_SLOTS + 1} slots`); return -1; }
+      e = ring + (idx & TX_MASK) * TX_ENTRY;
+      const off = dv.getUint16(e + TXREQ_OFFSET, true), size = dv.getUint16(e + TXREQ_SIZE, true);
+      const fflags = dv.getUint16(e + TXREQ_FLAGS, true);
+      this.slotGref[n] = dv.getUint32(e + TXREQ_GREF, true);
+      this.slotOff[n] = off;
+      this.slotSize[n] = size;
+      this.slotId[n] = dv.getUint16(e + TXREQ_ID, true);
+      idx++;
+      if (drop === null && n >= XEN_NETIF_NR_SLOTS_MIN) drop = `packet using more than ${XEN_NETIF_NR_SLOTS_MIN} slots`;
+      if (drop === null && size > rest) drop = `slot of ${size} bytes but only ${rest} left of the packet`;
+      rest = (rest - size) & 0xffff;
+      if (off + size > XEN_PAGE_SIZE) { this.fail(`tx slot crosses its page: offset ${off} size ${size}`); return -1; }
+      more = (fflags & NETTXF_more_data) !== 0;
+      n++;
+    }
+    this.slotSize[0] = rest;
+    if (drop === null) {
+      if (rest < ETH_HLEN) drop = `first slot of ${rest} bytes`;
+      else if (this.slotOff[0]! + rest > XEN_PAGE_SIZE) {
+        this.fail(`tx slot crosses its page: offset ${this.slotOff[0]} size ${rest}`);
+        return -1;
+      } else if (gso) drop = "GSO packet (not negotiated)";
+      else if (total > this.maxFrame) drop = `frame of ${total} bytes over the MTU`;
+    }
+
+    let status = XEN_NETIF_RSP_OKAY;
+    if (drop === null) drop = this.gather(n);
+    if (drop === null && (flags & NETTXF_csum_blank) !== 0) {
+      const why = completeChecksum(this.frame, total);
+      if (why !== null) drop = `checksum cannot be completed (${why})`;
+      else this.stats.csumCompleted++;
+    }
+    if (drop !== null) {
+      status = XEN_NETIF_RSP_ERROR;
+      this.stats.txErrors++;
+      this.say(`tx packet dropped: ${drop}`);
+    }
+    // One response per slot, in ring order: first, its extras (NULL), then the fragments.
+    this.respondTx(q, this.slotId[0]!, status, extras);
+    for (let k = 1; k < n; k++) this.respondTx(q, this.slotId[k]!, status, 0);
+    q.txReqCons = idx;
+
+    if (status === XEN_NETIF_RSP_OKAY) {
+      this.stats.txFrames++;
+      this.stats.txBytes += total;
+      try {
+        this.o.out(this.frame.subarray(0, total));
+      } catch (err) {
+        this.stats.txDropped++;
+        this.say(`tx sink failed: ${(err as Error)?.message ?? err}`);
+      }
+    }
+    return idx - start;
+  }
+
+  /** Copies the n slots' bytes (read-only grants) into the frame buffer; null or why not. */
+  private gather(n: number): string | null {
+    const gt = this.o.gnttab, u8 = this.u8, frame = this.frame;
+    let pos = 0;
+    for (let k = 0; k < n; k++) {
+      const size = this.slotSize[k]!;
+      if (size === 0) continue; // nothing to read: netback answers empty slots without touching the grant
+      const page = gt.grantedPage(this.slotGref[k]!, 0, false);
+      if (page < 0) return `tx grant ${this.slotGref[k]} refused (${page})`;
+      const off = page + this.slotOff[k]!; // offset + size <= 4096 was checked for every slot
+      frame.set(u8.subarray(off, off + size), pos);
+      pos += size;
+    }
+    return null;
+  }
+
+  /** Writes the response for a request (and NULL responses for its `extras` extra slots) at rsp_prod_pvt. */
+  private respondTx(q: Queue, id: number, status: number, extras: number): void {
+    const ring = q.txPage + SRING_ENTRIES, dv = this.dv;
+    let e = ring + (q.txRspPvt & TX_MASK) * TX_ENTRY;
+    dv.setUint16(e + TXRSP_ID, id, true);
+    dv.setInt16(e + TXRSP_STATUS, status, true);
+    q.txRspPvt = (q.txRspPvt + 1) >>> 0;
+    for (let i = 0; i < extras; i++) {
+      e = ring + (q.txRspPvt & TX_MASK) * TX_ENTRY;
+      dv.setUint16(e + TXRSP_ID, 0, true);
+      dv.setInt16(e + TXRSP_STATUS, XEN_NETIF_RSP_NULL, true);
+      q.txRspPvt = (q.txRspPvt + 1) >>> 0;
+    }
+  }
+
+  /** RING_PUSH_RESPONSES_AND_CHECK_NOTIFY on the tx ring. */
+  private pushTx(q: Queue): void {
+    const old = q.txRspPushed, now = q.txRspPvt;
+    if (old === now) return;
+    this.store(q.txPage + SRING_RSP_PROD, now);
+    q.txRspPushed = now;
+    if (needsNotify(now, old, this.load(q.txPage + SRING_RSP_EVENT))) this.o.evtchn.hostNotify(q.txPort);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // RX: wire → guest
+
+  receive(frame: Uint8Array): boolean {
+    const q = this.q;
+    const len = frame.length;
+    if (q === null || len < ETH_HLEN || len > (q.rxSg ? XEN_NETIF_MAX_TX_SIZE : XEN_PAGE_SIZE)) {
+      this.stats.rxDropped++;
+      return false;
+    }
+    try {
+      return this.rxFrame(q, frame);
+    } catch (e) {
+      this.say(`internal error in rx: ${(e as Error)?.stack ?? e}`);
+      this.fail("internal error");
+      this.stats.rxDropped++;
+      return false;
+    }
+  }
+
+  private rxFrame(q: Queue, frame: Uint8Array): boolean {
+    if (!this.ringsValid(q)) { this.stats.rxDropped++; return false; }
+    const len = frame.length;
+    const prod = this.load(q.rxPage + SRING_REQ_PROD);
+    const avail = (prod - q.rxReqCons) >>> 0;
+    if (avail > NET_RX_RING_SIZE) {
+      this.fail(`impossible number of rx requests: req_prod ${prod}, req_cons ${q.rxReqCons}`);
+      this.stats.rxDropped++;
+      return false;
+    }
+    const need = Math.ceil(len / XEN_PAGE_SIZE);
+    if (avail < need) {
+      // xenvif_rx_ring_slots_available: have the guest's next refill notify (feature-rx-notify).
+      this.store(q.rxPage + SRING_REQ_EVENT, q.rxReqCons + need);
+      this.stats.rxDropped++;
+      return false;
+    }
+    const gt = this.o.gnttab, u8 = this.u8, dv = this.dv;
+    const ring = q.rxPage + SRING_ENTRIES;
+    let pos = 0, ok = true;
+    for (let k = 0; k < need; k++) {
+      let e = ring + (q.rxReqCons & RX_MASK) * RX_ENTRY;
+      const id = dv.getUint16(e + RXREQ_ID, true), gref = dv.getUint32(e + RXREQ_GREF, true);
+      q.rxReqCons = (q.rxReqCons + 1) >>> 0;
+      const chunk = Math.min(XEN_PAGE_SIZE, len - pos);
+      const page = gt.grantedPage(gref, 0, true);
+      let status = chunk;
+      if (page < 0) { status = XEN_NETIF_RSP_ERROR; ok = false; }
+      else u8.set(need === 1 ? frame : frame.subarray(pos, pos + chunk), page); // chunk <= 4096 at offset 0
+      // The response goes to rsp_prod_pvt, which equals the index of the request just read: its own slot.
+      e = ring + (q.rxRspPvt & RX_MASK) * RX_ENTRY;
+      dv.setUint16(e + RXRSP_ID, id, true);
+      dv.setUint16(e + RXRSP_OFFSET, 0, true);
+      dv.setUint16(e + RXRSP_FLAGS, k < need - 1 ? NETRXF_more_data : 0, true);
+      dv.setInt16(e + RXRSP_STATUS, status, true);
+      q.rxRspPvt = (q.rxRspPvt + 1) >>> 0;
+      pos += chunk;
+    }
+    this.pushRx(q);
+    if (!ok) {
+      this.stats.rxErrors++;
+      this.say("rx frame hit a bad grant in a posted buffer");
+      return false;
+    }
+    this.stats.rxFrames++;
+    this.stats.rxBytes += len;
+    return true;
+  }
+
+  private pushRx(q: Queue): void {
+    const old = q.rxRspPushed, now = q.rxRspPvt;
+    if (old === now) return;
+    this.store(q.rxPage + SRING_RSP_PROD, now);
+    q.rxRspPushed = now;
+    if (needsNotify(now, old, this.load(q.rxPage + SRING_RSP_EVENT))) this.o.evtchn.hostNotify(q.rxPort);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Shared-ring index words: Atomics, the ordering the protocol's barriers pair with once a vCPU runs in
+  // another thread (ring pages are 4 KiB-aligned in the buffer, so every index word is 4-aligned).
+
+  private load(off: number): number { return Atomics.load(this.i32, off >>> 2) >>> 0; }
+  private store(off: number, v: number): void { Atomics.store(this.i32, off >>> 2, v | 0); }
+
+  /** The vif's log, at most LOG_LINES per LOG_WINDOW_MS (a hostile guest can cause one line per packet). */
+  private say(line: string): void {
+    const now = Date.now();
+    if (now - this.logWindow > LOG_WINDOW_MS) {
+      if (this.logDropped > 0) this.o.log(`netback: (${this.logDropped} lines suppressed)`);
+      this.logWindow = now; this.logLines = 0; this.logDropped = 0;
+    }
+    if (this.logLines++ < LOG_LINES) this.o.log(`netback: ${line}`);
+    else this.logDropped++;
+  }
+}
