@@ -16,6 +16,8 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import type { NetVifConfig } from "../backends/net/index.js";
+import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import {
   ConfigError, type DomainConfig, type ShutdownAction, applyOverrides, domainConfigToJSON, formatWarning,
   parseConfigFile, readConfigFile, renderConfigError,
@@ -129,6 +131,20 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
   });
 }
 
+/**
+ * vif=[…] → netback vifs joined to their bridge (src/net: a switch daemon per bridge name, started on demand,
+ * with a passt uplink to the host). Keys Xeno does not act on are warned about by the parser; rate= is parsed
+ * but not enforced yet (said here so nobody relies on it).
+ */
+function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): NetVifConfig[] {
+  return c.vifs.map((v, i) => {
+    if (!c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
+    if (v.type === "ioemu" || v.model !== undefined) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
+    if (v.rate !== undefined) note(`vif[${i}]: rate= is accepted but not enforced yet`);
+    return { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge };
+  });
+}
+
 /** Limits of the emulated board that the xl.cfg validator (which knows Xen's limits) does not check. */
 function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   if (c.vcpus > BOARD_MAX_VCPUS) {
@@ -200,6 +216,7 @@ export async function createMain(args: readonly string[]): Promise<number> {
   // Parse without file checks first, so a config naming the stable image cache can have the images fetched.
   let config: DomainConfig;
   let disks: BlkDiskConfig[];
+  let vifs: NetVifConfig[];
   try {
     info(`Parsing config from ${file}`);
     config = parseConfigFile(file, a.overrides, { checkFiles: false }).config;
@@ -220,6 +237,7 @@ export async function createMain(args: readonly string[]): Promise<number> {
     }
     checkBoardLimits(a, config);
     disks = diskConfigs(a, config);
+    vifs = vifConfigs(a, config, note);
   } catch (e) {
     if (e instanceof ConfigError) { process.stderr.write(`${renderConfigError(e, { color: process.stderr.isTTY })}\n`); return 1; }
     process.stderr.write(`xeno create: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -237,11 +255,11 @@ export async function createMain(args: readonly string[]): Promise<number> {
     note("console=hvc0 names the Xen PV console, which a domain with xen_platform=0 does not have: the guest's " +
       "console is the PL011, ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
   }
-  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline, disks }, info, note);
+  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline, disks, vifs }, info, note);
 }
 
 async function runDomain(a: CreateArgs, config: DomainConfig,
-  img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string; disks: BlkDiskConfig[] },
+  img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string; disks: BlkDiskConfig[]; vifs: NetVifConfig[] },
   info: (m: string) => void, note: (m: string) => void): Promise<number> {
   let current: DomainRunner | undefined;
   /** Set when the user ended the domain (signal, detach): the exit status to return. */
@@ -285,8 +303,18 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
       "console not attached (use -c); Ctrl-C destroys it");
   }
 
+  // Each vif's bridge (started on demand); frames from it go to whichever machine is current.
+  const bridges: BridgeClient[] = [];
   let status = 0;
   try {
+    for (const [i, v] of img.vifs.entries()) {
+      try {
+        bridges.push(await ensureBridge(v.bridge, (frame) => current?.netRx(i, frame)));
+      } catch (e) {
+        process.stderr.write(`xeno create: vif[${i}]: cannot join bridge '${v.bridge}': ${(e as Error).message}\n`);
+        return 1;
+      }
+    }
     for (;;) {
       const runner = new DomainRunner();
       current = runner;
@@ -296,7 +324,8 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         runner.once("stopped", (s) => resolve({ kind: "stopped", s }));
         runner.once("error", (e) => resolve({ kind: "error", e }));
         runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline,
-          xen: config.xenPlatform, name: config.name, disks: img.disks });
+          xen: config.xenPlatform, name: config.name, disks: img.disks, vifs: img.vifs });
+        runner.on("net-tx", (vif, frame) => { bridges[vif]?.send(frame); });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();
@@ -336,6 +365,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
       break;
     }
   } finally {
+    for (const b of bridges) b.close();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigterm);
     if (a.console) {

@@ -27,7 +27,7 @@ import { hypervisorDtNode } from "../xen/layout.js";
 import { withUpcallResample } from "../xen/upcall.js";
 import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 import type { XenStore } from "../xenstore/index.js";
-import { attachXenPv, type XenPv } from "./xen-pv.js";
+import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
 import type { FramePool } from "../hv/frame-pool.js";
 import { BlkError, type BlkDiskConfig } from "../backends/blk/index.js";
 import { xenAreaLayout } from "../xen/layout.js";
@@ -67,6 +67,8 @@ export interface MachineOptions {
   pool?: FramePool;
   /** With xen: virtual block devices served by blkback (src/backends/blk), e.g. xvda. */
   disks?: readonly BlkDiskConfig[];
+  /** With xen: virtual network interfaces served by netback (src/backends/net), the guest's eth0, eth1, … */
+  vifs?: readonly VifAttach[];
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -149,15 +151,19 @@ export class Machine {
       this.xen = this.createXen(o);
       try {
         this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
-          consoleOut: (b) => this.emit(b), disks: o.disks });
+          consoleOut: (b) => this.emit(b), disks: o.disks, vifs: o.vifs });
       } catch (e) {
         this.dispose();
         if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
+        if (e instanceof RangeError && /^vif/.test(e.message)) throw new MachineError("MACHINE_VIF", e.message);
         throw e;
       }
     } else if (o.disks !== undefined && o.disks.length > 0) {
       this.dispose();
       throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
+    } else if (o.vifs !== undefined && o.vifs.length > 0) {
+      this.dispose();
+      throw new MachineError("MACHINE_VIF", "vifs need the Xen platform (netfront/netback); this domain has xen_platform=0");
     }
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
@@ -327,10 +333,17 @@ export class Machine {
    */
   dispose(): void {
     for (const b of this.xenPv?.blk ?? []) b.close();
+    for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;
     if (pool === null) return;
     this.pool = null;
     pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
+  }
+
+  /** A frame from the network for vif `i` (copied into the guest's rx buffers, or dropped). */
+  netReceive(i: number, frame: Uint8Array): boolean {
+    const n = this.xenPv?.net[i];
+    return n !== undefined && n.receive(frame);
   }
 
   flushOut(): void {

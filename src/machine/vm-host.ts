@@ -14,6 +14,7 @@
 import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import type { NetVifConfig } from "../backends/net/index.js";
 import type { HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 
 export interface DomainRunOptions {
@@ -27,6 +28,8 @@ export interface DomainRunOptions {
   name?: string;
   /** Virtual block devices (with xen). */
   disks?: BlkDiskConfig[];
+  /** Virtual network interfaces (with xen): frames come out as "net-tx" events and go in with netRx(). */
+  vifs?: NetVifConfig[];
 }
 
 export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
@@ -43,6 +46,8 @@ export class DomainStartError extends Error {
 
 export interface DomainRunnerEvents {
   output: [Uint8Array];
+  /** A frame the guest transmitted on vif `vif` (owned by the listener). */
+  "net-tx": [number, Uint8Array];
   stopped: [DomainStopped];
   error: [Error];
   started: [];
@@ -65,13 +70,14 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, doorbell: sab };
+    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab };
     const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {
       switch (m.type) {
         case "started": this.emit("started"); break;
         case "output": this.emit("output", m.bytes); break;
+        case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
         case "failed":
           this.done = true;
@@ -92,6 +98,12 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** Console input for the guest (copied by postMessage). */
   input(bytes: Uint8Array): void {
     this.send({ type: "input", bytes });
+  }
+
+  /** A frame from the network for vif `vif` (copied by postMessage). */
+  netRx(vif: number, frame: Uint8Array): void {
+    if (!this.running) return;
+    this.send({ type: "net-rx", vif, frame });
   }
 
   /** Ends the domain: 'stopped' is emitted with state "destroyed" (unless it stopped already). */

@@ -10,6 +10,7 @@
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Machine, MachineError } from "./machine.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import type { NetVifConfig } from "../backends/net/index.js";
 
 /** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
 export interface VmWorkerData {
@@ -23,15 +24,21 @@ export interface VmWorkerData {
   name: string;
   /** Virtual block devices (blkback) for a Xen domain. */
   disks?: BlkDiskConfig[];
+  /** Virtual network interfaces (netback); their frames travel as net-tx / net-rx messages. */
+  vifs?: NetVifConfig[];
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
 }
 
-export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" };
+export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" }
+  /** A frame from the network for vif `vif`. */
+  | { type: "net-rx"; vif: number; frame: Uint8Array };
 
 export type WorkerToHost =
   | { type: "started" }
   | { type: "output"; bytes: Uint8Array }
+  /** A frame the guest sent on vif `vif` (its buffer is transferred). */
+  | { type: "net-tx"; vif: number; frame: Uint8Array }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
   /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
@@ -65,6 +72,10 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
     m = new Machine({
       memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
       xen: d.xen, name: d.name, disks: d.disks,
+      vifs: (d.vifs ?? []).map((config, vif) => ({
+        config,
+        out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif, frame }, [frame.buffer]); },
+      })),
       consoleOut: (b) => {
         if (pendingBytes === 0) pendingSince = performance.now();
         pending.push(b.slice());
@@ -87,7 +98,8 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       const seen = Atomics.load(doorbell, 0);
       for (let msg = receiveMessageOnPort(port); msg !== undefined; msg = receiveMessageOnPort(port)) {
         const h = msg.message as HostToWorker;
-        if (h.type === "input") m.input(h.bytes);
+        if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+        else if (h.type === "input") m.input(h.bytes);
         else if (h.type === "destroy") {
           m.flushOut();
           flush();

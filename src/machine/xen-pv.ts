@@ -10,6 +10,13 @@ import { XenbusRing, XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { introduceDomain } from "../xen/xenstore-domain.js";
 import { ConsoleBack } from "../backends/console/index.js";
 import { attachBlkBack, type BlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
+import { attachNetBack, type NetBack, type NetVifConfig } from "../backends/net/index.js";
+
+/** A vif and where its guest's transmitted frames go (a view valid during the call only). */
+export interface VifAttach {
+  config: NetVifConfig;
+  out(frame: Uint8Array): void;
+}
 
 export interface XenPvOptions {
   store?: XenStore;
@@ -21,6 +28,8 @@ export interface XenPvOptions {
   consoleOut(bytes: Uint8Array): void;
   /** Virtual block devices (blkback), in config order. */
   disks?: readonly BlkDiskConfig[];
+  /** Virtual network interfaces (netback), in config order (the guest's eth0, eth1, …). */
+  vifs?: readonly VifAttach[];
 }
 
 export interface XenPv {
@@ -32,6 +41,7 @@ export interface XenPv {
   /** Console input goes to hvc0 (once the guest has written to it) rather than the UART. */
   hvcInput: boolean;
   blk: BlkBack[];
+  net: NetBack[];
 }
 
 /**
@@ -86,11 +96,13 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
     console = back;
   }
   const blk: BlkBack[] = [];
+  const net: NetBack[] = [];
   try {
-    for (const d of o.disks ?? []) blk.push(attachBlkBack(xen, store, d, (line) => xen.trace(line)));
+    for (const d of o.disks ?? []) blk.push(attachBlkBack(xen, store, d, log));
+    for (const v of o.vifs ?? []) net.push(attachNetBack(xen, store, v.config, v.out, log));
   } catch (e) {
-    for (const b of blk) b.close();
+    for (const b of [...blk, ...net]) b.close();
     throw e;
   }
-  return { store, xenbus, connection, console, hvcInput: roles.hvcInput, blk };
+  return { store, xenbus, connection, console, hvcInput: roles.hvcInput, blk, net };
 }
