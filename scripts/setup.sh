@@ -13,6 +13,7 @@ command -v flock >/dev/null || need+=(util-linux)
 command -v dtc >/dev/null || need+=(device-tree-compiler)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
+command -v passt >/dev/null || need+=(passt)                       # the bridge's uplink to the host (src/net)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
