@@ -15,7 +15,7 @@
  * Everything runs in-process on the domain's own XenStore as domain 0; watch events arrive synchronously
  * (the store lets in-process sinks make further requests).
  */
-import type { XenStore, XsSession } from "../xenstore/index.js";
+import type { StoreApi, StoreSessionRef } from "../xenstore/index.js";
 
 /** enum xenbus_state (io/xenbus.h). */
 export const XenbusStateUnknown = 0, XenbusStateInitialising = 1, XenbusStateInitWait = 2,
@@ -23,7 +23,7 @@ export const XenbusStateUnknown = 0, XenbusStateInitialising = 1, XenbusStateIni
   XenbusStateReconfiguring = 7, XenbusStateReconfigured = 8;
 
 export interface BackendDeviceOptions {
-  store: XenStore;
+  store: StoreApi;
   /** The front-end's domain and the back-end's (0: Xeno plays dom0). */
   domid: number;
   backendDomid?: number;
@@ -50,8 +50,8 @@ export class BackendDevice {
   readonly domid: number;
   readonly devid: number;
   connected = false;
-  private readonly store: XenStore;
-  private readonly s: XsSession;
+  private readonly store: StoreApi;
+  private readonly s: StoreSessionRef;
   private readonly token: string;
   private removed = false;
 

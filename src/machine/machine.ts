@@ -26,7 +26,8 @@ import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
 import { hypervisorDtNode } from "../xen/layout.js";
 import { withUpcallResample } from "../xen/upcall.js";
 import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
-import type { XenStore } from "../xenstore/index.js";
+import { XenStore, type StoreApi } from "../xenstore/index.js";
+import type { XenbusPeer } from "../xen/xenbus-ring.js";
 import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
 import type { FramePool } from "../hv/frame-pool.js";
 import { BlkError, type BlkDiskConfig } from "../backends/blk/index.js";
@@ -49,9 +50,12 @@ export interface MachineOptions {
    * With xen: the XenStore serving the guest's xenbus (default: a fresh one). The domain's nodes are written
    * and the domain introduced at construction (src/xen/xenstore-domain.ts).
    */
-  xenstore?: XenStore;
-  /** With xen: domain id (default 1) and name (default "domU"). */
+  xenstore?: StoreApi;
+  /** With xen and a store in another thread: the guest's xenbus peer (see XenPvOptions.xenbusPeer). */
+  xenbusPeer?: (domid: number) => XenbusPeer;
+  /** With xen: domain id (default 1) and name (default "domU"), and UUID (16 bytes). */
   domid?: number;
+  uuid?: Uint8Array;
   name?: string;
   /**
    * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's when
@@ -151,7 +155,7 @@ export class Machine {
       this.xen = this.createXen(o);
       try {
         this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
-          consoleOut: (b) => this.emit(b), disks: o.disks, vifs: o.vifs });
+          consoleOut: (b) => this.emit(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer });
       } catch (e) {
         this.dispose();
         if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
@@ -292,7 +296,9 @@ export class Machine {
   private stop(state: MachineState, why: string): void {
     if (this.state === "running") {
       this.state = state; this.reason = why;
-      if (this.xen !== null) this.xenPv?.store.domainShutdown(this.xen.domid); // @releaseDomain for watchers
+      // @releaseDomain for watchers (a store in another thread hears of the stop from the worker's host).
+      const store = this.xenPv?.store;
+      if (this.xen !== null && store instanceof XenStore) store.domainShutdown(this.xen.domid);
     }
     for (const v of this.vcpus) v.cpu.stop = STOP_HALT;
   }
@@ -359,7 +365,7 @@ export class Machine {
   private createXen(o: MachineOptions): XenDomain {
     return new XenDomain({
       ram: this.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
-      pool: o.pool,
+      pool: o.pool, uuid: o.uuid,
       host: {
         setUpcall: (k, level) => this.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
         counter: () => (this.vcpus[0]?.cpu.counter() ?? 0),

@@ -15,6 +15,10 @@ import { EventEmitter } from "node:events";
 import { Worker } from "node:worker_threads";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
+import type { XenStore } from "../xenstore/index.js";
+import type { FramePool } from "../hv/frame-pool.js";
+import { StoreLinkHost, newStoreLinkBuffer } from "../hv/store-link.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
 import type { HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 
 export interface DomainRunOptions {
@@ -30,6 +34,17 @@ export interface DomainRunOptions {
   disks?: BlkDiskConfig[];
   /** Virtual network interfaces (with xen): frames come out as "net-tx" events and go in with netRx(). */
   vifs?: NetVifConfig[];
+  /** Domain id and UUID (with xen). */
+  domid?: number;
+  uuid?: Uint8Array;
+  /** The hypervisor's store (this thread): the guest and the worker's back-ends use it through a link. */
+  store?: XenStore;
+  /** The hypervisor's frame pool (its buffer is shared with the worker). */
+  pool?: FramePool;
+  /** Start paused. */
+  paused?: boolean;
+  /** Log lines of the link (store errors). */
+  log?: (line: string) => void;
 }
 
 export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
@@ -63,6 +78,20 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private doorbell: Int32Array | undefined;
   private done = false;
   private exited: Promise<void> = Promise.resolve();
+  private link: StoreLinkHost | null = null;
+  private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
+  private readonly stats = new Float64Array(this.statsBuf);
+
+  /** Live figures the worker publishes (cheap: shared memory). */
+  get cpuSeconds(): number { return this.stats[STAT_CPU_S]!; }
+  get blocked(): boolean { return this.stats[STAT_BLOCKED] === 1; }
+  get paused(): boolean { return this.stats[STAT_PAUSED] === 1; }
+  /** Current pages (after ballooning); 0 until the worker first ran. */
+  get pages(): number { return this.stats[STAT_PAGES]!; }
+  get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
+
+  pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
+  unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 
   get running(): boolean { return this.worker !== undefined && !this.done; }
 
@@ -70,10 +99,19 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline, xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab };
+    let storeLink: SharedArrayBuffer | undefined;
+    if (o.store !== undefined) {
+      storeLink = newStoreLinkBuffer();
+      this.link = new StoreLinkHost(o.store, storeLink, (m) => this.send(m), o.log ?? (() => {}));
+    }
+    if (o.paused) this.stats[STAT_PAUSED] = 1;
+    const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
+      xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab, domid: o.domid, uuid: o.uuid,
+      pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf };
     const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {
+      if (this.link !== null && m.type.startsWith("xs-")) { this.link.handle(m); return; }
       switch (m.type) {
         case "started": this.emit("started"); break;
         case "output": this.emit("output", m.bytes); break;
@@ -89,6 +127,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     w.on("error", (e) => this.finish({ state: "crashed", reason: `emulator thread failed: ${e.message}` }));
     this.exited = new Promise((resolve) => {
       w.on("exit", (code) => {
+        this.link?.dispose();
         this.finish({ state: "crashed", reason: `emulator thread exited (code ${code}) without a stop report` });
         resolve();
       });

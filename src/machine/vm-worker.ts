@@ -9,8 +9,15 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Machine, MachineError } from "./machine.js";
+import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
+import { FramePool } from "../hv/frame-pool.js";
+import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "../hv/store-link.js";
+
+/** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
+ * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
+export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 8;
 
 /** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
 export interface VmWorkerData {
@@ -26,16 +33,30 @@ export interface VmWorkerData {
   disks?: BlkDiskConfig[];
   /** Virtual network interfaces (netback); their frames travel as net-tx / net-rx messages. */
   vifs?: NetVifConfig[];
+  /** Domain id (default 1) and UUID (16 bytes) of a Xen domain. */
+  domid?: number;
+  uuid?: Uint8Array;
+  /** The hypervisor's frame pool (FramePool's buffer): the domain's frames are claimed from it. */
+  pool?: SharedArrayBuffer;
+  /** The link to the hypervisor's one XenStore in the main thread (src/hv/store-link.ts); else a private store. */
+  storeLink?: SharedArrayBuffer;
+  /** Start with the vCPUs paused (until an "unpause" message). */
+  paused?: boolean;
+  /** Float64Array(STAT_WORDS) the worker keeps current for the host (see STAT_*). */
+  stats?: SharedArrayBuffer;
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
 }
 
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" }
+  | { type: "pause" } | { type: "unpause" }
+  | StoreLinkDown
   /** A frame from the network for vif `vif`. */
   | { type: "net-rx"; vif: number; frame: Uint8Array };
 
 export type WorkerToHost =
   | { type: "started" }
+  | StoreLinkUp
   | { type: "output"; bytes: Uint8Array }
   /** A frame the guest sent on vif `vif` (its buffer is transferred). */
   | { type: "net-tx"; vif: number; frame: Uint8Array }
@@ -67,11 +88,19 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
     post({ type: "output", bytes });
   };
 
+  // With a store link, XenStore is the hypervisor's (main thread); else the Machine makes a private one.
+  const remote = d.storeLink !== undefined ? new RemoteStore((msg) => port.postMessage(msg), d.storeLink) : null;
+  const link: { peer: RemoteXenbusPeer | null } = { peer: null };
+  const stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
+  let paused = d.paused === true;
   let m: Machine;
   try {
     m = new Machine({
       memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
-      xen: d.xen, name: d.name, disks: d.disks,
+      xen: d.xen, name: d.name, disks: d.disks, domid: d.domid, uuid: d.uuid,
+      pool: d.pool !== undefined ? new FramePool(d.pool) : undefined,
+      xenstore: remote ?? undefined,
+      xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
       vifs: (d.vifs ?? []).map((config, vif) => ({
         config,
         out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif, frame }, [frame.buffer]); },
@@ -99,6 +128,11 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       for (let msg = receiveMessageOnPort(port); msg !== undefined; msg = receiveMessageOnPort(port)) {
         const h = msg.message as HostToWorker;
         if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+        else if (h.type === "xs-watch") remote?.deliver(h);
+        else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
+        else if (h.type === "xs-closed") { link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
+        else if (h.type === "pause") paused = true;
+        else if (h.type === "unpause") paused = false;
         else if (h.type === "input") m.input(h.bytes);
         else if (h.type === "destroy") {
           m.flushOut();
@@ -107,7 +141,20 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
           return;
         }
       }
+      stats[STAT_PAUSED] = paused ? 1 : 0;
+      if (paused) {
+        flush();
+        Atomics.wait(doorbell, 0, seen, MAX_SLEEP_MS);
+        continue;
+      }
+      const t0 = performance.now();
       const w = m.runSlice();
+      stats[STAT_CPU_S] += (performance.now() - t0) / 1000;
+      stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
+      stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : d.memMiB * 256;
+      let online = 0;
+      for (const v of m.vcpus) if (v.online) online++;
+      stats[STAT_ONLINE] = online;
       if (w < 0) {
         flush();
         post({ type: "stopped", state: m.state === "running" ? "crashed" : m.state, reason: m.reason });

@@ -5,8 +5,8 @@
  * endpoints of domain 0 (src/xen/event-channel.ts hostBind).
  */
 import type { XenDomain } from "../xen/domain.js";
-import { XenStore, Connection } from "../xenstore/index.js";
-import { XenbusRing, XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
+import { XenStore, Connection, type StoreApi } from "../xenstore/index.js";
+import { XenbusRing, XENSTORE_ERROR_PROTO, type XenbusPeer } from "../xen/xenbus-ring.js";
 import { introduceDomain } from "../xen/xenstore-domain.js";
 import { ConsoleBack } from "../backends/console/index.js";
 import { attachBlkBack, type BlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
@@ -19,7 +19,13 @@ export interface VifAttach {
 }
 
 export interface XenPvOptions {
-  store?: XenStore;
+  /** The store (default: a fresh XenStore in this thread). */
+  store?: StoreApi;
+  /**
+   * When the store lives in another thread (src/hv/store-link.ts): the guest's xenbus ring talks to this peer
+   * instead of a Connection here. Its `send` callback gives the peer the ring's output function.
+   */
+  xenbusPeer?: (domid: number) => XenbusPeer;
   /** The guest's kernel command line (decides which console's bytes the Machine shows, see consoleRoles). */
   cmdline: string;
   name: string;
@@ -33,9 +39,11 @@ export interface XenPvOptions {
 }
 
 export interface XenPv {
-  store: XenStore;
+  store: StoreApi;
   xenbus: XenbusRing;
-  connection: Connection;
+  /** The guest's store connection when the store is in this thread (else null: see xenbusPeer). */
+  connection: Connection | null;
+  peer: XenbusPeer;
   /** null when the domain has no PV console page. */
   console: ConsoleBack | null;
   /** Console input goes to hvc0 (once the guest has written to it) rather than the UART. */
@@ -76,10 +84,16 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
     u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log,
     notify: () => { xen.evtchn.hostNotify(storePort); },
   });
-  const connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
-    { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
-  xenbus.attach(connection);
-  const rc = xen.connectStore({ remoteDom: 0, notify: () => xenbus.kick(), closed: () => connection.close("store port closed") });
+  let connection: Connection | null = null;
+  let peer: XenbusPeer;
+  if (o.xenbusPeer !== undefined) peer = o.xenbusPeer(xen.domid);
+  else {
+    if (!(store instanceof XenStore)) throw new Error("xenbus: a store in another thread needs xenbusPeer");
+    peer = connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
+      { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
+  }
+  xenbus.attach(peer);
+  const rc = xen.connectStore({ remoteDom: 0, notify: () => xenbus.kick(), closed: () => peer.close("store port closed") });
   if (rc !== 0) throw new Error(`xenbus: cannot bind the store port ${storePort}: ${rc}`);
 
   const roles = consoleRoles(o.cmdline);
@@ -104,5 +118,5 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
     for (const b of [...blk, ...net]) b.close();
     throw e;
   }
-  return { store, xenbus, connection, console, hvcInput: roles.hvcInput, blk, net };
+  return { store, xenbus, connection, peer, console, hvcInput: roles.hvcInput, blk, net };
 }

@@ -13,7 +13,7 @@
  * then INTRODUCE(D, store gfn, store port), which fires @introduceDomain. The connection of the guest's ring
  * itself is the caller's (xenbus-ring.ts).
  */
-import type { XenStore } from "../xenstore/index.js";
+import type { StoreApi } from "../xenstore/index.js";
 
 export interface DomainStoreInfo {
   domid: number;
@@ -38,7 +38,7 @@ export function uuidString(u: Uint8Array): string {
 }
 
 /** Writes the domain's nodes and introduces it. Existing nodes of the same domid are replaced. */
-export function introduceDomain(store: XenStore, d: DomainStoreInfo): void {
+export function introduceDomain(store: StoreApi, d: DomainStoreInfo): void {
   const s = store.connect(0, () => {});
   try {
     const D = d.domid;

@@ -8,3 +8,4 @@ export { XenStoreError, XS_ERR, isXenStoreError } from "./errors.js";
 export type { XsErrno, XenStoreErrorCode } from "./errors.js";
 export { XsType, XS_HEADER_SIZE, XENSTORE_PAYLOAD_MAX, XENSTORE_ABS_PATH_MAX, XENSTORE_REL_PATH_MAX, encodeMessage } from "./wire.js";
 export { INTRODUCE_DOMAIN, RELEASE_DOMAIN, domainPath, resolvePath } from "./path.js";
+export type { StoreApi, StoreSessionRef, StoreTxRef } from "./api.js";

@@ -80,7 +80,7 @@ test("DomU with XenStore and PV console: hvc0 shell round trip, control/shutdown
       assert.deepEqual(events, ["@introduceDomain", "@releaseDomain"]);
 
       assert.equal(pv.xenbus.broken, null);
-      assert.equal(pv.connection.stats.internalErrors, 0);
+      assert.equal(pv.connection!.stats.internalErrors, 0);
       assert.equal(pv.console!.stats.badOutIndexes + pv.console!.stats.badInIndexes, 0);
       assert.doesNotMatch(out, /Kernel panic|kernel BUG|Oops|Call trace:/i);
       assert.doesNotMatch(out, /XENBUS: (Unable|Error|error)|xenbus.*(failed|error)/i);

@@ -29,7 +29,7 @@
  */
 import type { XenDomain } from "../../xen/domain.js";
 import type { HostEndpoint } from "../../xen/event-channel.js";
-import type { XenStore } from "../../xenstore/index.js";
+import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
   BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkBackRing,
@@ -100,7 +100,7 @@ export class BlkBack {
   private readonly segOff = new Float64Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
   private readonly segLen = new Int32Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
 
-  constructor(private readonly xen: XenDomain, store: XenStore, readonly config: BlkDiskConfig,
+  constructor(private readonly xen: XenDomain, store: StoreApi, readonly config: BlkDiskConfig,
     private readonly log: (line: string) => void) {
     const { devid, vdev } = config;
     if (!Number.isInteger(devid) || devid <= 0 || devid > 0x7fffffff) throw new BlkError("EBLK_CONFIG", `bad virtual device number ${devid}`);
@@ -368,6 +368,6 @@ export class BlkBack {
  * Attaches a disk image to domain `xen` as a vbd: opens the image (throws BlkError when it cannot be served)
  * and creates the device in XenStore; the guest's blkfront connects when it probes the device.
  */
-export function attachBlkBack(xen: XenDomain, store: XenStore, disk: BlkDiskConfig, log: (line: string) => void): BlkBack {
+export function attachBlkBack(xen: XenDomain, store: StoreApi, disk: BlkDiskConfig, log: (line: string) => void): BlkBack {
   return new BlkBack(xen, store, disk, log);
 }

@@ -23,7 +23,7 @@
  * matter (rx frames never carry NETRXF_csum_blank).
  */
 import type { XenDomain } from "../../xen/domain.js";
-import type { XenStore } from "../../xenstore/index.js";
+import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { NetBackend, type NetBack } from "./net-back.js";
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE } from "./netif.js";
@@ -63,7 +63,7 @@ export function parseMac(mac: string): string {
  * (synchronously, in the guest's thread); it may call receive() of any vif, this one included. Throws only
  * for a bad configuration (RangeError); everything the guest does is handled without throwing.
  */
-export function attachNetBack(xen: XenDomain, store: XenStore, vif: NetVifConfig,
+export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig,
   out: (frame: Uint8Array) => void, log: (line: string) => void): NetBack {
   const mac = parseMac(vif.mac);
   if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);

@@ -1,0 +1,126 @@
+/**
+ * The hypervisor's control socket (protocol.ts): JSON lines in, JSON lines out, one request per line; a
+ * `console` request turns its connection into the domain's raw console stream; `subscribe` adds events.
+ * A malformed line gets an EINVAL response (or, when longer than MAX_LINE, the connection is closed); the
+ * server itself never goes down because of a client.
+ */
+import { createServer, createConnection, type Server, type Socket } from "node:net";
+import { existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname } from "node:path";
+import { HvError, type Hypervisor } from "./hypervisor.js";
+import { MAX_LINE, type Event, type Request, type Response } from "./protocol.js";
+
+export class ControlServer {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly hv: Hypervisor, readonly path: string) {}
+
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true });
+    if (existsSync(this.path)) {
+      const alive = await new Promise<boolean>((resolve) => {
+        const c = createConnection(this.path);
+        c.once("connect", () => { c.destroy(); resolve(true); });
+        c.once("error", () => resolve(false));
+      });
+      if (alive) throw new HvError("ESTATE", `${this.path}: another hypervisor is listening`);
+      unlinkSync(this.path);
+    }
+    const server = createServer((sock) => this.accept(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(this.path, () => resolve()); });
+    server.on("error", () => {});
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    try { unlinkSync(this.path); } catch { /* gone */ }
+  }
+
+  private accept(sock: Socket): void {
+    this.sockets.add(sock);
+    let buf = "";
+    let mode: "lines" | "console" = "lines";
+    let consoleIn: ((b: Uint8Array) => void) | null = null;
+    let detach: (() => void) | null = null;
+    let onEvent: ((e: Event) => void) | null = null;
+    const cleanup = (): void => {
+      this.sockets.delete(sock);
+      detach?.();
+      if (onEvent) this.hv.off("event", onEvent);
+    };
+    sock.on("close", cleanup);
+    sock.on("error", () => {});
+    const send = (o: Response | Event): void => { if (!sock.destroyed) sock.write(JSON.stringify(o) + "\n"); };
+    sock.on("data", (chunk: Buffer) => {
+      if (mode === "console") { consoleIn?.(chunk); return; }
+      buf += chunk.toString("utf8");
+      if (buf.length > MAX_LINE) { sock.destroy(); return; }
+      for (let nl = buf.indexOf("\n"); nl >= 0 && mode === "lines"; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim() === "") continue;
+        let req: Request;
+        try {
+          req = JSON.parse(line) as Request;
+          if (typeof req !== "object" || req === null || typeof req.id !== "number" || typeof req.op !== "string") throw new Error("not a request");
+        } catch {
+          send({ id: -1, ok: false, error: { code: "EINVAL", message: "malformed request line (want JSON {id, op, …})" } });
+          continue;
+        }
+        if (req.op === "console") {
+          try {
+            const c = this.hv.attachConsole(req.domid, (b) => {
+              if (b.length === 0) sock.end(); else if (!sock.destroyed) sock.write(b);
+            }, false);
+            send({ id: req.id, ok: true, result: null });
+            mode = "console";
+            consoleIn = c.input;
+            detach = c.detach;
+            // Replay after the OK line, so the client sees the response first.
+            if (req.replay) this.hv.replayConsole(req.domid, (b) => { if (!sock.destroyed) sock.write(b); });
+            const rest = buf;
+            buf = "";
+            if (rest.length > 0) consoleIn(Buffer.from(rest, "utf8"));
+          } catch (e) {
+            send(errorResponse(req.id, e));
+          }
+          continue;
+        }
+        if (req.op === "subscribe") {
+          if (onEvent === null) { onEvent = (e) => send(e); this.hv.on("event", onEvent); }
+          send({ id: req.id, ok: true, result: null });
+          continue;
+        }
+        const id = req.id;
+        this.dispatch(req).then((result) => send({ id, ok: true, result: result ?? null }), (e) => send(errorResponse(id, e)));
+      }
+    });
+  }
+
+  private async dispatch(r: Request): Promise<unknown> {
+    const hv = this.hv;
+    switch (r.op) {
+      case "create": return { domid: await hv.create(r.spec) };
+      case "list": return hv.list();
+      case "info": return hv.info();
+      case "pause": return hv.pause(r.domid);
+      case "unpause": return hv.unpause(r.domid);
+      case "shutdown": return hv.shutdown(r.domid, r.reason);
+      case "destroy": return hv.destroy(r.domid);
+      case "rename": return hv.rename(r.domid, r.name);
+      case "mem-set": return hv.memSet(r.domid, r.targetKiB);
+      case "sysrq": return hv.sysrq(r.domid, r.key);
+      case "set-toolstack": return hv.setToolstack(r.domid, r.toolstack);
+      case "dmesg": return hv.dmesg(r.clear === true);
+      default: throw new HvError("ENOSYS", `unknown op '${(r as { op: string }).op}'`);
+    }
+  }
+}
+
+function errorResponse(id: number, e: unknown): Response {
+  if (e instanceof HvError) return { id, ok: false, error: { code: e.code, message: e.message } };
+  return { id, ok: false, error: { code: "EINVAL", message: e instanceof Error ? e.message : String(e) } };
+}

@@ -1,0 +1,356 @@
+/**
+ * The hypervisor process's state: every domain (a DomainRunner worker thread running its vCPUs and back-ends),
+ * the machine-frame pool they claim memory from, and the one XenStore their xenbus rings and back-ends use
+ * (through src/hv/store-link.ts) and dom0 tools reach over xenstored's socket.
+ *
+ * Domain lifecycle (as Xen's): created (running, or paused with -p) → the guest shuts down (SCHEDOP_shutdown:
+ * state "shutdown" with its reason) or crashes (state "crashed") → it stays so, its memory still claimed,
+ * until the toolstack destroys it (or restarts it: destroy + create). `destroy` releases its frames, closes its
+ * back-ends and removes its XenStore nodes (what libxl does on destroy), then @releaseDomain fires.
+ *
+ * Everything here runs in the main thread's event loop; a domain's fault ends that domain only (its worker
+ * reports "crashed"), never this process.
+ */
+import { readFileSync } from "node:fs";
+import { hostname, release, machine, totalmem, cpus } from "node:os";
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { XenStore, type XsSession } from "../xenstore/index.js";
+import { DomainRunner, DomainStartError } from "../machine/vm-host.js";
+import { FramePool } from "./frame-pool.js";
+import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
+import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
+
+export class HvError extends Error {
+  constructor(readonly code: ErrorCode, message: string) { super(message); this.name = "HvError"; }
+}
+
+/** Console output kept per domain for late attachers (`console` with replay). */
+const CONSOLE_KEEP = 64 * 1024;
+/** Log lines kept for `dmesg`. */
+const LOG_KEEP = 2000;
+const MAX_DOMAINS = 1024;
+
+interface Domain {
+  domid: number;
+  name: string;
+  uuid: string;
+  spec: DomainSpec;
+  runner: DomainRunner;
+  /** Set once the guest stopped (shutdown/crash): the worker is gone, the record stays until destroy. */
+  stopped: { state: "shutdown" | "crashed"; reason: ShutdownReason; detail: string } | null;
+  dying: boolean;
+  startTime: number;
+  console: Buffer[];
+  consoleBytes: number;
+  consoles: Set<(b: Uint8Array) => void>;
+  bridges: BridgeClient[];
+  /** Pages when the worker stopped (its stats buffer keeps the last figure too). */
+  maxPages: number;
+}
+
+export interface HypervisorOptions {
+  /** Machine-frame pool size in MiB (default: 3/4 of host memory). */
+  memoryMiB?: number;
+  /** Bridge daemons' run directory (XENO_RUN_DIR for src/net). */
+  runDir?: string;
+  log?: (line: string) => void;
+}
+
+export class Hypervisor extends EventEmitter<{ event: [Event] }> {
+  readonly store = new XenStore();
+  readonly pool: FramePool;
+  private readonly domains = new Map<number, Domain>();
+  private readonly dom0: XsSession;
+  private readonly logLines: string[] = [];
+  private readonly started = Date.now();
+  private readonly runDir: string | undefined;
+  private readonly extLog: (line: string) => void;
+  xenstoredSocket = "";
+
+  constructor(o: HypervisorOptions = {}) {
+    super();
+    this.pool = FramePool.ofBytes((o.memoryMiB ?? Math.floor(totalmem() / 2 ** 20 * 0.75)) * 2 ** 20);
+    this.runDir = o.runDir;
+    this.extLog = o.log ?? ((l) => process.stderr.write(`${l}\n`));
+    this.dom0 = this.store.connect(0, () => {});
+    this.log(`xeno-hv: ${this.pool.totalFrames >> 8} MiB machine-frame pool, Xen ${XEN_MAJOR}.${XEN_MINOR} ABI`);
+  }
+
+  log(line: string): void {
+    const stamped = `(XEN) [${((Date.now() - this.started) / 1000).toFixed(3).padStart(10)}] ${line}`;
+    this.logLines.push(stamped);
+    if (this.logLines.length > LOG_KEEP) this.logLines.splice(0, this.logLines.length - LOG_KEEP);
+    this.extLog(line);
+  }
+
+  dmesg(clear = false): string[] {
+    const lines = [...this.logLines];
+    if (clear) this.logLines.length = 0;
+    return lines;
+  }
+
+  private dom(domid: number): Domain {
+    const d = Number.isInteger(domid) ? this.domains.get(domid) : undefined;
+    if (d === undefined) throw new HvError("ENOENT_DOMAIN", `no domain with id ${domid}`);
+    return d;
+  }
+
+  private emitDomain(d: Domain, state: DomainState | "destroyed"): void {
+    const e: Event = { event: "domain", domid: d.domid, name: d.name, state };
+    if (d.stopped !== null) { e.shutdownReason = d.stopped.reason; e.reason = d.stopped.detail; }
+    this.emit("event", e);
+  }
+
+  // ------------------------------------------------------------------------------------------------ queries
+
+  info(): HostInfo {
+    return {
+      host: hostname(), release: release(), machine: machine(), nrCpus: cpus().length,
+      totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
+      xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
+      xenstoredSocket: this.xenstoredSocket,
+    };
+  }
+
+  list(): DomainInfo[] {
+    const out: DomainInfo[] = [];
+    const u = process.cpuUsage();
+    let guestCpu = 0;
+    for (const d of this.domains.values()) guestCpu += d.runner.cpuSeconds;
+    out.push({
+      domid: 0, name: "Domain-0", uuid: "00000000-0000-0000-0000-000000000000", state: "running",
+      memKiB: Math.floor(process.memoryUsage().rss / 1024), maxMemKiB: Math.floor(process.memoryUsage().rss / 1024),
+      targetKiB: 0, vcpus: cpus().length, onlineVcpus: cpus().length,
+      cpuSeconds: Math.max(0, (u.user + u.system) / 1e6 - guestCpu), startTime: this.started / 1000,
+      spec: { name: "Domain-0", memMiB: 0, vcpus: cpus().length, kernel: "", cmdline: "", xen: true, disks: [], vifs: [] },
+    });
+    for (const d of [...this.domains.values()].sort((a, b) => a.domid - b.domid)) out.push(this.describe(d));
+    return out;
+  }
+
+  private describe(d: Domain): DomainInfo {
+    const r = d.runner;
+    let state: DomainState;
+    if (d.dying) state = "dying";
+    else if (d.stopped !== null) state = d.stopped.state;
+    else if (r.paused) state = "paused";
+    else state = r.blocked ? "blocked" : "running";
+    const pages = r.pages > 0 ? r.pages : d.maxPages;
+    const info: DomainInfo = {
+      domid: d.domid, name: d.name, uuid: d.uuid, state,
+      memKiB: pages * 4, maxMemKiB: d.maxPages * 4, targetKiB: this.targetKiB(d) ?? d.maxPages * 4,
+      vcpus: d.spec.vcpus, onlineVcpus: d.stopped !== null ? 0 : r.onlineVcpus, cpuSeconds: r.cpuSeconds,
+      startTime: d.startTime, spec: d.spec,
+    };
+    if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }
+    return info;
+  }
+
+  private targetKiB(d: Domain): number | undefined {
+    try {
+      const v = Number(Buffer.from(this.store.read(this.dom0, null, `/local/domain/${d.domid}/memory/target`)).toString("latin1"));
+      return Number.isFinite(v) ? v : undefined;
+    } catch { return undefined; }
+  }
+
+  // ------------------------------------------------------------------------------------------------ lifecycle
+
+  async create(spec: DomainSpec): Promise<number> {
+    checkSpec(spec);
+    for (const d of this.domains.values()) {
+      if (d.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${d.domid})`);
+    }
+    if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
+    let domid = 1;
+    while (this.domains.has(domid)) domid++;
+    const uuid = spec.uuid ?? randomUUID();
+    const read = (what: string, path: string): Uint8Array => {
+      try { return readFileSync(path); } catch (e) { throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`); }
+    };
+    const kernel = read("kernel", spec.kernel);
+    const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
+    const runner = new DomainRunner();
+    const d: Domain = {
+      domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
+      console: [], consoleBytes: 0, consoles: new Set(), bridges: [], maxPages: spec.memMiB * 256 - 256,
+    };
+    this.domains.set(domid, d); // reserve the id and name while building
+    try {
+      for (const [i, v] of spec.vifs.entries()) {
+        d.bridges.push(await ensureBridge(v.bridge, (frame) => d.runner.netRx(i, frame), { runDir: this.runDir }));
+      }
+      await new Promise<void>((resolve, reject) => {
+        runner.once("started", () => resolve());
+        runner.once("error", (e) => reject(e));
+        runner.on("output", (b) => this.consoleOutput(d, b));
+        runner.on("net-tx", (vif, frame) => { d.bridges[vif]?.send(frame); });
+        runner.once("stopped", (s) => this.stopped(d, s.state, s.reason));
+        runner.start({
+          memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
+          disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
+          paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`),
+        });
+      });
+    } catch (e) {
+      this.domains.delete(domid);
+      for (const b of d.bridges) b.close();
+      await runner.destroy().catch(() => undefined);
+      this.cleanStore(d);
+      if (e instanceof HvError) throw e;
+      const err = e as Error;
+      if (e instanceof DomainStartError && e.code === "MACHINE_MEMORY") throw new HvError("ENOMEM", err.message);
+      throw new HvError("EBUILD", err.message);
+    }
+    this.log(`d${domid}: created '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
+    this.emitDomain(d, spec.paused ? "paused" : "running");
+    return domid;
+  }
+
+  private stopped(d: Domain, state: string, detail: string): void {
+    if (d.dying || state === "destroyed") return;
+    const reason: ShutdownReason = state === "poweroff" ? "poweroff" : state === "reboot" ? "reboot" : "crash";
+    d.stopped = { state: state === "crashed" ? "crashed" : "shutdown", reason, detail };
+    this.store.domainShutdown(d.domid);
+    this.log(`d${d.domid}: ${state === "crashed" ? "crashed" : `shut down (${reason})`}: ${detail.split("\n")[0]}`);
+    this.emitDomain(d, d.stopped.state);
+  }
+
+  async destroy(domid: number): Promise<void> {
+    const d = this.dom(domid);
+    if (d.dying) return;
+    d.dying = true;
+    this.emitDomain(d, "dying");
+    await d.runner.destroy();
+    for (const b of d.bridges) b.close();
+    for (const c of d.consoles) c(new Uint8Array(0)); // end of stream
+    d.consoles.clear();
+    this.cleanStore(d);
+    this.domains.delete(domid);
+    this.log(`d${domid}: destroyed`);
+    this.emitDomain(d, "destroyed");
+  }
+
+  /** What libxl removes when a domain goes: its home, its vm entry, back-end directories; then release. */
+  private cleanStore(d: Domain): void {
+    const rm = (p: string): void => { try { this.store.rm(this.dom0, null, p); } catch { /* absent */ } };
+    rm(`/local/domain/${d.domid}`);
+    rm(`/vm/${d.uuid}`);
+    for (const type of ["vbd", "vif", "console"]) rm(`/local/domain/0/backend/${type}/${d.domid}`);
+    rm(`/local/domain/0/error/backend/vbd/${d.domid}`);
+    rm(`/local/domain/0/error/backend/vif/${d.domid}`);
+    this.store.releaseDomain(d.domid);
+  }
+
+  pause(domid: number): void {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (d.runner.paused) return;
+    d.runner.pause();
+    this.emitDomain(d, "paused");
+  }
+
+  unpause(domid: number): void {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (!d.runner.paused) return;
+    d.runner.unpause();
+    this.emitDomain(d, "running");
+  }
+
+  /** xl shutdown/reboot: a request in control/shutdown; the guest acknowledges and acts (or not). */
+  shutdown(domid: number, reason: string): void {
+    const d = this.dom(domid);
+    if (!["poweroff", "reboot", "halt", "suspend"].includes(reason)) throw new HvError("EINVAL", `bad shutdown reason '${reason}'`);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    this.write(`/local/domain/${domid}/control/shutdown`, reason);
+  }
+
+  sysrq(domid: number, key: string): void {
+    const d = this.dom(domid);
+    if (typeof key !== "string" || key.length !== 1) throw new HvError("EINVAL", "sysrq needs one key character");
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    this.write(`/local/domain/${domid}/control/sysrq`, key);
+  }
+
+  memSet(domid: number, targetKiB: number): void {
+    const d = this.dom(domid);
+    if (!Number.isSafeInteger(targetKiB) || targetKiB <= 0) throw new HvError("EINVAL", `bad memory target ${targetKiB} KiB`);
+    const max = d.maxPages * 4;
+    if (targetKiB > max) throw new HvError("EINVAL", `target ${targetKiB >> 10} MiB is above the domain's maximum ${max >> 10} MiB`);
+    this.write(`/local/domain/${domid}/memory/target`, String(targetKiB));
+  }
+
+  rename(domid: number, name: string): void {
+    const d = this.dom(domid);
+    checkName(name);
+    for (const o of this.domains.values()) if (o !== d && o.name === name) throw new HvError("EEXIST_NAME", `a domain named '${name}' exists (id ${o.domid})`);
+    d.name = name;
+    d.spec = { ...d.spec, name };
+    this.write(`/local/domain/${domid}/name`, name);
+    this.write(`/vm/${d.uuid}/name`, name);
+  }
+
+  setToolstack(domid: number, t: ToolstackData): void {
+    const d = this.dom(domid);
+    d.spec = { ...d.spec, toolstack: t };
+  }
+
+  private write(path: string, value: string): void {
+    this.store.write(this.dom0, null, path, Buffer.from(value, "latin1"));
+  }
+
+  // ------------------------------------------------------------------------------------------------ console
+
+  private consoleOutput(d: Domain, b: Uint8Array): void {
+    const buf = Buffer.from(b);
+    d.console.push(buf);
+    d.consoleBytes += buf.length;
+    while (d.consoleBytes > CONSOLE_KEEP && d.console.length > 1) d.consoleBytes -= d.console.shift()!.length;
+    for (const c of d.consoles) c(buf);
+  }
+
+  /** Recent console output (up to CONSOLE_KEEP bytes) to `sink`. */
+  replayConsole(domid: number, sink: (b: Uint8Array) => void): void {
+    for (const c of this.dom(domid).console) sink(c);
+  }
+
+  /** Attaches a console sink (an empty chunk = the domain is gone); returns input and detach functions. */
+  attachConsole(domid: number, sink: (b: Uint8Array) => void, replay: boolean): { input(b: Uint8Array): void; detach(): void } {
+    const d = this.dom(domid);
+    if (d.dying) throw new HvError("ESTATE", `domain ${domid} is being destroyed`);
+    if (replay) for (const c of d.console) sink(c);
+    d.consoles.add(sink);
+    return { input: (b) => d.runner.input(b), detach: () => { d.consoles.delete(sink); } };
+  }
+
+  /** Stops every domain (the hypervisor is going down). */
+  async shutdownAll(): Promise<void> {
+    await Promise.all([...this.domains.keys()].map((id) => this.destroy(id).catch(() => undefined)));
+  }
+}
+
+function checkName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0 || name.length > 64 || !/^[A-Za-z0-9_.:+-][A-Za-z0-9_.:+ -]*$/.test(name) || /^\d+$/.test(name)) {
+    throw new HvError("EINVAL", `bad domain name ${JSON.stringify(name)} (1-64 letters, digits, _ . : + -; not all digits)`);
+  }
+  if (name === "Domain-0") throw new HvError("EEXIST_NAME", "Domain-0 is the toolstack's own name");
+}
+
+function checkSpec(s: DomainSpec): void {
+  if (typeof s !== "object" || s === null) throw new HvError("EINVAL", "spec must be an object");
+  checkName(s.name);
+  if (!Number.isInteger(s.memMiB) || s.memMiB < 16) throw new HvError("EINVAL", `bad memory ${s.memMiB} MiB`);
+  if (!Number.isInteger(s.vcpus) || s.vcpus < 1 || s.vcpus > 8) throw new HvError("EINVAL", `bad vcpus ${s.vcpus} (1..8)`);
+  if (typeof s.kernel !== "string" || s.kernel === "") throw new HvError("EINVAL", "kernel path missing");
+  if (typeof s.cmdline !== "string") throw new HvError("EINVAL", "cmdline must be a string");
+  if (!Array.isArray(s.disks) || !Array.isArray(s.vifs)) throw new HvError("EINVAL", "disks and vifs must be arrays");
+  if (s.uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s.uuid)) {
+    throw new HvError("EINVAL", `bad uuid ${s.uuid}`);
+  }
+}
+
+function uuidBytes(u: string): Uint8Array {
+  return Uint8Array.from(Buffer.from(u.replace(/-/g, ""), "hex"));
+}

@@ -1,0 +1,72 @@
+/**
+ * `xeno-hv`, the hypervisor process (see protocol.ts for the process split):
+ *
+ *   node dist/src/hv/main.js [--run-dir DIR] [--memory MiB] [--xenstored PATH]
+ *
+ * Serves the control protocol on DIR/hv.sock (DIR: --run-dir, else $XENO_RUN_DIR, else /run/xeno) and
+ * xenstored's wire protocol on PATH (--xenstored, else $XENSTORED_PATH, else /run/xenstored/socket when DIR is
+ * the default /run/xeno, else DIR/xenstored/socket — so test instances never take the system's path).
+ * Writes DIR/hv.pid. SIGTERM/SIGINT destroy every domain and exit 0. Exit 1 on a startup error (socket in
+ * use, bad arguments), with the reason on stderr.
+ */
+import { mkdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Hypervisor } from "./hypervisor.js";
+import { ControlServer } from "./control-server.js";
+import { HV_SOCKET } from "./protocol.js";
+import { XenStoreSocketServer } from "../xenstore/index.js";
+
+const DEFAULT_RUN_DIR = "/run/xeno";
+
+function arg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let runDir: string, memoryMiB: number | undefined, xsPath: string;
+  try {
+    runDir = arg(argv, "--run-dir") ?? process.env.XENO_RUN_DIR ?? DEFAULT_RUN_DIR;
+    const mem = arg(argv, "--memory");
+    if (mem !== undefined) {
+      memoryMiB = Number(mem);
+      if (!Number.isInteger(memoryMiB) || memoryMiB < 64) throw new Error(`--memory ${mem}: want MiB >= 64`);
+    }
+    xsPath = arg(argv, "--xenstored") ?? process.env.XENSTORED_PATH
+      ?? (runDir === DEFAULT_RUN_DIR ? "/run/xenstored/socket" : join(runDir, "xenstored", "socket"));
+  } catch (e) {
+    process.stderr.write(`xeno-hv: ${(e as Error).message}\nusage: xeno-hv [--run-dir DIR] [--memory MiB] [--xenstored PATH]\n`);
+    return 2;
+  }
+  mkdirSync(runDir, { recursive: true });
+  const hv = new Hypervisor({ memoryMiB, runDir, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
+  const control = new ControlServer(hv, join(runDir, HV_SOCKET));
+  const xs = new XenStoreSocketServer(hv.store, { path: xsPath });
+  try {
+    await control.listen();
+    hv.xenstoredSocket = await xs.listen();
+  } catch (e) {
+    process.stderr.write(`xeno-hv: ${(e as Error).message}\n`);
+    await control.close().catch(() => undefined);
+    return 1;
+  }
+  const pidFile = join(runDir, "hv.pid");
+  writeFileSync(pidFile, `${process.pid}\n`);
+  hv.log(`listening on ${control.path}; xenstored on ${hv.xenstoredSocket}`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => { hv.log(`${sig}: destroying every domain and exiting`); resolve(); };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await hv.shutdownAll();
+  await control.close();
+  await xs.close();
+  try { unlinkSync(pidFile); } catch { /* gone */ }
+  return 0;
+}
+
+main(process.argv.slice(2)).then((code) => { process.exitCode = code; if (code === 0) setTimeout(() => process.exit(0), 200).unref(); },
+  (e) => { process.stderr.write(`xeno-hv: ${(e as Error)?.stack ?? e}\n`); process.exit(1); });

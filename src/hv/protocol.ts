@@ -1,0 +1,157 @@
+/**
+ * The control protocol of Xeno's hypervisor process (`xeno-hv`, src/hv/main.ts) and of the toolstack daemon
+ * (`xenod`, src/toolstack), which speaks the same protocol to the CLI and forwards to the hypervisor.
+ *
+ * Process split (as Xen's): the hypervisor process owns the machine — every domain (a worker thread running
+ * its vCPUs and back-ends), the machine-frame pool, and the one XenStore (served to guests over their xenbus
+ * rings and to dom0 tools over xenstored's unix socket). xenod is the toolstack: it builds domains from xl.cfg
+ * files, keeps names and policies (on_poweroff/on_reboot/on_crash) and answers the CLI. Restarting xenod
+ * leaves every domain running in the hypervisor; the new xenod lists them and carries on.
+ *
+ * Transport: a unix stream socket; messages are JSON objects, one per line (UTF-8, '\n'-terminated, at most
+ * MAX_LINE bytes). A client sends requests with a numeric `id`; the server answers each with the same id, in
+ * any order. Events (`{event: …}`) arrive on connections that asked for them with `subscribe`.
+ * A `console` request turns its connection into a raw byte stream after the OK response: guest console
+ * output to the client, client bytes to the guest's console input, until either side closes.
+ */
+
+/** Longest protocol line accepted (bytes); a longer one closes the connection. */
+export const MAX_LINE = 1 << 20;
+
+/** Socket file names inside the run directory (default /run/xeno, or $XENO_RUN_DIR). */
+export const HV_SOCKET = "hv.sock";
+export const XENOD_SOCKET = "xenod.sock";
+
+/** What the toolstack asks the hypervisor to build (all paths absolute, all values validated by the caller). */
+export interface DomainSpec {
+  name: string;
+  /** Canonical 8-4-4-4-12 UUID; generated when absent. */
+  uuid?: string;
+  memMiB: number;
+  vcpus: number;
+  /** Paths of the arm64 Image and the initramfs (read by the hypervisor at create). */
+  kernel: string;
+  ramdisk?: string;
+  cmdline: string;
+  /** Boot as a Xen DomU (default true). */
+  xen: boolean;
+  disks: { path: string; devid: number; vdev: string; readOnly: boolean }[];
+  vifs: { devid: number; mac: string; mtu: number; bridge: string }[];
+  /** Start with every vCPU paused (xl create -p). */
+  paused?: boolean;
+  /** Opaque to the hypervisor: kept with the domain and returned by `list` (xenod keeps policies there). */
+  toolstack?: ToolstackData;
+}
+
+/** What xenod keeps with a domain so that a restarted xenod can still apply its policies. */
+export interface ToolstackData {
+  onPoweroff: ShutdownAction;
+  onReboot: ShutdownAction;
+  onCrash: ShutdownAction;
+  /** The config file it came from and its text (xl list -l shows the config). */
+  configFile?: string;
+  configText?: string;
+}
+
+export type ShutdownAction = "destroy" | "restart" | "preserve" | "rename-restart" | "coredump-destroy" | "coredump-restart" | "soft-reset";
+
+/**
+ * running: some vCPU runnable; blocked: every vCPU waiting for an event (WFI); paused: paused by the
+ * toolstack; shutdown: the guest shut itself down (reason says how) and the domain awaits the toolstack;
+ * crashed: the guest or its emulation failed; dying: being destroyed.
+ */
+export type DomainState = "running" | "blocked" | "paused" | "shutdown" | "crashed" | "dying";
+export type ShutdownReason = "poweroff" | "reboot" | "suspend" | "crash" | "watchdog" | "soft_reset";
+
+export interface DomainInfo {
+  domid: number;
+  name: string;
+  uuid: string;
+  state: DomainState;
+  /** Set for state "shutdown" (and "crashed": "crash"). */
+  shutdownReason?: ShutdownReason;
+  /** Human-readable detail of the last stop (e.g. "SCHEDOP_shutdown poweroff", an emulator fault). */
+  reason?: string;
+  /** Current reservation (after ballooning) and maximum, KiB. */
+  memKiB: number;
+  maxMemKiB: number;
+  /** Balloon target (memory/target), KiB. */
+  targetKiB: number;
+  vcpus: number;
+  /** vCPUs online in the guest (PSCI CPU_ON'd). */
+  onlineVcpus: number;
+  /** Host CPU seconds the domain's vCPUs have used. */
+  cpuSeconds: number;
+  /** Unix time (s) of creation. */
+  startTime: number;
+  spec: DomainSpec;
+}
+
+export interface HostInfo {
+  host: string;
+  release: string;
+  machine: string;
+  nrCpus: number;
+  /** Machine-frame pool, MiB. */
+  totalMemoryMiB: number;
+  freeMemoryMiB: number;
+  xenMajor: number;
+  xenMinor: number;
+  xenExtra: string;
+  /** Hypervisor process uptime, s. */
+  uptime: number;
+  /** Paths of the sockets this hypervisor serves. */
+  xenstoredSocket: string;
+}
+
+/** Requests (the `op` field) and their arguments. */
+export type Request =
+  | { id: number; op: "create"; spec: DomainSpec }
+  | { id: number; op: "list" }
+  | { id: number; op: "info" }
+  | { id: number; op: "pause"; domid: number }
+  | { id: number; op: "unpause"; domid: number }
+  /** Asks the guest to shut down (control/shutdown, as xl shutdown/reboot do); the guest decides. */
+  | { id: number; op: "shutdown"; domid: number; reason: "poweroff" | "reboot" | "halt" | "suspend" }
+  | { id: number; op: "destroy"; domid: number }
+  | { id: number; op: "rename"; domid: number; name: string }
+  /** Sets memory/target (the balloon); KiB. */
+  | { id: number; op: "mem-set"; domid: number; targetKiB: number }
+  | { id: number; op: "sysrq"; domid: number; key: string }
+  /** Updates the toolstack data kept with the domain. */
+  | { id: number; op: "set-toolstack"; domid: number; toolstack: ToolstackData }
+  /** The hypervisor's log (xl dmesg). */
+  | { id: number; op: "dmesg"; clear?: boolean }
+  /** This connection receives events from now on. */
+  | { id: number; op: "subscribe" }
+  /** Turns this connection into the domain's console stream (after the OK). `replay`: recent output first. */
+  | { id: number; op: "console"; domid: number; replay?: boolean };
+
+export type Op = Request["op"];
+
+export interface ResultMap {
+  create: { domid: number };
+  list: DomainInfo[];
+  info: HostInfo;
+  pause: null; unpause: null; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
+  "set-toolstack": null; subscribe: null; console: null;
+  dmesg: string[];
+}
+
+export type Response =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: ErrorCode; message: string } };
+
+/** Stable error codes (tests assert on them). */
+export type ErrorCode =
+  | "ENOENT_DOMAIN"   // no such domain
+  | "EEXIST_NAME"     // a domain with that name exists
+  | "EINVAL"          // malformed request or argument
+  | "ENOMEM"          // not enough free frames in the pool
+  | "ESTATE"          // not possible in the domain's state (e.g. unpause a running domain)
+  | "EBUILD"          // the domain could not be built (kernel unreadable, disk image missing, …); message says why
+  | "ENOSYS";         // unknown op
+
+export type Event =
+  /** A domain's state changed (created, paused, shutdown, crashed, destroyed → state "dying" then gone). */
+  | { event: "domain"; domid: number; name: string; state: DomainState | "destroyed"; shutdownReason?: ShutdownReason; reason?: string };
