@@ -1,0 +1,261 @@
+/**
+ * xenod: the toolstack daemon. It serves the control protocol (src/hv/protocol.ts) on DIR/xenod.sock:
+ * requests are forwarded to the hypervisor under xenod's own ids and the answers relayed back; `subscribe`
+ * gets the hypervisor's events (xenod is subscribed once and fans them out); `console` turns the client's
+ * connection into a byte pipe to a console connection of its own to the hypervisor. Meanwhile the supervisor
+ * applies on_poweroff/on_reboot/on_crash to domains that stop.
+ *
+ * Domains live in the hypervisor: stopping xenod (or losing the hypervisor connection) never touches them.
+ */
+import { unlinkSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { XENOD_SOCKET, type DomainSpec, type Event, type Response } from "../hv/protocol.js";
+import { HvLink } from "./hv-link.js";
+import { DEFAULT_POLICIES } from "./policy.js";
+import { ensureRunDir } from "./spawn.js";
+import { Supervisor } from "./supervisor.js";
+import { connectUnix, encodeLine, isNotListening, LineBuffer, openConsoleStream, ToolstackError, type RequestBody, type ToolstackErrorCode } from "./wire.js";
+
+export interface XenodOptions {
+  runDir: string;
+  /** One line per action or incident (the caller adds time stamps and chooses the stream). */
+  log(line: string): void;
+  /** The hypervisor's entry point to start when none listens (default: dist/src/hv/main.js); false: never. */
+  hvMain?: string | false;
+  hvStartTimeoutMs?: number;
+}
+
+/** Another xenod already serves the run directory. */
+export class XenodInUseError extends Error {
+  readonly code = "EINUSE";
+  constructor(readonly socketPath: string) {
+    super(`another xenod is already serving ${socketPath}`);
+    this.name = "XenodInUseError";
+  }
+}
+
+export class Xenod {
+  readonly socketPath: string;
+  readonly hv: HvLink;
+  readonly supervisor: Supervisor;
+  private server: Server | null = null;
+  private readonly clients = new Set<ClientConnection>();
+  private stopping: Promise<void> | null = null;
+
+  private constructor(readonly opts: XenodOptions) {
+    this.socketPath = join(opts.runDir, XENOD_SOCKET);
+    this.hv = new HvLink({
+      runDir: opts.runDir,
+      hvMain: opts.hvMain,
+      startTimeoutMs: opts.hvStartTimeoutMs,
+      log: opts.log,
+      onEvent: (e) => this.onHvEvent(e),
+      onUp: () => { void this.supervisor.resync(); },
+    });
+    this.supervisor = new Supervisor(this.hv, opts.log);
+  }
+
+  /**
+   * Starts xenod: refuses when another one answers on DIR/xenod.sock (XenodInUseError), connects to the
+   * hypervisor (starting it if needed; ToolstackError ESTART), then listens (replacing a stale socket file).
+   */
+  static async start(opts: XenodOptions): Promise<Xenod> {
+    ensureRunDir(opts.runDir);
+    const x = new Xenod(opts);
+    await x.refuseIfInUse();
+    try {
+      await x.hv.start();
+      await x.listen();
+    } catch (e) {
+      x.hv.stop();
+      throw e;
+    }
+    return x;
+  }
+
+  /** Stops serving: closes the socket and every client connection, removes the socket file. Domains stay. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const server = this.server;
+      this.server = null;
+      if (server) {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        for (const c of this.clients) c.destroy();
+        await closed;
+        try { unlinkSync(this.socketPath); } catch { /* already gone */ }
+      }
+      this.hv.stop();
+    })();
+    return this.stopping;
+  }
+
+  private async refuseIfInUse(): Promise<void> {
+    try {
+      const s = await connectUnix(this.socketPath);
+      s.destroy();
+      throw new XenodInUseError(this.socketPath);
+    } catch (e) {
+      if (e instanceof XenodInUseError) throw e;
+      // Nothing answers: a missing or stale socket file, replaced by listen().
+    }
+  }
+
+  private listen(): Promise<void> {
+    const server = createServer((sock) => {
+      const c = new ClientConnection(sock, this);
+      this.clients.add(c);
+      sock.on("close", () => this.clients.delete(c));
+    });
+    const tryListen = (): Promise<void> => new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.socketPath, () => { server.off("error", reject); resolve(); });
+    });
+    return tryListen().catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== "EADDRINUSE") throw e;
+      // The file exists: in use by a xenod that started meanwhile, or stale (left by one that died).
+      try {
+        (await connectUnix(this.socketPath)).destroy();
+        throw new XenodInUseError(this.socketPath);
+      } catch (e2) {
+        if (!isNotListening(e2)) throw e2;
+      }
+      unlinkSync(this.socketPath);
+      await tryListen();
+    }).then(() => {
+      this.server = server;
+    });
+  }
+
+  private onHvEvent(e: Event): void {
+    this.supervisor.onEvent(e);
+    const line = encodeLine(e);
+    for (const c of this.clients) c.event(line);
+  }
+
+  /** A client's request other than subscribe/console: forwarded to the hypervisor. */
+  forward(body: RequestBody): Promise<unknown> {
+    if (body.op === "create" && body.spec && typeof body.spec === "object" && body.spec.toolstack === undefined) {
+      // Keep the policies with the domain explicitly, so that a later xenod applies the same ones.
+      const spec: DomainSpec = { ...body.spec, toolstack: { ...DEFAULT_POLICIES } };
+      return this.hv.request({ ...body, spec });
+    }
+    return this.hv.request(body);
+  }
+}
+
+/** One client connection: protocol lines, until a `console` request turns it into a byte pipe. */
+class ClientConnection {
+  private readonly lines = new LineBuffer();
+  private subscribed = false;
+  /** Set while a console request is being set up: bytes received meanwhile (for the guest, or more lines if it fails). */
+  private held: Buffer[] | null = null;
+  private piped = false;
+  private readonly onData = (chunk: Buffer): void => this.data(chunk);
+
+  constructor(private readonly sock: Socket, private readonly xenod: Xenod) {
+    sock.on("data", this.onData);
+    sock.on("error", () => { /* close follows */ });
+  }
+
+  destroy(): void { this.sock.destroy(); }
+
+  event(line: string): void {
+    if (this.subscribed && !this.piped && this.held === null && this.sock.writable) this.sock.write(line);
+  }
+
+  private send(r: Response): void {
+    if (!this.piped && this.sock.writable) this.sock.write(encodeLine(r));
+  }
+
+  private fail(id: number, code: ToolstackErrorCode, message: string): void {
+    // Codes beyond ErrorCode (EHVDOWN…) travel in the same field; see ToolstackErrorCode.
+    this.send({ id, ok: false, error: { code: code as Extract<Response, { ok: false }>["error"]["code"], message } });
+  }
+
+  private data(chunk: Buffer): void {
+    if (this.held) { this.held.push(chunk); return; }
+    this.lines.feed(chunk);
+    try {
+      for (let line = this.lines.next(); line !== null; line = this.lines.next()) {
+        this.line(line);
+        const held = this.held as Buffer[] | null; // set by line() for a console request
+        if (held) {
+          // A console request: what follows it is not ours to parse unless the console is refused.
+          const rest = this.lines.rest();
+          if (rest.length > 0) held.push(rest);
+          return;
+        }
+      }
+    } catch (e) {
+      this.fail(-1, "EPROTO", (e as Error).message);
+      this.sock.end();
+      this.sock.off("data", this.onData);
+    }
+  }
+
+  private line(text: string): void {
+    if (text.trim() === "") return;
+    let msg: unknown;
+    try { msg = JSON.parse(text); } catch (e) { this.fail(-1, "EINVAL", `not JSON: ${(e as Error).message}`); return; }
+    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) { this.fail(-1, "EINVAL", "a request is a JSON object"); return; }
+    const { id, ...body } = msg as { id?: unknown; op?: unknown };
+    if (typeof id !== "number" || !Number.isFinite(id)) { this.fail(-1, "EINVAL", "request without a numeric id"); return; }
+    if (typeof body.op !== "string") { this.fail(id, "EINVAL", "request without an op"); return; }
+    if (body.op === "subscribe") {
+      this.subscribed = true;
+      this.send({ id, ok: true, result: null });
+      return;
+    }
+    if (body.op === "console") {
+      this.console(id, body as { domid?: unknown; replay?: unknown });
+      return;
+    }
+    this.xenod.forward(body as RequestBody).then(
+      (result) => this.send({ id, ok: true, result: result ?? null }),
+      (e: unknown) => {
+        const err = e instanceof ToolstackError ? e : new ToolstackError("EHVDOWN", String((e as Error)?.message ?? e));
+        this.fail(id, err.code, err.message);
+      },
+    );
+  }
+
+  private console(id: number, req: { domid?: unknown; replay?: unknown }): void {
+    if (typeof req.domid !== "number") { this.fail(id, "EINVAL", "console: domid must be a number"); return; }
+    if (!this.xenod.hv.up) { this.fail(id, "EHVDOWN", "xenod is not connected to the hypervisor (retrying)"); return; }
+    this.held = [];
+    openConsoleStream(this.xenod.hv.socketPath, req.domid, req.replay === true, "the hypervisor").then((hvSock) => {
+      const held = this.held ?? [];
+      this.held = null;
+      if (this.sock.destroyed) { hvSock.destroy(); return; }
+      this.send({ id, ok: true, result: null });
+      this.piped = true;
+      this.sock.off("data", this.onData);
+      for (const b of held) hvSock.write(b);
+      pipeBoth(this.sock, hvSock);
+    }, (e: unknown) => {
+      const err = e instanceof ToolstackError ? e : new ToolstackError("EHVDOWN", String(e));
+      const held = this.held ?? [];
+      this.held = null;
+      this.fail(id, err.code === "ECONN" ? "EHVDOWN" : err.code, err.message);
+      // Back to protocol lines: parse what arrived meanwhile.
+      for (const b of held) this.data(b);
+    });
+  }
+}
+
+/** Joins two sockets both ways; an end or close of either ends the other. */
+function pipeBoth(a: Socket, b: Socket): void {
+  a.pipe(b);
+  b.pipe(a);
+  const closeOther = (other: Socket) => (): void => {
+    if (other.destroyed) return;
+    other.end();
+    // A peer that ignores the end is cut off shortly after.
+    setTimeout(() => other.destroy(), 1000).unref();
+  };
+  a.on("close", closeOther(b));
+  b.on("close", closeOther(a));
+  a.on("error", () => { /* close follows */ });
+  b.on("error", () => { /* close follows */ });
+}
