@@ -1,46 +1,30 @@
-/** `xeno` command-line entry: dispatches to subcommands. */
+/**
+ * `xeno` command-line entry: xl's subcommands (src/cli/xl: list, info, console, shutdown, …, talking to the
+ * toolstack daemon xenod, which is started on demand) and Xeno's own (create, image, run-user). A unique
+ * prefix of a subcommand runs it, as with xl; `xeno help [CMD]` describes them.
+ */
 import { createMain } from "./create.js";
 import { imageMain } from "./image.js";
 import { runUserMain } from "../user/run-user.js";
+import { connectXl } from "./xl/client.js";
+import { runCommand, XL_COMMANDS, type Command } from "./xl/commands.js";
+import { processEnv } from "./xl/env.js";
 
-const USAGE = `usage: xeno COMMAND [ARGS...]
-  create [-c] [-p] [-n] [-q] CONFIGFILE [key=value...]   create a domain from an xl.cfg file (foreground; -c: console)
-  image fetch [--dir DIR] [--force] [--quiet] [--json]  fetch the Debian arm64 kernel and build the guest initramfs
-  run-user PROGRAM [ARGS...]                           run a static arm64 Linux program
-`;
+const COMMANDS: readonly Command[] = [
+  {
+    kind: "raw", name: "create", usage: "[-c] [-p] [-n] [-q] [-F] [-f FILE] <ConfigFile> [key=value...]",
+    desc: "Create a domain from config file <filename>", raw: (a) => createMain(a),
+  },
+  ...XL_COMMANDS,
+  {
+    kind: "raw", name: "image", usage: "fetch|debian [options]",
+    desc: "Fetch the Debian arm64 kernel and build the guest initramfs (fetch), or a Debian root disk (debian)",
+    raw: (a) => imageMain(a),
+  },
+  { kind: "raw", name: "run-user", usage: "[--mem MiB] PROGRAM [ARGS...]", desc: "Run a static arm64 Linux program", raw: (a) => runUserMain(a) },
+];
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case "create":
-      return createMain(rest);
-    case "image":
-      return imageMain(rest);
-    case "run-user":
-      return runUserMain(rest);
-    case "console":
-    case "list":
-    case "destroy":
-    case "shutdown":
-    case "reboot":
-    case "pause":
-    case "unpause":
-      process.stderr.write(`xeno ${cmd}: needs the toolstack daemon (xenod), which does not exist yet; ` +
-        "for now a domain lives in its 'xeno create' process (use 'xeno create -c' for its console)\n");
-      return 1;
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(USAGE);
-      return 0;
-    default:
-      process.stderr.write(`xeno: unknown command '${cmd}' (try 'xeno help')\n`);
-      return 2;
-  }
-}
-
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e) => {
+runCommand(COMMANDS, process.argv.slice(2), processEnv(connectXl)).then((code) => { process.exitCode = code; }, (e) => {
   process.stderr.write(`xeno: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
   process.exitCode = 70;
 });

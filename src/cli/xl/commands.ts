@@ -1,0 +1,221 @@
+/**
+ * The `xeno` subcommand table and its dispatch, with xl's rules (tools/xl/xl.c, xl_cmdtable.c):
+ *   - a unique prefix of a subcommand runs it (`xeno li` = list); an exact name wins even when it prefixes
+ *     another; an ambiguous prefix is an error that lists the candidates;
+ *   - `xeno help [CMD]` and `xeno CMD -h|--help` print the help (status 0);
+ *   - usage errors (unknown option, missing argument) print the command's help on stderr, status 2;
+ *   - a failed operation prints `xeno CMD: why` on stderr, status 1.
+ * Xeno's own subcommands (create, image, run-user) parse their arguments themselves.
+ */
+import {
+  blockListCmd, dmesgCmd, domidCmd, domnameCmd, infoCmd, listCmd, networkListCmd, uptimeCmd, vcpuListCmd,
+} from "./cmd-info.js";
+import {
+  destroyCmd, memMaxCmd, memSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
+} from "./cmd-control.js";
+import { consoleCmd } from "./cmd-console.js";
+import { topCmd } from "./cmd-top.js";
+import type { XlEnv } from "./env.js";
+import { NotImplementedError, XlError } from "./errors.js";
+import { getopt, UsageError, type OptSpec, type ParsedOpts } from "./getopt.js";
+
+interface CommandBase {
+  name: string;
+  /** What follows the name in the usage line. */
+  usage: string;
+  /** One line, as in xl's table (printed with a final '.'). */
+  desc: string;
+  /** The options' help, one per line. */
+  options?: string;
+}
+
+/** An xl-style subcommand: options parsed here, then `run`. */
+export interface XlCommand extends CommandBase {
+  kind: "xl";
+  opts?: OptSpec[];
+  minArgs?: number;
+  maxArgs?: number;
+  run(p: ParsedOpts, env: XlEnv): Promise<number>;
+}
+
+/** A subcommand that takes its arguments as they are (Xeno's create, image, run-user). */
+export interface RawCommand extends CommandBase {
+  kind: "raw";
+  raw(args: string[]): Promise<number>;
+}
+
+export type Command = XlCommand | RawCommand;
+
+/** A subcommand the hypervisor does not provide yet: says so, status 1 (never a fake success). */
+function notYet(name: string, usage: string, desc: string, why: string): XlCommand {
+  return {
+    kind: "xl", name, usage, desc, options: `Not implemented yet: ${why}.`,
+    run: () => Promise.reject(new NotImplementedError(`xeno ${name}`, why)),
+  };
+}
+
+/** The xl subcommands (the raw ones are added by main.ts). Order: as `xeno help` lists them. */
+export const XL_COMMANDS: readonly XlCommand[] = [
+  {
+    kind: "xl", name: "list", usage: "[options] [Domain...]", desc: "List information about all/some domains",
+    options: "-l, --long              Output all VM details (JSON)\n" +
+      "-v, --verbose           Prints out UUIDs, shutdown reason codes and security context\n" +
+      "-Z, --context           Prints out security context\n" +
+      "-c, --cpupool           Prints the cpupool the domain is in\n" +
+      "-n, --numa              Prints out NUMA node affinity",
+    opts: [{ short: "l", long: "long" }, { short: "v", long: "verbose" }, { short: "Z", long: "context" },
+      { short: "c", long: "cpupool" }, { short: "n", long: "numa" }],
+    run: listCmd,
+  },
+  {
+    kind: "xl", name: "destroy", usage: "[options] <Domain>", desc: "Terminate a domain immediately",
+    options: "-f                      (xl: permit destroying domain 0; Domain-0 is Xeno's toolstack and is never destroyed)",
+    opts: [{ short: "f" }], minArgs: 1, maxArgs: 1, run: destroyCmd,
+  },
+  {
+    kind: "xl", name: "shutdown", usage: "[options] <-a|Domain>", desc: "Issue a shutdown signal to a domain",
+    options: "-a, --all               Shutdown all guest domains.\n" +
+      "-F                      (xl: fall back to an ACPI power event; Xeno has none, the PV request is used)\n" +
+      "-w, --wait              Wait for guest(s) to shutdown (twice: until destroyed).",
+    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: shutdownCmd,
+  },
+  {
+    kind: "xl", name: "reboot", usage: "[options] <-a|Domain>", desc: "Issue a reboot signal to a domain",
+    options: "-a, --all               Reboot all guest domains.\n" +
+      "-F                      (xl: fall back to an ACPI reset event; Xeno has none, the PV request is used)\n" +
+      "-w, --wait              Wait for guest(s) to reboot (twice: until the old domain is destroyed).",
+    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: rebootCmd,
+  },
+  { kind: "xl", name: "pause", usage: "<Domain>", desc: "Pause execution of a domain", minArgs: 1, maxArgs: 1, run: pauseCmd },
+  { kind: "xl", name: "unpause", usage: "<Domain>", desc: "Unpause a paused domain", minArgs: 1, maxArgs: 1, run: unpauseCmd },
+  {
+    kind: "xl", name: "console", usage: "[options] <Domain>", desc: "Attach to domain's console",
+    options: "-t <type>       console type, pv or serial (the domain has one: pv for Xen guests, serial with xen_platform=0)\n" +
+      "-n <number>     console number (0)\n" +
+      "-e <escape>     escape character that detaches, ^X or one character (default ^])",
+    opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: consoleCmd,
+  },
+  notYet("save", "[options] <Domain> <CheckpointFile> [<ConfigFile>]", "Save a domain state to restore later",
+    "the hypervisor cannot save a domain's state (memory, vCPUs, devices) yet"),
+  notYet("migrate", "[options] <Domain> <host>", "Migrate a domain to another host",
+    "the hypervisor cannot save or send a domain's state yet"),
+  notYet("restore", "[options] [<ConfigFile>] <CheckpointFile>", "Restore a domain from a saved state",
+    "the hypervisor cannot save or restore a domain's state yet"),
+  {
+    kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
+    desc: "Set the maximum amount reservation for a domain",
+    options: "Not implemented yet: a domain's maximum is the memory it was created with.",
+    minArgs: 2, maxArgs: 2, run: memMaxCmd,
+  },
+  {
+    kind: "xl", name: "mem-set", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
+    desc: "Set the current memory usage for a domain",
+    options: "A bare number is MiB. The guest's balloon driver moves toward the target.",
+    minArgs: 2, maxArgs: 2, run: memSetCmd,
+  },
+  { kind: "xl", name: "vcpu-list", usage: "[Domain, ...]", desc: "List the VCPUs for all/some domains", run: vcpuListCmd },
+  notYet("vcpu-pin", "[option] <Domain> <VCPU|all> <Hard affinity|-|all> <Soft affinity|-|all>", "Set which CPUs a VCPU can use",
+    "vCPUs cannot be pinned to host CPUs yet (each may run on any; 'xeno vcpu-list' shows all / all)"),
+  notYet("vcpu-set", "[option] <Domain> <vCPUs>", "Set the number of active VCPUs allowed for the domain",
+    "vCPU hotplug is not provided yet; a domain's vCPUs are set at create (vcpus=)"),
+  {
+    kind: "xl", name: "info", usage: "[FIELD]", desc: "Get information about Xen host",
+    options: "FIELD                   print only the value(s) of the line(s) starting with FIELD",
+    maxArgs: 1, run: infoCmd,
+  },
+  notYet("sched-credit", "[-d <Domain> [-w[=WEIGHT]|-c[=CAP]]] [-s [-t TSLICE] [-r RATELIMIT]] [-p CPUPOOL]",
+    "Get/set credit scheduler parameters", "the hypervisor's scheduler has no weights, caps or time slices to get or set yet"),
+  { kind: "xl", name: "domid", usage: "<DomainName>", desc: "Convert a domain name to domain id", minArgs: 1, maxArgs: 1, run: domidCmd },
+  { kind: "xl", name: "domname", usage: "<DomainId>", desc: "Convert a domain id to domain name", minArgs: 1, maxArgs: 1, run: domnameCmd },
+  { kind: "xl", name: "rename", usage: "<Domain> <NewDomainName>", desc: "Rename a domain", minArgs: 2, maxArgs: 2, run: renameCmd },
+  { kind: "xl", name: "sysrq", usage: "<Domain> <letter>", desc: "Send a sysrq to a domain", minArgs: 2, maxArgs: 2, run: sysrqCmd },
+  {
+    kind: "xl", name: "dmesg", usage: "[-c]", desc: "Read and/or clear dmesg buffer",
+    options: "  -c                        Clear dmesg buffer as well as printing it",
+    opts: [{ short: "c", long: "clear" }], maxArgs: 0, run: dmesgCmd,
+  },
+  {
+    kind: "xl", name: "top", usage: "[options]", desc: "Monitor a host and the domains in real time",
+    options: "-d, --delay=SECONDS  seconds between updates (default 3)\n" +
+      "-b, --batch          output in batch mode, no user input accepted\n" +
+      "-i, --iterations     number of iterations before exiting\n" +
+      "-f, --full-name      output the full domain name (not truncated)\n" +
+      "-z, --dom0-first     display dom0 first (ignore sorting)\n" +
+      "-r, --repeat-header  repeat table header before each domain",
+    opts: [{ short: "d", long: "delay", value: true }, { short: "b", long: "batch" }, { short: "i", long: "iterations", value: true },
+      { short: "f", long: "full-name" }, { short: "z", long: "dom0-first" }, { short: "r", long: "repeat-header" }],
+    maxArgs: 0, run: topCmd,
+  },
+  notYet("network-attach", "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] ...", "Create a new virtual network device",
+    "hot-plugging network devices is not provided yet; a domain's vifs come from its config's vif=[…] at create"),
+  { kind: "xl", name: "network-list", usage: "<Domain(s)>", desc: "List virtual network interfaces for a domain", minArgs: 1, run: networkListCmd },
+  notYet("network-detach", "<Domain> <DevId|mac>", "Destroy a domain's virtual network device",
+    "hot-unplugging network devices is not provided yet"),
+  notYet("block-attach", "<Domain> <disk-spec-component(s)>...", "Create a new virtual block device",
+    "hot-plugging disks is not provided yet; a domain's disks come from its config's disk=[…] at create"),
+  { kind: "xl", name: "block-list", usage: "<Domain(s)>", desc: "List virtual block devices for a domain", minArgs: 1, run: blockListCmd },
+  notYet("block-detach", "<Domain> <DevId>", "Destroy a domain's virtual block device", "hot-unplugging disks is not provided yet"),
+  {
+    kind: "xl", name: "uptime", usage: "[-s] [Domain]", desc: "Print uptime for all/some domains",
+    options: "-s                      short format", opts: [{ short: "s" }], run: uptimeCmd,
+  },
+];
+
+/** The command `name` names: exact, else a unique prefix. Throws UsageError for none or several. */
+export function lookupCommand(table: readonly Command[], name: string): Command {
+  const exact = table.find((c) => c.name === name);
+  if (exact) return exact;
+  const cands = name === "" ? [] : table.filter((c) => c.name.startsWith(name));
+  if (cands.length === 1) return cands[0]!;
+  if (cands.length > 1) {
+    throw new UsageError(`'${name}' is ambiguous: it could be ${cands.map((c) => c.name).join(", ")}`);
+  }
+  throw new UsageError(`unknown command '${name}'; the commands are: ${table.map((c) => c.name).join(", ")} ('xeno help' describes them)`);
+}
+
+/** `xeno help`: xl's " %-19s %s" list. */
+export function helpAll(table: readonly Command[]): string {
+  let s = "Usage: xeno <subcommand> [args]\n\nxeno full list of subcommands:\n\n";
+  for (const c of table) {
+    s += ` ${c.name.padEnd(19)} `;
+    if (c.name.length > 19) s += `\n ${"".padEnd(19)} `;
+    s += `${c.desc}\n`;
+  }
+  return s + "\nA unique prefix of a subcommand works ('xeno li' is 'xeno list'); 'xeno help <subcommand>' describes one.\n";
+}
+
+/** `xeno help CMD`: "Usage: xeno CMD USAGE\n\nDESC.\n\n" and the options, as xl's help(). */
+export function helpOne(c: CommandBase): string {
+  return `Usage: xeno ${c.name} ${c.usage}\n\n${c.desc}.\n\n` + (c.options ? `Options:\n\n${c.options}\n` : "");
+}
+
+/** Runs `xeno ARGV…` against `table`; returns the exit status. */
+export async function runCommand(table: readonly Command[], argv: readonly string[], env: XlEnv): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) { env.err(helpAll(table)); return 2; }
+  if (name === "help" || name === "--help" || name === "-h") {
+    if (name !== "help" || rest.length === 0) { env.out(helpAll(table)); return 0; }
+    let c: Command;
+    try { c = lookupCommand(table, rest[0]!); } catch (e) { env.err(`xeno help: ${(e as Error).message}\n`); return 2; }
+    if (c.kind === "raw") return c.raw(["--help"]);
+    env.out(helpOne(c));
+    return 0;
+  }
+  let cmd: Command;
+  try { cmd = lookupCommand(table, name); } catch (e) { env.err(`xeno: ${(e as Error).message}\n`); return 2; }
+  if (cmd.kind === "raw") return cmd.raw([...rest]);
+  try {
+    const p = getopt(rest, cmd.opts ?? []);
+    if (p.help) { env.out(helpOne(cmd)); return 0; }
+    const min = cmd.minArgs ?? 0;
+    if (p.args.length < min) throw new UsageError(`'xeno ${cmd.name}' requires at least ${min} argument${min > 1 ? "s" : ""}`);
+    if (cmd.maxArgs !== undefined && p.args.length > cmd.maxArgs) {
+      throw new UsageError(`'xeno ${cmd.name}' takes ${cmd.maxArgs === 0 ? "no" : `at most ${cmd.maxArgs}`} argument${cmd.maxArgs === 1 ? "" : "s"}`);
+    }
+    return await cmd.run(p, env);
+  } catch (e) {
+    if (e instanceof UsageError) { env.err(`xeno ${cmd.name}: ${e.message}\n\n${helpOne(cmd)}`); return 2; }
+    if (e instanceof XlError) { env.err(`xeno ${cmd.name}: ${e.message}\n`); return e.status; }
+    throw e;
+  }
+}
