@@ -1,0 +1,268 @@
+/**
+ * The bridge daemon over real unix sockets, without uplink: clients exchange frames, a garbage client is
+ * dropped while the others carry on, the socket path is guarded (in use, stale, removed), and bridge-main
+ * started by ensureBridge runs detached and cleans up on SIGTERM.
+ */
+
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { connectBridge, ensureBridge, type BridgeClient } from "../../src/net/bridge-client.js";
+import { BridgeDaemon } from "../../src/net/bridge-daemon.js";
+import { encodeStreamFrame } from "../../src/net/framing.js";
+import { BROADCAST, eth } from "./frames.js";
+
+const A = "02:00:00:00:00:0a", B = "02:00:00:00:00:0b", C = "02:00:00:00:00:0c";
+const frame = (dst: string, src: string, text: string): Buffer => eth(dst, src, 0x88b5, Buffer.from(text));
+const text = (f: Buffer): string => f.subarray(14).toString();
+
+/** A client that collects what it receives. */
+async function client(name: string, runDir: string): Promise<BridgeClient & { got: Buffer[]; next(ms?: number): Promise<Buffer> }> {
+  const got: Buffer[] = [];
+  let wake: (() => void) | undefined;
+  const c = await connectBridge(name, (f) => {
+    got.push(f);
+    wake?.();
+  }, { runDir });
+  const next = async (ms = 2000): Promise<Buffer> => {
+    const deadline = Date.now() + ms;
+    while (got.length === 0) {
+      if (Date.now() > deadline) throw new Error(`no frame within ${ms} ms`);
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, 20);
+      });
+    }
+    return got.shift()!;
+  };
+  return Object.assign(c, { got, next });
+}
+
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch { /* already gone */ }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let runDir = "";
+before(() => {
+  runDir = mkdtempSync(join(tmpdir(), "xeno-net-"));
+});
+after(() => rmSync(runDir, { recursive: true, force: true }));
+
+describe("bridge daemon", () => {
+  it("switches frames between clients", async () => {
+    const logs: string[] = [];
+    const d = await BridgeDaemon.start({ name: "br-switch", runDir, log: (l) => logs.push(l) });
+    try {
+      assert.equal(d.socketPath, join(runDir, "net", "br-switch.sock"));
+      assert.equal(readFileSync(join(runDir, "net", "br-switch.pid"), "utf8").trim(), String(process.pid));
+      const [a, b, c] = await Promise.all([client("br-switch", runDir), client("br-switch", runDir), client("br-switch", runDir)]);
+      await until("3 clients", () => d.clientCount === 3);
+      a.send(frame(BROADCAST, A, "hello all"));
+      assert.equal(text(await b.next()), "hello all");
+      assert.equal(text(await c.next()), "hello all");
+      b.send(frame(A, B, "to a"));
+      assert.equal(text(await a.next()), "to a");
+      a.send(frame(B, A, "to b"));
+      assert.equal(text(await b.next()), "to b");
+      await sleep(100);
+      assert.equal(c.got.length, 0, "c saw only the broadcast");
+      assert.equal(a.got.length, 0, "nothing hairpinned back to a");
+      const st = d.stats();
+      assert.equal(st.clients, 3);
+      assert.equal(st.switch.macs, 2);
+      for (const x of [a, b, c]) x.close();
+      await until("clients gone", () => d.clientCount === 0);
+      assert.ok(logs.some((l) => l.includes("vif#1 disconnected")), logs.join("\n"));
+    } finally {
+      await d.close();
+    }
+    assert.equal(existsSync(d.socketPath), false, "socket removed");
+    assert.equal(existsSync(join(runDir, "net", "br-switch.pid")), false, "pid file removed");
+  });
+
+  it("drops a client that sends a bad length prefix; the others carry on", async () => {
+    const logs: string[] = [];
+    const d = await BridgeDaemon.start({ name: "br-garbage", runDir, log: (l) => logs.push(l) });
+    try {
+      const a = await client("br-garbage", runDir), b = await client("br-garbage", runDir);
+      const bad = createConnection(d.socketPath);
+      await new Promise((r) => bad.once("connect", r));
+      const badClosed = new Promise((r) => bad.once("close", r));
+      bad.on("error", () => {});
+      await until("3 clients", () => d.clientCount === 3);
+      // One good frame, then garbage: "GET / HTTP/1.1" read as a length is 0x47455420.
+      bad.write(Buffer.concat([encodeStreamFrame(frame(BROADCAST, C, "from c")), Buffer.from("GET / HTTP/1.1\r\n\r\n")]));
+      assert.equal(text(await a.next()), "from c");
+      assert.equal(text(await b.next()), "from c");
+      await badClosed;
+      await until("garbage client dropped", () => d.clientCount === 2);
+      assert.ok(logs.some((l) => /vif#3 dropped: stream length prefix 1195725856/.test(l)), logs.join("\n"));
+      a.send(frame(B, A, "still here"));
+      assert.equal(text(await b.next()), "still here");
+      // A client that connects and vanishes mid-frame is just a disconnect.
+      const half = createConnection(d.socketPath);
+      await new Promise((r) => half.once("connect", r));
+      half.end(Buffer.from([0, 0, 1, 0, 1, 2, 3]));
+      await until("half client gone", () => d.clientCount === 2 && logs.some((l) => l.includes("vif#4 disconnected")));
+      a.close(); b.close();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("switches between a socket client and an in-process port", async () => {
+    const d = await BridgeDaemon.start({ name: "br-local", runDir, idleExitMs: 60_000 });
+    try {
+      const local: Buffer[] = [];
+      const att = d.attach({ name: "local", send: (f) => { local.push(Buffer.from(f)); } });
+      const a = await client("br-local", runDir);
+      await until("2 clients", () => d.clientCount === 2);
+      a.send(frame(BROADCAST, A, "to local"));
+      await until("frame at the local port", () => local.length === 1);
+      assert.equal(text(local[0]!), "to local");
+      att.input(frame(A, C, "from local"));
+      assert.equal(text(await a.next()), "from local");
+      att.detach();
+      att.detach();
+      assert.equal(d.clientCount, 1);
+      a.close();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it("refuses a second daemon for the same bridge, and replaces a stale socket", async () => {
+    const d = await BridgeDaemon.start({ name: "br-once", runDir });
+    try {
+      await assert.rejects(BridgeDaemon.start({ name: "br-once", runDir }), {
+        code: "NET_BRIDGE_IN_USE", message: /another daemon is listening on .*br-once\.sock/,
+      });
+      assert.equal(existsSync(d.socketPath), true, "the loser leaves the winner's socket alone");
+      assert.equal(existsSync(join(runDir, "net", "br-once.pid")), true, "and its pid file");
+    } finally {
+      await d.close();
+    }
+    // A daemon killed with SIGKILL leaves its socket file behind: a listener in a child process.
+    const path = join(runDir, "net", "br-stale.sock");
+    const child = spawn(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(path)}, () => console.log("up"))`],
+      { stdio: ["ignore", "pipe", "inherit"] });
+    await new Promise((r) => child.stdout!.once("data", r));
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    assert.equal(existsSync(path), true, "stale socket left behind");
+    const logs: string[] = [];
+    const d2 = await BridgeDaemon.start({ name: "br-stale", runDir, log: (l) => logs.push(l) });
+    try {
+      assert.ok(logs.some((l) => l.includes("replacing stale socket")));
+      const c = await client("br-stale", runDir);
+      c.close();
+    } finally {
+      await d2.close();
+    }
+  });
+
+  it("refuses a path that is not a socket, and bad names", async () => {
+    mkdirSync(join(runDir, "net"), { recursive: true });
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(join(runDir, "net", "br-file.sock"), "not a socket");
+    await assert.rejects(BridgeDaemon.start({ name: "br-file", runDir }), { code: "NET_SOCKET_PATH" });
+    await assert.rejects(BridgeDaemon.start({ name: "../etc", runDir }), { code: "NET_BAD_NAME" });
+    await assert.rejects(connectBridge("br-none", () => {}, { runDir }), { code: "NET_CONNECT" });
+  });
+
+  it("shuts down when its socket path is removed, and after an idle time", async () => {
+    const d = await BridgeDaemon.start({ name: "br-gone", runDir });
+    unlinkSync(d.socketPath);
+    await Promise.race([d.closed, sleep(5000).then(() => assert.fail("daemon still up 5 s after its socket went"))]);
+    const idle = await BridgeDaemon.start({ name: "br-idle", runDir, idleExitMs: 300 });
+    const c = await client("br-idle", runDir);
+    await sleep(500);
+    assert.equal(idle.clientCount, 1, "a client keeps it up");
+    c.close();
+    await Promise.race([idle.closed, sleep(3000).then(() => assert.fail("no idle exit"))]);
+    assert.equal(existsSync(idle.socketPath), false);
+  });
+
+  it("ensureBridge starts bridge-main detached once; later callers join; SIGTERM cleans up", async (t) => {
+    const opts = { runDir, daemonArgs: ["--uplink", "none"], idleExitSeconds: 0 };
+    const got: Buffer[] = [];
+    const [a, b] = await Promise.all([
+      ensureBridge("br-main", () => {}, opts),
+      ensureBridge("br-main", (f) => got.push(f), opts),
+    ]);
+    const pidFile = join(runDir, "net", "br-main.pid");
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    assert.ok(pid > 0 && pid !== process.pid);
+    t.after(() => killQuietly(pid)); // if an assertion fails before the test's own SIGTERM
+    const c = await ensureBridge("br-main", () => {}, opts);
+    assert.equal(Number(readFileSync(pidFile, "utf8")), pid, "the third call joined the same daemon");
+    // Connected is not yet attached: the daemon may not have accepted b when a's first frame arrives (a link
+    // coming up loses frames), so a resends until b hears it, as a guest's ARP would.
+    await until("frame through bridge-main", () => {
+      if (got.length === 0) a.send(frame(BROADCAST, A, "via bridge-main"));
+      return got.length > 0;
+    });
+    assert.equal(text(got[0]!), "via bridge-main");
+    process.kill(pid, "SIGTERM");
+    const reasons = await Promise.all([a.closed, b.closed, c.closed]);
+    assert.equal(reasons.length, 3);
+    await until("daemon exit", () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.equal(existsSync(join(runDir, "net", "br-main.sock")), false, "socket removed");
+    assert.equal(existsSync(pidFile), false, "pid file removed");
+    const log = readFileSync(join(runDir, "net", "br-main.log"), "utf8");
+    assert.match(log, /bridge br-main: listening on/);
+    assert.match(log, /SIGTERM; shutting down/);
+  });
+
+  it("bridge-main: usage errors, a missing passt, and --uplink auto without passt", async () => {
+    const main = join(import.meta.dirname, "../../src/net/bridge-main.js");
+    const run = (args: string[], untilLine?: RegExp): Promise<{ code: number | null; out: string }> => new Promise((resolve) => {
+      const p = spawn(process.execPath, [main, "--run-dir", runDir, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      const onData = (d: Buffer): void => {
+        out += d.toString();
+        if (untilLine?.test(out)) p.kill("SIGTERM");
+      };
+      p.stdout.on("data", onData);
+      p.stderr.on("data", onData);
+      p.once("exit", (code) => resolve({ code, out }));
+    });
+    let r = await run(["--name", "br-cli", "--bogus"]);
+    assert.equal(r.code, 2);
+    assert.match(r.out, /unknown option '--bogus'/);
+    r = await run(["--name", "br-cli", "--forward", "tcp:99999"]);
+    assert.equal(r.code, 2);
+    assert.match(r.out, /port 99999 out of range/);
+    r = await run(["--name", "br-cli", "--uplink", "passt", "--passt", "/nonexistent/passt"]);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /passt not found .*apt-get install passt/);
+    assert.equal(existsSync(join(runDir, "net", "br-cli.sock")), false);
+    r = await run(["--name", "br-cli", "--passt", "/nonexistent/passt"], /listening on/);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /running without an uplink to the host/);
+    assert.match(r.out, /SIGTERM; shutting down/);
+  });
+});
