@@ -1,11 +1,17 @@
-/** `xeno image fetch …`: ensureImages (src/images), then the stable names images/vmlinuz and images/initrd.img. */
+/**
+ * `xeno image fetch …`: ensureImages (src/images), then the stable names images/vmlinuz and images/initrd.img.
+ * `xeno image debian …`: an ext4 arm64 Debian root disk (src/images/debian.ts).
+ */
+import { imageDebianMain } from "../images/debian.js";
 import { defaultCacheDir, imageFetchMain } from "../images/index.js";
 import { linkStableImages } from "../images/stable-links.js";
 
 export async function imageMain(args: readonly string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === "debian") return imageDebianMain(rest);
   if (sub !== "fetch") {
-    process.stderr.write(`usage: xeno image fetch [--dir DIR] [--force] [--quiet] [--json]\n`);
+    process.stderr.write(`usage: xeno image fetch [--dir DIR] [--force] [--quiet] [--json]\n` +
+      `       xeno image debian [--suite SUITE] [--size SIZE] [--init sysvinit|systemd] [--force] … (--help)\n`);
     return sub === undefined || sub === "-h" || sub === "--help" ? 0 : 2;
   }
   const code = await imageFetchMain(rest);
