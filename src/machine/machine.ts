@@ -29,6 +29,7 @@ import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 import { XenStore, type StoreApi } from "../xenstore/index.js";
 import type { XenbusPeer } from "../xen/xenbus-ring.js";
 import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
+import { PanicWatch } from "./panic-watch.js";
 import type { FramePool } from "../hv/frame-pool.js";
 import { BlkError, type BlkDiskConfig } from "../backends/blk/index.js";
 import { xenAreaLayout } from "../xen/layout.js";
@@ -117,6 +118,8 @@ export class Machine {
   private readonly consoleOut: (b: Uint8Array) => void;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
+  /** A kernel panic on the console ends the machine as crashed (see panic-watch.ts). */
+  private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
   private pool: FramePool | null = null;
   /** Frames claimed from the pool when there is no Xen account to say (bare board). */
   private poolFrames = 0;
@@ -328,6 +331,7 @@ export class Machine {
   }
 
   private emit(b: Uint8Array): void {
+    this.panicWatch.feed(b);
     if (this.outLen + b.length > this.out.length) this.flushOut();
     this.out.set(b, this.outLen);
     this.outLen += b.length;
