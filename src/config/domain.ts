@@ -341,6 +341,12 @@ class Validator {
     const seen = new Map<number, string>();
     return this.specList("disk").map(({ spec, origin }) => {
       const d = parseDiskSpec(spec, origin);
+      if (d.target !== "") {
+        // As for kernel= and ramdisk=: $VAR, ${VAR:-default} and ~ are expanded (relative paths stay relative).
+        const t = expandPath(d.target, this.opts.env ?? process.env, this.opts.home ?? homedir());
+        if (typeof t !== "string") this.fail("disk", "CONFIG_BAD_VALUE", `${origin.key}: ${t.error}`, origin.pos);
+        d.target = t;
+      }
       const prev = seen.get(d.vdevNumber);
       if (prev !== undefined) {
         this.fail("disk", "CONFIG_BAD_DISK", `${origin.key}: vdev '${d.vdev}' is the same device as '${prev}' of an earlier disk`, origin.pos);

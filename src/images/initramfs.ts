@@ -2,7 +2,8 @@
  * The guest initramfs: busybox, applet symlinks, a few kernel modules with modules.dep/alias, and /init.
  *
  * /init (a busybox sh script) mounts proc, sysfs and devtmpfs, installs the remaining applet links, loads the Xen
- * front-ends quietly (they fail harmlessly off Xen), prints GUEST_READY_MARKER on the console, runs an
+ * front-ends quietly (they fail harmlessly off Xen), with root= on the command line mounts that disk and
+ * switch_roots to it (src/images/rootfs-init.ts), otherwise prints GUEST_READY_MARKER on the console, runs an
  * interactive shell on the console, and powers off when it exits. PID 1 must never exit (the kernel panics), so
  * the last step is `poweroff -f` (the reboot(2) syscall directly: there is no init daemon to signal).
  */
@@ -10,12 +11,13 @@ import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { type CpioEntry, writeCpio } from "./cpio.js";
 import { type KernelModule, modulesAlias, modulesDep } from "./modules.js";
+import { rootSwitchScript } from "./rootfs-init.js";
 
 /** The line /init prints once userspace is up; integration tests wait for it on the console. */
 export const GUEST_READY_MARKER = "XENO-GUEST-READY";
 
 /** Bumped whenever the initramfs layout or contents change in a way a cached image must not survive. */
-export const INITRAMFS_BUILDER_VERSION = 1;
+export const INITRAMFS_BUILDER_VERSION = 2;
 
 /** Applets linked at build time (the rest come from `busybox --install -s` at boot). */
 export const CORE_APPLETS = [
@@ -53,7 +55,7 @@ if [ "$(uname -r)" = "${kernelRelease}" ]; then
 else
 ${insmods || "    :"}
 fi
-echo ${GUEST_READY_MARKER}
+${rootSwitchScript()}echo ${GUEST_READY_MARKER}
 # A job-control shell on the console's real tty (cttyhack finds it from /sys/class/tty/console/active).
 setsid cttyhack sh
 echo "xeno init: shell exited, powering off"
