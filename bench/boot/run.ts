@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const cfg = path.join(dir, "bench.cfg");
   fs.writeFileSync(cfg, `name = "bench"\ntype = "pvh"\nmemory = ${mem}\nvcpus = 1\n` +
     `kernel = "${img.kernel}"\nramdisk = "${img.initrd}"\ncmdline = "${cmdline}"\non_reboot = "destroy"\n`);
-  const xeno = [path.join(root, "dist/src/cli/main.js"), "create", "-c", cfg];
+  const xeno = [path.join(root, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
   const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
     "-kernel", img.kernel, "-initrd", img.initrd, "-append", cmdline];
   const tx: number[] = [], tq: number[] = [];

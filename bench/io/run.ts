@@ -230,7 +230,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(cfg, `name = "bench-io"\nmemory = 256\nvcpus = 1\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
       `cmdline = "${CMDLINE}"\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=${disk}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n`);
     const node = o.cpuProf ? [`--cpu-prof`, `--cpu-prof-dir=${o.cpuProf}`] : [];
-    const xeno = [...node, path.join(ROOT, "dist/src/cli/main.js"), "create", "-c", cfg];
+    const xeno = [...node, path.join(ROOT, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
     const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
       "-kernel", img.kernel, "-initrd", img.initrd, "-append", CMDLINE,
       "-drive", `file=${disk},if=none,format=raw,id=d0`, "-device", "virtio-blk-pci,drive=d0"];

@@ -1,13 +1,16 @@
 /**
  * `xeno create [-c] [-p] [-n] [-q] [-F] [-f FILE] <cfg> [key=value…]` (xl.1 "create").
  *
- * Until the toolstack daemon (xenod) exists the domain lives in this process: `xeno create` runs it in the
- * foreground (as `xl create -F`) until it shuts down, and applies on_poweroff / on_reboot / on_crash itself.
- * -c attaches the console (stdin → guest, guest → stdout); from a TTY, Ctrl-] detaches — which, with no daemon to
- * hand the domain to, destroys it. -p (start paused) needs xenod to unpause and is refused.
+ * By default the toolstack daemon (xenod, src/toolstack) builds the domain in the hypervisor process (src/hv),
+ * both started on demand; `xeno create` returns once it runs, or with -c stays attached to its console until the
+ * domain is destroyed (Ctrl-] detaches, the domain keeps running). xenod applies on_poweroff/on_reboot/on_crash.
  *
- * The guest's console is the board's PL011 UART, ttyAMA0 in Linux: the Xen PV console (hvc0) does not exist yet,
- * so a cmdline without console= gets `console=ttyAMA0` prepended.
+ * --standalone runs the domain inside this process instead (the way before the daemons existed; the tests of
+ * the board and the benchmarks use it): in the foreground until it shuts down, applying on_* itself; Ctrl-]
+ * detaching destroys it, and -p is refused.
+ *
+ * The guest's console: a Xen DomU's is hvc0 (the PV console ring), with xen_platform=0 the board's PL011
+ * (ttyAMA0); a cmdline without console= gets `console=hvc0` or `console=ttyAMA0` prepended.
  *
  * Exit status: 0 when the domain shut down or was destroyed cleanly (poweroff, reboot under on_reboot=destroy,
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
@@ -18,6 +21,11 @@ import { resolve } from "node:path";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
+import { connectXenod, type XenodClient } from "../toolstack/client.js";
+import type { DomainSpec, ShutdownAction as HvShutdownAction } from "../hv/protocol.js";
+import { attach as attachConsole } from "./xl/cmd-console.js";
+import { processEnv } from "./xl/env.js";
+import { connectXl } from "./xl/client.js";
 import {
   ConfigError, type DomainConfig, type ShutdownAction, applyOverrides, domainConfigToJSON, formatWarning,
   parseConfigFile, readConfigFile, renderConfigError,
@@ -27,15 +35,18 @@ import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
 import { DomainRunner, DomainStartError, type DomainStopped } from "../machine/vm-host.js";
 
-const USAGE = `usage: xeno create [-c] [-p] [-n] [-q] [-F] [-f FILE] CONFIGFILE [key=value...]
-Create a domain from an xl.cfg file and run it in the foreground until it shuts down.
-  -c          attach the console (Ctrl-] detaches from a terminal; that destroys the domain until xenod exists)
-  -p          leave the domain paused (needs the toolstack daemon: not available yet)
-  -n          dry run: print the parsed configuration as JSON and exit
-  -q          quiet: no informational messages on stderr
-  -F          run in the foreground until the domain dies (always the case for now)
-  -f FILE     the config file (instead of CONFIGFILE)
-  key=value   override settings of the config file, as xl does
+const USAGE = `usage: xeno create [-c] [-p] [-n] [-q] [-F] [--standalone] [-f FILE] CONFIGFILE [key=value...]
+Create a domain from an xl.cfg file. The toolstack daemon (xenod) builds it in the hypervisor process (both
+started on demand, run directory $XENO_RUN_DIR or /run/xeno); the domain keeps running after this command ends.
+  -c            attach the console (Ctrl-] detaches and leaves the domain running; it ends when the domain goes)
+  -p            leave the domain paused ('xeno unpause DOMAIN' starts it)
+  -n            dry run: print the parsed configuration as JSON and exit
+  -q            quiet: no informational messages on stderr
+  -F            accepted for xl compatibility (xenod supervises the domain either way)
+  --standalone  run the domain inside this process instead, without the daemons, until it shuts down
+                (its on_poweroff/on_reboot/on_crash applied here; Ctrl-] or Ctrl-C destroys it)
+  -f FILE       the config file (instead of CONFIGFILE)
+  key=value     override settings of the config file, as xl does
 `;
 
 /** The board's GICv2 serves at most 8 CPU interfaces (machine.ts checks the same). */
@@ -49,6 +60,8 @@ const CRASH_LOOP_MS = 10_000;
 
 interface CreateArgs {
   console: boolean;
+  /** --standalone: run the domain inside this process (no xenod/hypervisor daemons), as before they existed. */
+  standalone: boolean;
   paused: boolean;
   dryRun: boolean;
   quiet: boolean;
@@ -59,13 +72,14 @@ interface CreateArgs {
 class UsageError extends Error {}
 
 function parseArgs(args: readonly string[]): CreateArgs | "help" {
-  const a: CreateArgs = { console: false, paused: false, dryRun: false, quiet: false, overrides: [] };
+  const a: CreateArgs = { console: false, standalone: false, paused: false, dryRun: false, quiet: false, overrides: [] };
   let i = 0;
   for (; i < args.length; i++) {
     const s = args[i]!;
     if (s === "--") { i++; break; }
     if (s === "-h" || s === "--help") return "help";
     if (s === "--quiet") a.quiet = true;
+    else if (s === "--standalone") a.standalone = true;
     else if (s === "--dryrun") a.dryRun = true;
     else if (s.startsWith("--defconfig=")) a.file = s.slice("--defconfig=".length);
     else if (s === "--defconfig") { if (++i >= args.length) throw new UsageError("--defconfig needs a file"); a.file = args[i]!; }
@@ -163,9 +177,12 @@ function isStableImage(path: string | undefined): boolean {
 }
 
 /** The kernel command line the guest gets: the config's, with the PL011 as console unless one is named. */
-export function guestCmdline(cmdline: string): string {
+export function guestCmdline(cmdline: string, xen: boolean): string {
   if (/(^|\s)console=/.test(cmdline)) return cmdline;
-  return cmdline === "" ? "console=ttyAMA0" : `console=ttyAMA0 ${cmdline}`;
+  // A Xen DomU's console is hvc0, the PV console ring (the board's device tree names the PL011 as stdout-path,
+  // which Linux would also use, printing everything twice).
+  const con = xen ? "console=hvc0" : "console=ttyAMA0";
+  return cmdline === "" ? con : `${con} ${cmdline}`;
 }
 
 /** What an on_* action means for a domain that lives in this process (no xenod, one domain, no core dumps). */
@@ -207,9 +224,9 @@ export async function createMain(args: readonly string[]): Promise<number> {
   const info = (m: string): void => { if (!a.quiet) process.stderr.write(`${m}\n`); };
   const note = (m: string): void => { process.stderr.write(`xeno: ${m}\n`); };
 
-  if (a.paused && !a.dryRun) {
-    process.stderr.write("xeno create: -p (start paused) needs the toolstack daemon (xenod) to unpause the domain later, " +
-      "and it does not exist yet; nothing was started\n");
+  if (a.paused && a.standalone && !a.dryRun) {
+    process.stderr.write("xeno create: -p (start paused) needs the toolstack daemon (xenod) to unpause the domain later; " +
+      "drop --standalone; nothing was started\n");
     return 1;
   }
 
@@ -250,12 +267,61 @@ export async function createMain(args: readonly string[]): Promise<number> {
   const kernel = read("kernel", config.kernel);
   const initrd = config.ramdisk === undefined ? undefined : read("ramdisk", config.ramdisk);
   for (const x of [kernel, initrd]) if (typeof x === "string") { process.stderr.write(`xeno create: ${x}\n`); return 1; }
-  const cmdline = guestCmdline(config.cmdline);
+  const cmdline = guestCmdline(config.cmdline, config.xenPlatform);
   if (!config.xenPlatform && /(^|\s)console=hvc/.test(cmdline)) {
     note("console=hvc0 names the Xen PV console, which a domain with xen_platform=0 does not have: the guest's " +
       "console is the PL011, ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
   }
+  if (!a.standalone) return createViaDaemon(a, config, { cmdline, disks, vifs }, info);
   return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline, disks, vifs }, info, note);
+}
+
+/**
+ * `xeno create` as xl does it: the toolstack daemon builds the domain in the hypervisor process (both started
+ * on demand) and the command returns once it runs ("Started domain …"); with -c it then attaches to the
+ * console, which ends when the domain is destroyed (Ctrl-] detaches and leaves it running).
+ */
+async function createViaDaemon(a: CreateArgs, config: DomainConfig,
+  img: { cmdline: string; disks: BlkDiskConfig[]; vifs: NetVifConfig[] }, info: (m: string) => void): Promise<number> {
+  const spec: DomainSpec = {
+    name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
+    ramdisk: config.ramdisk, cmdline: img.cmdline, xen: config.xenPlatform, disks: img.disks, vifs: img.vifs, paused: a.paused,
+    toolstack: {
+      onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
+      onCrash: config.onCrash as HvShutdownAction, configFile: resolve(a.file!), configText: readFileSync(a.file!, "utf8"),
+    },
+  };
+  let c: XenodClient;
+  try {
+    c = await connectXenod({ autostart: true });
+  } catch (e) {
+    process.stderr.write(`xeno create: cannot reach the toolstack daemon: ${(e as Error).message}\n`);
+    return 1;
+  }
+  let domid: number;
+  try {
+    domid = (await c.request("create", { spec })).domid;
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const key = err.code === "ENOMEM" ? "memory" : /disk|blk|image/i.test(err.message) ? "disk" : undefined;
+    if (key !== undefined) process.stderr.write(`${renderConfigError(errorAtKey(a, key, err.message))}\n`);
+    else process.stderr.write(`xeno create: cannot create domain '${config.name}': ${err.message}\n`);
+    c.close();
+    return 1;
+  }
+  info(`Started domain ${config.name} (id=${domid})${a.paused ? ", paused" : ""}`);
+  if (!a.console) { c.close(); return 0; }
+  let stream;
+  try {
+    stream = await c.openConsole(domid, { replay: true });
+  } catch (e) {
+    process.stderr.write(`xeno create: domain ${domid} started, but its console cannot be attached: ${(e as Error).message}\n`);
+    c.close();
+    return 1;
+  } finally {
+    c.close();
+  }
+  return attachConsole(stream, processEnv(connectXl), ESCAPE);
 }
 
 async function runDomain(a: CreateArgs, config: DomainConfig,
@@ -286,7 +352,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         bytes = d.subarray(0, esc);
         if (bytes.length > 0) current?.input(bytes);
         process.stderr.write("\n"); // the guest's line may be unfinished
-        endByUser(0, `console detached: without the toolstack daemon (xenod) detaching destroys domain '${config.name}'`);
+        endByUser(0, `console detached: with --standalone detaching destroys domain '${config.name}'`);
         return;
       }
     }
@@ -296,10 +362,10 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
     if (tty) stdin.setRawMode(true);
     stdin.on("data", onData);
     // Pipe EOF: the guest simply gets no more input; the domain keeps running.
-    info(tty ? `xeno: console of domain '${config.name}' attached; Ctrl-] detaches (and destroys the domain: no xenod yet)`
+    info(tty ? `xeno: console of domain '${config.name}' attached; Ctrl-] detaches (and destroys the domain: --standalone)`
       : `xeno: console of domain '${config.name}' attached to stdin/stdout`);
   } else {
-    info(`xeno: domain '${config.name}' runs in the foreground until it shuts down (no toolstack daemon yet); ` +
+    info(`xeno: domain '${config.name}' runs in the foreground until it shuts down (--standalone); ` +
       "console not attached (use -c); Ctrl-C destroys it");
   }
 

@@ -68,6 +68,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   private readonly runDir: string | undefined;
   private readonly extLog: (line: string) => void;
   xenstoredSocket = "";
+  private nextDomid = 1;
 
   constructor(o: HypervisorOptions = {}) {
     super();
@@ -163,8 +164,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (d.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${d.domid})`);
     }
     if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
-    let domid = 1;
-    while (this.domains.has(domid)) domid++;
+    // As Xen: ids increase (a restarted domain gets a new one), wrapping below DOMID_FIRST_RESERVED.
+    let domid = this.nextDomid;
+    while (this.domains.has(domid)) domid = domid >= 0x7fef ? 1 : domid + 1;
+    this.nextDomid = domid >= 0x7fef ? 1 : domid + 1;
     const uuid = spec.uuid ?? randomUUID();
     const read = (what: string, path: string): Uint8Array => {
       try { return readFileSync(path); } catch (e) { throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`); }

@@ -118,6 +118,8 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   // The images are in guest RAM now; drop the copies.
   d.kernel = new Uint8Array(0);
   d.initrd = undefined;
+  stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : d.memMiB * 256;
+  stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
   post({ type: "started" });
 
   try {

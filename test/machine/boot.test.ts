@@ -171,15 +171,15 @@ test("bad configs: non-zero exit, one error naming file, line and key, nothing s
   for (const c of cases) {
     const cfg = join(dir, `${c.name}.cfg`);
     writeFileSync(cfg, c.text);
-    const r = spawnSync(process.execPath, [CLI, "create", "-c", cfg, ...(c.overrides ?? [])],
+    const r = spawnSync(process.execPath, [CLI, "create", "--standalone", "-c", cfg, ...(c.overrides ?? [])],
       { cwd: ROOT, input: "", encoding: "utf8", timeout: 30_000 });
     assert.equal(r.status, 1, `${c.name}: exit status ${r.status} (${r.signal ?? ""})\n${r.stderr}`);
     assert.match(r.stderr, c.want, c.name);
     assert.equal(r.stderr.match(/error:/g)?.length, 1, `${c.name}: one error\n${r.stderr}`);
     assert.equal(r.stdout, "", `${c.name}: no console output`);
   }
-  // -p is refused before anything starts.
-  const p = spawnSync(process.execPath, [CLI, "create", "-p", DEMO], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
+  // -p with --standalone is refused before anything starts (only the daemon can unpause it later).
+  const p = spawnSync(process.execPath, [CLI, "create", "--standalone", "-p", DEMO], { cwd: ROOT, encoding: "utf8", timeout: 30_000 });
   assert.equal(p.status, 1);
   assert.match(p.stderr, /-p .*toolstack daemon/);
 });

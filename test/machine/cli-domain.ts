@@ -17,7 +17,7 @@ export class Domain {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[], env?: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [CLI, "create", "-c", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env: env ?? process.env });
+    this.child = spawn(process.execPath, [CLI, "create", "--standalone", "-c", ...args], { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"], env: env ?? process.env });
     this.child.stdout!.setEncoding("latin1");
     this.child.stderr!.setEncoding("utf8");
     this.child.stdout!.on("data", (s: string) => { this.out += s; this.wake(); });

@@ -68,7 +68,7 @@ export async function consoleCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
 }
 
 /** Runs the console until the stream closes, the user detaches, or a signal; restores the terminal. */
-function attach(stream: Duplex, env: XlEnv, escape: number): Promise<number> {
+export function attach(stream: Duplex, env: XlEnv, escape: number): Promise<number> {
   const stdin = env.stdin;
   const tty = stdin.isTTY === true;
   return new Promise<number>((resolve) => {
