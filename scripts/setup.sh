@@ -14,6 +14,8 @@ command -v dtc >/dev/null || need+=(device-tree-compiler)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
 command -v passt >/dev/null || need+=(passt)                       # the bridge's uplink to the host (src/net)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)           # xeno image debian (and its test)
+command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
