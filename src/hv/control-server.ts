@@ -41,7 +41,7 @@ export class ControlServer {
 
   private accept(sock: Socket): void {
     this.sockets.add(sock);
-    let buf = "";
+    let buf: Buffer = Buffer.alloc(0);
     let mode: "lines" | "console" = "lines";
     let consoleIn: ((b: Uint8Array) => void) | null = null;
     let detach: (() => void) | null = null;
@@ -56,11 +56,11 @@ export class ControlServer {
     const send = (o: Response | Event): void => { if (!sock.destroyed) sock.write(JSON.stringify(o) + "\n"); };
     sock.on("data", (chunk: Buffer) => {
       if (mode === "console") { consoleIn?.(chunk); return; }
-      buf += chunk.toString("utf8");
-      if (buf.length > MAX_LINE) { sock.destroy(); return; }
-      for (let nl = buf.indexOf("\n"); nl >= 0 && mode === "lines"; nl = buf.indexOf("\n")) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
+      // Bytes until a newline (a UTF-8 character split across chunks stays whole; console bytes stay raw).
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      for (let nl = buf.indexOf(0x0a); nl >= 0 && mode === "lines"; nl = buf.indexOf(0x0a)) {
+        const line = buf.subarray(0, nl).toString("utf8");
+        buf = buf.subarray(nl + 1);
         if (line.trim() === "") continue;
         let req: Request;
         try {
@@ -82,8 +82,8 @@ export class ControlServer {
             // Replay after the OK line, so the client sees the response first.
             if (req.replay) this.hv.replayConsole(req.domid, (b) => { if (!sock.destroyed) sock.write(b); });
             const rest = buf;
-            buf = "";
-            if (rest.length > 0) consoleIn(Buffer.from(rest, "utf8"));
+            buf = Buffer.alloc(0);
+            if (rest.length > 0) consoleIn(rest);
           } catch (e) {
             send(errorResponse(req.id, e));
           }
@@ -97,6 +97,7 @@ export class ControlServer {
         const id = req.id;
         this.dispatch(req).then((result) => send({ id, ok: true, result: result ?? null }), (e) => send(errorResponse(id, e)));
       }
+      if (mode === "lines" && buf.length > MAX_LINE) sock.destroy(); // a line longer than the protocol allows
     });
   }
 

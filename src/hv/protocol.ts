@@ -13,6 +13,9 @@
  * any order. Events (`{event: …}`) arrive on connections that asked for them with `subscribe`.
  * A `console` request turns its connection into a raw byte stream after the OK response: guest console
  * output to the client, client bytes to the guest's console input, until either side closes.
+ *
+ * `list` includes Domain-0 (domid 0: the toolstack side itself — memory is the hypervisor process's RSS, Time
+ * its CPU time outside the guests).
  */
 
 /** Longest protocol line accepted (bytes); a longer one closes the connection. */
@@ -150,7 +153,8 @@ export type ErrorCode =
   | "ENOMEM"          // not enough free frames in the pool
   | "ESTATE"          // not possible in the domain's state (e.g. unpause a running domain)
   | "EBUILD"          // the domain could not be built (kernel unreadable, disk image missing, …); message says why
-  | "ENOSYS";         // unknown op
+  | "ENOSYS"          // unknown op
+  | "EHVDOWN";        // (xenod) the hypervisor process is not reachable; xenod keeps retrying
 
 export type Event =
   /** A domain's state changed (created, paused, shutdown, crashed, destroyed → state "dying" then gone). */
