@@ -1,0 +1,215 @@
+/**
+ * The credit scheduler (after Xen's xen/common/sched/credit.c), deciding which domains may run on the
+ * hypervisor's pCPUs.
+ *
+ * Unit of scheduling: a domain. Each domain's vCPUs are time-sliced inside its own worker thread (one OS thread),
+ * so a domain occupies at most one pCPU at a time; the pCPUs are slots (default one per host core) that the
+ * scheduler hands out: a domain runs only while it holds a slot's permit, and at most one domain holds each
+ * slot. With no more runnable domains than slots and no caps or pinning, everyone runs (and the scheduler costs
+ * nothing beyond its tick).
+ *
+ * Xen's credit semantics, per domain:
+ *  - weight 1..65535 (default 256): every accounting period (30 ms × pCPUs of credit) is shared among the
+ *    domains that want CPU in proportion to their weights; time used is debited;
+ *  - priority: BOOST (just woke from blocked with credit left — runs first, so I/O-bound domains stay
+ *    responsive), UNDER (credit ≥ 0), OVER (credit < 0); within a priority, most credit first;
+ *  - cap (% of one pCPU, 0 = none): once a domain has used cap% of the current period it is parked until the
+ *    next one, even with idle pCPUs;
+ *  - hard affinity (cpus=, vcpu-pin): the set of slots it may take;
+ *  - time slice (tslice, default 30 ms): a slot's holder keeps it for a slice unless it blocks, or a BOOST
+ *    domain arrives and the holder is not BOOST; credits are capped so an idle domain cannot hoard them.
+ * Blocked and paused domains want nothing and use nothing.
+ */
+
+export const DEFAULT_WEIGHT = 256;
+export const DEFAULT_TSLICE_MS = 30;
+/** Accounting period (Xen: 30 ms, CSCHED_TICKS_PER_ACCT × tick). */
+export const ACCT_MS = 30;
+/** Credit a domain may bank: one period's worth of a whole pCPU (credit.c caps at one time slice's credit). */
+const CREDIT_CAP_MS = ACCT_MS;
+
+export const PRI_BOOST = 2, PRI_UNDER = 1, PRI_OVER = 0;
+
+export interface SchedParams {
+  weight: number;
+  /** % of one pCPU; 0 = no cap. */
+  cap: number;
+  /** Allowed slots (pCPU numbers); null = all. */
+  affinity: number[] | null;
+}
+
+/** What the scheduler needs of a domain each tick (the hypervisor keeps these current). */
+export interface SchedEntity {
+  readonly id: number;
+  params: SchedParams;
+  /** It has a runnable vCPU (not blocked, not paused, not stopped). */
+  wants(): boolean;
+  /** Seconds of CPU used so far (monotonic). */
+  cpuSeconds(): number;
+  /** The scheduler's verdict: may run now (on the given slot) or must wait. */
+  setPermit(run: boolean): void;
+}
+
+interface State {
+  e: SchedEntity;
+  credit: number;        // ms
+  lastCpu: number;       // s, at the last accounting
+  capBudget: number;     // ms it may still run under its cap (refills at cap% of elapsed time)
+  active: boolean;       // wanted or ran since the last accounting (gets a share of credit)
+  wanted: boolean;
+  boost: boolean;
+  slot: number;          // -1 = none
+  sliceEnd: number;      // ms (scheduler clock) when its slice ends
+}
+
+export class CreditScheduler {
+  tsliceMs = DEFAULT_TSLICE_MS;
+  private readonly st = new Map<number, State>();
+  private readonly slots: (State | null)[];
+  private lastAcct: number;
+  private lastTick: number;
+
+  constructor(readonly pcpus: number, private readonly now: () => number = () => performance.now()) {
+    if (!Number.isInteger(pcpus) || pcpus < 1) throw new RangeError(`pcpus ${pcpus}`);
+    this.slots = new Array<State | null>(pcpus).fill(null);
+    this.lastAcct = now();
+    this.lastTick = this.lastAcct;
+  }
+
+  add(e: SchedEntity): void {
+    checkParams(e.params, this.pcpus);
+    this.st.set(e.id, { e, credit: 0, lastCpu: e.cpuSeconds(), capBudget: 0, active: false, wanted: false, boost: false, slot: -1, sliceEnd: 0 });
+    e.setPermit(false);
+    this.tick();
+  }
+
+  remove(id: number): void {
+    const s = this.st.get(id);
+    if (s === undefined) return;
+    if (s.slot >= 0) this.slots[s.slot] = null;
+    this.st.delete(id);
+    this.tick();
+  }
+
+  setParams(id: number, p: Partial<SchedParams>): SchedParams {
+    const s = this.st.get(id);
+    if (s === undefined) throw new RangeError(`no scheduled domain ${id}`);
+    const next = { ...s.e.params, ...p };
+    checkParams(next, this.pcpus);
+    s.e.params = next;
+    if (s.slot >= 0 && next.affinity !== null && !next.affinity.includes(s.slot)) this.release(s);
+    this.tick();
+    return next;
+  }
+
+  /** Which slot a domain holds (-1: none) and its credit, for tests and `xeno vcpu-list`. */
+  slotOf(id: number): number { return this.st.get(id)?.slot ?? -1; }
+  creditOf(id: number): number { return this.st.get(id)?.credit ?? 0; }
+
+  /** Runs accounting when a period has passed, then (re)assigns slots. Call every few ms (the hypervisor: 10 ms). */
+  tick(): void {
+    const now = this.now();
+    const elapsed = Math.max(0, now - this.lastTick);
+    this.lastTick = now;
+    // Usage since the last look: debited from credit and from the cap budget.
+    for (const s of this.st.values()) {
+      const cpu = s.e.cpuSeconds();
+      const used = Math.max(0, (cpu - s.lastCpu) * 1000);
+      s.lastCpu = cpu;
+      s.credit -= used;
+      const cap = s.e.params.cap;
+      if (cap > 0) s.capBudget = Math.min((ACCT_MS * cap) / 100, s.capBudget + (elapsed * cap) / 100 - used);
+      const w = s.e.wants();
+      if (w && !s.wanted && s.credit >= 0) s.boost = true; // woke up with credit left: BOOST
+      if (!w) s.boost = false;
+      s.wanted = w;
+      if (w || used > 0) s.active = true;
+    }
+    if (now - this.lastAcct >= ACCT_MS) {
+      const periods = Math.min(10, Math.floor((now - this.lastAcct) / ACCT_MS));
+      this.lastAcct += periods * ACCT_MS;
+      this.account(periods * ACCT_MS);
+    }
+    this.assign(now);
+  }
+
+  /**
+   * Shares out `ms` of every pCPU among the domains active on it, by weight (a domain gets a share of each pCPU
+   * its affinity allows, at most one pCPU's worth in all: it runs on one at a time). Per pCPU rather than pooled,
+   * so domains pinned together split *their* pCPU by weight instead of each being promised more than it can use.
+   */
+  private account(ms: number): void {
+    const active = [...this.st.values()].filter((s) => s.active);
+    const gain = new Map<State, number>();
+    for (let k = 0; k < this.pcpus; k++) {
+      const here = active.filter((s) => s.e.params.affinity === null || s.e.params.affinity.includes(k));
+      let weights = 0;
+      for (const s of here) weights += s.e.params.weight;
+      for (const s of here) gain.set(s, (gain.get(s) ?? 0) + (ms * s.e.params.weight) / weights);
+    }
+    for (const s of this.st.values()) {
+      const g = Math.min(ms, gain.get(s) ?? 0);
+      s.credit = Math.max(-4 * CREDIT_CAP_MS, Math.min(CREDIT_CAP_MS, s.credit + g));
+      s.active = s.wanted;
+    }
+  }
+
+  private capped(s: State): boolean {
+    return s.e.params.cap > 0 && s.capBudget <= 0;
+  }
+
+  private pri(s: State): number { return s.boost ? PRI_BOOST : s.credit >= 0 ? PRI_UNDER : PRI_OVER; }
+
+  private release(s: State): void {
+    if (s.slot >= 0) this.slots[s.slot] = null;
+    s.slot = -1;
+    s.e.setPermit(false);
+  }
+
+  private assign(now: number): void {
+    // Holders that stopped wanting, hit their cap, or lost the slot by affinity leave it.
+    for (const s of this.st.values()) {
+      if (s.slot < 0) continue;
+      const aff = s.e.params.affinity;
+      if (!s.wanted || this.capped(s) || (aff !== null && !aff.includes(s.slot))) this.release(s);
+    }
+    const waiting = [...this.st.values()].filter((s) => s.slot < 0 && s.wanted && !this.capped(s))
+      .sort((a, b) => this.pri(b) - this.pri(a) || b.credit - a.credit || a.e.id - b.e.id);
+    for (const s of waiting) {
+      const aff = s.e.params.affinity;
+      const allowed = (k: number): boolean => aff === null || aff.includes(k);
+      // A free allowed slot, else preempt: a holder whose slice is over and who ranks below, or any non-BOOST
+      // holder when this one is BOOST.
+      let pick = -1;
+      for (let k = 0; k < this.pcpus && pick < 0; k++) if (allowed(k) && this.slots[k] === null) pick = k;
+      if (pick < 0) {
+        let worst: State | null = null;
+        for (let k = 0; k < this.pcpus; k++) {
+          const h = this.slots[k];
+          if (h === null || !allowed(k)) continue;
+          const over = now >= h.sliceEnd;
+          const outranked = this.pri(s) > this.pri(h) || (this.pri(s) === this.pri(h) && s.credit > h.credit);
+          if ((over && outranked) || (s.boost && !h.boost)) {
+            if (worst === null || this.pri(h) < this.pri(worst) || (this.pri(h) === this.pri(worst) && h.credit < worst.credit)) worst = h;
+          }
+        }
+        if (worst !== null) { pick = worst.slot; this.release(worst); }
+      }
+      if (pick < 0) continue;
+      this.slots[pick] = s;
+      s.slot = pick;
+      s.sliceEnd = now + this.tsliceMs;
+      s.boost = false; // a boost buys one slice
+      s.e.setPermit(true);
+    }
+  }
+}
+
+function checkParams(p: SchedParams, pcpus: number): void {
+  if (!Number.isInteger(p.weight) || p.weight < 1 || p.weight > 65535) throw new RangeError(`weight ${p.weight}: 1..65535`);
+  if (!Number.isInteger(p.cap) || p.cap < 0 || p.cap > 100) throw new RangeError(`cap ${p.cap}: 0..100 (% of one pCPU; a domain runs on one pCPU at a time)`);
+  if (p.affinity !== null) {
+    if (p.affinity.length === 0) throw new RangeError("affinity: no pCPU left (Xeno has pCPUs 0.." + (pcpus - 1) + ")");
+    for (const k of p.affinity) if (!Number.isInteger(k) || k < 0 || k >= pcpus) throw new RangeError(`pCPU ${k}: Xeno has pCPUs 0..${pcpus - 1}`);
+  }
+}

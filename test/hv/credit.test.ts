@@ -1,0 +1,82 @@
+/**
+ * The credit scheduler's decisions on simulated domains (a fake clock; a domain holding a permit accrues CPU
+ * time 1:1): weights share a pCPU in proportion, cap limits a busy domain, affinity confines, idle pCPUs are
+ * used, blocked domains get nothing, a domain waking from blocked is boosted past a CPU hog.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { CreditScheduler, type SchedEntity, type SchedParams } from "../../src/hv/credit.js";
+
+class Dom implements SchedEntity {
+  cpu = 0;
+  permit = false;
+  busy = true;
+  constructor(readonly id: number, public params: SchedParams) {}
+  wants(): boolean { return this.busy; }
+  cpuSeconds(): number { return this.cpu; }
+  setPermit(run: boolean): void { this.permit = run; }
+}
+
+function sim(pcpus: number, doms: Dom[], ms: number, step?: (t: number) => void): CreditScheduler {
+  let t = 0;
+  const s = new CreditScheduler(pcpus, () => t);
+  for (const d of doms) s.add(d);
+  for (; t < ms; t++) {
+    step?.(t);
+    for (const d of doms) if (d.permit && d.busy) d.cpu += 0.001;
+    if (t % 10 === 0) s.tick();
+    const holders = doms.filter((d) => d.permit).length;
+    assert.ok(holders <= pcpus, `${holders} permits on ${pcpus} pCPUs`);
+  }
+  return s;
+}
+const P = (weight = 256, cap = 0, affinity: number[] | null = null): SchedParams => ({ weight, cap, affinity });
+
+test("weights 512:256 pinned to one pCPU share it about 2:1", () => {
+  const a = new Dom(1, P(512, 0, [0])), b = new Dom(2, P(256, 0, [0]));
+  sim(2, [a, b], 30_000);
+  const ratio = a.cpu / b.cpu;
+  assert.ok(ratio > 1.7 && ratio < 2.3, `ratio ${ratio.toFixed(2)} (a ${a.cpu.toFixed(1)} s, b ${b.cpu.toFixed(1)} s)`);
+  assert.ok(a.cpu + b.cpu > 29, "the pCPU is never idle while both want it");
+});
+
+test("cap=25 holds a busy domain near a quarter of a pCPU, even with idle pCPUs", () => {
+  const a = new Dom(1, P(256, 25));
+  sim(2, [a], 20_000);
+  const share = a.cpu / 20;
+  assert.ok(share > 0.2 && share < 0.3, `share ${share.toFixed(3)}`);
+});
+
+test("no pinning, as many domains as pCPUs: all run all the time; a third shares", () => {
+  const a = new Dom(1, P()), b = new Dom(2, P());
+  sim(2, [a, b], 5000);
+  assert.ok(a.cpu > 4.9 && b.cpu > 4.9, `${a.cpu} ${b.cpu}`);
+  const x = new Dom(1, P()), y = new Dom(2, P()), z = new Dom(3, P());
+  sim(2, [x, y, z], 30_000);
+  for (const d of [x, y, z]) assert.ok(d.cpu > 17 && d.cpu < 23, `domain ${d.id}: ${d.cpu.toFixed(1)} s of 20 fair`);
+});
+
+test("affinity confines a domain to its pCPU; blocked domains get no permit", () => {
+  const a = new Dom(1, P(256, 0, [1])), idle = new Dom(2, P());
+  idle.busy = false;
+  const s = sim(2, [a, idle], 3000);
+  assert.equal(s.slotOf(1), 1);
+  assert.equal(idle.cpu, 0);
+  assert.equal(idle.permit, false);
+  assert.throws(() => s.setParams(1, { affinity: [5] }), /pCPU 5/);
+  assert.throws(() => s.setParams(1, { weight: 0 }), /weight/);
+  assert.throws(() => s.setParams(1, { cap: 101 }), /cap/);
+});
+
+test("a domain waking from blocked is boosted past a CPU hog on a shared pCPU", () => {
+  const hog = new Dom(1, P(256, 0, [0])), io = new Dom(2, P(256, 0, [0]));
+  io.busy = false;
+  let waitedMax = 0, wokeAt = -1;
+  sim(2, [hog, io], 20_000, (t) => {
+    // io wakes every 200 ms, works 2 ms, blocks again.
+    if (!io.busy && t % 200 === 0) { io.busy = true; wokeAt = t; io.cpu = Math.round(io.cpu * 1000) / 1000; }
+    if (io.busy && io.permit) { waitedMax = Math.max(waitedMax, t - wokeAt); if (t - wokeAt > 2) io.busy = false; }
+  });
+  assert.ok(waitedMax <= 15, `woken domain waited up to ${waitedMax} ms for the pCPU`);
+  assert.ok(hog.cpu > 18, `the hog still gets the rest: ${hog.cpu.toFixed(1)} s`);
+});
