@@ -18,6 +18,8 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
+import { cpus } from "node:os";
+import { resolveCpuList } from "../config/cpus.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
@@ -277,6 +279,20 @@ export async function createMain(args: readonly string[]): Promise<number> {
 }
 
 /**
+ * cpus= as one hard affinity for the domain (the hypervisor schedules a domain's vCPUs together): the CPU list,
+ * or the union of the per-vCPU lists, resolved against this host's CPUs (the hypervisor's default pCPUs).
+ */
+function domainAffinity(c: DomainConfig): number[] | null {
+  const a = c.cpus;
+  if (a === undefined) return null;
+  const n = cpus().length;
+  const lists = a.kind === "all-vcpus" ? [a.terms] : a.terms;
+  const set = new Set<number>();
+  for (const t of lists) for (const k of resolveCpuList(t, n)) set.add(k);
+  return [...set].sort((x, y) => x - y);
+}
+
+/**
  * `xeno create` as xl does it: the toolstack daemon builds the domain in the hypervisor process (both started
  * on demand) and the command returns once it runs ("Started domain …"); with -c it then attaches to the
  * console, which ends when the domain is destroyed (Ctrl-] detaches and leaves it running).
@@ -286,6 +302,7 @@ async function createViaDaemon(a: CreateArgs, config: DomainConfig,
   const spec: DomainSpec = {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
     ramdisk: config.ramdisk, cmdline: img.cmdline, xen: config.xenPlatform, disks: img.disks, vifs: img.vifs, paused: a.paused,
+    sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
       onCrash: config.onCrash as HvShutdownAction, configFile: resolve(a.file!), configText: readFileSync(a.file!, "utf8"),

@@ -115,6 +115,9 @@ export class ControlServer {
       case "mem-set": return hv.memSet(r.domid, r.targetKiB);
       case "sysrq": return hv.sysrq(r.domid, r.key);
       case "set-toolstack": return hv.setToolstack(r.domid, r.toolstack);
+      case "sched-credit": return hv.schedCredit(r.domid, r.weight, r.cap);
+      case "sched-params": return hv.schedParams(r.tsliceMs);
+      case "vcpu-pin": return hv.vcpuPin(r.domid, r.cpus);
       case "dmesg": return hv.dmesg(r.clear === true);
       default: throw new HvError("ENOSYS", `unknown op '${(r as { op: string }).op}'`);
     }

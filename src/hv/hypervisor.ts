@@ -20,6 +20,8 @@ import { DomainRunner, DomainStartError } from "../machine/vm-host.js";
 import { FramePool } from "./frame-pool.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
+import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
+import { SCHED_PERMIT, SCHED_WANT } from "../machine/vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
 export class HvError extends Error {
@@ -48,11 +50,19 @@ interface Domain {
   bridges: BridgeClient[];
   /** Pages when the worker stopped (its stats buffer keeps the last figure too). */
   maxPages: number;
+  /** The credit scheduler's control words shared with the worker (SCHED_PERMIT, SCHED_WANT). */
+  schedCtl: Int32Array;
+  sched: SchedParams;
 }
+
+/** How often the credit scheduler looks (Xen's tick: 10 ms). */
+const SCHED_TICK_MS = 10;
 
 export interface HypervisorOptions {
   /** Machine-frame pool size in MiB (default: 3/4 of host memory). */
   memoryMiB?: number;
+  /** pCPUs for the credit scheduler (default: host cores). */
+  pcpus?: number;
   /** Bridge daemons' run directory (XENO_RUN_DIR for src/net). */
   runDir?: string;
   log?: (line: string) => void;
@@ -61,6 +71,8 @@ export interface HypervisorOptions {
 export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   readonly store = new XenStore();
   readonly pool: FramePool;
+  readonly sched: CreditScheduler;
+  private schedTimer: NodeJS.Timeout | null = null;
   private readonly domains = new Map<number, Domain>();
   private readonly dom0: XsSession;
   private readonly logLines: string[] = [];
@@ -74,6 +86,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     super();
     this.pool = FramePool.ofBytes((o.memoryMiB ?? Math.floor(totalmem() / 2 ** 20 * 0.75)) * 2 ** 20);
     this.runDir = o.runDir;
+    this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
     this.extLog = o.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.dom0 = this.store.connect(0, () => {});
     this.log(`xeno-hv: ${this.pool.totalFrames >> 8} MiB machine-frame pool, Xen ${XEN_MAJOR}.${XEN_MINOR} ABI`);
@@ -111,6 +124,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       host: hostname(), release: release(), machine: machine(), nrCpus: cpus().length,
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
+      pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -126,6 +140,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       targetKiB: 0, vcpus: cpus().length, onlineVcpus: cpus().length,
       cpuSeconds: Math.max(0, (u.user + u.system) / 1e6 - guestCpu), startTime: this.started / 1000,
       spec: { name: "Domain-0", memMiB: 0, vcpus: cpus().length, kernel: "", cmdline: "", xen: true, disks: [], vifs: [] },
+      sched: { weight: DEFAULT_WEIGHT, cap: 0, affinity: null }, pcpu: -1,
     });
     for (const d of [...this.domains.values()].sort((a, b) => a.domid - b.domid)) out.push(this.describe(d));
     return out;
@@ -143,7 +158,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       domid: d.domid, name: d.name, uuid: d.uuid, state,
       memKiB: pages * 4, maxMemKiB: d.maxPages * 4, targetKiB: this.targetKiB(d) ?? d.maxPages * 4,
       vcpus: d.spec.vcpus, onlineVcpus: d.stopped !== null ? 0 : r.onlineVcpus, cpuSeconds: r.cpuSeconds,
-      startTime: d.startTime, spec: d.spec,
+      startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
     };
     if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }
     return info;
@@ -175,7 +190,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const kernel = read("kernel", spec.kernel);
     const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
     const runner = new DomainRunner();
+    const schedBuf = new SharedArrayBuffer(8);
+    const sp: SchedParams = { weight: spec.sched?.weight ?? DEFAULT_WEIGHT, cap: spec.sched?.cap ?? 0, affinity: spec.sched?.cpus ?? null };
     const d: Domain = {
+      schedCtl: new Int32Array(schedBuf), sched: sp,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
       console: [], consoleBytes: 0, consoles: new Set(), bridges: [], maxPages: spec.memMiB * 256 - 256,
     };
@@ -193,10 +211,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         runner.start({
           memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
-          paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`),
+          paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         });
+        this.schedAdd(d);
       });
     } catch (e) {
+      this.sched.remove(domid);
       this.domains.delete(domid);
       for (const b of d.bridges) b.close();
       await runner.destroy().catch(() => undefined);
@@ -215,6 +235,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.dying || state === "destroyed") return;
     const reason: ShutdownReason = state === "poweroff" ? "poweroff" : state === "reboot" ? "reboot" : "crash";
     d.stopped = { state: state === "crashed" ? "crashed" : "shutdown", reason, detail };
+    this.sched.remove(d.domid);
     this.store.domainShutdown(d.domid);
     this.log(`d${d.domid}: ${state === "crashed" ? "crashed" : `shut down (${reason})`}: ${detail.split("\n")[0]}`);
     this.emitDomain(d, d.stopped.state);
@@ -225,12 +246,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.dying) return;
     d.dying = true;
     this.emitDomain(d, "dying");
+    this.sched.remove(d.domid);
     await d.runner.destroy();
     for (const b of d.bridges) b.close();
     for (const c of d.consoles) c(new Uint8Array(0)); // end of stream
     d.consoles.clear();
     this.cleanStore(d);
     this.domains.delete(domid);
+    if (this.domains.size === 0 && this.schedTimer !== null) { clearInterval(this.schedTimer); this.schedTimer = null; }
     this.log(`d${domid}: destroyed`);
     this.emitDomain(d, "destroyed");
   }
@@ -293,6 +316,52 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     d.spec = { ...d.spec, name };
     this.write(`/local/domain/${domid}/name`, name);
     this.write(`/vm/${d.uuid}/name`, name);
+  }
+
+  // ------------------------------------------------------------------------------------------------ scheduling
+
+  private schedAdd(d: Domain): void {
+    const ctl = d.schedCtl;
+    this.sched.add({
+      id: d.domid,
+      get params() { return d.sched; },
+      set params(p: SchedParams) { d.sched = p; },
+      wants: () => d.stopped === null && !d.dying && !d.runner.paused && Atomics.load(ctl, SCHED_WANT) === 1,
+      cpuSeconds: () => d.runner.cpuSeconds,
+      setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); Atomics.notify(ctl, SCHED_PERMIT); },
+    });
+    if (this.schedTimer === null) this.schedTimer = setInterval(() => this.sched.tick(), SCHED_TICK_MS);
+  }
+
+  /** sched-credit -d: weight (1..65535) and cap (0..100 % of a pCPU); omitted values stay. */
+  schedCredit(domid: number, weight?: number, cap?: number): SchedParams {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    try {
+      const p = this.sched.setParams(domid, { ...(weight !== undefined ? { weight } : {}), ...(cap !== undefined ? { cap } : {}) });
+      this.log(`d${domid}: credit weight=${p.weight} cap=${p.cap}`);
+      return { ...p };
+    } catch (e) { throw new HvError("EINVAL", (e as Error).message); }
+  }
+
+  /** vcpu-pin: the domain's hard affinity (its vCPUs share one thread, so it is per domain). */
+  vcpuPin(domid: number, cpus: number[] | null): SchedParams {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    if (cpus !== null && (!Array.isArray(cpus) || cpus.some((c) => !Number.isInteger(c)))) throw new HvError("EINVAL", "cpus: a list of pCPU numbers or null");
+    try {
+      const p = this.sched.setParams(domid, { affinity: cpus === null ? null : [...new Set(cpus)].sort((a, b) => a - b) });
+      this.log(`d${domid}: hard affinity ${p.affinity === null ? "all" : p.affinity.join(",")}`);
+      return { ...p };
+    } catch (e) { throw new HvError("EINVAL", (e as Error).message); }
+  }
+
+  schedParams(tsliceMs?: number): { tsliceMs: number; pcpus: number } {
+    if (tsliceMs !== undefined) {
+      if (!Number.isInteger(tsliceMs) || tsliceMs < 1 || tsliceMs > 1000) throw new HvError("EINVAL", `tslice ${tsliceMs} ms: 1..1000`);
+      this.sched.tsliceMs = tsliceMs;
+    }
+    return { tsliceMs: this.sched.tsliceMs, pcpus: this.sched.pcpus };
   }
 
   setToolstack(domid: number, t: ToolstackData): void {

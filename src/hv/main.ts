@@ -1,7 +1,7 @@
 /**
  * `xeno-hv`, the hypervisor process (see protocol.ts for the process split):
  *
- *   node dist/src/hv/main.js [--run-dir DIR] [--memory MiB] [--xenstored PATH]
+ *   node dist/src/hv/main.js [--run-dir DIR] [--memory MiB] [--pcpus N] [--xenstored PATH]
  *
  * Serves the control protocol on DIR/hv.sock (DIR: --run-dir, else $XENO_RUN_DIR, else /run/xeno) and
  * xenstored's wire protocol on PATH (--xenstored, else $XENSTORED_PATH, else /run/xenstored/socket when DIR is
@@ -27,9 +27,14 @@ function arg(argv: string[], name: string): string | undefined {
 }
 
 async function main(argv: string[]): Promise<number> {
-  let runDir: string, memoryMiB: number | undefined, xsPath: string;
+  let runDir: string, memoryMiB: number | undefined, xsPath: string, pcpus: number | undefined;
   try {
     runDir = arg(argv, "--run-dir") ?? process.env.XENO_RUN_DIR ?? DEFAULT_RUN_DIR;
+    const pc = arg(argv, "--pcpus");
+    if (pc !== undefined) {
+      pcpus = Number(pc);
+      if (!Number.isInteger(pcpus) || pcpus < 1 || pcpus > 256) throw new Error(`--pcpus ${pc}: want 1..256`);
+    }
     const mem = arg(argv, "--memory");
     if (mem !== undefined) {
       memoryMiB = Number(mem);
@@ -38,11 +43,11 @@ async function main(argv: string[]): Promise<number> {
     xsPath = arg(argv, "--xenstored") ?? process.env.XENSTORED_PATH
       ?? (runDir === DEFAULT_RUN_DIR ? "/run/xenstored/socket" : join(runDir, "xenstored", "socket"));
   } catch (e) {
-    process.stderr.write(`xeno-hv: ${(e as Error).message}\nusage: xeno-hv [--run-dir DIR] [--memory MiB] [--xenstored PATH]\n`);
+    process.stderr.write(`xeno-hv: ${(e as Error).message}\nusage: xeno-hv [--run-dir DIR] [--memory MiB] [--pcpus N] [--xenstored PATH]\n`);
     return 2;
   }
   mkdirSync(runDir, { recursive: true });
-  const hv = new Hypervisor({ memoryMiB, runDir, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
+  const hv = new Hypervisor({ memoryMiB, runDir, pcpus, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
   const control = new ControlServer(hv, join(runDir, HV_SOCKET));
   const xs = new XenStoreSocketServer(hv.store, { path: xsPath });
   try {

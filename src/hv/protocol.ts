@@ -42,6 +42,8 @@ export interface DomainSpec {
   vifs: { devid: number; mac: string; mtu: number; bridge: string }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;
+  /** Credit scheduler parameters (xl.cfg cpu_weight, cap, cpus); defaults 256, 0, all pCPUs. */
+  sched?: { weight?: number; cap?: number; cpus?: number[] | null };
   /** Opaque to the hypervisor: kept with the domain and returned by `list` (xenod keeps policies there). */
   toolstack?: ToolstackData;
 }
@@ -88,6 +90,10 @@ export interface DomainInfo {
   /** Unix time (s) of creation. */
   startTime: number;
   spec: DomainSpec;
+  /** Credit scheduler: weight, cap (% of a pCPU, 0 = none), hard affinity (null = all pCPUs); the pCPU it holds
+   * now (-1: none — blocked, paused, or waiting for its turn). */
+  sched?: { weight: number; cap: number; affinity: number[] | null };
+  pcpu?: number;
 }
 
 export interface HostInfo {
@@ -95,6 +101,9 @@ export interface HostInfo {
   release: string;
   machine: string;
   nrCpus: number;
+  /** pCPUs the credit scheduler places domains on, and its time slice. */
+  pcpus?: number;
+  tsliceMs?: number;
   /** Machine-frame pool, MiB. */
   totalMemoryMiB: number;
   freeMemoryMiB: number;
@@ -123,6 +132,12 @@ export type Request =
   | { id: number; op: "sysrq"; domid: number; key: string }
   /** Updates the toolstack data kept with the domain. */
   | { id: number; op: "set-toolstack"; domid: number; toolstack: ToolstackData }
+  /** Credit scheduler: a domain's weight/cap (omitted = unchanged); returns the current parameters. */
+  | { id: number; op: "sched-credit"; domid: number; weight?: number; cap?: number }
+  /** Credit scheduler: the time slice in ms (omitted = unchanged); returns it with the pCPU count. */
+  | { id: number; op: "sched-params"; tsliceMs?: number }
+  /** Hard affinity of a domain (all its vCPUs: they share one thread): pCPU numbers, or null for all. */
+  | { id: number; op: "vcpu-pin"; domid: number; cpus: number[] | null }
   /** The hypervisor's log (xl dmesg). */
   | { id: number; op: "dmesg"; clear?: boolean }
   /** This connection receives events from now on. */
@@ -139,6 +154,9 @@ export interface ResultMap {
   pause: null; unpause: null; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
   dmesg: string[];
+  "sched-credit": { weight: number; cap: number; affinity: number[] | null };
+  "sched-params": { tsliceMs: number; pcpus: number };
+  "vcpu-pin": { weight: number; cap: number; affinity: number[] | null };
 }
 
 export type Response =

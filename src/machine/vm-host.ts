@@ -43,6 +43,8 @@ export interface DomainRunOptions {
   pool?: FramePool;
   /** Start paused. */
   paused?: boolean;
+  /** The credit scheduler's control words for this domain (see VmWorkerData.sched). */
+  sched?: SharedArrayBuffer;
   /** Log lines of the link (store errors). */
   log?: (line: string) => void;
 }
@@ -107,7 +109,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (o.paused) this.stats[STAT_PAUSED] = 1;
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab, domid: o.domid, uuid: o.uuid,
-      pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf };
+      pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched };
     const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {

@@ -17,6 +17,7 @@ import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } f
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
+export const SCHED_PERMIT = 0, SCHED_WANT = 1;
 export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 8;
 
 /** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
@@ -42,6 +43,11 @@ export interface VmWorkerData {
   storeLink?: SharedArrayBuffer;
   /** Start with the vCPUs paused (until an "unpause" message). */
   paused?: boolean;
+  /**
+   * The credit scheduler's control words (Int32Array(2)): [SCHED_PERMIT] 1 while the domain may run (set by the
+   * hypervisor), [SCHED_WANT] 1 while it has a runnable vCPU (set here). Absent: always permitted.
+   */
+  sched?: SharedArrayBuffer;
   /** Float64Array(STAT_WORDS) the worker keeps current for the host (see STAT_*). */
   stats?: SharedArrayBuffer;
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
@@ -93,6 +99,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   const link: { peer: RemoteXenbusPeer | null } = { peer: null };
   const stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
   let paused = d.paused === true;
+  const sched = d.sched !== undefined ? new Int32Array(d.sched) : null;
   let m: Machine;
   try {
     m = new Machine({
@@ -149,8 +156,18 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
         Atomics.wait(doorbell, 0, seen, MAX_SLEEP_MS);
         continue;
       }
+      if (sched !== null) {
+        Atomics.store(sched, SCHED_WANT, 1);
+        if (Atomics.load(sched, SCHED_PERMIT) === 0) {
+          // Not our turn on a pCPU: wait for the permit (messages are still drained every few ms).
+          flush();
+          Atomics.wait(sched, SCHED_PERMIT, 0, 10);
+          continue;
+        }
+      }
       const t0 = performance.now();
       const w = m.runSlice();
+      if (sched !== null && w > 0) Atomics.store(sched, SCHED_WANT, 0);
       stats[STAT_CPU_S] += (performance.now() - t0) / 1000;
       stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
       stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : d.memMiB * 256;

@@ -15,6 +15,7 @@ import {
 } from "./cmd-control.js";
 import { consoleCmd } from "./cmd-console.js";
 import { topCmd } from "./cmd-top.js";
+import { schedCreditCmd, vcpuPinCmd } from "./cmd-sched.js";
 import type { XlEnv } from "./env.js";
 import { NotImplementedError, XlError } from "./errors.js";
 import { getopt, UsageError, type OptSpec, type ParsedOpts } from "./getopt.js";
@@ -114,8 +115,13 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     minArgs: 2, maxArgs: 2, run: memSetCmd,
   },
   { kind: "xl", name: "vcpu-list", usage: "[Domain, ...]", desc: "List the VCPUs for all/some domains", run: vcpuListCmd },
-  notYet("vcpu-pin", "[option] <Domain> <VCPU|all> <Hard affinity|-|all> <Soft affinity|-|all>", "Set which CPUs a VCPU can use",
-    "vCPUs cannot be pinned to host CPUs yet (each may run on any; 'xeno vcpu-list' shows all / all)"),
+  {
+    kind: "xl", name: "vcpu-pin", usage: "[option] <Domain> <VCPU|all> <Hard affinity|-|all> <Soft affinity|-|all>",
+    desc: "Set which CPUs a VCPU can use",
+    options: "Xeno schedules a domain's vCPUs together (one thread), so the hard affinity applies to the whole domain\n" +
+      "whichever vCPU is named; soft affinity is accepted and not used.",
+    minArgs: 3, maxArgs: 4, run: vcpuPinCmd,
+  },
   notYet("vcpu-set", "[option] <Domain> <vCPUs>", "Set the number of active VCPUs allowed for the domain",
     "vCPU hotplug is not provided yet; a domain's vCPUs are set at create (vcpus=)"),
   {
@@ -123,8 +129,20 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     options: "FIELD                   print only the value(s) of the line(s) starting with FIELD",
     maxArgs: 1, run: infoCmd,
   },
-  notYet("sched-credit", "[-d <Domain> [-w[=WEIGHT]|-c[=CAP]]] [-s [-t TSLICE] [-r RATELIMIT]] [-p CPUPOOL]",
-    "Get/set credit scheduler parameters", "the hypervisor's scheduler has no weights, caps or time slices to get or set yet"),
+  {
+    kind: "xl", name: "sched-credit", usage: "[-d <Domain> [-w[=WEIGHT]|-c[=CAP]]] [-s [-t TSLICE] [-r RATELIMIT]] [-p CPUPOOL]",
+    desc: "Get/set credit scheduler parameters",
+    options: "-d DOMAIN, --domain=DOMAIN     Domain to modify\n" +
+      "-w WEIGHT, --weight=WEIGHT     Weight (int, 1..65535)\n" +
+      "-c CAP,    --cap=CAP           Cap (int, % of one pCPU, 0 = none)\n" +
+      "-s         --schedparam        Query / modify scheduler parameters\n" +
+      "-t TSLICE, --tslice_ms=TSLICE  Set the timeslice, in milliseconds\n" +
+      "-p CPUPOOL, --cpupool=CPUPOOL  Restrict output to CPUPOOL (Xeno has Pool-0)",
+    opts: [{ short: "d", long: "domain", value: true }, { short: "w", long: "weight", value: true }, { short: "c", long: "cap", value: true },
+      { short: "s", long: "schedparam" }, { short: "t", long: "tslice_ms", value: true }, { short: "r", long: "ratelimit_us", value: true },
+      { short: "p", long: "cpupool", value: true }],
+    maxArgs: 0, run: schedCreditCmd,
+  },
   { kind: "xl", name: "domid", usage: "<DomainName>", desc: "Convert a domain name to domain id", minArgs: 1, maxArgs: 1, run: domidCmd },
   { kind: "xl", name: "domname", usage: "<DomainId>", desc: "Convert a domain id to domain name", minArgs: 1, maxArgs: 1, run: domnameCmd },
   { kind: "xl", name: "rename", usage: "<Domain> <NewDomainName>", desc: "Rename a domain", minArgs: 2, maxArgs: 2, run: renameCmd },

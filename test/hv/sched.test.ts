@@ -1,0 +1,75 @@
+/**
+ * The credit scheduler with real guests in the hypervisor process: two DomUs pinned to pCPU 0 with weights 512
+ * and 256, each running a CPU-bound shell loop, share that pCPU about 2:1; then one is unpinned and capped at
+ * 25% and uses about a quarter of a pCPU although pCPU 1 is free. Bounds are generous (a loaded host); the
+ * measured figures are printed (and recorded in docs/benchmarks.md).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import type { DomainInfo } from "../../src/hv/protocol.js";
+import { ConsoleTap, HvClient } from "./hv-client.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+test("credit scheduler: weights 512:256 on one pCPU ≈ 2:1; cap=25 ≈ a quarter of a pCPU", { timeout: 15 * 60_000 }, async () => {
+  const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
+  const dir = mkdtempSync(join(tmpdir(), "xeno-sched-"));
+  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "1024", "--pcpus", "2"],
+    { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  hv.stderr!.on("data", (d) => { log += d; });
+  const taps: ConsoleTap[] = [];
+  let c: HvClient | undefined;
+  try {
+    const sock = join(dir, "hv.sock");
+    for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+    c = await HvClient.connect(sock);
+    const spec = (name: string, weight: number) => ({ name, memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd,
+      cmdline: "console=hvc0", xen: true, disks: [], vifs: [], sched: { weight, cpus: [0] } });
+    const a = (await c.ok<{ domid: number }>("create", { spec: spec("heavy", 512) })).domid;
+    const b = (await c.ok<{ domid: number }>("create", { spec: spec("light", 256) })).domid;
+    for (const id of [a, b]) taps.push(await ConsoleTap.open(sock, id));
+    await Promise.all(taps.map((t) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready")));
+    for (const t of taps) await t.run("while :; do :; done & echo LOOP-$((1+1))", /^LOOP-2\r?$/m);
+
+    const cpu = async (): Promise<Map<number, DomainInfo>> => new Map((await c!.ok<DomainInfo[]>("list")).map((d) => [d.domid, d]));
+    const window = async (ms: number): Promise<[number, number]> => {
+      const l0 = await cpu();
+      await new Promise((r) => setTimeout(r, ms));
+      const l1 = await cpu();
+      return [l1.get(a)!.cpuSeconds - l0.get(a)!.cpuSeconds, l1.get(b)!.cpuSeconds - l0.get(b)!.cpuSeconds];
+    };
+    await new Promise((r) => setTimeout(r, 2000));
+    const [ua, ub] = await window(20_000);
+    const l = await cpu();
+    process.stderr.write(`# pinned to pCPU 0 over 20 s: weight 512 → ${ua.toFixed(2)} s, weight 256 → ${ub.toFixed(2)} s, ratio ${(ua / ub).toFixed(2)}\n`);
+    assert.deepEqual(l.get(a)!.sched, { weight: 512, cap: 0, affinity: [0] });
+    assert.ok(ua / ub > 1.4 && ua / ub < 2.8, `ratio ${ua / ub}`);
+    assert.ok(ua + ub < 20 * 1.15, `the two share one pCPU: ${ua + ub} s of CPU in 20 s`);
+
+    // Unpin the heavy one and cap it at 25%: it could have pCPU 1 to itself, the cap holds it near a quarter.
+    await c.ok("vcpu-pin", { domid: a, cpus: null });
+    assert.deepEqual(await c.ok("sched-credit", { domid: a, cap: 25 }), { weight: 512, cap: 25, affinity: null });
+    assert.match(JSON.stringify(await c.call("sched-credit", { domid: a, weight: 0 })), /EINVAL/);
+    assert.match(JSON.stringify(await c.call("vcpu-pin", { domid: a, cpus: [7] })), /EINVAL.*pCPU 7/);
+    await new Promise((r) => setTimeout(r, 2000));
+    const [ca, cb] = await window(20_000);
+    process.stderr.write(`# cap=25 over 20 s: capped ${ca.toFixed(2)} s (${(ca / 20 * 100).toFixed(1)}% of a pCPU), other ${cb.toFixed(2)} s\n`);
+    assert.ok(ca / 20 > 0.12 && ca / 20 < 0.38, `capped share ${ca / 20}`);
+    assert.ok(cb / 20 > 0.6, `the uncapped one keeps its pCPU: ${cb / 20}`);
+  } finally {
+    for (const t of taps) t.close();
+    c?.close();
+    hv.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 1000));
+    if (hv.exitCode === null) hv.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    if (process.env.XENO_TEST_VERBOSE) process.stderr.write(log);
+  }
+});
