@@ -82,9 +82,10 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     assert.equal(xs("xenstore-read", "/local/domain/4/name"), "g4");
     for (const id of ids) assert.equal(xs("xenstore-read", `/local/domain/${id}/control/feature-poweroff`), "1");
     assert.match(xs("xenstore-ls", "/local/domain/7"), /memory = ""\n\s+static-max = "\d+"/);
-    // Dom0 writes reach a guest: it reads its own name back through its xenbus (the store's /local/domain/9/name).
-    xs("xenstore-write", "/local/domain/9/data/greeting", "hello-g9");
     await taps[8]!.run("cat /sys/hypervisor/type", /^xen\r?$/m);
+    // The guest reads from XenStore through its own xenbus: /sys/hypervisor/uuid is its "vm" node's uuid.
+    const uuid9 = list.find((d) => d.domid === 9)!.uuid;
+    await taps[8]!.run("cat /sys/hypervisor/uuid", new RegExp(`^${uuid9}\\r?$`, "m"));
 
     // Pause / unpause.
     await c.ok("pause", { domid: 2 });
