@@ -54,6 +54,8 @@ export class BackendDevice {
   private readonly s: StoreSessionRef;
   private readonly token: string;
   private removed = false;
+  /** Set by unplug(): called once the front-end has closed (or gave up). */
+  private unplugged: (() => void) | null = null;
 
   constructor(private readonly o: BackendDeviceOptions) {
     const bdom = o.backendDomid ?? 0;
@@ -124,6 +126,26 @@ export class BackendDevice {
     this.setState(XenbusStateClosing);
   }
 
+  /**
+   * Hot-unplug as libxl's device removal does it: online = 0 and state Closing; the front-end (blkfront,
+   * netfront) lets go and reaches Closed; then `done` runs once (the caller removes the device). The caller
+   * bounds the wait (a front-end holding a busy disk may never let go) and then calls forceUnplug(), as
+   * `xl block-detach` falls back to a forced removal. (No timers here: a domain's thread never yields to its
+   * event loop.)
+   */
+  unplug(done: () => void): void {
+    if (this.removed || this.unplugged !== null) return;
+    let fired = false;
+    this.unplugged = (): void => { if (fired) return; fired = true; done(); };
+    this.writeBack("online", "0");
+    this.setState(XenbusStateClosing);
+    const fs = this.frontInt("state");
+    if (fs === XenbusStateClosed || fs === XenbusStateUnknown || fs < 0) this.unplugged();
+  }
+
+  /** Ends an unplug() that the front-end did not answer. */
+  forceUnplug(): void { this.unplugged?.(); }
+
   /** Hot-unplug / domain teardown: disconnect, then remove both directories. */
   remove(): void {
     if (this.removed) return;
@@ -162,9 +184,11 @@ export class BackendDevice {
       case XenbusStateUnknown:
       case -1:
         this.drop();
+        if (this.unplugged !== null) { this.unplugged(); return; }
         if (this.state !== XenbusStateClosed && this.state !== XenbusStateUnknown) this.setState(XenbusStateClosed);
         return;
       case XenbusStateInitialising:
+        if (this.unplugged !== null) return;
         // The front-end driver (re)probed after a close: offer the device again.
         if (this.state === XenbusStateClosed || this.state === XenbusStateClosing) this.setState(XenbusStateInitWait);
         return;

@@ -387,12 +387,12 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
   }
 
   // Each vif's bridge (started on demand); frames from it go to whichever machine is current.
-  const bridges: BridgeClient[] = [];
+  const bridges = new Map<number, BridgeClient>(); // by vif devid
   let status = 0;
   try {
     for (const [i, v] of img.vifs.entries()) {
       try {
-        bridges.push(await ensureBridge(v.bridge, (frame) => current?.netRx(i, frame)));
+        bridges.set(v.devid, await ensureBridge(v.bridge, (frame) => current?.netRx(v.devid, frame)));
       } catch (e) {
         process.stderr.write(`xeno create: vif[${i}]: cannot join bridge '${v.bridge}': ${(e as Error).message}\n`);
         return 1;
@@ -408,7 +408,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         runner.once("error", (e) => resolve({ kind: "error", e }));
         runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline,
           xen: config.xenPlatform, name: config.name, disks: img.disks, vifs: img.vifs });
-        runner.on("net-tx", (vif, frame) => { bridges[vif]?.send(frame); });
+        runner.on("net-tx", (vif, frame) => { bridges.get(vif)?.send(frame); });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();
@@ -448,7 +448,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
       break;
     }
   } finally {
-    for (const b of bridges) b.close();
+    for (const b of bridges.values()) b.close();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigterm);
     if (a.console) {

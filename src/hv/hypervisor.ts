@@ -47,7 +47,8 @@ interface Domain {
   console: Buffer[];
   consoleBytes: number;
   consoles: Set<(b: Uint8Array) => void>;
-  bridges: BridgeClient[];
+  /** The bridge each vif (by devid) is joined to. */
+  bridges: Map<number, BridgeClient>;
   /** Pages when the worker stopped (its stats buffer keeps the last figure too). */
   maxPages: number;
   /** The credit scheduler's control words shared with the worker (SCHED_PERMIT, SCHED_WANT). */
@@ -195,18 +196,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const d: Domain = {
       schedCtl: new Int32Array(schedBuf), sched: sp,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
-      console: [], consoleBytes: 0, consoles: new Set(), bridges: [], maxPages: spec.memMiB * 256 - 256,
+      console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
     };
     this.domains.set(domid, d); // reserve the id and name while building
     try {
-      for (const [i, v] of spec.vifs.entries()) {
-        d.bridges.push(await ensureBridge(v.bridge, (frame) => d.runner.netRx(i, frame), { runDir: this.runDir }));
-      }
+      for (const v of spec.vifs) d.bridges.set(v.devid, await this.joinBridge(d, v));
       await new Promise<void>((resolve, reject) => {
         runner.once("started", () => resolve());
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
-        runner.on("net-tx", (vif, frame) => { d.bridges[vif]?.send(frame); });
+        runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
         runner.once("stopped", (s) => this.stopped(d, s.state, s.reason));
         runner.start({
           memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
@@ -218,7 +217,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     } catch (e) {
       this.sched.remove(domid);
       this.domains.delete(domid);
-      for (const b of d.bridges) b.close();
+      for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
       this.cleanStore(d);
       if (e instanceof HvError) throw e;
@@ -248,7 +247,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "dying");
     this.sched.remove(d.domid);
     await d.runner.destroy();
-    for (const b of d.bridges) b.close();
+    for (const b of d.bridges.values()) b.close();
     for (const c of d.consoles) c(new Uint8Array(0)); // end of stream
     d.consoles.clear();
     this.cleanStore(d);
@@ -316,6 +315,70 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     d.spec = { ...d.spec, name };
     this.write(`/local/domain/${domid}/name`, name);
     this.write(`/vm/${d.uuid}/name`, name);
+  }
+
+  private joinBridge(d: Domain, v: { devid: number; bridge: string }): Promise<BridgeClient> {
+    return ensureBridge(v.bridge, (frame) => d.runner.netRx(v.devid, frame), { runDir: this.runDir });
+  }
+
+  // ------------------------------------------------------------------------------------------------ hot-plug
+
+  private running(domid: number): Domain {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    if (!d.spec.xen) throw new HvError("ESTATE", `domain ${domid} has no Xen platform (xen_platform=0): no PV devices`);
+    return d;
+  }
+
+  /** xl block-attach: blkback serves the image; the guest's blkfront probes /dev/xvdX. */
+  async blockAttach(domid: number, disk: DomainSpec["disks"][number]): Promise<void> {
+    const d = this.running(domid);
+    if (typeof disk !== "object" || disk === null || typeof disk.path !== "string" || !Number.isInteger(disk.devid) || typeof disk.vdev !== "string") {
+      throw new HvError("EINVAL", "disk: {path, devid, vdev, readOnly}");
+    }
+    if (d.spec.disks.some((x) => x.devid === disk.devid)) throw new HvError("EINVAL", `domain ${domid} has a disk ${disk.vdev} already`);
+    try { await d.runner.device({ type: "attach-disk", disk: { ...disk, readOnly: disk.readOnly === true } }); }
+    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    d.spec = { ...d.spec, disks: [...d.spec.disks, disk] };
+    this.log(`d${domid}: attached disk ${disk.vdev} (${disk.path}${disk.readOnly ? ", ro" : ""})`);
+  }
+
+  /** xl block-detach: the guest lets go (Closing → Closed), then the device is removed. */
+  async blockDetach(domid: number, devid: number): Promise<void> {
+    const d = this.running(domid);
+    const disk = d.spec.disks.find((x) => x.devid === devid);
+    if (disk === undefined) throw new HvError("EINVAL", `domain ${domid} has no disk with devid ${devid}`);
+    try { await d.runner.device({ type: "detach-disk", devid }); }
+    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    d.spec = { ...d.spec, disks: d.spec.disks.filter((x) => x !== disk) };
+    this.log(`d${domid}: detached disk ${disk.vdev}`);
+  }
+
+  async networkAttach(domid: number, vif: DomainSpec["vifs"][number]): Promise<void> {
+    const d = this.running(domid);
+    if (typeof vif !== "object" || vif === null || !Number.isInteger(vif.devid) || typeof vif.mac !== "string" || typeof vif.bridge !== "string") {
+      throw new HvError("EINVAL", "vif: {devid, mac, mtu, bridge}");
+    }
+    if (d.spec.vifs.some((x) => x.devid === vif.devid)) throw new HvError("EINVAL", `domain ${domid} has a vif ${vif.devid} already`);
+    let bridge: BridgeClient;
+    try { bridge = await this.joinBridge(d, vif); } catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    try { await d.runner.device({ type: "attach-vif", vif: { ...vif, mtu: vif.mtu ?? 1500 } }); }
+    catch (e) { bridge.close(); throw new HvError("EBUILD", (e as Error).message); }
+    d.bridges.set(vif.devid, bridge);
+    d.spec = { ...d.spec, vifs: [...d.spec.vifs, vif] };
+    this.log(`d${domid}: attached vif ${vif.devid} (${vif.mac}) to ${vif.bridge}`);
+  }
+
+  async networkDetach(domid: number, devid: number): Promise<void> {
+    const d = this.running(domid);
+    const vif = d.spec.vifs.find((x) => x.devid === devid);
+    if (vif === undefined) throw new HvError("EINVAL", `domain ${domid} has no vif ${devid}`);
+    try { await d.runner.device({ type: "detach-vif", devid }); }
+    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    d.bridges.get(devid)?.close();
+    d.bridges.delete(devid);
+    d.spec = { ...d.spec, vifs: d.spec.vifs.filter((x) => x !== vif) };
+    this.log(`d${domid}: detached vif ${devid}`);
   }
 
   // ------------------------------------------------------------------------------------------------ scheduling

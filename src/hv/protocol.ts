@@ -138,6 +138,11 @@ export type Request =
   | { id: number; op: "sched-params"; tsliceMs?: number }
   /** Hard affinity of a domain (all its vCPUs: they share one thread): pCPU numbers, or null for all. */
   | { id: number; op: "vcpu-pin"; domid: number; cpus: number[] | null }
+  /** Hot-plug (xl block-attach/-detach, network-attach/-detach); detach waits for the guest to let go (≤ 10 s). */
+  | { id: number; op: "block-attach"; domid: number; disk: DomainSpec["disks"][number] }
+  | { id: number; op: "block-detach"; domid: number; devid: number }
+  | { id: number; op: "network-attach"; domid: number; vif: DomainSpec["vifs"][number] }
+  | { id: number; op: "network-detach"; domid: number; devid: number }
   /** The hypervisor's log (xl dmesg). */
   | { id: number; op: "dmesg"; clear?: boolean }
   /** This connection receives events from now on. */
@@ -157,6 +162,7 @@ export interface ResultMap {
   "sched-credit": { weight: number; cap: number; affinity: number[] | null };
   "sched-params": { tsliceMs: number; pcpus: number };
   "vcpu-pin": { weight: number; cap: number; affinity: number[] | null };
+  "block-attach": null; "block-detach": null; "network-attach": null; "network-detach": null;
 }
 
 export type Response =

@@ -31,7 +31,9 @@ import type { XenbusPeer } from "../xen/xenbus-ring.js";
 import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { FramePool } from "../hv/frame-pool.js";
-import { BlkError, type BlkDiskConfig } from "../backends/blk/index.js";
+import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
+import { attachNetBack } from "../backends/net/index.js";
+import type { BackendDevice } from "../backends/xenbus-backend.js";
 import { xenAreaLayout } from "../xen/layout.js";
 
 export interface MachineOptions {
@@ -350,10 +352,45 @@ export class Machine {
     pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
   }
 
-  /** A frame from the network for vif `i` (copied into the guest's rx buffers, or dropped). */
-  netReceive(i: number, frame: Uint8Array): boolean {
-    const n = this.xenPv?.net[i];
-    return n !== undefined && n.receive(frame);
+  /** A frame from the network for the vif with devid `devid` (copied into the guest's rx buffers, or dropped). */
+  netReceive(devid: number, frame: Uint8Array): boolean {
+    const net = this.xenPv?.net;
+    if (net === undefined) return false;
+    for (const n of net) if (n.device.devid === devid) return n.receive(frame);
+    return false;
+  }
+
+  /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */
+  attachDisk(disk: BlkDiskConfig): void {
+    const pv = this.xenPv;
+    if (pv === null || this.xen === null) throw new MachineError("MACHINE_DISK", "disks need the Xen platform");
+    if (pv.blk.some((b) => b.config.devid === disk.devid)) throw new MachineError("MACHINE_DISK", `a disk ${disk.vdev} (${disk.devid}) is attached already`);
+    const xen = this.xen;
+    pv.blk.push(attachBlkBack(xen, pv.store, disk, (l) => xen.trace(l)));
+  }
+
+  /** Hot-plug a vif (xl network-attach). */
+  attachVif(v: VifAttach): void {
+    const pv = this.xenPv;
+    if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
+    if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
+    const xen = this.xen;
+    pv.net.push(attachNetBack(xen, pv.store, v.config, v.out, (l) => xen.trace(l)));
+  }
+
+  /** The disk with `devid` (for unplugging; its close() removes it from this machine), or null. */
+  diskDevice(devid: number): { device: BackendDevice; close(): void } | null {
+    const pv = this.xenPv;
+    const b = pv?.blk.find((x) => x.config.devid === devid);
+    if (pv === null || b === undefined) return null;
+    return { device: b.device, close: () => { b.close(); pv.blk.splice(pv.blk.indexOf(b), 1); } };
+  }
+
+  vifDevice(devid: number): { device: BackendDevice; close(): void } | null {
+    const pv = this.xenPv;
+    const n = pv?.net.find((x) => x.device.devid === devid);
+    if (pv === null || n === undefined) return null;
+    return { device: n.device, close: () => { n.close(); pv.net.splice(pv.net.indexOf(n), 1); } };
   }
 
   flushOut(): void {

@@ -19,7 +19,9 @@ import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "../hv/frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer } from "../hv/store-link.js";
 import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
-import type { HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+import type { DeviceOp, HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
 export interface DomainRunOptions {
   memMiB: number;
@@ -92,6 +94,19 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   get pages(): number { return this.stats[STAT_PAGES]!; }
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
 
+  private nextReq = 1;
+  private readonly deviceWaits = new Map<number, (error?: string) => void>();
+
+  /** A hot-plug request to the worker; resolves when done, rejects with the worker's reason. */
+  device(op: DistributiveOmit<DeviceOp, "req">): Promise<void> {
+    if (!this.running) return Promise.reject(new Error("the domain is not running"));
+    const req = this.nextReq++;
+    return new Promise((resolve, reject) => {
+      this.deviceWaits.set(req, (error) => (error === undefined ? resolve() : reject(new Error(error))));
+      this.send({ ...op, req } as DeviceOp);
+    });
+  }
+
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 
@@ -118,6 +133,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "started": this.emit("started"); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
+        case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
         case "failed":
           this.done = true;
@@ -175,6 +191,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private finish(s: DomainStopped): void {
     if (this.done) return;
     this.done = true;
+    for (const w of this.deviceWaits.values()) w("the domain stopped");
+    this.deviceWaits.clear();
     this.emit("stopped", s);
   }
 }

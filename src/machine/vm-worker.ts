@@ -9,6 +9,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { Machine, MachineError } from "./machine.js";
+import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
@@ -54,7 +55,17 @@ export interface VmWorkerData {
   doorbell: SharedArrayBuffer;
 }
 
-export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" }
+/** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
+export type DeviceOp =
+  | { type: "attach-disk"; req: number; disk: BlkDiskConfig }
+  | { type: "detach-disk"; req: number; devid: number }
+  | { type: "attach-vif"; req: number; vif: NetVifConfig }
+  | { type: "detach-vif"; req: number; devid: number };
+
+/** How long a hot-unplug waits for the guest to let go before removing the device anyway. */
+const UNPLUG_WAIT_MS = 10_000;
+
+export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
   | { type: "pause" } | { type: "unpause" }
   | StoreLinkDown
   /** A frame from the network for vif `vif`. */
@@ -66,6 +77,8 @@ export type WorkerToHost =
   | { type: "output"; bytes: Uint8Array }
   /** A frame the guest sent on vif `vif` (its buffer is transferred). */
   | { type: "net-tx"; vif: number; frame: Uint8Array }
+  /** A DeviceOp finished (error: why it could not be done). */
+  | { type: "device-done"; req: number; error?: string }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
   /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
@@ -100,6 +113,33 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   const stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
   let paused = d.paused === true;
   const sched = d.sched !== undefined ? new Int32Array(d.sched) : null;
+  // A vif's guest frames leave as net-tx messages addressed by the vif's devid.
+  const vifAttach = (config: NetVifConfig): VifAttach => ({
+    config,
+    out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif: config.devid, frame }, [frame.buffer]); },
+  });
+  /** Hot-unplugs waiting for the front-end: forced after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
+  const unplugs: { deadline: number; force(): void }[] = [];
+  const deviceOp = (h: DeviceOp): void => {
+    const reply = (error?: string): void => post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}) });
+    try {
+      switch (h.type) {
+        case "attach-disk": m.attachDisk(h.disk); reply(); break;
+        case "attach-vif": m.attachVif(vifAttach(h.vif)); reply(); break;
+        case "detach-disk": case "detach-vif": {
+          const dev = h.type === "detach-disk" ? m.diskDevice(h.devid) : m.vifDevice(h.devid);
+          if (dev === null) { reply(`no ${h.type === "detach-disk" ? "disk" : "vif"} with devid ${h.devid}`); break; }
+          let done = false;
+          const finish = (): void => { if (done) return; done = true; dev.close(); reply(); };
+          unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => { dev.device.forceUnplug(); finish(); } });
+          dev.device.unplug(finish);
+          break;
+        }
+      }
+    } catch (e) {
+      reply(e instanceof Error ? e.message : String(e));
+    }
+  };
   let m: Machine;
   try {
     m = new Machine({
@@ -108,10 +148,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       pool: d.pool !== undefined ? new FramePool(d.pool) : undefined,
       xenstore: remote ?? undefined,
       xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
-      vifs: (d.vifs ?? []).map((config, vif) => ({
-        config,
-        out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif, frame }, [frame.buffer]); },
-      })),
+      vifs: (d.vifs ?? []).map(vifAttach),
       consoleOut: (b) => {
         if (pendingBytes === 0) pendingSince = performance.now();
         pending.push(b.slice());
@@ -137,6 +174,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       for (let msg = receiveMessageOnPort(port); msg !== undefined; msg = receiveMessageOnPort(port)) {
         const h = msg.message as HostToWorker;
         if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+        else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") deviceOp(h);
         else if (h.type === "xs-watch") remote?.deliver(h);
         else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
         else if (h.type === "xs-closed") { link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
@@ -149,6 +187,10 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
           post({ type: "stopped", state: "destroyed", reason: "destroyed by the toolstack" });
           return;
         }
+      }
+      if (unplugs.length > 0) {
+        const now = Date.now();
+        for (let i = unplugs.length - 1; i >= 0; i--) if (now >= unplugs[i]!.deadline) unplugs.splice(i, 1)[0]!.force();
       }
       stats[STAT_PAUSED] = paused ? 1 : 0;
       if (paused) {

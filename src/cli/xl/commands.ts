@@ -16,6 +16,7 @@ import {
 import { consoleCmd } from "./cmd-console.js";
 import { topCmd } from "./cmd-top.js";
 import { schedCreditCmd, vcpuPinCmd } from "./cmd-sched.js";
+import { blockAttachCmd, blockDetachCmd, networkAttachCmd, networkDetachCmd } from "./cmd-hotplug.js";
 import type { XlEnv } from "./env.js";
 import { NotImplementedError, XlError } from "./errors.js";
 import { getopt, UsageError, type OptSpec, type ParsedOpts } from "./getopt.js";
@@ -164,15 +165,17 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       { short: "f", long: "full-name" }, { short: "z", long: "dom0-first" }, { short: "r", long: "repeat-header" }],
     maxArgs: 0, run: topCmd,
   },
-  notYet("network-attach", "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] ...", "Create a new virtual network device",
-    "hot-plugging network devices is not provided yet; a domain's vifs come from its config's vif=[…] at create"),
+  { kind: "xl", name: "network-attach", usage: "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] ...",
+    desc: "Create a new virtual network device", minArgs: 1, run: networkAttachCmd },
   { kind: "xl", name: "network-list", usage: "<Domain(s)>", desc: "List virtual network interfaces for a domain", minArgs: 1, run: networkListCmd },
-  notYet("network-detach", "<Domain> <DevId|mac>", "Destroy a domain's virtual network device",
-    "hot-unplugging network devices is not provided yet"),
-  notYet("block-attach", "<Domain> <disk-spec-component(s)>...", "Create a new virtual block device",
-    "hot-plugging disks is not provided yet; a domain's disks come from its config's disk=[…] at create"),
+  { kind: "xl", name: "network-detach", usage: "<Domain> <DevId|mac>", desc: "Destroy a domain's virtual network device",
+    minArgs: 2, maxArgs: 2, run: networkDetachCmd },
+  { kind: "xl", name: "block-attach", usage: "<Domain> <disk-spec-component(s)>...", desc: "Create a new virtual block device",
+    minArgs: 2, run: blockAttachCmd },
   { kind: "xl", name: "block-list", usage: "<Domain(s)>", desc: "List virtual block devices for a domain", minArgs: 1, run: blockListCmd },
-  notYet("block-detach", "<Domain> <DevId>", "Destroy a domain's virtual block device", "hot-unplugging disks is not provided yet"),
+  { kind: "xl", name: "block-detach", usage: "<Domain> <DevId>", desc: "Destroy a domain's virtual block device",
+    options: "DevId: the device number or its vdev name (xvdb). Waits up to 10 s for the guest to let go, then removes it.",
+    minArgs: 2, maxArgs: 2, run: blockDetachCmd },
   {
     kind: "xl", name: "uptime", usage: "[-s] [Domain]", desc: "Print uptime for all/some domains",
     options: "-s                      short format", opts: [{ short: "s" }], run: uptimeCmd,

@@ -1,0 +1,82 @@
+/**
+ * xl block-attach / block-detach / network-attach / network-detach: hot-plug through the XenbusState handshake
+ * (the hypervisor creates or removes the back-end; the guest's blkfront/netfront probe or let go). The specs are
+ * xl's (xl-disk-configuration(5), xl-network-configuration(5)), parsed by src/config.
+ */
+import { resolve } from "node:path";
+import { statSync } from "node:fs";
+import { ask, fetchTable, type XlClient } from "./client.js";
+import { refuseDomain0, resolveDomain, type Dom } from "./domains.js";
+import { withClient, type XlEnv } from "./env.js";
+import { XlError } from "./errors.js";
+import { UsageError, type ParsedOpts } from "./getopt.js";
+import { parseDiskSpec, vbdNumber } from "../../config/disk.js";
+import { parseVifSpec } from "../../config/vif.js";
+import { ConfigError } from "../../config/errors.js";
+
+async function target(c: XlClient, env: XlEnv, arg: string, verb: string): Promise<Dom> {
+  const { table } = await fetchTable(c, env.now());
+  const d = resolveDomain(table, arg);
+  refuseDomain0(d, verb);
+  return d;
+}
+
+const specError = (e: unknown): Error => (e instanceof ConfigError ? new UsageError(e.message) : (e as Error));
+
+export async function blockAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const [domArg, ...parts] = p.args as [string, ...string[]];
+  let disk;
+  try { disk = parseDiskSpec(parts.join(",")); } catch (e) { throw specError(e); }
+  if (disk.format !== "raw") throw new XlError(`format=${disk.format}: Xeno's blkback serves raw images only`);
+  if (disk.target === "") throw new XlError("no target: an empty drive is a cdrom, which is not supported yet");
+  const path = resolve(disk.target);
+  let ok = false;
+  try { ok = statSync(path).isFile(); } catch { ok = false; }
+  if (!ok) throw new XlError(`target ${path}: no such file`);
+  return withClient(env, async (c) => {
+    const d = await target(c, env, domArg, "attach a disk to");
+    await ask(c, `attach ${disk.vdev} to domain '${d.name}' (${d.domid})`, "block-attach",
+      { domid: d.domid, disk: { path, devid: disk.vdevNumber, vdev: disk.vdev, readOnly: !disk.readwrite } });
+    return 0;
+  });
+}
+
+export async function blockDetachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const [domArg, dev] = p.args as [string, string];
+  const devid = /^\d+$/.test(dev) ? Number(dev) : vbdNumber(dev)?.number;
+  if (devid === undefined) throw new UsageError(`'${dev}' is not a device id or a vdev name (xvdb, 51728)`);
+  return withClient(env, async (c) => {
+    const d = await target(c, env, domArg, "detach a disk from");
+    await ask(c, `detach ${dev} from domain '${d.name}' (${d.domid})`, "block-detach", { domid: d.domid, devid });
+    return 0;
+  });
+}
+
+export async function networkAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const [domArg, ...parts] = p.args as [string, ...string[]];
+  return withClient(env, async (c) => {
+    const d = await target(c, env, domArg, "attach a vif to");
+    const { list } = await fetchTable(c, env.now());
+    const used = new Set((list.find((x) => x.domid === d.domid)?.spec.vifs ?? []).map((v) => v.devid));
+    let devid = 0;
+    while (used.has(devid)) devid++;
+    let v;
+    try { v = parseVifSpec(parts.join(","), devid); } catch (e) { throw specError(e); }
+    await ask(c, `attach a vif to domain '${d.name}' (${d.domid})`, "network-attach",
+      { domid: d.domid, vif: { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge } });
+    return 0;
+  });
+}
+
+export async function networkDetachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const [domArg, dev] = p.args as [string, string];
+  return withClient(env, async (c) => {
+    const d = await target(c, env, domArg, "detach a vif from");
+    const { list } = await fetchTable(c, env.now());
+    const vifs = list.find((x) => x.domid === d.domid)?.spec.vifs ?? [];
+    const v = /^\d+$/.test(dev) ? vifs.find((x) => x.devid === Number(dev)) : vifs.find((x) => x.mac.toLowerCase() === dev.toLowerCase());
+    if (v === undefined) throw new XlError(`domain '${d.name}' (${d.domid}) has no vif '${dev}'`);
+    await ask(c, `detach vif ${v.devid} from domain '${d.name}' (${d.domid})`, "network-detach", { domid: d.domid, devid: v.devid });
+    return 0;
+  });
+}
