@@ -217,6 +217,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     } catch (e) {
       this.sched.remove(domid);
       this.domains.delete(domid);
+      if (this.nextDomid === domid + 1) this.nextDomid = domid; // a domain that never ran gives its id back
       for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
       this.cleanStore(d);
