@@ -221,6 +221,8 @@ export function vcpuViews(d: Dom): VcpuView[] {
     if (i >= d.onlineVcpus) return { vcpu: i, online: false };
     return {
       vcpu: i, online: true,
+      // The credit scheduler places the whole domain (its vCPUs share a thread) on one pCPU at a time.
+      cpu: d.pcpu !== undefined && d.pcpu >= 0 ? d.pcpu : undefined,
       running: single && d.state === "running",
       blocked: d.state === "blocked",
       seconds: single ? d.cpuSeconds : undefined,
@@ -243,7 +245,20 @@ export function vcpuRow(d: Dom, v: VcpuView): string {
   if (!v.online) s += `${right("-", 5)} ${right("-", 3)}-p `;
   else s += `${right(v.cpu ?? "-", 5)} ${right(v.running ? "r" : "-", 3)}${v.blocked ? "b" : "-"}- `;
   s += (v.seconds === undefined ? right("-", 9) : fixed1(v.seconds, 9)) + "  ";
-  return s + "all / all\n";
+  const hard = d.sched?.affinity;
+  return s + `${hard === undefined || hard === null ? "all" : cpuRanges(hard)} / all\n`;
+}
+
+/** [0,1,2,5] → "0-2,5" (xl's cpumap format). */
+function cpuRanges(cpus: readonly number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < cpus.length; i++) {
+    let j = i;
+    while (j + 1 < cpus.length && cpus[j + 1] === cpus[j]! + 1) j++;
+    out.push(i === j ? `${cpus[i]}` : `${cpus[i]}-${cpus[j]}`);
+    i = j;
+  }
+  return out.join(",");
 }
 
 export function formatVcpuList(doms: readonly Dom[]): string {
