@@ -400,7 +400,7 @@ async function xenoSession(o: Options, cfg: string, runDir: string, profDir: str
   }
 }
 
-/** QEMU: passt listening on a socket in a directory it can bind in (it drops to nobody), or slirp. */
+/** QEMU: passt listening on a socket in a directory it can bind in (it drops to nobody; --one-off: it exits with QEMU), or slirp. */
 async function qemuSession(o: Options, img: { kernel: string; initrd: string }, dir: string): Promise<Session> {
   const fwd = await freePort();
   let passt: Helper | undefined;
@@ -409,7 +409,7 @@ async function qemuSession(o: Options, img: { kernel: string; initrd: string }, 
     const sdir = fs.mkdtempSync(path.join(dir, "passt-"));
     fs.chmodSync(sdir, 0o777);
     const sock = path.join(sdir, "passt.sock");
-    passt = helper("passt", ["-f", "-e", "-s", sock, ...PASST_NET, "-t", `${fwd}:${GUEST_PORT}`]);
+    passt = helper("passt", ["-f", "-e", "--one-off", "-s", sock, ...PASST_NET, "-t", `${fwd}:${GUEST_PORT}`]);
     await waitForPath(sock, "passt", 10_000, passt.log);
     netdev = `stream,id=n0,server=off,addr.type=unix,addr.path=${sock}`;
   } else netdev = `user,id=n0,net=10.0.2.0/24,host=10.0.2.2,hostfwd=tcp:127.0.0.1:${fwd}-:${GUEST_PORT}`;
