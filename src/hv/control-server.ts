@@ -113,6 +113,8 @@ export class ControlServer {
       case "destroy": return hv.destroy(r.domid);
       case "rename": return hv.rename(r.domid, r.name);
       case "mem-set": return hv.memSet(r.domid, r.targetKiB);
+      case "mem-max": return hv.memMax(r.domid, r.maxKiB);
+      case "vcpu-set": return hv.vcpuSet(r.domid, r.vcpus);
       case "sysrq": return hv.sysrq(r.domid, r.key);
       case "set-toolstack": return hv.setToolstack(r.domid, r.toolstack);
       case "sched-credit": return hv.schedCredit(r.domid, r.weight, r.cap);

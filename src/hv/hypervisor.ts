@@ -308,6 +308,36 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.write(`/local/domain/${domid}/memory/target`, String(targetKiB));
   }
 
+  /**
+   * xl mem-max: the most the balloon may bring the domain back to (XENMEM_populate_physmap stops there);
+   * memory/static-max follows, as libxl writes it. A guest's RAM cannot grow past what its board was built
+   * with, so a larger maximum is refused.
+   */
+  memMax(domid: number, maxKiB: number): void {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    const ramPages = d.spec.memMiB * 256 - (d.spec.xen ? 256 : 0);
+    if (!Number.isSafeInteger(maxKiB) || maxKiB < 4096) throw new HvError("EINVAL", `bad maximum ${maxKiB} KiB (at least 4 MiB)`);
+    const pages = Math.floor(maxKiB / 4);
+    if (pages > ramPages) {
+      throw new HvError("EINVAL", `maximum ${maxKiB >> 10} MiB is above the RAM the domain was built with (${ramPages >> 8} MiB); Xeno cannot add RAM to a running domain`);
+    }
+    d.maxPages = pages;
+    d.runner.setMaxPages(pages);
+    this.write(`/local/domain/${domid}/memory/static-max`, String(pages * 4));
+    this.log(`d${domid}: maximum memory ${pages >> 8} MiB`);
+  }
+
+  /** xl vcpu-set: vCPUs 0..n-1 online, the rest offline, through cpu/N/availability (Linux's xen cpu_hotplug). */
+  vcpuSet(domid: number, n: number): void {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
+    if (!d.spec.xen) throw new HvError("ESTATE", `domain ${domid} has no Xen platform: no vCPU hot-plug`);
+    if (!Number.isInteger(n) || n < 1 || n > d.spec.vcpus) throw new HvError("EINVAL", `vcpus ${n}: 1..${d.spec.vcpus} (the domain's maximum)`);
+    for (let k = 0; k < d.spec.vcpus; k++) this.write(`/local/domain/${domid}/cpu/${k}/availability`, k < n ? "online" : "offline");
+    this.log(`d${domid}: ${n} vCPU${n > 1 ? "s" : ""} available`);
+  }
+
   rename(domid: number, name: string): void {
     const d = this.dom(domid);
     checkName(name);

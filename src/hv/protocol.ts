@@ -130,6 +130,9 @@ export type Request =
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }
   | { id: number; op: "sysrq"; domid: number; key: string }
+  /** xl mem-max (KiB) and vcpu-set (count). */
+  | { id: number; op: "mem-max"; domid: number; maxKiB: number }
+  | { id: number; op: "vcpu-set"; domid: number; vcpus: number }
   /** Updates the toolstack data kept with the domain. */
   | { id: number; op: "set-toolstack"; domid: number; toolstack: ToolstackData }
   /** Credit scheduler: a domain's weight/cap (omitted = unchanged); returns the current parameters. */
@@ -162,6 +165,7 @@ export interface ResultMap {
   "sched-credit": { weight: number; cap: number; affinity: number[] | null };
   "sched-params": { tsliceMs: number; pcpus: number };
   "vcpu-pin": { weight: number; cap: number; affinity: number[] | null };
+  "mem-max": null; "vcpu-set": null;
   "block-attach": null; "block-detach": null; "network-attach": null; "network-detach": null;
 }
 

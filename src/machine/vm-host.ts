@@ -107,6 +107,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     });
   }
 
+  /** xl mem-max: the domain's maximum reservation in pages. */
+  setMaxPages(pages: number): void { this.send({ type: "mem-max", pages }); }
+
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 

@@ -66,6 +66,8 @@ export type DeviceOp =
 const UNPLUG_WAIT_MS = 10_000;
 
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
+  /** xl mem-max: the most pages populate_physmap may bring the domain to. */
+  | { type: "mem-max"; pages: number }
   | { type: "pause" } | { type: "unpause" }
   | StoreLinkDown
   /** A frame from the network for vif `vif`. */
@@ -178,6 +180,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
         else if (h.type === "xs-watch") remote?.deliver(h);
         else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
         else if (h.type === "xs-closed") { link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
+        else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
         else if (h.type === "pause") paused = true;
         else if (h.type === "unpause") paused = false;
         else if (h.type === "input") m.input(h.bytes);

@@ -204,11 +204,9 @@ describe("domain commands", () => {
     assert.match(r.err, /invalid memory size: 12q/);
   });
 
-  it("mem-max and the features the hypervisor lacks say 'not implemented yet', exit 1", async () => {
-    let r = await run(["mem-max", "web", "256"]);
-    assert.equal(r.code, 1);
-    assert.match(r.err, /^xeno mem-max: xeno mem-max is not implemented yet: /);
-    for (const cmd of ["vcpu-set", "save", "restore", "migrate"]) {
+  it("the features the hypervisor lacks say 'not implemented yet', exit 1", async () => {
+    let r;
+    for (const cmd of ["save", "restore", "migrate"]) {
       r = await run([cmd, "web", "x"]);
       assert.equal(r.code, 1, cmd);
       assert.match(r.err, new RegExp(`^xeno ${cmd}: xeno ${cmd} is not implemented yet: .+\\n$`), cmd);

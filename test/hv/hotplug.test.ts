@@ -17,7 +17,7 @@ import { ConsoleTap, HvClient } from "./hv-client.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
-test("hot-plug: a disk and a vif attached to a running guest appear, and detached they go", { timeout: 10 * 60_000 }, async () => {
+test("hot-plug: a disk and a vif attached to a running guest appear, and detached they go; vcpu-set; mem-max", { timeout: 10 * 60_000 }, async () => {
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-hotplug-"));
   const img = join(dir, "data.img");
@@ -40,7 +40,7 @@ test("hot-plug: a disk and a vif attached to a running guest appear, and detache
     for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
     const sock = join(dir, "hv.sock");
     c = await HvClient.connect(sock);
-    const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: "hp", memMiB: 128, vcpus: 1, kernel: images.kernel,
+    const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: "hp", memMiB: 128, vcpus: 2, kernel: images.kernel,
       ramdisk: images.initrd, cmdline: "console=hvc0", xen: true, disks: [], vifs: [] } });
     t = await ConsoleTap.open(sock, domid);
     await t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 8 * 60_000, "ready");
@@ -75,6 +75,24 @@ test("hot-plug: a disk and a vif attached to a running guest appear, and detache
     info = (await c.ok<DomainInfo[]>("list")).find((d) => d.domid === domid)!;
     assert.deepEqual(info.spec.vifs, []);
     await t.run("echo STILL-$((2+2))-ALIVE", /^STILL-4-ALIVE\r?$/m);
+
+    // vcpu-set: the guest's xen cpu_hotplug takes vCPU 1 offline and back (cpu/1/availability).
+    await t.run("cat /sys/devices/system/cpu/online", /^0-1\r?$/m);
+    await c.ok("vcpu-set", { domid, vcpus: 1 });
+    await t.run("for i in $(seq 50); do [ $(cat /sys/devices/system/cpu/cpu1/online) = 0 ] && break; sleep 0.2; done; cat /sys/devices/system/cpu/online",
+      /^0\r?$/m);
+    // Back to 2: Linux marks vCPU 1 present again; bringing it online is the guest's own step (a udev rule on a
+    // full distribution), as on Xen.
+    await c.ok("vcpu-set", { domid, vcpus: 2 });
+    await t.run("for i in $(seq 50); do [ -e /sys/devices/system/cpu/cpu1/online ] && break; sleep 0.2; done; " +
+      "echo 1 > /sys/devices/system/cpu/cpu1/online; cat /sys/devices/system/cpu/online", /^0-1\r?$/m);
+    assert.match(JSON.stringify(await c.call("vcpu-set", { domid, vcpus: 3 })), /EINVAL/);
+    // mem-max: the maximum reservation and memory/static-max follow; above the built RAM is refused.
+    await c.ok("mem-max", { domid, maxKiB: 96 * 1024 });
+    info = (await c.ok<DomainInfo[]>("list")).find((d) => d.domid === domid)!;
+    assert.equal(info.maxMemKiB, 96 * 1024);
+    assert.match(JSON.stringify(await c.call("mem-max", { domid, maxKiB: 512 * 1024 })), /EINVAL.*above the RAM/);
+    await t.run("echo STILL-$((3+3))-ALIVE", /^STILL-6-ALIVE\r?$/m);
     assert.doesNotMatch(t.out, /Kernel panic|Oops|BUG:/);
   } finally {
     t?.close();

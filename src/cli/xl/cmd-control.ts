@@ -6,7 +6,7 @@ import type { Event } from "../../hv/protocol.js";
 import { ask, fetchTable, type XlClient } from "./client.js";
 import { DOM0_NAME, isDomid, refuseDomain0, resolveDomain, type Dom } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
-import { NotImplementedError, XlError } from "./errors.js";
+import { XlError } from "./errors.js";
 import { SHUTDOWN_REASON_CODE } from "./format.js";
 import { count, UsageError, type ParsedOpts } from "./getopt.js";
 import { parseMemSizeKiB } from "./parse.js";
@@ -159,11 +159,25 @@ export async function memSetCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   });
 }
 
-/** xl mem-max: the protocol has no operation to change a domain's maximum reservation. */
-export async function memMaxCmd(p: ParsedOpts, _env: XlEnv): Promise<number> {
+/** xl mem-max: the domain's maximum reservation (a bare number is MiB); not above the RAM it was built with. */
+export async function memMaxCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const mem = p.args[1]!;
-  if (parseMemSizeKiB(mem) === null) throw new UsageError(`invalid memory size: ${mem} (a number of MiB, or with a suffix b, k, m, g or t)`);
-  throw new NotImplementedError("xeno mem-max", "the hypervisor cannot change a domain's maximum memory yet; " +
-    "a domain's maximum is the memory it was created with ('xeno list -l' shows max_memkb), and 'xeno mem-set' " +
-    "moves its balloon target up to that");
+  const maxKiB = parseMemSizeKiB(mem);
+  if (maxKiB === null) throw new UsageError(`invalid memory size: ${mem} (a number of MiB, or with a suffix b, k, m, g or t)`);
+  return withClient(env, async (c) => {
+    const d = await target(c, env, p.args[0]!, "set the maximum memory of");
+    await ask(c, `set ${domLabel(d)}'s maximum memory to ${mem}`, "mem-max", { domid: d.domid, maxKiB });
+    return 0;
+  });
+}
+
+/** xl vcpu-set: the number of vCPUs the guest may have online (Linux's xen cpu_hotplug acts on it). */
+export async function vcpuSetCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const n = p.args[1]!;
+  if (!/^\d+$/.test(n) || Number(n) < 1) throw new UsageError(`invalid number of vCPUs: ${n}`);
+  return withClient(env, async (c) => {
+    const d = await target(c, env, p.args[0]!, "set the vCPUs of");
+    await ask(c, `set ${domLabel(d)}'s vCPUs to ${n}`, "vcpu-set", { domid: d.domid, vcpus: Number(n) });
+    return 0;
+  });
 }

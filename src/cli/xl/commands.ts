@@ -11,7 +11,7 @@ import {
   blockListCmd, dmesgCmd, domidCmd, domnameCmd, infoCmd, listCmd, networkListCmd, uptimeCmd, vcpuListCmd,
 } from "./cmd-info.js";
 import {
-  destroyCmd, memMaxCmd, memSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
+  destroyCmd, memMaxCmd, memSetCmd, vcpuSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
 } from "./cmd-control.js";
 import { consoleCmd } from "./cmd-console.js";
 import { topCmd } from "./cmd-top.js";
@@ -106,7 +106,7 @@ export const XL_COMMANDS: readonly XlCommand[] = [
   {
     kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the maximum amount reservation for a domain",
-    options: "Not implemented yet: a domain's maximum is the memory it was created with.",
+    options: "A bare number is MiB; at most the RAM the domain was created with (populate_physmap stops there).",
     minArgs: 2, maxArgs: 2, run: memMaxCmd,
   },
   {
@@ -123,8 +123,9 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "whichever vCPU is named; soft affinity is accepted and not used.",
     minArgs: 3, maxArgs: 4, run: vcpuPinCmd,
   },
-  notYet("vcpu-set", "[option] <Domain> <vCPUs>", "Set the number of active VCPUs allowed for the domain",
-    "vCPU hotplug is not provided yet; a domain's vCPUs are set at create (vcpus=)"),
+  { kind: "xl", name: "vcpu-set", usage: "[option] <Domain> <vCPUs>", desc: "Set the number of active VCPUs allowed for the domain",
+    options: "At most the vcpus= the domain was created with; the guest takes vCPUs on and offline (cpu/N/availability).",
+    minArgs: 2, maxArgs: 2, run: vcpuSetCmd },
   {
     kind: "xl", name: "info", usage: "[FIELD]", desc: "Get information about Xen host",
     options: "FIELD                   print only the value(s) of the line(s) starting with FIELD",
