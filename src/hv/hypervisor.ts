@@ -248,6 +248,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "dying");
     this.sched.remove(d.domid);
     await d.runner.destroy();
+    // A domain that stopped by itself kept its frames when its thread ended: release what it held.
+    if (d.runner.keptFrames) this.pool.release(d.runner.pages);
     for (const b of d.bridges.values()) b.close();
     for (const c of d.consoles) c(new Uint8Array(0)); // end of stream
     d.consoles.clear();

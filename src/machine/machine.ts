@@ -343,11 +343,11 @@ export class Machine {
    * The machine is finished with (stopped or destroyed): its frames go back to the pool (the domain's current
    * reservation, after any ballooning). Idempotent.
    */
-  dispose(): void {
+  dispose(keepFrames = false): void {
     for (const b of this.xenPv?.blk ?? []) b.close();
     for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;
-    if (pool === null) return;
+    if (pool === null || keepFrames) return;
     this.pool = null;
     pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
   }

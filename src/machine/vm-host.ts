@@ -94,6 +94,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   get pages(): number { return this.stats[STAT_PAGES]!; }
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
 
+  /** The worker ended leaving its frames claimed (the guest stopped by itself): the owner releases `pages`. */
+  keptFrames = false;
   private nextReq = 1;
   private readonly deviceWaits = new Map<number, (error?: string) => void>();
 
@@ -136,6 +138,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "started": this.emit("started"); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
+        case "kept-frames": this.keptFrames = true; break;
         case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
         case "failed":

@@ -83,6 +83,8 @@ export type WorkerToHost =
   | { type: "device-done"; req: number; error?: string }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
+  /** Sent (before the thread ends) when the domain's frames stay claimed for the hypervisor to release. */
+  | { type: "kept-frames" }
   /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
   | { type: "failed"; code: string; message: string };
 
@@ -168,6 +170,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
   post({ type: "started" });
 
+  let guestStopped = false;
   try {
     for (;;) {
       // Read the doorbell before draining: a message posted after this read changes it, so the wait below
@@ -221,6 +224,7 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       stats[STAT_ONLINE] = online;
       if (w < 0) {
         flush();
+        guestStopped = true;
         post({ type: "stopped", state: m.state === "running" ? "crashed" : m.state, reason: m.reason });
         return;
       }
@@ -232,9 +236,15 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
     // ends that domain at worst).
     flush();
     const err = e instanceof Error ? e : new Error(String(e));
+    guestStopped = true;
     post({ type: "stopped", state: "crashed", reason: `emulator fault: ${err.message}${err.stack ? `\n${err.stack}` : ""}` });
   } finally {
-    m.dispose(); // disk images closed (their writes are in the files already), frames back to the pool
+    // Disk images are closed (their writes are in the files already). Frames go back to the pool now only when
+    // the toolstack destroyed the domain: a domain that shut down or crashed keeps its memory until destroyed,
+    // as in Xen (the hypervisor then releases what the stats say it held).
+    const keep = guestStopped && d.pool !== undefined;
+    if (keep) post({ type: "kept-frames" });
+    m.dispose(keep);
   }
 }
 
