@@ -316,7 +316,9 @@ export function socketAnswers(path: string): Promise<boolean> {
       c.destroy();
       resolve(true);
     });
-    c.once("error", () => resolve(false));
+    // Only "nobody listens" makes a socket file stale; anything else (EAGAIN from a full backlog on a loaded
+    // host, …) means a daemon is there, and replacing its socket would leave two daemons for one bridge.
+    c.once("error", (e: NodeJS.ErrnoException) => resolve(!(e.code === "ECONNREFUSED" || e.code === "ENOENT")));
   });
 }
 
