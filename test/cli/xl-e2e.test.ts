@@ -133,8 +133,9 @@ test("xeno list/pause/unpause/console/destroy against xenod and the hypervisor, 
     assert.equal(d.vcpus, 1, d.line);
 
     r = await xeno(dir, ["vcpu-list", "xl-e2e"]);
-    // "%-32s %5u %5u" name, domid, vCPU; "%5u %3c%c- " CPU ('-': not reported), r/b; "%9.1f  " time; affinity.
-    assert.match(r.out.split("\n")[1]!, new RegExp(`^${"xl-e2e".padEnd(32)} ${String(domid).padStart(5)}     0    -   [r-][b-]- [ \\d]{7}\\.\\d  all / all$`), r.out);
+    // "%-32s %5u %5u" name, domid, vCPU; "%5u %3c%c- " CPU (the pCPU the domain holds, '-' while it holds
+    // none: idle or not yet scheduled), r/b; "%9.1f  " time; affinity.
+    assert.match(r.out.split("\n")[1]!, new RegExp(`^${"xl-e2e".padEnd(32)} ${String(domid).padStart(5)}     0    [-\\d]   [r-][b-]- [ \\d]{7}\\.\\d  all / all$`), r.out);
     r = await xeno(dir, ["top", "-b", "-i", "1"]);
     assert.match(r.out, /^ {4}xl-e2e [-rb]{6}/m, r.out);
 
