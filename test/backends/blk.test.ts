@@ -24,6 +24,9 @@ const PAGE = 4096;
 /** Guest frames: the grant frame, the ring, 32 data pages (all ordinary RAM). */
 const GNT_GFN = (BASE + 0x300000) / PAGE, RING_GFN = GNT_GFN + 1, DATA_GFN = GNT_GFN + 16, NDATA = 32;
 const RING_REF = 8;
+/** One guest page per ring slot for an indirect request's segment list (up to 512 segments), granted
+ * read-only as ref IND_REF + slot. */
+const IND_GFN = GNT_GFN + 64, IND_REF = 300;
 /** Grant ref of data page k (k < NDATA). */
 const dataRef = (k: number): number => 16 + k;
 const BACK = `/local/domain/0/backend/vbd/${DOMID}/${DEVID}`;
@@ -41,6 +44,8 @@ class FakeHost implements XenHost {
 
 interface Seg { gref: number; first: number; last: number }
 interface Req { op: number; nseg?: number; id?: number; sector?: number; segs?: Seg[]; handle?: number;
+  /** INDIRECT: indirect_op, and the indirect page refs (default: the slot's page); segs (≤ 512) go in that page. */
+  indOp?: number; indRefs?: number[];
   /** DISCARD: nr_sectors; sectorHi/countHi: raw high words for hostile u64s. */
   count?: number; sectorHi?: number; countHi?: number }
 
@@ -77,6 +82,7 @@ class Harness {
     this.dv.setUint32(r + SRING_RSP_EVENT, 1, true);
     this.grant(RING_REF, RING_GFN);
     for (let k = 0; k < NDATA; k++) this.grant(dataRef(k), DATA_GFN + k);
+    for (let k = 0; k < BLKIF_RING_SIZE; k++) this.grant(IND_REF + k, IND_GFN + k, { readonly: true });
     this.back = attachBlkBack(this.xen, this.store, { path: this.path, devid: DEVID, vdev: "xvda", readOnly: o.readOnly ?? false },
       (l) => this.logs.push(l));
     if (o.connect ?? true) {
@@ -130,6 +136,22 @@ class Harness {
     if (r.op === BLKIF_OP_DISCARD) {
       dv.setUint32(o + 24, r.count ?? 0, true);
       dv.setUint32(o + 28, r.countHi ?? 0, true);
+    } else if (r.op === BLKIF_OP_INDIRECT) {
+      // blkif_request_indirect: indirect_op @1, nr_segments u16 @2, handle @24, indirect_grefs @28; the
+      // segment list fills the indirect pages (512 per page) in order.
+      const segs = r.segs ?? [];
+      dv.setUint8(o + 1, r.indOp ?? BLKIF_OP_READ);
+      dv.setUint16(o + 2, r.nseg ?? segs.length, true);
+      dv.setUint16(o + 24, r.handle ?? DEVID, true);
+      const slot = this.reqProd & (BLKIF_RING_SIZE - 1);
+      (r.indRefs ?? [IND_REF + slot]).forEach((ref, i) => dv.setUint32(o + 28 + i * 4, ref, true));
+      assert.ok(segs.length <= 512);
+      segs.forEach((sg, i) => {
+        const e = this.off(IND_GFN + slot) + i * 8;
+        dv.setUint32(e, sg.gref, true);
+        dv.setUint8(e + 4, sg.first);
+        dv.setUint8(e + 5, sg.last);
+      });
     } else {
       const segs = r.segs ?? [];
       dv.setUint8(o + 1, r.nseg ?? segs.length);
@@ -168,7 +190,7 @@ class Harness {
     const rs = this.responses();
     assert.equal(rs.length, 1, `one response (${this.logs.slice(-3).join(" | ")})`);
     assert.equal(rs[0]![0], id);
-    assert.equal(rs[0]![1], r.op);
+    assert.equal(rs[0]![1], r.op === BLKIF_OP_INDIRECT ? r.indOp ?? BLKIF_OP_READ : r.op, "the operation echoed (indirect_op for INDIRECT)");
     return rs[0]![2];
   }
 
@@ -252,7 +274,7 @@ test("XenStore: the keys libxl and blkback write, InitWait, then Connected on th
     assert.equal(b("discard-secure"), "0");
     assert.equal(b("max-ring-page-order"), "0");
     assert.equal(b("feature-persistent"), null);
-    assert.equal(b("feature-max-indirect-segments"), null);
+    assert.equal(b("feature-max-indirect-segments"), "256");
     assert.equal(h.read(`${FRONT}/virtual-device`), String(DEVID));
     assert.equal(h.read(`${FRONT}/device-type`), "disk");
     assert.equal(h.read(`${FRONT}/backend-id`), "0");
@@ -328,15 +350,69 @@ test("read, write, flush, barrier and discard round trips against the image file
     assert.equal(h.one({ op: BLKIF_OP_DISCARD, sector: 10, count: 0 }), BLKIF_RSP_OKAY);
 
     // Unknown and unoffered operations.
-    for (const op of [BLKIF_OP_RESERVED_1, BLKIF_OP_INDIRECT, 7, 99, 255]) assert.equal(h.one({ op }), BLKIF_RSP_EOPNOTSUPP);
+    for (const op of [BLKIF_OP_RESERVED_1, 7, 99, 255]) assert.equal(h.one({ op }), BLKIF_RSP_EOPNOTSUPP);
     const s = h.back.stats;
     assert.equal(s.errors, 0);
-    assert.equal(s.unsupported, 5);
+    assert.equal(s.unsupported, 4);
     assert.equal(s.discards, 3);
     assert.equal(s.flushes, 4);
     // Each request asked for a notification and got one; the back-end re-armed req_event.
     assert.ok(h.xen.sharedInfo.isPending(h.port));
     assert.equal(h.ring(SRING_REQ_EVENT), h.reqProd + 1);
+  } finally { h.done(); }
+});
+
+test("indirect requests: feature-max-indirect-segments 256; 32- and 256-segment reads and writes; hostile ones refused", () => {
+  const h = new Harness({ bytes: 1 << 20 });
+  try {
+    assert.equal(h.read(`${BACK}/feature-max-indirect-segments`), "256");
+    const orig = h.image();
+    // WRITE of 32 whole pages (128 KiB, what Linux's blkfront sends) at sector 64, pages in reverse order.
+    for (let k = 0; k < NDATA; k++) h.u8.set(patternBytes(PAGE, 300 + k), h.dataOff(k));
+    const segs32 = Array.from({ length: NDATA }, (_, k) => ({ gref: dataRef(NDATA - 1 - k), first: 0, last: 7 }));
+    assert.equal(h.one({ op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_WRITE, sector: 64, segs: segs32 }), BLKIF_RSP_OKAY);
+    const expect = Buffer.concat(Array.from({ length: NDATA }, (_, k) => Buffer.from(patternBytes(PAGE, 300 + NDATA - 1 - k))));
+    const img = h.image();
+    assert.ok(img.subarray(64 * 512, 64 * 512 + NDATA * PAGE).equals(expect));
+    assert.ok(img.subarray(0, 64 * 512).equals(orig.subarray(0, 64 * 512)));
+    assert.ok(img.subarray(64 * 512 + NDATA * PAGE).equals(orig.subarray(64 * 512 + NDATA * PAGE)));
+    // READ it back with partial-page segments: 256 segments of one sector each (the most), 8 per page.
+    h.u8.fill(0, h.dataOff(0), h.dataOff(NDATA));
+    const segs256 = Array.from({ length: 256 }, (_, i) => ({ gref: dataRef(i >> 3), first: i & 7, last: i & 7 }));
+    assert.equal(h.one({ op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, sector: 64, segs: segs256 }), BLKIF_RSP_OKAY);
+    assert.ok(Buffer.from(h.u8.subarray(h.dataOff(0), h.dataOff(NDATA))).equals(expect));
+    assert.equal(h.back.stats.indirect, 2);
+    assert.equal(h.back.stats.bytesRead, NDATA * PAGE);
+
+    // Hostile: nothing moves, each gets BLKIF_RSP_ERROR and the device stays connected.
+    h.grant(40, IND_GFN, { dom: 3 });          // indirect page granted to another domain
+    h.grant(41, IND_GFN, { flags: 0 });         // not a grant
+    const before = h.u8.slice(), img2 = h.image();
+    const one = (i: number): Seg[] => Array.from({ length: i }, (_, k) => ({ gref: dataRef(k % NDATA), first: 0, last: 7 }));
+    const cases: [string, Req][] = [
+      ["0 segments", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, nseg: 0 }],
+      ["257 segments", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, nseg: 257, segs: one(257) }],
+      ["65535 segments", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_WRITE, nseg: 65535 }],
+      ["indirect_op FLUSH", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_FLUSH_DISKCACHE, segs: one(4) }],
+      ["indirect_op INDIRECT", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_INDIRECT, segs: one(4) }],
+      ["indirect page of another domain", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, segs: one(4), indRefs: [40] }],
+      ["indirect page not granted", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, segs: one(4), indRefs: [41] }],
+      ["indirect ref out of range", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, segs: one(4), indRefs: [0xffffffff] }],
+      ["a bad segment among 40", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, segs: [...one(39), { gref: dataRef(1), first: 6, last: 8 }] }],
+      ["a foreign data grant", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_WRITE, segs: [...one(3), { gref: 40, first: 0, last: 7 }] }],
+      ["past the end of the disk", { op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, sector: 2048 - 8 * 31, segs: one(32) }],
+    ];
+    for (const [what, r] of cases) assert.equal(h.one(r), BLKIF_RSP_ERROR, what);
+    const ind = [h.off(IND_GFN), h.off(IND_GFN + BLKIF_RING_SIZE)] as [number, number], ring = [h.off(RING_GFN), h.off(RING_GFN) + PAGE] as [number, number];
+    assert.deepEqual(outside(h.u8, [ind, ring]), outside(before, [ind, ring]));
+    assert.ok(h.image().equals(img2));
+    assert.ok(h.back.connected);
+    // A read-only disk refuses indirect writes too.
+    const ro = new Harness({ readOnly: true });
+    try {
+      assert.equal(ro.one({ op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_WRITE, segs: one(12) }), BLKIF_RSP_ERROR);
+      assert.equal(ro.one({ op: BLKIF_OP_INDIRECT, indOp: BLKIF_OP_READ, segs: one(12) }), BLKIF_RSP_OKAY);
+    } finally { ro.done(); }
   } finally { h.done(); }
 });
 
@@ -608,11 +684,12 @@ test(`fuzz: ${FUZZ_REQUESTS} random requests (seed ${FUZZ_SEED.toString(16)}), n
     h.grant(dataRef(23), DATA_GFN + 23, { flags: 0 });
     for (let k = 0; k < NDATA; k++) h.u8.set(patternBytes(PAGE, 1000 + k), h.dataOff(k));
     // Memory the back-end may legitimately write: writable data pages and the ring page.
-    const writable: [number, number][] = [[h.off(RING_GFN), h.off(RING_GFN) + PAGE]];
+    // (The indirect pages too: the test, playing the guest, writes segment lists there.)
+    const writable: [number, number][] = [[h.off(RING_GFN), h.off(RING_GFN) + PAGE], [h.off(IND_GFN), h.off(IND_GFN + BLKIF_RING_SIZE)]];
     for (let k = 0; k < NDATA; k++) if (!roRefs.has(dataRef(k)) && k !== 22 && k !== 23) writable.push([h.dataOff(k), h.dataOff(k + 1)]);
     const frozen = outside(h.u8, writable);
     const ops = [BLKIF_OP_READ, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_WRITE_BARRIER,
-      BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, 4, 200];
+      BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_INDIRECT, 4, 200];
     const counts = { ok: 0, error: 0, unsupported: 0 };
     let done = 0, batches = 0;
     while (done < FUZZ_REQUESTS) {
@@ -628,11 +705,16 @@ test(`fuzz: ${FUZZ_REQUESTS} random requests (seed ${FUZZ_SEED.toString(16)}), n
           req.count = hostile ? int(SECTORS * 2) : int(Math.min(64, SECTORS - req.sector + 1));
           if (hostile && r() < 0.2) req.countHi = int(0xffffffff);
           valid = req.sector + req.count <= SECTORS && !req.countHi;
-        } else if (op <= BLKIF_OP_FLUSH_DISKCACHE) {
-          const nseg = op >= BLKIF_OP_WRITE_BARRIER && r() < 0.5 ? 0 : hostile && r() < 0.3 ? int(256) : 1 + int(11);
+        } else if (op <= BLKIF_OP_FLUSH_DISKCACHE || op === BLKIF_OP_INDIRECT) {
+          const indirect = op === BLKIF_OP_INDIRECT;
+          // INDIRECT: READ or WRITE (hostile: anything), up to 256 segments (hostile: up to 399).
+          if (indirect) req.indOp = hostile && r() < 0.2 ? int(8) : int(2);
+          const maxSeg = indirect ? 256 : 11;
+          const nseg = op >= BLKIF_OP_WRITE_BARRIER && !indirect && r() < 0.5 ? 0
+            : hostile && r() < 0.3 ? int(indirect ? 400 : 256) : 1 + int(indirect ? 64 : 11);
           const segs: Seg[] = [];
           let sectors = 0;
-          for (let i = 0; i < Math.min(nseg, 11); i++) {
+          for (let i = 0; i < Math.min(nseg, maxSeg); i++) {
             let first = int(8), last = first + int(8 - first);
             let gref = dataRef(int(NDATA));
             if (hostile && r() < 0.2) { first = int(256); last = int(256); }
@@ -640,13 +722,14 @@ test(`fuzz: ${FUZZ_REQUESTS} random requests (seed ${FUZZ_SEED.toString(16)}), n
             if (gref === RING_REF) gref = 0; // a READ into the ring page would be the guest's own foot
             segs.push({ gref, first, last });
             sectors += last - first + 1;
-            const write = op !== BLKIF_OP_READ;
+            const write = indirect ? req.indOp !== BLKIF_OP_READ : op !== BLKIF_OP_READ;
             if (last > 7 || first > last || gref >= dataRef(NDATA) || gref < dataRef(0) || gref === dataRef(22) || gref === dataRef(23) ||
               (!write && roRefs.has(gref))) valid = false;
           }
           req.segs = segs;
           req.nseg = nseg;
-          if (nseg > 11 || (nseg === 0 && op <= BLKIF_OP_WRITE)) valid = false;
+          if (nseg > maxSeg || (nseg === 0 && (op <= BLKIF_OP_WRITE || indirect))) valid = false;
+          if (indirect && req.indOp! > BLKIF_OP_WRITE) valid = false;
           req.sector = hostile ? int(SECTORS * 2) : int(Math.max(1, SECTORS - sectors));
           if (hostile && r() < 0.1) req.sectorHi = 1 + int(0xfffffffe);
           // A pure flush (no segments) names no sectors: its sector_number is ignored (nr_sects 0, as blkback).
@@ -662,19 +745,20 @@ test(`fuzz: ${FUZZ_REQUESTS} random requests (seed ${FUZZ_SEED.toString(16)}), n
       rs.forEach(([id, op, status], i) => {
         const { req, valid } = reqs[i]!;
         assert.equal(id, req.id);
-        assert.equal(op, req.op);
-        if (op === BLKIF_OP_INDIRECT || op === 4 || op === 200) { assert.equal(status, BLKIF_RSP_EOPNOTSUPP); counts.unsupported++; return; }
-        assert.equal(status, valid ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR, `request ${done + i}: ${JSON.stringify(req)}`);
+        assert.equal(op, req.op === BLKIF_OP_INDIRECT ? req.indOp : req.op);
+        if (req.op === 4 || req.op === 200) { assert.equal(status, BLKIF_RSP_EOPNOTSUPP); counts.unsupported++; return; }
+        assert.equal(status, valid ? BLKIF_RSP_OKAY : BLKIF_RSP_ERROR, `request ${done + i}: ${JSON.stringify(req)} ${h.logs.slice(-2).join(" | ")}`);
         if (status === BLKIF_RSP_OKAY) counts.ok++; else counts.error++;
       });
       // The model: the successful requests, in order, between the model disk and the shadow data pages.
       for (const { req, valid } of reqs) {
-        if (!valid || (req.op > BLKIF_OP_FLUSH_DISKCACHE && req.op !== BLKIF_OP_DISCARD)) continue;
+        if (!valid || (req.op > BLKIF_OP_FLUSH_DISKCACHE && req.op !== BLKIF_OP_DISCARD && req.op !== BLKIF_OP_INDIRECT)) continue;
         if (req.op === BLKIF_OP_DISCARD) { model.fill(0, req.sector! * 512, (req.sector! + req.count!) * 512); continue; }
+        const rw = req.op === BLKIF_OP_INDIRECT ? req.indOp : req.op;
         let pos = req.sector! * 512;
         for (const sg of req.segs!.slice(0, req.nseg)) {
           const a = (sg.gref - dataRef(0)) * PAGE + sg.first * 512, n = (sg.last - sg.first + 1) * 512;
-          if (req.op === BLKIF_OP_READ) shadow.set(model.subarray(pos, pos + n), a);
+          if (rw === BLKIF_OP_READ) shadow.set(model.subarray(pos, pos + n), a);
           else model.set(shadow.subarray(a, a + n), pos);
           pos += n;
         }

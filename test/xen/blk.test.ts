@@ -139,6 +139,9 @@ test("blkback: two disks for the stock kernel's blkfront; dd write/read-back on 
       assert.doesNotMatch(out, /blkfront.*(fail|error)|I\/O error/i);
       const blkLines = out.split("\n").filter((l) => /blkfront|xvd[ab]/.test(l) && !/XB-|\/ #/.test(l)).map((l) => l.trim());
       assert.ok(blkLines.some((l) => /blkfront: xvda: flush diskcache: enabled/.test(l)), blkLines.join("\n"));
+      // feature-max-indirect-segments: blkfront sends large I/O (the 1 MiB md5sum) as BLKIF_OP_INDIRECT.
+      assert.ok(blkLines.some((l) => /indirect descriptors: enabled/.test(l)), blkLines.join("\n"));
+      assert.ok(xvdb.stats.indirect > 0, `xvdb ${JSON.stringify(xvdb.stats)}`);
       const s = (b: BlkBack): string => JSON.stringify(b.stats);
       process.stderr.write(blkLines.map((l) => `# guest: ${l}\n`).join(""));
       process.stderr.write(`# timings: ${times.join("; ")}; total ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -5,8 +5,9 @@
  * XenStore: a BackendDevice of type "vbd" with the keys libxl writes (params, type, mode, dev, device-type,
  * removable, bootable; front: virtual-device, device-type) and those blkback advertises (sectors, info,
  * sector-size, physical-sector-size, feature-flush-cache, feature-barrier, feature-discard + discard-*,
- * max-ring-page-order 0). Not offered: feature-persistent (we copy through grants, nothing to keep mapped),
- * feature-max-indirect-segments (so no BLKIF_OP_INDIRECT), multi-queue and multi-page rings.
+ * max-ring-page-order 0, feature-max-indirect-segments 256: BLKIF_OP_INDIRECT, whose segment list lives in
+ * granted pages, so blkfront sends up to 32 segments — 128 KiB — per request instead of 11). Not offered:
+ * feature-persistent (we copy through grants, nothing to keep mapped), multi-queue and multi-page rings.
  *
  * Connect (front-end Initialised): ring-ref (or ring-ref0 with ring-page-order 0), event-channel and protocol
  * are read; the ring grant must be a writable full-page grant to dom0 (GrantTable.grantedPage); the
@@ -31,10 +32,11 @@ import type { XenDomain } from "../../xen/domain.js";
 import type { HostEndpoint } from "../../xen/event-channel.js";
 import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
-import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ,
-  BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkBackRing,
-  DISCARD_NR_SECTORS, REQ_NR_SEGMENTS, REQ_OPERATION, REQ_SECTOR, REQ_SEG, SECTOR_SHIFT, SECTOR_SIZE,
-  SECTORS_PER_PAGE, SEG_FIRST, SEG_GREF, SEG_LAST, SEG_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
+import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT,
+  BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+  BlkBackRing, DISCARD_NR_SECTORS, IND_GREFS, IND_NR_SEGMENTS, IND_OP, MAX_INDIRECT_SEGMENTS, REQ_NR_SEGMENTS,
+  REQ_OPERATION, REQ_SECTOR, REQ_SEG, SECTOR_SHIFT, SECTOR_SIZE, SECTORS_PER_PAGE, SEGS_PER_INDIRECT_FRAME, SEG_FIRST,
+  SEG_GREF, SEG_LAST, SEG_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
 import { BlkError, DiskImage } from "./disk-image.js";
 
 export interface BlkDiskConfig {
@@ -52,6 +54,8 @@ export interface BlkBackStats {
   requests: number;
   reads: number;
   writes: number;
+  /** Reads and writes among the above that came as BLKIF_OP_INDIRECT. */
+  indirect: number;
   flushes: number;
   discards: number;
   bytesRead: number;
@@ -77,7 +81,7 @@ const PROTOCOLS_64 = new Set(["arm-abi", "x86_64-abi"]);
 
 export class BlkBack {
   readonly stats: BlkBackStats = {
-    requests: 0, reads: 0, writes: 0, flushes: 0, discards: 0, bytesRead: 0, bytesWritten: 0, errors: 0,
+    requests: 0, reads: 0, writes: 0, indirect: 0, flushes: 0, discards: 0, bytesRead: 0, bytesWritten: 0, errors: 0,
     unsupported: 0, ioErrors: 0,
   };
   readonly device: BackendDevice;
@@ -96,9 +100,13 @@ export class BlkBack {
   /** The request being served (copied out of the ring). */
   private readonly req = new Uint8Array(BLKIF_ENTRY_SIZE);
   private readonly reqView = new DataView(this.req.buffer);
-  /** Per-segment guest buffer offset and length of the request being served. */
-  private readonly segOff = new Float64Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
-  private readonly segLen = new Int32Array(BLKIF_MAX_SEGMENTS_PER_REQUEST);
+  /** The request's segments (copied once from the ring entry or its indirect pages), then each one's guest
+   * buffer offset and length. */
+  private readonly segGref = new Uint32Array(MAX_INDIRECT_SEGMENTS);
+  private readonly segFirst = new Uint8Array(MAX_INDIRECT_SEGMENTS);
+  private readonly segLast = new Uint8Array(MAX_INDIRECT_SEGMENTS);
+  private readonly segOff = new Float64Array(MAX_INDIRECT_SEGMENTS);
+  private readonly segLen = new Int32Array(MAX_INDIRECT_SEGMENTS);
 
   constructor(private readonly xen: XenDomain, store: StoreApi, readonly config: BlkDiskConfig,
     private readonly log: (line: string) => void) {
@@ -115,6 +123,7 @@ export class BlkBack {
       "physical-sector-size": String(SECTOR_SIZE),
       "feature-flush-cache": "1",
       "feature-barrier": "1",
+      "feature-max-indirect-segments": String(MAX_INDIRECT_SEGMENTS),
     };
     if (!ro) {
       Object.assign(features, {
@@ -257,7 +266,9 @@ export class BlkBack {
         const status = this.dispatch();
         if (status === BLKIF_RSP_ERROR) this.stats.errors++;
         else if (status === BLKIF_RSP_EOPNOTSUPP) this.stats.unsupported++;
-        ring.putResponse(this.req, status);
+        // An indirect request is answered with its indirect_op (blkfront checks the operation it gets back).
+        const op = this.req[REQ_OPERATION]!;
+        ring.putResponse(this.req, op === BLKIF_OP_INDIRECT ? this.req[IND_OP]! : op, status);
       }
       if (ring.pushResponses()) notify = true;
     }
@@ -286,29 +297,73 @@ export class BlkBack {
       case BLKIF_OP_DISCARD:
         this.stats.discards++;
         return this.discard();
+      case BLKIF_OP_INDIRECT: {
+        const iop = this.req[IND_OP]!;
+        if (iop !== BLKIF_OP_READ && iop !== BLKIF_OP_WRITE) return this.bad(`indirect request with operation ${iop}`);
+        this.stats.indirect++;
+        if (iop === BLKIF_OP_READ) this.stats.reads++;
+        else this.stats.writes++;
+        return this.readWrite(iop === BLKIF_OP_WRITE, false);
+      }
       default:
-        // INDIRECT (not offered), RESERVED_1 and anything else.
+        // RESERVED_1 and anything else.
         return BLKIF_RSP_EOPNOTSUPP;
     }
   }
 
   /**
-   * READ (write = false) or WRITE (write = true; `flush`: then fdatasync) with 1..11 segments. The segments
+   * Copies the segment list of the request in `this.req` into segGref/segFirst/segLast: from the ring entry
+   * (1..11 segments) or, for BLKIF_OP_INDIRECT, from its indirect pages (1..MAX_INDIRECT_SEGMENTS segments,
+   * 512 per page; each page a grant to us, read-only is enough). Each field is read once: the guest may rewrite
+   * its pages meanwhile, and only the copy is used. Returns the segment count, or -1 after this.bad().
+   */
+  private loadSegments(): number {
+    const req = this.req, dv = this.reqView;
+    if (req[REQ_OPERATION] !== BLKIF_OP_INDIRECT) {
+      const nseg = req[REQ_NR_SEGMENTS]!;
+      if (nseg === 0 || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) { this.bad(`bad number of segments ${nseg}`); return -1; }
+      for (let i = 0; i < nseg; i++) {
+        const s = REQ_SEG + i * SEG_SIZE;
+        this.segGref[i] = dv.getUint32(s + SEG_GREF, true);
+        this.segFirst[i] = req[s + SEG_FIRST]!;
+        this.segLast[i] = req[s + SEG_LAST]!;
+      }
+      return nseg;
+    }
+    const nseg = dv.getUint16(IND_NR_SEGMENTS, true);
+    if (nseg === 0 || nseg > MAX_INDIRECT_SEGMENTS) { this.bad(`bad number of indirect segments ${nseg}`); return -1; }
+    const u8 = this.xen.mem.u8;
+    for (let p = 0, i = 0; i < nseg; p++) {
+      const gref = dv.getUint32(IND_GREFS + p * 4, true);
+      const page = this.xen.gnttab.grantedPage(gref, BACKEND_DOM, false);
+      if (page < 0) { this.bad(`indirect page ${p}: grant ${gref}: status ${page}`); return -1; }
+      // Safe: `page` is a whole granted frame inside the domain's RAM; k < 512 keeps e + 8 within it.
+      for (let k = 0; k < SEGS_PER_INDIRECT_FRAME && i < nseg; k++, i++) {
+        const e = page + k * SEG_SIZE;
+        this.segGref[i] = (u8[e]! | (u8[e + 1]! << 8) | (u8[e + 2]! << 16) | (u8[e + 3]! << 24)) >>> 0;
+        this.segFirst[i] = u8[e + SEG_FIRST]!;
+        this.segLast[i] = u8[e + SEG_LAST]!;
+      }
+    }
+    return nseg;
+  }
+
+  /**
+   * READ (write = false) or WRITE (write = true; `flush`: then fdatasync), direct or indirect. The segments
    * cover consecutive sectors from sector_number; each names a granted page and the sectors within it.
    */
   private readWrite(write: boolean, flush: boolean): number {
-    const req = this.req, dv = this.reqView;
-    const nseg = req[REQ_NR_SEGMENTS]!;
-    if (nseg === 0 || nseg > BLKIF_MAX_SEGMENTS_PER_REQUEST) return this.bad(`bad number of segments ${nseg}`);
+    const dv = this.reqView;
     if (write && this.config.readOnly) return this.bad("write to a read-only disk");
+    const nseg = this.loadSegments();
+    if (nseg < 0) return BLKIF_RSP_ERROR;
     const gnttab = this.xen.gnttab;
     let total = 0;
     for (let i = 0; i < nseg; i++) {
-      const s = REQ_SEG + i * SEG_SIZE;
-      const first = req[s + SEG_FIRST]!, last = req[s + SEG_LAST]!;
+      const first = this.segFirst[i]!, last = this.segLast[i]!;
       if (last >= SECTORS_PER_PAGE || last < first) return this.bad(`segment ${i}: sectors ${first}..${last}`);
       // A READ fills the guest's page: it needs a grant the guest made writable. A WRITE only reads it.
-      const gref = dv.getUint32(s + SEG_GREF, true);
+      const gref = this.segGref[i]!;
       const page = gnttab.grantedPage(gref, BACKEND_DOM, !write);
       if (page < 0) return this.bad(`segment ${i}: grant ${gref}: status ${page}`);
       this.segOff[i] = page + first * SECTOR_SIZE;

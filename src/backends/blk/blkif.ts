@@ -14,6 +14,10 @@ export const BLKIF_OP_READ = 0, BLKIF_OP_WRITE = 1, BLKIF_OP_WRITE_BARRIER = 2, 
 /** blkif_response.status. */
 export const BLKIF_RSP_EOPNOTSUPP = -2, BLKIF_RSP_ERROR = -1, BLKIF_RSP_OKAY = 0;
 export const BLKIF_MAX_SEGMENTS_PER_REQUEST = 11;
+/** Indirect requests: at most 8 indirect pages, each holding 4096 / 8 = 512 blkif_request_segment. */
+export const BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST = 8, SEGS_PER_INDIRECT_FRAME = 512;
+/** The most segments an indirect request may carry here (feature-max-indirect-segments; Linux blkback's value). */
+export const MAX_INDIRECT_SEGMENTS = 256;
 /** blkif_request_discard.flag bit 0. */
 export const BLKIF_DISCARD_SECURE = 1;
 /** The `info` key's VDISK_* bits. */
@@ -34,6 +38,11 @@ export const BLKIF_RING_SIZE = 32;
 export const REQ_OPERATION = 0, REQ_NR_SEGMENTS = 1, REQ_HANDLE = 2, REQ_ID = 8, REQ_SECTOR = 16, REQ_SEG = 24;
 /** struct blkif_request_segment: gref u32 @0, first_sect u8 @4, last_sect u8 @5 (8 bytes). */
 export const SEG_SIZE = 8, SEG_GREF = 0, SEG_FIRST = 4, SEG_LAST = 5;
+/**
+ * struct blkif_request_indirect (64-bit layout): operation u8 @0 (= INDIRECT), indirect_op u8 @1 (READ or WRITE),
+ * nr_segments u16 @2, id u64 @8, sector_number u64 @16, handle u16 @24, indirect_grefs u32[8] @28.
+ */
+export const IND_OP = 1, IND_NR_SEGMENTS = 2, IND_GREFS = 28;
 /** struct blkif_request_discard: flag u8 @1, nr_sectors u64 @24 (sector_number @16 as above). */
 export const DISCARD_FLAG = 1, DISCARD_NR_SECTORS = 24;
 /** struct blkif_response: id u64 @0, operation u8 @8, status i16 @10 (16 bytes with padding). */
@@ -116,13 +125,14 @@ export class BlkBackRing {
 
   /**
    * Writes a response into slot rsp_prod_pvt (not yet visible to the guest): the request's id (the 8 bytes at
-   * REQ_ID of `req`, echoed as is), its operation and `status`.
+   * REQ_ID of `req`, echoed as is), operation `op` (the request's, or an indirect request's indirect_op, which
+   * is what blkfront expects back) and `status`.
    */
-  putResponse(req: Uint8Array, status: number): void {
+  putResponse(req: Uint8Array, op: number, status: number): void {
     const off = this.pageOffset + SRING_HEADER + (this.rspProdPvt & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
     const u8 = this.u8;
     u8.set(req.subarray(REQ_ID, REQ_ID + 8), off + RSP_ID);
-    u8[off + RSP_OPERATION] = req[REQ_OPERATION]!;
+    u8[off + RSP_OPERATION] = op;
     u8[off + RSP_OPERATION + 1] = 0;
     u8[off + RSP_STATUS] = status & 0xff;
     u8[off + RSP_STATUS + 1] = (status >> 8) & 0xff;
