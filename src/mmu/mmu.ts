@@ -73,16 +73,22 @@ export class Mmu {
   readonly tlbOff = new Int32Array(TLB_SIZE); // RAM offset of the page
   readonly tlbPerm = new Uint8Array(TLB_SIZE);
   readonly tlbShift = new Uint8Array(TLB_SIZE); // log2 of the mapping that filled the entry (12, 21, 30)
-  private blockFills = 0;
   // A small TLB for device (MMIO) pages, consulted by the slow paths only (the fast paths never hit MMIO).
   private readonly mTagLo = new Int32Array(MMIO_TLB_MASK + 1);
   private readonly mTagHi = new Int32Array(MMIO_TLB_MASK + 1);
   private readonly mAsid = new Int32Array(MMIO_TLB_MASK + 1);
   private readonly mPerm = new Uint8Array(MMIO_TLB_MASK + 1);
   private readonly mPa = new Float64Array(MMIO_TLB_MASK + 1);
-  /** VA page numbers (top byte ignored) [blockFirst, blockEnd) that entries filled from blocks may cover. */
+  /**
+   * VA page numbers (top byte ignored) that entries filled from blocks may cover: [blockFirst, blockEnd) for
+   * 1 GiB blocks, [block2First, block2End) for 2 MiB blocks. TLBI by VA outside both is O(1); inside the 2 MiB
+   * range it checks the 512 slots of that 2 MiB region (Linux maps its linear map with 2 MiB blocks and flushes
+   * vmalloc/user pages one by one, so a whole-TLB scan there cost 13 % of a boot).
+   */
   private blockFirst = Infinity;
   private blockEnd = -Infinity;
+  private block2First = Infinity;
+  private block2End = -Infinity;
 
   /** Permission masks for the current exception level (set by setEl). */
   mR = P_R1; mW = P_W1; mX = P_X1;
@@ -389,13 +395,17 @@ export class Mmu {
     this.tlbPerm[x] = this.codePage[pageOff >>> 12] ? perm & ~(P_W0 | P_W1) : perm;
     this.tlbShift[x] = shift;
     if (shift > 12) {
-      this.blockFills++;
       // Remember the VA page range block-derived entries may cover, so TLBI by VA outside it stays O(1).
       const vp = (hi & 0x00ffffff) * 1048576 + (lo >>> 12);
       const span = 2 ** (shift - 12);
       const first = vp - (vp % span);
-      if (first < this.blockFirst) this.blockFirst = first;
-      if (first + span > this.blockEnd) this.blockEnd = first + span;
+      if (shift === 21) {
+        if (first < this.block2First) this.block2First = first;
+        if (first + span > this.block2End) this.block2End = first + span;
+      } else {
+        if (first < this.blockFirst) this.blockFirst = first;
+        if (first + span > this.blockEnd) this.blockEnd = first + span;
+      }
     }
     return off;
   }
@@ -548,7 +558,9 @@ export class Mmu {
       if (this.codePage[off >>> 12]) this.onCodeWrite(off >>> 12);
     }
     off -= lo & (size - 1);
-    this.u8.fill(0, off, off + size);
+    // Word stores: cheaper than a TypedArray.fill call for the 64-byte blocks of clear_page/memset.
+    const i32 = this.i32;
+    for (let k = off >> 2, e = (off + size) >> 2; k < e; k++) i32[k] = 0;
   }
 
   /** ASID width mask per TCR_EL1.AS (bit 36): 16 or 8 bits. */
@@ -560,9 +572,10 @@ export class Mmu {
   flushAll(): void {
     this.mPerm.fill(0);
     this.tlbPerm.fill(0);
-    this.blockFills = 0;
     this.blockFirst = Infinity;
     this.blockEnd = -Infinity;
+    this.block2First = Infinity;
+    this.block2End = -Infinity;
   }
 
   /** TLBI ASIDE1: non-global entries of one ASID. */
@@ -580,11 +593,21 @@ export class Mmu {
     this.mPerm.fill(0);
     const hiM = hi & 0x00ffffff;
     const vp = hiM * 1048576 + (lo >>> 12);
-    if (this.blockFills === 0 || vp < this.blockFirst || vp >= this.blockEnd) {
-      this.flushSlot(((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK, lo, hiM, asid, -4096); // 4K entries only: the VA's own slot
+    const sh = this.tlbShift;
+    if (vp < this.blockFirst || vp >= this.blockEnd) {
+      if (vp < this.block2First || vp >= this.block2End) {
+        this.flushSlot(((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK, lo, hiM, asid, -4096); // 4K entries only: the VA's own slot
+        return;
+      }
+      // Entries for any 4 KiB page of the VA's 2 MiB region: the slots of its 512 pages (the slot does not
+      // depend on the top byte, so tagged aliases are among them). Entries from 4 KiB pages compare 4 KiB.
+      const p0 = (lo & -0x200000) >>> 12, hx = hi >>> 2;
+      for (let p = p0; p < p0 + 512; p++) {
+        const x = (p ^ hx) & TLB_MASK;
+        this.flushSlot(x, lo, hiM, asid, sh[x] === 12 ? -4096 : -0x200000);
+      }
       return;
     }
-    const sh = this.tlbShift;
     for (let x = 0; x < TLB_SIZE; x++) {
       const s = sh[x];
       this.flushSlot(x, lo, hiM, asid, s === 12 ? -4096 : s === 21 ? -0x200000 : -0x40000000);

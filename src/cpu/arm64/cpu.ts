@@ -49,12 +49,15 @@ export class CodeCache {
   readonly blockLen: Uint8Array[] = [];
   readonly heat: Uint16Array[] = [];
   private readonly used: number[] = [];
+  /** True when blocks are compiled (else Cpu.run takes the plain loop, without heat counting). */
+  readonly compiling: boolean;
   /**
    * `compileBlocks`: compile hot straight-line code (blocks.ts). Measured (docs/benchmarks.md): a clear win on
    * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code (boot ~1.4x
    * slower at the default threshold), so the user-mode runner enables it and the machine does not yet.
    */
   constructor(ramPages: number, private readonly compileBlocks = false) {
+    this.compiling = compileBlocks && BLOCKS_ENABLED;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
   }
   create(page: number): Handler[] {
@@ -203,6 +206,7 @@ export class Cpu {
    * number executed. Pending unmasked interrupts are taken at slice and branch boundaries.
    */
   run(budget: number): number {
+    if (!this.code.compiling) return this.runPlain(budget);
     const r = this.r;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
@@ -252,6 +256,62 @@ export class Cpu {
           k += n;
           if (k >= 1024) {
             if (r[PC2] === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
+            break;
+          }
+          if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
+        }
+      } catch (e) {
+        if (e !== MMU_FAULT) throw e;
+        this.memoryFault();
+      }
+    }
+    this.retired += done;
+    return done;
+  }
+
+  /** run() without block compilation: no heat counting or block lookups per instruction. */
+  private runPlain(budget: number): number {
+    const r = this.r;
+    const mmu = this.mmu;
+    const ram32 = mmu.i32;
+    const pages = this.code.pages;
+    let done = 0;
+    this.stop = STOP_BUDGET;
+    while (done < budget && this.stop === STOP_BUDGET) {
+      if ((this.irqLine | this.fiqLine | this.serrorLine | this.il) !== 0) this.pendingEvents();
+      try {
+        let lo = r[PC2], hi = r[PC2 + 1];
+        if ((lo & 3) !== 0) { this.pcAlignmentFault(); continue; }
+        const pageOff = mmu.fetchPage(lo, hi);
+        const page = pageOff >>> 12;
+        let code = pages[page];
+        if (code === undefined) {
+          code = this.code.create(page);
+          mmu.markCode(page);
+        }
+        const base = pageOff >> 2;
+        let k = (lo & 0xfff) >>> 2;
+        const tagLo = lo & -4096;
+        for (;;) {
+          const w = ram32[base + k];
+          let h = code[k];
+          if (h === LAZY) h = code[k] = decoder.decode(w);
+          h(this, w);
+          done++;
+          if (this.jumped !== 0) {
+            // Stay on this page for a branch within it; otherwise re-translate.
+            const j = this.jumped;
+            this.jumped = 0;
+            lo = r[PC2];
+            if (j === 1 && (lo & -4096) === tagLo && r[PC2 + 1] === hi && (lo & 3) === 0 && done < budget && this.stop === STOP_BUDGET && this.irqLine === 0) {
+              k = (lo & 0xfff) >>> 2;
+              continue;
+            }
+            break;
+          }
+          lo = r[PC2] = (lo + 4) | 0;
+          if (++k === 1024) {
+            if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
             break;
           }
           if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
