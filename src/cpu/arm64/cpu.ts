@@ -53,8 +53,11 @@ export class CodeCache {
   readonly compiling: boolean;
   /**
    * `compileBlocks`: compile hot straight-line code (blocks.ts). Measured (docs/benchmarks.md): a clear win on
-   * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code (boot ~1.4x
-   * slower at the default threshold), so the user-mode runner enables it and the machine does not yet.
+   * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code, so the
+   * user-mode runner enables it and the machine does not. In a boot each compiled block costs about 1 ms of CPU
+   * (new Function, lazy compile, Ignition, TurboFan inlining its handlers) against ~5 ns saved per instruction
+   * run in it: 70,000 blocks in the first 400 M instructions at threshold 24 (3x slower), and still a loss at
+   * thresholds 20,000 and 100,000 (2026-11-25/26 measurements).
    */
   constructor(ramPages: number, private readonly compileBlocks = false) {
     this.compiling = compileBlocks && BLOCKS_ENABLED;
