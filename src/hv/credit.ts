@@ -102,6 +102,17 @@ export class CreditScheduler {
     return next;
   }
 
+  /**
+   * False when, at the last tick, no domain held a slot or wanted one: ticking then changes nothing until some
+   * domain wants a pCPU again, so the hypervisor stops its tick and restarts it on the domain's wake-up
+   * (an idle host costs no scheduler work; STYLE.md "Idle is free").
+   */
+  get busy(): boolean {
+    for (const s of this.slots) if (s !== null) return true;
+    for (const s of this.st.values()) if (s.wanted) return true;
+    return false;
+  }
+
   /** Which slot a domain holds (-1: none) and its credit, for tests and `xeno vcpu-list`. */
   slotOf(id: number): number { return this.st.get(id)?.slot ?? -1; }
   creditOf(id: number): number { return this.st.get(id)?.credit ?? 0; }

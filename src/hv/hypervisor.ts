@@ -11,13 +11,13 @@
  * Everything here runs in the main thread's event loop; a domain's fault ends that domain only (its worker
  * reports "crashed"), never this process.
  */
-import { readFileSync } from "node:fs";
 import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { XenStore, type XsSession } from "../xenstore/index.js";
 import { DomainRunner, DomainStartError } from "../machine/vm-host.js";
 import { FramePool } from "./frame-pool.js";
+import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
@@ -54,6 +54,8 @@ interface Domain {
   /** The credit scheduler's control words shared with the worker (SCHED_PERMIT, SCHED_WANT). */
   schedCtl: Int32Array;
   sched: SchedParams;
+  /** The shared kernel/ramdisk bytes it booted from (given back to the cache at destroy). */
+  images: ImageRef[];
 }
 
 /** How often the credit scheduler looks (Xen's tick: 10 ms). */
@@ -73,6 +75,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   readonly store = new XenStore();
   readonly pool: FramePool;
   readonly sched: CreditScheduler;
+  /** Kernel and ramdisk files, one shared copy per distinct file for all domains (image-cache.ts). */
+  readonly images = new ImageCache();
   private schedTimer: NodeJS.Timeout | null = null;
   private readonly domains = new Map<number, Domain>();
   private readonly dom0: XsSession;
@@ -185,8 +189,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     while (this.domains.has(domid)) domid = domid >= 0x7fef ? 1 : domid + 1;
     this.nextDomid = domid >= 0x7fef ? 1 : domid + 1;
     const uuid = spec.uuid ?? randomUUID();
+    const images: ImageRef[] = [];
     const read = (what: string, path: string): Uint8Array => {
-      try { return readFileSync(path); } catch (e) { throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`); }
+      try { const r = this.images.acquire(path); images.push(r); return r.bytes; } catch (e) {
+        for (const r of images) this.images.release(r);
+        throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`);
+      }
     };
     const kernel = read("kernel", spec.kernel);
     const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
@@ -194,7 +202,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const schedBuf = new SharedArrayBuffer(8);
     const sp: SchedParams = { weight: spec.sched?.weight ?? DEFAULT_WEIGHT, cap: spec.sched?.cap ?? 0, affinity: spec.sched?.cpus ?? null };
     const d: Domain = {
-      schedCtl: new Int32Array(schedBuf), sched: sp,
+      schedCtl: new Int32Array(schedBuf), sched: sp, images,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
       console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
     };
@@ -206,6 +214,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
         runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
+        runner.on("sched-wake", () => { if (!d.dying && d.stopped === null) this.schedKick(); });
         runner.once("stopped", (s) => this.stopped(d, s.state, s.reason));
         runner.start({
           memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
@@ -221,6 +230,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
       this.cleanStore(d);
+      this.releaseImages(d);
       if (e instanceof HvError) throw e;
       const err = e as Error;
       if (e instanceof DomainStartError && e.code === "MACHINE_MEMORY") throw new HvError("ENOMEM", err.message);
@@ -254,10 +264,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     for (const c of d.consoles) c(new Uint8Array(0)); // end of stream
     d.consoles.clear();
     this.cleanStore(d);
+    this.releaseImages(d);
     this.domains.delete(domid);
     if (this.domains.size === 0 && this.schedTimer !== null) { clearInterval(this.schedTimer); this.schedTimer = null; }
     this.log(`d${domid}: destroyed`);
     this.emitDomain(d, "destroyed");
+  }
+
+  private releaseImages(d: Domain): void {
+    for (const r of d.images) this.images.release(r);
+    d.images.length = 0;
   }
 
   /** What libxl removes when a domain goes: its home, its vm entry, back-end directories; then release. */
@@ -426,7 +442,22 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       cpuSeconds: () => d.runner.cpuSeconds,
       setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); Atomics.notify(ctl, SCHED_PERMIT); },
     });
-    if (this.schedTimer === null) this.schedTimer = setInterval(() => this.sched.tick(), SCHED_TICK_MS);
+    this.schedKick();
+  }
+
+  /**
+   * A domain wants a pCPU (its worker woke without a permit and said so: DomainRunner "sched-wake"), or one was
+   * added: tick now — a woken domain runs without waiting for the next 10 ms tick — and keep ticking while
+   * anyone holds or wants a slot. The tick stops itself when the scheduler is idle (every domain blocked).
+   */
+  private schedKick(): void {
+    this.sched.tick();
+    if (this.schedTimer === null && this.sched.busy) {
+      this.schedTimer = setInterval(() => {
+        this.sched.tick();
+        if (!this.sched.busy && this.schedTimer !== null) { clearInterval(this.schedTimer); this.schedTimer = null; }
+      }, SCHED_TICK_MS);
+    }
   }
 
   /** sched-credit -d: weight (1..65535) and cap (0..100 % of a pCPU); omitted values stay. */

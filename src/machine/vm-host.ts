@@ -70,12 +70,23 @@ export interface DomainRunnerEvents {
   stopped: [DomainStopped];
   error: [Error];
   started: [];
+  /** The worker woke wanting a pCPU it has no permit for (VmWorkerData.sched): the scheduler should look now. */
+  "sched-wake": [];
 }
 
 /** How long destroy() waits for the worker to acknowledge before terminating the thread. */
 const DESTROY_GRACE_MS = 2000;
 
 const WORKER_URL = new URL("./vm-worker.js", import.meta.url);
+
+/**
+ * The worker isolate's young generation (V8 new space: two semi-spaces plus new large objects, so 3 × the
+ * semi-space). Unlimited, V8 grows the semi-spaces to 16 MiB each while the guest boots and keeps the 32 MiB
+ * resident for the domain's life — the largest single item of a domain's overhead (bench/density/probe.ts:
+ * new_space 32 MiB physical per idle domain). With 2 MiB semi-spaces a scavenge comes more often, but it costs
+ * in proportion to what survives, which is little: the interpreter's hot path does not allocate.
+ */
+const WORKER_YOUNG_GEN_MB = 6;
 
 export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private worker: Worker | undefined;
@@ -130,12 +141,14 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched };
-    const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false });
+    const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     this.worker = w;
     w.on("message", (m: WorkerToHost) => {
       if (this.link !== null && m.type.startsWith("xs-")) { this.link.handle(m); return; }
       switch (m.type) {
         case "started": this.emit("started"); break;
+        case "sched-wake": this.emit("sched-wake"); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
         case "kept-frames": this.keptFrames = true; break;

@@ -21,7 +21,10 @@ import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } f
 export const SCHED_PERMIT = 0, SCHED_WANT = 1;
 export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 8;
 
-/** What the host hands the worker (workerData; the byte arrays are copied by structured clone). */
+/**
+ * What the host hands the worker (workerData). Byte arrays over an ArrayBuffer are copied by structured clone;
+ * over a SharedArrayBuffer they are shared — the hypervisor passes kernel and ramdisk so (src/hv/image-cache.ts).
+ */
 export interface VmWorkerData {
   memMiB: number;
   vcpus: number;
@@ -75,6 +78,8 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
 
 export type WorkerToHost =
   | { type: "started" }
+  /** Sent once each time the domain wants a pCPU and has no permit: the hypervisor ticks its scheduler now. */
+  | { type: "sched-wake" }
   | StoreLinkUp
   | { type: "output"; bytes: Uint8Array }
   /** A frame the guest sent on vif `vif` (its buffer is transferred). */
@@ -88,8 +93,12 @@ export type WorkerToHost =
   /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
   | { type: "failed"; code: string; message: string };
 
-/** Longest sleep without looking at the doorbell (a lost wake-up would cost at most this). */
-const MAX_SLEEP_MS = 100;
+/**
+ * Longest sleep without looking at the doorbell. Every host message rings the doorbell and Machine.runSlice
+ * reports the next timer deadline (at most 1 s ahead), so this only bounds a lost wake-up; it was 100 ms, which
+ * woke every idle domain 10 times a second for nothing (bench/density).
+ */
+const MAX_SLEEP_MS = 1000;
 /** Console output is posted when this many bytes are pending, or this long after the first pending byte. */
 const OUT_BATCH_BYTES = 16384;
 const OUT_BATCH_MS = 10;
@@ -171,6 +180,8 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
   post({ type: "started" });
 
   let guestStopped = false;
+  /** A sched-wake was posted and no permit came yet. */
+  let askedPermit = false;
   try {
     for (;;) {
       // Read the doorbell before draining: a message posted after this read changes it, so the wait below
@@ -207,11 +218,15 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
       if (sched !== null) {
         Atomics.store(sched, SCHED_WANT, 1);
         if (Atomics.load(sched, SCHED_PERMIT) === 0) {
-          // Not our turn on a pCPU: wait for the permit (messages are still drained every few ms).
+          // Not our turn on a pCPU: say so once (the hypervisor's tick may be stopped while every domain is
+          // idle, and a woken domain should not wait for the next tick), then wait for the permit (messages
+          // are still drained every few ms).
+          if (!askedPermit) { askedPermit = true; post({ type: "sched-wake" }); }
           flush();
           Atomics.wait(sched, SCHED_PERMIT, 0, 10);
           continue;
         }
+        askedPermit = false;
       }
       const t0 = performance.now();
       const w = m.runSlice();

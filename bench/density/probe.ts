@@ -1,0 +1,131 @@
+/**
+ * bench/density/probe: where the hypervisor process's memory goes, per domain (issue 5's density goal).
+ *
+ *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--paused]
+ *
+ * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
+ * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
+ * console showing the ready marker and 5 s of idle. Each time it sorts the resident memory into:
+ *   guest RAM  — anonymous mappings the size of a domain's RAM (its SharedArrayBuffer; the pages the guest touched)
+ *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
+ *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
+ *   file       — the node binary and libraries (shared by all threads)
+ * and prints the growth per domain. A measuring tool: numbers go to docs/benchmarks.md by hand.
+ */
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { ConsoleTap, HvClient } from "../../test/hv/hv-client.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
+
+interface Breakdown { ramKiB: number; v8KiB: number; otherKiB: number; fileKiB: number; rssKiB: number; big: string[] }
+
+/** Sorts the resident pages of `pid` by mapping kind (see the header). */
+function smaps(pid: number, ramBytes: number): Breakdown {
+  const text = readFileSync(`/proc/${pid}/smaps`, "utf8");
+  const b: Breakdown = { ramKiB: 0, v8KiB: 0, otherKiB: 0, fileKiB: 0, rssKiB: 0, big: [] };
+  let size = 0, file = false, name = "";
+  for (const line of text.split("\n")) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) {
+      size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
+      file = head[3] !== "0";
+      name = head[4] ?? "";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (!rss) continue;
+    const kib = Number(rss[1]);
+    b.rssKiB += kib;
+    if (file) b.fileKiB += kib;
+    else if (size >= ramBytes && size <= ramBytes + 2 * 1024 * 1024) b.ramKiB += kib;
+    else if (size === 256 * 1024 || (size % (256 * 1024) === 0 && size <= 8 * 1024 * 1024 && name === "")) b.v8KiB += kib;
+    else b.otherKiB += kib;
+    if (kib >= 4096 && !(size >= ramBytes && size <= ramBytes + 2 * 1024 * 1024)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
+  }
+  return b;
+}
+
+/** CPU ticks per thread of `pid` by kind: the main thread (tid = pid), else the thread's name (comm). */
+function threadTicks(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try { stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"); } catch { continue; }
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const kind = Number(tid) === pid ? "main thread" : comm;
+    m.set(kind, (m.get(kind) ?? 0) + Number(f[11]) + Number(f[12]));
+  }
+  return m;
+}
+
+const mib = (k: number): string => (k / 1024).toFixed(1);
+
+function show(what: string, b: Breakdown, base: Breakdown | null, n: number): void {
+  const per = (k: keyof Omit<Breakdown, "big">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
+  console.log(`${what}: RSS ${mib(b.rssKiB)} MiB${per("rssKiB")}; guest RAM ${mib(b.ramKiB)}${per("ramKiB")}; ` +
+    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")}; file ${mib(b.fileKiB)}${per("fileKiB")}`);
+  if (process.argv.includes("--verbose")) for (const l of b.big) console.log(`    ${l}`);
+}
+
+async function main(): Promise<void> {
+  const n = arg("--domains", 2), mem = arg("--memory", 64), pausedOnly = process.argv.includes("--paused");
+  const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
+  const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
+  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8)))],
+    { stdio: ["ignore", "ignore", process.env.XENO_PROBE_HEAP !== undefined ? "inherit" : "ignore"] });
+  try {
+    for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+    const c = await HvClient.connect(join(dir, "hv.sock"));
+    await new Promise((r) => setTimeout(r, 1000));
+    const ramBytes = mem * 2 ** 20;
+    const base = smaps(hv.pid!, ramBytes);
+    show("no domain", base, null, 1);
+    const ids: number[] = [];
+    const taps: ConsoleTap[] = [];
+    let createMs = 0;
+    for (let i = 1; i <= n; i++) {
+      const c0 = performance.now();
+      const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: `p${i}`, memMiB: mem, vcpus: 1, kernel: images.kernel,
+        ramdisk: images.initrd, cmdline: "console=hvc0", xen: true, disks: [], vifs: [], paused: true } });
+      createMs += performance.now() - c0;
+      ids.push(domid);
+      taps.push(await ConsoleTap.open(join(dir, "hv.sock"), domid));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    console.log(`create call: ${(createMs / n).toFixed(1)} ms per domain`);
+    show(`${n} created, paused`, smaps(hv.pid!, ramBytes), base, n);
+    if (!pausedOnly) {
+      const t0 = performance.now();
+      for (const id of ids) await c.ok("unpause", { domid: id });
+      await Promise.all(taps.map((t, i) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 3600_000, `p${i + 1}`)));
+      await Promise.all(taps.map((t, i) => t.run(`echo ANSWER-${i + 1}`, new RegExp(`^ANSWER-${i + 1}\\r?$`, "m"), 300_000)));
+      console.log(`booted in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      await new Promise((r) => setTimeout(r, 5000));
+      show(`${n} booted, idle`, smaps(hv.pid!, ramBytes), base, n);
+      const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+      const a = threadTicks(hv.pid!), w0 = performance.now();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const b = threadTicks(hv.pid!), secs = (performance.now() - w0) / 1000;
+      const parts: string[] = [];
+      let total = 0;
+      for (const [k, v] of b) { const d = v - (a.get(k) ?? 0); total += d; if (d > 0) parts.push(`${k} ${((d / clk / secs) * 100).toFixed(2)} %`); }
+      console.log(`idle CPU over ${secs.toFixed(0)} s: ${((total / clk / secs) * 100).toFixed(2)} % of a core (${((total / clk / secs) * 100 / n).toFixed(2)} %/dom): ${parts.join(", ")}`);
+    }
+    for (const t of taps) t.close();
+    c.close();
+  } finally {
+    hv.kill("SIGTERM");
+    await new Promise((r) => setTimeout(r, 2000));
+    if (hv.exitCode === null) hv.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { process.stderr.write(`bench/density/probe: ${(e as Error).stack ?? e}\n`); process.exitCode = 1; });
