@@ -149,15 +149,21 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
 
 /**
  * vif=[…] → netback vifs joined to their bridge (src/net: a switch daemon per bridge name, started on demand,
- * with a passt uplink to the host). Keys Xeno does not act on are warned about by the parser; rate= is parsed
- * but not enforced yet (said here so nobody relies on it).
+ * with a passt uplink to the host). Keys Xeno does not act on are warned about by the parser; rate= limits what
+ * the guest transmits (netback's credit scheduler, src/backends/net/credit.ts).
  */
 function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): NetVifConfig[] {
   return c.vifs.map((v, i) => {
     if (!c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
     if (v.type === "ioemu" || v.model !== undefined) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
-    if (v.rate !== undefined) note(`vif[${i}]: rate= is accepted but not enforced yet`);
-    return { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge };
+    let rate: NetVifConfig["rate"];
+    if (v.rate !== undefined) {
+      if (v.rate.bytesPerInterval < 1) {
+        throw errorAtKey(a, "vif", `vif[${i}]: rate=${v.rate.bytesPerSecond}B/s over ${v.rate.intervalUsecs} us allows 0 bytes per interval; use a longer interval (rate=…@1s)`);
+      }
+      rate = { bytesPerInterval: v.rate.bytesPerInterval, intervalUsecs: v.rate.intervalUsecs };
+    }
+    return { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge, ...(rate !== undefined ? { rate } : {}) };
   });
 }
 

@@ -39,7 +39,7 @@ export interface DomainSpec {
   /** Boot as a Xen DomU (default true). */
   xen: boolean;
   disks: { path: string; devid: number; vdev: string; readOnly: boolean }[];
-  vifs: { devid: number; mac: string; mtu: number; bridge: string }[];
+  vifs: { devid: number; mac: string; mtu: number; bridge: string; rate?: { bytesPerInterval: number; intervalUsecs: number } }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;
   /** Credit scheduler parameters (xl.cfg cpu_weight, cap, cpus); defaults 256, 0, all pCPUs. */

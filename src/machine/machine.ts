@@ -275,11 +275,14 @@ export class Machine {
       this.updateTimers(v);
     }
     this.xenPv?.console?.poll();
+    // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
+    let next = Infinity;
+    const nets = this.xenPv?.net;
+    if (nets !== undefined) for (let i = 0; i < nets.length; i++) next = Math.min(next, nets[i]!.service());
     this.flushOut();
     if (this.state !== "running") return -1;
     if (ran && this.vcpus.some((v) => v.online && v.waiting === 0)) return 0;
-    // Everyone waits: sleep until the earliest enabled timer (or a console/IPI event wakes the host).
-    let next = Infinity;
+    // Everyone waits: sleep until the earliest enabled timer or vif window (or a console/IPI event wakes the host).
     for (const v of this.vcpus) {
       if (!v.online) continue;
       if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;

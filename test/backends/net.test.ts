@@ -12,6 +12,7 @@ import { XenDomain, type XenHost } from "../../src/xen/domain.js";
 import { XenStore, type XsSession } from "../../src/xenstore/index.js";
 import { attachNetBack, parseMac, type NetBack, completeChecksum } from "../../src/backends/net/index.js";
 import { foldComplement, onesSum } from "../../src/backends/net/checksum.js";
+import { MIN_BURST_BYTES, TxCredit } from "../../src/backends/net/credit.js";
 import {
   NETRXF_more_data, NETTXF_csum_blank, NETTXF_data_validated, NETTXF_extra_info, NETTXF_more_data,
   XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_HASH, XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
@@ -180,14 +181,15 @@ interface Harness {
   setFrontState(s: number): void;
 }
 
-function setup(o: { split?: boolean; sg?: boolean; mtu?: number; connect?: boolean; out?: (f: Uint8Array) => void } = {}): Harness {
+function setup(o: { split?: boolean; sg?: boolean; mtu?: number; connect?: boolean; out?: (f: Uint8Array) => void;
+  rate?: { bytesPerInterval: number; intervalUsecs: number }; now?: () => number } = {}): Harness {
   const ram = new SharedArrayBuffer(RAM);
   const host = new FakeHost();
   const d = new XenDomain({ ram, ramBase: BASE, vcpus: 1, host, domid: DOMID, store: "none" });
   const store = new XenStore();
   const frames: Uint8Array[] = [], logs: string[] = [];
-  const back = attachNetBack(d, store, { devid: 0, mac: MAC, mtu: o.mtu ?? 1500, bridge: "xenbr0" },
-    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l));
+  const back = attachNetBack(d, store, { devid: 0, mac: MAC, mtu: o.mtu ?? 1500, bridge: "xenbr0", rate: o.rate },
+    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l), o.now);
   assert.equal(d.gnttab.mapFrame(0, GNT_GFN), 0);
   const f = new Front(d);
   f.grant(TX_RING_REF, TX_RING_GFN);
@@ -713,6 +715,60 @@ test("notification hold-off: no event while the front-end's rsp_event is ahead; 
 });
 
 /** mulberry32: a small seeded PRNG, so the fuzz run is the same every time. */
+test("rate=: TxCredit follows netback's credit scheduler (window, refill, burst cap)", () => {
+  const c = new TxCredit(3000, 100_000, 0); // 3000 bytes per 100 ms
+  assert.ok(c.take(1000, 0) && c.take(1000, 0) && c.take(1000, 0), "one interval's credit at start");
+  assert.equal(c.take(1000, 10), false, "over the credit");
+  assert.equal(c.dueIn(10), 90, "waits for the end of the window");
+  assert.equal(c.take(1, 50), false, "still waiting: nothing is charged meanwhile");
+  assert.equal(c.expire(99), false);
+  assert.equal(c.expire(100), true);
+  assert.equal(c.dueIn(100), Infinity);
+  assert.ok(c.take(1000, 100) && c.take(1000, 100) && c.take(1000, 100));
+  assert.equal(c.take(1000, 100), false);
+  // A packet larger than one interval's credit goes once enough intervals have added up (burst floor 128 KiB).
+  const big = new TxCredit(1000, 50_000, 0);
+  assert.equal(big.take(1514, 0), false);
+  assert.equal(big.expire(50), true);
+  assert.equal(big.take(1514, 50), true, "1000 + 1000 ≥ 1514");
+  // Credit never accumulates beyond max(bytes, 128 KiB).
+  const cap = new TxCredit(100_000, 1000, 0);
+  assert.ok(cap.take(10_000, 0));
+  assert.equal(cap.take(100_000, 0), false);
+  assert.equal(cap.expire(1), true);
+  assert.ok(cap.take(MIN_BURST_BYTES, 1), "90,000 + 100,000 capped at 128 KiB");
+  assert.equal(cap.take(1, 1), false);
+  assert.throws(() => new TxCredit(0, 1000, 0), /bad byte count/);
+  assert.throws(() => new TxCredit(10, 0, 0), /bad interval/);
+});
+
+test("rate=: a rate-limited vif holds frames on the ring (no loss), resumes in service(), writes the rate key", () => {
+  let now = 0;
+  const h = setup({ rate: { bytesPerInterval: 2000, intervalUsecs: 20_000 }, now: () => now });
+  assert.equal(h.backKey("rate"), "2000,20000");
+  for (let k = 0; k < 5; k++) h.f.sendPacket(plainFrame(1000, k), { page0: k });
+  h.f.pushTx();
+  assert.equal(h.frames.length, 2, "one window's worth");
+  assert.equal(h.f.txResponses().length, 2, "the rest stays unanswered on the ring");
+  assert.equal(h.back.stats.txThrottled, 1);
+  assert.equal(h.back.service(), 20, "due at the end of the window");
+  now = 5;
+  h.f.pushTx(true); // a notification does not bypass the limit
+  assert.equal(h.frames.length, 2);
+  assert.equal(h.back.service(), 15);
+  now = 20;
+  assert.equal(h.back.service(), 20, "two more went; the last waits for the next window");
+  assert.equal(h.frames.length, 4);
+  now = 40;
+  assert.equal(h.back.service(), Infinity, "nothing waits");
+  assert.equal(h.frames.length, 5);
+  for (let k = 0; k < 5; k++) assert.deepEqual(h.frames[k], plainFrame(1000, k), "in order, intact");
+  assert.deepEqual(h.f.txResponses().map((r) => r.status), [0, 0, 0]);
+  // An unlimited vif never asks to be serviced.
+  assert.equal(setup().back.service(), Infinity);
+  assert.throws(() => setup({ rate: { bytesPerInterval: 0, intervalUsecs: 1 } }), /bad rate/);
+});
+
 function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -50,7 +50,14 @@ test("two guests on xenbr0 ping each other; host → guest TCP port; guest → h
   const runDir = join(dir, "run");
   const env = { ...process.env, XENO_RUN_DIR: runDir };
   const fwdPort = await freePort();
-  const host = createHttpServer((_q, r) => r.end("hello-from-the-host\n"));
+  // GET: a greeting; POST: counts the body and times it from its first byte to its end (the rate= check).
+  const posts: { bytes: number; ms: number }[] = [];
+  const host = createHttpServer((q, r) => {
+    if (q.method !== "POST") { r.end("hello-from-the-host\n"); return; }
+    let bytes = 0, first = 0;
+    q.on("data", (c: Buffer) => { if (bytes === 0) first = performance.now(); bytes += c.length; });
+    q.on("end", () => { posts.push({ bytes, ms: performance.now() - first }); r.end(`got ${bytes} bytes\n`); });
+  });
   await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
   const hostPort = (host.address() as AddressInfo).port;
 
@@ -67,13 +74,14 @@ test("two guests on xenbr0 ping each other; host → guest TCP port; guest → h
     for (let i = 0; i < 150 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(existsSync(sock), `bridge daemon did not listen at ${sock}\n${daemonLog}`);
 
-    const cfg = (name: string, mac: string): string => {
+    const cfg = (name: string, mac: string, extra = ""): string => {
       const p = join(dir, `${name}.cfg`);
       writeFileSync(p, `name = "${name}"\nmemory = 192\nvcpus = 1\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\n` +
-        `vif = [ 'mac=${mac}, bridge=xenbr0' ]\non_poweroff = "destroy"\n`);
+        `vif = [ 'mac=${mac}, bridge=xenbr0${extra}' ]\non_poweroff = "destroy"\n`);
       return p;
     };
-    const a = new Domain([cfg("net-a", "00:16:3e:00:00:0a")], env);
+    // A's transmissions are limited to 200 KB/s (10,000 bytes per 50 ms window), checked with a POST below.
+    const a = new Domain([cfg("net-a", "00:16:3e:00:00:0a", ", rate=200KB/s")], env);
     const b = new Domain([cfg("net-b", "00:16:3e:00:00:0b")], env);
     doms.push(a, b);
     const t0 = Date.now();
@@ -95,6 +103,16 @@ test("two guests on xenbr0 ping each other; host → guest TCP port; guest → h
     assert.equal((await httpGet(fwdPort, 60_000)).trim(), "guest-a-web");
     // Guest A → host: the gateway address is the host's loopback.
     await a.run(`wget -q -O - http://10.0.2.2:${hostPort}/ && echo WGET-$((2+2))-DONE`, /hello-from-the-host\r?\n(?:.*\n)?WGET-4-DONE/);
+
+    // rate=200KB/s: 600 KiB from A take at least ~3 s (the first window's 10,000 bytes go at once; a
+    // slower machine only makes it longer). Unlimited, this path moves ~2 MB/s (docs/benchmarks.md).
+    // (Text, not zeros: busybox wget sends the file as a C string.)
+    await a.run(`dd if=/dev/zero bs=1024 count=600 2>/dev/null | tr '\\0' x > /tmp/blob && ls -l /tmp/blob && echo BLOB-$((5+5))`, /BLOB-10/, 120_000);
+    await a.run(`wget -q -O - --post-file=/tmp/blob ` +
+      `http://10.0.2.2:${hostPort}/up && echo POST-$((3+3))-DONE`, /got 614400 bytes\r?\n(?:.*\n)?POST-6-DONE/, 120_000);
+    const post = posts[posts.length - 1]!;
+    process.stderr.write(`# rate=200KB/s: ${post.bytes} bytes in ${(post.ms / 1000).toFixed(2)} s = ${(post.bytes / post.ms).toFixed(0)} KB/s\n`);
+    assert.ok(post.ms >= 2500, `600 KiB with rate=200KB/s arrived in ${post.ms.toFixed(0)} ms (expected ≥ 2.5 s)`);
 
     for (const d of doms) d.child.stdin!.write("poweroff -f\n");
     for (const d of doms) assert.equal((await d.ended(60_000)).code, 0, d.tail());

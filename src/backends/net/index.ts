@@ -4,7 +4,7 @@
  *
  * Back-end directory: frontend, frontend-id, online, state (BackendDevice), plus mac, bridge, handle, type
  * "vif", script, mtu, hotplug-status "connected" (no hotplug script runs here; libxl and netback wait for this
- * key before completing a state change). Front-end directory: backend, backend-id, state, handle, mac, mtu.
+ * key before completing a state change), and rate "BYTES,USECS" when the vif is rate-limited (credit.ts). Front-end directory: backend, backend-id, state, handle, mac, mtu.
  *
  * Features offered before InitWait, and why:
  *  - feature-rx-copy 1, feature-rx-flip 0: copy mode only (netfront refuses a back-end without rx-copy);
@@ -40,6 +40,8 @@ export interface NetVifConfig {
   mtu: number;
   /** Bridge (switch) name, recorded in XenStore for the toolstack. */
   bridge: string;
+  /** Transmit rate limit (xl.cfg vif rate=), written to the back-end's `rate` key as libxl does. */
+  rate?: { bytesPerInterval: number; intervalUsecs: number };
 }
 
 /** The hotplug script libxl records (nothing runs it here). */
@@ -60,22 +62,28 @@ export function parseMac(mac: string): string {
  * Creates vif `vif.devid` for domain `xen.domid` in `store` and serves it. `out` receives every Ethernet frame
  * the guest transmits, complete (checksums filled in); the array is a view of a buffer reused for the next
  * frame, valid only during the call: copy it to keep it. `out` runs inside the guest's notification
- * (synchronously, in the guest's thread); it may call receive() of any vif, this one included. Throws only
+ * (synchronously, in the guest's thread); it may call receive() of any vif, this one included. `now` is the
+ * rate limit's millisecond clock (tests pass a fake one); the host calls service() to resume a throttled vif. Throws only
  * for a bad configuration (RangeError); everything the guest does is handled without throwing.
  */
 export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig,
-  out: (frame: Uint8Array) => void, log: (line: string) => void): NetBack {
+  out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number): NetBack {
   const mac = parseMac(vif.mac);
   if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);
   if (!Number.isInteger(vif.mtu) || vif.mtu < 68 || vif.mtu > XEN_NETIF_MAX_TX_SIZE - ETH_HLEN) {
     throw new RangeError(`vif: MTU ${vif.mtu} outside 68..${XEN_NETIF_MAX_TX_SIZE - ETH_HLEN}`);
   }
-  const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log });
+  if (vif.rate !== undefined && !(Number.isSafeInteger(vif.rate.bytesPerInterval) && vif.rate.bytesPerInterval > 0 &&
+    Number.isInteger(vif.rate.intervalUsecs) && vif.rate.intervalUsecs > 0 && vif.rate.intervalUsecs <= 0xffffffff)) {
+    throw new RangeError(`vif: bad rate ${JSON.stringify(vif.rate)} (positive bytes per interval, interval 1..2^32-1 us)`);
+  }
+  const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log, rate: vif.rate, now });
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
     backend: {
       mac, bridge: vif.bridge, handle: String(vif.devid), type: "vif", script: VIF_SCRIPT, mtu: String(vif.mtu),
       "hotplug-status": "connected",
+      ...(vif.rate !== undefined ? { rate: `${vif.rate.bytesPerInterval},${vif.rate.intervalUsecs}` } : {}),
     },
     frontend: { handle: String(vif.devid), mac, mtu: String(vif.mtu) },
     features: {

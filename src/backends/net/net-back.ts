@@ -44,6 +44,7 @@ import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
 import type { GrantTable } from "../../xen/grant-table.js";
 import type { GuestMemory } from "../../xen/guest-memory.js";
 import { completeChecksum } from "./checksum.js";
+import { TxCredit } from "./credit.js";
 import {
   ETH_HLEN, EXTRA_FLAGS, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data, NETTXF_csum_blank, NETTXF_extra_info,
   NETTXF_more_data, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RXREQ_GREF, RXREQ_ID, RXRSP_FLAGS, RXRSP_ID, RXRSP_OFFSET,
@@ -74,6 +75,8 @@ export interface NetBackStats {
   csumCompleted: number;
   /** Times the vif was failed for a protocol violation. */
   fatal: number;
+  /** Times transmission paused because the rate limit's credit ran out (vif rate=). */
+  txThrottled: number;
 }
 
 /** The vif as the host sees it (attachNetBack's result). */
@@ -92,6 +95,11 @@ export interface NetBack {
   receive(frame: Uint8Array): boolean;
   /** Runs the tx ring without a notification (cheap when idle); the host may call it once per slice. */
   poll(): void;
+  /**
+   * Resumes transmission held back by the vif's rate limit when its window has ended. Returns milliseconds
+   * until it must be called again (0: now), or Infinity when nothing waits: the host folds it into its sleep.
+   */
+  service(): number;
   /** Hot-unplug: disconnects and removes the device's XenStore directories. */
   close(): void;
 }
@@ -148,12 +156,16 @@ export interface NetBackendOptions {
   mtu: number;
   out(frame: Uint8Array): void;
   log(line: string): void;
+  /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
+  rate?: { bytesPerInterval: number; intervalUsecs: number };
+  /** Clock in milliseconds for the rate limit (default performance.now). */
+  now?: () => number;
 }
 
 export class NetBackend implements NetBack {
   readonly stats: NetBackStats = {
     txFrames: 0, txBytes: 0, txErrors: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0,
-    csumCompleted: 0, fatal: 0,
+    csumCompleted: 0, fatal: 0, txThrottled: 0,
   };
   private dev: BackendDevice | null = null;
   private q: Queue | null = null;
@@ -169,6 +181,9 @@ export class NetBackend implements NetBack {
   private readonly slotSize = new Uint16Array(MAX_SLOTS);
   private readonly slotId = new Uint16Array(MAX_SLOTS);
   private inTx = false;
+  /** The rate limit's credit (null: unlimited) and its clock. */
+  private readonly credit: TxCredit | null;
+  private readonly now: () => number;
   /** Inside connect(): a failure is reported through its return value (connectFailure), not dev.fatal. */
   private connecting = false;
   private connectFailure: string | null = null;
@@ -181,6 +196,8 @@ export class NetBackend implements NetBack {
     this.i32 = o.mem.i32;
     this.dv = o.mem.dv;
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
+    this.now = o.now ?? (() => performance.now());
+    this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
   }
 
   get device(): BackendDevice {
@@ -303,6 +320,14 @@ export class NetBackend implements NetBack {
     if (this.rxQueue.length > 0) this.drainRx(q);
   }
 
+  service(): number {
+    const c = this.credit;
+    if (c === null) return Infinity;
+    const now = this.now();
+    if (c.expire(now) && this.q !== null) this.runTx();
+    return c.dueIn(this.now());
+  }
+
   // -------------------------------------------------------------------------------------------------------
   // TX: guest → wire
 
@@ -340,6 +365,13 @@ export class NetBackend implements NetBack {
         continue;
       }
       if (budget <= 0) break; // the rest waits for the next notification or poll()
+      // The rate limit charges the packet's first-slot size before anything else (netback's order); over the
+      // limit, the requests stay on the ring until service() finds the window ended.
+      if (this.credit !== null &&
+        !this.credit.take(this.dv.getUint16(q.txPage + SRING_ENTRIES + (q.txReqCons & TX_MASK) * TX_ENTRY + TXREQ_SIZE, true), this.now())) {
+        this.stats.txThrottled++;
+        break;
+      }
       const used = this.txPacket(q, prod);
       if (used < 0 || this.q !== q) return; // failed (or disconnected by `out`)
       budget -= used;

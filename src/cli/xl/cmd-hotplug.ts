@@ -62,8 +62,12 @@ export async function networkAttachCmd(p: ParsedOpts, env: XlEnv): Promise<numbe
     while (used.has(devid)) devid++;
     let v;
     try { v = parseVifSpec(parts.join(","), devid); } catch (e) { throw specError(e); }
+    if (v.rate !== undefined && v.rate.bytesPerInterval < 1) {
+      throw new XlError(`rate=${v.rate.bytesPerSecond}B/s over ${v.rate.intervalUsecs} us allows 0 bytes per interval; use a longer interval (rate=…@1s)`);
+    }
+    const rate = v.rate === undefined ? {} : { rate: { bytesPerInterval: v.rate.bytesPerInterval, intervalUsecs: v.rate.intervalUsecs } };
     await ask(c, `attach a vif to domain '${d.name}' (${d.domid})`, "network-attach",
-      { domid: d.domid, vif: { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge } });
+      { domid: d.domid, vif: { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge, ...rate } });
     return 0;
   });
 }
