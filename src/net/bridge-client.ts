@@ -5,8 +5,8 @@
  *
  * A daemon started by ensureBridge is detached (its own session, surviving the `xeno create` that started it),
  * logs to `<run>/net/<bridge>.log`, and exits after 60 s without clients unless told otherwise. If two
- * processes start a daemon at the same moment, one wins the socket and the other exits with "in use"; both
- * callers end up connected to the winner.
+ * processes start a daemon at the same moment, one wins the socket; both callers end up connected to the winner,
+ * and the caller whose daemon lost stops it (SIGTERM) if it has not exited with "in use" by itself.
  */
 
 import { spawn } from "node:child_process";
@@ -114,13 +114,26 @@ export async function ensureBridge(name: string, onFrame: (frame: Buffer) => voi
   // Poll: the daemon listens only after passt answers. If it exits with "in use", another caller's daemon won
   // the race and is (about to be) listening, so polling still succeeds.
   for (;;) {
+    let client: BridgeClient;
     try {
-      return await connect();
+      client = await connect();
     } catch (e) {
       last = e;
+      if (Date.now() > deadline || fatal) break;
+      await new Promise((r) => setTimeout(r, exited === undefined ? 50 : 200));
+      continue;
     }
-    if (Date.now() > deadline || fatal) break;
-    await new Promise((r) => setTimeout(r, exited === undefined ? 50 : 200));
+    // Connected, maybe to another caller's daemon while ours is still starting (on a loaded host node takes a
+    // while to get there). Left alone, ours would exit "in use" — or, if the winner has exited meanwhile, find the
+    // path free and take the bridge over: a second daemon started for nobody, which with --idle-exit 0 never
+    // exits. The pid file names the daemon that listens (written before its socket appears; a later daemon writes
+    // it only after finding no one answering), so if it names another process, ours is stopped. A SIGTERM during
+    // startup makes bridge-main exit without claiming the socket.
+    if (exited === undefined && child.pid !== undefined) {
+      const owner = readPid(siblingPath(path, "pid"));
+      if (owner !== undefined && owner !== child.pid) child.kill("SIGTERM");
+    }
+    return client;
   }
   let tail = "";
   try {
@@ -129,4 +142,13 @@ export async function ensureBridge(name: string, onFrame: (frame: Buffer) => voi
   throw new NetError("NET_DAEMON_START",
     `bridge ${name}: the daemon did not come up on ${path}${exited === undefined ? "" : ` (it exited: ${exited})`}; ` +
     `log ${logPath}:\n${tail}`, { cause: last });
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -11,17 +11,23 @@
  * both ways as a 4-byte big-endian length and the frame (framing.ts). The daemon owns its socket path:
  * - a second daemon for the same bridge finds the socket answering and fails with NET_BRIDGE_IN_USE, before it
  *   starts a passt of its own;
- * - a stale socket (a file no one listens on, left by a killed daemon) is removed and replaced, under a short
- *   lock file so two daemons starting together cannot both replace it;
+ * - a stale socket (a file no one listens on, left by a killed daemon) is replaced, under a short lock file so
+ *   two daemons starting together cannot both replace it;
  * - every 2 s the daemon checks that the path is still its socket (same inode) and shuts down if it was removed
  *   or replaced, rather than living on unreachable with its passt holding the forwarded host ports.
  * A client that sends a bad length prefix is dropped (logged); the others carry on. close() (SIGTERM in
- * bridge-main) drops the clients, stops passt and removes the socket and pid files.
+ * bridge-main) drops the clients, stops passt and removes the socket and pid files — each only if still its own.
+ *
+ * Closing a listening net.Server unlinks the path it was bound to (libuv does, unconditionally), which would
+ * remove the socket of a daemon that replaced this one. So the daemon binds a private name in the same directory
+ * and renames the bound socket onto the bridge path (atomically replacing a stale file); libuv then unlinks only
+ * the private name, which no longer exists, and the bridge path is removed by shutdown(), under the lock, if its
+ * inode is still this daemon's.
  */
 
-import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { NetError } from "./errors.js";
 import { PasstUplink, describePasst, type PasstOptions, type PasstUplinkStats } from "./passt.js";
 import { bridgeSocketPath, checkBridgeName, siblingPath } from "./paths.js";
@@ -50,6 +56,9 @@ export interface BridgeDaemonOptions {
   idleExitMs?: number;
   /** Per-client egress queue limit before tail drop (default 1 MiB). */
   maxQueuedBytes?: number;
+  /** Aborting it before the daemon has claimed its socket makes start() fail with NET_START_ABORTED (bridge-main:
+   * a SIGTERM during startup), so a daemon told to stop never takes the bridge over. */
+  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -66,6 +75,7 @@ const SELF_CHECK_MS = 2000;
 const SWEEP_MS = 30_000;
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 12_000; // longer than LOCK_STALE_MS, so a lock left by a crashed starter is broken, not waited out
+let privateNames = 0;
 
 export class BridgeDaemon {
   readonly name: string;
@@ -85,6 +95,9 @@ export class BridgeDaemon {
   private timers: NodeJS.Timeout[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
   private closing: Promise<void> | undefined;
+  /** Set first thing in shutdown(), while `closing` is not assigned yet (the clients it closes re-arm the idle
+   * timer from their onClose, synchronously). */
+  private stopping = false;
 
   private constructor(private readonly opts: BridgeDaemonOptions) {
     this.name = checkBridgeName(opts.name);
@@ -126,11 +139,21 @@ export class BridgeDaemon {
     }
     // Fail fast, before starting passt, when a daemon is already there; the check is repeated under the lock.
     if (await socketAnswers(path)) throw inUse(this.name, path);
+    this.checkAborted();
     if (this.uplink !== undefined) {
       this.switch.addPort(this.uplink);
       this.switch.addStatic(this.uplink.passtMac, this.uplink);
       this.log(`bridge ${this.name}: starting passt uplink, ${describePasst(this.opts.uplink!)}`);
-      const up = await this.uplink.start();
+      // A stop request while passt starts cuts the wait short (stop() makes start() resolve false).
+      const stopUplink = (): void => void this.uplink?.stop();
+      this.opts.signal?.addEventListener("abort", stopUplink, { once: true });
+      let up: boolean;
+      try {
+        up = await this.uplink.start();
+      } finally {
+        this.opts.signal?.removeEventListener("abort", stopUplink);
+      }
+      this.checkAborted();
       if (!up) this.log(`bridge ${this.name}: passt is not up yet; the switch runs without uplink meanwhile`);
     }
     await this.listen(path);
@@ -140,48 +163,76 @@ export class BridgeDaemon {
     this.log(`bridge ${this.name}: listening on ${path}`);
   }
 
+  private checkAborted(): void {
+    if (this.opts.signal?.aborted) throw new NetError("NET_START_ABORTED", `bridge ${this.name}: start aborted`);
+  }
+
+  /** Listen on a private name, then, under the lock, rename the socket onto `path` if no daemon answers there. */
   private async listen(path: string): Promise<void> {
-    const lock = siblingPath(path, "lock");
-    await acquireLock(lock);
+    const priv = join(dirname(path), `.${process.pid}-${++privateNames}.tmp`);
     try {
-      let st;
+      unlinkSync(priv); // left by a dead process that had our pid
+    } catch { /* the usual case */ }
+    const server = createServer((sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", (e) => reject(new NetError("NET_SOCKET_PATH", `${path}: cannot listen: ${e.message}`, { cause: e })));
+      server.listen(priv, () => resolve());
+    });
+    server.on("error", (e) => this.log(`bridge ${this.name}: server: ${e.message}`));
+    let claimed = false;
+    try {
+      const lock = siblingPath(path, "lock");
+      await acquireLock(lock);
       try {
-        st = lstatSync(path);
-      } catch {
-        st = undefined;
+        let st;
+        try {
+          st = lstatSync(path);
+        } catch {
+          st = undefined;
+        }
+        if (st !== undefined) {
+          if (!st.isSocket()) throw new NetError("NET_SOCKET_PATH", `${path} exists and is not a socket`);
+          if (await socketAnswers(path)) throw inUse(this.name, path);
+        }
+        // A stop request (SIGTERM) that arrived while this ran is handled by now: the connect's result comes in an
+        // earlier phase of the event loop than the signal, and setImmediate runs after both.
+        await new Promise((r) => setImmediate(r));
+        this.checkAborted();
+        if (st !== undefined) this.log(`bridge ${this.name}: replacing stale socket ${path}`);
+        // The pid file before the socket appears: a client that can connect can also read it.
+        try {
+          const fd = openSync(siblingPath(path, "pid"), "w");
+          writeSync(fd, `${process.pid}\n`);
+          closeSync(fd);
+          this.wrotePidFile = true;
+        } catch (e) {
+          this.log(`bridge ${this.name}: cannot write pid file: ${(e as Error).message}`);
+        }
+        try {
+          const ino = lstatSync(priv).ino;
+          renameSync(priv, path); // atomic: replaces a stale socket file, no moment without one
+          this.inode = ino;
+          claimed = true;
+        } finally {
+          if (!claimed && this.wrotePidFile) {
+            this.wrotePidFile = false;
+            unlinkQuietly(siblingPath(path, "pid"));
+          }
+        }
+      } finally {
+        unlinkQuietly(lock);
       }
-      if (st !== undefined) {
-        if (!st.isSocket()) throw new NetError("NET_SOCKET_PATH", `${path} exists and is not a socket`);
-        if (await socketAnswers(path)) throw inUse(this.name, path);
-        this.log(`bridge ${this.name}: replacing stale socket ${path}`);
-        unlinkSync(path);
-      }
-      // The pid file before listening: a client that can connect can also read it.
-      try {
-        const fd = openSync(siblingPath(path, "pid"), "w");
-        writeSync(fd, `${process.pid}\n`);
-        closeSync(fd);
-        this.wrotePidFile = true;
-      } catch (e) {
-        this.log(`bridge ${this.name}: cannot write pid file: ${(e as Error).message}`);
-      }
-      const server = createServer((sock) => this.accept(sock));
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", (e) => reject(new NetError("NET_SOCKET_PATH", `${path}: cannot listen: ${e.message}`, { cause: e })));
-        server.listen(path, () => resolve());
-      });
-      server.on("error", (e) => this.log(`bridge ${this.name}: server: ${e.message}`));
-      this.server = server;
-      this.inode = statSync(path).ino;
+    } catch (e) {
+      if (e instanceof NetError) throw e;
+      throw new NetError("NET_SOCKET_PATH", `${path}: cannot claim: ${(e as Error).message}`, { cause: e });
     } finally {
-      try {
-        unlinkSync(lock);
-      } catch { /* already gone */ }
+      if (claimed) this.server = server;
+      else server.close(); // unlinks the private name
     }
   }
 
   private accept(sock: Socket): void {
-    if (this.closing !== undefined) {
+    if (this.stopping) {
       sock.destroy();
       return;
     }
@@ -230,7 +281,7 @@ export class BridgeDaemon {
 
   private armIdle(): void {
     const ms = this.opts.idleExitMs ?? 0;
-    if (ms <= 0 || this.clientCount > 0 || this.idleTimer !== undefined || this.closing !== undefined) return;
+    if (ms <= 0 || this.clientCount > 0 || this.idleTimer !== undefined || this.stopping) return;
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
       if (this.clientCount === 0) {
@@ -243,6 +294,38 @@ export class BridgeDaemon {
   private disarmIdle(): void {
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
+  }
+
+  /** Remove the socket and pid files if they are still ours. Under the lock: a daemon replacing the socket holds
+   * the lock from its check that nobody answers until its socket is in place (and its pid file written), so ours
+   * cannot be swapped between stat and unlink. */
+  private async removeFiles(): Promise<void> {
+    if (this.inode === -1 && !this.wrotePidFile) return;
+    const path = this.socketPath;
+    const lock = siblingPath(path, "lock");
+    try {
+      await acquireLock(lock);
+    } catch (e) {
+      // The directory is gone (nothing to remove), or the lock stays held: rather leave a stale file, which the
+      // next daemon replaces, than risk removing another daemon's socket.
+      this.log(`bridge ${this.name}: not removing ${path}: ${(e as Error).message}`);
+      return;
+    }
+    try {
+      let ino: number | undefined;
+      try {
+        ino = lstatSync(path).ino;
+      } catch { /* gone */ }
+      if (ino !== undefined && ino === this.inode) unlinkSync(path);
+      // The pid file belongs to whoever owns the path now: with another daemon's socket there, it is that
+      // daemon's even if it names this process (an in-process daemon replaced by another in the same process).
+      const pid = siblingPath(path, "pid");
+      if (this.wrotePidFile && (ino === undefined || ino === this.inode) && readFileSync(pid, "utf8").trim() === String(process.pid)) {
+        unlinkSync(pid);
+      }
+    } catch { /* already gone */ } finally {
+      unlinkQuietly(lock);
+    }
   }
 
   private selfCheck(): void {
@@ -280,6 +363,7 @@ export class BridgeDaemon {
   }
 
   private async shutdown(): Promise<void> {
+    this.stopping = true;
     this.disarmIdle();
     for (const t of this.timers) clearInterval(t);
     const server = this.server;
@@ -289,17 +373,9 @@ export class BridgeDaemon {
     for (const c of [...this.clients]) c.close();
     for (const p of [...this.locals]) this.switch.removePort(p);
     this.locals.clear();
+    await this.removeFiles();
     await this.uplink?.stop();
     await serverClosed;
-    if (this.inode !== -1) {
-      try {
-        if (statSync(this.socketPath).ino === this.inode) unlinkSync(this.socketPath);
-      } catch { /* already gone */ }
-    }
-    const pid = siblingPath(this.socketPath, "pid");
-    try {
-      if (this.wrotePidFile && readFileSync(pid, "utf8").trim() === String(process.pid)) unlinkSync(pid);
-    } catch { /* already gone */ }
     this.resolveClosed();
   }
 }
@@ -342,4 +418,11 @@ async function acquireLock(path: string): Promise<void> {
     if (Date.now() > deadline) throw new NetError("NET_BRIDGE_IN_USE", `${path}: held by another daemon starting up`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Unlink, ignoring a file already gone (releases the lock; the pid file of a daemon that did not get its socket). */
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch { /* already gone */ }
 }

@@ -3,8 +3,9 @@
  *
  *   node dist/src/net/bridge-main.js --name xenbr0 [options]
  *
- * Exit status: 0 after SIGTERM/SIGINT or an idle exit, 1 on a startup error, 2 on bad usage,
- * 3 (EXIT_BRIDGE_IN_USE) when another daemon already serves the bridge. SIGUSR1 logs the switch statistics.
+ * Exit status: 0 after SIGTERM/SIGINT (also one during startup: the daemon then never claims the socket) or an
+ * idle exit, 1 on a startup error, 2 on bad usage, 3 (EXIT_BRIDGE_IN_USE) when another daemon already serves the
+ * bridge. SIGUSR1 logs the switch statistics.
  */
 
 import { BridgeDaemon, type BridgeDaemonOptions } from "./bridge-daemon.js";
@@ -119,12 +120,19 @@ async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
-  // Signals are handled from the start: one that arrives while passt is starting stops the daemon once it is up.
+  // Signals are handled from the start. One that arrives during startup aborts it: the daemon does not claim the
+  // socket (ensureBridge stops a daemon of its own that lost the race this way; left to start, it would take the
+  // bridge over once the winner exits). One that arrives after the claim stops the daemon once it is up.
   let daemon: BridgeDaemon | undefined;
   let stopRequested: string | undefined;
+  const abort = new AbortController();
+  parsed.daemon.signal = abort.signal;
   const stop = (sig: string): void => {
     stopRequested ??= sig;
-    if (daemon === undefined) return;
+    if (daemon === undefined) {
+      abort.abort();
+      return;
+    }
     log(`bridge ${daemon.name}: ${sig}; shutting down`);
     void daemon.close();
   };
@@ -151,6 +159,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function startupFailure(e: unknown, log: (l: string) => void): number {
+  if (e instanceof NetError && e.code === "NET_START_ABORTED") {
+    log(`${e.message} by a signal; not serving`);
+    return 0;
+  }
   log(`bridge-main: ${e instanceof Error ? e.message : String(e)}`);
   return e instanceof NetError && e.code === "NET_BRIDGE_IN_USE" ? EXIT_BRIDGE_IN_USE : 1;
 }

@@ -10,7 +10,8 @@ export type NetErrorCode =
   | "NET_PASST_NOT_FOUND" //   the passt binary is not installed (apt-get install passt)
   | "NET_PASST_FAILED" //      passt exited or did not answer its readiness probe
   | "NET_CONNECT" //           a client could not connect to the bridge socket
-  | "NET_DAEMON_START"; //     ensureBridge spawned a daemon that did not come up
+  | "NET_DAEMON_START" //      ensureBridge spawned a daemon that did not come up
+  | "NET_START_ABORTED"; //    a daemon's start was aborted (BridgeDaemonOptions.signal) before it claimed the socket
 
 export class NetError extends Error {
   constructor(readonly code: NetErrorCode, message: string, options?: ErrorOptions) {

@@ -1,12 +1,13 @@
 /**
  * The bridge daemon over real unix sockets, without uplink: clients exchange frames, a garbage client is
- * dropped while the others carry on, the socket path is guarded (in use, stale, removed), and bridge-main
- * started by ensureBridge runs detached and cleans up on SIGTERM.
+ * dropped while the others carry on, the socket path is guarded (in use, stale, removed, replaced), and
+ * bridge-main started by ensureBridge runs detached and cleans up on SIGTERM, with no second daemon left over
+ * from a race between starters.
  */
 
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +50,27 @@ function killQuietly(pid: number): void {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Pids of the processes whose command line mentions `text` (a socket path: the bridge-main processes of one bridge). */
+function processesWith(text: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, "utf8").includes(text)) pids.push(Number(e));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -186,12 +208,75 @@ describe("bridge daemon", () => {
     await assert.rejects(connectBridge("br-none", () => {}, { runDir }), { code: "NET_CONNECT" });
   });
 
+  it("a daemon whose socket was replaced shuts down and leaves the new daemon's socket alone", async () => {
+    const logs: string[] = [];
+    const old = await BridgeDaemon.start({ name: "br-repl", runDir, log: (l) => logs.push(`old: ${l}`) });
+    unlinkSync(old.socketPath);
+    const d = await BridgeDaemon.start({ name: "br-repl", runDir, log: (l) => logs.push(`new: ${l}`) });
+    try {
+      await Promise.race([old.closed, sleep(5000).then(() => assert.fail("old daemon still up 5 s after its socket went"))]);
+      await old.close();
+      // Closing a net.Server unlinks the path it listened on; the old daemon must not take the new one's socket
+      // with it (which would then make the new one shut down as well, leaving the bridge with no daemon).
+      assert.equal(existsSync(d.socketPath), true, logs.join("\n"));
+      assert.equal(await socketAnswers(d.socketPath), true);
+      assert.equal(readFileSync(join(runDir, "net", "br-repl.pid"), "utf8").trim(), String(process.pid));
+      await sleep(2500); // a self-check of the new daemon
+      assert.equal(await socketAnswers(d.socketPath), true, logs.join("\n"));
+      const c = await client("br-repl", runDir);
+      await until("client", () => d.clientCount === 1);
+      c.close();
+    } finally {
+      await d.close();
+    }
+    assert.equal(existsSync(d.socketPath), false);
+    assert.deepEqual(readdirSync(join(runDir, "net")).filter((f) => f.startsWith("br-repl.") || f.endsWith(".tmp")), [],
+      "no socket, pid, lock or private file left");
+  });
+
+  it("a start aborted before the socket is claimed leaves nothing behind", async () => {
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(BridgeDaemon.start({ name: "br-abort", runDir, signal: ac.signal }), { code: "NET_START_ABORTED" });
+    assert.equal(existsSync(join(runDir, "net", "br-abort.sock")), false);
+    assert.equal(existsSync(join(runDir, "net", "br-abort.pid")), false);
+    // bridge-main SIGTERMed while its passt starts (here one that never answers): exit 0, never listens.
+    const fakePasst = join(runDir, "fake-passt.sh");
+    writeFileSync(fakePasst, "#!/bin/sh\nexec sleep 30\n");
+    chmodSync(fakePasst, 0o755);
+    const main = join(import.meta.dirname, "../../src/net/bridge-main.js");
+    const p = spawn(process.execPath, [main, "--run-dir", runDir, "--name", "br-abort", "--uplink", "passt", "--passt", fakePasst],
+      { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let killedAt = 0;
+    p.stderr.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (killedAt === 0 && /starting passt uplink/.test(out)) {
+        killedAt = Date.now();
+        p.kill("SIGTERM");
+      }
+    });
+    const code = await new Promise((r) => p.once("exit", r));
+    assert.equal(code, 0, out);
+    // Not passt's 5 s readiness timeout: the stop request cuts the wait short.
+    assert.ok(Date.now() - killedAt < 4000, `exit ${Date.now() - killedAt} ms after SIGTERM\n${out}`);
+    assert.match(out, /start aborted by a signal; not serving/);
+    assert.doesNotMatch(out, /listening on/);
+    assert.equal(existsSync(join(runDir, "net", "br-abort.sock")), false);
+    assert.equal(existsSync(join(runDir, "net", "br-abort.pid")), false);
+  });
+
   it("shuts down when its socket path is removed, and after an idle time", async () => {
     const d = await BridgeDaemon.start({ name: "br-gone", runDir });
     unlinkSync(d.socketPath);
     await Promise.race([d.closed, sleep(5000).then(() => assert.fail("daemon still up 5 s after its socket went"))]);
     const idle = await BridgeDaemon.start({ name: "br-idle", runDir, idleExitMs: 300 });
+    // An in-process port, attached before the event loop turns, holds the daemon up until the socket client is
+    // accepted: on a loaded host the 300 ms could pass between the connect and the accept (ECONNRESET, seen once).
+    const hold = idle.attach({ name: "hold", send: () => {} });
     const c = await client("br-idle", runDir);
+    await until("socket client accepted", () => idle.clientCount === 2);
+    hold.detach();
     await sleep(500);
     assert.equal(idle.clientCount, 1, "a client keeps it up");
     c.close();
@@ -222,24 +307,40 @@ describe("bridge daemon", () => {
     process.kill(pid, "SIGTERM");
     const reasons = await Promise.all([a.closed, b.closed, c.closed]);
     assert.equal(reasons.length, 3);
-    await until("daemon exit", () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    });
-    // The daemon is gone and nothing answers on its socket. The file itself is normally removed too; in two
-    // full-suite runs (never alone, even under load) it was left behind — harmless, a later daemon replaces a
-    // socket nobody answers on, but unexplained: reported here rather than failing, until it is understood.
+    await until("daemon exit", () => !alive(pid));
+    // Both racing callers spawned a daemon; the one whose daemon lost stopped it, so none takes the bridge over
+    // once the winner is gone (on a loaded host the loser used to get there late, find the path free and serve).
     const sockPath = join(runDir, "net", "br-main.sock");
+    await until("no bridge-main left for br-main", () => processesWith(sockPath).length === 0, 10_000);
+    assert.equal(existsSync(sockPath), false, "socket removed");
+    assert.equal(existsSync(pidFile), false, "pid file removed");
     assert.equal(await socketAnswers(sockPath), false, "no daemon answers after SIGTERM");
-    if (existsSync(sockPath)) t.diagnostic(`socket file left behind after SIGTERM: ${sockPath} (stale; replaced by the next daemon)`);
-    else assert.equal(existsSync(pidFile), false, "pid file removed");
     const log = readFileSync(join(runDir, "net", "br-main.log"), "utf8");
-    assert.match(log, /bridge br-main: listening on/);
+    assert.equal(log.match(/bridge br-main: listening on/g)?.length, 1, log);
     assert.match(log, /SIGTERM; shutting down/);
+  });
+
+  it("ensureBridge: a racing starter's daemon that comes up late is stopped, not left to take the bridge over", async () => {
+    // The second daemon's node starts 1 s late (as on a host busy booting guests): both callers connect to the
+    // first, which is then stopped. Before ensureBridge stopped its losing daemon, the late one found the path
+    // free, listened, and lived on (idle exit 0) as a daemon nobody had asked for.
+    const wrapper = join(runDir, "slow-second-node.sh");
+    writeFileSync(wrapper, `#!/bin/sh\nmkdir ${JSON.stringify(join(runDir, "first-node"))} 2>/dev/null || sleep 1\n` +
+      `exec ${JSON.stringify(process.execPath)} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const opts = { runDir, daemonArgs: ["--uplink", "none"], idleExitSeconds: 0, nodePath: wrapper };
+    const sockPath = join(runDir, "net", "br-late.sock");
+    const [a, b] = await Promise.all([ensureBridge("br-late", () => {}, opts), ensureBridge("br-late", () => {}, opts)]);
+    const pid = Number(readFileSync(join(runDir, "net", "br-late.pid"), "utf8"));
+    process.kill(pid, "SIGTERM");
+    await Promise.all([a.closed, b.closed]);
+    await until("daemon exit", () => !alive(pid));
+    await sleep(1500); // past the late start
+    assert.deepEqual(processesWith(sockPath), [], "no daemon left for br-late");
+    assert.equal(existsSync(sockPath), false, "socket removed");
+    assert.equal(await socketAnswers(sockPath), false);
+    const log = readFileSync(join(runDir, "net", "br-late.log"), "utf8");
+    assert.equal(log.match(/listening on/g)?.length, 1, log);
   });
 
   it("bridge-main: usage errors, a missing passt, and --uplink auto without passt", async () => {
