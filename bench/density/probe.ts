@@ -10,7 +10,9 @@
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
  *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
  *   file       — the node binary and libraries (shared by all threads)
- * and prints the growth per domain. A measuring tool: numbers go to docs/benchmarks.md by hand.
+ * and prints the growth per domain, then each thread's CPU over 10 s of idle (main thread vs workers). The kinds
+ * are by mapping size, so approximate: the kernel merges adjacent anonymous mappings of the same protection, and a
+ * merged one lands in "other anon". A measuring tool: numbers go to docs/benchmarks.md by hand.
  */
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8)))],
-    { stdio: ["ignore", "ignore", process.env.XENO_PROBE_HEAP !== undefined ? "inherit" : "ignore"] });
+    { stdio: ["ignore", "ignore", "ignore"] });
   try {
     for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
     const c = await HvClient.connect(join(dir, "hv.sock"));
