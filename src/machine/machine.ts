@@ -286,10 +286,9 @@ export class Machine {
     for (const v of this.vcpus) {
       if (!v.online) continue;
       if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
-      for (const t of [TIMER_VIRT, TIMER_PHYS]) {
-        const d = timerDeadline(v.cpu, t);
-        if (d >= 0) next = Math.min(next, (d - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
-      }
+      const dv = timerDeadline(v.cpu, TIMER_VIRT), dp = timerDeadline(v.cpu, TIMER_PHYS);
+      if (dv >= 0) next = Math.min(next, (dv - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
+      if (dp >= 0) next = Math.min(next, (dp - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
     }
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));

@@ -59,16 +59,20 @@ export class CodeCache {
    * run in it: 70,000 blocks in the first 400 M instructions at threshold 24 (3x slower), and still a loss at
    * thresholds 20,000 and 100,000 (2026-11-25/26 measurements).
    */
-  constructor(ramPages: number, private readonly compileBlocks = false) {
+  constructor(ramPages: number, compileBlocks = false) {
     this.compiling = compileBlocks && BLOCKS_ENABLED;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
   }
   create(page: number): Handler[] {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
-    this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
-    this.blockLen[page] = new Uint8Array(1024);
-    this.heat[page] = new Uint16Array(1024);
+    // The block tables only when blocks are compiled: ~11 KiB per code page that the machine (blocks off)
+    // would carry for nothing — about 17 MiB of a booted Debian domain (docs/benchmarks.md, density).
+    if (this.compiling) {
+      this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
+      this.blockLen[page] = new Uint8Array(1024);
+      this.heat[page] = new Uint16Array(1024);
+    }
     this.used.push(page);
     return code;
   }
@@ -76,14 +80,16 @@ export class CodeCache {
     const code = this.pages[page];
     if (code === undefined) return;
     code.fill(LAZY);
-    this.blocks[page].fill(null);
-    this.heat[page].fill(0);
+    if (this.compiling) {
+      this.blocks[page].fill(null);
+      this.heat[page].fill(0);
+    }
   }
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
 
   /** Compiles the block starting at word slot k of a page (RAM words at `base`). */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
-    if (!this.compileBlocks || !BLOCKS_ENABLED) { this.heat[page][k] = 0; return; }
+    if (!this.compiling) return;
     const code = this.pages[page]!;
     let n = 0;
     while (n < MAX_BLOCK && k + n < 1024) {
