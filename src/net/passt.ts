@@ -110,7 +110,10 @@ export interface PasstOptions {
   extraArgs?: string[];
   /** Drop passt's informational lines (-q). */
   quiet?: boolean;
-  /** How long to wait for passt to answer the readiness probe; default 5000 ms. */
+  /**
+   * How long to wait for passt to answer the readiness probe; default 15000 ms. passt answers within
+   * milliseconds on an idle host, but at load average ~20 on two cores 5 s was seen to run out (test/net).
+   */
   readyTimeoutMs?: number;
 }
 
@@ -289,7 +292,7 @@ export class PasstUplink implements SwitchPort {
   }
 
   private get readyTimeoutMs(): number {
-    return this.opts.readyTimeoutMs ?? 5000;
+    return this.opts.readyTimeoutMs ?? 15_000;
   }
 
   /** ARP request for the gateway with sender IP 0.0.0.0 (an RFC 5227 probe, which passt answers). */

@@ -230,7 +230,7 @@ describe("bridge with passt uplink", () => {
     needPasst();
     const pid = daemon.uplink!.pid!;
     process.kill(pid, "SIGKILL");
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + 20_000; // restart backoff 0.25 s + readiness (up to 15 s on a loaded host)
     while (!(daemon.uplink!.isReady && daemon.uplink!.pid !== pid)) {
       if (Date.now() > deadline) assert.fail(`passt not restarted:\n${logs.join("\n")}`);
       await sleep(50);
