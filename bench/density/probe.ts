@@ -14,13 +14,13 @@
  * are by mapping size, so approximate: the kernel merges adjacent anonymous mappings of the same protection, and a
  * merged one lands in "other anon". A measuring tool: numbers go to docs/benchmarks.md by hand.
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { ConsoleTap, HvClient } from "../../test/hv/hv-client.js";
+import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
@@ -83,8 +83,7 @@ async function main(): Promise<void> {
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8)))],
     { stdio: ["ignore", "ignore", "ignore"] });
   try {
-    for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
-    const c = await HvClient.connect(join(dir, "hv.sock"));
+    const c = await connectHv(dir);
     await new Promise((r) => setTimeout(r, 1000));
     const ramBytes = mem * 2 ** 20;
     const base = smaps(hv.pid!, ramBytes);
@@ -123,10 +122,7 @@ async function main(): Promise<void> {
     for (const t of taps) t.close();
     c.close();
   } finally {
-    hv.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 2000));
-    if (hv.exitCode === null) hv.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    await stopHv(hv, dir, 2000);
   }
 }
 

@@ -11,12 +11,12 @@
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { ConsoleTap, HvClient } from "../../test/hv/hv-client.js";
+import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
@@ -36,8 +36,7 @@ async function main(): Promise<void> {
     { stdio: ["ignore", "ignore", "ignore"] });
   const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
   try {
-    for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
-    const c = await HvClient.connect(join(dir, "hv.sock"));
+    const c = await connectHv(dir);
     const rss0 = procStat(hv.pid!).rssKiB;
     const taps: ConsoleTap[] = [];
     const t0 = performance.now();
@@ -76,10 +75,7 @@ async function main(): Promise<void> {
     for (const t of taps) t.close();
     c.close();
   } finally {
-    hv.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 2000));
-    if (hv.exitCode === null) hv.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    await stopHv(hv, dir, 2000);
   }
 }
 

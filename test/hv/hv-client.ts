@@ -1,5 +1,8 @@
 /** A small client of the hypervisor's control protocol for tests (src/hv/protocol.ts), and a console tap. */
+import type { ChildProcess } from "node:child_process";
+import { existsSync, rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
+import { join } from "node:path";
 import type { Event, Response } from "../../src/hv/protocol.js";
 
 export class HvClient {
@@ -99,4 +102,18 @@ export class ConsoleTap {
   }
 
   close(): void { this.sock.destroy(); }
+}
+
+/** Waits (up to 10 s) for a hypervisor started with `--run-dir dir` to write its pid file, then connects. */
+export async function connectHv(dir: string): Promise<HvClient> {
+  for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
+  return HvClient.connect(join(dir, "hv.sock"));
+}
+
+/** Stops a hypervisor child (SIGTERM, then SIGKILL after `graceMs`) and removes its run directory. */
+export async function stopHv(hv: ChildProcess, dir: string, graceMs = 1000): Promise<void> {
+  hv.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, graceMs));
+  if (hv.exitCode === null) hv.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
 }

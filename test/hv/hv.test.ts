@@ -11,13 +11,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
-import { ConsoleTap, HvClient } from "./hv-client.js";
+import { ConsoleTap, HvClient, stopHv } from "./hv-client.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const N = 10;
@@ -134,10 +134,7 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
   } finally {
     for (const t of taps) t.close();
     c?.close();
-    hv.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 1000));
-    if (hv.exitCode === null) hv.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    await stopHv(hv, dir);
     if (process.env.XENO_TEST_VERBOSE) process.stderr.write(log);
   }
 });

@@ -7,13 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
-import { ConsoleTap, HvClient } from "./hv-client.js";
+import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -28,8 +28,7 @@ test("credit scheduler: weights 512:256 on one pCPU ≈ 2:1; cap=25 ≈ a quarte
   let c: HvClient | undefined;
   try {
     const sock = join(dir, "hv.sock");
-    for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
-    c = await HvClient.connect(sock);
+    c = await connectHv(dir);
     const spec = (name: string, weight: number) => ({ name, memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd,
       cmdline: "console=hvc0", xen: true, disks: [], vifs: [], sched: { weight, cpus: [0] } });
     const a = (await c.ok<{ domid: number }>("create", { spec: spec("heavy", 512) })).domid;
@@ -66,10 +65,7 @@ test("credit scheduler: weights 512:256 on one pCPU ≈ 2:1; cap=25 ≈ a quarte
   } finally {
     for (const t of taps) t.close();
     c?.close();
-    hv.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 1000));
-    if (hv.exitCode === null) hv.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    await stopHv(hv, dir);
     if (process.env.XENO_TEST_VERBOSE) process.stderr.write(log);
   }
 });
