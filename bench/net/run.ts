@@ -43,6 +43,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { framedCommand, framedOutput } from "../../test/xen/run-machine.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const BRIDGE = "benchbr";
@@ -131,15 +132,11 @@ class ConsoleGuest {
   /** Types one shell command; resolves with its output and the host's wall seconds from typing to its end. */
   async sh(cmd: string, timeoutSec: number): Promise<{ text: string; secs: number }> {
     const k = ++this.n + 1000, from = this.out.length;
-    const end = new RegExp(`^XB-${k}-END\\r?$`, "m");
     const t0 = performance.now();
-    this.p.stdin.write(`${cmd}; echo XB-$((${k}+0))-END\n`);
-    await this.until((o) => end.test(o.slice(from)), `the end of: ${cmd}`, timeoutSec);
+    this.p.stdin.write(framedCommand(cmd, k));
+    await this.until((o) => framedOutput(o.slice(from), k) !== undefined, `the end of: ${cmd}`, timeoutSec);
     const secs = (performance.now() - t0) / 1000;
-    const lines = this.out.slice(from).replace(/\r/g, "").split("\n");
-    const last = lines.findIndex((l) => end.test(l));
-    const echoEnd = lines.findIndex((l) => l.includes(`XB-$((${k}+0))-END`)); // the echoed command (may wrap)
-    return { text: lines.slice(echoEnd + 1, last).join("\n"), secs };
+    return { text: framedOutput(this.out.slice(from), k)!, secs };
   }
 
   /** `poweroff -f`, then waits for the process to end (SIGKILL after 120 s). */

@@ -19,7 +19,7 @@ import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/machine/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
 import { attachBlkBack, type BlkBack } from "../../src/backends/blk/index.js";
-import { machineRunner } from "./run-machine.js";
+import { framedCommand, framedOutput, machineRunner } from "./run-machine.js";
 
 const BOOT_MS = 9 * 60_000;
 const DOMID = 9;
@@ -73,19 +73,13 @@ test("blkback: two disks for the stock kernel's blkfront; dd write/read-back on 
       await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");
       mark("boot to ready marker", t);
 
-      // One shell command; returns its output (the lines between the echoed command and the end marker).
+      // One shell command; returns its output.
       let n = 0;
       const sh = async (cmd: string): Promise<string> => {
-        const k = ++n, from = out.length;
-        const end = new RegExp(`^XB-${k + 1000}-END\\r?$`, "m");
-        m.input(Buffer.from(`${cmd}; echo XB-$((${k}+1000))-END\n`));
-        await runUntil(() => end.test(out.slice(from)), `output of: ${cmd}`);
-        const text = out.slice(from).replace(/\r/g, "");
-        const lines = text.split("\n");
-        const last = lines.findIndex((l) => end.test(l));
-        // Drop the echoed command (the terminal may wrap it over several lines): up to its end marker.
-        const echoEnd = lines.findIndex((l) => l.includes(`XB-$((${k}+1000))-END`));
-        return lines.slice(echoEnd + 1, last).join("\n");
+        const k = ++n + 1000, from = out.length;
+        m.input(Buffer.from(framedCommand(cmd, k)));
+        await runUntil(() => framedOutput(out.slice(from), k) !== undefined, `output of: ${cmd}`);
+        return framedOutput(out.slice(from), k)!;
       };
 
       t = Date.now();
@@ -137,7 +131,7 @@ test("blkback: two disks for the stock kernel's blkfront; dd write/read-back on 
       assert.equal(xvda.stats.unsupported + xvdb.stats.unsupported, 0);
       assert.doesNotMatch(out, /Kernel panic|kernel BUG|Oops|Call trace:/i);
       assert.doesNotMatch(out, /blkfront.*(fail|error)|I\/O error/i);
-      const blkLines = out.split("\n").filter((l) => /blkfront|xvd[ab]/.test(l) && !/XB-|\/ #/.test(l)).map((l) => l.trim());
+      const blkLines = out.split("\n").filter((l) => /blkfront|xvd[ab]/.test(l) && !/XO-|\/ #/.test(l)).map((l) => l.trim());
       assert.ok(blkLines.some((l) => /blkfront: xvda: flush diskcache: enabled/.test(l)), blkLines.join("\n"));
       // feature-max-indirect-segments: blkfront sends large I/O (the 1 MiB md5sum) as BLKIF_OP_INDIRECT.
       assert.ok(blkLines.some((l) => /indirect descriptors: enabled/.test(l)), blkLines.join("\n"));

@@ -20,7 +20,7 @@ import { Machine } from "../../src/machine/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
 import { attachNetBack, type NetBack } from "../../src/backends/net/index.js";
 import { foldComplement, onesSum } from "../../src/backends/net/checksum.js";
-import { machineRunner } from "./run-machine.js";
+import { framedCommand, framedOutput, machineRunner } from "./run-machine.js";
 
 const BOOT_MS = 9 * 60_000;
 const DOMID = 11;
@@ -184,14 +184,10 @@ test("netback: the stock kernel's netfront pings a TypeScript host; multi-slot f
 
       let n = 0;
       const sh = async (cmd: string): Promise<string> => {
-        const k = ++n, from = out.length;
-        const end = new RegExp(`^XN-${k + 1000}-END\\r?$`, "m");
-        m.input(Buffer.from(`${cmd}; echo XN-$((${k}+1000))-END\n`));
-        await runUntil(() => end.test(out.slice(from)), `output of: ${cmd}`);
-        const lines = out.slice(from).replace(/\r/g, "").split("\n");
-        const last = lines.findIndex((l) => end.test(l));
-        const echoEnd = lines.findIndex((l) => l.includes(`XN-$((${k}+1000))-END`));
-        return lines.slice(echoEnd + 1, last).join("\n");
+        const k = ++n + 1000, from = out.length;
+        m.input(Buffer.from(framedCommand(cmd, k)));
+        await runUntil(() => framedOutput(out.slice(from), k) !== undefined, `output of: ${cmd}`);
+        return framedOutput(out.slice(from), k)!;
       };
 
       t = Date.now();

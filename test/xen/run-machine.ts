@@ -18,3 +18,22 @@ export function machineRunner(m: Machine, out: () => string, deadline: number) {
     }
   };
 }
+
+/**
+ * A shell command line to type on a guest console, framed by markers that the shell computes (`$((k+0))`), so the
+ * markers never appear in the echo of the line. Its output is then found whatever the echo looks like: wrapped at
+ * the terminal width, or echoed twice when the line arrives before the shell's prompt (once by the tty in cooked
+ * mode, once more by busybox's line editor).
+ */
+export function framedCommand(cmd: string, k: number): string {
+  return `echo XO-$((${k}+0))-BEGIN; ${cmd}; echo XO-$((${k}+0))-END\n`;
+}
+
+/** The output of framedCommand(…, k) in console text (\r removed), or undefined while its end marker is missing. */
+export function framedOutput(text: string, k: number): string | undefined {
+  const lines = text.replace(/\r/g, "").split("\n");
+  const end = lines.indexOf(`XO-${k}-END`);
+  if (end < 0) return undefined;
+  const begin = lines.lastIndexOf(`XO-${k}-BEGIN`, end);
+  return lines.slice(begin + 1, end).join("\n");
+}
