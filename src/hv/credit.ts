@@ -19,6 +19,10 @@
  *  - time slice (tslice, default 30 ms): a slot's holder keeps it for a slice unless it blocks, or a BOOST
  *    domain arrives and the holder is not BOOST; credits are capped so an idle domain cannot hoard them.
  * Blocked and paused domains want nothing and use nothing.
+ *
+ * Thread groups: the hypervisor runs several domains in one worker thread (to share its V8 isolate), and a
+ * thread runs one domain at a time. So at most one domain of a group (SchedEntity.group) holds a slot: a
+ * waiting domain whose group-mate holds one can only take that slot, by the usual preemption rules.
  */
 
 export const DEFAULT_WEIGHT = 256;
@@ -48,6 +52,8 @@ export interface SchedEntity {
   cpuSeconds(): number;
   /** The scheduler's verdict: may run now (on the given slot) or must wait. */
   setPermit(run: boolean): void;
+  /** The worker thread it runs in, when threads hold several domains (at most one of a group holds a slot). */
+  readonly group?: number;
 }
 
 interface State {
@@ -158,6 +164,13 @@ export class CreditScheduler {
       for (const s of here) weights += s.e.params.weight;
       for (const s of here) gain.set(s, (gain.get(s) ?? 0) + (ms * s.e.params.weight) / weights);
     }
+    // A thread runs one of its domains at a time: a group earns at most one pCPU's worth, split by weight.
+    const groupGain = new Map<number, number>();
+    for (const [s, g] of gain) if (s.e.group !== undefined) groupGain.set(s.e.group, (groupGain.get(s.e.group) ?? 0) + g);
+    for (const [s, g] of gain) {
+      const total = s.e.group !== undefined ? groupGain.get(s.e.group)! : 0;
+      if (total > ms) gain.set(s, (g * ms) / total);
+    }
     for (const s of this.st.values()) {
       const g = Math.min(ms, gain.get(s) ?? 0);
       s.credit = Math.max(-4 * CREDIT_CAP_MS, Math.min(CREDIT_CAP_MS, s.credit + g));
@@ -189,15 +202,18 @@ export class CreditScheduler {
     for (const s of waiting) {
       const aff = s.e.params.affinity;
       const allowed = (k: number): boolean => aff === null || aff.includes(k);
+      // A group-mate holding a slot (same thread): only its slot, only by preemption.
+      let mate: State | null = null;
+      if (s.e.group !== undefined) for (const h of this.slots) if (h !== null && h.e.group === s.e.group) mate = h;
       // A free allowed slot, else preempt: a holder whose slice is over and who ranks below, or any non-BOOST
       // holder when this one is BOOST.
       let pick = -1;
-      for (let k = 0; k < this.pcpus && pick < 0; k++) if (allowed(k) && this.slots[k] === null) pick = k;
+      if (mate === null) for (let k = 0; k < this.pcpus && pick < 0; k++) if (allowed(k) && this.slots[k] === null) pick = k;
       if (pick < 0) {
         let worst: State | null = null;
         for (let k = 0; k < this.pcpus; k++) {
           const h = this.slots[k];
-          if (h === null || !allowed(k)) continue;
+          if (h === null || !allowed(k) || (mate !== null && h !== mate)) continue;
           const over = now >= h.sliceEnd;
           const outranked = this.pri(s) > this.pri(h) || (this.pri(s) === this.pri(h) && s.credit > h.credit);
           if ((over && outranked) || (s.boost && !h.boost)) {

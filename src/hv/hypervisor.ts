@@ -15,7 +15,7 @@ import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { XenStore, type XsSession } from "../xenstore/index.js";
-import { DomainRunner, DomainStartError } from "../machine/vm-host.js";
+import { DomainRunner, DomainStartError, VmThread } from "../machine/vm-host.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
@@ -56,16 +56,26 @@ interface Domain {
   sched: SchedParams;
   /** The shared kernel/ramdisk bytes it booted from (given back to the cache at destroy). */
   images: ImageRef[];
+  /** The worker thread it runs in (shared with other domains). */
+  thread: VmThread;
 }
 
 /** How often the credit scheduler looks (Xen's tick: 10 ms). */
 const SCHED_TICK_MS = 10;
+/**
+ * Default for HypervisorOptions.domainsPerThread. Each worker thread is a V8 isolate (~15–20 MiB with its young
+ * generation and compiled code: bench/density/probe.ts), so idle domains are cheaper together; a thread runs one
+ * of its domains at a time, so there are at least as many threads as pCPUs before any is shared.
+ */
+export const DEFAULT_DOMAINS_PER_THREAD = 8;
 
 export interface HypervisorOptions {
   /** Machine-frame pool size in MiB (default: 3/4 of host memory). */
   memoryMiB?: number;
   /** pCPUs for the credit scheduler (default: host cores). */
   pcpus?: number;
+  /** Most domains placed in one worker thread (default DEFAULT_DOMAINS_PER_THREAD; 1: a thread per domain). */
+  domainsPerThread?: number;
   /** Bridge daemons' run directory (XENO_RUN_DIR for src/net). */
   runDir?: string;
   log?: (line: string) => void;
@@ -79,6 +89,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   readonly images = new ImageCache();
   private schedTimer: NodeJS.Timeout | null = null;
   private readonly domains = new Map<number, Domain>();
+  /** Worker threads with domains in them (a thread ends with its last domain). */
+  private readonly threads = new Set<VmThread>();
+  readonly domainsPerThread: number;
   private readonly dom0: XsSession;
   private readonly logLines: string[] = [];
   private readonly started = Date.now();
@@ -92,6 +105,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.pool = FramePool.ofBytes((o.memoryMiB ?? Math.floor(totalmem() / 2 ** 20 * 0.75)) * 2 ** 20);
     this.runDir = o.runDir;
     this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
+    this.domainsPerThread = o.domainsPerThread ?? DEFAULT_DOMAINS_PER_THREAD;
+    if (!Number.isInteger(this.domainsPerThread) || this.domainsPerThread < 1) throw new RangeError(`domainsPerThread ${this.domainsPerThread}: want ≥ 1`);
     this.extLog = o.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.dom0 = this.store.connect(0, () => {});
     this.log(`xeno-hv: ${this.pool.totalFrames >> 8} MiB machine-frame pool, Xen ${XEN_MAJOR}.${XEN_MINOR} ABI`);
@@ -130,6 +145,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
       pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
+      vmThreads: this.threads.size, domainsPerThread: this.domainsPerThread,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -199,10 +215,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const kernel = read("kernel", spec.kernel);
     const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
     const runner = new DomainRunner();
+    const thread = this.placeThread();
     const schedBuf = new SharedArrayBuffer(8);
     const sp: SchedParams = { weight: spec.sched?.weight ?? DEFAULT_WEIGHT, cap: spec.sched?.cap ?? 0, affinity: spec.sched?.cpus ?? null };
     const d: Domain = {
-      schedCtl: new Int32Array(schedBuf), sched: sp, images,
+      schedCtl: new Int32Array(schedBuf), sched: sp, images, thread,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
       console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
     };
@@ -220,7 +237,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
           memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
-        });
+        }, thread);
         this.schedAdd(d);
       });
     } catch (e) {
@@ -229,6 +246,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (this.nextDomid === domid + 1) this.nextDomid = domid; // a domain that never ran gives its id back
       for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
+      await this.threadLeft(thread);
       this.cleanStore(d);
       this.releaseImages(d);
       if (e instanceof HvError) throw e;
@@ -258,6 +276,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "dying");
     this.sched.remove(d.domid);
     await d.runner.destroy();
+    await this.threadLeft(d.thread);
     // A domain that stopped by itself kept its frames when its thread ended: release what it held.
     if (d.runner.keptFrames) this.pool.release(d.runner.pages);
     for (const b of d.bridges.values()) b.close();
@@ -430,6 +449,29 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: detached vif ${devid}`);
   }
 
+  // ------------------------------------------------------------------------------------------------ threads
+
+  /**
+   * The thread for a new domain: a new one while there are fewer than pCPUs (busy domains each get a thread
+   * of their own first) or every thread is full; else the least loaded.
+   */
+  private placeThread(): VmThread {
+    let best: VmThread | null = null;
+    for (const t of this.threads) if (t.alive && (best === null || t.load < best.load)) best = t;
+    if (best === null || (this.threads.size < this.sched.pcpus && best.load > 0) || best.load >= this.domainsPerThread) {
+      best = new VmThread();
+      this.threads.add(best);
+    }
+    return best;
+  }
+
+  /** A domain left `t`: a thread without domains ends. */
+  private async threadLeft(t: VmThread): Promise<void> {
+    if (t.load > 0 && t.alive) return;
+    this.threads.delete(t);
+    await t.close();
+  }
+
   // ------------------------------------------------------------------------------------------------ scheduling
 
   private schedAdd(d: Domain): void {
@@ -440,7 +482,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       set params(p: SchedParams) { d.sched = p; },
       wants: () => d.stopped === null && !d.dying && !d.runner.paused && Atomics.load(ctl, SCHED_WANT) === 1,
       cpuSeconds: () => d.runner.cpuSeconds,
-      setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); Atomics.notify(ctl, SCHED_PERMIT); },
+      // The thread sleeps on its doorbell, not on this word: ring it.
+      setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); if (run) d.runner.ring(); },
+      group: d.thread.id,
     });
     this.schedKick();
   }

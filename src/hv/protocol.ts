@@ -104,6 +104,9 @@ export interface HostInfo {
   /** pCPUs the credit scheduler places domains on, and its time slice. */
   pcpus?: number;
   tsliceMs?: number;
+  /** Worker threads running domains, and the most domains one holds (several share a thread's V8 isolate). */
+  vmThreads?: number;
+  domainsPerThread?: number;
   /** Machine-frame pool, MiB. */
   totalMemoryMiB: number;
   freeMemoryMiB: number;

@@ -1,5 +1,7 @@
 /**
- * DomainRunner: runs one Machine in its own worker thread (vm-worker.ts) and talks to it by messages.
+ * DomainRunner: runs one Machine in a worker thread (vm-worker.ts) and talks to it by messages on its own
+ * MessagePort. The thread is the runner's own unless the owner passes a VmThread to start() (the hypervisor
+ * places several domains in one thread to share its V8 isolate).
  *
  *   const r = new DomainRunner();
  *   r.on("output", (bytes) => process.stdout.write(bytes));
@@ -12,14 +14,14 @@
  * it at once. Until xenod exists a DomainRunner lives in the `xeno create` process; the toolstack will own them.
  */
 import { EventEmitter } from "node:events";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "../hv/frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer } from "../hv/store-link.js";
 import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
-import type { DeviceOp, HostToWorker, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -88,10 +90,83 @@ const WORKER_URL = new URL("./vm-worker.js", import.meta.url);
  */
 const WORKER_YOUNG_GEN_MB = 6;
 
+/** A worker thread (vm-worker.ts) running the domains of the DomainRunners placed in it. */
+export class VmThread {
+  private static nextId = 1;
+  readonly id = VmThread.nextId++;
+  private readonly worker: Worker;
+  private readonly doorbell: Int32Array;
+  private readonly members = new Set<DomainRunner>();
+  private ended = false;
+  private readonly exited: Promise<void>;
+
+  constructor() {
+    const sab = new SharedArrayBuffer(4);
+    this.doorbell = new Int32Array(sab);
+    const data: VmThreadData = { doorbell: sab };
+    this.worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
+    // An uncaught error in the thread (outside a domain's guarded slice) ends every domain in it.
+    this.worker.on("error", (e) => { for (const r of [...this.members]) r.threadDied(`emulator thread failed: ${e.message}`); });
+    this.exited = new Promise((resolve) => {
+      this.worker.on("exit", (code) => {
+        this.ended = true;
+        for (const r of [...this.members]) r.threadDied(`emulator thread exited (code ${code}) without a stop report`);
+        resolve();
+      });
+    });
+  }
+
+  /** Domains placed here that have not gone yet. */
+  get load(): number { return this.members.size; }
+  get alive(): boolean { return !this.ended; }
+
+  /** Places a domain: its data (shared buffers stay shared) and one end of its port go to the thread. */
+  add(r: DomainRunner, data: VmWorkerData): MessagePort {
+    const ch = new MessageChannel();
+    this.members.add(r);
+    const m: HostToThread = { type: "add", data, port: ch.port2 };
+    this.worker.postMessage(m, [ch.port2]);
+    this.ring();
+    return ch.port1;
+  }
+
+  /** A domain's Machine is gone from the thread. */
+  leave(r: DomainRunner): void { this.members.delete(r); }
+
+  /** Wakes the thread (after a message on any of its ports, or a scheduler permit). */
+  ring(): void {
+    Atomics.add(this.doorbell, 0, 1);
+    Atomics.notify(this.doorbell, 0);
+  }
+
+  /** Ends the thread (its domains should be gone): "exit", then terminate after the grace period. */
+  async close(): Promise<void> {
+    if (!this.ended) {
+      const m: HostToThread = { type: "exit" };
+      this.worker.postMessage(m);
+      this.ring();
+      const timer = setTimeout(() => { void this.worker.terminate(); }, DESTROY_GRACE_MS);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops the thread at once (a domain in it did not answer): every domain still in it crashes. */
+  terminate(): void { void this.worker.terminate(); }
+
+  whenExited(): Promise<void> { return this.exited; }
+}
+
 export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
-  private worker: Worker | undefined;
-  private doorbell: Int32Array | undefined;
+  private thread: VmThread | undefined;
+  /** The thread is this runner's own (closed when the domain is gone). */
+  private ownThread = false;
+  private port: MessagePort | undefined;
   private done = false;
+  /** The domain's Machine left its thread ("gone", "failed", or the thread ended). */
+  private gone = false;
+  private goneResolve: () => void = () => {};
   private exited: Promise<void> = Promise.resolve();
   private link: StoreLinkHost | null = null;
   private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
@@ -126,12 +201,11 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 
-  get running(): boolean { return this.worker !== undefined && !this.done; }
+  get running(): boolean { return this.port !== undefined && !this.done; }
 
-  start(o: DomainRunOptions): void {
-    if (this.worker !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
-    const sab = new SharedArrayBuffer(4);
-    this.doorbell = new Int32Array(sab);
+  /** Starts the domain in `thread` (shared with other runners), or in a thread of its own. */
+  start(o: DomainRunOptions, thread?: VmThread): void {
+    if (this.port !== undefined) throw new Error("DomainRunner.start: already started (use a new DomainRunner)");
     let storeLink: SharedArrayBuffer | undefined;
     if (o.store !== undefined) {
       storeLink = newStoreLinkBuffer();
@@ -139,12 +213,15 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     }
     if (o.paused) this.stats[STAT_PAUSED] = 1;
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
-      xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, doorbell: sab, domid: o.domid, uuid: o.uuid,
+      xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched };
-    const w = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false,
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
-    this.worker = w;
-    w.on("message", (m: WorkerToHost) => {
+    this.ownThread = thread === undefined;
+    const t = thread ?? new VmThread();
+    this.thread = t;
+    this.exited = new Promise((resolve) => { this.goneResolve = resolve; });
+    const port = t.add(this, data);
+    this.port = port;
+    port.on("message", (m: WorkerToHost) => {
       if (this.link !== null && m.type.startsWith("xs-")) { this.link.handle(m); return; }
       switch (m.type) {
         case "started": this.emit("started"); break;
@@ -154,21 +231,35 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "kept-frames": this.keptFrames = true; break;
         case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
+        case "gone":
+          this.finish({ state: "crashed", reason: "the emulator thread let the domain go without a stop report" });
+          this.leave();
+          break;
         case "failed":
           this.done = true;
           this.emit("error", new DomainStartError(m.code, m.message));
+          this.leave();
           break;
       }
     });
-    // An uncaught error in the worker (outside the guarded loop): the domain crashed.
-    w.on("error", (e) => this.finish({ state: "crashed", reason: `emulator thread failed: ${e.message}` }));
-    this.exited = new Promise((resolve) => {
-      w.on("exit", (code) => {
-        this.link?.dispose();
-        this.finish({ state: "crashed", reason: `emulator thread exited (code ${code}) without a stop report` });
-        resolve();
-      });
-    });
+  }
+
+  /** The thread ended or failed while the domain was in it. */
+  threadDied(reason: string): void {
+    this.finish({ state: "crashed", reason });
+    this.leave();
+  }
+
+  /** The domain's Machine is gone from its thread: release the port, the link and (if its own) the thread. */
+  private leave(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.link?.dispose();
+    this.port?.close();
+    const t = this.thread!;
+    t.leave(this);
+    if (this.ownThread) void t.close().then(() => this.goneResolve());
+    else this.goneResolve();
   }
 
   /** Console input for the guest (copied by postMessage). */
@@ -184,11 +275,12 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
 
   /** Ends the domain: 'stopped' is emitted with state "destroyed" (unless it stopped already). */
   async destroy(): Promise<void> {
-    const w = this.worker;
-    if (w === undefined) return;
+    if (this.port === undefined) return;
     if (!this.done) {
       this.send({ type: "destroy" });
-      const timer = setTimeout(() => { void w.terminate(); }, DESTROY_GRACE_MS);
+      // A thread that does not let the domain go in time is stuck (every domain in it is): end it.
+      const t = this.thread!;
+      const timer = setTimeout(() => t.terminate(), DESTROY_GRACE_MS);
       await this.exited;
       clearTimeout(timer);
       this.finish({ state: "destroyed", reason: "destroyed by the toolstack" });
@@ -197,14 +289,16 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     }
   }
 
-  /** Resolves when the worker thread has ended. */
+  /** Resolves when the domain's Machine has left its thread (and a thread of its own has ended). */
   whenExited(): Promise<void> { return this.exited; }
 
+  /** Wakes the domain's thread (the scheduler granted a permit). */
+  ring(): void { this.thread?.ring(); }
+
   private send(m: HostToWorker): void {
-    if (this.worker === undefined || this.done) return;
-    this.worker.postMessage(m);
-    Atomics.add(this.doorbell!, 0, 1);
-    Atomics.notify(this.doorbell!, 0);
+    if (this.port === undefined || this.done) return;
+    this.port.postMessage(m);
+    this.thread!.ring();
   }
 
   private finish(s: DomainStopped): void {

@@ -1,13 +1,16 @@
 /**
- * The thread a domain's Machine runs in (worker_threads entry; spawned by DomainRunner in vm-host.ts).
+ * A thread that runs domains' Machines (worker_threads entry; spawned by VmThread in vm-host.ts). One thread may
+ * hold several domains (the hypervisor groups them to share one V8 isolate: bench/density); each domain has its
+ * own MessagePort to its DomainRunner, handed over in an "add" message on the thread's parent port.
  *
- * The loop never yields to the worker's event loop: it drains the parent's messages synchronously with
- * receiveMessageOnPort (console input, 'destroy'), runs one slice of every runnable vCPU, and posts console
- * output in batches. When every vCPU waits (WFI) it sleeps with Atomics.wait on the shared doorbell until the
- * next timer is due or the host rings (it increments the doorbell and notifies after every post), so an idle
- * guest costs the host ~no CPU (STYLE.md "Idle is free").
+ * The loop never yields to the worker's event loop: it drains every port synchronously with receiveMessageOnPort
+ * (new domains, console input, 'destroy', …), runs one slice of each domain that may run (not paused, holding the
+ * credit scheduler's permit when it has one), and posts console output in batches. When no domain has a runnable
+ * vCPU it sleeps with Atomics.wait on the thread's doorbell until the next timer is due or the host rings (it
+ * increments the doorbell and notifies after every post and every permit), so idle guests cost the host ~no CPU
+ * (STYLE.md "Idle is free"). A fault in one domain's emulation ends that domain only; the thread goes on.
  */
-import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { Machine, MachineError } from "./machine.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
@@ -54,9 +57,20 @@ export interface VmWorkerData {
   sched?: SharedArrayBuffer;
   /** Float64Array(STAT_WORDS) the worker keeps current for the host (see STAT_*). */
   stats?: SharedArrayBuffer;
+}
+
+/** What the thread gets at start (workerData). */
+export interface VmThreadData {
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
 }
+
+/** Messages on the thread's parent port. */
+export type HostToThread =
+  /** A new domain: its data and its port (transferred). */
+  | { type: "add"; data: VmWorkerData; port: MessagePort }
+  /** No domain left and none coming: end the thread. */
+  | { type: "exit" };
 
 /** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
 export type DeviceOp =
@@ -88,63 +102,144 @@ export type WorkerToHost =
   | { type: "device-done"; req: number; error?: string }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
-  /** Sent (before the thread ends) when the domain's frames stay claimed for the hypervisor to release. */
+  /** Sent (before "gone") when the domain's frames stay claimed for the hypervisor to release. */
   | { type: "kept-frames" }
+  /** The domain's Machine is disposed (its disk images closed, its frames released unless kept): the last message. */
+  | { type: "gone" }
   /** The machine could not be built (bad memory size, vcpus, kernel image): nothing ran. */
   | { type: "failed"; code: string; message: string };
 
 /**
- * Longest sleep without looking at the doorbell. Every host message rings the doorbell and Machine.runSlice
- * reports the next timer deadline (at most 1 s ahead), so this only bounds a lost wake-up; it was 100 ms, which
- * woke every idle domain 10 times a second for nothing (bench/density).
+ * Longest sleep without looking at the doorbell. Every host message and permit rings the doorbell and
+ * Machine.runSlice reports the next timer deadline (at most 1 s ahead), so this only bounds a lost wake-up.
  */
 const MAX_SLEEP_MS = 1000;
+/** Sleep while every runnable domain waits for its permit (the host rings on a permit; this bounds a lost one). */
+const PERMIT_WAIT_MS = 10;
 /** Console output is posted when this many bytes are pending, or this long after the first pending byte. */
 const OUT_BATCH_BYTES = 16384;
 const OUT_BATCH_MS = 10;
 
-function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
-  const post = (m: WorkerToHost): void => port.postMessage(m);
-  const doorbell = new Int32Array(d.doorbell);
-  // Pending console output: chunks copied out of the Machine's reused buffer.
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  let pendingSince = 0;
-  const flush = (): void => {
-    if (pendingBytes === 0) return;
-    const bytes = new Uint8Array(pendingBytes);
-    let o = 0;
-    for (const c of pending) { bytes.set(c, o); o += c.length; }
-    pending = [];
-    pendingBytes = 0;
-    post({ type: "output", bytes });
-  };
-
-  // With a store link, XenStore is the hypervisor's (main thread); else the Machine makes a private one.
-  const remote = d.storeLink !== undefined ? new RemoteStore((msg) => port.postMessage(msg), d.storeLink) : null;
-  const link: { peer: RemoteXenbusPeer | null } = { peer: null };
-  const stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
-  let paused = d.paused === true;
-  const sched = d.sched !== undefined ? new Int32Array(d.sched) : null;
-  // A vif's guest frames leave as net-tx messages addressed by the vif's devid.
-  const vifAttach = (config: NetVifConfig): VifAttach => ({
-    config,
-    out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif: config.devid, frame }, [frame.buffer]); },
-  });
+/** One domain in this thread: its Machine, its port, and what the loop keeps for it. */
+class Guest {
+  readonly m: Machine;
+  /** True once the domain is finished here (stopped, destroyed or failed): the loop drops it. */
+  done = false;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private pendingSince = 0;
+  private readonly remote: RemoteStore | null;
+  private readonly link: { peer: RemoteXenbusPeer | null } = { peer: null };
+  private readonly stats: Float64Array;
+  private paused: boolean;
+  private readonly sched: Int32Array | null;
+  /** A sched-wake was posted and no permit came yet. */
+  private askedPermit = false;
+  /**
+   * When the guest next has something to do (performance.now() ms; 0: now): its vCPUs all wait and this is the
+   * next timer or vif window. Until then, or a message for it, the domain neither wants a pCPU nor runs — the
+   * thread's doorbell also rings for the other domains in the thread.
+   */
+  private wakeAt = 0;
+  private guestStopped = false;
   /** Hot-unplugs waiting for the front-end: forced after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
-  const unplugs: { deadline: number; force(): void }[] = [];
-  const deviceOp = (h: DeviceOp): void => {
-    const reply = (error?: string): void => post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}) });
+  private readonly unplugs: { deadline: number; force(): void }[] = [];
+  private readonly withPool: boolean;
+  /** Pages of a domain without the Xen layer (no balloon): its RAM. */
+  private readonly memPages: number;
+
+  /** Builds the Machine; throws what its constructor throws (after reporting "failed"). */
+  constructor(private readonly port: MessagePort, d: VmWorkerData) {
+    this.remote = d.storeLink !== undefined ? new RemoteStore((msg) => port.postMessage(msg), d.storeLink) : null;
+    this.stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
+    this.paused = d.paused === true;
+    this.sched = d.sched !== undefined ? new Int32Array(d.sched) : null;
+    this.withPool = d.pool !== undefined;
+    this.memPages = d.memMiB * 256;
+    const remote = this.remote, link = this.link;
+    try {
+      this.m = new Machine({
+        memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
+        xen: d.xen, name: d.name, disks: d.disks, domid: d.domid, uuid: d.uuid,
+        pool: d.pool !== undefined ? new FramePool(d.pool) : undefined,
+        xenstore: remote ?? undefined,
+        xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
+        vifs: (d.vifs ?? []).map((v) => this.vifAttach(v)),
+        consoleOut: (b) => {
+          if (this.pendingBytes === 0) this.pendingSince = performance.now();
+          this.pending.push(b.slice());
+          this.pendingBytes += b.length;
+        },
+      });
+    } catch (e) {
+      this.post({ type: "failed", code: e instanceof MachineError ? e.code : "MACHINE_ERROR", message: e instanceof Error ? e.message : String(e) });
+      this.done = true;
+      port.close();
+      throw e;
+    }
+    // The images are in guest RAM now; drop the references (shared buffers stay with the hypervisor's cache).
+    d.kernel = new Uint8Array(0);
+    d.initrd = undefined;
+    this.stats[STAT_PAGES] = this.m.xen !== null ? this.m.xen.account.pages : this.memPages;
+    this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
+    this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
+    this.post({ type: "started" });
+  }
+
+  private post(m: WorkerToHost): void { this.port.postMessage(m); }
+
+  private vifAttach(config: NetVifConfig): VifAttach {
+    const port = this.port;
+    return { config, out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif: config.devid, frame }, [frame.buffer]); } };
+  }
+
+  flush(): void {
+    if (this.pendingBytes === 0) return;
+    const bytes = new Uint8Array(this.pendingBytes);
+    let o = 0;
+    for (const c of this.pending) { bytes.set(c, o); o += c.length; }
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.post({ type: "output", bytes });
+  }
+
+  /** Handles every message waiting on the domain's port. */
+  drain(): void {
+    const m = this.m;
+    for (let msg = receiveMessageOnPort(this.port); msg !== undefined && !this.done; msg = receiveMessageOnPort(this.port)) {
+      const h = msg.message as HostToWorker;
+      this.wakeAt = 0;
+      if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+      else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") this.deviceOp(h);
+      else if (h.type === "xs-watch") this.remote?.deliver(h);
+      else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
+      else if (h.type === "xs-closed") { this.link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
+      else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
+      else if (h.type === "pause") this.paused = true;
+      else if (h.type === "unpause") this.paused = false;
+      else if (h.type === "input") m.input(h.bytes);
+      else if (h.type === "destroy") {
+        m.flushOut();
+        this.flush();
+        this.post({ type: "stopped", state: "destroyed", reason: "destroyed by the toolstack" });
+        this.finish();
+      }
+    }
+  }
+
+  private deviceOp(h: DeviceOp): void {
+    const m = this.m;
+    const reply = (error?: string): void => this.post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}) });
     try {
       switch (h.type) {
         case "attach-disk": m.attachDisk(h.disk); reply(); break;
-        case "attach-vif": m.attachVif(vifAttach(h.vif)); reply(); break;
+        case "attach-vif": m.attachVif(this.vifAttach(h.vif)); reply(); break;
         case "detach-disk": case "detach-vif": {
           const dev = h.type === "detach-disk" ? m.diskDevice(h.devid) : m.vifDevice(h.devid);
           if (dev === null) { reply(`no ${h.type === "detach-disk" ? "disk" : "vif"} with devid ${h.devid}`); break; }
           let done = false;
           const finish = (): void => { if (done) return; done = true; dev.close(); reply(); };
-          unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => { dev.device.forceUnplug(); finish(); } });
+          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => { dev.device.forceUnplug(); finish(); } });
           dev.device.unplug(finish);
           break;
         }
@@ -152,115 +247,119 @@ function main(port: NonNullable<typeof parentPort>, d: VmWorkerData): void {
     } catch (e) {
       reply(e instanceof Error ? e.message : String(e));
     }
-  };
-  let m: Machine;
-  try {
-    m = new Machine({
-      memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
-      xen: d.xen, name: d.name, disks: d.disks, domid: d.domid, uuid: d.uuid,
-      pool: d.pool !== undefined ? new FramePool(d.pool) : undefined,
-      xenstore: remote ?? undefined,
-      xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
-      vifs: (d.vifs ?? []).map(vifAttach),
-      consoleOut: (b) => {
-        if (pendingBytes === 0) pendingSince = performance.now();
-        pending.push(b.slice());
-        pendingBytes += b.length;
-      },
-    });
-  } catch (e) {
-    post({ type: "failed", code: e instanceof MachineError ? e.code : "MACHINE_ERROR", message: e instanceof Error ? e.message : String(e) });
-    return;
   }
-  // The images are in guest RAM now; drop the copies.
-  d.kernel = new Uint8Array(0);
-  d.initrd = undefined;
-  stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : d.memMiB * 256;
-  stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
-  post({ type: "started" });
 
-  let guestStopped = false;
-  /** A sched-wake was posted and no permit came yet. */
-  let askedPermit = false;
-  try {
-    for (;;) {
-      // Read the doorbell before draining: a message posted after this read changes it, so the wait below
-      // returns at once instead of sleeping through the message.
-      const seen = Atomics.load(doorbell, 0);
-      for (let msg = receiveMessageOnPort(port); msg !== undefined; msg = receiveMessageOnPort(port)) {
-        const h = msg.message as HostToWorker;
-        if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
-        else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") deviceOp(h);
-        else if (h.type === "xs-watch") remote?.deliver(h);
-        else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
-        else if (h.type === "xs-closed") { link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
-        else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
-        else if (h.type === "pause") paused = true;
-        else if (h.type === "unpause") paused = false;
-        else if (h.type === "input") m.input(h.bytes);
-        else if (h.type === "destroy") {
-          m.flushOut();
-          flush();
-          post({ type: "stopped", state: "destroyed", reason: "destroyed by the toolstack" });
-          return;
-        }
-      }
-      if (unplugs.length > 0) {
-        const now = Date.now();
-        for (let i = unplugs.length - 1; i >= 0; i--) if (now >= unplugs[i]!.deadline) unplugs.splice(i, 1)[0]!.force();
-      }
-      stats[STAT_PAUSED] = paused ? 1 : 0;
-      if (paused) {
-        flush();
-        Atomics.wait(doorbell, 0, seen, MAX_SLEEP_MS);
-        continue;
-      }
-      if (sched !== null) {
-        Atomics.store(sched, SCHED_WANT, 1);
-        if (Atomics.load(sched, SCHED_PERMIT) === 0) {
-          // Not our turn on a pCPU: say so once (the hypervisor's tick may be stopped while every domain is
-          // idle, and a woken domain should not wait for the next tick), then wait for the permit (messages
-          // are still drained every few ms).
-          if (!askedPermit) { askedPermit = true; post({ type: "sched-wake" }); }
-          flush();
-          Atomics.wait(sched, SCHED_PERMIT, 0, 10);
-          continue;
-        }
-        askedPermit = false;
-      }
-      const t0 = performance.now();
-      const w = m.runSlice();
-      if (sched !== null && w > 0) Atomics.store(sched, SCHED_WANT, 0);
-      stats[STAT_CPU_S] += (performance.now() - t0) / 1000;
-      stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
-      stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : d.memMiB * 256;
-      let online = 0;
-      for (const v of m.vcpus) if (v.online) online++;
-      stats[STAT_ONLINE] = online;
-      if (w < 0) {
-        flush();
-        guestStopped = true;
-        post({ type: "stopped", state: m.state === "running" ? "crashed" : m.state, reason: m.reason });
-        return;
-      }
-      if (pendingBytes >= OUT_BATCH_BYTES || (pendingBytes > 0 && (w > 0 || performance.now() - pendingSince >= OUT_BATCH_MS))) flush();
-      if (w > 0) Atomics.wait(doorbell, 0, seen, Math.min(w, MAX_SLEEP_MS));
+  /**
+   * One turn of the loop for this domain: forced unplugs, then a slice if it may run. Returns how long it can
+   * wait (ms; 0: it wants to run again at once), PERMIT_WAIT when it wants a pCPU it has no permit for.
+   */
+  step(): number {
+    if (this.unplugs.length > 0) {
+      const now = Date.now();
+      for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.force();
     }
-  } catch (e) {
-    // An exception from the CPU or a device ends this domain only (STYLE.md: a fault in one domain's code path
-    // ends that domain at worst).
-    flush();
-    const err = e instanceof Error ? e : new Error(String(e));
-    guestStopped = true;
-    post({ type: "stopped", state: "crashed", reason: `emulator fault: ${err.message}${err.stack ? `\n${err.stack}` : ""}` });
-  } finally {
-    // Disk images are closed (their writes are in the files already). Frames go back to the pool now only when
-    // the toolstack destroyed the domain: a domain that shut down or crashed keeps its memory until destroyed,
-    // as in Xen (the hypervisor then releases what the stats say it held).
-    const keep = guestStopped && d.pool !== undefined;
-    if (keep) post({ type: "kept-frames" });
-    m.dispose(keep);
+    const stats = this.stats, sched = this.sched, m = this.m;
+    stats[STAT_PAUSED] = this.paused ? 1 : 0;
+    if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
+    if (this.wakeAt !== 0) {
+      const left = this.wakeAt - performance.now();
+      if (left > 0) return left;
+      this.wakeAt = 0;
+    }
+    if (sched !== null) {
+      Atomics.store(sched, SCHED_WANT, 1);
+      if (Atomics.load(sched, SCHED_PERMIT) === 0) {
+        // Not its turn on a pCPU: say so once (the hypervisor's tick may be stopped while every domain is idle,
+        // and a woken domain should not wait for the next tick); the permit rings the doorbell.
+        if (!this.askedPermit) { this.askedPermit = true; this.post({ type: "sched-wake" }); }
+        this.flush();
+        return PERMIT_WAIT;
+      }
+      this.askedPermit = false;
+    }
+    let w: number;
+    const t0 = performance.now();
+    try {
+      w = m.runSlice();
+    } catch (e) {
+      // An exception from the CPU or a device ends this domain only (STYLE.md: a fault in one domain's code
+      // path ends that domain at worst).
+      this.flush();
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.guestStopped = true;
+      this.post({ type: "stopped", state: "crashed", reason: `emulator fault: ${err.message}${err.stack ? `\n${err.stack}` : ""}` });
+      this.finish();
+      return MAX_SLEEP_MS;
+    }
+    const t1 = performance.now();
+    if (w > 0) {
+      this.wakeAt = t1 + w;
+      if (sched !== null) Atomics.store(sched, SCHED_WANT, 0);
+    }
+    stats[STAT_CPU_S] += (t1 - t0) / 1000;
+    stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
+    stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : this.memPages;
+    let online = 0;
+    for (const v of m.vcpus) if (v.online) online++;
+    stats[STAT_ONLINE] = online;
+    if (w < 0) {
+      this.flush();
+      this.guestStopped = true;
+      this.post({ type: "stopped", state: m.state === "running" ? "crashed" : m.state, reason: m.reason });
+      this.finish();
+      return MAX_SLEEP_MS;
+    }
+    if (this.pendingBytes >= OUT_BATCH_BYTES || (this.pendingBytes > 0 && (w > 0 || performance.now() - this.pendingSince >= OUT_BATCH_MS))) this.flush();
+    return w;
+  }
+
+  /**
+   * Ends the domain here: disk images are closed (their writes are in the files already). Frames go back to the
+   * pool now only when the toolstack destroyed the domain: a domain that shut down or crashed keeps its memory
+   * until destroyed, as in Xen (the hypervisor then releases what the stats say it held).
+   */
+  finish(): void {
+    if (this.done) return;
+    this.done = true;
+    const keep = this.guestStopped && this.withPool;
+    if (keep) this.post({ type: "kept-frames" });
+    try { this.m.dispose(keep); } finally {
+      this.post({ type: "gone" });
+      this.port.close();
+    }
   }
 }
 
-if (parentPort !== null) main(parentPort, workerData as VmWorkerData);
+/** Returned by Guest.step while the domain waits for the scheduler's permit. */
+const PERMIT_WAIT = -2;
+
+function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
+  const doorbell = new Int32Array(t.doorbell);
+  const guests: Guest[] = [];
+  /** Rotates which domain runs first, so none is always last in a busy thread. */
+  let first = 0;
+  for (;;) {
+    // Read the doorbell before draining: a message posted after this read changes it, so the wait below
+    // returns at once instead of sleeping through the message.
+    const seen = Atomics.load(doorbell, 0);
+    for (let msg = receiveMessageOnPort(parent); msg !== undefined; msg = receiveMessageOnPort(parent)) {
+      const h = msg.message as HostToThread;
+      if (h.type === "exit") { for (const g of guests) g.finish(); return; }
+      try { guests.push(new Guest(h.port, h.data)); } catch { /* reported to its runner as "failed" */ }
+    }
+    let wait = MAX_SLEEP_MS;
+    const n = guests.length;
+    first = n > 0 ? (first + 1) % n : 0;
+    for (let i = 0; i < n; i++) {
+      const g = guests[(first + i) % n]!;
+      g.drain();
+      if (g.done) continue;
+      const w = g.step();
+      wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
+    }
+    for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
+    if (wait > 0) Atomics.wait(doorbell, 0, seen, wait);
+  }
+}
+
+if (parentPort !== null) main(parentPort, workerData as VmThreadData);

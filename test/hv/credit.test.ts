@@ -80,3 +80,22 @@ test("a domain waking from blocked is boosted past a CPU hog on a shared pCPU", 
   assert.ok(waitedMax <= 15, `woken domain waited up to ${waitedMax} ms for the pCPU`);
   assert.ok(hog.cpu > 18, `the hog still gets the rest: ${hog.cpu.toFixed(1)} s`);
 });
+
+test("thread groups: one domain per thread holds a slot; group-mates share their thread by weight", () => {
+  class GDom extends Dom {
+    constructor(id: number, params: SchedParams, readonly group: number) { super(id, params); }
+  }
+  // Three busy domains on two pCPUs, two of them in one thread: the thread-mates never run together, and the
+  // lone one keeps its pCPU (its mates cannot take the free slot).
+  const a = new GDom(1, P(), 1), b = new GDom(2, P(), 1), c = new GDom(3, P(), 2);
+  sim(2, [a, b, c], 30_000, () => assert.ok(!(a.permit && b.permit), "two domains of one thread hold permits"));
+  assert.ok(c.cpu > 29, `the lone thread's domain ran ${c.cpu.toFixed(1)} s of 30`);
+  assert.ok(a.cpu + b.cpu > 29, `the shared thread was busy ${(a.cpu + b.cpu).toFixed(1)} s of 30`);
+  const ratio = a.cpu / b.cpu;
+  assert.ok(ratio > 0.8 && ratio < 1.25, `mates split ${a.cpu.toFixed(1)} / ${b.cpu.toFixed(1)} s`);
+  // Weights still hold between thread-mates.
+  const x = new GDom(1, P(512), 7), y = new GDom(2, P(256), 7);
+  sim(2, [x, y], 30_000, () => assert.ok(!(x.permit && y.permit)));
+  const r = x.cpu / y.cpu;
+  assert.ok(r > 1.7 && r < 2.3, `ratio ${r.toFixed(2)}`);
+});

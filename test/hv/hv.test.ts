@@ -77,6 +77,8 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     }
     const info2 = await c.ok<HostInfo>("info");
     assert.ok(info2.freeMemoryMiB <= 2048 - N * (MEM - 1), `pool free ${info2.freeMemoryMiB} MiB`);
+    // Domains share worker threads (one isolate each): a thread per pCPU first, then up to domainsPerThread each.
+    assert.equal(info2.vmThreads, Math.min(N, Math.max(info2.pcpus!, Math.ceil(N / info2.domainsPerThread!))), JSON.stringify(info2));
 
     // One store: the guests' own writes (through their xenbus rings) are visible over the socket.
     assert.equal(xs("xenstore-read", "/local/domain/4/name"), "g4");
@@ -130,6 +132,7 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     assert.deepEqual(xs("xenstore-list", "/local/domain").split("\n"), ["0"]);
     assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, 2048);
     assert.equal((await c.ok<DomainInfo[]>("list")).length, 1);
+    assert.equal((await c.ok<HostInfo>("info")).vmThreads, 0, "a thread ends with its last domain");
     assert.equal(hv.exitCode, null, "the hypervisor is still up");
   } finally {
     for (const t of taps) t.close();
