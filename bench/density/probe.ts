@@ -1,7 +1,9 @@
 /**
  * bench/density/probe: where the hypervisor process's memory goes, per domain (issue 5's density goal).
  *
- *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--paused]
+ *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--per-thread N] [--paused]
+ *
+ * --per-thread N: xeno-hv --domains-per-thread N (default: the hypervisor's, 8).
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
@@ -77,10 +79,11 @@ function show(what: string, b: Breakdown, base: Breakdown | null, n: number): vo
 }
 
 async function main(): Promise<void> {
-  const n = arg("--domains", 2), mem = arg("--memory", 64), pausedOnly = process.argv.includes("--paused");
+  const n = arg("--domains", 2), mem = arg("--memory", 64), perThread = arg("--per-thread", 0), pausedOnly = process.argv.includes("--paused");
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
-  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8)))],
+  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
+    ...(perThread > 0 ? ["--domains-per-thread", String(perThread)] : [])],
     { stdio: ["ignore", "ignore", "ignore"] });
   try {
     const c = await connectHv(dir);

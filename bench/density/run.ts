@@ -1,7 +1,9 @@
 /**
  * bench/density: many idle Debian DomUs under one hypervisor process (issue 5: "100 idle domains").
  *
- *   node dist/bench/density/run.js [--domains N] [--memory MiB] [--timeout SEC]
+ *   node dist/bench/density/run.js [--domains N] [--memory MiB] [--timeout SEC] [--per-thread N]
+ *
+ * --per-thread N: xeno-hv --domains-per-thread N (default: the hypervisor's, 8; 1 = a thread per domain).
  *
  * Starts `xeno-hv` in a temporary run directory, creates N domains (Debian's kernel + the busybox initramfs,
  * console=hvc0) one after another, waits until every console shows the ready marker, checks that every console
@@ -17,6 +19,7 @@ import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
+import type { HostInfo } from "../../src/hv/protocol.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
@@ -29,10 +32,11 @@ function procStat(pid: number): { ticks: number; rssKiB: number } {
 }
 
 async function main(): Promise<void> {
-  const n = arg("--domains", 10), mem = arg("--memory", 64), timeout = arg("--timeout", 3600);
+  const n = arg("--domains", 10), mem = arg("--memory", 64), timeout = arg("--timeout", 3600), perThread = arg("--per-thread", 0);
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-density-"));
-  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8)))],
+  const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
+    ...(perThread > 0 ? ["--domains-per-thread", String(perThread)] : [])],
     { stdio: ["ignore", "ignore", "ignore"] });
   const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
   try {
@@ -72,6 +76,8 @@ async function main(): Promise<void> {
     console.log(`  hypervisor RSS: ${(s1.rssKiB / 1024).toFixed(0)} MiB; per domain ${(perDomKiB / 1024).toFixed(1)} MiB ` +
       `(guest RAM configured ${mem} MiB; RSS counts only guest pages touched)`);
     console.log(`  list latency: median ${lat[10]!.toFixed(1)} ms, max ${lat[19]!.toFixed(1)} ms`);
+    const info = await c.ok<HostInfo>("info");
+    console.log(`  worker threads: ${info.vmThreads ?? "?"} (at most ${info.domainsPerThread ?? 1} domains each)`);
     for (const t of taps) t.close();
     c.close();
   } finally {

@@ -92,7 +92,10 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
 
 export type WorkerToHost =
   | { type: "started" }
-  /** Sent once each time the domain wants a pCPU and has no permit: the hypervisor ticks its scheduler now. */
+  /**
+   * The hypervisor should tick its scheduler now: sent once each time the domain wants a pCPU and has no permit,
+   * and when it blocks holding one.
+   */
   | { type: "sched-wake" }
   | StoreLinkUp
   | { type: "output"; bytes: Uint8Array }
@@ -294,7 +297,12 @@ class Guest {
     const t1 = performance.now();
     if (w > 0) {
       this.wakeAt = t1 + w;
-      if (sched !== null) Atomics.store(sched, SCHED_WANT, 0);
+      if (sched !== null) {
+        Atomics.store(sched, SCHED_WANT, 0);
+        // Blocked with a pCPU: have the scheduler look now rather than at its next tick — a thread-mate may be
+        // waiting for exactly this slot.
+        if (Atomics.load(sched, SCHED_PERMIT) === 1) this.post({ type: "sched-wake" });
+      }
     }
     stats[STAT_CPU_S] += (t1 - t0) / 1000;
     stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
