@@ -90,16 +90,18 @@ export class MachineError extends Error {
 const SLICE = 50_000;
 /**
  * The decode cache drops the code pages not run since its last sweep (CodeCache.sweep) once at least this many
- * slices ran and this much host time passed: ~1 s while booting, ~5 s when idle (an idle guest runs a short
- * slice at each of its ~6 wake-ups per second). Both bounds, so a domain that waits for a pCPU behind many others
- * (few slices per second) keeps what it runs between its turns.
+ * slices ran and this much host time passed: every 5 s while booting or busy, every ~5–10 s when idle (an idle
+ * guest runs a short slice at each of its ~6 wake-ups per second). Both bounds, so a domain that waits for a pCPU
+ * behind many others (few slices per second) keeps what it runs between its turns. Each sweep makes code that
+ * runs less often than that be decoded again (boot CPU with 1 s and 5 s: docs/benchmarks.md).
  */
-const SWEEP_SLICES = 32, SWEEP_MS = 1000;
+const SWEEP_SLICES = 32, SWEEP_MS = 5000;
 /** XENO_NO_CODE_SWEEP=1 keeps every decoded page (the behaviour before sweeping), for A/B measurements. */
 const SWEEP_ENABLED = !process.env.XENO_NO_CODE_SWEEP;
 /**
- * A full GC after sweeps have dropped this many pages (8 KiB of handler array each) and at most once per
- * GC_MS: see collectGarbage. Two full GCs of a booted domain's worker heap cost ~20–60 ms.
+ * A full GC after sweeps have dropped this many pages (8 KiB of handler array each), at most once per GC_MS and
+ * only when every vCPU waits (an idle moment, not in the middle of a boot's busy stretch): see collectGarbage.
+ * Two full GCs of a booted domain's worker heap cost ~20–60 ms.
  */
 const GC_PAGES = 256, GC_MS = 30_000;
 
@@ -341,7 +343,10 @@ export class Machine {
     return Math.max(0, Math.min(next, 1000));
   }
 
-  /** Between slices (no run loop active): drops decoded code pages that went cold (SWEEP_SLICES, SWEEP_MS). */
+  /**
+   * Between slices (no run loop active): drops decoded code pages that went cold (SWEEP_SLICES, SWEEP_MS), and
+   * collects the garbage when enough was dropped and every vCPU waits.
+   */
   private sweepCode(): void {
     if (++this.slicesSinceSweep < SWEEP_SLICES || !SWEEP_ENABLED) return;
     const now = performance.now();
@@ -349,7 +354,7 @@ export class Machine {
     this.slicesSinceSweep = 0;
     this.lastSweepMs = now;
     this.droppedSinceGc += this.code.sweep(this.codePage);
-    if (this.droppedSinceGc >= GC_PAGES && now - this.lastGcMs >= GC_MS) {
+    if (this.droppedSinceGc >= GC_PAGES && now - this.lastGcMs >= GC_MS && this.vcpus.every((v) => !v.online || v.waiting !== 0)) {
       this.droppedSinceGc = 0;
       this.lastGcMs = now;
       collectGarbage();

@@ -58,6 +58,8 @@ export class CodeCache {
   readonly blockLen: (Uint8Array | undefined)[] = [];
   readonly heat: (Uint16Array | undefined)[] = [];
   private readonly used: number[] = [];
+  /** Pages created since this cache was (diagnostics: with `size`, how much sweeping re-decodes). */
+  created = 0;
   /** True when blocks are compiled (else Cpu.run takes the plain loop, without heat counting). */
   readonly compiling: boolean;
   /**
@@ -86,6 +88,7 @@ export class CodeCache {
       this.heat[page] = new Uint16Array(1024);
     }
     this.used.push(page);
+    this.created++;
     return code;
   }
   invalidatePage(page: number): void {
