@@ -1,13 +1,15 @@
 /**
  * bench/density/probe: where the hypervisor process's memory goes, per domain (issue 5's density goal).
  *
- *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--per-thread N] [--paused]
+ *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--per-thread N] [--paused] [--settle SEC]
  *
  * --per-thread N: xeno-hv --domains-per-thread N (default: the hypervisor's, 8).
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
- * console showing the ready marker and 5 s of idle. Each time it sorts the resident memory into:
+ * console showing the ready marker and --settle seconds of idle (default 5; the decode cache drops boot-only
+ * code pages at its sweeps in the first tens of seconds of idle, see Machine.sweepCode). Each time it sorts the
+ * resident memory into:
  *   guest RAM  — anonymous mappings the size of a domain's RAM (its SharedArrayBuffer; the pages the guest touched)
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
  *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
@@ -79,7 +81,8 @@ function show(what: string, b: Breakdown, base: Breakdown | null, n: number): vo
 }
 
 async function main(): Promise<void> {
-  const n = arg("--domains", 2), mem = arg("--memory", 64), perThread = arg("--per-thread", 0), pausedOnly = process.argv.includes("--paused");
+  const n = arg("--domains", 2), mem = arg("--memory", 64), perThread = arg("--per-thread", 0), settle = arg("--settle", 5);
+  const pausedOnly = process.argv.includes("--paused");
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
@@ -111,8 +114,8 @@ async function main(): Promise<void> {
       await Promise.all(taps.map((t, i) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 3600_000, `p${i + 1}`)));
       await Promise.all(taps.map((t, i) => t.run(`echo ANSWER-${i + 1}`, new RegExp(`^ANSWER-${i + 1}\\r?$`, "m"), 300_000)));
       console.log(`booted in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-      await new Promise((r) => setTimeout(r, 5000));
-      show(`${n} booted, idle`, smaps(hv.pid!, ramBytes), base, n);
+      await new Promise((r) => setTimeout(r, settle * 1000));
+      show(`${n} booted, idle ${settle} s`, smaps(hv.pid!, ramBytes), base, n);
       const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
       const a = threadTicks(hv.pid!), w0 = performance.now();
       await new Promise((r) => setTimeout(r, 10_000));

@@ -35,6 +35,8 @@ import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/ind
 import { attachNetBack } from "../backends/net/index.js";
 import type { BackendDevice } from "../backends/xenbus-backend.js";
 import { xenAreaLayout } from "../xen/layout.js";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 
 export interface MachineOptions {
   memMiB: number;
@@ -86,6 +88,46 @@ export class MachineError extends Error {
 
 /** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
 const SLICE = 50_000;
+/**
+ * The decode cache drops the code pages not run since its last sweep (CodeCache.sweep) once at least this many
+ * slices ran and this much host time passed: every 5 s while booting or busy, every ~5–10 s when idle (an idle
+ * guest runs a short slice at each of its ~6 wake-ups per second). Both bounds, so a domain that waits for a pCPU
+ * behind many others (few slices per second) keeps what it runs between its turns. Each sweep makes code that
+ * runs less often than that be decoded again (boot CPU with 1 s and 5 s: docs/benchmarks.md).
+ */
+const SWEEP_SLICES = 32, SWEEP_MS = 5000;
+/** XENO_NO_CODE_SWEEP=1 keeps every decoded page (the behaviour before sweeping), for A/B measurements. */
+const SWEEP_ENABLED = !process.env.XENO_NO_CODE_SWEEP;
+/**
+ * A full GC after sweeps have dropped this many pages (8 KiB of handler array each), at most once per GC_MS and
+ * only when every vCPU waits (an idle moment, not in the middle of a boot's busy stretch): see collectGarbage.
+ * Two full GCs of a booted domain's worker heap cost ~20–60 ms.
+ */
+const GC_PAGES = 256, GC_MS = 30_000;
+
+let gcFn: (() => void) | null | undefined;
+/**
+ * Two full garbage collections of this thread's isolate (no-op where `gc` cannot be had). A domain's worker
+ * thread never returns to its event loop, so V8's idle-time and memory-reducer GCs never run there: the handler
+ * arrays a sweep dropped would stay resident until an allocation-driven mark-compact, which an idle guest may
+ * not cause for hours. The first GC frees them; the second compacts the old-space pages the first left sparse
+ * (V8 picks evacuation candidates from the previous GC's live bytes) so they go back to the OS.
+ * `--expose-gc` set at run time only adds `gc` to contexts created after it (here one throwaway vm context).
+ */
+function collectGarbage(): void {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString("--expose-gc");
+      const f: unknown = runInNewContext("gc");
+      gcFn = typeof f === "function" ? (f as () => void) : null;
+    } catch {
+      gcFn = null; // ReferenceError: this Node does not let the flag through; sweeping still bounds the live set
+    }
+  }
+  if (gcFn === null) return;
+  gcFn();
+  gcFn();
+}
 
 interface Vcpu {
   index: number;
@@ -120,6 +162,12 @@ export class Machine {
   private readonly consoleOut: (b: Uint8Array) => void;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
+  /** Slices run and host time (performance.now) since the decode cache's last sweep. */
+  private slicesSinceSweep = 0;
+  private lastSweepMs = performance.now();
+  /** Pages dropped since the last GC, and when that was (collectGarbage). */
+  private droppedSinceGc = 0;
+  private lastGcMs = performance.now();
   /** A kernel panic on the console ends the machine as crashed (see panic-watch.ts). */
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
   private pool: FramePool | null = null;
@@ -274,6 +322,7 @@ export class Machine {
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       this.updateTimers(v);
     }
+    if (ran) this.sweepCode();
     this.xenPv?.console?.poll();
     // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
     let next = Infinity;
@@ -293,6 +342,27 @@ export class Machine {
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
   }
+
+  /**
+   * Between slices (no run loop active): drops decoded code pages that went cold (SWEEP_SLICES, SWEEP_MS), and
+   * collects the garbage when enough was dropped and every vCPU waits.
+   */
+  private sweepCode(): void {
+    if (++this.slicesSinceSweep < SWEEP_SLICES || !SWEEP_ENABLED) return;
+    const now = performance.now();
+    if (now - this.lastSweepMs < SWEEP_MS) return;
+    this.slicesSinceSweep = 0;
+    this.lastSweepMs = now;
+    this.droppedSinceGc += this.code.sweep(this.codePage);
+    if (this.droppedSinceGc >= GC_PAGES && now - this.lastGcMs >= GC_MS && this.vcpus.every((v) => !v.online || v.waiting !== 0)) {
+      this.droppedSinceGc = 0;
+      this.lastGcMs = now;
+      collectGarbage();
+    }
+  }
+
+  /** Decode-cache pages held (diagnostics, bench/density). */
+  get codePages(): number { return this.code.size; }
 
   /** Drives the timer PPIs from the generic timer registers (level-sensitive outputs, Arm ARM D11.2.4). */
   private updateTimers(v: Vcpu): void {

@@ -40,15 +40,26 @@ export function sharedDecoder(): Decoder { return decoder; }
 /**
  * Decoded instructions per RAM page: one handler per word slot, LAZY until first executed. Handlers are pure
  * functions of (cpu, word), so the vCPUs of a domain running in one thread can share a cache.
+ *
+ * Pages are created on first execution and dropped by sweep() when they have not been entered since the
+ * previous sweep: a booted Debian guest decodes ~1,565 pages (8 KiB of handler array each, ~12.5 MiB) of which
+ * an idle guest runs ~100; the rest is boot code. A dropped page is decoded again if it runs again.
  */
 export class CodeCache {
   /** Preallocated so the array stays in fast (non-dictionary) mode however sparse the code pages are. */
   readonly pages: (Handler[] | undefined)[];
+  /**
+   * 1 for each page entered by a run loop since the last sweep. The loops set it when they (re)load a page's
+   * handler array (every ~30 instructions in the kernel), not per instruction.
+   */
+  readonly ran: Uint8Array;
   /** Compiled blocks per code page, by starting word slot (null: none yet), with their lengths and heat. */
-  readonly blocks: (BlockFn | null)[][] = [];
-  readonly blockLen: Uint8Array[] = [];
-  readonly heat: Uint16Array[] = [];
+  readonly blocks: ((BlockFn | null)[] | undefined)[] = [];
+  readonly blockLen: (Uint8Array | undefined)[] = [];
+  readonly heat: (Uint16Array | undefined)[] = [];
   private readonly used: number[] = [];
+  /** Pages created since this cache was (diagnostics: with `size`, how much sweeping re-decodes). */
+  created = 0;
   /** True when blocks are compiled (else Cpu.run takes the plain loop, without heat counting). */
   readonly compiling: boolean;
   /**
@@ -62,7 +73,10 @@ export class CodeCache {
   constructor(ramPages: number, compileBlocks = false) {
     this.compiling = compileBlocks && BLOCKS_ENABLED;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
+    this.ran = new Uint8Array(ramPages);
   }
+  /** Pages holding decoded instructions now. */
+  get size(): number { return this.used.length; }
   create(page: number): Handler[] {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
@@ -74,18 +88,49 @@ export class CodeCache {
       this.heat[page] = new Uint16Array(1024);
     }
     this.used.push(page);
+    this.created++;
     return code;
   }
   invalidatePage(page: number): void {
     const code = this.pages[page];
     if (code === undefined) return;
+    // Filled, not dropped: a run loop inside this page (a handler wrote to its own page, or IC IVAU/IALLU ran
+    // there) holds the array in a local and must see the LAZY slots.
     code.fill(LAZY);
     if (this.compiling) {
-      this.blocks[page].fill(null);
-      this.heat[page].fill(0);
+      this.blocks[page]!.fill(null);
+      this.heat[page]!.fill(0);
     }
   }
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
+
+  /**
+   * Drops the decoded pages not entered since the previous sweep and clears `codePage` (the MMU's "writes must
+   * invalidate" marks, shared by the domain's MMUs) for them: nothing is cached for them any more, so writes to
+   * them (boot code freed by the kernel and reused as data) take the fast path again; a page that runs again is
+   * decoded and marked again (Cpu.run → create, Mmu.markCode). Returns the number of pages dropped.
+   *
+   * Call only between runs, never from inside one (from a handler, a hypercall or an MMIO callback): the run
+   * loops keep the current page's arrays in locals, and a dropped array would no longer be invalidated.
+   */
+  sweep(codePage?: Uint8Array): number {
+    const used = this.used, ran = this.ran;
+    let kept = 0;
+    for (let i = 0; i < used.length; i++) {
+      const p = used[i];
+      if (ran[p] !== 0) {
+        ran[p] = 0;
+        used[kept++] = p;
+        continue;
+      }
+      this.pages[p] = undefined;
+      if (this.compiling) { this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; }
+      if (codePage !== undefined) codePage[p] = 0;
+    }
+    const dropped = used.length - kept;
+    used.length = kept;
+    return dropped;
+  }
 
   /** Compiles the block starting at word slot k of a page (RAM words at `base`). */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
@@ -101,9 +146,9 @@ export class CodeCache {
       n++;
       if (endsBlock(w)) break;
     }
-    if (n < 2) { this.heat[page][k] = 0; return; } // not worth a function
-    this.blocks[page][k] = compileBlock(SCRATCH_W, SCRATCH_H, n);
-    this.blockLen[page][k] = n;
+    if (n < 2) { this.heat[page]![k] = 0; return; } // not worth a function
+    this.blocks[page]![k] = compileBlock(SCRATCH_W, SCRATCH_H, n);
+    this.blockLen[page]![k] = n;
   }
 }
 
@@ -233,10 +278,11 @@ export class Cpu {
           code = this.code.create(page);
           mmu.markCode(page);
         }
+        this.code.ran[page] = 1;
         const base = pageOff >> 2;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
-        const blocks = this.code.blocks[page], blen = this.code.blockLen[page], heat = this.code.heat[page];
+        const blocks = this.code.blocks[page]!, blen = this.code.blockLen[page]!, heat = this.code.heat[page]!;
         for (;;) {
           let n = 1;
           const b = blocks[k];
@@ -283,7 +329,7 @@ export class Cpu {
     const r = this.r;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const pages = this.code.pages;
+    const pages = this.code.pages, ran = this.code.ran;
     let done = 0;
     this.stop = STOP_BUDGET;
     while (done < budget && this.stop === STOP_BUDGET) {
@@ -298,6 +344,7 @@ export class Cpu {
           code = this.code.create(page);
           mmu.markCode(page);
         }
+        ran[page] = 1; // for sweep(): once per page entry, not per instruction
         const base = pageOff >> 2;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
