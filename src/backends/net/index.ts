@@ -29,7 +29,8 @@
 import type { XenDomain } from "../../xen/domain.js";
 import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
-import { NetBackend, type NetBack } from "./net-back.js";
+import { NetBackend } from "./net-back.js";
+import type { NetBack } from "./types.js";
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE } from "./netif.js";
 
 export type { NetBack, NetBackStats } from "./types.js";
