@@ -16,12 +16,15 @@
  *  - one response per slot, in ring order (extra slots get NETIF_RSP_NULL), so the response index always
  *    equals the request index and responses land in the slots of the requests they answer;
  *  - recoverable faults answer NETIF_RSP_ERROR and drop the packet: more than XEN_NETIF_NR_SLOTS_MIN slots,
- *    a fragment bigger than what is left, a first slot shorter than an Ethernet header, a GSO extra (not
- *    negotiated), a frame over the vif's MTU, a bad grant, a checksum that cannot be completed;
+ *    a fragment bigger than what is left, a first slot shorter than an Ethernet header, a frame over the vif's
+ *    MTU, a bad grant, a checksum that cannot be completed, a GSO packet gso.ts refuses (type not offered,
+ *    size 0, headers or lengths that do not describe one TCP packet, segments over the MTU);
  *  - faults only a malicious front-end commits fail the vif (xenvif_fatal_tx_err → here dev.fatal): request
  *    indexes more than a ring ahead, a packet whose slots run past req_prod or exceed FATAL_SKB_SLOTS, a slot
  *    crossing its page, an unknown extra type;
  *  - NETTXF_csum_blank frames get their TCP/UDP checksum completed (checksum.ts) before `out` sees them;
+ *  - a packet with a XEN_NETIF_EXTRA_TYPE_GSO extra (up to 64 KiB of one TCP stream) is cut into MTU-sized
+ *    segments with complete headers and checksums (gso.ts) and `out` gets each segment;
  *  - RING_FINAL_CHECK_FOR_REQUESTS before returning (req_event = req_cons + 1, then re-check), so the
  *    front-end notifies again for the next packet; responses are pushed with
  *    RING_PUSH_RESPONSES_AND_CHECK_NOTIFY's test on rsp_event.
@@ -37,72 +40,24 @@
  *
  * Hot path: requests are read field by field into preallocated arrays (one read per field: the guest can
  * rewrite its ring at any time, so each value is read once and then only the copy is used); the tx frame
- * buffer is reused; `out` gets a subarray view of it (one small view object per frame, the only allocation).
+ * buffer is reused (GSO segments are built in place in it); `out` gets a subarray view of it (one small view
+ * object per frame or segment, the only allocation). The public types are in types.ts.
  */
 import type { BackendDevice } from "../xenbus-backend.js";
-import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
-import type { GrantTable } from "../../xen/grant-table.js";
-import type { GuestMemory } from "../../xen/guest-memory.js";
+import type { HostEndpoint } from "../../xen/event-channel.js";
 import { completeChecksum } from "./checksum.js";
 import { TxCredit } from "./credit.js";
+import { TcpSegmenter } from "./gso.js";
 import {
-  ETH_HLEN, EXTRA_FLAGS, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data, NETTXF_csum_blank, NETTXF_extra_info,
-  NETTXF_more_data, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RXREQ_GREF, RXREQ_ID, RXRSP_FLAGS, RXRSP_ID, RXRSP_OFFSET,
-  RXRSP_STATUS, RX_ENTRY, SRING_ENTRIES, SRING_REQ_EVENT, SRING_REQ_PROD, SRING_RSP_EVENT, SRING_RSP_PROD,
-  TXREQ_FLAGS, TXREQ_GREF, TXREQ_ID, TXREQ_OFFSET, TXREQ_SIZE, TXRSP_ID, TXRSP_STATUS, TX_ENTRY, VLAN_ETH_HLEN,
-  XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
-  XEN_NETIF_EXTRA_TYPE_MCAST_DEL, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN, XEN_NETIF_RSP_ERROR,
-  XEN_NETIF_RSP_NULL, XEN_NETIF_RSP_OKAY, XEN_PAGE_SIZE, needsNotify,
+  ETH_HLEN, EXTRA_FLAGS, EXTRA_GSO_SIZE, EXTRA_GSO_TYPE, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data,
+  NETTXF_csum_blank, NETTXF_extra_info, NETTXF_more_data, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RXREQ_GREF, RXREQ_ID,
+  RXRSP_FLAGS, RXRSP_ID, RXRSP_OFFSET, RXRSP_STATUS, RX_ENTRY, SRING_ENTRIES, SRING_REQ_EVENT, SRING_REQ_PROD,
+  SRING_RSP_EVENT, SRING_RSP_PROD, TXREQ_FLAGS, TXREQ_GREF, TXREQ_ID, TXREQ_OFFSET, TXREQ_SIZE, TXRSP_ID,
+  TXRSP_STATUS, TX_ENTRY, VLAN_ETH_HLEN, XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_GSO, XEN_NETIF_EXTRA_TYPE_MAX,
+  XEN_NETIF_EXTRA_TYPE_MCAST_ADD, XEN_NETIF_EXTRA_TYPE_MCAST_DEL, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN,
+  XEN_NETIF_RSP_ERROR, XEN_NETIF_RSP_NULL, XEN_NETIF_RSP_OKAY, XEN_PAGE_SIZE, needsNotify,
 } from "./netif.js";
-
-/** Counters of one vif (monotonic; never reset by reconnects). */
-export interface NetBackStats {
-  /** Frames the guest sent that reached `out`, and their bytes. */
-  txFrames: number;
-  txBytes: number;
-  /** Guest packets answered NETIF_RSP_ERROR (malformed, bad grant, over the MTU, checksum not completable). */
-  txErrors: number;
-  /** Well-formed frames lost on the host side (`out` threw). */
-  txDropped: number;
-  /** Frames delivered into the guest's posted buffers, and their bytes. */
-  rxFrames: number;
-  rxBytes: number;
-  /** Frames receive() refused: vif not connected, too few posted buffers, size out of range. */
-  rxDropped: number;
-  /** Frames that hit a bad grant in a posted buffer (the guest got NETIF_RSP_ERROR for it). */
-  rxErrors: number;
-  /** Tx frames whose TCP/UDP checksum was completed (NETTXF_csum_blank). */
-  csumCompleted: number;
-  /** Times the vif was failed for a protocol violation. */
-  fatal: number;
-  /** Times transmission paused because the rate limit's credit ran out (vif rate=). */
-  txThrottled: number;
-}
-
-/** The vif as the host sees it (attachNetBack's result). */
-export interface NetBack {
-  readonly stats: NetBackStats;
-  /** The front-end's rings and event channel(s) are attached. */
-  readonly connected: boolean;
-  /** The XenStore side (paths, state). */
-  readonly device: BackendDevice;
-  /**
-   * Delivers one Ethernet frame (copied; `frame` may be reused after the call) into the guest's posted rx
-   * buffers and notifies it. Never blocks, never queues: returns false (counted in stats) when the vif is
-   * not connected, the guest has too few buffers posted, the frame is shorter than an Ethernet header or
-   * longer than the front-end can take (65535 bytes with feature-sg, one page without).
-   */
-  receive(frame: Uint8Array): boolean;
-  /** Runs the tx ring without a notification (cheap when idle); the host may call it once per slice. */
-  poll(): void;
-  /**
-   * Resumes transmission held back by the vif's rate limit when its window has ended. Returns milliseconds
-   * until it must be called again (0: now), or Infinity when nothing waits: the host folds it into its sleep.
-   */
-  service(): number;
-  /** Hot-unplug: disconnects and removes the device's XenStore directories. */
-  close(): void;
-}
+import type { NetBack, NetBackendOptions, NetBackStats, NetFrontKeys } from "./types.js";
 
 /** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped). */
 const RX_QUEUE_BYTES = 512 * 1024;
@@ -138,34 +93,10 @@ interface Queue {
   rxEp: HostEndpoint | null;
 }
 
-/** The front-end's connection parameters, read from XenStore by the caller. */
-export interface NetFrontKeys {
-  txRef: number;
-  rxRef: number;
-  txPort: number;
-  /** Equal to txPort with a single event channel. */
-  rxPort: number;
-  sg: boolean;
-}
-
-export interface NetBackendOptions {
-  mem: GuestMemory;
-  gnttab: GrantTable;
-  evtchn: EventChannels;
-  /** Largest frame accepted from the guest: MTU + Ethernet header + one VLAN tag. */
-  mtu: number;
-  out(frame: Uint8Array): void;
-  log(line: string): void;
-  /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
-  rate?: { bytesPerInterval: number; intervalUsecs: number };
-  /** Clock in milliseconds for the rate limit (default performance.now). */
-  now?: () => number;
-}
-
 export class NetBackend implements NetBack {
   readonly stats: NetBackStats = {
     txFrames: 0, txBytes: 0, txErrors: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0,
-    csumCompleted: 0, fatal: 0, txThrottled: 0,
+    csumCompleted: 0, fatal: 0, txThrottled: 0, gsoPackets: 0, gsoSegments: 0,
   };
   private dev: BackendDevice | null = null;
   private q: Queue | null = null;
@@ -180,6 +111,8 @@ export class NetBackend implements NetBack {
   private readonly slotOff = new Uint16Array(MAX_SLOTS);
   private readonly slotSize = new Uint16Array(MAX_SLOTS);
   private readonly slotId = new Uint16Array(MAX_SLOTS);
+  /** Cuts GSO super-packets into MTU-sized frames, in place in `frame`. */
+  private readonly gso: TcpSegmenter;
   private inTx = false;
   /** The rate limit's credit (null: unlimited) and its clock. */
   private readonly credit: TxCredit | null;
@@ -196,6 +129,7 @@ export class NetBackend implements NetBack {
     this.i32 = o.mem.i32;
     this.dv = o.mem.dv;
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
+    this.gso = new TcpSegmenter(o.mtu, this.maxFrame, o.gsoTcpv4, o.gsoTcpv6);
     this.now = o.now ?? (() => performance.now());
     this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
   }
@@ -398,7 +332,7 @@ export class NetBackend implements NetBack {
     idx++;
 
     // Extra-info slots (xenvif_get_extras): each must be there already and have a known type.
-    let extras = 0, gso = false, mcast = false;
+    let extras = 0, gso = false, mcast = false, gsoSize = 0, gsoType = 0;
     if ((flags & NETTXF_extra_info) !== 0) {
       let more = true;
       while (more) {
@@ -408,7 +342,12 @@ export class NetBackend implements NetBack {
         idx++;
         extras++;
         if (type === 0 || type >= XEN_NETIF_EXTRA_TYPE_MAX) { this.fail(`invalid extra type ${type}`); return -1; }
-        if (type === XEN_NETIF_EXTRA_TYPE_GSO) gso = true;
+        if (type === XEN_NETIF_EXTRA_TYPE_GSO) {
+          // Read once (the guest may rewrite the slot); the last GSO extra counts, as in xenvif_get_extras.
+          gso = true;
+          gsoSize = dv.getUint16(e + EXTRA_GSO_SIZE, true);
+          gsoType = u8[e + EXTRA_GSO_TYPE]!;
+        }
         else if (type === XEN_NETIF_EXTRA_TYPE_MCAST_ADD || type === XEN_NETIF_EXTRA_TYPE_MCAST_DEL) mcast = true;
         // HASH and XDP extras carry nothing a copying back-end needs.
         more = (eflags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
@@ -450,13 +389,17 @@ export class NetBackend implements NetBack {
       else if (this.slotOff[0]! + rest > XEN_PAGE_SIZE) {
         this.fail(`tx slot crosses its page: offset ${this.slotOff[0]} size ${rest}`);
         return -1;
-      } else if (gso) drop = "GSO packet (not negotiated)";
-      else if (total > this.maxFrame) drop = `frame of ${total} bytes over the MTU`;
+      } else if (gso) {
+        if (!this.gso.offered(gsoType)) drop = `GSO type ${gsoType} not negotiated`;
+      } else if (total > this.maxFrame) drop = `frame of ${total} bytes over the MTU`;
     }
 
     let status = XEN_NETIF_RSP_OKAY;
     if (drop === null) drop = this.gather(n);
-    if (drop === null && (flags & NETTXF_csum_blank) !== 0) {
+    if (drop === null && gso) {
+      // Every segment's checksums are computed in full, whatever csum_blank says.
+      drop = this.gso.begin(this.frame, total, gsoType, gsoSize);
+    } else if (drop === null && (flags & NETTXF_csum_blank) !== 0) {
       const why = completeChecksum(this.frame, total);
       if (why !== null) drop = `checksum cannot be completed (${why})`;
       else this.stats.csumCompleted++;
@@ -472,16 +415,28 @@ export class NetBackend implements NetBack {
     q.txReqCons = idx;
 
     if (status === XEN_NETIF_RSP_OKAY) {
-      this.stats.txFrames++;
-      this.stats.txBytes += total;
-      try {
-        this.o.out(this.frame.subarray(0, total));
-      } catch (err) {
-        this.stats.txDropped++;
-        this.say(`tx sink failed: ${(err as Error)?.message ?? err}`);
+      if (!gso) this.emit(0, total);
+      else {
+        this.stats.gsoPackets++;
+        for (let len = this.gso.next(); len > 0; len = this.gso.next()) {
+          this.stats.gsoSegments++;
+          this.emit(this.gso.start, len);
+        }
       }
     }
     return idx - start;
+  }
+
+  /** Hands frame[start, start + len) to `out`; a throwing sink loses only that frame. */
+  private emit(start: number, len: number): void {
+    this.stats.txFrames++;
+    this.stats.txBytes += len;
+    try {
+      this.o.out(this.frame.subarray(start, start + len));
+    } catch (err) {
+      this.stats.txDropped++;
+      this.say(`tx sink failed: ${(err as Error)?.message ?? err}`);
+    }
   }
 
   /** Copies the n slots' bytes (read-only grants) into the frame buffer; null or why not. */

@@ -1,0 +1,87 @@
+/**
+ * The vif's public face (NetBack, NetBackStats) and the ring engine's inputs (NetBackendOptions from
+ * attachNetBack, NetFrontKeys from the front-end's XenStore directory); the engine is net-back.ts.
+ */
+import type { BackendDevice } from "../xenbus-backend.js";
+import type { EventChannels } from "../../xen/event-channel.js";
+import type { GrantTable } from "../../xen/grant-table.js";
+import type { GuestMemory } from "../../xen/guest-memory.js";
+
+/** Counters of one vif (monotonic; never reset by reconnects). */
+export interface NetBackStats {
+  /** Frames the guest sent that reached `out`, and their bytes (a GSO packet counts as its segments). */
+  txFrames: number;
+  txBytes: number;
+  /** Guest packets answered NETIF_RSP_ERROR (malformed, bad grant, over the MTU, checksum not completable). */
+  txErrors: number;
+  /** Well-formed frames lost on the host side (`out` threw). */
+  txDropped: number;
+  /** Frames delivered into the guest's posted buffers, and their bytes. */
+  rxFrames: number;
+  rxBytes: number;
+  /** Frames receive() refused: vif not connected, too few posted buffers, size out of range. */
+  rxDropped: number;
+  /** Frames that hit a bad grant in a posted buffer (the guest got NETIF_RSP_ERROR for it). */
+  rxErrors: number;
+  /** Tx frames whose TCP/UDP checksum was completed (NETTXF_csum_blank). */
+  csumCompleted: number;
+  /** Times the vif was failed for a protocol violation. */
+  fatal: number;
+  /** Times transmission paused because the rate limit's credit ran out (vif rate=). */
+  txThrottled: number;
+  /** GSO super-packets from the guest (feature-gso-tcpv4/-tcpv6) cut into segments, and the segments made. */
+  gsoPackets: number;
+  gsoSegments: number;
+}
+
+/** The vif as the host sees it (attachNetBack's result). */
+export interface NetBack {
+  readonly stats: NetBackStats;
+  /** The front-end's rings and event channel(s) are attached. */
+  readonly connected: boolean;
+  /** The XenStore side (paths, state). */
+  readonly device: BackendDevice;
+  /**
+   * Delivers one Ethernet frame (copied; `frame` may be reused after the call) into the guest's posted rx
+   * buffers and notifies it. Never blocks, never queues: returns false (counted in stats) when the vif is
+   * not connected, the guest has too few buffers posted, the frame is shorter than an Ethernet header or
+   * longer than the front-end can take (65535 bytes with feature-sg, one page without).
+   */
+  receive(frame: Uint8Array): boolean;
+  /** Runs the tx ring without a notification (cheap when idle); the host may call it once per slice. */
+  poll(): void;
+  /**
+   * Resumes transmission held back by the vif's rate limit when its window has ended. Returns milliseconds
+   * until it must be called again (0: now), or Infinity when nothing waits: the host folds it into its sleep.
+   */
+  service(): number;
+  /** Hot-unplug: disconnects and removes the device's XenStore directories. */
+  close(): void;
+}
+
+/** The front-end's connection parameters, read from XenStore by the caller. */
+export interface NetFrontKeys {
+  txRef: number;
+  rxRef: number;
+  txPort: number;
+  /** Equal to txPort with a single event channel. */
+  rxPort: number;
+  sg: boolean;
+}
+
+export interface NetBackendOptions {
+  mem: GuestMemory;
+  gnttab: GrantTable;
+  evtchn: EventChannels;
+  /** Largest IP packet accepted from the guest (frames: MTU + Ethernet header + one VLAN tag). */
+  mtu: number;
+  out(frame: Uint8Array): void;
+  log(line: string): void;
+  /** GSO types offered to the front-end (feature-gso-tcpv4 / feature-gso-tcpv6); segmented in gso.ts. */
+  gsoTcpv4: boolean;
+  gsoTcpv6: boolean;
+  /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
+  rate?: { bytesPerInterval: number; intervalUsecs: number };
+  /** Clock in milliseconds for the rate limit (default performance.now). */
+  now?: () => number;
+}
