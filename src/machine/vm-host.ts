@@ -154,8 +154,6 @@ export class VmThread {
 
   /** Stops the thread at once (a domain in it did not answer): every domain still in it crashes. */
   terminate(): void { void this.worker.terminate(); }
-
-  whenExited(): Promise<void> { return this.exited; }
 }
 
 export class DomainRunner extends EventEmitter<DomainRunnerEvents> {

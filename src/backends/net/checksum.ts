@@ -14,8 +14,10 @@
  * cannot be finished (Linux's skb_checksum_setup answers -EPROTO the same way) and the caller drops it.
  */
 
-const ETHERTYPE_IPV4 = 0x0800, ETHERTYPE_IPV6 = 0x86dd, ETHERTYPE_VLAN = 0x8100, ETHERTYPE_QINQ = 0x88a8;
-const IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+export const ETHERTYPE_IPV4 = 0x0800, ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_VLAN = 0x8100, ETHERTYPE_QINQ = 0x88a8;
+export const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
 const IPPROTO_HOPOPTS = 0, IPPROTO_ROUTING = 43, IPPROTO_FRAGMENT = 44, IPPROTO_DSTOPTS = 60;
 /** Offset of the checksum field in the L4 header. */
 const TCP_CSUM = 16, UDP_CSUM = 6;
@@ -45,19 +47,29 @@ export function foldComplement(sum: number): number {
 }
 
 /**
+ * Where the L3 header of the Ethernet frame `f[0, len)` starts, after up to two VLAN tags (802.1Q/802.1ad); its
+ * ethertype is the two bytes in front of it. -1 when the frame ends first.
+ */
+export function l3Offset(f: Uint8Array, len: number): number {
+  if (len < 14) return -1;
+  let at = 12;
+  let type = (f[at]! << 8) | f[at + 1]!;
+  for (let tags = 0; (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) && tags < 2; tags++) {
+    at += 4;
+    if (at + 2 > len) return -1;
+    type = (f[at]! << 8) | f[at + 1]!;
+  }
+  return at + 2;
+}
+
+/**
  * Completes the TCP/UDP checksum of the Ethernet frame `f[0, len)` in place. Returns null on success or why
  * it could not (nothing written then).
  */
 export function completeChecksum(f: Uint8Array, len: number): ChecksumFailure | null {
-  let l3 = 12;
-  if (len < 14) return "truncated";
-  let type = (f[l3]! << 8) | f[l3 + 1]!;
-  for (let tags = 0; (type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ) && tags < 2; tags++) {
-    l3 += 4;
-    if (l3 + 2 > len) return "truncated";
-    type = (f[l3]! << 8) | f[l3 + 1]!;
-  }
-  l3 += 2;
+  const l3 = l3Offset(f, len);
+  if (l3 < 0) return "truncated";
+  const type = (f[l3 - 2]! << 8) | f[l3 - 1]!;
   if (type === ETHERTYPE_IPV4) return ipv4(f, len, l3);
   if (type === ETHERTYPE_IPV6) return ipv6(f, len, l3);
   return "not-ip";

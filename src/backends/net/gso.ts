@@ -31,10 +31,8 @@
  * subarray view handed to `out`, as for an ordinary frame.
  */
 
-import { foldComplement, onesSum } from "./checksum.js";
+import { ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, foldComplement, l3Offset, onesSum } from "./checksum.js";
 
-const ETHERTYPE_IPV4 = 0x0800, ETHERTYPE_IPV6 = 0x86dd, ETHERTYPE_VLAN = 0x8100, ETHERTYPE_QINQ = 0x88a8;
-const IPPROTO_TCP = 6;
 /** XEN_NETIF_GSO_TYPE_* (netif.h), repeated here to keep this module free of ring knowledge. */
 export const GSO_TCPV4 = 1, GSO_TCPV6 = 2;
 /** TCP flags byte (RFC 9293 §3.1; CWR from RFC 3168). */
@@ -84,15 +82,9 @@ export class TcpSegmenter {
   begin(f: Uint8Array, len: number, type: number, mss: number): GsoRefusal | null {
     if (!this.offered(type)) return `GSO type ${type} not negotiated`;
     if (mss === 0) return "GSO size 0";
-    if (len < 14) return "GSO packet shorter than an Ethernet header";
-    let at = 12;
-    let ethertype = (f[at]! << 8) | f[at + 1]!;
-    for (let tags = 0; (ethertype === ETHERTYPE_VLAN || ethertype === ETHERTYPE_QINQ) && tags < 2; tags++) {
-      at += 4;
-      if (at + 2 > len) return "GSO packet truncated in its VLAN tags";
-      ethertype = (f[at]! << 8) | f[at + 1]!;
-    }
-    const l3 = at + 2;
+    const l3 = l3Offset(f, len);
+    if (l3 < 0) return "GSO packet truncated in its Ethernet header or VLAN tags";
+    const ethertype = (f[l3 - 2]! << 8) | f[l3 - 1]!;
     let l4: number;
     if (type === GSO_TCPV4) {
       if (ethertype !== ETHERTYPE_IPV4) return `TCPv4 GSO on ethertype 0x${ethertype.toString(16)}`;

@@ -389,9 +389,7 @@ export class NetBackend implements NetBack {
       else if (this.slotOff[0]! + rest > XEN_PAGE_SIZE) {
         this.fail(`tx slot crosses its page: offset ${this.slotOff[0]} size ${rest}`);
         return -1;
-      } else if (gso) {
-        if (!this.gso.offered(gsoType)) drop = `GSO type ${gsoType} not negotiated`;
-      } else if (total > this.maxFrame) drop = `frame of ${total} bytes over the MTU`;
+      } else if (!gso && total > this.maxFrame) drop = `frame of ${total} bytes over the MTU`; // GSO: gso.begin checks
     }
 
     let status = XEN_NETIF_RSP_OKAY;
