@@ -35,7 +35,7 @@ import {
 import { ensureImages } from "../images/index.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
-import { DomainRunner, DomainStartError, type DomainStopped } from "../machine/vm-host.js";
+import { DomainRunner, DomainStartError, type DomainStopped } from "../hv/vm-host.js";
 
 const USAGE = `usage: xeno create [-c] [-p] [-n] [-q] [-F] [--standalone] [-f FILE] CONFIGFILE [key=value...]
 Create a domain from an xl.cfg file. The toolstack daemon (xenod) builds it in the hypervisor process (both
@@ -51,7 +51,7 @@ started on demand, run directory $XENO_RUN_DIR or /run/xeno); the domain keeps r
   key=value     override settings of the config file, as xl does
 `;
 
-/** The board's GICv2 serves at most 8 CPU interfaces (machine.ts checks the same). */
+/** The board's GICv2 serves at most 8 CPU interfaces (src/machine/board.ts checks the same). */
 const BOARD_MAX_VCPUS = 8;
 /** Machine's own lower bound on RAM. */
 const BOARD_MIN_MIB = 16;

@@ -15,13 +15,13 @@ import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { XenStore, type XsSession } from "../xenstore/index.js";
-import { DomainRunner, DomainStartError, VmThread } from "../machine/vm-host.js";
+import { DomainRunner, DomainStartError, VmThread } from "./vm-host.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
-import { SCHED_PERMIT, SCHED_WANT } from "../machine/vm-worker.js";
+import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
 export class HvError extends Error {

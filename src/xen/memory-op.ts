@@ -12,7 +12,6 @@ import { DOMID_SELF, EINVAL, ENOSYS, EOPNOTSUPP, ESRCH, XEN_PAGE_SIZE } from "./
 import { u64, type GuestMemory } from "./guest-memory.js";
 import type { GrantTable } from "./grant-table.js";
 import type { SharedInfo } from "./shared-info.js";
-import type { FramePool } from "../hv/frame-pool.js";
 
 export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_maximum_ram_page = 2,
   XENMEM_current_reservation = 3, XENMEM_maximum_reservation = 4, XENMEM_populate_physmap = 6,
@@ -21,6 +20,17 @@ export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, X
 export const XENMAPSPACE_shared_info = 0, XENMAPSPACE_grant_table = 1, XENMAPSPACE_gmfn = 2,
   XENMAPSPACE_gmfn_range = 3, XENMAPSPACE_gmfn_foreign = 4, XENMAPSPACE_dev_mmio = 5;
 const MEMOP_CMD_MASK = 0x3f;
+
+/**
+ * The machine-frame pool as the Xen layer sees it: claim and give back frames (the hypervisor's FramePool,
+ * src/hv/frame-pool.ts, satisfies it; the Xen layer does not import the hypervisor's).
+ */
+export interface FramePool {
+  /** Takes n frames if that many are free (all or nothing). */
+  claim(n: number): boolean;
+  /** Gives n claimed frames back. */
+  release(n: number): void;
+}
 
 /** Domain memory accounting the reservation sub-ops read and update. */
 export interface MemoryAccount {

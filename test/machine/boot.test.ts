@@ -49,7 +49,7 @@ async function idleCheck(d: Domain, what: string): Promise<void> {
 const MARKER = new RegExp(`^${GUEST_READY_MARKER}\\r?$`, "m");
 
 // SMP: the vCPUs are time-sliced in the domain's worker thread; TLB maintenance is broadcast between them and WFE
-// yields (machine.ts). This boot checks both CPUs come up and both run a job, and the idle cost of two vCPUs.
+// yields (src/machine/board.ts). This boot checks both CPUs come up and both run a job, and the idle cost of two vCPUs.
 test("vcpus=2 memory=384: two CPUs, both run a job, idle cost, poweroff ends with 0",
   { timeout: BOOT_MS + 3 * CMD_MS }, async () => {
     const t0 = Date.now();

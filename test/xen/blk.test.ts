@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { Machine } from "../../src/machine/machine.js";
+import { Machine } from "../../src/hv/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
 import { attachBlkBack, type BlkBack } from "../../src/backends/blk/index.js";
 import { framedCommand, framedOutput, machineRunner } from "./run-machine.js";

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { Machine } from "../../src/machine/machine.js";
+import { Machine } from "../../src/hv/machine.js";
 import { machineRunner } from "./run-machine.js";
 
 const BOOT_MS = 9 * 60_000;

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConsoleBack } from "../../src/backends/console/index.js";
 import { ByteRing } from "../../src/xen/byte-ring.js";
-import { consoleRoles } from "../../src/machine/xen-pv.js";
+import { consoleRoles } from "../../src/hv/xen-pv.js";
 import { XENCONS_IN, XENCONS_IN_CONS, XENCONS_IN_PROD, XENCONS_IN_SIZE, XENCONS_OUT, XENCONS_OUT_CONS, XENCONS_OUT_PROD,
   XENCONS_OUT_SIZE, XENCONS_CONNECTION, XENCONSOLE_CONNECTED, XENCONSOLE_DISCONNECTED } from "../../src/xen/console-ring.js";
 

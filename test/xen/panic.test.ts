@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { Machine } from "../../src/machine/machine.js";
+import { Machine } from "../../src/hv/machine.js";
 import { machineRunner } from "./run-machine.js";
 
 test("a guest panic (sysrq c) ends the domain as crashed", { timeout: 12 * 60_000 }, async () => {

@@ -1,6 +1,6 @@
 /** Shared by the Xen boot tests: drive a Machine until a predicate holds, failing with the console's tail. */
 import assert from "node:assert/strict";
-import type { Machine } from "../../src/machine/machine.js";
+import type { Machine } from "../../src/hv/machine.js";
 
 /**
  * Returns runUntil(pred, what): runs `m` in ~50 ms bursts (yielding to the event loop, sleeping while the guest

@@ -13,7 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { Machine } from "../../src/machine/machine.js";
+import { Machine } from "../../src/hv/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
 import { machineRunner } from "./run-machine.js";
 

@@ -1,11 +1,12 @@
 /**
  * The board: guest RAM, vCPUs, GICv2, generic timers, PL011, PL031 and PSCI, with the arm64 Linux boot
- * protocol (Documentation/arch/arm64/booting.rst). One Machine runs in one thread; its vCPUs are time-sliced
- * there and share a decode cache (the toolstack's credit scheduler will later place vCPUs on pCPU workers —
- * a vCPU's state is its Cpu object, separable from the loop that runs it).
+ * protocol (Documentation/arch/arm64/booting.rst). It knows nothing of Xen: a platform above it (src/hv/
+ * machine.ts composes the Xen ABI and back-ends) plugs in through BoardPlatform — hypercalls with a non-zero
+ * `hvc` immediate, extra device-tree nodes, a wrapper for each vCPU's GIC CPU interface, and its own polling.
+ * One Board runs in one thread; its vCPUs are time-sliced there and share a decode cache.
  *
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
- * how long the machine may sleep (all vCPUs in WFI) before the next timer is due.
+ * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
 import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
@@ -21,63 +22,54 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_T
 import * as psci from "./psci.js";
 import { PC2 } from "../cpu/arm64/state.js";
 import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
-import { XenDomain } from "../xen/domain.js";
-import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
-import { hypervisorDtNode } from "../xen/layout.js";
-import { withUpcallResample } from "../xen/upcall.js";
-import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
-import { XenStore, type StoreApi } from "../xenstore/index.js";
-import type { XenbusPeer } from "../xen/xenbus-ring.js";
-import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
 import { PanicWatch } from "./panic-watch.js";
-import type { FramePool } from "../hv/frame-pool.js";
-import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
-import { attachNetBack } from "../backends/net/index.js";
-import type { BackendDevice } from "../backends/xenbus-backend.js";
-import { xenAreaLayout } from "../xen/layout.js";
+import type { MmioDevice } from "../devices/mmio.js";
+import type { DtNode } from "../devices/dt.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
-export interface MachineOptions {
+export interface BoardOptions {
   memMiB: number;
   vcpus: number;
+  /** Console bytes from the guest (the buffer is reused after the call returns: copy to keep). */
+  consoleOut: (bytes: Uint8Array) => void;
+  /** What the platform above the board adds (Xen: src/hv/machine.ts); absent: a bare board. */
+  platform?: BoardPlatform;
+}
+
+/** What boot() places in RAM (booting.rst): the kernel Image, an optional initramfs, the command line. */
+export interface BootImages {
   kernel: Uint8Array;
   initrd?: Uint8Array;
   cmdline: string;
-  /** Console bytes from the guest (the buffer is reused after the call returns: copy to keep). */
-  consoleOut: (bytes: Uint8Array) => void;
   /**
-   * Run the guest as a Xen DomU (src/xen): `/hypervisor` DT node, `hvc #0xEA1` hypercalls, event-channel
-   * upcall PPI 31, and the top 1 MiB of RAM reserved for grant frames and magic pages. Default false.
+   * Bytes of RAM, from its base, that the device tree's memory node describes (default: all of it). The
+   * platform keeps the rest for itself (Xen: its grant frames and magic pages at the top, src/xen/layout.ts).
    */
-  xen?: boolean;
+  memBytes?: number;
+  /** Nodes to add under the DT root (Xen's /hypervisor), given the GIC's phandle. */
+  extraDtNodes?: (gicPhandle: number) => DtNode[];
+}
+
+/**
+ * The narrow interface through which a platform (a hypervisor's guest ABI) extends the board. Every hook is
+ * called between instructions — after the vCPU's run() returned — never from inside an instruction handler.
+ */
+export interface BoardPlatform {
   /**
-   * With xen: the XenStore serving the guest's xenbus (default: a fresh one). The domain's nodes are written
-   * and the domain introduced at construction (src/xen/xenstore-domain.ts).
+   * An `hvc #imm` with imm != 0 (imm 0 is PSCI, the board's own) by vCPU `vcpu`, PC already past it. Returns
+   * false to have the board raise UNDEFINED for it, as Xen does for an immediate it does not know.
    */
-  xenstore?: StoreApi;
-  /** With xen and a store in another thread: the guest's xenbus peer (see XenPvOptions.xenbusPeer). */
-  xenbusPeer?: (domid: number) => XenbusPeer;
-  /** With xen: domain id (default 1) and name (default "domU"), and UUID (16 bytes). */
-  domid?: number;
-  uuid?: Uint8Array;
-  name?: string;
+  hvc(vcpu: number, cpu: Cpu, imm: number): boolean;
+  /** Wraps vCPU `vcpu`'s GIC CPU interface window (Xen: resampling its event-channel upcall on EOI). */
+  gicc?(vcpu: number, gicc: MmioDevice): MmioDevice;
   /**
-   * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's when
-   * the cmdline makes hvc0 a console (`console=hvc0`, or no `console=`); input goes to hvc0 when it is the
-   * last console named, once the guest has written to it (src/machine/xen-pv.ts consoleRoles).
+   * After each slice: the platform's own service (console ring, vif rate windows). Returns how many ms until
+   * it wants to run again on its own (Infinity: only on an event).
    */
-  pvConsole?: boolean;
-  /**
-   * The hypervisor's frame pool (src/hv/frame-pool.ts): the machine claims its RAM's frames from it at
-   * construction (MACHINE_MEMORY when too few are free) and gives back what it holds on dispose(); with Xen
-   * the balloon moves frames between the domain and the pool while it runs.
-   */
-  pool?: FramePool;
-  /** With xen: virtual block devices served by blkback (src/backends/blk), e.g. xvda. */
-  disks?: readonly BlkDiskConfig[];
-  /** With xen: virtual network interfaces served by netback (src/backends/net), the guest's eth0, eth1, … */
-  vifs?: readonly VifAttach[];
+  poll?(): number;
+  /** The board stopped (powered off, reset, crashed). */
+  stopped?(state: MachineState, why: string): void;
 }
 
 export type MachineState = "running" | "poweroff" | "reboot" | "crashed";
@@ -140,18 +132,14 @@ interface Vcpu {
   waiting: number; // 0, STOP_WFI or STOP_WFE
 }
 
-export class Machine {
+export class Board {
   readonly ram: SharedArrayBuffer;
   readonly gic: Gicv2;
   readonly uart: Pl011;
   readonly rtc: Pl031;
   readonly vcpus: Vcpu[] = [];
-  /** The Xen guest ABI when MachineOptions.xen is set. */
-  readonly xen: XenDomain | null = null;
-  /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
-  readonly xenPv: XenPv | null = null;
   state: MachineState = "running";
-  /** Why the machine stopped (PSCI call or fault), for the toolstack's log. */
+  /** Why the board stopped (PSCI call or fault), for the toolstack's log. */
   reason = "";
   private readonly code: CodeCache;
   private readonly codePage: Uint8Array;
@@ -160,6 +148,7 @@ export class Machine {
   private outLen = 0;
   private readonly rx: Uint8Array[] = [];
   private readonly consoleOut: (b: Uint8Array) => void;
+  private readonly platform: BoardPlatform | null;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
   /** Slices run and host time (performance.now) since the decode cache's last sweep. */
@@ -168,13 +157,10 @@ export class Machine {
   /** Pages dropped since the last GC, and when that was (collectGarbage). */
   private droppedSinceGc = 0;
   private lastGcMs = performance.now();
-  /** A kernel panic on the console ends the machine as crashed (see panic-watch.ts). */
+  /** A kernel panic on the console ends the board as crashed (see panic-watch.ts). */
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
-  private pool: FramePool | null = null;
-  /** Frames claimed from the pool when there is no Xen account to say (bare board). */
-  private poolFrames = 0;
 
-  constructor(o: MachineOptions) {
+  constructor(o: BoardOptions) {
     if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > MAX_RAM_MIB) {
       throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: this machine supports 16..${MAX_RAM_MIB} MiB`);
     }
@@ -182,58 +168,28 @@ export class Machine {
       throw new MachineError("MACHINE_VCPUS", `vcpus=${o.vcpus}: the GICv2 board supports 1..8 vCPUs`);
     }
     this.consoleOut = o.consoleOut;
+    this.platform = o.platform ?? null;
     const ramBytes = o.memMiB * 1024 * 1024;
-    if (o.pool !== undefined) {
-      const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
-      if (!o.pool.claim(frames)) {
-        throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: only ${Math.floor(o.pool.freeFrames / 256)} MiB ` +
-          `of the hypervisor's ${Math.floor(o.pool.totalFrames / 256)} MiB are free (xeno info; balloon or destroy a domain)`);
-      }
-      this.pool = o.pool;
-      this.poolFrames = frames;
-    }
     this.ram = new SharedArrayBuffer(ramBytes);
     this.code = new CodeCache(ramBytes >>> 12);
     this.codePage = new Uint8Array(ramBytes >>> 12);
     this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
-    this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.emit(b));
+    this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
     this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
-    if (o.xen) {
-      if (o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
-        throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
-      }
-      this.xen = this.createXen(o);
-      try {
-        this.xenPv = attachXenPv(this.xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
-          consoleOut: (b) => this.emit(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer });
-      } catch (e) {
-        this.dispose();
-        if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
-        if (e instanceof RangeError && /^vif/.test(e.message)) throw new MachineError("MACHINE_VIF", e.message);
-        throw e;
-      }
-    } else if (o.disks !== undefined && o.disks.length > 0) {
-      this.dispose();
-      throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
-    } else if (o.vifs !== undefined && o.vifs.length > 0) {
-      this.dispose();
-      throw new MachineError("MACHINE_VIF", "vifs need the Xen platform (netfront/netback); this domain has xen_platform=0");
-    }
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
       router.map(GICD_BASE, this.gic.distributor(k));
-      const gicc = this.gic.cpuInterface(k), xen = this.xen;
-      router.map(GICC_BASE, xen === null ? gicc : withUpcallResample(gicc, () => xen.resampleUpcall(k)));
+      const gicc = this.gic.cpuInterface(k);
+      router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
       const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, cpu: null!, mmu: null! };
       this.resetVcpu(v);
       this.vcpus.push(v);
     }
-    this.load(o, ramBytes);
   }
 
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
@@ -263,14 +219,17 @@ export class Machine {
   }
 
   /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
-  private load(o: MachineOptions, ramBytes: number): void {
+  boot(o: BootImages): void {
+    const ramBytes = this.ram.byteLength;
     const hdr = parseArm64Image(o.kernel);
     const u8 = new Uint8Array(this.ram);
     // A 2 MiB aligned base plus text_offset; the image's own size (with BSS) must fit.
     const kernelOff = hdr.textOffset;
     const kernelEnd = kernelOff + Math.max(hdr.imageSize, o.kernel.length);
-    // With Xen, the top of the buffer is the Xen area (src/xen/layout.ts), outside the DT memory node.
-    const memBytes = this.xen === null ? ramBytes : this.xen.layout.ramBytes;
+    const memBytes = o.memBytes ?? ramBytes;
+    if (!Number.isInteger(memBytes) || memBytes <= ARM64_IMAGE_BASE_ALIGN || memBytes > ramBytes) {
+      throw new RangeError(`boot: memBytes ${memBytes} outside 2 MiB..${ramBytes}`);
+    }
     const dtbOff = memBytes - ARM64_IMAGE_BASE_ALIGN; // last 2 MiB: the DTB (at most 2 MiB, 8-byte aligned)
     let initrd: { start: number; end: number } | undefined;
     let initrdOff = dtbOff;
@@ -284,9 +243,7 @@ export class Machine {
     }
     u8.set(o.kernel, kernelOff);
     if (o.initrd !== undefined) u8.set(o.initrd, initrdOff);
-    const xen = this.xen;
-    const dtb = boardDtb({ ramBytes: memBytes, vcpus: this.vcpus.length, bootargs: o.cmdline, initrd,
-      extraNodes: xen === null ? undefined : (gicPh) => [hypervisorDtNode(xen.layout, gicPh)] });
+    const dtb = boardDtb({ ramBytes: memBytes, vcpus: this.vcpus.length, bootargs: o.cmdline, initrd, extraNodes: o.extraDtNodes });
     if (dtb.length > ARM64_IMAGE_BASE_ALIGN) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
     u8.set(dtb, dtbOff);
     const v = this.vcpus[0];
@@ -323,15 +280,12 @@ export class Machine {
       this.updateTimers(v);
     }
     if (ran) this.sweepCode();
-    this.xenPv?.console?.poll();
-    // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
-    let next = Infinity;
-    const nets = this.xenPv?.net;
-    if (nets !== undefined) for (let i = 0; i < nets.length; i++) next = Math.min(next, nets[i]!.service());
+    // The platform's own service (Xen: console ring, vif rate windows) bounds the sleep too.
+    let next = this.platform?.poll?.() ?? Infinity;
     this.flushOut();
     if (this.state !== "running") return -1;
     if (ran && this.vcpus.some((v) => v.online && v.waiting === 0)) return 0;
-    // Everyone waits: sleep until the earliest enabled timer or vif window (or a console/IPI event wakes the host).
+    // Everyone waits: sleep until the earliest enabled timer or platform deadline (or an event wakes the host).
     for (const v of this.vcpus) {
       if (!v.online) continue;
       if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
@@ -370,12 +324,11 @@ export class Machine {
     this.gic.setPpi(v.index, PPI_PHYS_TIMER, timerFiring(v.cpu, TIMER_PHYS));
   }
 
-  private stop(state: MachineState, why: string): void {
+  /** Stops every vCPU; the first call decides the state and reason. */
+  stop(state: MachineState, why: string): void {
     if (this.state === "running") {
       this.state = state; this.reason = why;
-      // @releaseDomain for watchers (a store in another thread hears of the stop from the worker's host).
-      const store = this.xenPv?.store;
-      if (this.xen !== null && store instanceof XenStore) store.domainShutdown(this.xen.domid);
+      this.platform?.stopped?.(state, why);
     }
     for (const v of this.vcpus) v.cpu.stop = STOP_HALT;
   }
@@ -383,13 +336,8 @@ export class Machine {
   // ---------------------------------------------------------------------------------------------------------
   // Console
 
-  /**
-   * Queues console input for the guest: its PV console when hvc0 is /dev/console and the guest has written to
-   * it, else the UART. Never both: a shell on each would run every command twice.
-   */
+  /** Queues console input for the PL011 (fed as its receive FIFO drains). */
   input(bytes: Uint8Array): void {
-    const pv = this.xenPv?.console;
-    if (pv?.active && this.xenPv!.hvcInput) { pv.input(bytes); return; }
     this.rx.push(bytes.slice());
     this.feedRx();
   }
@@ -404,65 +352,12 @@ export class Machine {
     }
   }
 
-  private emit(b: Uint8Array): void {
+  /** Guest console output (the PL011's, and a platform's console) to consoleOut, watched for a kernel panic. */
+  console(b: Uint8Array): void {
     this.panicWatch.feed(b);
     if (this.outLen + b.length > this.out.length) this.flushOut();
     this.out.set(b, this.outLen);
     this.outLen += b.length;
-  }
-
-  /**
-   * The machine is finished with (stopped or destroyed): its frames go back to the pool (the domain's current
-   * reservation, after any ballooning). Idempotent.
-   */
-  dispose(keepFrames = false): void {
-    for (const b of this.xenPv?.blk ?? []) b.close();
-    for (const n of this.xenPv?.net ?? []) n.close();
-    const pool = this.pool;
-    if (pool === null || keepFrames) return;
-    this.pool = null;
-    pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
-  }
-
-  /** A frame from the network for the vif with devid `devid` (copied into the guest's rx buffers, or dropped). */
-  netReceive(devid: number, frame: Uint8Array): boolean {
-    const net = this.xenPv?.net;
-    if (net === undefined) return false;
-    for (const n of net) if (n.device.devid === devid) return n.receive(frame);
-    return false;
-  }
-
-  /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */
-  attachDisk(disk: BlkDiskConfig): void {
-    const pv = this.xenPv;
-    if (pv === null || this.xen === null) throw new MachineError("MACHINE_DISK", "disks need the Xen platform");
-    if (pv.blk.some((b) => b.config.devid === disk.devid)) throw new MachineError("MACHINE_DISK", `a disk ${disk.vdev} (${disk.devid}) is attached already`);
-    const xen = this.xen;
-    pv.blk.push(attachBlkBack(xen, pv.store, disk, (l) => xen.trace(l)));
-  }
-
-  /** Hot-plug a vif (xl network-attach). */
-  attachVif(v: VifAttach): void {
-    const pv = this.xenPv;
-    if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
-    if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
-    const xen = this.xen;
-    pv.net.push(attachNetBack(xen, pv.store, v.config, v.out, (l) => xen.trace(l)));
-  }
-
-  /** The disk with `devid` (for unplugging; its close() removes it from this machine), or null. */
-  diskDevice(devid: number): { device: BackendDevice; close(): void } | null {
-    const pv = this.xenPv;
-    const b = pv?.blk.find((x) => x.config.devid === devid);
-    if (pv === null || b === undefined) return null;
-    return { device: b.device, close: () => { b.close(); pv.blk.splice(pv.blk.indexOf(b), 1); } };
-  }
-
-  vifDevice(devid: number): { device: BackendDevice; close(): void } | null {
-    const pv = this.xenPv;
-    const n = pv?.net.find((x) => x.device.devid === devid);
-    if (pv === null || n === undefined) return null;
-    return { device: n.device, close: () => { n.close(); pv.net.splice(pv.net.indexOf(n), 1); } };
   }
 
   flushOut(): void {
@@ -472,34 +367,14 @@ export class Machine {
   }
 
   // ---------------------------------------------------------------------------------------------------------
-  // EL2: PSCI (and, later, Xen hypercalls)
-
-  /** The Xen layer with this board as its host: upcall PPI lines, shutdown, WFI-like blocking. */
-  private createXen(o: MachineOptions): XenDomain {
-    return new XenDomain({
-      ram: this.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
-      pool: o.pool, uuid: o.uuid,
-      host: {
-        setUpcall: (k, level) => this.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
-        counter: () => (this.vcpus[0]?.cpu.counter() ?? 0),
-        log: (line) => { process.stderr.write(line + "\n"); },
-        shutdown: (reason) => {
-          if (reason === SHUTDOWN_poweroff) this.stop("poweroff", "SCHEDOP_shutdown poweroff");
-          else if (reason === SHUTDOWN_reboot) this.stop("reboot", "SCHEDOP_shutdown reboot");
-          else this.stop("crashed", `SCHEDOP_shutdown reason ${reason}`);
-        },
-        block: (k) => { const t = this.vcpus[k]; if (t) t.cpu.stop = STOP_WFI; },
-        yield: () => { this.xenPv?.console?.poll(); }, // hvc_xen yields while its output ring is full
-      },
-    });
-  }
+  // EL2: PSCI, and the platform's hypercalls
 
   private el2(v: Vcpu, c: Cpu, ec: number, iss: number): void {
     const r = c.r;
     const ret = (x: number): void => { r[0] = x | 0; r[1] = x < 0 ? -1 : 0; };
-    if (this.xen !== null && ec === EC_HVC && iss !== 0) {
-      if (iss === XEN_HYPERCALL_TAG) { this.xen.hypercall(v.index, r, c.mmu); return; }
-      // Xen injects UNDEF for any other immediate: back to the hvc itself, then the Undefined exception.
+    if (this.platform !== null && ec === EC_HVC && iss !== 0) {
+      if (this.platform.hvc(v.index, c, iss)) return;
+      // An immediate the platform does not know is UNDEFINED: back to the hvc itself, then the exception.
       const lo = (r[PC2] - 4) | 0;
       if ((lo >>> 0) > (r[PC2] >>> 0)) r[PC2 + 1] = (r[PC2 + 1] - 1) | 0;
       r[PC2] = lo;

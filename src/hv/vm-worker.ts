@@ -16,8 +16,8 @@ import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
-import { FramePool } from "../hv/frame-pool.js";
-import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "../hv/store-link.js";
+import { FramePool } from "./frame-pool.js";
+import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */

@@ -18,8 +18,8 @@ import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
-import type { FramePool } from "../hv/frame-pool.js";
-import { StoreLinkHost, newStoreLinkBuffer } from "../hv/store-link.js";
+import type { FramePool } from "./frame-pool.js";
+import { StoreLinkHost, newStoreLinkBuffer } from "./store-link.js";
 import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 

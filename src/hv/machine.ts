@@ -1,0 +1,250 @@
+/**
+ * A domain's machine: the board (src/machine/board.ts: RAM, vCPUs, GIC, timers, PL011, PL031, PSCI) with, for
+ * a Xen DomU, the Xen guest ABI (src/xen) plugged in as its platform and the dom0 services the guest talks to
+ * (XenStore on its xenbus ring, the PV console, blkback and netback: xen-pv.ts). Its frames are claimed from
+ * the hypervisor's pool. The worker thread (vm-worker.ts) drives it with runSlice().
+ */
+import { Board, MachineError, type BoardPlatform, type MachineState } from "../machine/board.js";
+import { RAM_BASE } from "../machine/layout.js";
+import type { Cpu } from "../cpu/arm64/cpu.js";
+import { STOP_WFI } from "../cpu/arm64/cpu.js";
+import { XenDomain } from "../xen/domain.js";
+import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
+import { hypervisorDtNode, xenAreaLayout } from "../xen/layout.js";
+import { withUpcallResample } from "../xen/upcall.js";
+import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
+import type { XenbusPeer } from "../xen/xenbus-ring.js";
+import { XenStore, type StoreApi } from "../xenstore/index.js";
+import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
+import { attachNetBack } from "../backends/net/index.js";
+import type { BackendDevice } from "../backends/xenbus-backend.js";
+import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
+import type { FramePool } from "./frame-pool.js";
+
+export { MachineError, type MachineState } from "../machine/board.js";
+
+export interface MachineOptions {
+  memMiB: number;
+  vcpus: number;
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  cmdline: string;
+  /** Console bytes from the guest (the buffer is reused after the call returns: copy to keep). */
+  consoleOut: (bytes: Uint8Array) => void;
+  /**
+   * Run the guest as a Xen DomU (src/xen): `/hypervisor` DT node, `hvc #0xEA1` hypercalls, event-channel
+   * upcall PPI 31, and the top 1 MiB of RAM reserved for grant frames and magic pages. Default false.
+   */
+  xen?: boolean;
+  /**
+   * With xen: the XenStore serving the guest's xenbus (default: a fresh one). The domain's nodes are written
+   * and the domain introduced at construction (src/xen/xenstore-domain.ts).
+   */
+  xenstore?: StoreApi;
+  /** With xen and a store in another thread: the guest's xenbus peer (see XenPvOptions.xenbusPeer). */
+  xenbusPeer?: (domid: number) => XenbusPeer;
+  /** With xen: domain id (default 1) and name (default "domU"), and UUID (16 bytes). */
+  domid?: number;
+  uuid?: Uint8Array;
+  name?: string;
+  /**
+   * With xen: offer the PV console (hvc0; default true). Its output goes to consoleOut like the PL011's when
+   * the cmdline makes hvc0 a console (`console=hvc0`, or no `console=`); input goes to hvc0 when it is the
+   * last console named, once the guest has written to it (src/hv/xen-pv.ts consoleRoles).
+   */
+  pvConsole?: boolean;
+  /**
+   * The hypervisor's frame pool (src/hv/frame-pool.ts): the machine claims its RAM's frames from it at
+   * construction (MACHINE_MEMORY when too few are free) and gives back what it holds on dispose(); with Xen
+   * the balloon moves frames between the domain and the pool while it runs.
+   */
+  pool?: FramePool;
+  /** With xen: virtual block devices served by blkback (src/backends/blk), e.g. xvda. */
+  disks?: readonly BlkDiskConfig[];
+  /** With xen: virtual network interfaces served by netback (src/backends/net), the guest's eth0, eth1, … */
+  vifs?: readonly VifAttach[];
+}
+
+export class Machine {
+  readonly board: Board;
+  /** The Xen guest ABI when MachineOptions.xen is set. */
+  readonly xen: XenDomain | null = null;
+  /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
+  readonly xenPv: XenPv | null = null;
+  private pool: FramePool | null = null;
+  /** Frames claimed from the pool when there is no Xen account to say (bare board). */
+  private poolFrames = 0;
+
+  constructor(o: MachineOptions) {
+    const ramBytes = o.memMiB * 1024 * 1024;
+    if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
+      throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
+    }
+    if (!o.xen && o.disks !== undefined && o.disks.length > 0) {
+      throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
+    }
+    if (!o.xen && o.vifs !== undefined && o.vifs.length > 0) {
+      throw new MachineError("MACHINE_VIF", "vifs need the Xen platform (netfront/netback); this domain has xen_platform=0");
+    }
+    const platform: BoardPlatform | undefined = o.xen ? {
+      hvc: (k, cpu, imm) => this.hypercall(k, cpu, imm),
+      gicc: (k, gicc) => withUpcallResample(gicc, () => this.xen!.resampleUpcall(k)),
+      poll: () => this.poll(),
+      stopped: (state) => this.stopped(state),
+    } : undefined;
+    this.board = new Board({ memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform });
+    if (o.pool !== undefined) {
+      const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
+      if (!o.pool.claim(frames)) {
+        throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: only ${Math.floor(o.pool.freeFrames / 256)} MiB ` +
+          `of the hypervisor's ${Math.floor(o.pool.totalFrames / 256)} MiB are free (xeno info; balloon or destroy a domain)`);
+      }
+      this.pool = o.pool;
+      this.poolFrames = frames;
+    }
+    if (o.xen) {
+      const xen = this.xen = this.createXen(o);
+      try {
+        this.xenPv = attachXenPv(xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
+          consoleOut: (b) => this.board.console(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer });
+      } catch (e) {
+        this.dispose();
+        if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
+        if (e instanceof RangeError && /^vif/.test(e.message)) throw new MachineError("MACHINE_VIF", e.message);
+        throw e;
+      }
+    }
+    try {
+      const xen = this.xen;
+      this.board.boot({ kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
+        // With Xen, the top of RAM is the Xen area (src/xen/layout.ts), outside the DT memory node.
+        memBytes: xen === null ? ramBytes : xen.layout.ramBytes,
+        extraDtNodes: xen === null ? undefined : (gicPh) => [hypervisorDtNode(xen.layout, gicPh)] });
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  // The board's face, for the worker loop and tests.
+  get ram(): SharedArrayBuffer { return this.board.ram; }
+  get vcpus(): Board["vcpus"] { return this.board.vcpus; }
+  get gic(): Board["gic"] { return this.board.gic; }
+  get uart(): Board["uart"] { return this.board.uart; }
+  get state(): MachineState { return this.board.state; }
+  get reason(): string { return this.board.reason; }
+  get retired(): number { return this.board.retired; }
+  get codePages(): number { return this.board.codePages; }
+  runSlice(): number { return this.board.runSlice(); }
+  flushOut(): void { this.board.flushOut(); }
+
+  /**
+   * Queues console input for the guest: its PV console when hvc0 is /dev/console and the guest has written to
+   * it, else the UART. Never both: a shell on each would run every command twice.
+   */
+  input(bytes: Uint8Array): void {
+    const pv = this.xenPv?.console;
+    if (pv?.active && this.xenPv!.hvcInput) { pv.input(bytes); return; }
+    this.board.input(bytes);
+  }
+
+  /**
+   * The machine is finished with (stopped or destroyed): its frames go back to the pool (the domain's current
+   * reservation, after any ballooning). Idempotent.
+   */
+  dispose(keepFrames = false): void {
+    for (const b of this.xenPv?.blk ?? []) b.close();
+    for (const n of this.xenPv?.net ?? []) n.close();
+    const pool = this.pool;
+    if (pool === null || keepFrames) return;
+    this.pool = null;
+    pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
+  }
+
+  /** A frame from the network for the vif with devid `devid` (copied into the guest's rx buffers, or dropped). */
+  netReceive(devid: number, frame: Uint8Array): boolean {
+    const net = this.xenPv?.net;
+    if (net === undefined) return false;
+    for (const n of net) if (n.device.devid === devid) return n.receive(frame);
+    return false;
+  }
+
+  /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */
+  attachDisk(disk: BlkDiskConfig): void {
+    const pv = this.xenPv;
+    if (pv === null || this.xen === null) throw new MachineError("MACHINE_DISK", "disks need the Xen platform");
+    if (pv.blk.some((b) => b.config.devid === disk.devid)) throw new MachineError("MACHINE_DISK", `a disk ${disk.vdev} (${disk.devid}) is attached already`);
+    const xen = this.xen;
+    pv.blk.push(attachBlkBack(xen, pv.store, disk, (l) => xen.trace(l)));
+  }
+
+  /** Hot-plug a vif (xl network-attach). */
+  attachVif(v: VifAttach): void {
+    const pv = this.xenPv;
+    if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
+    if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
+    const xen = this.xen;
+    pv.net.push(attachNetBack(xen, pv.store, v.config, v.out, (l) => xen.trace(l)));
+  }
+
+  /** The disk with `devid` (for unplugging; its close() removes it from this machine), or null. */
+  diskDevice(devid: number): { device: BackendDevice; close(): void } | null {
+    const pv = this.xenPv;
+    const b = pv?.blk.find((x) => x.config.devid === devid);
+    if (pv === null || b === undefined) return null;
+    return { device: b.device, close: () => { b.close(); pv.blk.splice(pv.blk.indexOf(b), 1); } };
+  }
+
+  vifDevice(devid: number): { device: BackendDevice; close(): void } | null {
+    const pv = this.xenPv;
+    const n = pv?.net.find((x) => x.device.devid === devid);
+    if (pv === null || n === undefined) return null;
+    return { device: n.device, close: () => { n.close(); pv.net.splice(pv.net.indexOf(n), 1); } };
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // The Xen platform
+
+  /** The Xen layer with this board as its host: upcall PPI lines, shutdown, WFI-like blocking. */
+  private createXen(o: MachineOptions): XenDomain {
+    const board = this.board;
+    return new XenDomain({
+      ram: board.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
+      pool: o.pool, uuid: o.uuid,
+      host: {
+        setUpcall: (k, level) => board.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
+        counter: () => (board.vcpus[0]?.cpu.counter() ?? 0),
+        log: (line) => { process.stderr.write(line + "\n"); },
+        shutdown: (reason) => {
+          if (reason === SHUTDOWN_poweroff) board.stop("poweroff", "SCHEDOP_shutdown poweroff");
+          else if (reason === SHUTDOWN_reboot) board.stop("reboot", "SCHEDOP_shutdown reboot");
+          else board.stop("crashed", `SCHEDOP_shutdown reason ${reason}`);
+        },
+        block: (k) => { const t = board.vcpus[k]; if (t) t.cpu.stop = STOP_WFI; },
+        yield: () => { this.xenPv?.console?.poll(); }, // hvc_xen yields while its output ring is full
+      },
+    });
+  }
+
+  /** `hvc #0xEA1` is a Xen hypercall (xen/arch/arm/traps.c do_trap_hvc); any other immediate is UNDEFINED. */
+  private hypercall(k: number, cpu: Cpu, imm: number): boolean {
+    if (imm !== XEN_HYPERCALL_TAG || this.xen === null) return false;
+    this.xen.hypercall(k, cpu.r, cpu.mmu);
+    return true;
+  }
+
+  private poll(): number {
+    this.xenPv?.console?.poll();
+    // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
+    let next = Infinity;
+    const nets = this.xenPv?.net;
+    if (nets !== undefined) for (let i = 0; i < nets.length; i++) next = Math.min(next, nets[i]!.service());
+    return next;
+  }
+
+  private stopped(_state: MachineState): void {
+    // @releaseDomain for watchers (a store in another thread hears of the stop from the worker's host).
+    const store = this.xenPv?.store;
+    if (this.xen !== null && store instanceof XenStore) store.domainShutdown(this.xen.domid);
+  }
+}
