@@ -209,7 +209,7 @@ export class Machine {
   private createXen(o: MachineOptions): XenDomain {
     const board = this.board;
     return new XenDomain({
-      ram: board.ram, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
+      ram: board.ram, ramBytes: board.ramBytes, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
       pool: o.pool, uuid: o.uuid,
       host: {
         setUpcall: (k, level) => board.gic.setPpi(k, GUEST_EVTCHN_PPI, level),

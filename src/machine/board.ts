@@ -8,7 +8,7 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -20,7 +20,7 @@ import { boardDtb } from "./board-fdt.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
-import { PC2 } from "../cpu/arm64/state.js";
+import { PC2, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { MmioDevice } from "../devices/mmio.js";
@@ -132,8 +132,22 @@ interface Vcpu {
   waiting: number; // 0, STOP_WFI or STOP_WFE
 }
 
+/**
+ * The domain's memory (one shared WebAssembly.Memory, so generated code can address all of it): guest RAM
+ * from offset 0 (guest-physical RAM_BASE + offset), then the vCPU state blocks (src/cpu/arm64/state.ts), one
+ * per vCPU at ramBytes + k * VCPU_STATE_BYTES, in one 64 KiB wasm page after RAM. A wasm32 memory ends at
+ * 4 GiB; the MMU's int32 RAM offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
+ */
+const WASM_PAGE = 65536;
+const STATE_AREA_BYTES = WASM_PAGE;
+if (8 * VCPU_STATE_BYTES > STATE_AREA_BYTES) throw new Error("board: the state area cannot hold 8 vCPU blocks");
+
 export class Board {
+  /** The domain's memory: RAM then the vCPU state blocks (see above). */
+  readonly memory: WebAssembly.Memory;
+  /** memory.buffer: RAM is its first ramBytes. */
   readonly ram: SharedArrayBuffer;
+  readonly ramBytes: number;
   readonly gic: Gicv2;
   readonly uart: Pl011;
   readonly rtc: Pl031;
@@ -170,7 +184,11 @@ export class Board {
     this.consoleOut = o.consoleOut;
     this.platform = o.platform ?? null;
     const ramBytes = o.memMiB * 1024 * 1024;
-    this.ram = new SharedArrayBuffer(ramBytes);
+    const pages = (ramBytes + STATE_AREA_BYTES) / WASM_PAGE;
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    // A shared memory's buffer is a SharedArrayBuffer (lib.dom types it as ArrayBuffer); it never grows.
+    this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
+    this.ramBytes = ramBytes;
     this.code = new CodeCache(ramBytes >>> 12);
     this.codePage = new Uint8Array(ramBytes >>> 12);
     this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
@@ -195,24 +213,13 @@ export class Board {
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
   private resetVcpu(v: Vcpu): void {
     if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
-    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage);
+    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes);
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
-    const cpu = new Cpu(mmu, this.code);
+    const cpu = new Cpu(mmu, this.code, { buffer: this.ram, offset: this.ramBytes + v.index * VCPU_STATE_BYTES });
     cpu.vcpuIndex = v.index;
-    cpu.onEl2 = (c, ec, iss) => this.el2(v, c, ec, iss);
-    // Inner-shareable maintenance (TLBI ...IS, IC IALLUIS, SEV) reaches every other vCPU: each has its own TLB,
-    // and without this another vCPU keeps translating through page-table entries the kernel has changed.
-    cpu.onBroadcast = (src, insn, xlo, xhi) => {
-      for (const o of this.vcpus) if (o.cpu !== src && o.online) applyBroadcast(o.cpu, insn, xlo, xhi);
-    };
-    // A timer's output is a level: lower it as soon as the guest masks or reprograms the timer, or a handler
-    // that moved CVAL forward would be re-interrupted by the stale level until the slice ended (an interrupt
-    // storm). Raising stays at slice boundaries and wake-up checks (updateTimers).
-    cpu.onTimerChange = (c, timer) => {
-      if (!timerFiring(c, timer)) this.gic.setPpi(v.index, timer === TIMER_VIRT ? PPI_VIRT_TIMER : PPI_PHYS_TIMER, false);
-    };
+    cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;
@@ -273,8 +280,7 @@ export class Board {
         }
         v.waiting = 0;
       }
-      const c = v.cpu;
-      this.retired += c.run(SLICE);
+      const c = this.runVcpu(v);
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       this.updateTimers(v);
@@ -295,6 +301,42 @@ export class Board {
     }
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
+  }
+
+  /**
+   * Runs vCPU `v` for one slice, handling its exits between runs: `hvc` (PSCI or the platform's hypercalls),
+   * inner-shareable maintenance and SEV (applied to every other online vCPU before this one goes on: they
+   * share this thread, so a TLBI ...IS is complete everywhere before the issuer's next instruction), and timer
+   * writes (the timer's PPI drops at once when the new settings stop it firing: a handler that moved CVAL
+   * forward would otherwise be re-interrupted by the stale level, an interrupt storm; raising stays at slice
+   * boundaries and wake-up checks, updateTimers). Returns the vCPU's Cpu (PSCI CPU_ON may replace another's).
+   */
+  private runVcpu(v: Vcpu): Cpu {
+    let budget = SLICE;
+    for (;;) {
+      const c = v.cpu;
+      const n = c.run(budget);
+      this.retired += n;
+      budget -= n;
+      const why = c.stop;
+      if (why === STOP_HVC) {
+        c.stop = STOP_BUDGET;
+        this.el2(v, c, c.exitEc, c.exitIss);
+      } else if (why === STOP_BROADCAST) {
+        c.stop = STOP_BUDGET;
+        for (const o of this.vcpus) if (o.cpu !== c && o.online) applyBroadcast(o.cpu, c.exitInsn, c.exitXlo, c.exitXhi);
+      } else if (why === STOP_TIMER) {
+        c.stop = STOP_BUDGET;
+        const t = c.exitTimers;
+        c.exitTimers = 0;
+        if ((t & (1 << TIMER_VIRT)) !== 0 && !timerFiring(c, TIMER_VIRT)) this.gic.setPpi(v.index, PPI_VIRT_TIMER, false);
+        if ((t & (1 << TIMER_PHYS)) !== 0 && !timerFiring(c, TIMER_PHYS)) this.gic.setPpi(v.index, PPI_PHYS_TIMER, false);
+      } else {
+        return c;
+      }
+      // The exit's handler may have stopped the vCPU (WFI-like block, CPU_OFF, power-off): that ends the slice.
+      if (c.stop !== STOP_BUDGET || budget <= 0 || this.state !== "running" || !v.online) return c;
+    }
   }
 
   /**

@@ -123,18 +123,22 @@ export class Mmu {
    */
   peers: Mmu[] = [this];
 
-  /** `codePage`: pass the same array to every MMU of a domain that shares a decode cache. */
-  constructor(ram: ArrayBufferLike, ramBase: number, codePage?: Uint8Array) {
-    if (ram.byteLength % 4096 !== 0 || ram.byteLength >= 0x80000000) {
-      throw new RangeError(`RAM size ${ram.byteLength} must be a multiple of 4 KiB below 2 GiB`);
+  /**
+   * RAM is the first `ramBytes` of `ram` (default: all of it; the board's buffer is the domain's
+   * WebAssembly.Memory, whose tail holds the vCPU state blocks, not RAM). `codePage`: pass the same array to
+   * every MMU of a domain that shares a decode cache.
+   */
+  constructor(ram: ArrayBufferLike, ramBase: number, codePage?: Uint8Array, ramBytes = ram.byteLength) {
+    if (ramBytes % 4096 !== 0 || ramBytes >= 0x80000000 || ramBytes > ram.byteLength) {
+      throw new RangeError(`RAM size ${ramBytes} must be a multiple of 4 KiB below 2 GiB, inside its buffer`);
     }
     this.ram = ram;
-    this.u8 = new Uint8Array(ram);
-    this.i32 = new Int32Array(ram);
-    this.dv = new DataView(ram);
+    this.u8 = new Uint8Array(ram, 0, ramBytes);
+    this.i32 = new Int32Array(ram, 0, ramBytes >>> 2);
+    this.dv = new DataView(ram, 0, ramBytes);
     this.ramBase = ramBase;
-    this.ramSize = ram.byteLength;
-    this.codePage = codePage ?? new Uint8Array(ram.byteLength >>> 12);
+    this.ramSize = ramBytes;
+    this.codePage = codePage ?? new Uint8Array(ramBytes >>> 12);
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ export interface XenHost extends SchedHost {
 export interface XenDomainOptions {
   /** The domain's RAM buffer (the DT memory node plus the Xen area at its top, see layout.ts). */
   ram: ArrayBufferLike;
+  /** RAM is the first ramBytes of `ram` (default: all of it). */
+  ramBytes?: number;
   ramBase: number;
   vcpus: number;
   host: XenHost;
@@ -95,8 +97,9 @@ export class XenDomain {
     this.host = o.host;
     this.domid = o.domid ?? 1;
     this.vcpus = o.vcpus;
-    this.layout = xenAreaLayout(o.ramBase, o.ram.byteLength);
-    this.mem = new GuestMemory(o.ram, o.ramBase, this.layout.ramBytes);
+    const bufferBytes = o.ramBytes ?? o.ram.byteLength;
+    this.layout = xenAreaLayout(o.ramBase, bufferBytes);
+    this.mem = new GuestMemory(o.ram, o.ramBase, this.layout.ramBytes, bufferBytes);
     this.sharedInfo = new SharedInfo(this.mem, o.vcpus);
     this.evtchn = new EventChannels(this.sharedInfo, o.vcpus, this.domid, (v) => this.host.setUpcall(v, true));
     this.gnttab = new GrantTable(this.mem, this.domid);

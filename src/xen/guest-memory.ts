@@ -32,13 +32,14 @@ export class GuestMemory {
   mmu: Mmu | null = null;
 
   /**
-   * `ram`: the domain's RAM buffer at guest-physical `base`; `ramBytes`: the part of it the DT memory node
-   * describes (guest-allocatable RAM); the rest (up to ram.byteLength) is the hypervisor-reserved area.
+   * `ram`: the buffer whose first `bufferBytes` (default: all of it) are the domain's RAM at guest-physical
+   * `base`; `ramBytes`: the part of it the DT memory node describes (guest-allocatable RAM); the rest (up to
+   * bufferBytes) is the hypervisor-reserved area. Nothing past bufferBytes is reachable through this object.
    */
-  constructor(readonly ram: ArrayBufferLike, readonly base: number, readonly ramBytes: number) {
-    this.u8 = new Uint8Array(ram);
-    this.i32 = new Int32Array(ram);
-    this.dv = new DataView(ram);
+  constructor(readonly ram: ArrayBufferLike, readonly base: number, readonly ramBytes: number, bufferBytes = ram.byteLength) {
+    this.u8 = new Uint8Array(ram, 0, bufferBytes);
+    this.i32 = new Int32Array(ram, 0, bufferBytes >>> 2);
+    this.dv = new DataView(ram, 0, bufferBytes);
   }
 
   get bufferBytes(): number { return this.u8.length; }

@@ -10,7 +10,7 @@ import {
   type Machine, machine, mrs, msr, pc, runAt, setPc, setx, spinVectors, sysreg, x, type Enc,
 } from "./system-asm.js";
 import { ELR_EL1, ESR_EL1, FAR_EL1, SCTLR_EL1, SPSR_EL1 } from "../../src/cpu/arm64/sysregs.js";
-import { Cpu, STOP_WFI } from "../../src/cpu/arm64/cpu.js";
+import { Cpu, STOP_BROADCAST, STOP_BUDGET, STOP_HVC, STOP_TIMER, STOP_WFI } from "../../src/cpu/arm64/cpu.js";
 import { applyBroadcast } from "../../src/cpu/arm64/sys-insns.js";
 import { timerFiring, TIMER_VIRT } from "../../src/cpu/arm64/sys-timer.js";
 
@@ -180,9 +180,14 @@ test("SVC from EL0 and ERET: ESR, ELR, SPSR, vectors and PSTATE restore", () => 
   assert.equal(pc(c), BigInt(VBAR + 0x200));
   assert.equal(sysreg(c, SPSR_EL1) & 0x3ffn, 0x5n);
   assert.equal(sysreg(c, ELR_EL1), BigInt(CODE + 8));
-  // HVC without a hypervisor hook: UNDEFINED.
+  // HVC without a hypervisor (exits off): UNDEFINED.
   runAt(m, CODE, [HVC(0)], 1);
   assert.equal(esr(m) >>> 26, 0);
+  // With exits: run() ends at once with STOP_HVC, EC and immediate, PC past the hvc; nothing else runs.
+  c.exits = true;
+  assert.equal(runAt(m, CODE, [HVC(0xea1), NOP, NOP], 3), 1);
+  assert.deepEqual([c.stop, c.exitEc, c.exitIss, Number(pc(c))], [STOP_HVC, 0x16, 0xea1, CODE + 4]);
+  c.exits = false;
   // ERET at EL0: UNDEFINED.
   atEl0(m, [ERET], 1);
   assert.equal(esr(m) >>> 26, 0);
@@ -282,26 +287,35 @@ test("CPACR_EL1.FPEN drives Cpu.fpTrap; fpAccessTrap raises EC 0x07", () => {
   assert.equal(read(m, REG.CPACR_EL1), 0x300000n);
 });
 
-test("generic timer: counter hook, TVAL/CVAL, ISTATUS and the change hook", () => {
+test("generic timer: counter hook, TVAL/CVAL, ISTATUS and the timer-write exit", () => {
   const m = setup();
   const c = m.cpu;
   let now = 1000;
   c.counter = () => now;
+  c.exits = true;
   const changes: number[] = [];
-  c.onTimerChange = (_c, t) => changes.push(t);
+  const write = (e: Enc, v: number): void => {
+    setx(c, 1, v);
+    assert.equal(runAt(m, CODE, [msr(e, 1), NOP]), 1, "the exit ends run() after the MSR");
+    assert.equal(c.stop, STOP_TIMER);
+    assert.equal(Number(pc(c)), CODE + 4, "PC past the MSR");
+    changes.push(c.exitTimers);
+    c.exitTimers = 0;
+  };
   assert.equal(read(m, REG.CNTPCT_EL0), 1000n);
-  write(m, REG.CNTV_TVAL_EL0, 500);
+  assert.equal(c.stop, STOP_BUDGET, "reads do not exit");
+  write(REG.CNTV_TVAL_EL0, 500);
   assert.equal(read(m, REG.CNTV_CVAL_EL0), 1500n);
-  write(m, REG.CNTV_CTL_EL0, 1);
+  write(REG.CNTV_CTL_EL0, 1);
   assert.equal(read(m, REG.CNTV_CTL_EL0), 1n, "not yet");
   assert.equal(timerFiring(c, TIMER_VIRT), false);
   now = 1600;
   assert.equal(read(m, REG.CNTV_CTL_EL0), 5n, "ISTATUS");
   assert.equal(read(m, REG.CNTV_TVAL_EL0), BigInt(0x1_0000_0000 - 100), "TVAL is CVAL - count, 32-bit");
   assert.equal(timerFiring(c, TIMER_VIRT), true);
-  write(m, REG.CNTV_CTL_EL0, 3);
+  write(REG.CNTV_CTL_EL0, 3);
   assert.equal(timerFiring(c, TIMER_VIRT), false, "masked");
-  assert.deepEqual(changes, [1, 1, 1]);
+  assert.deepEqual(changes, [2, 2, 2], "bit 1 << TIMER_VIRT");
 });
 
 test("IC IALLU drops decoded instructions; TLBI ...IS is broadcast", () => {
@@ -319,10 +333,17 @@ test("IC IALLU drops decoded instructions; TLBI ...IS is broadcast", () => {
   setPc(c, CODE + 0x800); c.run(2);
   setPc(c, CODE); c.run(1);
   assert.equal(x(c, 0), 2n, "after IC IALLU the new instruction executes");
-  // Broadcast: the hook receives the instruction and operand; applyBroadcast replays it elsewhere.
-  const other = new Cpu(m.mmu);
-  const seen: number[] = [];
-  c.onBroadcast = (_c, insn, xlo) => { seen.push(insn, xlo); applyBroadcast(other, insn, xlo, 0); };
+  // Broadcast: an exit right after the IS instruction with the instruction and operand; the local form does
+  // not exit; without exits (one CPU, no platform) nothing is broadcast.
   runAt(m, USER, [TLBI.VMALLE1IS(), TLBI.VMALLE1()]);
-  assert.deepEqual(seen, [TLBI.VMALLE1IS(), 0]);
+  assert.equal(c.stop, STOP_BUDGET, "no exits unless a platform handles them");
+  c.exits = true;
+  setx(c, 3, 0x1234);
+  assert.equal(runAt(m, USER, [TLBI.VMALLE1IS(), TLBI.VMALLE1()]), 1);
+  assert.equal(c.stop, STOP_BROADCAST);
+  assert.deepEqual([c.exitInsn, c.exitXlo, Number(pc(c))], [TLBI.VMALLE1IS(), 0, USER + 4]);
+  c.run(1);
+  assert.equal(c.stop, STOP_BUDGET, "TLBI VMALLE1 (local) runs on");
+  const other = new Cpu(m.mmu);
+  applyBroadcast(other, c.exitInsn, c.exitXlo, c.exitXhi);
 });

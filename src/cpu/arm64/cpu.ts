@@ -2,12 +2,18 @@
  * One AArch64 vCPU (ARMv8.0-A, EL0 and EL1): architectural state, the fetch/dispatch loop with a per-page
  * decoded-instruction cache, and exception entry/return (Arm ARM D1.10 "Exception entry").
  *
- * EL2 and EL3 are not executed as guest code: the hypervisor (Xeno) is EL2. `hvc`/`smc` and anything routed
- * to EL2 go to `onEl2`. The user-mode runner likewise stands in for EL1 through `onEl1` (see src/user).
+ * EL2 and EL3 are not executed as guest code: the hypervisor (Xeno) is EL2. With `exits` set, what a
+ * hypervisor must see ends run() with an exit code in `stop` (Cloud Hypervisor's `Vcpu::run() -> VmExit`):
+ * `hvc`/`smc` (STOP_HVC), inner-shareable maintenance and SEV that other vCPUs must apply (STOP_BROADCAST), and
+ * writes to the generic-timer registers (STOP_TIMER); the caller handles the exit and calls run() again. No
+ * hypervisor code runs inside an instruction handler (MMIO goes through the MMU's device table, directly).
+ * The user-mode runner stands in for EL1 through `onEl1` (see src/user).
  */
 import { Decoder, type Handler } from "./decoder.js";
 import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
-import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT } from "./state.js";
+import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT, VCPU_STATE_BYTES, ST_R, ST_V,
+  ST_PSTATE, ST_SYS, PS_WORDS, PS_NZCV, PS_DAIF, PS_EL, PS_SPSEL, PS_FPCR, PS_FPSR, PS_EXCL_OFF, PS_EXCL_SIZE,
+  PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL } from "./state.js";
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
@@ -25,8 +31,17 @@ export const EC_UNKNOWN = 0x00, EC_WFX = 0x01, EC_FP_ACCESS = 0x07, EC_ILLEGAL =
 export const VEC_SYNC = 0x000, VEC_IRQ = 0x080, VEC_FIQ = 0x100, VEC_SERROR = 0x180;
 
 
-/** Why run() returned. */
+/** Why run() returned: the budget ran out, WFI, halted (powered off), WFE. */
 export const STOP_BUDGET = 0, STOP_WFI = 1, STOP_HALT = 2, STOP_WFE = 3;
+/**
+ * Exits (only when Cpu.exits is set), each taken right after the instruction that caused it (PC is past it):
+ * STOP_HVC: `hvc`/`smc` with ESR class exitEc (EC_HVC/EC_SMC) and ISS exitIss (the immediate);
+ * STOP_BROADCAST: TLBI ...IS, IC IALLUIS, IC IVAU or SEV (instruction exitInsn, operand exitXlo/exitXhi) that
+ *   every other vCPU of the domain must apply (applyBroadcast) before this one goes on;
+ * STOP_TIMER: a generic-timer register was written (exitTimers: bit 1 << timer), so the platform re-evaluates
+ *   the timer's interrupt line at once (a handler that moved CVAL forward must not see the stale level).
+ */
+export const STOP_HVC = 4, STOP_BROADCAST = 5, STOP_TIMER = 6;
 
 /** Handler that marks an empty decode-cache slot. Never executed. */
 const LAZY: Handler = () => { throw new Error("LAZY handler executed"); };
@@ -159,21 +174,30 @@ const BLOCKS_ENABLED = typeof process === "undefined" || !process.env.XENO_NO_BL
 /** Executions of a block start before it is compiled. */
 const HOT = Number(process.env.XENO_BLOCK_HOT ?? 2000);
 
+/** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
+export interface StateBlock {
+  buffer: ArrayBufferLike;
+  offset: number;
+}
+
 export class Cpu {
+  /** The state block (state.ts) the views below cover. */
+  readonly block: StateBlock;
   /** General-purpose registers, SP, PC: see state.ts for the layout. */
-  readonly r = new Int32Array(R_SLOTS);
-  /** V0..V31 (128 bits each) with typed views over one buffer. */
-  readonly vbuf = new ArrayBuffer(32 * 16);
-  readonly vi32 = new Int32Array(this.vbuf);
-  readonly vu32 = new Uint32Array(this.vbuf);
-  readonly vu16 = new Uint16Array(this.vbuf);
-  readonly vu8 = new Uint8Array(this.vbuf);
-  readonly vi8 = new Int8Array(this.vbuf);
-  readonly vi16 = new Int16Array(this.vbuf);
-  readonly vf32 = new Float32Array(this.vbuf);
-  readonly vf64 = new Float64Array(this.vbuf);
+  readonly r: Int32Array;
+  /** V0..V31 (128 bits each) with typed views over the block's vector area. */
+  readonly vi32: Int32Array;
+  readonly vu32: Uint32Array;
+  readonly vu16: Uint16Array;
+  readonly vu8: Uint8Array;
+  readonly vi8: Int8Array;
+  readonly vi16: Int16Array;
+  readonly vf32: Float32Array;
+  readonly vf64: Float64Array;
   /** System registers (sysregs.ts). */
-  readonly sys = new Int32Array(SYS_SLOTS);
+  readonly sys: Int32Array;
+  /** The block's PSTATE words (PS_*), current whenever run() is not executing (storePstate). */
+  readonly ps: Int32Array;
 
   // PSTATE
   nzcv = 0; // N=8 Z=4 C=2 V=1
@@ -222,28 +246,54 @@ export class Cpu {
    * vCPUs of a domain (workers' clocks differ) and may offset it for save/restore.
    */
   counter: () => number = hostCounter;
-  /** Called after a guest write to a generic-timer register (timer 0 = physical, 1 = virtual). */
-  onTimerChange: ((c: Cpu, timer: number) => void) | null = null;
   /**
-   * Inner-Shareable maintenance to forward to the other vCPUs of the domain (TLBI ...IS, IC IALLUIS): the SYS
-   * instruction word and the Xt operand. The receiver applies it with applyBroadcast (sys-insns.ts).
+   * A platform handles exits (see STOP_HVC): hvc/smc, broadcasts and timer writes end run(). Off (the user-mode
+   * runner, one CPU and no hypervisor): hvc/smc are UNDEFINED and there is nobody to broadcast to.
    */
-  onBroadcast: ((c: Cpu, insn: number, xlo: number, xhi: number) => void) | null = null;
+  exits = false;
+  /** The exit's details (valid when run() returned the matching STOP_* code). */
+  exitEc = 0;
+  exitIss = 0;
+  exitInsn = 0;
+  exitXlo = 0;
+  exitXhi = 0;
+  exitTimers = 0;
 
   /** Number of instructions retired since creation (approximate: counted per run() slice). */
   retired = 0;
 
   /** Exceptions targeting EL1 go here instead of the vector table when set (the user-mode runner's kernel). */
   onEl1: ((c: Cpu, vectorOffset: number) => void) | null = null;
-  /** Exceptions targeting EL2 (hvc, smc, stage-2 aborts) go here; when null, hvc/smc are UNDEFINED. */
+  /** Stage-2 aborts go here (nothing sets a stage-2 translation yet; hvc/smc are exits, see `exits`). */
   onEl2: ((c: Cpu, ec: number, iss: number) => void) | null = null;
 
   /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
   private readonly code: CodeCache;
   readonly mmu: Mmu;
 
-  /** `code`: share one CodeCache between the vCPUs of a domain that run in the same thread. */
-  constructor(mmu: Mmu, code?: CodeCache) {
+  /**
+   * `code`: share one CodeCache between the vCPUs of a domain that run in the same thread. `block`: where the
+   * state lives (default: a private buffer); it is cleared to the reset state.
+   */
+  constructor(mmu: Mmu, code?: CodeCache, block?: StateBlock) {
+    const b = block ?? { buffer: new ArrayBuffer(VCPU_STATE_BYTES), offset: 0 };
+    if (b.offset % 4096 !== 0 || b.offset < 0 || b.offset + VCPU_STATE_BYTES > b.buffer.byteLength) {
+      throw new RangeError(`vCPU state block at ${b.offset}: not a 4 KiB-aligned block inside its buffer`);
+    }
+    this.block = b;
+    const buf = b.buffer, o = b.offset;
+    new Uint8Array(buf, o, VCPU_STATE_BYTES).fill(0);
+    this.r = new Int32Array(buf, o + ST_R, R_SLOTS);
+    this.vi32 = new Int32Array(buf, o + ST_V, 128);
+    this.vu32 = new Uint32Array(buf, o + ST_V, 128);
+    this.vu16 = new Uint16Array(buf, o + ST_V, 256);
+    this.vu8 = new Uint8Array(buf, o + ST_V, 512);
+    this.vi8 = new Int8Array(buf, o + ST_V, 512);
+    this.vi16 = new Int16Array(buf, o + ST_V, 256);
+    this.vf32 = new Float32Array(buf, o + ST_V, 128);
+    this.vf64 = new Float64Array(buf, o + ST_V, 64);
+    this.ps = new Int32Array(buf, o + ST_PSTATE, PS_WORDS);
+    this.sys = new Int32Array(buf, o + ST_SYS, SYS_SLOTS);
     this.mmu = mmu;
     this.code = code ?? new CodeCache(mmu.ramSize >>> 12);
     mmu.setEl(this.el);
@@ -321,6 +371,7 @@ export class Cpu {
       }
     }
     this.retired += done;
+    this.storePstate();
     return done;
   }
 
@@ -378,7 +429,31 @@ export class Cpu {
       }
     }
     this.retired += done;
+    this.storePstate();
     return done;
+  }
+
+  /** Writes the PSTATE fields this object runs with into the state block (state.ts PS_*). */
+  storePstate(): void {
+    const p = this.ps;
+    p[PS_NZCV] = this.nzcv; p[PS_DAIF] = this.daif; p[PS_EL] = this.el; p[PS_SPSEL] = this.spsel;
+    p[PS_FPCR] = this.fpcr; p[PS_FPSR] = this.fpsr;
+    p[PS_EXCL_OFF] = this.exclOff; p[PS_EXCL_SIZE] = this.exclSize; p[PS_EXCL_LO] = this.exclLo; p[PS_EXCL_HI] = this.exclHi;
+    p[PS_EVENT] = this.event; p[PS_IL] = this.il;
+  }
+
+  /**
+   * Takes PSTATE from the state block (after its words were written, e.g. by a restore) and rebuilds what
+   * derives from it and the system registers: the MMU's EL and translation regime, the FP trap flag.
+   */
+  loadPstate(): void {
+    const p = this.ps;
+    this.nzcv = p[PS_NZCV] & 0xf; this.daif = p[PS_DAIF] & 0xf; this.el = p[PS_EL]; this.spsel = p[PS_SPSEL];
+    this.fpcr = p[PS_FPCR]; this.fpsr = p[PS_FPSR];
+    this.exclOff = p[PS_EXCL_OFF]; this.exclSize = p[PS_EXCL_SIZE]; this.exclLo = p[PS_EXCL_LO]; this.exclHi = p[PS_EXCL_HI];
+    this.event = p[PS_EVENT] & 1; this.il = p[PS_IL] & 1;
+    this.mmu.setEl(this.el);
+    this.updateFpTrap();
   }
 
   /** Drops the decoded instructions of one RAM page (IC IVAU, writes to code). */
@@ -445,14 +520,16 @@ export class Cpu {
    */
   syncException(ec: number, iss: number, retOffset: number, farLo = 0, farHi = 0, setFar = false): void {
     if (ec === EC_HVC || ec === EC_SMC) {
-      if (this.onEl2 !== null) {
-        // The hypervisor's handler runs "at EL2" and returns to the next instruction unless it changes PC.
+      if (this.exits) {
+        // An exit to the hypervisor ("EL2"), which returns to the next instruction unless it changes PC.
         const r = this.r;
         const lo = (r[PC2] + retOffset) | 0;
         if ((lo >>> 0) < (r[PC2] >>> 0)) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
         r[PC2] = lo;
         this.jumped = JUMP_CONTEXT;
-        this.onEl2(this, ec, iss);
+        this.exitEc = ec;
+        this.exitIss = iss;
+        this.stop = STOP_HVC;
         return;
       }
       ec = EC_UNKNOWN; iss = 0; retOffset = 0;
@@ -551,6 +628,33 @@ export class Cpu {
     const r = this.r;
     this.syncException(EC_PC_ALIGN, 0, 0, r[PC2], r[PC2 + 1], true);
     this.jumped = 0;
+  }
+
+  /**
+   * Ends the current instruction (PC += 4) with an exit to the platform: STOP_BROADCAST for inner-shareable
+   * maintenance or SEV (`insn`, operand xlo/xhi). No-op without `exits`. Called by the instruction's handler
+   * after it has done its own, local part.
+   */
+  broadcastExit(insn: number, xlo: number, xhi: number): void {
+    if (!this.exits) return;
+    this.exitInsn = insn; this.exitXlo = xlo; this.exitXhi = xhi;
+    this.exitAfter(STOP_BROADCAST);
+  }
+
+  /** A generic-timer register of `timer` was written: STOP_TIMER after this instruction (see exitTimers). */
+  timerExit(timer: number): void {
+    if (!this.exits) return;
+    this.exitTimers |= 1 << timer;
+    this.exitAfter(STOP_TIMER);
+  }
+
+  private exitAfter(code: number): void {
+    const r = this.r;
+    const lo = (r[PC2] + 4) | 0;
+    if (lo === 0) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
+    r[PC2] = lo;
+    this.jumped = JUMP_CONTEXT;
+    this.stop = code;
   }
 
   /** Raises UNDEFINED for the instruction at PC (EC 0, Arm ARM D1.10.4). */

@@ -1,7 +1,19 @@
 /**
- * Layout of an AArch64 vCPU's architectural state in typed arrays, so a context can be copied, saved, or moved
- * to another worker thread without touching the thread that runs it.
+ * Layout of an AArch64 vCPU's architectural state: one fixed block of VCPU_STATE_BYTES per vCPU, which the
+ * board places in the domain's shared WebAssembly.Memory next to guest RAM (src/machine/board.ts), so a
+ * context can be copied, saved, or moved to another thread, and generated code can address it directly. The
+ * interpreter works on it through typed-array views (Cpu.r, Cpu.v*, Cpu.sys).
  *
+ * The block (byte offsets; little-endian; 64-bit values as lo, hi 32-bit words):
+ *   0x000  r       Int32 x 72: the general-purpose file below
+ *   0x200  V       32 x 16 bytes: V0..V31
+ *   0x400  PSTATE  Int32 x 16 at PS_* (NZCV, DAIF, EL, SPSel, FPCR, FPSR, the exclusive monitor, the event
+ *                  register, PSTATE.IL). The interpreter keeps these in Cpu fields while it runs and writes
+ *                  them here when run() returns (Cpu.storePstate); Cpu.loadPstate reads them back (restore).
+ *   0x800  sys     Int32 x SYS_SLOTS: system registers at the slots of sysregs.ts (a saved state keys them by
+ *                  encoding instead, vcpu-state.ts, so this order may change between builds)
+ *
+
  * General-purpose file `r` (Int32Array, two slots per 64-bit register: lo at 2n, hi at 2n+1):
  *   slots 0..30  X0..X30
  *   slot  31     XZR: always zero (writers skip d = 31; see setX)
@@ -20,6 +32,13 @@ export const SP_EL1 = 35;
 export const SP2 = SP * 2;
 export const PC2 = PC * 2;
 export const R_SLOTS = 36 * 2;
+
+/** Bytes of one vCPU's state block (a multiple of 4 KiB) and the offsets of its parts. */
+export const VCPU_STATE_BYTES = 0x1000;
+export const ST_R = 0x000, ST_V = 0x200, ST_PSTATE = 0x400, ST_SYS = 0x800;
+/** Int32 word indices in the PSTATE area. */
+export const PS_NZCV = 0, PS_DAIF = 1, PS_EL = 2, PS_SPSEL = 3, PS_FPCR = 4, PS_FPSR = 5, PS_EXCL_OFF = 6,
+  PS_EXCL_SIZE = 7, PS_EXCL_LO = 8, PS_EXCL_HI = 9, PS_EVENT = 10, PS_IL = 11, PS_WORDS = 16;
 
 /** NZCV as a 4-bit number in Cpu.nzcv. */
 export const N = 8, Z = 4, C = 2, V = 1;

@@ -64,7 +64,7 @@ function dcEl1(c: Cpu, i: number): void {
 function icIallu(c: Cpu, i: number): void {
   if (c.el === 0) { c.undefinedInstruction(i); return; }
   c.invalidateAllCode();
-  if (((i >>> 8) & 15) === 1 && c.onBroadcast !== null) c.onBroadcast(c, i, 0, 0);
+  if (((i >>> 8) & 15) === 1) c.broadcastExit(i, 0, 0);
 }
 
 /**
@@ -76,7 +76,7 @@ function icIvau(c: Cpu, i: number): void {
   const t = (i & 31) << 1;
   const lo = c.r[t], hi = c.r[t + 1];
   invalidateVa(c, lo, hi);
-  if (c.onBroadcast !== null) c.onBroadcast(c, i, lo, hi);
+  c.broadcastExit(i, lo, hi);
 }
 
 function invalidateVa(c: Cpu, lo: number, hi: number): void {
@@ -108,11 +108,11 @@ function tlbi(c: Cpu, i: number): void {
   const t = (i & 31) << 1;
   const xlo = c.r[t], xhi = c.r[t + 1];
   tlbiLocal(c, (i >>> 5) & 7, xlo, xhi);
-  if (((i >>> 8) & 15) === 3 && c.onBroadcast !== null) c.onBroadcast(c, i, xlo, xhi);
+  if (((i >>> 8) & 15) === 3) c.broadcastExit(i, xlo, xhi);
 }
 
 /**
- * Applies maintenance broadcast by another vCPU (Cpu.onBroadcast) to `c`: TLBI ...IS, IC IALLUIS, IC IVAU
+ * Applies maintenance broadcast by another vCPU (its STOP_BROADCAST exit) to `c`: TLBI ...IS, IC IALLUIS, IC IVAU
  * (translated with c's own tables, which in a domain are shared) and SEV.
  */
 export function applyBroadcast(c: Cpu, insn: number, xlo: number, xhi: number): void {

@@ -70,8 +70,7 @@ function split(v: number): number {
 }
 
 function changed(c: Cpu, timer: number): void {
-  const f = c.onTimerChange;
-  if (f !== null) f(c, timer);
+  c.timerExit(timer);
 }
 
 /** CNTKCTL_EL1 predicate for EL0 access (false: the access traps to EL1 with EC 0x18). */

@@ -127,13 +127,13 @@ function brk(c: Cpu, i: number): void { c.syncException(EC_BRK, (i >>> 5) & 0xff
  * and continues; otherwise WFI and WFE leave the loop (STOP_WFI) and the platform sleeps until an interrupt
  * or event (for WFE the platform should wake on SEV from another vCPU or after a short while: spin-wait
  * loops such as Linux's __cmpwait rely on the exclusive monitor's clear event, which is not modelled).
- * SEV is forwarded to the other vCPUs through onBroadcast.
+ * SEV is forwarded to the other vCPUs as a STOP_BROADCAST exit.
  */
 function hint(c: Cpu, i: number): void {
   const op = (i >>> 5) & 0x7f;
   if (op === 4 || op === 5) { // SEV, SEVL
     c.event = 1;
-    if (op === 4 && c.onBroadcast !== null) c.onBroadcast(c, i, 0, 0);
+    if (op === 4) c.broadcastExit(i, 0, 0);
     return;
   }
   if (op === 3 || op === 2) { // WFI, WFE
