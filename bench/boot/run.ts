@@ -3,7 +3,12 @@
  * for the same Debian kernel, initramfs and command line under Xeno (`xeno create -c`) and under
  * `qemu-system-aarch64 -M virt -cpu cortex-a72` (TCG), alternated, median of N runs each, and the ratio.
  *
- *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--timeout SEC]
+ *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--timeout SEC] [--baseline DIR]
+ *
+ * `--baseline DIR`: also boot the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
+ * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
+ * Besides wall time to the marker it reports each Xeno's CPU seconds (user + system of the process), which
+ * other load on the machine disturbs less than wall time.
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
@@ -21,8 +26,27 @@ function arg(name: string, def: number): number {
   return k >= 0 ? Number(process.argv[k + 1]) : def;
 }
 
-/** Spawns a command and resolves with the seconds until `marker` appears on its stdout (then kills it). */
-function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<number> {
+function argStr(name: string): string | undefined {
+  const k = process.argv.indexOf(name);
+  return k >= 0 ? process.argv[k + 1] : undefined;
+}
+
+/** CPU seconds (user + system) of process `pid` so far, from /proc (0 where /proc is absent). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+
+/** Seconds of wall time and of the process's CPU until the marker appeared. */
+interface Timing { wall: number; cpu: number }
+
+/** Spawns a command and resolves with the time until `marker` appears on its stdout (then kills it). */
+function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
@@ -32,8 +56,9 @@ function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<
       if (done) return;
       done = true;
       clearTimeout(timer);
+      const cpu = cpuSeconds(p.pid);
       p.kill("SIGKILL");
-      if (err) reject(err); else resolve(secs);
+      if (err) reject(err); else resolve({ wall: secs, cpu });
     };
     const timer = setTimeout(() => finish(new Error(`${cmd}: no marker after ${timeoutSec} s`)), timeoutSec * 1000);
     p.stdout.on("data", (d: Buffer) => {
@@ -61,17 +86,27 @@ async function main(): Promise<void> {
   const xeno = [path.join(root, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
   const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
     "-kernel", img.kernel, "-initrd", img.initrd, "-append", cmdline];
-  const tx: number[] = [], tq: number[] = [];
+  const baseDir = argStr("--baseline");
+  const base = baseDir === undefined ? null : [path.join(path.resolve(baseDir), "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
+  if (base !== null && !fs.existsSync(base[0]!)) throw new Error(`--baseline ${baseDir}: no ${base[0]} (build that checkout first)`);
+  const tx: Timing[] = [], tq: Timing[] = [], tb: Timing[] = [];
   for (let k = 0; k < runs; k++) {
     tq.push(await timeToMarker("qemu-system-aarch64", qemu, timeout));
     tx.push(await timeToMarker(process.execPath, xeno, timeout));
-    process.stderr.write(`run ${k + 1}/${runs}: qemu ${tq[k].toFixed(2)} s, xeno ${tx[k].toFixed(2)} s\n`);
+    if (base !== null) tb.push(await timeToMarker(process.execPath, base, timeout));
+    process.stderr.write(`run ${k + 1}/${runs}: qemu ${tq[k]!.wall.toFixed(2)} s, xeno ${tx[k]!.wall.toFixed(2)} s (cpu ${tx[k]!.cpu.toFixed(2)} s)` +
+      (base !== null ? `, baseline ${tb[k]!.wall.toFixed(2)} s (cpu ${tb[k]!.cpu.toFixed(2)} s)` : "") + "\n");
   }
-  const mx = median(tx), mq = median(tq);
+  const mx = median(tx.map((t) => t.wall)), mq = median(tq.map((t) => t.wall)), cx = median(tx.map((t) => t.cpu));
   console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, 1 vCPU), median of ${runs}:`);
   console.log(`  qemu-system-aarch64 -M virt -cpu cortex-a72 (TCG): ${mq.toFixed(2)} s`);
-  console.log(`  xeno create -c:                                   ${mx.toFixed(2)} s`);
+  console.log(`  xeno create -c:                                   ${mx.toFixed(2)} s (cpu ${cx.toFixed(2)} s)`);
   console.log(`  ratio xeno/qemu: ${(mx / mq).toFixed(2)}x`);
+  if (base !== null) {
+    const mb = median(tb.map((t) => t.wall)), cb = median(tb.map((t) => t.cpu));
+    console.log(`  baseline ${baseDir}:  ${mb.toFixed(2)} s (cpu ${cb.toFixed(2)} s)`);
+    console.log(`  this build vs baseline: wall ${((mx / mb - 1) * 100).toFixed(1)} %, cpu ${((cx / cb - 1) * 100).toFixed(1)} %`);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

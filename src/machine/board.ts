@@ -35,6 +35,11 @@ export interface BoardOptions {
   consoleOut: (bytes: Uint8Array) => void;
   /** What the platform above the board adds (Xen: src/hv/machine.ts); absent: a bare board. */
   platform?: BoardPlatform;
+  /**
+   * Adopt this domain memory (RAM + vCPU state area, see Board.memory) instead of allocating one: a board
+   * restored in another thread over the same, shared memory (nothing copied). Its size must match memMiB.
+   */
+  memory?: WebAssembly.Memory;
 }
 
 /** What boot() places in RAM (booting.rst): the kernel Image, an optional initramfs, the command line. */
@@ -185,7 +190,10 @@ export class Board {
     this.platform = o.platform ?? null;
     const ramBytes = o.memMiB * 1024 * 1024;
     const pages = (ramBytes + STATE_AREA_BYTES) / WASM_PAGE;
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    if (o.memory !== undefined && o.memory.buffer.byteLength !== pages * WASM_PAGE) {
+      throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: the given domain memory has ${o.memory.buffer.byteLength} bytes, not ${pages * WASM_PAGE}`);
+    }
+    this.memory = o.memory ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     // A shared memory's buffer is a SharedArrayBuffer (lib.dom types it as ArrayBuffer); it never grows.
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
