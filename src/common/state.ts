@@ -74,3 +74,11 @@ export function stateStringOrNull(component: string, field: string, v: unknown):
 
 /** Int32 range (a saved register word) and u32 range. */
 export const I32_MIN = -0x80000000, I32_MAX = 0x7fffffff, U32_MAX = 0xffffffff;
+
+/** Throws StateError unless `v` is a finite number in [lo, hi] (a time, which need not be an integer). */
+export function stateNumber(component: string, field: string, v: unknown, lo: number, hi: number): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < lo || v > hi) {
+    throw new StateError(component, field, `${String(v)} is not a number in ${lo}..${hi}`);
+  }
+  return v;
+}
