@@ -16,6 +16,7 @@
  * (the store lets in-process sinks make further requests).
  */
 import type { StoreApi, StoreSessionRef } from "../xenstore/index.js";
+import { StateError } from "../common/state.js";
 
 /** enum xenbus_state (io/xenbus.h). */
 export const XenbusStateUnknown = 0, XenbusStateInitialising = 1, XenbusStateInitWait = 2,
@@ -42,6 +43,12 @@ export interface BackendDeviceOptions {
   /** The front-end is going away (or the device is removed): drop rings and channels. */
   disconnect(dev: BackendDevice): void;
   log(line: string): void;
+  /**
+   * Save/restore: attach to the device a restored XenStore already holds instead of creating it — nothing is
+   * written, only the front-end's state is watched again; `connected` is the saved connection flag (the
+   * caller re-attaches the ring itself). The back-end directory must exist.
+   */
+  existing?: { connected: boolean };
 }
 
 export class BackendDevice {
@@ -66,6 +73,15 @@ export class BackendDevice {
     this.frontPath = `/local/domain/${o.domid}/device/${o.type}/${o.devid}`;
     this.token = `xeno-back:${this.backPath}`;
     this.s = this.store.connect(bdom, (path, token) => { if (token === this.token) this.frontendChanged(path); });
+    if (o.existing !== undefined) {
+      if (this.state === XenbusStateUnknown) {
+        this.store.disconnect(this.s);
+        throw new StateError(`${o.type}-backend`, "devid", `${this.backPath} is not in the restored store`);
+      }
+      this.connected = o.existing.connected;
+      this.store.watch(this.s, `${this.frontPath}/state`, this.token);
+      return;
+    }
 
     const st = this.store, s = this.s;
     const tx = st.transactionStart(s);
@@ -142,6 +158,9 @@ export class BackendDevice {
     const fs = this.frontInt("state");
     if (fs === XenbusStateClosed || fs === XenbusStateUnknown || fs < 0) this.unplugged();
   }
+
+  /** A hot-unplug is waiting for the front-end (no save then: the toolstack's callback is not data). */
+  get unplugging(): boolean { return this.unplugged !== null; }
 
   /** Ends an unplug() that the front-end did not answer. */
   forceUnplug(): void { this.unplugged?.(); }

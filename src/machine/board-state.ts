@@ -11,7 +11,7 @@
 import { StateError, stateInt, stateVersion } from "../common/state.js";
 import { restoreVcpu, saveVcpu, type VcpuState } from "../cpu/arm64/vcpu-state.js";
 import { STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
-import type { Gicv2State } from "../devices/gic/gicv2.js";
+import type { Gicv2State } from "../devices/gic/gicv2-state.js";
 import type { Pl011State } from "../devices/pl011/pl011.js";
 import type { Pl031State } from "../devices/pl031/pl031.js";
 import { Board, type BoardOptions, type MachineState } from "./board.js";

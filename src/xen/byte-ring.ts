@@ -13,6 +13,9 @@
  * Index loads and stores are Atomics (sequentially consistent): the data copy happens after the index load
  * and before the index store, the ordering the protocol's barriers (virt_mb/virt_wmb in Linux) pair with,
  * which matters once a vCPU runs in another thread than the back-end.
+ *
+ * No saved state: the indexes and data are the shared page (guest RAM), and a ByteRing holds only where they
+ * are; its owner rebuilds it over the restored RAM.
  */
 
 export class ByteRing {

@@ -6,6 +6,10 @@
  *
  * Offsets measured from the header compiled for arm64 (ARM-DOMU-ABI.md §5.2). Index handling and bounds are
  * ByteRing's: a guest writing absurd indexes gets -1 back from the ring, never an access outside the page.
+ *
+ * Save/restore: nothing to save here. Both rings, their indexes and `connection` are the page itself (guest
+ * RAM, saved with it), and ByteRing keeps no index of its own; the host side's queued input is the console
+ * back-end's (ConsoleBackState).
  */
 import { ByteRing } from "./byte-ring.js";
 

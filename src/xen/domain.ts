@@ -13,15 +13,16 @@ import { EFAULT, EINVAL, ENOSYS, EPERM, HC_console_io, HC_dm_op, HC_event_channe
   HC_vcpu_op, HC_vm_assist, HC_xen_version, XEN_PAGE_SIZE } from "./abi.js";
 import { GuestFault, GuestMemory, addVa } from "./guest-memory.js";
 import type { Mmu } from "../mmu/mmu.js";
-import { SharedInfo } from "./shared-info.js";
-import { EventChannels, eventChannelOp, type HostEndpoint } from "./event-channel.js";
-import { GrantTable, grantTableOp } from "./grant-table.js";
+import { SharedInfo, type SharedInfoState } from "./shared-info.js";
+import { EventChannels, eventChannelOp, type EventChannelsState, type HostEndpoint } from "./event-channel.js";
+import { GrantTable, grantTableOp, type GrantTableState } from "./grant-table.js";
 import { memoryOp, newMemoryAccount, type FramePool, type MemoryAccount } from "./memory-op.js";
 import { xenVersion } from "./xen-version.js";
-import { Runstate, vcpuOp, VCPUOP_register_vcpu_info } from "./vcpu-op.js";
+import { Runstate, vcpuOp, VCPUOP_register_vcpu_info, type RunstateState } from "./vcpu-op.js";
 import { schedOp, type SchedHost } from "./sched-op.js";
 import { CALLBACK_IRQ_HI, CALLBACK_IRQ_LO, HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN,
-  HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HvmParams, hvmOp } from "./hvm-op.js";
+  HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN, HVM_NR_PARAMS, HvmParams, hvmOp, type HvmParamsState } from "./hvm-op.js";
+import { StateError, stateBytes, stateInt, stateVersion } from "../common/state.js";
 import { MAGIC_CONSOLE, MAGIC_XENSTORE, NR_MAGIC_PAGES, xenAreaLayout, type XenAreaLayout } from "./layout.js";
 
 /** The board services the Xen layer uses (narrow: an IRQ line per vCPU, the scheduler, a clock, a log). */
@@ -58,6 +59,36 @@ export interface XenDomainOptions {
    */
   pool?: FramePool;
 }
+
+/**
+ * Saved guest-ABI state of a domain (the hypervisor side: whatever lives in guest RAM is saved with RAM and
+ * must be in place before restore). The domain's shape and identity (domid, vCPUs, uuid, store/console
+ * ports) come from its options and must match. Not here: the memory account (tot/max pages, the populated
+ * map: memory-op.ts, saved by the ballooning side), the xenbus ring and console back-end (their own states,
+ * xenbus-ring.ts and src/backends), hypercall counters and trace state (diagnostics).
+ */
+export interface XenDomainState {
+  version: 1;
+  domid: number;
+  vcpus: number;
+  uuid: Uint8Array;
+  storePort: number;
+  consolePort: number;
+  vmAssist: number;
+  sharedInfo: SharedInfoState;
+  evtchn: EventChannelsState;
+  gnttab: GrantTableState;
+  params: HvmParamsState;
+  runstate: RunstateState;
+}
+
+/** Wiring a restore needs: the host endpoints of host-connected ports (see EventChannels.restore). */
+export interface XenDomainRestoreArgs {
+  endpoints?: ReadonlyMap<number, HostEndpoint>;
+}
+
+/** VMASST_TYPE_runstate_update_flag, the only vm_assist type Arm accepts. */
+const VMASST_RUNSTATE_UPDATE_FLAG = 5;
 
 /** Counter ticks to nanoseconds (CNTFRQ 62.5 MHz → 16 ns per tick). */
 const NS_PER_TICK = 16;
@@ -108,9 +139,7 @@ export class XenDomain {
     this.account = newMemoryAccount(this.domid, this.layout.ramBytes, o.pool ?? null);
     this.uuid = o.uuid ?? defaultUuid(this.domid);
 
-    // Wallclock: wall time when the virtual counter read 0.
-    const wallNs = Date.now() * 1e6 - o.host.counter() * NS_PER_TICK;
-    this.sharedInfo.setWallclock(Math.floor(wallNs / 1e9), Math.floor(wallNs % 1e9));
+    this.updateWallclock();
 
     // What libxl/xg_dom_arm.c set up: zeroed magic pages, store then console channels, HVM params.
     const magicOff = this.mem.frameOffset(this.layout.magicGfn);
@@ -123,6 +152,84 @@ export class XenDomain {
     this.consolePort = o.console ? this.evtchn.allocUnbound(0) : 0;
     this.params.setNumber(HVM_PARAM_CONSOLE_EVTCHN, this.consolePort);
     this.params.setNumber(HVM_PARAM_CONSOLE_PFN, o.console ? this.layout.magicGfn + MAGIC_CONSOLE : 0);
+  }
+
+  /**
+   * Sets shared_info's wallclock: wall time when the virtual counter read 0. At creation, and after a restore
+   * if the caller wants the guest's wallclock to follow host time (Xen updates it on resume); it writes the
+   * shared_info page, so a restore alone does not call it.
+   */
+  updateWallclock(): void {
+    const wallNs = Date.now() * 1e6 - this.host.counter() * NS_PER_TICK;
+    this.sharedInfo.setWallclock(Math.floor(wallNs / 1e9), Math.floor(wallNs % 1e9));
+  }
+
+  save(): XenDomainState {
+    return {
+      version: 1, domid: this.domid, vcpus: this.vcpus, uuid: this.uuid.slice(), storePort: this.storePort,
+      consolePort: this.consolePort, vmAssist: this.vmAssist, sharedInfo: this.sharedInfo.save(),
+      evtchn: this.evtchn.save(), gnttab: this.gnttab.save(), params: this.params.save(), runstate: this.runstate.save(),
+    };
+  }
+
+  /**
+   * Loads a saved state into this domain, built with the same options and with its RAM already holding the
+   * saved RAM. Every part is checked (its own restore checks what a guest could have asked for; the HVM params
+   * must name this domain's store/console ports and pages); on any error the parts already loaded are put
+   * back and StateError is thrown: never a half-restored domain. Afterwards each vCPU's upcall line is
+   * re-driven from its vcpu_info's evtchn_upcall_pending.
+   */
+  restore(state: XenDomainState, args: XenDomainRestoreArgs = {}): void {
+    const C = "xen-domain";
+    const s = stateVersion(C, state, 1);
+    stateInt(C, "domid", s.domid, this.domid, this.domid);
+    stateInt(C, "vcpus", s.vcpus, this.vcpus, this.vcpus);
+    const uuid = stateBytes(C, "uuid", s.uuid, 16);
+    if (uuid.some((b, i) => b !== this.uuid[i])) throw new StateError(C, "uuid", "state of another domain");
+    stateInt(C, "storePort", s.storePort, this.storePort, this.storePort);
+    stateInt(C, "consolePort", s.consolePort, this.consolePort, this.consolePort);
+    const vmAssist = stateInt(C, "vmAssist", s.vmAssist, 0, 1 << VMASST_RUNSTATE_UPDATE_FLAG);
+    if (vmAssist !== 0 && vmAssist !== 1 << VMASST_RUNSTATE_UPDATE_FLAG) throw new StateError(C, "vmAssist", `${vmAssist}`);
+
+    // Each part checks all of its state before it changes anything; if a later part (or the cross-check of
+    // the params) refuses, every part is put back from what it held before (its own save always loads).
+    const before = { si: this.sharedInfo.save(), ev: this.evtchn.save(), eps: this.evtchn.hostEndpoints(),
+      gt: this.gnttab.save(), hp: this.params.save(), rs: this.runstate.save() };
+    try {
+      this.sharedInfo.restore(s.sharedInfo as SharedInfoState);
+      this.evtchn.restore(s.evtchn as EventChannelsState, args.endpoints);
+      this.gnttab.restore(s.gnttab as GrantTableState);
+      this.params.restore(s.params as HvmParamsState);
+      this.runstate.restore(s.runstate as RunstateState);
+      this.checkParams(C);
+    } catch (e) {
+      this.sharedInfo.restore(before.si);
+      this.evtchn.restore(before.ev, before.eps);
+      this.gnttab.restore(before.gt);
+      this.params.restore(before.hp);
+      this.runstate.restore(before.rs);
+      throw e;
+    }
+    this.vmAssist = vmAssist;
+    for (let v = 0; v < this.vcpus; v++) this.host.setUpcall(v, this.sharedInfo.upcallPending(v));
+  }
+
+  /** The HVM params a restored domain has must be the ones its toolstack set (only STORE_PFN changes, once). */
+  private checkParams(C: string): void {
+    const p = this.params;
+    const want = (i: number, lo: number, hi: number, alt?: [number, number]): void => {
+      if ((p.lo(i) === lo >>> 0 && p.hi(i) === hi >>> 0) || (alt !== undefined && p.lo(i) === alt[0] >>> 0 && p.hi(i) === alt[1] >>> 0)) return;
+      throw new StateError(C, `params.values[${2 * i}]`, `HVM param ${i} = ${p.hi(i)}:${p.lo(i)} is not what this domain was given`);
+    };
+    const num = (x: number): [number, number] => x < 0 ? [-1, -1] : [x >>> 0, Math.floor(x / 4294967296)];
+    want(HVM_PARAM_CALLBACK_IRQ, CALLBACK_IRQ_LO, CALLBACK_IRQ_HI);
+    want(HVM_PARAM_STORE_EVTCHN, ...num(this.storePort));
+    want(HVM_PARAM_CONSOLE_EVTCHN, ...num(this.consolePort));
+    if (this.storePort === 0) want(HVM_PARAM_STORE_PFN, 0, 0);
+    else want(HVM_PARAM_STORE_PFN, ...num(-1), num(this.storeGfn));
+    want(HVM_PARAM_CONSOLE_PFN, ...num(this.consolePort !== 0 ? this.consoleGfn : 0));
+    const known = [HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_STORE_PFN, HVM_PARAM_CONSOLE_PFN];
+    for (let i = 0; i < HVM_NR_PARAMS; i++) if (!known.includes(i)) want(i, 0, 0);
   }
 
   /** Guest frame of the XenStore ring page. */

@@ -14,6 +14,7 @@
 import { DOMID_SELF, EEXIST, EINVAL, ENOENT, ENOSPC, ENOSYS, EPERM, ESRCH } from "./abi.js";
 import type { GuestMemory } from "./guest-memory.js";
 import type { SharedInfo } from "./shared-info.js";
+import { StateError, stateBytes, stateInt, stateInt32s, stateVersion } from "../common/state.js";
 
 /** EVTCHNOP_* sub-ops (event_channel.h). */
 export const EVTCHNOP_bind_interdomain = 0, EVTCHNOP_bind_virq = 1, EVTCHNOP_bind_pirq = 2, EVTCHNOP_close = 3,
@@ -41,6 +42,24 @@ export interface HostEndpoint {
   closed?(): void;
 }
 
+/**
+ * Saved hypervisor-side event-channel state: per port (0..4095) its state and binding. The pending and mask
+ * bits and the selectors live in shared_info/vcpu_info (guest RAM or the shared_info shadow) and are saved
+ * there. An interdomain port with remotePort -1 is connected to a host endpoint (a back-end or XenStore):
+ * the endpoint object is wiring, given back to restore (or re-attached with hostAttach).
+ */
+export interface EventChannelsState {
+  version: 1;
+  vcpus: number;
+  /** ECS_* per port (port 0 is ECS_RESERVED). */
+  state: Uint8Array;
+  notifyVcpu: Int32Array;
+  remoteDom: Int32Array;
+  /** Loopback peer port, or -1 for a host endpoint (values of closed ports are left-overs, kept as they are). */
+  remotePort: Int32Array;
+  virqOf: Int32Array;
+}
+
 export class EventChannels {
   readonly state = new Uint8Array(NR_EVTCHN_2L);
   readonly notifyVcpu = new Int32Array(NR_EVTCHN_2L);
@@ -59,6 +78,88 @@ export class EventChannels {
     private readonly raise: (vcpu: number) => void) {
     this.state[0] = ECS_RESERVED;
     this.virqPort = new Int32Array(vcpus * NR_VIRQS);
+  }
+
+  save(): EventChannelsState {
+    return {
+      version: 1, vcpus: this.vcpus, state: this.state.slice(), notifyVcpu: this.notifyVcpu.slice(),
+      remoteDom: this.remoteDom.slice(), remotePort: this.remotePort.slice(), virqOf: this.virqOf.slice(),
+    };
+  }
+
+  /**
+   * Loads a saved state after checking every port as the EVTCHNOP_* handlers would have left it: a known state,
+   * notify vCPU and VIRQ in range, each (vCPU, VIRQ) bound once, loopback pairs pointing at each other.
+   * `endpoints` gives the host endpoint of host-connected ports (port → endpoint, remoteDom must match); ports
+   * left out stay detached until hostAttach (a guest's send on one is dropped, as to an absent back-end).
+   * Rebuilds the VIRQ table. A bad state throws StateError and changes nothing.
+   */
+  restore(state: EventChannelsState, endpoints: ReadonlyMap<number, HostEndpoint> = new Map()): void {
+    const C = "evtchn";
+    const s = stateVersion(C, state, 1);
+    stateInt(C, "vcpus", s.vcpus, this.vcpus, this.vcpus);
+    const N = NR_EVTCHN_2L;
+    const st = stateBytes(C, "state", s.state, N);
+    const nv = stateInt32s(C, "notifyVcpu", s.notifyVcpu, N);
+    const rd = stateInt32s(C, "remoteDom", s.remoteDom, N);
+    const rp = stateInt32s(C, "remotePort", s.remotePort, N);
+    const vq = stateInt32s(C, "virqOf", s.virqOf, N);
+    if (st[0] !== ECS_RESERVED) throw new StateError(C, "state[0]", "port 0 must be reserved");
+    const virqPort = new Int32Array(this.vcpus * NR_VIRQS);
+    for (let p = 0; p < N; p++) {
+      const k = st[p];
+      if (p > 0 && k !== ECS_FREE && k !== ECS_UNBOUND && k !== ECS_INTERDOMAIN && k !== ECS_VIRQ && k !== ECS_IPI) {
+        throw new StateError(C, `state[${p}]`, `${k} is not a port state`);
+      }
+      stateInt(C, `notifyVcpu[${p}]`, nv[p], 0, this.vcpus - 1);
+      stateInt(C, `remoteDom[${p}]`, rd[p], 0, 0xffff);
+      stateInt(C, `remotePort[${p}]`, rp[p], -1, N - 1);
+      stateInt(C, `virqOf[${p}]`, vq[p], 0, NR_VIRQS - 1);
+      if (k === ECS_VIRQ) {
+        const slot = nv[p] * NR_VIRQS + vq[p];
+        if (virqPort[slot] !== 0) throw new StateError(C, `virqOf[${p}]`, `VIRQ ${vq[p]} of vCPU ${nv[p]} bound twice`);
+        virqPort[slot] = p;
+      } else if (k === ECS_INTERDOMAIN && rp[p] >= 0) {
+        const q = rp[p];
+        if (q === 0 || q === p || rd[p] !== this.domid || st[q] !== ECS_INTERDOMAIN || rp[q] !== p) {
+          throw new StateError(C, `remotePort[${p}]`, `loopback peer ${q} does not point back`);
+        }
+      }
+    }
+    for (const [p, ep] of endpoints) {
+      if (!this.validPort(p) || st[p] !== ECS_INTERDOMAIN || rp[p] !== -1) throw new StateError(C, `endpoints[${p}]`, "not a host-connected port");
+      if (ep.remoteDom !== rd[p]) throw new StateError(C, `endpoints[${p}]`, `endpoint of dom ${ep.remoteDom}, port accepts ${rd[p]}`);
+    }
+
+    this.state.set(st); this.notifyVcpu.set(nv); this.remoteDom.set(rd); this.remotePort.set(rp); this.virqOf.set(vq);
+    this.virqPort.set(virqPort);
+    this.host.clear();
+    for (const [p, ep] of endpoints) this.host.set(p, ep);
+  }
+
+  /**
+   * Re-attaches a host endpoint to a host-connected port that has none (after restore): no event is raised
+   * (the connection existed all along). Returns 0 or -EINVAL.
+   */
+  hostAttach(p: number, ep: HostEndpoint): number {
+    if (!this.validPort(p) || this.state[p] !== ECS_INTERDOMAIN || this.remotePort[p] !== -1 || this.host.has(p)) return -EINVAL;
+    if (ep.remoteDom !== this.remoteDom[p]) return -EINVAL;
+    this.host.set(p, ep);
+    return 0;
+  }
+
+  /** The host endpoints attached now, by port (for a caller that must put them back, e.g. a failed restore). */
+  hostEndpoints(): Map<number, HostEndpoint> {
+    return new Map(this.host);
+  }
+
+  /** Host-connected ports without an endpoint (restored, not re-attached yet): the domain must not run so. */
+  detachedHostPorts(): number[] {
+    const out: number[] = [];
+    for (let p = 1; p < NR_EVTCHN_2L; p++) {
+      if (this.state[p] === ECS_INTERDOMAIN && this.remotePort[p] === -1 && !this.host.has(p)) out.push(p);
+    }
+    return out;
   }
 
   private self(dom: number): number { return dom === DOMID_SELF ? this.domid : dom; }
@@ -211,6 +312,7 @@ export class EventChannels {
         const ep = this.host.get(p);
         if (ep !== undefined) { this.host.delete(p); ep.closed?.(); break; }
         const peer = this.remotePort[p];
+        if (peer < 0) break; // a detached host end (restored, not re-attached)
         // The loopback peer goes back to unbound, accepting this domain again (evtchn_close).
         if (peer !== p && this.state[peer] === ECS_INTERDOMAIN) { this.state[peer] = ECS_UNBOUND; this.remoteDom[peer] = this.domid; }
         break;
@@ -229,6 +331,7 @@ export class EventChannels {
       case ECS_INTERDOMAIN: {
         const ep = this.host.get(p);
         if (ep !== undefined) { ep.notify(); return 0; }
+        if (this.remotePort[p] < 0) return 0; // a host end not re-attached after a restore: dropped
         this.setPending(this.remotePort[p]);
         return 0;
       }
@@ -249,8 +352,9 @@ export class EventChannels {
     if (s === ECS_UNBOUND) dv.setUint16(16, this.remoteDom[p], true);
     else if (s === ECS_INTERDOMAIN) {
       const ep = this.host.get(p);
-      dv.setUint16(16, ep !== undefined ? ep.remoteDom : this.domid, true);
-      dv.setUint32(20, ep !== undefined ? 0 : this.remotePort[p], true);
+      const hostEnd = ep !== undefined || this.remotePort[p] < 0;
+      dv.setUint16(16, ep !== undefined ? ep.remoteDom : hostEnd ? this.remoteDom[p] : this.domid, true);
+      dv.setUint32(20, hostEnd ? 0 : this.remotePort[p], true);
     } else if (s === ECS_VIRQ) dv.setUint32(16, this.virqOf[p], true);
     return 0;
   }

@@ -7,6 +7,22 @@
 import { DOMID_SELF, EINVAL, ENOSYS, EPERM, XEN_PAGE_SIZE } from "./abi.js";
 import { addVa, type GuestMemory } from "./guest-memory.js";
 import { MAX_GRANT_FRAMES } from "./layout.js";
+import { StateError, stateArray, stateBytes, stateInt, stateObject, stateVersion } from "../common/state.js";
+
+/**
+ * Saved hypervisor-side grant-table state. The entries of mapped frames are guest RAM (saved with it); the
+ * contents of frames the guest unmapped (the v1 shadows) have no guest frame and are saved here.
+ */
+export interface GrantTableState {
+  version: 1;
+  /** Grant-table ABI version in use (only 1 is offered). */
+  grantVersion: number;
+  nrFrames: number;
+  /** Per grant frame 0..maxFrames-1: the guest frame it is mapped at, or -1. */
+  frameGfn: number[];
+  /** Contents (4096 bytes) of frames not mapped anywhere, by frame index, ascending. */
+  shadows: { frame: number; data: Uint8Array }[];
+}
 
 /** GNTTABOP_* (grant_table.h). */
 export const GNTTABOP_map_grant_ref = 0, GNTTABOP_unmap_grant_ref = 1, GNTTABOP_setup_table = 2,
@@ -35,6 +51,47 @@ export class GrantTable {
   private readonly shadow = new Map<number, Uint8Array>();
 
   constructor(private readonly mem: GuestMemory, readonly domid: number) {}
+
+  save(): GrantTableState {
+    const shadows = [...this.shadow.keys()].sort((a, b) => a - b).map((frame) => ({ frame, data: this.shadow.get(frame)!.slice() }));
+    return { version: 1, grantVersion: this.version, nrFrames: this.nrFrames, frameGfn: Array.from(this.frameGfn), shadows };
+  }
+
+  /**
+   * Loads a saved state after checking it as XENMAPSPACE_grant_table and setup_table check a guest's requests:
+   * version 1, 1..maxFrames frames in use, each mapped frame in use and at a guest frame inside the domain's
+   * buffer, no two at the same guest frame, shadows only for unmapped frames in use, 4096 bytes each. Nothing is
+   * copied into guest memory (it holds the saved RAM). A bad state throws StateError and changes nothing.
+   */
+  restore(state: GrantTableState): void {
+    const C = "gnttab";
+    const s = stateVersion(C, state, 1);
+    const version = stateInt(C, "grantVersion", s.grantVersion, 1, 1);
+    const nrFrames = stateInt(C, "nrFrames", s.nrFrames, 1, this.maxFrames);
+    const seen = new Map<number, number>();
+    const gfns = stateArray(C, "frameGfn", s.frameGfn, this.maxFrames).map((x, k) => {
+      const gfn = stateInt(C, `frameGfn[${k}]`, x, -1, Number.MAX_SAFE_INTEGER);
+      if (gfn < 0) return gfn;
+      if (k >= nrFrames) throw new StateError(C, `frameGfn[${k}]`, `frame ${k} mapped but only ${nrFrames} in use`);
+      if (this.mem.frameOffset(gfn) < 0) throw new StateError(C, `frameGfn[${k}]`, `guest frame ${gfn} is outside the domain`);
+      if (seen.has(gfn)) throw new StateError(C, `frameGfn[${k}]`, `guest frame ${gfn} already holds frame ${seen.get(gfn)}`);
+      seen.set(gfn, k);
+      return gfn;
+    });
+    const shadow = new Map<number, Uint8Array>();
+    stateArray(C, "shadows", s.shadows, -1).forEach((x, i) => {
+      const o = stateObject(C, `shadows[${i}]`, x);
+      const frame = stateInt(C, `shadows[${i}].frame`, o.frame, 0, nrFrames - 1);
+      if (gfns[frame] >= 0 || shadow.has(frame)) throw new StateError(C, `shadows[${i}].frame`, `frame ${frame} is mapped or has a shadow already`);
+      shadow.set(frame, stateBytes(C, `shadows[${i}].data`, o.data, XEN_PAGE_SIZE).slice());
+    });
+
+    this.version = version;
+    this.nrFrames = nrFrames;
+    this.frameGfn.set(gfns);
+    this.shadow.clear();
+    for (const [k, v] of shadow) this.shadow.set(k, v);
+  }
 
   /** XENMAPSPACE_grant_table: maps frame `idx` at guest frame `gfn`. Returns 0 or -errno. */
   mapFrame(idx: number, gfn: number): number {

@@ -5,6 +5,13 @@
  */
 import { DOMID_SELF, EINVAL, ENOSYS, EPERM, ESRCH } from "./abi.js";
 import type { GuestMemory } from "./guest-memory.js";
+import { stateArray, stateInt, stateVersion } from "../common/state.js";
+
+/** Saved HVM params: HVM_NR_PARAMS 64-bit values as (lo, hi) u32 pairs. */
+export interface HvmParamsState {
+  version: 1;
+  values: number[];
+}
 
 export const HVMOP_set_param = 0, HVMOP_get_param = 1;
 export const HVM_PARAM_CALLBACK_IRQ = 0, HVM_PARAM_STORE_PFN = 1, HVM_PARAM_STORE_EVTCHN = 2,
@@ -23,6 +30,15 @@ export class HvmParams {
   /** Sets a param to a number below 2^53, or -1 for all-ones. */
   setNumber(index: number, x: number): void {
     if (x < 0) this.set(index, 0xffffffff, 0xffffffff); else this.set(index, x >>> 0, Math.floor(x / 4294967296));
+  }
+  save(): HvmParamsState { return { version: 1, values: Array.from(this.v) }; }
+  /** Loads saved values (each a u32; StateError, nothing changed, otherwise). Their meaning (ports, frames)
+   * is checked by the domain, which knows its ports and frames. */
+  restore(state: HvmParamsState): void {
+    const C = "hvm-params";
+    const s = stateVersion(C, state, 1);
+    const values = stateArray(C, "values", s.values, HVM_NR_PARAMS * 2).map((x, i) => stateInt(C, `values[${i}]`, x, 0, 0xffffffff));
+    this.v.set(values);
   }
   lo(index: number): number { return this.v[index * 2]; }
   hi(index: number): number { return this.v[index * 2 + 1]; }

@@ -17,6 +17,28 @@
 import { SI_EVTCHN_MASK, SI_EVTCHN_PENDING, SI_WC_NSEC, SI_WC_SEC, SI_WC_SEC_HI, SI_WC_VERSION, VCPU_INFO_SIZE,
   VI_PENDING_SEL, VI_UPCALL_PENDING, XEN_PAGE_SIZE, EINVAL } from "./abi.js";
 import type { GuestMemory } from "./guest-memory.js";
+import { StateError, stateArray, stateBytes, stateInt, stateVersion } from "../common/state.js";
+
+/** Bytes of each unregistered secondary vCPU's private dummy vcpu_info. */
+const DUMMY_VI_BYTES = 64;
+
+/**
+ * Saved hypervisor-side state of shared_info and the vcpu_info registrations. Pages that live in guest RAM
+ * (a mapped shared_info, registered vcpu_info areas: pending/mask bits, selectors, upcall flags, wallclock)
+ * are saved with RAM, not here; what is here is where they are and what has no guest frame.
+ */
+export interface SharedInfoState {
+  version: 1;
+  vcpus: number;
+  /** Guest frame shared_info is mapped at, or -1 (then `shadow` holds the page). */
+  gfn: number;
+  /** The hypervisor's own copy of the page while it is not mapped (4096 bytes), else an empty array. */
+  shadow: Uint8Array;
+  /** Per vCPU: guest-physical address of its registered vcpu_info, or -1. */
+  vcpuInfo: number[];
+  /** Per vCPU, 64 bytes each: the private dummy vcpu_info of a secondary vCPU not registered yet (else zero). */
+  dummies: Uint8Array;
+}
 
 export class SharedInfo {
   /** Where shared_info lives now: the shadow page, or the guest frame `gfn` (>= 0). */
@@ -42,7 +64,7 @@ export class SharedInfo {
     for (let v = 0; v < vcpus; v++) {
       if (v === 0) { this.viU8.push(this.u8); this.viI32.push(this.i32); this.viOff.push(0); }
       else {
-        const dummy = new SharedArrayBuffer(64);
+        const dummy = new SharedArrayBuffer(DUMMY_VI_BYTES);
         this.viU8.push(new Uint8Array(dummy)); this.viI32.push(new Int32Array(dummy)); this.viOff.push(0);
       }
       this.viGpa.push(-1);
@@ -110,6 +132,67 @@ export class SharedInfo {
     Atomics.store(m.i32, k + 1, -1);
     Atomics.store(m.u8, off + VI_UPCALL_PENDING, 1);
     return 0;
+  }
+
+  save(): SharedInfoState {
+    const dummies = new Uint8Array(this.vcpus * DUMMY_VI_BYTES);
+    for (let v = 1; v < this.vcpus; v++) {
+      if (this.viGpa[v] < 0) dummies.set(this.viU8[v].subarray(0, DUMMY_VI_BYTES), v * DUMMY_VI_BYTES);
+    }
+    return {
+      version: 1, vcpus: this.vcpus, gfn: this.gfn,
+      shadow: this.gfn < 0 ? this.shadowU8.slice() : new Uint8Array(0),
+      vcpuInfo: this.viGpa.slice(), dummies,
+    };
+  }
+
+  /**
+   * Loads a saved state into this (freshly built) SharedInfo, over guest RAM that already holds the saved
+   * RAM: nothing is copied into guest memory. The shared_info frame and every vcpu_info address are checked as
+   * XENMAPSPACE_shared_info and VCPUOP_register_vcpu_info check a guest's (RAM frame, 8-aligned, inside the
+   * page); a bad state throws StateError and changes nothing.
+   */
+  restore(state: SharedInfoState): void {
+    const C = "shared-info";
+    const s = stateVersion(C, state, 1);
+    stateInt(C, "vcpus", s.vcpus, this.vcpus, this.vcpus);
+    const gfn = stateInt(C, "gfn", s.gfn, -1, Number.MAX_SAFE_INTEGER);
+    if (gfn >= 0 && !this.mem.isRamFrame(gfn)) throw new StateError(C, "gfn", `${gfn} is not a RAM frame of the domain`);
+    const shadow = stateBytes(C, "shadow", s.shadow, gfn < 0 ? XEN_PAGE_SIZE : 0);
+    const dummies = stateBytes(C, "dummies", s.dummies, this.vcpus * DUMMY_VI_BYTES);
+    const gpas = stateArray(C, "vcpuInfo", s.vcpuInfo, this.vcpus).map((x, v) => {
+      const gpa = stateInt(C, `vcpuInfo[${v}]`, x, -1, Number.MAX_SAFE_INTEGER);
+      if (gpa < 0) return gpa;
+      const g = Math.floor(gpa / XEN_PAGE_SIZE), o = gpa % XEN_PAGE_SIZE;
+      if ((o & 7) !== 0 || o > XEN_PAGE_SIZE - VCPU_INFO_SIZE || !this.mem.isRamFrame(g)) {
+        throw new StateError(C, `vcpuInfo[${v}]`, `0x${gpa.toString(16)} is not an 8-aligned vcpu_info inside a RAM page`);
+      }
+      return gpa;
+    });
+    for (let v = 0; v < this.vcpus; v++) {
+      if (v !== 0 && gpas[v] < 0) continue;
+      if (dummies.subarray(v * DUMMY_VI_BYTES, (v + 1) * DUMMY_VI_BYTES).some((b) => b !== 0)) {
+        throw new StateError(C, `dummies[${v}]`, "set for a vCPU without a dummy vcpu_info");
+      }
+    }
+
+    if (gfn < 0) { this.shadowU8.set(shadow); this.relocate(this.shadowU8, this.shadowI32, 0, -1); }
+    else this.relocate(this.mem.u8, this.mem.i32, this.mem.frameOffset(gfn), gfn);
+    const m = this.mem;
+    for (let v = 0; v < this.vcpus; v++) {
+      const gpa = gpas[v];
+      this.viGpa[v] = gpa;
+      if (gpa >= 0) {
+        this.viU8[v] = m.u8; this.viI32[v] = m.i32;
+        this.viOff[v] = m.frameOffset(Math.floor(gpa / XEN_PAGE_SIZE)) + gpa % XEN_PAGE_SIZE;
+      } else if (v === 0) {
+        this.viU8[0] = this.u8; this.viI32[0] = this.i32; this.viOff[0] = this.base;
+      } else {
+        const dummy = new SharedArrayBuffer(DUMMY_VI_BYTES);
+        this.viU8[v] = new Uint8Array(dummy); this.viI32[v] = new Int32Array(dummy); this.viOff[v] = 0;
+        this.viU8[v].set(dummies.subarray(v * DUMMY_VI_BYTES, (v + 1) * DUMMY_VI_BYTES));
+      }
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------

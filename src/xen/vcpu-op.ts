@@ -6,6 +6,16 @@
 import { EINVAL, ENOENT } from "./abi.js";
 import { u64, type GuestMemory } from "./guest-memory.js";
 import type { SharedInfo } from "./shared-info.js";
+import { StateError, stateArray, stateInt, stateNumber, stateVersion } from "../common/state.js";
+
+/** Saved runstate registrations: per vCPU the guest VA (lo, hi u32 halves; lo -1 = none), and the start time. */
+export interface RunstateState {
+  version: 1;
+  lo: number[];
+  hi: number[];
+  /** Domain start on the virtual-counter clock (ns): runstate time[RUNNING] counts from it. */
+  startNs: number;
+}
 
 export const VCPUOP_initialise = 0, VCPUOP_up = 1, VCPUOP_down = 2, VCPUOP_is_up = 3,
   VCPUOP_get_runstate_info = 4, VCPUOP_register_runstate_memory_area = 5, VCPUOP_register_vcpu_info = 10;
@@ -16,9 +26,30 @@ export const RUNSTATE_SIZE = 48, RUNSTATE_running = 0;
 export class Runstate {
   readonly lo: number[];
   readonly hi: number[];
-  constructor(vcpus: number, private readonly nowNs: () => number, private readonly startNs: number) {
+  constructor(vcpus: number, private readonly nowNs: () => number, private startNs: number) {
     this.lo = new Array<number>(vcpus).fill(-1);
     this.hi = new Array<number>(vcpus).fill(0);
+  }
+
+  save(): RunstateState {
+    return { version: 1, lo: this.lo.slice(), hi: this.hi.slice(), startNs: this.startNs };
+  }
+
+  /**
+   * Loads saved registrations (StateError, nothing changed, on a bad one). The areas are guest *virtual*
+   * addresses, translated at each update through the vCPU's page tables as Xen does, so only their form is
+   * checked here (u32 halves, or none).
+   */
+  restore(state: RunstateState): void {
+    const C = "runstate";
+    const s = stateVersion(C, state, 1);
+    const n = this.lo.length;
+    const lo = stateArray(C, "lo", s.lo, n).map((x, v) => stateInt(C, `lo[${v}]`, x, -1, 0xffffffff));
+    const hi = stateArray(C, "hi", s.hi, n).map((x, v) => stateInt(C, `hi[${v}]`, x, 0, 0xffffffff));
+    for (let v = 0; v < n; v++) if (lo[v] < 0 && hi[v] !== 0) throw new StateError(C, `hi[${v}]`, "set without an area");
+    const startNs = stateNumber(C, "startNs", s.startNs, 0, Number.MAX_SAFE_INTEGER);
+    for (let v = 0; v < n; v++) { this.lo[v] = lo[v]; this.hi[v] = hi[v]; }
+    this.startNs = startNs;
   }
 
   /** Writes vCPU v's runstate (always "running" since creation: no steal time) at its registered VA. */

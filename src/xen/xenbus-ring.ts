@@ -18,6 +18,7 @@
  * never reads its replies cannot make the host buffer without bound.
  */
 import { ByteRing } from "./byte-ring.js";
+import { StateError, stateArray, stateBytes, stateInt, stateObject, stateStringOrNull, stateVersion } from "../common/state.js";
 
 /** xs_wire.h: XENSTORE_RING_SIZE and the layout of struct xenstore_domain_interface. */
 export const XENSTORE_RING_SIZE = 1024;
@@ -35,6 +36,25 @@ export const XENSTORE_ERROR_NONE = 0, XENSTORE_ERROR_COMM = 1, XENSTORE_ERROR_RI
 
 /** xsd_sockmsg type of unsolicited watch events (xs_wire.h XS_WATCH_EVENT). */
 const XS_WATCH_EVENT = 15;
+/** xs_wire.h: struct xsd_sockmsg header bytes and XENSTORE_PAYLOAD_MAX. */
+const XS_HEADER = 16, XS_PAYLOAD_MAX = 4096;
+/** Saved output beyond which a state is refused (a working ring holds at most maxQueuedBytes plus a burst). */
+const MAX_SAVED_OUTPUT = 16 << 20;
+
+/**
+ * Saved host side of a xenbus ring. The ring page (indexes, data, error, features) is guest RAM, saved with
+ * it; the XenStore connection (peer) is wiring, attached after restore, and its own partial-request state is
+ * the store's to save.
+ */
+export interface XenbusRingState {
+  version: 1;
+  /** Why the connection is ignored, or null. */
+  broken: string | null;
+  /** Output not yet in the ring, oldest first: whole messages, except the first may be the rest of one that
+   * was partly written. */
+  pending: Uint8Array[];
+  stats: XenbusRingStats;
+}
 /** Default cap on output waiting for the guest (replies are never dropped; see the file comment). */
 const DEFAULT_MAX_QUEUED = 64 * 1024;
 
@@ -99,6 +119,48 @@ export class XenbusRing {
     this.maxQueued = o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED;
     // What we offer: error reporting only (no reconnection protocol).
     Atomics.store(this.i32, this.base + XS_RING_SERVER_FEATURES / 4, XENSTORE_SERVER_FEATURE_ERROR);
+  }
+
+  save(): XenbusRingState {
+    // Plain Uint8Array copies (the queue may hold Buffers, whose slice() is a view and clones differently).
+    const pending = this.queue.map((m, i) => new Uint8Array(m.subarray(i === 0 ? this.headOff : 0)));
+    return { version: 1, broken: this.broken, pending, stats: { ...this.stats } };
+  }
+
+  /**
+   * Loads saved host-side state (StateError, nothing changed, when bad: every whole message must be a
+   * well-formed xsd_sockmsg of at most XENSTORE_PAYLOAD_MAX payload). Does not touch the ring page or notify;
+   * the caller attaches the store connection and kicks once the domain is whole.
+   */
+  restore(state: XenbusRingState): void {
+    const C = "xenbus-ring";
+    const s = stateVersion(C, state, 1);
+    const broken = stateStringOrNull(C, "broken", s.broken);
+    let total = 0;
+    const pending = stateArray(C, "pending", s.pending, -1).map((x, i) => {
+      const m = stateBytes(C, `pending[${i}]`, x, -1);
+      if (m.length === 0) throw new StateError(C, `pending[${i}]`, "empty message");
+      // The first entry may be the tail of a message; every later one is a whole one (header + payload).
+      const whole = i === 0 || (m.length >= XS_HEADER && m.length === XS_HEADER + new DataView(m.buffer, m.byteOffset).getUint32(12, true));
+      if (!whole || m.length > XS_HEADER + XS_PAYLOAD_MAX) {
+        throw new StateError(C, `pending[${i}]`, `${m.length} bytes is not a xenstore message`);
+      }
+      total += m.length;
+      return new Uint8Array(m);
+    });
+    if (total > MAX_SAVED_OUTPUT) throw new StateError(C, "pending", `${total} bytes of output`);
+    if (broken !== null && pending.length > 0) throw new StateError(C, "pending", "output for an ignored connection");
+    const so = stateObject(C, "stats", s.stats);
+    const stats = {} as XenbusRingStats;
+    for (const k of Object.keys(this.stats) as (keyof XenbusRingStats)[]) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+
+    this.broken = broken;
+    this.queue.length = 0;
+    this.queue.push(...pending);
+    this.headOff = 0;
+    this.queuedBytes = total;
+    Object.assign(this.stats, stats);
+    this.moved = false;
   }
 
   /** Connects the wire-protocol side (once). */

@@ -32,12 +32,13 @@ import type { XenDomain } from "../../xen/domain.js";
 import type { HostEndpoint } from "../../xen/event-channel.js";
 import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
-import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT,
+import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_RING_SIZE, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT,
   BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BlkBackRing, DISCARD_NR_SECTORS, IND_GREFS, IND_NR_SEGMENTS, IND_OP, MAX_INDIRECT_SEGMENTS, REQ_NR_SEGMENTS,
   REQ_OPERATION, REQ_SECTOR, REQ_SEG, SECTOR_SHIFT, SECTOR_SIZE, SECTORS_PER_PAGE, SEGS_PER_INDIRECT_FRAME, SEG_FIRST,
   SEG_GREF, SEG_LAST, SEG_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
 import { BlkError, DiskImage } from "./disk-image.js";
+import { StateError, stateBool, stateInt, stateObject, stateVersion } from "../../common/state.js";
 
 export interface BlkDiskConfig {
   /** Image file (a regular file, size a positive multiple of 512). */
@@ -66,6 +67,27 @@ export interface BlkBackStats {
   unsupported: number;
   /** Host I/O errors among `errors`. */
   ioErrors: number;
+}
+
+/**
+ * Saved blkback state. Requests are answered before the guest runs again, so nothing is in flight between
+ * runs: save() checks that (every request taken is answered and published) and refuses otherwise. Requests
+ * the guest queued but blkback has not taken yet are in the ring page (guest RAM) and are served after restore.
+ * Wiring, given to restore: the domain, the store (whose restored tree holds the device's nodes), the image
+ * file (config.path: the same contents, perhaps another path) and the log.
+ */
+export interface BlkBackState {
+  version: 1;
+  /** Disk identity as the guest knows it: virtual device, name, read-only, size in sectors. */
+  devid: number;
+  vdev: string;
+  readOnly: boolean;
+  sectors: number;
+  /** The xenbus connection is up (then `ring` is set). */
+  connected: boolean;
+  ring: { ringRef: number; port: number; reqCons: number; rspProdPvt: number } | null;
+  stats: BlkBackStats;
+  loggedErrors: number;
 }
 
 /** The back-end's domain: Xeno plays dom0. */
@@ -108,12 +130,22 @@ export class BlkBack {
   private readonly segOff = new Float64Array(MAX_INDIRECT_SEGMENTS);
   private readonly segLen = new Int32Array(MAX_INDIRECT_SEGMENTS);
 
+  /**
+   * Creates the device in XenStore for a new disk; or, with `saved` (see BlkBack.restore), rebuilds a saved
+   * back-end over the restored domain and store: everything is checked first, and a refusal (StateError) leaves
+   * nothing open or attached.
+   */
   constructor(private readonly xen: XenDomain, store: StoreApi, readonly config: BlkDiskConfig,
-    private readonly log: (line: string) => void) {
+    private readonly log: (line: string) => void, saved?: BlkBackState) {
     const { devid, vdev } = config;
     if (!Number.isInteger(devid) || devid <= 0 || devid > 0x7fffffff) throw new BlkError("EBLK_CONFIG", `bad virtual device number ${devid}`);
     if (!/^[a-z][a-z0-9]*$/.test(vdev)) throw new BlkError("EBLK_CONFIG", `bad virtual device name ${JSON.stringify(vdev)}`);
+    const restored = saved === undefined ? null : this.checkSaved(saved);
     this.disk = new DiskImage(config.path, config.readOnly);
+    if (restored !== null && this.disk.sectors !== restored.sectors) {
+      this.disk.close();
+      throw new StateError("blkback", "sectors", `${restored.sectors} saved, ${config.path} has ${this.disk.sectors}`);
+    }
     const ro = config.readOnly;
     const features: Record<string, string> = {
       "max-ring-page-order": "0",
@@ -142,11 +174,93 @@ export class BlkBack {
         connect: (dev) => this.connect(dev),
         disconnect: () => this.disconnect(),
         log,
+        existing: restored === null ? undefined : { connected: restored.connected },
       });
     } catch (e) {
       this.disk.close();
       throw e;
     }
+    if (restored !== null) this.load(restored);
+  }
+
+  /**
+   * Rebuilds a saved back-end (Firecracker's Persist::restore shape): `xen` already restored, with the ring's
+   * event channel left detached (XenDomain.restore without an endpoint for it); `store` holding the device.
+   */
+  static restore(args: { xen: XenDomain; store: StoreApi; config: BlkDiskConfig; log: (line: string) => void }, state: BlkBackState): BlkBack {
+    return new BlkBack(args.xen, args.store, args.config, args.log, state);
+  }
+
+  save(): BlkBackState {
+    const C = "blkback";
+    if (this.closed) throw new StateError(C, "(root)", "the device is closed");
+    if (this.busy) throw new StateError(C, "ring", "serving requests: save between runs");
+    if (this.device.unplugging) throw new StateError(C, "(root)", "hot-unplug in progress: finish it before saving");
+    const r = this.ring;
+    if (r !== null && (r.reqCons !== r.rspProdPvt || r.rspProd !== r.rspProdPvt)) {
+      throw new StateError(C, "ring", `requests in flight (req_cons ${r.reqCons}, rsp_prod_pvt ${r.rspProdPvt}, rsp_prod ${r.rspProd}): drain before saving`);
+    }
+    return {
+      version: 1, devid: this.config.devid, vdev: this.config.vdev, readOnly: this.config.readOnly, sectors: this.disk.sectors,
+      connected: this.device.connected,
+      ring: r === null ? null : { ringRef: this.ringRef, port: this.port, reqCons: r.reqCons, rspProdPvt: r.rspProdPvt },
+      stats: { ...this.stats }, loggedErrors: this.loggedErrors,
+    };
+  }
+
+  /** Checks a saved state against the configuration and the restored domain (grant, port, ring indexes). */
+  private checkSaved(saved: BlkBackState): BlkBackState {
+    const C = "blkback";
+    const s = stateVersion(C, saved, 1);
+    const cfg = this.config;
+    stateInt(C, "devid", s.devid, cfg.devid, cfg.devid);
+    if (s.vdev !== cfg.vdev) throw new StateError(C, "vdev", `${String(s.vdev)} saved, configured ${cfg.vdev}`);
+    if (stateBool(C, "readOnly", s.readOnly) !== cfg.readOnly) throw new StateError(C, "readOnly", "differs from the configuration");
+    const sectors = stateInt(C, "sectors", s.sectors, 1, Number.MAX_SAFE_INTEGER);
+    const connected = stateBool(C, "connected", s.connected);
+    const loggedErrors = stateInt(C, "loggedErrors", s.loggedErrors, 0, MAX_LOGGED_ERRORS);
+    const so = stateObject(C, "stats", s.stats);
+    const stats = {} as BlkBackStats;
+    for (const k of Object.keys(this.stats) as (keyof BlkBackStats)[]) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+    let ring: BlkBackState["ring"] = null;
+    if (s.ring !== null) {
+      const ro = stateObject(C, "ring", s.ring);
+      const ringRef = stateInt(C, "ring.ringRef", ro.ringRef, 0, 0xffffffff);
+      const port = stateInt(C, "ring.port", ro.port, 1, 4095);
+      const reqCons = stateInt(C, "ring.reqCons", ro.reqCons, 0, 0xffffffff);
+      const rspProdPvt = stateInt(C, "ring.rspProdPvt", ro.rspProdPvt, 0, 0xffffffff);
+      // The ring grant as connect() checks it, in the restored grant table and RAM.
+      const page = this.xen.gnttab.grantedPage(ringRef, BACKEND_DOM, true);
+      if (page < 0) throw new StateError(C, "ring.ringRef", `grant ${ringRef}: status ${page}`);
+      if (!this.xen.evtchn.detachedHostPorts().includes(port) || this.xen.evtchn.remoteDom[port] !== BACKEND_DOM) {
+        throw new StateError(C, "ring.port", `${port} is not a detached channel to dom ${BACKEND_DOM}`);
+      }
+      const probe = new BlkBackRing(this.xen.mem.u8, this.xen.mem.i32, page);
+      if (reqCons !== rspProdPvt || rspProdPvt !== probe.rspProd) {
+        throw new StateError(C, "ring.reqCons", `req_cons ${reqCons}, rsp_prod_pvt ${rspProdPvt}, rsp_prod ${probe.rspProd}: not drained`);
+      }
+      if (((probe.reqProd - rspProdPvt) >>> 0) > BLKIF_RING_SIZE) throw new StateError(C, "ring", `req_prod ${probe.reqProd} more than a ring ahead`);
+      ring = { ringRef, port, reqCons, rspProdPvt };
+    }
+    if (connected !== (ring !== null)) throw new StateError(C, "connected", "connected exactly when a ring is saved");
+    return { version: 1, devid: cfg.devid, vdev: cfg.vdev, readOnly: cfg.readOnly, sectors, connected, ring, stats, loggedErrors };
+  }
+
+  /** Applies a checked state (after the device is attached in XenStore). */
+  private load(r: BlkBackState): void {
+    Object.assign(this.stats, r.stats);
+    this.loggedErrors = r.loggedErrors;
+    if (r.ring === null || !this.device.connected) return;
+    const x = r.ring;
+    const ring = new BlkBackRing(this.xen.mem.u8, this.xen.mem.i32, this.xen.gnttab.grantedPage(x.ringRef, BACKEND_DOM, true));
+    ring.reqCons = x.reqCons;
+    ring.rspProdPvt = x.rspProdPvt;
+    const ep = this.newEndpoint();
+    if (this.xen.evtchn.hostAttach(x.port, ep) !== 0) return; // checked above: cannot fail
+    this.endpoint = ep;
+    this.ring = ring;
+    this.ringRef = x.ringRef;
+    this.port = x.port;
   }
 
   /** The ring is attached and its event channel bound. */
@@ -187,12 +301,7 @@ export class BlkBack {
     const ring = new BlkBackRing(this.xen.mem.u8, this.xen.mem.i32, off);
     if (!ring.attach()) return `ring-ref ${ref}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
 
-    const gen = ++this.generation;
-    const ep: HostEndpoint = {
-      remoteDom: BACKEND_DOM,
-      notify: () => { if (gen === this.generation) this.run(); },
-      closed: () => { if (gen === this.generation) { this.endpoint = null; this.portClosed(); } },
-    };
+    const ep = this.newEndpoint();
     const rc = this.xen.evtchn.hostBind(port, ep);
     if (rc !== 0) return `binding event-channel ${port}: ${rc}`;
     this.endpoint = ep;
@@ -202,6 +311,16 @@ export class BlkBack {
     this.loggedErrors = 0;
     this.log(`blkback ${this.config.vdev}: connected (ring-ref ${ref}, event-channel ${port}, ${this.disk.sectors} sectors${this.config.readOnly ? ", read-only" : ""})`);
     return null;
+  }
+
+  /** Our end of the ring's event channel for a new connection (older connections' endpoints go quiet). */
+  private newEndpoint(): HostEndpoint {
+    const gen = ++this.generation;
+    return {
+      remoteDom: BACKEND_DOM,
+      notify: () => { if (gen === this.generation) this.run(); },
+      closed: () => { if (gen === this.generation) { this.endpoint = null; this.portClosed(); } },
+    };
   }
 
   /** Drops the ring and unbinds our end of the channel (the guest's port is unbound again, as in Xen). */

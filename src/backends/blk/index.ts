@@ -1,5 +1,5 @@
 /** The block back-end (blkback): disk image files ↔ the guest's xen-blkfront over io/blkif.h rings. */
 export { BlkBack, attachBlkBack } from "./blk-back.js";
-export type { BlkBackStats, BlkDiskConfig } from "./blk-back.js";
+export type { BlkBackState, BlkBackStats, BlkDiskConfig } from "./blk-back.js";
 export { BlkError, DiskImage } from "./disk-image.js";
 export type { BlkErrorCode } from "./disk-image.js";

@@ -15,6 +15,7 @@
  * (the guest uses hvc0), and to the UART before.
  */
 import { XenconsInterface, XENCONSOLE_CONNECTED } from "../../xen/console-ring.js";
+import { StateError, stateBool, stateBytes, stateInt, stateObject, stateVersion } from "../../common/state.js";
 
 export interface ConsoleBackOptions {
   /** Views over the domain's memory buffer (the same buffer) and the console page's byte offset in it. */
@@ -41,6 +42,21 @@ export interface ConsoleBackStats {
 
 const DEFAULT_MAX_INPUT = 64 * 1024;
 
+/**
+ * Saved console back-end state. The rings and their indexes are the console page, guest RAM (saved with it);
+ * the page offset, the event channel and the output sink are wiring (constructor options). Output is never
+ * held (every drain hands it to the sink at once), so only input waiting for ring space is saved.
+ */
+export interface ConsoleBackState {
+  version: 1;
+  active: boolean;
+  /** Host input not yet in the guest's `in` ring, oldest first. */
+  input: Uint8Array;
+  /** The `in` ring's indexes were found corrupt (logged once until the guest repairs them). */
+  inBad: boolean;
+  stats: ConsoleBackStats;
+}
+
 export class ConsoleBack {
   readonly stats: ConsoleBackStats = { outBytes: 0, inBytes: 0, droppedInput: 0, badOutIndexes: 0, badInIndexes: 0 };
   /** The guest has written to its console at least once. */
@@ -60,6 +76,35 @@ export class ConsoleBack {
     this.scratch = new Uint8Array(this.page.out.size);
     this.maxInput = o.maxInputBytes ?? DEFAULT_MAX_INPUT;
     this.page.connection = XENCONSOLE_CONNECTED;
+  }
+
+  save(): ConsoleBackState {
+    const input = new Uint8Array(this.rxBytes);
+    let at = 0;
+    for (const b of this.rx) { input.set(b, at); at += b.length; }
+    return { version: 1, active: this.active, input, inBad: this.inBad, stats: { ...this.stats } };
+  }
+
+  /**
+   * Loads saved state (StateError, nothing changed, if any field is bad: input beyond maxInputBytes, a
+   * negative counter). Does not touch the page or notify: the next kick/poll carries on.
+   */
+  restore(state: ConsoleBackState): void {
+    const C = "console-back";
+    const s = stateVersion(C, state, 1);
+    const active = stateBool(C, "active", s.active);
+    const inBad = stateBool(C, "inBad", s.inBad);
+    const input = stateBytes(C, "input", s.input, -1);
+    if (input.length > this.maxInput) throw new StateError(C, "input", `${input.length} bytes, more than the ${this.maxInput} held`);
+    const so = stateObject(C, "stats", s.stats);
+    const stats = {} as ConsoleBackStats;
+    for (const k of Object.keys(this.stats) as (keyof ConsoleBackStats)[]) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+    this.active = active;
+    this.inBad = inBad;
+    this.rx.length = 0;
+    if (input.length > 0) this.rx.push(new Uint8Array(input));
+    this.rxBytes = input.length;
+    Object.assign(this.stats, stats);
   }
 
   /** The guest notified its console port. */

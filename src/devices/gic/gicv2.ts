@@ -42,6 +42,7 @@ import {
   GICD_SGIR, GICD_SIZE, GICD_SPENDSGIR, GICD_TYPER, INTID_SPURIOUS, INTID_SPURIOUS_GRP1, PRIO_IDLE, PRIO_MASK,
   PRIO_SHIFT, SGIR_FILTER_LIST, SGIR_FILTER_OTHERS, SGIR_FILTER_SELF, gicLayout, type GicLayout,
 } from "./gicv2-regs.js";
+import { restoreGicv2, saveGicv2, type Gicv2State } from "./gicv2-state.js";
 
 export interface Gicv2Options {
   /** CPU interfaces, 1..8. */
@@ -149,6 +150,19 @@ export class Gicv2 {
       this.w[k + CPU_BPR] = BPR_MIN;
       this.w[k + CPU_ABPR] = ABPR_MIN;
     }
+  }
+
+  /** Saved state (gicv2-state.ts): plain, versioned data; the shape must match on restore. */
+  save(): Gicv2State { return saveGicv2(this); }
+
+  /**
+   * Loads a saved state after checking all of it (StateError, nothing changed, on any bad field), then
+   * re-evaluates every CPU interface and reports each IRQ/FIQ output through onIrqChange/onFiqChange, even
+   * unchanged ones, so the vCPUs' lines follow the restored GIC.
+   */
+  restore(state: Gicv2State): void {
+    restoreGicv2(this, state);
+    this.updateAll();
   }
 
   distributor(cpu: number): MmioDevice { return this.distViews[cpu]; }

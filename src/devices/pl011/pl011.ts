@@ -27,6 +27,7 @@
 import type { IrqLine, MmioDevice } from "../mmio.js";
 import { subWord } from "../mmio.js";
 import { type DtNode, fixedClockNode, reg64, spiInterrupt } from "../dt.js";
+import { StateError, stateBytes, stateInt, stateVersion } from "../../common/state.js";
 
 // Register offsets (DDI 0183G table 3-1).
 export const UARTDR = 0x000, UARTRSR = 0x004, UARTFR = 0x018, UARTILPR = 0x020, UARTIBRD = 0x024;
@@ -57,6 +58,21 @@ const TRIGGER = [4, 8, 16, 24, 28, 16, 16, 16];
  * 0xB105F00D. Linux's AMBA bus reads these to bind the driver (id 0x00041011, mask 0x000fffff). */
 const PERIPH_ID = [0x11, 0x10, 0x14, 0x00] as const;
 const CELL_ID = [0x0d, 0xf0, 0x05, 0xb1] as const;
+
+/**
+ * Saved PL011 state: the guest-writable registers, the RX FIFO contents in arrival order and the latched
+ * interrupt status. Not saved: the output level (re-driven on restore), the sink and onRxSpace (wiring).
+ */
+export interface Pl011State {
+  version: 1;
+  ibrd: number; fbrd: number; lcrh: number; cr: number; ifls: number; imsc: number; dmacr: number; ilpr: number;
+  /** Latched RIS bits: INT_RX and INT_RT only (TX is always ready, modem/error bits never set). */
+  ris: number;
+  /** Received bytes not yet read by the guest, oldest first (at most the FIFO's capacity in the saved mode). */
+  rx: Uint8Array;
+  /** Bytes transmitted (statistics, kept so counters continue). */
+  txCount: number;
+}
 
 /** UART reference clock described in the device tree (QEMU virt uses 24 MHz too). */
 export const PL011_CLOCK_HZ = 24_000_000;
@@ -90,12 +106,50 @@ export class Pl011 implements MmioDevice {
   }
 
   /** RX FIFO capacity in the current mode. */
-  private capacity(): number {
-    return (this.lcrh & LCRH_FEN) !== 0 ? PL011_FIFO_DEPTH : 1;
+  private capacity(lcrh = this.lcrh): number {
+    return (lcrh & LCRH_FEN) !== 0 ? PL011_FIFO_DEPTH : 1;
   }
 
-  private rxTrigger(): number {
-    return (this.lcrh & LCRH_FEN) !== 0 ? TRIGGER[(this.ifls >> 3) & 7] : 1;
+  private rxTrigger(lcrh = this.lcrh, ifls = this.ifls): number {
+    return (lcrh & LCRH_FEN) !== 0 ? TRIGGER[(ifls >> 3) & 7] : 1;
+  }
+
+  save(): Pl011State {
+    const rx = new Uint8Array(this.rxCount);
+    for (let i = 0; i < this.rxCount; i++) rx[i] = this.rxFifo[(this.rxHead + i) & (PL011_FIFO_DEPTH - 1)];
+    return {
+      version: 1, ibrd: this.ibrd, fbrd: this.fbrd, lcrh: this.lcrh, cr: this.cr, ifls: this.ifls, imsc: this.imsc,
+      dmacr: this.dmacr, ilpr: this.ilpr, ris: this.ris, rx, txCount: this.txCount,
+    };
+  }
+
+  /**
+   * Loads a saved state after checking every field against what the registers can hold and the FIFO
+   * invariants the model keeps (RX pending only at or above the trigger level, RT only with data); a bad state
+   * throws StateError and changes nothing. Then re-drives the interrupt line.
+   */
+  restore(state: Pl011State): void {
+    const C = "pl011";
+    const s = stateVersion(C, state, 1);
+    const f = (n: string, hi: number): number => stateInt(C, n, s[n], 0, hi);
+    const ibrd = f("ibrd", 0xffff), fbrd = f("fbrd", 0x3f), lcrh = f("lcrh", 0xff), cr = f("cr", 0xffff);
+    const ifls = f("ifls", 0x3f), imsc = f("imsc", INT_ALL), dmacr = f("dmacr", 7), ilpr = f("ilpr", 0xff);
+    const txCount = f("txCount", Number.MAX_SAFE_INTEGER);
+    const ris = f("ris", INT_RX | INT_RT);
+    if ((ris & ~(INT_RX | INT_RT)) !== 0) throw new StateError(C, "ris", `${ris}: only RX and RT latch`);
+    const rx = stateBytes(C, "rx", s.rx, -1);
+    if (rx.length > this.capacity(lcrh)) throw new StateError(C, "rx", `${rx.length} bytes, the FIFO holds ${this.capacity(lcrh)}`);
+    if ((ris & INT_RX) !== 0 && rx.length < this.rxTrigger(lcrh, ifls)) throw new StateError(C, "ris", "RX interrupt below the trigger level");
+    if ((ris & INT_RT) !== 0 && rx.length === 0) throw new StateError(C, "ris", "receive timeout with an empty FIFO");
+
+    this.ibrd = ibrd; this.fbrd = fbrd; this.lcrh = lcrh; this.cr = cr; this.ifls = ifls; this.imsc = imsc;
+    this.dmacr = dmacr; this.ilpr = ilpr; this.ris = ris; this.txCount = txCount;
+    this.rxFifo.fill(0);
+    this.rxFifo.set(rx, 0);
+    this.rxHead = 0;
+    this.rxCount = rx.length;
+    this.lastIrq = (this.rawStatus() & this.imsc) !== 0;
+    this.irq.set(this.lastIrq);
   }
 
   /** Free RX FIFO entries. */

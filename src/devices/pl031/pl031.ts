@@ -10,6 +10,7 @@
 import type { IrqLine, MmioDevice } from "../mmio.js";
 import { subWord } from "../mmio.js";
 import { type DtNode, reg64, spiInterrupt } from "../dt.js";
+import { stateInt, stateVersion } from "../../common/state.js";
 
 // Register offsets (DDI 0224C table 3-1).
 export const RTCDR = 0x00, RTCMR = 0x04, RTCLR = 0x08, RTCCR = 0x0c, RTCIMSC = 0x10, RTCRIS = 0x14;
@@ -26,6 +27,28 @@ const CELL_ID = [0x0d, 0xf0, 0x05, 0xb1] as const;
 /** Default clock: host wall time in seconds since the Unix epoch. */
 export const hostSeconds = (): number => Date.now() / 1000;
 
+/**
+ * Saved PL031 state. The time base is saved as `offset`, the counter's distance from the host clock
+ * (RTCDR = floor(clock()) + offset), not as the guest-visible counter value: the PL031 is the guest's
+ * battery-backed wall clock (Linux sets the system time from it at boot and rtc-pl031 alarms are in UTC
+ * seconds), so like a real RTC while its machine is off it must keep counting during the time the domain
+ * spends saved, and a domain restored on another host must still read UTC. Saving the value instead would
+ * freeze the guest's calendar for the whole downtime (Xen likewise rewrites a restored guest's shared_info
+ * wallclock from the host's time). A guest that set its RTC off true time keeps that difference. An alarm whose time passes while the domain is saved fires on the first check after restore
+ * (`lastDr` is where the last check stopped).
+ */
+export interface Pl031State {
+  version: 1;
+  /** RTCDR minus floor(host seconds), in (-2^32, 2^32). */
+  offset: number;
+  /** RTCMR, RTCIMSC, RTCRIS. */
+  mr: number;
+  imsc: number;
+  ris: number;
+  /** Counter value at the last match check (u32). */
+  lastDr: number;
+}
+
 export class Pl031 implements MmioDevice {
   readonly size = 0x1000;
   /** DR = (floor(clock()) + offset) mod 2^32. */
@@ -39,6 +62,24 @@ export class Pl031 implements MmioDevice {
 
   constructor(private readonly irq: IrqLine, private readonly clock: () => number = hostSeconds) {
     this.lastDr = this.counter();
+  }
+
+  save(): Pl031State {
+    return { version: 1, offset: this.offset, mr: this.mr, imsc: this.imsc, ris: this.ris, lastDr: this.lastDr };
+  }
+
+  /** Loads a saved state (all fields checked first: StateError, nothing changed), then re-drives the line. */
+  restore(state: Pl031State): void {
+    const C = "pl031";
+    const s = stateVersion(C, state, 1);
+    const offset = stateInt(C, "offset", s.offset, -4294967295, 4294967295);
+    const mr = stateInt(C, "mr", s.mr, 0, 0xffffffff);
+    const imsc = stateInt(C, "imsc", s.imsc, 0, RTC_INT);
+    const ris = stateInt(C, "ris", s.ris, 0, RTC_INT);
+    const lastDr = stateInt(C, "lastDr", s.lastDr, 0, 0xffffffff);
+    this.offset = offset; this.mr = mr; this.imsc = imsc; this.ris = ris; this.lastDr = lastDr;
+    this.lastIrq = (ris & imsc) !== 0;
+    this.irq.set(this.lastIrq);
   }
 
   /** The current counter value (RTCDR). */
