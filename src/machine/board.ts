@@ -27,6 +27,7 @@ import type { MmioDevice } from "../devices/mmio.js";
 import type { DtNode } from "../devices/dt.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { DomainClock, type GuestClock } from "../common/domain-clock.js";
 
 export interface BoardOptions {
   memMiB: number;
@@ -35,6 +36,8 @@ export interface BoardOptions {
   consoleOut: (bytes: Uint8Array) => void;
   /** What the platform above the board adds (Xen: src/hv/machine.ts); absent: a bare board. */
   platform?: BoardPlatform;
+  /** The domain's clock: every vCPU's system counter and the RTC (default: a fresh DomainClock, reading 0 now). */
+  clock?: GuestClock;
 }
 
 /** What boot() places in RAM (booting.rst): the kernel Image, an optional initramfs, the command line. */
@@ -138,6 +141,8 @@ export class Board {
   readonly uart: Pl011;
   readonly rtc: Pl031;
   readonly vcpus: Vcpu[] = [];
+  /** The one clock of this domain (its vCPUs' counters, the RTC). */
+  readonly clock: GuestClock;
   state: MachineState = "running";
   /** Why the board stopped (PSCI call or fault), for the toolstack's log. */
   reason = "";
@@ -169,6 +174,7 @@ export class Board {
     }
     this.consoleOut = o.consoleOut;
     this.platform = o.platform ?? null;
+    this.clock = o.clock ?? new DomainClock();
     const ramBytes = o.memMiB * 1024 * 1024;
     this.ram = new SharedArrayBuffer(ramBytes);
     this.code = new CodeCache(ramBytes >>> 12);
@@ -176,7 +182,7 @@ export class Board {
     this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
     this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
-    this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
+    this.rtc = new Pl031(this.gic.spiLine(RTC_INTID), () => this.clock.wallMs() / 1000);
     this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
     for (let k = 0; k < o.vcpus; k++) {
@@ -201,6 +207,7 @@ export class Board {
     mmu.mmio = v.router;
     const cpu = new Cpu(mmu, this.code);
     cpu.vcpuIndex = v.index;
+    cpu.counter = this.clock.now; // one counter for every vCPU of the domain
     cpu.onEl2 = (c, ec, iss) => this.el2(v, c, ec, iss);
     // Inner-shareable maintenance (TLBI ...IS, IC IALLUIS, SEV) reaches every other vCPU: each has its own TLB,
     // and without this another vCPU keeps translating through page-table entries the kernel has changed.

@@ -28,8 +28,10 @@ import { MAGIC_CONSOLE, MAGIC_XENSTORE, NR_MAGIC_PAGES, xenAreaLayout, type XenA
 export interface XenHost extends SchedHost {
   /** Drives vCPU v's event-channel upcall PPI (INTID 31) to `level`. */
   setUpcall(vcpu: number, level: boolean): void;
-  /** The domain's virtual counter (CNTVCT) in ticks of 62.5 MHz. */
+  /** The domain's system counter (the clock its vCPUs' CNTPCT/CNTVCT read), ticks of 62.5 MHz. */
   counter(): number;
+  /** The domain's wall clock, ms since the Unix epoch (default: the host's, Date.now()). */
+  wallMs?(): number;
   log(line: string): void;
 }
 
@@ -106,7 +108,7 @@ export class XenDomain {
     this.uuid = o.uuid ?? defaultUuid(this.domid);
 
     // Wallclock: wall time when the virtual counter read 0.
-    const wallNs = Date.now() * 1e6 - o.host.counter() * NS_PER_TICK;
+    const wallNs = (o.host.wallMs?.() ?? Date.now()) * 1e6 - o.host.counter() * NS_PER_TICK;
     this.sharedInfo.setWallclock(Math.floor(wallNs / 1e9), Math.floor(wallNs % 1e9));
 
     // What libxl/xg_dom_arm.c set up: zeroed magic pages, store then console channels, HVM params.
