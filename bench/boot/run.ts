@@ -67,6 +67,7 @@ function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<
     });
     p.stderr.on("data", () => {});
     p.on("exit", (code) => finish(new Error(`${cmd} exited (${code}) before the marker`)));
+    p.on("error", (e) => finish(new Error(`${cmd}: ${e.message}${cmd.startsWith("qemu") ? " (install Debian's qemu-system-arm)" : ""}`)));
   });
 }
 

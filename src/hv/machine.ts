@@ -20,6 +20,7 @@ import { attachNetBack } from "../backends/net/index.js";
 import type { BackendDevice } from "../backends/xenbus-backend.js";
 import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
 import type { FramePool } from "./frame-pool.js";
+import { DomainClock } from "../common/domain-clock.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
 
@@ -67,6 +68,8 @@ export interface MachineOptions {
 
 export class Machine {
   readonly board: Board;
+  /** The domain's one clock: its vCPUs' counters, the RTC, and Xen's runstate and wallclock (save/restore). */
+  readonly clock = new DomainClock();
   /** The Xen guest ABI when MachineOptions.xen is set. */
   readonly xen: XenDomain | null = null;
   /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
@@ -92,7 +95,7 @@ export class Machine {
       poll: () => this.poll(),
       stopped: (state) => this.stopped(state),
     } : undefined;
-    this.board = new Board({ memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform });
+    this.board = new Board({ memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock });
     if (o.pool !== undefined) {
       const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
       if (!o.pool.claim(frames)) {
@@ -213,7 +216,8 @@ export class Machine {
       pool: o.pool, uuid: o.uuid,
       host: {
         setUpcall: (k, level) => board.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
-        counter: () => (board.vcpus[0]?.cpu.counter() ?? 0),
+        counter: this.clock.now,
+        wallMs: () => this.clock.wallMs(),
         log: (line) => { process.stderr.write(line + "\n"); },
         shutdown: (reason) => {
           if (reason === SHUTDOWN_poweroff) board.stop("poweroff", "SCHEDOP_shutdown poweroff");

@@ -14,11 +14,14 @@ import { STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import type { Gicv2State } from "../devices/gic/gicv2-state.js";
 import type { Pl011State } from "../devices/pl011/pl011.js";
 import type { Pl031State } from "../devices/pl031/pl031.js";
+import { DomainClock, type DomainClockState } from "../common/domain-clock.js";
 import { Board, type BoardOptions, type MachineState } from "./board.js";
 
 export interface BoardState {
   version: 1;
   memMiB: number;
+  /** The domain clock (the vCPUs' counter and the RTC's time base), continued on restore. */
+  clock: DomainClockState;
   vcpus: { online: boolean; waiting: number; cpu: VcpuState }[];
   gic: Gicv2State;
   uart: Pl011State;
@@ -32,9 +35,11 @@ const STATES: readonly MachineState[] = ["running", "poweroff", "reboot", "crash
 
 /** The board's state now (between slices: no vCPU is inside run()). */
 export function saveBoard(b: Board): BoardState {
+  if (!(b.clock instanceof DomainClock)) throw new TypeError("saveBoard: the board's clock is not a DomainClock");
   return {
     version: 1,
     memMiB: b.ramBytes / (1024 * 1024),
+    clock: b.clock.save(),
     vcpus: b.vcpus.map((v) => ({ online: v.online, waiting: v.waiting, cpu: saveVcpu(v.cpu) })),
     gic: b.gic.save(),
     uart: b.uart.save(),
@@ -46,7 +51,8 @@ export function saveBoard(b: Board): BoardState {
 
 /**
  * A board built from `state` with the wiring in `o` (console sink, platform, and usually the domain memory
- * the state was saved with). `o.memMiB` and `o.vcpus` must match the state.
+ * the state was saved with). `o.memMiB` and `o.vcpus` must match the state. The board gets a DomainClock
+ * continued from the state's (o.clock, when given, is that clock: it is restored in place).
  */
 export function restoreBoard(o: BoardOptions, state: unknown): Board {
   const s = stateVersion(C, state, 1) as unknown as BoardState;
@@ -58,6 +64,20 @@ export function restoreBoard(o: BoardOptions, state: unknown): Board {
     if (v === null || typeof v !== "object" || typeof v.online !== "boolean") throw new StateError(C, `vcpus[${k}].online`, "not a boolean");
     if (v.waiting !== 0 && v.waiting !== STOP_WFI && v.waiting !== STOP_WFE) throw new StateError(C, `vcpus[${k}].waiting`, `${String(v.waiting)} is not 0, WFI or WFE`);
   });
+  const clock = o.clock instanceof DomainClock ? o.clock : new DomainClock();
+  const clockBefore = clock.save();
+  clock.restore(s.clock);
+  let b: Board;
+  try {
+    b = restoreParts({ ...o, clock }, s);
+  } catch (e) {
+    clock.restore(clockBefore); // a refused state changes nothing, the caller's clock included
+    throw e;
+  }
+  return b;
+}
+
+function restoreParts(o: BoardOptions, s: BoardState): Board {
   const b = new Board(o);
   const ramBytes = b.ramBytes;
   s.vcpus.forEach((v, k) => {

@@ -27,6 +27,7 @@ import type { MmioDevice } from "../devices/mmio.js";
 import type { DtNode } from "../devices/dt.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { DomainClock, type GuestClock } from "../common/domain-clock.js";
 
 export interface BoardOptions {
   memMiB: number;
@@ -40,6 +41,8 @@ export interface BoardOptions {
    * restored in another thread over the same, shared memory (nothing copied). Its size must match memMiB.
    */
   memory?: WebAssembly.Memory;
+  /** The domain's clock: every vCPU's system counter and the RTC (default: a fresh DomainClock, reading 0 now). */
+  clock?: GuestClock;
 }
 
 /** What boot() places in RAM (booting.rst): the kernel Image, an optional initramfs, the command line. */
@@ -157,6 +160,8 @@ export class Board {
   readonly uart: Pl011;
   readonly rtc: Pl031;
   readonly vcpus: Vcpu[] = [];
+  /** The one clock of this domain (its vCPUs' counters, the RTC). */
+  readonly clock: GuestClock;
   state: MachineState = "running";
   /** Why the board stopped (PSCI call or fault), for the toolstack's log. */
   reason = "";
@@ -188,6 +193,7 @@ export class Board {
     }
     this.consoleOut = o.consoleOut;
     this.platform = o.platform ?? null;
+    this.clock = o.clock ?? new DomainClock();
     const ramBytes = o.memMiB * 1024 * 1024;
     const pages = (ramBytes + STATE_AREA_BYTES) / WASM_PAGE;
     if (o.memory !== undefined && o.memory.buffer.byteLength !== pages * WASM_PAGE) {
@@ -202,7 +208,7 @@ export class Board {
     this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
     this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
-    this.rtc = new Pl031(this.gic.spiLine(RTC_INTID));
+    this.rtc = new Pl031(this.gic.spiLine(RTC_INTID), () => this.clock.wallMs() / 1000);
     this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
     for (let k = 0; k < o.vcpus; k++) {
@@ -228,6 +234,7 @@ export class Board {
     const cpu = new Cpu(mmu, this.code, { buffer: this.ram, offset: this.ramBytes + v.index * VCPU_STATE_BYTES });
     cpu.vcpuIndex = v.index;
     cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
+    cpu.counter = this.clock.now; // one counter for every vCPU of the domain
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;

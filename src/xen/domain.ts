@@ -29,8 +29,10 @@ import { MAGIC_CONSOLE, MAGIC_XENSTORE, NR_MAGIC_PAGES, xenAreaLayout, type XenA
 export interface XenHost extends SchedHost {
   /** Drives vCPU v's event-channel upcall PPI (INTID 31) to `level`. */
   setUpcall(vcpu: number, level: boolean): void;
-  /** The domain's virtual counter (CNTVCT) in ticks of 62.5 MHz. */
+  /** The domain's system counter (the clock its vCPUs' CNTPCT/CNTVCT read), ticks of 62.5 MHz. */
   counter(): number;
+  /** The domain's wall clock, ms since the Unix epoch (default: the host's, Date.now()). */
+  wallMs?(): number;
   log(line: string): void;
 }
 
@@ -159,8 +161,9 @@ export class XenDomain {
    * if the caller wants the guest's wallclock to follow host time (Xen updates it on resume); it writes the
    * shared_info page, so a restore alone does not call it.
    */
+  /** Wallclock: wall time when the virtual counter read 0 (the domain clock's wall time, else the host's). */
   updateWallclock(): void {
-    const wallNs = Date.now() * 1e6 - this.host.counter() * NS_PER_TICK;
+    const wallNs = (this.host.wallMs?.() ?? Date.now()) * 1e6 - this.host.counter() * NS_PER_TICK;
     this.sharedInfo.setWallclock(Math.floor(wallNs / 1e9), Math.floor(wallNs % 1e9));
   }
 

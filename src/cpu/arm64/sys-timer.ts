@@ -8,11 +8,13 @@
  * what Linux and Xen expect (both read CNTFRQ_EL0 or the device tree's clock-frequency).
  */
 import type { Cpu } from "./cpu.js";
+import { COUNTER_HZ } from "../../common/domain-clock.js";
+import { hostNowMs } from "../../common/host-clock.js";
 import { type SysReg, SYSHI } from "./sys-defs.js";
 import { CNTKCTL_EL1, CNTP_CTL_EL0, CNTP_CVAL_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0, CNTVOFF_EL2 } from "./sysregs.js";
 
-/** CNTFRQ_EL0 in Hz. */
-export const CNTFRQ_HZ = 62_500_000;
+/** CNTFRQ_EL0 in Hz (the domain clock's rate, common/domain-clock.ts). */
+export const CNTFRQ_HZ = COUNTER_HZ;
 const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 const TWO32 = 4294967296;
 
@@ -26,11 +28,12 @@ export const CTL_ENABLE = 1, CTL_IMASK = 2, CTL_ISTATUS = 4;
 export const TIMER_PHYS = 0, TIMER_VIRT = 1;
 
 /**
- * Default system counter: this thread's monotonic clock (performance.now(), from the thread's time origin)
- * in 62.5 MHz ticks. Threads have different origins, so SMP domains need the hypervisor's shared clock.
+ * Default system counter of a bare Cpu: the host clock (CLOCK_MONOTONIC, the same in every thread;
+ * common/host-clock.ts) in 62.5 MHz ticks. A board gives its vCPUs the domain's clock instead
+ * (common/domain-clock.ts: counting from 0 at domain creation, kept across save/restore).
  */
 export function hostCounter(): number {
-  return Math.floor(performance.now() * TICKS_PER_MS);
+  return Math.floor(hostNowMs() * TICKS_PER_MS);
 }
 
 /** The timer's counter: CNTPCT for the physical timer, CNTVCT = CNTPCT - CNTVOFF for the virtual one. */
