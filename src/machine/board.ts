@@ -242,9 +242,9 @@ export class Board {
 
   /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
   boot(o: BootImages): void {
-    const ramBytes = this.ram.byteLength;
+    const ramBytes = this.ramBytes; // not ram.byteLength: the vCPU state area follows RAM in the buffer
     const hdr = parseArm64Image(o.kernel);
-    const u8 = new Uint8Array(this.ram);
+    const u8 = new Uint8Array(this.ram, 0, ramBytes);
     // A 2 MiB aligned base plus text_offset; the image's own size (with BSS) must fit.
     const kernelOff = hdr.textOffset;
     const kernelEnd = kernelOff + Math.max(hdr.imageSize, o.kernel.length);

@@ -1,12 +1,13 @@
 /** Shared by the Xen boot tests: drive a Machine until a predicate holds, failing with the console's tail. */
 import assert from "node:assert/strict";
-import type { Machine } from "../../src/hv/machine.js";
+/** What the runner drives: a domain Machine (src/hv/machine.ts) or a bare Board (src/machine/board.ts). */
+interface Runnable { readonly state: string; readonly reason: string; runSlice(): number }
 
 /**
  * Returns runUntil(pred, what): runs `m` in ~50 ms bursts (yielding to the event loop, sleeping while the guest
  * idles) until pred() is true; fails when the machine stops or `deadline` (ms since epoch) passes.
  */
-export function machineRunner(m: Machine, out: () => string, deadline: number) {
+export function machineRunner(m: Runnable, out: () => string, deadline: number) {
   return async (pred: () => boolean, what: string): Promise<void> => {
     while (!pred()) {
       if (m.state !== "running") assert.fail(`${what}: machine stopped (${m.state} ${m.reason})\n${out().slice(-3000)}`);
