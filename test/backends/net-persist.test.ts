@@ -30,8 +30,8 @@ class FakeHost implements XenHost {
   yield(): void {}
 }
 const off = (gfn: number): number => gfn * PAGE - BASE;
-const newDomain = (ram: SharedArrayBuffer): XenDomain =>
-  new XenDomain({ ram, ramBase: BASE, vcpus: 1, host: new FakeHost(), domid: DOMID, store: "none" });
+const newDomain = (ram: SharedArrayBuffer, restoring = false): XenDomain =>
+  new XenDomain({ ram, ramBase: BASE, vcpus: 1, host: new FakeHost(), domid: DOMID, store: "none", restoring });
 
 /** One side: domain, store, vif, the clock, the wire's frames, and netfront's ring indexes (read from RAM). */
 class Side {
@@ -134,7 +134,7 @@ function original(): Side {
 function restoreFrom(a: Side, st: NetBackState): Side {
   const ram = new SharedArrayBuffer(RAM);
   new Uint8Array(ram).set(a.u8);
-  const xen = newDomain(ram);
+  const xen = newDomain(ram, true);
   xen.restore(structuredClone(a.xen.save()));
   const store = new XenStore();
   copyTree(a.store, store, "/local/domain");
@@ -202,7 +202,7 @@ test("netback: bad states are refused with nothing attached; save refuses reques
   for (const [s, field] of bad) {
     const ram = new SharedArrayBuffer(RAM);
     new Uint8Array(ram).set(a.u8);
-    const xen = newDomain(ram);
+    const xen = newDomain(ram, true);
     xen.restore(a.xen.save());
     const store = new XenStore();
     copyTree(a.store, store, "/local/domain");

@@ -40,9 +40,9 @@ class FakeHost implements XenHost {
 
 interface H { d: XenDomain; mmu: Mmu; dv: DataView; u8: Uint8Array; host: FakeHost; ram: SharedArrayBuffer }
 
-function setup(ram = new SharedArrayBuffer(RAM)): H {
+function setup(ram = new SharedArrayBuffer(RAM), restoring = false): H {
   const host = new FakeHost();
-  const d = new XenDomain({ ram, ramBase: BASE, vcpus: 3, host, store: "late", console: true });
+  const d = new XenDomain({ ram, ramBase: BASE, vcpus: 3, host, store: "late", console: true, restoring });
   return { d, mmu: new Mmu(ram, BASE), dv: new DataView(ram), u8: new Uint8Array(ram), host, ram };
 }
 
@@ -112,6 +112,9 @@ function busy(): Busy {
   h.dv.setBigUint64(off(ARG), BigInt(ARR), true);
   assert.equal(hc(h, HC_vcpu_op, [5, 1, ARG]), 0);
   assert.equal(hc(h, HC_vm_assist, [0, 5]), 0);
+  // Console output the back-end has not read yet: the magic pages are RAM and must survive the restore.
+  h.u8.set(new TextEncoder().encode("unread output"), off(h.d.consoleGfn * 4096) + 1024);
+  h.dv.setUint32(off(h.d.consoleGfn * 4096) + 3084, 13, true);
   return { h, loopA, loopB, timer: t[2], ipi: ip[1], eps, notified };
 }
 
@@ -119,7 +122,10 @@ function busy(): Busy {
 function fresh(src: H): H {
   const ram = new SharedArrayBuffer(RAM);
   new Uint8Array(ram).set(src.u8);
-  return setup(ram);
+  const h = setup(ram, true);
+  assert.deepEqual(h.u8.subarray(off(h.d.consoleGfn * 4096), off(h.d.consoleGfn * 4096) + 4096),
+    src.u8.subarray(off(h.d.consoleGfn * 4096), off(h.d.consoleGfn * 4096) + 4096), "restoring: the magic pages are left alone");
+  return h;
 }
 
 /** The same hypercalls and host events on a domain; returns every answer and the RAM afterwards. */
