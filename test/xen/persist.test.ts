@@ -20,6 +20,7 @@ import { XenbusRing, XENSTORE_RING_SIZE, XS_RING_RSP, XS_RING_RSP_CONS, XS_RING_
 import { ByteRing } from "../../src/xen/byte-ring.js";
 import { encodeMessage } from "../../src/xenstore/index.js";
 import { StateError } from "../../src/common/state.js";
+import { fuzzRestore } from "../state-mutate.js";
 
 const BASE = 0x40000000, RAM = 8 << 20;
 const ARG = BASE + 0x100000, ARR = BASE + 0x101000;
@@ -359,4 +360,19 @@ test("xenbus ring: bad states are refused and change nothing", () => {
     refuses(() => b.ring.restore(s), field);
     assert.deepEqual(b.ring.save(), before);
   }
+});
+
+test("fuzz: mutated domain and xenbus-ring states (seeded): accepted or refused whole, never another error", () => {
+  const b = busy();
+  const st = b.h.d.save();
+  const r = fresh(b.h);
+  r.d.restore(st, { endpoints: b.eps });
+  const [ok, no] = fuzzRestore(st, 300, 0xd0d0, (s) => { r.d.restore(s, { endpoints: b.eps }); r.d.restore(r.d.save(), { endpoints: b.eps }); },
+    () => r.d.save(), () => r.d.restore(st, { endpoints: b.eps }));
+  assert.ok(ok > 0 && no > 0, `${ok} accepted, ${no} refused`);
+  const a = ringOn(new SharedArrayBuffer(3 * PAGE));
+  for (let n = 0; n < 4; n++) a.ring.send(encodeMessage(2, n, 0, Buffer.alloc(400, n)));
+  const rst = a.ring.save();
+  const [rok, rno] = fuzzRestore(rst, 300, 0xb05, (s) => { a.ring.restore(s); a.ring.restore(a.ring.save()); }, () => a.ring.save(), () => a.ring.restore(rst));
+  assert.ok(rok > 0 && rno > 0, `${rok} accepted, ${rno} refused`);
 });
