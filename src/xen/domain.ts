@@ -60,6 +60,12 @@ export interface XenDomainOptions {
    * initial frames (the RAM the DT describes) before building it and releases `account.pages` at its end.
    */
   pool?: FramePool;
+  /**
+   * The RAM buffer already holds a saved domain's RAM (the domain is about to be restored): the constructor
+   * then leaves guest memory alone — the magic pages (console and XenStore rings) are not zeroed. Without it,
+   * load the saved RAM after construction.
+   */
+  restoring?: boolean;
 }
 
 /**
@@ -145,7 +151,7 @@ export class XenDomain {
 
     // What libxl/xg_dom_arm.c set up: zeroed magic pages, store then console channels, HVM params.
     const magicOff = this.mem.frameOffset(this.layout.magicGfn);
-    this.mem.u8.fill(0, magicOff, magicOff + NR_MAGIC_PAGES * XEN_PAGE_SIZE);
+    if (o.restoring !== true) this.mem.u8.fill(0, magicOff, magicOff + NR_MAGIC_PAGES * XEN_PAGE_SIZE);
     this.params.set(HVM_PARAM_CALLBACK_IRQ, CALLBACK_IRQ_LO, CALLBACK_IRQ_HI);
     const store = o.store ?? "late";
     this.storePort = store === "none" ? 0 : this.evtchn.allocUnbound(0);

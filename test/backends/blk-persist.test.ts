@@ -34,8 +34,8 @@ class FakeHost implements XenHost {
 }
 
 const off = (gfn: number): number => gfn * PAGE - BASE;
-const newDomain = (ram: SharedArrayBuffer): XenDomain =>
-  new XenDomain({ ram, ramBase: BASE, vcpus: 1, host: new FakeHost(), domid: DOMID, store: "none" });
+const newDomain = (ram: SharedArrayBuffer, restoring = false): XenDomain =>
+  new XenDomain({ ram, ramBase: BASE, vcpus: 1, host: new FakeHost(), domid: DOMID, store: "none", restoring });
 
 /** One side (original or restored): its domain, store, back-end and the guest's ring indexes. */
 class Side {
@@ -126,7 +126,7 @@ function restored(src: Side, config: BlkDiskConfig, dir: string, st: BlkBackStat
   const xs = src.xen.save();
   const ram = new SharedArrayBuffer(RAM);
   new Uint8Array(ram).set(src.u8);
-  const xen = newDomain(ram);
+  const xen = newDomain(ram, true);
   xen.restore(structuredClone(xs));
   const store = new XenStore();
   copyTree(src.store, store, "/local/domain");
@@ -198,7 +198,7 @@ test("blkback: bad states are refused with nothing attached; save refuses reques
       const xs = a.xen.save();
       const ram = new SharedArrayBuffer(RAM);
       new Uint8Array(ram).set(a.u8);
-      const xen = newDomain(ram);
+      const xen = newDomain(ram, true);
       xen.restore(xs);
       const store = new XenStore();
       copyTree(a.store, store, "/local/domain");

@@ -20,6 +20,18 @@
 /** Linux netback's floor on the burst a vif may accumulate (tx_add_credit: max(131072, credit_bytes)). */
 export const MIN_BURST_BYTES = 131072;
 
+/**
+ * Saved credit, with times relative to the owner's clock at save (the clock itself, performance.now() of one
+ * process, means nothing in another): the balance, where the window started, when a waiting sender may go on.
+ */
+export interface TxCreditState {
+  remaining: number;
+  /** windowStart - now at save (ms; > 0 when a sender waits for the window that starts then). */
+  windowStartIn: number;
+  /** wakeAt - now at save (ms), or null when nobody waits. */
+  wakeIn: number | null;
+}
+
 export class TxCredit {
   /** Bytes that may still be sent in the current window. */
   private remaining: number;
@@ -67,6 +79,20 @@ export class TxCredit {
     this.add();
     return true;
   }
+
+  save(now: number): TxCreditState {
+    return { remaining: this.remaining, windowStartIn: this.windowStart - now, wakeIn: this.wakeAt === 0 ? null : this.wakeAt - now };
+  }
+
+  /** Loads a state from save() (checked by the caller: remaining within 0..max burst, finite times). */
+  load(s: TxCreditState, now: number): void {
+    this.remaining = s.remaining;
+    this.windowStart = now + s.windowStartIn;
+    this.wakeAt = s.wakeIn === null ? 0 : Math.max(now + s.wakeIn, Number.MIN_VALUE); // 0 means "nobody waits"
+  }
+
+  /** Most credit the vif can hold (max(BYTES, 128 KiB)). */
+  get burst(): number { return this.maxBurst; }
 
   /** The XenStore form libxl writes: "BYTES,USECS". */
   toString(): string { return `${this.bytes},${this.intervalUsecs}`; }

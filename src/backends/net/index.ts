@@ -31,9 +31,11 @@ import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { NetBackend } from "./net-back.js";
 import type { NetBack } from "./types.js";
+import type { NetBackState } from "./net-back-state.js";
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE } from "./netif.js";
 
 export type { NetBack, NetBackStats } from "./types.js";
+export type { NetBackState, NetQueueState } from "./net-back-state.js";
 export { completeChecksum } from "./checksum.js";
 
 export interface NetVifConfig {
@@ -78,6 +80,22 @@ export function parseMac(mac: string): string {
  */
 export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig,
   out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number): NetBack {
+  return makeNetBack(xen, store, vif, out, log, now, undefined);
+}
+
+/**
+ * Rebuilds a saved vif (Firecracker's Persist::restore shape): `xen` already restored, the vif's event
+ * channel(s) left detached (XenDomain.restore without endpoints for them); `store` holding the device's nodes.
+ * The state is checked against `vif` (devid, MAC, MTU, GSO offer, rate) and the domain before anything is
+ * attached; a refusal (StateError) leaves nothing behind.
+ */
+export function restoreNetBack(args: { xen: XenDomain; store: StoreApi; vif: NetVifConfig; out: (frame: Uint8Array) => void;
+  log: (line: string) => void; now?: () => number }, state: NetBackState): NetBack {
+  return makeNetBack(args.xen, args.store, args.vif, args.out, args.log, args.now, state);
+}
+
+function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (frame: Uint8Array) => void,
+  log: (line: string) => void, now: (() => number) | undefined, saved: NetBackState | undefined): NetBack {
   const mac = parseMac(vif.mac);
   if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);
   if (!Number.isInteger(vif.mtu) || vif.mtu < 68 || vif.mtu > XEN_NETIF_MAX_TX_SIZE - ETH_HLEN) {
@@ -90,6 +108,7 @@ export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig
   const gso = vif.gso !== false;
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
     gsoTcpv4: gso, gsoTcpv6: false, rate: vif.rate, now });
+  const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
     backend: {
@@ -105,8 +124,10 @@ export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig
     },
     connect: (d) => connectFrontend(back, d),
     disconnect: () => back.disconnect(),
+    existing: restored === null ? undefined : { connected: restored.connected },
   });
-  back.attachDevice(dev);
+  back.attachDevice(dev, mac);
+  if (restored !== null) back.loadSaved(restored);
   return back;
 }
 

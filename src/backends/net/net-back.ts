@@ -58,6 +58,8 @@ import {
   XEN_NETIF_RSP_ERROR, XEN_NETIF_RSP_NULL, XEN_NETIF_RSP_OKAY, XEN_PAGE_SIZE, needsNotify,
 } from "./netif.js";
 import type { NetBack, NetBackendOptions, NetBackStats, NetFrontKeys } from "./types.js";
+import { checkNetBackState, type NetBackState } from "./net-back-state.js";
+import { StateError } from "../../common/state.js";
 
 /** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped). */
 const RX_QUEUE_BYTES = 512 * 1024;
@@ -141,8 +143,81 @@ export class NetBackend implements NetBack {
 
   get connected(): boolean { return this.q !== null; }
 
-  /** Called once by attachNetBack with the XenStore device. */
-  attachDevice(dev: BackendDevice): void { this.dev = dev; }
+  /** Called once by attachNetBack with the XenStore device and the vif's MAC (for save()). */
+  attachDevice(dev: BackendDevice, mac = ""): void { this.dev = dev; this.mac = mac; }
+  private mac = "";
+
+  // -------------------------------------------------------------------------------------------------------
+  // Save/restore (net-back-state.ts)
+
+  save(): NetBackState {
+    const C = "netback";
+    const dev = this.device, q = this.q;
+    if (this.inTx) throw new StateError(C, "queue", "serving the tx ring: save between runs");
+    if (dev.unplugging) throw new StateError(C, "(root)", "hot-unplug in progress: finish it before saving");
+    if (q !== null && (q.txReqCons !== q.txRspPvt || q.txRspPvt !== q.txRspPushed || q.rxReqCons !== q.rxRspPvt || q.rxRspPvt !== q.rxRspPushed)) {
+      throw new StateError(C, "queue", "requests in flight: drain before saving");
+    }
+    const rate = this.o.rate;
+    return {
+      version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4,
+      rate: rate === undefined ? null : { bytesPerInterval: rate.bytesPerInterval, intervalUsecs: rate.intervalUsecs },
+      connected: dev.connected,
+      queue: q === null ? null : { txRef: q.txRef, rxRef: q.rxRef, txPort: q.txPort, rxPort: q.rxPort, txCons: q.txReqCons,
+        rxCons: q.rxReqCons, rxSg: q.rxSg },
+      rxQueue: this.rxQueue.map((f) => f.slice()),
+      credit: this.credit === null ? null : this.credit.save(this.now()),
+      stats: { ...this.stats },
+    };
+  }
+
+  /** Checks a saved state against this vif's configuration and the restored domain (StateError if bad). */
+  checkSaved(state: NetBackState, devid: number, mac: string): NetBackState {
+    const rate = this.o.rate;
+    return checkNetBackState(state, {
+      devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, rate: rate === undefined ? null : rate,
+      burst: this.credit?.burst ?? 0, gnttab: this.o.gnttab, evtchn: this.o.evtchn, i32: this.i32,
+      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: RX_QUEUE_BYTES,
+    });
+  }
+
+  /** Applies a state checkSaved returned, once the device is attached (re-attaches the channels). */
+  loadSaved(s: NetBackState): void {
+    Object.assign(this.stats, s.stats);
+    if (s.credit !== null) this.credit?.load(s.credit, this.now());
+    if (s.queue === null || !this.device.connected) return;
+    const k = s.queue, gt = this.o.gnttab;
+    const q: Queue = {
+      txRef: k.txRef, rxRef: k.rxRef, txPage: gt.grantedPage(k.txRef, 0, true), rxPage: gt.grantedPage(k.rxRef, 0, true),
+      txPort: k.txPort, rxPort: k.rxPort, txReqCons: k.txCons, txRspPvt: k.txCons, txRspPushed: k.txCons,
+      rxReqCons: k.rxCons, rxRspPvt: k.rxCons, rxRspPushed: k.rxCons, rxSg: k.rxSg, txEp: null, rxEp: null,
+    };
+    const [txEp, rxEp] = this.endpoints(q);
+    // Checked: both ports are detached host ports to dom 0, so these succeed.
+    if (this.o.evtchn.hostAttach(k.txPort, txEp) !== 0) return;
+    q.txEp = txEp;
+    if (rxEp !== null && this.o.evtchn.hostAttach(k.rxPort, rxEp) === 0) q.rxEp = rxEp;
+    this.q = q;
+    for (const f of s.rxQueue) { this.rxQueue.push(f); this.rxQueued += f.length; }
+  }
+
+  /** Our ends of a queue's event channel(s): the tx (or single) port runs tx and drains rx; a separate rx
+   * port only drains rx. Each goes quiet once its queue is replaced. */
+  private endpoints(q: Queue): [HostEndpoint, HostEndpoint | null] {
+    const txEp: HostEndpoint = {
+      remoteDom: 0,
+      notify: () => { if (this.q === q) { this.runTx(); if (this.rxQueue.length > 0) this.drainRx(q); } },
+      closed: () => { q.txEp = null; this.channelClosed(q, q.txPort); },
+    };
+    if (q.rxPort === q.txPort) return [txEp, null];
+    const rxEp: HostEndpoint = {
+      remoteDom: 0,
+      // Rx-port events say the guest posted buffers: queued frames go in.
+      notify: () => { if (this.q === q && this.rxQueue.length > 0) this.drainRx(q); },
+      closed: () => { q.rxEp = null; this.channelClosed(q, q.rxPort); },
+    };
+    return [txEp, rxEp];
+  }
 
   // -------------------------------------------------------------------------------------------------------
   // Connection
@@ -170,21 +245,11 @@ export class NetBackend implements NetBack {
       rxSg: k.sg, txEp: null, rxEp: null,
     };
     const ev = this.o.evtchn;
-    const txEp: HostEndpoint = {
-      remoteDom: 0,
-      notify: () => { if (this.q === q) { this.runTx(); if (this.rxQueue.length > 0) this.drainRx(q); } },
-      closed: () => { q.txEp = null; this.channelClosed(q, k.txPort); },
-    };
+    const [txEp, rxEp] = this.endpoints(q);
     let rc = ev.hostBind(k.txPort, txEp);
     if (rc !== 0) return `binding event channel ${k.txPort}: ${rc}`;
     q.txEp = txEp;
-    if (k.rxPort !== k.txPort) {
-      const rxEp: HostEndpoint = {
-        remoteDom: 0,
-        // Rx-port events say the guest posted buffers: queued frames go in.
-        notify: () => { if (this.q === q && this.rxQueue.length > 0) this.drainRx(q); },
-        closed: () => { q.rxEp = null; this.channelClosed(q, k.rxPort); },
-      };
+    if (rxEp !== null) {
       rc = ev.hostBind(k.rxPort, rxEp);
       if (rc !== 0) { this.unbind(q); return `binding event channel ${k.rxPort}: ${rc}`; }
       q.rxEp = rxEp;

@@ -6,6 +6,7 @@ import type { BackendDevice } from "../xenbus-backend.js";
 import type { EventChannels } from "../../xen/event-channel.js";
 import type { GrantTable } from "../../xen/grant-table.js";
 import type { GuestMemory } from "../../xen/guest-memory.js";
+import type { NetBackState } from "./net-back-state.js";
 
 /** Counters of one vif (monotonic; never reset by reconnects). */
 export interface NetBackStats {
@@ -55,6 +56,8 @@ export interface NetBack {
    * until it must be called again (0: now), or Infinity when nothing waits: the host folds it into its sleep.
    */
   service(): number;
+  /** Saved state (net-back-state.ts); refuses (StateError) while requests are in flight. */
+  save(): NetBackState;
   /** Hot-unplug: disconnects and removes the device's XenStore directories. */
   close(): void;
 }

@@ -1,0 +1,139 @@
+/**
+ * Saved netback state (NetBackState) and its checks, for net-back.ts (the engine) and index.ts (restoreNetBack).
+ *
+ * What is in flight and what is saved: netback answers every tx request it takes before it returns, and writes
+ * every rx response as it fills a buffer, so between runs both rings are drained as far as netback's side goes
+ * (req_cons = rsp_prod_pvt = the published rsp_prod); save() checks it and refuses otherwise. Requests the guest
+ * queued and netback has not taken (tx held back by the rate limit, rx buffers posted in advance) are in the
+ * ring pages, guest RAM, and are served after restore. Frames from the wire still waiting for rx buffers are
+ * recorded (`rxQueue`), as Linux netback's rx queue holds them.
+ *
+ * Wiring, given to restore: the domain (memory, grant table, event channels), the store holding the device, the
+ * `out` sink, the log and the clock.
+ */
+import type { EventChannels } from "../../xen/event-channel.js";
+import type { GrantTable } from "../../xen/grant-table.js";
+import type { NetBackStats } from "./types.js";
+import type { TxCreditState } from "./credit.js";
+import { ETH_HLEN, NET_RX_RING_SIZE, NET_TX_RING_SIZE, SRING_REQ_PROD, SRING_RSP_PROD, XEN_NETIF_MAX_TX_SIZE,
+  XEN_PAGE_SIZE } from "./netif.js";
+import { StateError, stateArray, stateBool, stateBytes, stateInt, stateNumber, stateObject, stateVersion }
+  from "../../common/state.js";
+
+export interface NetQueueState {
+  txRef: number;
+  rxRef: number;
+  txPort: number;
+  /** Equal to txPort with a single event channel. */
+  rxPort: number;
+  /** req_cons = rsp_prod_pvt = rsp_prod of each ring (drained). */
+  txCons: number;
+  rxCons: number;
+  /** The front-end takes multi-slot rx packets. */
+  rxSg: boolean;
+}
+
+export interface NetBackState {
+  version: 1;
+  /** vif identity and what was offered: must match the configuration the vif is restored with. */
+  devid: number;
+  mac: string;
+  mtu: number;
+  gsoTcpv4: boolean;
+  rate: { bytesPerInterval: number; intervalUsecs: number } | null;
+  /** The xenbus connection is up (then `queue` is set). */
+  connected: boolean;
+  queue: NetQueueState | null;
+  /** Frames from the wire waiting for the guest's rx buffers, oldest first. */
+  rxQueue: Uint8Array[];
+  /** The rate limit's credit (times relative to the clock at save), null without a rate limit. */
+  credit: TxCreditState | null;
+  stats: NetBackStats;
+}
+
+/** What the checks compare against: the configuration and the restored domain. */
+export interface NetRestoreContext {
+  devid: number;
+  mac: string;
+  mtu: number;
+  gsoTcpv4: boolean;
+  rate: { bytesPerInterval: number; intervalUsecs: number } | null;
+  /** max(BYTES, 128 KiB) of the configured rate. */
+  burst: number;
+  gnttab: GrantTable;
+  evtchn: EventChannels;
+  i32: Int32Array;
+  statKeys: readonly (keyof NetBackStats)[];
+  rxQueueBytes: number;
+}
+
+const C = "netback";
+
+/** Checks everything in a saved state; returns a clean copy or throws StateError. Changes nothing. */
+export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBackState {
+  const s = stateVersion(C, state, 1);
+  stateInt(C, "devid", s.devid, x.devid, x.devid);
+  if (s.mac !== x.mac) throw new StateError(C, "mac", `${String(s.mac)} saved, configured ${x.mac}`);
+  stateInt(C, "mtu", s.mtu, x.mtu, x.mtu);
+  if (stateBool(C, "gsoTcpv4", s.gsoTcpv4) !== x.gsoTcpv4) throw new StateError(C, "gsoTcpv4", "differs from the configuration");
+  const rate = s.rate === null ? null : stateObject(C, "rate", s.rate);
+  if ((rate === null) !== (x.rate === null) ||
+    (rate !== null && (rate.bytesPerInterval !== x.rate!.bytesPerInterval || rate.intervalUsecs !== x.rate!.intervalUsecs))) {
+    throw new StateError(C, "rate", "differs from the configuration");
+  }
+  const connected = stateBool(C, "connected", s.connected);
+  const so = stateObject(C, "stats", s.stats);
+  const stats = {} as NetBackStats;
+  for (const k of x.statKeys) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+
+  let queue: NetQueueState | null = null;
+  if (s.queue !== null) {
+    const q = stateObject(C, "queue", s.queue);
+    const u32 = (n: string): number => stateInt(C, `queue.${n}`, q[n], 0, 0xffffffff);
+    const txRef = u32("txRef"), rxRef = u32("rxRef"), txCons = u32("txCons"), rxCons = u32("rxCons");
+    const txPort = stateInt(C, "queue.txPort", q.txPort, 1, 4095), rxPort = stateInt(C, "queue.rxPort", q.rxPort, 1, 4095);
+    const rxSg = stateBool(C, "queue.rxSg", q.rxSg);
+    // As connect() checks them: read-write grants to dom 0 of two distinct pages, in the restored grant table.
+    const txPage = x.gnttab.grantedPage(txRef, 0, true), rxPage = x.gnttab.grantedPage(rxRef, 0, true);
+    if (txPage < 0) throw new StateError(C, "queue.txRef", `grant ${txRef}: status ${txPage}`);
+    if (rxPage < 0) throw new StateError(C, "queue.rxRef", `grant ${rxRef}: status ${rxPage}`);
+    if (txPage === rxPage) throw new StateError(C, "queue.rxRef", "tx and rx rings are the same page");
+    const detached = x.evtchn.detachedHostPorts();
+    for (const [n, p] of [["txPort", txPort], ["rxPort", rxPort]] as const) {
+      if (!detached.includes(p) || x.evtchn.remoteDom[p] !== 0) throw new StateError(C, `queue.${n}`, `${p} is not a detached channel to dom 0`);
+    }
+    const load = (off: number): number => Atomics.load(x.i32, off >>> 2) >>> 0;
+    const ring = (n: string, page: number, cons: number, size: number): void => {
+      if (load(page + SRING_RSP_PROD) !== cons) throw new StateError(C, `queue.${n}`, `${cons}, the page's rsp_prod is ${load(page + SRING_RSP_PROD)}: not drained`);
+      if (((load(page + SRING_REQ_PROD) - cons) >>> 0) > size) throw new StateError(C, `queue.${n}`, "req_prod more than a ring ahead");
+    };
+    ring("txCons", txPage, txCons, NET_TX_RING_SIZE);
+    ring("rxCons", rxPage, rxCons, NET_RX_RING_SIZE);
+    queue = { txRef, rxRef, txPort, rxPort, txCons, rxCons, rxSg };
+  }
+  if (connected !== (queue !== null)) throw new StateError(C, "connected", "connected exactly when a queue is saved");
+
+  let total = 0;
+  const max = queue?.rxSg === true ? XEN_NETIF_MAX_TX_SIZE : XEN_PAGE_SIZE;
+  const rxQueue = stateArray(C, "rxQueue", s.rxQueue, -1).map((f, i) => {
+    const b = stateBytes(C, `rxQueue[${i}]`, f, -1);
+    if (b.length < ETH_HLEN || b.length > max) throw new StateError(C, `rxQueue[${i}]`, `frame of ${b.length} bytes`);
+    total += b.length;
+    return new Uint8Array(b);
+  });
+  if (total > x.rxQueueBytes) throw new StateError(C, "rxQueue", `${total} bytes queued, at most ${x.rxQueueBytes}`);
+  if (rxQueue.length > 0 && queue === null) throw new StateError(C, "rxQueue", "frames queued for a disconnected vif");
+
+  let credit: TxCreditState | null = null;
+  if ((s.credit === null) !== (x.rate === null)) throw new StateError(C, "credit", "present exactly with a rate limit");
+  if (s.credit !== null) {
+    const c = stateObject(C, "credit", s.credit);
+    credit = {
+      remaining: stateInt(C, "credit.remaining", c.remaining, 0, x.burst),
+      windowStartIn: stateNumber(C, "credit.windowStartIn", c.windowStartIn, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+      wakeIn: c.wakeIn === null ? null : stateNumber(C, "credit.wakeIn", c.wakeIn, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
+    };
+  }
+  return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, rate: x.rate, connected, queue,
+    rxQueue, credit, stats };
+}
