@@ -6,11 +6,14 @@
  */
 import type { XenDomain } from "../xen/domain.js";
 import { XenStore, Connection, type StoreApi } from "../xenstore/index.js";
-import { XenbusRing, XENSTORE_ERROR_PROTO, type XenbusPeer } from "../xen/xenbus-ring.js";
+import { XenbusRing, XENSTORE_ERROR_PROTO, type XenbusPeer, type XenbusRingState } from "../xen/xenbus-ring.js";
 import { introduceDomain } from "../xen/xenstore-domain.js";
-import { ConsoleBack } from "../backends/console/index.js";
-import { attachBlkBack, type BlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
-import { attachNetBack, type NetBack, type NetVifConfig } from "../backends/net/index.js";
+import type { HostEndpoint } from "../xen/event-channel.js";
+import type { XenDomainState } from "../xen/domain.js";
+import { ConsoleBack, type ConsoleBackState } from "../backends/console/index.js";
+import { attachBlkBack, BlkBack, type BlkBackState, type BlkDiskConfig } from "../backends/blk/index.js";
+import { attachNetBack, restoreNetBack, type NetBack, type NetBackState, type NetVifConfig } from "../backends/net/index.js";
+import { StateError, stateVersion } from "../common/state.js";
 
 /** A vif and where its guest's transmitted frames go (a view valid during the call only). */
 export interface VifAttach {
@@ -118,5 +121,88 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
     for (const b of [...blk, ...net]) b.close();
     throw e;
   }
+  return { store, xenbus, connection, peer, console, hvcInput: roles.hvcInput, blk, net };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Save/restore (docs/save-restore.md "Order of a domain restore")
+
+/** The dom0 side of a Xen DomU, saved: its xenbus ring, PV console and back-ends (in config order). */
+export interface XenPvState {
+  version: 1;
+  xenbus: XenbusRingState;
+  console: ConsoleBackState | null;
+  blk: BlkBackState[];
+  net: NetBackState[];
+}
+
+export function saveXenPv(pv: XenPv): XenPvState {
+  return {
+    version: 1, xenbus: pv.xenbus.save(), console: pv.console?.save() ?? null,
+    blk: pv.blk.map((b) => b.save()), net: pv.net.map((n) => n.save()),
+  };
+}
+
+/**
+ * Restores the Xen domain `xen` (built with `restoring: true` over RAM that holds the saved RAM) from
+ * `xenState` together with its dom0 side from `state`: the xenbus ring and console first (their channels are
+ * the endpoints XenDomain.restore takes), then each back-end, which re-attaches its own channel. The store
+ * already holds the domain (it is introduced once, at creation) and `o.xenbusPeer` (or the in-thread store)
+ * gives the guest's connection back. `o.disks`/`o.vifs` must be the devices the state was saved with, in
+ * order. Throws StateError when anything is refused; the caller then drops the whole domain.
+ */
+export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvOptions, state: XenPvState): XenPv {
+  const C = "xen-pv";
+  const s = stateVersion(C, state, 1) as unknown as XenPvState;
+  const disks = o.disks ?? [], vifs = o.vifs ?? [];
+  if (!Array.isArray(s.blk) || s.blk.length !== disks.length) throw new StateError(C, "blk", `not ${disks.length} disk states`);
+  if (!Array.isArray(s.net) || s.net.length !== vifs.length) throw new StateError(C, "net", `not ${vifs.length} vif states`);
+  if ((s.console === null) !== (xen.consolePort === 0)) throw new StateError(C, "console", "does not match the domain's PV console");
+  const store = o.store ?? new XenStore();
+  const mem = xen.mem;
+  const log = (line: string): void => xen.trace(line);
+  const xenbus = new XenbusRing({
+    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log,
+    notify: () => { xen.evtchn.hostNotify(xen.storePort); },
+  });
+  let connection: Connection | null = null;
+  let peer: XenbusPeer;
+  if (o.xenbusPeer !== undefined) peer = o.xenbusPeer(xen.domid);
+  else {
+    if (!(store instanceof XenStore)) throw new Error("xenbus: a store in another thread needs xenbusPeer");
+    peer = connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
+      { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
+  }
+  const roles = consoleRoles(o.cmdline);
+  let console: ConsoleBack | null = null;
+  const endpoints = new Map<number, HostEndpoint>();
+  endpoints.set(xen.storePort, { remoteDom: 0, notify: () => xenbus.kick(), closed: () => peer.close("store port closed") });
+  if (xen.consolePort !== 0) {
+    const port = xen.consolePort;
+    const back = new ConsoleBack({
+      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log,
+      output: roles.hvcOutput ? o.consoleOut : () => {},
+      notify: () => { xen.evtchn.hostNotify(port); },
+    });
+    endpoints.set(port, { remoteDom: 0, notify: () => back.kick() });
+    console = back;
+  }
+  const blk: BlkBack[] = [];
+  const net: NetBack[] = [];
+  try {
+    xen.restore(xenState, { endpoints });
+    xenbus.restore(s.xenbus);
+    console?.restore(s.console!);
+    disks.forEach((d, i) => blk.push(BlkBack.restore({ xen, store, config: d, log }, s.blk[i]!)));
+    vifs.forEach((v, i) => net.push(restoreNetBack({ xen, store, vif: v.config, out: v.out, log }, s.net[i]!)));
+    const detached = xen.evtchn.detachedHostPorts();
+    if (detached.length > 0) throw new StateError(C, "(root)", `event channels ${detached.join(", ")} have no back-end after the restore`);
+  } catch (e) {
+    for (const b of [...blk, ...net]) b.close();
+    if (connection !== null) connection.close("restore refused"); // a remote peer is the guest's connection: it stays
+    throw e;
+  }
+  xenbus.attach(peer);
+  xenbus.kick(); // replies that arrived while the domain moved, and any the guest queued meanwhile
   return { store, xenbus, connection, peer, console, hvcInput: roles.hvcInput, blk, net };
 }
