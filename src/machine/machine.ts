@@ -7,7 +7,7 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the machine may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, EC_DABT_LOWER, EC_HVC, EC_IABT_LOWER, EC_UNKNOWN, STOP_HALT, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -243,6 +243,7 @@ export class Machine {
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
+    mmu.stage2 = this.xen?.account.map ?? null; // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
     const cpu = new Cpu(mmu, this.code);
     cpu.vcpuIndex = v.index;
     cpu.onEl2 = (c, ec, iss) => this.el2(v, c, ec, iss);
@@ -497,6 +498,7 @@ export class Machine {
   private el2(v: Vcpu, c: Cpu, ec: number, iss: number): void {
     const r = c.r;
     const ret = (x: number): void => { r[0] = x | 0; r[1] = x < 0 ? -1 : 0; };
+    if (this.xen !== null && (ec === EC_DABT_LOWER || ec === EC_IABT_LOWER)) { this.xen.stage2Abort(c); return; }
     if (this.xen !== null && ec === EC_HVC && iss !== 0) {
       if (iss === XEN_HYPERCALL_TAG) { this.xen.hypercall(v.index, r, c.mmu); return; }
       // Xen injects UNDEF for any other immediate: back to the hvc itself, then the Undefined exception.
