@@ -5,11 +5,14 @@
  * XENMEM_populate_physmap. The counters live in a SharedArrayBuffer and change with Atomics, so every domain's
  * worker thread accounts against the one pool.
  *
- * What "free" means today: each domain's RAM is its own SharedArrayBuffer (guest-physical = buffer offset), so
- * a released frame is scrubbed and unmapped from the guest's P2M (src/xen/p2m.ts), and counted free here —
- * a new domain can be created into it — but the host pages behind the old domain's buffer stay allocated until
- * that domain ends (JavaScript cannot decommit part of a SharedArrayBuffer). A single machine-memory buffer
- * with per-domain P2M indirection would make the return physical; see docs/memory.md.
+ * What "free" means today (docs/memory.md): each domain's RAM is its own SharedArrayBuffer (guest-physical =
+ * buffer offset). A frame the balloon releases is unmapped from the domain's P2M (src/xen/p2m.ts: the guest's
+ * accesses to it fault), zeroed, and counted free here, so a new domain can be created into it; but the host
+ * pages behind it stay allocated to the old domain's buffer until that domain ends, because a SharedArrayBuffer
+ * cannot give part of itself back (its only size change is grow()). The exception: a frame the guest never
+ * wrote was never resident, and releasing it does not make it so (the P2M writes zeros only over data).
+ * This pool therefore accounts frames, not host memory; a single machine-memory buffer with per-domain P2M
+ * indirection would make the return physical. FramePool satisfies src/xen's FrameAccount interface.
  *
  * Layout of the buffer (Int32Array): [0] total frames, [1] free frames, [2] frames claimed by domains (for
  * a consistency check: total = free + claimed).

@@ -93,6 +93,7 @@ export class Machine {
       hvc: (k, cpu, imm) => this.hypercall(k, cpu, imm),
       gicc: (k, gicc) => withUpcallResample(gicc, () => this.xen!.resampleUpcall(k)),
       poll: () => this.poll(),
+      stage2Abort: (_k, cpu) => this.xen!.stage2Abort(cpu),
       stopped: (state) => this.stopped(state),
     } : undefined;
     this.board = new Board({ memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock });
@@ -107,6 +108,7 @@ export class Machine {
     }
     if (o.xen) {
       const xen = this.xen = this.createXen(o);
+      this.board.setStage2(xen.account.map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
       try {
         this.xenPv = attachXenPv(xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
           consoleOut: (b) => this.board.console(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer });

@@ -8,7 +8,8 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import type { Stage2Map } from "../mmu/mmu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -69,6 +70,11 @@ export interface BoardPlatform {
    * false to have the board raise UNDEFINED for it, as Xen does for an immediate it does not know.
    */
   hvc(vcpu: number, cpu: Cpu, imm: number): boolean;
+  /**
+   * A stage-2 fault of vCPU `vcpu` (its MMU's fault record; PC at the faulting instruction): the platform
+   * injects what its hypervisor would (Xen: an abort). Required when the platform sets a stage 2.
+   */
+  stage2Abort?(vcpu: number, cpu: Cpu): void;
   /** Wraps vCPU `vcpu`'s GIC CPU interface window (Xen: resampling its event-channel upcall on EOI). */
   gicc?(vcpu: number, gicc: MmioDevice): MmioDevice;
   /**
@@ -173,6 +179,8 @@ export class Board {
   private readonly rx: Uint8Array[] = [];
   private readonly consoleOut: (b: Uint8Array) => void;
   private readonly platform: BoardPlatform | null;
+  /** The platform's stage-2 map (1 byte per RAM frame, 0 = unmapped), every vCPU's MMU's (setStage2). */
+  private stage2: Stage2Map | null = null;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
   /** Slices run and host time (performance.now) since the decode cache's last sweep. */
@@ -231,6 +239,7 @@ export class Board {
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
+    mmu.stage2 = this.stage2; // the platform's P2M (Xen: src/xen/p2m.ts) is every vCPU's stage 2
     const cpu = new Cpu(mmu, this.code, { buffer: this.ram, offset: this.ramBytes + v.index * VCPU_STATE_BYTES });
     cpu.vcpuIndex = v.index;
     cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
@@ -238,6 +247,15 @@ export class Board {
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;
+  }
+
+  /**
+   * Installs the platform's stage-2 map in every vCPU's MMU, now and after any reset: guest-physical RAM frames
+   * it marks 0 fault (STOP_STAGE2 → BoardPlatform.stage2Abort). Xen's P2M, src/xen/p2m.ts.
+   */
+  setStage2(map: Stage2Map | null): void {
+    this.stage2 = map;
+    for (const v of this.vcpus) { v.mmu.stage2 = map; v.mmu.flushAll(); }
   }
 
   /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
@@ -340,6 +358,10 @@ export class Board {
       } else if (why === STOP_BROADCAST) {
         c.stop = STOP_BUDGET;
         for (const o of this.vcpus) if (o.cpu !== c && o.online) applyBroadcast(o.cpu, c.exitInsn, c.exitXlo, c.exitXhi);
+      } else if (why === STOP_STAGE2) {
+        c.stop = STOP_BUDGET;
+        if (this.platform?.stage2Abort === undefined) throw new Error("stage-2 fault without a platform to handle it");
+        this.platform.stage2Abort(v.index, c);
       } else if (why === STOP_TIMER) {
         c.stop = STOP_BUDGET;
         const t = c.exitTimers;

@@ -1,14 +1,20 @@
 /**
  * Memory and address translation for one vCPU: VMSAv8-64 stage 1 for the EL1&0 regime with the 4K granule
  * (Arm ARM D5 "The AArch64 Virtual Memory System Architecture"), a direct-mapped software TLB mapping guest
- * virtual pages straight to offsets in the domain's RAM buffer, and a stage-2 hook through which a hypervisor
- * maps intermediate physical addresses to machine memory.
+ * virtual pages straight to offsets in the domain's RAM buffer, and a stage-2 map through which a hypervisor
+ * takes frames out of the guest's physical address space (`stage2`).
  *
  * Hot path (read8..write64): one TLB slot read, a tag compare, a permission-mask test, an ASID test, then a
  * DataView access. Everything else (walks, faults, page-crossing and MMIO accesses) is the slow path.
  *
  * Faults: the slow path records the fault in `fault*` fields and throws the singleton MMU_FAULT (no allocation);
  * the CPU catches it and takes the Data/Instruction Abort with ESR/FAR built from those fields.
+ *
+ * Stage 2: guest-physical = buffer offset + ramBase (the domain's RAM is one buffer), so the stage-2 tables
+ * reduce to one byte per 4 KiB frame saying whether the frame is mapped. It is consulted where a TLB entry is
+ * made or a descriptor read — translate() and walk(), i.e. on TLB misses only — so a TLB hit costs nothing
+ * more. Whoever unmaps frames calls dropUnmapped() on every MMU of the domain (`peers`) before the guest runs
+ * again, so no entry made before the unmap still gives access.
  */
 import { R } from "../common/int64.js";
 
@@ -39,10 +45,14 @@ export interface MmioBus {
 }
 
 /**
- * Stage-2 hook: maps an intermediate physical address (stage-1 output) to a physical address in this Mmu's
- * space, or returns -1 for a stage-2 fault (the hypervisor inspects faultIpa).
+ * Stage-2 map: byte k describes the 4 KiB frame at buffer offset k * 4096 (guest-physical ramBase + k * 4096);
+ * 0 = not mapped (an access faults at stage 2), anything else = mapped. Shared by the domain's MMUs and owned
+ * by the hypervisor's P2M (src/xen/p2m.ts).
  */
-export type Stage2 = (ipa: number, acc: number) => number;
+export type Stage2Map = Uint8Array;
+
+/** Fault status recorded for a stage-2 fault: Translation fault, level 3 (what ESR_EL2.ISS.DFSC would say). */
+export const FSC_STAGE2 = FSC_TRANS_L0 + 3;
 
 // 16K entries, indexed by VA bits [25:12] XOR VA bits [47:34]: the kernel's linear map, its image/vmalloc area
 // and user space (which differ in the high VA bits) do not evict each other. The top byte (TBI tag) is not
@@ -102,11 +112,14 @@ export class Mmu {
   ttbr0Lo = 0; ttbr0Hi = 0;
   ttbr1Lo = 0; ttbr1Hi = 0;
 
-  stage2: Stage2 | null = null;
+  /** The domain's stage-2 map (null: everything in the buffer is mapped, e.g. the bare board). */
+  stage2: Stage2Map | null = null;
   mmio: MmioBus | null = null;
 
-  // Fault record for the last MMU_FAULT.
+  // Fault record for the last MMU_FAULT. faultStage2 = 1: a stage-2 fault on guest-physical faultIpa;
+  // faultS1ptw = 1 when that address was a stage-1 descriptor (ESR_EL2.ISS.S1PTW).
   faultVaLo = 0; faultVaHi = 0; faultStatus = 0; faultWrite = 0; faultFetch = 0; faultStage2 = 0; faultIpa = 0;
+  faultS1ptw = 0;
   /** Physical address of the last slow-path MMIO access. */
   lastPa = 0;
 
@@ -354,7 +367,15 @@ export class Mmu {
   fault(lo: number, hi: number, acc: number, status: number): never {
     this.faultVaLo = lo; this.faultVaHi = hi; this.faultStatus = status;
     this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0;
-    this.faultStage2 = 0;
+    this.faultStage2 = 0; this.faultS1ptw = 0;
+    throw MMU_FAULT;
+  }
+
+  /** Records a stage-2 fault for the access at VA (lo, hi) on guest-physical `ipa` and throws. */
+  private stage2Fault(lo: number, hi: number, acc: number, ipa: number, s1ptw: number): never {
+    this.faultVaLo = lo; this.faultVaHi = hi; this.faultStatus = FSC_STAGE2;
+    this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0;
+    this.faultStage2 = 1; this.faultIpa = ipa; this.faultS1ptw = s1ptw;
     throw MMU_FAULT;
   }
 
@@ -375,13 +396,12 @@ export class Mmu {
       const need = acc === ACC_READ ? this.mR : acc === ACC_WRITE ? this.mW : this.mX;
       if ((perm & need) === 0) return this.fault(lo, hi, acc, FSC_PERM_L0 + this.walkLevel);
     }
-    if (this.stage2 !== null) {
-      const p2 = this.stage2(pa, acc);
-      if (p2 < 0) { this.faultVaLo = lo; this.faultVaHi = hi; this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0; this.faultStage2 = 1; this.faultIpa = pa; throw MMU_FAULT; }
-      pa = p2;
-    }
     const off = pa - this.ramBase;
-    if (off < 0 || off >= this.ramSize) {
+    if (off >= 0 && off < this.ramSize) {
+      // Stage 2 (only RAM frames can be unmapped; device addresses go to the MMIO bus as before).
+      const s2 = this.stage2;
+      if (s2 !== null && s2[off >>> 12] === 0) return this.stage2Fault(lo, hi, acc, pa, 0);
+    } else {
       this.lastPa = pa;
       // Remember the device page: a driver polling a register must not walk the tables on every access.
       const m = (lo >>> 12) & MMIO_TLB_MASK;
@@ -466,14 +486,12 @@ export class Mmu {
       const idx = level === 0 ? (vaHi >>> 7) & 511
         : level === 1 ? (((vaHi & 0x7f) << 2) | (vaLo >>> 30)) & 511
         : level === 2 ? (vaLo >>> 21) & 511 : (vaLo >>> 12) & 511;
-      let dpa = table + idx * 8;
-      if (this.stage2 !== null) {
-        const p2 = this.stage2(dpa, ACC_READ);
-        if (p2 < 0) { this.faultVaLo = lo; this.faultVaHi = hi; this.faultWrite = acc === ACC_WRITE ? 1 : 0; this.faultFetch = acc === ACC_FETCH ? 1 : 0; this.faultStage2 = 1; this.faultIpa = dpa; throw MMU_FAULT; }
-        dpa = p2;
-      }
+      const dpa = table + idx * 8;
       const doff = dpa - this.ramBase;
       if (doff < 0 || doff + 8 > this.ramSize) return this.fault(lo, hi, acc, FSC_EXTERNAL_WALK_L0 + level);
+      // The descriptor's own frame must be mapped at stage 2 (a stage-2 fault on the walk, S1PTW = 1).
+      const s2 = this.stage2;
+      if (s2 !== null && s2[doff >>> 12] === 0) return this.stage2Fault(lo, hi, acc, dpa, 1);
       const dlo = this.dv.getInt32(doff, true);
       const dhi = this.dv.getInt32(doff + 4, true);
       if ((dlo & 1) === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
@@ -623,6 +641,16 @@ export class Mmu {
     const a = this.tlbAsid[x];
     if (asid !== -2 && a !== -1 && a !== asid) return;
     if ((this.tagHi[x] & 0x00ffffff) === hiM && ((this.tagLo[x] ^ lo) & mask) === 0) this.tlbPerm[x] = 0;
+  }
+
+  /**
+   * After the hypervisor unmapped frames in stage-2 map `s2` (this MMU's `stage2`): drops every TLB entry
+   * whose frame is no longer mapped, so the next access walks and faults (MMIO TLB entries are never RAM).
+   * One pass over the TLB (16 K entries) however many frames went: once per batch, on every MMU of the domain.
+   */
+  dropUnmapped(s2: Stage2Map): void {
+    const perm = this.tlbPerm, off = this.tlbOff;
+    for (let x = 0; x < TLB_SIZE; x++) if (perm[x] !== 0 && s2[off[x] >>> 12] === 0) perm[x] = 0;
   }
 
   /** Marks a RAM page as holding decoded instructions: removes write permission from TLB entries for it. */

@@ -16,7 +16,10 @@ import type { Mmu } from "../mmu/mmu.js";
 import { SharedInfo, type SharedInfoState } from "./shared-info.js";
 import { EventChannels, eventChannelOp, type EventChannelsState, type HostEndpoint } from "./event-channel.js";
 import { GrantTable, grantTableOp, type GrantTableState } from "./grant-table.js";
-import { memoryOp, newMemoryAccount, type FramePool, type MemoryAccount } from "./memory-op.js";
+import { memoryOp } from "./memory-op.js";
+import { P2m, type FrameAccount } from "./p2m.js";
+import { injectStage2Abort } from "./stage2-abort.js";
+import type { Cpu } from "../cpu/arm64/cpu.js";
 import { xenVersion } from "./xen-version.js";
 import { Runstate, vcpuOp, VCPUOP_register_vcpu_info, type RunstateState } from "./vcpu-op.js";
 import { schedOp, type SchedHost } from "./sched-op.js";
@@ -56,10 +59,11 @@ export interface XenDomainOptions {
   /** xen_domain_handle_t (XENVER_guest_handle), 16 bytes. */
   uuid?: Uint8Array;
   /**
-   * The frame pool the balloon gives frames back to and takes them from. The caller claims the domain's
-   * initial frames (the RAM the DT describes) before building it and releases `account.pages` at its end.
+   * The frame account (the hypervisor's pool, src/hv/frame-pool.ts) the balloon gives frames back to and takes
+   * them from. The caller claims the domain's initial frames (the RAM the DT describes) before building it and
+   * releases `account.pages` at its end.
    */
-  pool?: FramePool;
+  pool?: FrameAccount;
   /**
    * The RAM buffer already holds a saved domain's RAM (the domain is about to be restored): the constructor
    * then leaves guest memory alone — the magic pages (console and XenStore rings) are not zeroed. Without it,
@@ -113,7 +117,8 @@ export class XenDomain {
   readonly gnttab: GrantTable;
   readonly params = new HvmParams();
   readonly runstate: Runstate;
-  readonly account: MemoryAccount;
+  /** The P2M: which RAM frames are the guest's, tot_pages/max_pages; `account.map` is every MMU's stage 2. */
+  readonly account: P2m;
   readonly uuid: Uint8Array;
   /** Ports the "toolstack" allocated: XenStore and (if enabled) console; 0 = none. */
   readonly storePort: number;
@@ -139,12 +144,13 @@ export class XenDomain {
     const bufferBytes = o.ramBytes ?? o.ram.byteLength;
     this.layout = xenAreaLayout(o.ramBase, bufferBytes);
     this.mem = new GuestMemory(o.ram, o.ramBase, this.layout.ramBytes, bufferBytes);
+    this.account = new P2m(this.mem.u8, o.ramBase, this.layout.ramBytes, o.pool ?? null);
+    this.mem.stage2 = this.account.map;
     this.sharedInfo = new SharedInfo(this.mem, o.vcpus);
     this.evtchn = new EventChannels(this.sharedInfo, o.vcpus, this.domid, (v) => this.host.setUpcall(v, true));
     this.gnttab = new GrantTable(this.mem, this.domid);
     const start = o.host.counter() * NS_PER_TICK;
     this.runstate = new Runstate(o.vcpus, () => this.host.counter() * NS_PER_TICK, start);
-    this.account = newMemoryAccount(this.domid, this.layout.ramBytes, o.pool ?? null);
     this.uuid = o.uuid ?? defaultUuid(this.domid);
 
     this.updateWallclock();
@@ -256,6 +262,21 @@ export class XenDomain {
     return this.evtchn.hostBind(this.storePort, ep);
   }
 
+  /** Stage-2 aborts injected (accesses to frames the balloon gave back), for diagnostics and tests. */
+  stage2Aborts = 0;
+
+  /**
+   * A stage-2 fault of vCPU `c` (its MMU's fault record: a frame not in the P2M): injected into the guest as
+   * Xen does (stage2-abort.ts), and traced rate-limited.
+   */
+  stage2Abort(c: Cpu): void {
+    const m = c.mmu;
+    this.stage2Aborts++;
+    this.trace(`stage-2 abort: ${m.faultFetch ? "fetch" : m.faultWrite ? "write" : "read"} at gpa ${m.faultIpa.toString(16)}` +
+      `${m.faultS1ptw ? " (stage-1 walk)" : ""} from EL${c.el}, va ${(m.faultVaHi >>> 0).toString(16)}:${(m.faultVaLo >>> 0).toString(16).padStart(8, "0")}: abort injected`);
+    injectStage2Abort(c);
+  }
+
   /** Current level of vCPU v's upcall line (evtchn_upcall_pending of its vcpu_info). */
   upcallLevel(v: number): boolean { return this.sharedInfo.upcallPending(v); }
 
@@ -293,7 +314,7 @@ export class XenDomain {
     const x0 = a[0] >>> 0, x0hi = a[1];
     switch (nr) {
       case HC_xen_version: return xenVersion(m, this.uuid, x0hi === 0 ? x0 : -1, a[2], a[3]);
-      case HC_memory_op: return memoryOp(m, this.sharedInfo, this.gnttab, this.account, x0, a[2], a[3]);
+      case HC_memory_op: return memoryOp(m, this.sharedInfo, this.gnttab, this.account, this.domid, x0, a[2], a[3]);
       case HC_grant_table_op:
         return grantTableOp(this.gnttab, m, x0hi === 0 ? x0 : -1, a[2], a[3], a[5] !== 0 ? -1 : a[4] >>> 0);
       case HC_vcpu_op: {

@@ -5,6 +5,9 @@
  *  - guest-virtual buffers (hypercall pointer arguments and guest handles inside structs): translated page by
  *    page through the *calling* vCPU's stage-1 tables (Mmu.probe with EL1 permissions, no TLB fill).
  *
+ * Both respect the P2M (`stage2`, p2m.ts): a RAM frame the balloon gave back is not the guest's any more, so a
+ * buffer in it faults (EFAULT) and it is not "RAM" for grants, shared_info or vcpu_info (isRamFrame).
+ *
  * Every failure throws the GuestFault for EFAULT (or the errno given); the dispatcher turns it into the
  * hypercall's return value, so a bad guest pointer can never reach memory outside the buffer or throw through
  * the hypervisor. Struct copies go through a reused scratch page (no allocation per hypercall).
@@ -30,6 +33,8 @@ export class GuestMemory {
   readonly sv = new DataView(this.scratch.buffer);
   /** The calling vCPU's MMU (set by the dispatcher before each hypercall). */
   mmu: Mmu | null = null;
+  /** The domain's stage-2 map (P2m.map: a byte per buffer frame, 0 = not mapped); null = all mapped. */
+  stage2: Uint8Array | null = null;
 
   /**
    * `ram`: the buffer whose first `bufferBytes` (default: all of it) are the domain's RAM at guest-physical
@@ -51,10 +56,10 @@ export class GuestMemory {
     return off >= 0 && off + XEN_PAGE_SIZE <= this.u8.length ? off : -1;
   }
 
-  /** True if `gfn` is ordinary guest RAM (inside the DT memory node). */
+  /** True if `gfn` is ordinary guest RAM (inside the DT memory node) and mapped in the P2M. */
   isRamFrame(gfn: number): boolean {
     const off = this.frameOffset(gfn);
-    return off >= 0 && off + XEN_PAGE_SIZE <= this.ramBytes;
+    return off >= 0 && off + XEN_PAGE_SIZE <= this.ramBytes && (this.stage2 === null || this.stage2[off >>> 12] !== 0);
   }
 
   /** Buffer offset of the guest-physical range [gpa, gpa+len), or -1 if any of it is outside the buffer. */
@@ -74,6 +79,8 @@ export class GuestMemory {
     if (pa < 0) throw EFAULT_FAULT;
     const off = this.physOffset(pa, len);
     if (off < 0) throw EFAULT_FAULT;
+    // Stage 2: the range lies in one frame (callers split at page boundaries); it must be mapped.
+    if (this.stage2 !== null && this.stage2[off >>> 12] === 0) throw EFAULT_FAULT;
     return off;
   }
 

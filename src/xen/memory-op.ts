@@ -1,17 +1,30 @@
 /**
  * HYPERVISOR_memory_op(cmd, arg) (xen/common/memory.c; public/memory.h). The low 6 bits of cmd are the
- * sub-op (MEMOP_CMD_MASK); the rest is a continuation start extent, which guests pass as 0.
+ * sub-op (MEMOP_CMD_MASK); the rest is the start extent of a continuation (MEMOP_EXTENT_SHIFT), which Xeno never
+ * creates (a batch runs to its end) but honours as Xen does when a guest passes one.
  *
- * The balloon's sub-ops keep the domain's P2M (which RAM frames are populated, `MemoryAccount.populated`) and
- * the hypervisor's frame pool (src/hv/frame-pool.ts) in step: decrease_reservation takes populated frames out
- * (scrubbed, counted free in the pool), populate_physmap claims frames from the pool and puts them back
- * (zeroed). A frame given back twice, or a populate beyond max_pages or the pool's free frames, stops the
- * batch there (the return value is the number of extents done, as in Xen).
+ * The balloon's sub-ops move frames between the domain's P2M (p2m.ts) and the hypervisor's frame account:
+ * decrease_reservation unmaps, zeroes and gives back; populate_physmap claims, zeroes and maps. Their return
+ * value is the number of extents done, and everything wrong with a request stops the batch there or returns
+ * the start extent, exactly where Xen's do_memory_op / decrease_reservation / populate_physmap do:
+ *  - the xen_memory_reservation struct unreadable, nr_extents too large to encode a continuation, start extent
+ *    >= nr_extents, another domain named, or extent_order > 9 (CONFIG_DOMU_MAX_ORDER on Arm): the start extent;
+ *  - an extent-list entry unreadable, a frame outside RAM, a frame already given back (decrease), the domain at
+ *    max_pages or the pool empty (populate), XENMEMF_populate_on_demand on oneself: stop, extents done so far.
+ * Xeno is stricter than Xen in three places, each refused the same way (stop the batch), never silently done:
+ * an extent is all or nothing (Xen removes the pages before the bad one); populating a frame that is mapped
+ * (Xen replaces it, leaking the old page into tot_pages); giving back a frame that holds the hypervisor's
+ * shared_info, a vcpu_info or a grant frame (Xen unmaps it and keeps the page; in Xeno that page *is* the
+ * frame, see shared-info.ts).
+ * XENMEM_increase_reservation allocates frames without mapping them for an auto-translated guest (Xen's
+ * increase_reservation skips the write-back); Xeno declines it (0 extents), and Linux never uses it on Arm.
  */
 import { DOMID_SELF, EINVAL, ENOSYS, EOPNOTSUPP, ESRCH, XEN_PAGE_SIZE } from "./abi.js";
-import { u64, type GuestMemory } from "./guest-memory.js";
+import { GuestFault, u64, type GuestMemory } from "./guest-memory.js";
 import type { GrantTable } from "./grant-table.js";
 import type { SharedInfo } from "./shared-info.js";
+import { P2M_OK, type P2m } from "./p2m.js";
+import type { Mmu } from "../mmu/mmu.js";
 
 export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, XENMEM_maximum_ram_page = 2,
   XENMEM_current_reservation = 3, XENMEM_maximum_reservation = 4, XENMEM_populate_physmap = 6,
@@ -19,46 +32,27 @@ export const XENMEM_increase_reservation = 0, XENMEM_decrease_reservation = 1, X
   XENMEM_remove_from_physmap = 15, XENMEM_add_to_physmap_batch = 23;
 export const XENMAPSPACE_shared_info = 0, XENMAPSPACE_grant_table = 1, XENMAPSPACE_gmfn = 2,
   XENMAPSPACE_gmfn_range = 3, XENMAPSPACE_gmfn_foreign = 4, XENMAPSPACE_dev_mmio = 5;
-const MEMOP_CMD_MASK = 0x3f;
+const MEMOP_CMD_MASK = 0x3f, MEMOP_EXTENT_SHIFT = 6;
+/** xen/arch/arm/include/asm/config.h CONFIG_DOMU_MAX_ORDER: the largest extent a DomU may name. */
+export const DOMU_MAX_ORDER = 9;
+/** public/memory.h XENMEMF_populate_on_demand (mem_flags bit 16). */
+const XENMEMF_populate_on_demand = 1 << 16;
+/** Scratch: no MMUs (a hypercall always has a caller; tests may call without one). */
+const NO_MMUS: readonly Mmu[] = [];
 
-/**
- * The machine-frame pool as the Xen layer sees it: claim and give back frames (the hypervisor's FramePool,
- * src/hv/frame-pool.ts, satisfies it; the Xen layer does not import the hypervisor's).
- */
-export interface FramePool {
-  /** Takes n frames if that many are free (all or nothing). */
-  claim(n: number): boolean;
-  /** Gives n claimed frames back. */
-  release(n: number): void;
-}
-
-/** Domain memory accounting the reservation sub-ops read and update. */
-export interface MemoryAccount {
-  domid: number;
-  /** Pages the domain currently has (tot_pages) and may have (max_pages). */
-  pages: number;
-  maxPages: number;
-  /** P2M of ordinary RAM: 1 byte per frame from the first RAM frame, 1 = populated. */
-  populated: Uint8Array;
-  /** The pool the domain's frames come from (null: unaccounted, e.g. unit tests). */
-  pool: FramePool | null;
-}
-
-/** A fully populated account for `ramBytes` of RAM. */
-export function newMemoryAccount(domid: number, ramBytes: number, pool: FramePool | null): MemoryAccount {
-  const pages = Math.floor(ramBytes / XEN_PAGE_SIZE);
-  return { domid, pages, maxPages: pages, populated: new Uint8Array(pages).fill(1), pool };
-}
-
-export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, acct: MemoryAccount, cmd: number,
+/** Serves memory_op `cmd` (arg at guest VA lo, hi) for domain `domid`, whose P2M is `p2m`. */
+export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: P2m, domid: number, cmd: number,
   lo: number, hi: number): number {
   const dv = mem.sv;
-  const self = (dom: number): boolean => dom === DOMID_SELF || dom === acct.domid;
+  const self = (dom: number): boolean => dom === DOMID_SELF || dom === domid;
   switch (cmd & MEMOP_CMD_MASK) {
     case XENMEM_add_to_physmap: {
       mem.copyIn(lo, hi, 24);
       const dom = dv.getUint16(0, true), space = dv.getUint32(4, true), idx = u64(dv, 8), gpfn = u64(dv, 16);
       if (!self(dom)) return -ESRCH;
+      // The frame must be mapped: in Xeno the page it receives is the frame itself (shared-info.ts), and a
+      // frame the balloon gave back must stay unmapped and zero.
+      if (p2m.isRam(gpfn) && !p2m.isMapped(gpfn)) return -EINVAL;
       switch (space) {
         case XENMAPSPACE_shared_info: return idx !== 0 ? -EINVAL : si.map(gpfn);
         case XENMAPSPACE_grant_table: return gt.mapFrame(idx, gpfn);
@@ -76,50 +70,73 @@ export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, acct:
       if (k >= 0) gt.unmapFrame(k);
       return 0;
     }
-    case XENMEM_decrease_reservation: case XENMEM_populate_physmap: case XENMEM_increase_reservation: {
-      // struct xen_memory_reservation: extent_start @0 (VA of xen_pfn_t[]), nr_extents @8, extent_order @16,
-      // mem_flags @20, domid @24.
-      mem.copyIn(lo, hi, 32);
-      const elo = dv.getUint32(0, true), ehi = dv.getUint32(4, true), n = u64(dv, 8), order = dv.getUint32(16, true);
-      if (!self(dv.getUint16(24, true))) return -ESRCH;
-      if ((cmd & MEMOP_CMD_MASK) === XENMEM_increase_reservation) return 0; // not for auto-translated guests
-      if (order > 9 || !Number.isFinite(n)) return -EINVAL;
-      const pages = 2 ** order;
-      const grow = (cmd & MEMOP_CMD_MASK) === XENMEM_populate_physmap;
-      const base = mem.base / XEN_PAGE_SIZE;
-      const p2m = acct.populated;
-      let done = 0;
-      for (; done < n; done++) {
-        const gfn = mem.readU64At(elo, ehi, done);
-        if (gfn % pages !== 0 || !mem.isRamFrame(gfn) || !mem.isRamFrame(gfn + pages - 1)) break;
-        const first = gfn - base;
-        let have = 0;
-        for (let k = 0; k < pages; k++) have += p2m[first + k];
-        if (!grow) {
-          if (have !== pages) break; // giving back a frame it does not have
-        } else {
-          const need = pages - have;
-          if (acct.pages + need > acct.maxPages) break;
-          if (need > 0 && acct.pool !== null && !acct.pool.claim(need)) break;
-          acct.pages += need;
-        }
-        const off = mem.frameOffset(gfn);
-        mem.u8.fill(0, off, off + pages * XEN_PAGE_SIZE);
-        p2m.fill(grow ? 1 : 0, first, first + pages);
-        if (!grow) {
-          acct.pages -= pages;
-          acct.pool?.release(pages);
-        }
-      }
-      return done;
-    }
+    case XENMEM_decrease_reservation: case XENMEM_populate_physmap: case XENMEM_increase_reservation:
+      return reservation(mem, si, gt, p2m, domid, cmd, lo, hi);
     case XENMEM_current_reservation: case XENMEM_maximum_reservation: {
       mem.copyIn(lo, hi, 2);
       if (!self(dv.getUint16(0, true))) return -ESRCH;
-      return (cmd & MEMOP_CMD_MASK) === XENMEM_current_reservation ? acct.pages : acct.maxPages;
+      return (cmd & MEMOP_CMD_MASK) === XENMEM_current_reservation ? p2m.pages : p2m.maxPages;
     }
     case XENMEM_maximum_ram_page: case XENMEM_maximum_gpfn:
       return Math.floor((mem.base + mem.bufferBytes) / XEN_PAGE_SIZE) - 1;
     default: return -ENOSYS;
   }
 }
+
+/**
+ * increase_reservation / decrease_reservation / populate_physmap. struct xen_memory_reservation (arm64):
+ * extent_start @0 (guest handle: VA of xen_pfn_t[]), nr_extents @8, extent_order @16, mem_flags @20, domid @24.
+ */
+function reservation(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: P2m, domid: number, cmd: number,
+  lo: number, hi: number): number {
+  const op = cmd & MEMOP_CMD_MASK;
+  const start = Math.floor(cmd / 2 ** MEMOP_EXTENT_SHIFT);
+  const dv = mem.sv;
+  try {
+    mem.copyIn(lo, hi, 32);
+  } catch (e) {
+    if (e instanceof GuestFault) return start;
+    throw e;
+  }
+  const elo = dv.getUint32(0, true), ehi = dv.getUint32(4, true), n = u64(dv, 8), order = dv.getUint32(16, true);
+  const flags = dv.getUint32(20, true), dom = dv.getUint16(24, true);
+  if (!(n <= 0xffffffff >>> MEMOP_EXTENT_SHIFT) || start >= n) return start;
+  if (dom !== DOMID_SELF && dom !== domid) return start; // XSM: a DomU may not adjust another domain
+  if (order > DOMU_MAX_ORDER) return start;
+  if (op === XENMEM_increase_reservation) return start;
+  if (op === XENMEM_populate_physmap && (flags & XENMEMF_populate_on_demand) !== 0) return start;
+  const pages = 2 ** order;
+  const mmus = mem.mmu?.peers ?? NO_MMUS;
+  let done = start, released = false;
+  try {
+    for (; done < n; done++) {
+      let gfn: number;
+      try {
+        gfn = mem.readU64At(elo, ehi, done);
+      } catch (e) {
+        if (e instanceof GuestFault) break;
+        throw e;
+      }
+      if (op === XENMEM_decrease_reservation) {
+        if (holdsHypervisorPage(si, gt, p2m, gfn, pages)) break;
+        if (p2m.release(gfn, pages, mmus) !== P2M_OK) break;
+        released = true;
+      } else if (p2m.populate(gfn, pages) !== P2M_OK) break;
+    }
+  } finally {
+    // Before the guest runs again: no vCPU may keep a translation to a frame given back.
+    if (released) p2m.flushTlbs(mmus);
+  }
+  return done;
+}
+
+/** True if a frame in gfn..gfn+n-1 holds shared_info, a registered vcpu_info or a grant frame. */
+function holdsHypervisorPage(si: SharedInfo, gt: GrantTable, p2m: P2m, gfn: number, n: number): boolean {
+  if (!p2m.isRam(gfn, n)) return false; // release() refuses it anyway
+  if (within(si.gfn, gfn, n)) return true;
+  for (const gpa of si.viGpa) if (gpa >= 0 && within(Math.floor(gpa / XEN_PAGE_SIZE), gfn, n)) return true;
+  for (let k = 0; k < gt.maxFrames; k++) if (within(gt.frameGfn[k], gfn, n)) return true;
+  return false;
+}
+
+const within = (g: number, gfn: number, n: number): boolean => g >= gfn && g < gfn + n;

@@ -3,8 +3,10 @@
  * writes memory/target in XenStore (what `xl mem-set` does), the guest gives pages back with
  * XENMEM_decrease_reservation, and the hypervisor's frame pool gains them; raising the target makes the guest
  * take them back with XENMEM_populate_physmap. One boot of a 512 MiB DomU:
- *  - 512 → 256 MiB: the domain's reservation falls to about 256 MiB, the pool gains ≥ 200 MiB free frames,
- *    and the guest still runs commands (and sees the lower MemTotal);
+ *  - 512 → 256 MiB: the domain's reservation falls to about 256 MiB, the pool gains ≥ 200 MiB free frames —
+ *    exactly the frames the domain gave back — and, seen from the host, every frame given back is unmapped
+ *    from the P2M, zero, and in no vCPU's TLB; the guest still runs commands (and sees the lower MemTotal),
+ *    and a guest program cannot reach a released frame through /dev/mem (CONFIG_STRICT_DEVMEM refuses RAM);
  *  - back to 512 MiB: the pool returns to where it was after boot;
  *  - after the machine is disposed, every frame is back in the pool.
  */
@@ -15,11 +17,38 @@ import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/hv/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
 import { FramePool } from "../../src/hv/frame-pool.js";
-import { machineRunner } from "./run-machine.js";
+import { framedCommand, framedOutput, machineRunner } from "./run-machine.js";
+import type { P2m } from "../../src/xen/p2m.js";
 
 const BOOT_MS = 9 * 60_000;
 const DOMID = 3;
 const MiB = 256; // frames per MiB
+/**
+ * Extra guest kernel arguments from XENO_BALLOON_CMDLINE, for measuring what the guest's own page zeroing costs
+ * the host (docs/memory.md: "init_on_alloc=0 xen_scrub_pages=0").
+ */
+const CMDLINE = `console=hvc0 ${process.env.XENO_BALLOON_CMDLINE ?? ""}`.trim();
+
+/**
+ * The host's view of the P2M: RAM frames not mapped, those of them holding a non-zero byte, and TLB entries of
+ * any vCPU that still map one of them.
+ */
+function releasedState(m: Machine, p2m: P2m): { released: number; nonZero: number; tlbStale: number; first: number } {
+  const words = new Int32Array(m.ram);
+  let released = 0, nonZero = 0, first = -1;
+  for (let k = 0; k < p2m.ramFrames; k++) {
+    if (p2m.map[k] !== 0) continue;
+    released++;
+    if (first < 0) first = k;
+    for (let w = k * 1024; w < (k + 1) * 1024; w++) if (words[w] !== 0) { nonZero++; break; }
+  }
+  let tlbStale = 0;
+  for (const v of m.vcpus) {
+    const u = v.mmu;
+    for (let x = 0; x < u.tlbPerm.length; x++) if (u.tlbPerm[x] !== 0 && p2m.map[u.tlbOff[x] >>> 12] === 0) tlbStale++;
+  }
+  return { released, nonZero, tlbStale, first };
+}
 
 test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and return to the pool", { timeout: BOOT_MS + 240_000 }, async () => {
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
@@ -32,7 +61,7 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
   let out = "";
   const m = new Machine({
     memMiB: 512, vcpus: 1, xen: true, xenstore: store, domid: DOMID, name: "balloon-test", pool,
-    kernel: readFileSync(images.kernel), initrd: readFileSync(images.initrd), cmdline: "console=hvc0",
+    kernel: readFileSync(images.kernel), initrd: readFileSync(images.initrd), cmdline: CMDLINE,
     consoleOut: (b) => { out += Buffer.from(b).toString("latin1"); },
   });
   const acct = m.xen!.account;
@@ -48,11 +77,13 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
   };
   try {
     await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");
-    process.stderr.write(`# booted in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    const rssMiB = (): string => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
+    process.stderr.write(`# booted in ${((Date.now() - t0) / 1000).toFixed(1)} s; process RSS ${rssMiB()} MiB\n`);
     assert.match(out, /xen:balloon: Initialising balloon driver/);
     const target = read(`/local/domain/${DOMID}/memory/target`);
     assert.equal(target, String(startFrames * 4), "memory/target starts at the domain's RAM in KiB");
-    const freeAfterBoot = pool.freeFrames;
+    const freeAfterBoot = pool.freeFrames, pagesAfterBoot = acct.pages;
+    assert.equal(releasedState(m, acct).released, 0, "nothing given back at boot");
 
     // Down to 256 MiB.
     const t1 = Date.now();
@@ -63,6 +94,24 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     assert.ok(pool.freeFrames - freeAfterBoot >= 200 * MiB, `pool gained ${(pool.freeFrames - freeAfterBoot) / MiB} MiB`);
     assert.equal(pool.freeFrames + pool.claimedFrames, pool.totalFrames);
     assert.equal(pool.claimedFrames, acct.pages, "the pool's claimed frames are the domain's reservation");
+    // From the host: exactly the frames given back are free, unmapped, zero, and cached nowhere.
+    const st = releasedState(m, acct);
+    process.stderr.write(`# released ${st.released} frames: ${acct.scrubbedFrames} held data (scrubbed), ${acct.zeroFrames} ` +
+      `were zero (left untouched); stage-2 aborts so far ${m.xen!.stage2Aborts}; process RSS ${rssMiB()} MiB\n`);
+    assert.equal(st.released, pagesAfterBoot - acct.pages, "unmapped frames = frames given back");
+    assert.equal(pool.freeFrames - freeAfterBoot, st.released, "the pool gained exactly the frames given back");
+    assert.equal(st.nonZero, 0, "every released frame is zero");
+    assert.equal(st.tlbStale, 0, "no vCPU's TLB maps a released frame");
+    assert.equal(m.xen!.mem.isRamFrame(acct.firstGfn + st.first), false, "host-side accesses refuse it");
+    // A guest program: /dev/mem on a released frame is refused by the guest's kernel (STRICT_DEVMEM: RAM is
+    // not allowed), so it never reaches the hypervisor; no stage-2 abort happens, the shell carries on.
+    const pa = (acct.firstGfn + st.first) * 4096;
+    const aborts = m.xen!.stage2Aborts;
+    const dm = await shell(framedCommand(`devmem 0x${pa.toString(16)} 32 2>&1`, 7).trimEnd(), /XO-7-END/, "devmem on a released frame");
+    const dmOut = framedOutput(dm, 7) ?? "";
+    process.stderr.write(`# devmem 0x${pa.toString(16)}: ${dmOut.trim()}\n`);
+    assert.match(dmOut, /Operation not permitted/);
+    assert.equal(m.xen!.stage2Aborts, aborts);
     const mem = await shell("grep MemTotal /proc/meminfo", /MemTotal:\s+(\d+) kB/, "MemTotal after ballooning");
     const memTotalKiB = Number(/MemTotal:\s+(\d+) kB/.exec(mem)![1]);
     assert.ok(memTotalKiB < 300 * 1024, `guest MemTotal ${memTotalKiB} kB after ballooning to 256 MiB`);
@@ -72,8 +121,12 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     const t2 = Date.now();
     store.write(dom0, null, `/local/domain/${DOMID}/memory/target`, Buffer.from(String(startFrames * 4)));
     await runUntil(() => acct.pages >= startFrames - 4 * MiB && pool.freeFrames <= freeAfterBoot + 4 * MiB, "the balloon deflates");
-    process.stderr.write(`# back to ${(acct.pages / MiB).toFixed(1)} MiB in ${((Date.now() - t2) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(`# back to ${(acct.pages / MiB).toFixed(1)} MiB in ${((Date.now() - t2) / 1000).toFixed(1)} s; process RSS ${rssMiB()} MiB\n`);
     await shell("echo BALLOON-UP-$((6*7))", /^BALLOON-UP-42\r?$/m, "the guest runs after deflating");
+    const up = releasedState(m, acct);
+    assert.equal(up.released, acct.ramFrames - acct.pages, "the P2M and the reservation agree");
+    assert.equal(pool.freeFrames - freeAfterBoot, up.released, "the pool holds exactly the frames still given back");
+    assert.equal(m.xen!.stage2Aborts, 0, "the guest never touched a released frame");
     assert.doesNotMatch(out, /Kernel panic|kernel BUG|Oops|Call trace:|Out of memory/i);
   } finally {
     m.dispose();

@@ -4,8 +4,8 @@
  *
  * EL2 and EL3 are not executed as guest code: the hypervisor (Xeno) is EL2. With `exits` set, what a
  * hypervisor must see ends run() with an exit code in `stop` (Cloud Hypervisor's `Vcpu::run() -> VmExit`):
- * `hvc`/`smc` (STOP_HVC), inner-shareable maintenance and SEV that other vCPUs must apply (STOP_BROADCAST), and
- * writes to the generic-timer registers (STOP_TIMER); the caller handles the exit and calls run() again. No
+ * `hvc`/`smc` (STOP_HVC), inner-shareable maintenance and SEV that other vCPUs must apply (STOP_BROADCAST),
+ * writes to the generic-timer registers (STOP_TIMER), and stage-2 faults (STOP_STAGE2); the caller handles the exit and calls run() again. No
  * hypervisor code runs inside an instruction handler (MMIO goes through the MMU's device table, directly).
  * The user-mode runner stands in for EL1 through `onEl1` (see src/user).
  */
@@ -42,6 +42,12 @@ export const STOP_BUDGET = 0, STOP_WFI = 1, STOP_HALT = 2, STOP_WFE = 3;
  *   the timer's interrupt line at once (a handler that moved CVAL forward must not see the stale level).
  */
 export const STOP_HVC = 4, STOP_BROADCAST = 5, STOP_TIMER = 6;
+/**
+ * Exit STOP_STAGE2: an access faulted in stage 2 (the MMU's fault record has faultStage2 = 1, faultIpa, …);
+ * PC is still at the faulting instruction, which did not complete. The hypervisor decides (Xen/Arm injects an
+ * abort into the guest for an address its P2M does not map).
+ */
+export const STOP_STAGE2 = 7;
 
 /** Handler that marks an empty decode-cache slot. Never executed. */
 const LAZY: Handler = () => { throw new Error("LAZY handler executed"); };
@@ -264,8 +270,6 @@ export class Cpu {
 
   /** Exceptions targeting EL1 go here instead of the vector table when set (the user-mode runner's kernel). */
   onEl1: ((c: Cpu, vectorOffset: number) => void) | null = null;
-  /** Stage-2 aborts go here (nothing sets a stage-2 translation yet; hvc/smc are exits, see `exits`). */
-  onEl2: ((c: Cpu, ec: number, iss: number) => void) | null = null;
 
   /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
   private readonly code: CodeCache;
@@ -610,10 +614,7 @@ export class Cpu {
   private memoryFault(): void {
     const m = this.mmu;
     this.jumped = 0;
-    if (m.faultStage2 !== 0 && this.onEl2 !== null) {
-      this.onEl2(this, m.faultFetch ? EC_IABT_LOWER : EC_DABT_LOWER, m.faultStatus);
-      return;
-    }
+    if (m.faultStage2 !== 0 && this.exits) { this.stop = STOP_STAGE2; return; } // the hypervisor's to handle
     const lower = this.el === 0;
     if (m.faultFetch) {
       this.syncException(lower ? EC_IABT_LOWER : EC_IABT_SAME, m.faultStatus, 0, m.faultVaLo, m.faultVaHi, true);
