@@ -18,11 +18,28 @@ import { XenStore, type StoreApi } from "../xenstore/index.js";
 import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
 import { attachNetBack } from "../backends/net/index.js";
 import type { BackendDevice } from "../backends/xenbus-backend.js";
-import { attachXenPv, type VifAttach, type XenPv } from "./xen-pv.js";
+import { attachXenPv, restoreXenPv, saveXenPv, type VifAttach, type XenPv, type XenPvState } from "./xen-pv.js";
+import { restoreBoard, saveBoard, type BoardState } from "../machine/board-state.js";
+import type { XenDomainState } from "../xen/domain.js";
+import type { P2mState } from "../xen/p2m.js";
+import { StateError, stateVersion } from "../common/state.js";
 import type { FramePool } from "./frame-pool.js";
 import { DomainClock } from "../common/domain-clock.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
+
+/**
+ * A domain's machine, saved between slices (docs/save-restore.md): the board (vCPUs, devices, clock), and for
+ * a Xen DomU its P2M, guest-ABI state and dom0 side (xenbus ring, console, back-ends). Guest RAM is not in it:
+ * it is the domain memory, adopted by the restore (a move between threads) or carried beside this.
+ */
+export interface DomainSnapshot {
+  version: 1;
+  board: BoardState;
+  p2m: P2mState | null;
+  xen: XenDomainState | null;
+  pv: XenPvState | null;
+}
 
 export interface MachineOptions {
   memMiB: number;
@@ -64,6 +81,13 @@ export interface MachineOptions {
   disks?: readonly BlkDiskConfig[];
   /** With xen: virtual network interfaces served by netback (src/backends/net), the guest's eth0, eth1, … */
   vifs?: readonly VifAttach[];
+  /**
+   * Continue a saved machine instead of booting one (kernel and initrd are then unused): its snapshot and the
+   * domain memory holding its RAM. The options must describe the same domain (memory, vCPUs, domid, uuid,
+   * disks and vifs in order). Its frames are still claimed (a domain moving between threads keeps its claim).
+   * A state that does not fit is refused with MachineError MACHINE_STATE, and nothing is left running.
+   */
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
 }
 
 export class Machine {
@@ -96,29 +120,37 @@ export class Machine {
       stage2Abort: (_k, cpu) => this.xen!.stage2Abort(cpu),
       stopped: (state) => this.stopped(state),
     } : undefined;
-    this.board = new Board({ memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock });
-    if (o.pool !== undefined) {
-      const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
+    const from = o.from;
+    const snap = from === undefined ? null : this.checkSnapshot(o, from.snapshot);
+    const boardOpts = { memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock };
+    this.board = snap === null ? new Board(boardOpts) : stateOrMachineError(() => restoreBoard({ ...boardOpts, memory: from!.memory }, snap.board));
+    const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
+    if (o.pool !== undefined && snap === null) {
       if (!o.pool.claim(frames)) {
         throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: only ${Math.floor(o.pool.freeFrames / 256)} MiB ` +
           `of the hypervisor's ${Math.floor(o.pool.totalFrames / 256)} MiB are free (xeno info; balloon or destroy a domain)`);
       }
-      this.pool = o.pool;
-      this.poolFrames = frames;
     }
+    if (o.pool !== undefined) { this.pool = o.pool; this.poolFrames = frames; }
     if (o.xen) {
-      const xen = this.xen = this.createXen(o);
-      this.board.setStage2(xen.account.map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
+      const xen = this.xen = this.createXen(o, snap !== null);
       try {
-        this.xenPv = attachXenPv(xen, { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
-          consoleOut: (b) => this.board.console(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer });
+        const pvOpts = { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
+          consoleOut: (b: Uint8Array) => this.board.console(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer };
+        if (snap === null) this.xenPv = attachXenPv(xen, pvOpts);
+        else {
+          stateOrMachineError(() => xen.account.restore(snap.p2m!));
+          this.xenPv = stateOrMachineError(() => restoreXenPv(xen, snap.xen!, pvOpts, snap.pv!));
+        }
       } catch (e) {
-        this.dispose();
+        if (snap === null) this.dispose(); else this.release();
         if (e instanceof BlkError) throw new MachineError("MACHINE_DISK", e.message);
         if (e instanceof RangeError && /^vif/.test(e.message)) throw new MachineError("MACHINE_VIF", e.message);
         throw e;
       }
+      this.board.setStage2(xen.account.map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
     }
+    if (snap !== null) return;
     try {
       const xen = this.xen;
       this.board.boot({ kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
@@ -129,6 +161,39 @@ export class Machine {
       this.dispose();
       throw e;
     }
+  }
+
+  /** The snapshot's shape against the options (each part checks its own contents when it is restored). */
+  private checkSnapshot(o: MachineOptions, snapshot: unknown): DomainSnapshot {
+    return stateOrMachineError(() => {
+      const s = stateVersion("domain", snapshot, 1) as unknown as DomainSnapshot;
+      const xenParts = [s.p2m, s.xen, s.pv].filter((x) => x !== null && x !== undefined).length;
+      if (xenParts !== (o.xen ? 3 : 0)) throw new StateError("domain", "xen", o.xen ? "a Xen domain's state lacks its Xen parts" : "Xen state for a bare board");
+      return s;
+    });
+  }
+
+  /**
+   * The machine's state now (between slices: no vCPU is inside run()). Throws StateError when a part cannot be
+   * saved now (a back-end serving requests, a hot-unplug in progress): try again after the next slice.
+   */
+  save(): DomainSnapshot {
+    return {
+      version: 1,
+      board: saveBoard(this.board),
+      p2m: this.xen?.account.save() ?? null,
+      xen: this.xen?.save() ?? null,
+      pv: this.xenPv === null ? null : saveXenPv(this.xenPv),
+    };
+  }
+
+  /**
+   * Lets go of this copy of a domain that lives on elsewhere (it was saved and is restored in another thread):
+   * disk files are closed, nothing is written to the store, the frames stay claimed. Never run it again.
+   */
+  release(): void {
+    for (const b of this.xenPv?.blk ?? []) b.release();
+    this.pool = null;
   }
 
   // The board's face, for the worker loop and tests.
@@ -211,9 +276,9 @@ export class Machine {
   // The Xen platform
 
   /** The Xen layer with this board as its host: upcall PPI lines, shutdown, WFI-like blocking. */
-  private createXen(o: MachineOptions): XenDomain {
+  private createXen(o: MachineOptions, restoring: boolean): XenDomain {
     const board = this.board;
-    return new XenDomain({
+    return new XenDomain({ restoring,
       ram: board.ram, ramBytes: board.ramBytes, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
       pool: o.pool, uuid: o.uuid,
       host: {
@@ -252,5 +317,15 @@ export class Machine {
     // @releaseDomain for watchers (a store in another thread hears of the stop from the worker's host).
     const store = this.xenPv?.store;
     if (this.xen !== null && store instanceof XenStore) store.domainShutdown(this.xen.domid);
+  }
+}
+
+/** Runs a restore step, turning a refused state into MachineError MACHINE_STATE (the toolstack's error). */
+function stateOrMachineError<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof StateError) throw new MachineError("MACHINE_STATE", e.message);
+    throw e;
   }
 }

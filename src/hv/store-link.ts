@@ -143,11 +143,50 @@ export class StoreLinkHost {
   private readonly sessions = new Map<number, XsSession>();
   private nextSid = 1;
   private conn: Connection | null = null;
+  /** While the domain moves between threads: what would go down, queued for the new worker (hold/rebind). */
+  private held: StoreLinkDown[] | null = null;
+  /** The next xs-open is the moved domain's peer: it takes over the guest's connection, watches and all. */
+  private adopting = false;
 
-  constructor(private readonly store: XenStore, buffer: SharedArrayBuffer, private readonly down: (m: StoreLinkDown) => void,
+  constructor(private readonly store: XenStore, buffer: SharedArrayBuffer, private down: (m: StoreLinkDown) => void,
     private readonly log: (line: string) => void) {
     this.ctl = new Int32Array(buffer, 0, 2);
     this.bytes = new Uint8Array(buffer, 8);
+  }
+
+  private send(m: StoreLinkDown): void {
+    if (this.held !== null) this.held.push(m); else this.down(m);
+  }
+
+  /**
+   * The domain is leaving its worker thread (asked to save itself): from now on replies and watch events for
+   * it are held here, not posted to a worker that will not read them. Messages the old worker posted before it
+   * saved are still handled as they arrive (their replies are held too).
+   */
+  hold(): void { if (this.held === null) this.held = []; }
+
+  /**
+   * The domain was restored in another thread, whose messages go to `down`. The guest's store connection stays
+   * (its watches, transactions and partly received request are the guest's state) and is taken over by the new
+   * worker's xs-open; the old worker's dom0 sessions (back-ends' watches) are closed — the restored back-ends
+   * open their own. Held replies go to the new worker; held watch events of the old sessions are dropped.
+   */
+  rebind(down: (m: StoreLinkDown) => void): void {
+    for (const s of this.sessions.values()) this.store.disconnect(s);
+    this.sessions.clear();
+    Atomics.store(this.ctl, 0, IDLE);
+    this.down = down;
+    this.adopting = this.conn !== null;
+    const q = this.held ?? [];
+    this.held = null;
+    for (const m of q) if (m.type !== "xs-watch") down(m);
+  }
+
+  /** The move did not happen (the domain could not be saved): what was held goes to the same worker. */
+  resume(): void {
+    const q = this.held ?? [];
+    this.held = null;
+    for (const m of q) this.down(m);
   }
 
   /** Handles a link message from the worker; false if it was not one. */
@@ -156,9 +195,10 @@ export class StoreLinkHost {
       case "xs-call": this.serve(m as Extract<StoreLinkUp, { type: "xs-call" }>); return true;
       case "xs-open": {
         const domid = (m as Extract<StoreLinkUp, { type: "xs-open" }>).domid;
+        if (this.adopting && this.conn !== null) { this.adopting = false; return true; } // the moved domain's
         this.conn?.close("reopened");
-        this.conn = new Connection(this.store, domid, (b) => this.down({ type: "xs-bytes", bytes: new Uint8Array(b) }),
-          { onClose: (reason) => this.down({ type: "xs-closed", reason }) });
+        this.conn = new Connection(this.store, domid, (b) => this.send({ type: "xs-bytes", bytes: new Uint8Array(b) }),
+          { onClose: (reason) => this.send({ type: "xs-closed", reason }) });
         return true;
       }
       case "xs-bytes": this.conn?.handleBytes((m as Extract<StoreLinkUp, { type: "xs-bytes" }>).bytes); return true;
@@ -208,7 +248,7 @@ export class StoreLinkHost {
         const domid = a[0] as number;
         if (!Number.isInteger(domid) || domid !== 0) throw XS_ERR.EACCES; // dom0 code only (back-ends, toolstack)
         const sid = this.nextSid++;
-        this.sessions.set(sid, st.connect(domid, (p, token) => this.down({ type: "xs-watch", sid, path: p, token })));
+        this.sessions.set(sid, st.connect(domid, (p, token) => this.send({ type: "xs-watch", sid, path: p, token })));
         return sid;
       }
       case "disconnect": { const x = this.sessions.get(a[0] as number); if (x) { st.disconnect(x); this.sessions.delete(a[0] as number); } return null; }

@@ -67,6 +67,8 @@ export class DomainStartError extends Error {
 
 export interface DomainRunnerEvents {
   output: [Uint8Array];
+  /** The domain runs in another thread now (moveTo). */
+  moved: [VmThread];
   /** A frame the guest transmitted on vif `vif` (owned by the listener). */
   "net-tx": [number, Uint8Array];
   stopped: [DomainStopped];
@@ -167,6 +169,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private goneResolve: () => void = () => {};
   private exited: Promise<void> = Promise.resolve();
   private link: StoreLinkHost | null = null;
+  /** What the worker was given (without kernel and initrd), for a restore in another thread (moveTo). */
+  private data: VmWorkerData | null = null;
+  /** A move in progress: host messages wait here until the domain runs in its new thread. */
+  private moving: { held: HostToWorker[]; done: (e?: Error) => void } | null = null;
   private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
   private readonly stats = new Float64Array(this.statsBuf);
 
@@ -217,12 +223,72 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     const t = thread ?? new VmThread();
     this.thread = t;
     this.exited = new Promise((resolve) => { this.goneResolve = resolve; });
-    const port = t.add(this, data);
+    this.data = { ...data, kernel: new Uint8Array(0), initrd: undefined };
+    this.port = t.add(this, data);
+    this.listen(this.port);
+  }
+
+  /** The thread the domain runs in. */
+  get currentThread(): VmThread | undefined { return this.thread; }
+
+  /**
+   * Moves the running domain to `to` (Xen's vCPU migration between pCPUs, for a whole domain): its worker saves
+   * it between slices (src/hv/machine.ts DomainSnapshot), lets it go, and `to` restores it over the same shared
+   * memory — RAM is not copied. Console input, frames and other host messages sent meanwhile are held and
+   * delivered after the move; the store link holds the guest's replies. Rejects (the domain runs on where it
+   * was) when the domain cannot be saved now; the domain crashes if the restore is refused.
+   */
+  moveTo(to: VmThread): Promise<void> {
+    if (!this.running || this.data === null) return Promise.reject(new Error("the domain is not running"));
+    if (this.moving !== null) return Promise.reject(new Error("the domain is moving already"));
+    if (to === this.thread) return Promise.resolve();
+    if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
+    return new Promise<void>((resolve, reject) => {
+      this.moving = { held: [], done: (e) => { this.moving = null; if (e === undefined) resolve(); else reject(e); } };
+      this.link?.hold();
+      const m: HostToWorker = { type: "move-out" };
+      this.port!.postMessage(m);
+      this.thread!.ring();
+      this.pendingTarget = to;
+    });
+  }
+
+  private pendingTarget: VmThread | null = null;
+
+  /** The old worker saved the domain: restore it in the target thread. */
+  private movedOut(m: Extract<WorkerToHost, { type: "moved-out" }>): void {
+    const to = this.pendingTarget!;
+    this.pendingTarget = null;
+    const from = this.thread!;
+    this.port!.close();
+    from.leave(this);
+    if (this.ownThread) { this.ownThread = false; void from.close(); }
+    if (!to.alive) { this.threadDied("the target thread of a move ended"); this.moving?.done(new Error("the target thread ended")); return; }
+    const data: VmWorkerData = { ...this.data!, paused: m.paused, from: { snapshot: m.snapshot, memory: m.memory } };
+    this.thread = to;
+    const port = to.add(this, data);
     this.port = port;
+    this.link?.rebind((x) => this.send(x, true));
+    this.listen(port);
+  }
+
+  private listen(port: MessagePort): void {
     port.on("message", (m: WorkerToHost) => {
       if (this.link !== null && m.type.startsWith("xs-")) { this.link.handle(m); return; }
       switch (m.type) {
         case "started": this.emit("started"); break;
+        case "moved-out": this.movedOut(m); break;
+        case "move-failed":
+          this.pendingTarget = null;
+          this.link?.resume(); // the same worker: give back what was held
+          this.flushHeld();
+          this.moving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
+          break;
+        case "moved-in":
+          this.flushHeld();
+          this.emit("moved", this.thread!);
+          this.moving?.done();
+          break;
         case "sched-wake": this.emit("sched-wake"); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
@@ -234,12 +300,25 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.leave();
           break;
         case "failed":
+          if (this.moving !== null) {
+            // The restore in the new thread was refused: the domain is lost (its old copy let go already).
+            this.moving.done(new Error(`restore in the new thread failed: ${m.message}`));
+            this.finish({ state: "crashed", reason: `move between threads failed: ${m.message}` });
+            this.leave();
+            break;
+          }
           this.done = true;
           this.emit("error", new DomainStartError(m.code, m.message));
           this.leave();
           break;
       }
     });
+  }
+
+  private flushHeld(): void {
+    const held = this.moving?.held ?? [];
+    if (this.moving !== null) this.moving.held = [];
+    for (const h of held) this.send(h, true);
   }
 
   /** The thread ended or failed while the domain was in it. */
@@ -293,8 +372,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** Wakes the domain's thread (the scheduler granted a permit). */
   ring(): void { this.thread?.ring(); }
 
-  private send(m: HostToWorker): void {
+  /** Posts to the worker; while the domain moves, host messages wait (`direct`: the move's own traffic). */
+  private send(m: HostToWorker, direct = false): void {
     if (this.port === undefined || this.done) return;
+    if (this.moving !== null && !direct) { this.moving.held.push(m); return; }
     this.port.postMessage(m);
     this.thread!.ring();
   }

@@ -11,7 +11,7 @@
  * (STYLE.md "Idle is free"). A fault in one domain's emulation ends that domain only; the thread goes on.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { Machine, MachineError } from "./machine.js";
+import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
@@ -57,6 +57,11 @@ export interface VmWorkerData {
   sched?: SharedArrayBuffer;
   /** Float64Array(STAT_WORDS) the worker keeps current for the host (see STAT_*). */
   stats?: SharedArrayBuffer;
+  /**
+   * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
+   * memory (shared: RAM is not copied). The rest of the data describes the same domain.
+   */
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
 }
 
 /** What the thread gets at start (workerData). */
@@ -86,12 +91,20 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
   /** xl mem-max: the most pages populate_physmap may bring the domain to. */
   | { type: "mem-max"; pages: number }
   | { type: "pause" } | { type: "unpause" }
+  /** Save the domain between slices and let it go from this thread (answered moved-out or move-failed). */
+  | { type: "move-out" }
   | StoreLinkDown
   /** A frame from the network for vif `vif`. */
   | { type: "net-rx"; vif: number; frame: Uint8Array };
 
 export type WorkerToHost =
   | { type: "started" }
+  /** A domain restored from another thread ("from") runs here now. */
+  | { type: "moved-in" }
+  /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
+  | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
+  /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
+  | { type: "move-failed"; reason: string }
   /**
    * The hypervisor should tick its scheduler now: sent once each time the domain wants a pCPU and has no permit,
    * and when it blocks holding one.
@@ -168,6 +181,7 @@ class Guest {
         xenstore: remote ?? undefined,
         xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
         vifs: (d.vifs ?? []).map((v) => this.vifAttach(v)),
+        from: d.from,
         consoleOut: (b) => {
           if (this.pendingBytes === 0) this.pendingSince = performance.now();
           this.pending.push(b.slice());
@@ -184,9 +198,9 @@ class Guest {
     d.kernel = new Uint8Array(0);
     d.initrd = undefined;
     this.stats[STAT_PAGES] = this.m.xen !== null ? this.m.xen.account.pages : this.memPages;
-    this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
+    if (d.from === undefined) this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
-    this.post({ type: "started" });
+    this.post({ type: d.from === undefined ? "started" : "moved-in" });
   }
 
   private post(m: WorkerToHost): void { this.port.postMessage(m); }
@@ -221,6 +235,7 @@ class Guest {
       else if (h.type === "pause") this.paused = true;
       else if (h.type === "unpause") this.paused = false;
       else if (h.type === "input") m.input(h.bytes);
+      else if (h.type === "move-out") this.moveOut();
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -228,6 +243,28 @@ class Guest {
         this.finish();
       }
     }
+  }
+
+  /**
+   * Saves the domain (between slices: nothing runs) and lets it go from this thread without ending it: the
+   * host restores the snapshot in another thread over the same memory. If it cannot be saved now, it runs on.
+   */
+  private moveOut(): void {
+    const m = this.m;
+    if (this.unplugs.length > 0) { this.post({ type: "move-failed", reason: "a hot-unplug is in progress" }); return; }
+    let snapshot: DomainSnapshot;
+    try {
+      snapshot = m.save();
+    } catch (e) {
+      this.post({ type: "move-failed", reason: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    m.flushOut();
+    this.flush();
+    this.post({ type: "moved-out", snapshot, memory: m.board.memory, paused: this.paused });
+    m.release();
+    this.done = true;
+    this.port.close();
   }
 
   private deviceOp(h: DeviceOp): void {

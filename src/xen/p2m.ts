@@ -21,6 +21,16 @@
  */
 import { XEN_PAGE_SIZE } from "./abi.js";
 import type { Mmu } from "../mmu/mmu.js";
+import { StateError, stateBytes, stateInt, stateVersion } from "../common/state.js";
+
+/** A saved P2M: which frames are mapped, tot_pages and max_pages (the frames' bytes are RAM, saved with it). */
+export interface P2mState {
+  version: 1;
+  pages: number;
+  maxPages: number;
+  /** One byte per frame of the buffer (1 mapped, 0 given back), as P2m.map. */
+  map: Uint8Array;
+}
 
 /**
  * The hypervisor's machine-frame account a domain's frames come from and go back to (src/hv/frame-pool.ts
@@ -64,6 +74,34 @@ export class P2m {
     this.ramFrames = ramBytes / XEN_PAGE_SIZE;
     this.pages = this.ramFrames;
     this.maxPages = this.ramFrames;
+  }
+
+  save(): P2mState {
+    return { version: 1, pages: this.pages, maxPages: this.maxPages, map: this.map.slice() };
+  }
+
+  /**
+   * Loads a saved P2M of a domain of the same size (StateError, nothing changed, otherwise): every byte 0 or 1,
+   * the Xen area mapped, `pages` equal to the mapped RAM frames. The frames it holds stay claimed by the caller
+   * (a domain moving threads keeps its claim; a restore from a file claims `pages` first). The caller flushes
+   * the TLBs of its MMUs before the guest runs (the map is every MMU's stage 2).
+   */
+  restore(state: P2mState): void {
+    const C = "p2m";
+    const s = stateVersion(C, state, 1);
+    const map = stateBytes(C, "map", s.map, this.map.length);
+    let mapped = 0;
+    for (let k = 0; k < map.length; k++) {
+      const b = map[k]!;
+      if (b > 1) throw new StateError(C, `map[${k}]`, `${b} is not 0 or 1`);
+      if (k < this.ramFrames) mapped += b;
+      else if (b !== 1) throw new StateError(C, `map[${k}]`, "a frame of the Xen area must stay mapped");
+    }
+    const pages = stateInt(C, "pages", s.pages, mapped, mapped);
+    const maxPages = stateInt(C, "maxPages", s.maxPages, 0, 0x7fffffff);
+    this.map.set(map);
+    this.pages = pages;
+    this.maxPages = maxPages;
   }
 
   /** True if frames gfn..gfn+n-1 are all RAM (mapped or not). */

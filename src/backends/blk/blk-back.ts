@@ -276,6 +276,16 @@ export class BlkBack {
     try { this.device.remove(); } finally { this.disk.close(); }
   }
 
+  /**
+   * Lets go of this copy of a device that lives on in another thread (its state was saved and restored there):
+   * the image file is closed, the store is not touched (the device's nodes are the restored copy's now).
+   */
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.disk.close();
+  }
+
   // ---------------------------------------------------------------------------------------------------------
   // Connection (blkback's connect_ring / xen_blkif_map / xen_blkif_disconnect)
 
