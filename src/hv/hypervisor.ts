@@ -21,6 +21,7 @@ import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
+import { planMove } from "./balance.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -58,10 +59,15 @@ interface Domain {
   images: ImageRef[];
   /** The worker thread it runs in (shared with other domains). */
   thread: VmThread;
+  /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
+  balanceCpu?: number;
+  movedAt?: number;
 }
 
 /** How often the credit scheduler looks (Xen's tick: 10 ms). */
 const SCHED_TICK_MS = 10;
+/** The balancer looks every BALANCE_MS; a domain moved stays at least MOVE_HOLD_MS where it went (balance.ts). */
+const BALANCE_MS = 1000, MOVE_HOLD_MS = 5000;
 /**
  * Default for HypervisorOptions.domainsPerThread. Each worker thread is a V8 isolate (~15–20 MiB with its young
  * generation and compiled code: bench/density/probe.ts), so idle domains are cheaper together; a thread runs one
@@ -88,6 +94,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** Kernel and ramdisk files, one shared copy per distinct file for all domains (image-cache.ts). */
   readonly images = new ImageCache();
   private schedTimer: NodeJS.Timeout | null = null;
+  private balanceTimer: NodeJS.Timeout | null = null;
+  private balancing = false;
+  private lastBalance = 0;
+  /** Domains moved between threads by the balancer (xl info: vmMoves). */
+  moves = 0;
   private readonly domains = new Map<number, Domain>();
   /** Worker threads with domains in them (a thread ends with its last domain). */
   private readonly threads = new Set<VmThread>();
@@ -145,7 +156,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
       pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
-      vmThreads: this.threads.size, domainsPerThread: this.domainsPerThread,
+      vmThreads: this.threads.size, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -240,6 +251,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         }, thread);
         this.schedAdd(d);
       });
+      if (this.balanceTimer === null) {
+        this.lastBalance = performance.now();
+        this.balanceTimer = setInterval(() => { void this.balance(); }, BALANCE_MS);
+        this.balanceTimer.unref();
+      }
     } catch (e) {
       this.sched.remove(domid);
       this.domains.delete(domid);
@@ -286,6 +302,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.releaseImages(d);
     this.domains.delete(domid);
     if (this.domains.size === 0 && this.schedTimer !== null) { clearInterval(this.schedTimer); this.schedTimer = null; }
+    if (this.domains.size === 0 && this.balanceTimer !== null) { clearInterval(this.balanceTimer); this.balanceTimer = null; }
     this.log(`d${domid}: destroyed`);
     this.emitDomain(d, "destroyed");
   }
@@ -465,6 +482,58 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     return best;
   }
 
+  /**
+   * One look of the balancer (balance.ts): measures each running domain's share of a pCPU since the last look
+   * and makes at most one move — a busy domain out of a thread it shares with another busy one.
+   */
+  private async balance(): Promise<void> {
+    if (this.balancing) return;
+    this.balancing = true;
+    try {
+      const now = performance.now();
+      const secs = Math.max(0.001, (now - this.lastBalance) / 1000);
+      this.lastBalance = now;
+      const doms = [];
+      for (const d of this.domains.values()) {
+        const cpu = d.runner.cpuSeconds;
+        const share = d.balanceCpu === undefined ? 0 : (cpu - d.balanceCpu) / secs;
+        d.balanceCpu = cpu;
+        const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;
+        doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0,
+          movable: live && (d.movedAt === undefined || now - d.movedAt >= MOVE_HOLD_MS) });
+      }
+      const live = [...this.threads].filter((t) => t.alive);
+      const plan = planMove(doms, live.map((t) => ({ id: t.id, load: t.load })), this.sched.pcpus, this.domainsPerThread);
+      if (plan === null) return;
+      const d = this.domains.get(plan.domain)!;
+      let to = live.find((t) => t.id === plan.to);
+      if (to === undefined) { to = new VmThread(); this.threads.add(to); }
+      await this.moveDomain(d, to);
+    } catch (e) {
+      this.log(`balancer: ${(e as Error).message}`);
+    } finally {
+      this.balancing = false;
+    }
+  }
+
+  /** Moves a running domain to thread `to` (DomainRunner.moveTo); the thread it leaves ends if now empty. */
+  async moveDomain(d: Domain, to: VmThread): Promise<void> {
+    const from = d.thread;
+    d.movedAt = performance.now();
+    const t0 = performance.now();
+    try {
+      await d.runner.moveTo(to);
+    } catch (e) {
+      await this.threadLeft(to); // a new thread nobody moved into ends again
+      throw e;
+    }
+    d.thread = to;
+    this.moves++;
+    this.log(`d${d.domid}: moved from thread ${from.id} to thread ${to.id} in ${(performance.now() - t0).toFixed(1)} ms`);
+    await this.threadLeft(from);
+    this.schedKick();
+  }
+
   /** A domain left `t`: a thread without domains ends. */
   private async threadLeft(t: VmThread): Promise<void> {
     if (t.load > 0 && t.alive) return;
@@ -484,7 +553,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       cpuSeconds: () => d.runner.cpuSeconds,
       // The thread sleeps on its doorbell, not on this word: ring it.
       setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); if (run) d.runner.ring(); },
-      group: d.thread.id,
+      get group() { return d.thread.id; }, // it changes when the domain moves
     });
     this.schedKick();
   }

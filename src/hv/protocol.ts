@@ -107,6 +107,8 @@ export interface HostInfo {
   /** Worker threads running domains, and the most domains one holds (several share a thread's V8 isolate). */
   vmThreads?: number;
   domainsPerThread?: number;
+  /** Domains the balancer moved between worker threads since the hypervisor started (src/hv/balance.ts). */
+  vmMoves?: number;
   /** Machine-frame pool, MiB. */
   totalMemoryMiB: number;
   freeMemoryMiB: number;
