@@ -10,17 +10,20 @@
  * accesses to it fault), zeroed, and counted free here, so a new domain can be created into it; but the host
  * pages behind it stay allocated to the old domain's buffer until that domain ends, because a SharedArrayBuffer
  * cannot give part of itself back (its only size change is grow()). The exception: a frame the guest never
- * wrote was never resident, and releasing it does not make it so (the P2M writes zeros only over data).
+ * wrote was never resident, and releasing it does not make it so (the P2M writes zeros only over data) —
+ * though Debian's kernel zeroes each page itself before giving it back (init_on_alloc, xen_scrub_pages).
  * This pool therefore accounts frames, not host memory; a single machine-memory buffer with per-domain P2M
- * indirection would make the return physical. FramePool satisfies src/xen's FrameAccount interface.
+ * indirection would make the return physical. FramePool is the FrameAccount src/xen's P2M accounts against.
  *
  * Layout of the buffer (Int32Array): [0] total frames, [1] free frames, [2] frames claimed by domains (for
  * a consistency check: total = free + claimed).
  */
+import type { FrameAccount } from "../xen/p2m.js";
+
 export const FRAME_BYTES = 4096;
 const TOTAL = 0, FREE = 1, CLAIMED = 2;
 
-export class FramePool {
+export class FramePool implements FrameAccount {
   readonly buffer: SharedArrayBuffer;
   private readonly c: Int32Array;
 

@@ -11,7 +11,8 @@
  *
  * Frames enter and leave through the balloon sub-ops (memory-op.ts, after xen/common/memory.c):
  *  - release (XENMEM_decrease_reservation): the frames are unmapped, zeroed (Xen scrubs freed pages; here only
- *    frames that hold data are written, see scrub) and given back to the account; their decoded instructions are dropped at once, their TLB entries by flushTlbs().
+ *    frames that hold data are written, see scrub) and given back to the account; their decoded instructions
+ *    are dropped at once, their TLB entries by flushTlbs().
  *  - populate (XENMEM_populate_physmap): frames are claimed from the account, zeroed and mapped again.
  * Both are all-or-nothing per extent and refuse frames outside the RAM the device tree describes. What this
  * does not do (and cannot, with one buffer per domain): give the host pages back early — a released frame's
@@ -55,15 +56,15 @@ export class P2m {
   pages: number;
   maxPages: number;
 
+  /** Frames scrubbed that held data, and frames found zero already (left untouched: see scrub). */
+  scrubbedFrames = 0;
+  zeroFrames = 0;
+  private readonly i32: Int32Array;
+
   /**
    * `u8`: the domain's RAM buffer at guest-physical `base`, of which the first `ramBytes` are RAM (fully
    * populated at creation; the creator has claimed those frames from `account` already).
    */
-  private readonly i32: Int32Array;
-  /** Frames scrubbed that held data, and frames found zero already (left untouched: see scrub). */
-  scrubbedFrames = 0;
-  zeroFrames = 0;
-
   constructor(u8: Uint8Array, base: number, ramBytes: number, readonly account: FrameAccount | null) {
     if (base % XEN_PAGE_SIZE !== 0 || ramBytes % XEN_PAGE_SIZE !== 0 || ramBytes > u8.length || u8.length % XEN_PAGE_SIZE !== 0) {
       throw new RangeError(`P2M: RAM ${ramBytes} bytes at ${base.toString(16)} does not fit a ${u8.length}-byte buffer in frames`);

@@ -8,11 +8,20 @@
  *    from the P2M, zero, and in no vCPU's TLB; the guest still runs commands (and sees the lower MemTotal),
  *    and a guest program cannot reach a released frame through /dev/mem (CONFIG_STRICT_DEVMEM refuses RAM);
  *  - back to 512 MiB: the pool returns to where it was after boot;
+ *  - the guest's side of an unmapped frame: a program (guest/touch-page.c, added to the initramfs) prints the
+ *    frame of a page it wrote; the host takes that frame out of the P2M behind the guest's back (what a guest
+ *    that balloons out a page still in use would cause); the program's next read takes the abort Xen injects
+ *    and Linux kills it (SIGKILL: "ttbr address size fault" is unhandled), and the shell carries on;
  *  - after the machine is disposed, every frame is back in the pool.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeCpio } from "../../src/images/cpio.js";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/hv/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
@@ -28,6 +37,19 @@ const MiB = 256; // frames per MiB
  * the host (docs/memory.md: "init_on_alloc=0 xen_scrub_pages=0").
  */
 const CMDLINE = `console=hvc0 ${process.env.XENO_BALLOON_CMDLINE ?? ""}`.trim();
+
+/**
+ * The initramfs plus /bin/touch-page (cross-compiled here): a second, uncompressed newc archive after the
+ * gzip one, at a 4-byte boundary — the kernel unpacks concatenated archives (init/initramfs.c skips the zero
+ * padding between them).
+ */
+function initrdWithTouchPage(initrd: Buffer): Buffer {
+  const src = join(dirname(fileURLToPath(import.meta.url)), "../../../test/xen/guest/touch-page.c");
+  const bin = join(mkdtempSync(join(tmpdir(), "xeno-touch-")), "touch-page");
+  execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-Wall", "-o", bin, src]);
+  const extra = writeCpio([{ type: "file", path: "bin/touch-page", data: readFileSync(bin), mode: 0o755 }]);
+  return Buffer.concat([initrd, Buffer.alloc((4 - (initrd.length % 4)) % 4), extra]);
+}
 
 /**
  * The host's view of the P2M: RAM frames not mapped, those of them holding a non-zero byte, and TLB entries of
@@ -61,7 +83,7 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
   let out = "";
   const m = new Machine({
     memMiB: 512, vcpus: 1, xen: true, xenstore: store, domid: DOMID, name: "balloon-test", pool,
-    kernel: readFileSync(images.kernel), initrd: readFileSync(images.initrd), cmdline: CMDLINE,
+    kernel: readFileSync(images.kernel), initrd: initrdWithTouchPage(readFileSync(images.initrd)), cmdline: CMDLINE,
     consoleOut: (b) => { out += Buffer.from(b).toString("latin1"); },
   });
   const acct = m.xen!.account;
@@ -127,6 +149,38 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     assert.equal(up.released, acct.ramFrames - acct.pages, "the P2M and the reservation agree");
     assert.equal(pool.freeFrames - freeAfterBoot, up.released, "the pool holds exactly the frames still given back");
     assert.equal(m.xen!.stage2Aborts, 0, "the guest never touched a released frame");
+
+    // The guest's side: a user page taken out of the P2M under a running program.
+    const xen = m.xen!;
+    const mmus = m.vcpus.map((v) => v.mmu);
+    // Debian turns debug.exception-trace off; on, Linux logs the fault it could not handle (with its ESR).
+    const tp = await shell("echo 1 > /proc/sys/debug/exception-trace; touch-page", /TOUCH-PFN=([0-9a-f]+)/, "touch-page prints its frame");
+    const gfn = parseInt(/TOUCH-PFN=([0-9a-f]+)/.exec(tp)![1], 16);
+    assert.ok(acct.isRam(gfn) && acct.isMapped(gfn), `frame ${gfn.toString(16)} is mapped RAM`);
+    const free0 = pool.freeFrames;
+    assert.equal(acct.release(gfn, 1, mmus), 0);
+    acct.flushTlbs(mmus);
+    assert.equal(pool.freeFrames, free0 + 1);
+    // The guest frees the page when the program dies and will reuse it, so the host maps it back (zeroed) the
+    // moment the abort is injected: Linux's handler for this fault does not touch the page.
+    const inject = xen.stage2Abort.bind(xen);
+    xen.stage2Abort = (c) => {
+      inject(c);
+      if (!acct.isMapped(gfn)) assert.equal(acct.populate(gfn, 1), 0);
+    };
+    const killed = await shell("go", /Killed|TOUCH-READ/, "touch-page reads its page again");
+    process.stderr.write(`# touch-page after its frame was unmapped: ${JSON.stringify(killed.trim().slice(-200))}\n`);
+    assert.match(killed, /Killed/);
+    assert.doesNotMatch(killed, /TOUCH-READ/);
+    assert.equal(xen.stage2Aborts, 1, "one abort, injected into the guest");
+    assert.equal(pool.freeFrames, free0, "the frame is back");
+    // Linux's own account (arch/arm64/kernel/traps.c arm64_show_signal): ESR 0x92000000 = EC 0x24 (data abort
+    // from EL0), IL, ISS 0 — what Xen's inject_abt64_exception builds.
+    const klog = await shell(framedCommand("dmesg | grep 'touch-page.*unhandled' | head -n 2", 8).trimEnd(), /XO-8-END/, "the guest's kernel log");
+    const log = framedOutput(klog, 8) ?? "";
+    process.stderr.write(`# guest dmesg: ${JSON.stringify(log.trim())}\n`);
+    assert.match(log, /unhandled exception: DABT \(lower EL\), ESR 0x0*92000000, ttbr address size fault/);
+    await shell("echo AFTER-ABORT-$((6*7))", /^AFTER-ABORT-42\r?$/m, "the guest runs after the abort");
     assert.doesNotMatch(out, /Kernel panic|kernel BUG|Oops|Call trace:|Out of memory/i);
   } finally {
     m.dispose();
