@@ -22,6 +22,11 @@ import type { FramePool } from "./frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer } from "./store-link.js";
 import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+import type { DomainSnapshot } from "./machine.js";
+
+/** What a move carried: the snapshot the old thread saved, and (asked for) the new thread's save right after
+ * its restore, before the domain ran there — equal apart from the clock (save → restore → save). */
+export interface MoveResult { saved: DomainSnapshot; resaved?: DomainSnapshot }
 
 type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 
@@ -172,7 +177,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** What the worker was given (without kernel and initrd), for a restore in another thread (moveTo). */
   private data: VmWorkerData | null = null;
   /** A move in progress: host messages wait here until the domain runs in its new thread. */
-  private moving: { held: HostToWorker[]; done: (e?: Error) => void } | null = null;
+  private moving: { held: HostToWorker[]; resave: boolean; result: MoveResult | null; done: (e?: Error) => void } | null = null;
   private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
   private readonly stats = new Float64Array(this.statsBuf);
 
@@ -238,13 +243,14 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    * delivered after the move; the store link holds the guest's replies. Rejects (the domain runs on where it
    * was) when the domain cannot be saved now; the domain crashes if the restore is refused.
    */
-  moveTo(to: VmThread): Promise<void> {
+  moveTo(to: VmThread, o: { resave?: boolean } = {}): Promise<MoveResult | null> {
     if (!this.running || this.data === null) return Promise.reject(new Error("the domain is not running"));
     if (this.moving !== null) return Promise.reject(new Error("the domain is moving already"));
-    if (to === this.thread) return Promise.resolve();
+    if (to === this.thread) return Promise.resolve(null);
     if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
-    return new Promise<void>((resolve, reject) => {
-      this.moving = { held: [], done: (e) => { this.moving = null; if (e === undefined) resolve(); else reject(e); } };
+    return new Promise<MoveResult | null>((resolve, reject) => {
+      this.moving = { held: [], resave: o.resave === true, result: null,
+        done: (e) => { const r = this.moving?.result ?? null; this.moving = null; if (e === undefined) resolve(r); else reject(e); } };
       this.link?.hold();
       const m: HostToWorker = { type: "move-out" };
       this.port!.postMessage(m);
@@ -264,7 +270,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     from.leave(this);
     if (this.ownThread) { this.ownThread = false; void from.close(); }
     if (!to.alive) { this.threadDied("the target thread of a move ended"); this.moving?.done(new Error("the target thread ended")); return; }
-    const data: VmWorkerData = { ...this.data!, paused: m.paused, from: { snapshot: m.snapshot, memory: m.memory } };
+    const resave = this.moving?.resave === true;
+    if (this.moving !== null) this.moving.result = { saved: m.snapshot };
+    const data: VmWorkerData = { ...this.data!, paused: m.paused, from: { snapshot: m.snapshot, memory: m.memory, resave } };
     this.thread = to;
     const port = to.add(this, data);
     this.port = port;
@@ -285,6 +293,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.moving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
           break;
         case "moved-in":
+          if (this.moving?.result && m.resaved !== undefined) this.moving.result.resaved = m.resaved;
           this.flushHeld();
           this.emit("moved", this.thread!);
           this.moving?.done();

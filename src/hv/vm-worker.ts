@@ -61,7 +61,7 @@ export interface VmWorkerData {
    * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean };
 }
 
 /** What the thread gets at start (workerData). */
@@ -99,8 +99,8 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
 
 export type WorkerToHost =
   | { type: "started" }
-  /** A domain restored from another thread ("from") runs here now. */
-  | { type: "moved-in" }
+  /** A domain restored from another thread ("from") runs here now; with from.resave, its state as restored. */
+  | { type: "moved-in"; resaved?: DomainSnapshot }
   /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
   | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
@@ -200,7 +200,8 @@ class Guest {
     this.stats[STAT_PAGES] = this.m.xen !== null ? this.m.xen.account.pages : this.memPages;
     if (d.from === undefined) this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
-    this.post({ type: d.from === undefined ? "started" : "moved-in" });
+    if (d.from === undefined) this.post({ type: "started" });
+    else this.post({ type: "moved-in", ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
   }
 
   private post(m: WorkerToHost): void { this.port.postMessage(m); }

@@ -203,6 +203,6 @@ export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvO
     throw e;
   }
   xenbus.attach(peer);
-  xenbus.kick(); // replies that arrived while the domain moved, and any the guest queued meanwhile
+  xenbus.service(); // replies that arrived while the domain moved, and any the guest queued meanwhile
   return { store, xenbus, connection, peer, console, hvcInput: roles.hvcInput, blk, net };
 }

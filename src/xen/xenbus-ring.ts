@@ -184,6 +184,11 @@ export class XenbusRing {
   /** The guest notified its store port: write what waits, read new requests, answer them. */
   kick(): void {
     this.stats.notifiesIn++;
+    this.service();
+  }
+
+  /** What kick() does, without a notification from the guest (after a restore: output held, requests queued). */
+  service(): void {
     if (this.broken !== null || this.inKick) return;
     this.inKick = true;
     try {

@@ -71,9 +71,18 @@ test("a Xen DomU with a disk and a vif moves to another thread and back: shell, 
       const pagesBefore = pool.freeFrames;
 
       // Move, with console input typed while it moves.
-      const moved = r.moveTo(t2);
+      const moved = r.moveTo(t2, { resave: true });
       r.input(Buffer.from("echo typed-during-the-move\n"));
-      await moved;
+      const result = await moved;
+      // save → restore → save: the new thread's state before it ran equals what the old one saved (the domain
+      // clock has run on meanwhile: only forwards).
+      assert.ok(result?.resaved !== undefined);
+      const { saved, resaved } = { saved: result.saved, resaved: result.resaved! };
+      assert.ok(resaved.board.clock.counter >= saved.board.clock.counter);
+      const noClock = (x: typeof saved): unknown => ({ ...x, board: { ...x.board, clock: null } });
+      assert.deepEqual(noClock(resaved), noClock(saved));
+      assert.equal(saved.pv!.blk.length, 1);
+      assert.equal(saved.pv!.net.length, 1);
       assert.equal(r.currentThread, t2);
       assert.equal(t1.load, 0, "the old thread let the domain go");
       assert.equal(pool.freeFrames, pagesBefore, "the frames stay claimed: nothing released or claimed twice");
