@@ -3,7 +3,10 @@
  * runs alternated, median of N runs each; prints both medians, the ratio, and Xeno's guest instructions per
  * second (from the `xeno-stats: instructions=N seconds=S` line that XENO_STATS=1 makes the runner print).
  *
- *   node dist/bench/cpu/run.js [--runs N] [--only NAME[,NAME]] [--scale F] [--no-qemu] [--timeout SEC]
+ *   node dist/bench/cpu/run.js [--runs N] [--only NAME[,NAME]] [--scale F] [--no-qemu] [--timeout SEC] [--baseline DIR]
+ *
+ * `--baseline DIR`: also run the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
+ * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
  *
  * Workloads: gzip round trip of a few MiB (busybox gzip -c | gunzip -c, as two runs), sha256sum of 16 MiB
  * (busybox), and test/oracle/programs/coremark_like.c (compiled with aarch64-linux-gnu-gcc -static -O2).
@@ -17,7 +20,7 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const OUT = path.join(ROOT, "build/bench-cpu");
 
-interface Options { runs: number; only?: string[]; scale: number; qemu: boolean; timeoutMs: number }
+interface Options { runs: number; only?: string[]; scale: number; qemu: boolean; timeoutMs: number; baseline?: string }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = { runs: 5, scale: 1, qemu: true, timeoutMs: 1800_000 };
@@ -33,8 +36,9 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--scale") o.scale = Math.max(0.001, Number(val()));
     else if (a === "--no-qemu") o.qemu = false;
     else if (a === "--timeout") o.timeoutMs = Number(val()) * 1000;
+    else if (a === "--baseline") o.baseline = path.resolve(val());
     else if (a === "-h" || a === "--help") {
-      process.stdout.write("usage: node dist/bench/cpu/run.js [--runs N] [--only gzip,sha256,kernel] [--scale F] [--no-qemu] [--timeout SEC]\n");
+      process.stdout.write("usage: node dist/bench/cpu/run.js [--runs N] [--only gzip,sha256,kernel] [--scale F] [--no-qemu] [--timeout SEC] [--baseline DIR]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -126,13 +130,15 @@ async function main(): Promise<void> {
   const work = o.only ? all.filter((w) => o.only!.some((n) => w.name.startsWith(n))) : all;
   const xeno = [path.join(ROOT, "bin/xeno"), "run-user"];
   const qemu = ["qemu-aarch64-static", "-cpu", "cortex-a57"];
+  const base = o.baseline === undefined ? null : [path.join(o.baseline, "bin/xeno"), "run-user"];
+  if (base !== null && !existsSync(path.join(o.baseline!, "dist/src/cli/main.js"))) throw new Error(`--baseline ${o.baseline}: not built (scripts/build.sh there)`);
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, LC_ALL: "C", XENO_STATS: "1" };
   // Build once up front so bin/xeno's staleness check does not land inside the first timed run.
   execFileSync(path.join(ROOT, "scripts/build.sh"), { stdio: "inherit" });
   process.stdout.write(`xeno CPU benchmark: ${o.runs} runs each, alternated${o.qemu ? "" : " (xeno only)"}\n`);
   const rows: string[] = [];
   for (const w of work) {
-    const xs: number[] = [], qs: number[] = [], ips: number[] = [];
+    const xs: number[] = [], qs: number[] = [], ips: number[] = [], bs: number[] = [];
     let note = "";
     for (let r = 0; r < o.runs; r++) {
       const x = await runOnce(xeno, w, o.timeoutMs, env);
@@ -140,13 +146,22 @@ async function main(): Promise<void> {
       if (x.instructions !== undefined) ips.push(x.instructions / (x.guestSeconds && x.guestSeconds > 0 ? x.guestSeconds : x.seconds));
       let q: Run | undefined;
       if (o.qemu) { q = await runOnce(qemu, w, o.timeoutMs, env); qs.push(q.seconds); }
+      let b: Run | undefined;
+      if (base !== null) {
+        b = await runOnce(base, w, o.timeoutMs, env);
+        bs.push(b.seconds);
+        if (b.stdoutHash !== x.stdoutHash) note = " OUTPUT DIFFERS from the baseline";
+      }
       if (x.status !== 0) note = ` xeno exit ${x.status}: ${x.stderrTail}`;
       else if (q && q.stdoutHash !== x.stdoutHash) note = " OUTPUT DIFFERS from qemu";
-      process.stdout.write(`  ${w.name} run ${r + 1}: xeno ${x.seconds.toFixed(3)} s${q ? `, qemu ${q.seconds.toFixed(3)} s` : ""}${x.instructions !== undefined ? `, ${x.instructions} instructions` : ""}\n`);
+      process.stdout.write(`  ${w.name} run ${r + 1}: xeno ${x.seconds.toFixed(3)} s${q ? `, qemu ${q.seconds.toFixed(3)} s` : ""}` +
+        `${b ? `, baseline ${b.seconds.toFixed(3)} s` : ""}${x.instructions !== undefined ? `, ${x.instructions} instructions` : ""}\n`);
     }
     const mx = median(xs), mq = qs.length ? median(qs) : NaN;
     const mips = ips.length ? `${(median(ips) / 1e6).toFixed(1)} M guest insn/s` : "no xeno-stats line";
-    rows.push(`${w.name.padEnd(7)} xeno ${mx.toFixed(3).padStart(9)} s   qemu ${Number.isNaN(mq) ? "      n/a" : mq.toFixed(3).padStart(9)} s   ratio ${Number.isNaN(mq) ? "n/a" : (mx / mq).toFixed(1).padStart(6)}x   ${mips}   (${w.describe})${note}`);
+    const mb = bs.length ? median(bs) : NaN;
+    const vsBase = Number.isNaN(mb) ? "" : `   baseline ${mb.toFixed(3)} s (this build ${((mx / mb - 1) * 100).toFixed(1)} %)`;
+    rows.push(`${w.name.padEnd(7)} xeno ${mx.toFixed(3).padStart(9)} s   qemu ${Number.isNaN(mq) ? "      n/a" : mq.toFixed(3).padStart(9)} s   ratio ${Number.isNaN(mq) ? "n/a" : (mx / mq).toFixed(1).padStart(6)}x   ${mips}${vsBase}   (${w.describe})${note}`);
   }
   process.stdout.write(`medians:\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
 }
