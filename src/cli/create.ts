@@ -18,7 +18,7 @@
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { cpus } from "node:os";
@@ -255,10 +255,11 @@ export async function createMain(args: readonly string[]): Promise<number> {
   }
 
   if (!a.standalone) {
-    // The hypervisor process reads the images; a file it could not read is reported here first, by path.
+    // The hypervisor process reads the images; a file it could not open is reported here first, by path (the
+    // parser checked that both are regular files).
     const unreadable = [["kernel", config.kernel], ["ramdisk", config.ramdisk]].map(([what, path]) => {
       if (path === undefined) return undefined;
-      try { readFileSync(path); return undefined; } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
+      try { closeSync(openSync(path, "r")); return undefined; } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
     }).find((m) => m !== undefined);
     if (unreadable !== undefined) { process.stderr.write(`xeno create: ${unreadable}\n`); return 1; }
   }
