@@ -6,8 +6,10 @@
  * domain is destroyed (Ctrl-] detaches, the domain keeps running). xenod applies on_poweroff/on_reboot/on_crash.
  *
  * --standalone runs the domain inside this process instead (the way before the daemons existed; the tests of
- * the board and the benchmarks use it): in the foreground until it shuts down, applying on_* itself; Ctrl-]
- * detaching destroys it, and -p is refused.
+ * the board and the benchmarks use it): the same DomainSpec as for the daemon, run by a DomainRunner (the
+ * hypervisor's worker and Machine code) in the foreground until it shuts down; on_poweroff/on_reboot/on_crash
+ * are decided by xenod's policy module (src/toolstack/policy.ts, decideStandalone). Ctrl-] detaching destroys
+ * the domain, and -p is refused.
  *
  * The guest's console: a Xen DomU's is hvc0 (the PV console ring), with xen_platform=0 the board's PL011
  * (ttyAMA0); a cmdline without console= gets `console=hvc0` or `console=ttyAMA0` prepended.
@@ -16,7 +18,8 @@
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { cpus } from "node:os";
 import { resolveCpuList } from "../config/cpus.js";
@@ -24,18 +27,20 @@ import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { connectXenod, type XenodClient } from "../toolstack/client.js";
+import { CRASH_LOOP_SECONDS, decideStandalone, type StandaloneRun } from "../toolstack/policy.js";
 import type { DomainSpec, ShutdownAction as HvShutdownAction } from "../hv/protocol.js";
 import { attach as attachConsole } from "./xl/cmd-console.js";
 import { processEnv } from "./xl/env.js";
 import { connectXl } from "./xl/client.js";
 import {
-  ConfigError, type DomainConfig, type ShutdownAction, applyOverrides, domainConfigToJSON, formatWarning,
+  ConfigError, type DomainConfig, applyOverrides, domainConfigToJSON, formatWarning,
   parseConfigFile, readConfigFile, renderConfigError,
 } from "../config/index.js";
 import { ensureImages } from "../images/index.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
-import { DomainRunner, DomainStartError, type DomainStopped } from "../hv/vm-host.js";
+import { DomainRunner, DomainStartError, type DomainRunOptions, type DomainStopped } from "../hv/vm-host.js";
+import { ImageCache, type ImageRef } from "../hv/image-cache.js";
 
 const USAGE = `usage: xeno create [-c] [-p] [-n] [-q] [-F] [--standalone] [-f FILE] CONFIGFILE [key=value...]
 Create a domain from an xl.cfg file. The toolstack daemon (xenod) builds it in the hypervisor process (both
@@ -57,8 +62,6 @@ const BOARD_MAX_VCPUS = 8;
 const BOARD_MIN_MIB = 16;
 /** Ctrl-]: xl console's default escape character. */
 const ESCAPE = 0x1d;
-/** A crash this soon after start is not restarted again (a guest that crashes while booting would loop). */
-const CRASH_LOOP_MS = 10_000;
 
 interface CreateArgs {
   console: boolean;
@@ -193,24 +196,6 @@ export function guestCmdline(cmdline: string, xen: boolean): string {
   return cmdline === "" ? con : `${con} ${cmdline}`;
 }
 
-/** What an on_* action means for a domain that lives in this process (no xenod, one domain, no core dumps). */
-function resolveAction(action: ShutdownAction, key: string, note: (m: string) => void): "destroy" | "restart" {
-  switch (action) {
-    case "destroy": return "destroy";
-    case "restart": return "restart";
-    // rename-restart keeps the old domain under a new name for inspection: nothing can inspect it without
-    // xenod, so it is a plain restart.
-    case "rename-restart": note(`${key}=rename-restart: no toolstack daemon to keep the old domain; restarting`); return "restart";
-    // preserve keeps the dead domain around for `xl` to inspect: same reason, it is destroyed.
-    case "preserve": note(`${key}=preserve: no toolstack daemon to keep the domain for inspection; destroying it`); return "destroy";
-    // Core dumps of guest memory are not written yet; the rest of the action applies.
-    case "coredump-destroy": note(`${key}=coredump-destroy: core dumps are not implemented; destroying`); return "destroy";
-    case "coredump-restart": note(`${key}=coredump-restart: core dumps are not implemented; restarting`); return "restart";
-    // soft-reset keeps the domain's memory across the reset; a fresh machine is the closest Xeno has.
-    case "soft-reset": note(`${key}=soft-reset: not implemented; restarting with a fresh machine`); return "restart";
-  }
-}
-
 type RunEnd = { kind: "stopped"; s: DomainStopped } | { kind: "error"; e: Error };
 
 export async function createMain(args: readonly string[]): Promise<number> {
@@ -269,19 +254,24 @@ export async function createMain(args: readonly string[]): Promise<number> {
     return 1;
   }
 
-  const read = (what: string, path: string): Uint8Array | string => {
-    try { return readFileSync(path); } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
-  };
-  const kernel = read("kernel", config.kernel);
-  const initrd = config.ramdisk === undefined ? undefined : read("ramdisk", config.ramdisk);
-  for (const x of [kernel, initrd]) if (typeof x === "string") { process.stderr.write(`xeno create: ${x}\n`); return 1; }
+  if (!a.standalone) {
+    // The hypervisor process reads the images; a file it could not open is reported here first, by path (the
+    // parser checked that both are regular files).
+    const unreadable = [["kernel", config.kernel], ["ramdisk", config.ramdisk]].map(([what, path]) => {
+      if (path === undefined) return undefined;
+      try { closeSync(openSync(path, "r")); return undefined; } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
+    }).find((m) => m !== undefined);
+    if (unreadable !== undefined) { process.stderr.write(`xeno create: ${unreadable}\n`); return 1; }
+  }
   const cmdline = guestCmdline(config.cmdline, config.xenPlatform);
   if (!config.xenPlatform && /(^|\s)console=hvc/.test(cmdline)) {
     note("console=hvc0 names the Xen PV console, which a domain with xen_platform=0 does not have: the guest's " +
       "console is the PL011, ttyAMA0 (omit console= and Xeno adds console=ttyAMA0)");
   }
-  if (!a.standalone) return createViaDaemon(a, config, { cmdline, disks, vifs }, info);
-  return runDomain(a, config, { kernel: kernel as Uint8Array, initrd: initrd as Uint8Array | undefined, cmdline, disks, vifs }, info, note);
+  const spec = domainSpec(a, config, { cmdline, disks, vifs });
+  if (!a.standalone) return createViaDaemon(a, spec, info);
+  // The hypervisor gives every domain a uuid at create; so does the standalone mode.
+  return runDomain(a, { ...spec, uuid: spec.uuid ?? randomUUID() }, info, note);
 }
 
 /**
@@ -299,21 +289,27 @@ function domainAffinity(c: DomainConfig): number[] | null {
 }
 
 /**
- * `xeno create` as xl does it: the toolstack daemon builds the domain in the hypervisor process (both started
- * on demand) and the command returns once it runs ("Started domain …"); with -c it then attaches to the
- * console, which ends when the domain is destroyed (Ctrl-] detaches and leaves it running).
+ * The domain to build, as the hypervisor process takes it: one spec for both ways of running it (xenod's create
+ * and --standalone), its on_* settings in `toolstack` where xenod's policy module reads them.
  */
-async function createViaDaemon(a: CreateArgs, config: DomainConfig,
-  img: { cmdline: string; disks: BlkDiskConfig[]; vifs: NetVifConfig[] }, info: (m: string) => void): Promise<number> {
-  const spec: DomainSpec = {
+function domainSpec(a: CreateArgs, config: DomainConfig, dev: { cmdline: string; disks: BlkDiskConfig[]; vifs: NetVifConfig[] }): DomainSpec {
+  return {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
-    ramdisk: config.ramdisk, cmdline: img.cmdline, xen: config.xenPlatform, disks: img.disks, vifs: img.vifs, paused: a.paused,
+    ramdisk: config.ramdisk, cmdline: dev.cmdline, xen: config.xenPlatform, disks: dev.disks, vifs: dev.vifs, paused: a.paused,
     sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
       onCrash: config.onCrash as HvShutdownAction, configFile: resolve(a.file!), configText: readFileSync(a.file!, "utf8"),
     },
   };
+}
+
+/**
+ * `xeno create` as xl does it: the toolstack daemon builds the domain in the hypervisor process (both started
+ * on demand) and the command returns once it runs ("Started domain …"); with -c it then attaches to the
+ * console, which ends when the domain is destroyed (Ctrl-] detaches and leaves it running).
+ */
+async function createViaDaemon(a: CreateArgs, spec: DomainSpec, info: (m: string) => void): Promise<number> {
   let c: XenodClient;
   try {
     c = await connectXenod({ autostart: true });
@@ -328,11 +324,11 @@ async function createViaDaemon(a: CreateArgs, config: DomainConfig,
     const err = e as Error & { code?: string };
     const key = err.code === "ENOMEM" ? "memory" : /disk|blk|image/i.test(err.message) ? "disk" : undefined;
     if (key !== undefined) process.stderr.write(`${renderConfigError(errorAtKey(a, key, err.message))}\n`);
-    else process.stderr.write(`xeno create: cannot create domain '${config.name}': ${err.message}\n`);
+    else process.stderr.write(`xeno create: cannot create domain '${spec.name}': ${err.message}\n`);
     c.close();
     return 1;
   }
-  info(`Started domain ${config.name} (id=${domid})${a.paused ? ", paused" : ""}`);
+  info(`Started domain ${spec.name} (id=${domid})${a.paused ? ", paused" : ""}`);
   if (!a.console) { c.close(); return 0; }
   let stream;
   try {
@@ -347,9 +343,31 @@ async function createViaDaemon(a: CreateArgs, config: DomainConfig,
   return attachConsole(stream, processEnv(connectXl), ESCAPE);
 }
 
-async function runDomain(a: CreateArgs, config: DomainConfig,
-  img: { kernel: Uint8Array; initrd?: Uint8Array; cmdline: string; disks: BlkDiskConfig[]; vifs: NetVifConfig[] },
-  info: (m: string) => void, note: (m: string) => void): Promise<number> {
+/**
+ * What the hypervisor's create hands its DomainRunner for a spec (src/hv/hypervisor.ts), less what only the
+ * hypervisor process has: its XenStore, frame pool, scheduler, domid and uuid. The images come from an
+ * ImageCache as there (a SharedArrayBuffer the worker shares instead of a copy); the caller releases them.
+ */
+function runOptions(spec: DomainSpec, cache: ImageCache, images: ImageRef[]): DomainRunOptions | string {
+  const acquire = (what: string, path: string): Uint8Array | string => {
+    try { const r = cache.acquire(path); images.push(r); return r.bytes; } catch (e) { return `cannot read ${what} ${path}: ${(e as Error).message}`; }
+  };
+  const kernel = acquire("kernel", spec.kernel);
+  if (typeof kernel === "string") return kernel;
+  const initrd = spec.ramdisk === undefined ? undefined : acquire("ramdisk", spec.ramdisk);
+  if (typeof initrd === "string") return initrd;
+  return { memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
+    disks: spec.disks, vifs: spec.vifs };
+}
+
+async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: string) => void, note: (m: string) => void): Promise<number> {
+  const name = first.name;
+  // The first run's images are read before anything starts (an unreadable file ends the command here).
+  const cache = new ImageCache();
+  const images: ImageRef[] = [];
+  const firstOptions = runOptions(first, cache, images);
+  if (typeof firstOptions === "string") { process.stderr.write(`xeno create: ${firstOptions}\n`); return 1; }
+  let options: DomainRunOptions = firstOptions;
   let current: DomainRunner | undefined;
   /** Set when the user ended the domain (signal, detach): the exit status to return. */
   let userEnd: number | undefined;
@@ -359,8 +377,8 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
     note(msg);
     void current?.destroy();
   };
-  const onSigint = (): void => endByUser(130, `SIGINT: destroying domain '${config.name}'`);
-  const onSigterm = (): void => endByUser(143, `SIGTERM: destroying domain '${config.name}'`);
+  const onSigint = (): void => endByUser(130, `SIGINT: destroying domain '${name}'`);
+  const onSigterm = (): void => endByUser(143, `SIGTERM: destroying domain '${name}'`);
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigterm);
 
@@ -375,7 +393,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         bytes = d.subarray(0, esc);
         if (bytes.length > 0) current?.input(bytes);
         process.stderr.write("\n"); // the guest's line may be unfinished
-        endByUser(0, `console detached: with --standalone detaching destroys domain '${config.name}'`);
+        endByUser(0, `console detached: with --standalone detaching destroys domain '${name}'`);
         return;
       }
     }
@@ -385,10 +403,10 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
     if (tty) stdin.setRawMode(true);
     stdin.on("data", onData);
     // Pipe EOF: the guest simply gets no more input; the domain keeps running.
-    info(tty ? `xeno: console of domain '${config.name}' attached; Ctrl-] detaches (and destroys the domain: --standalone)`
-      : `xeno: console of domain '${config.name}' attached to stdin/stdout`);
+    info(tty ? `xeno: console of domain '${name}' attached; Ctrl-] detaches (and destroys the domain: --standalone)`
+      : `xeno: console of domain '${name}' attached to stdin/stdout`);
   } else {
-    info(`xeno: domain '${config.name}' runs in the foreground until it shuts down (--standalone); ` +
+    info(`xeno: domain '${name}' runs in the foreground until it shuts down (--standalone); ` +
       "console not attached (use -c); Ctrl-C destroys it");
   }
 
@@ -396,7 +414,7 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
   const bridges = new Map<number, BridgeClient>(); // by vif devid
   let status = 0;
   try {
-    for (const [i, v] of img.vifs.entries()) {
+    for (const [i, v] of first.vifs.entries()) {
       try {
         bridges.set(v.devid, await ensureBridge(v.bridge, (frame) => current?.netRx(v.devid, frame)));
       } catch (e) {
@@ -404,20 +422,21 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         return 1;
       }
     }
+    let run: StandaloneRun = { spec: first, startTime: 0 };
     for (;;) {
+      run.startTime = Date.now() / 1000;
       const runner = new DomainRunner();
       current = runner;
-      const started = Date.now();
       const end = await new Promise<RunEnd>((resolve) => {
         if (a.console) runner.on("output", (b) => { process.stdout.write(b); });
         runner.once("stopped", (s) => resolve({ kind: "stopped", s }));
         runner.once("error", (e) => resolve({ kind: "error", e }));
-        runner.start({ memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: img.kernel, initrd: img.initrd, cmdline: img.cmdline,
-          xen: config.xenPlatform, name: config.name, disks: img.disks, vifs: img.vifs });
+        runner.start(options);
         runner.on("net-tx", (vif, frame) => { bridges.get(vif)?.send(frame); });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();
+      for (const r of images.splice(0)) cache.release(r);
       if (end.kind === "error") {
         const e = end.e;
         if (e instanceof DomainStartError && (e.code === "MACHINE_MEMORY" || e.code === "MACHINE_TOO_SMALL")) {
@@ -427,33 +446,40 @@ async function runDomain(a: CreateArgs, config: DomainConfig,
         } else if (e instanceof DomainStartError && e.code === "MACHINE_VCPUS") {
           process.stderr.write(`${renderConfigError(errorAtKey(a, "vcpus", e.message))}\n`);
         } else {
-          process.stderr.write(`xeno create: cannot start domain '${config.name}': ${e.message}\n`);
+          process.stderr.write(`xeno create: cannot start domain '${name}': ${e.message}\n`);
         }
         status = 1;
         break;
       }
       const { state, reason } = end.s;
-      if (userEnd !== undefined || state === "destroyed") { status = userEnd ?? 0; break; }
-      const [key, action] = state === "poweroff" ? ["on_poweroff", config.onPoweroff]
-        : state === "reboot" ? ["on_reboot", config.onReboot] : ["on_crash", config.onCrash];
-      if (state === "crashed") note(`domain '${config.name}' crashed: ${reason}`);
-      const what = resolveAction(action, key, note);
-      if (what === "restart") {
-        if (state === "crashed" && Date.now() - started < CRASH_LOOP_MS) {
-          note(`domain '${config.name}' crashed within ${CRASH_LOOP_MS / 1000} s of starting; not restarting it again`);
-          status = 1;
-          break;
-        }
-        info(`xeno: domain '${config.name}' ${state === "reboot" ? "rebooted" : state === "poweroff" ? "powered off" : "crashed"}` +
-          ` (${reason}); restarting (${key}=${action})`);
+      // xenod's rule (src/toolstack/policy.ts): which setting and action apply, restart or destroy, the crash-loop guard.
+      const s = userEnd === undefined ? decideStandalone(run, end.s, Date.now() / 1000) : null;
+      if (s === null) { status = userEnd ?? 0; break; } // destroyed from here (signal, detach)
+      const d = s.decision;
+      const setting = d.setting !== null && d.action !== null ? `${d.setting}=${d.action}` : "no on_* setting applies";
+      if (state === "crashed") note(`domain '${name}' crashed: ${reason}`);
+      for (const n of s.notes) note(`${setting}: ${n}`);
+      if (d.crashLoop !== undefined) {
+        note(`domain '${name}' crashed within ${CRASH_LOOP_SECONDS} s of starting; not restarting it again`);
+        status = 1;
+        break;
+      }
+      if (s.restart !== null) {
+        info(`xeno: domain '${name}' ${d.what} (${reason}); restarting (${setting})`);
+        // rename-restart's new domain gets a fresh uuid (the kept one would keep the old).
+        run = { spec: { ...s.restart, uuid: s.restart.uuid ?? randomUUID() }, startTime: 0 };
+        // As the hypervisor's create: the images are read again (a kernel replaced meanwhile is the new one).
+        const next = runOptions(run.spec, cache, images);
+        if (typeof next === "string") { process.stderr.write(`xeno create: ${next}\n`); status = 1; break; }
+        options = next;
         continue;
       }
-      info(`xeno: domain '${config.name}' ${state === "crashed" ? "crashed" : state === "reboot" ? "rebooted" : "powered off"}` +
-        ` (${reason}); destroyed (${key}=${action})`);
+      info(`xeno: domain '${name}' ${d.what} (${reason}); destroyed (${setting})`);
       status = state === "crashed" ? 1 : 0;
       break;
     }
   } finally {
+    for (const r of images.splice(0)) cache.release(r);
     for (const b of bridges.values()) b.close();
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigterm);

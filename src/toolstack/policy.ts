@@ -12,8 +12,12 @@
  *  - coredump-destroy / coredump-restart: Xeno writes no core dumps, so they act as destroy / restart;
  *  - soft-reset (the on_soft_reset action, and a soft_reset shutdown): done as a restart.
  * Xeno's addition: a domain that crashes within CRASH_LOOP_SECONDS of its start is destroyed, not restarted.
+ *
+ * `xeno create --standalone` (src/cli/create.ts), which runs its one domain in its own process, asks the same
+ * through decideStandalone(): one copy of the rule for both.
  */
 import type { DomainInfo, DomainSpec, ShutdownAction, ToolstackData } from "../hv/protocol.js";
+import type { DomainStopped } from "../hv/vm-host.js";
 
 /** xl.cfg(5) defaults: on_poweroff=destroy, on_reboot=restart, on_crash=destroy. */
 export const DEFAULT_POLICIES: ToolstackData = { onPoweroff: "destroy", onReboot: "restart", onCrash: "destroy" };
@@ -49,11 +53,14 @@ export interface Decision {
   crashLoop?: number;
 }
 
+/** What decide() reads of a domain's listing (the rest of DomainInfo does not matter to it). */
+export type PolicyInput = Pick<DomainInfo, "domid" | "name" | "uuid" | "state" | "shutdownReason" | "startTime" | "spec">;
+
 /**
  * The decision for a domain as listed, or null when it is not stopped (running, blocked, paused, dying).
  * `nowSec` is Unix time in seconds (compared with DomainInfo.startTime for the crash-loop guard).
  */
-export function decide(info: DomainInfo, nowSec: number): Decision | null {
+export function decide(info: PolicyInput, nowSec: number): Decision | null {
   if (info.state !== "shutdown" && info.state !== "crashed") return null;
   const policies = info.spec.toolstack ?? DEFAULT_POLICIES;
   const reason = info.state === "crashed" ? "crash" : info.shutdownReason;
@@ -128,11 +135,54 @@ export function decide(info: DomainInfo, nowSec: number): Decision | null {
 }
 
 /** The spec of the domain created anew: the same config under the domain's current name, not paused. */
-function restartSpec(info: DomainInfo, sameUuid: boolean): DomainSpec {
+function restartSpec(info: PolicyInput, sameUuid: boolean): DomainSpec {
   const { paused: _paused, uuid: _uuid, ...rest } = info.spec;
   const spec: DomainSpec = { ...rest, name: info.name };
   if (sameUuid) spec.uuid = info.spec.uuid ?? info.uuid;
   return spec;
+}
+
+// ------------------------------------------------------------------------------------------ without the daemons
+
+/** A domain that `xeno create --standalone` runs: its spec (with the uuid it was given, as the hypervisor gives
+ * every domain one) and the Unix time (s) its current run started. */
+export interface StandaloneRun { spec: DomainSpec & { uuid: string }; startTime: number }
+
+/** What the standalone mode does with its stopped domain (see decideStandalone). */
+export interface StandaloneDecision {
+  /** decide()'s answer: the setting and action that apply, what the guest did, the crash-loop guard. */
+  decision: Decision;
+  /** The spec to run next (decide()'s create call; without a uuid after rename-restart), or null: the domain is gone. */
+  restart: DomainSpec | null;
+  /** For the user: where xenod's answer cannot be followed without a daemon, then decide()'s own notes. */
+  notes: string[];
+}
+
+/**
+ * `xeno create --standalone` runs one domain in its own process (a DomainRunner), with neither xenod nor the
+ * hypervisor process. It follows decide() as xenod does, except where the answer keeps a stopped domain:
+ * nothing outlives that process and no toolstack could list what it kept, so
+ *  - preserve (and a stop no setting covers) destroys the domain;
+ *  - rename-restart does not keep the old domain under another name: a plain restart.
+ * Returns null for "destroyed" (ended from outside — a signal, a detach: nothing to decide). The stop report is
+ * read as the hypervisor lists a stopped domain (src/hv/hypervisor.ts): "crashed" is state crashed with reason
+ * crash; poweroff and reboot are state shutdown with that reason.
+ */
+export function decideStandalone(run: StandaloneRun, stop: DomainStopped, nowSec: number): StandaloneDecision | null {
+  if (stop.state === "destroyed") return null;
+  const d = decide({
+    // src/xen's id for a domain built without one, as the standalone builds it (only decide()'s calls name it).
+    domid: 1, name: run.spec.name, uuid: run.spec.uuid, startTime: run.startTime, spec: run.spec,
+    ...(stop.state === "crashed" ? { state: "crashed", shutdownReason: "crash" } : { state: "shutdown", shutdownReason: stop.state }),
+  }, nowSec);
+  if (d === null) return null; // not reached: the domain is stopped
+  let restart: DomainSpec | null = null;
+  for (const c of d.calls) if (c.op === "create") restart = c.spec;
+  let notes = d.notes;
+  if (d.renamedTo !== undefined) notes = ["no toolstack daemon to keep the old domain; restarting", ...d.notes];
+  // Nothing to do for xenod means the domain stays for inspection (preserve) or is left as it is.
+  else if (d.calls.length === 0) notes = ["no toolstack daemon to keep the domain for inspection; destroying it"];
+  return { decision: d, restart, notes };
 }
 
 /** xl's suffix for a preserved domain: strftime("-%Y%m%dT%H%MZ") in UTC. */

@@ -2,7 +2,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { DomainInfo, DomainState, ShutdownAction, ShutdownReason, ToolstackData } from "../../src/hv/protocol.js";
-import { CRASH_LOOP_SECONDS, decide, describe, utcSuffix, type HvCall } from "../../src/toolstack/policy.js";
+import type { DomainStopState } from "../../src/hv/vm-host.js";
+import {
+  CRASH_LOOP_SECONDS, decide, decideStandalone, describe, utcSuffix, type HvCall, type StandaloneRun,
+} from "../../src/toolstack/policy.js";
 
 const NOW = Date.UTC(2026, 7, 3, 14, 5, 30) / 1000; // 2026-08-03T14:05:30Z
 const UUID = "6a1e3c1e-0000-4000-8000-00000000abcd";
@@ -111,4 +114,77 @@ test("policy: xl's preserve suffix is UTC %Y%m%dT%H%MZ", () => {
 test("policy: every action is known", () => {
   const all: ShutdownAction[] = ["destroy", "restart", "preserve", "rename-restart", "coredump-destroy", "coredump-restart", "soft-reset"];
   for (const a of all) assert.ok(decide(info("shutdown", "poweroff", { onPoweroff: a }), NOW));
+});
+
+// ------------------------------------------------------------------------- xeno create --standalone
+
+/** The standalone mode's domain: the same spec as info()'s, run `up` seconds before NOW. */
+function run(ts: Partial<ToolstackData> | undefined, up = 600): StandaloneRun {
+  const spec = info("shutdown", "poweroff", ts, { paused: true }).spec;
+  return { spec: { ...spec, uuid: UUID }, startTime: NOW - up };
+}
+
+interface StandaloneRow {
+  stop: DomainStopState; ts?: Partial<ToolstackData>; up?: number;
+  /** null: nothing to decide. */
+  want: null | {
+    setting: string;
+    /** "same": restarted with the same uuid; "fresh": without one (the caller gives a new one); null: destroyed. */
+    restart: "same" | "fresh" | null;
+    notes?: RegExp[];
+    crashLoop?: number;
+  };
+}
+
+const standaloneRows: StandaloneRow[] = [
+  // Ended from outside (signal, detach): nothing to decide.
+  { stop: "destroyed", want: null },
+  // Defaults, as xenod: destroy / restart / destroy.
+  { stop: "poweroff", want: { setting: "on_poweroff=destroy", restart: null } },
+  { stop: "reboot", want: { setting: "on_reboot=restart", restart: "same" } },
+  { stop: "crashed", want: { setting: "on_crash=destroy", restart: null } },
+  { stop: "reboot", ts: { onReboot: "destroy" }, want: { setting: "on_reboot=destroy", restart: null } },
+  { stop: "poweroff", ts: { onPoweroff: "restart" }, want: { setting: "on_poweroff=restart", restart: "same" } },
+  // What needs a daemon to keep a domain: preserve destroys, rename-restart restarts without keeping the old one.
+  { stop: "poweroff", ts: { onPoweroff: "preserve" }, want: { setting: "on_poweroff=preserve", restart: null, notes: [/^no toolstack daemon to keep the domain for inspection; destroying it$/] } },
+  { stop: "crashed", ts: { onCrash: "preserve" }, up: 1, want: { setting: "on_crash=preserve", restart: null, notes: [/destroying it/] } },
+  { stop: "reboot", ts: { onReboot: "rename-restart" }, want: { setting: "on_reboot=rename-restart", restart: "fresh", notes: [/^no toolstack daemon to keep the old domain; restarting$/] } },
+  // decide()'s notes pass through.
+  { stop: "poweroff", ts: { onPoweroff: "coredump-destroy" }, want: { setting: "on_poweroff=coredump-destroy", restart: null, notes: [/^core dumps are not written$/] } },
+  { stop: "crashed", ts: { onCrash: "coredump-restart" }, want: { setting: "on_crash=coredump-restart", restart: "same", notes: [/^core dumps are not written$/] } },
+  { stop: "reboot", ts: { onReboot: "soft-reset" }, want: { setting: "on_reboot=soft-reset", restart: "same", notes: [/^soft reset is done as a restart$/] } },
+  // The crash-loop guard, whatever restart flavour; reboots are not guarded.
+  { stop: "crashed", ts: { onCrash: "restart" }, up: 4, want: { setting: "on_crash=restart", restart: null, crashLoop: 4 } },
+  { stop: "crashed", ts: { onCrash: "rename-restart" }, up: 0, want: { setting: "on_crash=rename-restart", restart: null, crashLoop: 0 } },
+  { stop: "crashed", ts: { onCrash: "restart" }, up: CRASH_LOOP_SECONDS, want: { setting: "on_crash=restart", restart: "same" } },
+  { stop: "reboot", up: 0, want: { setting: "on_reboot=restart", restart: "same" } },
+];
+
+for (const r of standaloneRows) {
+  test(`policy, standalone: ${r.stop}/${JSON.stringify(r.ts ?? "defaults")}${r.up !== undefined ? `/up ${r.up}s` : ""}`, () => {
+    const s = decideStandalone(run(r.ts, r.up), { state: r.stop, reason: "test" }, NOW);
+    if (r.want === null) { assert.equal(s, null); return; }
+    assert.ok(s);
+    assert.equal(`${s.decision.setting}=${s.decision.action}`, r.want.setting);
+    assert.equal(s.decision.crashLoop, r.want.crashLoop);
+    const notes = r.want.notes ?? [];
+    assert.equal(s.notes.length, notes.length, JSON.stringify(s.notes));
+    notes.forEach((re, i) => assert.match(s.notes[i]!, re));
+    if (r.want.restart === null) { assert.equal(s.restart, null); return; }
+    assert.ok(s.restart);
+    assert.equal(s.restart.name, "web");
+    assert.equal(s.restart.paused, undefined, "a restarted domain is not paused");
+    assert.equal(s.restart.uuid, r.want.restart === "same" ? UUID : undefined);
+    assert.deepEqual(s.restart.toolstack, run(r.ts).spec.toolstack, "the same policies for the next run");
+  });
+}
+
+test("policy, standalone: the decision is decide()'s for the domain as the hypervisor would list it", () => {
+  const cases: [DomainStopState, DomainState, ShutdownReason][] = [["poweroff", "shutdown", "poweroff"], ["reboot", "shutdown", "reboot"], ["crashed", "crashed", "crash"]];
+  for (const [stop, state, reason] of cases) {
+    const ts = { onPoweroff: "restart", onReboot: "coredump-destroy", onCrash: "rename-restart" } as const;
+    const s = decideStandalone(run(ts, 100), { state: stop, reason: "x" }, NOW)!;
+    const d = decide({ ...info(state, reason, ts, { up: 100, paused: true }), domid: 1 }, NOW)!;
+    assert.deepEqual(s.decision, d, stop);
+  }
 });
