@@ -11,7 +11,8 @@
  *   r.input(bytes); await r.destroy();
  *
  * Every post is followed by a doorbell ring (Atomics.add + notify) so a worker sleeping in Atomics.wait sees
- * it at once. Until xenod exists a DomainRunner lives in the `xeno create` process; the toolstack will own them.
+ * it at once. The hypervisor process (hypervisor.ts) owns the runners of its domains; `xeno create
+ * --standalone` owns one in its own process. moveTo() moves a running domain to another VmThread.
  */
 import { EventEmitter } from "node:events";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
