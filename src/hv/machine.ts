@@ -237,8 +237,17 @@ export class Machine {
     return true;
   }
 
+  /** blkback's I/O threads completed requests that poll() would answer (the worker loop wakes the domain for them). */
+  ioCompleted(): boolean {
+    const blk = this.xenPv?.blk;
+    if (blk !== undefined) for (let i = 0; i < blk.length; i++) if (blk[i]!.completions) return true;
+    return false;
+  }
+
   private poll(): number {
     this.xenPv?.console?.poll();
+    const blk = this.xenPv?.blk;
+    if (blk !== undefined) for (let i = 0; i < blk.length; i++) blk[i]!.service();
     // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
     let next = Infinity;
     const nets = this.xenPv?.net;
