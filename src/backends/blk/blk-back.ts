@@ -371,7 +371,8 @@ export class BlkBack {
     const data: IoThreadData = { queue: q.buffer, ram, fd: this.disk.descriptor, bytes: this.disk.bytes, doorbell: blkIoDoorbell(), delayMs: this.disk.delayMs };
     let io: Worker;
     try {
-      io = new Worker(IO_THREAD_URL, { workerData: data, stdout: false, stderr: false,
+      // trackUnmanagedFds off: the descriptor was opened on this thread, and is the I/O thread's to close.
+      io = new Worker(IO_THREAD_URL, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
         resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
     } catch (e) {
       this.log(`blkback ${this.config.vdev}: no I/O thread (${(e as Error)?.message ?? String(e)}): I/O stays on the vCPU thread`);

@@ -2,7 +2,9 @@
  * A disk image file as blkback's "file" back-end sees it (libxl's `type=file` with a loop device in a real
  * dom0): a regular file whose size is a whole number of 512-byte sectors, opened once at attach time, read and
  * written synchronously at byte positions (pread/pwrite through fs.readSync/writeSync, straight from or into
- * the caller's buffer — for blkback, the guest's granted pages), flushed with fdatasync.
+ * the caller's buffer — for blkback, the guest's granted pages), flushed with fdatasync. The same operations
+ * are plain functions of a descriptor (preadFully, pwriteFully, zeroRange) for blkback's I/O thread, which
+ * takes the descriptor over (release()).
  *
  * Discard: Node has no fallocate(PUNCH_HOLE), so a discarded range is overwritten with zeros — allowed, since
  * blkif.h leaves discarded contents undefined (we advertise no discard-zeroes-data), and what a guest that
@@ -30,11 +32,16 @@ export class BlkError extends Error {
 export const ZERO_CHUNK = 64 * 1024;
 
 /**
- * The artificial delay for tests and measurements ($XENO_BLK_TEST_DELAY_MS: milliseconds before every disk
- * operation, to play a slow disk — NFS, a throttled device — without one), 0 when unset or malformed.
+ * The artificial delay for tests and measurements, to play a slow disk (NFS, a throttled device) without one:
+ * $XENO_BLK_TEST_DELAY_MS = "MS" (every image) or "MS:TEXT" (images whose path contains TEXT) makes every
+ * operation on image `path` sleep MS milliseconds first (at most 60 s). 0 when unset, malformed or not this image.
  */
-export function testDelayMs(): number {
-  const v = Number(process.env.XENO_BLK_TEST_DELAY_MS ?? 0);
+export function testDelayMs(path: string): number {
+  const env = process.env.XENO_BLK_TEST_DELAY_MS;
+  if (env === undefined || env === "") return 0;
+  const colon = env.indexOf(":");
+  if (colon >= 0 && !path.includes(env.slice(colon + 1))) return 0;
+  const v = Number(colon >= 0 ? env.slice(0, colon) : env);
   return Number.isFinite(v) && v > 0 ? Math.min(v, 60_000) : 0;
 }
 
@@ -93,7 +100,7 @@ export class DiskImage {
   private fd: number;
   private zeros: Uint8Array | null = null;
   /** Test only ($XENO_BLK_TEST_DELAY_MS at open): every operation sleeps this long first (a slow disk). */
-  readonly delayMs = testDelayMs();
+  readonly delayMs: number;
 
   /** Opens `path` (read-only when `readOnly`); throws BlkError with a clear message when it cannot serve. */
   constructor(readonly path: string, readonly readOnly: boolean) {
@@ -113,6 +120,7 @@ export class DiskImage {
     }
     this.bytes = size;
     this.sectors = size / SECTOR_SIZE;
+    this.delayMs = testDelayMs(path);
   }
 
   get open(): boolean { return this.fd >= 0; }
