@@ -11,10 +11,9 @@
  *
  * Connect (front-end Initialised): ring-ref (or ring-ref0 with ring-page-order 0), event-channel and protocol
  * are read; the ring grant must be a writable full-page grant to dom0 (GrantTable.grantedPage); the
- * front-end's unbound port is bound as a host endpoint whose notify() serves the ring synchronously.
+ * front-end's unbound port is bound as a host endpoint whose notify() serves the ring.
  *
- * Requests are served in the order taken and answered at once (every request completes before the guest runs
- * again), so a response slot is always free. Each request is copied out of the ring, validated completely
+ * Requests are taken in order and each is copied out of the ring, validated completely
  * (operation, segment count, sector bounds inside the page, the whole range inside the disk, every segment's
  * grant with the right permission: a READ writes into the guest's pages so it needs a writable grant, a WRITE
  * only reads them) before any byte moves; a bad request gets BLKIF_RSP_ERROR and changes nothing, an unknown
@@ -23,10 +22,26 @@
  * every guest access goes through a granted page offset, so guest memory outside granted pages and host memory
  * are never touched.
  *
- * Hot path: no allocation per request — one reused request copy and per-segment scratch arrays; data moves
- * between the file and the granted guest pages directly (pread/pwrite on the guest's buffer at the granted
- * offsets), so no bounce buffer is needed. A request that fails half-way (host I/O error) may have moved part
- * of its data, as a real disk's would; it is answered BLKIF_RSP_ERROR.
+ * File I/O runs off the vCPU thread: after validation, each request's grants are pinned (GrantTable.pin sets
+ * GTF_reading/GTF_writing in the guest's entries, as Xen's map does, so the guest's gnttab_end_foreign_access
+ * defers freeing a page still in use), its segments become (RAM offset, length) runs, and it goes into a slot of
+ * the disk's shared queue (io-queue.ts) for the disk's I/O thread (io-thread.ts), which only moves bytes between
+ * the image and those runs, in order (so a flush covers every write queued before it). Completions are taken
+ * without blocking by service() after every slice (src/hv/machine.ts poll; the I/O thread rings the domain
+ * thread's doorbell so an idle domain wakes for them) and on every notify: grants unpinned, then the response
+ * posted — so responses may come out of order (refusals at once, I/O as it completes), as with Linux blkback.
+ * At most IO_SLOTS = a ring's worth of requests is in flight. save() drains first; close() never waits (the
+ * thread finishes the operation in progress, drops the rest and closes the image; abandoned requests keep their
+ * grants pinned so their pages are never written after the guest could reuse them); a front-end that
+ * disconnects gets no answers for requests of the old ring, whose grants are released as they complete.
+ * With $XENO_BLK_SYNC=1 (A/B) requests are served synchronously inside notify(), as before: every request
+ * completes before the guest runs again, and a slow disk stalls the whole domain thread.
+ *
+ * Hot path: no allocation and no message per request — one reused request copy, per-segment and per-slot
+ * scratch arrays, the queue's typed views, Atomics for the hand-over; data moves between the file and the
+ * granted guest pages directly (pread/pwrite on the guest's buffer at the granted offsets), so no bounce buffer
+ * is needed. A request that fails half-way (host I/O error) may have moved part of its data, as a real disk's
+ * would; it is answered BLKIF_RSP_ERROR (that request only).
  */
 import { Worker } from "node:worker_threads";
 import type { XenDomain } from "../../xen/domain.js";
@@ -73,8 +88,8 @@ export interface BlkBackStats {
 }
 
 /**
- * Saved blkback state. Requests are answered before the guest runs again, so nothing is in flight between
- * runs: save() checks that (every request taken is answered and published) and refuses otherwise. Requests
+ * Saved blkback state. save() first waits (up to SAVE_DRAIN_MS) for the requests in flight in the I/O thread
+ * and answers them, then checks that every request taken is answered and published, and refuses otherwise. Requests
  * the guest queued but blkback has not taken yet are in the ring page (guest RAM) and are served after restore.
  * Wiring, given to restore: the domain, the store (whose restored tree holds the device's nodes), the image
  * file (config.path: the same contents, perhaps another path) and the log.
@@ -95,8 +110,8 @@ export interface BlkBackState {
 
 /** The back-end's domain: Xeno plays dom0. */
 const BACKEND_DOM = 0;
-/** Most requests served per notification/poll (the guest cannot refill the ring while we run, so this is a
- * guard against a ring that refills from another thread, not a limit a well-behaved guest meets). */
+/** Most requests taken per notification/poll (a guard against a ring that refills from another thread, not a
+ * limit a well-behaved guest meets). */
 const MAX_REQUESTS_PER_RUN = 1024;
 /** Guest-caused errors logged before the log goes quiet (the stats keep counting). */
 const MAX_LOGGED_ERRORS = 20;
