@@ -2,7 +2,8 @@
  * blkback's I/O thread (src/backends/blk/io-thread.ts): a slow disk ($XENO_BLK_TEST_DELAY_MS, here per image)
  * stalls neither the thread that notifies it nor another domain's disk in that thread; completions ring the
  * thread's doorbell; grants stay pinned (GTF_reading/GTF_writing) exactly while a request is in flight; save()
- * drains; close() and a front-end that goes away never wait for the disk. And the A/B: with $XENO_BLK_SYNC=1
+ * drains; close() and a front-end that goes away never wait for the disk; an idle thread ends and the next
+ * request starts another (the hand-over raced on purpose). And the A/B: with $XENO_BLK_SYNC=1
  * the same slow request blocks the notifying thread for the whole delay.
  */
 import { test } from "node:test";
@@ -11,6 +12,7 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { setBlkIoDoorbell } from "../../src/backends/blk/index.js";
 import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, SRING_RSP_PROD } from "../../src/backends/blk/blkif.js";
 import { GTF_permit_access, GTF_reading, GTF_writing } from "../../src/xen/grant-table.js";
+import { IoQueue, Q_STATE, STATE_NONE, STATE_RUNNING } from "../../src/backends/blk/io-queue.js";
 import { Harness, dataRef } from "./blk-harness.js";
 
 /** The slow disk's delay per operation. */
@@ -181,5 +183,45 @@ test("the front-end goes away with a request in flight: no answer on the dead ri
     assert.equal(h.xen.gnttab.pinned, 0);
     assert.equal(h.back.inFlight, 0);
     assert.equal(h.ring(SRING_RSP_PROD), 0, "nothing answered");
+  } finally { h.done(); }
+});
+
+/** A Harness whose I/O threads end after `idleMs` without work. */
+function quickIdle(idleMs: number): Harness {
+  const saved = process.env.XENO_BLK_IO_IDLE_MS;
+  process.env.XENO_BLK_IO_IDLE_MS = String(idleMs);
+  try { return new Harness(); } finally {
+    if (saved === undefined) delete process.env.XENO_BLK_IO_IDLE_MS; else process.env.XENO_BLK_IO_IDLE_MS = saved;
+  }
+}
+const ioState = (h: Harness): number => Atomics.load((h.back as unknown as { q: IoQueue }).q.ctl, Q_STATE); // reaching in
+
+test("an idle I/O thread ends (the image stays open); the next request starts another; close() then closes the image itself", () => {
+  const h = quickIdle(150);
+  try {
+    assert.equal(h.one(write(0, 8)), BLKIF_RSP_OKAY);
+    assert.equal(ioState(h), STATE_RUNNING);
+    for (let i = 0; i < 60 && ioState(h) !== STATE_NONE; i++) sleep(50);
+    assert.equal(ioState(h), STATE_NONE, "the idle thread ended");
+    assert.equal(openOn(h.path), 1, "the image is still open");
+    h.u8.fill(0x31, h.dataOff(3), h.dataOff(4));
+    assert.equal(h.one(write(3, 40)), BLKIF_RSP_OKAY);
+    assert.ok(h.image().subarray(40 * 512, 48 * 512).every((x) => x === 0x31));
+    for (let i = 0; i < 60 && ioState(h) !== STATE_NONE; i++) sleep(50);
+    h.back.close();
+    assert.equal(openOn(h.path), 0, "no thread: close() closed the image");
+  } finally { h.done(); }
+});
+
+test("the hand-over between an I/O thread ending while idle and the next request, raced: every request is served", () => {
+  const h = quickIdle(2);
+  try {
+    let seed = 7;
+    for (let i = 0; i < 30; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      sleep(seed % 5); // around the idle time: either side of the thread's give-up
+      assert.equal(h.one({ op: BLKIF_OP_READ, sector: i, segs: [{ gref: dataRef(i % 8), first: 0, last: 7 }] }), BLKIF_RSP_OKAY, `request ${i}`);
+    }
+    assert.equal(h.back.inFlight, 0);
   } finally { h.done(); }
 });

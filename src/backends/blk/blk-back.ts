@@ -55,7 +55,7 @@ import { BLKIF_ENTRY_SIZE, BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_RING_SIZE, BLKI
   SEG_GREF, SEG_LAST, SEG_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
 import { BlkError, DiskImage } from "./disk-image.js";
 import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_FLAG_SYNC, IO_FLUSH, IO_OK, IO_READ, IO_SHORT_READ, IO_SLOTS, IO_WRITE, IoQueue,
-  Q_CLOSING, Q_DONE, Q_KICK, Q_SUBMITTED, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS, blkIoDoorbell, type IoThreadData } from "./io-queue.js";
+  Q_CLOSING, Q_DONE, Q_KICK, Q_STATE, Q_SUBMITTED, STATE_CLOSED, STATE_NONE, STATE_RUNNING, ioIdleMs, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS, blkIoDoorbell, type IoThreadData } from "./io-queue.js";
 import { StateError, stateBool, stateInt, stateObject, stateVersion } from "../../common/state.js";
 
 export interface BlkDiskConfig {
@@ -161,7 +161,8 @@ export class BlkBack {
   /** File I/O runs on a thread of its own (false: in notify(), as before: $XENO_BLK_SYNC=1, for A/B). */
   readonly threaded: boolean;
   private q: IoQueue | null = null;
-  private io: Worker | null = null;
+  /** What each I/O thread of this disk is started with (set with the queue). */
+  private io: IoThreadData | null = null;
   /** Slots filled (our copy of Q_SUBMITTED) and completions taken back (≤ Q_DONE). */
   private submitted = 0;
   private collected = 0;
@@ -333,6 +334,7 @@ export class BlkBack {
    */
   service(): void {
     if (this.completions) this.run();
+    else if (this.q !== null && this.inFlight > 0) this.ensureIo(); // a thread that could not be started: again
   }
 
   /**
@@ -377,32 +379,60 @@ export class BlkBack {
   // ---------------------------------------------------------------------------------------------------------
   // The I/O thread
 
-  /** Starts the disk's I/O thread (once, at the first connection); on failure, stays synchronous and says so. */
+  /**
+   * Sets up the disk's I/O queue at the first connection and starts its thread; on failure, stays synchronous
+   * and says so.
+   */
   private startIo(): void {
-    if (!this.threaded || this.io !== null || this.closed) return;
+    if (!this.threaded || this.q !== null || this.closed) return;
     const ram = this.xen.mem.ram;
     if (!(ram instanceof SharedArrayBuffer)) { this.log(`blkback ${this.config.vdev}: guest RAM is not shared: I/O stays on the vCPU thread`); return; }
     const q = new IoQueue();
-    const data: IoThreadData = { queue: q.buffer, ram, fd: this.disk.descriptor, bytes: this.disk.bytes, doorbell: blkIoDoorbell(), delayMs: this.disk.delayMs };
-    let io: Worker;
-    try {
-      // trackUnmanagedFds off: the descriptor was opened on this thread, and is the I/O thread's to close.
-      io = new Worker(IO_THREAD_URL, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
-        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
-    } catch (e) {
-      this.log(`blkback ${this.config.vdev}: no I/O thread (${(e as Error)?.message ?? String(e)}): I/O stays on the vCPU thread`);
-      return;
-    }
-    this.disk.release(); // the thread owns the descriptor now and closes it when it ends
-    // Events reach a thread whose event loop runs (tests, the main thread); a domain worker's never does, and
-    // the I/O thread catches every I/O error itself.
-    io.on("error", (e) => this.log(`blkback ${this.config.vdev}: I/O thread failed: ${e.message}`));
-    io.unref();
-    this.io = io;
+    this.io = { queue: q.buffer, ram, fd: this.disk.descriptor, bytes: this.disk.bytes, doorbell: blkIoDoorbell(),
+      delayMs: this.disk.delayMs, idleMs: ioIdleMs() };
+    Atomics.store(q.ctl, Q_STATE, STATE_RUNNING);
+    if (!this.spawnIo()) { this.io = null; return; }
     this.q = q;
   }
 
-  /** Asks the I/O thread to end (see close()); answers nothing more. */
+  /**
+   * Starts an I/O thread for the queue, whose Q_STATE this thread just set to STATE_RUNNING (the new thread owns
+   * the queue from then on). False when it could not be started: Q_STATE is back to STATE_NONE, logged.
+   */
+  private spawnIo(): boolean {
+    try {
+      // trackUnmanagedFds off: the descriptor was opened on this thread; an I/O thread uses it and, at close, closes it.
+      const w = new Worker(IO_THREAD_URL, { workerData: this.io!, stdout: false, stderr: false, trackUnmanagedFds: false,
+        resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } });
+      // Events reach a thread whose event loop runs (tests, the main thread); a domain worker's never does, and
+      // the I/O thread catches every I/O error itself.
+      w.on("error", (e) => this.log(`blkback ${this.config.vdev}: I/O thread failed: ${e.message}`));
+      w.unref();
+      return true;
+    } catch (e) {
+      Atomics.store(new Int32Array(this.io!.queue, 0, Q_STATE + 1), Q_STATE, STATE_NONE);
+      this.log(`blkback ${this.config.vdev}: cannot start an I/O thread (${(e as Error)?.message ?? String(e)})`);
+      return false;
+    }
+  }
+
+  /**
+   * After a submission (and from service() while requests wait): an I/O thread that ended while idle is
+   * started again. The thread gives the queue up with a compare-and-swap RUNNING → NONE and then looks at
+   * Q_SUBMITTED once more; this thread publishes Q_SUBMITTED and then swaps NONE → RUNNING: whichever order
+   * they come in, exactly one of them owns the queue and serves the request (io-thread.ts).
+   */
+  private ensureIo(): void {
+    const ctl = this.q!.ctl;
+    if (Atomics.load(ctl, Q_STATE) === STATE_NONE && Atomics.compareExchange(ctl, Q_STATE, STATE_NONE, STATE_RUNNING) === STATE_NONE) {
+      this.spawnIo();
+    }
+  }
+
+  /**
+   * Asks the I/O thread to end (see close()); answers nothing more. The descriptor: closed here when no thread
+   * owns the queue (NONE → CLOSED), else the thread closes it once the operation in progress is done.
+   */
   private stopIo(): void {
     const q = this.q;
     if (q === null) return;
@@ -411,7 +441,7 @@ export class BlkBack {
     Atomics.store(q.ctl, Q_CLOSING, 1);
     Atomics.add(q.ctl, Q_KICK, 1);
     Atomics.notify(q.ctl, Q_KICK);
-    this.io = null;
+    if (Atomics.compareExchange(q.ctl, Q_STATE, STATE_NONE, STATE_CLOSED) !== STATE_NONE) this.disk.release();
   }
 
   /**
@@ -447,6 +477,7 @@ export class BlkBack {
     Atomics.store(q.ctl, Q_SUBMITTED, this.submitted | 0);
     Atomics.add(q.ctl, Q_KICK, 1);
     Atomics.notify(q.ctl, Q_KICK);
+    this.ensureIo();
     return PENDING;
   }
 

@@ -31,7 +31,19 @@ export const Q_DONE = 1;       // slots completed (free-running u32), written by
 export const Q_KICK = 2;       // bumped at every submission and at close; the I/O thread sleeps on it
 export const Q_CLOSING = 3;    // 1: finish the operation in progress, drop the rest, close the file, end
 export const Q_ENDED = 4;      // 1 once the I/O thread closed the file and is ending
+export const Q_STATE = 5;      // STATE_*: who owns the queue (see io-thread.ts, BlkBack.ensureIo)
 const CTL_WORDS = 16;
+
+/** Q_STATE: no thread (none started, or the last one ended while idle), a thread owns the queue, closed. */
+export const STATE_NONE = 0, STATE_RUNNING = 1, STATE_CLOSED = 2;
+/** An I/O thread idle this long ends (a new one starts at the next request, in ~50 ms): idle disks cost no thread. */
+export const IO_IDLE_MS = 30_000;
+
+/** IO_IDLE_MS, or $XENO_BLK_IO_IDLE_MS (tests). */
+export function ioIdleMs(): number {
+  const v = Number(process.env.XENO_BLK_IO_IDLE_MS ?? IO_IDLE_MS);
+  return Number.isFinite(v) && v > 0 ? v : IO_IDLE_MS;
+}
 
 /** Slot words. */
 export const S_OP = 0, S_NRUNS = 1, S_STATUS = 2, S_MSG_LEN = 3;
@@ -81,7 +93,7 @@ export interface IoThreadData {
   queue: SharedArrayBuffer;
   /** The domain's memory (guest RAM at offset 0): runs are offsets in it, validated by blkback. */
   ram: SharedArrayBuffer;
-  /** The image's open file descriptor (process-wide): the I/O thread owns it and closes it when it ends. */
+  /** The image's open file descriptor (process-wide), closed by the thread that sees Q_CLOSING (see stopIo). */
   fd: number;
   /** Image size in bytes (DISCARD to the end truncates, see zeroRange). */
   bytes: number;
@@ -89,6 +101,8 @@ export interface IoThreadData {
   doorbell: SharedArrayBuffer | null;
   /** Test only: sleep this long before every operation (a slow disk). */
   delayMs: number;
+  /** End after this long without work (the queue goes back to STATE_NONE; the descriptor stays open). */
+  idleMs: number;
 }
 
 /**

@@ -11,7 +11,9 @@
  * decide anything. Slots are served in order, one at a time, so a flush covers every write queued before it.
  *
  * Sleeping: Atomics.wait on the queue's kick word; after each completion it bumps and notifies `done` (for
- * BlkBack.drain) and the domain thread's doorbell (so an idle domain loop wakes to post the response).
+ * BlkBack.drain) and the domain thread's doorbell (so an idle domain loop wakes to post the response). After
+ * `idleMs` without work it ends, leaving the file open (Q_STATE back to NONE): blkback starts another at the
+ * next request, so an idle disk costs no thread.
  * Closing (Q_CLOSING): the operation in progress finishes, queued ones are dropped, the file is closed here
  * (the descriptor was handed over: closing it while a pread/pwrite is in flight could let the number be reused
  * for another file under us), Q_ENDED is set.
@@ -20,8 +22,8 @@ import { workerData } from "node:worker_threads";
 import { closeSync, fdatasyncSync } from "node:fs";
 import { preadFully, pwriteFully, testDelay, zeroRange, ZERO_CHUNK } from "./disk-image.js";
 import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_ERROR, IO_FLAG_SYNC, IO_FLUSH, IO_MSG_BYTES, IO_OK, IO_READ, IO_SHORT_READ,
-  IO_SLOTS, IO_WRITE, IoQueue, Q_CLOSING, Q_DONE, Q_ENDED, Q_KICK, Q_SUBMITTED, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS,
-  type IoThreadData } from "./io-queue.js";
+  IO_SLOTS, IO_WRITE, IoQueue, Q_CLOSING, Q_DONE, Q_ENDED, Q_KICK, Q_STATE, Q_SUBMITTED, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS,
+  STATE_NONE, STATE_RUNNING, type IoThreadData } from "./io-queue.js";
 
 function main(d: IoThreadData): void {
   const q = new IoQueue(d.queue);
@@ -85,7 +87,16 @@ function main(d: IoThreadData): void {
     const kick = Atomics.load(ctl, Q_KICK);
     if (Atomics.load(ctl, Q_CLOSING) !== 0) break;
     const submitted = Atomics.load(ctl, Q_SUBMITTED) >>> 0;
-    if (next === submitted) { Atomics.wait(ctl, Q_KICK, kick); continue; }
+    if (next === submitted) {
+      if (Atomics.wait(ctl, Q_KICK, kick, d.idleMs) !== "timed-out") continue;
+      // Idle: give the queue up (only this thread moves it from RUNNING), then look once more — blkback
+      // publishes a request before it swaps NONE → RUNNING, so either it starts a new thread or this one sees
+      // the request and takes the queue back; never both, never neither (BlkBack.ensureIo).
+      Atomics.compareExchange(ctl, Q_STATE, STATE_RUNNING, STATE_NONE);
+      if ((Atomics.load(ctl, Q_SUBMITTED) >>> 0) === next && Atomics.load(ctl, Q_CLOSING) === 0) return; // the file stays open
+      if (Atomics.compareExchange(ctl, Q_STATE, STATE_NONE, STATE_RUNNING) !== STATE_NONE) return; // taken over, or closed
+      continue;
+    }
     const s = next & (IO_SLOTS - 1);
     q.slot[IoQueue.word(s) + S_STATUS] = serve(s);
     next = (next + 1) >>> 0;
