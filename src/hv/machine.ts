@@ -178,12 +178,15 @@ export class Machine {
    * saved now (a back-end serving requests, a hot-unplug in progress): try again after the next slice.
    */
   save(): DomainSnapshot {
+    // The back-ends first: blkback drains its requests in flight (their grants are pinned until they complete),
+    // so the Xen state saved after it holds no pin.
+    const pv = this.xenPv === null ? null : saveXenPv(this.xenPv);
     return {
       version: 1,
       board: saveBoard(this.board),
       p2m: this.xen?.account.save() ?? null,
       xen: this.xen?.save() ?? null,
-      pv: this.xenPv === null ? null : saveXenPv(this.xenPv),
+      pv,
     };
   }
 
@@ -304,8 +307,17 @@ export class Machine {
     return true;
   }
 
+  /** blkback's I/O threads completed requests that poll() would answer (the worker loop wakes the domain for them). */
+  ioCompleted(): boolean {
+    const blk = this.xenPv?.blk;
+    if (blk !== undefined) for (let i = 0; i < blk.length; i++) if (blk[i]!.completions) return true;
+    return false;
+  }
+
   private poll(): number {
     this.xenPv?.console?.poll();
+    const blk = this.xenPv?.blk;
+    if (blk !== undefined) for (let i = 0; i < blk.length; i++) blk[i]!.service();
     // Rate-limited vifs resume when their window ends; the soonest one bounds the sleep.
     let next = Infinity;
     const nets = this.xenPv?.net;

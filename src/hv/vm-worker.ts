@@ -14,7 +14,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
-import type { BlkDiskConfig } from "../backends/blk/index.js";
+import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
@@ -304,7 +304,7 @@ class Guest {
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
     if (this.wakeAt !== 0) {
       const left = this.wakeAt - performance.now();
-      if (left > 0) return left;
+      if (left > 0 && !m.ioCompleted()) return left;
       this.wakeAt = 0;
     }
     if (sched !== null) {
@@ -381,6 +381,7 @@ const PERMIT_WAIT = -2;
 
 function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const doorbell = new Int32Array(t.doorbell);
+  setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   const guests: Guest[] = [];
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;

@@ -49,6 +49,8 @@ export class GrantTable {
   readonly frameGfn = new Float64Array(MAX_GRANT_FRAMES).fill(-1);
   /** Contents of frames not mapped anywhere (kept when a frame moves or is unmapped). */
   private readonly shadow = new Map<number, Uint8Array>();
+  /** Per ref: pins (low 16 bits) and writable pins (high 16 bits) held by back-ends (pin/unpin); made on first use. */
+  private pins: Uint32Array | null = null;
 
   constructor(private readonly mem: GuestMemory, readonly domid: number) {}
 
@@ -134,8 +136,8 @@ export class GrantTable {
    * frame is this domain's ordinary RAM. Returns the buffer offset (in this domain's GuestMemory) of the
    * granted page, or a GNTST_* code (< 0). Never touches memory outside the domain's buffer.
    *
-   * Backends run in the same thread as the granting domain's vCPUs and finish with a page before the guest
-   * runs again, so GTF_reading/GTF_writing (which tell the guest a mapping is still live) are not set.
+   * For an access finished before the guest runs again (backends run in the granting domain's thread), so
+   * GTF_reading/GTF_writing (which tell the guest a mapping is still live) are not set; see pin() otherwise.
    */
   grantedPage(ref: number, backendDom: number, write: boolean): number {
     const e = this.entryOffset(ref);
@@ -147,6 +149,51 @@ export class GrantTable {
     if (write && (flags & GTF_readonly) !== 0) return GNTST_permission_denied;
     if (!this.mem.isRamFrame(frame)) return GNTST_bad_page;
     return this.mem.frameOffset(frame);
+  }
+
+  /**
+   * grantedPage for an access that outlives the call (blkback's I/O thread using the page while the guest
+   * runs): as Xen's map_grant_ref (_set_status_v1), the checks and the setting of GTF_reading (and GTF_writing
+   * when `write`) in the guest's entry are one compare-and-swap, so the guest's gnttab_end_foreign_access sees
+   * the grant in use and defers freeing the page until unpin(). Returns the page's buffer offset or a GNTST_*
+   * code (< 0: nothing pinned). Pins are counted per ref; each successful pin needs one unpin(ref, write).
+   */
+  pin(ref: number, backendDom: number, write: boolean): number {
+    const e = this.entryOffset(ref);
+    if (e < 0) return GNTST_bad_gntref;
+    const i32 = this.mem.i32, i = e >> 2; // the entry is 8-byte aligned: flags u16 | domid u16 << 16
+    const set = GTF_reading | (write ? GTF_writing : 0);
+    for (;;) {
+      const w = Atomics.load(i32, i), flags = w & 0xffff;
+      if ((flags & GTF_type_mask) !== GTF_permit_access || (flags & GTF_sub_page) !== 0) return GNTST_bad_gntref;
+      if (w >>> 16 !== backendDom) return GNTST_permission_denied;
+      if (write && (flags & GTF_readonly) !== 0) return GNTST_permission_denied;
+      if ((w | set) === w || Atomics.compareExchange(i32, i, w, w | set) === w) break;
+    }
+    // The frame as it is now (Xen reads it once, with the pin, into its active entry; so does the caller).
+    const frame = this.mem.dv.getUint32(e + 4, true);
+    const pins = this.pins ??= new Uint32Array(this.maxFrames * GRANT_ENTRIES_V1_PER_FRAME);
+    pins[ref] += write ? 0x10001 : 1; // low half: pins, high half: writable pins
+    if (!this.mem.isRamFrame(frame)) { this.unpin(ref, write); return GNTST_bad_page; }
+    return this.mem.frameOffset(frame);
+  }
+
+  /** Drops a pin taken by pin(ref, …, write): the last writable one clears GTF_writing, the last one GTF_reading. */
+  unpin(ref: number, write: boolean): void {
+    const pins = this.pins;
+    if (pins === null || !Number.isInteger(ref) || ref < 0 || ref >= pins.length || pins[ref] === 0) return;
+    const n = pins[ref] = pins[ref]! - (write ? 0x10001 : 1);
+    const clear = (n === 0 ? GTF_reading : 0) | ((n >>> 16) === 0 ? GTF_writing : 0);
+    const e = this.entryOffset(ref);
+    // A grant frame the guest unmapped meanwhile keeps its flags in the shadow copy (its own doing).
+    if (clear !== 0 && e >= 0) Atomics.and(this.mem.i32, e >> 2, ~clear);
+  }
+
+  /** Grants pinned now (for checks: a save needs none). */
+  get pinned(): number {
+    let n = 0;
+    if (this.pins !== null) for (let i = 0; i < this.pins.length; i++) if (this.pins[i] !== 0) n++;
+    return n;
   }
 
   /**

@@ -65,6 +65,7 @@ class Side {
     if (notify) assert.equal(this.xen.evtchn.send(this.port), 0);
   }
   responses(): [number, number, number][] {
+    assert.ok(this.back.drain(10_000), "requests in flight completed"); // with the I/O thread (the default)
     const out: [number, number, number][] = [];
     const prod = this.dv.getUint32(off(RING_GFN) + SRING_RSP_PROD, true);
     for (; this.rspCons !== prod; this.rspCons++) {

@@ -129,9 +129,14 @@ export class BlkBackRing {
    * is what blkfront expects back) and `status`.
    */
   putResponse(req: Uint8Array, op: number, status: number): void {
+    this.putResponseId(req, REQ_ID, op, status);
+  }
+
+  /** putResponse with the request's 8 id bytes at id[idOff, idOff+8) (kept by the back-end while in flight). */
+  putResponseId(id: Uint8Array, idOff: number, op: number, status: number): void {
     const off = this.pageOffset + SRING_HEADER + (this.rspProdPvt & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
     const u8 = this.u8;
-    u8.set(req.subarray(REQ_ID, REQ_ID + 8), off + RSP_ID);
+    for (let i = 0; i < 8; i++) u8[off + RSP_ID + i] = id[idOff + i]!;
     u8[off + RSP_OPERATION] = op;
     u8[off + RSP_OPERATION + 1] = 0;
     u8[off + RSP_STATUS] = status & 0xff;

@@ -2,7 +2,9 @@
  * A disk image file as blkback's "file" back-end sees it (libxl's `type=file` with a loop device in a real
  * dom0): a regular file whose size is a whole number of 512-byte sectors, opened once at attach time, read and
  * written synchronously at byte positions (pread/pwrite through fs.readSync/writeSync, straight from or into
- * the caller's buffer — for blkback, the guest's granted pages), flushed with fdatasync.
+ * the caller's buffer — for blkback, the guest's granted pages), flushed with fdatasync. The same operations
+ * are plain functions of a descriptor (preadFully, pwriteFully, zeroRange) for blkback's I/O thread, which
+ * takes the descriptor over (release()).
  *
  * Discard: Node has no fallocate(PUNCH_HOLE), so a discarded range is overwritten with zeros — allowed, since
  * blkif.h leaves discarded contents undefined (we advertise no discard-zeroes-data), and what a guest that
@@ -27,13 +29,78 @@ export class BlkError extends Error {
 }
 
 /** Zeros written per discard chunk (one reused buffer). */
-const ZERO_CHUNK = 64 * 1024;
+export const ZERO_CHUNK = 64 * 1024;
+
+/**
+ * The artificial delay for tests and measurements, to play a slow disk (NFS, a throttled device) without one:
+ * $XENO_BLK_TEST_DELAY_MS = "MS" (every image) or "MS:TEXT" (images whose path contains TEXT) makes every
+ * operation on image `path` sleep MS milliseconds first (at most 60 s). 0 when unset, malformed or not this image.
+ */
+export function testDelayMs(path: string): number {
+  const env = process.env.XENO_BLK_TEST_DELAY_MS;
+  if (env === undefined || env === "") return 0;
+  const colon = env.indexOf(":");
+  if (colon >= 0 && !path.includes(env.slice(colon + 1))) return 0;
+  const v = Number(colon >= 0 ? env.slice(0, colon) : env);
+  return Number.isFinite(v) && v > 0 ? Math.min(v, 60_000) : 0;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks this thread for `ms` (nothing ever notifies `sleeper`). */
+export function testDelay(ms: number): void {
+  if (ms > 0) Atomics.wait(sleeper, 0, 0, ms);
+}
+
+/**
+ * pread(2) until `len` bytes are in buf[off, off+len) from file position `pos`; false on a short read (end of
+ * file: the file shrank under us). Throws on I/O errors.
+ */
+export function preadFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): boolean {
+  let done = 0;
+  while (done < len) {
+    const n = readSync(fd, buf, off + done, len - done, pos + done);
+    if (n <= 0) return false;
+    done += n;
+  }
+  return true;
+}
+
+/** pwrite(2) until buf[off, off+len) is at file position `pos`. Throws on I/O errors. */
+export function pwriteFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): void {
+  let done = 0;
+  while (done < len) {
+    const n = writeSync(fd, buf, off + done, len - done, pos + done);
+    if (n <= 0) throw new Error(`write of ${len - done} bytes at ${pos + done} made no progress`);
+    done += n;
+  }
+}
+
+/**
+ * Zeros [pos, pos+len) of a file of `bytes` bytes. A range that runs to the end of the image is cut off and
+ * the file extended back to its size (ftruncate twice): the tail becomes a hole, so a whole-device discard
+ * (mkfs) costs nothing and leaves the file sparse. Anything else is overwritten from `zeros` (all zero bytes)
+ * in pieces of its length.
+ */
+export function zeroRange(fd: number, bytes: number, pos: number, len: number, zeros: Uint8Array): void {
+  if (len > 0 && pos + len === bytes) {
+    ftruncateSync(fd, pos);
+    ftruncateSync(fd, bytes);
+    return;
+  }
+  for (let done = 0; done < len;) {
+    const n = Math.min(len - done, zeros.length);
+    pwriteFully(fd, zeros, 0, n, pos + done);
+    done += n;
+  }
+}
 
 export class DiskImage {
   readonly bytes: number;
   readonly sectors: number;
   private fd: number;
   private zeros: Uint8Array | null = null;
+  /** Test only ($XENO_BLK_TEST_DELAY_MS at open): every operation sleeps this long first (a slow disk). */
+  readonly delayMs: number;
 
   /** Opens `path` (read-only when `readOnly`); throws BlkError with a clear message when it cannot serve. */
   constructor(readonly path: string, readonly readOnly: boolean) {
@@ -53,56 +120,48 @@ export class DiskImage {
     }
     this.bytes = size;
     this.sectors = size / SECTOR_SIZE;
+    this.delayMs = testDelayMs(path);
   }
 
   get open(): boolean { return this.fd >= 0; }
+  /** The open file descriptor (-1 when closed or released), for handing over with release(). */
+  get descriptor(): number { return this.fd; }
 
   /**
    * Reads exactly `len` bytes at file position `pos` into buf[off, off+len); false on a short read (the file
    * shrank under us). Throws on I/O errors.
    */
   read(buf: Uint8Array, off: number, len: number, pos: number): boolean {
-    let done = 0;
-    while (done < len) {
-      const n = readSync(this.fd, buf, off + done, len - done, pos + done);
-      if (n <= 0) return false;
-      done += n;
-    }
-    return true;
+    testDelay(this.delayMs);
+    return preadFully(this.fd, buf, off, len, pos);
   }
 
   /** Writes buf[off, off+len) at file position `pos`. Throws on I/O errors (ENOSPC, EIO, EBADF when read-only). */
   write(buf: Uint8Array, off: number, len: number, pos: number): void {
-    let done = 0;
-    while (done < len) {
-      const n = writeSync(this.fd, buf, off + done, len - done, pos + done);
-      if (n <= 0) throw new Error(`write of ${len - done} bytes at ${pos + done} made no progress`);
-      done += n;
-    }
+    testDelay(this.delayMs);
+    pwriteFully(this.fd, buf, off, len, pos);
   }
 
-  /**
-   * Zeros [pos, pos+len). A range that runs to the end of the image is cut off and the file extended back to
-   * its size (ftruncate twice): the tail becomes a hole, so a whole-device discard (mkfs) costs nothing and
-   * leaves the file sparse. Anything else is overwritten with zeros in ZERO_CHUNK pieces.
-   */
+  /** Zeros [pos, pos+len) (see zeroRange). */
   zero(pos: number, len: number): void {
-    if (len > 0 && pos + len === this.bytes) {
-      ftruncateSync(this.fd, pos);
-      ftruncateSync(this.fd, this.bytes);
-      return;
-    }
-    const z = this.zeros ??= new Uint8Array(ZERO_CHUNK);
-    for (let done = 0; done < len;) {
-      const n = Math.min(len - done, z.length);
-      this.write(z, 0, n, pos + done);
-      done += n;
-    }
+    testDelay(this.delayMs);
+    zeroRange(this.fd, this.bytes, pos, len, this.zeros ??= new Uint8Array(ZERO_CHUNK));
   }
 
   /** fdatasync: the data written so far is on stable storage. */
   flush(): void {
+    testDelay(this.delayMs);
     fdatasyncSync(this.fd);
+  }
+
+  /**
+   * Hands the open file descriptor to another owner (blkback's I/O thread, which closes it when it ends): this
+   * object no longer reads, writes or closes it. Returns it (-1 when closed already).
+   */
+  release(): number {
+    const fd = this.fd;
+    this.fd = -1;
+    return fd;
   }
 
   close(): void {

@@ -3,3 +3,4 @@ export { BlkBack, attachBlkBack } from "./blk-back.js";
 export type { BlkBackState, BlkBackStats, BlkDiskConfig } from "./blk-back.js";
 export { BlkError, DiskImage } from "./disk-image.js";
 export type { BlkErrorCode } from "./disk-image.js";
+export { setBlkIoDoorbell } from "./io-queue.js";
