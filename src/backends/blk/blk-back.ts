@@ -524,6 +524,7 @@ export class BlkBack {
   release(): void {
     if (this.closed) return;
     this.closed = true;
+    this.stopIo(); // its I/O thread ends (a save drained the requests in flight; it closes the file if it holds it)
     this.disk.close();
   }
 
