@@ -64,12 +64,14 @@ export interface MachineOptions {
   disks?: readonly BlkDiskConfig[];
   /** With xen: virtual network interfaces served by netback (src/backends/net), the guest's eth0, eth1, … */
   vifs?: readonly VifAttach[];
+  /** The domain's clock (default: a new DomainClock, reading 0 now); bench/overcommit gives one on a warped host clock. */
+  clock?: DomainClock;
 }
 
 export class Machine {
   readonly board: Board;
   /** The domain's one clock: its vCPUs' counters, the RTC, and Xen's runstate and wallclock (save/restore). */
-  readonly clock = new DomainClock();
+  readonly clock: DomainClock;
   /** The Xen guest ABI when MachineOptions.xen is set. */
   readonly xen: XenDomain | null = null;
   /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
@@ -79,6 +81,7 @@ export class Machine {
   private poolFrames = 0;
 
   constructor(o: MachineOptions) {
+    this.clock = o.clock ?? new DomainClock();
     const ramBytes = o.memMiB * 1024 * 1024;
     if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
       throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
