@@ -88,12 +88,14 @@ export interface MachineOptions {
    * A state that does not fit is refused with MachineError MACHINE_STATE, and nothing is left running.
    */
   from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
+  /** The domain's clock (default: a new DomainClock, reading 0 now); bench/overcommit gives one on a warped host clock. */
+  clock?: DomainClock;
 }
 
 export class Machine {
   readonly board: Board;
   /** The domain's one clock: its vCPUs' counters, the RTC, and Xen's runstate and wallclock (save/restore). */
-  readonly clock = new DomainClock();
+  readonly clock: DomainClock;
   /** The Xen guest ABI when MachineOptions.xen is set. */
   readonly xen: XenDomain | null = null;
   /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
@@ -103,6 +105,7 @@ export class Machine {
   private poolFrames = 0;
 
   constructor(o: MachineOptions) {
+    this.clock = o.clock ?? new DomainClock();
     const ramBytes = o.memMiB * 1024 * 1024;
     if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
       throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);

@@ -302,6 +302,7 @@ export class Board {
    */
   runSlice(): number {
     let ran = false;
+    this.rtc.poll(); // the PL031's match interrupt (a clock read and a compare), before waiting vCPUs look
     for (const v of this.vcpus) {
       if (!v.online || this.state !== "running") continue;
       if (v.waiting !== 0) {
@@ -332,6 +333,9 @@ export class Board {
       if (dv >= 0) next = Math.min(next, (dv - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
       if (dp >= 0) next = Math.min(next, (dp - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
     }
+    // The RTC's match: its counter steps at each whole second of the domain's wall clock.
+    const rtcS = this.rtc.secondsUntilMatch();
+    if (rtcS >= 0) next = Math.min(next, rtcS * 1000 - (this.clock.wallMs() % 1000));
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
   }

@@ -3,9 +3,10 @@
  * drivers/rtc/rtc-pl031.c uses it: a 32-bit seconds counter (UTC seconds since the epoch by convention),
  * loadable through RTCLR, with one match (alarm) register and its interrupt.
  *
- * The counter is derived from a clock hook (host time by default) plus an offset set by RTCLR, so it costs
- * nothing while nobody reads it. The match interrupt is found lazily: on every register access and on poll(),
- * which the board calls when a timer armed from secondsUntilMatch() fires.
+ * The counter is derived from a clock hook (host wall time by default; the board gives it its domain's wall
+ * clock, common/domain-clock.ts) plus an offset set by RTCLR, so it costs nothing while nobody reads it. The
+ * match interrupt is found lazily: on every register access and on poll(), which the board calls before each
+ * slice, its sleep bounded by secondsUntilMatch().
  */
 import type { IrqLine, MmioDevice } from "../mmio.js";
 import { subWord } from "../mmio.js";
