@@ -74,43 +74,49 @@ export function consoleRoles(cmdline: string): { hvcOutput: boolean; hvcInput: b
   return { hvcOutput: consoles.some(isHvc), hvcInput: isHvc(consoles[consoles.length - 1]!) };
 }
 
+/** The guest's xenbus ring with its store connection (a Connection here, or the peer in another thread). */
+function xenbusOf(xen: XenDomain, o: XenPvOptions, store: StoreApi): { xenbus: XenbusRing; connection: Connection | null; peer: XenbusPeer } {
+  const mem = xen.mem;
+  const xenbus = new XenbusRing({
+    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log: (line) => xen.trace(line),
+    notify: () => { xen.evtchn.hostNotify(xen.storePort); },
+  });
+  if (o.xenbusPeer !== undefined) return { xenbus, connection: null, peer: o.xenbusPeer(xen.domid) };
+  if (!(store instanceof XenStore)) throw new Error("xenbus: a store in another thread needs xenbusPeer");
+  const connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
+    { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
+  return { xenbus, connection, peer: connection };
+}
+
+/** The PV console back-end on the domain's console page (null without one); its output per consoleRoles. */
+function consoleOf(xen: XenDomain, o: XenPvOptions, hvcOutput: boolean): ConsoleBack | null {
+  if (xen.consolePort === 0) return null;
+  const mem = xen.mem, port = xen.consolePort;
+  return new ConsoleBack({
+    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log: (line) => xen.trace(line),
+    output: hvcOutput ? o.consoleOut : () => {},
+    notify: () => { xen.evtchn.hostNotify(port); },
+  });
+}
+
 export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
   const store = o.store ?? new XenStore();
-  const mem = xen.mem;
   const log = (line: string): void => xen.trace(line);
   const storePort = xen.storePort;
   introduceDomain(store, {
     domid: xen.domid, name: o.name, uuid: xen.uuid, memKiB: xen.layout.ramBytes / 1024, vcpus: o.vcpus,
     storeGfn: xen.storeGfn, storePort, consoleGfn: xen.consolePort !== 0 ? xen.consoleGfn : 0, consolePort: xen.consolePort,
   });
-  const xenbus = new XenbusRing({
-    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log,
-    notify: () => { xen.evtchn.hostNotify(storePort); },
-  });
-  let connection: Connection | null = null;
-  let peer: XenbusPeer;
-  if (o.xenbusPeer !== undefined) peer = o.xenbusPeer(xen.domid);
-  else {
-    if (!(store instanceof XenStore)) throw new Error("xenbus: a store in another thread needs xenbusPeer");
-    peer = connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
-      { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
-  }
+  const { xenbus, connection, peer } = xenbusOf(xen, o, store);
   xenbus.attach(peer);
   const rc = xen.connectStore({ remoteDom: 0, notify: () => xenbus.kick(), closed: () => peer.close("store port closed") });
   if (rc !== 0) throw new Error(`xenbus: cannot bind the store port ${storePort}: ${rc}`);
 
   const roles = consoleRoles(o.cmdline);
-  let console: ConsoleBack | null = null;
-  if (xen.consolePort !== 0) {
-    const port = xen.consolePort;
-    const back = new ConsoleBack({
-      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log,
-      output: roles.hvcOutput ? o.consoleOut : () => {},
-      notify: () => { xen.evtchn.hostNotify(port); },
-    });
-    const crc = xen.evtchn.hostBind(port, { remoteDom: 0, notify: () => back.kick() });
-    if (crc !== 0) throw new Error(`console: cannot bind the console port ${port}: ${crc}`);
-    console = back;
+  const console = consoleOf(xen, o, roles.hvcOutput);
+  if (console !== null) {
+    const crc = xen.evtchn.hostBind(xen.consolePort, { remoteDom: 0, notify: () => console.kick() });
+    if (crc !== 0) throw new Error(`console: cannot bind the console port ${xen.consolePort}: ${crc}`);
   }
   const blk: BlkBack[] = [];
   const net: NetBack[] = [];
@@ -159,34 +165,13 @@ export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvO
   if (!Array.isArray(s.net) || s.net.length !== vifs.length) throw new StateError(C, "net", `not ${vifs.length} vif states`);
   if ((s.console === null) !== (xen.consolePort === 0)) throw new StateError(C, "console", "does not match the domain's PV console");
   const store = o.store ?? new XenStore();
-  const mem = xen.mem;
   const log = (line: string): void => xen.trace(line);
-  const xenbus = new XenbusRing({
-    u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.storeGfn), log,
-    notify: () => { xen.evtchn.hostNotify(xen.storePort); },
-  });
-  let connection: Connection | null = null;
-  let peer: XenbusPeer;
-  if (o.xenbusPeer !== undefined) peer = o.xenbusPeer(xen.domid);
-  else {
-    if (!(store instanceof XenStore)) throw new Error("xenbus: a store in another thread needs xenbusPeer");
-    peer = connection = new Connection(store, xen.domid, (b) => xenbus.send(b),
-      { onClose: (why) => xenbus.fail(XENSTORE_ERROR_PROTO, why) });
-  }
+  const { xenbus, connection, peer } = xenbusOf(xen, o, store);
   const roles = consoleRoles(o.cmdline);
-  let console: ConsoleBack | null = null;
+  const console = consoleOf(xen, o, roles.hvcOutput);
   const endpoints = new Map<number, HostEndpoint>();
   endpoints.set(xen.storePort, { remoteDom: 0, notify: () => xenbus.kick(), closed: () => peer.close("store port closed") });
-  if (xen.consolePort !== 0) {
-    const port = xen.consolePort;
-    const back = new ConsoleBack({
-      u8: mem.u8, i32: mem.i32, pageOffset: mem.frameOffset(xen.consoleGfn), log,
-      output: roles.hvcOutput ? o.consoleOut : () => {},
-      notify: () => { xen.evtchn.hostNotify(port); },
-    });
-    endpoints.set(port, { remoteDom: 0, notify: () => back.kick() });
-    console = back;
-  }
+  if (console !== null) endpoints.set(xen.consolePort, { remoteDom: 0, notify: () => console.kick() });
   const blk: BlkBack[] = [];
   const net: NetBack[] = [];
   try {

@@ -187,23 +187,25 @@ export interface StateBlock {
 }
 
 export class Cpu {
+  // `declare`: assigned once in the constructor, never first defined as undefined (a class field without an
+  // initializer would be), so V8 keeps each field's exact typed-array map and the hot accessors stay monomorphic.
   /** The state block (state.ts) the views below cover. */
-  readonly block: StateBlock;
+  declare readonly block: StateBlock;
   /** General-purpose registers, SP, PC: see state.ts for the layout. */
-  readonly r: Int32Array;
+  declare readonly r: Int32Array;
   /** V0..V31 (128 bits each) with typed views over the block's vector area. */
-  readonly vi32: Int32Array;
-  readonly vu32: Uint32Array;
-  readonly vu16: Uint16Array;
-  readonly vu8: Uint8Array;
-  readonly vi8: Int8Array;
-  readonly vi16: Int16Array;
-  readonly vf32: Float32Array;
-  readonly vf64: Float64Array;
+  declare readonly vi32: Int32Array;
+  declare readonly vu32: Uint32Array;
+  declare readonly vu16: Uint16Array;
+  declare readonly vu8: Uint8Array;
+  declare readonly vi8: Int8Array;
+  declare readonly vi16: Int16Array;
+  declare readonly vf32: Float32Array;
+  declare readonly vf64: Float64Array;
   /** System registers (sysregs.ts). */
-  readonly sys: Int32Array;
+  declare readonly sys: Int32Array;
   /** The block's PSTATE words (PS_*), current whenever run() is not executing (storePstate). */
-  readonly ps: Int32Array;
+  declare readonly ps: Int32Array;
 
   // PSTATE
   nzcv = 0; // N=8 Z=4 C=2 V=1

@@ -1,8 +1,8 @@
 /**
  * The generic timer's CPU interface (Arm ARM D11 "The Generic Timer in AArch64 state"): the system counter
  * (CNTPCT_EL0/CNTVCT_EL0, CNTFRQ_EL0), the EL1 physical and virtual timers (CNTP_* / CNTV_*) and the EL0
- * access controls in CNTKCTL_EL1. The timers here are registers only: after every guest write the CPU's
- * onTimerChange hook lets the devices layer (re)arm the timer interrupt, using timerDeadline/timerFiring.
+ * access controls in CNTKCTL_EL1. The timers here are registers only: every guest write ends the CPU's run with
+ * a STOP_TIMER exit, and the board (re)evaluates the timer interrupt with timerDeadline/timerFiring.
  *
  * Counter frequency: 62.5 MHz (a 16 ns tick), the value QEMU's virt board used for years and well inside
  * what Linux and Xen expect (both read CNTFRQ_EL0 or the device tree's clock-frequency).
@@ -24,7 +24,7 @@ export const CNTKCTL_EL0PCTEN = 1 << 0, CNTKCTL_EL0VCTEN = 1 << 1, CNTKCTL_EL0VT
 /** CNTx_CTL_EL0 bits. */
 export const CTL_ENABLE = 1, CTL_IMASK = 2, CTL_ISTATUS = 4;
 
-/** Timer numbers for onTimerChange and the helpers below. */
+/** Timer numbers for Cpu.exitTimers (bit 1 << timer) and the helpers below. */
 export const TIMER_PHYS = 0, TIMER_VIRT = 1;
 
 /**
