@@ -71,9 +71,11 @@ test("a Xen DomU with a disk and a vif moves to another thread and back: shell, 
       const pagesBefore = pool.freeFrames;
 
       // Move, with console input typed while it moves.
+      const t0 = performance.now();
       const moved = r.moveTo(t2, { resave: true });
       r.input(Buffer.from("echo typed-during-the-move\n"));
       const result = await moved;
+      process.stderr.write(`# move to another thread (with the resave): ${(performance.now() - t0).toFixed(1)} ms\n`);
       // save → restore → save: the new thread's state before it ran equals what the old one saved (the domain
       // clock has run on meanwhile: only forwards).
       assert.ok(result?.resaved !== undefined);
@@ -102,7 +104,9 @@ test("a Xen DomU with a disk and a vif moves to another thread and back: shell, 
       await arpReply("ARP reply after the move");
 
       // And back: a second move, then both vCPUs and the store (xenbus: a read through the guest's connection).
+      const t1s = performance.now();
       await r.moveTo(t1);
+      process.stderr.write(`# move back: ${(performance.now() - t1s).toFixed(1)} ms\n`);
       assert.equal(r.currentThread, t1);
       const back = await sh("for c in 0 1; do taskset -c $c echo ran on $c & done; wait; cat /sys/devices/vif-0/nodename 2>/dev/null || " +
         "cat /sys/bus/xen/devices/vif-0/nodename", "shell after the move back");
