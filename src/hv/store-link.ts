@@ -172,9 +172,7 @@ export class StoreLinkHost {
    * open their own. Held replies go to the new worker; held watch events of the old sessions are dropped.
    */
   rebind(down: (m: StoreLinkDown) => void): void {
-    for (const s of this.sessions.values()) this.store.disconnect(s);
-    this.sessions.clear();
-    Atomics.store(this.ctl, 0, IDLE);
+    this.closeSessions();
     this.down = down;
     this.adopting = this.conn !== null;
     const q = this.held ?? [];
@@ -211,6 +209,11 @@ export class StoreLinkHost {
   dispose(): void {
     this.conn?.close("domain destroyed");
     this.conn = null;
+    this.closeSessions();
+  }
+
+  /** Closes the worker's dom0 sessions (their watches and transactions go); no call is left pending. */
+  private closeSessions(): void {
     for (const s of this.sessions.values()) this.store.disconnect(s);
     this.sessions.clear();
     // A worker that died mid-call must not leave a later one waiting on a stale state.

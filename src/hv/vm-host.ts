@@ -178,7 +178,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** What the worker was given (without kernel and initrd), for a restore in another thread (moveTo). */
   private data: VmWorkerData | null = null;
   /** A move in progress: host messages wait here until the domain runs in its new thread. */
-  private moving: { held: HostToWorker[]; resave: boolean; result: MoveResult | null; done: (e?: Error) => void } | null = null;
+  private moving: { to: VmThread; held: HostToWorker[]; resave: boolean; result: MoveResult | null; done: (e?: Error) => void } | null = null;
   private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
   private readonly stats = new Float64Array(this.statsBuf);
 
@@ -190,7 +190,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   get pages(): number { return this.stats[STAT_PAGES]!; }
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
 
-  /** The worker ended leaving its frames claimed (the guest stopped by itself): the owner releases `pages`. */
+  /**
+   * The domain ended leaving its frames claimed (the guest stopped by itself, or a move failed): the owner
+   * releases `pages`.
+   */
   keptFrames = false;
   private nextReq = 1;
   private readonly deviceWaits = new Map<number, (error?: string) => void>();
@@ -250,30 +253,31 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (to === this.thread) return Promise.resolve(null);
     if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
     return new Promise<MoveResult | null>((resolve, reject) => {
-      this.moving = { held: [], resave: o.resave === true, result: null,
+      this.moving = { to, held: [], resave: o.resave === true, result: null,
         done: (e) => { const r = this.moving?.result ?? null; this.moving = null; if (e === undefined) resolve(r); else reject(e); } };
       this.link?.hold();
       const m: HostToWorker = { type: "move-out" };
       this.port!.postMessage(m);
       this.thread!.ring();
-      this.pendingTarget = to;
     });
   }
 
-  private pendingTarget: VmThread | null = null;
-
   /** The old worker saved the domain: restore it in the target thread. */
   private movedOut(m: Extract<WorkerToHost, { type: "moved-out" }>): void {
-    const to = this.pendingTarget!;
-    this.pendingTarget = null;
+    const mv = this.moving!;
+    const to = mv.to;
     const from = this.thread!;
     this.port!.close();
     from.leave(this);
     if (this.ownThread) { this.ownThread = false; void from.close(); }
-    if (!to.alive) { this.threadDied("the target thread of a move ended"); this.moving?.done(new Error("the target thread ended")); return; }
-    const resave = this.moving?.resave === true;
-    if (this.moving !== null) this.moving.result = { saved: m.snapshot };
-    const data: VmWorkerData = { ...this.data!, paused: m.paused, from: { snapshot: m.snapshot, memory: m.memory, resave } };
+    if (!to.alive) {
+      this.keptFrames = true; // the domain is lost with its frames claimed: whoever destroys it releases them
+      this.threadDied("the target thread of a move ended");
+      mv.done(new Error("the target thread ended"));
+      return;
+    }
+    mv.result = { saved: m.snapshot };
+    const data: VmWorkerData = { ...this.data!, paused: m.paused, from: { snapshot: m.snapshot, memory: m.memory, resave: mv.resave } };
     this.thread = to;
     const port = to.add(this, data);
     this.port = port;
@@ -288,7 +292,6 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "started": this.emit("started"); break;
         case "moved-out": this.movedOut(m); break;
         case "move-failed":
-          this.pendingTarget = null;
           this.link?.resume(); // the same worker: give back what was held
           this.flushHeld();
           this.moving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
@@ -311,7 +314,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           break;
         case "failed":
           if (this.moving !== null) {
-            // The restore in the new thread was refused: the domain is lost (its old copy let go already).
+            // The restore in the new thread was refused: the domain is lost (its old copy let go already), its
+            // frames still claimed — whoever destroys it releases them.
+            this.keptFrames = true;
             this.moving.done(new Error(`restore in the new thread failed: ${m.message}`));
             this.finish({ state: "crashed", reason: `move between threads failed: ${m.message}` });
             this.leave();

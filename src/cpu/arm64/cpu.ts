@@ -5,8 +5,9 @@
  * EL2 and EL3 are not executed as guest code: the hypervisor (Xeno) is EL2. With `exits` set, what a
  * hypervisor must see ends run() with an exit code in `stop` (Cloud Hypervisor's `Vcpu::run() -> VmExit`):
  * `hvc`/`smc` (STOP_HVC), inner-shareable maintenance and SEV that other vCPUs must apply (STOP_BROADCAST),
- * writes to the generic-timer registers (STOP_TIMER), and stage-2 faults (STOP_STAGE2); the caller handles the exit and calls run() again. No
- * hypervisor code runs inside an instruction handler (MMIO goes through the MMU's device table, directly).
+ * writes to the generic-timer registers (STOP_TIMER), and stage-2 faults (STOP_STAGE2); the caller handles the
+ * exit and calls run() again. No hypervisor code runs inside an instruction handler (MMIO goes through the
+ * MMU's device table, directly).
  * The user-mode runner stands in for EL1 through `onEl1` (see src/user).
  */
 import { Decoder, type Handler } from "./decoder.js";
@@ -17,6 +18,7 @@ import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
+import { endBlock } from "./sys-defs.js";
 import { compileBlock, endsBlock, MAX_BLOCK, type BlockFn } from "./blocks.js";
 import { resetSysRegs } from "./sysregs-el1.js";
 import { hostCounter } from "./sys-timer.js";
@@ -250,8 +252,8 @@ export class Cpu {
 
   /**
    * The system counter (CNTPCT_EL0) in ticks of CNTFRQ_EL0 (62.5 MHz), as an integer-valued number below
-   * 2^53. The default reads this thread's monotonic clock; the hypervisor installs a clock shared by all
-   * vCPUs of a domain (workers' clocks differ) and may offset it for save/restore.
+   * 2^53. The default reads the host-wide monotonic clock (src/common/host-clock.ts); a board installs its
+   * domain's DomainClock, shared by all its vCPUs and continued across save/restore.
    */
   counter: () => number = hostCounter;
   /**
@@ -652,11 +654,7 @@ export class Cpu {
   }
 
   private exitAfter(code: number): void {
-    const r = this.r;
-    const lo = (r[PC2] + 4) | 0;
-    if (lo === 0) r[PC2 + 1] = (r[PC2 + 1] + 1) | 0;
-    r[PC2] = lo;
-    this.jumped = JUMP_CONTEXT;
+    endBlock(this);
     this.stop = code;
   }
 
