@@ -94,4 +94,18 @@ export class DomainClock implements GuestClock {
     this.baseTicks = hostTicks - counter;
     this.wall0Ms = wallMs - counter / TICKS_PER_MS;
   }
+
+  /**
+   * The clock's origin, exactly (not a reading): another thread's DomainClock built from it with fromOrigin
+   * reads the same counter at the same instant — the vCPUs of one domain on several threads (remote-vcpu.ts).
+   */
+  origin(): { baseTicks: number; wall0Ms: number } { return { baseTicks: this.baseTicks, wall0Ms: this.wall0Ms }; }
+
+  static fromOrigin(o: { baseTicks: number; wall0Ms: number }): DomainClock {
+    if (!Number.isSafeInteger(o.baseTicks) || !Number.isFinite(o.wall0Ms)) throw new RangeError("DomainClock.fromOrigin: not a clock origin");
+    const c = new DomainClock();
+    c.baseTicks = o.baseTicks;
+    c.wall0Ms = o.wall0Ms;
+    return c;
+  }
 }

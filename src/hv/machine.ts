@@ -119,6 +119,7 @@ export class Machine {
     const platform: BoardPlatform | undefined = o.xen ? {
       hvc: (k, cpu, imm) => this.hypercall(k, cpu, imm),
       gicc: (k, gicc) => withUpcallResample(gicc, () => this.xen!.resampleUpcall(k)),
+      eoiWatch: GUEST_EVTCHN_PPI, // vCPUs on other threads send their EOIs of it here, through the wrapper above
       poll: () => this.poll(),
       stage2Abort: (_k, cpu) => this.xen!.stage2Abort(cpu),
       stopped: (state) => this.stopped(state),
@@ -181,6 +182,9 @@ export class Machine {
    * saved now (a back-end serving requests, a hot-unplug in progress): try again after the next slice.
    */
   save(): DomainSnapshot {
+    // vCPUs on other threads stop at an instruction boundary first, and stay stopped: call resumeVcpus() to go
+    // on here (a checkpoint, a failed move); release() ends them (the domain continues elsewhere).
+    this.board.parkRemotes();
     // The back-ends first: blkback drains its requests in flight (their grants are pinned until they complete),
     // so the Xen state saved after it holds no pin.
     const pv = this.xenPv === null ? null : saveXenPv(this.xenPv);
@@ -198,9 +202,13 @@ export class Machine {
    * disk files are closed, nothing is written to the store, the frames stay claimed. Never run it again.
    */
   release(): void {
+    this.board.quitRemotes();
     for (const b of this.xenPv?.blk ?? []) b.release();
     this.pool = null;
   }
+
+  /** After save(): lets the vCPUs on other threads run again (the domain goes on here). */
+  resumeVcpus(): void { this.board.unparkRemotes(); }
 
   // The board's face, for the worker loop and tests.
   get ram(): SharedArrayBuffer { return this.board.ram; }
@@ -229,6 +237,7 @@ export class Machine {
    * reservation, after any ballooning). Idempotent.
    */
   dispose(keepFrames = false): void {
+    this.board.quitRemotes();
     for (const b of this.xenPv?.blk ?? []) b.close();
     for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;
@@ -306,7 +315,10 @@ export class Machine {
   /** `hvc #0xEA1` is a Xen hypercall (xen/arch/arm/traps.c do_trap_hvc); any other immediate is UNDEFINED. */
   private hypercall(k: number, cpu: Cpu, imm: number): boolean {
     if (imm !== XEN_HYPERCALL_TAG || this.xen === null) return false;
+    const p2m = this.xen.account, flushes = p2m.tlbFlushes;
     this.xen.hypercall(k, cpu.r, cpu.mmu);
+    // Frames left the guest's address space (balloon): vCPUs on other threads drop them too before it returns.
+    if (p2m.tlbFlushes !== flushes) this.board.stage2Changed();
     return true;
   }
 

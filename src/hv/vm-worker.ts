@@ -18,6 +18,7 @@ import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
+import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
@@ -164,8 +165,14 @@ class Guest {
   /** Pages of a domain without the Xen layer (no balloon): its RAM. */
   private readonly memPages: number;
 
-  /** Builds the Machine; throws what its constructor throws (after reporting "failed"). */
-  constructor(private readonly port: MessagePort, d: VmWorkerData) {
+  /** Seconds the domain's vCPU threads had run at the last step (their share goes into STAT_CPU_S). */
+  private remoteCpuS = 0;
+
+  /**
+   * Builds the Machine; throws what its constructor throws (after reporting "failed"). `doorbell`: this thread's
+   * (vCPU threads ring it).
+   */
+  constructor(private readonly port: MessagePort, d: VmWorkerData, doorbell: SharedArrayBuffer) {
     this.remote = d.storeLink !== undefined ? new RemoteStore((msg) => port.postMessage(msg), d.storeLink) : null;
     this.stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
     this.paused = d.paused === true;
@@ -193,6 +200,11 @@ class Guest {
       this.done = true;
       port.close();
       throw e;
+    }
+    // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused.
+    if (VCPU_THREADS && d.vcpus > 1) {
+      startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
+      if (this.paused) this.m.board.parkRemotes(false);
     }
     // The images are in guest RAM now; drop the references (shared buffers stay with the hypervisor's cache).
     d.kernel = new Uint8Array(0);
@@ -233,8 +245,9 @@ class Guest {
       else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
       else if (h.type === "xs-closed") { this.link.peer?.remoteClosed(); m.xenPv?.xenbus.fail(XENSTORE_ERROR_PROTO, h.reason); }
       else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
-      else if (h.type === "pause") this.paused = true;
-      else if (h.type === "unpause") this.paused = false;
+      else if (h.type === "pause") { this.paused = true; m.board.parkRemotes(false); }
+      // askedPermit: a sched-wake asked before the pause may have been dropped (a paused domain wants nothing).
+      else if (h.type === "unpause") { this.paused = false; this.askedPermit = false; m.board.unparkRemotes(); }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
       else if (h.type === "destroy") {
@@ -257,6 +270,7 @@ class Guest {
     try {
       snapshot = m.save();
     } catch (e) {
+      if (!this.paused) m.resumeVcpus();
       this.post({ type: "move-failed", reason: e instanceof Error ? e.message : String(e) });
       return;
     }
@@ -299,12 +313,17 @@ class Guest {
       const now = Date.now();
       for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.force();
     }
-    const stats = this.stats, sched = this.sched, m = this.m;
+    const stats = this.stats, sched = this.sched, m = this.m, board = m.board;
+    // vCPU threads' requests and broadcasts are answered whatever else happens (paused, no permit).
+    board.serviceRemotes();
+    const remoteS = board.remoteCpuSeconds();
+    stats[STAT_CPU_S] += remoteS - this.remoteCpuS;
+    this.remoteCpuS = remoteS;
     stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
     if (this.wakeAt !== 0) {
       const left = this.wakeAt - performance.now();
-      if (left > 0 && !m.ioCompleted()) return left;
+      if (left > 0 && !m.ioCompleted() && !board.remoteAttention()) return left;
       this.wakeAt = 0;
     }
     if (sched !== null) {
@@ -335,7 +354,8 @@ class Guest {
     const t1 = performance.now();
     if (w > 0) {
       this.wakeAt = t1 + w;
-      if (sched !== null) {
+      // The home's vCPUs wait; the domain still wants its pCPU while a vCPU thread runs.
+      if (sched !== null && !board.remoteBusy()) {
         Atomics.store(sched, SCHED_WANT, 0);
         // Blocked with a pCPU: have the scheduler look now rather than at its next tick — a thread-mate may be
         // waiting for exactly this slot.
@@ -343,7 +363,7 @@ class Guest {
       }
     }
     stats[STAT_CPU_S] += (t1 - t0) / 1000;
-    stats[STAT_BLOCKED] = w > 0 ? 1 : 0;
+    stats[STAT_BLOCKED] = w > 0 && !board.remoteBusy() ? 1 : 0;
     stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : this.memPages;
     let online = 0;
     for (const v of m.vcpus) if (v.online) online++;
@@ -392,7 +412,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
     for (let msg = receiveMessageOnPort(parent); msg !== undefined; msg = receiveMessageOnPort(parent)) {
       const h = msg.message as HostToThread;
       if (h.type === "exit") { for (const g of guests) g.finish(); return; }
-      try { guests.push(new Guest(h.port, h.data)); } catch { /* reported to its runner as "failed" */ }
+      try { guests.push(new Guest(h.port, h.data, t.doorbell)); } catch { /* reported to its runner as "failed" */ }
     }
     let wait = MAX_SLEEP_MS;
     const n = guests.length;

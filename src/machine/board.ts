@@ -3,7 +3,9 @@
  * protocol (Documentation/arch/arm64/booting.rst). It knows nothing of Xen: a platform above it (src/hv/
  * machine.ts composes the Xen ABI and back-ends) plugs in through BoardPlatform — hypercalls with a non-zero
  * `hvc` immediate, extra device-tree nodes, a wrapper for each vCPU's GIC CPU interface, and its own polling.
- * One Board runs in one thread; its vCPUs are time-sliced there and share a decode cache.
+ * One Board runs in one thread (its home); its vCPUs are time-sliced there and share a decode cache, except the
+ * vCPUs handed to threads of their own (detachVcpus; src/machine/remote-vcpu.ts runs them over the same shared
+ * memory, and the board serves their hypercalls, device accesses and broadcasts: vcpu-link.ts).
  *
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
@@ -21,7 +23,7 @@ import { boardDtb } from "./board-fdt.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
-import { PC2, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
+import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { MmioDevice } from "../devices/mmio.js";
@@ -29,6 +31,16 @@ import type { DtNode } from "../devices/dt.js";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { DomainClock, type GuestClock } from "../common/domain-clock.js";
+import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
+import { FSC_STAGE2 } from "../mmu/mmu.js";
+import { gicv2StateBytes } from "../devices/gic/gicv2.js";
+import { R } from "../common/int64.js";
+import {
+  BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
+  L_ACK, L_ATTN, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
+  RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
+  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
+} from "./vcpu-link.js";
 
 export interface BoardOptions {
   memMiB: number;
@@ -78,6 +90,11 @@ export interface BoardPlatform {
   /** Wraps vCPU `vcpu`'s GIC CPU interface window (Xen: resampling its event-channel upcall on EOI). */
   gicc?(vcpu: number, gicc: MmioDevice): MmioDevice;
   /**
+   * The INTID whose EOI/DIR writes the gicc wrapper watches: a vCPU on another thread sends those writes to the
+   * home thread's wrapped window instead of its own (Xen: the event-channel PPI).
+   */
+  eoiWatch?: number;
+  /**
    * After each slice: the platform's own service (console ring, vif rate windows). Returns how many ms until
    * it wants to run again on its own (Infinity: only on an event).
    */
@@ -94,6 +111,13 @@ export class MachineError extends Error {
 
 /** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
 const SLICE = 50_000;
+/**
+ * The home thread's slice while vCPUs run on other threads: their requests (hypercalls, UART accesses) and
+ * broadcasts are served between slices, so a shorter slice bounds how long they wait (~0.2 ms).
+ */
+const SHARED_SLICE = 10_000;
+/** How long parkRemotes waits for a vCPU thread that does not answer before it gives up (ms). */
+const PARK_TIMEOUT_MS = 10_000;
 /**
  * The decode cache drops the code pages not run since its last sweep (CodeCache.sweep) once at least this many
  * slices ran and this much host time passed: every 5 s while booting or busy, every ~5–10 s when idle (an idle
@@ -144,6 +168,8 @@ interface Vcpu {
   online: boolean;
   /** In WFI/WFE: not run until an interrupt is pending (or, for WFE, another vCPU made progress). */
   waiting: number; // 0, STOP_WFI or STOP_WFE
+  /** Runs on a thread of its own (detachVcpus): `cpu` here is the home's copy over the same state block. */
+  remote: boolean;
 }
 
 /**
@@ -154,7 +180,9 @@ interface Vcpu {
  */
 const WASM_PAGE = 65536;
 const STATE_AREA_BYTES = WASM_PAGE;
-if (8 * VCPU_STATE_BYTES > STATE_AREA_BYTES) throw new Error("board: the state area cannot hold 8 vCPU blocks");
+if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
+  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
+}
 
 export class Board {
   /** The domain's memory: RAM then the vCPU state blocks (see above). */
@@ -186,6 +214,16 @@ export class Board {
   /** Slices run and host time (performance.now) since the decode cache's last sweep. */
   private slicesSinceSweep = 0;
   private lastSweepMs = performance.now();
+  /** The vCPU link (vcpu-link.ts) and what the home has seen of it. */
+  private readonly link: Int32Array;
+  private readonly linkF64: Float64Array;
+  /** vCPUs on threads of their own, and the slice for the home's vCPUs (SLICE, or SHARED_SLICE with remotes). */
+  private remotes = 0;
+  private slice = SLICE;
+  private bcSeen = 0;
+  private attnSeen = 0;
+  /** Inside serve(): a nested wait (a broadcast from the request's handler) only acknowledges. */
+  private serving = false;
   /** Pages dropped since the last GC, and when that was (collectGarbage). */
   private droppedSinceGc = 0;
   private lastGcMs = performance.now();
@@ -213,12 +251,17 @@ export class Board {
     this.ramBytes = ramBytes;
     this.code = new CodeCache(ramBytes >>> 12);
     this.codePage = new Uint8Array(ramBytes >>> 12);
-    this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS });
+    const link = linkViews(this.ram, ramBytes);
+    this.link = link.w;
+    this.linkF64 = link.f64;
+    if (o.memory === undefined) this.link.fill(0);
+    // The GIC's state lives in the domain memory, under a lock word: vCPU threads share it (remote-vcpu.ts).
+    this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS, buffer: this.ram, byteOffset: ramBytes + GIC_AREA, lock: this.link, lockIndex: L_GIC_LOCK });
     this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID), () => this.clock.wallMs() / 1000);
-    this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.irqLine = up ? 1 : 0; };
-    this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) v.cpu.fiqLine = up ? 1 : 0; };
+    this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.irqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
+    this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.fiqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
       router.map(GICD_BASE, this.gic.distributor(k));
@@ -226,7 +269,7 @@ export class Board {
       router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
-      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, cpu: null!, mmu: null! };
+      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false, cpu: null!, mmu: null! };
       this.resetVcpu(v);
       this.vcpus.push(v);
     }
@@ -240,6 +283,7 @@ export class Board {
     this.mmus.push(mmu);
     mmu.mmio = v.router;
     mmu.stage2 = this.stage2; // the platform's P2M (Xen: src/xen/p2m.ts) is every vCPU's stage 2
+    if (this.remotes > 0) this.shareMmu(mmu, v.index);
     const cpu = new Cpu(mmu, this.code, { buffer: this.ram, offset: this.ramBytes + v.index * VCPU_STATE_BYTES });
     cpu.vcpuIndex = v.index;
     cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
@@ -302,9 +346,10 @@ export class Board {
    */
   runSlice(): number {
     let ran = false;
+    this.serviceRemotes();
     this.rtc.poll(); // the PL031's match interrupt (a clock read and a compare), before waiting vCPUs look
     for (const v of this.vcpus) {
-      if (!v.online || this.state !== "running") continue;
+      if (v.remote || !v.online || this.state !== "running") continue;
       if (v.waiting !== 0) {
         // WFE is a yield: the event it waits for (a lock released by another vCPU's store, SEV) can only come
         // from the others, who have just had their slice; WFE may wake spuriously (Arm ARM D1.16.1).
@@ -318,16 +363,18 @@ export class Board {
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       this.updateTimers(v);
+      this.serviceRemotes();
     }
     if (ran) this.sweepCode();
     // The platform's own service (Xen: console ring, vif rate windows) bounds the sleep too.
     let next = this.platform?.poll?.() ?? Infinity;
     this.flushOut();
     if (this.state !== "running") return -1;
-    if (ran && this.vcpus.some((v) => v.online && v.waiting === 0)) return 0;
-    // Everyone waits: sleep until the earliest enabled timer or platform deadline (or an event wakes the host).
+    if (ran && this.vcpus.some((v) => !v.remote && v.online && v.waiting === 0)) return 0;
+    // Everyone here waits: sleep until the earliest enabled timer or platform deadline (or an event wakes the
+    // host; vCPUs on other threads ring it when they need the home).
     for (const v of this.vcpus) {
-      if (!v.online) continue;
+      if (!v.online || v.remote) continue;
       if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
       const dv = timerDeadline(v.cpu, TIMER_VIRT), dp = timerDeadline(v.cpu, TIMER_PHYS);
       if (dv >= 0) next = Math.min(next, (dv - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
@@ -349,7 +396,7 @@ export class Board {
    * boundaries and wake-up checks, updateTimers). Returns the vCPU's Cpu (PSCI CPU_ON may replace another's).
    */
   private runVcpu(v: Vcpu): Cpu {
-    let budget = SLICE;
+    let budget = this.slice;
     for (;;) {
       const c = v.cpu;
       const n = c.run(budget);
@@ -361,7 +408,8 @@ export class Board {
         this.el2(v, c, c.exitEc, c.exitIss);
       } else if (why === STOP_BROADCAST) {
         c.stop = STOP_BUDGET;
-        for (const o of this.vcpus) if (o.cpu !== c && o.online) applyBroadcast(o.cpu, c.exitInsn, c.exitXlo, c.exitXhi);
+        for (const o of this.vcpus) if (o.cpu !== c && o.online && !o.remote) applyBroadcast(o.cpu, c.exitInsn, c.exitXlo, c.exitXhi);
+        if (this.remotes > 0) this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
       } else if (why === STOP_STAGE2) {
         c.stop = STOP_BUDGET;
         if (this.platform?.stage2Abort === undefined) throw new Error("stage-2 fault without a platform to handle it");
@@ -398,6 +446,9 @@ export class Board {
     }
   }
 
+  /** The platform's stage-2 map (setStage2), for vCPU threads. */
+  get stage2Map(): Stage2Map | null { return this.stage2; }
+
   /** Decode-cache pages held (diagnostics, bench/density). */
   get codePages(): number { return this.code.size; }
 
@@ -414,6 +465,252 @@ export class Board {
       this.platform?.stopped?.(state, why);
     }
     for (const v of this.vcpus) v.cpu.stop = STOP_HALT;
+    for (const v of this.vcpus) if (v.remote) { Atomics.store(this.link, vw(v.index, V_CMD), CMD_PARK); ringVcpu(this.link, v.index); }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // vCPUs on threads of their own (remote-vcpu.ts runs them; the protocol is in vcpu-link.ts)
+
+  /**
+   * Hands vCPUs `indices` (1..vcpus-1; vCPU 0 stays home) to threads of their own, which the caller starts
+   * next over this board's memory (src/hv/vcpu-thread.ts). From now on the board does not run them: it serves
+   * their requests and broadcasts between its own slices, and keeps its copy of each (same state block) for
+   * PSCI, hypercalls and saving. Call between slices.
+   */
+  detachVcpus(indices: readonly number[]): void {
+    const w = this.link;
+    for (const k of indices) {
+      if (!Number.isInteger(k) || k < 1 || k >= this.vcpus.length) throw new RangeError(`detachVcpus: no vCPU ${k} to hand over (1..${this.vcpus.length - 1})`);
+      const v = this.vcpus[k]!;
+      if (v.remote) continue;
+      v.remote = true;
+      this.remotes++;
+      Atomics.store(w, vw(k, V_STATUS), ST_STARTING);
+      Atomics.store(w, L_ACK + k, Atomics.load(w, L_BC_SEQ));
+      this.handOver(v);
+    }
+    Atomics.store(w, L_EOI_WATCH, this.platform?.eoiWatch ?? 0);
+    if (this.remotes > 0) {
+      this.slice = SHARED_SLICE;
+      this.code.snapshotWords(); // other threads write code this thread runs (CodeCache.words)
+      // Doublewords are single-copy atomic between threads from now on (src/mmu/atomic64.ts).
+      for (const v of this.vcpus) this.shareMmu(v.mmu, v.index);
+    }
+  }
+
+  /** An MMU of a board whose RAM other threads use: atomic doublewords, the domain's 128-bit exclusive lock. */
+  private shareMmu(mmu: Mmu, k: number): void {
+    mmu.useAtomic64(this.memory, this.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
+    mmu.setPairLock(this.link, L_PAIR_LOCK);
+  }
+
+  /** vCPU indices running on threads of their own. */
+  get remoteVcpus(): number[] { return this.vcpus.filter((v) => v.remote).map((v) => v.index); }
+
+  /** Has the remote thread take v's state block as it is now (after a reset, CPU_ON or restore) and run it if online. */
+  private handOver(v: Vcpu): void {
+    const w = this.link, k = v.index;
+    v.cpu.storePstate();
+    Atomics.store(w, vw(k, V_WAITING), v.waiting);
+    Atomics.add(w, vw(k, V_GEN), 1);
+    Atomics.store(w, vw(k, V_CMD), v.online && this.state === "running" ? CMD_RUN : CMD_PARK);
+    ringVcpu(w, k);
+  }
+
+  /** A vCPU thread asked for the home since the last service (the worker loop then runs runSlice early). */
+  remoteAttention(): boolean { return this.remotes > 0 && Atomics.load(this.link, L_ATTN) !== this.attnSeen; }
+
+  /** Some vCPU on another thread is running (not waiting for an interrupt, not parked): the domain wants a pCPU. */
+  remoteBusy(): boolean {
+    if (this.remotes === 0) return false;
+    const w = this.link;
+    for (const v of this.vcpus) {
+      if (v.remote && v.online && Atomics.load(w, vw(v.index, V_STATUS)) === ST_RUNNING && Atomics.load(w, vw(v.index, V_WAITING)) === 0) return true;
+    }
+    return false;
+  }
+
+  /** Seconds the vCPUs on other threads have run (each thread adds its slices' wall time). */
+  remoteCpuSeconds(): number {
+    let t = 0;
+    for (const v of this.vcpus) if (v.remote) t += this.linkF64[LINK_F64 + v.index]!;
+    return t;
+  }
+
+  /**
+   * Serves the vCPUs on other threads: applies a pending broadcast here, answers their requests, notices a
+   * crashed thread, and takes the interrupt lines of this thread's vCPUs from the shared GIC (another thread's
+   * GIC access may have changed them). Cheap when nothing is pending; a no-op without remote vCPUs.
+   */
+  serviceRemotes(): void {
+    if (this.remotes === 0) return;
+    const w = this.link;
+    this.attnSeen = Atomics.load(w, L_ATTN);
+    this.ackBroadcast();
+    for (const v of this.vcpus) {
+      const k = v.index;
+      if (!v.remote) {
+        const o = this.gic.outputs(k);
+        v.cpu.irqLine = o & 1;
+        v.cpu.fiqLine = o >>> 1;
+        continue;
+      }
+      if (Atomics.load(w, vw(k, V_STATUS)) === ST_CRASHED && this.state === "running") {
+        this.stop("crashed", `emulator fault on vCPU ${k}'s thread: ${this.crashMessage()}`);
+      }
+      const seq = Atomics.load(w, vw(k, V_REQ_SEQ));
+      if (seq !== Atomics.load(w, vw(k, V_DONE_SEQ)) && !this.serving) this.serve(v, seq);
+    }
+  }
+
+  /** The message a crashed vCPU thread left in the link. */
+  private crashMessage(): string {
+    const bytes = new Uint8Array(this.ram, this.ramBytes + LINK_AREA + LINK_MSG, LINK_MSG_BYTES).slice();
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end)) || "(no message)";
+  }
+
+  /**
+   * Answers request `seq` of remote vCPU v on the home's copy of it: the state block is the same, so the copy
+   * takes PSTATE and the translation registers from it first (hypercall arguments are guest virtual addresses)
+   * and writes PSTATE back after (an injected exception changes it). The reply: the stop code the handler left
+   * (STOP_WFI: block, STOP_HALT: off or stopped) and whether the vCPU is still online.
+   */
+  private serve(v: Vcpu, seq: number): void {
+    const w = this.link, k = v.index, c = v.cpu;
+    const kind = Atomics.load(w, vw(k, V_REQ_KIND));
+    const a0 = Atomics.load(w, vw(k, V_A0)), a1 = Atomics.load(w, vw(k, V_A0 + 1)), a2 = Atomics.load(w, vw(k, V_A0 + 2));
+    const a3 = Atomics.load(w, vw(k, V_A0 + 3)), a4 = Atomics.load(w, vw(k, V_A0 + 4));
+    let r0 = 0, r1 = 0;
+    this.serving = true;
+    try {
+      if (kind === RQ_MMIO_READ) {
+        r0 = v.router.read((a0 >>> 0) + a1 * 2 ** 32, a2);
+        r1 = a2 === 8 ? R[0]! : 0;
+      } else if (kind === RQ_MMIO_WRITE) {
+        v.router.write((a0 >>> 0) + a1 * 2 ** 32, a2, a3, a4);
+      } else if (kind === RQ_HVC || kind === RQ_STAGE2) {
+        reloadFromBlock(c);
+        c.stop = STOP_BUDGET;
+        if (kind === RQ_HVC) this.el2(v, c, a0, a1);
+        else {
+          const m = c.mmu;
+          m.faultVaLo = a0; m.faultVaHi = a1; m.faultStatus = FSC_STAGE2; m.faultStage2 = 1;
+          m.faultWrite = a2 & 1; m.faultFetch = (a2 >>> 1) & 1; m.faultS1ptw = (a2 >>> 2) & 1;
+          m.faultIpa = (a3 >>> 0) + a4 * 2 ** 32;
+          if (this.platform?.stage2Abort === undefined) throw new Error("stage-2 fault without a platform to handle it");
+          this.platform.stage2Abort(k, c);
+        }
+        c.storePstate();
+        r0 = c.stop;
+        r1 = v.online ? 1 : 0;
+      } else {
+        throw new Error(`vCPU ${k}'s thread sent request kind ${kind}, which the board does not know`);
+      }
+    } finally {
+      this.serving = false;
+    }
+    Atomics.store(w, vw(k, V_R0), r0);
+    Atomics.store(w, vw(k, V_R1), r1);
+    Atomics.store(w, vw(k, V_DONE_SEQ), seq);
+    ringVcpu(w, k);
+  }
+
+  /** Applies the pending broadcast (if any) to this thread's vCPUs and says so. */
+  private ackBroadcast(): void {
+    const w = this.link, seq = Atomics.load(w, L_BC_SEQ);
+    if (seq === this.bcSeen) return;
+    const kind = Atomics.load(w, L_BC_KIND);
+    const insn = Atomics.load(w, L_BC_INSN), xlo = Atomics.load(w, L_BC_XLO), xhi = Atomics.load(w, L_BC_XHI);
+    for (const v of this.vcpus) {
+      if (v.remote) continue;
+      if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); } else applyBroadcast(v.cpu, insn, xlo, xhi);
+    }
+    this.bcSeen = seq;
+    Atomics.store(w, L_ACK, seq);
+    const from = Atomics.load(w, L_BC_FROM);
+    if (from >= 1) ringVcpu(w, from);
+  }
+
+  /**
+   * Publishes a broadcast to the vCPUs on other threads and returns once each live one applied it, so a TLBI
+   * ...IS is complete everywhere before the issuer's next instruction (this thread's vCPUs had it already).
+   */
+  private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
+    const w = this.link;
+    // Another thread is broadcasting: apply its broadcast while waiting for the lock (it waits for us).
+    while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) this.ackBroadcast();
+    try {
+      const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
+      Atomics.store(w, L_BC_KIND, kind);
+      Atomics.store(w, L_BC_INSN, insn);
+      Atomics.store(w, L_BC_XLO, xlo);
+      Atomics.store(w, L_BC_XHI, xhi);
+      Atomics.store(w, L_BC_FROM, 0);
+      Atomics.store(w, L_BC_SEQ, seq);
+      this.bcSeen = seq;
+      Atomics.store(w, L_ACK, seq);
+      for (const v of this.vcpus) if (v.remote) ringVcpu(w, v.index);
+      for (;;) {
+        const bell = Atomics.load(w, L_HOME_BELL);
+        let pending = false;
+        for (const v of this.vcpus) {
+          if (!v.remote) continue;
+          const st = Atomics.load(w, vw(v.index, V_STATUS));
+          if ((st === ST_RUNNING || st === ST_PARKED) && Atomics.load(w, L_ACK + v.index) !== seq) { pending = true; break; }
+        }
+        if (!pending) break;
+        Atomics.wait(w, L_HOME_BELL, bell, 1);
+      }
+    } finally {
+      Atomics.store(w, L_BC_LOCK, 0);
+    }
+  }
+
+  /** The platform removed frames from the stage-2 map: vCPUs on other threads drop them from their TLBs now. */
+  stage2Changed(): void {
+    if (this.remotes > 0) this.broadcast(BC_STAGE2, 0, 0, 0);
+  }
+
+  /**
+   * Stops the vCPUs on other threads at an instruction boundary (before a save, while paused). With `wait`,
+   * serves them until every one is parked and takes their state back into the home's copies (PSTATE, WFI).
+   */
+  parkRemotes(wait = true): void {
+    if (this.remotes === 0) return;
+    const w = this.link;
+    for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), CMD_PARK); ringVcpu(w, v.index); }
+    if (!wait) return;
+    const deadline = performance.now() + PARK_TIMEOUT_MS;
+    for (;;) {
+      const bell = Atomics.load(w, L_HOME_BELL);
+      this.serviceRemotes();
+      const busy = this.vcpus.find((v) => { if (!v.remote) return false; const st = Atomics.load(w, vw(v.index, V_STATUS)); return st === ST_RUNNING || st === ST_STARTING; });
+      if (busy === undefined) break;
+      if (performance.now() > deadline) throw new Error(`vCPU ${busy.index}'s thread did not stop within ${PARK_TIMEOUT_MS / 1000} s`);
+      Atomics.wait(w, L_HOME_BELL, bell, 1);
+    }
+    for (const v of this.vcpus) {
+      if (!v.remote || Atomics.load(w, vw(v.index, V_STATUS)) !== ST_PARKED) continue;
+      reloadFromBlock(v.cpu);
+      v.waiting = Atomics.load(w, vw(v.index, V_WAITING));
+    }
+  }
+
+  /** Lets parked vCPU threads run again (the online ones, while the board runs). */
+  unparkRemotes(): void {
+    const w = this.link;
+    for (const v of this.vcpus) {
+      if (!v.remote) continue;
+      Atomics.store(w, vw(v.index, V_CMD), v.online && this.state === "running" ? CMD_RUN : CMD_PARK);
+      ringVcpu(w, v.index);
+    }
+  }
+
+  /** Ends the vCPU threads (the domain is finished here, or moves: the next home starts its own). */
+  quitRemotes(): void {
+    const w = this.link;
+    for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), CMD_QUIT); ringVcpu(w, v.index); }
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -479,6 +776,7 @@ export class Board {
       case psci.PSCI_CPU_OFF:
         v.online = false;
         c.stop = STOP_HALT;
+        if (v.remote) Atomics.store(this.link, vw(v.index, V_CMD), CMD_PARK);
         ret(psci.PSCI_DENIED); // not reached by the guest: the vCPU is off
         return;
       case psci.PSCI_CPU_ON: case psci.PSCI_CPU_ON_32: {
@@ -492,6 +790,7 @@ export class Board {
         tr[PC2] = entryLo; tr[PC2 + 1] = entryHi;
         tr[0] = ctxLo; tr[1] = ctxHi;
         t.online = true;
+        if (t.remote) this.handOver(t);
         ret(psci.PSCI_SUCCESS);
         return;
       }

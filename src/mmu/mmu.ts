@@ -17,6 +17,7 @@
  * again, so no entry made before the unmap still gives access.
  */
 import { R } from "../common/int64.js";
+import { atomic64, type Ld64, type St64 } from "./atomic64.js";
 
 /** Access kinds. */
 export const ACC_READ = 0, ACC_WRITE = 1, ACC_FETCH = 2;
@@ -129,6 +130,15 @@ export class Mmu {
 
   /** Scratch: high half of read64 results (out[0]). Reused, never reallocated. */
   readonly out = new Int32Array(2);
+  /**
+   * Single-copy atomic doubleword access (atomic64.ts), set by useAtomic64 when other threads share the RAM:
+   * aligned 64-bit RAM loads and stores then go through it. Null: two 32-bit halves (one thread).
+   */
+  private ld64: Ld64 | null = null;
+  private st64: St64 | null = null;
+  /** Where ld64 leaves the high word: a word of this vCPU's own (scratch), and a view of it. */
+  private a64Scratch = 0;
+  private a64Hi: Int32Array = this.out;
 
   /**
    * MMUs whose vCPUs share one decode cache (the vCPUs of a domain in one thread). markCode removes write
@@ -174,6 +184,43 @@ export class Mmu {
 
   get mmuOn(): boolean { return (this.sctlr & 1) !== 0; }
 
+  /** The domain's lock word for 128-bit exclusives across threads (setPairLock), or null (one thread). */
+  private pairLock: Int32Array | null = null;
+  private pairLockAt = 0;
+
+  /** Shares lock word `index` of `words` (a SharedArrayBuffer view) with the domain's other MMUs for LDXP/STXP. */
+  setPairLock(words: Int32Array, index: number): void { this.pairLock = words; this.pairLockAt = index; }
+
+  /** Takes the pair lock (a spinlock held for a few loads and compare-and-swaps); no-op without one. */
+  lockPairs(): void {
+    const l = this.pairLock;
+    if (l !== null) while (Atomics.compareExchange(l, this.pairLockAt, 0, 1) !== 0) { /* another vCPU's LDXP/STXP */ }
+  }
+
+  unlockPairs(): void { if (this.pairLock !== null) Atomics.store(this.pairLock, this.pairLockAt, 0); }
+
+  /**
+   * Stores the doubleword (lo, hi) at 8-aligned RAM offset `off` for STLR: one 64-bit store with useAtomic64,
+   * else two 32-bit atomic stores, low word first (one thread: nobody can see them apart).
+   */
+  storeRam64(off: number, lo: number, hi: number): void {
+    if (this.st64 !== null) { this.st64(off, lo, hi); return; }
+    Atomics.store(this.i32, off >> 2, lo);
+    Atomics.store(this.i32, (off >> 2) + 1, hi);
+  }
+
+  /**
+   * Makes aligned 64-bit RAM accesses single-copy atomic (atomic64.ts) over `memory` (whose buffer is this
+   * MMU's RAM); `scratch`: the byte offset of a 4-byte word in it that only this vCPU uses.
+   */
+  useAtomic64(memory: WebAssembly.Memory, scratch: number): void {
+    const { ld, st } = atomic64(memory);
+    this.ld64 = ld;
+    this.st64 = st;
+    this.a64Scratch = scratch;
+    this.a64Hi = new Int32Array(memory.buffer, scratch, 1);
+  }
+
   // ---------------------------------------------------------------------------------------------------------
   // Hot path. Each: TLB hit -> direct access; anything else -> slow path.
 
@@ -211,6 +258,11 @@ export class Mmu {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) {
         const o = this.tlbOff[x] + (lo & 0xfff);
+        if (this.ld64 !== null && (o & 7) === 0) {
+          const l = this.ld64(o, this.a64Scratch);
+          this.out[0] = this.a64Hi[0]!;
+          return l;
+        }
         this.out[0] = this.dv.getInt32(o + 4, true);
         return this.dv.getInt32(o, true);
       }
@@ -252,6 +304,7 @@ export class Mmu {
       const a = this.tlbAsid[x];
       if (a === -1 || a === this.asid) {
         const o = this.tlbOff[x] + (lo & 0xfff);
+        if (this.st64 !== null && (o & 7) === 0) { this.st64(o, vlo, vhi); return; }
         this.dv.setInt32(o, vlo, true);
         this.dv.setInt32(o + 4, vhi, true);
         return;
@@ -314,7 +367,10 @@ export class Mmu {
         case 1: return this.u8[off];
         case 2: return this.dv.getUint16(off, true);
         case 4: return this.dv.getInt32(off, true);
-        default: this.out[0] = this.dv.getInt32(off + 4, true); return this.dv.getInt32(off, true);
+        default:
+          if (this.ld64 !== null && (off & 7) === 0) { const l = this.ld64(off, this.a64Scratch); this.out[0] = this.a64Hi[0]!; return l; }
+          this.out[0] = this.dv.getInt32(off + 4, true);
+          return this.dv.getInt32(off, true);
       }
     }
     if (this.mmio === null || !this.mmio.claims(this.lastPa)) return this.externalAbort(lo, hi, ACC_READ);
@@ -352,7 +408,11 @@ export class Mmu {
         case 1: this.u8[off] = vlo; return;
         case 2: this.dv.setUint16(off, vlo & 0xffff, true); return;
         case 4: this.dv.setInt32(off, vlo, true); return;
-        default: this.dv.setInt32(off, vlo, true); this.dv.setInt32(off + 4, vhi, true); return;
+        default:
+          if (this.st64 !== null && (off & 7) === 0) { this.st64(off, vlo, vhi); return; }
+          this.dv.setInt32(off, vlo, true);
+          this.dv.setInt32(off + 4, vhi, true);
+          return;
       }
     }
     if (this.mmio === null || !this.mmio.claims(this.lastPa)) { this.externalAbort(lo, hi, ACC_WRITE); return; }
@@ -492,8 +552,10 @@ export class Mmu {
       // The descriptor's own frame must be mapped at stage 2 (a stage-2 fault on the walk, S1PTW = 1).
       const s2 = this.stage2;
       if (s2 !== null && s2[doff >>> 12] === 0) return this.stage2Fault(lo, hi, acc, dpa, 1);
-      const dlo = this.dv.getInt32(doff, true);
-      const dhi = this.dv.getInt32(doff + 4, true);
+      // One 64-bit read when other threads may be writing the table (a torn descriptor would map garbage).
+      let dlo: number, dhi: number;
+      if (this.ld64 !== null) { dlo = this.ld64(doff, this.a64Scratch); dhi = this.a64Hi[0]!; }
+      else { dlo = this.dv.getInt32(doff, true); dhi = this.dv.getInt32(doff + 4, true); }
       if ((dlo & 1) === 0) return this.fault(lo, hi, acc, FSC_TRANS_L0 + level);
       const isTable = (dlo & 2) !== 0 && level < 3;
       // OA/next-table address bits [47:12]. Bits [51:48] are ignored: Linux keeps PTE_DBM / its software

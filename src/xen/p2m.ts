@@ -70,7 +70,8 @@ export class P2m {
       throw new RangeError(`P2M: RAM ${ramBytes} bytes at ${base.toString(16)} does not fit a ${u8.length}-byte buffer in frames`);
     }
     this.i32 = new Int32Array(u8.buffer, u8.byteOffset, u8.length >> 2);
-    this.map = new Uint8Array(u8.length / XEN_PAGE_SIZE).fill(1);
+    // Shared: vCPUs of the domain running on other threads read it as their stage 2 (src/machine/remote-vcpu.ts).
+    this.map = new Uint8Array(new SharedArrayBuffer(u8.length / XEN_PAGE_SIZE)).fill(1);
     this.firstGfn = base / XEN_PAGE_SIZE;
     this.ramFrames = ramBytes / XEN_PAGE_SIZE;
     this.pages = this.ramFrames;
@@ -174,8 +175,15 @@ export class P2m {
     }
   }
 
-  /** After releases: every MMU of the domain drops its TLB entries for unmapped frames (one pass each). */
+  /**
+   * After releases: every MMU of the domain drops its TLB entries for unmapped frames (one pass each). `mmus`
+   * are those of this thread; tlbFlushes counts the calls, so the platform can have vCPUs on other threads do
+   * the same before the hypercall returns (src/hv/machine.ts).
+   */
   flushTlbs(mmus: readonly Mmu[]): void {
     for (const m of mmus) m.dropUnmapped(this.map);
+    this.tlbFlushes++;
   }
+
+  tlbFlushes = 0;
 }

@@ -86,6 +86,14 @@ export class CodeCache {
   /** True when blocks are compiled (else Cpu.run takes the plain loop, without heat counting). */
   readonly compiling: boolean;
   /**
+   * With snapshotWords(): per page, the instruction words its handlers were decoded from, which the run loop
+   * executes them with. Needed when another thread may write the code (vCPUs on several threads): a handler
+   * run with a word written after its decode (before the writer's IC reached this thread) would execute a mix
+   * of two instructions — e.g. a static key's B decoded, its NOP read back, run as a BL to nowhere. Null: the
+   * loop reads the words from RAM (one thread: every write to a code page invalidates it first).
+   */
+  words: (Int32Array | undefined)[] | null = null;
+  /**
    * `compileBlocks`: compile hot straight-line code (blocks.ts). Measured (docs/benchmarks.md): a clear win on
    * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code, so the
    * user-mode runner enables it and the machine does not. In a boot each compiled block costs about 1 ms of CPU
@@ -103,6 +111,7 @@ export class CodeCache {
   create(page: number): Handler[] {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
+    if (this.words !== null) this.words[page] = new Int32Array(1024);
     // The block tables only when blocks are compiled: ~11 KiB per code page that the machine (blocks off)
     // would carry for nothing — about 17 MiB of a booted Debian domain (docs/benchmarks.md, density).
     if (this.compiling) {
@@ -128,6 +137,17 @@ export class CodeCache {
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
 
   /**
+   * From now on every handler runs with the word it was decoded from (`words`): for caches of vCPUs whose
+   * RAM other threads write. Everything decoded so far is decoded again. Not with compiled blocks.
+   */
+  snapshotWords(): void {
+    if (this.words !== null) return;
+    if (this.compiling) throw new Error("CodeCache: word snapshots and compiled blocks do not go together");
+    this.words = new Array<Int32Array | undefined>(this.pages.length).fill(undefined);
+    for (const p of this.used) { this.words[p] = new Int32Array(1024); this.invalidatePage(p); }
+  }
+
+  /**
    * Drops the decoded pages not entered since the previous sweep and clears `codePage` (the MMU's "writes must
    * invalidate" marks, shared by the domain's MMUs) for them: nothing is cached for them any more, so writes to
    * them (boot code freed by the kernel and reused as data) take the fast path again; a page that runs again is
@@ -147,6 +167,7 @@ export class CodeCache {
         continue;
       }
       this.pages[p] = undefined;
+      if (this.words !== null) this.words[p] = undefined;
       if (this.compiling) { this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; }
       if (codePage !== undefined) codePage[p] = 0;
     }
@@ -388,7 +409,7 @@ export class Cpu {
     const r = this.r;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const pages = this.code.pages, ran = this.code.ran;
+    const pages = this.code.pages, ran = this.code.ran, snaps = this.code.words;
     let done = 0;
     this.stop = STOP_BUDGET;
     while (done < budget && this.stop === STOP_BUDGET) {
@@ -405,12 +426,17 @@ export class Cpu {
         }
         ran[page] = 1; // for sweep(): once per page entry, not per instruction
         const base = pageOff >> 2;
+        // Where decoded handlers take their words: the page's snapshot (CodeCache.words), else RAM.
+        const words = snaps !== null ? snaps[page]! : ram32, wb = snaps !== null ? 0 : base;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
         for (;;) {
-          const w = ram32[base + k];
-          let h = code[k];
-          if (h === LAZY) h = code[k] = decoder.decode(w);
+          let h = code[k], w: number;
+          if (h === LAZY) {
+            w = ram32[base + k];
+            h = code[k] = decoder.decode(w);
+            if (snaps !== null) words[k] = w;
+          } else w = words[wb + k]!;
           h(this, w);
           done++;
           if (this.jumped !== 0) {

@@ -433,10 +433,12 @@ function ldxp(c: Cpu, i: number): void {
   const lo = r[n], hi = r[n + 1];
   checkAlign(m, lo, hi, bytes, ACC_READ);
   const off = exclOff(m, lo, hi, ACC_READ);
+  if (x === 1) m.lockPairs();
   const a = load64(m.i32, off >> 2), ah = ldHi;
   c.exclOff = off; c.exclSize = bytes; c.exclLo = a; c.exclHi = ah;
   if (x === 0) { setW(c, t, a); setW(c, t2, ah); return; }
   const b = load64(m.i32, (off >> 2) + 2), bh = ldHi;
+  m.unlockPairs();
   const ph = pairHighOf(c);
   ph[0] = b; ph[1] = bh;
   setX(c, t, a, ah);
@@ -445,9 +447,10 @@ function ldxp(c: Cpu, i: number): void {
 
 /**
  * STXP/STLXP: 1 sz 001000 0 0 1 Rs o0 Rt2 Rn Rt. The 128-bit form cannot be one JS atomic operation: it
- * compare-and-swaps the low doubleword, then the high one, and undoes the first if the second fails. Another
- * thread can observe the intermediate state only while racing on the same 16 bytes, which the guest's own
- * exclusive sequence would also have failed on.
+ * compare-and-swaps the low doubleword, then the high one, and undoes the first if the second fails — inside the
+ * domain's pair lock when vCPUs run on several threads (Mmu.lockPairs; LDXP of 128 bits reads inside it too), so
+ * no other vCPU's 128-bit exclusive sees or builds on a half-done pair (SLUB's cmpxchg_double would otherwise
+ * combine one CPU's new freelist with another's counters).
  */
 function stxp(c: Cpu, i: number): void {
   const r = c.r, m = c.mmu;
@@ -462,10 +465,12 @@ function stxp(c: Cpu, i: number): void {
     if (x === 0) ok = cas64(m, off, c.exclLo, c.exclHi, a, b);
     else {
       const ph = pairHighOf(c);
+      m.lockPairs();
       if (cas64(m, off, c.exclLo, c.exclHi, a, ah)) {
         ok = cas64(m, off + 8, ph[0], ph[1], b, bh);
         if (!ok) cas64(m, off, a, ah, c.exclLo, c.exclHi);
       }
+      m.unlockPairs();
     }
   }
   c.exclOff = -1;
@@ -493,8 +498,8 @@ function ldar(c: Cpu, i: number): void {
 }
 
 /**
- * STLR (B/H/W/X): size 001000 1 0 0 Rs 1 Rt2 Rn Rt. A 64-bit STLR is two 32-bit atomic stores (low word
- * first); ordinary 64-bit stores are not single-copy atomic in this MMU either.
+ * STLR (B/H/W/X): size 001000 1 0 0 Rs 1 Rt2 Rn Rt. A 64-bit STLR is one 64-bit store when other threads share
+ * the RAM (Mmu.storeRam64, as every aligned doubleword store is then: src/mmu/atomic64.ts).
  */
 function stlr(c: Cpu, i: number): void {
   const r = c.r, m = c.mmu;
@@ -509,7 +514,7 @@ function stlr(c: Cpu, i: number): void {
     case 0: Atomics.store(m.u8, off, v); return;
     case 1: Atomics.store(ramViews(m).u16, off >> 1, v); return;
     case 2: Atomics.store(m.i32, off >> 2, v); return;
-    default: Atomics.store(m.i32, off >> 2, v); Atomics.store(m.i32, (off >> 2) + 1, r[(t << 1) | 1]); return;
+    default: m.storeRam64(off, v, r[(t << 1) | 1]); return;
   }
 }
 

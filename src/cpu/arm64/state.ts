@@ -10,6 +10,8 @@
  *   0x400  PSTATE  Int32 x 16 at PS_* (NZCV, DAIF, EL, SPSel, FPCR, FPSR, the exclusive monitor, the event
  *                  register, PSTATE.IL). The interpreter keeps these in Cpu fields while it runs and writes
  *                  them here when run() returns (Cpu.storePstate); Cpu.loadPstate reads them back (restore).
+ *   0x7f8  scratch one word the MMU's single-copy atomic doubleword loads leave a high word in (src/mmu/
+ *                  atomic64.ts; not state: never saved)
  *   0x800  sys     Int32 x SYS_SLOTS: system registers at the slots of sysregs.ts (a saved state keys them by
  *                  encoding instead, vcpu-state.ts, so this order may change between builds)
  *
@@ -35,7 +37,7 @@ export const R_SLOTS = 36 * 2;
 
 /** Bytes of one vCPU's state block (a multiple of 4 KiB) and the offsets of its parts. */
 export const VCPU_STATE_BYTES = 0x1000;
-export const ST_R = 0x000, ST_V = 0x200, ST_PSTATE = 0x400, ST_SYS = 0x800;
+export const ST_R = 0x000, ST_V = 0x200, ST_PSTATE = 0x400, ST_SCRATCH = 0x7f8, ST_SYS = 0x800;
 /** Int32 word indices in the PSTATE area. */
 export const PS_NZCV = 0, PS_DAIF = 1, PS_EL = 2, PS_SPSEL = 3, PS_FPCR = 4, PS_FPSR = 5, PS_EXCL_OFF = 6,
   PS_EXCL_SIZE = 7, PS_EXCL_LO = 8, PS_EXCL_HI = 9, PS_EVENT = 10, PS_IL = 11, PS_WORDS = 16;

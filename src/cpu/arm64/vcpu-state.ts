@@ -91,6 +91,14 @@ export function restoreVcpu(c: Cpu, state: unknown, ramBytes: number): void {
   p[PS_NZCV] = nzcv; p[PS_DAIF] = daif; p[PS_EL] = el; p[PS_SPSEL] = spsel; p[PS_FPCR] = fpcr; p[PS_FPSR] = fpsr;
   p[PS_EXCL_OFF] = ex.off; p[PS_EXCL_SIZE] = ex.size; p[PS_EXCL_LO] = ex.lo; p[PS_EXCL_HI] = ex.hi;
   p[PS_EVENT] = event; p[PS_IL] = il;
+  reloadFromBlock(c);
+}
+
+/**
+ * Makes Cpu `c` and its MMU follow its state block after someone else wrote it (a restore; the vCPU's other
+ * thread, src/machine/remote-vcpu.ts): PSTATE fields, the MMU's translation registers, an empty TLB.
+ */
+export function reloadFromBlock(c: Cpu): void {
   c.loadPstate();
   const m = c.mmu, sys = c.sys;
   m.sctlr = sys[SCTLR_EL1]!;

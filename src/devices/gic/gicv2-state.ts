@@ -60,12 +60,13 @@ interface GicStore {
   readonly irqs: number;
   readonly layout: GicLayout;
   readonly buffer: ArrayBufferLike;
+  readonly byteOffset: number;
 }
 
 export function saveGicv2(g: GicStore): Gicv2State {
   const L = g.layout;
-  const w = new Int32Array(g.buffer, 0, L.byteLength >> 2);
-  const b = new Uint8Array(g.buffer, 0, L.byteLength);
+  const w = new Int32Array(g.buffer, g.byteOffset, L.byteLength >> 2);
+  const b = new Uint8Array(g.buffer, g.byteOffset, L.byteLength);
   const bm = (k: number): Int32Array => w.slice(L.bm[k], L.bm[k] + L.words);
   const cpu: Gicv2CpuState[] = [];
   for (let c = 0; c < g.cpus; c++) {
@@ -131,8 +132,8 @@ export function restoreGicv2(g: GicStore, state: unknown): void {
   }
 
   // Everything checked: write it in.
-  const w = new Int32Array(g.buffer, 0, L.byteLength >> 2);
-  const b = new Uint8Array(g.buffer, 0, L.byteLength);
+  const w = new Int32Array(g.buffer, g.byteOffset, L.byteLength >> 2);
+  const b = new Uint8Array(g.buffer, g.byteOffset, L.byteLength);
   w[0] = ctlr;
   for (let k = 0; k < maps.length; k++) w.set(maps[k], L.bm[index[k]]);
   for (let c = 0; c < g.cpus; c++) {

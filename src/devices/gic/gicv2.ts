@@ -24,8 +24,11 @@
  * (GICH/GICV), interrupt bypass, GICv2m MSI frames.
  *
  * Hot path: MMIO accesses and line changes allocate nothing. All state is in one buffer (layout in
- * gicv2-regs.ts) so it can move into a SharedArrayBuffer shared by vCPU threads; today's code assumes one
- * thread (a later threaded version guards the read-modify-writes with Atomics or a lock word).
+ * gicv2-regs.ts). A board whose vCPUs run on several threads places it in the domain's shared memory and gives
+ * every thread its own Gicv2 over it with one lock word (Gicv2Options.lock): each public entry point — the MMIO
+ * views, setIrq/setPpi and the IrqLines — holds the lock for its whole read-modify-write. The output callbacks
+ * run in the thread that made the change, under the lock: they may only record the new level and wake the vCPU
+ * it belongs to (src/machine/remote-vcpu.ts). Without a lock (one thread) nothing is locked.
  */
 import type { MmioDevice, IrqLine } from "../mmio.js";
 import { subWord } from "../mmio.js";
@@ -52,8 +55,16 @@ export interface Gicv2Options {
   /** State buffer (e.g. a SharedArrayBuffer) of at least gicv2StateBytes(cpus, irqs); zeroed = reset state
    * is applied when `reset` is not false. */
   buffer?: ArrayBufferLike;
+  /** Byte offset of the state inside `buffer` (default 0; a multiple of 8). */
+  byteOffset?: number;
   /** Apply the reset values (default true; false when attaching to a live shared buffer). */
   reset?: boolean;
+  /**
+   * With a shared buffer used by several threads: the lock word (index `lockIndex` of this Int32Array over a
+   * SharedArrayBuffer, 0 = free) every thread's Gicv2 over that buffer takes around each operation.
+   */
+  lock?: Int32Array;
+  lockIndex?: number;
 }
 
 /** Bytes of state for a GIC of this shape. */
@@ -73,8 +84,11 @@ export class Gicv2 {
   readonly cpus: number;
   readonly irqs: number;
   readonly layout: GicLayout;
-  /** The state buffer (see gicv2-regs.ts for the layout); copying it snapshots the GIC. */
+  /** The state buffer (see gicv2-regs.ts for the layout) and the state's offset in it. */
   readonly buffer: ArrayBufferLike;
+  readonly byteOffset: number;
+  private readonly lockWords: Int32Array | null;
+  private readonly lockAt: number;
   private readonly w: Int32Array;
   private readonly b: Uint8Array;
   // Int32 indexes of the bitmaps and CPU blocks; byte offsets of the byte arrays.
@@ -112,10 +126,16 @@ export class Gicv2 {
     const L = gicLayout(cpus, irqs);
     this.layout = L;
     const buf = opts.buffer ?? new ArrayBuffer(L.byteLength);
-    if (buf.byteLength < L.byteLength) throw new GicConfigError(`state buffer too small: ${buf.byteLength} < ${L.byteLength}`);
+    const at = opts.byteOffset ?? 0;
+    if (at < 0 || at % 8 !== 0 || buf.byteLength < at + L.byteLength) {
+      throw new GicConfigError(`state buffer too small or offset ${at} bad: ${buf.byteLength} < ${at} + ${L.byteLength}`);
+    }
     this.buffer = buf;
-    this.w = new Int32Array(buf, 0, L.byteLength >> 2);
-    this.b = new Uint8Array(buf, 0, L.byteLength);
+    this.byteOffset = at;
+    this.lockWords = opts.lock ?? null;
+    this.lockAt = opts.lockIndex ?? 0;
+    this.w = new Int32Array(buf, at, L.byteLength >> 2);
+    this.b = new Uint8Array(buf, at, L.byteLength);
     [this.en, this.latch, this.level, this.active, this.group, this.edge] = [
       L.bm[BM_ENABLE], L.bm[BM_LATCH], L.bm[BM_LEVEL], L.bm[BM_ACTIVE], L.bm[BM_GROUP], L.bm[BM_EDGE],
     ];
@@ -124,15 +144,23 @@ export class Gicv2 {
     this.cpuMask = (1 << cpus) - 1;
     this.banks = irqs / 32;
     for (let c = 0; c < cpus; c++) {
-      this.distViews.push({
+      this.distViews.push(this.lockWords === null ? {
         size: GICD_SIZE,
         read: (off, size) => this.distRead(c, off, size),
         write: (off, size, v) => this.distWrite(c, off, size, v),
+      } : {
+        size: GICD_SIZE,
+        read: (off, size) => { this.lock(); try { return this.distRead(c, off, size); } finally { this.unlock(); } },
+        write: (off, size, v) => { this.lock(); try { this.distWrite(c, off, size, v); } finally { this.unlock(); } },
       });
-      this.cpuViews.push({
+      this.cpuViews.push(this.lockWords === null ? {
         size: GICC_SIZE,
         read: (off, size) => this.cpuRead(c, off, size),
         write: (off, size, v) => this.cpuWrite(c, off, size, v),
+      } : {
+        size: GICC_SIZE,
+        read: (off, size) => { this.lock(); try { return this.cpuRead(c, off, size); } finally { this.unlock(); } },
+        write: (off, size, v) => { this.lock(); try { this.cpuWrite(c, off, size, v); } finally { this.unlock(); } },
       });
     }
     if (opts.reset !== false) this.reset();
@@ -194,6 +222,23 @@ export class Gicv2 {
    * interrupts latch pending on a rising edge; level-configured ones are pending while the line is high.
    */
   setIrq(irq: number, level: boolean, cpu = 0): void {
+    if (this.lockWords === null) { this.setIrqLocked(irq, level, cpu); return; }
+    this.lock();
+    try { this.setIrqLocked(irq, level, cpu); } finally { this.unlock(); }
+  }
+
+  /**
+   * Takes the lock word (a spinlock: every holder runs a few hundred instructions at most, never waits).
+   * Only with Gicv2Options.lock.
+   */
+  private lock(): void {
+    const l = this.lockWords!, i = this.lockAt;
+    while (Atomics.compareExchange(l, i, 0, 1) !== 0) { /* another thread is inside the GIC: spin */ }
+  }
+
+  private unlock(): void { Atomics.store(this.lockWords!, this.lockAt, 0); }
+
+  private setIrqLocked(irq: number, level: boolean, cpu: number): void {
     if (irq < GIC_NR_SGIS || irq >= this.irqs || (irq < GIC_NR_PRIVATE && cpu >= this.cpus)) return;
     const x = this.word(cpu, irq);
     const bit = 1 << (irq & 31);
@@ -312,6 +357,15 @@ export class Gicv2 {
   /** Current IRQ output of a CPU interface. */
   irqAsserted(cpu: number): boolean {
     return this.w[this.cpuBase + cpu * CPU_STRIDE + CPU_IRQ] !== 0;
+  }
+
+  /**
+   * The IRQ and FIQ outputs of a CPU interface as a thread sharing the buffer sees them now (an atomic read,
+   * no lock): bit 0 IRQ, bit 1 FIQ. A vCPU on another thread than the change takes its lines from here.
+   */
+  outputs(cpu: number): number {
+    const k = this.cpuBase + cpu * CPU_STRIDE;
+    return Atomics.load(this.w, k + CPU_IRQ) | (Atomics.load(this.w, k + CPU_FIQ) << 1);
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+/**
+ * vCPUs on threads of their own. A domain with several vCPUs keeps vCPU 0, its devices, its Xen layer and its
+ * back-ends in its home thread (vm-worker.ts) and hands vCPUs 1..n-1 to one worker thread each
+ * (Board.detachVcpus), which runs it with src/machine/remote-vcpu.ts over the same shared domain memory: so a
+ * 2-vCPU guest with two busy processes uses two pCPUs. The home starts these threads itself (nested workers):
+ * they talk to it through shared memory only (the vCPU link and its doorbell), never through messages, since the
+ * home's loop never returns to its event loop.
+ *
+ * XENO_VCPU_THREADS=0 keeps every vCPU in the home thread (the behaviour before; for A/B measurements).
+ */
+import { Worker, isMainThread, workerData } from "node:worker_threads";
+import type { Board } from "../machine/board.js";
+import type { DomainClock } from "../common/domain-clock.js";
+import { DomainClock as Clock } from "../common/domain-clock.js";
+import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
+
+/** Whether domains with several vCPUs run them on threads of their own (default yes). */
+export const VCPU_THREADS = process.env.XENO_VCPU_THREADS !== "0";
+
+interface VcpuThreadData {
+  kind: "vcpu-thread";
+  memory: WebAssembly.Memory;
+  ramBytes: number;
+  vcpus: number;
+  index: number;
+  clock: { baseTicks: number; wall0Ms: number };
+  /** The platform's stage-2 map (over a SharedArrayBuffer: shared, not copied), or null. */
+  stage2: Uint8Array | null;
+  /** The home thread's doorbell (Int32Array(1)): rung with Atomics.add + notify. */
+  doorbell: SharedArrayBuffer;
+  /** The scheduler's control words of the domain (SCHED_PERMIT at 0), when it has them. */
+  sched: SharedArrayBuffer | null;
+}
+
+/** Hands vCPUs 1..n-1 of `board` to new threads and starts them. Returns the threads (for tests). */
+export function startVcpuThreads(board: Board, clock: DomainClock, o: { doorbell: SharedArrayBuffer; sched: SharedArrayBuffer | null }): Worker[] {
+  const n = board.vcpus.length;
+  if (n < 2) return [];
+  const indices: number[] = [];
+  for (let k = 1; k < n; k++) indices.push(k);
+  board.detachVcpus(indices);
+  const stage2 = board.stage2Map;
+  if (stage2 !== null && !(stage2.buffer instanceof SharedArrayBuffer)) throw new Error("vCPU threads need the stage-2 map in shared memory");
+  return indices.map((index) => {
+    const data: VcpuThreadData = { kind: "vcpu-thread", memory: board.memory, ramBytes: board.ramBytes, vcpus: n, index,
+      clock: clock.origin(), stage2, doorbell: o.doorbell, sched: o.sched };
+    // stdout/stderr not piped to the home (it never runs its event loop): these threads write nothing.
+    return new Worker(new URL("./vcpu-thread.js", import.meta.url), { workerData: data, stdout: true, stderr: true });
+  });
+}
+
+function main(d: VcpuThreadData): void {
+  const bell = new Int32Array(d.doorbell);
+  const wakeHome = (): void => { Atomics.add(bell, 0, 1); Atomics.notify(bell, 0); };
+  try {
+    const v = new RemoteVcpu({ memory: d.memory, ramBytes: d.ramBytes, vcpus: d.vcpus, index: d.index,
+      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, permit: d.sched !== null ? new Int32Array(d.sched) : null, wakeHome });
+    v.run();
+  } catch (e) {
+    reportVcpuCrash(d.memory, d.ramBytes, d.index, e instanceof Error ? (e.stack ?? e.message) : String(e), wakeHome);
+  }
+}
+
+if (!isMainThread && (workerData as { kind?: string } | null)?.kind === "vcpu-thread") main(workerData as VcpuThreadData);

@@ -1,0 +1,377 @@
+/**
+ * One vCPU of a board, run on a thread of its own over the domain's shared memory (the board handed it over
+ * with Board.detachVcpus; src/hv/vcpu-thread.ts is the thread). So a domain with several vCPUs uses several
+ * pCPUs, as on Xen, where the vCPU is what the scheduler places.
+ *
+ * What this thread does itself, with no round trip: run guest code (its own decode cache and TLB over the same
+ * RAM; exclusives are atomic compare-and-swaps on the shared memory, ldst.ts), the generic timer, the GIC (its
+ * own Gicv2 over the shared state, under the GIC's lock word), WFI. What goes to the board's home thread as a
+ * request (vcpu-link.ts) and waits for its answer: hypercalls and PSCI (`hvc`/`smc`), stage-2 faults, accesses
+ * to the UART and RTC, and EOIs of the interrupt the platform watches (BoardPlatform.eoiWatch). Broadcasts
+ * (TLBI ...IS, IC IALLUIS/IVAU, SEV) go to every other thread and are complete there before the issuer goes on.
+ *
+ * Code written by one thread and run by another: each thread's decode cache notices the writes of its own vCPUs
+ * only; writes by another thread reach it through the IC maintenance the architecture requires before new code
+ * runs (CTR_EL0.DIC = 0: Linux cleans and invalidates to the PoU after writing code, and IC IVAU/IALLUIS is
+ * a broadcast here).
+ */
+import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Mmu, type Stage2Map } from "../mmu/mmu.js";
+import { MmioRouter, type MmioDevice } from "../devices/mmio.js";
+import { Gicv2 } from "../devices/gic/gicv2.js";
+import { CNTFRQ_HZ, TIMER_PHYS, TIMER_VIRT, timerDeadline, timerFiring } from "../cpu/arm64/sys-timer.js";
+import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
+import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
+import { ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
+import type { GuestClock } from "../common/domain-clock.js";
+import { GICC_BASE, GICD_BASE, GIC_IRQS, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
+import {
+  BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
+  L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
+  RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
+  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
+} from "./vcpu-link.js";
+
+export interface RemoteVcpuOptions {
+  /** The domain memory (Board.memory): RAM, state blocks, GIC state, the link. */
+  memory: WebAssembly.Memory;
+  ramBytes: number;
+  /** vCPUs of the domain, and the one this thread runs (1..vcpus-1). */
+  vcpus: number;
+  index: number;
+  /** The domain's clock, the same as the board's (DomainClock over the host-wide clock and the same base). */
+  clock: GuestClock;
+  /** The platform's stage-2 map over a SharedArrayBuffer (Xen: the P2M), or null. */
+  stage2: Stage2Map | null;
+  /** Wakes the home thread's loop (its doorbell), besides the link's own home bell. */
+  wakeHome: () => void;
+  /** The scheduler's permit for the domain ([0] = 1: may run); absent: always. */
+  permit?: Int32Array | null;
+}
+
+/** Instructions per run() here: the vCPU looks at its commands, interrupt lines and broadcasts this often. */
+const REMOTE_SLICE = 10_000;
+/** Longest sleep without looking at the link (bounds a lost wake-up; every change rings the bell). */
+const IDLE_WAIT_MS = 50;
+/** Sleep while the domain has no permit (the hypervisor's permit does not ring this thread). */
+const PERMIT_WAIT_MS = 5;
+/** How often the decode cache drops pages not run since the last sweep. */
+const SWEEP_MS = 5000;
+/** GICv2 CPU-interface registers that end an interrupt. */
+const GICC_EOIR = 0x10, GICC_AEOIR = 0x24, GICC_DIR = 0x1000;
+
+export class RemoteVcpu {
+  readonly cpu: Cpu;
+  readonly mmu: Mmu;
+  readonly index: number;
+  /** Instructions retired here. */
+  retired = 0;
+  private readonly w: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly gic: Gicv2;
+  private readonly code: CodeCache;
+  private readonly codePage: Uint8Array;
+  private readonly stage2: Stage2Map | null;
+  private readonly permit: Int32Array | null;
+  private readonly wakeHomeThread: () => void;
+  private readonly vcpus: number;
+  private readonly eoiWatch: number;
+  private waiting = 0;
+  private gen = -1;
+  private bcSeen: number;
+  private status = -1;
+  private askedPermit = false;
+  private lastSweep = performance.now();
+
+  constructor(o: RemoteVcpuOptions) {
+    const k = o.index;
+    if (!Number.isInteger(k) || k < 1 || k >= o.vcpus) throw new RangeError(`remote vCPU ${k}: not one of 1..${o.vcpus - 1}`);
+    const buf = o.memory.buffer as unknown as SharedArrayBuffer;
+    this.index = k;
+    this.vcpus = o.vcpus;
+    this.stage2 = o.stage2;
+    this.permit = o.permit ?? null;
+    this.wakeHomeThread = o.wakeHome;
+    const link = linkViews(buf, o.ramBytes);
+    this.w = link.w;
+    this.f64 = link.f64;
+    this.bcSeen = Atomics.load(this.w, L_BC_SEQ);
+    this.eoiWatch = Atomics.load(this.w, L_EOI_WATCH);
+    this.gic = new Gicv2({ cpus: o.vcpus, irqs: GIC_IRQS, buffer: buf, byteOffset: o.ramBytes + GIC_AREA, reset: false, lock: this.w, lockIndex: L_GIC_LOCK });
+    // Output changes made here for another vCPU wake its thread (the home takes its lines at its next service).
+    this.gic.onIrqChange = (cpu, up) => { if (cpu === k) this.cpu.irqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
+    this.gic.onFiqChange = (cpu, up) => { if (cpu === k) this.cpu.fiqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
+    this.codePage = new Uint8Array(o.ramBytes >>> 12);
+    this.code = new CodeCache(o.ramBytes >>> 12);
+    this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
+    const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes);
+    mmu.stage2 = o.stage2;
+    mmu.useAtomic64(o.memory, o.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
+    mmu.setPairLock(this.w, L_PAIR_LOCK);
+    const router = new MmioRouter();
+    router.map(GICD_BASE, this.gic.distributor(k));
+    router.map(GICC_BASE, this.gicc(this.gic.cpuInterface(k)));
+    router.map(UART_BASE, this.forward(UART_BASE, 0x1000));
+    router.map(RTC_BASE, this.forward(RTC_BASE, 0x1000));
+    mmu.mmio = router;
+    // The Cpu constructor resets its block: keep the vCPU's state across it (the home does not touch the block
+    // of a vCPU it handed over, except inside a request this thread waits for).
+    const off = o.ramBytes + k * VCPU_STATE_BYTES;
+    const keep = new Uint8Array(buf, off, VCPU_STATE_BYTES).slice();
+    const cpu = this.cpu = new Cpu(mmu, this.code, { buffer: buf, offset: off });
+    new Uint8Array(buf, off, VCPU_STATE_BYTES).set(keep);
+    cpu.vcpuIndex = k;
+    cpu.exits = true;
+    cpu.counter = o.clock.now;
+  }
+
+  /** Runs the vCPU until the home says quit. Exceptions are emulator faults: the thread reports them (crashed). */
+  run(): void {
+    const w = this.w, k = this.index, c = this.cpu;
+    for (;;) {
+      const bell = Atomics.load(w, vw(k, V_BELL));
+      this.ack();
+      const cmd = Atomics.load(w, vw(k, V_CMD));
+      if (cmd === CMD_QUIT) { this.setStatus(ST_GONE); return; }
+      const gen = Atomics.load(w, vw(k, V_GEN));
+      if (gen !== this.gen) {
+        this.gen = gen;
+        reloadFromBlock(c);
+        this.waiting = Atomics.load(w, vw(k, V_WAITING));
+      }
+      if (cmd !== CMD_RUN) {
+        Atomics.store(w, vw(k, V_WAITING), this.waiting);
+        this.setStatus(ST_PARKED);
+        Atomics.wait(w, vw(k, V_BELL), bell, IDLE_WAIT_MS);
+        continue;
+      }
+      this.setStatus(ST_RUNNING);
+      const lines = this.gic.outputs(k);
+      c.irqLine = lines & 1;
+      c.fiqLine = lines >>> 1;
+      if (this.waiting !== 0) {
+        if (lines === 0) {
+          this.updateTimers();
+          if (c.irqLine === 0 && c.fiqLine === 0) { this.sleep(bell); continue; }
+        }
+        this.setWaiting(0);
+      }
+      if (this.permit !== null && Atomics.load(this.permit, 0) === 0) {
+        // Runnable without a pCPU: the home tells the scheduler (Board.remoteBusy); the permit is polled.
+        if (!this.askedPermit) { this.askedPermit = true; this.wakeHome(); }
+        Atomics.wait(w, vw(k, V_BELL), bell, PERMIT_WAIT_MS);
+        continue;
+      }
+      this.askedPermit = false;
+      const t0 = performance.now();
+      const stop = this.slice();
+      const t1 = performance.now();
+      this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
+      if (stop === STOP_WFI) this.setWaiting(STOP_WFI);
+      this.updateTimers();
+      if (t1 - this.lastSweep >= SWEEP_MS) { this.lastSweep = t1; this.code.sweep(this.codePage); }
+    }
+  }
+
+  /** Runs one slice, handling exits; returns why it ended (STOP_BUDGET, STOP_WFI, STOP_HALT, …). */
+  private slice(): number {
+    const c = this.cpu, w = this.w, k = this.index;
+    let budget = REMOTE_SLICE;
+    for (;;) {
+      const n = c.run(budget);
+      this.retired += n;
+      budget -= n;
+      const why = c.stop;
+      if (why === STOP_HVC) {
+        c.stop = STOP_BUDGET;
+        this.request(RQ_HVC, c.exitEc, c.exitIss, 0, 0, 0);
+        this.afterRequest();
+      } else if (why === STOP_STAGE2) {
+        c.stop = STOP_BUDGET;
+        const m = this.mmu, ipa = m.faultIpa;
+        const hi = Math.floor(ipa / 2 ** 32);
+        this.request(RQ_STAGE2, m.faultVaLo, m.faultVaHi, m.faultWrite | (m.faultFetch << 1) | (m.faultS1ptw << 2), (ipa - hi * 2 ** 32) | 0, hi);
+        this.afterRequest();
+      } else if (why === STOP_BROADCAST) {
+        c.stop = STOP_BUDGET;
+        this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
+      } else if (why === STOP_TIMER) {
+        c.stop = STOP_BUDGET;
+        const t = c.exitTimers;
+        c.exitTimers = 0;
+        if ((t & (1 << TIMER_VIRT)) !== 0 && !timerFiring(c, TIMER_VIRT)) this.gic.setPpi(k, PPI_VIRT_TIMER, false);
+        if ((t & (1 << TIMER_PHYS)) !== 0 && !timerFiring(c, TIMER_PHYS)) this.gic.setPpi(k, PPI_PHYS_TIMER, false);
+      } else {
+        return why; // budget, WFI, WFE (a yield: run on), halt
+      }
+      if (c.stop !== STOP_BUDGET || budget <= 0 || Atomics.load(w, vw(k, V_CMD)) !== CMD_RUN) return c.stop;
+    }
+  }
+
+  /** After the home answered a hypercall or stage-2 fault: PSTATE from the block, and the handler's verdict. */
+  private afterRequest(): void {
+    const c = this.cpu;
+    c.loadPstate();
+    const stop = Atomics.load(this.w, vw(this.index, V_R0));
+    if (stop === STOP_WFI || stop === STOP_HALT) c.stop = stop;
+  }
+
+  /**
+   * Sends a request to the home and waits for its answer, applying broadcasts meanwhile (the home may be
+   * waiting for this thread's acknowledgement before it gets to the request).
+   */
+  private request(kind: number, a0: number, a1: number, a2: number, a3: number, a4: number): void {
+    const w = this.w, k = this.index;
+    Atomics.store(w, vw(k, V_REQ_KIND), kind);
+    Atomics.store(w, vw(k, V_A0), a0);
+    Atomics.store(w, vw(k, V_A0 + 1), a1);
+    Atomics.store(w, vw(k, V_A0 + 2), a2);
+    Atomics.store(w, vw(k, V_A0 + 3), a3);
+    Atomics.store(w, vw(k, V_A0 + 4), a4);
+    const seq = (Atomics.load(w, vw(k, V_REQ_SEQ)) + 1) | 0;
+    Atomics.store(w, vw(k, V_REQ_SEQ), seq);
+    this.wakeHome();
+    for (;;) {
+      const bell = Atomics.load(w, vw(k, V_BELL));
+      if (Atomics.load(w, vw(k, V_DONE_SEQ)) === seq) return;
+      this.ack();
+      // The home is gone (the domain was destroyed): give up; the loop sees the command next.
+      if (Atomics.load(w, vw(k, V_CMD)) === CMD_QUIT) { Atomics.store(w, vw(k, V_R0), STOP_HALT); return; }
+      Atomics.wait(w, vw(k, V_BELL), bell, IDLE_WAIT_MS);
+    }
+  }
+
+  /** Applies the pending broadcast, if any, to this vCPU and says so to the issuer. */
+  private ack(): void {
+    const w = this.w, seq = Atomics.load(w, L_BC_SEQ);
+    if (seq === this.bcSeen) return;
+    const kind = Atomics.load(w, L_BC_KIND);
+    if (kind === BC_STAGE2) { if (this.stage2 !== null) this.mmu.dropUnmapped(this.stage2); }
+    else applyBroadcast(this.cpu, Atomics.load(w, L_BC_INSN), Atomics.load(w, L_BC_XLO), Atomics.load(w, L_BC_XHI));
+    this.bcSeen = seq;
+    Atomics.store(w, L_ACK + this.index, seq);
+    const from = Atomics.load(w, L_BC_FROM);
+    if (from === 0) this.wakeHome(); else ringVcpu(w, from);
+  }
+
+  /** This vCPU's broadcast: published to every other thread, back when all live ones applied it. */
+  private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
+    const w = this.w, k = this.index;
+    while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) this.ack();
+    try {
+      const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
+      Atomics.store(w, L_BC_KIND, kind);
+      Atomics.store(w, L_BC_INSN, insn);
+      Atomics.store(w, L_BC_XLO, xlo);
+      Atomics.store(w, L_BC_XHI, xhi);
+      Atomics.store(w, L_BC_FROM, k);
+      Atomics.store(w, L_BC_SEQ, seq);
+      this.bcSeen = seq;
+      Atomics.store(w, L_ACK + k, seq);
+      this.wakeHome();
+      for (let j = 1; j < this.vcpus; j++) if (j !== k) ringVcpu(w, j);
+      for (;;) {
+        const bell = Atomics.load(w, vw(k, V_BELL));
+        let pending = Atomics.load(w, L_ACK) !== seq;
+        for (let j = 1; j < this.vcpus && !pending; j++) {
+          if (j === k) continue;
+          const st = Atomics.load(w, vw(j, V_STATUS));
+          if ((st === ST_RUNNING || st === ST_PARKED) && Atomics.load(w, L_ACK + j) !== seq) pending = true;
+        }
+        if (!pending) return;
+        if (Atomics.load(w, vw(k, V_CMD)) === CMD_QUIT) return;
+        Atomics.wait(w, vw(k, V_BELL), bell, 1);
+      }
+    } finally {
+      Atomics.store(w, L_BC_LOCK, 0);
+    }
+  }
+
+  /** In WFI with no interrupt: sleeps until the earliest timer deadline or a ring. */
+  private sleep(bell: number): void {
+    const c = this.cpu;
+    let ms = IDLE_WAIT_MS;
+    const dv = timerDeadline(c, TIMER_VIRT), dp = timerDeadline(c, TIMER_PHYS);
+    if (dv >= 0) ms = Math.min(ms, (dv - c.counter()) / (CNTFRQ_HZ / 1000));
+    if (dp >= 0) ms = Math.min(ms, (dp - c.counter()) / (CNTFRQ_HZ / 1000));
+    if (ms > 0) Atomics.wait(this.w, vw(this.index, V_BELL), bell, ms);
+  }
+
+  /** Drives the timer PPIs from the generic timer registers (as Board.updateTimers). */
+  private updateTimers(): void {
+    const c = this.cpu, k = this.index;
+    this.gic.setPpi(k, PPI_VIRT_TIMER, timerFiring(c, TIMER_VIRT));
+    this.gic.setPpi(k, PPI_PHYS_TIMER, timerFiring(c, TIMER_PHYS));
+  }
+
+  private setWaiting(x: number): void {
+    this.waiting = x;
+    Atomics.store(this.w, vw(this.index, V_WAITING), x);
+    if (x !== 0) this.wakeHome(); // the home's idea of whether the domain wants a pCPU changes (Board.remoteBusy)
+  }
+
+  private setStatus(st: number): void {
+    if (this.status === st) return;
+    this.status = st;
+    Atomics.store(this.w, vw(this.index, V_STATUS), st);
+    this.wakeHome();
+  }
+
+  private wakeHome(): void {
+    const w = this.w;
+    Atomics.add(w, L_ATTN, 1);
+    Atomics.add(w, L_HOME_BELL, 1);
+    Atomics.notify(w, L_HOME_BELL);
+    this.wakeHomeThread();
+  }
+
+  /** Another vCPU's interrupt line changed here: wake its thread, and the home (which takes its own lines). */
+  private wakeCpu(cpu: number): void {
+    if (cpu >= 1) ringVcpu(this.w, cpu);
+    this.wakeHome();
+  }
+
+  /** The GIC CPU interface, except that EOIs of the platform's watched INTID go to the home's window. */
+  private gicc(local: MmioDevice): MmioDevice {
+    const watch = this.eoiWatch;
+    if (watch === 0) return local;
+    return {
+      size: local.size,
+      supports64: local.supports64,
+      read: (off, size) => local.read(off, size),
+      write: (off, size, v, hi) => {
+        if ((off === GICC_EOIR || off === GICC_AEOIR || off === GICC_DIR) && (v & 0x3ff) === watch) this.request(RQ_MMIO_WRITE, GICC_BASE + off, 0, size, v, hi);
+        else local.write(off, size, v, hi);
+      },
+    };
+  }
+
+  /** A device window served by the home (UART, RTC): every access is a request. */
+  private forward(base: number, size: number): MmioDevice {
+    const w = this.w, k = this.index;
+    return {
+      size,
+      read: (off, sz) => { this.request(RQ_MMIO_READ, base + off, 0, sz, 0, 0); return Atomics.load(w, vw(k, V_R0)); },
+      write: (off, sz, v, hi) => this.request(RQ_MMIO_WRITE, base + off, 0, sz, v, hi),
+    };
+  }
+
+}
+
+/**
+ * Leaves `message` for the home and marks vCPU `index` crashed (its thread's last act after an emulator fault;
+ * the home then stops the board as crashed, naming it), and wakes the home.
+ */
+export function reportVcpuCrash(memory: WebAssembly.Memory, ramBytes: number, index: number, message: string, wakeHome: () => void): void {
+  const buf = memory.buffer as unknown as SharedArrayBuffer;
+  const { w } = linkViews(buf, ramBytes);
+  const area = new Uint8Array(buf, ramBytes + LINK_AREA + LINK_MSG, LINK_MSG_BYTES);
+  area.fill(0);
+  area.set(new TextEncoder().encode(message).subarray(0, LINK_MSG_BYTES - 1));
+  Atomics.store(w, vw(index, V_STATUS), ST_CRASHED);
+  Atomics.add(w, L_ATTN, 1);
+  Atomics.add(w, L_HOME_BELL, 1);
+  Atomics.notify(w, L_HOME_BELL);
+  wakeHome();
+}
+

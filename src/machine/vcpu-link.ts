@@ -1,0 +1,63 @@
+/**
+ * The shared words through which a board's home thread (board.ts: devices, the platform's hypercalls, vCPU 0)
+ * and its vCPUs running on threads of their own (remote-vcpu.ts) work together. They live in the domain memory's
+ * state area after RAM (board.ts), so they are shared with every thread that holds the memory and move with it:
+ *
+ *   ramBytes + 0x0000  vCPU state blocks, VCPU_STATE_BYTES each (8 at most)
+ *   ramBytes + 0x8000  the GIC's state (gicv2-regs.ts), shared by every thread's Gicv2 under L_GIC_LOCK
+ *   ramBytes + 0x9000  this link: Int32 words below, then per-vCPU CPU seconds (Float64) at LINK_F64
+ *
+ * Protocol, in short (the full story is in docs/cpu-internals.md, "vCPUs on threads"):
+ *  - Requests: a remote vCPU that needs its home (a hypercall or PSCI call, an access to a device other than the
+ *    GIC, a stage-2 fault) writes the request words, bumps V_REQ_SEQ, rings the home and waits on its V_BELL until
+ *    V_DONE_SEQ equals it; the home serves it between its own slices on its copy of the vCPU (same state block).
+ *  - Broadcasts: TLBI ...IS, IC IALLUIS/IVAU, SEV and the platform's stage-2 changes must be complete on every vCPU
+ *    before the issuer goes on. The issuer takes L_BC_LOCK, writes the payload, bumps L_BC_SEQ, rings everyone and
+ *    waits until every live thread's L_ACK word equals it. Every wait loop on every side acknowledges pending
+ *    broadcasts, so waits never form a cycle.
+ *  - Commands: the home sets V_CMD (run, park, quit) and bumps V_GEN when it rewrote the vCPU's state block (PSCI
+ *    CPU_ON, a restore); the remote reports V_STATUS and, when parked, V_WAITING.
+ */
+
+/** Offsets from ramBytes in the domain memory. */
+export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
+/** Int32 words of the link. */
+export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2, L_BC_KIND = 3, L_BC_INSN = 4, L_BC_XLO = 5, L_BC_XHI = 6;
+/** Bumped by a remote that wants the home's attention; L_HOME_BELL is what the home waits on inside the board. */
+export const L_ATTN = 7, L_HOME_BELL = 8;
+/** INTID whose EOI/DIR writes by a remote vCPU go to the home (BoardPlatform.eoiWatch; 0: none). */
+export const L_EOI_WATCH = 9;
+/** The thread that issued the pending broadcast (0: the home): acknowledgements ring it. */
+export const L_BC_FROM = 10;
+/** The lock word of 128-bit exclusives (LDXP/STXP) across threads: Mmu.lockPairs. */
+export const L_PAIR_LOCK = 11;
+/** L_ACK + thread: the last broadcast each thread applied (thread 0 is the home, thread k ≥ 1 runs vCPU k). */
+export const L_ACK = 16;
+/** Per-vCPU blocks of V_STRIDE words from L_VCPU. */
+export const L_VCPU = 32, V_STRIDE = 16;
+export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DONE_SEQ = 5, V_REQ_KIND = 6,
+  V_A0 = 7, V_R0 = 12, V_R1 = 13, V_WAITING = 14;
+/** Float64 index (over the same bytes) of vCPU k's run time in seconds: LINK_F64 + k. */
+export const LINK_F64 = 0x800 / 8;
+/** Bytes of a crash message a remote leaves (UTF-8, NUL-padded) at LINK_MSG. */
+export const LINK_MSG = 0xc00, LINK_MSG_BYTES = 0x400;
+
+export const CMD_RUN = 0, CMD_PARK = 1, CMD_QUIT = 2;
+export const ST_STARTING = 0, ST_RUNNING = 1, ST_PARKED = 2, ST_GONE = 3, ST_CRASHED = 4;
+export const RQ_HVC = 1, RQ_MMIO_READ = 2, RQ_MMIO_WRITE = 3, RQ_STAGE2 = 4;
+export const BC_INSN = 0, BC_STAGE2 = 1;
+
+/** Index of vCPU k's word `field` (V_*). */
+export function vw(k: number, field: number): number { return L_VCPU + k * V_STRIDE + field; }
+
+/** Wakes vCPU k's thread (it waits on its bell). */
+export function ringVcpu(w: Int32Array, k: number): void {
+  const i = vw(k, V_BELL);
+  Atomics.add(w, i, 1);
+  Atomics.notify(w, i);
+}
+
+/** Views of the link inside a domain memory of `ramBytes` of RAM. */
+export function linkViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32Array; f64: Float64Array } {
+  return { w: new Int32Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 2), f64: new Float64Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 3) };
+}
