@@ -202,7 +202,7 @@ export class Machine {
    * disk files are closed, nothing is written to the store, the frames stay claimed. Never run it again.
    */
   release(): void {
-    this.board.quitRemotes();
+    this.board.quitRemotes(true); // gone before the memory is another thread's
     for (const b of this.xenPv?.blk ?? []) b.release();
     this.pool = null;
   }

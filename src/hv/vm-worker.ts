@@ -201,11 +201,6 @@ class Guest {
       port.close();
       throw e;
     }
-    // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused.
-    if (VCPU_THREADS && d.vcpus > 1) {
-      startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
-      if (this.paused) this.m.board.parkRemotes(false);
-    }
     // The images are in guest RAM now; drop the references (shared buffers stay with the hypervisor's cache).
     d.kernel = new Uint8Array(0);
     d.initrd = undefined;
@@ -214,6 +209,12 @@ class Guest {
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (d.from === undefined) this.post({ type: "started" });
     else this.post({ type: "moved-in", ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
+    // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused; after the resave
+    // above, which must see the state as restored.
+    if (VCPU_THREADS && d.vcpus > 1) {
+      startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
+      if (this.paused) this.m.board.parkRemotes(false);
+    }
   }
 
   private post(m: WorkerToHost): void { this.port.postMessage(m); }

@@ -38,7 +38,7 @@ import { R } from "../common/int64.js";
 import {
   BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
   L_ACK, L_ATTN, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
-  RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
+  RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
   V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
 } from "./vcpu-link.js";
 
@@ -707,10 +707,24 @@ export class Board {
     }
   }
 
-  /** Ends the vCPU threads (the domain is finished here, or moves: the next home starts its own). */
-  quitRemotes(): void {
+  /**
+   * Ends the vCPU threads (the domain is finished here, or moves: the next home starts its own). With `wait`,
+   * returns once every one has left (the memory goes to another home: an old thread still around would run the
+   * vCPU beside the new one), serving them meanwhile; throws if one does not within PARK_TIMEOUT_MS.
+   */
+  quitRemotes(wait = false): void {
     const w = this.link;
     for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), CMD_QUIT); ringVcpu(w, v.index); }
+    if (!wait) return;
+    const deadline = performance.now() + PARK_TIMEOUT_MS;
+    for (;;) {
+      const bell = Atomics.load(w, L_HOME_BELL);
+      this.serviceRemotes();
+      const left = this.vcpus.find((v) => { if (!v.remote) return false; const st = Atomics.load(w, vw(v.index, V_STATUS)); return st !== ST_GONE && st !== ST_CRASHED; });
+      if (left === undefined) return;
+      if (performance.now() > deadline) throw new Error(`vCPU ${left.index}'s thread did not end within ${PARK_TIMEOUT_MS / 1000} s`);
+      Atomics.wait(w, L_HOME_BELL, bell, 1);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------
