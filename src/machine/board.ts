@@ -37,7 +37,7 @@ import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import {
   BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
+  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
   V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
 } from "./vcpu-link.js";
@@ -346,6 +346,7 @@ export class Board {
    */
   runSlice(): number {
     let ran = false;
+    if (this.remotes > 0) Atomics.store(this.link, L_EXEC, 1); // before serviceRemotes applies broadcasts
     this.serviceRemotes();
     this.rtc.poll(); // the PL031's match interrupt (a clock read and a compare), before waiting vCPUs look
     for (const v of this.vcpus) {
@@ -365,6 +366,7 @@ export class Board {
       this.updateTimers(v);
       this.serviceRemotes();
     }
+    if (this.remotes > 0) Atomics.store(this.link, L_EXEC, 0);
     if (ran) this.sweepCode();
     // The platform's own service (Xen: console ring, vif rate windows) bounds the sleep too.
     let next = this.platform?.poll?.() ?? Infinity;
@@ -657,7 +659,7 @@ export class Board {
         for (const v of this.vcpus) {
           if (!v.remote) continue;
           const st = Atomics.load(w, vw(v.index, V_STATUS));
-          if ((st === ST_RUNNING || st === ST_PARKED) && Atomics.load(w, L_ACK + v.index) !== seq) { pending = true; break; }
+          if (st === ST_RUNNING && Atomics.load(w, L_EXEC + v.index) === 1 && Atomics.load(w, L_ACK + v.index) !== seq) { pending = true; break; }
         }
         if (!pending) break;
         Atomics.wait(w, L_HOME_BELL, bell, 1);

@@ -27,7 +27,7 @@ import type { GuestClock } from "../common/domain-clock.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
   BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
-  L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
+  L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_EXEC, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
   V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
 } from "./vcpu-link.js";
@@ -164,7 +164,11 @@ export class RemoteVcpu {
       }
       this.askedPermit = false;
       const t0 = performance.now();
+      // Running guest code from here (vcpu-link.ts L_EXEC): say so, then take any broadcast published before.
+      Atomics.store(w, L_EXEC + k, 1);
+      this.ack();
       const stop = this.slice();
+      Atomics.store(w, L_EXEC + k, 0);
       const t1 = performance.now();
       this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
       if (stop === STOP_WFI) this.setWaiting(STOP_WFI);
@@ -231,6 +235,13 @@ export class RemoteVcpu {
     const seq = (Atomics.load(w, vw(k, V_REQ_SEQ)) + 1) | 0;
     Atomics.store(w, vw(k, V_REQ_SEQ), seq);
     this.wakeHome();
+    // Not running guest code while it waits (L_EXEC); back to 1 and a look at broadcasts before it goes on.
+    Atomics.store(w, L_EXEC + k, 0);
+    try { this.awaitReply(seq); } finally { Atomics.store(w, L_EXEC + k, 1); this.ack(); }
+  }
+
+  private awaitReply(seq: number): void {
+    const w = this.w, k = this.index;
     for (;;) {
       const bell = Atomics.load(w, vw(k, V_BELL));
       if (Atomics.load(w, vw(k, V_DONE_SEQ)) === seq) return;
@@ -272,11 +283,10 @@ export class RemoteVcpu {
       for (let j = 1; j < this.vcpus; j++) if (j !== k) ringVcpu(w, j);
       for (;;) {
         const bell = Atomics.load(w, vw(k, V_BELL));
-        let pending = Atomics.load(w, L_ACK) !== seq;
+        let pending = Atomics.load(w, L_EXEC) === 1 && Atomics.load(w, L_ACK) !== seq;
         for (let j = 1; j < this.vcpus && !pending; j++) {
           if (j === k) continue;
-          const st = Atomics.load(w, vw(j, V_STATUS));
-          if ((st === ST_RUNNING || st === ST_PARKED) && Atomics.load(w, L_ACK + j) !== seq) pending = true;
+          if (Atomics.load(w, vw(j, V_STATUS)) === ST_RUNNING && Atomics.load(w, L_EXEC + j) === 1 && Atomics.load(w, L_ACK + j) !== seq) pending = true;
         }
         if (!pending) return;
         if (Atomics.load(w, vw(k, V_CMD)) === CMD_QUIT) return;

@@ -13,8 +13,8 @@
  *    V_DONE_SEQ equals it; the home serves it between its own slices on its copy of the vCPU (same state block).
  *  - Broadcasts: TLBI ...IS, IC IALLUIS/IVAU, SEV and the platform's stage-2 changes must be complete on every vCPU
  *    before the issuer goes on. The issuer takes L_BC_LOCK, writes the payload, bumps L_BC_SEQ, rings everyone and
- *    waits until every live thread's L_ACK word equals it. Every wait loop on every side acknowledges pending
- *    broadcasts, so waits never form a cycle.
+ *    waits until every thread running guest code (L_EXEC) has its L_ACK word equal to it. Every wait loop on
+ *    every side acknowledges pending broadcasts, so waits never form a cycle.
  *  - Commands: the home sets V_CMD (run, park, quit) and bumps V_GEN when it rewrote the vCPU's state block (PSCI
  *    CPU_ON, a restore); the remote reports V_STATUS and, when parked, V_WAITING.
  */
@@ -33,6 +33,13 @@ export const L_BC_FROM = 10;
 export const L_PAIR_LOCK = 11;
 /** L_ACK + thread: the last broadcast each thread applied (thread 0 is the home, thread k ≥ 1 runs vCPU k). */
 export const L_ACK = 16;
+/**
+ * L_EXEC + thread: 1 while the thread runs guest code. A thread sets it, then applies any pending broadcast,
+ * before it runs an instruction; an issuer publishes its broadcast, then waits only for threads whose word is 1
+ * (both sides sequentially consistent atomics: a thread that was not running will see the broadcast before it
+ * runs). So a vCPU asleep in WFI costs a TLBI ...IS nothing.
+ */
+export const L_EXEC = 24;
 /** Per-vCPU blocks of V_STRIDE words from L_VCPU. */
 export const L_VCPU = 32, V_STRIDE = 16;
 export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DONE_SEQ = 5, V_REQ_KIND = 6,
