@@ -18,6 +18,8 @@ import { XenStore, type XsSession } from "../xenstore/index.js";
 import { DomainRunner, DomainStartError, VmThread } from "./vm-host.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
+import { checkRegular } from "../common/host-file.js";
+import { specProblem } from "./request-schema.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
@@ -211,20 +213,31 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (d.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${d.domid})`);
     }
     if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
+    // Files are checked and read without blocking this thread (a FIFO, a directory, /dev/zero are refused):
+    // the control socket and XenStore keep answering meanwhile (src/common/host-file.ts).
+    const images: ImageRef[] = [];
+    const ram = { maxBytes: spec.memMiB * 2 ** 20, maxWhy: `the domain's ${spec.memMiB} MiB of RAM` };
+    const read = async (what: string, path: string): Promise<Uint8Array> => {
+      try { const r = await this.images.acquireAsync(path, { what, ...ram }); images.push(r); return r.bytes; } catch (e) {
+        for (const r of images) this.images.release(r);
+        images.length = 0;
+        throw new HvError("EBUILD", (e as Error).message);
+      }
+    };
+    for (const disk of spec.disks) await checkDisk(disk);
+    const kernel = await read("kernel", spec.kernel);
+    const initrd = spec.ramdisk !== undefined ? await read("ramdisk", spec.ramdisk) : undefined;
+    // Another create may have taken the name while the files were read.
+    const taken = [...this.domains.values()].find((o) => o.name === spec.name);
+    if (taken !== undefined) {
+      for (const r of images) this.images.release(r);
+      throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${taken.domid})`);
+    }
     // As Xen: ids increase (a restarted domain gets a new one), wrapping below DOMID_FIRST_RESERVED.
     let domid = this.nextDomid;
     while (this.domains.has(domid)) domid = domid >= 0x7fef ? 1 : domid + 1;
     this.nextDomid = domid >= 0x7fef ? 1 : domid + 1;
     const uuid = spec.uuid ?? randomUUID();
-    const images: ImageRef[] = [];
-    const read = (what: string, path: string): Uint8Array => {
-      try { const r = this.images.acquire(path); images.push(r); return r.bytes; } catch (e) {
-        for (const r of images) this.images.release(r);
-        throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`);
-      }
-    };
-    const kernel = read("kernel", spec.kernel);
-    const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
     const runner = new DomainRunner();
     const thread = this.placeThread();
     const schedBuf = new SharedArrayBuffer(8);
@@ -421,7 +434,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (typeof disk !== "object" || disk === null || typeof disk.path !== "string" || !Number.isInteger(disk.devid) || typeof disk.vdev !== "string") {
       throw new HvError("EINVAL", "disk: {path, devid, vdev, readOnly}");
     }
-    if (d.spec.disks.some((x) => x.devid === disk.devid)) throw new HvError("EINVAL", `domain ${domid} has a disk ${disk.vdev} already`);
+    const same = d.spec.disks.find((x) => x.devid === disk.devid || x.vdev === disk.vdev);
+    if (same !== undefined) throw new HvError("EINVAL", `domain ${domid} has a disk ${same.vdev} already (devid ${same.devid}); detach it first or choose another vdev`);
+    await checkDisk(disk);
     try { await d.runner.device({ type: "attach-disk", disk: { ...disk, readOnly: disk.readOnly === true } }); }
     catch (e) { throw new HvError("EBUILD", (e as Error).message); }
     d.spec = { ...d.spec, disks: [...d.spec.disks, disk] };
@@ -652,6 +667,8 @@ function checkName(name: unknown): asserts name is string {
 
 function checkSpec(s: DomainSpec): void {
   if (typeof s !== "object" || s === null) throw new HvError("EINVAL", "spec must be an object");
+  const problem = specProblem(s); // types, null entries, a devid or vdev twice (request-schema.ts)
+  if (problem !== null) throw new HvError("EINVAL", problem);
   checkName(s.name);
   if (!Number.isInteger(s.memMiB) || s.memMiB < 16) throw new HvError("EINVAL", `bad memory ${s.memMiB} MiB`);
   if (!Number.isInteger(s.vcpus) || s.vcpus < 1 || s.vcpus > 8) throw new HvError("EINVAL", `bad vcpus ${s.vcpus} (1..8)`);
@@ -661,6 +678,12 @@ function checkSpec(s: DomainSpec): void {
   if (s.uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s.uuid)) {
     throw new HvError("EINVAL", `bad uuid ${s.uuid}`);
   }
+}
+
+/** A disk's target must open as a regular file, read-write unless read-only (without blocking: host-file.ts). */
+async function checkDisk(disk: DomainSpec["disks"][number]): Promise<void> {
+  try { await checkRegular(disk.path, { what: `disk ${disk.vdev}`, write: disk.readOnly !== true }); }
+  catch (e) { throw new HvError("EBUILD", (e as Error).message); }
 }
 
 function uuidBytes(u: string): Uint8Array {

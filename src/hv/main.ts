@@ -10,12 +10,13 @@
  * Writes DIR/hv.pid. SIGTERM/SIGINT destroy every domain and exit 0. Exit 1 on a startup error (socket in
  * use, bad arguments), with the reason on stderr.
  */
-import { mkdirSync, unlinkSync, writeFileSync } from "node:fs";
+import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Hypervisor } from "./hypervisor.js";
 import { ControlServer } from "./control-server.js";
 import { HV_SOCKET } from "./protocol.js";
 import { XenStoreSocketServer } from "../xenstore/index.js";
+import { ensurePrivateDir } from "../common/private-socket.js";
 
 const DEFAULT_RUN_DIR = "/run/xeno";
 
@@ -53,10 +54,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`xeno-hv: ${(e as Error).message}\nusage: xeno-hv [--run-dir DIR] [--memory MiB] [--pcpus N] [--domains-per-thread N] [--xenstored PATH]\n`);
     return 2;
   }
-  mkdirSync(runDir, { recursive: true });
+  ensurePrivateDir(runDir); // 0700 whatever the umask (src/common/private-socket.ts)
   const hv = new Hypervisor({ memoryMiB, runDir, pcpus, domainsPerThread, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
   const control = new ControlServer(hv, join(runDir, HV_SOCKET));
-  const xs = new XenStoreSocketServer(hv.store, { path: xsPath });
+  const xs = new XenStoreSocketServer(hv.store, { path: xsPath, log: (l) => hv.log(l) });
   try {
     await control.listen();
     hv.xenstoredSocket = await xs.listen();

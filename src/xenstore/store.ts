@@ -74,6 +74,13 @@ export class XsSession {
   closed = false;
   /** Called once when the store drops the session (its domain was released). */
   onClosed: (() => void) | undefined;
+  /**
+   * Asked when a watch event for this session is about to be queued: true drops it there (its transport's
+   * output is full: the socket server says so for a client that does not read). Unset: every event is queued.
+   */
+  deaf: (() => boolean) | undefined;
+  /** Bytes of watch events queued for this session and not yet handed to its sink (header + path + token). */
+  queuedBytes = 0;
   constructor(domid: number, sink: WatchEventSink) {
     this.domid = domid;
     this.sink = sink;

@@ -52,6 +52,7 @@ export class WatchTable {
     // "When a watch is first set up it is triggered once straight away, with <path> equal to <wpath>."
     this.pendingWatch.push(w);
     this.pendingPath.push(path);
+    s.queuedBytes += eventBytes(path, token);
   }
 
   remove(s: XsSession, path: string, token: string): void {
@@ -80,8 +81,10 @@ export class WatchTable {
       else continue;
       if (w.depth >= 0 && pathDepth(epath) - pathDepth(w.path) > w.depth) continue;
       if (!(this.access(w.session, perms) & PERM_READ)) continue;
+      if (w.session.deaf !== undefined && w.session.deaf()) continue; // dropped: its client does not read
       this.pendingWatch.push(w);
       this.pendingPath.push(epath);
+      w.session.queuedBytes += eventBytes(epath, w.token);
     }
   }
 
@@ -89,8 +92,10 @@ export class WatchTable {
   queueSpecial(name: string, perms: PermList): void {
     for (const w of this.watches) {
       if (w.path !== name || !(this.access(w.session, perms) & PERM_READ)) continue;
+      if (w.session.deaf !== undefined && w.session.deaf()) continue;
       this.pendingWatch.push(w);
       this.pendingPath.push(name);
+      w.session.queuedBytes += eventBytes(name, w.token);
     }
   }
 
@@ -103,6 +108,7 @@ export class WatchTable {
       this.deliver();
     } finally {
       this.flushing = false;
+      for (const w of this.pendingWatch) w.session.queuedBytes = 0; // all delivered (or given up on)
       this.pendingWatch.length = 0;
       this.pendingPath.length = 0;
     }
@@ -111,8 +117,9 @@ export class WatchTable {
   private deliver(): void {
     for (let i = 0; i < this.pendingWatch.length; i++) {
       const w = this.pendingWatch[i]!;
-      if (w.removed) continue;
       let p = this.pendingPath[i]!;
+      w.session.queuedBytes = Math.max(0, w.session.queuedBytes - eventBytes(p, w.token));
+      if (w.removed) continue;
       if (w.relative) {
         const home = domainPath(w.session.domid);
         if (p.length > home.length && p.startsWith(home) && p.charCodeAt(home.length) === 0x2f) {
@@ -126,4 +133,9 @@ export class WatchTable {
       }
     }
   }
+}
+
+/** Size of a WATCH_EVENT message for path and token (xs_wire.h header + "path\0token\0"), as queued. */
+function eventBytes(path: string, token: string): number {
+  return 16 + path.length + token.length + 2;
 }
