@@ -18,6 +18,7 @@
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
+import { describeKind } from "../common/host-file.js";
 import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
@@ -144,7 +145,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
     const path = resolve(d.target);
     let st;
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
-    if (!st.isFile()) throw at(`target ${path}: not a regular file (block devices are not served yet)`);
+    if (!st.isFile()) throw at(`target ${path}: is ${describeKind(st)}; give a regular file (block devices are not served yet)`);
     if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
     return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite };
   });
