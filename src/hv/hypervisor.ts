@@ -86,6 +86,8 @@ export interface HypervisorOptions {
   domainsPerThread?: number;
   /** Bridge daemons' run directory (XENO_RUN_DIR for src/net). */
   runDir?: string;
+  /** The first domid to give (default 1): xenod passes one above the domains a dead hypervisor had. */
+  firstDomid?: number;
   log?: (line: string) => void;
 }
 
@@ -117,6 +119,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     super();
     this.pool = FramePool.ofBytes((o.memoryMiB ?? Math.floor(totalmem() / 2 ** 20 * 0.75)) * 2 ** 20);
     this.runDir = o.runDir;
+    if (o.firstDomid !== undefined) this.nextDomid = o.firstDomid;
     this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
     this.domainsPerThread = o.domainsPerThread ?? DEFAULT_DOMAINS_PER_THREAD;
     if (!Number.isInteger(this.domainsPerThread) || this.domainsPerThread < 1) throw new RangeError(`domainsPerThread ${this.domainsPerThread}: want ≥ 1`);

@@ -6,6 +6,8 @@
  * applies on_poweroff/on_reboot/on_crash to domains that stop.
  *
  * Domains live in the hypervisor: stopping xenod (or losing the hypervisor connection) never touches them.
+ * When the hypervisor dies, xenod starts a new one (hv-link.ts) and gives each domain that went with it its
+ * on_crash (lost-domains.ts).
  */
 import { unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
@@ -14,6 +16,7 @@ import { XENOD_SOCKET, type DomainSpec, type Event, type Response } from "../hv/
 import { parseRequest } from "../hv/request-schema.js";
 import { listenPrivate } from "../common/private-socket.js";
 import { HvLink } from "./hv-link.js";
+import { LostDomains } from "./lost-domains.js";
 import { DEFAULT_POLICIES } from "./policy.js";
 import { ensureRunDir } from "./spawn.js";
 import { Supervisor } from "./supervisor.js";
@@ -41,6 +44,8 @@ export class Xenod {
   readonly socketPath: string;
   readonly hv: HvLink;
   readonly supervisor: Supervisor;
+  /** Domains that vanish with the hypervisor get their on_crash (lost-domains.ts). */
+  readonly lost: LostDomains;
   private server: Server | null = null;
   private readonly clients = new Set<ClientConnection>();
   private stopping: Promise<void> | null = null;
@@ -53,9 +58,15 @@ export class Xenod {
       startTimeoutMs: opts.hvStartTimeoutMs,
       log: opts.log,
       onEvent: (e) => this.onHvEvent(e),
-      onUp: () => { void this.supervisor.resync(); },
+      onUp: () => {
+        void this.supervisor.resync();
+        void this.lost.linkUp().catch((e: unknown) => opts.log(`listing domains after (re)connecting failed: ${(e as Error).message}`));
+      },
+      onDown: () => this.lost.linkDown(),
+      firstDomid: () => this.lost.nextDomid,
     });
     this.supervisor = new Supervisor(this.hv, opts.log);
+    this.lost = new LostDomains(this.hv, opts.log);
   }
 
   /**
@@ -132,6 +143,7 @@ export class Xenod {
 
   private onHvEvent(e: Event): void {
     this.supervisor.onEvent(e);
+    this.lost.onEvent(e);
     const line = encodeLine(e);
     for (const c of this.clients) c.event(line);
   }
