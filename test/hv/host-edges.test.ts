@@ -12,7 +12,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,9 +80,14 @@ test("a XenStore client that never reads: its watch events are dropped, RSS stay
   const before = rssMiB(hv.pid!);
 
   // 300 nodes written by Debian's xenstore-write (3,000,000 watch events for the silent client).
-  const pairs: string[] = [];
-  for (let i = 0; i < N_WRITES; i++) pairs.push(`/flood/n${i}`, `value-${i}`);
-  const writing = xs("xenstore-write", ...pairs);
+  // Ten xenstore-write runs of 30 nodes each (each run is one transaction, whose commit queues its events at once).
+  const writing = (async () => {
+    for (let k = 0; k < 10; k++) {
+      const pairs: string[] = [];
+      for (let i = k * (N_WRITES / 10); i < (k + 1) * (N_WRITES / 10); i++) pairs.push(`/flood/n${i}`, `value-${i}`);
+      await xs("xenstore-write", ...pairs);
+    }
+  })();
   // Meanwhile another client is answered.
   let slowest = 0, reads = 0;
   let done = false;
@@ -92,13 +97,13 @@ test("a XenStore client that never reads: its watch events are dropped, RSS stay
     assert.equal(r.out, "0\n");
     slowest = Math.max(slowest, r.ms);
     reads++;
-    if (!done) await new Promise((r) => setTimeout(r, 200));
+    if (!done) await new Promise((r) => setTimeout(r, 20));
   }
   await writing;
   const grew = rssMiB(hv.pid!) - before;
   process.stderr.write(`# ${N_WATCHES} watches x ${N_WRITES} writes: xeno-hv RSS +${grew.toFixed(1)} MiB; ${reads} xenstore-reads meanwhile, slowest ${slowest.toFixed(0)} ms\n`);
   assert.ok(grew < RSS_BOUND_MIB, `xeno-hv grew ${grew.toFixed(1)} MiB (bound ${RSS_BOUND_MIB} MiB); log:\n${log.slice(-2000)}`);
-  assert.ok(slowest < 5000, `xenstore-read took ${slowest.toFixed(0)} ms meanwhile`);
+  assert.ok(slowest < 1000, `xenstore-read took ${slowest.toFixed(0)} ms meanwhile`);
   assert.match(log, /xenstore socket .*client #\d+ .*is not reading its replies .*dropping its watch events/);
 
   // It reads again: far fewer than 3,000,000 events arrive (the rest were dropped), and it is still served.
@@ -187,6 +192,34 @@ test("kernels, ramdisks and disks that are not regular files are refused each wi
   }
   // Nothing was left behind: the list is Domain-0 only.
   assert.equal((await c.ok<unknown[]>("list")).length, 1);
+});
+
+test("a file the hypervisor may not read is refused as not readable (checked as a user created here)", {
+  skip: process.getuid?.() !== 0 ? "not root: cannot create a user (root reads every file, so the check needs another user)" : undefined,
+  timeout: 60_000,
+}, async () => {
+  // Root reads any file, so the check runs as an unprivileged user, in the module the hypervisor uses.
+  const secret = join(dir, "secret.img");
+  writeFileSync(secret, Buffer.alloc(4096));
+  chmodSync(secret, 0o600);
+  chmodSync(dir, 0o755);
+  const user = `xenoedge${process.pid % 100000}`;
+  execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user], { stdio: "pipe" });
+  try {
+    const uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
+    const mod = join(ROOT, "dist/src/common/host-file.js");
+    const script = `import(${JSON.stringify(mod)}).then((m) => Promise.all([m.checkRegular(${JSON.stringify(secret)}, { what: "kernel" }),` +
+      ` m.checkRegular(${JSON.stringify(secret)}, { what: "disk xvda", write: true })].map((p) => p.then(() => "OK", (e) => e.code + " " + e.message))))` +
+      `.then((r) => console.log(JSON.stringify(r)))`;
+    const out = execFileSync(process.execPath, ["-e", script], { uid, gid, encoding: "utf8", cwd: "/" });
+    const [k, d] = JSON.parse(out) as string[];
+    assert.match(k!, /^HOSTFILE_ACCESS kernel .*secret\.img: not readable by the hypervisor \(EACCES\); check the file's mode and owner$/);
+    assert.match(d!, /^HOSTFILE_ACCESS disk xvda .*secret\.img: not readable and writable by the hypervisor \(EACCES\); check the file's mode and owner, or attach it read-only$/);
+  } finally {
+    chmodSync(dir, 0o700);
+    execFileSync("userdel", [user], { stdio: "ignore" });
+  }
 });
 
 test("bad request fields: EINVAL naming the field and what it should be", async () => {
