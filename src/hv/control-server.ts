@@ -143,8 +143,8 @@ export class ControlServer {
     const unhold = (): void => {
       if (!held || over() || inflight >= CLIENT_MAX_INFLIGHT || sock.destroyed) return;
       held = false;
-      sock.resume();
-      pump();
+      pump(); // the requests already read first; read more only when none is left waiting
+      if (!held) sock.resume();
     };
     sock.on("drain", () => {
       if (consoleDropped >= 0) {

@@ -188,8 +188,8 @@ class ClientConnection {
   private unpause(): void {
     if (!this.paused || this.piped || this.over || this.inflight >= CLIENT_MAX_INFLIGHT || this.sock.destroyed) return;
     this.paused = false;
-    this.sock.resume();
-    this.data(Buffer.alloc(0));
+    this.data(Buffer.alloc(0)); // the lines already read first; read more only when none is left waiting
+    if (!this.paused) this.sock.resume();
   }
 
   destroy(): void { this.sock.destroy(); }

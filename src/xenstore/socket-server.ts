@@ -179,8 +179,8 @@ export class XenStoreSocketServer {
       const rest = c.rest;
       if (rest === null) return;
       c.rest = null;
-      sock.resume();
-      feed(rest);
+      feed(rest); // the requests already read first; read more only when none is left waiting
+      if (c.rest === null) sock.resume();
     });
     sock.on("error", () => {});
     sock.on("close", () => {
