@@ -75,7 +75,7 @@ export class ControlServer {
     const consoleOut = (b: Uint8Array): void => {
       if (sock.destroyed) return;
       if (over()) {
-        if (consoleDropped < 0) { consoleDropped = 0; this.hv.log(`${name} is not reading its console stream: dropping console output until it does`); }
+        if (consoleDropped < 0) { consoleDropped = 0; this.hv.log(`${name} is not reading its console stream: dropping console output until it does`, "warn", "control"); }
         consoleDropped += b.length;
         return;
       }
@@ -122,7 +122,7 @@ export class ControlServer {
             onEvent = (e) => {
               if (sock.destroyed) return;
               if (over()) {
-                this.hv.log(`${name} subscribed to events but is not reading them (${sock.writableLength} bytes queued): disconnected`);
+                this.hv.log(`${name} subscribed to events but is not reading them (${sock.writableLength} bytes queued): disconnected`, "warn", "control");
                 sock.destroy();
                 return;
               }
@@ -148,7 +148,7 @@ export class ControlServer {
     };
     sock.on("drain", () => {
       if (consoleDropped >= 0) {
-        this.hv.log(`${name} reads its console again; ${consoleDropped} bytes of console output were dropped`);
+        this.hv.log(`${name} reads its console again; ${consoleDropped} bytes of console output were dropped`, "warn", "control");
         consoleDropped = -1;
       }
       unhold();

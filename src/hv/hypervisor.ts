@@ -19,6 +19,7 @@ import { DomainRunner, DomainStartError, VmThread } from "./vm-host.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
 import { checkRegular } from "../common/host-file.js";
+import type { LogLevel } from "../common/log.js";
 import { specProblem } from "./request-schema.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
@@ -88,7 +89,8 @@ export interface HypervisorOptions {
   runDir?: string;
   /** The first domid to give (default 1): xenod passes one above the domains a dead hypervisor had. */
   firstDomid?: number;
-  log?: (line: string) => void;
+  /** One line per action or incident (main.ts formats it: src/common/log.ts). */
+  log?: (line: string, level: LogLevel, component: string) => void;
 }
 
 export class Hypervisor extends EventEmitter<{ event: [Event] }> {
@@ -111,7 +113,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   private readonly logLines: string[] = [];
   private readonly started = Date.now();
   private readonly runDir: string | undefined;
-  private readonly extLog: (line: string) => void;
+  private readonly extLog: (line: string, level: LogLevel, component: string) => void;
   xenstoredSocket = "";
   private nextDomid = 1;
 
@@ -128,11 +130,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`xeno-hv: ${this.pool.totalFrames >> 8} MiB machine-frame pool, Xen ${XEN_MAJOR}.${XEN_MINOR} ABI`);
   }
 
-  log(line: string): void {
+  /** Logs a line ("dN: …" for a domain's) to dmesg and the process log. */
+  log(line: string, level: LogLevel = "info", component = "hv"): void {
     const stamped = `(XEN) [${((Date.now() - this.started) / 1000).toFixed(3).padStart(10)}] ${line}`;
     this.logLines.push(stamped);
     if (this.logLines.length > LOG_KEEP) this.logLines.splice(0, this.logLines.length - LOG_KEEP);
-    this.extLog(line);
+    this.extLog(line, level, component);
   }
 
   dmesg(clear = false): string[] {

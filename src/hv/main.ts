@@ -19,6 +19,7 @@ import { ControlServer } from "./control-server.js";
 import { HV_SOCKET } from "./protocol.js";
 import { XenStoreSocketServer } from "../xenstore/index.js";
 import { ensurePrivateDir } from "../common/private-socket.js";
+import { formatLogLine } from "../common/log.js";
 
 const DEFAULT_RUN_DIR = "/run/xeno";
 
@@ -62,14 +63,14 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   ensurePrivateDir(runDir); // 0700 whatever the umask (src/common/private-socket.ts)
-  const hv = new Hypervisor({ memoryMiB, runDir, pcpus, domainsPerThread, firstDomid, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
+  const hv = new Hypervisor({ memoryMiB, runDir, pcpus, domainsPerThread, firstDomid, log: (l, level, component) => process.stderr.write(formatLogLine(level, component, l)) });
   const control = new ControlServer(hv, join(runDir, HV_SOCKET));
-  const xs = new XenStoreSocketServer(hv.store, { path: xsPath, log: (l) => hv.log(l) });
+  const xs = new XenStoreSocketServer(hv.store, { path: xsPath, log: (l) => hv.log(l, "warn", "xenstore") });
   try {
     await control.listen();
     hv.xenstoredSocket = await xs.listen();
   } catch (e) {
-    process.stderr.write(`xeno-hv: ${(e as Error).message}\n`);
+    process.stderr.write(formatLogLine("error", "hv", `xeno-hv: ${(e as Error).message}`));
     await control.close().catch(() => undefined);
     return 1;
   }
@@ -89,4 +90,4 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code; if (code === 0) setTimeout(() => process.exit(0), 200).unref(); },
-  (e) => { process.stderr.write(`xeno-hv: ${(e as Error)?.stack ?? e}\n`); process.exit(1); });
+  (e) => { process.stderr.write(formatLogLine("error", "hv", `xeno-hv: ${(e as Error)?.stack ?? e}`)); process.exit(1); });

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { XENOD_SOCKET, type DomainSpec, type Event, type Response } from "../hv/protocol.js";
 import { parseRequest } from "../hv/request-schema.js";
 import { listenPrivate } from "../common/private-socket.js";
+import type { LogLevel } from "../common/log.js";
 import { HvLink } from "./hv-link.js";
 import { LostDomains } from "./lost-domains.js";
 import { DEFAULT_POLICIES } from "./policy.js";
@@ -24,8 +25,8 @@ import { connectUnix, encodeLine, isNotListening, LineBuffer, openConsoleStream,
 
 export interface XenodOptions {
   runDir: string;
-  /** One line per action or incident (the caller adds time stamps and chooses the stream). */
-  log(line: string): void;
+  /** One line per action or incident (the caller formats it, src/common/log.ts, and chooses the stream). */
+  log(line: string, level?: LogLevel): void;
   /** The hypervisor's entry point to start when none listens (default: dist/src/hv/main.js); false: never. */
   hvMain?: string | false;
   hvStartTimeoutMs?: number;
@@ -199,7 +200,7 @@ class ClientConnection {
   event(line: string): void {
     if (!(this.subscribed && !this.piped && this.held === null && this.sock.writable)) return;
     if (this.over) {
-      this.xenod.opts.log(`${this.name} subscribed to events but is not reading them (${this.sock.writableLength} bytes queued): disconnected`);
+      this.xenod.opts.log(`${this.name} subscribed to events but is not reading them (${this.sock.writableLength} bytes queued): disconnected`, "warn");
       this.sock.destroy();
       return;
     }

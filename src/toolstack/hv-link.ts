@@ -13,6 +13,7 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HV_SOCKET, type Event } from "../hv/protocol.js";
+import type { LogLevel } from "../common/log.js";
 import { spawnDetached, waitForSocket } from "./spawn.js";
 import { connectUnix, isNotListening, RpcEndpoint, ToolstackError, type RequestBody } from "./wire.js";
 
@@ -33,7 +34,7 @@ export interface HvLinkOptions {
   /** Script started when nothing listens (default HV_MAIN); false: never start one. */
   hvMain?: string | false;
   startTimeoutMs?: number;
-  log(line: string): void;
+  log(line: string, level?: LogLevel): void;
   onEvent(e: Event): void;
   /** The link is (again) up and subscribed: time to list domains and catch up. */
   onUp(): void;
@@ -122,19 +123,19 @@ export class HvLink {
       if (this.restarts.length === HV_RESTARTS) {
         this.restarts.push(now); // log once per window
         this.opts.log(`the hypervisor (pid ${deadPid}) died again: ${HV_RESTARTS} restarts within ${HV_RESTART_WINDOW_MS / 1000} s, ` +
-          `not starting another; see ${join(this.opts.runDir, HV_LOG)}, start it by hand (node ${this.opts.hvMain ?? HV_MAIN} --run-dir ${this.opts.runDir}); xenod keeps reconnecting`);
+          `not starting another; see ${join(this.opts.runDir, HV_LOG)}, start it by hand (node ${this.opts.hvMain ?? HV_MAIN} --run-dir ${this.opts.runDir}); xenod keeps reconnecting`, "error");
       }
       this.scheduleRetry();
       return;
     }
     this.restarts.push(now);
     this.restarting = true;
-    this.opts.log(`the hypervisor (pid ${deadPid}) is gone without a clean stop (its pid file remains); starting a new one`);
+    this.opts.log(`the hypervisor (pid ${deadPid}) is gone without a clean stop (its pid file remains); starting a new one`, "warn");
     try {
       await this.start();
       this.opts.log("reconnected to the hypervisor");
     } catch (e) {
-      this.opts.log(`could not start a new hypervisor: ${(e as Error).message}`);
+      this.opts.log(`could not start a new hypervisor: ${(e as Error).message}`, "error");
       this.scheduleRetry();
     } finally {
       this.restarting = false;

@@ -11,6 +11,7 @@
  * is never at risk. A hypervisor that lost the link but kept its domains lists them again: nothing is lost.
  */
 import type { DomainInfo, Event, ResultMap } from "../hv/protocol.js";
+import type { LogLevel } from "../common/log.js";
 import { DEFAULT_POLICIES } from "./policy.js";
 import type { HvRequester } from "./supervisor.js";
 
@@ -26,7 +27,7 @@ export class LostDomains {
   /** One above the highest domid seen (so a new hypervisor gives new ids, as Xen never reuses a live one). */
   private highest = 0;
 
-  constructor(private readonly hv: HvRequester, private readonly log: (line: string) => void) {}
+  constructor(private readonly hv: HvRequester, private readonly log: (line: string, level?: LogLevel) => void) {}
 
   get nextDomid(): number | undefined {
     return this.highest === 0 || this.highest >= 0x7fef ? undefined : this.highest + 1;
@@ -65,7 +66,7 @@ export class LostDomains {
     if (lost.length === 0) return;
     const policy = (d: DomainInfo): string => d.spec.toolstack?.onCrash ?? DEFAULT_POLICIES.onCrash;
     this.log(`the hypervisor lost ${lost.length} domain${lost.length > 1 ? "s" : ""} (it died or was killed): ` +
-      lost.map((d) => `${d.name} (id ${d.domid}, on_crash=${policy(d)})`).join(", "));
+      lost.map((d) => `${d.name} (id ${d.domid}, on_crash=${policy(d)})`).join(", "), "warn");
     for (const d of lost) await this.apply(d, policy(d));
   }
 

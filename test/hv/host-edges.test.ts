@@ -58,6 +58,9 @@ before(async () => {
 });
 
 after(async () => {
+  // Every line xeno-hv wrote has time, level, component and domain (src/common/log.ts).
+  const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) \S+ +(-|d\d+) +\S/;
+  assert.deepEqual(log.split("\n").filter((l) => l !== "" && !LINE.test(l)), [], "hv.log lines without the structured fields");
   c?.close();
   await stopHv(hv, dir);
 });

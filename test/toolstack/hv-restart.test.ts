@@ -70,6 +70,15 @@ test("kill -9 of the hypervisor: xenod starts a new one, on_crash=restart re-cre
     assert.match(log, new RegExp(`keeper \\(id ${r.domid}\\) lost with the hypervisor: on_crash=restart: created again as id ${keeper.domid}`));
     assert.match(log, new RegExp(`goner \\(id ${d.domid}\\) lost with the hypervisor: on_crash=destroy: not created again`));
 
+    // Every line either daemon wrote, from any thread, has time, level, component and domain (src/common/log.ts).
+    const hvLog = readFileSync(join(dir, "hv.log"), "utf8");
+    const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info |warn |error) \S+ +(-|d\d+) +\S/;
+    for (const [name, text] of [["hv.log", hvLog], ["xenod's log", log]] as const) {
+      const bad = text.split("\n").filter((l) => l !== "" && !LINE.test(l));
+      assert.deepEqual(bad, [], `${name}: lines without the structured fields`);
+    }
+    assert.match(hvLog, new RegExp(`^\\S+ info  hv +d${keeper.domid} created 'keeper'`, "m"), "a domain's line names its domain");
+
     // A clean stop (SIGTERM destroys every domain and removes hv.pid) is not followed by a restart.
     process.kill(newPid, "SIGTERM");
     await until("hypervisor stopped", () => !alive(newPid) || undefined, 20_000);
