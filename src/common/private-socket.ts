@@ -3,7 +3,7 @@
  * whoever can connect to xenod's, the hypervisor's or the XenStore socket can create a domain whose disk is any
  * host file or write /local/domain/0, i.e. is root. C xenstored creates its socket 0600 for the same reason.
  */
-import { chmodSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, statSync } from "node:fs";
 import type { Server } from "node:net";
 
 /** A daemon's socket: read-write for its owner only. */
@@ -11,9 +11,18 @@ export const SOCKET_MODE = 0o600;
 /** A daemon's run directory: its owner only (others cannot even reach the sockets inside). */
 export const RUN_DIR_MODE = 0o700;
 
-/** Creates `dir` (and missing parents) and sets it to 0700 even if it existed with another mode. */
+/**
+ * Creates `dir` (and missing parents) and sets it to 0700 even if it existed with another mode. Refuses a
+ * directory owned by another user (who could replace the sockets in it), with a message saying what to do.
+ */
 export function ensurePrivateDir(dir: string): void {
   mkdirSync(dir, { recursive: true, mode: RUN_DIR_MODE });
+  const uid = process.getuid?.();
+  const st = statSync(dir);
+  if (uid !== undefined && st.uid !== uid) {
+    throw new Error(`${dir} belongs to uid ${st.uid}, not to uid ${uid} that runs this daemon: a daemon's run directory ` +
+      `must be its own (another user could replace its sockets); run as uid ${st.uid}, or set XENO_RUN_DIR to a directory of your own`);
+  }
   chmodSync(dir, RUN_DIR_MODE);
 }
 

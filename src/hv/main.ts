@@ -62,7 +62,12 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`xeno-hv: ${(e as Error).message}\nusage: xeno-hv [--run-dir DIR] [--memory MiB] [--pcpus N] [--domains-per-thread N] [--xenstored PATH] [--first-domid N]\n`);
     return 2;
   }
-  ensurePrivateDir(runDir); // 0700 whatever the umask (src/common/private-socket.ts)
+  try {
+    ensurePrivateDir(runDir); // 0700 whatever the umask, and ours (src/common/private-socket.ts)
+  } catch (e) {
+    process.stderr.write(formatLogLine("error", "hv", `xeno-hv: ${(e as Error).message}`));
+    return 1;
+  }
   const hv = new Hypervisor({ memoryMiB, runDir, pcpus, domainsPerThread, firstDomid, log: (l, level, component) => process.stderr.write(formatLogLine(level, component, l)) });
   const control = new ControlServer(hv, join(runDir, HV_SOCKET));
   const xs = new XenStoreSocketServer(hv.store, { path: xsPath, log: (l) => hv.log(l, "warn", "xenstore") });

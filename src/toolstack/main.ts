@@ -85,7 +85,7 @@ async function runDetached(a: Args): Promise<number> {
     process.stderr.write(`xenod: another xenod is already serving ${sockPath}\n`);
     return EXIT_IN_USE;
   } catch { /* nothing answers: start one */ }
-  ensureRunDir(a.runDir);
+  try { ensureRunDir(a.runDir); } catch (e) { process.stderr.write(`xenod: cannot start: ${(e as Error).message}\n`); return EXIT_START; }
   const logPath = join(a.runDir, XENOD_LOG);
   const args = ["--run-dir", a.runDir, "--foreground", ...(a.hvMain ? ["--hv", a.hvMain] : [])];
   const child = spawnDetached(fileURLToPath(import.meta.url), args, logPath);

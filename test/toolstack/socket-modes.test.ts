@@ -3,11 +3,11 @@
  * inherits the umask) in a run directory that an older version left 0777, inside a parent every user may enter.
  * The run directory and the XenStore socket's directory end 0700, every socket 0600, and a non-root user created
  * by this test cannot connect to any of them — while the same user can connect to a 0777 socket in that parent,
- * which shows the probe itself works. Skipped (with the reason printed) when not run as root.
+ * which shows the probe itself works. A run directory that belongs to that user is refused. Skipped (with the reason printed) when not run as root.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +67,15 @@ test("under umask 000: run directories 0700, sockets 0600, another user cannot c
       assert.equal(probe(s, 0, 0), "CONNECTED", `root connects to ${s}`);
       assert.equal(probe(s, uid, gid), "EACCES", `${user} must not connect to ${s}`);
     }
+
+    // A run directory that belongs to another user (who could replace the sockets in it) is refused.
+    const theirs = join(parent, "theirs");
+    mkdirSync(theirs);
+    chownSync(theirs, uid, gid);
+    const r = spawnSync(process.execPath, [XENOD_MAIN, "--run-dir", theirs, "--foreground"], { encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`xenod: cannot start: ${theirs} belongs to uid ${uid}, not to uid 0 that runs this daemon: .*run as uid ${uid}, or set XENO_RUN_DIR to a directory of your own`));
+    assert.ok(!existsSync(join(theirs, "xenod.sock")) && !existsSync(join(theirs, "hv.sock")));
   } finally {
     xenod?.kill("SIGTERM");
     try {
