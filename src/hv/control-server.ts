@@ -5,9 +5,10 @@
  * server itself never goes down because of a client.
  *
  * Output is bounded per connection (CLIENT_OUTPUT_LIMIT bytes queued in this process, CLIENT_MAX_INFLIGHT
- * requests being answered): past either, no further request is read until the client reads (its requests wait in the kernel's socket buffer), console output
- * for it is dropped (logged once per episode), and a subscriber that would miss an event is disconnected with
- * a log line (xenod reconnects and lists the domains again, so it never acts on a partial event stream).
+ * requests being answered): past either, no further request is read until the client reads (its requests wait
+ * in the kernel's socket buffer); past the byte limit, console output for it is dropped (logged once per
+ * episode), and a subscriber that would miss an event is disconnected with a log line (xenod reconnects and
+ * lists the domains again, so it never acts on a partial event stream).
  */
 import { createServer, createConnection, type Server, type Socket } from "node:net";
 import { existsSync, unlinkSync } from "node:fs";

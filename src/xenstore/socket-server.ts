@@ -175,6 +175,7 @@ export class XenStoreSocketServer {
       if (c.dropping) {
         c.dropping = false;
         this.log(`${name()} reads again; ${c.dropped} watch events were dropped`);
+        c.dropped = 0; // counted per episode
       }
       const rest = c.rest;
       if (rest === null) return;
