@@ -3,11 +3,13 @@
  *  - a XenStore socket client that registers 10,000 watches on / and then never reads, while Debian's
  *    xenstore-write changes 300 nodes: xeno-hv's RSS stays within RSS_BOUND_MIB of what it was, xenstore-read
  *    keeps answering, hv.log names the client, and the client's connection still works once it reads again;
- *  - a control socket client that sends 100,000 requests and never reads: RSS bounded, others answered;
+ *  - a control socket client that sends 200,000 requests and never reads: RSS bounded, others answered;
+ *  - a control client subscribed to events that stops reading: disconnected, with a log line naming it;
  *  - kernels, ramdisks and disks that are a FIFO, a directory, /dev/zero or too large: each refused with its own
  *    message while xenstore-read answers within a second;
  *  - requests with bad fields ("id": 1e400, a null disk or vif, one vdev twice): EINVAL naming the field.
- * No guest boots here: every refusal comes before a domain is built.
+ * No guest boots here: every refusal comes before a domain is built (the event test's domain stays paused but
+ * for the moments between its unpause and pause requests).
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XsType } from "../../src/xenstore/wire.js";
 import { encode, MessageReader } from "../xenstore/xs-client.js";
+import { ensureImages } from "../../src/images/index.js";
 import { HvClient, stopHv } from "./hv-client.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
@@ -155,6 +158,33 @@ test("a control socket client that never reads: RSS stays bounded, others are an
   for (let i = 0; i < 600 && answered < N; i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(answered, N);
   sock.destroy();
+});
+
+test("a control client subscribed to events that never reads is disconnected with a log line", { timeout: 300_000 }, async () => {
+  const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
+  const sub: Socket = createConnection(join(dir, "hv.sock"));
+  await new Promise<void>((resolve, reject) => { sub.once("connect", () => resolve()); sub.once("error", reject); });
+  sub.on("error", () => {});
+  sub.write(`{"id":1,"op":"subscribe"}\n`);
+  await new Promise<void>((r) => sub.once("data", () => r()));
+  sub.pause(); // from now on it never reads
+  const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: "ev", memMiB: 64, vcpus: 1, kernel: images.kernel,
+    ramdisk: images.initrd, cmdline: "console=hvc0", xen: true, disks: [], vifs: [], paused: true } });
+  try {
+    // Each unpause/pause pair is two events (~90 bytes each) for the silent subscriber; requests on one
+    // connection are carried out in order, so a batch sent at once alternates the state every time.
+    let pairs = 0;
+    while (!/subscribed to events but is not reading them/.test(log) && pairs < 100_000) {
+      await Promise.all(Array.from({ length: 64 }, (_, i) => c.ok(i % 2 === 0 ? "unpause" : "pause", { domid })));
+      pairs += 32;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    process.stderr.write(`# the silent subscriber was disconnected after ${pairs} unpause/pause pairs\n`);
+    assert.match(log, /warn  control +- +control socket .*: client #\d+ \(connected [^)]*\) subscribed to events but is not reading them \(\d+ bytes queued\): disconnected/);
+  } finally {
+    await c.ok("destroy", { domid });
+    sub.destroy();
+  }
 });
 
 test("kernels, ramdisks and disks that are not regular files are refused each with its own message, without blocking", { timeout: 60_000 }, async () => {
