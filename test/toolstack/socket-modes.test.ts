@@ -6,13 +6,14 @@
  * which shows the probe itself works. A run directory that belongs to that user is refused. Skipped (with the reason printed) when not run as root.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { XENOD_MAIN } from "../../src/toolstack/client.js";
+import { createProbeUser } from "../probe-user.js";
 
 const skip = process.getuid?.() !== 0 ? "not root: cannot create a user or start daemons as root" : undefined;
 if (skip) console.log(`# socket modes: skipped: ${skip}`);
@@ -33,13 +34,11 @@ test("under umask 000: run directories 0700, sockets 0600, another user cannot c
   const run = join(parent, "run");
   mkdirSync(run);
   chmodSync(run, 0o777); // as an older version (or a careless admin) left it
-  const user = `xenoprobe${process.pid % 100000}`;
+  const probeUser = await createProbeUser("xenoprobe");
+  const { name: user, uid, gid } = probeUser;
   let xenod: ChildProcess | undefined;
   let err = "";
   try {
-    execFileSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user], { stdio: "pipe" });
-    const uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
-    const gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
 
     xenod = spawn("sh", ["-c", `umask 000 && exec "$0" "$@"`, process.execPath, XENOD_MAIN, "--run-dir", run, "--foreground"],
       { stdio: ["ignore", "ignore", "pipe"] });
@@ -82,7 +81,7 @@ test("under umask 000: run directories 0700, sockets 0600, another user cannot c
       const hvPid = Number(readFileSync(join(run, "hv.pid"), "utf8"));
       process.kill(hvPid, "SIGTERM");
     } catch { /* not started */ }
-    spawnSync("userdel", [user], { stdio: "ignore" });
+    probeUser.remove();
     await new Promise((r) => setTimeout(r, 500));
     rmSync(parent, { recursive: true, force: true });
   }
