@@ -15,7 +15,12 @@ import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { XenStore, type XsSession } from "../xenstore/index.js";
-import { DomainRunner, DomainStartError, VmThread } from "./vm-host.js";
+import { isAbsolute } from "node:path";
+import { DomainRunner, DomainStartError, VmThread, type DomainRunOptions, type SavedRun } from "./vm-host.js";
+import type { SavedGuestLink } from "./store-link.js";
+import { readSaveFile, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
+import { SaveFormatError } from "./save-format.js";
+import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
@@ -63,6 +68,9 @@ interface Domain {
   balanceCpu?: number;
   movedAt?: number;
 }
+
+/** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
+const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 
 /** How often the credit scheduler looks (Xen's tick: 10 ms). */
 const SCHED_TICK_MS = 10;
@@ -225,6 +233,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     };
     const kernel = read("kernel", spec.kernel);
     const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
+    return this.build(spec, domid, uuid, images, { kernel, initrd });
+  }
+
+  /**
+   * Builds and starts a domain in a worker thread: booting `boot.kernel`, or continuing `boot.from` (a save
+   * file's state; its frames claimed by the caller, handed to the domain here). On failure everything is
+   * undone (store nodes, bridges, images, frames) and HvError thrown.
+   */
+  private async build(spec: DomainSpec, domid: number, uuid: string, images: ImageRef[],
+    boot: { kernel: Uint8Array; initrd?: Uint8Array } | { from: NonNullable<DomainRunOptions["from"]>; claimed: number }): Promise<number> {
     const runner = new DomainRunner();
     const thread = this.placeThread();
     const schedBuf = new SharedArrayBuffer(8);
@@ -235,17 +253,23 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
     };
     this.domains.set(domid, d); // reserve the id and name while building
+    let started = false;
     try {
       for (const v of spec.vifs) d.bridges.set(v.devid, await this.joinBridge(d, v));
       await new Promise<void>((resolve, reject) => {
-        runner.once("started", () => resolve());
+        runner.once("started", () => { started = true; resolve(); });
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
         runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
         runner.on("sched-wake", () => { if (!d.dying && d.stopped === null) this.schedKick(); });
-        runner.once("stopped", (s) => this.stopped(d, s.state, s.reason));
+        runner.once("stopped", (s) => {
+          if (!started) { reject(new Error(`the domain stopped before it ran: ${s.reason}`)); return; }
+          this.stopped(d, s.state, s.reason);
+        });
         runner.start({
-          memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
+          memMiB: spec.memMiB, vcpus: spec.vcpus, xen: spec.xen, name: spec.name,
+          ...("from" in boot ? { kernel: new Uint8Array(0), from: boot.from } : { kernel: boot.kernel, initrd: boot.initrd }),
+          cmdline: spec.cmdline,
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         }, thread);
@@ -263,6 +287,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
       await this.threadLeft(thread);
+      // A restored domain's frames were claimed here; a machine that was refused did not take them over.
+      if ("from" in boot) this.pool.release(boot.claimed);
       this.cleanStore(d);
       this.releaseImages(d);
       if (e instanceof HvError) throw e;
@@ -270,7 +296,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (e instanceof DomainStartError && e.code === "MACHINE_MEMORY") throw new HvError("ENOMEM", err.message);
       throw new HvError("EBUILD", err.message);
     }
-    this.log(`d${domid}: created '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
+    this.log(`d${domid}: ${"from" in boot ? "restored" : "created"} '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
     this.emitDomain(d, spec.paused ? "paused" : "running");
     return domid;
   }
@@ -321,6 +347,111 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     rm(`/local/domain/0/error/backend/vbd/${d.domid}`);
     rm(`/local/domain/0/error/backend/vif/${d.domid}`);
     this.store.releaseDomain(d.domid);
+  }
+
+  // ------------------------------------------------------------------------------------------------ save/restore
+
+  /**
+   * xl save: saves the domain between slices (its worker pauses it), writes its config, state, XenStore part
+   * and memory to `path` (docs/save-format.md), then destroys it — or with `checkpoint` lets it run on, with
+   * `paused` leaves it paused. When it cannot be saved at this moment (a XenStore transaction open, a back-end
+   * busy) it runs on and the save is tried again, for up to SAVE_TRIES × SAVE_RETRY_MS. On a failed write the
+   * partial file is removed and the domain runs on as before.
+   */
+  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
+    if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor writes it)`);
+    const t0 = performance.now();
+    let run: SavedRun | null = null;
+    let why = "";
+    for (let attempt = 0; attempt < SAVE_TRIES && run === null; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
+      if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
+      try {
+        const r = await d.runner.save();
+        if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
+        run = r;
+      } catch (e) { why = (e as Error).message; }
+    }
+    if (run === null) throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
+    const guest = run.guest as SavedGuestLink;
+    const spec: DomainSpec = { ...d.spec, name: d.name };
+    delete spec.paused;
+    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest } };
+    let bytes: number, zeroPages: number;
+    try {
+      ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
+    } catch (e) {
+      d.runner.finishSave(true, run.paused);
+      throw new HvError("EIO", `cannot write ${path}: ${(e as Error).message} (domain ${domid} runs on)`);
+    }
+    const pages = spec.memMiB * 256;
+    const ms = performance.now() - t0;
+    this.log(`d${domid}: saved to ${path} (${bytes} bytes, ${pages - zeroPages} of ${pages} pages with data, ${ms.toFixed(0)} ms)`);
+    if (o.checkpoint === true || o.paused === true) {
+      const stayPaused = o.paused === true || run.paused;
+      d.runner.finishSave(true, stayPaused);
+      this.emitDomain(d, stayPaused ? "paused" : "running");
+    } else {
+      await this.destroy(domid);
+    }
+    return { bytes, pages, zeroPages, ms };
+  }
+
+  /**
+   * xl restore: a domain from a save file, with its saved domid (the guest's front-ends hold XenStore paths
+   * that name it), under its saved name or `name`. The file is read and checked whole before anything is
+   * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a new thread.
+   */
+  async restore(path: string, o: { paused?: boolean; name?: string } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+    if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
+    if (o.name !== undefined) checkName(o.name);
+    const t0 = performance.now();
+    let f: ReadSaveFile;
+    try {
+      f = await readSaveFile(path, (cfg) => { checkSpec(cfg as unknown as DomainSpec); return (cfg as unknown as DomainSpec).memMiB * 256; },
+        (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (e instanceof SaveFormatError) throw new HvError("EFORMAT", `${path}: ${err.message}`);
+      if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
+      throw new HvError("EFORMAT", `${path}: ${err.message}`);
+    }
+    const { saved } = f;
+    const domid = saved.domid;
+    const spec: DomainSpec = { ...(f.config as unknown as DomainSpec), name: o.name ?? (f.config.name as string), paused: o.paused === true };
+    const uuid = spec.uuid!;
+    for (const x of this.domains.values()) {
+      if (x.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${x.domid}): rename that domain first (xeno rename)`);
+      if (x.domid === domid) throw new HvError("ESTATE", `domain id ${domid}, which the saved guest's XenStore paths name, is in use by '${x.name}': destroy it (or restore on another hypervisor)`);
+      if (x.uuid === uuid) throw new HvError("ESTATE", `a domain with the saved uuid ${uuid} runs ('${x.name}', id ${x.domid}): a checkpoint of it cannot run beside it`);
+    }
+    if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
+    const p2m = saved.snapshot.p2m as { pages?: unknown } | null;
+    const ramPages = spec.memMiB * 256;
+    const frames = spec.xen ? p2m?.pages : ramPages;
+    if (typeof frames !== "number" || !Number.isInteger(frames) || frames < 0 || frames > ramPages) {
+      throw new HvError("EFORMAT", `${path}: the saved P2M holds ${String(frames)} pages; the config's memory is ${ramPages} pages`);
+    }
+    if (!this.pool.claim(frames)) {
+      throw new HvError("ENOMEM", `the domain needs ${frames >> 8} MiB; only ${this.pool.freeFrames >> 8} MiB of the hypervisor's ${this.pool.totalFrames >> 8} MiB are free`);
+    }
+    if (spec.xen) {
+      try {
+        loadStore(this.store, saved.store, domid, uuid);
+        const num = (k: string): number => { const v = Number(Buffer.from(this.store.read(this.dom0, null, `/local/domain/${domid}/store/${k}`)).toString("latin1")); if (!Number.isInteger(v) || v < 0) throw new Error(`store/${k} is not a number`); return v; };
+        this.store.introduce(this.dom0, domid, num("ring-ref"), num("port"));
+      } catch (e) {
+        this.pool.release(frames);
+        this.cleanStore({ domid, uuid } as Domain);
+        throw new HvError("EFORMAT", `${path}: ${(e as Error).message}`);
+      }
+    }
+    await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+    const ms = performance.now() - t0;
+    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    return { domid, bytes: f.bytes, ms };
   }
 
   pause(domid: number): void {

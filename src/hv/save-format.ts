@@ -80,9 +80,9 @@ export interface WriteProgress { pages: number; totalPages: number; bytes: numbe
 
 /**
  * Writes a save stream of `c` with RAM from `ram` (at least ramPages × 4096 bytes; read while the domain is
- * paused). Returns the bytes written. `progress` is called after each PAGE_DATA record.
+ * paused). Returns the bytes written and the pages sent as zero. `progress` is called after each PAGE_DATA record.
  */
-export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<number> {
+export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
   if (ram.length < c.ramPages * PAGE_SIZE) throw new RangeError(`RAM view ${ram.length} bytes < ${c.ramPages} pages`);
   const hash = createHash("sha256");
   let bytes = 0;
@@ -131,6 +131,7 @@ export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array
   // RAM: batches of up to MAX_BATCH pfns; an all-zero page is XALLOC without data.
   const pfns = Buffer.alloc(8 * MAX_BATCH);
   const data: Uint8Array[] = [];
+  let zeroPages = 0;
   for (let first = 0; first < c.ramPages; first += MAX_BATCH) {
     const n = Math.min(MAX_BATCH, c.ramPages - first);
     data.length = 0;
@@ -140,7 +141,7 @@ export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array
       const zero = isZero(page);
       pfns.writeUInt32LE(pfn, 8 * i);
       pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
-      if (!zero) data.push(page);
+      if (!zero) data.push(page); else zeroPages++;
     }
     const body = Buffer.alloc(8 + 8 * n + PAGE_SIZE * data.length);
     body.writeUInt32LE(n, 0);
@@ -155,7 +156,7 @@ export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array
   const digest = hash.copy().digest();
   await out(record(LIBXL_REC_XENO_CHECKSUM, digest));
   await out(record(LIBXL_REC_END, null));
-  return bytes;
+  return { bytes, zeroPages };
 }
 
 function isZero(page: Uint8Array): boolean {

@@ -14,6 +14,7 @@ import {
   destroyCmd, memMaxCmd, memSetCmd, vcpuSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
 } from "./cmd-control.js";
 import { consoleCmd } from "./cmd-console.js";
+import { restoreCmd, saveCmd } from "./cmd-save.js";
 import { topCmd } from "./cmd-top.js";
 import { schedCreditCmd, vcpuPinCmd } from "./cmd-sched.js";
 import { blockAttachCmd, blockDetachCmd, networkAttachCmd, networkDetachCmd } from "./cmd-hotplug.js";
@@ -97,12 +98,25 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "-e <escape>     escape character that detaches, ^X or one character (default ^])",
     opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: consoleCmd,
   },
-  notYet("save", "[options] <Domain> <CheckpointFile> [<ConfigFile>]", "Save a domain state to restore later",
-    "the hypervisor cannot save a domain's state (memory, vCPUs, devices) yet"),
+  {
+    kind: "xl", name: "save", usage: "[options] <Domain> <CheckpointFile>", desc: "Save a domain state to restore later",
+    options: "-c                      Leave domain running after creating the snapshot.\n" +
+      "-p                      Leave domain paused after creating the snapshot.\n" +
+      "Without -c or -p the domain is destroyed once the file is written. The hypervisor writes the file\n" +
+      "(docs/save-format.md); a relative path is taken from the current directory.",
+    opts: [{ short: "c" }, { short: "p" }], minArgs: 2, maxArgs: 3, run: saveCmd,
+  },
   notYet("migrate", "[options] <Domain> <host>", "Migrate a domain to another host",
-    "the hypervisor cannot save or send a domain's state yet"),
-  notYet("restore", "[options] [<ConfigFile>] <CheckpointFile>", "Restore a domain from a saved state",
-    "the hypervisor cannot save or restore a domain's state yet"),
+    "the hypervisor cannot send a domain's state to another hypervisor yet (xeno save/restore move it through a file)"),
+  {
+    kind: "xl", name: "restore", usage: "[options] <CheckpointFile>", desc: "Restore a domain from a saved state",
+    options: "-p                      Do not unpause domain after restoring it.\n" +
+      "-e                      Do not wait in the background for the death of the domain (xenod always supervises it).\n" +
+      "-d                      Enable debug messages (size and time of the restore).\n" +
+      "The domain comes back with its saved name and domain id (its guest's XenStore paths name the id): a\n" +
+      "domain using either is refused. A <ConfigFile> replacing the saved config is not supported.",
+    opts: [{ short: "p" }, { short: "e" }, { short: "d" }], minArgs: 1, maxArgs: 2, run: restoreCmd,
+  },
   {
     kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the maximum amount reservation for a domain",

@@ -1,0 +1,125 @@
+/**
+ * xl save / restore against the hypervisor process with the stock Debian kernel (one boot): a DomU with a
+ * disk runs a counter on its console and keeps a file in a tmpfs;
+ *  - `save -c` (a checkpoint) leaves it running: the counter goes on, the shell answers;
+ *  - `save` destroys it after writing the file; `restore` brings it back by name with its domid: the counter
+ *    continues from where it was (not from 1), the tmpfs file is there, a disk write after the restore reaches
+ *    the image, and the store answers the guest (its xenbus works);
+ *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
+ *    error and nothing is left running: `list` and the pool's free memory are as before.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
+import { ConsoleTap, HvClient, stopHv } from "./hv-client.js";
+
+const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+test("save -c keeps the domain running; save → restore continues its counter, tmpfs and disk; bad files refused",
+  { timeout: 20 * 60_000 }, async () => {
+    const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
+    const dir = mkdtempSync(join(tmpdir(), "xeno-save-"));
+    const disk = join(dir, "data.img");
+    writeFileSync(disk, Buffer.alloc(8 << 20));
+    const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "1024"], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    hv.stderr!.on("data", (d) => { log += d; });
+    const sock = join(dir, "hv.sock");
+    let c: HvClient | undefined;
+    const taps: ConsoleTap[] = [];
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+      c = await HvClient.connect(sock);
+      const spec = { name: "saver", memMiB: 128, vcpus: 2, kernel: images.kernel, ramdisk: images.initrd, cmdline: "console=hvc0",
+        xen: true, disks: [{ path: disk, devid: 51712, vdev: "xvda", readOnly: false }], vifs: [] };
+      const { domid } = await c.ok<{ domid: number }>("create", { spec });
+      let tap = await ConsoleTap.open(sock, domid);
+      taps.push(tap);
+      const t0 = Date.now();
+      await tap.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "guest ready");
+      process.stderr.write(`# guest ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      await tap.run("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo keep-me-$((6*7)) > /mnt/t/f && echo TMPFS-OK", /^TMPFS-OK\r?$/m);
+      tap.type("(i=0; while :; do i=$((i+1)); echo CNT-$i; sleep 1; done) &\n");
+      await tap.waitFor(/CNT-3\r?\n/, 0, 60_000, "counter at 3");
+      const lastCount = (t: ConsoleTap): number => Math.max(0, ...[...t.out.matchAll(/CNT-(\d+)\r?\n/g)].map((m) => Number(m[1])));
+
+      // Checkpoint: the domain runs on.
+      const ckpt = join(dir, "ckpt.xeno");
+      const r1 = await c.ok<{ bytes: number; pages: number; zeroPages: number; ms: number }>("save", { domid, path: ckpt, checkpoint: true });
+      process.stderr.write(`# save -c: ${r1.bytes} bytes, ${r1.pages - r1.zeroPages}/${r1.pages} pages with data, ${r1.ms.toFixed(0)} ms\n`);
+      assert.equal(statSync(ckpt).size, r1.bytes);
+      let list = await c.ok<DomainInfo[]>("list");
+      assert.ok(["running", "blocked"].includes(list.find((d) => d.domid === domid)!.state), "save -c leaves it running");
+      const n1 = lastCount(tap);
+      await tap.waitFor(new RegExp(`CNT-${n1 + 2}\\r?\\n`), 0, 30_000, "counter goes on after save -c");
+      await tap.run("echo AFTER-CKPT-$((2+3))", /^AFTER-CKPT-5\r?$/m);
+
+      // A checkpoint of a domain that still runs is refused (its domid and uuid are taken).
+      const free0 = (await c.ok<HostInfo>("info")).freeMemoryMiB;
+      const dup = await c.call("restore", { path: ckpt, name: "saver-copy" });
+      assert.equal(dup.ok, false);
+      assert.match(JSON.stringify(dup), /ESTATE.*in use/);
+
+      // Save (the domain is destroyed), then restore.
+      const file = join(dir, "saver.xeno");
+      const r2 = await c.ok<{ bytes: number; ms: number }>("save", { domid, path: file });
+      const nSaved = lastCount(tap);
+      process.stderr.write(`# save: ${r2.bytes} bytes in ${r2.ms.toFixed(0)} ms, counter at ${nSaved}\n`);
+      list = await c.ok<DomainInfo[]>("list");
+      assert.equal(list.find((d) => d.name === "saver"), undefined, "save without -c destroys the domain");
+      const freeSaved = (await c.ok<HostInfo>("info")).freeMemoryMiB;
+      assert.ok(freeSaved > free0 + 100, `frames released: ${free0} → ${freeSaved} MiB free`);
+
+      // Hostile files: refused, nothing left, no frames claimed.
+      const good = readFileSync(file);
+      const truncated = join(dir, "truncated.xeno");
+      writeFileSync(truncated, good.subarray(0, good.length - 1000));
+      const flipped = join(dir, "flipped.xeno");
+      const fb = Buffer.from(good); fb[fb.length >> 1] ^= 0x10; writeFileSync(flipped, fb);
+      for (const [p, code, re] of [[truncated, "EFORMAT", /truncated/], [flipped, "EFORMAT", /checksum|record|page|state/i],
+        [join(dir, "missing.xeno"), "EIO", /cannot read/], [disk, "EFORMAT", /magic/]] as const) {
+        const r = await c.call("restore", { path: p });
+        assert.equal(r.ok, false, p);
+        assert.equal((r as { error: { code: string } }).error.code, code, JSON.stringify(r));
+        assert.match((r as { error: { message: string } }).error.message, re);
+      }
+      assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, "nothing left running after refused restores");
+      assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, freeSaved, "no frames kept by refused restores");
+
+      const r3 = await c.ok<{ domid: number; bytes: number; ms: number }>("restore", { path: file });
+      process.stderr.write(`# restore: ${r3.bytes} bytes in ${r3.ms.toFixed(0)} ms\n`);
+      assert.equal(r3.domid, domid, "restored with its domid");
+      list = await c.ok<DomainInfo[]>("list");
+      const row = list.find((d) => d.name === "saver");
+      assert.ok(row !== undefined && row.domid === domid, JSON.stringify(list));
+      tap.close();
+      tap = await ConsoleTap.open(sock, domid);
+      taps.push(tap);
+      // The counter goes on from where it was.
+      const m = await tap.waitFor(/CNT-(\d+)\r?\n/, 0, 60_000, "counter after restore");
+      const first = Number(m[1]);
+      assert.ok(first > nSaved - 1 && first <= nSaved + 3, `counter continues: saved at ${nSaved}, first after restore ${first}`);
+      await tap.waitFor(new RegExp(`CNT-${first + 2}\\r?\\n`), 0, 30_000, "counter runs after restore");
+      await tap.run("cat /mnt/t/f", /^keep-me-42\r?$/m);
+      await tap.run("echo after-restore | dd of=/dev/xvda bs=512 conv=sync,fsync 2>/dev/null; echo DISK-DONE", /^DISK-DONE\r?$/m);
+      assert.equal(readFileSync(disk).subarray(0, 13).toString(), "after-restore", "the disk write after the restore reached the image");
+      // xenbus answers: the guest reads its own name from the store.
+      await tap.run("cat /sys/hypervisor/uuid; echo XB-OK", /^XB-OK\r?$/m);
+      assert.match(tap.out, new RegExp(row.uuid));
+      assert.doesNotMatch(tap.out, /Kernel panic|kernel BUG|Oops|xenbus.*timeout/i);
+      await c.ok("destroy", { domid });
+    } catch (e) {
+      process.stderr.write(`# hypervisor log:\n${log.slice(-4000)}\n`);
+      throw e;
+    } finally {
+      for (const t of taps) t.close();
+      c?.close();
+      await stopHv(hv, dir);
+    }
+  });
