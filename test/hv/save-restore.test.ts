@@ -2,7 +2,8 @@
  * xl save / restore against the hypervisor process with the stock Debian kernel (one boot): a DomU with a
  * disk runs a counter on its console and keeps a file in a tmpfs;
  *  - `save -c` (a checkpoint) leaves it running: the counter goes on, the shell answers;
- *  - `save` destroys it after writing the file; `restore` brings it back by name with its domid: the counter
+ *  - `xeno save` (CLI → xenod → hypervisor) destroys it after writing the file; `xeno restore` brings it back
+ *    (`xeno list` shows it by name) with its domid: the counter
  *    continues from where it was (not from 1), the tmpfs file is there, a disk write after the restore reaches
  *    the image, and the store answers the guest (its xenbus works);
  *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
@@ -20,6 +21,18 @@ import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, stopHv } from "./hv-client.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const CLI = join(ROOT, "dist/src/cli/main.js");
+
+/** Runs `xeno ARGS…` against the run directory (it starts xenod, which uses the running hypervisor). */
+function xeno(dir: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XENO_RUN_DIR: dir }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    p.stdout.on("data", (b: Buffer) => { out += b.toString(); });
+    p.stderr.on("data", (b: Buffer) => { err += b.toString(); });
+    p.on("exit", (code) => resolve({ code, out, err }));
+  });
+}
 
 test("save -c keeps the domain running; save → restore continues its counter, tmpfs and disk; bad files refused",
   { timeout: 20 * 60_000 }, async () => {
@@ -66,13 +79,17 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       assert.equal(dup.ok, false);
       assert.match(JSON.stringify(dup), /ESTATE.*in use/);
 
-      // Save (the domain is destroyed), then restore.
+      // Save through the CLI and xenod (the domain is destroyed), then restore.
       const file = join(dir, "saver.xeno");
-      const r2 = await c.ok<{ bytes: number; ms: number }>("save", { domid, path: file });
+      const saveOut = await xeno(dir, ["save", "saver", file]);
+      assert.equal(saveOut.code, 0, saveOut.err);
+      process.stderr.write(`# $ xeno save saver ${file}\n${saveOut.err.replace(/^/gm, "#   ")}\n`);
+      assert.match(saveOut.err, /^Saving to .* new xl format\nSaved domain 'saver' \(\d+\): [\d.]+ MiB file, \d+ of 32768 pages with data, \d+ ms; it is destroyed\n$/);
       const nSaved = lastCount(tap);
-      process.stderr.write(`# save: ${r2.bytes} bytes in ${r2.ms.toFixed(0)} ms, counter at ${nSaved}\n`);
+      process.stderr.write(`# counter at ${nSaved} when saved\n`);
       list = await c.ok<DomainInfo[]>("list");
       assert.equal(list.find((d) => d.name === "saver"), undefined, "save without -c destroys the domain");
+      assert.doesNotMatch((await xeno(dir, ["list"])).out, /^saver /m);
       const freeSaved = (await c.ok<HostInfo>("info")).freeMemoryMiB;
       assert.ok(freeSaved > free0 + 100, `frames released: ${free0} → ${freeSaved} MiB free`);
 
@@ -92,9 +109,13 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, "nothing left running after refused restores");
       assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, freeSaved, "no frames kept by refused restores");
 
-      const r3 = await c.ok<{ domid: number; bytes: number; ms: number }>("restore", { path: file });
-      process.stderr.write(`# restore: ${r3.bytes} bytes in ${r3.ms.toFixed(0)} ms\n`);
-      assert.equal(r3.domid, domid, "restored with its domid");
+      const restoreOut = await xeno(dir, ["restore", "-d", file]);
+      assert.equal(restoreOut.code, 0, restoreOut.err);
+      process.stderr.write(`# $ xeno restore -d ${file}\n${restoreOut.err.replace(/^/gm, "#   ")}\n`);
+      assert.match(restoreOut.err, new RegExp(`Restored domain ${domid} from `), "restored with its domid");
+      const listOut = (await xeno(dir, ["list"])).out;
+      process.stderr.write(`# $ xeno list\n${listOut.replace(/^/gm, "#   ")}\n`);
+      assert.match(listOut, new RegExp(`^saver {35} +${domid} +\\d+ +2 +`, "m"), "xeno list shows it by name");
       list = await c.ok<DomainInfo[]>("list");
       const row = list.find((d) => d.name === "saver");
       assert.ok(row !== undefined && row.domid === domid, JSON.stringify(list));
@@ -120,6 +141,7 @@ test("save -c keeps the domain running; save → restore continues its counter, 
     } finally {
       for (const t of taps) t.close();
       c?.close();
+      try { process.kill(Number(readFileSync(join(dir, "xenod.pid"), "utf8")), "SIGTERM"); } catch { /* not started */ }
       await stopHv(hv, dir);
     }
   });
