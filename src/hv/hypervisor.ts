@@ -64,6 +64,8 @@ interface Domain {
   images: ImageRef[];
   /** The worker thread it runs in (shared with other domains). */
   thread: VmThread;
+  /** A save is reading its state and memory: pause, unpause and destroy wait for it to end (ESTATE). */
+  saving?: boolean;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -314,6 +316,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   async destroy(domid: number): Promise<void> {
     const d = this.dom(domid);
     if (d.dying) return;
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: destroy it when the save has ended`);
     d.dying = true;
     this.emitDomain(d, "dying");
     this.sched.remove(d.domid);
@@ -362,6 +365,17 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor writes it)`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
+    d.saving = true;
+    try {
+      return await this.saveTo(d, path, o);
+    } finally {
+      d.saving = false;
+    }
+  }
+
+  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+    const domid = d.domid;
     const t0 = performance.now();
     let run: SavedRun | null = null;
     let why = "";
@@ -394,6 +408,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       d.runner.finishSave(true, stayPaused);
       this.emitDomain(d, stayPaused ? "paused" : "running");
     } else {
+      d.saving = false;
       await this.destroy(domid);
     }
     return { bytes, pages, zeroPages, ms };
@@ -410,7 +425,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const t0 = performance.now();
     let f: ReadSaveFile;
     try {
-      f = await readSaveFile(path, (cfg) => { checkSpec(cfg as unknown as DomainSpec); return (cfg as unknown as DomainSpec).memMiB * 256; },
+      f = await readSaveFile(path, (cfg) => { checkSpec(cfg as unknown as DomainSpec); checkDevices(cfg as unknown as DomainSpec); return (cfg as unknown as DomainSpec).memMiB * 256; },
         (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
@@ -457,6 +472,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   pause(domid: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: pause it when the save has ended`);
     if (d.runner.paused) return;
     d.runner.pause();
     this.emitDomain(d, "paused");
@@ -465,6 +481,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   unpause(domid: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) return;
     d.runner.unpause();
     this.emitDomain(d, "running");
@@ -792,6 +809,22 @@ function checkSpec(s: DomainSpec): void {
   if (s.uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s.uuid)) {
     throw new HvError("EINVAL", `bad uuid ${s.uuid}`);
   }
+}
+
+/** The disks and vifs of a config read from a save file (a created domain's come from the toolstack's parser). */
+function checkDevices(s: DomainSpec): void {
+  s.disks.forEach((d, i) => {
+    if (typeof d !== "object" || d === null || typeof d.path !== "string" || !isAbsolute(d.path) || !Number.isInteger(d.devid) || d.devid < 0 ||
+      d.devid > 0xfffffff || typeof d.vdev !== "string" || !/^[a-z]{1,8}\d{0,4}$/.test(d.vdev) || typeof d.readOnly !== "boolean") {
+      throw new HvError("EINVAL", `disks[${i}]: want {path (absolute), devid, vdev, readOnly}`);
+    }
+  });
+  s.vifs.forEach((v, i) => {
+    if (typeof v !== "object" || v === null || !Number.isInteger(v.devid) || v.devid < 0 || v.devid > 255 || typeof v.mac !== "string" ||
+      !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(v.mac) || !Number.isInteger(v.mtu) || v.mtu < 68 || v.mtu > 65535 || typeof v.bridge !== "string") {
+      throw new HvError("EINVAL", `vifs[${i}]: want {devid 0..255, mac, mtu 68..65535, bridge}`);
+    }
+  });
 }
 
 function uuidBytes(u: string): Uint8Array {

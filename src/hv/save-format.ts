@@ -412,3 +412,30 @@ class Reader {
     }
   }
 }
+
+/**
+ * Copies one save stream from `src` to `sink` and stops after its last record (libxl's END), leaving whatever
+ * follows in `src` unread: `xeno migrate-receive` reads the stream and then the sender's go-ahead from the
+ * same pipe. It follows the framing only (headers, record lengths with the same bounds as readSave); the
+ * hypervisor checks the contents when it restores. Returns the bytes copied.
+ */
+export async function copyStream(src: ByteSource, sink: ByteSink): Promise<number> {
+  const r = new Reader(src);
+  const pass = async (n: number, what: string): Promise<Buffer> => { const b = await r.take(n, what); await sink.write(b); return b; };
+  const h = await pass(XL_HEADER_BYTES, "the xl header");
+  if (!XL_MAGIC.equals(h.subarray(0, 32))) throw new SaveFormatError("SAVE_MAGIC", 0, "not a Xen/Xeno saved domain: no xl magic");
+  const optLen = h.readUInt32LE(44);
+  if (optLen > MAX_CONFIG_BYTES + 4) throw new SaveFormatError("SAVE_HEADER", 44, `optional data length ${optLen} > ${MAX_CONFIG_BYTES + 4}`);
+  await pass(optLen + 16, "the config and libxl header");
+  let inLibxc = false;
+  for (;;) {
+    const hdr = await pass(8, "a record header");
+    const type = hdr.readUInt32LE(0), len = hdr.readUInt32LE(4);
+    const max = inLibxc ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : MAX_STATE_BYTES;
+    if (len > Math.max(max, MAX_STATE_BYTES)) throw new SaveFormatError("SAVE_RECORD", r.pos - 4, `record of ${len} bytes is longer than any Xeno writes`);
+    await pass((len + 7) & ~7, "a record body");
+    if (!inLibxc && type === LIBXL_REC_LIBXC_CONTEXT) { await pass(40, "the libxc headers"); inLibxc = true; }
+    else if (inLibxc && type === LIBXC_REC_END) inLibxc = false;
+    else if (!inLibxc && type === LIBXL_REC_END) return r.pos;
+  }
+}

@@ -270,6 +270,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   moveTo(to: VmThread, o: { resave?: boolean } = {}): Promise<MoveResult | null> {
     if (!this.running || this.data === null) return Promise.reject(new Error("the domain is not running"));
     if (this.moving !== null) return Promise.reject(new Error("the domain is moving already"));
+    if (this.saving !== null) return Promise.reject(new Error("the domain is being saved"));
     if (to === this.thread) return Promise.resolve(null);
     if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
     return new Promise<MoveResult | null>((resolve, reject) => {

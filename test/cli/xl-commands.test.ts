@@ -204,10 +204,10 @@ describe("domain commands", () => {
     assert.match(r.err, /invalid memory size: 12q/);
   });
 
-  it("the features the hypervisor lacks say 'not implemented yet', exit 1", async () => {
-    const r = await run(["migrate", "web", "x"]);
+  it("migrate -C (another config) is refused, nothing asked", async () => {
+    const r = await run(["migrate", "-C", "x.cfg", "web", "host"]);
     assert.equal(r.code, 1);
-    assert.match(r.err, /^xeno migrate: xeno migrate is not implemented yet: .+\n$/);
+    assert.match(r.err, /-C .* not supported/);
     assert.deepEqual(r.client.actions(), []);
   });
 

@@ -7,12 +7,14 @@
  *    continues from where it was (not from 1), the tmpfs file is there, a disk write after the restore reaches
  *    the image, and the store answers the guest (its xenbus works);
  *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
- *    error and nothing is left running: `list` and the pool's free memory are as before.
+ *    error and nothing is left running: `list` and the pool's free memory are as before;
+ *  - `xeno migrate` (not live) with its transport cut mid-stream leaves the source running; then to a second
+ *    hypervisor on this machine (`-s ''`, HOST the receiving command): the counter and the tmpfs go on there.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,6 +48,7 @@ test("save -c keeps the domain running; save → restore continues its counter, 
     const sock = join(dir, "hv.sock");
     let c: HvClient | undefined;
     const taps: ConsoleTap[] = [];
+    const dirs: string[] = [];
     try {
       for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
       c = await HvClient.connect(sock);
@@ -134,14 +137,44 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       await tap.run("cat /sys/hypervisor/uuid; echo XB-OK", /^XB-OK\r?$/m);
       assert.match(tap.out, new RegExp(row.uuid));
       assert.doesNotMatch(tap.out, /Kernel panic|kernel BUG|Oops|xenbus.*timeout/i);
-      await c.ok("destroy", { domid });
+
+      // Migration (not live) to a second hypervisor on this machine, through `-s ''` (HOST is the command).
+      // First a transport cut mid-stream: the source runs on and answers.
+      const cut = await xeno(dir, ["migrate", "-s", "", "saver",
+        `sh -c 'printf "xl migration receiver ready, send binary domain data.\\n"; head -c 100000 >/dev/null'`]);
+      process.stderr.write(`# $ xeno migrate (transport cut after 100000 bytes)\n${cut.err.replace(/^/gm, "#   ")}\n`);
+      assert.equal(cut.code, 1, cut.err);
+      assert.match(cut.err, /Migration failed, resuming at sender\./);
+      assert.ok(["running", "blocked"].includes((await c.ok<DomainInfo[]>("list")).find((d) => d.name === "saver")!.state));
+      await tap.run("echo STILL-HERE-$((3*3))", /^STILL-HERE-9\r?$/m);
+      const dirB = mkdtempSync(join(tmpdir(), "xeno-save-b-"));
+      dirs.push(dirB);
+      const nBefore = lastCount(tap);
+      const mig = await xeno(dir, ["migrate", "-s", "", "saver", `XENO_RUN_DIR=${dirB} ${process.execPath} ${CLI} migrate-receive`]);
+      process.stderr.write(`# $ xeno migrate -s '' saver 'XENO_RUN_DIR=B xeno migrate-receive'\n${mig.err.replace(/^/gm, "#   ")}\n`);
+      assert.equal(mig.code, 0, mig.err);
+      assert.match(mig.err, /migration target: Got permission, starting domain\.[\s\S]*Migration successful\./);
+      assert.equal((await c.ok<DomainInfo[]>("list")).find((d) => d.name.startsWith("saver")), undefined, "the source's copy is destroyed");
+      const listB = (await xeno(dirB, ["list"])).out;
+      assert.match(listB, new RegExp(`^saver {35} +${domid} `, "m"), listB);
+      const tapB = await ConsoleTap.open(join(dirB, "hv.sock"), domid);
+      taps.push(tapB);
+      const mB = await tapB.waitFor(/CNT-(\d+)\r?\n/, 0, 60_000, "counter after the migration");
+      assert.ok(Number(mB[1]) >= nBefore, `counter continues on the destination: ${nBefore} → ${mB[1]}`);
+      await tapB.run("cat /mnt/t/f", /^keep-me-42\r?$/m);
+      assert.equal((await xeno(dirB, ["destroy", "saver"])).code, 0);
     } catch (e) {
       process.stderr.write(`# hypervisor log:\n${log.slice(-4000)}\n`);
       throw e;
     } finally {
       for (const t of taps) t.close();
       c?.close();
-      try { process.kill(Number(readFileSync(join(dir, "xenod.pid"), "utf8")), "SIGTERM"); } catch { /* not started */ }
+      for (const x of [dir, ...dirs]) {
+        for (const pid of ["xenod.pid", ...(x === dir ? [] : ["hv.pid"])]) {
+          try { process.kill(Number(readFileSync(join(x, pid), "utf8")), "SIGTERM"); } catch { /* not started */ }
+        }
+      }
       await stopHv(hv, dir);
+      for (const x of dirs) rmSync(x, { recursive: true, force: true });
     }
   });
