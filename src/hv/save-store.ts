@@ -70,7 +70,10 @@ export function checkSavedStore(v: unknown, domid: number, uuid: string): SavedS
     const x = n as Record<string, unknown> | null;
     if (x === null || typeof x !== "object") fail(`nodes[${i}]: not an object`);
     const { path, value, perms } = x as Record<string, unknown>;
-    if (typeof path !== "string" || path.length > MAX_PATH || !/^(\/[A-Za-z0-9_@.:-]+)+$/.test(path)) fail(`nodes[${i}].path: not a XenStore path`);
+    // "." and ".." are refused though the store never resolves them (a node may not be named so by a file).
+    if (typeof path !== "string" || path.length > MAX_PATH || !/^(\/[A-Za-z0-9_@.:-]+)+$/.test(path) || /\/\.\.?(\/|$)/.test(path)) {
+      fail(`nodes[${i}].path: not a XenStore path`);
+    }
     if (!inside(path as string)) fail(`nodes[${i}].path ${String(path)} is outside domain ${domid}'s subtrees`);
     if (!(value instanceof Uint8Array) || value.length > MAX_VALUE) fail(`nodes[${i}].value: bytes, at most ${MAX_VALUE}`);
     if (!Array.isArray(perms) || perms.length < 1 || perms.length > 16 || perms.some((p) => typeof p !== "string" || !/^[nrwb]\d{1,5}$/.test(p))) {

@@ -13,6 +13,7 @@ import {
   type ReadOptions, type SaveContents,
 } from "../../src/hv/save-format.js";
 import { decodeState, encodeState } from "../../src/hv/save-codec.js";
+import { checkSavedStore } from "../../src/hv/save-store.js";
 
 const PAGES = 64;
 
@@ -157,4 +158,27 @@ test("seeded fuzz over the reader: every mutation refused with a SaveFormatError
     counts.set(code, (counts.get(code) ?? 0) + 1);
   }
   process.stderr.write(`# fuzz: ${N} mutations, refused by code: ${[...counts].sort().map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
+});
+
+test("saved XenStore part: paths outside the domain's subtrees, bad permissions and watches refused", () => {
+  const uuid = "00000000-0000-0000-0000-000000000001";
+  const node = (path: string, perms = ["n0", "r3"]): unknown => ({ path, value: new Uint8Array(1), perms });
+  const st = (nodes: unknown[], watches: unknown[] = [], replies: unknown[] = []): unknown => ({ version: 1, nodes, guest: { watches, replies } });
+  const ok = st([node("/local/domain/3"), node("/local/domain/3/name"), node(`/vm/${uuid}/name`), node("/local/domain/0/backend/vbd/3/51712/state")],
+    [{ path: "/local/domain/3/device", token: "t", relative: true, depth: -1 }, { path: "@releaseDomain", token: "x", relative: false, depth: -1 }]);
+  assert.doesNotThrow(() => checkSavedStore(ok, 3, uuid));
+  for (const [bad, re] of [
+    [st([node("/local/domain/4/name")]), /outside domain 3/],
+    [st([node("/local/domain/0/backend/vbd/4/51712")]), /outside domain 3/],
+    [st([node("/local/domain/0/secret")]), /outside domain 3/],
+    [st([node("/local/domain/3/../0")]), /not a XenStore path/],
+    [st([node("/local/domain/3/x", ["q0"])]), /perms/],
+    [st([node("/local/domain/3/x", [])]), /perms/],
+    [st([{ path: "/local/domain/3/x", value: new Uint8Array(5000), perms: ["n0"] }]), /value/],
+    [st([], [{ path: "/local/domain/4/device", token: "t", relative: true, depth: -1 }]), /relative watch outside/],
+    [st([], [{ path: "device", token: "t", relative: true, depth: -1 }]), /absolute path/],
+    [st([], [{ path: "/a", token: "t\0", relative: false, depth: -1 }]), /token/],
+    [st([], [], [new Uint8Array(9000)]), /replies/],
+    [{ version: 2, nodes: [], guest: { watches: [], replies: [] } }, /version/],
+  ] as const) assert.throws(() => checkSavedStore(bad, 3, uuid), re as RegExp);
 });
