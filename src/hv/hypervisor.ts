@@ -24,6 +24,7 @@ import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
+import { MAX_RAM_MIB } from "../machine/layout.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
@@ -424,11 +425,25 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (o.name !== undefined) checkName(o.name);
     const t0 = performance.now();
     let f: ReadSaveFile;
+    let noMemory: HvError | null = null;
+    const configPages = (cfg: Record<string, unknown>): number => {
+      const spec = cfg as unknown as DomainSpec;
+      checkSpec(spec);
+      checkDevices(spec);
+      if (spec.memMiB > MAX_RAM_MIB) throw new Error(`memory ${spec.memMiB} MiB: this machine supports up to ${MAX_RAM_MIB} MiB`);
+      // Before the memory is allocated and filled: a domain the pool cannot hold is refused at once.
+      if (spec.memMiB * 256 - 256 > this.pool.freeFrames) {
+        noMemory = new HvError("ENOMEM", `the saved domain has ${spec.memMiB} MiB; only ${this.pool.freeFrames >> 8} MiB of the hypervisor's ${this.pool.totalFrames >> 8} MiB are free`);
+        throw noMemory;
+      }
+      return spec.memMiB * 256;
+    };
     try {
-      f = await readSaveFile(path, (cfg) => { checkSpec(cfg as unknown as DomainSpec); checkDevices(cfg as unknown as DomainSpec); return (cfg as unknown as DomainSpec).memMiB * 256; },
+      f = await readSaveFile(path, configPages,
         (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
+      if (noMemory !== null) throw noMemory;
       if (e instanceof SaveFormatError) throw new HvError("EFORMAT", `${path}: ${err.message}`);
       if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
@@ -455,7 +470,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (spec.xen) {
       try {
         loadStore(this.store, saved.store, domid, uuid);
-        const num = (k: string): number => { const v = Number(Buffer.from(this.store.read(this.dom0, null, `/local/domain/${domid}/store/${k}`)).toString("latin1")); if (!Number.isInteger(v) || v < 0) throw new Error(`store/${k} is not a number`); return v; };
+        const num = (k: string): number => {
+          const p = `/local/domain/${domid}/store/${k}`;
+          let v = NaN;
+          try { v = Number(Buffer.from(this.store.read(this.dom0, null, p)).toString("latin1")); } catch { /* below */ }
+          if (!Number.isInteger(v) || v < 0) throw new Error(`the saved XenStore has no number at ${p} (the guest's store ring)`);
+          return v;
+        };
         this.store.introduce(this.dom0, domid, num("ring-ref"), num("port"));
       } catch (e) {
         this.pool.release(frames);
@@ -463,7 +484,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         throw new HvError("EFORMAT", `${path}: ${(e as Error).message}`);
       }
     }
-    await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+    try {
+      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+    } catch (e) {
+      // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
+      throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
+    }
     const ms = performance.now() - t0;
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
     return { domid, bytes: f.bytes, ms };
