@@ -420,9 +420,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a new thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
+    if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
     const t0 = performance.now();
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
@@ -450,7 +451,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }
     const { saved } = f;
     const domid = saved.domid;
-    const spec: DomainSpec = { ...(f.config as unknown as DomainSpec), name: o.name ?? (f.config.name as string), paused: o.paused === true };
+    const savedSpec = f.config as unknown as DomainSpec;
+    if (o.spec !== undefined) {
+      const why = specMismatch(savedSpec, o.spec);
+      if (why !== null) throw new HvError("EINVAL", `the config does not fit the saved domain: ${why} (only name, disk paths, bridges, policies and scheduling may change)`);
+    }
+    const base = o.spec ?? savedSpec;
+    // The uuid stays the saved one: the guest read it (/sys/hypervisor/uuid) and its /vm/UUID nodes are saved.
+    const spec: DomainSpec = { ...base, uuid: savedSpec.uuid, name: o.name ?? base.name, paused: o.paused === true };
     const uuid = spec.uuid!;
     for (const x of this.domains.values()) {
       if (x.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${x.domid}): rename that domain first (xeno rename)`);
@@ -835,6 +843,24 @@ function checkSpec(s: DomainSpec): void {
   if (s.uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s.uuid)) {
     throw new HvError("EINVAL", `bad uuid ${s.uuid}`);
   }
+}
+
+/** Why config `b` cannot continue a domain saved with config `a` (null: it can). */
+function specMismatch(a: DomainSpec, b: DomainSpec): string | null {
+  if (a.memMiB !== b.memMiB) return `memory ${b.memMiB} MiB, saved ${a.memMiB} MiB`;
+  if (a.vcpus !== b.vcpus) return `vcpus ${b.vcpus}, saved ${a.vcpus}`;
+  if (a.xen !== b.xen) return `xen_platform ${b.xen ? 1 : 0}, saved ${a.xen ? 1 : 0}`;
+  if (a.disks.length !== b.disks.length) return `${b.disks.length} disks, saved ${a.disks.length}`;
+  for (let i = 0; i < a.disks.length; i++) {
+    const x = a.disks[i]!, y = b.disks[i]!;
+    if (x.devid !== y.devid || x.vdev !== y.vdev || x.readOnly !== y.readOnly) return `disk ${i} is ${y.vdev}${y.readOnly ? " (ro)" : ""}, saved ${x.vdev}${x.readOnly ? " (ro)" : ""}`;
+  }
+  if (a.vifs.length !== b.vifs.length) return `${b.vifs.length} vifs, saved ${a.vifs.length}`;
+  for (let i = 0; i < a.vifs.length; i++) {
+    const x = a.vifs[i]!, y = b.vifs[i]!;
+    if (x.devid !== y.devid || x.mac.toLowerCase() !== y.mac.toLowerCase() || x.mtu !== y.mtu) return `vif ${i} is ${y.devid} ${y.mac} mtu ${y.mtu}, saved ${x.devid} ${x.mac} mtu ${x.mtu}`;
+  }
+  return null;
 }
 
 /** The disks and vifs of a config read from a save file (a created domain's come from the toolstack's parser). */

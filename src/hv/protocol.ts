@@ -137,8 +137,12 @@ export type Request =
    * a successful save. Progress events go to subscribers.
    */
   | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean }
-  /** xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not unpaused. */
-  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string }
+  /**
+   * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
+   * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
+   * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
+   */
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec }
   | { id: number; op: "rename"; domid: number; name: string }
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }

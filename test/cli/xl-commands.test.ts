@@ -225,9 +225,9 @@ describe("domain commands", () => {
     assert.deepEqual(c.actions().at(-1), { op: "restore", args: { path: "/tmp/w.xeno", paused: true } });
     r = await run(["save", "Domain-0", "x"]);
     assert.equal(r.code, 1);
-    r = await run(["restore", "cfg", "x"]);
+    r = await run(["restore", "/nonexistent/x.cfg", "x"]);
     assert.equal(r.code, 1);
-    assert.match(r.err, /not supported/);
+    assert.match(r.err, /x\.cfg/);
     assert.deepEqual(r.client.actions(), []);
   });
 });

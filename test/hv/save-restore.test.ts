@@ -2,10 +2,11 @@
  * xl save / restore against the hypervisor process with the stock Debian kernel (one boot): a DomU with a
  * disk runs a counter on its console and keeps a file in a tmpfs;
  *  - `save -c` (a checkpoint) leaves it running: the counter goes on, the shell answers;
- *  - `xeno save` (CLI → xenod → hypervisor) destroys it after writing the file; `xeno restore` brings it back
- *    (`xeno list` shows it by name) with its domid: the counter
- *    continues from where it was (not from 1), the tmpfs file is there, a disk write after the restore reaches
- *    the image, and the store answers the guest (its xenbus works);
+ *  - `xeno save` (CLI → xenod → hypervisor) destroys it after writing the file; `xeno restore CONFIG FILE`
+ *    brings it back (`xeno list` shows it by name) with its domid, its disk a copy at the path the config names
+ *    (a config with other memory is refused first): the counter continues from where it was (not from 1), the
+ *    tmpfs file is there, a disk write after the restore reaches the config's image, and the store answers
+ *    the guest (its xenbus works);
  *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
  *    error and nothing is left running: `list` and the pool's free memory are as before;
  *  - `xeno migrate` (not live) with its transport cut mid-stream leaves the source running; then to a second
@@ -14,7 +15,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -112,9 +113,21 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, "nothing left running after refused restores");
       assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, freeSaved, "no frames kept by refused restores");
 
-      const restoreOut = await xeno(dir, ["restore", "-d", file]);
+      // Restore with a config (xl restore CONFIG FILE): the disk is a copy at another path. A config that does
+      // not fit the saved domain (other memory) is refused first.
+      const disk2 = join(dir, "data2.img");
+      copyFileSync(disk, disk2);
+      const cfg = (mem: number): string => `name = "saver"\ntype = "pvh"\nmemory = ${mem}\nvcpus = 2\nkernel = "${images.kernel}"\n` +
+        `ramdisk = "${images.initrd}"\ncmdline = "console=hvc0"\ndisk = [ "format=raw, vdev=xvda, access=rw, target=${disk2}" ]\n`;
+      writeFileSync(join(dir, "bad.cfg"), cfg(256));
+      writeFileSync(join(dir, "saver.cfg"), cfg(128));
+      const bad = await xeno(dir, ["restore", join(dir, "bad.cfg"), file]);
+      assert.equal(bad.code, 1, bad.err);
+      assert.match(bad.err, /does not fit the saved domain: memory 256 MiB, saved 128 MiB/);
+      assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, "nothing left after a refused config");
+      const restoreOut = await xeno(dir, ["restore", "-d", join(dir, "saver.cfg"), file]);
       assert.equal(restoreOut.code, 0, restoreOut.err);
-      process.stderr.write(`# $ xeno restore -d ${file}\n${restoreOut.err.replace(/^/gm, "#   ")}\n`);
+      process.stderr.write(`# $ xeno restore -d saver.cfg ${file}\n${restoreOut.err.replace(/^/gm, "#   ")}\n`);
       assert.match(restoreOut.err, new RegExp(`Restored domain ${domid} from `), "restored with its domid");
       const listOut = (await xeno(dir, ["list"])).out;
       process.stderr.write(`# $ xeno list\n${listOut.replace(/^/gm, "#   ")}\n`);
@@ -132,7 +145,8 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       await tap.waitFor(new RegExp(`CNT-${first + 2}\\r?\\n`), 0, 30_000, "counter runs after restore");
       await tap.run("cat /mnt/t/f", /^keep-me-42\r?$/m);
       await tap.run("echo after-restore | dd of=/dev/xvda bs=512 conv=sync,fsync 2>/dev/null; echo DISK-DONE", /^DISK-DONE\r?$/m);
-      assert.equal(readFileSync(disk).subarray(0, 13).toString(), "after-restore", "the disk write after the restore reached the image");
+      assert.equal(readFileSync(disk2).subarray(0, 13).toString(), "after-restore", "the disk write after the restore reached the config's image");
+      assert.notEqual(readFileSync(disk).subarray(0, 13).toString(), "after-restore", "not the saved config's image");
       // xenbus answers: the guest reads its own name from the store.
       await tap.run("cat /sys/hypervisor/uuid; echo XB-OK", /^XB-OK\r?$/m);
       assert.match(tap.out, new RegExp(row.uuid));

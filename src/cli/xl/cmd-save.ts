@@ -3,7 +3,9 @@
  * so paths are made absolute here. On a terminal, progress events show how much of the domain's memory is done.
  */
 import { resolve } from "node:path";
-import type { Event } from "../../hv/protocol.js";
+import type { DomainSpec, Event } from "../../hv/protocol.js";
+import { configFileSpec } from "../create.js";
+import { ConfigError, renderConfigError } from "../../config/index.js";
 import { ask, fetchTable, type XlClient } from "./client.js";
 import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
@@ -50,16 +52,21 @@ export async function saveCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
 
 /** xl restore [-p] [-e] [-d] [CONFIG] FILE */
 export async function restoreCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
-  if (p.args.length > 1) {
-    throw new XlError("restoring with another config than the saved one is not supported: give only <CheckpointFile> (the saved config is used)");
+  const [cfgFile, file] = p.args.length > 1 ? [p.args[0]!, p.args[1]!] : [undefined, p.args[0]!];
+  let spec: DomainSpec | undefined;
+  if (cfgFile !== undefined) {
+    env.err(`Parsing config from ${cfgFile}\n`);
+    try { spec = configFileSpec(cfgFile); } catch (e) {
+      throw new XlError(e instanceof ConfigError ? renderConfigError(e, { color: false }) : (e as Error).message);
+    }
   }
   return withClient(env, async (c) => {
-    const path = resolve(p.args[0]!);
+    const path = resolve(file);
     env.err(`Loading new save file ${path} (new xl fmt)\n`);
     const done = await showProgress(c, env, "Restoring", path);
     let r;
     try {
-      r = await ask(c, `restore ${path}`, "restore", { path, paused: has(p, "p") });
+      r = await ask(c, `restore ${path}`, "restore", { path, paused: has(p, "p"), ...(spec !== undefined ? { spec } : {}) });
     } finally { done(); }
     // -e (do not wait for the domain's death): xenod supervises every domain, so there is no waiting xl process.
     if (has(p, "d")) env.err(`Restored domain ${r.domid} from ${path}: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms\n`);

@@ -121,12 +121,13 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     opts: [{ short: "e" }, { short: "d" }, { short: "p" }, { short: "t" }, { short: "F" }], maxArgs: 0, run: migrateReceiveCmd,
   },
   {
-    kind: "xl", name: "restore", usage: "[options] <CheckpointFile>", desc: "Restore a domain from a saved state",
+    kind: "xl", name: "restore", usage: "[options] [<ConfigFile>] <CheckpointFile>", desc: "Restore a domain from a saved state",
     options: "-p                      Do not unpause domain after restoring it.\n" +
       "-e                      Do not wait in the background for the death of the domain (xenod always supervises it).\n" +
       "-d                      Enable debug messages (size and time of the restore).\n" +
       "The domain comes back with its saved name and domain id (its guest's XenStore paths name the id): a\n" +
-      "domain using either is refused. A <ConfigFile> replacing the saved config is not supported.",
+      "domain using either is refused. A <ConfigFile> replaces the saved config: the same memory, vCPUs and\n" +
+      "devices (vdev, read-only, vif MAC and MTU); name, disk paths, bridges and on_* policies may differ.",
     opts: [{ short: "p" }, { short: "e" }, { short: "d" }], minArgs: 1, maxArgs: 2, run: restoreCmd,
   },
   {
