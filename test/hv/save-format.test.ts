@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  bufferSource, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
+  bufferSource, copyStream, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
   type ReadOptions, type SaveContents,
 } from "../../src/hv/save-format.js";
 import { decodeState, encodeState } from "../../src/hv/save-codec.js";
@@ -181,4 +181,17 @@ test("saved XenStore part: paths outside the domain's subtrees, bad permissions 
     [st([], [], [new Uint8Array(9000)]), /replies/],
     [{ version: 2, nodes: [], guest: { watches: [], replies: [] } }, /version/],
   ] as const) assert.throws(() => checkSavedStore(bad, 3, uuid), re as RegExp);
+});
+
+test("copyStream (migrate-receive): copies one stream to its END and leaves what follows unread", async () => {
+  const { c, ram } = sample();
+  const good = await write(c, ram);
+  const src = bufferSource(Buffer.concat([good, Buffer.from("domain is yours")]));
+  const parts: Uint8Array[] = [];
+  const n = await copyStream(src, { write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } });
+  assert.equal(n, good.length);
+  assert.ok(Buffer.concat(parts).equals(good));
+  assert.equal(Buffer.from(await src.read(100)).toString(), "domain is yours");
+  await assert.rejects(copyStream(bufferSource(good.subarray(0, good.length - 9)), { write: () => Promise.resolve() }), { code: "SAVE_TRUNCATED" });
+  await assert.rejects(copyStream(bufferSource(Buffer.from("x".repeat(100))), { write: () => Promise.resolve() }), { code: "SAVE_MAGIC" });
 });
