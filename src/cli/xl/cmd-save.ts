@@ -66,7 +66,7 @@ export async function restoreCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
     const done = await showProgress(c, env, "Restoring", path);
     let r;
     try {
-      r = await ask(c, `restore ${path}`, "restore", { path, paused: has(p, "p"), ...(spec !== undefined ? { spec } : {}) });
+      r = await ask(c, "restore the domain", "restore", { path, paused: has(p, "p"), ...(spec !== undefined ? { spec } : {}) });
     } finally { done(); }
     // -e (do not wait for the domain's death): xenod supervises every domain, so there is no waiting xl process.
     if (has(p, "d")) env.err(`Restored domain ${r.domid} from ${path}: ${r.bytes} bytes in ${r.ms.toFixed(0)} ms\n`);
