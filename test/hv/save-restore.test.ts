@@ -1,7 +1,8 @@
 /**
  * xl save / restore against the hypervisor process with the stock Debian kernel (one boot): a DomU with a
  * disk runs a counter on its console and keeps a file in a tmpfs;
- *  - `save -c` (a checkpoint) leaves it running: the counter goes on, the shell answers;
+ *  - `save -c` (a checkpoint) leaves it running: the counter goes on, the shell answers; a save that cannot
+ *    write its file leaves it running; `save -p` leaves it paused;
  *  - `xeno save` (CLI → xenod → hypervisor) destroys it after writing the file; `xeno restore CONFIG FILE`
  *    brings it back (`xeno list` shows it by name) with its domid, its disk a copy at the path the config names
  *    (a config with other memory is refused first): the counter continues from where it was (not from 1), the
@@ -76,6 +77,17 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       const n1 = lastCount(tap);
       await tap.waitFor(new RegExp(`CNT-${n1 + 2}\\r?\\n`), 0, 30_000, "counter goes on after save -c");
       await tap.run("echo AFTER-CKPT-$((2+3))", /^AFTER-CKPT-5\r?$/m);
+
+      // A save that cannot write its file: EIO, the domain runs on. `save -p`: it stays paused, then unpauses.
+      const eio = await c.call("save", { domid, path: join(dir, "no-such-dir", "x.xeno") });
+      assert.equal(eio.ok, false);
+      assert.match(JSON.stringify(eio), /EIO.*cannot write.*runs on/);
+      assert.ok(["running", "blocked"].includes((await c.ok<DomainInfo[]>("list")).find((d) => d.domid === domid)!.state), "a failed save resumes it");
+      await tap.run("echo AFTER-EIO-$((4+4))", /^AFTER-EIO-8\r?$/m);
+      await c.ok("save", { domid, path: join(dir, "paused.xeno"), paused: true });
+      assert.equal((await c.ok<DomainInfo[]>("list")).find((d) => d.domid === domid)!.state, "paused", "save -p leaves it paused");
+      await c.ok("unpause", { domid });
+      await tap.run("echo AFTER-P-$((5+5))", /^AFTER-P-10\r?$/m);
 
       // A checkpoint of a domain that still runs is refused (its domid and uuid are taken).
       const free0 = (await c.ok<HostInfo>("info")).freeMemoryMiB;
