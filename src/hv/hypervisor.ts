@@ -399,7 +399,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
     } catch (e) {
       d.runner.finishSave(true, run.paused);
-      throw new HvError("EIO", `cannot write ${path}: ${(e as Error).message} (domain ${domid} runs on)`);
+      throw new HvError("EIO", `cannot write ${path}: ${(e as Error).message} (domain ${domid} is as it was)`);
     }
     const pages = spec.memMiB * 256;
     const ms = performance.now() - t0;

@@ -81,7 +81,7 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       // A save that cannot write its file: EIO, the domain runs on. `save -p`: it stays paused, then unpauses.
       const eio = await c.call("save", { domid, path: join(dir, "no-such-dir", "x.xeno") });
       assert.equal(eio.ok, false);
-      assert.match(JSON.stringify(eio), /EIO.*cannot write.*runs on/);
+      assert.match(JSON.stringify(eio), /EIO.*cannot write.*is as it was/);
       assert.ok(["running", "blocked"].includes((await c.ok<DomainInfo[]>("list")).find((d) => d.domid === domid)!.state), "a failed save resumes it");
       await tap.run("echo AFTER-EIO-$((4+4))", /^AFTER-EIO-8\r?$/m);
       await c.ok("save", { domid, path: join(dir, "paused.xeno"), paused: true });
