@@ -418,7 +418,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /**
    * xl restore: a domain from a save file, with its saved domid (the guest's front-ends hold XenStore paths
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
-   * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a new thread.
+   * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
   async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
