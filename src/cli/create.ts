@@ -493,3 +493,15 @@ async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: 
   }
   return status;
 }
+
+/**
+ * A config file as the hypervisor's DomainSpec, parsed and checked as `create` does (disk targets must exist;
+ * kernel and ramdisk need not: `xeno restore CONFIG FILE` continues a saved domain, it does not boot one).
+ * Throws ConfigError (render it with renderConfigError) or Error.
+ */
+export function configFileSpec(file: string): DomainSpec {
+  const a: CreateArgs = { console: false, standalone: false, paused: false, dryRun: false, quiet: true, file, overrides: [] };
+  const config = parseConfigFile(file, [], { checkFiles: false }).config;
+  checkBoardLimits(a, config);
+  return domainSpec(a, config, { cmdline: guestCmdline(config.cmdline, config.xenPlatform), disks: diskConfigs(a, config), vifs: vifConfigs(a, config, () => {}) });
+}

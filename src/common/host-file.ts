@@ -38,6 +38,8 @@ export interface OpenRegularOptions {
   what: string;
   /** Open read-write (a writable disk); default read-only. */
   write?: boolean;
+  /** With `write`: create the file (mode 0600) when it does not exist (a save file); an existing one is kept. */
+  create?: boolean;
   /** Largest size accepted, and the reason given when over it ("the domain's 64 MiB of RAM"). */
   maxBytes?: number;
   maxWhy?: string;
@@ -48,16 +50,16 @@ export interface OpenRegularOptions {
  * rejects with a HostFileError whose message says what is wrong and what would do.
  */
 export async function openRegular(path: string, o: OpenRegularOptions): Promise<{ fh: FileHandle; st: Stats }> {
-  const flags = (o.write ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NONBLOCK;
+  const flags = (o.write ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NONBLOCK | (o.write && o.create ? constants.O_CREAT : 0);
   let fh: FileHandle;
   try {
-    fh = await open(path, flags);
+    fh = await open(path, flags, 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const how = o.write ? "readable and writable" : "readable";
-    if (code === "ENOENT") throw new HostFileError("HOSTFILE_MISSING", path, `${o.what} ${path}: no such file`, { cause: e });
+    if (code === "ENOENT") throw new HostFileError("HOSTFILE_MISSING", path, `${o.what} ${path}: ${o.create ? "its directory does not exist" : "no such file"}`, { cause: e });
     if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
-      throw new HostFileError("HOSTFILE_ACCESS", path, `${o.what} ${path}: not ${how} by the hypervisor (${code}); check the file's mode and owner${o.write ? ", or attach it read-only" : ""}`, { cause: e });
+      throw new HostFileError("HOSTFILE_ACCESS", path, `${o.what} ${path}: not ${how} by the hypervisor (${code}); check the file's mode and owner${o.write && !o.create ? ", or attach it read-only" : ""}`, { cause: e });
     }
     if (code === "EISDIR") throw new HostFileError("HOSTFILE_NOT_REGULAR", path, `${o.what} ${path}: is a directory; give a regular file`, { cause: e });
     if (code === "ENXIO") throw new HostFileError("HOSTFILE_NOT_REGULAR", path, `${o.what} ${path}: is a FIFO or socket with no peer; give a regular file`, { cause: e });

@@ -74,6 +74,9 @@ export const specSchema = z.object({
 });
 
 const base = { id: z.number() };
+/** A save file (xl save / restore): the hypervisor reads and writes it, so the client makes it absolute. */
+const savePath = z.string({ invalid_type_error: "expected the save file's path (a string)", required_error: "expected the save file's path" })
+  .min(1, "expected the save file's path");
 const withDomid = { ...base, domid };
 
 /** Arguments of each known op (the request minus id and op). */
@@ -85,6 +88,11 @@ const ops: Record<string, z.ZodTypeAny> = {
   pause: z.object(withDomid).passthrough(),
   unpause: z.object(withDomid).passthrough(),
   destroy: z.object(withDomid).passthrough(),
+  save: z.object({ ...withDomid, path: savePath, checkpoint: z.boolean().optional(), paused: z.boolean().optional() }).passthrough(),
+  restore: z.object({
+    ...base, path: savePath, paused: z.boolean().optional(),
+    name: z.string({ invalid_type_error: "expected the domain's name (a string)" }).optional(), spec: specSchema.optional(),
+  }).passthrough(),
   shutdown: z.object({ ...withDomid, reason: z.enum(["poweroff", "reboot", "halt", "suspend"]) }).passthrough(),
   rename: z.object({ ...withDomid, name: z.string({ invalid_type_error: "expected the new name (a string)" }) }).passthrough(),
   "mem-set": z.object({ ...withDomid, targetKiB: int("a target in KiB (an integer)") }).passthrough(),

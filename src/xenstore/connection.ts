@@ -80,6 +80,11 @@ export class Connection {
     this.session.onClosed = () => this.close("domain released");
   }
 
+  /** No request is partly received (a saved domain's connection must be between requests). */
+  get betweenRequests(): boolean {
+    return this.hdrFill === 0 && this.bodyLen < 0;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

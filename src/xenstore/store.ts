@@ -439,6 +439,21 @@ export class XenStore {
     this.done();
   }
 
+  /** The watches of a session (absolute paths; `relative`: the guest registered it relative to its home). */
+  sessionWatches(s: XsSession): { path: string; token: string; relative: boolean; depth: number }[] {
+    return this.watches.ofSession(s);
+  }
+
+  /**
+   * Puts back a watch of a restored domain's guest (saved with sessionWatches): no initial event (the guest had
+   * it before the save), no quota check (it was within quota when registered). `path` must be absolute or '@'.
+   */
+  restoreWatch(s: XsSession, path: string, token: string, relative: boolean, depth: number): void {
+    const c0 = path.charCodeAt(0);
+    if (c0 !== 0x2f && c0 !== 0x40) throw XS_ERR.EINVAL;
+    this.watches.add(s, this.resolve(s, path, true), token, relative, depth, Infinity, false);
+  }
+
   unwatch(s: XsSession, raw: string, token: string): void {
     this.watches.remove(s, this.resolve(s, raw, true), token);
   }

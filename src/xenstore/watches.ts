@@ -41,7 +41,7 @@ export class WatchTable {
   }
 
   /** Register (EEXIST for the same path and token twice, E2BIG past quota) and queue the initial event. */
-  add(s: XsSession, path: string, token: string, relative: boolean, depth: number, quota: number): void {
+  add(s: XsSession, path: string, token: string, relative: boolean, depth: number, quota: number, initialEvent = true): void {
     for (const w of this.watches) {
       if (w.session === s && w.path === path && w.token === token) throw XS_ERR.EEXIST;
     }
@@ -50,9 +50,16 @@ export class WatchTable {
     this.watches.push(w);
     s.watchCount++;
     // "When a watch is first set up it is triggered once straight away, with <path> equal to <wpath>."
+    // (Not when a restored domain's watch is put back: its guest set it up and saw that event before the save.)
+    if (!initialEvent) return;
     this.pendingWatch.push(w);
     this.pendingPath.push(path);
     s.queuedBytes += eventBytes(path, token);
+  }
+
+  /** The watches of session `s`, in registration order (a saved domain's, src/hv/save-store.ts). */
+  ofSession(s: XsSession): { path: string; token: string; relative: boolean; depth: number }[] {
+    return this.watches.filter((w) => w.session === s).map((w) => ({ path: w.path, token: w.token, relative: w.relative, depth: w.depth }));
   }
 
   remove(s: XsSession, path: string, token: string): void {
