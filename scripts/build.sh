@@ -7,8 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 stamp=dist/.stamp
 stale() { [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null)" ]; }
-if [ ! -d node_modules/typescript ]; then
-  echo "xeno: installing npm dependencies (first run)…" >&2
+# npm ci on first use, and again when package-lock.json changed (a dependency was added: zod came so).
+if [ ! -d node_modules/typescript ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "xeno: installing npm dependencies (package-lock.json is newer than node_modules)…" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 stale || exit 0

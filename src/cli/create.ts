@@ -18,6 +18,7 @@
  * Ctrl-] detach); 1 for config, image and start errors and for a guest crash that ends the domain; 130 / 143
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
+import { describeKind } from "../common/host-file.js";
 import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
@@ -144,7 +145,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
     const path = resolve(d.target);
     let st;
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
-    if (!st.isFile()) throw at(`target ${path}: not a regular file (block devices are not served yet)`);
+    if (!st.isFile()) throw at(`target ${path}: is ${describeKind(st)}; give a regular file (block devices are not served yet)`);
     if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
     return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite };
   });
@@ -491,4 +492,16 @@ async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: 
     }
   }
   return status;
+}
+
+/**
+ * A config file as the hypervisor's DomainSpec, parsed and checked as `create` does (disk targets must exist;
+ * kernel and ramdisk need not: `xeno restore CONFIG FILE` continues a saved domain, it does not boot one).
+ * Throws ConfigError (render it with renderConfigError) or Error.
+ */
+export function configFileSpec(file: string): DomainSpec {
+  const a: CreateArgs = { console: false, standalone: false, paused: false, dryRun: false, quiet: true, file, overrides: [] };
+  const config = parseConfigFile(file, [], { checkFiles: false }).config;
+  checkBoardLimits(a, config);
+  return domainSpec(a, config, { cmdline: guestCmdline(config.cmdline, config.xenPlatform), disks: diskConfigs(a, config), vifs: vifConfigs(a, config, () => {}) });
 }

@@ -20,6 +20,7 @@
  *   as numbers (`name = 42` gives "42"), as in xl.
  */
 import { statSync } from "node:fs";
+import { describeKind } from "../common/host-file.js";
 import { homedir } from "node:os";
 import { resolve } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -276,12 +277,12 @@ class Validator {
     if (typeof expanded !== "string") this.fail(key, "CONFIG_BAD_VALUE", `${key}: ${expanded.error} in ${JSON.stringify(p)}`);
     const abs = resolve(this.opts.cwd ?? process.cwd(), expanded);
     if (this.opts.checkFiles ?? true) {
-      let ok = false;
-      try { ok = statSync(abs).isFile(); } catch { ok = false; }
-      if (!ok) {
-        const from = abs !== p ? ` (from ${JSON.stringify(p)})` : "";
-        this.fail(key, "CONFIG_FILE_NOT_FOUND", `${key}: no such file: ${abs}${from}`);
-      }
+      // stat, never open: a FIFO given here must not block the CLI either.
+      let st;
+      try { st = statSync(abs); } catch { st = undefined; }
+      const from = abs !== p ? ` (from ${JSON.stringify(p)})` : "";
+      if (st === undefined) this.fail(key, "CONFIG_FILE_NOT_FOUND", `${key}: no such file: ${abs}${from}`);
+      if (!st.isFile()) this.fail(key, "CONFIG_BAD_VALUE", `${key}: ${abs}${from} is ${describeKind(st)}; give a regular file`);
     }
     return abs;
   }

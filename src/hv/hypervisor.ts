@@ -15,10 +15,19 @@ import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { XenStore, type XsSession } from "../xenstore/index.js";
-import { DomainRunner, DomainStartError, VmThread } from "./vm-host.js";
+import { isAbsolute } from "node:path";
+import { DomainRunner, DomainStartError, VmThread, type DomainRunOptions, type SavedRun } from "./vm-host.js";
+import type { SavedGuestLink } from "./store-link.js";
+import { readSaveFile, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
+import { SaveFormatError } from "./save-format.js";
+import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
+import { checkRegular, HostFileError } from "../common/host-file.js";
+import type { LogLevel } from "../common/log.js";
+import { specProblem } from "./request-schema.js";
 import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
+import { MAX_RAM_MIB } from "../machine/layout.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
@@ -59,10 +68,15 @@ interface Domain {
   images: ImageRef[];
   /** The worker thread it runs in (shared with other domains). */
   thread: VmThread;
+  /** A save is reading its state and memory: pause, unpause and destroy wait for it to end (ESTATE). */
+  saving?: boolean;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
 }
+
+/** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
+const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 
 /** How often the credit scheduler looks (Xen's tick: 10 ms). */
 const SCHED_TICK_MS = 10;
@@ -84,7 +98,10 @@ export interface HypervisorOptions {
   domainsPerThread?: number;
   /** Bridge daemons' run directory (XENO_RUN_DIR for src/net). */
   runDir?: string;
-  log?: (line: string) => void;
+  /** The first domid to give (default 1): xenod passes one above the domains a dead hypervisor had. */
+  firstDomid?: number;
+  /** One line per action or incident (main.ts formats it: src/common/log.ts). */
+  log?: (line: string, level: LogLevel, component: string) => void;
 }
 
 export class Hypervisor extends EventEmitter<{ event: [Event] }> {
@@ -107,7 +124,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   private readonly logLines: string[] = [];
   private readonly started = Date.now();
   private readonly runDir: string | undefined;
-  private readonly extLog: (line: string) => void;
+  private readonly extLog: (line: string, level: LogLevel, component: string) => void;
   xenstoredSocket = "";
   private nextDomid = 1;
 
@@ -115,6 +132,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     super();
     this.pool = FramePool.ofBytes((o.memoryMiB ?? Math.floor(totalmem() / 2 ** 20 * 0.75)) * 2 ** 20);
     this.runDir = o.runDir;
+    if (o.firstDomid !== undefined) this.nextDomid = o.firstDomid;
     this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
     this.domainsPerThread = o.domainsPerThread ?? DEFAULT_DOMAINS_PER_THREAD;
     if (!Number.isInteger(this.domainsPerThread) || this.domainsPerThread < 1) throw new RangeError(`domainsPerThread ${this.domainsPerThread}: want ≥ 1`);
@@ -123,11 +141,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`xeno-hv: ${this.pool.totalFrames >> 8} MiB machine-frame pool, Xen ${XEN_MAJOR}.${XEN_MINOR} ABI`);
   }
 
-  log(line: string): void {
+  /** Logs a line ("dN: …" for a domain's) to dmesg and the process log. */
+  log(line: string, level: LogLevel = "info", component = "hv"): void {
     const stamped = `(XEN) [${((Date.now() - this.started) / 1000).toFixed(3).padStart(10)}] ${line}`;
     this.logLines.push(stamped);
     if (this.logLines.length > LOG_KEEP) this.logLines.splice(0, this.logLines.length - LOG_KEEP);
-    this.extLog(line);
+    this.extLog(line, level, component);
   }
 
   dmesg(clear = false): string[] {
@@ -211,20 +230,42 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (d.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${d.domid})`);
     }
     if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
+    // Files are checked and read without blocking this thread (a FIFO, a directory, /dev/zero are refused):
+    // the control socket and XenStore keep answering meanwhile (src/common/host-file.ts).
+    const images: ImageRef[] = [];
+    const ram = { maxBytes: spec.memMiB * 2 ** 20, maxWhy: `the domain's ${spec.memMiB} MiB of RAM` };
+    const read = async (what: string, path: string): Promise<Uint8Array> => {
+      try { const r = await this.images.acquireAsync(path, { what, ...ram }); images.push(r); return r.bytes; } catch (e) {
+        for (const r of images) this.images.release(r);
+        images.length = 0;
+        throw new HvError("EBUILD", (e as Error).message);
+      }
+    };
+    for (const disk of spec.disks) await checkDisk(disk);
+    const kernel = await read("kernel", spec.kernel);
+    const initrd = spec.ramdisk !== undefined ? await read("ramdisk", spec.ramdisk) : undefined;
+    // Another create may have taken the name while the files were read.
+    const taken = [...this.domains.values()].find((o) => o.name === spec.name);
+    if (taken !== undefined) {
+      for (const r of images) this.images.release(r);
+      throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${taken.domid})`);
+    }
     // As Xen: ids increase (a restarted domain gets a new one), wrapping below DOMID_FIRST_RESERVED.
     let domid = this.nextDomid;
     while (this.domains.has(domid)) domid = domid >= 0x7fef ? 1 : domid + 1;
     this.nextDomid = domid >= 0x7fef ? 1 : domid + 1;
     const uuid = spec.uuid ?? randomUUID();
-    const images: ImageRef[] = [];
-    const read = (what: string, path: string): Uint8Array => {
-      try { const r = this.images.acquire(path); images.push(r); return r.bytes; } catch (e) {
-        for (const r of images) this.images.release(r);
-        throw new HvError("EBUILD", `cannot read ${what} ${path}: ${(e as Error).message}`);
-      }
-    };
-    const kernel = read("kernel", spec.kernel);
-    const initrd = spec.ramdisk !== undefined ? read("ramdisk", spec.ramdisk) : undefined;
+    return this.build(spec, domid, uuid, images, { kernel, initrd });
+  }
+
+  /**
+   * Builds and starts a domain in a worker thread: booting `boot.kernel`, or continuing `boot.from` (a save
+   * file's state; its frames claimed by the caller, handed to the domain here). The caller has checked the
+   * spec's files (create: disks, kernel and ramdisk read; restore: disks). On failure everything is undone
+   * (store nodes, bridges, images, frames) and HvError thrown.
+   */
+  private async build(spec: DomainSpec, domid: number, uuid: string, images: ImageRef[],
+    boot: { kernel: Uint8Array; initrd?: Uint8Array } | { from: NonNullable<DomainRunOptions["from"]>; claimed: number }): Promise<number> {
     const runner = new DomainRunner();
     const thread = this.placeThread();
     const schedBuf = new SharedArrayBuffer(8);
@@ -235,17 +276,23 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
     };
     this.domains.set(domid, d); // reserve the id and name while building
+    let started = false;
     try {
       for (const v of spec.vifs) d.bridges.set(v.devid, await this.joinBridge(d, v));
       await new Promise<void>((resolve, reject) => {
-        runner.once("started", () => resolve());
+        runner.once("started", () => { started = true; resolve(); });
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
         runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
         runner.on("sched-wake", () => { if (!d.dying && d.stopped === null) this.schedKick(); });
-        runner.once("stopped", (s) => this.stopped(d, s.state, s.reason));
+        runner.once("stopped", (s) => {
+          if (!started) { reject(new Error(`the domain stopped before it ran: ${s.reason}`)); return; }
+          this.stopped(d, s.state, s.reason);
+        });
         runner.start({
-          memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
+          memMiB: spec.memMiB, vcpus: spec.vcpus, xen: spec.xen, name: spec.name,
+          ...("from" in boot ? { kernel: new Uint8Array(0), from: boot.from } : { kernel: boot.kernel, initrd: boot.initrd }),
+          cmdline: spec.cmdline,
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         }, thread);
@@ -263,6 +310,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       for (const b of d.bridges.values()) b.close();
       await runner.destroy().catch(() => undefined);
       await this.threadLeft(thread);
+      // A restored domain's frames were claimed here; a machine that was refused did not take them over.
+      if ("from" in boot) this.pool.release(boot.claimed);
       this.cleanStore(d);
       this.releaseImages(d);
       if (e instanceof HvError) throw e;
@@ -270,7 +319,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (e instanceof DomainStartError && e.code === "MACHINE_MEMORY") throw new HvError("ENOMEM", err.message);
       throw new HvError("EBUILD", err.message);
     }
-    this.log(`d${domid}: created '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
+    this.log(`d${domid}: ${"from" in boot ? "restored" : "created"} '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
     this.emitDomain(d, spec.paused ? "paused" : "running");
     return domid;
   }
@@ -288,6 +337,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   async destroy(domid: number): Promise<void> {
     const d = this.dom(domid);
     if (d.dying) return;
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: destroy it when the save has ended`);
     d.dying = true;
     this.emitDomain(d, "dying");
     this.sched.remove(d.domid);
@@ -323,9 +373,171 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.store.releaseDomain(d.domid);
   }
 
+  // ------------------------------------------------------------------------------------------------ save/restore
+
+  /**
+   * xl save: saves the domain between slices (its worker pauses it), writes its config, state, XenStore part
+   * and memory to `path` (docs/save-format.md), then destroys it — or with `checkpoint` lets it run on, with
+   * `paused` leaves it paused. When it cannot be saved at this moment (a XenStore transaction open, a back-end
+   * busy) it runs on and the save is tried again, for up to SAVE_TRIES × SAVE_RETRY_MS. On a failed write the
+   * partial file is removed and the domain runs on as before.
+   */
+  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
+    if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor writes it)`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
+    d.saving = true;
+    try {
+      return await this.saveTo(d, path, o);
+    } finally {
+      d.saving = false;
+    }
+  }
+
+  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+    const domid = d.domid;
+    const t0 = performance.now();
+    let run: SavedRun | null = null;
+    let why = "";
+    for (let attempt = 0; attempt < SAVE_TRIES && run === null; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
+      if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
+      try {
+        const r = await d.runner.save();
+        if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
+        run = r;
+      } catch (e) { why = (e as Error).message; }
+    }
+    if (run === null) throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
+    const guest = run.guest as SavedGuestLink;
+    const spec: DomainSpec = { ...d.spec, name: d.name };
+    delete spec.paused;
+    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest } };
+    let bytes: number, zeroPages: number;
+    try {
+      ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
+    } catch (e) {
+      d.runner.finishSave(true, run.paused);
+      const why = e instanceof HostFileError ? e.message : `${path}: ${(e as Error).message}`; // the former names the path
+      throw new HvError("EIO", `cannot write ${why} (domain ${domid} is as it was)`);
+    }
+    const pages = spec.memMiB * 256;
+    const ms = performance.now() - t0;
+    this.log(`d${domid}: saved to ${path} (${bytes} bytes, ${pages - zeroPages} of ${pages} pages with data, ${ms.toFixed(0)} ms)`);
+    if (o.checkpoint === true || o.paused === true) {
+      const stayPaused = o.paused === true || run.paused;
+      d.runner.finishSave(true, stayPaused);
+      this.emitDomain(d, stayPaused ? "paused" : "running");
+    } else {
+      d.saving = false;
+      await this.destroy(domid);
+    }
+    return { bytes, pages, zeroPages, ms };
+  }
+
+  /**
+   * xl restore: a domain from a save file, with its saved domid (the guest's front-ends hold XenStore paths
+   * that name it), under its saved name or `name`. The file is read and checked whole before anything is
+   * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
+   */
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+    if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
+    if (o.name !== undefined) checkName(o.name);
+    if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
+    const t0 = performance.now();
+    let f: ReadSaveFile;
+    let noMemory: HvError | null = null;
+    const configPages = (cfg: Record<string, unknown>): number => {
+      const spec = cfg as unknown as DomainSpec;
+      checkSpec(spec);
+      checkDevices(spec);
+      if (spec.memMiB > MAX_RAM_MIB) throw new Error(`memory ${spec.memMiB} MiB: this machine supports up to ${MAX_RAM_MIB} MiB`);
+      // Before the memory is allocated and filled: a domain the pool cannot hold is refused at once.
+      if (spec.memMiB * 256 - 256 > this.pool.freeFrames) {
+        noMemory = new HvError("ENOMEM", `the saved domain has ${spec.memMiB} MiB; only ${this.pool.freeFrames >> 8} MiB of the hypervisor's ${this.pool.totalFrames >> 8} MiB are free`);
+        throw noMemory;
+      }
+      return spec.memMiB * 256;
+    };
+    try {
+      f = await readSaveFile(path, configPages,
+        (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (noMemory !== null) throw noMemory;
+      // Not a regular file (a FIFO, a directory, a device), missing or unreadable: refused without blocking.
+      if (e instanceof HostFileError) throw new HvError("EIO", `cannot read ${err.message}`);
+      if (e instanceof SaveFormatError) throw new HvError("EFORMAT", `${path}: ${err.message}`);
+      if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
+      throw new HvError("EFORMAT", `${path}: ${err.message}`);
+    }
+    const { saved } = f;
+    const domid = saved.domid;
+    const savedSpec = f.config as unknown as DomainSpec;
+    if (o.spec !== undefined) {
+      const why = specMismatch(savedSpec, o.spec);
+      if (why !== null) throw new HvError("EINVAL", `the config does not fit the saved domain: ${why} (only name, disk paths, bridges, policies and scheduling may change)`);
+    }
+    const base = o.spec ?? savedSpec;
+    // The uuid stays the saved one: the guest read it (/sys/hypervisor/uuid) and its /vm/UUID nodes are saved.
+    const spec: DomainSpec = { ...base, uuid: savedSpec.uuid, name: o.name ?? base.name, paused: o.paused === true };
+    const uuid = spec.uuid!;
+    // The disks reopen their paths: each is checked as a created domain's are (a regular file, read-write unless
+    // read-only, opened without blocking); a restore reads no kernel or ramdisk. Before the checks below, which
+    // hold from here until build() reserves the id and name (no await between them).
+    for (const disk of spec.disks) {
+      try { await checkDisk(disk); } catch (e) {
+        throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
+      }
+    }
+    for (const x of this.domains.values()) {
+      if (x.name === spec.name) throw new HvError("EEXIST_NAME", `a domain named '${spec.name}' exists (id ${x.domid}): rename that domain first (xeno rename)`);
+      if (x.domid === domid) throw new HvError("ESTATE", `domain id ${domid}, which the saved guest's XenStore paths name, is in use by '${x.name}': destroy it (or restore on another hypervisor)`);
+      if (x.uuid === uuid) throw new HvError("ESTATE", `a domain with the saved uuid ${uuid} runs ('${x.name}', id ${x.domid}): a checkpoint of it cannot run beside it`);
+    }
+    if (this.domains.size >= MAX_DOMAINS) throw new HvError("ENOMEM", `at most ${MAX_DOMAINS} domains`);
+    const p2m = saved.snapshot.p2m as { pages?: unknown } | null;
+    const ramPages = spec.memMiB * 256;
+    const frames = spec.xen ? p2m?.pages : ramPages;
+    if (typeof frames !== "number" || !Number.isInteger(frames) || frames < 0 || frames > ramPages) {
+      throw new HvError("EFORMAT", `${path}: the saved P2M holds ${String(frames)} pages; the config's memory is ${ramPages} pages`);
+    }
+    if (!this.pool.claim(frames)) {
+      throw new HvError("ENOMEM", `the domain needs ${frames >> 8} MiB; only ${this.pool.freeFrames >> 8} MiB of the hypervisor's ${this.pool.totalFrames >> 8} MiB are free`);
+    }
+    if (spec.xen) {
+      try {
+        loadStore(this.store, saved.store, domid, uuid);
+        const num = (k: string): number => {
+          const p = `/local/domain/${domid}/store/${k}`;
+          let v = NaN;
+          try { v = Number(Buffer.from(this.store.read(this.dom0, null, p)).toString("latin1")); } catch { /* below */ }
+          if (!Number.isInteger(v) || v < 0) throw new Error(`the saved XenStore has no number at ${p} (the guest's store ring)`);
+          return v;
+        };
+        this.store.introduce(this.dom0, domid, num("ring-ref"), num("port"));
+      } catch (e) {
+        this.pool.release(frames);
+        this.cleanStore({ domid, uuid } as Domain);
+        throw new HvError("EFORMAT", `${path}: ${(e as Error).message}`);
+      }
+    }
+    try {
+      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+    } catch (e) {
+      // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
+      throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
+    }
+    const ms = performance.now() - t0;
+    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    return { domid, bytes: f.bytes, ms };
+  }
+
   pause(domid: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: pause it when the save has ended`);
     if (d.runner.paused) return;
     d.runner.pause();
     this.emitDomain(d, "paused");
@@ -334,6 +546,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   unpause(domid: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) return;
     d.runner.unpause();
     this.emitDomain(d, "running");
@@ -421,7 +634,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (typeof disk !== "object" || disk === null || typeof disk.path !== "string" || !Number.isInteger(disk.devid) || typeof disk.vdev !== "string") {
       throw new HvError("EINVAL", "disk: {path, devid, vdev, readOnly}");
     }
-    if (d.spec.disks.some((x) => x.devid === disk.devid)) throw new HvError("EINVAL", `domain ${domid} has a disk ${disk.vdev} already`);
+    const same = d.spec.disks.find((x) => x.devid === disk.devid || x.vdev === disk.vdev);
+    if (same !== undefined) throw new HvError("EINVAL", `domain ${domid} has a disk ${same.vdev} already (devid ${same.devid}); detach it first or choose another vdev`);
+    await checkDisk(disk);
     try { await d.runner.device({ type: "attach-disk", disk: { ...disk, readOnly: disk.readOnly === true } }); }
     catch (e) { throw new HvError("EBUILD", (e as Error).message); }
     d.spec = { ...d.spec, disks: [...d.spec.disks, disk] };
@@ -652,6 +867,8 @@ function checkName(name: unknown): asserts name is string {
 
 function checkSpec(s: DomainSpec): void {
   if (typeof s !== "object" || s === null) throw new HvError("EINVAL", "spec must be an object");
+  const problem = specProblem(s); // types, null entries, a devid or vdev twice (request-schema.ts)
+  if (problem !== null) throw new HvError("EINVAL", problem);
   checkName(s.name);
   if (!Number.isInteger(s.memMiB) || s.memMiB < 16) throw new HvError("EINVAL", `bad memory ${s.memMiB} MiB`);
   if (!Number.isInteger(s.vcpus) || s.vcpus < 1 || s.vcpus > 8) throw new HvError("EINVAL", `bad vcpus ${s.vcpus} (1..8)`);
@@ -661,6 +878,46 @@ function checkSpec(s: DomainSpec): void {
   if (s.uuid !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s.uuid)) {
     throw new HvError("EINVAL", `bad uuid ${s.uuid}`);
   }
+}
+
+/** A disk's target must open as a regular file, read-write unless read-only (without blocking: host-file.ts). */
+async function checkDisk(disk: DomainSpec["disks"][number]): Promise<void> {
+  try { await checkRegular(disk.path, { what: `disk ${disk.vdev}`, write: disk.readOnly !== true }); }
+  catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+}
+
+/** Why config `b` cannot continue a domain saved with config `a` (null: it can). */
+function specMismatch(a: DomainSpec, b: DomainSpec): string | null {
+  if (a.memMiB !== b.memMiB) return `memory ${b.memMiB} MiB, saved ${a.memMiB} MiB`;
+  if (a.vcpus !== b.vcpus) return `vcpus ${b.vcpus}, saved ${a.vcpus}`;
+  if (a.xen !== b.xen) return `xen_platform ${b.xen ? 1 : 0}, saved ${a.xen ? 1 : 0}`;
+  if (a.disks.length !== b.disks.length) return `${b.disks.length} disks, saved ${a.disks.length}`;
+  for (let i = 0; i < a.disks.length; i++) {
+    const x = a.disks[i]!, y = b.disks[i]!;
+    if (x.devid !== y.devid || x.vdev !== y.vdev || x.readOnly !== y.readOnly) return `disk ${i} is ${y.vdev}${y.readOnly ? " (ro)" : ""}, saved ${x.vdev}${x.readOnly ? " (ro)" : ""}`;
+  }
+  if (a.vifs.length !== b.vifs.length) return `${b.vifs.length} vifs, saved ${a.vifs.length}`;
+  for (let i = 0; i < a.vifs.length; i++) {
+    const x = a.vifs[i]!, y = b.vifs[i]!;
+    if (x.devid !== y.devid || x.mac.toLowerCase() !== y.mac.toLowerCase() || x.mtu !== y.mtu) return `vif ${i} is ${y.devid} ${y.mac} mtu ${y.mtu}, saved ${x.devid} ${x.mac} mtu ${x.mtu}`;
+  }
+  return null;
+}
+
+/** The disks and vifs of a config read from a save file (a created domain's come from the toolstack's parser). */
+function checkDevices(s: DomainSpec): void {
+  s.disks.forEach((d, i) => {
+    if (typeof d !== "object" || d === null || typeof d.path !== "string" || !isAbsolute(d.path) || !Number.isInteger(d.devid) || d.devid < 0 ||
+      d.devid > 0xfffffff || typeof d.vdev !== "string" || !/^[a-z]{1,8}\d{0,4}$/.test(d.vdev) || typeof d.readOnly !== "boolean") {
+      throw new HvError("EINVAL", `disks[${i}]: want {path (absolute), devid, vdev, readOnly}`);
+    }
+  });
+  s.vifs.forEach((v, i) => {
+    if (typeof v !== "object" || v === null || !Number.isInteger(v.devid) || v.devid < 0 || v.devid > 255 || typeof v.mac !== "string" ||
+      !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(v.mac) || !Number.isInteger(v.mtu) || v.mtu < 68 || v.mtu > 65535 || typeof v.bridge !== "string") {
+      throw new HvError("EINVAL", `vifs[${i}]: want {devid 0..255, mac, mtu 68..65535, bridge}`);
+    }
+  });
 }
 
 function uuidBytes(u: string): Uint8Array {

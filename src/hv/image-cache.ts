@@ -12,7 +12,8 @@
  * holds it (acquire/release by reference count); a file replaced on disk (new mtime/size/inode) gets a new
  * entry, the old one goes when its last domain does.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { describeKind, openRegular, readAll, type OpenRegularOptions } from "../common/host-file.js";
 
 interface Entry { key: string; bytes: Uint8Array; refs: number }
 
@@ -22,11 +23,40 @@ export interface ImageRef { readonly bytes: Uint8Array; readonly key: string }
 export class ImageCache {
   private readonly entries = new Map<string, Entry>();
 
-  /** The file's bytes in a SharedArrayBuffer (read now unless an unchanged copy is cached); throws fs errors. */
+  /**
+   * As `acquire`, without blocking this thread: opened and read asynchronously; anything but a regular file,
+   * or a file over `o.maxBytes`, is refused with a HostFileError (src/common/host-file.ts) saying what it is.
+   */
+  async acquireAsync(path: string, o: OpenRegularOptions): Promise<ImageRef> {
+    const { fh, st } = await openRegular(path, o);
+    try {
+      const key = `${path}\0${st.dev}:${st.ino}\0${st.size}\0${st.mtimeMs}`;
+      let e = this.entries.get(key);
+      if (e === undefined) {
+        const bytes = new Uint8Array(new SharedArrayBuffer(st.size));
+        await readAll(fh, bytes, path, o.what);
+        e = this.entries.get(key); // another create of the same file may have read it meanwhile
+        if (e === undefined) {
+          e = { key, bytes, refs: 0 };
+          this.entries.set(key, e);
+        }
+      }
+      e.refs++;
+      return { bytes: e.bytes, key };
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The file's bytes in a SharedArrayBuffer (read now unless an unchanged copy is cached); throws fs errors.
+   * Synchronous: opened with O_NONBLOCK and refused unless a regular file, so a FIFO cannot block the thread.
+   */
   acquire(path: string): ImageRef {
-    const fd = openSync(path, "r");
+    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
       const st = fstatSync(fd);
+      if (!st.isFile()) throw new Error(`${path} is ${describeKind(st)}; give a regular file`);
       // Keyed by what changes when the file is replaced or rewritten; stat of the open fd, so the bytes read
       // below belong to the file that was stat'ed.
       const key = `${path}\0${st.dev}:${st.ino}\0${st.size}\0${st.mtimeMs}`;

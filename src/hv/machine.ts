@@ -5,6 +5,7 @@
  * the hypervisor's pool. The worker thread (vm-worker.ts) drives it with runSlice().
  */
 import { Board, MachineError, type BoardPlatform, type MachineState } from "../machine/board.js";
+import { formatLogLine } from "../common/log.js";
 import { RAM_BASE } from "../machine/layout.js";
 import type { Cpu } from "../cpu/arm64/cpu.js";
 import { STOP_WFI } from "../cpu/arm64/cpu.js";
@@ -300,7 +301,9 @@ export class Machine {
         setUpcall: (k, level) => board.gic.setPpi(k, GUEST_EVTCHN_PPI, level),
         counter: this.clock.now,
         wallMs: () => this.clock.wallMs(),
-        log: (line) => { process.stderr.write(line + "\n"); },
+        // This runs in the domain's worker thread: its lines carry time, level, component and domain as the
+        // main thread's (src/common/log.ts).
+        log: (line) => { process.stderr.write(formatLogLine("info", "xen", line.replace(/^xen: /, ""), o.domid)); },
         shutdown: (reason) => {
           if (reason === SHUTDOWN_poweroff) board.stop("poweroff", "SCHEDOP_shutdown poweroff");
           else if (reason === SHUTDOWN_reboot) board.stop("reboot", "SCHEDOP_shutdown reboot");

@@ -131,6 +131,18 @@ export type Request =
   /** Asks the guest to shut down (control/shutdown, as xl shutdown/reboot do); the guest decides. */
   | { id: number; op: "shutdown"; domid: number; reason: "poweroff" | "reboot" | "halt" | "suspend" }
   | { id: number; op: "destroy"; domid: number }
+  /**
+   * xl save: the domain's state and memory to `path` (absolute; the hypervisor writes it). `checkpoint` (-c):
+   * the domain runs on after the save; `paused` (-p): it stays paused after the save; neither: destroyed after
+   * a successful save. Progress events go to subscribers.
+   */
+  | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean }
+  /**
+   * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
+   * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
+   * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
+   */
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec }
   | { id: number; op: "rename"; domid: number; name: string }
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }
@@ -164,6 +176,8 @@ export interface ResultMap {
   create: { domid: number };
   list: DomainInfo[];
   info: HostInfo;
+  save: { bytes: number; pages: number; zeroPages: number; ms: number };
+  restore: { domid: number; bytes: number; ms: number };
   pause: null; unpause: null; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
   dmesg: string[];
@@ -187,8 +201,12 @@ export type ErrorCode =
   | "ESTATE"          // not possible in the domain's state (e.g. unpause a running domain)
   | "EBUILD"          // the domain could not be built (kernel unreadable, disk image missing, …); message says why
   | "ENOSYS"          // unknown op
+  | "EIO"             // a file could not be read or written (message: which and why)
+  | "EFORMAT"         // a save file is not one, is corrupt, or does not fit (message: what and where)
   | "EHVDOWN";        // (xenod) the hypervisor process is not reachable; xenod keeps retrying
 
 export type Event =
   /** A domain's state changed (created, paused, shutdown, crashed, destroyed → state "dying" then gone). */
-  | { event: "domain"; domid: number; name: string; state: DomainState | "destroyed"; shutdownReason?: ShutdownReason; reason?: string };
+  | { event: "domain"; domid: number; name: string; state: DomainState | "destroyed"; shutdownReason?: ShutdownReason; reason?: string }
+  /** A save or restore in progress: pages of the domain's RAM done so far, and bytes of the file. */
+  | { event: "progress"; op: "save" | "restore"; domid: number; path: string; pages: number; totalPages: number; bytes: number };

@@ -36,6 +36,13 @@ export type StoreLinkDown =
   | { type: "xs-bytes"; bytes: Uint8Array }
   | { type: "xs-closed"; reason: string };
 
+/** The guest's side of the link in a save file (src/hv/save-store.ts checks it when reading). */
+export interface SavedGuestLink {
+  watches: { path: string; token: string; relative: boolean; depth: number }[];
+  /** Reply and watch-event bytes the store had sent that the guest's ring had not taken, in order. */
+  replies: Uint8Array[];
+}
+
 export function newStoreLinkBuffer(): SharedArrayBuffer { return new SharedArrayBuffer(8 + STORE_LINK_BYTES); }
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("latin1");
@@ -147,6 +154,8 @@ export class StoreLinkHost {
   private held: StoreLinkDown[] | null = null;
   /** The next xs-open is the moved domain's peer: it takes over the guest's connection, watches and all. */
   private adopting = false;
+  /** A domain restored from a file: its guest's watches and undelivered replies, put on the next xs-open's connection. */
+  private restoring: SavedGuestLink | null = null;
 
   constructor(private readonly store: XenStore, buffer: SharedArrayBuffer, private down: (m: StoreLinkDown) => void,
     private readonly log: (line: string) => void) {
@@ -187,6 +196,28 @@ export class StoreLinkHost {
     for (const m of q) this.down(m);
   }
 
+  /**
+   * While held for a save (hold()): the guest's side of the link for a save file — its watches and the replies
+   * and watch events not yet delivered to its ring. A string says why it cannot be saved now (a transaction
+   * open, a request half received): resume() and try again.
+   */
+  guestSave(): SavedGuestLink | string {
+    const c = this.conn;
+    if (c === null) return { watches: [], replies: [] };
+    if (c.session.transactions.size > 0) return "the guest has a XenStore transaction open";
+    if (!c.betweenRequests) return "the guest is in the middle of sending a XenStore request";
+    const replies: Uint8Array[] = [];
+    for (const m of this.held ?? []) if (m.type === "xs-bytes") replies.push(m.bytes);
+    return { watches: this.store.sessionWatches(c.session), replies };
+  }
+
+  /**
+   * The domain is restored from a file: the guest connection the worker opens next gets these watches back
+   * (without initial events) and these replies first. Throws XenStoreError when a watch is malformed (checked
+   * when the connection opens: the worker then fails its xenbus, the toolstack destroys the domain).
+   */
+  restoreGuest(saved: SavedGuestLink): void { this.restoring = saved; }
+
   /** Handles a link message from the worker; false if it was not one. */
   handle(m: { type: string }): boolean {
     switch (m.type) {
@@ -197,6 +228,18 @@ export class StoreLinkHost {
         this.conn?.close("reopened");
         this.conn = new Connection(this.store, domid, (b) => this.send({ type: "xs-bytes", bytes: new Uint8Array(b) }),
           { onClose: (reason) => this.send({ type: "xs-closed", reason }) });
+        const r = this.restoring;
+        this.restoring = null;
+        if (r !== null) {
+          try {
+            for (const w of r.watches) this.store.restoreWatch(this.conn.session, w.path, w.token, w.relative, w.depth);
+          } catch (e) {
+            this.log(`xenstore link: a restored watch was refused (${(e as Error).message}): the guest's store connection is closed`);
+            this.conn.close("restored watch refused");
+            return true;
+          }
+          for (const b of r.replies) this.send({ type: "xs-bytes", bytes: b });
+        }
         return true;
       }
       case "xs-bytes": this.conn?.handleBytes((m as Extract<StoreLinkUp, { type: "xs-bytes" }>).bytes); return true;

@@ -20,7 +20,7 @@ import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
-import { StoreLinkHost, newStoreLinkBuffer } from "./store-link.js";
+import { StoreLinkHost, newStoreLinkBuffer, type SavedGuestLink } from "./store-link.js";
 import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 import type { DomainSnapshot } from "./machine.js";
@@ -57,6 +57,22 @@ export interface DomainRunOptions {
   sched?: SharedArrayBuffer;
   /** Log lines of the link (store errors). */
   log?: (line: string) => void;
+  /**
+   * Continue a domain from a save file instead of booting (kernel and initrd unused): its snapshot, a new
+   * domain memory holding its RAM, and its guest's store connection (watches and replies, put back when the
+   * worker opens it). Started is emitted once it runs; error (DomainStartError) when the state is refused.
+   */
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink };
+}
+
+/** A domain saved for a save file (DomainRunner.save): it is paused in its thread until finishSave. */
+export interface SavedRun {
+  snapshot: DomainSnapshot;
+  memory: WebAssembly.Memory;
+  /** It was paused before the save. */
+  paused: boolean;
+  /** The guest's store connection, or why it cannot be saved now (then finishSave(true) and retry). */
+  guest: SavedGuestLink | string;
 }
 
 export type DomainStopState = "poweroff" | "reboot" | "crashed" | "destroyed";
@@ -179,6 +195,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private data: VmWorkerData | null = null;
   /** A move in progress: host messages wait here until the domain runs in its new thread. */
   private moving: { to: VmThread; held: HostToWorker[]; resave: boolean; result: MoveResult | null; done: (e?: Error) => void } | null = null;
+  /** A save for a file in progress (save() until saved/save-failed). */
+  private saving: { done: (r: SavedRun | Error) => void } | null = null;
   private readonly statsBuf = new SharedArrayBuffer(STAT_WORDS * 8);
   private readonly stats = new Float64Array(this.statsBuf);
 
@@ -227,12 +245,14 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (o.paused) this.stats[STAT_PAUSED] = 1;
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
-      pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched };
+      pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
+      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory } } : {}) };
+    if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;
     const t = thread ?? new VmThread();
     this.thread = t;
     this.exited = new Promise((resolve) => { this.goneResolve = resolve; });
-    this.data = { ...data, kernel: new Uint8Array(0), initrd: undefined };
+    this.data = { ...data, kernel: new Uint8Array(0), initrd: undefined, from: undefined };
     this.port = t.add(this, data);
     this.listen(this.port);
   }
@@ -250,6 +270,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   moveTo(to: VmThread, o: { resave?: boolean } = {}): Promise<MoveResult | null> {
     if (!this.running || this.data === null) return Promise.reject(new Error("the domain is not running"));
     if (this.moving !== null) return Promise.reject(new Error("the domain is moving already"));
+    if (this.saving !== null) return Promise.reject(new Error("the domain is being saved"));
     if (to === this.thread) return Promise.resolve(null);
     if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
     return new Promise<MoveResult | null>((resolve, reject) => {
@@ -260,6 +281,28 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
       this.port!.postMessage(m);
       this.thread!.ring();
     });
+  }
+
+  /**
+   * Saves the domain for a save file (xl save): its worker saves it between slices and pauses it; the store
+   * link holds the guest's replies meanwhile. The caller reads the memory, then calls finishSave. Rejects (the
+   * domain runs on) when it cannot be saved now.
+   */
+  save(): Promise<SavedRun> {
+    if (!this.running) return Promise.reject(new Error("the domain is not running"));
+    if (this.moving !== null || this.saving !== null) return Promise.reject(new Error("the domain is being moved or saved already"));
+    return new Promise<SavedRun>((resolve, reject) => {
+      this.saving = { done: (r) => { this.saving = null; if (r instanceof Error) reject(r); else resolve(r); } };
+      this.link?.hold();
+      this.send({ type: "save" });
+    });
+  }
+
+  /** After save(): `resume` gives the guest what the link held and unpauses it unless `paused`; else nothing (destroy follows). */
+  finishSave(resume: boolean, paused: boolean): void {
+    if (!resume) return;
+    this.link?.resume();
+    if (!paused) this.unpause();
   }
 
   /** The old worker saved the domain: restore it in the target thread. */
@@ -296,7 +339,15 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.flushHeld();
           this.moving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
           break;
+        case "saved":
+          this.saving?.done({ snapshot: m.snapshot, memory: m.memory, paused: m.paused, guest: this.link?.guestSave() ?? { watches: [], replies: [] } });
+          break;
+        case "save-failed":
+          this.link?.resume();
+          this.saving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
+          break;
         case "moved-in":
+          if (this.moving === null) { this.emit("started"); break; } // restored from a save file (start with from)
           if (this.moving?.result && m.resaved !== undefined) this.moving.result.resaved = m.resaved;
           this.flushHeld();
           this.emit("moved", this.thread!);
@@ -398,6 +449,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   private finish(s: DomainStopped): void {
     if (this.done) return;
     this.done = true;
+    this.saving?.done(new Error(`the domain stopped (${s.state})`));
     for (const w of this.deviceWaits.values()) w("the domain stopped");
     this.deviceWaits.clear();
     this.emit("stopped", s);

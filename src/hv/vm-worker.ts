@@ -94,6 +94,9 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
   | { type: "pause" } | { type: "unpause" }
   /** Save the domain between slices and let it go from this thread (answered moved-out or move-failed). */
   | { type: "move-out" }
+  /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
+   * host reads the memory, then sends unpause (xl save -c) or destroy. */
+  | { type: "save" }
   | StoreLinkDown
   /** A frame from the network for vif `vif`. */
   | { type: "net-rx"; vif: number; frame: Uint8Array };
@@ -106,6 +109,9 @@ export type WorkerToHost =
   | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
   | { type: "move-failed"; reason: string }
+  /** Saved for a save file: the domain is paused here now (`paused`: it was paused before the save). */
+  | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
+  | { type: "save-failed"; reason: string }
   /**
    * The hypervisor should tick its scheduler now: sent once each time the domain wants a pCPU and has no permit,
    * and when it blocks holding one.
@@ -251,6 +257,7 @@ class Guest {
       else if (h.type === "unpause") { this.paused = false; this.askedPermit = false; m.board.unparkRemotes(); }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
+      else if (h.type === "save") this.saveForFile();
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -281,6 +288,28 @@ class Guest {
     m.release();
     this.done = true;
     this.port.close();
+  }
+
+  /**
+   * Saves the domain (between slices) for a save file and pauses it: the host reads its memory while nothing
+   * runs, then unpauses or destroys it. If it cannot be saved now, it runs on.
+   */
+  private saveForFile(): void {
+    const m = this.m;
+    if (this.unplugs.length > 0) { this.post({ type: "save-failed", reason: "a hot-unplug is in progress" }); return; }
+    let snapshot: DomainSnapshot;
+    try {
+      snapshot = m.save();
+    } catch (e) {
+      this.post({ type: "save-failed", reason: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    const wasPaused = this.paused;
+    this.paused = true;
+    this.stats[STAT_PAUSED] = 1;
+    m.flushOut();
+    this.flush();
+    this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused });
   }
 
   private deviceOp(h: DeviceOp): void {

@@ -16,6 +16,7 @@ import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { EXIT_BRIDGE_IN_USE, NetError } from "./errors.js";
 import { bridgeSocketPath, siblingPath } from "./paths.js";
+import { RUN_DIR_MODE } from "../common/private-socket.js";
 import { StreamPort } from "./stream-port.js";
 
 /**
@@ -87,7 +88,7 @@ export async function ensureBridge(name: string, onFrame: (frame: Buffer) => voi
   const logPath = siblingPath(path, "log");
   let logFd: number;
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    mkdirSync(dirname(path), { recursive: true, mode: RUN_DIR_MODE });
     logFd = openSync(logPath, "a");
   } catch (e) {
     throw new NetError("NET_SOCKET_PATH", `bridge ${name}: cannot create ${logPath} (set XENO_RUN_DIR to a writable ` +

@@ -32,6 +32,7 @@ import { NetError } from "./errors.js";
 import { PasstUplink, describePasst, type PasstOptions, type PasstUplinkStats } from "./passt.js";
 import { bridgeSocketPath, checkBridgeName, siblingPath } from "./paths.js";
 import { StreamPort } from "./stream-port.js";
+import { listenPrivate, RUN_DIR_MODE } from "../common/private-socket.js";
 import { LearningSwitch, type PortStats, type SwitchOptions, type SwitchPort, type SwitchStats } from "./switch.js";
 
 /** An in-process port's handle on the switch (BridgeDaemon.attach). */
@@ -133,7 +134,7 @@ export class BridgeDaemon {
   private async startup(): Promise<void> {
     const path = this.socketPath;
     try {
-      mkdirSync(dirname(path), { recursive: true });
+      mkdirSync(dirname(path), { recursive: true, mode: RUN_DIR_MODE });
     } catch (e) {
       throw new NetError("NET_SOCKET_PATH", `${path}: cannot create its directory: ${(e as Error).message}`, { cause: e });
     }
@@ -176,7 +177,7 @@ export class BridgeDaemon {
     const server = createServer((sock) => this.accept(sock));
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e) => reject(new NetError("NET_SOCKET_PATH", `${path}: cannot listen: ${e.message}`, { cause: e })));
-      server.listen(priv, () => resolve());
+      listenPrivate(server, priv, () => resolve()); // 0600 whatever the umask (the rename keeps the mode)
     });
     server.on("error", (e) => this.log(`bridge ${this.name}: server: ${e.message}`));
     let claimed = false;

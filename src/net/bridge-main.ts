@@ -9,6 +9,7 @@
  */
 
 import { BridgeDaemon, type BridgeDaemonOptions } from "./bridge-daemon.js";
+import { formatLogLine } from "../common/log.js";
 import { EXIT_BRIDGE_IN_USE, NetError } from "./errors.js";
 import { parseIpv4, parseMac } from "./ethernet.js";
 import { parseForward, type PasstOptions, type PortForward } from "./passt.js";
@@ -108,7 +109,7 @@ function parseArgs(argv: string[], log: (l: string) => void): Parsed {
 
 async function main(argv: string[]): Promise<number> {
   const log = (line: string): void => {
-    process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+    process.stderr.write(formatLogLine("info", "bridge", line));
   };
   let parsed: Parsed;
   try {

@@ -6,12 +6,18 @@
  * applies on_poweroff/on_reboot/on_crash to domains that stop.
  *
  * Domains live in the hypervisor: stopping xenod (or losing the hypervisor connection) never touches them.
+ * When the hypervisor dies, xenod starts a new one (hv-link.ts) and gives each domain that went with it its
+ * on_crash (lost-domains.ts).
  */
 import { unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { XENOD_SOCKET, type DomainSpec, type Event, type Response } from "../hv/protocol.js";
+import { parseRequest } from "../hv/request-schema.js";
+import { listenPrivate } from "../common/private-socket.js";
+import type { LogLevel } from "../common/log.js";
 import { HvLink } from "./hv-link.js";
+import { LostDomains } from "./lost-domains.js";
 import { DEFAULT_POLICIES } from "./policy.js";
 import { ensureRunDir } from "./spawn.js";
 import { Supervisor } from "./supervisor.js";
@@ -19,8 +25,8 @@ import { connectUnix, encodeLine, isNotListening, LineBuffer, openConsoleStream,
 
 export interface XenodOptions {
   runDir: string;
-  /** One line per action or incident (the caller adds time stamps and chooses the stream). */
-  log(line: string): void;
+  /** One line per action or incident (the caller formats it, src/common/log.ts, and chooses the stream). */
+  log(line: string, level?: LogLevel): void;
   /** The hypervisor's entry point to start when none listens (default: dist/src/hv/main.js); false: never. */
   hvMain?: string | false;
   hvStartTimeoutMs?: number;
@@ -39,6 +45,8 @@ export class Xenod {
   readonly socketPath: string;
   readonly hv: HvLink;
   readonly supervisor: Supervisor;
+  /** Domains that vanish with the hypervisor get their on_crash (lost-domains.ts). */
+  readonly lost: LostDomains;
   private server: Server | null = null;
   private readonly clients = new Set<ClientConnection>();
   private stopping: Promise<void> | null = null;
@@ -51,9 +59,15 @@ export class Xenod {
       startTimeoutMs: opts.hvStartTimeoutMs,
       log: opts.log,
       onEvent: (e) => this.onHvEvent(e),
-      onUp: () => { void this.supervisor.resync(); },
+      onUp: () => {
+        void this.supervisor.resync();
+        void this.lost.linkUp().catch((e: unknown) => opts.log(`listing domains after (re)connecting failed: ${(e as Error).message}`));
+      },
+      onDown: () => this.lost.linkDown(),
+      firstDomid: () => this.lost.nextDomid,
     });
     this.supervisor = new Supervisor(this.hv, opts.log);
+    this.lost = new LostDomains(this.hv, opts.log);
   }
 
   /**
@@ -102,14 +116,15 @@ export class Xenod {
   }
 
   private listen(): Promise<void> {
+    let accepted = 0;
     const server = createServer((sock) => {
-      const c = new ClientConnection(sock, this);
+      const c = new ClientConnection(sock, this, `xenod socket ${this.socketPath}: client #${++accepted} (connected ${new Date().toISOString()})`);
       this.clients.add(c);
       sock.on("close", () => this.clients.delete(c));
     });
     const tryListen = (): Promise<void> => new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.socketPath, () => { server.off("error", reject); resolve(); });
+      listenPrivate(server, this.socketPath, () => { server.off("error", reject); resolve(); }); // 0600 whatever the umask
     });
     return tryListen().catch(async (e: NodeJS.ErrnoException) => {
       if (e.code !== "EADDRINUSE") throw e;
@@ -129,6 +144,7 @@ export class Xenod {
 
   private onHvEvent(e: Event): void {
     this.supervisor.onEvent(e);
+    this.lost.onEvent(e);
     const line = encodeLine(e);
     for (const c of this.clients) c.event(line);
   }
@@ -144,6 +160,14 @@ export class Xenod {
   }
 }
 
+/**
+ * Bytes of output a client may leave unread: past it xenod reads no more of its requests until it reads (they
+ * wait in the kernel's socket buffer), and a subscriber that would miss an event is disconnected with a log line.
+ */
+export const CLIENT_OUTPUT_LIMIT = 1 << 20;
+/** Requests of one client forwarded and not yet answered; more wait unread. */
+export const CLIENT_MAX_INFLIGHT = 64;
+
 /** One client connection: protocol lines, until a `console` request turns it into a byte pipe. */
 class ClientConnection {
   private readonly lines = new LineBuffer();
@@ -151,17 +175,36 @@ class ClientConnection {
   /** Set while a console request is being set up: bytes received meanwhile (for the guest, or more lines if it fails). */
   private held: Buffer[] | null = null;
   private piped = false;
+  /** Set while the client leaves its answers unread: no line is read until 'drain'. */
+  private paused = false;
+  private inflight = 0;
   private readonly onData = (chunk: Buffer): void => this.data(chunk);
 
-  constructor(private readonly sock: Socket, private readonly xenod: Xenod) {
+  constructor(private readonly sock: Socket, private readonly xenod: Xenod, private readonly name: string) {
     sock.on("data", this.onData);
     sock.on("error", () => { /* close follows */ });
+    sock.on("drain", () => this.unpause());
+  }
+
+  private unpause(): void {
+    if (!this.paused || this.piped || this.over || this.inflight >= CLIENT_MAX_INFLIGHT || this.sock.destroyed) return;
+    this.paused = false;
+    this.data(Buffer.alloc(0)); // the lines already read first; read more only when none is left waiting
+    if (!this.paused) this.sock.resume();
   }
 
   destroy(): void { this.sock.destroy(); }
 
+  private get over(): boolean { return this.sock.writableLength > CLIENT_OUTPUT_LIMIT; }
+
   event(line: string): void {
-    if (this.subscribed && !this.piped && this.held === null && this.sock.writable) this.sock.write(line);
+    if (!(this.subscribed && !this.piped && this.held === null && this.sock.writable)) return;
+    if (this.over) {
+      this.xenod.opts.log(`${this.name} subscribed to events but is not reading them (${this.sock.writableLength} bytes queued): disconnected`, "warn");
+      this.sock.destroy();
+      return;
+    }
+    this.sock.write(line);
   }
 
   private send(r: Response): void {
@@ -179,6 +222,12 @@ class ClientConnection {
     try {
       for (let line = this.lines.next(); line !== null; line = this.lines.next()) {
         this.line(line);
+        if ((this.over || this.inflight >= CLIENT_MAX_INFLIGHT) && this.held === null) {
+          // Answers are piling up unread: stop reading requests until the client reads ('drain').
+          this.paused = true;
+          this.sock.pause();
+          return;
+        }
         const held = this.held as Buffer[] | null; // set by line() for a console request
         if (held) {
           // A console request: what follows it is not ours to parse unless the console is refused.
@@ -196,12 +245,10 @@ class ClientConnection {
 
   private line(text: string): void {
     if (text.trim() === "") return;
-    let msg: unknown;
-    try { msg = JSON.parse(text); } catch (e) { this.fail(-1, "EINVAL", `not JSON: ${(e as Error).message}`); return; }
-    if (typeof msg !== "object" || msg === null || Array.isArray(msg)) { this.fail(-1, "EINVAL", "a request is a JSON object"); return; }
-    const { id, ...body } = msg as { id?: unknown; op?: unknown };
-    if (typeof id !== "number" || !Number.isFinite(id)) { this.fail(-1, "EINVAL", "request without a numeric id"); return; }
-    if (typeof body.op !== "string") { this.fail(id, "EINVAL", "request without an op"); return; }
+    // The same schema as the hypervisor's socket (src/hv/request-schema.ts): a bad field is answered here.
+    const parsed = parseRequest(text);
+    if (!parsed.ok) { this.fail(parsed.id, "EINVAL", parsed.message); return; }
+    const { id, ...body } = parsed.request;
     if (body.op === "subscribe") {
       this.subscribed = true;
       this.send({ id, ok: true, result: null });
@@ -211,13 +258,14 @@ class ClientConnection {
       this.console(id, body as { domid?: unknown; replay?: unknown });
       return;
     }
+    this.inflight++;
     this.xenod.forward(body as RequestBody).then(
       (result) => this.send({ id, ok: true, result: result ?? null }),
       (e: unknown) => {
         const err = e instanceof ToolstackError ? e : new ToolstackError("EHVDOWN", String((e as Error)?.message ?? e));
         this.fail(id, err.code, err.message);
       },
-    );
+    ).finally(() => { this.inflight--; this.unpause(); });
   }
 
   private console(id: number, req: { domid?: unknown; replay?: unknown }): void {

@@ -10,6 +10,7 @@ import { unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { XENOD_SOCKET } from "../hv/protocol.js";
+import { formatLogLine, type LogLevel } from "../common/log.js";
 import { XENOD_LOG, XENOD_START_TIMEOUT_MS } from "./client.js";
 import { Xenod, XenodInUseError } from "./daemon.js";
 import { defaultRunDir, ensureRunDir, spawnDetached, waitForSocket } from "./spawn.js";
@@ -24,8 +25,8 @@ const USAGE = `usage: xenod [--run-dir DIR] [--foreground]
 const EXIT_OK = 0, EXIT_START = 1, EXIT_USAGE = 2, EXIT_IN_USE = 3;
 const XENOD_PID = "xenod.pid";
 
-function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString()} xenod: ${line}\n`);
+function log(line: string, level: LogLevel = "info"): void {
+  process.stderr.write(formatLogLine(level, "xenod", line));
 }
 
 interface Args { runDir: string; foreground: boolean; hvMain?: string }
@@ -84,7 +85,7 @@ async function runDetached(a: Args): Promise<number> {
     process.stderr.write(`xenod: another xenod is already serving ${sockPath}\n`);
     return EXIT_IN_USE;
   } catch { /* nothing answers: start one */ }
-  ensureRunDir(a.runDir);
+  try { ensureRunDir(a.runDir); } catch (e) { process.stderr.write(`xenod: cannot start: ${(e as Error).message}\n`); return EXIT_START; }
   const logPath = join(a.runDir, XENOD_LOG);
   const args = ["--run-dir", a.runDir, "--foreground", ...(a.hvMain ? ["--hv", a.hvMain] : [])];
   const child = spawnDetached(fileURLToPath(import.meta.url), args, logPath);

@@ -3,7 +3,8 @@
  * answers; a daemon that exits or stays silent is reported with the tail of its log.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { ensurePrivateDir } from "../common/private-socket.js";
 import type { Socket } from "node:net";
 import { connectUnix, isNotListening, ToolstackError } from "./wire.js";
 
@@ -12,9 +13,12 @@ export function defaultRunDir(): string {
   return process.env.XENO_RUN_DIR || "/run/xeno";
 }
 
-/** Creates the run directory if needed (0755, as /run/xenstored). */
+/**
+ * Creates the run directory if needed and makes it 0700 whatever the umask or its earlier mode: the sockets
+ * inside give root's powers (src/common/private-socket.ts).
+ */
 export function ensureRunDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  ensurePrivateDir(dir);
 }
 
 /** The last `lines` lines of a log file ("" when unreadable). */
@@ -32,7 +36,7 @@ export function logTail(path: string, lines = 25): string {
  * so that it outlives the caller.
  */
 export function spawnDetached(script: string, args: readonly string[], logPath: string): ChildProcess {
-  const fd = openSync(logPath, "a", 0o644);
+  const fd = openSync(logPath, "a", 0o600);
   try {
     const child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ["ignore", fd, fd] });
     child.on("error", () => { /* reported by waitForSocket as an exit */ });

@@ -23,6 +23,11 @@ import { XENSTORE_PAYLOAD_MAX, XS_HEADER_SIZE, XsType } from "./wire.js";
 export interface ConnectionOptions {
   /** Called once when the connection closes itself (protocol violation, domain released). */
   onClose?: (reason: string) => void;
+  /**
+   * Asked before each request is read: true stops reading (handleBytes returns how far it got) until the
+   * transport feeds the rest again. The socket server says so while a client's unread replies pile up.
+   */
+  hold?: () => boolean;
 }
 
 /** Counters for tests and metrics. */
@@ -44,6 +49,7 @@ export class Connection {
   private readonly store: XenStore;
   private readonly output: (bytes: Buffer) => void;
   private readonly onClose: ((reason: string) => void) | undefined;
+  private readonly hold: (() => boolean) | undefined;
   private closed = false;
 
   // Parser state: header bytes collected so far, then payload bytes.
@@ -69,19 +75,29 @@ export class Connection {
     this.domid = domid;
     this.output = output;
     this.onClose = opts.onClose;
+    this.hold = opts.hold;
     this.session = store.connect(domid, (path, token) => this.sendWatchEvent(path, token));
     this.session.onClosed = () => this.close("domain released");
+  }
+
+  /** No request is partly received (a saved domain's connection must be between requests). */
+  get betweenRequests(): boolean {
+    return this.hdrFill === 0 && this.bodyLen < 0;
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
-  /** Feed bytes from the transport (any fragmentation). */
-  handleBytes(chunk: Uint8Array): void {
+  /**
+   * Feed bytes from the transport (any fragmentation). Returns how many were taken: all of them, unless
+   * `hold` said stop at a message boundary (the caller feeds the rest later) or the connection closed.
+   */
+  handleBytes(chunk: Uint8Array): number {
     let i = 0;
     const n = chunk.length;
     while (i < n && !this.closed) {
+      if (this.bodyLen < 0 && this.hdrFill === 0 && this.hold !== undefined && this.hold()) return i;
       if (this.bodyLen < 0) {
         const take = Math.min(XS_HEADER_SIZE - this.hdrFill, n - i);
         this.hdr.set(chunk.subarray(i, i + take), this.hdrFill);
@@ -96,7 +112,7 @@ export class Connection {
         if (len > XENSTORE_PAYLOAD_MAX) {
           this.replyError("E2BIG");
           this.close(`payload length ${len} > ${XENSTORE_PAYLOAD_MAX}`);
-          return;
+          return i;
         }
         this.bodyLen = len;
         this.bodyFill = 0;
@@ -111,6 +127,7 @@ export class Connection {
         this.bodyLen = -1;
       }
     }
+    return i;
   }
 
   /** Drop the client: its watches and transactions go. Idempotent. */

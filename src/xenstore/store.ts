@@ -74,6 +74,13 @@ export class XsSession {
   closed = false;
   /** Called once when the store drops the session (its domain was released). */
   onClosed: (() => void) | undefined;
+  /**
+   * Asked when a watch event for this session is about to be queued: true drops it there (its transport's
+   * output is full: the socket server says so for a client that does not read). Unset: every event is queued.
+   */
+  deaf: (() => boolean) | undefined;
+  /** Bytes of watch events queued for this session and not yet handed to its sink (header + path + token). */
+  queuedBytes = 0;
   constructor(domid: number, sink: WatchEventSink) {
     this.domid = domid;
     this.sink = sink;
@@ -430,6 +437,21 @@ export class XenStore {
     const quota = this.privileged(s) ? Infinity : this.quotas.watches;
     this.watches.add(s, path, token, c0 !== 0x2f && c0 !== 0x40, depth, quota);
     this.done();
+  }
+
+  /** The watches of a session (absolute paths; `relative`: the guest registered it relative to its home). */
+  sessionWatches(s: XsSession): { path: string; token: string; relative: boolean; depth: number }[] {
+    return this.watches.ofSession(s);
+  }
+
+  /**
+   * Puts back a watch of a restored domain's guest (saved with sessionWatches): no initial event (the guest had
+   * it before the save), no quota check (it was within quota when registered). `path` must be absolute or '@'.
+   */
+  restoreWatch(s: XsSession, path: string, token: string, relative: boolean, depth: number): void {
+    const c0 = path.charCodeAt(0);
+    if (c0 !== 0x2f && c0 !== 0x40) throw XS_ERR.EINVAL;
+    this.watches.add(s, this.resolve(s, path, true), token, relative, depth, Infinity, false);
   }
 
   unwatch(s: XsSession, raw: string, token: string): void {

@@ -41,7 +41,7 @@ export class WatchTable {
   }
 
   /** Register (EEXIST for the same path and token twice, E2BIG past quota) and queue the initial event. */
-  add(s: XsSession, path: string, token: string, relative: boolean, depth: number, quota: number): void {
+  add(s: XsSession, path: string, token: string, relative: boolean, depth: number, quota: number, initialEvent = true): void {
     for (const w of this.watches) {
       if (w.session === s && w.path === path && w.token === token) throw XS_ERR.EEXIST;
     }
@@ -50,8 +50,16 @@ export class WatchTable {
     this.watches.push(w);
     s.watchCount++;
     // "When a watch is first set up it is triggered once straight away, with <path> equal to <wpath>."
+    // (Not when a restored domain's watch is put back: its guest set it up and saw that event before the save.)
+    if (!initialEvent) return;
     this.pendingWatch.push(w);
     this.pendingPath.push(path);
+    s.queuedBytes += eventBytes(path, token);
+  }
+
+  /** The watches of session `s`, in registration order (a saved domain's, src/hv/save-store.ts). */
+  ofSession(s: XsSession): { path: string; token: string; relative: boolean; depth: number }[] {
+    return this.watches.filter((w) => w.session === s).map((w) => ({ path: w.path, token: w.token, relative: w.relative, depth: w.depth }));
   }
 
   remove(s: XsSession, path: string, token: string): void {
@@ -80,8 +88,10 @@ export class WatchTable {
       else continue;
       if (w.depth >= 0 && pathDepth(epath) - pathDepth(w.path) > w.depth) continue;
       if (!(this.access(w.session, perms) & PERM_READ)) continue;
+      if (w.session.deaf !== undefined && w.session.deaf()) continue; // dropped: its client does not read
       this.pendingWatch.push(w);
       this.pendingPath.push(epath);
+      w.session.queuedBytes += eventBytes(epath, w.token);
     }
   }
 
@@ -89,8 +99,10 @@ export class WatchTable {
   queueSpecial(name: string, perms: PermList): void {
     for (const w of this.watches) {
       if (w.path !== name || !(this.access(w.session, perms) & PERM_READ)) continue;
+      if (w.session.deaf !== undefined && w.session.deaf()) continue;
       this.pendingWatch.push(w);
       this.pendingPath.push(name);
+      w.session.queuedBytes += eventBytes(name, w.token);
     }
   }
 
@@ -103,6 +115,7 @@ export class WatchTable {
       this.deliver();
     } finally {
       this.flushing = false;
+      for (const w of this.pendingWatch) w.session.queuedBytes = 0; // all delivered (or given up on)
       this.pendingWatch.length = 0;
       this.pendingPath.length = 0;
     }
@@ -111,8 +124,9 @@ export class WatchTable {
   private deliver(): void {
     for (let i = 0; i < this.pendingWatch.length; i++) {
       const w = this.pendingWatch[i]!;
-      if (w.removed) continue;
       let p = this.pendingPath[i]!;
+      w.session.queuedBytes = Math.max(0, w.session.queuedBytes - eventBytes(p, w.token));
+      if (w.removed) continue;
       if (w.relative) {
         const home = domainPath(w.session.domid);
         if (p.length > home.length && p.startsWith(home) && p.charCodeAt(home.length) === 0x2f) {
@@ -126,4 +140,9 @@ export class WatchTable {
       }
     }
   }
+}
+
+/** Size of a WATCH_EVENT message for path and token (xs_wire.h header + "path\0token\0"), as queued. */
+function eventBytes(path: string, token: string): number {
+  return 16 + path.length + token.length + 2;
 }

@@ -204,14 +204,31 @@ describe("domain commands", () => {
     assert.match(r.err, /invalid memory size: 12q/);
   });
 
-  it("the features the hypervisor lacks say 'not implemented yet', exit 1", async () => {
-    let r;
-    for (const cmd of ["save", "restore", "migrate"]) {
-      r = await run([cmd, "web", "x"]);
-      assert.equal(r.code, 1, cmd);
-      assert.match(r.err, new RegExp(`^xeno ${cmd}: xeno ${cmd} is not implemented yet: .+\\n$`), cmd);
-      assert.deepEqual(r.client.actions(), [], cmd);
-    }
+  it("migrate -C (another config) is refused, nothing asked", async () => {
+    const r = await run(["migrate", "-C", "x.cfg", "web", "host"]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /-C .* not supported/);
+    assert.deepEqual(r.client.actions(), []);
+  });
+
+  it("save [-c] [-p] DOMAIN FILE and restore [-p] FILE: absolute paths to the hypervisor; a config argument is refused", async () => {
+    const c = new FakeClient(GUESTS, HOST, {
+      save: () => ({ bytes: 3 << 20, pages: 32768, zeroPages: 30000, ms: 12 }),
+      restore: () => ({ domid: 1, bytes: 3 << 20, ms: 9 }),
+    });
+    let r = await run(["save", "-c", "web", "w.xeno"], c);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(c.actions(), [{ op: "save", args: { domid: 1, path: `${process.cwd()}/w.xeno`, checkpoint: true, paused: false } }]);
+    assert.match(r.err, /^Saving to \/.*w\.xeno new xl format\nSaved domain 'web' \(1\): 3\.0 MiB file, 2768 of 32768 pages with data, 12 ms; it runs on\n$/);
+    r = await run(["restore", "-p", "/tmp/w.xeno"], c);
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(c.actions().at(-1), { op: "restore", args: { path: "/tmp/w.xeno", paused: true } });
+    r = await run(["save", "Domain-0", "x"]);
+    assert.equal(r.code, 1);
+    r = await run(["restore", "/nonexistent/x.cfg", "x"]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /x\.cfg/);
+    assert.deepEqual(r.client.actions(), []);
   });
 });
 

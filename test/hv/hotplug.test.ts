@@ -56,6 +56,13 @@ test("hot-plug: a disk and a vif attached to a running guest appear, and detache
     assert.deepEqual(info.spec.disks.map((d) => d.vdev), ["xvdb"]);
     assert.match(JSON.stringify(await c.call("block-attach", { domid, disk: { path: img, devid, vdev: "xvdb", readOnly: true } })), /EINVAL/);
     assert.match(JSON.stringify(await c.call("block-attach", { domid, disk: { path: join(dir, "nope.img"), devid: devid + 16, vdev: "xvdc", readOnly: false } })), /EBUILD/);
+    // The same vdev under another devid, and a FIFO as the target: refused, each saying why (issue 14).
+    const dup = await c.call("block-attach", { domid, disk: { path: img, devid: devid + 16, vdev: "xvdb", readOnly: true } });
+    assert.match(JSON.stringify(dup), /EINVAL.*has a disk xvdb already \(devid 51728\); detach it first or choose another vdev/);
+    const fifo = join(dir, "disk.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const f = await c.call("block-attach", { domid, disk: { path: fifo, devid: devid + 16, vdev: "xvdc", readOnly: false } });
+    assert.match(JSON.stringify(f), /EBUILD.*disk xvdc .*disk\.fifo: is a FIFO \(named pipe\); give a regular file/);
 
     // Detach: the guest lets go, the device and its XenStore directories are gone.
     await c.ok("block-detach", { domid, devid });

@@ -120,7 +120,7 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     assert.deepEqual([s(4).state, s(4).shutdownReason], ["shutdown", "reboot"]);
     assert.equal(s(5).state, "crashed", JSON.stringify(s(5)));
     for (const i of [1, 2, 6, 7, 8, 9, 10]) await taps[i - 1]!.run(`echo ALIVE-${i}`, new RegExp(`^ALIVE-${i}\\r?$`, "m"));
-    const evs = c.events.map((e) => `${e.domid}:${e.state}`);
+    const evs = c.events.map((e) => `${e.domid}:${e.event === "domain" ? e.state : e.event}`);
     for (const e of ["2:paused", "2:running", "3:shutdown", "4:shutdown", "5:crashed"]) assert.ok(evs.includes(e), `event ${e} in ${evs}`);
 
     // Destroy: nodes and frames go.

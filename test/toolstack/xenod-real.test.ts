@@ -102,7 +102,7 @@ test("real hypervisor: a domain outlives xenod; a new xenod lists it and reaches
 
     // The guest powers off; xenod applies on_poweroff=destroy.
     const events: string[] = [];
-    await c.subscribe((e) => events.push(`${e.domid}:${e.state}`));
+    await c.subscribe((e) => events.push(`${e.domid}:${e.event === "domain" ? e.state : e.event}`));
     tap.stream.write("poweroff -f\n");
     const deadline = Date.now() + 120_000;
     while ((await c.request("list")).some((d) => d.domid === domid)) {

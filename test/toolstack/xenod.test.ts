@@ -125,8 +125,8 @@ test("xenod relays events to subscribed clients", async () => {
     await c.subscribe((e) => events.push(e));
     const { domid } = await c.request("create", { spec: spec("ev", { onPoweroff: "preserve", onReboot: "restart", onCrash: "destroy" }) });
     await c.request("shutdown", { domid, reason: "poweroff" });
-    await until("shutdown event", () => events.some((e) => e.domid === domid && e.state === "shutdown"));
-    assert.deepEqual(events.map((e) => e.state), ["running", "shutdown"]);
+    await until("shutdown event", () => events.some((e) => e.event === "domain" && e.domid === domid && e.state === "shutdown"));
+    assert.deepEqual(events.map((e) => e.event === "domain" ? e.state : e.event), ["running", "shutdown"]);
   } finally {
     c.close();
     await x.stop();

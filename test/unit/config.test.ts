@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -339,6 +340,12 @@ test("validation: kernel and ramdisk paths", () => {
   assert.equal(validate(`name = "d"\nkernel = "$D/vmlinuz"`, [], { ...opts, env: { D: tmp } }).config.kernel, kernelPath);
   throwsConfig(() => validate(`name = "d"\nkernel = "$NOPE/vmlinuz"`), "CONFIG_BAD_VALUE", { key: "kernel", match: /NOPE is not set/ });
   assert.equal(validate(`name = "d"\nkernel = "/nonexistent"`, [], { ...opts, checkFiles: false }).config.kernel, "/nonexistent");
+  // What is there but not a regular file is named (stat only: a FIFO does not block the parse).
+  const fifo = join(tmp, "kernel.fifo");
+  if (!existsSync(fifo)) execFileSync("mkfifo", [fifo]);
+  throwsConfig(() => validate(`name = "d"\nkernel = "${fifo}"`), "CONFIG_BAD_VALUE", { key: "kernel", match: /kernel: .*kernel\.fifo is a FIFO \(named pipe\); give a regular file$/ });
+  throwsConfig(() => validate(`name = "d"\nkernel = "${tmp}"`), "CONFIG_BAD_VALUE", { key: "kernel", match: /is a directory; give a regular file$/ });
+  throwsConfig(() => validate(base + 'ramdisk = "/dev/zero"'), "CONFIG_BAD_VALUE", { key: "ramdisk", match: /\/dev\/zero is a character device; give a regular file$/ });
 });
 
 test("expandPath", () => {

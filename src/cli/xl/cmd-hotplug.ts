@@ -5,6 +5,7 @@
  */
 import { resolve } from "node:path";
 import { statSync } from "node:fs";
+import { describeKind } from "../../common/host-file.js";
 import { ask, fetchTable, type XlClient } from "./client.js";
 import { refuseDomain0, resolveDomain, type Dom } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
@@ -30,9 +31,9 @@ export async function blockAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
   if (disk.format !== "raw") throw new XlError(`format=${disk.format}: Xeno's blkback serves raw images only`);
   if (disk.target === "") throw new XlError("no target: an empty drive is a cdrom, which is not supported yet");
   const path = resolve(disk.target);
-  let ok = false;
-  try { ok = statSync(path).isFile(); } catch { ok = false; }
-  if (!ok) throw new XlError(`target ${path}: no such file`);
+  let st;
+  try { st = statSync(path); } catch { throw new XlError(`target ${path}: no such file`); }
+  if (!st.isFile()) throw new XlError(`target ${path}: is ${describeKind(st)}; give a regular file (a raw disk image)`);
   return withClient(env, async (c) => {
     const d = await target(c, env, domArg, "attach a disk to");
     await ask(c, `attach ${disk.vdev} to domain '${d.name}' (${d.domid})`, "block-attach",

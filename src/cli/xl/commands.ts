@@ -14,11 +14,13 @@ import {
   destroyCmd, memMaxCmd, memSetCmd, vcpuSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
 } from "./cmd-control.js";
 import { consoleCmd } from "./cmd-console.js";
+import { restoreCmd, saveCmd } from "./cmd-save.js";
+import { migrateCmd, migrateReceiveCmd } from "./cmd-migrate.js";
 import { topCmd } from "./cmd-top.js";
 import { schedCreditCmd, vcpuPinCmd } from "./cmd-sched.js";
 import { blockAttachCmd, blockDetachCmd, networkAttachCmd, networkDetachCmd } from "./cmd-hotplug.js";
 import type { XlEnv } from "./env.js";
-import { NotImplementedError, XlError } from "./errors.js";
+import { XlError } from "./errors.js";
 import { getopt, UsageError, type OptSpec, type ParsedOpts } from "./getopt.js";
 
 interface CommandBase {
@@ -47,14 +49,6 @@ export interface RawCommand extends CommandBase {
 }
 
 export type Command = XlCommand | RawCommand;
-
-/** A subcommand the hypervisor does not provide yet: says so, status 1 (never a fake success). */
-function notYet(name: string, usage: string, desc: string, why: string): XlCommand {
-  return {
-    kind: "xl", name, usage, desc, options: `Not implemented yet: ${why}.`,
-    run: () => Promise.reject(new NotImplementedError(`xeno ${name}`, why)),
-  };
-}
 
 /** The xl subcommands (the raw ones are added by main.ts). Order: as `xeno help` lists them. */
 export const XL_COMMANDS: readonly XlCommand[] = [
@@ -97,12 +91,45 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "-e <escape>     escape character that detaches, ^X or one character (default ^])",
     opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: consoleCmd,
   },
-  notYet("save", "[options] <Domain> <CheckpointFile> [<ConfigFile>]", "Save a domain state to restore later",
-    "the hypervisor cannot save a domain's state (memory, vCPUs, devices) yet"),
-  notYet("migrate", "[options] <Domain> <host>", "Migrate a domain to another host",
-    "the hypervisor cannot save or send a domain's state yet"),
-  notYet("restore", "[options] [<ConfigFile>] <CheckpointFile>", "Restore a domain from a saved state",
-    "the hypervisor cannot save or restore a domain's state yet"),
+  {
+    kind: "xl", name: "save", usage: "[options] <Domain> <CheckpointFile>", desc: "Save a domain state to restore later",
+    options: "-c                      Leave domain running after creating the snapshot.\n" +
+      "-p                      Leave domain paused after creating the snapshot.\n" +
+      "Without -c or -p the domain is destroyed once the file is written. The hypervisor writes the file\n" +
+      "(docs/save-format.md); a relative path is taken from the current directory.",
+    opts: [{ short: "c" }, { short: "p" }], minArgs: 2, maxArgs: 3, run: saveCmd,
+  },
+  {
+    kind: "xl", name: "migrate", usage: "[options] <Domain> <host>", desc: "Migrate a domain to another host",
+    options: "-s <sshcommand>         Use <sshcommand> instead of ssh.  String will be passed\n" +
+      "                        to sh. If empty, run <host> instead of ssh <host> xeno\n" +
+      "                        migrate-receive [-d -e]\n" +
+      "-e                      Do not wait in the background (on <host>) for the death\n" +
+      "                        of the domain (xenod supervises it there).\n" +
+      "--debug                 Print huge (!) amount of debug during the migration process (passes -d).\n" +
+      "-p                      Do not unpause domain after migrating it.\n" +
+      "Not live: the domain is paused while its memory travels (docs/save-format.md). -C is not supported.",
+    opts: [{ short: "s", value: true }, { short: "e" }, { short: "p" }, { short: "C", value: true }, { short: "F" },
+      { short: "D", long: "debug" }, { short: "L", long: "live" }],
+    minArgs: 2, maxArgs: 2, run: migrateCmd,
+  },
+  {
+    kind: "xl", name: "migrate-receive", usage: "[-e] [-d] [-p]", desc: "Restore a domain from a saved state (the receiving end of migrate)",
+    options: "Reads the stream on stdin and answers on stdout; run by 'xeno migrate' through its transport.\n" +
+      "-p                      Do not unpause the domain after the migration.\n" +
+      "-e, -d, -t, -F          Accepted (xl's daemon, debug, terminal and foreground flags).",
+    opts: [{ short: "e" }, { short: "d" }, { short: "p" }, { short: "t" }, { short: "F" }], maxArgs: 0, run: migrateReceiveCmd,
+  },
+  {
+    kind: "xl", name: "restore", usage: "[options] [<ConfigFile>] <CheckpointFile>", desc: "Restore a domain from a saved state",
+    options: "-p                      Do not unpause domain after restoring it.\n" +
+      "-e                      Do not wait in the background for the death of the domain (xenod always supervises it).\n" +
+      "-d                      Enable debug messages (size and time of the restore).\n" +
+      "The domain comes back with its saved name and domain id (its guest's XenStore paths name the id): a\n" +
+      "domain using either is refused. A <ConfigFile> replaces the saved config: the same memory, vCPUs and\n" +
+      "devices (vdev, read-only, vif MAC and MTU); name, disk paths, bridges and on_* policies may differ.",
+    opts: [{ short: "p" }, { short: "e" }, { short: "d" }], minArgs: 1, maxArgs: 2, run: restoreCmd,
+  },
   {
     kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the maximum amount reservation for a domain",

@@ -1,0 +1,170 @@
+/**
+ * bench/save: save and restore of an idle guest (the Debian kernel and initramfs of bench/boot, 1 vCPU), and
+ * the file's size, under Xeno (the hypervisor process: `save` then `restore` of the same domain, N rounds) and
+ * QEMU TCG beside it (`stop; migrate "exec:cat > FILE"` on the HMP monitor, then a new QEMU with
+ * `-incoming "exec:cat FILE"` until `info status` says running).
+ *
+ *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC]
+ *
+ * Xeno's restore time is the `restore` request's (file read and checked, domain built, running); QEMU's is from
+ * its spawn to "running" (process start included: QEMU cannot load a stream into a running process). Timings
+ * never decide pass/fail; record results in docs/benchmarks.md.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createConnection, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
+
+/** One JSON-lines connection to the hypervisor's control socket. */
+async function control(sock: string): Promise<(op: string, args?: Record<string, unknown>) => Promise<unknown>> {
+  const s = createConnection(sock);
+  await new Promise<void>((res, rej) => { s.once("connect", () => res()); s.once("error", rej); });
+  let buf = "", id = 0;
+  const waits = new Map<number, (r: { ok: boolean; result?: unknown; error?: { message: string } }) => void>();
+  s.on("data", (d: Buffer) => {
+    buf += d.toString();
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      const m = JSON.parse(buf.slice(0, nl)) as { id?: number };
+      buf = buf.slice(nl + 1);
+      if (m.id !== undefined) waits.get(m.id)?.(m as never);
+    }
+  });
+  return (op, args = {}) => new Promise((res, rej) => {
+    const n = ++id;
+    waits.set(n, (r) => (r.ok ? res(r.result) : rej(new Error(`${op}: ${r.error?.message}`))));
+    s.write(JSON.stringify({ id: n, op, ...args }) + "\n");
+  });
+}
+
+/** Text from a socket or stream, and a wait for a pattern in it. */
+function collect(s: Socket | NodeJS.ReadableStream): { text: () => string; until: (re: RegExp, ms: number, what: string) => Promise<void> } {
+  let t = "";
+  s.on("data", (d: Buffer) => { t += d.toString("latin1"); });
+  return {
+    text: () => t,
+    until: async (re, ms, what) => {
+      const end = Date.now() + ms;
+      while (!re.test(t)) { if (Date.now() > end) throw new Error(`${what}: not seen in ${ms / 1000} s`); await sleep(20); }
+    },
+  };
+}
+
+async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, runs: number, idle: number, dir: string) {
+  const hv = spawn(process.execPath, [path.join(root, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(mem * 2)], { stdio: ["ignore", "ignore", "pipe"] });
+  try {
+    const sock = path.join(dir, "hv.sock");
+    for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await sleep(100);
+    const call = await control(sock);
+    const { domid } = await call("create", { spec: { name: "bench", memMiB: mem, vcpus: 1, kernel: img.kernel, ramdisk: img.initrd,
+      cmdline: "console=hvc0", xen: true, disks: [], vifs: [] } }) as { domid: number };
+    const con = createConnection(sock);
+    await new Promise<void>((r) => con.once("connect", () => r()));
+    con.write(JSON.stringify({ id: 1, op: "console", domid, replay: true }) + "\n");
+    await collect(con).until(new RegExp(GUEST_READY_MARKER), 900_000, "xeno guest ready");
+    con.destroy();
+    await sleep(idle * 1000);
+    const out: { save: number; restore: number; bytes: number }[] = [];
+    const file = path.join(dir, "bench.xeno");
+    for (let k = 0; k < runs; k++) {
+      let t = performance.now();
+      const s = await call("save", { domid, path: file }) as { bytes: number };
+      const save = performance.now() - t;
+      t = performance.now();
+      await call("restore", { path: file });
+      out.push({ save, restore: performance.now() - t, bytes: s.bytes });
+      process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms, ${s.bytes} bytes\n`);
+      await sleep(idle * 1000);
+    }
+    return out;
+  } finally {
+    hv.kill("SIGTERM");
+    await new Promise((r) => hv.once("exit", r));
+  }
+}
+
+function qemuArgs(img: { kernel: string; initrd: string }, mem: number, mon: string): string[] {
+  return ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
+    "-kernel", img.kernel, "-initrd", img.initrd, "-append", "console=ttyAMA0 rdinit=/init", "-monitor", `unix:${mon},server=on,wait=off`];
+}
+
+async function monitor(mon: string): Promise<{ cmd: (c: string) => Promise<string>; close: () => void }> {
+  let s: Socket | null = null;
+  for (let i = 0; i < 200 && s === null; i++) {
+    try { s = await new Promise<Socket>((res, rej) => { const x = createConnection(mon); x.once("connect", () => res(x)); x.once("error", rej); }); }
+    catch { await sleep(50); }
+  }
+  if (s === null) throw new Error("qemu monitor: no socket");
+  const c = collect(s);
+  await c.until(/\(qemu\) $/, 10_000, "monitor prompt");
+  return {
+    cmd: async (line) => { const from = c.text().length; s!.write(line + "\n"); await c.until(/\(qemu\) $/, 60_000, line); return c.text().slice(from); },
+    close: () => s!.destroy(),
+  };
+}
+
+async function qemuRounds(img: { kernel: string; initrd: string }, mem: number, runs: number, idle: number, dir: string) {
+  const out: { save: number; restore: number; bytes: number }[] = [];
+  const file = path.join(dir, "qemu.state");
+  const mon = path.join(dir, "qemu.mon");
+  let q: ChildProcess = spawn("qemu-system-aarch64", qemuArgs(img, mem, mon), { stdio: ["ignore", "pipe", "ignore"] });
+  try {
+    await collect(q.stdout!).until(new RegExp(GUEST_READY_MARKER), 900_000, "qemu guest ready");
+    await sleep(idle * 1000);
+    for (let k = 0; k < runs; k++) {
+      let m = await monitor(mon);
+      let t = performance.now();
+      await m.cmd("stop");
+      await m.cmd(`migrate "exec:cat > ${file}"`);
+      while (!/Migration status: completed/.test(await m.cmd("info migrate"))) await sleep(10);
+      const save = performance.now() - t;
+      m.close();
+      q.kill("SIGKILL");
+      await new Promise((r) => q.once("exit", r));
+      fs.rmSync(mon, { force: true });
+      t = performance.now();
+      q = spawn("qemu-system-aarch64", [...qemuArgs(img, mem, mon), "-incoming", `exec:cat ${file}`], { stdio: ["ignore", "pipe", "ignore"] });
+      m = await monitor(mon);
+      for (;;) {
+        const st = await m.cmd("info status");
+        if (/VM status: running/.test(st)) break;
+        // The stream was taken from a stopped VM: once loaded (not "inmigrate") the copy waits paused for cont.
+        if (/VM status: paused/.test(st) && !/inmigrate/.test(st)) await m.cmd("cont");
+        await sleep(5);
+      }
+      out.push({ save, restore: performance.now() - t, bytes: fs.statSync(file).size });
+      m.close();
+      process.stderr.write(`qemu ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms, ${out[k]!.bytes} bytes\n`);
+      await sleep(idle * 1000);
+    }
+    return out;
+  } finally {
+    q.kill("SIGKILL");
+  }
+}
+
+async function main(): Promise<void> {
+  const runs = arg("--runs", 3), mem = arg("--memory", 256), idle = arg("--idle", 5);
+  const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-save-"));
+  try {
+    const x = await xenoRounds(img, mem, runs, idle, dir);
+    const q = await qemuRounds(img, mem, runs, idle, dir);
+    const row = (name: string, r: typeof x): string => `  ${name}: save ${median(r.map((v) => v.save)).toFixed(0)} ms, ` +
+      `restore ${median(r.map((v) => v.restore)).toFixed(0)} ms, file ${(median(r.map((v) => v.bytes)) / 2 ** 20).toFixed(1)} MiB`;
+    console.log(`save/restore of an idle ${mem} MiB guest (${img.kernelVersion}, 1 vCPU), median of ${runs}:`);
+    console.log(row("xeno (hypervisor save/restore)", x));
+    console.log(row("qemu TCG (migrate exec:cat / -incoming, restore incl. process start)", q));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => { process.stderr.write(`bench/save: ${(e as Error).stack}\n`); process.exitCode = 1; });

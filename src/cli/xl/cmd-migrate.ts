@@ -1,0 +1,225 @@
+/**
+ * xl migrate / migrate-receive (tools/xl/xl_migrate.c), not live: the sender saves the domain paused (as
+ * `save -p`), sends the save stream (docs/save-format.md) through the transport and waits for the receiver to
+ * have built its copy; then the handshake of xl_migrate.c, with its banners:
+ *
+ *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
+ *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
+ *   receiver → sender  "domain received, ready to unpause\0"        (its copy restored, paused, NAME--incoming)
+ *   sender             renames its copy NAME--migratedaway
+ *   sender → receiver  "domain is yours, you are cleared to unpause\0"
+ *   receiver           renames its copy NAME, unpauses it (unless -p)
+ *   receiver → sender  "my copy unpause results are as follows\0" and one byte: 0 = running
+ *   sender             destroys its copy (0), or renames it back and unpauses it (else, after the receiver's
+ *                      "domain is yours…" giving it back)
+ *
+ * The transport is `exec SSHCOMMAND HOST xeno migrate-receive [-e] [-d] [-p]` run by `sh -c` (SSHCOMMAND
+ * defaults to ssh; with `-s ''` HOST is the whole command, as in xl). Before the go-ahead any failure — the
+ * transport ends, the receiver refuses the stream — leaves the source running (renamed back, unpaused).
+ * Both hypervisors write and read the stream through a file in a temporary directory (the hypervisor reads
+ * and writes save files by path); a stream straight between the hypervisors is not done.
+ */
+import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
+import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { copyStream, type ByteSource } from "../../hv/save-format.js";
+import { ask, fetchTable } from "./client.js";
+import { refuseDomain0, resolveDomain } from "./domains.js";
+import { withClient, type XlEnv } from "./env.js";
+import { XlError } from "./errors.js";
+import type { ParsedOpts } from "./getopt.js";
+
+export const MIGRATE_BANNER = Buffer.from("xl migration receiver ready, send binary domain data.\n", "latin1");
+const withNul = (s: string): Buffer => Buffer.from(`${s}\0`, "latin1");
+export const MIGRATE_READY = withNul("domain received, ready to unpause");
+export const MIGRATE_GO = withNul("domain is yours, you are cleared to unpause");
+export const MIGRATE_REPORT = withNul("my copy unpause results are as follows");
+
+const has = (p: ParsedOpts, o: string): boolean => p.opts.some((x) => x.opt === o);
+const value = (p: ParsedOpts, o: string): string | undefined => p.opts.filter((x) => x.opt === o).at(-1)?.value;
+
+/** A paused-mode Readable as a ByteSource: reads only what is asked (the rest stays for the next read). */
+export function readableSource(s: Readable): ByteSource {
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const kick = (): void => { const w = wake; wake = null; w?.(); };
+  s.on("readable", kick);
+  for (const ev of ["end", "close", "error"]) s.on(ev, () => { ended = true; kick(); });
+  return {
+    async read(n: number): Promise<Uint8Array> {
+      for (;;) {
+        if (s.readableLength > 0) {
+          const b = s.read(Math.min(n, s.readableLength)) as Buffer | null;
+          if (b !== null) return b;
+        }
+        if (ended) return new Uint8Array(0);
+        await new Promise<void>((r) => { wake = r; });
+      }
+    },
+  };
+}
+
+async function readFixed(src: ByteSource, want: Buffer, what: string): Promise<void> {
+  const got: Uint8Array[] = [];
+  let n = 0;
+  while (n < want.length) {
+    const b = await src.read(want.length - n);
+    if (b.length === 0) throw new Error(`the ${what} did not come (the other side ended after ${n} of ${want.length} bytes)`);
+    got.push(b);
+    n += b.length;
+  }
+  const all = Buffer.concat(got);
+  if (!all.equals(want)) throw new Error(`expected the ${what}, got ${JSON.stringify(all.toString("latin1").slice(0, 80))}`);
+}
+
+function write(w: Writable, b: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => { w.write(b, (e) => (e ? reject(e) : resolve())); });
+}
+
+/** xl migrate [-s SSHCOMMAND] [-e] [-p] [--debug] DOMAIN HOST */
+export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  if (value(p, "C") !== undefined) throw new XlError("-C (another config than the domain's own) is not supported: the domain's config is sent");
+  const ssh = value(p, "s") ?? "ssh";
+  const [domArg, host] = [p.args[0]!, p.args[1]!];
+  const flags = `${has(p, "e") ? " -e" : ""}${has(p, "D") ? " -d" : ""}${has(p, "p") ? " -p" : ""}`;
+  const rune = ssh === "" ? host : `exec ${ssh} ${host} xeno migrate-receive${flags}`;
+  return withClient(env, async (c) => {
+    const { table, list } = await fetchTable(c, env.now());
+    const d = resolveDomain(table, domArg);
+    refuseDomain0(d, "migrate");
+    const wasPaused = list.find((x) => x.domid === d.domid)?.state === "paused";
+    const child = spawn("sh", ["-c", rune], { stdio: ["pipe", "pipe", "inherit"] });
+    child.stdin.on("error", () => { /* the receiver went away: seen as a missing message */ });
+    const recv = readableSource(child.stdout);
+    const childExit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    const dir = await mkdtemp(join(tmpdir(), "xeno-migrate-"));
+    let renamed = false, saved = false;
+    /** Before the go-ahead: the source runs on as it was. */
+    const resume = async (why: string): Promise<number> => {
+      env.err(`migration sender: ${why}\n`);
+      child.stdin.destroy();
+      child.kill("SIGTERM");
+      if (renamed) await ask(c, "rename the domain back", "rename", { domid: d.domid, name: d.name }).catch((e: Error) => env.err(`${e.message}\n`));
+      if (saved && !wasPaused) await ask(c, "unpause the domain", "unpause", { domid: d.domid }).catch((e: Error) => env.err(`${e.message}\n`));
+      env.err("Migration failed, resuming at sender.\n");
+      return 1;
+    };
+    try {
+      try { await readFixed(recv, MIGRATE_BANNER, "receiver's banner"); } catch (e) {
+        child.kill("SIGTERM");
+        throw new XlError(`migration sender: ${(e as Error).message} from '${rune}' (exit status ${await childExit})`);
+      }
+      const file = join(dir, "domain.xeno");
+      await ask(c, `save ${d.name} for the migration`, "save", { domid: d.domid, path: file, paused: true });
+      saved = true;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const rs = createReadStream(file);
+          // A transport that ends while the stream is sent unpipes it: the read stream would never end.
+          const cut = (): void => { rs.destroy(); reject(new Error("the transport closed while the stream was sent")); };
+          child.stdin.once("error", cut);
+          child.stdin.once("close", cut);
+          rs.on("error", reject);
+          rs.on("end", () => { child.stdin.off("error", cut); child.stdin.off("close", cut); resolve(); });
+          rs.pipe(child.stdin, { end: false });
+        });
+        await readFixed(recv, MIGRATE_READY, "receiver's ready message");
+      } catch (e) { return await resume((e as Error).message); }
+      env.err("migration sender: Target has acknowledged transfer.\n");
+      try { await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` }); renamed = true; }
+      catch (e) { return await resume((e as Error).message); }
+      env.err("migration sender: Giving target permission to start.\n");
+      let status: number;
+      try {
+        await write(child.stdin, MIGRATE_GO);
+        await readFixed(recv, MIGRATE_REPORT, "receiver's report");
+        const b = await recv.read(1);
+        if (b.length !== 1) throw new Error("no status byte after the report");
+        status = b[0]!;
+      } catch (e) {
+        env.err(`migration sender: ${(e as Error).message}\n** Migration failed during final handshake **\nDomain state is now undefined !\n` +
+          "Please CHECK AT BOTH ENDS for running instances, before renaming and\n resuming at most one instance.  Two simultaneous instances of the domain\n" +
+          " would probably result in SEVERE DATA LOSS and it is now your\n responsibility to avoid that.  Sorry.\n");
+        return 1;
+      }
+      if (status !== 0) {
+        env.err(`migration sender: Target reports startup failure (status code ${status}).\n`);
+        try { await readFixed(recv, MIGRATE_GO, "receiver's permission to resume"); } catch (e) { env.err(`migration sender: ${(e as Error).message}\n`); return 1; }
+        env.err("migration sender: Trying to resume at our end.\n");
+        await ask(c, "rename the domain back", "rename", { domid: d.domid, name: d.name });
+        if (!wasPaused) await ask(c, "unpause the domain", "unpause", { domid: d.domid });
+        env.err("migration sender: Resumed OK.\nMigration failed due to problems at target.\n");
+        return 1;
+      }
+      env.err("migration sender: Target reports successful startup.\n");
+      await ask(c, "destroy the migrated domain", "destroy", { domid: d.domid });
+      env.err("Migration successful.\n");
+      child.stdin.end();
+      await childExit;
+      return 0;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+/** xl migrate-receive [-e] [-d] [-p]: stdin carries the stream and the sender's messages, stdout ours. */
+export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
+  const out = env.stdout;
+  env.err("migration target: Ready to receive domain.\n");
+  await write(out, MIGRATE_BANNER);
+  const src = readableSource(env.stdin);
+  const dir = await mkdtemp(join(tmpdir(), "xeno-migrate-in-"));
+  try {
+    const file = join(dir, "domain.xeno");
+    const fh = await open(file, "w", 0o600);
+    try { await copyStream(src, { write: async (b) => { await fh.write(b); } }); } catch (e) {
+      throw new XlError(`migration target: the stream from the sender is broken: ${(e as Error).message}`);
+    } finally { await fh.close(); }
+    const name = configName(await readFile(file));
+    return await withClient(env, async (c) => {
+      let domid: number;
+      try { ({ domid } = await ask(c, "restore the migrated domain", "restore", { path: file, paused: true, name: `${name}--incoming` })); } catch (e) {
+        throw new XlError(`migration target: Domain creation failed: ${(e as Error).message}`);
+      }
+      env.err("migration target: Transfer complete, requesting permission to start domain.\n");
+      await write(out, MIGRATE_READY);
+      let rc = 0;
+      try {
+        await readFixed(src, MIGRATE_GO, "sender's go-ahead");
+        env.err("migration target: Got permission, starting domain.\n");
+        await ask(c, "rename the migrated domain", "rename", { domid, name });
+        if (!has(p, "p")) await ask(c, "unpause the migrated domain", "unpause", { domid });
+        env.err("migration target: Domain started successfully.\n");
+      } catch (e) {
+        env.err(`migration target: ${(e as Error).message}\n`);
+        rc = 1;
+      }
+      await write(out, Buffer.concat([MIGRATE_REPORT, Buffer.from([rc])])).catch(() => undefined);
+      if (rc !== 0) {
+        env.err("migration target: Failure, destroying our copy.\n");
+        await ask(c, "destroy our copy", "destroy", { domid });
+        env.err("migration target: Cleanup OK, granting sender permission to resume.\n");
+        await write(out, MIGRATE_GO).catch(() => undefined);
+        return 1;
+      }
+      return 0;
+    });
+  } finally {
+    env.stdin.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The domain name in a save stream's config (the xl header's JSON). */
+function configName(b: Buffer): string {
+  const cfgLen = b.length >= 52 ? b.readUInt32LE(48) : 0;
+  try {
+    const cfg = JSON.parse(b.subarray(52, 52 + cfgLen - 1).toString("utf8")) as { name?: unknown };
+    if (typeof cfg.name === "string") return cfg.name;
+  } catch { /* below */ }
+  throw new XlError("migration target: the stream's config has no domain name");
+}

@@ -1,0 +1,96 @@
+/**
+ * Save files on disk (xl save / restore): the stream of save-format.ts written from a paused domain's memory,
+ * or read into a new domain memory. What a file holds besides RAM is a SavedDomain: the domid it ran as, its
+ * DomainSnapshot (machine.ts) and its part of the XenStore (save-store.ts).
+ */
+import { rm } from "node:fs/promises";
+import { openRegular } from "../common/host-file.js";
+import type { DomainSnapshot } from "./machine.js";
+import type { DomainSpec } from "./protocol.js";
+import { fileSource, readSave, writeSave, PAGE_SIZE, type WriteProgress } from "./save-format.js";
+import { checkSavedStore, type SavedStore } from "./save-store.js";
+
+export interface SavedDomain {
+  version: 1;
+  domid: number;
+  snapshot: DomainSnapshot;
+  store: SavedStore;
+}
+
+/**
+ * The vCPU state area after RAM in a domain memory (src/machine/board.ts: one 64 KiB wasm page holding the
+ * state blocks). A restore allocates RAM + this; Board checks the size and refuses another (MACHINE_MEMORY).
+ */
+const STATE_AREA_BYTES = 65536;
+
+/**
+ * Writes `saved` with RAM from `memory` to `path` (replaced); a failed write removes the partial file. The
+ * path is opened as the hypervisor opens disks (src/common/host-file.ts: without blocking, created 0600 if
+ * missing): a FIFO, directory or device is refused with a HostFileError before anything is written to it or
+ * removed, and only a regular file is truncated.
+ */
+export async function writeSaveFile(path: string, spec: DomainSpec, saved: SavedDomain, memory: WebAssembly.Memory,
+  progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
+  const ramPages = spec.memMiB * 256;
+  const ram = new Uint8Array(memory.buffer, 0, ramPages * PAGE_SIZE);
+  const { fh } = await openRegular(path, { what: "save file", write: true, create: true });
+  try {
+    await fh.truncate(0);
+    let pending: Buffer[] = [], n = 0;
+    // Gather small records into ~4 MiB writes.
+    const flush = async (): Promise<void> => { if (n === 0) return; const b = Buffer.concat(pending, n); pending = []; n = 0; await fh.write(b); };
+    const r = await writeSave({ write: async (b) => { pending.push(Buffer.from(b)); n += b.length; if (n >= 4 << 20) await flush(); } },
+      { config: { ...spec } as unknown as Record<string, unknown>, ramPages, vcpus: spec.vcpus, state: saved }, ram, progress);
+    await flush();
+    await fh.sync();
+    await fh.close();
+    return r;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await rm(path, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+export interface ReadSaveFile {
+  config: Record<string, unknown>;
+  saved: SavedDomain;
+  memory: WebAssembly.Memory;
+  dataPages: number;
+  zeroPages: number;
+  bytes: number;
+}
+
+/**
+ * Reads a save file into a new domain memory. `configPages` checks the config (throws to refuse it) and
+ * returns its RAM pages. Throws HostFileError for a path that is missing, unreadable or not a regular file
+ * (opened without blocking: src/common/host-file.ts), SaveFormatError for a bad stream, Error for a state
+ * that does not fit.
+ */
+export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
+  progress?: (p: WriteProgress) => void): Promise<ReadSaveFile> {
+  const { fh } = await openRegular(path, { what: "save file" });
+  let memory: WebAssembly.Memory | null = null;
+  try {
+    const r = await readSave(fileSource(fh), {
+      configPages,
+      ram: (cfg, pages, vcpus) => {
+        if (cfg.vcpus !== vcpus) throw new Error(`the config has ${String(cfg.vcpus)} vCPUs, the saved state ${vcpus}: the config does not match the state`);
+        const bytes = pages * PAGE_SIZE + STATE_AREA_BYTES;
+        memory = new WebAssembly.Memory({ initial: bytes / 65536, maximum: bytes / 65536, shared: true });
+        return new Uint8Array(memory.buffer, 0, pages * PAGE_SIZE);
+      },
+      progress,
+    });
+    const s = r.state as Partial<SavedDomain> | null;
+    if (s === null || typeof s !== "object" || s.version !== 1) throw new Error("the saved domain record is not version 1");
+    if (typeof s.domid !== "number" || !Number.isInteger(s.domid) || s.domid < 1 || s.domid >= 0x7ff0) throw new Error(`saved domid ${String(s.domid)}: want 1..32751`);
+    if (s.snapshot === null || typeof s.snapshot !== "object") throw new Error("the saved domain has no machine state");
+    const uuid = r.config.uuid;
+    if (typeof uuid !== "string") throw new Error("the saved config has no uuid");
+    checkSavedStore(s.store, s.domid, uuid);
+    return { config: r.config, saved: s as SavedDomain, memory: memory!, dataPages: r.dataPages, zeroPages: r.zeroPages, bytes: r.bytes };
+  } finally {
+    await fh.close();
+  }
+}

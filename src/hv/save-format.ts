@@ -1,0 +1,441 @@
+/**
+ * Xeno's save file (docs/save-format.md): xl's file header (tools/xl/xl_saverestore.c) with the domain config
+ * as JSON, then a libxl v2 stream (docs/libxl-migration-stream.pandoc) whose LIBXC_CONTEXT carries a libxc v3
+ * stream (docs/libxc-migration-stream.pandoc): Xeno's domain-state record, guest RAM in PAGE_DATA batches, END;
+ * then a SHA-256 of every byte before it, and libxl's END.
+ *
+ * The writer takes a byte sink; the reader a byte source and checks everything as it reads — every length
+ * against its record type's bound, padding zero, page numbers inside the domain, page types known, the config's
+ * memory against the state's, the checksum at the end — and throws SaveFormatError (stable `code`, the byte
+ * offset, what to do). It fills the caller's RAM view as pages arrive; the caller builds nothing until the
+ * reader returns, so a refused stream leaves nothing behind.
+ */
+import { createHash, type Hash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import { CodecError, decodeState, encodeState } from "./save-codec.js";
+
+/** xl_saverestore.c savefileheader_magic: 32 bytes, NUL and CR included. */
+export const XL_MAGIC = Buffer.from("Xen saved domain, xl format\n \0 \r", "latin1");
+/** SAVEFILE_BYTEORDER_VALUE, written in the saving host's order (little-endian here). */
+const XL_BYTEORDER = 0x01020304;
+/** XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMv2. */
+const XL_FLAG_JSON = 1, XL_FLAG_STREAMV2 = 2;
+const XL_HEADER_BYTES = 48;
+
+/** libxl stream header: "LibxlFmt", version 2, options (bit 0: big-endian; bit 1: legacy). Big-endian fields. */
+const LIBXL_IDENT = Buffer.from("LibxlFmt", "latin1");
+const LIBXL_VERSION = 2;
+export const LIBXL_REC_END = 0x0, LIBXL_REC_LIBXC_CONTEXT = 0x1;
+/** Xeno's libxl-level record: SHA-256 of every byte of the file before this record. Mandatory (bit 31 clear). */
+export const LIBXL_REC_XENO_CHECKSUM = 0x58450002;
+
+/** libxc image header: marker all ones, "XENF", version 3, options (bit 0 big-endian). Big-endian fields. */
+const XENF_ID = 0x58454e46, XENF_VERSION = 3;
+/** libxc domain header type: Xen defines 1 (x86 PV) and 2 (x86 HVM) only; this is Xeno's Arm DomU. */
+export const DHDR_TYPE_XENO_ARM = 0x58410001;
+export const LIBXC_REC_END = 0x0, LIBXC_REC_PAGE_DATA = 0x1;
+/** Xeno's libxc-level record: the domain's state (DomainSnapshot and its XenStore part). Mandatory. */
+export const LIBXC_REC_XENO_DOMAIN = 0x58450001;
+/** Bit 31 of a record type: optional (a reader that does not know it skips it). */
+export const REC_OPTIONAL = 0x80000000;
+
+export const PAGE_SIZE = 4096;
+/** Pages per PAGE_DATA record (libxc's MAX_BATCH_SIZE). */
+export const MAX_BATCH = 1024;
+/** XEN_DOMCTL_PFINFO types (public/domctl.h, in bits 63..60 of a pfn entry): a normal page with data, and
+ * "allocate only" — Xeno's all-zero page, sent without data (the restored memory starts zeroed). */
+export const PFINFO_NOTAB = 0x0, PFINFO_XALLOC = 0xe;
+
+const MAX_CONFIG_BYTES = 1 << 20;
+const MAX_STATE_BYTES = 64 << 20;
+const MAX_OPTIONAL_BYTES = 16 << 20;
+const XENO_DOMAIN_VERSION = 1;
+const XENO_DOMAIN_FIXED = 16;
+
+export type SaveFormatCode =
+  | "SAVE_TRUNCATED" | "SAVE_MAGIC" | "SAVE_HEADER" | "SAVE_RECORD" | "SAVE_UNKNOWN_RECORD" | "SAVE_PAGE"
+  | "SAVE_CONFIG" | "SAVE_STATE" | "SAVE_MISMATCH" | "SAVE_CHECKSUM";
+
+export class SaveFormatError extends Error {
+  constructor(readonly code: SaveFormatCode, readonly offset: number, message: string) {
+    super(`${message} (at byte ${offset} of the stream)`);
+    this.name = "SaveFormatError";
+  }
+}
+
+/** What goes in a save besides RAM: the config (xl header) and the state (Xeno's domain record). */
+export interface SaveContents {
+  /** The domain config (JSON object): Xeno's DomainSpec. */
+  config: Record<string, unknown>;
+  /** Guest RAM pages (pfn 0 = RAM_BASE). */
+  ramPages: number;
+  vcpus: number;
+  /** Structured-clone data: the DomainSnapshot and the store's part (see save-restore.ts SavedDomain). */
+  state: unknown;
+}
+
+export interface ByteSink { write(b: Uint8Array): Promise<void> }
+
+export interface WriteProgress { pages: number; totalPages: number; bytes: number }
+
+/**
+ * Writes a save stream of `c` with RAM from `ram` (at least ramPages × 4096 bytes; read while the domain is
+ * paused). Returns the bytes written and the pages sent as zero. `progress` is called after each PAGE_DATA record.
+ */
+export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
+  if (ram.length < c.ramPages * PAGE_SIZE) throw new RangeError(`RAM view ${ram.length} bytes < ${c.ramPages} pages`);
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const out = async (b: Uint8Array): Promise<void> => { hash.update(b); bytes += b.length; await sink.write(b); };
+
+  // xl header + config (JSON text with its NUL, as xl writes strlen + 1).
+  const config = Buffer.from(`${JSON.stringify(c.config)}\0`, "utf8");
+  const h = Buffer.alloc(XL_HEADER_BYTES + 4);
+  XL_MAGIC.copy(h, 0);
+  h.writeUInt32LE(XL_BYTEORDER, 32);
+  h.writeUInt32LE(XL_FLAG_JSON | XL_FLAG_STREAMV2, 36);
+  h.writeUInt32LE(0, 40);
+  h.writeUInt32LE(4 + config.length, 44);
+  h.writeUInt32LE(config.length, 48);
+  await out(h);
+  await out(config);
+
+  // libxl header, LIBXC_CONTEXT, libxc image and domain headers.
+  const lx = Buffer.alloc(16);
+  LIBXL_IDENT.copy(lx, 0);
+  lx.writeUInt32BE(LIBXL_VERSION, 8);
+  lx.writeUInt32BE(0, 12);
+  await out(lx);
+  await out(record(LIBXL_REC_LIBXC_CONTEXT, null));
+  const ih = Buffer.alloc(24 + 16);
+  ih.writeBigUInt64BE(0xffffffffffffffffn, 0);
+  ih.writeUInt32BE(XENF_ID, 8);
+  ih.writeUInt32BE(XENF_VERSION, 12);
+  ih.writeUInt16BE(0, 16);
+  ih.writeUInt32LE(DHDR_TYPE_XENO_ARM, 24);
+  ih.writeUInt16LE(12, 28); // page_shift
+  ih.writeUInt32LE(4, 32); // xen_major, xen_minor: the Xen ABI Xeno speaks (src/xen/abi.ts)
+  ih.writeUInt32LE(17, 36);
+  await out(ih);
+
+  // Xeno's domain record: version, RAM pages, vCPUs, reserved; the state's JSON.
+  const json = Buffer.from(encodeState(c.state), "utf8");
+  if (json.length > MAX_STATE_BYTES - XENO_DOMAIN_FIXED) throw new RangeError(`domain state ${json.length} bytes > ${MAX_STATE_BYTES}`);
+  const dom = Buffer.alloc(XENO_DOMAIN_FIXED + json.length);
+  dom.writeUInt32LE(XENO_DOMAIN_VERSION, 0);
+  dom.writeUInt32LE(c.ramPages, 4);
+  dom.writeUInt32LE(c.vcpus, 8);
+  json.copy(dom, XENO_DOMAIN_FIXED);
+  await out(record(LIBXC_REC_XENO_DOMAIN, dom));
+
+  // RAM: batches of up to MAX_BATCH pfns; an all-zero page is XALLOC without data.
+  const pfns = Buffer.alloc(8 * MAX_BATCH);
+  const data: Uint8Array[] = [];
+  let zeroPages = 0;
+  for (let first = 0; first < c.ramPages; first += MAX_BATCH) {
+    const n = Math.min(MAX_BATCH, c.ramPages - first);
+    data.length = 0;
+    for (let i = 0; i < n; i++) {
+      const pfn = first + i;
+      const page = ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+      const zero = isZero(page);
+      pfns.writeUInt32LE(pfn, 8 * i);
+      pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
+      if (!zero) data.push(page); else zeroPages++;
+    }
+    const body = Buffer.alloc(8 + 8 * n + PAGE_SIZE * data.length);
+    body.writeUInt32LE(n, 0);
+    pfns.copy(body, 8, 0, 8 * n);
+    let o = 8 + 8 * n;
+    for (const p of data) { body.set(p, o); o += PAGE_SIZE; }
+    await out(record(LIBXC_REC_PAGE_DATA, body));
+    progress?.({ pages: first + n, totalPages: c.ramPages, bytes });
+  }
+  await out(record(LIBXC_REC_END, null));
+  // The checksum covers everything before its own record.
+  const digest = hash.copy().digest();
+  await out(record(LIBXL_REC_XENO_CHECKSUM, digest));
+  await out(record(LIBXL_REC_END, null));
+  return { bytes, zeroPages };
+}
+
+function isZero(page: Uint8Array): boolean {
+  // Pages start 4 KiB-aligned in the domain memory: read them as 32-bit words.
+  const u = new Uint32Array(page.buffer, page.byteOffset, page.length >>> 2);
+  for (let i = 0; i < u.length; i++) if (u[i] !== 0) return false;
+  return true;
+}
+
+/** A record: type, body length (both little-endian), body, zero padding to 8. */
+function record(type: number, body: Uint8Array | null): Buffer {
+  const len = body?.length ?? 0;
+  const r = Buffer.alloc(8 + ((len + 7) & ~7));
+  r.writeUInt32LE(type >>> 0, 0);
+  r.writeUInt32LE(len, 4);
+  if (body !== null) r.set(body, 8);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading
+
+/** Where the reader gets bytes: `read(n)` gives up to n bytes (fewer only at the end; empty at the end). */
+export interface ByteSource { read(n: number): Promise<Uint8Array> }
+
+/** A file as a ByteSource (reads ahead in 1 MiB chunks). */
+export function fileSource(fh: FileHandle): ByteSource {
+  let buf = Buffer.alloc(0), pos = 0, eof = false;
+  return {
+    async read(n: number): Promise<Uint8Array> {
+      while (buf.length - pos < n && !eof) {
+        const chunk = Buffer.alloc(Math.max(1 << 20, n));
+        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+        if (bytesRead === 0) eof = true;
+        buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, bytesRead)]);
+        pos = 0;
+      }
+      const take = Math.min(n, buf.length - pos);
+      const r = buf.subarray(pos, pos + take);
+      pos += take;
+      return r;
+    },
+  };
+}
+
+/** A byte array as a ByteSource (tests). */
+export function bufferSource(b: Uint8Array): ByteSource {
+  let pos = 0;
+  return { read: (n) => { const r = b.subarray(pos, Math.min(b.length, pos + n)); pos += r.length; return Promise.resolve(r); } };
+}
+
+export interface ReadOptions {
+  /**
+   * Called once the config and the domain record are read and agree: returns the RAM view (ramPages × 4096
+   * bytes, zeroed) that pages are written into, or throws to refuse the domain (its message is reported).
+   */
+  ram(config: Record<string, unknown>, ramPages: number, vcpus: number): Uint8Array;
+  /** RAM pages the config describes (the reader refuses a state of another size: SAVE_MISMATCH). */
+  configPages(config: Record<string, unknown>): number;
+  progress?(p: WriteProgress): void;
+}
+
+export interface ReadResult {
+  config: Record<string, unknown>;
+  ramPages: number;
+  vcpus: number;
+  state: unknown;
+  /** Pages sent with data and as zero (type only). */
+  dataPages: number;
+  zeroPages: number;
+  bytes: number;
+}
+
+/** Reads and checks a whole save stream (see the file comment); throws SaveFormatError on anything wrong. */
+export async function readSave(src: ByteSource, o: ReadOptions): Promise<ReadResult> {
+  const r = new Reader(src);
+  // xl header.
+  const h = await r.take(XL_HEADER_BYTES, "the xl header");
+  if (!XL_MAGIC.equals(h.subarray(0, 32))) {
+    throw new SaveFormatError("SAVE_MAGIC", 0, "not a Xen/Xeno saved domain: the file does not start with xl's magic \"Xen saved domain, xl format\"");
+  }
+  const order = h.readUInt32LE(32);
+  if (order !== XL_BYTEORDER) {
+    throw new SaveFormatError("SAVE_HEADER", 32, order === 0x04030201 ? "saved on a big-endian host: Xeno reads little-endian files only" :
+      `byte-order marker 0x${order.toString(16)} is not 0x01020304`);
+  }
+  const mandatory = h.readUInt32LE(36), optLen = h.readUInt32LE(44);
+  if ((mandatory & ~(XL_FLAG_JSON | XL_FLAG_STREAMV2)) !== 0) {
+    throw new SaveFormatError("SAVE_HEADER", 36, `unknown mandatory flags 0x${mandatory.toString(16)}: the file needs a newer reader`);
+  }
+  if (mandatory !== (XL_FLAG_JSON | XL_FLAG_STREAMV2)) {
+    throw new SaveFormatError("SAVE_HEADER", 36, "a legacy (v1 stream or non-JSON config) xl file: Xeno reads JSON config + stream v2 only");
+  }
+  // Optional flags are ignored when unknown (xl: "skip, or skip tail, if not understood").
+  if (optLen < 4 || optLen > MAX_CONFIG_BYTES + 4) throw new SaveFormatError("SAVE_HEADER", 44, `optional data length ${optLen}: want 4..${MAX_CONFIG_BYTES + 4}`);
+  const opt = await r.take(optLen, "the config");
+  const cfgLen = opt.readUInt32LE(0);
+  if (cfgLen < 1 || cfgLen > optLen - 4) throw new SaveFormatError("SAVE_CONFIG", XL_HEADER_BYTES, `config length ${cfgLen} does not fit the ${optLen - 4} bytes of optional data`);
+  const cfgBytes = opt.subarray(4, 4 + cfgLen);
+  if (cfgBytes[cfgLen - 1] !== 0) throw new SaveFormatError("SAVE_CONFIG", XL_HEADER_BYTES + 4, "the config does not end with NUL");
+  let config: Record<string, unknown>;
+  try {
+    const v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(cfgBytes.subarray(0, cfgLen - 1))) as unknown;
+    if (v === null || typeof v !== "object" || Array.isArray(v)) throw new Error("not a JSON object");
+    config = v as Record<string, unknown>;
+  } catch (e) {
+    throw new SaveFormatError("SAVE_CONFIG", XL_HEADER_BYTES + 4, `the config is not a JSON object: ${(e as Error).message}`);
+  }
+  let configPages: number;
+  try { configPages = o.configPages(config); } catch (e) { throw new SaveFormatError("SAVE_CONFIG", XL_HEADER_BYTES + 4, `bad config: ${(e as Error).message}`); }
+
+  // libxl header.
+  const lx = await r.take(16, "the libxl stream header");
+  if (!LIBXL_IDENT.equals(lx.subarray(0, 8))) throw new SaveFormatError("SAVE_MAGIC", r.pos - 16, "no libxl stream (\"LibxlFmt\") after the xl header");
+  if (lx.readUInt32BE(8) !== LIBXL_VERSION) throw new SaveFormatError("SAVE_HEADER", r.pos - 8, `libxl stream version ${lx.readUInt32BE(8)}: Xeno reads version 2`);
+  if (lx.readUInt32BE(12) !== 0) throw new SaveFormatError("SAVE_HEADER", r.pos - 4, `libxl stream options 0x${lx.readUInt32BE(12).toString(16)}: Xeno reads little-endian, non-legacy streams`);
+
+  let result: ReadResult | null = null;
+  for (;;) {
+    const start = r.pos;
+    const digest = r.digest(); // of every byte before this record, for the checksum record
+    const { type, body } = await r.record("libxl", (t) => t === LIBXL_REC_XENO_CHECKSUM ? 32 : t === LIBXL_REC_END || t === LIBXL_REC_LIBXC_CONTEXT ? 0 : -1);
+    if (type === LIBXL_REC_LIBXC_CONTEXT) {
+      if (result !== null) throw new SaveFormatError("SAVE_RECORD", start, "a second LIBXC_CONTEXT: one domain per file");
+      result = await readLibxc(r, o, config, configPages);
+    } else if (type === LIBXL_REC_XENO_CHECKSUM) {
+      if (result === null) throw new SaveFormatError("SAVE_RECORD", start, "the checksum comes before the domain's memory");
+      if (!digest.equals(body)) throw new SaveFormatError("SAVE_CHECKSUM", start, "the SHA-256 checksum does not match: the file is corrupt (bytes changed since it was saved)");
+      const end = await r.record("libxl", (t) => t === LIBXL_REC_END ? 0 : -1);
+      if (end.type !== LIBXL_REC_END) throw new SaveFormatError("SAVE_RECORD", r.pos, "a record after the checksum: only END may follow it");
+      if ((await src.read(1)).length !== 0) throw new SaveFormatError("SAVE_RECORD", r.pos, "bytes after the END record");
+      result.bytes = r.pos;
+      return result;
+    } else if (type === LIBXL_REC_END) {
+      throw new SaveFormatError("SAVE_CHECKSUM", start, "END without the checksum record: the file is incomplete or not written by Xeno");
+    }
+    // Optional records of other types were skipped by record().
+  }
+}
+
+async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unknown>, configPages: number): Promise<ReadResult> {
+  const ih = await r.take(24, "the libxc image header");
+  if (ih.readBigUInt64BE(0) !== 0xffffffffffffffffn || ih.readUInt32BE(8) !== XENF_ID) throw new SaveFormatError("SAVE_MAGIC", r.pos - 24, "no libxc image header (marker, \"XENF\")");
+  if (ih.readUInt32BE(12) !== XENF_VERSION) throw new SaveFormatError("SAVE_HEADER", r.pos - 12, `libxc stream version ${ih.readUInt32BE(12)}: Xeno reads version 3`);
+  if (ih.readUInt16BE(16) !== 0) throw new SaveFormatError("SAVE_HEADER", r.pos - 8, "libxc stream options: Xeno reads little-endian streams");
+  const dh = await r.take(16, "the libxc domain header");
+  if (dh.readUInt32LE(0) !== DHDR_TYPE_XENO_ARM) {
+    throw new SaveFormatError("SAVE_HEADER", r.pos - 16, `domain type 0x${dh.readUInt32LE(0).toString(16)} is not Xeno's Arm DomU (x86 images cannot run here)`);
+  }
+  if (dh.readUInt16LE(4) !== 12) throw new SaveFormatError("SAVE_HEADER", r.pos - 12, `page shift ${dh.readUInt16LE(4)}: Xeno's pages are 4 KiB (12)`);
+
+  let ram: Uint8Array | null = null, state: unknown, ramPages = 0, vcpus = 0, dataPages = 0, zeroPages = 0;
+  const limit = (t: number): number => t === LIBXC_REC_END ? 0 : t === LIBXC_REC_XENO_DOMAIN ? MAX_STATE_BYTES
+    : t === LIBXC_REC_PAGE_DATA ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : -1;
+  for (;;) {
+    const start = r.pos;
+    const { type, body } = await r.record("libxc", limit);
+    if (type === LIBXC_REC_END) {
+      if (ram === null) throw new SaveFormatError("SAVE_RECORD", start, "the libxc stream ended without the domain record");
+      return { config, ramPages, vcpus, state, dataPages, zeroPages, bytes: 0 };
+    }
+    if (type === LIBXC_REC_XENO_DOMAIN) {
+      if (ram !== null) throw new SaveFormatError("SAVE_RECORD", start, "a second domain record");
+      if (body.length < XENO_DOMAIN_FIXED) throw new SaveFormatError("SAVE_RECORD", start, `domain record of ${body.length} bytes < ${XENO_DOMAIN_FIXED}`);
+      const v = body.readUInt32LE(0);
+      if (v !== XENO_DOMAIN_VERSION) throw new SaveFormatError("SAVE_STATE", start + 8, `domain record version ${v}: this build reads ${XENO_DOMAIN_VERSION}`);
+      ramPages = body.readUInt32LE(4);
+      vcpus = body.readUInt32LE(8);
+      if (ramPages !== configPages) {
+        throw new SaveFormatError("SAVE_MISMATCH", start + 12, `the config describes ${configPages} RAM pages (${configPages >> 8} MiB) but the saved memory has ${ramPages}: the config does not match the memory`);
+      }
+      if (vcpus < 1 || vcpus > 8) throw new SaveFormatError("SAVE_STATE", start + 16, `${vcpus} vCPUs: want 1..8`);
+      try { state = decodeState(new TextDecoder("utf-8", { fatal: true }).decode(body.subarray(XENO_DOMAIN_FIXED))); } catch (e) {
+        throw new SaveFormatError("SAVE_STATE", start + 8 + XENO_DOMAIN_FIXED, e instanceof CodecError ? e.message : `domain state is not UTF-8 JSON: ${(e as Error).message}`);
+      }
+      try { ram = o.ram(config, ramPages, vcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
+      if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+      continue;
+    }
+    // PAGE_DATA
+    if (ram === null) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA before the domain record");
+    if (body.length < 8) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA shorter than its count");
+    const count = body.readUInt32LE(0);
+    if (count < 1 || count > MAX_BATCH) throw new SaveFormatError("SAVE_PAGE", start + 8, `PAGE_DATA count ${count}: want 1..${MAX_BATCH}`);
+    if (body.readUInt32LE(4) !== 0) throw new SaveFormatError("SAVE_RECORD", start + 12, "PAGE_DATA reserved field not zero");
+    if (body.length < 8 + 8 * count) throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${body.length} bytes cannot hold ${count} pfns`);
+    let withData = 0;
+    for (let i = 0; i < count; i++) {
+      const at = start + 16 + 8 * i;
+      const lo = body.readUInt32LE(8 + 8 * i), hi = body.readUInt32LE(12 + 8 * i);
+      const t = hi >>> 28;
+      if ((hi & 0x0fffffff) !== 0) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number 0x${(hi & 0x0fffffff).toString(16)}${lo.toString(16).padStart(8, "0")} is outside the domain's ${ramPages} pages`);
+      if (lo >= ramPages) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number ${lo} is outside the domain's ${ramPages} pages`);
+      if (t === PFINFO_NOTAB) withData++;
+      else if (t !== PFINFO_XALLOC) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page type 0x${t.toString(16)} (Xeno writes 0 = data and 0xE = all-zero)`);
+    }
+    if (body.length !== 8 + 8 * count + PAGE_SIZE * withData) {
+      throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${body.length} bytes: ${count} pfns with ${withData} pages of data take ${8 + 8 * count + PAGE_SIZE * withData}`);
+    }
+    let d = 8 + 8 * count;
+    for (let i = 0; i < count; i++) {
+      const pfn = body.readUInt32LE(8 + 8 * i), t = body.readUInt32LE(12 + 8 * i) >>> 28;
+      const dst = pfn * PAGE_SIZE;
+      if (t === PFINFO_NOTAB) { ram.set(body.subarray(d, d + PAGE_SIZE), dst); d += PAGE_SIZE; dataPages++; }
+      else { ram.fill(0, dst, dst + PAGE_SIZE); zeroPages++; } // a page sent twice (live rounds) may become zero
+    }
+    o.progress?.({ pages: dataPages + zeroPages, totalPages: ramPages, bytes: r.pos });
+  }
+}
+
+/** Reads exact byte counts and framed records, hashing everything it reads. */
+class Reader {
+  pos = 0;
+  private readonly hash: Hash = createHash("sha256");
+  constructor(private readonly src: ByteSource) {}
+
+  digest(): Buffer { return this.hash.copy().digest(); }
+
+  async take(n: number, what: string): Promise<Buffer> {
+    const out = Buffer.alloc(n);
+    let got = 0;
+    while (got < n) {
+      const b = await this.src.read(n - got);
+      if (b.length === 0) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${n} bytes): the file is truncated`);
+      out.set(b, got);
+      got += b.length;
+    }
+    this.hash.update(out);
+    this.pos += n;
+    return out;
+  }
+
+  /**
+   * The next record of a stream `level`; `limit(type)` is the longest body known for the type (-1: unknown).
+   * Unknown optional records are skipped (the next one is returned); unknown mandatory ones refused.
+   */
+  async record(level: string, limit: (type: number) => number): Promise<{ type: number; body: Buffer }> {
+    for (;;) {
+      const start = this.pos;
+      const hdr = await this.take(8, `a ${level} record header`);
+      const type = hdr.readUInt32LE(0), len = hdr.readUInt32LE(4);
+      const max = limit(type);
+      if (max < 0 && (type & REC_OPTIONAL) === 0) {
+        throw new SaveFormatError("SAVE_UNKNOWN_RECORD", start, `unknown mandatory ${level} record type 0x${type.toString(16)}: written by a newer or other tool, cannot be restored here`);
+      }
+      const bound = max < 0 ? MAX_OPTIONAL_BYTES : max;
+      if (len > bound) throw new SaveFormatError("SAVE_RECORD", start + 4, `${level} record type 0x${type.toString(16)} of ${len} bytes > ${bound}`);
+      const padded = (len + 7) & ~7;
+      const all = await this.take(padded, `a ${level} record body (type 0x${type.toString(16)}, ${len} bytes)`);
+      for (let i = len; i < padded; i++) if (all[i] !== 0) throw new SaveFormatError("SAVE_RECORD", start + 8 + i, "record padding is not zero");
+      if (max < 0) continue; // optional and unknown: skipped
+      return { type, body: all.subarray(0, len) };
+    }
+  }
+}
+
+/**
+ * Copies one save stream from `src` to `sink` and stops after its last record (libxl's END), leaving whatever
+ * follows in `src` unread: `xeno migrate-receive` reads the stream and then the sender's go-ahead from the
+ * same pipe. It follows the framing only (headers, record lengths with the same bounds as readSave); the
+ * hypervisor checks the contents when it restores. Returns the bytes copied.
+ */
+export async function copyStream(src: ByteSource, sink: ByteSink): Promise<number> {
+  const r = new Reader(src);
+  const pass = async (n: number, what: string): Promise<Buffer> => { const b = await r.take(n, what); await sink.write(b); return b; };
+  const h = await pass(XL_HEADER_BYTES, "the xl header");
+  if (!XL_MAGIC.equals(h.subarray(0, 32))) throw new SaveFormatError("SAVE_MAGIC", 0, "not a Xen/Xeno saved domain: no xl magic");
+  const optLen = h.readUInt32LE(44);
+  if (optLen > MAX_CONFIG_BYTES + 4) throw new SaveFormatError("SAVE_HEADER", 44, `optional data length ${optLen} > ${MAX_CONFIG_BYTES + 4}`);
+  await pass(optLen + 16, "the config and libxl header");
+  let inLibxc = false;
+  for (;;) {
+    const hdr = await pass(8, "a record header");
+    const type = hdr.readUInt32LE(0), len = hdr.readUInt32LE(4);
+    const max = inLibxc ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : MAX_STATE_BYTES;
+    if (len > Math.max(max, MAX_STATE_BYTES)) throw new SaveFormatError("SAVE_RECORD", r.pos - 4, `record of ${len} bytes is longer than any Xeno writes`);
+    await pass((len + 7) & ~7, "a record body");
+    if (!inLibxc && type === LIBXL_REC_LIBXC_CONTEXT) { await pass(40, "the libxc headers"); inLibxc = true; }
+    else if (inLibxc && type === LIBXC_REC_END) inLibxc = false;
+    else if (!inLibxc && type === LIBXL_REC_END) return r.pos;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The save file's writer and reader (src/hv/save-format.ts) without a guest: a round trip (config, state with
+ * typed arrays and odd numbers, RAM with zero and non-zero pages), then hostile streams — wrong magic,
+ * truncation at every record boundary and inside, flipped bytes, an unknown mandatory record, an unknown
+ * optional one (skipped), page numbers outside the domain, a config whose memory does not match — each refused
+ * with its SaveFormatError code. A seeded fuzz mutates the stream 3,000 times and counts the refusals by code:
+ * every mutation must be refused with a SaveFormatError (never another exception, never accepted).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  bufferSource, copyStream, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
+  type ReadOptions, type SaveContents,
+} from "../../src/hv/save-format.js";
+import { decodeState, encodeState } from "../../src/hv/save-codec.js";
+import { checkSavedStore } from "../../src/hv/save-store.js";
+
+const PAGES = 64;
+
+function sample(): { c: SaveContents; ram: Uint8Array } {
+  const ram = new Uint8Array(new SharedArrayBuffer(PAGES * PAGE_SIZE));
+  for (let p = 0; p < PAGES; p++) if (p % 3 !== 0) for (let i = 0; i < PAGE_SIZE; i += 97) ram[p * PAGE_SIZE + i] = (p * 31 + i) & 0xff;
+  const state = {
+    version: 1, board: { regs: new Int32Array([1, -2, 3]), bytes: Uint8Array.from([0, 255]), f: new Float64Array([0.5]) },
+    odd: [NaN, Infinity, -Infinity, -0, 12345678901234567890n, undefined, null, "$not-a-tag", { __proto__: 5 }],
+  };
+  // A "__proto__" key as JSON would carry it (an own property), not the literal's prototype.
+  (state.odd as unknown[])[8] = JSON.parse('{"__proto__": 5}');
+  return { c: { config: { name: "t", memMiB: PAGES / 256 }, ramPages: PAGES, vcpus: 2, state }, ram };
+}
+
+async function write(c: SaveContents, ram: Uint8Array): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  await writeSave({ write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } }, c, ram);
+  return Buffer.concat(parts);
+}
+
+const opts = (into: Uint8Array[]): ReadOptions => ({
+  configPages: (cfg) => {
+    if (typeof cfg.memMiB !== "number") throw new Error("memMiB missing");
+    return Math.round(cfg.memMiB * 256);
+  },
+  ram: (_cfg, pages) => { const r = new Uint8Array(pages * PAGE_SIZE); into.push(r); return r; },
+});
+
+async function refused(bytes: Uint8Array): Promise<string> {
+  try {
+    await readSave(bufferSource(bytes), opts([]));
+  } catch (e) {
+    if (e instanceof SaveFormatError) return e.code;
+    throw new Error(`not a SaveFormatError: ${(e as Error).stack}`);
+  }
+  return "accepted";
+}
+
+/** Offsets of the records after the headers (libxl level and inside LIBXC_CONTEXT), for splicing. */
+function recordOffsets(b: Buffer): number[] {
+  const cfgEnd = 48 + b.readUInt32LE(44);
+  const offs: number[] = [];
+  let o = cfgEnd + 16; // libxl header
+  while (o + 8 <= b.length) {
+    offs.push(o);
+    const type = b.readUInt32LE(o), len = b.readUInt32LE(o + 4);
+    o += 8 + ((len + 7) & ~7);
+    if (offs.length === 1 && type === LIBXL_REC_LIBXC_CONTEXT) o += 40; // libxc image + domain headers
+  }
+  return offs;
+}
+
+test("save stream: round trip of config, state and RAM; zero pages travel as type only", async () => {
+  const { c, ram } = sample();
+  const bytes = await write(c, ram);
+  const got: Uint8Array[] = [];
+  const r = await readSave(bufferSource(bytes), opts(got));
+  assert.deepEqual(r.config, c.config);
+  assert.deepEqual(r.state, c.state);
+  assert.equal(r.ramPages, PAGES);
+  assert.equal(r.vcpus, 2);
+  assert.equal(r.zeroPages, Math.ceil(PAGES / 3));
+  assert.equal(r.dataPages, PAGES - r.zeroPages);
+  assert.equal(r.bytes, bytes.length);
+  assert.deepEqual(got[0], Uint8Array.from(ram));
+  assert.ok(bytes.length < PAGES * PAGE_SIZE, "zero pages carry no data");
+  assert.equal(bytes.subarray(0, 32).toString("latin1"), "Xen saved domain, xl format\n \0 \r");
+  process.stderr.write(`# ${PAGES} pages (${r.zeroPages} zero): ${bytes.length} bytes\n`);
+});
+
+test("state codec: refuses reserved keys, unknown tags, bad base64 and deep nesting", () => {
+  assert.throws(() => encodeState({ $x: 1 }), /reserved/);
+  assert.throws(() => encodeState(new Map()), /cannot be saved/);
+  assert.throws(() => decodeState('{"a":{"$u9":""}}'), /unknown tag \$u9/);
+  assert.throws(() => decodeState('{"a":{"$i32":"AAA="}}'), /whole number/);
+  assert.throws(() => decodeState('{"a":{"$u8":"**"}}'), /base64/);
+  assert.throws(() => decodeState("[".repeat(100) + "]".repeat(100)), /nested/);
+  const o = decodeState('{"__proto__": {"polluted": 1}}') as Record<string, unknown>;
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  assert.equal(Object.getPrototypeOf(o), Object.prototype);
+});
+
+test("hostile streams: each refused with its code", async () => {
+  const { c, ram } = sample();
+  const good = await write(c, ram);
+  const offs = recordOffsets(good);
+
+  const magic = Buffer.from(good); magic[3] ^= 0x20;
+  assert.equal(await refused(magic), "SAVE_MAGIC");
+  assert.equal(await refused(Buffer.from("not a save file at all")), "SAVE_TRUNCATED");
+
+  // Truncated: at every record boundary and inside each record, and by one byte.
+  for (const o of [...offs, ...offs.map((x) => x + 5), good.length - 1, 10, 60]) assert.equal(await refused(good.subarray(0, o)), "SAVE_TRUNCATED", `cut at ${o}`);
+
+  // A flipped byte in the RAM data (no structure there): only the checksum notices.
+  const pageRec = offs.slice(1).find((o) => good.readUInt32LE(o) === LIBXC_REC_PAGE_DATA)!;
+  const flipped = Buffer.from(good); flipped[pageRec + 8 + 8 + 8 * 1024 + 100] ^= 1;
+  assert.equal(await refused(flipped), "SAVE_CHECKSUM");
+
+  // An unknown mandatory record is refused; an unknown optional one is skipped (and then the checksum, which
+  // covers it, fails: a stream is not edited after it was written).
+  const splice = (at: number, rec: Buffer): Buffer => Buffer.concat([good.subarray(0, at), rec, good.subarray(at)]);
+  const rec = (type: number): Buffer => { const r = Buffer.alloc(16); r.writeUInt32LE(type >>> 0, 0); r.writeUInt32LE(3, 4); r.write("abc", 8); return r; };
+  assert.equal(await refused(splice(pageRec, rec(0x1234))), "SAVE_UNKNOWN_RECORD");
+  assert.equal(await refused(splice(pageRec, rec((REC_OPTIONAL | 0x1234) >>> 0))), "SAVE_CHECKSUM");
+
+  // A page number outside the domain.
+  const outside = Buffer.from(good); outside.writeUInt32LE(PAGES, pageRec + 16 + 8 * 5);
+  assert.equal(await refused(outside), "SAVE_PAGE");
+  const high = Buffer.from(good); high.writeUInt32LE(1, pageRec + 16 + 8 * 5 + 4);
+  assert.equal(await refused(high), "SAVE_PAGE");
+  // An unknown page type.
+  const ptype = Buffer.from(good); ptype[pageRec + 16 + 8 * 5 + 7] = 0x30;
+  assert.equal(await refused(ptype), "SAVE_PAGE");
+
+  // A config whose memory does not match the saved memory.
+  const other = await write({ ...c, config: { ...c.config, memMiB: 1 } }, ram);
+  assert.equal(await refused(other), "SAVE_MISMATCH");
+  // A config that is not JSON.
+  const cfg = Buffer.from(good); cfg[53] = 0x7b;
+  assert.equal(await refused(cfg), "SAVE_CONFIG");
+});
+
+test("seeded fuzz over the reader: every mutation refused with a SaveFormatError", async () => {
+  const { c, ram } = sample();
+  const good = await write(c, ram);
+  let seed = 0x5eed1234;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+  const counts = new Map<string, number>();
+  const N = 3000;
+  for (let i = 0; i < N; i++) {
+    let b: Buffer;
+    const kind = rnd(4);
+    if (kind === 0) { b = Buffer.from(good); for (let k = 1 + rnd(4); k > 0; k--) b[rnd(b.length)] ^= 1 + rnd(255); }
+    else if (kind === 1) b = Buffer.from(good.subarray(0, rnd(good.length)));
+    else if (kind === 2) { const at = rnd(good.length); b = Buffer.concat([good.subarray(0, at), Buffer.from([rnd(256), rnd(256), rnd(256)]), good.subarray(at)]); }
+    else { b = Buffer.from(good); const at = rnd(b.length - 4); b.writeUInt32LE(rnd(2) === 0 ? 0xffffffff : rnd(1 << 20), at); }
+    if (b.equals(good)) continue;
+    const code = await refused(b);
+    assert.notEqual(code, "accepted", `mutation ${i} (kind ${kind}) was accepted`);
+    counts.set(code, (counts.get(code) ?? 0) + 1);
+  }
+  process.stderr.write(`# fuzz: ${N} mutations, refused by code: ${[...counts].sort().map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
+});
+
+test("saved XenStore part: paths outside the domain's subtrees, bad permissions and watches refused", () => {
+  const uuid = "00000000-0000-0000-0000-000000000001";
+  const node = (path: string, perms = ["n0", "r3"]): unknown => ({ path, value: new Uint8Array(1), perms });
+  const st = (nodes: unknown[], watches: unknown[] = [], replies: unknown[] = []): unknown => ({ version: 1, nodes, guest: { watches, replies } });
+  const ok = st([node("/local/domain/3"), node("/local/domain/3/name"), node(`/vm/${uuid}/name`), node("/local/domain/0/backend/vbd/3/51712/state")],
+    [{ path: "/local/domain/3/device", token: "t", relative: true, depth: -1 }, { path: "@releaseDomain", token: "x", relative: false, depth: -1 }]);
+  assert.doesNotThrow(() => checkSavedStore(ok, 3, uuid));
+  for (const [bad, re] of [
+    [st([node("/local/domain/4/name")]), /outside domain 3/],
+    [st([node("/local/domain/0/backend/vbd/4/51712")]), /outside domain 3/],
+    [st([node("/local/domain/0/secret")]), /outside domain 3/],
+    [st([node("/local/domain/3/../0")]), /not a XenStore path/],
+    [st([node("/local/domain/3/x", ["q0"])]), /perms/],
+    [st([node("/local/domain/3/x", [])]), /perms/],
+    [st([{ path: "/local/domain/3/x", value: new Uint8Array(5000), perms: ["n0"] }]), /value/],
+    [st([], [{ path: "/local/domain/4/device", token: "t", relative: true, depth: -1 }]), /relative watch outside/],
+    [st([], [{ path: "device", token: "t", relative: true, depth: -1 }]), /absolute path/],
+    [st([], [{ path: "/a", token: "t\0", relative: false, depth: -1 }]), /token/],
+    [st([], [], [new Uint8Array(9000)]), /replies/],
+    [{ version: 2, nodes: [], guest: { watches: [], replies: [] } }, /version/],
+  ] as const) assert.throws(() => checkSavedStore(bad, 3, uuid), re as RegExp);
+});
+
+test("copyStream (migrate-receive): copies one stream to its END and leaves what follows unread", async () => {
+  const { c, ram } = sample();
+  const good = await write(c, ram);
+  const src = bufferSource(Buffer.concat([good, Buffer.from("domain is yours")]));
+  const parts: Uint8Array[] = [];
+  const n = await copyStream(src, { write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } });
+  assert.equal(n, good.length);
+  assert.ok(Buffer.concat(parts).equals(good));
+  assert.equal(Buffer.from(await src.read(100)).toString(), "domain is yours");
+  await assert.rejects(copyStream(bufferSource(good.subarray(0, good.length - 9)), { write: () => Promise.resolve() }), { code: "SAVE_TRUNCATED" });
+  await assert.rejects(copyStream(bufferSource(Buffer.from("x".repeat(100))), { write: () => Promise.resolve() }), { code: "SAVE_MAGIC" });
+});
