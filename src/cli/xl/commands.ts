@@ -52,7 +52,8 @@ export type Command = XlCommand | RawCommand;
 function notYet(name: string, usage: string, desc: string, why: string): XlCommand {
   return {
     kind: "xl", name, usage, desc, options: `Not implemented yet: ${why}.`,
-    run: () => Promise.reject(new NotImplementedError(`xeno ${name}`, why)),
+    // Printed as "xeno NAME: not implemented yet: WHY" (the prefix already names the command).
+    run: () => Promise.reject(new NotImplementedError("", why)),
   };
 }
 
@@ -98,11 +99,11 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: consoleCmd,
   },
   notYet("save", "[options] <Domain> <CheckpointFile> [<ConfigFile>]", "Save a domain state to restore later",
-    "the hypervisor cannot save a domain's state (memory, vCPUs, devices) yet"),
+    "the hypervisor saves a domain's state only to move it between its own threads; not to a file"),
   notYet("migrate", "[options] <Domain> <host>", "Migrate a domain to another host",
-    "the hypervisor cannot save or send a domain's state yet"),
+    "the hypervisor saves a domain's state only to move it between its own threads; not to another host"),
   notYet("restore", "[options] [<ConfigFile>] <CheckpointFile>", "Restore a domain from a saved state",
-    "the hypervisor cannot save or restore a domain's state yet"),
+    "the hypervisor saves a domain's state only to move it between its own threads; not from a file"),
   {
     kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the maximum amount reservation for a domain",

@@ -12,10 +12,13 @@ export class XlError extends Error {
   }
 }
 
-/** A feature the hypervisor or the protocol does not provide yet: says so, exit status 1. */
+/**
+ * A feature the hypervisor or the protocol does not provide yet: says so, exit status 1. `what` names the
+ * feature ("vuart consoles"); empty when the command itself is what is missing (the `xeno CMD:` prefix names it).
+ */
 export class NotImplementedError extends XlError {
   constructor(what: string, detail?: string) {
-    super(`${what} is not implemented yet${detail ? `: ${detail}` : ""}`);
+    super(`${what === "" ? "not implemented yet" : `${what} is not implemented yet`}${detail ? `: ${detail}` : ""}`);
     this.name = "NotImplementedError";
   }
 }
