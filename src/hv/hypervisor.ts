@@ -22,6 +22,7 @@ import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
+import { deviceInfo } from "./device-info.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -191,9 +192,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       memKiB: pages * 4, maxMemKiB: d.maxPages * 4, targetKiB: this.targetKiB(d) ?? d.maxPages * 4,
       vcpus: d.spec.vcpus, onlineVcpus: d.stopped !== null ? 0 : r.onlineVcpus, cpuSeconds: r.cpuSeconds,
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
+      lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };
     if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }
     return info;
+  }
+
+  private readStore(path: string): string | undefined {
+    try { return Buffer.from(this.store.read(this.dom0, null, path)).toString("latin1"); } catch { return undefined; }
   }
 
   private targetKiB(d: Domain): number | undefined {

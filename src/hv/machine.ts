@@ -17,6 +17,7 @@ import type { XenbusPeer } from "../xen/xenbus-ring.js";
 import { XenStore, type StoreApi } from "../xenstore/index.js";
 import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
 import { attachNetBack } from "../backends/net/index.js";
+import { publishIo } from "./io-stats.js";
 import type { BackendDevice } from "../backends/xenbus-backend.js";
 import { attachXenPv, restoreXenPv, saveXenPv, type VifAttach, type XenPv, type XenPvState } from "./xen-pv.js";
 import { restoreBoard, saveBoard, type BoardState } from "../machine/board-state.js";
@@ -308,6 +309,12 @@ export class Machine {
     if (imm !== XEN_HYPERCALL_TAG || this.xen === null) return false;
     this.xen.hypercall(k, cpu.r, cpu.mmu);
     return true;
+  }
+
+  /** xentop's I/O counters of this domain's back-ends into out[at ..] (src/hv/io-stats.ts). */
+  publishIo(out: Float64Array, at: number): void {
+    const pv = this.xenPv;
+    if (pv !== null) publishIo(pv.blk, pv.net, out, at);
   }
 
   /** blkback's I/O threads completed requests that poll() would answer (the worker loop wakes the domain for them). */

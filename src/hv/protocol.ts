@@ -94,6 +94,33 @@ export interface DomainInfo {
    * now (-1: none — blocked, paused, or waiting for its turn). */
   sched?: { weight: number; cap: number; affinity: number[] | null };
   pcpu?: number;
+  /** The pCPU it last held (vcpu-list's CPU column while it waits, as Xen shows v->processor); -1: never ran. */
+  lastPcpu?: number;
+  /** Its devices' xenbus state (xl block-list / network-list; src/hv/device-info.ts). */
+  devices?: DeviceInfo[];
+  /** Its back-ends' I/O counters summed over its devices (xentop; src/hv/io-stats.ts). */
+  io?: DomainIo;
+}
+
+/** A device as xl block-list / network-list show it: front-end state, event channel, ring refs (-1: absent). */
+export interface DeviceInfo {
+  kind: "vbd" | "vif";
+  devid: number;
+  /** XenbusState of the front-end (what libxl reports) and of the back-end. */
+  state: number;
+  backendState: number;
+  evtch: number;
+  /** vbd: ring-ref; vif: tx-ring-ref and rx-ring-ref. */
+  ringRef?: number;
+  txRingRef?: number;
+  rxRingRef?: number;
+}
+
+/** xentop's counters: vbd requests out of resources, read and write requests and sectors; vif bytes from the
+ * guest's side (tx: sent by the guest). */
+export interface DomainIo {
+  vbdOo: number; vbdRd: number; vbdWr: number; vbdRsect: number; vbdWsect: number;
+  netTxBytes: number; netRxBytes: number;
 }
 
 export interface HostInfo {

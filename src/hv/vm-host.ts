@@ -21,7 +21,9 @@ import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer } from "./store-link.js";
-import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
+import { readIo } from "./io-stats.js";
+import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 import type { DomainSnapshot } from "./machine.js";
 
@@ -189,6 +191,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** Current pages (after ballooning); 0 until the worker first ran. */
   get pages(): number { return this.stats[STAT_PAGES]!; }
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
+  /** The back-ends' I/O counters (xentop). */
+  get io(): DomainIo { return readIo(this.stats, STAT_IO); }
 
   /**
    * The domain ended leaving its frames claimed (the guest stopped by itself, or a move failed): the owner

@@ -22,7 +22,9 @@ import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } f
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
 export const SCHED_PERMIT = 0, SCHED_WANT = 1;
-export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 8;
+export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 16;
+/** From STAT_IO on: the back-ends' counters for xentop (io-stats.ts IO_WORDS of them). */
+export const STAT_IO = 5;
 
 /**
  * What the host hands the worker (workerData). Byte arrays over an ArrayBuffer are copied by structured clone;
@@ -348,6 +350,7 @@ class Guest {
     let online = 0;
     for (const v of m.vcpus) if (v.online) online++;
     stats[STAT_ONLINE] = online;
+    m.publishIo(stats, STAT_IO);
     if (w < 0) {
       this.flush();
       this.guestStopped = true;
