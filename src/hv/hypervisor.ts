@@ -434,15 +434,20 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: attached disk ${disk.vdev} (${disk.path}${disk.readOnly ? ", ro" : ""})`);
   }
 
-  /** xl block-detach: the guest lets go (Closing → Closed), then the device is removed. */
-  async blockDetach(domid: number, devid: number): Promise<void> {
+  /**
+   * xl block-detach: the guest lets go (Closing → Closed), then the device is removed; EBUSY when it does not
+   * within the worker's wait (the device stays). force (-f): removed at once.
+   */
+  async blockDetach(domid: number, devid: number, force = false): Promise<{ forced: boolean }> {
     const d = this.running(domid);
     const disk = d.spec.disks.find((x) => x.devid === devid);
     if (disk === undefined) throw new HvError("EINVAL", `domain ${domid} has no disk with devid ${devid}`);
-    try { await d.runner.device({ type: "detach-disk", devid }); }
-    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    let r: { forced: boolean };
+    try { r = await d.runner.device({ type: "detach-disk", devid, force }); }
+    catch (e) { throw new HvError("EBUSY", `${disk.vdev}: ${(e as Error).message}`); }
     d.spec = { ...d.spec, disks: d.spec.disks.filter((x) => x !== disk) };
-    this.log(`d${domid}: detached disk ${disk.vdev}`);
+    this.log(`d${domid}: detached disk ${disk.vdev}${r.forced ? " (forced: its front-end had not closed)" : ""}`);
+    return r;
   }
 
   async networkAttach(domid: number, vif: DomainSpec["vifs"][number]): Promise<void> {
@@ -460,16 +465,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: attached vif ${vif.devid} (${vif.mac}) to ${vif.bridge}`);
   }
 
-  async networkDetach(domid: number, devid: number): Promise<void> {
+  async networkDetach(domid: number, devid: number, force = false): Promise<{ forced: boolean }> {
     const d = this.running(domid);
     const vif = d.spec.vifs.find((x) => x.devid === devid);
     if (vif === undefined) throw new HvError("EINVAL", `domain ${domid} has no vif ${devid}`);
-    try { await d.runner.device({ type: "detach-vif", devid }); }
-    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    let r: { forced: boolean };
+    try { r = await d.runner.device({ type: "detach-vif", devid, force }); }
+    catch (e) { throw new HvError("EBUSY", `vif ${devid}: ${(e as Error).message}`); }
     d.bridges.get(devid)?.close();
     d.bridges.delete(devid);
     d.spec = { ...d.spec, vifs: d.spec.vifs.filter((x) => x !== vif) };
-    this.log(`d${domid}: detached vif ${devid}`);
+    this.log(`d${domid}: detached vif ${devid}${r.forced ? " (forced: its front-end had not closed)" : ""}`);
+    return r;
   }
 
   // ------------------------------------------------------------------------------------------------ threads

@@ -173,11 +173,14 @@ export type Request =
   | { id: number; op: "sched-params"; tsliceMs?: number }
   /** Hard affinity of a domain (all its vCPUs: they share one thread): pCPU numbers, or null for all. */
   | { id: number; op: "vcpu-pin"; domid: number; cpus: number[] | null }
-  /** Hot-plug (xl block-attach/-detach, network-attach/-detach); detach waits for the guest to let go (≤ 10 s). */
+  /**
+   * Hot-plug (xl block-attach/-detach, network-attach/-detach). Detach waits for the guest to let go (≤ 10 s)
+   * and fails with EBUSY when it does not (the device stays, closing); force removes it at once (xl -f).
+   */
   | { id: number; op: "block-attach"; domid: number; disk: DomainSpec["disks"][number] }
-  | { id: number; op: "block-detach"; domid: number; devid: number }
+  | { id: number; op: "block-detach"; domid: number; devid: number; force?: boolean }
   | { id: number; op: "network-attach"; domid: number; vif: DomainSpec["vifs"][number] }
-  | { id: number; op: "network-detach"; domid: number; devid: number }
+  | { id: number; op: "network-detach"; domid: number; devid: number; force?: boolean }
   /** The hypervisor's log (xl dmesg). */
   | { id: number; op: "dmesg"; clear?: boolean }
   /** This connection receives events from now on. */
@@ -198,7 +201,9 @@ export interface ResultMap {
   "sched-params": { tsliceMs: number; pcpus: number };
   "vcpu-pin": { weight: number; cap: number; affinity: number[] | null };
   "mem-max": null; "vcpu-set": null;
-  "block-attach": null; "block-detach": null; "network-attach": null; "network-detach": null;
+  "block-attach": null; "network-attach": null;
+  /** forced: removed before the front-end closed (force, or a front-end already gone). */
+  "block-detach": { forced: boolean }; "network-detach": { forced: boolean };
 }
 
 export type Response =
@@ -213,6 +218,7 @@ export type ErrorCode =
   | "ENOMEM"          // not enough free frames in the pool
   | "ESTATE"          // not possible in the domain's state (e.g. unpause a running domain)
   | "EBUILD"          // the domain could not be built (kernel unreadable, disk image missing, …); message says why
+  | "EBUSY"           // the guest did not let go of a device being detached (it stays); message says which
   | "ENOSYS"          // unknown op
   | "EHVDOWN";        // (xenod) the hypervisor process is not reachable; xenod keeps retrying
 

@@ -200,14 +200,17 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    */
   keptFrames = false;
   private nextReq = 1;
-  private readonly deviceWaits = new Map<number, (error?: string) => void>();
+  private readonly deviceWaits = new Map<number, (error?: string, forced?: boolean) => void>();
 
-  /** A hot-plug request to the worker; resolves when done, rejects with the worker's reason. */
-  device(op: DistributiveOmit<DeviceOp, "req">): Promise<void> {
+  /**
+   * A hot-plug request to the worker; resolves when done (forced: a device removed before its front-end
+   * closed), rejects with the worker's reason.
+   */
+  device(op: DistributiveOmit<DeviceOp, "req">): Promise<{ forced: boolean }> {
     if (!this.running) return Promise.reject(new Error("the domain is not running"));
     const req = this.nextReq++;
     return new Promise((resolve, reject) => {
-      this.deviceWaits.set(req, (error) => (error === undefined ? resolve() : reject(new Error(error))));
+      this.deviceWaits.set(req, (error, forced) => (error === undefined ? resolve({ forced: forced === true }) : reject(new Error(error))));
       this.send({ ...op, req } as DeviceOp);
     });
   }
@@ -310,7 +313,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
         case "kept-frames": this.keptFrames = true; break;
-        case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error); break; }
+        case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error, m.forced); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
         case "gone":
           this.finish({ state: "crashed", reason: "the emulator thread let the domain go without a stop report" });

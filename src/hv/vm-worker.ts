@@ -16,6 +16,7 @@ import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
+import { XenbusStateClosed } from "../backends/xenbus-backend.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 
@@ -82,11 +83,12 @@ export type HostToThread =
 /** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
 export type DeviceOp =
   | { type: "attach-disk"; req: number; disk: BlkDiskConfig }
-  | { type: "detach-disk"; req: number; devid: number }
+  /** force (xl block-detach -f): remove without waiting for the front-end to close. */
+  | { type: "detach-disk"; req: number; devid: number; force?: boolean }
   | { type: "attach-vif"; req: number; vif: NetVifConfig }
-  | { type: "detach-vif"; req: number; devid: number };
+  | { type: "detach-vif"; req: number; devid: number; force?: boolean };
 
-/** How long a hot-unplug waits for the guest to let go before removing the device anyway. */
+/** How long a hot-unplug waits for the guest to let go (libxl's LIBXL_DESTROY_TIMEOUT) before it fails. */
 const UNPLUG_WAIT_MS = 10_000;
 
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
@@ -116,8 +118,8 @@ export type WorkerToHost =
   | { type: "output"; bytes: Uint8Array }
   /** A frame the guest sent on vif `vif` (its buffer is transferred). */
   | { type: "net-tx"; vif: number; frame: Uint8Array }
-  /** A DeviceOp finished (error: why it could not be done). */
-  | { type: "device-done"; req: number; error?: string }
+  /** A DeviceOp finished (error: why it could not be done; forced: removed without the front-end closing). */
+  | { type: "device-done"; req: number; error?: string; forced?: boolean }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
   /** Sent (before "gone") when the domain's frames stay claimed for the hypervisor to release. */
@@ -160,7 +162,7 @@ class Guest {
    */
   private wakeAt = 0;
   private guestStopped = false;
-  /** Hot-unplugs waiting for the front-end: forced after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
+  /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
   private readonly unplugs: { deadline: number; force(): void }[] = [];
   private readonly withPool: boolean;
   /** Pages of a domain without the Xen layer (no balloon): its RAM. */
@@ -272,7 +274,8 @@ class Guest {
 
   private deviceOp(h: DeviceOp): void {
     const m = this.m;
-    const reply = (error?: string): void => this.post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}) });
+    const reply = (error?: string, forced?: boolean): void =>
+      this.post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}), ...(forced === true ? { forced } : {}) });
     try {
       switch (h.type) {
         case "attach-disk": m.attachDisk(h.disk); reply(); break;
@@ -280,10 +283,24 @@ class Guest {
         case "detach-disk": case "detach-vif": {
           const dev = h.type === "detach-disk" ? m.diskDevice(h.devid) : m.vifDevice(h.devid);
           if (dev === null) { reply(`no ${h.type === "detach-disk" ? "disk" : "vif"} with devid ${h.devid}`); break; }
+          // As libxl: online = 0 and Closing, then wait for the front-end to reach Closed. Without force, a
+          // front-end that does not close in UNPLUG_WAIT_MS fails the request and the device stays (Closing), as
+          // xl's safe removal does; force (or a later forced request) removes it at once.
           let done = false;
-          const finish = (): void => { if (done) return; done = true; dev.close(); reply(); };
-          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => { dev.device.forceUnplug(); finish(); } });
-          dev.device.unplug(finish);
+          const finish = (forced: boolean): void => { if (done) return; done = true; dev.close(); reply(undefined, forced); };
+          dev.device.unplug(() => finish(false));
+          const fs = dev.device.frontInt("state");
+          if (h.force === true) { finish(fs !== XenbusStateClosed && fs >= 0); break; }
+          if (fs === XenbusStateClosed || fs < 0) { finish(false); break; }
+          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => {
+            if (done) return;
+            const now = dev.device.frontInt("state");
+            // Closed by now, though the close came to an earlier, failed request's callback.
+            if (now === XenbusStateClosed || now < 0) { finish(false); return; }
+            done = true;
+            reply(`the guest did not close the device within ${UNPLUG_WAIT_MS / 1000} s (its front-end is in XenbusState ${now}); ` +
+              "it stays attached, closing");
+          } });
           break;
         }
       }

@@ -44,6 +44,7 @@ export function describeFailure(e: unknown, what: string): XlError {
         "'xeno mem-set' can shrink a running domain)";
       case "ESTATE": return "not possible in the domain's current state ('xeno list' shows it)";
       case "EBUILD": return "the domain could not be built";
+      case "EBUSY": return "the guest still uses it; unmount or stop using it in the guest, or add -f to remove it anyway";
       case "ENOSYS": return "the toolstack daemon does not know this operation (is it older than this xeno?)";
       case "EHVDOWN": return "the toolstack daemon has no connection to the hypervisor right now; retry in a moment";
       case "ECONN": return "the connection to the toolstack daemon (xenod) was lost";
