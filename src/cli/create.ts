@@ -37,6 +37,7 @@ import {
   parseConfigFile, readConfigFile, renderConfigError,
 } from "../config/index.js";
 import { ensureImages } from "../images/index.js";
+import { ensureHostTools, PASST } from "../images/host-packages.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
 import { DomainRunner, DomainStartError, type DomainRunOptions, type DomainStopped } from "../hv/vm-host.js";
@@ -248,6 +249,8 @@ export async function createMain(args: readonly string[]): Promise<number> {
     checkBoardLimits(a, config);
     disks = diskConfigs(a, config);
     vifs = vifConfigs(a, config, note);
+    // The bridge's uplink: installed now (with a line saying so) rather than found missing by the bridge later.
+    if (vifs.length > 0) ensureHostTools([PASST], "xeno create", (l) => process.stderr.write(`${l}\n`));
   } catch (e) {
     if (e instanceof ConfigError) { process.stderr.write(`${renderConfigError(e, { color: process.stderr.isTTY })}\n`); return 1; }
     process.stderr.write(`xeno create: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -13,6 +13,7 @@ import { count, UsageError, type ParsedOpts } from "./getopt.js";
 import { parseDiskSpec, vbdNumber } from "../../config/disk.js";
 import { parseVifSpec } from "../../config/vif.js";
 import { ConfigError } from "../../config/errors.js";
+import { ensureHostTools, HostToolError, PASST } from "../../images/host-packages.js";
 
 async function target(c: XlClient, env: XlEnv, arg: string, verb: string): Promise<Dom> {
   const { table } = await fetchTable(c, env.now());
@@ -57,6 +58,9 @@ export async function blockDetachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
 
 export async function networkAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const [domArg, ...parts] = p.args as [string, ...string[]];
+  // The bridge's uplink (passt): installed now with a line saying so, or the command to run.
+  try { ensureHostTools([PASST], "xeno network-attach", (l) => env.err(`${l}\n`)); }
+  catch (e) { throw e instanceof HostToolError ? new XlError(e.message) : e; }
   return withClient(env, async (c) => {
     const d = await target(c, env, domArg, "attach a vif to");
     const { list } = await fetchTable(c, env.now());
