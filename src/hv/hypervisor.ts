@@ -23,6 +23,7 @@ import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
+import { dom0Usage } from "./dom0-usage.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -164,14 +165,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
 
   list(): DomainInfo[] {
     const out: DomainInfo[] = [];
-    const u = process.cpuUsage();
-    let guestCpu = 0;
-    for (const d of this.domains.values()) guestCpu += d.runner.cpuSeconds;
+    // The toolstack's own CPU time and memory, without the guests' threads and RAM (dom0-usage.ts).
+    const u = dom0Usage();
     out.push({
       domid: 0, name: "Domain-0", uuid: "00000000-0000-0000-0000-000000000000", state: "running",
-      memKiB: Math.floor(process.memoryUsage().rss / 1024), maxMemKiB: Math.floor(process.memoryUsage().rss / 1024),
+      memKiB: u.memKiB, maxMemKiB: u.memKiB,
       targetKiB: 0, vcpus: cpus().length, onlineVcpus: cpus().length,
-      cpuSeconds: Math.max(0, (u.user + u.system) / 1e6 - guestCpu), startTime: this.started / 1000,
+      cpuSeconds: u.cpuSeconds, startTime: this.started / 1000,
       spec: { name: "Domain-0", memMiB: 0, vcpus: cpus().length, kernel: "", cmdline: "", xen: true, disks: [], vifs: [] },
       sched: { weight: DEFAULT_WEIGHT, cap: 0, affinity: null }, pcpu: -1,
     });

@@ -17,6 +17,7 @@ import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { XenbusStateClosed } from "../backends/xenbus-backend.js";
+import { nameDomainThread } from "./dom0-usage.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 
@@ -400,6 +401,7 @@ class Guest {
 const PERMIT_WAIT = -2;
 
 function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
+  nameDomainThread(); // Domain-0's CPU time in `xeno list` excludes this thread's (dom0-usage.ts)
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   const guests: Guest[] = [];

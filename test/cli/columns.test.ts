@@ -85,7 +85,7 @@ test("xentop's I/O columns, block-list/network-list state, vcpu-list CPU, Domain
     // Busy for a while: the guest's CPU time grows; Domain-0's (the toolstack's own work) stays below it.
     await sh("i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; echo BUSY-$((3+3))-DONE", /BUSY-6-DONE/, 300_000);
     const t2 = top("demo"), d0 = top("Domain-0");
-    process.stderr.write(`# CPU(sec): demo ${t2["CPU(sec)"]}, Domain-0 ${d0["CPU(sec)"]}\n`);
+    process.stderr.write(`# CPU(sec): demo ${t2["CPU(sec)"]}, Domain-0 ${d0["CPU(sec)"]}; Domain-0 MEM(k) ${d0["MEM(k)"]}\n`);
     assert.ok(Number(d0["CPU(sec)"]) < Number(t2["CPU(sec)"]), `Domain-0 ${d0["CPU(sec)"]} s, demo ${t2["CPU(sec)"]} s`);
 
     const bl = xeno("block-list", "demo");
