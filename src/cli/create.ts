@@ -176,8 +176,11 @@ function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   if (c.vcpus > BOARD_MAX_VCPUS) {
     throw errorAtKey(a, "vcpus", `vcpus=${c.vcpus}: Xeno's board (GICv2) supports at most ${BOARD_MAX_VCPUS} vCPUs`);
   }
-  if (c.memoryMiB > MAX_RAM_MIB || c.memoryMiB < BOARD_MIN_MIB) {
-    throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${MAX_RAM_MIB} MiB`);
+  // A Xen DomU's memory has 1 MiB more above its RAM: the Xen area (grant table, magic pages; src/hv/machine.ts).
+  const max = c.xenPlatform ? MAX_RAM_MIB - 1 : MAX_RAM_MIB;
+  if (c.memoryMiB > max || c.memoryMiB < BOARD_MIN_MIB) {
+    throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${max} MiB` +
+      (c.xenPlatform ? " for a Xen DomU (1 MiB above its RAM holds the grant table and Xen's pages)" : ""));
   }
 }
 

@@ -238,7 +238,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const d: Domain = {
       schedCtl: new Int32Array(schedBuf), sched: sp, images, thread,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
-      console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
+      console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256,
     };
     this.domains.set(domid, d); // reserve the id and name while building
     try {
@@ -376,7 +376,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   memMax(domid: number, maxKiB: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
-    const ramPages = d.spec.memMiB * 256 - (d.spec.xen ? 256 : 0);
+    const ramPages = d.spec.memMiB * 256;
     if (!Number.isSafeInteger(maxKiB) || maxKiB < 4096) throw new HvError("EINVAL", `bad maximum ${maxKiB} KiB (at least 4 MiB)`);
     const pages = Math.floor(maxKiB / 4);
     if (pages > ramPages) {

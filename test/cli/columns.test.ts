@@ -81,6 +81,8 @@ test("xentop's I/O columns, block-list/network-list state, vcpu-list CPU, Domain
     assert.ok(Number(t["NETRX(k)"]) >= 5000, `NETRX(k) ${t["NETRX(k)"]}`);
     assert.ok(Number(t["NETTX(k)"]) > 0, `NETTX(k) ${t["NETTX(k)"]}`);
     assert.equal(t.VBD_OO, "0");
+    // memory = 256 (demo.cfg): 256 MiB of RAM, listed as such.
+    assert.equal(t["MEM(k)"], String(256 * 1024));
 
     // Busy for a while: the guest's CPU time grows; Domain-0's (the toolstack's own work) stays below it.
     await sh("i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done; echo BUSY-$((3+3))-DONE", /BUSY-6-DONE/, 300_000);

@@ -116,7 +116,7 @@ test("README example sessions: the commands run as written and print what the RE
       const lines = r.stdout.split("\n");
       assert.equal(lines[0], "Name                                        ID   Mem VCPUs\tState\tTime(s)");
       assert.match(lines[1]!, /^Domain-0 {37}0 +\d+ +\d+ {5}r----- +\d+\.\d$/);
-      assert.match(lines[2]!, /^demo {41}1 +25\d {5}1 {5}[-r][-b]---- +\d+\.\d$/);
+      assert.match(lines[2]!, /^demo {41}1 +256 {5}1 {5}[-r][-b]---- +\d+\.\d$/);
     }],
     ["$ ./bin/xeno mem-set demo 128", () => { sh("./bin/xeno mem-set demo 128"); }],
     ["$ ./bin/xeno console demo", async () => {
