@@ -194,6 +194,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
       lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };
+    const cs = this.readStore(`/local/domain/${d.domid}/control/shutdown`);
+    if (cs !== undefined) info.controlShutdown = cs;
     if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }
     return info;
   }

@@ -100,6 +100,9 @@ export interface DomainInfo {
   devices?: DeviceInfo[];
   /** Its back-ends' I/O counters summed over its devices (xentop; src/hv/io-stats.ts). */
   io?: DomainIo;
+  /** control/shutdown as the guest left it: the request until the guest reads it, "" once acknowledged
+   * (absent: never written). `xeno shutdown -w` reports from it. */
+  controlShutdown?: string;
 }
 
 /** A device as xl block-list / network-list show it: front-end state, event channel, ring refs (-1: absent). */

@@ -4,7 +4,8 @@
  * driver answers control/shutdown by running /sbin/poweroff or /sbin/reboot, which signal PID 1 (SIGUSR2,
  * SIGTERM); init stops every process and calls reboot(2), which ends in SCHEDOP_shutdown.
  *  - shutdown -w: returns 0 within 30 s with xl's "has been shut down"/"destroyed" line; the domain is gone;
- *  - reboot: within 30 s `xeno list` shows demo again under a new domid (on_reboot=restart), and it boots to
+ *  - reboot -w of a paused guest: after 10 s a line says its guest has not read the request; unpaused, it
+ *    reboots: within 30 s `xeno list` shows demo again under a new domid (on_reboot=restart), and it boots to
  *    its shell again (its console shows the ready marker).
  */
 import { test } from "node:test";
@@ -67,8 +68,19 @@ test("demo guest: xeno shutdown -w ends it within 30 s; xeno reboot brings it ba
     const id2 = demoId()!;
     const con = attach(["console", "demo"]);
     await con.waitFor(/XENO-GUEST-READY/, BOOT_MS, "second boot");
-    const rb = xeno("reboot", "demo");
-    assert.equal(rb.status, 0, rb.stderr);
+    assert.equal(xeno("pause", "demo").status, 0);
+    const rb = attach(["reboot", "-w", "demo"]);
+    const rbErr = async (re: RegExp, ms: number): Promise<void> => {
+      const end = Date.now() + ms;
+      while (!re.test(rb.io.err)) {
+        if (Date.now() > end) assert.fail(`xeno reboot -w: ${re} not seen\n${rb.io.err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    await rbErr(new RegExp(`Domain ${id2} \\(demo\\) still running after 1\\d s: its guest has not read the request yet`), 20_000);
+    assert.equal(xeno("unpause", "demo").status, 0);
+    await rbErr(new RegExp(`Domain ${id2} has been (shut down, reason code 1|destroyed)`), 30_000);
+    assert.equal(await new Promise<number | null>((r) => (rb.child.exitCode !== null ? r(rb.child.exitCode) : rb.child.on("exit", r))), 0, rb.io.err);
     t0 = Date.now();
     let id3: number | undefined;
     while (Date.now() - t0 < 30_000) {
