@@ -164,7 +164,7 @@ class Guest {
   private wakeAt = 0;
   private guestStopped = false;
   /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
-  private readonly unplugs: { deadline: number; force(): void }[] = [];
+  private readonly unplugs: { deadline: number; expire(): void }[] = [];
   private readonly withPool: boolean;
   /** Pages of a domain without the Xen layer (no balloon): its RAM. */
   private readonly memPages: number;
@@ -293,7 +293,7 @@ class Guest {
           const fs = dev.device.frontInt("state");
           if (h.force === true) { finish(fs !== XenbusStateClosed && fs >= 0); break; }
           if (fs === XenbusStateClosed || fs < 0) { finish(false); break; }
-          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => {
+          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, expire: () => {
             if (done) return;
             const now = dev.device.frontInt("state");
             // Closed by now, though the close came to an earlier, failed request's callback.
@@ -311,13 +311,13 @@ class Guest {
   }
 
   /**
-   * One turn of the loop for this domain: forced unplugs, then a slice if it may run. Returns how long it can
-   * wait (ms; 0: it wants to run again at once), PERMIT_WAIT when it wants a pCPU it has no permit for.
+   * One turn of the loop for this domain: hot-unplugs whose wait ended, then a slice if it may run. Returns how
+   * long it can wait (ms; 0: it wants to run again at once), PERMIT_WAIT when it wants a pCPU it has no permit for.
    */
   step(): number {
     if (this.unplugs.length > 0) {
       const now = Date.now();
-      for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.force();
+      for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.expire();
     }
     const stats = this.stats, sched = this.sched, m = this.m;
     stats[STAT_PAUSED] = this.paused ? 1 : 0;
