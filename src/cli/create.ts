@@ -38,6 +38,7 @@ import {
   parseConfigFile, readConfigFile, renderConfigError,
 } from "../config/index.js";
 import { ensureImages } from "../images/index.js";
+import { ensureHostTools, PASST } from "../images/host-packages.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
 import { DomainRunner, DomainStartError, type DomainRunOptions, type DomainStopped } from "../hv/vm-host.js";
@@ -176,8 +177,11 @@ function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   if (c.vcpus > BOARD_MAX_VCPUS) {
     throw errorAtKey(a, "vcpus", `vcpus=${c.vcpus}: Xeno's board (GICv2) supports at most ${BOARD_MAX_VCPUS} vCPUs`);
   }
-  if (c.memoryMiB > MAX_RAM_MIB || c.memoryMiB < BOARD_MIN_MIB) {
-    throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${MAX_RAM_MIB} MiB`);
+  // A Xen DomU's memory has 1 MiB more above its RAM: the Xen area (grant table, magic pages; src/hv/machine.ts).
+  const max = c.xenPlatform ? MAX_RAM_MIB - 1 : MAX_RAM_MIB;
+  if (c.memoryMiB > max || c.memoryMiB < BOARD_MIN_MIB) {
+    throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${max} MiB` +
+      (c.xenPlatform ? " for a Xen DomU (1 MiB above its RAM holds the grant table and Xen's pages)" : ""));
   }
 }
 
@@ -249,6 +253,8 @@ export async function createMain(args: readonly string[]): Promise<number> {
     checkBoardLimits(a, config);
     disks = diskConfigs(a, config);
     vifs = vifConfigs(a, config, note);
+    // The bridge's uplink: installed now (with a line saying so) rather than found missing by the bridge later.
+    if (vifs.length > 0) ensureHostTools([PASST], "xeno create", (l) => process.stderr.write(`${l}\n`));
   } catch (e) {
     if (e instanceof ConfigError) { process.stderr.write(`${renderConfigError(e, { color: process.stderr.isTTY })}\n`); return 1; }
     process.stderr.write(`xeno create: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -184,9 +184,9 @@ export class ControlServer {
       case "sched-params": return hv.schedParams(r.tsliceMs);
       case "vcpu-pin": return hv.vcpuPin(r.domid, r.cpus);
       case "block-attach": return hv.blockAttach(r.domid, r.disk);
-      case "block-detach": return hv.blockDetach(r.domid, r.devid);
+      case "block-detach": return hv.blockDetach(r.domid, r.devid, r.force === true);
       case "network-attach": return hv.networkAttach(r.domid, r.vif);
-      case "network-detach": return hv.networkDetach(r.domid, r.devid);
+      case "network-detach": return hv.networkDetach(r.domid, r.devid, r.force === true);
       case "dmesg": return hv.dmesg(r.clear === true);
       default: throw new HvError("ENOSYS", `unknown op '${(r as { op: string }).op}'`);
     }

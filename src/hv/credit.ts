@@ -65,6 +65,7 @@ interface State {
   wanted: boolean;
   boost: boolean;
   slot: number;          // -1 = none
+  lastSlot: number;      // the slot it held last (-1 = never ran): vcpu-list's CPU while it waits
   sliceEnd: number;      // ms (scheduler clock) when its slice ends
 }
 
@@ -84,7 +85,7 @@ export class CreditScheduler {
 
   add(e: SchedEntity): void {
     checkParams(e.params, this.pcpus);
-    this.st.set(e.id, { e, credit: 0, lastCpu: e.cpuSeconds(), capBudget: 0, active: false, wanted: false, boost: false, slot: -1, sliceEnd: 0 });
+    this.st.set(e.id, { e, credit: 0, lastCpu: e.cpuSeconds(), capBudget: 0, active: false, wanted: false, boost: false, slot: -1, lastSlot: -1, sliceEnd: 0 });
     e.setPermit(false);
     this.tick();
   }
@@ -121,6 +122,8 @@ export class CreditScheduler {
 
   /** Which slot a domain holds (-1: none) and its credit, for tests and `xeno vcpu-list`. */
   slotOf(id: number): number { return this.st.get(id)?.slot ?? -1; }
+  /** The slot a domain holds or held last (-1: it never ran). */
+  lastSlotOf(id: number): number { return this.st.get(id)?.lastSlot ?? -1; }
   creditOf(id: number): number { return this.st.get(id)?.credit ?? 0; }
 
   /** Runs accounting when a period has passed, then (re)assigns slots. Call every few ms (the hypervisor: 10 ms). */
@@ -225,6 +228,7 @@ export class CreditScheduler {
       if (pick < 0) continue;
       this.slots[pick] = s;
       s.slot = pick;
+      s.lastSlot = pick;
       s.sliceEnd = now + this.tsliceMs;
       s.boost = false; // a boost buys one slice
       s.e.setPermit(true);

@@ -31,6 +31,8 @@ import { MAX_RAM_MIB } from "../machine/layout.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
+import { deviceInfo } from "./device-info.js";
+import { dom0Usage } from "./dom0-usage.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -182,14 +184,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
 
   list(): DomainInfo[] {
     const out: DomainInfo[] = [];
-    const u = process.cpuUsage();
-    let guestCpu = 0;
-    for (const d of this.domains.values()) guestCpu += d.runner.cpuSeconds;
+    // The toolstack's own CPU time and memory, without the guests' threads and RAM (dom0-usage.ts).
+    const u = dom0Usage();
     out.push({
       domid: 0, name: "Domain-0", uuid: "00000000-0000-0000-0000-000000000000", state: "running",
-      memKiB: Math.floor(process.memoryUsage().rss / 1024), maxMemKiB: Math.floor(process.memoryUsage().rss / 1024),
+      memKiB: u.memKiB, maxMemKiB: u.memKiB,
       targetKiB: 0, vcpus: cpus().length, onlineVcpus: cpus().length,
-      cpuSeconds: Math.max(0, (u.user + u.system) / 1e6 - guestCpu), startTime: this.started / 1000,
+      cpuSeconds: u.cpuSeconds, startTime: this.started / 1000,
       spec: { name: "Domain-0", memMiB: 0, vcpus: cpus().length, kernel: "", cmdline: "", xen: true, disks: [], vifs: [] },
       sched: { weight: DEFAULT_WEIGHT, cap: 0, affinity: null }, pcpu: -1,
     });
@@ -210,9 +211,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       memKiB: pages * 4, maxMemKiB: d.maxPages * 4, targetKiB: this.targetKiB(d) ?? d.maxPages * 4,
       vcpus: d.spec.vcpus, onlineVcpus: d.stopped !== null ? 0 : r.onlineVcpus, cpuSeconds: r.cpuSeconds,
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
+      lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };
+    const cs = this.readStore(`/local/domain/${d.domid}/control/shutdown`);
+    if (cs !== undefined) info.controlShutdown = cs;
     if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }
     return info;
+  }
+
+  private readStore(path: string): string | undefined {
+    try { return Buffer.from(this.store.read(this.dom0, null, path)).toString("latin1"); } catch { return undefined; }
   }
 
   private targetKiB(d: Domain): number | undefined {
@@ -273,7 +281,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const d: Domain = {
       schedCtl: new Int32Array(schedBuf), sched: sp, images, thread,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
-      console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256 - 256,
+      console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256,
     };
     this.domains.set(domid, d); // reserve the id and name while building
     let started = false;
@@ -583,7 +591,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   memMax(domid: number, maxKiB: number): void {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running`);
-    const ramPages = d.spec.memMiB * 256 - (d.spec.xen ? 256 : 0);
+    const ramPages = d.spec.memMiB * 256;
     if (!Number.isSafeInteger(maxKiB) || maxKiB < 4096) throw new HvError("EINVAL", `bad maximum ${maxKiB} KiB (at least 4 MiB)`);
     const pages = Math.floor(maxKiB / 4);
     if (pages > ramPages) {
@@ -643,15 +651,20 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: attached disk ${disk.vdev} (${disk.path}${disk.readOnly ? ", ro" : ""})`);
   }
 
-  /** xl block-detach: the guest lets go (Closing → Closed), then the device is removed. */
-  async blockDetach(domid: number, devid: number): Promise<void> {
+  /**
+   * xl block-detach: the guest lets go (Closing → Closed), then the device is removed; EBUSY when it does not
+   * within the worker's wait (the device stays). force (-f): removed at once.
+   */
+  async blockDetach(domid: number, devid: number, force = false): Promise<{ forced: boolean }> {
     const d = this.running(domid);
     const disk = d.spec.disks.find((x) => x.devid === devid);
     if (disk === undefined) throw new HvError("EINVAL", `domain ${domid} has no disk with devid ${devid}`);
-    try { await d.runner.device({ type: "detach-disk", devid }); }
-    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    let r: { forced: boolean };
+    try { r = await d.runner.device({ type: "detach-disk", devid, force }); }
+    catch (e) { throw new HvError("EBUSY", `${disk.vdev}: ${(e as Error).message}`); }
     d.spec = { ...d.spec, disks: d.spec.disks.filter((x) => x !== disk) };
-    this.log(`d${domid}: detached disk ${disk.vdev}`);
+    this.log(`d${domid}: detached disk ${disk.vdev}${r.forced ? " (forced: its front-end had not closed)" : ""}`);
+    return r;
   }
 
   async networkAttach(domid: number, vif: DomainSpec["vifs"][number]): Promise<void> {
@@ -669,16 +682,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: attached vif ${vif.devid} (${vif.mac}) to ${vif.bridge}`);
   }
 
-  async networkDetach(domid: number, devid: number): Promise<void> {
+  async networkDetach(domid: number, devid: number, force = false): Promise<{ forced: boolean }> {
     const d = this.running(domid);
     const vif = d.spec.vifs.find((x) => x.devid === devid);
     if (vif === undefined) throw new HvError("EINVAL", `domain ${domid} has no vif ${devid}`);
-    try { await d.runner.device({ type: "detach-vif", devid }); }
-    catch (e) { throw new HvError("EBUILD", (e as Error).message); }
+    let r: { forced: boolean };
+    try { r = await d.runner.device({ type: "detach-vif", devid, force }); }
+    catch (e) { throw new HvError("EBUSY", `vif ${devid}: ${(e as Error).message}`); }
     d.bridges.get(devid)?.close();
     d.bridges.delete(devid);
     d.spec = { ...d.spec, vifs: d.spec.vifs.filter((x) => x !== vif) };
-    this.log(`d${domid}: detached vif ${devid}`);
+    this.log(`d${domid}: detached vif ${devid}${r.forced ? " (forced: its front-end had not closed)" : ""}`);
+    return r;
   }
 
   // ------------------------------------------------------------------------------------------------ threads

@@ -11,13 +11,14 @@ import type { Cpu } from "../cpu/arm64/cpu.js";
 import { STOP_WFI } from "../cpu/arm64/cpu.js";
 import { XenDomain } from "../xen/domain.js";
 import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
-import { hypervisorDtNode, xenAreaLayout } from "../xen/layout.js";
+import { hypervisorDtNode, XEN_AREA_BYTES, xenAreaLayout } from "../xen/layout.js";
 import { withUpcallResample } from "../xen/upcall.js";
 import { SHUTDOWN_poweroff, SHUTDOWN_reboot } from "../xen/sched-op.js";
 import type { XenbusPeer } from "../xen/xenbus-ring.js";
 import { XenStore, type StoreApi } from "../xenstore/index.js";
 import { BlkError, attachBlkBack, type BlkDiskConfig } from "../backends/blk/index.js";
 import { attachNetBack } from "../backends/net/index.js";
+import { publishIo } from "./io-stats.js";
 import type { BackendDevice } from "../backends/xenbus-backend.js";
 import { attachXenPv, restoreXenPv, saveXenPv, type VifAttach, type XenPv, type XenPvState } from "./xen-pv.js";
 import { restoreBoard, saveBoard, type BoardState } from "../machine/board-state.js";
@@ -43,6 +44,7 @@ export interface DomainSnapshot {
 }
 
 export interface MachineOptions {
+  /** RAM in MiB; a Xen DomU's memory buffer is 1 MiB larger (the Xen area above its RAM). */
   memMiB: number;
   vcpus: number;
   kernel: Uint8Array;
@@ -107,7 +109,10 @@ export class Machine {
 
   constructor(o: MachineOptions) {
     this.clock = o.clock ?? new DomainClock();
-    const ramBytes = o.memMiB * 1024 * 1024;
+    // A Xen DomU gets memMiB of RAM, as xl's memory= means; the Xen area (grant table, magic pages: 1 MiB,
+    // src/xen/layout.ts) is the top of the domain's memory, above that RAM, so the buffer is 1 MiB larger.
+    const boardMiB = o.xen ? o.memMiB + XEN_AREA_BYTES / (1024 * 1024) : o.memMiB;
+    const ramBytes = boardMiB * 1024 * 1024;
     if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
       throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
     }
@@ -127,7 +132,7 @@ export class Machine {
     } : undefined;
     const from = o.from;
     const snap = from === undefined ? null : this.checkSnapshot(o, from.snapshot);
-    const boardOpts = { memMiB: o.memMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock };
+    const boardOpts = { memMiB: boardMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock };
     this.board = snap === null ? new Board(boardOpts) : stateOrMachineError(() => restoreBoard({ ...boardOpts, memory: from!.memory }, snap.board));
     const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
     if (o.pool !== undefined && snap === null) {
@@ -323,6 +328,12 @@ export class Machine {
     // Frames left the guest's address space (balloon): vCPUs on other threads drop them too before it returns.
     if (p2m.tlbFlushes !== flushes) this.board.stage2Changed();
     return true;
+  }
+
+  /** xentop's I/O counters of this domain's back-ends into out[at ..] (src/hv/io-stats.ts). */
+  publishIo(out: Float64Array, at: number): void {
+    const pv = this.xenPv;
+    if (pv !== null) publishIo(pv.blk, pv.net, out, at);
   }
 
   /** blkback's I/O threads completed requests that poll() would answer (the worker loop wakes the domain for them). */

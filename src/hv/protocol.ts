@@ -94,6 +94,36 @@ export interface DomainInfo {
    * now (-1: none — blocked, paused, or waiting for its turn). */
   sched?: { weight: number; cap: number; affinity: number[] | null };
   pcpu?: number;
+  /** The pCPU it last held (vcpu-list's CPU column while it waits, as Xen shows v->processor); -1: never ran. */
+  lastPcpu?: number;
+  /** Its devices' xenbus state (xl block-list / network-list; src/hv/device-info.ts). */
+  devices?: DeviceInfo[];
+  /** Its back-ends' I/O counters summed over its devices (xentop; src/hv/io-stats.ts). */
+  io?: DomainIo;
+  /** control/shutdown as the guest left it: the request until the guest reads it, "" once acknowledged
+   * (absent: never written). `xeno shutdown -w` reports from it. */
+  controlShutdown?: string;
+}
+
+/** A device as xl block-list / network-list show it: front-end state, event channel, ring refs (-1: absent). */
+export interface DeviceInfo {
+  kind: "vbd" | "vif";
+  devid: number;
+  /** XenbusState of the front-end (what libxl reports) and of the back-end. */
+  state: number;
+  backendState: number;
+  evtch: number;
+  /** vbd: ring-ref; vif: tx-ring-ref and rx-ring-ref. */
+  ringRef?: number;
+  txRingRef?: number;
+  rxRingRef?: number;
+}
+
+/** xentop's counters: vbd requests out of resources, read and write requests and sectors; vif bytes from the
+ * guest's side (tx: sent by the guest). */
+export interface DomainIo {
+  vbdOo: number; vbdRd: number; vbdWr: number; vbdRsect: number; vbdWsect: number;
+  netTxBytes: number; netRxBytes: number;
 }
 
 export interface HostInfo {
@@ -158,11 +188,14 @@ export type Request =
   | { id: number; op: "sched-params"; tsliceMs?: number }
   /** Hard affinity of a domain (all its vCPUs: they share one thread): pCPU numbers, or null for all. */
   | { id: number; op: "vcpu-pin"; domid: number; cpus: number[] | null }
-  /** Hot-plug (xl block-attach/-detach, network-attach/-detach); detach waits for the guest to let go (≤ 10 s). */
+  /**
+   * Hot-plug (xl block-attach/-detach, network-attach/-detach). Detach waits for the guest to let go (≤ 10 s)
+   * and fails with EBUSY when it does not (the device stays, closing); force removes it at once (xl -f).
+   */
   | { id: number; op: "block-attach"; domid: number; disk: DomainSpec["disks"][number] }
-  | { id: number; op: "block-detach"; domid: number; devid: number }
+  | { id: number; op: "block-detach"; domid: number; devid: number; force?: boolean }
   | { id: number; op: "network-attach"; domid: number; vif: DomainSpec["vifs"][number] }
-  | { id: number; op: "network-detach"; domid: number; devid: number }
+  | { id: number; op: "network-detach"; domid: number; devid: number; force?: boolean }
   /** The hypervisor's log (xl dmesg). */
   | { id: number; op: "dmesg"; clear?: boolean }
   /** This connection receives events from now on. */
@@ -185,7 +218,9 @@ export interface ResultMap {
   "sched-params": { tsliceMs: number; pcpus: number };
   "vcpu-pin": { weight: number; cap: number; affinity: number[] | null };
   "mem-max": null; "vcpu-set": null;
-  "block-attach": null; "block-detach": null; "network-attach": null; "network-detach": null;
+  "block-attach": null; "network-attach": null;
+  /** forced: removed before the front-end closed (force, or a front-end already gone). */
+  "block-detach": { forced: boolean }; "network-detach": { forced: boolean };
 }
 
 export type Response =
@@ -200,6 +235,7 @@ export type ErrorCode =
   | "ENOMEM"          // not enough free frames in the pool
   | "ESTATE"          // not possible in the domain's state (e.g. unpause a running domain)
   | "EBUILD"          // the domain could not be built (kernel unreadable, disk image missing, …); message says why
+  | "EBUSY"           // the guest did not let go of a device being detached (it stays); message says which
   | "ENOSYS"          // unknown op
   | "EIO"             // a file could not be read or written (message: which and why)
   | "EFORMAT"         // a save file is not one, is corrupt, or does not fit (message: what and where)

@@ -21,7 +21,9 @@ import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer, type SavedGuestLink } from "./store-link.js";
-import { STAT_BLOCKED, STAT_CPU_S, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
+import { readIo } from "./io-stats.js";
+import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 import type { DomainSnapshot } from "./machine.js";
 
@@ -207,6 +209,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   /** Current pages (after ballooning); 0 until the worker first ran. */
   get pages(): number { return this.stats[STAT_PAGES]!; }
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
+  /** The back-ends' I/O counters (xentop). */
+  get io(): DomainIo { return readIo(this.stats, STAT_IO); }
 
   /**
    * The domain ended leaving its frames claimed (the guest stopped by itself, or a move failed): the owner
@@ -214,14 +218,17 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    */
   keptFrames = false;
   private nextReq = 1;
-  private readonly deviceWaits = new Map<number, (error?: string) => void>();
+  private readonly deviceWaits = new Map<number, (error?: string, forced?: boolean) => void>();
 
-  /** A hot-plug request to the worker; resolves when done, rejects with the worker's reason. */
-  device(op: DistributiveOmit<DeviceOp, "req">): Promise<void> {
+  /**
+   * A hot-plug request to the worker; resolves when done (forced: a device removed before its front-end
+   * closed), rejects with the worker's reason.
+   */
+  device(op: DistributiveOmit<DeviceOp, "req">): Promise<{ forced: boolean }> {
     if (!this.running) return Promise.reject(new Error("the domain is not running"));
     const req = this.nextReq++;
     return new Promise((resolve, reject) => {
-      this.deviceWaits.set(req, (error) => (error === undefined ? resolve() : reject(new Error(error))));
+      this.deviceWaits.set(req, (error, forced) => (error === undefined ? resolve({ forced: forced === true }) : reject(new Error(error))));
       this.send({ ...op, req } as DeviceOp);
     });
   }
@@ -357,7 +364,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
         case "kept-frames": this.keptFrames = true; break;
-        case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error); break; }
+        case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error, m.forced); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
         case "gone":
           this.finish({ state: "crashed", reason: "the emulator thread let the domain go without a stop report" });

@@ -16,6 +16,8 @@ import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
+import { XenbusStateClosed } from "../backends/xenbus-backend.js";
+import { nameDomainThread } from "./dom0-usage.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
@@ -23,7 +25,9 @@ import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
 export const SCHED_PERMIT = 0, SCHED_WANT = 1;
-export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 8;
+export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 16;
+/** From STAT_IO on: the back-ends' counters for xentop (io-stats.ts IO_WORDS of them). */
+export const STAT_IO = 5;
 
 /**
  * What the host hands the worker (workerData). Byte arrays over an ArrayBuffer are copied by structured clone;
@@ -81,11 +85,12 @@ export type HostToThread =
 /** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
 export type DeviceOp =
   | { type: "attach-disk"; req: number; disk: BlkDiskConfig }
-  | { type: "detach-disk"; req: number; devid: number }
+  /** force (xl block-detach -f): remove without waiting for the front-end to close. */
+  | { type: "detach-disk"; req: number; devid: number; force?: boolean }
   | { type: "attach-vif"; req: number; vif: NetVifConfig }
-  | { type: "detach-vif"; req: number; devid: number };
+  | { type: "detach-vif"; req: number; devid: number; force?: boolean };
 
-/** How long a hot-unplug waits for the guest to let go before removing the device anyway. */
+/** How long a hot-unplug waits for the guest to let go (libxl's LIBXL_DESTROY_TIMEOUT) before it fails. */
 const UNPLUG_WAIT_MS = 10_000;
 
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
@@ -121,8 +126,8 @@ export type WorkerToHost =
   | { type: "output"; bytes: Uint8Array }
   /** A frame the guest sent on vif `vif` (its buffer is transferred). */
   | { type: "net-tx"; vif: number; frame: Uint8Array }
-  /** A DeviceOp finished (error: why it could not be done). */
-  | { type: "device-done"; req: number; error?: string }
+  /** A DeviceOp finished (error: why it could not be done; forced: removed without the front-end closing). */
+  | { type: "device-done"; req: number; error?: string; forced?: boolean }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
   | { type: "stopped"; state: "poweroff" | "reboot" | "crashed" | "destroyed"; reason: string }
   /** Sent (before "gone") when the domain's frames stay claimed for the hypervisor to release. */
@@ -165,8 +170,8 @@ class Guest {
    */
   private wakeAt = 0;
   private guestStopped = false;
-  /** Hot-unplugs waiting for the front-end: forced after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
-  private readonly unplugs: { deadline: number; force(): void }[] = [];
+  /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
+  private readonly unplugs: { deadline: number; expire(): void }[] = [];
   private readonly withPool: boolean;
   /** Pages of a domain without the Xen layer (no balloon): its RAM. */
   private readonly memPages: number;
@@ -314,7 +319,8 @@ class Guest {
 
   private deviceOp(h: DeviceOp): void {
     const m = this.m;
-    const reply = (error?: string): void => this.post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}) });
+    const reply = (error?: string, forced?: boolean): void =>
+      this.post({ type: "device-done", req: h.req, ...(error !== undefined ? { error } : {}), ...(forced === true ? { forced } : {}) });
     try {
       switch (h.type) {
         case "attach-disk": m.attachDisk(h.disk); reply(); break;
@@ -322,10 +328,24 @@ class Guest {
         case "detach-disk": case "detach-vif": {
           const dev = h.type === "detach-disk" ? m.diskDevice(h.devid) : m.vifDevice(h.devid);
           if (dev === null) { reply(`no ${h.type === "detach-disk" ? "disk" : "vif"} with devid ${h.devid}`); break; }
+          // As libxl: online = 0 and Closing, then wait for the front-end to reach Closed. Without force, a
+          // front-end that does not close in UNPLUG_WAIT_MS fails the request and the device stays (Closing), as
+          // xl's safe removal does; force (or a later forced request) removes it at once.
           let done = false;
-          const finish = (): void => { if (done) return; done = true; dev.close(); reply(); };
-          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, force: () => { dev.device.forceUnplug(); finish(); } });
-          dev.device.unplug(finish);
+          const finish = (forced: boolean): void => { if (done) return; done = true; dev.close(); reply(undefined, forced); };
+          dev.device.unplug(() => finish(false));
+          const fs = dev.device.frontInt("state");
+          if (h.force === true) { finish(fs !== XenbusStateClosed && fs >= 0); break; }
+          if (fs === XenbusStateClosed || fs < 0) { finish(false); break; }
+          this.unplugs.push({ deadline: Date.now() + UNPLUG_WAIT_MS, expire: () => {
+            if (done) return;
+            const now = dev.device.frontInt("state");
+            // Closed by now, though the close came to an earlier, failed request's callback.
+            if (now === XenbusStateClosed || now < 0) { finish(false); return; }
+            done = true;
+            reply(`the guest did not close the device within ${UNPLUG_WAIT_MS / 1000} s (its front-end is in XenbusState ${now}); ` +
+              "it stays attached, closing");
+          } });
           break;
         }
       }
@@ -335,13 +355,13 @@ class Guest {
   }
 
   /**
-   * One turn of the loop for this domain: forced unplugs, then a slice if it may run. Returns how long it can
-   * wait (ms; 0: it wants to run again at once), PERMIT_WAIT when it wants a pCPU it has no permit for.
+   * One turn of the loop for this domain: hot-unplugs whose wait ended, then a slice if it may run. Returns how
+   * long it can wait (ms; 0: it wants to run again at once), PERMIT_WAIT when it wants a pCPU it has no permit for.
    */
   step(): number {
     if (this.unplugs.length > 0) {
       const now = Date.now();
-      for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.force();
+      for (let i = this.unplugs.length - 1; i >= 0; i--) if (now >= this.unplugs[i]!.deadline) this.unplugs.splice(i, 1)[0]!.expire();
     }
     const stats = this.stats, sched = this.sched, m = this.m, board = m.board;
     // vCPU threads' requests and broadcasts are answered whatever else happens (paused, no permit).
@@ -398,6 +418,7 @@ class Guest {
     let online = 0;
     for (const v of m.vcpus) if (v.online) online++;
     stats[STAT_ONLINE] = online;
+    m.publishIo(stats, STAT_IO);
     if (w < 0) {
       this.flush();
       this.guestStopped = true;
@@ -430,6 +451,7 @@ class Guest {
 const PERMIT_WAIT = -2;
 
 function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
+  nameDomainThread(); // Domain-0's CPU time in `xeno list` excludes this thread's (dom0-usage.ts)
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   const guests: Guest[] = [];

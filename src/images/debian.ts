@@ -35,6 +35,7 @@ import { existsSync } from "node:fs";
 import { access, constants, mkdir, open, readFile, readdir, readlink, rename, rm, stat, statfs, writeFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { defaultCacheDir } from "./index.js";
+import { ensureHostTools, HostToolError } from "./host-packages.js";
 
 /** Bumped when the build (packages, customisation, mkfs) changes in a way a cached image must not survive. */
 export const DEBIAN_BUILDER_VERSION = 1;
@@ -282,9 +283,27 @@ async function findTool(name: string): Promise<string | null> {
 
 const nativeArm64 = (): boolean => process.arch === "arm64";
 
+/** What each tool is for, for the line saying what `xeno image debian` installs (src/images/host-packages.ts). */
+const TOOL_WHY: Record<string, string> = {
+  "mmdebstrap": "builds the Debian tree", "mkfs.ext4": "writes the tree into the ext4 image",
+  "unshare": "the build namespace", "mknod": "device nodes", "qemu-aarch64-static": "runs the arm64 package scripts",
+};
+
+const buildTools = (): string[] => ["mmdebstrap", "mkfs.ext4", "unshare", "mknod", ...(nativeArm64() ? [] : ["qemu-aarch64-static"])];
+
+/** Installs the build's missing tools with apt, saying so (or stops with the command: host-packages.ts). */
+export function installTools(say: (line: string) => void): void {
+  try {
+    ensureHostTools(buildTools().map((cmd) => ({ cmd, pkg: TOOL_PACKAGES[cmd]!, why: TOOL_WHY[cmd]! })), "xeno image debian", say);
+  } catch (e) {
+    if (e instanceof HostToolError) throw new DebianImageError("EDEBIAN_NO_TOOL", e.message);
+    throw e;
+  }
+}
+
 /** Paths of the tools the build needs; EDEBIAN_NO_TOOL names the apt packages to install. */
 export async function checkTools(): Promise<Record<string, string>> {
-  const names = ["mmdebstrap", "mkfs.ext4", "unshare", "mknod", ...(nativeArm64() ? [] : ["qemu-aarch64-static"])];
+  const names = buildTools();
   const found: Record<string, string> = {};
   const missing: string[] = [];
   for (const n of names) {
@@ -492,6 +511,7 @@ export async function ensureDebianImage(opts: DebianImageOptions): Promise<Debia
     throw new DebianImageError("EDEBIAN_NEED_ROOT",
       "xeno image debian must run as root (it maps every uid into the build namespace and owns the tree's files); try sudo");
   }
+  installTools(progress);
   const tools = await checkTools();
   await mkdir(dir, { recursive: true });
   await pruneLeftovers(dir);

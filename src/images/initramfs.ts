@@ -1,12 +1,19 @@
 /**
- * The guest initramfs: busybox, applet symlinks, a few kernel modules with modules.dep/alias, and /init.
+ * The guest initramfs: busybox, applet symlinks, a few kernel modules with modules.dep/alias, /init, and the
+ * /etc/inittab that busybox init reads.
  *
  * /init (a busybox sh script) mounts proc, sysfs and devtmpfs, installs the remaining applet links, loads the Xen
- * front-ends quietly (they fail harmlessly off Xen), with root= on the command line mounts that disk and
- * switch_roots to it (src/images/rootfs-init.ts), otherwise prints GUEST_READY_MARKER on the console, runs an
- * interactive shell on the console, and powers off when it exits. PID 1 must never exit (the kernel panics), so
- * the last step is `poweroff -f` (the reboot(2) syscall directly: there is no init daemon to signal).
- */
+ * front-ends quietly (they fail harmlessly off Xen), and with root= on the command line mounts that disk and
+ * switch_roots to it (src/images/rootfs-init.ts). Otherwise it execs busybox's init, which stays PID 1: a shell
+ * script as PID 1 cannot act on the signals busybox `poweroff`, `halt` and `reboot` send to PID 1 (SIGUSR2,
+ * SIGUSR1, SIGTERM; busybox init/halt.c) while it waits for its shell, and Linux's Xen driver answers
+ * `control/shutdown` ("poweroff", "reboot": drivers/xen/manage.c) by running /sbin/poweroff or /sbin/reboot,
+ * which send exactly those. busybox init runs /etc/xeno-shell once (inittab below): it prints GUEST_READY_MARKER
+ * on the console, runs an interactive shell, and powers off when the shell exits. On a signal init runs the
+ * inittab's shutdown lines, sends SIGTERM then SIGKILL to every process, and calls reboot(2): poweroff and
+ * reboot end the domain through Xen (SCHEDOP_shutdown); halt stops the kernel without telling Xen, so the
+ * domain stays, as a halted DomU on Xen/Arm does, until `xeno destroy`.
+  */
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { type CpioEntry, writeCpio } from "./cpio.js";
@@ -17,13 +24,13 @@ import { rootSwitchScript } from "./rootfs-init.js";
 export const GUEST_READY_MARKER = "XENO-GUEST-READY";
 
 /** Bumped whenever the initramfs layout or contents change in a way a cached image must not survive. */
-export const INITRAMFS_BUILDER_VERSION = 2;
+export const INITRAMFS_BUILDER_VERSION = 3;
 
 /** Applets linked at build time (the rest come from `busybox --install -s` at boot). */
 export const CORE_APPLETS = [
   "sh", "ash", "cat", "chmod", "cp", "cttyhack", "dd", "df", "dmesg", "echo", "free", "grep", "head", "hexdump",
   "insmod", "ip", "kill", "ln", "ls", "lsmod", "mdev", "mkdir", "mknod", "modinfo", "modprobe", "mount", "mv",
-  "poweroff", "ps", "reboot", "rm", "rmmod", "sed", "setsid", "sleep", "stty", "sync", "tail", "test", "true",
+  "poweroff", "ps", "reboot", "halt", "init", "rm", "rmmod", "sed", "setsid", "sleep", "stty", "sync", "tail", "test", "true",
   "false", "umount", "uname", "wc", "[",
 ];
 
@@ -55,14 +62,34 @@ if [ "$(uname -r)" = "${kernelRelease}" ]; then
 else
 ${insmods || "    :"}
 fi
-${rootSwitchScript()}echo ${GUEST_READY_MARKER}
-# A job-control shell on the console's real tty (cttyhack finds it from /sys/class/tty/console/active).
-setsid cttyhack sh
-echo "xeno init: shell exited, powering off"
-sync
+${rootSwitchScript()}# busybox init as PID 1 (exec keeps the PID): it handles poweroff/halt/reboot (see /etc/inittab).
+exec /bin/busybox init
+echo "xeno init: cannot run busybox init, powering off"
 poweroff -f
 `;
 }
+
+/**
+ * busybox init's /etc/inittab (busybox examples/inittab: id::action:process; an empty id is the console).
+ * once: the shell, not restarted; ctrlaltdel: SIGINT to PID 1 (Ctrl-Alt-Del with C_A_D off, which init sets)
+ * reboots; shutdown: run before every halt, poweroff and reboot. With this file present busybox adds none of
+ * its default lines (its /etc/init.d/rcS: the mounts are done by /init).
+ */
+export const INITTAB = `::once:/etc/xeno-shell
+::ctrlaltdel:/bin/reboot
+::shutdown:/bin/sync
+`;
+
+/** The console shell busybox init runs once: the ready marker, a job-control shell, poweroff when it exits. */
+export const SHELL_SCRIPT = `#!/bin/sh
+# Xeno guest console shell, run once by busybox init (/etc/inittab; src/images/initramfs.ts).
+echo ${GUEST_READY_MARKER}
+# A job-control shell on the console's real tty (cttyhack finds it from /sys/class/tty/console/active).
+setsid cttyhack sh
+echo "xeno init: shell exited, powering off"
+# Without -f: a signal to init (SIGUSR2), which stops every process and syncs before powering off.
+poweroff
+`;
 
 export interface InitramfsInput {
   kernelRelease: string;
@@ -117,6 +144,8 @@ export function initramfsEntries(input: InitramfsInput): CpioEntry[] {
   entries.push({ type: "file", path: `${base}/modules.order`, data: enc.encode(input.modules.map((m) => m.relPath + "\n").join("")) });
   for (const [name, data] of Object.entries(input.moduleFiles ?? {})) entries.push({ type: "file", path: `${base}/${name}`, data });
   entries.push({ type: "file", path: "init", data: enc.encode(initScript(input.kernelRelease, input.modules, input.load)), mode: 0o755 });
+  entries.push({ type: "file", path: "etc/inittab", data: enc.encode(INITTAB) });
+  entries.push({ type: "file", path: "etc/xeno-shell", data: enc.encode(SHELL_SCRIPT), mode: 0o755 });
   return entries;
 }
 
@@ -125,6 +154,7 @@ export function initramfsRecipe(input: InitramfsInput): string {
   const h = createHash("sha256");
   h.update(`xeno-initramfs v${INITRAMFS_BUILDER_VERSION}\0${input.kernelRelease}\0`);
   h.update(initScript(input.kernelRelease, input.modules, input.load));
+  h.update(INITTAB).update(SHELL_SCRIPT);
   h.update(CORE_APPLETS.join(","));
   h.update(createHash("sha256").update(input.busybox).digest());
   for (const m of input.modules) h.update(`${m.relPath}\0`).update(createHash("sha256").update(m.data).digest());

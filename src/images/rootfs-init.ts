@@ -4,7 +4,8 @@
  * Debian's cloud kernel builds xen-blkfront as a module (CONFIG_XEN_BLKDEV_FRONTEND=m in its
  * /boot/config-*), so the kernel alone cannot mount root=/dev/xvda: the initramfs must load the module first
  * (src/images/initramfs.ts already does) and then mount the disk and `switch_root` to it. This fragment does the
- * second half. It goes into the initramfs's /init after the modules are loaded and before the rescue shell:
+ * second half. It goes into the initramfs's /init after the modules are loaded and before busybox init (which
+ * runs the shell):
  * without `root=` on the command line it does nothing, so the busybox-shell guests (examples/demo.cfg) are
  * unchanged; when mounting fails it says why and falls through to that shell.
  *

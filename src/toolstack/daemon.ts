@@ -12,7 +12,7 @@
 import { unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
-import { XENOD_SOCKET, type DomainSpec, type Event, type Response } from "../hv/protocol.js";
+import { XENOD_SOCKET, type DomainInfo, type DomainSpec, type Event, type Response } from "../hv/protocol.js";
 import { parseRequest } from "../hv/request-schema.js";
 import { listenPrivate } from "../common/private-socket.js";
 import type { LogLevel } from "../common/log.js";
@@ -156,6 +156,7 @@ export class Xenod {
       const spec: DomainSpec = { ...body.spec, toolstack: { ...DEFAULT_POLICIES } };
       return this.hv.request({ ...body, spec });
     }
+    if (body.op === "list") return this.hv.request(body).then(withXenodInDomain0);
     return this.hv.request(body);
   }
 }
@@ -306,4 +307,17 @@ function pipeBoth(a: Socket, b: Socket): void {
   b.on("close", closeOther(a));
   a.on("error", () => { /* close follows */ });
   b.on("error", () => { /* close follows */ });
+}
+
+/**
+ * Domain-0 is the toolstack: the hypervisor reports its own share (src/hv/dom0-usage.ts), xenod adds its CPU
+ * time and resident memory to the row it passes on.
+ */
+function withXenodInDomain0(list: unknown): unknown {
+  if (!Array.isArray(list)) return list;
+  return list.map((d: DomainInfo) => {
+    if (d?.domid !== 0) return d;
+    const c = process.cpuUsage(), rssKiB = Math.floor(process.memoryUsage().rss / 1024);
+    return { ...d, cpuSeconds: d.cpuSeconds + (c.user + c.system) / 1e6, memKiB: d.memKiB + rssKiB, maxMemKiB: d.maxMemKiB + rssKiB };
+  });
 }

@@ -167,6 +167,14 @@ describe("xl vcpu-list", () => {
       "two                                  4     0    -   -b-         -  all / all\n" +
       "two                                  4     1    -   -b-         -  all / all\n");
   });
+  it("CPU: the pCPU held, else the one last held (Xen's v->processor), '-' if it never ran", () => {
+    const held = dom({ domid: 3, name: "held", vcpus: 1, onlineVcpus: 1, pcpu: 2, lastPcpu: 2 });
+    const waits = dom({ domid: 4, name: "waits", vcpus: 1, onlineVcpus: 1, state: "blocked", pcpu: -1, lastPcpu: 1, cpuSeconds: 5 });
+    const never = dom({ domid: 5, name: "never", vcpus: 1, onlineVcpus: 1, state: "paused", pcpu: -1, lastPcpu: -1, cpuSeconds: 0 });
+    assert.deepEqual(formatVcpuList([held, waits, never]).split("\n").slice(1, 4).map((l) => l.slice(32, 49)), [
+      "     3     0    2", "     4     0    1", "     5     0    -",
+    ]);
+  });
 });
 
 describe("xl block-list / network-list", () => {
@@ -176,15 +184,25 @@ describe("xl block-list / network-list", () => {
       vifs: [{ devid: 0, mac: "00:16:3E:A:0B:0C", mtu: 1500, bridge: "xenbr0" }],
     }),
   });
+  const live = {
+    ...d, devices: [
+      { kind: "vbd" as const, devid: 51712, state: 4, backendState: 4, evtch: 5, ringRef: 8 },
+      { kind: "vif" as const, devid: 0, state: 4, backendState: 4, evtch: 6, txRingRef: 1280, rxRingRef: 1281 },
+    ],
+  };
   it("block-list", () => {
     assert.equal(formatBlockList([d]),
       "Vdev  BE  handle state evt-ch ring-ref BE-path                       \n" +
       "51712 0   1      -     -      -        /local/domain/0/backend/vbd/1/51712\n");
+    assert.equal(formatBlockList([live]).split("\n")[1],
+      "51712 0   1      4     5      8        /local/domain/0/backend/vbd/1/51712");
   });
   it("network-list", () => {
     assert.equal(formatNetworkList([d]),
       "Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path                       \n" +
       "0   0  00:16:3e:0a:0b:0c     0     -      -     -/-           /local/domain/0/backend/vif/1/0\n");
+    assert.equal(formatNetworkList([live]).split("\n")[1],
+      "0   0  00:16:3e:0a:0b:0c     0     4      6  1280/1281        /local/domain/0/backend/vif/1/0");
   });
 });
 
@@ -196,6 +214,13 @@ describe("xl top (xentop)", () => {
     assert.equal(topRow(d, 0, 4096 * 1024),
       "       web -----r         12    0.0     131072    3.1     131072       3.1     2    1        -        -    1        -        -        -          -          -    0\n");
     assert.equal(topRow(dom({ name: "a-long-domain-name" }), 50, 4096 * 1024).slice(0, 28), "a-long-dom -----r         12");
+    // The back-ends' counters: KiB for the vif, requests and 512-byte sectors for the vbds.
+    const io = { vbdOo: 0, vbdRd: 120, vbdWr: 64, vbdRsect: 3000, vbdWsect: 16384, netTxBytes: 10_240, netRxBytes: 5_242_880 };
+    assert.equal(topRow({ ...d, io }, 0, 4096 * 1024).slice(75),
+      "    2    1       10     5120    1        0      120       64       3000      16384    0\n");
+    // No devices, nothing reported (Domain-0): zeros, not "-".
+    assert.equal(topRow(dom({}), 0, 4096 * 1024).slice(75),
+      "    2    0        0        0    0        0        0        0          0          0    0\n");
   });
   it("state letters d s b c p r", () => {
     assert.equal(topStateLetters(dom({ state: "crashed" })), "-s-c--");

@@ -163,8 +163,12 @@ test("debian: build namespace maps every id and runs arm64 programs via a privat
 
 test("rootfs-init: the fragment goes before the ready marker, once", () => {
   const script = initScript("6.1.0-1-cloud-arm64", [], ["xen_blkfront"]);
-  const out = withRootSwitch(script, `echo ${GUEST_READY_MARKER}`);
-  assert.ok(out.indexOf(ROOT_SWITCH_TAG) > out.indexOf("modprobe"));
+  // initScript has the fragment already, before busybox init takes over as PID 1.
+  assert.ok(script.indexOf(ROOT_SWITCH_TAG) > script.indexOf("modprobe"));
+  assert.ok(script.indexOf(ROOT_SWITCH_TAG) < script.indexOf("exec /bin/busybox init"));
+  assert.equal(withRootSwitch(script, "exec /bin/busybox init"), script);
+  const bare = `#!/bin/sh\necho ${GUEST_READY_MARKER}\n`;
+  const out = withRootSwitch(bare, `echo ${GUEST_READY_MARKER}`);
   assert.ok(out.indexOf(ROOT_SWITCH_TAG) < out.indexOf(`echo ${GUEST_READY_MARKER}`));
   assert.equal(withRootSwitch(out, `echo ${GUEST_READY_MARKER}`), out);
   assert.throws(() => withRootSwitch("#!/bin/sh\n", "echo nope"));

@@ -13,7 +13,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { type CpioEntry, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, readCpio, writeCpio } from "../../src/images/cpio.js";
 import { ImageError } from "../../src/images/errors.js";
 import { defaultCacheDir } from "../../src/images/index.js";
-import { GUEST_READY_MARKER, buildInitramfs, initScript, initramfsRecipe } from "../../src/images/initramfs.js";
+import { GUEST_READY_MARKER, INITTAB, SHELL_SCRIPT, buildInitramfs, initScript, initramfsRecipe } from "../../src/images/initramfs.js";
 import { type KernelModule, elfSection, modulesAlias, modulesDep, readModinfo, resolveModules } from "../../src/images/modules.js";
 import { ARM64_IMAGE_MAGIC, ImageFormatError, parseArm64Image } from "../../src/machine/arm64-image.js";
 
@@ -210,11 +210,18 @@ test("initramfs: layout, /init and recipe", () => {
   }
   assert.equal(by.get("init")!.mode, S_IFREG | 0o755);
   const init = by.get("init")!.data.toString();
-  assert.match(init, new RegExp(`^echo ${GUEST_READY_MARKER}$`, "m"));
   assert.match(init, /mount -t devtmpfs/);
+  // busybox init becomes PID 1 (it handles the signals poweroff/halt/reboot send); the shell runs from inittab.
+  assert.match(init, /^exec \/bin\/busybox init$/m);
   assert.match(init, /poweroff -f\n$/);
+  assert.equal(by.get("etc/inittab")!.data.toString(), INITTAB);
+  assert.match(INITTAB, /^::once:\/etc\/xeno-shell$/m);
+  const shell = by.get("etc/xeno-shell")!;
+  assert.equal(shell.mode, S_IFREG | 0o755);
+  assert.match(shell.data.toString(), new RegExp(`^echo ${GUEST_READY_MARKER}$`, "m"));
+  assert.match(shell.data.toString(), /\npoweroff\n$/);
   assert.equal(by.get("bin/busybox")!.mode, S_IFREG | 0o755);
-  for (const a of ["sh", "mount", "mkdir", "cat", "echo", "ls", "insmod", "modprobe", "poweroff", "reboot", "sleep", "uname", "grep"]) {
+  for (const a of ["sh", "mount", "mkdir", "cat", "echo", "ls", "insmod", "modprobe", "poweroff", "reboot", "halt", "init", "sleep", "uname", "grep"]) {
     assert.equal(by.get(`bin/${a}`)?.data.toString(), "busybox", a);
   }
   const con = by.get("dev/console")!;
@@ -235,6 +242,9 @@ test("initramfs: /init is valid POSIX sh", { skip: existsSync("/bin/sh") ? false
     writeFileSync(f, initScript("6.1.0-99-cloud-arm64", [mod("c"), mod("a", ["c"])], ["a"]));
     const r = spawnSync("/bin/sh", ["-n", f], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
+    writeFileSync(f, SHELL_SCRIPT);
+    const s = spawnSync("/bin/sh", ["-n", f], { encoding: "utf8" });
+    assert.equal(s.status, 0, s.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -85,6 +85,8 @@ export interface BlkBackStats {
   unsupported: number;
   /** Host I/O errors among `errors`. */
   ioErrors: number;
+  /** Times requests waited on the ring because every I/O slot was taken (Linux blkback's oo_req; xentop VBD_OO). */
+  outOfRequests: number;
 }
 
 /**
@@ -131,7 +133,7 @@ const PROTOCOLS_64 = new Set(["arm-abi", "x86_64-abi"]);
 export class BlkBack {
   readonly stats: BlkBackStats = {
     requests: 0, reads: 0, writes: 0, indirect: 0, flushes: 0, discards: 0, bytesRead: 0, bytesWritten: 0, errors: 0,
-    unsupported: 0, ioErrors: 0,
+    unsupported: 0, ioErrors: 0, outOfRequests: 0,
   };
   readonly device: BackendDevice;
   readonly disk: DiskImage;
@@ -641,6 +643,7 @@ export class BlkBack {
       }
       // The queue can be fuller than the ring allows while requests of an earlier connection complete; the
       // rest waits for service() after those.
+      if (q !== null && n > IO_SLOTS - this.inFlight) this.stats.outOfRequests++;
       if (q !== null) n = Math.min(n, IO_SLOTS - this.inFlight);
       if (n === 0 || budget === 0) break;
       for (; n > 0 && budget > 0; n--, budget--) {

@@ -52,8 +52,12 @@ export async function destroyCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
 /**
  * xl shutdown / reboot [-a] [-w [-w]] [-F] <-a|DOMAIN>: asks the guest(s) through control/shutdown. -w waits
  * for each to shut down or be destroyed; -w twice, to be destroyed. Events are subscribed before the request
- * is sent, so none is missed.
+ * is sent, so none is missed. While waiting, every PROGRESS_S seconds a line names each domain still running
+ * and whether its guest has read the request (control/shutdown cleared) or not.
  */
+/** How often `shutdown -w` / `reboot -w` say which domains they still wait for, s. */
+const PROGRESS_S = 10;
+
 async function shutdownOrReboot(reboot: boolean, p: ParsedOpts, env: XlEnv): Promise<number> {
   const all = count(p, "a") > 0;
   const waits = count(p, "w");
@@ -106,9 +110,29 @@ async function shutdownOrReboot(reboot: boolean, p: ParsedOpts, env: XlEnv): Pro
     if (waits > 0) {
       env.err(`Waiting for ${asked} domains\n`);
       // Events wake the loop; the connection's state is looked at every half second (xenod gone: give up).
+      // Every PROGRESS_S a line per domain still waited for: whether its guest has read the request yet.
+      const t0 = env.now();
+      let lastReport = t0;
+      let reporting = false;
+      const report = async (): Promise<void> => {
+        if (reporting || env.now() - lastReport < PROGRESS_S) return;
+        reporting = true;
+        lastReport = env.now();
+        try {
+          const { list } = await fetchTable(c, env.now());
+          for (const d of list) {
+            if (!pending.has(d.domid)) continue;
+            const how = d.controlShutdown === "" ? "its guest acknowledged the request and has not finished yet"
+              : d.controlShutdown !== undefined ? "its guest has not read the request yet (is it still booting, or not listening?)"
+                : "no request is pending";
+            env.err(`Domain ${d.domid} (${d.name}) still running after ${Math.round(env.now() - t0)} s: ${how}\n`);
+          }
+        } catch { /* the next tick or the close check says more */ } finally { reporting = false; }
+      };
       await new Promise<void>((resolve, reject) => {
         const t = setInterval(() => {
-          if (c.closed === true) { clearInterval(t); reject(new XlError("the connection to xenod closed while waiting")); }
+          if (c.closed === true) { clearInterval(t); reject(new XlError("the connection to xenod closed while waiting")); return; }
+          void report();
         }, 500);
         wake = (): void => { if (pending.size === 0) { clearInterval(t); resolve(); } };
         wake();

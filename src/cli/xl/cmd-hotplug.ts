@@ -10,10 +10,11 @@ import { ask, fetchTable, type XlClient } from "./client.js";
 import { refuseDomain0, resolveDomain, type Dom } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
-import { UsageError, type ParsedOpts } from "./getopt.js";
+import { count, UsageError, type ParsedOpts } from "./getopt.js";
 import { parseDiskSpec, vbdNumber } from "../../config/disk.js";
 import { parseVifSpec } from "../../config/vif.js";
 import { ConfigError } from "../../config/errors.js";
+import { ensureHostTools, HostToolError, PASST } from "../../images/host-packages.js";
 
 async function target(c: XlClient, env: XlEnv, arg: string, verb: string): Promise<Dom> {
   const { table } = await fetchTable(c, env.now());
@@ -48,13 +49,19 @@ export async function blockDetachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
   if (devid === undefined) throw new UsageError(`'${dev}' is not a device id or a vdev name (xvdb, 51728)`);
   return withClient(env, async (c) => {
     const d = await target(c, env, domArg, "detach a disk from");
-    await ask(c, `detach ${dev} from domain '${d.name}' (${d.domid})`, "block-detach", { domid: d.domid, devid });
+    const force = count(p, "f") > 0;
+    if (!force) env.err(`Waiting for domain '${d.name}' (${d.domid}) to close ${dev} (up to 10 s; -f does not wait)\n`);
+    const r = await ask(c, `detach ${dev} from domain '${d.name}' (${d.domid})`, "block-detach", { domid: d.domid, devid, force });
+    if (r?.forced === true) env.err(`${dev} removed while the guest had not closed it (-f)\n`);
     return 0;
   });
 }
 
 export async function networkAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const [domArg, ...parts] = p.args as [string, ...string[]];
+  // The bridge's uplink (passt): installed now with a line saying so, or the command to run.
+  try { ensureHostTools([PASST], "xeno network-attach", (l) => env.err(`${l}\n`)); }
+  catch (e) { throw e instanceof HostToolError ? new XlError(e.message) : e; }
   return withClient(env, async (c) => {
     const d = await target(c, env, domArg, "attach a vif to");
     const { list } = await fetchTable(c, env.now());
@@ -81,7 +88,10 @@ export async function networkDetachCmd(p: ParsedOpts, env: XlEnv): Promise<numbe
     const vifs = list.find((x) => x.domid === d.domid)?.spec.vifs ?? [];
     const v = /^\d+$/.test(dev) ? vifs.find((x) => x.devid === Number(dev)) : vifs.find((x) => x.mac.toLowerCase() === dev.toLowerCase());
     if (v === undefined) throw new XlError(`domain '${d.name}' (${d.domid}) has no vif '${dev}'`);
-    await ask(c, `detach vif ${v.devid} from domain '${d.name}' (${d.domid})`, "network-detach", { domid: d.domid, devid: v.devid });
+    const force = count(p, "f") > 0;
+    if (!force) env.err(`Waiting for domain '${d.name}' (${d.domid}) to close vif ${v.devid} (up to 10 s; -f does not wait)\n`);
+    const r = await ask(c, `detach vif ${v.devid} from domain '${d.name}' (${d.domid})`, "network-detach", { domid: d.domid, devid: v.devid, force });
+    if (r?.forced === true) env.err(`vif ${v.devid} removed while the guest had not closed it (-f)\n`);
     return 0;
   });
 }

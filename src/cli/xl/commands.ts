@@ -196,14 +196,18 @@ export const XL_COMMANDS: readonly XlCommand[] = [
   { kind: "xl", name: "network-attach", usage: "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] ...",
     desc: "Create a new virtual network device", minArgs: 1, run: networkAttachCmd },
   { kind: "xl", name: "network-list", usage: "<Domain(s)>", desc: "List virtual network interfaces for a domain", minArgs: 1, run: networkListCmd },
-  { kind: "xl", name: "network-detach", usage: "<Domain> <DevId|mac>", desc: "Destroy a domain's virtual network device",
-    minArgs: 2, maxArgs: 2, run: networkDetachCmd },
+  { kind: "xl", name: "network-detach", usage: "[-f] <Domain> <DevId|mac>", desc: "Destroy a domain's virtual network device",
+    options: "-f  remove it without waiting for the guest to let go (xl's forced removal).\n" +
+      "Without -f: waits up to 10 s for the guest's netfront to close; if it does not, fails and the vif stays (closing).",
+    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: networkDetachCmd },
   { kind: "xl", name: "block-attach", usage: "<Domain> <disk-spec-component(s)>...", desc: "Create a new virtual block device",
     minArgs: 2, run: blockAttachCmd },
   { kind: "xl", name: "block-list", usage: "<Domain(s)>", desc: "List virtual block devices for a domain", minArgs: 1, run: blockListCmd },
-  { kind: "xl", name: "block-detach", usage: "<Domain> <DevId>", desc: "Destroy a domain's virtual block device",
-    options: "DevId: the device number or its vdev name (xvdb). Waits up to 10 s for the guest to let go, then removes it.",
-    minArgs: 2, maxArgs: 2, run: blockDetachCmd },
+  { kind: "xl", name: "block-detach", usage: "[-f] <Domain> <DevId>", desc: "Destroy a domain's virtual block device",
+    options: "-f  remove it without waiting for the guest to let go (xl's forced removal).\n" +
+      "DevId: the device number or its vdev name (xvdb). Without -f: waits up to 10 s for the guest's blkfront to\n" +
+      "close; if it does not, fails and the disk stays (closing).",
+    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: blockDetachCmd },
   {
     kind: "xl", name: "uptime", usage: "[-s] [Domain]", desc: "Print uptime for all/some domains",
     options: "-s                      short format", opts: [{ short: "s" }], run: uptimeCmd,

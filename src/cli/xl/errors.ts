@@ -12,10 +12,13 @@ export class XlError extends Error {
   }
 }
 
-/** A feature the hypervisor or the protocol does not provide yet: says so, exit status 1. */
+/**
+ * A feature the hypervisor or the protocol does not provide yet: says so, exit status 1. `what` names the
+ * feature ("vuart consoles"); empty when the command itself is what is missing (the `xeno CMD:` prefix names it).
+ */
 export class NotImplementedError extends XlError {
   constructor(what: string, detail?: string) {
-    super(`${what} is not implemented yet${detail ? `: ${detail}` : ""}`);
+    super(`${what === "" ? "not implemented yet" : `${what} is not implemented yet`}${detail ? `: ${detail}` : ""}`);
     this.name = "NotImplementedError";
   }
 }
@@ -41,6 +44,7 @@ export function describeFailure(e: unknown, what: string): XlError {
         "'xeno mem-set' can shrink a running domain)";
       case "ESTATE": return "not possible in the domain's current state ('xeno list' shows it)";
       case "EBUILD": return "the domain could not be built";
+      case "EBUSY": return "the guest still uses it; unmount or stop using it in the guest, or add -f to remove it anyway";
       case "ENOSYS": return "the toolstack daemon does not know this operation (is it older than this xeno?)";
       case "EHVDOWN": return "the toolstack daemon has no connection to the hypervisor right now; retry in a moment";
       case "ECONN": return "the connection to the toolstack daemon (xenod) was lost";

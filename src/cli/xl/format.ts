@@ -3,10 +3,10 @@
  * xl_nic.c) and tools/xentop/xentop.c, column for column: the printf formats are quoted next to each function.
  * Pure functions of the domain table and HostInfo, so tests compare exact strings.
  *
- * Where Xeno does not know a value xl prints as a number (a vCPU's physical CPU, a device's XenBus state or
- * event channel, network byte counts), the column shows "-" at the same width instead of a made-up number.
+ * Where Xeno does not know a value xl prints as a number (a vCPU's time when vCPUs share the domain's thread,
+ * the pCPU of a domain that never ran), the column shows "-" at the same width instead of a made-up number.
  */
-import type { HostInfo, ShutdownReason } from "../../hv/protocol.js";
+import type { DeviceInfo, DomainIo, HostInfo, ShutdownReason } from "../../hv/protocol.js";
 import type { Dom } from "./domains.js";
 
 /** printf %-Ns */
@@ -211,7 +211,8 @@ export function formatUptime(doms: readonly Dom[], nowS: number, short: boolean,
 /**
  * What is known of one vCPU. The protocol reports per domain (vcpus, onlineVcpus, cpuSeconds), so per vCPU:
  * online = index < onlineVcpus; the state letter only where the domain's state decides it (blocked: every vCPU
- * waits; a single online vCPU has the domain's running state and CPU time); the physical CPU is not reported.
+ * waits; a single online vCPU has the domain's running state and CPU time); the physical CPU is the one the
+ * domain holds, or while it waits the one it last ran on (as Xen shows v->processor), "-" if it never ran.
  */
 export interface VcpuView { vcpu: number; online: boolean; cpu?: number; running?: boolean; blocked?: boolean; seconds?: number }
 
@@ -222,7 +223,7 @@ export function vcpuViews(d: Dom): VcpuView[] {
     return {
       vcpu: i, online: true,
       // The credit scheduler places the whole domain (its vCPUs share a thread) on one pCPU at a time.
-      cpu: d.pcpu !== undefined && d.pcpu >= 0 ? d.pcpu : undefined,
+      cpu: d.pcpu !== undefined && d.pcpu >= 0 ? d.pcpu : d.lastPcpu !== undefined && d.lastPcpu >= 0 ? d.lastPcpu : undefined,
       running: single && d.state === "running",
       blocked: d.state === "blocked",
       seconds: single ? d.cpuSeconds : undefined,
@@ -279,17 +280,24 @@ export function blockListHeader(): string {
 
 /**
  * xl_block.c rows: "%-5d %-3d %-6d %-5d %-6d %-8d %-30s" (devid, backend domid 0, frontend domid — xl prints
- * diskinfo.frontend_id under "handle" —, XenBus state, event channel, ring ref, backend path). State, event
- * channel and ring ref are not reported by the hypervisor yet: "-".
+ * diskinfo.frontend_id under "handle" —, the front-end's XenBus state, event channel, ring ref, backend path),
+ * the runtime values from XenStore as libxl reads them (src/hv/device-info.ts; -1 where a key is absent).
+ * A hypervisor that does not report devices gives "-".
  */
 export function formatBlockList(doms: readonly Dom[]): string {
   let s = blockListHeader();
   for (const d of doms) {
     for (const k of d.spec?.disks ?? []) {
-      s += `${left(k.devid, 5)} ${left(0, 3)} ${left(d.domid, 6)} ${left("-", 5)} ${left("-", 6)} ${left("-", 8)} ${left(backendPath("vbd", d.domid, k.devid), 30)}\n`;
+      const i = deviceOf(d, "vbd", k.devid);
+      s += `${left(k.devid, 5)} ${left(0, 3)} ${left(d.domid, 6)} ${left(i?.state ?? "-", 5)} ${left(i?.evtch ?? "-", 6)} ${left(i?.ringRef ?? "-", 8)} ${left(backendPath("vbd", d.domid, k.devid), 30)}\n`;
     }
   }
   return s;
+}
+
+/** The hypervisor's report of one device of `d`, if it gave one. */
+function deviceOf(d: Dom, kind: "vbd" | "vif", devid: number): DeviceInfo | undefined {
+  return d.devices?.find((x) => x.kind === kind && x.devid === devid);
 }
 
 /** xl_nic.c: "%-3s %-2s %-17s %-6s %-5s %-6s %5s/%-5s %-30s" Idx BE "Mac Addr." handle state evt-ch tx-/rx-ring-ref BE-path. */
@@ -306,13 +314,14 @@ export function macString(mac: string): string {
 
 /**
  * xl_nic.c rows: "%-3d %-2d " + MAC + "%6d %5d %6d %5d/%-11d %-30s" (devid, backend 0, MAC, handle = devid,
- * state, event channel, tx/rx ring refs, backend path); the runtime values not reported yet print "-".
+ * the front-end's state, event channel, tx/rx ring refs, backend path); runtime values as for block-list.
  */
 export function formatNetworkList(doms: readonly Dom[]): string {
   let s = networkListHeader();
   for (const d of doms) {
     for (const v of d.spec?.vifs ?? []) {
-      s += `${left(v.devid, 3)} ${left(0, 2)} ${macString(v.mac)}${right(v.devid, 6)} ${right("-", 5)} ${right("-", 6)} ${right("-", 5)}/${left("-", 11)} ${left(backendPath("vif", d.domid, v.devid), 30)}\n`;
+      const i = deviceOf(d, "vif", v.devid);
+      s += `${left(v.devid, 3)} ${left(0, 2)} ${macString(v.mac)}${right(v.devid, 6)} ${right(i?.state ?? "-", 5)} ${right(i?.evtch ?? "-", 6)} ${right(i?.txRingRef ?? "-", 5)}/${left(i?.rxRingRef ?? "-", 11)} ${left(backendPath("vif", d.domid, v.devid), 30)}\n`;
     }
   }
   return s;
@@ -342,17 +351,22 @@ export function topStateLetters(d: Dom): string {
 /**
  * One xentop domain line: NAME "%10.10s" (or "%*s" with -f), STATE, CPU(sec) "%10llu", CPU(%) "%6.1f", MEM(k)
  * "%10llu", MEM(%) "%6.1f" of the host's total, MAXMEM(k) "%10llu", MAXMEM(%) "%9.1f", VCPUS "%5u", NETS "%4u",
- * NETTX/NETRX, VBDS "%4u", VBD_* and SSID "%4u". Network and block I/O counters are not reported yet: "-" (as
- * xentop prints for VBD counters it cannot read). `cpuPct`: from two samples (0.0 on the first, as xentop).
+ * NETTX/NETRX "%8llu" (KiB, from the guest's side: TX is what it sent), VBDS "%4u", VBD_OO/RD/WR "%8llu",
+ * VBD_RSECT/WSECT "%10llu" (512-byte sectors) and SSID "%4u". The I/O figures are the domain's back-ends' own
+ * counters summed over its devices (src/hv/io-stats.ts); a domain with no devices has 0; "-" only when the
+ * hypervisor did not report them. `cpuPct`: from two samples (0.0 on the first, as xentop).
  */
 export function topRow(d: Dom, cpuPct: number, totalKiB: number, nameWidth?: number): string {
   const pct = (k: number): number => (totalKiB > 0 ? (k / totalKiB) * 100 : 0);
   const name = nameWidth === undefined ? right(d.name.slice(0, 10), 10) : right(d.name, nameWidth);
+  const nets = d.spec?.vifs.length ?? 0, vbds = d.spec?.disks.length ?? 0;
+  const io = (devices: number, f: (x: DomainIo) => number): number | string => (d.io !== undefined ? f(d.io) : devices === 0 ? 0 : "-");
   return [
     name, topStateLetters(d), right(Math.floor(d.cpuSeconds), 10), fixed1(cpuPct, 6), right(d.memKiB, 10),
     fixed1(pct(d.memKiB), 6), right(d.maxMemKiB, 10), fixed1(pct(d.maxMemKiB), 9), right(d.vcpus, 5),
-    right(d.spec?.vifs.length ?? 0, 4), right("-", 8), right("-", 8), right(d.spec?.disks.length ?? 0, 4),
-    right("-", 8), right("-", 8), right("-", 8), right("-", 10), right("-", 10), right(0, 4),
+    right(nets, 4), right(io(nets, (x) => Math.floor(x.netTxBytes / 1024)), 8), right(io(nets, (x) => Math.floor(x.netRxBytes / 1024)), 8),
+    right(vbds, 4), right(io(vbds, (x) => x.vbdOo), 8), right(io(vbds, (x) => x.vbdRd), 8), right(io(vbds, (x) => x.vbdWr), 8),
+    right(io(vbds, (x) => x.vbdRsect), 10), right(io(vbds, (x) => x.vbdWsect), 10), right(0, 4),
   ].join(" ") + "\n";
 }
 
