@@ -1,0 +1,48 @@
+/**
+ * One connected queue of a blkback disk (Linux's struct xen_blkif_ring): its shared ring (1..16 pages), the
+ * event channel bound to it, and its persistent grants when negotiated. A BlkRing lives for one connection:
+ * disconnect() makes it dead (no more answers on it; its persistent grants released as their requests
+ * complete) and a reconnection makes new ones, so a request still in flight from an old connection finds its
+ * ring dead when it completes and is dropped (blkfront re-issues those after it reconnects).
+ */
+import type { GrantTable } from "../../xen/grant-table.js";
+import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
+import type { BlkBackRing } from "./blkif.js";
+import type { PersistentGrants } from "./persistent-grants.js";
+
+export class BlkRing {
+  /** Our end of the event channel while live. */
+  endpoint: HostEndpoint | null = null;
+  live = true;
+  /** Responses written since the last publish(). */
+  dirty = false;
+
+  constructor(readonly queue: number, readonly refs: readonly number[], readonly port: number, readonly ring: BlkBackRing,
+    readonly pgnt: PersistentGrants | null, private readonly backendDom: number) {}
+
+  /**
+   * The ring grants still name the pages we use. The guest could revoke or redirect them while connected;
+   * Xen would keep the pages mapped, Xeno looks the grants up before each pass and fails the device instead of
+   * writing into a page the guest may have reclaimed.
+   */
+  pagesValid(gnttab: GrantTable): boolean {
+    const pages = this.ring.pages;
+    for (let i = 0; i < this.refs.length; i++) if (gnttab.grantedPage(this.refs[i]!, this.backendDom, true) !== pages[i]) return false;
+    return true;
+  }
+
+  /** Publishes the responses written (RING_PUSH_RESPONSES_AND_CHECK_NOTIFY) and notifies when the guest asked. */
+  publish(evtchn: EventChannels): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    if (this.ring.pushResponses() && this.live) evtchn.hostNotify(this.port);
+  }
+
+  /** The connection ended: no more answers; the persistent grants go as their requests complete. */
+  kill(evtchn: EventChannels): void {
+    if (!this.live) return;
+    this.live = false;
+    if (this.endpoint !== null) { evtchn.hostUnbind(this.port, this.endpoint); this.endpoint = null; }
+    this.pgnt?.release();
+  }
+}
