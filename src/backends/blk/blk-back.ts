@@ -77,7 +77,7 @@ const BACKEND_DOM = 0;
 const MAX_REQUESTS_PER_RUN = 1024;
 /** Most requests of one ring per pass before the next ring's turn (Linux's blkback takes a whole ring per
  * kthread wake-up; with one thread serving all queues here, a pass is the unit of fairness). */
-const RING_BUDGET = 32;
+const RING_BUDGET = 8;
 /** Guest-caused errors logged before the log goes quiet (the stats keep counting). */
 const MAX_LOGGED_ERRORS = 20;
 /** dispatch() result for a request handed to the I/O thread: answered when it completes (not a BLKIF_RSP_*). */
@@ -235,6 +235,9 @@ export class BlkBack {
     for (const r of this.rings) n += r.pgnt!.count;
     return n;
   }
+
+  /** Requests taken per queue since the connection (empty while disconnected). */
+  get requestsPerQueue(): number[] { return this.rings.map((r) => r.taken); }
 
   /** Serves requests the guest queued without notifying (cheap when the rings are idle or disconnected). */
   poll(): void { this.run(); }
@@ -433,6 +436,7 @@ export class BlkBack {
         }
         took += n;
         budget -= n;
+        r.taken += n;
         r.publish(this.xen.evtchn);
       }
       if (took === 0 || budget === 0) break;

@@ -16,6 +16,8 @@ export class BlkRing {
   live = true;
   /** Responses written since the last publish(). */
   dirty = false;
+  /** Requests taken from this ring (not saved: for tests and diagnostics). */
+  taken = 0;
 
   constructor(readonly queue: number, readonly refs: readonly number[], readonly port: number, readonly ring: BlkBackRing,
     readonly pgnt: PersistentGrants | null, private readonly backendDom: number) {}
