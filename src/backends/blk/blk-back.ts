@@ -56,6 +56,7 @@ import { BlkRequest } from "./blk-request.js";
 import { BlkRing } from "./blk-ring.js";
 import { blkOffer, offerKeys, readFrontend, type BlkOffer } from "./blk-negotiate.js";
 import { PersistentGrants } from "./persistent-grants.js";
+import { BlkLimit, type BlkLimitConfig } from "./blk-limit.js";
 import { checkBlkState, type BlkBackState, type BlkBackStats } from "./blk-state.js";
 
 export type { BlkBackState, BlkBackStats } from "./blk-state.js";
@@ -68,6 +69,8 @@ export interface BlkDiskConfig {
   /** Its name, for the `dev` key ("xvda"). */
   vdev: string;
   readOnly: boolean;
+  /** Xeno's optional I/O limit (disk spec `rate=`, `iops=`; blk-limit.ts). */
+  limit?: BlkLimitConfig;
 }
 
 /** The back-end's domain: Xeno plays dom0. */
@@ -112,6 +115,11 @@ export class BlkBack {
   readonly threaded: boolean;
   /** The I/O queue and thread (null: synchronous, or not connected yet). */
   private io: BlkIo | null = null;
+  /** The I/O limit (null: none), when a throttled disk may go on (0: not throttled), the data bytes of the
+   * request dispatch() just served (what the limit charges). */
+  private readonly limit: BlkLimit | null;
+  private throttledUntil = 0;
+  private lastBytes = 0;
   /** collect()'s sink, bound once. */
   private readonly sink = (ring: BlkRing, s: number, io: number): void => this.completed(ring, s, io);
 
@@ -127,6 +135,11 @@ export class BlkBack {
     if (!/^[a-z][a-z0-9]*$/.test(vdev)) throw new BlkError("EBLK_CONFIG", `bad virtual device name ${JSON.stringify(vdev)}`);
     this.threaded = process.env.XENO_BLK_SYNC !== "1";
     this.offer = blkOffer(xen.vcpus);
+    const lim = config.limit;
+    try {
+      this.limit = lim !== undefined && ((lim.bytesPerSecond ?? 0) > 0 || (lim.iops ?? 0) > 0)
+        ? new BlkLimit(lim.bytesPerSecond ?? 0, lim.iops ?? 0, performance.now()) : null;
+    } catch (e) { throw new BlkError("EBLK_CONFIG", (e as Error).message); }
     this.r = new BlkRequest(xen.gnttab, xen.mem.u8, BACKEND_DOM);
     const restored = saved === undefined ? null
       : checkBlkState(saved, config, xen, this.offer, BACKEND_DOM, Object.keys(this.stats) as (keyof BlkBackStats)[], MAX_LOGGED_ERRORS);
@@ -245,8 +258,13 @@ export class BlkBack {
   /** Requests handed to the I/O thread and not answered yet. */
   get inFlight(): number { return this.io?.inFlight ?? 0; }
 
-  /** The I/O thread completed requests that are not answered yet (what service() would post). */
-  get completions(): boolean { return this.io !== null && this.io.completions; }
+  /**
+   * service() has work: the I/O thread completed requests that are not answered yet, or a throttled disk may
+   * take requests again (the I/O thread rings the doorbell then, so an idle domain wakes for it).
+   */
+  get completions(): boolean {
+    return (this.io !== null && this.io.completions) || (this.throttledUntil !== 0 && performance.now() >= this.throttledUntil);
+  }
 
   /**
    * For the domain's loop after every slice (src/hv/machine.ts poll): answers the requests the I/O thread
@@ -361,6 +379,7 @@ export class BlkBack {
   private disconnect(): void {
     for (const r of this.rings) r.kill(this.xen.evtchn);
     this.rings = [];
+    this.throttledUntil = 0;
   }
 
   /** The guest closed one of the channels while connected: the device cannot go on. */
@@ -402,7 +421,8 @@ export class BlkBack {
       if (!rings[k]!.pagesValid(gnttab)) { this.fail(`ring-ref ${rings[k]!.refs.join(",")}: grant revoked or changed while connected`); return; }
     }
     let budget = MAX_REQUESTS_PER_RUN;
-    const io = this.io;
+    const io = this.io, limit = this.limit;
+    if (limit !== null) { limit.refill(performance.now()); this.throttledUntil = 0; }
     for (;;) {
       // Answers first: they free ring slots (and queue slots) for the requests below.
       if (io !== null) this.collect();
@@ -422,10 +442,14 @@ export class BlkBack {
         // rest waits for service() after those.
         if (io !== null) n = Math.min(n, IO_SLOTS - io.inFlight);
         n = Math.min(n, RING_BUDGET, budget);
-        for (let i = 0; i < n; i++) {
+        let i = 0;
+        for (; i < n; i++) {
+          if (limit !== null && !limit.ready) { this.throttle(); break; }
           ring.takeRequest(this.r.req);
           this.stats.requests++;
+          this.lastBytes = 0;
           const status = this.dispatch(r);
+          limit?.charge(this.lastBytes);
           if (status === PENDING) continue;
           if (status === BLKIF_RSP_ERROR) this.stats.errors++;
           else if (status === BLKIF_RSP_EOPNOTSUPP) this.stats.unsupported++;
@@ -434,13 +458,25 @@ export class BlkBack {
           ring.putResponse(this.r.req, op === BLKIF_OP_INDIRECT ? this.r.req[IND_OP]! : op, status);
           r.dirty = true;
         }
-        took += n;
-        budget -= n;
-        r.taken += n;
+        took += i;
+        budget -= i;
+        r.taken += i;
         r.publish(this.xen.evtchn);
+        if (this.throttledUntil !== 0) return;
       }
       if (took === 0 || budget === 0) break;
     }
+  }
+
+  /**
+   * The limit stops the rings (their requests wait there): resume when the buckets refill — at service() after
+   * a slice, woken by the I/O thread's doorbell when the domain idles (synchronous disks have no such timer:
+   * they resume at the next slice).
+   */
+  private throttle(): void {
+    const ms = this.limit!.dueIn();
+    this.throttledUntil = performance.now() + ms;
+    this.io?.wakeIn(ms);
   }
 
   /** Takes the I/O thread's completions, answers them and publishes the answers. */
@@ -516,6 +552,7 @@ export class BlkBack {
     const pins = io !== null ? io.slotPins : this.syncPins, pents = io !== null ? io.slotPents : this.syncPents;
     const base = io !== null ? io.nextSlot * MAX_INDIRECT_SEGMENTS : 0;
     if (!r.map(nseg, write, this.disk.sectors, pgnt, io !== null, pins, pents, base)) return this.bad(r.why);
+    this.lastBytes = r.total;
     if (io !== null) {
       io.submit(ring, r, (write ? IO_WRITE : IO_READ) | (flush ? IO_FLAG_SYNC : 0), r.sector * SECTOR_SIZE, 0, nseg,
         write ? KIND_WRITE : KIND_READ, r.total);

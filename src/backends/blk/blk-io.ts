@@ -16,7 +16,7 @@ import type { DiskImage } from "./disk-image.js";
 import type { BlkRing } from "./blk-ring.js";
 import { releaseGrants, type BlkRequest } from "./blk-request.js";
 import { BLKIF_OP_INDIRECT, IND_OP, MAX_INDIRECT_SEGMENTS, REQ_ID } from "./blkif.js";
-import { F_LEN, F_POS, F_RUNS, IO_SLOTS, IoQueue, Q_CLOSING, Q_DONE, Q_KICK, Q_STATE, Q_SUBMITTED, STATE_CLOSED, STATE_NONE,
+import { F_LEN, F_POS, F_RUNS, IO_SLOTS, IoQueue, Q_CLOSING, Q_DONE, Q_KICK, Q_STATE, Q_SUBMITTED, Q_WAKE, STATE_CLOSED, STATE_NONE,
   STATE_RUNNING, ioIdleMs, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS, blkIoDoorbell, type IoThreadData } from "./io-queue.js";
 
 /** The I/O thread's entry (io-thread.ts, next to this file in dist/). */
@@ -180,6 +180,15 @@ export class BlkIo {
   errorText(s: number): string {
     const t = IoQueue.text(s);
     return Buffer.from(this.q.msg.subarray(t, t + this.q.slot[IoQueue.word(s) + S_MSG_LEN]!)).toString("utf8");
+  }
+
+  /** Asks the thread to ring the domain thread's doorbell in `ms` (a throttled disk's retry; see blk-limit.ts). */
+  wakeIn(ms: number): void {
+    const ctl = this.q.ctl;
+    Atomics.store(ctl, Q_WAKE, Math.max(1, Math.ceil(ms)));
+    Atomics.add(ctl, Q_KICK, 1);
+    Atomics.notify(ctl, Q_KICK);
+    this.ensure();
   }
 
   /** Waits (blocking) until the thread moves Q_DONE past `done` or `ms` pass. */
