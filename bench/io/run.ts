@@ -5,7 +5,13 @@
  * line, memory and raw image file; sessions alternated, median of N runs each, ratio Xeno/QEMU throughput.
  *
  *   node dist/bench/io/run.js [--runs N] [--mib MiB] [--reads N] [--area MiB] [--timeout SEC] [--only xeno|qemu]
- *                             [--cpu-prof DIR]
+ *                             [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS]
+ *
+ * A/B of a blkback feature: `--ab VAR=VALUE` adds a third side, Xeno with that environment variable set
+ * (XENO_BLK_PERSISTENT=0, XENO_BLK_MAX_RING_ORDER=0, XENO_BLK_MAX_QUEUES=1, XENO_BLK_SYNC=1), alternated with
+ * the others; `--vcpus` and `--append` (extra kernel arguments, e.g. xen_blkfront.max_ring_page_order=4)
+ * apply to every side; `--disk-opts` is added to Xeno's disk spec (e.g. `rate=20MB/s` or `iops=500`, the
+ * disk's I/O limit).
  *
  * Tests (bench/io/blkbench.c, a static aarch64 program; O_DIRECT on the whole device, timed inside the guest with
  * CLOCK_MONOTONIC around the I/O only, never the boot):
@@ -43,10 +49,11 @@ const CMDLINE = "console=ttyAMA0 rdinit=/init";
 const TESTS = ["seqwrite", "seqread", "randread"] as const;
 type TestName = typeof TESTS[number];
 
-interface Options { runs: number; mib: number; reads: number; area: number; timeoutSec: number; only?: "xeno" | "qemu"; cpuProf?: string }
+interface Options { runs: number; mib: number; reads: number; area: number; timeoutSec: number; only?: "xeno" | "qemu"; cpuProf?: string;
+  vcpus: number; append: string; ab?: [string, string]; diskOpts: string }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900 };
+  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900, vcpus: 1, append: "", diskOpts: "" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -69,9 +76,17 @@ function parseArgs(argv: string[]): Options {
       if (v !== "xeno" && v !== "qemu") throw new Error("--only xeno|qemu");
       o.only = v;
     } else if (a === "--cpu-prof") o.cpuProf = path.resolve(val());
+    else if (a === "--vcpus") o.vcpus = int();
+    else if (a === "--append") o.append = val();
+    else if (a === "--disk-opts") o.diskOpts = val();
+    else if (a === "--ab") {
+      const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(val());
+      if (!m) throw new Error("--ab VAR=VALUE");
+      o.ab = [m[1], m[2]];
+    }
     else if (a === "-h" || a === "--help") {
       process.stdout.write("usage: node dist/bench/io/run.js [--runs N] [--mib MiB] [--reads N] [--area MiB] [--timeout SEC] " +
-        "[--only xeno|qemu] [--cpu-prof DIR]\n");
+        "[--only xeno|qemu] [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -124,8 +139,8 @@ class ConsoleGuest {
   private n = 0;
   readonly p: ChildProcessWithoutNullStreams;
 
-  constructor(readonly label: string, cmd: string, args: string[]) {
-    this.p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+  constructor(readonly label: string, cmd: string, args: string[], env?: Record<string, string>) {
+    this.p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
     const wake = (): void => { for (const w of this.waiters.splice(0)) w(); };
     this.p.stdout.on("data", (d: Buffer) => { this.out += d.toString("latin1"); wake(); });
     this.p.stderr.on("data", (d: Buffer) => { this.err = (this.err + d.toString("latin1")).slice(-4000); });
@@ -172,8 +187,9 @@ interface TestResult { rate: number; hostRate: number; guestSecs: number; hostSe
 interface Session { boot: number; guestSide: number; tests: Record<TestName, TestResult> }
 
 /** One boot of one hypervisor: boot, fetch the program, run the three tests, power off. */
-async function session(label: string, cmd: string, args: string[], dev: string, o: Options, pay: Payload, tag: number): Promise<Session> {
-  const g = new ConsoleGuest(label, cmd, args);
+async function session(label: string, cmd: string, args: string[], dev: string, o: Options, pay: Payload, tag: number,
+  env?: Record<string, string>): Promise<Session> {
+  const g = new ConsoleGuest(label, cmd, args, env);
   const progress = (m: string): void => { process.stderr.write(`  ${label}: ${m}\n`); };
   try {
     const t0 = performance.now();
@@ -224,24 +240,28 @@ async function main(): Promise<void> {
     const disk = path.join(dir, "disk.img");
     const pay = makeImage(disk, o.area, prog);
     const cfg = path.join(dir, "bench-io.cfg");
-    fs.writeFileSync(cfg, `name = "bench-io"\nmemory = 256\nvcpus = 1\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
-      `cmdline = "${CMDLINE}"\ndisk = [ 'format=raw, vdev=xvda, access=rw, target=${disk}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n`);
+    const cmdline = o.append ? `${CMDLINE} ${o.append}` : CMDLINE;
+    const diskOpts = o.diskOpts ? `${o.diskOpts}, ` : "";
+    fs.writeFileSync(cfg, `name = "bench-io"\nmemory = 256\nvcpus = ${o.vcpus}\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
+      `cmdline = "${cmdline}"\ndisk = [ 'format=raw, vdev=xvda, access=rw, ${diskOpts}target=${disk}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n`);
     const node = o.cpuProf ? [`--cpu-prof`, `--cpu-prof-dir=${o.cpuProf}`] : [];
     const xeno = [...node, path.join(ROOT, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
-    const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", "256", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
-      "-kernel", img.kernel, "-initrd", img.initrd, "-append", CMDLINE,
+    const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", "256", "-smp", String(o.vcpus), "-nographic", "-no-reboot", "-nic", "none",
+      "-kernel", img.kernel, "-initrd", img.initrd, "-append", cmdline,
       "-drive", `file=${disk},if=none,format=raw,id=d0`, "-device", "virtio-blk-pci,drive=d0"];
-    const sides = [
+    const sides: { name: string; cmd: string; args: string[]; dev: string; runs: Session[]; env?: Record<string, string> }[] = [
       { name: "xeno", cmd: process.execPath, args: xeno, dev: "/dev/xvda", runs: [] as Session[] },
+      ...(o.ab ? [{ name: `xeno ${o.ab[0]}=${o.ab[1]}`, cmd: process.execPath, args: xeno, dev: "/dev/xvda", runs: [] as Session[],
+        env: { [o.ab[0]]: o.ab[1] } }] : []),
       { name: "qemu", cmd: "qemu-system-aarch64", args: qemu, dev: "/dev/vda", runs: [] as Session[] },
-    ].filter((s) => o.only === undefined || s.name === o.only);
+    ].filter((s) => o.only === undefined || s.name.startsWith(o.only));
     const loadStart = load();
     process.stderr.write(`bench/io: ${o.runs} runs each, alternated; image ${disk} (${o.area} MiB + ${pay.count * 4} KiB program); load ${loadStart}\n`);
     let tag = 0;
     for (let k = 0; k < o.runs; k++) {
       for (const s of sides) {
         process.stderr.write(`run ${k + 1}/${o.runs} ${s.name}:\n`);
-        s.runs.push(await session(s.name, s.cmd, s.args, s.dev, o, pay, ++tag));
+        s.runs.push(await session(s.name, s.cmd, s.args, s.dev, o, pay, ++tag, s.env));
       }
     }
     const unit = (t: TestName): string => t === "randread" ? "IOPS" : "MiB/s";
@@ -259,8 +279,17 @@ async function main(): Promise<void> {
     rows.push(["boot to marker (not in the above)", secs(med(x, (r) => r.boot)), secs(med(q, (r) => r.boot)), "", "", ""]);
     rows.push(["guest side: marker → tests done", secs(med(x, (r) => r.guestSide)), secs(med(q, (r) => r.guestSide)), "", "", ""]);
     const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-    console.log(`block I/O (${img.kernelVersion}, 256 MiB, 1 vCPU, O_DIRECT, queue depth 1), median of ${o.runs}; load ${loadStart} → ${load()}:`);
+    console.log(`block I/O (${img.kernelVersion}, 256 MiB, ${o.vcpus} vCPU, O_DIRECT, queue depth 1${o.append ? `, +"${o.append}"` : ""}` +
+      `${o.diskOpts ? `, Xeno disk ${o.diskOpts}` : ""}), median of ${o.runs}; load ${loadStart} → ${load()}:`);
     for (const r of rows) console.log(`  ${r.map((c, i) => c.padEnd(w[i])).join("  ")}`);
+    const ab = sides.find((s) => s.name.startsWith("xeno ") && s.runs.length > 0);
+    if (ab !== undefined && x !== undefined && x.runs.length > 0) {
+      console.log(`  A/B: ${ab.name} vs xeno (defaults), medians:`);
+      for (const t of TESTS) {
+        const a = med(x, (r) => r.tests[t].rate)!, b = med(ab, (r) => r.tests[t].rate)!;
+        console.log(`    ${desc[t].padEnd(w[0])}  xeno ${fmt(a, t)}  ${ab.name} ${fmt(b, t)}  (defaults/${ab.name.slice(5)}: ${(a / b).toFixed(2)}x)`);
+      }
+    }
     for (const s of sides) {
       for (const t of TESTS) console.log(`  ${s.name} ${t} runs: ${s.runs.map((r) => r.tests[t].rate.toFixed(t === "randread" ? 0 : 1)).join(", ")}`);
     }

@@ -3,7 +3,7 @@
  * requests, bounded per ring, read-only or redirected grants, released on disconnect), multi-page rings
  * (orders 0..4, entries straddling pages, two laps), multi-queue (one ring per vCPU, each answered on its own
  * ring; bad queue setups refused), the per-pass ring budget, and a seeded fuzz over all three at once.
- * The A/B switches (XENO_BLK_PERSISTENT=0, XENO_BLK_MAX_RING_ORDER, XENO_BLK_MAX_QUEUES) are checked too.
+ * The switches (XENO_BLK_PERSISTENT, XENO_BLK_MAX_RING_ORDER, XENO_BLK_MAX_QUEUES) are checked too.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -12,6 +12,9 @@ import { BLKIF_ENTRY_SIZE, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP
 import { GTF_reading, GTF_writing } from "../../src/xen/grant-table.js";
 import { MAX_PERSISTENT_GRANTS } from "../../src/backends/blk/persistent-grants.js";
 import { BACK, DATA_GFN, GNT_GFN, Harness, NDATA, PAGE, dataRef, outside, patternBytes, type Req } from "./blk-harness.js";
+
+// Persistent grants are offered only with XENO_BLK_PERSISTENT=1 (blk-negotiate.ts): on for this file's disks.
+process.env.XENO_BLK_PERSISTENT = "1";
 
 /** A front-end ring of 2^order pages for queue q (its own pages, grants, indirect pages and port). */
 class FrontRing {
@@ -181,7 +184,7 @@ test("feature-persistent: grants kept across requests (in use for the guest), da
   } finally { h.done(); }
 });
 
-test("feature-persistent: at most 1056 grants per ring (the rest per request), a request in flight at disconnect keeps its grant until done; XENO_BLK_PERSISTENT=0", () => {
+test("feature-persistent: at most 1056 grants per ring (the rest per request), a request in flight at disconnect keeps its grant until done; off by default", () => {
   const h = new Harness({ connect: false });
   try {
     for (let f = 1; f < 4; f++) assert.equal(h.xen.gnttab.mapFrame(f, GNT_GFN + 320 + f), 0);
@@ -219,7 +222,8 @@ test("feature-persistent: at most 1056 grants per ring (the rest per request), a
   } finally { s.done(); }
   }
 
-  // Off for A/B: not offered, a front-end's feature-persistent ignored, grants pinned per request only.
+  // Off (the default, and XENO_BLK_PERSISTENT=0): not offered, a front-end's feature-persistent ignored, grants
+  // pinned per request only.
   const o = withEnv({ XENO_BLK_PERSISTENT: "0" }, () => new Harness({ connect: false }));
   try {
     assert.equal(o.read(`${BACK}/feature-persistent`), null);

@@ -75,7 +75,7 @@ test("XenStore: the keys libxl and blkback write, InitWait, then Connected on th
     assert.equal(b("discard-secure"), "0");
     assert.equal(b("max-ring-page-order"), "4");
     assert.equal(b("multi-queue-max-queues"), "1", "one queue per vCPU");
-    assert.equal(b("feature-persistent"), "1");
+    assert.equal(b("feature-persistent"), null, "not offered by default (XENO_BLK_PERSISTENT=1 offers it)");
     assert.equal(b("feature-max-indirect-segments"), "256");
     assert.equal(h.read(`${FRONT}/virtual-device`), String(DEVID));
     assert.equal(h.read(`${FRONT}/device-type`), "disk");

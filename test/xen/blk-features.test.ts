@@ -1,7 +1,7 @@
 /**
  * blkback's negotiated features with the stock Debian arm64 kernel's own xen-blkfront, one boot of a 2-vCPU
  * DomU (`xen_blkfront.max_ring_page_order=2` on the command line: blkfront asks for single-page rings unless
- * told). Checked:
+ * told; XENO_BLK_PERSISTENT=1 for the disk: persistent grants are not offered by default). Checked:
  *  - XenStore: the back-end offers feature-persistent 1, max-ring-page-order 4, multi-queue-max-queues 2; the
  *    front-end answers feature-persistent 1, ring-page-order 2, multi-queue-num-queues 2 with queue-0/ and
  *    queue-1/ each holding ring-ref0..3 and an event-channel;
@@ -52,7 +52,11 @@ test("blkback features with the stock blkfront: persistent grants, 4-page rings,
   });
   let back: BlkBack | undefined;
   try {
-    m.attachDisk({ path, devid: 51712, vdev: "xvda", readOnly: false });
+    const env = process.env.XENO_BLK_PERSISTENT;
+    process.env.XENO_BLK_PERSISTENT = "1"; // read when the disk is attached
+    try { m.attachDisk({ path, devid: 51712, vdev: "xvda", readOnly: false }); } finally {
+      if (env === undefined) delete process.env.XENO_BLK_PERSISTENT; else process.env.XENO_BLK_PERSISTENT = env;
+    }
     back = m.xenPv!.blk[0]!;
     const runUntil = machineRunner(m, () => out, Date.now() + BOOT_MS);
     await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");

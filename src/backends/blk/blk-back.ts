@@ -7,7 +7,8 @@
  * sector-size, physical-sector-size, feature-flush-cache, feature-barrier, feature-discard + discard-*,
  * feature-max-indirect-segments 256: BLKIF_OP_INDIRECT, whose segment list lives in granted pages, so blkfront
  * sends up to 32 segments — 128 KiB — per request instead of 11), and the offers negotiated in
- * blk-negotiate.ts: feature-persistent (persistent-grants.ts), max-ring-page-order 4 (rings of up to 16 pages,
+ * blk-negotiate.ts: feature-persistent (persistent-grants.ts; with XENO_BLK_PERSISTENT=1 only: it costs the guest a
+ * copy of every byte, measured slower here), max-ring-page-order 4 (rings of up to 16 pages,
  * 512 requests), multi-queue-max-queues = the guest's vCPUs (one ring per vCPU, each with its own event channel).
  *
  * Connect (front-end Initialised): the front-end's keys are read (blk-negotiate.ts); every ring page must be a

@@ -3,7 +3,8 @@
  * and Linux's xen-blkback/xenbus.c (connect_ring, read_per_ring_refs) does it:
  *
  *   back-end writes           front-end answers (read at Initialised)
- *   feature-persistent 1      feature-persistent 1: both → persistent grants (persistent-grants.ts)
+ *   feature-persistent 1      feature-persistent 1: both → persistent grants (persistent-grants.ts; offered
+ *                             only with XENO_BLK_PERSISTENT=1, see below)
  *   max-ring-page-order N     ring-page-order n ≤ N, then ring-ref0 … ring-ref<2^n - 1>; absent: ring-ref (order 0)
  *   multi-queue-max-queues Q  multi-queue-num-queues q, 1 ≤ q ≤ Q; q > 1: queue-<i>/{ring-ref…, event-channel}
  *                             for i < q; absent or 1: the keys at the top of the front-end's directory
@@ -13,8 +14,14 @@
  * words for it (the device fails: xenbus error node, Closing). Keys are decimal u32 (xenbus_scanf "%u"); as
  * before, a single-page ring may also be named ring-ref0.
  *
- * The offers can be lowered for A/B measurements by environment variables read when a disk is attached:
- * XENO_BLK_PERSISTENT=0 (no feature-persistent), XENO_BLK_MAX_RING_ORDER=0..4, XENO_BLK_MAX_QUEUES=1..
+ * Persistent grants are implemented but not offered by default: Xeno's grant "mapping" is a pin (one
+ * compare-and-swap on the guest's entry), so keeping grants saves the back-end little, while blkfront with the
+ * feature copies every byte between the request's pages and its persistent pool — guest CPU, which is what the
+ * interpreter is short of: bench/io measured seq write 0.50x, seq read 0.44x, random 4 KiB reads 0.64x with
+ * the feature on (docs/benchmarks.md, 2026-12-07). XENO_BLK_PERSISTENT=1 offers it.
+ *
+ * The offers are set for A/B measurements by environment variables read when a disk is attached:
+ * XENO_BLK_PERSISTENT=1 (offer feature-persistent), XENO_BLK_MAX_RING_ORDER=0..4, XENO_BLK_MAX_QUEUES=1..
  */
 import type { BackendDevice } from "../xenbus-backend.js";
 import { BLKIF_MAX_RING_ORDER } from "./blkif.js";
@@ -53,7 +60,7 @@ export function blkOffer(vcpus: number, env: NodeJS.ProcessEnv = process.env): B
     return Number.isInteger(n) && n >= lo && n <= hi ? n : dflt;
   };
   return {
-    persistent: env.XENO_BLK_PERSISTENT !== "0",
+    persistent: env.XENO_BLK_PERSISTENT === "1",
     maxRingOrder: num("XENO_BLK_MAX_RING_ORDER", 0, BLKIF_MAX_RING_ORDER, BLKIF_MAX_RING_ORDER),
     maxQueues: num("XENO_BLK_MAX_QUEUES", 1, BLK_MAX_QUEUES, Math.max(1, Math.min(BLK_MAX_QUEUES, vcpus))),
   };

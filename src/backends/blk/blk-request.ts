@@ -106,7 +106,7 @@ export class BlkRequest {
     let total = 0;
     for (let i = 0; i < nseg; i++) {
       const first = this.segFirst[i]!, last = this.segLast[i]!;
-      if (last >= SECTORS_PER_PAGE || last < first) { this.release(pgnt, pins, pents, base); return this.refuse(`segment ${i}: sectors ${first}..${last}`) >= 0; }
+      if (last >= SECTORS_PER_PAGE || last < first) return this.unmap(pgnt, pins, pents, base, `segment ${i}: sectors ${first}..${last}`);
       const gref = this.segGref[i]!;
       let page: number;
       if (pgnt !== null) {
@@ -119,16 +119,13 @@ export class BlkRequest {
         page = gnttab.pin(gref, this.backendDom, pinWrite);
         if (page >= 0) pins[base + this.npins++] = gref;
       } else page = gnttab.grantedPage(gref, this.backendDom, pinWrite);
-      if (page < 0) { this.release(pgnt, pins, pents, base); return this.refuse(`segment ${i}: grant ${gref}: status ${page}`) >= 0; }
+      if (page < 0) return this.unmap(pgnt, pins, pents, base, `segment ${i}: grant ${gref}: status ${page}`);
       this.segOff[i] = page + first * SECTOR_SIZE;
       this.segLen[i] = (last - first + 1) * SECTOR_SIZE;
       total += this.segLen[i]!;
     }
     const sector = readU64(this.view, REQ_SECTOR);
-    if (!(sector + total / SECTOR_SIZE <= sectors)) {
-      this.release(pgnt, pins, pents, base);
-      return this.refuse(`sectors ${sector}+${total >> SECTOR_SHIFT} beyond the disk`) >= 0;
-    }
+    if (!(sector + total / SECTOR_SIZE <= sectors)) return this.unmap(pgnt, pins, pents, base, `sectors ${sector}+${total >> SECTOR_SHIFT} beyond the disk`);
     this.sector = sector;
     this.total = total;
     return true;
@@ -139,6 +136,13 @@ export class BlkRequest {
     releaseGrants(this.gnttab, pgnt, pins, this.npins, this.pinWrite, pents, this.npents, base);
     this.npins = 0;
     this.npents = 0;
+  }
+
+  /** map() refuses: gives back what it took, says why; false. */
+  private unmap(pgnt: PersistentGrants | null, pins: Uint32Array, pents: Uint16Array, base: number, why: string): boolean {
+    this.release(pgnt, pins, pents, base);
+    this.why = why;
+    return false;
   }
 
   private refuse(why: string): number {

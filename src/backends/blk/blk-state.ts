@@ -113,7 +113,7 @@ export function checkBlkState(saved: BlkBackState | BlkBackStateV1, cfg: BlkDisk
       return { at: `rings[${i}]`, o, refs: o.ringRefs, pgrants: o.pgrants };
     });
   }
-  if (persistent && !offer.persistent) throw new StateError(C, "persistent", "saved with persistent grants, which this host does not offer (XENO_BLK_PERSISTENT=0)");
+  if (persistent && !offer.persistent) throw new StateError(C, "persistent", "saved with persistent grants, which this host does not offer (set XENO_BLK_PERSISTENT=1)");
   if (ringOrder > offer.maxRingOrder) throw new StateError(C, "ringOrder", `${ringOrder} saved, at most ${offer.maxRingOrder} offered`);
   if (raw.length > offer.maxQueues) throw new StateError(C, "rings", `${raw.length} queues saved, at most ${offer.maxQueues} offered`);
   const ports = new Set<number>();
