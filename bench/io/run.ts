@@ -13,6 +13,12 @@
  * apply to every side; `--disk-opts` is added to Xeno's disk spec (e.g. `rate=20MB/s` or `iops=500`, the
  * disk's I/O limit).
  *
+ * Fair sharing: `--pair` boots two Xeno domains at once instead (A and B, each its own image): B writes its
+ * area once, then measures random 4 KiB reads --runs times alone, then again --runs times while A writes flat
+ * out in a loop (seqwrite of --mib MiB, O_DIRECT, again and again); the result is B's contended/solo IOPS.
+ * `--disk-opts` then applies to A's disk only (e.g. `rate=20MB/s`: the per-disk limit as the answer to a
+ * noisy neighbour).
+ *
  * Tests (bench/io/blkbench.c, a static aarch64 program; O_DIRECT on the whole device, timed inside the guest with
  * CLOCK_MONOTONIC around the I/O only, never the boot):
  *   seqwrite  --mib MiB (default 256, all of --area) in 1 MiB pwrites from offset 0, then fsync (inside the timing)
@@ -50,10 +56,10 @@ const TESTS = ["seqwrite", "seqread", "randread"] as const;
 type TestName = typeof TESTS[number];
 
 interface Options { runs: number; mib: number; reads: number; area: number; timeoutSec: number; only?: "xeno" | "qemu"; cpuProf?: string;
-  vcpus: number; append: string; ab?: [string, string]; diskOpts: string }
+  vcpus: number; append: string; ab?: [string, string]; diskOpts: string; pair: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900, vcpus: 1, append: "", diskOpts: "" };
+  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900, vcpus: 1, append: "", diskOpts: "", pair: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -79,6 +85,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--vcpus") o.vcpus = int();
     else if (a === "--append") o.append = val();
     else if (a === "--disk-opts") o.diskOpts = val();
+    else if (a === "--pair") o.pair = true;
     else if (a === "--ab") {
       const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(val());
       if (!m) throw new Error("--ab VAR=VALUE");
@@ -86,7 +93,7 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === "-h" || a === "--help") {
       process.stdout.write("usage: node dist/bench/io/run.js [--runs N] [--mib MiB] [--reads N] [--area MiB] [--timeout SEC] " +
-        "[--only xeno|qemu] [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS]\n");
+        "[--only xeno|qemu] [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS] [--pair]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -230,6 +237,67 @@ function median(v: number[]): number {
 
 const load = (): string => os.loadavg().map((x) => x.toFixed(2)).join(", ");
 
+/** Boots a guest, waits for its disk and fetches blkbench (as session() does). */
+async function bootWithProgram(g: ConsoleGuest, dev: string, o: Options, pay: Payload): Promise<void> {
+  await g.until((out) => out.includes(GUEST_READY_MARKER), "guest ready marker", o.timeoutSec);
+  const present = await g.sh(`for i in $(seq 1 300); do [ -b ${dev} ] && break; sleep 1; done; [ -b ${dev} ] && echo DEV-OK`, o.timeoutSec);
+  if (!/^DEV-OK$/m.test(present.text)) throw new Error(`${g.label}: ${dev} did not appear`);
+  const fetched = await g.sh(`dd if=${dev} bs=4096 skip=${pay.skip} count=${pay.count} 2>/dev/null | head -c ${pay.bytes} > /tmp/blkbench; ` +
+    "chmod +x /tmp/blkbench; md5sum /tmp/blkbench", o.timeoutSec);
+  if (!fetched.text.includes(`${pay.md5}  /tmp/blkbench`)) throw new Error(`${g.label}: blkbench copied out with the wrong md5`);
+}
+
+/** One blkbench test in guest g: its rate (IOPS for randread, MiB/s otherwise). */
+async function bench(g: ConsoleGuest, args: string, o: Options): Promise<number> {
+  const r = await g.sh(`/tmp/blkbench /dev/xvda ${args}`, o.timeoutSec);
+  const m = /BLKBENCH test=(\w+) bytes=(\d+) ops=(\d+) ns=(\d+) MBps=([\d.]+) iops=([\d.]+) ok=1/.exec(r.text);
+  if (!m) throw new Error(`${g.label}: blkbench ${args} failed: ${r.text.trim()}`);
+  const secs = Number(m[4]) / 1e9;
+  return m[1] === "randread" ? Number(m[3]) / secs : Number(m[2]) / 2 ** 20 / secs;
+}
+
+/** --pair: B's random reads alone and next to A writing flat out (see the file comment). */
+async function pairMode(o: Options, img: { kernel: string; initrd: string; kernelVersion: string }, prog: Buffer, dir: string): Promise<void> {
+  const cfgOf = (name: string, disk: string, opts: string): string => {
+    const cfg = path.join(dir, `${name}.cfg`);
+    fs.writeFileSync(cfg, `name = "${name}"\nmemory = 256\nvcpus = ${o.vcpus}\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
+      `cmdline = "${o.append ? `${CMDLINE} ${o.append}` : CMDLINE}"\ndisk = [ 'format=raw, vdev=xvda, access=rw, ${opts ? `${opts}, ` : ""}target=${disk}' ]\n` +
+      `on_poweroff = "destroy"\non_reboot = "destroy"\n`);
+    return cfg;
+  };
+  const diskA = path.join(dir, "a.img"), diskB = path.join(dir, "b.img");
+  const pay = makeImage(diskA, o.area, prog);
+  makeImage(diskB, o.area, prog);
+  const xeno = (cfg: string): string[] => [path.join(ROOT, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
+  const loadStart = load();
+  process.stderr.write(`bench/io --pair: A writes flat out${o.diskOpts ? ` (A's disk: ${o.diskOpts})` : ""}, B reads at random; load ${loadStart}\n`);
+  const a = new ConsoleGuest("A", process.execPath, xeno(cfgOf("bench-io-a", diskA, o.diskOpts)));
+  const b = new ConsoleGuest("B", process.execPath, xeno(cfgOf("bench-io-b", diskB, "")));
+  try {
+    await Promise.all([bootWithProgram(a, "/dev/xvda", o, pay), bootWithProgram(b, "/dev/xvda", o, pay)]);
+    await bench(b, `seqwrite ${o.mib} 7`, o);
+    const solo: number[] = [], busy: number[] = [];
+    for (let k = 0; k < o.runs; k++) solo.push(await bench(b, `randread ${o.mib} 7 ${o.reads}`, o));
+    process.stderr.write(`  B alone: ${solo.map((x) => x.toFixed(0)).join(", ")} IOPS\n`);
+    // A's writer: seqwrite again and again in the background, each pass's rate appended to /tmp/w.log.
+    await a.sh(`(while :; do /tmp/blkbench /dev/xvda seqwrite ${o.mib} 9 >> /tmp/w.log; done) > /dev/null 2>&1 & echo $! > /tmp/w.pid`, o.timeoutSec);
+    await new Promise((r) => setTimeout(r, 3000));
+    for (let k = 0; k < o.runs; k++) busy.push(await bench(b, `randread ${o.mib} 7 ${o.reads}`, o));
+    const w = await a.sh("kill $(cat /tmp/w.pid); sleep 1; cat /tmp/w.log", o.timeoutSec);
+    const wrates = [...w.text.matchAll(/MBps=([\d.]+)/g)].map((m) => Number(m[1]) * 1e6 / 2 ** 20);
+    process.stderr.write(`  B next to A: ${busy.map((x) => x.toFixed(0)).join(", ")} IOPS; A's passes: ${wrates.map((x) => x.toFixed(1)).join(", ")} MiB/s\n`);
+    const ms = median(solo), mb = median(busy);
+    console.log(`bench/io --pair (${img.kernelVersion}, 256 MiB, ${o.vcpus} vCPU each; A: seqwrite ${o.mib} MiB in a loop${o.diskOpts ? `, disk ${o.diskOpts}` : ""}; ` +
+      `B: ${o.reads} random 4 KiB reads), medians of ${o.runs}; load ${loadStart} → ${load()}:`);
+    console.log(`  B alone ${ms.toFixed(0)} IOPS; B next to A ${mb.toFixed(0)} IOPS: ${(100 * mb / ms).toFixed(0)} % of solo; ` +
+      `A wrote ${wrates.length ? median(wrates).toFixed(1) : "n/a"} MiB/s (median of ${wrates.length} passes)`);
+    await Promise.all([a.poweroff(), b.poweroff()]);
+  } finally {
+    a.kill();
+    b.kill();
+  }
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   fs.mkdirSync(OUT, { recursive: true });
@@ -237,6 +305,7 @@ async function main(): Promise<void> {
   const prog = fs.readFileSync(compileBlkbench());
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-io-"));
   try {
+    if (o.pair) { await pairMode(o, img, prog, dir); return; }
     const disk = path.join(dir, "disk.img");
     const pay = makeImage(disk, o.area, prog);
     const cfg = path.join(dir, "bench-io.cfg");

@@ -11,7 +11,11 @@ import { BLKIF_ENTRY_SIZE, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP
   BLKIF_RSP_OKAY, SRING_HEADER, SRING_REQ_EVENT, SRING_REQ_PROD, SRING_RSP_EVENT, SRING_RSP_PROD } from "../../src/backends/blk/blkif.js";
 import { GTF_reading, GTF_writing } from "../../src/xen/grant-table.js";
 import { MAX_PERSISTENT_GRANTS } from "../../src/backends/blk/persistent-grants.js";
-import { BACK, DATA_GFN, GNT_GFN, Harness, NDATA, PAGE, dataRef, outside, patternBytes, type Req } from "./blk-harness.js";
+import { BACK, BASE, DATA_GFN, DEVID, DOMID, FakeHost, GNT_GFN, Harness, NDATA, PAGE, dataRef, outside, patternBytes, type Req } from "./blk-harness.js";
+import { XenDomain } from "../../src/xen/domain.js";
+import { XenStore } from "../../src/xenstore/index.js";
+import { BlkBack, type BlkBackState } from "../../src/backends/blk/index.js";
+import { StateError } from "../../src/common/state.js";
 
 // Persistent grants are offered only with XENO_BLK_PERSISTENT=1 (blk-negotiate.ts): on for this file's disks.
 process.env.XENO_BLK_PERSISTENT = "1";
@@ -491,4 +495,62 @@ test(`fuzz: ${FUZZ_REQUESTS} requests (seed ${FUZZ_SEED.toString(16)}) on 2 queu
     process.stderr.write(`# fuzz seed ${FUZZ_SEED.toString(16)}: ${done} requests in ${counts.batches} batches: ${counts.ok} ok, ${counts.error} refused; ` +
       `${counts.redirects} redirects, ${counts.revocations} revocations, ${counts.restores} re-grants; ${pg} persistent grants at the end; per queue ${perQueue.join(", ")}\n`);
   } finally { h.done(); }
+});
+
+/** The restore path for a Harness: its domain over a copy of the RAM (ring ports detached), the device's nodes
+ * in a new store, BlkBack.restore. */
+function restoreCopy(h: Harness, st: BlkBackState, vcpus: number): { back: BlkBack; xen: XenDomain } {
+  const xs = h.xen.save();
+  const ram = new SharedArrayBuffer(h.ram.byteLength);
+  new Uint8Array(ram).set(h.u8);
+  const xen = new XenDomain({ ram, ramBase: BASE, vcpus, host: new FakeHost(), domid: DOMID, store: "none", restoring: true });
+  xen.restore(structuredClone(xs));
+  const store = new XenStore();
+  const a = h.store.connect(0, () => {}), b = store.connect(0, () => {});
+  const walk = (p: string): void => {
+    store.write(b, null, p, h.store.read(a, null, p));
+    store.setPerms(b, null, p, h.store.getPerms(a, null, p));
+    for (const c of h.store.directory(a, null, p)) walk(`${p}/${c}`);
+  };
+  walk("/local/domain");
+  return { back: BlkBack.restore({ xen, store, config: { path: h.path, devid: DEVID, vdev: "xvda", readOnly: false }, log: () => {} }, structuredClone(st)), xen };
+}
+
+test("save/restore: 2 queues × 4-page rings with persistent grants (re-pinned on restore); version 1 states still read", () => {
+  const h = new Harness({ connect: false, vcpus: 2 });
+  try {
+    const [q0, q1] = connect(h, { queues: 2, order: 2 });
+    assert.equal(q0!.one({ op: BLKIF_OP_WRITE, sector: 0, segs: [seg(0), seg(1)] }), BLKIF_RSP_OKAY);
+    assert.equal(q1!.one({ op: BLKIF_OP_READ, sector: 0, segs: [seg(2)] }), BLKIF_RSP_OKAY);
+    const st = h.back.save();
+    assert.equal(st.version, 2);
+    assert.equal(st.persistent, true);
+    assert.equal(st.ringOrder, 2);
+    assert.deepEqual(st.rings.map((r) => [r.ringRefs, r.port, r.pgrants]), [[q0!.refs, q0!.port, [dataRef(0), dataRef(1)]], [q1!.refs, q1!.port, [dataRef(2)]]]);
+    const { back, xen } = restoreCopy(h, st, 2);
+    try {
+      assert.equal(back.queues, 2);
+      assert.equal(back.persistentGrants, 3);
+      assert.equal(xen.gnttab.pinned, 3, "the persistent grants pinned again");
+      assert.deepEqual(back.save(), st);
+    } finally { back.close(); }
+    assert.equal(xen.gnttab.pinned, 0, "released at close");
+    // A host that offers less than the state needs refuses it (before anything is opened or attached).
+    assert.throws(() => withEnv({ XENO_BLK_MAX_QUEUES: "1" }, () => restoreCopy(h, st, 2)), (e: unknown) => e instanceof StateError && e.field === "rings");
+    assert.throws(() => withEnv({ XENO_BLK_MAX_RING_ORDER: "1" }, () => restoreCopy(h, st, 2)), (e: unknown) => e instanceof StateError && e.field === "ringOrder");
+    assert.throws(() => withEnv({ XENO_BLK_PERSISTENT: "0" }, () => restoreCopy(h, st, 2)), (e: unknown) => e instanceof StateError && e.field === "persistent");
+  } finally { h.done(); }
+
+  // Version 1 (one single-page ring, no persistent grants): read as version 2.
+  const v = new Harness({ connect: false });
+  try {
+    const [fr] = connect(v, { persistent: false });
+    assert.equal(fr!.one({ op: BLKIF_OP_FLUSH_DISKCACHE }), BLKIF_RSP_OKAY);
+    const st = v.back.save();
+    const r = st.rings[0]!;
+    const v1 = { version: 1, devid: st.devid, vdev: st.vdev, readOnly: st.readOnly, sectors: st.sectors, connected: true,
+      ring: { ringRef: r.ringRefs[0], port: r.port, reqCons: r.reqCons, rspProdPvt: r.rspProdPvt }, stats: st.stats, loggedErrors: st.loggedErrors };
+    const { back } = restoreCopy(v, v1 as unknown as BlkBackState, 1);
+    try { assert.deepEqual(back.save(), st); } finally { back.close(); }
+  } finally { v.done(); }
 });
