@@ -11,7 +11,7 @@
  * (XENO_BLK_PERSISTENT=0, XENO_BLK_MAX_RING_ORDER=0, XENO_BLK_MAX_QUEUES=1, XENO_BLK_SYNC=1), alternated with
  * the others; `--vcpus` and `--append` (extra kernel arguments, e.g. xen_blkfront.max_ring_page_order=4)
  * apply to every side; `--disk-opts` is added to Xeno's disk spec (e.g. `rate=20MB/s` or `iops=500`, the
- * disk's I/O limit).
+ * disk's I/O limit); `--parallel N` runs N random readers at once (queue depth N; IOPS summed).
  *
  * Fair sharing: `--pair` boots two Xeno domains at once instead (A and B, each its own image): B writes its
  * area once, then measures random 4 KiB reads --runs times alone, then again --runs times while A writes flat
@@ -56,10 +56,10 @@ const TESTS = ["seqwrite", "seqread", "randread"] as const;
 type TestName = typeof TESTS[number];
 
 interface Options { runs: number; mib: number; reads: number; area: number; timeoutSec: number; only?: "xeno" | "qemu"; cpuProf?: string;
-  vcpus: number; append: string; ab?: [string, string]; diskOpts: string; pair: boolean }
+  vcpus: number; append: string; ab?: [string, string]; diskOpts: string; pair: boolean; parallel: number }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900, vcpus: 1, append: "", diskOpts: "", pair: false };
+  const o: Options = { runs: 3, mib: 256, reads: 5000, area: 256, timeoutSec: 900, vcpus: 1, append: "", diskOpts: "", pair: false, parallel: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -86,6 +86,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--append") o.append = val();
     else if (a === "--disk-opts") o.diskOpts = val();
     else if (a === "--pair") o.pair = true;
+    else if (a === "--parallel") o.parallel = int();
     else if (a === "--ab") {
       const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(val());
       if (!m) throw new Error("--ab VAR=VALUE");
@@ -93,7 +94,7 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === "-h" || a === "--help") {
       process.stdout.write("usage: node dist/bench/io/run.js [--runs N] [--mib MiB] [--reads N] [--area MiB] [--timeout SEC] " +
-        "[--only xeno|qemu] [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS] [--pair]\n");
+        "[--only xeno|qemu] [--cpu-prof DIR] [--vcpus N] [--append ARGS] [--ab VAR=VALUE] [--disk-opts OPTS] [--pair] [--parallel N]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -213,10 +214,14 @@ async function session(label: string, cmd: string, args: string[], dev: string, 
     progress(`${dev} present, blkbench fetched (${(present.secs + fetched.secs).toFixed(1)} s)`);
     const tests = {} as Record<TestName, TestResult>;
     for (const t of TESTS) {
-      const r = await g.sh(`/tmp/blkbench ${dev} ${t} ${o.mib} ${tag}${t === "randread" ? ` ${o.reads}` : ""}`, o.timeoutSec);
-      const m = /BLKBENCH test=(\w+) bytes=(\d+) ops=(\d+) ns=(\d+) MBps=([\d.]+) iops=([\d.]+) ok=1/.exec(r.text);
-      if (!m || m[1] !== t) throw new Error(`${label}: ${t} failed: ${r.text.trim()}`);
-      const bytes = Number(m[2]), ops = Number(m[3]), guestSecs = Number(m[4]) / 1e9;
+      const one = `/tmp/blkbench ${dev} ${t} ${o.mib} ${tag}${t === "randread" ? ` ${o.reads}` : ""}`;
+      // --parallel N: N random readers at once (queue depth N), their operations summed over the slowest's time.
+      const par = t === "randread" ? o.parallel : 1;
+      const r = await g.sh(par === 1 ? one : `for i in $(seq 1 ${par}); do ${one} > /tmp/rr$i 2>&1 & done; wait; cat /tmp/rr*`, o.timeoutSec);
+      const ms = [...r.text.matchAll(/BLKBENCH test=(\w+) bytes=(\d+) ops=(\d+) ns=(\d+) MBps=([\d.]+) iops=([\d.]+) ok=1/g)];
+      if (ms.length !== par || ms.some((m) => m[1] !== t)) throw new Error(`${label}: ${t} failed: ${r.text.trim()}`);
+      const bytes = ms.reduce((a, m) => a + Number(m[2]), 0), ops = ms.reduce((a, m) => a + Number(m[3]), 0);
+      const guestSecs = Math.max(...ms.map((m) => Number(m[4]))) / 1e9;
       const perSec = t === "randread" ? ops : bytes / 2 ** 20;
       tests[t] = { rate: perSec / guestSecs, hostRate: perSec / r.secs, guestSecs, hostSecs: r.secs };
       progress(`${t} ${tests[t].rate.toFixed(t === "randread" ? 0 : 1)} ${t === "randread" ? "IOPS" : "MiB/s"} ` +
@@ -338,7 +343,8 @@ async function main(): Promise<void> {
     const med = (s: typeof sides[number] | undefined, f: (x: Session) => number): number | undefined => s && s.runs.length ? median(s.runs.map(f)) : undefined;
     const x = sides.find((s) => s.name === "xeno"), q = sides.find((s) => s.name === "qemu");
     const rows: string[][] = [["test", "Xeno (blkfront→blkback)", "QEMU TCG (virtio-blk)", "ratio Xeno/QEMU", "host-timed Xeno", "host-timed QEMU"]];
-    const desc: Record<TestName, string> = { seqwrite: `seq write 1 MiB, ${o.mib} MiB + fsync`, seqread: `seq read 1 MiB, ${o.mib} MiB`, randread: `rand read 4 KiB ×${o.reads}` };
+    const desc: Record<TestName, string> = { seqwrite: `seq write 1 MiB, ${o.mib} MiB + fsync`, seqread: `seq read 1 MiB, ${o.mib} MiB`,
+      randread: `rand read 4 KiB ×${o.reads}${o.parallel > 1 ? ` ×${o.parallel} readers` : ""}` };
     for (const t of TESTS) {
       const mx = med(x, (r) => r.tests[t].rate), mq = med(q, (r) => r.tests[t].rate);
       rows.push([desc[t], fmt(mx, t), fmt(mq, t), mx !== undefined && mq !== undefined ? `${(mx / mq).toFixed(2)}x` : "n/a",

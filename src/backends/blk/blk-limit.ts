@@ -4,7 +4,10 @@
  * moved by reads and writes, and requests per second, each a token bucket.
  *
  *  - Each bucket refills continuously at its rate and holds at most BURST_MS worth of it (at least one 128 KiB
- *    request's bytes, one request), so an idle disk cannot bank a long burst.
+ *    request's bytes, one request), so an idle disk cannot bank a longer burst. One second, as QEMU's default
+ *    throttling.*-max-length: with 100 ms, a guest at queue depth 1 lost the tokens of its own pauses (each
+ *    throttled request waits for the domain loop to come back to it) and bench/io stayed 15-35 % under the
+ *    limit; with one second it reached it (docs/benchmarks.md, 2026-12-07).
  *  - A request may be taken while every limited bucket is above zero; it is then charged in full (its bytes,
  *    one request), which may take a bucket below zero: a request larger than the burst still goes, and the
  *    long-run rate holds because the debt is paid back before the next one.
@@ -15,7 +18,7 @@
  */
 
 /** Most a bucket holds: this long at its rate. */
-export const BURST_MS = 100;
+export const BURST_MS = 1000;
 /** Least a byte bucket holds (one default-size indirect request: 32 segments × 4 KiB). */
 export const MIN_BURST_BYTES = 128 << 10;
 
