@@ -54,7 +54,7 @@ import { IO_DISCARD, IO_FLAG_SYNC, IO_FLUSH, IO_OK, IO_READ, IO_SHORT_READ, IO_S
 import { StateError } from "../../common/state.js";
 import { BlkIo, KIND_OTHER, KIND_READ, KIND_WRITE } from "./blk-io.js";
 import { BlkRequest } from "./blk-request.js";
-import { BlkRing } from "./blk-ring.js";
+import { BlkRing, openRings } from "./blk-ring.js";
 import { blkOffer, offerKeys, readFrontend, type BlkOffer } from "./blk-negotiate.js";
 import { PersistentGrants } from "./persistent-grants.js";
 import { BlkLimit, type BlkLimitConfig } from "./blk-limit.js";
@@ -250,6 +250,9 @@ export class BlkBack {
     return n;
   }
 
+  /** The I/O limit holds requests back now (they wait in the rings). */
+  get throttled(): boolean { return this.throttledUntil !== 0; }
+
   /** Requests taken per queue since the connection (empty while disconnected). */
   get requestsPerQueue(): number[] { return this.rings.map((r) => r.taken); }
 
@@ -332,20 +335,8 @@ export class BlkBack {
     if (this.closed) return "device closed";
     const plan = readFrontend(dev, this.offer);
     if (typeof plan === "string") return plan;
-    const { u8, i32 } = this.xen.mem;
-    const rings: BlkRing[] = [];
-    for (let q = 0; q < plan.queues.length; q++) {
-      const { refs, port } = plan.queues[q]!;
-      const pages: number[] = [];
-      for (const ref of refs) {
-        const off = this.xen.gnttab.grantedPage(ref, BACKEND_DOM, true);
-        if (off < 0) return `mapping ring-ref ${ref} port ${port}: grant status ${off}`;
-        pages.push(off);
-      }
-      const ring = new BlkBackRing(u8, i32, pages);
-      if (!ring.attach()) return `ring-ref ${refs[0]}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
-      rings.push(new BlkRing(q, refs, port, ring, plan.persistent ? new PersistentGrants(this.xen.gnttab, BACKEND_DOM) : null, BACKEND_DOM));
-    }
+    const rings = openRings(this.xen, plan, BACKEND_DOM);
+    if (typeof rings === "string") return rings;
     for (const r of rings) {
       const ep = this.newEndpoint(r);
       const rc = this.xen.evtchn.hostBind(r.port, ep);

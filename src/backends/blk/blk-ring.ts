@@ -7,8 +7,31 @@
  */
 import type { GrantTable } from "../../xen/grant-table.js";
 import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
-import type { BlkBackRing } from "./blkif.js";
-import type { PersistentGrants } from "./persistent-grants.js";
+import type { XenDomain } from "../../xen/domain.js";
+import { BlkBackRing } from "./blkif.js";
+import { PersistentGrants } from "./persistent-grants.js";
+import type { ConnectPlan } from "./blk-negotiate.js";
+
+/**
+ * The rings of a connect plan, attached (xen_blkif_map): every page a writable full-page grant to
+ * `backendDom`, indexes sane (BACK_RING_ATTACH); channels not bound yet. A string says why not.
+ */
+export function openRings(xen: XenDomain, plan: ConnectPlan, backendDom: number): BlkRing[] | string {
+  const rings: BlkRing[] = [];
+  for (let q = 0; q < plan.queues.length; q++) {
+    const { refs, port } = plan.queues[q]!;
+    const pages: number[] = [];
+    for (const ref of refs) {
+      const off = xen.gnttab.grantedPage(ref, backendDom, true);
+      if (off < 0) return `mapping ring-ref ${ref} port ${port}: grant status ${off}`;
+      pages.push(off);
+    }
+    const ring = new BlkBackRing(xen.mem.u8, xen.mem.i32, pages);
+    if (!ring.attach()) return `ring-ref ${refs[0]}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
+    rings.push(new BlkRing(q, refs, port, ring, plan.persistent ? new PersistentGrants(xen.gnttab, backendDom) : null, backendDom));
+  }
+  return rings;
+}
 
 export class BlkRing {
   /** Our end of the event channel while live. */

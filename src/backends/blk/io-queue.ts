@@ -19,7 +19,7 @@
  */
 import { BLKIF_RING_SIZE, MAX_INDIRECT_SEGMENTS } from "./blkif.js";
 
-/** Requests in flight per disk at most: a ring's worth (blkback answers at most that many unanswered). */
+/** Requests in flight per disk at most, over all its rings whatever their size (the rest wait in the rings). */
 export const IO_SLOTS = BLKIF_RING_SIZE;
 /** Runs (contiguous RAM ranges) per request at most: one per segment before merging. */
 export const IO_MAX_RUNS = MAX_INDIRECT_SEGMENTS;
