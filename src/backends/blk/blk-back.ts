@@ -47,16 +47,15 @@ import type { HostEndpoint } from "../../xen/event-channel.js";
 import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
-  BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BlkBackRing, DISCARD_NR_SECTORS, IND_OP, MAX_INDIRECT_SEGMENTS,
+  BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, DISCARD_NR_SECTORS, IND_OP, MAX_INDIRECT_SEGMENTS,
   REQ_NR_SEGMENTS, REQ_SECTOR, SECTOR_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
 import { BlkError, DiskImage } from "./disk-image.js";
 import { IO_DISCARD, IO_FLAG_SYNC, IO_FLUSH, IO_OK, IO_READ, IO_SHORT_READ, IO_SLOTS, IO_WRITE } from "./io-queue.js";
 import { StateError } from "../../common/state.js";
 import { BlkIo, KIND_OTHER, KIND_READ, KIND_WRITE } from "./blk-io.js";
 import { BlkRequest } from "./blk-request.js";
-import { BlkRing, openRings } from "./blk-ring.js";
+import { BlkRing, openRings, restoreRings } from "./blk-ring.js";
 import { blkOffer, offerKeys, readFrontend, type BlkOffer } from "./blk-negotiate.js";
-import { PersistentGrants } from "./persistent-grants.js";
 import { BlkLimit, type BlkLimitConfig } from "./blk-limit.js";
 import { checkBlkState, type BlkBackState, type BlkBackStats } from "./blk-state.js";
 
@@ -221,19 +220,11 @@ export class BlkBack {
     if (s.rings.length === 0 || !this.device.connected) return;
     this.persistent = s.persistent;
     this.ringOrder = s.ringOrder;
-    const gnttab = this.xen.gnttab;
-    this.rings = s.rings.map((x, q) => {
-      // Checked by checkBlkState: every grant a writable full-page grant to us, every port detached.
-      const ring = new BlkBackRing(this.xen.mem.u8, this.xen.mem.i32, x.ringRefs.map((ref) => gnttab.grantedPage(ref, BACKEND_DOM, true)));
-      ring.reqCons = x.reqCons;
-      ring.rspProdPvt = x.rspProdPvt;
-      const pgnt = s.persistent ? new PersistentGrants(gnttab, BACKEND_DOM) : null;
-      for (const ref of x.pgrants) pgnt!.adopt(ref);
-      const r = new BlkRing(q, x.ringRefs, x.port, ring, pgnt, BACKEND_DOM);
+    this.rings = restoreRings(this.xen, s, BACKEND_DOM);
+    for (const r of this.rings) {
       const ep = this.newEndpoint(r);
-      if (this.xen.evtchn.hostAttach(x.port, ep) === 0) r.endpoint = ep;
-      return r;
-    });
+      if (this.xen.evtchn.hostAttach(r.port, ep) === 0) r.endpoint = ep; // checked: a detached port to us
+    }
     this.startIo();
   }
 

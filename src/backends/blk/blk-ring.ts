@@ -11,6 +11,7 @@ import type { XenDomain } from "../../xen/domain.js";
 import { BlkBackRing } from "./blkif.js";
 import { PersistentGrants } from "./persistent-grants.js";
 import type { ConnectPlan } from "./blk-negotiate.js";
+import type { BlkBackState } from "./blk-state.js";
 
 /**
  * The rings of a connect plan, attached (xen_blkif_map): every page a writable full-page grant to
@@ -31,6 +32,21 @@ export function openRings(xen: XenDomain, plan: ConnectPlan, backendDom: number)
     rings.push(new BlkRing(q, refs, port, ring, plan.persistent ? new PersistentGrants(xen.gnttab, backendDom) : null, backendDom));
   }
   return rings;
+}
+
+/**
+ * The rings of a saved state checked by checkBlkState (every ring page and persistent grant a writable
+ * full-page grant to `backendDom`), with their indexes; the persistent grants pinned again. Channels not attached.
+ */
+export function restoreRings(xen: XenDomain, s: BlkBackState, backendDom: number): BlkRing[] {
+  return s.rings.map((x, q) => {
+    const ring = new BlkBackRing(xen.mem.u8, xen.mem.i32, x.ringRefs.map((ref) => xen.gnttab.grantedPage(ref, backendDom, true)));
+    ring.reqCons = x.reqCons;
+    ring.rspProdPvt = x.rspProdPvt;
+    const pgnt = s.persistent ? new PersistentGrants(xen.gnttab, backendDom) : null;
+    for (const ref of x.pgrants) pgnt!.adopt(ref);
+    return new BlkRing(q, x.ringRefs, x.port, ring, pgnt, backendDom);
+  });
 }
 
 export class BlkRing {
