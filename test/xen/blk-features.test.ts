@@ -11,7 +11,9 @@
  *    O_DIRECT through both queues; each reads back identical after the page cache is dropped; a dd with
  *    conv=fsync is in the host's image file before the machine stops (the flush reached the image); both
  *    rings took requests; persistent grants are kept, within the bound;
- *  - after the back-end closes, no grant stays pinned.
+ *  - after the back-end closes, no grant stays pinned;
+ *  - a second disk with Xeno's I/O limit (rate 1 MB/s, bucket of one second): 3 MiB written with O_DIRECT take
+ *    at least the ~2.1 s the limit allows after its burst, and read back identical.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -34,14 +36,18 @@ const md5 = (b: Uint8Array): string => createHash("md5").update(b).digest("hex")
 const LEN = 256 << 10;
 const pattern = (k: number): Buffer => Buffer.from(`XENO-MQ-${k}\n`.repeat(Math.ceil(LEN / 10))).subarray(0, LEN);
 const at = (k: number): number => (2 + 4 * k) << 20;
+/** xvdb's limit (bytes/s) and what the guest writes to it. */
+const LIMIT = 1_000_000, LIMITED_BYTES = 3 << 20;
 
 test("blkback features with the stock blkfront: persistent grants, 4-page rings, 2 queues; data and flush", { timeout: BOOT_MS + 180_000 }, async () => {
   const t0 = Date.now();
   const images = await ensureImages({ onProgress: (msg) => process.stderr.write(`# images: ${msg}\n`) });
   const dir = mkdtempSync(join(tmpdir(), "xeno-blkf-"));
-  const path = join(dir, "xvda.img");
+  const path = join(dir, "xvda.img"), limitedPath = join(dir, "xvdb.img");
   writeFileSync(path, "");
   truncateSync(path, BYTES);
+  writeFileSync(limitedPath, "");
+  truncateSync(limitedPath, BYTES);
   const store = new XenStore();
   let out = "";
   const m = new Machine({
@@ -58,6 +64,8 @@ test("blkback features with the stock blkfront: persistent grants, 4-page rings,
       if (env === undefined) delete process.env.XENO_BLK_PERSISTENT; else process.env.XENO_BLK_PERSISTENT = env;
     }
     back = m.xenPv!.blk[0]!;
+    m.attachDisk({ path: limitedPath, devid: 51728, vdev: "xvdb", readOnly: false, limit: { bytesPerSecond: LIMIT } });
+    const limited = m.xenPv!.blk[1]!;
     const runUntil = machineRunner(m, () => out, Date.now() + BOOT_MS);
     await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");
     const bootS = (Date.now() - t0) / 1000;
@@ -114,6 +122,20 @@ test("blkback features with the stock blkfront: persistent grants, 4-page rings,
     const sums = rd.split("\n").filter((l) => /^[0-9a-f]{32}\s/.test(l)).map((l) => l.slice(0, 32));
     assert.deepEqual(sums, [md5(pattern(0)), md5(pattern(1))], rd);
 
+    // The limited disk: 3 MiB with O_DIRECT, timed on the host around the command.
+    await sh(`for i in $(seq 1 120); do [ -e /sys/block/xvdb ] && break; sleep 1; done; head -c ${LIMITED_BYTES} /dev/urandom > /tmp/l`);
+    const t1 = Date.now();
+    const lw = await sh("dd if=/tmp/l of=/dev/xvdb bs=64k oflag=direct 2>/dev/null; echo lw=$?");
+    const limitedS = (Date.now() - t1) / 1000;
+    assert.match(lw, /^lw=0$/m);
+    const minS = (LIMITED_BYTES - LIMIT) / LIMIT; // after the one-second burst
+    assert.ok(limitedS >= minS * 0.95, `3 MiB at 1 MB/s took ${limitedS.toFixed(2)} s, at least ${minS.toFixed(2)} s expected`);
+    const lr = await sh("echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/xvdb bs=64k count=48 iflag=direct 2>/dev/null | md5sum; md5sum /tmp/l");
+    const lsums = lr.split("\n").filter((l) => /^[0-9a-f]{32}\s/.test(l)).map((l) => l.slice(0, 32));
+    assert.equal(lsums.length, 2, lr);
+    assert.equal(lsums[0], lsums[1], "read back from the limited disk");
+    assert.ok(limited.stats.bytesWritten >= LIMITED_BYTES);
+
     const perRing = back.requestsPerQueue;
     const pg = back.persistentGrants!;
     assert.ok(pg > 0 && pg <= 2 * MAX_PERSISTENT_GRANTS, `persistent grants kept: ${pg}`);
@@ -122,16 +144,18 @@ test("blkback features with the stock blkfront: persistent grants, 4-page rings,
     assert.doesNotMatch(out, /Kernel panic|kernel BUG|Oops|Call trace:/i);
     assert.doesNotMatch(out, /blkfront.*(fail|error)|I\/O error/i);
     process.stderr.write(`# boot ${bootS.toFixed(1)} s; total ${((Date.now() - t0) / 1000).toFixed(1)} s; requests per queue ${perRing.join(", ")}; ` +
-      `persistent grants ${pg}; taskset ${taskset}\n# stats ${JSON.stringify(back.stats)}\n` +
+      `persistent grants ${pg}; taskset ${taskset}; 3 MiB to the 1 MB/s disk in ${limitedS.toFixed(2)} s (bound ${minS.toFixed(2)} s)\n# stats ${JSON.stringify(back.stats)}\n` +
       `# guest: ${(/blkfront: xvda: .*/.exec(out) ?? [""])[0].trim()}\n`);
 
     const xen = m.xen!;
     back.close();
+    limited.close();
     assert.equal(xen.gnttab.pinned, 0, "no grant pinned after the back-end closed");
     m.dispose();
     const img = readFileSync(path);
     for (const k of [0, 1]) assert.ok(img.subarray(at(k), at(k) + LEN).equals(pattern(k)), `pattern ${k} in the host image`);
   } finally {
+    for (const b of m.xenPv?.blk ?? []) b.close();
     back?.close();
     m.dispose();
     rmSync(dir, { recursive: true, force: true });
