@@ -95,7 +95,7 @@ export class BlkBack {
   };
   readonly device: BackendDevice;
   readonly disk: DiskImage;
-  /** What this disk offers (fixed at attach; lowered by the A/B variables, see blk-negotiate.ts). */
+  /** What this disk offers (fixed at attach; set by the XENO_BLK_* variables, see blk-negotiate.ts). */
   readonly offer: BlkOffer;
   /** The connected queues (empty while disconnected). */
   private rings: BlkRing[] = [];
