@@ -403,6 +403,8 @@ export class BlkBack {
     for (let k = 0; k < nr; k++) {
       if (!rings[k]!.pagesValid(gnttab)) { this.fail(`ring-ref ${rings[k]!.refs.join(",")}: grant revoked or changed while connected`); return; }
     }
+    // Persistent grants unused for a minute, or the oldest after an overflow, go (purge_persistent_gnt).
+    if (this.persistent) { const now = performance.now(); for (let k = 0; k < nr; k++) rings[k]!.pgnt?.purge(now); }
     let budget = MAX_REQUESTS_PER_RUN;
     const io = this.io, limit = this.limit;
     if (limit !== null) { limit.refill(performance.now()); this.throttledUntil = 0; }

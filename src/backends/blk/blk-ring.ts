@@ -9,7 +9,7 @@ import type { GrantTable } from "../../xen/grant-table.js";
 import type { EventChannels, HostEndpoint } from "../../xen/event-channel.js";
 import type { XenDomain } from "../../xen/domain.js";
 import { BlkBackRing } from "./blkif.js";
-import { PersistentGrants } from "./persistent-grants.js";
+import { MAX_PERSISTENT_GRANTS, PersistentGrants } from "./persistent-grants.js";
 import type { ConnectPlan } from "./blk-negotiate.js";
 import type { BlkBackState } from "./blk-state.js";
 
@@ -29,7 +29,7 @@ export function openRings(xen: XenDomain, plan: ConnectPlan, backendDom: number)
     }
     const ring = new BlkBackRing(xen.mem.u8, xen.mem.i32, pages);
     if (!ring.attach()) return `ring-ref ${refs[0]}: req_prod ${ring.reqProd} more than a ring ahead of rsp_prod ${ring.rspProd}`;
-    rings.push(new BlkRing(q, refs, port, ring, plan.persistent ? new PersistentGrants(xen.gnttab, backendDom) : null, backendDom));
+    rings.push(new BlkRing(q, refs, port, ring, plan.persistent ? new PersistentGrants(xen.gnttab, backendDom, MAX_PERSISTENT_GRANTS, performance.now()) : null, backendDom));
   }
   return rings;
 }
@@ -43,7 +43,7 @@ export function restoreRings(xen: XenDomain, s: BlkBackState, backendDom: number
     const ring = new BlkBackRing(xen.mem.u8, xen.mem.i32, x.ringRefs.map((ref) => xen.gnttab.grantedPage(ref, backendDom, true)));
     ring.reqCons = x.reqCons;
     ring.rspProdPvt = x.rspProdPvt;
-    const pgnt = s.persistent ? new PersistentGrants(xen.gnttab, backendDom) : null;
+    const pgnt = s.persistent ? new PersistentGrants(xen.gnttab, backendDom, MAX_PERSISTENT_GRANTS, performance.now()) : null;
     for (const ref of x.pgrants) pgnt!.adopt(ref);
     return new BlkRing(q, x.ringRefs, x.port, ring, pgnt, backendDom);
   });
