@@ -148,7 +148,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
     if (!st.isFile()) throw at(`target ${path}: is ${describeKind(st)}; give a regular file (block devices are not served yet)`);
     if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
-    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite };
+    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.limit ? { limit: d.limit } : {}) };
   });
 }
 

@@ -6,6 +6,9 @@
  * - flags: cdrom, direct-io-safe, discard, no-discard, trusted, untrusted, colo, no-colo;
  * - key=value: format, vdev, access, devtype, backend, backendtype, script, specification, grant_usage,
  *   colo-host, colo-port, colo-export, active-disk, hidden-disk;
+ * - Xeno's extension (not in xl): `rate=RATE` (bytes per second read and written, RATE as vif's `rate=`:
+ *   ^[0-9]+[GMK]?[Bb]/s$, decimal multipliers, lower-case b for bits) and `iops=N` (requests per second),
+ *   the disk's I/O limit enforced by blkback (src/backends/blk/blk-limit.ts);
  * - `target=` eats the rest of the string (so it must come last, and may contain commas);
  * - deprecated prefixes on a parameter: `raw:` `qcow:` `qcow2:` `vhd:` (format), `iscsi:` `nbd:` `enbd:` `drbd:`
  *   (script=block-…), and `tapdisk:` `tap:` `tap2:` `aio:` `ioemu:` `file:` `phy:` (stripped and ignored), so
@@ -41,6 +44,8 @@ export interface DiskSpec {
   discard: boolean;
   trusted: boolean;
   grantUsage?: boolean;
+  /** Xeno's I/O limit (`rate=`, `iops=`): absent when neither is given. */
+  limit?: { bytesPerSecond?: number; iops?: number };
   colo?: { enable: boolean; host?: string; port?: number; export?: string; activeDisk?: string; hiddenDisk?: string };
 }
 
@@ -56,7 +61,7 @@ const FORMATS: readonly string[] = ["raw", "qcow", "qcow2", "vhd", "empty", "qed
 const BACKEND_TYPES: readonly string[] = ["phy", "tap", "qdisk", "standalone"];
 const FLAGS = new Set(["cdrom", "direct-io-safe", "discard", "no-discard", "colo", "no-colo", "trusted", "untrusted"]);
 const STRING_KEYS = new Set(["format", "vdev", "access", "devtype", "backend", "backendtype", "script", "specification",
-  "grant_usage", "colo-host", "colo-port", "colo-export", "active-disk", "hidden-disk"]);
+  "grant_usage", "colo-host", "colo-port", "colo-export", "active-disk", "hidden-disk", "rate", "iops"]);
 const IGNORED_PREFIXES = new Set(["tapdisk", "tap", "tap2", "aio", "ioemu", "file", "phy"]);
 const SCRIPT_PREFIXES = new Set(["iscsi", "nbd", "enbd", "drbd"]);
 const FORMAT_PREFIXES = new Set(["raw", "qcow", "qcow2", "vhd"]);
@@ -174,6 +179,18 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
           if (!/^[1-9][0-9]*$/.test(v)) throw fail(`unknown value for colo-port: '${v}'`);
           save(k, v);
           break;
+        case "rate": {
+          const m = /^([0-9]+)([GMK]?)([Bb])\/s$/.exec(v);
+          if (!m) throw fail(`invalid rate '${v}' (bytes per second read and written, e.g. 20MB/s, 500KB/s, 80Mb/s)`);
+          const n = Number(m[1]) * { G: 1e9, M: 1e6, K: 1e3, "": 1 }[m[2] as "G" | "M" | "K" | ""] / (m[3] === "b" ? 8 : 1);
+          if (!Number.isSafeInteger(Math.floor(n)) || Math.floor(n) < 1) throw fail(`rate out of range in '${v}'`);
+          save(k, String(Math.floor(n)));
+          break;
+        }
+        case "iops":
+          if (!/^[1-9][0-9]{0,8}$/.test(v)) throw fail(`invalid iops '${v}' (requests per second, 1..999999999)`);
+          save(k, v);
+          break;
         default: save(k, v);
       }
     } else if (st.target === undefined) {
@@ -213,6 +230,11 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
   if (st.backendtype) d.backendType = st.backendtype as DiskBackendType;
   if (st.script) d.script = st.script;
   if (st.grant_usage !== undefined) d.grantUsage = st.grant_usage === "1";
+  if (st.rate || st.iops) {
+    d.limit = {};
+    if (st.rate) d.limit.bytesPerSecond = Number(st.rate);
+    if (st.iops) d.limit.iops = Number(st.iops);
+  }
   if (colo !== undefined || st["colo-host"] || st["colo-port"] || st["colo-export"] || st["active-disk"] || st["hidden-disk"]) {
     d.colo = { enable: colo ?? false };
     if (st["colo-host"]) d.colo.host = st["colo-host"];

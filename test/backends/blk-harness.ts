@@ -63,12 +63,12 @@ export class Harness {
   reqProd = 0;
   rspCons = 0;
 
-  constructor(o: { readOnly?: boolean; bytes?: number; content?: Uint8Array; connect?: boolean } = {}) {
+  constructor(o: { readOnly?: boolean; bytes?: number; content?: Uint8Array; connect?: boolean; vcpus?: number } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "xeno-blk-"));
     this.path = join(this.dir, "disk.img");
     const bytes = o.content?.length ?? o.bytes ?? 1 << 20;
     writeFileSync(this.path, o.content ?? patternBytes(bytes, 1));
-    this.xen = new XenDomain({ ram: this.ram, ramBase: BASE, vcpus: 1, host: new FakeHost(), domid: DOMID, store: "none" });
+    this.xen = new XenDomain({ ram: this.ram, ramBase: BASE, vcpus: o.vcpus ?? 1, host: new FakeHost(), domid: DOMID, store: "none" });
     assert.equal(this.xen.gnttab.mapFrame(0, GNT_GFN), 0);
     this.port = this.xen.evtchn.allocUnbound(0);
     this.dom0 = this.store.connect(0, () => {});

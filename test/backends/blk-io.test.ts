@@ -131,8 +131,8 @@ test("save() drains the requests in flight first, then saves a quiet ring", () =
     const st = h.back.save();
     assert.ok(performance.now() - t0 >= DELAY * 0.5, "it waited for the disk");
     assert.equal(h.back.inFlight, 0);
-    assert.equal(st.ring!.reqCons, 1);
-    assert.equal(st.ring!.rspProdPvt, 1);
+    assert.equal(st.rings[0]!.reqCons, 1);
+    assert.equal(st.rings[0]!.rspProdPvt, 1);
     assert.equal(h.ring(SRING_RSP_PROD), 1, "the response is published");
     assert.deepEqual(h.responses().map((r) => r[2]), [BLKIF_RSP_OKAY]);
   } finally { h.done(); }
@@ -194,7 +194,7 @@ function quickIdle(idleMs: number): Harness {
     if (saved === undefined) delete process.env.XENO_BLK_IO_IDLE_MS; else process.env.XENO_BLK_IO_IDLE_MS = saved;
   }
 }
-const ioState = (h: Harness): number => Atomics.load((h.back as unknown as { q: IoQueue }).q.ctl, Q_STATE); // reaching in
+const ioState = (h: Harness): number => Atomics.load((h.back as unknown as { io: { q: IoQueue } }).io.q.ctl, Q_STATE); // reaching in
 
 test("an idle I/O thread ends (the image stays open); the next request starts another; close() then closes the image itself", () => {
   const h = quickIdle(150);

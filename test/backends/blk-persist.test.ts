@@ -149,7 +149,7 @@ test("blkback: save/restore of a connected disk; the restored one serves queued 
     const { side: a, config } = original(dir);
     const st = a.back.save();
     assert.equal(st.connected, true);
-    assert.deepEqual(st.ring, { ringRef: RING_REF, port: a.port, reqCons: 2, rspProdPvt: 2 });
+    assert.deepEqual(st.rings, [{ ringRefs: [RING_REF], port: a.port, reqCons: 2, rspProdPvt: 2, pgrants: [] }]);
     const b = restored(a, config, dir, st);
     assert.deepEqual(b.back.save(), st);
     assert.ok(b.back.connected);
@@ -182,16 +182,20 @@ test("blkback: bad states are refused with nothing attached; save refuses reques
       return c as unknown as BlkBackState;
     };
     const bad: [BlkBackState, string][] = [
-      [m((x) => { x.version = 2; }), "version"],
+      [m((x) => { x.version = 3; }), "version"],
       [m((x) => { x.devid = 51728; }), "devid"],
       [m((x) => { x.vdev = "xvdb"; }), "vdev"],
       [m((x) => { x.readOnly = true; }), "readOnly"],
       [m((x) => { x.sectors = 4096; }), "sectors"],
-      [m((x) => { x.ring.ringRef = 9; }), "ring.ringRef"], // not granted
-      [m((x) => { x.ring.port = 3; }), "ring.port"],
-      [m((x) => { x.ring.reqCons = 1; }), "ring.reqCons"],
-      [m((x) => { x.ring.rspProdPvt = 3; x.ring.reqCons = 3; }), "ring.reqCons"], // not what the page says
-      [m((x) => { x.ring = null; }), "connected"],
+      [m((x) => { x.rings[0].ringRefs = [9]; }), "rings[0].ringRefs[0]"], // not granted
+      [m((x) => { x.rings[0].ringRefs = [RING_REF, RING_REF]; }), "rings[0].ringRefs"], // two pages at order 0
+      [m((x) => { x.ringOrder = 5; }), "ringOrder"],
+      [m((x) => { x.rings[0].port = 3; }), "rings[0].port"],
+      [m((x) => { x.rings.push(structuredClone(x.rings[0])); }), "rings"], // more queues than the 1-vCPU domain is offered
+      [m((x) => { x.rings[0].reqCons = 1; }), "rings[0].reqCons"],
+      [m((x) => { x.rings[0].rspProdPvt = 3; x.rings[0].reqCons = 3; }), "rings[0].reqCons"], // not what the page says
+      [m((x) => { x.rings[0].pgrants = [RING_REF]; }), "rings[0].pgrants"], // persistent grants without the feature
+      [m((x) => { x.rings = []; }), "connected"],
       [m((x) => { x.stats.reads = -1; }), "stats.reads"],
       [m((x) => { x.loggedErrors = 1000; }), "loggedErrors"],
     ];
@@ -212,9 +216,9 @@ test("blkback: bad states are refused with nothing attached; save refuses reques
       ok.close();
     }
     // Requests taken but not answered (only possible mid-run): save refuses.
-    const ring = (a.back as unknown as { ring: { reqCons: number } }).ring; // reaching in to fake a mid-run state
+    const ring = (a.back as unknown as { rings: { ring: { reqCons: number } }[] }).rings[0]!.ring; // reaching in to fake a mid-run state
     ring.reqCons++;
-    refuses(() => a.back.save(), "ring");
+    refuses(() => a.back.save(), "rings[0]");
     ring.reqCons--;
     assert.ok(a.back.save());
     a.back.close();

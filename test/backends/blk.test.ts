@@ -73,8 +73,9 @@ test("XenStore: the keys libxl and blkback write, InitWait, then Connected on th
     assert.equal(b("discard-granularity"), "512");
     assert.equal(b("discard-alignment"), "0");
     assert.equal(b("discard-secure"), "0");
-    assert.equal(b("max-ring-page-order"), "0");
-    assert.equal(b("feature-persistent"), null);
+    assert.equal(b("max-ring-page-order"), "4");
+    assert.equal(b("multi-queue-max-queues"), "1", "one queue per vCPU");
+    assert.equal(b("feature-persistent"), null, "not offered by default (XENO_BLK_PERSISTENT=1 offers it)");
     assert.equal(b("feature-max-indirect-segments"), "256");
     assert.equal(h.read(`${FRONT}/virtual-device`), String(DEVID));
     assert.equal(h.read(`${FRONT}/device-type`), "disk");
@@ -363,8 +364,11 @@ test("connect failures: ring-ref not granted / read-only / missing, bad protocol
     ["event-channel missing", (h) => h.frontConnect({ "event-channel": "" }), /reading event-channel/],
     ["event-channel not unbound", (h) => h.frontConnect({ "event-channel": "77" }), /binding event-channel 77/],
     ["x86_32 protocol", (h) => h.frontConnect({ protocol: "x86_32-abi" }), /unknown fe protocol x86_32-abi/],
-    ["ring-page-order 2", (h) => h.frontConnect({ "ring-page-order": "2", "ring-ref0": "8" }), /ring-page-order 2 not supported/],
-    ["4 queues", (h) => h.frontConnect({ "multi-queue-num-queues": "4" }), /multi-queue-num-queues 4/],
+    ["ring-page-order 5", (h) => h.frontConnect({ "ring-page-order": "5", "ring-ref0": "8" }), /ring page order 5 exceeds max:4/],
+    ["ring-page-order 2, ring-ref1 missing", (h) => h.frontConnect({ "ring-page-order": "2", "ring-ref0": "8" }), /reading ring-ref1/],
+    ["ring-page-order garbage", (h) => h.frontConnect({ "ring-page-order": "-1" }), /ring page order -1/],
+    ["4 queues (1 vCPU)", (h) => h.frontConnect({ "multi-queue-num-queues": "4" }), /requested 4 queues \(multi-queue-num-queues\), at most 1/],
+    ["0 queues", (h) => h.frontConnect({ "multi-queue-num-queues": "0" }), /requested 0 queues/],
     ["ring indexes garbage", (h) => {
       h.dv.setUint32(h.off(RING_GFN) + SRING_REQ_PROD, 1000, true);
       h.frontConnect();

@@ -453,6 +453,19 @@ test("disk: errors", () => {
   bad("raw:/a,format=qcow2,xvda", /format respecified/);
 });
 
+test("disk: Xeno's I/O limit keys rate= and iops= (an extension of xl's grammar)", () => {
+  assert.deepEqual(parseDiskSpec("vdev=xvda, rate=20MB/s, iops=500, target=/a").limit, { bytesPerSecond: 20_000_000, iops: 500 });
+  assert.deepEqual(parseDiskSpec("/a,raw,xvda,rw,rate=80Mb/s").limit, { bytesPerSecond: 10_000_000 });
+  assert.deepEqual(parseDiskSpec("/a,raw,xvda,iops=1").limit, { iops: 1 });
+  assert.equal(parseDiskSpec("/a,raw,xvda").limit, undefined);
+  const bad = (s: string, re: RegExp) => throwsConfig(() => parseDiskSpec(s), "CONFIG_BAD_DISK", { match: re });
+  bad("/a,,xvda,rate=20MB", /invalid rate '20MB'/);
+  bad("/a,,xvda,rate=0B/s", /rate out of range/);
+  bad("/a,,xvda,rate=1MB/s@20ms", /invalid rate/);
+  bad("/a,,xvda,iops=0", /invalid iops '0'/);
+  bad("/a,,xvda,iops=1,iops=2", /iops respecified/);
+});
+
 test("disk: vdev → VBD numbers (xen-vbd-interface(7))", () => {
   const n = (s: string) => vbdNumber(s)?.number;
   assert.equal(n("xvda"), 51712);

@@ -1,11 +1,17 @@
 /**
  * The block-device ring protocol (xen/include/public/io/blkif.h, io/ring.h) as the 64-bit layout arm64 and
- * x86_64 guests share, and the back-end half of a single-page shared ring (BACK_RING_ATTACH,
+ * x86_64 guests share, and the back-end half of a shared ring of 1, 2, 4, 8 or 16 pages (BACK_RING_ATTACH,
  * RING_FINAL_CHECK_FOR_REQUESTS, RING_PUSH_RESPONSES_AND_CHECK_NOTIFY).
  *
- * The ring page is guest memory that the guest may rewrite at any moment: indexes are read once per use with
+ * The ring pages are guest memory that the guest may rewrite at any moment: indexes are read once per use with
  * Atomics (other vCPUs may run in other threads), requests are copied out of the ring before they are looked
- * at (as blkback's memcpy + barrier), and every offset stays inside the 4 KiB page whatever the indexes say.
+ * at (as blkback's memcpy + barrier), and every offset stays inside the granted pages whatever the indexes say.
+ *
+ * A multi-page ring (blkif.h "ring-page-order") is one virtually contiguous shared ring in the guest, granted
+ * page by page (ring-ref0 … ring-ref<2^order - 1>); Linux maps the pages contiguously, Xeno keeps each page's
+ * offset in the domain's buffer (the frames need not be adjacent). The header sits in page 0; a 112-byte
+ * entry may straddle two pages and is then copied in two pieces. A 16-byte response never straddles: entries
+ * start at 64 + 112·i, a multiple of 16, so a response ends at most at the page's last byte.
  */
 
 /** blkif_request.operation (blkif.h). */
@@ -33,6 +39,13 @@ export const SRING_REQ_PROD = 0, SRING_REQ_EVENT = 4, SRING_RSP_PROD = 8, SRING_
 export const BLKIF_ENTRY_SIZE = 112;
 /** __RING_SIZE: (4096 - 64) / 112 = 36 entries, rounded down to a power of two. */
 export const BLKIF_RING_SIZE = 32;
+/** Largest ring-page-order offered (max-ring-page-order; Linux's XENBUS_MAX_RING_GRANT_ORDER, 16 pages). */
+export const BLKIF_MAX_RING_ORDER = 4;
+/**
+ * __CONST_RING_SIZE(blkif, 4096 << order): (4096·2^order - 64) / 112 rounded down to a power of two, which is
+ * 32 · 2^order for orders 0..4 (36, 72, 145, 291, 584 entries before rounding).
+ */
+export function blkifRingSize(order: number): number { return BLKIF_RING_SIZE << order; }
 
 /** struct blkif_request (64-bit layout): operation u8, nr_segments u8, handle u16, pad, id u64, sector u64. */
 export const REQ_OPERATION = 0, REQ_NR_SEGMENTS = 1, REQ_HANDLE = 2, REQ_ID = 8, REQ_SECTOR = 16, REQ_SEG = 24;
@@ -57,24 +70,38 @@ export function readU64(dv: DataView, off: number): number {
 }
 
 /**
- * The back-end's private ring state over one shared ring page: req_cons (next request to take) and
+ * The back-end's private ring state over one shared ring (1..16 pages): req_cons (next request to take) and
  * rsp_prod_pvt (next response slot), both free-running u32 like the guest's indexes.
  */
 export class BlkBackRing {
   reqCons = 0;
   rspProdPvt = 0;
+  /** Entries in the ring (32 · pages). */
+  readonly size: number;
+  /** Byte offset of each ring page in the buffer (page 0 holds the header). */
+  readonly pages: Float64Array;
   private readonly i: number;
 
   /**
-   * `pageOffset`: byte offset of the granted ring page in the buffer viewed by u8/i32 (4 KiB aligned, whole
-   * page inside: the caller got it from GrantTable.grantedPage).
+   * `pages`: byte offsets of the granted ring pages in the buffer viewed by u8/i32 (each 4 KiB aligned, whole
+   * page inside: the caller got them from GrantTable.grantedPage), 1, 2, 4, 8 or 16 of them.
    */
-  constructor(private readonly u8: Uint8Array, private readonly i32: Int32Array, readonly pageOffset: number) {
-    if (pageOffset < 0 || (pageOffset & (XEN_PAGE_SIZE - 1)) !== 0 || pageOffset + XEN_PAGE_SIZE > u8.length) {
-      throw new RangeError(`ring page offset ${pageOffset} outside the buffer`);
+  constructor(private readonly u8: Uint8Array, private readonly i32: Int32Array, pages: number | readonly number[]) {
+    const list = typeof pages === "number" ? [pages] : pages;
+    const order = Math.log2(list.length);
+    if (!Number.isInteger(order) || order > BLKIF_MAX_RING_ORDER) throw new RangeError(`${list.length} ring pages`);
+    for (const off of list) {
+      if (off < 0 || (off & (XEN_PAGE_SIZE - 1)) !== 0 || off + XEN_PAGE_SIZE > u8.length) {
+        throw new RangeError(`ring page offset ${off} outside the buffer`);
+      }
     }
-    this.i = pageOffset >> 2;
+    this.pages = Float64Array.from(list);
+    this.size = blkifRingSize(order);
+    this.i = list[0]! >> 2;
   }
+
+  /** Offset of page 0 (the header's). */
+  get pageOffset(): number { return this.pages[0]!; }
 
   get reqProd(): number { return Atomics.load(this.i32, this.i + (SRING_REQ_PROD >> 2)) >>> 0; }
   get rspProd(): number { return Atomics.load(this.i32, this.i + (SRING_RSP_PROD >> 2)) >>> 0; }
@@ -90,7 +117,7 @@ export class BlkBackRing {
     const rsp = this.rspProd;
     this.reqCons = rsp;
     this.rspProdPvt = rsp;
-    return ((this.reqProd - rsp) >>> 0) <= BLKIF_RING_SIZE;
+    return ((this.reqProd - rsp) >>> 0) <= this.size;
   }
 
   /**
@@ -99,9 +126,9 @@ export class BlkBackRing {
    */
   unconsumed(): number {
     const prod = this.reqProd;
-    if (((prod - this.rspProdPvt) >>> 0) > BLKIF_RING_SIZE) return -1;
+    if (((prod - this.rspProdPvt) >>> 0) > this.size) return -1;
     const req = (prod - this.reqCons) >>> 0;
-    const room = BLKIF_RING_SIZE - ((this.reqCons - this.rspProdPvt) >>> 0);
+    const room = this.size - ((this.reqCons - this.rspProdPvt) >>> 0);
     return Math.min(req, room);
   }
 
@@ -118,8 +145,17 @@ export class BlkBackRing {
 
   /** Copies the request at req_cons into `dst` (BLKIF_ENTRY_SIZE bytes) and advances req_cons. */
   takeRequest(dst: Uint8Array): void {
-    const off = this.pageOffset + SRING_HEADER + (this.reqCons & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
-    dst.set(this.u8.subarray(off, off + BLKIF_ENTRY_SIZE));
+    const v = SRING_HEADER + (this.reqCons & (this.size - 1)) * BLKIF_ENTRY_SIZE;
+    const page = v >>> 12, within = v & (XEN_PAGE_SIZE - 1);
+    const off = this.pages[page]! + within;
+    const first = XEN_PAGE_SIZE - within;
+    if (first >= BLKIF_ENTRY_SIZE) dst.set(this.u8.subarray(off, off + BLKIF_ENTRY_SIZE));
+    else {
+      // Straddles pages `page` and `page + 1` (< pages.length: the ring's last entry ends inside its last page).
+      dst.set(this.u8.subarray(off, off + first));
+      const next = this.pages[page + 1]!;
+      dst.set(this.u8.subarray(next, next + BLKIF_ENTRY_SIZE - first), first);
+    }
     this.reqCons = (this.reqCons + 1) >>> 0;
   }
 
@@ -134,7 +170,9 @@ export class BlkBackRing {
 
   /** putResponse with the request's 8 id bytes at id[idOff, idOff+8) (kept by the back-end while in flight). */
   putResponseId(id: Uint8Array, idOff: number, op: number, status: number): void {
-    const off = this.pageOffset + SRING_HEADER + (this.rspProdPvt & (BLKIF_RING_SIZE - 1)) * BLKIF_ENTRY_SIZE;
+    const v = SRING_HEADER + (this.rspProdPvt & (this.size - 1)) * BLKIF_ENTRY_SIZE;
+    // Never straddles (see the file comment): v is a multiple of 16.
+    const off = this.pages[v >>> 12]! + (v & (XEN_PAGE_SIZE - 1));
     const u8 = this.u8;
     for (let i = 0; i < 8; i++) u8[off + RSP_ID + i] = id[idOff + i]!;
     u8[off + RSP_OPERATION] = op;

@@ -19,7 +19,7 @@
  */
 import { BLKIF_RING_SIZE, MAX_INDIRECT_SEGMENTS } from "./blkif.js";
 
-/** Requests in flight per disk at most: a ring's worth (blkback answers at most that many unanswered). */
+/** Requests in flight per disk at most, over all its rings whatever their size (the rest wait in the rings). */
 export const IO_SLOTS = BLKIF_RING_SIZE;
 /** Runs (contiguous RAM ranges) per request at most: one per segment before merging. */
 export const IO_MAX_RUNS = MAX_INDIRECT_SEGMENTS;
@@ -31,7 +31,8 @@ export const Q_DONE = 1;       // slots completed (free-running u32), written by
 export const Q_KICK = 2;       // bumped at every submission and at close; the I/O thread sleeps on it
 export const Q_CLOSING = 3;    // 1: finish the operation in progress, drop the rest, close the file, end
 export const Q_ENDED = 4;      // 1 once the I/O thread closed the file and is ending
-export const Q_STATE = 5;      // STATE_*: who owns the queue (see io-thread.ts, BlkBack.ensureIo)
+export const Q_STATE = 5;      // STATE_*: who owns the queue (see io-thread.ts, BlkIo.ensure)
+export const Q_WAKE = 6;       // > 0: ring the doorbell in this many ms (a throttled disk's timer: blk-limit.ts)
 const CTL_WORDS = 16;
 
 /** Q_STATE: no thread (none started, or the last one ended while idle), a thread owns the queue, closed. */

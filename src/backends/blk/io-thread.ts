@@ -11,7 +11,8 @@
  * decide anything. Slots are served in order, one at a time, so a flush covers every write queued before it.
  *
  * Sleeping: Atomics.wait on the queue's kick word; after each completion it bumps and notifies `done` (for
- * BlkBack.drain) and the domain thread's doorbell (so an idle domain loop wakes to post the response). After
+ * BlkBack.drain) and the domain thread's doorbell (so an idle domain loop wakes to post the response). It is
+ * also the timer of a throttled disk (blk-limit.ts): Q_WAKE asks for a doorbell ring that many ms later. After
  * `idleMs` without work it ends, leaving the file open (Q_STATE back to NONE): blkback starts another at the
  * next request, so an idle disk costs no thread.
  * Closing (Q_CLOSING): the operation in progress finishes, queued ones are dropped, the file is closed here
@@ -23,7 +24,7 @@ import { closeSync, fdatasyncSync } from "node:fs";
 import { preadFully, pwriteFully, testDelay, zeroRange, ZERO_CHUNK } from "./disk-image.js";
 import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_ERROR, IO_FLAG_SYNC, IO_FLUSH, IO_MSG_BYTES, IO_OK, IO_READ, IO_SHORT_READ,
   IO_SLOTS, IO_WRITE, IoQueue, Q_CLOSING, Q_DONE, Q_ENDED, Q_KICK, Q_STATE, Q_SUBMITTED, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS,
-  STATE_NONE, STATE_RUNNING, type IoThreadData } from "./io-queue.js";
+  Q_WAKE, STATE_NONE, STATE_RUNNING, type IoThreadData } from "./io-queue.js";
 
 function main(d: IoThreadData): void {
   const q = new IoQueue(d.queue);
@@ -81,14 +82,21 @@ function main(d: IoThreadData): void {
     if (doorbell !== null) { Atomics.add(doorbell, 0, 1); Atomics.notify(doorbell, 0); }
   };
 
+  /** When to ring the doorbell for a throttled disk (this thread's clock), or 0. */
+  let wakeAt = 0;
   for (;;) {
     // Read the kick word before looking for work: a submission after this read changes it, so the wait
     // below returns at once instead of sleeping through it.
     const kick = Atomics.load(ctl, Q_KICK);
     if (Atomics.load(ctl, Q_CLOSING) !== 0) break;
+    // A wake-up asked for by blkback (Q_WAKE ms from now): the domain thread has no timers of its own.
+    const w = Atomics.exchange(ctl, Q_WAKE, 0);
+    if (w > 0) { const t = performance.now() + w; if (wakeAt === 0 || t < wakeAt) wakeAt = t; }
+    if (wakeAt !== 0 && performance.now() >= wakeAt) { wakeAt = 0; ring(); }
     const submitted = Atomics.load(ctl, Q_SUBMITTED) >>> 0;
     if (next === submitted) {
-      if (Atomics.wait(ctl, Q_KICK, kick, d.idleMs) !== "timed-out") continue;
+      const timeout = wakeAt !== 0 ? Math.max(1, wakeAt - performance.now()) : d.idleMs;
+      if (Atomics.wait(ctl, Q_KICK, kick, timeout) !== "timed-out" || wakeAt !== 0) continue;
       // Idle: give the queue up (only this thread moves it from RUNNING), then look once more — blkback
       // publishes a request before it swaps NONE → RUNNING, so either it starts a new thread or this one sees
       // the request and takes the queue back; never both, never neither (BlkBack.ensureIo).
