@@ -306,6 +306,7 @@ class Guest {
     try {
       snapshot = m.save();
     } catch (e) {
+      if (!this.paused) m.resumeVcpus(); // save() parked the vCPU threads
       this.post({ type: "save-failed", reason: e instanceof Error ? e.message : String(e) });
       return;
     }
