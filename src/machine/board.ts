@@ -39,7 +39,7 @@ import {
   BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
   L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
+  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, publishBroadcast, ringVcpu, vw,
 } from "./vcpu-link.js";
 
 export interface BoardOptions {
@@ -640,18 +640,9 @@ export class Board {
    */
   private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
     const w = this.link;
-    // Another thread is broadcasting: apply its broadcast while waiting for the lock (it waits for us).
-    while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) this.ackBroadcast();
+    const seq = publishBroadcast(w, 0, kind, insn, xlo, xhi, () => this.ackBroadcast());
     try {
-      const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
-      Atomics.store(w, L_BC_KIND, kind);
-      Atomics.store(w, L_BC_INSN, insn);
-      Atomics.store(w, L_BC_XLO, xlo);
-      Atomics.store(w, L_BC_XHI, xhi);
-      Atomics.store(w, L_BC_FROM, 0);
-      Atomics.store(w, L_BC_SEQ, seq);
       this.bcSeen = seq;
-      Atomics.store(w, L_ACK, seq);
       for (const v of this.vcpus) if (v.remote) ringVcpu(w, v.index);
       for (;;) {
         const bell = Atomics.load(w, L_HOME_BELL);
@@ -681,17 +672,7 @@ export class Board {
   parkRemotes(wait = true): void {
     if (this.remotes === 0) return;
     const w = this.link;
-    for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), CMD_PARK); ringVcpu(w, v.index); }
-    if (!wait) return;
-    const deadline = performance.now() + PARK_TIMEOUT_MS;
-    for (;;) {
-      const bell = Atomics.load(w, L_HOME_BELL);
-      this.serviceRemotes();
-      const busy = this.vcpus.find((v) => { if (!v.remote) return false; const st = Atomics.load(w, vw(v.index, V_STATUS)); return st === ST_RUNNING || st === ST_STARTING; });
-      if (busy === undefined) break;
-      if (performance.now() > deadline) throw new Error(`vCPU ${busy.index}'s thread did not stop within ${PARK_TIMEOUT_MS / 1000} s`);
-      Atomics.wait(w, L_HOME_BELL, bell, 1);
-    }
+    if (!this.commandRemotes(CMD_PARK, wait, (st) => st !== ST_RUNNING && st !== ST_STARTING, "stop")) return;
     for (const v of this.vcpus) {
       if (!v.remote || Atomics.load(w, vw(v.index, V_STATUS)) !== ST_PARKED) continue;
       reloadFromBlock(v.cpu);
@@ -715,16 +696,24 @@ export class Board {
    * vCPU beside the new one), serving them meanwhile; throws if one does not within PARK_TIMEOUT_MS.
    */
   quitRemotes(wait = false): void {
+    this.commandRemotes(CMD_QUIT, wait, (st) => st === ST_GONE || st === ST_CRASHED, "end");
+  }
+
+  /**
+   * Gives every vCPU thread command `cmd`; with `wait`, serves them until each one's status satisfies `done`
+   * (throws naming the first that does not within PARK_TIMEOUT_MS: it did not `what`). Returns `wait`.
+   */
+  private commandRemotes(cmd: number, wait: boolean, done: (status: number) => boolean, what: string): boolean {
     const w = this.link;
-    for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), CMD_QUIT); ringVcpu(w, v.index); }
-    if (!wait) return;
+    for (const v of this.vcpus) if (v.remote) { Atomics.store(w, vw(v.index, V_CMD), cmd); ringVcpu(w, v.index); }
+    if (!wait) return false;
     const deadline = performance.now() + PARK_TIMEOUT_MS;
     for (;;) {
       const bell = Atomics.load(w, L_HOME_BELL);
       this.serviceRemotes();
-      const left = this.vcpus.find((v) => { if (!v.remote) return false; const st = Atomics.load(w, vw(v.index, V_STATUS)); return st !== ST_GONE && st !== ST_CRASHED; });
-      if (left === undefined) return;
-      if (performance.now() > deadline) throw new Error(`vCPU ${left.index}'s thread did not end within ${PARK_TIMEOUT_MS / 1000} s`);
+      const late = this.vcpus.find((v) => v.remote && !done(Atomics.load(w, vw(v.index, V_STATUS))));
+      if (late === undefined) return true;
+      if (performance.now() > deadline) throw new Error(`vCPU ${late.index}'s thread did not ${what} within ${PARK_TIMEOUT_MS / 1000} s`);
       Atomics.wait(w, L_HOME_BELL, bell, 1);
     }
   }

@@ -29,7 +29,7 @@ import {
   BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
   L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_EXEC, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
-  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, ringVcpu, vw,
+  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, publishBroadcast, ringVcpu, vw,
 } from "./vcpu-link.js";
 
 export interface RemoteVcpuOptions {
@@ -268,17 +268,9 @@ export class RemoteVcpu {
   /** This vCPU's broadcast: published to every other thread, back when all live ones applied it. */
   private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
     const w = this.w, k = this.index;
-    while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) this.ack();
+    const seq = publishBroadcast(w, k, kind, insn, xlo, xhi, () => this.ack());
     try {
-      const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
-      Atomics.store(w, L_BC_KIND, kind);
-      Atomics.store(w, L_BC_INSN, insn);
-      Atomics.store(w, L_BC_XLO, xlo);
-      Atomics.store(w, L_BC_XHI, xhi);
-      Atomics.store(w, L_BC_FROM, k);
-      Atomics.store(w, L_BC_SEQ, seq);
       this.bcSeen = seq;
-      Atomics.store(w, L_ACK + k, seq);
       this.wakeHome();
       for (let j = 1; j < this.vcpus; j++) if (j !== k) ringVcpu(w, j);
       for (;;) {

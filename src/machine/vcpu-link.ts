@@ -68,3 +68,21 @@ export function ringVcpu(w: Int32Array, k: number): void {
 export function linkViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32Array; f64: Float64Array } {
   return { w: new Int32Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 2), f64: new Float64Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 3) };
 }
+
+/**
+ * Takes the broadcast lock — applying the broadcasts of others meanwhile (`ack`: the holder waits for this
+ * thread) — and publishes a broadcast from thread `from`, marked as applied by it. Returns its sequence number;
+ * the caller waits for the others' acknowledgements, then releases L_BC_LOCK.
+ */
+export function publishBroadcast(w: Int32Array, from: number, kind: number, insn: number, xlo: number, xhi: number, ack: () => void): number {
+  while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) ack();
+  const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
+  Atomics.store(w, L_BC_KIND, kind);
+  Atomics.store(w, L_BC_INSN, insn);
+  Atomics.store(w, L_BC_XLO, xlo);
+  Atomics.store(w, L_BC_XHI, xhi);
+  Atomics.store(w, L_BC_FROM, from);
+  Atomics.store(w, L_BC_SEQ, seq);
+  Atomics.store(w, L_ACK + from, seq);
+  return seq;
+}
