@@ -13,6 +13,7 @@ import type { Board } from "../machine/board.js";
 import type { DomainClock } from "../common/domain-clock.js";
 import { DomainClock as Clock } from "../common/domain-clock.js";
 import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
+import { nameDomainThread } from "./dom0-usage.js";
 
 /** Whether domains with several vCPUs run them on threads of their own (default yes). */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS !== "0";
@@ -50,6 +51,7 @@ export function startVcpuThreads(board: Board, clock: DomainClock, o: { doorbell
 }
 
 function main(d: VcpuThreadData): void {
+  nameDomainThread(); // a guest's vCPU: its CPU time is not Domain-0's (dom0-usage.ts)
   const bell = new Int32Array(d.doorbell);
   const wakeHome = (): void => { Atomics.add(bell, 0, 1); Atomics.notify(bell, 0); };
   try {

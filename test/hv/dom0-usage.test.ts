@@ -24,8 +24,10 @@ test("dom0-usage: a guest-sized wasm memory's touched pages are counted as guest
 test("dom0-usage: a busy thread named as a domain thread shows in domainThreadsCpuSeconds", { skip: process.platform !== "linux" ? "needs /proc" : false }, async () => {
   const url = new URL("../../src/hv/dom0-usage.js", import.meta.url).href;
   const w = new Worker(`const { parentPort } = require("node:worker_threads");
-import(${JSON.stringify(url)}).then((m) => { m.nameDomainThread(); const end = Date.now() + 1500; while (Date.now() < end); parentPort.postMessage(1); });`,
+import(${JSON.stringify(url)}).then((m) => { m.nameDomainThread(); const end = Date.now() + 1500; while (Date.now() < end); parentPort.postMessage(1);
+  setInterval(() => {}, 1000); });`,
     { eval: true });
+  // The worker stays alive until terminated (a thread that ended is gone from /proc/self/task, its time with it).
   await new Promise<void>((r) => w.once("message", () => r()));
   const s = domainThreadsCpuSeconds();
   await w.terminate();
