@@ -11,6 +11,7 @@
  * Everything here runs in the main thread's event loop; a domain's fault ends that domain only (its worker
  * reports "crashed"), never this process.
  */
+import { XEN_AREA_BYTES } from "../xen/layout.js";
 import { hostname, release, machine, totalmem, cpus } from "node:os";
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -462,11 +463,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       checkDevices(spec);
       if (spec.memMiB > MAX_RAM_MIB) throw new Error(`memory ${spec.memMiB} MiB: this machine supports up to ${MAX_RAM_MIB} MiB`);
       // Before the memory is allocated and filled: a domain the pool cannot hold is refused at once.
-      if (spec.memMiB * 256 - 256 > this.pool.freeFrames) {
+      if (spec.memMiB * 256 > this.pool.freeFrames) {
         noMemory = new HvError("ENOMEM", `the saved domain has ${spec.memMiB} MiB; only ${this.pool.freeFrames >> 8} MiB of the hypervisor's ${this.pool.totalFrames >> 8} MiB are free`);
         throw noMemory;
       }
-      return spec.memMiB * 256;
+      // The board's RAM: the guest's, and for a Xen DomU the Xen area above it (src/hv/machine.ts).
+      return spec.memMiB * 256 + (spec.xen ? XEN_AREA_BYTES / 4096 : 0);
     };
     try {
       f = await readSaveFile(path, configPages,

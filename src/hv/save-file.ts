@@ -31,7 +31,8 @@ const STATE_AREA_BYTES = 65536;
  */
 export async function writeSaveFile(path: string, spec: DomainSpec, saved: SavedDomain, memory: WebAssembly.Memory,
   progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
-  const ramPages = spec.memMiB * 256;
+  // The board's whole RAM (for a Xen DomU the guest's memory and the Xen area above it: grant frames, rings).
+  const ramPages = (memory.buffer.byteLength - STATE_AREA_BYTES) / PAGE_SIZE;
   const ram = new Uint8Array(memory.buffer, 0, ramPages * PAGE_SIZE);
   const { fh } = await openRegular(path, { what: "save file", write: true, create: true });
   try {

@@ -21,9 +21,10 @@ const UUID = "6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
 async function saveFile(path: string, memMiB: number, state: unknown, disks: unknown[] = []): Promise<void> {
   const parts: Uint8Array[] = [];
   const config = { name: "ghost", uuid: UUID, memMiB, vcpus: 1, kernel: "/nonexistent", cmdline: "", xen: true, disks, vifs: [] };
-  const ram = new Uint8Array(memMiB * 256 * PAGE_SIZE);
+  const ramPages = memMiB * 256 + 256; // a Xen DomU's board RAM: its memory, then the 1 MiB Xen area
+  const ram = new Uint8Array(ramPages * PAGE_SIZE);
   ram[12345] = 7; // one page with data
-  await writeSave({ write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } }, { config, ramPages: memMiB * 256, vcpus: 1, state }, ram);
+  await writeSave({ write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } }, { config, ramPages, vcpus: 1, state }, ram);
   writeFileSync(path, Buffer.concat(parts));
 }
 
