@@ -6,8 +6,7 @@
  * neither (a torn doubleword: Arm makes aligned 64-bit accesses single-copy atomic), then both add 1 to a shared
  * counter N times with LDXR/STXR. The counter must be exactly 2N (no lost update between threads) and no torn value seen.
  * (On this x86-64 host the torn check also passed with doublewords moved as two 32-bit halves — a cache line moves
- * between cores whole — so that part guards hosts and JITs where it does not; the counter fails without atomic
- * compare-and-swaps.)
+ * between cores whole — so that part guards hosts and JITs where it does not.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
