@@ -13,7 +13,8 @@
  * Code written by one thread and run by another: each thread's decode cache notices the writes of its own vCPUs
  * only; writes by another thread reach it through the IC maintenance the architecture requires before new code
  * runs (CTR_EL0.DIC = 0: Linux cleans and invalidates to the PoU after writing code, and IC IVAU/IALLUIS is
- * a broadcast here).
+ * a broadcast here). Until then this thread runs the old instruction, whole: its cache runs each handler with the
+ * word it was decoded from (CodeCache.snapshotWords).
  */
 import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { Mmu, type Stage2Map } from "../mmu/mmu.js";
