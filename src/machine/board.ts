@@ -36,10 +36,10 @@ import { FSC_STAGE2 } from "../mmu/mmu.js";
 import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import {
-  BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
+  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
   L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, publishBroadcast, ringVcpu, vw,
+  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, vw,
 } from "./vcpu-link.js";
 
 export interface BoardOptions {
@@ -411,7 +411,11 @@ export class Board {
       } else if (why === STOP_BROADCAST) {
         c.stop = STOP_BUDGET;
         for (const o of this.vcpus) if (o.cpu !== c && o.online && !o.remote) applyBroadcast(o.cpu, c.exitInsn, c.exitXlo, c.exitXhi);
-        if (this.remotes > 0) this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
+        if (this.remotes > 0) {
+          const page = icIvauPage(c, c.exitInsn, c.exitXlo, c.exitXhi);
+          if (page === -2) this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
+          else if (page >= 0) this.broadcast(BC_CODE_PAGE, 0, page, 0);
+        }
       } else if (why === STOP_STAGE2) {
         c.stop = STOP_BUDGET;
         if (this.platform?.stage2Abort === undefined) throw new Error("stage-2 fault without a platform to handle it");
@@ -626,7 +630,9 @@ export class Board {
     const insn = Atomics.load(w, L_BC_INSN), xlo = Atomics.load(w, L_BC_XLO), xhi = Atomics.load(w, L_BC_XHI);
     for (const v of this.vcpus) {
       if (v.remote) continue;
-      if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); } else applyBroadcast(v.cpu, insn, xlo, xhi);
+      if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); }
+      else if (kind === BC_CODE_PAGE) v.cpu.invalidateCodePage(xlo);
+      else applyBroadcast(v.cpu, insn, xlo, xhi);
     }
     this.bcSeen = seq;
     Atomics.store(w, L_ACK, seq);

@@ -27,10 +27,10 @@ import { ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import type { GuestClock } from "../common/domain-clock.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
-  BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
+  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
   L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_EXEC, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
-  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, linkViews, publishBroadcast, ringVcpu, vw,
+  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, vw,
 } from "./vcpu-link.js";
 
 export interface RemoteVcpuOptions {
@@ -199,7 +199,9 @@ export class RemoteVcpu {
         this.afterRequest();
       } else if (why === STOP_BROADCAST) {
         c.stop = STOP_BUDGET;
-        this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
+        const page = icIvauPage(c, c.exitInsn, c.exitXlo, c.exitXhi);
+        if (page === -2) this.broadcast(BC_INSN, c.exitInsn, c.exitXlo, c.exitXhi);
+        else if (page >= 0) this.broadcast(BC_CODE_PAGE, 0, page, 0);
       } else if (why === STOP_TIMER) {
         c.stop = STOP_BUDGET;
         const t = c.exitTimers;
@@ -259,6 +261,7 @@ export class RemoteVcpu {
     if (seq === this.bcSeen) return;
     const kind = Atomics.load(w, L_BC_KIND);
     if (kind === BC_STAGE2) { if (this.stage2 !== null) this.mmu.dropUnmapped(this.stage2); }
+    else if (kind === BC_CODE_PAGE) this.cpu.invalidateCodePage(Atomics.load(w, L_BC_XLO));
     else applyBroadcast(this.cpu, Atomics.load(w, L_BC_INSN), Atomics.load(w, L_BC_XLO), Atomics.load(w, L_BC_XHI));
     this.bcSeen = seq;
     Atomics.store(w, L_ACK + this.index, seq);

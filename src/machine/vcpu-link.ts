@@ -19,6 +19,9 @@
  *    CPU_ON, a restore); the remote reports V_STATUS and, when parked, V_WAITING.
  */
 
+import type { Cpu } from "../cpu/arm64/cpu.js";
+import { ACC_READ } from "../mmu/mmu.js";
+
 /** Offsets from ramBytes in the domain memory. */
 export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
 /** Int32 words of the link. */
@@ -52,7 +55,21 @@ export const LINK_MSG = 0xc00, LINK_MSG_BYTES = 0x400;
 export const CMD_RUN = 0, CMD_PARK = 1, CMD_QUIT = 2;
 export const ST_STARTING = 0, ST_RUNNING = 1, ST_PARKED = 2, ST_GONE = 3, ST_CRASHED = 4;
 export const RQ_HVC = 1, RQ_MMIO_READ = 2, RQ_MMIO_WRITE = 3, RQ_STAGE2 = 4;
-export const BC_INSN = 0, BC_STAGE2 = 1;
+/** BC_CODE_PAGE: IC IVAU, as the RAM page the issuer's translation of its VA gives (L_BC_XLO). */
+export const BC_INSN = 0, BC_STAGE2 = 1, BC_CODE_PAGE = 2;
+
+/**
+ * An IC IVAU (by virtual address) as another thread must apply it: the RAM page it names in the issuer's address
+ * space — the receivers run other processes, where the VA means another page or nothing (their decode caches are
+ * their own). Returns that page, -1 when the VA maps no RAM page, or -2 when `insn` is not IC IVAU.
+ */
+export function icIvauPage(c: Cpu, insn: number, xlo: number, xhi: number): number {
+  if (((insn >>> 12) & 15) !== 7 || ((insn >>> 8) & 15) !== 5) return -2;
+  const m = c.mmu;
+  const pa = m.probe(xlo, xhi, ACC_READ, c.el === 0);
+  const off = pa < 0 ? -1 : pa - m.ramBase;
+  return off >= 0 && off < m.ramSize ? Math.floor(off / 4096) : -1;
+}
 
 /** Index of vCPU k's word `field` (V_*). */
 export function vw(k: number, field: number): number { return L_VCPU + k * V_STRIDE + field; }
