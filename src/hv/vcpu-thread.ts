@@ -6,7 +6,7 @@
  * they talk to it through shared memory only (the vCPU link and its doorbell), never through messages, since the
  * home's loop never returns to its event loop.
  *
- * XENO_VCPU_THREADS=0 keeps every vCPU in the home thread (the behaviour before; for A/B measurements).
+ * Opt-in for now: XENO_VCPU_THREADS=1 (see VCPU_THREADS below); without it every vCPU stays in the home thread.
  */
 import { Worker, isMainThread, workerData } from "node:worker_threads";
 import type { Board } from "../machine/board.js";
@@ -15,8 +15,13 @@ import { DomainClock as Clock } from "../common/domain-clock.js";
 import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
 import { nameDomainThread } from "./dom0-usage.js";
 
-/** Whether domains with several vCPUs run them on threads of their own (default yes). */
-export const VCPU_THREADS = process.env.XENO_VCPU_THREADS !== "0";
+/**
+ * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1 for now.
+ * Under load a threaded 2-vCPU guest still panicked now and then (test/hv/move, 2026-12-07: "corrupted stack end
+ * detected inside scheduler" in 1 of 4 runs while the full suite ran beside it); until that is found, the
+ * default keeps a domain's vCPUs in one thread.
+ */
+export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 
 interface VcpuThreadData {
   kind: "vcpu-thread";
