@@ -17,10 +17,10 @@ import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
 import { Pl011 } from "../devices/pl011/pl011.js";
 import { Pl031 } from "../devices/pl031/pl031.js";
-import { timerDeadline, timerFiring, TIMER_PHYS, TIMER_VIRT, CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
+import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js";
 import { parseArm64Image, ARM64_IMAGE_BASE_ALIGN } from "./arm64-image.js";
 import { boardDtb } from "./board-fdt.js";
-import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, RTC_INTID,
+import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
 import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
@@ -378,9 +378,7 @@ export class Board {
     for (const v of this.vcpus) {
       if (!v.online || v.remote) continue;
       if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
-      const dv = timerDeadline(v.cpu, TIMER_VIRT), dp = timerDeadline(v.cpu, TIMER_PHYS);
-      if (dv >= 0) next = Math.min(next, (dv - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
-      if (dp >= 0) next = Math.min(next, (dp - v.cpu.counter()) / (CNTFRQ_HZ / 1000));
+      next = msToTimer(v.cpu, next);
     }
     // The RTC's match: its counter steps at each whole second of the domain's wall clock.
     const rtcS = this.rtc.secondsUntilMatch();
@@ -422,10 +420,7 @@ export class Board {
         this.platform.stage2Abort(v.index, c);
       } else if (why === STOP_TIMER) {
         c.stop = STOP_BUDGET;
-        const t = c.exitTimers;
-        c.exitTimers = 0;
-        if ((t & (1 << TIMER_VIRT)) !== 0 && !timerFiring(c, TIMER_VIRT)) this.gic.setPpi(v.index, PPI_VIRT_TIMER, false);
-        if ((t & (1 << TIMER_PHYS)) !== 0 && !timerFiring(c, TIMER_PHYS)) this.gic.setPpi(v.index, PPI_PHYS_TIMER, false);
+        dropWrittenTimerPpis(this.gic, v.index, c);
       } else {
         return c;
       }
@@ -460,8 +455,7 @@ export class Board {
 
   /** Drives the timer PPIs from the generic timer registers (level-sensitive outputs, Arm ARM D11.2.4). */
   private updateTimers(v: Vcpu): void {
-    this.gic.setPpi(v.index, PPI_VIRT_TIMER, timerFiring(v.cpu, TIMER_VIRT));
-    this.gic.setPpi(v.index, PPI_PHYS_TIMER, timerFiring(v.cpu, TIMER_PHYS));
+    driveTimerPpis(this.gic, v.index, v.cpu);
   }
 
   /** Stops every vCPU; the first call decides the state and reason. */

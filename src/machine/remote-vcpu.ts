@@ -20,12 +20,12 @@ import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_
 import { Mmu, type Stage2Map } from "../mmu/mmu.js";
 import { MmioRouter, type MmioDevice } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
-import { CNTFRQ_HZ, TIMER_PHYS, TIMER_VIRT, timerDeadline, timerFiring } from "../cpu/arm64/sys-timer.js";
+import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js";
 import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import type { GuestClock } from "../common/domain-clock.js";
-import { GICC_BASE, GICD_BASE, GIC_IRQS, PPI_PHYS_TIMER, PPI_VIRT_TIMER, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
+import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
   L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_EXEC, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
@@ -204,10 +204,7 @@ export class RemoteVcpu {
         else if (page >= 0) this.broadcast(BC_CODE_PAGE, 0, page, 0);
       } else if (why === STOP_TIMER) {
         c.stop = STOP_BUDGET;
-        const t = c.exitTimers;
-        c.exitTimers = 0;
-        if ((t & (1 << TIMER_VIRT)) !== 0 && !timerFiring(c, TIMER_VIRT)) this.gic.setPpi(k, PPI_VIRT_TIMER, false);
-        if ((t & (1 << TIMER_PHYS)) !== 0 && !timerFiring(c, TIMER_PHYS)) this.gic.setPpi(k, PPI_PHYS_TIMER, false);
+        dropWrittenTimerPpis(this.gic, k, c);
       } else {
         return why; // budget, WFI, WFE (a yield: run on), halt
       }
@@ -295,20 +292,11 @@ export class RemoteVcpu {
 
   /** In WFI with no interrupt: sleeps until the earliest timer deadline or a ring. */
   private sleep(bell: number): void {
-    const c = this.cpu;
-    let ms = IDLE_WAIT_MS;
-    const dv = timerDeadline(c, TIMER_VIRT), dp = timerDeadline(c, TIMER_PHYS);
-    if (dv >= 0) ms = Math.min(ms, (dv - c.counter()) / (CNTFRQ_HZ / 1000));
-    if (dp >= 0) ms = Math.min(ms, (dp - c.counter()) / (CNTFRQ_HZ / 1000));
+    const ms = msToTimer(this.cpu, IDLE_WAIT_MS);
     if (ms > 0) Atomics.wait(this.w, vw(this.index, V_BELL), bell, ms);
   }
 
-  /** Drives the timer PPIs from the generic timer registers (as Board.updateTimers). */
-  private updateTimers(): void {
-    const c = this.cpu, k = this.index;
-    this.gic.setPpi(k, PPI_VIRT_TIMER, timerFiring(c, TIMER_VIRT));
-    this.gic.setPpi(k, PPI_PHYS_TIMER, timerFiring(c, TIMER_PHYS));
-  }
+  private updateTimers(): void { driveTimerPpis(this.gic, this.index, this.cpu); }
 
   private setWaiting(x: number): void {
     this.waiting = x;
