@@ -9,6 +9,7 @@ import type { DomainSnapshot } from "./machine.js";
 import type { DomainSpec } from "./protocol.js";
 import { fileSource, readSave, writeSave, PAGE_SIZE, type WriteProgress } from "./save-format.js";
 import { checkSavedStore, type SavedStore } from "./save-store.js";
+import { boardTailBytes } from "../machine/board.js";
 
 export interface SavedDomain {
   version: 1;
@@ -17,11 +18,6 @@ export interface SavedDomain {
   store: SavedStore;
 }
 
-/**
- * The vCPU state area after RAM in a domain memory (src/machine/board.ts: one 64 KiB wasm page holding the
- * state blocks). A restore allocates RAM + this; Board checks the size and refuses another (MACHINE_MEMORY).
- */
-const STATE_AREA_BYTES = 65536;
 
 /**
  * Writes `saved` with RAM from `memory` to `path` (replaced); a failed write removes the partial file. The
@@ -32,7 +28,8 @@ const STATE_AREA_BYTES = 65536;
 export async function writeSaveFile(path: string, spec: DomainSpec, saved: SavedDomain, memory: WebAssembly.Memory,
   progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
   // The board's whole RAM (for a Xen DomU the guest's memory and the Xen area above it: grant frames, rings).
-  const ramPages = (memory.buffer.byteLength - STATE_AREA_BYTES) / PAGE_SIZE;
+  // After RAM: the vCPU state and TLB areas (boardTailBytes); a restore allocates RAM + that, Board checks it.
+  const ramPages = (memory.buffer.byteLength - boardTailBytes(spec.vcpus)) / PAGE_SIZE;
   const ram = new Uint8Array(memory.buffer, 0, ramPages * PAGE_SIZE);
   const { fh } = await openRegular(path, { what: "save file", write: true, create: true });
   try {
@@ -77,7 +74,7 @@ export async function readSaveFile(path: string, configPages: (cfg: Record<strin
       configPages,
       ram: (cfg, pages, vcpus) => {
         if (cfg.vcpus !== vcpus) throw new Error(`the config has ${String(cfg.vcpus)} vCPUs, the saved state ${vcpus}: the config does not match the state`);
-        const bytes = pages * PAGE_SIZE + STATE_AREA_BYTES;
+        const bytes = pages * PAGE_SIZE + boardTailBytes(vcpus);
         memory = new WebAssembly.Memory({ initial: bytes / 65536, maximum: bytes / 65536, shared: true });
         return new Uint8Array(memory.buffer, 0, pages * PAGE_SIZE);
       },

@@ -10,9 +10,10 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { Cpu, CodeCache, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { JitEngine, type JitStats } from "../cpu/arm64/jit/engine.js";
+import { Cpu, CodeCache, sharedDecoder, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import type { Stage2Map } from "../mmu/mmu.js";
-import { Mmu } from "../mmu/mmu.js";
+import { Mmu, TLB_AREA_BYTES } from "../mmu/mmu.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
 import { Pl011 } from "../devices/pl011/pl011.js";
@@ -180,6 +181,15 @@ interface Vcpu {
  */
 const WASM_PAGE = 65536;
 const STATE_AREA_BYTES = WASM_PAGE;
+
+/**
+ * Bytes of a domain memory after its RAM: the state area, then one TLB area per vCPU (src/mmu/mmu.ts
+ * TLB_AREA_BYTES: the vCPU's MMU keeps its TLB there, where compiled code looks it up), rounded up to a
+ * wasm page. A memory for `ramBytes` of RAM and `vcpus` vCPUs has ramBytes + this.
+ */
+export function boardTailBytes(vcpus: number): number {
+  return Math.ceil((STATE_AREA_BYTES + vcpus * TLB_AREA_BYTES) / WASM_PAGE) * WASM_PAGE;
+}
 if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
   throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
 }
@@ -241,7 +251,7 @@ export class Board {
     this.platform = o.platform ?? null;
     this.clock = o.clock ?? new DomainClock();
     const ramBytes = o.memMiB * 1024 * 1024;
-    const pages = (ramBytes + STATE_AREA_BYTES) / WASM_PAGE;
+    const pages = (ramBytes + boardTailBytes(o.vcpus)) / WASM_PAGE;
     if (o.memory !== undefined && o.memory.buffer.byteLength !== pages * WASM_PAGE) {
       throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: the given domain memory has ${o.memory.buffer.byteLength} bytes, not ${pages * WASM_PAGE}`);
     }
@@ -249,7 +259,8 @@ export class Board {
     // A shared memory's buffer is a SharedArrayBuffer (lib.dom types it as ArrayBuffer); it never grows.
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
-    this.code = new CodeCache(ramBytes >>> 12);
+    // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
+    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true));
     this.codePage = new Uint8Array(ramBytes >>> 12);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;
@@ -278,7 +289,7 @@ export class Board {
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
   private resetVcpu(v: Vcpu): void {
     if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
-    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes);
+    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes, this.ramBytes + STATE_AREA_BYTES + v.index * TLB_AREA_BYTES);
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
@@ -503,6 +514,9 @@ export class Board {
     mmu.useAtomic64(this.memory, this.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
     mmu.setPairLock(this.link, L_PAIR_LOCK);
   }
+
+  /** The compiling engine's counters (null: interpreted only). */
+  jitStats(): JitStats | null { return this.code.compiling ? { ...this.code.jit!.stats } : null; }
 
   /** vCPU indices running on threads of their own. */
   get remoteVcpus(): number[] { return this.vcpus.filter((v) => v.remote).map((v) => v.index); }

@@ -64,6 +64,15 @@ const TLB_MASK = TLB_SIZE - 1;
 
 const MMIO_TLB_MASK = 63;
 
+/**
+ * The TLB area: six arrays of TLB_SIZE entries at these byte offsets (tag low/high words, ASID, RAM offset:
+ * Int32; permissions and mapping size: Uint8). Generated code addresses them with these offsets.
+ */
+export const TLB_TAG_LO = 0, TLB_TAG_HI = 4 * TLB_SIZE, TLB_ASID = 8 * TLB_SIZE, TLB_OFF = 12 * TLB_SIZE,
+  TLB_PERM = 16 * TLB_SIZE, TLB_SHIFT = 17 * TLB_SIZE;
+/** Bytes of one MMU's TLB area (a multiple of 4 KiB), and the slot mask. */
+export const TLB_AREA_BYTES = 18 * TLB_SIZE, TLB_SLOT_MASK = TLB_MASK;
+
 /** The TLB slot of VA (lo, hi): for code outside this module that probes the TLB directly. */
 export function tlbSlot(lo: number, hi: number): number { return ((lo >>> 12) ^ (hi >>> 2)) & TLB_MASK; }
 const TWO32 = 4294967296;
@@ -77,13 +86,17 @@ export class Mmu {
   readonly ramBase: number;
   readonly ramSize: number;
 
-  // Software TLB, direct-mapped on VA bits [23:12]. perm === 0 marks an empty slot.
-  readonly tagLo = new Int32Array(TLB_SIZE);
-  readonly tagHi = new Int32Array(TLB_SIZE);
-  readonly tlbAsid = new Int32Array(TLB_SIZE); // -1: global (nG = 0)
-  readonly tlbOff = new Int32Array(TLB_SIZE); // RAM offset of the page
-  readonly tlbPerm = new Uint8Array(TLB_SIZE);
-  readonly tlbShift = new Uint8Array(TLB_SIZE); // log2 of the mapping that filled the entry (12, 21, 30)
+  // Software TLB, direct-mapped (tlbSlot). perm === 0 marks an empty slot. The arrays live at TLB_* offsets of
+  // one area: in the domain's WebAssembly.Memory when the constructor is given one (compiled code then looks
+  // entries up itself, src/cpu/arm64/jit), else in a private buffer.
+  readonly tagLo: Int32Array;
+  readonly tagHi: Int32Array;
+  readonly tlbAsid: Int32Array; // -1: global (nG = 0)
+  readonly tlbOff: Int32Array; // RAM offset of the page
+  readonly tlbPerm: Uint8Array;
+  readonly tlbShift: Uint8Array; // log2 of the mapping that filled the entry (12, 21, 30)
+  /** Byte offset of the TLB area in `ram`'s buffer, or -1 when it is private. */
+  readonly tlbBase: number;
   // A small TLB for device (MMIO) pages, consulted by the slow paths only (the fast paths never hit MMIO).
   private readonly mTagLo = new Int32Array(MMIO_TLB_MASK + 1);
   private readonly mTagHi = new Int32Array(MMIO_TLB_MASK + 1);
@@ -151,10 +164,22 @@ export class Mmu {
    * WebAssembly.Memory, whose tail holds the vCPU state blocks, not RAM). `codePage`: pass the same array to
    * every MMU of a domain that shares a decode cache.
    */
-  constructor(ram: ArrayBufferLike, ramBase: number, codePage?: Uint8Array, ramBytes = ram.byteLength) {
+  constructor(ram: ArrayBufferLike, ramBase: number, codePage?: Uint8Array, ramBytes = ram.byteLength, tlbAt = -1) {
     if (ramBytes % 4096 !== 0 || ramBytes >= 0x80000000 || ramBytes > ram.byteLength) {
       throw new RangeError(`RAM size ${ramBytes} must be a multiple of 4 KiB below 2 GiB, inside its buffer`);
     }
+    if (tlbAt !== -1 && (tlbAt % 4096 !== 0 || tlbAt < ramBytes || tlbAt + TLB_AREA_BYTES > ram.byteLength)) {
+      throw new RangeError(`TLB area at ${tlbAt}: not a 4 KiB-aligned area of ${TLB_AREA_BYTES} bytes after RAM, inside its buffer`);
+    }
+    const tb = tlbAt === -1 ? new ArrayBuffer(TLB_AREA_BYTES) : ram, to = tlbAt === -1 ? 0 : tlbAt;
+    this.tlbBase = tlbAt;
+    this.tagLo = new Int32Array(tb, to + TLB_TAG_LO, TLB_SIZE);
+    this.tagHi = new Int32Array(tb, to + TLB_TAG_HI, TLB_SIZE);
+    this.tlbAsid = new Int32Array(tb, to + TLB_ASID, TLB_SIZE);
+    this.tlbOff = new Int32Array(tb, to + TLB_OFF, TLB_SIZE);
+    this.tlbPerm = new Uint8Array(tb, to + TLB_PERM, TLB_SIZE);
+    this.tlbShift = new Uint8Array(tb, to + TLB_SHIFT, TLB_SIZE);
+    this.tlbPerm.fill(0); // an area reused from an earlier MMU (a moved or restored domain) starts empty
     this.ram = ram;
     this.u8 = new Uint8Array(ram, 0, ramBytes);
     this.i32 = new Int32Array(ram, 0, ramBytes >>> 2);

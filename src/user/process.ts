@@ -4,7 +4,8 @@
  * kernel through the CPU's onEl1 hook: system calls, demand paging, and fatal signals.
  */
 import { randomFillSync } from "node:crypto";
-import { Cpu, CodeCache, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
+import { JitEngine, soloJitMemory } from "../cpu/arm64/jit/engine.js";
+import { Cpu, CodeCache, sharedDecoder, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SCTLR_EL1, TCR_EL1, TTBR0_EL1, MAIR_EL1, CPACR_EL1 } from "../cpu/arm64/sysregs.js";
 import { SP_EL0, PC2 } from "../cpu/arm64/state.js";
@@ -37,6 +38,8 @@ export interface ProcessOptions {
 export class UserProcess {
   readonly mmu: Mmu;
   readonly cpu: Cpu;
+  /** The compiling engine hot code runs through (its stats: XENO_STATS=1 in run-user). */
+  readonly jit: JitEngine;
   readonly as: AddressSpace;
   readonly sys: Syscalls;
   exitCode = -1;
@@ -47,8 +50,11 @@ export class UserProcess {
 
   constructor(private readonly opts: ProcessOptions) {
     this.execPath = opts.execPath;
-    this.mmu = new Mmu(new ArrayBuffer(opts.memBytes), 0);
-    this.cpu = new Cpu(this.mmu, new CodeCache(this.mmu.ramSize >>> 12, true));
+    // RAM, the state block and the TLB in one WebAssembly.Memory: hot code runs compiled (src/cpu/arm64/jit).
+    const { memory, stateAt, tlbAt } = soloJitMemory(opts.memBytes);
+    this.mmu = new Mmu(memory.buffer, 0, undefined, opts.memBytes, tlbAt);
+    this.jit = new JitEngine(memory, sharedDecoder(), false);
+    this.cpu = new Cpu(this.mmu, new CodeCache(this.mmu.ramSize >>> 12, this.jit), { buffer: memory.buffer, offset: stateAt });
     this.as = new AddressSpace(this.mmu);
     this.sys = new Syscalls(this);
     this.cpu.onEl1 = (c) => this.kernelEntry(c);

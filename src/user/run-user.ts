@@ -44,7 +44,9 @@ export async function runUserMain(args: string[]): Promise<number> {
   const code = p.run();
   if (process.env.XENO_STATS) {
     const s = (performance.now() - t0) / 1000;
-    process.stderr.write(`xeno-stats: instructions=${p.cpu.retired} seconds=${s.toFixed(3)} mips=${(p.cpu.retired / s / 1e6).toFixed(1)}\n`);
+    const j = p.jit.stats;
+    process.stderr.write(`xeno-stats: instructions=${p.cpu.retired} seconds=${s.toFixed(3)} mips=${(p.cpu.retired / s / 1e6).toFixed(1)}` +
+      ` jit-blocks=${j.blocks} jit-modules=${j.modules} jit-compile-ms=${j.compileMs.toFixed(1)} jit-failed=${j.failed}\n`);
   }
   return code;
 }

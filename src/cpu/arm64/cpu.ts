@@ -14,12 +14,13 @@ import { Decoder, type Handler } from "./decoder.js";
 import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
 import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT, VCPU_STATE_BYTES, ST_R, ST_V,
   ST_PSTATE, ST_SYS, PS_WORDS, PS_NZCV, PS_DAIF, PS_EL, PS_SPSEL, PS_FPCR, PS_FPSR, PS_EXCL_OFF, PS_EXCL_SIZE,
-  PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL } from "./state.js";
+  PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL, PS_JIT_DONE, PS_JIT_STOP } from "./state.js";
+import { MASK_EL1, MASK_SP_EL0 } from "./jit/translate.js";
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
 import { endBlock } from "./sys-defs.js";
-import { compileBlock, endsBlock, MAX_BLOCK, type BlockFn } from "./blocks.js";
+import type { BlockFn, JitEngine } from "./jit/engine.js";
 import { resetSysRegs } from "./sysregs-el1.js";
 import { hostCounter } from "./sys-timer.js";
 
@@ -80,11 +81,15 @@ export class CodeCache {
   readonly blocks: ((BlockFn | null)[] | undefined)[] = [];
   readonly blockLen: (Uint8Array | undefined)[] = [];
   readonly heat: (Uint16Array | undefined)[] = [];
+  /** Per code page and word slot: the engine's table slot of the block queued or installed there, or -1. */
+  private readonly index: (Int32Array | undefined)[] = [];
+  /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
+  readonly gen: Uint32Array;
   private readonly used: number[] = [];
   /** Pages created since this cache was (diagnostics: with `size`, how much sweeping re-decodes). */
   created = 0;
-  /** True when blocks are compiled (else Cpu.run takes the plain loop, without heat counting). */
-  readonly compiling: boolean;
+  /** True when hot blocks are compiled to WebAssembly (jit/), else Cpu.run takes the plain loop. */
+  compiling: boolean;
   /**
    * With snapshotWords(): per page, the instruction words its handlers were decoded from, which the run loop
    * executes them with. Needed when another thread may write the code (vCPUs on several threads): a handler
@@ -93,18 +98,17 @@ export class CodeCache {
    * loop reads the words from RAM (one thread: every write to a code page invalidates it first).
    */
   words: (Int32Array | undefined)[] | null = null;
+  /** Run calls since the queue of translated blocks last became non-empty (see Cpu.run). */
+  private queueAge = 0;
   /**
-   * `compileBlocks`: compile hot straight-line code (blocks.ts). Measured (docs/benchmarks.md): a clear win on
-   * small hot loops (user-mode sha256, tight loops), a loss on the kernel's wide, lukewarm code, so the
-   * user-mode runner enables it and the machine does not. In a boot each compiled block costs about 1 ms of CPU
-   * (new Function, lazy compile, Ignition, TurboFan inlining its handlers) against ~5 ns saved per instruction
-   * run in it: 70,000 blocks in the first 400 M instructions at threshold 24 (3x slower), and still a loss at
-   * thresholds 20,000 and 100,000 (2026-11-25/26 measurements).
+   * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
+   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting).
    */
-  constructor(ramPages: number, compileBlocks = false) {
-    this.compiling = compileBlocks && BLOCKS_ENABLED;
+  constructor(ramPages: number, readonly jit: JitEngine | null = null) {
+    this.compiling = jit !== null && JIT_ENABLED;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
     this.ran = new Uint8Array(ramPages);
+    this.gen = new Uint32Array(ramPages);
   }
   /** Pages holding decoded instructions now. */
   get size(): number { return this.used.length; }
@@ -118,6 +122,7 @@ export class CodeCache {
       this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
       this.blockLen[page] = new Uint8Array(1024);
       this.heat[page] = new Uint16Array(1024);
+      this.index[page] = new Int32Array(1024).fill(-1);
     }
     this.used.push(page);
     this.created++;
@@ -132,8 +137,17 @@ export class CodeCache {
     if (this.compiling) {
       this.blocks[page]!.fill(null);
       this.heat[page]!.fill(0);
+      this.dropIndices(page);
+      this.gen[page]++;
+      this.jit!.codeHit = 1;
     }
   }
+  /** Gives the engine back the table slots of a page's blocks (queued ones are then never installed: gen). */
+  private dropIndices(page: number): void {
+    const ix = this.index[page]!;
+    for (let k = 0; k < 1024; k++) if (ix[k] >= 0) { this.jit!.release(ix[k]); ix[k] = -1; }
+  }
+
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
 
   /**
@@ -142,7 +156,12 @@ export class CodeCache {
    */
   snapshotWords(): void {
     if (this.words !== null) return;
-    if (this.compiling) throw new Error("CodeCache: word snapshots and compiled blocks do not go together");
+    // Compiled blocks read their code from RAM at translation time; with other threads writing it they could
+    // run a mix of old and new code, so compiling stops here (the blocks already made are dropped below).
+    if (this.compiling) {
+      this.invalidateAll();
+      this.compiling = false;
+    }
     this.words = new Array<Int32Array | undefined>(this.pages.length).fill(undefined);
     for (const p of this.used) { this.words[p] = new Int32Array(1024); this.invalidatePage(p); }
   }
@@ -168,7 +187,11 @@ export class CodeCache {
       }
       this.pages[p] = undefined;
       if (this.words !== null) this.words[p] = undefined;
-      if (this.compiling) { this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; }
+      if (this.compiling) {
+        this.dropIndices(p);
+        this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; this.index[p] = undefined;
+        this.gen[p]++;
+      }
       if (codePage !== undefined) codePage[p] = 0;
     }
     const dropped = used.length - kept;
@@ -176,32 +199,62 @@ export class CodeCache {
     return dropped;
   }
 
-  /** Compiles the block starting at word slot k of a page (RAM words at `base`). */
+  /**
+   * The block starting at word slot k of a page (RAM words at `base`) ran hot: translate and queue it; a full
+   * queue is compiled at once. A block whose first instruction is not translatable cools down (heat 0) and is
+   * tried again after another HOT runs.
+   */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
-    if (!this.compiling) return;
-    const code = this.pages[page]!;
-    let n = 0;
-    while (n < MAX_BLOCK && k + n < 1024) {
-      const w = ram32[base + k + n];
-      let h = code[k + n];
-      if (h === LAZY) h = code[k + n] = decoder.decode(w);
-      SCRATCH_H[n] = h;
-      SCRATCH_W[n] = w;
-      n++;
-      if (endsBlock(w)) break;
-    }
-    if (n < 2) { this.heat[page]![k] = 0; return; } // not worth a function
-    this.blocks[page]![k] = compileBlock(SCRATCH_W, SCRATCH_H, n);
-    this.blockLen[page]![k] = n;
+    const jit = this.jit!, ix = this.index[page]!;
+    if (ix[k] >= 0) return; // queued already
+    const idx = jit.queue(page, k, this.gen[page], ram32, base, (s) => ix[s]);
+    if (idx < 0) { this.heat[page]![k] = 0; return; }
+    ix[k] = idx;
+    if (jit.full || HOT === 1) this.flush();
+  }
+
+  /** Called once per Cpu.run: compiles a part-filled queue once it has waited FLUSH_RUNS runs. */
+  tick(): void {
+    if (this.jit!.queued === 0) { this.queueAge = 0; return; }
+    if (++this.queueAge >= FLUSH_RUNS) this.flush();
+  }
+
+  /** Compiles the queued blocks and installs those whose pages are unchanged since their translation. */
+  flush(): void {
+    this.queueAge = 0;
+    this.jit!.flush(this.gen, (page, slot, fn, n) => {
+      this.blocks[page]![slot] = fn;
+      this.blockLen[page]![slot] = n;
+    }, (page, slot) => {
+      const ix = this.index[page]!;
+      this.jit!.release(ix[slot]);
+      ix[slot] = -1;
+    });
   }
 }
 
-const SCRATCH_H: Handler[] = new Array<Handler>(MAX_BLOCK).fill(LAZY);
-const SCRATCH_W = new Int32Array(MAX_BLOCK);
-/** XENO_NO_BLOCKS=1 turns block compilation off (pure interpretation), for A/B measurements and bisecting. */
-const BLOCKS_ENABLED = typeof process === "undefined" || !process.env.XENO_NO_BLOCKS;
-/** Executions of a block start before it is compiled. */
-const HOT = Number(process.env.XENO_BLOCK_HOT ?? 2000);
+/** Where instructions ran (bench/jit/profile.ts): counted only with XENO_JIT_PROFILE=1. */
+export interface JitProfile { compiled: number; interpreted: number; calls: number; byName: Map<string, number> }
+const PROFILE: JitProfile | null = typeof process !== "undefined" && process.env.XENO_JIT_PROFILE === "1"
+  ? { compiled: 0, interpreted: 0, calls: 0, byName: new Map() } : null;
+function profileInterpreted(w: number): void {
+  const p = PROFILE!;
+  p.interpreted++;
+  const name = decoder.nameOf(w);
+  p.byName.set(name, (p.byName.get(name) ?? 0) + 1);
+}
+/** The counts so far, or null when XENO_JIT_PROFILE is not 1. */
+export function jitProfile(): JitProfile | null { return PROFILE; }
+
+/** XENO_JIT=0 turns the compiling engine off (pure interpretation), for A/B measurements and bisecting. */
+const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "0";
+/**
+ * Executions of a block start before it is translated. XENO_JIT_HOT=1 forces the compiler: every block is
+ * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
+ */
+const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 50) | 0);
+/** Run calls a part-filled queue waits before it is compiled anyway. */
+const FLUSH_RUNS = 4;
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
@@ -298,6 +351,8 @@ export class Cpu {
 
   /** Decoded-instruction cache: for each RAM page holding code, one handler per word slot. */
   private readonly code: CodeCache;
+  /** Hot code runs compiled: the cache has an engine and this vCPU's TLB is in the engine's memory. */
+  private readonly jitOn: boolean;
   readonly mmu: Mmu;
 
   /**
@@ -328,6 +383,7 @@ export class Cpu {
     mmu.setEl(this.el);
     const cache = this.code;
     mmu.onCodeWrite = (page) => cache.invalidatePage(page);
+    this.jitOn = cache.compiling && mmu.tlbBase >= 0 && b.buffer === cache.jit!.memory.buffer && mmu.ram === b.buffer;
     resetSysRegs(this);
   }
 
@@ -339,11 +395,14 @@ export class Cpu {
    * number executed. Pending unmasked interrupts are taken at slice and branch boundaries.
    */
   run(budget: number): number {
-    if (!this.code.compiling) return this.runPlain(budget);
-    const r = this.r;
+    if (!this.jitOn || !this.code.compiling) return this.runPlain(budget);
+    const r = this.r, ps = this.ps;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
+    const cache = this.code, jit = cache.jit!;
+    const st = this.block.offset, tlb = mmu.tlbBase;
     let done = 0;
+    let inBlock = false;
     this.stop = STOP_BUDGET;
     while (done < budget && this.stop === STOP_BUDGET) {
       if ((this.irqLine | this.fiqLine | this.serrorLine | this.il) !== 0) this.pendingEvents();
@@ -352,30 +411,48 @@ export class Cpu {
         if ((lo & 3) !== 0) { this.pcAlignmentFault(); continue; }
         const pageOff = mmu.fetchPage(lo, hi);
         const page = pageOff >>> 12;
-        let code = this.code.pages[page];
+        let code = cache.pages[page];
         if (code === undefined) {
-          code = this.code.create(page);
+          code = cache.create(page);
           mmu.markCode(page);
         }
-        this.code.ran[page] = 1;
+        cache.ran[page] = 1;
         const base = pageOff >> 2;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
-        const blocks = this.code.blocks[page]!, blen = this.code.blockLen[page]!, heat = this.code.heat[page]!;
+        const blocks = cache.blocks[page]!, blen = cache.blockLen[page]!, heat = cache.heat[page]!;
         for (;;) {
-          let n = 1;
           const b = blocks[k];
           if (b !== null && budget - done >= blen[k]) {
-            n = b(this); // PC advanced inside the block, except past an instruction that jumped
-          } else {
-            if (b === null && ++heat[k] === HOT) this.code.compile(page, k, ram32, base);
-            const w = ram32[base + k];
-            let h = code[k];
-            if (h === LAZY) h = code[k] = decoder.decode(w);
-            h(this, w);
-            if (this.jumped === 0) r[PC2] = (r[PC2] + 4) | 0;
+            // Compiled code, chaining through blocks of this page while the budget lasts: NZCV through the
+            // state block; PC is set by the last block.
+            ps[PS_NZCV] = this.nzcv;
+            ps[PS_JIT_STOP] = 0;
+            jit.cpu = this;
+            inBlock = true;
+            const masks = mmu.mR | (mmu.mW << 8) | (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
+            const nd = b(st, tlb, mmu.asid, masks, done, budget);
+            if (PROFILE !== null) { PROFILE.calls++; PROFILE.compiled += nd - done; }
+            done = nd;
+            inBlock = false;
+            this.nzcv = ps[PS_NZCV];
+            lo = r[PC2];
+            if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && this.irqLine === 0) {
+              k = (lo & 0xfff) >>> 2;
+              continue;
+            }
+            break;
           }
-          done += n;
+          if (b === null && ++heat[k] === HOT) {
+            cache.compile(page, k, ram32, base);
+            if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
+          }
+          const w = ram32[base + k];
+          if (PROFILE !== null) profileInterpreted(w);
+          let h = code[k];
+          if (h === LAZY) h = code[k] = decoder.decode(w);
+          h(this, w);
+          done++;
           if (this.jumped !== 0) {
             // Stay on this page for a branch within it; otherwise re-translate.
             const j = this.jumped;
@@ -387,18 +464,25 @@ export class Cpu {
             }
             break;
           }
-          k += n;
-          if (k >= 1024) {
-            if (r[PC2] === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
+          lo = r[PC2] = (lo + 4) | 0;
+          if (++k === 1024) {
+            if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
             break;
           }
           if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
         }
       } catch (e) {
+        if (inBlock) {
+          // A fault inside compiled code: PC is the faulting instruction; the count before it is in the block.
+          inBlock = false;
+          this.nzcv = ps[PS_NZCV];
+          done = ps[PS_JIT_DONE];
+        }
         if (e !== MMU_FAULT) throw e;
         this.memoryFault();
       }
     }
+    cache.tick();
     this.retired += done;
     this.storePstate();
     return done;

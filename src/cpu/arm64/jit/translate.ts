@@ -1,0 +1,929 @@
+/**
+ * The A64 → WebAssembly translator: a straight run of instructions on one code page becomes one wasm function
+ * that works on the vCPU's state block and the domain's RAM directly (both in the domain's WebAssembly.Memory).
+ *
+ * Contract (the compiled block, `BlockFn` in engine.ts): called with the state block's and the TLB's byte
+ * offsets, the current ASID and the permission masks (mR | mW << 8, Mmu.setEl), with PC = the block's first
+ * instruction. Registers, SP and NZCV live in the state block (read and written there; NZCV in the PSTATE word,
+ * which the run loop syncs around the call). On return PC holds the next instruction to run and the result is
+ * the number of instructions retired. Memory accesses look up the TLB inline (the Mmu's arrays, which live in
+ * the same memory); a miss, MMIO, a fault or a write to a page holding decoded code goes to the slow-path
+ * imports `rd`/`wr` (the Mmu's own read/write), after PC has been set to the accessing instruction: a fault
+ * throws out of the block with the state exact (no register of that instruction written yet) and the run loop
+ * counts the instructions retired before it from PC. A slow-path write that invalidated decoded code ends the
+ * block after that instruction, so a block never runs code older than its own stores.
+ *
+ * What is translated: integer data processing (immediate and register forms), loads and stores of general
+ * registers in every addressing mode but the unprivileged one, pairs, literals, branches (which end a block),
+ * and NOP. Anything else ends the block before it and runs in the interpreter — which stays the reference.
+ * Reserved encodings are left to the interpreter too (the decoder's verdict gates every word).
+ */
+import { Code, I32, I64, OP } from "./wasm.js";
+import { decodeBitMask } from "../dp-imm.js";
+import { COND, ST_PSTATE, ST_SYS, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_DONE, PS_JIT_STOP } from "../state.js";
+import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
+import type { Decoder } from "../decoder.js";
+
+/** Byte offsets inside the state block (state.ts). */
+const OFF_SP = 32 * 8, OFF_PC = 33 * 8, OFF_NZCV = ST_PSTATE + 4 * PS_NZCV, OFF_HI = ST_PSTATE + 4 * PS_JIT_HI;
+
+/** The TLB's arrays inside its area (Mmu: TLB_* offsets). Kept in one place: mmu.ts exports them. */
+export interface TlbLayout { tagLo: number; tagHi: number; asid: number; off: number; perm: number; mask: number }
+
+// Locals: parameters 0..5, then i64 temporaries, then i32 temporaries.
+const P_ST = 0, P_TLB = 1, P_ASID = 2, P_MASKS = 3, P_DONE = 4, P_BUDGET = 5;
+const L_PC0 = 6, L_A = 7, T0 = 8, T1 = 9, T2 = 10, T3 = 11, T4 = 12, T5 = 13, T6 = 14, T7 = 15;
+const N_I64 = 10;
+const W_LO = 16, W_HI = 17, W_X = 18, W_E = 19, W_0 = 20, W_CW = 21, W_MR = 22, W_MW = 23;
+const N_I32 = 8;
+/** The locals declaration every block function uses. */
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32]];
+
+/** Import function indices in the module (engine.ts declares them in this order), and the block type. */
+export const IMPORT_RD = 0, IMPORT_WR = 1, TYPE_BLOCK = 0;
+
+/** Bits of the masks parameter above mR | mW << 8 (Cpu.run): SP_EL0 is banked (EL1, SPSel = 1); EL is 1. */
+export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17;
+
+/** Byte offset of word `ps` of the PSTATE area in the state block. */
+const psOff = (ps: number): number => ST_PSTATE + 4 * ps;
+const OFF_DONE = psOff(PS_JIT_DONE), OFF_STOP = psOff(PS_JIT_STOP);
+const OFF_SP_EL0 = SP_EL0 * 8, OFF_TPIDR_EL1 = ST_SYS + 4 * TPIDR_EL1, OFF_TPIDR_EL0 = ST_SYS + 4 * TPIDR_EL0;
+const OFF_TPIDRRO_EL0 = ST_SYS + 4 * TPIDRRO_EL0;
+
+/**
+ * Where direct branches may chain to: the table index of the block that starts at word slot `slot` of the
+ * page being translated, or -1 (not compiled: the block returns to the run loop there).
+ */
+export type ChainLookup = (slot: number) => number;
+
+/** Truth masks: bit f of CONDMASK[cond] = COND[cond << 4 | f]. */
+const CONDMASK = new Int32Array(16);
+for (let c = 0; c < 16; c++) for (let f = 0; f < 16; f++) if (COND[(c << 4) | f]) CONDMASK[c] |= 1 << f;
+
+const BM = new Int32Array(2);
+
+/** Longest block, in instructions. */
+export const MAX_BLOCK = 64;
+
+/** Low `w` bits set (1 ≤ w ≤ 64), as a (lo, hi) pair. */
+function maskLo(w: number): number { return w >= 32 ? -1 : (1 << w) - 1; }
+function maskHi(w: number): number { return w >= 64 ? -1 : w <= 32 ? 0 : (1 << (w - 32)) - 1; }
+
+export class Translator {
+  readonly c = new Code();
+  /** Instructions of the last translation; whether it needs the memory-access locals. */
+  private k = 0;
+
+  constructor(private readonly decoder: Decoder, private readonly tlb: TlbLayout) {}
+
+  /**
+   * Translates words[at..] (at most `max`, never past the page: the caller bounds max). Returns the number
+   * of instructions the body covers (0: the first one is not translatable; nothing usable was emitted).
+   */
+  translate(words: Int32Array, at: number, max: number, chain: ChainLookup): number {
+    const c = this.c;
+    c.reset();
+    this.chain = chain;
+    this.slot0 = at & 1023;
+    this.stored = false;
+    // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
+    c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
+    c.get(P_BUDGET); c.op(OP.i32GtS);
+    c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or);
+    c.if(); c.get(P_DONE); c.op(OP.return); c.end();
+    // pc0 = PC; the permission masks.
+    c.get(P_ST); c.mem(OP.i64Load, 3, OFF_PC); c.set(L_PC0);
+    c.get(P_MASKS); c.i32(0xff); c.op(OP.i32And); c.set(W_MR);
+    c.get(P_MASKS); c.i32(8); c.op(OP.i32ShrU); c.i32(0xff); c.op(OP.i32And); c.set(W_MW);
+    c.i32(0); c.set(W_CW);
+    // At most 63 instructions: the prologue's "done + n" constant is one LEB byte.
+    const limit = Math.min(max, 63);
+    let n = 0, branched = false;
+    while (n < limit) {
+      this.k = n;
+      const mark = c.len;
+      const r = this.insn(words[at + n] | 0);
+      if (r === 0) { c.len = mark; this.stored = false; break; } // not translatable: ends the block before it
+      n++;
+      if (r === 2) { branched = true; break; } // a branch: the block has left already
+      if (this.stored) {
+        // A slow-path store that invalidated decoded code ends the block after this instruction.
+        this.stored = false;
+        c.get(W_CW); c.if();
+        this.setPc(4 * n); this.retire(n); c.op(OP.return);
+        c.end();
+      }
+    }
+    if (n === 0) return 0;
+    if (!branched) { this.k = n - 1; this.exitTo(4 * n); }
+    c.op(OP.unreachable); // every path has returned or tail-called
+    c.buf[lenAt] = n;
+    c.end();
+    return n;
+  }
+
+  private chain: ChainLookup = () => -1;
+  private slot0 = 0;
+
+  /** Pushes done + instructions retired so far in this block. */
+  private retire(k: number): void { const c = this.c; c.get(P_DONE); c.i32(k); c.op(OP.i32Add); }
+
+  /**
+   * Leaves the block for the instruction at pc0 + off (PC set here), retiring this.k + 1 instructions: tail-calls
+   * the compiled block there when it is on this page and known, else returns to the run loop.
+   */
+  private exitTo(off: number): void {
+    const c = this.c;
+    this.setPc(off);
+    const slot = this.slot0 + (off >> 2);
+    const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
+    if (idx >= 0) {
+      c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); this.retire(this.k + 1); c.get(P_BUDGET);
+      c.i32(idx); c.returnCallIndirect(TYPE_BLOCK, 0);
+    } else {
+      this.retire(this.k + 1); c.op(OP.return);
+    }
+  }
+
+  /** Set by a store emitter: the instruction may have written decoded code (W_CW). */
+  private stored = false;
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Registers
+
+  /** Pushes Xn (31: XZR). */
+  private x(n: number): void {
+    const c = this.c;
+    if (n === 31) { c.i64(0, 0); return; }
+    c.get(P_ST); c.mem(OP.i64Load, 3, n * 8);
+  }
+  /** Pushes Xn|SP (31: SP). */
+  private xsp(n: number): void { const c = this.c; c.get(P_ST); c.mem(OP.i64Load, 3, n === 31 ? OFF_SP : n * 8); }
+  /** Pushes Wn (31: WZR). */
+  private wr(n: number): void {
+    const c = this.c;
+    if (n === 31) { c.i32(0); return; }
+    c.get(P_ST); c.mem(OP.i32Load, 2, n * 8);
+  }
+  private wsp(n: number): void { const c = this.c; c.get(P_ST); c.mem(OP.i32Load, 2, n === 31 ? OFF_SP : n * 8); }
+  /** Pops an i64 into Xd (31: discarded). */
+  private setX(d: number): void {
+    const c = this.c;
+    if (d === 31) { c.op(OP.drop); return; }
+    c.set(T7); c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, d * 8);
+  }
+  /** Pops an i64 into Xd|SP. */
+  private setXsp(d: number): void {
+    const c = this.c;
+    c.set(T7); c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, d === 31 ? OFF_SP : d * 8);
+  }
+  /** Pops an i32 into Wd (zero-extended to Xd; 31 discarded). */
+  private setW(d: number): void { this.c.op(OP.i64ExtendI32u); this.setX(d); }
+  private setWsp(d: number): void { this.c.op(OP.i64ExtendI32u); this.setXsp(d); }
+  /** PC = pc0 + off. */
+  private setPc(off: number): void {
+    const c = this.c;
+    c.get(P_ST); c.get(L_PC0); c.i64(off, off < 0 ? -1 : 0); c.op(OP.i64Add); c.mem(OP.i64Store, 3, OFF_PC);
+  }
+  /** Pushes pc0 + off. */
+  private pcPlus(off: number): void { const c = this.c; c.get(L_PC0); c.i64(off, off < 0 ? -1 : 0); c.op(OP.i64Add); }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Flags
+
+  /** Pushes the i32 NZCV word. */
+  private nzcv(): void { const c = this.c; c.get(P_ST); c.mem(OP.i32Load, 2, OFF_NZCV); }
+  /** Pops an i32 into NZCV. */
+  private setNzcv(): void { const c = this.c; c.set(W_0); c.get(P_ST); c.get(W_0); c.mem(OP.i32Store, 2, OFF_NZCV); }
+  /** Pushes 1 when condition `cond` holds. */
+  private cond(cond: number): void {
+    const c = this.c;
+    if (cond >= 14) { c.i32(1); return; }
+    c.i32(CONDMASK[cond]); this.nzcv(); c.op(OP.i32ShrU); c.i32(1); c.op(OP.i32And);
+  }
+  /** NZCV of a logical result in local `r` (i64 when sf, else i32): N, Z; C = V = 0. */
+  private logicFlags(sf: number, r: number): void {
+    const c = this.c;
+    if (sf) {
+      c.get(r); c.i64(63, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.i32(3); c.op(OP.i32Shl);
+      c.get(r); c.op(OP.i64Eqz); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Or);
+    } else {
+      c.get(r); c.i32(31); c.op(OP.i32ShrU); c.i32(3); c.op(OP.i32Shl);
+      c.get(r); c.op(OP.i32Eqz); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Or);
+    }
+    this.setNzcv();
+  }
+  /**
+   * NZCV of r = a + b + cin (locals; b is the addend actually added, i.e. ~operand for subtractions).
+   * `cin`: 0, 1, or -1 for "the carry flag" (then local W_X holds it).
+   */
+  private addFlags(sf: number, a: number, b: number, r: number, cin: number): void {
+    const c = this.c;
+    if (sf) {
+      c.get(r); c.i64(63, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.i32(3); c.op(OP.i32Shl);
+      c.get(r); c.op(OP.i64Eqz); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Or);
+      // C: cin = 0 → r <u a; cin = 1 → r <=u a; variable → (r <u a) | (cin & r == a).
+      if (cin === 0) { c.get(r); c.get(a); c.op(OP.i64LtU); }
+      else if (cin === 1) { c.get(r); c.get(a); c.op(OP.i64LeU); }
+      else { c.get(r); c.get(a); c.op(OP.i64LtU); c.get(W_X); c.get(r); c.get(a); c.op(OP.i64Eq); c.op(OP.i32And); c.op(OP.i32Or); }
+      c.i32(1); c.op(OP.i32Shl); c.op(OP.i32Or);
+      // V: ((a ^ r) & (b ^ r)) >>> 63.
+      c.get(a); c.get(r); c.op(OP.i64Xor); c.get(b); c.get(r); c.op(OP.i64Xor); c.op(OP.i64And);
+      c.i64(63, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.op(OP.i32Or);
+    } else {
+      c.get(r); c.i32(31); c.op(OP.i32ShrU); c.i32(3); c.op(OP.i32Shl);
+      c.get(r); c.op(OP.i32Eqz); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Or);
+      if (cin === 0) { c.get(r); c.get(a); c.op(OP.i32LtU); }
+      else if (cin === 1) { c.get(r); c.get(a); c.op(OP.i32LeU); }
+      else { c.get(r); c.get(a); c.op(OP.i32LtU); c.get(W_X); c.get(r); c.get(a); c.op(OP.i32Eq); c.op(OP.i32And); c.op(OP.i32Or); }
+      c.i32(1); c.op(OP.i32Shl); c.op(OP.i32Or);
+      c.get(a); c.get(r); c.op(OP.i32Xor); c.get(b); c.get(r); c.op(OP.i32Xor); c.op(OP.i32And);
+      c.i32(31); c.op(OP.i32ShrU); c.op(OP.i32Or);
+    }
+    this.setNzcv();
+  }
+
+  /**
+   * a (local, i64 if sf else i32 — W_0..: callers use T0/T1/T2 for 64-bit and W_LO/W_HI/W_X… for 32-bit)
+   * plus or minus b with optional flags; result pushed.
+   */
+  private addSub(sf: number, sub: number, flags: number, a: number, b: number, r: number): void {
+    const c = this.c;
+    if (sf) {
+      if (sub) { c.get(b); c.i64(-1, -1); c.op(OP.i64Xor); c.set(b); }
+      c.get(a); c.get(b); c.op(OP.i64Add);
+      if (sub) { c.i64(1, 0); c.op(OP.i64Add); }
+      c.set(r);
+    } else {
+      if (sub) { c.get(b); c.i32(-1); c.op(OP.i32Xor); c.set(b); }
+      c.get(a); c.get(b); c.op(OP.i32Add);
+      if (sub) { c.i32(1); c.op(OP.i32Add); }
+      c.set(r);
+    }
+    if (flags) this.addFlags(sf, a, b, r, sub);
+    c.get(r);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Memory
+
+  /** Before a slow path (which may throw a fault): PC = this instruction, retired-so-far in PS_JIT_DONE. */
+  private beforeSlow(): void {
+    const c = this.c;
+    this.setPc(4 * this.k);
+    c.get(P_ST); this.retire(this.k); c.mem(OP.i32Store, 2, OFF_DONE);
+  }
+
+  /** Splits address local L_A into W_LO/W_HI and computes the TLB slot address W_E (tlb + 4x) and x (W_X). */
+  private slot(): void {
+    const c = this.c, t = this.tlb;
+    c.get(L_A); c.op(OP.i32WrapI64); c.set(W_LO);
+    c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(W_HI);
+    c.get(W_LO); c.i32(12); c.op(OP.i32ShrU); c.get(W_HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
+    c.i32(t.mask); c.op(OP.i32And); c.set(W_X);
+    c.get(P_TLB); c.get(W_X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(W_E);
+  }
+  /** Pushes 1 when the TLB entry at W_E/W_X maps the access (size bytes, permission mask local) at W_LO/W_HI. */
+  private hit(size: number, maskLocal: number): void {
+    const c = this.c, t = this.tlb;
+    c.get(W_E); c.mem(OP.i32Load, 2, t.tagLo); c.get(W_LO); c.i32(-4096); c.op(OP.i32And); c.op(OP.i32Eq);
+    c.get(W_E); c.mem(OP.i32Load, 2, t.tagHi); c.get(W_HI); c.op(OP.i32Eq); c.op(OP.i32And);
+    c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, t.perm); c.get(maskLocal); c.op(OP.i32And);
+    c.i32(0); c.op(OP.i32Ne); c.op(OP.i32And);
+    if (size > 1) { c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.i32(0x1000 - size); c.op(OP.i32LeU); c.op(OP.i32And); }
+    c.get(W_E); c.mem(OP.i32Load, 2, t.asid); c.tee(W_0); c.get(P_ASID); c.op(OP.i32Eq);
+    c.get(W_0); c.i32(-1); c.op(OP.i32Eq); c.op(OP.i32Or); c.op(OP.i32And);
+  }
+  /** Pushes the RAM offset of the hit access (entry W_E, address W_LO). */
+  private ramAddr(): void {
+    const c = this.c;
+    c.get(W_E); c.mem(OP.i32Load, 2, this.tlb.off); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
+  }
+  /** Loads `size` bytes at address L_A, zero-extended: pushes an i64. */
+  private load(size: number): void {
+    const c = this.c;
+    this.slot();
+    this.hit(size, W_MR);
+    c.if(I64);
+    this.ramAddr();
+    c.mem(size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load,
+      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.else();
+    this.beforeSlow();
+    c.get(W_LO); c.get(W_HI); c.i32(size); c.call(IMPORT_RD);
+    c.op(OP.i64ExtendI32u);
+    if (size === 8) {
+      c.get(P_ST); c.mem(OP.i64Load32u, 2, OFF_HI); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or);
+    }
+    c.end();
+  }
+  /** Stores the low `size` bytes of i64 local `v` at address L_A. */
+  private store(size: number, v: number): void {
+    const c = this.c;
+    this.slot();
+    this.hit(size, W_MW);
+    c.if();
+    this.ramAddr(); c.get(v);
+    c.mem(size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store,
+      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.else();
+    this.beforeSlow();
+    c.get(W_LO); c.get(W_HI); c.i32(size);
+    c.get(v); c.op(OP.i32WrapI64); c.get(v); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
+    c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
+    c.end();
+    this.stored = true;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Instructions. Each returns 1 (translated), 2 (a branch: PC written, the block ends) or 0 (not translated).
+
+  private insn(w: number): number {
+    const name = this.decoder.nameOf(w);
+    if (name === "UNDEFINED") return 0;
+    const op0 = (w >>> 25) & 0xf;
+    if ((op0 & 0xe) === 0x8) return this.dpImm(w);
+    if ((op0 & 0x7) === 0x5) return this.dpReg(w);
+    if ((op0 & 0x5) === 0x4) return this.ldst(w, name);
+    if ((op0 & 0xe) === 0xa) return this.branch(w);
+    return 0;
+  }
+
+  private dpImm(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, d = w & 31, n = (w >>> 5) & 31;
+    switch ((w >>> 23) & 7) {
+      case 0: case 1: { // ADR / ADRP
+        const imm = (((w << 8) >> 13) << 2) | ((w >>> 29) & 3);
+        if (w < 0) {
+          this.pcPlus(4 * this.k); c.i64(-4096, -1); c.op(OP.i64And);
+          c.i64(imm << 12, imm >> 20); c.op(OP.i64Add);
+        } else this.pcPlus(4 * this.k + imm);
+        this.setX(d);
+        return 1;
+      }
+      case 2: { // ADD/SUB (immediate)
+        const sub = (w >>> 30) & 1, s = (w >>> 29) & 1;
+        const imm = ((w >>> 10) & 0xfff) << (((w >>> 22) & 1) * 12);
+        if (sf) { this.xsp(n); c.set(T0); c.i64(imm, 0); c.set(T1); this.addSub(1, sub, s, T0, T1, T2); }
+        else { this.wsp(n); c.set(W_LO); c.i32(imm); c.set(W_HI); this.addSub(0, sub, s, W_LO, W_HI, W_E); }
+        if (s) { if (sf) this.setX(d); else this.setW(d); } else if (sf) this.setXsp(d); else this.setWsp(d);
+        return 1;
+      }
+      case 4: { // logical (immediate)
+        const nb = (w >>> 22) & 1;
+        if (sf === 0 && nb) return 0;
+        if (!decodeBitMask(nb, (w >>> 16) & 63, (w >>> 10) & 63, BM)) return 0;
+        const opc = (w >>> 29) & 3;
+        const o = opc === 1 ? OP.i64Or : opc === 2 ? OP.i64Xor : OP.i64And;
+        this.x(n); c.i64(BM[0], sf ? BM[1] : 0); c.op(o);
+        if (opc === 3) {
+          if (sf) { c.tee(T0); this.logicFlags(1, T0); this.setX(d); }
+          else { c.op(OP.i32WrapI64); c.tee(W_LO); this.logicFlags(0, W_LO); this.setW(d); }
+        } else {
+          if (!sf) { c.i64(-1, 0); c.op(OP.i64And); }
+          this.setXsp(d);
+        }
+        return 1;
+      }
+      case 5: { // MOVN/MOVZ/MOVK
+        const opc = (w >>> 29) & 3, hw = (w >>> 21) & 3;
+        if (opc === 1 || (sf === 0 && hw >= 2)) return 0;
+        const imm = (w >>> 5) & 0xffff, sh = 16 * hw;
+        const lo = sh < 32 ? imm << sh : 0, hi = sh >= 32 ? imm << (sh - 32) : 0;
+        if (opc === 3) {
+          const mlo = sh < 32 ? ~(0xffff << sh) : -1, mhi = sh >= 32 ? ~(0xffff << (sh - 32)) : -1;
+          this.x(d); c.i64(mlo, sf ? mhi : 0); c.op(OP.i64And); c.i64(lo, hi); c.op(OP.i64Or);
+        } else if (opc === 0) c.i64(~lo, sf ? ~hi : 0);
+        else c.i64(lo, hi);
+        this.setX(d);
+        return 1;
+      }
+      case 6: return this.bitfield(w);
+      case 7: { // EXTR
+        if (((w >>> 29) & 3) !== 0 || ((w >>> 22) & 1) !== sf || ((w >>> 21) & 1) !== 0) return 0;
+        const m = (w >>> 16) & 31, lsb = (w >>> 10) & 63;
+        if (!sf && lsb >= 32) return 0;
+        if (sf) {
+          if (lsb === 0) this.x(m);
+          else { this.x(m); c.i64(lsb, 0); c.op(OP.i64ShrU); this.x(n); c.i64(64 - lsb, 0); c.op(OP.i64Shl); c.op(OP.i64Or); }
+          this.setX(d);
+        } else {
+          if (lsb === 0) this.wr(m);
+          else { this.wr(m); c.i32(lsb); c.op(OP.i32ShrU); this.wr(n); c.i32(32 - lsb); c.op(OP.i32Shl); c.op(OP.i32Or); }
+          this.setW(d);
+        }
+        return 1;
+      }
+      default: return 0;
+    }
+  }
+
+  private bitfield(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, opc = (w >>> 29) & 3, nb = (w >>> 22) & 1;
+    const R = (w >>> 16) & 63, S = (w >>> 10) & 63, n = (w >>> 5) & 31, d = w & 31;
+    if (opc === 3 || nb !== sf || (sf === 0 && ((R | S) & 32) !== 0)) return 0;
+    const size = sf ? 64 : 32;
+    if (sf) {
+      if (S >= R) {
+        const wd = S - R + 1;
+        if (opc === 1) { // BFXIL-like: dst = (dst & ~mask) | ((src >>> R) & mask)
+          this.x(d); c.i64(~maskLo(wd), ~maskHi(wd)); c.op(OP.i64And);
+          this.x(n); c.i64(R, 0); c.op(OP.i64ShrU); c.i64(maskLo(wd), maskHi(wd)); c.op(OP.i64And); c.op(OP.i64Or);
+        } else {
+          this.x(n); c.i64(size - 1 - S, 0); c.op(OP.i64Shl); c.i64(size - wd, 0);
+          c.op(opc === 0 ? OP.i64ShrS : OP.i64ShrU);
+        }
+      } else {
+        const wd = S + 1, pos = size - R;
+        if (opc === 1) {
+          const ml = maskLo(wd), mh = maskHi(wd);
+          // mask << pos, computed here
+          const sl = pos >= 32 ? 0 : ml << pos;
+          const sh = pos >= 32 ? ml << (pos - 32) : pos === 0 ? mh : (mh << pos) | (ml >>> (32 - pos));
+          this.x(d); c.i64(~sl, ~sh); c.op(OP.i64And);
+          this.x(n); c.i64(ml, mh); c.op(OP.i64And); c.i64(pos, 0); c.op(OP.i64Shl); c.op(OP.i64Or);
+        } else if (opc === 0) {
+          this.x(n); c.i64(size - wd, 0); c.op(OP.i64Shl); c.i64(size - wd, 0); c.op(OP.i64ShrS); c.i64(pos, 0); c.op(OP.i64Shl);
+        } else {
+          this.x(n); c.i64(maskLo(wd), maskHi(wd)); c.op(OP.i64And); c.i64(pos, 0); c.op(OP.i64Shl);
+        }
+      }
+      this.setX(d);
+      return 1;
+    }
+    if (S >= R) {
+      const wd = S - R + 1;
+      const m = maskLo(wd);
+      if (opc === 1) {
+        this.wr(d); c.i32(~m); c.op(OP.i32And);
+        this.wr(n); c.i32(R); c.op(OP.i32ShrU); c.i32(m); c.op(OP.i32And); c.op(OP.i32Or);
+      } else {
+        this.wr(n); c.i32(size - 1 - S); c.op(OP.i32Shl); c.i32(size - wd); c.op(opc === 0 ? OP.i32ShrS : OP.i32ShrU);
+      }
+    } else {
+      const wd = S + 1, pos = size - R, m = maskLo(wd);
+      if (opc === 1) {
+        this.wr(d); c.i32(~(m << pos)); c.op(OP.i32And);
+        this.wr(n); c.i32(m); c.op(OP.i32And); c.i32(pos); c.op(OP.i32Shl); c.op(OP.i32Or);
+      } else if (opc === 0) {
+        this.wr(n); c.i32(size - wd); c.op(OP.i32Shl); c.i32(size - wd); c.op(OP.i32ShrS); c.i32(pos); c.op(OP.i32Shl);
+      } else {
+        this.wr(n); c.i32(m); c.op(OP.i32And); c.i32(pos); c.op(OP.i32Shl);
+      }
+    }
+    this.setW(d);
+    return 1;
+  }
+
+  /** Pushes Rm shifted by (type, amount): i64 when sf, else i32. type 3 = ROR. */
+  private shifted(sf: number, m: number, type: number, amount: number): void {
+    const c = this.c;
+    if (sf) {
+      this.x(m);
+      if (amount !== 0) { c.i64(amount, 0); c.op(type === 0 ? OP.i64Shl : type === 1 ? OP.i64ShrU : type === 2 ? OP.i64ShrS : OP.i64Rotr); }
+    } else {
+      this.wr(m);
+      if (amount !== 0) { c.i32(amount); c.op(type === 0 ? OP.i32Shl : type === 1 ? OP.i32ShrU : type === 2 ? OP.i32ShrS : OP.i32Rotr); }
+    }
+  }
+
+  private dpReg(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, d = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31;
+    const op1 = (w >>> 28) & 1, op2 = (w >>> 21) & 0xf;
+    if (op1 === 0) {
+      if ((op2 & 8) === 0) { // logical (shifted register)
+        const opc = (w >>> 29) & 3, type = (w >>> 22) & 3, amt = (w >>> 10) & 63, inv = (w >>> 21) & 1;
+        if (!sf && amt >= 32) return 0;
+        const o = sf ? (opc === 1 ? OP.i64Or : opc === 2 ? OP.i64Xor : OP.i64And) : (opc === 1 ? OP.i32Or : opc === 2 ? OP.i32Xor : OP.i32And);
+        if (sf) {
+          this.x(n); this.shifted(1, m, type, amt);
+          if (inv) { c.i64(-1, -1); c.op(OP.i64Xor); }
+          c.op(o);
+          if (opc === 3) { c.tee(T0); this.logicFlags(1, T0); }
+          this.setX(d);
+        } else {
+          this.wr(n); this.shifted(0, m, type, amt);
+          if (inv) { c.i32(-1); c.op(OP.i32Xor); }
+          c.op(o);
+          if (opc === 3) { c.tee(W_LO); this.logicFlags(0, W_LO); }
+          this.setW(d);
+        }
+        return 1;
+      }
+      const sub = (w >>> 30) & 1, s = (w >>> 29) & 1;
+      if ((op2 & 1) === 0) { // add/sub (shifted register)
+        const type = (w >>> 22) & 3, amt = (w >>> 10) & 63;
+        if (type === 3 || (!sf && amt >= 32)) return 0;
+        if (sf) { this.x(n); c.set(T0); this.shifted(1, m, type, amt); c.set(T1); this.addSub(1, sub, s, T0, T1, T2); this.setX(d); }
+        else { this.wr(n); c.set(W_LO); this.shifted(0, m, type, amt); c.set(W_HI); this.addSub(0, sub, s, W_LO, W_HI, W_E); this.setW(d); }
+        return 1;
+      }
+      // add/sub (extended register)
+      const opt = (w >>> 13) & 7, imm3 = (w >>> 10) & 7;
+      if (((w >>> 22) & 3) !== 0 || imm3 > 4) return 0;
+      this.x(m);
+      switch (opt) {
+        case 0: c.i64(0xff, 0); c.op(OP.i64And); break;
+        case 1: c.i64(0xffff, 0); c.op(OP.i64And); break;
+        case 2: c.i64(-1, 0); c.op(OP.i64And); break;
+        case 4: c.op(OP.i64Extend8s); break;
+        case 5: c.op(OP.i64Extend16s); break;
+        case 6: c.op(OP.i64Extend32s); break;
+        default: break;
+      }
+      if (imm3 !== 0) { c.i64(imm3, 0); c.op(OP.i64Shl); }
+      if (sf) { c.set(T1); this.xsp(n); c.set(T0); this.addSub(1, sub, s, T0, T1, T2); }
+      else { c.op(OP.i32WrapI64); c.set(W_HI); this.wsp(n); c.set(W_LO); this.addSub(0, sub, s, W_LO, W_HI, W_E); c.op(OP.i64ExtendI32u); }
+      if (s) this.setX(d); else this.setXsp(d);
+      return 1;
+    }
+    switch (op2) {
+      case 0: { // ADC/ADCS/SBC/SBCS
+        if (((w >>> 10) & 63) !== 0) return 0;
+        const sub = (w >>> 30) & 1, s = (w >>> 29) & 1;
+        this.nzcv(); c.i32(1); c.op(OP.i32ShrU); c.i32(1); c.op(OP.i32And); c.set(W_X);
+        if (sf) {
+          this.x(n); c.set(T0); this.x(m); if (sub) { c.i64(-1, -1); c.op(OP.i64Xor); } c.set(T1);
+          c.get(T0); c.get(T1); c.op(OP.i64Add); c.get(W_X); c.op(OP.i64ExtendI32u); c.op(OP.i64Add); c.set(T2);
+          if (s) this.addFlags(1, T0, T1, T2, -1);
+          c.get(T2); this.setX(d);
+        } else {
+          this.wr(n); c.set(W_LO); this.wr(m); if (sub) { c.i32(-1); c.op(OP.i32Xor); } c.set(W_HI);
+          c.get(W_LO); c.get(W_HI); c.op(OP.i32Add); c.get(W_X); c.op(OP.i32Add); c.set(W_E);
+          if (s) this.addFlags(0, W_LO, W_HI, W_E, -1);
+          c.get(W_E); this.setW(d);
+        }
+        return 1;
+      }
+      case 2: { // CCMN/CCMP (register or immediate)
+        if (((w >>> 29) & 1) !== 1 || (w & 0x10) !== 0 || (w & 0x400) !== 0) return 0;
+        const sub = (w >>> 30) & 1, imm = (w & 0x800) !== 0;
+        this.cond((w >>> 12) & 15);
+        c.if();
+        if (sf) {
+          this.x(n); c.set(T0);
+          if (imm) c.i64(m, 0); else this.x(m);
+          c.set(T1); this.addSub(1, sub, 1, T0, T1, T2); c.op(OP.drop);
+        } else {
+          this.wr(n); c.set(W_LO);
+          if (imm) c.i32(m); else this.wr(m);
+          c.set(W_HI); this.addSub(0, sub, 1, W_LO, W_HI, W_E); c.op(OP.drop);
+        }
+        c.else();
+        c.i32(w & 15); this.setNzcv();
+        c.end();
+        return 1;
+      }
+      case 4: { // CSEL/CSINC/CSINV/CSNEG
+        if (((w >>> 29) & 1) !== 0 || (w & 0x800) !== 0) return 0;
+        const op = ((w >>> 29) & 2) | ((w >>> 10) & 1);
+        if (sf) {
+          this.x(n);
+          this.x(m);
+          if (op === 1) { c.i64(1, 0); c.op(OP.i64Add); }
+          else if (op === 2) { c.i64(-1, -1); c.op(OP.i64Xor); }
+          else if (op === 3) { c.set(T0); c.i64(0, 0); c.get(T0); c.op(OP.i64Sub); }
+          this.cond((w >>> 12) & 15); c.op(OP.select);
+          this.setX(d);
+        } else {
+          this.wr(n);
+          this.wr(m);
+          if (op === 1) { c.i32(1); c.op(OP.i32Add); }
+          else if (op === 2) { c.i32(-1); c.op(OP.i32Xor); }
+          else if (op === 3) { c.set(W_LO); c.i32(0); c.get(W_LO); c.op(OP.i32Sub); }
+          this.cond((w >>> 12) & 15); c.op(OP.select);
+          this.setW(d);
+        }
+        return 1;
+      }
+      case 6: return ((w >>> 30) & 1) ? this.dp1(w) : this.dp2(w);
+      default:
+        if (op2 >= 8) return this.dp3(w);
+        return 0;
+    }
+  }
+
+  /** v = ((v >>> s) & mask) | ((v & mask) << s), on the i64 (or i32) in local `l`. */
+  private swap(sf: number, l: number, s: number, mlo: number, mhi: number): void {
+    const c = this.c;
+    if (sf) {
+      c.get(l); c.i64(s, 0); c.op(OP.i64ShrU); c.i64(mlo, mhi); c.op(OP.i64And);
+      c.get(l); c.i64(mlo, mhi); c.op(OP.i64And); c.i64(s, 0); c.op(OP.i64Shl); c.op(OP.i64Or); c.set(l);
+    } else {
+      c.get(l); c.i32(s); c.op(OP.i32ShrU); c.i32(mlo); c.op(OP.i32And);
+      c.get(l); c.i32(mlo); c.op(OP.i32And); c.i32(s); c.op(OP.i32Shl); c.op(OP.i32Or); c.set(l);
+    }
+  }
+
+  private dp1(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, d = w & 31, n = (w >>> 5) & 31, opc = (w >>> 10) & 63;
+    if (((w >>> 16) & 31) !== 0 || ((w >>> 29) & 1) !== 0) return 0;
+    if (sf) {
+      this.x(n); c.set(T0);
+      switch (opc) {
+        case 0:
+          this.swap(1, T0, 1, 0x55555555, 0x55555555); this.swap(1, T0, 2, 0x33333333, 0x33333333);
+          this.swap(1, T0, 4, 0x0f0f0f0f, 0x0f0f0f0f); this.swap(1, T0, 8, 0x00ff00ff, 0x00ff00ff);
+          this.swap(1, T0, 16, 0x0000ffff, 0x0000ffff); c.get(T0); c.i64(32, 0); c.op(OP.i64Rotl); break;
+        case 1: this.swap(1, T0, 8, 0x00ff00ff, 0x00ff00ff); c.get(T0); break;
+        case 2: this.swap(1, T0, 8, 0x00ff00ff, 0x00ff00ff); this.swap(1, T0, 16, 0x0000ffff, 0x0000ffff); c.get(T0); break;
+        case 3:
+          this.swap(1, T0, 8, 0x00ff00ff, 0x00ff00ff); this.swap(1, T0, 16, 0x0000ffff, 0x0000ffff);
+          c.get(T0); c.i64(32, 0); c.op(OP.i64Rotl); break;
+        case 4: c.get(T0); c.op(OP.i64Clz); break;
+        case 5: c.get(T0); c.get(T0); c.i64(1, 0); c.op(OP.i64ShrS); c.op(OP.i64Xor); c.op(OP.i64Clz); c.i64(1, 0); c.op(OP.i64Sub); break;
+        default: return 0;
+      }
+      this.setX(d);
+      return 1;
+    }
+    this.wr(n); c.set(W_LO);
+    switch (opc) {
+      case 0:
+        this.swap(0, W_LO, 1, 0x55555555, 0); this.swap(0, W_LO, 2, 0x33333333, 0);
+        this.swap(0, W_LO, 4, 0x0f0f0f0f, 0); this.swap(0, W_LO, 8, 0x00ff00ff, 0);
+        c.get(W_LO); c.i32(16); c.op(OP.i32Rotl); break;
+      case 1: this.swap(0, W_LO, 8, 0x00ff00ff, 0); c.get(W_LO); break;
+      case 2: this.swap(0, W_LO, 8, 0x00ff00ff, 0); c.get(W_LO); c.i32(16); c.op(OP.i32Rotl); break;
+      case 4: c.get(W_LO); c.op(OP.i32Clz); break;
+      case 5: c.get(W_LO); c.get(W_LO); c.i32(1); c.op(OP.i32ShrS); c.op(OP.i32Xor); c.op(OP.i32Clz); c.i32(1); c.op(OP.i32Sub); break;
+      default: return 0;
+    }
+    this.setW(d);
+    return 1;
+  }
+
+  private dp2(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, d = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31, opc = (w >>> 10) & 63;
+    if (((w >>> 29) & 1) !== 0) return 0;
+    if (opc === 2 || opc === 3) {
+      const signed = opc === 3;
+      if (sf) {
+        this.x(n); c.set(T0); this.x(m); c.set(T1);
+        c.get(T1); c.op(OP.i64Eqz);
+        c.if(I64); c.i64(0, 0);
+        c.else();
+        if (signed) {
+          c.get(T0); c.i64(0, 0x80000000 | 0); c.op(OP.i64Eq); c.get(T1); c.i64(-1, -1); c.op(OP.i64Eq); c.op(OP.i32And);
+          c.if(I64); c.get(T0); c.else(); c.get(T0); c.get(T1); c.op(OP.i64DivS); c.end();
+        } else { c.get(T0); c.get(T1); c.op(OP.i64DivU); }
+        c.end();
+        this.setX(d);
+      } else {
+        this.wr(n); c.set(W_LO); this.wr(m); c.set(W_HI);
+        c.get(W_HI); c.op(OP.i32Eqz);
+        c.if(I32); c.i32(0);
+        c.else();
+        if (signed) {
+          c.get(W_LO); c.i32(0x80000000 | 0); c.op(OP.i32Eq); c.get(W_HI); c.i32(-1); c.op(OP.i32Eq); c.op(OP.i32And);
+          c.if(I32); c.get(W_LO); c.else(); c.get(W_LO); c.get(W_HI); c.op(OP.i32DivS); c.end();
+        } else { c.get(W_LO); c.get(W_HI); c.op(OP.i32DivU); }
+        c.end();
+        this.setW(d);
+      }
+      return 1;
+    }
+    if (opc < 8 || opc > 11) return 0;
+    const t = opc - 8;
+    if (sf) {
+      this.x(n); this.x(m);
+      c.op(t === 0 ? OP.i64Shl : t === 1 ? OP.i64ShrU : t === 2 ? OP.i64ShrS : OP.i64Rotr);
+      this.setX(d);
+    } else {
+      this.wr(n); this.wr(m);
+      c.op(t === 0 ? OP.i32Shl : t === 1 ? OP.i32ShrU : t === 2 ? OP.i32ShrS : OP.i32Rotr);
+      this.setW(d);
+    }
+    return 1;
+  }
+
+  /** Pushes the high 64 bits of the unsigned 128-bit product of i64 locals a and b (clobbers T2..T6). */
+  private umulh(a: number, b: number): void {
+    const c = this.c;
+    const lo32 = (l: number) => { c.get(l); c.i64(-1, 0); c.op(OP.i64And); };
+    const hi32 = (l: number) => { c.get(l); c.i64(32, 0); c.op(OP.i64ShrU); };
+    // T2 = a0*b0, T3 = a0*b1, T4 = a1*b0, T5 = a1*b1
+    lo32(a); lo32(b); c.op(OP.i64Mul); c.set(T2);
+    lo32(a); hi32(b); c.op(OP.i64Mul); c.set(T3);
+    hi32(a); lo32(b); c.op(OP.i64Mul); c.set(T4);
+    hi32(a); hi32(b); c.op(OP.i64Mul); c.set(T5);
+    // T6 = (T2 >>> 32) + (T3 & M) + (T4 & M)
+    hi32(T2); lo32(T3); c.op(OP.i64Add); lo32(T4); c.op(OP.i64Add); c.set(T6);
+    c.get(T5); hi32(T3); c.op(OP.i64Add); hi32(T4); c.op(OP.i64Add); hi32(T6); c.op(OP.i64Add);
+  }
+
+  private dp3(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, d = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31, a = (w >>> 10) & 31;
+    const op31 = (w >>> 21) & 7, o0 = (w >>> 15) & 1;
+    if (((w >>> 29) & 3) !== 0) return 0;
+    if (!sf && op31 !== 0) return 0;
+    switch (op31) {
+      case 0:
+        if (sf) { this.x(a); this.x(n); this.x(m); c.op(OP.i64Mul); c.op(o0 ? OP.i64Sub : OP.i64Add); this.setX(d); }
+        else { this.wr(a); this.wr(n); this.wr(m); c.op(OP.i32Mul); c.op(o0 ? OP.i32Sub : OP.i32Add); this.setW(d); }
+        return 1;
+      case 1: case 5: {
+        const ext = op31 === 1 ? OP.i64ExtendI32s : OP.i64ExtendI32u;
+        this.x(a); this.wr(n); c.op(ext); this.wr(m); c.op(ext); c.op(OP.i64Mul); c.op(o0 ? OP.i64Sub : OP.i64Add);
+        this.setX(d);
+        return 1;
+      }
+      case 2: case 6: {
+        if (o0) return 0;
+        this.x(n); c.set(T0); this.x(m); c.set(T1);
+        this.umulh(T0, T1);
+        if (op31 === 2) { // signed: subtract (a < 0 ? b : 0) + (b < 0 ? a : 0)
+          c.get(T0); c.i64(63, 0); c.op(OP.i64ShrS); c.get(T1); c.op(OP.i64And); c.op(OP.i64Sub);
+          c.get(T1); c.i64(63, 0); c.op(OP.i64ShrS); c.get(T0); c.op(OP.i64And); c.op(OP.i64Sub);
+        }
+        this.setX(d);
+        return 1;
+      }
+      default: return 0;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Loads and stores
+
+  /**
+   * The access of a single-register load/store of kind = size << 2 | opc (ldst.ts gpAccess) at L_A; Rt = t.
+   * Loads leave their value in T3 (written to Rt by the caller's order); stores read Rt themselves.
+   */
+  private access(kind: number, t: number): void {
+    const c = this.c;
+    const size = 1 << (kind >>> 2);
+    switch (kind) {
+      case 0: case 4: case 8: case 12: this.x(t); c.set(T3); this.store(size, T3); return;
+      case 14: return; // PRFM
+      default: break;
+    }
+    this.load(size);
+    switch (kind) {
+      case 2: c.op(OP.i64Extend8s); break;
+      case 3: c.op(OP.i64Extend8s); c.i64(-1, 0); c.op(OP.i64And); break;
+      case 6: c.op(OP.i64Extend16s); break;
+      case 7: c.op(OP.i64Extend16s); c.i64(-1, 0); c.op(OP.i64And); break;
+      case 10: c.op(OP.i64Extend32s); break;
+      default: break;
+    }
+    c.set(T3);
+  }
+  private isLoad(kind: number): boolean { return kind !== 0 && kind !== 4 && kind !== 8 && kind !== 12 && kind !== 14; }
+
+  private ldst(w: number, name: string): number {
+    const c = this.c;
+    if ((w & 0x04000000) !== 0) return 0; // SIMD&FP registers
+    const t = w & 31, n = (w >>> 5) & 31;
+    const op = (w >>> 27) & 7; // bits 29:27
+    if (op === 7) { // single register: size 111 V 0x ...
+      const kind = ((w >>> 28) & 0xc) | ((w >>> 22) & 3);
+      if (kind === 11 || kind === 15) return 0;
+      if ((w & 0x01000000) !== 0) { // unsigned offset
+        this.xsp(n); c.i64(((w >>> 10) & 0xfff) << (w >>> 30), 0); c.op(OP.i64Add); c.set(L_A);
+        this.access(kind, t);
+        if (this.isLoad(kind)) { c.get(T3); this.setX(t); }
+        return 1;
+      }
+      const imm9 = (w << 11) >> 23;
+      if ((w & 0x200000) !== 0) { // register offset
+        if (((w >>> 10) & 3) !== 2) return 0;
+        const opt = (w >>> 13) & 7, m = (w >>> 16) & 31;
+        if ((opt & 2) === 0) return 0;
+        this.xsp(n);
+        if (opt === 2) { this.wr(m); c.op(OP.i64ExtendI32u); }
+        else if (opt === 6) { this.wr(m); c.op(OP.i64ExtendI32s); }
+        else this.x(m);
+        if ((w & 0x1000) !== 0 && (w >>> 30) !== 0) { c.i64(w >>> 30, 0); c.op(OP.i64Shl); }
+        c.op(OP.i64Add); c.set(L_A);
+        this.access(kind, t);
+        if (this.isLoad(kind)) { c.get(T3); this.setX(t); }
+        return 1;
+      }
+      const mode = (w >>> 10) & 3;
+      if (mode === 2) return 0; // unprivileged
+      if (mode !== 0 && kind === 14) return 0;
+      if (mode === 0) { // unscaled
+        this.xsp(n); c.i64(imm9, imm9 >> 31); c.op(OP.i64Add); c.set(L_A);
+        this.access(kind, t);
+        if (this.isLoad(kind)) { c.get(T3); this.setX(t); }
+        return 1;
+      }
+      // post (01) / pre (11) index: the new base in T4; loads write Rt, then the base (the address wins).
+      this.xsp(n); c.tee(L_A); c.i64(imm9, imm9 >> 31); c.op(OP.i64Add); c.set(T4);
+      if (mode === 3) { c.get(T4); c.set(L_A); }
+      this.access(kind, t);
+      if (this.isLoad(kind)) { c.get(T3); this.setX(t); }
+      c.get(T4); this.setXsp(n);
+      return 1;
+    }
+    if (op === 3 && ((w >>> 24) & 3) === 0) { // LDR (literal)
+      const opc = w >>> 30;
+      if (opc === 3) return 1; // PRFM (literal)
+      const imm = ((w << 8) >> 13) << 2;
+      this.pcPlus(4 * this.k + imm); c.set(L_A);
+      this.load(opc === 1 ? 8 : 4);
+      if (opc === 2) c.op(OP.i64Extend32s);
+      this.setX(t);
+      return 1;
+    }
+    if (op === 5) { // pairs: opc 101 V mode(3) L imm7 Rt2 Rn Rt
+      const opc = w >>> 30, mode = (w >>> 23) & 3, load = (w >>> 22) & 1, t2 = (w >>> 10) & 31;
+      if (opc === 3 || !name.includes("P")) return 0;
+      if (opc === 1 && !load) return 0;
+      const sz = opc === 2 ? 8 : 4, off = ((w << 10) >> 25) * sz;
+      this.xsp(n); c.set(T5);
+      c.get(T5);
+      if (mode !== 1) { c.i64(off, off >> 31); c.op(OP.i64Add); }
+      c.set(L_A);
+      if (load) {
+        this.load(sz); if (opc === 1) c.op(OP.i64Extend32s); c.set(T0);
+        c.get(L_A); c.i64(sz, 0); c.op(OP.i64Add); c.set(L_A);
+        this.load(sz); if (opc === 1) c.op(OP.i64Extend32s); c.set(T1);
+        c.get(T0); this.setX(t); c.get(T1); this.setX(t2);
+      } else {
+        this.x(t); c.set(T0); this.x(t2); c.set(T1);
+        this.store(sz, T0);
+        c.get(L_A); c.i64(sz, 0); c.op(OP.i64Add); c.set(L_A);
+        this.store(sz, T1);
+      }
+      if (mode === 1 || mode === 3) { c.get(T5); c.i64(off, off >> 31); c.op(OP.i64Add); this.setXsp(n); }
+      return 1;
+    }
+    return 0;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Branches (end the block) and NOP
+
+  private branch(w: number): number {
+    const c = this.c, k4 = 4 * this.k;
+    if ((w & 0xfffff01f) === (0xd503201f | 0)) { // HINT: all but WFE, WFI, SEV, SEVL execute as NOP
+      const op = (w >>> 5) & 0x7f;
+      return op >= 2 && op <= 5 ? 0 : 1;
+    }
+    if ((w & 0xfffff09f) === (0xd503309f | 0)) return 1; // DSB, DMB, ISB: nothing to order or resync here
+    if ((w & 0x7c000000) === 0x14000000) { // B / BL
+      if (w < 0) { this.pcPlus(k4 + 4); this.setX(30); }
+      this.exitTo(k4 + ((w << 6) >> 6) * 4);
+      return 2;
+    }
+    if ((w & 0xff000010) === 0x54000000) { // B.cond
+      this.cond(w & 15);
+      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.else(); this.exitTo(k4 + 4); c.end();
+      return 2;
+    }
+    if ((w & 0x7e000000) === 0x34000000) { // CBZ / CBNZ
+      const t = w & 31;
+      if (w < 0) { this.x(t); c.op(OP.i64Eqz); } else { this.wr(t); c.op(OP.i32Eqz); }
+      if ((w & 0x1000000) !== 0) c.op(OP.i32Eqz);
+      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.else(); this.exitTo(k4 + 4); c.end();
+      return 2;
+    }
+    if ((w & 0x7e000000) === 0x36000000) { // TBZ / TBNZ
+      const t = w & 31, bit = ((w >>> 26) & 32) | ((w >>> 19) & 31);
+      this.x(t); c.i64(bit, 0); c.op(OP.i64ShrU); c.i64(1, 0); c.op(OP.i64And); c.op(OP.i64Eqz);
+      if ((w & 0x1000000) !== 0) c.op(OP.i32Eqz);
+      c.if(); this.exitTo(k4 + ((w << 13) >> 18) * 4); c.else(); this.exitTo(k4 + 4); c.end();
+      return 2;
+    }
+    const opc = w & 0xfffffc1f;
+    if (opc === (0xd61f0000 | 0) || opc === (0xd65f0000 | 0) || opc === (0xd63f0000 | 0)) { // BR / RET / BLR
+      const n = (w >>> 5) & 31;
+      this.x(n); c.set(T0);
+      if (opc === (0xd63f0000 | 0)) { this.pcPlus(k4 + 4); this.setX(30); }
+      c.get(P_ST); c.get(T0); c.mem(OP.i64Store, 3, OFF_PC);
+      this.retire(this.k + 1); c.op(OP.return);
+      return 2;
+    }
+    return this.mrs(w);
+  }
+
+  /**
+   * MRS of the registers kernel and libc code read all the time (SP_EL0 is Linux's `current`, TPIDR_EL1 its
+   * per-CPU offset, TPIDR_EL0 the user thread pointer). Where the architecture would trap (SP_EL0 at EL0 or
+   * while it is the stack pointer, TPIDR_EL1 at EL0), the block returns to the run loop at this instruction.
+   */
+  private mrs(w: number): number {
+    const c = this.c, t = w & 31, enc = w & ~31;
+    let off: number, need: number;
+    if (enc === (0xd5384100 | 0)) { off = OFF_SP_EL0; need = MASK_SP_EL0; }
+    else if (enc === (0xd538d080 | 0)) { off = OFF_TPIDR_EL1; need = MASK_EL1; }
+    else if (enc === (0xd53bd040 | 0)) { off = OFF_TPIDR_EL0; need = 0; }
+    else if (enc === (0xd53bd060 | 0)) { off = OFF_TPIDRRO_EL0; need = 0; }
+    else return 0;
+    if (need !== 0) {
+      c.get(P_MASKS); c.i32(need); c.op(OP.i32And); c.op(OP.i32Eqz);
+      c.if(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
+    }
+    c.get(P_ST); c.mem(OP.i64Load, 2, off); this.setX(t);
+    return 1;
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * A small WebAssembly binary encoder: just what the A64 translator emits (WebAssembly Core Specification 2.0,
+ * section 5 "Binary Format"). Function bodies are written into a growable byte buffer with one method per
+ * opcode family; `moduleBytes` wraps bodies into a module that imports the domain's memory and the slow-path
+ * functions. No BigInt: 64-bit constants are given as (lo, hi) 32-bit halves.
+ */
+
+/** Value types. */
+export const I32 = 0x7f, I64 = 0x7e;
+/** Block type "no result". */
+export const VOID = 0x40;
+
+/** Opcodes (spec 5.4). */
+export const OP = {
+  unreachable: 0x00, nop: 0x01, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d,
+  return: 0x0f, call: 0x10, returnCallIndirect: 0x13, drop: 0x1a, select: 0x1b,
+  localGet: 0x20, localSet: 0x21, localTee: 0x22,
+  i32Load: 0x28, i64Load: 0x29, i32Load8s: 0x2c, i32Load8u: 0x2d, i32Load16s: 0x2e, i32Load16u: 0x2f,
+  i64Load8s: 0x30, i64Load8u: 0x31, i64Load16s: 0x32, i64Load16u: 0x33, i64Load32s: 0x34, i64Load32u: 0x35,
+  i32Store: 0x36, i64Store: 0x37, i32Store8: 0x3a, i32Store16: 0x3b, i64Store8: 0x3c, i64Store16: 0x3d,
+  i64Store32: 0x3e,
+  i32Const: 0x41, i64Const: 0x42,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32GtU: 0x4b, i32LeS: 0x4c,
+  i32LeU: 0x4d, i32GeS: 0x4e, i32GeU: 0x4f,
+  i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52, i64LtS: 0x53, i64LtU: 0x54, i64GtS: 0x55, i64GtU: 0x56, i64LeS: 0x57,
+  i64LeU: 0x58, i64GeS: 0x59, i64GeU: 0x5a,
+  i32Clz: 0x67, i32Ctz: 0x68, i32Popcnt: 0x69, i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32DivS: 0x6d,
+  i32DivU: 0x6e, i32RemS: 0x6f, i32RemU: 0x70, i32And: 0x71, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74,
+  i32ShrS: 0x75, i32ShrU: 0x76, i32Rotl: 0x77, i32Rotr: 0x78,
+  i64Clz: 0x79, i64Ctz: 0x7a, i64Popcnt: 0x7b, i64Add: 0x7c, i64Sub: 0x7d, i64Mul: 0x7e, i64DivS: 0x7f,
+  i64DivU: 0x80, i64RemS: 0x81, i64RemU: 0x82, i64And: 0x83, i64Or: 0x84, i64Xor: 0x85, i64Shl: 0x86,
+  i64ShrS: 0x87, i64ShrU: 0x88, i64Rotl: 0x89, i64Rotr: 0x8a,
+  i32WrapI64: 0xa7, i64ExtendI32s: 0xac, i64ExtendI32u: 0xad,
+  i32Extend8s: 0xc0, i32Extend16s: 0xc1, i64Extend8s: 0xc2, i64Extend16s: 0xc3, i64Extend32s: 0xc4,
+} as const;
+
+/** A growable byte buffer with LEB128 writers. */
+export class Bytes {
+  buf: Uint8Array<ArrayBuffer> = new Uint8Array(4096);
+  len = 0;
+  reset(): void { this.len = 0; }
+  byte(b: number): void {
+    if (this.len === this.buf.length) { const n = new Uint8Array(this.buf.length * 2); n.set(this.buf); this.buf = n; }
+    this.buf[this.len++] = b;
+  }
+  bytes(b: ArrayLike<number>): void { for (let k = 0; k < b.length; k++) this.byte(b[k]); }
+  u32(v: number): void {
+    v >>>= 0;
+    do { let b = v & 0x7f; v >>>= 7; if (v !== 0) b |= 0x80; this.byte(b); } while (v !== 0);
+  }
+  s32(v: number): void {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+  /** Signed LEB128 of the 64-bit value hi:lo (two's complement), without BigInt. */
+  s64(lo: number, hi: number): void {
+    if ((hi === 0 && lo >= 0) || (hi === -1 && lo < 0)) { this.s32(lo); return; }
+    lo >>>= 0; hi |= 0;
+    for (;;) {
+      const b = lo & 0x7f;
+      // Arithmetic shift of the pair right by 7.
+      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+      hi >>= 7;
+      const signClear = (b & 0x40) === 0;
+      if ((hi === 0 && lo === 0 && signClear) || (hi === -1 && lo === 0xffffffff && !signClear)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+  name(s: string): void { this.u32(s.length); for (let k = 0; k < s.length; k++) this.byte(s.charCodeAt(k)); }
+  /** Appends `inner` as a size-prefixed vector body. */
+  sized(inner: Bytes): void { this.u32(inner.len); for (let k = 0; k < inner.len; k++) this.byte(inner.buf[k]); }
+  view(): Uint8Array { return this.buf.subarray(0, this.len); }
+}
+
+/** Emits instructions into a function body. */
+export class Code extends Bytes {
+  op(o: number): void { this.byte(o); }
+  get(l: number): void { this.byte(OP.localGet); this.u32(l); }
+  set(l: number): void { this.byte(OP.localSet); this.u32(l); }
+  tee(l: number): void { this.byte(OP.localTee); this.u32(l); }
+  i32(v: number): void { this.byte(OP.i32Const); this.s32(v); }
+  i64(lo: number, hi: number): void { this.byte(OP.i64Const); this.s64(lo, hi); }
+  /** A load or store with its memarg (alignment hint log2, constant offset). */
+  mem(o: number, align: number, offset: number): void { this.byte(o); this.u32(align); this.u32(offset); }
+  call(f: number): void { this.byte(OP.call); this.u32(f); }
+  /** Tail call through table `table` with function type `type` (the tail-call proposal, in Node 20). */
+  returnCallIndirect(type: number, table: number): void { this.byte(OP.returnCallIndirect); this.u32(type); this.u32(table); }
+  if(type: number = VOID): void { this.byte(OP.if); this.byte(type); }
+  block(type: number = VOID): void { this.byte(OP.block); this.byte(type); }
+  else(): void { this.byte(OP.else); }
+  end(): void { this.byte(OP.end); }
+  br(depth: number): void { this.byte(OP.br); this.u32(depth); }
+  brIf(depth: number): void { this.byte(OP.brIf); this.u32(depth); }
+}
+
+/** A function type: parameter and result value types. */
+export interface FuncType { params: number[]; results: number[] }
+
+/** One function of a module: its type index, its locals beyond the parameters (runs of one type), its body. */
+export interface FuncBody { type: number; locals: [count: number, type: number][]; code: Uint8Array }
+
+/**
+ * A module importing memory `e.m` (with the given page limits, shared or not), optionally a function table `e.t`,
+ * and functions `e.<name>`, and exporting its own functions as "0", "1", …
+ */
+export function moduleBytes(types: FuncType[], imports: { name: string; type: number }[],
+  mem: { pages: number; maxPages: number; shared: boolean }, funcs: FuncBody[], tableMin = -1): Uint8Array<ArrayBuffer> {
+  const out = new Bytes();
+  out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const sec = new Bytes();
+  // Type section.
+  sec.u32(types.length);
+  for (const t of types) {
+    sec.byte(0x60);
+    sec.u32(t.params.length); for (const p of t.params) sec.byte(p);
+    sec.u32(t.results.length); for (const r of t.results) sec.byte(r);
+  }
+  out.byte(1); out.sized(sec);
+  // Import section: the memory, then the functions (which take function indices 0..imports-1).
+  sec.reset();
+  sec.u32(imports.length + 1 + (tableMin >= 0 ? 1 : 0));
+  sec.name("e"); sec.name("m"); sec.byte(0x02);
+  sec.byte(mem.shared ? 0x03 : 0x01); sec.u32(mem.pages); sec.u32(mem.maxPages);
+  // With tableMin: the table "e.t" of functions (table 0), at least that long.
+  if (tableMin >= 0) { sec.name("e"); sec.name("t"); sec.byte(0x01); sec.byte(0x70); sec.byte(0x00); sec.u32(tableMin); }
+  for (const im of imports) { sec.name("e"); sec.name(im.name); sec.byte(0x00); sec.u32(im.type); }
+  out.byte(2); out.sized(sec);
+  // Function section.
+  sec.reset();
+  sec.u32(funcs.length);
+  for (const f of funcs) sec.u32(f.type);
+  out.byte(3); out.sized(sec);
+  // Export section.
+  sec.reset();
+  sec.u32(funcs.length);
+  for (let k = 0; k < funcs.length; k++) { sec.name(String(k)); sec.byte(0x00); sec.u32(imports.length + k); }
+  out.byte(7); out.sized(sec);
+  // Code section.
+  sec.reset();
+  sec.u32(funcs.length);
+  const body = new Bytes();
+  for (const f of funcs) {
+    body.reset();
+    body.u32(f.locals.length);
+    for (const [n, t] of f.locals) { body.u32(n); body.byte(t); }
+    body.bytes(f.code);
+    sec.sized(body);
+  }
+  out.byte(10); out.sized(sec);
+  return out.buf.slice(0, out.len);
+}
