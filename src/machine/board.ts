@@ -10,7 +10,7 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { JitEngine, type JitStats } from "../cpu/arm64/jit/engine.js";
+import { JitEngine, JIT_AREA_BYTES, type JitStats } from "../cpu/arm64/jit/engine.js";
 import { Cpu, CodeCache, sharedDecoder, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import type { Stage2Map } from "../mmu/mmu.js";
 import { Mmu, TLB_AREA_BYTES } from "../mmu/mmu.js";
@@ -184,11 +184,12 @@ const STATE_AREA_BYTES = WASM_PAGE;
 
 /**
  * Bytes of a domain memory after its RAM: the state area, then one TLB area per vCPU (src/mmu/mmu.ts
- * TLB_AREA_BYTES: the vCPU's MMU keeps its TLB there, where compiled code looks it up), rounded up to a
- * wasm page. A memory for `ramBytes` of RAM and `vcpus` vCPUs has ramBytes + this.
+ * TLB_AREA_BYTES: the vCPU's MMU keeps its TLB there, where compiled code looks it up), then the compiling
+ * engine's area (jit/engine.ts JIT_AREA_BYTES), rounded up to a wasm page. A memory for `ramBytes` of RAM and
+ * `vcpus` vCPUs has ramBytes + this.
  */
 export function boardTailBytes(vcpus: number): number {
-  return Math.ceil((STATE_AREA_BYTES + vcpus * TLB_AREA_BYTES) / WASM_PAGE) * WASM_PAGE;
+  return Math.ceil((STATE_AREA_BYTES + vcpus * TLB_AREA_BYTES + JIT_AREA_BYTES) / WASM_PAGE) * WASM_PAGE;
 }
 if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
   throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
@@ -260,7 +261,8 @@ export class Board {
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
-    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true));
+    const jitAt = ramBytes + STATE_AREA_BYTES + o.vcpus * TLB_AREA_BYTES;
+    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAt));
     this.codePage = new Uint8Array(ramBytes >>> 12);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;

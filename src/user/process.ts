@@ -51,9 +51,9 @@ export class UserProcess {
   constructor(private readonly opts: ProcessOptions) {
     this.execPath = opts.execPath;
     // RAM, the state block and the TLB in one WebAssembly.Memory: hot code runs compiled (src/cpu/arm64/jit).
-    const { memory, stateAt, tlbAt } = soloJitMemory(opts.memBytes);
+    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(opts.memBytes);
     this.mmu = new Mmu(memory.buffer, 0, undefined, opts.memBytes, tlbAt);
-    this.jit = new JitEngine(memory, sharedDecoder(), false);
+    this.jit = new JitEngine(memory, sharedDecoder(), false, jitAt);
     this.cpu = new Cpu(this.mmu, new CodeCache(this.mmu.ramSize >>> 12, this.jit), { buffer: memory.buffer, offset: stateAt });
     this.as = new AddressSpace(this.mmu);
     this.sys = new Syscalls(this);

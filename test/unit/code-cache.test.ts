@@ -18,9 +18,9 @@ const PAGE = (CODE - BASE) >>> 12;
 function setup(blocks = false) {
   let mmu: Mmu, cache: CodeCache, cpu: Cpu;
   if (blocks) {
-    const { memory, stateAt, tlbAt } = soloJitMemory(1 << 20);
+    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(1 << 20);
     mmu = new Mmu(memory.buffer, BASE, undefined, 1 << 20, tlbAt);
-    cache = new CodeCache(mmu.ramSize >>> 12, new JitEngine(memory, sharedDecoder(), false));
+    cache = new CodeCache(mmu.ramSize >>> 12, new JitEngine(memory, sharedDecoder(), false, jitAt));
     cpu = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
   } else {
     mmu = new Mmu(new ArrayBuffer(1 << 20), BASE);

@@ -81,7 +81,7 @@ export class CodeCache {
   readonly blocks: ((BlockFn | null)[] | undefined)[] = [];
   readonly blockLen: (Uint8Array | undefined)[] = [];
   readonly heat: (Uint16Array | undefined)[] = [];
-  /** Per code page and word slot: the engine's table slot of the block queued or installed there, or -1. */
+  /** Per code page and word slot: the engine's table slot of the block installed there (JitEngine.enter), or -1. */
   private readonly index: (Int32Array | undefined)[] = [];
   /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
   readonly gen: Uint32Array;
@@ -107,7 +107,9 @@ export class CodeCache {
   constructor(ramPages: number, readonly jit: JitEngine | null = null) {
     this.compiling = jit !== null && JIT_ENABLED;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
-    this.ran = new Uint8Array(ramPages);
+    // With an engine, its dispatcher marks the pages it enters too: the bytes live in the engine's area.
+    this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
+    this.ran.fill(0);
     this.gen = new Uint32Array(ramPages);
   }
   /** Pages holding decoded instructions now. */
@@ -137,15 +139,16 @@ export class CodeCache {
     if (this.compiling) {
       this.blocks[page]!.fill(null);
       this.heat[page]!.fill(0);
-      this.dropIndices(page);
+      this.blockLen[page]!.fill(0);
+      this.leave(page);
       this.gen[page]++;
       this.jit!.codeHit = 1;
     }
   }
-  /** Gives the engine back the table slots of a page's blocks (queued ones are then never installed: gen). */
-  private dropIndices(page: number): void {
-    const ix = this.index[page]!;
-    for (let k = 0; k < 1024; k++) if (ix[k] >= 0) { this.jit!.release(ix[k]); ix[k] = -1; }
+  /** Takes a page's installed blocks out of the engine's dispatcher. */
+  private leave(page: number): void {
+    const ix = this.index[page]!, jit = this.jit!;
+    for (let k = 0; k < 1024; k++) if (ix[k] >= 0) { jit.leave(page * 4096 + k * 4, ix[k]); ix[k] = -1; }
   }
 
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
@@ -188,7 +191,7 @@ export class CodeCache {
       this.pages[p] = undefined;
       if (this.words !== null) this.words[p] = undefined;
       if (this.compiling) {
-        this.dropIndices(p);
+        this.leave(p);
         this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; this.index[p] = undefined;
         this.gen[p]++;
       }
@@ -205,11 +208,10 @@ export class CodeCache {
    * tried again after another HOT runs.
    */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
-    const jit = this.jit!, ix = this.index[page]!;
-    if (ix[k] >= 0) return; // queued already
-    const idx = jit.queue(page, k, this.gen[page], ram32, base, (s) => ix[s]);
-    if (idx < 0) { this.heat[page]![k] = 0; return; }
-    ix[k] = idx;
+    const jit = this.jit!, len = this.blockLen[page]!;
+    if (len[k] === QUEUED) return;
+    if (!jit.queue(page, k, this.gen[page], ram32, base)) { this.heat[page]![k] = 0; return; }
+    len[k] = QUEUED;
     if (jit.full || HOT === 1) this.flush();
   }
 
@@ -222,14 +224,14 @@ export class CodeCache {
   /** Compiles the queued blocks and installs those whose pages are unchanged since their translation. */
   flush(): void {
     this.queueAge = 0;
-    this.jit!.flush(this.gen, (page, slot, fn, n) => {
+    const jit = this.jit!;
+    jit.flush(this.gen, (page, slot, fn, n) => {
       this.blocks[page]![slot] = fn;
       this.blockLen[page]![slot] = n;
-    }, (page, slot) => {
       const ix = this.index[page]!;
-      this.jit!.release(ix[slot]);
-      ix[slot] = -1;
-    });
+      if (ix[slot] >= 0) jit.leave(page * 4096 + slot * 4, ix[slot]);
+      ix[slot] = jit.enter(page * 4096 + slot * 4, fn);
+    }, (page, slot) => { this.blockLen[page]![slot] = 0; });
   }
 }
 
@@ -253,6 +255,8 @@ const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "
  * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
  */
 const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 50) | 0);
+/** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
+const QUEUED = 255;
 /** Run calls a part-filled queue waits before it is compiled anyway. */
 const FLUSH_RUNS = 4;
 
@@ -430,8 +434,10 @@ export class Cpu {
             ps[PS_JIT_STOP] = 0;
             jit.cpu = this;
             inBlock = true;
-            const masks = mmu.mR | (mmu.mW << 8) | (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
-            const nd = b(st, tlb, mmu.asid, masks, done, budget);
+            const masks = mmu.mR | (mmu.mW << 8) | (mmu.mX << 24) | (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
+            let nd = b(st, tlb, mmu.asid, masks, done, budget);
+            // Then on through the dispatcher, block to block, until it finds nothing compiled or must stop.
+            if (nd < budget && ps[PS_JIT_STOP] === 0) nd = jit.dispatch(st, tlb, mmu.asid, masks, nd, budget);
             if (PROFILE !== null) { PROFILE.calls++; PROFILE.compiled += nd - done; }
             done = nd;
             inBlock = false;

@@ -2,19 +2,22 @@
  * The compiling engine's bookkeeping: blocks that ran hot are translated (translate.ts) at once and queued;
  * the queue is compiled as one WebAssembly module (many blocks per module: a module alone costs hundreds of
  * microseconds, a block inside a shared one a few), instantiated over the domain's memory with the slow-path
- * imports and the engine's function table, and its blocks installed: in the table (where other blocks'
- * direct branches tail-call them) and in the CodeCache's block table (where the run loop finds them).
+ * imports, and its blocks installed in the CodeCache's block table (where the run loop finds them).
  *
- * Table slots: each block gets one when it is queued, so blocks of one batch — a loop's own block included —
- * chain to each other. A slot holds the exit stub (return to the run loop) until its block is installed and
- * again once it is dropped. Only blocks of the same code page chain to a slot, and a page's blocks are dropped
- * together (write, IC, sweep), so a freed slot is referenced by no reachable code and can be reused.
+ * Chaining: a block's direct branch to a block of the same page queued in the same batch is a tail call inside
+ * the module (`return_call`). Every other transfer goes through the dispatcher, one small wasm function per
+ * engine that loops: translate PC through the TLB (execute permission), look the instruction's RAM offset up
+ * in the entry map (a direct-mapped hash in the engine's area of the memory: key = RAM offset + 1, value = a
+ * slot of the engine's function table) and call the block there, until the budget is spent, a block bails, or
+ * nothing compiled is found — then the run loop interprets. Only the dispatcher imports the table: V8 updates
+ * every instance importing a table on each Table.set and grow (measured: with ~1,200 block modules importing
+ * it, Table.set, grow and instantiation took 47 % of a boot).
  *
  * One engine per CodeCache, i.e. per thread running a domain's vCPUs; the run loop names the vCPU it calls
  * compiled code for (`cpu`) so the slow paths reach that vCPU's MMU.
  */
 import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
-import { Translator, BLOCK_LOCALS, MAX_BLOCK, type ChainLookup } from "./translate.js";
+import { Translator, BLOCK_LOCALS, MAX_BLOCK, dispatcherBody, type ChainLookup } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
 import { TLB_AREA_BYTES, TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
@@ -55,14 +58,18 @@ const TYPES: FuncType[] = [
 ];
 const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }];
 
-interface Pending { page: number; slot: number; gen: number; n: number; index: number; body: FuncBody }
+/**
+ * The engine's area in the memory (JIT_AREA_BYTES at `jitAt`): the entry map (MAP_ENTRIES × [key, table slot])
+ * then the "ran" bytes, one per RAM page (CodeCache.ran: pages entered since the last sweep), for RAM up to
+ * 2 GiB.
+ */
+const MAP_ENTRIES = 1 << 16, MAP_BYTES = MAP_ENTRIES * 8, RAN_BYTES = 1 << 19;
+export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
+
+interface Pending { page: number; slot: number; gen: number; n: number; body: FuncBody }
 
 /** Blocks per module when the queue is flushed for size. */
 const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64);
-
-/** The exit stub: a block that returns `done` (to the run loop) without running anything. */
-const STUB_BYTES = moduleBytes([BLOCK_TYPE], [], { pages: 1, maxPages: 1, shared: false },
-  [{ type: 0, locals: [], code: Uint8Array.of(0x20, 4, 0x0b) }]);
 
 export class JitEngine {
   /** The vCPU the run loop is calling compiled code for. */
@@ -70,25 +77,32 @@ export class JitEngine {
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
   readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0 };
-  /** Every block's table slot; blocks tail-call each other through it. */
-  readonly table: WebAssembly.Table;
-  private readonly stub: BlockFn;
+  /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
+  readonly ran: Uint8Array;
+  /** The dispatcher (see above): same signature as a block. */
+  readonly dispatch: BlockFn;
+  private readonly map: Int32Array;
+  private readonly table: WebAssembly.Table;
   private readonly free: number[] = [];
   private readonly translator: Translator;
   private readonly pending: Pending[] = [];
   private readonly imports: WebAssembly.Imports;
   private readonly memLimits: { pages: number; maxPages: number; shared: boolean };
 
-  constructor(readonly memory: WebAssembly.Memory, decoder: Decoder, shared: boolean) {
+  constructor(readonly memory: WebAssembly.Memory, decoder: Decoder, shared: boolean, jitAt: number) {
+    if (jitAt % 8 !== 0 || jitAt < 0 || jitAt + JIT_AREA_BYTES > memory.buffer.byteLength) {
+      throw new RangeError(`JIT area at ${jitAt}: not an 8-aligned area of ${JIT_AREA_BYTES} bytes inside the memory`);
+    }
+    this.map = new Int32Array(memory.buffer, jitAt, MAP_ENTRIES * 2);
+    this.map.fill(0);
+    this.ran = new Uint8Array(memory.buffer, jitAt + MAP_BYTES, RAN_BYTES);
+    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 4096 });
+    for (let k = 4095; k >= 0; k--) this.free.push(k);
     this.translator = new Translator(decoder, {
       tagLo: TLB_TAG_LO, tagHi: TLB_TAG_HI, asid: TLB_ASID, off: TLB_OFF, perm: TLB_PERM, mask: TLB_SLOT_MASK,
     });
     const pages = memory.buffer.byteLength / 65536;
     this.memLimits = { pages, maxPages: pages, shared };
-    const stubMem = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-    this.stub = new WebAssembly.Instance(new WebAssembly.Module(STUB_BYTES), { e: { m: stubMem } }).exports["0"] as BlockFn;
-    this.table = new WebAssembly.Table({ element: "anyfunc", initial: 1024 });
-    for (let k = 1023; k >= 0; k--) { this.table.set(k, this.stub); this.free.push(k); }
     // Slow paths. A fault throws out of the block (MMU_FAULT; the run loop handles it). Anything that may
     // change what the vCPU must do next — code written, an interrupt line moved by a device — stops chaining.
     const rd = (lo: number, hi: number, size: number): number => {
@@ -115,38 +129,50 @@ export class JitEngine {
       if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] = 1;
       return this.codeHit;
     };
-    this.imports = { e: { m: memory, t: this.table, rd, wr } };
+    this.imports = { e: { m: memory, rd, wr } };
+    const bytes = moduleBytes([BLOCK_TYPE], [], this.memLimits, [dispatcherBody(jitAt)], 0);
+    this.dispatch = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { m: memory, t: this.table } }).exports["0"] as BlockFn;
   }
 
-  /** A free table slot (holding the stub), growing the table when none is left. */
-  private allocSlot(): number {
+  /** Makes block `fn` at RAM offset `key` reachable through the dispatcher; returns its table slot. */
+  enter(key: number, fn: BlockFn): number {
     if (this.free.length === 0) {
       const n = this.table.length;
-      this.table.grow(n, this.stub);
+      this.table.grow(n);
       for (let k = 2 * n - 1; k >= n; k--) this.free.push(k);
     }
-    return this.free.pop()!;
+    const idx = this.free.pop()!;
+    this.table.set(idx, fn);
+    const h = ((key >>> 2) & (MAP_ENTRIES - 1)) << 1;
+    this.map[h] = key + 1; this.map[h + 1] = idx;
+    return idx;
   }
 
-  /** Returns a block's slot (its block dropped): the stub again, free for reuse. */
-  release(index: number): void {
-    this.table.set(index, this.stub);
-    this.free.push(index);
+  /** Undoes enter(key, …) = idx: the block at key is no longer reachable, its slot free (and its module collectable). */
+  leave(key: number, idx: number): void {
+    const h = ((key >>> 2) & (MAP_ENTRIES - 1)) << 1;
+    if (this.map[h] === key + 1 && this.map[h + 1] === idx) this.map[h] = 0;
+    this.table.set(idx, null);
+    this.free.push(idx);
   }
 
   /**
-   * Translates the block at word `slot` of a code page whose words are words[base..base + 1024) and queues it;
-   * `chain` gives the table slots of blocks of the same page (see ChainLookup). Returns the block's table
-   * slot, or -1 when its first instruction cannot be translated.
+   * Translates the block at word `slot` of a code page whose words are words[base..base + 1024) and queues it.
+   * Returns false when its first instruction cannot be translated.
    */
-  queue(page: number, slot: number, gen: number, words: Int32Array, base: number, chain: ChainLookup): number {
-    const index = this.allocSlot();
-    const self: ChainLookup = (s) => (s === slot ? index : chain(s));
-    const n = this.translator.translate(words, base + slot, Math.min(MAX_BLOCK, 1024 - slot), self);
-    if (n === 0) { this.free.push(index); return -1; }
+  queue(page: number, slot: number, gen: number, words: Int32Array, base: number): boolean {
+    const p = this.pending, at = p.length;
+    // Blocks of this page already in the batch (and this one) are tail-call targets: function index = imports + k.
+    const chain: ChainLookup = (s) => {
+      if (s === slot) return IMPORTS.length + at;
+      for (let k = 0; k < at; k++) if (p[k].page === page && p[k].slot === s && p[k].gen === gen) return IMPORTS.length + k;
+      return -1;
+    };
+    const n = this.translator.translate(words, base + slot, Math.min(MAX_BLOCK, 1024 - slot), chain);
+    if (n === 0) return false;
     const code = this.translator.c.buf.slice(0, this.translator.c.len);
-    this.pending.push({ page, slot, gen, n, index, body: { type: 0, locals: BLOCK_LOCALS, code } });
-    return index;
+    p.push({ page, slot, gen, n, body: { type: 0, locals: BLOCK_LOCALS, code } });
+    return true;
   }
 
   get queued(): number { return this.pending.length; }
@@ -154,7 +180,7 @@ export class JitEngine {
 
   /**
    * Compiles the queue as one module and installs each block whose page generation still matches:
-   * `install(page, slot, fn, n)`; a block not installed gives its table slot back through `drop(page, slot)`.
+   * `install(page, slot, fn, n)`, or `drop(page, slot)` for one that is not installed.
    */
   flush(gen: Uint32Array, install: (page: number, slot: number, fn: BlockFn, n: number) => void,
     drop: (page: number, slot: number) => void): void {
@@ -163,7 +189,7 @@ export class JitEngine {
     const t0 = performance.now();
     let ex: Record<string, BlockFn> | null = null;
     try {
-      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body), this.table.length);
+      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body));
       ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
     } catch (err) {
       // A translator bug must not take the domain down: these blocks stay interpreted.
@@ -172,14 +198,9 @@ export class JitEngine {
     }
     for (let k = 0; k < p.length; k++) {
       const e = p[k];
-      if (ex === null || gen[e.page] !== e.gen) {
-        if (ex !== null) this.stats.dropped++;
-        drop(e.page, e.slot);
-        continue;
-      }
-      const fn = ex[String(k)];
-      this.table.set(e.index, fn);
-      install(e.page, e.slot, fn, e.n);
+      if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
+      if (ex === null) { drop(e.page, e.slot); continue; }
+      install(e.page, e.slot, ex[String(k)], e.n);
       this.stats.blocks++;
       this.stats.insns += e.n;
     }
@@ -191,10 +212,10 @@ export class JitEngine {
 
 /**
  * A memory laid out for one vCPU that runs compiled code (the user-mode runner, tests): RAM from offset 0,
- * then the vCPU's state block, then its TLB area. Not shared (one thread).
+ * then the vCPU's state block, its TLB area and the engine's area. Not shared (one thread).
  */
-export function soloJitMemory(ramBytes: number): { memory: WebAssembly.Memory; stateAt: number; tlbAt: number } {
-  const stateAt = ramBytes, tlbAt = ramBytes + VCPU_STATE_BYTES;
-  const pages = Math.ceil((tlbAt + TLB_AREA_BYTES) / 65536);
-  return { memory: new WebAssembly.Memory({ initial: pages, maximum: pages }), stateAt, tlbAt };
+export function soloJitMemory(ramBytes: number): { memory: WebAssembly.Memory; stateAt: number; tlbAt: number; jitAt: number } {
+  const stateAt = ramBytes, tlbAt = ramBytes + VCPU_STATE_BYTES, jitAt = tlbAt + TLB_AREA_BYTES;
+  const pages = Math.ceil((jitAt + JIT_AREA_BYTES) / 65536);
+  return { memory: new WebAssembly.Memory({ initial: pages, maximum: pages }), stateAt, tlbAt, jitAt };
 }

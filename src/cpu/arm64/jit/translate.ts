@@ -18,7 +18,8 @@
  * and NOP. Anything else ends the block before it and runs in the interpreter — which stays the reference.
  * Reserved encodings are left to the interpreter too (the decoder's verdict gates every word).
  */
-import { Code, I32, I64, OP } from "./wasm.js";
+import { Code, I32, I64, OP, type FuncBody } from "./wasm.js";
+import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
 import { COND, ST_PSTATE, ST_SYS, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_DONE, PS_JIT_STOP } from "../state.js";
 import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
@@ -40,9 +41,12 @@ const N_I32 = 8;
 export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32]];
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
-export const IMPORT_RD = 0, IMPORT_WR = 1, TYPE_BLOCK = 0;
+export const IMPORT_RD = 0, IMPORT_WR = 1;
 
-/** Bits of the masks parameter above mR | mW << 8 (Cpu.run): SP_EL0 is banked (EL1, SPSel = 1); EL is 1. */
+/**
+ * The masks parameter: mR | mW << 8 | mX << 24 (the MMU's permission masks for the current EL) and these bits:
+ * SP_EL0 is banked (EL1, SPSel = 1); EL is 1.
+ */
 export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17;
 
 /** Byte offset of word `ps` of the PSTATE area in the state block. */
@@ -52,8 +56,8 @@ const OFF_SP_EL0 = SP_EL0 * 8, OFF_TPIDR_EL1 = ST_SYS + 4 * TPIDR_EL1, OFF_TPIDR
 const OFF_TPIDRRO_EL0 = ST_SYS + 4 * TPIDRRO_EL0;
 
 /**
- * Where direct branches may chain to: the table index of the block that starts at word slot `slot` of the
- * page being translated, or -1 (not compiled: the block returns to the run loop there).
+ * Where direct branches may chain to: the function index (in the module being built) of the block that starts
+ * at word slot `slot` of the page being translated, or -1 (the block returns to the run loop there).
  */
 export type ChainLookup = (slot: number) => number;
 
@@ -131,7 +135,7 @@ export class Translator {
 
   /**
    * Leaves the block for the instruction at pc0 + off (PC set here), retiring this.k + 1 instructions: tail-calls
-   * the compiled block there when it is on this page and known, else returns to the run loop.
+   * the block there when it is on this page and in this module, else returns to the run loop.
    */
   private exitTo(off: number): void {
     const c = this.c;
@@ -140,7 +144,7 @@ export class Translator {
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
     if (idx >= 0) {
       c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); this.retire(this.k + 1); c.get(P_BUDGET);
-      c.i32(idx); c.returnCallIndirect(TYPE_BLOCK, 0);
+      c.returnCall(idx);
     } else {
       this.retire(this.k + 1); c.op(OP.return);
     }
@@ -926,4 +930,46 @@ export class Translator {
     c.get(P_ST); c.mem(OP.i64Load, 2, off); this.setX(t);
     return 1;
   }
+}
+
+/**
+ * The dispatcher's body (engine.ts): with the block signature, it loops — stop or budget reached: return; PC
+ * through the TLB with execute permission (mask bits 31:24), else return; mark the RAM page entered ("ran");
+ * the entry map at jitAt keyed by the instruction's RAM offset, else return; call the block through table 0;
+ * a block that made no progress (it bailed) ends the loop.
+ */
+export function dispatcherBody(jitAt: number): FuncBody {
+  const c = new Code();
+  const LO = 6, HI = 7, X = 8, E = 9, PA = 10, H = 11, ND = 12, PC = 13;
+  const bail = (): void => { c.if(); c.get(P_DONE); c.op(OP.return); c.end(); };
+  const mapAt = jitAt, ranAt = jitAt + (1 << 19);
+  c.op(OP.loop); c.byte(0x40);
+  c.get(P_DONE); c.get(P_BUDGET); c.op(OP.i32GeS); c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or); bail();
+  c.get(P_ST); c.mem(OP.i64Load, 3, OFF_PC); c.tee(PC); c.op(OP.i32WrapI64); c.set(LO);
+  c.get(PC); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(HI);
+  c.get(LO); c.i32(3); c.op(OP.i32And); bail();
+  c.get(LO); c.i32(12); c.op(OP.i32ShrU); c.get(HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
+  c.i32(TLB_SLOT_MASK); c.op(OP.i32And); c.set(X);
+  c.get(P_TLB); c.get(X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(E);
+  c.get(E); c.mem(OP.i32Load, 2, TLB_TAG_LO); c.get(LO); c.i32(-4096); c.op(OP.i32And); c.op(OP.i32Eq);
+  c.get(E); c.mem(OP.i32Load, 2, TLB_TAG_HI); c.get(HI); c.op(OP.i32Eq); c.op(OP.i32And);
+  c.get(P_TLB); c.get(X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, TLB_PERM); c.get(P_MASKS); c.i32(24); c.op(OP.i32ShrU);
+  c.op(OP.i32And); c.i32(0); c.op(OP.i32Ne); c.op(OP.i32And);
+  c.get(E); c.mem(OP.i32Load, 2, TLB_ASID); c.tee(H); c.get(P_ASID); c.op(OP.i32Eq); c.get(H); c.i32(-1); c.op(OP.i32Eq);
+  c.op(OP.i32Or); c.op(OP.i32And);
+  c.op(OP.i32Eqz); bail();
+  c.get(E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.get(PA); c.i32(12); c.op(OP.i32ShrU); c.i32(1); c.mem(OP.i32Store8, 0, ranAt);
+  c.get(PA); c.i32(2); c.op(OP.i32ShrU); c.i32(0xffff); c.op(OP.i32And); c.i32(3); c.op(OP.i32Shl); c.set(H);
+  c.get(H); c.mem(OP.i32Load, 2, mapAt); c.get(PA); c.i32(1); c.op(OP.i32Add); c.op(OP.i32Ne); bail();
+  c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); c.get(P_DONE); c.get(P_BUDGET);
+  c.get(H); c.mem(OP.i32Load, 2, mapAt + 4);
+  c.callIndirect(0, 0);
+  c.tee(ND); c.get(P_DONE); c.op(OP.i32Eq); bail();
+  c.get(ND); c.set(P_DONE);
+  c.br(0);
+  c.end();
+  c.get(P_DONE);
+  c.end();
+  return { type: 0, locals: [[7, I32], [1, I64]], code: c.buf.slice(0, c.len) };
 }

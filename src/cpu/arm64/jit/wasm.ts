@@ -13,7 +13,7 @@ export const VOID = 0x40;
 /** Opcodes (spec 5.4). */
 export const OP = {
   unreachable: 0x00, nop: 0x01, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d,
-  return: 0x0f, call: 0x10, returnCallIndirect: 0x13, drop: 0x1a, select: 0x1b,
+  return: 0x0f, call: 0x10, callIndirect: 0x11, returnCall: 0x12, drop: 0x1a, select: 0x1b,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, i32Load8s: 0x2c, i32Load8u: 0x2d, i32Load16s: 0x2e, i32Load16u: 0x2f,
   i64Load8s: 0x30, i64Load8u: 0x31, i64Load16s: 0x32, i64Load16u: 0x33, i64Load32s: 0x34, i64Load32u: 0x35,
@@ -40,10 +40,21 @@ export class Bytes {
   len = 0;
   reset(): void { this.len = 0; }
   byte(b: number): void {
-    if (this.len === this.buf.length) { const n = new Uint8Array(this.buf.length * 2); n.set(this.buf); this.buf = n; }
+    if (this.len === this.buf.length) this.room(1);
     this.buf[this.len++] = b;
   }
-  bytes(b: ArrayLike<number>): void { for (let k = 0; k < b.length; k++) this.byte(b[k]); }
+  /** Makes room for n more bytes. */
+  private room(n: number): void {
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const b = new Uint8Array(size); b.set(this.buf.subarray(0, this.len)); this.buf = b;
+  }
+  bytes(b: ArrayLike<number>): void {
+    if (this.len + b.length > this.buf.length) this.room(b.length);
+    if (b instanceof Uint8Array) this.buf.set(b, this.len);
+    else for (let k = 0; k < b.length; k++) this.buf[this.len + k] = b[k];
+    this.len += b.length;
+  }
   u32(v: number): void {
     v >>>= 0;
     do { let b = v & 0x7f; v >>>= 7; if (v !== 0) b |= 0x80; this.byte(b); } while (v !== 0);
@@ -73,7 +84,7 @@ export class Bytes {
   }
   name(s: string): void { this.u32(s.length); for (let k = 0; k < s.length; k++) this.byte(s.charCodeAt(k)); }
   /** Appends `inner` as a size-prefixed vector body. */
-  sized(inner: Bytes): void { this.u32(inner.len); for (let k = 0; k < inner.len; k++) this.byte(inner.buf[k]); }
+  sized(inner: Bytes): void { this.u32(inner.len); this.bytes(inner.buf.subarray(0, inner.len)); }
   view(): Uint8Array { return this.buf.subarray(0, this.len); }
 }
 
@@ -88,8 +99,10 @@ export class Code extends Bytes {
   /** A load or store with its memarg (alignment hint log2, constant offset). */
   mem(o: number, align: number, offset: number): void { this.byte(o); this.u32(align); this.u32(offset); }
   call(f: number): void { this.byte(OP.call); this.u32(f); }
-  /** Tail call through table `table` with function type `type` (the tail-call proposal, in Node 20). */
-  returnCallIndirect(type: number, table: number): void { this.byte(OP.returnCallIndirect); this.u32(type); this.u32(table); }
+  /** Call through table `table` with function type `type`. */
+  callIndirect(type: number, table: number): void { this.byte(OP.callIndirect); this.u32(type); this.u32(table); }
+  /** Tail call of function `f` (the tail-call proposal, in Node 20). */
+  returnCall(f: number): void { this.byte(OP.returnCall); this.u32(f); }
   if(type: number = VOID): void { this.byte(OP.if); this.byte(type); }
   block(type: number = VOID): void { this.byte(OP.block); this.byte(type); }
   else(): void { this.byte(OP.else); }
@@ -105,8 +118,8 @@ export interface FuncType { params: number[]; results: number[] }
 export interface FuncBody { type: number; locals: [count: number, type: number][]; code: Uint8Array }
 
 /**
- * A module importing memory `e.m` (with the given page limits, shared or not), optionally a function table `e.t`,
- * and functions `e.<name>`, and exporting its own functions as "0", "1", …
+ * A module importing memory `e.m` (with the given page limits, shared or not), with `tableMin` ≥ 0 a function
+ * table `e.t`, and functions `e.<name>`, and exporting its own functions as "0", "1", …
  */
 export function moduleBytes(types: FuncType[], imports: { name: string; type: number }[],
   mem: { pages: number; maxPages: number; shared: boolean }, funcs: FuncBody[], tableMin = -1): Uint8Array<ArrayBuffer> {
@@ -126,7 +139,7 @@ export function moduleBytes(types: FuncType[], imports: { name: string; type: nu
   sec.u32(imports.length + 1 + (tableMin >= 0 ? 1 : 0));
   sec.name("e"); sec.name("m"); sec.byte(0x02);
   sec.byte(mem.shared ? 0x03 : 0x01); sec.u32(mem.pages); sec.u32(mem.maxPages);
-  // With tableMin: the table "e.t" of functions (table 0), at least that long.
+  // With tableMin ≥ 0: a function table "e.t" (table 0) of at least that many entries.
   if (tableMin >= 0) { sec.name("e"); sec.name("t"); sec.byte(0x01); sec.byte(0x70); sec.byte(0x00); sec.u32(tableMin); }
   for (const im of imports) { sec.name("e"); sec.name(im.name); sec.byte(0x00); sec.u32(im.type); }
   out.byte(2); out.sized(sec);
