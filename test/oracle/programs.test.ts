@@ -32,7 +32,7 @@ const CASES: Case[] = [
   // integers
   { src: "int_shifts" }, { src: "int_shifts", opt: "-O0" },
   { src: "int_overflow" }, { src: "int_divide" }, { src: "int_divide", opt: "-O0" },
-  { src: "int_mul128" }, { src: "bitfields" }, { src: "bitfields", opt: "-O0" }, { src: "bit_builtins" }, { src: "cond_select" },
+  { src: "int_mul128" }, { src: "self_modify" }, { src: "bitfields" }, { src: "bitfields", opt: "-O0" }, { src: "bit_builtins" }, { src: "cond_select" },
   // floating point
   { src: "fp_print" }, { src: "fp_special" }, { src: "fp_convert" }, { src: "fp_denormal" }, { src: "fp_fma" },
   { src: "fp_round" }, { src: "fp_fenv" }, { src: "libm_funcs" }, { src: "strtod_roundtrip" }, { src: "fp_arith" }, { src: "fp_arith", opt: "-O0" },

@@ -130,6 +130,19 @@ export class CodeCache {
     this.created++;
     return code;
   }
+  /** Modules compiled when the blocks were last all dropped (see flush). */
+  private modulesAtReset = 0;
+
+  /** Drops a page's compiled blocks (not its decoded handlers): they are compiled again once hot. */
+  private dropBlocks(page: number): void {
+    if (this.blocks[page] === undefined) return;
+    this.blocks[page]!.fill(null);
+    this.heat[page]!.fill(0);
+    this.blockLen[page]!.fill(0);
+    this.leave(page);
+    this.gen[page]++;
+  }
+
   invalidatePage(page: number): void {
     const code = this.pages[page];
     if (code === undefined) return;
@@ -137,11 +150,7 @@ export class CodeCache {
     // there) holds the array in a local and must see the LAZY slots.
     code.fill(LAZY);
     if (this.compiling) {
-      this.blocks[page]!.fill(null);
-      this.heat[page]!.fill(0);
-      this.blockLen[page]!.fill(0);
-      this.leave(page);
-      this.gen[page]++;
+      this.dropBlocks(page);
       this.jit!.codeHit = 1;
     }
   }
@@ -232,6 +241,13 @@ export class CodeCache {
       if (ix[slot] >= 0) jit.leave(page * 4096 + slot * 4, ix[slot]);
       ix[slot] = jit.enter(page * 4096 + slot * 4, fn);
     }, (page, slot) => { this.blockLen[page]![slot] = 0; });
+    // A hard cap on modules: V8 aborts the process at ~64 k live ones (vm.max_map_count). Past the cap every
+    // compiled block is dropped (the decoded handlers stay), which leaves the old modules to the GC.
+    if (jit.stats.modules - this.modulesAtReset >= MAX_MODULES) {
+      this.modulesAtReset = jit.stats.modules;
+      for (const p of this.used) this.dropBlocks(p);
+      jit.stats.resets++;
+    }
   }
 }
 
@@ -254,7 +270,9 @@ const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "
  * Executions of a block start before it is translated. XENO_JIT_HOT=1 forces the compiler: every block is
  * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
  */
-const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 50) | 0);
+const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 1000) | 0);
+/** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
+const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
 /** Run calls a part-filled queue waits before it is compiled anyway. */
