@@ -155,7 +155,8 @@ test("netback: save/restore of a connected, rate-limited vif with a held packet 
   const st = a.back.save();
   assert.equal(st.rxQueue.length, 1);
   assert.ok(st.credit !== null && st.credit.wakeIn !== null);
-  assert.deepEqual(st.queue, { txRef: TX_RING_REF, rxRef: RX_RING_REF, txPort: a.txPort, rxPort: a.rxPort, txCons: 1, rxCons: 2, rxSg: true });
+  assert.deepEqual(st.queue, { txRef: TX_RING_REF, rxRef: RX_RING_REF, txPort: a.txPort, rxPort: a.rxPort, txCons: 1, rxCons: 2, rxSg: true,
+    rxGso4: false, rxGso6: false });
   const b = restoreFrom(a, st);
   assert.deepEqual(b.back.save(), st);
   assert.deepEqual(b.xen.evtchn.detachedHostPorts(), []);

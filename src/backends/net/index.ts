@@ -52,6 +52,11 @@ export interface NetVifConfig {
    * pre-GSO behaviour (one ring packet per wire frame), for tests and comparisons.
    */
   gso?: boolean;
+  /**
+   * Join TCP segments from the wire into GSO packets for a front-end that takes them (its feature-gso-tcpv4 /
+   * -tcpv6; gro.ts); default true unless $XENO_NET_RX_GSO is "0" (for A/B). false delivers every frame as it came.
+   */
+  rxGso?: boolean;
   /** Transmit rate limit (xl.cfg vif rate=), written to the back-end's `rate` key as libxl does. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
 }
@@ -106,8 +111,9 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     throw new RangeError(`vif: bad rate ${JSON.stringify(vif.rate)} (positive bytes per interval, interval 1..2^32-1 us)`);
   }
   const gso = vif.gso !== false;
+  const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: false, rate: vif.rate, now });
+    gsoTcpv4: gso, gsoTcpv6: false, rxGso, rate: vif.rate, now });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
@@ -145,5 +151,10 @@ function connectFrontend(back: NetBackend, d: BackendDevice): string | null {
     if (txPort < 0) return `reading ${d.frontPath}/event-channel(-tx/rx)`;
   }
   if (d.frontInt("request-rx-copy") !== 1) return "front-end does not request rx-copy (page flipping is not offered)";
-  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1 });
+  // Rx GSO packets are CHECKSUM_PARTIAL (NETRXF_csum_blank): IPv4 needs checksum offload not refused
+  // (feature-no-csum-offload, default 0), IPv6 needs feature-ipv6-csum-offload (default 0), as Linux netback's
+  // read_xenbus_vif_flags reads them.
+  const csum4 = d.frontInt("feature-no-csum-offload") !== 1, csum6 = d.frontInt("feature-ipv6-csum-offload") === 1;
+  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1,
+    gsoTcpv4: csum4 && d.frontInt("feature-gso-tcpv4") === 1, gsoTcpv6: csum6 && d.frontInt("feature-gso-tcpv6") === 1 });
 }

@@ -31,6 +31,9 @@ export interface NetQueueState {
   rxCons: number;
   /** The front-end takes multi-slot rx packets. */
   rxSg: boolean;
+  /** Rx GSO negotiated (absent in states saved before rx GSO: false). */
+  rxGso4: boolean;
+  rxGso6: boolean;
 }
 
 export interface NetBackState {
@@ -46,6 +49,11 @@ export interface NetBackState {
   queue: NetQueueState | null;
   /** Frames from the wire waiting for the guest's rx buffers, oldest first. */
   rxQueue: Uint8Array[];
+  /**
+   * For each queued frame, how it is delivered (net-back.ts RXM_*: GSO size and type, checksum marks); absent in
+   * states saved before rx GSO (all 0: plain frames).
+   */
+  rxMeta: number[];
   /** The rate limit's credit (times relative to the clock at save), null without a rate limit. */
   credit: TxCreditState | null;
   stats: NetBackStats;
@@ -68,6 +76,10 @@ export interface NetRestoreContext {
 }
 
 const C = "netback";
+/** Counters a state saved by an older build may lack. */
+const LATER_STATS: ReadonlySet<string> = new Set(["rxGsoPackets", "rxGsoSegments"]);
+/** Largest RXM_* word: size, type (2 bits), VALIDATED (bit 20), PARTIAL (bit 21). */
+const RXM_MAX = (1 << 22) - 1;
 
 /** Checks everything in a saved state; returns a clean copy or throws StateError. Changes nothing. */
 export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBackState {
@@ -84,7 +96,8 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   const connected = stateBool(C, "connected", s.connected);
   const so = stateObject(C, "stats", s.stats);
   const stats = {} as NetBackStats;
-  for (const k of x.statKeys) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+  // Counters added later count from 0 in a state saved without them.
+  for (const k of x.statKeys) stats[k] = so[k] === undefined && LATER_STATS.has(k) ? 0 : stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
 
   let queue: NetQueueState | null = null;
   if (s.queue !== null) {
@@ -93,6 +106,9 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
     const txRef = u32("txRef"), rxRef = u32("rxRef"), txCons = u32("txCons"), rxCons = u32("rxCons");
     const txPort = stateInt(C, "queue.txPort", q.txPort, 1, 4095), rxPort = stateInt(C, "queue.rxPort", q.rxPort, 1, 4095);
     const rxSg = stateBool(C, "queue.rxSg", q.rxSg);
+    const rxGso4 = q.rxGso4 === undefined ? false : stateBool(C, "queue.rxGso4", q.rxGso4);
+    const rxGso6 = q.rxGso6 === undefined ? false : stateBool(C, "queue.rxGso6", q.rxGso6);
+    if ((rxGso4 || rxGso6) && !rxSg) throw new StateError(C, "queue.rxGso4", "rx GSO without feature-sg");
     // As connect() checks them: read-write grants to dom 0 of two distinct pages, in the restored grant table.
     const txPage = x.gnttab.grantedPage(txRef, 0, true), rxPage = x.gnttab.grantedPage(rxRef, 0, true);
     if (txPage < 0) throw new StateError(C, "queue.txRef", `grant ${txRef}: status ${txPage}`);
@@ -109,7 +125,7 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
     };
     ring("txCons", txPage, txCons, NET_TX_RING_SIZE);
     ring("rxCons", rxPage, rxCons, NET_RX_RING_SIZE);
-    queue = { txRef, rxRef, txPort, rxPort, txCons, rxCons, rxSg };
+    queue = { txRef, rxRef, txPort, rxPort, txCons, rxCons, rxSg, rxGso4, rxGso6 };
   }
   if (connected !== (queue !== null)) throw new StateError(C, "connected", "connected exactly when a queue is saved");
 
@@ -123,6 +139,18 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   });
   if (total > x.rxQueueBytes) throw new StateError(C, "rxQueue", `${total} bytes queued, at most ${x.rxQueueBytes}`);
   if (rxQueue.length > 0 && queue === null) throw new StateError(C, "rxQueue", "frames queued for a disconnected vif");
+  const rxMeta = s.rxMeta === undefined ? rxQueue.map(() => 0) : stateArray(C, "rxMeta", s.rxMeta, rxQueue.length).map((m, i) => {
+    const v = stateInt(C, `rxMeta[${i}]`, m, 0, RXM_MAX);
+    const size = v & 0xffff, type = (v >>> 16) & 0xf;
+    // A GSO packet: a negotiated type, and a size that leaves at least two segments' worth of frame.
+    if (size !== 0 && !((type === 1 && queue?.rxGso4 === true) || (type === 2 && queue?.rxGso6 === true))) {
+      throw new StateError(C, `rxMeta[${i}]`, `GSO type ${type} was not negotiated`);
+    }
+    if ((size === 0) !== (type === 0) || (size !== 0 && size >= rxQueue[i]!.length)) {
+      throw new StateError(C, `rxMeta[${i}]`, `GSO size ${size} type ${type} for a ${rxQueue[i]!.length}-byte frame`);
+    }
+    return v;
+  });
 
   let credit: TxCreditState | null = null;
   if ((s.credit === null) !== (x.rate === null)) throw new StateError(C, "credit", "present exactly with a rate limit");
@@ -135,5 +163,5 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
     };
   }
   return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, rate: x.rate, connected, queue,
-    rxQueue, credit, stats };
+    rxQueue, rxMeta, credit, stats };
 }
