@@ -574,16 +574,10 @@ export class NetBackend implements NetBack {
       const g = this.gro;
       if (g !== null && (q.rxGso4 || q.rxGso6)) {
         // A segment that continues the held packet is joined; anything else first lets the held packet go.
-        if (g.join(frame)) {
-          if (g.done || !more) this.flushRx();
-          return true;
-        }
-        this.flushRx();
+        if (g.join(frame)) return g.done || !more ? this.flushHeld() : true;
+        this.flushHeld();
         if (this.q !== q) { this.stats.rxDropped++; return false; } // the flush failed the vif
-        if (g.start(frame)) {
-          if (g.done || !more) this.flushRx();
-          return true;
-        }
+        if (g.start(frame)) return g.done || !more ? this.flushHeld() : true;
       }
       return this.deliver(q, frame, len, 0);
     } catch (e) {
@@ -595,16 +589,26 @@ export class NetBackend implements NetBack {
   }
 
   flushRx(): void {
+    try { this.flushHeld(); } catch (e) {
+      this.say(`internal error in rx: ${(e as Error)?.stack ?? e}`);
+      this.fail("internal error");
+    }
+  }
+
+  /** Delivers (or queues) the packet the coalescer holds; false when it was dropped or nothing was held. */
+  private flushHeld(): boolean {
     const g = this.gro, q = this.q;
-    if (g === null || g.len === 0) return;
+    if (g === null || g.len === 0) return false;
     const segs = g.segs, len = g.finish();
+    let ok = false;
     if (q !== null) {
       // One segment goes as it came, marked validated (gro.ts verified its checksums); several as a GSO packet.
       const meta = segs > 1 ? RXM_VALIDATED | RXM_PARTIAL | (g.type << RXM_TYPE_SHIFT) | g.mss : RXM_VALIDATED;
       if (segs > 1) { this.stats.rxGsoPackets++; this.stats.rxGsoSegments += segs; }
-      this.deliver(q, g.buf, len, meta);
+      ok = this.deliver(q, g.buf, len, meta);
     }
     g.clear();
+    return ok;
   }
 
   /**
