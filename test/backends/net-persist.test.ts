@@ -188,6 +188,14 @@ test("netback: bad states are refused with nothing attached; save refuses reques
     [m((x) => { x.mac = "00:16:3e:00:00:01"; }), "mac"],
     [m((x) => { x.mtu = 9000; }), "mtu"],
     [m((x) => { x.gsoTcpv4 = false; }), "gsoTcpv4"],
+    [m((x) => { x.gsoTcpv6 = "yes"; }), "gsoTcpv6"],
+    [m((x) => { x.queue.rxGso4 = true; x.queue.rxSg = false; }), "queue.rxGso4"],
+    [m((x) => { x.queue.rxGso6 = 1; }), "queue.rxGso6"],
+    [m((x) => { x.rxMeta = [1448 | (1 << 16)]; }), "rxMeta[0]"], // GSO type 1 was not negotiated
+    [m((x) => { x.queue.rxGso4 = true; x.rxMeta = [1 << 16]; }), "rxMeta[0]"], // a type without a size
+    [m((x) => { x.queue.rxGso4 = true; x.rxMeta = [65535 | (1 << 16)]; }), "rxMeta[0]"], // size ≥ the frame
+    [m((x) => { x.rxMeta = [0, 0]; }), "rxMeta"],
+    [m((x) => { x.rxMeta = [-1]; }), "rxMeta[0]"],
     [m((x) => { x.rate = null; }), "rate"],
     [m((x) => { x.queue.txRef = 3; }), "queue.txRef"],
     [m((x) => { x.queue.rxRef = TX_RING_REF; }), "queue.rxRef"],

@@ -31,8 +31,8 @@ test("XenStore: libxl/netback keys, features before InitWait, Connected after th
   assert.equal(h.backKey("state"), "2");
   assert.equal(h.front("state"), "1");
   for (const [k, v] of Object.entries({ mac: MAC, bridge: "xenbr0", handle: "0", type: "vif", "feature-sg": "1",
-    "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-gso-tcpv4": "1", "feature-gso-tcpv6": "0",
-    "feature-multicast-control": "0",
+    "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-gso-tcpv4": "1", "feature-gso-tcpv6": "1",
+    "feature-ipv6-csum-offload": "1", "feature-multicast-control": "0",
     "feature-split-event-channels": "1", frontend: `/local/domain/${DOMID}/device/vif/0`, "frontend-id": String(DOMID),
     online: "1", mtu: "1500" })) assert.equal(h.backKey(k), v, k);
   assert.equal(h.backKey("multi-queue-max-queues"), null, "single queue: not advertised");
@@ -574,7 +574,17 @@ test("gso: TCPv4 super-packets are cut into MTU-sized segments (headers, ids, se
   checkSegments(tcpSuper(3000), q.frames.slice(1, 4), 1448);
 });
 
-test("gso: the segmenter on its own cuts TCPv6 (not offered to netfront yet) like TCPv4", () => {
+test("gso: TCPv6 super-packets (feature-gso-tcpv6) are cut through the ring like TCPv4; extension headers refused", () => {
+  // Through the ring, as netfront sends them with TSO6 (GSO extra of type TCPV6, csum_blank).
+  for (const [payload, mss] of [[50_000, 1428], [1429, 1428], [7777, 100]] as const) {
+    const h = setup();
+    const sup = tcpSuper(payload, { v6: true, flags: TCP_ACK | TCP_PSH | TCP_FIN });
+    const used = sendGso(h, sup, mss, { type: XEN_NETIF_GSO_TYPE_TCPV6 });
+    h.f.pushTx();
+    assert.deepEqual(h.f.txResponses().map((r) => r.status), [0, XEN_NETIF_RSP_NULL, ...Array(used - 2).fill(0)], h.logs.join("\n"));
+    checkSegments(sup, h.frames, mss);
+    assert.deepEqual({ p: h.back.stats.gsoPackets, s: h.back.stats.gsoSegments }, { p: 1, s: Math.ceil(payload / mss) });
+  }
   const seg = new TcpSegmenter(1500, 1518, true, true);
   for (const [payload, mss] of [[50_000, 1428], [1000, 1428], [7777, 100]] as const) {
     const sup = tcpSuper(payload, { v6: true, flags: TCP_ACK | TCP_PSH | TCP_FIN });
@@ -605,7 +615,15 @@ test("gso hostile inputs: bad sizes, types, headers and lengths are refused (ERR
     { name: "MSS over the MTU", frame: tcpSuper(5000), mss: 1449, why: /exceed the MTU/ },
     { name: "MSS 65535", frame: tcpSuper(5000), mss: 65535, why: /exceed the MTU/ },
     { name: "not negotiated (vif gso=false)", frame: tcpSuper(5000), gso: false, why: /not negotiated/ },
-    { name: "TCPv6 type (not offered)", frame: tcpSuper(5000), type: XEN_NETIF_GSO_TYPE_TCPV6, why: /type 2 not negotiated/ },
+    { name: "TCPv6 type on an IPv4 frame", frame: tcpSuper(5000), type: XEN_NETIF_GSO_TYPE_TCPV6, why: /TCPv6 GSO on ethertype 0x800/ },
+    { name: "TCPv6: MSS over the MTU", frame: tcpSuper(5000, { v6: true }), type: XEN_NETIF_GSO_TYPE_TCPV6, mss: 1429, why: /exceed the MTU/ },
+    { name: "TCPv6: MSS 65535", frame: tcpSuper(5000, { v6: true }), type: XEN_NETIF_GSO_TYPE_TCPV6, mss: 65535, why: /exceed the MTU/ },
+    { name: "TCPv6: payload length lies", frame: ((f) => { f[19] += 1; return f; })(tcpSuper(5000, { v6: true })),
+      type: XEN_NETIF_GSO_TYPE_TCPV6, why: /IPv6 payload length/ },
+    { name: "TCPv6: hop-by-hop header", frame: ((f) => { f[20] = 0; return f; })(tcpSuper(5000, { v6: true })),
+      type: XEN_NETIF_GSO_TYPE_TCPV6, why: /next header 0/ },
+    { name: "TCPv6 not negotiated (vif gso=false)", frame: tcpSuper(5000, { v6: true }), type: XEN_NETIF_GSO_TYPE_TCPV6, gso: false,
+      why: /type 2 not negotiated/ },
     { name: "unknown GSO type 7", frame: tcpSuper(5000), type: 7, why: /type 7 not negotiated/ },
     { name: "GSO on UDP", frame: eth(PEER, GUEST_MAC, 0x0800, ipv4(17, [10, 0, 0, 2], [10, 0, 0, 1], udp(5000, 0))), why: /protocol 17/ },
     { name: "GSO on ARP", frame: eth(PEER, GUEST_MAC, 0x0806, new Uint8Array(5000)), why: /ethertype 0x806/ },
@@ -625,7 +643,7 @@ test("gso hostile inputs: bad sizes, types, headers and lengths are refused (ERR
   ];
   for (const c of cases) {
     const h = setup({ gso: c.gso });
-    if (c.gso === false) assert.equal(h.backKey("feature-gso-tcpv4"), "0");
+    if (c.gso === false) assert.deepEqual([h.backKey("feature-gso-tcpv4"), h.backKey("feature-gso-tcpv6")], ["0", "0"]);
     const used = sendGso(h, c.frame, c.mss ?? 1448, { type: c.type });
     const before = h.f.u8.slice();
     h.f.pushTx();

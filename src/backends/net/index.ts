@@ -9,13 +9,13 @@
  * Features offered before InitWait, and why:
  *  - feature-rx-copy 1, feature-rx-flip 0: copy mode only (netfront refuses a back-end without rx-copy);
  *  - feature-sg 1: multi-slot packets both ways (xenvif_count_requests / NETRXF_more_data are implemented);
- *  - feature-gso-tcpv4 1 (unless the vif's `gso` is false): netfront's TCP sends up to 64 KiB per ring
- *    packet with a GSO extra slot, and the back-end cuts it into MTU-sized segments (gso.ts) — the guest's
- *    per-packet work is done once per 64 KiB instead of once per 1448 bytes, which is what an interpreted
- *    guest CPU needs most. feature-gso-tcpv6 0: netfront only turns TSO6 on together with IPv6 checksum
- *    offload (NETIF_F_TSO6 needs NETIF_F_IPV6_CSUM), which is not offered;
- *  - feature-ipv6-csum-offload 0: IPv6 checksums stay in the guest. IPv4 TCP/UDP checksum offload cannot be
- *    refused (netfront always uses it), so NETTXF_csum_blank frames are completed in the back-end (checksum.ts);
+ *  - feature-gso-tcpv4 1 and feature-gso-tcpv6 1 (unless the vif's `gso` is false): netfront's TCP sends up to
+ *    64 KiB per ring packet with a GSO extra slot, and the back-end cuts it into MTU-sized segments (gso.ts) —
+ *    the guest's per-packet work is done once per 64 KiB instead of once per 1448 bytes, which is what an
+ *    interpreted guest CPU needs most. netfront turns TSO6 on only together with IPv6 checksum offload
+ *    (NETIF_F_TSO6 needs NETIF_F_IPV6_CSUM), hence:
+ *  - feature-ipv6-csum-offload 1: IPv6 TCP/UDP frames may come with NETTXF_csum_blank, as IPv4 ones always do
+ *    (netfront always offloads IPv4 checksums); the back-end completes both (checksum.ts);
  *  - feature-multicast-control 0: every multicast frame is delivered, no filter;
  *  - feature-split-event-channels 1: separate tx/rx ports if the front-end wants them (event-channel-tx/-rx),
  *    otherwise one event-channel;
@@ -48,7 +48,7 @@ export interface NetVifConfig {
   /** Bridge (switch) name, recorded in XenStore for the toolstack. */
   bridge: string;
   /**
-   * Offer TCP segmentation offload (feature-gso-tcpv4) to the front-end; default true. false gives the
+   * Offer TCP segmentation offload (feature-gso-tcpv4 and -tcpv6) to the front-end; default true. false gives the
    * pre-GSO behaviour (one ring packet per wire frame), for tests and comparisons.
    */
   gso?: boolean;
@@ -113,7 +113,7 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   const gso = vif.gso !== false;
   const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: false, rxGso, rate: vif.rate, now });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rate: vif.rate, now });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
@@ -124,7 +124,7 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     },
     frontend: { handle: String(vif.devid), mac, mtu: String(vif.mtu) },
     features: {
-      "feature-sg": "1", "feature-gso-tcpv4": gso ? "1" : "0", "feature-gso-tcpv6": "0", "feature-ipv6-csum-offload": "0",
+      "feature-sg": "1", "feature-gso-tcpv4": gso ? "1" : "0", "feature-gso-tcpv6": gso ? "1" : "0", "feature-ipv6-csum-offload": "1",
       "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-multicast-control": "0",
       "feature-split-event-channels": "1",
     },

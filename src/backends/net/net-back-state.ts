@@ -43,6 +43,8 @@ export interface NetBackState {
   mac: string;
   mtu: number;
   gsoTcpv4: boolean;
+  /** feature-gso-tcpv6 offered (absent in states saved before it was: their guests saw 0 and send no TSO6). */
+  gsoTcpv6?: boolean;
   rate: { bytesPerInterval: number; intervalUsecs: number } | null;
   /** The xenbus connection is up (then `queue` is set). */
   connected: boolean;
@@ -65,6 +67,7 @@ export interface NetRestoreContext {
   mac: string;
   mtu: number;
   gsoTcpv4: boolean;
+  gsoTcpv6: boolean;
   rate: { bytesPerInterval: number; intervalUsecs: number } | null;
   /** max(BYTES, 128 KiB) of the configured rate. */
   burst: number;
@@ -88,6 +91,10 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   if (s.mac !== x.mac) throw new StateError(C, "mac", `${String(s.mac)} saved, configured ${x.mac}`);
   stateInt(C, "mtu", s.mtu, x.mtu, x.mtu);
   if (stateBool(C, "gsoTcpv4", s.gsoTcpv4) !== x.gsoTcpv4) throw new StateError(C, "gsoTcpv4", "differs from the configuration");
+  // Offering more than the guest saw is harmless (it sends no TSO6 it was not offered); offering less is not.
+  if (s.gsoTcpv6 !== undefined && stateBool(C, "gsoTcpv6", s.gsoTcpv6) && !x.gsoTcpv6) {
+    throw new StateError(C, "gsoTcpv6", "offered when saved, not by this configuration");
+  }
   const rate = s.rate === null ? null : stateObject(C, "rate", s.rate);
   if ((rate === null) !== (x.rate === null) ||
     (rate !== null && (rate.bytesPerInterval !== x.rate!.bytesPerInterval || rate.intervalUsecs !== x.rate!.intervalUsecs))) {
@@ -162,6 +169,6 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
       wakeIn: c.wakeIn === null ? null : stateNumber(C, "credit.wakeIn", c.wakeIn, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     };
   }
-  return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, rate: x.rate, connected, queue,
+  return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, gsoTcpv6: x.gsoTcpv6, rate: x.rate, connected, queue,
     rxQueue, rxMeta, credit, stats };
 }

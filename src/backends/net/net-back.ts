@@ -173,7 +173,7 @@ export class NetBackend implements NetBack {
     }
     const rate = this.o.rate;
     return {
-      version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4,
+      version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6,
       rate: rate === undefined ? null : { bytesPerInterval: rate.bytesPerInterval, intervalUsecs: rate.intervalUsecs },
       connected: dev.connected,
       queue: q === null ? null : { txRef: q.txRef, rxRef: q.rxRef, txPort: q.txPort, rxPort: q.rxPort, txCons: q.txReqCons,
@@ -189,7 +189,7 @@ export class NetBackend implements NetBack {
   checkSaved(state: NetBackState, devid: number, mac: string): NetBackState {
     const rate = this.o.rate;
     return checkNetBackState(state, {
-      devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, rate: rate === undefined ? null : rate,
+      devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6, rate: rate === undefined ? null : rate,
       burst: this.credit?.burst ?? 0, gnttab: this.o.gnttab, evtchn: this.o.evtchn, i32: this.i32,
       statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: RX_QUEUE_BYTES,
     });
