@@ -13,8 +13,8 @@ import {
   XEN_NETIF_GSO_TYPE_TCPV4, XEN_NETIF_GSO_TYPE_TCPV6, XEN_NETIF_RSP_ERROR,
 } from "../../src/backends/net/netif.js";
 import {
-  RX_RING_GFN, REF_READONLY_RX, REF_OUT_OF_RANGE, off, type Harness, setup, eth, GUEST_MAC, PEER,
-  assertOnlyPagesChanged, WRITABLE,
+  RX_RING_GFN, REF_READONLY_RX, REF_OUT_OF_RANGE, off, type Harness, setup, seg, type SegOpts, assertOnlyPagesChanged,
+  WRITABLE,
 } from "./net-harness.js";
 
 const TCP_FIN = 0x01, TCP_SYN = 0x02, TCP_PSH = 0x08, TCP_ACK = 0x10, TCP_URG = 0x20;
@@ -28,50 +28,6 @@ function gsoSetup(keys: Record<string, string> = GSO_KEYS, post = 200, o: { rxGs
   assert.ok(h.back.connected, h.logs.join("\n"));
   if (post > 0) h.f.postRx(post);
   return h;
-}
-
-interface SegOpts { flags?: number; v6?: boolean; ack?: number; win?: number; sport?: number; ttl?: number;
-  badCsum?: boolean; opts?: number[]; ipOpts?: boolean; frag?: boolean; seed?: number; vlan?: boolean }
-
-/** A TCP segment from the peer to the guest (10.0.2.2:80 → 10.0.2.15:40000), checksums valid unless asked. */
-function seg(seq: number, n: number, o: SegOpts = {}): Uint8Array {
-  const opts = o.opts ?? [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 9]; // NOP NOP timestamps
-  const thl = 20 + opts.length;
-  const t = new Uint8Array(thl + n);
-  const dv = new DataView(t.buffer);
-  dv.setUint16(0, o.sport ?? 80); dv.setUint16(2, 40000); dv.setUint32(4, seq >>> 0); dv.setUint32(8, o.ack ?? 0x1000);
-  t[12] = (thl / 4) << 4; t[13] = o.flags ?? TCP_ACK; dv.setUint16(14, o.win ?? 0x7000);
-  t.set(opts, 20);
-  // Payload: a function of the stream offset, so any reassembly can be checked.
-  for (let i = 0; i < n; i++) t[thl + i] = ((seq + i) * 7 + ((seq + i) >>> 8) + (o.seed ?? 0)) & 0xff;
-  let l3: Uint8Array, type: number;
-  if (o.v6) {
-    l3 = new Uint8Array(40 + t.length);
-    l3[0] = 0x60; l3[4] = t.length >> 8; l3[5] = t.length & 0xff; l3[6] = 6; l3[7] = o.ttl ?? 64;
-    l3[8] = 0xfe; l3[9] = 0x80; l3[23] = 2; l3[24] = 0xfe; l3[25] = 0x80; l3[39] = 15;
-    l3.set(t, 40);
-    const c = foldComplement(onesSum(l3, 40, t.length, onesSum(l3, 8, 32) + 6 + t.length));
-    l3[40 + 16] = c >> 8; l3[40 + 17] = c & 0xff;
-    type = 0x86dd;
-  } else {
-    const ihl = o.ipOpts ? 24 : 20;
-    l3 = new Uint8Array(ihl + t.length);
-    l3[0] = 0x40 | (ihl / 4); l3[2] = l3.length >> 8; l3[3] = l3.length & 0xff; l3[4] = seq & 0xff;
-    l3[6] = o.frag ? 0x20 : 0x40; l3[8] = o.ttl ?? 64; l3[9] = 6;
-    l3.set([10, 0, 2, 2], 12); l3.set([10, 0, 2, 15], 16);
-    if (o.ipOpts) l3.set([1, 1, 1, 0], 20);
-    const hc = foldComplement(onesSum(l3, 0, ihl)); l3[10] = hc >> 8; l3[11] = hc & 0xff;
-    l3.set(t, ihl);
-    const c = foldComplement(onesSum(l3, ihl, t.length, onesSum(l3, 12, 8) + 6 + t.length));
-    l3[ihl + 16] = c >> 8; l3[ihl + 17] = c & 0xff;
-    type = 0x0800;
-  }
-  if (o.badCsum) l3[l3.length - 1] ^= 0x5a;
-  const f = eth(GUEST_MAC, PEER, type, l3);
-  if (!o.vlan) return f;
-  const v = new Uint8Array(f.length + 4);
-  v.set(f.subarray(0, 12)); v[12] = 0x81; v[15] = 3; v.set(f.subarray(12), 16);
-  return v;
 }
 
 /** A packet as netfront assembles it from the rx ring. */
