@@ -58,6 +58,9 @@ test("connect refuses: no rx-copy, bad ring grants, unbound port, too many queue
     [{ "rx-ring-ref": String(TX_RING_REF) }, /same page/],
     [{ "event-channel": "77" }, /event channel 77/],
     [{ "multi-queue-num-queues": "2" }, /queues/],
+    [{ "multi-queue-num-queues": "0" }, /queues/],
+    [{ "multi-queue-num-queues": "4294967297" }, /queues/],
+    [{ "multi-queue-num-queues": "-1" }, /queues/],
     [{ "tx-ring-ref": "junk" }, /ring-ref/],
   ];
   for (const [keys, why] of cases) {
