@@ -36,7 +36,9 @@
  *
  * Per transfer the guest's counters are read before and after (eth0 rx/tx frames, Tcp RetransSegs, TcpExt
  * TCPOFOQueue), and for Xeno the bridge's (SIGUSR1 → its stats line: frames switched to the vif's port and
- * tail-dropped there), so frames lost between the bridge and the guest's eth0 (netback's rx path) show up.
+ * tail-dropped there), so frames lost between the bridge and the guest's eth0 (netback's rx path) show up —
+ * with receive-side GSO the guest counts one packet per joined run of segments, so the difference is then
+ * mostly joining, not loss (the guest's TCP retransmit and out-of-order counters tell loss apart).
  * A host → guest transfer that fails (e.g. reset by passt) is reported and left out of the medians.
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
@@ -309,7 +311,8 @@ function diag(a: Counters, b: Counters, ba?: BridgeCount, bb?: BridgeCount): Dia
 
 const diagText = (x: Diag): string => `guest eth0 rx ${x.guestRxFrames} / tx ${x.guestTxFrames} frames, TCP retransmits by the guest ` +
   `${x.retransSegs}, out-of-order segments queued by the guest ${x.ofoQueue}` +
-  (x.bridgeToVif === undefined ? "" : `; bridge → vif ${x.bridgeToVif} frames, ${x.lostBeforeGuest} of them never reached eth0, ` +
+  (x.bridgeToVif === undefined ? "" : `; bridge → vif ${x.bridgeToVif} frames, ${x.lostBeforeGuest} more than eth0 counted ` +
+    "(lost, or joined into GSO packets by netback), " +
     `${x.tailDropped} tail-dropped in the bridge`);
 
 /** One transfer; a failed one (e.g. reset by passt) has NaN rates and `failed` set, and counts in no median. */
