@@ -113,7 +113,7 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   const gso = vif.gso !== false;
   const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rate: vif.rate, now });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
@@ -135,6 +135,15 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   back.attachDevice(dev, mac);
   if (restored !== null) back.loadSaved(restored);
   return back;
+}
+
+/** The rx queue's bound: $XENO_NET_RX_QUEUE_KIB (64..16384, for experiments) or netback's default. */
+function rxQueueBytes(): number | undefined {
+  const v = process.env.XENO_NET_RX_QUEUE_KIB;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 64 || n > 16384) throw new RangeError(`XENO_NET_RX_QUEUE_KIB=${v}: 64..16384`);
+  return n * 1024;
 }
 
 /** Reads the front-end's keys (netback's connect / connect_data_rings / read_xenbus_vif_flags). */

@@ -63,8 +63,8 @@ import type { NetBack, NetBackendOptions, NetBackStats, NetFrontKeys } from "./t
 import { checkNetBackState, type NetBackState } from "./net-back-state.js";
 import { StateError } from "../../common/state.js";
 
-/** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped). */
-const RX_QUEUE_BYTES = 512 * 1024;
+/** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped), unless the options say. */
+export const RX_QUEUE_BYTES = 512 * 1024;
 const RX_DONE = 1, RX_NO_BUFFERS = 0, RX_FAILED = -1;
 /**
  * How a queued rx frame is delivered (one number per frame, kept beside it): GSO size in the low 16 bits (0:
@@ -127,6 +127,7 @@ export class NetBackend implements NetBack {
   private readonly gso: TcpSegmenter;
   /** Joins TCP segments from the wire into GSO packets for the guest (null: rx GSO not offered). */
   private readonly gro: TcpCoalescer | null;
+  private readonly rxQueueMax: number;
   private inTx = false;
   /** The rate limit's credit (null: unlimited) and its clock. */
   private readonly credit: TxCredit | null;
@@ -144,6 +145,7 @@ export class NetBackend implements NetBack {
     this.dv = o.mem.dv;
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
     this.gso = new TcpSegmenter(o.mtu, this.maxFrame, o.gsoTcpv4, o.gsoTcpv6);
+    this.rxQueueMax = o.rxQueueBytes ?? RX_QUEUE_BYTES;
     this.gro = o.rxGso === false ? null : new TcpCoalescer(() => this.q?.rxGso4 === true, () => this.q?.rxGso6 === true);
     this.now = o.now ?? (() => performance.now());
     this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
@@ -191,7 +193,7 @@ export class NetBackend implements NetBack {
     return checkNetBackState(state, {
       devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6, rate: rate === undefined ? null : rate,
       burst: this.credit?.burst ?? 0, gnttab: this.o.gnttab, evtchn: this.o.evtchn, i32: this.i32,
-      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: RX_QUEUE_BYTES,
+      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: this.rxQueueMax,
     });
   }
 
@@ -621,7 +623,7 @@ export class NetBackend implements NetBack {
       const r = this.rxFrame(q, frame, len, meta);
       if (r !== RX_NO_BUFFERS) return r === RX_DONE;
     }
-    if (this.rxQueued + len > RX_QUEUE_BYTES) { this.stats.rxDropped++; return false; }
+    if (this.rxQueued + len > this.rxQueueMax) { this.stats.rxDropped++; return false; }
     this.rxQueue.push(frame.slice(0, len));
     this.rxMeta.push(meta);
     this.rxQueued += len;

@@ -100,6 +100,8 @@ export interface NetBackendOptions {
   gsoTcpv6: boolean;
   /** Join TCP segments into GSO packets for a front-end that takes them (default true; false for A/B). */
   rxGso?: boolean;
+  /** Bytes of frames that may wait for the guest's rx buffers before more are dropped (default 512 KiB). */
+  rxQueueBytes?: number;
   /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
   /** Clock in milliseconds for the rate limit (default performance.now). */
