@@ -7,7 +7,8 @@
  *
  * Layout of a batch: `bytes` holds the frames back to back; `meta` holds two u32 per frame, the vif's devid
  * and the frame's length, in order. The staging buffer is reused; a flush copies the used part out (one
- * allocation per batch, none per frame), so the message's buffers can be transferred.
+ * allocation per batch, none per frame), so the message's buffers can be transferred. It is allocated at the
+ * first frame: a domain without vifs (or one that sends nothing) costs none of it.
  */
 
 /** One batch as it travels in a message (both buffers transferable). */
@@ -25,8 +26,8 @@ export function batchTransfer(b: FrameBatch): ArrayBuffer[] {
 const MAX_FRAME = 0xffff + 18;
 
 export class FrameBatcher {
-  private readonly buf: Uint8Array;
-  private readonly meta: Uint32Array;
+  private buf: Uint8Array | null = null;
+  private meta: Uint32Array | null = null;
   private used = 0;
   private count = 0;
 
@@ -34,10 +35,7 @@ export class FrameBatcher {
    * `capacity` bytes and `maxFrames` frames per batch (at least one largest frame); `emit` gets each batch
    * (it owns the buffers).
    */
-  constructor(capacity: number, private readonly maxFrames: number, private readonly emit: (b: FrameBatch) => void) {
-    this.buf = new Uint8Array(Math.max(capacity, MAX_FRAME));
-    this.meta = new Uint32Array(2 * maxFrames);
-  }
+  constructor(private readonly capacity: number, private readonly maxFrames: number, private readonly emit: (b: FrameBatch) => void) {}
 
   /** Frames waiting for flush(). */
   get pending(): number { return this.count; }
@@ -46,17 +44,22 @@ export class FrameBatcher {
   add(vif: number, frame: Uint8Array): void {
     const len = frame.length;
     if (len > MAX_FRAME) throw new RangeError(`frame of ${len} bytes (at most ${MAX_FRAME})`);
-    if (this.used + len > this.buf.length || this.count === this.maxFrames) this.flush();
-    this.buf.set(frame, this.used);
-    this.meta[2 * this.count] = vif;
-    this.meta[2 * this.count + 1] = len;
+    let buf = this.buf, meta = this.meta;
+    if (buf === null || meta === null) {
+      buf = this.buf = new Uint8Array(Math.max(this.capacity, MAX_FRAME));
+      meta = this.meta = new Uint32Array(2 * this.maxFrames);
+    }
+    if (this.used + len > buf.length || this.count === this.maxFrames) this.flush();
+    buf.set(frame, this.used);
+    meta[2 * this.count] = vif;
+    meta[2 * this.count + 1] = len;
     this.used += len;
     this.count++;
   }
 
   /** Emits what is batched (nothing when empty). */
   flush(): void {
-    if (this.count === 0) return;
+    if (this.count === 0 || this.buf === null || this.meta === null) return;
     const b: FrameBatch = { meta: this.meta.slice(0, 2 * this.count), bytes: this.buf.slice(0, this.used) };
     this.used = 0;
     this.count = 0;
