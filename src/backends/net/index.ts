@@ -23,8 +23,9 @@
  *
  * Connect (front-end Initialised/Connected — netfront goes straight to Connected): tx-ring-ref, rx-ring-ref,
  * the port(s), request-rx-copy = 1 (required, as netback's read_xenbus_vif_flags), feature-sg (multi-slot rx).
- * feature-rx-notify is not needed (receive() never waits for buffers) and feature-no-csum-offload does not
- * matter (rx frames never carry NETRXF_csum_blank).
+ * feature-rx-notify is not needed (the rx queue asks for a notification with req_event); rx GSO is used with
+ * the front-end's feature-gso-tcpv4 unless its feature-no-csum-offload is 1, and with its feature-gso-tcpv6 and
+ * feature-ipv6-csum-offload (GSO packets are CHECKSUM_PARTIAL: NETRXF_csum_blank; gro.ts).
  */
 import type { XenDomain } from "../../xen/domain.js";
 import type { StoreApi } from "../../xenstore/index.js";

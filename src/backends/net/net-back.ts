@@ -31,8 +31,12 @@
  *
  * RX (wire → guest), following xenvif_rx_action in copy mode: a frame takes ceil(len / 4096) posted
  * requests; each gets the next piece copied to offset 0 of its granted page and a response in its own slot
- * (same id, status = bytes, NETRXF_more_data on all but the last). Frames always carry complete checksums
- * here, so no NETRXF_csum_blank / data_validated is set (the guest verifies). With too few posted buffers the
+ * (same id, status = bytes, NETRXF_more_data on all but the last). With rx GSO negotiated (the front-end's
+ * feature-gso-tcpv4/-tcpv6), TCP segments are first joined into GSO packets (gro.ts; receive's `more` and
+ * flushRx() mark the end of a batch): such a packet's first slot carries NETRXF_extra_info | csum_blank |
+ * data_validated and the GSO extra goes in the slot after it (xenvif_rx_skb's order), and a segment delivered
+ * alone whose checksums gro.ts verified carries data_validated; any other frame goes as it came, unmarked
+ * (the guest verifies). With too few posted buffers the
  * frame waits in a bounded queue (RX_QUEUE_BYTES, as Linux netback's rx queue) and req_event is set so the
  * guest's refill notifies; the queue drains on that notification (either port) and on poll(). A full queue
  * drops (counted): the host side can send far faster than an interpreted guest refills its ring, and without
