@@ -7,7 +7,12 @@
  * kernel, initramfs, memory; sessions alternated, median of N runs each, ratio Xeno/QEMU throughput.
  *
  *   node dist/bench/net/run.js [--runs N] [--mib MiB] [--qemu-mib MiB] [--timeout SEC] [--only xeno|qemu]
- *                              [--qemu-uplink passt|slirp] [--cpu-prof DIR]
+ *                              [--qemu-uplink passt|slirp] [--cpu-prof DIR] [--xeno-variant NAME:K=V[,K=V…]]…
+ *
+ * --xeno-variant (repeatable) runs Xeno once per variant in each round, with those environment variables set
+ * for `xeno create` and the bridge daemon — an A/B of a feature switch in one invocation, e.g.
+ * `--xeno-variant off:XENO_NET_RX_GSO=0,XENO_NET_BATCH=0 --xeno-variant on:` (NAME: with nothing after it
+ * changes nothing). Without it there is one Xeno side, with the caller's environment.
  *
  * Both guests get the same static setup on the console (eth0 10.0.2.15/24, default route via 10.0.2.2, which
  * passt and slirp both map to the host's loopback; MTU 1500, no offloads on either side's wire). The transfers
@@ -31,7 +36,9 @@
  *
  * Per transfer the guest's counters are read before and after (eth0 rx/tx frames, Tcp RetransSegs, TcpExt
  * TCPOFOQueue), and for Xeno the bridge's (SIGUSR1 → its stats line: frames switched to the vif's port and
- * tail-dropped there), so frames lost between the bridge and the guest's eth0 (netback's rx path) show up.
+ * tail-dropped there), so frames lost between the bridge and the guest's eth0 (netback's rx path) show up —
+ * with receive-side GSO the guest counts one packet per joined run of segments, so the difference is then
+ * mostly joining, not loss (the guest's TCP retransmit and out-of-order counters tell loss apart).
  * A host → guest transfer that fails (e.g. reset by passt) is reported and left out of the medians.
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
@@ -58,10 +65,12 @@ type Dir = typeof DIRS[number];
 interface Options {
   runs: number; mib: number; qemuMib: number; timeoutSec: number; only?: "xeno" | "qemu";
   qemuUplink: "passt" | "slirp"; cpuProf?: string;
+  /** Xeno variants: a name and environment overrides (empty: one plain Xeno side). */
+  variants: { name: string; env: Record<string, string> }[];
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 2, mib: 8, qemuMib: 64, timeoutSec: 600, qemuUplink: "passt" };
+  const o: Options = { runs: 2, mib: 8, qemuMib: 64, timeoutSec: 600, qemuUplink: "passt", variants: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = (): string => {
@@ -87,9 +96,20 @@ function parseArgs(argv: string[]): Options {
       if (v !== "passt" && v !== "slirp") throw new Error("--qemu-uplink passt|slirp");
       o.qemuUplink = v;
     } else if (a === "--cpu-prof") o.cpuProf = path.resolve(val());
+    else if (a === "--xeno-variant") {
+      const v = val(), colon = v.indexOf(":");
+      if (colon < 1) throw new Error("--xeno-variant NAME:K=V[,K=V…]");
+      const env: Record<string, string> = {};
+      for (const kv of v.slice(colon + 1).split(",").filter((x) => x !== "")) {
+        const eq = kv.indexOf("=");
+        if (eq < 1) throw new Error(`--xeno-variant: ${kv} is not K=V`);
+        env[kv.slice(0, eq)] = kv.slice(eq + 1);
+      }
+      o.variants.push({ name: v.slice(0, colon), env });
+    }
     else if (a === "-h" || a === "--help") {
       process.stdout.write("usage: node dist/bench/net/run.js [--runs N] [--mib MiB] [--qemu-mib MiB] [--timeout SEC] " +
-        "[--only xeno|qemu] [--qemu-uplink passt|slirp] [--cpu-prof DIR]\n");
+        "[--only xeno|qemu] [--qemu-uplink passt|slirp] [--cpu-prof DIR] [--xeno-variant NAME:K=V[,K=V…]]…\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -291,7 +311,8 @@ function diag(a: Counters, b: Counters, ba?: BridgeCount, bb?: BridgeCount): Dia
 
 const diagText = (x: Diag): string => `guest eth0 rx ${x.guestRxFrames} / tx ${x.guestTxFrames} frames, TCP retransmits by the guest ` +
   `${x.retransSegs}, out-of-order segments queued by the guest ${x.ofoQueue}` +
-  (x.bridgeToVif === undefined ? "" : `; bridge → vif ${x.bridgeToVif} frames, ${x.lostBeforeGuest} of them never reached eth0, ` +
+  (x.bridgeToVif === undefined ? "" : `; bridge → vif ${x.bridgeToVif} frames, ${x.lostBeforeGuest} more than eth0 counted ` +
+    "(lost, or joined into GSO packets by netback), " +
     `${x.tailDropped} tail-dropped in the bridge`);
 
 /** One transfer; a failed one (e.g. reset by passt) has NaN rates and `failed` set, and counts in no median. */
@@ -375,9 +396,10 @@ async function session(label: string, g: ConsoleGuest, mib: number, fwdPort: num
 }
 
 /** Xeno: the bridge daemon with the forward, then `xeno create` joining it; the daemon stopped afterwards. */
-async function xenoSession(o: Options, cfg: string, runDir: string, profDir: string | undefined): Promise<Session> {
+async function xenoSession(o: Options, cfg: string, runDir: string, profDir: string | undefined,
+  extraEnv: Record<string, string> = {}): Promise<Session> {
   const fwd = await freePort();
-  const env = { ...process.env, XENO_RUN_DIR: runDir };
+  const env = { ...process.env, ...extraEnv, XENO_RUN_DIR: runDir };
   const prof = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
   const d = helper(process.execPath, [...prof, path.join(ROOT, "dist/src/net/bridge-main.js"), "--name", BRIDGE, "--run-dir", runDir,
     "--uplink", "passt", "--forward", `tcp:${fwd}:${GUEST_PORT}`, "--uplink-owner", XENO_MAC], env);
@@ -442,32 +464,41 @@ async function main(): Promise<void> {
     const cfg = path.join(dir, "bench-net.cfg");
     fs.writeFileSync(cfg, `name = "bench-net"\nmemory = 256\nvcpus = 1\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
       `vif = [ 'mac=${XENO_MAC}, bridge=${BRIDGE}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n`);
+    const variants = o.variants.length > 0 ? o.variants : [{ name: "", env: {} }];
     const sides = [
-      { name: "xeno", run: () => xenoSession(o, cfg, runDir, o.cpuProf), runs: [] as Session[] },
-      { name: "qemu", run: () => qemuSession(o, img, dir), runs: [] as Session[] },
+      ...variants.map((v) => ({ name: "xeno", label: v.name === "" ? "xeno" : `xeno[${v.name}]`,
+        run: () => xenoSession(o, cfg, runDir, o.cpuProf, v.env), runs: [] as Session[] })),
+      { name: "qemu", label: "qemu", run: () => qemuSession(o, img, dir), runs: [] as Session[] },
     ].filter((s) => o.only === undefined || s.name === o.only);
+    if (o.variants.length > 0) {
+      process.stderr.write(`Xeno variants: ${o.variants.map((v) => `${v.name} ${JSON.stringify(v.env)}`).join("; ")}\n`);
+    }
     const loadStart = load();
     const qemuNet = o.qemuUplink === "passt" ? "virtio-net → -netdev stream → passt" : "virtio-net → -netdev user (slirp)";
     process.stderr.write(`bench/net: ${o.runs} runs each, alternated; Xeno ${o.mib} MiB, QEMU ${o.qemuMib} MiB per transfer; ` +
       `QEMU uplink ${o.qemuUplink}; load ${loadStart}\n`);
     for (let k = 0; k < o.runs; k++) {
       for (const s of sides) {
-        process.stderr.write(`run ${k + 1}/${o.runs} ${s.name}:\n`);
+        process.stderr.write(`run ${k + 1}/${o.runs} ${s.label}:\n`);
         s.runs.push(await s.run());
       }
     }
-    const x = sides.find((s) => s.name === "xeno"), q = sides.find((s) => s.name === "qemu");
+    const q = sides.find((s) => s.name === "qemu");
     const med = (s: typeof sides[number] | undefined, f: (x: Session) => number): number | undefined => s && s.runs.length ? median(s.runs.map(f)) : undefined;
     const fmt = (v: number | undefined): string => v === undefined ? "n/a" : Number.isNaN(v) ? "all failed" : `${v.toFixed(2)} MB/s`;
+    const secs = (v: number | undefined): string => v === undefined ? "n/a" : `${v.toFixed(1)} s`;
     const rows: string[][] = [["direction", "Xeno (netfront→netback→bridge→passt)", `QEMU TCG (${qemuNet})`, "ratio Xeno/QEMU",
       "guest-timed Xeno", "guest-timed QEMU"]];
-    for (const d of DIRS) {
-      const mx = med(x, (r) => r.dirs[d].rate), mq = med(q, (r) => r.dirs[d].rate);
-      rows.push([`${d} TCP`, fmt(mx), fmt(mq), mx !== undefined && mq !== undefined ? `${(mx / mq).toFixed(2)}x` : "n/a",
-        fmt(med(x, (r) => r.dirs[d].guestRate)), fmt(med(q, (r) => r.dirs[d].guestRate))]);
+    const xenos = sides.filter((s) => s.name === "xeno");
+    for (const x of xenos.length > 0 ? xenos : [undefined]) {
+      const tag = x === undefined || x.label === "xeno" ? "" : ` ${x.label}`;
+      for (const d of DIRS) {
+        const mx = med(x, (r) => r.dirs[d].rate), mq = med(q, (r) => r.dirs[d].rate);
+        rows.push([`${d} TCP${tag}`, fmt(mx), fmt(mq), mx !== undefined && mq !== undefined ? `${(mx / mq).toFixed(2)}x` : "n/a",
+          fmt(med(x, (r) => r.dirs[d].guestRate)), fmt(med(q, (r) => r.dirs[d].guestRate))]);
+      }
+      rows.push([`boot to marker${tag} (not in the above)`, secs(med(x, (r) => r.boot)), secs(med(q, (r) => r.boot)), "", "", ""]);
     }
-    const secs = (v: number | undefined): string => v === undefined ? "n/a" : `${v.toFixed(1)} s`;
-    rows.push(["boot to marker (not in the above)", secs(med(x, (r) => r.boot)), secs(med(q, (r) => r.boot)), "", "", ""]);
     const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
     console.log(`TCP throughput (${img.kernelVersion}, 256 MiB, 1 vCPU, MTU 1500; MB = 10^6 bytes; Xeno ${o.mib} MiB, ` +
       `QEMU ${o.qemuMib} MiB per transfer), median of ${o.runs}; load ${loadStart} → ${load()}:`);
@@ -475,7 +506,7 @@ async function main(): Promise<void> {
     console.log(`  uplinks: Xeno bridge daemon (${BRIDGE}) → passt -F (socketpair); QEMU ${o.qemuUplink === "passt" ? "passt -s (unix socket), same passt options" : "slirp (-netdev user, hostfwd)"}`);
     for (const s of sides) {
       for (const d of DIRS) {
-        console.log(`  ${s.name} ${d} runs: ${s.runs.map((r) => r.dirs[d].failed ? "failed" : r.dirs[d].rate.toFixed(2)).join(", ")} MB/s`);
+        console.log(`  ${s.label} ${d} runs: ${s.runs.map((r) => r.dirs[d].failed ? "failed" : r.dirs[d].rate.toFixed(2)).join(", ")} MB/s`);
         s.runs.forEach((r, k) => console.log(`    run ${k + 1}: ${r.dirs[d].failed ? `FAILED (${r.dirs[d].failed}); ` : ""}${diagText(r.dirs[d].diag)}`));
       }
     }

@@ -252,12 +252,20 @@ export class Machine {
     pool.release(this.xen !== null ? this.xen.account.pages : this.poolFrames);
   }
 
-  /** A frame from the network for the vif with devid `devid` (copied into the guest's rx buffers, or dropped). */
-  netReceive(devid: number, frame: Uint8Array): boolean {
+  /**
+   * A frame from the network for the vif with devid `devid` (copied into the guest's rx buffers, queued, or
+   * dropped). `more`: further frames of the same batch follow; netFlush() ends the batch (NetBack.receive).
+   */
+  netReceive(devid: number, frame: Uint8Array, more = false): boolean {
     const net = this.xenPv?.net;
     if (net === undefined) return false;
-    for (const n of net) if (n.device.devid === devid) return n.receive(frame);
+    for (const n of net) if (n.device.devid === devid) return n.receive(frame, more);
     return false;
+  }
+
+  /** The end of a batch of frames: every vif delivers what it held back to join. */
+  netFlush(): void {
+    for (const n of this.xenPv?.net ?? []) n.flushRx();
   }
 
   /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */

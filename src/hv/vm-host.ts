@@ -26,6 +26,15 @@ import { readIo } from "./io-stats.js";
 import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 import type { DomainSnapshot } from "./machine.js";
+import { FrameBatcher, batchTransfer, forEachFrame } from "../net/frame-batch.js";
+
+/**
+ * Frames from the bridges go to the domain's worker in batches (src/net/frame-batch.ts): those a socket read
+ * delivers together travel in one message, posted from a microtask after the read's frames are handed over.
+ * $XENO_NET_BATCH=0 posts a batch per frame (for A/B).
+ */
+const NET_BATCH = process.env.XENO_NET_BATCH !== "0";
+const RX_BATCH_BYTES = 256 * 1024, RX_BATCH_FRAMES = 512;
 
 /** What a move carried: the snapshot the old thread saved, and (asked for) the new thread's save right after
  * its restore, before the domain ran there — equal apart from the clock (save → restore → save). */
@@ -218,6 +227,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    */
   keptFrames = false;
   private nextReq = 1;
+  /** Frames for the domain's vifs waiting for the end of the current socket read (netRx). */
+  private readonly rxBatch = new FrameBatcher(RX_BATCH_BYTES, RX_BATCH_FRAMES, (b) => this.send({ type: "net-rx", ...b }, false, batchTransfer(b)));
+  private rxFlushQueued = false;
   private readonly deviceWaits = new Map<number, (error?: string, forced?: boolean) => void>();
 
   /**
@@ -362,7 +374,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           break;
         case "sched-wake": this.emit("sched-wake"); break;
         case "output": this.emit("output", m.bytes); break;
-        case "net-tx": this.emit("net-tx", m.vif, m.frame); break;
+        case "net-tx": forEachFrame(m, (vif, frame) => this.emit("net-tx", vif, frame)); break;
         case "kept-frames": this.keptFrames = true; break;
         case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error, m.forced); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;
@@ -417,10 +429,17 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     this.send({ type: "input", bytes });
   }
 
-  /** A frame from the network for vif `vif` (copied by postMessage). */
+  /**
+   * A frame from the network for vif `vif` (copied into the next batch; the batch goes to the worker once the
+   * caller's synchronous work — a socket read's frames — is done).
+   */
   netRx(vif: number, frame: Uint8Array): void {
     if (!this.running) return;
-    this.send({ type: "net-rx", vif, frame });
+    this.rxBatch.add(vif, frame);
+    if (!NET_BATCH) { this.rxBatch.flush(); return; }
+    if (this.rxFlushQueued) return;
+    this.rxFlushQueued = true;
+    queueMicrotask(() => { this.rxFlushQueued = false; this.rxBatch.flush(); });
   }
 
   /** Ends the domain: 'stopped' is emitted with state "destroyed" (unless it stopped already). */
@@ -446,10 +465,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   ring(): void { this.thread?.ring(); }
 
   /** Posts to the worker; while the domain moves, host messages wait (`direct`: the move's own traffic). */
-  private send(m: HostToWorker, direct = false): void {
+  private send(m: HostToWorker, direct = false, transfer?: ArrayBuffer[]): void {
     if (this.port === undefined || this.done) return;
     if (this.moving !== null && !direct) { this.moving.held.push(m); return; }
-    this.port.postMessage(m);
+    this.port.postMessage(m, transfer);
     this.thread!.ring();
   }
 

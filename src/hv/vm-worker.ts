@@ -21,6 +21,7 @@ import { nameDomainThread } from "./dom0-usage.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
+import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
@@ -103,8 +104,8 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
    * host reads the memory, then sends unpause (xl save -c) or destroy. */
   | { type: "save" }
   | StoreLinkDown
-  /** A frame from the network for vif `vif`. */
-  | { type: "net-rx"; vif: number; frame: Uint8Array };
+  /** Frames from the network (src/net/frame-batch.ts: per frame its vif's devid and length, then the bytes). */
+  | ({ type: "net-rx" } & FrameBatch);
 
 export type WorkerToHost =
   | { type: "started" }
@@ -124,8 +125,8 @@ export type WorkerToHost =
   | { type: "sched-wake" }
   | StoreLinkUp
   | { type: "output"; bytes: Uint8Array }
-  /** A frame the guest sent on vif `vif` (its buffer is transferred). */
-  | { type: "net-tx"; vif: number; frame: Uint8Array }
+  /** Frames the guest sent since the last batch, of any of its vifs (buffers transferred; frame-batch.ts). */
+  | ({ type: "net-tx" } & FrameBatch)
   /** A DeviceOp finished (error: why it could not be done; forced: removed without the front-end closing). */
   | { type: "device-done"; req: number; error?: string; forced?: boolean }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
@@ -147,6 +148,12 @@ const PERMIT_WAIT_MS = 10;
 /** Console output is posted when this many bytes are pending, or this long after the first pending byte. */
 const OUT_BATCH_BYTES = 16384;
 const OUT_BATCH_MS = 10;
+/**
+ * Frames the guest sends go to the host in one message per slice (src/net/frame-batch.ts), or sooner when this
+ * many bytes or frames are waiting; $XENO_NET_BATCH=0 posts a message per frame (for A/B).
+ */
+const NET_BATCH = process.env.XENO_NET_BATCH !== "0";
+const TX_BATCH_BYTES = 256 * 1024, TX_BATCH_FRAMES = 512;
 
 /** One domain in this thread: its Machine, its port, and what the loop keeps for it. */
 class Guest {
@@ -154,6 +161,9 @@ class Guest {
   /** True once the domain is finished here (stopped, destroyed or failed): the loop drops it. */
   done = false;
   private pending: Uint8Array[] = [];
+  /** Frames the guest sent during this slice (flushNet posts them). */
+  private readonly txBatch = new FrameBatcher(TX_BATCH_BYTES, TX_BATCH_FRAMES,
+    (b) => this.port.postMessage({ type: "net-tx", ...b } satisfies WorkerToHost, batchTransfer(b)));
   private pendingBytes = 0;
   private pendingSince = 0;
   private readonly remote: RemoteStore | null;
@@ -231,11 +241,15 @@ class Guest {
   private post(m: WorkerToHost): void { this.port.postMessage(m); }
 
   private vifAttach(config: NetVifConfig): VifAttach {
-    const port = this.port;
-    return { config, out: (f: Uint8Array): void => { const frame = f.slice(); port.postMessage({ type: "net-tx", vif: config.devid, frame }, [frame.buffer]); } };
+    const devid = config.devid;
+    return { config, out: (f: Uint8Array): void => { this.txBatch.add(devid, f); if (!NET_BATCH) this.txBatch.flush(); } };
   }
 
+  /** Posts the frames the guest sent (end of a slice, or before any other message that must not pass them). */
+  private flushNet(): void { this.txBatch.flush(); }
+
   flush(): void {
+    this.flushNet();
     if (this.pendingBytes === 0) return;
     const bytes = new Uint8Array(this.pendingBytes);
     let o = 0;
@@ -245,13 +259,18 @@ class Guest {
     this.post({ type: "output", bytes });
   }
 
-  /** Handles every message waiting on the domain's port. */
+  /**
+   * Handles every message waiting on the domain's port. Frames from the network are handed to netback as one
+   * batch (receive(…, more)) and the vifs flushed at the end, so TCP segments that came together can be joined
+   * into GSO packets for the guest (src/backends/net/gro.ts).
+   */
   drain(): void {
     const m = this.m;
+    let rx = false;
     for (let msg = receiveMessageOnPort(this.port); msg !== undefined && !this.done; msg = receiveMessageOnPort(this.port)) {
       const h = msg.message as HostToWorker;
       this.wakeAt = 0;
-      if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+      if (h.type === "net-rx") { forEachFrame(h, this.rxFrame); rx = true; }
       else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") this.deviceOp(h);
       else if (h.type === "xs-watch") this.remote?.deliver(h);
       else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
@@ -270,7 +289,11 @@ class Guest {
         this.finish();
       }
     }
+    if (rx && !this.done) m.netFlush();
   }
+
+  /** One frame of a net-rx batch (more may follow: netback may hold it to join it with the next). */
+  private readonly rxFrame = (vif: number, frame: Uint8Array): void => { this.m.netReceive(vif, frame, true); };
 
   /**
    * Saves the domain (between slices: nothing runs) and lets it go from this thread without ending it: the
@@ -403,6 +426,7 @@ class Guest {
       return MAX_SLEEP_MS;
     }
     const t1 = performance.now();
+    this.flushNet(); // what the guest sent during the slice, in one message
     if (w > 0) {
       this.wakeAt = t1 + w;
       // The home's vCPUs wait; the domain still wants its pCPU while a vCPU thread runs.

@@ -5,6 +5,10 @@
  * Egress is tail-dropped when the peer does not read: once more than `maxQueuedBytes` wait in the stream's
  * write buffer, send() returns false (counted as txDropped by the switch) instead of buffering without bound,
  * as a real switch port drops when its queue is full. A guest that stops reading slows no one else.
+ *
+ * Frames sent in one turn of the event loop go out in one write: the stream is corked at the first send and
+ * uncorked on the next tick, so a burst (a socket read's worth of frames switched on, a batch of frames from a
+ * domain's thread) costs one writev instead of one write per frame, and the reader gets them in one read.
  */
 
 import type { Duplex } from "node:stream";
@@ -20,12 +24,17 @@ export interface StreamPortHandlers {
   onClose(err?: Error): void;
 }
 
+/** Cork per event-loop turn ($XENO_NET_BATCH=0 writes each frame at once, for A/B with the batches). */
+const NET_CORK = process.env.XENO_NET_BATCH !== "0";
+
 /** Default egress queue limit: 1 MiB, a few dozen 64 KiB GSO-sized frames. */
 export const DEFAULT_MAX_QUEUED_BYTES = 1 << 20;
 
 export class StreamPort implements SwitchPort {
   private readonly decoder: StreamFrameDecoder;
   private closed = false;
+  private corked = false;
+  private readonly uncork = (): void => { this.corked = false; this.stream.uncork(); };
 
   constructor(readonly name: string, private readonly stream: Duplex, private readonly handlers: StreamPortHandlers,
               private readonly maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES) {
@@ -45,6 +54,7 @@ export class StreamPort implements SwitchPort {
 
   send(frame: Uint8Array): boolean {
     if (this.closed || this.stream.writableLength > this.maxQueuedBytes) return false;
+    if (!this.corked && NET_CORK) { this.corked = true; this.stream.cork(); process.nextTick(this.uncork); }
     this.stream.write(encodeStreamFrame(frame));
     return true;
   }

@@ -12,6 +12,7 @@ import { XenDomain, type XenHost } from "../../src/xen/domain.js";
 import { XenStore, type StoreApi } from "../../src/xenstore/index.js";
 import { attachNetBack, restoreNetBack, type NetBack, type NetBackState } from "../../src/backends/net/index.js";
 import { StateError } from "../../src/common/state.js";
+import { seg } from "./net-harness.js";
 
 const BASE = 0x40000000, RAM = 8 << 20, PAGE = 4096, DOMID = 5;
 const GFN0 = BASE / PAGE, GNT_GFN = GFN0 + 0x300, TX_RING_GFN = GFN0 + 0x310, RX_RING_GFN = GFN0 + 0x311;
@@ -100,7 +101,7 @@ function copyTree(from: StoreApi, to: StoreApi, path: string): void {
   from.disconnect(a); to.disconnect(b);
 }
 
-function original(): Side {
+function original(o: { rxGso?: boolean } = {}): Side {
   const ram = new SharedArrayBuffer(RAM);
   const xen = newDomain(ram);
   const store = new XenStore();
@@ -112,14 +113,15 @@ function original(): Side {
   };
   grant(TX_RING_REF, TX_RING_GFN); grant(RX_RING_REF, RX_RING_GFN);
   for (let k = 0; k < 4; k++) grant(TX_REF0 + k, TX_DATA_GFN + k, true);
-  for (let k = 0; k < 16; k++) grant(RX_REF0 + k, RX_BUF_GFN + k);
+  for (let k = 0; k < 32; k++) grant(RX_REF0 + k, RX_BUF_GFN + k);
   for (const g of [TX_RING_GFN, RX_RING_GFN]) { dv.setUint32(off(g) + 4, 1, true); dv.setUint32(off(g) + 12, 1, true); }
   const txPort = xen.evtchn.allocUnbound(0), rxPort = xen.evtchn.allocUnbound(0);
   const side = new Side(ram, xen, store, txPort, rxPort);
   side.back = attachNetBack(xen, store, VIF, side.out, () => {}, () => side.clock.t);
   const gs = store.connect(DOMID, () => {});
   for (const [k, v] of Object.entries({ "tx-ring-ref": TX_RING_REF, "rx-ring-ref": RX_RING_REF, "event-channel-tx": txPort,
-    "event-channel-rx": rxPort, "request-rx-copy": 1, "feature-sg": 1, state: 4 })) store.write(gs, null, `${FRONT}/${k}`, Buffer.from(String(v)));
+    "event-channel-rx": rxPort, "request-rx-copy": 1, "feature-sg": 1, ...(o.rxGso ? { "feature-gso-tcpv4": 1 } : {}),
+    state: 4 })) store.write(gs, null, `${FRONT}/${k}`, Buffer.from(String(v)));
   assert.ok(side.back.connected);
   // Traffic: a 100-byte packet goes; the next waits for the rate limit's window. Two rx buffers, three frames.
   side.send(100, 0, 7);
@@ -155,7 +157,8 @@ test("netback: save/restore of a connected, rate-limited vif with a held packet 
   const st = a.back.save();
   assert.equal(st.rxQueue.length, 1);
   assert.ok(st.credit !== null && st.credit.wakeIn !== null);
-  assert.deepEqual(st.queue, { txRef: TX_RING_REF, rxRef: RX_RING_REF, txPort: a.txPort, rxPort: a.rxPort, txCons: 1, rxCons: 2, rxSg: true });
+  assert.deepEqual(st.queue, { txRef: TX_RING_REF, rxRef: RX_RING_REF, txPort: a.txPort, rxPort: a.rxPort, txCons: 1, rxCons: 2, rxSg: true,
+    rxGso4: false, rxGso6: false });
   const b = restoreFrom(a, st);
   assert.deepEqual(b.back.save(), st);
   assert.deepEqual(b.xen.evtchn.detachedHostPorts(), []);
@@ -173,6 +176,28 @@ test("netback: save/restore of a connected, rate-limited vif with a held packet 
   assert.deepEqual(b.back.save(), a.back.save());
 });
 
+test("netback: a joined rx GSO packet waiting for buffers is saved with its GSO size and delivered the same after restore", () => {
+  const a = original({ rxGso: true });
+  // Ten segments in one batch join into one packet; no buffers are free, so it waits behind the queued frame.
+  for (let k = 0; k < 10; k++) assert.ok(a.back.receive(seg(5000 + k * 1448, 1448), k < 9));
+  const st = a.back.save();
+  assert.equal(st.queue?.rxGso4, true);
+  assert.equal(st.rxQueue.length, 2);
+  assert.equal(st.rxQueue[1]!.length, 66 + 10 * 1448);
+  assert.equal(st.rxMeta[0], 0, "the plain frame: no GSO, no checksum marks");
+  assert.equal(st.rxMeta[1]! & 0x3ffff, 1448 | (1 << 16), "GSO size 1448, type TCPV4");
+  const b = restoreFrom(a, st);
+  assert.deepEqual(b.back.save(), st);
+  for (const s of [a, b]) s.postRx(1 + 4 + 1); // the plain frame, then 4 data slots and the GSO extra
+  const ra = a.responses(), rb = b.responses();
+  assert.deepEqual(rb, ra);
+  const rx = ra.filter((r) => r[0] === 1);
+  assert.equal(rx.length, 6);
+  assert.deepEqual([rx[2]![1], rx[2]![2]], [1, 0], "the extra slot after the first data slot: type GSO, flags 0");
+  assert.deepEqual(b.back.stats, a.back.stats);
+  assert.equal(a.back.stats.rxGsoPackets, 1);
+});
+
 test("netback: bad states are refused with nothing attached; save refuses requests in flight", () => {
   const a = original();
   const st = a.back.save();
@@ -187,6 +212,14 @@ test("netback: bad states are refused with nothing attached; save refuses reques
     [m((x) => { x.mac = "00:16:3e:00:00:01"; }), "mac"],
     [m((x) => { x.mtu = 9000; }), "mtu"],
     [m((x) => { x.gsoTcpv4 = false; }), "gsoTcpv4"],
+    [m((x) => { x.gsoTcpv6 = "yes"; }), "gsoTcpv6"],
+    [m((x) => { x.queue.rxGso4 = true; x.queue.rxSg = false; }), "queue.rxGso4"],
+    [m((x) => { x.queue.rxGso6 = 1; }), "queue.rxGso6"],
+    [m((x) => { x.rxMeta = [1448 | (1 << 16)]; }), "rxMeta[0]"], // GSO type 1 was not negotiated
+    [m((x) => { x.queue.rxGso4 = true; x.rxMeta = [1 << 16]; }), "rxMeta[0]"], // a type without a size
+    [m((x) => { x.queue.rxGso4 = true; x.rxMeta = [65535 | (1 << 16)]; }), "rxMeta[0]"], // size ≥ the frame
+    [m((x) => { x.rxMeta = [0, 0]; }), "rxMeta"],
+    [m((x) => { x.rxMeta = [-1]; }), "rxMeta[0]"],
     [m((x) => { x.rate = null; }), "rate"],
     [m((x) => { x.queue.txRef = 3; }), "queue.txRef"],
     [m((x) => { x.queue.rxRef = TX_RING_REF; }), "queue.rxRef"],

@@ -13,12 +13,18 @@
  *    the peer goes through TSO: netfront sends GSO super-packets (feature-gso-tcpv4), netback cuts them into
  *    MTU-sized segments (counted in gsoPackets/gsoSegments), every segment's checksums verify and the bytes
  *    put together in sequence order are exactly what the guest sent;
+ *  - a TCP download (the peer's minimal TCP sender → busybox `nc -l` in the guest, 1 MiB in 1448-byte segments,
+ *    each window's segments handed to netback as one batch) goes through receive-side GSO: netfront advertised
+ *    feature-gso-tcpv4 (read in XenStore), netback joined the segments into GSO packets (rxGsoPackets), the
+ *    guest's md5sum of what it received equals the sender's, its eth0 counts no rx errors or drops, its kernel log
+ *    has no netfront complaint (Invalid extra type, Bad GSO type, GSO size, slots, offset);
  *  - echo requests sent *to* the guest (56 and 5000 bytes of payload) are answered with the same payload;
  *  - unbinding and rebinding the driver (sysfs) closes and reconnects the vif; ping works again.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/hv/machine.js";
 import { XenStore } from "../../src/xenstore/index.js";
@@ -40,6 +46,10 @@ const put32 = (f: Uint8Array, at: number, v: number): void => { put16(f, at, v >
 const TCP_FIN = 0x01, TCP_SYN = 0x02, TCP_ACK = 0x10;
 /** The peer's TCP receiver: its port and initial sequence number. */
 const SINK_PORT = 5001, SINK_ISN = 0x10000000;
+/** The peer's TCP sender: its port, the guest's listening port, initial sequence number, segment size, bytes. */
+const SRC_PORT = 40100, DL_PORT = 5002, SRC_ISN = 0x7fffff00, SRC_MSS = 1448, DL_BYTES = 1 << 20;
+/** Byte i of the download (a pattern no shorter period hides). */
+const dlByte = (i: number): number => (i * 7 + (i >>> 10) + (i >>> 17)) & 0xff;
 
 function ethFrame(type: number, payloadLen: number): Uint8Array {
   const f = new Uint8Array(14 + payloadLen);
@@ -97,6 +107,14 @@ class Peer {
    * no window scaling), in-order data kept, every segment ACKed at once (cumulatively), FIN answered with FIN+ACK.
    */
   readonly sink = { rcvNxt: 0, port: 0, data: [] as Uint8Array[], bytes: 0, segments: 0, fin: false };
+  /**
+   * A TCP sender to the guest's DL_PORT: SYN (no window scaling, so the guest's window is at most 65535),
+   * then as many SRC_MSS segments as the guest's window allows, handed to netback as one batch (receive(f,
+   * more) + flushRx) each time an ACK opens the window; FIN after the last byte. No retransmission: netback's
+   * rx queue does not drop within a 64 KiB window. A RST (listener not up yet) lets the test send SYN again.
+   */
+  readonly src = { state: "idle" as "idle" | "syn" | "reset" | "est" | "fin" | "done", una: 0, nxt: 0, wnd: 0, rcvNxt: 0,
+    segments: 0, batches: 0 };
 
   /** netback's `out`: one frame from the guest (a view valid during the call only). */
   onFrame = (f: Uint8Array): void => {
@@ -117,6 +135,7 @@ class Peer {
     }
     if (type !== 0x0800 || !ipEq(f, 30, HOST_IP)) { this.seen.other++; return; }
     const ihl = (f[14]! & 15) * 4, l4 = 14 + ihl, len = u16(f, 16) - ihl, proto = f[23]!;
+    if (proto === 6 && u16(f, l4 + 2) === SRC_PORT) { this.tcpSource(f, l4, len); return; }
     if (proto === 1 && f[l4] === 8) {
       // Echo request → echo reply with the same id, sequence and data.
       this.seen.echoRequests++;
@@ -184,6 +203,67 @@ class Peer {
     // At once, from inside the guest's notification (as ARP): the guest's window is not held up until the
     // next slice boundary.
     assert.ok(this.back!.receive(r), "TCP reply delivered");
+  }
+
+  /** Opens the download connection (again after a RST). */
+  connect(): void {
+    const s = this.src;
+    s.state = "syn";
+    this.srcSegment(TCP_SYN, SRC_ISN, 0, 0, true);
+  }
+
+  private tcpSource(f: Uint8Array, l4: number, len: number): void {
+    const s = this.src, flags = f[l4 + 13]!, thl = (f[l4 + 12]! >> 4) * 4;
+    if ((flags & 0x04) !== 0) { if (s.state === "syn") s.state = "reset"; return; }
+    if ((flags & TCP_ACK) === 0) return;
+    const ack = u32(f, l4 + 8), seq = u32(f, l4 + 4);
+    if (s.state === "syn" && (flags & TCP_SYN) !== 0 && ack === ((SRC_ISN + 1) >>> 0)) {
+      Object.assign(s, { state: "est", una: ack, nxt: ack, rcvNxt: (seq + 1) >>> 0 });
+    }
+    if (s.state === "idle" || s.state === "syn" || s.state === "reset") return;
+    if (((ack - s.una) >>> 0) <= ((s.nxt - s.una) >>> 0)) s.una = ack;
+    s.wnd = u16(f, l4 + 14);
+    const n = len - thl;
+    if ((flags & TCP_FIN) !== 0) { s.rcvNxt = (seq + n + 1) >>> 0; this.srcSegment(TCP_ACK, s.nxt, 0, 0, false); }
+    if (s.state === "fin" && s.una === s.nxt) { s.state = "done"; return; }
+    if (s.state === "est") this.pump();
+  }
+
+  /** Sends what the window allows as one batch; the FIN once everything is sent. */
+  private pump(): void {
+    const s = this.src;
+    const frames: Uint8Array[] = [];
+    for (;;) {
+      const off = (s.nxt - SRC_ISN - 1) >>> 0, inFlight = (s.nxt - s.una) >>> 0;
+      const n = Math.min(SRC_MSS, DL_BYTES - off, s.wnd - inFlight);
+      if (n <= 0 || off >= DL_BYTES) break;
+      frames.push(this.srcFrame(TCP_ACK, s.nxt, off, n, false));
+      s.nxt = (s.nxt + n) >>> 0;
+      s.segments++;
+    }
+    if (((s.nxt - SRC_ISN - 1) >>> 0) === DL_BYTES && s.state === "est") {
+      frames.push(this.srcFrame(TCP_FIN | TCP_ACK, s.nxt, 0, 0, false));
+      s.nxt = (s.nxt + 1) >>> 0;
+      s.state = "fin";
+    }
+    if (frames.length === 0) return;
+    s.batches++;
+    frames.forEach((fr, i) => assert.ok(this.back!.receive(fr, i < frames.length - 1), "download segment taken"));
+  }
+
+  private srcSegment(flags: number, seq: number, off: number, n: number, syn: boolean): void {
+    assert.ok(this.back!.receive(this.srcFrame(flags, seq, off, n, syn)), "download control segment taken");
+  }
+
+  private srcFrame(flags: number, seq: number, off: number, n: number, syn: boolean): Uint8Array {
+    const thl = syn ? 24 : 20;
+    const r = ipv4Frame(6, thl + n);
+    put16(r, 34, SRC_PORT); put16(r, 36, DL_PORT); put32(r, 38, seq); put32(r, 42, syn ? 0 : this.src.rcvNxt);
+    r[46] = (thl / 4) << 4; r[47] = syn ? TCP_SYN : flags; put16(r, 48, 0xffff);
+    if (syn) { r[54] = 2; r[55] = 4; put16(r, 56, 1460); }
+    for (let i = 0; i < n; i++) r[34 + thl + i] = dlByte(off + i);
+    put16(r, 50, foldComplement(onesSum(r, 34, thl + n, onesSum(r, 26, 8) + 6 + thl + n)));
+    return r;
   }
 
   /** Delivers queued replies; returns how many the guest took. */
@@ -289,6 +369,39 @@ test("netback: the stock kernel's netfront pings a TypeScript host; multi-slot f
       assert.ok(gso.p >= 1, `the guest sent GSO packets: ${JSON.stringify(back.stats)}`);
       assert.ok(gso.s > gso.p, `GSO packets were cut into several segments each: ${JSON.stringify(gso)}`);
       assert.ok(peer.seen.maxFrame <= 9014, `no frame over the MTU: ${peer.seen.maxFrame}`);
+
+      // A download through receive-side GSO: the peer's sender → `nc -l` in the guest; the guest's md5sum.
+      t = Date.now();
+      const dom0 = store.connect(0, () => {});
+      const fk = (k: string): string => {
+        try { return Buffer.from(store.read(dom0, null, `/local/domain/${DOMID}/device/vif/0/${k}`)).toString(); } catch { return "(absent)"; }
+      };
+      assert.equal(fk("feature-gso-tcpv4"), "1", "netfront advertises rx GSO for TCPv4");
+      const rx0 = { p: back.stats.rxGsoPackets, s: back.stats.rxGsoSegments };
+      // nc -e: the receiving program holds the socket itself (as bench/net does; a plain `nc -l` in the
+      // background read stdin's EOF and stopped short).
+      await sh(`printf '%s\\n' '#!/bin/sh' 'cat > /tmp/dl; echo dl-done > /tmp/dl.done' > /tmp/rx && chmod +x /tmp/rx && ` +
+        `(nc -l -p ${DL_PORT} -e /tmp/rx &) ; sleep 1; echo listening`);
+      for (let tries = 0; peer.src.state !== "done"; tries++) {
+        assert.ok(tries < 20, `download: ${JSON.stringify(peer.src)} netback ${JSON.stringify(back.stats)}`);
+        if (peer.src.state === "idle" || peer.src.state === "reset") peer.connect();
+        await runUntil(() => peer.src.state === "done" || peer.src.state === "reset", "the download")
+          .catch((e: Error) => { throw new Error(`${e.message}\nsrc ${JSON.stringify(peer.src)} netback ${JSON.stringify(back?.stats)}`); });
+      }
+      const sum = await sh("for i in $(seq 1 60); do [ -e /tmp/dl.done ] && break; sleep 1; done; wc -c < /tmp/dl; md5sum /tmp/dl; " +
+        "cat /sys/class/net/eth0/statistics/rx_errors /sys/class/net/eth0/statistics/rx_dropped; dmesg | grep -ci -e 'invalid extra' -e 'bad gso' -e 'gso size' -e 'too many slots' " +
+        "-e 'need more slots' -e 'rx->offset' -e 'missing extra'");
+      mark(`TCP download ${DL_BYTES} bytes`, t);
+      const wantMd5 = createHash("md5").update(Uint8Array.from({ length: DL_BYTES }, (_, i) => dlByte(i))).digest("hex");
+      assert.match(sum, new RegExp(`^\\s*${DL_BYTES}\\s*$`, "m"), sum);
+      assert.match(sum, new RegExp(`^${wantMd5}\\s+/tmp/dl$`, "m"), `the guest received the bytes sent: ${sum}`);
+      // After md5sum's line: eth0's rx_errors, rx_dropped, and the count of netfront complaints in dmesg.
+      const tail = sum.split("\n").filter((l) => l.trim() !== "").slice(-3);
+      assert.deepEqual(tail, ["0", "0", "0"], `eth0 rx errors, rx dropped, netfront complaints: ${sum}`);
+      const rxg = { p: back.stats.rxGsoPackets - rx0.p, s: back.stats.rxGsoSegments - rx0.s };
+      process.stderr.write(`# download: ${JSON.stringify(rxg)} rx GSO packets/segments, ${peer.src.segments} segments in ` +
+        `${peer.src.batches} batches\n# guest: ${sum.replace(/\n/g, "\n# guest: ")}\n`);
+      assert.ok(rxg.p >= 1 && rxg.s > rxg.p * 4, `segments were joined into GSO packets: ${JSON.stringify(rxg)}`);
 
       // The host pings the guest: one small, one multi-slot (both directions) request.
       t = Date.now();

@@ -9,13 +9,13 @@
  * Features offered before InitWait, and why:
  *  - feature-rx-copy 1, feature-rx-flip 0: copy mode only (netfront refuses a back-end without rx-copy);
  *  - feature-sg 1: multi-slot packets both ways (xenvif_count_requests / NETRXF_more_data are implemented);
- *  - feature-gso-tcpv4 1 (unless the vif's `gso` is false): netfront's TCP sends up to 64 KiB per ring
- *    packet with a GSO extra slot, and the back-end cuts it into MTU-sized segments (gso.ts) — the guest's
- *    per-packet work is done once per 64 KiB instead of once per 1448 bytes, which is what an interpreted
- *    guest CPU needs most. feature-gso-tcpv6 0: netfront only turns TSO6 on together with IPv6 checksum
- *    offload (NETIF_F_TSO6 needs NETIF_F_IPV6_CSUM), which is not offered;
- *  - feature-ipv6-csum-offload 0: IPv6 checksums stay in the guest. IPv4 TCP/UDP checksum offload cannot be
- *    refused (netfront always uses it), so NETTXF_csum_blank frames are completed in the back-end (checksum.ts);
+ *  - feature-gso-tcpv4 1 and feature-gso-tcpv6 1 (unless the vif's `gso` is false): netfront's TCP sends up to
+ *    64 KiB per ring packet with a GSO extra slot, and the back-end cuts it into MTU-sized segments (gso.ts) —
+ *    the guest's per-packet work is done once per 64 KiB instead of once per 1448 bytes, which is what an
+ *    interpreted guest CPU needs most. netfront turns TSO6 on only together with IPv6 checksum offload
+ *    (NETIF_F_TSO6 needs NETIF_F_IPV6_CSUM), hence:
+ *  - feature-ipv6-csum-offload 1: IPv6 TCP/UDP frames may come with NETTXF_csum_blank, as IPv4 ones always do
+ *    (netfront always offloads IPv4 checksums); the back-end completes both (checksum.ts);
  *  - feature-multicast-control 0: every multicast frame is delivered, no filter;
  *  - feature-split-event-channels 1: separate tx/rx ports if the front-end wants them (event-channel-tx/-rx),
  *    otherwise one event-channel;
@@ -23,8 +23,9 @@
  *
  * Connect (front-end Initialised/Connected — netfront goes straight to Connected): tx-ring-ref, rx-ring-ref,
  * the port(s), request-rx-copy = 1 (required, as netback's read_xenbus_vif_flags), feature-sg (multi-slot rx).
- * feature-rx-notify is not needed (receive() never waits for buffers) and feature-no-csum-offload does not
- * matter (rx frames never carry NETRXF_csum_blank).
+ * feature-rx-notify is not needed (the rx queue asks for a notification with req_event); rx GSO is used with
+ * the front-end's feature-gso-tcpv4 unless its feature-no-csum-offload is 1, and with its feature-gso-tcpv6 and
+ * feature-ipv6-csum-offload (GSO packets are CHECKSUM_PARTIAL: NETRXF_csum_blank; gro.ts).
  */
 import type { XenDomain } from "../../xen/domain.js";
 import type { StoreApi } from "../../xenstore/index.js";
@@ -48,10 +49,15 @@ export interface NetVifConfig {
   /** Bridge (switch) name, recorded in XenStore for the toolstack. */
   bridge: string;
   /**
-   * Offer TCP segmentation offload (feature-gso-tcpv4) to the front-end; default true. false gives the
+   * Offer TCP segmentation offload (feature-gso-tcpv4 and -tcpv6) to the front-end; default true. false gives the
    * pre-GSO behaviour (one ring packet per wire frame), for tests and comparisons.
    */
   gso?: boolean;
+  /**
+   * Join TCP segments from the wire into GSO packets for a front-end that takes them (its feature-gso-tcpv4 /
+   * -tcpv6; gro.ts); default true unless $XENO_NET_RX_GSO is "0" (for A/B). false delivers every frame as it came.
+   */
+  rxGso?: boolean;
   /** Transmit rate limit (xl.cfg vif rate=), written to the back-end's `rate` key as libxl does. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
 }
@@ -106,8 +112,9 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     throw new RangeError(`vif: bad rate ${JSON.stringify(vif.rate)} (positive bytes per interval, interval 1..2^32-1 us)`);
   }
   const gso = vif.gso !== false;
+  const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: false, rate: vif.rate, now });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
@@ -118,7 +125,7 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     },
     frontend: { handle: String(vif.devid), mac, mtu: String(vif.mtu) },
     features: {
-      "feature-sg": "1", "feature-gso-tcpv4": gso ? "1" : "0", "feature-gso-tcpv6": "0", "feature-ipv6-csum-offload": "0",
+      "feature-sg": "1", "feature-gso-tcpv4": gso ? "1" : "0", "feature-gso-tcpv6": gso ? "1" : "0", "feature-ipv6-csum-offload": "1",
       "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-multicast-control": "0",
       "feature-split-event-channels": "1",
     },
@@ -129,6 +136,15 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   back.attachDevice(dev, mac);
   if (restored !== null) back.loadSaved(restored);
   return back;
+}
+
+/** The rx queue's bound: $XENO_NET_RX_QUEUE_KIB (64..16384, for experiments) or netback's default. */
+function rxQueueBytes(): number | undefined {
+  const v = process.env.XENO_NET_RX_QUEUE_KIB;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 64 || n > 16384) throw new RangeError(`XENO_NET_RX_QUEUE_KIB=${v}: 64..16384`);
+  return n * 1024;
 }
 
 /** Reads the front-end's keys (netback's connect / connect_data_rings / read_xenbus_vif_flags). */
@@ -145,5 +161,10 @@ function connectFrontend(back: NetBackend, d: BackendDevice): string | null {
     if (txPort < 0) return `reading ${d.frontPath}/event-channel(-tx/rx)`;
   }
   if (d.frontInt("request-rx-copy") !== 1) return "front-end does not request rx-copy (page flipping is not offered)";
-  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1 });
+  // Rx GSO packets are CHECKSUM_PARTIAL (NETRXF_csum_blank): IPv4 needs checksum offload not refused
+  // (feature-no-csum-offload, default 0), IPv6 needs feature-ipv6-csum-offload (default 0), as Linux netback's
+  // read_xenbus_vif_flags reads them.
+  const csum4 = d.frontInt("feature-no-csum-offload") !== 1, csum6 = d.frontInt("feature-ipv6-csum-offload") === 1;
+  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1,
+    gsoTcpv4: csum4 && d.frontInt("feature-gso-tcpv4") === 1, gsoTcpv6: csum6 && d.frontInt("feature-gso-tcpv6") === 1 });
 }

@@ -31,6 +31,9 @@ export interface NetQueueState {
   rxCons: number;
   /** The front-end takes multi-slot rx packets. */
   rxSg: boolean;
+  /** Rx GSO negotiated (absent in states saved before rx GSO: false). */
+  rxGso4: boolean;
+  rxGso6: boolean;
 }
 
 export interface NetBackState {
@@ -40,12 +43,19 @@ export interface NetBackState {
   mac: string;
   mtu: number;
   gsoTcpv4: boolean;
+  /** feature-gso-tcpv6 offered (absent in states saved before it was: their guests saw 0 and send no TSO6). */
+  gsoTcpv6?: boolean;
   rate: { bytesPerInterval: number; intervalUsecs: number } | null;
   /** The xenbus connection is up (then `queue` is set). */
   connected: boolean;
   queue: NetQueueState | null;
   /** Frames from the wire waiting for the guest's rx buffers, oldest first. */
   rxQueue: Uint8Array[];
+  /**
+   * For each queued frame, how it is delivered (net-back.ts RXM_*: GSO size and type, checksum marks); absent in
+   * states saved before rx GSO (all 0: plain frames).
+   */
+  rxMeta: number[];
   /** The rate limit's credit (times relative to the clock at save), null without a rate limit. */
   credit: TxCreditState | null;
   stats: NetBackStats;
@@ -57,6 +67,7 @@ export interface NetRestoreContext {
   mac: string;
   mtu: number;
   gsoTcpv4: boolean;
+  gsoTcpv6: boolean;
   rate: { bytesPerInterval: number; intervalUsecs: number } | null;
   /** max(BYTES, 128 KiB) of the configured rate. */
   burst: number;
@@ -68,6 +79,10 @@ export interface NetRestoreContext {
 }
 
 const C = "netback";
+/** Counters a state saved by an older build may lack. */
+const LATER_STATS: ReadonlySet<string> = new Set(["rxGsoPackets", "rxGsoSegments"]);
+/** Largest RXM_* word: size, type (2 bits), VALIDATED (bit 20), PARTIAL (bit 21). */
+const RXM_MAX = (1 << 22) - 1;
 
 /** Checks everything in a saved state; returns a clean copy or throws StateError. Changes nothing. */
 export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBackState {
@@ -76,6 +91,10 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   if (s.mac !== x.mac) throw new StateError(C, "mac", `${String(s.mac)} saved, configured ${x.mac}`);
   stateInt(C, "mtu", s.mtu, x.mtu, x.mtu);
   if (stateBool(C, "gsoTcpv4", s.gsoTcpv4) !== x.gsoTcpv4) throw new StateError(C, "gsoTcpv4", "differs from the configuration");
+  // Offering more than the guest saw is harmless (it sends no TSO6 it was not offered); offering less is not.
+  if (s.gsoTcpv6 !== undefined && stateBool(C, "gsoTcpv6", s.gsoTcpv6) && !x.gsoTcpv6) {
+    throw new StateError(C, "gsoTcpv6", "offered when saved, not by this configuration");
+  }
   const rate = s.rate === null ? null : stateObject(C, "rate", s.rate);
   if ((rate === null) !== (x.rate === null) ||
     (rate !== null && (rate.bytesPerInterval !== x.rate!.bytesPerInterval || rate.intervalUsecs !== x.rate!.intervalUsecs))) {
@@ -84,7 +103,8 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   const connected = stateBool(C, "connected", s.connected);
   const so = stateObject(C, "stats", s.stats);
   const stats = {} as NetBackStats;
-  for (const k of x.statKeys) stats[k] = stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
+  // Counters added later count from 0 in a state saved without them.
+  for (const k of x.statKeys) stats[k] = so[k] === undefined && LATER_STATS.has(k) ? 0 : stateInt(C, `stats.${k}`, so[k], 0, Number.MAX_SAFE_INTEGER);
 
   let queue: NetQueueState | null = null;
   if (s.queue !== null) {
@@ -93,6 +113,9 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
     const txRef = u32("txRef"), rxRef = u32("rxRef"), txCons = u32("txCons"), rxCons = u32("rxCons");
     const txPort = stateInt(C, "queue.txPort", q.txPort, 1, 4095), rxPort = stateInt(C, "queue.rxPort", q.rxPort, 1, 4095);
     const rxSg = stateBool(C, "queue.rxSg", q.rxSg);
+    const rxGso4 = q.rxGso4 === undefined ? false : stateBool(C, "queue.rxGso4", q.rxGso4);
+    const rxGso6 = q.rxGso6 === undefined ? false : stateBool(C, "queue.rxGso6", q.rxGso6);
+    if ((rxGso4 || rxGso6) && !rxSg) throw new StateError(C, "queue.rxGso4", "rx GSO without feature-sg");
     // As connect() checks them: read-write grants to dom 0 of two distinct pages, in the restored grant table.
     const txPage = x.gnttab.grantedPage(txRef, 0, true), rxPage = x.gnttab.grantedPage(rxRef, 0, true);
     if (txPage < 0) throw new StateError(C, "queue.txRef", `grant ${txRef}: status ${txPage}`);
@@ -109,7 +132,7 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
     };
     ring("txCons", txPage, txCons, NET_TX_RING_SIZE);
     ring("rxCons", rxPage, rxCons, NET_RX_RING_SIZE);
-    queue = { txRef, rxRef, txPort, rxPort, txCons, rxCons, rxSg };
+    queue = { txRef, rxRef, txPort, rxPort, txCons, rxCons, rxSg, rxGso4, rxGso6 };
   }
   if (connected !== (queue !== null)) throw new StateError(C, "connected", "connected exactly when a queue is saved");
 
@@ -123,6 +146,18 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
   });
   if (total > x.rxQueueBytes) throw new StateError(C, "rxQueue", `${total} bytes queued, at most ${x.rxQueueBytes}`);
   if (rxQueue.length > 0 && queue === null) throw new StateError(C, "rxQueue", "frames queued for a disconnected vif");
+  const rxMeta = s.rxMeta === undefined ? rxQueue.map(() => 0) : stateArray(C, "rxMeta", s.rxMeta, rxQueue.length).map((m, i) => {
+    const v = stateInt(C, `rxMeta[${i}]`, m, 0, RXM_MAX);
+    const size = v & 0xffff, type = (v >>> 16) & 0xf;
+    // A GSO packet: a negotiated type, and a size that leaves at least two segments' worth of frame.
+    if (size !== 0 && !((type === 1 && queue?.rxGso4 === true) || (type === 2 && queue?.rxGso6 === true))) {
+      throw new StateError(C, `rxMeta[${i}]`, `GSO type ${type} was not negotiated`);
+    }
+    if ((size === 0) !== (type === 0) || (size !== 0 && size >= rxQueue[i]!.length)) {
+      throw new StateError(C, `rxMeta[${i}]`, `GSO size ${size} type ${type} for a ${rxQueue[i]!.length}-byte frame`);
+    }
+    return v;
+  });
 
   let credit: TxCreditState | null = null;
   if ((s.credit === null) !== (x.rate === null)) throw new StateError(C, "credit", "present exactly with a rate limit");
@@ -134,6 +169,6 @@ export function checkNetBackState(state: unknown, x: NetRestoreContext): NetBack
       wakeIn: c.wakeIn === null ? null : stateNumber(C, "credit.wakeIn", c.wakeIn, -Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     };
   }
-  return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, rate: x.rate, connected, queue,
-    rxQueue, credit, stats };
+  return { version: 1, devid: x.devid, mac: x.mac, mtu: x.mtu, gsoTcpv4: x.gsoTcpv4, gsoTcpv6: x.gsoTcpv6, rate: x.rate, connected, queue,
+    rxQueue, rxMeta, credit, stats };
 }

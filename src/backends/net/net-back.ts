@@ -31,8 +31,12 @@
  *
  * RX (wire → guest), following xenvif_rx_action in copy mode: a frame takes ceil(len / 4096) posted
  * requests; each gets the next piece copied to offset 0 of its granted page and a response in its own slot
- * (same id, status = bytes, NETRXF_more_data on all but the last). Frames always carry complete checksums
- * here, so no NETRXF_csum_blank / data_validated is set (the guest verifies). With too few posted buffers the
+ * (same id, status = bytes, NETRXF_more_data on all but the last). With rx GSO negotiated (the front-end's
+ * feature-gso-tcpv4/-tcpv6), TCP segments are first joined into GSO packets (gro.ts; receive's `more` and
+ * flushRx() mark the end of a batch): such a packet's first slot carries NETRXF_extra_info | csum_blank |
+ * data_validated and the GSO extra goes in the slot after it (xenvif_rx_skb's order), and a segment delivered
+ * alone whose checksums gro.ts verified carries data_validated; any other frame goes as it came, unmarked
+ * (the guest verifies). With too few posted buffers the
  * frame waits in a bounded queue (RX_QUEUE_BYTES, as Linux netback's rx queue) and req_event is set so the
  * guest's refill notifies; the queue drains on that notification (either port) and on poll(). A full queue
  * drops (counted): the host side can send far faster than an interpreted guest refills its ring, and without
@@ -48,8 +52,10 @@ import type { HostEndpoint } from "../../xen/event-channel.js";
 import { completeChecksum } from "./checksum.js";
 import { TxCredit } from "./credit.js";
 import { TcpSegmenter } from "./gso.js";
+import { TcpCoalescer } from "./gro.js";
 import {
   ETH_HLEN, EXTRA_FLAGS, EXTRA_GSO_SIZE, EXTRA_GSO_TYPE, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data,
+  NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
   NETTXF_csum_blank, NETTXF_extra_info, NETTXF_more_data, NET_RX_RING_SIZE, NET_TX_RING_SIZE, RXREQ_GREF, RXREQ_ID,
   RXRSP_FLAGS, RXRSP_ID, RXRSP_OFFSET, RXRSP_STATUS, RX_ENTRY, SRING_ENTRIES, SRING_REQ_EVENT, SRING_REQ_PROD,
   SRING_RSP_EVENT, SRING_RSP_PROD, TXREQ_FLAGS, TXREQ_GREF, TXREQ_ID, TXREQ_OFFSET, TXREQ_SIZE, TXRSP_ID,
@@ -61,9 +67,14 @@ import type { NetBack, NetBackendOptions, NetBackStats, NetFrontKeys } from "./t
 import { checkNetBackState, type NetBackState } from "./net-back-state.js";
 import { StateError } from "../../common/state.js";
 
-/** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped). */
-const RX_QUEUE_BYTES = 512 * 1024;
+/** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped), unless the options say. */
+export const RX_QUEUE_BYTES = 512 * 1024;
 const RX_DONE = 1, RX_NO_BUFFERS = 0, RX_FAILED = -1;
+/**
+ * How a queued rx frame is delivered (one number per frame, kept beside it): GSO size in the low 16 bits (0:
+ * not a GSO packet), GSO type (XEN_NETIF_GSO_TYPE_*) at RXM_TYPE_SHIFT, and the checksum marks.
+ */
+export const RXM_SIZE = 0xffff, RXM_TYPE_SHIFT = 16, RXM_VALIDATED = 1 << 20, RXM_PARTIAL = 1 << 21;
 /** Rate limit of the vif's log: lines per window. */
 const LOG_LINES = 10, LOG_WINDOW_MS = 10_000;
 /** Most tx slots one pass handles before leaving the rest to the next notification or poll(). */
@@ -90,6 +101,9 @@ interface Queue {
   rxRspPushed: number;
   /** The front-end takes multi-slot rx packets (its feature-sg). */
   rxSg: boolean;
+  /** The front-end takes TCPv4 / TCPv6 GSO packets on rx (gro.ts; see NetFrontKeys). */
+  rxGso4: boolean;
+  rxGso6: boolean;
   /** Our ends of the event channel(s) while bound (null once unbound or closed by the guest). */
   txEp: HostEndpoint | null;
   rxEp: HostEndpoint | null;
@@ -98,7 +112,7 @@ interface Queue {
 export class NetBackend implements NetBack {
   readonly stats: NetBackStats = {
     txFrames: 0, txBytes: 0, txErrors: 0, txDropped: 0, rxFrames: 0, rxBytes: 0, rxDropped: 0, rxErrors: 0,
-    csumCompleted: 0, fatal: 0, txThrottled: 0, gsoPackets: 0, gsoSegments: 0,
+    csumCompleted: 0, fatal: 0, txThrottled: 0, gsoPackets: 0, gsoSegments: 0, rxGsoPackets: 0, rxGsoSegments: 0,
   };
   private dev: BackendDevice | null = null;
   private q: Queue | null = null;
@@ -115,6 +129,9 @@ export class NetBackend implements NetBack {
   private readonly slotId = new Uint16Array(MAX_SLOTS);
   /** Cuts GSO super-packets into MTU-sized frames, in place in `frame`. */
   private readonly gso: TcpSegmenter;
+  /** Joins TCP segments from the wire into GSO packets for the guest (null: rx GSO not offered). */
+  private readonly gro: TcpCoalescer | null;
+  private readonly rxQueueMax: number;
   private inTx = false;
   /** The rate limit's credit (null: unlimited) and its clock. */
   private readonly credit: TxCredit | null;
@@ -132,6 +149,8 @@ export class NetBackend implements NetBack {
     this.dv = o.mem.dv;
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
     this.gso = new TcpSegmenter(o.mtu, this.maxFrame, o.gsoTcpv4, o.gsoTcpv6);
+    this.rxQueueMax = o.rxQueueBytes ?? RX_QUEUE_BYTES;
+    this.gro = o.rxGso === false ? null : new TcpCoalescer(() => this.q?.rxGso4 === true, () => this.q?.rxGso6 === true);
     this.now = o.now ?? (() => performance.now());
     this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
   }
@@ -160,12 +179,13 @@ export class NetBackend implements NetBack {
     }
     const rate = this.o.rate;
     return {
-      version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4,
+      version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6,
       rate: rate === undefined ? null : { bytesPerInterval: rate.bytesPerInterval, intervalUsecs: rate.intervalUsecs },
       connected: dev.connected,
       queue: q === null ? null : { txRef: q.txRef, rxRef: q.rxRef, txPort: q.txPort, rxPort: q.rxPort, txCons: q.txReqCons,
-        rxCons: q.rxReqCons, rxSg: q.rxSg },
+        rxCons: q.rxReqCons, rxSg: q.rxSg, rxGso4: q.rxGso4, rxGso6: q.rxGso6 },
       rxQueue: this.rxQueue.map((f) => f.slice()),
+      rxMeta: this.rxMeta.slice(),
       credit: this.credit === null ? null : this.credit.save(this.now()),
       stats: { ...this.stats },
     };
@@ -175,9 +195,9 @@ export class NetBackend implements NetBack {
   checkSaved(state: NetBackState, devid: number, mac: string): NetBackState {
     const rate = this.o.rate;
     return checkNetBackState(state, {
-      devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, rate: rate === undefined ? null : rate,
+      devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6, rate: rate === undefined ? null : rate,
       burst: this.credit?.burst ?? 0, gnttab: this.o.gnttab, evtchn: this.o.evtchn, i32: this.i32,
-      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: RX_QUEUE_BYTES,
+      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: this.rxQueueMax,
     });
   }
 
@@ -190,7 +210,8 @@ export class NetBackend implements NetBack {
     const q: Queue = {
       txRef: k.txRef, rxRef: k.rxRef, txPage: gt.grantedPage(k.txRef, 0, true), rxPage: gt.grantedPage(k.rxRef, 0, true),
       txPort: k.txPort, rxPort: k.rxPort, txReqCons: k.txCons, txRspPvt: k.txCons, txRspPushed: k.txCons,
-      rxReqCons: k.rxCons, rxRspPvt: k.rxCons, rxRspPushed: k.rxCons, rxSg: k.rxSg, txEp: null, rxEp: null,
+      rxReqCons: k.rxCons, rxRspPvt: k.rxCons, rxRspPushed: k.rxCons, rxSg: k.rxSg, rxGso4: k.rxGso4, rxGso6: k.rxGso6,
+      txEp: null, rxEp: null,
     };
     const [txEp, rxEp] = this.endpoints(q);
     // Checked: both ports are detached host ports to dom 0, so these succeed.
@@ -198,7 +219,7 @@ export class NetBackend implements NetBack {
     q.txEp = txEp;
     if (rxEp !== null && this.o.evtchn.hostAttach(k.rxPort, rxEp) === 0) q.rxEp = rxEp;
     this.q = q;
-    for (const f of s.rxQueue) { this.rxQueue.push(f); this.rxQueued += f.length; }
+    s.rxQueue.forEach((f, i) => { this.rxQueue.push(f); this.rxMeta.push(s.rxMeta[i]!); this.rxQueued += f.length; });
   }
 
   /** Our ends of a queue's event channel(s): the tx (or single) port runs tx and drains rx; a separate rx
@@ -242,7 +263,8 @@ export class NetBackend implements NetBack {
     const q: Queue = {
       txRef: k.txRef, rxRef: k.rxRef, txPage, rxPage, txPort: k.txPort, rxPort: k.rxPort,
       txReqCons: txRsp, txRspPvt: txRsp, txRspPushed: txRsp, rxReqCons: rxRsp, rxRspPvt: rxRsp, rxRspPushed: rxRsp,
-      rxSg: k.sg, txEp: null, rxEp: null,
+      rxSg: k.sg, rxGso4: this.gro !== null && k.sg && k.gsoTcpv4, rxGso6: this.gro !== null && k.sg && k.gsoTcpv6,
+      txEp: null, rxEp: null,
     };
     const ev = this.o.evtchn;
     const [txEp, rxEp] = this.endpoints(q);
@@ -255,7 +277,8 @@ export class NetBackend implements NetBack {
       q.rxEp = rxEp;
     }
     this.q = q;
-    this.say(`vif connected: tx-ring-ref ${k.txRef} rx-ring-ref ${k.rxRef} ports ${k.txPort}/${k.rxPort}${k.sg ? " sg" : ""}`);
+    this.say(`vif connected: tx-ring-ref ${k.txRef} rx-ring-ref ${k.rxRef} ports ${k.txPort}/${k.rxPort}${k.sg ? " sg" : ""}` +
+      `${q.rxGso4 ? " rx-gso-tcpv4" : ""}${q.rxGso6 ? " rx-gso-tcpv6" : ""}`);
     // Xen's bind_interdomain marks the binding side pending: requests queued while the port was unbound
     // (netfront notifies before it announces Connected) are picked up now. A violation found in them is
     // returned as the connect failure (BackendDevice then fails the device; it is not Connected yet).
@@ -315,6 +338,7 @@ export class NetBackend implements NetBack {
   poll(): void {
     const q = this.q;
     if (q === null) return;
+    this.flushRx();
     this.runTx();
     if (this.rxQueue.length > 0) this.drainRx(q);
   }
@@ -545,7 +569,7 @@ export class NetBackend implements NetBack {
   // -------------------------------------------------------------------------------------------------------
   // RX: wire → guest
 
-  receive(frame: Uint8Array): boolean {
+  receive(frame: Uint8Array, more = false): boolean {
     const q = this.q;
     const len = frame.length;
     if (q === null || len < ETH_HLEN || len > (q.rxSg ? XEN_NETIF_MAX_TX_SIZE : XEN_PAGE_SIZE)) {
@@ -553,15 +577,15 @@ export class NetBackend implements NetBack {
       return false;
     }
     try {
-      if (this.rxQueue.length > 0) this.drainRx(q);
-      if (this.rxQueue.length === 0) {
-        const r = this.rxFrame(q, frame);
-        if (r !== RX_NO_BUFFERS) return r === RX_DONE;
+      const g = this.gro;
+      if (g !== null && (q.rxGso4 || q.rxGso6)) {
+        // A segment that continues the held packet is joined; anything else first lets the held packet go.
+        if (g.join(frame)) return g.done || !more ? this.flushHeld() : true;
+        this.flushHeld();
+        if (this.q !== q) { this.stats.rxDropped++; return false; } // the flush failed the vif
+        if (g.start(frame)) return g.done || !more ? this.flushHeld() : true;
       }
-      if (this.rxQueued + len > RX_QUEUE_BYTES) { this.stats.rxDropped++; return false; }
-      this.rxQueue.push(frame.slice());
-      this.rxQueued += len;
-      return true;
+      return this.deliver(q, frame, len, 0);
     } catch (e) {
       this.say(`internal error in rx: ${(e as Error)?.stack ?? e}`);
       this.fail("internal error");
@@ -570,17 +594,59 @@ export class NetBackend implements NetBack {
     }
   }
 
-  /** Frames waiting for rx buffers (copies), oldest first; their total bytes. */
+  flushRx(): void {
+    try { this.flushHeld(); } catch (e) {
+      this.say(`internal error in rx: ${(e as Error)?.stack ?? e}`);
+      this.fail("internal error");
+    }
+  }
+
+  /** Delivers (or queues) the packet the coalescer holds; false when it was dropped or nothing was held. */
+  private flushHeld(): boolean {
+    const g = this.gro, q = this.q;
+    if (g === null || g.len === 0) return false;
+    const segs = g.segs, len = g.finish();
+    let ok = false;
+    if (q !== null) {
+      // One segment goes as it came, marked validated (gro.ts verified its checksums); several as a GSO packet.
+      const meta = segs > 1 ? RXM_VALIDATED | RXM_PARTIAL | (g.type << RXM_TYPE_SHIFT) | g.mss : RXM_VALIDATED;
+      if (segs > 1) { this.stats.rxGsoPackets++; this.stats.rxGsoSegments += segs; }
+      ok = this.deliver(q, g.buf, len, meta);
+    }
+    g.clear();
+    return ok;
+  }
+
+  /**
+   * Delivers frame[0, len) with `meta` (RXM_*) to the guest's buffers, or queues a copy behind the frames
+   * already waiting; false (counted) when the queue is full or the delivery failed.
+   */
+  private deliver(q: Queue, frame: Uint8Array, len: number, meta: number): boolean {
+    if (this.rxQueue.length > 0) this.drainRx(q);
+    if (this.rxQueue.length === 0) {
+      const r = this.rxFrame(q, frame, len, meta);
+      if (r !== RX_NO_BUFFERS) return r === RX_DONE;
+    }
+    if (this.rxQueued + len > this.rxQueueMax) { this.stats.rxDropped++; return false; }
+    this.rxQueue.push(frame.slice(0, len));
+    this.rxMeta.push(meta);
+    this.rxQueued += len;
+    return true;
+  }
+
+  /** Frames waiting for rx buffers (copies), oldest first, with their RXM_* words; their total bytes. */
   private readonly rxQueue: Uint8Array[] = [];
+  private readonly rxMeta: number[] = [];
   private rxQueued = 0;
 
   /** Delivers queued frames while the guest has buffers. */
   private drainRx(q: Queue): void {
     while (this.rxQueue.length > 0 && this.q === q) {
       const f = this.rxQueue[0]!;
-      const r = this.rxFrame(q, f);
+      const r = this.rxFrame(q, f, f.length, this.rxMeta[0]!);
       if (r === RX_NO_BUFFERS) return;
       this.rxQueue.shift();
+      this.rxMeta.shift();
       this.rxQueued -= f.length;
     }
   }
@@ -588,13 +654,18 @@ export class NetBackend implements NetBack {
   private clearRxQueue(): void {
     this.stats.rxDropped += this.rxQueue.length;
     this.rxQueue.length = 0;
+    this.rxMeta.length = 0;
     this.rxQueued = 0;
+    if (this.gro !== null && this.gro.len > 0) { this.stats.rxDropped += this.gro.segs; this.gro.clear(); }
   }
 
-  /** Copies `frame` into the guest's buffers: RX_DONE, RX_NO_BUFFERS (nothing consumed), or RX_FAILED (dropped). */
-  private rxFrame(q: Queue, frame: Uint8Array): number {
+  /**
+   * Copies frame[0, len) into the guest's buffers (xenvif_rx_skb): the first piece, then the GSO extra slot
+   * when `meta` carries a GSO size (extras go after the first data slot, where netfront's xennet_get_extras
+   * looks), then the rest, 4 KiB per slot. RX_DONE, RX_NO_BUFFERS (nothing consumed), or RX_FAILED (dropped).
+   */
+  private rxFrame(q: Queue, frame: Uint8Array, len: number, meta: number): number {
     if (!this.ringsValid(q)) { this.stats.rxDropped++; return RX_FAILED; }
-    const len = frame.length;
     const prod = this.load(q.rxPage + SRING_REQ_PROD);
     const avail = (prod - q.rxReqCons) >>> 0;
     if (avail > NET_RX_RING_SIZE) {
@@ -602,7 +673,8 @@ export class NetBackend implements NetBack {
       this.stats.rxDropped++;
       return RX_FAILED;
     }
-    const need = Math.ceil(len / XEN_PAGE_SIZE);
+    const gsoSize = meta & RXM_SIZE;
+    const data = Math.ceil(len / XEN_PAGE_SIZE), need = data + (gsoSize !== 0 ? 1 : 0);
     if (avail < need) {
       // xenvif_rx_ring_slots_available: have the guest's next refill notify (feature-rx-notify), then look
       // again — the guest may have posted buffers between our read of req_prod and the req_event store.
@@ -611,8 +683,13 @@ export class NetBackend implements NetBack {
     }
     const gt = this.o.gnttab, u8 = this.u8, dv = this.dv;
     const ring = q.rxPage + SRING_ENTRIES;
+    // NETRXF_* of the first slot: csum_blank | data_validated for a GSO packet (CHECKSUM_PARTIAL, as Linux
+    // netback marks one), data_validated for a segment whose checksum was verified; extra_info before a GSO slot.
+    let first = (meta & RXM_VALIDATED) !== 0 ? NETRXF_data_validated : 0;
+    if ((meta & RXM_PARTIAL) !== 0) first |= NETRXF_csum_blank;
+    if (gsoSize !== 0) first |= NETRXF_extra_info;
     let pos = 0, ok = true;
-    for (let k = 0; k < need; k++) {
+    for (let k = 0; k < data; k++) {
       let e = ring + (q.rxReqCons & RX_MASK) * RX_ENTRY;
       const id = dv.getUint16(e + RXREQ_ID, true), gref = dv.getUint32(e + RXREQ_GREF, true);
       q.rxReqCons = (q.rxReqCons + 1) >>> 0;
@@ -620,15 +697,28 @@ export class NetBackend implements NetBack {
       const page = gt.grantedPage(gref, 0, true);
       let status = chunk;
       if (page < 0) { status = XEN_NETIF_RSP_ERROR; ok = false; }
-      else u8.set(need === 1 ? frame : frame.subarray(pos, pos + chunk), page); // chunk <= 4096 at offset 0
+      else u8.set(data === 1 && len === frame.length ? frame : frame.subarray(pos, pos + chunk), page); // chunk <= 4096 at offset 0
       // The response goes to rsp_prod_pvt, which equals the index of the request just read: its own slot.
       e = ring + (q.rxRspPvt & RX_MASK) * RX_ENTRY;
       dv.setUint16(e + RXRSP_ID, id, true);
       dv.setUint16(e + RXRSP_OFFSET, 0, true);
-      dv.setUint16(e + RXRSP_FLAGS, k < need - 1 ? NETRXF_more_data : 0, true);
+      dv.setUint16(e + RXRSP_FLAGS, (k < data - 1 ? NETRXF_more_data : 0) | (k === 0 ? first : 0), true);
       dv.setInt16(e + RXRSP_STATUS, status, true);
       q.rxRspPvt = (q.rxRspPvt + 1) >>> 0;
       pos += chunk;
+      if (k === 0 && gsoSize !== 0) {
+        // The extra slot: its request's buffer is not used (netfront puts it back on the ring). The whole
+        // 8-byte entry is the netif_extra_info: type, flags, gso.size, gso.type, pad, gso.features.
+        q.rxReqCons = (q.rxReqCons + 1) >>> 0;
+        e = ring + (q.rxRspPvt & RX_MASK) * RX_ENTRY;
+        u8[e + EXTRA_TYPE] = XEN_NETIF_EXTRA_TYPE_GSO;
+        u8[e + EXTRA_FLAGS] = 0;
+        dv.setUint16(e + EXTRA_GSO_SIZE, gsoSize, true);
+        u8[e + EXTRA_GSO_TYPE] = (meta >>> RXM_TYPE_SHIFT) & 3;
+        u8[e + EXTRA_GSO_TYPE + 1] = 0;
+        dv.setUint16(e + EXTRA_GSO_TYPE + 2, 0, true);
+        q.rxRspPvt = (q.rxRspPvt + 1) >>> 0;
+      }
     }
     this.pushRx(q);
     if (!ok) {

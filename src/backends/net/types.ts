@@ -33,6 +33,9 @@ export interface NetBackStats {
   /** GSO super-packets from the guest (feature-gso-tcpv4/-tcpv6) cut into segments, and the segments made. */
   gsoPackets: number;
   gsoSegments: number;
+  /** GSO packets delivered to the guest (TCP segments from the wire joined by gro.ts), and the segments in them. */
+  rxGsoPackets: number;
+  rxGsoSegments: number;
 }
 
 /** The vif as the host sees it (attachNetBack's result). */
@@ -44,11 +47,16 @@ export interface NetBack {
   readonly device: BackendDevice;
   /**
    * Delivers one Ethernet frame (copied; `frame` may be reused after the call) into the guest's posted rx
-   * buffers and notifies it. Never blocks, never queues: returns false (counted in stats) when the vif is
-   * not connected, the guest has too few buffers posted, the frame is shorter than an Ethernet header or
-   * longer than the front-end can take (65535 bytes with feature-sg, one page without).
+   * buffers and notifies it, or queues a copy while the guest has too few buffers posted (up to 512 KiB).
+   * Returns false (counted in stats) when the vif is not connected, the queue is full, the frame is shorter
+   * than an Ethernet header or longer than the front-end can take (65535 bytes with feature-sg, one page
+   * without). When the front-end takes rx GSO, TCP segments may be held to be joined with the ones that
+   * follow (gro.ts): `more` says more frames of the same batch follow at once; the last frame of a batch
+   * goes with `more` false (or flushRx() is called), which delivers whatever is held.
    */
-  receive(frame: Uint8Array): boolean;
+  receive(frame: Uint8Array, more?: boolean): boolean;
+  /** Delivers the packet receive() holds for joining, if any (end of a batch of frames). */
+  flushRx(): void;
   /** Runs the tx ring without a notification (cheap when idle); the host may call it once per slice. */
   poll(): void;
   /**
@@ -70,6 +78,13 @@ export interface NetFrontKeys {
   /** Equal to txPort with a single event channel. */
   rxPort: number;
   sg: boolean;
+  /**
+   * The front-end takes TCPv4 / TCPv6 GSO packets on its rx ring: its feature-gso-tcpv4 (and checksum offload
+   * not refused with feature-no-csum-offload) / feature-gso-tcpv6 with feature-ipv6-csum-offload — GSO
+   * packets are CHECKSUM_PARTIAL (NETRXF_csum_blank). Used only with `sg` (a GSO packet takes many slots).
+   */
+  gsoTcpv4: boolean;
+  gsoTcpv6: boolean;
 }
 
 export interface NetBackendOptions {
@@ -83,6 +98,10 @@ export interface NetBackendOptions {
   /** GSO types offered to the front-end (feature-gso-tcpv4 / feature-gso-tcpv6); segmented in gso.ts. */
   gsoTcpv4: boolean;
   gsoTcpv6: boolean;
+  /** Join TCP segments into GSO packets for a front-end that takes them (default true; false for A/B). */
+  rxGso?: boolean;
+  /** Bytes of frames that may wait for the guest's rx buffers before more are dropped (default 512 KiB). */
+  rxQueueBytes?: number;
   /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
   /** Clock in milliseconds for the rate limit (default performance.now). */
