@@ -7,7 +7,7 @@
  * hit RAM; the rest fault, which checks the exact-state contract of compiled code's slow paths.
  *
  *   XENO_SEED=n          reproduce (printed at the start)
- *   XENO_JIT_VERIFY=n    number of blocks (default 20000)
+ *   XENO_JIT_VERIFY=n    number of blocks (default 10000)
  */
 process.env.XENO_JIT_HOT = "1";
 const { test } = await import("node:test");
@@ -22,7 +22,7 @@ const { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } = a
 
 const BASE = 0x40000000, RAM = 1 << 20, CODE = 0x1000, DATA = 0x40000, DATA_LEN = 0x10000;
 const SEED = process.env.XENO_SEED !== undefined ? Number(process.env.XENO_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
-const COUNT = Number(process.env.XENO_JIT_VERIFY ?? 20000);
+const COUNT = Number(process.env.XENO_JIT_VERIFY ?? 10000);
 
 /** xorshift32 */
 function rng(seed: number): () => number {
