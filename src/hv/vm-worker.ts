@@ -102,6 +102,12 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
   /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
    * host reads the memory, then sends unpause (xl save -c) or destroy. */
   | { type: "save" }
+  /**
+   * Live migration (src/hv/save-live.ts): `start` the dirty log, take a `round` of dirty pages (`final`: the
+   * domain is paused and saved; the last round, with the pages Xen writes in place, and the log stops), or
+   * `stop` it. Answered dirty-pages.
+   */
+  | { type: "dirty"; op: "start" | "round" | "stop"; final?: boolean }
   | StoreLinkDown
   /** A frame from the network for vif `vif`. */
   | { type: "net-rx"; vif: number; frame: Uint8Array };
@@ -117,6 +123,8 @@ export type WorkerToHost =
   /** Saved for a save file: the domain is paused here now (`paused`: it was paused before the save). */
   | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   | { type: "save-failed"; reason: string }
+  /** The answer to a dirty op: a round's pages (buffer page numbers; empty for start/stop), or why it failed. */
+  | { type: "dirty-pages"; pages: Int32Array; error?: string; memory?: WebAssembly.Memory }
   /**
    * The hypervisor should tick its scheduler now: sent once each time the domain wants a pCPU and has no permit,
    * and when it blocks holding one.
@@ -228,7 +236,7 @@ class Guest {
     }
   }
 
-  private post(m: WorkerToHost): void { this.port.postMessage(m); }
+  private post(m: WorkerToHost, transfer?: ArrayBuffer[]): void { this.port.postMessage(m, transfer); }
 
   private vifAttach(config: NetVifConfig): VifAttach {
     const port = this.port;
@@ -263,6 +271,7 @@ class Guest {
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
       else if (h.type === "save") this.saveForFile();
+      else if (h.type === "dirty") this.dirtyOp(h);
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -316,6 +325,22 @@ class Guest {
     m.flushOut();
     this.flush();
     this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused });
+  }
+
+  /** A live migration's dirty-log step (between slices: no vCPU is inside run()). */
+  private dirtyOp(h: Extract<HostToWorker, { type: "dirty" }>): void {
+    const m = this.m;
+    let pages: Int32Array = new Int32Array(0);
+    try {
+      if (h.op === "start") m.startDirtyLog();
+      else if (h.op === "stop") m.stopDirtyLog();
+      else pages = m.dirtyRound(h.final === true);
+    } catch (e) {
+      this.post({ type: "dirty-pages", pages, error: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    // start: the domain memory too, which the host reads while the domain runs.
+    this.post({ type: "dirty-pages", pages, ...(h.op === "start" ? { memory: m.board.memory } : {}) }, [pages.buffer as ArrayBuffer]); // a fresh, unshared array
   }
 
   private deviceOp(h: DeviceOp): void {
