@@ -21,7 +21,7 @@ import { DomainRunner, DomainStartError, VmThread, type DomainRunOptions, type S
 import type { SavedGuestLink } from "./store-link.js";
 import { readSaveFile, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
 import { SaveFormatError, SaveStreamWriter, type PageList } from "./save-format.js";
-import { DEFAULT_LIVE_POLICY, policyError, precopy, socketSink, unionPages, type LivePolicy, type RoundReport } from "./save-live.js";
+import { DEFAULT_LIVE_POLICY, announceFrame, policyError, precopy, socketSink, unionPages, type LivePolicy, type RoundReport } from "./save-live.js";
 import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
@@ -77,6 +77,8 @@ interface Domain {
   thread: VmThread;
   /** A save is reading its state and memory: pause, unpause and destroy wait for it to end (ESTATE). */
   saving?: boolean;
+  /** Restored (a move or a restore): its vifs announce themselves again when it is first unpaused. */
+  announce?: boolean;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -623,6 +625,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }
     const ms = performance.now() - t0;
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    const d = this.domains.get(domid);
+    if (d !== undefined) {
+      // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
+      // been restored paused while its source, still on the old port, was destroyed).
+      this.announceVifs(d);
+      d.announce = d.runner.paused;
+    }
     return { domid, bytes: f.bytes, ms };
   }
 
@@ -641,7 +650,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) return;
     d.runner.unpause();
+    if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
+  }
+
+  /** Each vif of a restored domain sends a RARP announce from its MAC into its bridge (save-live.ts announceFrame). */
+  private announceVifs(d: Domain): void {
+    for (const v of d.spec.vifs) {
+      const sent = d.bridges.get(v.devid)?.send(announceFrame(v.mac)) ?? false;
+      this.log(`d${d.domid}: vif ${v.devid} (${v.mac}) announced on its bridge${sent ? "" : ": not sent (bridge not connected)"}`);
+    }
   }
 
   /** xl shutdown/reboot: a request in control/shutdown; the guest acknowledges and acts (or not). */

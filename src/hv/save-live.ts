@@ -108,3 +108,31 @@ export async function socketSink(path: string): Promise<{ sink: ByteSink; end():
     destroy: () => { s.destroy(); },
   };
 }
+
+/** RARP (RFC 903) ethertype and its "request reverse" opcode, as QEMU's announce frame uses them. */
+const ETHERTYPE_RARP = 0x8035, RARP_OP_REQUEST_REVERSE = 3;
+
+/**
+ * The frame a moved guest's vif sends so that the switch learns its new port at once: QEMU's self-announce
+ * after a migration (net/announce.c, announce_self_create): a broadcast RARP request from the guest's MAC,
+ * 60 bytes. Xen's own guests send a gratuitous ARP from netfront after a suspend (netif_notify_peers); a
+ * transparently moved guest does not know it moved, so the hypervisor sends this on its behalf: the guest's
+ * IP address is not needed, only its MAC. `mac`: "aa:bb:cc:dd:ee:ff".
+ */
+export function announceFrame(mac: string): Uint8Array {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
+  if (m === null) throw new RangeError(`bad MAC '${mac}'`);
+  const hw = m.slice(1, 7).map((x) => parseInt(x, 16));
+  const f = new Uint8Array(60); // the minimum Ethernet frame without FCS; the tail stays zero
+  f.fill(0xff, 0, 6); // broadcast
+  f.set(hw, 6);
+  const dv = new DataView(f.buffer);
+  dv.setUint16(12, ETHERTYPE_RARP);
+  dv.setUint16(14, 1); // htype: Ethernet
+  dv.setUint16(16, 0x0800); // ptype: IPv4
+  f[18] = 6; f[19] = 4; // hlen, plen
+  dv.setUint16(20, RARP_OP_REQUEST_REVERSE);
+  f.set(hw, 22); // sender MAC; sender IP 0
+  f.set(hw, 32); // target MAC; target IP 0
+  return f;
+}

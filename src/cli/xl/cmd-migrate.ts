@@ -20,7 +20,7 @@
  * and writes save files by path); a stream straight between the hypervisors is not done.
  */
 import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { mkdtemp, open, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +31,7 @@ import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import type { ParsedOpts } from "./getopt.js";
+import type { MigrateSendResult } from "../../hv/protocol.js";
 
 export const MIGRATE_BANNER = Buffer.from("xl migration receiver ready, send binary domain data.\n", "latin1");
 const withNul = (s: string): Buffer => Buffer.from(`${s}\0`, "latin1");
@@ -86,6 +87,15 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const [domArg, host] = [p.args[0]!, p.args[1]!];
   const flags = `${has(p, "e") ? " -e" : ""}${has(p, "D") ? " -d" : ""}${has(p, "p") ? " -p" : ""}`;
   const rune = ssh === "" ? host : `exec ${ssh} ${host} xeno migrate-receive${flags}`;
+  const nonLive = has(p, "N");
+  const num = (o: string, what: string): number | undefined => {
+    const v = value(p, o);
+    if (v === undefined) return undefined;
+    if (!/^[0-9]+$/.test(v)) throw new XlError(`${what} '${v}': want a whole number`);
+    return Number(v);
+  };
+  const maxRounds = num("R", "--max-rounds"), minDirty = num("M", "--min-dirty");
+  const policy = { ...(maxRounds !== undefined ? { maxRounds } : {}), ...(minDirty !== undefined ? { minDirty } : {}) };
   return withClient(env, async (c) => {
     const { table, list } = await fetchTable(c, env.now());
     const d = resolveDomain(table, domArg);
@@ -112,22 +122,16 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         child.kill("SIGTERM");
         throw new XlError(`migration sender: ${(e as Error).message} from '${rune}' (exit status ${await childExit})`);
       }
-      const file = join(dir, "domain.xeno");
-      await ask(c, `save ${d.name} for the migration`, "save", { domid: d.domid, path: file, paused: true });
-      saved = true;
+      // The hypervisor writes the stream into a socket of ours (live: while the domain runs); we pass it on.
+      const sockPath = join(dir, "stream.sock");
+      let sent: MigrateSendResult;
       try {
-        await new Promise<void>((resolve, reject) => {
-          const rs = createReadStream(file);
-          // A transport that ends while the stream is sent unpipes it: the read stream would never end.
-          const cut = (): void => { rs.destroy(); reject(new Error("the transport closed while the stream was sent")); };
-          child.stdin.once("error", cut);
-          child.stdin.once("close", cut);
-          rs.on("error", reject);
-          rs.on("end", () => { child.stdin.off("error", cut); child.stdin.off("close", cut); resolve(); });
-          rs.pipe(child.stdin, { end: false });
-        });
+        sent = await sendThrough(sockPath, child.stdin, () =>
+          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
+        saved = true;
+        reportSend(env, sent);
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
-      } catch (e) { return await resume((e as Error).message); }
+      } catch (e) { if (!saved) env.err(`migration sender: ${(e as Error).message}\n`); return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
       try { await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` }); renamed = true; }
       catch (e) { return await resume((e as Error).message); }
@@ -155,6 +159,9 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         return 1;
       }
       env.err("migration sender: Target reports successful startup.\n");
+      // Downtime as this side sees it: pause asked → the receiver's report that its copy runs (an upper bound:
+      // the report's trip back is in it). Both times are this host's clock.
+      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: downtime ${(Date.now() - sent.pausedAt).toFixed(0)} ms (paused → running at the target)\n`);
       await ask(c, "destroy the migrated domain", "destroy", { domid: d.domid });
       env.err("Migration successful.\n");
       child.stdin.end();
@@ -164,6 +171,46 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
       await rm(dir, { recursive: true, force: true });
     }
   });
+}
+
+/**
+ * Listens on unix socket `path`, runs `start` (which makes the hypervisor connect and write the stream) and
+ * copies what comes into `to` (the transport), without ending it. Rejects when the transport closes or fails
+ * meanwhile (the hypervisor's writes then fail too and it resumes the domain) or when `start` fails.
+ */
+async function sendThrough(path: string, to: Writable, start: () => Promise<MigrateSendResult>): Promise<MigrateSendResult> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(path, resolve); });
+  let conn: Socket | null = null;
+  const copied = new Promise<void>((resolve, reject) => {
+    const cut = (): void => { conn?.destroy(); reject(new Error("the transport closed while the stream was sent")); };
+    to.once("error", cut);
+    to.once("close", cut);
+    server.once("connection", (s: Socket) => {
+      conn = s;
+      server.close();
+      s.on("error", reject);
+      s.on("end", () => { to.off("error", cut); to.off("close", cut); resolve(); });
+      s.pipe(to, { end: false });
+    });
+  });
+  copied.catch(() => undefined); // awaited below; a cut while the request is in flight must not be unhandled
+  try {
+    const r = await Promise.race([start(), copied.then(() => new Promise<never>(() => {}))]);
+    await copied;
+    return r;
+  } finally {
+    server.close();
+    (conn as Socket | null)?.destroy();
+  }
+}
+
+/** Per pre-copy round and the stop-and-copy, on stderr. */
+function reportSend(env: XlEnv, r: MigrateSendResult): void {
+  r.rounds.forEach((x, i) => env.err(`migration sender: round ${i + 1}: ${x.pages} pages in ${x.ms.toFixed(0)} ms, ${x.dirtyAfter} dirty after\n`));
+  if (!r.live) env.err(`migration sender: not live (${r.whyNotLive ?? "?"}): all memory sent paused\n`);
+  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms; ` +
+    `${(r.bytes / 2 ** 20).toFixed(1)} MiB sent in ${r.ms.toFixed(0)} ms\n`);
 }
 
 /** xl migrate-receive [-e] [-d] [-p]: stdin carries the stream and the sender's messages, stdout ours. */
