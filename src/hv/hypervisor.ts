@@ -19,9 +19,9 @@ import { XenStore, type XsSession } from "../xenstore/index.js";
 import { isAbsolute } from "node:path";
 import { DomainRunner, DomainStartError, VmThread, type DomainRunOptions, type SavedRun } from "./vm-host.js";
 import type { SavedGuestLink } from "./store-link.js";
-import { readSaveFile, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
-import { SaveFormatError, SaveStreamWriter, type PageList } from "./save-format.js";
-import { DEFAULT_LIVE_POLICY, announceFrame, policyError, precopy, socketSink, unionPages, type LivePolicy, type RoundReport } from "./save-live.js";
+import { readSaveFile, readSaveStream, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
+import { SaveFormatError, SaveStreamWriter, type PageList, type WriteProgress } from "./save-format.js";
+import { DEFAULT_LIVE_POLICY, announceFrame, policyError, precopy, socketSink, socketSource, unionPages, type LivePolicy, type RoundReport } from "./save-live.js";
 import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
@@ -534,7 +534,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
@@ -554,10 +554,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       // The board's RAM: the guest's, and for a Xen DomU the Xen area above it (src/hv/machine.ts).
       return spec.memMiB * 256 + (spec.xen ? XEN_AREA_BYTES / 4096 : 0);
     };
+    let conn: Awaited<ReturnType<typeof socketSource>> | null = null;
     try {
-      f = await readSaveFile(path, configPages,
-        (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
+      const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
+      if (o.stream === true) {
+        // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
+        try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
+        f = await readSaveStream(conn.source, configPages, progress);
+      } else f = await readSaveFile(path, configPages, progress);
+      conn?.destroy();
     } catch (e) {
+      conn?.destroy();
+      if (e instanceof HvError) throw e;
       const err = e as NodeJS.ErrnoException;
       if (noMemory !== null) throw noMemory;
       // Not a regular file (a FIFO, a directory, a device), missing or unreadable: refused without blocking.

@@ -171,8 +171,9 @@ export type Request =
    * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
    * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
+   * `stream` (xeno migrate-receive): `path` is a unix socket the client listens on, carrying the stream.
    */
-  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec }
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }
   /**
    * xl migrate's sending side: the save stream into the unix socket `socket` (absolute; the client listens),
    * live (pre-copy) unless `live` is false; maxRounds/minDirty: when pre-copy stops (5 rounds, < 50 dirty pages).

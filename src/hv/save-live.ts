@@ -12,7 +12,8 @@
  * domain's worker between slices (Machine.dirtyRound).
  */
 import { createConnection } from "node:net";
-import type { ByteSink, PageList, SaveStreamWriter } from "./save-format.js";
+import type { Readable } from "node:stream";
+import type { ByteSink, ByteSource, PageList, SaveStreamWriter } from "./save-format.js";
 
 /** When pre-copy stops (libxc's defaults: xc_sr_save.c, fewer than 50 dirty pages or 5 iterations). */
 export interface LivePolicy {
@@ -135,4 +136,37 @@ export function announceFrame(mac: string): Uint8Array {
   f.set(hw, 22); // sender MAC; sender IP 0
   f.set(hw, 32); // target MAC; target IP 0
   return f;
+}
+
+/** A paused-mode Readable as a ByteSource: reads only what is asked (the rest stays for the next read). */
+export function readableSource(s: Readable): ByteSource {
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const kick = (): void => { const w = wake; wake = null; w?.(); };
+  s.on("readable", kick);
+  for (const ev of ["end", "close", "error"]) s.on(ev, () => { ended = true; kick(); });
+  return {
+    async read(n: number): Promise<Uint8Array> {
+      for (;;) {
+        if (s.readableLength > 0) {
+          const b = s.read(Math.min(n, s.readableLength)) as Buffer | null;
+          if (b !== null) return b;
+        }
+        if (ended) return new Uint8Array(0);
+        await new Promise<void>((r) => { wake = r; });
+      }
+    },
+  };
+}
+
+/**
+ * A unix socket the client listens on (xeno migrate-receive), as the stream's source: the receiving
+ * hypervisor reads the stream from it while the sender still runs the domain (pre-copy pages go straight
+ * into the new domain memory), so only the last part and the build are left once the sender paused.
+ */
+export async function socketSource(path: string): Promise<{ source: ByteSource; destroy(): void }> {
+  const s = createConnection(path);
+  await new Promise<void>((resolve, reject) => { s.once("connect", resolve); s.once("error", reject); });
+  s.on("error", () => { /* seen as the end of the stream: the reader says where it was cut */ });
+  return { source: readableSource(s), destroy: () => { s.destroy(); } };
 }
