@@ -90,6 +90,9 @@ export type DeviceOp =
   | { type: "attach-vif"; req: number; vif: NetVifConfig }
   | { type: "detach-vif"; req: number; devid: number; force?: boolean };
 
+/** Frames held at most while a saved domain waits for its host (savedRx); later ones are dropped. */
+const SAVED_RX_FRAMES = 256;
+
 /** How long a hot-unplug waits for the guest to let go (libxl's LIBXL_DESTROY_TIMEOUT) before it fails. */
 const UNPLUG_WAIT_MS = 10_000;
 
@@ -168,6 +171,14 @@ class Guest {
   private readonly link: { peer: RemoteXenbusPeer | null } = { peer: null };
   private readonly stats: Float64Array;
   private paused: boolean;
+  /**
+   * Frames from the network that came after a save for a file or a migration (saveForFile) and before the
+   * next unpause: held, not written into the guest's rx ring, whose pages the host is still reading and whose
+   * netback state is already saved (a frame written then made the ring newer than the state: a restore
+   * refused it, or the guest's rx ring went wrong). Delivered on unpause (a checkpoint), lost with the domain
+   * otherwise (frames in flight during a migration's downtime are lost, as on a wire). Null: not saved.
+   */
+  private savedRx: Extract<HostToWorker, { type: "net-rx" }>[] | null = null;
   private readonly sched: Int32Array | null;
   /** A sched-wake was posted and no permit came yet. */
   private askedPermit = false;
@@ -259,7 +270,10 @@ class Guest {
     for (let msg = receiveMessageOnPort(this.port); msg !== undefined && !this.done; msg = receiveMessageOnPort(this.port)) {
       const h = msg.message as HostToWorker;
       this.wakeAt = 0;
-      if (h.type === "net-rx") m.netReceive(h.vif, h.frame);
+      if (h.type === "net-rx") {
+        if (this.savedRx === null) m.netReceive(h.vif, h.frame);
+        else if (this.savedRx.length < SAVED_RX_FRAMES) this.savedRx.push(h); // else dropped, as a full NIC queue drops
+      }
       else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") this.deviceOp(h);
       else if (h.type === "xs-watch") this.remote?.deliver(h);
       else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
@@ -267,7 +281,12 @@ class Guest {
       else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
       else if (h.type === "pause") { this.paused = true; m.board.parkRemotes(false); }
       // askedPermit: a sched-wake asked before the pause may have been dropped (a paused domain wants nothing).
-      else if (h.type === "unpause") { this.paused = false; this.askedPermit = false; m.board.unparkRemotes(); }
+      else if (h.type === "unpause") {
+        this.paused = false; this.askedPermit = false; m.board.unparkRemotes();
+        const held = this.savedRx;
+        this.savedRx = null;
+        if (held !== null) for (const f of held) m.netReceive(f.vif, f.frame);
+      }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
       else if (h.type === "save") this.saveForFile();
@@ -321,6 +340,7 @@ class Guest {
     }
     const wasPaused = this.paused;
     this.paused = true;
+    this.savedRx = [];
     this.stats[STAT_PAUSED] = 1;
     m.flushOut();
     this.flush();
