@@ -559,6 +559,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
+        // The worker thread the domain will run in starts now, during pre-copy, not during the downtime (a
+        // thread is a V8 isolate loading the emulator: hundreds of ms); build() places the domain there.
+        this.placeThread();
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
         f = await readSaveStream(conn.source, configPages, progress);
       } else f = await readSaveFile(path, configPages, progress);

@@ -4,13 +4,14 @@
  * segment do: hypervisor B's bridge directory is A's (a symlink), so the domain's vif joins the same switch
  * from a new port, and the switch's passt uplink forwards a host TCP port into the guest.
  *  - The guest runs a TCP echo server (busybox nc through a FIFO); the host keeps a connection to it open and
- *    sends a numbered line every 100 ms the whole time; a counter runs on its console; a loop dirties 4 MiB of
- *    a tmpfs over and over.
+ *    sends a numbered line every 100 ms the whole time; a counter runs on its console; a loop rewrites 2 MiB of
+ *    a tmpfs file pass after pass (every line the pass number) and reads it back (a lost page would show).
  *  - A migration whose transport is cut during pre-copy (the receiver reads 3 MB and exits): the source runs
  *    on, answers on its console, and the TCP connection still echoes.
  *  - Live migration A → B with the dirtying loop: per-round lines, pre-copy ended by the policy (5 rounds, or
  *    fewer than 50 pages dirty), a downtime line; on B the console answers, the counter and /proc/uptime go on
- *    (never backwards), the same TCP connection echoes lines sent after the move (never closed or reset).
+ *    (never backwards), the loop's passes go on and read back what they wrote, the same TCP connection echoes
+ *    lines sent after the move (never closed or reset).
  *  - The loop stopped, live migration B → A (idle) with `--max-rounds 3 --min-dirty 1000000`: exactly 3 rounds;
  *    the same checks, figures printed.
  * Timings are printed, never asserted.
@@ -122,8 +123,11 @@ test("live migration: TCP stays open, a dirtying guest migrates by the policy, a
         await echoAfter(5, "echo before the migration");
         const uptime = async (t: ConsoleTap): Promise<number> => Number((await t.run("echo UP-$(cut -d' ' -f1 /proc/uptime)-END", /^UP-([\d.]+)-END\r?$/m))[1]);
 
-        // The dirtying loop: 4 MiB of a tmpfs file rewritten over and over.
-        await tap.run("(while :; do dd if=/dev/zero of=/mnt/t/d bs=4k count=1024 conv=notrunc 2>/dev/null; done) & echo $! > /tmp/dpid; echo DIRTY-$((5+5))", /^DIRTY-10\r?$/m);
+        // The dirtying loop, which checks itself: pass P writes 2 MiB of a tmpfs file, every line P, then reads it
+        // back; a page whose last write a migration lost would still hold an earlier pass's lines (VERIFY-BAD).
+        await tap.run("(p=0; while :; do p=$((p+1)); awk -v p=$p 'BEGIN{for(i=0;i<32768;i++) printf \"%063d\\n\", p}' > /mnt/t/v; " +
+          "n=$(grep -c -v \"^0*$p\\$\" /mnt/t/v); [ \"$n\" = 0 ] && echo V-$p-OK || echo VERIFY\"\"-BAD-$p-$n; done) & echo $! > /tmp/dpid; echo DIRTY-$((5+5))", /^DIRTY-10\r?$/m);
+        await tap.waitFor(/V-2-OK/, 0, 120_000, "two verified passes");
 
         // A transport cut during pre-copy: the source runs on, answers, echoes.
         const cut = await xeno(dirA, ["migrate", "-s", "", "mover",
@@ -160,6 +164,10 @@ test("live migration: TCP stays open, a dirtying guest migrates by the policy, a
         const mB = await tapB.waitFor(/CNT-(\d+)\r?\n/, 0, 60_000, "counter on B");
         assert.ok(Number(mB[1]) >= n0, `counter continues: ${n0} → ${mB[1]}`);
         await tapB.run("cat /mnt/t/f", /^keep-42\r?$/m);
+        // The loop goes on verifying on B: two more passes after the move, none bad.
+        const passes = (t: ConsoleTap): number => Math.max(0, ...[...t.out.matchAll(/V-(\d+)-OK/g)].map((m) => Number(m[1])));
+        const pB = passes(tapB);
+        await tapB.waitFor(new RegExp(`V-${pB + 2}-OK`), 0, 180_000, "verified passes after the move");
         await echoAfter(sent, "echo after the live migration");
         assert.ok(lastEcho() > sentBefore, "lines sent after the move came back on the same connection");
 
@@ -182,6 +190,7 @@ test("live migration: TCP stays open, a dirtying guest migrates by the policy, a
         assert.equal(closed, "", "the TCP connection stayed open through both moves");
         process.stderr.write(`# TCP: ${sent} lines sent, last echoed ${lastEcho()}; figures: dirtying ${JSON.stringify(f1)}; idle ${JSON.stringify(f2)}\n`);
         assert.doesNotMatch(tap.out + tapB.out, /Kernel panic|kernel BUG|Oops/i);
+        assert.doesNotMatch(tap.out + tapB.out, /VERIFY-BAD/, "every pass read back what it wrote, across the moves");
       } finally {
         clearInterval(pinger);
       }
