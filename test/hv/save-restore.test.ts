@@ -10,8 +10,9 @@
  *    the guest (its xenbus works);
  *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
  *    error and nothing is left running: `list` and the pool's free memory are as before;
- *  - `xeno migrate` (not live) with its transport cut mid-stream leaves the source running; then to a second
- *    hypervisor on this machine (`-s ''`, HOST the receiving command): the counter and the tmpfs go on there.
+ *  - `xeno migrate` (live, the default) with its transport cut mid-stream leaves the source running; then to a
+ *    second hypervisor on this machine (`-s ''`, HOST the receiving command): the counter and the tmpfs go on
+ *    there (test/hv/live-migrate.test.ts covers the live part: rounds, network, a dirtying guest).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -172,7 +173,7 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       assert.match(tap.out, new RegExp(row.uuid));
       assert.doesNotMatch(tap.out, /Kernel panic|kernel BUG|Oops|xenbus.*timeout/i);
 
-      // Migration (not live) to a second hypervisor on this machine, through `-s ''` (HOST is the command).
+      // Migration (live) to a second hypervisor on this machine, through `-s ''` (HOST is the command).
       // First a transport cut mid-stream: the source runs on and answers.
       const cut = await xeno(dir, ["migrate", "-s", "", "saver",
         `sh -c 'printf "xl migration receiver ready, send binary domain data.\\n"; head -c 100000 >/dev/null'`]);

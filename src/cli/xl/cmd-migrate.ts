@@ -113,7 +113,7 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         saved = true;
         reportSend(env, sent);
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
-      } catch (e) { if (!saved) env.err(`migration sender: ${(e as Error).message}\n`); return await resume((e as Error).message); }
+      } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
       try { await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` }); renamed = true; }
       catch (e) { return await resume((e as Error).message); }
