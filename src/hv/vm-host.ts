@@ -321,7 +321,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (op === "start") this.dirtyLogging = true;
     if (op === "stop" || final) this.dirtyLogging = false;
     return new Promise<Int32Array>((resolve, reject) => {
-      this.dirtyWaits.push((r) => { if (r instanceof Error) reject(r); else resolve(r); });
+      this.dirtyWaits.push((r) => {
+        if (r instanceof Error) { if (op === "start") this.dirtyLogging = false; reject(r); } // refused: no log runs
+        else resolve(r);
+      });
       this.send({ type: "dirty", op, final });
     });
   }
