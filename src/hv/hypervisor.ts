@@ -19,8 +19,9 @@ import { XenStore, type XsSession } from "../xenstore/index.js";
 import { isAbsolute } from "node:path";
 import { DomainRunner, DomainStartError, VmThread, type DomainRunOptions, type SavedRun } from "./vm-host.js";
 import type { SavedGuestLink } from "./store-link.js";
-import { readSaveFile, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
-import { SaveFormatError } from "./save-format.js";
+import { readSaveFile, readSaveStream, writeSaveFile, type ReadSaveFile, type SavedDomain } from "./save-file.js";
+import { SaveFormatError, SaveStreamWriter, type PageList, type WriteProgress } from "./save-format.js";
+import { DEFAULT_LIVE_POLICY, announceFrame, policyError, precopy, socketSink, socketSource, unionPages, type LivePolicy, type RoundReport } from "./save-live.js";
 import { dumpStore, loadStore } from "./save-store.js";
 import { FramePool } from "./frame-pool.js";
 import { ImageCache, type ImageRef } from "./image-cache.js";
@@ -35,7 +36,10 @@ import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
-import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, ShutdownReason, ToolstackData } from "./protocol.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, ShutdownReason, ToolstackData } from "./protocol.js";
+
+/** The vCPU state area after RAM in a domain memory (src/machine/board.ts: one 64 KiB wasm page). */
+const VCPU_STATE_AREA_BYTES = 65536;
 
 export class HvError extends Error {
   constructor(readonly code: ErrorCode, message: string) { super(message); this.name = "HvError"; }
@@ -73,6 +77,8 @@ interface Domain {
   thread: VmThread;
   /** A save is reading its state and memory: pause, unpause and destroy wait for it to end (ESTATE). */
   saving?: boolean;
+  /** Restored (a move or a restore): its vifs announce themselves again when it is first unpaused. */
+  announce?: boolean;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -404,21 +410,30 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }
   }
 
-  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+  /**
+   * Saves the domain between slices and leaves it paused (its worker's `save`), trying again while it cannot
+   * be saved now (SAVE_TRIES × SAVE_RETRY_MS). `pausedAt`: the wall time (ms) the successful attempt was asked.
+   */
+  private async saveBetweenSlices(d: Domain): Promise<{ run: SavedRun; pausedAt: number }> {
     const domid = d.domid;
-    const t0 = performance.now();
-    let run: SavedRun | null = null;
     let why = "";
-    for (let attempt = 0; attempt < SAVE_TRIES && run === null; attempt++) {
+    for (let attempt = 0; attempt < SAVE_TRIES; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
       if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
+      const pausedAt = Date.now();
       try {
         const r = await d.runner.save();
         if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
-        run = r;
+        return { run: r, pausedAt };
       } catch (e) { why = (e as Error).message; }
     }
-    if (run === null) throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
+    throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
+  }
+
+  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+    const domid = d.domid;
+    const t0 = performance.now();
+    const { run } = await this.saveBetweenSlices(d);
     const guest = run.guest as SavedGuestLink;
     const spec: DomainSpec = { ...d.spec, name: d.name };
     delete spec.paused;
@@ -446,11 +461,80 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   }
 
   /**
+   * xl migrate's sending side: the save stream written straight into the unix socket `socket` the client
+   * listens on (it passes the stream to the transport). Live (src/hv/save-live.ts: pre-copy rounds while the
+   * domain runs, by `policy`) unless `live` is false or the domain cannot log its writes (then whyNotLive
+   * says why and the whole stream is sent paused). Ends with the domain paused and saved, as `save -p` leaves
+   * it; the client renames, destroys or resumes it. A failure before the pause leaves it running as it was; a
+   * failure after resumes it (unless it was paused before).
+   */
+  async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number } = {}): Promise<MigrateSendResult> {
+    const d = this.dom(domid);
+    if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to migrate`);
+    if (typeof socket !== "string" || !isAbsolute(socket)) throw new HvError("EINVAL", `stream socket ${JSON.stringify(socket)}: an absolute path`);
+    const policy: LivePolicy = { maxRounds: o.maxRounds ?? DEFAULT_LIVE_POLICY.maxRounds, minDirty: o.minDirty ?? DEFAULT_LIVE_POLICY.minDirty };
+    const bad = policyError(policy);
+    if (bad !== null) throw new HvError("EINVAL", bad);
+    if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
+    d.saving = true;
+    const t0 = performance.now();
+    let logging = false, run: SavedRun | null = null;
+    let out: Awaited<ReturnType<typeof socketSink>> | null = null;
+    try {
+      try { out = await socketSink(socket); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${socket}: ${(e as Error).message}`); }
+      const w = new SaveStreamWriter(out.sink);
+      const spec: DomainSpec = { ...d.spec, name: d.name };
+      delete spec.paused;
+      await w.header({ ...spec } as unknown as Record<string, unknown>);
+      let rounds: RoundReport[] = [], left: Int32Array = new Int32Array(0), whyNotLive: string | undefined;
+      if (o.live !== false) {
+        try { await d.runner.dirty("start"); logging = true; } catch (e) { whyNotLive = (e as Error).message; }
+      } else whyNotLive = "not asked";
+      if (logging) {
+        const mem = d.runner.liveMemory!;
+        const ram = new Uint8Array(mem.buffer, 0, mem.buffer.byteLength - VCPU_STATE_AREA_BYTES);
+        ({ rounds, left } = await precopy({ ram, dirty: (op, f) => d.runner.dirty(op, f) }, w, policy,
+          (r, k) => this.log(`d${domid}: migration pre-copy round ${k}: ${r.pages} pages in ${r.ms.toFixed(0)} ms, ${r.dirtyAfter} dirty after`)));
+      }
+      // Stop and copy: paused and saved, then the pages still dirty and the state.
+      const tPause = performance.now();
+      const saved0 = await this.saveBetweenSlices(d);
+      run = saved0.run;
+      const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - VCPU_STATE_AREA_BYTES);
+      const ramPages = ram.length >>> 12;
+      let last: PageList;
+      if (logging) { last = unionPages(left, await d.runner.dirty("round", true)); logging = false; }
+      else last = { length: ramPages, at: (i) => i };
+      const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot,
+        store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest: run.guest as SavedGuestLink } };
+      await w.domain(saved, ramPages, spec.vcpus);
+      await w.pages(ram, last);
+      await w.end();
+      await out.end();
+      const stopCopyMs = performance.now() - tPause;
+      d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
+      this.emitDomain(d, "paused");
+      const ms = performance.now() - t0;
+      this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
+        `stop-and-copy ${stopCopyMs.toFixed(0)} ms, total ${ms.toFixed(0)} ms)${whyNotLive !== undefined ? `; not live: ${whyNotLive}` : ""}`);
+      return { bytes: w.bytes, live: rounds.length > 0, ...(whyNotLive !== undefined ? { whyNotLive } : {}), rounds,
+        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, ms };
+    } catch (e) {
+      out?.destroy();
+      if (logging) await d.runner.dirty("stop").catch(() => undefined);
+      if (run !== null) d.runner.finishSave(true, run.paused);
+      throw e instanceof HvError ? e : new HvError("EIO", `the migration stream of domain ${domid} failed: ${(e as Error).message} (the domain runs on as it was)`);
+    } finally {
+      d.saving = false;
+    }
+  }
+
+  /**
    * xl restore: a domain from a save file, with its saved domid (the guest's front-ends hold XenStore paths
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
@@ -470,10 +554,21 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       // The board's RAM: the guest's, and for a Xen DomU the Xen area above it (src/hv/machine.ts).
       return spec.memMiB * 256 + (spec.xen ? XEN_AREA_BYTES / 4096 : 0);
     };
+    let conn: Awaited<ReturnType<typeof socketSource>> | null = null;
     try {
-      f = await readSaveFile(path, configPages,
-        (p) => this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }));
+      const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
+      if (o.stream === true) {
+        // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
+        // The worker thread the domain will run in starts now, during pre-copy, not during the downtime (a
+        // thread is a V8 isolate loading the emulator: hundreds of ms); build() places the domain there.
+        this.placeThread();
+        try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
+        f = await readSaveStream(conn.source, configPages, progress);
+      } else f = await readSaveFile(path, configPages, progress);
+      conn?.destroy();
     } catch (e) {
+      conn?.destroy();
+      if (e instanceof HvError) throw e;
       const err = e as NodeJS.ErrnoException;
       if (noMemory !== null) throw noMemory;
       // Not a regular file (a FIFO, a directory, a device), missing or unreadable: refused without blocking.
@@ -541,6 +636,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }
     const ms = performance.now() - t0;
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    const d = this.domains.get(domid);
+    if (d !== undefined) {
+      // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
+      // been restored paused while its source, still on the old port, was destroyed).
+      this.announceVifs(d);
+      d.announce = d.runner.paused;
+    }
     return { domid, bytes: f.bytes, ms };
   }
 
@@ -559,7 +661,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) return;
     d.runner.unpause();
+    if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
+  }
+
+  /** Each vif of a restored domain sends a RARP announce from its MAC into its bridge (save-live.ts announceFrame). */
+  private announceVifs(d: Domain): void {
+    for (const v of d.spec.vifs) {
+      const sent = d.bridges.get(v.devid)?.send(announceFrame(v.mac)) ?? false;
+      this.log(`d${d.domid}: vif ${v.devid} (${v.mac}) announced on its bridge${sent ? "" : ": not sent (bridge not connected)"}`);
+    }
   }
 
   /** xl shutdown/reboot: a request in control/shutdown; the guest acknowledges and acts (or not). */

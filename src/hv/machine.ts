@@ -213,6 +213,52 @@ export class Machine {
     this.pool = null;
   }
 
+  // ------------------------------------------------------------------------------------------ dirty logging
+  /** The live migration's dirty log (a byte per RAM page of the board), or null. */
+  private dirty: Uint8Array | null = null;
+
+  /**
+   * Starts logging writes to RAM (a live migration's pre-copy, src/hv/save-live.ts): the vCPUs' MMUs
+   * (Board.setDirtyLog) and the Xen layer's host-side writes (GuestMemory.dirty) mark pages in one log. Throws
+   * MachineError when the board cannot log (vCPUs on threads of their own).
+   */
+  startDirtyLog(): void {
+    const log = new Uint8Array(this.board.ramBytes >>> 12);
+    this.board.setDirtyLog(log);
+    if (this.xen !== null) this.xen.mem.dirty = log;
+    this.dirty = log;
+  }
+
+  /**
+   * A pre-copy round: the pages written since the last round (or since the log started), in order; the log
+   * is cleared and every TLB entry loses write permission, so the next write to any page marks it again.
+   * With `final` (the domain is paused and saved) it also gives the pages Xen and the back-ends write in place
+   * (XenDomain.hostPages) and stops logging.
+   */
+  dirtyRound(final: boolean): Int32Array {
+    const log = this.dirty;
+    if (log === null) throw new MachineError("MACHINE_STATE", "no dirty log is running");
+    const set = final && this.xen !== null ? new Set(this.xen.hostPages()) : null;
+    let n = 0;
+    for (let p = 0; p < log.length; p++) if (log[p] !== 0 || set?.has(p) === true) n++;
+    const pages = new Int32Array(n);
+    n = 0;
+    for (let p = 0; p < log.length; p++) if (log[p] !== 0 || set?.has(p) === true) pages[n++] = p;
+    log.fill(0);
+    if (final) this.stopDirtyLog(); else this.board.dirtyRound();
+    return pages;
+  }
+
+  /** Stops logging (a migration that ended or failed); TLB entries keep their reduced permissions until refilled. */
+  stopDirtyLog(): void {
+    if (this.dirty === null) return;
+    this.board.setDirtyLog(null);
+    if (this.xen !== null) this.xen.mem.dirty = null;
+    this.dirty = null;
+  }
+
+  get dirtyLogging(): boolean { return this.dirty !== null; }
+
   /** After save(): lets the vCPUs on other threads run again (the domain goes on here). */
   resumeVcpus(): void { this.board.unparkRemotes(); }
 

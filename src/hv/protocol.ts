@@ -171,8 +171,15 @@ export type Request =
    * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
    * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
+   * `stream` (xeno migrate-receive): `path` is a unix socket the client listens on, carrying the stream.
    */
-  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec }
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }
+  /**
+   * xl migrate's sending side: the save stream into the unix socket `socket` (absolute; the client listens),
+   * live (pre-copy) unless `live` is false; maxRounds/minDirty: when pre-copy stops (5 rounds, < 50 dirty pages).
+   * The domain is left paused and saved (as save -p).
+   */
+  | { id: number; op: "migrate-send"; domid: number; socket: string; live?: boolean; maxRounds?: number; minDirty?: number }
   | { id: number; op: "rename"; domid: number; name: string }
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }
@@ -210,6 +217,7 @@ export interface ResultMap {
   list: DomainInfo[];
   info: HostInfo;
   save: { bytes: number; pages: number; zeroPages: number; ms: number };
+  "migrate-send": MigrateSendResult;
   restore: { domid: number; bytes: number; ms: number };
   pause: null; unpause: null; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
@@ -246,3 +254,21 @@ export type Event =
   | { event: "domain"; domid: number; name: string; state: DomainState | "destroyed"; shutdownReason?: ShutdownReason; reason?: string }
   /** A save or restore in progress: pages of the domain's RAM done so far, and bytes of the file. */
   | { event: "progress"; op: "save" | "restore"; domid: number; path: string; pages: number; totalPages: number; bytes: number };
+
+/** What a migration's sending side did (Hypervisor.migrateSend). */
+export interface MigrateSendResult {
+  bytes: number;
+  /** Pre-copy ran (rounds non-empty); else whyNotLive. */
+  live: boolean;
+  whyNotLive?: string;
+  /** Each pre-copy round: pages sent, ms, pages dirty after it. */
+  rounds: { pages: number; ms: number; dirtyAfter: number }[];
+  /** Pages sent while paused (stop-and-copy). */
+  finalPages: number;
+  /** The domain was paused before the migration. */
+  wasPaused: boolean;
+  /** Wall time (ms since the epoch, this host's clock) the domain was asked to pause for the stop-and-copy. */
+  pausedAt: number;
+  stopCopyMs: number;
+  ms: number;
+}

@@ -7,7 +7,7 @@ import { rm } from "node:fs/promises";
 import { openRegular } from "../common/host-file.js";
 import type { DomainSnapshot } from "./machine.js";
 import type { DomainSpec } from "./protocol.js";
-import { fileSource, readSave, writeSave, PAGE_SIZE, type WriteProgress } from "./save-format.js";
+import { fileSource, readSave, writeSave, PAGE_SIZE, type ByteSource, type WriteProgress } from "./save-format.js";
 import { checkSavedStore, type SavedStore } from "./save-store.js";
 import { boardTailBytes } from "../machine/board.js";
 
@@ -68,9 +68,19 @@ export interface ReadSaveFile {
 export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
   progress?: (p: WriteProgress) => void): Promise<ReadSaveFile> {
   const { fh } = await openRegular(path, { what: "save file" });
-  let memory: WebAssembly.Memory | null = null;
   try {
-    const r = await readSave(fileSource(fh), {
+    return await readSaveStream(fileSource(fh), configPages, progress);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** readSaveFile's reading and checks, from any byte source (a migration's stream socket: save-live.ts). */
+export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<string, unknown>) => number,
+  progress?: (p: WriteProgress) => void): Promise<ReadSaveFile> {
+  let memory: WebAssembly.Memory | null = null;
+  {
+    const r = await readSave(src, {
       configPages,
       ram: (cfg, pages, vcpus) => {
         if (cfg.vcpus !== vcpus) throw new Error(`the config has ${String(cfg.vcpus)} vCPUs, the saved state ${vcpus}: the config does not match the state`);
@@ -88,7 +98,5 @@ export async function readSaveFile(path: string, configPages: (cfg: Record<strin
     if (typeof uuid !== "string") throw new Error("the saved config has no uuid");
     checkSavedStore(s.store, s.domid, uuid);
     return { config: r.config, saved: s as SavedDomain, memory: memory!, dataPages: r.dataPages, zeroPages: r.zeroPages, bytes: r.bytes };
-  } finally {
-    await fh.close();
   }
 }

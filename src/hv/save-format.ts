@@ -84,79 +84,115 @@ export interface WriteProgress { pages: number; totalPages: number; bytes: numbe
  */
 export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
   if (ram.length < c.ramPages * PAGE_SIZE) throw new RangeError(`RAM view ${ram.length} bytes < ${c.ramPages} pages`);
-  const hash = createHash("sha256");
-  let bytes = 0;
-  const out = async (b: Uint8Array): Promise<void> => { hash.update(b); bytes += b.length; await sink.write(b); };
+  const w = new SaveStreamWriter(sink);
+  await w.header(c.config);
+  await w.domain(c.state, c.ramPages, c.vcpus);
+  const all = { length: c.ramPages, at: (i: number): number => i };
+  await w.pages(ram, all, (sent) => progress?.({ pages: sent, totalPages: c.ramPages, bytes: w.bytes }));
+  await w.end();
+  return { bytes: w.bytes, zeroPages: w.zeroPages };
+}
 
-  // xl header + config (JSON text with its NUL, as xl writes strlen + 1).
-  const config = Buffer.from(`${JSON.stringify(c.config)}\0`, "utf8");
-  const h = Buffer.alloc(XL_HEADER_BYTES + 4);
-  XL_MAGIC.copy(h, 0);
-  h.writeUInt32LE(XL_BYTEORDER, 32);
-  h.writeUInt32LE(XL_FLAG_JSON | XL_FLAG_STREAMV2, 36);
-  h.writeUInt32LE(0, 40);
-  h.writeUInt32LE(4 + config.length, 44);
-  h.writeUInt32LE(config.length, 48);
-  await out(h);
-  await out(config);
+/** Page numbers for SaveStreamWriter.pages: `length` of them, the i-th at(i). */
+export interface PageList { length: number; at(i: number): number | undefined }
 
-  // libxl header, LIBXC_CONTEXT, libxc image and domain headers.
-  const lx = Buffer.alloc(16);
-  LIBXL_IDENT.copy(lx, 0);
-  lx.writeUInt32BE(LIBXL_VERSION, 8);
-  lx.writeUInt32BE(0, 12);
-  await out(lx);
-  await out(record(LIBXL_REC_LIBXC_CONTEXT, null));
-  const ih = Buffer.alloc(24 + 16);
-  ih.writeBigUInt64BE(0xffffffffffffffffn, 0);
-  ih.writeUInt32BE(XENF_ID, 8);
-  ih.writeUInt32BE(XENF_VERSION, 12);
-  ih.writeUInt16BE(0, 16);
-  ih.writeUInt32LE(DHDR_TYPE_XENO_ARM, 24);
-  ih.writeUInt16LE(12, 28); // page_shift
-  ih.writeUInt32LE(4, 32); // xen_major, xen_minor: the Xen ABI Xeno speaks (src/xen/abi.ts)
-  ih.writeUInt32LE(17, 36);
-  await out(ih);
+/**
+ * The save stream written part by part, for a live migration (src/hv/save-live.ts) as for a file: `header`,
+ * then PAGE_DATA batches (`pages`, any number of times, a page any number of times: the reader keeps the last
+ * copy) and the domain record (`domain`, once) in any order, then `end` (libxc END, the checksum, libxl END).
+ * A live stream sends pages while the domain runs, then its state and the pages written meanwhile.
+ */
+export class SaveStreamWriter {
+  bytes = 0;
+  /** Page entries written as XALLOC (all zero) and with data, over every `pages` call. */
+  zeroPages = 0;
+  dataPages = 0;
+  private readonly hash = createHash("sha256");
+  private readonly pfns = Buffer.alloc(8 * MAX_BATCH);
+  constructor(private readonly sink: ByteSink) {}
 
-  // Xeno's domain record: version, RAM pages, vCPUs, reserved; the state's JSON.
-  const json = Buffer.from(encodeState(c.state), "utf8");
-  if (json.length > MAX_STATE_BYTES - XENO_DOMAIN_FIXED) throw new RangeError(`domain state ${json.length} bytes > ${MAX_STATE_BYTES}`);
-  const dom = Buffer.alloc(XENO_DOMAIN_FIXED + json.length);
-  dom.writeUInt32LE(XENO_DOMAIN_VERSION, 0);
-  dom.writeUInt32LE(c.ramPages, 4);
-  dom.writeUInt32LE(c.vcpus, 8);
-  json.copy(dom, XENO_DOMAIN_FIXED);
-  await out(record(LIBXC_REC_XENO_DOMAIN, dom));
+  private async out(b: Uint8Array): Promise<void> { this.hash.update(b); this.bytes += b.length; await this.sink.write(b); }
 
-  // RAM: batches of up to MAX_BATCH pfns; an all-zero page is XALLOC without data.
-  const pfns = Buffer.alloc(8 * MAX_BATCH);
-  const data: Uint8Array[] = [];
-  let zeroPages = 0;
-  for (let first = 0; first < c.ramPages; first += MAX_BATCH) {
-    const n = Math.min(MAX_BATCH, c.ramPages - first);
-    data.length = 0;
-    for (let i = 0; i < n; i++) {
-      const pfn = first + i;
-      const page = ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
-      const zero = isZero(page);
-      pfns.writeUInt32LE(pfn, 8 * i);
-      pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
-      if (!zero) data.push(page); else zeroPages++;
-    }
-    const body = Buffer.alloc(8 + 8 * n + PAGE_SIZE * data.length);
-    body.writeUInt32LE(n, 0);
-    pfns.copy(body, 8, 0, 8 * n);
-    let o = 8 + 8 * n;
-    for (const p of data) { body.set(p, o); o += PAGE_SIZE; }
-    await out(record(LIBXC_REC_PAGE_DATA, body));
-    progress?.({ pages: first + n, totalPages: c.ramPages, bytes });
+  /** xl header + config (JSON text with its NUL, as xl writes strlen + 1), libxl header, LIBXC_CONTEXT, libxc headers. */
+  async header(configObj: Record<string, unknown>): Promise<void> {
+    const config = Buffer.from(`${JSON.stringify(configObj)}\0`, "utf8");
+    const h = Buffer.alloc(XL_HEADER_BYTES + 4);
+    XL_MAGIC.copy(h, 0);
+    h.writeUInt32LE(XL_BYTEORDER, 32);
+    h.writeUInt32LE(XL_FLAG_JSON | XL_FLAG_STREAMV2, 36);
+    h.writeUInt32LE(0, 40);
+    h.writeUInt32LE(4 + config.length, 44);
+    h.writeUInt32LE(config.length, 48);
+    await this.out(h);
+    await this.out(config);
+    const lx = Buffer.alloc(16);
+    LIBXL_IDENT.copy(lx, 0);
+    lx.writeUInt32BE(LIBXL_VERSION, 8);
+    lx.writeUInt32BE(0, 12);
+    await this.out(lx);
+    await this.out(record(LIBXL_REC_LIBXC_CONTEXT, null));
+    const ih = Buffer.alloc(24 + 16);
+    ih.writeBigUInt64BE(0xffffffffffffffffn, 0);
+    ih.writeUInt32BE(XENF_ID, 8);
+    ih.writeUInt32BE(XENF_VERSION, 12);
+    ih.writeUInt16BE(0, 16);
+    ih.writeUInt32LE(DHDR_TYPE_XENO_ARM, 24);
+    ih.writeUInt16LE(12, 28); // page_shift
+    ih.writeUInt32LE(4, 32); // xen_major, xen_minor: the Xen ABI Xeno speaks (src/xen/abi.ts)
+    ih.writeUInt32LE(17, 36);
+    await this.out(ih);
   }
-  await out(record(LIBXC_REC_END, null));
-  // The checksum covers everything before its own record.
-  const digest = hash.copy().digest();
-  await out(record(LIBXL_REC_XENO_CHECKSUM, digest));
-  await out(record(LIBXL_REC_END, null));
-  return { bytes, zeroPages };
+
+  /** Xeno's domain record: version, RAM pages, vCPUs, reserved; the state's JSON. */
+  async domain(state: unknown, ramPages: number, vcpus: number): Promise<void> {
+    const json = Buffer.from(encodeState(state), "utf8");
+    if (json.length > MAX_STATE_BYTES - XENO_DOMAIN_FIXED) throw new RangeError(`domain state ${json.length} bytes > ${MAX_STATE_BYTES}`);
+    const dom = Buffer.alloc(XENO_DOMAIN_FIXED + json.length);
+    dom.writeUInt32LE(XENO_DOMAIN_VERSION, 0);
+    dom.writeUInt32LE(ramPages, 4);
+    dom.writeUInt32LE(vcpus, 8);
+    json.copy(dom, XENO_DOMAIN_FIXED);
+    await this.out(record(LIBXC_REC_XENO_DOMAIN, dom));
+  }
+
+  /**
+   * The pages `list` of `ram` in PAGE_DATA batches of up to MAX_BATCH; an all-zero page is XALLOC without data.
+   * A page is copied when its batch is built, so one written meanwhile is sent as it was then or later (a live
+   * migration's dirty log sends it again). `progress(sent)` after each record, with the pages of `list` sent.
+   */
+  async pages(ram: Uint8Array, list: PageList, progress?: (sent: number) => void): Promise<void> {
+    const pfns = this.pfns;
+    const data: Uint8Array[] = [];
+    for (let first = 0; first < list.length; first += MAX_BATCH) {
+      const n = Math.min(MAX_BATCH, list.length - first);
+      data.length = 0;
+      for (let i = 0; i < n; i++) {
+        const pfn = list.at(first + i);
+        if (pfn === undefined || pfn < 0 || (pfn + 1) * PAGE_SIZE > ram.length) throw new RangeError(`page ${String(pfn)} outside the RAM view`);
+        const page = ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
+        const zero = isZero(page);
+        pfns.writeUInt32LE(pfn, 8 * i);
+        pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
+        if (!zero) data.push(page); else this.zeroPages++;
+      }
+      const body = Buffer.alloc(8 + 8 * n + PAGE_SIZE * data.length);
+      body.writeUInt32LE(n, 0);
+      pfns.copy(body, 8, 0, 8 * n);
+      let o = 8 + 8 * n;
+      for (const p of data) { body.set(p, o); o += PAGE_SIZE; }
+      this.dataPages += data.length;
+      await this.out(record(LIBXC_REC_PAGE_DATA, body));
+      progress?.(first + n);
+    }
+  }
+
+  /** libxc END, the checksum of everything before it, libxl END. */
+  async end(): Promise<void> {
+    await this.out(record(LIBXC_REC_END, null));
+    const digest = this.hash.copy().digest();
+    await this.out(record(LIBXL_REC_XENO_CHECKSUM, digest));
+    await this.out(record(LIBXL_REC_END, null));
+  }
 }
 
 function isZero(page: Uint8Array): boolean {
@@ -309,17 +345,20 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
   if (dh.readUInt16LE(4) !== 12) throw new SaveFormatError("SAVE_HEADER", r.pos - 12, `page shift ${dh.readUInt16LE(4)}: Xeno's pages are 4 KiB (12)`);
 
   let ram: Uint8Array | null = null, state: unknown, ramPages = 0, vcpus = 0, dataPages = 0, zeroPages = 0;
+  let domainRead = false;
+  /** A live stream's pages before the domain record: RAM comes from the config's size and vCPUs. */
+  let earlyVcpus = -1;
   const limit = (t: number): number => t === LIBXC_REC_END ? 0 : t === LIBXC_REC_XENO_DOMAIN ? MAX_STATE_BYTES
     : t === LIBXC_REC_PAGE_DATA ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : -1;
   for (;;) {
     const start = r.pos;
     const { type, body } = await r.record("libxc", limit);
     if (type === LIBXC_REC_END) {
-      if (ram === null) throw new SaveFormatError("SAVE_RECORD", start, "the libxc stream ended without the domain record");
+      if (!domainRead) throw new SaveFormatError("SAVE_RECORD", start, "the libxc stream ended without the domain record");
       return { config, ramPages, vcpus, state, dataPages, zeroPages, bytes: 0 };
     }
     if (type === LIBXC_REC_XENO_DOMAIN) {
-      if (ram !== null) throw new SaveFormatError("SAVE_RECORD", start, "a second domain record");
+      if (domainRead) throw new SaveFormatError("SAVE_RECORD", start, "a second domain record");
       if (body.length < XENO_DOMAIN_FIXED) throw new SaveFormatError("SAVE_RECORD", start, `domain record of ${body.length} bytes < ${XENO_DOMAIN_FIXED}`);
       const v = body.readUInt32LE(0);
       if (v !== XENO_DOMAIN_VERSION) throw new SaveFormatError("SAVE_STATE", start + 8, `domain record version ${v}: this build reads ${XENO_DOMAIN_VERSION}`);
@@ -332,12 +371,25 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       try { state = decodeState(new TextDecoder("utf-8", { fatal: true }).decode(body.subarray(XENO_DOMAIN_FIXED))); } catch (e) {
         throw new SaveFormatError("SAVE_STATE", start + 8 + XENO_DOMAIN_FIXED, e instanceof CodecError ? e.message : `domain state is not UTF-8 JSON: ${(e as Error).message}`);
       }
-      try { ram = o.ram(config, ramPages, vcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
-      if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+      if (ram === null) {
+        try { ram = o.ram(config, ramPages, vcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
+        if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+      } else if (vcpus !== earlyVcpus) {
+        throw new SaveFormatError("SAVE_MISMATCH", start + 16, `the domain record has ${vcpus} vCPUs, the config its pages came with ${earlyVcpus}`);
+      }
+      domainRead = true;
       continue;
     }
     // PAGE_DATA
-    if (ram === null) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA before the domain record");
+    if (ram === null) {
+      // A live stream (pre-copy): pages come while the domain still runs, before its state. The config says
+      // how much RAM and how many vCPUs; the domain record must agree when it comes.
+      ramPages = configPages;
+      earlyVcpus = typeof config.vcpus === "number" && Number.isInteger(config.vcpus) ? config.vcpus : -1;
+      if (earlyVcpus < 1 || earlyVcpus > 8) throw new SaveFormatError("SAVE_CONFIG", start, `the config's vcpus ${String(config.vcpus)}: want 1..8`);
+      try { ram = o.ram(config, ramPages, earlyVcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
+      if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+    }
     if (body.length < 8) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA shorter than its count");
     const count = body.readUInt32LE(0);
     if (count < 1 || count > MAX_BATCH) throw new SaveFormatError("SAVE_PAGE", start + 8, `PAGE_DATA count ${count}: want 1..${MAX_BATCH}`);
@@ -363,7 +415,7 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       if (t === PFINFO_NOTAB) { ram.set(body.subarray(d, d + PAGE_SIZE), dst); d += PAGE_SIZE; dataPages++; }
       else { ram.fill(0, dst, dst + PAGE_SIZE); zeroPages++; } // a page sent twice (live rounds) may become zero
     }
-    o.progress?.({ pages: dataPages + zeroPages, totalPages: ramPages, bytes: r.pos });
+    o.progress?.({ pages: Math.min(dataPages + zeroPages, ramPages), totalPages: ramPages, bytes: r.pos });
   }
 }
 

@@ -290,6 +290,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (!this.running || this.data === null) return Promise.reject(new Error("the domain is not running"));
     if (this.moving !== null) return Promise.reject(new Error("the domain is moving already"));
     if (this.saving !== null) return Promise.reject(new Error("the domain is being saved"));
+    if (this.dirtyLogging) return Promise.reject(new Error("the domain is being migrated live"));
     if (to === this.thread) return Promise.resolve(null);
     if (!to.alive) return Promise.reject(new Error("the target thread has ended"));
     return new Promise<MoveResult | null>((resolve, reject) => {
@@ -316,6 +317,35 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
       this.send({ type: "save" });
     });
   }
+
+  /** Dirty-log steps of a live migration waiting for their answer, in order (the worker answers in order). */
+  private readonly dirtyWaits: ((r: Int32Array | Error) => void)[] = [];
+
+  /**
+   * A live migration's dirty-log step in the domain's worker (between slices): start, a round (its pages;
+   * `final` after save(): with the pages Xen writes in place, and logging stops), stop. Rejects when the
+   * worker refuses (e.g. vCPUs on threads of their own) or the domain stops. Not while a move is under way:
+   * the log lives in the worker (moveTo refuses while it runs).
+   */
+  dirty(op: "start" | "round" | "stop", final = false): Promise<Int32Array> {
+    if (!this.running) return Promise.reject(new Error("the domain is not running"));
+    if (this.moving !== null) return Promise.reject(new Error("the domain is being moved between threads"));
+    if (op === "start") this.dirtyLogging = true;
+    if (op === "stop" || final) this.dirtyLogging = false;
+    return new Promise<Int32Array>((resolve, reject) => {
+      this.dirtyWaits.push((r) => {
+        if (r instanceof Error) { if (op === "start") this.dirtyLogging = false; reject(r); } // refused: no log runs
+        else resolve(r);
+      });
+      this.send({ type: "dirty", op, final });
+    });
+  }
+
+  /** The domain memory, as the worker gave it with dirty("start"): a live migration reads RAM from it. */
+  liveMemory: WebAssembly.Memory | null = null;
+
+  /** A live migration logs this domain's writes in its worker: it must not move to another thread meanwhile. */
+  private dirtyLogging = false;
 
   /** After save(): `resume` gives the guest what the link held and unpauses it unless `paused`; else nothing (destroy follows). */
   finishSave(resume: boolean, paused: boolean): void {
@@ -361,6 +391,12 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "saved":
           this.saving?.done({ snapshot: m.snapshot, memory: m.memory, paused: m.paused, guest: this.link?.guestSave() ?? { watches: [], replies: [] } });
           break;
+        case "dirty-pages": {
+          const w = this.dirtyWaits.shift();
+          if (m.memory !== undefined) this.liveMemory = m.memory;
+          w?.(m.error !== undefined ? new Error(m.error) : m.pages);
+          break;
+        }
         case "save-failed":
           this.link?.resume();
           this.saving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
@@ -476,6 +512,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     if (this.done) return;
     this.done = true;
     this.saving?.done(new Error(`the domain stopped (${s.state})`));
+    for (const w of this.dirtyWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
     for (const w of this.deviceWaits.values()) w("the domain stopped");
     this.deviceWaits.clear();
     this.emit("stopped", s);

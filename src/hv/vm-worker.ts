@@ -91,6 +91,9 @@ export type DeviceOp =
   | { type: "attach-vif"; req: number; vif: NetVifConfig }
   | { type: "detach-vif"; req: number; devid: number; force?: boolean };
 
+/** Frame batches held at most while a saved domain waits for its host (savedRx); later ones are dropped. */
+const SAVED_RX_FRAMES = 256;
+
 /** How long a hot-unplug waits for the guest to let go (libxl's LIBXL_DESTROY_TIMEOUT) before it fails. */
 const UNPLUG_WAIT_MS = 10_000;
 
@@ -103,6 +106,12 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
   /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
    * host reads the memory, then sends unpause (xl save -c) or destroy. */
   | { type: "save" }
+  /**
+   * Live migration (src/hv/save-live.ts): `start` the dirty log, take a `round` of dirty pages (`final`: the
+   * domain is paused and saved; the last round, with the pages Xen writes in place, and the log stops), or
+   * `stop` it. Answered dirty-pages.
+   */
+  | { type: "dirty"; op: "start" | "round" | "stop"; final?: boolean }
   | StoreLinkDown
   /** Frames from the network (src/net/frame-batch.ts: per frame its vif's devid and length, then the bytes). */
   | ({ type: "net-rx" } & FrameBatch);
@@ -118,6 +127,8 @@ export type WorkerToHost =
   /** Saved for a save file: the domain is paused here now (`paused`: it was paused before the save). */
   | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   | { type: "save-failed"; reason: string }
+  /** The answer to a dirty op: a round's pages (buffer page numbers; empty for start/stop), or why it failed. */
+  | { type: "dirty-pages"; pages: Int32Array; error?: string; memory?: WebAssembly.Memory }
   /**
    * The hypervisor should tick its scheduler now: sent once each time the domain wants a pCPU and has no permit,
    * and when it blocks holding one.
@@ -170,6 +181,14 @@ class Guest {
   private readonly link: { peer: RemoteXenbusPeer | null } = { peer: null };
   private readonly stats: Float64Array;
   private paused: boolean;
+  /**
+   * Frames from the network that came after a save for a file or a migration (saveForFile) and before the
+   * next unpause: held, not written into the guest's rx ring, whose pages the host is still reading and whose
+   * netback state is already saved (a frame written then made the ring newer than the state: a restore
+   * refused it, or the guest's rx ring went wrong). Delivered on unpause (a checkpoint), lost with the domain
+   * otherwise (frames in flight during a migration's downtime are lost, as on a wire). Null: not saved.
+   */
+  private savedRx: Extract<HostToWorker, { type: "net-rx" }>[] | null = null;
   private readonly sched: Int32Array | null;
   /** A sched-wake was posted and no permit came yet. */
   private askedPermit = false;
@@ -238,7 +257,7 @@ class Guest {
     }
   }
 
-  private post(m: WorkerToHost): void { this.port.postMessage(m); }
+  private post(m: WorkerToHost, transfer?: ArrayBuffer[]): void { this.port.postMessage(m, transfer); }
 
   private vifAttach(config: NetVifConfig): VifAttach {
     const devid = config.devid;
@@ -270,7 +289,10 @@ class Guest {
     for (let msg = receiveMessageOnPort(this.port); msg !== undefined && !this.done; msg = receiveMessageOnPort(this.port)) {
       const h = msg.message as HostToWorker;
       this.wakeAt = 0;
-      if (h.type === "net-rx") { forEachFrame(h, this.rxFrame); rx = true; }
+      if (h.type === "net-rx") {
+        if (this.savedRx === null) { forEachFrame(h, this.rxFrame); rx = true; }
+        else if (this.savedRx.length < SAVED_RX_FRAMES) this.savedRx.push(h); // else dropped, as a full NIC queue drops
+      }
       else if (h.type === "attach-disk" || h.type === "detach-disk" || h.type === "attach-vif" || h.type === "detach-vif") this.deviceOp(h);
       else if (h.type === "xs-watch") this.remote?.deliver(h);
       else if (h.type === "xs-bytes") m.xenPv?.xenbus.send(h.bytes);
@@ -278,10 +300,16 @@ class Guest {
       else if (h.type === "mem-max") { if (m.xen !== null) m.xen.account.maxPages = h.pages; }
       else if (h.type === "pause") { this.paused = true; m.board.parkRemotes(false); }
       // askedPermit: a sched-wake asked before the pause may have been dropped (a paused domain wants nothing).
-      else if (h.type === "unpause") { this.paused = false; this.askedPermit = false; m.board.unparkRemotes(); }
+      else if (h.type === "unpause") {
+        this.paused = false; this.askedPermit = false; m.board.unparkRemotes();
+        const held = this.savedRx;
+        this.savedRx = null;
+        if (held !== null) { for (const b of held) forEachFrame(b, this.rxFrame); rx ||= held.length > 0; }
+      }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
       else if (h.type === "save") this.saveForFile();
+      else if (h.type === "dirty") this.dirtyOp(h);
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -335,10 +363,27 @@ class Guest {
     }
     const wasPaused = this.paused;
     this.paused = true;
+    this.savedRx = [];
     this.stats[STAT_PAUSED] = 1;
     m.flushOut();
     this.flush();
     this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused });
+  }
+
+  /** A live migration's dirty-log step (between slices: no vCPU is inside run()). */
+  private dirtyOp(h: Extract<HostToWorker, { type: "dirty" }>): void {
+    const m = this.m;
+    let pages: Int32Array = new Int32Array(0);
+    try {
+      if (h.op === "start") m.startDirtyLog();
+      else if (h.op === "stop") m.stopDirtyLog();
+      else pages = m.dirtyRound(h.final === true);
+    } catch (e) {
+      this.post({ type: "dirty-pages", pages, error: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    // start: the domain memory too, which the host reads while the domain runs.
+    this.post({ type: "dirty-pages", pages, ...(h.op === "start" ? { memory: m.board.memory } : {}) }, [pages.buffer as ArrayBuffer]); // a fresh, unshared array
   }
 
   private deviceOp(h: DeviceOp): void {

@@ -189,5 +189,9 @@ export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvO
   }
   xenbus.attach(peer);
   xenbus.service(); // replies that arrived while the domain moved, and any the guest queued meanwhile
+  // Requests the guest queued on the rings before the save are served now: a notification the old back-end
+  // had not acted on does not carry over, and the guest will not send another for requests it thinks are seen.
+  for (const b of blk) b.poll();
+  for (const n of net) n.poll();
   return { store, xenbus, connection, peer, console, hvcInput: roles.hvcInput, blk, net };
 }

@@ -296,6 +296,7 @@ export class Board {
     this.mmus.push(mmu);
     mmu.mmio = v.router;
     mmu.stage2 = this.stage2; // the platform's P2M (Xen: src/xen/p2m.ts) is every vCPU's stage 2
+    mmu.dirty = this.dirtyLog; // a vCPU brought up during a live migration logs its writes too
     if (this.remotes > 0) this.shareMmu(mmu, v.index);
     const cpu = new Cpu(mmu, this.code, { buffer: this.ram, offset: this.ramBytes + v.index * VCPU_STATE_BYTES });
     cpu.vcpuIndex = v.index;
@@ -314,6 +315,24 @@ export class Board {
     this.stage2 = map;
     for (const v of this.vcpus) { v.mmu.stage2 = map; v.mmu.flushAll(); }
   }
+
+  /** The dirty log of a live migration (Mmu.dirty: a byte per RAM page), or null when not logging. */
+  private dirtyLog: Uint8Array | null = null;
+
+  /**
+   * Dirty logging for a live migration (src/hv/save-live.ts): every vCPU's MMU marks the RAM pages it writes
+   * in `log` (Mmu.dirty) from now on, or stops (null). Starting or a round (`dirtyRound`) takes write
+   * permission from every TLB entry. vCPUs on threads of their own have MMUs this thread cannot reach between
+   * slices: refused (the caller migrates without pre-copy).
+   */
+  setDirtyLog(log: Uint8Array | null): void {
+    if (log !== null && this.remotes > 0) throw new MachineError("MACHINE_STATE", "dirty logging with vCPUs on threads of their own is not supported");
+    this.dirtyLog = log;
+    for (const m of this.mmus) { m.dirty = log; m.dropWrite(); }
+  }
+
+  /** A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission. */
+  dirtyRound(): void { for (const m of this.mmus) m.dropWrite(); }
 
   /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
   boot(o: BootImages): void {

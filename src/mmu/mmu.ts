@@ -137,6 +137,15 @@ export class Mmu {
   /** Physical address of the last slow-path MMIO access. */
   lastPa = 0;
 
+  /**
+   * Dirty logging (live migration, src/hv/save-live.ts): while set, a byte per RAM page of the domain (shared by
+   * its MMUs and the Xen layer; 1 = written since the last round). A TLB entry then gets write permission only
+   * when a write fills it, and that fill marks the page; entries filled by reads or fetches are entered without
+   * it, so the first write after a round misses and comes here. `dropWrite` (each round) takes write permission
+   * from every entry. The hot paths are unchanged: they test the same permission bits.
+   */
+  dirty: Uint8Array | null = null;
+
   /** RAM pages holding decoded instructions: writes to them take the slow path and call onCodeWrite. */
   readonly codePage: Uint8Array;
   onCodeWrite: (page: number) => void = () => {};
@@ -501,6 +510,10 @@ export class Mmu {
     this.tagHi[x] = hi;
     this.tlbAsid[x] = asid;
     this.tlbOff[x] = pageOff;
+    if (this.dirty !== null) {
+      // Dirty logging: a write fill marks the page; any other fill leaves write permission out.
+      if (acc === ACC_WRITE) this.dirty[pageOff >>> 12] = 1; else perm &= ~(P_W0 | P_W1);
+    }
     this.tlbPerm[x] = this.codePage[pageOff >>> 12] ? perm & ~(P_W0 | P_W1) : perm;
     this.tlbShift[x] = shift;
     if (shift > 12) {
@@ -738,6 +751,12 @@ export class Mmu {
   dropUnmapped(s2: Stage2Map): void {
     const perm = this.tlbPerm, off = this.tlbOff;
     for (let x = 0; x < TLB_SIZE; x++) if (perm[x] !== 0 && s2[off[x] >>> 12] === 0) perm[x] = 0;
+  }
+
+  /** A dirty-logging round (see `dirty`): no entry keeps write permission, so the next write to any page marks it. */
+  dropWrite(): void {
+    const perm = this.tlbPerm;
+    for (let x = 0; x < TLB_SIZE; x++) perm[x] &= ~(P_W0 | P_W1);
   }
 
   /** Marks a RAM page as holding decoded instructions: removes write permission from TLB entries for it. */

@@ -179,6 +179,24 @@ export class XenDomain {
     this.sharedInfo.setWallclock(Math.floor(wallNs / 1e9), Math.floor(wallNs % 1e9));
   }
 
+  /**
+   * Buffer pages Xen and the back-ends write in place, without marking the dirty log (GuestMemory.dirty):
+   * the Xen area (grant window, console and store rings), shared_info and every vcpu_info page, and the pages
+   * granted writable to dom0 (rings, persistent grants, rx buffers). A live migration sends these again in its
+   * last, paused round. Page numbers are buffer page numbers (pfns of the save stream).
+   */
+  hostPages(): number[] {
+    const pages = new Set<number>();
+    for (let p = this.layout.ramBytes >>> 12; p < this.mem.bufferBytes >>> 12; p++) pages.add(p);
+    if (this.sharedInfo.gfn >= 0) { const o = this.mem.frameOffset(this.sharedInfo.gfn); if (o >= 0) pages.add(o >>> 12); }
+    for (const gpa of this.sharedInfo.viGpa) {
+      const o = gpa >= 0 ? this.mem.physOffset(gpa, 1) : -1;
+      if (o >= 0) pages.add(o >>> 12);
+    }
+    this.gnttab.writableGrantedPages(0, pages);
+    return [...pages].sort((a, b) => a - b);
+  }
+
   save(): XenDomainState {
     return {
       version: 1, domid: this.domid, vcpus: this.vcpus, uuid: this.uuid.slice(), storePort: this.storePort,

@@ -107,6 +107,7 @@ export class GrantTable {
     // The frame's current contents follow it (fresh frames are zeroed, as Xen allocates them).
     const cur = old >= 0 ? u8.slice(this.mem.frameOffset(old), this.mem.frameOffset(old) + XEN_PAGE_SIZE) : this.shadow.get(idx);
     if (cur !== undefined) u8.set(cur, off); else u8.fill(0, off, off + XEN_PAGE_SIZE);
+    this.mem.markDirty(off, XEN_PAGE_SIZE);
     this.shadow.delete(idx);
     // A guest frame holds one grant frame: a frame previously mapped at gfn goes back to the shadow.
     for (let k = 0; k < this.maxFrames; k++) if (k !== idx && this.frameGfn[k] === gfn) this.unmapFrame(k);
@@ -148,7 +149,10 @@ export class GrantTable {
     if (dom !== backendDom) return GNTST_permission_denied;
     if (write && (flags & GTF_readonly) !== 0) return GNTST_permission_denied;
     if (!this.mem.isRamFrame(frame)) return GNTST_bad_page;
-    return this.mem.frameOffset(frame);
+    const off = this.mem.frameOffset(frame);
+    // The back-end writes the page before the guest runs again (same thread): marking now is marking after.
+    if (write) this.mem.markDirty(off, XEN_PAGE_SIZE);
+    return off;
   }
 
   /**
@@ -175,7 +179,9 @@ export class GrantTable {
     const pins = this.pins ??= new Uint32Array(this.maxFrames * GRANT_ENTRIES_V1_PER_FRAME);
     pins[ref] += write ? 0x10001 : 1; // low half: pins, high half: writable pins
     if (!this.mem.isRamFrame(frame)) { this.unpin(ref, write); return GNTST_bad_page; }
-    return this.mem.frameOffset(frame);
+    const off = this.mem.frameOffset(frame);
+    if (write) this.mem.markDirty(off, XEN_PAGE_SIZE); // and again at unpin, after the I/O thread wrote it
+    return off;
   }
 
   /** Drops a pin taken by pin(ref, …, write): the last writable one clears GTF_writing, the last one GTF_reading. */
@@ -185,6 +191,7 @@ export class GrantTable {
     const n = pins[ref] = pins[ref]! - (write ? 0x10001 : 1);
     const clear = (n === 0 ? GTF_reading : 0) | ((n >>> 16) === 0 ? GTF_writing : 0);
     const e = this.entryOffset(ref);
+    if (write && e >= 0) { const off = this.mem.frameOffset(this.mem.dv.getUint32(e + 4, true)); if (off >= 0) this.mem.markDirty(off, XEN_PAGE_SIZE); }
     // A grant frame the guest unmapped meanwhile keeps its flags in the shadow copy (its own doing).
     if (clear !== 0 && e >= 0) Atomics.and(this.mem.i32, e >> 2, ~clear);
   }
@@ -194,6 +201,23 @@ export class GrantTable {
     let n = 0;
     if (this.pins !== null) for (let i = 0; i < this.pins.length; i++) if (this.pins[i] !== 0) n++;
     return n;
+  }
+
+  /**
+   * Frames (buffer page numbers) the guest grants writable to `backendDom` now, into `out`: pages its
+   * back-ends may write in place at any time (ring pages, persistent grants, posted rx buffers). A live
+   * migration sends them again once the domain is paused (XenDomain.hostPages).
+   */
+  writableGrantedPages(backendDom: number, out: Set<number>): void {
+    const dv = this.mem.dv;
+    for (let ref = 0; ref < this.nrFrames * GRANT_ENTRIES_V1_PER_FRAME; ref++) {
+      const e = this.entryOffset(ref);
+      if (e < 0) { ref += GRANT_ENTRIES_V1_PER_FRAME - 1 - (ref % GRANT_ENTRIES_V1_PER_FRAME); continue; } // frame not mapped
+      const flags = dv.getUint16(e, true);
+      if ((flags & GTF_type_mask) !== GTF_permit_access || (flags & GTF_readonly) !== 0 || dv.getUint16(e + 2, true) !== backendDom) continue;
+      const off = this.mem.frameOffset(dv.getUint32(e + 4, true));
+      if (off >= 0) out.add(off >>> 12);
+    }
   }
 
   /**

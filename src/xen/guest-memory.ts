@@ -33,6 +33,21 @@ export class GuestMemory {
   readonly sv = new DataView(this.scratch.buffer);
   /** The calling vCPU's MMU (set by the dispatcher before each hypercall). */
   mmu: Mmu | null = null;
+  /**
+   * The dirty log of a live migration (a byte per buffer frame, shared with the vCPUs' MMUs: Mmu.dirty), or
+   * null. Host-side writes into guest pages mark it: copies to the guest here, grants a back-end uses for
+   * writing (grant-table.ts). Writes Xen makes in place (shared_info, vcpu_info, grant entries, the rings of the
+   * Xen area) are not marked one by one: a live migration sends those pages again at the end (XenDomain.hostPages).
+   */
+  dirty: Uint8Array | null = null;
+
+  /** Marks the frames of buffer range [off, off+len) dirty when logging (see `dirty`). */
+  markDirty(off: number, len: number): void {
+    const d = this.dirty;
+    if (d === null || len <= 0) return;
+    for (let p = off >>> 12, e = (off + len - 1) >>> 12; p <= e; p++) d[p] = 1;
+  }
+
   /** The domain's stage-2 map (P2m.map: a byte per buffer frame, 0 = not mapped); null = all mapped. */
   stage2: Uint8Array | null = null;
 
@@ -101,7 +116,7 @@ export class GuestMemory {
     while (done < len) {
       const chunk = Math.min(len - done, XEN_PAGE_SIZE - (lo & 0xfff));
       const off = this.vaOffset(lo, hi, chunk, write);
-      if (write) this.u8.set(buf.subarray(done, done + chunk), off);
+      if (write) { this.u8.set(buf.subarray(done, done + chunk), off); if (this.dirty !== null) this.dirty[off >>> 12] = 1; }
       else buf.set(this.u8.subarray(off, off + chunk), done);
       done += chunk;
       lo += chunk;

@@ -10,8 +10,10 @@
  *    the guest (its xenbus works);
  *  - hostile files (truncated, a flipped byte, a checkpoint of a domain that runs) are refused with a clear
  *    error and nothing is left running: `list` and the pool's free memory are as before;
- *  - `xeno migrate` (not live) with its transport cut mid-stream leaves the source running; then to a second
- *    hypervisor on this machine (`-s ''`, HOST the receiving command): the counter and the tmpfs go on there.
+ *  - `xeno migrate` (live, the default) with its transport cut mid-stream leaves the source running; then
+ *    `xeno migrate --non-live` (paused for the whole stream) to a second hypervisor on this machine (`-s ''`,
+ *    HOST the receiving command): the counter and the tmpfs go on there (test/hv/live-migrate.test.ts covers
+ *    live migration: rounds, network, a dirtying guest).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -172,7 +174,7 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       assert.match(tap.out, new RegExp(row.uuid));
       assert.doesNotMatch(tap.out, /Kernel panic|kernel BUG|Oops|xenbus.*timeout/i);
 
-      // Migration (not live) to a second hypervisor on this machine, through `-s ''` (HOST is the command).
+      // Migration to a second hypervisor on this machine, through `-s ''` (HOST is the command).
       // First a transport cut mid-stream: the source runs on and answers.
       const cut = await xeno(dir, ["migrate", "-s", "", "saver",
         `sh -c 'printf "xl migration receiver ready, send binary domain data.\\n"; head -c 100000 >/dev/null'`]);
@@ -184,9 +186,11 @@ test("save -c keeps the domain running; save → restore continues its counter, 
       const dirB = mkdtempSync(join(tmpdir(), "xeno-save-b-"));
       dirs.push(dirB);
       const nBefore = lastCount(tap);
-      const mig = await xeno(dir, ["migrate", "-s", "", "saver", `XENO_RUN_DIR=${dirB} ${process.execPath} ${CLI} migrate-receive`]);
-      process.stderr.write(`# $ xeno migrate -s '' saver 'XENO_RUN_DIR=B xeno migrate-receive'\n${mig.err.replace(/^/gm, "#   ")}\n`);
+      const mig = await xeno(dir, ["migrate", "--non-live", "-s", "", "saver", `XENO_RUN_DIR=${dirB} ${process.execPath} ${CLI} migrate-receive`]);
+      process.stderr.write(`# $ xeno migrate --non-live -s '' saver 'XENO_RUN_DIR=B xeno migrate-receive'\n${mig.err.replace(/^/gm, "#   ")}\n`);
       assert.equal(mig.code, 0, mig.err);
+      assert.match(mig.err, /not live \(not asked\): all memory sent paused/);
+      assert.doesNotMatch(mig.err, /round \d+:/);
       assert.match(mig.err, /migration target: Got permission, starting domain\.[\s\S]*Migration successful\./);
       assert.equal((await c.ok<DomainInfo[]>("list")).find((d) => d.name.startsWith("saver")), undefined, "the source's copy is destroyed");
       const listB = (await xeno(dirB, ["list"])).out;

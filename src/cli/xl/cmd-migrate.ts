@@ -1,7 +1,10 @@
 /**
- * xl migrate / migrate-receive (tools/xl/xl_migrate.c), not live: the sender saves the domain paused (as
- * `save -p`), sends the save stream (docs/save-format.md) through the transport and waits for the receiver to
- * have built its copy; then the handshake of xl_migrate.c, with its banners:
+ * xl migrate / migrate-receive (tools/xl/xl_migrate.c), live: the sender's hypervisor writes the save stream
+ * (docs/save-format.md) into a socket of the sender's while the domain runs — all of RAM, then rounds of the
+ * pages written meanwhile (src/hv/save-live.ts), then, paused, the rest with the state — and the sender passes
+ * it to the transport; the receiver passes it, by its framing, into a socket its hypervisor reads as it comes,
+ * so pre-copied pages land in the new domain's memory before the sender pauses. Then xl_migrate.c's
+ * handshake, with its banners:
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
@@ -15,22 +18,23 @@
  *
  * The transport is `exec SSHCOMMAND HOST xeno migrate-receive [-e] [-d] [-p]` run by `sh -c` (SSHCOMMAND
  * defaults to ssh; with `-s ''` HOST is the whole command, as in xl). Before the go-ahead any failure — the
- * transport ends, the receiver refuses the stream — leaves the source running (renamed back, unpaused).
- * Both hypervisors write and read the stream through a file in a temporary directory (the hypervisor reads
- * and writes save files by path); a stream straight between the hypervisors is not done.
+ * transport ends (during pre-copy or after), the receiver refuses the stream — leaves the source running
+ * (renamed back, unpaused unless it was paused). `--non-live` sends everything paused, as before pre-copy.
  */
 import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
-import { mkdtemp, open, readFile, rm } from "node:fs/promises";
+import { createServer, type Socket } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { copyStream, type ByteSource } from "../../hv/save-format.js";
+import { readableSource } from "../../hv/save-live.js";
 import { ask, fetchTable } from "./client.js";
 import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import type { ParsedOpts } from "./getopt.js";
+import type { MigrateSendResult } from "../../hv/protocol.js";
 
 export const MIGRATE_BANNER = Buffer.from("xl migration receiver ready, send binary domain data.\n", "latin1");
 const withNul = (s: string): Buffer => Buffer.from(`${s}\0`, "latin1");
@@ -40,27 +44,6 @@ export const MIGRATE_REPORT = withNul("my copy unpause results are as follows");
 
 const has = (p: ParsedOpts, o: string): boolean => p.opts.some((x) => x.opt === o);
 const value = (p: ParsedOpts, o: string): string | undefined => p.opts.filter((x) => x.opt === o).at(-1)?.value;
-
-/** A paused-mode Readable as a ByteSource: reads only what is asked (the rest stays for the next read). */
-export function readableSource(s: Readable): ByteSource {
-  let ended = false;
-  let wake: (() => void) | null = null;
-  const kick = (): void => { const w = wake; wake = null; w?.(); };
-  s.on("readable", kick);
-  for (const ev of ["end", "close", "error"]) s.on(ev, () => { ended = true; kick(); });
-  return {
-    async read(n: number): Promise<Uint8Array> {
-      for (;;) {
-        if (s.readableLength > 0) {
-          const b = s.read(Math.min(n, s.readableLength)) as Buffer | null;
-          if (b !== null) return b;
-        }
-        if (ended) return new Uint8Array(0);
-        await new Promise<void>((r) => { wake = r; });
-      }
-    },
-  };
-}
 
 async function readFixed(src: ByteSource, want: Buffer, what: string): Promise<void> {
   const got: Uint8Array[] = [];
@@ -86,6 +69,15 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const [domArg, host] = [p.args[0]!, p.args[1]!];
   const flags = `${has(p, "e") ? " -e" : ""}${has(p, "D") ? " -d" : ""}${has(p, "p") ? " -p" : ""}`;
   const rune = ssh === "" ? host : `exec ${ssh} ${host} xeno migrate-receive${flags}`;
+  const nonLive = has(p, "N");
+  const num = (o: string, what: string): number | undefined => {
+    const v = value(p, o);
+    if (v === undefined) return undefined;
+    if (!/^[0-9]+$/.test(v)) throw new XlError(`${what} '${v}': want a whole number`);
+    return Number(v);
+  };
+  const maxRounds = num("R", "--max-rounds"), minDirty = num("M", "--min-dirty");
+  const policy = { ...(maxRounds !== undefined ? { maxRounds } : {}), ...(minDirty !== undefined ? { minDirty } : {}) };
   return withClient(env, async (c) => {
     const { table, list } = await fetchTable(c, env.now());
     const d = resolveDomain(table, domArg);
@@ -112,20 +104,14 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         child.kill("SIGTERM");
         throw new XlError(`migration sender: ${(e as Error).message} from '${rune}' (exit status ${await childExit})`);
       }
-      const file = join(dir, "domain.xeno");
-      await ask(c, `save ${d.name} for the migration`, "save", { domid: d.domid, path: file, paused: true });
-      saved = true;
+      // The hypervisor writes the stream into a socket of ours (live: while the domain runs); we pass it on.
+      const sockPath = join(dir, "stream.sock");
+      let sent: MigrateSendResult;
       try {
-        await new Promise<void>((resolve, reject) => {
-          const rs = createReadStream(file);
-          // A transport that ends while the stream is sent unpipes it: the read stream would never end.
-          const cut = (): void => { rs.destroy(); reject(new Error("the transport closed while the stream was sent")); };
-          child.stdin.once("error", cut);
-          child.stdin.once("close", cut);
-          rs.on("error", reject);
-          rs.on("end", () => { child.stdin.off("error", cut); child.stdin.off("close", cut); resolve(); });
-          rs.pipe(child.stdin, { end: false });
-        });
+        sent = await sendThrough(sockPath, child.stdin, () =>
+          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
+        saved = true;
+        reportSend(env, sent);
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
       } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
@@ -155,6 +141,9 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         return 1;
       }
       env.err("migration sender: Target reports successful startup.\n");
+      // Downtime as this side sees it: pause asked → the receiver's report that its copy runs (an upper bound:
+      // the report's trip back is in it). Both times are this host's clock.
+      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: downtime ${(Date.now() - sent.pausedAt).toFixed(0)} ms (paused → running at the target)\n`);
       await ask(c, "destroy the migrated domain", "destroy", { domid: d.domid });
       env.err("Migration successful.\n");
       child.stdin.end();
@@ -166,23 +155,72 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   });
 }
 
-/** xl migrate-receive [-e] [-d] [-p]: stdin carries the stream and the sender's messages, stdout ours. */
+/**
+ * Listens on unix socket `path`, runs `start` (which makes the hypervisor connect and write the stream) and
+ * copies what comes into `to` (the transport), without ending it. Rejects when the transport closes or fails
+ * meanwhile (the hypervisor's writes then fail too and it resumes the domain) or when `start` fails.
+ */
+async function sendThrough(path: string, to: Writable, start: () => Promise<MigrateSendResult>): Promise<MigrateSendResult> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(path, resolve); });
+  let conn: Socket | null = null;
+  const copied = new Promise<void>((resolve, reject) => {
+    const cut = (): void => { conn?.destroy(); reject(new Error("the transport closed while the stream was sent")); };
+    to.once("error", cut);
+    to.once("close", cut);
+    server.once("connection", (s: Socket) => {
+      conn = s;
+      server.close();
+      s.on("error", reject);
+      s.on("end", () => { to.off("error", cut); to.off("close", cut); resolve(); });
+      s.pipe(to, { end: false });
+    });
+  });
+  copied.catch(() => undefined); // awaited below; a cut while the request is in flight must not be unhandled
+  try {
+    const r = await Promise.race([start(), copied.then(() => new Promise<never>(() => {}))]);
+    await copied;
+    return r;
+  } finally {
+    server.close();
+    (conn as Socket | null)?.destroy();
+  }
+}
+
+/** Per pre-copy round and the stop-and-copy, on stderr. */
+function reportSend(env: XlEnv, r: MigrateSendResult): void {
+  r.rounds.forEach((x, i) => env.err(`migration sender: round ${i + 1}: ${x.pages} pages in ${x.ms.toFixed(0)} ms, ${x.dirtyAfter} dirty after\n`));
+  if (!r.live) env.err(`migration sender: not live (${r.whyNotLive ?? "?"}): all memory sent paused\n`);
+  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms; ` +
+    `${(r.bytes / 2 ** 20).toFixed(1)} MiB sent in ${r.ms.toFixed(0)} ms\n`);
+}
+
+/**
+ * xl migrate-receive [-e] [-d] [-p]: stdin carries the stream and the sender's messages, stdout ours. The
+ * hypervisor reads the stream from a socket of ours as it comes (live: while the sender's domain runs), and
+ * builds the domain once it ends; we pass the stream on by its framing (copyStream) and keep what follows.
+ */
 export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   const out = env.stdout;
-  env.err("migration target: Ready to receive domain.\n");
-  await write(out, MIGRATE_BANNER);
   const src = readableSource(env.stdin);
   const dir = await mkdtemp(join(tmpdir(), "xeno-migrate-in-"));
   try {
-    const file = join(dir, "domain.xeno");
-    const fh = await open(file, "w", 0o600);
-    try { await copyStream(src, { write: async (b) => { await fh.write(b); } }); } catch (e) {
-      throw new XlError(`migration target: the stream from the sender is broken: ${(e as Error).message}`);
-    } finally { await fh.close(); }
-    const name = configName(await readFile(file));
+    // Our hypervisor first (started on demand): its start is not part of the sender's downtime.
     return await withClient(env, async (c) => {
+      env.err("migration target: Ready to receive domain.\n");
+      await write(out, MIGRATE_BANNER);
+      // The xl header and config: the domain's name, for its NAME--incoming copy.
+      const head = await readExactly(src, 48, "the xl header");
+      const optLen = head.readUInt32LE(44);
+      if (optLen > (1 << 20) + 4) throw new XlError(`migration target: the stream's config is ${optLen} bytes long`);
+      const opt = await readExactly(src, optLen, "the stream's config");
+      const name = configName(Buffer.concat([head, opt]));
+      const sockPath = join(dir, "stream.sock");
       let domid: number;
-      try { ({ domid } = await ask(c, "restore the migrated domain", "restore", { path: file, paused: true, name: `${name}--incoming` })); } catch (e) {
+      try {
+        ({ domid } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
+          ask(c, "restore the migrated domain", "restore", { path: sockPath, stream: true, paused: true, name: `${name}--incoming` })));
+      } catch (e) {
         throw new XlError(`migration target: Domain creation failed: ${(e as Error).message}`);
       }
       env.err("migration target: Transfer complete, requesting permission to start domain.\n");
@@ -211,6 +249,63 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
   } finally {
     env.stdin.destroy();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readExactly(src: ByteSource, n: number, what: string): Promise<Buffer> {
+  const got: Uint8Array[] = [];
+  let k = 0;
+  while (k < n) {
+    const b = await src.read(n - k);
+    if (b.length === 0) throw new XlError(`migration target: the stream ended inside ${what} (${k} of ${n} bytes)`);
+    got.push(b);
+    k += b.length;
+  }
+  return Buffer.concat(got);
+}
+
+/** `prefix`, then `src`. */
+function prefixSource(prefix: Buffer, src: ByteSource): ByteSource {
+  let pos = 0;
+  return {
+    read: async (n) => {
+      if (pos < prefix.length) { const b = prefix.subarray(pos, pos + n); pos += b.length; return b; }
+      return src.read(n);
+    },
+  };
+}
+
+/**
+ * Listens on unix socket `path`, runs `start` (the hypervisor connects and reads the stream) and copies one
+ * stream from `src` into the connection by its framing (copyStream), then ends it. A broken stream (the
+ * sender cut) ends the connection early: the hypervisor refuses the truncated stream and builds nothing.
+ */
+async function receiveThrough<T>(path: string, src: ByteSource, start: () => Promise<T>): Promise<T> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(path, resolve); });
+  let conn: Socket | null = null;
+  const copied = new Promise<void>((resolve, reject) => {
+    server.once("connection", (s: Socket) => {
+      conn = s;
+      server.close();
+      s.on("error", () => undefined); // the hypervisor's refusal comes as the answer to start()
+      const sink = { write: (b: Uint8Array) => new Promise<void>((res, rej) => { s.write(b, (e) => (e ? rej(e) : res())); }) };
+      copyStream(src, sink).then(() => { s.end(); resolve(); },
+        (e: Error) => { s.destroy(); reject(new Error(`the stream from the sender is broken: ${e.message}`)); });
+    });
+  });
+  copied.catch(() => undefined); // reported through start()'s refusal, or below
+  try {
+    const r = await start();
+    await copied;
+    return r;
+  } catch (e) {
+    // A cut stream: the hypervisor saw a truncated stream; say what the copy saw, it is the cause.
+    const why = await copied.then(() => null, (x: Error) => x);
+    throw why ?? e;
+  } finally {
+    server.close();
+    (conn as Socket | null)?.destroy();
   }
 }
 

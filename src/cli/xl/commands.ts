@@ -108,9 +108,14 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "                        of the domain (xenod supervises it there).\n" +
       "--debug                 Print huge (!) amount of debug during the migration process (passes -d).\n" +
       "-p                      Do not unpause domain after migrating it.\n" +
-      "Not live: the domain is paused while its memory travels (docs/save-format.md). -C is not supported.",
+      "--non-live              Pause the domain while all its memory travels (no pre-copy).\n" +
+      "--max-rounds N          Pre-copy rounds at most, the first included (default 5).\n" +
+      "--min-dirty N           Stop pre-copy once fewer than N pages are dirty (default 50).\n" +
+      "Live: memory is sent while the domain runs, then the pages it wrote, round after round; then it is\n" +
+      "paused and the rest goes with its state (docs/save-format.md). -C is not supported.",
     opts: [{ short: "s", value: true }, { short: "e" }, { short: "p" }, { short: "C", value: true }, { short: "F" },
-      { short: "D", long: "debug" }, { short: "L", long: "live" }],
+      { short: "D", long: "debug" }, { short: "L", long: "live" }, { short: "N", long: "non-live" },
+      { short: "R", long: "max-rounds", value: true }, { short: "M", long: "min-dirty", value: true }],
     minArgs: 2, maxArgs: 2, run: migrateCmd,
   },
   {

@@ -1,0 +1,172 @@
+/**
+ * Live pre-copy migration (Clark et al., "Live Migration of Virtual Machines", NSDI 2005; libxc's
+ * xc_sr_save.c): guest RAM is sent while the domain runs, then the pages it wrote meanwhile, round after
+ * round, until few are left or enough rounds have passed; then the domain is paused and saved, and the rest —
+ * the last round's pages, the pages written since, the pages Xen and the back-ends write in place — goes with
+ * its state. The stream is the save stream (docs/save-format.md): PAGE_DATA batches before the domain record
+ * in a live stream, a page as often as it was dirty (the reader keeps the last copy).
+ *
+ * The dirty log: the vCPUs' MMUs mark pages at TLB fills by writes (src/mmu/mmu.ts `dirty`), the Xen layer
+ * marks its copies to the guest and the pages it grants back-ends for writing (src/xen/guest-memory.ts,
+ * grant-table.ts); each round takes the marks and drops write permission from every TLB entry, in the
+ * domain's worker between slices (Machine.dirtyRound).
+ */
+import { createConnection } from "node:net";
+import type { Readable } from "node:stream";
+import type { ByteSink, ByteSource, PageList, SaveStreamWriter } from "./save-format.js";
+
+/** When pre-copy stops (libxc's defaults: xc_sr_save.c, fewer than 50 dirty pages or 5 iterations). */
+export interface LivePolicy {
+  /** Rounds of pre-copy at most, the first (all of RAM) included. */
+  maxRounds: number;
+  /** Stop once a round leaves fewer than this many dirty pages. */
+  minDirty: number;
+}
+
+export const DEFAULT_LIVE_POLICY: LivePolicy = { maxRounds: 5, minDirty: 50 };
+
+/** Checks a policy from a request (integers, rounds 1..100, pages 0..2^24); returns why not, or null. */
+export function policyError(p: LivePolicy): string | null {
+  if (!Number.isInteger(p.maxRounds) || p.maxRounds < 1 || p.maxRounds > 100) return `max rounds ${p.maxRounds}: want 1..100`;
+  if (!Number.isInteger(p.minDirty) || p.minDirty < 0 || p.minDirty > 1 << 24) return `dirty-page threshold ${p.minDirty}: want 0..16777216`;
+  return null;
+}
+
+/**
+ * After pre-copy round `round` (1 = the first, all of RAM) left `dirty` pages dirty: go on with another round,
+ * or stop and copy. Stops when fewer than minDirty are dirty or maxRounds rounds were sent.
+ */
+export function precopyDone(p: LivePolicy, round: number, dirty: number): boolean {
+  return dirty < p.minDirty || round >= p.maxRounds;
+}
+
+/** One pre-copy round as reported: pages sent (with or without data), how long it took, pages left dirty. */
+export interface RoundReport { pages: number; ms: number; dirtyAfter: number }
+
+/** What the live send needs from the hypervisor (Hypervisor.migrateSend gives the domain's runner). */
+export interface LiveDomain {
+  /** The dirty log in the domain's worker (DomainRunner.dirty). */
+  dirty(op: "start" | "round" | "stop", final?: boolean): Promise<Int32Array>;
+  /** The domain's RAM (the board's whole RAM, Xen area included): read while it runs. */
+  ram: Uint8Array;
+}
+
+/**
+ * Pre-copy: sends all of RAM, then rounds of dirty pages, until the policy says stop. Returns the rounds and
+ * the pages still dirty at the end (to send with the state, besides the final round's). The dirty log must
+ * be running (dirty("start") answered). On an error the caller stops the log.
+ */
+export async function precopy(dom: LiveDomain, w: SaveStreamWriter, policy: LivePolicy,
+  onRound?: (r: RoundReport, round: number) => void): Promise<{ rounds: RoundReport[]; left: Int32Array }> {
+  const total = dom.ram.length >>> 12;
+  let list: PageList = { length: total, at: (i) => i };
+  const rounds: RoundReport[] = [];
+  for (let round = 1; ; round++) {
+    const t0 = performance.now();
+    await w.pages(dom.ram, list);
+    const dirty = await dom.dirty("round");
+    const r = { pages: list.length, ms: performance.now() - t0, dirtyAfter: dirty.length };
+    rounds.push(r);
+    onRound?.(r, round);
+    if (precopyDone(policy, round, dirty.length)) return { rounds, left: dirty };
+    list = dirty;
+  }
+}
+
+/** The sorted union of two sorted page lists (the last round's leftovers and the final round's pages). */
+export function unionPages(a: Int32Array, b: Int32Array): Int32Array {
+  const out = new Int32Array(a.length + b.length);
+  let i = 0, j = 0, n = 0;
+  while (i < a.length || j < b.length) {
+    const x = i < a.length ? a[i]! : Infinity, y = j < b.length ? b[j]! : Infinity;
+    const v = x <= y ? x : y;
+    if (x === v) i++;
+    if (y === v) j++;
+    out[n++] = v;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * A unix socket the client listens on (xeno migrate), as the stream's sink: the hypervisor connects and writes
+ * the stream; the client passes it on to the transport. Each write waits until the socket took it, so a slow
+ * transport slows the rounds (and a dead one fails them: the socket errors or closes).
+ */
+export async function socketSink(path: string): Promise<{ sink: ByteSink; end(): Promise<void>; destroy(): void }> {
+  const s = createConnection(path);
+  await new Promise<void>((resolve, reject) => { s.once("connect", resolve); s.once("error", reject); });
+  let failed: Error | null = null;
+  s.on("error", (e) => { failed = e; });
+  s.on("close", () => { failed ??= new Error("the migration's client closed the stream"); });
+  return {
+    sink: {
+      write: (b) => new Promise<void>((resolve, reject) => {
+        if (failed !== null) { reject(failed); return; }
+        s.write(b, (e) => (e ? reject(e) : failed !== null ? reject(failed) : resolve()));
+      }),
+    },
+    end: () => new Promise<void>((resolve, reject) => { if (failed !== null) reject(failed); else s.end(() => resolve()); }),
+    destroy: () => { s.destroy(); },
+  };
+}
+
+/** RARP (RFC 903) ethertype and its "request reverse" opcode, as QEMU's announce frame uses them. */
+const ETHERTYPE_RARP = 0x8035, RARP_OP_REQUEST_REVERSE = 3;
+
+/**
+ * The frame a moved guest's vif sends so that the switch learns its new port at once: QEMU's self-announce
+ * after a migration (net/announce.c, announce_self_create): a broadcast RARP request from the guest's MAC,
+ * 60 bytes. Xen's own guests send a gratuitous ARP from netfront after a suspend (netif_notify_peers); a
+ * transparently moved guest does not know it moved, so the hypervisor sends this on its behalf: the guest's
+ * IP address is not needed, only its MAC. `mac`: "aa:bb:cc:dd:ee:ff".
+ */
+export function announceFrame(mac: string): Uint8Array {
+  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(mac);
+  if (m === null) throw new RangeError(`bad MAC '${mac}'`);
+  const hw = m.slice(1, 7).map((x) => parseInt(x, 16));
+  const f = new Uint8Array(60); // the minimum Ethernet frame without FCS; the tail stays zero
+  f.fill(0xff, 0, 6); // broadcast
+  f.set(hw, 6);
+  const dv = new DataView(f.buffer);
+  dv.setUint16(12, ETHERTYPE_RARP);
+  dv.setUint16(14, 1); // htype: Ethernet
+  dv.setUint16(16, 0x0800); // ptype: IPv4
+  f[18] = 6; f[19] = 4; // hlen, plen
+  dv.setUint16(20, RARP_OP_REQUEST_REVERSE);
+  f.set(hw, 22); // sender MAC; sender IP 0
+  f.set(hw, 32); // target MAC; target IP 0
+  return f;
+}
+
+/** A paused-mode Readable as a ByteSource: reads only what is asked (the rest stays for the next read). */
+export function readableSource(s: Readable): ByteSource {
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const kick = (): void => { const w = wake; wake = null; w?.(); };
+  s.on("readable", kick);
+  for (const ev of ["end", "close", "error"]) s.on(ev, () => { ended = true; kick(); });
+  return {
+    async read(n: number): Promise<Uint8Array> {
+      for (;;) {
+        if (s.readableLength > 0) {
+          const b = s.read(Math.min(n, s.readableLength)) as Buffer | null;
+          if (b !== null) return b;
+        }
+        if (ended) return new Uint8Array(0);
+        await new Promise<void>((r) => { wake = r; });
+      }
+    },
+  };
+}
+
+/**
+ * A unix socket the client listens on (xeno migrate-receive), as the stream's source: the receiving
+ * hypervisor reads the stream from it while the sender still runs the domain (pre-copy pages go straight
+ * into the new domain memory), so only the last part and the build are left once the sender paused.
+ */
+export async function socketSource(path: string): Promise<{ source: ByteSource; destroy(): void }> {
+  const s = createConnection(path);
+  await new Promise<void>((resolve, reject) => { s.once("connect", resolve); s.once("error", reject); });
+  s.on("error", () => { /* seen as the end of the stream: the reader says where it was cut */ });
+  return { source: readableSource(s), destroy: () => { s.destroy(); } };
+}

@@ -1,0 +1,182 @@
+/**
+ * Live migration's parts without a guest:
+ *  - the dirty log in the MMU (src/mmu/mmu.ts `dirty`): a TLB fill by a read leaves write permission out, the
+ *    write that follows misses and marks its page; a fill by a write marks at once; after a round (dropWrite)
+ *    a page written before is marked again on its next write; with logging off nothing is marked;
+ *  - the Xen layer's marks: copies to the guest (GuestMemory.copyOut) and pages granted to a back-end for
+ *    writing (GrantTable.grantedPage/pin/unpin);
+ *  - the round policy (precopyDone: < minDirty pages dirty or maxRounds rounds) and precopy() against a fake
+ *    domain that keeps dirtying (stops at maxRounds) or settles (stops early);
+ *  - a live stream (SaveStreamWriter: pages before the domain record, pages repeated) read back by readSave:
+ *    the last copy of a page wins, a page that became zero is zero; a domain record whose vCPUs differ from
+ *    the config its early pages came with is refused;
+ *  - the RARP announce frame (QEMU's announce_self_create layout).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ACC_READ, Mmu } from "../../src/mmu/mmu.js";
+import { GuestMemory } from "../../src/xen/guest-memory.js";
+import { GrantTable, GTF_permit_access } from "../../src/xen/grant-table.js";
+import { announceFrame, precopy, precopyDone, unionPages, DEFAULT_LIVE_POLICY } from "../../src/hv/save-live.js";
+import { bufferSource, readSave, SaveFormatError, SaveStreamWriter, PAGE_SIZE } from "../../src/hv/save-format.js";
+
+const BASE = 0x40000000;
+
+function mmuWithLog(pages: number): { m: Mmu; log: Uint8Array; ram: SharedArrayBuffer } {
+  const ram = new SharedArrayBuffer(pages * 4096);
+  const m = new Mmu(ram, BASE);
+  const log = new Uint8Array(pages);
+  return { m, log, ram };
+}
+
+test("MMU dirty log: read fills carry no write permission; writes mark their page; a round re-arms", () => {
+  const { m, log } = mmuWithLog(16);
+  // MMU off: VA = PA, every page RAM. Without logging nothing is marked.
+  m.write32(BASE + 0x1000, 0, 7);
+  assert.equal(log.reduce((a, b) => a + b, 0), 0);
+  m.dirty = log;
+  m.dropWrite();
+  // A read fill: no mark, and the entry has no write permission.
+  assert.equal(m.read32(BASE + 0x2000, 0), 0);
+  assert.equal(log[2], 0, "a read does not mark");
+  // The write after it misses the TLB's write permission and marks.
+  m.write32(BASE + 0x2004, 0, 1);
+  assert.equal(log[2], 1, "the first write after a read fill marks");
+  // An entry filled before logging (page 1, with write permission) lost it at dropWrite: marked on write.
+  m.write8(BASE + 0x1001, 0, 9);
+  assert.equal(log[1], 1, "a write through an entry filled before the log started marks");
+  // A write fill marks at once.
+  m.write64(BASE + 0x3008, 0, 1, 2);
+  assert.equal(log[3], 1);
+  // A round: clear, drop write permission; a page written again is marked again, one only read is not.
+  log.fill(0);
+  m.dropWrite();
+  m.write32(BASE + 0x2008, 0, 5);
+  assert.equal(m.read32(BASE + 0x3008, 0), 1);
+  assert.deepEqual([...log.subarray(0, 5)], [0, 0, 1, 0, 0]);
+  // Exclusive/atomic paths use ramOffset: a write access marks too.
+  log.fill(0);
+  m.dropWrite();
+  m.ramOffset(BASE + 0x4000, 0, 1 /* ACC_WRITE */);
+  m.ramOffset(BASE + 0x5000, 0, ACC_READ);
+  assert.deepEqual([...log.subarray(4, 6)], [1, 0]);
+  // DC ZVA marks its page.
+  m.zeroBlock(BASE + 0x6040, 0, 64);
+  assert.equal(log[6], 1);
+  // Logging off: writes no longer mark.
+  m.dirty = null;
+  log.fill(0);
+  m.write32(BASE + 0x7000, 0, 1);
+  assert.equal(log[7], 0);
+});
+
+test("Xen layer marks: copies to the guest and pages granted for writing", () => {
+  const pages = 64;
+  const ram = new SharedArrayBuffer(pages * 4096);
+  const mem = new GuestMemory(ram, BASE, pages * 4096);
+  const { m } = { m: new Mmu(ram, BASE) };
+  mem.mmu = m;
+  const log = new Uint8Array(pages);
+  mem.dirty = log;
+  mem.copyOut(BASE + 5 * 4096 + 4090, 0, 12, Uint8Array.from({ length: 12 }, (_, i) => i + 1)); // crosses into page 6
+  assert.deepEqual([...log.subarray(4, 8)], [0, 1, 1, 0], "copyOut marks each page it writes");
+  mem.copyIn(BASE + 9 * 4096, 0, 16);
+  assert.equal(log[9], 0, "copyIn does not mark");
+  // A grant table with frame 0 at gfn of page 10; entry 8 grants page 20 writable to dom0, entry 9 read-only.
+  const gt = new GrantTable(mem, 7);
+  assert.equal(gt.mapFrame(0, BASE / 4096 + 10), 0);
+  log.fill(0);
+  const dv = new DataView(ram);
+  const entry = (ref: number, flags: number, frame: number): void => {
+    const e = 10 * 4096 + ref * 8;
+    dv.setUint16(e, flags, true); dv.setUint16(e + 2, 0, true); dv.setUint32(e + 4, BASE / 4096 + frame, true);
+  };
+  entry(8, GTF_permit_access, 20);
+  entry(9, GTF_permit_access | (1 << 2) /* GTF_readonly */, 21);
+  assert.equal(gt.grantedPage(9, 0, false), 21 * 4096);
+  assert.equal(log[21], 0, "a read-only use does not mark");
+  assert.equal(gt.grantedPage(8, 0, true), 20 * 4096);
+  assert.equal(log[20], 1, "a writable use marks");
+  log.fill(0);
+  assert.equal(gt.pin(8, 0, true), 20 * 4096);
+  assert.equal(log[20], 1, "pin for writing marks");
+  log.fill(0);
+  gt.unpin(8, true);
+  assert.equal(log[20], 1, "unpin after writing marks again (the I/O thread wrote meanwhile)");
+  const set = new Set<number>();
+  gt.writableGrantedPages(0, set);
+  assert.deepEqual([...set], [20], "the pages granted writable to dom0 now");
+});
+
+test("round policy: stop below minDirty pages or at maxRounds; union of page lists", async () => {
+  const p = DEFAULT_LIVE_POLICY;
+  assert.deepEqual(p, { maxRounds: 5, minDirty: 50 });
+  assert.equal(precopyDone(p, 1, 49), true);
+  assert.equal(precopyDone(p, 1, 50), false);
+  assert.equal(precopyDone(p, 4, 10_000), false);
+  assert.equal(precopyDone(p, 5, 10_000), true);
+  assert.deepEqual([...unionPages(Int32Array.from([1, 3, 5]), Int32Array.from([2, 3, 9]))], [1, 2, 3, 5, 9]);
+
+  // A fake domain: 256 pages; `dirtyPerRound` pages dirty after each round.
+  const run = async (dirtyPerRound: number[], policy = p): Promise<{ rounds: number[]; left: number }> => {
+    const ram = new Uint8Array(256 * PAGE_SIZE);
+    let k = 0;
+    const w = new SaveStreamWriter({ write: () => Promise.resolve() });
+    const r = await precopy({ ram, dirty: () => Promise.resolve(Int32Array.from({ length: dirtyPerRound[Math.min(k++, dirtyPerRound.length - 1)]! }, (_, i) => i)) }, w, policy);
+    return { rounds: r.rounds.map((x) => x.pages), left: r.left.length };
+  };
+  assert.deepEqual(await run([200]), { rounds: [256, 200, 200, 200, 200], left: 200 }, "a guest that keeps dirtying: 5 rounds");
+  assert.deepEqual(await run([120, 30]), { rounds: [256, 120], left: 30 }, "settles: stops once < 50 are dirty");
+  assert.deepEqual(await run([100], { maxRounds: 2, minDirty: 0 }), { rounds: [256, 100], left: 100 }, "configurable");
+});
+
+test("a live stream: pages before the state, repeated; the last copy wins", async () => {
+  const pages = 8;
+  const parts: Uint8Array[] = [];
+  const w = new SaveStreamWriter({ write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } });
+  const ram = new Uint8Array(pages * PAGE_SIZE);
+  for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+  await w.header({ name: "live", memMiB: pages / 256, vcpus: 2 });
+  await w.pages(ram, { length: pages, at: (i) => i });
+  ram.fill(0xaa, 3 * PAGE_SIZE, 4 * PAGE_SIZE); // written during the round
+  ram.fill(0, 5 * PAGE_SIZE, 6 * PAGE_SIZE); // became zero
+  await w.pages(ram, Int32Array.from([3, 5]));
+  ram.fill(0xbb, 3 * PAGE_SIZE, 4 * PAGE_SIZE);
+  await w.domain({ version: 1, hello: "state" }, pages, 2);
+  await w.pages(ram, Int32Array.from([3]));
+  await w.end();
+  assert.equal(w.dataPages + w.zeroPages, pages + 3);
+  const bytes = Buffer.concat(parts);
+  let into: Uint8Array | null = null;
+  const opts = {
+    configPages: (cfg: Record<string, unknown>) => Math.round((cfg.memMiB as number) * 256),
+    ram: (_c: Record<string, unknown>, n: number) => (into = new Uint8Array(n * PAGE_SIZE)),
+  };
+  const r = await readSave(bufferSource(bytes), opts);
+  assert.deepEqual(r.state, { version: 1, hello: "state" });
+  assert.equal(r.ramPages, pages);
+  assert.ok(into !== null);
+  const got = into as Uint8Array;
+  assert.equal(got[3 * PAGE_SIZE + 17], 0xbb, "the last copy of page 3");
+  assert.equal(got[5 * PAGE_SIZE + 17], 0, "page 5 sent again as zero");
+  assert.equal(got[7 * PAGE_SIZE + 17], 8);
+
+  // Early pages with the config's 2 vCPUs, then a domain record of 3: refused.
+  const parts2: Uint8Array[] = [];
+  const w2 = new SaveStreamWriter({ write: (b) => { parts2.push(Uint8Array.from(b)); return Promise.resolve(); } });
+  await w2.header({ name: "live", memMiB: pages / 256, vcpus: 2 });
+  await w2.pages(ram, Int32Array.from([0]));
+  await w2.domain({ version: 1 }, pages, 3);
+  await w2.end();
+  await assert.rejects(readSave(bufferSource(Buffer.concat(parts2)), opts), (e: unknown) => e instanceof SaveFormatError && e.code === "SAVE_MISMATCH");
+});
+
+test("announce frame: a 60-byte broadcast RARP request from the vif's MAC", () => {
+  const f = announceFrame("00:16:3e:0a:0b:0c");
+  assert.equal(f.length, 60);
+  const hex = Buffer.from(f.subarray(0, 42)).toString("hex");
+  assert.equal(hex, "ffffffffffff" + "00163e0a0b0c" + "8035" + "0001" + "0800" + "06" + "04" + "0003" +
+    "00163e0a0b0c" + "00000000" + "00163e0a0b0c" + "00000000");
+  assert.ok(f.subarray(42).every((b) => b === 0));
+  assert.throws(() => announceFrame("nope"), RangeError);
+});
