@@ -61,13 +61,19 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
   // Exceptions go to a vector table in RAM (zeros: UDF, which counts as an instruction run), not to a fetch
   // abort at physical 0 that would never retire anything.
   for (const c of [a, b]) { c.sys[VBAR_EL1] = (BASE + 0x80000) | 0; c.sys[VBAR_EL1 + 1] = 0; }
+  // B.cond +8 (cond in bits 3:0), CBZ/CBNZ X/W +8 and TBZ/TBNZ +8 (bit number in bits 23:19), register x0..x3.
+  const condBranches = [0x54000040, 0xb4000040, 0x35000041, 0x36000042, 0x37000043].map((w) => w | 0);
   const branches = [0x14000001 | 0, 0x54000020 | 0, 0xb4000020 | 0, 0x36080020 | 0, 0xd65f03c0 | 0]; // B, B.EQ, CBZ, TBZ, RET
   let compiled = 0, faults = 0;
   for (let iter = 0; iter < COUNT; iter++) {
     const page = CODE + ((iter % 32) << 12); // a fresh page each time round, so blocks get compiled anew
     const n = 1 + (rand() % 8);
     const words: number[] = [];
-    for (let k = 0; k < n; k++) words.push(word());
+    for (let k = 0; k < n; k++) {
+      words.push(word());
+      // Now and then a conditional branch inside the block: taken, it skips the next instruction.
+      if (rand() % 4 === 0) words.push(condBranches[rand() % condBranches.length] | ((rand() % 16) << (rand() % 2 === 0 ? 0 : 19)) & ~0x10);
+    }
     if (rand() % 2 === 0) words.push(branches[rand() % branches.length]);
     // Same code, data and registers on both sides.
     for (let k = 0; k < words.length; k++) dvA.setInt32(page + 4 * k, words[k], true);

@@ -879,24 +879,26 @@ export class Translator {
       this.exitTo(k4 + ((w << 6) >> 6) * 4);
       return 2;
     }
+    // Conditional branches leave the block when taken; not taken, the block goes on (a superblock), so code
+    // with branches that are mostly not taken runs as one function.
     if ((w & 0xff000010) === 0x54000000) { // B.cond
       this.cond(w & 15);
-      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.else(); this.exitTo(k4 + 4); c.end();
-      return 2;
+      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.end();
+      return 1;
     }
     if ((w & 0x7e000000) === 0x34000000) { // CBZ / CBNZ
       const t = w & 31;
       if (w < 0) { this.x(t); c.op(OP.i64Eqz); } else { this.wr(t); c.op(OP.i32Eqz); }
       if ((w & 0x1000000) !== 0) c.op(OP.i32Eqz);
-      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.else(); this.exitTo(k4 + 4); c.end();
-      return 2;
+      c.if(); this.exitTo(k4 + ((w << 8) >> 13) * 4); c.end();
+      return 1;
     }
     if ((w & 0x7e000000) === 0x36000000) { // TBZ / TBNZ
       const t = w & 31, bit = ((w >>> 26) & 32) | ((w >>> 19) & 31);
       this.x(t); c.i64(bit, 0); c.op(OP.i64ShrU); c.i64(1, 0); c.op(OP.i64And); c.op(OP.i64Eqz);
       if ((w & 0x1000000) !== 0) c.op(OP.i32Eqz);
-      c.if(); this.exitTo(k4 + ((w << 13) >> 18) * 4); c.else(); this.exitTo(k4 + 4); c.end();
-      return 2;
+      c.if(); this.exitTo(k4 + ((w << 13) >> 18) * 4); c.end();
+      return 1;
     }
     const opc = w & 0xfffffc1f;
     if (opc === (0xd61f0000 | 0) || opc === (0xd65f0000 | 0) || opc === (0xd63f0000 | 0)) { // BR / RET / BLR
