@@ -37,8 +37,10 @@ const L_PC0 = 6, L_A = 7, T0 = 8, T1 = 9, T2 = 10, T3 = 11, T4 = 12, T5 = 13, T6
 const N_I64 = 10;
 const W_LO = 16, W_HI = 17, W_X = 18, W_E = 19, W_0 = 20, W_CW = 21, W_MR = 22, W_MW = 23;
 const N_I32 = 8;
+/** Guest registers held in locals within a block: X0..X30 at R_LOCAL + n, SP at R_LOCAL + 31. */
+const R_LOCAL = 24, N_REGS = 32;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64]];
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
 export const IMPORT_RD = 0, IMPORT_WR = 1;
@@ -91,6 +93,8 @@ export class Translator {
     this.chain = chain;
     this.slot0 = at & 1023;
     this.stored = false;
+    this.cached.fill(0);
+    this.dirty.fill(0);
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
     c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
     c.get(P_BUDGET); c.op(OP.i32GtS);
@@ -115,7 +119,7 @@ export class Translator {
         // A slow-path store that invalidated decoded code ends the block after this instruction.
         this.stored = false;
         c.get(W_CW); c.if();
-        this.setPc(4 * n); this.retire(n); c.op(OP.return);
+        this.writeBack(); this.setPc(4 * n); this.retire(n); c.op(OP.return);
         c.end();
       }
     }
@@ -139,6 +143,7 @@ export class Translator {
    */
   private exitTo(off: number): void {
     const c = this.c;
+    this.writeBack();
     this.setPc(off);
     const slot = this.slot0 + (off >> 2);
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
@@ -156,32 +161,60 @@ export class Translator {
   // ---------------------------------------------------------------------------------------------------------
   // Registers
 
+  /**
+   * Register caching: within a block a register lives in a local once read or written at the block's top level
+   * (`cached`); writes leave it `dirty` there, and every way out of the block — returns, tail calls, and slow
+   * paths (which may throw a fault) — stores the dirty ones first (writeBack), so the state block is exact
+   * wherever the run loop or the MMU looks at it. Reads and writes inside conditional code use the local when
+   * it is cached (writing memory too, so both paths agree) and memory otherwise.
+   */
+  private readonly cached = new Uint8Array(N_REGS);
+  private readonly dirty = new Uint8Array(N_REGS);
+
+  /** Byte offset in the state block of cached register r (31 = SP). */
+  private static regOff(r: number): number { return r === 31 ? OFF_SP : r * 8; }
+
+  /** Pushes register r (0..30, 31 = SP) as an i64, caching it when at top level. */
+  private reg(r: number): void {
+    const c = this.c;
+    if (this.cached[r]) { c.get(R_LOCAL + r); return; }
+    c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r));
+    if (c.depth === 0) { c.tee(R_LOCAL + r); this.cached[r] = 1; }
+  }
+  /** Pops an i64 into register r (0..30, 31 = SP). */
+  private setReg(r: number): void {
+    const c = this.c;
+    if (c.depth === 0) { c.set(R_LOCAL + r); this.cached[r] = 1; this.dirty[r] = 1; return; }
+    c.set(T7);
+    if (this.cached[r]) { c.get(T7); c.set(R_LOCAL + r); }
+    c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, Translator.regOff(r));
+  }
+  /** Stores the dirty cached registers into the state block (before any way out of the block). */
+  private writeBack(): void {
+    const c = this.c;
+    for (let r = 0; r < N_REGS; r++) if (this.dirty[r]) { c.get(P_ST); c.get(R_LOCAL + r); c.mem(OP.i64Store, 3, Translator.regOff(r)); }
+  }
+
   /** Pushes Xn (31: XZR). */
   private x(n: number): void {
-    const c = this.c;
-    if (n === 31) { c.i64(0, 0); return; }
-    c.get(P_ST); c.mem(OP.i64Load, 3, n * 8);
+    if (n === 31) { this.c.i64(0, 0); return; }
+    this.reg(n);
   }
   /** Pushes Xn|SP (31: SP). */
-  private xsp(n: number): void { const c = this.c; c.get(P_ST); c.mem(OP.i64Load, 3, n === 31 ? OFF_SP : n * 8); }
+  private xsp(n: number): void { this.reg(n); }
   /** Pushes Wn (31: WZR). */
   private wr(n: number): void {
-    const c = this.c;
-    if (n === 31) { c.i32(0); return; }
-    c.get(P_ST); c.mem(OP.i32Load, 2, n * 8);
+    if (n === 31) { this.c.i32(0); return; }
+    this.reg(n); this.c.op(OP.i32WrapI64);
   }
-  private wsp(n: number): void { const c = this.c; c.get(P_ST); c.mem(OP.i32Load, 2, n === 31 ? OFF_SP : n * 8); }
+  private wsp(n: number): void { this.reg(n); this.c.op(OP.i32WrapI64); }
   /** Pops an i64 into Xd (31: discarded). */
   private setX(d: number): void {
-    const c = this.c;
-    if (d === 31) { c.op(OP.drop); return; }
-    c.set(T7); c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, d * 8);
+    if (d === 31) { this.c.op(OP.drop); return; }
+    this.setReg(d);
   }
   /** Pops an i64 into Xd|SP. */
-  private setXsp(d: number): void {
-    const c = this.c;
-    c.set(T7); c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, d === 31 ? OFF_SP : d * 8);
-  }
+  private setXsp(d: number): void { this.setReg(d); }
   /** Pops an i32 into Wd (zero-extended to Xd; 31 discarded). */
   private setW(d: number): void { this.c.op(OP.i64ExtendI32u); this.setX(d); }
   private setWsp(d: number): void { this.c.op(OP.i64ExtendI32u); this.setXsp(d); }
@@ -275,6 +308,7 @@ export class Translator {
   /** Before a slow path (which may throw a fault): PC = this instruction, retired-so-far in PS_JIT_DONE. */
   private beforeSlow(): void {
     const c = this.c;
+    this.writeBack();
     this.setPc(4 * this.k);
     c.get(P_ST); this.retire(this.k); c.mem(OP.i32Store, 2, OFF_DONE);
   }
@@ -905,6 +939,7 @@ export class Translator {
       const n = (w >>> 5) & 31;
       this.x(n); c.set(T0);
       if (opc === (0xd63f0000 | 0)) { this.pcPlus(k4 + 4); this.setX(30); }
+      this.writeBack();
       c.get(P_ST); c.get(T0); c.mem(OP.i64Store, 3, OFF_PC);
       this.retire(this.k + 1); c.op(OP.return);
       return 2;
@@ -927,7 +962,7 @@ export class Translator {
     else return 0;
     if (need !== 0) {
       c.get(P_MASKS); c.i32(need); c.op(OP.i32And); c.op(OP.i32Eqz);
-      c.if(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
+      c.if(); this.writeBack(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
     }
     c.get(P_ST); c.mem(OP.i64Load, 2, off); this.setX(t);
     return 1;

@@ -103,10 +103,13 @@ export class Code extends Bytes {
   callIndirect(type: number, table: number): void { this.byte(OP.callIndirect); this.u32(type); this.u32(table); }
   /** Tail call of function `f` (the tail-call proposal, in Node 20). */
   returnCall(f: number): void { this.byte(OP.returnCall); this.u32(f); }
-  if(type: number = VOID): void { this.byte(OP.if); this.byte(type); }
-  block(type: number = VOID): void { this.byte(OP.block); this.byte(type); }
+  /** Nesting of if/block/loop constructs opened by if() and block() and not yet end()ed. */
+  depth = 0;
+  override reset(): void { super.reset(); this.depth = 0; }
+  if(type: number = VOID): void { this.byte(OP.if); this.byte(type); this.depth++; }
+  block(type: number = VOID): void { this.byte(OP.block); this.byte(type); this.depth++; }
   else(): void { this.byte(OP.else); }
-  end(): void { this.byte(OP.end); }
+  end(): void { this.byte(OP.end); if (this.depth > 0) this.depth--; }
   br(depth: number): void { this.byte(OP.br); this.u32(depth); }
   brIf(depth: number): void { this.byte(OP.brIf); this.u32(depth); }
 }
