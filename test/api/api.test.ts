@@ -1,0 +1,144 @@
+/**
+ * The XenAPI endpoint against a stand-in hypervisor (test/toolstack/fake-hv.ts) under a real xenod, on real
+ * HTTP and HTTPS sockets: JSON-RPC and XML-RPC framing, XAPI's errors, objects and event.from, the VM calls,
+ * roles, the audit chain; Xen Orchestra's connector (`xen-api`) logs in and loads the objects.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Xenod } from "../../src/toolstack/daemon.js";
+import { FakeHv } from "../toolstack/fake-hv.js";
+import { fails, jsonRpc, makeUsers, ok, xmlRpc } from "./api-helpers.js";
+import { verifyAudit, AUDIT_FILE } from "../../src/api/audit.js";
+import { USERS_FILE } from "../../src/api/users.js";
+
+async function setup(): Promise<{ dir: string; apiDir: string; hv: FakeHv; x: Xenod; url: string; https: string; log: string[]; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), "xeno-api-"));
+  const apiDir = join(dir, "api");
+  const hv = new FakeHv(dir);
+  await hv.start();
+  hv.nextDomid = 0; // the real hypervisor lists Domain-0 (domid 0): so does this one
+  hv.addDomain({ name: "Domain-0", uuid: "00000000-0000-0000-0000-000000000000", memMiB: 300, vcpus: 2, kernel: "", cmdline: "", xen: false, disks: [], vifs: [] });
+  hv.addDomain({ name: "web", memMiB: 256, vcpus: 2, kernel: "/k", cmdline: "", xen: true, disks: [{ path: join(dir, "disk.img"), devid: 51712, vdev: "xvda", readOnly: false }], vifs: [{ devid: 0, mac: "00:16:3e:00:00:01", mtu: 1500, bridge: "xenbr0" }], toolstack: { onPoweroff: "destroy", onReboot: "restart", onCrash: "destroy" } });
+  writeFileSync(join(dir, "disk.img"), Buffer.alloc(4096));
+  await makeUsers(apiDir, [["admin", "pool-admin", "s3cret"], ["viewer", "read-only", "look"]]);
+  const log: string[] = [];
+  const x = await Xenod.start({ runDir: dir, log: (l) => log.push(l), hvMain: false, api: { listen: [{ scheme: "http", host: "127.0.0.1", port: 0 }, { scheme: "https", host: "127.0.0.1", port: 0 }], apiDir } });
+  const [url, https] = x.api!.urls as [string, string];
+  await x.api!.model.refresh();
+  return { dir, apiDir, hv, x, url, https, log, close: async () => { await x.stop(); await hv.stop(); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test("JSON-RPC and XML-RPC: login, objects, getters, errors in XAPI's forms", async () => {
+  const s = await setup();
+  try {
+    assert.match(s.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual(JSON.parse(readFileSync(join(s.dir, "api.json"), "utf8")).urls, [s.url, s.https]);
+    const r = await jsonRpc(s.url, "session.login_with_password", ["admin", "s3cret"]);
+    assert.equal(r.type, "application/json"); // exactly: xen-api falls back to XML-RPC on anything else
+    const sid = r.body.result as string;
+    assert.match(sid, /^OpaqueRef:[0-9a-f-]{36}$/);
+    const vms = await ok(s.url, "VM.get_all_records", [sid]) as Record<string, Record<string, unknown>>;
+    const byName: Record<string, Record<string, unknown>> = Object.fromEntries(Object.entries(vms).map(([ref, v]) => [v.name_label as string, { ref, ...v }]));
+    assert.equal(byName["Domain-0"]!.is_control_domain, true);
+    const web = byName.web!;
+    assert.equal(web.power_state, "Running");
+    assert.equal(web.memory_static_max, 256 * 1024 * 1024);
+    assert.equal(web.VCPUs_max, 2);
+    assert.equal(web.domid, 1);
+    assert.equal((web.VBDs as string[]).length, 1);
+    assert.equal(await ok(s.url, "VM.get_power_state", [sid, web.ref]), "Running");
+    assert.equal(await ok(s.url, "VM.get_by_uuid", [sid, web.uuid]), web.ref);
+    assert.deepEqual(await ok(s.url, "VM.get_by_name_label", [sid, "web"]), [web.ref]);
+    const vbd = await ok(s.url, "VBD.get_record", [sid, (web.VBDs as string[])[0]]) as Record<string, unknown>;
+    const vdi = await ok(s.url, "VDI.get_record", [sid, vbd.VDI]) as Record<string, unknown>;
+    assert.equal(vdi.virtual_size, 4096);
+    const vif = await ok(s.url, "VIF.get_record", [sid, (web.VIFs as string[])[0]]) as Record<string, unknown>;
+    assert.equal(await ok(s.url, "network.get_bridge", [sid, vif.network]), "xenbr0");
+    const pools = await ok(s.url, "pool.get_all_records", [sid]) as Record<string, Record<string, unknown>>;
+    const pool = Object.values(pools)[0]!;
+    const host = await ok(s.url, "host.get_record", [sid, pool.master]) as Record<string, unknown>;
+    assert.equal((await ok(s.url, "host_metrics.get_record", [sid, host.metrics]) as Record<string, unknown>).memory_total, 1024 * 1024 * 1024);
+    const methods = await ok(s.url, "system.listMethods", []) as string[];
+    for (const m of ["VM.get_all_records", "VM.start", "event.from", "VM.get_power_state", "task.get_all_records"]) assert.ok(methods.includes(m), m);
+
+    // Errors: XAPI codes with their parameters.
+    assert.deepEqual((await fails(s.url, "session.login_with_password", ["admin", "wrong"])).slice(0, 2), ["SESSION_AUTHENTICATION_FAILED", "admin"]);
+    assert.deepEqual(await fails(s.url, "VM.get_all_records", ["OpaqueRef:nope"]), ["SESSION_INVALID", "OpaqueRef:nope"]);
+    assert.deepEqual(await fails(s.url, "VM.get_record", [sid, "OpaqueRef:x"]), ["HANDLE_INVALID", "VM", "OpaqueRef:x"]);
+    assert.deepEqual(await fails(s.url, "VM.get_record", [sid]), ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_record", "2", "1"]);
+    assert.deepEqual((await fails(s.url, "VM.start", [sid, web.ref, "yes", false])).slice(0, 2), ["FIELD_TYPE_ERROR", "start_paused"]);
+    assert.deepEqual(await fails(s.url, "VM.frobnicate", [sid]), ["MESSAGE_METHOD_UNKNOWN", "VM.frobnicate"]);
+    assert.deepEqual(await fails(s.url, "VM.start", [sid, web.ref, false, false]), ["VM_BAD_POWER_STATE", web.ref, "halted", "running"]);
+    assert.deepEqual((await fails(s.url, "VM.get_by_uuid", [sid, "0"])).slice(0, 2), ["UUID_INVALID", "VM"]);
+
+    // XML-RPC: ints as strings, a Success/Failure struct, text/xml.
+    const x = await xmlRpc(s.url, "VM.get_VCPUs_max", [sid, web.ref]);
+    assert.equal(x.type, "text/xml");
+    assert.match(x.text, /<name>Status<\/name><value>Success<\/value><\/member><member><name>Value<\/name><value><string>2<\/string><\/value>/);
+    const xe = await xmlRpc(s.url, "VM.get_record", [sid, "OpaqueRef:x"], "/xmlrpc");
+    assert.match(xe.text, /<value>Failure<\/value>.*<value>HANDLE_INVALID<\/value><value>VM<\/value>/s);
+    // XML-RPC integers arrive as strings and are accepted where XAPI takes an int.
+    assert.match((await xmlRpc(s.url, "VM.set_memory_dynamic_range", [sid, web.ref, String(128 << 20), String(128 << 20)])).text, /Success/);
+    assert.equal(s.hv.domains.get(1)!.info.targetKiB, 128 * 1024);
+
+    // HTTPS with the self-signed certificate made on first start.
+    assert.equal(statSync(join(s.apiDir, "api-key.pem")).mode & 0o777, 0o600);
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+    try { assert.match(await ok(s.https, "session.login_with_password", ["viewer", "look"]) as string, /^OpaqueRef:/); }
+    finally { delete process.env.NODE_TLS_REJECT_UNAUTHORIZED; }
+  } finally { await s.close(); }
+});
+
+test("event.from: tokens, a change while waiting, timeouts; VM calls; roles; the audit chain", async () => {
+  const s = await setup();
+  try {
+    const sid = await ok(s.url, "session.login_with_password", ["admin", "s3cret"]) as string;
+    const ro = await ok(s.url, "session.login_with_password", ["viewer", "look"]) as string;
+    const vmRef = ((await ok(s.url, "VM.get_by_name_label", [sid, "web"])) as string[])[0]!;
+    const first = await ok(s.url, "event.from", [sid, ["vm"], "", 0]) as { events: { class: string; operation: string }[]; token: string; valid_ref_counts: Record<string, number> };
+    assert.ok(first.events.length >= 2 && first.events.every((e) => e.class === "vm" && e.operation === "add"), JSON.stringify(first.events.map((e) => [e.class, e.operation])));
+    assert.equal(first.valid_ref_counts.vm, 2);
+    const t0 = Date.now();
+    const idle = await ok(s.url, "event.from", [sid, ["VM"], first.token, 0.3]) as { events: unknown[]; token: string };
+    assert.equal(idle.events.length, 0);
+    assert.ok(Date.now() - t0 >= 250, "event.from waited its timeout");
+    const waiting = ok(s.url, "event.from", [sid, ["VM"], first.token, 30]);
+    await new Promise((r) => setTimeout(r, 100));
+    await ok(s.url, "VM.pause", [sid, vmRef]);
+    const ev = await waiting as { events: { ref: string; operation: string; snapshot: Record<string, unknown> }[] };
+    const mine = ev.events.find((e) => e.ref === vmRef)!;
+    assert.equal(mine.operation, "mod");
+    assert.equal(mine.snapshot.power_state, "Paused");
+    assert.deepEqual(await fails(s.url, "event.from", [sid, ["VM"], "garbage", 1]), ["EVENT_FROM_TOKEN_PARSE_FAILURE", "garbage"]);
+    const inj = await ok(s.url, "event.inject", [sid, "VM", vmRef]) as string;
+    assert.match(inj, /^\d+$/);
+
+    // Roles: read-only may read but not stop a VM; the refusal is audited.
+    assert.deepEqual((await fails(s.url, "VM.hard_shutdown", [ro, vmRef])).slice(0, 2), ["RBAC_PERMISSION_DENIED", "vm.hard_shutdown"]);
+    assert.equal(await ok(s.url, "VM.get_power_state", [ro, vmRef]), "Paused");
+    await ok(s.url, "VM.unpause", [sid, vmRef]);
+    await ok(s.url, "VM.clean_shutdown", [sid, vmRef]);
+    assert.equal(await ok(s.url, "VM.get_power_state", [sid, vmRef]), "Halted");
+    assert.equal(await ok(s.url, "VM.get_domid", [sid, vmRef]), -1);
+    await ok(s.url, "VM.start", [sid, vmRef, false, false]);
+    assert.equal(await ok(s.url, "VM.get_power_state", [sid, vmRef]), "Running");
+    await ok(s.url, "VM.hard_reboot", [sid, vmRef]);
+    await ok(s.url, "VM.hard_shutdown", [sid, vmRef]);
+    assert.equal(await ok(s.url, "VM.get_power_state", [sid, vmRef]), "Halted");
+    await ok(s.url, "VM.destroy", [sid, vmRef]);
+    assert.deepEqual((await fails(s.url, "VM.get_record", [sid, vmRef])).slice(0, 1), ["HANDLE_INVALID"]);
+
+    const log = readFileSync(join(s.apiDir, AUDIT_FILE), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const denied = log.find((l) => l.method === "VM.hard_shutdown" && String(l.result).startsWith("RBAC_PERMISSION_DENIED"))!;
+    assert.equal(denied.user, "viewer");
+    assert.equal(denied.role, "read-only");
+    assert.deepEqual((denied.args as string[])[0], "(session)");
+    assert.ok(log.some((l) => l.method === "VM.clean_shutdown" && l.result === "ok" && l.user === "admin"));
+    assert.ok(!readFileSync(join(s.apiDir, AUDIT_FILE), "utf8").includes("s3cret"), "no password in the audit log");
+    assert.equal(verifyAudit(s.apiDir).ok, true, verifyAudit(s.apiDir).problems.join("\n"));
+    assert.equal(statSync(join(s.apiDir, USERS_FILE)).mode & 0o777, 0o600);
+  } finally { await s.close(); }
+});
