@@ -142,3 +142,29 @@ test("event.from: tokens, a change while waiting, timeouts; VM calls; roles; the
     assert.equal(statSync(join(s.apiDir, USERS_FILE)).mode & 0o777, 0o600);
   } finally { await s.close(); }
 });
+
+test("Xen Orchestra's connector (xen-api) logs in, loads every object and follows event.from", async () => {
+  const s = await setup();
+  const { createClient } = await import("xen-api");
+  const xapi = createClient({ url: s.url, auth: { user: "admin", password: "s3cret" }, debounce: 50 });
+  try {
+    await xapi.connect();
+    await xapi.objectsFetched;
+    const all = Object.values(xapi.objects.all);
+    const web = all.find((o) => o.$type === "VM" && o.name_label === "web")!;
+    assert.ok(web, `objects: ${all.map((o) => `${o.$type}:${String(o.name_label ?? "")}`).join(", ")}`);
+    assert.equal(web.memory_static_max, 256 * 1024 * 1024);
+    assert.equal(web.VCPUs_max, 2);
+    for (const t of ["pool", "host", "VM_metrics", "VBD", "VDI", "SR", "VIF", "network", "console"]) assert.ok(all.some((o) => o.$type === t), t);
+    await xapi.call("VM.pause", web.$ref);
+    const deadline = Date.now() + 10_000;
+    while (xapi.getObjectByRef(web.$ref).power_state !== "Paused") {
+      assert.ok(Date.now() < deadline, "the connector's cache saw the VM paused through event.from");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await xapi.call("VM.unpause", web.$ref);
+    await xapi.call("VM.clean_shutdown", web.$ref);
+    await xapi.call("VM.start", web.$ref, false, false);
+    assert.equal(await xapi.call("VM.get_power_state", web.$ref), "Running");
+  } finally { await xapi.disconnect(); await s.close(); }
+});

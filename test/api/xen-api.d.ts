@@ -1,0 +1,14 @@
+/** The parts of Xen Orchestra's connector (npm `xen-api`, plain JavaScript) the tests use. */
+declare module "xen-api" {
+  export interface XapiObject { $ref: string; $type: string; [field: string]: unknown }
+  export interface Xapi {
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    readonly objectsFetched: Promise<void>;
+    readonly objects: { all: Record<string, XapiObject>; on(event: "add" | "update" | "remove", cb: (objects: Record<string, XapiObject>) => void): void };
+    readonly sessionId: string;
+    call(method: string, ...args: unknown[]): Promise<unknown>;
+    getObjectByRef(ref: string): XapiObject;
+  }
+  export function createClient(opts: { url: string; allowUnauthorized?: boolean; auth?: { user: string; password: string }; watchEvents?: boolean | string[]; debounce?: number }): Xapi;
+}
