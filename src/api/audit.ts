@@ -98,7 +98,11 @@ export function verifyAudit(dir: string): VerifyResult {
   const path = join(dir, AUDIT_FILE);
   const problems: string[] = [];
   let text = "";
-  try { text = readFileSync(path, "utf8"); } catch (e) { return { ok: false, lines: 0, problems: [`cannot read ${path}: ${(e as Error).message}`] }; }
+  try { text = readFileSync(path, "utf8"); } catch (e) {
+    // No log and no head: nothing was audited yet. No log but a head: the log was removed.
+    if ((e as NodeJS.ErrnoException).code === "ENOENT" && !existsSync(join(dir, AUDIT_HEAD))) return { ok: true, lines: 0, problems: [] };
+    return { ok: false, lines: 0, problems: [`cannot read ${path}: ${(e as Error).message}`] };
+  }
   const lines = text.split("\n");
   if (lines[lines.length - 1] === "") lines.pop();
   let prev = ZERO, seq = 0;
