@@ -5,7 +5,7 @@
  * VIFs (→ a network per bridge). Records are rebuilt from the hypervisor's `list` and `info` on every domain
  * event and every few seconds (CPU time, memory), and put in the ObjectStore, which turns differences into
  * events. Refs are stable for the life of this xenod; VM UUIDs are the domains' UUIDs; host and pool UUIDs are
- * kept in the API's state file (STATE_FILE) with the configs of halted VMs.
+ * kept in the state file (STATE_FILE in the run directory) with the configs of halted VMs.
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";

@@ -21,7 +21,7 @@ import { VmActions } from "./vm-actions.js";
 import { encodeResponse, parseMethodCall, XmlRpcParseError } from "./xmlrpc.js";
 
 export const DEFAULT_LISTEN = "http://127.0.0.1:8080,https://127.0.0.1:8443";
-/** Where users, the audit log, the certificate and halted VMs' configs live: $XENO_API_DIR, else this. */
+/** Where users, the audit log and the certificate live: $XENO_API_DIR, else this. */
 export const DEFAULT_API_DIR = "/var/lib/xeno";
 export const API_INFO = "api.json";
 /** Largest request body (bytes); xapi's own limit for XML-RPC is larger, but no call here needs 1 MiB. */
@@ -44,9 +44,9 @@ export function parseListen(spec: string): ListenAddress[] | string {
 export interface ApiServerOptions {
   backend: ApiBackend;
   listen: ListenAddress[];
-  /** Users, audit log, certificate, state (made 0700 if missing). */
+  /** Users, audit log, certificate (made 0700 if missing). */
   apiDir: string;
-  /** Where API_INFO is written. */
+  /** Where API_INFO and the model's STATE_FILE (halted VMs, host and pool UUIDs) are kept. */
   runDir: string;
   log(line: string, level?: "info" | "warn" | "error"): void;
   /** Tried in order at login; default: the local users file. A directory (LDAP) authenticator goes here. */
@@ -62,7 +62,9 @@ export class ApiServer {
   /** Starts listening on every address it can; an address in use is logged and skipped (xenod still runs). */
   static async start(opts: ApiServerOptions): Promise<ApiServer> {
     if (!existsSync(opts.apiDir)) mkdirSync(opts.apiDir, { recursive: true, mode: 0o700 });
-    const model = new XenModel(opts.backend, opts.apiDir, opts.log);
+    // Halted VMs' configs belong with the hypervisor instance (the run directory), as the domains do; users,
+    // audit and certificate with the host (the API directory).
+    const model = new XenModel(opts.backend, opts.runDir, opts.log);
     const audit = new AuditLog(opts.apiDir);
     audit.secure();
     const dispatcher = new Dispatcher({

@@ -1,14 +1,14 @@
 /**
  * XML-RPC (http://xmlrpc.com/spec.md) as XAPI speaks it: a methodCall is parsed into a method name and values;
  * answers are written as one struct `{Status: "Success", Value}` or `{Status: "Failure", ErrorDescription}`.
- * Parsing is fast-xml-parser's (no DOCTYPE or entity declarations accepted: XML-RPC needs none, and refusing
+ * Parsing is fast-xml-parser's (its validator first; no DOCTYPE or entity declarations accepted: XML-RPC needs none, and refusing
  * them closes the entity-expansion attacks); writing is here.
  *
  * Values: <string> (and untyped <value>text</value>), <int>/<i4>/<i8>, <double>, <boolean>, <dateTime.iso8601>
  * (read as a string), <base64> (read as a string), <array>, <struct>, <nil/>. XAPI's int64 do not fit XML-RPC's
  * 32-bit <int>, so xapi writes every integer as a <string>; so does `encodeResponse` (clients convert).
  */
-import { XMLParser } from "fast-xml-parser";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
 import { XapiDateTime } from "./values.js";
 
 export type XmlRpcValue = string | number | boolean | null | XapiDateTime | XmlRpcValue[] | { [k: string]: XmlRpcValue };
@@ -51,7 +51,7 @@ function parseValue(kids: Node[], depth: number): XmlRpcValue {
   const els = elements(kids, "value");
   if (els.length > 1) throw new XmlRpcParseError(`a <value> holds ${els.length} elements`);
   const { tag, kids: inner } = els[0]!;
-  const text = (): string => { if (elements(inner, tag).length > 0) throw new XmlRpcParseError(`<${tag}> holds elements`); return textOf(inner); };
+  const text = (): string => { if (!inner.every(isText)) throw new XmlRpcParseError(`<${tag}> holds elements`); return textOf(inner); };
   switch (tag) {
     case "string": case "dateTime.iso8601": case "base64": return text();
     case "int": case "i4": case "i8": {
@@ -96,6 +96,9 @@ function parseValue(kids: Node[], depth: number): XmlRpcValue {
 /** Parses a methodCall; throws XmlRpcParseError saying what is wrong. */
 export function parseMethodCall(xml: string): { method: string; params: XmlRpcValue[] } {
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new XmlRpcParseError("DOCTYPE and ENTITY declarations are not accepted");
+  // The parser is lenient (an unclosed tag is closed for you); the validator is not.
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw new XmlRpcParseError(`not well-formed XML: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`);
   let doc: Node[];
   try {
     doc = parser.parse(xml) as Node[];

@@ -23,7 +23,7 @@ const USAGE = `usage: xenod [--run-dir DIR] [--foreground]
   --hv PATH       hypervisor entry point to start when none listens (default dist/src/hv/main.js)
   --api-listen L  the XenAPI endpoint's addresses: comma-separated http://HOST:PORT and https://HOST:PORT, or
                   none (default $XENO_API_LISTEN, else ${DEFAULT_LISTEN})
-  --api-dir DIR   API users, audit log, TLS certificate and halted VMs (default $XENO_API_DIR, else ${DEFAULT_API_DIR})
+  --api-dir DIR   API users, audit log and TLS certificate (default $XENO_API_DIR, else ${DEFAULT_API_DIR})
 `;
 
 const EXIT_OK = 0, EXIT_START = 1, EXIT_USAGE = 2, EXIT_IN_USE = 3;
