@@ -4,6 +4,7 @@
  * package `selfsigned` (pure JavaScript), as xapi makes /etc/xensource/xapi-ssl.pem on first boot. Replace
  * both files (PEM) to serve another certificate.
  */
+import { X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -22,6 +23,6 @@ export async function ensureCertificate(dir: string, log: (line: string) => void
   });
   writeFileSync(keyPath, pems.private, { mode: 0o600 });
   writeFileSync(certPath, pems.cert, { mode: 0o644 });
-  log(`API: made a self-signed certificate for ${name} (${certPath}, SHA-256 fingerprint ${pems.fingerprint})`);
+  log(`API: made a self-signed certificate for ${name} (${certPath}, SHA-256 fingerprint ${new X509Certificate(pems.cert).fingerprint256})`);
   return { key: pems.private, cert: pems.cert };
 }

@@ -84,6 +84,10 @@ export class Dispatcher {
     } catch (e) {
       this.counts.errors++;
       const err = e instanceof XapiError ? e : this.internal(e, method);
+      if (who.user === "-" && def?.session && Array.isArray(params) && typeof params[0] === "string") {
+        const s = this.sessions.get(params[0]); // refused before the session was checked: still say whose it was
+        if (s) who = s;
+      }
       if (def?.mutating || err.code === "RBAC_PERMISSION_DENIED" || err.code === "SESSION_INVALID" || err.code === "MESSAGE_METHOD_UNKNOWN") {
         this.audit(who, typeof method === "string" ? method.slice(0, 256) : "?", Array.isArray(params) ? params : [], def, err.message, from);
       }
