@@ -145,6 +145,23 @@ export class Dispatcher {
     return s;
   }
 
+  /** True for a live session (GET /metrics with ?session_id=). */
+  hasSession(ref: string): boolean {
+    try { this.session(ref); return true; } catch { return false; }
+  }
+
+  /** A password check outside a call (HTTP Basic on /metrics): throttled and audited as a login. */
+  async checkLogin(user: string, password: string, from: string): Promise<boolean> {
+    try {
+      const ref = await this.login(this.methods.get("session.login_with_password")!, [user.slice(0, 128), password], from);
+      this.sessions.delete(ref);
+      return true;
+    } catch (e) {
+      if (e instanceof XapiError) this.audit({ user: user.slice(0, 128), role: "-" }, "GET /metrics", [user.slice(0, 128), "(secret)"], undefined, e.message, from);
+      return false;
+    }
+  }
+
   private async login(def: MethodDef, params: unknown[], from: string): Promise<string> {
     const user = typeof params[0] === "string" ? params[0].slice(0, 128) : "";
     const fail = (why: string): never => {

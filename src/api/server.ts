@@ -1,6 +1,6 @@
 /**
  * The XenAPI endpoint: fastify serving JSON-RPC at POST /jsonrpc and XML-RPC at POST / (and /xmlrpc, where
- * Xen Orchestra's `xen-api` client posts it) on each listen address: plain HTTP and HTTPS (certificate:
+ * Xen Orchestra's `xen-api` client posts it), and Prometheus text at GET /metrics (metrics.ts), on each listen address: plain HTTP and HTTPS (certificate:
  * cert.ts). Bodies over BODY_LIMIT get 413; a body that is not JSON-RPC or XML-RPC gets 400 with the reason in
  * the transport's error form; everything else is answered as XAPI answers: HTTP 200 with Success/Failure.
  *
@@ -14,6 +14,7 @@ import { AuditLog } from "./audit.js";
 import type { ApiBackend } from "./backend.js";
 import { ensureCertificate } from "./cert.js";
 import { Dispatcher } from "./dispatch.js";
+import { ApiMetrics } from "./metrics.js";
 import { XapiError } from "./errors.js";
 import { XenModel } from "./model.js";
 import { LocalAuthenticator, type Authenticator } from "./users.js";
@@ -57,7 +58,11 @@ export class ApiServer {
   readonly urls: string[] = [];
   private readonly apps: FastifyInstance[] = [];
 
-  private constructor(readonly model: XenModel, readonly dispatcher: Dispatcher) {}
+  readonly metrics: ApiMetrics;
+
+  private constructor(readonly model: XenModel, readonly dispatcher: Dispatcher) {
+    this.metrics = new ApiMetrics(model, dispatcher);
+  }
 
   /** Starts listening on every address it can; an address in use is logged and skipped (xenod still runs). */
   static async start(opts: ApiServerOptions): Promise<ApiServer> {
@@ -104,6 +109,16 @@ export class ApiServer {
     app.removeAllContentTypeParsers();
     app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
     app.get("/", async (_req, reply) => reply.type("text/plain").send("Xeno XenAPI: POST XML-RPC to / or /xmlrpc, JSON-RPC to /jsonrpc\n"));
+    app.get("/metrics", async (req, reply) => {
+      const q = req.query as Record<string, unknown>;
+      const sid = typeof q.session_id === "string" ? q.session_id : undefined;
+      if (!(await this.metrics.authorised(req.headers.authorization, sid))) {
+        return reply.code(401).header("www-authenticate", 'Basic realm="xeno"').type("text/plain")
+          .send("credentials of an API user are needed: HTTP Basic (xeno user add), or ?session_id= of a session\n");
+      }
+      const m = await this.metrics.scrape();
+      return reply.header("content-type", m.type).send(Buffer.from(m.text));
+    });
     app.post("/jsonrpc", (req, reply) => this.jsonRpc(req, reply));
     app.post("/", (req, reply) => this.xmlRpc(req, reply));
     app.post("/xmlrpc", (req, reply) => this.xmlRpc(req, reply));

@@ -168,3 +168,27 @@ test("Xen Orchestra's connector (xen-api) logs in, loads every object and follow
     assert.equal(await xapi.call("VM.get_power_state", web.$ref), "Running");
   } finally { await xapi.disconnect(); await s.close(); }
 });
+
+test("/metrics: Prometheus text with each domain's CPU, memory and I/O counters, for API users only", async () => {
+  const s = await setup();
+  try {
+    s.hv.domains.get(1)!.info.io = { vbdOo: 0, vbdRd: 10, vbdWr: 64, vbdRsect: 80, vbdWsect: 16384, netTxBytes: 5000, netRxBytes: 7000 };
+    s.hv.domains.get(1)!.info.cpuSeconds = 12.5;
+    assert.equal((await fetch(`${s.url}/metrics`)).status, 401);
+    assert.equal((await fetch(`${s.url}/metrics`, { headers: { authorization: `Basic ${Buffer.from("viewer:nope").toString("base64")}` } })).status, 401);
+    const r = await fetch(`${s.url}/metrics`, { headers: { authorization: `Basic ${Buffer.from("viewer:look").toString("base64")}` } });
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const text = await r.text();
+    const labels = `domain="web",domid="1",uuid="${s.hv.domains.get(1)!.info.uuid}"`;
+    assert.match(text, /# TYPE xeno_domain_vbd_write_bytes_total counter/);
+    assert.ok(text.includes(`xeno_domain_vbd_write_bytes_total{${labels}} ${16384 * 512}`), text);
+    assert.ok(text.includes(`xeno_domain_vif_rx_bytes_total{${labels}} 7000`));
+    assert.ok(text.includes(`xeno_domain_cpu_seconds_total{${labels}} 12.5`));
+    assert.ok(text.includes(`xeno_domain_memory_max_bytes{${labels}} ${256 * 1024 * 1024}`));
+    assert.ok(text.includes(`xeno_domain_state{${labels},state="running"} 1`));
+    assert.match(text, /^xeno_host_memory_total_bytes 1073741824$/m);
+    const sid = await ok(s.url, "session.login_with_password", ["viewer", "look"]) as string;
+    assert.equal((await fetch(`${s.url}/metrics?session_id=${encodeURIComponent(sid)}`)).status, 200);
+  } finally { await s.close(); }
+});
