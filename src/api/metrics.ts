@@ -43,7 +43,7 @@ export class ApiMetrics {
     };
     counter("xeno_domain_cpu_seconds_total", "Host CPU seconds the domain's vCPUs used (Domain-0: the toolstack and hypervisor processes)", (d) => d.cpuSeconds);
     gauge("xeno_domain_memory_bytes", "The domain's current reservation (after ballooning)", (d) => d.memKiB * 1024);
-    gauge("xeno_domain_memory_target_bytes", "The balloon target (memory/target)", (d) => d.targetKiB * 1024);
+    gauge("xeno_domain_memory_target_bytes", "The balloon target (memory/target; Domain-0 has none)", (d) => (d.domid === 0 ? undefined : d.targetKiB * 1024));
     gauge("xeno_domain_memory_max_bytes", "The domain's maximum reservation", (d) => d.maxMemKiB * 1024);
     gauge("xeno_domain_vcpus", "vCPUs the domain was created with", (d) => d.vcpus);
     gauge("xeno_domain_vcpus_online", "vCPUs online in the guest", (d) => d.onlineVcpus);
