@@ -109,7 +109,7 @@ export class Dispatcher {
       run: (ctx, [r]) => {
         const o = ctx.model.store.get(r as string);
         if (!o || o.cls !== g.cls) throw new XapiError("HANDLE_INVALID", g.cls, r as string);
-        if (!(g.field in o.record)) throw new XapiError("MESSAGE_METHOD_UNKNOWN", method);
+        if (!Object.hasOwn(o.record, g.field)) throw new XapiError("MESSAGE_METHOD_UNKNOWN", method);
         return o.record[g.field];
       },
     };

@@ -13,6 +13,8 @@ import { FakeHv } from "../toolstack/fake-hv.js";
 import { fails, jsonRpc, makeUsers, ok, xmlRpc } from "./api-helpers.js";
 import { verifyAudit, AUDIT_FILE } from "../../src/api/audit.js";
 import { USERS_FILE } from "../../src/api/users.js";
+import { spawnSync } from "node:child_process";
+import { CLI, ROOT } from "../machine/cli-domain.js";
 
 async function setup(): Promise<{ dir: string; apiDir: string; hv: FakeHv; x: Xenod; url: string; https: string; log: string[]; close(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), "xeno-api-"));
@@ -190,5 +192,37 @@ test("/metrics: Prometheus text with each domain's CPU, memory and I/O counters,
     assert.match(text, /^xeno_host_memory_total_bytes 1073741824$/m);
     const sid = await ok(s.url, "session.login_with_password", ["viewer", "look"]) as string;
     assert.equal((await fetch(`${s.url}/metrics?session_id=${encodeURIComponent(sid)}`)).status, 200);
+  } finally { await s.close(); }
+});
+
+test("VM calls' refusals and clean_reboot; a role changed or a user removed applies to open sessions; logout", async () => {
+  const s = await setup();
+  try {
+    const sid = await ok(s.url, "session.login_with_password", ["admin", "s3cret"]) as string;
+    const vm = ((await ok(s.url, "VM.get_by_name_label", [sid, "web"])) as string[])[0]!;
+    const dom0 = ((await ok(s.url, "VM.get_by_name_label", [sid, "Domain-0"])) as string[])[0]!;
+    assert.equal((await fails(s.url, "VM.hard_shutdown", [sid, dom0]))[0], "OPERATION_NOT_ALLOWED");
+    assert.deepEqual(await fails(s.url, "VM.get___proto__", [sid, vm]), ["MESSAGE_METHOD_UNKNOWN", "VM.get___proto__"]);
+    assert.equal((await fails(s.url, "VM.set_memory_dynamic_range", [sid, vm, 200 << 20, 100 << 20]))[0], "MEMORY_CONSTRAINT_VIOLATION");
+    assert.equal((await fails(s.url, "VM.set_memory_dynamic_range", [sid, vm, 100 << 20, 512 << 20]))[0], "MEMORY_CONSTRAINT_VIOLATION");
+    assert.deepEqual(await fails(s.url, "VM.unpause", [sid, vm]), ["VM_BAD_POWER_STATE", vm, "paused", "running"]);
+    const domid = await ok(s.url, "VM.get_domid", [sid, vm]) as number;
+    await ok(s.url, "VM.clean_reboot", [sid, vm]);
+    const after = await ok(s.url, "VM.get_domid", [sid, vm]) as number;
+    assert.notEqual(after, domid, "rebooted under a new domid, the same VM");
+    assert.equal(await ok(s.url, "VM.get_power_state", [sid, vm]), "Running");
+    await ok(s.url, "VM.hard_shutdown", [sid, vm]);
+    assert.deepEqual(await fails(s.url, "VM.pause", [sid, vm]), ["VM_BAD_POWER_STATE", vm, "running", "halted"]);
+    assert.deepEqual(await fails(s.url, "VM.clean_shutdown", [sid, vm]), ["VM_BAD_POWER_STATE", vm, "running", "halted"]);
+
+    const ro = await ok(s.url, "session.login_with_password", ["viewer", "look"]) as string;
+    assert.equal((await fails(s.url, "VM.start", [ro, vm, false, false]))[0], "RBAC_PERMISSION_DENIED");
+    const cli = (...args: string[]) => spawnSync(process.execPath, [CLI, "user", ...args, "--api-dir", s.apiDir], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(cli("role", "viewer", "vm-operator").status, 0);
+    await ok(s.url, "VM.start", [ro, vm, false, false]);
+    assert.equal(cli("remove", "viewer").status, 0);
+    assert.equal((await fails(s.url, "VM.get_power_state", [ro, vm]))[0], "SESSION_INVALID");
+    await ok(s.url, "session.logout", [sid]);
+    assert.equal((await fails(s.url, "VM.get_power_state", [sid, vm]))[0], "SESSION_INVALID");
   } finally { await s.close(); }
 });
