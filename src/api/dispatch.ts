@@ -209,14 +209,20 @@ function redact(method: string, params: unknown[], def: MethodDef | undefined): 
   return params.slice(0, 16).map((p, i) => {
     if (method === "session.login_with_password") return i === 0 ? p : "(secret)";
     if (i === 0 && def?.session) return "(session)";
-    const s = JSON.stringify(p) ?? "null";
-    return s.length > 256 ? `${s.slice(0, 256)}…` : p;
+    const s = safeJson(p);
+    return s.length > 256 ? `${s.slice(0, 256)}…` : s === TOO_DEEP ? s : p;
   });
 }
 
 function describe(v: unknown): string {
   if (Array.isArray(v)) return "an array";
   if (v === null) return "null";
-  const s = JSON.stringify(v) ?? String(v);
+  const s = safeJson(v);
   return `${typeof v} ${s.length > 40 ? s.slice(0, 40) + "…" : s}`;
 }
+
+/** JSON of a client's value; one nested too deep to write (JSON.parse takes depths JSON.stringify cannot) is named. */
+function safeJson(v: unknown): string {
+  try { return JSON.stringify(v) ?? String(v); } catch { return TOO_DEEP; }
+}
+const TOO_DEEP = "(nested too deep to show)";

@@ -49,7 +49,8 @@ test("malformed requests get XAPI errors or 4xx and the server stays up; seeded 
   hv.addDomain({ name: "Domain-0", uuid: "00000000-0000-0000-0000-000000000000", memMiB: 300, vcpus: 2, kernel: "", cmdline: "", xen: false, disks: [], vifs: [] });
   hv.addDomain({ name: "web", memMiB: 256, vcpus: 1, kernel: "/k", cmdline: "", xen: true, disks: [], vifs: [], toolstack: { onPoweroff: "destroy", onReboot: "restart", onCrash: "destroy" } });
   await makeUsers(apiDir, [["admin", "pool-admin", "pw"]]);
-  const x = await Xenod.start({ runDir: dir, log: () => {}, hvMain: false, api: { listen: [{ scheme: "http", host: "127.0.0.1", port: 0 }], apiDir } });
+  const log: string[] = [];
+  const x = await Xenod.start({ runDir: dir, log: (l) => log.push(l), hvMain: false, api: { listen: [{ scheme: "http", host: "127.0.0.1", port: 0 }], apiDir } });
   const url = x.api!.urls[0]!;
   const d = x.api!.dispatcher;
   try {
@@ -67,6 +68,13 @@ test("malformed requests get XAPI errors or 4xx and the server stays up; seeded 
     assert.equal((await j('{"jsonrpc":"3.0","method":"x","id":1}')).status, 400);
     r = await j('{"jsonrpc":"2.0","id":1,"method":42,"params":[]}');
     assert.equal(r.status, 200); assert.match(r.text, /MESSAGE_METHOD_UNKNOWN/);
+    // JSON.parse takes 300,000 nested arrays that JSON.stringify cannot write back: still a plain XAPI error.
+    r = await j(`{"jsonrpc":"2.0","id":1,"method":"VM.get_record","params":["${"x"}",${"[".repeat(300_000)}${"]".repeat(300_000)}]}`);
+    assert.match(r.text, /"message":"SESSION_INVALID"/);
+    r = await j(`{"jsonrpc":"2.0","id":1,"method":"VM.get_record","params":["${sid}",${"[".repeat(300_000)}${"]".repeat(300_000)}]}`);
+    assert.match(r.text, /"message":"FIELD_TYPE_ERROR","data":\["self","Expected string, received array; got an array"\]/);
+    r = await j(`{"jsonrpc":"2.0","id":1,"method":"VM.pause","params":["${sid}",${"[".repeat(300_000)}${"]".repeat(300_000)}]}`);
+    assert.match(r.text, /"message":"FIELD_TYPE_ERROR"/, "a mutating call's refusal is audited with the argument named, not written");
     r = await j('{"jsonrpc":"2.0","id":1,"method":"VM.get_all","params":{"a":1}}');
     assert.match(r.text, /MESSAGE_PARAMETER_COUNT_MISMATCH/);
     r = await xml("<methodCall><methodName>VM.get_all");
@@ -148,6 +156,7 @@ test("malformed requests get XAPI errors or 4xx and the server stays up; seeded 
       }
     }
     assert.equal(d.counts.internalErrors, 0, "no INTERNAL_ERROR");
+    assert.ok(!log.some((l) => /cannot append to the audit log|failed unexpectedly/.test(l)), log.join("\n"));
     assert.ok(![...outcome.keys()].some((k) => k.includes("INTERNAL_ERROR")), [...outcome].join("\n"));
     await ok(url, "session.login_with_password", ["admin", "pw"]).catch(() => undefined); // throttled or not: answered
     assert.ok(["Running", "Paused", "Halted"].includes(await ok(url, "VM.get_power_state", [sid, vm]).catch(() => "Halted") as string));
