@@ -9,6 +9,7 @@ import { CLASSES, type XenModel } from "./model.js";
 import type { Role } from "./roles.js";
 import type { XapiRecord } from "./store.js";
 import type { VmActions } from "./vm-actions.js";
+import { Int32 } from "./values.js";
 
 /** What a call runs with: the caller and the parts of the API server it may use. */
 export interface CallContext {
@@ -120,8 +121,8 @@ export function buildMethods(): Map<string, MethodDef> {
         let events;
         try { events = store.changesSince(since, want); } catch { throw new XapiError("EVENTS_LOST"); }
         if (events.length > 0 || Date.now() >= deadline || ctx.signal?.aborted) {
-          const counts: Record<string, number> = {};
-          for (const cls of CLASSES) if (want.has("*") || want.has(cls.toLowerCase())) counts[cls.toLowerCase()] = store.count(cls);
+          const counts: Record<string, Int32> = {};
+          for (const cls of CLASSES) if (want.has("*") || want.has(cls.toLowerCase())) counts[cls.toLowerCase()] = new Int32(store.count(cls));
           return { events, valid_ref_counts: counts, token: String(store.gen) };
         }
         await store.waitForChange(deadline - Date.now(), ctx.signal);

@@ -57,6 +57,8 @@ export interface ApiServerOptions {
 export class ApiServer {
   readonly urls: string[] = [];
   private readonly apps: FastifyInstance[] = [];
+  /** Aborted by stop(): calls waiting in event.from answer at once, so closing does not wait for their timeouts. */
+  private readonly closing = new AbortController();
 
   readonly metrics: ApiMetrics;
 
@@ -99,6 +101,7 @@ export class ApiServer {
   }
 
   async stop(): Promise<void> {
+    this.closing.abort();
     this.model.stop();
     await Promise.all(this.apps.map((a) => a.close()));
   }
@@ -128,7 +131,7 @@ export class ApiServer {
   private abortOnClose(reply: FastifyReply): AbortSignal {
     const ac = new AbortController();
     reply.raw.once("close", () => ac.abort());
-    return ac.signal;
+    return AbortSignal.any([ac.signal, this.closing.signal]);
   }
 
   private async jsonRpc(req: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -15,3 +15,12 @@ export class XapiDateTime {
     return new Date(this.ms).toISOString().replace(/\.\d{3}Z$/, "Z").replace(/-/g, "").replace(/^(\d{8})T/, "$1T");
   }
 }
+
+/**
+ * A 32-bit integer XML-RPC must carry as <int> rather than XAPI's int64 <string>: event.from's valid_ref_counts,
+ * which Xen Orchestra's connector compares with a number (a string would make it reload tasks after every batch).
+ */
+export class Int32 {
+  constructor(readonly n: number) {}
+  toJSON(): number { return this.n; }
+}

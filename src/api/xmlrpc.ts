@@ -9,7 +9,7 @@
  * 32-bit <int>, so xapi writes every integer as a <string>; so does `encodeResponse` (clients convert).
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { XapiDateTime } from "./values.js";
+import { Int32, XapiDateTime } from "./values.js";
 
 export type XmlRpcValue = string | number | boolean | null | XapiDateTime | XmlRpcValue[] | { [k: string]: XmlRpcValue };
 
@@ -133,6 +133,7 @@ export function encodeValue(v: unknown, out: string[] = []): string[] {
   else if (typeof v === "string") out.push("<value>", escapeXml(v), "</value>");
   else if (typeof v === "number") out.push(Number.isInteger(v) ? `<value><string>${v}</string></value>` : `<value><double>${Number.isFinite(v) ? v : 0}</double></value>`);
   else if (typeof v === "boolean") out.push(`<value><boolean>${v ? 1 : 0}</boolean></value>`);
+  else if (v instanceof Int32) out.push(`<value><int>${v.n | 0}</int></value>`);
   else if (v instanceof XapiDateTime) out.push(`<value><dateTime.iso8601>${v.toJSON()}</dateTime.iso8601></value>`);
   else if (Array.isArray(v)) {
     out.push("<value><array><data>");
@@ -151,9 +152,12 @@ export function encodeValue(v: unknown, out: string[] = []): string[] {
   return out;
 }
 
-/** A methodResponse carrying one value (XAPI's Success/Failure struct). */
+/**
+ * A methodResponse carrying one value (XAPI's Success/Failure struct), with no whitespace outside the elements:
+ * `xen-api`'s parser (@vates/xml, whitespace kept) takes a newline after the declaration for the document.
+ */
 export function encodeResponse(value: unknown): string {
-  return ['<?xml version="1.0"?>\n<methodResponse><params><param>', ...encodeValue(value), "</param></params></methodResponse>\n"].join("");
+  return ['<?xml version="1.0"?><methodResponse><params><param>', ...encodeValue(value), "</param></params></methodResponse>"].join("");
 }
 
 /** A methodCall (for tests and tools). */

@@ -226,3 +226,27 @@ test("VM calls' refusals and clean_reboot; a role changed or a user removed appl
     assert.equal((await fails(s.url, "VM.get_power_state", [sid, vm]))[0], "SESSION_INVALID");
   } finally { await s.close(); }
 });
+
+test("Xen Orchestra's connector over XML-RPC (transport 'xml-rpc') and over HTTPS", async () => {
+  const s = await setup();
+  const { createClient } = await import("xen-api");
+  const xml = createClient({ url: s.url, auth: { user: "admin", password: "s3cret" }, transport: "xml-rpc", debounce: 50 });
+  const tls = createClient({ url: s.https, auth: { user: "viewer", password: "look" }, allowUnauthorized: true, watchEvents: false });
+  try {
+    await xml.connect();
+    await xml.objectsFetched;
+    const web = Object.values(xml.objects.all).find((o) => o.$type === "VM" && o.name_label === "web")!;
+    // XML-RPC carries XAPI's int64 as strings; the connector hands them on as they come.
+    assert.equal(web.memory_static_max, String(256 * 1024 * 1024));
+    assert.equal(web.is_control_domain, false);
+    await xml.call("VM.pause", web.$ref);
+    const deadline = Date.now() + 10_000;
+    while (xml.getObjectByRef(web.$ref).power_state !== "Paused") {
+      assert.ok(Date.now() < deadline, "Paused seen through event.from over XML-RPC");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await assert.rejects(xml.call("VM.pause", web.$ref), (e: { code?: string; params?: string[] }) => { assert.equal(e.code, "VM_BAD_POWER_STATE"); assert.deepEqual(e.params, [web.$ref, "running", "paused"]); return true; });
+    await tls.connect();
+    assert.equal(await tls.call("VM.get_power_state", web.$ref), "Paused");
+  } finally { await xml.disconnect(); await tls.disconnect(); await s.close(); }
+});

@@ -10,5 +10,5 @@ declare module "xen-api" {
     call(method: string, ...args: unknown[]): Promise<unknown>;
     getObjectByRef(ref: string): XapiObject;
   }
-  export function createClient(opts: { url: string; allowUnauthorized?: boolean; auth?: { user: string; password: string }; watchEvents?: boolean | string[]; debounce?: number }): Xapi;
+  export function createClient(opts: { url: string; transport?: "auto" | "json-rpc" | "xml-rpc"; allowUnauthorized?: boolean; auth?: { user: string; password: string }; watchEvents?: boolean | string[]; debounce?: number }): Xapi;
 }

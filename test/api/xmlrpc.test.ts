@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { encodeMethodCall, encodeResponse, parseMethodCall, XmlRpcParseError } from "../../src/api/xmlrpc.js";
-import { XapiDateTime } from "../../src/api/values.js";
+import { Int32, XapiDateTime } from "../../src/api/values.js";
 
 test("methodCall: every value type parses; what encodeMethodCall writes parses back", () => {
   const xml = `<?xml version="1.0"?>
@@ -41,6 +41,8 @@ test("responses: integers as <string>, doubles, dates, control characters droppe
   assert.match(r, /<dateTime\.iso8601>20261207T04:12:55Z<\/dateTime\.iso8601>/);
   assert.match(r, /<name>s<\/name><value>ab<\/value>/);
   assert.match(r, /<name>l<\/name><value><array><data><\/data><\/array><\/value>/);
+  assert.match(encodeResponse({ task: new Int32(3) }), /<name>task<\/name><value><int>3<\/int><\/value>/, "valid_ref_counts travel as <int>");
+  assert.ok(r.startsWith('<?xml version="1.0"?><methodResponse>') && r.endsWith("</methodResponse>"), "no whitespace outside the elements (xen-api's parser)");
 });
 
 test("refusals say what is wrong", () => {
