@@ -98,6 +98,8 @@ export function buildMethods(): Map<string, MethodDef> {
   m.set("VM.unpause", vmCall((ctx, r, u) => ctx.vm.unpause(r, u), "vm-operator"));
   m.set("VM.set_memory_dynamic_range", vmCall((ctx, r, u, [min, max]) => ctx.vm.setMemoryDynamicRange(r, u, min as number, max as number), "vm-power-admin", { names: ["min", "max"], args: [int, int] }));
   m.set("VM.destroy", vmCall((ctx, r, u) => ctx.vm.destroy(r, u), "vm-admin"));
+  m.set("VM.suspend", vmCall((ctx, r, u) => ctx.vm.suspend(r, u), "vm-operator"));
+  m.set("VM.resume", vmCall((ctx, r, u, [paused]) => ctx.vm.resume(r, u, paused as boolean), "vm-operator", { names: ["start_paused", "force"], args: [bool, bool] }));
 
   m.set("event.inject", {
     names: ["class", "ref"], args: [str, ref], session: true, role: "read-only", mutating: false,

@@ -26,6 +26,8 @@ interface SavedState {
   poolUuid: string;
   /** Halted VMs by UUID: the spec to start them with. */
   halted: Record<string, DomainSpec>;
+  /** Suspended VMs by UUID: the save file VM.resume restores (absent in state files written before it). */
+  suspended?: Record<string, string>;
 }
 
 /** The XAPI classes served (each has get_all_records). */
@@ -94,6 +96,16 @@ export class XenModel {
   /** Keeps `spec` as what a halted VM starts with (clean_shutdown restores the policies it changed). */
   keepHalted(uuid: string, spec: DomainSpec): void { this.state.halted[uuid] = { ...spec, uuid, paused: undefined }; this.save(); }
 
+  /** The save file of a suspended VM (undefined: not suspended). */
+  suspendFile(uuid: string): string | undefined { return this.domains.has(uuid) ? undefined : this.state.suspended?.[uuid]; }
+
+  /** Marks a VM suspended in `path`, or (null) no longer suspended. */
+  setSuspended(uuid: string, path: string | null): void {
+    const m = (this.state.suspended ??= {});
+    if (path === null) delete m[uuid]; else m[uuid] = path;
+    this.save();
+  }
+
   /** Forgets a halted VM (VM.destroy). */
   forget(uuid: string): void { delete this.state.halted[uuid]; this.save(); void this.refresh(); }
 
@@ -148,7 +160,7 @@ export class XenModel {
       const running = d !== undefined && d.state !== "shutdown" && d.state !== "crashed" && d.state !== "dying";
       const isDom0 = d?.domid === 0;
       if (isDom0) dom0Ref = vmRef;
-      const power = !d || !running ? "Halted" : d.state === "paused" ? "Paused" : "Running";
+      const power = !d || !running ? (!d && this.state.suspended?.[uuid] ? "Suspended" : "Halted") : d.state === "paused" ? "Paused" : "Running";
       const vbds: string[] = [], vifs: string[] = [], consoles: string[] = [];
       for (const disk of spec?.disks ?? []) {
         const vdiRef = this.id(`VDI/${disk.path}`).ref;
@@ -196,7 +208,7 @@ export class XenModel {
         power_state: power, is_control_domain: isDom0, is_a_template: false, is_a_snapshot: false, is_default_template: false,
         domid: running ? d!.domid : -1, domarch: "arm64", resident_on: power === "Halted" ? NULL_REF : hostRef, affinity: hostRef,
         memory_static_max: memBytes, memory_static_min: isDom0 ? memBytes : 16 * MiB, memory_dynamic_max: target, memory_dynamic_min: target,
-        memory_target: target, memory_overhead: 0,
+        memory_target: target, memory_overhead: 0, suspend_image_path_xeno: this.state.suspended?.[uuid] ?? "",
         VCPUs_max: d?.vcpus ?? spec?.vcpus ?? 1, VCPUs_at_startup: d?.vcpus ?? spec?.vcpus ?? 1, VCPUs_params: {
           weight: String(d?.sched?.weight ?? spec?.sched?.weight ?? 256), cap: String(d?.sched?.cap ?? spec?.sched?.cap ?? 0) },
         actions_after_shutdown: ts?.onPoweroff ?? "destroy", actions_after_reboot: ts?.onReboot ?? "restart", actions_after_crash: ts?.onCrash ?? "destroy",
@@ -277,6 +289,7 @@ function allowedOperations(power: string, isDom0: boolean): string[] {
   if (isDom0) return [];
   switch (power) {
     case "Halted": return ["start", "destroy"];
+    case "Suspended": return ["resume", "hard_shutdown"];
     case "Paused": return ["unpause", "hard_shutdown", "hard_reboot"];
     default: return ["clean_shutdown", "clean_reboot", "hard_shutdown", "hard_reboot", "pause"];
   }

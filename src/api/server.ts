@@ -8,7 +8,7 @@
  * listens on are written to API_INFO in the run directory ({"urls": [...]}), so a port 0 can be found.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { AuditLog } from "./audit.js";
 import type { ApiBackend } from "./backend.js";
@@ -25,6 +25,8 @@ export const DEFAULT_LISTEN = "http://127.0.0.1:8080,https://127.0.0.1:8443";
 /** Where users, the audit log and the certificate live: $XENO_API_DIR, else this. */
 export const DEFAULT_API_DIR = "/var/lib/xeno";
 export const API_INFO = "api.json";
+/** Save files of suspended VMs, in the API directory. */
+export const SUSPEND_DIR = "suspend";
 /** Largest request body (bytes); xapi's own limit for XML-RPC is larger, but no call here needs 1 MiB. */
 export const BODY_LIMIT = 1 << 20;
 
@@ -75,7 +77,7 @@ export class ApiServer {
     const audit = new AuditLog(opts.apiDir);
     audit.secure();
     const dispatcher = new Dispatcher({
-      model, vm: new VmActions(model, opts.backend), audit, log: opts.log,
+      model, vm: new VmActions(model, opts.backend, resolve(opts.apiDir, SUSPEND_DIR)), audit, log: opts.log,
       authenticators: opts.authenticators ?? [LocalAuthenticator.inDir(opts.apiDir)],
     });
     const s = new ApiServer(model, dispatcher);

@@ -3,6 +3,8 @@
  * VM has reached the state it asked for (clean_shutdown: Halted; clean_reboot: Running again under a new domid),
  * or fails with XAPI's error. A halted VM is started from the spec the API keeps for it (model.ts).
  */
+import { mkdir, rm } from "node:fs/promises";
+import { join } from "node:path";
 import type { DomainInfo, DomainSpec, ToolstackData } from "../hv/protocol.js";
 import type { ApiBackend, HvCall } from "./backend.js";
 import { XapiError } from "./errors.js";
@@ -28,7 +30,7 @@ export function hvError(e: unknown, vmRef: string, hostRef: string): XapiError {
 }
 
 export class VmActions {
-  constructor(private readonly model: XenModel, private readonly backend: ApiBackend) {}
+  constructor(private readonly model: XenModel, private readonly backend: ApiBackend, private readonly suspendDir: string) {}
 
   private async call(vmRef: string, body: HvCall): Promise<unknown> {
     try { return await this.backend.request(body); } catch (e) { throw hvError(e, vmRef, this.model.hostRef); }
@@ -77,6 +79,7 @@ export class VmActions {
 
   async start(vmRef: string, uuid: string, startPaused: boolean): Promise<void> {
     const d = this.model.domains.get(uuid);
+    if (this.model.suspendFile(uuid)) throw new XapiError("VM_BAD_POWER_STATE", vmRef, "halted", "suspended");
     if (d && d.domid === 0) throw new XapiError("VM_BAD_POWER_STATE", vmRef, "halted", "running");
     if (d && d.state !== "shutdown" && d.state !== "crashed") throw new XapiError("VM_BAD_POWER_STATE", vmRef, "halted", d.state === "paused" ? "paused" : "running");
     const spec = d ? d.spec : this.model.haltedSpec(uuid);
@@ -104,6 +107,14 @@ export class VmActions {
   }
 
   async hardShutdown(vmRef: string, uuid: string): Promise<void> {
+    const file = this.model.suspendFile(uuid);
+    if (file) {
+      // XAPI: a suspended VM shut down is Halted; its suspend image is discarded.
+      this.model.setSuspended(uuid, null);
+      await rm(file, { force: true });
+      await this.model.refresh();
+      return;
+    }
     const d = this.live(vmRef, uuid, "running", true);
     await this.call(vmRef, { op: "destroy", domid: d.domid });
     await this.until(vmRef, uuid, (x) => x === undefined || x.domid !== d.domid, 30_000);
@@ -150,11 +161,39 @@ export class VmActions {
     await this.model.refresh();
   }
 
+  /**
+   * VM.suspend: the domain's state and memory to a save file (the hypervisor's `save`, as `xeno save`: docs/
+   * save-format.md) in SUSPEND_DIR of the API directory; the domain is destroyed and the VM is Suspended.
+   */
+  async suspend(vmRef: string, uuid: string): Promise<void> {
+    const d = this.live(vmRef, uuid, "running", false);
+    await mkdir(this.suspendDir, { recursive: true, mode: 0o700 });
+    const path = join(this.suspendDir, `${uuid}.xeno`);
+    await this.call(vmRef, { op: "save", domid: d.domid, path });
+    this.model.setSuspended(uuid, path);
+    this.model.keepHalted(uuid, d.spec);
+    await this.until(vmRef, uuid, (x) => x === undefined || x.domid !== d.domid, 30_000);
+  }
+
+  /** VM.resume: the hypervisor restores the save file (same name, UUID and domid); the file is removed after. */
+  async resume(vmRef: string, uuid: string, startPaused: boolean): Promise<void> {
+    const path = this.model.suspendFile(uuid);
+    if (!path) {
+      const d = this.model.domains.get(uuid);
+      throw new XapiError("VM_BAD_POWER_STATE", vmRef, "suspended", !d || d.state === "shutdown" || d.state === "crashed" ? "halted" : d.state === "paused" ? "paused" : "running");
+    }
+    await this.call(vmRef, { op: "restore", path, paused: startPaused || undefined });
+    this.model.setSuspended(uuid, null);
+    await rm(path, { force: true });
+    await this.until(vmRef, uuid, (x) => x !== undefined && x.state !== "shutdown" && x.state !== "crashed", 30_000);
+  }
+
   /** XAPI's VM.destroy: removes a halted VM's record (its disks' files stay). */
   async destroy(vmRef: string, uuid: string): Promise<void> {
     const d = this.model.domains.get(uuid);
     if (d && d.domid === 0) throw new XapiError("OPERATION_NOT_ALLOWED", "Domain-0 cannot be destroyed");
     if (d && d.state !== "shutdown" && d.state !== "crashed") throw new XapiError("VM_BAD_POWER_STATE", vmRef, "halted", d.state === "paused" ? "paused" : "running");
+    if (this.model.suspendFile(uuid)) throw new XapiError("VM_BAD_POWER_STATE", vmRef, "halted", "suspended");
     if (d) await this.call(vmRef, { op: "destroy", domid: d.domid });
     this.model.forget(uuid);
     await this.model.refresh();

@@ -6,7 +6,9 @@
  *  - `xeno pause demo` from the CLI reaches its cache through event.from as power_state Paused;
  *  - a read-only user is refused VM.hard_shutdown (RBAC_PERMISSION_DENIED), and the audit log has the refusal;
  *  - VM.clean_shutdown returns once the guest has powered off (Halted, gone from `xeno list`); VM.start boots
- *    it again (its console shows the ready marker).
+ *    it again (its console shows the ready marker);
+ *  - VM.suspend leaves it Suspended (gone from `xeno list`, VM.start refused); VM.resume brings it back and its
+ *    shell answers on the console.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -32,7 +34,7 @@ async function until<T>(f: () => T | undefined | false, ms: number, what: string
   }
 }
 
-test("Xen Orchestra's connector drives the demo guest: objects, event.from after xeno pause, RBAC, clean_shutdown, start", { timeout: 25 * 60_000 }, async () => {
+test("Xen Orchestra's connector drives the demo guest: objects, event.from after xeno pause, RBAC, clean_shutdown, start, suspend, resume", { timeout: 25 * 60_000 }, async () => {
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
   await linkStableImages(images.cacheDir);
   const run = mkdtempSync(join(tmpdir(), "xeno-xo-"));
@@ -101,6 +103,26 @@ test("Xen Orchestra's connector drives the demo guest: objects, event.from after
     await until(() => /XENO-GUEST-READY/.test(con2.io.out), BOOT_MS, "boot after VM.start");
     con2.child.kill();
     await until(() => xapi!.getObjectByRef(demo.$ref).power_state === "Running", 15_000, "Running in the cache");
+
+    // suspend: the domain's state to a save file, gone from the hypervisor; resume: back, its shell alive.
+    t = Date.now();
+    await xapi.call("VM.suspend", demo.$ref);
+    process.stderr.write(`# VM.suspend returned after ${Date.now() - t} ms\n`);
+    assert.equal(await xapi.call("VM.get_power_state", demo.$ref), "Suspended");
+    assert.doesNotMatch(xeno("list").stdout, /^demo\s/m);
+    await until(() => xapi!.getObjectByRef(demo.$ref).power_state === "Suspended", 15_000, "Suspended in the cache");
+    await assert.rejects(xapi.call("VM.start", demo.$ref, false, false), (e: { code?: string }) => e.code === "VM_BAD_POWER_STATE");
+    t = Date.now();
+    await xapi.call("VM.resume", demo.$ref, false, false);
+    process.stderr.write(`# VM.resume returned after ${Date.now() - t} ms\n`);
+    assert.equal(await xapi.call("VM.get_power_state", demo.$ref), "Running");
+    const con3 = spawn(process.execPath, [CLI, "console", "demo"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+    let out3 = "";
+    con3.stdout.setEncoding("latin1").on("data", (d: string) => { out3 += d; });
+    await new Promise((r) => setTimeout(r, 1000));
+    con3.stdin.write("echo RESUMED-$((40+2))\n");
+    await until(() => /RESUMED-42/.test(out3), 120_000, "the resumed guest's shell answers");
+    con3.kill();
     await xapi.call("VM.hard_shutdown", demo.$ref);
 
     const audit = readFileSync(join(apiDir, AUDIT_FILE), "utf8");
