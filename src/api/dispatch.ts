@@ -13,6 +13,7 @@ import { CLASSES, type XenModel } from "./model.js";
 import { allows, type Role } from "./roles.js";
 import type { Authenticator, LocalAuthenticator, Principal } from "./users.js";
 import type { VmActions } from "./vm-actions.js";
+import { Tasks } from "./tasks.js";
 import { newRef } from "./values.js";
 
 /** Sessions idle this long expire (xapi: 24 h for an unused session). */
@@ -37,10 +38,13 @@ export class Dispatcher {
   private readonly methods = buildMethods();
   private readonly sessions = new Map<string, Session>();
   private readonly fails = new Map<string, number[]>();
+  private readonly tasks: Tasks;
   /** Counters since start (tests and /metrics read them). */
   readonly counts = { calls: 0, errors: 0, loginFailures: 0, loginThrottled: 0, internalErrors: 0 };
 
-  constructor(private readonly o: DispatchOptions) {}
+  constructor(private readonly o: DispatchOptions) {
+    this.tasks = new Tasks(o.model);
+  }
 
   /** Calls `method` with `params`; resolves with its value or rejects with an XapiError (only). */
   async call(method: unknown, params: unknown, from: string, signal?: AbortSignal): Promise<unknown> {
@@ -50,8 +54,13 @@ export class Dispatcher {
     try {
       if (typeof method !== "string" || method.length > 256) throw new XapiError("MESSAGE_METHOD_UNKNOWN", String(method).slice(0, 256));
       if (!Array.isArray(params)) throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, "an array", typeof params);
-      def = this.methods.get(method) ?? this.getter(method);
-      if (!def) throw new XapiError("MESSAGE_METHOD_UNKNOWN", method);
+      // Async.CLASS.METHOD: the same call, run as a task (tasks.ts); the answer is the task's ref.
+      const isAsync = method.startsWith("Async.");
+      const name = isAsync ? method.slice("Async.".length) : method;
+      def = this.methods.get(name) ?? this.getter(name);
+      if (!def || (isAsync && (!def.session || name.startsWith("event.") || name.startsWith("session.") || name.startsWith("task.")))) {
+        throw new XapiError("MESSAGE_METHOD_UNKNOWN", method);
+      }
       if (method === "session.login_with_password") {
         who = { user: typeof params[0] === "string" ? params[0].slice(0, 128) : "-", role: "-" };
         return await this.login(def, params, from);
@@ -62,7 +71,7 @@ export class Dispatcher {
         throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, String(min === total ? total : `${min}..${total}`), String(params.length));
       }
       let args = params;
-      const ctx: CallContext = { model: this.o.model, vm: this.o.vm, signal };
+      const ctx: CallContext = { model: this.o.model, vm: this.o.vm, tasks: this.tasks, signal: isAsync ? undefined : signal };
       if (def.session) {
         const s = this.session(params[0]);
         who = s;
@@ -78,6 +87,20 @@ export class Dispatcher {
         if (!r.success) throw new XapiError("FIELD_TYPE_ERROR", def!.names[i] ?? `#${i}`, `${r.error.issues[0]?.message ?? "wrong type"}; got ${describe(a)}`);
         return r.data as unknown;
       });
+      if (isAsync) {
+        const d = def, w = who;
+        return this.tasks.start(name, w.user, async () => {
+          try {
+            const r = await d.run(ctx, parsed);
+            if (d.mutating) this.audit(w, method, params, d, "ok", from);
+            return r;
+          } catch (e) {
+            const err = e instanceof XapiError ? e : this.internal(e, method);
+            this.audit(w, method, params, d, err.message, from);
+            throw err;
+          }
+        });
+      }
       const result = await def.run(ctx, parsed);
       if (def.mutating) this.audit(who, method, params, def, "ok", from);
       return result;
@@ -118,6 +141,7 @@ export class Dispatcher {
   /** Every method name: the fixed ones and a getter per field of each class that has objects. */
   private listMethods(): string[] {
     const names = [...this.methods.keys()];
+    for (const [n, d] of this.methods) if (d.mutating && d.session && !n.startsWith("task.")) names.push(`Async.${n}`);
     for (const cls of CLASSES) {
       const first = this.o.model.store.all(cls)[0];
       if (first) for (const f of Object.keys(first[1])) names.push(`${cls}.get_${f}`);

@@ -9,12 +9,14 @@ import { CLASSES, type XenModel } from "./model.js";
 import type { Role } from "./roles.js";
 import type { XapiRecord } from "./store.js";
 import type { VmActions } from "./vm-actions.js";
+import type { Tasks } from "./tasks.js";
 import { Int32 } from "./values.js";
 
 /** What a call runs with: the caller and the parts of the API server it may use. */
 export interface CallContext {
   model: XenModel;
   vm: VmActions;
+  tasks: Tasks;
   session?: { ref: string; uuid: string; user: string; role: Role; since: number };
   /** Aborted when the client goes away (event.from stops waiting). */
   signal?: AbortSignal;
@@ -101,6 +103,8 @@ export function buildMethods(): Map<string, MethodDef> {
   m.set("VM.suspend", vmCall((ctx, r, u) => ctx.vm.suspend(r, u), "vm-operator"));
   m.set("VM.resume", vmCall((ctx, r, u, [paused]) => ctx.vm.resume(r, u, paused as boolean), "vm-operator", { names: ["start_paused", "force"], args: [bool, bool] }));
 
+  m.set("task.cancel", { names: ["task"], args: [ref], session: true, role: "read-only", mutating: true, run: (ctx, [r]) => { ctx.tasks.cancel(r as string); return ""; } });
+  m.set("task.destroy", { names: ["self"], args: [ref], session: true, role: "read-only", mutating: false, run: (ctx, [r]) => { ctx.tasks.destroy(r as string); return ""; } });
   m.set("event.inject", {
     names: ["class", "ref"], args: [str, ref], session: true, role: "read-only", mutating: false,
     run: (ctx, [cls, r]) => {

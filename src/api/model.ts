@@ -267,7 +267,10 @@ export class XenModel {
       allowed_operations: [], current_operations: {}, cpu_info: {}, policy_no_vendor_device: false, live_patching_disabled: false, igmp_snooping_enabled: false,
     }), this.state.poolUuid);
     // Objects of the served classes that are gone (a domain destroyed, a disk detached) are removed: "del" events.
-    for (const cls of CLASSES) for (const ref of this.store.refs(cls)) if (!seen.has(ref)) this.store.remove(ref);
+    for (const cls of CLASSES) {
+      if (cls === "task" || cls === "message") continue; // not from the hypervisor: tasks.ts keeps tasks
+      for (const ref of this.store.refs(cls)) if (!seen.has(ref)) this.store.remove(ref);
+    }
   }
 
   /** pool.other_config (Xen Orchestra keeps its barrier keys there). */

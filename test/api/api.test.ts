@@ -168,6 +168,15 @@ test("Xen Orchestra's connector (xen-api) logs in, loads every object and follow
     await xapi.call("VM.clean_shutdown", web.$ref);
     await xapi.call("VM.start", web.$ref, false, false);
     assert.equal(await xapi.call("VM.get_power_state", web.$ref), "Running");
+    // Async.*: a task the connector watches through event.from until it succeeds or fails.
+    assert.equal(await xapi.callAsync("VM.clean_shutdown", web.$ref), "");
+    assert.equal(await xapi.call("VM.get_power_state", web.$ref), "Halted");
+    await assert.rejects(xapi.callAsync("VM.pause", web.$ref), (e: { code?: string }) => e.code === "VM_BAD_POWER_STATE");
+    assert.equal(await xapi.callAsync("VM.start", web.$ref, false, false), "");
+    assert.equal(await xapi.call("VM.get_power_state", web.$ref), "Running");
+    const log = readFileSync(join(s.apiDir, AUDIT_FILE), "utf8");
+    assert.match(log, /"method":"Async.VM.clean_shutdown".*"result":"ok"/);
+    assert.match(log, /"method":"Async.VM.pause".*"result":"VM_BAD_POWER_STATE/);
   } finally { await xapi.disconnect(); await s.close(); }
 });
 

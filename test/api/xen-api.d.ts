@@ -8,6 +8,8 @@ declare module "xen-api" {
     readonly objects: { all: Record<string, XapiObject>; on(event: "add" | "update" | "remove", cb: (objects: Record<string, XapiObject>) => void): void };
     readonly sessionId: string;
     call(method: string, ...args: unknown[]): Promise<unknown>;
+    /** Async.METHOD, then waits for its task through event.from. */
+    callAsync(method: string, ...args: unknown[]): Promise<unknown>;
     getObjectByRef(ref: string): XapiObject;
   }
   export function createClient(opts: { url: string; transport?: "auto" | "json-rpc" | "xml-rpc"; allowUnauthorized?: boolean; auth?: { user: string; password: string }; watchEvents?: boolean | string[]; debounce?: number }): Xapi;
