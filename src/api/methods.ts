@@ -119,6 +119,8 @@ export function buildMethods(): Map<string, MethodDef> {
       const t = token as string;
       if (t !== "" && !/^\d{1,15}$/.test(t)) throw new XapiError("EVENT_FROM_TOKEN_PARSE_FAILURE", t);
       const since = t === "" ? 0 : Number(t);
+      // A token from the future is one of an earlier xenod (its generations started again at 0): reload.
+      if (since > ctx.model.store.gen) throw new XapiError("EVENTS_LOST");
       const want = new Set((classes as string[]).map((c) => c.toLowerCase()));
       const store = ctx.model.store;
       // Waits up to `timeout` seconds (at most 10 min) for a change to a wanted class, as xapi's event.from does.

@@ -125,7 +125,9 @@ export class VmActions {
     const ts = d.spec.toolstack;
     if (ts && ts.onReboot !== "restart") await this.call(vmRef, { op: "set-toolstack", domid: d.domid, toolstack: { ...ts, onReboot: "restart" } });
     await this.call(vmRef, { op: "shutdown", domid: d.domid, reason: "reboot" });
-    await this.until(vmRef, uuid, (x) => x !== undefined && x.domid !== d.domid && x.state !== "shutdown" && x.state !== "crashed");
+    const now = await this.until(vmRef, uuid, (x) => x !== undefined && x.domid !== d.domid && x.state !== "shutdown" && x.state !== "crashed");
+    // The policy was changed only for this reboot: the new domain gets the one it had.
+    if (ts && ts.onReboot !== "restart" && now) await this.call(vmRef, { op: "set-toolstack", domid: now.domid, toolstack: ts });
   }
 
   async hardReboot(vmRef: string, uuid: string): Promise<void> {

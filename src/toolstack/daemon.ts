@@ -88,10 +88,15 @@ export class Xenod {
       await x.hv.start();
       await x.listen();
       if (opts.api && opts.api.listen.length > 0) {
-        x.api = await ApiServer.start({
-          backend: { request: (body) => x.forward(body as RequestBody), onEvent: (l) => { x.eventListeners.push(l); } },
-          listen: opts.api.listen, apiDir: opts.api.apiDir, runDir: opts.runDir, log: opts.log,
-        });
+        try {
+          x.api = await ApiServer.start({
+            backend: { request: (body) => x.forward(body as RequestBody), onEvent: (l) => { x.eventListeners.push(l); } },
+            listen: opts.api.listen, apiDir: opts.api.apiDir, runDir: opts.runDir, log: opts.log,
+          });
+        } catch (e) {
+          // The domains and the CLI do not depend on the API: xenod serves on without it.
+          opts.log(`API: not served: ${(e as Error).message} (check --api-dir ${opts.api.apiDir})`, "error");
+        }
       }
     } catch (e) {
       x.hv.stop();

@@ -117,6 +117,7 @@ test("event.from: tokens, a change while waiting, timeouts; VM calls; roles; the
     assert.deepEqual(await fails(s.url, "event.from", [sid, ["VM"], "garbage", 1]), ["EVENT_FROM_TOKEN_PARSE_FAILURE", "garbage"]);
     const inj = await ok(s.url, "event.inject", [sid, "VM", vmRef]) as string;
     assert.match(inj, /^\d+$/);
+    assert.deepEqual(await fails(s.url, "event.from", [sid, ["VM"], String(Number(inj) + 1000), 1]), ["EVENTS_LOST"], "a token of an earlier xenod");
 
     // Roles: read-only may read but not stop a VM; the refusal is audited.
     assert.deepEqual((await fails(s.url, "VM.hard_shutdown", [ro, vmRef])).slice(0, 2), ["RBAC_PERMISSION_DENIED", "vm.hard_shutdown"]);
@@ -258,4 +259,17 @@ test("Xen Orchestra's connector over XML-RPC (transport 'xml-rpc') and over HTTP
     await tls.connect();
     assert.equal(await tls.call("VM.get_power_state", web.$ref), "Paused");
   } finally { await xml.disconnect(); await tls.disconnect(); await s.close(); }
+});
+
+test("xenod starts without the API when its directory cannot be made, and says so", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "xeno-api-nodir-"));
+  const hv = new FakeHv(dir);
+  await hv.start();
+  writeFileSync(join(dir, "file"), "");
+  const log: string[] = [];
+  const x = await Xenod.start({ runDir: dir, log: (l) => log.push(l), hvMain: false, api: { listen: [{ scheme: "http", host: "127.0.0.1", port: 0 }], apiDir: join(dir, "file", "api") } });
+  try {
+    assert.equal(x.api, null);
+    assert.ok(log.some((l) => /^API: not served: .*ENOTDIR.*\(check --api-dir /.test(l)), log.join("\n"));
+  } finally { await x.stop(); await hv.stop(); rmSync(dir, { recursive: true, force: true }); }
 });
