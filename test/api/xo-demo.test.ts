@@ -5,6 +5,7 @@
  *  - it loads the objects and sees the running demo VM with its memory (256 MiB) and vCPUs (1);
  *  - `xeno pause demo` from the CLI reaches its cache through event.from as power_state Paused;
  *  - a read-only user is refused VM.hard_shutdown (RBAC_PERMISSION_DENIED), and the audit log has the refusal;
+ *    `xeno audit verify` passes, then fails naming the line after that line is edited;
  *  - VM.clean_shutdown returns once the guest has powered off (Halted, gone from `xeno list`); VM.start boots
  *    it again (its console shows the ready marker);
  *  - VM.suspend leaves it Suspended (gone from `xeno list`, VM.start refused); VM.resume brings it back and its
@@ -13,14 +14,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureImages } from "../../src/images/index.js";
 import { linkStableImages } from "../../src/images/stable-links.js";
 import { CLI, ROOT } from "../machine/cli-domain.js";
 import { makeUsers } from "./api-helpers.js";
-import { verifyAudit, AUDIT_FILE } from "../../src/api/audit.js";
+import { AUDIT_FILE } from "../../src/api/audit.js";
 
 const BOOT_MS = 8 * 60_000;
 
@@ -128,7 +129,17 @@ test("Xen Orchestra's connector drives the demo guest: objects, event.from after
     const audit = readFileSync(join(apiDir, AUDIT_FILE), "utf8");
     assert.match(audit, /"method":"VM.hard_shutdown".*"result":"RBAC_PERMISSION_DENIED/);
     assert.match(audit, /"method":"VM.clean_shutdown".*"result":"ok"/);
-    assert.ok(verifyAudit(apiDir).ok, verifyAudit(apiDir).problems.join("\n"));
+    let v = xeno("audit", "verify");
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+    // One line edited (the refusal turned into a success): verify fails naming it.
+    const lines = audit.split("\n");
+    const at = lines.findIndex((l) => l.includes('"method":"VM.hard_shutdown"') && l.includes("RBAC_PERMISSION_DENIED"));
+    lines[at] = lines[at]!.replace(/"result":"RBAC_PERMISSION_DENIED[^"]*"/, '"result":"ok"');
+    writeFileSync(join(apiDir, AUDIT_FILE), lines.join("\n"));
+    v = xeno("audit", "verify");
+    assert.equal(v.status, 1, v.stdout);
+    assert.match(v.stdout, new RegExp(`line ${at + 1} \\(seq \\d+\\): its hash does not match its contents \\(edited\\)`));
+    process.stderr.write(`# audit verify after editing line ${at + 1}: ${v.stdout.trim().split("\n").slice(1).join(" | ")}\n`);
   } finally {
     await xapi?.disconnect();
     for (const f of ["xenod.pid", "hv.pid"]) {
