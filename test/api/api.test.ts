@@ -159,6 +159,11 @@ test("Xen Orchestra's connector (xen-api) logs in, loads every object and follow
     assert.equal(web.memory_static_max, 256 * 1024 * 1024);
     assert.equal(web.VCPUs_max, 2);
     for (const t of ["pool", "host", "VM_metrics", "VBD", "VDI", "SR", "VIF", "network", "console"]) assert.ok(all.some((o) => o.$type === t), t);
+    // Xen Orchestra's barrier: a pool.other_config key written and seen back through event.from, twice (the
+    // second once a refresh has rebuilt the pool record).
+    await xapi.barrier();
+    await s.x.api!.model.refresh();
+    await xapi.barrier();
     await xapi.call("VM.pause", web.$ref);
     const deadline = Date.now() + 10_000;
     while (xapi.getObjectByRef(web.$ref).power_state !== "Paused") {

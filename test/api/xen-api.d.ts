@@ -11,6 +11,8 @@ declare module "xen-api" {
     /** Async.METHOD, then waits for its task through event.from. */
     callAsync(method: string, ...args: unknown[]): Promise<unknown>;
     getObjectByRef(ref: string): XapiObject;
+    /** Writes a key into pool.other_config and waits until event.from brings it back. */
+    barrier(ref?: string): Promise<unknown>;
   }
   export function createClient(opts: { url: string; transport?: "auto" | "json-rpc" | "xml-rpc"; allowUnauthorized?: boolean; auth?: { user: string; password: string }; watchEvents?: boolean | string[]; debounce?: number }): Xapi;
 }
