@@ -5,6 +5,7 @@
  */
 import { createMain } from "./create.js";
 import { imageMain } from "./image.js";
+import { auditMain, userMain } from "./api-admin.js";
 import { runUserMain } from "../user/run-user.js";
 import { connectXl } from "./xl/client.js";
 import { runCommand, XL_COMMANDS, type Command } from "./xl/commands.js";
@@ -21,6 +22,11 @@ const COMMANDS: readonly Command[] = [
     desc: "Fetch the Debian arm64 kernel and build the guest initramfs (fetch), or a Debian root disk (debian)",
     raw: (a) => imageMain(a),
   },
+  {
+    kind: "raw", name: "user", usage: "add NAME --role ROLE | passwd NAME | role NAME ROLE | list | remove NAME",
+    desc: "Manage the XenAPI endpoint's users and their roles (password from standard input when not a terminal)", raw: (a) => userMain(a),
+  },
+  { kind: "raw", name: "audit", usage: "verify | tail [-n N]", desc: "Check or show the XenAPI endpoint's hash-chained audit log", raw: (a) => auditMain(a) },
   { kind: "raw", name: "run-user", usage: "[--mem MiB] PROGRAM [ARGS...]", desc: "Run a static arm64 Linux program", raw: (a) => runUserMain(a) },
 ];
 

@@ -16,6 +16,7 @@ import { XENOD_SOCKET, type DomainInfo, type DomainSpec, type Event, type Respon
 import { parseRequest } from "../hv/request-schema.js";
 import { listenPrivate } from "../common/private-socket.js";
 import type { LogLevel } from "../common/log.js";
+import { ApiServer, type ListenAddress } from "../api/server.js";
 import { HvLink } from "./hv-link.js";
 import { LostDomains } from "./lost-domains.js";
 import { DEFAULT_POLICIES } from "./policy.js";
@@ -30,6 +31,8 @@ export interface XenodOptions {
   /** The hypervisor's entry point to start when none listens (default: dist/src/hv/main.js); false: never. */
   hvMain?: string | false;
   hvStartTimeoutMs?: number;
+  /** The XenAPI endpoint (src/api): where it listens (empty: not served) and its directory. */
+  api?: { listen: ListenAddress[]; apiDir: string };
 }
 
 /** Another xenod already serves the run directory. */
@@ -50,6 +53,9 @@ export class Xenod {
   private server: Server | null = null;
   private readonly clients = new Set<ClientConnection>();
   private stopping: Promise<void> | null = null;
+  /** The XenAPI endpoint, when asked for; it gets the hypervisor's events through these listeners. */
+  api: ApiServer | null = null;
+  private readonly eventListeners: ((e: Event) => void)[] = [];
 
   private constructor(readonly opts: XenodOptions) {
     this.socketPath = join(opts.runDir, XENOD_SOCKET);
@@ -81,6 +87,17 @@ export class Xenod {
     try {
       await x.hv.start();
       await x.listen();
+      if (opts.api && opts.api.listen.length > 0) {
+        try {
+          x.api = await ApiServer.start({
+            backend: { request: (body) => x.forward(body as RequestBody), onEvent: (l) => { x.eventListeners.push(l); } },
+            listen: opts.api.listen, apiDir: opts.api.apiDir, runDir: opts.runDir, log: opts.log,
+          });
+        } catch (e) {
+          // The domains and the CLI do not depend on the API: xenod serves on without it.
+          opts.log(`API: not served: ${(e as Error).message} (check --api-dir ${opts.api.apiDir})`, "error");
+        }
+      }
     } catch (e) {
       x.hv.stop();
       throw e;
@@ -91,6 +108,7 @@ export class Xenod {
   /** Stops serving: closes the socket and every client connection, removes the socket file. Domains stay. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      await this.api?.stop();
       const server = this.server;
       this.server = null;
       if (server) {
@@ -145,6 +163,7 @@ export class Xenod {
   private onHvEvent(e: Event): void {
     this.supervisor.onEvent(e);
     this.lost.onEvent(e);
+    for (const l of this.eventListeners) l(e);
     const line = encodeLine(e);
     for (const c of this.clients) c.event(line);
   }

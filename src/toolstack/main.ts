@@ -15,11 +15,15 @@ import { XENOD_LOG, XENOD_START_TIMEOUT_MS } from "./client.js";
 import { Xenod, XenodInUseError } from "./daemon.js";
 import { defaultRunDir, ensureRunDir, spawnDetached, waitForSocket } from "./spawn.js";
 import { connectUnix } from "./wire.js";
+import { DEFAULT_API_DIR, DEFAULT_LISTEN, parseListen, type ListenAddress } from "../api/server.js";
 
 const USAGE = `usage: xenod [--run-dir DIR] [--foreground]
   --run-dir DIR   run directory with hv.sock and xenod.sock (default $XENO_RUN_DIR, else /run/xeno)
   --foreground    serve in this process, log to stderr (default: start detached, log DIR/xenod.log)
   --hv PATH       hypervisor entry point to start when none listens (default dist/src/hv/main.js)
+  --api-listen L  the XenAPI endpoint's addresses: comma-separated http://HOST:PORT and https://HOST:PORT, or
+                  none (default $XENO_API_LISTEN, else ${DEFAULT_LISTEN})
+  --api-dir DIR   API users, audit log and TLS certificate (default $XENO_API_DIR, else ${DEFAULT_API_DIR})
 `;
 
 const EXIT_OK = 0, EXIT_START = 1, EXIT_USAGE = 2, EXIT_IN_USE = 3;
@@ -29,18 +33,18 @@ function log(line: string, level: LogLevel = "info"): void {
   process.stderr.write(formatLogLine(level, "xenod", line));
 }
 
-interface Args { runDir: string; foreground: boolean; hvMain?: string }
+interface Args { runDir: string; foreground: boolean; hvMain?: string; apiListen: string; apiDir: string }
 
 function parseArgs(argv: string[]): Args | string {
-  const a: Args = { runDir: defaultRunDir(), foreground: false };
+  const a: Args = { runDir: defaultRunDir(), foreground: false, apiListen: process.env.XENO_API_LISTEN ?? DEFAULT_LISTEN, apiDir: process.env.XENO_API_DIR || DEFAULT_API_DIR };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string | undefined => argv[++i];
     if (arg === "--foreground" || arg === "-F") a.foreground = true;
-    else if (arg === "--run-dir" || arg === "--hv") {
+    else if (arg === "--run-dir" || arg === "--hv" || arg === "--api-listen" || arg === "--api-dir") {
       const v = value();
-      if (!v) return `${arg} needs a value`;
-      if (arg === "--run-dir") a.runDir = v; else a.hvMain = v;
+      if (v === undefined || (v === "" && arg !== "--api-listen")) return `${arg} needs a value`;
+      if (arg === "--run-dir") a.runDir = v; else if (arg === "--hv") a.hvMain = v; else if (arg === "--api-dir") a.apiDir = v; else a.apiListen = v;
     } else if (arg.startsWith("--run-dir=")) a.runDir = arg.slice("--run-dir=".length);
     else if (arg === "--help" || arg === "-h") return "";
     else return `unknown argument '${arg}'`;
@@ -51,7 +55,8 @@ function parseArgs(argv: string[]): Args | string {
 async function runForeground(a: Args): Promise<number> {
   let xenod: Xenod;
   try {
-    xenod = await Xenod.start({ runDir: a.runDir, log, hvMain: a.hvMain });
+    const listen = parseListen(a.apiListen) as ListenAddress[];
+    xenod = await Xenod.start({ runDir: a.runDir, log, hvMain: a.hvMain, api: { listen, apiDir: a.apiDir } });
   } catch (e) {
     if (e instanceof XenodInUseError) {
       process.stderr.write(`xenod: ${e.message} (socket in use); not starting a second one\n`);
@@ -87,7 +92,7 @@ async function runDetached(a: Args): Promise<number> {
   } catch { /* nothing answers: start one */ }
   try { ensureRunDir(a.runDir); } catch (e) { process.stderr.write(`xenod: cannot start: ${(e as Error).message}\n`); return EXIT_START; }
   const logPath = join(a.runDir, XENOD_LOG);
-  const args = ["--run-dir", a.runDir, "--foreground", ...(a.hvMain ? ["--hv", a.hvMain] : [])];
+  const args = ["--run-dir", a.runDir, "--foreground", "--api-listen", a.apiListen, "--api-dir", a.apiDir, ...(a.hvMain ? ["--hv", a.hvMain] : [])];
   const child = spawnDetached(fileURLToPath(import.meta.url), args, logPath);
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   try {
@@ -103,6 +108,10 @@ async function runDetached(a: Args): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const a = parseArgs(argv);
+  if (typeof a !== "string" && typeof parseListen(a.apiListen) === "string") {
+    process.stderr.write(`xenod: --api-listen: ${parseListen(a.apiListen) as string}\n`);
+    return EXIT_USAGE;
+  }
   if (typeof a === "string") {
     if (a) process.stderr.write(`xenod: ${a}\n`);
     (a ? process.stderr : process.stdout).write(USAGE);

@@ -17,8 +17,11 @@ export const LAYERS: Readonly<Record<string, number>> = {
   images: 4, xen: 4,
   backends: 5,
   hv: 6,
-  toolstack: 7,
-  cli: 8,
+  // The XenAPI endpoint sits below the toolstack, not above it as STYLE.md's arrow has it: xenod hosts it and
+  // hands it a narrow backend (src/api/backend.ts: hypervisor requests and events), as it relays for the CLI.
+  api: 7,
+  toolstack: 8,
+  cli: 9,
 };
 
 export interface LayerViolation {
