@@ -34,12 +34,11 @@ import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
+import { boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, ShutdownReason, ToolstackData } from "./protocol.js";
 
-/** The vCPU state area after RAM in a domain memory (src/machine/board.ts: one 64 KiB wasm page). */
-const VCPU_STATE_AREA_BYTES = 65536;
 
 export class HvError extends Error {
   constructor(readonly code: ErrorCode, message: string) { super(message); this.name = "HvError"; }
@@ -492,7 +491,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       } else whyNotLive = "not asked";
       if (logging) {
         const mem = d.runner.liveMemory!;
-        const ram = new Uint8Array(mem.buffer, 0, mem.buffer.byteLength - VCPU_STATE_AREA_BYTES);
+        // RAM is the memory less what follows it (vCPU state, TLBs, the compiler's area: boardTailBytes).
+        const ram = new Uint8Array(mem.buffer, 0, mem.buffer.byteLength - boardTailBytes(spec.vcpus));
         ({ rounds, left } = await precopy({ ram, dirty: (op, f) => d.runner.dirty(op, f) }, w, policy,
           (r, k) => this.log(`d${domid}: migration pre-copy round ${k}: ${r.pages} pages in ${r.ms.toFixed(0)} ms, ${r.dirtyAfter} dirty after`)));
       }
@@ -500,7 +500,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const tPause = performance.now();
       const saved0 = await this.saveBetweenSlices(d);
       run = saved0.run;
-      const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - VCPU_STATE_AREA_BYTES);
+      const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - boardTailBytes(spec.vcpus));
       const ramPages = ram.length >>> 12;
       let last: PageList;
       if (logging) { last = unionPages(left, await d.runner.dirty("round", true)); logging = false; }
