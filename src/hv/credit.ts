@@ -4,9 +4,8 @@
  *
  * Unit of scheduling: a domain. The pCPUs are slots (default one per host core) that the scheduler hands out: a
  * domain runs only while it holds a slot's permit, and at most one domain holds each slot. A domain with one vCPU
- * occupies one pCPU; so does one with more, its vCPUs time-sliced in its thread — unless XENO_VCPU_THREADS=1 runs
- * vCPU 0 in its worker thread and each other vCPU in a thread of its own (src/hv/vcpu-thread.ts), all under its
- * one permit: it may then use up to `vcpus` pCPUs while counted once here, debited its CPU time (all threads). Placing each vCPU on a slot of its own, as Xen does,
+ * occupies one pCPU. One with more time-slices them in its worker thread, or with XENO_VCPU_THREADS=1 runs vCPU 0
+ * there and each other vCPU in a thread of its own (src/hv/vcpu-thread.ts), all under its one permit: it may then use up to `vcpus` pCPUs while counted once here, debited its CPU time (all threads). Placing each vCPU on a slot of its own, as Xen does,
  * is not done yet. With no more runnable domains than slots and no caps or pinning, everyone runs (and the scheduler costs
  * nothing beyond its tick).
  *

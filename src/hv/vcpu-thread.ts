@@ -6,7 +6,7 @@
  * they talk to it through shared memory only (the vCPU link and its doorbell), never through messages, since the
  * home's loop never returns to its event loop.
  *
- * Opt-in for now: XENO_VCPU_THREADS=1 (see VCPU_THREADS below); without it every vCPU stays in the home thread.
+ * With XENO_VCPU_THREADS=1, for a domain with vcpus > 1; otherwise every vCPU stays in the home thread (VCPU_THREADS).
  */
 import { Worker, isMainThread, workerData } from "node:worker_threads";
 import type { Board } from "../machine/board.js";
@@ -16,10 +16,10 @@ import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
 import { nameDomainThread } from "./dom0-usage.js";
 
 /**
- * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1 for now.
- * Under load a threaded 2-vCPU guest still panicked now and then (test/hv/move, 2026-12-07: "corrupted stack end
- * detected inside scheduler" in 1 of 4 runs while the full suite ran beside it); until that is found, the
- * default keeps a domain's vCPUs in one thread.
+ * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
+ * default because threaded vCPUs run interpreted (the compiler stays on one thread: CodeCache.snapshotWords) and
+ * a threaded SMP boot measured 1.4–2.3x slower (docs/benchmarks.md); off, every vCPU of a domain is
+ * time-sliced in its home thread and runs compiled code.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 

@@ -25,7 +25,7 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_IN
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
 import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
-import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
+import { applyAllBroadcasts, applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { MmioDevice } from "../devices/mmio.js";
 import type { DtNode } from "../devices/dt.js";
@@ -38,9 +38,10 @@ import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
+  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, vw,
+  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  type BroadcastSink,
 } from "./vcpu-link.js";
 
 export interface BoardOptions {
@@ -651,19 +652,24 @@ export class Board {
     ringVcpu(w, k);
   }
 
-  /** Applies the pending broadcast (if any) to this thread's vCPUs and says so. */
+  /** How the home applies broadcasts (takeBroadcasts): to the vCPUs it runs itself. Made once. */
+  private readonly bcSink: BroadcastSink = {
+    apply: (kind, insn, xlo, xhi) => {
+      for (const v of this.vcpus) {
+        if (v.remote) continue;
+        if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); }
+        else if (kind === BC_CODE_PAGE) v.cpu.invalidateCodePage(xlo);
+        else applyBroadcast(v.cpu, insn, xlo, xhi);
+      }
+    },
+    applyAll: () => { for (const v of this.vcpus) if (!v.remote) applyAllBroadcasts(v.cpu); },
+  };
+
+  /** Applies the broadcasts this thread's vCPUs have not applied yet (if any) and says so. */
   private ackBroadcast(): void {
-    const w = this.link, seq = Atomics.load(w, L_BC_SEQ);
-    if (seq === this.bcSeen) return;
-    const kind = Atomics.load(w, L_BC_KIND);
-    const insn = Atomics.load(w, L_BC_INSN), xlo = Atomics.load(w, L_BC_XLO), xhi = Atomics.load(w, L_BC_XHI);
-    for (const v of this.vcpus) {
-      if (v.remote) continue;
-      if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); }
-      else if (kind === BC_CODE_PAGE) v.cpu.invalidateCodePage(xlo);
-      else applyBroadcast(v.cpu, insn, xlo, xhi);
-    }
-    this.bcSeen = seq;
+    const w = this.link;
+    if (Atomics.load(w, L_BC_SEQ) === this.bcSeen) return;
+    const seq = this.bcSeen = takeBroadcasts(w, this.bcSeen, this.bcSink);
     Atomics.store(w, L_ACK, seq);
     const from = Atomics.load(w, L_BC_FROM);
     if (from >= 1) ringVcpu(w, from);

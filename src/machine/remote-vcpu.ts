@@ -21,16 +21,17 @@ import { Mmu, type Stage2Map } from "../mmu/mmu.js";
 import { MmioRouter, type MmioDevice } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
 import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js";
-import { applyBroadcast } from "../cpu/arm64/sys-insns.js";
+import { applyAllBroadcasts, applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import type { GuestClock } from "../common/domain-clock.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
-  L_BC_INSN, L_BC_KIND, L_BC_LOCK, L_EXEC, L_BC_SEQ, L_BC_XHI, L_BC_XLO, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
+  L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
-  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, vw,
+  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  type BroadcastSink,
 } from "./vcpu-link.js";
 
 export interface RemoteVcpuOptions {
@@ -252,15 +253,21 @@ export class RemoteVcpu {
     }
   }
 
-  /** Applies the pending broadcast, if any, to this vCPU and says so to the issuer. */
+  /** How this thread applies broadcasts (takeBroadcasts): to its vCPU. Made once. */
+  private readonly sink: BroadcastSink = {
+    apply: (kind, insn, xlo, xhi) => {
+      if (kind === BC_STAGE2) { if (this.stage2 !== null) this.mmu.dropUnmapped(this.stage2); }
+      else if (kind === BC_CODE_PAGE) this.cpu.invalidateCodePage(xlo);
+      else applyBroadcast(this.cpu, insn, xlo, xhi);
+    },
+    applyAll: () => applyAllBroadcasts(this.cpu),
+  };
+
+  /** Applies the broadcasts this vCPU has not applied yet, if any, and says so to the issuer. */
   private ack(): void {
-    const w = this.w, seq = Atomics.load(w, L_BC_SEQ);
-    if (seq === this.bcSeen) return;
-    const kind = Atomics.load(w, L_BC_KIND);
-    if (kind === BC_STAGE2) { if (this.stage2 !== null) this.mmu.dropUnmapped(this.stage2); }
-    else if (kind === BC_CODE_PAGE) this.cpu.invalidateCodePage(Atomics.load(w, L_BC_XLO));
-    else applyBroadcast(this.cpu, Atomics.load(w, L_BC_INSN), Atomics.load(w, L_BC_XLO), Atomics.load(w, L_BC_XHI));
-    this.bcSeen = seq;
+    const w = this.w;
+    if (Atomics.load(w, L_BC_SEQ) === this.bcSeen) return;
+    const seq = this.bcSeen = takeBroadcasts(w, this.bcSeen, this.sink);
     Atomics.store(w, L_ACK + this.index, seq);
     const from = Atomics.load(w, L_BC_FROM);
     if (from === 0) this.wakeHome(); else ringVcpu(w, from);

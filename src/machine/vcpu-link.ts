@@ -12,9 +12,12 @@
  *    GIC, a stage-2 fault) writes the request words, bumps V_REQ_SEQ, rings the home and waits on its V_BELL until
  *    V_DONE_SEQ equals it; the home serves it between its own slices on its copy of the vCPU (same state block).
  *  - Broadcasts: TLBI ...IS, IC IALLUIS/IVAU, SEV and the platform's stage-2 changes must be complete on every vCPU
- *    before the issuer goes on. The issuer takes L_BC_LOCK, writes the payload, bumps L_BC_SEQ, rings everyone and
- *    waits until every thread running guest code (L_EXEC) has its L_ACK word equal to it. Every wait loop on
- *    every side acknowledges pending broadcasts, so waits never form a cycle.
+ *    before the issuer goes on. The issuer takes L_BC_LOCK, writes the payload in the ring slot of the next
+ *    sequence number, bumps L_BC_SEQ, rings everyone and waits until every thread running guest code (L_EXEC)
+ *    has its L_ACK word equal to it. A thread that was not running guest code may have missed several
+ *    broadcasts: before it runs again it applies every one it has not applied, from the ring, or all of their
+ *    effects at once when the ring no longer holds them (takeBroadcasts). Every wait loop on every side
+ *    acknowledges pending broadcasts, so waits never form a cycle.
  *  - Commands: the home sets V_CMD (run, park, quit) and bumps V_GEN when it rewrote the vCPU's state block (PSCI
  *    CPU_ON, a restore); the remote reports V_STATUS and, when parked, V_WAITING.
  */
@@ -25,7 +28,7 @@ import { ACC_READ } from "../mmu/mmu.js";
 /** Offsets from ramBytes in the domain memory. */
 export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
 /** Int32 words of the link. */
-export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2, L_BC_KIND = 3, L_BC_INSN = 4, L_BC_XLO = 5, L_BC_XHI = 6;
+export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2;
 /** Bumped by a remote that wants the home's attention; L_HOME_BELL is what the home waits on inside the board. */
 export const L_ATTN = 7, L_HOME_BELL = 8;
 /** INTID whose EOI/DIR writes by a remote vCPU go to the home (BoardPlatform.eoiWatch; 0: none). */
@@ -47,6 +50,11 @@ export const L_EXEC = 24;
 export const L_VCPU = 32, V_STRIDE = 16;
 export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DONE_SEQ = 5, V_REQ_KIND = 6,
   V_A0 = 7, V_R0 = 12, V_R1 = 13, V_WAITING = 14;
+/**
+ * The broadcast ring: BC_RING slots of 4 words (kind, insn, xlo, xhi) from L_BC_RING; broadcast `seq` is in slot
+ * seq & (BC_RING - 1). Its words end where LINK_F64 starts (L_VCPU's blocks end at word 160).
+ */
+export const L_BC_RING = 256, BC_RING = 64;
 /** Float64 index (over the same bytes) of vCPU k's run time in seconds: LINK_F64 + k. */
 export const LINK_F64 = 0x800 / 8;
 /** Bytes of a crash message a remote leaves (UTF-8, NUL-padded) at LINK_MSG. */
@@ -93,13 +101,51 @@ export function linkViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32
  */
 export function publishBroadcast(w: Int32Array, from: number, kind: number, insn: number, xlo: number, xhi: number, ack: () => void): number {
   while (Atomics.compareExchange(w, L_BC_LOCK, 0, 1) !== 0) ack();
+  // The caller marks this broadcast as applied by it, so it must have applied every earlier one: a thread that
+  // ran no guest code (the home between slices, serving the platform) may have missed some.
+  ack();
   const seq = (Atomics.load(w, L_BC_SEQ) + 1) | 0;
-  Atomics.store(w, L_BC_KIND, kind);
-  Atomics.store(w, L_BC_INSN, insn);
-  Atomics.store(w, L_BC_XLO, xlo);
-  Atomics.store(w, L_BC_XHI, xhi);
+  const e = L_BC_RING + (seq & (BC_RING - 1)) * 4;
+  Atomics.store(w, e, kind);
+  Atomics.store(w, e + 1, insn);
+  Atomics.store(w, e + 2, xlo);
+  Atomics.store(w, e + 3, xhi);
   Atomics.store(w, L_BC_FROM, from);
   Atomics.store(w, L_BC_SEQ, seq);
   Atomics.store(w, L_ACK + from, seq);
   return seq;
+}
+
+/** What a thread does with the broadcasts it takes (takeBroadcasts). */
+export interface BroadcastSink {
+  /** Applies one broadcast (BC_* kind and payload) to this thread's vCPUs. */
+  apply(kind: number, insn: number, xlo: number, xhi: number): void;
+  /**
+   * Applies what any broadcasts could have asked, for those the ring no longer holds: every TLB entry and
+   * every decoded instruction dropped, the event register set (a spurious SEV is allowed: Arm ARM D1.16.1).
+   */
+  applyAll(): void;
+}
+
+/**
+ * Applies to `sink` every broadcast published after `seen` (the last one this thread applied), in order, and
+ * returns the sequence number it is now up to. A thread that ran no guest code for a while (L_EXEC 0: the
+ * issuers did not wait for it) may be many broadcasts behind: each is read from its ring slot, and when a
+ * slot may have been reused meanwhile — the thread is BC_RING - 1 or more behind — all of them are applied at
+ * once (sink.applyAll) instead.
+ */
+export function takeBroadcasts(w: Int32Array, seen: number, sink: BroadcastSink): number {
+  const seq = Atomics.load(w, L_BC_SEQ);
+  const behind = (seq - seen) | 0;
+  if (behind === 0) return seen;
+  if (behind < 0 || behind >= BC_RING - 1) { sink.applyAll(); return seq; }
+  for (let s = (seen + 1) | 0; ; s = (s + 1) | 0) {
+    const e = L_BC_RING + (s & (BC_RING - 1)) * 4;
+    const kind = Atomics.load(w, e), insn = Atomics.load(w, e + 1), xlo = Atomics.load(w, e + 2), xhi = Atomics.load(w, e + 3);
+    // Slot s is rewritten only by the issuer of s + BC_RING, which starts after s + BC_RING - 1 was published:
+    // while the published number is at most s + BC_RING - 2, the words just read are broadcast s's.
+    if (((Atomics.load(w, L_BC_SEQ) - s) | 0) > BC_RING - 2) { sink.applyAll(); return seq; }
+    sink.apply(kind, insn, xlo, xhi);
+    if (s === seq) return seq;
+  }
 }

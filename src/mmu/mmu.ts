@@ -233,6 +233,9 @@ export class Mmu {
 
   unlockPairs(): void { if (this.pairLock !== null) Atomics.store(this.pairLock, this.pairLockAt, 0); }
 
+  /** Whether vCPUs of other threads share this MMU's RAM (setPairLock was called): DMB/DSB then fence (system.ts). */
+  get sharedRam(): boolean { return this.pairLock !== null; }
+
   /**
    * Stores the doubleword (lo, hi) at 8-aligned RAM offset `off` for STLR: one 64-bit store with useAtomic64,
    * else two 32-bit atomic stores, low word first (one thread: nobody can see them apart).

@@ -60,7 +60,7 @@ const MARKER = new RegExp(`^${GUEST_READY_MARKER}\\r?$`, "m");
 test("vcpus=2 memory=384: two CPUs, both run a job, idle cost, poweroff ends with 0",
   { timeout: BOOT_MS + 3 * CMD_MS }, async () => {
     const t0 = Date.now();
-    // vCPU threads are opt-in (src/hv/vcpu-thread.ts VCPU_THREADS); this test is where CI runs a guest with them.
+    // vCPU threads are opt-in (src/hv/vcpu-thread.ts VCPU_THREADS): this test turns them on.
     const d = new Domain([DEMO, "vcpus=2", "memory=384"], { ...process.env, XENO_VCPU_THREADS: "1" });
     try {
       await d.waitFor(MARKER, 0, BOOT_MS, "boot marker");

@@ -123,6 +123,17 @@ export function applyBroadcast(c: Cpu, insn: number, xlo: number, xhi: number): 
   else if (crn === 7 && crm === 5) invalidateVa(c, xlo, xhi);
 }
 
+/**
+ * Applies to `c` what any maintenance broadcasts could have asked, when which ones is no longer known (a vCPU
+ * thread that fell too far behind, src/machine/vcpu-link.ts): every TLB entry (TLBI VMALLE1IS) and every decoded
+ * instruction (IC IALLUIS) dropped, and the event register set (SEV; WFE may wake spuriously, Arm ARM D1.16.1).
+ */
+export function applyAllBroadcasts(c: Cpu): void {
+  c.mmu.flushAll();
+  c.invalidateAllCode();
+  c.event = 1;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Address translation: AT S1E1R, S1E1W, S1E0R, S1E0W (C5.5.x; EL1 only) -> PAR_EL1 (D17.2.99).
 

@@ -152,12 +152,27 @@ function hint(c: Cpu, i: number): void {
   }
 }
 
-/** DSB, DMB, ISB, CLREX: Arm ARM C6.2.  Memory is sequentially consistent within one thread; cross-thread
- * ordering for SMP guests comes from Atomics in the exclusive/atomic paths. ISB ends the block so context
- * changes made by MSR take effect for the next instruction. */
+/**
+ * A word of this thread's own: a read-modify-write of it (Atomics.add) is a full fence of the host's memory
+ * accesses — LOCK XADD on x86-64, which neither the CPU nor V8's compiler moves plain loads or stores across.
+ */
+const FENCE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * DSB, DMB, ISB, CLREX: Arm ARM C6.2. Memory is sequentially consistent within one thread. Between vCPUs on
+ * threads (the MMU's RAM is shared: Mmu.sharedRam) a full DMB/DSB (CRm<1:0> = 11: SY, ISH, OSH, NSH — loads and
+ * stores both sides) is a host fence: an x86-64 host keeps every order of plain accesses but store → load (its
+ * store buffer), which Linux's smp_mb() is there for (a store of the task state, then a load of the wake-up
+ * condition, against the waker's store then load). The LD and ST forms need nothing on such a host. ISB ends
+ * the block so context changes made by MSR take effect for the next instruction.
+ */
 function barrier(c: Cpu, i: number): void {
   const op2 = (i >>> 5) & 7;
   if (op2 === 2) { c.exclOff = -1; return; } // CLREX
+  if (op2 === 4 || op2 === 5) { // DSB, DMB
+    if ((i & 0x300) === 0x300 && c.mmu.sharedRam) Atomics.add(FENCE, 0, 0);
+    return;
+  }
   if (op2 === 6) { // ISB
     const r = c.r;
     const lo = (r[PC2] + 4) | 0;
