@@ -1,8 +1,8 @@
 /**
  * The compiler checked against the interpreter, block by block (issue 10's verify mode, as a test): random
- * blocks of translatable A64 instructions — integer data processing, loads and stores of every addressing mode,
- * a branch at the end — run from the same state by an interpreting vCPU and by one that compiles every block on
- * its first run (XENO_JIT_HOT=1). Registers, SP, PC, NZCV, the data memory, the instruction count and any
+ * blocks of translatable A64 instructions — integer data processing, loads and stores of general and SIMD&FP
+ * registers in every addressing mode, conditional branches inside and a branch at the end — run from the same state by an interpreting vCPU and by one that compiles every block on
+ * its first run (XENO_JIT_HOT=1). Registers, V registers, SP, PC, NZCV, the data memory, the instruction count and any
  * exception taken (ESR, FAR, ELR) must agree. Half the registers point into a data window, so most accesses
  * hit RAM; the rest fault, which checks the exact-state contract of compiled code's slow paths.
  *
@@ -86,6 +86,7 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
       a.r[2 * r] = b.r[2 * r] = lo; a.r[2 * r + 1] = b.r[2 * r + 1] = hi;
     }
     a.r[SP2] = b.r[SP2] = (BASE + DATA + 0x8000) | 0; a.r[SP2 + 1] = b.r[SP2 + 1] = 0;
+    for (let k = 0; k < 128; k++) a.vi32[k] = b.vi32[k] = rand() | 0;
     a.nzcv = b.nzcv = rand() & 15;
     a.r[PC2] = b.r[PC2] = (BASE + page) | 0; a.r[PC2 + 1] = b.r[PC2 + 1] = 0;
     for (const c of [a, b]) { c.sys[ESR_EL1] = 0; c.sys[FAR_EL1] = 0; c.sys[FAR_EL1 + 1] = 0; c.sys[ELR_EL1] = 0; }
@@ -95,6 +96,7 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
     assert.equal(nb, na, `instructions run, ${where}`);
     for (let k = 0; k < 2 * 36; k++) if (a.r[k] !== b.r[k]) assert.fail(`r[${k}] ${a.r[k]} vs compiled ${b.r[k]}, ${where}`);
     assert.equal(b.nzcv, a.nzcv, `NZCV, ${where}`);
+    for (let k = 0; k < 128; k++) if (a.vi32[k] !== b.vi32[k]) assert.fail(`V word ${k} ${a.vi32[k]} vs compiled ${b.vi32[k]}, ${where}`);
     assert.equal(b.sys[ESR_EL1], a.sys[ESR_EL1], `ESR, ${where}`);
     assert.equal(b.sys[FAR_EL1], a.sys[FAR_EL1], `FAR, ${where}`);
     assert.equal(b.sys[ELR_EL1], a.sys[ELR_EL1], `ELR, ${where}`);

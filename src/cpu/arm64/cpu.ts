@@ -15,7 +15,7 @@ import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
 import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT, VCPU_STATE_BYTES, ST_R, ST_V,
   ST_PSTATE, ST_SYS, PS_WORDS, PS_NZCV, PS_DAIF, PS_EL, PS_SPSEL, PS_FPCR, PS_FPSR, PS_EXCL_OFF, PS_EXCL_SIZE,
   PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL, PS_JIT_DONE, PS_JIT_STOP } from "./state.js";
-import { MASK_EL1, MASK_SP_EL0 } from "./jit/translate.js";
+import { MASK_EL1, MASK_FP, MASK_SP_EL0 } from "./jit/translate.js";
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
@@ -452,7 +452,8 @@ export class Cpu {
             ps[PS_JIT_STOP] = 0;
             jit.cpu = this;
             inBlock = true;
-            const masks = mmu.mR | (mmu.mW << 8) | (mmu.mX << 24) | (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
+            const masks = mmu.mR | (mmu.mW << 8) | (mmu.mX << 24) | (this.fpTrap ? 0 : MASK_FP) |
+              (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
             let nd = b(st, tlb, mmu.asid, masks, done, budget);
             // Then on through the dispatcher, block to block, until it finds nothing compiled or must stop.
             if (nd < budget && ps[PS_JIT_STOP] === 0) nd = jit.dispatch(st, tlb, mmu.asid, masks, nd, budget);

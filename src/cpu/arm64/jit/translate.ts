@@ -21,7 +21,7 @@
 import { Code, I32, I64, OP, type FuncBody } from "./wasm.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
-import { COND, ST_PSTATE, ST_SYS, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_DONE, PS_JIT_STOP } from "../state.js";
+import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_DONE, PS_JIT_STOP } from "../state.js";
 import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
 import type { Decoder } from "../decoder.js";
 
@@ -47,9 +47,9 @@ export const IMPORT_RD = 0, IMPORT_WR = 1;
 
 /**
  * The masks parameter: mR | mW << 8 | mX << 24 (the MMU's permission masks for the current EL) and these bits:
- * SP_EL0 is banked (EL1, SPSel = 1); EL is 1.
+ * SP_EL0 is banked (EL1, SPSel = 1); EL is 1; FP/SIMD does not trap (CPACR_EL1.FPEN).
  */
-export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17;
+export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17, MASK_FP = 1 << 18;
 
 /** Byte offset of word `ps` of the PSTATE area in the state block. */
 const psOff = (ps: number): number => ST_PSTATE + 4 * ps;
@@ -95,6 +95,7 @@ export class Translator {
     this.stored = false;
     this.cached.fill(0);
     this.dirty.fill(0);
+    this.fpChecked = false;
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
     c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
     c.get(P_BUDGET); c.op(OP.i32GtS);
@@ -816,9 +817,117 @@ export class Translator {
   }
   private isLoad(kind: number): boolean { return kind !== 0 && kind !== 4 && kind !== 8 && kind !== 12 && kind !== 14; }
 
+  /** Byte offset of half `h` (0 low, 1 high doubleword) of Vt in the state block. */
+  private static vOff(t: number, h: number): number { return ST_V + 16 * t + 8 * h; }
+
+  /**
+   * Before the block's first FP/SIMD instruction: leave it (to the interpreter, which takes the trap) when
+   * CPACR_EL1.FPEN traps at this EL (MASK_FP clear). Checked once per block at its top level.
+   */
+  private fpOk(): void {
+    const c = this.c;
+    if (this.fpChecked) return;
+    c.get(P_MASKS); c.i32(MASK_FP); c.op(OP.i32And); c.op(OP.i32Eqz);
+    c.if(); this.writeBack(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
+    if (c.depth === 0) this.fpChecked = true;
+  }
+  private fpChecked = false;
+
+  /**
+   * Loads `size` bytes (1..16) at L_A into T0 (low doubleword) and T1 (high; zero below 16 bytes): both are
+   * read before Vt is written, so a fault on the second half leaves Vt as it was.
+   */
+  private fpLoad(size: number): void {
+    const c = this.c;
+    if (size === 16) {
+      this.load(8); c.set(T0);
+      c.get(L_A); c.i64(8, 0); c.op(OP.i64Add); c.set(L_A);
+      this.load(8); c.set(T1);
+    } else { this.load(size); c.set(T0); c.i64(0, 0); c.set(T1); }
+  }
+  /** Writes T0/T1 to Vt. */
+  private setV(t: number): void {
+    const c = this.c;
+    c.get(P_ST); c.get(T0); c.mem(OP.i64Store, 3, Translator.vOff(t, 0));
+    c.get(P_ST); c.get(T1); c.mem(OP.i64Store, 3, Translator.vOff(t, 1));
+  }
+  /** Stores the low `size` bytes (1..16) of Vt at L_A. */
+  private fpStore(size: number, t: number): void {
+    const c = this.c;
+    c.get(P_ST); c.mem(OP.i64Load, 3, Translator.vOff(t, 0)); c.set(T0);
+    if (size === 16) { c.get(P_ST); c.mem(OP.i64Load, 3, Translator.vOff(t, 1)); c.set(T1); }
+    this.store(size === 16 ? 8 : size, T0);
+    if (size === 16) { c.get(L_A); c.i64(8, 0); c.op(OP.i64Add); c.set(L_A); this.store(8, T1); }
+  }
+
+  /** LDR/STR/LDP/STP of SIMD&FP registers (B, H, S, D, Q) in the addressing modes of the GP forms. */
+  private fpLdst(w: number, name: string): number {
+    const c = this.c;
+    const t = w & 31, n = (w >>> 5) & 31, op = (w >>> 27) & 7;
+    if (op === 7) {
+      const kind = ((w >>> 28) & 0xc) | ((w >>> 22) & 3);
+      if (kind !== 0 && kind !== 1 && kind !== 2 && kind !== 3 && kind !== 4 && kind !== 5 && kind !== 8 && kind !== 9 && kind !== 12 && kind !== 13) return 0;
+      const size = kind === 2 || kind === 3 ? 16 : 1 << (kind >>> 2), load = (kind & 1) !== 0;
+      const scale = size === 16 ? 4 : kind >>> 2;
+      let mode = -1; // -1 no writeback, 1 post, 3 pre
+      if ((w & 0x01000000) !== 0) {
+        this.fpOk();
+        this.xsp(n); c.i64(((w >>> 10) & 0xfff) << scale, 0); c.op(OP.i64Add); c.set(L_A);
+      } else if ((w & 0x200000) !== 0) {
+        if (((w >>> 10) & 3) !== 2) return 0;
+        const opt = (w >>> 13) & 7, m = (w >>> 16) & 31;
+        if ((opt & 2) === 0) return 0;
+        this.fpOk();
+        this.xsp(n);
+        if (opt === 2) { this.wr(m); c.op(OP.i64ExtendI32u); }
+        else if (opt === 6) { this.wr(m); c.op(OP.i64ExtendI32s); }
+        else this.x(m);
+        if ((w & 0x1000) !== 0 && scale !== 0) { c.i64(scale, 0); c.op(OP.i64Shl); }
+        c.op(OP.i64Add); c.set(L_A);
+      } else {
+        const m9 = (w >>> 10) & 3, imm9 = (w << 11) >> 23;
+        if (m9 === 2) return 0;
+        this.fpOk();
+        this.xsp(n); c.set(T5);
+        c.get(T5); c.i64(imm9, imm9 >> 31); c.op(OP.i64Add); c.set(T4);
+        c.get(m9 === 1 ? T5 : T4); c.set(L_A);
+        if (m9 !== 0) mode = m9;
+      }
+      if (load) { this.fpLoad(size); this.setV(t); } else this.fpStore(size, t);
+      if (mode !== -1) { c.get(T4); this.setXsp(n); }
+      return 1;
+    }
+    if (op === 5) { // pairs: opc 101 1 mode L imm7 Rt2 Rn Rt; opc 00 S, 01 D, 10 Q
+      const opc = w >>> 30, mode = (w >>> 23) & 3, load = (w >>> 22) & 1, t2 = (w >>> 10) & 31;
+      if (opc === 3 || !name.includes("P")) return 0;
+      const size = 4 << opc, off = ((w << 10) >> 25) * size;
+      this.fpOk();
+      this.xsp(n); c.set(T5);
+      c.get(T5);
+      if (mode !== 1) { c.i64(off, off >> 31); c.op(OP.i64Add); }
+      c.set(L_A);
+      if (load) {
+        this.fpLoad(size); c.get(T0); c.set(T2); c.get(T1); c.set(T3);
+        c.get(L_A); c.i64(size === 16 ? 8 : size, 0); c.op(OP.i64Add); c.set(L_A);
+        this.fpLoad(size);
+        // Vt from T2/T3, Vt2 from T0/T1 (Vt2 wins when t === t2, as the interpreter writes it second).
+        c.get(P_ST); c.get(T2); c.mem(OP.i64Store, 3, Translator.vOff(t, 0));
+        c.get(P_ST); c.get(T3); c.mem(OP.i64Store, 3, Translator.vOff(t, 1));
+        this.setV(t2);
+      } else {
+        this.fpStore(size, t);
+        c.get(L_A); c.i64(size === 16 ? 8 : size, 0); c.op(OP.i64Add); c.set(L_A);
+        this.fpStore(size, t2);
+      }
+      if (mode === 1 || mode === 3) { c.get(T5); c.i64(off, off >> 31); c.op(OP.i64Add); this.setXsp(n); }
+      return 1;
+    }
+    return 0;
+  }
+
   private ldst(w: number, name: string): number {
     const c = this.c;
-    if ((w & 0x04000000) !== 0) return 0; // SIMD&FP registers
+    if ((w & 0x04000000) !== 0) return this.fpLdst(w, name); // SIMD&FP registers
     const t = w & 31, n = (w >>> 5) & 31;
     const op = (w >>> 27) & 7; // bits 29:27
     if (op === 7) { // single register: size 111 V 0x ...
