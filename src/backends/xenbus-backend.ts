@@ -154,9 +154,9 @@ export class BackendDevice {
    * blkfront_closing no longer checks bd_openers ("Device in use; refusing to close" is gone); on the back-end's
    * Closing it stops the queues, marks the disk dead (blk_mark_disk_dead) and goes Closed at once, open or not.
    * The demo's 6.1.0-57-cloud-arm64 xen-blkfront.ko has no "refusing to close" string and calls
-   * blk_mark_disk_dead and xenbus_frontend_closed; test/cli/detach sees the mounted disk detached at once. Xen
-   * with the same guest kernel behaves the same. Only a guest kernel older than 5.14 refuses while the disk is
-   * open, and then the bounded wait and -f apply.
+   * blk_mark_disk_dead and xenbus_frontend_closed; test/cli/detach sees the mounted disk detached at once. The
+   * front-end decides this, so Xen with the same guest kernel should do the same (not tried). A guest kernel
+   * older than 5.14 refuses while the disk is open, and then the bounded wait and -f apply.
    */
   unplug(done: () => void): void {
     if (this.removed || this.unplugged !== null) return;
