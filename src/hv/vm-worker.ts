@@ -289,6 +289,10 @@ class Guest {
     for (let msg = receiveMessageOnPort(this.port); msg !== undefined && !this.done; msg = receiveMessageOnPort(this.port)) {
       const h = msg.message as HostToWorker;
       this.wakeAt = 0;
+      // A batch of received frames ends before any other message: netback may hold a segment to join it with
+      // the next (gro.ts), and a save, move or pause must not find it delivered only afterwards (the rx ring
+      // would then be newer than the saved netback state).
+      if (rx && h.type !== "net-rx") { m.netFlush(); rx = false; }
       if (h.type === "net-rx") {
         if (this.savedRx === null) { forEachFrame(h, this.rxFrame); rx = true; }
         else if (this.savedRx.length < SAVED_RX_FRAMES) this.savedRx.push(h); // else dropped, as a full NIC queue drops
