@@ -148,6 +148,15 @@ export class BackendDevice {
    * bounds the wait (a front-end holding a busy disk may never let go) and then calls forceUnplug(), as
    * `xl block-detach` falls back to a forced removal. (No timers here: a domain's thread never yields to its
    * event loop.)
+   *
+   * A mounted disk does not make the wait longer with the guests Xeno boots, and no order of states here would
+   * change that: since "xen-blkfront: sanitize the removal state machine" (C. Hellwig, July 2021, Linux 5.14)
+   * blkfront_closing no longer checks bd_openers ("Device in use; refusing to close" is gone); on the back-end's
+   * Closing it stops the queues, marks the disk dead (blk_mark_disk_dead) and goes Closed at once, open or not.
+   * The demo's 6.1.0-57-cloud-arm64 xen-blkfront.ko has no "refusing to close" string and calls
+   * blk_mark_disk_dead and xenbus_frontend_closed; test/cli/detach sees the mounted disk detached at once. The
+   * front-end decides this, so Xen with the same guest kernel should do the same (not tried). A guest kernel
+   * older than 5.14 refuses while the disk is open, and then the bounded wait and -f apply.
    */
   unplug(done: () => void): void {
     if (this.removed || this.unplugged !== null) return;

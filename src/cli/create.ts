@@ -27,6 +27,7 @@ import { resolveCpuList } from "../config/cpus.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
+import { uplinkNotice } from "../net/uplink-status.js";
 import { connectXenod, type XenodClient } from "../toolstack/client.js";
 import { CRASH_LOOP_SECONDS, decideStandalone, type StandaloneRun } from "../toolstack/policy.js";
 import type { DomainSpec, ShutdownAction as HvShutdownAction } from "../hv/protocol.js";
@@ -336,6 +337,7 @@ async function createViaDaemon(a: CreateArgs, spec: DomainSpec, info: (m: string
     return 1;
   }
   info(`Started domain ${spec.name} (id=${domid})${a.paused ? ", paused" : ""}`);
+  sayUplinks(spec.vifs);
   if (!a.console) { c.close(); return 0; }
   let stream;
   try {
@@ -429,6 +431,7 @@ async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: 
         return 1;
       }
     }
+    sayUplinks(first.vifs);
     let run: StandaloneRun = { spec: first, startTime: 0 };
     for (;;) {
       run.startTime = Date.now() / 1000;
@@ -510,4 +513,16 @@ export function configFileSpec(file: string): DomainSpec {
   const config = parseConfigFile(file, [], { checkFiles: false }).config;
   checkBoardLimits(a, config);
   return domainSpec(a, config, { cmdline: guestCmdline(config.cmdline, config.xenPlatform), disks: diskConfigs(a, config), vifs: vifConfigs(a, config, () => {}) });
+}
+
+/**
+ * One line on stderr for each bridge of `vifs` whose uplink to the host is not up (passt missing or failing),
+ * read from the state the bridge daemon publishes (net/uplink-status.ts): the daemon runs detached and logs to
+ * its own file, so this is where the user who started it hears of it. Printed even with -q: it is a warning.
+ */
+function sayUplinks(vifs: readonly { bridge: string }[]): void {
+  for (const bridge of new Set(vifs.map((v) => v.bridge))) {
+    const line = uplinkNotice(bridge, "xeno create");
+    if (line !== undefined) process.stderr.write(`${line}\n`);
+  }
 }

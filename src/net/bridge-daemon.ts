@@ -32,6 +32,7 @@ import { NetError } from "./errors.js";
 import { PasstUplink, describePasst, type PasstOptions, type PasstUplinkStats } from "./passt.js";
 import { bridgeSocketPath, checkBridgeName, siblingPath } from "./paths.js";
 import { StreamPort } from "./stream-port.js";
+import { removeUplinkStatus, writeUplinkStatus, type UplinkStatus } from "./uplink-status.js";
 import { listenPrivate, RUN_DIR_MODE } from "../common/private-socket.js";
 import { LearningSwitch, type PortStats, type SwitchOptions, type SwitchPort, type SwitchStats } from "./switch.js";
 
@@ -99,6 +100,8 @@ export class BridgeDaemon {
   /** Set first thing in shutdown(), while `closing` is not assigned yet (the clients it closes re-arm the idle
    * timer from their onClose, synchronously). */
   private stopping = false;
+  /** The uplink's state as published in `<bridge>.uplink` (uplink-status.ts) once the socket is ours. */
+  private uplinkState: Omit<UplinkStatus, "pid" | "since">;
 
   private constructor(private readonly opts: BridgeDaemonOptions) {
     this.name = checkBridgeName(opts.name);
@@ -111,8 +114,13 @@ export class BridgeDaemon {
         onFrame: (f) => this.switch.receive(this.uplink!, f),
         log: this.log,
         isPresent: (mac) => this.switch.lookup(mac) !== undefined,
+        onState: (state, detail, retryMs) => {
+          this.uplinkState = { state, ...(detail === undefined ? {} : { detail }), ...(retryMs === undefined ? {} : { retryMs }) };
+          if (this.inode !== -1 && !this.stopping) this.publishUplink();
+        },
       });
     }
+    this.uplinkState = { state: opts.uplink === undefined ? "none" : "starting" };
   }
 
   /**
@@ -209,6 +217,7 @@ export class BridgeDaemon {
         } catch (e) {
           this.log(`bridge ${this.name}: cannot write pid file: ${(e as Error).message}`);
         }
+        this.publishUplink(); // before the socket appears, as the pid file
         try {
           const ino = lstatSync(priv).ino;
           renameSync(priv, path); // atomic: replaces a stale socket file, no moment without one
@@ -219,6 +228,7 @@ export class BridgeDaemon {
             this.wrotePidFile = false;
             unlinkQuietly(siblingPath(path, "pid"));
           }
+          if (!claimed) removeUplinkStatus(path);
         }
       } finally {
         unlinkQuietly(lock);
@@ -318,6 +328,7 @@ export class BridgeDaemon {
         ino = lstatSync(path).ino;
       } catch { /* gone */ }
       if (ino !== undefined && ino === this.inode) unlinkSync(path);
+      if (ino === undefined || ino === this.inode) removeUplinkStatus(path); // (only if it names this process)
       // The pid file belongs to whoever owns the path now: with another daemon's socket there, it is that
       // daemon's even if it names this process (an in-process daemon replaced by another in the same process).
       const pid = siblingPath(path, "pid");
@@ -326,6 +337,15 @@ export class BridgeDaemon {
       }
     } catch { /* already gone */ } finally {
       unlinkQuietly(lock);
+    }
+  }
+
+  /** Writes the uplink's state for the commands joining the bridge (uplink-status.ts); a failure is only logged. */
+  private publishUplink(): void {
+    try {
+      writeUplinkStatus(this.socketPath, this.uplinkState);
+    } catch (e) {
+      this.log(`bridge ${this.name}: cannot write the uplink state: ${(e as Error).message}`);
     }
   }
 

@@ -18,7 +18,9 @@ const USAGE = `usage: bridge-main --name BRIDGE [options]
   --name BRIDGE            bridge name (e.g. xenbr0); socket at \${XENO_RUN_DIR:-/run/xeno}/net/BRIDGE.sock
   --run-dir DIR            instead of $XENO_RUN_DIR
   --socket PATH            explicit socket path
-  --uplink auto|passt|none uplink to the host (default auto: passt if installed, else none with a warning)
+  --uplink auto|passt|none uplink to the host (default auto: passt if installed, else none with a warning,
+                           looking for passt every 10 s and starting it once installed)
+  --passt-retry SECONDS    with --uplink auto, how often a missing passt is looked for (default 10)
   --passt PATH             passt executable (default: passt on PATH)
   --address A.B.C.D        the guest address passt serves (default 10.0.2.15)
   --netmask BITS           prefix length (default 24)
@@ -41,6 +43,9 @@ const USAGE = `usage: bridge-main --name BRIDGE [options]
 
 class UsageError extends Error {}
 
+/** --uplink auto: how often a bridge without passt looks for it. */
+const MISSING_PASST_RETRY_MS = 10_000;
+
 interface Parsed {
   daemon: BridgeDaemonOptions;
   uplinkMode: "auto" | "passt" | "none";
@@ -49,6 +54,7 @@ interface Parsed {
 function parseArgs(argv: string[], log: (l: string) => void): Parsed {
   let name: string | undefined;
   let uplinkMode: Parsed["uplinkMode"] = "auto";
+  let retryMs = MISSING_PASST_RETRY_MS;
   const passt: PasstOptions = {};
   const forwards: PortForward[] = [];
   const dns: string[] = [];
@@ -78,6 +84,7 @@ function parseArgs(argv: string[], log: (l: string) => void): Parsed {
         break;
       }
       case "--passt": passt.binary = val(); break;
+      case "--passt-retry": retryMs = num(flag, val(), 0.1) * 1000; break;
       case "--address": passt.address = val(); parseIpv4(passt.address); break;
       case "--netmask": passt.prefixLength = num(flag, val(), 1); if (passt.prefixLength > 30) throw new UsageError("--netmask: at most 30"); break;
       case "--gateway": passt.gateway = val(); parseIpv4(passt.gateway); break;
@@ -103,6 +110,8 @@ function parseArgs(argv: string[], log: (l: string) => void): Parsed {
   if (forwards.length > 0) passt.forwards = forwards;
   if (extra.length > 0) passt.extraArgs = extra;
   const daemon: BridgeDaemonOptions = { name, ...d, switch: sw, log };
+  // auto: a missing passt is looked for every 10 s and started once installed (passt.ts waitForBinary).
+  if (uplinkMode === "auto") passt.missingRetryMs = retryMs;
   if (uplinkMode !== "none") daemon.uplink = passt;
   return { daemon, uplinkMode };
 }

@@ -32,6 +32,8 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { NetError } from "./errors.js";
 import {
@@ -41,6 +43,7 @@ import {
 import { StreamPort } from "./stream-port.js";
 import type { SwitchPort } from "./switch.js";
 import { UplinkGuard, type UplinkGuardStats } from "./uplink-guard.js";
+import type { UplinkState } from "./uplink-status.js";
 
 export const DEFAULT_GUEST_ADDRESS = "10.0.2.15";
 export const DEFAULT_PREFIX_LENGTH = 24;
@@ -115,6 +118,12 @@ export interface PasstOptions {
    * milliseconds on an idle host, but at load average ~20 on two cores 5 s was seen to run out (test/net).
    */
   readyTimeoutMs?: number;
+  /**
+   * When set, a missing passt binary is not an error: start() resolves false and the uplink looks for the binary
+   * every this many ms, starting passt once it is installed (bridge-main's --uplink auto: 10 s). Unset, start()
+   * rejects with NET_PASST_NOT_FOUND.
+   */
+  missingRetryMs?: number;
 }
 
 /** The passt command line for these options (without the binary). */
@@ -139,6 +148,8 @@ export interface PasstUplinkHooks {
   log(line: string): void;
   /** Whether a MAC is a live station on the switch (for the guard's ownership). */
   isPresent(mac: number): boolean;
+  /** passt's state changed (the daemon publishes it for the commands joining the bridge: uplink-status.ts). */
+  onState?(state: UplinkState, detail?: string, retryMs?: number): void;
 }
 
 export interface PasstUplinkStats {
@@ -155,6 +166,8 @@ const BACKOFF_MAX_MS = 30_000;
 const STABLE_RUN_MS = 60_000;
 const PROBE_INTERVAL_MS = 200;
 const STOP_GRACE_MS = 2000;
+/** While passt is missing, a reminder in the log every this many looks (10 min at 10 s): bounded log volume. */
+const MISSING_REMIND_EVERY = 60;
 
 /** The uplink as a switch port: frames the guard allows go to passt; frames from passt go to hooks.onFrame. */
 export class PasstUplink implements SwitchPort {
@@ -172,6 +185,10 @@ export class PasstUplink implements SwitchPort {
   private exits = 0;
   private failures = 0;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Looking for a missing binary (missingRetryMs). */
+  private missingTimer: NodeJS.Timeout | undefined;
+  /** Why the last attempt failed, for onState's "down". */
+  private lastFailure = "";
   /** Settles the current start attempt: true when the probe is answered, false when passt exits first. */
   private settle: ((up: boolean) => void) | undefined;
 
@@ -221,6 +238,7 @@ export class PasstUplink implements SwitchPort {
       };
       this.settle = (up) => done(up);
       this.starts++;
+      this.hooks.onState?.("starting");
       let child: ChildProcess;
       try {
         child = spawn(bin, this.args, { stdio: ["ignore", "pipe", "pipe", "pipe"] });
@@ -242,11 +260,15 @@ export class PasstUplink implements SwitchPort {
       child.stderr?.on("data", onLines);
       child.once("error", (e: NodeJS.ErrnoException) => {
         this.child = undefined;
-        if (e.code === "ENOENT") {
+        if (e.code === "ENOENT" && this.opts.missingRetryMs !== undefined) {
+          done(false);
+          this.waitForBinary(bin, this.opts.missingRetryMs);
+        } else if (e.code === "ENOENT") {
           done(false, new NetError("NET_PASST_NOT_FOUND",
             `passt not found ('${bin}'): install it with apt-get install passt`, { cause: e }));
         } else {
           this.hooks.log(`passt: cannot run ${bin}: ${e.message}`);
+          this.lastFailure = `cannot run ${bin}: ${e.message}`;
           done(false);
           this.scheduleRestart();
         }
@@ -257,12 +279,14 @@ export class PasstUplink implements SwitchPort {
         this.port?.close();
         this.port = undefined;
         this.ready = false;
-        if (this.stopping) return;
+        if (this.stopping || this.missingTimer !== undefined) return; // (a spawn that failed with ENOENT: waitForBinary)
         this.exits++;
         const ran = performance.now() - startedAt;
         this.hooks.log(`passt[${child.pid}] exited (${signal ?? `code ${code}`}) after ${(ran / 1000).toFixed(1)} s` +
           (ran < 5000 && stderrTail.length > 0 ? `; last output: ${stderrTail.slice(-3).join(" | ")}` : ""));
         if (ran > STABLE_RUN_MS) this.failures = 0;
+        this.lastFailure = `passt exited (${signal ?? `code ${code}`}) after ${(ran / 1000).toFixed(1)} s` +
+          (stderrTail.length > 0 ? `, saying: ${stderrTail[stderrTail.length - 1]}` : "");
         done(false);
         this.scheduleRestart();
       });
@@ -286,6 +310,7 @@ export class PasstUplink implements SwitchPort {
       probe = setInterval(sendProbe, PROBE_INTERVAL_MS);
       timeout = setTimeout(() => {
         this.hooks.log(`passt[${child.pid}] did not answer its ARP probe within ${this.readyTimeoutMs} ms; killing it`);
+        this.lastFailure = `passt did not answer within ${this.readyTimeoutMs / 1000} s`;
         child.kill("SIGKILL");
       }, this.readyTimeoutMs);
     });
@@ -319,6 +344,7 @@ export class PasstUplink implements SwitchPort {
         if (!this.ready) {
           this.ready = true;
           this.hooks.log(`passt[${this.child?.pid ?? "?"}] up: ${this.commandLine.join(" ")}`);
+          this.hooks.onState?.("up");
           this.settle?.(true);
         }
         return;
@@ -333,6 +359,7 @@ export class PasstUplink implements SwitchPort {
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** this.failures);
     this.failures++;
     this.hooks.log(`passt: restarting in ${delay} ms`);
+    this.hooks.onState?.("down", `${this.lastFailure || "passt failed"}; next try in ${(delay / 1000).toFixed(1)} s`);
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (this.stopping) return;
@@ -342,6 +369,40 @@ export class PasstUplink implements SwitchPort {
       });
     }, delay);
     this.restartTimer.unref();
+  }
+
+  /**
+   * The binary is not installed: look for it every `everyMs` (a PATH lookup, no process started) and start passt
+   * once it is there, so installing passt later brings the uplink up without restarting the bridge. Logged when
+   * the wait begins, every MISSING_REMIND_EVERY looks, and when the binary appears.
+   */
+  private waitForBinary(bin: string, everyMs: number): void {
+    if (this.stopping || this.missingTimer !== undefined) return;
+    this.hooks.log(`passt: '${bin}' not found; running without an uplink to the host, looking for passt every ` +
+      `${everyMs / 1000} s (install it with: apt-get install --no-install-recommends passt)`);
+    this.hooks.onState?.("missing", `'${bin}' not found`, everyMs);
+    let looks = 0;
+    const look = (): void => {
+      this.missingTimer = undefined;
+      if (this.stopping) return;
+      const found = findExecutable(bin);
+      if (found === undefined) {
+        if (++looks % MISSING_REMIND_EVERY === 0) {
+          this.hooks.log(`passt: still not installed after ${Math.round((looks * everyMs) / 60_000)} min; still looking every ${everyMs / 1000} s`);
+        }
+        this.missingTimer = setTimeout(look, everyMs);
+        this.missingTimer.unref();
+        return;
+      }
+      this.hooks.log(`passt: found ${found}; starting the uplink`);
+      this.failures = 0;
+      this.spawnOnce().catch((e: unknown) => {
+        this.hooks.log(`passt: ${(e as Error).message}`);
+        this.scheduleRestart();
+      });
+    };
+    this.missingTimer = setTimeout(look, everyMs);
+    this.missingTimer.unref();
   }
 
   /** SwitchPort: a frame from the switch, passed to passt if the guard allows it and passt is up. */
@@ -371,6 +432,8 @@ export class PasstUplink implements SwitchPort {
     this.stopping = true;
     if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    if (this.missingTimer !== undefined) clearTimeout(this.missingTimer);
+    this.missingTimer = undefined;
     this.settle?.(false);
     const child = this.child;
     this.port?.close();
@@ -393,4 +456,13 @@ export class PasstUplink implements SwitchPort {
 export function describePasst(o: PasstOptions): string {
   return `${o.address ?? DEFAULT_GUEST_ADDRESS}/${o.prefixLength ?? DEFAULT_PREFIX_LENGTH} via ` +
     `${o.gateway ?? DEFAULT_GATEWAY} (the host's loopback), passt MAC ${o.mac ?? DEFAULT_PASST_MAC}`;
+}
+
+/** `bin` if it contains a slash and is executable, else its first executable match on PATH; undefined if none. */
+function findExecutable(bin: string, path = process.env.PATH ?? ""): string | undefined {
+  const candidates = bin.includes("/") ? [bin] : path.split(delimiter).filter((d) => d !== "").map((d) => join(d, bin));
+  for (const c of candidates) {
+    try { accessSync(c, constants.X_OK); return c; } catch { /* next */ }
+  }
+  return undefined;
 }

@@ -1,7 +1,7 @@
 /**
  * Where a bridge daemon lives: `${XENO_RUN_DIR:-/run/xeno}/net/<bridge>.sock` (its socket), `.pid` (the
- * daemon's pid, informational), `.lock` (held for a moment while a daemon replaces a stale socket) and `.log`
- * (the output of a daemon ensureBridge started).
+ * daemon's pid, informational), `.lock` (held for a moment while a daemon replaces a stale socket), `.log`
+ * (the output of a daemon ensureBridge started) and `.uplink` (the state of its passt uplink: uplink-status.ts).
  */
 
 import { join } from "node:path";
@@ -27,7 +27,7 @@ export function bridgeSocketPath(name: string, env: NodeJS.ProcessEnv = process.
   return join(bridgeDir(env, runDir), `${checkBridgeName(name)}.sock`);
 }
 
-/** `<socket path without .sock>.<ext>`: the pid, lock and log files next to a socket. */
-export function siblingPath(socketPath: string, ext: "pid" | "lock" | "log"): string {
+/** `<socket path without .sock>.<ext>`: the pid, lock, log and uplink-state files next to a socket. */
+export function siblingPath(socketPath: string, ext: "pid" | "lock" | "log" | "uplink"): string {
   return `${socketPath.replace(/\.sock$/, "")}.${ext}`;
 }

@@ -6,7 +6,9 @@
  *    (-f); the disk stays listed; `block-detach -f` removes it at once; the same for network-detach;
  *  - a running guest with xvdb mounted: its blkfront closes the disk (Linux ≥ 5.14 does so even while it is
  *    mounted: the kernel marks the disk dead), the detach reports success, and the guest sees I/O errors on the
- *    mount, as on Xen with the same kernel.
+ *    mount, as on Xen with the same kernel. (Evidence and the kernel change: the comment on
+ *    XenbusBackend.unplug, src/backends/xenbus-backend.ts. So "a mounted disk waits" cannot be shown with this
+ *    guest kernel; the wait is shown with a guest that cannot answer.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

@@ -2,12 +2,13 @@
  * The bridge daemon over real unix sockets, without uplink: clients exchange frames, a garbage client is
  * dropped while the others carry on, the socket path is guarded (in use, stale, removed, replaced), and
  * bridge-main started by ensureBridge runs detached and cleans up on SIGTERM, with no second daemon left over
- * from a race between starters.
+ * from a race between starters; without passt, --uplink auto publishes the missing uplink (what `xeno create`
+ * prints) and starts passt once it is installed (the one test here that needs the passt package).
  */
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,6 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { connectBridge, ensureBridge, type BridgeClient } from "../../src/net/bridge-client.js";
 import { BridgeDaemon, socketAnswers } from "../../src/net/bridge-daemon.js";
 import { encodeStreamFrame } from "../../src/net/framing.js";
+import { readUplinkStatus, uplinkNotice } from "../../src/net/uplink-status.js";
 import { BROADCAST, eth } from "./frames.js";
 
 const A = "02:00:00:00:00:0a", B = "02:00:00:00:00:0b", C = "02:00:00:00:00:0c";
@@ -370,5 +372,33 @@ describe("bridge daemon", () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /running without an uplink to the host/);
     assert.match(r.out, /SIGTERM; shutting down/);
+  });
+
+  it("bridge-main --uplink auto without passt: says so in <bridge>.uplink, picks passt up once it appears", async (t) => {
+    // passt "installed later": a path that does not exist yet, linked to the real passt while the bridge runs.
+    const real = execFileSync("sh", ["-c", "command -v passt"], { encoding: "utf8" }).trim();
+    const later = join(runDir, "later-bin", "passt");
+    const main = join(import.meta.dirname, "../../src/net/bridge-main.js");
+    const sock = join(runDir, "net", "br-later.sock");
+    const p = spawn(process.execPath, [main, "--run-dir", runDir, "--name", "br-later", "--passt", later, "--passt-retry", "0.2"],
+      { stdio: ["ignore", "pipe", "pipe"] });
+    t.after(() => killQuietly(p.pid!));
+    let out = "";
+    p.stderr.on("data", (d: Buffer) => (out += d.toString()));
+    await until("listening", () => /listening on/.test(out), 15_000);
+    assert.match(out, /not found; running without an uplink to the host, looking for passt every 0.2 s/);
+    assert.equal(readUplinkStatus(sock)?.state, "missing");
+    // What `xeno create` prints on its terminal for this bridge.
+    assert.match(uplinkNotice("br-later", "xeno create", { runDir }) ?? "",
+      /^xeno create: bridge br-later has no uplink to the host network: passt is not installed \(install it with: apt-get install --no-install-recommends passt\); the bridge looks for it every 0.2 s and connects once it is there/);
+    mkdirSync(join(runDir, "later-bin"));
+    symlinkSync(real, later);
+    await until("passt up", () => readUplinkStatus(sock)?.state === "up", 20_000);
+    assert.match(out, /passt: found .*later-bin\/passt; starting the uplink/);
+    assert.match(out, /passt\[\d+\] up:/);
+    assert.equal(uplinkNotice("br-later", "xeno create", { runDir }), undefined);
+    p.kill("SIGTERM");
+    await new Promise((r) => p.once("exit", r));
+    assert.equal(existsSync(join(runDir, "net", "br-later.uplink")), false, "state file removed with the socket");
   });
 });

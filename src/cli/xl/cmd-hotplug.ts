@@ -15,6 +15,7 @@ import { parseDiskSpec, vbdNumber } from "../../config/disk.js";
 import { parseVifSpec } from "../../config/vif.js";
 import { ConfigError } from "../../config/errors.js";
 import { ensureHostTools, HostToolError, PASST } from "../../images/host-packages.js";
+import { uplinkNotice } from "../../net/uplink-status.js";
 
 async function target(c: XlClient, env: XlEnv, arg: string, verb: string): Promise<Dom> {
   const { table } = await fetchTable(c, env.now());
@@ -76,6 +77,9 @@ export async function networkAttachCmd(p: ParsedOpts, env: XlEnv): Promise<numbe
     const rate = v.rate === undefined ? {} : { rate: { bytesPerInterval: v.rate.bytesPerInterval, intervalUsecs: v.rate.intervalUsecs } };
     await ask(c, `attach a vif to domain '${d.name}' (${d.domid})`, "network-attach",
       { domid: d.domid, vif: { devid: v.devid, mac: v.mac, mtu: v.mtu ?? 1500, bridge: v.bridge, ...rate } });
+    // The bridge daemon logs to its own file; a missing or failing uplink is said here (net/uplink-status.ts).
+    const notice = uplinkNotice(v.bridge, "xeno network-attach");
+    if (notice !== undefined) env.err(`${notice}\n`);
     return 0;
   });
 }
