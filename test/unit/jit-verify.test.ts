@@ -18,7 +18,6 @@ const { JitEngine, soloJitMemory } = await import("../../src/cpu/arm64/jit/engin
 const { Translator } = await import("../../src/cpu/arm64/jit/translate.js");
 const { ESR_EL1, FAR_EL1, ELR_EL1, VBAR_EL1 } = await import("../../src/cpu/arm64/sysregs.js");
 const { PC2, SP2 } = await import("../../src/cpu/arm64/state.js");
-const { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } = await import("../../src/mmu/mmu.js");
 
 const BASE = 0x40000000, RAM = 1 << 20, CODE = 0x1000, DATA = 0x40000, DATA_LEN = 0x10000;
 const SEED = process.env.XENO_SEED !== undefined ? Number(process.env.XENO_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
@@ -43,7 +42,7 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
   const b = new Cpu(mmuB, cacheB, { buffer: memory.buffer, offset: stateAt });
   const ramA = new Uint8Array(mmuA.ram as ArrayBuffer), ramB = new Uint8Array(memory.buffer, 0, RAM);
   const dvA = new DataView(mmuA.ram as ArrayBuffer);
-  const tr = new Translator(sharedDecoder(), { tagLo: TLB_TAG_LO, tagHi: TLB_TAG_HI, asid: TLB_ASID, off: TLB_OFF, perm: TLB_PERM, mask: TLB_SLOT_MASK });
+  const tr = new Translator(sharedDecoder());
   const one = new Int32Array(1);
   /** A random word the translator takes as one non-branch instruction. */
   const word = (): number => {

@@ -20,7 +20,7 @@ import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
 import { Translator, BLOCK_LOCALS, MAX_BLOCK, dispatcherBody, type ChainLookup } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
-import { TLB_AREA_BYTES, TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
+import { TLB_AREA_BYTES } from "../../../mmu/mmu.js";
 import { PS_JIT_HI, PS_JIT_STOP, VCPU_STATE_BYTES } from "../state.js";
 
 /**
@@ -100,9 +100,7 @@ export class JitEngine {
     this.ran = new Uint8Array(memory.buffer, jitAt + MAP_BYTES, RAN_BYTES);
     this.table = new WebAssembly.Table({ element: "anyfunc", initial: 4096 });
     for (let k = 4095; k >= 0; k--) this.free.push(k);
-    this.translator = new Translator(decoder, {
-      tagLo: TLB_TAG_LO, tagHi: TLB_TAG_HI, asid: TLB_ASID, off: TLB_OFF, perm: TLB_PERM, mask: TLB_SLOT_MASK,
-    });
+    this.translator = new Translator(decoder);
     const pages = memory.buffer.byteLength / 65536;
     this.memLimits = { pages, maxPages: pages, shared };
     // Slow paths. A fault throws out of the block (MMU_FAULT; the run loop handles it). Anything that may

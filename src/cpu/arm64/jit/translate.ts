@@ -3,19 +3,21 @@
  * that works on the vCPU's state block and the domain's RAM directly (both in the domain's WebAssembly.Memory).
  *
  * Contract (the compiled block, `BlockFn` in engine.ts): called with the state block's and the TLB's byte
- * offsets, the current ASID and the permission masks (mR | mW << 8, Mmu.setEl), with PC = the block's first
- * instruction. Registers, SP and NZCV live in the state block (read and written there; NZCV in the PSTATE word,
- * which the run loop syncs around the call). On return PC holds the next instruction to run and the result is
- * the number of instructions retired. Memory accesses look up the TLB inline (the Mmu's arrays, which live in
- * the same memory); a miss, MMIO, a fault or a write to a page holding decoded code goes to the slow-path
- * imports `rd`/`wr` (the Mmu's own read/write), after PC has been set to the accessing instruction: a fault
- * throws out of the block with the state exact (no register of that instruction written yet) and the run loop
- * counts the instructions retired before it from PC. A slow-path write that invalidated decoded code ends the
- * block after that instruction, so a block never runs code older than its own stores.
+ * offsets, the current ASID, the masks (MASK_* below), the instructions retired so far in this run and the run's
+ * budget, with PC = the block's first instruction; it returns the new count (unchanged when it did not enter:
+ * no room in the budget, or a stop was requested). Registers, SP and NZCV live in the state block (registers
+ * cached in locals within the block; NZCV in the PSTATE word, which the run loop syncs around the call). On
+ * return PC holds the next instruction to run. Memory accesses look up the TLB inline (the Mmu's arrays, which
+ * live in the same memory at mmu.ts TLB_*); a miss, MMIO, a fault or a write to a page holding decoded code goes
+ * to the slow-path imports `rd`/`wr` (the Mmu's own read/write), after the dirty registers, PC and the count so
+ * far have been stored: a fault throws out of the block with the state exact (no register of that instruction
+ * written yet) and the run loop takes the count from PS_JIT_DONE. A slow-path write that invalidated decoded
+ * code ends the block after that instruction, so a block never runs code older than its own stores.
  *
- * What is translated: integer data processing (immediate and register forms), loads and stores of general
- * registers in every addressing mode but the unprivileged one, pairs, literals, branches (which end a block),
- * and NOP. Anything else ends the block before it and runs in the interpreter — which stays the reference.
+ * What is translated: integer data processing (immediate and register forms), loads and stores of general and
+ * SIMD&FP registers in every addressing mode but the unprivileged one (and SIMD&FP literals), pairs, branches
+ * (unconditional ones end a block), HINT, barriers, and MRS of a few registers. Anything else ends the block
+ * before it and runs in the interpreter — which stays the reference.
  * Reserved encodings are left to the interpreter too (the decoder's verdict gates every word).
  */
 import { Code, I32, I64, OP, type FuncBody } from "./wasm.js";
@@ -28,8 +30,6 @@ import type { Decoder } from "../decoder.js";
 /** Byte offsets inside the state block (state.ts). */
 const OFF_SP = 32 * 8, OFF_PC = 33 * 8, OFF_NZCV = ST_PSTATE + 4 * PS_NZCV, OFF_HI = ST_PSTATE + 4 * PS_JIT_HI;
 
-/** The TLB's arrays inside its area (Mmu: TLB_* offsets). Kept in one place: mmu.ts exports them. */
-export interface TlbLayout { tagLo: number; tagHi: number; asid: number; off: number; perm: number; mask: number }
 
 // Locals: parameters 0..5, then i64 temporaries, then i32 temporaries.
 const P_ST = 0, P_TLB = 1, P_ASID = 2, P_MASKS = 3, P_DONE = 4, P_BUDGET = 5;
@@ -70,7 +70,7 @@ for (let c = 0; c < 16; c++) for (let f = 0; f < 16; f++) if (COND[(c << 4) | f]
 const BM = new Int32Array(2);
 
 /** Longest block, in instructions. */
-export const MAX_BLOCK = 64;
+export const MAX_BLOCK = 63;
 
 /** Low `w` bits set (1 ≤ w ≤ 64), as a (lo, hi) pair. */
 function maskLo(w: number): number { return w >= 32 ? -1 : (1 << w) - 1; }
@@ -81,7 +81,7 @@ export class Translator {
   /** Instructions of the last translation; whether it needs the memory-access locals. */
   private k = 0;
 
-  constructor(private readonly decoder: Decoder, private readonly tlb: TlbLayout) {}
+  constructor(private readonly decoder: Decoder) {}
 
   /**
    * Translates words[at..] (at most `max`, never past the page: the caller bounds max). Returns the number
@@ -106,8 +106,8 @@ export class Translator {
     c.get(P_MASKS); c.i32(0xff); c.op(OP.i32And); c.set(W_MR);
     c.get(P_MASKS); c.i32(8); c.op(OP.i32ShrU); c.i32(0xff); c.op(OP.i32And); c.set(W_MW);
     c.i32(0); c.set(W_CW);
-    // At most 63 instructions: the prologue's "done + n" constant is one LEB byte.
-    const limit = Math.min(max, 63);
+    // At most MAX_BLOCK (63) instructions: the prologue's "done + n" constant is one LEB byte.
+    const limit = Math.min(max, MAX_BLOCK);
     let n = 0, branched = false;
     while (n < limit) {
       this.k = n;
@@ -316,28 +316,28 @@ export class Translator {
 
   /** Splits address local L_A into W_LO/W_HI and computes the TLB slot address W_E (tlb + 4x) and x (W_X). */
   private slot(): void {
-    const c = this.c, t = this.tlb;
+    const c = this.c;
     c.get(L_A); c.op(OP.i32WrapI64); c.set(W_LO);
     c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(W_HI);
     c.get(W_LO); c.i32(12); c.op(OP.i32ShrU); c.get(W_HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
-    c.i32(t.mask); c.op(OP.i32And); c.set(W_X);
+    c.i32(TLB_SLOT_MASK); c.op(OP.i32And); c.set(W_X);
     c.get(P_TLB); c.get(W_X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(W_E);
   }
   /** Pushes 1 when the TLB entry at W_E/W_X maps the access (size bytes, permission mask local) at W_LO/W_HI. */
   private hit(size: number, maskLocal: number): void {
-    const c = this.c, t = this.tlb;
-    c.get(W_E); c.mem(OP.i32Load, 2, t.tagLo); c.get(W_LO); c.i32(-4096); c.op(OP.i32And); c.op(OP.i32Eq);
-    c.get(W_E); c.mem(OP.i32Load, 2, t.tagHi); c.get(W_HI); c.op(OP.i32Eq); c.op(OP.i32And);
-    c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, t.perm); c.get(maskLocal); c.op(OP.i32And);
+    const c = this.c;
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_TAG_LO); c.get(W_LO); c.i32(-4096); c.op(OP.i32And); c.op(OP.i32Eq);
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_TAG_HI); c.get(W_HI); c.op(OP.i32Eq); c.op(OP.i32And);
+    c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, TLB_PERM); c.get(maskLocal); c.op(OP.i32And);
     c.i32(0); c.op(OP.i32Ne); c.op(OP.i32And);
     if (size > 1) { c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.i32(0x1000 - size); c.op(OP.i32LeU); c.op(OP.i32And); }
-    c.get(W_E); c.mem(OP.i32Load, 2, t.asid); c.tee(W_0); c.get(P_ASID); c.op(OP.i32Eq);
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_ASID); c.tee(W_0); c.get(P_ASID); c.op(OP.i32Eq);
     c.get(W_0); c.i32(-1); c.op(OP.i32Eq); c.op(OP.i32Or); c.op(OP.i32And);
   }
   /** Pushes the RAM offset of the hit access (entry W_E, address W_LO). */
   private ramAddr(): void {
     const c = this.c;
-    c.get(W_E); c.mem(OP.i32Load, 2, this.tlb.off); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
   }
   /** Loads `size` bytes at address L_A, zero-extended: pushes an i64. */
   private load(size: number): void {
