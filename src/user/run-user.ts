@@ -1,11 +1,13 @@
 /**
  * `xeno run-user [--mem MiB] PROGRAM [ARGS...]`: runs a static AArch64 Linux program on the interpreter, with
  * this process's stdin/stdout/stderr, environment and exit status passed through (exit 128+N when the guest
- * dies of signal N). XENO_STATS=1 prints `xeno-stats: instructions=N seconds=S mips=M` on stderr at exit.
+ * dies of signal N). XENO_STATS=1 prints `xeno-stats: instructions=N seconds=S mips=M` on stderr at exit; with
+ * XENO_JIT_PROFILE=1 as well, the share of instructions run compiled and the most-run interpreted encodings.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserProcess } from "./process.js";
+import { jitProfile } from "../cpu/arm64/cpu.js";
 
 const USAGE = "usage: xeno run-user [--mem MiB] PROGRAM [ARGS...]\n";
 
@@ -47,6 +49,14 @@ export async function runUserMain(args: string[]): Promise<number> {
     const j = p.jit.stats;
     process.stderr.write(`xeno-stats: instructions=${p.cpu.retired} seconds=${s.toFixed(3)} mips=${(p.cpu.retired / s / 1e6).toFixed(1)}` +
       ` jit-blocks=${j.blocks} jit-modules=${j.modules} jit-compile-ms=${j.compileMs.toFixed(1)} jit-failed=${j.failed}\n`);
+    const prof = jitProfile();
+    if (prof !== null) {
+      const total = prof.compiled + prof.interpreted;
+      const top = [...prof.byName].sort((a, b) => b[1] - a[1]).slice(0, 25);
+      process.stderr.write(`xeno-stats: compiled ${(100 * prof.compiled / total).toFixed(1)} %, interpreted ${(100 * prof.interpreted / total).toFixed(1)} %, ` +
+        `${(prof.compiled / Math.max(1, prof.calls)).toFixed(1)} instructions per block call; interpreted by encoding:\n` +
+        top.map(([n, c]) => `  ${n} ${(100 * c / total).toFixed(2)} %`).join("\n") + "\n");
+    }
   }
   return code;
 }
