@@ -16,6 +16,7 @@
  * One engine per CodeCache, i.e. per thread running a domain's vCPUs; the run loop names the vCPU it calls
  * compiled code for (`cpu`) so the slow paths reach that vCPU's MMU.
  */
+import { writeFileSync } from "node:fs";
 import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
 import { Translator, BLOCK_LOCALS, MAX_BLOCK, dispatcherBody, type ChainLookup } from "./translate.js";
 import type { Decoder } from "../decoder.js";
@@ -72,6 +73,11 @@ interface Pending { page: number; slot: number; gen: number; n: number; body: Fu
 
 /** Blocks per module when the queue is flushed for size. */
 const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64);
+/**
+ * XENO_JIT_DUMP=DIR: every module's bytes go to DIR/mNNNNN.wasm, with DIR/mNNNNN.txt naming each function's
+ * guest block (RAM page, word slot, instructions), for a text disassembler (e.g. wabt's wasm2wat).
+ */
+const DUMP = typeof process !== "undefined" ? process.env.XENO_JIT_DUMP ?? "" : "";
 
 export class JitEngine {
   /** The vCPU the run loop is calling compiled code for. */
@@ -190,6 +196,7 @@ export class JitEngine {
     let ex: Record<string, BlockFn> | null = null;
     try {
       const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body));
+      if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
       ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
     } catch (err) {
       // A translator bug must not take the domain down: these blocks stay interpreted.
@@ -208,6 +215,13 @@ export class JitEngine {
     this.stats.compileMs += performance.now() - t0;
     p.length = 0;
   }
+}
+
+function dumpModule(dir: string, n: number, bytes: Uint8Array, p: readonly Pending[]): void {
+  const name = `${dir}/m${String(n).padStart(5, "0")}`;
+  writeFileSync(`${name}.wasm`, bytes);
+  writeFileSync(`${name}.txt`, p.map((e, k) => `func ${IMPORTS.length + k}: page 0x${e.page.toString(16)} slot ${e.slot} ` +
+    `(RAM 0x${(e.page * 4096 + e.slot * 4).toString(16)}), ${e.n} instructions\n`).join(""));
 }
 
 /**

@@ -39,8 +39,13 @@ const W_LO = 16, W_HI = 17, W_X = 18, W_E = 19, W_0 = 20, W_CW = 21, W_MR = 22, 
 const N_I32 = 8;
 /** Guest registers held in locals within a block: X0..X30 at R_LOCAL + n, SP at R_LOCAL + 31. */
 const R_LOCAL = 24, N_REGS = 32;
+/** Lazy flags (see `fk`): the last flag-setting operation's operands and result (i64), and i32 scratch. */
+const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [3, I32]];
+
+/** Flag state during translation: NZCV exact in the state block, or held as the operation that made it. */
+const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2;
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
 export const IMPORT_RD = 0, IMPORT_WR = 1;
@@ -96,6 +101,7 @@ export class Translator {
     this.cached.fill(0);
     this.dirty.fill(0);
     this.fpChecked = false;
+    this.fk = FK_MEM;
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
     c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
     c.get(P_BUDGET); c.op(OP.i32GtS);
@@ -190,9 +196,10 @@ export class Translator {
     if (this.cached[r]) { c.get(T7); c.set(R_LOCAL + r); }
     c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, Translator.regOff(r));
   }
-  /** Stores the dirty cached registers into the state block (before any way out of the block). */
+  /** Stores the dirty cached registers and lazy flags into the state block (before any way out of the block). */
   private writeBack(): void {
     const c = this.c;
+    if (this.fk !== FK_MEM) { this.flagsValue(); this.setNzcv(); }
     for (let r = 0; r < N_REGS; r++) if (this.dirty[r]) { c.get(P_ST); c.get(R_LOCAL + r); c.mem(OP.i64Store, 3, Translator.regOff(r)); }
   }
 
@@ -234,14 +241,91 @@ export class Translator {
   private nzcv(): void { const c = this.c; c.get(P_ST); c.mem(OP.i32Load, 2, OFF_NZCV); }
   /** Pops an i32 into NZCV. */
   private setNzcv(): void { const c = this.c; c.set(W_0); c.get(P_ST); c.get(W_0); c.mem(OP.i32Store, 2, OFF_NZCV); }
+  /**
+   * Lazy flags. A flag-setting ADD/SUB (carry-in 0 or 1) or logical operation at the block's top level does not
+   * compute NZCV: it leaves its operands and result in F_A, F_B, F_R (zero-extended when 32-bit) and `fk` says
+   * which it was. Conditions read from them directly (CMP + B.cond is one compare); anything else that reads
+   * NZCV, and every way out of the block (writeBack), computes NZCV from them first, so the state block is exact
+   * wherever the run loop, the MMU or a fault looks at it.
+   */
+  private fk = FK_MEM;
+  /** For FK_ADD: a subtraction (r = a + ~b + 1), and the operation's width. */
+  private fSub = 0;
+  private fSf = 0;
+
+  /** Pushes F_A/F_B/F_R (l) as the lazy operation's width: an i64, or an i32 when 32-bit. */
+  private fget(l: number): void { const c = this.c; c.get(l); if (!this.fSf) c.op(OP.i32WrapI64); }
+
+  /** Pushes the i32 NZCV word of the lazy operation (fk ≠ FK_MEM). */
+  private flagsValue(): void {
+    const c = this.c;
+    if (this.fk === FK_LOGIC) {
+      if (this.fSf) this.logicValue(1, F_R);
+      else { c.get(F_R); c.op(OP.i32WrapI64); c.set(M_R); this.logicValue(0, M_R); }
+      return;
+    }
+    // ADD: b' = the addend actually added (~b for a subtraction).
+    if (this.fSf) {
+      c.get(F_B); if (this.fSub) { c.i64(-1, -1); c.op(OP.i64Xor); } c.set(F_T);
+      this.addValue(1, F_A, F_T, F_R, this.fSub);
+    } else {
+      c.get(F_A); c.op(OP.i32WrapI64); c.set(M_A);
+      c.get(F_B); c.op(OP.i32WrapI64); if (this.fSub) { c.i32(-1); c.op(OP.i32Xor); } c.set(M_B);
+      c.get(F_R); c.op(OP.i32WrapI64); c.set(M_R);
+      this.addValue(0, M_A, M_B, M_R, this.fSub);
+    }
+  }
+  /** Makes NZCV in the state block exact (at the top level: later reads go to memory). */
+  private flushFlags(): void {
+    if (this.fk === FK_MEM) return;
+    this.flagsValue(); this.setNzcv();
+    this.fk = FK_MEM;
+  }
+
   /** Pushes 1 when condition `cond` holds. */
   private cond(cond: number): void {
     const c = this.c;
     if (cond >= 14) { c.i32(1); return; }
-    c.i32(CONDMASK[cond]); this.nzcv(); c.op(OP.i32ShrU); c.i32(1); c.op(OP.i32And);
+    if (this.fk === FK_ADD && this.fSub) {
+      // CMP/SUBS: compare the operands.
+      const ops64 = [OP.i64Eq, OP.i64Ne, OP.i64GeU, OP.i64LtU, 0, 0, 0, 0, OP.i64GtU, OP.i64LeU, OP.i64GeS, OP.i64LtS, OP.i64GtS, OP.i64LeS];
+      const ops32 = [OP.i32Eq, OP.i32Ne, OP.i32GeU, OP.i32LtU, 0, 0, 0, 0, OP.i32GtU, OP.i32LeU, OP.i32GeS, OP.i32LtS, OP.i32GtS, OP.i32LeS];
+      const o = this.fSf ? ops64[cond] : ops32[cond];
+      if (o !== 0) { this.fget(F_A); this.fget(F_B); c.op(o); return; }
+    }
+    if (this.fk !== FK_MEM && cond <= 5 && cond !== 2 && cond !== 3) {
+      // EQ/NE/MI/PL from the result (any lazy kind).
+      this.fget(F_R);
+      if (cond <= 1) c.op(this.fSf ? OP.i64Eqz : OP.i32Eqz);
+      else if (this.fSf) { c.i64(0, 0); c.op(OP.i64LtS); } else { c.i32(0); c.op(OP.i32LtS); }
+      if ((cond & 1) !== 0) c.op(OP.i32Eqz);
+      return;
+    }
+    if (this.fk === FK_LOGIC && cond >= 10) {
+      // V = 0: GE is N = 0, LT N = 1, GT Z = 0 and N = 0, LE the opposite.
+      this.fget(F_R);
+      const o = this.fSf ? [OP.i64GeS, OP.i64LtS, OP.i64GtS, OP.i64LeS][cond - 10] : [OP.i32GeS, OP.i32LtS, OP.i32GtS, OP.i32LeS][cond - 10];
+      if (this.fSf) c.i64(0, 0); else c.i32(0);
+      c.op(o);
+      return;
+    }
+    c.i32(CONDMASK[cond]);
+    if (this.fk === FK_MEM) this.nzcv(); else this.flagsValue();
+    c.op(OP.i32ShrU); c.i32(1); c.op(OP.i32And);
   }
-  /** NZCV of a logical result in local `r` (i64 when sf, else i32): N, Z; C = V = 0. */
+  /** NZCV of a logical result in local `r` (i64 when sf, else i32): lazily at the top level. */
   private logicFlags(sf: number, r: number): void {
+    const c = this.c;
+    if (c.depth === 0) {
+      c.get(r); if (!sf) c.op(OP.i64ExtendI32u); c.set(F_R);
+      this.fk = FK_LOGIC; this.fSf = sf;
+      return;
+    }
+    this.logicValue(sf, r); this.setNzcv();
+    this.fk = FK_MEM;
+  }
+  /** Pushes the NZCV word of a logical result in local `r`: N, Z; C = V = 0. */
+  private logicValue(sf: number, r: number): void {
     const c = this.c;
     if (sf) {
       c.get(r); c.i64(63, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.i32(3); c.op(OP.i32Shl);
@@ -250,13 +334,17 @@ export class Translator {
       c.get(r); c.i32(31); c.op(OP.i32ShrU); c.i32(3); c.op(OP.i32Shl);
       c.get(r); c.op(OP.i32Eqz); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Or);
     }
-    this.setNzcv();
   }
   /**
-   * NZCV of r = a + b + cin (locals; b is the addend actually added, i.e. ~operand for subtractions).
+   * NZCV of r = a + b + cin (locals; b is the addend actually added, i.e. ~operand for subtractions), stored.
    * `cin`: 0, 1, or -1 for "the carry flag" (then local W_X holds it).
    */
   private addFlags(sf: number, a: number, b: number, r: number, cin: number): void {
+    this.addValue(sf, a, b, r, cin); this.setNzcv();
+    this.fk = FK_MEM;
+  }
+  /** Pushes the NZCV word of r = a + b + cin (as addFlags). */
+  private addValue(sf: number, a: number, b: number, r: number, cin: number): void {
     const c = this.c;
     if (sf) {
       c.get(r); c.i64(63, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.i32(3); c.op(OP.i32Shl);
@@ -279,7 +367,6 @@ export class Translator {
       c.get(a); c.get(r); c.op(OP.i32Xor); c.get(b); c.get(r); c.op(OP.i32Xor); c.op(OP.i32And);
       c.i32(31); c.op(OP.i32ShrU); c.op(OP.i32Or);
     }
-    this.setNzcv();
   }
 
   /**
@@ -288,6 +375,15 @@ export class Translator {
    */
   private addSub(sf: number, sub: number, flags: number, a: number, b: number, r: number): void {
     const c = this.c;
+    if (flags && c.depth === 0) {
+      // Lazy flags: keep a, b (as given) and the result.
+      if (sf) { c.get(a); c.set(F_A); c.get(b); c.set(F_B); }
+      else { c.get(a); c.op(OP.i64ExtendI32u); c.set(F_A); c.get(b); c.op(OP.i64ExtendI32u); c.set(F_B); }
+      this.addSub(sf, sub, 0, a, b, r);
+      c.get(r); if (!sf) c.op(OP.i64ExtendI32u); c.set(F_R);
+      this.fk = FK_ADD; this.fSub = sub; this.fSf = sf;
+      return;
+    }
     if (sf) {
       if (sub) { c.get(b); c.i64(-1, -1); c.op(OP.i64Xor); c.set(b); }
       c.get(a); c.get(b); c.op(OP.i64Add);
@@ -584,6 +680,7 @@ export class Translator {
       case 0: { // ADC/ADCS/SBC/SBCS
         if (((w >>> 10) & 63) !== 0) return 0;
         const sub = (w >>> 30) & 1, s = (w >>> 29) & 1;
+        this.flushFlags();
         this.nzcv(); c.i32(1); c.op(OP.i32ShrU); c.i32(1); c.op(OP.i32And); c.set(W_X);
         if (sf) {
           this.x(n); c.set(T0); this.x(m); if (sub) { c.i64(-1, -1); c.op(OP.i64Xor); } c.set(T1);
@@ -615,6 +712,7 @@ export class Translator {
         c.else();
         c.i32(w & 15); this.setNzcv();
         c.end();
+        this.fk = FK_MEM;
         return 1;
       }
       case 4: { // CSEL/CSINC/CSINV/CSNEG
