@@ -48,7 +48,7 @@ export async function runUserMain(args: string[]): Promise<number> {
     const s = (performance.now() - t0) / 1000;
     const j = p.jit.stats;
     process.stderr.write(`xeno-stats: instructions=${p.cpu.retired} seconds=${s.toFixed(3)} mips=${(p.cpu.retired / s / 1e6).toFixed(1)}` +
-      ` jit-blocks=${j.blocks} jit-modules=${j.modules} jit-compile-ms=${j.compileMs.toFixed(1)} jit-failed=${j.failed}\n`);
+      ` jit-blocks=${j.blocks} jit-modules=${j.modules} jit-compile-ms=${j.compileMs.toFixed(1)} jit-failed=${j.failed} slow-reads=${j.slowReads} slow-writes=${j.slowWrites}\n`);
     const prof = jitProfile();
     if (prof !== null) {
       const total = prof.compiled + prof.interpreted;

@@ -51,6 +51,9 @@ export interface JitStats {
   failed: number;
   /** Times every compiled block was dropped for the module cap (CodeCache.flush). */
   resets: number;
+  /** Accesses of compiled code that took the slow path (TLB miss, MMIO, fault, write to a code page). */
+  slowReads: number;
+  slowWrites: number;
 }
 
 const BLOCK_TYPE: FuncType = { params: [I32, I32, I32, I32, I32, I32], results: [I32] };
@@ -69,7 +72,8 @@ const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }];
 const MAP_ENTRIES = 1 << 16, MAP_BYTES = MAP_ENTRIES * 8, RAN_BYTES = 1 << 19;
 export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
 
-interface Pending { page: number; slot: number; gen: number; n: number; body: FuncBody }
+/** A queued block: translated when the queue is compiled, so that it can chain to every block of the batch. */
+interface Pending { page: number; slot: number; gen: number; words: Int32Array; base: number; n: number; body: FuncBody | null }
 
 /** Blocks per module when the queue is flushed for size. */
 const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64);
@@ -84,7 +88,7 @@ export class JitEngine {
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, resets: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, resets: 0, slowReads: 0, slowWrites: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -113,6 +117,7 @@ export class JitEngine {
     // change what the vCPU must do next — code written, an interrupt line moved by a device — stops chaining.
     const rd = (lo: number, hi: number, size: number): number => {
       const c = this.cpu!, m = c.mmu, lines = c.irqLine | c.fiqLine;
+      this.stats.slowReads++;
       let v: number;
       switch (size) {
         case 1: v = m.read8(lo, hi); break;
@@ -125,6 +130,7 @@ export class JitEngine {
     };
     const wr = (lo: number, hi: number, size: number, vlo: number, vhi: number): number => {
       const c = this.cpu!, m = c.mmu, lines = c.irqLine | c.fiqLine;
+      this.stats.slowWrites++;
       this.codeHit = 0;
       switch (size) {
         case 1: m.write8(lo, hi, vlo); break;
@@ -163,22 +169,30 @@ export class JitEngine {
   }
 
   /**
-   * Translates the block at word `slot` of a code page whose words are words[base..base + 1024) and queues it.
-   * Returns false when its first instruction cannot be translated.
+   * Queues the block at word `slot` of a code page whose words are words[base..base + 1024) (read when the queue
+   * is compiled; a write to the page in between changes its generation and the block is dropped). Returns false
+   * when its first instruction cannot be translated.
    */
   queue(page: number, slot: number, gen: number, words: Int32Array, base: number): boolean {
-    const p = this.pending, at = p.length;
-    // Blocks of this page already in the batch (and this one) are tail-call targets: function index = imports + k.
-    const chain: ChainLookup = (s) => {
-      if (s === slot) return IMPORTS.length + at;
-      for (let k = 0; k < at; k++) if (p[k].page === page && p[k].slot === s && p[k].gen === gen) return IMPORTS.length + k;
-      return -1;
-    };
-    const n = this.translator.translate(words, base + slot, Math.min(MAX_BLOCK, 1024 - slot), chain);
-    if (n === 0) return false;
-    const code = this.translator.c.buf.slice(0, this.translator.c.len);
-    p.push({ page, slot, gen, n, body: { type: 0, locals: BLOCK_LOCALS, code } });
+    if (this.translator.translate(words, base + slot, 1, () => -1) === 0) return false;
+    this.pending.push({ page, slot, gen, words, base, n: 0, body: null });
     return true;
+  }
+
+  /** Translates every queued block; each may tail-call any block of the batch on its page (same generation). */
+  private translateQueue(): void {
+    const p = this.pending;
+    for (let at = 0; at < p.length; at++) {
+      const e = p[at];
+      const chain: ChainLookup = (s) => {
+        for (let k = 0; k < p.length; k++) if (p[k].page === e.page && p[k].slot === s && p[k].gen === e.gen) return IMPORTS.length + k;
+        return -1;
+      };
+      e.n = this.translator.translate(e.words, e.base + e.slot, Math.min(MAX_BLOCK, 1024 - e.slot), chain);
+      // Not translatable now (cannot happen for the same words, which queue() checked): a block that returns.
+      const code = e.n === 0 ? new Uint8Array([0x20, 4, 0x0b]) : this.translator.c.buf.slice(0, this.translator.c.len);
+      e.body = { type: 0, locals: BLOCK_LOCALS, code };
+    }
   }
 
   get queued(): number { return this.pending.length; }
@@ -195,7 +209,8 @@ export class JitEngine {
     const t0 = performance.now();
     let ex: Record<string, BlockFn> | null = null;
     try {
-      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body));
+      this.translateQueue();
+      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body!));
       if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
       ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
     } catch (err) {
@@ -206,7 +221,7 @@ export class JitEngine {
     for (let k = 0; k < p.length; k++) {
       const e = p[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
-      if (ex === null) { drop(e.page, e.slot); continue; }
+      if (ex === null || e.n === 0) { drop(e.page, e.slot); continue; }
       install(e.page, e.slot, ex[String(k)], e.n);
       this.stats.blocks++;
       this.stats.insns += e.n;
@@ -221,7 +236,9 @@ function dumpModule(dir: string, n: number, bytes: Uint8Array, p: readonly Pendi
   const name = `${dir}/m${String(n).padStart(5, "0")}`;
   writeFileSync(`${name}.wasm`, bytes);
   writeFileSync(`${name}.txt`, p.map((e, k) => `func ${IMPORTS.length + k}: page 0x${e.page.toString(16)} slot ${e.slot} ` +
-    `(RAM 0x${(e.page * 4096 + e.slot * 4).toString(16)}), ${e.n} instructions\n`).join(""));
+    `(RAM 0x${(e.page * 4096 + e.slot * 4).toString(16)}), ${e.n} instructions:` +
+    Array.from(e.words.subarray(e.base + e.slot, e.base + e.slot + e.n), (w) => ` ${(w >>> 0).toString(16).padStart(8, "0")}`).join("") +
+    "\n").join(""));
 }
 
 /**
