@@ -41,11 +41,23 @@ export class GuestMemory {
    */
   dirty: Uint8Array | null = null;
 
-  /** Marks the frames of buffer range [off, off+len) dirty when logging (see `dirty`). */
+  /**
+   * The host wrote buffer range [off, off+len) of guest RAM (a copy to the guest, a grant a back-end wrote
+   * through: DMA, as the guest sees it). Marks the frames dirty when logging (see `dirty`), and drops the decoded
+   * and compiled instructions of any that hold code, on every MMU of the domain (`mmu.peers`), as a guest store
+   * there would: code the guest loads by DMA runs as loaded even without cache maintenance, as under QEMU.
+   */
   markDirty(off: number, len: number): void {
+    if (len <= 0) return;
+    const first = off >>> 12, last = (off + len - 1) >>> 12;
     const d = this.dirty;
-    if (d === null || len <= 0) return;
-    for (let p = off >>> 12, e = (off + len - 1) >>> 12; p <= e; p++) d[p] = 1;
+    if (d !== null) for (let p = first; p <= last; p++) d[p] = 1;
+    const m = this.mmu;
+    if (m === null) return;
+    const code = m.codePage;
+    for (let p = first; p <= last; p++) {
+      if (p < code.length && code[p] !== 0) for (const peer of m.peers) peer.onCodeWrite(p);
+    }
   }
 
   /** The domain's stage-2 map (P2m.map: a byte per buffer frame, 0 = not mapped); null = all mapped. */
@@ -116,7 +128,7 @@ export class GuestMemory {
     while (done < len) {
       const chunk = Math.min(len - done, XEN_PAGE_SIZE - (lo & 0xfff));
       const off = this.vaOffset(lo, hi, chunk, write);
-      if (write) { this.u8.set(buf.subarray(done, done + chunk), off); if (this.dirty !== null) this.dirty[off >>> 12] = 1; }
+      if (write) { this.u8.set(buf.subarray(done, done + chunk), off); this.markDirty(off, chunk); }
       else buf.set(this.u8.subarray(off, off + chunk), done);
       done += chunk;
       lo += chunk;
