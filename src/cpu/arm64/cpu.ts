@@ -14,8 +14,8 @@ import { Decoder, type Handler } from "./decoder.js";
 import { Mmu, MMU_FAULT } from "../../mmu/mmu.js";
 import { PC2, R_SLOTS, SP2, SP_EL0, SP_EL1, DAIF_A, DAIF_I, DAIF_F, JUMP_CONTEXT, VCPU_STATE_BYTES, ST_R, ST_V,
   ST_PSTATE, ST_SYS, PS_WORDS, PS_NZCV, PS_DAIF, PS_EL, PS_SPSEL, PS_FPCR, PS_FPSR, PS_EXCL_OFF, PS_EXCL_SIZE,
-  PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL, PS_JIT_DONE, PS_JIT_STOP } from "./state.js";
-import { MASK_EL1, MASK_FP, MASK_SP_EL0 } from "./jit/translate.js";
+  PS_EXCL_LO, PS_EXCL_HI, PS_EVENT, PS_IL, PS_JIT_STOP } from "./state.js";
+import { MASK_EL1, MASK_FP, MASK_SP_EL0, STOP_FAULT } from "./jit/translate.js";
 export { JUMP_BRANCH, JUMP_CONTEXT } from "./state.js";
 import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } from "./sysregs.js";
 import { registerAll } from "./isa.js";
@@ -81,6 +81,12 @@ export class CodeCache {
   readonly blocks: ((BlockFn | null)[] | undefined)[] = [];
   readonly blockLen: (Uint8Array | undefined)[] = [];
   readonly heat: (Uint16Array | undefined)[] = [];
+  /**
+   * Per code page and word slot: 1 where a compiled block ended before an instruction the compiler does not
+   * take — the slot after it starts a block, so the run loop counts heat there (see Cpu.run: heat is counted
+   * only where a block can start, not on every instruction of a straight run).
+   */
+  readonly ends: (Uint8Array | undefined)[] = [];
   /** Per code page and word slot: the engine's table slot of the block installed there (JitEngine.enter), or -1. */
   private readonly index: (Int32Array | undefined)[] = [];
   /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
@@ -125,6 +131,7 @@ export class CodeCache {
       this.blockLen[page] = new Uint8Array(1024);
       this.heat[page] = new Uint16Array(1024);
       this.index[page] = new Int32Array(1024).fill(-1);
+      this.ends[page] = new Uint8Array(1024);
     }
     this.used.push(page);
     this.created++;
@@ -138,6 +145,7 @@ export class CodeCache {
     if (this.blocks[page] === undefined) return;
     this.blocks[page]!.fill(null);
     this.heat[page]!.fill(0);
+    this.ends[page]!.fill(0);
     this.blockLen[page]!.fill(0);
     this.leave(page);
     this.gen[page]++;
@@ -202,6 +210,7 @@ export class CodeCache {
       if (this.compiling) {
         this.leave(p);
         this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; this.index[p] = undefined;
+        this.ends[p] = undefined;
         this.gen[p]++;
       }
       if (codePage !== undefined) codePage[p] = 0;
@@ -219,7 +228,12 @@ export class CodeCache {
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
     const jit = this.jit!, len = this.blockLen[page]!;
     if (len[k] === QUEUED) return;
-    if (!jit.queue(page, k, this.gen[page], ram32, base)) { this.heat[page]![k] = 0; return; }
+    if (!jit.queue(page, k, this.gen[page], ram32, base)) {
+      // Not translatable: it cools down, and the slot after it starts a block (see `ends`).
+      this.heat[page]![k] = 0;
+      this.ends[page]![k] = 1;
+      return;
+    }
     len[k] = QUEUED;
     if (jit.full || HOT === 1) this.flush();
   }
@@ -234,13 +248,14 @@ export class CodeCache {
   flush(): void {
     this.queueAge = 0;
     const jit = this.jit!;
-    jit.flush(this.gen, (page, slot, fn, n) => {
+    jit.flush(this.gen, (page, slot, fn, n, end) => {
       this.blocks[page]![slot] = fn;
+      if (end >= 0 && end < 1024) this.ends[page]![end] = 1;
       this.blockLen[page]![slot] = n;
       const ix = this.index[page]!;
       if (ix[slot] >= 0) jit.leave(page * 4096 + slot * 4, ix[slot]);
       ix[slot] = jit.enter(page * 4096 + slot * 4, fn);
-    }, (page, slot) => { this.blockLen[page]![slot] = 0; });
+    }, (page, slot) => { this.blockLen[page]![slot] = 0; }, (page, slot) => this.blocks[page]?.[slot] != null);
     // A hard cap on modules: V8 aborts the process at ~64 k live ones (vm.max_map_count). Past the cap every
     // compiled block is dropped (the decoded handlers stay), which leaves the old modules to the GC.
     if (jit.stats.modules - this.modulesAtReset >= MAX_MODULES) {
@@ -442,7 +457,11 @@ export class Cpu {
         const base = pageOff >> 2;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
-        const blocks = cache.blocks[page]!, blen = cache.blockLen[page]!, heat = cache.heat[page]!;
+        const blocks = cache.blocks[page]!, blen = cache.blockLen[page]!, heat = cache.heat[page]!, ends = cache.ends[page]!;
+        // Heat is counted where blocks start: where the loop (re)enters, at branch targets, and after an
+        // instruction that ended a compiled block untranslated. Counting every instruction made each slot of a
+        // hot straight run hot at once, and each was compiled as a block of its own (most of the compile work).
+        let entry = true;
         for (;;) {
           const b = blocks[k];
           if (b !== null && budget - done >= blen[k]) {
@@ -461,14 +480,17 @@ export class Cpu {
             done = nd;
             inBlock = false;
             this.nzcv = ps[PS_NZCV];
+            // A slow path faulted: PC is the faulting instruction, the state exact; the MMU holds the fault.
+            if ((ps[PS_JIT_STOP] & STOP_FAULT) !== 0) { this.memoryFault(); break; }
             lo = r[PC2];
             if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && this.irqLine === 0) {
               k = (lo & 0xfff) >>> 2;
+              entry = true;
               continue;
             }
             break;
           }
-          if (b === null && ++heat[k] === HOT) {
+          if (b === null && entry && ++heat[k] === HOT) {
             cache.compile(page, k, ram32, base);
             if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
           }
@@ -485,10 +507,12 @@ export class Cpu {
             lo = r[PC2];
             if (j === 1 && (lo & -4096) === tagLo && r[PC2 + 1] === hi && (lo & 3) === 0 && done < budget && this.stop === STOP_BUDGET && this.irqLine === 0) {
               k = (lo & 0xfff) >>> 2;
+              entry = true;
               continue;
             }
             break;
           }
+          entry = ends[k] !== 0;
           lo = r[PC2] = (lo + 4) | 0;
           if (++k === 1024) {
             if (lo === 0) r[PC2 + 1] = hi = (hi + 1) | 0; // crossed into the next 4 GiB
@@ -497,12 +521,9 @@ export class Cpu {
           if (done >= budget) break; // exact budgets: tests and the scheduler rely on run(n) running n
         }
       } catch (e) {
-        if (inBlock) {
-          // A fault inside compiled code: PC is the faulting instruction; the count before it is in the block.
-          inBlock = false;
-          this.nzcv = ps[PS_NZCV];
-          done = ps[PS_JIT_DONE];
-        }
+        // Compiled code does not throw guest faults (its slow paths return them: STOP_FAULT above); anything
+        // else thrown from inside it is a bug in Xeno, and the vCPU's state is not exact there.
+        if (inBlock) throw e;
         if (e !== MMU_FAULT) throw e;
         this.memoryFault();
       }

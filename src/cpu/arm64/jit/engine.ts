@@ -18,10 +18,10 @@
  */
 import { writeFileSync } from "node:fs";
 import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
-import { Translator, BLOCK_LOCALS, MAX_BLOCK, dispatcherBody, type ChainLookup } from "./translate.js";
+import { Translator, BLOCK_LOCALS, MAX_BLOCK, STOP_FAULT, dispatcherBody, type ChainLookup } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
-import { TLB_AREA_BYTES } from "../../../mmu/mmu.js";
+import { MMU_FAULT, TLB_AREA_BYTES } from "../../../mmu/mmu.js";
 import { PS_JIT_HI, PS_JIT_STOP, VCPU_STATE_BYTES } from "../state.js";
 
 /**
@@ -73,10 +73,14 @@ const MAP_ENTRIES = 1 << 16, MAP_BYTES = MAP_ENTRIES * 8, RAN_BYTES = 1 << 19;
 export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
 
 /** A queued block: translated when the queue is compiled, so that it can chain to every block of the batch. */
-interface Pending { page: number; slot: number; gen: number; words: Int32Array; base: number; n: number; body: FuncBody | null }
+interface Pending {
+  page: number; slot: number; gen: number; words: Int32Array; base: number; n: number; body: FuncBody | null;
+  /** The slot of the untranslatable instruction that ended the block, or -1. */
+  end: number;
+}
 
-/** Blocks per module when the queue is flushed for size. */
-const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64);
+/** Blocks per module when the queue is flushed for size; the most a batch grows to with continuations. */
+const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64), MAX_PENDING = 4 * BATCH;
 /**
  * XENO_JIT_DUMP=DIR: every module's bytes go to DIR/mNNNNN.wasm, with DIR/mNNNNN.txt naming each function's
  * guest block (RAM page, word slot, instructions), for a text disassembler (e.g. wabt's wasm2wat).
@@ -113,32 +117,46 @@ export class JitEngine {
     this.translator = new Translator(decoder);
     const pages = memory.buffer.byteLength / 65536;
     this.memLimits = { pages, maxPages: pages, shared };
-    // Slow paths. A fault throws out of the block (MMU_FAULT; the run loop handles it). Anything that may
-    // change what the vCPU must do next — code written, an interrupt line moved by a device — stops chaining.
+    // Slow paths. A fault (MMU_FAULT: the MMU holds its details) sets STOP_FAULT in PS_JIT_STOP and returns 0;
+    // the block then leaves at that instruction with the state exact (translate.ts, afterSlow) and the run loop
+    // takes the exception. Anything that may change what the vCPU must do next — code written, an interrupt
+    // line moved by a device — stops chaining (bit 0).
     const rd = (lo: number, hi: number, size: number): number => {
       const c = this.cpu!, m = c.mmu, lines = c.irqLine | c.fiqLine;
       this.stats.slowReads++;
       let v: number;
-      switch (size) {
-        case 1: v = m.read8(lo, hi); break;
-        case 2: v = m.read16(lo, hi); break;
-        case 4: v = m.read32(lo, hi); break;
-        default: v = m.read64(lo, hi); c.ps[PS_JIT_HI] = m.out[0]; break;
+      try {
+        switch (size) {
+          case 1: v = m.read8(lo, hi); break;
+          case 2: v = m.read16(lo, hi); break;
+          case 4: v = m.read32(lo, hi); break;
+          default: v = m.read64(lo, hi); c.ps[PS_JIT_HI] = m.out[0]; break;
+        }
+      } catch (e) {
+        if (e !== MMU_FAULT) throw e;
+        c.ps[PS_JIT_STOP] |= STOP_FAULT;
+        return 0;
       }
-      if ((c.irqLine | c.fiqLine) !== lines) c.ps[PS_JIT_STOP] = 1;
+      if ((c.irqLine | c.fiqLine) !== lines) c.ps[PS_JIT_STOP] |= 1;
       return v;
     };
     const wr = (lo: number, hi: number, size: number, vlo: number, vhi: number): number => {
       const c = this.cpu!, m = c.mmu, lines = c.irqLine | c.fiqLine;
       this.stats.slowWrites++;
       this.codeHit = 0;
-      switch (size) {
-        case 1: m.write8(lo, hi, vlo); break;
-        case 2: m.write16(lo, hi, vlo); break;
-        case 4: m.write32(lo, hi, vlo); break;
-        default: m.write64(lo, hi, vlo, vhi); break;
+      try {
+        switch (size) {
+          case 1: m.write8(lo, hi, vlo); break;
+          case 2: m.write16(lo, hi, vlo); break;
+          case 4: m.write32(lo, hi, vlo); break;
+          default: m.write64(lo, hi, vlo, vhi); break;
+        }
+      } catch (e) {
+        if (e !== MMU_FAULT) throw e;
+        c.ps[PS_JIT_STOP] |= STOP_FAULT;
+        return 0;
       }
-      if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] = 1;
+      if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
       return this.codeHit;
     };
     this.imports = { e: { m: memory, rd, wr } };
@@ -175,22 +193,36 @@ export class JitEngine {
    */
   queue(page: number, slot: number, gen: number, words: Int32Array, base: number): boolean {
     if (this.translator.translate(words, base + slot, 1, () => -1) === 0) return false;
-    this.pending.push({ page, slot, gen, words, base, n: 0, body: null });
+    this.pending.push({ page, slot, gen, words, base, n: 0, body: null, end: -1 });
     return true;
   }
 
   /** Translates every queued block; each may tail-call any block of the batch on its page (same generation). */
-  private translateQueue(): void {
+  private translateQueue(installed: (page: number, slot: number) => boolean): void {
     const p = this.pending;
+    const t = this.translator;
     for (let at = 0; at < p.length; at++) {
       const e = p[at];
       const chain: ChainLookup = (s) => {
         for (let k = 0; k < p.length; k++) if (p[k].page === e.page && p[k].slot === s && p[k].gen === e.gen) return IMPORTS.length + k;
         return -1;
       };
-      e.n = this.translator.translate(e.words, e.base + e.slot, Math.min(MAX_BLOCK, 1024 - e.slot), chain);
+      const max = Math.min(MAX_BLOCK, 1024 - e.slot);
+      e.n = t.translate(e.words, e.base + e.slot, max, chain);
+      e.end = t.untranslatableAt >= 0 ? e.slot + t.untranslatableAt : -1;
       // Not translatable now (cannot happen for the same words, which queue() checked): a block that returns.
-      const code = e.n === 0 ? new Uint8Array([0x20, 4, 0x0b]) : this.translator.c.buf.slice(0, this.translator.c.len);
+      let code = e.n === 0 ? new Uint8Array([0x20, 4, 0x0b]) : t.c.buf.slice(0, t.c.len);
+      // A straight run longer than a block, or one an untranslatable instruction interrupts, goes on where this
+      // block stops: that code is as hot as this block, so it joins the batch now (rather than after HOT more
+      // entries there), and a block cut at the length limit is translated again to chain to it.
+      if (e.n > 0 && !t.branched && p.length < MAX_PENDING) {
+        const next = e.end >= 0 ? e.end + 1 : e.slot + e.n;
+        const known = next >= 1024 || installed(e.page, next) || p.some((q) => q.page === e.page && q.slot === next && q.gen === e.gen);
+        if (!known && this.queue(e.page, next, e.gen, e.words, e.base) && e.end < 0) {
+          e.n = t.translate(e.words, e.base + e.slot, max, chain);
+          code = t.c.buf.slice(0, t.c.len);
+        }
+      }
       e.body = { type: 0, locals: BLOCK_LOCALS, code };
     }
   }
@@ -202,14 +234,14 @@ export class JitEngine {
    * Compiles the queue as one module and installs each block whose page generation still matches:
    * `install(page, slot, fn, n)`, or `drop(page, slot)` for one that is not installed.
    */
-  flush(gen: Uint32Array, install: (page: number, slot: number, fn: BlockFn, n: number) => void,
-    drop: (page: number, slot: number) => void): void {
+  flush(gen: Uint32Array, install: (page: number, slot: number, fn: BlockFn, n: number, end: number) => void,
+    drop: (page: number, slot: number) => void, installed: (page: number, slot: number) => boolean = () => false): void {
     const p = this.pending;
     if (p.length === 0) return;
     const t0 = performance.now();
     let ex: Record<string, BlockFn> | null = null;
     try {
-      this.translateQueue();
+      this.translateQueue(installed);
       const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body!));
       if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
       ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
@@ -222,7 +254,7 @@ export class JitEngine {
       const e = p[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
       if (ex === null || e.n === 0) { drop(e.page, e.slot); continue; }
-      install(e.page, e.slot, ex[String(k)], e.n);
+      install(e.page, e.slot, ex[String(k)], e.n, e.end);
       this.stats.blocks++;
       this.stats.insns += e.n;
     }

@@ -23,7 +23,7 @@
 import { Code, I32, I64, OP, type FuncBody } from "./wasm.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
-import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_DONE, PS_JIT_STOP } from "../state.js";
+import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP } from "../state.js";
 import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
 import type { Decoder } from "../decoder.js";
 
@@ -41,11 +41,22 @@ const N_I32 = 8;
 const R_LOCAL = 24, N_REGS = 32;
 /** Lazy flags (see `fk`): the last flag-setting operation's operands and result (i64), and i32 scratch. */
 const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
+/**
+ * The shared exit (see translate): K = instructions retired, T = PC offset from pc0 to leave with, DM = the
+ * registers dirty so far (bit r), FK = the lazy-flag kind now (FK_CODE).
+ */
+const L_K = 63, L_T = 64, L_DM = 65, L_FK = 66;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [3, I32]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32]];
 
 /** Flag state during translation: NZCV exact in the state block, or held as the operation that made it. */
 const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2;
+/** The runtime code of a flag state in local L_FK: 0 memory; 1 + (kind − 1) · 4 + sub · 2 + (1 − sf) otherwise. */
+function fkCode(fk: number, sub: number, sf: number): number { return fk === FK_MEM ? 0 : 1 + (fk - 1) * 4 + sub * 2 + (1 - sf); }
+/** Nesting depth of the block's top level: its body is inside the shared exit's `block`. */
+const TOP = 1;
+/** PS_JIT_STOP bit set by a slow path that faulted (engine.ts): the block leaves at that instruction. */
+export const STOP_FAULT = 2;
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
 export const IMPORT_RD = 0, IMPORT_WR = 1;
@@ -58,7 +69,7 @@ export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17, MASK_FP = 1 << 18;
 
 /** Byte offset of word `ps` of the PSTATE area in the state block. */
 const psOff = (ps: number): number => ST_PSTATE + 4 * ps;
-const OFF_DONE = psOff(PS_JIT_DONE), OFF_STOP = psOff(PS_JIT_STOP);
+const OFF_STOP = psOff(PS_JIT_STOP);
 const OFF_SP_EL0 = SP_EL0 * 8, OFF_TPIDR_EL1 = ST_SYS + 4 * TPIDR_EL1, OFF_TPIDR_EL0 = ST_SYS + 4 * TPIDR_EL0;
 const OFF_TPIDRRO_EL0 = ST_SYS + 4 * TPIDRRO_EL0;
 
@@ -102,6 +113,10 @@ export class Translator {
     this.dirty.fill(0);
     this.fpChecked = false;
     this.fk = FK_MEM;
+    this.fkNow = 0;
+    this.fkUsed = 0;
+    this.exits = 0;
+    this.untranslatableAt = -1;
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
     c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
     c.get(P_BUDGET); c.op(OP.i32GtS);
@@ -112,34 +127,103 @@ export class Translator {
     c.get(P_MASKS); c.i32(0xff); c.op(OP.i32And); c.set(W_MR);
     c.get(P_MASKS); c.i32(8); c.op(OP.i32ShrU); c.i32(0xff); c.op(OP.i32And); c.set(W_MW);
     c.i32(0); c.set(W_CW);
+    c.block(); // the shared exit's label: the body runs inside it (depth TOP)
     // At most MAX_BLOCK (63) instructions: the prologue's "done + n" constant is one LEB byte.
     const limit = Math.min(max, MAX_BLOCK);
     let n = 0, branched = false;
     while (n < limit) {
       this.k = n;
-      const mark = c.len;
+      const mark = c.len, fk = this.fk, fSub = this.fSub, fSf = this.fSf, fkNow = this.fkNow, exits = this.exits;
       const r = this.insn(words[at + n] | 0);
-      if (r === 0) { c.len = mark; this.stored = false; break; } // not translatable: ends the block before it
+      if (r === 0) { // not translatable: ends the block before it
+        c.len = mark; this.stored = false;
+        this.untranslatableAt = n;
+        this.fk = fk; this.fSub = fSub; this.fSf = fSf; this.fkNow = fkNow; this.exits = exits;
+        break;
+      }
       n++;
       if (r === 2) { branched = true; break; } // a branch: the block has left already
+      this.syncFk();
       if (this.stored) {
         // A slow-path store that invalidated decoded code ends the block after this instruction.
         this.stored = false;
-        c.get(W_CW); c.if();
-        this.writeBack(); this.setPc(4 * n); this.retire(n); c.op(OP.return);
-        c.end();
+        c.get(W_CW); c.if(); this.leave(n, 4 * n); c.end();
       }
     }
+    this.branched = branched;
     if (n === 0) return 0;
     if (!branched) { this.k = n - 1; this.exitTo(4 * n); }
-    c.op(OP.unreachable); // every path has returned or tail-called
+    c.op(OP.unreachable); // every path has returned, tail-called or gone to the shared exit
+    c.end();
+    if (this.exits !== 0) this.sharedExit();
+    else c.op(OP.unreachable);
     c.buf[lenAt] = n;
     c.end();
     return n;
   }
 
+  /**
+   * The shared exit, after the body's block: slow paths that faulted, exits to the run loop and traps go here
+   * with K and T set (leave), instead of each storing the state inline — most of a block's code before. It
+   * stores the registers dirty at that point (DM), NZCV of the flag state then (FK), PC = pc0 + T, and returns
+   * done + K. A register is only ever dirty in its local once written at the top level, and DM has its bit from
+   * that write on, so the stores are exact wherever the exit was taken from.
+   */
+  private sharedExit(): void {
+    const c = this.c;
+    for (let r = 0; r < N_REGS; r++) {
+      if (!this.dirty[r]) continue;
+      c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32And);
+      c.if(); c.get(P_ST); c.get(R_LOCAL + r); c.mem(OP.i64Store, 3, Translator.regOff(r)); c.end();
+    }
+    const fk = this.fk, fSub = this.fSub, fSf = this.fSf;
+    for (let code = 1; code <= 8; code++) {
+      if ((this.fkUsed & (1 << code)) === 0) continue;
+      const kind = code <= 4 ? FK_ADD : FK_LOGIC, sub = ((code - 1) >> 1) & 1, sf = 1 - ((code - 1) & 1);
+      c.get(L_FK); c.i32(code); c.op(OP.i32Eq);
+      c.if();
+      this.fk = kind; this.fSub = sub; this.fSf = sf;
+      this.flagsValue(); this.setNzcv();
+      c.end();
+    }
+    this.fk = fk; this.fSub = fSub; this.fSf = fSf;
+    c.get(P_ST); c.get(L_PC0); c.get(L_T); c.op(OP.i64ExtendI32s); c.op(OP.i64Add); c.mem(OP.i64Store, 3, OFF_PC);
+    c.get(P_DONE); c.get(L_K); c.op(OP.i32Add);
+    c.op(OP.return);
+  }
+
+  /** Goes to the shared exit retiring k instructions, with PC = pc0 + off. */
+  private leave(k: number, off: number): void {
+    const c = this.c;
+    c.i32(k); c.set(L_K); c.i32(off); c.set(L_T);
+    c.br(c.depth - TOP);
+    this.exits++;
+  }
+
+  /**
+   * Makes L_FK hold the translation's flag state: after each instruction at the top level, and before an exit
+   * inside one (then for that path only).
+   */
+  private syncFk(): void {
+    const code = fkCode(this.fk, this.fSub, this.fSf);
+    if (code === this.fkNow) return;
+    const c = this.c;
+    c.i32(code); c.set(L_FK);
+    this.fkUsed |= 1 << code;
+    if (c.depth === TOP) this.fkNow = code;
+  }
+  /** What L_FK holds at this point of the block (its runtime code), and every code it held. */
+  private fkNow = 0;
+  private fkUsed = 0;
+  /** Branches to the shared exit emitted. */
+  private exits = 0;
+
   private chain: ChainLookup = () => -1;
   private slot0 = 0;
+  /** After translate(): the index (from `at`) of the instruction that ended the block untranslated, or -1. */
+  untranslatableAt = -1;
+  /** After translate(): whether the block ended with a branch (else: an untranslatable instruction, or length). */
+  branched = false;
 
   /** Pushes done + instructions retired so far in this block. */
   private retire(k: number): void { const c = this.c; c.get(P_DONE); c.i32(k); c.op(OP.i32Add); }
@@ -150,15 +234,16 @@ export class Translator {
    */
   private exitTo(off: number): void {
     const c = this.c;
-    this.writeBack();
-    this.setPc(off);
     const slot = this.slot0 + (off >> 2);
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
     if (idx >= 0) {
+      this.writeBack();
+      this.setPc(off);
       c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); this.retire(this.k + 1); c.get(P_BUDGET);
       c.returnCall(idx);
     } else {
-      this.retire(this.k + 1); c.op(OP.return);
+      this.syncFk();
+      this.leave(this.k + 1, off);
     }
   }
 
@@ -186,12 +271,16 @@ export class Translator {
     const c = this.c;
     if (this.cached[r]) { c.get(R_LOCAL + r); return; }
     c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r));
-    if (c.depth === 0) { c.tee(R_LOCAL + r); this.cached[r] = 1; }
+    if (c.depth === TOP) { c.tee(R_LOCAL + r); this.cached[r] = 1; }
   }
   /** Pops an i64 into register r (0..30, 31 = SP). */
   private setReg(r: number): void {
     const c = this.c;
-    if (c.depth === 0) { c.set(R_LOCAL + r); this.cached[r] = 1; this.dirty[r] = 1; return; }
+    if (c.depth === TOP) {
+      c.set(R_LOCAL + r); this.cached[r] = 1;
+      if (!this.dirty[r]) { this.dirty[r] = 1; c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32Or); c.set(L_DM); }
+      return;
+    }
     c.set(T7);
     if (this.cached[r]) { c.get(T7); c.set(R_LOCAL + r); }
     c.get(P_ST); c.get(T7); c.mem(OP.i64Store, 3, Translator.regOff(r));
@@ -316,9 +405,9 @@ export class Translator {
   /** NZCV of a logical result in local `r` (i64 when sf, else i32): lazily at the top level. */
   private logicFlags(sf: number, r: number): void {
     const c = this.c;
-    if (c.depth === 0) {
+    if (c.depth === TOP) {
       c.get(r); if (!sf) c.op(OP.i64ExtendI32u); c.set(F_R);
-      this.fk = FK_LOGIC; this.fSf = sf;
+      this.fk = FK_LOGIC; this.fSf = sf; this.fSub = 0;
       return;
     }
     this.logicValue(sf, r); this.setNzcv();
@@ -375,7 +464,7 @@ export class Translator {
    */
   private addSub(sf: number, sub: number, flags: number, a: number, b: number, r: number): void {
     const c = this.c;
-    if (flags && c.depth === 0) {
+    if (flags && c.depth === TOP) {
       // Lazy flags: keep a, b (as given) and the result.
       if (sf) { c.get(a); c.set(F_A); c.get(b); c.set(F_B); }
       else { c.get(a); c.op(OP.i64ExtendI32u); c.set(F_A); c.get(b); c.op(OP.i64ExtendI32u); c.set(F_B); }
@@ -402,12 +491,14 @@ export class Translator {
   // ---------------------------------------------------------------------------------------------------------
   // Memory
 
-  /** Before a slow path (which may throw a fault): PC = this instruction, retired-so-far in PS_JIT_DONE. */
-  private beforeSlow(): void {
+  /**
+   * After a slow-path call: when it faulted (STOP_FAULT; the MMU holds the fault), leave at this instruction
+   * through the shared exit, so the run loop finds the state exact and takes the exception.
+   */
+  private afterSlow(): void {
     const c = this.c;
-    this.writeBack();
-    this.setPc(4 * this.k);
-    c.get(P_ST); this.retire(this.k); c.mem(OP.i32Store, 2, OFF_DONE);
+    c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.i32(STOP_FAULT); c.op(OP.i32And);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
   }
 
   /** Splits address local L_A into W_LO/W_HI and computes the TLB slot address W_E (tlb + 4x) and x (W_X). */
@@ -445,8 +536,8 @@ export class Translator {
     c.mem(size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load,
       size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
     c.else();
-    this.beforeSlow();
     c.get(W_LO); c.get(W_HI); c.i32(size); c.call(IMPORT_RD);
+    this.afterSlow();
     c.op(OP.i64ExtendI32u);
     if (size === 8) {
       c.get(P_ST); c.mem(OP.i64Load32u, 2, OFF_HI); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or);
@@ -463,10 +554,10 @@ export class Translator {
     c.mem(size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store,
       size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
     c.else();
-    this.beforeSlow();
     c.get(W_LO); c.get(W_HI); c.i32(size);
     c.get(v); c.op(OP.i32WrapI64); c.get(v); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
     c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
+    this.afterSlow();
     c.end();
     this.stored = true;
   }
@@ -926,8 +1017,8 @@ export class Translator {
     const c = this.c;
     if (this.fpChecked) return;
     c.get(P_MASKS); c.i32(MASK_FP); c.op(OP.i32And); c.op(OP.i32Eqz);
-    c.if(); this.writeBack(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
-    if (c.depth === 0) this.fpChecked = true;
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    if (c.depth === TOP) this.fpChecked = true;
   }
   private fpChecked = false;
 
@@ -1169,7 +1260,7 @@ export class Translator {
     else return 0;
     if (need !== 0) {
       c.get(P_MASKS); c.i32(need); c.op(OP.i32And); c.op(OP.i32Eqz);
-      c.if(); this.writeBack(); this.setPc(4 * this.k); this.retire(this.k); c.op(OP.return); c.end();
+      c.if(); this.leave(this.k, 4 * this.k); c.end();
     }
     c.get(P_ST); c.mem(OP.i64Load, 2, off); this.setX(t);
     return 1;
