@@ -1,0 +1,245 @@
+/**
+ * Metric history as XAPI's rrdd keeps it (xapi-project/xen-api ocaml/libs/xapi-rrd): one round-robin database
+ * per VM and one for the host, each a fixed set of data sources sampled every STEP_S seconds (a primary data
+ * point, PDP) and consolidated by AVERAGE into three archives (RRAs) of fixed size:
+ *
+ *   5 s × 120 rows (10 minutes), 60 s × 120 rows (2 hours), 3600 s × 168 rows (one week)
+ *
+ * so a VM's history costs a fixed ROWS_TOTAL × (number of its data sources) doubles whatever its age. Rates
+ * (CPU, disk and network) are derived from the hypervisor's cumulative counters between two samples; a counter
+ * that went backwards (a new domain under the same VM: reboot, restore) or a gap longer than MAX_GAP_S gives
+ * unknown (NaN) points rather than an invented rate. A row is AVERAGE of its known PDPs, unknown when fewer
+ * than half are known (rrdtool's xff = 0.5, as xapi's).
+ *
+ * Data source names are xapi's (its rrdd_server/xenops plugin names): host `cpu_avg` (0..1 over the pCPUs),
+ * `memory_total_kib`, `memory_free_kib`; VM `cpu_usage` (0..1 over its vCPUs), `memory` and
+ * `memory_target` (bytes), `vbd_DEV_read`/`_write` (bytes/s), `vbd_DEV_iops_read`/`_iops_write` (requests/s),
+ * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent). The hypervisor counts I/O
+ * per domain, summed over its devices (src/hv/io-stats.ts): DEV and N name the device when the VM has one
+ * disk / one vif, else they are `all` (the sum). There are no per-vCPU `cpuN` series and no packet rates.
+ *
+ * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s); a sample within the
+ * step already recorded is ignored, so refreshes on every domain event cost nothing here.
+ */
+import type { DomainInfo, HostInfo } from "../hv/protocol.js";
+
+export const STEP_S = 5;
+/** The archives: PDPs per row and rows (xapi's timescales for VMs and hosts). */
+export const RRAS: readonly { pdp: number; rows: number }[] = [{ pdp: 1, rows: 120 }, { pdp: 12, rows: 120 }, { pdp: 720, rows: 168 }];
+export const ROWS_TOTAL = RRAS.reduce((n, r) => n + r.rows, 0);
+/** A longer gap between two samples gives unknown points, not one averaged rate. */
+export const MAX_GAP_S = 60;
+/** VMs whose history is kept (beyond this the least recently sampled goes: memory stays bounded). */
+export const MAX_RRDS = 4096;
+
+class Archive {
+  /** rows × nds, row-major; row r of the archive's time line lives at (r mod rows). */
+  readonly data: Float64Array;
+  readonly acc: Float64Array;
+  readonly accN: Uint16Array;
+  /** The row being accumulated (time line index: floor(slot / pdp)); -1 before the first sample. */
+  cur = -1;
+  constructor(readonly pdp: number, readonly rows: number, readonly nds: number) {
+    this.data = new Float64Array(rows * nds).fill(NaN);
+    this.acc = new Float64Array(nds);
+    this.accN = new Uint16Array(nds);
+  }
+
+  /** Feeds the PDP of `slot`; rows passed over without samples become unknown. */
+  feed(slot: number, v: Float64Array): void {
+    const row = Math.floor(slot / this.pdp);
+    if (this.cur >= 0 && row !== this.cur) {
+      this.close(this.cur);
+      for (let r = Math.max(this.cur + 1, row - this.rows); r < row; r++) this.data.fill(NaN, (r % this.rows) * this.nds, (r % this.rows + 1) * this.nds);
+      this.acc.fill(0);
+      this.accN.fill(0);
+    }
+    this.cur = row;
+    for (let i = 0; i < this.nds; i++) {
+      const x = v[i]!;
+      if (!Number.isNaN(x)) { this.acc[i]! += x; this.accN[i]!++; }
+    }
+  }
+
+  private close(row: number): void {
+    const at = (row % this.rows) * this.nds;
+    for (let i = 0; i < this.nds; i++) {
+      const n = this.accN[i]!;
+      this.data[at + i] = n * 2 >= this.pdp ? this.acc[i]! / n : NaN;
+    }
+  }
+
+  /** The last complete row's index (cur - 1). */
+  get last(): number { return this.cur - 1; }
+
+  value(row: number, ds: number): number {
+    if (row > this.last || row <= this.last - this.rows || row < 0) return NaN;
+    return this.data[(row % this.rows) * this.nds + ds]!;
+  }
+}
+
+/** One database: its data source names and its three archives. */
+export class Rrd {
+  readonly archives: Archive[];
+  lastSlot = -1;
+  constructor(readonly names: readonly string[]) {
+    this.archives = RRAS.map((a) => new Archive(a.pdp, a.rows, names.length));
+  }
+
+  /** Records `v` (one value per name) as the PDP of `slot`, and of the slots since the last one when `fillGap`. */
+  update(slot: number, v: Float64Array, fillGap: boolean): void {
+    if (slot <= this.lastSlot) return;
+    const from = fillGap && this.lastSlot >= 0 ? this.lastSlot + 1 : slot;
+    for (let s = from; s <= slot; s++) for (const a of this.archives) a.feed(s, v);
+    this.lastSlot = slot;
+  }
+
+  bytes(): number { return this.archives.reduce((n, a) => n + a.data.byteLength + a.acc.byteLength + a.accN.byteLength, 0); }
+}
+
+/** Counters of a VM at its last sample (to derive rates). */
+interface Prev { t: number; domid: number; cpu: number; rd: number; wr: number; rb: number; wb: number; tx: number; rx: number }
+
+export interface RrdExport {
+  start: number; step: number; end: number;
+  legend: string[];
+  rows: { t: number; values: number[] }[];
+}
+
+export class RrdStore {
+  readonly host: Rrd = new Rrd(["cpu_avg", "memory_total_kib", "memory_free_kib"]);
+  /** VM uuid → its database (Map order: least recently sampled first). */
+  private readonly vms = new Map<string, Rrd>();
+  private readonly prev = new Map<string, Prev>();
+  private hostPrev: { t: number; cpu: number } | null = null;
+  private readonly scratch = new Float64Array(16);
+
+  constructor(readonly hostUuid: () => string) {}
+
+  get size(): number { return this.vms.size; }
+  vm(uuid: string): Rrd | undefined { return this.vms.get(uuid); }
+
+  /** One sample of every listed domain and of the host at time `ms` (Unix ms). Ignored within a step already recorded. */
+  sample(ms: number, domains: Iterable<DomainInfo>, host: HostInfo | null): void {
+    const slot = Math.floor(ms / 1000 / STEP_S);
+    if (slot <= this.host.lastSlot) return;
+    const t = ms / 1000;
+    let cpuTotal = 0;
+    for (const d of domains) {
+      cpuTotal += d.cpuSeconds;
+      if (d.state === "shutdown" || d.state === "crashed" || d.state === "dying") continue;
+      this.sampleVm(slot, t, d);
+    }
+    const v = this.scratch;
+    const hp = this.hostPrev;
+    const pcpus = host?.pcpus ?? host?.nrCpus ?? 1;
+    const gapOk = hp !== null && t - hp.t <= MAX_GAP_S && t > hp.t;
+    v[0] = gapOk && cpuTotal >= hp.cpu ? Math.min(1, (cpuTotal - hp.cpu) / (t - hp.t) / pcpus) : NaN;
+    v[1] = host ? host.totalMemoryMiB * 1024 : NaN;
+    v[2] = host ? host.freeMemoryMiB * 1024 : NaN;
+    this.host.update(slot, v, gapOk);
+    this.hostPrev = { t, cpu: cpuTotal };
+  }
+
+  private sampleVm(slot: number, t: number, d: DomainInfo): void {
+    const disks = d.spec?.disks ?? [], vifs = d.spec?.vifs ?? [];
+    const dev = disks.length === 1 ? disks[0]!.vdev : "all";
+    const vif = vifs.length === 1 ? String(vifs[0]!.devid) : "all";
+    const names = ["cpu_usage", "memory", "memory_target"];
+    if (disks.length > 0) names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
+    if (vifs.length > 0) names.push(`vif_${vif}_rx`, `vif_${vif}_tx`);
+    let rrd = this.vms.get(d.uuid);
+    // Devices added or removed: a new set of series (xapi too starts new data sources; old ones are dropped).
+    if (rrd && (rrd.names.length !== names.length || rrd.names.some((n, i) => n !== names[i]))) rrd = undefined;
+    if (!rrd) {
+      rrd = new Rrd(names);
+      this.prev.delete(d.uuid);
+    }
+    this.vms.delete(d.uuid); // re-inserted last: most recently sampled
+    this.vms.set(d.uuid, rrd);
+    while (this.vms.size > MAX_RRDS) { const old = this.vms.keys().next().value!; this.vms.delete(old); this.prev.delete(old); }
+
+    const io = d.io;
+    const cur: Prev = {
+      t, domid: d.domid, cpu: d.cpuSeconds, rd: io?.vbdRd ?? 0, wr: io?.vbdWr ?? 0, rb: (io?.vbdRsect ?? 0) * 512, wb: (io?.vbdWsect ?? 0) * 512,
+      tx: io?.netTxBytes ?? 0, rx: io?.netRxBytes ?? 0,
+    };
+    const p = this.prev.get(d.uuid);
+    const dt = p ? t - p.t : 0;
+    // Rates only across one domain's life and a short gap: a counter that restarted is not a negative rate.
+    const ok = p !== undefined && p.domid === d.domid && dt > 0 && dt <= MAX_GAP_S && cur.cpu >= p.cpu && cur.rd >= p.rd && cur.wr >= p.wr &&
+      cur.rb >= p.rb && cur.wb >= p.wb && cur.tx >= p.tx && cur.rx >= p.rx;
+    const rate = (a: number, b: number): number => (ok ? (a - b) / dt : NaN);
+    const v = this.scratch;
+    let i = 0;
+    v[i++] = ok ? Math.min(1, (cur.cpu - p.cpu) / dt / Math.max(1, d.vcpus)) : NaN;
+    v[i++] = d.memKiB * 1024;
+    v[i++] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
+    if (disks.length > 0) { v[i++] = rate(cur.rb, p?.rb ?? 0); v[i++] = rate(cur.wb, p?.wb ?? 0); v[i++] = rate(cur.rd, p?.rd ?? 0); v[i++] = rate(cur.wr, p?.wr ?? 0); }
+    // xapi names a vif's series from dom0's side: rx is what the guest transmitted.
+    if (vifs.length > 0) { v[i++] = rate(cur.tx, p?.tx ?? 0); v[i++] = rate(cur.rx, p?.rx ?? 0); }
+    rrd.update(slot, v, ok);
+    this.prev.set(d.uuid, cur);
+  }
+
+  /** Drops the history of VMs not in `keep` (forgotten by the API). */
+  retain(keep: Set<string>): void {
+    for (const u of [...this.vms.keys()]) if (!keep.has(u)) { this.vms.delete(u); this.prev.delete(u); }
+  }
+
+  /**
+   * xapi's rrd_updates (Rrd_updates.create_multi): rows of the archive whose step is the smallest ≥ `interval`
+   * that reaches back to `start` (else the coarsest), newest first, from its last complete row back to `start`;
+   * legend entries `AVERAGE:host:UUID:NAME` and `AVERAGE:vm:UUID:NAME`. `start` < 0 is relative to now.
+   */
+  export(opts: { start: number; interval: number; host: boolean; vmUuid?: string; nowMs: number }): RrdExport {
+    const dbs: [string, Rrd][] = [];
+    if (opts.host) dbs.push([`host:${this.hostUuid()}:`, this.host]);
+    for (const [u, r] of this.vms) if (opts.vmUuid === undefined || opts.vmUuid === u) dbs.push([`vm:${u}:`, r]);
+    const now = opts.nowMs / 1000;
+    const start = opts.start < 0 ? now + opts.start : opts.start;
+    const want = Math.max(STEP_S, opts.interval);
+    let ai = RRAS.findIndex((a) => a.pdp * STEP_S >= want && now - a.rows * a.pdp * STEP_S <= start);
+    if (ai < 0) ai = RRAS.length - 1;
+    const step = RRAS[ai]!.pdp * STEP_S, rows = RRAS[ai]!.rows;
+    // The last complete row over all databases (they are sampled together; a VM not sampled lately has NaNs there).
+    let last = -1;
+    for (const [, r] of dbs) last = Math.max(last, r.archives[ai]!.last);
+    const legend: string[] = [];
+    for (const [prefix, r] of dbs) for (const n of r.names) legend.push(`AVERAGE:${prefix}${n}`);
+    const out: RrdExport["rows"] = [];
+    // Row r covers [r·step, (r+1)·step): it is reported at its end time, as xapi reports a CDP.
+    for (let row = last, k = 0; row >= 0 && k < rows && (row + 1) * step >= start; row--, k++) {
+      const values: number[] = [];
+      for (const [, r] of dbs) { const a = r.archives[ai]!; for (let i = 0; i < r.names.length; i++) values.push(a.value(row, i)); }
+      out.push({ t: (row + 1) * step, values });
+    }
+    const end = last >= 0 ? (last + 1) * step : Math.floor(now / step) * step;
+    return { start: out.length > 0 ? out[out.length - 1]!.t : end, step, end, legend, rows: out };
+  }
+}
+
+/** xapi's Utils.f_to_s: NaN and infinities by name, other values with 4 decimals. */
+function num(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (!Number.isFinite(v)) return v > 0 ? "Infinity" : "-Infinity";
+  return v.toFixed(4);
+}
+
+/** The rrdtool xport XML xapi writes for /rrd_updates (no whitespace between elements). */
+export function rrdXml(x: RrdExport): string {
+  let s = `<?xml version="1.0" encoding="UTF-8"?><xport><meta><start>${x.start}</start><step>${x.step}</step><end>${x.end}</end>` +
+    `<rows>${x.rows.length}</rows><columns>${x.legend.length}</columns><legend>`;
+  for (const l of x.legend) s += `<entry>${l}</entry>`;
+  s += "</legend></meta><data>";
+  for (const r of x.rows) { s += `<row><t>${r.t}</t>`; for (const v of r.values) s += `<v>${num(v)}</v>`; s += "</row>"; }
+  return s + "</data></xport>";
+}
+
+/** xapi's json=true form: values as strings ("NaN" for unknown). */
+export function rrdJson(x: RrdExport): string {
+  return JSON.stringify({
+    meta: { start: x.start, step: x.step, end: x.end, rows: x.rows.length, columns: x.legend.length, legend: x.legend },
+    data: x.rows.map((r) => ({ t: r.t, values: r.values.map(num) })),
+  });
+}
