@@ -287,7 +287,9 @@ async function pollRrd() {
       if (r.ok) {
         const x = await r.json();
         // Oldest first for the charts; each column by its legend name without "AVERAGE:".
+        // Rows before the history began are all unknown: left out, so the time axis starts with the data.
         const rows = [...x.data].reverse();
+        while (rows.length > 1 && rows[0].values.every((v) => v === "NaN")) rows.shift();
         const cols = new Map(x.meta.legend.map((l, i) => [l.replace(/^AVERAGE:/, ""), rows.map((row) => toNum(row.values[i]))]));
         state.rrd = { t: rows.map((row) => row.t), cols };
         const hostCpu = [...cols].find(([k]) => k.startsWith("host:") && k.endsWith(":cpu_avg"));
