@@ -39,7 +39,7 @@ export class Dispatcher {
   private readonly methods = buildMethods();
   private readonly sessions = new Map<string, Session>();
   private readonly fails = new Map<string, number[]>();
-  private readonly tasks: Tasks;
+  readonly tasks: Tasks;
   readonly tickets = new ConsoleTickets();
   /** Counters since start (tests and /metrics read them). */
   readonly counts = { calls: 0, errors: 0, loginFailures: 0, loginThrottled: 0, internalErrors: 0 };

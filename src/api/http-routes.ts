@@ -17,6 +17,7 @@ import { joinConsole } from "./console-ws.js";
 import type { Dispatcher } from "./dispatch.js";
 import type { XenModel } from "./model.js";
 import { rrdJson, rrdXml } from "./rrd.js";
+import { XapiError } from "./errors.js";
 
 const require = createRequire(import.meta.url);
 /** The repository root: dist/src/api/ → ../../.. ; src/api/ (tsx) → ../.. */
@@ -73,7 +74,11 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   // (s), host=true (the host's series too), json=true (else XML), vm_uuid (one VM only).
   app.get("/rrd_updates", async (req, reply) => {
     const q = req.query as Record<string, unknown>;
-    const bad = (why: string): unknown => reply.code(400).type("text/plain").send(`rrd_updates: ${why}\n`);
+    // A task the client made (task.create, passed as task_id, as Xen Orchestra's connector does) ends with the answer.
+    const bad = (why: string): unknown => {
+      dispatcher.tasks.finish(q.task_id, new XapiError("INTERNAL_ERROR", `rrd_updates: ${why}`));
+      return reply.code(400).type("text/plain").send(`rrd_updates: ${why}\n`);
+    };
     if (typeof q.session_id !== "string" || dispatcher.whoIs(q.session_id) === null) {
       return reply.code(401).type("text/plain").send("rrd_updates: ?session_id= of a live session is needed (session.login_with_password)\n");
     }
@@ -89,6 +94,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     const flag = (v: unknown): boolean => v === "true" || v === "1";
     const vmUuid = typeof q.vm_uuid === "string" ? q.vm_uuid : undefined;
     const x = model.rrd.export({ start, interval, host: flag(q.host), vmUuid, nowMs: Date.now() });
+    dispatcher.tasks.finish(q.task_id);
     if (flag(q.json)) return reply.header("content-type", "application/json").send(rrdJson(x));
     return reply.header("content-type", "text/xml").send(rrdXml(x));
   });

@@ -11,7 +11,7 @@ import type { XapiRecord } from "./store.js";
 import type { VmActions } from "./vm-actions.js";
 import type { Tasks } from "./tasks.js";
 import type { ConsoleTickets } from "./console-ws.js";
-import { Int32 } from "./values.js";
+import { Int32, XapiDateTime } from "./values.js";
 
 /** What a call runs with: the caller and the parts of the API server it may use. */
 export interface CallContext {
@@ -124,6 +124,14 @@ export function buildMethods(): Map<string, MethodDef> {
     },
   });
 
+  m.set("task.create", {
+    names: ["label", "description"], args: [str, str], session: true, role: "read-only", mutating: false,
+    run: (ctx, [label, description]) => ctx.tasks.create(label as string, description as string, ctx.session!.user),
+  });
+  m.set("host.get_servertime", {
+    names: ["host"], args: [ref], session: true, role: "read-only", mutating: false,
+    run: (ctx, [r]) => { record(ctx, "host", r as string); return new XapiDateTime(Date.now()); },
+  });
   m.set("task.cancel", { names: ["task"], args: [ref], session: true, role: "read-only", mutating: true, run: (ctx, [r]) => { ctx.tasks.cancel(r as string); return ""; } });
   m.set("task.destroy", { names: ["self"], args: [ref], session: true, role: "read-only", mutating: false, run: (ctx, [r]) => { ctx.tasks.destroy(r as string); return ""; } });
   m.set("event.inject", {

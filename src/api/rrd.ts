@@ -199,7 +199,8 @@ export class RrdStore {
     const now = opts.nowMs / 1000;
     const start = opts.start < 0 ? now + opts.start : opts.start;
     const want = Math.max(STEP_S, opts.interval);
-    let ai = RRAS.findIndex((a) => a.pdp * STEP_S >= want && now - a.rows * a.pdp * STEP_S <= start);
+    // "Reaches back" with one row of slack: a client asking for now − 600 s with now rounded down still gets 5 s rows.
+    let ai = RRAS.findIndex((a) => a.pdp * STEP_S >= want && now - (a.rows + 1) * a.pdp * STEP_S <= start);
     if (ai < 0) ai = RRAS.length - 1;
     const step = RRAS[ai]!.pdp * STEP_S, rows = RRAS[ai]!.rows;
     // The last complete row over all databases (they are sampled together; a VM not sampled lately has NaNs there).

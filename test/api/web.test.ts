@@ -84,6 +84,26 @@ test("web console server side: assets, /rrd_updates, console tickets and WebSock
     assert.match(xml, /^<\?xml[^>]*\?><xport><meta><start>\d+<\/start><step>5<\/step>/);
     assert.doesNotMatch(xml, /AVERAGE:host:/, "no host series without host=true");
 
+    // As Xen Orchestra reads stats: its connector (npm xen-api) asks host.get_servertime, then GETs /rrd_updates
+    // with its session (and a task of its own made by task.create, which the handler finishes).
+    const { createClient } = await import("xen-api");
+    const xo = createClient({ url, auth: { user: "viewer", password: "pw-v" }, debounce: 50 });
+    try {
+      await xo.connect();
+      await xo.objectsFetched;
+      const hostRef = (await xo.call("host.get_all")) as string[];
+      const serverTime = await xo.call("host.get_servertime", hostRef[0]!);
+      assert.match(String(serverTime), /^\d{8}T\d{2}:\d{2}:\d{2}Z$/);
+      const resp = await (xo as unknown as { getResource(path: string, o: { query: Record<string, unknown> }): Promise<{ body: { text(): Promise<string> } }> })
+        .getResource("/rrd_updates", { query: { cf: "AVERAGE", host: "true", interval: 5, json: "true", start: Math.floor(Date.now() / 1000) - 600 } });
+      const stats = JSON.parse(await resp.body.text()) as { meta: { legend: string[]; step: number }; data: { t: number; values: string[] }[] };
+      assert.equal(stats.meta.step, 5);
+      assert.ok(stats.meta.legend.includes(`AVERAGE:vm:${web.uuid}:memory`));
+      assert.ok(stats.data.length >= 1);
+      const tasks = await xo.call("task.get_all_records") as Record<string, { name_label: string; status: string }>;
+      assert.ok(!Object.values(tasks).some((t) => t.status === "pending"), `no task left pending: ${JSON.stringify(tasks)}`);
+    } finally { await xo.disconnect(); }
+
     // Console tickets: read-only may not; a vm-operator gets a one-shot ticket.
     assert.equal((await fails(url, "VM.xeno_console_ticket", [viewer, vmRef]))[0], "RBAC_PERMISSION_DENIED");
     const dom0Ref = (await ok(url, "VM.get_by_name_label", [admin, "Domain-0"]) as string[])[0]!;
