@@ -16,7 +16,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   sid: sessionStorage.getItem("xeno.sid"), user: "", role: "read-only",
   objects: new Map(), // ref → {cls, rec}
-  token: "", selected: null, rrd: null, charts: {}, term: null, fit: null, ws: null, polling: 0,
+  token: "", selected: null, rrd: null, recent: null, charts: {}, term: null, fit: null, ws: null, polling: 0,
 };
 // For tests and debugging: what the page holds (read-only use).
 window.xenoUi = state;
@@ -204,8 +204,10 @@ $("create-form").addEventListener("submit", async (ev) => {
 // ---- detail: graphs and console ----------------------------------------------------------------------------
 function selectVm(ref) {
   if (ref !== state.selected) disconnectConsole("switched domain");
+  const changed = ref !== state.selected;
   state.selected = ref;
   $("detail").hidden = ref === null;
+  if (changed && ref) wakeRrd();
   render();
   drawCharts();
 }
@@ -282,29 +284,38 @@ $("console-connect").addEventListener("click", () => { ensureTerminal(); void co
 async function pollRrd() {
   for (;;) {
     try {
-      const r = await fetch(`/rrd_updates?session_id=${encodeURIComponent(state.sid)}&start=-600&interval=5&cf=AVERAGE&host=true&json=true`);
-      if (r.status === 401) { sessionStorage.removeItem("xeno.sid"); showLogin("Your session ended; sign in again."); return; }
-      if (r.ok) {
-        const x = await r.json();
-        // Oldest first for the charts; each column by its legend name without "AVERAGE:".
-        // Rows before the history began are all unknown: left out, so the time axis starts with the data.
-        const rows = [...x.data].reverse();
-        while (rows.length > 1 && rows[0].values.every((v) => v === "NaN")) rows.shift();
-        const cols = new Map(x.meta.legend.map((l, i) => [l.replace(/^AVERAGE:/, ""), rows.map((row) => toNum(row.values[i]))]));
-        state.rrd = { t: rows.map((row) => row.t), cols };
-        const hostCpu = [...cols].find(([k]) => k.startsWith("host:") && k.endsWith(":cpu_avg"));
+      // Two queries, so a host with many domains does not send all their history every 5 s: the last 10 minutes
+      // of the host and the selected VM (graphs), and the last 30 s of every VM (the table's CPU column).
+      const sel = state.selected && state.objects.get(state.selected)?.rec.uuid;
+      const base = `/rrd_updates?session_id=${encodeURIComponent(state.sid)}&interval=5&cf=AVERAGE&json=true`;
+      const [r, r2] = await Promise.all([
+        fetch(`${base}&start=-600&host=true&vm_uuid=${encodeURIComponent(sel || "none")}`), fetch(`${base}&start=-30`),
+      ]);
+      if (r.status === 401 || r2.status === 401) { sessionStorage.removeItem("xeno.sid"); showLogin("Your session ended; sign in again."); return; }
+      if (r.ok && r2.ok) {
+        state.rrd = columns(await r.json());
+        state.recent = columns(await r2.json());
+        const hostCpu = [...state.rrd.cols].find(([k]) => k.startsWith("host:") && k.endsWith(":cpu_avg"));
         const hc = hostCpu ? lastKnown(hostCpu[1]) : NaN;
         $("host-cpu").textContent = Number.isFinite(hc) ? `${(hc * 100).toFixed(1)} %` : "–";
         render();
         drawCharts();
       }
     } catch { /* the next round tries again */ }
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => { const t = setTimeout(r, 5000); wakeRrd = () => { clearTimeout(t); r(); }; });
   }
+}
+let wakeRrd = () => {};
+/** An /rrd_updates answer as {t: times oldest first, cols: name (without "AVERAGE:") → values}. */
+function columns(x) {
+  // Rows before the history began are all unknown: left out, so the time axis starts with the data.
+  const rows = [...x.data].reverse();
+  while (rows.length > 1 && rows[0].values.every((v) => v === "NaN")) rows.shift();
+  return { t: rows.map((row) => row.t), cols: new Map(x.meta.legend.map((l, i) => [l.replace(/^AVERAGE:/, ""), rows.map((row) => toNum(row.values[i]))])) };
 }
 const toNum = (s) => (s === "NaN" ? null : Number(s));
 const lastKnown = (a) => { for (let i = a.length - 1; i >= 0; i--) if (a[i] !== null) return a[i]; return NaN; };
-function latest(name) { const c = state.rrd?.cols.get(name); return c ? lastKnown(c) : NaN; }
+function latest(name) { const c = state.recent?.cols.get(name); return c ? lastKnown(c) : NaN; }
 
 /** The series of the selected VM (or the host) whose names match, scaled. */
 function series(prefix, re, scale) {
