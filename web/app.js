@@ -328,6 +328,14 @@ const COLORS = ["#2563eb", "#16a34a", "#d97706", "#dc2626", "#7c3aed"];
 function chart(id, list, width) {
   const el = $(id);
   if (!state.rrd || el.offsetParent === null) return;
+  if (list.length === 0) {
+    // No such device (a VM without disks or vifs): say so rather than draw empty axes.
+    state.charts[id]?.plot.destroy();
+    delete state.charts[id];
+    if (el.dataset.none !== "1") { el.replaceChildren(Object.assign(document.createElement("p"), { className: "muted small", textContent: "no device of this kind" })); el.dataset.none = "1"; }
+    return;
+  }
+  if (el.dataset.none === "1") { el.replaceChildren(); el.dataset.none = ""; }
   const data = [state.rrd.t, ...list.map((s) => s.data)];
   const key = list.map((s) => s.label).join(",");
   const old = state.charts[id];
@@ -351,7 +359,7 @@ function drawCharts() {
   chart("chart-cpu", series(p, /^cpu_usage$/, 100));
   chart("chart-mem", series(p, /^memory(_target)?$/, 1 / 1048576));
   chart("chart-disk", series(p, /^vbd_[^_]+_(read|write)$/, 1 / 1024));
-  chart("chart-net", series(p, /^vif_.*_(rx|tx)$/, 1 / 1024));
+  chart("chart-net", series(p, /^vif_[^_]+_(rx|tx)$/, 1 / 1024));
 }
 
 // ---- boot ---------------------------------------------------------------------------------------------------

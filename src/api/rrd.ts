@@ -14,9 +14,10 @@
  * Data source names are xapi's (its rrdd_server/xenops plugin names): host `cpu_avg` (0..1 over the pCPUs),
  * `memory_total_kib`, `memory_free_kib`; VM `cpu_usage` (0..1 over its vCPUs), `memory` and
  * `memory_target` (bytes), `vbd_DEV_read`/`_write` (bytes/s), `vbd_DEV_iops_read`/`_iops_write` (requests/s),
- * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent). The hypervisor counts I/O
+ * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent), and Xeno's `vif_N_rx_pkts`/
+ * `_tx_pkts` (packets/s; xapi has no packet series). The hypervisor counts I/O
  * per domain, summed over its devices (src/hv/io-stats.ts): DEV and N name the device when the VM has one
- * disk / one vif, else they are `all` (the sum). There are no per-vCPU `cpuN` series and no packet rates.
+ * disk / one vif, else they are `all` (the sum). There are no per-vCPU `cpuN` series.
  *
  * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s); a sample within the
  * step already recorded is ignored, so refreshes on every domain event cost nothing here.
@@ -98,7 +99,7 @@ export class Rrd {
 }
 
 /** Counters of a VM at its last sample (to derive rates). */
-interface Prev { t: number; domid: number; cpu: number; rd: number; wr: number; rb: number; wb: number; tx: number; rx: number }
+interface Prev { t: number; domid: number; cpu: number; rd: number; wr: number; rb: number; wb: number; tx: number; rx: number; txp: number; rxp: number }
 
 export interface RrdExport {
   start: number; step: number; end: number;
@@ -147,7 +148,7 @@ export class RrdStore {
     const vif = vifs.length === 1 ? String(vifs[0]!.devid) : "all";
     const names = ["cpu_usage", "memory", "memory_target"];
     if (disks.length > 0) names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
-    if (vifs.length > 0) names.push(`vif_${vif}_rx`, `vif_${vif}_tx`);
+    if (vifs.length > 0) names.push(`vif_${vif}_rx`, `vif_${vif}_tx`, `vif_${vif}_rx_pkts`, `vif_${vif}_tx_pkts`);
     let rrd = this.vms.get(d.uuid);
     // Devices added or removed: a new set of series (xapi too starts new data sources; old ones are dropped).
     if (rrd && (rrd.names.length !== names.length || rrd.names.some((n, i) => n !== names[i]))) rrd = undefined;
@@ -162,13 +163,13 @@ export class RrdStore {
     const io = d.io;
     const cur: Prev = {
       t, domid: d.domid, cpu: d.cpuSeconds, rd: io?.vbdRd ?? 0, wr: io?.vbdWr ?? 0, rb: (io?.vbdRsect ?? 0) * 512, wb: (io?.vbdWsect ?? 0) * 512,
-      tx: io?.netTxBytes ?? 0, rx: io?.netRxBytes ?? 0,
+      tx: io?.netTxBytes ?? 0, rx: io?.netRxBytes ?? 0, txp: io?.netTxPackets ?? NaN, rxp: io?.netRxPackets ?? NaN,
     };
     const p = this.prev.get(d.uuid);
     const dt = p ? t - p.t : 0;
     // Rates only across one domain's life and a short gap: a counter that restarted is not a negative rate.
     const ok = p !== undefined && p.domid === d.domid && dt > 0 && dt <= MAX_GAP_S && cur.cpu >= p.cpu && cur.rd >= p.rd && cur.wr >= p.wr &&
-      cur.rb >= p.rb && cur.wb >= p.wb && cur.tx >= p.tx && cur.rx >= p.rx;
+      cur.rb >= p.rb && cur.wb >= p.wb && cur.tx >= p.tx && cur.rx >= p.rx && !(cur.txp < p.txp) && !(cur.rxp < p.rxp);
     const rate = (a: number, b: number): number => (ok ? (a - b) / dt : NaN);
     const v = this.scratch;
     let i = 0;
@@ -177,7 +178,10 @@ export class RrdStore {
     v[i++] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
     if (disks.length > 0) { v[i++] = rate(cur.rb, p?.rb ?? 0); v[i++] = rate(cur.wb, p?.wb ?? 0); v[i++] = rate(cur.rd, p?.rd ?? 0); v[i++] = rate(cur.wr, p?.wr ?? 0); }
     // xapi names a vif's series from dom0's side: rx is what the guest transmitted.
-    if (vifs.length > 0) { v[i++] = rate(cur.tx, p?.tx ?? 0); v[i++] = rate(cur.rx, p?.rx ?? 0); }
+    if (vifs.length > 0) {
+      v[i++] = rate(cur.tx, p?.tx ?? 0); v[i++] = rate(cur.rx, p?.rx ?? 0);
+      v[i++] = rate(cur.txp, p?.txp ?? NaN); v[i++] = rate(cur.rxp, p?.rxp ?? NaN); // NaN from a hypervisor without packet counts
+    }
     rrd.update(slot, v, ok);
     this.prev.set(d.uuid, cur);
   }

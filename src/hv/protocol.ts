@@ -124,6 +124,8 @@ export interface DeviceInfo {
 export interface DomainIo {
   vbdOo: number; vbdRd: number; vbdWr: number; vbdRsect: number; vbdWsect: number;
   netTxBytes: number; netRxBytes: number;
+  /** Frames (packets) through netback, from the guest's side, summed over its vifs (absent from older hypervisors). */
+  netTxPackets?: number; netRxPackets?: number;
 }
 
 export interface HostInfo {

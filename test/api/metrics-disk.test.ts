@@ -1,7 +1,8 @@
 /**
  * /metrics for a real guest: the demo guest with a disk (through xenod, the hypervisor and blkback) writes 8 MiB
  * with dd … conv=fsync; the scrape shows xeno_domain_vbd_write_bytes_total ≥ 8 MiB for it, and `xeno top`
- * VBD_WSECT ≥ 16384 (the same counters).
+ * VBD_WSECT ≥ 16384 (the same counters); the history (/rrd_updates, 5 s rows of vbd_xvdb_write in bytes/s) adds up
+ * to ≥ 8 MiB over the rows since before the dd.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -60,6 +61,20 @@ test("/metrics: a guest writing 8 MiB to its disk shows ≥ 8 MiB in the VBD wri
     const wsect = Number(row[head.indexOf("VBD_WSECT")]);
     assert.ok(wsect >= 16384, top.stdout);
     process.stderr.write(`# after dd 8 MiB: xeno_domain_vbd_write_bytes_total ${written}, xeno top VBD_WSECT ${wsect} (${wsect * 512} bytes)\n`);
+    // The history: once the rows covering the dd are complete, rate × 5 s summed over them is what was written.
+    const sid = await (await fetch(`${url}/jsonrpc`, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "session.login_with_password", params: ["prom", "scrape"] }) })).json() as { result: string };
+    let sum = 0, rows = 0;
+    for (const end = Date.now() + 90_000; ;) {
+      const x = await (await fetch(`${url}/rrd_updates?session_id=${sid.result}&start=-600&interval=5&json=true`)).json() as { meta: { legend: string[]; step: number }; data: { values: string[] }[] };
+      const col = x.meta.legend.findIndex((l) => /^AVERAGE:vm:[0-9a-f-]+:vbd_xvdb_write$/.test(l));
+      assert.ok(col >= 0, `a vbd_xvdb_write series: ${x.meta.legend.join(" ")}`);
+      sum = x.data.reduce((n, r) => n + (r.values[col] === "NaN" ? 0 : Number(r.values[col]) * x.meta.step), 0);
+      rows = x.data.length;
+      if (sum >= 8 << 20) break;
+      if (Date.now() > end) assert.fail(`the history's vbd_xvdb_write adds up to ${sum} bytes over ${rows} rows, not ≥ 8 MiB`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    process.stderr.write(`# /rrd_updates: vbd_xvdb_write × 5 s over ${rows} rows = ${Math.round(sum)} bytes\n`);
     assert.equal(xeno("destroy", "demo").status, 0);
   } finally {
     child.kill();

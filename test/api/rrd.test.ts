@@ -16,7 +16,7 @@ function dom(uuid: string, domid: number, cpu: number, wsect: number, extra: Par
     domid, name: `d${domid}`, uuid, state: "running", memKiB: 262144, maxMemKiB: 262144, targetKiB: 131072, vcpus: 2, onlineVcpus: 2,
     cpuSeconds: cpu, startTime: 0,
     spec: { name: `d${domid}`, memMiB: 256, vcpus: 2, kernel: "/k", cmdline: "", xen: true, disks: [{ path: "/d", devid: 51712, vdev: "xvda", readOnly: false }], vifs: [{ devid: 0, mac: "00:16:3e:00:00:01", mtu: 1500, bridge: "xenbr0" }] },
-    io: { vbdOo: 0, vbdRd: 0, vbdWr: wsect / 8, vbdRsect: 0, vbdWsect: wsect, netTxBytes: cpu * 1000, netRxBytes: 0 },
+    io: { vbdOo: 0, vbdRd: 0, vbdWr: wsect / 8, vbdRsect: 0, vbdWsect: wsect, netTxBytes: cpu * 1000, netRxBytes: 0, netTxPackets: cpu * 10, netRxPackets: 0 },
     ...extra,
   };
 }
@@ -28,7 +28,7 @@ test("rates, consolidation and the export forms", () => {
   // One domain using half of its 2 vCPUs and writing 1 MiB/s (2048 sectors/s), for 3 minutes.
   for (let k = 0; k <= 36; k++) s.sample(T0 + k * 5000 + 700, [dom("u1", 1, k * 5, k * 5 * 2048)], HOST);
   const r = s.vm("u1")!;
-  assert.deepEqual(r.names, ["cpu_usage", "memory", "memory_target", "vbd_xvda_read", "vbd_xvda_write", "vbd_xvda_iops_read", "vbd_xvda_iops_write", "vif_0_rx", "vif_0_tx"]);
+  assert.deepEqual(r.names, ["cpu_usage", "memory", "memory_target", "vbd_xvda_read", "vbd_xvda_write", "vbd_xvda_iops_read", "vbd_xvda_iops_write", "vif_0_rx", "vif_0_tx", "vif_0_rx_pkts", "vif_0_tx_pkts"]);
   const x = s.export({ start: (T0 + 60_000) / 1000, interval: 5, host: true, nowMs: T0 + 36 * 5000 + 700 });
   assert.equal(x.step, STEP_S);
   assert.equal(x.legend[0], "AVERAGE:host:host-uuid:cpu_avg");
@@ -43,6 +43,8 @@ test("rates, consolidation and the export forms", () => {
   assert.equal(row.values[col("vm:u1:vbd_xvda_write")], 1024 * 1024);
   assert.equal(row.values[col("vm:u1:vbd_xvda_iops_write")], 256);
   assert.equal(row.values[col("vm:u1:vif_0_rx")], 1000); // from dom0's side: the guest's tx
+  assert.equal(row.values[col("vm:u1:vif_0_rx_pkts")], 10);
+  assert.equal(row.values[col("vm:u1:vif_0_tx_pkts")], 0);
   assert.equal(row.values[col("vm:u1:memory")], 256 * 1048576);
   assert.equal(row.values[col("vm:u1:memory_target")], 128 * 1048576);
   assert.equal(row.values[col("host:host-uuid:cpu_avg")], 0.5); // 1 CPU-second per second over 2 pCPUs
@@ -92,7 +94,7 @@ test("memory is bounded: fixed archives per VM, at most MAX_RRDS VMs, forgotten 
   // A week and a half of samples later the database is the same size.
   for (let k = 3; k < 3 + 200; k++) s.sample(T0 + k * 3_600_000, [dom("a", 1, k, 0)], HOST);
   assert.equal(s.vm("a")!.bytes(), bytes);
-  assert.equal(bytes, ROWS_TOTAL * 9 * 8 + 3 * 9 * (8 + 2), "rows × data sources doubles, and one accumulator per archive"); // 29,646 bytes for 9 series
+  assert.equal(bytes, ROWS_TOTAL * 11 * 8 + 3 * 11 * (8 + 2), "rows × data sources doubles, and one accumulator per archive"); // 36,234 bytes for 11 series
   s.retain(new Set());
   assert.equal(s.vm("a"), undefined);
   const many = Array.from({ length: MAX_RRDS + 10 }, (_, i) => dom(`v${i}`, i + 1, 0, 0, { spec: { ...dom("x", 1, 0, 0).spec, disks: [], vifs: [] } }));
