@@ -111,6 +111,13 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     }
     const who = { user: t.user, role: t.role };
     const vm = `${t.vmName} (${t.vmUuid}, domid ${t.domid})`;
+    // The domid must still be that VM's (a ticket outlives its domain by up to 30 s; the domid could be another's).
+    const now = model.domains.get(t.vmUuid);
+    if (!now || now.domid !== t.domid) {
+      dispatcher.auditEvent(who, "console.open", [vm], "refused: the VM's domain is gone", from);
+      socket.close(4002, "the VM's domain is gone (ask for a new ticket)");
+      return;
+    }
     if (!deps.backend.openConsole) {
       socket.close(1011, "this xenod does not offer consoles to the API");
       return;

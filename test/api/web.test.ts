@@ -124,6 +124,12 @@ test("web console server side: assets, /rrd_updates, console tickets and WebSock
     const again = new WebSocket(wsUrl);
     const code = await new Promise<number>((r) => again.on("close", (c: number) => r(c)));
     assert.equal(code, 4001);
+    // A ticket whose domain went away meanwhile (VM.hard_reboot: the same VM under a new domid): refused (4002).
+    const late = await ok(url, "VM.xeno_console_ticket", [op, vmRef]) as string;
+    await ok(url, "VM.hard_reboot", [admin, vmRef]);
+    assert.notEqual(await ok(url, "VM.get_domid", [admin, vmRef]), web.domid);
+    const lateWs = new WebSocket(`${url.replace(/^http/, "ws")}/console/ws?ticket=${late}`);
+    assert.equal(await new Promise<number>((r) => lateWs.on("close", (c: number) => r(c))), 4002);
     const audit = await until(() => { const a = readFileSync(join(apiDir, AUDIT_FILE), "utf8"); return /"method":"console.close"/.test(a) ? a : undefined; }, 10_000, "console.close in the audit log");
     assert.match(audit, /"user":"op","role":"vm-operator","method":"console.open","args":\["web \([0-9a-f-]+, domid 1\)"\],"result":"ok"/);
     assert.match(audit, /"method":"console.close","args":\["web[^"]*","8 bytes to the guest, \d+ from it"\]/);
