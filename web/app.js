@@ -68,6 +68,8 @@ async function start() {
   $("who-user").textContent = state.user; $("who-role").textContent = state.role;
   $("login-view").hidden = true; $("app-view").hidden = false; $("whoami").hidden = false;
   $("show-create").hidden = !allows("vm-admin");
+  // A read-only user has no actions: no column for them.
+  document.querySelector("#vm-table th.actions-col").hidden = !allows("vm-operator");
   for (const cls of ["host", "host_metrics", "VM", "VM_metrics"]) {
     const all = await call(`${cls}.get_all_records`);
     for (const [ref, rec] of Object.entries(all)) state.objects.set(ref, { cls, rec });
@@ -141,10 +143,14 @@ function vmRow(vm) {
     } else td.textContent = c;
     tr.append(td);
   }
-  const act = document.createElement("td");
-  act.className = "actions";
-  if (!vm.is_control_domain) for (const a of actionsFor(vm)) act.append(a);
-  tr.append(act);
+  if (allows("vm-operator")) {
+    // (A flex box inside the cell: a table cell that is itself a flex box loses its row's borders.)
+    const td = document.createElement("td"), act = document.createElement("div");
+    act.className = "actions";
+    if (!vm.is_control_domain) for (const a of actionsFor(vm)) act.append(a);
+    td.append(act);
+    tr.append(td);
+  }
   tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "BUTTON" && !vm.is_control_domain) selectVm(vm.ref); });
   return tr;
 }

@@ -19,8 +19,9 @@
  * per domain, summed over its devices (src/hv/io-stats.ts): DEV and N name the device when the VM has one
  * disk / one vif, else they are `all` (the sum). There are no per-vCPU `cpuN` series.
  *
- * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s); a sample within the
- * step already recorded is ignored, so refreshes on every domain event cost nothing here.
+ * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s, and on domain events;
+ * samples less than a second apart are ignored). Each sample's values hold over the interval since the previous
+ * one, split at 5 s boundaries (Rrd.update), so rates keep their integral whatever the sampling jitter.
  */
 import type { DomainInfo, HostInfo } from "../hv/protocol.js";
 
@@ -38,28 +39,33 @@ class Archive {
   readonly data: Float64Array;
   readonly acc: Float64Array;
   readonly accN: Uint16Array;
-  /** The row being accumulated (time line index: floor(slot / pdp)); -1 before the first sample. */
+  /** The row being accumulated or last closed (time line index: floor(slot / pdp)); -1 before the first PDP. */
   cur = -1;
+  private closed = false;
   constructor(readonly pdp: number, readonly rows: number, readonly nds: number) {
     this.data = new Float64Array(rows * nds).fill(NaN);
     this.acc = new Float64Array(nds);
     this.accN = new Uint16Array(nds);
   }
 
-  /** Feeds the PDP of `slot`; rows passed over without samples become unknown. */
+  /** Feeds the PDP of `slot`; rows passed over without PDPs become unknown; a row closes with its last slot. */
   feed(slot: number, v: Float64Array): void {
     const row = Math.floor(slot / this.pdp);
-    if (this.cur >= 0 && row !== this.cur) {
-      this.close(this.cur);
-      for (let r = Math.max(this.cur + 1, row - this.rows); r < row; r++) this.data.fill(NaN, (r % this.rows) * this.nds, (r % this.rows + 1) * this.nds);
+    if (row !== this.cur) {
+      if (this.cur >= 0) {
+        if (!this.closed) this.close(this.cur);
+        for (let r = Math.max(this.cur + 1, row - this.rows); r < row; r++) this.data.fill(NaN, (r % this.rows) * this.nds, (r % this.rows + 1) * this.nds);
+      }
       this.acc.fill(0);
       this.accN.fill(0);
+      this.cur = row;
+      this.closed = false;
     }
-    this.cur = row;
     for (let i = 0; i < this.nds; i++) {
       const x = v[i]!;
       if (!Number.isNaN(x)) { this.acc[i]! += x; this.accN[i]!++; }
     }
+    if ((slot + 1) % this.pdp === 0) { this.close(row); this.closed = true; }
   }
 
   private close(row: number): void {
@@ -70,8 +76,8 @@ class Archive {
     }
   }
 
-  /** The last complete row's index (cur - 1). */
-  get last(): number { return this.cur - 1; }
+  /** The last complete row. */
+  get last(): number { return this.closed ? this.cur : this.cur - 1; }
 
   value(row: number, ds: number): number {
     if (row > this.last || row <= this.last - this.rows || row < 0) return NaN;
@@ -79,23 +85,66 @@ class Archive {
   }
 }
 
-/** One database: its data source names and its three archives. */
+/**
+ * One database: its data source names, the 5 s slot being filled, and its three archives. A sample gives each
+ * data source a value that held over the interval since the previous sample (a rate, or a gauge's current value);
+ * the interval is split at slot boundaries and each slot's PDP is the time-weighted mean of what covered it
+ * (unknown when less than half of the slot is known), as rrdtool does. So a rate's integral is kept: bytes
+ * written are the sum of rate × 5 s over the slots, whatever the jitter of the sampling.
+ */
 export class Rrd {
   readonly archives: Archive[];
-  lastSlot = -1;
+  /** Time of the last sample (Unix s); -1 before the first. */
+  lastT = -1;
+  private slot = -1;
+  private readonly sum: Float64Array;
+  private readonly known: Float64Array;
+  private readonly pdp: Float64Array;
   constructor(readonly names: readonly string[]) {
     this.archives = RRAS.map((a) => new Archive(a.pdp, a.rows, names.length));
+    this.sum = new Float64Array(names.length);
+    this.known = new Float64Array(names.length);
+    this.pdp = new Float64Array(names.length);
   }
 
-  /** Records `v` (one value per name) as the PDP of `slot`, and of the slots since the last one when `fillGap`. */
-  update(slot: number, v: Float64Array, fillGap: boolean): void {
-    if (slot <= this.lastSlot) return;
-    const from = fillGap && this.lastSlot >= 0 ? this.lastSlot + 1 : slot;
-    for (let s = from; s <= slot; s++) for (const a of this.archives) a.feed(s, v);
-    this.lastSlot = slot;
+  /** `v` (one value per name; NaN: unknown) held over (lastT, t]; a gap over MAX_GAP_S is left unknown. */
+  update(t: number, v: Float64Array): void {
+    const t0 = this.lastT;
+    this.lastT = t;
+    if (t0 < 0 || t <= t0) return;
+    if (t - t0 > MAX_GAP_S) {
+      // Nothing known in between: close the slot in progress; the archives mark the rows skipped unknown.
+      if (this.slot >= 0) this.flush();
+      this.slot = -1;
+      return;
+    }
+    for (let a = t0; a < t;) {
+      const slot = Math.floor(a / STEP_S), slotEnd = (slot + 1) * STEP_S;
+      if (slot !== this.slot) {
+        if (this.slot >= 0) this.flush();
+        this.slot = slot;
+      }
+      const end = Math.min(t, slotEnd), d = end - a;
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i]!;
+        if (!Number.isNaN(x)) { this.sum[i]! += x * d; this.known[i]! += d; }
+      }
+      a = end;
+      if (end === slotEnd) { this.flush(); this.slot = -1; }
+    }
   }
 
-  bytes(): number { return this.archives.reduce((n, a) => n + a.data.byteLength + a.acc.byteLength + a.accN.byteLength, 0); }
+  /** The slot in progress as a PDP into the archives. */
+  private flush(): void {
+    for (let i = 0; i < this.pdp.length; i++) this.pdp[i] = this.known[i]! * 2 >= STEP_S ? this.sum[i]! / this.known[i]! : NaN;
+    for (const a of this.archives) a.feed(this.slot, this.pdp);
+    this.sum.fill(0);
+    this.known.fill(0);
+  }
+
+  bytes(): number {
+    return this.archives.reduce((n, a) => n + a.data.byteLength + a.acc.byteLength + a.accN.byteLength, 0) + this.sum.byteLength * 3;
+  }
 }
 
 /** Counters of a VM at its last sample (to derive rates). */
@@ -122,14 +171,14 @@ export class RrdStore {
 
   /** One sample of every listed domain and of the host at time `ms` (Unix ms). Ignored within a step already recorded. */
   sample(ms: number, domains: Iterable<DomainInfo>, host: HostInfo | null): void {
-    const slot = Math.floor(ms / 1000 / STEP_S);
-    if (slot <= this.host.lastSlot) return;
     const t = ms / 1000;
+    // Within a second of the last sample (a refresh on every domain event): nothing to add.
+    if (t - this.host.lastT < 1) return;
     let cpuTotal = 0;
     for (const d of domains) {
       cpuTotal += d.cpuSeconds;
       if (d.state === "shutdown" || d.state === "crashed" || d.state === "dying") continue;
-      this.sampleVm(slot, t, d);
+      this.sampleVm(t, d);
     }
     const v = this.scratch;
     const hp = this.hostPrev;
@@ -138,11 +187,11 @@ export class RrdStore {
     v[0] = gapOk && cpuTotal >= hp.cpu ? Math.min(1, (cpuTotal - hp.cpu) / (t - hp.t) / pcpus) : NaN;
     v[1] = host ? host.totalMemoryMiB * 1024 : NaN;
     v[2] = host ? host.freeMemoryMiB * 1024 : NaN;
-    this.host.update(slot, v, gapOk);
+    this.host.update(t, v);
     this.hostPrev = { t, cpu: cpuTotal };
   }
 
-  private sampleVm(slot: number, t: number, d: DomainInfo): void {
+  private sampleVm(t: number, d: DomainInfo): void {
     const disks = d.spec?.disks ?? [], vifs = d.spec?.vifs ?? [];
     const dev = disks.length === 1 ? disks[0]!.vdev : "all";
     const vif = vifs.length === 1 ? String(vifs[0]!.devid) : "all";
@@ -182,7 +231,7 @@ export class RrdStore {
       v[i++] = rate(cur.tx, p?.tx ?? 0); v[i++] = rate(cur.rx, p?.rx ?? 0);
       v[i++] = rate(cur.txp, p?.txp ?? NaN); v[i++] = rate(cur.rxp, p?.rxp ?? NaN); // NaN from a hypervisor without packet counts
     }
-    rrd.update(slot, v, ok);
+    rrd.update(t, v);
     this.prev.set(d.uuid, cur);
   }
 

@@ -80,11 +80,38 @@ test("gaps and restarted counters give unknown points, not invented rates", () =
   const c = x.legend.indexOf("AVERAGE:vm:u:cpu_usage");
   const at = (t: number): number => x.rows.find((r) => r.t === t)!.values[c]!;
   const t0 = T0 / 1000;
-  assert.equal(at(t0 + 10), 0.5); // the slot of the second sample closes with its rate
-  assert.ok(Number.isNaN(at(t0 + 15)), "the first sample of the rebooted domain has no rate");
-  assert.equal(at(t0 + 20), 0.1);
+  // Row times are the end of their 5 s: the row at t0 + 5 covers the first interval.
+  assert.equal(at(t0 + 5), 0.5);
+  assert.ok(Number.isNaN(at(t0 + 10)), "the first sample of the rebooted domain has no rate");
+  assert.equal(at(t0 + 15), 0.1);
   assert.ok(Number.isNaN(at(t0 + 100)), "inside the gap: unknown");
-  assert.equal(at(t0 + 325), 0.5);
+  assert.equal(at(t0 + 320), 0.5);
+  assert.equal(at(t0 + 325), 0);
+});
+
+test("sampling jitter: the rates' integral is kept (bytes written = Σ rate × 5 s over the complete rows)", () => {
+  const s = new RrdStore(() => "h");
+  // Samples 1.3 to 9.7 s apart (as refreshes on a loaded host are), a disk writing at varying speeds.
+  let t = T0 + 1234, wsect = 0, written = 0;
+  const gaps = [1300, 9700, 4100, 6600, 5000, 8200, 2900, 7777, 5555, 3100, 9000, 4444];
+  s.sample(t, [dom("j", 1, 0, 0)], HOST);
+  for (let k = 0; k < 60; k++) {
+    t += gaps[k % gaps.length]!;
+    const bytes = ((k * 7919) % 13) * 65536;
+    wsect += bytes / 512;
+    written += bytes;
+    s.sample(t, [dom("j", 1, 0, wsect)], HOST);
+  }
+  const x = s.export({ start: -600, interval: 5, host: false, nowMs: t });
+  const c = x.legend.indexOf("AVERAGE:vm:j:vbd_xvda_write");
+  const sum = x.rows.reduce((n, r) => n + (Number.isNaN(r.values[c]!) ? 0 : r.values[c]! * 5), 0);
+  // What was written between the first sample and the end of the last complete row: the rows hold all of it but
+  // the part of the last interval after that row's end.
+  const lastEnd = x.rows[0]!.t * 1000;
+  assert.ok(lastEnd <= t && t - lastEnd < 5000);
+  const lastInterval = gaps[59 % gaps.length]!, lastBytes = ((59 * 7919) % 13) * 65536;
+  const expected = written - lastBytes * (t - lastEnd) / lastInterval;
+  assert.ok(Math.abs(sum - expected) < 1e-3 * written, `Σ rate × 5 s = ${sum}, written up to the last row ${expected}`);
 });
 
 test("memory is bounded: fixed archives per VM, at most MAX_RRDS VMs, forgotten VMs dropped", () => {
@@ -94,7 +121,7 @@ test("memory is bounded: fixed archives per VM, at most MAX_RRDS VMs, forgotten 
   // A week and a half of samples later the database is the same size.
   for (let k = 3; k < 3 + 200; k++) s.sample(T0 + k * 3_600_000, [dom("a", 1, k, 0)], HOST);
   assert.equal(s.vm("a")!.bytes(), bytes);
-  assert.equal(bytes, ROWS_TOTAL * 11 * 8 + 3 * 11 * (8 + 2), "rows × data sources doubles, and one accumulator per archive"); // 36,234 bytes for 11 series
+  assert.equal(bytes, ROWS_TOTAL * 11 * 8 + 3 * 11 * (8 + 2) + 3 * 11 * 8, "rows × data sources doubles, an accumulator per archive, the slot in progress"); // 36,498 bytes for 11 series
   s.retain(new Set());
   assert.equal(s.vm("a"), undefined);
   const many = Array.from({ length: MAX_RRDS + 10 }, (_, i) => dom(`v${i}`, i + 1, 0, 0, { spec: { ...dom("x", 1, 0, 0).spec, disks: [], vifs: [] } }));
