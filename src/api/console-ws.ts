@@ -66,10 +66,9 @@ export function joinConsole(ws: WebSocket, stream: Duplex, done: (bytes: { toGue
       setTimeout(resume, 50);
     }
   });
-  ws.on("message", (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+  // Binary and text frames alike (a text frame is UTF-8 keystrokes) go to the guest as bytes.
+  ws.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
     const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    // Text frames are keystrokes as UTF-8 too (a browser sending strings); both go to the guest as bytes.
-    void isBinary;
     toGuest += b.length;
     stream.write(b);
   });

@@ -36,6 +36,10 @@ export class VmActions {
   /** VM.create_from_xl_config (vm-create.ts): the new VM's ref once its domain runs (or is paused). */
   async createFromConfig(text: string, paused: boolean): Promise<string> {
     const spec = specFromXlConfig(text, this.createRoots);
+    // A VM's UUID is its identity here (model.ts): a config naming one the API knows would make two VMs of one.
+    if (spec.uuid !== undefined && this.model.store.all("VM").some(([, r]) => r.uuid === spec.uuid)) {
+      throw new XapiError("OPERATION_NOT_ALLOWED", `uuid=${spec.uuid} is a VM this host has already (VM.start starts a halted one)`);
+    }
     let domid: number;
     try {
       domid = (await this.backend.request({ op: "create", spec: { ...spec, paused: paused || undefined } }) as { domid: number }).domid;

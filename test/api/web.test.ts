@@ -156,6 +156,9 @@ test("web console server side: assets, /rrd_updates, console tickets and WebSock
     assert.equal(spec.cmdline, "console=hvc0 rdinit=/init");
     assert.equal(spec.disks[0]!.path, join(apiDir, "sr", "made.img"));
     assert.equal((await fails(url, "VM.create_from_xl_config", [admin, cfg(""), false]))[0], "OPERATION_NOT_ALLOWED"); // the name is taken
+    const dup = await fails(url, "VM.create_from_xl_config", [admin, cfg(`uuid = "${web.uuid}"`).replace('name = "made"', 'name = "other"'), false]);
+    assert.deepEqual(dup.slice(0, 1), ["OPERATION_NOT_ALLOWED"]);
+    assert.match(dup[1]!, /is a VM this host has already/);
     assert.match(readFileSync(join(apiDir, AUDIT_FILE), "utf8"), /"method":"VM.create_from_xl_config".*"result":"ok"/);
   } finally {
     if (savedImages === undefined) delete process.env.XENO_IMAGES; else process.env.XENO_IMAGES = savedImages;
