@@ -15,9 +15,10 @@
  * `memory_total_kib`, `memory_free_kib`; VM `cpu_usage` (0..1 over its vCPUs), `memory` and
  * `memory_target` (bytes), `vbd_DEV_read`/`_write` (bytes/s), `vbd_DEV_iops_read`/`_iops_write` (requests/s),
  * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent), and Xeno's `vif_N_rx_pkts`/
- * `_tx_pkts` (packets/s; xapi has no packet series). The hypervisor counts I/O
- * per domain, summed over its devices (src/hv/io-stats.ts): DEV and N name the device when the VM has one
- * disk / one vif, else they are `all` (the sum). There are no per-vCPU `cpuN` series.
+ * `_tx_pkts` (packets/s; xapi has no packet series). DEV is the disk's vdev (`xvda`), N the vif's devid: the
+ * hypervisor reports each device's counters (src/hv/io-stats.ts, the first 8 devices of a domain); from one
+ * that reports only the domain's sums, a VM with several disks or vifs gets one `all` series of each. There are
+ * no per-vCPU `cpuN` series.
  *
  * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s, and on domain events;
  * samples less than a second apart are ignored). Each sample's values hold over the interval since the previous
@@ -107,7 +108,7 @@ export class Rrd {
     this.pdp = new Float64Array(names.length);
   }
 
-  /** `v` (one value per name; NaN: unknown) held over (lastT, t]; a gap over MAX_GAP_S is left unknown. */
+  /** `v` (one value per name, from index 0; NaN: unknown) held over (lastT, t]; a gap over MAX_GAP_S is left unknown. */
   update(t: number, v: Float64Array): void {
     const t0 = this.lastT;
     this.lastT = t;
@@ -125,7 +126,7 @@ export class Rrd {
         this.slot = slot;
       }
       const end = Math.min(t, slotEnd), d = end - a;
-      for (let i = 0; i < v.length; i++) {
+      for (let i = 0; i < this.sum.length; i++) {
         const x = v[i]!;
         if (!Number.isNaN(x)) { this.sum[i]! += x * d; this.known[i]! += d; }
       }
@@ -148,7 +149,7 @@ export class Rrd {
 }
 
 /** Counters of a VM at its last sample (to derive rates). */
-interface Prev { t: number; domid: number; cpu: number; rd: number; wr: number; rb: number; wb: number; tx: number; rx: number; txp: number; rxp: number }
+interface Prev { t: number; domid: number; cnt: number[] }
 
 export interface RrdExport {
   start: number; step: number; end: number;
@@ -162,7 +163,8 @@ export class RrdStore {
   private readonly vms = new Map<string, Rrd>();
   private readonly prev = new Map<string, Prev>();
   private hostPrev: { t: number; cpu: number } | null = null;
-  private readonly scratch = new Float64Array(16);
+  /** Values of one sample (reused; grown for a VM with more series). */
+  private scratch = new Float64Array(32);
 
   constructor(readonly hostUuid: () => string) {}
 
@@ -193,11 +195,36 @@ export class RrdStore {
 
   private sampleVm(t: number, d: DomainInfo): void {
     const disks = d.spec?.disks ?? [], vifs = d.spec?.vifs ?? [];
-    const dev = disks.length === 1 ? disks[0]!.vdev : "all";
-    const vif = vifs.length === 1 ? String(vifs[0]!.devid) : "all";
+    const io = d.io;
+    // Names, and the cumulative counter behind each rate series (NaN: not reported). Per device when the
+    // hypervisor reports devices (io.vbds / io.vifs), else one series of the domain's sums.
     const names = ["cpu_usage", "memory", "memory_target"];
-    if (disks.length > 0) names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
-    if (vifs.length > 0) names.push(`vif_${vif}_rx`, `vif_${vif}_tx`, `vif_${vif}_rx_pkts`, `vif_${vif}_tx_pkts`);
+    const cnt: number[] = [d.cpuSeconds];
+    const vbd = (dev: string, rb: number, wb: number, rd: number, wr: number): void => {
+      names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
+      cnt.push(rb, wb, rd, wr);
+    };
+    // xapi names a vif's series from dom0's side: rx is what the guest transmitted.
+    const vif = (dev: string, rx: number, tx: number, rxp: number, txp: number): void => {
+      names.push(`vif_${dev}_rx`, `vif_${dev}_tx`, `vif_${dev}_rx_pkts`, `vif_${dev}_tx_pkts`);
+      cnt.push(rx, tx, rxp, txp);
+    };
+    if (io?.vbds !== undefined) {
+      for (const k of disks) {
+        const c = io.vbds.find((x) => x.devid === k.devid);
+        vbd(k.vdev, c?.readBytes ?? NaN, c?.writeBytes ?? NaN, c?.reads ?? NaN, c?.writes ?? NaN);
+      }
+    } else if (disks.length > 0) {
+      vbd(disks.length === 1 ? disks[0]!.vdev : "all", (io?.vbdRsect ?? NaN) * 512, (io?.vbdWsect ?? NaN) * 512, io?.vbdRd ?? NaN, io?.vbdWr ?? NaN);
+    }
+    if (io?.vifs !== undefined) {
+      for (const n of vifs) {
+        const c = io.vifs.find((x) => x.devid === n.devid);
+        vif(String(n.devid), c?.txBytes ?? NaN, c?.rxBytes ?? NaN, c?.txPackets ?? NaN, c?.rxPackets ?? NaN);
+      }
+    } else if (vifs.length > 0) {
+      vif(vifs.length === 1 ? String(vifs[0]!.devid) : "all", io?.netTxBytes ?? NaN, io?.netRxBytes ?? NaN, io?.netTxPackets ?? NaN, io?.netRxPackets ?? NaN);
+    }
     let rrd = this.vms.get(d.uuid);
     // Devices added or removed: a new set of series (xapi too starts new data sources; old ones are dropped).
     if (rrd && (rrd.names.length !== names.length || rrd.names.some((n, i) => n !== names[i]))) rrd = undefined;
@@ -209,30 +236,19 @@ export class RrdStore {
     this.vms.set(d.uuid, rrd);
     while (this.vms.size > MAX_RRDS) { const old = this.vms.keys().next().value!; this.vms.delete(old); this.prev.delete(old); }
 
-    const io = d.io;
-    const cur: Prev = {
-      t, domid: d.domid, cpu: d.cpuSeconds, rd: io?.vbdRd ?? 0, wr: io?.vbdWr ?? 0, rb: (io?.vbdRsect ?? 0) * 512, wb: (io?.vbdWsect ?? 0) * 512,
-      tx: io?.netTxBytes ?? 0, rx: io?.netRxBytes ?? 0, txp: io?.netTxPackets ?? NaN, rxp: io?.netRxPackets ?? NaN,
-    };
     const p = this.prev.get(d.uuid);
     const dt = p ? t - p.t : 0;
     // Rates only across one domain's life and a short gap: a counter that restarted is not a negative rate.
-    const ok = p !== undefined && p.domid === d.domid && dt > 0 && dt <= MAX_GAP_S && cur.cpu >= p.cpu && cur.rd >= p.rd && cur.wr >= p.wr &&
-      cur.rb >= p.rb && cur.wb >= p.wb && cur.tx >= p.tx && cur.rx >= p.rx && !(cur.txp < p.txp) && !(cur.rxp < p.rxp);
-    const rate = (a: number, b: number): number => (ok ? (a - b) / dt : NaN);
-    const v = this.scratch;
-    let i = 0;
-    v[i++] = ok ? Math.min(1, (cur.cpu - p.cpu) / dt / Math.max(1, d.vcpus)) : NaN;
-    v[i++] = d.memKiB * 1024;
-    v[i++] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
-    if (disks.length > 0) { v[i++] = rate(cur.rb, p?.rb ?? 0); v[i++] = rate(cur.wb, p?.wb ?? 0); v[i++] = rate(cur.rd, p?.rd ?? 0); v[i++] = rate(cur.wr, p?.wr ?? 0); }
-    // xapi names a vif's series from dom0's side: rx is what the guest transmitted.
-    if (vifs.length > 0) {
-      v[i++] = rate(cur.tx, p?.tx ?? 0); v[i++] = rate(cur.rx, p?.rx ?? 0);
-      v[i++] = rate(cur.txp, p?.txp ?? NaN); v[i++] = rate(cur.rxp, p?.rxp ?? NaN); // NaN from a hypervisor without packet counts
-    }
+    let ok = p !== undefined && p.domid === d.domid && dt > 0 && dt <= MAX_GAP_S;
+    if (ok) for (let i = 0; i < cnt.length; i++) if (cnt[i]! < p!.cnt[i]!) ok = false;
+    const v = this.scratch.length >= names.length ? this.scratch : (this.scratch = new Float64Array(names.length));
+    v[0] = ok ? Math.min(1, (cnt[0]! - p!.cnt[0]!) / dt / Math.max(1, d.vcpus)) : NaN;
+    v[1] = d.memKiB * 1024;
+    v[2] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
+    // (NaN counters give NaN rates: a hypervisor without packet or per-device counts.)
+    for (let i = 1; i < cnt.length; i++) v[i + 2] = ok ? (cnt[i]! - p!.cnt[i]!) / dt : NaN;
     rrd.update(t, v);
-    this.prev.set(d.uuid, cur);
+    this.prev.set(d.uuid, { t, domid: d.domid, cnt });
   }
 
   /** Drops the history of VMs not in `keep` (forgotten by the API). */

@@ -65,6 +65,29 @@ test("rates, consolidation and the export forms", () => {
   assert.equal(j.data[2]!.values[col("vm:u1:cpu_usage")], "0.5000");
 });
 
+test("per-device series when the hypervisor reports each device's counters", () => {
+  const s = new RrdStore(() => "h");
+  const two = (k: number): DomainInfo => dom("p", 1, k, 0, {
+    spec: { ...dom("x", 1, 0, 0).spec, disks: [{ path: "/a", devid: 51712, vdev: "xvda", readOnly: false }, { path: "/b", devid: 51728, vdev: "xvdb", readOnly: false }], vifs: [{ devid: 0, mac: "00:16:3e:00:00:01", mtu: 1500, bridge: "xenbr0" }] },
+    io: {
+      vbdOo: 0, vbdRd: 0, vbdWr: 0, vbdRsect: 0, vbdWsect: 0, netTxBytes: 0, netRxBytes: 0,
+      vbds: [{ devid: 51712, reads: 0, writes: k, readBytes: 0, writeBytes: k * 4096 }, { devid: 51728, reads: k * 2, writes: 0, readBytes: k * 8192, writeBytes: 0 }],
+      vifs: [{ devid: 0, txPackets: k * 3, txBytes: k * 4500, rxPackets: k, rxBytes: k * 60 }],
+    },
+  });
+  for (let k = 0; k <= 6; k++) s.sample(T0 + k * 5000, [two(k * 5)], HOST);
+  const x = s.export({ start: -600, interval: 5, host: false, nowMs: T0 + 30_000 });
+  const col = (n: string): number => x.legend.indexOf(`AVERAGE:vm:p:${n}`);
+  const r = x.rows[1]!;
+  assert.equal(r.values[col("vbd_xvda_write")], 4096);
+  assert.equal(r.values[col("vbd_xvda_iops_write")], 1);
+  assert.equal(r.values[col("vbd_xvdb_read")], 8192);
+  assert.equal(r.values[col("vbd_xvdb_iops_read")], 2);
+  assert.equal(r.values[col("vif_0_rx")], 4500); // dom0's rx: what the guest sent
+  assert.equal(r.values[col("vif_0_tx_pkts")], 1);
+  assert.equal(col("vbd_all_write"), -1);
+});
+
 test("gaps and restarted counters give unknown points, not invented rates", () => {
   const s = new RrdStore(() => "h");
   s.sample(T0, [dom("u", 1, 0, 0)], HOST);
