@@ -2,8 +2,7 @@
  * GET /metrics: Prometheus text (prom-client) with each domain's CPU time, memory (actual, balloon target,
  * maximum), vCPUs, state, and its back-ends' I/O counters; the host's pool memory and pCPUs; the API's own call
  * counts. Values are read from the hypervisor (`list`, `info`) at each scrape. The I/O counters are per domain,
- * summed over its VBDs and over its VIFs (what the hypervisor reports: src/hv/io-stats.ts); per-device series are
- * not there yet.
+ * summed over its VBDs and over its VIFs (src/hv/io-stats.ts); the history (rrd.ts) has each device's series.
  *
  * A scrape needs credentials of any role: HTTP Basic (a Prometheus `basic_auth`) or `?session_id=` of a session.
  * A Basic credential that succeeded is remembered (as its SHA-256) for CRED_CACHE_MS so a scrape every few
