@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Xeno's tests need on a fresh Debian machine: npm packages, and from apt the arm64 cross
-# compiler, QEMU's user-mode emulator (the oracle) and Debian's busybox-static:arm64 (fetched, not installed).
+# compiler, QEMU's user-mode emulator (the oracle), chromium (the web console's browser test) and Debian's
+# busybox-static:arm64 (fetched, not installed).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,7 @@ command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
 command -v passt >/dev/null || need+=(passt)                       # the bridge's uplink to the host (src/net)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)           # xeno image debian (and its test)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v chromium >/dev/null || need+=(chromium)               # the web console's browser test (test/api/web-browser)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

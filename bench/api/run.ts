@@ -3,7 +3,8 @@
  * (test/toolstack/fake-hv.ts: domains are records, nothing boots — this measures the API server and xenod, not
  * guests): VM.get_all_records latency over JSON-RPC; event.from latency from a hypervisor event (a domain
  * paused) to the waiting client seeing the VM Paused; xenod's CPU while idle with the API serving (its 5 s
- * refresh of N domains) and one client parked in event.from.
+ * refresh of N domains) and one client parked in event.from; /rrd_updates (the last 10 minutes of every VM and the
+ * host, as the web console asks for it every 5 s) once the history has a few rows, and the history's memory.
  *
  *   node dist/bench/api/run.js [--domains N] [--rounds R]
  */
@@ -70,6 +71,29 @@ for (let i = 0; i < R; i++) {
   token = res.token;
 }
 console.log(`event.from, ${N + 1} VMs: hypervisor event → client sees the VM's new power_state: ${fmt(lat)} over ${R} changes`);
+
+// The history: samples every 5 s; wait for a few complete rows, then time the web console's query.
+const rrdUrl = `${url}/rrd_updates?session_id=${sid}&start=-600&interval=5&cf=AVERAGE&host=true&json=true`;
+for (const end = Date.now() + 60_000; Date.now() < end;) {
+  const b = await (await fetch(rrdUrl)).json() as { meta: { rows: number } };
+  if (b.meta.rows >= 3) break;
+  await new Promise((r) => setTimeout(r, 1000));
+}
+const rrd: number[] = [];
+let rrdBytes = 0, rrdRows = 0, rrdCols = 0;
+for (let i = 0; i < R; i++) {
+  const t = performance.now();
+  const text = await (await fetch(rrdUrl)).text();
+  rrd.push(performance.now() - t);
+  rrdBytes = text.length;
+  const m = (JSON.parse(text) as { meta: { rows: number; columns: number } }).meta;
+  rrdRows = m.rows; rrdCols = m.columns;
+}
+const store = x.api!.model.rrd;
+let histBytes = store.host.bytes();
+for (let i = 0; i <= N; i++) { const u = [...hv.domains.values()][i]?.info.uuid; const r = u ? store.vm(u) : undefined; if (r) histBytes += r.bytes(); }
+console.log(`/rrd_updates json, 10 min at 5 s, host=true: ${rrdRows} rows × ${rrdCols} columns (${(rrdBytes / 1024).toFixed(0)} KiB): ${fmt(rrd)} over ${R} calls; ` +
+  `history of ${store.size} VMs and the host: ${(histBytes / 1048576).toFixed(2)} MiB (fixed: it does not grow with time)`);
 
 const idleMs = 30_000;
 const parked = ok(url, "event.from", [sid, ["vm"], token, 60]).catch(() => undefined);

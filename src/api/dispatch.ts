@@ -14,6 +14,7 @@ import { allows, type Role } from "./roles.js";
 import type { Authenticator, LocalAuthenticator, Principal } from "./users.js";
 import type { VmActions } from "./vm-actions.js";
 import { Tasks } from "./tasks.js";
+import { ConsoleTickets } from "./console-ws.js";
 import { newRef } from "./values.js";
 
 /** Sessions idle this long expire (xapi: 24 h for an unused session). */
@@ -38,7 +39,8 @@ export class Dispatcher {
   private readonly methods = buildMethods();
   private readonly sessions = new Map<string, Session>();
   private readonly fails = new Map<string, number[]>();
-  private readonly tasks: Tasks;
+  readonly tasks: Tasks;
+  readonly tickets = new ConsoleTickets();
   /** Counters since start (tests and /metrics read them). */
   readonly counts = { calls: 0, errors: 0, loginFailures: 0, loginThrottled: 0, internalErrors: 0 };
 
@@ -71,7 +73,7 @@ export class Dispatcher {
         throw new XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", method, String(min === total ? total : `${min}..${total}`), String(params.length));
       }
       let args = params;
-      const ctx: CallContext = { model: this.o.model, vm: this.o.vm, tasks: this.tasks, signal: isAsync ? undefined : signal };
+      const ctx: CallContext = { model: this.o.model, vm: this.o.vm, tasks: this.tasks, tickets: this.tickets, from, signal: isAsync ? undefined : signal };
       if (def.session) {
         const s = this.session(params[0]);
         who = s;
@@ -217,6 +219,16 @@ export class Dispatcher {
     while (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
     this.audit(s, "session.login_with_password", params, def, "ok", from);
     return s.ref;
+  }
+
+  /** An event outside a call (console open/close) for the audit log. */
+  auditEvent(who: { user: string; role: string }, method: string, args: unknown[], result: string, from: string): void {
+    this.audit(who, method, args, undefined, result, from);
+  }
+
+  /** The session's user and role, or null (an HTTP handler checking ?session_id=). */
+  whoIs(ref: string): { user: string; role: Role } | null {
+    try { const s = this.session(ref); return { user: s.user, role: s.role }; } catch { return null; }
   }
 
   private audit(who: { user: string; role: string }, method: string, params: unknown[], def: MethodDef | undefined, result: string, from: string): void {

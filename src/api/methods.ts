@@ -10,13 +10,17 @@ import type { Role } from "./roles.js";
 import type { XapiRecord } from "./store.js";
 import type { VmActions } from "./vm-actions.js";
 import type { Tasks } from "./tasks.js";
-import { Int32 } from "./values.js";
+import type { ConsoleTickets } from "./console-ws.js";
+import { Int32, XapiDateTime } from "./values.js";
 
 /** What a call runs with: the caller and the parts of the API server it may use. */
 export interface CallContext {
   model: XenModel;
   vm: VmActions;
   tasks: Tasks;
+  tickets: ConsoleTickets;
+  /** The caller's address (for console tickets). */
+  from: string;
   session?: { ref: string; uuid: string; user: string; role: Role; since: number };
   /** Aborted when the client goes away (event.from stops waiting). */
   signal?: AbortSignal;
@@ -85,7 +89,7 @@ export function buildMethods(): Map<string, MethodDef> {
     run: (ctx, [r]) => {
       const s = ctx.session!;
       if (r !== s.ref) throw new XapiError("HANDLE_INVALID", "session", r as string);
-      return { uuid: s.uuid, this_host: ctx.model.hostRef, this_user: "OpaqueRef:NULL", last_active: new Date(s.since).toISOString(), pool: false, is_local_superuser: s.role === "pool-admin", auth_user_name: s.user, rbac_permissions: [], tasks: [], other_config: {}, originator: "", parent: "OpaqueRef:NULL", subject: "OpaqueRef:NULL", auth_user_sid: "", validation_time: "", client_certificate: false };
+      return { uuid: s.uuid, this_host: ctx.model.hostRef, this_user: "OpaqueRef:NULL", last_active: new Date(s.since).toISOString(), pool: false, is_local_superuser: s.role === "pool-admin", auth_user_name: s.user, xeno_role: s.role, rbac_permissions: [], tasks: [], other_config: {}, originator: "", parent: "OpaqueRef:NULL", subject: "OpaqueRef:NULL", auth_user_sid: "", validation_time: "", client_certificate: false };
     },
   });
   m.set("session.get_this_host", { names: ["self"], args: [ref], session: true, role: "read-only", mutating: false, run: (ctx) => ctx.model.hostRef });
@@ -103,6 +107,31 @@ export function buildMethods(): Map<string, MethodDef> {
   m.set("VM.suspend", vmCall((ctx, r, u) => ctx.vm.suspend(r, u), "vm-operator"));
   m.set("VM.resume", vmCall((ctx, r, u, [paused]) => ctx.vm.resume(r, u, paused as boolean), "vm-operator", { names: ["start_paused", "force"], args: [bool, bool] }));
 
+  // Xeno extensions (docs/api.md): a VM from an xl.cfg text (vm-create.ts), and a one-shot console ticket (console-ws.ts).
+  m.set("VM.create_from_xl_config", {
+    names: ["config", "start_paused"], args: [z.string().max(65536), bool], session: true, role: "vm-admin", mutating: true,
+    run: (ctx, [text, paused]) => ctx.vm.createFromConfig(text as string, paused as boolean),
+  });
+  m.set("VM.xeno_console_ticket", {
+    names: ["self"], args: [ref], session: true, role: "vm-operator", mutating: false,
+    run: (ctx, [r]) => {
+      const rec = record(ctx, "VM", r as string);
+      const d = ctx.model.domains.get(rec.uuid as string);
+      if (!d || d.state === "shutdown" || d.state === "crashed" || d.state === "dying") throw new XapiError("VM_BAD_POWER_STATE", r as string, "running", String(rec.power_state).toLowerCase());
+      if (d.domid === 0) throw new XapiError("OPERATION_NOT_ALLOWED", "Domain-0 has no guest console");
+      const s = ctx.session!;
+      return ctx.tickets.issue({ user: s.user, role: s.role, vmUuid: d.uuid, vmName: d.name, domid: d.domid, from: ctx.from });
+    },
+  });
+
+  m.set("task.create", {
+    names: ["label", "description"], args: [str, str], session: true, role: "read-only", mutating: false,
+    run: (ctx, [label, description]) => ctx.tasks.create(label as string, description as string, ctx.session!.user),
+  });
+  m.set("host.get_servertime", {
+    names: ["host"], args: [ref], session: true, role: "read-only", mutating: false,
+    run: (ctx, [r]) => { record(ctx, "host", r as string); return new XapiDateTime(Date.now()); },
+  });
   m.set("task.cancel", { names: ["task"], args: [ref], session: true, role: "read-only", mutating: true, run: (ctx, [r]) => { ctx.tasks.cancel(r as string); return ""; } });
   m.set("task.destroy", { names: ["self"], args: [ref], session: true, role: "read-only", mutating: false, run: (ctx, [r]) => { ctx.tasks.destroy(r as string); return ""; } });
   m.set("event.inject", {

@@ -2,8 +2,7 @@
  * GET /metrics: Prometheus text (prom-client) with each domain's CPU time, memory (actual, balloon target,
  * maximum), vCPUs, state, and its back-ends' I/O counters; the host's pool memory and pCPUs; the API's own call
  * counts. Values are read from the hypervisor (`list`, `info`) at each scrape. The I/O counters are per domain,
- * summed over its VBDs and over its VIFs (what the hypervisor reports: src/hv/io-stats.ts); per-device series and
- * VIF packet counts are not there yet.
+ * summed over its VBDs and over its VIFs (src/hv/io-stats.ts); the history (rrd.ts) has each device's series.
  *
  * A scrape needs credentials of any role: HTTP Basic (a Prometheus `basic_auth`) or `?session_id=` of a session.
  * A Basic credential that succeeded is remembered (as its SHA-256) for CRED_CACHE_MS so a scrape every few
@@ -54,6 +53,8 @@ export class ApiMetrics {
     counter("xeno_domain_vbd_oo_requests_total", "Block requests that waited for blkback's resources (xentop VBD_OO)", (d) => d.io?.vbdOo);
     counter("xeno_domain_vif_tx_bytes_total", "Bytes the domain sent through netback, all its VIFs", (d) => d.io?.netTxBytes);
     counter("xeno_domain_vif_rx_bytes_total", "Bytes the domain received through netback, all its VIFs", (d) => d.io?.netRxBytes);
+    counter("xeno_domain_vif_tx_packets_total", "Packets the domain sent through netback, all its VIFs", (d) => d.io?.netTxPackets);
+    counter("xeno_domain_vif_rx_packets_total", "Packets the domain received through netback, all its VIFs", (d) => d.io?.netRxPackets);
     new Gauge({
       name: "xeno_domain_state", help: "1 for the domain's state", labelNames: [...names, "state"], registers: [r],
       collect() { this.reset(); for (const d of doms()) this.set({ ...labels(d), state: d.state }, 1); },

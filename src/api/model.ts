@@ -15,6 +15,7 @@ import type { ApiBackend } from "./backend.js";
 import { ObjectStore, type XapiRecord } from "./store.js";
 import { hostRecord, poolRecord, vmRecord } from "./records.js";
 import { newRef, NULL_REF, XapiDateTime } from "./values.js";
+import { RrdStore } from "./rrd.js";
 
 export const STATE_FILE = "api-state.json";
 /** How often records are refreshed without an event (CPU time, memory, I/O counters). */
@@ -35,6 +36,8 @@ export const CLASSES = ["pool", "host", "host_metrics", "VM", "VM_metrics", "VM_
 
 export class XenModel {
   readonly store = new ObjectStore();
+  /** Metric history (rrd.ts), sampled after each refresh. */
+  readonly rrd = new RrdStore(() => this.state.hostUuid);
   private readonly keys = new Map<string, { ref: string; uuid: string }>();
   private state: SavedState;
   /** Running (or stopped but listed) domains by VM uuid, as last listed. */
@@ -128,6 +131,7 @@ export class XenModel {
 
   private apply(list: DomainInfo[], info: HostInfo): void {
     this.host = info;
+    this.rrd.sample(Date.now(), list, info);
     this.domains = new Map(list.map((d) => [d.uuid, d]));
     let changed = false;
     for (const d of list) {
@@ -235,6 +239,7 @@ export class XenModel {
       if (cls === "task" || cls === "message") continue; // not from the hypervisor: tasks.ts keeps tasks
       for (const ref of this.store.refs(cls)) if (!seen.has(ref)) this.store.remove(ref);
     }
+    this.rrd.retain(new Set(all.map((v) => v.uuid)));
   }
 
   /** pool.other_config (Xen Orchestra keeps its barrier keys there). */

@@ -10,6 +10,9 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import fastifyWebsocket from "@fastify/websocket";
+import { defaultCacheDir } from "../images/index.js";
+import { registerRoutes } from "./http-routes.js";
 import { AuditLog } from "./audit.js";
 import type { ApiBackend } from "./backend.js";
 import { ensureCertificate } from "./cert.js";
@@ -54,7 +57,13 @@ export interface ApiServerOptions {
   log(line: string, level?: "info" | "warn" | "error"): void;
   /** Tried in order at login; default: the local users file. A directory (LDAP) authenticator goes here. */
   authenticators?: Authenticator[];
+  /** Directories VM.create_from_xl_config may take kernels, ramdisks and disk images from (vm-create.ts); default
+   * the image cache ($XENO_IMAGES or ~/.cache/xeno) and SR_DIR in the API directory. */
+  createRoots?: string[];
 }
+
+/** Disk images for VMs created through the API, in the API directory. */
+export const SR_DIR = "sr";
 
 export class ApiServer {
   readonly urls: string[] = [];
@@ -64,7 +73,7 @@ export class ApiServer {
 
   readonly metrics: ApiMetrics;
 
-  private constructor(readonly model: XenModel, readonly dispatcher: Dispatcher) {
+  private constructor(readonly model: XenModel, readonly dispatcher: Dispatcher, private readonly backend: ApiBackend) {
     this.metrics = new ApiMetrics(model, dispatcher);
   }
 
@@ -77,14 +86,14 @@ export class ApiServer {
     const audit = new AuditLog(opts.apiDir);
     audit.secure();
     const dispatcher = new Dispatcher({
-      model, vm: new VmActions(model, opts.backend, resolve(opts.apiDir, SUSPEND_DIR)), audit, log: opts.log,
+      model, vm: new VmActions(model, opts.backend, resolve(opts.apiDir, SUSPEND_DIR), opts.createRoots ?? [defaultCacheDir(), resolve(opts.apiDir, SR_DIR)]), audit, log: opts.log,
       authenticators: opts.authenticators ?? [LocalAuthenticator.inDir(opts.apiDir)],
     });
-    const s = new ApiServer(model, dispatcher);
+    const s = new ApiServer(model, dispatcher, opts.backend);
     model.start();
     for (const a of opts.listen) {
       const https = a.scheme === "https" ? await ensureCertificate(opts.apiDir, opts.log) : undefined;
-      const app = s.makeApp(https);
+      const app = await s.makeApp(https);
       try {
         await app.listen({ host: a.host, port: a.port });
         const addr = app.server.address();
@@ -108,12 +117,17 @@ export class ApiServer {
     await Promise.all(this.apps.map((a) => a.close()));
   }
 
-  private makeApp(https?: { key: string; cert: string }): FastifyInstance {
+  private async makeApp(https?: { key: string; cert: string }): Promise<FastifyInstance> {
     const app = (https ? Fastify({ https, logger: false, bodyLimit: BODY_LIMIT }) : Fastify({ logger: false, bodyLimit: BODY_LIMIT })) as FastifyInstance;
     // Bodies are parsed here (JSON or XML-RPC by route), whatever Content-Type says: clients differ.
     app.removeAllContentTypeParsers();
     app.addContentTypeParser("*", { parseAs: "string" }, (_req, body, done) => done(null, body));
-    app.get("/", async (_req, reply) => reply.type("text/plain").send("Xeno XenAPI: POST XML-RPC to / or /xmlrpc, JSON-RPC to /jsonrpc\n"));
+    // Frames up to 64 KiB (a paste); the console's own flow control keeps the rest in check.
+    await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+    // A browser asking for / gets the web console; other clients a line saying what is served.
+    app.get("/", async (req, reply) => (/text\/html/.test(req.headers.accept ?? "") ? reply.redirect("/ui/")
+      : reply.type("text/plain").send("Xeno XenAPI: POST XML-RPC to / or /xmlrpc, JSON-RPC to /jsonrpc; the web console is at /ui/\n")));
+    registerRoutes(app, { model: this.model, dispatcher: this.dispatcher, backend: this.backend });
     app.get("/metrics", async (req, reply) => {
       const q = req.query as Record<string, unknown>;
       const sid = typeof q.session_id === "string" ? q.session_id : undefined;

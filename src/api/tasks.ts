@@ -18,11 +18,13 @@ export const MAX_TASKS = 1000;
 
 export class Tasks {
   private readonly order: string[] = [];
+  /** Tasks made by task.create, finished by whoever the client hands them to (an HTTP handler's task_id). */
+  private readonly manual = new Map<string, { done(v: unknown): void; fail(e: unknown): void }>();
 
   constructor(private readonly model: XenModel) {}
 
   /** Starts `run` as a task named for `method`; the task ref. */
-  start(method: string, user: string, run: () => Promise<unknown>): string {
+  start(method: string, user: string, run: () => Promise<unknown>, label = `Async.${method}`, description = ""): string {
     if (this.order.length >= MAX_TASKS) {
       const old = this.order.find((r) => this.model.store.get(r)?.record.status !== "pending");
       if (!old) throw new XapiError("OPERATION_NOT_ALLOWED", `${MAX_TASKS} tasks are pending; wait for some to finish`);
@@ -30,7 +32,7 @@ export class Tasks {
     }
     const ref = newRef();
     const base = {
-      uuid: randomUUID(), name_label: `Async.${method}`, name_description: "", allowed_operations: ["cancel"], current_operations: {},
+      uuid: randomUUID(), name_label: label, name_description: description, allowed_operations: ["cancel"], current_operations: {},
       created: new XapiDateTime(Date.now()), finished: new XapiDateTime(0), status: "pending", resident_on: this.model.hostRef, progress: 0,
       type: "", result: "", error_info: [] as string[], other_config: { "xeno:user": user }, subtask_of: NULL_REF, subtasks: [], backtrace: "()",
     };
@@ -50,6 +52,26 @@ export class Tasks {
     return ref;
   }
 
+  /**
+   * task.create: a pending task the client names, as xapi's, which clients (Xen Orchestra's connector) pass to an
+   * HTTP handler as `task_id`; the handler finishes it (finish()).
+   */
+  create(label: string, description: string, user: string): string {
+    let hooks!: { done(v: unknown): void; fail(e: unknown): void };
+    const p = new Promise<unknown>((done, fail) => { hooks = { done, fail }; });
+    const ref = this.start("task.create", user, () => p, label, description);
+    this.manual.set(ref, hooks);
+    return ref;
+  }
+
+  /** Finishes a task.create task (success, or failure with `error`); any other ref is ignored. */
+  finish(ref: unknown, error?: XapiError): void {
+    const m = typeof ref === "string" ? this.manual.get(ref) : undefined;
+    if (!m) return;
+    this.manual.delete(ref as string);
+    if (error) m.fail(error); else m.done("");
+  }
+
   cancel(ref: string): void {
     const t = this.model.store.get(ref);
     if (!t || t.cls !== "task") throw new XapiError("HANDLE_INVALID", "task", ref);
@@ -60,6 +82,7 @@ export class Tasks {
     const t = this.model.store.get(ref);
     if (!t || t.cls !== "task") throw new XapiError("HANDLE_INVALID", "task", ref);
     this.model.store.remove(ref);
+    this.manual.delete(ref);
     const i = this.order.indexOf(ref);
     if (i >= 0) this.order.splice(i, 1);
   }

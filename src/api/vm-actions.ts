@@ -9,6 +9,7 @@ import type { DomainInfo, DomainSpec, ToolstackData } from "../hv/protocol.js";
 import type { ApiBackend, HvCall } from "./backend.js";
 import { XapiError } from "./errors.js";
 import type { XenModel } from "./model.js";
+import { specFromXlConfig } from "./vm-create.js";
 
 /** How long clean_shutdown / clean_reboot wait for the guest (xapi's default shutdown timeout is 20 min; a
  * guest here that has not acted in 2 min is not going to). */
@@ -30,7 +31,30 @@ export function hvError(e: unknown, vmRef: string, hostRef: string): XapiError {
 }
 
 export class VmActions {
-  constructor(private readonly model: XenModel, private readonly backend: ApiBackend, private readonly suspendDir: string) {}
+  constructor(private readonly model: XenModel, private readonly backend: ApiBackend, private readonly suspendDir: string, private readonly createRoots: readonly string[] = []) {}
+
+  /** VM.create_from_xl_config (vm-create.ts): the new VM's ref once its domain runs (or is paused). */
+  async createFromConfig(text: string, paused: boolean): Promise<string> {
+    const spec = specFromXlConfig(text, this.createRoots);
+    // A VM's UUID is its identity here (model.ts): a config naming one the API knows would make two VMs of one.
+    if (spec.uuid !== undefined && this.model.store.all("VM").some(([, r]) => r.uuid === spec.uuid)) {
+      throw new XapiError("OPERATION_NOT_ALLOWED", `uuid=${spec.uuid} is a VM this host has already (VM.start starts a halted one)`);
+    }
+    let domid: number;
+    try {
+      domid = (await this.backend.request({ op: "create", spec: { ...spec, paused: paused || undefined } }) as { domid: number }).domid;
+    } catch (e) {
+      if ((e as { code?: string }).code === "EEXIST_NAME") throw new XapiError("OPERATION_NOT_ALLOWED", `a domain named ${spec.name} exists already`);
+      throw hvError(e, "OpaqueRef:NULL", this.model.hostRef);
+    }
+    for (const deadline = Date.now() + 30_000; ;) {
+      await this.model.refresh();
+      const d = [...this.model.domains.values()].find((x) => x.domid === domid);
+      if (d) return this.model.vmRef(d.uuid);
+      if (Date.now() >= deadline) throw new XapiError("INTERNAL_ERROR", `domain ${domid} was created but is not listed (see xenod.log)`);
+      await this.model.store.waitForChange(500);
+    }
+  }
 
   private async call(vmRef: string, body: HvCall): Promise<unknown> {
     try { return await this.backend.request(body); } catch (e) { throw hvError(e, vmRef, this.model.hostRef); }

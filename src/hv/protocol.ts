@@ -124,6 +124,11 @@ export interface DeviceInfo {
 export interface DomainIo {
   vbdOo: number; vbdRd: number; vbdWr: number; vbdRsect: number; vbdWsect: number;
   netTxBytes: number; netRxBytes: number;
+  /** Frames (packets) through netback, from the guest's side, summed over its vifs (absent from older hypervisors). */
+  netTxPackets?: number; netRxPackets?: number;
+  /** Each device's own counters (the first 8 devices; absent from older hypervisors). vif figures from the guest's side. */
+  vbds?: { devid: number; reads: number; writes: number; readBytes: number; writeBytes: number }[];
+  vifs?: { devid: number; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
 }
 
 export interface HostInfo {

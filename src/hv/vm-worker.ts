@@ -26,8 +26,8 @@ import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../n
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
 export const SCHED_PERMIT = 0, SCHED_WANT = 1;
-export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 16;
-/** From STAT_IO on: the back-ends' counters for xentop (io-stats.ts IO_WORDS of them). */
+export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 64;
+/** From STAT_IO on: the back-ends' counters for xentop and the API (io-stats.ts IO_ALL_WORDS of them). */
 export const STAT_IO = 5;
 
 /**

@@ -90,7 +90,11 @@ export class Xenod {
       if (opts.api && opts.api.listen.length > 0) {
         try {
           x.api = await ApiServer.start({
-            backend: { request: (body) => x.forward(body as RequestBody), onEvent: (l) => { x.eventListeners.push(l); } },
+            backend: {
+              request: (body) => x.forward(body as RequestBody), onEvent: (l) => { x.eventListeners.push(l); },
+              // The web console's terminal: a console connection of its own to the hypervisor, as for `xeno console`.
+              openConsole: (domid, replay) => openConsoleStream(x.hv.socketPath, domid, replay, "the hypervisor"),
+            },
             listen: opts.api.listen, apiDir: opts.api.apiDir, runDir: opts.runDir, log: opts.log,
           });
         } catch (e) {

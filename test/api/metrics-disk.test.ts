@@ -1,7 +1,8 @@
 /**
  * /metrics for a real guest: the demo guest with a disk (through xenod, the hypervisor and blkback) writes 8 MiB
  * with dd … conv=fsync; the scrape shows xeno_domain_vbd_write_bytes_total ≥ 8 MiB for it, and `xeno top`
- * VBD_WSECT ≥ 16384 (the same counters).
+ * VBD_WSECT ≥ 16384 (the same counters); the history (/rrd_updates, 5 s rows of vbd_xvdb_write in bytes/s) adds up
+ * to ≥ 8 MiB over the rows since before the dd, and the guest's second disk, not written, has its own series at 0.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -28,7 +29,10 @@ test("/metrics: a guest writing 8 MiB to its disk shows ≥ 8 MiB in the VBD wri
   writeFileSync(img, Buffer.alloc(0));
   spawnSync("truncate", ["-s", "16M", img]);
   const cfg = join(run, "disk.cfg");
-  writeFileSync(cfg, readFileSync(join(ROOT, "examples/demo.cfg"), "utf8") + `disk = [ 'format=raw, vdev=xvdb, access=rw, target=${img}' ]\n`);
+  // A second disk the guest does not write: the history has a series per device (its stays at 0).
+  const idle = join(run, "idle.img");
+  writeFileSync(idle, Buffer.alloc(1 << 20));
+  writeFileSync(cfg, readFileSync(join(ROOT, "examples/demo.cfg"), "utf8") + `disk = [ 'format=raw, vdev=xvdb, access=rw, target=${img}', 'format=raw, vdev=xvdc, access=rw, target=${idle}' ]\n`);
   const child = spawn(process.execPath, [CLI, "create", "-c", cfg], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
   let out = "", err = "";
   child.stdout.setEncoding("latin1").on("data", (d: string) => { out += d; });
@@ -60,6 +64,25 @@ test("/metrics: a guest writing 8 MiB to its disk shows ≥ 8 MiB in the VBD wri
     const wsect = Number(row[head.indexOf("VBD_WSECT")]);
     assert.ok(wsect >= 16384, top.stdout);
     process.stderr.write(`# after dd 8 MiB: xeno_domain_vbd_write_bytes_total ${written}, xeno top VBD_WSECT ${wsect} (${wsect * 512} bytes)\n`);
+    // The history: once the rows covering the dd are complete, rate × 5 s summed over them is what was written.
+    const sid = await (await fetch(`${url}/jsonrpc`, { method: "POST", body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "session.login_with_password", params: ["prom", "scrape"] }) })).json() as { result: string };
+    let sum = 0, rows = 0;
+    for (const end = Date.now() + 90_000; ;) {
+      const x = await (await fetch(`${url}/rrd_updates?session_id=${sid.result}&start=-600&interval=5&json=true`)).json() as { meta: { legend: string[]; step: number }; data: { values: string[] }[] };
+      const col = x.meta.legend.findIndex((l) => /^AVERAGE:vm:[0-9a-f-]+:vbd_xvdb_write$/.test(l));
+      assert.ok(col >= 0, `a vbd_xvdb_write series: ${x.meta.legend.join(" ")}`);
+      sum = x.data.reduce((n, r) => n + (r.values[col] === "NaN" ? 0 : Number(r.values[col]) * x.meta.step), 0);
+      rows = x.data.length;
+      if (sum >= 8 << 20) break;
+      if (Date.now() > end) assert.fail(`the history's vbd_xvdb_write adds up to ${sum} bytes over ${rows} rows, not ≥ 8 MiB`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    process.stderr.write(`# /rrd_updates: vbd_xvdb_write × 5 s over ${rows} rows = ${Math.round(sum)} bytes\n`);
+    const y = await (await fetch(`${url}/rrd_updates?session_id=${sid.result}&start=-600&interval=5&json=true`)).json() as { meta: { legend: string[] }; data: { values: string[] }[] };
+    const other = y.meta.legend.findIndex((l) => /:vbd_xvdc_write$/.test(l));
+    assert.ok(other >= 0 && !y.meta.legend.some((l) => /:vbd_all_/.test(l)), `one series per disk: ${y.meta.legend.join(" ")}`);
+    assert.ok(y.data.some((r) => r.values[other] !== "NaN"), "xvdc has known points");
+    assert.ok(y.data.every((r) => r.values[other] === "NaN" || Number(r.values[other]) === 0), "the disk not written shows 0 B/s");
     assert.equal(xeno("destroy", "demo").status, 0);
   } finally {
     child.kill();
