@@ -42,11 +42,11 @@ export const ST_R = 0x000, ST_V = 0x200, ST_PSTATE = 0x400, ST_SCRATCH = 0x7f8, 
 export const PS_NZCV = 0, PS_DAIF = 1, PS_EL = 2, PS_SPSEL = 3, PS_FPCR = 4, PS_FPSR = 5, PS_EXCL_OFF = 6,
   PS_EXCL_SIZE = 7, PS_EXCL_LO = 8, PS_EXCL_HI = 9, PS_EVENT = 10, PS_IL = 11, PS_WORDS = 16;
 /**
- * Scratch words of compiled code (not state, never saved; src/cpu/arm64/jit): a slow-path load's high word;
- * the instructions retired before a slow path (the run loop's count when it throws a fault); a request to stop
- * chaining blocks (set by slow paths, cleared by the run loop).
+ * Scratch words of compiled code (not state, never saved; src/cpu/arm64/jit): a slow-path load's high word, and
+ * the stop word (bit 0: stop chaining blocks — an interrupt line moved or code was written; bit 1, STOP_FAULT: a
+ * slow path faulted), set by slow paths and cleared by the run loop. Word 13 is unused.
  */
-export const PS_JIT_HI = 12, PS_JIT_DONE = 13, PS_JIT_STOP = 14;
+export const PS_JIT_HI = 12, PS_JIT_STOP = 14;
 
 /** NZCV as a 4-bit number in Cpu.nzcv. */
 export const N = 8, Z = 4, C = 2, V = 1;

@@ -9,9 +9,10 @@
  * cached in locals within the block; NZCV in the PSTATE word, which the run loop syncs around the call). On
  * return PC holds the next instruction to run. Memory accesses look up the TLB inline (the Mmu's arrays, which
  * live in the same memory at mmu.ts TLB_*); a miss, MMIO, a fault or a write to a page holding decoded code goes
- * to the slow-path imports `rd`/`wr` (the Mmu's own read/write), after the dirty registers, PC and the count so
- * far have been stored: a fault throws out of the block with the state exact (no register of that instruction
- * written yet) and the run loop takes the count from PS_JIT_DONE. A slow-path write that invalidated decoded
+ * to the slow-path imports `rd`/`wr` (the Mmu's own read/write). A fault does not throw through the block: the
+ * import sets STOP_FAULT in the stop word and the block leaves at that instruction through its shared exit
+ * (see translate and sharedExit), which stores the registers dirty so far, NZCV, PC, and returns the count —
+ * the state exact for the run loop, which then takes the exception. A slow-path write that invalidated decoded
  * code ends the block after that instruction, so a block never runs code older than its own stores.
  *
  * What is translated: integer data processing (immediate and register forms), loads and stores of general and
