@@ -490,9 +490,16 @@ export class Cpu {
             }
             break;
           }
-          if (b === null && entry && ++heat[k] === HOT) {
-            cache.compile(page, k, ram32, base);
-            if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
+          if (b === null && entry) {
+            const h = ++heat[k];
+            if (h === HOT) {
+              cache.compile(page, k, ram32, base);
+              if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
+            } else if (h === 2 * HOT && blen[k] === QUEUED) {
+              // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_RUNS runs.
+              cache.flush();
+              if (blocks[k] !== null) continue;
+            }
           }
           const w = ram32[base + k];
           if (PROFILE !== null) profileInterpreted(w);
