@@ -16,6 +16,8 @@ command -v xenstore-ls >/dev/null || need+=(xenstore-utils)
 command -v passt >/dev/null || need+=(passt)                       # the bridge's uplink to the host (src/net)
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)           # xeno image debian (and its test)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
+command -v qemu-img >/dev/null || need+=(qemu-utils)             # qcow2 tests: qemu-img/qemu-io as the oracle (test/storage)
+[ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || need+=(qemu-efi-aarch64) # UEFI firmware for type="hvm" (test/hvm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

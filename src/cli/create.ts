@@ -25,6 +25,7 @@ import { resolve } from "node:path";
 import { cpus } from "node:os";
 import { resolveCpuList } from "../config/cpus.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import { Qcow2Image } from "../storage/qcow2.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { uplinkNotice } from "../net/uplink-status.js";
@@ -130,7 +131,7 @@ function errorAtKey(a: CreateArgs, key: string, detail: string): ConfigError {
 }
 
 /**
- * disk=[…] → what blkback serves: raw image files (relative targets are relative to the current directory,
+ * disk=[…] → what blkback serves: raw and qcow2 image files (relative targets are relative to the current directory,
  * as with xl), read-only for access=ro. Anything Xeno's blkback cannot serve is refused here, before the
  * domain starts, pointing at the config line.
  */
@@ -140,16 +141,20 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
     if (!c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
     if (d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
     if (d.devtype === "cdrom") throw at("devtype=cdrom is not supported yet; use a read-only disk (access=ro)");
-    if (d.format !== "raw") {
-      throw at(`format=${d.format}: Xeno's blkback serves raw images only (convert: qemu-img convert -O raw ${d.target} disk.img)`);
+    if (d.format !== "raw" && d.format !== "qcow2") {
+      throw at(`format=${d.format}: Xeno's blkback serves raw and qcow2 images (convert: qemu-img convert -O qcow2 ${d.target} disk.qcow2)`);
     }
     if (d.target === "") throw at("no target: an empty drive is a cdrom, which is not supported yet");
     const path = resolve(d.target);
     let st;
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
     if (!st.isFile()) throw at(`target ${path}: is ${describeKind(st)}; give a regular file (block devices are not served yet)`);
-    if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
-    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.limit ? { limit: d.limit } : {}) };
+    if (d.format === "qcow2") {
+      // Opened here once (read-only) so that a refused image points at its config line, not at the boot.
+      try { Qcow2Image.open(path, true).close(); } catch (e) { throw at((e as Error).message); }
+    } else if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
+    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
+      ...(d.limit ? { limit: d.limit } : {}) };
   });
 }
 

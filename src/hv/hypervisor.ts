@@ -1036,8 +1036,9 @@ function specMismatch(a: DomainSpec, b: DomainSpec): string | null {
 function checkDevices(s: DomainSpec): void {
   s.disks.forEach((d, i) => {
     if (typeof d !== "object" || d === null || typeof d.path !== "string" || !isAbsolute(d.path) || !Number.isInteger(d.devid) || d.devid < 0 ||
-      d.devid > 0xfffffff || typeof d.vdev !== "string" || !/^[a-z]{1,8}\d{0,4}$/.test(d.vdev) || typeof d.readOnly !== "boolean") {
-      throw new HvError("EINVAL", `disks[${i}]: want {path (absolute), devid, vdev, readOnly}`);
+      d.devid > 0xfffffff || typeof d.vdev !== "string" || !/^[a-z]{1,8}\d{0,4}$/.test(d.vdev) || typeof d.readOnly !== "boolean" ||
+      (d.format !== undefined && d.format !== "raw" && d.format !== "qcow2")) {
+      throw new HvError("EINVAL", `disks[${i}]: want {path (absolute), devid, vdev, readOnly, format (raw or qcow2, optional)}`);
     }
   });
   s.vifs.forEach((v, i) => {

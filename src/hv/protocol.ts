@@ -38,7 +38,7 @@ export interface DomainSpec {
   cmdline: string;
   /** Boot as a Xen DomU (default true). */
   xen: boolean;
-  disks: { path: string; devid: number; vdev: string; readOnly: boolean }[];
+  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2" }[];
   vifs: { devid: number; mac: string; mtu: number; bridge: string; rate?: { bytesPerInterval: number; intervalUsecs: number } }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;

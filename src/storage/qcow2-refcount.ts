@@ -100,18 +100,26 @@ export class Refcounts {
    * caller writes them (until then they read as zeros: past the end of the file or in a hole).
    */
   allocate(n: number): number {
-    let start = this.freeRunAtEnd(n);
+    const start = this.freeRunAtEnd(n);
     this.end = start + n * this.cs;
     if (this.end > MAX_HOST_OFFSET) throw new StorageError("STORAGE_UNSUPPORTED", this.path, `qcow2 image ${this.path}: the file would grow past 2^52 bytes`);
     for (let k = 0; k < n; k++) this.add(start / this.cs + k, 1);
     return start;
   }
 
-  /** From `end` on, the first run of n clusters whose counts are all 0 (a damaged image may count clusters past its end). */
+  /**
+   * `end`, after checking that the n clusters from there are free. Everything from `end` on lies past the end
+   * of the file; a count there comes from a crash between a refcount update and the write it was for, or from
+   * damage. Either way qemu-img must repair it first: skipping such clusters could send allocations (and a
+   * sparse file) as far as a damaged block says.
+   */
   private freeRunAtEnd(n: number): number {
-    let start = this.end;
+    const start = this.end;
     for (let k = 0; k < n; k++) {
-      if (this.get(start / this.cs + k) !== 0) { start += (k + 1) * this.cs; k = -1; }
+      const c = start / this.cs + k, v = this.get(c);
+      if (v !== 0) {
+        throw corrupt(this.path, `cluster ${c} past the end of the file has refcount ${v} (leaked or damaged refcounts; qemu-img check -r all repairs them)`);
+      }
     }
     return start;
   }

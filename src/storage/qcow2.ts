@@ -36,6 +36,8 @@ const ZERO_BIT = 1;
 export interface Qcow2OpenOptions {
   /** Backing files already open above this one (real paths), for loop detection. */
   chain?: string[];
+  /** fromFd: leave the descriptor open when the image is refused (its owner closes it). */
+  keepFdOnError?: boolean;
 }
 
 export class Qcow2Image implements BlockImage {
@@ -145,7 +147,7 @@ export class Qcow2Image implements BlockImage {
   static fromFd(fd: number, path: string, readOnly: boolean, options: Qcow2OpenOptions = {}): Qcow2Image {
     try { return new Qcow2Image(fd, path, readOnly, options.chain ?? []); }
     catch (e) {
-      closeSync(fd);
+      if (options.keepFdOnError !== true) closeSync(fd);
       if (e instanceof StorageError) throw e;
       throw new StorageError("STORAGE_IO", path, `qcow2 image ${path}: ${(e as Error).message}`, { cause: e });
     }
@@ -319,6 +321,9 @@ export class Qcow2Image implements BlockImage {
     this.lookup(vc);
     if (this.mType === NORMAL && (this.mCopied || refs.get(this.mOff / this.cs) === 1)) {
       if (this.inFixedMeta(this.mOff) || this.l2Tables.has(this.mOff)) throw corrupt(this.path, `data cluster ${vc} at ${this.mOff} overlaps metadata`);
+      // Every cluster in use lies below the allocation point; one beyond it was never allocated (a write there
+      // would grow a sparse file to wherever the entry points).
+      if (this.mOff >= refs.end) throw corrupt(this.path, `data cluster ${vc} at ${this.mOff} is past the end of the file`);
       this.pwrite(buf, off, n, this.mOff + inOff);
       if (!this.mCopied) this.setL2(slot, this.mIdx, this.mOff, 0);
       return;
