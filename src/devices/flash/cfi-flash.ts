@@ -18,6 +18,7 @@
  * erase with the status error bits, changing nothing.
  */
 import type { MmioDevice } from "../mmio.js";
+import { reg64, type DtNode } from "../dt.js";
 
 /** Intel command codes (first cycle). */
 export const CMD_READ_ARRAY = 0xff, CMD_READ_ARRAY_ALT = 0x00, CMD_READ_STATUS = 0x70, CMD_CLEAR_STATUS = 0x50,
@@ -321,4 +322,11 @@ export class CfiFlash implements MmioDevice {
     this.status |= SR_READY;
     this.setMode(M_STATUS);
   }
+}
+
+/** A device tree node for flash banks side by side from `base` (QEMU virt: one node, a reg entry per bank). */
+export function cfiFlashDtNode(base: number, bankBytes: number, banks: number, bankWidth = 4): DtNode {
+  const reg: number[] = [];
+  for (let k = 0; k < banks; k++) reg.push(...reg64(base + k * bankBytes, bankBytes));
+  return { name: `flash@${base.toString(16)}`, props: { compatible: "cfi-flash", reg, "bank-width": [bankWidth] } };
 }

@@ -22,6 +22,7 @@
  */
 import { R } from "../../common/int64.js";
 import type { MmioDevice } from "../mmio.js";
+import { reg64, type DtNode } from "../dt.js";
 
 /** Well-known keys (fw_cfg.txt "Selector Register"; include/standard-headers/linux/qemu_fw_cfg.h). */
 export const FW_CFG_SIGNATURE = 0x00, FW_CFG_ID = 0x01, FW_CFG_UUID = 0x02, FW_CFG_NOGRAPHIC = 0x04, FW_CFG_NB_CPUS = 0x05,
@@ -44,6 +45,8 @@ const MAX_DMA_BYTES = 64 * 1024 * 1024;
 export interface DmaMemory {
   readonly bytes: Uint8Array;
   offsetOf(pa: number, len: number): number;
+  /** bytes[offset, offset+len) were written by the device (a board drops decoded code there). */
+  written?(offset: number, len: number): void;
 }
 
 export class FwCfg implements MmioDevice {
@@ -171,6 +174,7 @@ export class FwCfg implements MmioDevice {
       const n = Math.min(length, avail);
       if (n > 0) m.set(this.cur!.subarray(this.off, this.off + n), dst);
       if (n < length) m.fill(0, dst + n, dst + length); // past the item's end: zeros, as QEMU gives
+      this.mem.written?.(dst, length);
     }
     this.off += Math.min(length, avail);
     done(true);
@@ -189,9 +193,9 @@ export function le(v: number, n: number): Uint8Array {
 }
 
 /** The device tree node QEMU's virt board gives it (Linux Documentation/devicetree/bindings/firmware/qemu,fw-cfg-mmio.yaml). */
-export function fwCfgDtNode(base: number): { name: string; props: Record<string, string | number[] | true> } {
+export function fwCfgDtNode(base: number): DtNode {
   return {
     name: `fw-cfg@${base.toString(16)}`,
-    props: { compatible: "qemu,fw-cfg-mmio", reg: [0, base, 0, FW_CFG_WINDOW], "dma-coherent": true },
+    props: { compatible: "qemu,fw-cfg-mmio", reg: reg64(base, FW_CFG_WINDOW), "dma-coherent": true },
   };
 }
