@@ -18,6 +18,7 @@ command -v mmdebstrap >/dev/null || need+=(mmdebstrap)           # xeno image de
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v qemu-img >/dev/null || need+=(qemu-utils)             # qcow2 tests: qemu-img/qemu-io as the oracle (test/storage)
 [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || need+=(qemu-efi-aarch64) # UEFI firmware for type="hvm" (test/hvm)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm) # the oracle for firmware boot (test/hvm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
