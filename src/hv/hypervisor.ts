@@ -256,7 +256,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }
     };
     for (const disk of spec.disks) await checkDisk(disk);
-    const kernel = await read("kernel", spec.kernel);
+    // An HVM domain's "kernel" is its firmware: one 64 MiB flash bank, whatever its RAM.
+    const kernel = spec.firmware !== undefined
+      ? await (async () => { ram.maxBytes = 64 * 2 ** 20; ram.maxWhy = "a 64 MiB flash bank"; return read("firmware", spec.kernel); })()
+      : await read("kernel", spec.kernel);
     const initrd = spec.ramdisk !== undefined ? await read("ramdisk", spec.ramdisk) : undefined;
     // Another create may have taken the name while the files were read.
     const taken = [...this.domains.values()].find((o) => o.name === spec.name);
@@ -307,6 +310,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
           memMiB: spec.memMiB, vcpus: spec.vcpus, xen: spec.xen, name: spec.name,
           ...("from" in boot ? { kernel: new Uint8Array(0), from: boot.from } : { kernel: boot.kernel, initrd: boot.initrd }),
           cmdline: spec.cmdline,
+          ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars } : {}),
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         }, thread);
@@ -843,7 +847,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         d.balanceCpu = cpu;
         const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;
         doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0,
-          movable: live && (d.movedAt === undefined || now - d.movedAt >= MOVE_HOLD_MS) });
+          // An HVM domain cannot be saved yet, so it is not moved (src/hv/machine.ts save()).
+          movable: live && d.spec.firmware === undefined && (d.movedAt === undefined || now - d.movedAt >= MOVE_HOLD_MS) });
       }
       const live = [...this.threads].filter((t) => t.alive);
       const plan = planMove(doms, live.map((t) => ({ id: t.id, load: t.load })), this.sched.pcpus, this.domainsPerThread);
