@@ -175,7 +175,7 @@ test("bad configs: non-zero exit, one error naming file, line and key, nothing s
   const good = `name = "bad"\nkernel = "${images.kernel}"\nramdisk = "${images.initrd}"\n`;
   const cases: { name: string; text: string; overrides?: string[]; want: RegExp }[] = [
     { name: "syntax", text: good + `memory = 256 256\n`, want: /syntax\.cfg:4:\d+: error: / },
-    { name: "hvm", text: good + `type = "hvm"\n`, want: /hvm\.cfg:4:\d+: error: .*hvm/ },
+    { name: "hvm", text: good + `type = "hvm"\nbios_path_override = "/nonexistent/CODE.fd"\n`, want: /hvm\.cfg:5:\d+: error: bios_path_override: no such file: \/nonexistent\/CODE\.fd/ },
     { name: "mem0", text: good + `memory = 0\n`, want: /mem0\.cfg:4:\d+: error: .*memory/ },
     { name: "nokernel", text: `name = "bad"\nkernel = "/nonexistent/Image"\n`, want: /nokernel\.cfg:2:\d+: error: kernel: no such file: \/nonexistent\/Image/ },
     { name: "vcpus", text: good + `vcpus = 100000\n`, want: /vcpus\.cfg:4:\d+: error: .*vcpus/ },
