@@ -126,3 +126,29 @@ test("cfi-flash: an unknown command goes back to array mode; reads in array mode
   assert.equal(f.read(40, 4), 0x04030201);
   assert.equal(f.read(41, 2), 0x0302);
 });
+
+test("cfi-flash: seeded fuzz of guest writes and reads — no exception, the read-only bank never changes, the writable bank reports its changes inside itself", () => {
+  const seed = Number(process.env.XENO_SEED ?? 4242);
+  let x = seed >>> 0 || 1;
+  const rnd = (): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  const cmds = [0xff, 0x00, 0x70, 0x50, 0x90, 0x98, 0x40, 0x10, 0xe8, 0x20, 0x60, 0xd0, 0x01, 0xb0];
+  const ro = bank(true), rw = bank(false);
+  const roBefore = Buffer.from(ro.f.bytes.subarray(0, 4 * SECTOR));
+  let ops = 0;
+  for (const { f } of [ro, rw]) {
+    for (let i = 0; i < 20_000; i++) {
+      // Mostly within the first sectors (erased), sometimes anywhere in the 64 MiB bank.
+      const span = rnd() % 8 === 0 ? BANK : 4 * SECTOR;
+      const size = [1, 2, 4][rnd() % 3]!;
+      const off = (rnd() % (span / size)) * size;
+      if (rnd() % 3 === 0) f.read(off, size);
+      else f.write(off, size, rnd() % 2 === 0 ? dual(cmds[rnd() % cmds.length]!) : rnd(), 0);
+      ops++;
+    }
+  }
+  assert.ok(Buffer.from(ro.f.bytes.subarray(0, 4 * SECTOR)).equals(roBefore), "the read-only bank is unchanged");
+  assert.equal(ro.changes.length, 0);
+  // Every change the writable bank reported lies inside it.
+  for (const [o, l] of rw.changes) assert.ok(o >= 0 && l > 0 && o + l <= BANK, `change ${o}+${l}`);
+  process.stderr.write(`# cfi-flash fuzz (XENO_SEED=${seed}): ${ops} accesses; writable bank: ${rw.f.stats.programs} programs, ${rw.f.stats.erases} erases, ${rw.f.stats.badSequences} bad sequences; read-only bank: ${ro.f.stats.refused} refused\n`);
+});
