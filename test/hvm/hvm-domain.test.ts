@@ -4,7 +4,7 @@
  *    the firmware under on_reboot=restart and the shell comes up again; `reset -s` (PSCI SYSTEM_OFF) ends the
  *    domain with on_poweroff=destroy, exit status 0; the variable store was made from AAVMF_VARS.fd at the first
  *    start, where uefi_vars says;
- *  - through xenod and the hypervisor process: `xeno create` starts it, `xeno list` shows it, `xeno console`
+ *  - through xenod and the hypervisor process, with two vCPUs: `xeno create` starts it, `xeno list` shows it, `xeno console`
  *    attaches (the shell answers a command typed there), `reset -s` ends it and xenod's log says so;
  *  - refused with the key named: disks and vifs (no device model storage or NIC yet), a variable store of the
  *    wrong size.
@@ -52,14 +52,15 @@ test("xeno create --standalone -c examples/hvm.cfg: UEFI shell; reset reboots th
   } finally { d.kill(); }
 });
 
-test("type=hvm through xenod: xeno create, list, console attaches and the shell answers, reset -s ends it", { timeout: BOOT_MS + 120_000 }, async () => {
+test("type=hvm through xenod (vcpus=2): xeno create, list, console attaches and the shell answers, reset -s ends it", { timeout: BOOT_MS + 120_000 }, async () => {
   const run = mkdtempSync(join(tmpdir(), "xeno-hvm-run-"));
   const env = { ...process.env, XENO_RUN_DIR: run, XENO_API_LISTEN: "none" };
   const xeno = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env, encoding: "utf8", timeout: 60_000 });
   try {
-    const c = xeno("create", HVM, `uefi_vars="${join(dir, "daemon_VARS.fd")}"`);
+    const c = xeno("create", HVM, `uefi_vars="${join(dir, "daemon_VARS.fd")}"`, "vcpus=2");
     assert.equal(c.status, 0, c.stderr);
     assert.match(c.stderr, /Started domain hvm \(id=\d+\)/);
+    // xl list counts online vCPUs: the firmware runs on vCPU 0, and vCPU 1 stays off until an OS starts it (PSCI CPU_ON).
     assert.match(xeno("list").stdout, /^hvm\s+\d+\s+256\s+1\s/m);
     const con = spawn(process.execPath, [CLI, "console", "hvm"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
     let out = "", err = "";
