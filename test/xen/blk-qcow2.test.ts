@@ -4,10 +4,11 @@
  * by `qemu-img create -b base.raw -F raw`. Through the guest's own blkfront and blkback's I/O thread
  * (src/storage/qcow2.ts mapping every request):
  *  - the guest reads the backing file's bytes through the overlay (md5 of its first MiB);
- *  - it writes files with busybox `tar cf /dev/xvda …` and a `dd … seek=` at 20 MiB, then powers off;
+ *  - it writes files with busybox `tar cf /dev/xvda …` and a `dd … seek=` at 20 MiB, discards 8-12 MiB with
+ *    `blkdiscard` (and reads zeros there, where the backing file has data), then powers off;
  *  - on the host, `qemu-img check` finds no errors or leaks; `qemu-img convert -O raw` gives a disk where
- *    GNU tar extracts the guest's files byte for byte, the dd range holds the guest's bytes, an untouched
- *    range still holds the backing file's, and the backing file is unchanged.
+ *    GNU tar extracts the guest's files byte for byte, the dd range holds the guest's bytes, the discarded range
+ *    is zeros, an untouched range still holds the backing file's, and the backing file is unchanged.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -28,7 +29,7 @@ const DATA_LEN = 300_000;
 const DD_BLOCK = 5120;
 const md5 = (b: Uint8Array): string => createHash("md5").update(b).digest("hex");
 
-test("qcow2 disk for the demo guest: reads through the backing file, tar and dd writes, qemu-img check clean, files read back on the host",
+test("qcow2 disk for the demo guest: reads through the backing file, tar and dd writes, blkdiscard, qemu-img check clean, files read back on the host",
   { timeout: BOOT_MS + 300_000 }, async () => {
     const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
     await linkStableImages(images.cacheDir);
@@ -52,6 +53,11 @@ test("qcow2 disk for the demo guest: reads through the backing file, tar and dd 
         `tar cf /dev/xvda hello.txt data.bin && dd if=data.bin of=/dev/xvda bs=4096 seek=${DD_BLOCK} conv=fsync 2>/dev/null && sync && ` +
         `md5sum data.bin | sed 's/ .*//;s/^/W/;s/$/W/'`, /^W([0-9a-f]{32})W\r?$/m);
       const guestSum = wr[1]!;
+      // Discard 8-12 MiB (blkfront sends BLKIF_OP_DISCARD; qcow2 turns whole clusters into zero clusters).
+      const disc = await d.run("busybox blkdiscard -o 8388608 -l 4194304 /dev/xvda; echo DR$?DR; dd if=/dev/xvda bs=65536 skip=128 count=64 2>/dev/null | md5sum | sed 's/ .*//;s/^/DZ/'",
+        /^DZ([0-9a-f]{32})\r?$/m);
+      assert.match(d.out, /^DR0DR\r?$/m, d.tail());
+      assert.equal(disc[1], md5(Buffer.alloc(4 << 20)), "the discarded range reads as zeros in the guest");
       d.child.stdin!.write("poweroff -f\n");
       const end = await d.ended(120_000);
       assert.equal(end.code, 0, d.tail());
@@ -73,6 +79,7 @@ test("qcow2 disk for the demo guest: reads through the backing file, tar and dd 
       const disk = readFileSync(raw);
       assert.equal(disk.length, DISK);
       assert.ok(disk.subarray(DD_BLOCK * 4096, DD_BLOCK * 4096 + DATA_LEN).equals(want), "the dd range");
+      assert.ok(disk.subarray(8 << 20, 12 << 20).every((b) => b === 0), "the discarded range");
       assert.ok(disk.subarray(DISK - (1 << 20)).equals(baseBytes.subarray(DISK - (1 << 20))), "an untouched range is the backing file's");
       assert.equal(md5(readFileSync(base)), baseSum, "the backing file is unchanged");
       assert.doesNotMatch(d.out, /blkfront.*(fail|error)|I\/O error|Kernel panic|Oops/i);
