@@ -3,7 +3,7 @@
  * "3 Volt Intel StrataFlash / P30" datasheets, JEDEC JESD68 "Common Flash Interface"), as QEMU's virt board
  * has two of at physical 0 (hw/block/pflash_cfi01.c: 64 MiB banks, 256 KiB sectors, a 32-bit bank of two
  * interleaved x16 devices, manufacturer 0x89, device 0x18): the firmware's code and its variable store. EDK2's
- * NorFlashDxe drives it with READ ARRAY, READ STATUS, CLEAR STATUS, READ ID (block lock status), BLOCK
+ * NOR flash driver (ArmPlatformPkg NorFlashDxe, OvmfPkg VirtNorFlashDxe in later releases) drives it with READ ARRAY, READ STATUS, CLEAR STATUS, READ ID (block lock status), BLOCK
  * LOCK/UNLOCK, BLOCK ERASE, WORD PROGRAM and BUFFERED PROGRAM.
  *
  * ROMD: in read-array mode the bank's bytes are ordinary memory to the CPU (the board maps `bytes` — a view of
