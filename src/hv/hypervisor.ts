@@ -403,6 +403,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
+    if (d.spec.firmware !== undefined) throw new HvError("ESTATE", `domain ${domid} is an HVM domain (firmware boot), which cannot be saved yet (docs/hvm.md)`);
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor writes it)`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
     d.saving = true;
@@ -474,6 +475,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number } = {}): Promise<MigrateSendResult> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to migrate`);
+    if (d.spec.firmware !== undefined) throw new HvError("ESTATE", `domain ${domid} is an HVM domain (firmware boot), which cannot be migrated yet (docs/hvm.md)`);
     if (typeof socket !== "string" || !isAbsolute(socket)) throw new HvError("EINVAL", `stream socket ${JSON.stringify(socket)}: an absolute path`);
     const policy: LivePolicy = { maxRounds: o.maxRounds ?? DEFAULT_LIVE_POLICY.maxRounds, minDirty: o.minDirty ?? DEFAULT_LIVE_POLICY.minDirty };
     const bad = policyError(policy);

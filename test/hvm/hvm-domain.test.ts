@@ -5,7 +5,8 @@
  *    domain with on_poweroff=destroy, exit status 0; the variable store was made from AAVMF_VARS.fd at the first
  *    start, where uefi_vars says;
  *  - through xenod and the hypervisor process, with two vCPUs: `xeno create` starts it, `xeno list` shows it, `xeno console`
- *    attaches (the shell answers a command typed there), `reset -s` ends it and xenod's log says so;
+ *    attaches (the shell answers a command typed there), `xeno save` is refused with the reason, `reset -s` ends
+ *    it and xenod's log says so;
  *  - refused with the key named: disks and vifs (no device model storage or NIC yet), a variable store of the
  *    wrong size.
  * Polls the console with deadlines; no fixed sleeps.
@@ -60,6 +61,9 @@ test("type=hvm through xenod (vcpus=2): xeno create, list, console attaches and 
     const c = xeno("create", HVM, `uefi_vars="${join(dir, "daemon_VARS.fd")}"`, "vcpus=2");
     assert.equal(c.status, 0, c.stderr);
     assert.match(c.stderr, /Started domain hvm \(id=\d+\)/);
+    const sv = xeno("save", "hvm", join(run, "hvm.save"));
+    assert.equal(sv.status, 1, sv.stderr);
+    assert.match(sv.stderr, /HVM domain \(firmware boot\), which cannot be saved yet/);
     // xl list counts online vCPUs: the firmware runs on vCPU 0, and vCPU 1 stays off until an OS starts it (PSCI CPU_ON).
     assert.match(xeno("list").stdout, /^hvm\s+\d+\s+256\s+1\s/m);
     const con = spawn(process.execPath, [CLI, "console", "hvm"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
