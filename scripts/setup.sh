@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Xeno's tests need on a fresh Debian machine: npm packages, and from apt the arm64 cross
-# compiler, QEMU's user-mode emulator (the oracle), chromium (the web console's browser test) and Debian's
-# busybox-static:arm64 (fetched, not installed).
+# compiler, QEMU's user-mode emulator (the oracle), qemu-img, qemu-system-arm and the AAVMF firmware (qcow2 and
+# firmware tests), chromium (the web console's browser test) and Debian's busybox-static:arm64 (fetched, not
+# installed).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +19,9 @@ command -v passt >/dev/null || need+=(passt)                       # the bridge'
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)           # xeno image debian (and its test)
 command -v mkfs.ext4 >/dev/null || need+=(e2fsprogs)
 command -v chromium >/dev/null || need+=(chromium)               # the web console's browser test (test/api/web-browser)
+command -v qemu-img >/dev/null || need+=(qemu-utils)             # qcow2 tests: qemu-img/qemu-io as the oracle (test/storage)
+[ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || need+=(qemu-efi-aarch64) # UEFI firmware for type="hvm" (test/hvm)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm) # the oracle for firmware boot (test/hvm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

@@ -19,12 +19,13 @@
  * after SIGINT / SIGTERM (the domain is destroyed first); 2 for usage errors.
  */
 import { describeKind } from "../common/host-file.js";
-import { closeSync, existsSync, openSync, readFileSync, statSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from "node:fs";
 import { randomUUID } from "node:crypto";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { cpus } from "node:os";
 import { resolveCpuList } from "../config/cpus.js";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import { Qcow2Image } from "../storage/qcow2.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { uplinkNotice } from "../net/uplink-status.js";
@@ -42,6 +43,8 @@ import { ensureImages } from "../images/index.js";
 import { ensureHostTools, PASST } from "../images/host-packages.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
+import { FLASH_BANK_BYTES, FLASH_BYTES } from "../machine/firmware.js";
+import { AAVMF_VARS } from "../config/domain.js";
 import { DomainRunner, DomainStartError, type DomainRunOptions, type DomainStopped } from "../hv/vm-host.js";
 import { ImageCache, type ImageRef } from "../hv/image-cache.js";
 
@@ -130,26 +133,31 @@ function errorAtKey(a: CreateArgs, key: string, detail: string): ConfigError {
 }
 
 /**
- * disk=[…] → what blkback serves: raw image files (relative targets are relative to the current directory,
+ * disk=[…] → what blkback serves: raw and qcow2 image files (relative targets are relative to the current directory,
  * as with xl), read-only for access=ro. Anything Xeno's blkback cannot serve is refused here, before the
  * domain starts, pointing at the config line.
  */
 function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
   return c.disks.map((d, i) => {
     const at = (detail: string): ConfigError => errorAtKey(a, "disk", `disk[${i}] (${d.vdev}): ${detail}`);
+    if (c.type === "hvm") throw at("type=hvm: emulated disks (the device model's storage) are not built yet (docs/hvm.md)");
     if (!c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
     if (d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
     if (d.devtype === "cdrom") throw at("devtype=cdrom is not supported yet; use a read-only disk (access=ro)");
-    if (d.format !== "raw") {
-      throw at(`format=${d.format}: Xeno's blkback serves raw images only (convert: qemu-img convert -O raw ${d.target} disk.img)`);
+    if (d.format !== "raw" && d.format !== "qcow2") {
+      throw at(`format=${d.format}: Xeno's blkback serves raw and qcow2 images (convert: qemu-img convert -O qcow2 ${d.target} disk.qcow2)`);
     }
     if (d.target === "") throw at("no target: an empty drive is a cdrom, which is not supported yet");
     const path = resolve(d.target);
     let st;
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
     if (!st.isFile()) throw at(`target ${path}: is ${describeKind(st)}; give a regular file (block devices are not served yet)`);
-    if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
-    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.limit ? { limit: d.limit } : {}) };
+    if (d.format === "qcow2") {
+      // Opened here once (read-only) so that a refused image points at its config line, not at the boot.
+      try { Qcow2Image.open(path, true).close(); } catch (e) { throw at((e as Error).message); }
+    } else if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
+    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
+      ...(d.limit ? { limit: d.limit } : {}) };
   });
 }
 
@@ -160,6 +168,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
  */
 function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): NetVifConfig[] {
   return c.vifs.map((v, i) => {
+    if (c.type === "hvm") throw errorAtKey(a, "vif", `vif[${i}]: type=hvm: emulated NICs (the device model's network) are not built yet (docs/hvm.md)`);
     if (!c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
     if (v.type === "ioemu" || v.model !== undefined) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
     let rate: NetVifConfig["rate"];
@@ -178,12 +187,32 @@ function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   if (c.vcpus > BOARD_MAX_VCPUS) {
     throw errorAtKey(a, "vcpus", `vcpus=${c.vcpus}: Xeno's board (GICv2) supports at most ${BOARD_MAX_VCPUS} vCPUs`);
   }
-  // A Xen DomU's memory has 1 MiB more above its RAM: the Xen area (grant table, magic pages; src/hv/machine.ts).
-  const max = c.xenPlatform ? MAX_RAM_MIB - 1 : MAX_RAM_MIB;
+  // A Xen DomU's memory has 1 MiB more above its RAM: the Xen area (grant table, magic pages; src/hv/machine.ts);
+  // an HVM domain's has the 128 MiB of flash below it (src/machine/firmware.ts).
+  const max = c.type === "hvm" ? MAX_RAM_MIB - FLASH_BYTES / 2 ** 20 : c.xenPlatform ? MAX_RAM_MIB - 1 : MAX_RAM_MIB;
   if (c.memoryMiB > max || c.memoryMiB < BOARD_MIN_MIB) {
     throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${max} MiB` +
       (c.xenPlatform ? " for a Xen DomU (1 MiB above its RAM holds the grant table and Xen's pages)" : ""));
   }
+}
+
+/**
+ * An HVM domain's variable store: made from Debian's empty store (AAVMF_VARS.fd) at the first start, then
+ * the domain's own (its boot entries and variables persist across restarts).
+ */
+function ensureVarsStore(a: CreateArgs, path: string, note: (m: string) => void): void {
+  if (existsSync(path)) {
+    const st = statSync(path);
+    if (!st.isFile()) throw errorAtKey(a, "uefi_vars", `uefi_vars: ${path} is ${describeKind(st)}; give a regular file`);
+    if (st.size !== FLASH_BANK_BYTES) throw errorAtKey(a, "uefi_vars", `uefi_vars: ${path} has ${st.size} bytes; a variable store fills a 64 MiB flash bank (copy ${AAVMF_VARS})`);
+    return;
+  }
+  if (!existsSync(AAVMF_VARS)) throw errorAtKey(a, "type", `type=hvm: ${AAVMF_VARS} is missing to make the variable store from (apt-get install qemu-efi-aarch64)`);
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    copyFileSync(AAVMF_VARS, path);
+  } catch (e) { throw errorAtKey(a, "uefi_vars", `uefi_vars: cannot create ${path}: ${(e as Error).message}`); }
+  note(`created the domain's UEFI variable store ${path} (from ${AAVMF_VARS})`);
 }
 
 /** True when `path` is one of the stable image-cache names (images/vmlinuz, images/initrd.img). */
@@ -252,6 +281,7 @@ export async function createMain(args: readonly string[]): Promise<number> {
       return 0;
     }
     checkBoardLimits(a, config);
+    if (config.firmware !== undefined) ensureVarsStore(a, config.firmware.vars, note);
     disks = diskConfigs(a, config);
     vifs = vifConfigs(a, config, note);
     // The bridge's uplink: installed now (with a line saying so) rather than found missing by the bridge later.
@@ -304,6 +334,7 @@ function domainSpec(a: CreateArgs, config: DomainConfig, dev: { cmdline: string;
   return {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
     ramdisk: config.ramdisk, cmdline: dev.cmdline, xen: config.xenPlatform, disks: dev.disks, vifs: dev.vifs, paused: a.paused,
+    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars } } : {}),
     sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
@@ -366,7 +397,7 @@ function runOptions(spec: DomainSpec, cache: ImageCache, images: ImageRef[]): Do
   const initrd = spec.ramdisk === undefined ? undefined : acquire("ramdisk", spec.ramdisk);
   if (typeof initrd === "string") return initrd;
   return { memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
-    disks: spec.disks, vifs: spec.vifs };
+    disks: spec.disks, vifs: spec.vifs, ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars } : {}) };
 }
 
 async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: string) => void, note: (m: string) => void): Promise<number> {

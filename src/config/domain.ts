@@ -12,9 +12,12 @@
  *   default is an error naming the key.
  * - Guests are PVH: Xeno's machine is AArch64, where xl defaults to PVH and libxl converts type="pv" to PVH with a
  *   warning (libxl_arm.c libxl__arch_domain_create_info_setdefault); we do the same. type="hvm" (and
- *   builder="hvm") is refused: it needs firmware boot, not implemented yet.
+ *   builder="hvm") boots UEFI firmware from flash (docs/hvm.md): `bios_path_override` names the firmware
+ *   (default Debian's /usr/share/AAVMF/AAVMF_CODE.fd), Xeno's `uefi_vars` the domain's variable store (default
+ *   ${XENO_IMAGES:-~/.cache/xeno}/nvram/NAME_VARS.fd, made from AAVMF_VARS.fd at the first start). Such a
+ *   domain runs without the Xen platform for now (xen_platform is 0 for it).
  * - type= must be exactly pv, pvh or hvm (xl accepts any prefix of them by accident of strncmp).
- * - kernel= is mandatory: direct kernel boot is the only boot method for now (no pvgrub/firmware/bootloader).
+ * - kernel= is mandatory for pv/pvh: direct kernel boot (no pvgrub/bootloader); type="hvm" boots firmware.
  * - vcpus=0 is an error (xl silently uses 1); memory defaults to 32 MiB and maxmem to memory, as libxl.
  * - Numbers may be written as numbers or as strings holding one (xl stores both as text); strings may be given
  *   as numbers (`name = 42` gives "42"), as in xl.
@@ -45,10 +48,15 @@ export const DEFAULT_MEMORY_MIB = 32;
 /** Credit scheduler: weight 1..65535, default 256; cap in % of one CPU, 0 = none. */
 export const DEFAULT_CPU_WEIGHT = 256;
 
+/** Debian's UEFI firmware for arm64 and its variable-store template (apt package qemu-efi-aarch64). */
+export const AAVMF_CODE = "/usr/share/AAVMF/AAVMF_CODE.fd", AAVMF_VARS = "/usr/share/AAVMF/AAVMF_VARS.fd";
+
 export interface DomainConfig {
   name: string;
-  /** Always "pvh" for now (type="pv" is converted, as libxl does on Arm). */
-  type: "pvh";
+  /** "pvh" (type="pv" is converted, as libxl does on Arm) or "hvm" (firmware boot). */
+  type: "pvh" | "hvm";
+  /** type="hvm": the firmware (bios_path_override) and the domain's variable store (uefi_vars), absolute. */
+  firmware?: { code: string; vars: string };
   uuid: string;
   uuidGenerated: boolean;
   memoryMiB: number;
@@ -111,7 +119,7 @@ export function parseConfigFile(path: string, overrides: readonly string[] = [],
 const IMPLEMENTED = new Set([
   "name", "type", "builder", "xen_platform", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
   "kernel", "ramdisk", "cmdline", "root", "extra", "uuid", "disk", "vif",
-  "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset",
+  "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset", "bios_path_override", "uefi_vars",
 ]);
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -141,9 +149,22 @@ class Validator {
     if (maxVcpus < vcpus) this.fail("maxvcpus", "CONFIG_BAD_VALUE", `maxvcpus (${maxVcpus}) must be at least vcpus (${vcpus})`);
     const cpuWeight = this.int("cpu_weight", DEFAULT_CPU_WEIGHT, 1, 65535);
     const cap = this.int("cap", 0, 0, 100 * maxVcpus, "% of one CPU");
-    const xenPlatform = this.int("xen_platform", 1, 0, 1) === 1;
-    const kernel = this.path("kernel", true)!;
-    const ramdisk = this.path("ramdisk", false);
+    const hvm = type === "hvm";
+    let xenPlatform = this.int("xen_platform", hvm ? 0 : 1, 0, 1) === 1;
+    if (hvm && xenPlatform) {
+      this.warn(this.raw.get("xen_platform"), "CONFIG_IGNORED", "type=hvm runs without the Xen platform for now (PV on HVM is not built yet): xen_platform=0");
+      xenPlatform = false;
+    }
+    let firmware: DomainConfig["firmware"];
+    if (hvm) {
+      for (const k of ["kernel", "ramdisk"]) {
+        if (this.raw.get(k)) this.warn(this.raw.get(k), "CONFIG_IGNORED", `${k}= is not used by type=hvm (the firmware boots the guest); ignored`);
+      }
+      const code = this.path("bios_path_override", false) ?? this.firmwareDefault();
+      firmware = { code, vars: this.varsPath(name) };
+    }
+    const kernel = firmware !== undefined ? firmware.code : this.path("kernel", true)!;
+    const ramdisk = firmware !== undefined ? undefined : this.path("ramdisk", false);
     const cfg: DomainConfig = {
       name, type, uuid: uuid.uuid, uuidGenerated: uuid.generated, memoryMiB, maxMemoryMiB, vcpus, maxVcpus,
       cpuWeight, cap, xenPlatform, kernel, cmdline: this.cmdline(),
@@ -157,6 +178,7 @@ class Validator {
       configFile: this.file,
     };
     if (ramdisk !== undefined) cfg.ramdisk = ramdisk;
+    if (firmware !== undefined) cfg.firmware = firmware;
     const cpus = this.affinity("cpus");
     if (cpus) cfg.cpus = cpus;
     const cpusSoft = this.affinity("cpus_soft");
@@ -222,7 +244,25 @@ class Validator {
     }
   }
 
-  private guestType(): "pvh" {
+  /** The firmware when bios_path_override is absent: Debian's AAVMF (checked like a path key). */
+  private firmwareDefault(): string {
+    if ((this.opts.checkFiles ?? true) && !statSafe(AAVMF_CODE)?.isFile()) {
+      this.fail("type", "CONFIG_FILE_NOT_FOUND", `type=hvm boots UEFI firmware: ${AAVMF_CODE} is missing (apt-get install qemu-efi-aarch64, or bios_path_override = "/path/to/CODE.fd")`);
+    }
+    return AAVMF_CODE;
+  }
+
+  /** uefi_vars (Xeno's key): where the domain's variable store lives; default in the image cache, by name. */
+  private varsPath(name: string): string {
+    const env = this.opts.env ?? process.env;
+    const p = this.str("uefi_vars") ?? `\${XENO_IMAGES:-~/.cache/xeno}/nvram/${name}_VARS.fd`;
+    if (p === "") this.fail("uefi_vars", "CONFIG_BAD_VALUE", "uefi_vars is empty");
+    const expanded = expandPath(p, env, this.opts.home ?? homedir());
+    if (typeof expanded !== "string") this.fail("uefi_vars", "CONFIG_BAD_VALUE", `uefi_vars: ${expanded.error} in ${JSON.stringify(p)}`);
+    return resolve(this.opts.cwd ?? process.cwd(), expanded);
+  }
+
+  private guestType(): "pvh" | "hvm" {
     const t = this.str("type");
     const b = this.str("builder");
     let type: "pv" | "pvh" | "hvm" | undefined;
@@ -236,9 +276,7 @@ class Validator {
       if (type !== undefined && type !== bt) this.fail("builder", "CONFIG_BAD_VALUE", `contradicting "builder" and "type" options`);
       type = bt;
     }
-    if (type === "hvm") {
-      this.fail(t !== undefined ? "type" : "builder", "CONFIG_UNSUPPORTED", "type=hvm needs firmware boot, not implemented yet (use type=\"pvh\" with kernel=)");
-    }
+    if (type === "hvm") return "hvm";
     if (type === "pv") {
       this.warn(this.raw.get(t !== undefined ? "type" : "builder"), "CONFIG_CONVERTED",
         "converting PV guest to PVH: Arm guests are PVH (as libxl does on Arm)");
@@ -414,4 +452,8 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length];
+}
+
+function statSafe(p: string): ReturnType<typeof statSync> | undefined {
+  try { return statSync(p); } catch { return undefined; }
 }

@@ -17,7 +17,7 @@ export type ConfigErrorCode =
   | "CONFIG_MISSING_KEY" //    a mandatory key (name, kernel) is absent
   | "CONFIG_WRONG_KIND" //     a list where a single value is needed or vice versa
   | "CONFIG_BAD_VALUE" //      a value out of range or of the wrong form
-  | "CONFIG_UNSUPPORTED" //    valid for xl but not implemented by Xeno (type=hvm)
+  | "CONFIG_UNSUPPORTED" //    valid for xl but not implemented by Xeno (firmware=, bootloader=)
   | "CONFIG_FILE_NOT_FOUND" // kernel / ramdisk does not exist
   | "CONFIG_BAD_DISK" //       disk=[...] spec
   | "CONFIG_BAD_VIF"; //       vif=[...] spec

@@ -27,6 +27,8 @@ import type { P2mState } from "../xen/p2m.js";
 import { StateError, stateVersion } from "../common/state.js";
 import type { FramePool } from "./frame-pool.js";
 import { DomainClock } from "../common/domain-clock.js";
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { bootFirmware, FLASH_BYTES } from "../machine/firmware.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
 
@@ -93,6 +95,12 @@ export interface MachineOptions {
   from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
   /** The domain's clock (default: a new DomainClock, reading 0 now); bench/overcommit gives one on a warped host clock. */
   clock?: DomainClock;
+  /**
+   * An HVM domain (type = "hvm"): `kernel` is then the UEFI firmware (AAVMF_CODE.fd) booted from flash on QEMU
+   * virt's map (src/machine/firmware.ts), and this the path of the domain's variable store (a copy of
+   * AAVMF_VARS.fd), read at start and written back as the guest changes it. Without the Xen platform for now.
+   */
+  firmwareVars?: string;
 }
 
 export class Machine {
@@ -106,6 +114,8 @@ export class Machine {
   private pool: FramePool | null = null;
   /** Frames claimed from the pool when there is no Xen account to say (bare board). */
   private poolFrames = 0;
+  /** An HVM domain's variable store file (open while it runs), or -1. */
+  private varsFd = -1;
 
   constructor(o: MachineOptions) {
     this.clock = o.clock ?? new DomainClock();
@@ -132,7 +142,11 @@ export class Machine {
     } : undefined;
     const from = o.from;
     const snap = from === undefined ? null : this.checkSnapshot(o, from.snapshot);
-    const boardOpts = { memMiB: boardMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock };
+    if (o.firmwareVars !== undefined && (o.xen || o.from !== undefined)) {
+      throw new MachineError("MACHINE_FIRMWARE", "an HVM domain runs without the Xen platform and cannot be restored yet");
+    }
+    const boardOpts = { memMiB: boardMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock,
+      ...(o.firmwareVars !== undefined ? { romBytes: FLASH_BYTES } : {}) };
     this.board = snap === null ? new Board(boardOpts) : stateOrMachineError(() => restoreBoard({ ...boardOpts, memory: from!.memory }, snap.board));
     const frames = (o.xen ? xenAreaLayout(RAM_BASE, ramBytes).ramBytes : ramBytes) / 4096;
     if (o.pool !== undefined && snap === null) {
@@ -161,6 +175,20 @@ export class Machine {
       this.board.setStage2(xen.account.map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
     }
     if (snap !== null) return;
+    if (o.firmwareVars !== undefined) {
+      const path = o.firmwareVars;
+      try {
+        this.varsFd = openSync(path, "r+");
+        const fd = this.varsFd;
+        bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
+          // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).
+          onVarsChange: (off, bytes) => { writeSync(fd, bytes, 0, bytes.length, off); } });
+      } catch (e) {
+        this.dispose();
+        throw e instanceof MachineError ? e : new MachineError("MACHINE_FIRMWARE", `variable store ${path}: ${(e as Error).message}`);
+      }
+      return;
+    }
     try {
       const xen = this.xen;
       this.board.boot({ kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
@@ -188,6 +216,7 @@ export class Machine {
    * saved now (a back-end serving requests, a hot-unplug in progress): try again after the next slice.
    */
   save(): DomainSnapshot {
+    if (this.varsFd >= 0) throw new StateError("domain", "firmware", "an HVM domain (firmware boot) cannot be saved, moved or migrated yet");
     // vCPUs on other threads stop at an instruction boundary first, and stay stopped: call resumeVcpus() to go
     // on here (a checkpoint, a failed move); release() ends them (the domain continues elsewhere).
     this.board.parkRemotes();
@@ -290,6 +319,7 @@ export class Machine {
    */
   dispose(keepFrames = false): void {
     this.board.quitRemotes();
+    if (this.varsFd >= 0) { closeSync(this.varsFd); this.varsFd = -1; }
     for (const b of this.xenPv?.blk ?? []) b.close();
     for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;

@@ -38,7 +38,12 @@ export interface DomainSpec {
   cmdline: string;
   /** Boot as a Xen DomU (default true). */
   xen: boolean;
-  disks: { path: string; devid: number; vdev: string; readOnly: boolean }[];
+  /**
+   * An HVM domain (xl's type = "hvm"): `kernel` is then the UEFI firmware (AAVMF_CODE.fd, booted from flash) and
+   * `vars` the domain's variable store file (a copy of AAVMF_VARS.fd, kept across restarts).
+   */
+  firmware?: { vars: string };
+  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2" }[];
   vifs: { devid: number; mac: string; mtu: number; bridge: string; rate?: { bytesPerInterval: number; intervalUsecs: number } }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;

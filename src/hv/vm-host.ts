@@ -74,6 +74,8 @@ export interface DomainRunOptions {
    * worker opens it). Started is emitted once it runs; error (DomainStartError) when the state is refused.
    */
   from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink };
+  /** An HVM domain: `kernel` is its firmware, this its variable store file (src/hv/machine.ts). */
+  firmwareVars?: string;
 }
 
 /** A domain saved for a save file (DomainRunner.save): it is paused in its thread until finishSave. */
@@ -265,6 +267,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
+      ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars } : {}),
       ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory } } : {}) };
     if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;

@@ -68,6 +68,8 @@ export interface VmWorkerData {
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
   from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean };
+  /** An HVM domain's variable store file (`kernel` is then its firmware: src/hv/machine.ts). */
+  firmwareVars?: string;
 }
 
 /** What the thread gets at start (workerData). */
@@ -229,6 +231,7 @@ class Guest {
         xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
         vifs: (d.vifs ?? []).map((v) => this.vifAttach(v)),
         from: d.from,
+        firmwareVars: d.firmwareVars,
         consoleOut: (b) => {
           if (this.pendingBytes === 0) this.pendingSince = performance.now();
           this.pending.push(b.slice());

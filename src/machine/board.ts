@@ -58,6 +58,12 @@ export interface BoardOptions {
   memory?: WebAssembly.Memory;
   /** The domain's clock: every vCPU's system counter and the RTC (default: a fresh DomainClock, reading 0 now). */
   clock?: GuestClock;
+  /**
+   * A ROM window at guest-physical 0 of this many bytes (a firmware board's flash: firmware.ts), a multiple
+   * of 2 MiB: it takes the first romBytes of the domain memory, and RAM (memMiB, still at RAM_BASE) follows it
+   * there. Default 0: no window, RAM from offset 0.
+   */
+  romBytes?: number;
 }
 
 /** What boot() places in RAM (booting.rst): the kernel Image, an optional initramfs, the command line. */
@@ -202,6 +208,10 @@ export class Board {
   /** memory.buffer: RAM is its first ramBytes. */
   readonly ram: SharedArrayBuffer;
   readonly ramBytes: number;
+  /** The ROM window's bytes at the start of the memory (BoardOptions.romBytes); guest RAM is the rest of ramBytes. */
+  readonly romBytes: number;
+  /** A byte per 4 KiB frame of the ROM window: 1 = ROMD (Mmu.rom), shared by every vCPU's MMU. */
+  private readonly romMap: Uint8Array;
   readonly gic: Gicv2;
   readonly uart: Pl011;
   readonly rtc: Pl031;
@@ -243,8 +253,13 @@ export class Board {
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
 
   constructor(o: BoardOptions) {
-    if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > MAX_RAM_MIB) {
-      throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: this machine supports 16..${MAX_RAM_MIB} MiB`);
+    const romBytes = o.romBytes ?? 0;
+    if (!Number.isInteger(romBytes) || romBytes < 0 || romBytes % ARM64_IMAGE_BASE_ALIGN !== 0 || romBytes > RAM_BASE) {
+      throw new MachineError("MACHINE_MEMORY", `a ROM window of ${romBytes} bytes: want a multiple of 2 MiB below RAM_BASE`);
+    }
+    const maxMiB = MAX_RAM_MIB - romBytes / 2 ** 20;
+    if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > maxMiB) {
+      throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: this machine supports 16..${maxMiB} MiB${romBytes > 0 ? ` (with ${romBytes >>> 20} MiB of flash)` : ""}`);
     }
     if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > 8) {
       throw new MachineError("MACHINE_VCPUS", `vcpus=${o.vcpus}: the GICv2 board supports 1..8 vCPUs`);
@@ -252,7 +267,9 @@ export class Board {
     this.consoleOut = o.consoleOut;
     this.platform = o.platform ?? null;
     this.clock = o.clock ?? new DomainClock();
-    const ramBytes = o.memMiB * 1024 * 1024;
+    const ramBytes = romBytes + o.memMiB * 1024 * 1024;
+    this.romBytes = romBytes;
+    this.romMap = new Uint8Array(romBytes >>> 12).fill(1);
     const pages = (ramBytes + boardTailBytes(o.vcpus)) / WASM_PAGE;
     if (o.memory !== undefined && o.memory.buffer.byteLength !== pages * WASM_PAGE) {
       throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: the given domain memory has ${o.memory.buffer.byteLength} bytes, not ${pages * WASM_PAGE}`);
@@ -292,7 +309,8 @@ export class Board {
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
   private resetVcpu(v: Vcpu): void {
     if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
-    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes, this.ramBytes + STATE_AREA_BYTES + v.index * TLB_AREA_BYTES);
+    const mmu = new Mmu(this.ram, RAM_BASE - this.romBytes, this.codePage, this.ramBytes, this.ramBytes + STATE_AREA_BYTES + v.index * TLB_AREA_BYTES);
+    if (this.romBytes > 0) { mmu.romBytes = this.romBytes; mmu.rom = this.romMap; }
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
@@ -335,8 +353,44 @@ export class Board {
   /** A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission. */
   dirtyRound(): void { for (const m of this.mmus) m.dropWrite(); }
 
+  /** Maps device `dev` at guest-physical `base` for every vCPU (a firmware board's flash banks, fw_cfg). */
+  mapDevice(base: number, dev: MmioDevice): void {
+    for (const v of this.vcpus) v.router.map(base, dev);
+  }
+
+  /**
+   * ROMD on or off for the ROM window's [offset, offset+size) (a flash bank entering or leaving read-array
+   * mode): every TLB is flushed, so the next read goes where the mode says.
+   */
+  setRomd(offset: number, size: number, on: boolean): void {
+    this.romMap.fill(on ? 1 : 0, offset >>> 12, (offset + size) >>> 12);
+    for (const m of this.mmus) m.flushAll();
+  }
+
+  /**
+   * Bytes [offset, offset+len) of the domain memory (ROM window or RAM) were changed by a device (flash
+   * programmed or erased, a DMA): decoded code there goes.
+   */
+  memoryChanged(offset: number, len: number): void {
+    const v = this.vcpus[0]!;
+    for (let p = offset >>> 12; p < Math.ceil((offset + len) / 4096); p++) if (this.codePage[p]) v.cpu.invalidateCodePage(p);
+  }
+
+  /**
+   * Powers on vCPU 0 at `pc` (EL1h, MMU off: its reset state) with x0 = `x0`: a firmware board starts at the
+   * flash's first instruction, as QEMU's virt starts firmware at 0.
+   */
+  startAt(pc: number, x0: number): void {
+    const v = this.vcpus[0]!;
+    const r = v.cpu.r;
+    r[0] = x0 | 0; r[1] = Math.floor(x0 / 2 ** 32);
+    r[PC2] = pc | 0; r[PC2 + 1] = Math.floor(pc / 2 ** 32);
+    v.online = true;
+  }
+
   /** Places kernel, initrd and DTB in RAM and points vCPU 0 at the kernel (booting.rst section 4). */
   boot(o: BootImages): void {
+    if (this.romBytes > 0) throw new MachineError("MACHINE_BOOT", "a board with a ROM window boots its firmware (firmware.ts), not a kernel");
     const ramBytes = this.ramBytes; // not ram.byteLength: the vCPU state area follows RAM in the buffer
     const hdr = parseArm64Image(o.kernel);
     const u8 = new Uint8Array(this.ram, 0, ramBytes);

@@ -128,6 +128,15 @@ export class Mmu {
 
   /** The domain's stage-2 map (null: everything in the buffer is mapped, e.g. the bare board). */
   stage2: Stage2Map | null = null;
+  /**
+   * A ROM window (a firmware board's flash: src/machine/firmware.ts): guest-physical [0, romBytes) is buffer
+   * offset [0, romBytes), and RAM follows it in the buffer (ramBase is then RAM's physical base - romBytes).
+   * `rom` has a byte per 4 KiB frame of the window: non-zero = ROMD (reads and fetches come from the buffer,
+   * entered in the TLB without write permission), 0 = the device answers reads too. Writes always go to the
+   * MMIO bus (the flash's command interface). 0 / null: no window (every other board).
+   */
+  romBytes = 0;
+  rom: Uint8Array | null = null;
   mmio: MmioBus | null = null;
 
   // Fault record for the last MMU_FAULT. faultStage2 = 1: a stage-2 fault on guest-physical faultIpa;
@@ -493,11 +502,15 @@ export class Mmu {
       const need = acc === ACC_READ ? this.mR : acc === ACC_WRITE ? this.mW : this.mX;
       if ((perm & need) === 0) return this.fault(lo, hi, acc, FSC_PERM_L0 + this.walkLevel);
     }
-    const off = pa - this.ramBase;
-    if (off >= 0 && off < this.ramSize) {
+    let off = pa - this.ramBase;
+    if (off >= this.romBytes && off < this.ramSize) {
       // Stage 2 (only RAM frames can be unmapped; device addresses go to the MMIO bus as before).
       const s2 = this.stage2;
       if (s2 !== null && s2[off >>> 12] === 0) return this.stage2Fault(lo, hi, acc, pa, 0);
+    } else if (pa < this.romBytes && acc !== ACC_WRITE && this.rom![pa >>> 12] !== 0) {
+      // ROMD flash: read and execute in place; a write (a flash command) misses the TLB and reaches the device.
+      off = pa;
+      perm &= ~(P_W0 | P_W1);
     } else {
       this.lastPa = pa;
       // Remember the device page: a driver polling a register must not walk the tables on every access.
@@ -588,8 +601,12 @@ export class Mmu {
         : level === 1 ? (((vaHi & 0x7f) << 2) | (vaLo >>> 30)) & 511
         : level === 2 ? (vaLo >>> 21) & 511 : (vaLo >>> 12) & 511;
       const dpa = table + idx * 8;
-      const doff = dpa - this.ramBase;
-      if (doff < 0 || doff + 8 > this.ramSize) return this.fault(lo, hi, acc, FSC_EXTERNAL_WALK_L0 + level);
+      let doff = dpa - this.ramBase;
+      if (doff < this.romBytes || doff + 8 > this.ramSize) {
+        // Tables in ROMD flash (firmware's initial identity map) are read in place; anything else aborts.
+        if (dpa < this.romBytes && this.rom![dpa >>> 12] !== 0) doff = dpa;
+        else return this.fault(lo, hi, acc, FSC_EXTERNAL_WALK_L0 + level);
+      }
       // The descriptor's own frame must be mapped at stage 2 (a stage-2 fault on the walk, S1PTW = 1).
       const s2 = this.stage2;
       if (s2 !== null && s2[doff >>> 12] === 0) return this.stage2Fault(lo, hi, acc, dpa, 1);

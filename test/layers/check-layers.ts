@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 /** Rank of each src/ folder: lower ranks are lower layers. Folders of one rank may not import each other. */
 export const LAYERS: Readonly<Record<string, number>> = {
   common: 0,
-  mmu: 1, xenstore: 1, config: 1, net: 1,
+  mmu: 1, xenstore: 1, config: 1, net: 1, storage: 1,
   cpu: 2, devices: 2,
   machine: 3, user: 3,
   images: 4, xen: 4,

@@ -49,7 +49,7 @@ import { BackendDevice } from "../xenbus-backend.js";
 import { BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_OP_WRITE_BARRIER,
   BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, DISCARD_NR_SECTORS, IND_OP, MAX_INDIRECT_SEGMENTS,
   REQ_NR_SEGMENTS, REQ_SECTOR, SECTOR_SIZE, VDISK_READONLY, readU64 } from "./blkif.js";
-import { BlkError, DiskImage } from "./disk-image.js";
+import { BlkError, DiskImage, type DiskFormat } from "./disk-image.js";
 import { IO_DISCARD, IO_FLAG_SYNC, IO_FLUSH, IO_OK, IO_READ, IO_SHORT_READ, IO_SLOTS, IO_WRITE } from "./io-queue.js";
 import { StateError } from "../../common/state.js";
 import { BlkIo, KIND_OTHER, KIND_READ, KIND_WRITE } from "./blk-io.js";
@@ -69,6 +69,8 @@ export interface BlkDiskConfig {
   /** Its name, for the `dev` key ("xvda"). */
   vdev: string;
   readOnly: boolean;
+  /** Image format (default raw; qcow2 through src/storage/qcow2.ts). */
+  format?: DiskFormat;
   /** Xeno's optional I/O limit (disk spec `rate=`, `iops=`; blk-limit.ts). */
   limit?: BlkLimitConfig;
 }
@@ -143,7 +145,7 @@ export class BlkBack {
     this.r = new BlkRequest(xen.gnttab, xen.mem.u8, BACKEND_DOM);
     const restored = saved === undefined ? null
       : checkBlkState(saved, config, xen, this.offer, BACKEND_DOM, Object.keys(this.stats) as (keyof BlkBackStats)[], MAX_LOGGED_ERRORS);
-    this.disk = new DiskImage(config.path, config.readOnly);
+    this.disk = new DiskImage(config.path, config.readOnly, config.format ?? "raw");
     if (restored !== null && this.disk.sectors !== restored.sectors) {
       this.disk.close();
       throw new StateError("blkback", "sectors", `${restored.sectors} saved, ${config.path} has ${this.disk.sectors}`);

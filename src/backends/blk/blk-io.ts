@@ -48,7 +48,8 @@ export class BlkIo {
 
   private constructor(private readonly disk: DiskImage, ram: SharedArrayBuffer, private readonly gnttab: GrantTable,
     private readonly log: (line: string) => void) {
-    this.io = { queue: this.q.buffer, ram, fd: disk.descriptor, bytes: disk.bytes, doorbell: blkIoDoorbell(),
+    this.io = { queue: this.q.buffer, ram, fd: disk.descriptor, bytes: disk.bytes,
+      format: disk.format, path: disk.path, readOnly: disk.readOnly, doorbell: blkIoDoorbell(),
       delayMs: disk.delayMs, idleMs: ioIdleMs() };
   }
 

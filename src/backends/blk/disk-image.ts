@@ -10,15 +10,26 @@
  * blkif.h leaves discarded contents undefined (we advertise no discard-zeroes-data), and what a guest that
  * discards for secrecy wants anyway. It costs a write of the whole range, except for a range that ends at the
  * end of the image, which is truncated away and re-extended as a hole (see zero()).
+ *
+ * A qcow2 image (xl's `format=qcow2`, served by Xen's qdisk back-end there) goes through src/storage/qcow2.ts:
+ * the same operations at virtual-disk positions, mapped to clusters of the file; a discard there gives whole
+ * clusters back to the image. The I/O thread opens its own Qcow2Image over the descriptor it is handed
+ * (openThreadImage): metadata is written through, so each thread that serves the disk starts from the file.
  */
 import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { SECTOR_SIZE } from "./blkif.js";
+import { StorageError } from "../../storage/block-image.js";
+import { Qcow2Image } from "../../storage/qcow2.js";
+
+/** Image formats blkback serves. */
+export type DiskFormat = "raw" | "qcow2";
 
 export type BlkErrorCode =
   | "EBLK_NO_IMAGE"     // the image path does not exist (or cannot be stat'ed)
   | "EBLK_NOT_FILE"     // the path is a directory or not a regular file
   | "EBLK_BAD_SIZE"     // the size is 0 or not a multiple of 512
   | "EBLK_OPEN"         // open(2) failed (permissions, …)
+  | "EBLK_FORMAT"       // a qcow2 image refused (damaged, or a feature not supported: src/storage/qcow2.ts)
   | "EBLK_CONFIG";      // a bad devid / vdev
 
 export class BlkError extends Error {
@@ -99,11 +110,13 @@ export class DiskImage {
   readonly sectors: number;
   private fd: number;
   private zeros: Uint8Array | null = null;
+  /** The qcow2 mapping (null: raw, the file is the disk). */
+  private readonly qcow2: Qcow2Image | null = null;
   /** Test only ($XENO_BLK_TEST_DELAY_MS at open): every operation sleeps this long first (a slow disk). */
   readonly delayMs: number;
 
   /** Opens `path` (read-only when `readOnly`); throws BlkError with a clear message when it cannot serve. */
-  constructor(readonly path: string, readonly readOnly: boolean) {
+  constructor(readonly path: string, readonly readOnly: boolean, readonly format: DiskFormat = "raw") {
     let st;
     try { st = statSync(path); }
     catch (e) { throw new BlkError("EBLK_NO_IMAGE", `disk image ${path}: ${(e as Error).message}`, { cause: e }); }
@@ -111,10 +124,18 @@ export class DiskImage {
     if (!st.isFile()) throw new BlkError("EBLK_NOT_FILE", `disk image ${path} is not a regular file`);
     try { this.fd = openSync(path, readOnly ? "r" : "r+"); }
     catch (e) { throw new BlkError("EBLK_OPEN", `disk image ${path}: ${(e as Error).message}`, { cause: e }); }
-    // The size of what we opened (the path may have been replaced since the stat).
-    const size = fstatSync(this.fd).size;
+    if (format === "qcow2") {
+      try { this.qcow2 = Qcow2Image.fromFd(this.fd, path, readOnly); }
+      catch (e) {
+        this.fd = -1; // closed by fromFd
+        throw new BlkError(e instanceof StorageError && e.code === "STORAGE_OPEN" ? "EBLK_OPEN" : "EBLK_FORMAT", (e as Error).message, { cause: e });
+      }
+    }
+    // The size of what we opened (the path may have been replaced since the stat): for qcow2, the virtual disk's.
+    const size = this.qcow2 !== null ? this.qcow2.bytes : fstatSync(this.fd).size;
     if (size === 0 || size % SECTOR_SIZE !== 0) {
-      closeSync(this.fd);
+      if (this.qcow2 !== null) this.qcow2.close();
+      else closeSync(this.fd);
       this.fd = -1;
       throw new BlkError("EBLK_BAD_SIZE", `disk image ${path}: size ${size} is not a positive multiple of ${SECTOR_SIZE} bytes`);
     }
@@ -133,25 +154,29 @@ export class DiskImage {
    */
   read(buf: Uint8Array, off: number, len: number, pos: number): boolean {
     testDelay(this.delayMs);
+    if (this.qcow2 !== null) { this.qcow2.read(buf, off, len, pos); return true; }
     return preadFully(this.fd, buf, off, len, pos);
   }
 
   /** Writes buf[off, off+len) at file position `pos`. Throws on I/O errors (ENOSPC, EIO, EBADF when read-only). */
   write(buf: Uint8Array, off: number, len: number, pos: number): void {
     testDelay(this.delayMs);
-    pwriteFully(this.fd, buf, off, len, pos);
+    if (this.qcow2 !== null) this.qcow2.write(buf, off, len, pos);
+    else pwriteFully(this.fd, buf, off, len, pos);
   }
 
   /** Zeros [pos, pos+len) (see zeroRange). */
   zero(pos: number, len: number): void {
     testDelay(this.delayMs);
+    if (this.qcow2 !== null) { this.qcow2.discard(pos, len); return; }
     zeroRange(this.fd, this.bytes, pos, len, this.zeros ??= new Uint8Array(ZERO_CHUNK));
   }
 
   /** fdatasync: the data written so far is on stable storage. */
   flush(): void {
     testDelay(this.delayMs);
-    fdatasyncSync(this.fd);
+    if (this.qcow2 !== null) this.qcow2.flush();
+    else fdatasyncSync(this.fd);
   }
 
   /**
@@ -161,6 +186,7 @@ export class DiskImage {
   release(): number {
     const fd = this.fd;
     this.fd = -1;
+    this.qcow2?.release(); // its backing files: the new owner opens its own
     return fd;
   }
 
@@ -168,6 +194,15 @@ export class DiskImage {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
-    closeSync(fd);
+    if (this.qcow2 !== null) this.qcow2.close();
+    else closeSync(fd);
   }
+}
+
+/**
+ * For blkback's I/O thread: the qcow2 image over descriptor `fd` (which stays the caller's on failure: the
+ * thread closes it when it ends), or null for a raw disk.
+ */
+export function openThreadImage(fd: number, path: string, readOnly: boolean, format: DiskFormat): Qcow2Image | null {
+  return format === "qcow2" ? Qcow2Image.fromFd(fd, path, readOnly, { keepFdOnError: true }) : null;
 }

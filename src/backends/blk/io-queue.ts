@@ -98,6 +98,10 @@ export interface IoThreadData {
   fd: number;
   /** Image size in bytes (DISCARD to the end truncates, see zeroRange). */
   bytes: number;
+  /** The image's format (default raw), path and mode: a qcow2 image is opened again over `fd` in the thread (disk-image.ts). */
+  format?: "raw" | "qcow2";
+  path?: string;
+  readOnly?: boolean;
   /** Int32Array(1) the I/O thread bumps and notifies after each completion (the domain thread's doorbell). */
   doorbell: SharedArrayBuffer | null;
   /** Test only: sleep this long before every operation (a slow disk). */

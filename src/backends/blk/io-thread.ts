@@ -21,7 +21,8 @@
  */
 import { workerData } from "node:worker_threads";
 import { closeSync, fdatasyncSync } from "node:fs";
-import { preadFully, pwriteFully, testDelay, zeroRange, ZERO_CHUNK } from "./disk-image.js";
+import { openThreadImage, preadFully, pwriteFully, testDelay, zeroRange, ZERO_CHUNK } from "./disk-image.js";
+import type { Qcow2Image } from "../../storage/qcow2.js";
 import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_ERROR, IO_FLAG_SYNC, IO_FLUSH, IO_MSG_BYTES, IO_OK, IO_READ, IO_SHORT_READ,
   IO_SLOTS, IO_WRITE, IoQueue, Q_CLOSING, Q_DONE, Q_ENDED, Q_KICK, Q_STATE, Q_SUBMITTED, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS,
   Q_WAKE, STATE_NONE, STATE_RUNNING, type IoThreadData } from "./io-queue.js";
@@ -34,6 +35,9 @@ function main(d: IoThreadData): void {
   const zeros = new Uint8Array(ZERO_CHUNK);
   const enc = new TextEncoder();
   let next = Atomics.load(ctl, Q_DONE);
+  // A qcow2 disk: this thread's own mapping over the descriptor, opened at the first request (a refusal fails
+  // each request with its message; the descriptor stays ours to close).
+  const held: { qcow2: Qcow2Image | null } = { qcow2: null };
 
   /** Serves slot s; returns its IO_* status (an error's text goes to the slot's message bytes). */
   const serve = (s: number): number => {
@@ -42,6 +46,7 @@ function main(d: IoThreadData): void {
     let pos = q.f64[f + F_POS]!;
     try {
       testDelay(d.delayMs);
+      if (d.format === "qcow2") return serveImage(held.qcow2 ??= openThreadImage(d.fd, d.path ?? "", d.readOnly ?? false, d.format)!, op, nruns, f, r, pos);
       switch (op & 0xff) {
         case IO_READ:
           for (let i = 0; i < nruns; i++) {
@@ -77,6 +82,31 @@ function main(d: IoThreadData): void {
     }
   };
 
+  /** serve() for an image mapped by src/storage (qcow2): the same runs, at virtual-disk positions. */
+  const serveImage = (img: Qcow2Image, op: number, nruns: number, f: number, r: number, pos: number): number => {
+    switch (op & 0xff) {
+      case IO_READ:
+      case IO_WRITE:
+        for (let i = 0; i < nruns; i++) {
+          const len = q.runLen[r + i]!;
+          // Safe: as in serve(), each run was validated by blkback as inside a granted page.
+          if ((op & 0xff) === IO_READ) img.read(ram, q.f64[f + F_RUNS + i]!, len, pos);
+          else img.write(ram, q.f64[f + F_RUNS + i]!, len, pos);
+          pos += len;
+        }
+        if ((op & IO_FLAG_SYNC) !== 0) img.flush();
+        return IO_OK;
+      case IO_FLUSH:
+        img.flush();
+        return IO_OK;
+      case IO_DISCARD:
+        img.discard(pos, q.f64[f + F_LEN]!);
+        return IO_OK;
+      default:
+        throw new Error(`unknown queued operation ${op}`);
+    }
+  };
+
   const ring = (): void => {
     Atomics.notify(ctl, Q_DONE);
     if (doorbell !== null) { Atomics.add(doorbell, 0, 1); Atomics.notify(doorbell, 0); }
@@ -101,8 +131,11 @@ function main(d: IoThreadData): void {
       // publishes a request before it swaps NONE → RUNNING, so either it starts a new thread or this one sees
       // the request and takes the queue back; never both, never neither (BlkBack.ensureIo).
       Atomics.compareExchange(ctl, Q_STATE, STATE_RUNNING, STATE_NONE);
-      if ((Atomics.load(ctl, Q_SUBMITTED) >>> 0) === next && Atomics.load(ctl, Q_CLOSING) === 0) return; // the file stays open
-      if (Atomics.compareExchange(ctl, Q_STATE, STATE_NONE, STATE_RUNNING) !== STATE_NONE) return; // taken over, or closed
+      if ((Atomics.load(ctl, Q_SUBMITTED) >>> 0) === next && Atomics.load(ctl, Q_CLOSING) === 0) {
+        held.qcow2?.release(); // its backing files; the image's own descriptor stays open for the next thread
+        return; // the file stays open
+      }
+      if (Atomics.compareExchange(ctl, Q_STATE, STATE_NONE, STATE_RUNNING) !== STATE_NONE) { held.qcow2?.release(); return; } // taken over, or closed
       continue;
     }
     const s = next & (IO_SLOTS - 1);
@@ -111,6 +144,7 @@ function main(d: IoThreadData): void {
     Atomics.store(ctl, Q_DONE, next | 0); // publishes the status (and the data moved) with it
     ring();
   }
+  held.qcow2?.release();
   try { closeSync(d.fd); } catch { /* closed already: nothing to give back */ }
   Atomics.store(ctl, Q_ENDED, 1);
   ring();

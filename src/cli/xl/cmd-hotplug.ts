@@ -30,7 +30,7 @@ export async function blockAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
   const [domArg, ...parts] = p.args as [string, ...string[]];
   let disk;
   try { disk = parseDiskSpec(parts.join(",")); } catch (e) { throw specError(e); }
-  if (disk.format !== "raw") throw new XlError(`format=${disk.format}: Xeno's blkback serves raw images only`);
+  if (disk.format !== "raw" && disk.format !== "qcow2") throw new XlError(`format=${disk.format}: Xeno's blkback serves raw and qcow2 images`);
   if (disk.target === "") throw new XlError("no target: an empty drive is a cdrom, which is not supported yet");
   const path = resolve(disk.target);
   let st;
@@ -39,7 +39,7 @@ export async function blockAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
   return withClient(env, async (c) => {
     const d = await target(c, env, domArg, "attach a disk to");
     await ask(c, `attach ${disk.vdev} to domain '${d.name}' (${d.domid})`, "block-attach",
-      { domid: d.domid, disk: { path, devid: disk.vdevNumber, vdev: disk.vdev, readOnly: !disk.readwrite } });
+      { domid: d.domid, disk: { path, devid: disk.vdevNumber, vdev: disk.vdev, readOnly: !disk.readwrite, ...(disk.format === "qcow2" ? { format: "qcow2" } : {}) } });
     return 0;
   });
 }

@@ -1,0 +1,102 @@
+/**
+ * Firmware boot on QEMU virt's memory map (hw/arm/virt.c), what a `type = "hvm"` domain runs: UEFI firmware
+ * (Debian's AAVMF, EDK2's ArmVirtQemu) executing in place from flash at guest-physical 0, which finds the
+ * board in the device tree QEMU places at the start of RAM and its settings in fw_cfg.
+ *
+ *   0x0000_0000  flash bank 0, 64 MiB: the firmware code (read-only)
+ *   0x0400_0000  flash bank 1, 64 MiB: the domain's variable store (a copy of AAVMF_VARS.fd; written back)
+ *   0x0800_0000  GICv2 (distributor, CPU interface)      0x0900_0000  PL011 (the serial console)
+ *   0x0901_0000  PL031                                   0x0902_0000  fw_cfg (with DMA)
+ *   0x4000_0000  RAM; the device tree at its start
+ *
+ * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
+ * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
+ */
+import { CfiFlash, cfiFlashDtNode } from "../devices/flash/cfi-flash.js";
+import { FwCfg, fwCfgDtNode, le, FW_CFG_MAX_CPUS, FW_CFG_NB_CPUS, FW_CFG_UUID } from "../devices/fw-cfg/fw-cfg.js";
+import { boardDtb } from "./board-fdt.js";
+import { MachineError, type Board } from "./board.js";
+import { RAM_BASE } from "./layout.js";
+
+/** QEMU virt's flash: two banks of 64 MiB from 0 with 256 KiB sectors (virt_flash_create1). */
+export const FLASH_BANK_BYTES = 64 * 1024 * 1024, FLASH_BYTES = 2 * FLASH_BANK_BYTES, FLASH_SECTOR = 256 * 1024;
+/** fw_cfg's window (VIRT_FW_CFG). */
+export const FW_CFG_BASE = 0x09020000;
+/** The device tree's place and largest size: the start of RAM, as QEMU puts it for firmware (arm_load_dtb). */
+export const FW_DTB_MAX = 2 * 1024 * 1024;
+
+export interface FirmwareImages {
+  /** The firmware (AAVMF_CODE.fd): exactly one bank, read-only to the guest. */
+  code: Uint8Array;
+  /** The domain's variable store (its copy of AAVMF_VARS.fd): exactly one bank. */
+  vars: Uint8Array;
+  /** The guest changed vars[offset, offset+bytes.length): write it back to the domain's file. */
+  onVarsChange?: (offset: number, bytes: Uint8Array) => void;
+  /** SMBIOS-style UUID of the domain (fw_cfg FW_CFG_UUID), 16 bytes. */
+  uuid?: Uint8Array;
+}
+
+export interface FirmwareDevices {
+  code: CfiFlash;
+  vars: CfiFlash;
+  fwCfg: FwCfg;
+}
+
+/**
+ * Sets up `board` (made with romBytes = FLASH_BYTES) for firmware boot: the flash banks with the images, fw_cfg,
+ * the device tree at the start of RAM, vCPU 0 at the first flash instruction. Call once, before it runs.
+ */
+export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices {
+  if (board.romBytes !== FLASH_BYTES) throw new MachineError("MACHINE_BOOT", `firmware boot needs a board with ${FLASH_BYTES >>> 20} MiB of flash (romBytes)`);
+  for (const [what, img] of [["firmware code", fw.code], ["variable store", fw.vars]] as const) {
+    if (img.length !== FLASH_BANK_BYTES) {
+      throw new MachineError("MACHINE_FIRMWARE", `${what}: ${img.length} bytes; a flash bank is exactly ${FLASH_BANK_BYTES} (64 MiB, as AAVMF_CODE.fd and AAVMF_VARS.fd are)`);
+    }
+  }
+  const ram = board.ram;
+  const bank0 = new Uint8Array(ram, 0, FLASH_BANK_BYTES), bank1 = new Uint8Array(ram, FLASH_BANK_BYTES, FLASH_BANK_BYTES);
+  copySparse(bank0, fw.code);
+  copySparse(bank1, fw.vars);
+  const code = new CfiFlash({
+    bytes: bank0, sectorSize: FLASH_SECTOR, readOnly: true,
+    onModeChange: (romd) => board.setRomd(0, FLASH_BANK_BYTES, romd),
+    onChange: (off, len) => board.memoryChanged(off, len),
+  });
+  const vars = new CfiFlash({
+    bytes: bank1, sectorSize: FLASH_SECTOR, readOnly: false,
+    onModeChange: (romd) => board.setRomd(FLASH_BANK_BYTES, FLASH_BANK_BYTES, romd),
+    onChange: (off, len) => { board.memoryChanged(FLASH_BANK_BYTES + off, len); fw.onVarsChange?.(off, bank1.subarray(off, off + len)); },
+  });
+  board.mapDevice(0, code);
+  board.mapDevice(FLASH_BANK_BYTES, vars);
+
+  const memBytes = board.ramBytes - board.romBytes;
+  const ramBytes = new Uint8Array(ram, board.romBytes, memBytes);
+  const fwCfg = new FwCfg({
+    bytes: ramBytes,
+    offsetOf: (pa, len) => (pa >= RAM_BASE && len >= 0 && pa + len <= RAM_BASE + memBytes ? pa - RAM_BASE : -1),
+    written: (off, len) => board.memoryChanged(board.romBytes + off, len),
+  });
+  fwCfg.set(FW_CFG_NB_CPUS, le(board.vcpus.length, 2));
+  fwCfg.set(FW_CFG_MAX_CPUS, le(board.vcpus.length, 2));
+  fwCfg.set(FW_CFG_UUID, fw.uuid ?? new Uint8Array(16));
+  board.mapDevice(FW_CFG_BASE, fwCfg);
+
+  const dtb = boardDtb({
+    ramBytes: memBytes, vcpus: board.vcpus.length, bootargs: "",
+    extraNodes: () => [cfiFlashDtNode(0, FLASH_BANK_BYTES, 2), fwCfgDtNode(FW_CFG_BASE)],
+  });
+  if (dtb.length > FW_DTB_MAX) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
+  ramBytes.set(dtb, 0);
+  // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
+  board.startAt(0, 0);
+  return { code, vars, fwCfg };
+}
+
+/** Copies `src` into `dst` page by page, skipping all-zero pages (the memory is zero already and stays uncommitted). */
+function copySparse(dst: Uint8Array, src: Uint8Array): void {
+  for (let at = 0; at < src.length; at += 4096) {
+    const page = src.subarray(at, at + 4096);
+    if (page.some((b) => b !== 0)) dst.set(page, at);
+  }
+}
