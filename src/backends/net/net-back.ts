@@ -177,6 +177,9 @@ export class NetBackend implements NetBack {
     if (q !== null && (q.txReqCons !== q.txRspPvt || q.txRspPvt !== q.txRspPushed || q.rxReqCons !== q.rxRspPvt || q.rxRspPvt !== q.rxRspPushed)) {
       throw new StateError(C, "queue", "requests in flight: drain before saving");
     }
+    // The packet the coalescer is joining goes into the saved queue (and this one's): a migration's snapshot
+    // must not lose it (it would be the only copy of those segments: the bridge has sent them already).
+    this.queueHeld();
     const rate = this.o.rate;
     return {
       version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6,
@@ -617,6 +620,21 @@ export class NetBackend implements NetBack {
     return ok;
   }
 
+  /** Moves the packet the coalescer holds to the rx queue as it is (no ring access; dropped if the queue is full). */
+  private queueHeld(): void {
+    const g = this.gro;
+    if (g === null || g.len === 0) return;
+    const segs = g.segs, len = g.finish();
+    const meta = segs > 1 ? RXM_VALIDATED | RXM_PARTIAL | (g.type << RXM_TYPE_SHIFT) | g.mss : RXM_VALIDATED;
+    if (this.q !== null && this.rxQueued + len <= this.rxQueueMax) {
+      if (segs > 1) { this.stats.rxGsoPackets++; this.stats.rxGsoSegments += segs; }
+      this.rxQueue.push(g.buf.slice(0, len));
+      this.rxMeta.push(meta);
+      this.rxQueued += len;
+    } else this.stats.rxDropped += segs;
+    g.clear();
+  }
+
   /**
    * Delivers frame[0, len) with `meta` (RXM_*) to the guest's buffers, or queues a copy behind the frames
    * already waiting; false (counted) when the queue is full or the delivery failed.
@@ -627,7 +645,11 @@ export class NetBackend implements NetBack {
       const r = this.rxFrame(q, frame, len, meta);
       if (r !== RX_NO_BUFFERS) return r === RX_DONE;
     }
-    if (this.rxQueued + len > this.rxQueueMax) { this.stats.rxDropped++; return false; }
+    if (this.rxQueued + len > this.rxQueueMax) {
+      this.stats.rxDropped++;
+      this.say(`rx queue full (${this.rxQueued} bytes waiting for the guest's buffers): a ${len}-byte frame dropped (${this.stats.rxDropped} so far)`);
+      return false;
+    }
     this.rxQueue.push(frame.slice(0, len));
     this.rxMeta.push(meta);
     this.rxQueued += len;
