@@ -298,6 +298,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
         runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
+        runner.on("net-flow", (vif, full) => { d.bridges.get(vif)?.pauseReading(full); });
         runner.on("sched-wake", () => { if (!d.dying && d.stopped === null) this.schedKick(); });
         runner.once("stopped", (s) => {
           if (!started) { reject(new Error(`the domain stopped before it ran: ${s.reason}`)); return; }

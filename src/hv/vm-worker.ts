@@ -138,6 +138,8 @@ export type WorkerToHost =
   | { type: "output"; bytes: Uint8Array }
   /** Frames the guest sent since the last batch, of any of its vifs (buffers transferred; frame-batch.ts). */
   | ({ type: "net-tx" } & FrameBatch)
+  /** netback's backpressure for vif `vif`: stop (full) or resume reading its bridge (NetBackendOptions.onRxBacklog). */
+  | { type: "net-flow"; vif: number; full: boolean }
   /** A DeviceOp finished (error: why it could not be done; forced: removed without the front-end closing). */
   | { type: "device-done"; req: number; error?: string; forced?: boolean }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
@@ -261,7 +263,8 @@ class Guest {
 
   private vifAttach(config: NetVifConfig): VifAttach {
     const devid = config.devid;
-    return { config, out: (f: Uint8Array): void => { this.txBatch.add(devid, f); if (!NET_BATCH) this.txBatch.flush(); } };
+    return { config, out: (f: Uint8Array): void => { this.txBatch.add(devid, f); if (!NET_BATCH) this.txBatch.flush(); },
+      flow: (full) => this.post({ type: "net-flow", vif: devid, full }) };
   }
 
   /** Posts the frames the guest sent (end of a slice, or before any other message that must not pass them). */

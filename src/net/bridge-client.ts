@@ -42,6 +42,9 @@ export interface BridgeClient {
   /** Give the frames held for `mac` back to this port (a hold() whose handover did not happen); false (and
    * nothing sent) when this client holds nothing for `mac`. */
   release(mac: string): boolean;
+  /** Backpressure from the vif (netback's rx queue): stop reading frames from the bridge (true), or go on. The
+   * daemon then queues this client's frames (and tail-drops beyond its bound) instead of the vif dropping them. */
+  pauseReading(stop: boolean): void;
   /** Disconnect (idempotent). */
   close(): void;
   /** Resolves when the connection is gone, with the reason if it failed (e.g. the daemon exited). */
@@ -91,7 +94,8 @@ export function connectBridge(name: string, onFrame: (frame: Buffer) => void, op
         port.send(handoverFrame(m, HANDOVER_RELEASE));
         return true;
       };
-      resolve({ socketPath: path, send: (f) => port.send(f), hold, release, close: () => port.close(), closed });
+      resolve({ socketPath: path, send: (f) => port.send(f), hold, release, pauseReading: (stop) => port.pauseReading(stop),
+        close: () => port.close(), closed });
     });
   });
 }

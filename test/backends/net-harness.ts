@@ -176,14 +176,15 @@ export interface Harness {
 }
 
 export function setup(o: { split?: boolean; sg?: boolean; mtu?: number; connect?: boolean; out?: (f: Uint8Array) => void;
-  rate?: { bytesPerInterval: number; intervalUsecs: number }; now?: () => number; gso?: boolean; rxGso?: boolean } = {}): Harness {
+  rate?: { bytesPerInterval: number; intervalUsecs: number }; now?: () => number; gso?: boolean; rxGso?: boolean;
+  onRxBacklog?: (full: boolean) => void } = {}): Harness {
   const ram = new SharedArrayBuffer(RAM);
   const host = new FakeHost();
   const d = new XenDomain({ ram, ramBase: BASE, vcpus: 1, host, domid: DOMID, store: "none" });
   const store = new XenStore();
   const frames: Uint8Array[] = [], logs: string[] = [];
   const back = attachNetBack(d, store, { devid: 0, mac: MAC, mtu: o.mtu ?? 1500, bridge: "xenbr0", rate: o.rate, gso: o.gso, rxGso: o.rxGso },
-    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l), o.now);
+    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l), o.now, o.onRxBacklog);
   assert.equal(d.gnttab.mapFrame(0, GNT_GFN), 0);
   const f = new Front(d);
   f.grant(TX_RING_REF, TX_RING_GFN);

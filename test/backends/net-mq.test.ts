@@ -240,3 +240,25 @@ test("steer: a flow's frames map to one queue; non-IP and short frames to 0; eve
   }
   assert.equal(PAGE, 4096);
 });
+
+test("backpressure: past half the rx queue's bound the host is told to stop, below an eighth to go on; nothing dropped", () => {
+  const calls: boolean[] = [];
+  const h = setup({ onRxBacklog: (full) => calls.push(full) });
+  assert.deepEqual(calls, [false], "a fresh vif says it takes frames");
+  calls.length = 0;
+  // No rx buffers posted: 1400-byte frames wait in the queue (512 KiB bound).
+  let n = 0;
+  while (calls.length === 0) { assert.ok(h.back.receive(plainFrame(1400, n))); n++; assert.ok(n < 400, "no stop signal"); }
+  assert.deepEqual(calls, [true]);
+  assert.ok(n * 1400 > 256 * 1024 && (n - 1) * 1400 <= 256 * 1024, `stopped after ${n} frames`);
+  assert.equal(h.back.stats.rxDropped, 0);
+  // The guest refills: the queue drains; the host hears "go on" once below 64 KiB, only once.
+  for (let round = 0; round < 40 && h.back.stats.rxFrames < n; round++) { h.f.postRx(64); h.f.rxResponses(); }
+  assert.equal(h.back.stats.rxFrames, n, "every queued frame delivered");
+  assert.deepEqual(calls, [true, false]);
+  // Stopped again, then the front-end disconnects: the queue is dropped and the host told to go on.
+  for (let k = 0; calls.length < 3; k++) { h.back.receive(plainFrame(1400, k)); assert.ok(k < 400); }
+  h.setFrontState(5);
+  h.setFrontState(6);
+  assert.deepEqual(calls, [true, false, true, false]);
+});

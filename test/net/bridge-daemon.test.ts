@@ -162,6 +162,26 @@ describe("bridge daemon", () => {
     }
   });
 
+  it("pauseReading: a paused client gets nothing (the daemon queues for it), then everything in order on resume", async () => {
+    const d = await BridgeDaemon.start({ name: "br-pause", runDir });
+    try {
+      const [a, b] = await Promise.all([client("br-pause", runDir), client("br-pause", runDir)]);
+      await until("2 clients", () => d.clientCount === 2);
+      a.send(frame(BROADCAST, A, "A is here"));
+      await b.next();
+      a.pauseReading(true);
+      for (let i = 0; i < 20; i++) b.send(frame(A, B, `m${i}`));
+      await until("switched", () => d.stats().ports.find((p) => p.name === "vif#1")!.txFrames >= 20);
+      await sleep(100);
+      assert.equal(a.got.length, 0, "nothing read while paused");
+      a.pauseReading(false);
+      for (let i = 0; i < 20; i++) assert.equal(text(await a.next()), `m${i}`);
+      for (const x of [a, b]) x.close();
+    } finally {
+      await d.close();
+    }
+  });
+
   it("drops a client that sends a bad length prefix; the others carry on", async () => {
     const logs: string[] = [];
     const d = await BridgeDaemon.start({ name: "br-garbage", runDir, log: (l) => logs.push(l) });

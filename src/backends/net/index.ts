@@ -98,8 +98,8 @@ export function parseMac(mac: string): string {
  * for a bad configuration (RangeError); everything the guest does is handled without throwing.
  */
 export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig,
-  out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number): NetBack {
-  return makeNetBack(xen, store, vif, out, log, now, undefined);
+  out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number, onRxBacklog?: (full: boolean) => void): NetBack {
+  return makeNetBack(xen, store, vif, out, log, now, undefined, onRxBacklog);
 }
 
 /**
@@ -109,12 +109,13 @@ export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig
  * attached; a refusal (StateError) leaves nothing behind.
  */
 export function restoreNetBack(args: { xen: XenDomain; store: StoreApi; vif: NetVifConfig; out: (frame: Uint8Array) => void;
-  log: (line: string) => void; now?: () => number }, state: NetBackState): NetBack {
-  return makeNetBack(args.xen, args.store, args.vif, args.out, args.log, args.now, state);
+  log: (line: string) => void; now?: () => number; onRxBacklog?: (full: boolean) => void }, state: NetBackState): NetBack {
+  return makeNetBack(args.xen, args.store, args.vif, args.out, args.log, args.now, state, args.onRxBacklog);
 }
 
 function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (frame: Uint8Array) => void,
-  log: (line: string) => void, now: (() => number) | undefined, saved: NetBackState | undefined): NetBack {
+  log: (line: string) => void, now: (() => number) | undefined, saved: NetBackState | undefined,
+  onRxBacklog: ((full: boolean) => void) | undefined): NetBack {
   const mac = parseMac(vif.mac);
   if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);
   if (!Number.isInteger(vif.mtu) || vif.mtu < 68 || vif.mtu > XEN_NETIF_MAX_TX_SIZE - ETH_HLEN) {
@@ -129,7 +130,9 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   const gso = vif.gso !== false;
   const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now, maxQueues: queues });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now, maxQueues: queues,
+    // $XENO_NET_RX_FLOW=0 turns the backpressure off (for A/B): a full rx queue then drops, as before.
+    onRxBacklog: process.env.XENO_NET_RX_FLOW === "0" ? undefined : onRxBacklog });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,

@@ -151,6 +151,10 @@ export class NetBackend implements NetBack {
   /** Joins TCP segments from the wire into GSO packets for the guest (null: rx GSO not offered). */
   private readonly gro: TcpCoalescer | null;
   private readonly rxQueueMax: number;
+  /** Backpressure thresholds (bytes in one queue) and whether the host was asked to stop (onRxBacklog). */
+  private readonly rxStop: number;
+  private readonly rxResume: number;
+  private backlogged = false;
   private inTx = false;
   /** The rate limit's credit (null: unlimited) and its clock. */
   private readonly credit: TxCredit | null;
@@ -169,6 +173,9 @@ export class NetBackend implements NetBack {
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
     this.gso = new TcpSegmenter(o.mtu, this.maxFrame, o.gsoTcpv4, o.gsoTcpv6);
     this.rxQueueMax = o.rxQueueBytes ?? RX_QUEUE_BYTES;
+    this.rxStop = this.rxQueueMax >>> 1;
+    this.rxResume = this.rxQueueMax >>> 3;
+    o.onRxBacklog?.(false); // a fresh vif takes frames (the host may have stopped for a vif it replaces)
     this.gro = o.rxGso === false ? null : new TcpCoalescer(() => this.qs[0]?.rxGso4 === true, () => this.qs[0]?.rxGso6 === true);
     this.now = o.now ?? (() => performance.now());
     this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
@@ -253,6 +260,9 @@ export class NetBackend implements NetBack {
       if (rxEp !== null && this.o.evtchn.hostAttach(q.rxPort, rxEp) === 0) q.rxEp = rxEp;
     }
     this.qs = qs;
+    // The host learns whether this copy wants frames (the one it replaces may have asked it to stop).
+    this.backlogged = qs.some((q) => q.rxQueued > this.rxStop);
+    this.o.onRxBacklog?.(this.backlogged);
   }
 
   /** Our ends of a queue's event channel(s): the tx (or single) port runs tx and drains rx; a separate rx
@@ -710,7 +720,21 @@ export class NetBackend implements NetBack {
     q.rxq.push(frame.slice(0, len));
     q.rxMeta.push(meta);
     q.rxQueued += len;
+    if (!this.backlogged && q.rxQueued > this.rxStop) {
+      // Frames pile up faster than the guest posts buffers: the host stops sending (its socket read pauses,
+      // the bridge queues, passt's window stalls) instead of this queue overflowing and dropping.
+      this.backlogged = true;
+      this.o.onRxBacklog?.(true);
+    }
     return true;
+  }
+
+  /** Backlog gone (every queue below rxResume): the host may send again. */
+  private backlogCleared(): void {
+    const qs = this.qs;
+    for (let i = 0; i < qs.length; i++) if (qs[i]!.rxQueued >= this.rxResume) return;
+    this.backlogged = false;
+    this.o.onRxBacklog?.(false);
   }
 
   /** Delivers the queue's waiting frames while the guest has buffers on its ring. */
@@ -722,6 +746,7 @@ export class NetBackend implements NetBack {
       q.rxq.shift();
       q.rxMeta.shift();
       q.rxQueued -= f.length;
+      if (this.backlogged && q.rxQueued < this.rxResume) this.backlogCleared();
     }
   }
 
@@ -733,6 +758,7 @@ export class NetBackend implements NetBack {
       q.rxQueued = 0;
     }
     if (this.gro !== null && this.gro.len > 0) { this.stats.rxDropped += this.gro.segs; this.gro.clear(); }
+    if (this.backlogged) { this.backlogged = false; this.o.onRxBacklog?.(false); }
   }
 
   /**

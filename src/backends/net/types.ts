@@ -112,6 +112,12 @@ export interface NetBackendOptions {
   rxQueueBytes?: number;
   /** Queues offered (multi-queue-max-queues); default 1. */
   maxQueues?: number;
+  /**
+   * Backpressure for the host: called with true when frames pile up for the guest (a queue holds more than
+   * half its bound: stop sending), with false once every queue is below an eighth again (send again), and with
+   * the current state when the vif is attached or restored (the host may have stopped for an earlier copy).
+   */
+  onRxBacklog?(full: boolean): void;
   /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
   /** Clock in milliseconds for the rate limit (default performance.now). */
