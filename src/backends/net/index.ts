@@ -130,9 +130,7 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
   const gso = vif.gso !== false;
   const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now, maxQueues: queues,
-    // $XENO_NET_RX_FLOW=0 turns the backpressure off (for A/B): a full rx queue then drops, as before.
-    onRxBacklog: process.env.XENO_NET_RX_FLOW === "0" ? undefined : onRxBacklog });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now, maxQueues: queues, onRxBacklog });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
