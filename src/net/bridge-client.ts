@@ -81,6 +81,9 @@ export function connectBridge(name: string, onFrame: (frame: Buffer) => void, op
       });
       const hold = (mac: string, timeoutMs = HOLD_ACK_TIMEOUT_MS): Promise<boolean> => {
         const m = parseMac(mac);
+        // The answer has to be read: a client paused by its vif's backpressure reads again (what comes before the
+        // answer goes to the guest before its snapshot, or is dropped by netback as it would have been).
+        port.pauseReading(false);
         return new Promise<boolean>((resolve) => {
           const timer = setTimeout(() => { acks.delete(m); resolve(false); }, timeoutMs);
           acks.set(m, () => { clearTimeout(timer); resolve(!port.isClosed); });

@@ -149,6 +149,7 @@ describe("bridge daemon", () => {
       await until("4 clients", () => d.clientCount === 4);
       c2.send(frame(BROADCAST, B, "B is here"));
       for (const x of [src, dst, peer]) await x.next();
+      c2.pauseReading(true); // a client paused by backpressure still gets the answer: hold() reads again
       assert.equal(await c2.hold(B), true);
       peer.send(frame(B, C, "for B"));
       await until("held", () => d.stats().switch.held === 6);
