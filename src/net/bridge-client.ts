@@ -21,8 +21,9 @@ import { StreamPort } from "./stream-port.js";
 import { HANDOVER_ACK, HANDOVER_HOLD, HANDOVER_RELEASE, handoverFrame, handoverOp } from "./handover.js";
 import { macAt, parseMac } from "./ethernet.js";
 
-/** How long hold() waits for the switch's answer (a daemon without handover never answers). */
-export const HOLD_ACK_TIMEOUT_MS = 500;
+/** How long hold() waits for the switch's answer (a daemon without handover never answers; a loaded host takes
+ * a few hundred ms for the round trip). The guest still runs while it waits. */
+export const HOLD_ACK_TIMEOUT_MS = 2000;
 
 /**
  * A connection to a bridge. Frames sent in the first instant may be lost: the connection is up when the kernel
