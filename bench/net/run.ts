@@ -8,11 +8,14 @@
  *
  *   node dist/bench/net/run.js [--runs N] [--mib MiB] [--qemu-mib MiB] [--timeout SEC] [--only xeno|qemu]
  *                              [--qemu-uplink passt|slirp] [--cpu-prof DIR] [--xeno-variant NAME:K=V[,K=V…]]…
+ *                              [--netfront-queues N]
  *
  * --xeno-variant (repeatable) runs Xeno once per variant in each round, with those environment variables set
  * for `xeno create` and the bridge daemon — an A/B of a feature switch in one invocation, e.g.
  * `--xeno-variant off:XENO_NET_RX_GSO=0,XENO_NET_BATCH=0 --xeno-variant on:` (NAME: with nothing after it
- * changes nothing). Without it there is one Xeno side, with the caller's environment.
+ * changes nothing). Without it there is one Xeno side, with the caller's environment. --netfront-queues N puts
+ * xen_netfront.max_queues=N on the Xeno guest's command line (a 1-vCPU guest's netfront takes one queue otherwise),
+ * so `--netfront-queues 2 --xeno-variant q1:XENO_NET_QUEUES=1 --xeno-variant q2:` compares 1 and 2 queues.
  *
  * Both guests get the same static setup on the console (eth0 10.0.2.15/24, default route via 10.0.2.2, which
  * passt and slirp both map to the host's loopback; MTU 1500, no offloads on either side's wire). The transfers
@@ -65,6 +68,8 @@ type Dir = typeof DIRS[number];
 interface Options {
   runs: number; mib: number; qemuMib: number; timeoutSec: number; only?: "xeno" | "qemu";
   qemuUplink: "passt" | "slirp"; cpuProf?: string;
+  /** xen_netfront.max_queues=N on the Xeno guest's command line (netfront's own default: one per vCPU, here 1). */
+  netfrontQueues?: number;
   /** Xeno variants: a name and environment overrides (empty: one plain Xeno side). */
   variants: { name: string; env: Record<string, string> }[];
 }
@@ -87,6 +92,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--mib") o.mib = int();
     else if (a === "--qemu-mib") o.qemuMib = int();
     else if (a === "--timeout") o.timeoutSec = int();
+    else if (a === "--netfront-queues") o.netfrontQueues = int();
     else if (a === "--only") {
       const v = val();
       if (v !== "xeno" && v !== "qemu") throw new Error("--only xeno|qemu");
@@ -109,7 +115,7 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === "-h" || a === "--help") {
       process.stdout.write("usage: node dist/bench/net/run.js [--runs N] [--mib MiB] [--qemu-mib MiB] [--timeout SEC] " +
-        "[--only xeno|qemu] [--qemu-uplink passt|slirp] [--cpu-prof DIR] [--xeno-variant NAME:K=V[,K=V…]]…\n");
+        "[--only xeno|qemu] [--qemu-uplink passt|slirp] [--cpu-prof DIR] [--xeno-variant NAME:K=V[,K=V…]]… [--netfront-queues N]\n");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -463,7 +469,8 @@ async function main(): Promise<void> {
     const runDir = path.join(dir, "run");
     const cfg = path.join(dir, "bench-net.cfg");
     fs.writeFileSync(cfg, `name = "bench-net"\nmemory = 256\nvcpus = 1\nkernel = "${img.kernel}"\nramdisk = "${img.initrd}"\n` +
-      `vif = [ 'mac=${XENO_MAC}, bridge=${BRIDGE}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n`);
+      `vif = [ 'mac=${XENO_MAC}, bridge=${BRIDGE}' ]\non_poweroff = "destroy"\non_reboot = "destroy"\n` +
+      (o.netfrontQueues !== undefined ? `extra = "xen_netfront.max_queues=${o.netfrontQueues}"\n` : ""));
     const variants = o.variants.length > 0 ? o.variants : [{ name: "", env: {} }];
     const sides = [
       ...variants.map((v) => ({ name: "xeno", label: v.name === "" ? "xeno" : `xeno[${v.name}]`,

@@ -474,6 +474,7 @@ async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: 
         runner.once("error", (e) => resolve({ kind: "error", e }));
         runner.start(options);
         runner.on("net-tx", (vif, frame) => { bridges.get(vif)?.send(frame); });
+        runner.on("net-flow", (vif, full) => { bridges.get(vif)?.pauseReading(full); });
         if (userEnd !== undefined) void runner.destroy();
       });
       await runner.whenExited();

@@ -301,6 +301,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         runner.once("error", (e) => reject(e));
         runner.on("output", (b) => this.consoleOutput(d, b));
         runner.on("net-tx", (vif, frame) => { d.bridges.get(vif)?.send(frame); });
+        runner.on("net-flow", (vif, full) => { d.bridges.get(vif)?.pauseReading(full); });
         runner.on("sched-wake", () => { if (!d.dying && d.stopped === null) this.schedKick(); });
         runner.once("stopped", (s) => {
           if (!started) { reject(new Error(`the domain stopped before it ran: ${s.reason}`)); return; }
@@ -502,7 +503,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         ({ rounds, left } = await precopy({ ram, dirty: (op, f) => d.runner.dirty(op, f) }, w, policy,
           (r, k) => this.log(`d${domid}: migration pre-copy round ${k}: ${r.pages} pages in ${r.ms.toFixed(0)} ms, ${r.dirtyAfter} dirty after`)));
       }
-      // Stop and copy: paused and saved, then the pages still dirty and the state.
+      // Stop and copy: paused and saved, then the pages still dirty and the state. First the bridges hold the
+      // guest's frames (src/net/handover.ts), so none reaches this copy after its snapshot and is lost.
+      await this.holdVifs(d);
       const tPause = performance.now();
       const saved0 = await this.saveBetweenSlices(d);
       run = saved0.run;
@@ -529,6 +532,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       out?.destroy();
       if (logging) await d.runner.dirty("stop").catch(() => undefined);
       if (run !== null) d.runner.finishSave(true, run.paused);
+      this.releaseVifs(d);
       throw e instanceof HvError ? e : new HvError("EIO", `the migration stream of domain ${domid} failed: ${(e as Error).message} (the domain runs on as it was)`);
     } finally {
       d.saving = false;
@@ -667,8 +671,28 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) return;
     d.runner.unpause();
+    this.releaseVifs(d); // resumed after a migration that failed past its hold
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
+  }
+
+  /** Before a migration's final pause: each vif's bridge holds the frames for its MAC (src/net/handover.ts) and
+   * answers behind those it sent already; a bridge that does not answer in time is logged (its frames after the
+   * snapshot may be lost, as before handovers). */
+  private async holdVifs(d: Domain): Promise<void> {
+    const t0 = performance.now();
+    const ok = await Promise.all(d.spec.vifs.map((v) => d.bridges.get(v.devid)?.hold(v.mac) ?? Promise.resolve(false)));
+    const late = d.spec.vifs.filter((_, i) => !ok[i]).map((v) => v.devid);
+    if (late.length > 0) this.log(`d${d.domid}: vif ${late.join(", ")}: the bridge did not confirm holding the guest's frames (some may be lost in the move)`);
+    else if (d.spec.vifs.length > 0) this.log(`d${d.domid}: bridges hold the vifs' frames for the move (${(performance.now() - t0).toFixed(1)} ms)`);
+  }
+
+  /** The domain runs on here after all: frames its bridges held go back to it, and the switch relearns its MAC. */
+  private releaseVifs(d: Domain): void {
+    for (const v of d.spec.vifs) {
+      const b = d.bridges.get(v.devid);
+      if (b?.release(v.mac) === true) b.send(announceFrame(v.mac));
+    }
   }
 
   /** Each vif of a restored domain sends a RARP announce from its MAC into its bridge (save-live.ts announceFrame). */

@@ -359,7 +359,7 @@ export class Machine {
     if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
     if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
     const xen = this.xen;
-    pv.net.push(attachNetBack(xen, pv.store, v.config, v.out, (l) => xen.trace(l)));
+    pv.net.push(attachNetBack(xen, pv.store, v.config, v.out, (l) => xen.trace(l), undefined, v.flow));
   }
 
   /** The disk with `devid` (for unplugging; its close() removes it from this machine), or null. */

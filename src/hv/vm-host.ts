@@ -106,6 +106,8 @@ export interface DomainRunnerEvents {
   moved: [VmThread];
   /** A frame the guest transmitted on vif `vif` (owned by the listener). */
   "net-tx": [number, Uint8Array];
+  /** netback's backpressure on vif `vif`: stop (true) or resume (false) reading its bridge. */
+  "net-flow": [number, boolean];
   stopped: [DomainStopped];
   error: [Error];
   started: [];
@@ -414,6 +416,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
         case "sched-wake": this.emit("sched-wake"); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": forEachFrame(m, (vif, frame) => this.emit("net-tx", vif, frame)); break;
+        case "net-flow": this.emit("net-flow", m.vif, m.full); break;
         case "kept-frames": this.keptFrames = true; break;
         case "device-done": { const w = this.deviceWaits.get(m.req); this.deviceWaits.delete(m.req); w?.(m.error, m.forced); break; }
         case "stopped": this.finish({ state: m.state, reason: m.reason }); break;

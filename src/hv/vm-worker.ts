@@ -140,6 +140,8 @@ export type WorkerToHost =
   | { type: "output"; bytes: Uint8Array }
   /** Frames the guest sent since the last batch, of any of its vifs (buffers transferred; frame-batch.ts). */
   | ({ type: "net-tx" } & FrameBatch)
+  /** netback's backpressure for vif `vif`: stop (full) or resume reading its bridge (NetBackendOptions.onRxBacklog). */
+  | { type: "net-flow"; vif: number; full: boolean }
   /** A DeviceOp finished (error: why it could not be done; forced: removed without the front-end closing). */
   | { type: "device-done"; req: number; error?: string; forced?: boolean }
   /** The guest stopped (poweroff/reboot/crashed) or the host destroyed it ("destroyed"). */
@@ -166,6 +168,12 @@ const OUT_BATCH_MS = 10;
  * many bytes or frames are waiting; $XENO_NET_BATCH=0 posts a message per frame (for A/B).
  */
 const NET_BATCH = process.env.XENO_NET_BATCH !== "0";
+/**
+ * netback's backpressure to the bridge socket (net-flow messages), only with $XENO_NET_RX_FLOW=1: with Debian 12's
+ * passt it moved the drops from netback's rx queue into the bridge daemon's queue and did not reduce the
+ * retransmissions (docs/benchmarks.md, 2026-12-07, "backpressure"), so it is off by default.
+ */
+const NET_FLOW = process.env.XENO_NET_RX_FLOW === "1";
 const TX_BATCH_BYTES = 256 * 1024, TX_BATCH_FRAMES = 512;
 
 /** One domain in this thread: its Machine, its port, and what the loop keeps for it. */
@@ -264,7 +272,8 @@ class Guest {
 
   private vifAttach(config: NetVifConfig): VifAttach {
     const devid = config.devid;
-    return { config, out: (f: Uint8Array): void => { this.txBatch.add(devid, f); if (!NET_BATCH) this.txBatch.flush(); } };
+    return { config, out: (f: Uint8Array): void => { this.txBatch.add(devid, f); if (!NET_BATCH) this.txBatch.flush(); },
+      ...(NET_FLOW ? { flow: (full: boolean): void => this.post({ type: "net-flow", vif: devid, full }) } : {}) };
   }
 
   /** Posts the frames the guest sent (end of a slice, or before any other message that must not pass them). */

@@ -19,6 +19,8 @@ import { StateError, stateVersion } from "../common/state.js";
 export interface VifAttach {
   config: NetVifConfig;
   out(frame: Uint8Array): void;
+  /** netback's backpressure (NetBackendOptions.onRxBacklog): stop/resume sending this vif frames. */
+  flow?(full: boolean): void;
 }
 
 export interface XenPvOptions {
@@ -122,7 +124,7 @@ export function attachXenPv(xen: XenDomain, o: XenPvOptions): XenPv {
   const net: NetBack[] = [];
   try {
     for (const d of o.disks ?? []) blk.push(attachBlkBack(xen, store, d, log));
-    for (const v of o.vifs ?? []) net.push(attachNetBack(xen, store, v.config, v.out, log));
+    for (const v of o.vifs ?? []) net.push(attachNetBack(xen, store, v.config, v.out, log, undefined, v.flow));
   } catch (e) {
     for (const b of [...blk, ...net]) b.close();
     throw e;
@@ -179,7 +181,7 @@ export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvO
     xenbus.restore(s.xenbus);
     console?.restore(s.console!);
     disks.forEach((d, i) => blk.push(BlkBack.restore({ xen, store, config: d, log }, s.blk[i]!)));
-    vifs.forEach((v, i) => net.push(restoreNetBack({ xen, store, vif: v.config, out: v.out, log }, s.net[i]!)));
+    vifs.forEach((v, i) => net.push(restoreNetBack({ xen, store, vif: v.config, out: v.out, log, onRxBacklog: v.flow }, s.net[i]!)));
     const detached = xen.evtchn.detachedHostPorts();
     if (detached.length > 0) throw new StateError(C, "(root)", `event channels ${detached.join(", ")} have no back-end after the restore`);
   } catch (e) {

@@ -18,6 +18,12 @@ import { EXIT_BRIDGE_IN_USE, NetError } from "./errors.js";
 import { bridgeSocketPath, siblingPath } from "./paths.js";
 import { RUN_DIR_MODE } from "../common/private-socket.js";
 import { StreamPort } from "./stream-port.js";
+import { HANDOVER_ACK, HANDOVER_HOLD, HANDOVER_RELEASE, handoverFrame, handoverOp } from "./handover.js";
+import { macAt, parseMac } from "./ethernet.js";
+
+/** How long hold() waits for the switch's answer (a daemon without handover never answers; a loaded host takes
+ * a few hundred ms for the round trip). The guest still runs while it waits. */
+export const HOLD_ACK_TIMEOUT_MS = 2000;
 
 /**
  * A connection to a bridge. Frames sent in the first instant may be lost: the connection is up when the kernel
@@ -28,6 +34,18 @@ export interface BridgeClient {
   readonly socketPath: string;
   /** Queue a frame to the bridge; false if dropped (connection closed, or the daemon is not reading). */
   send(frame: Uint8Array): boolean;
+  /**
+   * Ask the switch to hold the frames for `mac` (handover.ts) and wait for its answer, which comes behind every
+   * frame it had sent here for `mac` already (those have been passed to onFrame when this resolves). Resolves
+   * false when no answer comes within `timeoutMs` (default HOLD_ACK_TIMEOUT_MS) or the connection is closed.
+   */
+  hold(mac: string, timeoutMs?: number): Promise<boolean>;
+  /** Give the frames held for `mac` back to this port (a hold() whose handover did not happen); false (and
+   * nothing sent) when this client holds nothing for `mac`. */
+  release(mac: string): boolean;
+  /** Backpressure from the vif (netback's rx queue): stop reading frames from the bridge (true), or go on. The
+   * daemon then queues this client's frames (and tail-drops beyond its bound) instead of the vif dropping them. */
+  pauseReading(stop: boolean): void;
   /** Disconnect (idempotent). */
   close(): void;
   /** Resolves when the connection is gone, with the reason if it failed (e.g. the daemon exited). */
@@ -52,8 +70,36 @@ export function connectBridge(name: string, onFrame: (frame: Buffer) => void, op
       sock.off("error", fail);
       let resolveClosed!: (e: Error | undefined) => void;
       const closed = new Promise<Error | undefined>((r) => (resolveClosed = r));
-      const port = new StreamPort(`bridge ${name}`, sock, { onFrame, onClose: (err) => resolveClosed(err) });
-      resolve({ socketPath: path, send: (f) => port.send(f), close: () => port.close(), closed });
+      // Handover answers are the switch's to this client, not frames for the guest.
+      const acks = new Map<number, () => void>();
+      const held = new Set<number>();
+      const port = new StreamPort(`bridge ${name}`, sock, {
+        onFrame: (f) => {
+          if (handoverOp(f) === HANDOVER_ACK) { const mac = macAt(f, 6); acks.get(mac)?.(); acks.delete(mac); return; }
+          onFrame(f);
+        },
+        onClose: (err) => { for (const a of acks.values()) a(); resolveClosed(err); },
+      });
+      const hold = (mac: string, timeoutMs = HOLD_ACK_TIMEOUT_MS): Promise<boolean> => {
+        const m = parseMac(mac);
+        // The answer has to be read: a client paused by its vif's backpressure reads again (what comes before the
+        // answer goes to the guest before its snapshot, or is dropped by netback as it would have been).
+        port.pauseReading(false);
+        return new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => { acks.delete(m); resolve(false); }, timeoutMs);
+          acks.set(m, () => { clearTimeout(timer); resolve(!port.isClosed); });
+          if (port.send(handoverFrame(m, HANDOVER_HOLD))) held.add(m);
+          else { clearTimeout(timer); acks.delete(m); resolve(false); }
+        });
+      };
+      const release = (mac: string): boolean => {
+        const m = parseMac(mac);
+        if (!held.delete(m)) return false;
+        port.send(handoverFrame(m, HANDOVER_RELEASE));
+        return true;
+      };
+      resolve({ socketPath: path, send: (f) => port.send(f), hold, release, pauseReading: (stop) => port.pauseReading(stop),
+        close: () => port.close(), closed });
     });
   });
 }

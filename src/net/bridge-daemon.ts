@@ -31,6 +31,7 @@ import { dirname, join } from "node:path";
 import { NetError } from "./errors.js";
 import { PasstUplink, describePasst, type PasstOptions, type PasstUplinkStats } from "./passt.js";
 import { bridgeSocketPath, checkBridgeName, siblingPath } from "./paths.js";
+import { PcapWriter } from "./pcap.js";
 import { StreamPort } from "./stream-port.js";
 import { removeUplinkStatus, writeUplinkStatus, type UplinkStatus } from "./uplink-status.js";
 import { listenPrivate, RUN_DIR_MODE } from "../common/private-socket.js";
@@ -102,6 +103,8 @@ export class BridgeDaemon {
   private stopping = false;
   /** The uplink's state as published in `<bridge>.uplink` (uplink-status.ts) once the socket is ours. */
   private uplinkState: Omit<UplinkStatus, "pid" | "since">;
+  /** $XENO_NET_PCAP=DIR: every port's ingress frames captured there (pcap.ts; debugging). */
+  private readonly pcap: PcapWriter | null;
 
   private constructor(private readonly opts: BridgeDaemonOptions) {
     this.name = checkBridgeName(opts.name);
@@ -109,9 +112,11 @@ export class BridgeDaemon {
     this.log = opts.log ?? (() => {});
     this.switch = new LearningSwitch(opts.switch);
     this.closed = new Promise((r) => (this.resolveClosed = r));
+    const pcapDir = process.env["XENO_NET_PCAP"];
+    this.pcap = pcapDir === undefined || pcapDir === "" ? null : new PcapWriter(pcapDir, this.name);
     if (opts.uplink !== undefined) {
       this.uplink = new PasstUplink(opts.uplink, {
-        onFrame: (f) => this.switch.receive(this.uplink!, f),
+        onFrame: (f) => { this.pcap?.write(this.uplink!.name, f); this.switch.receive(this.uplink!, f); },
         log: this.log,
         isPresent: (mac) => this.switch.lookup(mac) !== undefined,
         onState: (state, detail, retryMs) => {
@@ -249,7 +254,7 @@ export class BridgeDaemon {
     }
     const name = `vif#${this.nextClient++}`;
     const port: StreamPort = new StreamPort(name, sock, {
-      onFrame: (f) => this.switch.receive(port, f),
+      onFrame: (f) => { this.pcap?.write(name, f); this.switch.receive(port, f); },
       onClose: (err) => {
         this.clients.delete(port);
         const st = this.switch.removePort(port);
@@ -397,6 +402,7 @@ export class BridgeDaemon {
     await this.removeFiles();
     await this.uplink?.stop();
     await serverClosed;
+    this.pcap?.close();
     this.resolveClosed();
   }
 }

@@ -59,6 +59,13 @@ export class StreamPort implements SwitchPort {
     return true;
   }
 
+  /** Stop (true) or resume reading the peer's frames: the stream's own backpressure then reaches the peer. */
+  pauseReading(stop: boolean): void {
+    if (this.closed) return;
+    if (stop) this.stream.pause();
+    else this.stream.resume();
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

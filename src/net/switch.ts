@@ -31,6 +31,7 @@
 
 import { NetError } from "./errors.js";
 import { MAX_FRAME, MIN_FRAME, formatMac, isGroupMacAt, isReservedGroupMacAt, macAt } from "./ethernet.js";
+import { HANDOVER_ACK, HANDOVER_HOLD, HANDOVER_RELEASE, handoverFrame, handoverOp } from "./handover.js";
 
 /** One attachment to the switch: a vif's socket, the passt uplink, a test's array. */
 export interface SwitchPort {
@@ -70,6 +71,10 @@ export interface SwitchStats {
   spoofed: number;
   /** Learned MACs that moved to another port. */
   moves: number;
+  /** Handover (handover.ts): holds begun, frames queued by them, frames a hold could not keep (bounds, expiry). */
+  holds: number;
+  held: number;
+  heldDropped: number;
 }
 
 export interface SwitchOptions {
@@ -83,10 +88,26 @@ export interface SwitchOptions {
   ageingMs?: number;
   /** Milliseconds, monotonic; default performance.now. */
   now?: () => number;
+  /** How long a handover hold lasts at most (default HOLD_MS). */
+  holdMs?: number;
+}
+
+/** A handover hold's longest life: a paused migration of a large domain takes seconds to restore. */
+export const HOLD_MS = 30_000;
+/** Bytes one hold queues at most, and all holds together (beyond: dropped, counted in heldDropped). */
+export const HOLD_BYTES = 1 << 20, HOLD_TOTAL_BYTES = 4 << 20;
+
+/** A station being handed over: frames for it wait here (handover.ts). */
+interface Hold {
+  /** The port that asked (where RELEASE must come from). */
+  readonly from: PortState;
+  readonly since: number;
+  readonly frames: Uint8Array[];
+  bytes: number;
 }
 
 /** What receive() did with a frame (for tests and tracing). */
-export type ForwardResult = "forwarded" | "flooded" | "filtered" | "invalid";
+export type ForwardResult = "forwarded" | "flooded" | "filtered" | "invalid" | "held" | "control";
 
 interface PortState {
   readonly port: SwitchPort;
@@ -111,8 +132,11 @@ export class LearningSwitch {
   private readonly now: () => number;
   private readonly ports = new Map<SwitchPort, PortState>();
   private readonly table = new Map<number, MacEntry>();
-  private readonly totals = { floods: 0, filtered: 0, learnRefused: 0, moves: 0, spoofed: 0 };
+  private readonly totals = { floods: 0, filtered: 0, learnRefused: 0, moves: 0, spoofed: 0, holds: 0, held: 0, heldDropped: 0 };
   private lastFullSweep = -Infinity;
+  private readonly holdMs: number;
+  private readonly holds = new Map<number, Hold>();
+  private heldBytes = 0;
 
   constructor(opts: SwitchOptions = {}) {
     this.maxPorts = opts.maxPorts ?? 64;
@@ -120,6 +144,7 @@ export class LearningSwitch {
     this.maxMacsPerPort = opts.maxMacsPerPort ?? 64;
     this.ageingMs = opts.ageingMs ?? 300_000;
     this.now = opts.now ?? (() => performance.now());
+    this.holdMs = opts.holdMs ?? HOLD_MS;
   }
 
   /** Attach a port; throws NET_PORT_LIMIT when full. Adding a port twice is a no-op. */
@@ -164,6 +189,8 @@ export class LearningSwitch {
       return "invalid";
     }
     const now = this.now();
+    const op = handoverOp(frame);
+    if (op !== 0) return this.handover(st, src, op, now);
     if (!this.learn(src, st, now)) {
       st.stats.rxDropped++;
       this.totals.spoofed++;
@@ -172,6 +199,7 @@ export class LearningSwitch {
 
     if (!isGroupMacAt(frame, 0)) {
       const dst = macAt(frame, 0);
+      if (this.holds.size > 0 && this.holdFrame(dst, frame, now)) return "held";
       const e = this.table.get(dst);
       if (e !== undefined) {
         if (now - e.seen <= this.ageingMs) {
@@ -209,7 +237,67 @@ export class LearningSwitch {
     }
     this.table.set(mac, { state: st, seen: now, fixed: false });
     st.stats.macs++;
+    // A held station showing up on another port (the migration's destination announcing it): its frames follow.
+    if (this.holds.size > 0) {
+      const h = this.holds.get(mac);
+      if (h !== undefined && h.from !== st) this.endHold(mac, h, st);
+    }
     return true;
+  }
+
+  /**
+   * A handover control frame from `src` on `st` (handover.ts): HOLD (only from the port `src` is learned on)
+   * starts or renews a hold and answers ACK there; RELEASE from the holding port gives the queue back to it.
+   * ACK frames are the switch's own and ignored when they come in. Never forwarded.
+   */
+  private handover(st: PortState, src: number, op: number, now: number): ForwardResult {
+    const e = this.table.get(src);
+    const owns = e !== undefined && !e.fixed && e.state === st && now - e.seen <= this.ageingMs;
+    if (op === HANDOVER_HOLD && owns) {
+      e!.seen = now;
+      const old = this.holds.get(src);
+      if (old !== undefined) this.endHold(src, old, st); // renewed: what the old one queued goes out first
+      this.holds.set(src, { from: st, since: now, frames: [], bytes: 0 });
+      this.totals.holds++;
+      this.deliver(st, handoverFrame(src, HANDOVER_ACK));
+    } else if (op === HANDOVER_RELEASE) {
+      const h = this.holds.get(src);
+      if (h !== undefined && h.from === st) this.endHold(src, h, st);
+    } else if (op !== HANDOVER_ACK) {
+      st.stats.rxDropped++; // a HOLD for a station not learned on this port
+    }
+    return "control";
+  }
+
+  /** Queues a frame for a held station; false when `dst` is not held (or its hold just expired). */
+  private holdFrame(dst: number, frame: Uint8Array, now: number): boolean {
+    const h = this.holds.get(dst);
+    if (h === undefined) return false;
+    if (now - h.since > this.holdMs) {
+      const e = this.table.get(dst);
+      this.endHold(dst, h, e !== undefined && now - e.seen <= this.ageingMs ? e.state : undefined);
+      return false;
+    }
+    if (h.bytes + frame.length > HOLD_BYTES || this.heldBytes + frame.length > HOLD_TOTAL_BYTES) {
+      this.totals.heldDropped++;
+      return true;
+    }
+    h.frames.push(frame); // frames are immutable to everyone (see the top): the reference may be kept
+    h.bytes += frame.length;
+    this.heldBytes += frame.length;
+    this.totals.held++;
+    return true;
+  }
+
+  /** Ends a hold: its frames go out of `to` in order (dropped, counted, when there is no such port). */
+  private endHold(mac: number, h: Hold, to: PortState | undefined): void {
+    this.holds.delete(mac);
+    this.heldBytes -= h.bytes;
+    const live = to !== undefined && this.ports.get(to.port) === to;
+    for (const f of h.frames) {
+      if (live) this.deliver(to, f);
+      else this.totals.heldDropped++;
+    }
   }
 
   /** Pin `mac` to `port` (attached) for good; replaces a learned entry. Static entries count in no quota. */
@@ -253,6 +341,11 @@ export class LearningSwitch {
   sweep(): number {
     const now = this.now();
     let n = 0;
+    for (const [mac, h] of this.holds) {
+      if (now - h.since <= this.holdMs) continue;
+      const e = this.table.get(mac);
+      this.endHold(mac, h, e !== undefined && now - e.seen <= this.ageingMs ? e.state : undefined);
+    }
     for (const [mac, e] of this.table) {
       if (now - e.seen > this.ageingMs) {
         this.forget(mac, e);

@@ -40,6 +40,8 @@ export const off = (gfn: number): number => gfn * PAGE - BASE;
 export class Front {
   txProd = 0; rxProd = 0; txCons = 0; rxCons = 0;
   txPort = 0; rxPort = 0;
+  /** The ring pages (another queue of a multi-queue vif uses others). */
+  txRingGfn = TX_RING_GFN; rxRingGfn = RX_RING_GFN;
   /** Tolerate a corrupt rsp_prod (the fuzz run corrupts its own rings). */
   lenient = false;
   /** When set, packet data the guest writes is mirrored here (the fuzz's expected memory image). */
@@ -55,7 +57,7 @@ export class Front {
 
   /** SHARED_RING_INIT on both rings and FRONT_RING_INIT. */
   initRings(): void {
-    for (const g of [TX_RING_GFN, RX_RING_GFN]) {
+    for (const g of [this.txRingGfn, this.rxRingGfn]) {
       this.u8.fill(0, off(g), off(g) + PAGE);
       this.dv.setUint32(off(g) + 4, 1, true); this.dv.setUint32(off(g) + 12, 1, true);
     }
@@ -63,14 +65,14 @@ export class Front {
   }
 
   txReq(i: number, r: { gref: number; offset?: number; flags?: number; id?: number; size: number }): void {
-    const e = off(TX_RING_GFN) + 64 + (i & 255) * 12;
+    const e = off(this.txRingGfn) + 64 + (i & 255) * 12;
     this.dv.setUint32(e, r.gref, true); this.dv.setUint16(e + 4, r.offset ?? 0, true);
     this.dv.setUint16(e + 6, r.flags ?? 0, true); this.dv.setUint16(e + 8, r.id ?? (i & 255), true);
     this.dv.setUint16(e + 10, r.size, true);
   }
 
   txExtra(i: number, type: number, flags = 0, body: number[] = []): void {
-    const e = off(TX_RING_GFN) + 64 + (i & 255) * 12;
+    const e = off(this.txRingGfn) + 64 + (i & 255) * 12;
     this.u8.fill(0, e, e + 12);
     this.u8[e] = type; this.u8[e + 1] = flags;
     body.forEach((b, k) => { this.u8[e + 2 + k] = b; });
@@ -104,14 +106,14 @@ export class Front {
 
   /** RING_PUSH_REQUESTS_AND_CHECK_NOTIFY + notify_remote_via_irq on the tx ring. */
   pushTx(force = false): void {
-    const at = off(TX_RING_GFN);
+    const at = off(this.txRingGfn);
     const old = this.dv.getUint32(at, true);
     this.dv.setUint32(at, this.txProd >>> 0, true);
     if (force || needsNotify(this.txProd >>> 0, old, this.dv.getUint32(at + 4, true))) this.d.evtchn.send(this.txPort);
   }
 
   txResponses(): { id: number; status: number }[] {
-    const at = off(TX_RING_GFN), prod = this.dv.getUint32(at + 8, true);
+    const at = off(this.txRingGfn), prod = this.dv.getUint32(at + 8, true);
     if (((prod - this.txCons) >>> 0) > 256) {
       // "Illegal number of responses" (only the fuzz does this: it grants a ring page as an rx buffer).
       assert.ok(this.lenient, `tx rsp_prod ${prod} rsp_cons ${this.txCons}`);
@@ -130,17 +132,17 @@ export class Front {
   postRx(n: number, gref?: (id: number) => number): void {
     for (let k = 0; k < n; k++) {
       const id = this.rxProd & 255;
-      const e = off(RX_RING_GFN) + 64 + id * 8;
+      const e = off(this.rxRingGfn) + 64 + id * 8;
       this.dv.setUint16(e, id, true); this.dv.setUint32(e + 4, gref ? gref(id) : RX_REF0 + id, true);
       this.rxProd++;
     }
-    const at = off(RX_RING_GFN), old = this.dv.getUint32(at, true);
+    const at = off(this.rxRingGfn), old = this.dv.getUint32(at, true);
     this.dv.setUint32(at, this.rxProd >>> 0, true);
     if (needsNotify(this.rxProd >>> 0, old, this.dv.getUint32(at + 4, true))) this.d.evtchn.send(this.rxPort);
   }
 
   rxResponses(): { id: number; offset: number; flags: number; status: number }[] {
-    const at = off(RX_RING_GFN), prod = this.dv.getUint32(at + 8, true);
+    const at = off(this.rxRingGfn), prod = this.dv.getUint32(at + 8, true);
     if (((prod - this.rxCons) >>> 0) > 256) {
       // "Illegal number of responses" (only the fuzz does this: it grants a ring page as an rx buffer).
       assert.ok(this.lenient, `rx rsp_prod ${prod} rsp_cons ${this.rxCons}`);
@@ -174,14 +176,15 @@ export interface Harness {
 }
 
 export function setup(o: { split?: boolean; sg?: boolean; mtu?: number; connect?: boolean; out?: (f: Uint8Array) => void;
-  rate?: { bytesPerInterval: number; intervalUsecs: number }; now?: () => number; gso?: boolean; rxGso?: boolean } = {}): Harness {
+  rate?: { bytesPerInterval: number; intervalUsecs: number }; now?: () => number; gso?: boolean; rxGso?: boolean;
+  onRxBacklog?: (full: boolean) => void } = {}): Harness {
   const ram = new SharedArrayBuffer(RAM);
   const host = new FakeHost();
   const d = new XenDomain({ ram, ramBase: BASE, vcpus: 1, host, domid: DOMID, store: "none" });
   const store = new XenStore();
   const frames: Uint8Array[] = [], logs: string[] = [];
   const back = attachNetBack(d, store, { devid: 0, mac: MAC, mtu: o.mtu ?? 1500, bridge: "xenbr0", rate: o.rate, gso: o.gso, rxGso: o.rxGso },
-    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l), o.now);
+    o.out ?? ((fr) => frames.push(fr.slice())), (l) => logs.push(l), o.now, o.onRxBacklog);
   assert.equal(d.gnttab.mapFrame(0, GNT_GFN), 0);
   const f = new Front(d);
   f.grant(TX_RING_REF, TX_RING_GFN);

@@ -246,7 +246,7 @@ test("netback: bad states are refused with nothing attached; save refuses reques
     assert.deepEqual(xen.evtchn.detachedHostPorts(), []);
   }
   // A taken request not yet answered (only possible mid-run): save refuses.
-  const q = (a.back as unknown as { q: { txReqCons: number } }).q; // reaching in to fake a mid-run state
+  const q = (a.back as unknown as { qs: { txReqCons: number }[] }).qs[0]!; // reaching in to fake a mid-run state
   q.txReqCons++;
   refuses(() => a.back.save(), "queue");
   q.txReqCons--;

@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseMac, completeChecksum } from "../../src/backends/net/index.js";
+import { DEFAULT_MAX_QUEUES, parseMac, completeChecksum } from "../../src/backends/net/index.js";
 import { foldComplement, onesSum } from "../../src/backends/net/checksum.js";
 import { MIN_BURST_BYTES, TxCredit } from "../../src/backends/net/credit.js";
 import { TcpSegmenter } from "../../src/backends/net/gso.js";
@@ -35,7 +35,7 @@ test("XenStore: libxl/netback keys, features before InitWait, Connected after th
     "feature-ipv6-csum-offload": "1", "feature-multicast-control": "0",
     "feature-split-event-channels": "1", frontend: `/local/domain/${DOMID}/device/vif/0`, "frontend-id": String(DOMID),
     online: "1", mtu: "1500" })) assert.equal(h.backKey(k), v, k);
-  assert.equal(h.backKey("multi-queue-max-queues"), null, "single queue: not advertised");
+  assert.equal(h.backKey("multi-queue-max-queues"), String(DEFAULT_MAX_QUEUES), "multi-queue offered (netfront takes one per vCPU)");
   assert.equal(h.front("mac"), MAC);
   assert.equal(h.front("handle"), "0");
   assert.equal(h.front("backend-id"), "0");
@@ -57,7 +57,8 @@ test("connect refuses: no rx-copy, bad ring grants, unbound port, too many queue
     [{ "tx-ring-ref": String(REF_OTHER_DOM) }, /tx-ring-ref/],
     [{ "rx-ring-ref": String(TX_RING_REF) }, /same page/],
     [{ "event-channel": "77" }, /event channel 77/],
-    [{ "multi-queue-num-queues": "2" }, /queues/],
+    [{ "multi-queue-num-queues": String(DEFAULT_MAX_QUEUES + 1) }, /queues/],
+    [{ "multi-queue-num-queues": "2" }, /queue-0\/tx-ring-ref/], // several queues, but the keys are flat
     [{ "multi-queue-num-queues": "0" }, /queues/],
     [{ "multi-queue-num-queues": "4294967297" }, /queues/],
     [{ "multi-queue-num-queues": "-1" }, /queues/],

@@ -2,8 +2,9 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MAX_FRAME } from "../../src/net/ethernet.js";
-import { LearningSwitch, type SwitchPort } from "../../src/net/switch.js";
+import { MAX_FRAME, parseMac } from "../../src/net/ethernet.js";
+import { HANDOVER_ACK, HANDOVER_HOLD, HANDOVER_RELEASE, handoverFrame, handoverOp } from "../../src/net/handover.js";
+import { HOLD_BYTES, LearningSwitch, type SwitchPort } from "../../src/net/switch.js";
 import { BROADCAST, eth } from "./frames.js";
 
 class ArrayPort implements SwitchPort {
@@ -205,5 +206,127 @@ describe("LearningSwitch", () => {
     assert.equal(sw.receive(pb, frame(A, B)), "flooded");
     assert.deepEqual([pa.take().length, pc.take().length], [0, 1]);
     assert.equal(sw.portCount, 2);
+  });
+});
+
+describe("LearningSwitch handover (src/net/handover.ts)", () => {
+  const macA = parseMac(A);
+  const ops = (p: ArrayPort): number[] => p.take().map((f) => handoverOp(f));
+
+  it("HOLD from the station's port: answered there, its frames queued, then sent where it reappears, in order", () => {
+    const { sw, pa, pb, pc } = setup();
+    sw.receive(pa, frame(B, A)); sw.receive(pc, frame(A, C));
+    for (const p of [pa, pb, pc]) p.take();
+    assert.equal(sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD))), "control");
+    assert.deepEqual(ops(pa), [HANDOVER_ACK], "the ACK goes back to the holding port only");
+    assert.deepEqual([pb.take().length, pc.take().length], [0, 0], "control frames are never forwarded");
+    const sent = [1, 2, 3].map((n) => frame(A, C, 46 + n));
+    for (const f of sent) assert.equal(sw.receive(pc, f), "held");
+    // The station's own frames from its old port (the source still runs until its pause) do not end the hold.
+    assert.equal(sw.receive(pa, frame(C, A)), "forwarded");
+    pc.take();
+    assert.equal(pa.take().length, 0);
+    // The destination announces the MAC on port b: the queue follows it, oldest first, then traffic as usual.
+    sw.receive(pb, frame(BROADCAST, A));
+    pc.take(); pa.take(); // the announce's flood
+    assert.deepEqual(pb.take().map((f) => f.length), sent.map((f) => f.length));
+    assert.equal(sw.receive(pc, frame(A, C)), "forwarded");
+    assert.equal(pb.take().length, 1);
+    assert.equal(pa.take().length, 0);
+    const st = sw.stats();
+    assert.deepEqual([st.holds, st.held, st.heldDropped], [1, 3, 0]);
+  });
+
+  it("RELEASE from the holding port gives the queue back; from another port it is ignored", () => {
+    const { sw, pa, pb, pc } = setup();
+    sw.receive(pa, frame(B, A));
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD)));
+    for (const p of [pa, pb, pc]) p.take();
+    sw.receive(pc, frame(A, C));
+    sw.receive(pb, Buffer.from(handoverFrame(macA, HANDOVER_RELEASE)));
+    assert.equal(pa.take().length + pb.take().length, 0, "a RELEASE from b does not end a's hold");
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_RELEASE)));
+    assert.equal(pa.take().length, 1, "the held frame goes back to a");
+    assert.equal(sw.receive(pc, frame(A, C)), "forwarded");
+  });
+
+  it("a HOLD for a station not learned on the sending port is refused: nothing held, no ACK", () => {
+    const { sw, pa, pb, pc } = setup();
+    sw.receive(pa, frame(B, A)); // A on a
+    for (const p of [pa, pb, pc]) p.take();
+    assert.equal(sw.receive(pb, Buffer.from(handoverFrame(macA, HANDOVER_HOLD))), "control");
+    assert.equal(pb.take().length, 0);
+    assert.equal(sw.portStats(pb)!.rxDropped, 1);
+    assert.equal(sw.receive(pc, frame(A, C)), "forwarded");
+    assert.equal(pa.take().length, 1);
+    assert.equal(sw.stats().holds, 0);
+    // The station's own MAC learned nowhere: the HOLD is refused too.
+    assert.equal(sw.receive(pc, Buffer.from(handoverFrame(parseMac("02:00:00:00:00:99"), HANDOVER_HOLD))), "control");
+    assert.equal(pc.take().length, 0);
+  });
+
+  it("the holding port going away keeps the hold; the destination's announce still gets the frames", () => {
+    const { sw, pa, pb, pc } = setup();
+    sw.receive(pa, frame(B, A));
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD)));
+    sw.removePort(pa);
+    assert.equal(sw.receive(pc, frame(A, C)), "held");
+    sw.receive(pb, frame(BROADCAST, A));
+    pc.take();
+    assert.equal(pb.take().length, 2, "the held frame, after the broadcast went to c");
+  });
+
+  it("a hold ends by itself: after holdMs its queue goes to the port the station is learned on", () => {
+    const { sw, pa, pb, pc, advance } = setup({ holdMs: 1000 });
+    sw.receive(pa, frame(B, A));
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD)));
+    for (const p of [pa, pb, pc]) p.take();
+    assert.equal(sw.receive(pc, frame(A, C)), "held");
+    advance(1001);
+    assert.equal(sw.receive(pc, frame(A, C)), "forwarded");
+    assert.equal(pa.take().length, 2, "the held frame, then the new one");
+    // Expiry by sweep() when no frame comes: the queue goes out, the hold is gone.
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD)));
+    pa.take();
+    sw.receive(pc, frame(A, C));
+    advance(1001);
+    sw.sweep();
+    assert.equal(pa.take().length, 1);
+    assert.equal(sw.receive(pc, frame(A, C)), "forwarded");
+  });
+
+  it("bounds what a hold keeps (HOLD_BYTES per station), counting the rest as heldDropped", () => {
+    const { sw, pa, pb, pc } = setup();
+    sw.receive(pa, frame(B, A));
+    sw.receive(pa, Buffer.from(handoverFrame(macA, HANDOVER_HOLD)));
+    for (const p of [pa, pb, pc]) p.take();
+    const big = frame(A, C, 60_000);
+    const fit = Math.floor(HOLD_BYTES / big.length);
+    for (let i = 0; i < fit + 5; i++) assert.equal(sw.receive(pc, big), "held");
+    const st = sw.stats();
+    assert.deepEqual([st.held, st.heldDropped], [fit, 5]);
+    sw.receive(pb, frame(BROADCAST, A));
+    assert.equal(pb.take().length, fit);
+  });
+
+  it("seeded fuzz: random control and data frames from random ports never forward a control frame and keep every bound", () => {
+    let seed = 0x5eed;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const { sw, pa, pb, pc, advance } = setup({ holdMs: 5000 });
+    const ports = [pa, pb, pc], macs = [A, B, C];
+    let controls = 0, data = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const p = ports[rnd(3)]!, src = macs[rnd(3)]!, dst = macs[rnd(3)]!;
+      if (rnd(4) === 0) { sw.receive(p, Buffer.from(handoverFrame(parseMac(src), 1 + rnd(4)))); controls++; }
+      else { sw.receive(p, frame(dst, src, rnd(3000))); data++; }
+      if (rnd(100) === 0) advance(rnd(3000));
+      if (rnd(1000) === 0) sw.sweep();
+      for (const q of ports) for (const f of q.take()) assert.ok(handoverOp(f) === 0 || handoverOp(f) === HANDOVER_ACK, "only ACKs, never a forwarded HOLD/RELEASE");
+    }
+    advance(10_000);
+    sw.sweep();
+    const st = sw.stats();
+    assert.ok(st.holds > 0 && st.held > 0, JSON.stringify(st));
+    process.stderr.write(`# handover fuzz: ${controls} control, ${data} data frames; ${JSON.stringify(st)}\n`);
   });
 });

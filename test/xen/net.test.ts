@@ -3,7 +3,9 @@
  * the wire in TypeScript: a host at 10.0.0.1 (MAC 02:00:00:00:00:01) that answers ARP, ICMP echo, TCP (with
  * RST) and UDP (with ICMP port unreachable), and checks every checksum of every frame the guest sends. In one
  * boot, with the guest's own xen-netfront (loaded by the initramfs) and busybox:
- *  - eth0 appears with the configured MAC; netback is connected;
+ *  - eth0 appears with the configured MAC; netback is connected with two queues (xen_netfront.max_queues=2 on
+ *    the command line; keys under queue-0/ and queue-1/, rx-0/rx-1/tx-0/tx-1 in the guest's sysfs), so every
+ *    transfer below runs over a multi-queue vif;
  *  - `ping -c 3 10.0.0.1` gets 3 replies (ARP answered synchronously inside the guest's notification, the
  *    echo replies delivered from the test's loop between guest slices);
  *  - `ping -s 8000` with MTU 9000: 8042-byte frames, so multi-slot tx (netfront's SG frags) and multi-slot rx;
@@ -292,7 +294,9 @@ test("netback: the stock kernel's netfront pings a TypeScript host; multi-slot f
     const m = new Machine({
       memMiB: 256, vcpus: 1, xen: true, xenstore: store, domid: DOMID, name: "xeno-net-test",
       kernel: readFileSync(images.kernel), initrd: readFileSync(images.initrd),
-      cmdline: "console=hvc0",
+      // Two queues although the guest has one vCPU (netfront takes its max_queues parameter as given): the
+      // whole test runs over a multi-queue vif (keys under queue-N/, flows steered to a ring each).
+      cmdline: "console=hvc0 xen_netfront.max_queues=2",
       consoleOut: (b) => { out += Buffer.from(b).toString("latin1"); },
     });
     const log = (line: string): void => { logs.push(line); process.stderr.write(`# ${line}\n`); };
@@ -326,6 +330,12 @@ test("netback: the stock kernel's netfront pings a TypeScript host; multi-slot f
       assert.match(up, new RegExp(`^${GUEST_MAC}$`, "m"), up);
       assert.ok(back.connected, logs.join("\n"));
       assert.equal(back.device.state, 4);
+      // Multi-queue negotiated: netfront wrote 2 queues' keys; the guest's eth0 has two queue pairs.
+      assert.equal(back.queues, 2, logs.join("\n"));
+      const fq = (k: string): string => Buffer.from(store.read(store.connect(0, () => {}), null, `/local/domain/${DOMID}/device/vif/0/${k}`)).toString();
+      assert.equal(fq("multi-queue-num-queues"), "2");
+      assert.match(fq("queue-1/tx-ring-ref"), /^\d+$/);
+      assert.match(await sh("echo $(ls /sys/class/net/eth0/queues)"), /^rx-0 rx-1 tx-0 tx-1$/m); // one line: the END marker needs its own
 
       t = Date.now();
       const ping = await sh("ping -c 3 10.0.0.1");

@@ -19,10 +19,13 @@
  *  - feature-multicast-control 0: every multicast frame is delivered, no filter;
  *  - feature-split-event-channels 1: separate tx/rx ports if the front-end wants them (event-channel-tx/-rx),
  *    otherwise one event-channel;
- *  - multi-queue-max-queues: not written — one queue (netfront then uses the flat key layout).
+ *  - multi-queue-max-queues N (the vif's `queues`, default DEFAULT_MAX_QUEUES): netfront takes
+ *    min(N, its max_queues parameter, default its online vCPUs) queues, each a tx/rx ring pair with its own
+ *    event channel(s), written under queue-K/ when it takes more than one (flat keys for one).
  *
- * Connect (front-end Initialised/Connected — netfront goes straight to Connected): tx-ring-ref, rx-ring-ref,
- * the port(s), request-rx-copy = 1 (required, as netback's read_xenbus_vif_flags), feature-sg (multi-slot rx).
+ * Connect (front-end Initialised/Connected — netfront goes straight to Connected): multi-queue-num-queues
+ * (absent: 1; 0 or more than offered fails the device, as netback's connect), per queue tx-ring-ref,
+ * rx-ring-ref, the port(s), request-rx-copy = 1 (required, as netback's read_xenbus_vif_flags), feature-sg (multi-slot rx).
  * feature-rx-notify is not needed (the rx queue asks for a notification with req_event); rx GSO is used with
  * the front-end's feature-gso-tcpv4 unless its feature-no-csum-offload is 1, and with its feature-gso-tcpv6 and
  * feature-ipv6-csum-offload (GSO packets are CHECKSUM_PARTIAL: NETRXF_csum_blank; gro.ts).
@@ -31,7 +34,7 @@ import type { XenDomain } from "../../xen/domain.js";
 import type { StoreApi } from "../../xenstore/index.js";
 import { BackendDevice } from "../xenbus-backend.js";
 import { NetBackend } from "./net-back.js";
-import type { NetBack } from "./types.js";
+import type { NetBack, NetQueueKeys } from "./types.js";
 import type { NetBackState } from "./net-back-state.js";
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE } from "./netif.js";
 
@@ -60,7 +63,17 @@ export interface NetVifConfig {
   rxGso?: boolean;
   /** Transmit rate limit (xl.cfg vif rate=), written to the back-end's `rate` key as libxl does. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
+  /** Queues offered (multi-queue-max-queues), 1..MAX_QUEUES; default $XENO_NET_QUEUES or DEFAULT_MAX_QUEUES. */
+  queues?: number;
 }
+
+/**
+ * Queues offered by default: a guest of up to 4 vCPUs gets a ring pair per vCPU (netfront's own default is one
+ * queue per online vCPU, at most 8). Each queue costs the guest two ring pages and its rx buffers.
+ */
+export const DEFAULT_MAX_QUEUES = 4;
+/** Most queues a vif may offer (Linux netback's max_queues is the dom0's CPU count; this bounds a config). */
+export const MAX_QUEUES = 16;
 
 /** The hotplug script libxl records (nothing runs it here). */
 const VIF_SCRIPT = "/etc/xen/scripts/vif-bridge";
@@ -85,8 +98,8 @@ export function parseMac(mac: string): string {
  * for a bad configuration (RangeError); everything the guest does is handled without throwing.
  */
 export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig,
-  out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number): NetBack {
-  return makeNetBack(xen, store, vif, out, log, now, undefined);
+  out: (frame: Uint8Array) => void, log: (line: string) => void, now?: () => number, onRxBacklog?: (full: boolean) => void): NetBack {
+  return makeNetBack(xen, store, vif, out, log, now, undefined, onRxBacklog);
 }
 
 /**
@@ -96,12 +109,13 @@ export function attachNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig
  * attached; a refusal (StateError) leaves nothing behind.
  */
 export function restoreNetBack(args: { xen: XenDomain; store: StoreApi; vif: NetVifConfig; out: (frame: Uint8Array) => void;
-  log: (line: string) => void; now?: () => number }, state: NetBackState): NetBack {
-  return makeNetBack(args.xen, args.store, args.vif, args.out, args.log, args.now, state);
+  log: (line: string) => void; now?: () => number; onRxBacklog?: (full: boolean) => void }, state: NetBackState): NetBack {
+  return makeNetBack(args.xen, args.store, args.vif, args.out, args.log, args.now, state, args.onRxBacklog);
 }
 
 function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (frame: Uint8Array) => void,
-  log: (line: string) => void, now: (() => number) | undefined, saved: NetBackState | undefined): NetBack {
+  log: (line: string) => void, now: (() => number) | undefined, saved: NetBackState | undefined,
+  onRxBacklog: ((full: boolean) => void) | undefined): NetBack {
   const mac = parseMac(vif.mac);
   if (!Number.isInteger(vif.devid) || vif.devid < 0 || vif.devid > 0xffff) throw new RangeError(`vif: bad devid ${vif.devid}`);
   if (!Number.isInteger(vif.mtu) || vif.mtu < 68 || vif.mtu > XEN_NETIF_MAX_TX_SIZE - ETH_HLEN) {
@@ -111,10 +125,12 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     Number.isInteger(vif.rate.intervalUsecs) && vif.rate.intervalUsecs > 0 && vif.rate.intervalUsecs <= 0xffffffff)) {
     throw new RangeError(`vif: bad rate ${JSON.stringify(vif.rate)} (positive bytes per interval, interval 1..2^32-1 us)`);
   }
+  const queues = vif.queues ?? envQueues();
+  if (!Number.isInteger(queues) || queues < 1 || queues > MAX_QUEUES) throw new RangeError(`vif: queues ${queues} outside 1..${MAX_QUEUES}`);
   const gso = vif.gso !== false;
   const rxGso = vif.rxGso ?? process.env.XENO_NET_RX_GSO !== "0";
   const back = new NetBackend({ mem: xen.mem, gnttab: xen.gnttab, evtchn: xen.evtchn, mtu: vif.mtu, out, log,
-    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now });
+    gsoTcpv4: gso, gsoTcpv6: gso, rxGso, rxQueueBytes: rxQueueBytes(), rate: vif.rate, now, maxQueues: queues, onRxBacklog });
   const restored = saved === undefined ? null : back.checkSaved(saved, vif.devid, mac);
   const dev = new BackendDevice({
     store, domid: xen.domid, type: "vif", devid: vif.devid, log,
@@ -127,15 +143,24 @@ function makeNetBack(xen: XenDomain, store: StoreApi, vif: NetVifConfig, out: (f
     features: {
       "feature-sg": "1", "feature-gso-tcpv4": gso ? "1" : "0", "feature-gso-tcpv6": gso ? "1" : "0", "feature-ipv6-csum-offload": "1",
       "feature-rx-copy": "1", "feature-rx-flip": "0", "feature-multicast-control": "0",
-      "feature-split-event-channels": "1",
+      "feature-split-event-channels": "1", "multi-queue-max-queues": String(queues),
     },
-    connect: (d) => connectFrontend(back, d),
+    connect: (d) => connectFrontend(back, d, queues),
     disconnect: () => back.disconnect(),
     existing: restored === null ? undefined : { connected: restored.connected },
   });
   back.attachDevice(dev, mac);
   if (restored !== null) back.loadSaved(restored);
   return back;
+}
+
+/** $XENO_NET_QUEUES (1..MAX_QUEUES, for A/B) or DEFAULT_MAX_QUEUES. */
+function envQueues(): number {
+  const v = process.env.XENO_NET_QUEUES;
+  if (v === undefined || v === "") return DEFAULT_MAX_QUEUES;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_QUEUES) throw new RangeError(`XENO_NET_QUEUES=${v}: 1..${MAX_QUEUES}`);
+  return n;
 }
 
 /** The rx queue's bound: $XENO_NET_RX_QUEUE_KIB (64..16384, for experiments) or netback's default. */
@@ -148,23 +173,29 @@ function rxQueueBytes(): number | undefined {
 }
 
 /** Reads the front-end's keys (netback's connect / connect_data_rings / read_xenbus_vif_flags). */
-function connectFrontend(back: NetBackend, d: BackendDevice): string | null {
-  const queues = d.front("multi-queue-num-queues");
-  if (queues !== undefined && d.frontInt("multi-queue-num-queues") !== 1) {
-    return `front-end asked for ${queues} queues; multi-queue is not offered`;
-  }
-  const txRef = d.frontInt("tx-ring-ref"), rxRef = d.frontInt("rx-ring-ref");
-  if (txRef < 0 || rxRef < 0) return `reading ${d.frontPath}/tx-ring-ref and rx-ring-ref`;
-  let txPort = d.frontInt("event-channel-tx"), rxPort = d.frontInt("event-channel-rx");
-  if (txPort < 0 || rxPort < 0) {
-    txPort = rxPort = d.frontInt("event-channel");
-    if (txPort < 0) return `reading ${d.frontPath}/event-channel(-tx/rx)`;
+function connectFrontend(back: NetBackend, d: BackendDevice, maxQueues: number): string | null {
+  // netfront writes multi-queue-num-queues when the back-end offers multi-queue (even for 1), and the queues'
+  // keys flat for one queue, under queue-K/ for several (xennet_create_queues / write_queue_xenstore_keys).
+  const nqRaw = d.front("multi-queue-num-queues");
+  const nq = nqRaw === undefined ? 1 : d.frontInt("multi-queue-num-queues");
+  if (nq < 1 || nq > maxQueues) return `front-end asked for ${nqRaw} queues (multi-queue-num-queues); 1..${maxQueues} offered`;
+  const queues: NetQueueKeys[] = [];
+  for (let k = 0; k < nq; k++) {
+    const at = nq === 1 ? "" : `queue-${k}/`;
+    const txRef = d.frontInt(`${at}tx-ring-ref`), rxRef = d.frontInt(`${at}rx-ring-ref`);
+    if (txRef < 0 || rxRef < 0) return `reading ${d.frontPath}/${at}tx-ring-ref and rx-ring-ref`;
+    let txPort = d.frontInt(`${at}event-channel-tx`), rxPort = d.frontInt(`${at}event-channel-rx`);
+    if (txPort < 0 || rxPort < 0) {
+      txPort = rxPort = d.frontInt(`${at}event-channel`);
+      if (txPort < 0) return `reading ${d.frontPath}/${at}event-channel(-tx/rx)`;
+    }
+    queues.push({ txRef, rxRef, txPort, rxPort });
   }
   if (d.frontInt("request-rx-copy") !== 1) return "front-end does not request rx-copy (page flipping is not offered)";
   // Rx GSO packets are CHECKSUM_PARTIAL (NETRXF_csum_blank): IPv4 needs checksum offload not refused
   // (feature-no-csum-offload, default 0), IPv6 needs feature-ipv6-csum-offload (default 0), as Linux netback's
   // read_xenbus_vif_flags reads them.
   const csum4 = d.frontInt("feature-no-csum-offload") !== 1, csum6 = d.frontInt("feature-ipv6-csum-offload") === 1;
-  return back.connect({ txRef, rxRef, txPort, rxPort, sg: d.frontInt("feature-sg") === 1,
+  return back.connect({ queues, sg: d.frontInt("feature-sg") === 1,
     gsoTcpv4: csum4 && d.frontInt("feature-gso-tcpv4") === 1, gsoTcpv6: csum6 && d.frontInt("feature-gso-tcpv6") === 1 });
 }

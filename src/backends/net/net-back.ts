@@ -1,12 +1,13 @@
 /**
  * netback: the dom0 half of one vif (Linux drivers/net/xen-netback, protocol in xen/include/public/io/netif.h),
- * on the rings Linux netfront (drivers/net/xen-netfront.c) sets up. One queue (multi-queue is not offered),
+ * on the rings Linux netfront (drivers/net/xen-netfront.c) sets up: one or more queues (multi-queue: a tx/rx
+ * ring pair and event channel(s) per queue, the number the front-end chose within multi-queue-max-queues),
  * copy mode only (no page flipping, no persistent mappings): every access to guest memory goes through
  * GrantTable.grantedPage — the two ring pages (read-write) on every pass, each tx buffer (read-only) and each
  * rx buffer (read-write) per use — and every offset and length inside a granted page is bounded by the page.
  *
- * Threading: everything runs synchronously in the domain's worker thread. The guest's EVTCHNOP_send on the
- * tx (or single) port runs the tx ring inside the hypercall; frames from the wire come in through receive(),
+ * Threading: everything runs synchronously in the domain's worker thread. The guest's EVTCHNOP_send on a
+ * queue's tx (or single) port runs that queue's tx ring inside the hypercall; frames from the wire come in through receive(),
  * called by the host (switch, uplink, tests) between guest slices or from inside `out` of another vif.
  *
  * TX (guest → wire), following xenvif_tx_build_gops / xenvif_count_requests:
@@ -36,11 +37,17 @@
  * flushRx() mark the end of a batch): such a packet's first slot carries NETRXF_extra_info | csum_blank |
  * data_validated and the GSO extra goes in the slot after it (xenvif_rx_skb's order), and a segment delivered
  * alone whose checksums gro.ts verified carries data_validated; any other frame goes as it came, unmarked
- * (the guest verifies). With too few posted buffers the
- * frame waits in a bounded queue (RX_QUEUE_BYTES, as Linux netback's rx queue) and req_event is set so the
+ * (the guest verifies). With several queues a frame goes to the queue of its flow (steer.ts: a hash of its
+ * addresses and ports, as xenvif_select_queue), so a flow keeps its order. With too few posted buffers the
+ * frame waits in its queue's bounded rx queue (RX_QUEUE_BYTES, as Linux netback's per-queue rx queue) and req_event is set so the
  * guest's refill notifies; the queue drains on that notification (either port) and on poll(). A full queue
  * drops (counted): the host side can send far faster than an interpreted guest refills its ring, and without
  * the queue a TCP window's worth of frames was lost per refill (measured: 0.29 MB/s host→guest, resets).
+ *
+ * Sharing: a tx pass takes at most TX_BUDGET_SLOTS slots of one ring and leaves the rest for the next
+ * notification or poll(); poll() serves the queues round-robin from a rotating first one, so no queue of a
+ * busy vif waits behind another. Between domains the credit scheduler shares the pCPUs: tx work runs inside
+ * the guest's own hypercalls (its own slice), and poll() once per slice of the domain.
  *
  * Hot path: requests are read field by field into preallocated arrays (one read per field: the guest can
  * rewrite its ring at any time, so each value is read once and then only the copy is used); the tx frame
@@ -53,6 +60,7 @@ import { completeChecksum } from "./checksum.js";
 import { TxCredit } from "./credit.js";
 import { TcpSegmenter } from "./gso.js";
 import { TcpCoalescer } from "./gro.js";
+import { flowQueue } from "./steer.js";
 import {
   ETH_HLEN, EXTRA_FLAGS, EXTRA_GSO_SIZE, EXTRA_GSO_TYPE, EXTRA_TYPE, FATAL_SKB_SLOTS, NETRXF_more_data,
   NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
@@ -64,7 +72,7 @@ import {
   XEN_NETIF_RSP_ERROR, XEN_NETIF_RSP_NULL, XEN_NETIF_RSP_OKAY, XEN_PAGE_SIZE, needsNotify,
 } from "./netif.js";
 import type { NetBack, NetBackendOptions, NetBackStats, NetFrontKeys } from "./types.js";
-import { checkNetBackState, type NetBackState } from "./net-back-state.js";
+import { checkNetBackState, type NetBackState, type NetQueueState } from "./net-back-state.js";
 import { StateError } from "../../common/state.js";
 
 /** Frames waiting for the guest's rx buffers, at most this many bytes (then dropped), unless the options say. */
@@ -83,8 +91,12 @@ const TX_MASK = NET_TX_RING_SIZE - 1, RX_MASK = NET_RX_RING_SIZE - 1;
 /** Slot scratch: the first slot plus up to FATAL_SKB_SLOTS fragments. */
 const MAX_SLOTS = FATAL_SKB_SLOTS + 1;
 
-/** One connection to the front-end's rings (replaced on every reconnect; its identity guards callbacks). */
+/** One queue's connection to the front-end's rings (replaced on every reconnect; `live` guards callbacks). */
 interface Queue {
+  /** Queue number (the front-end's queue-N directory when there are several). */
+  idx: number;
+  /** False once its vif is detached or reconnected: callbacks of an old queue do nothing. */
+  live: boolean;
   txRef: number;
   rxRef: number;
   /** Buffer offsets of the two ring pages. */
@@ -107,6 +119,10 @@ interface Queue {
   /** Our ends of the event channel(s) while bound (null once unbound or closed by the guest). */
   txEp: HostEndpoint | null;
   rxEp: HostEndpoint | null;
+  /** Frames waiting for this queue's rx buffers (copies), oldest first, their RXM_* words, their total bytes. */
+  rxq: Uint8Array[];
+  rxMeta: number[];
+  rxQueued: number;
 }
 
 export class NetBackend implements NetBack {
@@ -115,7 +131,10 @@ export class NetBackend implements NetBack {
     csumCompleted: 0, fatal: 0, txThrottled: 0, gsoPackets: 0, gsoSegments: 0, rxGsoPackets: 0, rxGsoSegments: 0,
   };
   private dev: BackendDevice | null = null;
-  private q: Queue | null = null;
+  /** The connected queues (empty: not connected). */
+  private qs: Queue[] = [];
+  /** poll()'s first queue, rotating. */
+  private rr = 0;
   private readonly u8: Uint8Array;
   private readonly i32: Int32Array;
   private readonly dv: DataView;
@@ -132,6 +151,10 @@ export class NetBackend implements NetBack {
   /** Joins TCP segments from the wire into GSO packets for the guest (null: rx GSO not offered). */
   private readonly gro: TcpCoalescer | null;
   private readonly rxQueueMax: number;
+  /** Backpressure thresholds (bytes in one queue) and whether the host was asked to stop (onRxBacklog). */
+  private readonly rxStop: number;
+  private readonly rxResume: number;
+  private backlogged = false;
   private inTx = false;
   /** The rate limit's credit (null: unlimited) and its clock. */
   private readonly credit: TxCredit | null;
@@ -150,7 +173,10 @@ export class NetBackend implements NetBack {
     this.maxFrame = Math.min(o.mtu + VLAN_ETH_HLEN, XEN_NETIF_MAX_TX_SIZE);
     this.gso = new TcpSegmenter(o.mtu, this.maxFrame, o.gsoTcpv4, o.gsoTcpv6);
     this.rxQueueMax = o.rxQueueBytes ?? RX_QUEUE_BYTES;
-    this.gro = o.rxGso === false ? null : new TcpCoalescer(() => this.q?.rxGso4 === true, () => this.q?.rxGso6 === true);
+    this.rxStop = this.rxQueueMax >>> 1;
+    this.rxResume = this.rxQueueMax >>> 3;
+    o.onRxBacklog?.(false); // a fresh vif takes frames (the host may have stopped for a vif it replaces)
+    this.gro = o.rxGso === false ? null : new TcpCoalescer(() => this.qs[0]?.rxGso4 === true, () => this.qs[0]?.rxGso6 === true);
     this.now = o.now ?? (() => performance.now());
     this.credit = o.rate === undefined ? null : new TxCredit(o.rate.bytesPerInterval, o.rate.intervalUsecs, this.now());
   }
@@ -160,7 +186,10 @@ export class NetBackend implements NetBack {
     return this.dev;
   }
 
-  get connected(): boolean { return this.q !== null; }
+  get connected(): boolean { return this.qs.length > 0; }
+
+  /** The number of connected queues (0: not connected). */
+  get queues(): number { return this.qs.length; }
 
   /** Called once by attachNetBack with the XenStore device and the vif's MAC (for save()). */
   attachDevice(dev: BackendDevice, mac = ""): void { this.dev = dev; this.mac = mac; }
@@ -171,21 +200,29 @@ export class NetBackend implements NetBack {
 
   save(): NetBackState {
     const C = "netback";
-    const dev = this.device, q = this.q;
+    const dev = this.device, qs = this.qs;
     if (this.inTx) throw new StateError(C, "queue", "serving the tx ring: save between runs");
     if (dev.unplugging) throw new StateError(C, "(root)", "hot-unplug in progress: finish it before saving");
-    if (q !== null && (q.txReqCons !== q.txRspPvt || q.txRspPvt !== q.txRspPushed || q.rxReqCons !== q.rxRspPvt || q.rxRspPvt !== q.rxRspPushed)) {
-      throw new StateError(C, "queue", "requests in flight: drain before saving");
+    for (const q of qs) {
+      if (q.txReqCons !== q.txRspPvt || q.txRspPvt !== q.txRspPushed || q.rxReqCons !== q.rxRspPvt || q.rxRspPvt !== q.rxRspPushed) {
+        throw new StateError(C, q.idx === 0 ? "queue" : `moreQueues[${q.idx - 1}]`, "requests in flight: drain before saving");
+      }
     }
+    // The packet the coalescer is joining goes into the saved queue (and this one's): a migration's snapshot
+    // must not lose it (it would be the only copy of those segments: the bridge has sent them already).
+    this.queueHeld();
     const rate = this.o.rate;
+    const qstate = (q: Queue): NetQueueState => ({ txRef: q.txRef, rxRef: q.rxRef, txPort: q.txPort, rxPort: q.rxPort,
+      txCons: q.txReqCons, rxCons: q.rxReqCons, rxSg: q.rxSg, rxGso4: q.rxGso4, rxGso6: q.rxGso6 });
+    const q0 = qs[0];
     return {
       version: 1, devid: dev.devid, mac: this.mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6,
       rate: rate === undefined ? null : { bytesPerInterval: rate.bytesPerInterval, intervalUsecs: rate.intervalUsecs },
       connected: dev.connected,
-      queue: q === null ? null : { txRef: q.txRef, rxRef: q.rxRef, txPort: q.txPort, rxPort: q.rxPort, txCons: q.txReqCons,
-        rxCons: q.rxReqCons, rxSg: q.rxSg, rxGso4: q.rxGso4, rxGso6: q.rxGso6 },
-      rxQueue: this.rxQueue.map((f) => f.slice()),
-      rxMeta: this.rxMeta.slice(),
+      queue: q0 === undefined ? null : qstate(q0),
+      rxQueue: q0 === undefined ? [] : q0.rxq.map((f) => f.slice()),
+      rxMeta: q0 === undefined ? [] : q0.rxMeta.slice(),
+      ...(qs.length > 1 ? { moreQueues: qs.slice(1).map((q) => ({ ...qstate(q), rxQueue: q.rxq.map((f) => f.slice()), rxMeta: q.rxMeta.slice() })) } : {}),
       credit: this.credit === null ? null : this.credit.save(this.now()),
       stats: { ...this.stats },
     };
@@ -197,7 +234,7 @@ export class NetBackend implements NetBack {
     return checkNetBackState(state, {
       devid, mac, mtu: this.o.mtu, gsoTcpv4: this.o.gsoTcpv4, gsoTcpv6: this.o.gsoTcpv6, rate: rate === undefined ? null : rate,
       burst: this.credit?.burst ?? 0, gnttab: this.o.gnttab, evtchn: this.o.evtchn, i32: this.i32,
-      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: this.rxQueueMax,
+      statKeys: Object.keys(this.stats) as (keyof NetBackStats)[], rxQueueBytes: this.rxQueueMax, maxQueues: this.o.maxQueues ?? 1,
     });
   }
 
@@ -206,20 +243,26 @@ export class NetBackend implements NetBack {
     Object.assign(this.stats, s.stats);
     if (s.credit !== null) this.credit?.load(s.credit, this.now());
     if (s.queue === null || !this.device.connected) return;
-    const k = s.queue, gt = this.o.gnttab;
-    const q: Queue = {
+    const gt = this.o.gnttab;
+    const saved = [{ ...s.queue, rxQueue: s.rxQueue, rxMeta: s.rxMeta }, ...(s.moreQueues ?? [])];
+    const qs: Queue[] = saved.map((k, idx) => ({
+      idx, live: true,
       txRef: k.txRef, rxRef: k.rxRef, txPage: gt.grantedPage(k.txRef, 0, true), rxPage: gt.grantedPage(k.rxRef, 0, true),
       txPort: k.txPort, rxPort: k.rxPort, txReqCons: k.txCons, txRspPvt: k.txCons, txRspPushed: k.txCons,
       rxReqCons: k.rxCons, rxRspPvt: k.rxCons, rxRspPushed: k.rxCons, rxSg: k.rxSg, rxGso4: k.rxGso4, rxGso6: k.rxGso6,
-      txEp: null, rxEp: null,
-    };
-    const [txEp, rxEp] = this.endpoints(q);
-    // Checked: both ports are detached host ports to dom 0, so these succeed.
-    if (this.o.evtchn.hostAttach(k.txPort, txEp) !== 0) return;
-    q.txEp = txEp;
-    if (rxEp !== null && this.o.evtchn.hostAttach(k.rxPort, rxEp) === 0) q.rxEp = rxEp;
-    this.q = q;
-    s.rxQueue.forEach((f, i) => { this.rxQueue.push(f); this.rxMeta.push(s.rxMeta[i]!); this.rxQueued += f.length; });
+      txEp: null, rxEp: null, rxq: k.rxQueue.slice(), rxMeta: k.rxMeta.slice(), rxQueued: k.rxQueue.reduce((a, f) => a + f.length, 0),
+    }));
+    for (const q of qs) {
+      const [txEp, rxEp] = this.endpoints(q);
+      // Checked: every port is a distinct detached host port to dom 0, so these succeed.
+      if (this.o.evtchn.hostAttach(q.txPort, txEp) !== 0) { for (const x of qs) this.unbind(x); return; }
+      q.txEp = txEp;
+      if (rxEp !== null && this.o.evtchn.hostAttach(q.rxPort, rxEp) === 0) q.rxEp = rxEp;
+    }
+    this.qs = qs;
+    // The host learns whether this copy wants frames (the one it replaces may have asked it to stop).
+    this.backlogged = qs.some((q) => q.rxQueued > this.rxStop);
+    this.o.onRxBacklog?.(this.backlogged);
   }
 
   /** Our ends of a queue's event channel(s): the tx (or single) port runs tx and drains rx; a separate rx
@@ -227,14 +270,14 @@ export class NetBackend implements NetBack {
   private endpoints(q: Queue): [HostEndpoint, HostEndpoint | null] {
     const txEp: HostEndpoint = {
       remoteDom: 0,
-      notify: () => { if (this.q === q) { this.runTx(); if (this.rxQueue.length > 0) this.drainRx(q); } },
+      notify: () => { if (q.live) { this.runTx(q); if (q.rxq.length > 0) this.drainRx(q); } },
       closed: () => { q.txEp = null; this.channelClosed(q, q.txPort); },
     };
     if (q.rxPort === q.txPort) return [txEp, null];
     const rxEp: HostEndpoint = {
       remoteDom: 0,
       // Rx-port events say the guest posted buffers: queued frames go in.
-      notify: () => { if (this.q === q && this.rxQueue.length > 0) this.drainRx(q); },
+      notify: () => { if (q.live && q.rxq.length > 0) this.drainRx(q); },
       closed: () => { q.rxEp = null; this.channelClosed(q, q.rxPort); },
     };
     return [txEp, rxEp];
@@ -244,62 +287,76 @@ export class NetBackend implements NetBack {
   // Connection
 
   /**
-   * Maps the front-end's rings and binds its event channel(s) (xenvif_connect_data): both ring grants must
-   * be read-write grants to domain 0 of distinct RAM pages, and each ring's unanswered requests must fit in
-   * the ring (the check of xenvif_map_frontend_data_rings). Returns null or why not.
+   * Maps each queue's rings and binds its event channel(s) (xenvif_connect_data per queue): both ring grants
+   * must be read-write grants to domain 0 of RAM pages no other ring of the vif uses, and each ring's unanswered
+   * requests must fit in the ring (the check of xenvif_map_frontend_data_rings). All queues or none: a bad
+   * queue unbinds the ones bound before it. Returns null or why not (naming the queue when there are several).
    */
   connect(k: NetFrontKeys): string | null {
     this.detach();
-    const gt = this.o.gnttab;
-    const txPage = gt.grantedPage(k.txRef, 0, true);
-    if (txPage < 0) return `mapping tx-ring-ref ${k.txRef}: grant error ${txPage}`;
-    const rxPage = gt.grantedPage(k.rxRef, 0, true);
-    if (rxPage < 0) return `mapping rx-ring-ref ${k.rxRef}: grant error ${rxPage}`;
-    if (txPage === rxPage) return "tx and rx rings are the same page";
-    // BACK_RING_ATTACH: start from the published rsp_prod (a reconnect continues where the last one stopped).
-    const txRsp = this.load(txPage + SRING_RSP_PROD), rxRsp = this.load(rxPage + SRING_RSP_PROD);
-    if (((this.load(txPage + SRING_REQ_PROD) - txRsp) >>> 0) > NET_TX_RING_SIZE) return "tx ring indexes corrupt";
-    if (((this.load(rxPage + SRING_REQ_PROD) - rxRsp) >>> 0) > NET_RX_RING_SIZE) return "rx ring indexes corrupt";
-    const q: Queue = {
-      txRef: k.txRef, rxRef: k.rxRef, txPage, rxPage, txPort: k.txPort, rxPort: k.rxPort,
-      txReqCons: txRsp, txRspPvt: txRsp, txRspPushed: txRsp, rxReqCons: rxRsp, rxRspPvt: rxRsp, rxRspPushed: rxRsp,
-      rxSg: k.sg, rxGso4: this.gro !== null && k.sg && k.gsoTcpv4, rxGso6: this.gro !== null && k.sg && k.gsoTcpv6,
-      txEp: null, rxEp: null,
-    };
-    const ev = this.o.evtchn;
-    const [txEp, rxEp] = this.endpoints(q);
-    let rc = ev.hostBind(k.txPort, txEp);
-    if (rc !== 0) return `binding event channel ${k.txPort}: ${rc}`;
-    q.txEp = txEp;
-    if (rxEp !== null) {
-      rc = ev.hostBind(k.rxPort, rxEp);
-      if (rc !== 0) { this.unbind(q); return `binding event channel ${k.rxPort}: ${rc}`; }
-      q.rxEp = rxEp;
+    const n = k.queues.length;
+    if (n < 1 || n > (this.o.maxQueues ?? 1)) return `${n} queues asked for; at most ${this.o.maxQueues ?? 1} offered`;
+    const gt = this.o.gnttab, ev = this.o.evtchn;
+    const pages = new Set<number>();
+    const qs: Queue[] = [];
+    const undo = (why: string): string => { for (const q of qs) this.unbind(q); return why; };
+    for (let idx = 0; idx < n; idx++) {
+      const qk = k.queues[idx]!, at = n > 1 ? `queue-${idx}/` : "";
+      const txPage = gt.grantedPage(qk.txRef, 0, true);
+      if (txPage < 0) return undo(`mapping ${at}tx-ring-ref ${qk.txRef}: grant error ${txPage}`);
+      const rxPage = gt.grantedPage(qk.rxRef, 0, true);
+      if (rxPage < 0) return undo(`mapping ${at}rx-ring-ref ${qk.rxRef}: grant error ${rxPage}`);
+      if (txPage === rxPage) return undo(`${at}tx and rx rings are the same page`);
+      if (pages.has(txPage) || pages.has(rxPage)) return undo(`${at}a ring page another queue uses`);
+      pages.add(txPage).add(rxPage);
+      // BACK_RING_ATTACH: start from the published rsp_prod (a reconnect continues where the last one stopped).
+      const txRsp = this.load(txPage + SRING_RSP_PROD), rxRsp = this.load(rxPage + SRING_RSP_PROD);
+      if (((this.load(txPage + SRING_REQ_PROD) - txRsp) >>> 0) > NET_TX_RING_SIZE) return undo(`${at}tx ring indexes corrupt`);
+      if (((this.load(rxPage + SRING_REQ_PROD) - rxRsp) >>> 0) > NET_RX_RING_SIZE) return undo(`${at}rx ring indexes corrupt`);
+      const q: Queue = {
+        idx, live: true, txRef: qk.txRef, rxRef: qk.rxRef, txPage, rxPage, txPort: qk.txPort, rxPort: qk.rxPort,
+        txReqCons: txRsp, txRspPvt: txRsp, txRspPushed: txRsp, rxReqCons: rxRsp, rxRspPvt: rxRsp, rxRspPushed: rxRsp,
+        rxSg: k.sg, rxGso4: this.gro !== null && k.sg && k.gsoTcpv4, rxGso6: this.gro !== null && k.sg && k.gsoTcpv6,
+        txEp: null, rxEp: null, rxq: [], rxMeta: [], rxQueued: 0,
+      };
+      const [txEp, rxEp] = this.endpoints(q);
+      // A port bound already (another queue's, or anything else) is refused by hostBind.
+      let rc = ev.hostBind(qk.txPort, txEp);
+      if (rc !== 0) return undo(`${at}binding event channel ${qk.txPort}: ${rc}`);
+      q.txEp = txEp;
+      qs.push(q);
+      if (rxEp !== null) {
+        rc = ev.hostBind(qk.rxPort, rxEp);
+        if (rc !== 0) return undo(`${at}binding event channel ${qk.rxPort}: ${rc}`);
+        q.rxEp = rxEp;
+      }
     }
-    this.q = q;
-    this.say(`vif connected: tx-ring-ref ${k.txRef} rx-ring-ref ${k.rxRef} ports ${k.txPort}/${k.rxPort}${k.sg ? " sg" : ""}` +
-      `${q.rxGso4 ? " rx-gso-tcpv4" : ""}${q.rxGso6 ? " rx-gso-tcpv6" : ""}`);
+    this.qs = qs;
+    const q0 = qs[0]!;
+    this.say(`vif connected: ${n > 1 ? `${n} queues, ` : ""}tx-ring-ref ${k.queues.map((x) => x.txRef).join(",")} rx-ring-ref ` +
+      `${k.queues.map((x) => x.rxRef).join(",")} ports ${k.queues.map((x) => `${x.txPort}/${x.rxPort}`).join(",")}${k.sg ? " sg" : ""}` +
+      `${q0.rxGso4 ? " rx-gso-tcpv4" : ""}${q0.rxGso6 ? " rx-gso-tcpv6" : ""}`);
     // Xen's bind_interdomain marks the binding side pending: requests queued while the port was unbound
     // (netfront notifies before it announces Connected) are picked up now. A violation found in them is
     // returned as the connect failure (BackendDevice then fails the device; it is not Connected yet).
     this.connectFailure = null;
     this.connecting = true;
-    try { this.runTx(); } finally { this.connecting = false; }
+    try { for (const q of qs) if (q.live) this.runTx(q); } finally { this.connecting = false; }
     return this.connectFailure;
   }
 
   /** The front-end is going away (or the device is being removed): stop touching its rings. */
   disconnect(): void {
-    if (this.q !== null) this.say("vif disconnected");
+    if (this.qs.length > 0) this.say("vif disconnected");
     this.detach();
   }
 
   /** Forgets the rings and unbinds our ends of the channels (the guest's ports become unbound, as in Xen). */
   private detach(): void {
     this.clearRxQueue();
-    const q = this.q;
-    this.q = null;
-    if (q !== null) this.unbind(q);
+    const qs = this.qs;
+    this.qs = [];
+    for (const q of qs) { q.live = false; this.unbind(q); }
   }
 
   private unbind(q: Queue): void {
@@ -308,7 +365,7 @@ export class NetBackend implements NetBack {
   }
 
   private channelClosed(q: Queue, port: number): void {
-    if (this.q !== q) return;
+    if (!q.live) return;
     this.say(`front-end closed event channel ${port}: rings detached`);
     this.detach();
   }
@@ -336,18 +393,24 @@ export class NetBackend implements NetBack {
   }
 
   poll(): void {
-    const q = this.q;
-    if (q === null) return;
+    const qs = this.qs, n = qs.length;
+    if (n === 0) return;
     this.flushRx();
-    this.runTx();
-    if (this.rxQueue.length > 0) this.drainRx(q);
+    // Round-robin: a different queue goes first on each pass (each pass takes at most a budget per ring).
+    const first = this.rr = (this.rr + 1) % n;
+    for (let i = 0; i < n; i++) {
+      const q = qs[(first + i) % n]!;
+      if (!q.live) return; // the vif was failed or detached meanwhile
+      this.runTx(q);
+      if (q.rxq.length > 0) this.drainRx(q);
+    }
   }
 
   service(): number {
     const c = this.credit;
     if (c === null) return Infinity;
     const now = this.now();
-    if (c.expire(now) && this.q !== null) this.runTx();
+    if (c.expire(now)) for (const q of this.qs) if (q.live) this.runTx(q);
     return c.dueIn(this.now());
   }
 
@@ -355,10 +418,10 @@ export class NetBackend implements NetBack {
   // TX: guest → wire
 
   /** One pass over the tx ring; never throws (an internal error fails the vif, not the host). */
-  private runTx(): void {
-    if (this.inTx) return; // re-entered from `out`: the running pass re-reads req_prod before it returns
-    const q = this.q;
-    if (q === null) return;
+  private runTx(q: Queue): void {
+    // Re-entered from `out`: the running pass re-reads req_prod before it returns (another queue's requests
+    // wait for their next notification or poll()).
+    if (this.inTx || !q.live) return;
     this.inTx = true;
     try {
       this.txPass(q);
@@ -396,7 +459,7 @@ export class NetBackend implements NetBack {
         break;
       }
       const used = this.txPacket(q, prod);
-      if (used < 0 || this.q !== q) return; // failed (or disconnected by `out`)
+      if (used < 0 || !q.live) return; // failed (or disconnected by `out`)
       budget -= used;
       if ((q.txRspPvt - q.txRspPushed) >>> 0 >= NET_TX_RING_SIZE / 4) this.pushTx(q); // free slots early
     }
@@ -570,28 +633,34 @@ export class NetBackend implements NetBack {
   // RX: wire → guest
 
   receive(frame: Uint8Array, more = false): boolean {
-    const q = this.q;
+    const qs = this.qs;
     const len = frame.length;
-    if (q === null || len < ETH_HLEN || len > (q.rxSg ? XEN_NETIF_MAX_TX_SIZE : XEN_PAGE_SIZE)) {
+    if (qs.length === 0 || len < ETH_HLEN || len > (qs[0]!.rxSg ? XEN_NETIF_MAX_TX_SIZE : XEN_PAGE_SIZE)) {
       this.stats.rxDropped++;
       return false;
     }
     try {
       const g = this.gro;
-      if (g !== null && (q.rxGso4 || q.rxGso6)) {
+      if (g !== null && (qs[0]!.rxGso4 || qs[0]!.rxGso6)) {
         // A segment that continues the held packet is joined; anything else first lets the held packet go.
         if (g.join(frame)) return g.done || !more ? this.flushHeld() : true;
         this.flushHeld();
-        if (this.q !== q) { this.stats.rxDropped++; return false; } // the flush failed the vif
+        if (this.qs !== qs) { this.stats.rxDropped++; return false; } // the flush failed the vif
         if (g.start(frame)) return g.done || !more ? this.flushHeld() : true;
       }
-      return this.deliver(q, frame, len, 0);
+      return this.deliver(this.queueOf(frame, len), frame, len, 0);
     } catch (e) {
       this.say(`internal error in rx: ${(e as Error)?.stack ?? e}`);
       this.fail("internal error");
       this.stats.rxDropped++;
       return false;
     }
+  }
+
+  /** The connected queue a frame goes to (its flow's: steer.ts); the vif must be connected. */
+  private queueOf(frame: Uint8Array, len: number): Queue {
+    const qs = this.qs;
+    return qs.length === 1 ? qs[0]! : qs[flowQueue(frame, len, qs.length)]!;
   }
 
   flushRx(): void {
@@ -603,60 +672,93 @@ export class NetBackend implements NetBack {
 
   /** Delivers (or queues) the packet the coalescer holds; false when it was dropped or nothing was held. */
   private flushHeld(): boolean {
-    const g = this.gro, q = this.q;
+    const g = this.gro;
     if (g === null || g.len === 0) return false;
     const segs = g.segs, len = g.finish();
     let ok = false;
-    if (q !== null) {
+    if (this.qs.length > 0) {
       // One segment goes as it came, marked validated (gro.ts verified its checksums); several as a GSO packet.
       const meta = segs > 1 ? RXM_VALIDATED | RXM_PARTIAL | (g.type << RXM_TYPE_SHIFT) | g.mss : RXM_VALIDATED;
       if (segs > 1) { this.stats.rxGsoPackets++; this.stats.rxGsoSegments += segs; }
-      ok = this.deliver(q, g.buf, len, meta);
+      ok = this.deliver(this.queueOf(g.buf, len), g.buf, len, meta);
     }
     g.clear();
     return ok;
   }
 
+  /** Moves the packet the coalescer holds to its rx queue as it is (no ring access; dropped if the queue is full). */
+  private queueHeld(): void {
+    const g = this.gro;
+    if (g === null || g.len === 0) return;
+    const segs = g.segs, len = g.finish();
+    const meta = segs > 1 ? RXM_VALIDATED | RXM_PARTIAL | (g.type << RXM_TYPE_SHIFT) | g.mss : RXM_VALIDATED;
+    const q = this.qs.length > 0 ? this.queueOf(g.buf, len) : null;
+    if (q !== null && q.rxQueued + len <= this.rxQueueMax) {
+      if (segs > 1) { this.stats.rxGsoPackets++; this.stats.rxGsoSegments += segs; }
+      q.rxq.push(g.buf.slice(0, len));
+      q.rxMeta.push(meta);
+      q.rxQueued += len;
+    } else this.stats.rxDropped += segs;
+    g.clear();
+  }
+
   /**
-   * Delivers frame[0, len) with `meta` (RXM_*) to the guest's buffers, or queues a copy behind the frames
-   * already waiting; false (counted) when the queue is full or the delivery failed.
+   * Delivers frame[0, len) with `meta` (RXM_*) to the queue's buffers, or queues a copy behind the frames
+   * already waiting there; false (counted) when that queue is full or the delivery failed.
    */
   private deliver(q: Queue, frame: Uint8Array, len: number, meta: number): boolean {
-    if (this.rxQueue.length > 0) this.drainRx(q);
-    if (this.rxQueue.length === 0) {
+    if (q.rxq.length > 0) this.drainRx(q);
+    if (q.rxq.length === 0) {
       const r = this.rxFrame(q, frame, len, meta);
       if (r !== RX_NO_BUFFERS) return r === RX_DONE;
     }
-    if (this.rxQueued + len > this.rxQueueMax) { this.stats.rxDropped++; return false; }
-    this.rxQueue.push(frame.slice(0, len));
-    this.rxMeta.push(meta);
-    this.rxQueued += len;
+    if (q.rxQueued + len > this.rxQueueMax) {
+      this.stats.rxDropped++;
+      this.say(`rx queue ${q.idx} full (${q.rxQueued} bytes waiting for the guest's buffers): a ${len}-byte frame dropped (${this.stats.rxDropped} so far)`);
+      return false;
+    }
+    q.rxq.push(frame.slice(0, len));
+    q.rxMeta.push(meta);
+    q.rxQueued += len;
+    if (!this.backlogged && q.rxQueued > this.rxStop) {
+      // Frames pile up faster than the guest posts buffers: the host stops sending (its socket read pauses,
+      // the bridge queues, passt's window stalls) instead of this queue overflowing and dropping.
+      this.backlogged = true;
+      this.o.onRxBacklog?.(true);
+    }
     return true;
   }
 
-  /** Frames waiting for rx buffers (copies), oldest first, with their RXM_* words; their total bytes. */
-  private readonly rxQueue: Uint8Array[] = [];
-  private readonly rxMeta: number[] = [];
-  private rxQueued = 0;
+  /** Backlog gone (every queue below rxResume): the host may send again. */
+  private backlogCleared(): void {
+    const qs = this.qs;
+    for (let i = 0; i < qs.length; i++) if (qs[i]!.rxQueued >= this.rxResume) return;
+    this.backlogged = false;
+    this.o.onRxBacklog?.(false);
+  }
 
-  /** Delivers queued frames while the guest has buffers. */
+  /** Delivers the queue's waiting frames while the guest has buffers on its ring. */
   private drainRx(q: Queue): void {
-    while (this.rxQueue.length > 0 && this.q === q) {
-      const f = this.rxQueue[0]!;
-      const r = this.rxFrame(q, f, f.length, this.rxMeta[0]!);
+    while (q.rxq.length > 0 && q.live) {
+      const f = q.rxq[0]!;
+      const r = this.rxFrame(q, f, f.length, q.rxMeta[0]!);
       if (r === RX_NO_BUFFERS) return;
-      this.rxQueue.shift();
-      this.rxMeta.shift();
-      this.rxQueued -= f.length;
+      q.rxq.shift();
+      q.rxMeta.shift();
+      q.rxQueued -= f.length;
+      if (this.backlogged && q.rxQueued < this.rxResume) this.backlogCleared();
     }
   }
 
   private clearRxQueue(): void {
-    this.stats.rxDropped += this.rxQueue.length;
-    this.rxQueue.length = 0;
-    this.rxMeta.length = 0;
-    this.rxQueued = 0;
+    for (const q of this.qs) {
+      this.stats.rxDropped += q.rxq.length;
+      q.rxq.length = 0;
+      q.rxMeta.length = 0;
+      q.rxQueued = 0;
+    }
     if (this.gro !== null && this.gro.len > 0) { this.stats.rxDropped += this.gro.segs; this.gro.clear(); }
+    if (this.backlogged) { this.backlogged = false; this.o.onRxBacklog?.(false); }
   }
 
   /**

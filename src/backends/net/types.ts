@@ -43,6 +43,8 @@ export interface NetBack {
   readonly stats: NetBackStats;
   /** The front-end's rings and event channel(s) are attached. */
   readonly connected: boolean;
+  /** Queues connected (0 when not connected). */
+  readonly queues: number;
   /** The XenStore side (paths, state). */
   readonly device: BackendDevice;
   /**
@@ -70,13 +72,19 @@ export interface NetBack {
   close(): void;
 }
 
-/** The front-end's connection parameters, read from XenStore by the caller. */
-export interface NetFrontKeys {
+/** One queue's rings and event channel(s), from the front-end's directory (or its queue-N/ with several). */
+export interface NetQueueKeys {
   txRef: number;
   rxRef: number;
   txPort: number;
   /** Equal to txPort with a single event channel. */
   rxPort: number;
+}
+
+/** The front-end's connection parameters, read from XenStore by the caller. */
+export interface NetFrontKeys {
+  /** One entry per queue (multi-queue-num-queues of them; 1 without multi-queue). */
+  queues: NetQueueKeys[];
   sg: boolean;
   /**
    * The front-end takes TCPv4 / TCPv6 GSO packets on its rx ring: its feature-gso-tcpv4 (and checksum offload
@@ -100,8 +108,16 @@ export interface NetBackendOptions {
   gsoTcpv6: boolean;
   /** Join TCP segments into GSO packets for a front-end that takes them (default true; false for A/B). */
   rxGso?: boolean;
-  /** Bytes of frames that may wait for the guest's rx buffers before more are dropped (default 512 KiB). */
+  /** Bytes of frames that may wait for one queue's rx buffers before more are dropped (default 512 KiB). */
   rxQueueBytes?: number;
+  /** Queues offered (multi-queue-max-queues); default 1. */
+  maxQueues?: number;
+  /**
+   * Backpressure for the host: called with true when frames pile up for the guest (a queue holds more than
+   * half its bound: stop sending), with false once every queue is below an eighth again (send again), and with
+   * the current state when the vif is attached or restored (the host may have stopped for an earlier copy).
+   */
+  onRxBacklog?(full: boolean): void;
   /** Transmit rate limit (xl.cfg vif rate=): bytes per interval; none when absent. */
   rate?: { bytesPerInterval: number; intervalUsecs: number };
   /** Clock in milliseconds for the rate limit (default performance.now). */
