@@ -26,6 +26,8 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_IN
 import * as psci from "./psci.js";
 import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import { applyAllBroadcasts, applyBroadcast } from "../cpu/arm64/sys-insns.js";
+import { WFE_POLL_MAX_MS, WFE_POLL_MIN_MS, WFE_SPIN_MS, monitorCleared, nextStreamEvent } from "../cpu/arm64/wfe.js";
+import { CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { MmioDevice } from "../devices/mmio.js";
 import type { DtNode } from "../devices/dt.js";
@@ -172,6 +174,10 @@ interface Vcpu {
   waiting: number; // 0, STOP_WFI or STOP_WFE
   /** Runs on a thread of its own (detachVcpus): `cpu` here is the home's copy over the same state block. */
   remote: boolean;
+  /** In WFE (with vCPU threads, see wfeWoken): when it began (ms), the event stream's next event, the poll. */
+  wfeStart: number;
+  wfeStream: number;
+  wfePoll: number;
 }
 
 /**
@@ -283,7 +289,8 @@ export class Board {
       router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
-      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false, cpu: null!, mmu: null! };
+      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false,
+        wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, cpu: null!, mmu: null! };
       this.resetVcpu(v);
       this.vcpus.push(v);
     }
@@ -385,17 +392,22 @@ export class Board {
     for (const v of this.vcpus) {
       if (v.remote || !v.online || this.state !== "running") continue;
       if (v.waiting !== 0) {
-        // WFE is a yield: the event it waits for (a lock released by another vCPU's store, SEV) can only come
-        // from the others, who have just had their slice; WFE may wake spuriously (Arm ARM D1.16.1).
-        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0 && v.waiting !== STOP_WFE) {
-          this.updateTimers(v);
-          if (v.cpu.irqLine === 0) continue;
+        // Without vCPU threads WFE is a yield: the event it waits for (a lock released by another vCPU's store,
+        // SEV) can only come from the others, who have just had their slice; WFE may wake spuriously (Arm ARM
+        // D1.16.1). With them, the vCPU sleeps until a wake-up event (wfeWoken).
+        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0) {
+          if (v.waiting === STOP_WFE) { if (this.remotes > 0 && !this.wfeWoken(v)) continue; }
+          else {
+            this.updateTimers(v);
+            if (v.cpu.irqLine === 0) continue;
+          }
         }
         v.waiting = 0;
       }
       const c = this.runVcpu(v);
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
+      if (c.stop === STOP_WFE) { v.wfeStart = performance.now(); v.wfePoll = WFE_POLL_MIN_MS; v.wfeStream = nextStreamEvent(c, c.counter()); }
       this.updateTimers(v);
       this.serviceRemotes();
     }
@@ -410,14 +422,45 @@ export class Board {
     // host; vCPUs on other threads ring it when they need the home).
     for (const v of this.vcpus) {
       if (!v.online || v.remote) continue;
-      if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
+      if (v.cpu.irqLine !== 0 || (v.waiting === STOP_WFE && this.remotes === 0)) return 0;
       next = msToTimer(v.cpu, next);
+      if (v.waiting === STOP_WFE) next = Math.min(next, this.wfeWait(v));
     }
     // The RTC's match: its counter steps at each whole second of the domain's wall clock.
     const rtcS = this.rtc.secondsUntilMatch();
     if (rtcS >= 0) next = Math.min(next, rtcS * 1000 - (this.clock.wallMs() % 1000));
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
+  }
+
+  /**
+   * Whether home vCPU v, in WFE while vCPUs run on other threads, has a wake-up event (src/cpu/arm64/wfe.ts):
+   * SEV (a broadcast the home applied: the event register, consumed here as WFE would), an interrupt line,
+   * a timer, the event stream, or its exclusive monitor cleared by another vCPU's store.
+   */
+  private wfeWoken(v: Vcpu): boolean {
+    const c = v.cpu;
+    if (c.event !== 0) { c.event = 0; return true; }
+    this.updateTimers(v);
+    if ((c.irqLine | c.fiqLine) !== 0 || monitorCleared(c)) return true;
+    return v.wfeStream >= 0 && c.counter() >= v.wfeStream;
+  }
+
+  /**
+   * How long (ms) home vCPU v may sleep in WFE before it must look again (wfeWoken): 0 while it spins on an armed
+   * monitor (WFE_SPIN_MS), then polls that double up to WFE_POLL_MAX_MS, and the event stream's next event.
+   * Rings (an interrupt for it, SEV, a request) wake the home sooner.
+   */
+  private wfeWait(v: Vcpu): number {
+    const c = v.cpu;
+    let ms = Infinity;
+    if (c.exclOff >= 0) {
+      if (performance.now() - v.wfeStart < WFE_SPIN_MS) return 0;
+      ms = v.wfePoll;
+      v.wfePoll = Math.min(2 * v.wfePoll, WFE_POLL_MAX_MS);
+    }
+    if (v.wfeStream >= 0) ms = Math.min(ms, Math.max(0, (v.wfeStream - c.counter()) / (CNTFRQ_HZ / 1000)));
+    return ms;
   }
 
   /**

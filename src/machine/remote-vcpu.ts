@@ -16,7 +16,9 @@
  * a broadcast here). Until then this thread runs the old instruction, whole: its cache runs each handler with the
  * word it was decoded from (CodeCache.snapshotWords).
  */
-import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { WFE_POLL_MAX_MS, WFE_POLL_MIN_MS, WFE_SPIN_MS, monitorCleared, nextStreamEvent } from "../cpu/arm64/wfe.js";
+import { CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
 import { Mmu, type Stage2Map } from "../mmu/mmu.js";
 import { MmioRouter, type MmioDevice } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -59,6 +61,7 @@ const IDLE_WAIT_MS = 50;
 const PERMIT_WAIT_MS = 5;
 /** How often the decode cache drops pages not run since the last sweep. */
 const SWEEP_MS = 5000;
+const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 /** GICv2 CPU-interface registers that end an interrupt. */
 const GICC_EOIR = 0x10, GICC_AEOIR = 0x24, GICC_DIR = 0x1000;
 
@@ -175,6 +178,7 @@ export class RemoteVcpu {
       this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
       if (stop === STOP_WFI) this.setWaiting(STOP_WFI);
       this.updateTimers();
+      if (stop === STOP_WFE) this.wfeSleep();
       if (t1 - this.lastSweep >= SWEEP_MS) { this.lastSweep = t1; this.code.sweep(this.codePage); }
     }
   }
@@ -207,7 +211,7 @@ export class RemoteVcpu {
         c.stop = STOP_BUDGET;
         dropWrittenTimerPpis(this.gic, k, c);
       } else {
-        return why; // budget, WFI, WFE (a yield: run on), halt
+        return why; // budget, WFI, WFE (wfeSleep), halt
       }
       if (c.stop !== STOP_BUDGET || budget <= 0 || Atomics.load(w, vw(k, V_CMD)) !== CMD_RUN) return c.stop;
     }
@@ -294,6 +298,37 @@ export class RemoteVcpu {
       }
     } finally {
       Atomics.store(w, L_BC_LOCK, 0);
+    }
+  }
+
+  /**
+   * WFE found no event (PC is past it): sleeps until a WFE wake-up event (wfe.ts) — SEV from another vCPU (a
+   * broadcast: it sets the event register, consumed here as WFE would), an interrupt line up (masked or not),
+   * a timer, the event stream, the exclusive monitor cleared by another vCPU's store — or until the home wants
+   * something (a command, a new state): returning early is a spurious wake-up, which WFE allows. The sleep is
+   * not CPU time (outside the slice's clock) and the vCPU stays runnable for the scheduler (a lock holder is
+   * running somewhere). Allocates nothing.
+   */
+  private wfeSleep(): void {
+    const c = this.cpu, w = this.w, k = this.index;
+    const start = performance.now();
+    const stream = nextStreamEvent(c, c.counter());
+    let poll = WFE_POLL_MIN_MS;
+    for (;;) {
+      const bell = Atomics.load(w, vw(k, V_BELL));
+      this.ack(); // SEV arrives as a broadcast
+      if (c.event !== 0) { c.event = 0; return; }
+      if (Atomics.load(w, vw(k, V_CMD)) !== CMD_RUN || Atomics.load(w, vw(k, V_GEN)) !== this.gen) return;
+      if (this.gic.outputs(k) !== 0) return;
+      this.updateTimers();
+      if ((c.irqLine | c.fiqLine) !== 0 || monitorCleared(c)) return;
+      const now = c.counter();
+      if (stream >= 0 && now >= stream) return;
+      if (c.exclOff >= 0 && performance.now() - start < WFE_SPIN_MS) continue;
+      let ms = msToTimer(c, IDLE_WAIT_MS);
+      if (stream >= 0) ms = Math.min(ms, (stream - now) / TICKS_PER_MS);
+      if (c.exclOff >= 0) { ms = Math.min(ms, poll); poll = Math.min(2 * poll, WFE_POLL_MAX_MS); }
+      if (ms > 0) Atomics.wait(w, vw(k, V_BELL), bell, ms);
     }
   }
 
