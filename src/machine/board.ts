@@ -10,10 +10,11 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { JitEngine, JIT_AREA_BYTES, type JitStats } from "../cpu/arm64/jit/engine.js";
+import { JitEngine, type JitStats } from "../cpu/arm64/jit/engine.js";
 import { Cpu, CodeCache, sharedDecoder, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import type { Stage2Map } from "../mmu/mmu.js";
-import { Mmu, TLB_AREA_BYTES } from "../mmu/mmu.js";
+import { Mmu } from "../mmu/mmu.js";
+import { STATE_AREA_BYTES, WASM_PAGE, boardTailBytes, homeTlbAt, jitAreaAt } from "./tail-layout.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
 import { Pl011 } from "../devices/pl011/pl011.js";
@@ -42,7 +43,7 @@ import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
   L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -182,22 +183,12 @@ interface Vcpu {
 
 /**
  * The domain's memory (one shared WebAssembly.Memory, so generated code can address all of it): guest RAM
- * from offset 0 (guest-physical RAM_BASE + offset), then the vCPU state blocks (src/cpu/arm64/state.ts), one
- * per vCPU at ramBytes + k * VCPU_STATE_BYTES, in one 64 KiB wasm page after RAM. A wasm32 memory ends at
- * 4 GiB; the MMU's int32 RAM offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
+ * from offset 0 (guest-physical RAM_BASE + offset), then the tail (tail-layout.ts): the state area (the vCPU
+ * state blocks, src/cpu/arm64/state.ts, one per vCPU at ramBytes + k * VCPU_STATE_BYTES; the GIC; the vCPU
+ * link), the TLB areas and the compiling engines' areas. A wasm32 memory ends at 4 GiB; the MMU's int32 RAM
+ * offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
  */
-const WASM_PAGE = 65536;
-const STATE_AREA_BYTES = WASM_PAGE;
-
-/**
- * Bytes of a domain memory after its RAM: the state area, then one TLB area per vCPU (src/mmu/mmu.ts
- * TLB_AREA_BYTES: the vCPU's MMU keeps its TLB there, where compiled code looks it up), then the compiling
- * engine's area (jit/engine.ts JIT_AREA_BYTES), rounded up to a wasm page. A memory for `ramBytes` of RAM and
- * `vcpus` vCPUs has ramBytes + this.
- */
-export function boardTailBytes(vcpus: number): number {
-  return Math.ceil((STATE_AREA_BYTES + vcpus * TLB_AREA_BYTES + JIT_AREA_BYTES) / WASM_PAGE) * WASM_PAGE;
-}
+export { boardTailBytes } from "./tail-layout.js";
 if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
   throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
 }
@@ -268,8 +259,7 @@ export class Board {
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
-    const jitAt = ramBytes + STATE_AREA_BYTES + o.vcpus * TLB_AREA_BYTES;
-    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAt));
+    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)));
     this.codePage = new Uint8Array(ramBytes >>> 12);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;
@@ -299,7 +289,7 @@ export class Board {
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
   private resetVcpu(v: Vcpu): void {
     if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
-    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes, this.ramBytes + STATE_AREA_BYTES + v.index * TLB_AREA_BYTES);
+    const mmu = new Mmu(this.ram, RAM_BASE, this.codePage, this.ramBytes, homeTlbAt(this.ramBytes, v.index));
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
     mmu.mmio = v.router;
@@ -568,7 +558,10 @@ export class Board {
     Atomics.store(w, L_EOI_WATCH, this.platform?.eoiWatch ?? 0);
     if (this.remotes > 0) {
       this.slice = SHARED_SLICE;
-      this.code.snapshotWords(); // other threads write code this thread runs (CodeCache.words)
+      // Other threads write code this thread runs (CodeCache.words), and full barriers in compiled code must
+      // order this thread's accesses against theirs (JitEngine.fences); the blocks compiled so far go.
+      if (this.code.jit !== null) this.code.jit.fences = true;
+      this.code.snapshotWords();
       // Doublewords are single-copy atomic between threads from now on (src/mmu/atomic64.ts).
       for (const v of this.vcpus) this.shareMmu(v.mmu, v.index);
     }
@@ -607,6 +600,13 @@ export class Board {
       if (v.remote && v.online && Atomics.load(w, vw(v.index, V_STATUS)) === ST_RUNNING && Atomics.load(w, vw(v.index, V_WAITING)) === 0) return true;
     }
     return false;
+  }
+
+  /** Blocks the vCPU threads have compiled (each thread's own engine), summed. */
+  remoteJitBlocks(): number {
+    let n = 0;
+    for (const v of this.vcpus) if (v.remote) n += Atomics.load(this.link, vw(v.index, V_JIT_BLOCKS));
+    return n;
   }
 
   /** Seconds the vCPUs on other threads have run (each thread adds its slices' wall time). */

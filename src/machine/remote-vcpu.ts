@@ -16,7 +16,9 @@
  * a broadcast here). Until then this thread runs the old instruction, whole: its cache runs each handler with the
  * word it was decoded from (CodeCache.snapshotWords).
  */
-import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { JitEngine } from "../cpu/arm64/jit/engine.js";
+import { jitAreaAt, threadTlbAt } from "./tail-layout.js";
+import { Cpu, CodeCache, sharedDecoder, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { WFE_POLL_MAX_MS, WFE_POLL_MIN_MS, WFE_SPIN_MS, monitorCleared, nextStreamEvent } from "../cpu/arm64/wfe.js";
 import { CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
 import { Mmu, type Stage2Map } from "../mmu/mmu.js";
@@ -32,7 +34,7 @@ import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
   L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
-  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  V_JIT_BLOCKS, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -75,6 +77,7 @@ export class RemoteVcpu {
   private readonly f64: Float64Array;
   private readonly gic: Gicv2;
   private readonly code: CodeCache;
+  private readonly jit: JitEngine;
   private readonly codePage: Uint8Array;
   private readonly stage2: Stage2Map | null;
   private readonly permit: Int32Array | null;
@@ -107,9 +110,15 @@ export class RemoteVcpu {
     this.gic.onIrqChange = (cpu, up) => { if (cpu === k) this.cpu.irqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
     this.gic.onFiqChange = (cpu, up) => { if (cpu === k) this.cpu.fiqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
     this.codePage = new Uint8Array(o.ramBytes >>> 12);
-    this.code = new CodeCache(o.ramBytes >>> 12);
+    // Hot code runs compiled here too: this thread's own engine, in its own area of the domain memory
+    // (tail-layout.ts), with full barriers as host fences; the MMU's TLB in this thread's TLB area, where the
+    // compiled code looks it up. XENO_JIT=0: interpreted.
+    const engine = new JitEngine(o.memory, sharedDecoder(), true, jitAreaAt(o.ramBytes, o.vcpus, k));
+    engine.fences = true;
+    this.jit = engine;
+    this.code = new CodeCache(o.ramBytes >>> 12, engine);
     this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
-    const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes);
+    const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes, threadTlbAt(o.ramBytes, o.vcpus, k));
     mmu.stage2 = o.stage2;
     mmu.useAtomic64(o.memory, o.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
     mmu.setPairLock(this.w, L_PAIR_LOCK);
@@ -176,6 +185,7 @@ export class RemoteVcpu {
       Atomics.store(w, L_EXEC + k, 0);
       const t1 = performance.now();
       this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
+      Atomics.store(w, vw(k, V_JIT_BLOCKS), this.jit.stats.blocks);
       if (stop === STOP_WFI) this.setWaiting(STOP_WFI);
       this.updateTimers();
       if (stop === STOP_WFE) this.wfeSleep();

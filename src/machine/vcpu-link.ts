@@ -50,6 +50,8 @@ export const L_EXEC = 24;
 export const L_VCPU = 32, V_STRIDE = 16;
 export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DONE_SEQ = 5, V_REQ_KIND = 6,
   V_A0 = 7, V_R0 = 12, V_R1 = 13, V_WAITING = 14;
+/** Blocks the vCPU's thread has compiled and installed (its engine's stats.blocks; diagnostics and tests). */
+export const V_JIT_BLOCKS = 15;
 /**
  * The broadcast ring: BC_RING slots of 4 words (kind, insn, xlo, xhi) from L_BC_RING; broadcast `seq` is in slot
  * seq & (BC_RING - 1). Its words end where LINK_F64 starts (L_VCPU's blocks end at word 160).

@@ -36,7 +36,11 @@ _start:
     mov  x3, #0
     hvc  #0
     adr  x20, data
+    add  x0, x20, #56
+    bl   waitnz                    // vCPU 1 runs on its thread
     bl   contest
+    add  x0, x20, #16
+    bl   waitnz                    // vCPU 1 is done with the contest and waits for the flag
     mrs  x9, cntvct_el0
     movz x10, #${lo(DELAY_TICKS)}
     movk x10, #${hi(DELAY_TICKS)}, lsl #16
@@ -58,6 +62,9 @@ _start:
 
 entry1:
     adr  x20, data
+    mov  x4, #1
+    add  x21, x20, #56
+    stlr x4, [x21]                 // hello
     bl   contest
     mov  x4, #1
     add  x21, x20, #16
@@ -104,7 +111,7 @@ waitnz:                            // until [x0] != 0, as __cmpwait
     wfe
     b    1b
 2:  ret
-.balign 64
+.balign 4096                       // data on a page of its own: stores to a code page drop its compiled blocks
 data: .quad 0, 0, 0, 0, 0, 0, 0, 0
 `;
 

@@ -175,6 +175,12 @@ export class JitEngine {
     return true;
   }
 
+  /**
+   * Whether full DMB/DSB compile to a host fence (wasm atomic.fence), as the interpreter makes them (system.ts
+   * barrier) once vCPUs of the domain run on several threads. Affects blocks translated from now on.
+   */
+  set fences(on: boolean) { this.translator.fences = on; }
+
   get queued(): number { return this.pending.length; }
   get full(): boolean { return this.pending.length >= BATCH; }
 
