@@ -14,6 +14,7 @@ import type { DomainClock } from "../common/domain-clock.js";
 import { DomainClock as Clock } from "../common/domain-clock.js";
 import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
 import { nameDomainThread } from "./dom0-usage.js";
+import { cpuAt, permitAt, wantAt } from "./sched-words.js";
 
 /**
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
@@ -34,7 +35,7 @@ interface VcpuThreadData {
   stage2: Uint8Array | null;
   /** The home thread's doorbell (Int32Array(1)): rung with Atomics.add + notify. */
   doorbell: SharedArrayBuffer;
-  /** The scheduler's control words of the domain (SCHED_PERMIT at 0), when it has them. */
+  /** The scheduler's control words of the domain (sched-words.ts: this vCPU's permit, want and CPU seconds), when it has them. */
   sched: SharedArrayBuffer | null;
 }
 
@@ -61,7 +62,8 @@ function main(d: VcpuThreadData): void {
   const wakeHome = (): void => { Atomics.add(bell, 0, 1); Atomics.notify(bell, 0); };
   try {
     const v = new RemoteVcpu({ memory: d.memory, ramBytes: d.ramBytes, vcpus: d.vcpus, index: d.index,
-      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, permit: d.sched !== null ? new Int32Array(d.sched) : null, wakeHome });
+      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, wakeHome,
+      sched: d.sched !== null ? { words: new Int32Array(d.sched), permit: permitAt(d.index), want: wantAt(d.index), f64: new Float64Array(d.sched), cpu: cpuAt(d.index) } : null });
     v.run();
   } catch (e) {
     reportVcpuCrash(d.memory, d.ramBytes, d.index, e instanceof Error ? (e.stack ?? e.message) : String(e), wakeHome);

@@ -41,7 +41,7 @@ import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
+  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
   V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
   type BroadcastSink,
@@ -179,6 +179,8 @@ interface Vcpu {
   wfeStart: number;
   wfeStream: number;
   wfePoll: number;
+  /** The granule it sleeps on in WFE, published to the other threads (vcpu-link.ts L_WFE_AT), or -1. */
+  wfeAt: number;
 }
 
 /**
@@ -280,7 +282,7 @@ export class Board {
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
       const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false,
-        wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, cpu: null!, mmu: null! };
+        wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, wfeAt: -1, cpu: null!, mmu: null! };
       this.resetVcpu(v);
       this.vcpus.push(v);
     }
@@ -300,6 +302,7 @@ export class Board {
     cpu.vcpuIndex = v.index;
     cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
     cpu.counter = this.clock.now; // one counter for every vCPU of the domain
+    if (this.remotes > 0 && !v.remote) this.wakeOnRelease(cpu);
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;
@@ -386,7 +389,10 @@ export class Board {
         // SEV) can only come from the others, who have just had their slice; WFE may wake spuriously (Arm ARM
         // D1.16.1). With them, the vCPU sleeps until a wake-up event (wfeWoken).
         if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0) {
-          if (v.waiting === STOP_WFE) { if (this.remotes > 0 && !this.wfeWoken(v)) continue; }
+          if (v.waiting === STOP_WFE) {
+            if (this.remotes > 0 && !this.wfeWoken(v)) continue;
+            if (v.wfeAt >= 0) { setWfeSleeper(this.link, v.index, -1, v.wfeAt); v.wfeAt = -1; }
+          }
           else {
             this.updateTimers(v);
             if (v.cpu.irqLine === 0) continue;
@@ -446,6 +452,12 @@ export class Board {
     let ms = Infinity;
     if (c.exclOff >= 0) {
       if (performance.now() - v.wfeStart < WFE_SPIN_MS) return 0;
+      if (v.wfeAt < 0) {
+        // Stores that release a lock on other threads ring the home from now on; look again first.
+        v.wfeAt = c.exclOff >> 6;
+        setWfeSleeper(this.link, v.index, v.wfeAt, -1);
+        return 0;
+      }
       ms = v.wfePoll;
       v.wfePoll = Math.min(2 * v.wfePoll, WFE_POLL_MAX_MS);
     }
@@ -564,7 +576,16 @@ export class Board {
       this.code.snapshotWords();
       // Doublewords are single-copy atomic between threads from now on (src/mmu/atomic64.ts).
       for (const v of this.vcpus) this.shareMmu(v.mmu, v.index);
+      // Nobody sleeps in WFE yet; this thread's vCPUs' releases wake the sleepers of the others (wfe.ts).
+      Atomics.store(w, L_WFE_SLEEPERS, 0);
+      for (const v of this.vcpus) { Atomics.store(w, L_WFE_AT + v.index, -1); v.wfeAt = -1; if (!v.remote) this.wakeOnRelease(v.cpu); }
     }
+  }
+
+  /** Stores that release a lock by this home vCPU ring WFE sleepers on other threads (vcpu-link.ts). */
+  private wakeOnRelease(c: Cpu): void {
+    const w = this.link, n = this.vcpus.length, self = c.vcpuIndex;
+    c.storeWake = (off) => wakeWfeSleepers(w, off, self, n, (j) => { if (j !== self) ringVcpu(w, j); });
   }
 
   /** An MMU of a board whose RAM other threads use: atomic doublewords, the domain's 128-bit exclusive lock. */
@@ -601,6 +622,9 @@ export class Board {
     }
     return false;
   }
+
+  /** Permit requests of the vCPU threads so far (vcpu-link.ts L_SCHED_ASK): a change means one waits for a pCPU. */
+  schedAsks(): number { return this.remotes > 0 ? Atomics.load(this.link, L_SCHED_ASK) : 0; }
 
   /** Blocks the vCPU threads have compiled (each thread's own engine), summed. */
   remoteJitBlocks(): number {

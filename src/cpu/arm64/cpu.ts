@@ -363,6 +363,12 @@ export class Cpu {
   exitXhi = 0;
   exitTimers = 0;
 
+  /**
+   * Called after a store-release (STLR) or a successful store-exclusive with the RAM offset it wrote, when vCPUs
+   * of the domain sleep in WFE on other threads (the platform sets it: vcpu-link.ts wakeWfeSleepers); else null.
+   */
+  storeWake: ((off: number) => void) | null = null;
+
   /** Number of instructions retired since creation (approximate: counted per run() slice). */
   retired = 0;
 
