@@ -18,9 +18,10 @@ import { cpuAt, permitAt, wantAt } from "./sched-words.js";
 
 /**
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
- * default because threaded vCPUs run interpreted (the compiler stays on one thread: CodeCache.snapshotWords) and
- * a threaded SMP boot measured 1.4–2.3x slower (docs/benchmarks.md); off, every vCPU of a domain is
- * time-sliced in its home thread and runs compiled code.
+ * default because a threaded SMP boot still measured slower than one thread on this 2-core host (wall +52 %,
+ * CPU +58 %, docs/benchmarks.md 2026-12-07 "evening": the threads mostly wait on hand-offs to each other), though
+ * each thread now compiles its hot code and WFE sleeps; off, every vCPU of a domain is time-sliced in its home
+ * thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 

@@ -3,9 +3,9 @@
  * with Board.detachVcpus; src/hv/vcpu-thread.ts is the thread). So a domain with several vCPUs uses several
  * pCPUs, as on Xen, where the vCPU is what the scheduler places.
  *
- * What this thread does itself, with no round trip: run guest code (its own decode cache and TLB over the same
- * RAM; exclusives are atomic compare-and-swaps on the shared memory, ldst.ts), the generic timer, the GIC (its
- * own Gicv2 over the shared state, under the GIC's lock word), WFI. What goes to the board's home thread as a
+ * What this thread does itself, with no round trip: run guest code (its own decode cache, compiling engine and
+ * TLB over the same RAM; exclusives are atomic compare-and-swaps on the shared memory, ldst.ts), the generic
+ * timer, the GIC (its own Gicv2 over the shared state, under the GIC's lock word), WFI and WFE (wfeSleep). What goes to the board's home thread as a
  * request (vcpu-link.ts) and waits for its answer: hypercalls and PSCI (`hvc`/`smc`), stage-2 faults, accesses
  * to the UART and RTC, and EOIs of the interrupt the platform watches (BoardPlatform.eoiWatch). Broadcasts
  * (TLBI ...IS, IC IALLUIS/IVAU, SEV) go to every other thread and are complete there before the issuer goes on.
@@ -14,7 +14,7 @@
  * only; writes by another thread reach it through the IC maintenance the architecture requires before new code
  * runs (CTR_EL0.DIC = 0: Linux cleans and invalidates to the PoU after writing code, and IC IVAU/IALLUIS is
  * a broadcast here). Until then this thread runs the old instruction, whole: its cache runs each handler with the
- * word it was decoded from (CodeCache.snapshotWords).
+ * word it was decoded from (CodeCache.snapshotWords), and a compiled block holds the words it was translated from.
  */
 import { JitEngine } from "../cpu/arm64/jit/engine.js";
 import { jitAreaAt, threadTlbAt } from "./tail-layout.js";
