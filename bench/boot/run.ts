@@ -3,12 +3,16 @@
  * for the same Debian kernel, initramfs and command line under Xeno (`xeno create -c`) and under
  * `qemu-system-aarch64 -M virt -cpu cortex-a72` (TCG), alternated, median of N runs each, and the ratio.
  *
- *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--timeout SEC] [--baseline DIR]
+ *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--vcpus N] [--timeout SEC] [--baseline DIR] [--threads-ab] [--no-qemu]
  *
  * `--baseline DIR`: also boot the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
  * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
  * Besides wall time to the marker it reports each Xeno's CPU seconds (user + system of the process), which
  * other load on the machine disturbs less than wall time.
+ *
+ * `--vcpus N`: a guest (and qemu -smp) with N vCPUs. `--threads-ab`: this build twice per run, alternated, with
+ * XENO_VCPU_THREADS=0 (every vCPU time-sliced in the domain's thread) and =1 (vCPUs 1..N-1 on threads of their
+ * own, src/hv/vcpu-thread.ts), for an A/B of the two. `--no-qemu`: skip qemu.
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
@@ -46,10 +50,10 @@ function cpuSeconds(pid: number | undefined): number {
 interface Timing { wall: number; cpu: number }
 
 /** Spawns a command and resolves with the time until `marker` appears on its stdout (then kills it). */
-function timeToMarker(cmd: string, args: string[], timeoutSec: number): Promise<Timing> {
+function timeToMarker(cmd: string, args: string[], timeoutSec: number, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const p = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env });
     let seen = "";
     let done = false;
     const finish = (err: Error | null, secs = 0): void => {
@@ -77,32 +81,44 @@ function median(v: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const runs = arg("--runs", 5), mem = arg("--memory", 256), timeout = arg("--timeout", 600);
+  const runs = arg("--runs", 5), mem = arg("--memory", 256), timeout = arg("--timeout", 600), vcpus = arg("--vcpus", 1);
+  const threadsAb = process.argv.includes("--threads-ab"), noQemu = process.argv.includes("--no-qemu");
   const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const cmdline = "console=ttyAMA0 rdinit=/init";
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-boot-"));
   const cfg = path.join(dir, "bench.cfg");
-  fs.writeFileSync(cfg, `name = "bench"\ntype = "pvh"\nmemory = ${mem}\nvcpus = 1\n` +
+  fs.writeFileSync(cfg, `name = "bench"\ntype = "pvh"\nmemory = ${mem}\nvcpus = ${vcpus}\n` +
     `kernel = "${img.kernel}"\nramdisk = "${img.initrd}"\ncmdline = "${cmdline}"\non_reboot = "destroy"\n`);
   const xeno = [path.join(root, "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
-  const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
+  const qemu = ["-M", "virt", "-cpu", "cortex-a72", "-m", String(mem), "-smp", String(vcpus), "-nographic", "-no-reboot", "-nic", "none",
     "-kernel", img.kernel, "-initrd", img.initrd, "-append", cmdline];
   const baseDir = argStr("--baseline");
   const base = baseDir === undefined ? null : [path.join(path.resolve(baseDir), "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
   if (base !== null && !fs.existsSync(base[0]!)) throw new Error(`--baseline ${baseDir}: no ${base[0]} (build that checkout first)`);
-  const tx: Timing[] = [], tq: Timing[] = [], tb: Timing[] = [];
+  const tx: Timing[] = [], tq: Timing[] = [], tb: Timing[] = [], tt: Timing[] = [];
+  const envOff = { ...process.env, XENO_VCPU_THREADS: "0" }, envOn = { ...process.env, XENO_VCPU_THREADS: "1" };
+  const f = (t: Timing): string => `${t.wall.toFixed(2)} s (cpu ${t.cpu.toFixed(2)} s)`;
   for (let k = 0; k < runs; k++) {
-    tq.push(await timeToMarker("qemu-system-aarch64", qemu, timeout));
-    tx.push(await timeToMarker(process.execPath, xeno, timeout));
+    if (!noQemu) tq.push(await timeToMarker("qemu-system-aarch64", qemu, timeout));
+    // With --threads-ab the two orders alternate too, so neither always boots first after qemu.
+    if (threadsAb && k % 2 === 1) tt.push(await timeToMarker(process.execPath, xeno, timeout, envOn));
+    tx.push(await timeToMarker(process.execPath, xeno, timeout, threadsAb ? envOff : process.env));
+    if (threadsAb && k % 2 === 0) tt.push(await timeToMarker(process.execPath, xeno, timeout, envOn));
     if (base !== null) tb.push(await timeToMarker(process.execPath, base, timeout));
-    process.stderr.write(`run ${k + 1}/${runs}: qemu ${tq[k]!.wall.toFixed(2)} s, xeno ${tx[k]!.wall.toFixed(2)} s (cpu ${tx[k]!.cpu.toFixed(2)} s)` +
-      (base !== null ? `, baseline ${tb[k]!.wall.toFixed(2)} s (cpu ${tb[k]!.cpu.toFixed(2)} s)` : "") + "\n");
+    process.stderr.write(`run ${k + 1}/${runs}: ` + (noQemu ? "" : `qemu ${tq[k]!.wall.toFixed(2)} s, `) +
+      `xeno${threadsAb ? " (threads off)" : ""} ${f(tx[k]!)}` + (threadsAb ? `, xeno (threads on) ${f(tt[k]!)}` : "") +
+      (base !== null ? `, baseline ${f(tb[k]!)}` : "") + "\n");
   }
-  const mx = median(tx.map((t) => t.wall)), mq = median(tq.map((t) => t.wall)), cx = median(tx.map((t) => t.cpu));
-  console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, 1 vCPU), median of ${runs}:`);
-  console.log(`  qemu-system-aarch64 -M virt -cpu cortex-a72 (TCG): ${mq.toFixed(2)} s`);
-  console.log(`  xeno create -c:                                   ${mx.toFixed(2)} s (cpu ${cx.toFixed(2)} s)`);
-  console.log(`  ratio xeno/qemu: ${(mx / mq).toFixed(2)}x`);
+  const mx = median(tx.map((t) => t.wall)), cx = median(tx.map((t) => t.cpu));
+  console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, ${vcpus} vCPU${vcpus > 1 ? "s" : ""}), median of ${runs}:`);
+  if (!noQemu) console.log(`  qemu-system-aarch64 -M virt -cpu cortex-a72 (TCG): ${median(tq.map((t) => t.wall)).toFixed(2)} s`);
+  console.log(`  xeno create -c${threadsAb ? ", XENO_VCPU_THREADS=0" : ""}:                                   ${mx.toFixed(2)} s (cpu ${cx.toFixed(2)} s)`);
+  if (threadsAb) {
+    const mt = median(tt.map((t) => t.wall)), ct = median(tt.map((t) => t.cpu));
+    console.log(`  xeno create -c, XENO_VCPU_THREADS=1:                                   ${mt.toFixed(2)} s (cpu ${ct.toFixed(2)} s)`);
+    console.log(`  threads on vs off: wall ${((mt / mx - 1) * 100).toFixed(1)} %, cpu ${((ct / cx - 1) * 100).toFixed(1)} %`);
+  }
+  if (!noQemu) console.log(`  ratio xeno/qemu: ${(mx / median(tq.map((t) => t.wall))).toFixed(2)}x`);
   if (base !== null) {
     const mb = median(tb.map((t) => t.wall)), cb = median(tb.map((t) => t.cpu));
     console.log(`  baseline ${baseDir}:  ${mb.toFixed(2)} s (cpu ${cb.toFixed(2)} s)`);

@@ -2,14 +2,15 @@
  * The credit scheduler (after Xen's xen/common/sched/credit.c), deciding which domains may run on the
  * hypervisor's pCPUs.
  *
- * Unit of scheduling: a domain. The pCPUs are slots (default one per host core) that the scheduler hands out: a
- * domain runs only while it holds a slot's permit, and at most one domain holds each slot. A domain with one vCPU
- * occupies one pCPU. One with more time-slices them in its worker thread, or with XENO_VCPU_THREADS=1 runs vCPU 0
- * there and each other vCPU in a thread of its own (src/hv/vcpu-thread.ts), all under its one permit: it may then use up to `vcpus` pCPUs while counted once here, debited its CPU time (all threads). Placing each vCPU on a slot of its own, as Xen does,
- * is not done yet. With no more runnable domains than slots and no caps or pinning, everyone runs (and the scheduler costs
- * nothing beyond its tick).
+ * Unit of scheduling: a vCPU, as in Xen (the hypervisor's entities, hypervisor.ts schedAdd, sched-words.ts).
+ * The pCPUs are slots (default one per host core) that the scheduler hands out: an entity runs only while it holds
+ * a slot's permit, and at most one entity holds each slot. A domain's home thread (vCPU 0, its devices and Xen
+ * layer, and all of its vCPUs time-sliced when they share that thread) is one entity; with vCPU threads
+ * (src/hv/vcpu-thread.ts) each vCPU 1..n-1 is another, with its own permit, want word and CPU time, so a 2-vCPU
+ * domain holds two slots while both vCPUs are busy. With no more runnable entities than slots and no caps or
+ * pinning, everyone runs (and the scheduler costs nothing beyond its tick).
  *
- * Xen's credit semantics, per domain:
+ * Xen's credit semantics, per entity (a vCPU thread has its domain's parameters):
  *  - weight 1..65535 (default 256): every accounting period (30 ms × pCPUs of credit) is shared among the
  *    domains that want CPU in proportion to their weights; time used is debited;
  *  - priority: BOOST (just woke from blocked with credit left — runs first, so I/O-bound domains stay

@@ -36,7 +36,8 @@ import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
 import { boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
-import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
+import { cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
+import { VCPU_THREADS } from "./vcpu-thread.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, ShutdownReason, ToolstackData } from "./protocol.js";
 
 
@@ -67,8 +68,9 @@ interface Domain {
   bridges: Map<number, BridgeClient>;
   /** Pages when the worker stopped (its stats buffer keeps the last figure too). */
   maxPages: number;
-  /** The credit scheduler's control words shared with the worker (SCHED_PERMIT, SCHED_WANT). */
+  /** The credit scheduler's control words shared with the worker and the vCPU threads (sched-words.ts). */
   schedCtl: Int32Array;
+  schedF64: Float64Array;
   sched: SchedParams;
   /** The shared kernel/ramdisk bytes it booted from (given back to the cache at destroy). */
   images: ImageRef[];
@@ -285,10 +287,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     boot: { kernel: Uint8Array; initrd?: Uint8Array } | { from: NonNullable<DomainRunOptions["from"]>; claimed: number }): Promise<number> {
     const runner = new DomainRunner();
     const thread = this.placeThread();
-    const schedBuf = new SharedArrayBuffer(8);
+    const schedBuf = new SharedArrayBuffer(schedBytes(spec.vcpus));
     const sp: SchedParams = { weight: spec.sched?.weight ?? DEFAULT_WEIGHT, cap: spec.sched?.cap ?? 0, affinity: spec.sched?.cpus ?? null };
     const d: Domain = {
-      schedCtl: new Int32Array(schedBuf), sched: sp, images, thread,
+      schedCtl: new Int32Array(schedBuf), schedF64: new Float64Array(schedBuf), sched: sp, images, thread,
       domid, name: spec.name, uuid, spec: { ...spec, uuid }, runner, stopped: null, dying: false, startTime: Date.now() / 1000,
       console: [], consoleBytes: 0, consoles: new Set(), bridges: new Map(), maxPages: spec.memMiB * 256,
     };
@@ -323,7 +325,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         this.balanceTimer.unref();
       }
     } catch (e) {
-      this.sched.remove(domid);
+      this.schedRemove(d);
       this.domains.delete(domid);
       if (this.nextDomid === domid + 1) this.nextDomid = domid; // a domain that never ran gives its id back
       for (const b of d.bridges.values()) b.close();
@@ -347,7 +349,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.dying || state === "destroyed") return;
     const reason: ShutdownReason = state === "poweroff" ? "poweroff" : state === "reboot" ? "reboot" : "crash";
     d.stopped = { state: state === "crashed" ? "crashed" : "shutdown", reason, detail };
-    this.sched.remove(d.domid);
+    this.schedRemove(d);
     this.store.domainShutdown(d.domid);
     this.log(`d${d.domid}: ${state === "crashed" ? "crashed" : `shut down (${reason})`}: ${detail.split("\n")[0]}`);
     this.emitDomain(d, d.stopped.state);
@@ -359,7 +361,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: destroy it when the save has ended`);
     d.dying = true;
     this.emitDomain(d, "dying");
-    this.sched.remove(d.domid);
+    this.schedRemove(d);
     await d.runner.destroy();
     await this.threadLeft(d.thread);
     // A domain that stopped by itself kept its frames when its thread ended: release what it held.
@@ -917,19 +919,46 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
 
   // ------------------------------------------------------------------------------------------------ scheduling
 
+  /**
+   * The scheduler places vCPUs (sched-words.ts): one entity for the domain's home thread (vCPU 0, and every vCPU
+   * when they share that thread; id = domid, in the thread's group) and, when vCPUs run on threads of their own
+   * (vcpu-thread.ts VCPU_THREADS), one per vCPU 1..n-1 (its own thread: no group). All share the domain's
+   * parameters: each vCPU has the domain's weight (Xen's credit1 likewise weighs each active vCPU of a domain
+   * with the domain's weight); cap and affinity apply to each vCPU (Xen's cap is the domain's total).
+   */
   private schedAdd(d: Domain): void {
-    const ctl = d.schedCtl;
+    const ctl = d.schedCtl, f64 = d.schedF64;
+    const live = (): boolean => d.stopped === null && !d.dying && !d.runner.paused;
     this.sched.add({
       id: d.domid,
       get params() { return d.sched; },
       set params(p: SchedParams) { d.sched = p; },
-      wants: () => d.stopped === null && !d.dying && !d.runner.paused && Atomics.load(ctl, SCHED_WANT) === 1,
-      cpuSeconds: () => d.runner.cpuSeconds,
+      wants: () => live() && Atomics.load(ctl, wantAt(0)) === 1,
+      cpuSeconds: () => f64[cpuAt(0)]!,
       // The thread sleeps on its doorbell, not on this word: ring it.
-      setPermit: (run) => { Atomics.store(ctl, SCHED_PERMIT, run ? 1 : 0); if (run) d.runner.ring(); },
+      setPermit: (run) => { Atomics.store(ctl, permitAt(0), run ? 1 : 0); if (run) d.runner.ring(); },
       get group() { return d.thread.id; }, // it changes when the domain moves
     });
+    if (VCPU_THREADS) {
+      for (let k = 1; k < d.spec.vcpus; k++) {
+        this.sched.add({
+          id: vcpuEntityId(d.domid, k),
+          get params() { return d.sched; },
+          set params(p: SchedParams) { d.sched = p; },
+          wants: () => live() && Atomics.load(ctl, wantAt(k)) === 1,
+          cpuSeconds: () => f64[cpuAt(k)]!,
+          // The vCPU thread sleeps on this word while it has no permit.
+          setPermit: (run) => { Atomics.store(ctl, permitAt(k), run ? 1 : 0); if (run) Atomics.notify(ctl, permitAt(k)); },
+        });
+      }
+    }
     this.schedKick();
+  }
+
+  /** Takes the domain's entities (schedAdd) out of the scheduler. */
+  private schedRemove(d: Domain): void {
+    this.sched.remove(d.domid);
+    for (let k = 1; k < d.spec.vcpus; k++) this.sched.remove(vcpuEntityId(d.domid, k));
   }
 
   /**

@@ -14,12 +14,14 @@ import type { DomainClock } from "../common/domain-clock.js";
 import { DomainClock as Clock } from "../common/domain-clock.js";
 import { RemoteVcpu, reportVcpuCrash } from "../machine/remote-vcpu.js";
 import { nameDomainThread } from "./dom0-usage.js";
+import { cpuAt, permitAt, wantAt } from "./sched-words.js";
 
 /**
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
- * default because threaded vCPUs run interpreted (the compiler stays on one thread: CodeCache.snapshotWords) and
- * a threaded SMP boot measured 1.4–2.3x slower (docs/benchmarks.md); off, every vCPU of a domain is
- * time-sliced in its home thread and runs compiled code.
+ * default because a threaded SMP boot still measured slower than one thread on this 2-core host (wall +52 %,
+ * CPU +58 %, docs/benchmarks.md 2026-12-07 "evening": the threads mostly wait on hand-offs to each other), though
+ * each thread now compiles its hot code and WFE sleeps; off, every vCPU of a domain is time-sliced in its home
+ * thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 
@@ -34,7 +36,7 @@ interface VcpuThreadData {
   stage2: Uint8Array | null;
   /** The home thread's doorbell (Int32Array(1)): rung with Atomics.add + notify. */
   doorbell: SharedArrayBuffer;
-  /** The scheduler's control words of the domain (SCHED_PERMIT at 0), when it has them. */
+  /** The scheduler's control words of the domain (sched-words.ts: this vCPU's permit, want and CPU seconds), when it has them. */
   sched: SharedArrayBuffer | null;
 }
 
@@ -61,7 +63,8 @@ function main(d: VcpuThreadData): void {
   const wakeHome = (): void => { Atomics.add(bell, 0, 1); Atomics.notify(bell, 0); };
   try {
     const v = new RemoteVcpu({ memory: d.memory, ramBytes: d.ramBytes, vcpus: d.vcpus, index: d.index,
-      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, permit: d.sched !== null ? new Int32Array(d.sched) : null, wakeHome });
+      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, wakeHome,
+      sched: d.sched !== null ? { words: new Int32Array(d.sched), permit: permitAt(d.index), want: wantAt(d.index), f64: new Float64Array(d.sched), cpu: cpuAt(d.index) } : null });
     v.run();
   } catch (e) {
     reportVcpuCrash(d.memory, d.ramBytes, d.index, e instanceof Error ? (e.stack ?? e.message) : String(e), wakeHome);

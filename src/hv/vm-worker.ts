@@ -21,11 +21,12 @@ import { nameDomainThread } from "./dom0-usage.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
+import { SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
-export const SCHED_PERMIT = 0, SCHED_WANT = 1;
+export { SCHED_PERMIT, SCHED_WANT } from "./sched-words.js";
 export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 64;
 /** From STAT_IO on: the back-ends' counters for xentop and the API (io-stats.ts IO_ALL_WORDS of them). */
 export const STAT_IO = 5;
@@ -57,8 +58,9 @@ export interface VmWorkerData {
   /** Start with the vCPUs paused (until an "unpause" message). */
   paused?: boolean;
   /**
-   * The credit scheduler's control words (Int32Array(2)): [SCHED_PERMIT] 1 while the domain may run (set by the
-   * hypervisor), [SCHED_WANT] 1 while it has a runnable vCPU (set here). Absent: always permitted.
+   * The credit scheduler's control words (sched-words.ts: a permit, a want word and CPU seconds per vCPU): this
+   * thread uses vCPU 0's — [SCHED_PERMIT] 1 while it may run (set by the hypervisor), [SCHED_WANT] 1 while one of
+   * its vCPUs is runnable (set here) — and each vCPU thread its own. Absent: always permitted.
    */
   sched?: SharedArrayBuffer;
   /** Float64Array(STAT_WORDS) the worker keeps current for the host (see STAT_*). */
@@ -200,6 +202,10 @@ class Guest {
    */
   private savedRx: Extract<HostToWorker, { type: "net-rx" }>[] | null = null;
   private readonly sched: Int32Array | null;
+  /** The same words as Float64 (sched-words.ts cpuAt): this thread's own CPU seconds at cpuAt(0). */
+  private readonly schedF64: Float64Array | null;
+  /** The vCPU threads' permit requests seen (Board.schedAsks). */
+  private asksSeen = 0;
   /** A sched-wake was posted and no permit came yet. */
   private askedPermit = false;
   /**
@@ -227,6 +233,7 @@ class Guest {
     this.stats = d.stats !== undefined ? new Float64Array(d.stats) : new Float64Array(STAT_WORDS);
     this.paused = d.paused === true;
     this.sched = d.sched !== undefined ? new Int32Array(d.sched) : null;
+    this.schedF64 = d.sched !== undefined ? new Float64Array(d.sched) : null;
     this.withPool = d.pool !== undefined;
     this.memPages = d.memMiB * 256;
     const remote = this.remote, link = this.link;
@@ -461,6 +468,8 @@ class Guest {
       if (left > 0 && !m.ioCompleted() && !board.remoteAttention()) return left;
       this.wakeAt = 0;
     }
+    // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped).
+    if (sched !== null && board.schedAsks() !== this.asksSeen) { this.asksSeen = board.schedAsks(); this.post({ type: "sched-wake" }); }
     if (sched !== null) {
       Atomics.store(sched, SCHED_WANT, 1);
       if (Atomics.load(sched, SCHED_PERMIT) === 0) {
@@ -490,8 +499,8 @@ class Guest {
     this.flushNet(); // what the guest sent during the slice, in one message
     if (w > 0) {
       this.wakeAt = t1 + w;
-      // The home's vCPUs wait; the domain still wants its pCPU while a vCPU thread runs.
-      if (sched !== null && !board.remoteBusy()) {
+      // The home's vCPUs wait: this thread wants no pCPU (vCPU threads hold permits of their own).
+      if (sched !== null) {
         Atomics.store(sched, SCHED_WANT, 0);
         // Blocked with a pCPU: have the scheduler look now rather than at its next tick — a thread-mate may be
         // waiting for exactly this slot.
@@ -499,6 +508,7 @@ class Guest {
       }
     }
     stats[STAT_CPU_S] += (t1 - t0) / 1000;
+    if (this.schedF64 !== null) this.schedF64[cpuAt(0)] += (t1 - t0) / 1000;
     stats[STAT_BLOCKED] = w > 0 && !board.remoteBusy() ? 1 : 0;
     stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : this.memPages;
     let online = 0;

@@ -10,10 +10,11 @@
  * The host drives it with runSlice(): run every runnable vCPU for a slice, raise timer interrupts, and report
  * how long the board may sleep (all vCPUs in WFI) before the next timer is due.
  */
-import { JitEngine, JIT_AREA_BYTES, type JitStats } from "../cpu/arm64/jit/engine.js";
+import { JitEngine, type JitStats } from "../cpu/arm64/jit/engine.js";
 import { Cpu, CodeCache, sharedDecoder, EC_HVC, EC_UNKNOWN, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
 import type { Stage2Map } from "../mmu/mmu.js";
-import { Mmu, TLB_AREA_BYTES } from "../mmu/mmu.js";
+import { Mmu } from "../mmu/mmu.js";
+import { STATE_AREA_BYTES, WASM_PAGE, boardTailBytes, homeTlbAt, jitAreaAt } from "./tail-layout.js";
 import { MmioRouter } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
 import { Pl011 } from "../devices/pl011/pl011.js";
@@ -26,6 +27,8 @@ import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_IN
 import * as psci from "./psci.js";
 import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import { applyAllBroadcasts, applyBroadcast } from "../cpu/arm64/sys-insns.js";
+import { WFE_POLL_MAX_MS, WFE_POLL_MIN_MS, WFE_SPIN_MS, monitorCleared, nextStreamEvent } from "../cpu/arm64/wfe.js";
+import { CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
 import { PanicWatch } from "./panic-watch.js";
 import type { MmioDevice } from "../devices/mmio.js";
 import type { DtNode } from "../devices/dt.js";
@@ -38,9 +41,9 @@ import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK,
+  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -178,26 +181,22 @@ interface Vcpu {
   waiting: number; // 0, STOP_WFI or STOP_WFE
   /** Runs on a thread of its own (detachVcpus): `cpu` here is the home's copy over the same state block. */
   remote: boolean;
+  /** In WFE (with vCPU threads, see wfeWoken): when it began (ms), the event stream's next event, the poll. */
+  wfeStart: number;
+  wfeStream: number;
+  wfePoll: number;
+  /** The granule it sleeps on in WFE, published to the other threads (vcpu-link.ts L_WFE_AT), or -1. */
+  wfeAt: number;
 }
 
 /**
  * The domain's memory (one shared WebAssembly.Memory, so generated code can address all of it): guest RAM
- * from offset 0 (guest-physical RAM_BASE + offset), then the vCPU state blocks (src/cpu/arm64/state.ts), one
- * per vCPU at ramBytes + k * VCPU_STATE_BYTES, in one 64 KiB wasm page after RAM. A wasm32 memory ends at
- * 4 GiB; the MMU's int32 RAM offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
+ * from offset 0 (guest-physical RAM_BASE + offset), then the tail (tail-layout.ts): the state area (the vCPU
+ * state blocks, src/cpu/arm64/state.ts, one per vCPU at ramBytes + k * VCPU_STATE_BYTES; the GIC; the vCPU
+ * link), the TLB areas and the compiling engines' areas. A wasm32 memory ends at 4 GiB; the MMU's int32 RAM
+ * offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
  */
-const WASM_PAGE = 65536;
-const STATE_AREA_BYTES = WASM_PAGE;
-
-/**
- * Bytes of a domain memory after its RAM: the state area, then one TLB area per vCPU (src/mmu/mmu.ts
- * TLB_AREA_BYTES: the vCPU's MMU keeps its TLB there, where compiled code looks it up), then the compiling
- * engine's area (jit/engine.ts JIT_AREA_BYTES), rounded up to a wasm page. A memory for `ramBytes` of RAM and
- * `vcpus` vCPUs has ramBytes + this.
- */
-export function boardTailBytes(vcpus: number): number {
-  return Math.ceil((STATE_AREA_BYTES + vcpus * TLB_AREA_BYTES + JIT_AREA_BYTES) / WASM_PAGE) * WASM_PAGE;
-}
+export { boardTailBytes } from "./tail-layout.js";
 if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
   throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
 }
@@ -279,8 +278,7 @@ export class Board {
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
-    const jitAt = ramBytes + STATE_AREA_BYTES + o.vcpus * TLB_AREA_BYTES;
-    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAt));
+    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)));
     this.codePage = new Uint8Array(ramBytes >>> 12);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;
@@ -300,7 +298,8 @@ export class Board {
       router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
       router.map(UART_BASE, this.uart);
       router.map(RTC_BASE, this.rtc);
-      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false, cpu: null!, mmu: null! };
+      const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false,
+        wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, wfeAt: -1, cpu: null!, mmu: null! };
       this.resetVcpu(v);
       this.vcpus.push(v);
     }
@@ -309,7 +308,7 @@ export class Board {
   /** A vCPU at its reset state (EL1h, MMU off, DAIF masked), as PSCI CPU_ON and power-on give it. */
   private resetVcpu(v: Vcpu): void {
     if (v.mmu) this.mmus.splice(this.mmus.indexOf(v.mmu), 1);
-    const mmu = new Mmu(this.ram, RAM_BASE - this.romBytes, this.codePage, this.ramBytes, this.ramBytes + STATE_AREA_BYTES + v.index * TLB_AREA_BYTES);
+    const mmu = new Mmu(this.ram, RAM_BASE - this.romBytes, this.codePage, this.ramBytes, homeTlbAt(this.ramBytes, v.index));
     if (this.romBytes > 0) { mmu.romBytes = this.romBytes; mmu.rom = this.romMap; }
     mmu.peers = this.mmus;
     this.mmus.push(mmu);
@@ -321,6 +320,7 @@ export class Board {
     cpu.vcpuIndex = v.index;
     cpu.exits = true; // hvc/smc, IS maintenance and timer writes come back to runVcpu as exits
     cpu.counter = this.clock.now; // one counter for every vCPU of the domain
+    if (this.remotes > 0 && !v.remote) this.wakeOnRelease(cpu);
     v.cpu = cpu;
     v.mmu = mmu;
     v.waiting = 0;
@@ -439,17 +439,25 @@ export class Board {
     for (const v of this.vcpus) {
       if (v.remote || !v.online || this.state !== "running") continue;
       if (v.waiting !== 0) {
-        // WFE is a yield: the event it waits for (a lock released by another vCPU's store, SEV) can only come
-        // from the others, who have just had their slice; WFE may wake spuriously (Arm ARM D1.16.1).
-        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0 && v.waiting !== STOP_WFE) {
-          this.updateTimers(v);
-          if (v.cpu.irqLine === 0) continue;
+        // Without vCPU threads WFE is a yield: the event it waits for (a lock released by another vCPU's store,
+        // SEV) can only come from the others, who have just had their slice; WFE may wake spuriously (Arm ARM
+        // D1.16.1). With them, the vCPU sleeps until a wake-up event (wfeWoken).
+        if (v.cpu.irqLine === 0 && v.cpu.fiqLine === 0) {
+          if (v.waiting === STOP_WFE) {
+            if (this.remotes > 0 && !this.wfeWoken(v)) continue;
+            if (v.wfeAt >= 0) { setWfeSleeper(this.link, v.index, -1, v.wfeAt); v.wfeAt = -1; }
+          }
+          else {
+            this.updateTimers(v);
+            if (v.cpu.irqLine === 0) continue;
+          }
         }
         v.waiting = 0;
       }
       const c = this.runVcpu(v);
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
+      if (c.stop === STOP_WFE) { v.wfeStart = performance.now(); v.wfePoll = WFE_POLL_MIN_MS; v.wfeStream = nextStreamEvent(c, c.counter()); }
       this.updateTimers(v);
       this.serviceRemotes();
     }
@@ -464,14 +472,51 @@ export class Board {
     // host; vCPUs on other threads ring it when they need the home).
     for (const v of this.vcpus) {
       if (!v.online || v.remote) continue;
-      if (v.cpu.irqLine !== 0 || v.waiting === STOP_WFE) return 0;
+      if (v.cpu.irqLine !== 0 || (v.waiting === STOP_WFE && this.remotes === 0)) return 0;
       next = msToTimer(v.cpu, next);
+      if (v.waiting === STOP_WFE) next = Math.min(next, this.wfeWait(v));
     }
     // The RTC's match: its counter steps at each whole second of the domain's wall clock.
     const rtcS = this.rtc.secondsUntilMatch();
     if (rtcS >= 0) next = Math.min(next, rtcS * 1000 - (this.clock.wallMs() % 1000));
     if (!this.vcpus.some((v) => v.online)) { this.stop("crashed", "all vCPUs are off"); return -1; }
     return Math.max(0, Math.min(next, 1000));
+  }
+
+  /**
+   * Whether home vCPU v, in WFE while vCPUs run on other threads, has a wake-up event (src/cpu/arm64/wfe.ts):
+   * SEV (a broadcast the home applied: the event register, consumed here as WFE would), an interrupt line,
+   * a timer, the event stream, or its exclusive monitor cleared by another vCPU's store.
+   */
+  private wfeWoken(v: Vcpu): boolean {
+    const c = v.cpu;
+    if (c.event !== 0) { c.event = 0; return true; }
+    this.updateTimers(v);
+    if ((c.irqLine | c.fiqLine) !== 0 || monitorCleared(c)) return true;
+    return v.wfeStream >= 0 && c.counter() >= v.wfeStream;
+  }
+
+  /**
+   * How long (ms) home vCPU v may sleep in WFE before it must look again (wfeWoken): 0 while it spins on an armed
+   * monitor (WFE_SPIN_MS), then polls that double up to WFE_POLL_MAX_MS, and the event stream's next event.
+   * Rings (an interrupt for it, SEV, a request) wake the home sooner.
+   */
+  private wfeWait(v: Vcpu): number {
+    const c = v.cpu;
+    let ms = Infinity;
+    if (c.exclOff >= 0) {
+      if (performance.now() - v.wfeStart < WFE_SPIN_MS) return 0;
+      if (v.wfeAt < 0) {
+        // Stores that release a lock on other threads ring the home from now on; look again first.
+        v.wfeAt = c.exclOff >> 6;
+        setWfeSleeper(this.link, v.index, v.wfeAt, -1);
+        return 0;
+      }
+      ms = v.wfePoll;
+      v.wfePoll = Math.min(2 * v.wfePoll, WFE_POLL_MAX_MS);
+    }
+    if (v.wfeStream >= 0) ms = Math.min(ms, Math.max(0, (v.wfeStream - c.counter()) / (CNTFRQ_HZ / 1000)));
+    return ms;
   }
 
   /**
@@ -579,10 +624,22 @@ export class Board {
     Atomics.store(w, L_EOI_WATCH, this.platform?.eoiWatch ?? 0);
     if (this.remotes > 0) {
       this.slice = SHARED_SLICE;
-      this.code.snapshotWords(); // other threads write code this thread runs (CodeCache.words)
+      // Other threads write code this thread runs (CodeCache.words), and full barriers in compiled code must
+      // order this thread's accesses against theirs (JitEngine.fences); the blocks compiled so far go.
+      if (this.code.jit !== null) this.code.jit.fences = true;
+      this.code.snapshotWords();
       // Doublewords are single-copy atomic between threads from now on (src/mmu/atomic64.ts).
       for (const v of this.vcpus) this.shareMmu(v.mmu, v.index);
+      // Nobody sleeps in WFE yet; this thread's vCPUs' releases wake the sleepers of the others (wfe.ts).
+      Atomics.store(w, L_WFE_SLEEPERS, 0);
+      for (const v of this.vcpus) { Atomics.store(w, L_WFE_AT + v.index, -1); v.wfeAt = -1; if (!v.remote) this.wakeOnRelease(v.cpu); }
     }
+  }
+
+  /** Stores that release a lock by this home vCPU ring WFE sleepers on other threads (vcpu-link.ts). */
+  private wakeOnRelease(c: Cpu): void {
+    const w = this.link, n = this.vcpus.length, self = c.vcpuIndex;
+    c.storeWake = (off) => wakeWfeSleepers(w, off, self, n, (j) => { if (j !== self) ringVcpu(w, j); });
   }
 
   /** An MMU of a board whose RAM other threads use: atomic doublewords, the domain's 128-bit exclusive lock. */
@@ -618,6 +675,16 @@ export class Board {
       if (v.remote && v.online && Atomics.load(w, vw(v.index, V_STATUS)) === ST_RUNNING && Atomics.load(w, vw(v.index, V_WAITING)) === 0) return true;
     }
     return false;
+  }
+
+  /** Permit requests of the vCPU threads so far (vcpu-link.ts L_SCHED_ASK): a change means one waits for a pCPU. */
+  schedAsks(): number { return this.remotes > 0 ? Atomics.load(this.link, L_SCHED_ASK) : 0; }
+
+  /** Blocks the vCPU threads have compiled (each thread's own engine), summed. */
+  remoteJitBlocks(): number {
+    let n = 0;
+    for (const v of this.vcpus) if (v.remote) n += Atomics.load(this.link, vw(v.index, V_JIT_BLOCKS));
+    return n;
   }
 
   /** Seconds the vCPUs on other threads have run (each thread adds its slices' wall time). */

@@ -3,9 +3,9 @@
  * with Board.detachVcpus; src/hv/vcpu-thread.ts is the thread). So a domain with several vCPUs uses several
  * pCPUs, as on Xen, where the vCPU is what the scheduler places.
  *
- * What this thread does itself, with no round trip: run guest code (its own decode cache and TLB over the same
- * RAM; exclusives are atomic compare-and-swaps on the shared memory, ldst.ts), the generic timer, the GIC (its
- * own Gicv2 over the shared state, under the GIC's lock word), WFI. What goes to the board's home thread as a
+ * What this thread does itself, with no round trip: run guest code (its own decode cache, compiling engine and
+ * TLB over the same RAM; exclusives are atomic compare-and-swaps on the shared memory, ldst.ts), the generic
+ * timer, the GIC (its own Gicv2 over the shared state, under the GIC's lock word), WFI and WFE (wfeSleep). What goes to the board's home thread as a
  * request (vcpu-link.ts) and waits for its answer: hypercalls and PSCI (`hvc`/`smc`), stage-2 faults, accesses
  * to the UART and RTC, and EOIs of the interrupt the platform watches (BoardPlatform.eoiWatch). Broadcasts
  * (TLBI ...IS, IC IALLUIS/IVAU, SEV) go to every other thread and are complete there before the issuer goes on.
@@ -14,9 +14,13 @@
  * only; writes by another thread reach it through the IC maintenance the architecture requires before new code
  * runs (CTR_EL0.DIC = 0: Linux cleans and invalidates to the PoU after writing code, and IC IVAU/IALLUIS is
  * a broadcast here). Until then this thread runs the old instruction, whole: its cache runs each handler with the
- * word it was decoded from (CodeCache.snapshotWords).
+ * word it was decoded from (CodeCache.snapshotWords), and a compiled block holds the words it was translated from.
  */
-import { Cpu, CodeCache, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { JitEngine } from "../cpu/arm64/jit/engine.js";
+import { jitAreaAt, threadTlbAt } from "./tail-layout.js";
+import { Cpu, CodeCache, sharedDecoder, STOP_BROADCAST, STOP_BUDGET, STOP_HALT, STOP_HVC, STOP_STAGE2, STOP_TIMER, STOP_WFE, STOP_WFI } from "../cpu/arm64/cpu.js";
+import { WFE_POLL_MAX_MS, WFE_POLL_MIN_MS, WFE_SPIN_MS, monitorCleared, nextStreamEvent } from "../cpu/arm64/wfe.js";
+import { CNTFRQ_HZ } from "../cpu/arm64/sys-timer.js";
 import { Mmu, type Stage2Map } from "../mmu/mmu.js";
 import { MmioRouter, type MmioDevice } from "../devices/mmio.js";
 import { Gicv2 } from "../devices/gic/gicv2.js";
@@ -28,9 +32,9 @@ import type { GuestClock } from "../common/domain-clock.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_MSG_BYTES, L_ACK, L_ATTN, L_BC_FROM,
-  L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, RQ_HVC, RQ_MMIO_READ,
+  L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, setWfeSleeper, wakeWfeSleepers, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
-  V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  V_JIT_BLOCKS, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -47,18 +51,23 @@ export interface RemoteVcpuOptions {
   stage2: Stage2Map | null;
   /** Wakes the home thread's loop (its doorbell), besides the link's own home bell. */
   wakeHome: () => void;
-  /** The scheduler's permit for the domain ([0] = 1: may run); absent: always. */
-  permit?: Int32Array | null;
+  /**
+   * This vCPU's scheduler words (the hypervisor's credit scheduler places each vCPU thread: src/hv/sched-words.ts):
+   * `words[permit]` 1 while it may run (the hypervisor notifies that word), `words[want]` 1 while it has guest
+   * code to run (set here), `f64[cpu]` the seconds it ran guest code (added here). Absent: always permitted.
+   */
+  sched?: { words: Int32Array; permit: number; want: number; f64: Float64Array; cpu: number } | null;
 }
 
 /** Instructions per run() here: the vCPU looks at its commands, interrupt lines and broadcasts this often. */
 const REMOTE_SLICE = 10_000;
 /** Longest sleep without looking at the link (bounds a lost wake-up; every change rings the bell). */
 const IDLE_WAIT_MS = 50;
-/** Sleep while the domain has no permit (the hypervisor's permit does not ring this thread). */
+/** Longest sleep without a permit before looking at the link again (a permit notifies its word). */
 const PERMIT_WAIT_MS = 5;
 /** How often the decode cache drops pages not run since the last sweep. */
 const SWEEP_MS = 5000;
+const TICKS_PER_MS = CNTFRQ_HZ / 1000;
 /** GICv2 CPU-interface registers that end an interrupt. */
 const GICC_EOIR = 0x10, GICC_AEOIR = 0x24, GICC_DIR = 0x1000;
 
@@ -72,9 +81,13 @@ export class RemoteVcpu {
   private readonly f64: Float64Array;
   private readonly gic: Gicv2;
   private readonly code: CodeCache;
+  private readonly jit: JitEngine;
   private readonly codePage: Uint8Array;
   private readonly stage2: Stage2Map | null;
-  private readonly permit: Int32Array | null;
+  private readonly sched: RemoteVcpuOptions["sched"];
+  private want = -1;
+  /** The granule this vCPU sleeps on in WFE (vcpu-link.ts L_WFE_AT), or -1. */
+  private wfeAt = -1;
   private readonly wakeHomeThread: () => void;
   private readonly vcpus: number;
   private readonly eoiWatch: number;
@@ -92,7 +105,7 @@ export class RemoteVcpu {
     this.index = k;
     this.vcpus = o.vcpus;
     this.stage2 = o.stage2;
-    this.permit = o.permit ?? null;
+    this.sched = o.sched ?? null;
     this.wakeHomeThread = o.wakeHome;
     const link = linkViews(buf, o.ramBytes);
     this.w = link.w;
@@ -104,9 +117,15 @@ export class RemoteVcpu {
     this.gic.onIrqChange = (cpu, up) => { if (cpu === k) this.cpu.irqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
     this.gic.onFiqChange = (cpu, up) => { if (cpu === k) this.cpu.fiqLine = up ? 1 : 0; else this.wakeCpu(cpu); };
     this.codePage = new Uint8Array(o.ramBytes >>> 12);
-    this.code = new CodeCache(o.ramBytes >>> 12);
+    // Hot code runs compiled here too: this thread's own engine, in its own area of the domain memory
+    // (tail-layout.ts), with full barriers as host fences; the MMU's TLB in this thread's TLB area, where the
+    // compiled code looks it up. XENO_JIT=0: interpreted.
+    const engine = new JitEngine(o.memory, sharedDecoder(), true, jitAreaAt(o.ramBytes, o.vcpus, k));
+    engine.fences = true;
+    this.jit = engine;
+    this.code = new CodeCache(o.ramBytes >>> 12, engine);
     this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
-    const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes);
+    const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes, threadTlbAt(o.ramBytes, o.vcpus, k));
     mmu.stage2 = o.stage2;
     mmu.useAtomic64(o.memory, o.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
     mmu.setPairLock(this.w, L_PAIR_LOCK);
@@ -125,6 +144,8 @@ export class RemoteVcpu {
     cpu.vcpuIndex = k;
     cpu.exits = true;
     cpu.counter = o.clock.now;
+    const w = this.w;
+    cpu.storeWake = (off) => wakeWfeSleepers(w, off, k, o.vcpus, (j) => { if (j === 0) this.wakeHome(); else ringVcpu(w, j); });
   }
 
   /** Runs the vCPU until the home says quit. Exceptions are emulator faults: the thread reports them (crashed). */
@@ -142,6 +163,7 @@ export class RemoteVcpu {
         this.waiting = Atomics.load(w, vw(k, V_WAITING));
       }
       if (cmd !== CMD_RUN) {
+        this.setWant(0);
         Atomics.store(w, vw(k, V_WAITING), this.waiting);
         this.setStatus(ST_PARKED);
         Atomics.wait(w, vw(k, V_BELL), bell, IDLE_WAIT_MS);
@@ -154,14 +176,17 @@ export class RemoteVcpu {
       if (this.waiting !== 0) {
         if (lines === 0) {
           this.updateTimers();
-          if (c.irqLine === 0 && c.fiqLine === 0) { this.sleep(bell); continue; }
+          if (c.irqLine === 0 && c.fiqLine === 0) { this.setWant(0); this.sleep(bell); continue; }
         }
         this.setWaiting(0);
       }
-      if (this.permit !== null && Atomics.load(this.permit, 0) === 0) {
-        // Runnable without a pCPU: the home tells the scheduler (Board.remoteBusy); the permit is polled.
-        if (!this.askedPermit) { this.askedPermit = true; this.wakeHome(); }
-        Atomics.wait(w, vw(k, V_BELL), bell, PERMIT_WAIT_MS);
+      this.setWant(1);
+      const sc = this.sched;
+      if (sc != null && Atomics.load(sc.words, sc.permit) === 0) {
+        // Runnable without a pCPU: once, the home tells the hypervisor, whose scheduler may be idle (no tick);
+        // then sleep until the permit comes (it notifies its word) or, at the latest, the next look at the link.
+        if (!this.askedPermit) { this.askedPermit = true; Atomics.add(w, L_SCHED_ASK, 1); this.wakeHome(); }
+        Atomics.wait(sc.words, sc.permit, 0, PERMIT_WAIT_MS);
         continue;
       }
       this.askedPermit = false;
@@ -173,8 +198,11 @@ export class RemoteVcpu {
       Atomics.store(w, L_EXEC + k, 0);
       const t1 = performance.now();
       this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
+      if (this.sched != null) this.sched.f64[this.sched.cpu] += (t1 - t0) / 1000;
+      Atomics.store(w, vw(k, V_JIT_BLOCKS), this.jit.stats.blocks);
       if (stop === STOP_WFI) this.setWaiting(STOP_WFI);
       this.updateTimers();
+      if (stop === STOP_WFE) this.wfeSleep();
       if (t1 - this.lastSweep >= SWEEP_MS) { this.lastSweep = t1; this.code.sweep(this.codePage); }
     }
   }
@@ -207,7 +235,7 @@ export class RemoteVcpu {
         c.stop = STOP_BUDGET;
         dropWrittenTimerPpis(this.gic, k, c);
       } else {
-        return why; // budget, WFI, WFE (a yield: run on), halt
+        return why; // budget, WFI, WFE (wfeSleep), halt
       }
       if (c.stop !== STOP_BUDGET || budget <= 0 || Atomics.load(w, vw(k, V_CMD)) !== CMD_RUN) return c.stop;
     }
@@ -297,10 +325,61 @@ export class RemoteVcpu {
     }
   }
 
+  /**
+   * WFE found no event (PC is past it): sleeps until a WFE wake-up event (wfe.ts) — SEV from another vCPU (a
+   * broadcast: it sets the event register, consumed here as WFE would), an interrupt line up (masked or not),
+   * a timer, the event stream, the exclusive monitor cleared by another vCPU's store — or until the home wants
+   * something (a command, a new state): returning early is a spurious wake-up, which WFE allows. The sleep is
+   * not CPU time (outside the slice's clock) and the vCPU stays runnable for the scheduler (a lock holder is
+   * running somewhere). Allocates nothing.
+   */
+  private wfeSleep(): void {
+    try { this.wfeWait(); } finally {
+      if (this.wfeAt >= 0) { setWfeSleeper(this.w, this.index, -1, this.wfeAt); this.wfeAt = -1; }
+    }
+  }
+
+  /** wfeSleep's loop: returns on a wake-up event. Publishes the granule it sleeps on (wfeAt) before it sleeps. */
+  private wfeWait(): void {
+    const c = this.cpu, w = this.w, k = this.index;
+    const start = performance.now();
+    const stream = nextStreamEvent(c, c.counter());
+    let poll = WFE_POLL_MIN_MS;
+    for (;;) {
+      const bell = Atomics.load(w, vw(k, V_BELL));
+      this.ack(); // SEV arrives as a broadcast
+      if (c.event !== 0) { c.event = 0; return; }
+      if (Atomics.load(w, vw(k, V_CMD)) !== CMD_RUN || Atomics.load(w, vw(k, V_GEN)) !== this.gen) return;
+      if (this.gic.outputs(k) !== 0) return;
+      this.updateTimers();
+      if ((c.irqLine | c.fiqLine) !== 0 || monitorCleared(c)) return;
+      const now = c.counter();
+      if (stream >= 0 && now >= stream) return;
+      if (c.exclOff >= 0 && performance.now() - start < WFE_SPIN_MS) continue;
+      if (c.exclOff >= 0 && this.wfeAt < 0) {
+        // Stores that release a lock (STLR, STXR) ring this vCPU from now on; look at the value once more first.
+        this.wfeAt = c.exclOff >> 6;
+        setWfeSleeper(w, k, this.wfeAt, -1);
+        continue;
+      }
+      let ms = msToTimer(c, IDLE_WAIT_MS);
+      if (stream >= 0) ms = Math.min(ms, (stream - now) / TICKS_PER_MS);
+      if (c.exclOff >= 0) { ms = Math.min(ms, poll); poll = Math.min(2 * poll, WFE_POLL_MAX_MS); }
+      if (ms > 0) Atomics.wait(w, vw(k, V_BELL), bell, ms);
+    }
+  }
+
   /** In WFI with no interrupt: sleeps until the earliest timer deadline or a ring. */
   private sleep(bell: number): void {
     const ms = msToTimer(this.cpu, IDLE_WAIT_MS);
     if (ms > 0) Atomics.wait(this.w, vw(this.index, V_BELL), bell, ms);
+  }
+
+  /** This vCPU's want word for the scheduler (stored on change only). */
+  private setWant(x: number): void {
+    if (this.want === x || this.sched == null) return;
+    this.want = x;
+    Atomics.store(this.sched.words, this.sched.want, x);
   }
 
   private updateTimers(): void { driveTimerPpis(this.gic, this.index, this.cpu); }

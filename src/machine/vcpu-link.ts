@@ -37,6 +37,15 @@ export const L_EOI_WATCH = 9;
 export const L_BC_FROM = 10;
 /** The lock word of 128-bit exclusives (LDXP/STXP) across threads: Mmu.lockPairs. */
 export const L_PAIR_LOCK = 11;
+/** Bumped by a vCPU thread that wants to run and has no scheduler permit (the home tells the hypervisor). */
+export const L_SCHED_ASK = 12;
+/**
+ * WFE sleepers (src/cpu/arm64/wfe.ts): L_WFE_AT + k is the 64-byte granule (RAM offset >> 6) whose exclusive
+ * monitor vCPU k sleeps on in WFE, or -1; L_WFE_SLEEPERS counts the vCPUs with one. A store-release or a
+ * successful store-exclusive (Cpu.storeWake: wakeWfeSleepers) rings the sleepers on its granule at once; a plain
+ * store is noticed by their bounded polls.
+ */
+export const L_WFE_SLEEPERS = 13, L_WFE_AT = 160;
 /** L_ACK + thread: the last broadcast each thread applied (thread 0 is the home, thread k ≥ 1 runs vCPU k). */
 export const L_ACK = 16;
 /**
@@ -50,6 +59,8 @@ export const L_EXEC = 24;
 export const L_VCPU = 32, V_STRIDE = 16;
 export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DONE_SEQ = 5, V_REQ_KIND = 6,
   V_A0 = 7, V_R0 = 12, V_R1 = 13, V_WAITING = 14;
+/** Blocks the vCPU's thread has compiled and installed (its engine's stats.blocks; diagnostics and tests). */
+export const V_JIT_BLOCKS = 15;
 /**
  * The broadcast ring: BC_RING slots of 4 words (kind, insn, xlo, xhi) from L_BC_RING; broadcast `seq` is in slot
  * seq & (BC_RING - 1). Its words end where LINK_F64 starts (L_VCPU's blocks end at word 160).
@@ -148,4 +159,27 @@ export function takeBroadcasts(w: Int32Array, seen: number, sink: BroadcastSink)
     sink.apply(kind, insn, xlo, xhi);
     if (s === seq) return seq;
   }
+}
+
+/** A word of this thread's own: Atomics.add on it is a full host fence (as system.ts FENCE). */
+const FENCE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * After a store-release or successful store-exclusive at RAM offset `off` by vCPU `self`: wakes (ring(j)) every
+ * other vCPU asleep in WFE on that granule. The fence orders the store before the look at the sleepers (a
+ * 64-bit STLR is a plain store, atomic64.ts): a sleeper publishes its granule, then checks the value, so one of
+ * the two sees the other. Allocates nothing; one atomic load when nobody sleeps.
+ */
+export function wakeWfeSleepers(w: Int32Array, off: number, self: number, vcpus: number, ring: (j: number) => void): void {
+  Atomics.add(FENCE, 0, 0);
+  if (Atomics.load(w, L_WFE_SLEEPERS) === 0) return;
+  const g = off >> 6;
+  for (let j = 0; j < vcpus; j++) if (j !== self && Atomics.load(w, L_WFE_AT + j) === g) ring(j);
+}
+
+/** vCPU k sleeps in WFE on granule `g` (≥ 0) from now, or no longer (-1); `was`: its previous entry. */
+export function setWfeSleeper(w: Int32Array, k: number, g: number, was: number): void {
+  Atomics.store(w, L_WFE_AT + k, g);
+  if (was < 0 && g >= 0) Atomics.add(w, L_WFE_SLEEPERS, 1);
+  else if (was >= 0 && g < 0) Atomics.sub(w, L_WFE_SLEEPERS, 1);
 }

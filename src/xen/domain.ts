@@ -209,8 +209,8 @@ export class XenDomain {
    * Loads a saved state into this domain, built with the same options and with its RAM already holding the
    * saved RAM. Every part is checked (its own restore checks what a guest could have asked for; the HVM params
    * must name this domain's store/console ports and pages); on any error the parts already loaded are put
-   * back and StateError is thrown: never a half-restored domain. Afterwards each vCPU's upcall line is
-   * re-driven from its vcpu_info's evtchn_upcall_pending.
+   * back and StateError is thrown: never a half-restored domain. Afterwards each vCPU whose vcpu_info has
+   * evtchn_upcall_pending set has its upcall line raised (the others keep the level the GIC's state has).
    */
   restore(state: XenDomainState, args: XenDomainRestoreArgs = {}): void {
     const C = "xen-domain";
@@ -244,7 +244,12 @@ export class XenDomain {
       throw e;
     }
     this.vmAssist = vmAssist;
-    for (let v = 0; v < this.vcpus; v++) this.host.setUpcall(v, this.sharedInfo.upcallPending(v));
+    // Raised where evtchn_upcall_pending is set, never lowered: a running domain lowers the line only when the
+    // guest ends the interrupt (resampleUpcall at EOI), so between the handler clearing the flag and its EOI
+    // the line is legitimately high with the flag clear. The GIC's own restored state holds that level;
+    // lowering it here made save → restore → save differ in PPI 31's level when a save fell in that window
+    // (seen with vCPUs on threads of their own, whose handlers run while the home saves).
+    for (let v = 0; v < this.vcpus; v++) if (this.sharedInfo.upcallPending(v)) this.host.setUpcall(v, true);
   }
 
   /** The HVM params a restored domain has must be the ones its toolstack set (only STORE_PFN changes, once). */

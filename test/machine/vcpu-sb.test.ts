@@ -104,7 +104,7 @@ meet:
     cmp  x6, x8
     b.lo 8b
     ret
-.balign 64
+.balign 4096                       // data on a page of its own: stores to a code page drop its compiled blocks
 data: .fill 34, 8, 0
 `;
 
@@ -142,6 +142,11 @@ test("two vCPUs on two threads: a DMB between a store and a load orders them (st
     const forbidden = words[64]!;
     process.stderr.write(`# ${R} rounds: both loads 0 (forbidden with the DMBs) ${forbidden} times; ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     assert.equal(forbidden, 0, "a load passed the store before its DMB");
+    // Hot code runs compiled on both threads (each its own engine), unless XENO_JIT=0 turns the compiler off.
+    if (process.env.XENO_JIT !== "0") {
+      assert.ok((b.jitStats()?.blocks ?? 0) > 0, "the home thread compiled no block");
+      assert.ok(b.remoteJitBlocks() > 0, "vCPU 1's thread compiled no block");
+    }
   } finally {
     b.quitRemotes(true);
     await Promise.all(threads.map((t) => new Promise((r) => { t.once("exit", r); setTimeout(r, 2000); })));

@@ -81,7 +81,7 @@ count:
     cbnz w8, 6b
 7:  wfi
     b    7b
-.balign 64
+.balign 4096                       // data on a page of its own: stores to a code page drop its compiled blocks
 data: .quad 0, 0, 0, 0, 0, 0
 `;
 
@@ -123,6 +123,11 @@ test("two vCPUs on two threads: CPU_ON, a rendezvous, no torn doubleword, no los
     assert.equal(torn, 0, "vCPU 1 saw a doubleword vCPU 0 never stored");
     assert.equal(counter, 2 * N, "LDXR/STXR increments were lost between the threads");
     assert.ok(b.remoteCpuSeconds() > 0, "vCPU 1 ran in its own thread");
+    // Hot code runs compiled on both threads (each its own engine), unless XENO_JIT=0 turns the compiler off.
+    if (process.env.XENO_JIT !== "0") {
+      assert.ok((b.jitStats()?.blocks ?? 0) > 0, "the home thread compiled no block");
+      assert.ok(b.remoteJitBlocks() > 0, "vCPU 1's thread compiled no block");
+    }
   } finally {
     b.quitRemotes(true);
     await Promise.all(threads.map((t) => new Promise((r) => { t.once("exit", r); setTimeout(r, 2000); })));

@@ -187,8 +187,8 @@ test("xen domain: save/restore round trip answers every later hypercall as the o
     r.d.restore(state, { endpoints: eps });
     assert.deepEqual(r.d.save(), st);
     assert.deepEqual(r.d.evtchn.detachedHostPorts(), []);
-    // Upcall lines re-driven from evtchn_upcall_pending for every vCPU.
-    for (let v = 0; v < 3; v++) assert.equal(r.host.lines.get(v), b.h.d.upcallLevel(v));
+    // Upcall lines raised where evtchn_upcall_pending is set; never lowered (that is the guest's EOI's to do).
+    for (let v = 0; v < 3; v++) assert.equal(r.host.lines.get(v), b.h.d.upcallLevel(v) ? true : undefined, `vCPU ${v}'s line`);
     r.host.raised = []; r.host.lines.clear();
     const orig = busy(); // a deterministic twin of b.h, driven alongside
     orig.h.host.raised = []; orig.h.host.lines.clear();
@@ -196,6 +196,20 @@ test("xen domain: save/restore round trip answers every later hypercall as the o
     for (let i = 0; i < dorig.length; i++) assert.deepEqual(dr[i], dorig[i], `answer ${i}`);
     assert.deepEqual(notified, orig.notified.slice(b.notified.length));
   }
+});
+
+test("xen domain: restore raises pending upcall lines and never lowers one (the guest's EOI does)", () => {
+  const b = busy();
+  const st = b.h.d.save();
+  const quiet = [0, 1, 2].filter((v) => !b.h.d.upcallLevel(v));
+  const pending = [0, 1, 2].filter((v) => b.h.d.upcallLevel(v));
+  assert.ok(quiet.length > 0 && pending.length > 0, `want vCPUs with and without a pending upcall: ${pending} / ${quiet}`);
+  const r = fresh(b.h);
+  // The GIC's restored state has these lines high (flag cleared by the handler, EOI not yet written).
+  for (const v of quiet) r.host.lines.set(v, true);
+  r.d.restore(st, { endpoints: b.eps });
+  for (const v of quiet) assert.equal(r.host.lines.get(v), true, `vCPU ${v}'s line was lowered at restore`);
+  for (const v of pending) assert.equal(r.host.lines.get(v), true, `vCPU ${v}'s pending upcall was not raised`);
 });
 
 test("xen domain: restore without endpoints leaves host ports detached until hostAttach", () => {

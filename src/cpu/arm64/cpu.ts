@@ -171,17 +171,15 @@ export class CodeCache {
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
 
   /**
-   * From now on every handler runs with the word it was decoded from (`words`): for caches of vCPUs whose
-   * RAM other threads write. Everything decoded so far is decoded again. Not with compiled blocks.
+   * From now on every interpreted handler runs with the word it was decoded from (`words`): for caches of vCPUs
+   * whose RAM other threads write. Everything decoded and compiled so far is dropped (decoded and compiled again
+   * when it runs). Compiled blocks need no snapshot: a block reads each of its words once, at translation, so it
+   * runs each instruction whole, old or new (Arm ARM B2.2.5: either is allowed until the writer's IC reaches
+   * this thread, which drops the block).
    */
   snapshotWords(): void {
     if (this.words !== null) return;
-    // Compiled blocks read their code from RAM at translation time; with other threads writing it they could
-    // run a mix of old and new code, so compiling stops here (the blocks already made are dropped below).
-    if (this.compiling) {
-      this.invalidateAll();
-      this.compiling = false;
-    }
+    if (this.compiling) this.invalidateAll();
     this.words = new Array<Int32Array | undefined>(this.pages.length).fill(undefined);
     for (const p of this.used) { this.words[p] = new Int32Array(1024); this.invalidatePage(p); }
   }
@@ -380,6 +378,12 @@ export class Cpu {
   exitXhi = 0;
   exitTimers = 0;
 
+  /**
+   * Called after a store-release (STLR) or a successful store-exclusive with the RAM offset it wrote, when vCPUs
+   * of the domain sleep in WFE on other threads (the platform sets it: vcpu-link.ts wakeWfeSleepers); else null.
+   */
+  storeWake: ((off: number) => void) | null = null;
+
   /** Number of instructions retired since creation (approximate: counted per run() slice). */
   retired = 0;
 
@@ -436,7 +440,7 @@ export class Cpu {
     const r = this.r, ps = this.ps;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const cache = this.code, jit = cache.jit!;
+    const cache = this.code, jit = cache.jit!, snaps = cache.words;
     const st = this.block.offset, tlb = mmu.tlbBase;
     let done = 0;
     let inBlock = false;
@@ -455,6 +459,8 @@ export class Cpu {
         }
         cache.ran[page] = 1;
         const base = pageOff >> 2;
+        // Where decoded handlers take their words: the page's snapshot (CodeCache.words), else RAM.
+        const words = snaps !== null ? snaps[page]! : ram32, wb = snaps !== null ? 0 : base;
         let k = (lo & 0xfff) >>> 2;
         const tagLo = lo & -4096;
         const blocks = cache.blocks[page]!, blen = cache.blockLen[page]!, heat = cache.heat[page]!, ends = cache.ends[page]!;
@@ -501,10 +507,13 @@ export class Cpu {
               if (blocks[k] !== null) continue;
             }
           }
-          const w = ram32[base + k];
+          let h = code[k], w: number;
+          if (h === LAZY) {
+            w = ram32[base + k];
+            h = code[k] = decoder.decode(w);
+            if (snaps !== null) words[k] = w;
+          } else w = words[wb + k]!;
           if (PROFILE !== null) profileInterpreted(w);
-          let h = code[k];
-          if (h === LAZY) h = code[k] = decoder.decode(w);
           h(this, w);
           done++;
           if (this.jumped !== 0) {

@@ -423,6 +423,7 @@ function stxr(c: Cpu, i: number): void {
   }
   c.exclOff = -1;
   setW(c, s, ok ? 0 : 1);
+  if (ok && c.storeWake !== null) c.storeWake(off); // a WFE sleeper's monitor on another thread: wfe.ts
 }
 
 /** LDXP/LDAXP (W or X pair): 1 sz 001000 0 1 1 Rs o0 Rt2 Rn Rt; aligned to the pair's total size. */
@@ -475,6 +476,7 @@ function stxp(c: Cpu, i: number): void {
   }
   c.exclOff = -1;
   setW(c, s, ok ? 0 : 1);
+  if (ok && c.storeWake !== null) c.storeWake(off); // a WFE sleeper's monitor on another thread: wfe.ts
 }
 
 /**
@@ -511,11 +513,12 @@ function stlr(c: Cpu, i: number): void {
   if (off < 0) { gpAccess(c, size << 2, t, lo, hi); return; }
   const v = r[t << 1];
   switch (size) {
-    case 0: Atomics.store(m.u8, off, v); return;
-    case 1: Atomics.store(ramViews(m).u16, off >> 1, v); return;
-    case 2: Atomics.store(m.i32, off >> 2, v); return;
-    default: m.storeRam64(off, v, r[(t << 1) | 1]); return;
+    case 0: Atomics.store(m.u8, off, v); break;
+    case 1: Atomics.store(ramViews(m).u16, off >> 1, v); break;
+    case 2: Atomics.store(m.i32, off >> 2, v); break;
+    default: m.storeRam64(off, v, r[(t << 1) | 1]); break;
   }
+  if (c.storeWake !== null) c.storeWake(off); // a lock released: a WFE sleeper on another thread (wfe.ts)
 }
 
 // -------------------------------------------------------------------------------------------------------------

@@ -124,9 +124,9 @@ function brk(c: Cpu, i: number): void { c.syncException(EC_BRK, (i >>> 5) & 0xff
 /**
  * Hints: NOP, YIELD, WFE, WFI, SEV, SEVL and the rest of the hint space (executes as NOP, Arm ARM C6.2.102).
  * WFI/WFE at EL0 trap to EL1 (EC 0x01) unless SCTLR_EL1.nTWI/nTWE. WFE with the Event Register set clears it
- * and continues; otherwise WFI and WFE leave the loop (STOP_WFI) and the platform sleeps until an interrupt
- * or event (for WFE the platform should wake on SEV from another vCPU or after a short while: spin-wait
- * loops such as Linux's __cmpwait rely on the exclusive monitor's clear event, which is not modelled).
+ * and continues; otherwise WFI and WFE leave the loop (STOP_WFI / STOP_WFE) and the platform sleeps until an
+ * interrupt or event (for WFE: wfe.ts lists the wake-up events, including the exclusive monitor's clear, which
+ * spin-wait loops such as Linux's __cmpwait rely on).
  * SEV is forwarded to the other vCPUs as a STOP_BROADCAST exit.
  */
 function hint(c: Cpu, i: number): void {

@@ -226,6 +226,11 @@ export class JitEngine {
       e.body = { type: 0, locals: BLOCK_LOCALS, code };
     }
   }
+  /**
+   * Whether full DMB/DSB compile to a host fence (wasm atomic.fence), as the interpreter makes them (system.ts
+   * barrier) once vCPUs of the domain run on several threads. Affects blocks translated from now on.
+   */
+  set fences(on: boolean) { this.translator.fences = on; }
 
   get queued(): number { return this.pending.length; }
   get full(): boolean { return this.pending.length >= BATCH; }

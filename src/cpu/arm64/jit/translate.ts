@@ -98,6 +98,9 @@ export class Translator {
   /** Instructions of the last translation; whether it needs the memory-access locals. */
   private k = 0;
 
+  /** Full DMB/DSB (CRm<1:0> = 11) emit a host fence: vCPUs on other threads share the memory (JitEngine.fences). */
+  fences = false;
+
   constructor(private readonly decoder: Decoder) {}
 
   /**
@@ -1206,7 +1209,11 @@ export class Translator {
       const op = (w >>> 5) & 0x7f;
       return op >= 2 && op <= 5 ? 0 : 1;
     }
-    if ((w & 0xfffff09f) === (0xd503309f | 0)) return 1; // DSB, DMB, ISB: nothing to order or resync here
+    if ((w & 0xfffff09f) === (0xd503309f | 0)) { // DSB, DMB, ISB: nothing to resync here
+      // Ordering: a full DSB/DMB is a host fence with vCPUs on other threads (system.ts barrier): atomic.fence.
+      if (this.fences && (w & 0x300) === 0x300 && ((w >>> 5) & 6) === 4) { c.op(0xfe); c.u32(3); c.op(0); }
+      return 1;
+    }
     if ((w & 0x7c000000) === 0x14000000) { // B / BL
       if (w < 0) { this.pcPlus(k4 + 4); this.setX(30); }
       this.exitTo(k4 + ((w << 6) >> 6) * 4);
