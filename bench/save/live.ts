@@ -89,7 +89,7 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
         const res: Result = {
           rounds: rounds.length, precopyPages: rounds.reduce((a, b) => a + b, 0),
           finalPages: Number(/stop-and-copy: (\d+) pages/.exec(r.err)?.[1] ?? NaN),
-          downtime: Number(/downtime (\d+) ms/.exec(r.err)?.[1] ?? NaN), total: r.ms,
+          downtime: Number(/migration target: downtime \d+ ms \([^)]*?, ([\d.]+)\)/.exec(r.err)?.[1] ?? NaN), total: r.ms,
         };
         out[mode]!.push(res);
         process.stderr.write(`xeno ${mode} ${k + 1}/${runs}: ${JSON.stringify(res)}\n${r.err.split("\n").filter((l) => /round|stop-and-copy|downtime/.test(l)).map((l) => `    ${l}\n`).join("")}`);

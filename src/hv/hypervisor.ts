@@ -37,8 +37,10 @@ import { deviceInfo } from "./device-info.js";
 import { boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { SCHED_PERMIT, SCHED_WANT } from "./vm-worker.js";
-import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, ShutdownReason, ToolstackData } from "./protocol.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
+
+export interface RestoreResult { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo }
 
 export class HvError extends Error {
   constructor(readonly code: ErrorCode, message: string) { super(message); this.name = "HvError"; }
@@ -419,7 +421,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     for (let attempt = 0; attempt < SAVE_TRIES; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
       if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
-      const pausedAt = Date.now();
+      const pausedAt = performance.timeOrigin + performance.now(); // wall ms with µs: comparable across processes of a host
       try {
         const r = await d.runner.save();
         if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
@@ -500,25 +502,32 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const tPause = performance.now();
       const saved0 = await this.saveBetweenSlices(d);
       run = saved0.run;
+      const tSaved = performance.now();
       const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - boardTailBytes(spec.vcpus));
       const ramPages = ram.length >>> 12;
       let last: PageList;
       if (logging) { last = unionPages(left, await d.runner.dirty("round", true)); logging = false; }
       else last = { length: ramPages, at: (i) => i };
-      const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot,
+      const tDirty = performance.now();
+      // pausedAt: the receiver reports the downtime from it to its first guest instruction (same host: same clock).
+      const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, pausedAt: saved0.pausedAt,
         store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest: run.guest as SavedGuestLink } };
       await w.domain(saved, ramPages, spec.vcpus);
+      const tState = performance.now();
       await w.pages(ram, last);
+      const tPages = performance.now();
       await w.end();
       await out.end();
-      const stopCopyMs = performance.now() - tPause;
+      const tEnd = performance.now();
+      const stopCopyMs = tEnd - tPause;
+      const stopCopy = { saveMs: tSaved - tPause, dirtyMs: tDirty - tSaved, stateMs: tState - tDirty, pagesMs: tPages - tState, endMs: tEnd - tPages };
       d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
       this.emitDomain(d, "paused");
       const ms = performance.now() - t0;
       this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
         `stop-and-copy ${stopCopyMs.toFixed(0)} ms, total ${ms.toFixed(0)} ms)${whyNotLive !== undefined ? `; not live: ${whyNotLive}` : ""}`);
       return { bytes: w.bytes, live: rounds.length > 0, ...(whyNotLive !== undefined ? { whyNotLive } : {}), rounds,
-        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, ms };
+        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms };
     } catch (e) {
       out?.destroy();
       if (logging) await d.runner.dirty("stop").catch(() => undefined);
@@ -534,11 +543,23 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<RestoreResult> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
     const t0 = performance.now();
+    // The worker thread the domain will run in starts now, while the file or stream is read (a new thread is a
+    // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
+    // than the downtime); build() places the domain there. Ended again if the restore fails before that.
+    const early = this.placeThread();
+    try {
+      return await this.restoreIn(path, o, t0);
+    } finally {
+      await this.threadLeft(early); // closes it only if no domain went there
+    }
+  }
+
+  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
     const configPages = (cfg: Record<string, unknown>): number => {
@@ -559,9 +580,6 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
-        // The worker thread the domain will run in starts now, during pre-copy, not during the downtime (a
-        // thread is a V8 isolate loading the emulator: hundreds of ms); build() places the domain there.
-        this.placeThread();
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
         f = await readSaveStream(conn.source, configPages, progress);
       } else f = await readSaveFile(path, configPages, progress);
@@ -577,6 +595,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
     }
+    const tRead = performance.now();
     const { saved } = f;
     const domid = saved.domid;
     const savedSpec = f.config as unknown as DomainSpec;
@@ -628,22 +647,33 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         throw new HvError("EFORMAT", `${path}: ${(e as Error).message}`);
       }
     }
+    const tBuild = performance.now();
     try {
       await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
     } catch (e) {
       // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
       throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
     }
-    const ms = performance.now() - t0;
-    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    const tBuilt = performance.now();
+    const ms = tBuilt - t0;
     const d = this.domains.get(domid);
+    const rt = d?.runner.restoreTiming ?? null;
+    const wall = (t: number): number => performance.timeOrigin + t;
+    const timing: RestoreTimingInfo = {
+      readMs: tRead - t0, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
+      threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
+      readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
+    };
+    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
+      `read and checked ${timing.readMs.toFixed(1)}, store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)}))`);
     if (d !== undefined) {
       // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
       // been restored paused while its source, still on the old port, was destroyed).
       this.announceVifs(d);
       d.announce = d.runner.paused;
     }
-    return { domid, bytes: f.bytes, ms };
+    return { domid, bytes: f.bytes, ms, timing };
   }
 
   pause(domid: number): void {
@@ -655,14 +685,33 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "paused");
   }
 
-  unpause(domid: number): void {
+  /**
+   * xl unpause (`name`: rename it first). With `report` the answer waits for the domain's next slice and gives its start (wall ms since
+   * the epoch: xeno migrate-receive's "running at the target" is the first guest instruction, not the request).
+   */
+  unpause(domid: number): null;
+  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number }>;
+  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
-    if (!d.runner.paused) return;
-    d.runner.unpause();
+    if (!d.runner.paused) {
+      if (o.report === true) throw new HvError("ESTATE", `domain ${domid} is not paused: nothing to report`);
+      return null;
+    }
+    // `name`: renamed first, in the same request (xeno migrate-receive: NAME--incoming becomes NAME and runs);
+    // a refused name leaves it paused.
+    if (o.name !== undefined) this.rename(domid, o.name);
+    let ran: Promise<{ runningAt: number }> | null = null;
+    if (o.report === true) {
+      ran = d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
+        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); });
+    } else d.runner.unpause();
+    // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
+    // not on the path to its first instruction).
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
+    return ran;
   }
 
   /** Each vif of a restored domain sends a RARP announce from its MAC into its bridge (save-live.ts announceFrame). */

@@ -86,7 +86,8 @@ const ops: Record<string, z.ZodTypeAny> = {
   info: z.object({}).passthrough(),
   subscribe: z.object({}).passthrough(),
   pause: z.object(withDomid).passthrough(),
-  unpause: z.object(withDomid).passthrough(),
+  unpause: z.object({ ...withDomid, report: z.boolean().optional(),
+    name: z.string({ invalid_type_error: "expected the new name (a string)" }).optional() }).passthrough(),
   destroy: z.object(withDomid).passthrough(),
   save: z.object({ ...withDomid, path: savePath, checkpoint: z.boolean().optional(), paused: z.boolean().optional() }).passthrough(),
   "migrate-send": z.object({

@@ -16,6 +16,12 @@ export interface SavedDomain {
   domid: number;
   snapshot: DomainSnapshot;
   store: SavedStore;
+  /**
+   * A live migration's: the wall time (ms since the epoch) the source asked its domain to pause, so the
+   * receiver can report the downtime to its first guest instruction (meaningful when both hosts' clocks agree:
+   * the same machine, or synchronised ones). Absent in save files.
+   */
+  pausedAt?: number;
 }
 
 

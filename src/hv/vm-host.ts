@@ -251,6 +251,26 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 
+  /**
+   * Unpauses and resolves with the wall time (ms since the epoch, µs precision) at which the domain's next slice
+   * began — its first guest instruction after the pause (a migration's "running at the target"). Rejects if the
+   * domain stops first.
+   */
+  unpauseReport(): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.runWaits.push((r) => (r instanceof Error ? reject(r) : resolve(r)));
+      this.stats[STAT_PAUSED] = 0;
+      this.send({ type: "unpause", report: true });
+    });
+  }
+
+  /** unpauseReport()s waiting for the worker's "ran". */
+  private readonly runWaits: ((r: number | Error) => void)[] = [];
+
+  /** A domain restored from a state (start with `from`): how long its Machine took to build in the worker, and
+   * when that began (wall ms). Null until then. */
+  restoreTiming: { restoreMs: number; at: number } | null = null;
+
   get running(): boolean { return this.port !== undefined && !this.done; }
 
   /** Starts the domain in `thread` (shared with other runners), or in a thread of its own. */
@@ -402,13 +422,18 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.saving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
           break;
         case "moved-in":
-          if (this.moving === null) { this.emit("started"); break; } // restored from a save file (start with from)
+          if (this.moving === null) { // restored from a save file (start with from)
+            if (m.restoreMs !== undefined && m.at !== undefined) this.restoreTiming = { restoreMs: m.restoreMs, at: m.at };
+            this.emit("started");
+            break;
+          }
           if (this.moving?.result && m.resaved !== undefined) this.moving.result.resaved = m.resaved;
           this.flushHeld();
           this.emit("moved", this.thread!);
           this.moving?.done();
           break;
         case "sched-wake": this.emit("sched-wake"); break;
+        case "ran": this.runWaits.shift()?.(m.at); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": forEachFrame(m, (vif, frame) => this.emit("net-tx", vif, frame)); break;
         case "kept-frames": this.keptFrames = true; break;
@@ -513,6 +538,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     this.done = true;
     this.saving?.done(new Error(`the domain stopped (${s.state})`));
     for (const w of this.dirtyWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
+    for (const w of this.runWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
     for (const w of this.deviceWaits.values()) w("the domain stopped");
     this.deviceWaits.clear();
     this.emit("stopped", s);

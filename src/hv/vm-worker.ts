@@ -100,7 +100,8 @@ const UNPLUG_WAIT_MS = 10_000;
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
   /** xl mem-max: the most pages populate_physmap may bring the domain to. */
   | { type: "mem-max"; pages: number }
-  | { type: "pause" } | { type: "unpause" }
+  /** `report`: answer "ran" when the domain's next slice starts (a restore's first guest instruction). */
+  | { type: "pause" } | { type: "unpause"; report?: boolean }
   /** Save the domain between slices and let it go from this thread (answered moved-out or move-failed). */
   | { type: "move-out" }
   /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
@@ -119,7 +120,9 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
 export type WorkerToHost =
   | { type: "started" }
   /** A domain restored from another thread ("from") runs here now; with from.resave, its state as restored. */
-  | { type: "moved-in"; resaved?: DomainSnapshot }
+  | { type: "moved-in"; resaved?: DomainSnapshot; restoreMs?: number; at?: number }
+  /** The slice an unpause with `report` asked about starts now: `at`, wall time (ms since the epoch, µs precision). */
+  | { type: "ran"; at: number }
   /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
   | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
@@ -198,6 +201,8 @@ class Guest {
    * thread's doorbell also rings for the other domains in the thread.
    */
   private wakeAt = 0;
+  /** An unpause asked when the guest runs again: "ran" is posted as its next slice starts. */
+  private reportRun = false;
   private guestStopped = false;
   /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
   private readonly unplugs: { deadline: number; expire(): void }[] = [];
@@ -220,6 +225,7 @@ class Guest {
     this.withPool = d.pool !== undefined;
     this.memPages = d.memMiB * 256;
     const remote = this.remote, link = this.link;
+    const t0 = performance.now();
     try {
       this.m = new Machine({
         memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
@@ -248,7 +254,8 @@ class Guest {
     if (d.from === undefined) this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (d.from === undefined) this.post({ type: "started" });
-    else this.post({ type: "moved-in", ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
+    // restoreMs: the Machine built from the snapshot (a migration's downtime includes it); at: when it began.
+    else this.post({ type: "moved-in", restoreMs: performance.now() - t0, at: performance.timeOrigin + t0, ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
     // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused; after the resave
     // above, which must see the state as restored.
     if (VCPU_THREADS && d.vcpus > 1) {
@@ -306,6 +313,7 @@ class Guest {
       // askedPermit: a sched-wake asked before the pause may have been dropped (a paused domain wants nothing).
       else if (h.type === "unpause") {
         this.paused = false; this.askedPermit = false; m.board.unparkRemotes();
+        if (h.report === true) this.reportRun = true;
         const held = this.savedRx;
         this.savedRx = null;
         if (held !== null) { for (const b of held) forEachFrame(b, this.rxFrame); rx ||= held.length > 0; }
@@ -462,6 +470,7 @@ class Guest {
     }
     let w: number;
     const t0 = performance.now();
+    if (this.reportRun) { this.reportRun = false; this.post({ type: "ran", at: performance.timeOrigin + t0 }); }
     try {
       w = m.runSlice();
     } catch (e) {

@@ -34,7 +34,7 @@ import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import type { ParsedOpts } from "./getopt.js";
-import type { MigrateSendResult } from "../../hv/protocol.js";
+import type { MigrateSendResult, RestoreTimingInfo } from "../../hv/protocol.js";
 
 export const MIGRATE_BANNER = Buffer.from("xl migration receiver ready, send binary domain data.\n", "latin1");
 const withNul = (s: string): Buffer => Buffer.from(`${s}\0`, "latin1");
@@ -143,7 +143,8 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
       env.err("migration sender: Target reports successful startup.\n");
       // Downtime as this side sees it: pause asked → the receiver's report that its copy runs (an upper bound:
       // the report's trip back is in it). Both times are this host's clock.
-      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: downtime ${(Date.now() - sent.pausedAt).toFixed(0)} ms (paused → running at the target)\n`);
+      // The target's own report (migrate-receive) gives the downtime to its first guest instruction.
+      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: paused → the target's report read: ${(performance.timeOrigin + performance.now() - sent.pausedAt).toFixed(0)} ms\n`);
       await ask(c, "destroy the migrated domain", "destroy", { domid: d.domid });
       env.err("Migration successful.\n");
       child.stdin.end();
@@ -191,7 +192,9 @@ async function sendThrough(path: string, to: Writable, start: () => Promise<Migr
 function reportSend(env: XlEnv, r: MigrateSendResult): void {
   r.rounds.forEach((x, i) => env.err(`migration sender: round ${i + 1}: ${x.pages} pages in ${x.ms.toFixed(0)} ms, ${x.dirtyAfter} dirty after\n`));
   if (!r.live) env.err(`migration sender: not live (${r.whyNotLive ?? "?"}): all memory sent paused\n`);
-  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms; ` +
+  const s = r.stopCopy, f = (x: number): string => x.toFixed(1);
+  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms ` +
+    `(pause and save ${f(s.saveMs)}, dirty pages ${f(s.dirtyMs)}, state ${f(s.stateMs)}, pages ${f(s.pagesMs)}, end ${f(s.endMs)}); ` +
     `${(r.bytes / 2 ** 20).toFixed(1)} MiB sent in ${r.ms.toFixed(0)} ms\n`);
 }
 
@@ -216,22 +219,30 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       const opt = await readExactly(src, optLen, "the stream's config");
       const name = configName(Buffer.concat([head, opt]));
       const sockPath = join(dir, "stream.sock");
-      let domid: number;
+      let domid: number, timing: RestoreTimingInfo;
       try {
-        ({ domid } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
+        ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
           ask(c, "restore the migrated domain", "restore", { path: sockPath, stream: true, paused: true, name: `${name}--incoming` })));
       } catch (e) {
         throw new XlError(`migration target: Domain creation failed: ${(e as Error).message}`);
       }
+      const tRestored = wallNow();
       env.err("migration target: Transfer complete, requesting permission to start domain.\n");
       await write(out, MIGRATE_READY);
       let rc = 0;
       try {
         await readFixed(src, MIGRATE_GO, "sender's go-ahead");
+        const tGo = wallNow();
         env.err("migration target: Got permission, starting domain.\n");
-        await ask(c, "rename the migrated domain", "rename", { domid, name });
-        if (!has(p, "p")) await ask(c, "unpause the migrated domain", "unpause", { domid });
-        env.err("migration target: Domain started successfully.\n");
+        if (!has(p, "p")) {
+          // Renamed and unpaused in one request; answered when it runs (its first guest instruction).
+          const { runningAt } = await ask(c, "rename and unpause the migrated domain", "unpause", { domid, report: true, name }) as { runningAt: number };
+          env.err("migration target: Domain started successfully.\n");
+          if (timing.pausedAt !== undefined) env.err(downtimeReport(timing, tRestored, tGo, runningAt));
+        } else {
+          await ask(c, "rename the migrated domain", "rename", { domid, name });
+          env.err("migration target: Domain restored paused (-p).\n");
+        }
       } catch (e) {
         env.err(`migration target: ${(e as Error).message}\n`);
         rc = 1;
@@ -250,6 +261,24 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
     env.stdin.destroy();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Wall time, ms since the epoch with µs: comparable with the hypervisors' (same host). */
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * The downtime as the target sees it: from the source's pause (its clock, carried in the stream) to this
+ * domain's first guest instruction (the worker's clock) — one clock when both hypervisors share a host — and
+ * where it went.
+ */
+function downtimeReport(t: RestoreTimingInfo, restored: number, go: number, running: number): string {
+  const p = t.pausedAt!;
+  const f = (x: number): string => x.toFixed(1);
+  return `migration target: downtime ${(running - p).toFixed(0)} ms (the source paused → its first guest instruction here, ${f(running - p)}): ` +
+    `stop-and-copy until the stream's end was read ${f(t.readAt - p)}, ` +
+    `restore ${f(t.builtAt - t.readAt)} (checks and store ${f(t.storeMs)}, thread ${f(t.threadMs)}, machine ${f(t.machineMs)}), ` +
+    `handshake ${f(go - t.builtAt)} (restore answered ${f(restored - t.builtAt)}, ready → go-ahead ${f(go - restored)}), ` +
+    `rename and unpause → first instruction ${f(running - go)}\n`;
 }
 
 async function readExactly(src: ByteSource, n: number, what: string): Promise<Buffer> {
