@@ -85,6 +85,12 @@ interface Domain {
   movedAt?: number;
 }
 
+/**
+ * How long a save with the suspend protocol waits for the guest to suspend itself (its processes frozen, its
+ * devices quiesced: seconds on the interpreter). libxl waits 60 s for the acknowledgement and the suspend.
+ */
+const SUSPEND_WAIT_MS = 60_000;
+
 /** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
 const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 
@@ -398,16 +404,48 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * busy) it runs on and the save is tried again, for up to SAVE_TRIES × SAVE_RETRY_MS. On a failed write the
    * partial file is removed and the domain runs on as before.
    */
-  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean; suspend?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor writes it)`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
     d.saving = true;
     try {
-      return await this.saveTo(d, path, o);
+      let suspendedBy: number | undefined;
+      if (o.suspend === true) suspendedBy = await this.suspendGuest(d);
+      return await this.saveTo(d, path, { ...o, suspendedBy });
     } finally {
       d.saving = false;
+    }
+  }
+
+  /**
+   * Xen's suspend protocol (libxl__domain_suspend; the guest's side is Linux's drivers/xen/manage.c): writes
+   * control/shutdown = "suspend"; the guest acknowledges (writes ""), freezes its processes and devices and
+   * calls SCHEDOP_shutdown(SHUTDOWN_suspend), which the worker takes (the domain stops there, paused). Returns
+   * the vCPU that called it. Refused for a guest that does not offer it (control/feature-suspend) or is
+   * paused (it could not answer); a guest that has not suspended within SUSPEND_WAIT_MS is left running and
+   * the request withdrawn (a suspend it makes later is cancelled: the call returns 1).
+   */
+  private async suspendGuest(d: Domain): Promise<number> {
+    const domid = d.domid, ctl = `/local/domain/${domid}/control`;
+    if (!d.spec.xen) throw new HvError("EINVAL", `domain ${domid} has no Xen platform (xen_platform=0): no suspend protocol`);
+    if (this.readStore(`${ctl}/feature-suspend`) !== "1") {
+      throw new HvError("ESTATE", `domain ${domid} does not offer the suspend protocol (${ctl}/feature-suspend is not 1: its kernel has no ` +
+        "CONFIG_HIBERNATE_CALLBACKS or it has not finished booting); save it without --suspend");
+    }
+    if (d.runner.paused) throw new HvError("ESTATE", `domain ${domid} is paused: it cannot answer a suspend request; unpause it or save without --suspend`);
+    const t0 = performance.now();
+    try {
+      const vcpu = await d.runner.suspend(() => this.write(`${ctl}/shutdown`, "suspend"), SUSPEND_WAIT_MS);
+      this.log(`d${domid}: suspended itself (SHUTDOWN_suspend from vCPU ${vcpu}, ${(performance.now() - t0).toFixed(0)} ms after the request)`);
+      this.emitDomain(d, "paused");
+      return vcpu;
+    } catch (e) {
+      const acked = this.readStore(`${ctl}/shutdown`) === "";
+      try { this.write(`${ctl}/shutdown`, ""); } catch { /* gone */ }
+      throw new HvError("ESTATE", `domain ${domid}: ${(e as Error).message} (control/shutdown "suspend" ${acked ? "acknowledged" : "not acknowledged"}); ` +
+        "it runs on; try again, or save without --suspend");
     }
   }
 
@@ -415,34 +453,51 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * Saves the domain between slices and leaves it paused (its worker's `save`), trying again while it cannot
    * be saved now (SAVE_TRIES × SAVE_RETRY_MS). `pausedAt`: the wall time (ms) the successful attempt was asked.
    */
-  private async saveBetweenSlices(d: Domain): Promise<{ run: SavedRun; pausedAt: number }> {
+  private async saveBetweenSlices(d: Domain, o: { dirtyFinal?: boolean } = {}): Promise<{ run: SavedRun; pausedAt: number }> {
     const domid = d.domid;
     let why = "";
+    let dirtyCarry: Int32Array | null = null;
     for (let attempt = 0; attempt < SAVE_TRIES; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
       if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
       const pausedAt = performance.timeOrigin + performance.now(); // wall ms with µs: comparable across processes of a host
       try {
-        const r = await d.runner.save();
-        if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
+        const r = await d.runner.save(o);
+        if (typeof r.guest === "string") {
+          // Resumed to try again: a live migration's log was stopped with the save's last round; it starts again
+          // (the pages of that round were written while it ran: they are sent with the final round).
+          if (r.dirty !== undefined) { dirtyCarry = dirtyCarry === null ? r.dirty : unionPages(dirtyCarry, r.dirty); await d.runner.dirty("start"); }
+          d.runner.finishSave(true, r.paused); why = r.guest; continue;
+        }
+        if (dirtyCarry !== null && r.dirty !== undefined) r.dirty = unionPages(dirtyCarry, r.dirty);
         return { run: r, pausedAt };
       } catch (e) { why = (e as Error).message; }
     }
     throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
   }
 
-  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean; suspendedBy?: number }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
     const domid = d.domid;
     const t0 = performance.now();
-    const { run } = await this.saveBetweenSlices(d);
+    let run: SavedRun;
+    try {
+      ({ run } = await this.saveBetweenSlices(d));
+    } catch (e) {
+      if (o.suspendedBy !== undefined) { d.runner.cancelSuspend(); d.runner.unpause(); this.emitDomain(d, "running"); }
+      throw e;
+    }
+    // A suspended guest was running when asked: "paused" in the run is the suspend's, not the user's.
+    if (o.suspendedBy !== undefined) run = { ...run, paused: false };
     const guest = run.guest as SavedGuestLink;
     const spec: DomainSpec = { ...d.spec, name: d.name };
     delete spec.paused;
-    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest } };
+    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest },
+      ...(o.suspendedBy !== undefined ? { suspended: { vcpu: o.suspendedBy } } : {}) };
     let bytes: number, zeroPages: number;
     try {
       ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
     } catch (e) {
+      if (o.suspendedBy !== undefined) d.runner.cancelSuspend();
       d.runner.finishSave(true, run.paused);
       const why = e instanceof HostFileError ? e.message : `${path}: ${(e as Error).message}`; // the former names the path
       throw new HvError("EIO", `cannot write ${why} (domain ${domid} is as it was)`);
@@ -452,6 +507,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: saved to ${path} (${bytes} bytes, ${pages - zeroPages} of ${pages} pages with data, ${ms.toFixed(0)} ms)`);
     if (o.checkpoint === true || o.paused === true) {
       const stayPaused = o.paused === true || run.paused;
+      // The guest goes on here: its suspend was cancelled (SHUTDOWN_suspend returns 1: same back-ends).
+      if (o.suspendedBy !== undefined) d.runner.cancelSuspend();
       d.runner.finishSave(true, stayPaused);
       this.emitDomain(d, stayPaused ? "paused" : "running");
     } else {
@@ -500,14 +557,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }
       // Stop and copy: paused and saved, then the pages still dirty and the state.
       const tPause = performance.now();
-      const saved0 = await this.saveBetweenSlices(d);
+      // The worker's last dirty round comes with the saved state (dirtyFinal): one message in the downtime.
+      const saved0 = await this.saveBetweenSlices(d, { dirtyFinal: logging });
       run = saved0.run;
       const tSaved = performance.now();
       const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - boardTailBytes(spec.vcpus));
       const ramPages = ram.length >>> 12;
       let last: PageList;
-      if (logging) { last = unionPages(left, await d.runner.dirty("round", true)); logging = false; }
-      else last = { length: ramPages, at: (i) => i };
+      if (logging) {
+        if (run.dirty === undefined) throw new Error("the worker saved the domain without its last dirty round");
+        last = unionPages(left, run.dirty);
+        logging = false;
+      } else last = { length: ramPages, at: (i) => i };
       const tDirty = performance.now();
       // pausedAt: the receiver reports the downtime from it to its first guest instruction (same host: same clock).
       const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, pausedAt: saved0.pausedAt,
@@ -649,7 +710,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }
     const tBuild = performance.now();
     try {
-      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+      // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
+      // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
+      const newDomain = saved.suspended !== undefined;
+      const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
+      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames });
     } catch (e) {
       // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
       throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
@@ -709,6 +774,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     } else d.runner.unpause();
     // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
     // not on the path to its first instruction).
+    // It wants its pCPU now (Xen's vcpu_wake on unpause): the scheduler's tick grants the permit at once rather
+    // than after the worker asked for it (sched-wake). An idle guest gives it back after its first slice.
+    Atomics.store(d.schedCtl, SCHED_WANT, 1);
+    this.schedKick();
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
     return ran;

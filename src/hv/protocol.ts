@@ -168,9 +168,10 @@ export type Request =
   /**
    * xl save: the domain's state and memory to `path` (absolute; the hypervisor writes it). `checkpoint` (-c):
    * the domain runs on after the save; `paused` (-p): it stays paused after the save; neither: destroyed after
-   * a successful save. Progress events go to subscribers.
+   * a successful save. Progress events go to subscribers. `suspend`: Xen's suspend protocol first (the guest
+   * is asked through control/shutdown, suspends itself and resumes from the file as in a new domain).
    */
-  | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean }
+  | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean; suspend?: boolean }
   /**
    * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,

@@ -67,7 +67,7 @@ export interface VmWorkerData {
    * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean };
 }
 
 /** What the thread gets at start (workerData). */
@@ -106,13 +106,19 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
   | { type: "move-out" }
   /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
    * host reads the memory, then sends unpause (xl save -c) or destroy. */
-  | { type: "save" }
+  | { type: "save"; dirtyFinal?: boolean }
   /**
    * Live migration (src/hv/save-live.ts): `start` the dirty log, take a `round` of dirty pages (`final`: the
    * domain is paused and saved; the last round, with the pages Xen writes in place, and the log stops), or
    * `stop` it. Answered dirty-pages.
    */
   | { type: "dirty"; op: "start" | "round" | "stop"; final?: boolean }
+  /**
+   * Xen's suspend protocol (docs/save-format.md): `arm` — the toolstack asks the guest to suspend, so its next
+   * SHUTDOWN_suspend is taken (answered "suspended", the domain paused); `disarm` — not any more; `cancel` —
+   * a taken suspend ends in this domain (the hypercall returns 1; unpause follows).
+   */
+  | { type: "suspend"; op: "arm" | "disarm" | "cancel" }
   | StoreLinkDown
   /** Frames from the network (src/net/frame-batch.ts: per frame its vif's devid and length, then the bytes). */
   | ({ type: "net-rx" } & FrameBatch);
@@ -121,6 +127,8 @@ export type WorkerToHost =
   | { type: "started" }
   /** A domain restored from another thread ("from") runs here now; with from.resave, its state as restored. */
   | { type: "moved-in"; resaved?: DomainSnapshot; restoreMs?: number; at?: number }
+  /** The guest suspended itself (SHUTDOWN_suspend taken from vCPU `vcpu`): the domain is paused here now. */
+  | { type: "suspended"; vcpu: number }
   /** The slice an unpause with `report` asked about starts now: `at`, wall time (ms since the epoch, µs precision). */
   | { type: "ran"; at: number }
   /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
@@ -128,7 +136,7 @@ export type WorkerToHost =
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
   | { type: "move-failed"; reason: string }
   /** Saved for a save file: the domain is paused here now (`paused`: it was paused before the save). */
-  | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
+  | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean; dirty?: Int32Array }
   | { type: "save-failed"; reason: string }
   /** The answer to a dirty op: a round's pages (buffer page numbers; empty for start/stop), or why it failed. */
   | { type: "dirty-pages"; pages: Int32Array; error?: string; memory?: WebAssembly.Memory }
@@ -320,8 +328,11 @@ class Guest {
       }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
-      else if (h.type === "save") this.saveForFile();
+      else if (h.type === "save") this.saveForFile(h.dirtyFinal === true);
       else if (h.type === "dirty") this.dirtyOp(h);
+      else if (h.type === "suspend") {
+        if (h.op === "cancel") m.cancelSuspend(); else m.armSuspend(h.op === "arm");
+      }
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -362,7 +373,7 @@ class Guest {
    * Saves the domain (between slices) for a save file and pauses it: the host reads its memory while nothing
    * runs, then unpauses or destroys it. If it cannot be saved now, it runs on.
    */
-  private saveForFile(): void {
+  private saveForFile(dirtyFinal: boolean): void {
     const m = this.m;
     if (this.unplugs.length > 0) { this.post({ type: "save-failed", reason: "a hot-unplug is in progress" }); return; }
     let snapshot: DomainSnapshot;
@@ -379,7 +390,9 @@ class Guest {
     this.stats[STAT_PAUSED] = 1;
     m.flushOut();
     this.flush();
-    this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused });
+    // A live migration's last dirty round comes with the state (one message less in its downtime).
+    const dirty = dirtyFinal && m.dirtyLogging ? m.dirtyRound(true) : undefined;
+    this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused, ...(dirty !== undefined ? { dirty } : {}) });
   }
 
   /** A live migration's dirty-log step (between slices: no vCPU is inside run()). */
@@ -502,6 +515,16 @@ class Guest {
     for (const v of m.vcpus) if (v.online) online++;
     stats[STAT_ONLINE] = online;
     m.publishIo(stats, STAT_IO);
+    if (m.suspendedBy !== null && !this.paused) {
+      // The guest's SHUTDOWN_suspend was taken: it stays stopped (paused) until the host saves it, then
+      // destroys it or cancels the suspend and unpauses it.
+      this.paused = true;
+      board.parkRemotes(false);
+      stats[STAT_PAUSED] = 1;
+      this.flush();
+      this.post({ type: "suspended", vcpu: m.suspendedBy });
+      return MAX_SLEEP_MS;
+    }
     if (w < 0) {
       this.flush();
       this.guestStopped = true;
