@@ -8,8 +8,9 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
+ *   sender             renames its copy NAME--migratedaway (xl does it after the next message; here while the
+ *                      receiver restores, which hides the request's round trip)
  *   receiver → sender  "domain received, ready to unpause\0"        (its copy restored, paused, NAME--incoming)
- *   sender             renames its copy NAME--migratedaway
  *   sender → receiver  "domain is yours, you are cleared to unpause\0"
  *   receiver           renames its copy NAME, unpauses it (unless -p)
  *   receiver → sender  "my copy unpause results are as follows\0" and one byte: 0 = running
@@ -112,11 +113,13 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
           ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
         saved = true;
         reportSend(env, sent);
+        // Renamed away while the target restores (xl renames after its ready message: the same names at each
+        // step the target can see, one round trip less in the downtime; a failure renames it back).
+        await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
+        renamed = true;
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
       } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
-      try { await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` }); renamed = true; }
-      catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Giving target permission to start.\n");
       let status: number;
       try {
