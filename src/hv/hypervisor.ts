@@ -91,6 +91,9 @@ interface Domain {
  */
 const SUSPEND_WAIT_MS = 60_000;
 
+/** How long an unpause with `report` waits for the domain's first slice before answering ESTATE. */
+const REPORT_WAIT_MS = 30_000;
+
 /** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
 const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 
@@ -777,8 +780,15 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (o.name !== undefined) this.rename(domid, o.name);
     let ran: Promise<{ runningAt: number }> | null = null;
     if (o.report === true) {
-      ran = d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
-        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); });
+      // Bounded: a report that cannot come (the domain moved to another thread before its slice) must not
+      // hold the request for ever; the domain runs regardless.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
+      });
+      ran = Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
+        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); }), late])
+        .finally(() => clearTimeout(timer));
     } else d.runner.unpause();
     // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
     // not on the path to its first instruction).
