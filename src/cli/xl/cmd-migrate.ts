@@ -226,16 +226,18 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       const name = configName(Buffer.concat([head, opt]));
       const sockPath = join(dir, "stream.sock");
       let domid: number, timing: RestoreTimingInfo;
+      // The restore (answered in the downtime) and the go-ahead's rename + unpause go to the hypervisor's own
+      // socket: through xenod each would take two more process hops (xenod hears of them from its events).
+      hv = await hvDirect();
+      const restoreArgs = { path: sockPath, stream: true, paused: true, name: `${name}--incoming` };
       try {
         ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
-          ask(c, "restore the migrated domain", "restore", { path: sockPath, stream: true, paused: true, name: `${name}--incoming` })));
+          hv !== null ? hv.request({ op: "restore", ...restoreArgs }) as Promise<{ domid: number; timing: RestoreTimingInfo }>
+            : ask(c, "restore the migrated domain", "restore", restoreArgs)));
       } catch (e) {
         throw new XlError(`migration target: Domain creation failed: ${(e as Error).message}`);
       }
       const tRestored = wallNow();
-      // The go-ahead's request goes to the hypervisor's own socket, connected now: through xenod it would
-      // take two more process hops in the downtime (xenod hears of it from the hypervisor's events).
-      if (!has(p, "p")) hv = await hvDirect();
       env.err("migration target: Transfer complete, requesting permission to start domain.\n");
       await write(out, MIGRATE_READY);
       let rc = 0;
