@@ -8,7 +8,8 @@
  *
  * Xeno: `xeno migrate -s '' DOM 'XENO_RUN_DIR=OTHER xeno migrate-receive'` (the CLI, xenod and the hypervisors
  * as a user runs them), back and forth; its own report gives the rounds, the stop-and-copy and the downtime
- * (pause asked → the target's "running" report read by the sender); total = the command's wall time from
+ * (the source's pause asked → the target's first guest instruction, both on this host's clock; the sender's
+ * older figure, pause → the target's report read, beside it); total = the command's wall time from
  * its start to its exit (both CLIs' start-up included). QEMU: `info migrate`'s total time and downtime, as
  * QEMU measures them. Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
@@ -57,7 +58,11 @@ async function console_(dir: string, domid: number): Promise<{ type: (s: string)
   return { type: (s) => con.write(s), until: c.until, close: () => con.destroy() };
 }
 
-interface Result { rounds: number; precopyPages: number; finalPages: number; downtime: number; total: number }
+/**
+ * downtime: the target's figure (the source paused → the target's first guest instruction); reportRead: the
+ * sender's (paused → the target's report read), which builds before 2026-12-07 printed as their "downtime".
+ */
+interface Result { rounds: number; precopyPages: number; finalPages: number; downtime: number; reportRead: number; total: number }
 
 async function xenoSide(img: { kernel: string; initrd: string }, mem: number, runs: number): Promise<Record<string, Result[]>> {
   const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), "xeno-live-a-")), fs.mkdtempSync(path.join(os.tmpdir(), "xeno-live-b-"))];
@@ -89,10 +94,11 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
         const res: Result = {
           rounds: rounds.length, precopyPages: rounds.reduce((a, b) => a + b, 0),
           finalPages: Number(/stop-and-copy: (\d+) pages/.exec(r.err)?.[1] ?? NaN),
-          downtime: Number(/downtime (\d+) ms/.exec(r.err)?.[1] ?? NaN), total: r.ms,
+          downtime: Number(/migration target: downtime \d+ ms \([^)]*?, ([\d.]+)\)/.exec(r.err)?.[1] ?? NaN),
+          reportRead: Number(/paused → the target's report read: (\d+) ms/.exec(r.err)?.[1] ?? /migration sender: downtime (\d+) ms/.exec(r.err)?.[1] ?? NaN), total: r.ms,
         };
         out[mode]!.push(res);
-        process.stderr.write(`xeno ${mode} ${k + 1}/${runs}: ${JSON.stringify(res)}\n${r.err.split("\n").filter((l) => /round|stop-and-copy|downtime/.test(l)).map((l) => `    ${l}\n`).join("")}`);
+        process.stderr.write(`xeno ${mode} ${k + 1}/${runs}: ${JSON.stringify(res)}\n${r.err.split("\n").filter((l) => /round|stop-and-copy|downtime|report read/.test(l)).map((l) => `    ${l}\n`).join("")}`);
         at = to;
         con = await console_(dirs[at]!, domid);
         con.type("echo ALIVE-$((6*7))\n");
@@ -175,7 +181,7 @@ async function qemuOnce(img: { kernel: string; initrd: string }, mem: number, di
     ma.close(); mb.close();
     return {
       status, rounds: num(/dirty sync count: (\d+)/), precopyPages: NaN, finalPages: NaN,
-      downtime: num(/downtime: (\d+) ms/), total: num(/total time: (\d+) ms/) || total, transferredKiB: num(/transferred ram: (\d+) kbytes/),
+      downtime: num(/downtime: (\d+) ms/), reportRead: NaN, total: num(/total time: (\d+) ms/) || total, transferredKiB: num(/transferred ram: (\d+) kbytes/),
     };
   } finally {
     a.kill("SIGKILL");
@@ -187,7 +193,8 @@ async function main(): Promise<void> {
   const runs = arg("--runs", 3), mem = arg("--memory", 256);
   const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const x = await xenoSide(img, mem, runs);
-  const row = (r: Result[]): string => `downtime ${median(r.map((v) => v.downtime)).toFixed(0)} ms (runs ${r.map((v) => v.downtime).join(", ")}), ` +
+  const row = (r: Result[]): string => `downtime ${median(r.map((v) => v.downtime)).toFixed(1)} ms (runs ${r.map((v) => v.downtime).join(", ")}), ` +
+    `pause → report read ${median(r.map((v) => v.reportRead)).toFixed(0)} ms (runs ${r.map((v) => v.reportRead).join(", ")}), ` +
     `total ${median(r.map((v) => v.total)).toFixed(0)} ms, rounds ${r.map((v) => v.rounds).join("/")}, pages paused ${r.map((v) => v.finalPages).join("/")}`;
   console.log(`live migration of a ${mem} MiB guest (1 vCPU), median of ${runs}:`);
   console.log(`  xeno idle:     ${row(x.idle!)}`);

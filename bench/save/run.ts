@@ -4,7 +4,7 @@
  * QEMU TCG beside it (`stop; migrate "exec:cat > FILE"` on the HMP monitor, then a new QEMU with
  * `-incoming "exec:cat FILE"` until `info status` says running).
  *
- *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC]
+ *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu]
  *
  * Xeno's restore time is the `restore` request's (file read and checked, domain built, running); QEMU's is from
  * its spawn to "running" (process start included: QEMU cannot load a stream into a running process). Timings
@@ -58,7 +58,10 @@ function collect(s: Socket | NodeJS.ReadableStream): { text: () => string; until
 }
 
 async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, runs: number, idle: number, dir: string) {
-  const hv = spawn(process.execPath, [path.join(root, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(mem * 2)], { stdio: ["ignore", "ignore", "pipe"] });
+  // The hypervisor's log goes to a file (a pipe nobody reads would fill and stall it); $XENO_BENCH_LOG keeps a copy.
+  const logFd = fs.openSync(path.join(dir, "hv.log"), "w");
+  const hv = spawn(process.execPath, [path.join(root, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(mem * 2)], { stdio: ["ignore", "ignore", logFd] });
+  fs.closeSync(logFd);
   try {
     const sock = path.join(dir, "hv.sock");
     for (let i = 0; i < 100 && !fs.existsSync(sock); i++) await sleep(100);
@@ -71,22 +74,25 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
     await collect(con).until(new RegExp(GUEST_READY_MARKER), 900_000, "xeno guest ready");
     con.destroy();
     await sleep(idle * 1000);
-    const out: { save: number; restore: number; bytes: number }[] = [];
+    const out: { save: number; restore: number; bytes: number; timing: Record<string, number> }[] = [];
     const file = path.join(dir, "bench.xeno");
     for (let k = 0; k < runs; k++) {
       let t = performance.now();
       const s = await call("save", { domid, path: file }) as { bytes: number };
       const save = performance.now() - t;
       t = performance.now();
-      await call("restore", { path: file });
-      out.push({ save, restore: performance.now() - t, bytes: s.bytes });
-      process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms, ${s.bytes} bytes\n`);
+      const r = await call("restore", { path: file }) as { timing: Record<string, number> };
+      out.push({ save, restore: performance.now() - t, bytes: s.bytes, timing: r.timing });
+      const tm = r.timing, f = (x: number | undefined): string => (x ?? NaN).toFixed(1);
+      process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
+        `(read and checked ${f(tm.readMs)}, store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}), ${s.bytes} bytes\n`);
       await sleep(idle * 1000);
     }
     return out;
   } finally {
     hv.kill("SIGTERM");
     await new Promise((r) => hv.once("exit", r));
+    if (process.env.XENO_BENCH_LOG) fs.copyFileSync(path.join(dir, "hv.log"), process.env.XENO_BENCH_LOG);
   }
 }
 
@@ -156,12 +162,12 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-save-"));
   try {
     const x = await xenoRounds(img, mem, runs, idle, dir);
-    const q = await qemuRounds(img, mem, runs, idle, dir);
-    const row = (name: string, r: typeof x): string => `  ${name}: save ${median(r.map((v) => v.save)).toFixed(0)} ms, ` +
+    const q = process.argv.includes("--no-qemu") ? null : await qemuRounds(img, mem, runs, idle, dir);
+    const row = (name: string, r: { save: number; restore: number; bytes: number }[]): string => `  ${name}: save ${median(r.map((v) => v.save)).toFixed(0)} ms, ` +
       `restore ${median(r.map((v) => v.restore)).toFixed(0)} ms, file ${(median(r.map((v) => v.bytes)) / 2 ** 20).toFixed(1)} MiB`;
     console.log(`save/restore of an idle ${mem} MiB guest (${img.kernelVersion}, 1 vCPU), median of ${runs}:`);
     console.log(row("xeno (hypervisor save/restore)", x));
-    console.log(row("qemu TCG (migrate exec:cat / -incoming, restore incl. process start)", q));
+    if (q !== null) console.log(row("qemu TCG (migrate exec:cat / -incoming, restore incl. process start)", q));
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

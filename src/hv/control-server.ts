@@ -169,10 +169,10 @@ export class ControlServer {
       case "list": return hv.list();
       case "info": return hv.info();
       case "pause": return hv.pause(r.domid);
-      case "unpause": return hv.unpause(r.domid);
+      case "unpause": return r.report === true ? hv.unpause(r.domid, { report: true, name: r.name }) : hv.unpause(r.domid);
       case "shutdown": return hv.shutdown(r.domid, r.reason);
       case "destroy": return hv.destroy(r.domid);
-      case "save": return hv.save(r.domid, r.path, { checkpoint: r.checkpoint === true, paused: r.paused === true });
+      case "save": return hv.save(r.domid, r.path, { checkpoint: r.checkpoint === true, paused: r.paused === true, suspend: r.suspend === true });
       case "migrate-send": return hv.migrateSend(r.domid, r.socket, { live: r.live, maxRounds: r.maxRounds, minDirty: r.minDirty });
       case "restore": return hv.restore(r.path, { paused: r.paused === true, name: r.name, spec: r.spec, stream: r.stream === true });
       case "rename": return hv.rename(r.domid, r.name);

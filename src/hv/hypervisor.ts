@@ -38,8 +38,10 @@ import { boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
-import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, ShutdownReason, ToolstackData } from "./protocol.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
+
+export interface RestoreResult { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo }
 
 export class HvError extends Error {
   constructor(readonly code: ErrorCode, message: string) { super(message); this.name = "HvError"; }
@@ -84,6 +86,15 @@ interface Domain {
   balanceCpu?: number;
   movedAt?: number;
 }
+
+/**
+ * How long a save with the suspend protocol waits for the guest to suspend itself (its processes frozen, its
+ * devices quiesced: seconds on the interpreter). libxl waits 60 s for the acknowledgement and the suspend.
+ */
+const SUSPEND_WAIT_MS = 60_000;
+
+/** How long an unpause with `report` waits for the domain's first slice before answering ESTATE. */
+const REPORT_WAIT_MS = 30_000;
 
 /** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
 const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
@@ -403,7 +414,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * busy) it runs on and the save is tried again, for up to SAVE_TRIES × SAVE_RETRY_MS. On a failed write the
    * partial file is removed and the domain runs on as before.
    */
-  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+  async save(domid: number, path: string, o: { checkpoint?: boolean; paused?: boolean; suspend?: boolean } = {}): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to save`);
     if (d.spec.firmware !== undefined) throw new HvError("ESTATE", `domain ${domid} is an HVM domain (firmware boot), which cannot be saved yet (docs/hvm.md)`);
@@ -411,9 +422,41 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved already`);
     d.saving = true;
     try {
-      return await this.saveTo(d, path, o);
+      let suspendedBy: number | undefined;
+      if (o.suspend === true) suspendedBy = await this.suspendGuest(d);
+      return await this.saveTo(d, path, { ...o, suspendedBy });
     } finally {
       d.saving = false;
+    }
+  }
+
+  /**
+   * Xen's suspend protocol (libxl__domain_suspend; the guest's side is Linux's drivers/xen/manage.c): writes
+   * control/shutdown = "suspend"; the guest acknowledges (writes ""), freezes its processes and devices and
+   * calls SCHEDOP_shutdown(SHUTDOWN_suspend), which the worker takes (the domain stops there, paused). Returns
+   * the vCPU that called it. Refused for a guest that does not offer it (control/feature-suspend) or is
+   * paused (it could not answer); a guest that has not suspended within SUSPEND_WAIT_MS is left running and
+   * the request withdrawn (a suspend it makes later is cancelled: the call returns 1).
+   */
+  private async suspendGuest(d: Domain): Promise<number> {
+    const domid = d.domid, ctl = `/local/domain/${domid}/control`;
+    if (!d.spec.xen) throw new HvError("EINVAL", `domain ${domid} has no Xen platform (xen_platform=0): no suspend protocol`);
+    if (this.readStore(`${ctl}/feature-suspend`) !== "1") {
+      throw new HvError("ESTATE", `domain ${domid} does not offer the suspend protocol (${ctl}/feature-suspend is not 1: its kernel has no ` +
+        "CONFIG_HIBERNATE_CALLBACKS or it has not finished booting); save it without --suspend");
+    }
+    if (d.runner.paused) throw new HvError("ESTATE", `domain ${domid} is paused: it cannot answer a suspend request; unpause it or save without --suspend`);
+    const t0 = performance.now();
+    try {
+      const vcpu = await d.runner.suspend(() => this.write(`${ctl}/shutdown`, "suspend"), SUSPEND_WAIT_MS);
+      this.log(`d${domid}: suspended itself (SHUTDOWN_suspend from vCPU ${vcpu}, ${(performance.now() - t0).toFixed(0)} ms after the request)`);
+      this.emitDomain(d, "paused");
+      return vcpu;
+    } catch (e) {
+      const acked = this.readStore(`${ctl}/shutdown`) === "";
+      try { this.write(`${ctl}/shutdown`, ""); } catch { /* gone */ }
+      throw new HvError("ESTATE", `domain ${domid}: ${(e as Error).message} (control/shutdown "suspend" ${acked ? "acknowledged" : "not acknowledged"}); ` +
+        "it runs on; try again, or save without --suspend");
     }
   }
 
@@ -421,34 +464,51 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * Saves the domain between slices and leaves it paused (its worker's `save`), trying again while it cannot
    * be saved now (SAVE_TRIES × SAVE_RETRY_MS). `pausedAt`: the wall time (ms) the successful attempt was asked.
    */
-  private async saveBetweenSlices(d: Domain): Promise<{ run: SavedRun; pausedAt: number }> {
+  private async saveBetweenSlices(d: Domain, o: { dirtyFinal?: boolean } = {}): Promise<{ run: SavedRun; pausedAt: number }> {
     const domid = d.domid;
     let why = "";
+    let dirtyCarry: Int32Array | null = null;
     for (let attempt = 0; attempt < SAVE_TRIES; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, SAVE_RETRY_MS));
       if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} stopped during the save`);
-      const pausedAt = Date.now();
+      const pausedAt = performance.timeOrigin + performance.now(); // wall ms with µs: comparable across processes of a host
       try {
-        const r = await d.runner.save();
-        if (typeof r.guest === "string") { d.runner.finishSave(true, r.paused); why = r.guest; continue; }
+        const r = await d.runner.save(o);
+        if (typeof r.guest === "string") {
+          // Resumed to try again: a live migration's log was stopped with the save's last round; it starts again
+          // (the pages of that round were written while it ran: they are sent with the final round).
+          if (r.dirty !== undefined) { dirtyCarry = dirtyCarry === null ? r.dirty : unionPages(dirtyCarry, r.dirty); await d.runner.dirty("start"); }
+          d.runner.finishSave(true, r.paused); why = r.guest; continue;
+        }
+        if (dirtyCarry !== null && r.dirty !== undefined) r.dirty = unionPages(dirtyCarry, r.dirty);
         return { run: r, pausedAt };
       } catch (e) { why = (e as Error).message; }
     }
     throw new HvError("ESTATE", `domain ${domid} could not be saved within ${SAVE_TRIES * SAVE_RETRY_MS / 1000} s: ${why}; try again`);
   }
 
-  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
+  private async saveTo(d: Domain, path: string, o: { checkpoint?: boolean; paused?: boolean; suspendedBy?: number }): Promise<{ bytes: number; pages: number; zeroPages: number; ms: number }> {
     const domid = d.domid;
     const t0 = performance.now();
-    const { run } = await this.saveBetweenSlices(d);
+    let run: SavedRun;
+    try {
+      ({ run } = await this.saveBetweenSlices(d));
+    } catch (e) {
+      if (o.suspendedBy !== undefined) { d.runner.cancelSuspend(); d.runner.unpause(); this.emitDomain(d, "running"); }
+      throw e;
+    }
+    // A suspended guest was running when asked: "paused" in the run is the suspend's, not the user's.
+    if (o.suspendedBy !== undefined) run = { ...run, paused: false };
     const guest = run.guest as SavedGuestLink;
     const spec: DomainSpec = { ...d.spec, name: d.name };
     delete spec.paused;
-    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest } };
+    const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest },
+      ...(o.suspendedBy !== undefined ? { suspended: { vcpu: o.suspendedBy } } : {}) };
     let bytes: number, zeroPages: number;
     try {
       ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
     } catch (e) {
+      if (o.suspendedBy !== undefined) d.runner.cancelSuspend();
       d.runner.finishSave(true, run.paused);
       const why = e instanceof HostFileError ? e.message : `${path}: ${(e as Error).message}`; // the former names the path
       throw new HvError("EIO", `cannot write ${why} (domain ${domid} is as it was)`);
@@ -458,6 +518,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.log(`d${domid}: saved to ${path} (${bytes} bytes, ${pages - zeroPages} of ${pages} pages with data, ${ms.toFixed(0)} ms)`);
     if (o.checkpoint === true || o.paused === true) {
       const stayPaused = o.paused === true || run.paused;
+      // The guest goes on here: its suspend was cancelled (SHUTDOWN_suspend returns 1: same back-ends).
+      if (o.suspendedBy !== undefined) d.runner.cancelSuspend();
       d.runner.finishSave(true, stayPaused);
       this.emitDomain(d, stayPaused ? "paused" : "running");
     } else {
@@ -509,27 +571,38 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       // guest's frames (src/net/handover.ts), so none reaches this copy after its snapshot and is lost.
       await this.holdVifs(d);
       const tPause = performance.now();
-      const saved0 = await this.saveBetweenSlices(d);
+      // The worker's last dirty round comes with the saved state (dirtyFinal): one message in the downtime.
+      const saved0 = await this.saveBetweenSlices(d, { dirtyFinal: logging });
       run = saved0.run;
+      const tSaved = performance.now();
       const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - boardTailBytes(spec.vcpus));
       const ramPages = ram.length >>> 12;
       let last: PageList;
-      if (logging) { last = unionPages(left, await d.runner.dirty("round", true)); logging = false; }
-      else last = { length: ramPages, at: (i) => i };
-      const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot,
+      if (logging) {
+        if (run.dirty === undefined) throw new Error("the worker saved the domain without its last dirty round");
+        last = unionPages(left, run.dirty);
+        logging = false;
+      } else last = { length: ramPages, at: (i) => i };
+      const tDirty = performance.now();
+      // pausedAt: the receiver reports the downtime from it to its first guest instruction (same host: same clock).
+      const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, pausedAt: saved0.pausedAt,
         store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest: run.guest as SavedGuestLink } };
       await w.domain(saved, ramPages, spec.vcpus);
+      const tState = performance.now();
       await w.pages(ram, last);
+      const tPages = performance.now();
       await w.end();
       await out.end();
-      const stopCopyMs = performance.now() - tPause;
+      const tEnd = performance.now();
+      const stopCopyMs = tEnd - tPause;
+      const stopCopy = { saveMs: tSaved - tPause, dirtyMs: tDirty - tSaved, stateMs: tState - tDirty, pagesMs: tPages - tState, endMs: tEnd - tPages };
       d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
       this.emitDomain(d, "paused");
       const ms = performance.now() - t0;
       this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
         `stop-and-copy ${stopCopyMs.toFixed(0)} ms, total ${ms.toFixed(0)} ms)${whyNotLive !== undefined ? `; not live: ${whyNotLive}` : ""}`);
       return { bytes: w.bytes, live: rounds.length > 0, ...(whyNotLive !== undefined ? { whyNotLive } : {}), rounds,
-        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, ms };
+        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms };
     } catch (e) {
       out?.destroy();
       if (logging) await d.runner.dirty("stop").catch(() => undefined);
@@ -546,11 +619,23 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<{ domid: number; bytes: number; ms: number }> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<RestoreResult> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
     const t0 = performance.now();
+    // The worker thread the domain will run in starts now, while the file or stream is read (a new thread is a
+    // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
+    // than the downtime); build() places the domain there. Ended again if the restore fails before that.
+    const early = this.placeThread();
+    try {
+      return await this.restoreIn(path, o, t0);
+    } finally {
+      await this.threadLeft(early); // closes it only if no domain went there
+    }
+  }
+
+  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
     const configPages = (cfg: Record<string, unknown>): number => {
@@ -571,9 +656,6 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
-        // The worker thread the domain will run in starts now, during pre-copy, not during the downtime (a
-        // thread is a V8 isolate loading the emulator: hundreds of ms); build() places the domain there.
-        this.placeThread();
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
         f = await readSaveStream(conn.source, configPages, progress);
       } else f = await readSaveFile(path, configPages, progress);
@@ -589,6 +671,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
     }
+    const tRead = performance.now();
     const { saved } = f;
     const domid = saved.domid;
     const savedSpec = f.config as unknown as DomainSpec;
@@ -626,6 +709,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (spec.xen) {
       try {
         loadStore(this.store, saved.store, domid, uuid);
+        if (saved.suspended !== undefined) {
+          // A guest that suspended itself resumes as in a new domain: its devices are created afresh (the worker
+          // writes their front-end and back-end directories), as libxl creates them for a new domain.
+          const rm = (p: string): void => { try { this.store.rm(this.dom0, null, p); } catch { /* absent */ } };
+          for (const [type, devids] of [["vbd", spec.disks.map((x) => x.devid)], ["vif", spec.vifs.map((x) => x.devid)]] as const) {
+            for (const devid of devids) { rm(`/local/domain/0/backend/${type}/${domid}/${devid}`); rm(`/local/domain/${domid}/device/${type}/${devid}`); }
+          }
+        }
         const num = (k: string): number => {
           const p = `/local/domain/${domid}/store/${k}`;
           let v = NaN;
@@ -640,22 +731,37 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         throw new HvError("EFORMAT", `${path}: ${(e as Error).message}`);
       }
     }
+    const tBuild = performance.now();
     try {
-      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest: saved.store.guest }, claimed: frames });
+      // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
+      // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
+      const newDomain = saved.suspended !== undefined;
+      const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
+      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames });
     } catch (e) {
       // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
       throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
     }
-    const ms = performance.now() - t0;
-    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms)`);
+    const tBuilt = performance.now();
+    const ms = tBuilt - t0;
     const d = this.domains.get(domid);
+    const rt = d?.runner.restoreTiming ?? null;
+    const wall = (t: number): number => performance.timeOrigin + t;
+    const timing: RestoreTimingInfo = {
+      readMs: tRead - t0, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
+      threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
+      readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
+    };
+    this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
+      `read and checked ${timing.readMs.toFixed(1)}, store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)}))`);
     if (d !== undefined) {
       // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
       // been restored paused while its source, still on the old port, was destroyed).
       this.announceVifs(d);
       d.announce = d.runner.paused;
     }
-    return { domid, bytes: f.bytes, ms };
+    return { domid, bytes: f.bytes, ms, timing };
   }
 
   pause(domid: number): void {
@@ -667,15 +773,45 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "paused");
   }
 
-  unpause(domid: number): void {
+  /**
+   * xl unpause (`name`: rename it first). With `report` the answer waits for the domain's next slice and gives its start (wall ms since
+   * the epoch: xeno migrate-receive's "running at the target" is the first guest instruction, not the request).
+   */
+  unpause(domid: number): null;
+  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number }>;
+  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number }> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
-    if (!d.runner.paused) return;
-    d.runner.unpause();
+    if (!d.runner.paused) {
+      if (o.report === true) throw new HvError("ESTATE", `domain ${domid} is not paused: nothing to report`);
+      return null;
+    }
+    // `name`: renamed first, in the same request (xeno migrate-receive: NAME--incoming becomes NAME and runs);
+    // a refused name leaves it paused.
+    if (o.name !== undefined) this.rename(domid, o.name);
+    let ran: Promise<{ runningAt: number }> | null = null;
+    if (o.report === true) {
+      // Bounded: a report that cannot come (the domain moved to another thread before its slice) must not
+      // hold the request for ever; the domain runs regardless.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
+      });
+      ran = Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
+        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); }), late])
+        .finally(() => clearTimeout(timer));
+    } else d.runner.unpause();
     this.releaseVifs(d); // resumed after a migration that failed past its hold
+    // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
+    // not on the path to its first instruction).
+    // It wants its pCPU now (Xen's vcpu_wake on unpause): the scheduler's tick grants the permit at once rather
+    // than after the worker asked for it (sched-wake). An idle guest gives it back after its first slice.
+    Atomics.store(d.schedCtl, wantAt(0), 1);
+    this.schedKick();
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
+    return ran;
   }
 
   /** Before a migration's final pause: each vif's bridge holds the frames for its MAC (src/net/handover.ts) and

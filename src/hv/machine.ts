@@ -8,7 +8,7 @@ import { Board, MachineError, type BoardPlatform, type MachineState } from "../m
 import { formatLogLine } from "../common/log.js";
 import { RAM_BASE } from "../machine/layout.js";
 import type { Cpu } from "../cpu/arm64/cpu.js";
-import { STOP_WFI } from "../cpu/arm64/cpu.js";
+import { STOP_HALT, STOP_WFI } from "../cpu/arm64/cpu.js";
 import { XenDomain } from "../xen/domain.js";
 import { XEN_HYPERCALL_TAG, GUEST_EVTCHN_PPI } from "../xen/abi.js";
 import { hypervisorDtNode, XEN_AREA_BYTES, xenAreaLayout } from "../xen/layout.js";
@@ -92,7 +92,16 @@ export interface MachineOptions {
    * disks and vifs in order). Its frames are still claimed (a domain moving between threads keeps its claim).
    * A state that does not fit is refused with MachineError MACHINE_STATE, and nothing is left running.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory };
+  from?: {
+    snapshot: DomainSnapshot; memory: WebAssembly.Memory;
+    /**
+     * The guest suspended itself (Xen's suspend protocol, SHUTDOWN_suspend taken) before the save and resumes
+     * now as in a new domain (the hypercall returns 0): its event channels are closed but the store's and
+     * console's (which the toolstack sets up again for a new domain: the same ports), and its disks and vifs
+     * get new back-ends in XenbusState InitWait, which its front-ends reconnect to (restoreXenPv newDomain).
+     */
+    newDomain?: boolean;
+  };
   /** The domain's clock (default: a new DomainClock, reading 0 now); bench/overcommit gives one on a warped host clock. */
   clock?: DomainClock;
   /**
@@ -164,7 +173,7 @@ export class Machine {
         if (snap === null) this.xenPv = attachXenPv(xen, pvOpts);
         else {
           stateOrMachineError(() => xen.account.restore(snap.p2m!));
-          this.xenPv = stateOrMachineError(() => restoreXenPv(xen, snap.xen!, pvOpts, snap.pv!));
+          this.xenPv = stateOrMachineError(() => restoreXenPv(xen, snap.xen!, pvOpts, snap.pv!, from!.newDomain === true));
         }
       } catch (e) {
         if (snap === null) this.dispose(); else this.release();
@@ -288,6 +297,41 @@ export class Machine {
 
   get dirtyLogging(): boolean { return this.dirty !== null; }
 
+  // ------------------------------------------------------------------------------------- Xen's suspend protocol
+  /** The toolstack asked the guest to suspend (armSuspend): its SHUTDOWN_suspend is taken, not cancelled. */
+  private suspendArmed = false;
+  /** The vCPU whose SCHEDOP_shutdown(SHUTDOWN_suspend) was taken (it returned 0 and the slice ended), or null. */
+  suspendedBy: number | null = null;
+
+  /**
+   * A suspend asked of the guest (control/shutdown = "suspend") is pending: its next SHUTDOWN_suspend is taken
+   * (suspendedBy set, the vCPU stopped after the call; the worker pauses the domain). Off: the call answers 1
+   * (cancelled), as it does for a guest that suspends unasked.
+   */
+  armSuspend(on: boolean): void { this.suspendArmed = on; }
+
+  /**
+   * The suspended guest goes on in this same domain (a checkpoint, or a save that failed): its hypercall returns
+   * 1, "cancelled" — Linux then thaws its devices on the same back-ends (xs_suspend_cancel, PMSG_THAW), as
+   * xc_domain_resume's fast path makes it on Xen (modify_returncode).
+   */
+  cancelSuspend(): void {
+    const k = this.suspendedBy;
+    if (k === null) return;
+    const r = this.board.vcpus[k]!.cpu.r; // x0 as (lo, hi); the vCPU is stopped after its hvc
+    r[0] = 1; r[1] = 0;
+    this.suspendedBy = null;
+  }
+
+  private takeSuspend(k: number): number {
+    // Linux suspends from CPU 0 (stop_machine on cpumask_of(0)), which stays in this thread.
+    if (!this.suspendArmed || this.board.vcpus[k]?.remote !== false) return 1;
+    this.suspendArmed = false;
+    this.suspendedBy = k;
+    this.board.vcpus[k]!.cpu.stop = STOP_HALT; // ends its slice at the call; the worker pauses the domain
+    return 0;
+  }
+
   /** After save(): lets the vCPUs on other threads run again (the domain goes on here). */
   resumeVcpus(): void { this.board.unparkRemotes(); }
 
@@ -399,6 +443,7 @@ export class Machine {
           else board.stop("crashed", `SCHEDOP_shutdown reason ${reason}`);
         },
         block: (k) => { const t = board.vcpus[k]; if (t) t.cpu.stop = STOP_WFI; },
+        suspend: (k) => this.takeSuspend(k),
         yield: () => { this.xenPv?.console?.poll(); }, // hvc_xen yields while its output ring is full
       },
     });

@@ -167,16 +167,21 @@ export type Request =
   | { id: number; op: "list" }
   | { id: number; op: "info" }
   | { id: number; op: "pause"; domid: number }
-  | { id: number; op: "unpause"; domid: number }
+  /**
+   * `report`: answered when the domain's next slice starts, with that time (wall ms since the epoch); with it
+   * `name` renames the domain first (xeno migrate-receive: its NAME--incoming copy becomes NAME and runs).
+   */
+  | { id: number; op: "unpause"; domid: number; report?: boolean; name?: string }
   /** Asks the guest to shut down (control/shutdown, as xl shutdown/reboot do); the guest decides. */
   | { id: number; op: "shutdown"; domid: number; reason: "poweroff" | "reboot" | "halt" | "suspend" }
   | { id: number; op: "destroy"; domid: number }
   /**
    * xl save: the domain's state and memory to `path` (absolute; the hypervisor writes it). `checkpoint` (-c):
    * the domain runs on after the save; `paused` (-p): it stays paused after the save; neither: destroyed after
-   * a successful save. Progress events go to subscribers.
+   * a successful save. Progress events go to subscribers. `suspend`: Xen's suspend protocol first (the guest
+   * is asked through control/shutdown, suspends itself and resumes from the file as in a new domain).
    */
-  | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean }
+  | { id: number; op: "save"; domid: number; path: string; checkpoint?: boolean; paused?: boolean; suspend?: boolean }
   /**
    * xl restore: a domain from the save file at `path`, under its saved name or `name`; `paused` (-p): not
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
@@ -228,8 +233,8 @@ export interface ResultMap {
   info: HostInfo;
   save: { bytes: number; pages: number; zeroPages: number; ms: number };
   "migrate-send": MigrateSendResult;
-  restore: { domid: number; bytes: number; ms: number };
-  pause: null; unpause: null; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
+  restore: { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo };
+  pause: null; unpause: null | { runningAt: number }; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
   dmesg: string[];
   "sched-credit": { weight: number; cap: number; affinity: number[] | null };
@@ -265,6 +270,25 @@ export type Event =
   /** A save or restore in progress: pages of the domain's RAM done so far, and bytes of the file. */
   | { event: "progress"; op: "save" | "restore"; domid: number; path: string; pages: number; totalPages: number; bytes: number };
 
+/** Where a restore's time went (Hypervisor.restore; xeno restore -v and migrate-receive print it), ms. */
+export interface RestoreTimingInfo {
+  /** The file or stream read and checked (for a stream: until its end came, pre-copy included). */
+  readMs: number;
+  /** Config and state checks, frames claimed, XenStore nodes written, the domain introduced. */
+  storeMs: number;
+  /** The worker built the Machine from the state and answered (threadMs + machineMs + the answer's trip). */
+  buildMs: number;
+  /** From the build's start to the worker beginning it (a thread started, or its loop turning). */
+  threadMs: number;
+  /** The Machine restored from the snapshot in the worker. */
+  machineMs: number;
+  /** Wall times (ms since the epoch, µs precision): the stream's end read, the domain built. */
+  readAt: number;
+  builtAt: number;
+  /** A migration's: when the source asked its domain to pause (the source host's wall clock). */
+  pausedAt?: number;
+}
+
 /** What a migration's sending side did (Hypervisor.migrateSend). */
 export interface MigrateSendResult {
   bytes: number;
@@ -280,5 +304,8 @@ export interface MigrateSendResult {
   /** Wall time (ms since the epoch, this host's clock) the domain was asked to pause for the stop-and-copy. */
   pausedAt: number;
   stopCopyMs: number;
+  /** The stop-and-copy's parts, ms: the worker saved and paused the domain, the last dirty pages taken, the
+   * state encoded and written, the pages written, the stream's end written and taken by the client. */
+  stopCopy: { saveMs: number; dirtyMs: number; stateMs: number; pagesMs: number; endMs: number };
   ms: number;
 }

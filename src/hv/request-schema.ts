@@ -88,9 +88,10 @@ const ops: Record<string, z.ZodTypeAny> = {
   info: z.object({}).passthrough(),
   subscribe: z.object({}).passthrough(),
   pause: z.object(withDomid).passthrough(),
-  unpause: z.object(withDomid).passthrough(),
+  unpause: z.object({ ...withDomid, report: z.boolean().optional(),
+    name: z.string({ invalid_type_error: "expected the new name (a string)" }).optional() }).passthrough(),
   destroy: z.object(withDomid).passthrough(),
-  save: z.object({ ...withDomid, path: savePath, checkpoint: z.boolean().optional(), paused: z.boolean().optional() }).passthrough(),
+  save: z.object({ ...withDomid, path: savePath, checkpoint: z.boolean().optional(), paused: z.boolean().optional(), suspend: z.boolean().optional() }).passthrough(),
   "migrate-send": z.object({
     ...withDomid, socket: z.string({ invalid_type_error: "expected the stream socket's path (a string)", required_error: "expected the stream socket's path" }).min(1),
     live: z.boolean().optional(), maxRounds: int("a round count (an integer)").optional(), minDirty: int("a page count (an integer)").optional(),

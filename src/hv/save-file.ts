@@ -16,6 +16,18 @@ export interface SavedDomain {
   domid: number;
   snapshot: DomainSnapshot;
   store: SavedStore;
+  /**
+   * A live migration's: the wall time (ms since the epoch) the source asked its domain to pause, so the
+   * receiver can report the downtime to its first guest instruction (meaningful when both hosts' clocks agree:
+   * the same machine, or synchronised ones). Absent in save files.
+   */
+  pausedAt?: number;
+  /**
+   * The guest suspended itself (Xen's suspend protocol: `xeno save --suspend`) from vCPU `vcpu`, whose
+   * SHUTDOWN_suspend returns 0 when restored: it resumes as in a new domain, reconnecting its front-ends.
+   * Absent: a transparent save (the guest does not know it was saved).
+   */
+  suspended?: { vcpu: number };
 }
 
 
@@ -97,6 +109,10 @@ export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<
     const uuid = r.config.uuid;
     if (typeof uuid !== "string") throw new Error("the saved config has no uuid");
     checkSavedStore(s.store, s.domid, uuid);
+    if (s.suspended !== undefined) {
+      const v = (s.suspended as { vcpu?: unknown } | null)?.vcpu;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= r.vcpus) throw new Error(`the saved suspend names vCPU ${String(v)}: want 0..${r.vcpus - 1}`);
+    }
     return { config: r.config, saved: s as SavedDomain, memory: memory!, dataPages: r.dataPages, zeroPages: r.zeroPages, bytes: r.bytes };
   }
 }

@@ -162,26 +162,32 @@ export class SaveStreamWriter {
    */
   async pages(ram: Uint8Array, list: PageList, progress?: (sent: number) => void): Promise<void> {
     const pfns = this.pfns;
-    const data: Uint8Array[] = [];
+    const data: number[] = [];
+    const u32 = (ram.byteOffset & 3) === 0 ? new Uint32Array(ram.buffer, ram.byteOffset, ram.length >>> 2) : null;
     for (let first = 0; first < list.length; first += MAX_BATCH) {
       const n = Math.min(MAX_BATCH, list.length - first);
       data.length = 0;
       for (let i = 0; i < n; i++) {
         const pfn = list.at(first + i);
         if (pfn === undefined || pfn < 0 || (pfn + 1) * PAGE_SIZE > ram.length) throw new RangeError(`page ${String(pfn)} outside the RAM view`);
-        const page = ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE);
-        const zero = isZero(page);
+        const zero = isZero(ram, u32, pfn * PAGE_SIZE);
         pfns.writeUInt32LE(pfn, 8 * i);
         pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
-        if (!zero) data.push(page); else this.zeroPages++;
+        if (!zero) data.push(pfn); else this.zeroPages++;
       }
-      const body = Buffer.alloc(8 + 8 * n + PAGE_SIZE * data.length);
-      body.writeUInt32LE(n, 0);
-      pfns.copy(body, 8, 0, 8 * n);
-      let o = 8 + 8 * n;
-      for (const p of data) { body.set(p, o); o += PAGE_SIZE; }
+      // The record built in one buffer (header, count, pfns, pages: a multiple of 8 bytes, so no padding), each
+      // page copied once, as it is now (one written meanwhile is sent again by a live migration's next round).
+      const len = 8 + 8 * n + PAGE_SIZE * data.length;
+      const rec = Buffer.allocUnsafe(8 + len); // every byte written below
+      rec.writeUInt32LE(LIBXC_REC_PAGE_DATA, 0);
+      rec.writeUInt32LE(len, 4);
+      rec.writeUInt32LE(n, 8);
+      rec.writeUInt32LE(0, 12);
+      pfns.copy(rec, 16, 0, 8 * n);
+      let o = 16 + 8 * n;
+      for (const pfn of data) { rec.set(ram.subarray(pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE), o); o += PAGE_SIZE; }
       this.dataPages += data.length;
-      await this.out(record(LIBXC_REC_PAGE_DATA, body));
+      await this.out(rec);
       progress?.(first + n);
     }
   }
@@ -195,10 +201,18 @@ export class SaveStreamWriter {
   }
 }
 
-function isZero(page: Uint8Array): boolean {
-  // Pages start 4 KiB-aligned in the domain memory: read them as 32-bit words.
-  const u = new Uint32Array(page.buffer, page.byteOffset, page.length >>> 2);
-  for (let i = 0; i < u.length; i++) if (u[i] !== 0) return false;
+/** Whether the page at byte `at` of `ram` is all zero, read in place (`u32`: a word view of the same RAM, or null). */
+function isZero(ram: Uint8Array, u32: Uint32Array<ArrayBufferLike> | null, at: number): boolean {
+  const end = at + PAGE_SIZE;
+  if (u32 !== null) {
+    // Pages start 4 KiB-aligned in the domain memory: 32-bit words, eight ORed per test (most pages of an idle
+    // guest are zero and are read whole).
+    for (let i = at >>> 2, e = end >>> 2; i < e; i += 8) {
+      if ((u32[i]! | u32[i + 1]! | u32[i + 2]! | u32[i + 3]! | u32[i + 4]! | u32[i + 5]! | u32[i + 6]! | u32[i + 7]!) !== 0) return false;
+    }
+    return true;
+  }
+  for (let i = at; i < end; i++) if (ram[i] !== 0) return false;
   return true;
 }
 
@@ -218,16 +232,32 @@ function record(type: number, body: Uint8Array | null): Buffer {
 /** Where the reader gets bytes: `read(n)` gives up to n bytes (fewer only at the end; empty at the end). */
 export interface ByteSource { read(n: number): Promise<Uint8Array> }
 
-/** A file as a ByteSource (reads ahead in 1 MiB chunks). */
+/** The most copyStream hands its sink at once. */
+const FORWARD_PIECE = 1 << 20;
+
+/** How much fileSource reads at a time. */
+const FILE_CHUNK = 8 << 20;
+
+/**
+ * A file as a ByteSource: reads FILE_CHUNK bytes at a time into a new buffer (what was left of the last one
+ * moved to its start) and gives views of it, so a record inside a chunk is not copied again. A view stays valid
+ * after later reads: a chunk is never reused.
+ */
 export function fileSource(fh: FileHandle): ByteSource {
   let buf = Buffer.alloc(0), pos = 0, eof = false;
   return {
     async read(n: number): Promise<Uint8Array> {
-      while (buf.length - pos < n && !eof) {
-        const chunk = Buffer.alloc(Math.max(1 << 20, n));
-        const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
-        if (bytesRead === 0) eof = true;
-        buf = Buffer.concat([buf.subarray(pos), chunk.subarray(0, bytesRead)]);
+      if (buf.length - pos < n && !eof) {
+        const left = buf.length - pos;
+        const next = Buffer.allocUnsafe(Math.max(FILE_CHUNK, n)); // only bytes read into it are handed out
+        buf.copy(next, 0, pos);
+        let have = left;
+        while (have < n && !eof) {
+          const { bytesRead } = await fh.read(next, have, next.length - have, null);
+          if (bytesRead === 0) eof = true;
+          have += bytesRead;
+        }
+        buf = next.subarray(0, have);
         pos = 0;
       }
       const take = Math.min(n, buf.length - pos);
@@ -345,6 +375,12 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
   if (dh.readUInt16LE(4) !== 12) throw new SaveFormatError("SAVE_HEADER", r.pos - 12, `page shift ${dh.readUInt16LE(4)}: Xeno's pages are 4 KiB (12)`);
 
   let ram: Uint8Array | null = null, state: unknown, ramPages = 0, vcpus = 0, dataPages = 0, zeroPages = 0;
+  /**
+   * Pages this stream wrote data into. The RAM view starts zeroed (ReadOptions.ram), so an all-zero page is
+   * written only when an earlier record of the stream (a live migration's round) gave it data: zero-filling
+   * every XALLOC page would touch — and make the host commit — memory the guest never used.
+   */
+  let written: Uint8Array | null = null;
   let domainRead = false;
   /** A live stream's pages before the domain record: RAM comes from the config's size and vCPUs. */
   let earlyVcpus = -1;
@@ -374,6 +410,7 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       if (ram === null) {
         try { ram = o.ram(config, ramPages, vcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
         if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+        written = new Uint8Array(ramPages);
       } else if (vcpus !== earlyVcpus) {
         throw new SaveFormatError("SAVE_MISMATCH", start + 16, `the domain record has ${vcpus} vCPUs, the config its pages came with ${earlyVcpus}`);
       }
@@ -389,6 +426,7 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       if (earlyVcpus < 1 || earlyVcpus > 8) throw new SaveFormatError("SAVE_CONFIG", start, `the config's vcpus ${String(config.vcpus)}: want 1..8`);
       try { ram = o.ram(config, ramPages, earlyVcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
       if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+      written = new Uint8Array(ramPages);
     }
     if (body.length < 8) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA shorter than its count");
     const count = body.readUInt32LE(0);
@@ -412,33 +450,60 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
     for (let i = 0; i < count; i++) {
       const pfn = body.readUInt32LE(8 + 8 * i), t = body.readUInt32LE(12 + 8 * i) >>> 28;
       const dst = pfn * PAGE_SIZE;
-      if (t === PFINFO_NOTAB) { ram.set(body.subarray(d, d + PAGE_SIZE), dst); d += PAGE_SIZE; dataPages++; }
-      else { ram.fill(0, dst, dst + PAGE_SIZE); zeroPages++; } // a page sent twice (live rounds) may become zero
+      if (t === PFINFO_NOTAB) { body.copy(ram, dst, d, d + PAGE_SIZE); written![pfn] = 1; d += PAGE_SIZE; dataPages++; }
+      else {
+        // A page sent again (live rounds) may have become zero since.
+        if (written![pfn] !== 0) { ram.fill(0, dst, dst + PAGE_SIZE); written![pfn] = 0; }
+        zeroPages++;
+      }
     }
     o.progress?.({ pages: Math.min(dataPages + zeroPages, ramPages), totalPages: ramPages, bytes: r.pos });
   }
 }
 
-/** Reads exact byte counts and framed records, hashing everything it reads. */
+/** Reads exact byte counts and framed records, hashing everything it reads (unless `hashing` is false). */
 class Reader {
   pos = 0;
-  private readonly hash: Hash = createHash("sha256");
-  constructor(private readonly src: ByteSource) {}
+  private readonly hash: Hash | null;
+  constructor(private readonly src: ByteSource, hashing = true) { this.hash = hashing ? createHash("sha256") : null; }
 
-  digest(): Buffer { return this.hash.copy().digest(); }
+  digest(): Buffer { return this.hash!.copy().digest(); }
 
+  /**
+   * The next n bytes. When the source gives them in one piece (a file chunk holding them) they are not copied;
+   * else they are gathered into a buffer of their own.
+   */
   async take(n: number, what: string): Promise<Buffer> {
-    const out = Buffer.alloc(n);
-    let got = 0;
-    while (got < n) {
-      const b = await this.src.read(n - got);
-      if (b.length === 0) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${n} bytes): the file is truncated`);
-      out.set(b, got);
-      got += b.length;
+    let out: Buffer;
+    const first = n === 0 ? new Uint8Array(0) : await this.src.read(n);
+    if (first.length === n) out = Buffer.from(first.buffer, first.byteOffset, n);
+    else {
+      if (first.length === 0) throw new SaveFormatError("SAVE_TRUNCATED", this.pos, `the stream ends inside ${what} (0 of ${n} bytes): the file is truncated`);
+      out = Buffer.allocUnsafe(n); // filled below, or the stream is refused
+      out.set(first, 0);
+      let got = first.length;
+      while (got < n) {
+        const b = await this.src.read(n - got);
+        if (b.length === 0) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${n} bytes): the file is truncated`);
+        out.set(b, got);
+        got += b.length;
+      }
     }
-    this.hash.update(out);
+    this.hash?.update(out);
     this.pos += n;
     return out;
+  }
+
+  /** Passes the next n bytes to `sink` in the pieces the source gives (not hashed: copyStream's use). */
+  async forward(n: number, sink: ByteSink, what: string): Promise<void> {
+    let got = 0;
+    while (got < n) {
+      const b = await this.src.read(Math.min(n - got, FORWARD_PIECE));
+      if (b.length === 0) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${n} bytes): the file is truncated`);
+      await sink.write(b);
+      got += b.length;
+    }
+    this.pos += n;
   }
 
   /**
@@ -472,7 +537,7 @@ class Reader {
  * hypervisor checks the contents when it restores. Returns the bytes copied.
  */
 export async function copyStream(src: ByteSource, sink: ByteSink): Promise<number> {
-  const r = new Reader(src);
+  const r = new Reader(src, false); // framing only: the hypervisor checks the checksum
   const pass = async (n: number, what: string): Promise<Buffer> => { const b = await r.take(n, what); await sink.write(b); return b; };
   const h = await pass(XL_HEADER_BYTES, "the xl header");
   if (!XL_MAGIC.equals(h.subarray(0, 32))) throw new SaveFormatError("SAVE_MAGIC", 0, "not a Xen/Xeno saved domain: no xl magic");
@@ -485,7 +550,9 @@ export async function copyStream(src: ByteSource, sink: ByteSink): Promise<numbe
     const type = hdr.readUInt32LE(0), len = hdr.readUInt32LE(4);
     const max = inLibxc ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : MAX_STATE_BYTES;
     if (len > Math.max(max, MAX_STATE_BYTES)) throw new SaveFormatError("SAVE_RECORD", r.pos - 4, `record of ${len} bytes is longer than any Xeno writes`);
-    await pass((len + 7) & ~7, "a record body");
+    // The body is passed on as it comes, not gathered first: a live migration's last records then reach the
+    // hypervisor without waiting behind a whole 4 MiB record in this process (latency in the downtime).
+    await r.forward((len + 7) & ~7, sink, "a record body");
     if (!inLibxc && type === LIBXL_REC_LIBXC_CONTEXT) { await pass(40, "the libxc headers"); inLibxc = true; }
     else if (inLibxc && type === LIBXC_REC_END) inLibxc = false;
     else if (!inLibxc && type === LIBXL_REC_END) return r.pos;

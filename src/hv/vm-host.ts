@@ -73,7 +73,7 @@ export interface DomainRunOptions {
    * domain memory holding its RAM, and its guest's store connection (watches and replies, put back when the
    * worker opens it). Started is emitted once it runs; error (DomainStartError) when the state is refused.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink; newDomain?: boolean };
   /** An HVM domain: `kernel` is its firmware, this its variable store file (src/hv/machine.ts). */
   firmwareVars?: string;
 }
@@ -82,6 +82,8 @@ export interface DomainRunOptions {
 export interface SavedRun {
   snapshot: DomainSnapshot;
   memory: WebAssembly.Memory;
+  /** save({ dirtyFinal }) of a domain logging its writes: the last round (DomainRunner.dirty("round", true)). */
+  dirty?: Int32Array;
   /** It was paused before the save. */
   paused: boolean;
   /** The guest's store connection, or why it cannot be saved now (then finishSave(true) and retry). */
@@ -255,6 +257,51 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
 
+  /**
+   * Unpauses and resolves with the wall time (ms since the epoch, µs precision) at which the domain's next slice
+   * began — its first guest instruction after the pause (a migration's "running at the target"). Rejects if the
+   * domain stops first.
+   */
+  unpauseReport(): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.runWaits.push((r) => (r instanceof Error ? reject(r) : resolve(r)));
+      this.stats[STAT_PAUSED] = 0;
+      this.send({ type: "unpause", report: true });
+    });
+  }
+
+  /**
+   * Xen's suspend protocol: arms the worker so the guest's next SHUTDOWN_suspend is taken, runs `ask` (which
+   * writes control/shutdown = "suspend"), and resolves with the vCPU that suspended once the domain is paused
+   * so; rejects after `timeoutMs` (disarmed: a later suspend is cancelled) or when the domain stops.
+   */
+  suspend(ask: () => void, timeoutMs: number): Promise<number> {
+    if (!this.running) return Promise.reject(new Error("the domain is not running"));
+    if (this.suspendWait !== null) return Promise.reject(new Error("a suspend is under way already"));
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.suspendWait = null;
+        this.send({ type: "suspend", op: "disarm" });
+        reject(new Error(`the guest did not suspend within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.suspendWait = (r) => { clearTimeout(timer); this.suspendWait = null; if (r instanceof Error) reject(r); else resolve(r); };
+      this.send({ type: "suspend", op: "arm" });
+      try { ask(); } catch (e) { this.suspendWait((e as Error)); this.send({ type: "suspend", op: "disarm" }); }
+    });
+  }
+
+  /** A suspended guest goes on in this domain: its SHUTDOWN_suspend returns 1, cancelled (unpause follows). */
+  cancelSuspend(): void { this.send({ type: "suspend", op: "cancel" }); }
+
+  private suspendWait: ((r: number | Error) => void) | null = null;
+
+  /** unpauseReport()s waiting for the worker's "ran". */
+  private readonly runWaits: ((r: number | Error) => void)[] = [];
+
+  /** A domain restored from a state (start with `from`): how long its Machine took to build in the worker, and
+   * when that began (wall ms). Null until then. */
+  restoreTiming: { restoreMs: number; at: number } | null = null;
+
   get running(): boolean { return this.port !== undefined && !this.done; }
 
   /** Starts the domain in `thread` (shared with other runners), or in a thread of its own. */
@@ -270,7 +317,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
       ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars } : {}),
-      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory } } : {}) };
+      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true } } : {}) };
     if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;
     const t = thread ?? new VmThread();
@@ -313,13 +360,13 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    * link holds the guest's replies meanwhile. The caller reads the memory, then calls finishSave. Rejects (the
    * domain runs on) when it cannot be saved now.
    */
-  save(): Promise<SavedRun> {
+  save(o: { dirtyFinal?: boolean } = {}): Promise<SavedRun> {
     if (!this.running) return Promise.reject(new Error("the domain is not running"));
     if (this.moving !== null || this.saving !== null) return Promise.reject(new Error("the domain is being moved or saved already"));
     return new Promise<SavedRun>((resolve, reject) => {
       this.saving = { done: (r) => { this.saving = null; if (r instanceof Error) reject(r); else resolve(r); } };
       this.link?.hold();
-      this.send({ type: "save" });
+      this.send({ type: "save", dirtyFinal: o.dirtyFinal === true });
     });
   }
 
@@ -394,7 +441,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.moving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
           break;
         case "saved":
-          this.saving?.done({ snapshot: m.snapshot, memory: m.memory, paused: m.paused, guest: this.link?.guestSave() ?? { watches: [], replies: [] } });
+          if (m.dirty !== undefined) this.dirtyLogging = false; // the worker stopped the log with the save's last round
+          this.saving?.done({ snapshot: m.snapshot, memory: m.memory, paused: m.paused, guest: this.link?.guestSave() ?? { watches: [], replies: [] },
+            ...(m.dirty !== undefined ? { dirty: m.dirty } : {}) });
           break;
         case "dirty-pages": {
           const w = this.dirtyWaits.shift();
@@ -407,13 +456,19 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.saving?.done(new Error(`the domain cannot be saved now: ${m.reason}`));
           break;
         case "moved-in":
-          if (this.moving === null) { this.emit("started"); break; } // restored from a save file (start with from)
+          if (this.moving === null) { // restored from a save file (start with from)
+            if (m.restoreMs !== undefined && m.at !== undefined) this.restoreTiming = { restoreMs: m.restoreMs, at: m.at };
+            this.emit("started");
+            break;
+          }
           if (this.moving?.result && m.resaved !== undefined) this.moving.result.resaved = m.resaved;
           this.flushHeld();
           this.emit("moved", this.thread!);
           this.moving?.done();
           break;
         case "sched-wake": this.emit("sched-wake"); break;
+        case "ran": this.runWaits.shift()?.(m.at); break;
+        case "suspended": this.stats[STAT_PAUSED] = 1; this.suspendWait?.(m.vcpu); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": forEachFrame(m, (vif, frame) => this.emit("net-tx", vif, frame)); break;
         case "net-flow": this.emit("net-flow", m.vif, m.full); break;
@@ -519,6 +574,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     this.done = true;
     this.saving?.done(new Error(`the domain stopped (${s.state})`));
     for (const w of this.dirtyWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
+    for (const w of this.runWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
+    this.suspendWait?.(new Error(`the domain stopped (${s.state})`));
     for (const w of this.deviceWaits.values()) w("the domain stopped");
     this.deviceWaits.clear();
     this.emit("stopped", s);

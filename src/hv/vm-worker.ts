@@ -69,7 +69,7 @@ export interface VmWorkerData {
    * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean };
   /** An HVM domain's variable store file (`kernel` is then its firmware: src/hv/machine.ts). */
   firmwareVars?: string;
 }
@@ -104,18 +104,25 @@ const UNPLUG_WAIT_MS = 10_000;
 export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destroy" } | DeviceOp
   /** xl mem-max: the most pages populate_physmap may bring the domain to. */
   | { type: "mem-max"; pages: number }
-  | { type: "pause" } | { type: "unpause" }
+  /** `report`: answer "ran" when the domain's next slice starts (a restore's first guest instruction). */
+  | { type: "pause" } | { type: "unpause"; report?: boolean }
   /** Save the domain between slices and let it go from this thread (answered moved-out or move-failed). */
   | { type: "move-out" }
   /** Save the domain between slices for a save file and stay here paused (answered saved or save-failed); the
    * host reads the memory, then sends unpause (xl save -c) or destroy. */
-  | { type: "save" }
+  | { type: "save"; dirtyFinal?: boolean }
   /**
    * Live migration (src/hv/save-live.ts): `start` the dirty log, take a `round` of dirty pages (`final`: the
    * domain is paused and saved; the last round, with the pages Xen writes in place, and the log stops), or
    * `stop` it. Answered dirty-pages.
    */
   | { type: "dirty"; op: "start" | "round" | "stop"; final?: boolean }
+  /**
+   * Xen's suspend protocol (docs/save-format.md): `arm` — the toolstack asks the guest to suspend, so its next
+   * SHUTDOWN_suspend is taken (answered "suspended", the domain paused); `disarm` — not any more; `cancel` —
+   * a taken suspend ends in this domain (the hypercall returns 1; unpause follows).
+   */
+  | { type: "suspend"; op: "arm" | "disarm" | "cancel" }
   | StoreLinkDown
   /** Frames from the network (src/net/frame-batch.ts: per frame its vif's devid and length, then the bytes). */
   | ({ type: "net-rx" } & FrameBatch);
@@ -123,13 +130,17 @@ export type HostToWorker = { type: "input"; bytes: Uint8Array } | { type: "destr
 export type WorkerToHost =
   | { type: "started" }
   /** A domain restored from another thread ("from") runs here now; with from.resave, its state as restored. */
-  | { type: "moved-in"; resaved?: DomainSnapshot }
+  | { type: "moved-in"; resaved?: DomainSnapshot; restoreMs?: number; at?: number }
+  /** The guest suspended itself (SHUTDOWN_suspend taken from vCPU `vcpu`): the domain is paused here now. */
+  | { type: "suspended"; vcpu: number }
+  /** The slice an unpause with `report` asked about starts now: `at`, wall time (ms since the epoch, µs precision). */
+  | { type: "ran"; at: number }
   /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
   | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
   | { type: "move-failed"; reason: string }
   /** Saved for a save file: the domain is paused here now (`paused`: it was paused before the save). */
-  | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
+  | { type: "saved"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean; dirty?: Int32Array }
   | { type: "save-failed"; reason: string }
   /** The answer to a dirty op: a round's pages (buffer page numbers; empty for start/stop), or why it failed. */
   | { type: "dirty-pages"; pages: Int32Array; error?: string; memory?: WebAssembly.Memory }
@@ -214,6 +225,8 @@ class Guest {
    * thread's doorbell also rings for the other domains in the thread.
    */
   private wakeAt = 0;
+  /** An unpause asked when the guest runs again: "ran" is posted as its next slice starts. */
+  private reportRun = false;
   private guestStopped = false;
   /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
   private readonly unplugs: { deadline: number; expire(): void }[] = [];
@@ -237,6 +250,7 @@ class Guest {
     this.withPool = d.pool !== undefined;
     this.memPages = d.memMiB * 256;
     const remote = this.remote, link = this.link;
+    const t0 = performance.now();
     try {
       this.m = new Machine({
         memMiB: d.memMiB, vcpus: d.vcpus, kernel: d.kernel, initrd: d.initrd, cmdline: d.cmdline,
@@ -266,7 +280,8 @@ class Guest {
     if (d.from === undefined) this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (d.from === undefined) this.post({ type: "started" });
-    else this.post({ type: "moved-in", ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
+    // restoreMs: the Machine built from the snapshot (a migration's downtime includes it); at: when it began.
+    else this.post({ type: "moved-in", restoreMs: performance.now() - t0, at: performance.timeOrigin + t0, ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
     // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused; after the resave
     // above, which must see the state as restored.
     if (VCPU_THREADS && d.vcpus > 1) {
@@ -325,14 +340,18 @@ class Guest {
       // askedPermit: a sched-wake asked before the pause may have been dropped (a paused domain wants nothing).
       else if (h.type === "unpause") {
         this.paused = false; this.askedPermit = false; m.board.unparkRemotes();
+        if (h.report === true) this.reportRun = true;
         const held = this.savedRx;
         this.savedRx = null;
         if (held !== null) { for (const b of held) forEachFrame(b, this.rxFrame); rx ||= held.length > 0; }
       }
       else if (h.type === "input") m.input(h.bytes);
       else if (h.type === "move-out") this.moveOut();
-      else if (h.type === "save") this.saveForFile();
+      else if (h.type === "save") this.saveForFile(h.dirtyFinal === true);
       else if (h.type === "dirty") this.dirtyOp(h);
+      else if (h.type === "suspend") {
+        if (h.op === "cancel") m.cancelSuspend(); else m.armSuspend(h.op === "arm");
+      }
       else if (h.type === "destroy") {
         m.flushOut();
         this.flush();
@@ -373,7 +392,7 @@ class Guest {
    * Saves the domain (between slices) for a save file and pauses it: the host reads its memory while nothing
    * runs, then unpauses or destroys it. If it cannot be saved now, it runs on.
    */
-  private saveForFile(): void {
+  private saveForFile(dirtyFinal: boolean): void {
     const m = this.m;
     if (this.unplugs.length > 0) { this.post({ type: "save-failed", reason: "a hot-unplug is in progress" }); return; }
     let snapshot: DomainSnapshot;
@@ -390,7 +409,9 @@ class Guest {
     this.stats[STAT_PAUSED] = 1;
     m.flushOut();
     this.flush();
-    this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused });
+    // A live migration's last dirty round comes with the state (one message less in its downtime).
+    const dirty = dirtyFinal && m.dirtyLogging ? m.dirtyRound(true) : undefined;
+    this.post({ type: "saved", snapshot, memory: m.board.memory, paused: wasPaused, ...(dirty !== undefined ? { dirty } : {}) });
   }
 
   /** A live migration's dirty-log step (between slices: no vCPU is inside run()). */
@@ -483,6 +504,7 @@ class Guest {
     }
     let w: number;
     const t0 = performance.now();
+    if (this.reportRun) { this.reportRun = false; this.post({ type: "ran", at: performance.timeOrigin + t0 }); }
     try {
       w = m.runSlice();
     } catch (e) {
@@ -515,6 +537,16 @@ class Guest {
     for (const v of m.vcpus) if (v.online) online++;
     stats[STAT_ONLINE] = online;
     m.publishIo(stats, STAT_IO);
+    if (m.suspendedBy !== null && !this.paused) {
+      // The guest's SHUTDOWN_suspend was taken: it stays stopped (paused) until the host saves it, then
+      // destroys it or cancels the suspend and unpauses it.
+      this.paused = true;
+      board.parkRemotes(false);
+      stats[STAT_PAUSED] = 1;
+      this.flush();
+      this.post({ type: "suspended", vcpu: m.suspendedBy });
+      return MAX_SLEEP_MS;
+    }
     if (w < 0) {
       this.flush();
       this.guestStopped = true;

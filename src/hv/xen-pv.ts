@@ -8,7 +8,7 @@ import type { XenDomain } from "../xen/domain.js";
 import { XenStore, Connection, type StoreApi } from "../xenstore/index.js";
 import { XenbusRing, XENSTORE_ERROR_PROTO, type XenbusPeer, type XenbusRingState } from "../xen/xenbus-ring.js";
 import { introduceDomain } from "../xen/xenstore-domain.js";
-import type { HostEndpoint } from "../xen/event-channel.js";
+import { ECS_FREE, NR_EVTCHN_2L, type HostEndpoint } from "../xen/event-channel.js";
 import type { XenDomainState } from "../xen/domain.js";
 import { ConsoleBack, type ConsoleBackState } from "../backends/console/index.js";
 import { attachBlkBack, BlkBack, type BlkBackState, type BlkDiskConfig } from "../backends/blk/index.js";
@@ -159,7 +159,7 @@ export function saveXenPv(pv: XenPv): XenPvState {
  * gives the guest's connection back. `o.disks`/`o.vifs` must be the devices the state was saved with, in
  * order. Throws StateError when anything is refused; the caller then drops the whole domain.
  */
-export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvOptions, state: XenPvState): XenPv {
+export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvOptions, state: XenPvState, newDomain = false): XenPv {
   const C = "xen-pv";
   const s = stateVersion(C, state, 1) as unknown as XenPvState;
   const disks = o.disks ?? [], vifs = o.vifs ?? [];
@@ -178,10 +178,27 @@ export function restoreXenPv(xen: XenDomain, xenState: XenDomainState, o: XenPvO
   const net: NetBack[] = [];
   try {
     xen.restore(xenState, { endpoints });
-    xenbus.restore(s.xenbus);
-    console?.restore(s.console!);
-    disks.forEach((d, i) => blk.push(BlkBack.restore({ xen, store, config: d, log }, s.blk[i]!)));
-    vifs.forEach((v, i) => net.push(restoreNetBack({ xen, store, vif: v.config, out: v.out, log, onRxBacklog: v.flow }, s.net[i]!)));
+    if (newDomain) {
+      // Xen's suspend protocol: the guest resumes as in a new domain (drivers/xen/manage.c, SHUTDOWN_suspend
+      // returned 0). A new domain has no event channels but the two the toolstack makes for it — the store's
+      // and the console's, at the same ports (HVM_PARAM_*_EVTCHN) — so every other port is closed: the guest
+      // binds its VIRQs again (xen_irq_resume) and its front-ends allocate new ports. Its disks and vifs get
+      // new back-ends, as libxl creates them in a new domain (front-end and back-end directories written
+      // afresh, the back-end in InitWait); its front-ends reconnect to them (xenbus_dev_resume). Its store
+      // output not yet in the ring belonged to the old connection: the guest's new one starts empty.
+      for (let p = 1; p < NR_EVTCHN_2L; p++) {
+        if (p !== xen.storePort && p !== xen.consolePort && xen.evtchn.state[p] !== ECS_FREE) xen.evtchn.close(p);
+      }
+      xenbus.restore({ ...s.xenbus, pending: [] });
+      console?.restore(s.console!);
+      for (const d of disks) blk.push(attachBlkBack(xen, store, d, log));
+      for (const v of vifs) net.push(attachNetBack(xen, store, v.config, v.out, log, undefined, v.flow));
+    } else {
+      xenbus.restore(s.xenbus);
+      console?.restore(s.console!);
+      disks.forEach((d, i) => blk.push(BlkBack.restore({ xen, store, config: d, log }, s.blk[i]!)));
+      vifs.forEach((v, i) => net.push(restoreNetBack({ xen, store, vif: v.config, out: v.out, log, onRxBacklog: v.flow }, s.net[i]!)));
+    }
     const detached = xen.evtchn.detachedHostPorts();
     if (detached.length > 0) throw new StateError(C, "(root)", `event channels ${detached.join(", ")} have no back-end after the restore`);
   } catch (e) {

@@ -19,6 +19,13 @@ export interface SchedHost {
   /** The calling vCPU sleeps until its IRQ line is asserted (the event upcall PPI or any other interrupt). */
   block(vcpu: number): void;
   yield(vcpu: number): void;
+  /**
+   * SHUTDOWN_suspend from vCPU `vcpu` (Linux's do_suspend, drivers/xen/manage.c, after the toolstack wrote
+   * control/shutdown = "suspend"): returns the hypercall's result — 0 when the host takes the suspend (it
+   * stops the domain here and saves it: "resumed in a new domain" is 0 in the saved x0), 1 "cancelled"
+   * (public/sched.h: the domain goes on as it was; what the guest gets when no suspend was asked). Absent: 1.
+   */
+  suspend?(vcpu: number): number;
 }
 
 export function schedOp(mem: GuestMemory, si: SharedInfo, host: SchedHost, vcpu: number, cmd: number, lo: number,
@@ -33,8 +40,8 @@ export function schedOp(mem: GuestMemory, si: SharedInfo, host: SchedHost, vcpu:
       mem.copyIn(lo, hi, 4);
       const reason = mem.sv.getUint32(0, true);
       if (reason > SHUTDOWN_soft_reset) return -EINVAL;
-      // Suspend would need save/restore: answer "cancelled" (1), which Linux handles as a resumed checkpoint.
-      if (reason === SHUTDOWN_suspend) return 1;
+      // The toolstack's suspend (src/hv/machine.ts), or "cancelled" (1), which Linux handles as a checkpoint.
+      if (reason === SHUTDOWN_suspend) return host.suspend?.(vcpu) ?? 1;
       host.shutdown(reason);
       return 0;
     }

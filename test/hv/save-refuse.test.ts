@@ -49,6 +49,8 @@ test("restores whose contents do not fit are refused with nothing left behind", 
       ["store", 64, { version: 1, domid: 3, snapshot: { version: 1, p2m: { pages: 1 } }, store: store(4) }, "EFORMAT", /outside domain 3/],
       ["nostore", 64, { version: 1, domid: 3, snapshot: { version: 1, p2m: { pages: 1 } }, store: { version: 1, nodes: [], guest: { watches: [], replies: [] } } }, "EFORMAT", /no number at \/local\/domain\/3\/store\/ring-ref/],
       ["domid", 64, { version: 1, domid: 0, snapshot: {}, store: store(0) }, "EFORMAT", /domid/],
+      // A suspend naming a vCPU the domain does not have (the guest has one: vCPU 0).
+      ["suspended", 64, { version: 1, domid: 3, snapshot: { version: 1, p2m: { pages: 1 } }, store: store(3), suspended: { vcpu: 1 } }, "EFORMAT", /suspend names vCPU 1/],
     ];
     for (const [name, mem, state, code, re] of cases) {
       const path = join(dir, `${name}.xeno`);

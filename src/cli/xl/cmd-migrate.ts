@@ -8,8 +8,9 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
+ *   sender             renames its copy NAME--migratedaway (xl does it after the next message; here while the
+ *                      receiver restores, which hides the request's round trip)
  *   receiver → sender  "domain received, ready to unpause\0"        (its copy restored, paused, NAME--incoming)
- *   sender             renames its copy NAME--migratedaway
  *   sender → receiver  "domain is yours, you are cleared to unpause\0"
  *   receiver           renames its copy NAME, unpauses it (unless -p)
  *   receiver → sender  "my copy unpause results are as follows\0" and one byte: 0 = running
@@ -34,7 +35,9 @@ import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import type { ParsedOpts } from "./getopt.js";
-import type { MigrateSendResult } from "../../hv/protocol.js";
+import { HV_SOCKET, type MigrateSendResult, type RestoreTimingInfo } from "../../hv/protocol.js";
+import { connectUnix, RpcEndpoint } from "../../toolstack/wire.js";
+import { defaultRunDir } from "../../toolstack/client.js";
 
 export const MIGRATE_BANNER = Buffer.from("xl migration receiver ready, send binary domain data.\n", "latin1");
 const withNul = (s: string): Buffer => Buffer.from(`${s}\0`, "latin1");
@@ -112,11 +115,13 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
           ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
         saved = true;
         reportSend(env, sent);
+        // Renamed away while the target restores (xl renames after its ready message: the same names at each
+        // step the target can see, one round trip less in the downtime; a failure renames it back).
+        await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
+        renamed = true;
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
       } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
-      try { await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` }); renamed = true; }
-      catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Giving target permission to start.\n");
       let status: number;
       try {
@@ -143,7 +148,8 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
       env.err("migration sender: Target reports successful startup.\n");
       // Downtime as this side sees it: pause asked → the receiver's report that its copy runs (an upper bound:
       // the report's trip back is in it). Both times are this host's clock.
-      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: downtime ${(Date.now() - sent.pausedAt).toFixed(0)} ms (paused → running at the target)\n`);
+      // The target's own report (migrate-receive) gives the downtime to its first guest instruction.
+      if (!has(p, "p") && !sent.wasPaused) env.err(`migration sender: paused → the target's report read: ${(performance.timeOrigin + performance.now() - sent.pausedAt).toFixed(0)} ms\n`);
       await ask(c, "destroy the migrated domain", "destroy", { domid: d.domid });
       env.err("Migration successful.\n");
       child.stdin.end();
@@ -191,7 +197,9 @@ async function sendThrough(path: string, to: Writable, start: () => Promise<Migr
 function reportSend(env: XlEnv, r: MigrateSendResult): void {
   r.rounds.forEach((x, i) => env.err(`migration sender: round ${i + 1}: ${x.pages} pages in ${x.ms.toFixed(0)} ms, ${x.dirtyAfter} dirty after\n`));
   if (!r.live) env.err(`migration sender: not live (${r.whyNotLive ?? "?"}): all memory sent paused\n`);
-  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms; ` +
+  const s = r.stopCopy, f = (x: number): string => x.toFixed(1);
+  env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms ` +
+    `(pause and save ${f(s.saveMs)}, dirty pages ${f(s.dirtyMs)}, state ${f(s.stateMs)}, pages ${f(s.pagesMs)}, end ${f(s.endMs)}); ` +
     `${(r.bytes / 2 ** 20).toFixed(1)} MiB sent in ${r.ms.toFixed(0)} ms\n`);
 }
 
@@ -206,6 +214,7 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
   const dir = await mkdtemp(join(tmpdir(), "xeno-migrate-in-"));
   try {
     // Our hypervisor first (started on demand): its start is not part of the sender's downtime.
+    let hv: RpcEndpoint | null = null;
     return await withClient(env, async (c) => {
       env.err("migration target: Ready to receive domain.\n");
       await write(out, MIGRATE_BANNER);
@@ -216,22 +225,37 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       const opt = await readExactly(src, optLen, "the stream's config");
       const name = configName(Buffer.concat([head, opt]));
       const sockPath = join(dir, "stream.sock");
-      let domid: number;
+      let domid: number, timing: RestoreTimingInfo;
+      // The restore (answered in the downtime) and the go-ahead's rename + unpause go to the hypervisor's own
+      // socket: through xenod each would take two more process hops (xenod hears of them from its events).
+      hv = await hvDirect();
+      const restoreArgs = { path: sockPath, stream: true, paused: true, name: `${name}--incoming` };
       try {
-        ({ domid } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
-          ask(c, "restore the migrated domain", "restore", { path: sockPath, stream: true, paused: true, name: `${name}--incoming` })));
+        ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
+          hv !== null ? hv.request({ op: "restore", ...restoreArgs }) as Promise<{ domid: number; timing: RestoreTimingInfo }>
+            : ask(c, "restore the migrated domain", "restore", restoreArgs)));
       } catch (e) {
         throw new XlError(`migration target: Domain creation failed: ${(e as Error).message}`);
       }
+      const tRestored = wallNow();
       env.err("migration target: Transfer complete, requesting permission to start domain.\n");
       await write(out, MIGRATE_READY);
       let rc = 0;
       try {
         await readFixed(src, MIGRATE_GO, "sender's go-ahead");
+        const tGo = wallNow();
         env.err("migration target: Got permission, starting domain.\n");
-        await ask(c, "rename the migrated domain", "rename", { domid, name });
-        if (!has(p, "p")) await ask(c, "unpause the migrated domain", "unpause", { domid });
-        env.err("migration target: Domain started successfully.\n");
+        if (!has(p, "p")) {
+          // Renamed and unpaused in one request; answered when it runs (its first guest instruction).
+          const args = { domid, report: true, name };
+          const { runningAt } = (hv !== null ? await hv.request({ op: "unpause", ...args }).catch((e: Error) => { throw new XlError(`rename and unpause the migrated domain: ${e.message}`); })
+            : await ask(c, "rename and unpause the migrated domain", "unpause", args)) as { runningAt: number };
+          env.err("migration target: Domain started successfully.\n");
+          if (timing.pausedAt !== undefined) env.err(downtimeReport(timing, tRestored, tGo, runningAt));
+        } else {
+          await ask(c, "rename the migrated domain", "rename", { domid, name });
+          env.err("migration target: Domain restored paused (-p).\n");
+        }
       } catch (e) {
         env.err(`migration target: ${(e as Error).message}\n`);
         rc = 1;
@@ -245,11 +269,37 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
         return 1;
       }
       return 0;
-    });
+    }).finally(() => { (hv as RpcEndpoint | null)?.close(); });
   } finally {
     env.stdin.destroy();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A connection to this host's hypervisor's own socket ($XENO_RUN_DIR/hv.sock; its protocol is xenod's), or null
+ * when it cannot be reached (the request then goes through xenod).
+ */
+async function hvDirect(): Promise<RpcEndpoint | null> {
+  try { return new RpcEndpoint(await connectUnix(join(defaultRunDir(), HV_SOCKET)), { what: "the hypervisor" }); } catch { return null; }
+}
+
+/** Wall time, ms since the epoch with µs: comparable with the hypervisors' (same host). */
+const wallNow = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * The downtime as the target sees it: from the source's pause (its clock, carried in the stream) to this
+ * domain's first guest instruction (the worker's clock) — one clock when both hypervisors share a host — and
+ * where it went.
+ */
+function downtimeReport(t: RestoreTimingInfo, restored: number, go: number, running: number): string {
+  const p = t.pausedAt!;
+  const f = (x: number): string => x.toFixed(1);
+  return `migration target: downtime ${(running - p).toFixed(0)} ms (the source paused → its first guest instruction here, ${f(running - p)}): ` +
+    `stop-and-copy until the stream's end was read ${f(t.readAt - p)}, ` +
+    `restore ${f(t.builtAt - t.readAt)} (checks and store ${f(t.storeMs)}, thread ${f(t.threadMs)}, machine ${f(t.machineMs)}), ` +
+    `handshake ${f(go - t.builtAt)} (restore answered ${f(restored - t.builtAt)}, ready → go-ahead ${f(go - restored)}), ` +
+    `rename and unpause → first instruction ${f(running - go)}\n`;
 }
 
 async function readExactly(src: ByteSource, n: number, what: string): Promise<Buffer> {

@@ -27,7 +27,7 @@ async function showProgress(c: XlClient, env: XlEnv, verb: string, path: string)
   return () => { if (shown) env.err("\n"); };
 }
 
-/** xl save [-c] [-p] DOMAIN FILE [CONFIG] */
+/** xl save [-c] [-p] [--suspend] DOMAIN FILE [CONFIG] */
 export async function saveCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   if (p.args.length > 2) {
     throw new XlError("saving another config than the domain's own is not supported: run without <ConfigFile> (the domain's config is saved)");
@@ -37,12 +37,12 @@ export async function saveCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
     const d = resolveDomain(table, p.args[0]!);
     refuseDomain0(d, "save");
     const path = resolve(p.args[1]!);
-    const checkpoint = has(p, "c"), paused = has(p, "p");
-    env.err(`Saving to ${path} new xl format\n`);
+    const checkpoint = has(p, "c"), paused = has(p, "p"), suspend = has(p, "S");
+    env.err(`Saving to ${path} new xl format${suspend ? " (the guest suspends itself first)" : ""}\n`);
     const done = await showProgress(c, env, "Saving", path);
     let r;
     try {
-      r = await ask(c, `save ${domLabel(d)} to ${path}`, "save", { domid: d.domid, path, checkpoint, paused });
+      r = await ask(c, `save ${domLabel(d)} to ${path}`, "save", { domid: d.domid, path, checkpoint, paused, ...(suspend ? { suspend } : {}) });
     } finally { done(); }
     env.err(`Saved ${domLabel(d)}: ${(r.bytes / 2 ** 20).toFixed(1)} MiB file, ${r.pages - r.zeroPages} of ${r.pages} pages with data, ` +
       `${r.ms.toFixed(0)} ms; ${checkpoint ? "it runs on" : paused ? "it stays paused" : "it is destroyed"}\n`);

@@ -95,9 +95,12 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     kind: "xl", name: "save", usage: "[options] <Domain> <CheckpointFile>", desc: "Save a domain state to restore later",
     options: "-c                      Leave domain running after creating the snapshot.\n" +
       "-p                      Leave domain paused after creating the snapshot.\n" +
+      "--suspend               Xen's suspend protocol: ask the guest to suspend itself (control/shutdown) and\n" +
+      "                        save it then; restored, it reconnects its devices as in a new domain.\n" +
       "Without -c or -p the domain is destroyed once the file is written. The hypervisor writes the file\n" +
-      "(docs/save-format.md); a relative path is taken from the current directory.",
-    opts: [{ short: "c" }, { short: "p" }], minArgs: 2, maxArgs: 3, run: saveCmd,
+      "(docs/save-format.md); a relative path is taken from the current directory. Without --suspend the\n" +
+      "guest is stopped between two instructions and never knows it was saved.",
+    opts: [{ short: "c" }, { short: "p" }, { short: "S", long: "suspend" }], minArgs: 2, maxArgs: 3, run: saveCmd,
   },
   {
     kind: "xl", name: "migrate", usage: "[options] <Domain> <host>", desc: "Migrate a domain to another host",

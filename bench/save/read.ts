@@ -1,0 +1,48 @@
+/**
+ * bench/save/read: the save-file reader alone (readSaveFile: read, SHA-256, pages into a new domain memory) on
+ * one file, in this process — the "read and checked" part of a restore without the hypervisor, its threads
+ * and the other processes a loaded host makes it wait for. With --other, another build's reader (a dist
+ * directory, e.g. a worktree of an older commit) runs alternately with this one, for an A/B in one run.
+ *
+ *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST]
+ *
+ * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. Timings never decide
+ * pass/fail; record results in docs/benchmarks.md.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+import { readSaveFile } from "../../src/hv/save-file.js";
+
+type Reader = (file: string, configPages: (cfg: Record<string, unknown>) => number) => Promise<{ dataPages: number }>;
+
+const arg = (name: string): string | undefined => { const k = process.argv.indexOf(name); return k >= 0 ? process.argv[k + 1] : undefined; };
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
+
+async function main(): Promise<void> {
+  const file = process.argv[2];
+  if (file === undefined || file.startsWith("--") || !fs.existsSync(file)) throw new Error("usage: read.js FILE [--runs N] [--other DIST] (FILE: a save file)");
+  const runs = Number(arg("--runs") ?? 5);
+  // The config's memory in pages, plus the Xen area for a Xen DomU (as the hypervisor's restore counts them).
+  const pages = (cfg: Record<string, unknown>): number => (cfg.memMiB as number) * 256 + (cfg.xen === true ? 256 : 0);
+  const readers: [string, Reader][] = [["this build", readSaveFile as Reader]];
+  const other = arg("--other");
+  if (other !== undefined) {
+    const m = await import(pathToFileURL(path.resolve(other, "src/hv/save-file.js")).href) as { readSaveFile: Reader };
+    readers.push([`other (${other})`, m.readSaveFile]);
+  }
+  const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
+  for (let k = 0; k < runs; k++) {
+    for (const [name, read] of readers) {
+      (globalThis as { gc?: () => void }).gc?.();
+      const t0 = performance.now();
+      const r = await read(file, pages);
+      times.get(name)!.push(performance.now() - t0);
+      if (r.dataPages < 1) throw new Error(`${name}: no pages read`);
+    }
+  }
+  console.log(`readSaveFile of ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB), ${runs} runs alternated, load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]}:`);
+  for (const [name, t] of times) console.log(`  ${name}: median ${median(t).toFixed(1)} ms (runs ${t.map((x) => x.toFixed(1)).join(", ")})`);
+}
+
+main().catch((e) => { process.stderr.write(`bench/save/read: ${(e as Error).message}\n`); process.exitCode = 1; });
