@@ -8,9 +8,10 @@
  * - a missing node answers ENOENT only if the caller may access its nearest existing ancestor, else EACCES
  *   (errno_from_parents: existence is not leaked).
  * - new nodes inherit the parent's permissions; an unprivileged creator becomes the owner.
- * - transactions see a snapshot (O(1), copy-on-write, tree.ts); every node read or written in one is recorded
- *   with the generation it had in the snapshot, and commit fails with EAGAIN if any of them has changed since
- *   (a node's generation changes with its value, permissions or set of children).
+ * - transactions see a snapshot (O(1), copy-on-write, tree.ts); every node read, written, created or removed
+ *   in one (rm: each node of the subtree, as xenstored's delnode_sub) is recorded with the generation it had
+ *   in the snapshot — even when the transaction itself removed it first — and commit fails with EAGAIN if any
+ *   of them has changed since (a node's generation changes with its value, permissions or set of children).
  * - quotas (per domain, unprivileged only): nodes owned 1000, value size 2048, watches 128, open transactions
  *   10, permission entries per node 5, nodes accessed per transaction 1024. Exceeding one answers ENOSPC as C
  *   xenstored does (E2BIG for watches); oxenstored's "EQUOTA" is not used.
@@ -95,18 +96,27 @@ interface Change {
 }
 
 export class Transaction {
-  /** Path → generation in the snapshot when first touched (-1: absent). */
+  /**
+   * Path → generation the node had in the snapshot (-1: absent there), for every node read, written, created
+   * or removed. Taken from `base`, not `tree`: once the transaction has changed a path, its own tree no longer
+   * says what the snapshot held there (after rm of a subtree, a node written again below it is absent in
+   * `tree` but existed in the snapshot; recording it as absent made every commit fail with EAGAIN).
+   */
   readonly accessed = new Map<string, number>();
   /** Paths whose node was created, changed or removed (including parents whose children changed). */
   readonly modified = new Set<string>();
   readonly changes: Change[] = [];
   /** Owned-node count changes by domid, applied to the quota check until commit. */
   readonly nodeDelta = new Map<number, number>();
+  /** The snapshot as it was when the transaction started; never mutated (its nodes are frozen, tree.ts). */
+  readonly base: Tree;
   constructor(
     readonly id: number,
     readonly session: XsSession,
     readonly tree: Tree,
-  ) {}
+  ) {
+    this.base = new Tree(tree.root, 0); // epoch 0 belongs to no version: nothing may mutate through it
+  }
 }
 
 interface DomainRecord {
@@ -208,10 +218,11 @@ export class XenStore {
     return this.access(s, tree.deepestExisting(path).node.perms) & want ? XS_ERR.ENOENT : XS_ERR.EACCES;
   }
 
-  private note(s: XsSession, tx: Transaction | null, path: string, node: XsNode | undefined): void {
+  /** Record path in the transaction's read/write set with its generation in the snapshot (first touch only). */
+  private note(s: XsSession, tx: Transaction | null, path: string): void {
     if (tx === null || tx.accessed.has(path)) return;
     if (!this.privileged(s) && tx.accessed.size >= this.quotas.transactionNodes) throw XS_ERR.ENOSPC;
-    tx.accessed.set(path, node === undefined ? -1 : node.gen);
+    tx.accessed.set(path, tx.base.get(path)?.gen ?? -1);
   }
 
   private ownedCount(tx: Transaction | null, domid: number): number {
@@ -237,7 +248,7 @@ export class XenStore {
     const path = this.resolve(s, raw, false);
     const tree = this.tree(tx);
     const node = tree.get(path);
-    this.note(s, tx, path, node);
+    this.note(s, tx, path);
     if (node === undefined) throw this.missing(s, tree, path, PERM_READ);
     if (!(this.access(s, node.perms) & PERM_READ)) throw XS_ERR.EACCES;
     return node;
@@ -294,7 +305,7 @@ export class XenStore {
       this.create(s, tx, tree, path, new Uint8Array(value));
     } else {
       if (!(this.access(s, node.perms) & PERM_WRITE)) throw XS_ERR.EACCES;
-      this.note(s, tx, path, node);
+      this.note(s, tx, path);
       const m = tree.mutable(path)!;
       m.value = new Uint8Array(value);
       m.gen = ++this.gen;
@@ -310,7 +321,7 @@ export class XenStore {
     const tree = this.tree(tx);
     const node = tree.get(path);
     if (node !== undefined) {
-      this.note(s, tx, path, node);
+      this.note(s, tx, path);
       if (!(this.access(s, node.perms) & PERM_WRITE)) throw XS_ERR.EACCES;
       return;
     }
@@ -328,12 +339,12 @@ export class XenStore {
     const perms = inheritPerms(anc.perms, s.domid);
     const owner = ownerOf(perms);
     if (!this.privileged(s) && this.ownedCount(tx, owner) + fresh > this.quotas.nodes) throw XS_ERR.ENOSPC;
-    this.note(s, tx, ancPath, anc);
+    this.note(s, tx, ancPath);
     if (tx !== null) {
       for (let i = first; i <= path.length; i++) {
         if (i === path.length || path.charCodeAt(i) === 0x2f) {
           const p = path.substring(0, i);
-          this.note(s, tx, p, undefined);
+          this.note(s, tx, p);
           tx.modified.add(p);
         }
       }
@@ -361,14 +372,17 @@ export class XenStore {
     const ppath = parentPath(path);
     const parent = tree.get(ppath);
     if (node === undefined) {
-      this.note(s, tx, path, undefined);
+      this.note(s, tx, path);
       const err = this.missing(s, tree, path, PERM_WRITE);
       if (err.errno === "ENOENT" && parent !== undefined) return;
       throw err;
     }
     if (!(this.access(s, node.perms) & PERM_WRITE)) throw XS_ERR.EACCES;
-    this.note(s, tx, path, node);
-    this.note(s, tx, ppath, parent);
+    this.note(s, tx, path);
+    this.note(s, tx, ppath);
+    // Every node removed joins the read/write set, as in xenstored (delnode_sub → access_node(DELETE)): a change
+    // by another connection anywhere in the subtree is a conflict, else the commit would silently drop it.
+    if (tx !== null) this.noteSubtree(s, tx, path, node);
     this.removeSubtree(tx, tree, path);
     if (tx !== null) {
       tx.modified.add(path);
@@ -376,6 +390,15 @@ export class XenStore {
     }
     this.changed(tx, path, node.perms, true);
     this.done();
+  }
+
+  private noteSubtree(s: XsSession, tx: Transaction, path: string, node: XsNode): void {
+    if (node.children === null) return;
+    for (const [name, child] of node.children) {
+      const p = path === "/" ? `/${name}` : `${path}/${name}`;
+      this.note(s, tx, p);
+      this.noteSubtree(s, tx, p, child);
+    }
   }
 
   private removeSubtree(tx: Transaction | null, tree: Tree, path: string): void {
@@ -405,7 +428,7 @@ export class XenStore {
     }
     const tree = this.tree(tx);
     const node = tree.get(path);
-    this.note(s, tx, path, node);
+    this.note(s, tx, path);
     if (node === undefined) throw this.missing(s, tree, path, PERM_WRITE);
     const acc = this.access(s, node.perms);
     if (!(acc & PERM_OWNER) || !(acc & PERM_WRITE)) throw XS_ERR.EACCES;

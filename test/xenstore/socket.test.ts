@@ -16,6 +16,84 @@ import { XenStore } from "../../src/xenstore/store.js";
 import { XsType } from "../../src/xenstore/wire.js";
 import { RawClient, encode, parts, rng, strings } from "./xs-client.js";
 
+/**
+ * A client on Debian's libxenstore (the library xenstore-utils are built on), through python3's ctypes: each
+ * xenstore-* tool does one kind of operation per transaction, so none of them can rm a subtree and write it
+ * again in one. The JSON argument says what to do: {rm, write: [[path, value]…], pause?, attempts?}. Prints
+ * one JSON line per event: {ready} (paused before the commit until a line arrives on stdin), then per commit
+ * attempt {attempt, committed, errno}.
+ */
+const LIBXENSTORE_TX = `
+import ctypes, json, sys
+lib = ctypes.CDLL("libxenstore.so.4", use_errno=True)
+lib.xs_open.restype = ctypes.c_void_p
+lib.xs_open.argtypes = [ctypes.c_ulong]
+lib.xs_transaction_start.restype = ctypes.c_uint32
+lib.xs_transaction_start.argtypes = [ctypes.c_void_p]
+lib.xs_rm.restype = ctypes.c_bool
+lib.xs_rm.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p]
+lib.xs_write.restype = ctypes.c_bool
+lib.xs_write.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint]
+lib.xs_transaction_end.restype = ctypes.c_bool
+lib.xs_transaction_end.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_bool]
+lib.xs_close.argtypes = [ctypes.c_void_p]
+def out(**kw): print(json.dumps(kw), flush=True)
+spec = json.loads(sys.argv[1])
+h = lib.xs_open(0)
+if not h: out(failed="xs_open", errno=ctypes.get_errno()); sys.exit(2)
+for attempt in range(spec.get("attempts", 1)):
+    t = lib.xs_transaction_start(h)
+    if not lib.xs_rm(h, t, spec["rm"].encode()): out(failed="xs_rm", errno=ctypes.get_errno()); sys.exit(2)
+    for p, v in spec["write"]:
+        if not lib.xs_write(h, t, p.encode(), v.encode(), len(v)): out(failed="xs_write", errno=ctypes.get_errno()); sys.exit(2)
+    if spec.get("pause") and attempt == 0:
+        out(ready=True)
+        sys.stdin.readline()
+    ok = lib.xs_transaction_end(h, t, False)
+    out(attempt=attempt, committed=ok, errno=0 if ok else ctypes.get_errno())
+    if ok: break
+lib.xs_close(h)
+`;
+
+function haveLibxenstore(): string | undefined {
+  try {
+    execFileSync("python3", ["-c", "import ctypes; ctypes.CDLL('libxenstore.so.4')"], { stdio: "pipe" });
+    return undefined;
+  } catch {
+    return "python3 or libxenstore.so.4 missing (apt-get install python3 libxenstore4)";
+  }
+}
+
+/** Runs LIBXENSTORE_TX with spec; `onReady` runs when it pauses before its first commit. Returns its lines. */
+function libxenstoreTx(spec: object, onReady?: () => Promise<void>): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("python3", ["-c", LIBXENSTORE_TX, JSON.stringify(spec)], {
+      env: { ...process.env, XENSTORED_PATH: sockPath },
+    });
+    const lines: Record<string, unknown>[] = [];
+    let buf = "";
+    let err = "";
+    const timer = setTimeout(() => child.kill(), 10000);
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = JSON.parse(buf.slice(0, i)) as Record<string, unknown>;
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        if (line.ready === true) {
+          (onReady ?? (async () => {}))().then(() => child.stdin.end("go\n"), reject);
+        }
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(lines);
+      else reject(new Error(`libxenstore client: exit ${code}: ${JSON.stringify(lines)} ${err}`));
+    });
+  });
+}
+
 function haveTools(): string | undefined {
   try {
     execFileSync("sh", ["-c", "command -v xenstore-read && command -v xenstore-ls && command -v xenstore-watch"], { stdio: "pipe" });
@@ -211,5 +289,48 @@ describe("xenstore socket: Debian xenstore-utils", { skip }, () => {
     assert.equal(await done, 0);
     clearTimeout(timer);
     assert.equal(out, "/utils/w\n/utils/w/x\n/utils/w\n");
+  });
+});
+
+const skipLib = skip ?? haveLibxenstore();
+if (skipLib !== undefined && skip === undefined) console.log(`# xenstore socket: skipping the libxenstore tests: ${skipLib}`);
+
+describe("xenstore socket: Debian libxenstore, a device directory rebuilt in one transaction", { skip: skipLib }, () => {
+  const VIF = "/local/domain/1/device/vif";
+  const setUp = async (): Promise<void> => {
+    await xsOk("xenstore-write", VIF, ""); // so that the rm finds it, left over from the previous test or not
+    await xsOk("xenstore-rm", VIF);
+    await xsOk("xenstore-write", `${VIF}/0/mac`, "00:16:3e:00:00:01", `${VIF}/0/state`, "4", `${VIF}/1/x`, "1");
+  };
+  const rebuild = { rm: VIF, write: [[`${VIF}/0/mac`, "00:16:3e:00:00:02"], [`${VIF}/0/state`, "1"]] };
+
+  it("rm then writes below it commit at the first attempt", async () => {
+    await setUp();
+    const lines = await libxenstoreTx({ ...rebuild, attempts: 3 });
+    assert.deepEqual(lines, [{ attempt: 0, committed: true, errno: 0 }]);
+    assert.equal(await xsOk("xenstore-ls", "-f", VIF), `${VIF}/0 = ""\n${VIF}/0/mac = "00:16:3e:00:00:02"\n${VIF}/0/state = "1"\n`);
+  });
+
+  it("a write by xenstore-write meanwhile, to a node the transaction removed, makes the commit fail with EAGAIN", async () => {
+    await setUp();
+    // The other client writes while the transaction waits before its commit; the retry then commits.
+    const lines = await libxenstoreTx({ ...rebuild, pause: true, attempts: 2 }, async () => {
+      await xsOk("xenstore-write", `${VIF}/1/x`, "outside");
+    });
+    assert.deepEqual(lines, [
+      { ready: true },
+      { attempt: 0, committed: false, errno: 11 }, // EAGAIN
+      { attempt: 1, committed: true, errno: 0 },
+    ]);
+    assert.equal(await xsOk("xenstore-list", VIF), "0\n");
+  });
+
+  it("so does one to a node it wrote again", async () => {
+    await setUp();
+    const lines = await libxenstoreTx({ ...rebuild, pause: true }, async () => {
+      await xsOk("xenstore-write", `${VIF}/0/mac`, "outside");
+    });
+    assert.deepEqual(lines.at(-1), { attempt: 0, committed: false, errno: 11 });
+    assert.equal(await xsOk("xenstore-read", `${VIF}/0/mac`, `${VIF}/1/x`), "outside\n1\n");
   });
 });

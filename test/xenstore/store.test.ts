@@ -38,6 +38,21 @@ function guestHome(store: XenStore, d0: XsSession, domid: number): void {
   store.setPerms(d0, null, `${home}/data`, [`n${domid}`]);
 }
 
+/** The subtree at path as {path: value}, or null if it is missing. */
+function dump(store: XenStore, s: XsSession, path: string): Record<string, string> | null {
+  const out: Record<string, string> = {};
+  const visit = (p: string): void => {
+    out[p] = txt(store.read(s, null, p));
+    for (const c of store.directory(s, null, p)) visit(`${p}/${c}`);
+  };
+  try {
+    visit(path);
+  } catch {
+    return null;
+  }
+  return out;
+}
+
 describe("xenstore store: tree and paths", () => {
   it("starts with /local/domain/0, /vm, /tool", () => {
     const store = new XenStore();
@@ -349,6 +364,114 @@ describe("xenstore store: transactions", () => {
     assert.deepEqual(store.directory(a, null, "/r"), ["new"]);
     assert.equal(errno(() => store.read(a, null, "/r/old/x")), "ENOENT");
   });
+
+  // A device directory rebuilt in one transaction, as a toolstack does on restore: rm the subtree, write it
+  // again. Nodes first touched after the rm existed in the snapshot, so they must be recorded with the
+  // generation they had there, not as absent (that made every commit fail with EAGAIN, forever).
+  const VIF = "/local/domain/1/device/vif";
+  function vifStore(): { store: XenStore; a: XsSession } {
+    const store = new XenStore();
+    const a = client(store, 0).s;
+    store.write(a, null, `${VIF}/0/mac`, enc("00:16:3e:00:00:01"));
+    store.write(a, null, `${VIF}/0/state`, enc("4"));
+    store.write(a, null, `${VIF}/0/backend`, enc("/local/domain/0/backend/vif/1/0"));
+    store.write(a, null, `${VIF}/1/x`, enc("1"));
+    return { store, a };
+  }
+
+  it("rm of a subtree then writes below it in the same transaction commit", () => {
+    const { store, a } = vifStore();
+    const w = client(store, 0);
+    store.watch(w.s, "/local/domain/1/device", "dev");
+    w.events.length = 0;
+    const owned = store.ownedNodes(0);
+    const t = store.transactionStart(a);
+    const tx = store.transaction(a, t);
+    store.rm(a, tx, VIF);
+    assert.equal(errno(() => store.read(a, tx, `${VIF}/0/mac`)), "ENOENT");
+    store.write(a, tx, `${VIF}/0/mac`, enc("00:16:3e:00:00:02"));
+    store.write(a, tx, `${VIF}/0/state`, enc("1"));
+    store.transactionEnd(a, t, true);
+    assert.deepEqual(store.directory(a, null, VIF), ["0"]);
+    assert.deepEqual(store.directory(a, null, `${VIF}/0`), ["mac", "state"]);
+    assert.equal(txt(store.read(a, null, `${VIF}/0/mac`)), "00:16:3e:00:00:02");
+    assert.equal(txt(store.read(a, null, `${VIF}/0/state`)), "1");
+    assert.equal(store.ownedNodes(0), owned - 3); // 7 nodes under vif/ (itself included) became 4
+    assert.deepEqual(w.events, [`${VIF} dev`, `${VIF}/0/mac dev`, `${VIF}/0/state dev`]);
+    assert.equal(store.openTransactions(), 0);
+  });
+
+  it("rm then mkdir of the same path, or of a path below it, commit", () => {
+    const { store, a } = vifStore();
+    const t1 = store.transactionStart(a);
+    store.rm(a, store.transaction(a, t1), VIF);
+    store.mkdir(a, store.transaction(a, t1), VIF);
+    store.transactionEnd(a, t1, true);
+    assert.deepEqual(store.directory(a, null, VIF), []);
+
+    const { store: s2, a: a2 } = vifStore();
+    const t2 = s2.transactionStart(a2);
+    s2.rm(a2, s2.transaction(a2, t2), VIF);
+    s2.mkdir(a2, s2.transaction(a2, t2), `${VIF}/0`);
+    s2.transactionEnd(a2, t2, true);
+    assert.deepEqual(s2.directory(a2, null, VIF), ["0"]);
+    assert.deepEqual(s2.directory(a2, null, `${VIF}/0`), []);
+  });
+
+  it("write, rm, write again in one transaction commits the last state", () => {
+    const { store, a } = vifStore();
+    const t = store.transactionStart(a);
+    const tx = store.transaction(a, t);
+    store.write(a, tx, `${VIF}/0/mac`, enc("first"));
+    store.write(a, tx, `${VIF}/2/new`, enc("created in the transaction"));
+    store.rm(a, tx, VIF);
+    store.write(a, tx, `${VIF}/0/mac`, enc("second"));
+    store.write(a, tx, `${VIF}/2/new`, enc("again"));
+    store.transactionEnd(a, t, true);
+    assert.deepEqual(store.directory(a, null, VIF), ["0", "2"]);
+    assert.deepEqual(store.directory(a, null, `${VIF}/0`), ["mac"]);
+    assert.equal(txt(store.read(a, null, `${VIF}/0/mac`)), "second");
+    assert.equal(txt(store.read(a, null, `${VIF}/2/new`)), "again");
+  });
+
+  it("rm and rewrite still conflicts with another connection's change to any node it removed or rewrote", () => {
+    // xenstored records every node rm deletes (delnode_sub → access_node(NODE_ACCESS_DELETE)), so a change
+    // anywhere in the removed subtree is a conflict, not only at the nodes written again.
+    const outside: [string, (store: XenStore, b: XsSession) => void][] = [
+      ["a rewritten node's value", (st, b) => st.write(b, null, `${VIF}/0/mac`, enc("outside"))],
+      ["a removed node not written again", (st, b) => st.write(b, null, `${VIF}/1/x`, enc("outside"))],
+      ["a node removed outside", (st, b) => st.rm(b, null, `${VIF}/0/backend`)],
+      ["a node created below the subtree", (st, b) => st.write(b, null, `${VIF}/0/extra`, enc("outside"))],
+      ["a node's permissions", (st, b) => st.setPerms(b, null, `${VIF}/1`, ["n0", "r1"])],
+      ["the whole subtree removed", (st, b) => st.rm(b, null, VIF)],
+      [
+        "another transaction's commit",
+        (st, b) => {
+          const t = st.transactionStart(b);
+          st.write(b, st.transaction(b, t), `${VIF}/1/x`, enc("other tx"));
+          st.transactionEnd(b, t, true);
+        },
+      ],
+    ];
+    for (const [what, change] of outside) {
+      const { store, a } = vifStore();
+      const b = client(store, 0).s;
+      const t = store.transactionStart(a);
+      const tx = store.transaction(a, t);
+      store.rm(a, tx, VIF);
+      store.write(a, tx, `${VIF}/0/mac`, enc("mine"));
+      change(store, b);
+      const before = JSON.stringify(dump(store, a, VIF));
+      assert.equal(errno(() => store.transactionEnd(a, t, true)), "EAGAIN", what);
+      assert.equal(JSON.stringify(dump(store, a, VIF)), before, `${what}: the store is as the other left it`);
+      // the retry, as libxenstore's callers do, then commits
+      const t2 = store.transactionStart(a);
+      store.rm(a, store.transaction(a, t2), VIF);
+      store.write(a, store.transaction(a, t2), `${VIF}/0/mac`, enc("mine"));
+      store.transactionEnd(a, t2, true);
+      assert.equal(txt(store.read(a, null, `${VIF}/0/mac`)), "mine", what);
+    }
+  });
 });
 
 describe("xenstore store: quotas", () => {
@@ -375,6 +498,31 @@ describe("xenstore store: quotas", () => {
     for (let i = 0; i < 10; i++) store.write(d0, null, `/big/n${i}`, Buffer.alloc(100));
     for (let i = 0; i < 5; i++) store.watch(d0, "/big", String(i));
     for (let i = 0; i < 5; i++) store.transactionStart(d0);
+  });
+
+  it("a guest's rm in a transaction counts every removed node toward the transaction's node quota", () => {
+    // As xenstored's access_node for each node delnode_sub removes; refused before anything is removed.
+    const store = new XenStore({ quotas: { transactionNodes: 6 } });
+    const d0 = client(store, 0).s;
+    guestHome(store, d0, 5);
+    const g = client(store, 5).s;
+    for (let i = 0; i < 5; i++) store.write(g, null, `data/sub/n${i}`, enc("v"));
+    const t = store.transactionStart(g);
+    const tx = store.transaction(g, t);
+    // data/sub, its parent data, and 5 children: 7 nodes
+    assert.equal(errno(() => store.rm(g, tx, "data/sub")), "ENOSPC");
+    assert.equal(store.directory(g, tx, "data/sub").length, 5);
+    store.transactionEnd(g, t, false);
+    store.rm(g, null, "data/sub/n4");
+    const t2 = store.transactionStart(g);
+    store.rm(g, store.transaction(g, t2), "data/sub"); // 6 nodes: within the quota
+    store.transactionEnd(g, t2, true);
+    assert.deepEqual(store.directory(g, null, "data"), []);
+    // dom0 is exempt
+    for (let i = 0; i < 10; i++) store.write(d0, null, `/big/n${i}`, enc("v"));
+    const t3 = store.transactionStart(d0);
+    store.rm(d0, store.transaction(d0, t3), "/big");
+    store.transactionEnd(d0, t3, true);
   });
 });
 
