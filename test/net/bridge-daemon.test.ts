@@ -380,8 +380,12 @@ describe("bridge daemon", () => {
     assert.equal(existsSync(sockPath), false, "socket removed");
     assert.equal(existsSync(pidFile), false, "pid file removed");
     assert.equal(await socketAnswers(sockPath), false, "no daemon answers after SIGTERM");
+    // The racing loser's daemon may come up after the winner is gone and listen for a moment before its
+    // starter stops it (fresh20 saw that once on a loaded host): every daemon that listened has stopped.
     const log = readFileSync(join(runDir, "net", "br-main.log"), "utf8");
-    assert.equal(log.match(/bridge br-main: listening on/g)?.length, 1, log);
+    const listened = log.match(/bridge br-main: listening on/g)?.length ?? 0;
+    assert.ok(listened >= 1, log);
+    assert.equal(log.match(/bridge br-main: stopped/g)?.length, listened, log);
     assert.match(log, /SIGTERM; shutting down/);
   });
 

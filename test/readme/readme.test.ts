@@ -189,7 +189,7 @@ CFG`);
       const r = sh("XENO_STATS=1 ./bin/xeno run-user $BB sha256sum examples/demo.cfg", { BB: bb });
       const want = createHash("sha256").update(readFileSync(join(ROOT, "examples/demo.cfg"))).digest("hex");
       assert.equal(r.stdout, `${want}  examples/demo.cfg\n`);
-      assert.match(r.stderr, /^xeno-stats: instructions=\d+ seconds=[\d.]+ mips=[\d.]+ jit-blocks=\d+ jit-modules=\d+ jit-compile-ms=[\d.]+ jit-failed=0$/m);
+      assert.match(r.stderr, /^xeno-stats: instructions=\d+ seconds=[\d.]+ mips=[\d.]+ jit-blocks=\d+ jit-modules=\d+ jit-compile-ms=[\d.]+ jit-failed=0 slow-reads=\d+ slow-writes=\d+$/m);
     }],
   ];
 
