@@ -17,8 +17,10 @@
  * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent), and Xeno's `vif_N_rx_pkts`/
  * `_tx_pkts` (packets/s; xapi has no packet series). DEV is the disk's vdev (`xvda`), N the vif's devid: the
  * hypervisor reports each device's counters (src/hv/io-stats.ts, the first 8 devices of a domain); from one
- * that reports only the domain's sums, a VM with several disks or vifs gets one `all` series of each. There are
- * no per-vCPU `cpuN` series.
+ * that reports only the domain's sums, a VM with several disks or vifs gets one `all` series of each. VM `cpuN`
+ * (0..1: the fraction of the interval vCPU N ran, xcp-rrdd's "CPUN usage", a Derive of the vCPU's cputime in
+ * seconds, min 0 max 1) comes from the hypervisor's per-vCPU seconds (DomainInfo.vcpuCpuSeconds); Xen
+ * Orchestra's VM CPU graph reads these (/^cpu(\d+)$/ in xo-server's xapi-stats).
  *
  * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s, and on domain events;
  * samples less than a second apart are ignored). Each sample's values hold over the interval since the previous
@@ -27,6 +29,8 @@
 import type { DomainInfo, HostInfo } from "../hv/protocol.js";
 
 export const STEP_S = 5;
+/** xcp-rrdd's name of a VM's vCPU k series (its xenops plugin: Printf.sprintf "cpu%d" k). */
+export function vcpuDs(k: number): string { return `cpu${k}`; }
 /** The archives: PDPs per row and rows (xapi's timescales for VMs and hosts). */
 export const RRAS: readonly { pdp: number; rows: number }[] = [{ pdp: 1, rows: 120 }, { pdp: 12, rows: 120 }, { pdp: 720, rows: 168 }];
 export const ROWS_TOTAL = RRAS.reduce((n, r) => n + r.rows, 0);
@@ -200,6 +204,10 @@ export class RrdStore {
     // hypervisor reports devices (io.vbds / io.vifs), else one series of the domain's sums.
     const names = ["cpu_usage", "memory", "memory_target"];
     const cnt: number[] = [d.cpuSeconds];
+    // cpuN right after: cnt[1 .. ncpu] (rates capped at 1, as xcp-rrdd's max:1.0).
+    const vc = d.vcpuCpuSeconds ?? [];
+    const ncpu = Math.min(vc.length, d.vcpus);
+    for (let k = 0; k < ncpu; k++) { names.push(vcpuDs(k)); cnt.push(vc[k]!); }
     const vbd = (dev: string, rb: number, wb: number, rd: number, wr: number): void => {
       names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
       cnt.push(rb, wb, rd, wr);
@@ -247,6 +255,7 @@ export class RrdStore {
     v[2] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
     // (NaN counters give NaN rates: a hypervisor without packet or per-device counts.)
     for (let i = 1; i < cnt.length; i++) v[i + 2] = ok ? (cnt[i]! - p!.cnt[i]!) / dt : NaN;
+    for (let i = 1; i <= ncpu; i++) v[i + 2] = Math.min(1, v[i + 2]!);
     rrd.update(t, v);
     this.prev.set(d.uuid, { t, domid: d.domid, cnt });
   }

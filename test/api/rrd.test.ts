@@ -65,6 +65,41 @@ test("rates, consolidation and the export forms", () => {
   assert.equal(j.data[2]!.values[col("vm:u1:cpu_usage")], "0.5000");
 });
 
+test("per-vCPU cpuN series: xcp-rrdd's names in XAPI's legend, each vCPU's share, summing to cpu_usage × vCPUs", () => {
+  const s = new RrdStore(() => "host-uuid");
+  const uuid = "6f1c3c52-1a8b-4a36-9d1f-0c5e0e6b2f3a";
+  // vCPU 0 runs 30 % of the time, vCPU 1 90 %: 6 s of CPU each 5 s; vCPU 1 of a 2-vCPU domain can't exceed 1.
+  for (let k = 0; k <= 24; k++) {
+    s.sample(T0 + k * 5000 + 300, [dom(uuid, 3, k * 6, 0, { vcpuCpuSeconds: [k * 1.5, k * 4.5] })], HOST);
+  }
+  const r = s.vm(uuid)!;
+  assert.deepEqual(r.names.slice(0, 5), ["cpu_usage", "memory", "memory_target", "cpu0", "cpu1"]);
+  const x = s.export({ start: -60, interval: 5, host: false, nowMs: T0 + 24 * 5000 + 300 });
+  // XAPI's legend (xapi-rrd Rrd_updates: "AVERAGE:vm:<uuid>:<ds>"), and the name Xen Orchestra matches.
+  const cpuEntries = x.legend.filter((l) => /^AVERAGE:vm:[0-9a-f-]{36}:cpu\d+$/.test(l));
+  assert.deepEqual(cpuEntries, [`AVERAGE:vm:${uuid}:cpu0`, `AVERAGE:vm:${uuid}:cpu1`]);
+  for (const e of cpuEntries) assert.match(e.split(":")[3]!, /^cpu(\d+)$/);
+  assert.ok(x.rows.length >= 10, `${x.rows.length} rows`);
+  const at = (n: string): number => x.legend.indexOf(`AVERAGE:vm:${uuid}:${n}`);
+  for (const row of x.rows) {
+    assert.equal(row.values[at("cpu0")], 0.3);
+    assert.equal(row.values[at("cpu1")], 0.9);
+    assert.ok(Math.abs(row.values[at("cpu0")]! + row.values[at("cpu1")]! - 2 * row.values[at("cpu_usage")]!) < 1e-9);
+  }
+  assert.match(rrdXml(x), new RegExp(`<entry>AVERAGE:vm:${uuid}:cpu0</entry><entry>AVERAGE:vm:${uuid}:cpu1</entry>`));
+
+  // A vCPU over 100 % (clock skew between threads) is capped at 1, as xcp-rrdd's max:1.0; a restart is unknown.
+  const s2 = new RrdStore(() => "h");
+  for (let k = 0; k <= 6; k++) s2.sample(T0 + k * 5000, [dom("u2", 4, k * 6, 0, { vcpuCpuSeconds: [k * 6, 0] })], HOST);
+  s2.sample(T0 + 7 * 5000, [dom("u2", 5, 0, 0, { vcpuCpuSeconds: [0, 0] })], HOST);
+  const y = s2.export({ start: -60, interval: 5, host: false, nowMs: T0 + 7 * 5000 });
+  assert.equal(y.rows[1]!.values[y.legend.indexOf("AVERAGE:vm:u2:cpu0")], 1);
+  assert.ok(Number.isNaN(y.rows[0]!.values[y.legend.indexOf("AVERAGE:vm:u2:cpu0")]!));
+  // Without per-vCPU figures (Domain-0, an older hypervisor) there are no cpuN series.
+  s2.sample(T0 + 8 * 5000, [dom("u3", 6, 0, 0)], HOST);
+  assert.ok(!s2.vm("u3")!.names.some((n) => /^cpu\d/.test(n)));
+});
+
 test("per-device series when the hypervisor reports each device's counters", () => {
   const s = new RrdStore(() => "h");
   const two = (k: number): DomainInfo => dom("p", 1, k, 0, {
