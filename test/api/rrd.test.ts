@@ -100,6 +100,50 @@ test("per-vCPU cpuN series: xcp-rrdd's names in XAPI's legend, each vCPU's share
   assert.ok(!s2.vm("u3")!.names.some((n) => /^cpu\d/.test(n)));
 });
 
+test("cf=MIN and MAX: the host's always, a VM's when asked (xapi's create_min_max_in_new_VM_RRDs); 5 s rows are their own min and max", () => {
+  let vmMinMax = false;
+  const s = new RrdStore(() => "h", () => vmMinMax);
+  s.sample(T0 - 10_000, [dom("plain", 1, 0, 0)], HOST); // made before the pool asked: AVERAGE only
+  vmMinMax = true;
+  // CPU seconds per 5 s going 1, 3, 1, 3, …: per-vCPU rate over 2 vCPUs 0.1 / 0.3 alternately; 4 minutes.
+  let cpu = 0;
+  for (let k = 0; k <= 48; k++) {
+    if (k > 0) cpu += k % 2 === 1 ? 1 : 3;
+    s.sample(T0 + k * 5000, [dom("mm", 2, cpu, 0), dom("plain", 1, cpu, 0)], HOST);
+  }
+  assert.equal(s.vm("mm")!.minMax, true);
+  assert.equal(s.vm("plain")!.minMax, false);
+  const q = (cf: "AVERAGE" | "MIN" | "MAX", interval: number) => s.export({ start: -240, interval, host: true, nowMs: T0 + 48 * 5000, cf });
+  const avg = q("AVERAGE", 60), min = q("MIN", 60), max = q("MAX", 60);
+  assert.equal(min.step, 60);
+  assert.deepEqual(min.legend.filter((l) => l.includes(":vm:")), ["cpu_usage", "memory", "memory_target", "vbd_xvda_read", "vbd_xvda_write", "vbd_xvda_iops_read", "vbd_xvda_iops_write", "vif_0_rx", "vif_0_tx", "vif_0_rx_pkts", "vif_0_tx_pkts"].map((n) => `MIN:vm:mm:${n}`));
+  assert.ok(min.legend.includes("MIN:host:h:cpu_avg") && max.legend.includes("MAX:host:h:cpu_avg"));
+  assert.ok(!min.legend.some((l) => l.includes(":plain:")) && avg.legend.includes("AVERAGE:vm:plain:cpu_usage"));
+  assert.ok(min.rows.length >= 2, `${min.rows.length} rows`);
+  const at = (x: typeof min, n: string): number => x.legend.findIndex((l) => l.endsWith(`:vm:mm:${n}`));
+  let known = 0;
+  for (let i = 0; i < min.rows.length; i++) {
+    assert.equal(min.rows[i]!.t, avg.rows[i]!.t);
+    // The row before the first sample is unknown in all three.
+    if (Number.isNaN(avg.rows[i]!.values[at(avg, "cpu_usage")]!)) { assert.ok(Number.isNaN(max.rows[i]!.values[at(max, "cpu_usage")]!)); continue; }
+    known++;
+    assert.ok(Math.abs(min.rows[i]!.values[at(min, "cpu_usage")]! - 0.1) < 1e-12, `${min.rows[i]!.values[at(min, "cpu_usage")]}`);
+    assert.ok(Math.abs(max.rows[i]!.values[at(max, "cpu_usage")]! - 0.3) < 1e-12);
+    assert.ok(Math.abs(avg.rows[i]!.values[at(avg, "cpu_usage")]! - 0.2) < 1e-12);
+    assert.equal(max.rows[i]!.values[at(max, "memory")], 256 * 1048576);
+  }
+  assert.ok(known >= 3, `${known} known rows`);
+  const hostCol = (x: typeof min): number => x.legend.indexOf(`${x.legend[0]!.split(":")[0]}:host:h:cpu_avg`);
+  assert.ok(min.rows[0]!.values[hostCol(min)]! < avg.rows[0]!.values[hostCol(avg)]! && avg.rows[0]!.values[hostCol(avg)]! < max.rows[0]!.values[hostCol(max)]!);
+  // The 5 s archive: one PDP per row, so MIN = MAX = AVERAGE.
+  const a5 = q("AVERAGE", 5), m5 = q("MAX", 5);
+  assert.equal(m5.step, 5);
+  assert.deepEqual(m5.rows.map((r) => r.values[at(m5, "cpu_usage")]), a5.rows.map((r) => r.values[at(a5, "cpu_usage")]));
+  assert.match(rrdXml(m5), /<entry>MAX:host:h:cpu_avg<\/entry>/);
+  // The cost: 2 × (120 + 168) more doubles per data source.
+  assert.equal(s.vm("mm")!.bytes() - s.vm("plain")!.bytes(), 11 * 8 * (2 * (120 + 168) + 2 * 2));
+});
+
 test("per-device series when the hypervisor reports each device's counters", () => {
   const s = new RrdStore(() => "h");
   const two = (k: number): DomainInfo => dom("p", 1, k, 0, {
