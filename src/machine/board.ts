@@ -120,9 +120,9 @@ export class MachineError extends Error {
   constructor(readonly code: string, message: string) { super(message); }
 }
 
-/** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
-/** vCPUs a board can have: the GICv2 model's 8 CPU interfaces (GICv2 architecture spec §1.4: up to 8 PEs). */
+/** vCPUs a board can have: the GICv2 model's CPU interfaces (GICv2 supports at most 8 processors, ARM IHI 0048B). */
 export const MAX_BOARD_VCPUS = 8;
+/** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
 const SLICE = 50_000;
 /**
  * The home thread's slice while vCPUs run on other threads: their requests (hypercalls, UART accesses) and
@@ -238,7 +238,7 @@ export class Board {
    * Seconds each vCPU has run guest code on this (home) thread: runVcpu's wall time, hypercalls and exits it
    * handles included (Xen charges a vCPU its hypercalls too). Index = vCPU index; fixed size (MAX_BOARD_VCPUS),
    * so the worker reads it after every slice without allocating. A vCPU on a thread of its own is counted by
-   * that thread (vcpuSeconds).
+   * that thread (threadSeconds).
    */
   readonly homeRunS = new Float64Array(MAX_BOARD_VCPUS);
   /** Slices run and host time (performance.now) since the decode cache's last sweep. */
