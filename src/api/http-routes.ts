@@ -70,7 +70,7 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
   }
   app.get("/ui", async (_req, reply) => reply.redirect("/ui/"));
 
-  // XAPI's /rrd_updates: ?session_id= (any role), start (Unix s; < 0: relative to now), cf (AVERAGE), interval
+  // XAPI's /rrd_updates: ?session_id= (any role), start (Unix s; < 0: relative to now), cf (AVERAGE, MIN, MAX), interval
   // (s), host=true (the host's series too), json=true (else XML), vm_uuid (one VM only).
   app.get("/rrd_updates", async (req, reply) => {
     const q = req.query as Record<string, unknown>;
@@ -90,10 +90,11 @@ export function registerRoutes(app: FastifyInstance, deps: RouteDeps): void {
     if (start === undefined) return bad("start= is required (Unix seconds, or negative: seconds before now)");
     if (Number.isNaN(start)) return bad(`start=${String(q.start)} is not an integer`);
     if (interval === undefined || !(interval >= 0)) return bad(`interval=${String(q.interval)} is not a non-negative integer`);
-    if (q.cf !== undefined && q.cf !== "AVERAGE") return bad(`cf=${String(q.cf)}: only AVERAGE is kept (the archives consolidate by average)`);
+    const cf = q.cf === undefined ? "AVERAGE" : q.cf;
+    if (cf !== "AVERAGE" && cf !== "MIN" && cf !== "MAX") return bad(`cf=${String(q.cf)}: AVERAGE, MIN or MAX (the consolidation functions kept)`);
     const flag = (v: unknown): boolean => v === "true" || v === "1";
     const vmUuid = typeof q.vm_uuid === "string" ? q.vm_uuid : undefined;
-    const x = model.rrd.export({ start, interval, host: flag(q.host), vmUuid, nowMs: Date.now() });
+    const x = model.rrd.export({ start, interval, host: flag(q.host), vmUuid, nowMs: Date.now(), cf });
     dispatcher.tasks.finish(q.task_id);
     if (flag(q.json)) return reply.header("content-type", "application/json").send(rrdJson(x));
     return reply.header("content-type", "text/xml").send(rrdXml(x));

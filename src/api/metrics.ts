@@ -1,8 +1,11 @@
 /**
  * GET /metrics: Prometheus text (prom-client) with each domain's CPU time, memory (actual, balloon target,
  * maximum), vCPUs, state, and its back-ends' I/O counters; the host's pool memory and pCPUs; the API's own call
- * counts. Values are read from the hypervisor (`list`, `info`) at each scrape. The I/O counters are per domain,
- * summed over its VBDs and over its VIFs (src/hv/io-stats.ts); the history (rrd.ts) has each device's series.
+ * counts. Values are read from the hypervisor (`list`, `info`) at each scrape. The `xeno_domain_*` I/O counters
+ * are per domain, summed over its VBDs and over its VIFs (src/hv/io-stats.ts, xentop's columns); `xeno_vbd_*` and
+ * `xeno_vif_*` have each device's own (labels `vbd`: the vdev, `xvda`; `vif`: the devid, `0`, as xapi names its
+ * `vbd_DEV_*` / `vif_N_*` data sources), and `xeno_vcpu_cpu_seconds_total` each vCPU's (label `vcpu`). They are
+ * separate metrics, not extra labels on the sums, so `sum by (domain)` over either never counts twice.
  *
  * A scrape needs credentials of any role: HTTP Basic (a Prometheus `basic_auth`) or `?session_id=` of a session.
  * A Basic credential that succeeded is remembered (as its SHA-256) for CRED_CACHE_MS so a scrape every few
@@ -55,6 +58,30 @@ export class ApiMetrics {
     counter("xeno_domain_vif_rx_bytes_total", "Bytes the domain received through netback, all its VIFs", (d) => d.io?.netRxBytes);
     counter("xeno_domain_vif_tx_packets_total", "Packets the domain sent through netback, all its VIFs", (d) => d.io?.netTxPackets);
     counter("xeno_domain_vif_rx_packets_total", "Packets the domain received through netback, all its VIFs", (d) => d.io?.netRxPackets);
+    // Per vCPU and per device: one series per (domain, vcpu / device), from the hypervisor's per-item figures.
+    const each = (name: string, help: string, key: string, get: (d: DomainInfo, out: (id: string, v: number) => void) => void): void => {
+      new Counter({
+        name, help, labelNames: [...names, key], registers: [r],
+        collect() { this.reset(); for (const d of doms()) get(d, (id, v) => this.inc({ ...labels(d), [key]: id }, v)); },
+      });
+    };
+    each("xeno_vcpu_cpu_seconds_total", "Host CPU seconds each vCPU used (they sum to xeno_domain_cpu_seconds_total)", "vcpu", (d, out) => {
+      d.vcpuCpuSeconds?.forEach((v, k) => out(String(k), v));
+    });
+    /** A VBD's label: its vdev (`xvda`) from the domain's config, else its devid. */
+    const vdev = (d: DomainInfo, devid: number): string => d.spec?.disks?.find((k) => k.devid === devid)?.vdev ?? String(devid);
+    const vbd = (name: string, help: string, pick: (v: NonNullable<NonNullable<DomainInfo["io"]>["vbds"]>[number]) => number): void =>
+      each(name, help, "vbd", (d, out) => { for (const v of d.io?.vbds ?? []) out(vdev(d, v.devid), pick(v)); });
+    vbd("xeno_vbd_read_requests_total", "Block read requests blkback served for this VBD", (v) => v.reads);
+    vbd("xeno_vbd_write_requests_total", "Block write requests blkback served for this VBD", (v) => v.writes);
+    vbd("xeno_vbd_read_bytes_total", "Bytes read through this VBD", (v) => v.readBytes);
+    vbd("xeno_vbd_write_bytes_total", "Bytes written through this VBD", (v) => v.writeBytes);
+    const vif = (name: string, help: string, pick: (v: NonNullable<NonNullable<DomainInfo["io"]>["vifs"]>[number]) => number): void =>
+      each(name, help, "vif", (d, out) => { for (const v of d.io?.vifs ?? []) out(String(v.devid), pick(v)); });
+    vif("xeno_vif_tx_bytes_total", "Bytes the domain sent through this VIF (netback)", (v) => v.txBytes);
+    vif("xeno_vif_rx_bytes_total", "Bytes the domain received through this VIF (netback)", (v) => v.rxBytes);
+    vif("xeno_vif_tx_packets_total", "Packets the domain sent through this VIF (netback)", (v) => v.txPackets);
+    vif("xeno_vif_rx_packets_total", "Packets the domain received through this VIF (netback)", (v) => v.rxPackets);
     new Gauge({
       name: "xeno_domain_state", help: "1 for the domain's state", labelNames: [...names, "state"], registers: [r],
       collect() { this.reset(); for (const d of doms()) this.set({ ...labels(d), state: d.state }, 1); },

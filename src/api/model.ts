@@ -34,10 +34,13 @@ interface SavedState {
 /** The XAPI classes served (each has get_all_records). */
 export const CLASSES = ["pool", "host", "host_metrics", "VM", "VM_metrics", "VM_guest_metrics", "VBD", "VDI", "SR", "VIF", "network", "console", "task", "message"] as const;
 
+/** xapi's Xapi_globs.create_min_max_in_new_VM_RRDs: pool.other_config key; "true" gives VMs' new RRDs MIN and MAX. */
+export const VM_MIN_MAX_KEY = "create_min_max_in_new_VM_RRDs";
+
 export class XenModel {
   readonly store = new ObjectStore();
   /** Metric history (rrd.ts), sampled after each refresh. */
-  readonly rrd = new RrdStore(() => this.state.hostUuid);
+  readonly rrd = new RrdStore(() => this.state.hostUuid, () => this.poolOtherConfig[VM_MIN_MAX_KEY] === "true");
   private readonly keys = new Map<string, { ref: string; uuid: string }>();
   private state: SavedState;
   /** Running (or stopped but listed) domains by VM uuid, as last listed. */

@@ -1,7 +1,8 @@
 /**
  * Metric history as XAPI's rrdd keeps it (xapi-project/xen-api ocaml/libs/xapi-rrd): one round-robin database
  * per VM and one for the host, each a fixed set of data sources sampled every STEP_S seconds (a primary data
- * point, PDP) and consolidated by AVERAGE into three archives (RRAs) of fixed size:
+ * point, PDP) and consolidated by AVERAGE (and MIN and MAX: always for the host, for VMs when the pool's
+ * other_config:create_min_max_in_new_VM_RRDs is "true", as xapi) into three archives (RRAs) of fixed size:
  *
  *   5 s × 120 rows (10 minutes), 60 s × 120 rows (2 hours), 3600 s × 168 rows (one week)
  *
@@ -17,8 +18,10 @@
  * `vif_N_rx`/`_tx` (bytes/s, as xapi from dom0's side: rx is what the guest sent), and Xeno's `vif_N_rx_pkts`/
  * `_tx_pkts` (packets/s; xapi has no packet series). DEV is the disk's vdev (`xvda`), N the vif's devid: the
  * hypervisor reports each device's counters (src/hv/io-stats.ts, the first 8 devices of a domain); from one
- * that reports only the domain's sums, a VM with several disks or vifs gets one `all` series of each. There are
- * no per-vCPU `cpuN` series.
+ * that reports only the domain's sums, a VM with several disks or vifs gets one `all` series of each. VM `cpuN`
+ * (0..1: the fraction of the interval vCPU N ran, xcp-rrdd's "CPUN usage", a Derive of the vCPU's cputime in
+ * seconds, min 0 max 1) comes from the hypervisor's per-vCPU seconds (DomainInfo.vcpuCpuSeconds); Xen
+ * Orchestra's VM CPU graph reads these (/^cpu(\d+)$/ in xo-server's xapi-stats).
  *
  * Sampling runs in `sample` (called by the model after each refresh: at least every 5 s, and on domain events;
  * samples less than a second apart are ignored). Each sample's values hold over the interval since the previous
@@ -27,6 +30,8 @@
 import type { DomainInfo, HostInfo } from "../hv/protocol.js";
 
 export const STEP_S = 5;
+/** xcp-rrdd's name of a VM's vCPU k series (its xenops plugin: Printf.sprintf "cpu%d" k). */
+export function vcpuDs(k: number): string { return `cpu${k}`; }
 /** The archives: PDPs per row and rows (xapi's timescales for VMs and hosts). */
 export const RRAS: readonly { pdp: number; rows: number }[] = [{ pdp: 1, rows: 120 }, { pdp: 12, rows: 120 }, { pdp: 720, rows: 168 }];
 export const ROWS_TOTAL = RRAS.reduce((n, r) => n + r.rows, 0);
@@ -35,18 +40,34 @@ export const MAX_GAP_S = 60;
 /** VMs whose history is kept (beyond this the least recently sampled goes: memory stays bounded). */
 export const MAX_RRDS = 4096;
 
+/** The consolidation functions kept: AVERAGE always; MIN and MAX for the host and, when asked, VMs (Rrd.minMax). */
+export type Cf = "AVERAGE" | "MIN" | "MAX";
+
 class Archive {
   /** rows × nds, row-major; row r of the archive's time line lives at (r mod rows). */
   readonly data: Float64Array;
   readonly acc: Float64Array;
   readonly accN: Uint16Array;
+  /**
+   * MIN and MAX of the row's known PDPs (same layout), for an archive of more than one PDP per row kept with
+   * minMax; null otherwise (a row of one PDP is its own minimum and maximum: `data` serves all three, as rrdtool).
+   */
+  readonly minData: Float64Array | null;
+  readonly maxData: Float64Array | null;
+  private readonly accMin: Float64Array | null;
+  private readonly accMax: Float64Array | null;
   /** The row being accumulated or last closed (time line index: floor(slot / pdp)); -1 before the first PDP. */
   cur = -1;
   private closed = false;
-  constructor(readonly pdp: number, readonly rows: number, readonly nds: number) {
+  constructor(readonly pdp: number, readonly rows: number, readonly nds: number, minMax: boolean) {
     this.data = new Float64Array(rows * nds).fill(NaN);
     this.acc = new Float64Array(nds);
     this.accN = new Uint16Array(nds);
+    const mm = minMax && pdp > 1;
+    this.minData = mm ? new Float64Array(rows * nds).fill(NaN) : null;
+    this.maxData = mm ? new Float64Array(rows * nds).fill(NaN) : null;
+    this.accMin = mm ? new Float64Array(nds).fill(Infinity) : null;
+    this.accMax = mm ? new Float64Array(nds).fill(-Infinity) : null;
   }
 
   /** Feeds the PDP of `slot`; rows passed over without PDPs become unknown; a row closes with its last slot. */
@@ -55,16 +76,27 @@ class Archive {
     if (row !== this.cur) {
       if (this.cur >= 0) {
         if (!this.closed) this.close(this.cur);
-        for (let r = Math.max(this.cur + 1, row - this.rows); r < row; r++) this.data.fill(NaN, (r % this.rows) * this.nds, (r % this.rows + 1) * this.nds);
+        for (let r = Math.max(this.cur + 1, row - this.rows); r < row; r++) {
+          const a = (r % this.rows) * this.nds, b = a + this.nds;
+          this.data.fill(NaN, a, b);
+          this.minData?.fill(NaN, a, b);
+          this.maxData?.fill(NaN, a, b);
+        }
       }
       this.acc.fill(0);
       this.accN.fill(0);
+      this.accMin?.fill(Infinity);
+      this.accMax?.fill(-Infinity);
       this.cur = row;
       this.closed = false;
     }
+    const lo = this.accMin, hi = this.accMax;
     for (let i = 0; i < this.nds; i++) {
       const x = v[i]!;
-      if (!Number.isNaN(x)) { this.acc[i]! += x; this.accN[i]!++; }
+      if (Number.isNaN(x)) continue;
+      this.acc[i]! += x; this.accN[i]!++;
+      if (lo !== null && x < lo[i]!) lo[i] = x;
+      if (hi !== null && x > hi[i]!) hi[i] = x;
     }
     if ((slot + 1) % this.pdp === 0) { this.close(row); this.closed = true; }
   }
@@ -72,17 +104,26 @@ class Archive {
   private close(row: number): void {
     const at = (row % this.rows) * this.nds;
     for (let i = 0; i < this.nds; i++) {
-      const n = this.accN[i]!;
-      this.data[at + i] = n * 2 >= this.pdp ? this.acc[i]! / n : NaN;
+      const n = this.accN[i]!, known = n * 2 >= this.pdp;
+      this.data[at + i] = known ? this.acc[i]! / n : NaN;
+      // MIN and MAX with the same xff as AVERAGE: unknown when fewer than half of the row's PDPs are known.
+      if (this.minData !== null) this.minData[at + i] = known ? this.accMin![i]! : NaN;
+      if (this.maxData !== null) this.maxData[at + i] = known ? this.accMax![i]! : NaN;
     }
   }
 
   /** The last complete row. */
   get last(): number { return this.closed ? this.cur : this.cur - 1; }
 
-  value(row: number, ds: number): number {
+  value(row: number, ds: number, cf: Cf = "AVERAGE"): number {
     if (row > this.last || row <= this.last - this.rows || row < 0) return NaN;
-    return this.data[(row % this.rows) * this.nds + ds]!;
+    const d = cf === "MIN" ? this.minData ?? this.data : cf === "MAX" ? this.maxData ?? this.data : this.data;
+    return d[(row % this.rows) * this.nds + ds]!;
+  }
+
+  bytes(): number {
+    return this.data.byteLength + this.acc.byteLength + this.accN.byteLength +
+      2 * (this.minData?.byteLength ?? 0) + 2 * (this.accMin?.byteLength ?? 0);
   }
 }
 
@@ -101,8 +142,9 @@ export class Rrd {
   private readonly sum: Float64Array;
   private readonly known: Float64Array;
   private readonly pdp: Float64Array;
-  constructor(readonly names: readonly string[]) {
-    this.archives = RRAS.map((a) => new Archive(a.pdp, a.rows, names.length));
+  /** `minMax`: MIN and MAX archives too (xapi: always for the host; for VMs when the pool asks, RrdStore). */
+  constructor(readonly names: readonly string[], readonly minMax = false) {
+    this.archives = RRAS.map((a) => new Archive(a.pdp, a.rows, names.length, minMax));
     this.sum = new Float64Array(names.length);
     this.known = new Float64Array(names.length);
     this.pdp = new Float64Array(names.length);
@@ -144,7 +186,7 @@ export class Rrd {
   }
 
   bytes(): number {
-    return this.archives.reduce((n, a) => n + a.data.byteLength + a.acc.byteLength + a.accN.byteLength, 0) + this.sum.byteLength * 3;
+    return this.archives.reduce((n, a) => n + a.bytes(), 0) + this.sum.byteLength * 3;
   }
 }
 
@@ -158,7 +200,7 @@ export interface RrdExport {
 }
 
 export class RrdStore {
-  readonly host: Rrd = new Rrd(["cpu_avg", "memory_total_kib", "memory_free_kib"]);
+  readonly host: Rrd = new Rrd(["cpu_avg", "memory_total_kib", "memory_free_kib"], true);
   /** VM uuid → its database (Map order: least recently sampled first). */
   private readonly vms = new Map<string, Rrd>();
   private readonly prev = new Map<string, Prev>();
@@ -166,7 +208,11 @@ export class RrdStore {
   /** Values of one sample (reused; grown for a VM with more series). */
   private scratch = new Float64Array(32);
 
-  constructor(readonly hostUuid: () => string) {}
+  /**
+   * `vmMinMax`: whether a VM's database made now keeps MIN and MAX too — xapi's pool
+   * other_config:create_min_max_in_new_VM_RRDs=true (off by default: they cost 2 × 288 more doubles per data source).
+   */
+  constructor(readonly hostUuid: () => string, private readonly vmMinMax: () => boolean = () => false) {}
 
   get size(): number { return this.vms.size; }
   vm(uuid: string): Rrd | undefined { return this.vms.get(uuid); }
@@ -200,6 +246,10 @@ export class RrdStore {
     // hypervisor reports devices (io.vbds / io.vifs), else one series of the domain's sums.
     const names = ["cpu_usage", "memory", "memory_target"];
     const cnt: number[] = [d.cpuSeconds];
+    // cpuN right after: cnt[1 .. ncpu] (rates capped at 1, as xcp-rrdd's max:1.0).
+    const vc = d.vcpuCpuSeconds ?? [];
+    const ncpu = Math.min(vc.length, d.vcpus);
+    for (let k = 0; k < ncpu; k++) { names.push(vcpuDs(k)); cnt.push(vc[k]!); }
     const vbd = (dev: string, rb: number, wb: number, rd: number, wr: number): void => {
       names.push(`vbd_${dev}_read`, `vbd_${dev}_write`, `vbd_${dev}_iops_read`, `vbd_${dev}_iops_write`);
       cnt.push(rb, wb, rd, wr);
@@ -229,7 +279,7 @@ export class RrdStore {
     // Devices added or removed: a new set of series (xapi too starts new data sources; old ones are dropped).
     if (rrd && (rrd.names.length !== names.length || rrd.names.some((n, i) => n !== names[i]))) rrd = undefined;
     if (!rrd) {
-      rrd = new Rrd(names);
+      rrd = new Rrd(names, this.vmMinMax());
       this.prev.delete(d.uuid);
     }
     this.vms.delete(d.uuid); // re-inserted last: most recently sampled
@@ -247,6 +297,7 @@ export class RrdStore {
     v[2] = (d.domid === 0 ? d.memKiB : d.targetKiB) * 1024;
     // (NaN counters give NaN rates: a hypervisor without packet or per-device counts.)
     for (let i = 1; i < cnt.length; i++) v[i + 2] = ok ? (cnt[i]! - p!.cnt[i]!) / dt : NaN;
+    for (let i = 1; i <= ncpu; i++) v[i + 2] = Math.min(1, v[i + 2]!);
     rrd.update(t, v);
     this.prev.set(d.uuid, { t, domid: d.domid, cnt });
   }
@@ -259,12 +310,15 @@ export class RrdStore {
   /**
    * xapi's rrd_updates (Rrd_updates.create_multi): rows of the archive whose step is the smallest ≥ `interval`
    * that reaches back to `start` (else the coarsest), newest first, from its last complete row back to `start`;
-   * legend entries `AVERAGE:host:UUID:NAME` and `AVERAGE:vm:UUID:NAME`. `start` < 0 is relative to now.
+   * legend entries `CF:host:UUID:NAME` and `CF:vm:UUID:NAME`. `start` < 0 is relative to now. `cf` MIN or MAX:
+   * only the databases that keep them (the host's; VMs' made with vmMinMax), as xapi's rrd_updates takes the RRAs
+   * of that CF.
    */
-  export(opts: { start: number; interval: number; host: boolean; vmUuid?: string; nowMs: number }): RrdExport {
+  export(opts: { start: number; interval: number; host: boolean; vmUuid?: string; nowMs: number; cf?: Cf }): RrdExport {
+    const cf = opts.cf ?? "AVERAGE";
     const dbs: [string, Rrd][] = [];
     if (opts.host) dbs.push([`host:${this.hostUuid()}:`, this.host]);
-    for (const [u, r] of this.vms) if (opts.vmUuid === undefined || opts.vmUuid === u) dbs.push([`vm:${u}:`, r]);
+    for (const [u, r] of this.vms) if ((opts.vmUuid === undefined || opts.vmUuid === u) && (cf === "AVERAGE" || r.minMax)) dbs.push([`vm:${u}:`, r]);
     const now = opts.nowMs / 1000;
     const start = opts.start < 0 ? now + opts.start : opts.start;
     const want = Math.max(STEP_S, opts.interval);
@@ -276,12 +330,12 @@ export class RrdStore {
     let last = -1;
     for (const [, r] of dbs) last = Math.max(last, r.archives[ai]!.last);
     const legend: string[] = [];
-    for (const [prefix, r] of dbs) for (const n of r.names) legend.push(`AVERAGE:${prefix}${n}`);
+    for (const [prefix, r] of dbs) for (const n of r.names) legend.push(`${cf}:${prefix}${n}`);
     const out: RrdExport["rows"] = [];
     // Row r covers [r·step, (r+1)·step): it is reported at its end time, as xapi reports a CDP.
     for (let row = last, k = 0; row >= 0 && k < rows && (row + 1) * step >= start; row--, k++) {
       const values: number[] = [];
-      for (const [, r] of dbs) { const a = r.archives[ai]!; for (let i = 0; i < r.names.length; i++) values.push(a.value(row, i)); }
+      for (const [, r] of dbs) { const a = r.archives[ai]!; for (let i = 0; i < r.names.length; i++) values.push(a.value(row, i, cf)); }
       out.push({ t: (row + 1) * step, values });
     }
     const end = last >= 0 ? (last + 1) * step : Math.floor(now / step) * step;

@@ -34,7 +34,7 @@ import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
 import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
-import { boardTailBytes } from "../machine/board.js";
+import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
@@ -229,6 +229,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       domid: d.domid, name: d.name, uuid: d.uuid, state,
       memKiB: pages * 4, maxMemKiB: d.maxPages * 4, targetKiB: this.targetKiB(d) ?? d.maxPages * 4,
       vcpus: d.spec.vcpus, onlineVcpus: d.stopped !== null ? 0 : r.onlineVcpus, cpuSeconds: r.cpuSeconds,
+      vcpuCpuSeconds: r.vcpuSeconds(Math.min(d.spec.vcpus, MAX_BOARD_VCPUS)),
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
       lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };

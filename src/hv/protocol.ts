@@ -92,6 +92,9 @@ export interface DomainInfo {
   onlineVcpus: number;
   /** Host CPU seconds the domain's vCPUs have used. */
   cpuSeconds: number;
+  /** The same per vCPU (index = vCPU id; they sum to cpuSeconds): Xen's per-vCPU cputime (vcpu-list's Time, xcp-rrdd's
+   * `cpuN`). Absent from Domain-0 and from a hypervisor that does not count them. */
+  vcpuCpuSeconds?: number[];
   /** Unix time (s) of creation. */
   startTime: number;
   spec: DomainSpec;

@@ -21,7 +21,7 @@ import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer, type SavedGuestLink } from "./store-link.js";
-import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_WORDS } from "./vm-worker.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_VCPU_S, STAT_WORDS } from "./vm-worker.js";
 import { readIo } from "./io-stats.js";
 import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
@@ -226,6 +226,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
   get onlineVcpus(): number { return this.stats[STAT_ONLINE]!; }
   /** The back-ends' I/O counters (xentop). */
   get io(): DomainIo { return readIo(this.stats, STAT_IO); }
+  /** CPU seconds of each of the domain's `n` vCPUs (they sum to cpuSeconds; vm-worker.ts STAT_VCPU_S). */
+  vcpuSeconds(n: number): number[] { return Array.from(this.stats.subarray(STAT_VCPU_S, STAT_VCPU_S + n)); }
 
   /**
    * The domain ended leaving its frames claimed (the guest stopped by itself, or a move failed): the owner

@@ -23,6 +23,8 @@ import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } f
 import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
 import { SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
+import { IO_ALL_WORDS } from "./io-stats.js";
+import { MAX_BOARD_VCPUS } from "../machine/board.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
@@ -30,6 +32,15 @@ export { SCHED_PERMIT, SCHED_WANT } from "./sched-words.js";
 export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 64;
 /** From STAT_IO on: the back-ends' counters for xentop and the API (io-stats.ts IO_ALL_WORDS of them). */
 export const STAT_IO = 5;
+/**
+ * From STAT_VCPU_S on: each vCPU's CPU seconds (xcp-rrdd's per-vCPU `cputime`, for the API's `cpuN` series), one
+ * word per vCPU, MAX_BOARD_VCPUS of them. A vCPU on a thread of its own: that thread's run time. A vCPU on the
+ * home thread: its runVcpu time (Board.homeRunS), except vCPU 0, which also takes the rest of the home thread's
+ * slices (devices, back-ends, the Xen layer between vCPU runs), as sched-words.ts charges the home's time to
+ * vCPU 0's entity. So the words sum to STAT_CPU_S.
+ */
+export const STAT_VCPU_S = STAT_IO + IO_ALL_WORDS;
+if (STAT_VCPU_S + MAX_BOARD_VCPUS > STAT_WORDS) throw new Error("vm-worker: STAT_WORDS too small for the per-vCPU words");
 
 /**
  * What the host hands the worker (workerData). Byte arrays over an ArrayBuffer are copied by structured clone;
@@ -236,6 +247,10 @@ class Guest {
 
   /** Seconds the domain's vCPU threads had run at the last step (their share goes into STAT_CPU_S). */
   private remoteCpuS = 0;
+  /** Per vCPU, its thread's seconds (Board.threadSeconds) and its home run seconds (Board.homeRunS) at the last
+   * step: their increments go into STAT_VCPU_S + k. Fixed size, reused (no allocation per step). */
+  private readonly seenThreadS = new Float64Array(MAX_BOARD_VCPUS);
+  private readonly seenHomeS = new Float64Array(MAX_BOARD_VCPUS);
 
   /**
    * Builds the Machine; throws what its constructor throws (after reporting "failed"). `doorbell`: this thread's
@@ -482,6 +497,12 @@ class Guest {
     const remoteS = board.remoteCpuSeconds();
     stats[STAT_CPU_S] += remoteS - this.remoteCpuS;
     this.remoteCpuS = remoteS;
+    const nv = board.vcpus.length, seenT = this.seenThreadS;
+    for (let k = 1; k < nv; k++) {
+      const s = board.threadSeconds(k);
+      stats[STAT_VCPU_S + k] += s - seenT[k]!;
+      seenT[k] = s;
+    }
     stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
     if (this.wakeAt !== 0) {
@@ -531,6 +552,14 @@ class Guest {
     }
     stats[STAT_CPU_S] += (t1 - t0) / 1000;
     if (this.schedF64 !== null) this.schedF64[cpuAt(0)] += (t1 - t0) / 1000;
+    // The slice per vCPU: each home vCPU k ≥ 1 its own runs, vCPU 0 the rest (see STAT_VCPU_S).
+    const home = board.homeRunS, seenH = this.seenHomeS;
+    let others = 0;
+    for (let k = 1; k < nv; k++) {
+      const d = home[k]! - seenH[k]!;
+      if (d !== 0) { stats[STAT_VCPU_S + k] += d; seenH[k] = home[k]!; others += d; }
+    }
+    stats[STAT_VCPU_S] += (t1 - t0) / 1000 - others;
     stats[STAT_BLOCKED] = w > 0 && !board.remoteBusy() ? 1 : 0;
     stats[STAT_PAGES] = m.xen !== null ? m.xen.account.pages : this.memPages;
     let online = 0;

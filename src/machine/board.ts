@@ -120,6 +120,8 @@ export class MachineError extends Error {
   constructor(readonly code: string, message: string) { super(message); }
 }
 
+/** vCPUs a board can have: the GICv2 model's CPU interfaces (GICv2 supports at most 8 processors, ARM IHI 0048B). */
+export const MAX_BOARD_VCPUS = 8;
 /** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
 const SLICE = 50_000;
 /**
@@ -232,6 +234,13 @@ export class Board {
   private stage2: Stage2Map | null = null;
   /** Total guest instructions retired (all vCPUs). */
   retired = 0;
+  /**
+   * Seconds each vCPU has run guest code on this (home) thread: runVcpu's wall time, hypercalls and exits it
+   * handles included (Xen charges a vCPU its hypercalls too). Index = vCPU index; fixed size (MAX_BOARD_VCPUS),
+   * so the worker reads it after every slice without allocating. A vCPU on a thread of its own is counted by
+   * that thread (threadSeconds).
+   */
+  readonly homeRunS = new Float64Array(MAX_BOARD_VCPUS);
   /** Slices run and host time (performance.now) since the decode cache's last sweep. */
   private slicesSinceSweep = 0;
   private lastSweepMs = performance.now();
@@ -260,7 +269,7 @@ export class Board {
     if (!Number.isInteger(o.memMiB) || o.memMiB < 16 || o.memMiB > maxMiB) {
       throw new MachineError("MACHINE_MEMORY", `memory=${o.memMiB} MiB: this machine supports 16..${maxMiB} MiB${romBytes > 0 ? ` (with ${romBytes >>> 20} MiB of flash)` : ""}`);
     }
-    if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > 8) {
+    if (!Number.isInteger(o.vcpus) || o.vcpus < 1 || o.vcpus > MAX_BOARD_VCPUS) {
       throw new MachineError("MACHINE_VCPUS", `vcpus=${o.vcpus}: the GICv2 board supports 1..8 vCPUs`);
     }
     this.consoleOut = o.consoleOut;
@@ -454,7 +463,9 @@ export class Board {
         }
         v.waiting = 0;
       }
+      const r0 = performance.now();
       const c = this.runVcpu(v);
+      this.homeRunS[v.index]! += (performance.now() - r0) / 1000;
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       if (c.stop === STOP_WFE) { v.wfeStart = performance.now(); v.wfePoll = WFE_POLL_MIN_MS; v.wfeStream = nextStreamEvent(c, c.counter()); }
@@ -686,6 +697,9 @@ export class Board {
     for (const v of this.vcpus) if (v.remote) n += Atomics.load(this.link, vw(v.index, V_JIT_BLOCKS));
     return n;
   }
+
+  /** Seconds vCPU k has run on a thread of its own (that thread adds its slices' wall time); 0 if it never had one. */
+  threadSeconds(k: number): number { return this.linkF64[LINK_F64 + k]!; }
 
   /** Seconds the vCPUs on other threads have run (each thread adds its slices' wall time). */
   remoteCpuSeconds(): number {

@@ -189,8 +189,14 @@ test("Xen Orchestra's connector (xen-api) logs in, loads every object and follow
 test("/metrics: Prometheus text with each domain's CPU, memory and I/O counters, for API users only", async () => {
   const s = await setup();
   try {
-    s.hv.domains.get(1)!.info.io = { vbdOo: 0, vbdRd: 10, vbdWr: 64, vbdRsect: 80, vbdWsect: 16384, netTxBytes: 5000, netRxBytes: 7000 };
+    s.hv.domains.get(1)!.info.io = {
+      vbdOo: 0, vbdRd: 10, vbdWr: 64, vbdRsect: 80, vbdWsect: 16384, netTxBytes: 5000, netRxBytes: 7000,
+      // Each device's own (src/hv/io-stats.ts): the config's xvda, and a devid the config does not name.
+      vbds: [{ devid: 51712, reads: 6, writes: 60, readBytes: 24576, writeBytes: 8 << 20 }, { devid: 51728, reads: 4, writes: 4, readBytes: 16384, writeBytes: 16384 }],
+      vifs: [{ devid: 0, txPackets: 40, txBytes: 5000, rxPackets: 50, rxBytes: 7000 }],
+    };
     s.hv.domains.get(1)!.info.cpuSeconds = 12.5;
+    s.hv.domains.get(1)!.info.vcpuCpuSeconds = [10, 2.5];
     assert.equal((await fetch(`${s.url}/metrics`)).status, 401);
     assert.equal((await fetch(`${s.url}/metrics`, { headers: { authorization: `Basic ${Buffer.from("viewer:nope").toString("base64")}` } })).status, 401);
     const r = await fetch(`${s.url}/metrics`, { headers: { authorization: `Basic ${Buffer.from("viewer:look").toString("base64")}` } });
@@ -205,6 +211,18 @@ test("/metrics: Prometheus text with each domain's CPU, memory and I/O counters,
     assert.ok(text.includes(`xeno_domain_memory_max_bytes{${labels}} ${256 * 1024 * 1024}`));
     assert.ok(text.includes(`xeno_domain_state{${labels},state="running"} 1`));
     assert.match(text, /^xeno_host_memory_total_bytes 1073741824$/m);
+    // Per device and per vCPU: metrics of their own (the domain's sums above are not relabelled).
+    assert.match(text, /# TYPE xeno_vbd_write_bytes_total counter/);
+    assert.ok(text.includes(`xeno_vbd_write_bytes_total{${labels},vbd="xvda"} ${8 << 20}`), text);
+    assert.ok(text.includes(`xeno_vbd_read_requests_total{${labels},vbd="xvda"} 6`));
+    assert.ok(text.includes(`xeno_vbd_write_requests_total{${labels},vbd="51728"} 4`));
+    assert.ok(text.includes(`xeno_vif_rx_bytes_total{${labels},vif="0"} 7000`));
+    assert.ok(text.includes(`xeno_vif_tx_packets_total{${labels},vif="0"} 40`));
+    assert.ok(text.includes(`xeno_vcpu_cpu_seconds_total{${labels},vcpu="0"} 10`));
+    assert.ok(text.includes(`xeno_vcpu_cpu_seconds_total{${labels},vcpu="1"} 2.5`));
+    assert.doesNotMatch(text, /xeno_domain_vbd_write_bytes_total\{[^}]*vbd=/);
+    // Domain-0 reports no devices nor vCPU times: none of its series here.
+    assert.doesNotMatch(text, /^xeno_(vbd|vif|vcpu)_\w+\{domain="Domain-0"/m);
     const sid = await ok(s.url, "session.login_with_password", ["viewer", "look"]) as string;
     assert.equal((await fetch(`${s.url}/metrics?session_id=${encodeURIComponent(sid)}`)).status, 200);
   } finally { await s.close(); }

@@ -65,6 +65,85 @@ test("rates, consolidation and the export forms", () => {
   assert.equal(j.data[2]!.values[col("vm:u1:cpu_usage")], "0.5000");
 });
 
+test("per-vCPU cpuN series: xcp-rrdd's names in XAPI's legend, each vCPU's share, summing to cpu_usage × vCPUs", () => {
+  const s = new RrdStore(() => "host-uuid");
+  const uuid = "6f1c3c52-1a8b-4a36-9d1f-0c5e0e6b2f3a";
+  // vCPU 0 runs 30 % of the time, vCPU 1 90 %: 6 s of CPU each 5 s; vCPU 1 of a 2-vCPU domain can't exceed 1.
+  for (let k = 0; k <= 24; k++) {
+    s.sample(T0 + k * 5000 + 300, [dom(uuid, 3, k * 6, 0, { vcpuCpuSeconds: [k * 1.5, k * 4.5] })], HOST);
+  }
+  const r = s.vm(uuid)!;
+  assert.deepEqual(r.names.slice(0, 5), ["cpu_usage", "memory", "memory_target", "cpu0", "cpu1"]);
+  const x = s.export({ start: -60, interval: 5, host: false, nowMs: T0 + 24 * 5000 + 300 });
+  // XAPI's legend (xapi-rrd Rrd_updates: "AVERAGE:vm:<uuid>:<ds>"), and the name Xen Orchestra matches.
+  const cpuEntries = x.legend.filter((l) => /^AVERAGE:vm:[0-9a-f-]{36}:cpu\d+$/.test(l));
+  assert.deepEqual(cpuEntries, [`AVERAGE:vm:${uuid}:cpu0`, `AVERAGE:vm:${uuid}:cpu1`]);
+  for (const e of cpuEntries) assert.match(e.split(":")[3]!, /^cpu(\d+)$/);
+  assert.ok(x.rows.length >= 10, `${x.rows.length} rows`);
+  const at = (n: string): number => x.legend.indexOf(`AVERAGE:vm:${uuid}:${n}`);
+  for (const row of x.rows) {
+    assert.equal(row.values[at("cpu0")], 0.3);
+    assert.equal(row.values[at("cpu1")], 0.9);
+    assert.ok(Math.abs(row.values[at("cpu0")]! + row.values[at("cpu1")]! - 2 * row.values[at("cpu_usage")]!) < 1e-9);
+  }
+  assert.match(rrdXml(x), new RegExp(`<entry>AVERAGE:vm:${uuid}:cpu0</entry><entry>AVERAGE:vm:${uuid}:cpu1</entry>`));
+
+  // A vCPU over 100 % (clock skew between threads) is capped at 1, as xcp-rrdd's max:1.0; a restart is unknown.
+  const s2 = new RrdStore(() => "h");
+  for (let k = 0; k <= 6; k++) s2.sample(T0 + k * 5000, [dom("u2", 4, k * 6, 0, { vcpuCpuSeconds: [k * 6, 0] })], HOST);
+  s2.sample(T0 + 7 * 5000, [dom("u2", 5, 0, 0, { vcpuCpuSeconds: [0, 0] })], HOST);
+  const y = s2.export({ start: -60, interval: 5, host: false, nowMs: T0 + 7 * 5000 });
+  assert.equal(y.rows[1]!.values[y.legend.indexOf("AVERAGE:vm:u2:cpu0")], 1);
+  assert.ok(Number.isNaN(y.rows[0]!.values[y.legend.indexOf("AVERAGE:vm:u2:cpu0")]!));
+  // Without per-vCPU figures (Domain-0, an older hypervisor) there are no cpuN series.
+  s2.sample(T0 + 8 * 5000, [dom("u3", 6, 0, 0)], HOST);
+  assert.ok(!s2.vm("u3")!.names.some((n) => /^cpu\d/.test(n)));
+});
+
+test("cf=MIN and MAX: the host's always, a VM's when asked (xapi's create_min_max_in_new_VM_RRDs); 5 s rows are their own min and max", () => {
+  let vmMinMax = false;
+  const s = new RrdStore(() => "h", () => vmMinMax);
+  s.sample(T0 - 10_000, [dom("plain", 1, 0, 0)], HOST); // made before the pool asked: AVERAGE only
+  vmMinMax = true;
+  // CPU seconds per 5 s going 1, 3, 1, 3, …: per-vCPU rate over 2 vCPUs 0.1 / 0.3 alternately; 4 minutes.
+  let cpu = 0;
+  for (let k = 0; k <= 48; k++) {
+    if (k > 0) cpu += k % 2 === 1 ? 1 : 3;
+    s.sample(T0 + k * 5000, [dom("mm", 2, cpu, 0), dom("plain", 1, cpu, 0)], HOST);
+  }
+  assert.equal(s.vm("mm")!.minMax, true);
+  assert.equal(s.vm("plain")!.minMax, false);
+  const q = (cf: "AVERAGE" | "MIN" | "MAX", interval: number) => s.export({ start: -240, interval, host: true, nowMs: T0 + 48 * 5000, cf });
+  const avg = q("AVERAGE", 60), min = q("MIN", 60), max = q("MAX", 60);
+  assert.equal(min.step, 60);
+  assert.deepEqual(min.legend.filter((l) => l.includes(":vm:")), ["cpu_usage", "memory", "memory_target", "vbd_xvda_read", "vbd_xvda_write", "vbd_xvda_iops_read", "vbd_xvda_iops_write", "vif_0_rx", "vif_0_tx", "vif_0_rx_pkts", "vif_0_tx_pkts"].map((n) => `MIN:vm:mm:${n}`));
+  assert.ok(min.legend.includes("MIN:host:h:cpu_avg") && max.legend.includes("MAX:host:h:cpu_avg"));
+  assert.ok(!min.legend.some((l) => l.includes(":plain:")) && avg.legend.includes("AVERAGE:vm:plain:cpu_usage"));
+  assert.ok(min.rows.length >= 2, `${min.rows.length} rows`);
+  const at = (x: typeof min, n: string): number => x.legend.findIndex((l) => l.endsWith(`:vm:mm:${n}`));
+  let known = 0;
+  for (let i = 0; i < min.rows.length; i++) {
+    assert.equal(min.rows[i]!.t, avg.rows[i]!.t);
+    // The row before the first sample is unknown in all three.
+    if (Number.isNaN(avg.rows[i]!.values[at(avg, "cpu_usage")]!)) { assert.ok(Number.isNaN(max.rows[i]!.values[at(max, "cpu_usage")]!)); continue; }
+    known++;
+    assert.ok(Math.abs(min.rows[i]!.values[at(min, "cpu_usage")]! - 0.1) < 1e-12, `${min.rows[i]!.values[at(min, "cpu_usage")]}`);
+    assert.ok(Math.abs(max.rows[i]!.values[at(max, "cpu_usage")]! - 0.3) < 1e-12);
+    assert.ok(Math.abs(avg.rows[i]!.values[at(avg, "cpu_usage")]! - 0.2) < 1e-12);
+    assert.equal(max.rows[i]!.values[at(max, "memory")], 256 * 1048576);
+  }
+  assert.ok(known >= 3, `${known} known rows`);
+  const hostCol = (x: typeof min): number => x.legend.indexOf(`${x.legend[0]!.split(":")[0]}:host:h:cpu_avg`);
+  assert.ok(min.rows[0]!.values[hostCol(min)]! < avg.rows[0]!.values[hostCol(avg)]! && avg.rows[0]!.values[hostCol(avg)]! < max.rows[0]!.values[hostCol(max)]!);
+  // The 5 s archive: one PDP per row, so MIN = MAX = AVERAGE.
+  const a5 = q("AVERAGE", 5), m5 = q("MAX", 5);
+  assert.equal(m5.step, 5);
+  assert.deepEqual(m5.rows.map((r) => r.values[at(m5, "cpu_usage")]), a5.rows.map((r) => r.values[at(a5, "cpu_usage")]));
+  assert.match(rrdXml(m5), /<entry>MAX:host:h:cpu_avg<\/entry>/);
+  // The cost: 2 × (120 + 168) more doubles per data source.
+  assert.equal(s.vm("mm")!.bytes() - s.vm("plain")!.bytes(), 11 * 8 * (2 * (120 + 168) + 2 * 2));
+});
+
 test("per-device series when the hypervisor reports each device's counters", () => {
   const s = new RrdStore(() => "h");
   const two = (k: number): DomainInfo => dom("p", 1, k, 0, {

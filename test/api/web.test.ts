@@ -71,7 +71,8 @@ test("web console server side: assets, /rrd_updates, console tickets and WebSock
     assert.equal((await fetch(`${url}/rrd_updates?start=0`)).status, 401);
     assert.equal((await fetch(`${url}/rrd_updates?session_id=${viewer}`)).status, 400);
     assert.equal((await fetch(`${url}/rrd_updates?session_id=${viewer}&start=x`)).status, 400);
-    assert.equal((await fetch(`${url}/rrd_updates?session_id=${viewer}&start=0&cf=MAX`)).status, 400);
+    assert.equal((await fetch(`${url}/rrd_updates?session_id=${viewer}&start=0&cf=LAST`)).status, 400);
+    assert.equal((await fetch(`${url}/rrd_updates?session_id=${viewer}&start=0&cf=average`)).status, 400);
     const j = await until(async () => {
       const r = await fetch(`${url}/rrd_updates?session_id=${viewer}&start=-600&interval=5&host=true&json=true`);
       assert.equal(r.status, 200);
@@ -83,6 +84,9 @@ test("web console server side: assets, /rrd_updates, console tickets and WebSock
     const xml = await (await fetch(`${url}/rrd_updates?session_id=${viewer}&start=-600&vm_uuid=${web.uuid}`)).text();
     assert.match(xml, /^<\?xml[^>]*\?><xport><meta><start>\d+<\/start><step>5<\/step>/);
     assert.doesNotMatch(xml, /AVERAGE:host:/, "no host series without host=true");
+    // cf=MAX: the host keeps MIN and MAX (as xapi); a VM only when pool other_config asks (off here).
+    const mx = await (await fetch(`${url}/rrd_updates?session_id=${viewer}&start=-600&host=true&cf=MAX&json=true`)).json() as { meta: { legend: string[] } };
+    assert.ok(mx.meta.legend.length > 0 && mx.meta.legend.every((l) => /^MAX:host:/.test(l)), mx.meta.legend.join(" "));
 
     // As Xen Orchestra reads stats: its connector (npm xen-api) asks host.get_servertime, then GETs /rrd_updates
     // with its session (and a task of its own made by task.create, which the handler finishes).
