@@ -36,6 +36,20 @@ async function until<T>(f: () => T | undefined | false | Promise<T | undefined |
   }
 }
 
+/**
+ * Clicks `sel` in a part of the page that live updates replace (the domain table): a row replaced between
+ * puppeteer's query and its click ("Node is detached from document") is queried again, for up to 10 s.
+ */
+async function clickLive(page: Page, sel: string): Promise<void> {
+  const end = Date.now() + 10_000;
+  for (;;) {
+    try { await page.click(sel); return; } catch (e) {
+      if (Date.now() > end || !/detached|not clickable|No element found/i.test(String(e))) throw e;
+      await page.waitForSelector(sel, { timeout: 10_000 });
+    }
+  }
+}
+
 function chromiumPath(): string {
   for (const p of [process.env.CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"]) if (p && existsSync(p)) return p;
   assert.fail("chromium is not installed: scripts/setup.sh installs Debian's chromium (apt-get install chromium), or set CHROMIUM=/path");
@@ -82,7 +96,7 @@ test("the web console in chromium: login, demo domain, CPU graph, console, creat
     assert.match(await page.$eval("#host-mem-text", (el) => el.textContent ?? ""), /MiB used of \d+ MiB/);
 
     // The demo's graphs: the CPU chart gets points once two samples (5 s apart) are in the history.
-    await page.click('#vm-table tr[data-vm="demo"] td');
+    await clickLive(page, '#vm-table tr[data-vm="demo"] td');
     await page.waitForSelector("#detail:not([hidden])");
     const points = await until(() => page.evaluate(() => {
       const ui = (window as unknown as { xenoUi: { charts: Record<string, { plot: { data: (number | null)[][] } }> } }).xenoUi;
@@ -115,7 +129,7 @@ test("the web console in chromium: login, demo domain, CPU graph, console, creat
     await page.click("#create-btn");
     await until(async () => /Paused/.test(await rowText(page, "fromweb")), 60_000, "the created domain, Paused");
     assert.match(xeno("list").stdout, /^fromweb\s/m);
-    await page.click('#vm-table tr[data-vm="fromweb"] button[data-action="hard_shutdown"]');
+    await clickLive(page, '#vm-table tr[data-vm="fromweb"] button[data-action="hard_shutdown"]');
     await until(async () => /Halted/.test(await rowText(page, "fromweb")), 60_000, "destroyed: Halted");
     assert.doesNotMatch(xeno("list").stdout, /^fromweb\s/m);
 
