@@ -289,7 +289,7 @@ const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192)
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
 /** Run calls a part-filled queue waits before it is compiled anyway. */
-const FLUSH_RUNS = 4;
+const FLUSH_RUNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_RUNS ?? 4) | 0); // XENO_JIT_FLUSH_RUNS: for A/B runs
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
