@@ -468,9 +468,12 @@ export class Cpu {
         // instruction that ended a compiled block untranslated. Counting every instruction made each slot of a
         // hot straight run hot at once, and each was compiled as a block of its own (most of the compile work).
         let entry = true;
+        // A block that left at its first instruction (a DC ZVA, MRS or FP use it hands to the interpreter) made
+        // no progress: the interpreter runs that one instruction before compiled code is tried again.
+        let stall = false;
         for (;;) {
           const b = blocks[k];
-          if (b !== null && budget - done >= blen[k]) {
+          if (b !== null && !stall && budget - done >= blen[k]) {
             // Compiled code, chaining through blocks of this page while the budget lasts: NZCV through the
             // state block; PC is set by the last block.
             ps[PS_NZCV] = this.nzcv;
@@ -483,6 +486,7 @@ export class Cpu {
             // Then on through the dispatcher, block to block, until it finds nothing compiled or must stop.
             if (nd < budget && ps[PS_JIT_STOP] === 0) nd = jit.dispatch(st, tlb, mmu.asid, masks, nd, budget);
             if (PROFILE !== null) { PROFILE.calls++; PROFILE.compiled += nd - done; }
+            stall = nd === done;
             done = nd;
             inBlock = false;
             this.nzcv = ps[PS_NZCV];
@@ -516,6 +520,7 @@ export class Cpu {
           if (PROFILE !== null) profileInterpreted(w);
           h(this, w);
           done++;
+          stall = false;
           if (this.jumped !== 0) {
             // Stay on this page for a branch within it; otherwise re-translate.
             const j = this.jumped;
