@@ -16,9 +16,9 @@
  * clusters back to the image. The I/O thread opens its own Qcow2Image over the descriptor it is handed
  * (openThreadImage): metadata is written through, so each thread that serves the disk starts from the file.
  */
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, statSync } from "node:fs";
 import { SECTOR_SIZE } from "./blkif.js";
-import { StorageError } from "../../storage/block-image.js";
+import { StorageError, preadUpTo, pwriteAll } from "../../storage/block-image.js";
 import { Qcow2Image } from "../../storage/qcow2.js";
 
 /** Image formats blkback serves. */
@@ -67,24 +67,11 @@ export function testDelay(ms: number): void {
  * file: the file shrank under us). Throws on I/O errors.
  */
 export function preadFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): boolean {
-  let done = 0;
-  while (done < len) {
-    const n = readSync(fd, buf, off + done, len - done, pos + done);
-    if (n <= 0) return false;
-    done += n;
-  }
-  return true;
+  return preadUpTo(fd, buf, off, len, pos) === len;
 }
 
 /** pwrite(2) until buf[off, off+len) is at file position `pos`. Throws on I/O errors. */
-export function pwriteFully(fd: number, buf: Uint8Array, off: number, len: number, pos: number): void {
-  let done = 0;
-  while (done < len) {
-    const n = writeSync(fd, buf, off + done, len - done, pos + done);
-    if (n <= 0) throw new Error(`write of ${len - done} bytes at ${pos + done} made no progress`);
-    done += n;
-  }
-}
+export const pwriteFully = pwriteAll;
 
 /**
  * Zeros [pos, pos+len) of a file of `bytes` bytes. A range that runs to the end of the image is cut off and
