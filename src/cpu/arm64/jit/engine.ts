@@ -17,6 +17,7 @@
  * compiled code for (`cpu`) so the slow paths reach that vCPU's MMU.
  */
 import { writeFileSync } from "node:fs";
+import { compileWorker, compilerEngineId } from "./compiler.js";
 import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
 import { Translator, BLOCK_LOCALS, MAX_BLOCK, STOP_FAULT, dispatcherBody, type ChainLookup } from "./translate.js";
 import type { Decoder } from "../decoder.js";
@@ -49,6 +50,8 @@ export interface JitStats {
   compileMs: number;
   /** Blocks whose module failed to compile (a translator bug; they stay interpreted). */
   failed: number;
+  /** Batches compiled on the vCPU's thread because the compile worker was late (JitEngine.poll). */
+  late: number;
   /** Times every compiled block was dropped for the module cap (CodeCache.flush). */
   resets: number;
   /** Accesses of compiled code that took the slow path (TLB miss, MMIO, fault, write to a code page). */
@@ -79,6 +82,21 @@ interface Pending {
   end: number;
 }
 
+/** A translated block waiting for its module: where it goes, and the page generation it was translated from. */
+interface Entry { page: number; slot: number; gen: number; n: number; end: number }
+
+/** A batch on the compile worker: its blocks, and its bytes (compiled here if the worker does not answer). */
+interface InFlight { id: number; entries: Entry[]; bytes: Uint8Array<ArrayBuffer>; at: number }
+
+/** Installs a block: `install(page, slot, fn, n, end)` (CodeCache). */
+export type InstallFn = (page: number, slot: number, fn: BlockFn, n: number, end: number) => void;
+
+/**
+ * A batch the compile worker has not answered for this long is compiled on the vCPU's thread instead
+ * (XENO_JIT_LATE_MS; the worker takes ~2 ms for a batch when it has a core).
+ */
+const LATE_MS = Number(process.env.XENO_JIT_LATE_MS ?? 20);
+
 /** Blocks per module when the queue is flushed for size; the most a batch grows to with continuations. */
 const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64), MAX_PENDING = 4 * BATCH;
 /**
@@ -92,7 +110,7 @@ export class JitEngine {
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, resets: 0, slowReads: 0, slowWrites: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, resets: 0, slowReads: 0, slowWrites: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -104,6 +122,14 @@ export class JitEngine {
   private readonly pending: Pending[] = [];
   private readonly imports: WebAssembly.Imports;
   private readonly memLimits: { pages: number; maxPages: number; shared: boolean };
+  /**
+   * Compile modules on this thread's compile worker (compiler.ts) while the vCPU goes on interpreting; installed
+   * by poll(). Off: flush() compiles and installs at once (tests that need a block compiled when they ask).
+   */
+  async = false;
+  private readonly id = compilerEngineId(this);
+  private readonly inflight: InFlight[] = [];
+  private nextBatch = 0;
 
   constructor(readonly memory: WebAssembly.Memory, decoder: Decoder, shared: boolean, jitAt: number) {
     if (jitAt % 8 !== 0 || jitAt < 0 || jitAt + JIT_AREA_BYTES > memory.buffer.byteLength) {
@@ -236,27 +262,111 @@ export class JitEngine {
   get full(): boolean { return this.pending.length >= BATCH; }
 
   /**
-   * Compiles the queue as one module and installs each block whose page generation still matches:
-   * `install(page, slot, fn, n)`, or `drop(page, slot)` for one that is not installed.
+   * Translates the queue into one module and installs each block whose page generation still matches:
+   * `install(page, slot, fn, n, end)`, or `drop(page, slot)` for one that is not installed. With `async` the
+   * module is compiled on the compile worker and installed by a later poll().
    */
-  flush(gen: Uint32Array, install: (page: number, slot: number, fn: BlockFn, n: number, end: number) => void,
-    drop: (page: number, slot: number) => void, installed: (page: number, slot: number) => boolean = () => false): void {
+  flush(gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void,
+    installed: (page: number, slot: number) => boolean = () => false): void {
     const p = this.pending;
     if (p.length === 0) return;
     const t0 = performance.now();
-    let ex: Record<string, BlockFn> | null = null;
+    let bytes: Uint8Array<ArrayBuffer> | null = null;
     try {
       this.translateQueue(installed);
-      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body!));
+      bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body!));
       if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
-      ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
     } catch (err) {
-      // A translator bug must not take the domain down: these blocks stay interpreted.
-      if (this.stats.failed === 0) console.error(`xeno: compiling ${p.length} blocks failed, they stay interpreted: ${(err as Error).message}`);
-      this.stats.failed += p.length;
+      this.compileFailed(p.length, err);
     }
-    for (let k = 0; k < p.length; k++) {
-      const e = p[k];
+    const entries: Entry[] = p.map((e) => ({ page: e.page, slot: e.slot, gen: e.gen, n: e.n, end: e.end }));
+    p.length = 0;
+    const w = bytes !== null && this.async ? compileWorker() : null;
+    if (w !== null) {
+      const id = this.nextBatch++;
+      this.inflight.push({ id, entries, bytes: bytes!, at: t0 });
+      w.submit(this.id, id, bytes!);
+      this.stats.compileMs += performance.now() - t0;
+      return;
+    }
+    this.install(bytes === null ? null : this.compile(bytes, entries.length), entries, gen, install, drop);
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** Batches on the compile worker. */
+  get inFlight(): number { return this.inflight.length; }
+
+  /**
+   * Installs the batches the compile worker has finished (see flush); returns how many. A batch that has waited
+   * LATE_MS is compiled here instead (a loaded host may leave the worker without a core for a while; the vCPU
+   * would interpret meanwhile); the worker's module for it is then dropped when it comes. `now`: every batch
+   * still in flight is compiled here (CodeCache.settle).
+   */
+  poll(gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void, now = false): number {
+    const q = this.inflight;
+    if (q.length === 0) return 0;
+    const w = compileWorker()!;
+    let n = 0;
+    for (;;) {
+      const r = w.take(this.id);
+      if (r === null) break;
+      if (q.length === 0 || r.id < q[0].id) continue; // compiled here meanwhile
+      const b = q.shift()!;
+      if (b.id !== r.id) throw new Error(`compile worker answered batch ${r.id}, expected ${b.id}`);
+      const t0 = performance.now();
+      let mod: WebAssembly.Instance | null = null;
+      if (r.module === null) this.compileFailed(b.entries.length, new Error(r.error ?? "no module"));
+      else mod = this.instantiate(r.module, b.entries.length);
+      this.install(mod, b.entries, gen, install, drop);
+      this.stats.compileMs += performance.now() - t0;
+      n++;
+    }
+    while (q.length > 0) {
+      const t0 = performance.now();
+      if (now || t0 - q[0].at > LATE_MS) {
+        const b = q.shift()!;
+        this.install(this.compile(b.bytes, b.entries.length), b.entries, gen, install, drop);
+        this.stats.compileMs += performance.now() - t0;
+        this.stats.late++;
+        n++;
+      }
+      if (!now) break;
+    }
+    return n;
+  }
+
+  /** Compiles and instantiates a module here; null (counted as failed) if that fails. */
+  private compile(bytes: Uint8Array<ArrayBuffer>, blocks: number): WebAssembly.Instance | null {
+    let m: WebAssembly.Module;
+    try {
+      m = new WebAssembly.Module(bytes);
+    } catch (err) {
+      this.compileFailed(blocks, err);
+      return null;
+    }
+    return this.instantiate(m, blocks);
+  }
+
+  private instantiate(m: WebAssembly.Module, blocks: number): WebAssembly.Instance | null {
+    try {
+      return new WebAssembly.Instance(m, this.imports);
+    } catch (err) {
+      this.compileFailed(blocks, err);
+      return null;
+    }
+  }
+
+  /** A translator bug must not take the domain down: these blocks stay interpreted. */
+  private compileFailed(blocks: number, err: unknown): void {
+    if (this.stats.failed === 0) console.error(`xeno: compiling ${blocks} blocks failed, they stay interpreted: ${(err as Error).message}`);
+    this.stats.failed += blocks;
+  }
+
+  private install(inst: WebAssembly.Instance | null, entries: Entry[], gen: Uint32Array, install: InstallFn,
+    drop: (page: number, slot: number) => void): void {
+    const ex = inst === null ? null : inst.exports as Record<string, BlockFn>;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
       if (ex === null || e.n === 0) { drop(e.page, e.slot); continue; }
       install(e.page, e.slot, ex[String(k)], e.n, e.end);
@@ -264,8 +374,6 @@ export class JitEngine {
       this.stats.insns += e.n;
     }
     if (ex !== null) this.stats.modules++;
-    this.stats.compileMs += performance.now() - t0;
-    p.length = 0;
   }
 }
 
