@@ -108,12 +108,15 @@ export class CodeCache {
   private queueAge = 0;
   /**
    * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
-   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting).
+   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting). `background`: the
+   * engine translates and compiles on a compile worker (JitEngine.async) — for a kernel, whose boot runs
+   * thousands of lukewarm blocks; a user program's few hot loops are better compiled at once (measured: the
+   * CoreMark-like run made twice the modules and spent more CPU with it).
    */
-  constructor(ramPages: number, readonly jit: JitEngine | null = null) {
+  constructor(ramPages: number, readonly jit: JitEngine | null = null, background = false) {
     this.compiling = jit !== null && JIT_ENABLED;
     // Forced compilation (HOT 1) wants each block compiled when it first runs: at once, on this thread.
-    if (this.compiling && HOT > 1 && JIT_ASYNC) jit!.async = true;
+    if (this.compiling && background && HOT > 1 && JIT_ASYNC) jit!.async = true;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
     // With an engine, its dispatcher marks the pages it enters too: the bytes live in the engine's area.
     this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
@@ -239,11 +242,12 @@ export class CodeCache {
   }
 
   /**
-   * Called once per Cpu.run: installs the modules the compile worker has finished, and compiles a part-filled
-   * queue once it has waited FLUSH_RUNS runs.
+   * Called once per Cpu.run with the instructions it retired: installs the modules the compile worker has
+   * finished, and compiles a part-filled queue once it has waited FLUSH_RUNS runs.
    */
-  tick(): void {
+  tick(retired: number): void {
     const jit = this.jit!;
+    jit.progress += retired;
     if (jit.inFlight !== 0 && jit.poll(this.gen, this.installBlock, this.dropBlock) !== 0) this.capModules();
     if (jit.queued === 0) { this.queueAge = 0; return; }
     if (++this.queueAge >= FLUSH_RUNS) this.flush();
@@ -577,7 +581,7 @@ export class Cpu {
         this.memoryFault();
       }
     }
-    cache.tick();
+    cache.tick(done);
     this.retired += done;
     this.storePstate();
     return done;
