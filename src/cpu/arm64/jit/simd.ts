@@ -28,6 +28,17 @@ const P_ST = 0;
 /** Byte offset of Vr in the state block. */
 export function vOff(r: number): number { return ST_V + 16 * r; }
 
+/**
+ * Whether this host's WebAssembly has fixed-width SIMD (V8 in Node 20 on x64 and arm64 has): a module with one
+ * function returning a v128.const validates. Without it nothing here (nor translate.ts's SIMD forms) is taken.
+ */
+export const HAS_SIMD = WebAssembly.validate(new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () → v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b, // v128.const 0
+]));
+
 /** Shuffle lane pattern scratch (translation time only). */
 const LANES = new Uint8Array(16);
 
@@ -110,6 +121,7 @@ function cat(i: number, elems: number, eb: number, b: number): number {
  * returns true; returns false, having emitted nothing, for anything else.
  */
 export function vecOp(c: Code, w: number, name: string, ok: () => void): boolean {
+  if (!HAS_SIMD) return false;
   const q = (w >>> 30) & 1, u = (w >>> 29) & 1, scalar = (w >>> 28) & 1, size = (w >>> 22) & 3;
   const d = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31;
   const cmpReg = CMP_REG[name.replace(", scalar)", ")")];

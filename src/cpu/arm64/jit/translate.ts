@@ -17,12 +17,13 @@
  *
  * What is translated: integer data processing (immediate and register forms), loads and stores of general and
  * SIMD&FP registers in every addressing mode but the unprivileged one (and SIMD&FP literals), pairs, branches
- * (unconditional ones end a block), HINT, barriers, and MRS of a few registers. Anything else ends the block
- * before it and runs in the interpreter — which stays the reference.
+ * (unconditional ones end a block), HINT, barriers, MRS of a few registers, and the Advanced SIMD integer forms
+ * WebAssembly SIMD computes exactly (simd.ts; here DUP/INS (general), UMOV/SMOV, LD1/ST1). Anything else ends
+ * the block before it and runs in the interpreter — which stays the reference.
  * Reserved encodings are left to the interpreter too (the decoder's verdict gates every word).
  */
 import { Code, I32, I64, V128, OP, SPLAT, EXTRACT_U, EXTRACT_S, REPLACE, type FuncBody } from "./wasm.js";
-import { vecOp, ld, put, V_A, N_V128 } from "./simd.js";
+import { vecOp, ld, put, V_A, N_V128, HAS_SIMD } from "./simd.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
 import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP } from "../state.js";
@@ -1288,6 +1289,7 @@ export class Translator {
   private simd(w: number, name: string): number {
     const c = this.c;
     if (vecOp(c, w, name, this.fpOkFn)) return 1;
+    if (!HAS_SIMD) return 0;
     const q = (w >>> 30) & 1, imm5 = (w >>> 16) & 31, d = w & 31, n = (w >>> 5) & 31;
     const size = (imm5 & 1) ? 0 : (imm5 & 2) ? 1 : (imm5 & 4) ? 2 : (imm5 & 8) ? 3 : -1;
     if (size < 0) return 0;
@@ -1325,6 +1327,7 @@ export class Translator {
    * element) in address order, so a fault leaves the same bytes written.
    */
   private simdStruct(w: number, name: string): number {
+    if (!HAS_SIMD) return 0;
     const c = this.c;
     const q = (w >>> 30) & 1, load = (w & 0x400000) !== 0, post = (w & 0x800000) !== 0;
     const t = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31, size = (w >>> 10) & 3;
