@@ -4,9 +4,10 @@
  * and the other processes a loaded host makes it wait for. With --other, another build's reader (a dist
  * directory, e.g. a worktree of an older commit) runs alternately with this one, for an A/B in one run.
  *
- *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST]
+ *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST [--other-file FILE2]]
  *
- * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. Timings never decide
+ * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. --other-file: the file
+ * the other build reads (its own save of the same guest, when the two builds' formats differ). Timings never decide
  * pass/fail; record results in docs/benchmarks.md.
  */
 import * as fs from "node:fs";
@@ -25,18 +26,18 @@ async function main(): Promise<void> {
   const runs = Number(arg("--runs") ?? 5);
   // The config's memory in pages, plus the Xen area for a Xen DomU (as the hypervisor's restore counts them).
   const pages = (cfg: Record<string, unknown>): number => (cfg.memMiB as number) * 256 + (cfg.xen === true ? 256 : 0);
-  const readers: [string, Reader][] = [["this build", readSaveFile as Reader]];
+  const readers: [string, Reader, string][] = [["this build", readSaveFile as Reader, file]];
   const other = arg("--other");
   if (other !== undefined) {
     const m = await import(pathToFileURL(path.resolve(other, "src/hv/save-file.js")).href) as { readSaveFile: Reader };
-    readers.push([`other (${other})`, m.readSaveFile]);
+    readers.push([`other (${other})`, m.readSaveFile, arg("--other-file") ?? file]);
   }
   const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
   for (let k = 0; k < runs; k++) {
-    for (const [name, read] of readers) {
+    for (const [name, read, f] of readers) {
       (globalThis as { gc?: () => void }).gc?.();
       const t0 = performance.now();
-      const r = await read(file, pages);
+      const r = await read(f, pages);
       times.get(name)!.push(performance.now() - t0);
       if (r.dataPages < 1) throw new Error(`${name}: no pages read`);
     }

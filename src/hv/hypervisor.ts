@@ -710,14 +710,6 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (spec.xen) {
       try {
         loadStore(this.store, saved.store, domid, uuid);
-        if (saved.suspended !== undefined) {
-          // A guest that suspended itself resumes as in a new domain: its devices are created afresh (the worker
-          // writes their front-end and back-end directories), as libxl creates them for a new domain.
-          const rm = (p: string): void => { try { this.store.rm(this.dom0, null, p); } catch { /* absent */ } };
-          for (const [type, devids] of [["vbd", spec.disks.map((x) => x.devid)], ["vif", spec.vifs.map((x) => x.devid)]] as const) {
-            for (const devid of devids) { rm(`/local/domain/0/backend/${type}/${domid}/${devid}`); rm(`/local/domain/${domid}/device/${type}/${devid}`); }
-          }
-        }
         const num = (k: string): number => {
           const p = `/local/domain/${domid}/store/${k}`;
           let v = NaN;
