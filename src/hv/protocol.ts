@@ -277,6 +277,11 @@ export type Event =
 export interface RestoreTimingInfo {
   /** The file or stream read and checked (for a stream: until its end came, pre-copy included). */
   readMs: number;
+  /**
+   * The hypervisor process's CPU time (all its threads: process.cpuUsage) while the file was read and checked:
+   * on a loaded host readMs is mostly waiting for a CPU, this is the work. NaN for a stream (pre-copy included).
+   */
+  readCpuMs: number;
   /** Config and state checks, frames claimed, XenStore nodes written, the domain introduced. */
   storeMs: number;
   /** The worker built the Machine from the state and answered (threadMs + machineMs + the answer's trip). */
