@@ -150,6 +150,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** A thread without domains kept for the next one (SPARE_KEEP_MS), and the timer that ends it. */
   private spare: { thread: VmThread; timer: NodeJS.Timeout } | null = null;
   private closing = false;
+  private threadsStarted = 0;
   readonly domainsPerThread: number;
   private readonly dom0: XsSession;
   private readonly logLines: string[] = [];
@@ -206,7 +207,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
       pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
-      vmThreads: this.threads.size, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
+      vmThreads: this.threads.size, vmSpareThread: this.spare !== null, vmThreadsStarted: this.threadsStarted, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -1006,6 +1007,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (s.thread.alive) return s.thread;
       void s.thread.close();
     }
+    this.threadsStarted++;
     return new VmThread();
   }
 
@@ -1065,6 +1067,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** A domain left `t`: a thread without domains becomes the spare (when there is none) or ends. */
   private async threadLeft(t: VmThread): Promise<void> {
     if (t.load > 0 && t.alive) return;
+    if (this.spare?.thread === t) return; // left twice (a build that failed, then its restore): spare already
     this.threads.delete(t);
     if (t.alive && this.spare === null && !this.closing) {
       const timer = setTimeout(() => {

@@ -149,6 +149,10 @@ export interface HostInfo {
   tsliceMs?: number;
   /** Worker threads running domains, and the most domains one holds (several share a thread's V8 isolate). */
   vmThreads?: number;
+  /** A thread without domains is kept warm for the next one (src/hv/hypervisor.ts SPARE_KEEP_MS). */
+  vmSpareThread?: boolean;
+  /** Worker threads started since the hypervisor started (the spare taken again is not a new one). */
+  vmThreadsStarted?: number;
   domainsPerThread?: number;
   /** Domains the balancer moved between worker threads since the hypervisor started (src/hv/balance.ts). */
   vmMoves?: number;
