@@ -33,17 +33,24 @@ async function main(): Promise<void> {
     readers.push([`other (${other})`, m.readSaveFile, arg("--other-file") ?? file]);
   }
   const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
+  // CPU time of this process per read (its threads: the reads are synchronous here), what a loaded host does not inflate.
+  const cpus = new Map<string, number[]>(readers.map(([n]) => [n, []]));
   for (let k = 0; k < runs; k++) {
     for (const [name, read, f] of readers) {
       (globalThis as { gc?: () => void }).gc?.();
-      const t0 = performance.now();
+      const t0 = performance.now(), c0 = process.cpuUsage();
       const r = await read(f, pages);
       times.get(name)!.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpus.get(name)!.push((c.user + c.system) / 1000);
       if (r.dataPages < 1) throw new Error(`${name}: no pages read`);
     }
   }
   console.log(`readSaveFile of ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB), ${runs} runs alternated, load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]}:`);
-  for (const [name, t] of times) console.log(`  ${name}: median ${median(t).toFixed(1)} ms (runs ${t.map((x) => x.toFixed(1)).join(", ")})`);
+  for (const [name, t] of times) {
+    const c = cpus.get(name)!;
+    console.log(`  ${name}: median ${median(t).toFixed(1)} ms (runs ${t.map((x) => x.toFixed(1)).join(", ")}); CPU median ${median(c).toFixed(1)} ms (${c.map((x) => x.toFixed(1)).join(", ")})`);
+  }
 }
 
 main().catch((e) => { process.stderr.write(`bench/save/read: ${(e as Error).message}\n`); process.exitCode = 1; });
