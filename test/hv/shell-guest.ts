@@ -10,7 +10,7 @@
  * XENO_TEST_BOOT=1 boots every time (and writes no file).
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,8 +19,21 @@ import { ConsoleTap, type HvClient } from "./hv-client.js";
 
 const DIST_SRC = fileURLToPath(new URL("../../src", import.meta.url));
 const CACHE = join(tmpdir(), "xeno-test-snapshots");
-/** A lock older than this was left by a killed test: taken over. Files unused this long are removed. */
+/**
+ * A lock whose owner process is gone (or, without its pid, older than this) was left by a killed test: taken
+ * over. Files unused this long are removed.
+ */
 const STALE_LOCK_MS = 15 * 60_000, OLD_FILE_MS = 24 * 3600_000;
+
+/** Whether the lock directory `lock` was left behind: its owner's pid no longer runs (or it is old and has none). */
+function staleLock(lock: string): boolean {
+  let pid = NaN;
+  try { pid = Number(readFileSync(join(lock, "pid"), "utf8")); } catch { /* not written yet, or gone */ }
+  if (Number.isInteger(pid) && pid > 0) {
+    try { process.kill(pid, 0); return false; } catch (e) { return (e as NodeJS.ErrnoException).code === "ESRCH"; }
+  }
+  try { return Date.now() - statSync(lock).mtimeMs > STALE_LOCK_MS; } catch { return false; }
+}
 
 export interface ShellGuestSpec {
   name: string;
@@ -92,12 +105,11 @@ export async function shellGuest(c: HvClient, sock: string, spec: ShellGuestSpec
     }
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, "pid"), String(process.pid));
     } catch {
-      // Another test process is booting this spec: wait for its file (or for its lock to go or go stale).
-      let age = 0;
-      try { age = Date.now() - statSync(lock).mtimeMs; } catch { continue; }
-      if (age > STALE_LOCK_MS) { try { rmdirSync(lock); } catch { /* taken by another */ } continue; }
-      await sleep(500);
+      // Another test process is booting this spec: wait for its file, or for its lock to go (or its owner to die).
+      if (staleLock(lock)) rmSync(lock, { recursive: true, force: true });
+      else await sleep(500);
       continue;
     }
     try {
@@ -108,7 +120,7 @@ export async function shellGuest(c: HvClient, sock: string, spec: ShellGuestSpec
       }
       return await boot(c, sock, spec, file, t0);
     } finally {
-      try { rmdirSync(lock); } catch { /* gone */ }
+      rmSync(lock, { recursive: true, force: true });
     }
   }
 }
