@@ -29,6 +29,8 @@ import type { FramePool } from "./frame-pool.js";
 import { DomainClock } from "../common/domain-clock.js";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { bootFirmware, FLASH_BYTES } from "../machine/firmware.js";
+import { RawImage, StorageError, type BlockImage } from "../storage/block-image.js";
+import { Qcow2Image } from "../storage/qcow2.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
 
@@ -125,6 +127,8 @@ export class Machine {
   private poolFrames = 0;
   /** An HVM domain's variable store file (open while it runs), or -1. */
   private varsFd = -1;
+  /** An HVM domain's disk images (the device model's virtio-blk devices serve them); closed on dispose. */
+  private readonly hvmDisks: BlockImage[] = [];
 
   constructor(o: MachineOptions) {
     this.clock = o.clock ?? new DomainClock();
@@ -135,7 +139,8 @@ export class Machine {
     if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
       throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
     }
-    if (!o.xen && o.disks !== undefined && o.disks.length > 0) {
+    // An HVM domain's disks are the device model's (virtio-blk on PCIe), not blkback's.
+    if (!o.xen && o.firmwareVars === undefined && o.disks !== undefined && o.disks.length > 0) {
       throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
     }
     if (!o.xen && o.vifs !== undefined && o.vifs.length > 0) {
@@ -189,11 +194,17 @@ export class Machine {
       try {
         this.varsFd = openSync(path, "r+");
         const fd = this.varsFd;
+        // The disks: virtio-blk on the emulated PCIe bus, each over its image opened here (raw or qcow2).
+        for (const d of o.disks ?? []) {
+          this.hvmDisks.push(d.format === "qcow2" ? Qcow2Image.open(d.path, d.readOnly) : RawImage.open(d.path, d.readOnly));
+        }
         bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
+          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).
           onVarsChange: (off, bytes) => { writeSync(fd, bytes, 0, bytes.length, off); } });
       } catch (e) {
         this.dispose();
+        if (e instanceof StorageError) throw new MachineError("MACHINE_DISK", e.message);
         throw e instanceof MachineError ? e : new MachineError("MACHINE_FIRMWARE", `variable store ${path}: ${(e as Error).message}`);
       }
       return;
@@ -364,6 +375,7 @@ export class Machine {
   dispose(keepFrames = false): void {
     this.board.quitRemotes();
     if (this.varsFd >= 0) { closeSync(this.varsFd); this.varsFd = -1; }
+    for (const d of this.hvmDisks.splice(0)) d.close();
     for (const b of this.xenPv?.blk ?? []) b.close();
     for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;
@@ -391,6 +403,7 @@ export class Machine {
   /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */
   attachDisk(disk: BlkDiskConfig): void {
     const pv = this.xenPv;
+    if (this.varsFd >= 0) throw new MachineError("MACHINE_DISK", "an HVM domain's disks (virtio-blk on PCIe) cannot be hot-plugged yet");
     if (pv === null || this.xen === null) throw new MachineError("MACHINE_DISK", "disks need the Xen platform");
     if (pv.blk.some((b) => b.config.devid === disk.devid)) throw new MachineError("MACHINE_DISK", `a disk ${disk.vdev} (${disk.devid}) is attached already`);
     const xen = this.xen;
