@@ -10,7 +10,11 @@
  *    modules in that kernel), is the first disk of `xeno create --standalone -c` with type=hvm; the firmware
  *    starts \EFI\BOOT\BOOTAA64.EFI, GRUB loads the kernel, and its shell answers on the PL011: the kernel sees
  *    the three disks (the ESP, a scratch disk it writes, a read-only cdrom), its write reaches the host's file,
- *    and `poweroff` ends the domain.
+ *    and `poweroff` ends the domain;
+ *  - hostile device input from a guest program (test/hvm/programs/virtio_hostile.c, run as root in that guest: it
+ *    unbinds a virtio disk from Linux and drives it with buffers in the flash and past RAM, sectors past the end, a
+ *    descriptor loop, a head past the queue): I/O errors and DEVICE_NEEDS_RESET come back, a reset makes the
+ *    device serve again, and the guest stays up.
  * mtools and grub-common are installed on first use (src/images/host-packages.ts); the kernel, the initramfs and
  * GRUB's modules come from the image cache (src/images). Console polling with deadlines, no fixed sleeps.
  */
@@ -27,7 +31,7 @@ import { Qcow2Image } from "../../src/storage/qcow2.js";
 import { ensureHostTools } from "../../src/images/host-packages.js";
 import { buildGrubEsp, ensureGrubArm64Efi, ESP_TOOLS, GRUB_ESP_MARKER } from "../../src/images/uefi-esp.js";
 import { defaultCacheDir, ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
-import { Domain } from "../machine/cli-domain.js";
+import { Domain, ROOT } from "../machine/cli-domain.js";
 
 const AAVMF_CODE = "/usr/share/AAVMF/AAVMF_CODE.fd", AAVMF_VARS = "/usr/share/AAVMF/AAVMF_VARS.fd";
 const BOOT_MS = 5 * 60_000, CMD_MS = 60_000;
@@ -90,7 +94,11 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
   const say = (m: string): void => { process.stderr.write(`# ${m}\n`); };
   const images = await ensureImages({ onProgress: say });
   const grub = await ensureGrubArm64Efi(cache, say);
-  const esp = join(dir, "esp.img"), scratch = join(dir, "scratch.img"), cd = join(dir, "cd.img");
+  const esp = join(dir, "esp.img"), scratch = join(dir, "scratch.img"), cd = join(dir, "cd.img"), prog = join(dir, "virtio_hostile");
+  // The hostile driver (test/hvm/programs/virtio_hostile.c), static, on a disk of its own (the 4th: slot 4).
+  execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-o", prog, join(ROOT, "test/hvm/programs/virtio_hostile.c")]);
+  const elf = readFileSync(prog), progDisk = join(dir, "prog.img");
+  writeFileSync(progDisk, Buffer.concat([elf, Buffer.alloc(4096 - (elf.length % 4096))]));
   await buildGrubEsp({ out: esp, grubModules: grub, kernel: images.kernel, initrd: images.initrd, cmdline: "console=ttyAMA0" });
   writeFileSync(scratch, new Uint8Array(4 << 20));
   writeFileSync(cd, new Uint8Array(1 << 20).fill(0x5a));
@@ -98,7 +106,7 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
   writeFileSync(cfg, [
     'name = "hvm-disk"', 'type = "hvm"', "memory = 512", "vcpus = 1",
     `uefi_vars = "${join(dir, "VARS.fd")}"`,
-    `disk = [ '${esp},raw,xvda,rw', '${scratch},raw,xvdb,rw', '${cd},raw,hdc,devtype=cdrom' ]`,
+    `disk = [ '${esp},raw,xvda,rw', '${scratch},raw,xvdb,rw', '${cd},raw,hdc,devtype=cdrom', '${progDisk},raw,xvdd,rw' ]`,
     'on_poweroff = "destroy"', 'on_reboot = "destroy"', "",
   ].join("\n"));
   const t0 = Date.now();
@@ -117,6 +125,12 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
     await d.run("echo XENO-GUEST-WROTE-THIS | dd of=/dev/vdb bs=512 seek=3 conv=sync,fsync 2>/dev/null && echo DD-$((40+2))", /DD-42/);
     await d.run("dd if=/dev/vdc bs=512 count=1 2>/dev/null | hexdump -C | head -1", /00000000  5a 5a 5a 5a/);
     await d.run("dd if=/dev/zero of=/dev/vdc bs=512 count=1 conv=fsync 2>&1; echo CD-WRITE-$?", /CD-WRITE-1/);
+    // The issue's acceptance line: hostile device input from a guest program (a descriptor loop, out-of-range
+    // addresses, an oversized length, a head past the queue) gets errors from the device; the guest and the
+    // domain stay up, and the device serves again after a reset.
+    await d.run(`dd if=/dev/vdd bs=4096 2>/dev/null | head -c ${elf.length} > /tmp/h; chmod +x /tmp/h; /tmp/h 0000:00:04.0`,
+      /HOSTILE oob=1 huge=1 past=1 loop=0x40 head=0x40 ok=0 byte0=0x7f used=1/);
+    await d.run("cat /sys/block/vda/size; echo STILL-UP-$((1+1))", new RegExp(`${espSectors}\r?\nSTILL-UP-2`));
     d.child.stdin!.write("poweroff\n");
     const end = await d.ended(120_000);
     assert.equal(end.code, 0, d.tail());
