@@ -171,9 +171,11 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
  */
 function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): NetVifConfig[] {
   return c.vifs.map((v, i) => {
-    if (c.type === "hvm") throw errorAtKey(a, "vif", `vif[${i}]: type=hvm: emulated NICs (the device model's network) are not built yet (docs/hvm.md)`);
-    if (!c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
-    if (v.type === "ioemu" || v.model !== undefined) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
+    // type=hvm: each vif is a virtio-net device on the emulated PCIe bus (after the disks), on the same bridge.
+    const hvm = c.type === "hvm";
+    if (!hvm && !c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
+    if (!hvm && (v.type === "ioemu" || v.model !== undefined)) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
+    if (hvm && v.model !== undefined && v.model !== "virtio" && v.model !== "virtio-net") note(`vif[${i}]: model=${v.model}: the HVM guest gets a virtio-net NIC`);
     let rate: NetVifConfig["rate"];
     if (v.rate !== undefined) {
       if (v.rate.bytesPerInterval < 1) {

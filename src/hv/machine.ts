@@ -31,6 +31,7 @@ import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { bootFirmware, FLASH_BYTES } from "../machine/firmware.js";
 import { RawImage, StorageError, type BlockImage } from "../storage/block-image.js";
 import { Qcow2Image } from "../storage/qcow2.js";
+import type { VirtioNet } from "../devices/virtio/virtio-net.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
 
@@ -129,6 +130,8 @@ export class Machine {
   private varsFd = -1;
   /** An HVM domain's disk images (the device model's virtio-blk devices serve them); closed on dispose. */
   private readonly hvmDisks: BlockImage[] = [];
+  /** An HVM domain's NICs (virtio-net) by vif devid. */
+  private readonly hvmNics = new Map<number, VirtioNet>();
 
   constructor(o: MachineOptions) {
     this.clock = o.clock ?? new DomainClock();
@@ -143,7 +146,7 @@ export class Machine {
     if (!o.xen && o.firmwareVars === undefined && o.disks !== undefined && o.disks.length > 0) {
       throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
     }
-    if (!o.xen && o.vifs !== undefined && o.vifs.length > 0) {
+    if (!o.xen && o.firmwareVars === undefined && o.vifs !== undefined && o.vifs.length > 0) {
       throw new MachineError("MACHINE_VIF", "vifs need the Xen platform (netfront/netback); this domain has xen_platform=0");
     }
     const platform: BoardPlatform | undefined = o.xen ? {
@@ -198,10 +201,13 @@ export class Machine {
         for (const d of o.disks ?? []) {
           this.hvmDisks.push(d.format === "qcow2" ? Qcow2Image.open(d.path, d.readOnly) : RawImage.open(d.path, d.readOnly));
         }
-        bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
+        const fwDevices = bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
           disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev })),
+          // The vifs: virtio-net on the same bus, sending to the vif's bridge as netback does (VifAttach.out).
+          nics: (o.vifs ?? []).map((v) => ({ mac: v.config.mac, mtu: v.config.mtu, send: (f: Uint8Array) => v.out(f) })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).
           onVarsChange: (off, bytes) => { writeSync(fd, bytes, 0, bytes.length, off); } });
+        (o.vifs ?? []).forEach((v, i) => this.hvmNics.set(v.config.devid, fwDevices.nics[i]!));
       } catch (e) {
         this.dispose();
         if (e instanceof StorageError) throw new MachineError("MACHINE_DISK", e.message);
@@ -389,6 +395,8 @@ export class Machine {
    * dropped). `more`: further frames of the same batch follow; netFlush() ends the batch (NetBack.receive).
    */
   netReceive(devid: number, frame: Uint8Array, more = false): boolean {
+    const nic = this.hvmNics.get(devid);
+    if (nic !== undefined) return nic.receive(frame);
     const net = this.xenPv?.net;
     if (net === undefined) return false;
     for (const n of net) if (n.device.devid === devid) return n.receive(frame, more);

@@ -10,7 +10,8 @@
  *   0x1000_0000  PCIe: 32-bit MMIO window, I/O window (0x3eff_0000), ECAM (0x3f00_0000; devices/pci/pcie-host.ts)
  *   0x4000_0000  RAM; the device tree at its start
  *
- * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), INTx on SPIs 3..6.
+ * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), the NICs virtio-net
+ * functions after them; INTx on SPIs 3..6.
  *
  * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
  * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
@@ -19,6 +20,7 @@ import { CfiFlash, cfiFlashDtNode } from "../devices/flash/cfi-flash.js";
 import { FwCfg, fwCfgDtNode, le, FW_CFG_MAX_CPUS, FW_CFG_NB_CPUS, FW_CFG_UUID } from "../devices/fw-cfg/fw-cfg.js";
 import { PcieHost, pcieHostDtNode, PCIE_ECAM_BASE, PCIE_INTX_INTID_BASE, PCIE_MMIO_BASE, PCIE_PIO_BASE } from "../devices/pci/pcie-host.js";
 import { VirtioBlk, type VirtioBlkDisk } from "../devices/virtio/virtio-blk.js";
+import { VirtioNet, type VirtioNetOptions } from "../devices/virtio/virtio-net.js";
 import type { DmaMemory } from "../devices/dma.js";
 import { boardDtb } from "./board-fdt.js";
 import { MachineError, type Board } from "./board.js";
@@ -42,6 +44,8 @@ export interface FirmwareImages {
   uuid?: Uint8Array;
   /** Disks, each a virtio-blk function on the PCIe bus (slot 1 first); readOnly refuses the guest's writes. */
   disks?: readonly FirmwareDisk[];
+  /** NICs, each a virtio-net function on the PCIe bus after the disks. */
+  nics?: readonly VirtioNetOptions[];
 }
 
 export interface FirmwareDisk {
@@ -57,6 +61,7 @@ export interface FirmwareDevices {
   fwCfg: FwCfg;
   pcie: PcieHost;
   disks: VirtioBlk[];
+  nics: VirtioNet[];
 }
 
 /**
@@ -107,6 +112,13 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
     pcie.plug(1 + i, blk);
     return blk;
   });
+  const nics = (fw.nics ?? []).map((n) => {
+    const slot = pcie.freeSlot();
+    if (slot < 0) throw new MachineError("MACHINE_FIRMWARE", "more disks and NICs than PCI slots (31)");
+    const nic = new VirtioNet(dma, n);
+    pcie.plug(slot, nic);
+    return nic;
+  });
   board.mapDevice(PCIE_MMIO_BASE, pcie.mmio);
   board.mapDevice(PCIE_PIO_BASE, pcie.pio);
   board.mapDevice(PCIE_ECAM_BASE, pcie.ecam);
@@ -119,7 +131,7 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
-  return { code, vars, fwCfg, pcie, disks };
+  return { code, vars, fwCfg, pcie, disks, nics };
 }
 
 /** Copies `src` into `dst` page by page, skipping all-zero pages (the memory is zero already and stays uncommitted). */

@@ -130,6 +130,9 @@ export abstract class VirtioPciDevice extends PciFunction {
     this.setIntx(true);
   }
 
+  /** Queue `q` is enabled and the device live (DRIVER_OK, not NEEDS_RESET): a device may use it unprompted. */
+  protected serving(q: number): boolean { return this.live && this.qEnable[q] === true; }
+
   private get live(): boolean {
     return (this.status & VIRTIO_STATUS_DRIVER_OK) !== 0 && (this.status & VIRTIO_STATUS_NEEDS_RESET) === 0;
   }
