@@ -176,8 +176,9 @@ function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): 
     if (!hvm && !c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
     if (!hvm && (v.type === "ioemu" || v.model !== undefined)) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
     if (hvm && v.model !== undefined && v.model !== "virtio" && v.model !== "virtio-net") note(`vif[${i}]: model=${v.model}: the HVM guest gets a virtio-net NIC`);
+    if (hvm && v.rate !== undefined) note(`vif[${i}]: rate= is not applied to an HVM guest's virtio-net NIC yet (docs/hvm.md)`);
     let rate: NetVifConfig["rate"];
-    if (v.rate !== undefined) {
+    if (v.rate !== undefined && !hvm) {
       if (v.rate.bytesPerInterval < 1) {
         throw errorAtKey(a, "vif", `vif[${i}]: rate=${v.rate.bytesPerSecond}B/s over ${v.rate.intervalUsecs} us allows 0 bytes per interval; use a longer interval (rate=…@1s)`);
       }
