@@ -130,8 +130,8 @@ export class VirtioBlk extends VirtioPciDevice {
     // The header: the first 16 readable bytes, wherever the driver split them.
     let got = 0;
     for (let i = 0; i < n && got < HEADER && segWrite[i] === 0; i++) {
-      const k = Math.min(segLen[i]!, HEADER - got);
-      this.header.set(m.subarray(segOff[i]!, segOff[i]! + k), got);
+      const k = Math.min(segLen[i]!, HEADER - got), from = segOff[i]!;
+      for (let b = 0; b < k; b++) this.header[got + b] = m[from + b]!; // byte copy: no view allocated per request
       got += k;
     }
     const hv = this.headerView;

@@ -14,7 +14,8 @@
  * is dropped (counted: the peers' TCP retransmits). A broken ring sets DEVICE_NEEDS_RESET (virtio-pci.ts).
  *
  * Features: VERSION_1, MAC (the vif's), STATUS (link up). Hot path: the transmit frame is gathered into one
- * preallocated buffer; nothing is allocated per frame.
+ * preallocated buffer; the only allocations per frame are typed-array views (subarray) for the copies and for the
+ * frame handed to the bridge.
  */
 import type { DmaMemory } from "../dma.js";
 import { VQ_BROKEN, VQ_EMPTY } from "./virtqueue.js";
