@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { Mmu } from "../../src/mmu/mmu.js";
 import { Cpu, CodeCache, sharedDecoder } from "../../src/cpu/arm64/cpu.js";
 import { JitEngine, soloJitMemory } from "../../src/cpu/arm64/jit/engine.js";
+import { compileWorker } from "../../src/cpu/arm64/jit/compiler.js";
 import { ADD_X, BASE, NOP, STR_X, setPc, setx, x } from "./system-asm.js";
 
 const CODE = BASE + 0x1000;
@@ -129,4 +130,42 @@ test("with the compiler: a dropped page's compiled blocks go too, and the page r
   assert.equal(s.cache.heat[PAGE], undefined);
   s.poke(CODE, [ADD_X(0, 0, 2), ADD_X(0, 0, 2), ADD_X(0, 0, 2)]);
   for (let k = 0; k < 2100; k++) assert.equal(s.runFrom(CODE, 3), 6n);
+});
+
+test("with the compile worker (XENO_JIT_ASYNC=1): hot blocks are translated and compiled beside the vCPU, installed between runs, and run as interpreted; a page written meanwhile drops them", () => {
+  const sleep = (ms: number): void => { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms); };
+  const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(1 << 20, true);
+  const mmu = new Mmu(memory.buffer, BASE, undefined, 1 << 20, tlbAt);
+  const engine = new JitEngine(memory, sharedDecoder(), true, jitAt);
+  process.env.XENO_JIT_ASYNC = "1";
+  const cache = new CodeCache(mmu.ramSize >>> 12, engine, true);
+  delete process.env.XENO_JIT_ASYNC;
+  if (!cache.compiling) return; // XENO_JIT=0: nothing compiles
+  assert.ok(engine.async, "background compilation on");
+  const cpu = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
+  const dv = new DataView(mmu.ram as ArrayBuffer);
+  const poke = (pa: number, words: number[]): void => words.forEach((w, k) => dv.setInt32(pa - BASE + 4 * k, w, true));
+  const runFrom = (pa: number, n: number): bigint => { setx(cpu, 0, 0); setPc(cpu, pa); cpu.run(n); return x(cpu, 0); };
+  // Until the worker has loaded, batches are compiled here; wait for it so that this test is about the worker.
+  const w = compileWorker()!;
+  for (let t = 0; !w.ready && t < 30_000; t += 5) sleep(5);
+  assert.ok(w.ready, "the compile worker loaded");
+  poke(CODE, [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP]);
+  let runs = 0;
+  for (; runs < 200_000 && cache.blocks[PAGE]?.[0] == null; runs++) {
+    assert.equal(runFrom(CODE, 3), 3n);
+    if (runs > 2000) sleep(1); // queued: give the worker time
+  }
+  assert.notEqual(cache.blocks[PAGE]![0], null, `compiled by the worker within ${runs} runs`);
+  assert.ok(engine.stats.worker >= 1, `batches from the worker: ${engine.stats.worker}`);
+  assert.equal(engine.stats.failed, 0);
+  for (let k = 0; k < 10; k++) assert.equal(runFrom(CODE, 3), 3n, "the compiled block");
+  assert.equal(engine.stats.late, 0, "no batch had to be done here");
+  // New code in the page: its blocks go (the write is seen as a guest's would be), and whatever is translated
+  // from the old words is dropped at install by the page's generation.
+  poke(CODE, [ADD_X(0, 0, 2), ADD_X(0, 0, 2), ADD_X(0, 0, 2), NOP]);
+  cpu.invalidateCodePage(PAGE);
+  for (let k = 0; k < 3000; k++) assert.equal(runFrom(CODE, 3), 6n);
+  cache.settle();
+  assert.equal(runFrom(CODE, 3), 6n);
 });

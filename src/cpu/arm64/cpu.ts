@@ -108,15 +108,14 @@ export class CodeCache {
   private queueAge = 0;
   /**
    * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
-   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting). `background`: the
-   * engine translates and compiles on a compile worker (JitEngine.async) — for a kernel, whose boot runs
-   * thousands of lukewarm blocks; a user program's few hot loops are better compiled at once (measured: the
-   * CoreMark-like run made twice the modules and spent more CPU with it).
+   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting). `background` with
+   * XENO_JIT_ASYNC=1 (read here): the engine translates and compiles on a compile worker (JitEngine.async). Off by
+   * default: measured slower (docs/cpu-internals.md, "Compiling beside the vCPU").
    */
   constructor(ramPages: number, readonly jit: JitEngine | null = null, background = false) {
     this.compiling = jit !== null && JIT_ENABLED;
     // Forced compilation (HOT 1) wants each block compiled when it first runs: at once, on this thread.
-    if (this.compiling && background && HOT > 1 && JIT_ASYNC) jit!.async = true;
+    if (this.compiling && background && HOT > 1 && process.env.XENO_JIT_ASYNC === "1") jit!.async = true;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
     // With an engine, its dispatcher marks the pages it enters too: the bytes live in the engine's area.
     this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
@@ -314,8 +313,6 @@ const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "
  * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
  */
 const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 1000) | 0);
-/** XENO_JIT_ASYNC=0 compiles modules on the vCPU's thread instead of the compile worker (jit/compiler.ts). */
-const JIT_ASYNC = typeof process === "undefined" || process.env.XENO_JIT_ASYNC !== "0";
 /** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */

@@ -53,6 +53,8 @@ export interface JitStats {
   failed: number;
   /** Batches compiled on the vCPU's thread because the compile worker was late (JitEngine.poll). */
   late: number;
+  /** Batches the compile worker translated and compiled (JitEngine.poll). */
+  worker: number;
   /** Times every compiled block was dropped for the module cap (CodeCache.flush). */
   resets: number;
   /** Accesses of compiled code that took the slow path (TLB miss, MMIO, fault, write to a code page). */
@@ -102,7 +104,7 @@ export class JitEngine {
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, resets: 0, slowReads: 0, slowWrites: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -319,6 +321,7 @@ export class JitEngine {
       }
       this.install(inst, inst === null ? b.pending : done, gen, install, drop);
       this.stats.compileMs += performance.now() - t0;
+      this.stats.worker++;
       n++;
     }
     while (q.length > 0) {
@@ -392,11 +395,11 @@ function dumpModule(dir: string, n: number, bytes: Uint8Array, p: readonly Pendi
 
 /**
  * A memory laid out for one vCPU that runs compiled code (the user-mode runner, tests): RAM from offset 0,
- * then the vCPU's state block, its TLB area and the engine's area. Not shared (one thread; it compiles on that
- * thread, as a CodeCache does without `background`).
+ * then the vCPU's state block, its TLB area and the engine's area. `shared`: a SharedArrayBuffer, which the
+ * compile worker needs to read code from (tests of it); one thread runs in it either way.
  */
-export function soloJitMemory(ramBytes: number): { memory: WebAssembly.Memory; stateAt: number; tlbAt: number; jitAt: number } {
+export function soloJitMemory(ramBytes: number, shared = false): { memory: WebAssembly.Memory; stateAt: number; tlbAt: number; jitAt: number } {
   const stateAt = ramBytes, tlbAt = ramBytes + VCPU_STATE_BYTES, jitAt = tlbAt + TLB_AREA_BYTES;
   const pages = Math.ceil((jitAt + JIT_AREA_BYTES) / 65536);
-  return { memory: new WebAssembly.Memory({ initial: pages, maximum: pages }), stateAt, tlbAt, jitAt };
+  return { memory: new WebAssembly.Memory({ initial: pages, maximum: pages, shared }), stateAt, tlbAt, jitAt };
 }
