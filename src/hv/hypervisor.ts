@@ -36,7 +36,7 @@ import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
 import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
-import { cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
+import { PERMIT_WAITED, cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -1074,6 +1074,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       cpuSeconds: () => f64[cpuAt(0)]!,
       // The thread sleeps on its doorbell, not on this word: ring it.
       setPermit: (run) => { Atomics.store(ctl, permitAt(0), run ? 1 : 0); if (run) d.runner.ring(); },
+      // While it holds the permit: 2 when another entity waits for a slot (the worker then says when it blocks).
+      setWaitedFor: (waited) => { Atomics.store(ctl, permitAt(0), waited ? PERMIT_WAITED : 1); },
       get group() { return d.thread.id; }, // it changes when the domain moves
     });
     if (VCPU_THREADS) {
