@@ -86,6 +86,9 @@ interface State {
 
 export class CreditScheduler {
   tsliceMs = DEFAULT_TSLICE_MS;
+  /** A holder that blocks keeps its slot until a waiter needs it (false: it gives it up at the next tick, as
+   * before; the hypervisor's XENO_SCHED_KEEP_SLOT=0, for A/B). */
+  keepBlockedSlots = true;
   private readonly st = new Map<number, State>();
   private readonly slots: (State | null)[];
   private lastAcct: number;
@@ -132,6 +135,7 @@ export class CreditScheduler {
   get busy(): boolean {
     // A blocked holder keeps its slot (see the file comment) but needs no tick: whoever wants one next asks.
     for (const s of this.st.values()) if (s.wanted) return true;
+    if (!this.keepBlockedSlots) for (const s of this.slots) if (s !== null) return true;
     return false;
   }
 
@@ -215,7 +219,7 @@ export class CreditScheduler {
     for (const s of this.st.values()) {
       if (s.slot < 0) continue;
       const aff = s.e.params.affinity;
-      if ((!s.wanted && s.e.params.cap > 0) || this.capped(s) || (aff !== null && !aff.includes(s.slot))) this.release(s);
+      if ((!s.wanted && (s.e.params.cap > 0 || !this.keepBlockedSlots)) || this.capped(s) || (aff !== null && !aff.includes(s.slot))) this.release(s);
     }
     const waiting = [...this.st.values()].filter((s) => s.slot < 0 && s.wanted && !this.capped(s))
       .sort((a, b) => this.pri(b) - this.pri(a) || b.credit - a.credit || a.e.id - b.e.id);
@@ -265,7 +269,7 @@ export class CreditScheduler {
     for (const s of this.st.values()) if (s.slot < 0 && s.wanted && !this.capped(s)) { unserved = true; break; }
     for (const h of this.slots) {
       if (h === null) continue;
-      const w = unserved || h.e.params.cap > 0;
+      const w = unserved || h.e.params.cap > 0 || !this.keepBlockedSlots;
       if (w !== h.waitedFor) { h.waitedFor = w; h.e.setWaitedFor?.(w); }
     }
   }

@@ -155,6 +155,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.runDir = o.runDir;
     if (o.firstDomid !== undefined) this.nextDomid = o.firstDomid;
     this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
+    this.sched.keepBlockedSlots = process.env.XENO_SCHED_KEEP_SLOT !== "0"; // credit.ts; 0: the old hand-back, for A/B
     this.domainsPerThread = o.domainsPerThread ?? DEFAULT_DOMAINS_PER_THREAD;
     if (!Number.isInteger(this.domainsPerThread) || this.domainsPerThread < 1) throw new RangeError(`domainsPerThread ${this.domainsPerThread}: want ≥ 1`);
     this.extLog = o.log ?? ((l) => process.stderr.write(`${l}\n`));

@@ -140,6 +140,15 @@ test("a blocked holder keeps its slot until a waiter needs it; holders are told 
   capped.busy = false;
   t += 10; t2.tick();
   assert.ok(!capped.permit, "a capped holder gives its slot up when it blocks");
+  // keepBlockedSlots off (XENO_SCHED_KEEP_SLOT=0, for A/B): every blocked holder gives its slot up at the next tick.
+  const t3 = new CreditScheduler(2, () => t);
+  t3.keepBlockedSlots = false;
+  const old = new Dom(5, P());
+  t3.add(old);
+  assert.ok(old.permit && old.waited);
+  old.busy = false;
+  t += 10; t3.tick();
+  assert.ok(!old.permit && !t3.busy);
 });
 
 test("thread groups: a blocked group-mate gives its slot to the mate that wants to run", () => {
