@@ -92,7 +92,9 @@ test("disk fairness across domains (real kernels): a flat-out writer leaves a ra
       await A.sh("sleep 2");
       const lr = await A.bench("/dev/xvdb", `randread ${LIMITED_MIB} 5 ${LIMITED_READS}`); // checks the write's stamps
       const cw = await A.bench("/dev/xvda", `seqwrite ${LIMITED_MIB} 3`);
-      const cr = await A.bench("/dev/xvda", `randread ${LIMITED_MIB} 3 ${LIMITED_READS}`);
+      // The better of two read runs: the first often still runs code the compiler has not translated yet.
+      const cr = [await A.bench("/dev/xvda", `randread ${LIMITED_MIB} 3 ${LIMITED_READS}`), await A.bench("/dev/xvda", `randread ${LIMITED_MIB} 3 ${LIMITED_READS}`)]
+        .reduce((x, y) => (x.ops / x.secs >= y.ops / y.secs ? x : y));
       const rate = (lw.bytes - burstBytes) / lw.secs, iops = (lr.ops - burstOps) / lr.secs;
       const canRate = cw.bytes / cw.secs, canIops = cr.ops / cr.secs;
       process.stderr.write(`# limited disk (rate=${RATE} B/s, iops=${IOPS}): ${LIMITED_MIB} MiB written in ${lw.secs.toFixed(2)} s → ` +
