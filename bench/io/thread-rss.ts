@@ -7,7 +7,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { openSync } from "node:fs";
-import { IoQueue, Q_CLOSING, Q_ENDED, Q_KICK, Q_STATE, STATE_RUNNING, type IoThreadData } from "../../src/backends/blk/io-queue.js";
+import { IoQueue, RING_EVERY, Q_CLOSING, Q_ENDED, Q_KICK, Q_STATE, STATE_RUNNING, type IoThreadData } from "../../src/backends/blk/io-queue.js";
 
 const n = Number(process.argv[2] ?? 8);
 const url = new URL("../../src/backends/blk/io-thread.js", import.meta.url);
@@ -17,7 +17,7 @@ for (let i = 0; i < n; i++) {
   const q = new IoQueue();
   qs.push(q);
   Atomics.store(q.ctl, Q_STATE, STATE_RUNNING); // the thread owns the queue (as BlkBack starts one)
-  const data: IoThreadData = { queue: q.buffer, ram: new SharedArrayBuffer(4096), fd: openSync("/dev/null", "r"), bytes: 4096, doorbell: null, delayMs: 0, idleMs: 60_000 };
+  const data: IoThreadData = { queue: q.buffer, ram: new SharedArrayBuffer(4096), fd: openSync("/dev/null", "r"), bytes: 4096, doorbell: null, delayMs: 0, idleMs: 60_000, ringEvery: RING_EVERY };
   new Worker(url, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } }).unref();
 }

@@ -20,7 +20,14 @@
  *  - hard affinity (cpus=, vcpu-pin): the set of slots it may take;
  *  - time slice (tslice, default 30 ms): a slot's holder keeps it for a slice unless it blocks, or a BOOST
  *    domain arrives and the holder is not BOOST; credits are capped so an idle domain cannot hoard them.
- * Blocked and paused domains want nothing and use nothing.
+ * Blocked and paused domains want nothing and use nothing. A holder that blocks keeps its slot until an entity
+ * that wants one needs it (then it goes at once, whatever the slice): waking, it runs again without asking this
+ * thread — as a Xen vCPU waking to an idle pCPU runs there at once. Without this, a wake-up of an I/O-bound domain
+ * could wait for a round trip through the hypervisor's main thread (the worker asks, a tick grants, the doorbell
+ * rings): during test/hv/io-fair.test.ts that thread took 132 context switches a second, 46 with this
+ * (docs/benchmarks.md, 2026-12-07 fair sharing). Holders learn whether someone waits (setWaitedFor), so that one
+ * blocking then hands its slot over at once. Capped entities give their slot up when they block, as before: their
+ * cap is enforced at ticks, which must see them.
  *
  * Thread groups: the hypervisor runs several domains in one worker thread (to share its V8 isolate), and a
  * thread runs one domain at a time. So at most one domain of a group (SchedEntity.group) holds a slot: a
@@ -54,6 +61,11 @@ export interface SchedEntity {
   cpuSeconds(): number;
   /** The scheduler's verdict: may run now (on the given slot) or must wait. */
   setPermit(run: boolean): void;
+  /**
+   * While it holds a slot: whether another entity waits for one (so that, blocking, it should have the scheduler
+   * look at once — the hypervisor's sched-wake — instead of keeping the slot until the next tick).
+   */
+  setWaitedFor?(waited: boolean): void;
   /** The worker thread it runs in, when threads hold several domains (at most one of a group holds a slot). */
   readonly group?: number;
 }
@@ -69,10 +81,14 @@ interface State {
   slot: number;          // -1 = none
   lastSlot: number;      // the slot it held last (-1 = never ran): vcpu-list's CPU while it waits
   sliceEnd: number;      // ms (scheduler clock) when its slice ends
+  waitedFor: boolean;    // told (setWaitedFor) that someone waits for a slot
 }
 
 export class CreditScheduler {
   tsliceMs = DEFAULT_TSLICE_MS;
+  /** A holder that blocks keeps its slot until a waiter needs it (false: it gives it up at the next tick, as
+   * before; the hypervisor's XENO_SCHED_KEEP_SLOT=0, for A/B). */
+  keepBlockedSlots = true;
   private readonly st = new Map<number, State>();
   private readonly slots: (State | null)[];
   private lastAcct: number;
@@ -87,7 +103,7 @@ export class CreditScheduler {
 
   add(e: SchedEntity): void {
     checkParams(e.params, this.pcpus);
-    this.st.set(e.id, { e, credit: 0, lastCpu: e.cpuSeconds(), capBudget: 0, active: false, wanted: false, boost: false, slot: -1, lastSlot: -1, sliceEnd: 0 });
+    this.st.set(e.id, { e, credit: 0, lastCpu: e.cpuSeconds(), capBudget: 0, active: false, wanted: false, boost: false, slot: -1, lastSlot: -1, sliceEnd: 0, waitedFor: false });
     e.setPermit(false);
     this.tick();
   }
@@ -117,8 +133,9 @@ export class CreditScheduler {
    * (an idle host costs no scheduler work; STYLE.md "Idle is free").
    */
   get busy(): boolean {
-    for (const s of this.slots) if (s !== null) return true;
+    // A blocked holder keeps its slot (see the file comment) but needs no tick: whoever wants one next asks.
     for (const s of this.st.values()) if (s.wanted) return true;
+    if (!this.keepBlockedSlots) for (const s of this.slots) if (s !== null) return true;
     return false;
   }
 
@@ -192,28 +209,38 @@ export class CreditScheduler {
   private release(s: State): void {
     if (s.slot >= 0) this.slots[s.slot] = null;
     s.slot = -1;
+    s.waitedFor = false;
     s.e.setPermit(false);
   }
 
   private assign(now: number): void {
-    // Holders that stopped wanting, hit their cap, or lost the slot by affinity leave it.
+    // Holders that hit their cap or lost the slot by affinity leave it; capped ones that stopped wanting too (their
+    // cap needs ticks that see them). Other blocked holders keep it until a waiter needs it (below).
     for (const s of this.st.values()) {
       if (s.slot < 0) continue;
       const aff = s.e.params.affinity;
-      if (!s.wanted || this.capped(s) || (aff !== null && !aff.includes(s.slot))) this.release(s);
+      if ((!s.wanted && (s.e.params.cap > 0 || !this.keepBlockedSlots)) || this.capped(s) || (aff !== null && !aff.includes(s.slot))) this.release(s);
     }
     const waiting = [...this.st.values()].filter((s) => s.slot < 0 && s.wanted && !this.capped(s))
       .sort((a, b) => this.pri(b) - this.pri(a) || b.credit - a.credit || a.e.id - b.e.id);
     for (const s of waiting) {
       const aff = s.e.params.affinity;
       const allowed = (k: number): boolean => aff === null || aff.includes(k);
-      // A group-mate holding a slot (same thread): only its slot, only by preemption.
+      // A group-mate holding a slot (same thread): only its slot, only by preemption — unless it is blocked,
+      // when it gives the slot up to this one.
       let mate: State | null = null;
       if (s.e.group !== undefined) for (const h of this.slots) if (h !== null && h.e.group === s.e.group) mate = h;
-      // A free allowed slot, else preempt: a holder whose slice is over and who ranks below, or any non-BOOST
-      // holder when this one is BOOST.
       let pick = -1;
+      if (mate !== null && !mate.wanted) { const k = mate.slot; this.release(mate); mate = null; if (allowed(k)) pick = k; }
+      // A free allowed slot, else one whose holder is blocked, else preempt: a holder whose slice is over and who
+      // ranks below, or any non-BOOST holder when this one is BOOST.
       if (mate === null) for (let k = 0; k < this.pcpus && pick < 0; k++) if (allowed(k) && this.slots[k] === null) pick = k;
+      if (mate === null) {
+        for (let k = 0; k < this.pcpus && pick < 0; k++) {
+          const h = this.slots[k];
+          if (h !== null && allowed(k) && !h.wanted) { pick = k; this.release(h); }
+        }
+      }
       if (pick < 0) {
         let worst: State | null = null;
         for (let k = 0; k < this.pcpus; k++) {
@@ -233,7 +260,17 @@ export class CreditScheduler {
       s.lastSlot = pick;
       s.sliceEnd = now + this.tsliceMs;
       s.boost = false; // a boost buys one slice
+      s.waitedFor = false;
       s.e.setPermit(true);
+    }
+    // Holders learn whether someone still waits (a capped one always hands over when it blocks). The waiters now
+    // include any holder just preempted.
+    let unserved = false;
+    for (const s of this.st.values()) if (s.slot < 0 && s.wanted && !this.capped(s)) { unserved = true; break; }
+    for (const h of this.slots) {
+      if (h === null) continue;
+      const w = unserved || h.e.params.cap > 0 || !this.keepBlockedSlots;
+      if (w !== h.waitedFor) { h.waitedFor = w; h.e.setWaitedFor?.(w); }
     }
   }
 }

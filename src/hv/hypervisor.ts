@@ -36,7 +36,7 @@ import { planMove } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
 import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
-import { cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
+import { PERMIT_WAITED, cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
@@ -166,6 +166,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.runDir = o.runDir;
     if (o.firstDomid !== undefined) this.nextDomid = o.firstDomid;
     this.sched = new CreditScheduler(o.pcpus ?? cpus().length);
+    this.sched.keepBlockedSlots = process.env.XENO_SCHED_KEEP_SLOT !== "0"; // credit.ts; 0: the old hand-back, for A/B
     this.domainsPerThread = o.domainsPerThread ?? DEFAULT_DOMAINS_PER_THREAD;
     if (!Number.isInteger(this.domainsPerThread) || this.domainsPerThread < 1) throw new RangeError(`domainsPerThread ${this.domainsPerThread}: want ≥ 1`);
     this.extLog = o.log ?? ((l) => process.stderr.write(`${l}\n`));
@@ -1102,6 +1103,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       cpuSeconds: () => f64[cpuAt(0)]!,
       // The thread sleeps on its doorbell, not on this word: ring it.
       setPermit: (run) => { Atomics.store(ctl, permitAt(0), run ? 1 : 0); if (run) d.runner.ring(); },
+      // While it holds the permit: 2 when another entity waits for a slot (the worker then says when it blocks).
+      setWaitedFor: (waited) => { Atomics.store(ctl, permitAt(0), waited ? PERMIT_WAITED : 1); },
       get group() { return d.thread.id; }, // it changes when the domain moves
     });
     if (VCPU_THREADS) {

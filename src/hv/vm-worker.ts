@@ -21,7 +21,7 @@ import { nameDomainThread } from "./dom0-usage.js";
 import { FramePool } from "./frame-pool.js";
 import { RemoteStore, RemoteXenbusPeer, type StoreLinkDown, type StoreLinkUp } from "./store-link.js";
 import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
-import { SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
+import { PERMIT_WAITED, SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 import { IO_ALL_WORDS } from "./io-stats.js";
 import { MAX_BOARD_VCPUS } from "../machine/board.js";
@@ -70,7 +70,7 @@ export interface VmWorkerData {
   paused?: boolean;
   /**
    * The credit scheduler's control words (sched-words.ts: a permit, a want word and CPU seconds per vCPU): this
-   * thread uses vCPU 0's — [SCHED_PERMIT] 1 while it may run (set by the hypervisor), [SCHED_WANT] 1 while one of
+   * thread uses vCPU 0's — [SCHED_PERMIT] non-zero while it may run (set by the hypervisor; PERMIT_WAITED: someone waits for a slot), [SCHED_WANT] 1 while one of
    * its vCPUs is runnable (set here) — and each vCPU thread its own. Absent: always permitted.
    */
   sched?: SharedArrayBuffer;
@@ -545,9 +545,10 @@ class Guest {
       // The home's vCPUs wait: this thread wants no pCPU (vCPU threads hold permits of their own).
       if (sched !== null) {
         Atomics.store(sched, SCHED_WANT, 0);
-        // Blocked with a pCPU: have the scheduler look now rather than at its next tick — a thread-mate may be
-        // waiting for exactly this slot.
-        if (Atomics.load(sched, SCHED_PERMIT) === 1) this.post({ type: "sched-wake" });
+        // Blocked with a pCPU: it keeps the slot (credit.ts) and runs at once when it wakes, unless someone waits
+        // for a slot — then have the scheduler look now rather than at its next tick (a thread-mate may be waiting
+        // for exactly this one).
+        if (Atomics.load(sched, SCHED_PERMIT) === PERMIT_WAITED) this.post({ type: "sched-wake" });
       }
     }
     stats[STAT_CPU_S] += (t1 - t0) / 1000;

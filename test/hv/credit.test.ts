@@ -1,7 +1,8 @@
 /**
  * The credit scheduler's decisions on simulated domains (a fake clock; a domain holding a permit accrues CPU
  * time 1:1): weights share a pCPU in proportion, cap limits a busy domain, affinity confines, idle pCPUs are
- * used, blocked domains get nothing, a domain waking from blocked is boosted past a CPU hog.
+ * used, blocked domains get nothing, a domain waking from blocked is boosted past a CPU hog, a blocked holder keeps
+ * its slot until a waiter needs it.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,11 +11,13 @@ import { CreditScheduler, type SchedEntity, type SchedParams } from "../../src/h
 class Dom implements SchedEntity {
   cpu = 0;
   permit = false;
+  waited = false;
   busy = true;
   constructor(readonly id: number, public params: SchedParams) {}
   wants(): boolean { return this.busy; }
   cpuSeconds(): number { return this.cpu; }
-  setPermit(run: boolean): void { this.permit = run; }
+  setPermit(run: boolean): void { this.permit = run; this.waited = false; }
+  setWaitedFor(w: boolean): void { assert.ok(this.permit, "told of waiters without a permit"); this.waited = w; }
 }
 
 function sim(pcpus: number, doms: Dom[], ms: number, step?: (t: number) => void): CreditScheduler {
@@ -98,4 +101,71 @@ test("thread groups: one domain per thread holds a slot; group-mates share their
   sim(2, [x, y], 30_000, () => assert.ok(!(x.permit && y.permit)));
   const r = x.cpu / y.cpu;
   assert.ok(r > 1.7 && r < 2.3, `ratio ${r.toFixed(2)}`);
+});
+
+test("a blocked holder keeps its slot until a waiter needs it; holders are told when someone waits; a capped one gives it up", () => {
+  let t = 0;
+  const s = new CreditScheduler(2, () => t);
+  const a = new Dom(1, P()), io = new Dom(2, P());
+  s.add(a);
+  s.add(io);
+  assert.ok(a.permit && io.permit);
+  // io blocks: nobody else wants a slot, so it keeps its permit (it will run at once when it wakes) and the
+  // scheduler needs no tick for it.
+  io.busy = false;
+  t += 10; s.tick();
+  assert.ok(io.permit, "kept while nobody waits");
+  assert.ok(s.busy, "a still runs");
+  a.busy = false;
+  t += 10; s.tick();
+  assert.ok(!s.busy, "every entity blocked: no tick needed");
+  assert.ok(a.permit && io.permit);
+  // A third one wants a pCPU: it takes a blocked holder's slot at once, whatever the slice.
+  const c = new Dom(3, P());
+  t += 1; s.add(c);
+  assert.ok(c.permit, "the waiter got a blocked holder's slot");
+  assert.equal([a, io].filter((d) => d.permit).length, 1);
+  // Everyone busy on two pCPUs: the one left waiting makes the holders "waited for".
+  a.busy = io.busy = true;
+  t += 10; s.tick();
+  const holders = [a, io, c].filter((d) => d.permit);
+  assert.equal(holders.length, 2);
+  assert.ok(holders.every((d) => d.waited), "holders told that someone waits");
+  // Capped: gives the slot up as soon as a tick sees it blocked, and is always "waited for".
+  const t2 = new CreditScheduler(2, () => t);
+  const capped = new Dom(4, P(256, 50));
+  t2.add(capped);
+  t += 10; t2.tick(); // its cap budget fills with time
+  assert.ok(capped.permit && capped.waited);
+  capped.busy = false;
+  t += 10; t2.tick();
+  assert.ok(!capped.permit, "a capped holder gives its slot up when it blocks");
+  // keepBlockedSlots off (XENO_SCHED_KEEP_SLOT=0, for A/B): every blocked holder gives its slot up at the next tick.
+  const t3 = new CreditScheduler(2, () => t);
+  t3.keepBlockedSlots = false;
+  const old = new Dom(5, P());
+  t3.add(old);
+  assert.ok(old.permit && old.waited);
+  old.busy = false;
+  t += 10; t3.tick();
+  assert.ok(!old.permit && !t3.busy);
+});
+
+test("thread groups: a blocked group-mate gives its slot to the mate that wants to run", () => {
+  class GDom extends Dom {
+    constructor(id: number, params: SchedParams, readonly group: number) { super(id, params); }
+  }
+  let t = 0;
+  const s = new CreditScheduler(2, () => t);
+  const a = new GDom(1, P(), 1), b = new GDom(2, P(), 1);
+  b.busy = false;
+  s.add(a);
+  s.add(b);
+  assert.ok(a.permit && !b.permit);
+  a.busy = false;
+  t += 10; s.tick();
+  assert.ok(a.permit, "kept while blocked");
+  b.busy = true;
+  t += 1; s.tick();
+  assert.ok(b.permit && !a.permit, "the mate took it; never both");
 });

@@ -40,6 +40,19 @@ export const STATE_NONE = 0, STATE_RUNNING = 1, STATE_CLOSED = 2;
 /** An I/O thread idle this long ends (a new one starts at the next request, in ~50 ms): idle disks cost no thread. */
 export const IO_IDLE_MS = 30_000;
 
+/**
+ * Most completions between two rings of the domain thread's doorbell while requests keep coming (io-thread.ts:
+ * it rings once it has caught up with the queue, else every this many). The cost: a completion waits for at most
+ * RING_EVERY - 1 requests queued after it before its domain hears of it.
+ */
+export const RING_EVERY = 8;
+
+/** RING_EVERY, or $XENO_BLK_RING_EVERY (1: a ring per completion, as before; for A/B). */
+export function ringEvery(): number {
+  const v = Number(process.env.XENO_BLK_RING_EVERY ?? RING_EVERY);
+  return Number.isInteger(v) && v >= 1 && v <= IO_SLOTS ? v : RING_EVERY;
+}
+
 /** IO_IDLE_MS, or $XENO_BLK_IO_IDLE_MS (tests). */
 export function ioIdleMs(): number {
   const v = Number(process.env.XENO_BLK_IO_IDLE_MS ?? IO_IDLE_MS);
@@ -108,6 +121,8 @@ export interface IoThreadData {
   delayMs: number;
   /** End after this long without work (the queue goes back to STATE_NONE; the descriptor stays open). */
   idleMs: number;
+  /** Ring the doorbell at least every this many completions (RING_EVERY). */
+  ringEvery: number;
 }
 
 /**
