@@ -25,6 +25,7 @@ import { SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 import { IO_ALL_WORDS } from "./io-stats.js";
 import { MAX_BOARD_VCPUS } from "../machine/board.js";
+import { E_HOME_SLEEP, handoffStats, hostNowMs } from "../machine/handoff-stats.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
@@ -507,7 +508,7 @@ class Guest {
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
     if (this.wakeAt !== 0) {
       const left = this.wakeAt - performance.now();
-      if (left > 0 && !m.ioCompleted() && !board.remoteAttention()) return left;
+      if (left > 0 && !m.ioCompleted() && !board.homeWoken()) return left;
       this.wakeAt = 0;
     }
     // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped).
@@ -612,6 +613,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   const guests: Guest[] = [];
+  const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;
   for (;;) {
@@ -634,7 +636,17 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
     }
     for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
-    if (wait > 0) Atomics.wait(doorbell, 0, seen, wait);
+    if (wait > 0) {
+      if (hs === null) Atomics.wait(doorbell, 0, seen, wait);
+      else {
+        // Hand-off counters (XENO_HANDOFF_STATS): the sleep, and how long after a vCPU thread's ring it ended.
+        for (const g of guests) g.m.board.homeSleep(true);
+        const s0 = hostNowMs();
+        Atomics.wait(doorbell, 0, seen, wait);
+        hs.add(E_HOME_SLEEP, hostNowMs() - s0);
+        for (const g of guests) g.m.board.homeSleep(false);
+      }
+    }
   }
 }
 

@@ -39,11 +39,12 @@ import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { FSC_STAGE2 } from "../mmu/mmu.js";
 import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
+import { E_BC_APPLIED, E_HOME_SLICE, E_HOME_WAKE, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_SERVE, E_SERVE_WAIT, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import {
-  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
+  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
+  L_ACK, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -251,12 +252,13 @@ export class Board {
   private remotes = 0;
   private slice = SLICE;
   private bcSeen = 0;
-  private attnSeen = 0;
   /** Inside serve(): a nested wait (a broadcast from the request's handler) only acknowledges. */
   private serving = false;
   /** Pages dropped since the last GC, and when that was (collectGarbage). */
   private droppedSinceGc = 0;
   private lastGcMs = performance.now();
+  /** Hand-off counters of this thread (XENO_HANDOFF_STATS), or null. */
+  private readonly hs = handoffStats("home");
   /** A kernel panic on the console ends the board as crashed (see panic-watch.ts). */
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
 
@@ -298,7 +300,14 @@ export class Board {
     this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID), () => this.clock.wallMs() / 1000);
-    this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.irqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
+    this.gic.onIrqChange = (cpu, up) => {
+      const v = this.vcpus[cpu];
+      if (!v) return;
+      v.cpu.irqLine = up ? 1 : 0;
+      if (!v.remote) return;
+      if (HANDOFF && up && this.linkF64[LINK_T_IRQ + cpu] === 0) this.linkF64[LINK_T_IRQ + cpu] = hostNowMs();
+      ringVcpu(this.link, cpu);
+    };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.fiqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
@@ -447,7 +456,8 @@ export class Board {
     this.rtc.poll(); // the PL031's match interrupt (a clock read and a compare), before waiting vCPUs look
     for (const v of this.vcpus) {
       if (v.remote || !v.online || this.state !== "running") continue;
-      if (v.waiting !== 0) {
+      const slept = v.waiting !== 0;
+      if (slept) {
         // Without vCPU threads WFE is a yield: the event it waits for (a lock released by another vCPU's store,
         // SEV) can only come from the others, who have just had their slice; WFE may wake spuriously (Arm ARM
         // D1.16.1). With them, the vCPU sleeps until a wake-up event (wfeWoken).
@@ -463,9 +473,16 @@ export class Board {
         }
         v.waiting = 0;
       }
-      const r0 = performance.now();
+      if (this.hs !== null && this.linkF64[LINK_T_IRQ + v.index] !== 0) {
+        // An interrupt another thread raised for this vCPU: from then until it runs (takes it).
+        if ((v.cpu.irqLine | v.cpu.fiqLine) !== 0) this.hs.add(slept ? E_IRQ_SLEEPING : E_IRQ_RUNNING, hostNowMs() - this.linkF64[LINK_T_IRQ + v.index]!);
+        this.linkF64[LINK_T_IRQ + v.index] = 0;
+      }
+      const r0 = performance.now(), n0 = this.retired;
       const c = this.runVcpu(v);
-      this.homeRunS[v.index]! += (performance.now() - r0) / 1000;
+      const r1 = performance.now();
+      this.homeRunS[v.index]! += (r1 - r0) / 1000;
+      if (this.hs !== null) { this.hs.add(E_HOME_SLICE, r1 - r0); this.hs.instructions += this.retired - n0; }
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       if (c.stop === STOP_WFE) { v.wfeStart = performance.now(); v.wfePoll = WFE_POLL_MIN_MS; v.wfeStream = nextStreamEvent(c, c.counter()); }
@@ -474,6 +491,7 @@ export class Board {
     }
     if (this.remotes > 0) Atomics.store(this.link, L_EXEC, 0);
     if (ran) this.sweepCode();
+    this.hs?.flush();
     // The platform's own service (Xen: console ring, vif rate windows) bounds the sleep too.
     let next = this.platform?.poll?.() ?? Infinity;
     this.flushOut();
@@ -675,8 +693,35 @@ export class Board {
     ringVcpu(w, k);
   }
 
-  /** A vCPU thread asked for the home since the last service (the worker loop then runs runSlice early). */
-  remoteAttention(): boolean { return this.remotes > 0 && Atomics.load(this.link, L_ATTN) !== this.attnSeen; }
+  /**
+   * Hand-off counters (XENO_HANDOFF_STATS): the home thread goes to sleep on its doorbell (`asleep`), or woke
+   * (the time from a vCPU thread's ring to now is its wake-up latency). No-op when off.
+   */
+  homeSleep(asleep: boolean): void {
+    if (this.hs === null || this.remotes === 0) return;
+    const f = this.linkF64, t = f[LINK_T_HOME]!;
+    f[LINK_T_HOME] = 0;
+    if (!asleep && t !== 0) this.hs.add(E_HOME_WAKE, hostNowMs() - t);
+  }
+
+  /**
+   * Whether a vCPU of this thread has something to do now although the sleep runSlice reported has not run out:
+   * an interrupt line that another thread raised for it (serviceRemotes took it from the shared GIC), a wake-up
+   * event for it in WFE (SEV, its monitor cleared by another thread's store), or it was brought online. The
+   * worker loop then runs runSlice at once. (Until 2026-12-07 the loop asked instead whether a vCPU thread had
+   * rung since the last service — always false just after serviceRemotes — so an IPI from vCPU 1 to an idle
+   * vCPU 0 waited for vCPU 0's next timer: docs/cpu-internals.md, "vCPUs on threads".)
+   */
+  homeWoken(): boolean {
+    if (this.remotes === 0) return false;
+    for (const v of this.vcpus) {
+      if (v.remote || !v.online) continue;
+      const c = v.cpu;
+      if (v.waiting === 0 || (c.irqLine | c.fiqLine) !== 0) return true;
+      if (v.waiting === STOP_WFE && (c.event !== 0 || monitorCleared(c))) return true;
+    }
+    return false;
+  }
 
   /** Some vCPU on another thread is running (not waiting for an interrupt, not parked): the domain wants a pCPU. */
   remoteBusy(): boolean {
@@ -716,7 +761,6 @@ export class Board {
   serviceRemotes(): void {
     if (this.remotes === 0) return;
     const w = this.link;
-    this.attnSeen = Atomics.load(w, L_ATTN);
     this.ackBroadcast();
     for (const v of this.vcpus) {
       const k = v.index;
@@ -724,6 +768,7 @@ export class Board {
         const o = this.gic.outputs(k);
         v.cpu.irqLine = o & 1;
         v.cpu.fiqLine = o >>> 1;
+        if (o === 0 && this.hs !== null) this.linkF64[LINK_T_IRQ + k] = 0;
         continue;
       }
       if (Atomics.load(w, vw(k, V_STATUS)) === ST_CRASHED && this.state === "running") {
@@ -753,6 +798,8 @@ export class Board {
     const a0 = Atomics.load(w, vw(k, V_A0)), a1 = Atomics.load(w, vw(k, V_A0 + 1)), a2 = Atomics.load(w, vw(k, V_A0 + 2));
     const a3 = Atomics.load(w, vw(k, V_A0 + 3)), a4 = Atomics.load(w, vw(k, V_A0 + 4));
     let r0 = 0, r1 = 0;
+    const s0 = this.hs !== null ? hostNowMs() : 0;
+    if (this.hs !== null) this.hs.add(E_SERVE_WAIT, s0 - this.linkF64[LINK_T_REQ + k]!);
     this.serving = true;
     try {
       if (kind === RQ_MMIO_READ) {
@@ -785,6 +832,7 @@ export class Board {
     Atomics.store(w, vw(k, V_R1), r1);
     Atomics.store(w, vw(k, V_DONE_SEQ), seq);
     ringVcpu(w, k);
+    if (this.hs !== null) this.hs.add(E_SERVE, hostNowMs() - s0);
   }
 
   /** How the home applies broadcasts (takeBroadcasts): to the vCPUs it runs itself. Made once. */
@@ -804,10 +852,12 @@ export class Board {
   private ackBroadcast(): void {
     const w = this.link;
     if (Atomics.load(w, L_BC_SEQ) === this.bcSeen) return;
+    const was = this.bcSeen;
     const seq = this.bcSeen = takeBroadcasts(w, this.bcSeen, this.bcSink);
+    if (this.hs !== null) this.hs.addN(E_BC_APPLIED, (seq - was) | 0);
     Atomics.store(w, L_ACK, seq);
     const from = Atomics.load(w, L_BC_FROM);
-    if (from >= 1) ringVcpu(w, from);
+    if (from >= 1 && bcIssuerWaits(w, seq)) ringVcpu(w, from);
   }
 
   /**
@@ -815,11 +865,18 @@ export class Board {
    * ...IS is complete everywhere before the issuer's next instruction (this thread's vCPUs had it already).
    */
   private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
+    if (this.hs === null) { this.broadcastNow(kind, insn, xlo, xhi); return; }
+    const t0 = hostNowMs();
+    this.broadcastNow(kind, insn, xlo, xhi);
+    this.hs.add(bcEvent(kind, insn), hostNowMs() - t0);
+  }
+
+  private broadcastNow(kind: number, insn: number, xlo: number, xhi: number): void {
     const w = this.link;
     const seq = publishBroadcast(w, 0, kind, insn, xlo, xhi, () => this.ackBroadcast());
     try {
       this.bcSeen = seq;
-      for (const v of this.vcpus) if (v.remote) ringVcpu(w, v.index);
+      for (const v of this.vcpus) if (v.remote && bcRings(w, v.index, seq, kind, insn)) ringVcpu(w, v.index);
       for (;;) {
         const bell = Atomics.load(w, L_HOME_BELL);
         let pending = false;

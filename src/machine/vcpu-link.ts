@@ -29,8 +29,8 @@ import { ACC_READ } from "../mmu/mmu.js";
 export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
 /** Int32 words of the link. */
 export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2;
-/** Bumped by a remote that wants the home's attention; L_HOME_BELL is what the home waits on inside the board. */
-export const L_ATTN = 7, L_HOME_BELL = 8;
+/** What the home waits on inside the board (a broadcast's acknowledgements, parking); rung with its doorbell. */
+export const L_HOME_BELL = 8;
 /** INTID whose EOI/DIR writes by a remote vCPU go to the home (BoardPlatform.eoiWatch; 0: none). */
 export const L_EOI_WATCH = 9;
 /** The thread that issued the pending broadcast (0: the home): acknowledgements ring it. */
@@ -68,6 +68,12 @@ export const V_JIT_BLOCKS = 15;
 export const L_BC_RING = 256, BC_RING = 64;
 /** Float64 index (over the same bytes) of vCPU k's run time in seconds: LINK_F64 + k. */
 export const LINK_F64 = 0x800 / 8;
+/**
+ * Time stamps (host clock ms, host-clock.ts; 0: none) for the hand-off counters (handoff-stats.ts), written only
+ * when they are on: LINK_T_REQ + k when vCPU k posted its request, LINK_T_IRQ + k when an interrupt line of
+ * vCPU k was raised by another thread, LINK_T_HOME when a vCPU thread rang the home.
+ */
+export const LINK_T_REQ = LINK_F64 + 8, LINK_T_IRQ = LINK_F64 + 16, LINK_T_HOME = LINK_F64 + 24;
 /** Bytes of a crash message a remote leaves (UTF-8, NUL-padded) at LINK_MSG. */
 export const LINK_MSG = 0xc00, LINK_MSG_BYTES = 0x400;
 
@@ -125,6 +131,34 @@ export function publishBroadcast(w: Int32Array, from: number, kind: number, insn
   Atomics.store(w, L_BC_SEQ, seq);
   Atomics.store(w, L_ACK + from, seq);
   return seq;
+}
+
+/** SEV's encoding: the one broadcast a thread asleep (in WFE) must be woken for. */
+const SEV_INSN = 0xd503209f | 0;
+
+/**
+ * Whether the issuer of broadcast `seq` (BC_* `kind`, `insn`) rings thread `j`: when j runs guest code (the issuer
+ * waits for its acknowledgement), for SEV (a WFE sleeper wakes on it), or when j has fallen half a ring behind
+ * (woken now it applies them from the ring, instead of dropping its whole TLB and code later: takeBroadcasts).
+ * A thread asleep in WFI is otherwise left asleep: it applies what it missed before it runs again. (Ringing it
+ * for every broadcast woke vCPU 1's thread for each of the home's ~100,000 TLBI and IC broadcasts of a boot.)
+ */
+export function bcRings(w: Int32Array, j: number, seq: number, kind: number, insn: number): boolean {
+  return (kind === BC_INSN && insn === SEV_INSN) || Atomics.load(w, L_EXEC + j) === 1 || ((seq - Atomics.load(w, L_ACK + j)) | 0) >= BC_RING / 2;
+}
+
+/**
+ * After a thread applied the broadcasts up to `seq`: whether their issuer still waits for acknowledgements (it
+ * holds L_BC_LOCK until every one came, and `seq` is still the last published), so the thread should ring it.
+ */
+export function bcIssuerWaits(w: Int32Array, seq: number): boolean {
+  return Atomics.load(w, L_BC_LOCK) !== 0 && Atomics.load(w, L_BC_SEQ) === seq;
+}
+
+/** Rings the home's bell inside the board (a broadcast's issuer and parkRemotes wait on it), not its loop's doorbell. */
+export function ringHomeBell(w: Int32Array): void {
+  Atomics.add(w, L_HOME_BELL, 1);
+  Atomics.notify(w, L_HOME_BELL);
 }
 
 /** What a thread does with the broadcasts it takes (takeBroadcasts). */
