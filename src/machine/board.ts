@@ -22,6 +22,7 @@ import { Pl031 } from "../devices/pl031/pl031.js";
 import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js";
 import { parseArm64Image, ARM64_IMAGE_BASE_ALIGN } from "./arm64-image.js";
 import { boardDtb } from "./board-fdt.js";
+import { UARTDR, UARTFR } from "../devices/pl011/pl011.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
@@ -44,7 +45,7 @@ import {
   BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
   L_ACK, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
+  UART_Q_AREA, UART_Q_BYTES, L_UART_FR, drainUartQueue, uartQueueViews, V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -200,8 +201,9 @@ interface Vcpu {
  * offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
  */
 export { boardTailBytes } from "./tail-layout.js";
-if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
-  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
+if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > UART_Q_AREA ||
+  UART_Q_AREA + 8 * UART_Q_BYTES > STATE_AREA_BYTES) {
+  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC, the vCPU link and the UART queues");
 }
 
 export class Board {
@@ -247,6 +249,8 @@ export class Board {
   private lastSweepMs = performance.now();
   /** The vCPU link (vcpu-link.ts) and what the home has seen of it. */
   private readonly link: Int32Array;
+  /** The UART queues of the vCPU threads (vcpu-link.ts UART_Q_AREA). */
+  private readonly uartQ: { w: Int32Array; b: Uint8Array };
   private readonly linkF64: Float64Array;
   /** vCPUs on threads of their own, and the slice for the home's vCPUs (SLICE, or SHARED_SLICE with remotes). */
   private remotes = 0;
@@ -259,6 +263,26 @@ export class Board {
   private lastGcMs = performance.now();
   /** Hand-off counters of this thread (XENO_HANDOFF_STATS), or null. */
   private readonly hs = handoffStats("home");
+  /**
+   * The UART as this thread's vCPUs see it: while vCPUs run on other threads, the bytes they posted (vcpu-link.ts
+   * UART_Q_AREA) go out before any access here, and the flag register they read is republished after it.
+   */
+  private readonly homeUart: MmioDevice = {
+    size: 0x1000,
+    read: (off, size) => {
+      if (this.remotes === 0) return this.uart.read(off, size);
+      this.drainUartQueues();
+      const v = this.uart.read(off, size);
+      this.publishUartFlags();
+      return v;
+    },
+    write: (off, size, v) => {
+      if (this.remotes === 0) { this.uart.write(off, size, v); return; }
+      this.drainUartQueues();
+      this.uart.write(off, size, v);
+      this.publishUartFlags();
+    },
+  };
   /** A kernel panic on the console ends the board as crashed (see panic-watch.ts). */
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
 
@@ -291,6 +315,7 @@ export class Board {
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
     this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)));
     this.codePage = new Uint8Array(ramBytes >>> 12);
+    this.uartQ = uartQueueViews(this.ram, ramBytes);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;
     this.linkF64 = link.f64;
@@ -314,7 +339,7 @@ export class Board {
       router.map(GICD_BASE, this.gic.distributor(k));
       const gicc = this.gic.cpuInterface(k);
       router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
-      router.map(UART_BASE, this.uart);
+      router.map(UART_BASE, this.homeUart);
       router.map(RTC_BASE, this.rtc);
       const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false,
         wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, wfeAt: -1, cpu: null!, mmu: null! };
@@ -662,6 +687,7 @@ export class Board {
       // Nobody sleeps in WFE yet; this thread's vCPUs' releases wake the sleepers of the others (wfe.ts).
       Atomics.store(w, L_WFE_SLEEPERS, 0);
       for (const v of this.vcpus) { Atomics.store(w, L_WFE_AT + v.index, -1); v.wfeAt = -1; if (!v.remote) this.wakeOnRelease(v.cpu); }
+      this.publishUartFlags();
     }
   }
 
@@ -774,6 +800,7 @@ export class Board {
       if (Atomics.load(w, vw(k, V_STATUS)) === ST_CRASHED && this.state === "running") {
         this.stop("crashed", `emulator fault on vCPU ${k}'s thread: ${this.crashMessage()}`);
       }
+      this.drainUartQueue(k);
       const seq = Atomics.load(w, vw(k, V_REQ_SEQ));
       if (seq !== Atomics.load(w, vw(k, V_DONE_SEQ)) && !this.serving) this.serve(v, seq);
     }
@@ -906,6 +933,7 @@ export class Board {
     if (this.remotes === 0) return;
     const w = this.link;
     if (!this.commandRemotes(CMD_PARK, wait, (st) => st !== ST_RUNNING && st !== ST_STARTING, "stop")) return;
+    this.drainUartQueues(); // what they wrote before they stopped
     for (const v of this.vcpus) {
       if (!v.remote || Atomics.load(w, vw(v.index, V_STATUS)) !== ST_PARKED) continue;
       reloadFromBlock(v.cpu);
@@ -966,9 +994,23 @@ export class Board {
       const n = this.uart.input(b);
       if (n >= b.length) { this.rx.shift(); continue; }
       this.rx[0] = b.subarray(n);
-      return;
+      break;
     }
+    this.publishUartFlags();
   }
+
+  /** For the vCPU threads: the UART's flag register as it is now (vcpu-link.ts L_UART_FR). */
+  private publishUartFlags(): void {
+    if (this.remotes > 0) Atomics.store(this.link, L_UART_FR, this.uart.read(UARTFR, 4));
+  }
+
+  /** Sends on the UART bytes the vCPU threads posted (vcpu-link.ts UART_Q_AREA), each queue in its order. */
+  private drainUartQueues(): void {
+    for (const v of this.vcpus) if (v.remote) this.drainUartQueue(v.index);
+  }
+
+  private drainUartQueue(k: number): void { drainUartQueue(this.uartQ, k, this.uartPut); }
+  private readonly uartPut = (x: number): void => this.uart.write(UARTDR, 1, x);
 
   /** Guest console output (the PL011's, and a platform's console) to consoleOut, watched for a kernel panic. */
   console(b: Uint8Array): void {

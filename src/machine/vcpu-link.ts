@@ -6,6 +6,7 @@
  *   ramBytes + 0x0000  vCPU state blocks, VCPU_STATE_BYTES each (8 at most)
  *   ramBytes + 0x8000  the GIC's state (gicv2-regs.ts), shared by every thread's Gicv2 under L_GIC_LOCK
  *   ramBytes + 0x9000  this link: Int32 words below, then per-vCPU CPU seconds (Float64) at LINK_F64
+ *   ramBytes + 0xa000  per vCPU, the UART bytes it wrote and the home has not yet sent on (UART_Q_AREA)
  *
  * Protocol, in short (the full story is in docs/cpu-internals.md, "vCPUs on threads"):
  *  - Requests: a remote vCPU that needs its home (a hypercall or PSCI call, an access to a device other than the
@@ -29,6 +30,22 @@ import { ACC_READ } from "../mmu/mmu.js";
 export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
 /** Int32 words of the link. */
 export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2;
+/**
+ * The UART's flag register (PL011 UARTFR) as the home last published it: a vCPU thread reads FR here instead of
+ * asking the home (FR has no side effect on a read, and depends only on the receive FIFO's level, which only
+ * the home changes; the transmit side is always empty: pl011.ts).
+ */
+export const L_UART_FR = 3;
+/**
+ * Posted UART writes: a byte a vCPU thread writes to UARTDR goes into its queue here (no round trip: a write to
+ * DR has no effect but the byte going out, pl011.ts), which the home empties into the UART before it serves any
+ * request of that vCPU and before any UART access of its own (so output keeps the order the guest's locks give
+ * it). Per vCPU k, UART_Q_BYTES at UART_Q_AREA + k * UART_Q_BYTES: Int32 head (bytes written, by the vCPU's
+ * thread), Int32 tail (bytes taken, by the home), then UART_Q_CAP data bytes. A full queue falls back to a
+ * request (the home empties the queue, then takes the byte).
+ */
+export const UART_Q_AREA = 0xa000, UART_Q_BYTES = 512, UART_Q_CAP = UART_Q_BYTES - 8;
+
 /** What the home waits on inside the board (a broadcast's acknowledgements, parking); rung with its doorbell. */
 export const L_HOME_BELL = 8;
 /** INTID whose EOI/DIR writes by a remote vCPU go to the home (BoardPlatform.eoiWatch; 0: none). */
@@ -94,6 +111,34 @@ export function icIvauPage(c: Cpu, insn: number, xlo: number, xhi: number): numb
   const pa = m.probe(xlo, xhi, ACC_READ, c.el === 0);
   const off = pa < 0 ? -1 : pa - m.ramBase;
   return off >= 0 && off < m.ramSize ? Math.floor(off / 4096) : -1;
+}
+
+/** Views of the UART queues (UART_Q_AREA) of a domain memory of `ramBytes` of RAM: words and bytes. */
+export function uartQueueViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32Array; b: Uint8Array } {
+  return { w: new Int32Array(buffer, ramBytes + UART_Q_AREA, (8 * UART_Q_BYTES) >> 2), b: new Uint8Array(buffer, ramBytes + UART_Q_AREA, 8 * UART_Q_BYTES) };
+}
+
+/**
+ * Posts byte `x` to vCPU k's UART queue (its thread only). Returns -1 when the queue is full (the caller sends
+ * the write as a request), else how many bytes were queued before it (0: the home may need waking).
+ */
+export function postUartByte(q: { w: Int32Array; b: Uint8Array }, k: number, x: number): number {
+  const i = (k * UART_Q_BYTES) >> 2;
+  const head = Atomics.load(q.w, i), queued = (head - Atomics.load(q.w, i + 1)) | 0;
+  if (queued >= UART_Q_CAP) return -1;
+  q.b[k * UART_Q_BYTES + 8 + ((head >>> 0) % UART_Q_CAP)] = x;
+  Atomics.store(q.w, i, (head + 1) | 0); // after the byte: the home reads head, then the bytes before it
+  return queued;
+}
+
+/** Takes the bytes vCPU k posted, in order, into `put` (the home only). */
+export function drainUartQueue(q: { w: Int32Array; b: Uint8Array }, k: number, put: (x: number) => void): void {
+  const i = (k * UART_Q_BYTES) >> 2;
+  const head = Atomics.load(q.w, i);
+  let tail = Atomics.load(q.w, i + 1);
+  if (head === tail) return;
+  for (; tail !== head; tail = (tail + 1) | 0) put(q.b[k * UART_Q_BYTES + 8 + ((tail >>> 0) % UART_Q_CAP)]!);
+  Atomics.store(q.w, i + 1, tail);
 }
 
 /** Index of vCPU k's word `field` (V_*). */
