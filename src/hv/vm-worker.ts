@@ -506,13 +506,15 @@ class Guest {
     }
     stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
+    // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped),
+    // whether or not this thread's own vCPUs have anything to do (before 2026-12-07 this came after the early
+    // return below, so the ask waited for vCPU 0's next timer).
+    if (sched !== null && board.schedAsks() !== this.asksSeen) { this.asksSeen = board.schedAsks(); this.post({ type: "sched-wake" }); }
     if (this.wakeAt !== 0) {
       const left = this.wakeAt - performance.now();
       if (left > 0 && !m.ioCompleted() && !board.homeWoken()) return left;
       this.wakeAt = 0;
     }
-    // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped).
-    if (sched !== null && board.schedAsks() !== this.asksSeen) { this.asksSeen = board.schedAsks(); this.post({ type: "sched-wake" }); }
     if (sched !== null) {
       Atomics.store(sched, SCHED_WANT, 1);
       if (Atomics.load(sched, SCHED_PERMIT) === 0) {

@@ -182,14 +182,16 @@ export function publishBroadcast(w: Int32Array, from: number, kind: number, insn
 const SEV_INSN = 0xd503209f | 0;
 
 /**
- * Whether the issuer of broadcast `seq` (BC_* `kind`, `insn`) rings thread `j`: when j runs guest code (the issuer
- * waits for its acknowledgement), for SEV (a WFE sleeper wakes on it), or when j has fallen half a ring behind
- * (woken now it applies them from the ring, instead of dropping its whole TLB and code later: takeBroadcasts).
- * A thread asleep in WFI is otherwise left asleep: it applies what it missed before it runs again. (Ringing it
- * for every broadcast woke vCPU 1's thread for each of the home's ~100,000 TLBI and IC broadcasts of a boot.)
+ * Whether the issuer of broadcast `seq` (BC_* `kind`, `insn`) rings thread `j`: for SEV (a WFE sleeper wakes on
+ * it), or when j has fallen half a ring behind (woken now it applies them from the ring, instead of dropping its
+ * whole TLB and code later: takeBroadcasts). Otherwise a ring is of no use: a thread running guest code
+ * (L_EXEC) acknowledges at the end of its slice, not on a ring, and blocks with L_EXEC set only as the holder of
+ * L_BC_LOCK, which is the issuer; a thread asleep (WFI, a request, parked) applies what it missed before it runs
+ * again. (Ringing every thread for every broadcast woke vCPU 1's thread for each of the home's ~100,000 TLBI and
+ * IC broadcasts of a boot, and every Atomics.notify takes V8's process-wide futex lock.)
  */
 export function bcRings(w: Int32Array, j: number, seq: number, kind: number, insn: number): boolean {
-  return (kind === BC_INSN && insn === SEV_INSN) || Atomics.load(w, L_EXEC + j) === 1 || ((seq - Atomics.load(w, L_ACK + j)) | 0) >= BC_RING / 2;
+  return (kind === BC_INSN && insn === SEV_INSN) || ((seq - Atomics.load(w, L_ACK + j)) | 0) >= BC_RING / 2;
 }
 
 /**
