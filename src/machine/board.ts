@@ -42,7 +42,7 @@ import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
 import { E_BC_APPLIED, E_HOME_SLICE, E_HOME_WAKE, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_SERVE, E_SERVE_WAIT, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import {
-  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
+  BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_STAGE2, L_DIRTY, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
   L_ACK, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
   UART_Q_AREA, UART_Q_BYTES, L_UART_FR, drainUartQueue, uartQueueViews, V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
@@ -388,13 +388,35 @@ export class Board {
    * slices: refused (the caller migrates without pre-copy).
    */
   setDirtyLog(log: Uint8Array | null): void {
-    if (log !== null && this.remotes > 0) throw new MachineError("MACHINE_STATE", "dirty logging with vCPUs on threads of their own is not supported");
+    if (log !== null && this.remotes > 0 && log !== this.sharedDirty) throw new MachineError("MACHINE_STATE", "with vCPUs on threads of their own the dirty log must be Board.newDirtyLog()'s");
     this.dirtyLog = log;
     for (const m of this.mmus) { m.dirty = log; m.dropWrite(); }
+    if (this.remotes > 0) { Atomics.store(this.link, L_DIRTY, log !== null ? 1 : 0); this.broadcast(BC_DIRTY, 0, 0, 0); }
   }
 
-  /** A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission. */
-  dirtyRound(): void { for (const m of this.mmus) m.dropWrite(); }
+  /**
+   * A log for setDirtyLog, zeroed: with vCPUs on threads of their own the one over shared memory that their MMUs
+   * mark too (handed to them at start: sharedDirty), else a new one.
+   */
+  newDirtyLog(): Uint8Array {
+    if (this.sharedDirty === null) return new Uint8Array(this.ramBytes >>> 12);
+    this.sharedDirty.fill(0);
+    return this.sharedDirty;
+  }
+
+  /**
+   * A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission — on every
+   * thread before this returns (a broadcast: a write through an entry that kept it happened before, so the page
+   * is in the round the caller took, and is read after this).
+   */
+  dirtyRound(): void {
+    for (const m of this.mmus) m.dropWrite();
+    if (this.remotes > 0) this.broadcast(BC_DIRTY, 0, 0, 0);
+  }
+
+  /** The dirty log the vCPU threads mark (over a SharedArrayBuffer), made when the first vCPU is handed over. */
+  get sharedDirtyLog(): Uint8Array | null { return this.sharedDirty; }
+  private sharedDirty: Uint8Array | null = null;
 
   /** Maps device `dev` at guest-physical `base` for every vCPU (a firmware board's flash banks, fw_cfg). */
   mapDevice(base: number, dev: MmioDevice): void {
@@ -676,6 +698,12 @@ export class Board {
       this.handOver(v);
     }
     Atomics.store(w, L_EOI_WATCH, this.platform?.eoiWatch ?? 0);
+    if (this.remotes > 0 && this.sharedDirty === null) {
+      // A live migration may start later: its log must be one the vCPU threads can mark (setDirtyLog).
+      if (this.dirtyLog !== null) throw new MachineError("MACHINE_STATE", "vCPUs cannot be handed to threads while a dirty log runs");
+      this.sharedDirty = new Uint8Array(new SharedArrayBuffer(this.ramBytes >>> 12));
+      Atomics.store(w, L_DIRTY, 0);
+    }
     if (this.remotes > 0) {
       this.slice = SHARED_SLICE;
       // Other threads write code this thread runs (CodeCache.words), and full barriers in compiled code must
@@ -868,6 +896,7 @@ export class Board {
       for (const v of this.vcpus) {
         if (v.remote) continue;
         if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); }
+        else if (kind === BC_DIRTY) { /* the home's MMUs took it from setDirtyLog/dirtyRound */ }
         else if (kind === BC_CODE_PAGE) v.cpu.invalidateCodePage(xlo);
         else applyBroadcast(v.cpu, insn, xlo, xhi);
       }

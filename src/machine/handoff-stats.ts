@@ -123,7 +123,7 @@ export { hostNowMs };
 /** The E_BC_* kind of a broadcast (vcpu-link.ts BC_*: 0 an instruction, 1 stage 2, 2 a code page). */
 export function bcEvent(kind: number, insn: number): number {
   if (kind === 1) return E_BC_STAGE2;
-  if (kind === 2) return E_BC_CODE;
+  if (kind === 2 || kind === 3) return E_BC_CODE;
   if (insn === (0xd503209f | 0)) return E_BC_SEV;
   return ((insn >>> 12) & 15) === 8 ? E_BC_TLBI : E_BC_IC;
 }

@@ -34,7 +34,7 @@ import { E_BC_APPLIED, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_PERMIT_WAIT, E_REQ_EOI, 
   E_REQ_UART, E_SLICE, E_WFE_RUNG, E_WFE_SLEEP, E_WFI_SLEEP, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
-  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ, LINK_MSG_BYTES, L_ACK, L_BC_FROM,
+  BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_STAGE2, L_DIRTY, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ, LINK_MSG_BYTES, L_ACK, L_BC_FROM,
   L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, setWfeSleeper, wakeWfeSleepers, RQ_HVC, RQ_MMIO_READ,
   RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, V_A0, V_BELL, V_CMD, V_DONE_SEQ, V_GEN, V_R0,
   V_JIT_BLOCKS, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, L_UART_FR, postUartByte, uartQueueViews, bcRings, bcIssuerWaits, ringHomeBell, takeBroadcasts, vw,
@@ -52,6 +52,8 @@ export interface RemoteVcpuOptions {
   clock: GuestClock;
   /** The platform's stage-2 map over a SharedArrayBuffer (Xen: the P2M), or null. */
   stage2: Stage2Map | null;
+  /** The board's dirty log over a SharedArrayBuffer (Board.sharedDirtyLog): marked while L_DIRTY is 1. */
+  dirty?: Uint8Array | null;
   /** Wakes the home thread's loop (its doorbell), besides the link's own home bell. */
   wakeHome: () => void;
   /**
@@ -87,6 +89,7 @@ export class RemoteVcpu {
   private readonly jit: JitEngine;
   private readonly codePage: Uint8Array;
   private readonly stage2: Stage2Map | null;
+  private readonly dirtyLog: Uint8Array | null;
   private readonly sched: RemoteVcpuOptions["sched"];
   private want = -1;
   /** The granule this vCPU sleeps on in WFE (vcpu-link.ts L_WFE_AT), or -1. */
@@ -134,6 +137,8 @@ export class RemoteVcpu {
     this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
     const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes, threadTlbAt(o.ramBytes, o.vcpus, k));
     mmu.stage2 = o.stage2;
+    this.dirtyLog = o.dirty ?? null;
+    mmu.dirty = Atomics.load(this.w, L_DIRTY) === 1 ? this.dirtyLog : null;
     mmu.useAtomic64(o.memory, o.ramBytes + k * VCPU_STATE_BYTES + ST_SCRATCH);
     mmu.setPairLock(this.w, L_PAIR_LOCK);
     const router = new MmioRouter();
@@ -319,11 +324,18 @@ export class RemoteVcpu {
   private readonly sink: BroadcastSink = {
     apply: (kind, insn, xlo, xhi) => {
       if (kind === BC_STAGE2) { if (this.stage2 !== null) this.mmu.dropUnmapped(this.stage2); }
+      else if (kind === BC_DIRTY) this.syncDirty();
       else if (kind === BC_CODE_PAGE) this.cpu.invalidateCodePage(xlo);
       else applyBroadcast(this.cpu, insn, xlo, xhi);
     },
-    applyAll: () => applyAllBroadcasts(this.cpu),
+    applyAll: () => { applyAllBroadcasts(this.cpu); this.syncDirty(); },
   };
+
+  /** The dirty log on or off as the home set it (L_DIRTY), and no TLB entry with write permission (BC_DIRTY). */
+  private syncDirty(): void {
+    this.mmu.dirty = Atomics.load(this.w, L_DIRTY) === 1 ? this.dirtyLog : null;
+    this.mmu.dropWrite();
+  }
 
   /** Applies the broadcasts this vCPU has not applied yet, if any, and says so to the issuer. */
   private ack(): void {

@@ -97,8 +97,14 @@ export const LINK_MSG = 0xc00, LINK_MSG_BYTES = 0x400;
 export const CMD_RUN = 0, CMD_PARK = 1, CMD_QUIT = 2;
 export const ST_STARTING = 0, ST_RUNNING = 1, ST_PARKED = 2, ST_GONE = 3, ST_CRASHED = 4;
 export const RQ_HVC = 1, RQ_MMIO_READ = 2, RQ_MMIO_WRITE = 3, RQ_STAGE2 = 4;
-/** BC_CODE_PAGE: IC IVAU, as the RAM page the issuer's translation of its VA gives (L_BC_XLO). */
-export const BC_INSN = 0, BC_STAGE2 = 1, BC_CODE_PAGE = 2;
+/**
+ * BC_CODE_PAGE: IC IVAU, as the RAM page the issuer's translation of its VA gives (L_BC_XLO). BC_DIRTY: the
+ * dirty log (a live migration's pre-copy) started, stopped or began a round: each thread sets its MMU's log from
+ * L_DIRTY and takes write permission from every TLB entry.
+ */
+export const BC_INSN = 0, BC_STAGE2 = 1, BC_CODE_PAGE = 2, BC_DIRTY = 3;
+/** 1 while the board logs writes to RAM (Board.setDirtyLog) in its shared dirty log, else 0. */
+export const L_DIRTY = 4;
 
 /**
  * An IC IVAU (by virtual address) as another thread must apply it: the RAM page it names in the issuer's address
