@@ -303,6 +303,11 @@ class Guest {
     if (VCPU_THREADS && d.vcpus > 1) {
       startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
       if (this.paused) this.m.board.parkRemotes(false);
+      // The vCPU threads' seconds live in the domain memory and move with it: what they show now (a domain moved
+      // here) was charged by the worker before, so count from it (test/hv/move-cpu; from 0 it was charged twice).
+      const board = this.m.board;
+      this.remoteCpuS = board.remoteCpuSeconds();
+      for (let k = 1; k < d.vcpus; k++) this.seenThreadS[k] = board.threadSeconds(k);
     }
   }
 
