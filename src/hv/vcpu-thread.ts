@@ -18,10 +18,10 @@ import { cpuAt, permitAt, wantAt } from "./sched-words.js";
 
 /**
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
- * default because a threaded SMP boot still measured slower than one thread on this 2-core host (wall +52 %,
- * CPU +58 %, docs/benchmarks.md 2026-12-07 "evening": the threads mostly wait on hand-offs to each other), though
- * each thread now compiles its hot code and WFE sleeps; off, every vCPU of a domain is time-sliced in its home
- * thread.
+ * default because a threaded 2-vCPU boot still measured slower than one thread on this 2-core host: the stalls
+ * on hand-offs are gone (a lost wake-up, rings, the UART: docs/cpu-internals.md "Hand-offs, measured"), but it
+ * takes about a quarter more CPU (wall +28.8 % / +32.1 %, CPU +27.7 % / +25.3 % in the last two A/Bs,
+ * docs/benchmarks.md 2026-12-07 "hand-offs"); off, every vCPU of a domain is time-sliced in its home thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 
