@@ -13,6 +13,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import { hostNowMs } from "../common/host-clock.js";
+import type { JitStats } from "../cpu/arm64/jit/engine.js";
 
 const DIR = process.env.XENO_HANDOFF_STATS ?? "";
 /** Whether hand-offs are counted (XENO_HANDOFF_STATS=DIR). */
@@ -60,6 +61,8 @@ export interface HandoffDump {
    */
   cpuS: number;
   runqueueS: number;
+  /** This thread's compiling engine's counters (engine.ts JitStats), when it has one. */
+  jit: JitStats | null;
 }
 
 export class HandoffStats {
@@ -70,6 +73,8 @@ export class HandoffStats {
   private lastWrite = 0;
   /** Guest instructions this thread retired. */
   instructions = 0;
+  /** The thread's compiling engine's counters, for the dump. */
+  jitStats: () => JitStats | null = () => null;
 
   constructor(private readonly name: string) {}
 
@@ -106,7 +111,7 @@ export class HandoffStats {
       cpuS = Number(f[0]) / 1e9;
       runqueueS = Number(f[1]) / 1e9;
     } catch { /* not Linux */ }
-    const d: HandoffDump = { thread: this.name, events, hypercalls, instructions: this.instructions, cpuS, runqueueS };
+    const d: HandoffDump = { thread: this.name, events, hypercalls, instructions: this.instructions, cpuS, runqueueS, jit: this.jitStats() };
     try { writeFileSync(join(DIR, `handoff-${process.pid}-${threadId}-${this.name}.json`), JSON.stringify(d)); } catch { /* diagnostics only */ }
   }
 }

@@ -134,6 +134,7 @@ export class RemoteVcpu {
     engine.fences = true;
     this.jit = engine;
     this.code = new CodeCache(o.ramBytes >>> 12, engine);
+    if (this.hs !== null) this.hs.jitStats = () => engine.stats;
     this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
     const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes, threadTlbAt(o.ramBytes, o.vcpus, k));
     mmu.stage2 = o.stage2;
