@@ -4,9 +4,10 @@
  * and the other processes a loaded host makes it wait for. With --other, another build's reader (a dist
  * directory, e.g. a worktree of an older commit) runs alternately with this one, for an A/B in one run.
  *
- *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST]
+ *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST [--other-file FILE2]]
  *
- * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. Timings never decide
+ * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. --other-file: the file
+ * the other build reads (its own save of the same guest, when the two builds' formats differ). Timings never decide
  * pass/fail; record results in docs/benchmarks.md.
  */
 import * as fs from "node:fs";
@@ -25,24 +26,31 @@ async function main(): Promise<void> {
   const runs = Number(arg("--runs") ?? 5);
   // The config's memory in pages, plus the Xen area for a Xen DomU (as the hypervisor's restore counts them).
   const pages = (cfg: Record<string, unknown>): number => (cfg.memMiB as number) * 256 + (cfg.xen === true ? 256 : 0);
-  const readers: [string, Reader][] = [["this build", readSaveFile as Reader]];
+  const readers: [string, Reader, string][] = [["this build", readSaveFile as Reader, file]];
   const other = arg("--other");
   if (other !== undefined) {
     const m = await import(pathToFileURL(path.resolve(other, "src/hv/save-file.js")).href) as { readSaveFile: Reader };
-    readers.push([`other (${other})`, m.readSaveFile]);
+    readers.push([`other (${other})`, m.readSaveFile, arg("--other-file") ?? file]);
   }
   const times = new Map<string, number[]>(readers.map(([n]) => [n, []]));
+  // CPU time of this process per read (its threads: the reads are synchronous here), what a loaded host does not inflate.
+  const cpus = new Map<string, number[]>(readers.map(([n]) => [n, []]));
   for (let k = 0; k < runs; k++) {
-    for (const [name, read] of readers) {
+    for (const [name, read, f] of readers) {
       (globalThis as { gc?: () => void }).gc?.();
-      const t0 = performance.now();
-      const r = await read(file, pages);
+      const t0 = performance.now(), c0 = process.cpuUsage();
+      const r = await read(f, pages);
       times.get(name)!.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpus.get(name)!.push((c.user + c.system) / 1000);
       if (r.dataPages < 1) throw new Error(`${name}: no pages read`);
     }
   }
   console.log(`readSaveFile of ${file} (${(fs.statSync(file).size / 2 ** 20).toFixed(1)} MiB), ${runs} runs alternated, load average ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]}:`);
-  for (const [name, t] of times) console.log(`  ${name}: median ${median(t).toFixed(1)} ms (runs ${t.map((x) => x.toFixed(1)).join(", ")})`);
+  for (const [name, t] of times) {
+    const c = cpus.get(name)!;
+    console.log(`  ${name}: median ${median(t).toFixed(1)} ms (runs ${t.map((x) => x.toFixed(1)).join(", ")}); CPU median ${median(c).toFixed(1)} ms (${c.map((x) => x.toFixed(1)).join(", ")})`);
+  }
 }
 
 main().catch((e) => { process.stderr.write(`bench/save/read: ${(e as Error).message}\n`); process.exitCode = 1; });

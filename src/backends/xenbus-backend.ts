@@ -15,7 +15,7 @@
  * Everything runs in-process on the domain's own XenStore as domain 0; watch events arrive synchronously
  * (the store lets in-process sinks make further requests).
  */
-import type { StoreApi, StoreSessionRef } from "../xenstore/index.js";
+import { XenStoreError, type StoreApi, type StoreSessionRef } from "../xenstore/index.js";
 import { StateError } from "../common/state.js";
 
 /** enum xenbus_state (io/xenbus.h). */
@@ -51,6 +51,9 @@ export interface BackendDeviceOptions {
   existing?: { connected: boolean };
 }
 
+/** How often a device's creation transaction is tried when other writers conflict with it (EAGAIN). */
+const TX_TRIES = 10;
+
 export class BackendDevice {
   readonly backPath: string;
   readonly frontPath: string;
@@ -84,21 +87,30 @@ export class BackendDevice {
     }
 
     const st = this.store, s = this.s;
-    const tx = st.transactionStart(s);
-    const t = st.transaction(s, tx);
-    const w = (path: string, value: string): void => st.write(s, t, path, Buffer.from(value, "latin1"));
-    for (const p of [this.backPath, this.frontPath]) { try { st.rm(s, t, p); } catch { /* absent */ } }
-    st.mkdir(s, t, this.backPath);
-    st.setPerms(s, t, this.backPath, [`n${bdom}`, `r${o.domid}`]);
-    st.mkdir(s, t, this.frontPath);
-    st.setPerms(s, t, this.frontPath, [`n${o.domid}`, `r${bdom}`]);
-    for (const [k, v] of Object.entries({
-      frontend: this.frontPath, "frontend-id": String(o.domid), online: "1", state: String(XenbusStateInitialising), ...o.backend,
-    })) w(`${this.backPath}/${k}`, v);
-    for (const [k, v] of Object.entries({
-      backend: this.backPath, "backend-id": String(bdom), state: String(XenbusStateInitialising), ...o.frontend,
-    })) w(`${this.frontPath}/${k}`, v);
-    st.transactionEnd(s, tx, true);
+    // A transaction another writer's change conflicted with (EAGAIN) is done again, as libxl's loops do: e.g.
+    // a restored domain's nodes written by the toolstack while the worker builds its new back-ends.
+    for (let attempt = 1; ; attempt++) {
+      const tx = st.transactionStart(s);
+      const t = st.transaction(s, tx);
+      const w = (path: string, value: string): void => st.write(s, t, path, Buffer.from(value, "latin1"));
+      for (const p of [this.backPath, this.frontPath]) { try { st.rm(s, t, p); } catch { /* absent */ } }
+      st.mkdir(s, t, this.backPath);
+      st.setPerms(s, t, this.backPath, [`n${bdom}`, `r${o.domid}`]);
+      st.mkdir(s, t, this.frontPath);
+      st.setPerms(s, t, this.frontPath, [`n${o.domid}`, `r${bdom}`]);
+      for (const [k, v] of Object.entries({
+        frontend: this.frontPath, "frontend-id": String(o.domid), online: "1", state: String(XenbusStateInitialising), ...o.backend,
+      })) w(`${this.backPath}/${k}`, v);
+      for (const [k, v] of Object.entries({
+        backend: this.backPath, "backend-id": String(bdom), state: String(XenbusStateInitialising), ...o.frontend,
+      })) w(`${this.frontPath}/${k}`, v);
+      try {
+        st.transactionEnd(s, tx, true);
+        break;
+      } catch (e) {
+        if (!(e instanceof XenStoreError && e.errno === "EAGAIN") || attempt >= TX_TRIES) throw e;
+      }
+    }
 
     for (const [k, v] of Object.entries(o.features ?? {})) this.writeBack(k, v);
     this.setState(XenbusStateInitWait);

@@ -109,6 +109,13 @@ const BALANCE_MS = 1000, MOVE_HOLD_MS = 5000;
  * of its domains at a time, so there are at least as many threads as pCPUs before any is shared.
  */
 export const DEFAULT_DOMAINS_PER_THREAD = 8;
+/**
+ * A worker thread whose last domain left is kept this long as the spare (one at most) before it ends: the next
+ * domain that needs a new thread takes it instead of starting a V8 isolate and loading the emulator (80–210 ms
+ * of a restore's 190–480 ms on this host under load; docs/benchmarks.md, 2026-12-07 restore). A save then a
+ * restore, a migration back, a test that destroys and restores. Idle, the spare sleeps (one wake-up a second).
+ */
+const SPARE_KEEP_MS = 60_000;
 
 export interface HypervisorOptions {
   /** Machine-frame pool size in MiB (default: 3/4 of host memory). */
@@ -138,8 +145,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** Domains moved between threads by the balancer (xl info: vmMoves). */
   moves = 0;
   private readonly domains = new Map<number, Domain>();
-  /** Worker threads with domains in them (a thread ends with its last domain). */
+  /** Worker threads with domains in them (a thread ends with its last domain, or becomes the spare). */
   private readonly threads = new Set<VmThread>();
+  /** A thread without domains kept for the next one (SPARE_KEEP_MS), and the timer that ends it. */
+  private spare: { thread: VmThread; timer: NodeJS.Timeout } | null = null;
+  private closing = false;
+  private threadsStarted = 0;
   readonly domainsPerThread: number;
   private readonly dom0: XsSession;
   private readonly logLines: string[] = [];
@@ -196,7 +207,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
       pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
-      vmThreads: this.threads.size, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
+      vmThreads: this.threads.size, vmSpareThread: this.spare !== null, vmThreadsStarted: this.threadsStarted, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -630,19 +641,20 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
-    const t0 = performance.now();
+    const t0 = performance.now(), cpu0 = process.cpuUsage();
     // The worker thread the domain will run in starts now, while the file or stream is read (a new thread is a
     // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
     try {
-      return await this.restoreIn(path, o, t0);
+      return await this.restoreIn(path, o, t0, cpu0);
     } finally {
       await this.threadLeft(early); // closes it only if no domain went there
     }
   }
 
-  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number): Promise<RestoreResult> {
+  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number,
+    cpu0: NodeJS.CpuUsage): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
     const configPages = (cfg: Record<string, unknown>): number => {
@@ -678,7 +690,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (typeof err.code === "string" && err.syscall !== undefined) throw new HvError("EIO", `cannot read ${path}: ${err.message}`);
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
     }
-    const tRead = performance.now();
+    const tRead = performance.now(), cpuRead = process.cpuUsage(cpu0);
     const { saved } = f;
     const domid = saved.domid;
     const savedSpec = f.config as unknown as DomainSpec;
@@ -716,14 +728,6 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (spec.xen) {
       try {
         loadStore(this.store, saved.store, domid, uuid);
-        if (saved.suspended !== undefined) {
-          // A guest that suspended itself resumes as in a new domain: its devices are created afresh (the worker
-          // writes their front-end and back-end directories), as libxl creates them for a new domain.
-          const rm = (p: string): void => { try { this.store.rm(this.dom0, null, p); } catch { /* absent */ } };
-          for (const [type, devids] of [["vbd", spec.disks.map((x) => x.devid)], ["vif", spec.vifs.map((x) => x.devid)]] as const) {
-            for (const devid of devids) { rm(`/local/domain/0/backend/${type}/${domid}/${devid}`); rm(`/local/domain/${domid}/device/${type}/${devid}`); }
-          }
-        }
         const num = (k: string): number => {
           const p = `/local/domain/${domid}/store/${k}`;
           let v = NaN;
@@ -755,12 +759,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const rt = d?.runner.restoreTiming ?? null;
     const wall = (t: number): number => performance.timeOrigin + t;
     const timing: RestoreTimingInfo = {
-      readMs: tRead - t0, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
+      readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
       threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
       readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
     };
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
-      `read and checked ${timing.readMs.toFixed(1)}, store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
       `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)}))`);
     if (d !== undefined) {
       // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
@@ -994,10 +998,23 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     let best: VmThread | null = null;
     for (const t of this.threads) if (t.alive && (best === null || t.load < best.load)) best = t;
     if (best === null || (this.threads.size < this.sched.pcpus && best.load > 0) || best.load >= this.domainsPerThread) {
-      best = new VmThread();
+      best = this.newThread();
       this.threads.add(best);
     }
     return best;
+  }
+
+  /** A thread for domains: the spare when there is one (started and warm), else a new one. */
+  private newThread(): VmThread {
+    const s = this.spare;
+    this.spare = null;
+    if (s !== null) {
+      clearTimeout(s.timer);
+      if (s.thread.alive) return s.thread;
+      void s.thread.close();
+    }
+    this.threadsStarted++;
+    return new VmThread();
   }
 
   /**
@@ -1026,7 +1043,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (plan === null) return;
       const d = this.domains.get(plan.domain)!;
       let to = live.find((t) => t.id === plan.to);
-      if (to === undefined) { to = new VmThread(); this.threads.add(to); }
+      if (to === undefined) { to = this.newThread(); this.threads.add(to); }
       await this.moveDomain(d, to);
     } catch (e) {
       this.log(`balancer: ${(e as Error).message}`);
@@ -1053,10 +1070,21 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.schedKick();
   }
 
-  /** A domain left `t`: a thread without domains ends. */
+  /** A domain left `t`: a thread without domains becomes the spare (when there is none) or ends. */
   private async threadLeft(t: VmThread): Promise<void> {
     if (t.load > 0 && t.alive) return;
+    if (this.spare?.thread === t) return; // left twice (a build that failed, then its restore): spare already
     this.threads.delete(t);
+    if (t.alive && this.spare === null && !this.closing) {
+      const timer = setTimeout(() => {
+        if (this.spare?.thread !== t) return;
+        this.spare = null;
+        void t.close();
+      }, SPARE_KEEP_MS);
+      timer.unref();
+      this.spare = { thread: t, timer };
+      return;
+    }
     await t.close();
   }
 
@@ -1185,7 +1213,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
 
   /** Stops every domain (the hypervisor is going down). */
   async shutdownAll(): Promise<void> {
+    this.closing = true;
     await Promise.all([...this.domains.keys()].map((id) => this.destroy(id).catch(() => undefined)));
+    const s = this.spare;
+    this.spare = null;
+    if (s !== null) { clearTimeout(s.timer); await s.thread.close(); }
   }
 }
 

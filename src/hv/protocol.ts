@@ -156,6 +156,10 @@ export interface HostInfo {
   tsliceMs?: number;
   /** Worker threads running domains, and the most domains one holds (several share a thread's V8 isolate). */
   vmThreads?: number;
+  /** A thread without domains is kept warm for the next one (src/hv/hypervisor.ts SPARE_KEEP_MS). */
+  vmSpareThread?: boolean;
+  /** Worker threads started since the hypervisor started (the spare taken again is not a new one). */
+  vmThreadsStarted?: number;
   domainsPerThread?: number;
   /** Domains the balancer moved between worker threads since the hypervisor started (src/hv/balance.ts). */
   vmMoves?: number;
@@ -284,6 +288,11 @@ export type Event =
 export interface RestoreTimingInfo {
   /** The file or stream read and checked (for a stream: until its end came, pre-copy included). */
   readMs: number;
+  /**
+   * The hypervisor process's CPU time (all its threads: process.cpuUsage) while the file was read and checked:
+   * on a loaded host readMs is mostly waiting for a CPU, this is the work. NaN for a stream (pre-copy included).
+   */
+  readCpuMs: number;
   /** Config and state checks, frames claimed, XenStore nodes written, the domain introduced. */
   storeMs: number;
   /** The worker built the Machine from the state and answered (threadMs + machineMs + the answer's trip). */

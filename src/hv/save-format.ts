@@ -2,16 +2,18 @@
  * Xeno's save file (docs/save-format.md): xl's file header (tools/xl/xl_saverestore.c) with the domain config
  * as JSON, then a libxl v2 stream (docs/libxl-migration-stream.pandoc) whose LIBXC_CONTEXT carries a libxc v3
  * stream (docs/libxc-migration-stream.pandoc): Xeno's domain-state record, guest RAM in PAGE_DATA batches, END;
- * then a SHA-256 of every byte before it, and libxl's END.
+ * then a CRC-32 of every byte before it, and libxl's END.
  *
  * The writer takes a byte sink; the reader a byte source and checks everything as it reads — every length
  * against its record type's bound, padding zero, page numbers inside the domain, page types known, the config's
  * memory against the state's, the checksum at the end — and throws SaveFormatError (stable `code`, the byte
- * offset, what to do). It fills the caller's RAM view as pages arrive; the caller builds nothing until the
- * reader returns, so a refused stream leaves nothing behind.
+ * offset, what to do). It fills the caller's RAM view as pages arrive (from a file: read by the kernel straight
+ * into their places, ByteSource.readInto); the caller builds nothing until the reader returns, so a refused
+ * stream leaves nothing behind.
  */
-import { createHash, type Hash } from "node:crypto";
+import { readSync, readvSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
+import { crc32 } from "node:zlib";
 import { CodecError, decodeState, encodeState } from "./save-codec.js";
 
 /** xl_saverestore.c savefileheader_magic: 32 bytes, NUL and CR included. */
@@ -26,8 +28,14 @@ const XL_HEADER_BYTES = 48;
 const LIBXL_IDENT = Buffer.from("LibxlFmt", "latin1");
 const LIBXL_VERSION = 2;
 export const LIBXL_REC_END = 0x0, LIBXL_REC_LIBXC_CONTEXT = 0x1;
-/** Xeno's libxl-level record: SHA-256 of every byte of the file before this record. Mandatory (bit 31 clear). */
-export const LIBXL_REC_XENO_CHECKSUM = 0x58450002;
+/**
+ * Xeno's libxl-level record: the CRC-32 (zlib's, as gzip and PNG use) of every byte of the stream before this
+ * record, u32 little-endian. Mandatory (bit 31 clear). It catches corruption, not forgery: anyone who can write
+ * the file can recompute any unkeyed checksum. (A SHA-256 cost three times as much: docs/benchmarks.md.)
+ */
+export const LIBXL_REC_XENO_CHECKSUM = 0x58450003;
+/** The checksum record of files written before 2026-12-07's reader change: SHA-256, 32 bytes. Refused, named. */
+const LIBXL_REC_XENO_SHA256 = 0x58450002;
 
 /** libxc image header: marker all ones, "XENF", version 3, options (bit 0 big-endian). Big-endian fields. */
 const XENF_ID = 0x58454e46, XENF_VERSION = 3;
@@ -107,11 +115,11 @@ export class SaveStreamWriter {
   /** Page entries written as XALLOC (all zero) and with data, over every `pages` call. */
   zeroPages = 0;
   dataPages = 0;
-  private readonly hash = createHash("sha256");
+  private crc = 0;
   private readonly pfns = Buffer.alloc(8 * MAX_BATCH);
   constructor(private readonly sink: ByteSink) {}
 
-  private async out(b: Uint8Array): Promise<void> { this.hash.update(b); this.bytes += b.length; await this.sink.write(b); }
+  private async out(b: Uint8Array): Promise<void> { this.crc = crcOf(b, this.crc); this.bytes += b.length; await this.sink.write(b); }
 
   /** xl header + config (JSON text with its NUL, as xl writes strlen + 1), libxl header, LIBXC_CONTEXT, libxc headers. */
   async header(configObj: Record<string, unknown>): Promise<void> {
@@ -195,8 +203,9 @@ export class SaveStreamWriter {
   /** libxc END, the checksum of everything before it, libxl END. */
   async end(): Promise<void> {
     await this.out(record(LIBXC_REC_END, null));
-    const digest = this.hash.copy().digest();
-    await this.out(record(LIBXL_REC_XENO_CHECKSUM, digest));
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32LE(this.crc >>> 0, 0);
+    await this.out(record(LIBXL_REC_XENO_CHECKSUM, sum));
     await this.out(record(LIBXL_REC_END, null));
   }
 }
@@ -216,6 +225,12 @@ function isZero(ram: Uint8Array, u32: Uint32Array<ArrayBufferLike> | null, at: n
   return true;
 }
 
+/**
+ * The CRC-32 of `b` continued from `crc`. An empty view is skipped: zlib's crc32 is given a null pointer for an
+ * empty ArrayBuffer and then returns its initial value, 0, not `crc` (Node 20.20).
+ */
+function crcOf(b: Uint8Array, crc: number): number { return b.length === 0 ? crc : crc32(b, crc); }
+
 /** A record: type, body length (both little-endian), body, zero padding to 8. */
 function record(type: number, body: Uint8Array | null): Buffer {
   const len = body?.length ?? 0;
@@ -229,22 +244,49 @@ function record(type: number, body: Uint8Array | null): Buffer {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading
 
-/** Where the reader gets bytes: `read(n)` gives up to n bytes (fewer only at the end; empty at the end). */
-export interface ByteSource { read(n: number): Promise<Uint8Array> }
+/**
+ * Where the reader gets bytes: `read(n)` gives up to n bytes (fewer only at the end; empty at the end).
+ * `readInto`, when the source has it, fills `views` in order with the next bytes and returns how many it
+ * wrote (fewer than their total only at the end): a file's pages go from the kernel straight into the domain's
+ * memory, with no buffer between.
+ */
+export interface ByteSource {
+  read(n: number): Promise<Uint8Array>;
+  readInto?(views: readonly Uint8Array[]): Promise<number>;
+}
 
 /** The most copyStream hands its sink at once. */
 const FORWARD_PIECE = 1 << 20;
 
-/** How much fileSource reads at a time. */
-const FILE_CHUNK = 8 << 20;
+/**
+ * How much fileSource's `read` reads ahead: enough for a PAGE_DATA record's header and pfns (8 KiB) with few
+ * calls; small, because the pages after them go straight to the domain's memory (readInto).
+ */
+const FILE_CHUNK = 64 << 10;
+
+/** fileSource lets the event loop run after this many bytes read (≈ 5–10 ms of reading on this host). */
+const FILE_YIELD_BYTES = 16 << 20;
 
 /**
- * A file as a ByteSource: reads FILE_CHUNK bytes at a time into a new buffer (what was left of the last one
- * moved to its start) and gives views of it, so a record inside a chunk is not copied again. A view stays valid
- * after later reads: a chunk is never reused.
+ * A file (read from its start) as a ByteSource. `read` reads at least FILE_CHUNK bytes into a new buffer
+ * (what was left of the last one moved to its start) and gives views of it; a view stays valid after later
+ * reads: a buffer is never reused. `readInto` takes what is buffered, then reads the rest with one readv
+ * per call (the kernel copies from the page cache into the views).
+ *
+ * The reads are synchronous (fs.readSync/readvSync on the handle's fd): through the thread pool each of a
+ * restore's ~80 reads waited for a pool thread and then for the event loop, which cost a 256 MiB guest's
+ * restore ~20 ms more (docs/benchmarks.md, 2026-12-07 restore). Every FILE_YIELD_BYTES the source lets the
+ * event loop run (setImmediate), so a large file does not hold the hypervisor's requests for long.
  */
 export function fileSource(fh: FileHandle): ByteSource {
   let buf = Buffer.alloc(0), pos = 0, eof = false;
+  /** The file offset of the byte after `buf`. */
+  let filePos = 0;
+  let sinceYield = 0;
+  const counted = async (n: number): Promise<void> => {
+    sinceYield += n;
+    if (sinceYield >= FILE_YIELD_BYTES) { sinceYield = 0; await new Promise<void>((r) => setImmediate(r)); }
+  };
   return {
     async read(n: number): Promise<Uint8Array> {
       if (buf.length - pos < n && !eof) {
@@ -253,10 +295,12 @@ export function fileSource(fh: FileHandle): ByteSource {
         buf.copy(next, 0, pos);
         let have = left;
         while (have < n && !eof) {
-          const { bytesRead } = await fh.read(next, have, next.length - have, null);
+          const bytesRead = readSync(fh.fd, next, have, next.length - have, filePos);
           if (bytesRead === 0) eof = true;
           have += bytesRead;
+          filePos += bytesRead;
         }
+        await counted(have - left);
         buf = next.subarray(0, have);
         pos = 0;
       }
@@ -264,6 +308,31 @@ export function fileSource(fh: FileHandle): ByteSource {
       const r = buf.subarray(pos, pos + take);
       pos += take;
       return r;
+    },
+    async readInto(views: readonly Uint8Array[]): Promise<number> {
+      let got = 0, i = 0, off = 0; // views[i] is filled up to off
+      while (i < views.length && pos < buf.length) {
+        const v = views[i]!, n = Math.min(v.length - off, buf.length - pos);
+        v.set(buf.subarray(pos, pos + n), off);
+        pos += n; off += n; got += n;
+        if (off === v.length) { i++; off = 0; }
+      }
+      while (i < views.length && !eof) {
+        // libuv passes at most IOV_MAX (1,024) views per readv and a read may come back short: go on from
+        // where it ended.
+        const rest = off === 0 ? views.slice(i) : [views[i]!.subarray(off), ...views.slice(i + 1)];
+        const bytesRead = readvSync(fh.fd, rest, filePos);
+        if (bytesRead === 0) { eof = true; break; }
+        filePos += bytesRead; got += bytesRead;
+        await counted(bytesRead);
+        let n = bytesRead;
+        while (n > 0) {
+          const k = Math.min(n, views[i]!.length - off);
+          n -= k; off += k;
+          if (off === views[i]!.length) { i++; off = 0; }
+        }
+      }
+      return got;
     },
   };
 }
@@ -343,19 +412,22 @@ export async function readSave(src: ByteSource, o: ReadOptions): Promise<ReadRes
   let result: ReadResult | null = null;
   for (;;) {
     const start = r.pos;
-    const digest = r.digest(); // of every byte before this record, for the checksum record
-    const { type, body } = await r.record("libxl", (t) => t === LIBXL_REC_XENO_CHECKSUM ? 32 : t === LIBXL_REC_END || t === LIBXL_REC_LIBXC_CONTEXT ? 0 : -1);
+    const sum = r.checksum(); // of every byte before this record, for the checksum record
+    const { type, body } = await r.record("libxl", (t) => t === LIBXL_REC_XENO_CHECKSUM ? 4 : t === LIBXL_REC_XENO_SHA256 ? 32
+      : t === LIBXL_REC_END || t === LIBXL_REC_LIBXC_CONTEXT ? 0 : -1);
     if (type === LIBXL_REC_LIBXC_CONTEXT) {
       if (result !== null) throw new SaveFormatError("SAVE_RECORD", start, "a second LIBXC_CONTEXT: one domain per file");
       result = await readLibxc(r, o, config, configPages);
     } else if (type === LIBXL_REC_XENO_CHECKSUM) {
       if (result === null) throw new SaveFormatError("SAVE_RECORD", start, "the checksum comes before the domain's memory");
-      if (!digest.equals(body)) throw new SaveFormatError("SAVE_CHECKSUM", start, "the SHA-256 checksum does not match: the file is corrupt (bytes changed since it was saved)");
+      if (body.length !== 4 || body.readUInt32LE(0) !== sum) throw new SaveFormatError("SAVE_CHECKSUM", start, "the CRC-32 checksum does not match: the file is corrupt (bytes changed since it was saved)");
       const end = await r.record("libxl", (t) => t === LIBXL_REC_END ? 0 : -1);
       if (end.type !== LIBXL_REC_END) throw new SaveFormatError("SAVE_RECORD", r.pos, "a record after the checksum: only END may follow it");
       if ((await src.read(1)).length !== 0) throw new SaveFormatError("SAVE_RECORD", r.pos, "bytes after the END record");
       result.bytes = r.pos;
       return result;
+    } else if (type === LIBXL_REC_XENO_SHA256) {
+      throw new SaveFormatError("SAVE_CHECKSUM", start, "the file's checksum is a SHA-256 record (0x58450002) of a Xeno build before 2026-12-07; this build writes and checks a CRC-32 (0x58450003): save the domain again with this build");
     } else if (type === LIBXL_REC_END) {
       throw new SaveFormatError("SAVE_CHECKSUM", start, "END without the checksum record: the file is incomplete or not written by Xeno");
     }
@@ -381,6 +453,8 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
    * every XALLOC page would touch — and make the host commit — memory the guest never used.
    */
   let written: Uint8Array | null = null;
+  /** The number (1, 2, …) of the last PAGE_DATA record that named each page: a page twice in one is refused. */
+  let seen: Uint32Array | null = null, seq = 0;
   let domainRead = false;
   /** A live stream's pages before the domain record: RAM comes from the config's size and vCPUs. */
   let earlyVcpus = -1;
@@ -388,7 +462,26 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
     : t === LIBXC_REC_PAGE_DATA ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : -1;
   for (;;) {
     const start = r.pos;
-    const { type, body } = await r.record("libxc", limit);
+    const hdr = await r.header("libxc", limit);
+    const type = hdr.type;
+    if (type === LIBXC_REC_PAGE_DATA) {
+      if (ram === null) {
+        // A live stream (pre-copy): pages come while the domain still runs, before its state. The config says
+        // how much RAM and how many vCPUs; the domain record must agree when it comes.
+        ramPages = configPages;
+        earlyVcpus = typeof config.vcpus === "number" && Number.isInteger(config.vcpus) ? config.vcpus : -1;
+        if (earlyVcpus < 1 || earlyVcpus > 8) throw new SaveFormatError("SAVE_CONFIG", start, `the config's vcpus ${String(config.vcpus)}: want 1..8`);
+        try { ram = o.ram(config, ramPages, earlyVcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
+        if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
+        written = new Uint8Array(ramPages);
+      }
+      seen ??= new Uint32Array(ramPages);
+      const n = await readPageData(r, hdr.len, start, ram, ramPages, written!, seen, ++seq);
+      dataPages += n.data; zeroPages += n.zero;
+      o.progress?.({ pages: Math.min(dataPages + zeroPages, ramPages), totalPages: ramPages, bytes: r.pos });
+      continue;
+    }
+    const body = await r.body(hdr);
     if (type === LIBXC_REC_END) {
       if (!domainRead) throw new SaveFormatError("SAVE_RECORD", start, "the libxc stream ended without the domain record");
       return { config, ramPages, vcpus, state, dataPages, zeroPages, bytes: 0 };
@@ -417,57 +510,74 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       domainRead = true;
       continue;
     }
-    // PAGE_DATA
-    if (ram === null) {
-      // A live stream (pre-copy): pages come while the domain still runs, before its state. The config says
-      // how much RAM and how many vCPUs; the domain record must agree when it comes.
-      ramPages = configPages;
-      earlyVcpus = typeof config.vcpus === "number" && Number.isInteger(config.vcpus) ? config.vcpus : -1;
-      if (earlyVcpus < 1 || earlyVcpus > 8) throw new SaveFormatError("SAVE_CONFIG", start, `the config's vcpus ${String(config.vcpus)}: want 1..8`);
-      try { ram = o.ram(config, ramPages, earlyVcpus); } catch (e) { throw new SaveFormatError("SAVE_MISMATCH", start, (e as Error).message); }
-      if (ram.length < ramPages * PAGE_SIZE) throw new RangeError("ReadOptions.ram: view too small");
-      written = new Uint8Array(ramPages);
-    }
-    if (body.length < 8) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA shorter than its count");
-    const count = body.readUInt32LE(0);
-    if (count < 1 || count > MAX_BATCH) throw new SaveFormatError("SAVE_PAGE", start + 8, `PAGE_DATA count ${count}: want 1..${MAX_BATCH}`);
-    if (body.readUInt32LE(4) !== 0) throw new SaveFormatError("SAVE_RECORD", start + 12, "PAGE_DATA reserved field not zero");
-    if (body.length < 8 + 8 * count) throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${body.length} bytes cannot hold ${count} pfns`);
-    let withData = 0;
-    for (let i = 0; i < count; i++) {
-      const at = start + 16 + 8 * i;
-      const lo = body.readUInt32LE(8 + 8 * i), hi = body.readUInt32LE(12 + 8 * i);
-      const t = hi >>> 28;
-      if ((hi & 0x0fffffff) !== 0) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number 0x${(hi & 0x0fffffff).toString(16)}${lo.toString(16).padStart(8, "0")} is outside the domain's ${ramPages} pages`);
-      if (lo >= ramPages) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number ${lo} is outside the domain's ${ramPages} pages`);
-      if (t === PFINFO_NOTAB) withData++;
-      else if (t !== PFINFO_XALLOC) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page type 0x${t.toString(16)} (Xeno writes 0 = data and 0xE = all-zero)`);
-    }
-    if (body.length !== 8 + 8 * count + PAGE_SIZE * withData) {
-      throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${body.length} bytes: ${count} pfns with ${withData} pages of data take ${8 + 8 * count + PAGE_SIZE * withData}`);
-    }
-    let d = 8 + 8 * count;
-    for (let i = 0; i < count; i++) {
-      const pfn = body.readUInt32LE(8 + 8 * i), t = body.readUInt32LE(12 + 8 * i) >>> 28;
-      const dst = pfn * PAGE_SIZE;
-      if (t === PFINFO_NOTAB) { body.copy(ram, dst, d, d + PAGE_SIZE); written![pfn] = 1; d += PAGE_SIZE; dataPages++; }
-      else {
-        // A page sent again (live rounds) may have become zero since.
-        if (written![pfn] !== 0) { ram.fill(0, dst, dst + PAGE_SIZE); written![pfn] = 0; }
-        zeroPages++;
-      }
-    }
-    o.progress?.({ pages: Math.min(dataPages + zeroPages, ramPages), totalPages: ramPages, bytes: r.pos });
+    throw new Error(`libxc record type 0x${type.toString(16)} passed the limit but is not handled`); // not reached
   }
 }
 
-/** Reads exact byte counts and framed records, hashing everything it reads (unless `hashing` is false). */
+/**
+ * A PAGE_DATA record's body (after its header, `len` bytes, at stream offset `start`) into `ram`: its count and
+ * pfn entries read and checked whole first — every page inside the domain, each at most once, a known type, the
+ * length exact — and only then its pages, straight into their places (Reader.takeInto: one readv from a file).
+ * An all-zero (XALLOC) page is written only if an earlier record gave it data (`written`), the memory starting
+ * zeroed; `seen` and `seq` find a page named twice in this record.
+ */
+async function readPageData(r: Reader, len: number, start: number, ram: Uint8Array, ramPages: number,
+  written: Uint8Array, seen: Uint32Array, seq: number): Promise<{ data: number; zero: number }> {
+  if (len < 8) throw new SaveFormatError("SAVE_RECORD", start, "PAGE_DATA shorter than its count");
+  const head = await r.take(8, "a PAGE_DATA count");
+  const count = head.readUInt32LE(0);
+  if (count < 1 || count > MAX_BATCH) throw new SaveFormatError("SAVE_PAGE", start + 8, `PAGE_DATA count ${count}: want 1..${MAX_BATCH}`);
+  if (head.readUInt32LE(4) !== 0) throw new SaveFormatError("SAVE_RECORD", start + 12, "PAGE_DATA reserved field not zero");
+  if (len < 8 + 8 * count) throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${len} bytes cannot hold ${count} pfns`);
+  const pfns = await r.take(8 * count, "PAGE_DATA pfn entries");
+  let withData = 0;
+  for (let i = 0; i < count; i++) {
+    const at = start + 16 + 8 * i;
+    const lo = pfns.readUInt32LE(8 * i), hi = pfns.readUInt32LE(8 * i + 4);
+    const t = hi >>> 28;
+    if ((hi & 0x0fffffff) !== 0) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number 0x${(hi & 0x0fffffff).toString(16)}${lo.toString(16).padStart(8, "0")} is outside the domain's ${ramPages} pages`);
+    if (lo >= ramPages) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page number ${lo} is outside the domain's ${ramPages} pages`);
+    if (t === PFINFO_NOTAB) withData++;
+    else if (t !== PFINFO_XALLOC) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page type 0x${t.toString(16)} (Xeno writes 0 = data and 0xE = all-zero)`);
+    // Xeno's writer names a page once per record (libxc's batches too); twice would make the record's meaning
+    // depend on the order its pages are placed in.
+    if (seen[lo] === seq) throw new SaveFormatError("SAVE_PAGE", at, `pfn entry ${i}: page ${lo} is named twice in one PAGE_DATA record`);
+    seen[lo] = seq;
+  }
+  if (len !== 8 + 8 * count + PAGE_SIZE * withData) {
+    throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${len} bytes: ${count} pfns with ${withData} pages of data take ${8 + 8 * count + PAGE_SIZE * withData}`);
+  }
+  // The pages with data as views of their places in RAM, consecutive pages joined into one view.
+  const views: Uint8Array[] = [];
+  let runStart = -1, runEnd = -1, zero = 0;
+  for (let i = 0; i < count; i++) {
+    const pfn = pfns.readUInt32LE(8 * i), t = pfns.readUInt32LE(8 * i + 4) >>> 28;
+    if (t === PFINFO_NOTAB) {
+      written[pfn] = 1;
+      if (pfn === runEnd) { runEnd++; continue; }
+      if (runStart >= 0) views.push(ram.subarray(runStart * PAGE_SIZE, runEnd * PAGE_SIZE));
+      runStart = pfn; runEnd = pfn + 1;
+    } else {
+      // A page sent again (live rounds) may have become zero since.
+      if (written[pfn] !== 0) { ram.fill(0, pfn * PAGE_SIZE, (pfn + 1) * PAGE_SIZE); written[pfn] = 0; }
+      zero++;
+    }
+  }
+  if (runStart >= 0) views.push(ram.subarray(runStart * PAGE_SIZE, runEnd * PAGE_SIZE));
+  if (withData > 0) await r.takeInto(views, PAGE_SIZE * withData, "PAGE_DATA pages");
+  return { data: withData, zero };
+}
+
+interface RecordHeader { level: string; type: number; len: number; start: number }
+
+/** Reads exact byte counts and framed records, with the CRC-32 of everything it read (unless `hashing` is false). */
 class Reader {
   pos = 0;
-  private readonly hash: Hash | null;
-  constructor(private readonly src: ByteSource, hashing = true) { this.hash = hashing ? createHash("sha256") : null; }
+  private crc = 0;
+  constructor(private readonly src: ByteSource, private readonly hashing = true) {}
 
-  digest(): Buffer { return this.hash!.copy().digest(); }
+  /** The CRC-32 of every byte read so far. */
+  checksum(): number { return this.crc >>> 0; }
 
   /**
    * The next n bytes. When the source gives them in one piece (a file chunk holding them) they are not copied;
@@ -489,9 +599,26 @@ class Reader {
         got += b.length;
       }
     }
-    this.hash?.update(out);
+    if (this.hashing) this.crc = crcOf(out, this.crc);
     this.pos += n;
     return out;
+  }
+
+  /**
+   * The next `total` bytes (the sum of the views' lengths) into `views`, in order: read by the source straight
+   * into them when it can (readInto), else taken and copied.
+   */
+  async takeInto(views: readonly Uint8Array[], total: number, what: string): Promise<void> {
+    if (this.src.readInto === undefined) {
+      const b = await this.take(total, what);
+      let o = 0;
+      for (const v of views) { v.set(b.subarray(o, o + v.length)); o += v.length; }
+      return;
+    }
+    const got = await this.src.readInto(views);
+    if (got < total) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${total} bytes): the file is truncated`);
+    if (this.hashing) for (const v of views) this.crc = crcOf(v, this.crc);
+    this.pos += total;
   }
 
   /** Passes the next n bytes to `sink` in the pieces the source gives (not hashed: copyStream's use). */
@@ -511,6 +638,15 @@ class Reader {
    * Unknown optional records are skipped (the next one is returned); unknown mandatory ones refused.
    */
   async record(level: string, limit: (type: number) => number): Promise<{ type: number; body: Buffer }> {
+    const h = await this.header(level, limit);
+    return { type: h.type, body: await this.body(h) };
+  }
+
+  /**
+   * The next known record's header (its body is read next: `body`, or by the caller): unknown optional
+   * records are skipped, unknown mandatory ones refused, the length checked against `limit(type)`.
+   */
+  async header(level: string, limit: (type: number) => number): Promise<RecordHeader> {
     for (;;) {
       const start = this.pos;
       const hdr = await this.take(8, `a ${level} record header`);
@@ -521,12 +657,18 @@ class Reader {
       }
       const bound = max < 0 ? MAX_OPTIONAL_BYTES : max;
       if (len > bound) throw new SaveFormatError("SAVE_RECORD", start + 4, `${level} record type 0x${type.toString(16)} of ${len} bytes > ${bound}`);
-      const padded = (len + 7) & ~7;
-      const all = await this.take(padded, `a ${level} record body (type 0x${type.toString(16)}, ${len} bytes)`);
-      for (let i = len; i < padded; i++) if (all[i] !== 0) throw new SaveFormatError("SAVE_RECORD", start + 8 + i, "record padding is not zero");
-      if (max < 0) continue; // optional and unknown: skipped
-      return { type, body: all.subarray(0, len) };
+      const h = { level, type, len, start };
+      if (max >= 0) return h;
+      await this.body(h); // optional and unknown: skipped
     }
+  }
+
+  /** The body of the record whose header was just read (its padding checked to be zero). */
+  async body(h: RecordHeader): Promise<Buffer> {
+    const padded = (h.len + 7) & ~7;
+    const all = await this.take(padded, `a ${h.level} record body (type 0x${h.type.toString(16)}, ${h.len} bytes)`);
+    for (let i = h.len; i < padded; i++) if (all[i] !== 0) throw new SaveFormatError("SAVE_RECORD", h.start + 8 + i, "record padding is not zero");
+    return all.subarray(0, h.len);
   }
 }
 

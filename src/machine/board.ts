@@ -313,7 +313,7 @@ export class Board {
     this.ram = this.memory.buffer as unknown as SharedArrayBuffer;
     this.ramBytes = ramBytes;
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
-    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)));
+    this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)), true);
     this.codePage = new Uint8Array(ramBytes >>> 12);
     if (this.hs !== null) this.hs.jitStats = () => this.code.jit?.stats ?? null;
     this.uartQ = uartQueueViews(this.ram, ramBytes);

@@ -133,7 +133,7 @@ export class RemoteVcpu {
     const engine = new JitEngine(o.memory, sharedDecoder(), true, jitAreaAt(o.ramBytes, o.vcpus, k));
     engine.fences = true;
     this.jit = engine;
-    this.code = new CodeCache(o.ramBytes >>> 12, engine);
+    this.code = new CodeCache(o.ramBytes >>> 12, engine, true);
     if (this.hs !== null) this.hs.jitStats = () => engine.stats;
     this.code.snapshotWords(); // the other threads write code this one runs (CodeCache.words)
     const mmu = this.mmu = new Mmu(buf, RAM_BASE, this.codePage, o.ramBytes, threadTlbAt(o.ramBytes, o.vcpus, k));

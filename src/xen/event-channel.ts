@@ -111,10 +111,12 @@ export class EventChannels {
       if (p > 0 && k !== ECS_FREE && k !== ECS_UNBOUND && k !== ECS_INTERDOMAIN && k !== ECS_VIRQ && k !== ECS_IPI) {
         throw new StateError(C, `state[${p}]`, `${k} is not a port state`);
       }
-      stateInt(C, `notifyVcpu[${p}]`, nv[p], 0, this.vcpus - 1);
-      stateInt(C, `remoteDom[${p}]`, rd[p], 0, 0xffff);
-      stateInt(C, `remotePort[${p}]`, rp[p], -1, N - 1);
-      stateInt(C, `virqOf[${p}]`, vq[p], 0, NR_VIRQS - 1);
+      // Int32Array elements are integers: a range test per field, the field's name built only for the error
+      // (4 × 4,096 template strings cost a restore ~10 ms in a fresh worker thread: docs/benchmarks.md).
+      if (nv[p]! < 0 || nv[p]! >= this.vcpus) stateInt(C, `notifyVcpu[${p}]`, nv[p], 0, this.vcpus - 1);
+      if (rd[p]! < 0 || rd[p]! > 0xffff) stateInt(C, `remoteDom[${p}]`, rd[p], 0, 0xffff);
+      if (rp[p]! < -1 || rp[p]! >= N) stateInt(C, `remotePort[${p}]`, rp[p], -1, N - 1);
+      if (vq[p]! < 0 || vq[p]! >= NR_VIRQS) stateInt(C, `virqOf[${p}]`, vq[p], 0, NR_VIRQS - 1);
       if (k === ECS_VIRQ) {
         const slot = nv[p] * NR_VIRQS + vq[p];
         if (virqPort[slot] !== 0) throw new StateError(C, `virqOf[${p}]`, `VIRQ ${vq[p]} of vCPU ${nv[p]} bound twice`);

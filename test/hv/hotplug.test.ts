@@ -11,9 +11,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { ensureImages } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient } from "./hv-client.js";
+import { shellGuest } from "./shell-guest.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -40,10 +41,11 @@ test("hot-plug: a disk and a vif attached to a running guest appear, and detache
     for (let i = 0; i < 100 && !existsSync(join(dir, "hv.pid")); i++) await new Promise((r) => setTimeout(r, 100));
     const sock = join(dir, "hv.sock");
     c = await HvClient.connect(sock);
-    const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: "hp", memMiB: 128, vcpus: 2, kernel: images.kernel,
-      ramdisk: images.initrd, cmdline: "console=hvc0", xen: true, disks: [], vifs: [] } });
-    t = await ConsoleTap.open(sock, domid);
-    await t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 8 * 60_000, "ready");
+    // The guest at its shell: restored from the suite's snapshot of this spec, or booted (test/hv/shell-guest.ts).
+    const g = await shellGuest(c, sock, { name: "hp", memMiB: 128, vcpus: 2, kernel: images.kernel, ramdisk: images.initrd, cmdline: "console=hvc0" });
+    const domid = g.domid;
+    t = g.tap;
+    process.stderr.write(`# guest at its shell in ${(g.ms / 1000).toFixed(1)} s (${g.restored ? "restored from the suite's snapshot" : "booted"})\n`);
 
     // Disk: attach, the guest sees it and reads the image's content.
     const devid = (202 << 8) | (1 << 4); // xvdb

@@ -136,7 +136,7 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     assert.deepEqual(xs("xenstore-list", "/local/domain").split("\n"), ["0"]);
     assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, 2048);
     assert.equal((await c.ok<DomainInfo[]>("list")).length, 1);
-    assert.equal((await c.ok<HostInfo>("info")).vmThreads, 0, "a thread ends with its last domain");
+    assert.equal((await c.ok<HostInfo>("info")).vmThreads, 0, "no thread holds a domain after the last is destroyed (one may stay as the spare)");
     assert.equal(hv.exitCode, null, "the hypervisor is still up");
   } finally {
     for (const t of taps) t.close();

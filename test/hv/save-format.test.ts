@@ -4,13 +4,19 @@
  * truncation at every record boundary and inside, flipped bytes, an unknown mandatory record, an unknown
  * optional one (skipped), page numbers outside the domain, a config whose memory does not match — each refused
  * with its SaveFormatError code. A seeded fuzz mutates the stream 3,000 times and counts the refusals by code:
- * every mutation must be refused with a SaveFormatError (never another exception, never accepted).
+ * every mutation must be refused with a SaveFormatError (never another exception, never accepted). From a file
+ * (fileSource: pages read by readv straight into the RAM view) the reader keeps the same contents and refuses
+ * the same mutations with the same codes.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { open } from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
 import {
-  bufferSource, copyStream, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
-  type ReadOptions, type SaveContents,
+  bufferSource, copyStream, fileSource, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
+  LIBXL_REC_XENO_CHECKSUM, type ReadOptions, type SaveContents,
 } from "../../src/hv/save-format.js";
 import { decodeState, encodeState } from "../../src/hv/save-codec.js";
 import { checkSavedStore } from "../../src/hv/save-store.js";
@@ -194,4 +200,70 @@ test("copyStream (migrate-receive): copies one stream to its END and leaves what
   assert.equal(Buffer.from(await src.read(100)).toString(), "domain is yours");
   await assert.rejects(copyStream(bufferSource(good.subarray(0, good.length - 9)), { write: () => Promise.resolve() }), { code: "SAVE_TRUNCATED" });
   await assert.rejects(copyStream(bufferSource(Buffer.from("x".repeat(100))), { write: () => Promise.resolve() }), { code: "SAVE_MAGIC" });
+});
+
+/** readSave from `bytes` written to a file (fileSource: header reads buffered, pages by readv into the RAM view). */
+async function fromFile(dir: string, bytes: Uint8Array, into: Uint8Array[] = []): Promise<string> {
+  const f = path.join(dir, "s.xeno");
+  fs.writeFileSync(f, bytes);
+  const fh = await open(f, "r");
+  try {
+    await readSave(fileSource(fh), opts(into));
+  } catch (e) {
+    if (e instanceof SaveFormatError) return e.code;
+    throw new Error(`not a SaveFormatError: ${(e as Error).stack}`);
+  } finally {
+    await fh.close();
+  }
+  return "accepted";
+}
+
+test("save file: pages read from the file straight into RAM; the same refusals as from memory", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-save-format-"));
+  try {
+    // 2,600 pages (11 MiB, 3 PAGE_DATA records): runs of data pages (one readv view each), zero pages between.
+    const pages = 2600;
+    const ram = new Uint8Array(new SharedArrayBuffer(pages * PAGE_SIZE));
+    for (let p = 0; p < pages; p++) if (p % 7 !== 0 && (p < 900 || p > 1300)) for (let i = p % 13; i < PAGE_SIZE; i += 61) ram[p * PAGE_SIZE + i] = (p + i) | 1;
+    const big = await write({ config: { name: "t", memMiB: pages / 256 }, ramPages: pages, vcpus: 1, state: { a: 1 } }, ram);
+    const into: Uint8Array[] = [];
+    assert.equal(await fromFile(dir, big, into), "accepted");
+    assert.ok(Buffer.from(into[0]!).equals(Buffer.from(ram)), "RAM read from the file = RAM saved");
+    const flip = Buffer.from(big); flip[big.length - 200_000] ^= 0x10; // page data of the last record
+    assert.equal(await fromFile(dir, flip), "SAVE_CHECKSUM");
+    for (const cut of [big.length - 200_000, 5_000_000, big.length - 30]) assert.equal(await fromFile(dir, big.subarray(0, cut)), "SAVE_TRUNCATED", `cut at ${cut}`);
+
+    const { c, ram: small } = sample();
+    const good = await write(c, small);
+    const offs = recordOffsets(good);
+    const pageRec = offs.slice(1).find((o) => good.readUInt32LE(o) === LIBXC_REC_PAGE_DATA)!;
+    // A page named twice in one record (entries 1 and 2 are both pages with data): refused either way.
+    const twice = Buffer.from(good); twice.writeUInt32LE(1, pageRec + 16 + 8 * 2);
+    assert.equal(await refused(twice), "SAVE_PAGE");
+    assert.equal(await fromFile(dir, twice), "SAVE_PAGE");
+    // A file of a build that wrote a SHA-256 checksum record (0x58450002, 32 bytes): refused, and said why.
+    const sumAt = offs.find((o) => good.readUInt32LE(o) === LIBXL_REC_XENO_CHECKSUM)!;
+    const old = Buffer.concat([good.subarray(0, sumAt), Buffer.from([2, 0, 0x45, 0x58, 32, 0, 0, 0]), Buffer.alloc(32), good.subarray(good.length - 8)]);
+    await assert.rejects(readSave(bufferSource(old), opts([])), (e: SaveFormatError) => e.code === "SAVE_CHECKSUM" && /SHA-256/.test(e.message));
+
+    // The fuzz's mutations, fewer: each refused from the file with the code the in-memory reader gives.
+    let seed = 0xf11e5eed;
+    const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      let b: Buffer;
+      const kind = rnd(3);
+      if (kind === 0) { b = Buffer.from(good); b[rnd(b.length)] ^= 1 + rnd(255); }
+      else if (kind === 1) b = Buffer.from(good.subarray(0, rnd(good.length)));
+      else { b = Buffer.from(good); b.writeUInt32LE(rnd(1 << 20), rnd(b.length - 4)); }
+      if (b.equals(good)) continue;
+      const code = await fromFile(dir, b);
+      assert.notEqual(code, "accepted", `mutation ${i} (kind ${kind}) was accepted from the file`);
+      assert.equal(code, await refused(b), `mutation ${i}: file and memory readers disagree`);
+      counts.set(code, (counts.get(code) ?? 0) + 1);
+    }
+    process.stderr.write(`# file fuzz: 300 mutations, refused by code: ${[...counts].sort().map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -63,7 +63,13 @@ test("restores whose contents do not fit are refused with nothing left behind", 
       process.stderr.write(`# ${name}: ${err.code} ${err.message.slice(0, 160)}\n`);
       assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, `${name}: nothing left running`);
       assert.equal((await c.ok<HostInfo>("info")).freeMemoryMiB, free0, `${name}: no frames kept`);
+      // The thread started for the refused domain is kept as the spare, and the next restore takes it again.
+      const hi: HostInfo = await c.ok<HostInfo>("info");
+      assert.equal(hi.vmThreads, 0, `${name}: no thread holds a domain`);
+      if (hi.vmThreadsStarted! > 0) assert.equal(hi.vmSpareThread, true, `${name}: the thread is kept as the spare`);
+      assert.ok(hi.vmThreadsStarted! <= 1, `${name}: the spare was taken again (${hi.vmThreadsStarted} threads started)`);
     }
+    assert.equal((await c.ok<HostInfo>("info")).vmThreadsStarted, 1, "one thread started for every restore");
     // Host files as harden checks them for create: a save file or a restored disk that is a FIFO or a directory
     // is refused at once (opened without blocking), and a request without a usable path by the schema.
     const fifo = join(dir, "fifo");

@@ -12,9 +12,10 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { ensureImages } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
+import { shellGuest } from "./shell-guest.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -35,11 +36,11 @@ test("credit scheduler places vCPUs: vcpus=2 with two busy loops uses > 1.5 pCPU
   let c: HvClient | undefined;
   try {
     c = await connectHv(dir);
-    const spec = { name: "smp", memMiB: 128, vcpus: 2, kernel: images.kernel, ramdisk: images.initrd,
-      cmdline: "console=hvc0", xen: true, disks: [], vifs: [] };
-    const id = (await c.ok<{ domid: number }>("create", { spec })).domid;
-    tap = await ConsoleTap.open(join(dir, "hv.sock"), id);
-    await tap.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready");
+    // The guest at its shell: restored from the suite's snapshot of this spec, or booted (test/hv/shell-guest.ts).
+    const g = await shellGuest(c, join(dir, "hv.sock"), { name: "smp", memMiB: 128, vcpus: 2, kernel: images.kernel, ramdisk: images.initrd, cmdline: "console=hvc0" });
+    const id = g.domid;
+    tap = g.tap;
+    process.stderr.write(`# guest at its shell in ${(g.ms / 1000).toFixed(1)} s (${g.restored ? "restored from the suite's snapshot" : "booted"})\n`);
     assert.equal((await tap.run("echo C$(grep -c ^processor /proc/cpuinfo)C", /^C(\d+)C\r?$/m))[1], "2");
     await tap.run("for i in 1 2; do (while :; do :; done) & done; echo LOOPS-$((1+1))", /^LOOPS-2\r?$/m);
 

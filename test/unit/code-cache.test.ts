@@ -120,7 +120,7 @@ test("with the compiler: a dropped page's compiled blocks go too, and the page r
   s.poke(CODE, [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP]);
   for (let k = 0; k < 2100; k++) assert.equal(s.runFrom(CODE, 3), 3n);
   if (!s.cache.compiling) return; // XENO_JIT=0: nothing compiled to drop
-  s.cache.flush();
+  s.cache.settle();
   assert.notEqual(s.cache.blocks[PAGE]![0], null, "hot block compiled");
   s.cache.sweep(s.mmu.codePage);
   s.cache.sweep(s.mmu.codePage);

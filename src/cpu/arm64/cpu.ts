@@ -108,10 +108,15 @@ export class CodeCache {
   private queueAge = 0;
   /**
    * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
-   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting).
+   * null for pure interpretation. XENO_JIT=0 turns it off everywhere (A/B runs, bisecting). `background`: the
+   * engine translates and compiles on a compile worker (JitEngine.async) — for a kernel, whose boot runs
+   * thousands of lukewarm blocks; a user program's few hot loops are better compiled at once (measured: the
+   * CoreMark-like run made twice the modules and spent more CPU with it).
    */
-  constructor(ramPages: number, readonly jit: JitEngine | null = null) {
+  constructor(ramPages: number, readonly jit: JitEngine | null = null, background = false) {
     this.compiling = jit !== null && JIT_ENABLED;
+    // Forced compilation (HOT 1) wants each block compiled when it first runs: at once, on this thread.
+    if (this.compiling && background && HOT > 1 && JIT_ASYNC) jit!.async = true;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
     // With an engine, its dispatcher marks the pages it enters too: the bytes live in the engine's area.
     this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
@@ -236,26 +241,51 @@ export class CodeCache {
     if (jit.full || HOT === 1) this.flush();
   }
 
-  /** Called once per Cpu.run: compiles a part-filled queue once it has waited FLUSH_RUNS runs. */
-  tick(): void {
-    if (this.jit!.queued === 0) { this.queueAge = 0; return; }
+  /**
+   * Called once per Cpu.run with the instructions it retired: installs the modules the compile worker has
+   * finished, and compiles a part-filled queue once it has waited FLUSH_RUNS runs.
+   */
+  tick(retired: number): void {
+    const jit = this.jit!;
+    jit.progress += retired;
+    if (jit.inFlight !== 0 && jit.poll(this.gen, this.installBlock, this.dropBlock) !== 0) this.capModules();
+    if (jit.queued === 0) { this.queueAge = 0; return; }
     if (++this.queueAge >= FLUSH_RUNS) this.flush();
   }
 
-  /** Compiles the queued blocks and installs those whose pages are unchanged since their translation. */
+  /** Compiles the queued blocks (see JitEngine.flush) and installs those whose pages are unchanged since. */
   flush(): void {
     this.queueAge = 0;
+    this.jit!.flush(this.gen, this.installBlock, this.dropBlock, this.known);
+    this.capModules();
+  }
+
+  /** Compiles and installs everything queued or on the compile worker now, on this thread (tests). */
+  settle(): void {
+    this.flush();
+    if (this.jit!.poll(this.gen, this.installBlock, this.dropBlock, true) !== 0) this.capModules();
+  }
+
+  private readonly installBlock = (page: number, slot: number, fn: BlockFn, n: number, end: number): void => {
     const jit = this.jit!;
-    jit.flush(this.gen, (page, slot, fn, n, end) => {
-      this.blocks[page]![slot] = fn;
-      if (end >= 0 && end < 1024) this.ends[page]![end] = 1;
-      this.blockLen[page]![slot] = n;
-      const ix = this.index[page]!;
-      if (ix[slot] >= 0) jit.leave(page * 4096 + slot * 4, ix[slot]);
-      ix[slot] = jit.enter(page * 4096 + slot * 4, fn);
-    }, (page, slot) => { this.blockLen[page]![slot] = 0; }, (page, slot) => this.blocks[page]?.[slot] != null);
-    // A hard cap on modules: V8 aborts the process at ~64 k live ones (vm.max_map_count). Past the cap every
-    // compiled block is dropped (the decoded handlers stay), which leaves the old modules to the GC.
+    this.blocks[page]![slot] = fn;
+    if (end >= 0 && end < 1024) this.ends[page]![end] = 1;
+    this.blockLen[page]![slot] = n;
+    const ix = this.index[page]!;
+    if (ix[slot] >= 0) jit.leave(page * 4096 + slot * 4, ix[slot]);
+    ix[slot] = jit.enter(page * 4096 + slot * 4, fn);
+  };
+  private readonly dropBlock = (page: number, slot: number): void => { this.blockLen[page]![slot] = 0; };
+  /** Whether a block starts at the slot: compiled, or on its way (queued, or on the compile worker). */
+  private readonly known = (page: number, slot: number): boolean =>
+    this.blocks[page]?.[slot] != null || this.blockLen[page]?.[slot] === QUEUED;
+
+  /**
+   * A hard cap on modules: V8 aborts the process at ~64 k live ones (vm.max_map_count). Past the cap every
+   * compiled block is dropped (the decoded handlers stay), which leaves the old modules to the GC.
+   */
+  private capModules(): void {
+    const jit = this.jit!;
     if (jit.stats.modules - this.modulesAtReset >= MAX_MODULES) {
       this.modulesAtReset = jit.stats.modules;
       for (const p of this.used) this.dropBlocks(p);
@@ -284,6 +314,8 @@ const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "
  * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
  */
 const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 1000) | 0);
+/** XENO_JIT_ASYNC=0 compiles modules on the vCPU's thread instead of the compile worker (jit/compiler.ts). */
+const JIT_ASYNC = typeof process === "undefined" || process.env.XENO_JIT_ASYNC !== "0";
 /** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
@@ -549,7 +581,7 @@ export class Cpu {
         this.memoryFault();
       }
     }
-    cache.tick();
+    cache.tick(done);
     this.retired += done;
     this.storePstate();
     return done;

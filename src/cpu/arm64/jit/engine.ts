@@ -17,8 +17,10 @@
  * compiled code for (`cpu`) so the slow paths reach that vCPU's MMU.
  */
 import { writeFileSync } from "node:fs";
-import { moduleBytes, I32, type FuncBody, type FuncType } from "./wasm.js";
-import { Translator, BLOCK_LOCALS, MAX_BLOCK, STOP_FAULT, dispatcherBody, type ChainLookup } from "./translate.js";
+import { compileWorker, compilerEngineId } from "./compiler.js";
+import { moduleBytes } from "./wasm.js";
+import { BATCH, BLOCK_TYPE, IMPORTS, batchModule, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
+import { Translator, STOP_FAULT, dispatcherBody } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
 import { MMU_FAULT, TLB_AREA_BYTES } from "../../../mmu/mmu.js";
@@ -49,6 +51,8 @@ export interface JitStats {
   compileMs: number;
   /** Blocks whose module failed to compile (a translator bug; they stay interpreted). */
   failed: number;
+  /** Batches compiled on the vCPU's thread because the compile worker was late (JitEngine.poll). */
+  late: number;
   /** Times every compiled block was dropped for the module cap (CodeCache.flush). */
   resets: number;
   /** Accesses of compiled code that took the slow path (TLB miss, MMIO, fault, write to a code page). */
@@ -56,13 +60,6 @@ export interface JitStats {
   slowWrites: number;
 }
 
-const BLOCK_TYPE: FuncType = { params: [I32, I32, I32, I32, I32, I32], results: [I32] };
-const TYPES: FuncType[] = [
-  BLOCK_TYPE, // 0: block
-  { params: [I32, I32, I32], results: [I32] }, // 1: rd(lo, hi, size)
-  { params: [I32, I32, I32, I32, I32], results: [I32] }, // 2: wr(lo, hi, size, vlo, vhi)
-];
-const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }];
 
 /**
  * The engine's area in the memory (JIT_AREA_BYTES at `jitAt`): the entry map (MAP_ENTRIES × [key, table slot])
@@ -72,15 +69,28 @@ const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }];
 const MAP_ENTRIES = 1 << 16, MAP_BYTES = MAP_ENTRIES * 8, RAN_BYTES = 1 << 19;
 export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
 
-/** A queued block: translated when the queue is compiled, so that it can chain to every block of the batch. */
-interface Pending {
-  page: number; slot: number; gen: number; words: Int32Array; base: number; n: number; body: FuncBody | null;
-  /** The slot of the untranslatable instruction that ended the block, or -1. */
-  end: number;
-}
 
-/** Blocks per module when the queue is flushed for size; the most a batch grows to with continuations. */
-const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64), MAX_PENDING = 4 * BATCH;
+/** A translated block waiting for its module: where it goes, and the page generation it was translated from. */
+interface Entry { page: number; slot: number; gen: number; n: number; end: number }
+
+/**
+ * A batch on the compile worker: its queued blocks, and the (page, slot) pairs where blocks started on their
+ * pages then (translated here instead if the worker does not answer in time).
+ */
+interface InFlight { id: number; pending: Pending[]; known: number[]; at: number }
+// `at`: the engine's `progress` when the batch was submitted.
+
+/** Installs a block: `install(page, slot, fn, n, end)` (CodeCache). */
+export type InstallFn = (page: number, slot: number, fn: BlockFn, n: number, end: number) => void;
+
+/**
+ * A batch the compile worker has not answered while the vCPUs of this engine retired this many instructions is
+ * done on their thread instead (XENO_JIT_LATE_INSNS). Counted in the vCPU's own progress, not wall time: on a
+ * loaded host the vCPU's thread waits for a core as much as the worker does. The worker takes ~2–5 ms for a
+ * batch when it has a core, ~0.1–0.3 M instructions of the vCPU's.
+ */
+const LATE_INSNS = Number(process.env.XENO_JIT_LATE_INSNS ?? 5_000_000);
+
 /**
  * XENO_JIT_DUMP=DIR: every module's bytes go to DIR/mNNNNN.wasm, with DIR/mNNNNN.txt naming each function's
  * guest block (RAM page, word slot, instructions), for a text disassembler (e.g. wabt's wasm2wat).
@@ -92,7 +102,7 @@ export class JitEngine {
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, resets: 0, slowReads: 0, slowWrites: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, resets: 0, slowReads: 0, slowWrites: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -103,7 +113,20 @@ export class JitEngine {
   private readonly translator: Translator;
   private readonly pending: Pending[] = [];
   private readonly imports: WebAssembly.Imports;
-  private readonly memLimits: { pages: number; maxPages: number; shared: boolean };
+  private readonly memLimits: MemLimits;
+  /**
+   * Compile modules on this thread's compile worker (compiler.ts) while the vCPU goes on interpreting; installed
+   * by poll(). Off: flush() compiles and installs at once (tests that need a block compiled when they ask).
+   */
+  get async(): boolean { return this.asyncOn; }
+  set async(on: boolean) {
+    this.asyncOn = on && this.memLimits.shared;
+    if (this.asyncOn) compileWorker(); // starts loading now, beside the vCPU
+  }
+  private asyncOn = false;
+  private readonly id = compilerEngineId(this);
+  private readonly inflight: InFlight[] = [];
+  private nextBatch = 0;
 
   constructor(readonly memory: WebAssembly.Memory, decoder: Decoder, shared: boolean, jitAt: number) {
     if (jitAt % 8 !== 0 || jitAt < 0 || jitAt + JIT_AREA_BYTES > memory.buffer.byteLength) {
@@ -192,40 +215,11 @@ export class JitEngine {
    * when its first instruction cannot be translated.
    */
   queue(page: number, slot: number, gen: number, words: Int32Array, base: number): boolean {
-    if (this.translator.translate(words, base + slot, 1, () => -1) === 0) return false;
+    if (!startsBlock(this.translator, words, base + slot)) return false;
     this.pending.push({ page, slot, gen, words, base, n: 0, body: null, end: -1 });
     return true;
   }
 
-  /** Translates every queued block; each may tail-call any block of the batch on its page (same generation). */
-  private translateQueue(installed: (page: number, slot: number) => boolean): void {
-    const p = this.pending;
-    const t = this.translator;
-    for (let at = 0; at < p.length; at++) {
-      const e = p[at];
-      const chain: ChainLookup = (s) => {
-        for (let k = 0; k < p.length; k++) if (p[k].page === e.page && p[k].slot === s && p[k].gen === e.gen) return IMPORTS.length + k;
-        return -1;
-      };
-      const max = Math.min(MAX_BLOCK, 1024 - e.slot);
-      e.n = t.translate(e.words, e.base + e.slot, max, chain);
-      e.end = t.untranslatableAt >= 0 ? e.slot + t.untranslatableAt : -1;
-      // Not translatable now (cannot happen for the same words, which queue() checked): a block that returns.
-      let code = e.n === 0 ? new Uint8Array([0x20, 4, 0x0b]) : t.c.buf.slice(0, t.c.len);
-      // A straight run longer than a block, or one an untranslatable instruction interrupts, goes on where this
-      // block stops: that code is as hot as this block, so it joins the batch now (rather than after HOT more
-      // entries there), and a block cut at the length limit is translated again to chain to it.
-      if (e.n > 0 && !t.branched && p.length < MAX_PENDING) {
-        const next = e.end >= 0 ? e.end + 1 : e.slot + e.n;
-        const known = next >= 1024 || installed(e.page, next) || p.some((q) => q.page === e.page && q.slot === next && q.gen === e.gen);
-        if (!known && this.queue(e.page, next, e.gen, e.words, e.base) && e.end < 0) {
-          e.n = t.translate(e.words, e.base + e.slot, max, chain);
-          code = t.c.buf.slice(0, t.c.len);
-        }
-      }
-      e.body = { type: 0, locals: BLOCK_LOCALS, code };
-    }
-  }
   /**
    * Whether full DMB/DSB compile to a host fence (wasm atomic.fence), as the interpreter makes them (system.ts
    * barrier) once vCPUs of the domain run on several threads. Affects blocks translated from now on.
@@ -236,27 +230,147 @@ export class JitEngine {
   get full(): boolean { return this.pending.length >= BATCH; }
 
   /**
-   * Compiles the queue as one module and installs each block whose page generation still matches:
-   * `install(page, slot, fn, n)`, or `drop(page, slot)` for one that is not installed.
+   * Translates the queue into one module and installs each block whose page generation still matches:
+   * `install(page, slot, fn, n, end)`, or `drop(page, slot)` for one that is not installed; `known(page, slot)`:
+   * whether a block starts there already (see translateBatch). With `async` the batch is translated and compiled
+   * on the compile worker and installed by a later poll().
    */
-  flush(gen: Uint32Array, install: (page: number, slot: number, fn: BlockFn, n: number, end: number) => void,
-    drop: (page: number, slot: number) => void, installed: (page: number, slot: number) => boolean = () => false): void {
+  flush(gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void,
+    known: (page: number, slot: number) => boolean = () => false): void {
     const p = this.pending;
     if (p.length === 0) return;
     const t0 = performance.now();
-    let ex: Record<string, BlockFn> | null = null;
-    try {
-      this.translateQueue(installed);
-      const bytes = moduleBytes(TYPES, IMPORTS, this.memLimits, p.map((e) => e.body!));
-      if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
-      ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports).exports as Record<string, BlockFn>;
-    } catch (err) {
-      // A translator bug must not take the domain down: these blocks stay interpreted.
-      if (this.stats.failed === 0) console.error(`xeno: compiling ${p.length} blocks failed, they stay interpreted: ${(err as Error).message}`);
-      this.stats.failed += p.length;
+    const w = this.asyncOn && DUMP === "" ? compileWorker() : null;
+    if (w !== null && w.ready) {
+      // The worker reads the words from the domain's memory (shared): a page written since its blocks were
+      // queued has a new generation, so whatever was translated from it is dropped at install.
+      const pageIds: number[] = [], kn: number[] = [];
+      const job = new Int32Array(1 + 4 * p.length + 2 * 1024);
+      job[0] = p.length;
+      let at = 1 + 4 * p.length;
+      for (let k = 0; k < p.length; k++) {
+        const e = p[k];
+        job[1 + 4 * k] = e.page; job[2 + 4 * k] = e.slot; job[3 + 4 * k] = e.gen; job[4 + 4 * k] = e.base;
+        if (pageIds.includes(e.page)) continue;
+        pageIds.push(e.page);
+        for (let s = 0; s < 1024; s++) if (known(e.page, s)) kn.push(e.page, s);
+      }
+      const id = this.nextBatch++;
+      this.inflight.push({ id, pending: p.slice(), known: kn, at: this.progress });
+      p.length = 0;
+      const msg = new Int32Array(at + kn.length);
+      msg.set(job.subarray(0, at));
+      msg.set(kn, at);
+      w.submit(this.id, id, this.memory, this.memLimits, this.translator.fences, msg);
+      this.stats.compileMs += performance.now() - t0;
+      return;
     }
-    for (let k = 0; k < p.length; k++) {
-      const e = p[k];
+    this.install(this.translateHere(p, known), p, gen, install, drop);
+    p.length = 0;
+    this.stats.compileMs += performance.now() - t0;
+  }
+
+  /** Translates, compiles and instantiates batch `p` on this thread; null (counted as failed) if that fails. */
+  private translateHere(p: Pending[], known: (page: number, slot: number) => boolean): WebAssembly.Instance | null {
+    let bytes: Uint8Array<ArrayBuffer>;
+    try {
+      translateBatch(this.translator, p, known);
+      bytes = batchModule(p, this.memLimits);
+      if (DUMP !== "") dumpModule(DUMP, this.stats.modules + this.stats.failed, bytes, p);
+    } catch (err) {
+      this.compileFailed(p.length, err);
+      for (const e of p) e.n = 0;
+      return null;
+    }
+    return this.compile(bytes, p.length);
+  }
+
+  /** Batches on the compile worker. */
+  get inFlight(): number { return this.inflight.length; }
+  /** Instructions the engine's vCPUs have retired (CodeCache.tick adds each run's): the clock of LATE_INSNS. */
+  progress = 0;
+
+  /**
+   * Installs the batches the compile worker has finished (see flush); returns how many. A batch that has waited
+   * LATE_INSNS of `progress` is translated and compiled here instead (a loaded host may leave the worker without a core for a
+   * while; the vCPU would interpret meanwhile); the worker's module for it is then dropped when it comes.
+   * `now`: every batch still in flight is done here (CodeCache.settle).
+   */
+  poll(gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void, now = false): number {
+    const q = this.inflight;
+    if (q.length === 0) return 0;
+    const w = compileWorker()!;
+    let n = 0;
+    for (;;) {
+      const r = w.take(this.id);
+      if (r === null) break;
+      if (q.length === 0 || r.id < q[0].id) continue; // done here meanwhile
+      const b = q.shift()!;
+      if (b.id !== r.id) throw new Error(`compile worker answered batch ${r.id}, expected ${b.id}`);
+      const t0 = performance.now();
+      let inst: WebAssembly.Instance | null = null;
+      const done: Entry[] = [];
+      if (r.module === null) this.compileFailed(b.pending.length, new Error(r.error ?? "no module"));
+      else {
+        for (let k = 0; k + 4 < r.blocks.length; k += 5) {
+          done.push({ page: r.blocks[k], slot: r.blocks[k + 1], gen: r.blocks[k + 2], n: r.blocks[k + 3], end: r.blocks[k + 4] });
+        }
+        inst = this.instantiate(r.module, done.length);
+      }
+      this.install(inst, inst === null ? b.pending : done, gen, install, drop);
+      this.stats.compileMs += performance.now() - t0;
+      n++;
+    }
+    while (q.length > 0) {
+      const t0 = performance.now();
+      if (now || this.progress - q[0].at > LATE_INSNS) {
+        const b = q.shift()!;
+        const kn = (page: number, slot: number): boolean => {
+          for (let k = 0; k < b.known.length; k += 2) if (b.known[k] === page && b.known[k + 1] === slot) return true;
+          return false;
+        };
+        this.install(this.translateHere(b.pending, kn), b.pending, gen, install, drop);
+        this.stats.compileMs += performance.now() - t0;
+        this.stats.late++;
+        n++;
+      }
+      if (!now) break;
+    }
+    return n;
+  }
+
+  /** Compiles and instantiates a module here; null (counted as failed) if that fails. */
+  private compile(bytes: Uint8Array<ArrayBuffer>, blocks: number): WebAssembly.Instance | null {
+    let m: WebAssembly.Module;
+    try {
+      m = new WebAssembly.Module(bytes);
+    } catch (err) {
+      this.compileFailed(blocks, err);
+      return null;
+    }
+    return this.instantiate(m, blocks);
+  }
+
+  private instantiate(m: WebAssembly.Module, blocks: number): WebAssembly.Instance | null {
+    try {
+      return new WebAssembly.Instance(m, this.imports);
+    } catch (err) {
+      this.compileFailed(blocks, err);
+      return null;
+    }
+  }
+
+  /** A translator bug must not take the domain down: these blocks stay interpreted. */
+  private compileFailed(blocks: number, err: unknown): void {
+    if (this.stats.failed === 0) console.error(`xeno: compiling ${blocks} blocks failed, they stay interpreted: ${(err as Error).message}`);
+    this.stats.failed += blocks;
+  }
+
+  private install(inst: WebAssembly.Instance | null, entries: readonly Entry[], gen: Uint32Array, install: InstallFn,
+    drop: (page: number, slot: number) => void): void {
+    const ex = inst === null ? null : inst.exports as Record<string, BlockFn>;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
       if (ex === null || e.n === 0) { drop(e.page, e.slot); continue; }
       install(e.page, e.slot, ex[String(k)], e.n, e.end);
@@ -264,8 +378,6 @@ export class JitEngine {
       this.stats.insns += e.n;
     }
     if (ex !== null) this.stats.modules++;
-    this.stats.compileMs += performance.now() - t0;
-    p.length = 0;
   }
 }
 
@@ -280,7 +392,8 @@ function dumpModule(dir: string, n: number, bytes: Uint8Array, p: readonly Pendi
 
 /**
  * A memory laid out for one vCPU that runs compiled code (the user-mode runner, tests): RAM from offset 0,
- * then the vCPU's state block, its TLB area and the engine's area. Not shared (one thread).
+ * then the vCPU's state block, its TLB area and the engine's area. Not shared (one thread; it compiles on that
+ * thread, as a CodeCache does without `background`).
  */
 export function soloJitMemory(ramBytes: number): { memory: WebAssembly.Memory; stateAt: number; tlbAt: number; jitAt: number } {
   const stateAt = ramBytes, tlbAt = ramBytes + VCPU_STATE_BYTES, jitAt = tlbAt + TLB_AREA_BYTES;

@@ -17,11 +17,13 @@
  *
  * What is translated: integer data processing (immediate and register forms), loads and stores of general and
  * SIMD&FP registers in every addressing mode but the unprivileged one (and SIMD&FP literals), pairs, branches
- * (unconditional ones end a block), HINT, barriers, and MRS of a few registers. Anything else ends the block
- * before it and runs in the interpreter — which stays the reference.
+ * (unconditional ones end a block), HINT, barriers, MRS of a few registers, and the Advanced SIMD integer forms
+ * WebAssembly SIMD computes exactly (simd.ts; here DUP/INS (general), UMOV/SMOV, LD1/ST1). Anything else ends
+ * the block before it and runs in the interpreter — which stays the reference.
  * Reserved encodings are left to the interpreter too (the decoder's verdict gates every word).
  */
-import { Code, I32, I64, OP, type FuncBody } from "./wasm.js";
+import { Code, I32, I64, V128, OP, SPLAT, EXTRACT_U, EXTRACT_S, REPLACE, type FuncBody } from "./wasm.js";
+import { vecOp, ld, put, V_A, N_V128, HAS_SIMD } from "./simd.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
 import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP } from "../state.js";
@@ -48,7 +50,9 @@ const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
  */
 const L_K = 63, L_T = 64, L_DM = 65, L_FK = 66;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128]];
+// simd.ts's v128 locals come right after L_FK.
+if (V_A !== L_FK + 1) throw new Error("translate.ts: simd.ts V_A must follow L_FK");
 
 /** Flag state during translation: NZCV exact in the state block, or held as the operation that made it. */
 const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2;
@@ -577,6 +581,7 @@ export class Translator {
     if ((op0 & 0x7) === 0x5) return this.dpReg(w);
     if ((op0 & 0x5) === 0x4) return this.ldst(w, name);
     if ((op0 & 0xe) === 0xa) return this.branch(w);
+    if ((op0 & 0x7) === 0x7) return this.simd(w, name);
     return 0;
   }
 
@@ -1057,6 +1062,7 @@ export class Translator {
   private fpLdst(w: number, name: string): number {
     const c = this.c;
     const t = w & 31, n = (w >>> 5) & 31, op = (w >>> 27) & 7;
+    if (op === 1) return this.simdStruct(w, name);
     if (op === 7) {
       const kind = ((w >>> 28) & 0xc) | ((w >>> 22) & 3);
       if (kind !== 0 && kind !== 1 && kind !== 2 && kind !== 3 && kind !== 4 && kind !== 5 && kind !== 8 && kind !== 9 && kind !== 12 && kind !== 13) return 0;
@@ -1271,6 +1277,118 @@ export class Translator {
       c.if(); this.leave(this.k, 4 * this.k); c.end();
     }
     c.get(P_ST); c.mem(OP.i64Load, 2, off); this.setX(t);
+    return 1;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Advanced SIMD: the forms on V registers only are simd.ts's; here the ones that also touch X registers or
+  // memory (through the register cache and the inline TLB).
+
+  private readonly fpOkFn = (): void => this.fpOk();
+
+  private simd(w: number, name: string): number {
+    const c = this.c;
+    if (vecOp(c, w, name, this.fpOkFn)) return 1;
+    if (!HAS_SIMD) return 0;
+    const q = (w >>> 30) & 1, imm5 = (w >>> 16) & 31, d = w & 31, n = (w >>> 5) & 31;
+    const size = (imm5 & 1) ? 0 : (imm5 & 2) ? 1 : (imm5 & 4) ? 2 : (imm5 & 8) ? 3 : -1;
+    if (size < 0) return 0;
+    const idx = imm5 >>> (size + 1);
+    switch (name) {
+      case "DUP (general)": // every lane = Wn / Xn
+        if (size === 3 && q === 0) return 0;
+        this.fpOk(); c.get(P_ST);
+        if (size === 3) this.x(n); else this.wr(n);
+        c.simd(SPLAT[size]); put(c, d, q);
+        return 1;
+      case "INS (general)": // Vd[idx] = Wn / Xn, the rest kept
+        this.fpOk(); c.get(P_ST); ld(c, d);
+        if (size === 3) this.x(n); else this.wr(n);
+        c.lane(REPLACE[size], idx); put(c, d, 1);
+        return 1;
+      case "UMOV": case "SMOV": {
+        // UMOV: W for B/H/S (Q = 0), X for D (Q = 1). SMOV: W for B/H (Q = 0), X for B/H/S (Q = 1).
+        const signed = name === "SMOV";
+        if (signed ? size >= 2 + q : q === 1 ? size !== 3 : size >= 3) return 0;
+        this.fpOk(); ld(c, n);
+        if (size === 3) { c.lane(EXTRACT_U[3], idx); this.setX(d); return 1; }
+        c.lane((signed ? EXTRACT_S : EXTRACT_U)[size], idx);
+        if (q === 1) { c.op(OP.i64ExtendI32s); this.setX(d); } else this.setW(d);
+        return 1;
+      }
+      default: return 0;
+    }
+  }
+
+  /**
+   * LD1/ST1 of one to four registers (multiple structures), and LD1/ST1 of one lane and LD1R (single structure),
+   * with and without post-index; LD2..LD4/ST2..ST4 stay interpreted. As simd-ldst.ts: loads read all of memory
+   * before writing any register (a fault leaves them as they were); stores go doubleword by doubleword (or
+   * element) in address order, so a fault leaves the same bytes written.
+   */
+  private simdStruct(w: number, name: string): number {
+    if (!HAS_SIMD) return 0;
+    const c = this.c;
+    const q = (w >>> 30) & 1, load = (w & 0x400000) !== 0, post = (w & 0x800000) !== 0;
+    const t = w & 31, n = (w >>> 5) & 31, m = (w >>> 16) & 31, size = (w >>> 10) & 3;
+    let total: number;
+    if (name.startsWith("LD1-4/ST1-4 (multiple structures")) {
+      const opcode = (w >>> 12) & 15;
+      const rpt = opcode === 7 ? 1 : opcode === 10 ? 2 : opcode === 6 ? 3 : opcode === 2 ? 4 : 0;
+      if (rpt === 0) return 0;
+      const dw = (1 + q) * rpt; // doublewords, at most 8 (T0..T7)
+      total = 8 * dw;
+      this.fpOk();
+      this.xsp(n); c.set(L_A);
+      for (let k = 0; k < dw; k++) {
+        if (k !== 0) { c.get(L_A); c.i64(8, 0); c.op(OP.i64Add); c.set(L_A); }
+        const r = (t + ((k / (1 + q)) | 0)) & 31, h = q ? k & 1 : 0;
+        if (load) { this.load(8); c.set(T0 + k); }
+        else { c.get(P_ST); c.mem(OP.i64Load, 3, Translator.vOff(r, h)); c.set(T0); this.store(8, T0); }
+      }
+      if (load) {
+        for (let b = 0; b < rpt; b++) {
+          const r = (t + b) & 31;
+          c.get(P_ST); c.get(T0 + (1 + q) * b); c.mem(OP.i64Store, 3, Translator.vOff(r, 0));
+          c.get(P_ST); if (q) c.get(T0 + 2 * b + 1); else c.i64(0, 0); c.mem(OP.i64Store, 3, Translator.vOff(r, 1));
+        }
+      }
+    } else if (name.startsWith("LD1-4/ST1-4 (single structure")) {
+      const opcode = (w >>> 13) & 7, s = (w >>> 12) & 1;
+      if ((opcode & 1) !== 0 || (w & 0x200000) !== 0) return 0; // two to four elements
+      // Lane index from Q:S:size, as simd-ldst.ts ldstSingle (Arm ARM C7.2 "LD1 (single structure)").
+      let scale = opcode >> 1, index = 0, replicate = false;
+      switch (scale) {
+        case 0: index = (q << 3) | (s << 2) | size; break;
+        case 1: if ((size & 1) !== 0) return 0; index = (q << 2) | (s << 1) | (size >> 1); break;
+        case 2:
+          if ((size & 2) !== 0) return 0;
+          if ((size & 1) === 0) index = (q << 1) | s;
+          else { if (s !== 0) return 0; index = q; scale = 3; }
+          break;
+        default:
+          if (!load || s !== 0) return 0;
+          scale = size; replicate = true;
+          break;
+      }
+      const eb = 1 << scale, at = Translator.vOff(t, 0) + index * eb;
+      total = eb;
+      this.fpOk();
+      this.xsp(n); c.set(L_A);
+      if (load) {
+        this.load(eb); c.set(T0);
+        c.get(P_ST); c.get(T0);
+        if (replicate) { if (scale < 3) c.op(OP.i32WrapI64); c.simd(SPLAT[scale]); put(c, t, q); }
+        else c.mem(scale === 0 ? OP.i64Store8 : scale === 1 ? OP.i64Store16 : scale === 2 ? OP.i64Store32 : OP.i64Store, scale, at);
+      } else {
+        c.get(P_ST);
+        c.mem(scale === 0 ? OP.i64Load8u : scale === 1 ? OP.i64Load16u : scale === 2 ? OP.i64Load32u : OP.i64Load, scale, at);
+        c.set(T0);
+        this.store(eb, T0);
+      }
+    } else return 0;
+    // Post-index: Xn|SP += Xm, or the bytes transferred when Rm = 31.
+    if (post) { this.xsp(n); if (m === 31) c.i64(total, 0); else this.x(m); c.op(OP.i64Add); this.setXsp(n); }
     return 1;
   }
 }

@@ -6,7 +6,7 @@
  */
 
 /** Value types. */
-export const I32 = 0x7f, I64 = 0x7e;
+export const I32 = 0x7f, I64 = 0x7e, V128 = 0x7b;
 /** Block type "no result". */
 export const VOID = 0x40;
 
@@ -33,6 +33,35 @@ export const OP = {
   i32WrapI64: 0xa7, i64ExtendI32s: 0xac, i64ExtendI32u: 0xad,
   i32Extend8s: 0xc0, i32Extend16s: 0xc1, i64Extend8s: 0xc2, i64Extend16s: 0xc3, i64Extend32s: 0xc4,
 } as const;
+
+/**
+ * Fixed-width SIMD opcodes (spec 5.4.8 "Vector Instructions": the 0xFD prefix, then the opcode as u32 LEB128).
+ * Lane-shaped families are tables indexed by the lane size log2 − 3 (0: i8x16, 1: i16x8, 2: i32x4, 3: i64x2);
+ * -1 where wasm has no such instruction. The widening families (EXTEND_*, EXTMUL_*) are indexed by the size of
+ * the source lanes (0: i8x16 → i16x8, 1: i16x8 → i32x4, 2: i32x4 → i64x2).
+ */
+export const SIMD = {
+  load: 0x00, store: 0x0b, const: 0x0c, shuffle: 0x0d, swizzle: 0x0e,
+  not: 0x4d, and: 0x4e, andnot: 0x4f, or: 0x50, xor: 0x51, bitselect: 0x52,
+  i8x16Popcnt: 0x62,
+} as const;
+export const SPLAT = [0x0f, 0x10, 0x11, 0x12];
+export const EXTRACT_U = [0x16, 0x19, 0x1b, 0x1d];
+export const EXTRACT_S = [0x15, 0x18, 0x1b, 0x1d];
+export const REPLACE = [0x17, 0x1a, 0x1c, 0x1e];
+export const EQ = [0x23, 0x2d, 0x37, 0xd6], NE = [0x24, 0x2e, 0x38, 0xd7];
+export const LT_S = [0x25, 0x2f, 0x39, 0xd8], LT_U = [0x26, 0x30, 0x3a, -1];
+export const GT_S = [0x27, 0x31, 0x3b, 0xd9], GT_U = [0x28, 0x32, 0x3c, -1];
+export const LE_S = [0x29, 0x33, 0x3d, 0xda], GE_S = [0x2b, 0x35, 0x3f, 0xdb], GE_U = [0x2c, 0x36, 0x40, -1];
+export const ABS = [0x60, 0x80, 0xa0, 0xc0], NEG = [0x61, 0x81, 0xa1, 0xc1];
+export const SHL = [0x6b, 0x8b, 0xab, 0xcb], SHR_S = [0x6c, 0x8c, 0xac, 0xcc], SHR_U = [0x6d, 0x8d, 0xad, 0xcd];
+export const ADD = [0x6e, 0x8e, 0xae, 0xce], SUB = [0x71, 0x91, 0xb1, 0xd1], MUL = [-1, 0x95, 0xb5, 0xd5];
+export const MIN_S = [0x76, 0x96, 0xb6, -1], MIN_U = [0x77, 0x97, 0xb7, -1];
+export const MAX_S = [0x78, 0x98, 0xb8, -1], MAX_U = [0x79, 0x99, 0xb9, -1];
+export const EXTEND_LOW_S = [0x87, 0xa7, 0xc7], EXTEND_HIGH_S = [0x88, 0xa8, 0xc8];
+export const EXTEND_LOW_U = [0x89, 0xa9, 0xc9], EXTEND_HIGH_U = [0x8a, 0xaa, 0xca];
+export const EXTMUL_LOW_S = [0x9c, 0xbc, 0xdc], EXTMUL_HIGH_S = [0x9d, 0xbd, 0xdd];
+export const EXTMUL_LOW_U = [0x9e, 0xbe, 0xde], EXTMUL_HIGH_U = [0x9f, 0xbf, 0xdf];
 
 /** A growable byte buffer with LEB128 writers. */
 export class Bytes {
@@ -99,6 +128,20 @@ export class Code extends Bytes {
   /** A load or store with its memarg (alignment hint log2, constant offset). */
   mem(o: number, align: number, offset: number): void { this.byte(o); this.u32(align); this.u32(offset); }
   call(f: number): void { this.byte(OP.call); this.u32(f); }
+  /** A SIMD instruction without immediates (SIMD table). */
+  simd(o: number): void { this.byte(0xfd); this.u32(o); }
+  /** A SIMD load or store with its memarg. */
+  vmem(o: number, align: number, offset: number): void { this.simd(o); this.u32(align); this.u32(offset); }
+  /** A SIMD lane instruction (extract_lane, replace_lane) with its lane index. */
+  lane(o: number, idx: number): void { this.simd(o); this.byte(idx); }
+  /** v128.const of four little-endian 32-bit words. */
+  v128(w0: number, w1: number, w2: number, w3: number): void {
+    this.simd(SIMD.const);
+    this.le32(w0); this.le32(w1); this.le32(w2); this.le32(w3);
+  }
+  private le32(w: number): void { this.byte(w & 0xff); this.byte((w >>> 8) & 0xff); this.byte((w >>> 16) & 0xff); this.byte(w >>> 24); }
+  /** i8x16.shuffle of the two v128 operands: result byte k = byte lanes[k] of (first : second), 0..31. */
+  shuffle(lanes: ArrayLike<number>): void { this.simd(SIMD.shuffle); for (let k = 0; k < 16; k++) this.byte(lanes[k]); }
   /** Call through table `table` with function type `type`. */
   callIndirect(type: number, table: number): void { this.byte(OP.callIndirect); this.u32(type); this.u32(table); }
   /** Tail call of function `f` (the tail-call proposal, in Node 20). */
