@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Xeno's tests need on a fresh Debian machine: npm packages, and from apt the arm64 cross
 # compiler, QEMU's user-mode emulator (the oracle), qemu-img, qemu-system-arm and the AAVMF firmware (qcow2 and
-# firmware tests), chromium (the web console's browser test) and Debian's busybox-static:arm64 (fetched, not
-# installed).
+# firmware tests), mtools and grub-common (the HVM disk tests' ESPs), chromium (the web console's browser
+# test) and Debian's busybox-static:arm64 (fetched, not installed).
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +22,8 @@ command -v chromium >/dev/null || need+=(chromium)               # the web conso
 command -v qemu-img >/dev/null || need+=(qemu-utils)             # qcow2 tests: qemu-img/qemu-io as the oracle (test/storage)
 [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || need+=(qemu-efi-aarch64) # UEFI firmware for type="hvm" (test/hvm)
 command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm) # the oracle for firmware boot (test/hvm)
+command -v mcopy >/dev/null || need+=(mtools)                     # FAT images for HVM disks (test/hvm/disk-boot)
+command -v grub-mkimage >/dev/null || need+=(grub-common)         # GRUB's arm64-efi image for an ESP (test/hvm/disk-boot)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

@@ -140,14 +140,17 @@ function errorAtKey(a: CreateArgs, key: string, detail: string): ConfigError {
 function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
   return c.disks.map((d, i) => {
     const at = (detail: string): ConfigError => errorAtKey(a, "disk", `disk[${i}] (${d.vdev}): ${detail}`);
-    if (c.type === "hvm") throw at("type=hvm: emulated disks (the device model's storage) are not built yet (docs/hvm.md)");
-    if (!c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
-    if (d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
-    if (d.devtype === "cdrom") throw at("devtype=cdrom is not supported yet; use a read-only disk (access=ro)");
+    // type=hvm: every disk (vdev xvdX, sdX or hdX alike) is a virtio-blk device on the emulated PCIe bus, in the
+    // order given (docs/hvm.md); a cdrom is a read-only virtio disk.
+    const hvm = c.type === "hvm";
+    if (!hvm && !c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
+    if (!hvm && d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
+    if (!hvm && d.devtype === "cdrom") throw at("devtype=cdrom is not supported for PV disks yet; use a read-only disk (access=ro)");
+    if (hvm && i >= 31) throw at("type=hvm: at most 31 disks (one PCI slot each)");
+    if (d.target === "") throw at("no target: an empty drive (a cdrom without media) is not supported yet");
     if (d.format !== "raw" && d.format !== "qcow2") {
-      throw at(`format=${d.format}: Xeno's blkback serves raw and qcow2 images (convert: qemu-img convert -O qcow2 ${d.target} disk.qcow2)`);
+      throw at(`format=${d.format}: Xeno serves raw and qcow2 images (convert: qemu-img convert -O qcow2 ${d.target} disk.qcow2)`);
     }
-    if (d.target === "") throw at("no target: an empty drive is a cdrom, which is not supported yet");
     const path = resolve(d.target);
     let st;
     try { st = statSync(path); } catch { throw at(`target ${path}: no such file (create one: truncate -s 1G ${d.target})`); }
@@ -156,7 +159,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
       // Opened here once (read-only) so that a refused image points at its config line, not at the boot.
       try { Qcow2Image.open(path, true).close(); } catch (e) { throw at((e as Error).message); }
     } else if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
-    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite, ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
+    return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite || d.devtype === "cdrom", ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
       ...(d.limit ? { limit: d.limit } : {}) };
   });
 }
@@ -168,11 +171,14 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
  */
 function vifConfigs(a: CreateArgs, c: DomainConfig, note: (m: string) => void): NetVifConfig[] {
   return c.vifs.map((v, i) => {
-    if (c.type === "hvm") throw errorAtKey(a, "vif", `vif[${i}]: type=hvm: emulated NICs (the device model's network) are not built yet (docs/hvm.md)`);
-    if (!c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
-    if (v.type === "ioemu" || v.model !== undefined) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
+    // type=hvm: each vif is a virtio-net device on the emulated PCIe bus (after the disks), on the same bridge.
+    const hvm = c.type === "hvm";
+    if (!hvm && !c.xenPlatform) throw errorAtKey(a, "vif", `vif[${i}]: vifs are Xen PV devices (netfront/netback); this domain has xen_platform=0`);
+    if (!hvm && (v.type === "ioemu" || v.model !== undefined)) note(`vif[${i}]: type=ioemu/model= (emulated NICs) do not apply; the guest gets a PV vif`);
+    if (hvm && v.model !== undefined && v.model !== "virtio" && v.model !== "virtio-net") note(`vif[${i}]: model=${v.model}: the HVM guest gets a virtio-net NIC`);
+    if (hvm && v.rate !== undefined) note(`vif[${i}]: rate= is not applied to an HVM guest's virtio-net NIC yet (docs/hvm.md)`);
     let rate: NetVifConfig["rate"];
-    if (v.rate !== undefined) {
+    if (v.rate !== undefined && !hvm) {
       if (v.rate.bytesPerInterval < 1) {
         throw errorAtKey(a, "vif", `vif[${i}]: rate=${v.rate.bytesPerSecond}B/s over ${v.rate.intervalUsecs} us allows 0 bytes per interval; use a longer interval (rate=…@1s)`);
       }

@@ -29,6 +29,9 @@ import type { FramePool } from "./frame-pool.js";
 import { DomainClock } from "../common/domain-clock.js";
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import { bootFirmware, FLASH_BYTES } from "../machine/firmware.js";
+import { RawImage, StorageError, type BlockImage } from "../storage/block-image.js";
+import { Qcow2Image } from "../storage/qcow2.js";
+import type { VirtioNet } from "../devices/virtio/virtio-net.js";
 
 export { MachineError, type MachineState } from "../machine/board.js";
 
@@ -125,6 +128,10 @@ export class Machine {
   private poolFrames = 0;
   /** An HVM domain's variable store file (open while it runs), or -1. */
   private varsFd = -1;
+  /** An HVM domain's disk images (the device model's virtio-blk devices serve them); closed on dispose. */
+  private readonly hvmDisks: BlockImage[] = [];
+  /** An HVM domain's NICs (virtio-net) by vif devid. */
+  private readonly hvmNics = new Map<number, VirtioNet>();
 
   constructor(o: MachineOptions) {
     this.clock = o.clock ?? new DomainClock();
@@ -135,10 +142,11 @@ export class Machine {
     if (o.xen && o.domid !== undefined && (!Number.isInteger(o.domid) || o.domid < 1 || o.domid >= 0x7ff0)) {
       throw new MachineError("MACHINE_DOMID", `domid=${o.domid}: a DomU's id is 1..32751`);
     }
-    if (!o.xen && o.disks !== undefined && o.disks.length > 0) {
+    // An HVM domain's disks are the device model's (virtio-blk on PCIe), not blkback's.
+    if (!o.xen && o.firmwareVars === undefined && o.disks !== undefined && o.disks.length > 0) {
       throw new MachineError("MACHINE_DISK", "disks need the Xen platform (blkfront/blkback); this domain has xen_platform=0");
     }
-    if (!o.xen && o.vifs !== undefined && o.vifs.length > 0) {
+    if (!o.xen && o.firmwareVars === undefined && o.vifs !== undefined && o.vifs.length > 0) {
       throw new MachineError("MACHINE_VIF", "vifs need the Xen platform (netfront/netback); this domain has xen_platform=0");
     }
     const platform: BoardPlatform | undefined = o.xen ? {
@@ -189,11 +197,20 @@ export class Machine {
       try {
         this.varsFd = openSync(path, "r+");
         const fd = this.varsFd;
-        bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
+        // The disks: virtio-blk on the emulated PCIe bus, each over its image opened here (raw or qcow2).
+        for (const d of o.disks ?? []) {
+          this.hvmDisks.push(d.format === "qcow2" ? Qcow2Image.open(d.path, d.readOnly) : RawImage.open(d.path, d.readOnly));
+        }
+        const fwDevices = bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
+          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev })),
+          // The vifs: virtio-net on the same bus, sending to the vif's bridge as netback does (VifAttach.out).
+          nics: (o.vifs ?? []).map((v) => ({ mac: v.config.mac, mtu: v.config.mtu, send: (f: Uint8Array) => v.out(f) })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).
           onVarsChange: (off, bytes) => { writeSync(fd, bytes, 0, bytes.length, off); } });
+        (o.vifs ?? []).forEach((v, i) => this.hvmNics.set(v.config.devid, fwDevices.nics[i]!));
       } catch (e) {
         this.dispose();
+        if (e instanceof StorageError) throw new MachineError("MACHINE_DISK", e.message);
         throw e instanceof MachineError ? e : new MachineError("MACHINE_FIRMWARE", `variable store ${path}: ${(e as Error).message}`);
       }
       return;
@@ -364,6 +381,7 @@ export class Machine {
   dispose(keepFrames = false): void {
     this.board.quitRemotes();
     if (this.varsFd >= 0) { closeSync(this.varsFd); this.varsFd = -1; }
+    for (const d of this.hvmDisks.splice(0)) d.close();
     for (const b of this.xenPv?.blk ?? []) b.close();
     for (const n of this.xenPv?.net ?? []) n.close();
     const pool = this.pool;
@@ -377,6 +395,8 @@ export class Machine {
    * dropped). `more`: further frames of the same batch follow; netFlush() ends the batch (NetBack.receive).
    */
   netReceive(devid: number, frame: Uint8Array, more = false): boolean {
+    const nic = this.hvmNics.get(devid);
+    if (nic !== undefined) return nic.receive(frame);
     const net = this.xenPv?.net;
     if (net === undefined) return false;
     for (const n of net) if (n.device.devid === devid) return n.receive(frame, more);
@@ -391,6 +411,7 @@ export class Machine {
   /** Hot-plug a disk (xl block-attach): its XenStore device appears and the guest's blkfront probes it. */
   attachDisk(disk: BlkDiskConfig): void {
     const pv = this.xenPv;
+    if (this.varsFd >= 0) throw new MachineError("MACHINE_DISK", "an HVM domain's disks (virtio-blk on PCIe) cannot be hot-plugged yet");
     if (pv === null || this.xen === null) throw new MachineError("MACHINE_DISK", "disks need the Xen platform");
     if (pv.blk.some((b) => b.config.devid === disk.devid)) throw new MachineError("MACHINE_DISK", `a disk ${disk.vdev} (${disk.devid}) is attached already`);
     const xen = this.xen;

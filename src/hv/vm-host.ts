@@ -145,7 +145,11 @@ export class VmThread {
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
     const data: VmThreadData = { doorbell: sab };
-    this.worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false,
+    // trackUnmanagedFds off: domains move between threads with their open files (disk images, sockets); by
+    // default Node closes every descriptor a thread opened when the thread ends, including those of a domain
+    // that has moved on, and then the domain's own close hit whatever reused the number (seen: libuv aborting
+    // the process when it was a compile worker's event descriptor, test/hv/move).
+    this.worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
     // An uncaught error in the thread (outside a domain's guarded slice) ends every domain in it.
     this.worker.on("error", (e) => { for (const r of [...this.members]) r.threadDied(`emulator thread failed: ${e.message}`); });

@@ -7,13 +7,21 @@
  *   0x0400_0000  flash bank 1, 64 MiB: the domain's variable store (a copy of AAVMF_VARS.fd; written back)
  *   0x0800_0000  GICv2 (distributor, CPU interface)      0x0900_0000  PL011 (the serial console)
  *   0x0901_0000  PL031                                   0x0902_0000  fw_cfg (with DMA)
+ *   0x1000_0000  PCIe: 32-bit MMIO window, I/O window (0x3eff_0000), ECAM (0x3f00_0000; devices/pci/pcie-host.ts)
  *   0x4000_0000  RAM; the device tree at its start
+ *
+ * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), the NICs virtio-net
+ * functions after them; INTx on SPIs 3..6.
  *
  * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
  * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
  */
 import { CfiFlash, cfiFlashDtNode } from "../devices/flash/cfi-flash.js";
 import { FwCfg, fwCfgDtNode, le, FW_CFG_MAX_CPUS, FW_CFG_NB_CPUS, FW_CFG_UUID } from "../devices/fw-cfg/fw-cfg.js";
+import { PcieHost, pcieHostDtNode, PCIE_ECAM_BASE, PCIE_INTX_INTID_BASE, PCIE_MMIO_BASE, PCIE_PIO_BASE } from "../devices/pci/pcie-host.js";
+import { VirtioBlk, type VirtioBlkDisk } from "../devices/virtio/virtio-blk.js";
+import { VirtioNet, type VirtioNetOptions } from "../devices/virtio/virtio-net.js";
+import type { DmaMemory } from "../devices/dma.js";
 import { boardDtb } from "./board-fdt.js";
 import { MachineError, type Board } from "./board.js";
 import { RAM_BASE } from "./layout.js";
@@ -34,12 +42,26 @@ export interface FirmwareImages {
   onVarsChange?: (offset: number, bytes: Uint8Array) => void;
   /** SMBIOS-style UUID of the domain (fw_cfg FW_CFG_UUID), 16 bytes. */
   uuid?: Uint8Array;
+  /** Disks, each a virtio-blk function on the PCIe bus (slot 1 first); readOnly refuses the guest's writes. */
+  disks?: readonly FirmwareDisk[];
+  /** NICs, each a virtio-net function on the PCIe bus after the disks. */
+  nics?: readonly VirtioNetOptions[];
+}
+
+export interface FirmwareDisk {
+  disk: VirtioBlkDisk;
+  readOnly: boolean;
+  /** What VIRTIO_BLK_T_GET_ID answers (up to 20 bytes; Linux shows it as /sys/block/vda/serial). */
+  serial?: string;
 }
 
 export interface FirmwareDevices {
   code: CfiFlash;
   vars: CfiFlash;
   fwCfg: FwCfg;
+  pcie: PcieHost;
+  disks: VirtioBlk[];
+  nics: VirtioNet[];
 }
 
 /**
@@ -72,25 +94,44 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
 
   const memBytes = board.ramBytes - board.romBytes;
   const ramBytes = new Uint8Array(ram, board.romBytes, memBytes);
-  const fwCfg = new FwCfg({
+  // Guest RAM for the devices' DMA: only [RAM_BASE, RAM_BASE + memBytes) (not the flash, not MMIO).
+  const dma: DmaMemory = {
     bytes: ramBytes,
-    offsetOf: (pa, len) => (pa >= RAM_BASE && len >= 0 && pa + len <= RAM_BASE + memBytes ? pa - RAM_BASE : -1),
+    offsetOf: (pa, len) => (Number.isSafeInteger(pa) && pa >= RAM_BASE && len >= 0 && pa + len <= RAM_BASE + memBytes ? pa - RAM_BASE : -1),
     written: (off, len) => board.memoryChanged(board.romBytes + off, len),
-  });
+  };
+  const fwCfg = new FwCfg(dma);
   fwCfg.set(FW_CFG_NB_CPUS, le(board.vcpus.length, 2));
   fwCfg.set(FW_CFG_MAX_CPUS, le(board.vcpus.length, 2));
   fwCfg.set(FW_CFG_UUID, fw.uuid ?? new Uint8Array(16));
   board.mapDevice(FW_CFG_BASE, fwCfg);
 
+  const pcie = new PcieHost([0, 1, 2, 3].map((k) => board.gic.spiLine(PCIE_INTX_INTID_BASE + k)));
+  const disks = (fw.disks ?? []).map((d, i) => {
+    const blk = new VirtioBlk(dma, d.disk, { readOnly: d.readOnly, ...(d.serial !== undefined ? { serial: d.serial } : {}) });
+    pcie.plug(1 + i, blk);
+    return blk;
+  });
+  const nics = (fw.nics ?? []).map((n) => {
+    const slot = pcie.freeSlot();
+    if (slot < 0) throw new MachineError("MACHINE_FIRMWARE", "more disks and NICs than PCI slots (31)");
+    const nic = new VirtioNet(dma, n);
+    pcie.plug(slot, nic);
+    return nic;
+  });
+  board.mapDevice(PCIE_MMIO_BASE, pcie.mmio);
+  board.mapDevice(PCIE_PIO_BASE, pcie.pio);
+  board.mapDevice(PCIE_ECAM_BASE, pcie.ecam);
+
   const dtb = boardDtb({
     ramBytes: memBytes, vcpus: board.vcpus.length, bootargs: "",
-    extraNodes: () => [cfiFlashDtNode(0, FLASH_BANK_BYTES, 2), fwCfgDtNode(FW_CFG_BASE)],
+    extraNodes: (gicPh) => [cfiFlashDtNode(0, FLASH_BANK_BYTES, 2), fwCfgDtNode(FW_CFG_BASE), pcieHostDtNode(gicPh)],
   });
   if (dtb.length > FW_DTB_MAX) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
-  return { code, vars, fwCfg };
+  return { code, vars, fwCfg, pcie, disks, nics };
 }
 
 /** Copies `src` into `dst` page by page, skipping all-zero pages (the memory is zero already and stays uncommitted). */

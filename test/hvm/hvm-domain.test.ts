@@ -7,7 +7,7 @@
  *  - through xenod and the hypervisor process, with two vCPUs: `xeno create` starts it, `xeno list` shows it, `xeno console`
  *    attaches (the shell answers a command typed there), `xeno save` is refused with the reason, `reset -s` ends
  *    it and xenod's log says so;
- *  - refused with the key named: disks and vifs (no device model storage or NIC yet), a variable store of the
+ *  - refused with the key named: an empty cdrom, a disk format Xeno does not read, a variable store of the
  *    wrong size.
  * Polls the console with deadlines; no fixed sleeps.
  */
@@ -100,14 +100,14 @@ test("type=hvm through xenod (vcpus=2): xeno create, list, console attaches and 
   }
 });
 
-test("type=hvm refusals: disks and vifs (no device model storage or NIC yet), a variable store of the wrong size", () => {
+test("type=hvm refusals: an empty cdrom, a vhd disk, a variable store of the wrong size", () => {
   const bad = join(dir, "bad_VARS.fd");
   writeFileSync(bad, Buffer.alloc(4096));
   const disk = join(dir, "d.img");
   writeFileSync(disk, Buffer.alloc(1 << 20));
   const cases: [string[], RegExp][] = [
-    [[`disk=['${disk},raw,xvda,rw']`], /disk\[0\] \(xvda\): type=hvm: emulated disks .* not built yet/],
-    [["vif=['bridge=xenbr0']"], /vif\[0\]: type=hvm: emulated NICs .* not built yet/],
+    [["disk=[',raw,hdc,cdrom']"], /disk\[0\] \(hdc\): no target: an empty drive/],
+    [[`disk=['${disk},vhd,xvda,rw']`], /disk\[0\] \(xvda\): format=vhd/],
     [[`uefi_vars="${bad}"`], /uefi_vars: .*bad_VARS\.fd has 4096 bytes; a variable store fills a 64 MiB flash bank/],
   ];
   for (const [over, want] of cases) {

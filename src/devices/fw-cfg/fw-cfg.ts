@@ -23,6 +23,9 @@
 import { R } from "../../common/int64.js";
 import type { MmioDevice } from "../mmio.js";
 import { reg64, type DtNode } from "../dt.js";
+import type { DmaMemory } from "../dma.js";
+
+export type { DmaMemory } from "../dma.js";
 
 /** Well-known keys (fw_cfg.txt "Selector Register"; include/standard-headers/linux/qemu_fw_cfg.h). */
 export const FW_CFG_SIGNATURE = 0x00, FW_CFG_ID = 0x01, FW_CFG_UUID = 0x02, FW_CFG_NOGRAPHIC = 0x04, FW_CFG_NB_CPUS = 0x05,
@@ -40,14 +43,6 @@ export const FW_CFG_DATA = 0x00, FW_CFG_SELECTOR = 0x08, FW_CFG_DMA = 0x10, FW_C
 export const FW_CFG_MAX_FILE_PATH = 56;
 /** The largest single DMA transfer served (the rest of a longer one is refused with ERROR). */
 const MAX_DMA_BYTES = 64 * 1024 * 1024;
-
-/** Guest RAM for DMA: the bytes, and the offset of guest-physical [pa, pa+len) in them (-1: not all RAM). */
-export interface DmaMemory {
-  readonly bytes: Uint8Array;
-  offsetOf(pa: number, len: number): number;
-  /** bytes[offset, offset+len) were written by the device (a board drops decoded code there). */
-  written?(offset: number, len: number): void;
-}
 
 export class FwCfg implements MmioDevice {
   readonly size = FW_CFG_WINDOW;
