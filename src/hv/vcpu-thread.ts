@@ -20,7 +20,7 @@ import { cpuAt, permitAt, wantAt } from "./sched-words.js";
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
  * default because a threaded 2-vCPU boot still measured slower than one thread on this 2-core host: the stalls
  * on hand-offs are gone (a lost wake-up, rings, the UART: docs/cpu-internals.md "Hand-offs, measured"), but it
- * takes a quarter to a half more CPU (wall +28.8 % / +32.1 % / +73.0 %, CPU +27.7 % / +25.3 % / +50.7 % in the last A/Bs,
+ * takes about a third more CPU (the last two A/Bs at 7e8bb97: wall +6.5 % / +27.1 %, CPU +32.6 % / +28.9 %,
  * docs/benchmarks.md 2026-12-07 "hand-offs"); off, every vCPU of a domain is time-sliced in its home thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
