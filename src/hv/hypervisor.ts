@@ -245,6 +245,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
       lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };
+    if (VCPU_THREADS && d.spec.vcpus > 1 && d.stopped === null) {
+      info.vcpuSched = Array.from({ length: Math.min(d.spec.vcpus, MAX_BOARD_VCPUS) }, (_, k) => {
+        const id = k === 0 ? d.domid : vcpuEntityId(d.domid, k);
+        return { pcpu: this.sched.slotOf(id), lastPcpu: this.sched.lastSlotOf(id), runnable: Atomics.load(d.schedCtl, wantAt(k)) === 1 };
+      });
+    }
     const cs = this.readStore(`/local/domain/${d.domid}/control/shutdown`);
     if (cs !== undefined) info.controlShutdown = cs;
     if (d.stopped !== null) { info.shutdownReason = d.stopped.reason; info.reason = d.stopped.detail; }

@@ -274,11 +274,11 @@ export class Machine {
 
   /**
    * Starts logging writes to RAM (a live migration's pre-copy, src/hv/save-live.ts): the vCPUs' MMUs
-   * (Board.setDirtyLog) and the Xen layer's host-side writes (GuestMemory.dirty) mark pages in one log. Throws
-   * MachineError when the board cannot log (vCPUs on threads of their own).
+   * (Board.setDirtyLog: those on threads of their own too) and the Xen layer's host-side writes
+   * (GuestMemory.dirty) mark pages in one log.
    */
   startDirtyLog(): void {
-    const log = new Uint8Array(this.board.ramBytes >>> 12);
+    const log = this.board.newDirtyLog();
     this.board.setDirtyLog(log);
     if (this.xen !== null) this.xen.mem.dirty = log;
     this.dirty = log;

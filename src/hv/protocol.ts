@@ -104,6 +104,13 @@ export interface DomainInfo {
   pcpu?: number;
   /** The pCPU it last held (vcpu-list's CPU column while it waits, as Xen shows v->processor); -1: never ran. */
   lastPcpu?: number;
+  /**
+   * Per vCPU (index = vCPU id) when each is an entity of the credit scheduler of its own (vCPUs on threads of
+   * their own; vCPU 0 is the domain's home thread): the pCPU it holds now and the one it held last (-1: none,
+   * never), and whether it has guest code to run (false: it waits in WFI — Xen's blocked). Absent when the
+   * vCPUs share the domain's thread, and so its pcpu, lastPcpu and state.
+   */
+  vcpuSched?: { pcpu: number; lastPcpu: number; runnable: boolean }[];
   /** Its devices' xenbus state (xl block-list / network-list; src/hv/device-info.ts). */
   devices?: DeviceInfo[];
   /** Its back-ends' I/O counters summed over its devices (xentop; src/hv/io-stats.ts). */

@@ -18,10 +18,10 @@ import { cpuAt, permitAt, wantAt } from "./sched-words.js";
 
 /**
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
- * default because a threaded SMP boot still measured slower than one thread on this 2-core host (wall +52 %,
- * CPU +58 %, docs/benchmarks.md 2026-12-07 "evening": the threads mostly wait on hand-offs to each other), though
- * each thread now compiles its hot code and WFE sleeps; off, every vCPU of a domain is time-sliced in its home
- * thread.
+ * default because a threaded 2-vCPU boot still measured slower than one thread on this 2-core host: the stalls
+ * on hand-offs are gone (a lost wake-up, rings, the UART: docs/cpu-internals.md "Hand-offs, measured"), but it
+ * takes about a third more CPU (the last two A/Bs at 7e8bb97: wall +6.5 % / +27.1 %, CPU +32.6 % / +28.9 %,
+ * docs/benchmarks.md 2026-12-07 "hand-offs"); off, every vCPU of a domain is time-sliced in its home thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 
@@ -34,6 +34,8 @@ interface VcpuThreadData {
   clock: { baseTicks: number; wall0Ms: number };
   /** The platform's stage-2 map (over a SharedArrayBuffer: shared, not copied), or null. */
   stage2: Uint8Array | null;
+  /** The board's dirty log for live migration (Board.sharedDirtyLog, over a SharedArrayBuffer). */
+  dirty: Uint8Array | null;
   /** The home thread's doorbell (Int32Array(1)): rung with Atomics.add + notify. */
   doorbell: SharedArrayBuffer;
   /** The scheduler's control words of the domain (sched-words.ts: this vCPU's permit, want and CPU seconds), when it has them. */
@@ -51,7 +53,7 @@ export function startVcpuThreads(board: Board, clock: DomainClock, o: { doorbell
   if (stage2 !== null && !(stage2.buffer instanceof SharedArrayBuffer)) throw new Error("vCPU threads need the stage-2 map in shared memory");
   return indices.map((index) => {
     const data: VcpuThreadData = { kind: "vcpu-thread", memory: board.memory, ramBytes: board.ramBytes, vcpus: n, index,
-      clock: clock.origin(), stage2, doorbell: o.doorbell, sched: o.sched };
+      clock: clock.origin(), stage2, dirty: board.sharedDirtyLog, doorbell: o.doorbell, sched: o.sched };
     // stdout/stderr not piped to the home (it never runs its event loop): these threads write nothing.
     return new Worker(new URL("./vcpu-thread.js", import.meta.url), { workerData: data, stdout: true, stderr: true });
   });
@@ -63,7 +65,7 @@ function main(d: VcpuThreadData): void {
   const wakeHome = (): void => { Atomics.add(bell, 0, 1); Atomics.notify(bell, 0); };
   try {
     const v = new RemoteVcpu({ memory: d.memory, ramBytes: d.ramBytes, vcpus: d.vcpus, index: d.index,
-      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, wakeHome,
+      clock: Clock.fromOrigin(d.clock), stage2: d.stage2, dirty: d.dirty, wakeHome,
       sched: d.sched !== null ? { words: new Int32Array(d.sched), permit: permitAt(d.index), want: wantAt(d.index), f64: new Float64Array(d.sched), cpu: cpuAt(d.index) } : null });
     v.run();
   } catch (e) {

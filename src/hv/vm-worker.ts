@@ -25,6 +25,7 @@ import { PERMIT_WAITED, SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 import { IO_ALL_WORDS } from "./io-stats.js";
 import { MAX_BOARD_VCPUS } from "../machine/board.js";
+import { E_HOME_SLEEP, handoffStats, hostNowMs } from "../machine/handoff-stats.js";
 
 /** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
  * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
@@ -302,6 +303,11 @@ class Guest {
     if (VCPU_THREADS && d.vcpus > 1) {
       startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
       if (this.paused) this.m.board.parkRemotes(false);
+      // The vCPU threads' seconds live in the domain memory and move with it: what they show now (a domain moved
+      // here) was charged by the worker before, so count from it (test/hv/move-cpu; from 0 it was charged twice).
+      const board = this.m.board;
+      this.remoteCpuS = board.remoteCpuSeconds();
+      for (let k = 1; k < d.vcpus; k++) this.seenThreadS[k] = board.threadSeconds(k);
     }
   }
 
@@ -505,13 +511,15 @@ class Guest {
     }
     stats[STAT_PAUSED] = this.paused ? 1 : 0;
     if (this.paused) { this.flush(); return MAX_SLEEP_MS; }
+    // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped),
+    // whether or not this thread's own vCPUs have anything to do (before 2026-12-07 this came after the early
+    // return below, so the ask waited for vCPU 0's next timer).
+    if (sched !== null && board.schedAsks() !== this.asksSeen) { this.asksSeen = board.schedAsks(); this.post({ type: "sched-wake" }); }
     if (this.wakeAt !== 0) {
       const left = this.wakeAt - performance.now();
-      if (left > 0 && !m.ioCompleted() && !board.remoteAttention()) return left;
+      if (left > 0 && !m.ioCompleted() && !board.homeWoken()) return left;
       this.wakeAt = 0;
     }
-    // A vCPU thread wants a pCPU it has no permit for: the scheduler should look now (its tick may be stopped).
-    if (sched !== null && board.schedAsks() !== this.asksSeen) { this.asksSeen = board.schedAsks(); this.post({ type: "sched-wake" }); }
     if (sched !== null) {
       Atomics.store(sched, SCHED_WANT, 1);
       if (Atomics.load(sched, SCHED_PERMIT) === 0) {
@@ -613,6 +621,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   const guests: Guest[] = [];
+  const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;
   for (;;) {
@@ -635,7 +644,17 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
     }
     for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
-    if (wait > 0) Atomics.wait(doorbell, 0, seen, wait);
+    if (wait > 0) {
+      if (hs === null) Atomics.wait(doorbell, 0, seen, wait);
+      else {
+        // Hand-off counters (XENO_HANDOFF_STATS): the sleep, and how long after a vCPU thread's ring it ended.
+        for (const g of guests) g.m.board.homeSleep(true);
+        const s0 = hostNowMs();
+        Atomics.wait(doorbell, 0, seen, wait);
+        hs.add(E_HOME_SLEEP, hostNowMs() - s0);
+        for (const g of guests) g.m.board.homeSleep(false);
+      }
+    }
   }
 }
 

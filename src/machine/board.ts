@@ -22,6 +22,7 @@ import { Pl031 } from "../devices/pl031/pl031.js";
 import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js";
 import { parseArm64Image, ARM64_IMAGE_BASE_ALIGN } from "./arm64-image.js";
 import { boardDtb } from "./board-fdt.js";
+import { UARTDR, UARTFR } from "../devices/pl011/pl011.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
@@ -39,11 +40,12 @@ import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { FSC_STAGE2 } from "../mmu/mmu.js";
 import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
+import { E_BC_APPLIED, E_HOME_SLICE, E_HOME_WAKE, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_SERVE, E_SERVE_WAIT, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import {
-  BC_CODE_PAGE, BC_INSN, BC_STAGE2, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES,
-  L_ACK, L_ATTN, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
+  BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_STAGE2, L_DIRTY, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
+  L_ACK, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
-  V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, takeBroadcasts, vw,
+  UART_Q_AREA, UART_Q_BYTES, L_UART_FR, drainUartQueue, uartQueueViews, V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
   type BroadcastSink,
 } from "./vcpu-link.js";
 
@@ -199,8 +201,9 @@ interface Vcpu {
  * offsets stop RAM below 2 GiB first (MAX_RAM_MIB).
  */
 export { boardTailBytes } from "./tail-layout.js";
-if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > STATE_AREA_BYTES) {
-  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC and the vCPU link");
+if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > UART_Q_AREA ||
+  UART_Q_AREA + 8 * UART_Q_BYTES > STATE_AREA_BYTES) {
+  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC, the vCPU link and the UART queues");
 }
 
 export class Board {
@@ -246,17 +249,40 @@ export class Board {
   private lastSweepMs = performance.now();
   /** The vCPU link (vcpu-link.ts) and what the home has seen of it. */
   private readonly link: Int32Array;
+  /** The UART queues of the vCPU threads (vcpu-link.ts UART_Q_AREA). */
+  private readonly uartQ: { w: Int32Array; b: Uint8Array };
   private readonly linkF64: Float64Array;
   /** vCPUs on threads of their own, and the slice for the home's vCPUs (SLICE, or SHARED_SLICE with remotes). */
   private remotes = 0;
   private slice = SLICE;
   private bcSeen = 0;
-  private attnSeen = 0;
   /** Inside serve(): a nested wait (a broadcast from the request's handler) only acknowledges. */
   private serving = false;
   /** Pages dropped since the last GC, and when that was (collectGarbage). */
   private droppedSinceGc = 0;
   private lastGcMs = performance.now();
+  /** Hand-off counters of this thread (XENO_HANDOFF_STATS), or null. */
+  private readonly hs = handoffStats("home");
+  /**
+   * The UART as this thread's vCPUs see it: while vCPUs run on other threads, the bytes they posted (vcpu-link.ts
+   * UART_Q_AREA) go out before any access here, and the flag register they read is republished after it.
+   */
+  private readonly homeUart: MmioDevice = {
+    size: 0x1000,
+    read: (off, size) => {
+      if (this.remotes === 0) return this.uart.read(off, size);
+      this.drainUartQueues();
+      const v = this.uart.read(off, size);
+      this.publishUartFlags();
+      return v;
+    },
+    write: (off, size, v) => {
+      if (this.remotes === 0) { this.uart.write(off, size, v); return; }
+      this.drainUartQueues();
+      this.uart.write(off, size, v);
+      this.publishUartFlags();
+    },
+  };
   /** A kernel panic on the console ends the board as crashed (see panic-watch.ts). */
   private readonly panicWatch = new PanicWatch((why) => this.stop("crashed", `guest kernel panic: ${why}`));
 
@@ -289,6 +315,8 @@ export class Board {
     // Hot code runs compiled to WebAssembly over this memory (src/cpu/arm64/jit; XENO_JIT=0: interpreted).
     this.code = new CodeCache(ramBytes >>> 12, new JitEngine(this.memory, sharedDecoder(), true, jitAreaAt(ramBytes, o.vcpus, 0)), true);
     this.codePage = new Uint8Array(ramBytes >>> 12);
+    if (this.hs !== null) this.hs.jitStats = () => this.code.jit?.stats ?? null;
+    this.uartQ = uartQueueViews(this.ram, ramBytes);
     const link = linkViews(this.ram, ramBytes);
     this.link = link.w;
     this.linkF64 = link.f64;
@@ -298,14 +326,21 @@ export class Board {
     this.uart = new Pl011(this.gic.spiLine(UART_INTID), (b) => this.console(b));
     this.uart.onRxSpace = () => this.feedRx();
     this.rtc = new Pl031(this.gic.spiLine(RTC_INTID), () => this.clock.wallMs() / 1000);
-    this.gic.onIrqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.irqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
+    this.gic.onIrqChange = (cpu, up) => {
+      const v = this.vcpus[cpu];
+      if (!v) return;
+      v.cpu.irqLine = up ? 1 : 0;
+      if (!v.remote) return;
+      if (HANDOFF && up && this.linkF64[LINK_T_IRQ + cpu] === 0) this.linkF64[LINK_T_IRQ + cpu] = hostNowMs();
+      ringVcpu(this.link, cpu);
+    };
     this.gic.onFiqChange = (cpu, up) => { const v = this.vcpus[cpu]; if (v) { v.cpu.fiqLine = up ? 1 : 0; if (v.remote) ringVcpu(this.link, cpu); } };
     for (let k = 0; k < o.vcpus; k++) {
       const router = new MmioRouter();
       router.map(GICD_BASE, this.gic.distributor(k));
       const gicc = this.gic.cpuInterface(k);
       router.map(GICC_BASE, this.platform?.gicc?.(k, gicc) ?? gicc);
-      router.map(UART_BASE, this.uart);
+      router.map(UART_BASE, this.homeUart);
       router.map(RTC_BASE, this.rtc);
       const v: Vcpu = { index: k, mpidr: ((k >> 4) << 8) | (k & 15), router, online: false, waiting: 0, remote: false,
         wfeStart: 0, wfeStream: -1, wfePoll: WFE_POLL_MIN_MS, wfeAt: -1, cpu: null!, mmu: null! };
@@ -354,13 +389,35 @@ export class Board {
    * slices: refused (the caller migrates without pre-copy).
    */
   setDirtyLog(log: Uint8Array | null): void {
-    if (log !== null && this.remotes > 0) throw new MachineError("MACHINE_STATE", "dirty logging with vCPUs on threads of their own is not supported");
+    if (log !== null && this.remotes > 0 && log !== this.sharedDirty) throw new MachineError("MACHINE_STATE", "with vCPUs on threads of their own the dirty log must be Board.newDirtyLog()'s");
     this.dirtyLog = log;
     for (const m of this.mmus) { m.dirty = log; m.dropWrite(); }
+    if (this.remotes > 0) { Atomics.store(this.link, L_DIRTY, log !== null ? 1 : 0); this.broadcast(BC_DIRTY, 0, 0, 0); }
   }
 
-  /** A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission. */
-  dirtyRound(): void { for (const m of this.mmus) m.dropWrite(); }
+  /**
+   * A log for setDirtyLog, zeroed: with vCPUs on threads of their own the one over shared memory that their MMUs
+   * mark too (handed to them at start: sharedDirty), else a new one.
+   */
+  newDirtyLog(): Uint8Array {
+    if (this.sharedDirty === null) return new Uint8Array(this.ramBytes >>> 12);
+    this.sharedDirty.fill(0);
+    return this.sharedDirty;
+  }
+
+  /**
+   * A dirty-logging round: the caller has taken the marks; no TLB entry keeps write permission — on every
+   * thread before this returns (a broadcast: a write through an entry that kept it happened before, so the page
+   * is in the round the caller took, and is read after this).
+   */
+  dirtyRound(): void {
+    for (const m of this.mmus) m.dropWrite();
+    if (this.remotes > 0) this.broadcast(BC_DIRTY, 0, 0, 0);
+  }
+
+  /** The dirty log the vCPU threads mark (over a SharedArrayBuffer), made when the first vCPU is handed over. */
+  get sharedDirtyLog(): Uint8Array | null { return this.sharedDirty; }
+  private sharedDirty: Uint8Array | null = null;
 
   /** Maps device `dev` at guest-physical `base` for every vCPU (a firmware board's flash banks, fw_cfg). */
   mapDevice(base: number, dev: MmioDevice): void {
@@ -447,7 +504,8 @@ export class Board {
     this.rtc.poll(); // the PL031's match interrupt (a clock read and a compare), before waiting vCPUs look
     for (const v of this.vcpus) {
       if (v.remote || !v.online || this.state !== "running") continue;
-      if (v.waiting !== 0) {
+      const slept = v.waiting !== 0;
+      if (slept) {
         // Without vCPU threads WFE is a yield: the event it waits for (a lock released by another vCPU's store,
         // SEV) can only come from the others, who have just had their slice; WFE may wake spuriously (Arm ARM
         // D1.16.1). With them, the vCPU sleeps until a wake-up event (wfeWoken).
@@ -463,9 +521,16 @@ export class Board {
         }
         v.waiting = 0;
       }
-      const r0 = performance.now();
+      if (this.hs !== null && this.linkF64[LINK_T_IRQ + v.index] !== 0) {
+        // An interrupt another thread raised for this vCPU: from then until it runs (takes it).
+        if ((v.cpu.irqLine | v.cpu.fiqLine) !== 0) this.hs.add(slept ? E_IRQ_SLEEPING : E_IRQ_RUNNING, hostNowMs() - this.linkF64[LINK_T_IRQ + v.index]!);
+        this.linkF64[LINK_T_IRQ + v.index] = 0;
+      }
+      const r0 = performance.now(), n0 = this.retired;
       const c = this.runVcpu(v);
-      this.homeRunS[v.index]! += (performance.now() - r0) / 1000;
+      const r1 = performance.now();
+      this.homeRunS[v.index]! += (r1 - r0) / 1000;
+      if (this.hs !== null) { this.hs.add(E_HOME_SLICE, r1 - r0); this.hs.instructions += this.retired - n0; }
       ran = true;
       if (c.stop === STOP_WFI || c.stop === STOP_WFE) v.waiting = c.stop;
       if (c.stop === STOP_WFE) { v.wfeStart = performance.now(); v.wfePoll = WFE_POLL_MIN_MS; v.wfeStream = nextStreamEvent(c, c.counter()); }
@@ -474,6 +539,7 @@ export class Board {
     }
     if (this.remotes > 0) Atomics.store(this.link, L_EXEC, 0);
     if (ran) this.sweepCode();
+    this.hs?.flush();
     // The platform's own service (Xen: console ring, vif rate windows) bounds the sleep too.
     let next = this.platform?.poll?.() ?? Infinity;
     this.flushOut();
@@ -633,6 +699,12 @@ export class Board {
       this.handOver(v);
     }
     Atomics.store(w, L_EOI_WATCH, this.platform?.eoiWatch ?? 0);
+    if (this.remotes > 0 && this.sharedDirty === null) {
+      // A live migration may start later: its log must be one the vCPU threads can mark (setDirtyLog).
+      if (this.dirtyLog !== null) throw new MachineError("MACHINE_STATE", "vCPUs cannot be handed to threads while a dirty log runs");
+      this.sharedDirty = new Uint8Array(new SharedArrayBuffer(this.ramBytes >>> 12));
+      Atomics.store(w, L_DIRTY, 0);
+    }
     if (this.remotes > 0) {
       this.slice = SHARED_SLICE;
       // Other threads write code this thread runs (CodeCache.words), and full barriers in compiled code must
@@ -644,6 +716,7 @@ export class Board {
       // Nobody sleeps in WFE yet; this thread's vCPUs' releases wake the sleepers of the others (wfe.ts).
       Atomics.store(w, L_WFE_SLEEPERS, 0);
       for (const v of this.vcpus) { Atomics.store(w, L_WFE_AT + v.index, -1); v.wfeAt = -1; if (!v.remote) this.wakeOnRelease(v.cpu); }
+      this.publishUartFlags();
     }
   }
 
@@ -675,8 +748,35 @@ export class Board {
     ringVcpu(w, k);
   }
 
-  /** A vCPU thread asked for the home since the last service (the worker loop then runs runSlice early). */
-  remoteAttention(): boolean { return this.remotes > 0 && Atomics.load(this.link, L_ATTN) !== this.attnSeen; }
+  /**
+   * Hand-off counters (XENO_HANDOFF_STATS): the home thread goes to sleep on its doorbell (`asleep`), or woke
+   * (the time from a vCPU thread's ring to now is its wake-up latency). No-op when off.
+   */
+  homeSleep(asleep: boolean): void {
+    if (this.hs === null || this.remotes === 0) return;
+    const f = this.linkF64, t = f[LINK_T_HOME]!;
+    f[LINK_T_HOME] = 0;
+    if (!asleep && t !== 0) this.hs.add(E_HOME_WAKE, hostNowMs() - t);
+  }
+
+  /**
+   * Whether a vCPU of this thread has something to do now although the sleep runSlice reported has not run out:
+   * an interrupt line that another thread raised for it (serviceRemotes took it from the shared GIC), a wake-up
+   * event for it in WFE (SEV, its monitor cleared by another thread's store), or it was brought online. The
+   * worker loop then runs runSlice at once. (Until 2026-12-07 the loop asked instead whether a vCPU thread had
+   * rung since the last service — always false just after serviceRemotes — so an IPI from vCPU 1 to an idle
+   * vCPU 0 waited for vCPU 0's next timer: docs/cpu-internals.md, "vCPUs on threads".)
+   */
+  homeWoken(): boolean {
+    if (this.remotes === 0) return false;
+    for (const v of this.vcpus) {
+      if (v.remote || !v.online) continue;
+      const c = v.cpu;
+      if (v.waiting === 0 || (c.irqLine | c.fiqLine) !== 0) return true;
+      if (v.waiting === STOP_WFE && (c.event !== 0 || monitorCleared(c))) return true;
+    }
+    return false;
+  }
 
   /** Some vCPU on another thread is running (not waiting for an interrupt, not parked): the domain wants a pCPU. */
   remoteBusy(): boolean {
@@ -716,7 +816,6 @@ export class Board {
   serviceRemotes(): void {
     if (this.remotes === 0) return;
     const w = this.link;
-    this.attnSeen = Atomics.load(w, L_ATTN);
     this.ackBroadcast();
     for (const v of this.vcpus) {
       const k = v.index;
@@ -724,11 +823,13 @@ export class Board {
         const o = this.gic.outputs(k);
         v.cpu.irqLine = o & 1;
         v.cpu.fiqLine = o >>> 1;
+        if (o === 0 && this.hs !== null) this.linkF64[LINK_T_IRQ + k] = 0;
         continue;
       }
       if (Atomics.load(w, vw(k, V_STATUS)) === ST_CRASHED && this.state === "running") {
         this.stop("crashed", `emulator fault on vCPU ${k}'s thread: ${this.crashMessage()}`);
       }
+      this.drainUartQueue(k);
       const seq = Atomics.load(w, vw(k, V_REQ_SEQ));
       if (seq !== Atomics.load(w, vw(k, V_DONE_SEQ)) && !this.serving) this.serve(v, seq);
     }
@@ -753,6 +854,8 @@ export class Board {
     const a0 = Atomics.load(w, vw(k, V_A0)), a1 = Atomics.load(w, vw(k, V_A0 + 1)), a2 = Atomics.load(w, vw(k, V_A0 + 2));
     const a3 = Atomics.load(w, vw(k, V_A0 + 3)), a4 = Atomics.load(w, vw(k, V_A0 + 4));
     let r0 = 0, r1 = 0;
+    const s0 = this.hs !== null ? hostNowMs() : 0;
+    if (this.hs !== null) this.hs.add(E_SERVE_WAIT, s0 - this.linkF64[LINK_T_REQ + k]!);
     this.serving = true;
     try {
       if (kind === RQ_MMIO_READ) {
@@ -785,6 +888,7 @@ export class Board {
     Atomics.store(w, vw(k, V_R1), r1);
     Atomics.store(w, vw(k, V_DONE_SEQ), seq);
     ringVcpu(w, k);
+    if (this.hs !== null) this.hs.add(E_SERVE, hostNowMs() - s0);
   }
 
   /** How the home applies broadcasts (takeBroadcasts): to the vCPUs it runs itself. Made once. */
@@ -793,6 +897,7 @@ export class Board {
       for (const v of this.vcpus) {
         if (v.remote) continue;
         if (kind === BC_STAGE2) { if (this.stage2 !== null) v.mmu.dropUnmapped(this.stage2); }
+        else if (kind === BC_DIRTY) { /* the home's MMUs took it from setDirtyLog/dirtyRound */ }
         else if (kind === BC_CODE_PAGE) v.cpu.invalidateCodePage(xlo);
         else applyBroadcast(v.cpu, insn, xlo, xhi);
       }
@@ -804,10 +909,12 @@ export class Board {
   private ackBroadcast(): void {
     const w = this.link;
     if (Atomics.load(w, L_BC_SEQ) === this.bcSeen) return;
+    const was = this.bcSeen;
     const seq = this.bcSeen = takeBroadcasts(w, this.bcSeen, this.bcSink);
+    if (this.hs !== null) this.hs.addN(E_BC_APPLIED, (seq - was) | 0);
     Atomics.store(w, L_ACK, seq);
     const from = Atomics.load(w, L_BC_FROM);
-    if (from >= 1) ringVcpu(w, from);
+    if (from >= 1 && bcIssuerWaits(w, seq)) ringVcpu(w, from);
   }
 
   /**
@@ -815,11 +922,18 @@ export class Board {
    * ...IS is complete everywhere before the issuer's next instruction (this thread's vCPUs had it already).
    */
   private broadcast(kind: number, insn: number, xlo: number, xhi: number): void {
+    if (this.hs === null) { this.broadcastNow(kind, insn, xlo, xhi); return; }
+    const t0 = hostNowMs();
+    this.broadcastNow(kind, insn, xlo, xhi);
+    this.hs.add(bcEvent(kind, insn), hostNowMs() - t0);
+  }
+
+  private broadcastNow(kind: number, insn: number, xlo: number, xhi: number): void {
     const w = this.link;
     const seq = publishBroadcast(w, 0, kind, insn, xlo, xhi, () => this.ackBroadcast());
     try {
       this.bcSeen = seq;
-      for (const v of this.vcpus) if (v.remote) ringVcpu(w, v.index);
+      for (const v of this.vcpus) if (v.remote && bcRings(w, v.index, seq, kind, insn)) ringVcpu(w, v.index);
       for (;;) {
         const bell = Atomics.load(w, L_HOME_BELL);
         let pending = false;
@@ -849,6 +963,7 @@ export class Board {
     if (this.remotes === 0) return;
     const w = this.link;
     if (!this.commandRemotes(CMD_PARK, wait, (st) => st !== ST_RUNNING && st !== ST_STARTING, "stop")) return;
+    this.drainUartQueues(); // what they wrote before they stopped
     for (const v of this.vcpus) {
       if (!v.remote || Atomics.load(w, vw(v.index, V_STATUS)) !== ST_PARKED) continue;
       reloadFromBlock(v.cpu);
@@ -909,9 +1024,23 @@ export class Board {
       const n = this.uart.input(b);
       if (n >= b.length) { this.rx.shift(); continue; }
       this.rx[0] = b.subarray(n);
-      return;
+      break;
     }
+    this.publishUartFlags();
   }
+
+  /** For the vCPU threads: the UART's flag register as it is now (vcpu-link.ts L_UART_FR). */
+  private publishUartFlags(): void {
+    if (this.remotes > 0) Atomics.store(this.link, L_UART_FR, this.uart.read(UARTFR, 4));
+  }
+
+  /** Sends on the UART bytes the vCPU threads posted (vcpu-link.ts UART_Q_AREA), each queue in its order. */
+  private drainUartQueues(): void {
+    for (const v of this.vcpus) if (v.remote) this.drainUartQueue(v.index);
+  }
+
+  private drainUartQueue(k: number): void { drainUartQueue(this.uartQ, k, this.uartPut); }
+  private readonly uartPut = (x: number): void => this.uart.write(UARTDR, 1, x);
 
   /** Guest console output (the PL011's, and a platform's console) to consoleOut, watched for a kernel panic. */
   console(b: Uint8Array): void {

@@ -6,6 +6,7 @@
  *   ramBytes + 0x0000  vCPU state blocks, VCPU_STATE_BYTES each (8 at most)
  *   ramBytes + 0x8000  the GIC's state (gicv2-regs.ts), shared by every thread's Gicv2 under L_GIC_LOCK
  *   ramBytes + 0x9000  this link: Int32 words below, then per-vCPU CPU seconds (Float64) at LINK_F64
+ *   ramBytes + 0xa000  per vCPU, the UART bytes it wrote and the home has not yet sent on (UART_Q_AREA)
  *
  * Protocol, in short (the full story is in docs/cpu-internals.md, "vCPUs on threads"):
  *  - Requests: a remote vCPU that needs its home (a hypercall or PSCI call, an access to a device other than the
@@ -29,8 +30,24 @@ import { ACC_READ } from "../mmu/mmu.js";
 export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
 /** Int32 words of the link. */
 export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2;
-/** Bumped by a remote that wants the home's attention; L_HOME_BELL is what the home waits on inside the board. */
-export const L_ATTN = 7, L_HOME_BELL = 8;
+/**
+ * The UART's flag register (PL011 UARTFR) as the home last published it: a vCPU thread reads FR here instead of
+ * asking the home (FR has no side effect on a read, and depends only on the receive FIFO's level, which only
+ * the home changes; the transmit side is always empty: pl011.ts).
+ */
+export const L_UART_FR = 3;
+/**
+ * Posted UART writes: a byte a vCPU thread writes to UARTDR goes into its queue here (no round trip: a write to
+ * DR has no effect but the byte going out, pl011.ts), which the home empties into the UART before it serves any
+ * request of that vCPU and before any UART access of its own (so output keeps the order the guest's locks give
+ * it). Per vCPU k, UART_Q_BYTES at UART_Q_AREA + k * UART_Q_BYTES: Int32 head (bytes written, by the vCPU's
+ * thread), Int32 tail (bytes taken, by the home), then UART_Q_CAP data bytes. A full queue falls back to a
+ * request (the home empties the queue, then takes the byte).
+ */
+export const UART_Q_AREA = 0xa000, UART_Q_BYTES = 512, UART_Q_CAP = UART_Q_BYTES - 8;
+
+/** What the home waits on inside the board (a broadcast's acknowledgements, parking); rung with its doorbell. */
+export const L_HOME_BELL = 8;
 /** INTID whose EOI/DIR writes by a remote vCPU go to the home (BoardPlatform.eoiWatch; 0: none). */
 export const L_EOI_WATCH = 9;
 /** The thread that issued the pending broadcast (0: the home): acknowledgements ring it. */
@@ -68,14 +85,26 @@ export const V_JIT_BLOCKS = 15;
 export const L_BC_RING = 256, BC_RING = 64;
 /** Float64 index (over the same bytes) of vCPU k's run time in seconds: LINK_F64 + k. */
 export const LINK_F64 = 0x800 / 8;
+/**
+ * Time stamps (host clock ms, host-clock.ts; 0: none) for the hand-off counters (handoff-stats.ts), written only
+ * when they are on: LINK_T_REQ + k when vCPU k posted its request, LINK_T_IRQ + k when an interrupt line of
+ * vCPU k was raised by another thread, LINK_T_HOME when a vCPU thread rang the home.
+ */
+export const LINK_T_REQ = LINK_F64 + 8, LINK_T_IRQ = LINK_F64 + 16, LINK_T_HOME = LINK_F64 + 24;
 /** Bytes of a crash message a remote leaves (UTF-8, NUL-padded) at LINK_MSG. */
 export const LINK_MSG = 0xc00, LINK_MSG_BYTES = 0x400;
 
 export const CMD_RUN = 0, CMD_PARK = 1, CMD_QUIT = 2;
 export const ST_STARTING = 0, ST_RUNNING = 1, ST_PARKED = 2, ST_GONE = 3, ST_CRASHED = 4;
 export const RQ_HVC = 1, RQ_MMIO_READ = 2, RQ_MMIO_WRITE = 3, RQ_STAGE2 = 4;
-/** BC_CODE_PAGE: IC IVAU, as the RAM page the issuer's translation of its VA gives (L_BC_XLO). */
-export const BC_INSN = 0, BC_STAGE2 = 1, BC_CODE_PAGE = 2;
+/**
+ * BC_CODE_PAGE: IC IVAU, as the RAM page the issuer's translation of its VA gives (L_BC_XLO). BC_DIRTY: the
+ * dirty log (a live migration's pre-copy) started, stopped or began a round: each thread sets its MMU's log from
+ * L_DIRTY and takes write permission from every TLB entry.
+ */
+export const BC_INSN = 0, BC_STAGE2 = 1, BC_CODE_PAGE = 2, BC_DIRTY = 3;
+/** 1 while the board logs writes to RAM (Board.setDirtyLog) in its shared dirty log, else 0. */
+export const L_DIRTY = 4;
 
 /**
  * An IC IVAU (by virtual address) as another thread must apply it: the RAM page it names in the issuer's address
@@ -88,6 +117,34 @@ export function icIvauPage(c: Cpu, insn: number, xlo: number, xhi: number): numb
   const pa = m.probe(xlo, xhi, ACC_READ, c.el === 0);
   const off = pa < 0 ? -1 : pa - m.ramBase;
   return off >= 0 && off < m.ramSize ? Math.floor(off / 4096) : -1;
+}
+
+/** Views of the UART queues (UART_Q_AREA) of a domain memory of `ramBytes` of RAM: words and bytes. */
+export function uartQueueViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32Array; b: Uint8Array } {
+  return { w: new Int32Array(buffer, ramBytes + UART_Q_AREA, (8 * UART_Q_BYTES) >> 2), b: new Uint8Array(buffer, ramBytes + UART_Q_AREA, 8 * UART_Q_BYTES) };
+}
+
+/**
+ * Posts byte `x` to vCPU k's UART queue (its thread only). Returns -1 when the queue is full (the caller sends
+ * the write as a request), else how many bytes were queued before it (0: the home may need waking).
+ */
+export function postUartByte(q: { w: Int32Array; b: Uint8Array }, k: number, x: number): number {
+  const i = (k * UART_Q_BYTES) >> 2;
+  const head = Atomics.load(q.w, i), queued = (head - Atomics.load(q.w, i + 1)) | 0;
+  if (queued >= UART_Q_CAP) return -1;
+  q.b[k * UART_Q_BYTES + 8 + ((head >>> 0) % UART_Q_CAP)] = x;
+  Atomics.store(q.w, i, (head + 1) | 0); // after the byte: the home reads head, then the bytes before it
+  return queued;
+}
+
+/** Takes the bytes vCPU k posted, in order, into `put` (the home only). */
+export function drainUartQueue(q: { w: Int32Array; b: Uint8Array }, k: number, put: (x: number) => void): void {
+  const i = (k * UART_Q_BYTES) >> 2;
+  const head = Atomics.load(q.w, i);
+  let tail = Atomics.load(q.w, i + 1);
+  if (head === tail) return;
+  for (; tail !== head; tail = (tail + 1) | 0) put(q.b[k * UART_Q_BYTES + 8 + ((tail >>> 0) % UART_Q_CAP)]!);
+  Atomics.store(q.w, i + 1, tail);
 }
 
 /** Index of vCPU k's word `field` (V_*). */
@@ -125,6 +182,36 @@ export function publishBroadcast(w: Int32Array, from: number, kind: number, insn
   Atomics.store(w, L_BC_SEQ, seq);
   Atomics.store(w, L_ACK + from, seq);
   return seq;
+}
+
+/** SEV's encoding: the one broadcast a thread asleep (in WFE) must be woken for. */
+const SEV_INSN = 0xd503209f | 0;
+
+/**
+ * Whether the issuer of broadcast `seq` (BC_* `kind`, `insn`) rings thread `j`: for SEV (a WFE sleeper wakes on
+ * it), or when j has fallen half a ring behind (woken now it applies them from the ring, instead of dropping its
+ * whole TLB and code later: takeBroadcasts). Otherwise a ring is of no use: a thread running guest code
+ * (L_EXEC) acknowledges at the end of its slice, not on a ring, and blocks with L_EXEC set only as the holder of
+ * L_BC_LOCK, which is the issuer; a thread asleep (WFI, a request, parked) applies what it missed before it runs
+ * again. (Ringing every thread for every broadcast woke vCPU 1's thread for each of the home's ~100,000 TLBI and
+ * IC broadcasts of a boot, and every Atomics.notify takes V8's process-wide futex lock.)
+ */
+export function bcRings(w: Int32Array, j: number, seq: number, kind: number, insn: number): boolean {
+  return (kind === BC_INSN && insn === SEV_INSN) || ((seq - Atomics.load(w, L_ACK + j)) | 0) >= BC_RING / 2;
+}
+
+/**
+ * After a thread applied the broadcasts up to `seq`: whether their issuer still waits for acknowledgements (it
+ * holds L_BC_LOCK until every one came, and `seq` is still the last published), so the thread should ring it.
+ */
+export function bcIssuerWaits(w: Int32Array, seq: number): boolean {
+  return Atomics.load(w, L_BC_LOCK) !== 0 && Atomics.load(w, L_BC_SEQ) === seq;
+}
+
+/** Rings the home's bell inside the board (a broadcast's issuer and parkRemotes wait on it), not its loop's doorbell. */
+export function ringHomeBell(w: Int32Array): void {
+  Atomics.add(w, L_HOME_BELL, 1);
+  Atomics.notify(w, L_HOME_BELL);
 }
 
 /** What a thread does with the broadcasts it takes (takeBroadcasts). */

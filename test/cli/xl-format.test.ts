@@ -167,6 +167,14 @@ describe("xl vcpu-list", () => {
       "two                                  4     0    -   -b-         -  all / all\n" +
       "two                                  4     1    -   -b-         -  all / all\n");
   });
+  it("vCPUs placed one by one (vCPU threads): each its own pCPU, state and time", () => {
+    const smp = dom({ domid: 6, name: "smp", vcpus: 3, onlineVcpus: 3, cpuSeconds: 9, vcpuCpuSeconds: [4, 3.5, 1.5],
+      vcpuSched: [{ pcpu: 1, lastPcpu: 1, runnable: true }, { pcpu: -1, lastPcpu: 0, runnable: false }, { pcpu: -1, lastPcpu: -1, runnable: true }] });
+    assert.equal(formatVcpuList([smp]).split("\n").slice(1, 4).join("\n"),
+      "smp                                  6     0    1   r--       4.0  all / all\n" +
+      "smp                                  6     1    0   -b-       3.5  all / all\n" +
+      "smp                                  6     2    -   ---       1.5  all / all");
+  });
   it("CPU: the pCPU held, else the one last held (Xen's v->processor), '-' if it never ran", () => {
     const held = dom({ domid: 3, name: "held", vcpus: 1, onlineVcpus: 1, pcpu: 2, lastPcpu: 2 });
     const waits = dom({ domid: 4, name: "waits", vcpus: 1, onlineVcpus: 1, state: "blocked", pcpu: -1, lastPcpu: 1, cpuSeconds: 5 });

@@ -60,6 +60,12 @@ test("credit scheduler places vCPUs: vcpus=2 with two busy loops uses > 1.5 pCPU
     const want = Math.min(1.5, 0.75 * (cores - free.others));
     process.stderr.write(`# vcpus=2, two busy loops, unpinned: ${free.used.toFixed(2)} pCPUs over 10 s (others ${free.others.toFixed(2)}; want > ${want.toFixed(2)})\n`);
     assert.ok(free.used > want, `the 2-vCPU domain used ${free.used.toFixed(2)} pCPUs (want > ${want.toFixed(2)}; others used ${free.others.toFixed(2)})`);
+    // vcpu-list's view (DomainInfo.vcpuSched): each vCPU runnable, on a pCPU of its own.
+    const placed = async (): Promise<DomainInfo> => (await c!.ok<DomainInfo[]>("list")).find((d) => d.domid === id)!;
+    const both = (await placed()).vcpuSched;
+    assert.equal(both?.length, 2, "a vCPU-by-vCPU view of the domain");
+    assert.ok(both!.every((v) => v.runnable), `both busy vCPUs runnable: ${JSON.stringify(both)}`);
+    assert.deepEqual(both!.map((v) => v.pcpu).sort(), [0, 1], `each busy vCPU holds a pCPU of its own: ${JSON.stringify(both)}`);
 
     // Pinned to pCPU 0: vCPU 0's home thread and vCPU 1's thread take turns on that one slot.
     await c.ok("vcpu-pin", { domid: id, cpus: [0] });
@@ -69,6 +75,9 @@ test("credit scheduler places vCPUs: vcpus=2 with two busy loops uses > 1.5 pCPU
     // About 1; slices are wall time, and the slice running at a switch overlaps the next one's.
     assert.ok(pinned.used < 1.3, `pinned to one pCPU the domain used ${pinned.used.toFixed(2)} pCPUs: its vCPUs were not placed on that slot`);
     assert.ok(pinned.used > 0.4, `pinned to one pCPU the domain used only ${pinned.used.toFixed(2)} pCPUs`);
+    const turns = await placed();
+    assert.deepEqual(turns.vcpuSched!.map((v) => v.lastPcpu), [0, 0], `pinned, both vCPUs ran last on pCPU 0: ${JSON.stringify(turns.vcpuSched)}`);
+    assert.ok(turns.vcpuCpuSeconds!.every((s) => s > 0), `each vCPU has CPU time of its own: ${JSON.stringify(turns.vcpuCpuSeconds)}`);
   } finally {
     tap?.close();
     c?.close();

@@ -209,10 +209,11 @@ export function formatUptime(doms: readonly Dom[], nowS: number, short: boolean,
 // ---- xl vcpu-list ----
 
 /**
- * What is known of one vCPU. The protocol reports per domain (vcpus, onlineVcpus, cpuSeconds), so per vCPU:
- * online = index < onlineVcpus; the state letter only where the domain's state decides it (blocked: every vCPU
- * waits; a single online vCPU has the domain's running state and CPU time); the physical CPU is the one the
- * domain holds, or while it waits the one it last ran on (as Xen shows v->processor), "-" if it never ran.
+ * What is known of one vCPU: online = index < onlineVcpus; its CPU seconds (vcpuCpuSeconds). When the scheduler
+ * places each vCPU (vCPU threads: DomainInfo.vcpuSched) its own pCPU — the one it holds, else the one it last
+ * held (as Xen shows v->processor), "-" if it never ran — and state: r while it holds a pCPU, b while it waits
+ * in WFI. Otherwise the vCPUs share the domain's thread, so the domain's pCPU and state: blocked when every
+ * vCPU waits, and a single online vCPU has the domain's running state.
  */
 export interface VcpuView { vcpu: number; online: boolean; cpu?: number; running?: boolean; blocked?: boolean; seconds?: number }
 
@@ -220,13 +221,18 @@ export function vcpuViews(d: Dom): VcpuView[] {
   const single = d.onlineVcpus === 1;
   return Array.from({ length: d.vcpus }, (_, i): VcpuView => {
     if (i >= d.onlineVcpus) return { vcpu: i, online: false };
+    const own = d.vcpuSched?.[i], seconds = d.vcpuCpuSeconds?.[i];
+    if (own !== undefined) {
+      return { vcpu: i, online: true, cpu: own.pcpu >= 0 ? own.pcpu : own.lastPcpu >= 0 ? own.lastPcpu : undefined,
+        running: own.pcpu >= 0 && own.runnable && d.state !== "paused", blocked: !own.runnable, seconds };
+    }
     return {
       vcpu: i, online: true,
       // The credit scheduler places the whole domain (its vCPUs share a thread) on one pCPU at a time.
       cpu: d.pcpu !== undefined && d.pcpu >= 0 ? d.pcpu : d.lastPcpu !== undefined && d.lastPcpu >= 0 ? d.lastPcpu : undefined,
       running: single && d.state === "running",
       blocked: d.state === "blocked",
-      seconds: single ? d.cpuSeconds : undefined,
+      seconds: seconds ?? (single ? d.cpuSeconds : undefined),
     };
   });
 }
