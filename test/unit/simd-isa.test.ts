@@ -127,6 +127,23 @@ test("CPACR_EL1.FPEN trap (EC 0x07) before any SIMD register is touched", () => 
   assert.deepEqual(m.bytes(0), new Array(16).fill(3));
 });
 
+test("CPACR_EL1.FPEN trap (EC 0x07) for floating point, scalar and vector, and FP<->integer moves", () => {
+  const m = new Machine();
+  // fadd d0, d1, d2; fadd v0.2d, v1.2d, v2.2d; fmov x0, d1; fcvtzs x0, d1; fmov d0, #1.0
+  for (const w of [0x1e622820, 0x4e62d420, 0x9e660020, 0x9e780020, 0x1e6e1000]) {
+    m.setB(0, [9]); m.c.r[0] = 77; m.c.r[1] = 0;
+    m.c.fpTrap = true;
+    m.exec([w]);
+    assert.equal(m.undef, true, `${w.toString(16)} trapped`);
+    assert.equal(m.c.sys[ESR_EL1] >>> 26, 0x07, `${w.toString(16)}: EC 0x07`);
+    assert.deepEqual(m.bytes(0), new Array(16).fill(9), `${w.toString(16)}: V0 untouched`);
+    assert.equal(m.c.r[0], 77, `${w.toString(16)}: X0 untouched`);
+    m.c.fpTrap = false;
+    m.exec([w]);
+    assert.equal(m.undef, false, `${w.toString(16)} runs with FP enabled`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 // Differential fuzz against qemu
 

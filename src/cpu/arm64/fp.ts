@@ -23,7 +23,7 @@
  * This file is larger than the usual module: the IEEE core and the scalar handlers are kept together because the
  * group list (isa.ts) is fixed; the core is exported for simd-fp.ts.
  */
-import type { Decoder } from "./decoder.js";
+import type { Decoder, Handler } from "./decoder.js";
 import type { Cpu } from "./cpu.js";
 import { COND } from "./state.js";
 import { setW, setX } from "./regs.js";
@@ -1066,14 +1066,24 @@ function fpFixed(c: Cpu, i: number): void {
   } else c.undefinedInstruction(i);
 }
 
+/**
+ * `h` behind CPACR_EL1.FPEN: with FP/SIMD disabled at this EL the instruction takes the access trap (EC 0x07)
+ * before anything is read or written (Arm ARM D8.2; the SIMD&FP loads/stores and integer SIMD handlers check it
+ * themselves).
+ */
+export function trapsFp(h: Handler): Handler {
+  return (c, i) => { if (c.fpTrap) { c.fpAccessTrap(); return; } h(c, i); };
+}
+
 export function register(d: Decoder): void {
-  d.def("000 11110 xx 1 xxxxx xxxx 10 xxxxx xxxxx", "FP 2-source", fp2src);
-  d.def("000 11110 xx 1 xxxxxx 10000 xxxxx xxxxx", "FP 1-source", fp1src);
-  d.def("000 11110 xx 1 xxxxx 001000 xxxxx xx000", "FCMP", fcmp);
-  d.def("000 11110 xx 1 xxxxxxxx 100 00000 xxxxx", "FMOV (scalar, immediate)", fmovImm);
-  d.def("000 11110 xx 1 xxxxx xxxx 01 xxxxx xxxxx", "FCCMP", fccmp);
-  d.def("000 11110 xx 1 xxxxx xxxx 11 xxxxx xxxxx", "FCSEL", fcsel);
-  d.def("000 11111 xx x xxxxx x xxxxx xxxxx xxxxx", "FP 3-source", fp3src);
-  d.def("x00 11110 xx 1 xx xxx 000000 xxxxx xxxxx", "FP<->int", fpInt);
-  d.def("x00 11110 xx 0 xx xxx xxxxxx xxxxx xxxxx", "FP<->fixed", fpFixed);
+  const def = (pattern: string, name: string, h: Handler): void => d.def(pattern, name, trapsFp(h));
+  def("000 11110 xx 1 xxxxx xxxx 10 xxxxx xxxxx", "FP 2-source", fp2src);
+  def("000 11110 xx 1 xxxxxx 10000 xxxxx xxxxx", "FP 1-source", fp1src);
+  def("000 11110 xx 1 xxxxx 001000 xxxxx xx000", "FCMP", fcmp);
+  def("000 11110 xx 1 xxxxxxxx 100 00000 xxxxx", "FMOV (scalar, immediate)", fmovImm);
+  def("000 11110 xx 1 xxxxx xxxx 01 xxxxx xxxxx", "FCCMP", fccmp);
+  def("000 11110 xx 1 xxxxx xxxx 11 xxxxx xxxxx", "FCSEL", fcsel);
+  def("000 11111 xx x xxxxx x xxxxx xxxxx xxxxx", "FP 3-source", fp3src);
+  def("x00 11110 xx 1 xx xxx 000000 xxxxx xxxxx", "FP<->int", fpInt);
+  def("x00 11110 xx 0 xx xxx xxxxxx xxxxx xxxxx", "FP<->fixed", fpFixed);
 }

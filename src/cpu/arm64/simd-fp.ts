@@ -9,7 +9,8 @@
  * the per-lane code identical to the scalar instructions'. The scratch is a plain object with the fields the core
  * reads (register views, fpcr, fpsr); FPSR is copied back after the lanes run. No allocation per instruction.
  */
-import type { Decoder } from "./decoder.js";
+import type { Decoder, Handler } from "./decoder.js";
+import { trapsFp } from "./fp.js";
 import type { Cpu } from "./cpu.js";
 import {
   binD, binS, fmaD, fmaS, fmaCoreD, fmaCoreS, sqrtD, sqrtS, frintD, frintS, toFixed, fromFixed, cvtSD, cvtDS,
@@ -475,6 +476,8 @@ function fmovVecImm(c: Cpu, i: number): void {
 const b5 = (v: number): string => v.toString(2).padStart(5, "0");
 
 export function register(d: Decoder): void {
+  // Every form here is FP/SIMD: each traps when CPACR_EL1.FPEN disables it (fp.ts trapsFp).
+  const def = (pattern: string, name: string, h: Handler): void => d.def(pattern, name, trapsFp(h));
   // Three same: [U, a, opcode, op]
   const SAME: [number, number, number, number, string][] = [
     [0, 0, 0x18, OP_MAXNM, "FMAXNM"], [0, 0, 0x19, OP_FMLA, "FMLA"], [0, 0, 0x1a, OP_ADD, "FADD"],
@@ -490,8 +493,8 @@ export function register(d: Decoder): void {
   ];
   const SCALAR_SAME = new Set(["FMULX", "FCMEQ", "FRECPS", "FRSQRTS", "FCMGE", "FACGE", "FABD", "FCMGT", "FACGT"]);
   for (const [u, a, opc, op, name] of SAME) {
-    d.def(`0x${u}01110${a}x1xxxxx${b5(opc)}1xxxxxxxxxx`, name + " (vector)", make3same(op, false));
-    if (SCALAR_SAME.has(name)) d.def(`01${u}11110${a}x1xxxxx${b5(opc)}1xxxxxxxxxx`, name + " (scalar)", make3same(op, true));
+    def(`0x${u}01110${a}x1xxxxx${b5(opc)}1xxxxxxxxxx`, name + " (vector)", make3same(op, false));
+    if (SCALAR_SAME.has(name)) def(`01${u}11110${a}x1xxxxx${b5(opc)}1xxxxxxxxxx`, name + " (scalar)", make3same(op, true));
   }
 
   // Two-register misc: [U, a, opcode, kind, mode, name, scalarToo, vectorToo]
@@ -513,24 +516,24 @@ export function register(d: Decoder): void {
     [1, 1, 0x1d, M_RSQRTE, 0, "FRSQRTE", true, true], [1, 1, 0x1f, M_SQRT, 0, "FSQRT", false, true],
   ];
   for (const [u, a, opc, kind, mode, name, sc, vec] of MISC) {
-    if (vec) d.def(`0x${u}01110${a}x10000${b5(opc)}10xxxxxxxxxx`, name + " (vector)", makeMisc(kind, mode, false));
-    if (sc) d.def(`01${u}11110${a}x10000${b5(opc)}10xxxxxxxxxx`, name + " (scalar)", makeMisc(kind, mode, true));
+    if (vec) def(`0x${u}01110${a}x10000${b5(opc)}10xxxxxxxxxx`, name + " (vector)", makeMisc(kind, mode, false));
+    if (sc) def(`01${u}11110${a}x10000${b5(opc)}10xxxxxxxxxx`, name + " (scalar)", makeMisc(kind, mode, true));
   }
-  d.def("0x0011100x100001011110xxxxxxxxxx", "FCVTL", fcvtl);
-  d.def("0x0011100x100001011010xxxxxxxxxx", "FCVTN", makeNarrow(false, false));
-  d.def("0x1011100x100001011010xxxxxxxxxx", "FCVTXN (vector)", makeNarrow(true, false));
-  d.def("011111100x100001011010xxxxxxxxxx", "FCVTXN (scalar)", makeNarrow(true, true));
+  def("0x0011100x100001011110xxxxxxxxxx", "FCVTL", fcvtl);
+  def("0x0011100x100001011010xxxxxxxxxx", "FCVTN", makeNarrow(false, false));
+  def("0x1011100x100001011010xxxxxxxxxx", "FCVTXN (vector)", makeNarrow(true, false));
+  def("011111100x100001011010xxxxxxxxxx", "FCVTXN (scalar)", makeNarrow(true, true));
 
   // Across lanes and scalar pairwise.
-  d.def("0x1011100x110000110010xxxxxxxxxx", "FMAXNMV", makeAcross(OP_MAXNM));
-  d.def("0x1011101x110000110010xxxxxxxxxx", "FMINNMV", makeAcross(OP_MINNM));
-  d.def("0x1011100x110000111110xxxxxxxxxx", "FMAXV", makeAcross(OP_MAX));
-  d.def("0x1011101x110000111110xxxxxxxxxx", "FMINV", makeAcross(OP_MIN));
-  d.def("011111100x110000110010xxxxxxxxxx", "FMAXNMP (scalar)", makeScalarPair(OP_MAXNM));
-  d.def("011111101x110000110010xxxxxxxxxx", "FMINNMP (scalar)", makeScalarPair(OP_MINNM));
-  d.def("011111100x110000110110xxxxxxxxxx", "FADDP (scalar)", makeScalarPair(OP_ADD));
-  d.def("011111100x110000111110xxxxxxxxxx", "FMAXP (scalar)", makeScalarPair(OP_MAX));
-  d.def("011111101x110000111110xxxxxxxxxx", "FMINP (scalar)", makeScalarPair(OP_MIN));
+  def("0x1011100x110000110010xxxxxxxxxx", "FMAXNMV", makeAcross(OP_MAXNM));
+  def("0x1011101x110000110010xxxxxxxxxx", "FMINNMV", makeAcross(OP_MINNM));
+  def("0x1011100x110000111110xxxxxxxxxx", "FMAXV", makeAcross(OP_MAX));
+  def("0x1011101x110000111110xxxxxxxxxx", "FMINV", makeAcross(OP_MIN));
+  def("011111100x110000110010xxxxxxxxxx", "FMAXNMP (scalar)", makeScalarPair(OP_MAXNM));
+  def("011111101x110000110010xxxxxxxxxx", "FMINNMP (scalar)", makeScalarPair(OP_MINNM));
+  def("011111100x110000110110xxxxxxxxxx", "FADDP (scalar)", makeScalarPair(OP_ADD));
+  def("011111100x110000111110xxxxxxxxxx", "FMAXP (scalar)", makeScalarPair(OP_MAX));
+  def("011111101x110000111110xxxxxxxxxx", "FMINP (scalar)", makeScalarPair(OP_MIN));
 
   // By element: 0 Q U 01111 1 sz L M Rm opcode H 0 Rn Rd (scalar: 01 U 11111 ...).
   const ELEM: [number, number, number, string][] = [
@@ -538,8 +541,8 @@ export function register(d: Decoder): void {
   ];
   for (const [u, opc, op, name] of ELEM) {
     const o = opc.toString(2).padStart(4, "0");
-    d.def(`0x${u}011111xxxxxxx${o}x0xxxxxxxxxx`, name + " (by element)", makeByElem(op, false));
-    d.def(`01${u}111111xxxxxxx${o}x0xxxxxxxxxx`, name + " (scalar, by element)", makeByElem(op, true));
+    def(`0x${u}011111xxxxxxx${o}x0xxxxxxxxxx`, name + " (by element)", makeByElem(op, false));
+    def(`01${u}111111xxxxxxx${o}x0xxxxxxxxxx`, name + " (scalar, by element)", makeByElem(op, true));
   }
 
   // Fixed-point conversions (shift by immediate): opcode 11100 SCVTF/UCVTF, 11111 FCVTZS/FCVTZU.
@@ -551,12 +554,12 @@ export function register(d: Decoder): void {
   for (const [pre, kind, name] of FIXED) {
     const scalar = pre.startsWith("01");
     for (const immh of ["1xxx", "01xx"]) {
-      d.def(`${pre}${immh}xxx111001xxxxxxxxxx`, name, makeFixed(kind, scalar));
+      def(`${pre}${immh}xxx111001xxxxxxxxxx`, name, makeFixed(kind, scalar));
       const cvt = kind === M_SCVTF ? M_CVTS : M_CVTU;
-      d.def(`${pre}${immh}xxx111111xxxxxxxxxx`, name.replace(kind === M_SCVTF ? "SCVTF" : "UCVTF", kind === M_SCVTF ? "FCVTZS" : "FCVTZU"),
+      def(`${pre}${immh}xxx111111xxxxxxxxxx`, name.replace(kind === M_SCVTF ? "SCVTF" : "UCVTF", kind === M_SCVTF ? "FCVTZS" : "FCVTZU"),
         makeFixed(cvt, scalar));
     }
   }
 
-  d.def("0xx0111100000xxx111101xxxxxxxxxx", "FMOV (vector, immediate)", fmovVecImm);
+  def("0xx0111100000xxx111101xxxxxxxxxx", "FMOV (vector, immediate)", fmovVecImm);
 }
