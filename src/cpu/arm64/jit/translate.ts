@@ -1288,6 +1288,7 @@ export class Translator {
 
   private simd(w: number, name: string): number {
     const c = this.c;
+    if (name === "FP<->int") return this.fmovGeneral(w);
     if (vecOp(c, w, name, this.fpOkFn)) return 1;
     if (!HAS_SIMD) return 0;
     const q = (w >>> 30) & 1, imm5 = (w >>> 16) & 31, d = w & 31, n = (w >>> 5) & 31;
@@ -1318,6 +1319,33 @@ export class Translator {
       }
       default: return 0;
     }
+  }
+
+  /**
+   * FMOV (general), the bit-exact moves between general and SIMD&FP registers: Wd ← Sn, Sd ← Wn, Xd ← Dn,
+   * Dd ← Xn, Xd ← Vn.D[1], Vd.D[1] ← Xn. Writing Sd or Dd clears the rest of Vd; writing Vd.D[1] keeps D[0]. The
+   * converting forms of the group stay interpreted.
+   */
+  private fmovGeneral(w: number): number {
+    const c = this.c;
+    const sf = w >>> 31, type = (w >>> 22) & 3, rmode = (w >>> 19) & 3, opcode = (w >>> 16) & 7;
+    const d = w & 31, n = (w >>> 5) & 31;
+    if (opcode !== 6 && opcode !== 7) return 0;
+    // half: -1 the low word (S), 0 the low doubleword (D), 1 the high doubleword (V.D[1]).
+    const half = sf === 0 && type === 0 && rmode === 0 ? -1 : sf === 1 && type === 1 && rmode === 0 ? 0
+      : sf === 1 && type === 2 && rmode === 1 ? 1 : -2;
+    if (half === -2) return 0;
+    this.fpOk();
+    if (opcode === 6) { // to a general register
+      c.get(P_ST);
+      if (half < 0) { c.mem(OP.i32Load, 2, Translator.vOff(n, 0)); this.setW(d); } else { c.mem(OP.i64Load, 3, Translator.vOff(n, half)); this.setX(d); }
+      return 1;
+    }
+    c.get(P_ST);
+    if (half < 0) { this.wr(n); c.op(OP.i64ExtendI32u); } else this.x(n);
+    c.mem(OP.i64Store, 3, Translator.vOff(d, half < 0 ? 0 : half));
+    if (half <= 0) { c.get(P_ST); c.i64(0, 0); c.mem(OP.i64Store, 3, Translator.vOff(d, 1)); }
+    return 1;
   }
 
   /**
