@@ -20,7 +20,7 @@ import { writeFileSync } from "node:fs";
 import { compileWorker, compilerEngineId } from "./compiler.js";
 import { moduleBytes } from "./wasm.js";
 import { BATCH, BLOCK_TYPE, IMPORTS, batchModule, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
-import { Translator, STOP_FAULT, dispatcherBody } from "./translate.js";
+import { Translator, STOP_FAULT, ZVA_BYTES, dispatcherBody } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
 import { MMU_FAULT, TLB_AREA_BYTES } from "../../../mmu/mmu.js";
@@ -184,7 +184,22 @@ export class JitEngine {
       if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
       return this.codeHit;
     };
-    this.imports = { e: { m: memory, rd, wr } };
+    // DC ZVA (at EL1): the MMU's own zeroing, as the interpreter does it; a fault or a code page hit as for wr.
+    const zva = (lo: number, hi: number): number => {
+      const c = this.cpu!, lines = c.irqLine | c.fiqLine;
+      this.stats.slowWrites++;
+      this.codeHit = 0;
+      try {
+        c.mmu.zeroBlock(lo, hi, ZVA_BYTES);
+      } catch (e) {
+        if (e !== MMU_FAULT) throw e;
+        c.ps[PS_JIT_STOP] |= STOP_FAULT;
+        return 0;
+      }
+      if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
+      return this.codeHit;
+    };
+    this.imports = { e: { m: memory, rd, wr, zva } };
     const bytes = moduleBytes([BLOCK_TYPE], [], this.memLimits, [dispatcherBody(jitAt)], 0);
     this.dispatch = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { m: memory, t: this.table } }).exports["0"] as BlockFn;
   }

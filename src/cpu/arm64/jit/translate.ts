@@ -64,7 +64,9 @@ const TOP = 1;
 export const STOP_FAULT = 2;
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
-export const IMPORT_RD = 0, IMPORT_WR = 1;
+export const IMPORT_RD = 0, IMPORT_WR = 1, IMPORT_ZVA = 2;
+/** DC ZVA's block (DCZID_EL0.BS = 4, as sys-insns.ts). */
+export const ZVA_BYTES = 64;
 
 /**
  * The masks parameter: mR | mW << 8 | mX << 24 (the MMU's permission masks for the current EL) and these bits:
@@ -1211,6 +1213,7 @@ export class Translator {
 
   private branch(w: number): number {
     const c = this.c, k4 = 4 * this.k;
+    if ((w & ~31) === (0xd50b7420 | 0)) return this.dcZva(w & 31);
     if ((w & 0xfffff01f) === (0xd503201f | 0)) { // HINT: all but WFE, WFI, SEV, SEVL execute as NOP
       const op = (w >>> 5) & 0x7f;
       return op >= 2 && op <= 5 ? 0 : 1;
@@ -1319,6 +1322,24 @@ export class Translator {
       }
       default: return 0;
     }
+  }
+
+  /**
+   * DC ZVA Xt at EL1 (clear_page and memset's loops): the MMU zeroes the block through the zva import, as the
+   * interpreter's handler does (same faults, same code-page invalidation, which ends the block like a store
+   * that hit code). At EL0 (SCTLR_EL1.DZE decides) the block leaves for the interpreter.
+   */
+  private dcZva(t: number): number {
+    const c = this.c;
+    c.get(P_MASKS); c.i32(MASK_EL1); c.op(OP.i32And); c.op(OP.i32Eqz);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    this.x(t); c.set(L_A);
+    c.get(L_A); c.op(OP.i32WrapI64);
+    c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
+    c.call(IMPORT_ZVA); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
+    this.afterSlow();
+    this.stored = true;
+    return 1;
   }
 
   /**
