@@ -11,10 +11,9 @@ const BLOCK_TYPE: FuncType = { params: [I32, I32, I32, I32, I32, I32], results: 
 export const TYPES: FuncType[] = [
   BLOCK_TYPE, // 0: block
   { params: [I32, I32, I32], results: [I32] }, // 1: rd(lo, hi, size)
-  { params: [I32, I32, I32, I32, I32], results: [I32] }, // 2: wr(lo, hi, size, vlo, vhi)
-  { params: [I32, I32], results: [I32] }, // 3: zva(lo, hi)
+  { params: [I32, I32, I32, I32, I32], results: [I32] }, // 2: wr(lo, hi, size, vlo, vhi); size 64: DC ZVA
 ];
-export const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }, { name: "zva", type: 3 }];
+export const IMPORTS = [{ name: "rd", type: 1 }, { name: "wr", type: 2 }];
 export { BLOCK_TYPE };
 
 /** Blocks per module when the queue is flushed for size; the most a batch grows to with continuations. */

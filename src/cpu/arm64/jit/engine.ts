@@ -76,11 +76,11 @@ export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
 interface Entry { page: number; slot: number; gen: number; n: number; end: number }
 
 /**
- * A batch on the compile worker: its queued blocks, and the (page, slot) pairs where blocks started on their
- * pages then (translated here instead if the worker does not answer in time).
+ * A batch on the compile worker: its queued blocks, the (page, slot) pairs where blocks started on their pages
+ * then (translated here instead if the worker does not answer in time), and the engine's `progress` when it was
+ * submitted (`at`).
  */
 interface InFlight { id: number; pending: Pending[]; known: number[]; at: number }
-// `at`: the engine's `progress` when the batch was submitted.
 
 /** Installs a block: `install(page, slot, fn, n, end)` (CodeCache). */
 export type InstallFn = (page: number, slot: number, fn: BlockFn, n: number, end: number) => void;
@@ -174,6 +174,7 @@ export class JitEngine {
           case 1: m.write8(lo, hi, vlo); break;
           case 2: m.write16(lo, hi, vlo); break;
           case 4: m.write32(lo, hi, vlo); break;
+          case ZVA_BYTES: m.zeroBlock(lo, hi, ZVA_BYTES); break; // DC ZVA (translate.ts dcZva)
           default: m.write64(lo, hi, vlo, vhi); break;
         }
       } catch (e) {
@@ -184,22 +185,7 @@ export class JitEngine {
       if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
       return this.codeHit;
     };
-    // DC ZVA (at EL1): the MMU's own zeroing, as the interpreter does it; a fault or a code page hit as for wr.
-    const zva = (lo: number, hi: number): number => {
-      const c = this.cpu!, lines = c.irqLine | c.fiqLine;
-      this.stats.slowWrites++;
-      this.codeHit = 0;
-      try {
-        c.mmu.zeroBlock(lo, hi, ZVA_BYTES);
-      } catch (e) {
-        if (e !== MMU_FAULT) throw e;
-        c.ps[PS_JIT_STOP] |= STOP_FAULT;
-        return 0;
-      }
-      if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
-      return this.codeHit;
-    };
-    this.imports = { e: { m: memory, rd, wr, zva } };
+    this.imports = { e: { m: memory, rd, wr } };
     const bytes = moduleBytes([BLOCK_TYPE], [], this.memLimits, [dispatcherBody(jitAt)], 0);
     this.dispatch = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { m: memory, t: this.table } }).exports["0"] as BlockFn;
   }
@@ -262,22 +248,19 @@ export class JitEngine {
       // The worker reads the words from the domain's memory (shared): a page written since its blocks were
       // queued has a new generation, so whatever was translated from it is dropped at install.
       const pageIds: number[] = [], kn: number[] = [];
-      const job = new Int32Array(1 + 4 * p.length + 2 * 1024);
-      job[0] = p.length;
-      let at = 1 + 4 * p.length;
-      for (let k = 0; k < p.length; k++) {
-        const e = p[k];
-        job[1 + 4 * k] = e.page; job[2 + 4 * k] = e.slot; job[3 + 4 * k] = e.gen; job[4 + 4 * k] = e.base;
+      for (const e of p) {
         if (pageIds.includes(e.page)) continue;
         pageIds.push(e.page);
         for (let s = 0; s < 1024; s++) if (known(e.page, s)) kn.push(e.page, s);
       }
+      const head = 1 + 4 * p.length;
+      const msg = new Int32Array(head + kn.length);
+      msg[0] = p.length;
+      p.forEach((e, k) => { msg[1 + 4 * k] = e.page; msg[2 + 4 * k] = e.slot; msg[3 + 4 * k] = e.gen; msg[4 + 4 * k] = e.base; });
+      msg.set(kn, head);
       const id = this.nextBatch++;
       this.inflight.push({ id, pending: p.slice(), known: kn, at: this.progress });
       p.length = 0;
-      const msg = new Int32Array(at + kn.length);
-      msg.set(job.subarray(0, at));
-      msg.set(kn, at);
       w.submit(this.id, id, this.memory, this.memLimits, this.translator.fences, msg);
       this.stats.compileMs += performance.now() - t0;
       return;

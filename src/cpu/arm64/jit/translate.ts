@@ -64,8 +64,8 @@ const TOP = 1;
 export const STOP_FAULT = 2;
 
 /** Import function indices in the module (engine.ts declares them in this order), and the block type. */
-export const IMPORT_RD = 0, IMPORT_WR = 1, IMPORT_ZVA = 2;
-/** DC ZVA's block (DCZID_EL0.BS = 4, as sys-insns.ts). */
+export const IMPORT_RD = 0, IMPORT_WR = 1;
+/** DC ZVA's block (DCZID_EL0.BS = 4, as sys-insns.ts); the wr import zeroes it when given this size. */
 export const ZVA_BYTES = 64;
 
 /**
@@ -1325,8 +1325,8 @@ export class Translator {
   }
 
   /**
-   * DC ZVA Xt at EL1 (clear_page and memset's loops): the MMU zeroes the block through the zva import, as the
-   * interpreter's handler does (same faults, same code-page invalidation, which ends the block like a store
+   * DC ZVA Xt at EL1 (clear_page and memset's loops): the MMU zeroes the block through the wr import (size
+   * ZVA_BYTES), as the interpreter's handler does (same faults, same code-page invalidation, which ends the block like a store
    * that hit code). At EL0 (SCTLR_EL1.DZE decides) the block leaves for the interpreter.
    */
   private dcZva(t: number): number {
@@ -1336,7 +1336,8 @@ export class Translator {
     this.x(t); c.set(L_A);
     c.get(L_A); c.op(OP.i32WrapI64);
     c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
-    c.call(IMPORT_ZVA); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
+    c.i32(ZVA_BYTES); c.i32(0); c.i32(0);
+    c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
     this.afterSlow();
     this.stored = true;
     return 1;
