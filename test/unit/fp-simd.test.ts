@@ -67,3 +67,20 @@ test("fixed-point conversions", { skip }, () => {
 test("fmov vector immediate", { skip }, () => {
   diff(["fmov v0.2d, #1.0", "fmov v0.4s, #-2.5", "fmov v0.2s, #0.125", "fmov v0.2d, #-31.0"], 3, true, 38);
 });
+test("fmulx of a signed zero and an infinity is ±2 with the product's sign", { skip }, () => {
+  // Found by the random oracle (seed 2038990056): -0 × +∞ gave +2.0. Every pairing of ±0 and ±∞, both widths.
+  const S = [0x00000000, 0x80000000, 0x7f800000, 0xff800000];
+  const D: [number, number][] = [[0, 0], [0, 0x80000000 | 0], [0, 0x7ff00000], [0, 0xfff00000 | 0]];
+  const cases = [];
+  for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) {
+    const base = { x: [[0, 0], [0, 0], [0, 0], [0, 0]] as [number, number][], fpcr: 0, nzcv: 0 };
+    const s1 = [S[i] | 0, S[j] | 0, S[i] | 0, S[j] | 0], s2 = [S[j] | 0, S[i] | 0, S[j] | 0, S[i] | 0];
+    for (const insn of ["fmulx v0.4s, v1.4s, v2.4s", "fmulx v0.4s, v1.4s, v2.s[0]", "fmulx s0, s1, s2"])
+      cases.push({ ...base, insn, v: [[0, 0, 0, 0], s1, s2, [0, 0, 0, 0]] });
+    const d1 = [D[i][0], D[i][1], D[j][0], D[j][1]], d2 = [D[j][0], D[j][1], D[i][0], D[i][1]];
+    for (const insn of ["fmulx v0.2d, v1.2d, v2.2d", "fmulx v0.2d, v1.2d, v2.d[1]", "fmulx d0, d1, d2"])
+      cases.push({ ...base, insn, v: [[0, 0, 0, 0], d1, d2, [0, 0, 0, 0]] });
+  }
+  const bad = compare(cases, runQemu(cases), runXeno(cases));
+  assert.deepEqual(bad, [], bad.join("\n"));
+});

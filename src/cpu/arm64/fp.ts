@@ -364,6 +364,9 @@ function roundBig(c: Cpu, neg: boolean, M: bigint, E: number, P: number, EMIN: n
 export const OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_DIV = 3, OP_MAX = 4, OP_MIN = 5, OP_MAXNM = 6, OP_MINNM = 7,
   OP_NMUL = 8, OP_ABD = 9, OP_MULX = 10;
 
+/** True for negative numbers, -0 and -∞ (not for NaN). */
+function signBit(x: number): boolean { return x < 0 || 1 / x < 0; }
+
 function rmode(c: Cpu): number { return (c.fpcr >>> 22) & 3; }
 
 /** Sum of two values whose exact sum is zero (x + -x, or signed zeros): +0, or -0 in round-down. */
@@ -423,7 +426,7 @@ export function binD(c: Cpu, op: number, ai: number, bi: number): number {
     case OP_MUL: case OP_NMUL: case OP_MULX:
       r = a * b;
       if (r !== r) {
-        if (op === OP_MULX) return (a < 0) !== (b < 0) ? -2 : 2;
+        if (op === OP_MULX) return signBit(a) !== signBit(b) ? -2 : 2; // 0 × ∞ is ±2; a zero's sign counts
         invalidD(c);
         if (op === OP_NMUL) NANW[1] ^= 0x80000000;
         return NaN;
@@ -490,7 +493,7 @@ export function binS(c: Cpu, op: number, ai: number, bi: number): number {
     case OP_MUL: case OP_NMUL: case OP_MULX:
       d = a * b; // exact in double
       if (d !== d) {
-        if (op === OP_MULX) return (a < 0) !== (b < 0) ? -2 : 2;
+        if (op === OP_MULX) return signBit(a) !== signBit(b) ? -2 : 2; // 0 × ∞ is ±2; a zero's sign counts
         invalidS(c);
         if (op === OP_NMUL) NANW[0] ^= 0x80000000;
         return NaN;
