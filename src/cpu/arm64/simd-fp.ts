@@ -97,9 +97,11 @@ function stepLane(op: number, dbl: boolean, ai: number, bi: number): number {
   if ((infA && b === 0) || (infB && a === 0)) return op === OP_RECPS ? 2 : 1.5;
   if (infA || infB) return (a < 0) !== (b < 0) ? -Infinity : Infinity;
   if (op === OP_RECPS) return dbl ? fmaCoreD(X, 2, a, b) : fmaCoreS(X, 2, a, b);
-  // (3 + a*b) / 2 with one rounding: halve an operand exactly when possible.
+  // (3 + a*b) / 2 with one rounding: halve an operand that halves exactly. When neither is that large, |a*b| is
+  // far below half an ulp of 1.5 and only its sign matters (as the sticky bit): it is left unhalved, since
+  // halving a denormal may round it to zero (FRSQRTS of two denormals toward zero gave 1.5, not 1.4999…).
   const lim = dbl ? 4.450147717014403e-308 : 2.350988701644575e-38;
-  if (a >= lim || a <= -lim) a *= 0.5; else b *= 0.5;
+  if (a >= lim || a <= -lim) a *= 0.5; else if (b >= lim || b <= -lim) b *= 0.5;
   return dbl ? fmaCoreD(X, 1.5, a, b) : fmaCoreS(X, 1.5, a, b);
 }
 
