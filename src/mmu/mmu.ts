@@ -154,6 +154,12 @@ export class Mmu {
    * from every entry. The hot paths are unchanged: they test the same permission bits.
    */
   dirty: Uint8Array | null = null;
+  /**
+   * With `dirty` set: called when a write fills TLB entry `x` (with write permission) for RAM page `page`, before
+   * the write; `first`: the page's dirty byte was clear. The compiler's verify mode (jit/verify.ts) copies a page
+   * before its first write and later takes write permission back from exactly these entries (dropWriteAt).
+   */
+  onWriteFill: ((page: number, x: number, first: boolean) => void) | null = null;
 
   /** RAM pages holding decoded instructions: writes to them take the slow path and call onCodeWrite. */
   readonly codePage: Uint8Array;
@@ -528,7 +534,11 @@ export class Mmu {
     this.tlbOff[x] = pageOff;
     if (this.dirty !== null) {
       // Dirty logging: a write fill marks the page; any other fill leaves write permission out.
-      if (acc === ACC_WRITE) this.dirty[pageOff >>> 12] = 1; else perm &= ~(P_W0 | P_W1);
+      if (acc === ACC_WRITE) {
+        const pg = pageOff >>> 12;
+        if (this.onWriteFill !== null) this.onWriteFill(pg, x, this.dirty[pg] === 0);
+        this.dirty[pg] = 1;
+      } else perm &= ~(P_W0 | P_W1);
     }
     this.tlbPerm[x] = this.codePage[pageOff >>> 12] ? perm & ~(P_W0 | P_W1) : perm;
     this.tlbShift[x] = shift;
@@ -778,6 +788,9 @@ export class Mmu {
     const perm = this.tlbPerm;
     for (let x = 0; x < TLB_SIZE; x++) perm[x] &= ~(P_W0 | P_W1);
   }
+
+  /** Takes write permission from TLB entry x (see onWriteFill). */
+  dropWriteAt(x: number): void { this.tlbPerm[x] &= ~(P_W0 | P_W1); }
 
   /** Marks a RAM page as holding decoded instructions: removes write permission from TLB entries for it. */
   markCode(page: number): void {

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { UserProcess } from "./process.js";
 import { jitProfile } from "../cpu/arm64/cpu.js";
+import { VERIFY, verifyStats } from "../cpu/arm64/jit/verify.js";
 
 const USAGE = "usage: xeno run-user [--mem MiB] PROGRAM [ARGS...]\n";
 
@@ -49,6 +50,11 @@ export async function runUserMain(args: string[]): Promise<number> {
     const j = p.jit.stats;
     process.stderr.write(`xeno-stats: instructions=${p.cpu.retired} seconds=${s.toFixed(3)} mips=${(p.cpu.retired / s / 1e6).toFixed(1)}` +
       ` jit-blocks=${j.blocks} jit-modules=${j.modules} jit-compile-ms=${j.compileMs.toFixed(1)} jit-failed=${j.failed} slow-reads=${j.slowReads} slow-writes=${j.slowWrites}\n`);
+    if (VERIFY) {
+      const v = verifyStats;
+      process.stderr.write(`xeno-stats: verify mode: ${v.calls} compiled calls, ${v.insns} instructions checked against the interpreter, ` +
+        `${v.skipped} calls not checked (they reached a device), ${v.pages} pages compared\n`);
+    }
     const prof = jitProfile();
     if (prof !== null) {
       const total = prof.compiled + prof.interpreted;

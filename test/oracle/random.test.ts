@@ -45,7 +45,8 @@ const REDUCE_PER_KEY = 3;
 
 const ONLY = process.env.XENO_RANDOM_ONLY !== undefined ? Number(process.env.XENO_RANDOM_ONLY) : undefined;
 /** The compiler setting of this run (random-jit.test.ts forces it), part of every reproduction line. */
-const JIT_ENV = process.env.XENO_JIT_HOT !== undefined ? `XENO_JIT_HOT=${process.env.XENO_JIT_HOT} ` : "";
+const JIT_ENV = (process.env.XENO_JIT_HOT !== undefined ? `XENO_JIT_HOT=${process.env.XENO_JIT_HOT} ` : "") +
+  (process.env.XENO_JIT_VERIFY !== undefined ? `XENO_JIT_VERIFY=${process.env.XENO_JIT_VERIFY} ` : "");
 const REPRO = `${JIT_ENV}XENO_SEED=${SEED} XENO_RANDOM_SEQS=${COUNT} node --test dist/test/oracle/random.test.js`;
 const reproOne = (index: number) => `${JIT_ENV}XENO_SEED=${SEED} XENO_RANDOM_ONLY=${index} node --test dist/test/oracle/random.test.js`;
 

@@ -8,7 +8,7 @@
  * hit RAM; the rest fault, which checks the exact-state contract of compiled code's slow paths.
  *
  *   XENO_SEED=n          reproduce (printed at the start)
- *   XENO_JIT_VERIFY=n    number of blocks (default 10000)
+ *   XENO_JIT_BLOCKS=n    number of blocks (default 10000)
  */
 process.env.XENO_JIT_HOT = "1";
 const { test } = await import("node:test");
@@ -22,7 +22,7 @@ const { PC2, SP2 } = await import("../../src/cpu/arm64/state.js");
 
 const BASE = 0x40000000, RAM = 1 << 20, CODE = 0x1000, DATA = 0x40000, DATA_LEN = 0x10000;
 const SEED = process.env.XENO_SEED !== undefined ? Number(process.env.XENO_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
-const COUNT = Number(process.env.XENO_JIT_VERIFY ?? 10000);
+const COUNT = Number(process.env.XENO_JIT_BLOCKS ?? 10000);
 
 /**
  * Advanced SIMD integer encoding groups, and FMOV (general) (Arm ARM C4.1.95 / C4.1.88 / C4.1.96 diagrams; '0'/'1' fixed, 'x' random), as
@@ -66,7 +66,7 @@ function rng(seed: number): () => number {
 }
 
 test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)`, () => {
-  console.log(`# jit verify: XENO_SEED=${SEED} XENO_JIT_VERIFY=${COUNT} node --test dist/test/unit/jit-verify.test.js`);
+  console.log(`# jit verify: XENO_SEED=${SEED} XENO_JIT_BLOCKS=${COUNT} node --test dist/test/unit/jit-verify.test.js`);
   const rand = rng(SEED);
   // The reference: an interpreting vCPU over a plain buffer.
   const mmuA = new Mmu(new ArrayBuffer(RAM), BASE);

@@ -22,6 +22,7 @@ import { registerAll } from "./isa.js";
 import { endBlock } from "./sys-defs.js";
 import type { BlockFn, JitEngine } from "./jit/engine.js";
 import { resetSysRegs } from "./sysregs-el1.js";
+import { BlockCheck, VERIFY } from "./jit/verify.js";
 import { hostCounter } from "./sys-timer.js";
 
 /** Exception classes (ESR_ELx.EC, Arm ARM D17.2.40). */
@@ -511,9 +512,12 @@ export class Cpu {
             inBlock = true;
             const masks = mmu.mR | (mmu.mW << 8) | (mmu.mX << 24) | (this.fpTrap ? 0 : MASK_FP) |
               (this.el === 1 ? MASK_EL1 | (this.spsel === 1 ? MASK_SP_EL0 : 0) : 0);
-            let nd = b(st, tlb, mmu.asid, masks, done, budget);
-            // Then on through the dispatcher, block to block, until it finds nothing compiled or must stop.
-            if (nd < budget && ps[PS_JIT_STOP] === 0) nd = jit.dispatch(st, tlb, mmu.asid, masks, nd, budget);
+            let nd: number;
+            if (!VERIFY) {
+              nd = b(st, tlb, mmu.asid, masks, done, budget);
+              // Then on through the dispatcher, block to block, until it finds nothing compiled or must stop.
+              if (nd < budget && ps[PS_JIT_STOP] === 0) nd = jit.dispatch(st, tlb, mmu.asid, masks, nd, budget);
+            } else nd = this.verifiedCall(b, st, tlb, masks, done, budget, page, k);
             if (PROFILE !== null) { PROFILE.calls++; PROFILE.compiled += nd - done; }
             stall = nd === done;
             done = nd;
@@ -582,6 +586,38 @@ export class Cpu {
     this.retired += done;
     this.storePstate();
     return done;
+  }
+
+  /**
+   * XENO_JIT_VERIFY=1: one compiled block (and the blocks it chains to inside its module; not the dispatcher),
+   * then the interpreter over the same instructions from the same state, compared (jit/verify.ts).
+   */
+  private verifiedCall(b: BlockFn, st: number, tlb: number, masks: number, done: number, budget: number, page: number, k: number): number {
+    const check = this.check ??= new BlockCheck(this);
+    const pc = `0x${(this.r[PC2 + 1] >>> 0).toString(16)}_${(this.r[PC2] >>> 0).toString(16).padStart(8, "0")}`;
+    return check.call(() => b(st, tlb, this.mmu.asid, masks, done, budget), done, pc, (n) => {
+      const ram = this.mmu.i32, out: number[] = [];
+      for (let j = k; j < 1024 && out.length < n; j++) out.push(ram[page * 1024 + j]);
+      return out;
+    });
+  }
+  private check: BlockCheck | null = null;
+
+  /** The state block's bytes (jit/verify.ts). */
+  get stateBytes(): Uint8Array { return new Uint8Array(this.block.buffer, this.block.offset, VCPU_STATE_BYTES); }
+
+  /**
+   * Interprets exactly `n` instructions (fewer if one stops the loop) with the interrupt lines held low, and
+   * without counting them in `retired` (jit/verify.ts re-runs a compiled block's instructions with it).
+   */
+  interpretExactly(n: number): number {
+    const irq = this.irqLine, fiq = this.fiqLine, serr = this.serrorLine, retired = this.retired;
+    this.irqLine = 0; this.fiqLine = 0; this.serrorLine = 0;
+    try {
+      return this.runPlain(n);
+    } finally {
+      this.irqLine = irq; this.fiqLine = fiq; this.serrorLine = serr; this.retired = retired;
+    }
   }
 
   /** run() without block compilation: no heat counting or block lookups per instruction. */
