@@ -5,7 +5,7 @@
  */
 import { randomFillSync } from "node:crypto";
 import { JitEngine, soloJitMemory } from "../cpu/arm64/jit/engine.js";
-import { Cpu, CodeCache, sharedDecoder, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
+import { Cpu, CodeCache, jitHot, sharedDecoder, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
 import { ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SCTLR_EL1, TCR_EL1, TTBR0_EL1, MAIR_EL1, CPACR_EL1 } from "../cpu/arm64/sysregs.js";
 import { SP_EL0, PC2 } from "../cpu/arm64/state.js";
@@ -35,6 +35,9 @@ export interface ProcessOptions {
   image: Uint8Array;
 }
 
+/** Entries of a block before it is compiled, in the user-mode runner (see CodeCache.hot). */
+const USER_HOT = 100;
+
 export class UserProcess {
   readonly mmu: Mmu;
   readonly cpu: Cpu;
@@ -54,7 +57,10 @@ export class UserProcess {
     const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(opts.memBytes);
     this.mmu = new Mmu(memory.buffer, 0, undefined, opts.memBytes, tlbAt);
     this.jit = new JitEngine(memory, sharedDecoder(), false, jitAt);
-    this.cpu = new Cpu(this.mmu, new CodeCache(this.mmu.ramSize >>> 12, this.jit), { buffer: memory.buffer, offset: stateAt });
+    // A program's time is mostly its hot loops, unlike a kernel boot's lukewarm code: blocks compile after 100
+    // entries instead of the machine's 1,000 (docs/cpu-internals.md: CoreMark-like −20 % CPU; XENO_JIT_HOT wins).
+    const code = new CodeCache(this.mmu.ramSize >>> 12, this.jit, false, jitHot(USER_HOT));
+    this.cpu = new Cpu(this.mmu, code, { buffer: memory.buffer, offset: stateAt });
     this.as = new AddressSpace(this.mmu);
     this.sys = new Syscalls(this);
     this.cpu.onEl1 = (c) => this.kernelEntry(c);

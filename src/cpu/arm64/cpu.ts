@@ -105,6 +105,11 @@ export class CodeCache {
    * loop reads the words from RAM (one thread: every write to a code page invalidates it first).
    */
   words: (Int32Array | undefined)[] | null = null;
+  /**
+   * Entries of a block's first instruction before it is compiled: XENO_JIT_HOT, else the default the owner
+   * passes (1,000 for a machine: a kernel boot is lukewarm code; the user-mode runner's is lower, src/user).
+   */
+  readonly hot: number;
   /** Run calls since the queue of translated blocks last became non-empty (see Cpu.run). */
   private queueAge = 0;
   /**
@@ -113,10 +118,11 @@ export class CodeCache {
    * XENO_JIT_ASYNC=1 (read here): the engine translates and compiles on a compile worker (JitEngine.async). Off by
    * default: measured slower (docs/cpu-internals.md, "Compiling beside the vCPU").
    */
-  constructor(ramPages: number, readonly jit: JitEngine | null = null, background = false) {
+  constructor(ramPages: number, readonly jit: JitEngine | null = null, background = false, hot = HOT) {
     this.compiling = jit !== null && JIT_ENABLED;
-    // Forced compilation (HOT 1) wants each block compiled when it first runs: at once, on this thread.
-    if (this.compiling && background && HOT > 1 && process.env.XENO_JIT_ASYNC === "1") jit!.async = true;
+    this.hot = Math.max(1, hot | 0);
+    // Forced compilation (hot 1) wants each block compiled when it first runs: at once, on this thread.
+    if (this.compiling && background && this.hot > 1 && process.env.XENO_JIT_ASYNC === "1") jit!.async = true;
     this.pages = new Array<Handler[] | undefined>(ramPages).fill(undefined);
     // With an engine, its dispatcher marks the pages it enters too: the bytes live in the engine's area.
     this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
@@ -226,7 +232,7 @@ export class CodeCache {
   /**
    * The block starting at word slot k of a page (RAM words at `base`) ran hot: translate and queue it; a full
    * queue is compiled at once. A block whose first instruction is not translatable cools down (heat 0) and is
-   * tried again after another HOT runs.
+   * tried again after another `hot` runs.
    */
   compile(page: number, k: number, ram32: Int32Array, base: number): void {
     const jit = this.jit!, len = this.blockLen[page]!;
@@ -238,7 +244,7 @@ export class CodeCache {
       return;
     }
     len[k] = QUEUED;
-    if (jit.full || HOT === 1) this.flush();
+    if (jit.full || this.hot === 1) this.flush();
   }
 
   /**
@@ -313,7 +319,10 @@ const JIT_ENABLED = typeof process === "undefined" || process.env.XENO_JIT !== "
  * Executions of a block start before it is translated. XENO_JIT_HOT=1 forces the compiler: every block is
  * compiled (alone, at once) the first time it runs and runs compiled — for the oracle suites.
  */
-const HOT = Math.max(1, Number(process.env.XENO_JIT_HOT ?? 1000) | 0);
+const HOT_ENV = typeof process === "undefined" ? undefined : process.env.XENO_JIT_HOT;
+const HOT = Math.max(1, Number(HOT_ENV ?? 1000) | 0);
+/** The threshold for an owner whose default differs (see CodeCache.hot): XENO_JIT_HOT still wins. */
+export function jitHot(fallback: number): number { return HOT_ENV !== undefined ? HOT : fallback; }
 /** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
@@ -470,7 +479,7 @@ export class Cpu {
     const r = this.r, ps = this.ps;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const cache = this.code, jit = cache.jit!, snaps = cache.words;
+    const cache = this.code, jit = cache.jit!, snaps = cache.words, hot = cache.hot;
     const st = this.block.offset, tlb = mmu.tlbBase;
     let done = 0;
     let inBlock = false;
@@ -535,10 +544,10 @@ export class Cpu {
           }
           if (b === null && entry) {
             const h = ++heat[k];
-            if (h === HOT) {
+            if (h === hot) {
               cache.compile(page, k, ram32, base);
               if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
-            } else if (h === 2 * HOT && blen[k] === QUEUED) {
+            } else if (h === 2 * hot && blen[k] === QUEUED) {
               // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_RUNS runs.
               cache.flush();
               if (blocks[k] !== null) continue;
