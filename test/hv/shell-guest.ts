@@ -123,7 +123,11 @@ export async function shellGuest(c: HvClient, sock: string, spec: ShellGuestSpec
     if (existsSync(file)) {
       const r = await c.call("restore", { path: file, name: spec.name });
       if (r.ok) {
-        const { domid } = r.result as { domid: number };
+        const { domid, timing } = r.result as { domid: number; timing: { runningMs?: number } };
+        // The answer comes once the restored domain runs (its first slice began: Hypervisor.restore).
+        if (typeof timing.runningMs !== "number" || !Number.isFinite(timing.runningMs) || timing.runningMs <= 0) {
+          throw new Error(`restore of the suite's snapshot ${file} answered without the domain running (runningMs ${String(timing.runningMs)})`);
+        }
         const tap = await ConsoleTap.open(sock, domid, false);
         await tap.run("echo SHELL-$((20+1))", /^SHELL-21\r?$/m, 60_000);
         return { domid, tap, restored: true, ms: performance.now() - t0 };
