@@ -6,7 +6,8 @@
  *
  *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu] [--keep FILE]
  *
- * Xeno's restore time is the `restore` request's (file read and checked, domain built, running); QEMU's is from
+ * Xeno's restore time is the `restore` request's (file read and checked, domain built, its first slice begun:
+ * the answer waits for it; the log line gives the request → first guest instruction as well); QEMU's is from
  * its spawn to "running" (process start included: QEMU cannot load a stream into a running process). Timings
  * never decide pass/fail; record results in docs/benchmarks.md. --keep copies Xeno's last save file to FILE
  * (for bench/save/read.js).
@@ -86,7 +87,8 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
       out.push({ save, restore: performance.now() - t, bytes: s.bytes, timing: r.timing });
       const tm = r.timing, f = (x: number | undefined): string => (x ?? NaN).toFixed(1);
       process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
-        `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}], store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}), ${s.bytes} bytes\n`);
+        `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}], store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}; ` +
+        `first guest instruction ${f(tm.runningMs)}), ${s.bytes} bytes\n`);
       await sleep(idle * 1000);
     }
     const keep = process.argv.indexOf("--keep");

@@ -96,6 +96,12 @@ const SUSPEND_WAIT_MS = 60_000;
 /** How long an unpause with `report` waits for the domain's first slice before answering ESTATE. */
 const REPORT_WAIT_MS = 30_000;
 
+/**
+ * How long a restore's answer waits for the domain's first slice (RestoreTimingInfo.runningMs); past it the
+ * answer goes without (the domain runs when the scheduler lets it).
+ */
+const RUN_WAIT_MS = 5_000;
+
 /** A save tries this many times, this far apart, to find the domain between XenStore requests and back-end work. */
 const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 
@@ -347,6 +353,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         }, thread);
+        // A restored domain that runs wants its pCPU from the start (as an unpause: Xen's vcpu_wake), so the
+        // scheduler grants the permit now, not after the worker built the machine and asked (sched-wake).
+        if ("from" in boot && spec.paused !== true) Atomics.store(d.schedCtl, wantAt(0), 1);
         this.schedAdd(d);
       });
       if (this.balanceTimer === null) {
@@ -759,14 +768,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const d = this.domains.get(domid);
     const rt = d?.runner.restoreTiming ?? null;
     const wall = (t: number): number => performance.timeOrigin + t;
+    // A domain that runs: the answer waits for its first slice (bounded), so "restored" means running.
+    const ranAt = d !== undefined && !spec.paused ? await d.runner.firstRun(RUN_WAIT_MS) : NaN;
     const timing: RestoreTimingInfo = {
       readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
       threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
       readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
+      ...(!spec.paused ? { runningMs: ranAt - wall(t0) } : {}),
     };
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
       `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
-      `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)}))`);
+      `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)})` +
+      `${timing.runningMs !== undefined ? `; first guest instruction ${timing.runningMs.toFixed(1)} ms after the request` : ""})`);
     if (d !== undefined) {
       // Its vifs are on new switch ports: the switch learns them now, and again when it runs (it may have
       // been restored paused while its source, still on the old port, was destroyed).

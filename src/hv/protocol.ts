@@ -306,6 +306,11 @@ export interface RestoreTimingInfo {
   builtAt: number;
   /** A migration's: when the source asked its domain to pause (the source host's wall clock). */
   pausedAt?: number;
+  /**
+   * A restore that runs (not paused): from the request to the domain's first guest instruction (its first slice
+   * starting in the worker), ms; the answer waits for it (at most RUN_WAIT_MS, else NaN).
+   */
+  runningMs?: number;
 }
 
 /** What a migration's sending side did (Hypervisor.migrateSend). */

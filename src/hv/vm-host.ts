@@ -308,6 +308,19 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    * when that began (wall ms). Null until then. */
   restoreTiming: { restoreMs: number; at: number } | null = null;
 
+  /** A domain restored from a state that runs: the wall time (ms since the epoch) its first slice began, or NaN. */
+  firstRunAt = NaN;
+  private firstRunWait: ((at: number) => void) | null = null;
+
+  /** Resolves with firstRunAt once the worker reported it, or with NaN after `ms` (or at once if it stopped). */
+  firstRun(ms: number): Promise<number> {
+    if (!Number.isNaN(this.firstRunAt) || !this.running) return Promise.resolve(this.firstRunAt);
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(() => { this.firstRunWait = null; resolve(NaN); }, ms);
+      this.firstRunWait = (at) => { clearTimeout(timer); resolve(at); };
+    });
+  }
+
   get running(): boolean { return this.port !== undefined && !this.done; }
 
   /** Starts the domain in `thread` (shared with other runners), or in a thread of its own. */
@@ -323,7 +336,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
       ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars } : {}),
-      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true } } : {}) };
+      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true, report: true } } : {}) };
     if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;
     const t = thread ?? new VmThread();
@@ -473,7 +486,10 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
           this.moving?.done();
           break;
         case "sched-wake": this.emit("sched-wake"); break;
-        case "ran": this.runWaits.shift()?.(m.at); break;
+        case "ran":
+          if (m.first === true) { this.firstRunAt = m.at; const w = this.firstRunWait; this.firstRunWait = null; w?.(m.at); }
+          else this.runWaits.shift()?.(m.at);
+          break;
         case "suspended": this.stats[STAT_PAUSED] = 1; this.suspendWait?.(m.vcpu); break;
         case "output": this.emit("output", m.bytes); break;
         case "net-tx": forEachFrame(m, (vif, frame) => this.emit("net-tx", vif, frame)); break;
@@ -581,6 +597,9 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     this.saving?.done(new Error(`the domain stopped (${s.state})`));
     for (const w of this.dirtyWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
     for (const w of this.runWaits.splice(0)) w(new Error(`the domain stopped (${s.state})`));
+    const fw = this.firstRunWait;
+    this.firstRunWait = null;
+    fw?.(NaN);
     this.suspendWait?.(new Error(`the domain stopped (${s.state})`));
     for (const w of this.deviceWaits.values()) w("the domain stopped");
     this.deviceWaits.clear();

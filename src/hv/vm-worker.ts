@@ -81,7 +81,7 @@ export interface VmWorkerData {
    * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean; report?: boolean };
   /** An HVM domain's variable store file (`kernel` is then its firmware: src/hv/machine.ts). */
   firmwareVars?: string;
 }
@@ -145,8 +145,11 @@ export type WorkerToHost =
   | { type: "moved-in"; resaved?: DomainSnapshot; restoreMs?: number; at?: number }
   /** The guest suspended itself (SHUTDOWN_suspend taken from vCPU `vcpu`): the domain is paused here now. */
   | { type: "suspended"; vcpu: number }
-  /** The slice an unpause with `report` asked about starts now: `at`, wall time (ms since the epoch, µs precision). */
-  | { type: "ran"; at: number }
+  /**
+   * The slice an unpause with `report` asked about starts now: `at`, wall time (ms since the epoch, µs precision).
+   * `first`: the first slice of a domain restored with from.report (not an unpause's).
+   */
+  | { type: "ran"; at: number; first?: boolean }
   /** The domain saved itself for a move and left this thread: its snapshot and memory (the last message). */
   | { type: "moved-out"; snapshot: DomainSnapshot; memory: WebAssembly.Memory; paused: boolean }
   /** It could not save now (a back-end busy, a hot-unplug going on): it keeps running here. */
@@ -239,6 +242,8 @@ class Guest {
   private wakeAt = 0;
   /** An unpause asked when the guest runs again: "ran" is posted as its next slice starts. */
   private reportRun = false;
+  /** A restore (from.report) that runs: "ran" with `first` is posted as its first slice starts. */
+  private reportFirst = false;
   private guestStopped = false;
   /** Hot-unplugs waiting for the front-end: failed after UNPLUG_WAIT_MS (checked by the loop: no timers here). */
   private readonly unplugs: { deadline: number; expire(): void }[] = [];
@@ -295,6 +300,7 @@ class Guest {
     this.stats[STAT_PAGES] = this.m.xen !== null ? this.m.xen.account.pages : this.memPages;
     if (d.from === undefined) this.stats[STAT_ONLINE] = 1; // the boot vCPU (the others come up by PSCI CPU_ON)
     this.stats[STAT_PAUSED] = this.paused ? 1 : 0;
+    this.reportFirst = d.from?.report === true && !this.paused;
     if (d.from === undefined) this.post({ type: "started" });
     // restoreMs: the Machine built from the snapshot (a migration's downtime includes it); at: when it began.
     else this.post({ type: "moved-in", restoreMs: performance.now() - t0, at: performance.timeOrigin + t0, ...(d.from.resave === true ? { resaved: this.m.save() } : {}) });
@@ -534,6 +540,7 @@ class Guest {
     let w: number;
     const t0 = performance.now();
     if (this.reportRun) { this.reportRun = false; this.post({ type: "ran", at: performance.timeOrigin + t0 }); }
+    if (this.reportFirst) { this.reportFirst = false; this.post({ type: "ran", at: performance.timeOrigin + t0, first: true }); }
     try {
       w = m.runSlice();
     } catch (e) {

@@ -12,9 +12,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { ensureImages } from "../../src/images/index.js";
 import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
+import { shellGuests } from "./shell-guest.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -31,12 +32,11 @@ test("three busy domains on two pCPUs: the balancer moves one out of the shared 
     try {
       const sock = join(dir, "hv.sock");
       c = await connectHv(dir);
-      const spec = (name: string) => ({ name, memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd,
-        cmdline: "console=hvc0", xen: true, disks: [], vifs: [] });
-      const ids: number[] = [];
-      for (const n of ["busy1", "busy2", "busy3"]) ids.push((await c.ok<{ domid: number }>("create", { spec: spec(n) })).domid);
-      for (const id of ids) taps.push(await ConsoleTap.open(sock, id));
-      await Promise.all(taps.map((t) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready")));
+      const guests = await shellGuests(c, sock, { memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd, cmdline: "console=hvc0" },
+        ["busy1", "busy2", "busy3"]);
+      process.stderr.write(`# guests at their shells: ${guests.map((g) => `${g.restored ? "restored" : "booted"} in ${(g.ms / 1000).toFixed(1)} s`).join(", ")}\n`);
+      const ids = guests.map((g) => g.domid);
+      for (const g of guests) taps.push(g.tap);
       for (const t of taps) await t.run("while :; do :; done & echo LOOP-$((1+1))", /^LOOP-2\r?$/m);
       // The balancer looks every second and holds a moved domain 5 s: give it time to settle.
       const deadline = Date.now() + 60_000;

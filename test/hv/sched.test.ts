@@ -2,7 +2,9 @@
  * The credit scheduler with real guests in the hypervisor process: two DomUs pinned to pCPU 0 with weights 512
  * and 256, each running a CPU-bound shell loop, share that pCPU about 2:1; then one is unpinned and capped at
  * 25% and uses about a quarter of a pCPU although pCPU 1 is free. Bounds are generous (a loaded host); the
- * measured figures are printed (and recorded in docs/benchmarks.md).
+ * measured figures are printed (and recorded in docs/benchmarks.md). The guests come from the suite's snapshots
+ * (shell-guest.ts; balance-guests uses the same two): the scheduling, not the boot, is under test; their weights
+ * and pinning are set by sched-credit and vcpu-pin before the loops start.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,9 +13,10 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
+import { ensureImages } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
+import { shellGuests } from "./shell-guest.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 
@@ -29,12 +32,15 @@ test("credit scheduler: weights 512:256 on one pCPU ≈ 2:1; cap=25 ≈ a quarte
   try {
     const sock = join(dir, "hv.sock");
     c = await connectHv(dir);
-    const spec = (name: string, weight: number) => ({ name, memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd,
-      cmdline: "console=hvc0", xen: true, disks: [], vifs: [], sched: { weight, cpus: [0] } });
-    const a = (await c.ok<{ domid: number }>("create", { spec: spec("heavy", 512) })).domid;
-    const b = (await c.ok<{ domid: number }>("create", { spec: spec("light", 256) })).domid;
-    for (const id of [a, b]) taps.push(await ConsoleTap.open(sock, id));
-    await Promise.all(taps.map((t) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready")));
+    const guests = await shellGuests(c, sock, { memMiB: 96, vcpus: 1, kernel: images.kernel, ramdisk: images.initrd, cmdline: "console=hvc0" },
+      ["heavy", "light"]);
+    process.stderr.write(`# guests at their shells: ${guests.map((g) => `${g.restored ? "restored" : "booted"} in ${(g.ms / 1000).toFixed(1)} s`).join(", ")}\n`);
+    const [a, b] = guests.map((g) => g.domid) as [number, number];
+    for (const g of guests) taps.push(g.tap);
+    for (const [id, weight] of [[a, 512], [b, 256]] as const) {
+      await c.ok("sched-credit", { domid: id, weight });
+      await c.ok("vcpu-pin", { domid: id, cpus: [0] });
+    }
     for (const t of taps) await t.run("while :; do :; done & echo LOOP-$((1+1))", /^LOOP-2\r?$/m);
 
     const cpu = async (): Promise<Map<number, DomainInfo>> => new Map((await c!.ok<DomainInfo[]>("list")).map((d) => [d.domid, d]));

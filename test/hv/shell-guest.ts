@@ -8,6 +8,10 @@
  * images boots afresh, so a test never runs on a guest another build produced. A file the hypervisor refuses
  * as malformed or of another version (EFORMAT) is booted again and replaced; any other refusal fails the test.
  * XENO_TEST_BOOT=1 boots every time (and writes no file).
+ *
+ * Several guests of one spec (shellGuests: a test's busy domains) are slots 0, 1, …, each a snapshot of its own:
+ * a restore keeps the saved domid (the guest's XenStore paths name it), so slot k is always the (k+1)-th domain
+ * of a fresh hypervisor — booted so, restored so — and its saved domid k+1 is free when it is restored.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -42,6 +46,8 @@ export interface ShellGuestSpec {
   kernel: string;
   ramdisk: string;
   cmdline: string;
+  /** Which of a test's guests of this spec (shellGuests); 0 (the default) is the one hotplug and sched-vcpus share. */
+  slot?: number;
 }
 
 export interface ShellGuest {
@@ -73,11 +79,34 @@ function distHash(): string {
 
 function snapshotKey(s: ShellGuestSpec): string {
   const img = (p: string): string => { const st = statSync(p); return `${p}:${st.size}:${st.mtimeMs}`; };
-  return createHash("sha256").update(JSON.stringify([s.memMiB, s.vcpus, s.cmdline, img(s.kernel), img(s.ramdisk), distHash()]))
-    .digest("hex").slice(0, 32);
+  const key: unknown[] = [s.memMiB, s.vcpus, s.cmdline, img(s.kernel), img(s.ramdisk), distHash()];
+  if ((s.slot ?? 0) !== 0) key.push(`slot ${s.slot}`); // slot 0's key as before slots existed
+  return createHash("sha256").update(JSON.stringify(key)).digest("hex").slice(0, 32);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Running domains named `names` of `spec` at their shells, slots 0, 1, … (see the file comment), in a hypervisor
+ * that has no other domain yet. When every slot has a snapshot they are restored together; otherwise one after
+ * the other, in slot order, so each gets the domid its slot's snapshot has (or will have) — and a restored one is
+ * paused until the last is at its shell: a guest just restored is busy for a while (its decode cache refills),
+ * and beside a booting one in its thread it made the balancer move domains while the others booted, which the
+ * balance-guests test then took for the move it waits for (it failed so once, 55/104/54 % shares).
+ */
+export async function shellGuests(c: HvClient, sock: string, spec: Omit<ShellGuestSpec, "name" | "slot">, names: readonly string[]): Promise<ShellGuest[]> {
+  const specs = names.map((name, slot) => ({ ...spec, name, slot }));
+  const all = process.env.XENO_TEST_BOOT !== "1" && specs.every((s) => existsSync(join(CACHE, `${snapshotKey(s)}.xeno`)));
+  if (all) return Promise.all(specs.map((s) => shellGuest(c, sock, s)));
+  const out: ShellGuest[] = [];
+  for (const s of specs) {
+    const g = await shellGuest(c, sock, s);
+    if (g.restored) await c.ok("pause", { domid: g.domid });
+    out.push(g);
+  }
+  for (const g of out) if (g.restored) await c.ok("unpause", { domid: g.domid });
+  return out;
+}
 
 /**
  * A running domain `spec.name` at its shell in the hypervisor `c` (control socket `sock`): restored from the
@@ -94,7 +123,11 @@ export async function shellGuest(c: HvClient, sock: string, spec: ShellGuestSpec
     if (existsSync(file)) {
       const r = await c.call("restore", { path: file, name: spec.name });
       if (r.ok) {
-        const { domid } = r.result as { domid: number };
+        const { domid, timing } = r.result as { domid: number; timing: { runningMs?: number } };
+        // The answer comes once the restored domain runs (its first slice began: Hypervisor.restore).
+        if (typeof timing.runningMs !== "number" || !Number.isFinite(timing.runningMs) || timing.runningMs <= 0) {
+          throw new Error(`restore of the suite's snapshot ${file} answered without the domain running (runningMs ${String(timing.runningMs)})`);
+        }
         const tap = await ConsoleTap.open(sock, domid, false);
         await tap.run("echo SHELL-$((20+1))", /^SHELL-21\r?$/m, 60_000);
         return { domid, tap, restored: true, ms: performance.now() - t0 };
@@ -127,7 +160,8 @@ export async function shellGuest(c: HvClient, sock: string, spec: ShellGuestSpec
 
 /** Boots `spec` to the ready marker; with `file`, saves a checkpoint there (written aside, then renamed). */
 async function boot(c: HvClient, sock: string, spec: ShellGuestSpec, file: string | null, t0: number): Promise<ShellGuest> {
-  const { domid } = await c.ok<{ domid: number }>("create", { spec: { ...spec, xen: true, disks: [], vifs: [] } });
+  const { slot: _slot, ...domain } = spec;
+  const { domid } = await c.ok<{ domid: number }>("create", { spec: { ...domain, xen: true, disks: [], vifs: [] } });
   const tap = await ConsoleTap.open(sock, domid);
   await tap.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready");
   await tap.run("echo SHELL-$((20+1))", /^SHELL-21\r?$/m, 60_000);

@@ -4,8 +4,6 @@
  */
 import { resolve } from "node:path";
 import type { DomainSpec, Event } from "../../hv/protocol.js";
-import { configFileSpec } from "../create.js";
-import { ConfigError, renderConfigError } from "../../config/index.js";
 import { ask, fetchTable, type XlClient } from "./client.js";
 import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
@@ -56,6 +54,8 @@ export async function restoreCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   let spec: DomainSpec | undefined;
   if (cfgFile !== undefined) {
     env.err(`Parsing config from ${cfgFile}\n`);
+    // Loaded only with a config (the parser and its modules: ~70 of them).
+    const [{ configFileSpec }, { ConfigError, renderConfigError }] = await Promise.all([import("../create.js"), import("../../config/index.js")]);
     try { spec = configFileSpec(cfgFile); } catch (e) {
       throw new XlError(e instanceof ConfigError ? renderConfigError(e, { color: false }) : (e as Error).message);
     }

@@ -7,21 +7,25 @@
  *   - a failed operation prints `xeno CMD: why` on stderr, status 1.
  * Xeno's own subcommands (create, image, run-user) parse their arguments themselves.
  */
-import {
-  blockListCmd, dmesgCmd, domidCmd, domnameCmd, infoCmd, listCmd, networkListCmd, uptimeCmd, vcpuListCmd,
-} from "./cmd-info.js";
-import {
-  destroyCmd, memMaxCmd, memSetCmd, vcpuSetCmd, pauseCmd, rebootCmd, renameCmd, shutdownCmd, sysrqCmd, unpauseCmd,
-} from "./cmd-control.js";
-import { consoleCmd } from "./cmd-console.js";
-import { restoreCmd, saveCmd } from "./cmd-save.js";
-import { migrateCmd, migrateReceiveCmd } from "./cmd-migrate.js";
-import { topCmd } from "./cmd-top.js";
-import { schedCreditCmd, vcpuPinCmd } from "./cmd-sched.js";
-import { blockAttachCmd, blockDetachCmd, networkAttachCmd, networkDetachCmd } from "./cmd-hotplug.js";
 import type { XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import { getopt, UsageError, type OptSpec, type ParsedOpts } from "./getopt.js";
+
+/**
+ * Each command's module is loaded when the command runs (dynamic import): a static import of all of them made
+ * every `xeno` command load 193 modules — cmd-migrate's reaches the hypervisor's worker host and the emulator
+ * — and spend ~0.18 s of CPU on it before its first request (docs/benchmarks.md, session 22).
+ */
+type Run = (p: ParsedOpts, env: XlEnv) => Promise<number>;
+const lazy = <M>(load: () => Promise<M>, pick: (m: M) => Run): Run => async (p, env) => pick(await load())(p, env);
+const cmdConsole = (): Promise<typeof import("./cmd-console.js")> => import("./cmd-console.js");
+const cmdControl = (): Promise<typeof import("./cmd-control.js")> => import("./cmd-control.js");
+const cmdHotplug = (): Promise<typeof import("./cmd-hotplug.js")> => import("./cmd-hotplug.js");
+const cmdInfo = (): Promise<typeof import("./cmd-info.js")> => import("./cmd-info.js");
+const cmdMigrate = (): Promise<typeof import("./cmd-migrate.js")> => import("./cmd-migrate.js");
+const cmdSave = (): Promise<typeof import("./cmd-save.js")> => import("./cmd-save.js");
+const cmdSched = (): Promise<typeof import("./cmd-sched.js")> => import("./cmd-sched.js");
+const cmdTop = (): Promise<typeof import("./cmd-top.js")> => import("./cmd-top.js");
 
 interface CommandBase {
   name: string;
@@ -61,35 +65,35 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "-n, --numa              Prints out NUMA node affinity",
     opts: [{ short: "l", long: "long" }, { short: "v", long: "verbose" }, { short: "Z", long: "context" },
       { short: "c", long: "cpupool" }, { short: "n", long: "numa" }],
-    run: listCmd,
+    run: lazy(cmdInfo, (m) => m.listCmd),
   },
   {
     kind: "xl", name: "destroy", usage: "[options] <Domain>", desc: "Terminate a domain immediately",
     options: "-f                      (xl: permit destroying domain 0; Domain-0 is Xeno's toolstack and is never destroyed)",
-    opts: [{ short: "f" }], minArgs: 1, maxArgs: 1, run: destroyCmd,
+    opts: [{ short: "f" }], minArgs: 1, maxArgs: 1, run: lazy(cmdControl, (m) => m.destroyCmd),
   },
   {
     kind: "xl", name: "shutdown", usage: "[options] <-a|Domain>", desc: "Issue a shutdown signal to a domain",
     options: "-a, --all               Shutdown all guest domains.\n" +
       "-F                      (xl: fall back to an ACPI power event; Xeno has none, the PV request is used)\n" +
       "-w, --wait              Wait for guest(s) to shutdown (twice: until destroyed).",
-    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: shutdownCmd,
+    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: lazy(cmdControl, (m) => m.shutdownCmd),
   },
   {
     kind: "xl", name: "reboot", usage: "[options] <-a|Domain>", desc: "Issue a reboot signal to a domain",
     options: "-a, --all               Reboot all guest domains.\n" +
       "-F                      (xl: fall back to an ACPI reset event; Xeno has none, the PV request is used)\n" +
       "-w, --wait              Wait for guest(s) to reboot (twice: until the old domain is destroyed).",
-    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: rebootCmd,
+    opts: [{ short: "a", long: "all" }, { short: "w", long: "wait" }, { short: "F" }], run: lazy(cmdControl, (m) => m.rebootCmd),
   },
-  { kind: "xl", name: "pause", usage: "<Domain>", desc: "Pause execution of a domain", minArgs: 1, maxArgs: 1, run: pauseCmd },
-  { kind: "xl", name: "unpause", usage: "<Domain>", desc: "Unpause a paused domain", minArgs: 1, maxArgs: 1, run: unpauseCmd },
+  { kind: "xl", name: "pause", usage: "<Domain>", desc: "Pause execution of a domain", minArgs: 1, maxArgs: 1, run: lazy(cmdControl, (m) => m.pauseCmd) },
+  { kind: "xl", name: "unpause", usage: "<Domain>", desc: "Unpause a paused domain", minArgs: 1, maxArgs: 1, run: lazy(cmdControl, (m) => m.unpauseCmd) },
   {
     kind: "xl", name: "console", usage: "[options] <Domain>", desc: "Attach to domain's console",
     options: "-t <type>       console type, pv or serial (the domain has one: pv for Xen guests, serial with xen_platform=0)\n" +
       "-n <number>     console number (0)\n" +
       "-e <escape>     escape character that detaches, ^X or one character (default ^])",
-    opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: consoleCmd,
+    opts: [{ short: "t", value: true }, { short: "n", value: true }, { short: "e", value: true }], minArgs: 1, run: lazy(cmdConsole, (m) => m.consoleCmd),
   },
   {
     kind: "xl", name: "save", usage: "[options] <Domain> <CheckpointFile>", desc: "Save a domain state to restore later",
@@ -100,7 +104,7 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "Without -c or -p the domain is destroyed once the file is written. The hypervisor writes the file\n" +
       "(docs/save-format.md); a relative path is taken from the current directory. Without --suspend the\n" +
       "guest is stopped between two instructions and never knows it was saved.",
-    opts: [{ short: "c" }, { short: "p" }, { short: "S", long: "suspend" }], minArgs: 2, maxArgs: 3, run: saveCmd,
+    opts: [{ short: "c" }, { short: "p" }, { short: "S", long: "suspend" }], minArgs: 2, maxArgs: 3, run: lazy(cmdSave, (m) => m.saveCmd),
   },
   {
     kind: "xl", name: "migrate", usage: "[options] <Domain> <host>", desc: "Migrate a domain to another host",
@@ -119,14 +123,14 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     opts: [{ short: "s", value: true }, { short: "e" }, { short: "p" }, { short: "C", value: true }, { short: "F" },
       { short: "D", long: "debug" }, { short: "L", long: "live" }, { short: "N", long: "non-live" },
       { short: "R", long: "max-rounds", value: true }, { short: "M", long: "min-dirty", value: true }],
-    minArgs: 2, maxArgs: 2, run: migrateCmd,
+    minArgs: 2, maxArgs: 2, run: lazy(cmdMigrate, (m) => m.migrateCmd),
   },
   {
     kind: "xl", name: "migrate-receive", usage: "[-e] [-d] [-p]", desc: "Restore a domain from a saved state (the receiving end of migrate)",
     options: "Reads the stream on stdin and answers on stdout; run by 'xeno migrate' through its transport.\n" +
       "-p                      Do not unpause the domain after the migration.\n" +
       "-e, -d, -t, -F          Accepted (xl's daemon, debug, terminal and foreground flags).",
-    opts: [{ short: "e" }, { short: "d" }, { short: "p" }, { short: "t" }, { short: "F" }], maxArgs: 0, run: migrateReceiveCmd,
+    opts: [{ short: "e" }, { short: "d" }, { short: "p" }, { short: "t" }, { short: "F" }], maxArgs: 0, run: lazy(cmdMigrate, (m) => m.migrateReceiveCmd),
   },
   {
     kind: "xl", name: "restore", usage: "[options] [<ConfigFile>] <CheckpointFile>", desc: "Restore a domain from a saved state",
@@ -136,35 +140,35 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "The domain comes back with its saved name and domain id (its guest's XenStore paths name the id): a\n" +
       "domain using either is refused. A <ConfigFile> replaces the saved config: the same memory, vCPUs and\n" +
       "devices (vdev, read-only, vif MAC and MTU); name, disk paths, bridges and on_* policies may differ.",
-    opts: [{ short: "p" }, { short: "e" }, { short: "d" }], minArgs: 1, maxArgs: 2, run: restoreCmd,
+    opts: [{ short: "p" }, { short: "e" }, { short: "d" }], minArgs: 1, maxArgs: 2, run: lazy(cmdSave, (m) => m.restoreCmd),
   },
   {
     kind: "xl", name: "mem-max", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the maximum amount reservation for a domain",
     options: "A bare number is MiB; at most the RAM the domain was created with (populate_physmap stops there).",
-    minArgs: 2, maxArgs: 2, run: memMaxCmd,
+    minArgs: 2, maxArgs: 2, run: lazy(cmdControl, (m) => m.memMaxCmd),
   },
   {
     kind: "xl", name: "mem-set", usage: "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
     desc: "Set the current memory usage for a domain",
     options: "A bare number is MiB. The guest's balloon driver moves toward the target.",
-    minArgs: 2, maxArgs: 2, run: memSetCmd,
+    minArgs: 2, maxArgs: 2, run: lazy(cmdControl, (m) => m.memSetCmd),
   },
-  { kind: "xl", name: "vcpu-list", usage: "[Domain, ...]", desc: "List the VCPUs for all/some domains", run: vcpuListCmd },
+  { kind: "xl", name: "vcpu-list", usage: "[Domain, ...]", desc: "List the VCPUs for all/some domains", run: lazy(cmdInfo, (m) => m.vcpuListCmd) },
   {
     kind: "xl", name: "vcpu-pin", usage: "[option] <Domain> <VCPU|all> <Hard affinity|-|all> <Soft affinity|-|all>",
     desc: "Set which CPUs a VCPU can use",
     options: "Xeno schedules a domain's vCPUs together (one thread), so the hard affinity applies to the whole domain\n" +
       "whichever vCPU is named; soft affinity is accepted and not used.",
-    minArgs: 3, maxArgs: 4, run: vcpuPinCmd,
+    minArgs: 3, maxArgs: 4, run: lazy(cmdSched, (m) => m.vcpuPinCmd),
   },
   { kind: "xl", name: "vcpu-set", usage: "[option] <Domain> <vCPUs>", desc: "Set the number of active VCPUs allowed for the domain",
     options: "At most the vcpus= the domain was created with; the guest takes vCPUs on and offline (cpu/N/availability).",
-    minArgs: 2, maxArgs: 2, run: vcpuSetCmd },
+    minArgs: 2, maxArgs: 2, run: lazy(cmdControl, (m) => m.vcpuSetCmd) },
   {
     kind: "xl", name: "info", usage: "[FIELD]", desc: "Get information about Xen host",
     options: "FIELD                   print only the value(s) of the line(s) starting with FIELD",
-    maxArgs: 1, run: infoCmd,
+    maxArgs: 1, run: lazy(cmdInfo, (m) => m.infoCmd),
   },
   {
     kind: "xl", name: "sched-credit", usage: "[-d <Domain> [-w[=WEIGHT]|-c[=CAP]]] [-s [-t TSLICE] [-r RATELIMIT]] [-p CPUPOOL]",
@@ -178,16 +182,16 @@ export const XL_COMMANDS: readonly XlCommand[] = [
     opts: [{ short: "d", long: "domain", value: true }, { short: "w", long: "weight", value: true }, { short: "c", long: "cap", value: true },
       { short: "s", long: "schedparam" }, { short: "t", long: "tslice_ms", value: true }, { short: "r", long: "ratelimit_us", value: true },
       { short: "p", long: "cpupool", value: true }],
-    maxArgs: 0, run: schedCreditCmd,
+    maxArgs: 0, run: lazy(cmdSched, (m) => m.schedCreditCmd),
   },
-  { kind: "xl", name: "domid", usage: "<DomainName>", desc: "Convert a domain name to domain id", minArgs: 1, maxArgs: 1, run: domidCmd },
-  { kind: "xl", name: "domname", usage: "<DomainId>", desc: "Convert a domain id to domain name", minArgs: 1, maxArgs: 1, run: domnameCmd },
-  { kind: "xl", name: "rename", usage: "<Domain> <NewDomainName>", desc: "Rename a domain", minArgs: 2, maxArgs: 2, run: renameCmd },
-  { kind: "xl", name: "sysrq", usage: "<Domain> <letter>", desc: "Send a sysrq to a domain", minArgs: 2, maxArgs: 2, run: sysrqCmd },
+  { kind: "xl", name: "domid", usage: "<DomainName>", desc: "Convert a domain name to domain id", minArgs: 1, maxArgs: 1, run: lazy(cmdInfo, (m) => m.domidCmd) },
+  { kind: "xl", name: "domname", usage: "<DomainId>", desc: "Convert a domain id to domain name", minArgs: 1, maxArgs: 1, run: lazy(cmdInfo, (m) => m.domnameCmd) },
+  { kind: "xl", name: "rename", usage: "<Domain> <NewDomainName>", desc: "Rename a domain", minArgs: 2, maxArgs: 2, run: lazy(cmdControl, (m) => m.renameCmd) },
+  { kind: "xl", name: "sysrq", usage: "<Domain> <letter>", desc: "Send a sysrq to a domain", minArgs: 2, maxArgs: 2, run: lazy(cmdControl, (m) => m.sysrqCmd) },
   {
     kind: "xl", name: "dmesg", usage: "[-c]", desc: "Read and/or clear dmesg buffer",
     options: "  -c                        Clear dmesg buffer as well as printing it",
-    opts: [{ short: "c", long: "clear" }], maxArgs: 0, run: dmesgCmd,
+    opts: [{ short: "c", long: "clear" }], maxArgs: 0, run: lazy(cmdInfo, (m) => m.dmesgCmd),
   },
   {
     kind: "xl", name: "top", usage: "[options]", desc: "Monitor a host and the domains in real time",
@@ -199,26 +203,26 @@ export const XL_COMMANDS: readonly XlCommand[] = [
       "-r, --repeat-header  repeat table header before each domain",
     opts: [{ short: "d", long: "delay", value: true }, { short: "b", long: "batch" }, { short: "i", long: "iterations", value: true },
       { short: "f", long: "full-name" }, { short: "z", long: "dom0-first" }, { short: "r", long: "repeat-header" }],
-    maxArgs: 0, run: topCmd,
+    maxArgs: 0, run: lazy(cmdTop, (m) => m.topCmd),
   },
   { kind: "xl", name: "network-attach", usage: "<Domain> [type=<type>] [mac=<mac>] [bridge=<bridge>] ...",
-    desc: "Create a new virtual network device", minArgs: 1, run: networkAttachCmd },
-  { kind: "xl", name: "network-list", usage: "<Domain(s)>", desc: "List virtual network interfaces for a domain", minArgs: 1, run: networkListCmd },
+    desc: "Create a new virtual network device", minArgs: 1, run: lazy(cmdHotplug, (m) => m.networkAttachCmd) },
+  { kind: "xl", name: "network-list", usage: "<Domain(s)>", desc: "List virtual network interfaces for a domain", minArgs: 1, run: lazy(cmdInfo, (m) => m.networkListCmd) },
   { kind: "xl", name: "network-detach", usage: "[-f] <Domain> <DevId|mac>", desc: "Destroy a domain's virtual network device",
     options: "-f  remove it without waiting for the guest to let go (xl's forced removal).\n" +
       "Without -f: waits up to 10 s for the guest's netfront to close; if it does not, fails and the vif stays (closing).",
-    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: networkDetachCmd },
+    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: lazy(cmdHotplug, (m) => m.networkDetachCmd) },
   { kind: "xl", name: "block-attach", usage: "<Domain> <disk-spec-component(s)>...", desc: "Create a new virtual block device",
-    minArgs: 2, run: blockAttachCmd },
-  { kind: "xl", name: "block-list", usage: "<Domain(s)>", desc: "List virtual block devices for a domain", minArgs: 1, run: blockListCmd },
+    minArgs: 2, run: lazy(cmdHotplug, (m) => m.blockAttachCmd) },
+  { kind: "xl", name: "block-list", usage: "<Domain(s)>", desc: "List virtual block devices for a domain", minArgs: 1, run: lazy(cmdInfo, (m) => m.blockListCmd) },
   { kind: "xl", name: "block-detach", usage: "[-f] <Domain> <DevId>", desc: "Destroy a domain's virtual block device",
     options: "-f  remove it without waiting for the guest to let go (xl's forced removal).\n" +
       "DevId: the device number or its vdev name (xvdb). Without -f: waits up to 10 s for the guest's blkfront to\n" +
       "close; if it does not, fails and the disk stays (closing).",
-    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: blockDetachCmd },
+    opts: [{ short: "f" }], minArgs: 2, maxArgs: 2, run: lazy(cmdHotplug, (m) => m.blockDetachCmd) },
   {
     kind: "xl", name: "uptime", usage: "[-s] [Domain]", desc: "Print uptime for all/some domains",
-    options: "-s                      short format", opts: [{ short: "s" }], run: uptimeCmd,
+    options: "-s                      short format", opts: [{ short: "s" }], run: lazy(cmdInfo, (m) => m.uptimeCmd),
   },
 ];
 
