@@ -10,7 +10,9 @@
  * console showing the ready marker and --settle seconds of idle (default 5; the decode cache drops boot-only
  * code pages at its sweeps in the first tens of seconds of idle, see Machine.sweepCode). Each time it sorts the
  * resident memory into:
- *   guest RAM  — anonymous mappings the size of a domain's RAM (its SharedArrayBuffer; the pages the guest touched)
+ *   guest RAM  — anonymous mappings at least the size of a domain's RAM: its WebAssembly.Memory (the pages the guest
+ *                touched, and of what follows RAM there — vCPU state, TLB and compiler areas, boardTailBytes: 1.4 MiB
+ *                for one vCPU — the pages in use)
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
  *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
  *   file       — the node binary and libraries (shared by all threads)
@@ -49,10 +51,10 @@ function smaps(pid: number, ramBytes: number): Breakdown {
     const kib = Number(rss[1]);
     b.rssKiB += kib;
     if (file) b.fileKiB += kib;
-    else if (size >= ramBytes && size <= ramBytes + 2 * 1024 * 1024) b.ramKiB += kib;
+    else if (size >= ramBytes) b.ramKiB += kib; // the memory is reserved up to its maximum (RAM + tail), or more
     else if (size === 256 * 1024 || (size % (256 * 1024) === 0 && size <= 8 * 1024 * 1024 && name === "")) b.v8KiB += kib;
     else b.otherKiB += kib;
-    if (kib >= 4096 && !(size >= ramBytes && size <= ramBytes + 2 * 1024 * 1024)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
+    if (kib >= 4096 && !(size >= ramBytes)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
   }
   return b;
 }

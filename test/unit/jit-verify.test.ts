@@ -25,7 +25,7 @@ const SEED = process.env.XENO_SEED !== undefined ? Number(process.env.XENO_SEED)
 const COUNT = Number(process.env.XENO_JIT_BLOCKS ?? 10000);
 
 /**
- * Advanced SIMD integer encoding groups, and FMOV (general) (Arm ARM C4.1.95 / C4.1.88 / C4.1.96 diagrams; '0'/'1' fixed, 'x' random), as
+ * Advanced SIMD integer encoding groups, FMOV (general), and LDAR/STLR (Arm ARM C4.1.95 / C4.1.88 / C4.1.96 diagrams; '0'/'1' fixed, 'x' random), as
  * [mask, value]: the translator keeps the words it takes, so reserved field values and forms it leaves to the
  * interpreter simply are drawn again.
  */
@@ -53,6 +53,7 @@ const SIMD_GROUPS: [number, number][] = [
   "0x001100xx0xxxxxxxxxxxxxxxxxxxxx", // LD1-4/ST1-4 (multiple structures), post-index or not
   "0x001101xxxxxxxxxxxxxxxxxxxxxxxx", // LD1-4/ST1-4 (single structure), post-index or not
   "x0011110xx1xx11x000000xxxxxxxxxx", // FMOV (general) and its neighbours in FP<->integer
+  "xx0010001x011111111111xxxxxxxxxx", // LDAR / STLR (B/H/W/X): unaligned addresses leave to the interpreter
 ].map((p) => {
   let mask = 0, value = 0;
   for (let k = 0; k < 32; k++) if (p[k] !== "x") { mask |= 1 << (31 - k); if (p[k] === "1") value |= 1 << (31 - k); }

@@ -1015,6 +1015,25 @@ export class Translator {
     }
     c.set(T3);
   }
+  /**
+   * LDAR / STLR (B/H/W/X) with one thread per domain: a load or store of Rt at [Xn|SP], which must be aligned (else
+   * the block leaves at it and the interpreter takes the alignment fault). The ordering they give is program
+   * order, which compiled code keeps on one thread. With vCPUs on other threads (`fences`) they stay with the
+   * interpreter: it makes them atomic accesses and wakes WFE sleepers after a store-release (ldst.ts stlr).
+   */
+  private ordered(w: number, load: boolean): number {
+    if (this.fences) return 0;
+    const c = this.c, size = w >>> 30, t = w & 31, n = (w >>> 5) & 31;
+    this.xsp(n); c.set(L_A);
+    if (size !== 0) {
+      c.get(L_A); c.op(OP.i32WrapI64); c.i32((1 << size) - 1); c.op(OP.i32And);
+      c.if(); this.leave(this.k, 4 * this.k); c.end();
+    }
+    const kind = (size << 2) | (load ? 1 : 0);
+    this.access(kind, t);
+    if (load) { c.get(T3); this.setX(t); }
+    return 1;
+  }
   private isLoad(kind: number): boolean { return kind !== 0 && kind !== 4 && kind !== 8 && kind !== 12 && kind !== 14; }
 
   /** Byte offset of half `h` (0 low, 1 high doubleword) of Vt in the state block. */
@@ -1172,6 +1191,7 @@ export class Translator {
       c.get(T4); this.setXsp(n);
       return 1;
     }
+    if (name === "LDAR" || name === "STLR") return this.ordered(w, name === "LDAR");
     if (op === 3 && ((w >>> 24) & 3) === 0) { // LDR (literal)
       const opc = w >>> 30;
       if (opc === 3) return 1; // PRFM (literal)
