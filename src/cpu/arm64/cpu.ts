@@ -22,7 +22,7 @@ import { registerAll } from "./isa.js";
 import { endBlock } from "./sys-defs.js";
 import type { BlockFn, JitEngine } from "./jit/engine.js";
 import { resetSysRegs } from "./sysregs-el1.js";
-import { BlockCheck, VERIFY } from "./jit/verify.js";
+import { BlockCheck, VERIFY, verifyStats } from "./jit/verify.js";
 import { hostCounter } from "./sys-timer.js";
 
 /** Exception classes (ESR_ELx.EC, Arm ARM D17.2.40). */
@@ -602,6 +602,9 @@ export class Cpu {
    * then the interpreter over the same instructions from the same state, compared (jit/verify.ts).
    */
   private verifiedCall(b: BlockFn, st: number, tlb: number, masks: number, done: number, budget: number, page: number, k: number): number {
+    // With vCPUs on other threads writing the same memory (snapshotWords), their stores between the two runs
+    // would read as disagreements: blocks then run unchecked (counted).
+    if (this.code.words !== null) { verifyStats.skipped++; return b(st, tlb, this.mmu.asid, masks, done, budget); }
     const check = this.check ??= new BlockCheck(this);
     const pc = `0x${(this.r[PC2 + 1] >>> 0).toString(16)}_${(this.r[PC2] >>> 0).toString(16).padStart(8, "0")}`;
     return check.call(() => b(st, tlb, this.mmu.asid, masks, done, budget), done, pc, (n) => {
