@@ -20,8 +20,9 @@ import { cpuAt, permitAt, wantAt } from "./sched-words.js";
  * Whether domains with several vCPUs run them on threads of their own: only with XENO_VCPU_THREADS=1. Off by
  * default because a threaded 2-vCPU boot still measured slower than one thread on this 2-core host: the stalls
  * on hand-offs are gone (a lost wake-up, rings, the UART: docs/cpu-internals.md "Hand-offs, measured"), but it
- * takes about a third more CPU (the last two A/Bs at 7e8bb97: wall +6.5 % / +27.1 %, CPU +32.6 % / +28.9 %,
- * docs/benchmarks.md 2026-12-07 "hand-offs"); off, every vCPU of a domain is time-sliced in its home thread.
+ * takes about a third more CPU (session 22, three alternated runs at load 13–21: 21.0 against 15.7 s, +34 %) —
+ * the same guest instructions, the extra in the second thread's own warm-up (docs/cpu-internals.md "Where the
+ * extra CPU goes", docs/benchmarks.md session 22); off, every vCPU of a domain is time-sliced in its home thread.
  */
 export const VCPU_THREADS = process.env.XENO_VCPU_THREADS === "1";
 

@@ -40,9 +40,9 @@ import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { FSC_STAGE2 } from "../mmu/mmu.js";
 import { gicv2StateBytes } from "../devices/gic/gicv2.js";
 import { R } from "../common/int64.js";
-import { E_BC_APPLIED, E_HOME_SLICE, E_HOME_WAKE, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_SERVE, E_SERVE_WAIT, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
+import { E_BC_ALL, E_BC_APPLIED, E_HOME_SLICE, E_HOME_WAKE, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_SERVE, E_SERVE_WAIT, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import {
-  BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_STAGE2, L_DIRTY, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
+  BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_RING, BC_STAGE2, L_BC_RING, LINK_VIEW_BYTES, L_DIRTY, CMD_PARK, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_BYTES, LINK_F64, LINK_MSG, LINK_MSG_BYTES, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ,
   L_ACK, L_EXEC, L_BC_FROM, L_BC_LOCK, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, L_WFE_AT, L_WFE_SLEEPERS, setWfeSleeper, wakeWfeSleepers,
   RQ_HVC, RQ_MMIO_READ, RQ_MMIO_WRITE, RQ_STAGE2, ST_CRASHED, ST_GONE, ST_PARKED, ST_RUNNING, ST_STARTING, V_A0, V_CMD, V_DONE_SEQ,
   UART_Q_AREA, UART_Q_BYTES, L_UART_FR, drainUartQueue, uartQueueViews, V_GEN, V_JIT_BLOCKS, V_R0, V_R1, V_REQ_KIND, V_REQ_SEQ, V_STATUS, V_WAITING, icIvauPage, linkViews, publishBroadcast, ringVcpu, bcRings, bcIssuerWaits, takeBroadcasts, vw,
@@ -202,8 +202,9 @@ interface Vcpu {
  */
 export { boardTailBytes } from "./tail-layout.js";
 if (8 * VCPU_STATE_BYTES > GIC_AREA || GIC_AREA + gicv2StateBytes(8, GIC_IRQS) > LINK_AREA || LINK_AREA + LINK_BYTES > UART_Q_AREA ||
-  UART_Q_AREA + 8 * UART_Q_BYTES > STATE_AREA_BYTES) {
-  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC, the vCPU link and the UART queues");
+  UART_Q_AREA + 8 * UART_Q_BYTES > LINK_AREA + L_BC_RING * 4 || LINK_AREA + (L_BC_RING + 4 * BC_RING) * 4 > LINK_AREA + LINK_VIEW_BYTES ||
+  LINK_AREA + LINK_VIEW_BYTES > STATE_AREA_BYTES) {
+  throw new Error("board: the state area cannot hold 8 vCPU blocks, the GIC, the vCPU link, the UART queues and the broadcast ring");
 }
 
 export class Board {
@@ -902,7 +903,10 @@ export class Board {
         else applyBroadcast(v.cpu, insn, xlo, xhi);
       }
     },
-    applyAll: () => { for (const v of this.vcpus) if (!v.remote) applyAllBroadcasts(v.cpu); },
+    applyAll: () => {
+      for (const v of this.vcpus) if (!v.remote) applyAllBroadcasts(v.cpu);
+      if (this.hs !== null) this.hs.addN(E_BC_ALL, 1);
+    },
   };
 
   /** Applies the broadcasts this thread's vCPUs have not applied yet (if any) and says so. */

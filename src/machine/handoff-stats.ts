@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import { hostNowMs } from "../common/host-clock.js";
 import type { JitStats } from "../cpu/arm64/jit/engine.js";
+import { jitProfile } from "../cpu/arm64/cpu.js";
 
 const DIR = process.env.XENO_HANDOFF_STATS ?? "";
 /** Whether hand-offs are counted (XENO_HANDOFF_STATS=DIR). */
@@ -41,11 +42,16 @@ export const E_SLICE = 0, E_REQ_PSCI = 1, E_REQ_HCALL = 2, E_REQ_UART = 3, E_REQ
   /** The home's slices of its own vCPUs (runVcpu). */
   E_HOME_SLICE = 22,
   /** The home's doorbell rung while it slept, to the moment it woke (its wake-up latency). */
-  E_HOME_WAKE = 23;
-const KINDS = 24;
+  E_HOME_WAKE = 23,
+  /**
+   * Broadcasts taken all at once: the thread had fallen so far behind that the ring no longer held them
+   * (vcpu-link.ts takeBroadcasts), so it dropped every TLB entry and every decoded and compiled block (count only).
+   */
+  E_BC_ALL = 24;
+const KINDS = 25;
 const NAMES = ["slice", "req-psci", "req-hypercall", "req-uart", "req-rtc", "req-eoi", "req-stage2", "serve-wait", "serve",
   "bc-tlbi", "bc-ic", "bc-sev", "bc-code-page", "bc-stage2", "bc-applied", "wfi-sleep", "wfe-sleep", "permit-wait",
-  "home-sleep", "irq-to-running", "irq-to-sleeping", "wfe-rung", "home-slice", "home-wake"];
+  "home-sleep", "irq-to-running", "irq-to-sleeping", "wfe-rung", "home-slice", "home-wake", "bc-all-at-once"];
 
 /** What one thread counted, as written to its file. */
 export interface HandoffDump {
@@ -63,6 +69,8 @@ export interface HandoffDump {
   runqueueS: number;
   /** This thread's compiling engine's counters (engine.ts JitStats), when it has one. */
   jit: JitStats | null;
+  /** With XENO_JIT_PROFILE=1: guest instructions this thread ran compiled and interpreted (cpu.ts jitProfile). */
+  ran?: { compiled: number; interpreted: number };
 }
 
 export class HandoffStats {
@@ -111,7 +119,9 @@ export class HandoffStats {
       cpuS = Number(f[0]) / 1e9;
       runqueueS = Number(f[1]) / 1e9;
     } catch { /* not Linux */ }
-    const d: HandoffDump = { thread: this.name, events, hypercalls, instructions: this.instructions, cpuS, runqueueS, jit: this.jitStats() };
+    const prof = jitProfile();
+    const d: HandoffDump = { thread: this.name, events, hypercalls, instructions: this.instructions, cpuS, runqueueS, jit: this.jitStats(),
+      ...(prof !== null ? { ran: { compiled: prof.compiled, interpreted: prof.interpreted } } : {}) };
     try { writeFileSync(join(DIR, `handoff-${process.pid}-${threadId}-${this.name}.json`), JSON.stringify(d)); } catch { /* diagnostics only */ }
   }
 }

@@ -30,7 +30,7 @@ import { applyAllBroadcasts, applyBroadcast } from "../cpu/arm64/sys-insns.js";
 import { reloadFromBlock } from "../cpu/arm64/vcpu-state.js";
 import { ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
 import type { GuestClock } from "../common/domain-clock.js";
-import { E_BC_APPLIED, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_PERMIT_WAIT, E_REQ_EOI, E_REQ_HCALL, E_REQ_PSCI, E_REQ_RTC, E_REQ_STAGE2,
+import { E_BC_ALL, E_BC_APPLIED, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_PERMIT_WAIT, E_REQ_EOI, E_REQ_HCALL, E_REQ_PSCI, E_REQ_RTC, E_REQ_STAGE2,
   E_REQ_UART, E_SLICE, E_WFE_RUNG, E_WFE_SLEEP, E_WFI_SLEEP, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
 import {
@@ -329,7 +329,7 @@ export class RemoteVcpu {
       else if (kind === BC_CODE_PAGE) this.cpu.invalidateCodePage(xlo);
       else applyBroadcast(this.cpu, insn, xlo, xhi);
     },
-    applyAll: () => { applyAllBroadcasts(this.cpu); this.syncDirty(); },
+    applyAll: () => { applyAllBroadcasts(this.cpu); this.syncDirty(); if (this.hs !== null) this.hs.addN(E_BC_ALL, 1); },
   };
 
   /** The dirty log on or off as the home set it (L_DIRTY), and no TLB entry with write permission (BC_DIRTY). */

@@ -7,6 +7,7 @@
  *   ramBytes + 0x8000  the GIC's state (gicv2-regs.ts), shared by every thread's Gicv2 under L_GIC_LOCK
  *   ramBytes + 0x9000  this link: Int32 words below, then per-vCPU CPU seconds (Float64) at LINK_F64
  *   ramBytes + 0xa000  per vCPU, the UART bytes it wrote and the home has not yet sent on (UART_Q_AREA)
+ *   ramBytes + 0xb000  the broadcast ring (L_BC_RING: BC_RING slots of 16 bytes, to 0xf000)
  *
  * Protocol, in short (the full story is in docs/cpu-internals.md, "vCPUs on threads"):
  *  - Requests: a remote vCPU that needs its home (a hypercall or PSCI call, an access to a device other than the
@@ -26,8 +27,11 @@
 import type { Cpu } from "../cpu/arm64/cpu.js";
 import { ACC_READ } from "../mmu/mmu.js";
 
-/** Offsets from ramBytes in the domain memory. */
-export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000;
+/**
+ * Offsets from ramBytes in the domain memory. LINK_BYTES: the link's own words (and its Float64s at LINK_F64);
+ * LINK_VIEW_BYTES: what linkViews covers from LINK_AREA, which takes in the UART queues and the broadcast ring.
+ */
+export const GIC_AREA = 0x8000, LINK_AREA = 0x9000, LINK_BYTES = 0x1000, LINK_VIEW_BYTES = 0x6000;
 /** Int32 words of the link. */
 export const L_GIC_LOCK = 0, L_BC_LOCK = 1, L_BC_SEQ = 2;
 /**
@@ -79,10 +83,14 @@ export const V_CMD = 0, V_GEN = 1, V_STATUS = 2, V_BELL = 3, V_REQ_SEQ = 4, V_DO
 /** Blocks the vCPU's thread has compiled and installed (its engine's stats.blocks; diagnostics and tests). */
 export const V_JIT_BLOCKS = 15;
 /**
- * The broadcast ring: BC_RING slots of 4 words (kind, insn, xlo, xhi) from L_BC_RING; broadcast `seq` is in slot
- * seq & (BC_RING - 1). Its words end where LINK_F64 starts (L_VCPU's blocks end at word 160).
+ * The broadcast ring: BC_RING slots of 4 words (kind, insn, xlo, xhi) from L_BC_RING (word index in the link's
+ * view: ramBytes + 0xb000, after the UART queues, to 0xf000); broadcast `seq` is in slot seq & (BC_RING - 1).
+ * A thread that fell BC_RING - 1 behind drops every TLB entry and decoded block at once (takeBroadcasts); with 64
+ * slots (until 2026-12-07) that happened tens of times per threaded 2-vCPU boot — a thread asleep or
+ * descheduled while the other flushed a process's pages (one TLBI per page) — and each time the thread decoded
+ * and compiled the kernel's hot code again (XENO_HANDOFF_STATS "bc-all-at-once").
  */
-export const L_BC_RING = 256, BC_RING = 64;
+export const L_BC_RING = (0xb000 - LINK_AREA) >> 2, BC_RING = 1024;
 /** Float64 index (over the same bytes) of vCPU k's run time in seconds: LINK_F64 + k. */
 export const LINK_F64 = 0x800 / 8;
 /**
@@ -157,9 +165,9 @@ export function ringVcpu(w: Int32Array, k: number): void {
   Atomics.notify(w, i);
 }
 
-/** Views of the link inside a domain memory of `ramBytes` of RAM. */
+/** Views of the link inside a domain memory of `ramBytes` of RAM (words: LINK_VIEW_BYTES, with the ring). */
 export function linkViews(buffer: ArrayBufferLike, ramBytes: number): { w: Int32Array; f64: Float64Array } {
-  return { w: new Int32Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 2), f64: new Float64Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 3) };
+  return { w: new Int32Array(buffer, ramBytes + LINK_AREA, LINK_VIEW_BYTES >> 2), f64: new Float64Array(buffer, ramBytes + LINK_AREA, LINK_BYTES >> 3) };
 }
 
 /**
@@ -230,20 +238,26 @@ export interface BroadcastSink {
  * returns the sequence number it is now up to. A thread that ran no guest code for a while (L_EXEC 0: the
  * issuers did not wait for it) may be many broadcasts behind: each is read from its ring slot, and when a
  * slot may have been reused meanwhile — the thread is BC_RING - 1 or more behind — all of them are applied at
- * once (sink.applyAll) instead.
+ * once (sink.applyAll) instead. A broadcast equal to the one just applied in the same call is skipped: both
+ * take effect at this one moment, and maintenance is idempotent (Linux's instruction patching at boot, e.g.
+ * ftrace's, issues one IC IVAU per patched instruction, tens to a page in a row).
  */
 export function takeBroadcasts(w: Int32Array, seen: number, sink: BroadcastSink): number {
   const seq = Atomics.load(w, L_BC_SEQ);
   const behind = (seq - seen) | 0;
   if (behind === 0) return seen;
   if (behind < 0 || behind >= BC_RING - 1) { sink.applyAll(); return seq; }
+  let pk = -1, pi = 0, pl = 0, ph = 0;
   for (let s = (seen + 1) | 0; ; s = (s + 1) | 0) {
     const e = L_BC_RING + (s & (BC_RING - 1)) * 4;
     const kind = Atomics.load(w, e), insn = Atomics.load(w, e + 1), xlo = Atomics.load(w, e + 2), xhi = Atomics.load(w, e + 3);
     // Slot s is rewritten only by the issuer of s + BC_RING, which starts after s + BC_RING - 1 was published:
     // while the published number is at most s + BC_RING - 2, the words just read are broadcast s's.
     if (((Atomics.load(w, L_BC_SEQ) - s) | 0) > BC_RING - 2) { sink.applyAll(); return seq; }
-    sink.apply(kind, insn, xlo, xhi);
+    if (kind !== pk || insn !== pi || xlo !== pl || xhi !== ph) {
+      sink.apply(kind, insn, xlo, xhi);
+      pk = kind; pi = insn; pl = xlo; ph = xhi;
+    }
     if (s === seq) return seq;
   }
 }

@@ -2,14 +2,16 @@
  * Three busy 1-vCPU DomUs on two pCPUs (the hypervisor process, real guests): at start two of them share a
  * worker thread, so they would split one pCPU (50/50/100). The balancer (src/hv/balance.ts) moves one of the
  * pair to a thread of its own while they run, and the credit scheduler then gives each about two thirds of a
- * pCPU, as Xen does. Asserted: the move happened (vmMoves, three threads) and the shares are even (the
- * unbalanced split has a max/min ratio of 2); the measured shares are printed.
+ * pCPU, as Xen does. Asserted: the move happened (vmMoves, three threads), the shares are even (the unbalanced
+ * split has a max/min ratio of 2), and each domain got 50–85 % of a pCPU over 20 s (issue 9's acceptance) — of
+ * what the rest of the host left: on a host that others load, the bounds scale by the pCPUs the three domains
+ * could have had (as test/hv/sched-vcpus does); the measured shares are printed.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages } from "../../src/images/index.js";
@@ -18,6 +20,12 @@ import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
 import { shellGuests } from "./shell-guest.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
+/** Busy seconds of the whole host so far (/proc/stat "cpu" line: all but idle and iowait), USER_HZ = 100. */
+function hostBusy(): number {
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / 100;
+}
 
 test("three busy domains on two pCPUs: the balancer moves one out of the shared thread, each gets about 2/3 of a pCPU",
   { timeout: 15 * 60_000 }, async () => {
@@ -49,15 +57,20 @@ test("three busy domains on two pCPUs: the balancer moves one out of the shared 
       assert.equal(info.vmThreads, 3, "a thread per busy domain");
       await new Promise((r) => setTimeout(r, 2000));
       const cpu = async (): Promise<Map<number, number>> => new Map((await c!.ok<DomainInfo[]>("list")).map((d) => [d.domid, d.cpuSeconds]));
-      const l0 = await cpu();
+      const l0 = await cpu(), h0 = hostBusy(), t0 = performance.now();
       await new Promise((r) => setTimeout(r, 20_000));
-      const l1 = await cpu();
-      const shares = ids.map((id) => (l1.get(id)! - l0.get(id)!) / 20);
-      process.stderr.write(`# three busy domains on 2 pCPUs over 20 s: ${shares.map((s) => `${(s * 100).toFixed(1)}%`).join(", ")} ` +
-        `of a pCPU (Xen: ~67% each); moves ${info.vmMoves}\n`);
+      const l1 = await cpu(), h1 = hostBusy(), secs = (performance.now() - t0) / 1000;
+      const shares = ids.map((id) => (l1.get(id)! - l0.get(id)!) / secs);
+      const used = shares.reduce((a, b) => a + b, 0);
+      // What the rest of the host used meanwhile, and so the pCPUs the three could have had (2 on an idle host).
+      const others = Math.max(0, (h1 - h0) / secs - used), avail = Math.max(0.3, Math.min(2, Math.min(2, availableParallelism()) - others));
+      const lo = 0.75 * avail / 3, hi = 1.275 * avail / 3; // 50 % and 85 % of a pCPU when avail = 2
+      process.stderr.write(`# three busy domains on 2 pCPUs over ${secs.toFixed(1)} s: ${shares.map((s) => `${(s * 100).toFixed(1)}%`).join(", ")} ` +
+        `of a pCPU (Xen: ~67% each; others used ${others.toFixed(2)} pCPUs, so want ${(lo * 100).toFixed(1)}–${(hi * 100).toFixed(1)}%); moves ${info.vmMoves}\n`);
       const max = Math.max(...shares), min = Math.min(...shares);
       assert.ok(max / min < 1.5, `even shares (unbalanced would be 2:1): ${shares.join(", ")}`);
-      assert.ok(min > 0.3, `each runs: ${shares.join(", ")}`);
+      assert.ok(min > 0.3 * avail / 2, `each runs: ${shares.join(", ")}`);
+      for (const s of shares) assert.ok(s >= lo && s <= hi, `each domain 50–85 % of a pCPU (scaled to ${avail.toFixed(2)} free pCPUs: ${(lo * 100).toFixed(1)}–${(hi * 100).toFixed(1)} %): ${shares.join(", ")}`);
       for (const t of taps) await t.run("echo $((6*7))", /^42\r?$/m); // every shell still answers
     } finally {
       for (const t of taps) t.close();

@@ -5,13 +5,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { BC_INSN, BC_RING, L_ACK, L_BC_LOCK, L_BC_SEQ, LINK_BYTES, publishBroadcast, takeBroadcasts, type BroadcastSink } from "../../src/machine/vcpu-link.js";
+import { BC_CODE_PAGE, BC_INSN, BC_RING, L_ACK, L_BC_LOCK, L_BC_SEQ, LINK_VIEW_BYTES, publishBroadcast, takeBroadcasts, type BroadcastSink } from "../../src/machine/vcpu-link.js";
 
-function link(): Int32Array { return new Int32Array(new SharedArrayBuffer(LINK_BYTES)); }
+function link(): Int32Array { return new Int32Array(new SharedArrayBuffer(LINK_VIEW_BYTES)); }
 
 /** A sink that records what it was given. */
 function recorder(): BroadcastSink & { got: number[]; all: number } {
-  const r = { got: [] as number[], all: 0, apply: (_k: number, insn: number) => { r.got.push(insn); }, applyAll: () => { r.all++; } };
+  const r = { got: [] as number[], all: 0, apply: (k: number, insn: number, xlo: number) => { r.got.push(k === BC_CODE_PAGE ? -xlo : insn); }, applyAll: () => { r.all++; } };
   return r;
 }
 
@@ -66,4 +66,30 @@ test("an issuer applies the broadcasts it missed before it publishes its own", (
   assert.equal(seq, 3);
   assert.deepEqual(r.got, [7, 8], "thread 2 applied 7 and 8 before marking 9 as its own");
   assert.equal(Atomics.load(w, L_ACK + 2), 3);
+});
+
+test("the ring holds a boot's bursts: 1,000 broadcasts behind are still applied one by one", () => {
+  // A thread asleep while another flushes a process's pages (one TLBI per page) falls hundreds behind; with a
+  // ring of 64 it then dropped its whole TLB and every decoded and compiled block (docs/cpu-internals.md).
+  assert.ok(BC_RING >= 1024);
+  const w = link();
+  for (let i = 1; i <= 1000; i++) publish(w, i);
+  const r = recorder();
+  assert.equal(takeBroadcasts(w, 0, r), 1000);
+  assert.equal(r.all, 0);
+  assert.equal(r.got.length, 1000);
+  assert.deepEqual(r.got.slice(0, 3), [1, 2, 3]);
+});
+
+test("a run of equal broadcasts taken in one call is applied once; an equal one after another kind again", () => {
+  const w = link();
+  const code = (page: number): void => { publishBroadcast(w, 1, BC_CODE_PAGE, 0, page, 0, () => {}); Atomics.store(w, L_BC_LOCK, 0); };
+  for (let i = 0; i < 40; i++) code(7); // ftrace patching one kernel text page, an IC IVAU per instruction
+  code(8);
+  code(7);
+  publish(w, 5);
+  publish(w, 5);
+  const r = recorder();
+  assert.equal(takeBroadcasts(w, 0, r), 44);
+  assert.deepEqual(r.got, [-7, -8, -7, 5]);
 });
