@@ -26,7 +26,7 @@ import { run } from "./apt.js";
 import { ESP_TYPE, LINUX_ROOT_ARM64_TYPE, SECTOR, lastUsable, writeGpt } from "./gpt.js";
 
 /** Bumped when the disk layout, grub.cfg or the initramfs configuration changes (part of the image's recipe). */
-export const UEFI_LAYOUT_VERSION = 1;
+export const UEFI_LAYOUT_VERSION = 2;
 /** Packages the UEFI image adds to the PV image's. */
 export const UEFI_PACKAGES = ["linux-image-cloud-arm64", "initramfs-tools", "efibootmgr"];
 /** Modules the initramfs loads before mounting the root (Xeno's HVM disks and NICs: docs/hvm.md). */
@@ -92,6 +92,16 @@ export const UEFI_FSTAB = `# <file system> <mount point> <type> <options> <dump>
 UUID=$2 / ext4 rw,errors=remount-ro 0 0
 # Partition 1, the EFI system partition: GRUB and its grub.cfg (EFI/BOOT).
 UUID=$3 /boot/efi vfat umask=0077,nofail 0 0`;
+
+/**
+ * The customize hook's lines that keep udev out of the booted system. initramfs-tools needs udev (the initramfs
+ * finds the root with it), so the package is there; but the booted system does without, as the PV image does:
+ * devtmpfs has the device nodes and the initramfs has loaded the drivers. Its coldplug at boot runs programs for
+ * every device event, which under the emulator took more than 4 minutes of a 10-minute boot (at load 18 on the
+ * shared 2-core host). `disable` leaves K links, so a udev upgrade does not enable it again.
+ */
+export const UEFI_NO_UDEV = `chroot "$root" update-rc.d udev disable S >/dev/null 2>&1 || chroot "$root" update-rc.d udev disable
+if ls "$root"/etc/rcS.d/S*udev >/dev/null 2>&1; then echo "customize: udev is still enabled in rcS.d" >&2; exit 1; fi`;
 
 export function grubCfg(ids: UefiIds): string {
   return `# Written by xeno image debian --uefi (src/images/debian-uefi.ts). GRUB finds the root file system by its UUID

@@ -36,7 +36,7 @@ import { access, constants, mkdir, open, readFile, readdir, readlink, rename, rm
 import { delimiter, join } from "node:path";
 import { defaultCacheDir } from "./index.js";
 import { ensureHostTools, HostToolError } from "./host-packages.js";
-import { assembleUefiDisk, checkKernel, espUuid, newUefiIds, UEFI_FSTAB, UEFI_LAYOUT_VERSION, UEFI_PACKAGES, uefiSetupScript, type UefiIds } from "./debian-uefi.js";
+import { assembleUefiDisk, checkKernel, espUuid, newUefiIds, UEFI_FSTAB, UEFI_LAYOUT_VERSION, UEFI_NO_UDEV, UEFI_PACKAGES, uefiSetupScript, type UefiIds } from "./debian-uefi.js";
 import { ensureGrubArm64Efi, ESP_TOOLS } from "./uefi-esp.js";
 
 /** Bumped when the build (packages, customisation, mkfs) changes in a way a cached image must not survive. */
@@ -213,7 +213,8 @@ root="$1"
 ${opts.uefi ? `mkdir -p "$root/boot/efi"
 cat > "$root/etc/fstab" <<EOF
 ${UEFI_FSTAB}
-EOF` : `cat > "$root/etc/fstab" <<'EOF'
+EOF
+${UEFI_NO_UDEV}` : `cat > "$root/etc/fstab" <<'EOF'
 # <file system> <mount point> <type> <options> <dump> <pass>
 # The Xen virtual disk (examples/debian.cfg: vdev=xvda). Pass 0: no fsck at boot (ext4's journal is replayed
 # at mount; a full check under an emulator takes long). Label ${FS_LABEL} if you attach it elsewhere.
@@ -565,11 +566,17 @@ export async function ensureDebianImage(opts: DebianImageOptions): Promise<Debia
     const pkgs = debianPackages(opts);
     progress(`building Debian ${opts.suite} arm64 (${opts.init}; minbase + ${pkgs.join(" ")}) with mmdebstrap…`);
     const binfmt = nativeArm64() ? null : await binfmtRegistration(tools["qemu-aarch64-static"]!);
+    // mmdebstrap's stages can be silent for many minutes (the maintainer scripts, the kernel's initramfs, all
+    // under qemu-user): a line a minute says the build is still going, and how long it has run.
+    let said = Date.now();
+    const say = (m: string): void => { said = Date.now(); progress(m); };
+    const heartbeat = setInterval(() => {
+      if (Date.now() - said >= 60_000) say(`… still running (${fmtTime((performance.now() - t0) / 1000)} so far)`);
+    }, 5_000);
     const r = await runInBuildNamespace(tools["unshare"]!, [tools["mmdebstrap"]!, ...mmdebstrapArgs(opts, tree, hook, uefiArgs)], binfmt, (l) => {
-      if (opts.verbose) progress(`  ${l}`);
-      // update-initramfs: the kernel package's initramfs, built under qemu-user (a minute or two, silent otherwise).
-      else if (/^[IWE]: /.test(l) || l.startsWith("xeno-binfmt:") || l.startsWith("update-initramfs:")) progress(l.replace(/^I: /, ""));
-    });
+      if (opts.verbose) say(`  ${l}`);
+      else if (/^[IWE]: /.test(l) || l.startsWith("xeno-binfmt:")) say(l.replace(/^I: /, ""));
+    }).finally(() => clearInterval(heartbeat));
     if (r.code !== 0) throw buildFailure("mmdebstrap", r);
 
     // Console and null nodes for a boot without an initramfs (the kernel opens /dev/console before init);

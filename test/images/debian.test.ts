@@ -158,7 +158,9 @@ test("debian: the customize hook writes fstab, hostname, network, getty and the 
 });
 
 test("debian --uefi: the customize hook's fstab mounts the root and the ESP by UUID", { skip: existsSync("/bin/sh") ? false : "no /bin/sh" }, () => {
-  const { root } = runCustomize("sysvinit", "", ["0b0c0d0e-1111-2222-3333-444455556666", "ABCD-1234"]);
+  const { root, log } = runCustomize("sysvinit", "", ["0b0c0d0e-1111-2222-3333-444455556666", "ABCD-1234"]);
+  // udev (there for initramfs-tools) is disabled in the booted system.
+  assert.match(log, new RegExp(`^chroot ${root} update-rc.d udev disable S$`, "m"));
   const fstab = readFileSync(join(root, "etc/fstab"), "utf8");
   assert.match(fstab, /^UUID=0b0c0d0e-1111-2222-3333-444455556666 \/ ext4 rw,errors=remount-ro 0 0$/m);
   assert.match(fstab, /^UUID=ABCD-1234 \/boot\/efi vfat umask=0077,nofail 0 0$/m);
