@@ -33,7 +33,8 @@ import { UEFI_GRUB_MARKER } from "../../src/images/debian-uefi.js";
 import { Domain } from "../machine/cli-domain.js";
 
 const AAVMF_CODE = "/usr/share/AAVMF/AAVMF_CODE.fd", AAVMF_VARS = "/usr/share/AAVMF/AAVMF_VARS.fd";
-const BOOT_MS = 10 * 60_000, CMD_MS = 3 * 60_000;
+// Generous: on the shared 2-core host at load 18-20 one boot to login took 17 minutes (docs/hvm.md, "Measured").
+const BOOT_MS = 30 * 60_000, CMD_MS = 5 * 60_000;
 const dir = mkdtempSync(join(tmpdir(), "xeno-hvm-debian-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const plain = (s: string): string => s.replace(/\x1b\[[0-9;=?]*[a-zA-Z]/g, "");
@@ -67,7 +68,7 @@ async function login(d: Domain, from: number, what: string): Promise<void> {
 }
 
 test("the Debian UEFI disk as qcow2: firmware → GRUB → Debian's kernel → login, a typed command, reboot through the firmware, poweroff, clean qcow2 writes; a boot entry the guest wrote is kept across destroy + create",
-  { timeout: 60 * 60_000 }, async (t) => {
+  { timeout: 120 * 60_000 }, async (t) => {
     let image;
     try {
       image = await ensureDebianImage({ ...defaultDebianOptions(), uefi: true, onProgress: say });
@@ -116,7 +117,7 @@ test("the Debian UEFI disk as qcow2: firmware → GRUB → Debian's kernel → l
       assert.match(a.err, /restarting \(on_reboot=restart\)/, a.tail());
       await a.run("echo AGAIN-$((3+4))", /AGAIN-7/);
       a.child.stdin!.write("poweroff\n");
-      const end = await a.ended(CMD_MS);
+      const end = await a.ended(BOOT_MS);
       assert.equal(end.code, 0, a.tail());
       assert.match(a.err, /destroyed \(on_poweroff=destroy\)/, a.tail());
     } finally { a.kill(); }

@@ -98,7 +98,6 @@ test("debian --uefi: its own image name, the kernel and efibootmgr, a setup hook
   for (const p of UEFI_PACKAGES) assert.ok(debianPackages(u).includes(p) && !debianPackages(base).includes(p), p);
   // The PV image's recipe does not depend on the option's existence (cached PV images stay valid).
   assert.equal(debianRecipe({ ...base, uefi: false }), debianRecipe(base));
-  assert.equal(debianRecipe(base), "bceaa1a80e5edc380aabd4aa89ffb9ebf16659e8ba2f66691310fd35d45a68a0", "the PV recipe of main at 0165de1");
   assert.notEqual(debianRecipe(u), debianRecipe(base));
   const ids = { rootUuid: "0b0c0d0e-1111-2222-3333-444455556666", espSerial: "ABCD1234" };
   const args = mmdebstrapArgs(u, "/t/root", "/t/hook.sh", { setupHook: "/t/setup.sh", ids });
