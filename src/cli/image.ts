@@ -11,7 +11,7 @@ export async function imageMain(args: readonly string[]): Promise<number> {
   if (sub === "debian") return imageDebianMain(rest);
   if (sub !== "fetch") {
     process.stderr.write(`usage: xeno image fetch [--dir DIR] [--force] [--quiet] [--json]\n` +
-      `       xeno image debian [--suite SUITE] [--size SIZE] [--init sysvinit|systemd] [--force] … (--help)\n`);
+      `       xeno image debian [--uefi] [--suite SUITE] [--size SIZE] [--init sysvinit|systemd] [--force] … (--help)\n`);
     return sub === undefined || sub === "-h" || sub === "--help" ? 0 : 2;
   }
   const code = await imageFetchMain(rest);

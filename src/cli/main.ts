@@ -14,7 +14,7 @@ const OWN: readonly RawCommand[] = [
   },
   {
     kind: "raw", name: "image", usage: "fetch|debian [options]",
-    desc: "Fetch the Debian arm64 kernel and build the guest initramfs (fetch), or a Debian root disk (debian)",
+    desc: "Fetch the Debian arm64 kernel and build the guest initramfs (fetch), or a Debian root disk (debian; --uefi: a GPT disk for HVM domains)",
     raw: async (a) => (await import("./image.js")).imageMain(a),
   },
   {

@@ -20,6 +20,7 @@ import {
   debianRecipe, defaultDebianOptions, ensureDebianImage, imagePaths, mkfsArgs, mmdebstrapArgs, parseDebianArgs,
   parseSize, runInBuildNamespace,
 } from "../../src/images/debian.js";
+import { UEFI_PACKAGES, uefiSetupScript } from "../../src/images/debian-uefi.js";
 import { defaultCacheDir } from "../../src/images/index.js";
 import { GUEST_READY_MARKER, initScript } from "../../src/images/initramfs.js";
 import { ROOT_SWITCH_TAG, rootSwitchScript, withRootSwitch } from "../../src/images/rootfs-init.js";
@@ -88,8 +89,34 @@ test("debian: the recipe follows everything that shapes the image", () => {
   }
 });
 
+test("debian --uefi: its own image name, the kernel and efibootmgr, a setup hook and ids for the hooks; the PV recipe unchanged", () => {
+  assert.equal(parseDebianArgs(["--uefi"]).opts.uefi, true);
+  assert.equal(parseDebianArgs([]).opts.uefi, undefined);
+  assert.equal(imagePaths("/c", "bookworm", "sysvinit", true).image, "/c/images/debian-bookworm-uefi-arm64.img");
+  assert.equal(imagePaths("/c", "bookworm", "systemd", true).stamp, "/c/images/debian-bookworm-systemd-uefi-arm64.json");
+  const base = defaultDebianOptions(), u = { ...base, uefi: true };
+  for (const p of UEFI_PACKAGES) assert.ok(debianPackages(u).includes(p) && !debianPackages(base).includes(p), p);
+  // The PV image's recipe does not depend on the option's existence (cached PV images stay valid).
+  assert.equal(debianRecipe({ ...base, uefi: false }), debianRecipe(base));
+  assert.notEqual(debianRecipe(u), debianRecipe(base));
+  const ids = { rootUuid: "0b0c0d0e-1111-2222-3333-444455556666", espSerial: "ABCD1234" };
+  const args = mmdebstrapArgs(u, "/t/root", "/t/hook.sh", { setupHook: "/t/setup.sh", ids });
+  assert.ok(args.includes(`--setup-hook=sh '/t/setup.sh' "$1"`));
+  assert.ok(args.includes(`--customize-hook=sh '/t/hook.sh' "$1" 0b0c0d0e-1111-2222-3333-444455556666 ABCD-1234`));
+  // The setup hook configures initramfs-tools before the kernel package's postinst runs mkinitramfs.
+  const d = tmp();
+  writeFileSync(join(d, "setup.sh"), uefiSetupScript());
+  execFileSync("sh", [join(d, "setup.sh"), d]);
+  assert.match(readFileSync(join(d, "etc/initramfs-tools/conf.d/xeno.conf"), "utf8"), /^MODULES=list$/m);
+  const hook = join(d, "etc/initramfs-tools/hooks/xeno-virtio");
+  assert.equal(statSync(hook).mode & 0o777, 0o755);
+  assert.equal(execFileSync("sh", [hook, "prereqs"]).toString(), "\n");
+  assert.match(readFileSync(hook, "utf8"), /for m in virtio_pci virtio_blk virtio_net; do/);
+  rmSync(d, { recursive: true, force: true });
+});
+
 /** A fake tree with Debian's stock inittab lines, and a stub `chroot` that logs its arguments and stdin. */
-function runCustomize(init: "sysvinit" | "systemd", rootPassword: string): { root: string; log: string } {
+function runCustomize(init: "sysvinit" | "systemd", rootPassword: string, uefiIds: string[] = []): { root: string; log: string } {
   const dir = tmp();
   const root = join(dir, "root");
   mkdirSync(join(root, "etc"), { recursive: true });
@@ -99,8 +126,8 @@ function runCustomize(init: "sysvinit" | "systemd", rootPassword: string): { roo
   mkdirSync(join(dir, "bin"));
   writeFileSync(join(dir, "bin", "chroot"), `#!/bin/sh\necho "chroot $*" >> ${join(dir, "log")}\nif [ "$2" = chpasswd ]; then cat >> ${join(dir, "log")}; fi\n`);
   chmodSync(join(dir, "bin", "chroot"), 0o755);
-  writeFileSync(join(dir, "hook.sh"), customizeScript({ init, hostname: "guest1", rootPassword }));
-  execFileSync("sh", [join(dir, "hook.sh"), root], { env: { ...process.env, PATH: `${join(dir, "bin")}:${process.env.PATH}` } });
+  writeFileSync(join(dir, "hook.sh"), customizeScript({ init, hostname: "guest1", rootPassword, uefi: uefiIds.length > 0 }));
+  execFileSync("sh", [join(dir, "hook.sh"), root, ...uefiIds], { env: { ...process.env, PATH: `${join(dir, "bin")}:${process.env.PATH}` } });
   return { root, log: readFileSync(join(dir, "log"), "utf8") };
 }
 
@@ -127,6 +154,18 @@ test("debian: the customize hook writes fstab, hostname, network, getty and the 
   assert.equal(s.log, `chroot ${s.root} chpasswd\nroot:s3cr'et\n`);
   assert.equal(readlinkSync(join(s.root, "etc/systemd/network/99-default.link")), "/dev/null", "kernel names (eth0) kept");
   assert.match(readFileSync(join(s.root, "etc/inittab"), "utf8"), /^1:2345:respawn/m, "systemd variant leaves inittab alone");
+});
+
+test("debian --uefi: the customize hook's fstab mounts the root and the ESP by UUID", { skip: existsSync("/bin/sh") ? false : "no /bin/sh" }, () => {
+  const { root, log } = runCustomize("sysvinit", "", ["0b0c0d0e-1111-2222-3333-444455556666", "ABCD-1234"]);
+  // udev (there for initramfs-tools) is disabled in the booted system.
+  assert.match(log, new RegExp(`^chroot ${root} update-rc.d udev disable S$`, "m"));
+  const fstab = readFileSync(join(root, "etc/fstab"), "utf8");
+  assert.match(fstab, /^UUID=0b0c0d0e-1111-2222-3333-444455556666 \/ ext4 rw,errors=remount-ro 0 0$/m);
+  assert.match(fstab, /^UUID=ABCD-1234 \/boot\/efi vfat umask=0077,nofail 0 0$/m);
+  assert.doesNotMatch(fstab, /xvda/);
+  assert.ok(statSync(join(root, "boot/efi")).isDirectory());
+  assert.match(readFileSync(join(root, "etc/inittab"), "utf8"), /^co:2345:respawn:\/usr\/local\/sbin\/xeno-console-getty$/m);
 });
 
 test("debian: mkfs.ext4 -d populates a tiny image (checked with debugfs)", { skip: has("mkfs.ext4") && has("debugfs") ? false : "no e2fsprogs" }, () => {
