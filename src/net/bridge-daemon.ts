@@ -262,7 +262,7 @@ export class BridgeDaemon {
         this.log(`bridge ${this.name}: ${name} ${err === undefined ? "disconnected" : `dropped: ${err.message}`}${counts}`);
         this.armIdle();
       },
-    }, this.opts.maxQueuedBytes);
+    }, this.opts.maxQueuedBytes, true); // fair egress: frames from several domains meet here (stream-port.ts)
     try {
       this.switch.addPort(port);
     } catch (e) {
