@@ -5,12 +5,13 @@
  * (/proc/PID/task/T/schedstat: ns on CPU, ns runnable but waiting for a CPU, slices — the host's scheduling, which
  * is where a domain whose every read needs two thread wake-ups loses on a busy 2-core host).
  *
- *   node dist/bench/io/fair.js [--rounds N] [--reads N] [--runs N] [--ab VAR=VALUE]
+ *   node dist/bench/io/fair.js [--rounds N] [--reads N] [--runs N] [--ab VAR=VALUE] [--alone]
  *
  * Each run starts `xeno-hv --pcpus 2` and boots domains A and B (1 vCPU, 128 MiB, a 32 MiB raw image each; the
  * demo kernel and initramfs with bench/io/blkbench.c appended), then --rounds rounds of: B alone, next to the hog,
  * next to the writer. Threads: A's and B's domain threads (the two first named xeno-vm: A is created first), each
- * disk's I/O thread (xeno-blk<domid>), the main thread, the rest. With --ab, runs alternate between the defaults
+ * disk's I/O thread (xeno-blk<domid>), the main thread, the rest; per read of B, its threads' CPU, times scheduled in
+ * and wait for a CPU. --alone: B alone only (those per-read costs). With --ab, runs alternate between the defaults
  * and VAR=VALUE in the hypervisor's environment. Timings never decide anything; record results in
  * docs/benchmarks.md with the load.
  */
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const opt = (name: string, def: number): number => { const i = argv.indexOf(name); return i < 0 ? def : Number(argv[i + 1]); };
   const rounds = opt("--rounds", 3), reads = opt("--reads", 1000), runs = opt("--runs", 1);
+  const aloneOnly = argv.includes("--alone"); // B alone only: its CPU and wake-ups per read
   const abAt = argv.indexOf("--ab");
   const ab = abAt < 0 ? null : /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(argv[abAt + 1] ?? "");
   if (abAt >= 0 && ab === null) throw new Error("--ab VAR=VALUE");
@@ -93,8 +95,9 @@ async function main(): Promise<void> {
       const hog = "(while :; do :; done) > /dev/null 2>&1 & echo $! > /tmp/w.pid";
       const writer = `(while :; do blkbench /dev/xvda seqwrite ${AREA_MIB} 9 >> /tmp/w.log; done) > /dev/null 2>&1 & echo $! > /tmp/w.pid`;
       const res: Record<string, number[]> = { alone: [], hog: [], writer: [], aMBps: [] };
+      const perReadAll: Record<string, string[]> = { alone: [], hog: [], writer: [] };
       for (let r = 0; r < rounds; r++) {
-        for (const [cond, job] of [["alone", ""], ["hog", hog], ["writer", writer]] as const) {
+        for (const [cond, job] of ([["alone", ""], ["hog", hog], ["writer", writer]] as const).filter(([c]) => !aloneOnly || c === "alone")) {
           if (job) { await A.sh(job); await new Promise((x) => setTimeout(x, 1000)); }
           const s0 = sched(hv.pid!), t0 = Date.now();
           const rr = await B.bench("/dev/xvda", `randread ${AREA_MIB} 7 ${reads}`);
@@ -108,11 +111,17 @@ async function main(): Promise<void> {
             wrote = ` (A's passes: ${mbps.map((x) => x.toFixed(0)).join(", ")} MB/s)`;
             res.aMBps!.push(...mbps);
           }
-          process.stderr.write(`${side.name} run ${run + 1} round ${r + 1} ${cond}: ${iops.toFixed(0)} IOPS${wrote}; ${fmt(g, secs)}; load ${loadavg()[0]!.toFixed(1)}\n`);
+          // Per read, B's own threads: CPU and times scheduled in (wake-ups) — what the host's other load hardly changes.
+          const bv = g.get("B-vm") ?? [0, 0, 0], bi = g.get("B-io") ?? [0, 0, 0];
+          const perRead = `B per read: ${((bv[0] + bi[0]) / 1e3 / rr.ops).toFixed(0)} us CPU, ${((bv[2] + bi[2]) / rr.ops).toFixed(2)} slices, ` +
+            `${((bv[1] + bi[1]) / 1e3 / rr.ops).toFixed(0)} us waiting for a CPU`;
+          perReadAll[cond]!.push(perRead);
+          process.stderr.write(`${side.name} run ${run + 1} round ${r + 1} ${cond}: ${iops.toFixed(0)} IOPS${wrote}; ${perRead}; ${fmt(g, secs)}; load ${loadavg()[0]!.toFixed(1)}\n`);
         }
       }
       const best = (v: number[]): number => Math.max(...v);
       const med = (v: number[]): number => { const x = [...v].sort((p, q) => p - q); return x.length ? x[(x.length - 1) >> 1]! : NaN; };
+      if (aloneOnly) { summary.push(`${side.name} run ${run + 1}: alone ${res.alone!.map((x) => x.toFixed(0)).join(", ")} IOPS; ${perReadAll.alone!.join(" | ")}; load ${loadavg()[0]!.toFixed(1)}`); for (const t of taps) t.close(); c.close(); continue; }
       summary.push(`${side.name} run ${run + 1}: alone ${res.alone!.map((x) => x.toFixed(0)).join(", ")}; hog ${res.hog!.map((x) => x.toFixed(0)).join(", ")} ` +
         `(best ${(100 * best(res.hog!) / best(res.alone!)).toFixed(0)} %); writer ${res.writer!.map((x) => x.toFixed(0)).join(", ")} ` +
         `(best ${(100 * best(res.writer!) / best(res.alone!)).toFixed(0)} %); A's write passes meanwhile: median ${med(res.aMBps!).toFixed(1)} MB/s (${res.aMBps!.length}); load ${loadavg()[0]!.toFixed(1)}`);

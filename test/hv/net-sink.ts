@@ -1,13 +1,17 @@
 /**
- * A station on a Xeno bridge, written in the test (test/hv/io-fair.test.ts): a port of the bridge daemon
- * (connectBridge) with its own MAC and IPv4 address that answers ARP for its address and ICMP echo requests from
+ * A station on a Xeno bridge, written in the test (test/hv/io-fair.test.ts): a client of the bridge daemon with its own MAC and IPv4 address that answers ARP for its address and ICMP echo requests from
  * the addresses it is told to (RFC 826, RFC 792), counts the frames it gets per source MAC, and can read slowly
- * (`slow`: the socket read for one turn of the event loop every `everyMs`), which makes the daemon's queue
- * towards it fill when a guest sends faster — a slow receiver that two domains share.
+ * (`slow(bytesPerSecond)`), which makes the daemon's queue towards it fill when a guest sends faster — a slow
+ * receiver that two domains share. It speaks the daemon's stream framing on its own unix socket.
  */
-import { connectBridge, type BridgeClient } from "../../src/net/bridge-client.js";
+import { createConnection, type Socket } from "node:net";
+import { bridgeSocketPath } from "../../src/net/paths.js";
+import { StreamFrameDecoder, encodeStreamFrame } from "../../src/net/framing.js";
 import { ARP_OP_REPLY, ARP_OP_REQUEST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETH_HEADER_LEN, IPPROTO_ICMP, etherTypeOf, macAt, parseArp,
   parseMac, parseIpv4, writeMac } from "../../src/net/ethernet.js";
+
+/** Slow reading: this many bytes every SLOW_TICK_MS at most. */
+const SLOW_TICK_MS = 20;
 
 export class NetSink {
   /** Frames and bytes received per source MAC. */
@@ -16,26 +20,42 @@ export class NetSink {
   /** Echo requests answered, per source IPv4 address. */
   readonly echoed = new Map<number, number>();
   private slowTimer: NodeJS.Timeout | null = null;
+  private readonly dec = new StreamFrameDecoder((f) => this.frame(f));
 
-  private constructor(private readonly client: BridgeClient | null, private readonly mac: number, private readonly ip: number,
-    private readonly replyTo: Set<number>) {}
+  private constructor(private readonly sock: Socket, private readonly mac: number, private readonly ip: number,
+    private readonly replyTo: Set<number>) {
+    // Paused mode: Node keeps at most its high-water mark (64 KiB) read ahead, so reading slowly here leaves the
+    // rest in the kernel's socket buffer and then in the daemon's queue for this port.
+    sock.on("readable", () => { if (this.slowTimer === null) this.take(Infinity); });
+    sock.on("error", () => {});
+  }
 
   static async open(bridge: string, runDir: string, mac: string, ip: string, replyTo: string[]): Promise<NetSink> {
-    let sink: NetSink | null = null;
-    const client = await connectBridge(bridge, (f) => sink!.frame(f), { runDir });
-    sink = new NetSink(client, parseMac(mac), parseIpv4(ip), new Set(replyTo.map(parseIpv4)));
-    return sink;
+    const sock = createConnection(bridgeSocketPath(bridge, process.env, runDir));
+    await new Promise<void>((resolve, reject) => { sock.once("connect", resolve); sock.once("error", reject); });
+    return new NetSink(sock, parseMac(mac), parseIpv4(ip), new Set(replyTo.map(parseIpv4)));
   }
 
-  /** Read for one event-loop turn every `everyMs` (0: read freely again). */
-  slow(everyMs: number): void {
+  /** Read at most `bytesPerSecond` (0: as fast as frames come, again). */
+  slow(bytesPerSecond: number): void {
     if (this.slowTimer !== null) { clearInterval(this.slowTimer); this.slowTimer = null; }
-    if (everyMs <= 0) { this.client!.pauseReading(false); return; }
-    this.client!.pauseReading(true);
-    this.slowTimer = setInterval(() => { this.client!.pauseReading(false); setImmediate(() => this.client!.pauseReading(true)); }, everyMs);
+    if (bytesPerSecond <= 0) { this.take(Infinity); return; }
+    const chunk = Math.max(1, Math.round((bytesPerSecond * SLOW_TICK_MS) / 1000));
+    this.slowTimer = setInterval(() => this.take(chunk), SLOW_TICK_MS);
   }
 
-  close(): void { this.slow(0); this.client?.close(); }
+  close(): void { this.slow(0); this.sock.destroy(); }
+
+  private take(max: number): void {
+    while (max > 0 && this.sock.readableLength > 0) {
+      const c = this.sock.read(Math.min(max, this.sock.readableLength)) as Buffer | null;
+      if (c === null) break;
+      max -= c.length;
+      this.dec.push(c);
+    }
+  }
+
+  private send(f: Uint8Array): void { if (!this.sock.destroyed) this.sock.write(encodeStreamFrame(f)); }
 
   private frame(f: Uint8Array): void {
     const src = macAt(f, 6);
@@ -54,7 +74,7 @@ export class NetSink {
       new DataView(r.buffer).setUint32(28, this.ip);
       writeMac(r, 32, a.senderMac);
       new DataView(r.buffer).setUint32(38, a.senderIp);
-      this.client!.send(r);
+      this.send(r);
       return;
     }
     if (type !== ETHERTYPE_IPV4) return;
@@ -77,6 +97,6 @@ export class NetSink {
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
     rv.setUint16(icmp + 2, ~sum & 0xffff);
     this.echoed.set(srcIp, (this.echoed.get(srcIp) ?? 0) + 1);
-    this.client!.send(r);
+    this.send(r);
   }
 }
