@@ -241,7 +241,7 @@ test("the hand-over between an I/O thread ending while idle and the next request
 });
 
 test("inline: with its I/O thread idle a read or write is served in the notify itself; behind a queued flush it waits its turn", () => {
-  const h = new Harness();
+  const h = withEnv({ XENO_BLK_INLINE_SLOW_MS: "1000000" }); // no backoff, however loaded the host (a preempted request looks slow)
   try {
     h.u8.fill(0x5a, h.dataOff(0), h.dataOff(1));
     assert.equal(h.one(write(0, 16)), BLKIF_RSP_OKAY);
