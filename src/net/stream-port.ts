@@ -14,7 +14,7 @@
  * shares the queue first come, first served: one domain flooding a slow receiver keeps the queue full, and a
  * second domain's frames to the same receiver are dropped as often as the flooder's — its traffic stops. So
  * once more than FAIR_HIGH_BYTES wait in the stream, frames wait in a queue per source port instead (the switch
- * says which: send's `from`), each bounded by half of `maxQueuedBytes`, less when more than four sources wait
+ * says which: send's `from`), each bounded by `maxQueuedBytes`, less when more than two sources wait
  * (sourceLimit; beyond it that source's frame is dropped, no one else's), and go out by deficit round robin (Shreedhar & Varghese 1995; Linux's fq_codel and the DRR
  * qdisc), FAIR_QUANTUM bytes per source per round, as the stream drains. A frame of a quiet source waits behind
  * at most one quantum of each busy one. Order within a source is kept. Below FAIR_HIGH_BYTES frames go straight
@@ -79,7 +79,7 @@ export class StreamPort implements SwitchPort {
 
   constructor(readonly name: string, private readonly stream: Duplex, private readonly handlers: StreamPortHandlers,
               private readonly maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES, private readonly fair = false) {
-    this.sourceBytes = maxQueuedBytes >> 1;
+    this.sourceBytes = maxQueuedBytes;
     if (fair) stream.on("drain", () => this.pump());
     this.decoder = new StreamFrameDecoder((f) => handlers.onFrame(f));
     stream.on("data", (chunk: Buffer) => {
@@ -116,8 +116,9 @@ export class StreamPort implements SwitchPort {
     return true;
   }
 
-  /** A source's queue bound: half the port's, shared out when many sources wait (the port then holds about twice
-   * `maxQueuedBytes` in all, however many ports send to it). */
+  /** A source's queue bound: the port's own (a lone sender keeps the buffer it had with the plain tail drop),
+   * shared out when more than two sources wait (the port then holds about twice `maxQueuedBytes` in all, however
+   * many ports send to it). */
   sourceLimit(): number {
     return Math.min(this.sourceBytes, (2 * this.maxQueuedBytes) / Math.max(1, this.rr.length));
   }

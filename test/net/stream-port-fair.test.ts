@@ -123,7 +123,7 @@ test(`fair egress fuzz (seed ${FUZZ_SEED.toString(16)}, ${FUZZ_FRAMES} frames fr
       const n = sent[s]!++;
       const backlogBefore = (p.port as unknown as { sources: Map<unknown, { bytes: number }> }).sources.get(s)?.bytes ?? 0; // reaching in
       const limit = p.port.sourceLimit();
-      assert.ok(limit <= maxQ >> 1);
+      assert.ok(limit <= maxQ);
       if (p.port.send(frame(s, n, len), s)) ok[s]!.push(n);
       else { refused++; if (backlogBefore + len <= limit) refusedNotFull++; }
       assert.ok(p.port.fairBacklog <= 2 * maxQ + 65536 * 5, "the port's queues stay bounded");
