@@ -483,7 +483,7 @@ const FUZZ_SEED = 0x5eed_b10c, FUZZ_REQUESTS = 3000;
 for (const inline of [true, false]) test(`fuzz: ${FUZZ_REQUESTS} random requests (seed ${FUZZ_SEED.toString(16)}, inline service ${inline ? "on" : "off"}), no exception, the image follows a model, memory outside granted pages unchanged`, () => {
   const DISK = 512 * 1024, SECTORS = DISK / 512;
   // Inline on: no backoff, whatever the host's load (a preempted request would look slow and send the disk to its thread).
-  const vars: Record<string, string> = inline ? { XENO_BLK_INLINE_SLOW_MS: "1000000" } : { XENO_BLK_INLINE: "0" };
+  const vars: Record<string, string> = inline ? { XENO_BLK_INLINE: "1", XENO_BLK_INLINE_SLOW_MS: "1000000" } : { XENO_BLK_INLINE: "0" };
   const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
   Object.assign(process.env, vars);
   let h: Harness;

@@ -165,7 +165,7 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
         // 2 cores) cannot tell what the disk path costs — said as a skip, never as a pass.
         if (mc < 0.5 * ms) { st.skip(`the host is too loaded to judge: a CPU hog alone left B ${(100 * mc / ms).toFixed(0)} % (load ${loadavg()[0]!.toFixed(1)})`); return; }
         // Measured 25–77 % across 14 runs at load 4–24 (91 % in a quieter pair) in session 21, and 16–232 % across
-        // 5 runs at load 10–20 in session 22 (with inline service): on this loaded host B's own share of a CPU swings
+        // 7 runs at load 9–20 in session 22 (inline service on): on this loaded host B's own share of a CPU swings
         // more from run to run than anything A does (docs/benchmarks.md, session 22), so the bound cannot be asserted
         // reliably here (issue 16 stays open) and a miss is reported as TODO with its figures rather than failing CI.
         if (mb < 0.5 * ms) st.todo(`issue 16: B kept ${(100 * mb / ms).toFixed(0)} % of its solo IOPS next to A (load ${loadavg()[0]!.toFixed(1)})`);
