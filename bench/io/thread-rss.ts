@@ -17,7 +17,7 @@ for (let i = 0; i < n; i++) {
   const q = new IoQueue();
   qs.push(q);
   Atomics.store(q.ctl, Q_STATE, STATE_RUNNING); // the thread owns the queue (as BlkBack starts one)
-  const data: IoThreadData = { queue: q.buffer, ram: new SharedArrayBuffer(4096), fd: openSync("/dev/null", "r"), bytes: 4096, doorbell: null, delayMs: 0, idleMs: 60_000, ringEvery: RING_EVERY };
+  const data: IoThreadData = { queue: q.buffer, ram: new SharedArrayBuffer(4096), fd: openSync("/dev/null", "r"), bytes: 4096, doorbell: null, delayMs: 0, idleMs: 60_000, ringEvery: RING_EVERY, name: "" };
   new Worker(url, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
     resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 } }).unref();
 }

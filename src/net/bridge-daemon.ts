@@ -37,6 +37,9 @@ import { removeUplinkStatus, writeUplinkStatus, type UplinkStatus } from "./upli
 import { listenPrivate, RUN_DIR_MODE } from "../common/private-socket.js";
 import { LearningSwitch, type PortStats, type SwitchOptions, type SwitchPort, type SwitchStats } from "./switch.js";
 
+/** Fair egress on the clients' ports (stream-port.ts); $XENO_NET_FAIR=0 in the daemon's environment: plain tail drop (A/B). */
+const NET_FAIR = process.env.XENO_NET_FAIR !== "0";
+
 /** An in-process port's handle on the switch (BridgeDaemon.attach). */
 export interface LocalAttachment {
   /** A frame from the port into the switch. */
@@ -262,7 +265,7 @@ export class BridgeDaemon {
         this.log(`bridge ${this.name}: ${name} ${err === undefined ? "disconnected" : `dropped: ${err.message}`}${counts}`);
         this.armIdle();
       },
-    }, this.opts.maxQueuedBytes);
+    }, this.opts.maxQueuedBytes, NET_FAIR); // fair egress: frames from several domains meet here (stream-port.ts)
     try {
       this.switch.addPort(port);
     } catch (e) {

@@ -40,9 +40,10 @@ export interface SwitchPort {
   /**
    * Deliver a frame out of this port. Return false if the port dropped it (backpressure, filter, down); the
    * switch counts it in txDropped. A throw is caught and counted the same way, so one broken port cannot stop
-   * a flood to the others.
+   * a flood to the others. `from`: the port the frame came in on (undefined for the switch's own frames), for
+   * ports that share their egress fairly between sources (stream-port.ts).
    */
-  send(frame: Uint8Array): boolean | void;
+  send(frame: Uint8Array, from?: SwitchPort): boolean | void;
 }
 
 export interface PortStats {
@@ -207,14 +208,14 @@ export class LearningSwitch {
             this.totals.filtered++;
             return "filtered";
           }
-          this.deliver(e.state, frame);
+          this.deliver(e.state, frame, st);
           return "forwarded";
         }
         this.forget(dst, e);
       }
     }
     this.totals.floods++;
-    for (const out of this.ports.values()) if (out !== st) this.deliver(out, frame);
+    for (const out of this.ports.values()) if (out !== st) this.deliver(out, frame, st);
     return "flooded";
   }
 
@@ -322,10 +323,10 @@ export class LearningSwitch {
     if (!e.fixed) e.state.stats.macs--;
   }
 
-  private deliver(out: PortState, frame: Uint8Array): void {
+  private deliver(out: PortState, frame: Uint8Array, from?: PortState): void {
     let ok: boolean | void;
     try {
-      ok = out.port.send(frame);
+      ok = out.port.send(frame, from?.port);
     } catch {
       ok = false;
     }

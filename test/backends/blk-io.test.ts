@@ -4,13 +4,15 @@
  * thread's doorbell; grants stay pinned (GTF_reading/GTF_writing) exactly while a request is in flight; save()
  * drains; close() and a front-end that goes away never wait for the disk; an idle thread ends and the next
  * request starts another (the hand-over raced on purpose). And the A/B: with $XENO_BLK_SYNC=1
- * the same slow request blocks the notifying thread for the whole delay.
+ * the same slow request blocks the notifying thread for the whole delay. Inline service (blk-back.ts INLINE_*):
+ * a request finding the thread idle is answered inside the notify; behind a queued flush it is queued too; a
+ * slow inline request sends the disk back to its thread.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readlinkSync } from "node:fs";
 import { setBlkIoDoorbell } from "../../src/backends/blk/index.js";
-import { BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, SRING_RSP_PROD } from "../../src/backends/blk/blkif.js";
+import { BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, SRING_RSP_PROD } from "../../src/backends/blk/blkif.js";
 import { GTF_permit_access, GTF_reading, GTF_writing } from "../../src/xen/grant-table.js";
 import { IoQueue, Q_STATE, STATE_NONE, STATE_RUNNING } from "../../src/backends/blk/io-queue.js";
 import { Harness, dataRef } from "./blk-harness.js";
@@ -193,13 +195,18 @@ test("the front-end goes away with a request in flight: no answer on the dead ri
   } finally { h.done(); }
 });
 
-/** A Harness whose I/O threads end after `idleMs` without work. */
-function quickIdle(idleMs: number): Harness {
-  const saved = process.env.XENO_BLK_IO_IDLE_MS;
-  process.env.XENO_BLK_IO_IDLE_MS = String(idleMs);
+/** A Harness made with these variables in the environment (restored after). */
+function withEnv(vars: Record<string, string>): Harness {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
   try { return new Harness(); } finally {
-    if (saved === undefined) delete process.env.XENO_BLK_IO_IDLE_MS; else process.env.XENO_BLK_IO_IDLE_MS = saved;
+    for (const [k, v] of Object.entries(saved)) { if (v === undefined) delete process.env[k]; else process.env[k] = v; }
   }
+}
+
+/** A Harness whose I/O threads end after `idleMs` without work (requests always go through the thread: no inline). */
+function quickIdle(idleMs: number): Harness {
+  return withEnv({ XENO_BLK_IO_IDLE_MS: String(idleMs), XENO_BLK_INLINE: "0" });
 }
 const ioState = (h: Harness): number => Atomics.load((h.back as unknown as { io: { q: IoQueue } }).io.q.ctl, Q_STATE); // reaching in
 
@@ -231,4 +238,40 @@ test("the hand-over between an I/O thread ending while idle and the next request
     }
     assert.equal(h.back.inFlight, 0);
   } finally { h.done(); }
+});
+
+test("inline: with its I/O thread idle a read or write is served in the notify itself; behind a queued flush it waits its turn", () => {
+  const h = withEnv({ XENO_BLK_INLINE: "1", XENO_BLK_INLINE_SLOW_MS: "1000000" }); // no backoff, however loaded the host (a preempted request looks slow)
+  try {
+    h.u8.fill(0x5a, h.dataOff(0), h.dataOff(1));
+    assert.equal(h.one(write(0, 16)), BLKIF_RSP_OKAY);
+    assert.equal(h.one({ op: BLKIF_OP_READ, sector: 16, segs: [{ gref: dataRef(1), first: 0, last: 7 }] }), BLKIF_RSP_OKAY);
+    assert.ok(h.u8.subarray(h.dataOff(1), h.dataOff(2)).every((x) => x === 0x5a), "the read brought the write back");
+    assert.equal(h.back.stats.inline, 2, "both served inline");
+    assert.equal(h.xen.gnttab.pinned, 0, "inline requests hold no pins after the answer");
+    // A flush always goes to the thread; the write behind it in the same pass finds it in flight and follows it
+    // there, so it cannot overtake the flush.
+    h.put({ op: BLKIF_OP_FLUSH_DISKCACHE, id: 90 });
+    h.put({ ...write(2, 24), id: 91 });
+    h.push();
+    assert.equal(h.back.inFlight, 2, "the flush and the write are queued for the thread");
+    assert.deepEqual(h.responses().map((r) => [r[0], r[2]]), [[90, BLKIF_RSP_OKAY], [91, BLKIF_RSP_OKAY]], "answered in order");
+    assert.equal(h.back.stats.inline, 2, "neither went inline");
+    assert.equal(h.back.stats.inlineBackoffs, 0);
+  } finally { h.done(); }
+});
+
+test("inline: a slow inline request sends the disk back to its thread for a while (the vCPUs never wait twice on a slow disk)", () => {
+  const h = withEnv({ XENO_BLK_INLINE: "1", XENO_BLK_INLINE_SLOW_MS: "0" }); // every inline request counts as slow
+  try {
+    assert.equal(h.one(write(0, 8)), BLKIF_RSP_OKAY);
+    assert.deepEqual([h.back.stats.inline, h.back.stats.inlineBackoffs], [1, 1], "inline once, then backed off");
+    assert.equal(h.one(write(1, 16)), BLKIF_RSP_OKAY);
+    assert.deepEqual([h.back.stats.inline, h.back.stats.inlineBackoffs], [1, 1], "the next one went through the thread");
+  } finally { h.done(); }
+  const off = new Harness(); // the default: off
+  try {
+    assert.equal(off.one(write(0, 8)), BLKIF_RSP_OKAY);
+    assert.equal(off.back.stats.inline, 0, "without XENO_BLK_INLINE=1: through the thread");
+  } finally { off.done(); }
 });

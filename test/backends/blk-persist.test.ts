@@ -164,7 +164,9 @@ test("blkback: save/restore of a connected disk; the restored one serves queued 
     assert.equal(ra.length, 3);
     for (const k of [2, 4]) assert.deepEqual(b.data(k), a.data(k));
     assert.deepEqual(readFileSync(join(dir, "disk-restored.img")), readFileSync(config.path));
-    assert.deepEqual(b.back.stats, a.back.stats);
+    // Which requests were served inline depends on the host's timing (a slow one backs off): not compared.
+    const served = (x: BlkBack): Record<string, number> => { const { inline: _i, inlineBackoffs: _b, ...rest } = x.stats; return rest; };
+    assert.deepEqual(served(b.back), served(a.back));
     a.back.close(); b.back.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,11 @@
  *    run), and A really wrote meanwhile (its blkback's written bytes, read from the hypervisor, grew by at least
  *    A_MIN_MIB over those runs) — otherwise there was nothing to share. When the control itself is below the
  *    bound (other sessions' load on this 2-core host), the host cannot judge and the subtest is skipped, saying so.
+ *  - The network, on the same boot: A's and B's vifs and a station written in the test (net-sink.ts) on one bridge
+ *    (its daemon started by the hypervisor); the station reads slowly (SINK_RATE), A floods it with pings, B pings
+ *    it 20 times meanwhile. Asserted, when A's flood really overran the station (else skipped, saying so): every
+ *    one of B's echo requests reached the station — the daemon's fair egress (src/net/stream-port.ts) dropped
+ *    only A's frames. With XENO_NET_FAIR=0 (the plain tail drop) B's requests are dropped too and this fails.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -29,6 +34,8 @@ import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, connectHv, stopHv } from "./hv-client.js";
 import { Shell, initrdWithBlkbench } from "./blkbench-guest.js";
+import { NetSink } from "./net-sink.js";
+import { parseIpv4, parseMac } from "../../src/net/ethernet.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 /** Each guest's test area (MiB) on its first disk; the image is that large. */
@@ -41,11 +48,14 @@ const A_MIN_MIB = 16;
 const RATE = 8_000_000, IOPS = 150, LIMITED_MIB = 24, LIMITED_READS = 600;
 const BURST_MS = 1000; // blk-limit.ts BURST_MS: the buckets hold one second's worth
 const XVDA = 51712, XVDB = 51728;
+/** The network part: the bridge (its daemon started by the hypervisor in the run directory), the guests' and the sink's addresses. */
+const BRIDGE = "fairbr", MAC_A = "00:16:3e:fa:00:01", MAC_B = "00:16:3e:fa:00:02", SINK_MAC = "02:00:00:fa:00:09";
+const IP_A = "10.0.9.1", IP_B = "10.0.9.2", SINK_IP = "10.0.9.9", SINK_RATE = 100_000, B_PINGS = 20;
 
 const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[(s.length - 1) >> 1]!; };
 const list = (v: number[]): string => v.map((x) => x.toFixed(0)).join(", ");
 
-test("disk fairness across domains (real kernels): a flat-out writer leaves a random reader ≥ 50 % of its solo IOPS; a per-disk limit holds within 10 %",
+test("fair sharing between domains (real kernels): a flat-out writer leaves a random reader ≥ 50 % of its solo IOPS; a per-disk limit holds within 10 %; a flood to a slow station drops none of another domain's frames to it",
   { timeout: 15 * 60_000 }, async (t) => {
     const t0 = Date.now();
     const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });
@@ -58,16 +68,17 @@ test("disk fairness across domains (real kernels): a flat-out writer leaves a ra
     hv.stderr!.on("data", (d) => { log += d; });
     const taps: ConsoleTap[] = [];
     let c: HvClient | undefined;
+    let sink: NetSink | undefined;
     try {
       c = await connectHv(dir);
-      const spec = (name: string, disks: unknown[]) => ({ name, memMiB: 128, vcpus: 1, kernel: images.kernel, ramdisk: initrd,
-        cmdline: "console=hvc0", xen: true, disks, vifs: [] });
+      const spec = (name: string, disks: unknown[], mac: string) => ({ name, memMiB: 128, vcpus: 1, kernel: images.kernel, ramdisk: initrd,
+        cmdline: "console=hvc0", xen: true, disks, vifs: [{ devid: 0, mac, mtu: 1500, bridge: BRIDGE }] });
       const a = (await c.ok<{ domid: number }>("create", { spec: spec("fair-a", [
         { path: img("a.img", AREA_MIB), devid: XVDA, vdev: "xvda", readOnly: false },
         { path: img("a-limited.img", LIMITED_MIB), devid: XVDB, vdev: "xvdb", readOnly: false, limit: { bytesPerSecond: RATE, iops: IOPS } },
-      ]) })).domid;
+      ], MAC_A) })).domid;
       const b = (await c.ok<{ domid: number }>("create", { spec: spec("fair-b", [
-        { path: img("b.img", AREA_MIB), devid: XVDA, vdev: "xvda", readOnly: false }]) })).domid;
+        { path: img("b.img", AREA_MIB), devid: XVDA, vdev: "xvda", readOnly: false }], MAC_B) })).domid;
       const sock = join(dir, "hv.sock");
       for (const id of [a, b]) taps.push(await ConsoleTap.open(sock, id));
       await Promise.all(taps.map((t) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready")));
@@ -153,15 +164,55 @@ test("disk fairness across domains (real kernels): a flat-out writer leaves a ra
         // The control: when plain CPU contention already takes B below the bound, this host (other sessions' load on
         // 2 cores) cannot tell what the disk path costs — said as a skip, never as a pass.
         if (mc < 0.5 * ms) { st.skip(`the host is too loaded to judge: a CPU hog alone left B ${(100 * mc / ms).toFixed(0)} % (load ${loadavg()[0]!.toFixed(1)})`); return; }
-        // Measured 25–77 % across 14 runs at load 4–24 (91 % in a quieter pair): the bound is not reliably met on
-        // this host yet (issue 16 stays open), so a miss is reported as TODO with its figures rather than failing CI.
+        // Measured 25–77 % across 14 runs at load 4–24 (91 % in a quieter pair) in session 21, and 16–232 % across
+        // 7 runs at load 9–20 in session 22 (inline service on): on this loaded host B's own share of a CPU swings
+        // more from run to run than anything A does (docs/benchmarks.md, session 22), so the bound cannot be asserted
+        // reliably here (issue 16 stays open) and a miss is reported as TODO with its figures rather than failing CI.
         if (mb < 0.5 * ms) st.todo(`issue 16: B kept ${(100 * mb / ms).toFixed(0)} % of its solo IOPS next to A (load ${loadavg()[0]!.toFixed(1)})`);
         assert.ok(mb >= 0.5 * ms, `B kept ${(100 * mb / ms).toFixed(0)} % of its solo IOPS next to A (≥ 50 % wanted): ${list(solo)} → ${list(busy)}`);
+      });
+
+      await t.test("a domain flooding a slow receiver on the bridge leaves another's traffic to it moving (fair egress)", async (st) => {
+        // The sink (a station written in the test) reads SINK_RATE bytes/s: the daemon's queue towards it fills. A pings it with 8000-byte datagrams (6 frames each) every 2 ms from 3 processes;
+        // B pings it 20 times, 200 ms apart. The sink answers only B. With the daemon's fair egress B's requests wait
+        // in their own queue behind at most a quantum of A's; with plain tail drop ($XENO_NET_FAIR=0) they are
+        // dropped as often as A's frames.
+        sink = await NetSink.open(BRIDGE, dir, SINK_MAC, SINK_IP, [IP_B]);
+        const up = (ip: string) => `for i in $(seq 1 60); do [ -e /sys/class/net/eth0 ] && break; sleep 1; done; ip link set eth0 up && ` +
+          `ip addr add ${ip}/24 dev eth0 && echo NET-UP`;
+        assert.match(await A.sh(up(IP_A)), /^NET-UP$/m);
+        assert.match(await B.sh(up(IP_B)), /^NET-UP$/m);
+        assert.match(await B.sh(`ping -c 2 -W 5 ${SINK_IP} | grep -o '[0-9]* packets received'`), /^[12] packets received$/m, "B reaches the sink");
+        await A.sh(`ping -c 1 -W 2 ${SINK_IP} > /dev/null; echo arp-done`); // A learns the sink's MAC (no echo for A)
+        const aMac = parseMac(MAC_A), ipB = parseIpv4(IP_B);
+        const txA = async (): Promise<number> => Number((await A.sh("cat /sys/class/net/eth0/statistics/tx_packets")).trim());
+        const tx0 = await txA(), got0 = sink.frames.get(aMac) ?? 0, echo0 = sink.echoed.get(ipB) ?? 0;
+        sink.slow(SINK_RATE);
+        await A.sh(`for i in 1 2 3; do ping -q -s 8000 -i 0.002 ${SINK_IP} > /dev/null 2>&1 & done; echo flooding`);
+        await new Promise((r) => setTimeout(r, 3000)); // A fills the daemon's queue towards the sink (its own, ~1.1 MiB)
+        const out = await B.sh(`ping -c ${B_PINGS} -i 0.2 -W 10 ${SINK_IP} | tail -2`);
+        await A.sh("killall ping; sleep 1; echo stopped");
+        const tx1 = await txA();
+        sink.slow(0);
+        // The daemon's queue to the sink drains (it reads freely again): until nothing more comes from A for a second.
+        for (let last = -1, n = sink.frames.get(aMac) ?? 0; n !== last; last = n, n = sink.frames.get(aMac) ?? 0) await new Promise((r) => setTimeout(r, 1000));
+        const sentA = tx1 - tx0, gotA = (sink.frames.get(aMac) ?? 0) - got0, bArrived = (sink.echoed.get(ipB) ?? 0) - echo0;
+        const m = /(\d+) packets transmitted, (\d+) packets received/.exec(out);
+        const rtt = /= ([\d.]+)\/([\d.]+)\/([\d.]+) ms/.exec(out);
+        process.stderr.write(`# network: A sent ${sentA} frames to the slow sink (${SINK_RATE / 1000} kB/s), ${gotA} arrived (${sentA - gotA} dropped on the way); ` +
+          `B's ${B_PINGS} echo requests: ${bArrived} reached the sink, ${m?.[2] ?? "?"} replies in time for B's ping` +
+          `${rtt ? ` (round trip ${rtt[1]}/${rtt[2]}/${rtt[3]} ms min/avg/max)` : ""}; fair egress ${process.env.XENO_NET_FAIR === "0" ? "off" : "on"}; load ${loadavg()[0]!.toFixed(2)}\n`);
+        // Nothing to share when A could not send faster than the sink reads (a very loaded host slows A's guest).
+        if (sentA - gotA < 100) { st.skip(`A's flood did not overrun the slow sink: ${sentA} sent, ${gotA} arrived`); return; }
+        // B's requests wait in their own queue at the sink's port: all arrive, however late (busybox ping stops
+        // waiting for replies at twice the longest round trip it saw, so its own count can be lower).
+        assert.equal(bArrived, B_PINGS, `B's echo requests that reached the sink while A's flood lost ${sentA - gotA} frames`);
       });
 
       for (const s of [A, B]) assert.match(await s.sh("echo $((6*7))"), /^42$/m);
       for (const t of taps) assert.doesNotMatch(t.out, /Kernel panic|kernel BUG|Oops|I\/O error/i);
     } finally {
+      sink?.close();
       for (const t of taps) t.close();
       c?.close();
       await stopHv(hv, dir);

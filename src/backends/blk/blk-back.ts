@@ -89,11 +89,36 @@ const MAX_LOGGED_ERRORS = 20;
 const PENDING = 1;
 /** How long save() waits for requests in flight to complete before refusing. */
 const SAVE_DRAIN_MS = 10_000;
+/**
+ * Inline service: a read or write that finds the disk's I/O thread idle (nothing queued or unanswered) is served
+ * right here, on the domain's thread, inside the guest's notify, instead of waking the I/O thread and then being
+ * woken by it. Why (bench/io/fair.ts, docs/benchmarks.md session 22): at queue depth 1 every request otherwise
+ * costs two thread wake-ups, and on a busy host each waits for a CPU (0.3–1.6 ms measured per read, as much as
+ * the guest's own work per read), which is where a random reader lost most next to another domain writing flat
+ * out; and a writer's copies into the host's page cache then run on its own domain thread, inside the pCPU the
+ * credit scheduler gave it, instead of on an extra thread competing with every other domain. What it must not do
+ * is let a slow disk stall the vCPUs: an inline request that takes longer than INLINE_SLOW_MS sends the disk back
+ * to its thread for INLINE_BACKOFF_MS (counted: stats.inlineBackoffs), so a slow disk stalls a slice by one
+ * request per backoff at most. Never inline: flushes and barriers (fdatasync is the slow operation), discards,
+ * qcow2 images (their metadata is the I/O thread's), disks with a test delay.
+ * Opt-in ($XENO_BLK_INLINE=1 in the hypervisor's environment): on the loaded host of session 22 it could not be
+ * shown to help (docs/benchmarks.md), and a throttled disk (blk-limit.ts) still needs two wake-ups per request
+ * while an unlimited one then needs none, which makes io-fair's "can the guest go twice as fast" control say yes
+ * where the limited run cannot keep up (its lower bound failed at 54 % and 73 %). To be measured on a quiet host.
+ */
+const INLINE_SLOW_MS = 2;
+const INLINE_BACKOFF_MS = 1000;
+
+/** INLINE_SLOW_MS, or $XENO_BLK_INLINE_SLOW_MS (tests: 0 makes every inline request slow). */
+function inlineSlowMs(): number {
+  const v = Number(process.env.XENO_BLK_INLINE_SLOW_MS ?? INLINE_SLOW_MS);
+  return Number.isFinite(v) && v >= 0 ? v : INLINE_SLOW_MS;
+}
 
 export class BlkBack {
   readonly stats: BlkBackStats = {
     requests: 0, reads: 0, writes: 0, indirect: 0, flushes: 0, discards: 0, bytesRead: 0, bytesWritten: 0, errors: 0,
-    unsupported: 0, ioErrors: 0, outOfRequests: 0,
+    unsupported: 0, ioErrors: 0, outOfRequests: 0, inline: 0, inlineBackoffs: 0,
   };
   readonly device: BackendDevice;
   readonly disk: DiskImage;
@@ -122,6 +147,10 @@ export class BlkBack {
   private readonly limit: BlkLimit | null;
   private throttledUntil = 0;
   private lastBytes = 0;
+  /** Inline service allowed for this disk (see INLINE_SLOW_MS), and not before this time (a backoff). */
+  private readonly inlineOk: boolean;
+  private readonly inlineSlow = inlineSlowMs();
+  private inlineAfter = 0;
   /** collect()'s sink, bound once. */
   private readonly sink = (ring: BlkRing, s: number, io: number): void => this.completed(ring, s, io);
 
@@ -146,6 +175,7 @@ export class BlkBack {
     const restored = saved === undefined ? null
       : checkBlkState(saved, config, xen, this.offer, BACKEND_DOM, Object.keys(this.stats) as (keyof BlkBackStats)[], MAX_LOGGED_ERRORS);
     this.disk = new DiskImage(config.path, config.readOnly, config.format ?? "raw");
+    this.inlineOk = this.disk.format === "raw" && this.disk.delayMs === 0 && process.env.XENO_BLK_INLINE === "1";
     if (restored !== null && this.disk.sectors !== restored.sectors) {
       this.disk.close();
       throw new StateError("blkback", "sectors", `${restored.sectors} saved, ${config.path} has ${this.disk.sectors}`);
@@ -534,9 +564,13 @@ export class BlkBack {
    */
   private readWrite(ring: BlkRing, write: boolean, flush: boolean): number {
     if (write && this.config.readOnly) return this.bad("write to a read-only disk");
-    const r = this.r, pgnt = ring.pgnt, io = this.io;
+    const r = this.r, pgnt = ring.pgnt;
     const nseg = r.load(pgnt);
     if (nseg < 0) return this.bad(r.why);
+    // Inline (see INLINE_SLOW_MS): only with nothing queued or unanswered, so it cannot pass a flush or a write
+    // queued before it.
+    const inline = this.io !== null && this.inlineOk && !flush && this.io.inFlight === 0 && performance.now() >= this.inlineAfter;
+    const io = inline ? null : this.io;
     const pins = io !== null ? io.slotPins : this.syncPins, pents = io !== null ? io.slotPents : this.syncPents;
     const base = io !== null ? io.nextSlot * MAX_INDIRECT_SEGMENTS : 0;
     if (!r.map(nseg, write, this.disk.sectors, pgnt, io !== null, pins, pents, base)) return this.bad(r.why);
@@ -550,6 +584,7 @@ export class BlkBack {
     // domain's RAM inside its buffer). Segments adjacent in guest memory go in one call; the disk range is contiguous.
     const u8 = this.xen.mem.u8;
     let pos = r.sector * SECTOR_SIZE;
+    const t0 = inline ? performance.now() : 0;
     try {
       for (let i = 0; i < nseg;) {
         const off = r.segOff[i]!;
@@ -560,7 +595,14 @@ export class BlkBack {
         pos += len;
       }
       if (flush) this.disk.flush();
-    } catch (e) { return this.ioError(e); } finally { r.release(pgnt, pins, pents, base); }
+    } catch (e) { return this.ioError(e); } finally {
+      r.release(pgnt, pins, pents, base);
+      if (inline) {
+        this.stats.inline++;
+        const t1 = performance.now();
+        if (t1 - t0 > this.inlineSlow) { this.inlineAfter = t1 + INLINE_BACKOFF_MS; this.stats.inlineBackoffs++; }
+      }
+    }
     if (write) this.stats.bytesWritten += r.total;
     else this.stats.bytesRead += r.total;
     return BLKIF_RSP_OKAY;
@@ -583,7 +625,7 @@ export class BlkBack {
   /** Sets up the disk's I/O queue and thread at the first connection; on failure, stays synchronous (logged). */
   private startIo(): void {
     if (!this.threaded || this.io !== null || this.closed) return;
-    this.io = BlkIo.start(this.disk, this.xen.mem.ram, this.xen.gnttab, (l) => this.log(`blkback ${this.config.vdev}: ${l}`));
+    this.io = BlkIo.start(this.disk, this.xen.mem.ram, this.xen.gnttab, (l) => this.log(`blkback ${this.config.vdev}: ${l}`), this.xen.domid);
   }
 
   /** Asks the I/O thread to end (see close()); completed requests give their grants back, nothing is answered. */

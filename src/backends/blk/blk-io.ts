@@ -17,7 +17,7 @@ import type { BlkRing } from "./blk-ring.js";
 import { releaseGrants, type BlkRequest } from "./blk-request.js";
 import { BLKIF_OP_INDIRECT, IND_OP, MAX_INDIRECT_SEGMENTS, REQ_ID } from "./blkif.js";
 import { F_LEN, F_POS, F_RUNS, IO_SLOTS, IoQueue, Q_CLOSING, Q_DONE, Q_KICK, Q_STATE, Q_SUBMITTED, Q_WAKE, STATE_CLOSED, STATE_NONE,
-  STATE_RUNNING, ioIdleMs, ringEvery, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS, blkIoDoorbell, type IoThreadData } from "./io-queue.js";
+  STATE_RUNNING, blkIoThreadName, ioIdleMs, ringEvery, S_MSG_LEN, S_NRUNS, S_OP, S_STATUS, blkIoDoorbell, type IoThreadData } from "./io-queue.js";
 
 /** The I/O thread's entry (io-thread.ts, next to this file in dist/). */
 const IO_THREAD_URL = new URL("./io-thread.js", import.meta.url);
@@ -47,16 +47,16 @@ export class BlkIo {
   private readonly slotPinWrite = new Uint8Array(IO_SLOTS);
 
   private constructor(private readonly disk: DiskImage, ram: SharedArrayBuffer, private readonly gnttab: GrantTable,
-    private readonly log: (line: string) => void) {
+    private readonly log: (line: string) => void, domid: number) {
     this.io = { queue: this.q.buffer, ram, fd: disk.descriptor, bytes: disk.bytes,
       format: disk.format, path: disk.path, readOnly: disk.readOnly, doorbell: blkIoDoorbell(),
-      delayMs: disk.delayMs, idleMs: ioIdleMs(), ringEvery: ringEvery() };
+      delayMs: disk.delayMs, idleMs: ioIdleMs(), ringEvery: ringEvery(), name: domid >= 0 ? blkIoThreadName(domid) : "" };
   }
 
   /** Sets up the queue and starts its thread; null (logged) when it cannot: the disk then stays synchronous. */
-  static start(disk: DiskImage, ram: ArrayBufferLike, gnttab: GrantTable, log: (line: string) => void): BlkIo | null {
+  static start(disk: DiskImage, ram: ArrayBufferLike, gnttab: GrantTable, log: (line: string) => void, domid = -1): BlkIo | null {
     if (!(ram instanceof SharedArrayBuffer)) { log("guest RAM is not shared: I/O stays on the vCPU thread"); return null; }
-    const io = new BlkIo(disk, ram, gnttab, log);
+    const io = new BlkIo(disk, ram, gnttab, log, domid);
     Atomics.store(io.q.ctl, Q_STATE, STATE_RUNNING);
     return io.spawn() ? io : null;
   }

@@ -33,6 +33,10 @@ export interface BlkBackStats {
   ioErrors: number;
   /** Times requests waited on the ring because every I/O slot was taken (Linux blkback's oo_req; xentop VBD_OO). */
   outOfRequests: number;
+  /** Reads and writes served on the domain's thread, the I/O thread idle (blk-back.ts INLINE_*). */
+  inline: number;
+  /** Times an inline request took longer than INLINE_SLOW_MS and the disk went back to its thread for a while. */
+  inlineBackoffs: number;
 }
 
 /** One saved ring (queue). */
@@ -79,6 +83,8 @@ interface BlkBackStateV1 {
 }
 
 const C = "blkback";
+/** Counters added after the formats were first saved (absent in older states: 0). */
+const LATER_STATS: ReadonlySet<string> = new Set(["outOfRequests", "inline", "inlineBackoffs"]);
 
 /**
  * Checks a saved state (version 1 or 2) against the configuration, the offer and the restored domain: ring
@@ -98,8 +104,8 @@ export function checkBlkState(saved: BlkBackState | BlkBackStateV1, cfg: BlkDisk
   const loggedErrors = stateInt(C, "loggedErrors", s.loggedErrors, 0, maxLogged);
   const so = stateObject(C, "stats", s.stats);
   const stats = {} as BlkBackStats;
-  // outOfRequests came after both versions' first saves: a state without it counts from 0.
-  for (const k of statKeys) stats[k] = stateInt(C, `stats.${k}`, k === "outOfRequests" && so[k] === undefined ? 0 : so[k], 0, Number.MAX_SAFE_INTEGER);
+  // outOfRequests, inline and inlineBackoffs came after both versions' first saves: a state without them counts from 0.
+  for (const k of statKeys) stats[k] = stateInt(C, `stats.${k}`, LATER_STATS.has(k) && so[k] === undefined ? 0 : so[k], 0, Number.MAX_SAFE_INTEGER);
 
   let persistent = false, ringOrder = 0;
   let raw: { at: string; o: Record<string, unknown>; refs: unknown; pgrants: unknown }[] = [];

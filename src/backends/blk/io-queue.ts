@@ -123,7 +123,14 @@ export interface IoThreadData {
   idleMs: number;
   /** Ring the doorbell at least every this many completions (RING_EVERY). */
   ringEvery: number;
+  /** The thread's name in /proc (comm, ≤ 15 bytes): `xeno-blk<domid>`, so that per-thread CPU can be read per
+   * domain (bench/io/fair.ts) and Domain-0's CPU (src/hv/dom0-usage.ts) counts it — a new thread would otherwise
+   * inherit its creator's name, the domain thread's. Empty: left as it is. */
+  name: string;
 }
+
+/** The name an I/O thread of domain `domid` gives itself (IoThreadData.name). */
+export function blkIoThreadName(domid: number): string { return `xeno-blk${domid}`; }
 
 /**
  * The doorbell of the thread this module runs in (the domain worker's: src/hv/vm-worker.ts), given to every

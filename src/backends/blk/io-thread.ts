@@ -21,7 +21,7 @@
  * for another file under us), Q_ENDED is set.
  */
 import { workerData } from "node:worker_threads";
-import { closeSync, fdatasyncSync } from "node:fs";
+import { closeSync, fdatasyncSync, writeFileSync } from "node:fs";
 import { openThreadImage, preadFully, pwriteFully, testDelay, zeroRange, ZERO_CHUNK } from "./disk-image.js";
 import type { Qcow2Image } from "../../storage/qcow2.js";
 import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_ERROR, IO_FLAG_SYNC, IO_FLUSH, IO_MSG_BYTES, IO_OK, IO_READ, IO_SHORT_READ,
@@ -29,6 +29,7 @@ import { F_LEN, F_POS, F_RUNS, IO_DISCARD, IO_ERROR, IO_FLAG_SYNC, IO_FLUSH, IO_
   Q_WAKE, STATE_NONE, STATE_RUNNING, type IoThreadData } from "./io-queue.js";
 
 function main(d: IoThreadData): void {
+  if (d.name !== "") try { writeFileSync("/proc/thread-self/comm", d.name); } catch { /* not Linux: keeps its creator's name */ }
   const q = new IoQueue(d.queue);
   const ram = new Uint8Array(d.ram);
   const doorbell = d.doorbell !== null ? new Int32Array(d.doorbell) : null;

@@ -47,7 +47,9 @@
  * Sharing: a tx pass takes at most TX_BUDGET_SLOTS slots of one ring and leaves the rest for the next
  * notification or poll(); poll() serves the queues round-robin from a rotating first one, so no queue of a
  * busy vif waits behind another. Between domains the credit scheduler shares the pCPUs: tx work runs inside
- * the guest's own hypercalls (its own slice), and poll() once per slice of the domain.
+ * the guest's own hypercalls (its own slice), and poll() once per slice of the domain; where domains' frames
+ * meet — the bridge daemon's queue towards one receiver — the daemon shares it by deficit round robin per
+ * sending port (src/net/stream-port.ts), so a flooding domain drops only its own frames.
  *
  * Hot path: requests are read field by field into preallocated arrays (one read per field: the guest can
  * rewrite its ring at any time, so each value is read once and then only the copy is used); the tx frame
