@@ -45,7 +45,24 @@ test("three busy domains on two pCPUs: the balancer moves one out of the shared 
       process.stderr.write(`# guests at their shells: ${guests.map((g) => `${g.restored ? "restored" : "booted"} in ${(g.ms / 1000).toFixed(1)} s`).join(", ")}\n`);
       const ids = guests.map((g) => g.domid);
       for (const g of guests) taps.push(g.tap);
-      for (const t of taps) await t.run("while :; do :; done & echo LOOP-$((1+1))", /^LOOP-2\r?$/m);
+      for (const t of taps) {
+        const cmd = "while :; do :; done & echo LOOP-$((1+1))";
+        try {
+          await t.run(cmd, /^LOOP-2\r?$/m, 60_000);
+        } catch (e) {
+          // Seen once (fresh clone, 2026-12-07): the guest echoed the first 15 characters of the command and
+          // nothing more for 120 s, right after its boot and checkpoint. Not reproduced since (9 boots); the
+          // domains' CPU seconds two seconds apart say whether it was running. Typed again once; the balancer
+          // is what this test checks.
+          const a = await c.ok<DomainInfo[]>("list");
+          await new Promise((r) => setTimeout(r, 2000));
+          const b = await c.ok<DomainInfo[]>("list");
+          process.stderr.write(`# console command not answered in 60 s (${(e as Error).message.split("\n")[0]}); domains (id, state, CPU s then +2 s): ` +
+            a.map((d) => `${d.domid} ${d.state} ${d.cpuSeconds.toFixed(2)}→${(b.find((x) => x.domid === d.domid)?.cpuSeconds ?? NaN).toFixed(2)}`).join("; ") +
+            `; typing it again\n`);
+          await t.run(cmd, /^LOOP-2\r?$/m, 120_000);
+        }
+      }
       // The balancer looks every second and holds a moved domain 5 s: give it time to settle. Wait for the
       // balanced state (a thread each), not for a move: guests booted one after the other may already have been
       // moved while the later ones booted, and a move counted then need not be the last one.
