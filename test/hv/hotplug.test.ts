@@ -110,9 +110,16 @@ test("hot-plug: a disk and a vif attached to a running guest appear, and detache
     await new Promise((r) => setTimeout(r, 1000));
     if (hv.exitCode === null) hv.kill("SIGKILL");
     for (const pid of [join(dir, "net", "hpbr.pid")]) {
-      try { process.kill(Number(execFileSync("cat", [pid], { encoding: "utf8" }).trim()), "SIGTERM"); } catch { /* gone */ }
+      let n = 0;
+      try { n = Number(execFileSync("cat", [pid], { encoding: "utf8" }).trim()); process.kill(n, "SIGTERM"); } catch { /* gone */ }
+      // The bridge daemon removes its files as it exits: wait for it, or the removal below races it (ENOTEMPTY
+      // on net/, seen once in a fresh-clone run).
+      for (let i = 0; n > 0 && i < 50; i++) {
+        try { process.kill(n, 0); } catch { break; }
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     if (process.env.XENO_TEST_VERBOSE) process.stderr.write(log);
   }
 });
