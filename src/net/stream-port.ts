@@ -45,6 +45,8 @@ export const FAIR_QUANTUM = 64 * 1024;
 
 /** One source's frames waiting for a fair port's stream (a ring of references: frames are immutable, switch.ts). */
 interface SourceQueue {
+  /** The source (the key in `sources`; the queue leaves the map when it empties). */
+  from: unknown;
   frames: Uint8Array[];
   head: number;
   bytes: number;
@@ -75,11 +77,9 @@ export class StreamPort implements SwitchPort {
   /** The source at rrAt has had its quantum for this turn. */
   private inTurn = false;
   private queuedBytes = 0;
-  private readonly sourceBytes: number;
 
   constructor(readonly name: string, private readonly stream: Duplex, private readonly handlers: StreamPortHandlers,
               private readonly maxQueuedBytes = DEFAULT_MAX_QUEUED_BYTES, private readonly fair = false) {
-    this.sourceBytes = maxQueuedBytes;
     if (fair) stream.on("drain", () => this.pump());
     this.decoder = new StreamFrameDecoder((f) => handlers.onFrame(f));
     stream.on("data", (chunk: Buffer) => {
@@ -105,7 +105,7 @@ export class StreamPort implements SwitchPort {
     }
     if (this.queuedBytes === 0 && this.stream.writableLength <= FAIR_HIGH_BYTES) { this.write(frame); return true; }
     let q = this.sources.get(from);
-    if (q === undefined) { q = { frames: [], head: 0, bytes: 0, deficit: 0, active: false }; this.sources.set(from, q); }
+    if (q === undefined) { q = { from, frames: [], head: 0, bytes: 0, deficit: 0, active: false }; this.sources.set(from, q); }
     if (q.bytes + frame.length > this.sourceLimit()) { this.stats.fairDropped++; return false; }
     q.frames.push(frame);
     q.bytes += frame.length;
@@ -120,7 +120,7 @@ export class StreamPort implements SwitchPort {
    * shared out when more than two sources wait (the port then holds about twice `maxQueuedBytes` in all, however
    * many ports send to it). */
   sourceLimit(): number {
-    return Math.min(this.sourceBytes, (2 * this.maxQueuedBytes) / Math.max(1, this.rr.length));
+    return Math.min(this.maxQueuedBytes, (2 * this.maxQueuedBytes) / Math.max(1, this.rr.length));
   }
 
   private write(frame: Uint8Array): void {
@@ -147,13 +147,15 @@ export class StreamPort implements SwitchPort {
         this.write(f);
       }
       if (q.head === q.frames.length) {
-        // Empty: out of the round (its deficit does not carry over, as in DRR), its array reused.
-        q.frames.length = 0;
-        q.head = 0;
-        q.deficit = 0;
+        // Empty: out of the round (its deficit does not carry over, as in DRR) and forgotten (sources come and go).
         q.active = false;
         rr.splice(this.rrAt, 1);
-      } else this.rrAt++; // its quantum is spent: the next source's turn
+        this.sources.delete(q.from);
+      } else {
+        // A source that never empties (a steady flood) must not grow its array without end.
+        if (q.head >= 1024 && 2 * q.head >= q.frames.length) { q.frames.splice(0, q.head); q.head = 0; }
+        this.rrAt++; // its quantum is spent: the next source's turn
+      }
       this.inTurn = false;
     }
   }

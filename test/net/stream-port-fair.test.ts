@@ -58,6 +58,9 @@ async function drainAll(p: Pair, expect?: number): Promise<void> {
   let last = -1, still = 0;
   while (Date.now() < end) {
     if (expect !== undefined && p.got.length >= expect) return;
+    // Again each time: the slow reader's last turn may still pause it after this function began (its
+    // setImmediate outlives clearInterval), which left the stream stalled for the whole minute once.
+    p.reader.resume();
     await new Promise((r) => setTimeout(r, 10));
     if (p.got.length !== last) { still = 0; last = p.got.length; continue; }
     if (expect === undefined && p.port.fairBacklog === 0 && ++still >= 100) return;

@@ -606,8 +606,7 @@ export class Cpu {
     // would read as disagreements: blocks then run unchecked (counted).
     if (this.code.words !== null) { verifyStats.skipped++; return b(st, tlb, this.mmu.asid, masks, done, budget); }
     const check = this.check ??= new BlockCheck(this);
-    const pc = `0x${(this.r[PC2 + 1] >>> 0).toString(16)}_${(this.r[PC2] >>> 0).toString(16).padStart(8, "0")}`;
-    return check.call(() => b(st, tlb, this.mmu.asid, masks, done, budget), done, pc, (n) => {
+    return check.call(() => b(st, tlb, this.mmu.asid, masks, done, budget), done, (n) => {
       const ram = this.mmu.i32, out: number[] = [];
       for (let j = k; j < 1024 && out.length < n; j++) out.push(ram[page * 1024 + j]);
       return out;

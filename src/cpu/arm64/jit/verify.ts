@@ -22,7 +22,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Mmu, MmioBus } from "../../../mmu/mmu.js";
-import { VCPU_STATE_BYTES, ST_R, ST_V, ST_PSTATE, ST_SYS, PS_JIT_HI, PS_JIT_STOP, ST_SCRATCH } from "../state.js";
+import { PC2, VCPU_STATE_BYTES, ST_R, ST_V, ST_PSTATE, ST_SYS, PS_JIT_HI, PS_JIT_STOP, ST_SCRATCH } from "../state.js";
 
 export const VERIFY = typeof process !== "undefined" && process.env.XENO_JIT_VERIFY === "1";
 
@@ -49,12 +49,19 @@ export interface Checked {
 export class BlockCheck {
   private readonly before = new Uint8Array(VCPU_STATE_BYTES);
   private readonly compiled = new Uint8Array(VCPU_STATE_BYTES);
+  /** Word views of `before`, `compiled` and the vCPU's state block (compareState, the block's PC). */
+  private readonly before32 = new Int32Array(this.before.buffer);
+  private readonly compiled32 = new Int32Array(this.compiled.buffer);
+  private readonly st32: Int32Array;
   /** Per RAM page: written since the last reset (the MMU's dirty map while it is installed). */
   private readonly seen: Uint8Array;
-  /** Pages written during the check, in order; their contents before (pre) and after the compiled run (post). */
+  /**
+   * Pages written during the check, in order; the k-th one's contents before (pre[k]) and after the compiled run
+   * (post[k]). The buffers are reused from check to check: as many as the most pages one check wrote.
+   */
   private readonly pages: number[] = [];
-  private readonly pre = new Map<number, Buffer>();
-  private readonly post = new Map<number, Buffer>();
+  private readonly pre: Buffer[] = [];
+  private readonly post: Buffer[] = [];
   /** Pages marked in `seen` between checks, and TLB entries given write permission since the last reset. */
   private readonly between: number[] = [];
   private readonly fills: number[] = [];
@@ -71,9 +78,9 @@ export class BlockCheck {
     this.fills.push(x);
     if (!first) return;
     if (!this.checking) { this.between.push(page); return; }
-    let c = this.pre.get(page);
-    if (c === undefined) { c = Buffer.alloc(PAGE); this.pre.set(page, c); }
-    c.set(this.ram.subarray(page * PAGE, page * PAGE + PAGE));
+    const k = this.pages.length;
+    if (k === this.pre.length) this.pre.push(Buffer.alloc(PAGE));
+    this.pre[k]!.set(this.ram.subarray(page * PAGE, page * PAGE + PAGE));
     this.pages.push(page);
     verifyStats.pages++;
   };
@@ -82,6 +89,7 @@ export class BlockCheck {
     const m = vcpu.mmu;
     this.st = vcpu.stateBytes;
     this.ps = new Int32Array(this.st.buffer, this.st.byteOffset + ST_PSTATE, 16);
+    this.st32 = new Int32Array(this.st.buffer, this.st.byteOffset, VCPU_STATE_BYTES / 4);
     this.ram = new Uint8Array(m.ram, 0, m.ramSize);
     this.seen = new Uint8Array(Math.ceil(m.ramSize / PAGE));
     const self = this;
@@ -98,7 +106,7 @@ export class BlockCheck {
    * interpreted state, its stop word as the compiled block left it. `words(n)`: the n guest instructions from the
    * block's start, for the report (a block that chained elsewhere ran others too).
    */
-  call(compiled: () => number, done: number, pc: string, words: (n: number) => number[]): number {
+  call(compiled: () => number, done: number, words: (n: number) => number[]): number {
     const v = this.vcpu, m = v.mmu, st = this.st, ps = this.ps;
     // No TLB entry may hold write permission for a page not marked in `seen` while checking.
     let outer: Uint8Array | null = null;
@@ -136,11 +144,10 @@ export class BlockCheck {
     const stop = ps[PS_JIT_STOP];
     const nWritten = this.pages.length;
     for (let k = 0; k < nWritten; k++) {
-      const p = this.pages[k], o = p * PAGE;
-      let c = this.post.get(p);
-      if (c === undefined) { c = Buffer.alloc(PAGE); this.post.set(p, c); }
-      c.set(this.ram.subarray(o, o + PAGE));
-      this.ram.set(this.pre.get(p)!, o);
+      const o = this.pages[k]! * PAGE;
+      if (k === this.post.length) this.post.push(Buffer.alloc(PAGE));
+      this.post[k]!.set(this.ram.subarray(o, o + PAGE));
+      this.ram.set(this.pre[k]!, o);
     }
     // The interpreter from the state before (its PSTATE fields too).
     st.set(this.before);
@@ -150,16 +157,16 @@ export class BlockCheck {
       ran = v.interpretExactly(n);
     } catch (e) {
       this.finish(m, outer);
-      throw new Error(`jit verify: the interpreter threw re-running the compiled block at ${pc} (${n} instructions): ${(e as Error).message}`);
+      throw new Error(`jit verify: the interpreter threw re-running the compiled block at ${this.pc()} (${n} instructions): ${(e as Error).message}`);
     }
     v.storePstate();
     const diffs: string[] = [];
     if (ran !== n) diffs.push(`instructions: compiled ${n}, interpreted ${ran}`);
-    compareState(this.compiled, st, diffs);
+    compareState(this.compiled32, this.st32, diffs);
     for (let k = 0; k < this.pages.length && diffs.length < 40; k++) {
       const p = this.pages[k], o = p * PAGE, post = k < nWritten;
       // What the compiled run left in the page: its copy, or the page as it was if it did not write there.
-      const want = post ? this.post.get(p)! : this.pre.get(p)!;
+      const want = post ? this.post[k]! : this.pre[k]!;
       const got = Buffer.from(this.ram.buffer, this.ram.byteOffset + o, PAGE);
       if (got.equals(want)) continue;
       for (let b = 0; b < PAGE && diffs.length < 40; b++) {
@@ -172,12 +179,18 @@ export class BlockCheck {
     ps[PS_JIT_STOP] = stop;
     if (diffs.length > 0) {
       const ws = words(Math.min(n, 64)).map((w) => (w >>> 0).toString(16).padStart(8, "0")).join(" ");
-      const err = new Error(`jit verify: the compiled block at ${pc} (${n} instructions run; its words from there: ${ws}) disagrees with the interpreter:\n  ` +
+      const err = new Error(`jit verify: the compiled block at ${this.pc()} (${n} instructions run; its words from there: ${ws}) disagrees with the interpreter:\n  ` +
         diffs.join("\n  "));
       err.stack = err.message; // the report is the point, not where it was thrown from
       throw err;
     }
     return nd;
+  }
+
+  /** The checked block's address (its PC in the state before), for the reports. */
+  private pc(): string {
+    const w = (ST_R >> 2) + PC2;
+    return `0x${(this.before32[w + 1]! >>> 0).toString(16)}_${(this.before32[w]! >>> 0).toString(16).padStart(8, "0")}`;
   }
 
   /** Clears `seen` for what was written since the last reset and takes write permission back from those entries. */
@@ -218,8 +231,7 @@ const SLOT_NAMES = (k: number): string => {
 };
 
 /** Appends the differences between two state blocks (the stop word and scratch excepted) to `out`. */
-function compareState(a: Uint8Array, b: Uint8Array, out: string[]): void {
-  const ia = new Int32Array(a.buffer, a.byteOffset, VCPU_STATE_BYTES / 4), ib = new Int32Array(b.buffer, b.byteOffset, VCPU_STATE_BYTES / 4);
+function compareState(ia: Int32Array, ib: Int32Array, out: string[]): void {
   const hex = (x: number): string => "0x" + (x >>> 0).toString(16);
   for (let w = 0; w < VCPU_STATE_BYTES / 4; w++) {
     if (ia[w] === ib[w]) continue;
