@@ -159,6 +159,12 @@ export class CreditScheduler {
       const cap = s.e.params.cap;
       if (cap > 0) s.capBudget = Math.min((ACCT_MS * cap) / 100, s.capBudget + (elapsed * cap) / 100 - used);
       const w = s.e.wants();
+      // A holder that used CPU since the last look loses its BOOST, as in Xen (credit.c csched_vcpu_acct: a
+      // boosted vCPU found running at a tick "is consuming a non-negligible amount of CPU" and is demoted). A
+      // holder keeps its slot while blocked (keepBlockedSlots), so its wake-up boosts it without a new slot
+      // ending that boost: before 2026-12-07 such a domain, woken busy, kept BOOST and its slot for ever (three
+      // busy domains on two pCPUs ran 100/56/56 in test/hv/balance-guests).
+      if (s.slot >= 0 && used > 0) s.boost = false;
       if (w && !s.wanted && s.credit >= 0) s.boost = true; // woke up with credit left: BOOST
       if (!w) s.boost = false;
       s.wanted = w;

@@ -169,3 +169,25 @@ test("thread groups: a blocked group-mate gives its slot to the mate that wants 
   t += 1; s.tick();
   assert.ok(b.permit && !a.permit, "the mate took it; never both");
 });
+
+test("a holder that blocks, keeps its slot and wakes busy is boosted for a moment only: waiters still get their share", () => {
+  // The live case (test/hv/balance-guests, 2026-12-07): three 1-vCPU domains on two pCPUs, a and c in one worker
+  // thread (a group), b alone. b blocked at its shell holding its slot (nobody could take it: a and c's thread
+  // held the other), then woke busy in place; then c moved to a thread of its own (the balancer). b's wake-up
+  // boost never ended (a boost ended only when a slot was granted, and b already held one), so it kept its slot
+  // for ever: 100/56/56 instead of ~67 each.
+  class G extends Dom {
+    constructor(id: number, params: SchedParams, public group: number) { super(id, params); }
+  }
+  const a = new G(1, P(), 1), b = new G(2, P(), 2), c = new G(3, P(), 1);
+  const base = new Map<G, number>();
+  sim(2, [a, b, c], 40_000, (t) => {
+    if (t === 500) b.busy = false;  // b blocks, keeping its slot…
+    if (t > 500 && t < 4000 && t % 10 === 5) b.cpu += 0.0002; // …and takes its timer interrupts (so it earns credit)
+    if (t === 4000) b.busy = true;  // b wakes in place, busy, with credit left: BOOST
+    if (t === 6000) c.group = 3;    // the balancer moves c out of a's thread
+    if (t === 10_000) for (const d of [a, b, c]) base.set(d, d.cpu); // measure the last 30 s
+  });
+  const got = [a, b, c].map((d) => d.cpu - base.get(d)!);
+  for (const [i, g] of got.entries()) assert.ok(g > 17 && g < 23, `domain ${i + 1}: ${g.toFixed(1)} s of 20 fair (${got.map((x) => x.toFixed(1)).join(", ")})`);
+});
