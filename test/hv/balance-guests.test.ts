@@ -51,9 +51,10 @@ test("three busy domains on two pCPUs: the balancer moves one out of the shared 
           await t.run(cmd, /^LOOP-2\r?$/m, 60_000);
         } catch (e) {
           // Seen once (fresh clone, 2026-12-07): the guest echoed the first 15 characters of the command and
-          // nothing more for 120 s, right after its boot and checkpoint. Not reproduced since (9 boots); the
-          // domains' CPU seconds two seconds apart say whether it was running. Typed again once; the balancer
-          // is what this test checks.
+          // nothing more for 120 s, right after its boot and checkpoint. Likely the scheduler bug fixed in 8d3176f
+          // (busy loops woken on the slots they kept while blocked held BOOST for ever, so a third domain never
+          // ran); not proven. The domains' CPU seconds two seconds apart say whether it was running. Typed again
+          // once; the balancer is what this test checks.
           const a = await c.ok<DomainInfo[]>("list");
           await new Promise((r) => setTimeout(r, 2000));
           const b = await c.ok<DomainInfo[]>("list");
