@@ -251,6 +251,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       startTime: d.startTime, spec: d.spec, sched: { ...d.sched }, pcpu: this.sched.slotOf(d.domid),
       lastPcpu: this.sched.lastSlotOf(d.domid), io: r.io, devices: deviceInfo((p) => this.readStore(p), d.domid, d.spec),
     };
+    let slot = d.schedF64[cpuAt(0)]!;
+    if (VCPU_THREADS) for (let k = 1; k < Math.min(d.spec.vcpus, MAX_BOARD_VCPUS); k++) slot += d.schedF64[cpuAt(k)]!;
+    info.slotSeconds = slot;
     if (VCPU_THREADS && d.spec.vcpus > 1 && d.stopped === null) {
       info.vcpuSched = Array.from({ length: Math.min(d.spec.vcpus, MAX_BOARD_VCPUS) }, (_, k) => {
         const id = k === 0 ? d.domid : vcpuEntityId(d.domid, k);
@@ -1044,7 +1047,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       this.lastBalance = now;
       const doms = [];
       for (const d of this.domains.values()) {
-        const cpu = d.runner.cpuSeconds;
+        // The home thread's slot time (what the scheduler charges: src/hv/vm-worker.ts step), not its CPU time,
+        // which a loaded host cuts below BUSY_SHARE for domains that want a whole pCPU.
+        const cpu = d.schedF64[cpuAt(0)]!;
         const share = d.balanceCpu === undefined ? 0 : (cpu - d.balanceCpu) / secs;
         d.balanceCpu = cpu;
         const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;

@@ -90,8 +90,11 @@ export interface DomainInfo {
   vcpus: number;
   /** vCPUs online in the guest (PSCI CPU_ON'd). */
   onlineVcpus: number;
-  /** Host CPU seconds the domain's vCPUs have used. */
+  /** Host CPU seconds the domain's vCPUs have used (their threads' run time: src/common/thread-cpu.ts). */
   cpuSeconds: number;
+  /** Seconds its vCPUs held pCPU slots of the credit scheduler (what credit is charged; ≥ cpuSeconds on a host
+   * that other processes load). Absent from Domain-0. */
+  slotSeconds?: number;
   /** The same per vCPU (index = vCPU id; they sum to cpuSeconds): Xen's per-vCPU cputime (vcpu-list's Time, xcp-rrdd's
    * `cpuN`). Absent from Domain-0 and from a hypervisor that does not count them. */
   vcpuCpuSeconds?: number[];

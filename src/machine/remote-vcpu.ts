@@ -33,6 +33,7 @@ import type { GuestClock } from "../common/domain-clock.js";
 import { E_BC_ALL, E_BC_APPLIED, E_IRQ_RUNNING, E_IRQ_SLEEPING, E_PERMIT_WAIT, E_REQ_EOI, E_REQ_HCALL, E_REQ_PSCI, E_REQ_RTC, E_REQ_STAGE2,
   E_REQ_UART, E_SLICE, E_WFE_RUNG, E_WFE_SLEEP, E_WFI_SLEEP, HANDOFF, bcEvent, handoffStats, hostNowMs } from "./handoff-stats.js";
 import { GICC_BASE, GICD_BASE, GIC_IRQS, RAM_BASE, RTC_BASE, UART_BASE } from "./layout.js";
+import { threadCpu } from "../common/thread-cpu.js";
 import {
   BC_CODE_PAGE, BC_DIRTY, BC_INSN, BC_STAGE2, L_DIRTY, CMD_QUIT, CMD_RUN, GIC_AREA, LINK_AREA, LINK_F64, LINK_MSG, LINK_T_HOME, LINK_T_IRQ, LINK_T_REQ, LINK_MSG_BYTES, L_ACK, L_BC_FROM,
   L_BC_LOCK, L_EXEC, L_BC_SEQ, L_EOI_WATCH, L_GIC_LOCK, L_HOME_BELL, L_PAIR_LOCK, L_SCHED_ASK, setWfeSleeper, wakeWfeSleepers, RQ_HVC, RQ_MMIO_READ,
@@ -91,6 +92,8 @@ export class RemoteVcpu {
   private readonly stage2: Stage2Map | null;
   private readonly dirtyLog: Uint8Array | null;
   private readonly sched: RemoteVcpuOptions["sched"];
+  /** This thread's CPU clock (null: slices are counted in wall time). */
+  private readonly cpuClock = threadCpu();
   private want = -1;
   /** The granule this vCPU sleeps on in WFE (vcpu-link.ts L_WFE_AT), or -1. */
   private wfeAt = -1;
@@ -206,14 +209,17 @@ export class RemoteVcpu {
         continue;
       }
       this.askedPermit = false;
-      const t0 = performance.now();
+      const t0 = performance.now(), c0 = this.cpuClock !== null ? this.cpuClock.seconds() : 0;
       // Running guest code from here (vcpu-link.ts L_EXEC): say so, then take any broadcast published before.
       Atomics.store(w, L_EXEC + k, 1);
       this.ack();
       const stop = this.slice();
       Atomics.store(w, L_EXEC + k, 0);
       const t1 = performance.now();
-      this.f64[LINK_F64 + k] += (t1 - t0) / 1000;
+      // The slice's cost: this thread's CPU time (src/common/thread-cpu.ts), else the wall time it took.
+      const ranS = this.cpuClock !== null ? Math.max(0, this.cpuClock.seconds() - c0) : (t1 - t0) / 1000;
+      this.f64[LINK_F64 + k] += ranS;
+      // The scheduler is charged the slot's (wall) time, as for the home thread (src/hv/vm-worker.ts step).
       if (this.sched != null) this.sched.f64[this.sched.cpu] += (t1 - t0) / 1000;
       if (this.hs !== null) { this.hs.add(E_SLICE, t1 - t0); this.slept = false; this.hs.instructions = this.retired; this.hs.flush(); }
       Atomics.store(w, vw(k, V_JIT_BLOCKS), this.jit.stats.blocks);

@@ -3,7 +3,7 @@
  * process and vCPUs on threads of their own (XENO_VCPU_THREADS=1): a 2-vCPU DomU running two CPU-bound shell
  * loops uses more than 1.5 pCPUs of two; pinned to pCPU 0 (vcpu-pin) its two vCPUs share that one slot and it
  * uses about one. (With one permit per domain, as before, a pinned 2-vCPU domain still ran on two pCPUs.) CPU
- * figures are the domain's cpuSeconds (the wall time of its threads' slices); the bounds allow a loaded host.
+ * figures are the domain's cpuSeconds (its threads' CPU time); the bounds allow a loaded host.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -72,9 +72,11 @@ test("credit scheduler places vCPUs: vcpus=2 with two busy loops uses > 1.5 pCPU
     await new Promise((r) => setTimeout(r, 2000));
     const pinned = await window(10_000);
     process.stderr.write(`# vcpus=2, two busy loops, pinned to pCPU 0: ${pinned.used.toFixed(2)} pCPUs over 10 s (others ${pinned.others.toFixed(2)})\n`);
-    // About 1; slices are wall time, and the slice running at a switch overlaps the next one's.
+    // About 1 (CPU time, so less when the host is loaded: the lower bound is loose).
     assert.ok(pinned.used < 1.3, `pinned to one pCPU the domain used ${pinned.used.toFixed(2)} pCPUs: its vCPUs were not placed on that slot`);
-    assert.ok(pinned.used > 0.4, `pinned to one pCPU the domain used only ${pinned.used.toFixed(2)} pCPUs`);
+    // At least 0.4 of the one pCPU, of what the rest of the host left of it.
+    const pinLow = 0.4 * Math.min(1, Math.max(0.3, cores - pinned.others));
+    assert.ok(pinned.used > pinLow, `pinned to one pCPU the domain used only ${pinned.used.toFixed(2)} pCPUs (want > ${pinLow.toFixed(2)}; others used ${pinned.others.toFixed(2)})`);
     const turns = await placed();
     assert.deepEqual(turns.vcpuSched!.map((v) => v.lastPcpu), [0, 0], `pinned, both vCPUs ran last on pCPU 0: ${JSON.stringify(turns.vcpuSched)}`);
     assert.ok(turns.vcpuCpuSeconds!.every((s) => s > 0), `each vCPU has CPU time of its own: ${JSON.stringify(turns.vcpuCpuSeconds)}`);
