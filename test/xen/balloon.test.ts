@@ -180,14 +180,14 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     // reservation or the pool (the balloon may still be giving frames back meanwhile: it stops near its target).
     const xen = m.xen!;
     const aborts0 = xen.stage2Aborts;
-    const seen: { gfn: number; write: number; el: number; va: number; counted: boolean }[] = [];
+    const seen: { gfn: number; write: number; el: number; va: number; changed: boolean }[] = [];
     const injectFirst = xen.stage2Abort.bind(xen);
     xen.stage2Abort = (c) => {
       const pages0 = acct.pages, free0 = pool.freeFrames;
       const va = c.mmu.faultVaHi * 2 ** 32 + (c.mmu.faultVaLo >>> 0);
       const gfn = Math.floor(c.mmu.faultIpa / 4096), write = c.mmu.faultWrite, el = c.el;
       injectFirst(c);
-      seen.push({ gfn, write, el, va, counted: acct.pages !== pages0 || pool.freeFrames !== free0 });
+      seen.push({ gfn, write, el, va, changed: acct.pages !== pages0 || pool.freeFrames !== free0 });
     };
     // Debian turns debug.exception-trace off; on, Linux logs the fault it could not handle (with its ESR).
     // privcmd in a DomU serves only the domain named in its XenStore "target" node (a device model's) unless
@@ -207,7 +207,7 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
       assert.equal(a.va, va, "the abort is the program's access to its privcmd mapping");
       assert.equal(a.el, 0);
       assert.equal(a.write, mode === "write" ? 1 : 0);
-      assert.equal(a.counted, false, "the abort changed neither the reservation nor the pool");
+      assert.equal(a.changed, false, "the abort changed neither the reservation nor the pool");
       assert.ok(acct.isRam(a.gfn) && !acct.isMapped(a.gfn), `frame ${a.gfn.toString(16)} is RAM the balloon gave back`);
       const f = a.gfn - acct.firstGfn;
       assert.ok(new Int32Array(m.ram, f * 4096, 1024).every((w) => w === 0), "the frame is still zero");
