@@ -18,7 +18,7 @@ export const HC_sched_op_compat = 6, HC_event_channel_op_compat = 16, HC_physdev
 
 /** Xen errno values (public/errno.h; identical to Linux's). Hypercalls return their negation. */
 export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINVAL = 22, EFAULT = 14, EBUSY = 16, EEXIST = 17, ENOMEM = 12,
-  ENOSPC = 28, ENOSYS = 38, EOPNOTSUPP = 95, E2BIG = 7, ENXIO = 6;
+  ENOSPC = 28, ENOSYS = 38, EOPNOTSUPP = 95, E2BIG = 7, ENXIO = 6, EACCES = 13, EILSEQ = 84, EDOM = 33;
 
 /** domid_t values (xen.h). A DomU names itself DOMID_SELF. */
 export const DOMID_SELF = 0x7ff0, DOMID_IO = 0x7ff1, DOMID_XEN = 0x7ff2, DOMID_INVALID = 0x7ff4;

@@ -18,9 +18,17 @@
  * frame, see shared-info.ts).
  * XENMEM_increase_reservation allocates frames without mapping them for an auto-translated guest (Xen's
  * increase_reservation skips the write-back); Xeno declines it (0 extents), and Linux never uses it on Arm.
+ *
+ * XENMEM_add_to_physmap_batch (Linux: XENMEM_add_to_physmap_range) is what Linux's privcmd driver issues to map
+ * another domain's frames (XENMAPSPACE_gmfn_foreign) into frames the balloon gave back (drivers/xen/xlate_mmu.c).
+ * As in Xen (xenmem_add_to_physmap_batch), each entry's result goes to errs[] and the call itself returns 0: a
+ * DomU is never privileged for another domain, so every foreign entry fails (-EPERM, Xen's XSM answer for a
+ * domain that exists; Xeno does not tell a DomU which domains exist, where Xen returns -ESRCH for one that does
+ * not). Linux then still points the user's PTE at the given-back frame ("userspace may decide to continue");
+ * a touch of it takes the stage-2 abort (stage2-abort.ts) — the frame stays unmapped, zero and in the pool.
  */
-import { DOMID_SELF, EINVAL, ENOSYS, EOPNOTSUPP, ESRCH, XEN_PAGE_SIZE } from "./abi.js";
-import { GuestFault, u64, type GuestMemory } from "./guest-memory.js";
+import { DOMID_SELF, EACCES, EDOM, EILSEQ, EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ESRCH, XEN_PAGE_SIZE } from "./abi.js";
+import { addVa, GuestFault, u64, type GuestMemory } from "./guest-memory.js";
 import type { GrantTable } from "./grant-table.js";
 import type { SharedInfo } from "./shared-info.js";
 import { P2M_OK, type P2m } from "./p2m.js";
@@ -50,16 +58,12 @@ export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: 
       mem.copyIn(lo, hi, 24);
       const dom = dv.getUint16(0, true), space = dv.getUint32(4, true), idx = u64(dv, 8), gpfn = u64(dv, 16);
       if (!self(dom)) return -ESRCH;
-      // The frame must be mapped: in Xeno the page it receives is the frame itself (shared-info.ts), and a
-      // frame the balloon gave back must stay unmapped and zero.
-      if (p2m.isRam(gpfn) && !p2m.isMapped(gpfn)) return -EINVAL;
-      switch (space) {
-        case XENMAPSPACE_shared_info: return idx !== 0 ? -EINVAL : si.map(gpfn);
-        case XENMAPSPACE_grant_table: return gt.mapFrame(idx, gpfn);
-        case XENMAPSPACE_gmfn: case XENMAPSPACE_gmfn_range: case XENMAPSPACE_dev_mmio: return -EOPNOTSUPP;
-        default: return -EINVAL;
-      }
+      // Xen: "Foreign mapping is only possible via add_to_physmap_batch".
+      if (space === XENMAPSPACE_gmfn_foreign) return -ENOSYS;
+      return addToPhysmapOne(si, gt, p2m, space, idx, gpfn);
     }
+    case XENMEM_add_to_physmap_batch:
+      return addToPhysmapBatch(mem, si, gt, p2m, self, Math.floor(cmd / 2 ** MEMOP_EXTENT_SHIFT), lo, hi);
     case XENMEM_remove_from_physmap: {
       mem.copyIn(lo, hi, 16);
       if (!self(dv.getUint16(0, true))) return -ESRCH;
@@ -81,6 +85,64 @@ export function memoryOp(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: 
       return Math.floor((mem.base + mem.bufferBytes) / XEN_PAGE_SIZE) - 1;
     default: return -ENOSYS;
   }
+}
+
+/** One mapping of add_to_physmap(_batch), not a foreign one: shared_info or a grant frame at `gpfn`. */
+function addToPhysmapOne(si: SharedInfo, gt: GrantTable, p2m: P2m, space: number, idx: number, gpfn: number): number {
+  // The frame must be mapped: in Xeno the page it receives is the frame itself (shared-info.ts), and a
+  // frame the balloon gave back must stay unmapped and zero.
+  if (p2m.isRam(gpfn) && !p2m.isMapped(gpfn)) return -EINVAL;
+  switch (space) {
+    case XENMAPSPACE_shared_info: return idx !== 0 ? -EINVAL : si.map(gpfn);
+    case XENMAPSPACE_grant_table: return gt.mapFrame(idx, gpfn);
+    case XENMAPSPACE_gmfn: case XENMAPSPACE_gmfn_range: case XENMAPSPACE_dev_mmio: return -EOPNOTSUPP;
+    default: return -EINVAL;
+  }
+}
+
+/** Scratch for one errs[] entry (no allocation per entry). */
+const errBuf = new Uint8Array(4);
+const errView = new DataView(errBuf.buffer);
+
+/**
+ * XENMEM_add_to_physmap_batch, as xen/common/memory.c do_memory_op + xenmem_add_to_physmap_batch. struct
+ * xen_add_to_physmap_batch (arm64): domid u16 @0, space u16 @2, size u16 @4, u.foreign_domid u16 @6, idxs @8,
+ * gpfns @16, errs @24 (guest handles: VAs of xen_ulong_t[], xen_pfn_t[], int[]). Whole-call refusals come first
+ * (struct unreadable -EFAULT, another domain -ESRCH as add_to_physmap here, gmfn_range -EOPNOTSUPP, dev_mmio
+ * -EACCES: not the hardware domain, a start extent past size -EILSEQ); then each entry is mapped on its own and
+ * its result written to errs[k]; an unreadable idxs/gpfns entry or unwritable errs entry stops with -EFAULT.
+ * Returns 0 when every entry has a result, whatever the results (Linux relies on that, see the file comment).
+ */
+function addToPhysmapBatch(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: P2m, self: (dom: number) => boolean,
+  start: number, lo: number, hi: number): number {
+  if (start > 0xffff) return -EDOM;
+  const dv = mem.sv;
+  mem.copyIn(lo, hi, 32);
+  const dom = dv.getUint16(0, true), space = dv.getUint16(2, true), size = dv.getUint16(4, true);
+  const foreign = dv.getUint16(6, true);
+  const ilo = dv.getUint32(8, true), ihi = dv.getUint32(12, true), glo = dv.getUint32(16, true), ghi = dv.getUint32(20, true);
+  const elo = dv.getUint32(24, true), ehi = dv.getUint32(28, true);
+  if (space === XENMAPSPACE_gmfn_range) return -EOPNOTSUPP;
+  if (!self(dom)) return -ESRCH;
+  if (space === XENMAPSPACE_dev_mmio) return -EACCES;
+  if (size < start) return -EILSEQ;
+  if (size === start) return start !== 0 ? -EILSEQ : 0;
+  for (let k = start; k < size; k++) {
+    const idx = mem.readU64At(ilo, ihi, k); // GuestFault (EFAULT) ends the call, as Xen's copy failures
+    const gpfn = mem.readU64At(glo, ghi, k);
+    let rc: number;
+    if (space === XENMAPSPACE_gmfn_foreign) {
+      // Xen's get_pg_owner + xsm_map_gmfn_foreign: oneself by DOMID_SELF is -EINVAL, by number -ESRCH; any other
+      // domain: a DomU has no rights over it. The gpfn is never looked at (it is usually a given-back frame).
+      rc = foreign === DOMID_SELF ? -EINVAL : self(foreign) ? -ESRCH : -EPERM;
+    } else {
+      rc = addToPhysmapOne(si, gt, p2m, space, idx, gpfn);
+    }
+    errView.setInt32(0, rc, true);
+    const [l, h] = addVa(elo, ehi, k * 4);
+    mem.copyOut(l, h, 4, errBuf);
+  }
+  return 0;
 }
 
 /**

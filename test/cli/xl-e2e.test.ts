@@ -2,7 +2,9 @@
  * The xl subcommands end to end (one real boot): `xeno` processes against xenod and the hypervisor in a temp
  * XENO_RUN_DIR. `xeno list` starts them and shows Domain-0; a Debian DomU created through the client shows in
  * `xeno list` with xl's columns; pause → 'p', unpause; `xeno console` through pipes runs a command in the guest
- * and detaches with ^] (the domain keeps running); `xeno destroy` removes it. Then xenod and the hypervisor stop.
+ * and detaches with ^] (the domain keeps running); `xeno mem-set` to 116 MiB: the guest's balloon gives frames
+ * back and the pool's free memory rises by what its reservation fell (test/xen/balloon.test.ts checks the
+ * frames themselves); `xeno destroy` removes it. Then xenod and the hypervisor stop.
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -138,6 +140,36 @@ test("xeno list/pause/unpause/console/destroy against xenod and the hypervisor, 
     assert.match(r.out.split("\n")[1]!, new RegExp(`^${"xl-e2e".padEnd(32)} ${String(domid).padStart(5)}     0    [-\\d]   [r-][b-]- [ \\d]{7}\\.\\d  all / all$`), r.out);
     r = await xeno(dir, ["top", "-b", "-i", "1"]);
     assert.match(r.out, /^ {4}xl-e2e [-rb]{6}/m, r.out);
+
+    // mem-set down: the guest's balloon driver gives frames back; the pool's free memory rises by exactly what
+    // the reservation fell (MiB, as the hypervisor rounds it down). The balloon works in steps and stops near the
+    // target, so the two are read until a reading sits between two equal reads of the pool. 116 of 128 MiB:
+    // Debian's kernel keeps 64 MiB for CMA, which the balloon's allocations cannot take, so this guest has about
+    // 20 MiB to give (asked for 96 MiB, it gave 20.5 MiB back, then ran out of memory and killed its shell).
+    {
+      const c2 = await connectXenod({ runDir: dir });
+      try {
+        const mem = async (): Promise<number> => (await c2.request("list")).find((x) => x.domid === domid)!.memKiB;
+        const free0 = (await c2.request("info")).freeMemoryMiB, mem0 = await mem();
+        const tSet = Date.now();
+        r = await xeno(dir, ["mem-set", "xl-e2e", "116"]);
+        assert.equal(r.code, 0, r.err);
+        const deadline = Date.now() + 120_000;
+        let seen = "";
+        for (;;) {
+          const f1 = (await c2.request("info")).freeMemoryMiB, m1 = await mem(), f2 = (await c2.request("info")).freeMemoryMiB;
+          seen = `reservation ${mem0} → ${m1} KiB, pool free ${free0} → ${f2} MiB`;
+          if (m1 <= 117 * 1024 && f1 === f2 && Math.abs((f2 - free0) - (mem0 - m1) / 1024) < 1) break;
+          if (Date.now() > deadline) assert.fail(`mem-set 116: ${seen}`);
+          await new Promise((res) => setTimeout(res, 200));
+        }
+        process.stderr.write(`# mem-set 116: ${seen} (${((Date.now() - tSet) / 1000).toFixed(1)} s)\n`);
+        d = await row(dir, "xl-e2e");
+        assert.ok(d !== undefined && d.mem <= 117, d?.line);
+      } finally {
+        c2.close();
+      }
+    }
 
     // destroy → gone.
     r = await xeno(dir, ["destroy", "xl-e2e"]);

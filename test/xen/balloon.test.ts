@@ -2,11 +2,18 @@
  * Ballooning with the stock kernel's own xen-balloon driver (drivers/xen/xen-balloon.c, built in): the toolstack
  * writes memory/target in XenStore (what `xl mem-set` does), the guest gives pages back with
  * XENMEM_decrease_reservation, and the hypervisor's frame pool gains them; raising the target makes the guest
- * take them back with XENMEM_populate_physmap. One boot of a 512 MiB DomU:
+ * take them back with XENMEM_populate_physmap. One boot of a 512 MiB DomU whose kernel does not zero the pages it
+ * gives back (init_on_alloc=0 xen_scrub_pages=0: the hypervisor's zeroing is what is tested), after a program
+ * (guest/fill-free.c) left 16 MiB of its data in free pages:
  *  - 512 → 256 MiB: the domain's reservation falls to about 256 MiB, the pool gains ≥ 200 MiB free frames —
  *    exactly the frames the domain gave back — and, seen from the host, every frame given back is unmapped
- *    from the P2M, zero, and in no vCPU's TLB; the guest still runs commands (and sees the lower MemTotal),
- *    and a guest program cannot reach a released frame through /dev/mem (CONFIG_STRICT_DEVMEM refuses RAM);
+ *    from the P2M, zero (among them frames that held the program's data), and in no vCPU's TLB; the guest still
+ *    runs commands (and sees the lower MemTotal), and a guest program cannot reach a released frame through
+ *    /dev/mem (CONFIG_STRICT_DEVMEM refuses RAM);
+ *  - a guest program does reach one, through the stock privcmd driver (guest/privcmd-touch.c: its mapping of
+ *    Domain-0's frame fails, and Linux leaves the PTE on a page of the balloon): its read and its write each take
+ *    the abort Xen injects and Linux kills it; nothing is read, the frame stays unmapped and zero, the pool and
+ *    the reservation do not change, and the guest carries on;
  *  - back to 512 MiB: the pool returns to where it was after boot;
  *  - the guest's side of an unmapped frame: a program (guest/touch-page.c, added to the initramfs) prints the
  *    frame of a page it wrote; the host takes that frame out of the P2M behind the guest's back (what a guest
@@ -33,22 +40,41 @@ const BOOT_MS = 9 * 60_000;
 const DOMID = 3;
 const MiB = 256; // frames per MiB
 /**
- * Extra guest kernel arguments from XENO_BALLOON_CMDLINE, for measuring what the guest's own page zeroing costs
- * the host (docs/memory.md: "init_on_alloc=0 xen_scrub_pages=0").
+ * Guest kernel arguments after console=hvc0: by default the guest zeroes neither the pages it allocates nor
+ * those it gives back, so released frames hold its data and the hypervisor must zero them. XENO_BALLOON_CMDLINE
+ * replaces them ("" for Debian's defaults), for measuring what the guest's own zeroing costs the host
+ * (docs/memory.md).
  */
-const CMDLINE = `console=hvc0 ${process.env.XENO_BALLOON_CMDLINE ?? ""}`.trim();
+const CMDLINE = `console=hvc0 ${process.env.XENO_BALLOON_CMDLINE ?? "init_on_alloc=0 xen_scrub_pages=0"}`.trim();
+/** The byte guest/fill-free.c writes. */
+const FILL = 0x5a5a5a5a;
 
 /**
- * The initramfs plus /bin/touch-page (cross-compiled here): a second, uncompressed newc archive after the
+ * The initramfs plus the test programs in guest/ (cross-compiled here, in /bin) and the kernel's own privcmd
+ * module (/lib/xen-privcmd.ko, not in the initramfs's module set): a second, uncompressed newc archive after the
  * gzip one, at a 4-byte boundary — the kernel unpacks concatenated archives (init/initramfs.c skips the zero
  * padding between them).
  */
-function initrdWithTouchPage(initrd: Buffer): Buffer {
-  const src = join(dirname(fileURLToPath(import.meta.url)), "../../../test/xen/guest/touch-page.c");
-  const bin = join(mkdtempSync(join(tmpdir(), "xeno-touch-")), "touch-page");
-  execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-Wall", "-o", bin, src]);
-  const extra = writeCpio([{ type: "file", path: "bin/touch-page", data: readFileSync(bin), mode: 0o755 }]);
+function initrdWithPrograms(initrd: Buffer, modulesDir: string): Buffer {
+  const dir = mkdtempSync(join(tmpdir(), "xeno-balloon-"));
+  const files = ["touch-page", "privcmd-touch", "fill-free"].map((name) => {
+    const src = join(dirname(fileURLToPath(import.meta.url)), `../../../test/xen/guest/${name}.c`);
+    execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-Wall", "-o", join(dir, name), src]);
+    return { type: "file" as const, path: `bin/${name}`, data: readFileSync(join(dir, name)), mode: 0o755 };
+  });
+  files.push({ type: "file", path: "lib/xen-privcmd.ko", data: readFileSync(join(modulesDir, "kernel/drivers/xen/xen-privcmd.ko")), mode: 0o644 });
+  const extra = writeCpio(files);
   return Buffer.concat([initrd, Buffer.alloc((4 - (initrd.length % 4)) % 4), extra]);
+}
+
+/** RAM frames whose first 16 bytes are guest/fill-free.c's pattern (one byte per RAM frame). */
+function filledFrames(m: Machine, p2m: P2m): Uint8Array {
+  const words = new Int32Array(m.ram), r = new Uint8Array(p2m.ramFrames);
+  for (let k = 0; k < p2m.ramFrames; k++) {
+    const w = k * 1024;
+    if (words[w] === FILL && words[w + 1] === FILL && words[w + 2] === FILL && words[w + 3] === FILL) r[k] = 1;
+  }
+  return r;
 }
 
 /**
@@ -83,7 +109,7 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
   let out = "";
   const m = new Machine({
     memMiB: 512, vcpus: 1, xen: true, xenstore: store, domid: DOMID, name: "balloon-test", pool,
-    kernel: readFileSync(images.kernel), initrd: initrdWithTouchPage(readFileSync(images.initrd)), cmdline: CMDLINE,
+    kernel: readFileSync(images.kernel), initrd: initrdWithPrograms(readFileSync(images.initrd), images.modulesDir), cmdline: CMDLINE,
     consoleOut: (b) => { out += Buffer.from(b).toString("latin1"); },
   });
   const acct = m.xen!.account;
@@ -100,12 +126,21 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
   try {
     await runUntil(() => out.includes(GUEST_READY_MARKER), "guest ready marker");
     const rssMiB = (): string => (process.memoryUsage().rss / 2 ** 20).toFixed(0);
-    process.stderr.write(`# booted in ${((Date.now() - t0) / 1000).toFixed(1)} s; process RSS ${rssMiB()} MiB\n`);
+    /** This process's CPU seconds (user + system): what each part of the test costs, whatever the host's load. */
+    const cpuS = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+    process.stderr.write(`# booted in ${((Date.now() - t0) / 1000).toFixed(1)} s (${cpuS().toFixed(1)} CPU s); process RSS ${rssMiB()} MiB\n`);
     assert.match(out, /xen:balloon: Initialising balloon driver/);
     const target = read(`/local/domain/${DOMID}/memory/target`);
     assert.equal(target, String(startFrames * 4), "memory/target starts at the domain's RAM in KiB");
     const freeAfterBoot = pool.freeFrames, pagesAfterBoot = acct.pages;
     assert.equal(releasedState(m, acct).released, 0, "nothing given back at boot");
+    // Data in free pages: a program fills 16 MiB and exits (its pages go back to the guest's allocator as they are).
+    const cpuFill = cpuS();
+    await shell("fill-free 16", /FILL-DONE=16/, "fill-free");
+    process.stderr.write(`# fill-free 16: ${(cpuS() - cpuFill).toFixed(1)} CPU s\n`);
+    const filled = filledFrames(m, acct);
+    const filledCount = filled.reduce((a, b) => a + b, 0);
+    assert.ok(filledCount >= 2 * MiB, `${filledCount} frames hold the program's data after it exited`);
 
     // Down to 256 MiB.
     const t1 = Date.now();
@@ -123,6 +158,11 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     assert.equal(st.released, pagesAfterBoot - acct.pages, "unmapped frames = frames given back");
     assert.equal(pool.freeFrames - freeAfterBoot, st.released, "the pool gained exactly the frames given back");
     assert.equal(st.nonZero, 0, "every released frame is zero");
+    let filledReleased = 0;
+    for (let k = 0; k < acct.ramFrames; k++) if (filled[k] !== 0 && acct.map[k] === 0) filledReleased++;
+    process.stderr.write(`# of ${filledCount} frames holding fill-free's data, ${filledReleased} were given back (all now zero)\n`);
+    assert.ok(filledReleased > 0, "some frames given back held the guest's data (the hypervisor zeroed them)");
+    assert.ok(acct.scrubbedFrames >= filledReleased, `scrubbed ${acct.scrubbedFrames} frames`);
     assert.equal(st.tlbStale, 0, "no vCPU's TLB maps a released frame");
     assert.equal(m.xen!.mem.isRamFrame(acct.firstGfn + st.first), false, "host-side accesses refuse it");
     // A guest program: /dev/mem on a released frame is refused by the guest's kernel (STRICT_DEVMEM: RAM is
@@ -134,6 +174,55 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     process.stderr.write(`# devmem 0x${pa.toString(16)}: ${dmOut.trim()}\n`);
     assert.match(dmOut, /Operation not permitted/);
     assert.equal(m.xen!.stage2Aborts, aborts);
+    // A guest program that does reach a released frame: privcmd's mapping of a Domain-0 frame fails per entry
+    // (XENMEM_add_to_physmap_range returns 0, the entry -EPERM) and Linux leaves the PTE on a ballooned-out page.
+    // The host records where each abort it injects came from, and whether handling it changed the domain's
+    // reservation or the pool (the balloon may still be giving frames back meanwhile: it stops near its target).
+    const xen = m.xen!;
+    const aborts0 = xen.stage2Aborts;
+    const seen: { gfn: number; write: number; el: number; va: number; changed: boolean }[] = [];
+    const injectFirst = xen.stage2Abort.bind(xen);
+    xen.stage2Abort = (c) => {
+      const pages0 = acct.pages, free0 = pool.freeFrames;
+      const va = c.mmu.faultVaHi * 2 ** 32 + (c.mmu.faultVaLo >>> 0);
+      const gfn = Math.floor(c.mmu.faultIpa / 4096), write = c.mmu.faultWrite, el = c.el;
+      injectFirst(c);
+      seen.push({ gfn, write, el, va, changed: acct.pages !== pages0 || pool.freeFrames !== free0 });
+    };
+    // Debian turns debug.exception-trace off; on, Linux logs the fault it could not handle (with its ESR).
+    // privcmd in a DomU serves only the domain named in its XenStore "target" node (a device model's) unless
+    // loaded with unrestricted=1 (a parameter of the stock module; ignored when the kernel is locked down).
+    const cpuPrivcmd = cpuS();
+    await shell("insmod /lib/xen-privcmd.ko unrestricted=1; echo 1 > /proc/sys/debug/exception-trace; echo PRIVCMD-$((6*7))", /^PRIVCMD-42\r?$/m, "privcmd loaded");
+    for (const [n, mode] of [[9, "read"], [10, "write"]] as const) {
+      const r = await shell(framedCommand(`privcmd-touch ${mode} 2>&1`, n).trimEnd(), new RegExp(`XO-${n}-END`), `privcmd-touch ${mode}`);
+      const o = framedOutput(r, n) ?? "";
+      process.stderr.write(`# privcmd-touch ${mode}: ${JSON.stringify(o.trim())}; abort ${JSON.stringify(seen.at(-1))}\n`);
+      assert.match(o, /PRIVCMD-IOCTL rc=0 errno=0 err=-1\b/, "the ioctl succeeds, its entry fails with -EPERM");
+      assert.match(o, /Killed/);
+      assert.doesNotMatch(o, /PRIVCMD-READ|PRIVCMD-WROTE/, "the access did not complete");
+      assert.equal(xen.stage2Aborts, aborts0 + (mode === "read" ? 1 : 2), "one abort per access, injected into the guest");
+      const a = seen.at(-1)!;
+      const va = parseInt(/PRIVCMD-VA=([0-9a-f]+)/.exec(o)![1]!, 16);
+      assert.equal(a.va, va, "the abort is the program's access to its privcmd mapping");
+      assert.equal(a.el, 0);
+      assert.equal(a.write, mode === "write" ? 1 : 0);
+      assert.equal(a.changed, false, "the abort changed neither the reservation nor the pool");
+      assert.ok(acct.isRam(a.gfn) && !acct.isMapped(a.gfn), `frame ${a.gfn.toString(16)} is RAM the balloon gave back`);
+      const f = a.gfn - acct.firstGfn;
+      assert.ok(new Int32Array(m.ram, f * 4096, 1024).every((w) => w === 0), "the frame is still zero");
+      process.stderr.write(`#   frame ${a.gfn.toString(16)} ${filled[f] !== 0 ? "held" : "did not hold"} fill-free's data before it was given back\n`);
+    }
+    const after = releasedState(m, acct);
+    assert.equal(after.released, pagesAfterBoot - acct.pages, "unmapped frames = frames given back");
+    assert.equal(pool.freeFrames - freeAfterBoot, after.released, "the pool holds exactly the frames given back");
+    assert.deepEqual([after.nonZero, after.tlbStale], [0, 0], "released frames: all zero, in no TLB");
+    const tlog = await shell(framedCommand("dmesg | grep 'privcmd-touch.*unhandled' | head -n 2", 11).trimEnd(), /XO-11-END/, "the guest's kernel log");
+    const tl = framedOutput(tlog, 11) ?? "";
+    process.stderr.write(`# guest dmesg: ${JSON.stringify(tl.trim())}\n`);
+    assert.match(tl, /privcmd-touch.*unhandled exception: DABT \(lower EL\), ESR 0x0*92000000, ttbr address size fault/);
+    xen.stage2Abort = injectFirst;
+    process.stderr.write(`# privcmd part: ${(cpuS() - cpuPrivcmd).toFixed(1)} CPU s\n`);
     const mem = await shell("grep MemTotal /proc/meminfo", /MemTotal:\s+(\d+) kB/, "MemTotal after ballooning");
     const memTotalKiB = Number(/MemTotal:\s+(\d+) kB/.exec(mem)![1]);
     assert.ok(memTotalKiB < 300 * 1024, `guest MemTotal ${memTotalKiB} kB after ballooning to 256 MiB`);
@@ -148,13 +237,11 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     const up = releasedState(m, acct);
     assert.equal(up.released, acct.ramFrames - acct.pages, "the P2M and the reservation agree");
     assert.equal(pool.freeFrames - freeAfterBoot, up.released, "the pool holds exactly the frames still given back");
-    assert.equal(m.xen!.stage2Aborts, 0, "the guest never touched a released frame");
+    assert.equal(m.xen!.stage2Aborts, aborts0 + 2, "no abort but privcmd-touch's two");
 
     // The guest's side: a user page taken out of the P2M under a running program.
-    const xen = m.xen!;
     const mmus = m.vcpus.map((v) => v.mmu);
-    // Debian turns debug.exception-trace off; on, Linux logs the fault it could not handle (with its ESR).
-    const tp = await shell("echo 1 > /proc/sys/debug/exception-trace; touch-page", /TOUCH-PFN=([0-9a-f]+)/, "touch-page prints its frame");
+    const tp = await shell("touch-page", /TOUCH-PFN=([0-9a-f]+)/, "touch-page prints its frame");
     const gfn = parseInt(/TOUCH-PFN=([0-9a-f]+)/.exec(tp)![1], 16);
     assert.ok(acct.isRam(gfn) && acct.isMapped(gfn), `frame ${gfn.toString(16)} is mapped RAM`);
     const free0 = pool.freeFrames;
@@ -172,7 +259,7 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     process.stderr.write(`# touch-page after its frame was unmapped: ${JSON.stringify(killed.trim().slice(-200))}\n`);
     assert.match(killed, /Killed/);
     assert.doesNotMatch(killed, /TOUCH-READ/);
-    assert.equal(xen.stage2Aborts, 1, "one abort, injected into the guest");
+    assert.equal(xen.stage2Aborts, aborts0 + 3, "one abort, injected into the guest");
     assert.equal(pool.freeFrames, free0, "the frame is back");
     // Linux's own account (arch/arm64/kernel/traps.c arm64_show_signal): ESR 0x92000000 = EC 0x24 (data abort
     // from EL0), IL, ISS 0 — what Xen's inject_abt64_exception builds.

@@ -12,7 +12,7 @@ import { withUpcallResample } from "../../src/xen/upcall.js";
 import { hypervisorDtNode, xenAreaLayout, MAX_GRANT_FRAMES } from "../../src/xen/layout.js";
 import { boardDtb } from "../../src/machine/board-fdt.js";
 import { readFdt, findNode, getProp } from "../../src/machine/fdt.js";
-import { DOMID_SELF, EFAULT, EINVAL, ENOENT, ENOSYS, EPERM, ESRCH, EEXIST, HC_event_channel_op, HC_grant_table_op,
+import { DOMID_SELF, EACCES, EDOM, EFAULT, EILSEQ, EINVAL, EOPNOTSUPP, ENOENT, ENOSYS, EPERM, ESRCH, EEXIST, HC_event_channel_op, HC_grant_table_op,
   HC_hvm_op, HC_memory_op, HC_multicall, HC_physdev_op, HC_sched_op, HC_vcpu_op, HC_vm_assist, HC_xen_version,
   XEN_FEATURES_SUBMAP0 } from "../../src/xen/abi.js";
 
@@ -123,6 +123,81 @@ test("memory_op add_to_physmap: shared_info and grant frames, validated", () => 
   const e = h.d.gnttab.entryOffset(5);
   assert.equal(h.dv.getUint32(e + 4, true), 0x41234);
   assert.equal(h.d.gnttab.entryOffset(MAX_GRANT_FRAMES * 512), -1);
+});
+
+test("memory_op add_to_physmap_batch: a result per entry, 0 returned; foreign frames refused; Xen's whole-call refusals", () => {
+  const pool = new FramePool(0);
+  const h = setup({ pool });
+  const IDX = ARR, GPFN = ARR + 0x400, ERRS = ARR + 0x800;
+  const batch = (o: { dom?: number; space: number; foreign?: number; entries: [number, number][]; start?: number;
+    idxs?: number; gpfns?: number; errs?: number; size?: number }): number => {
+    h.dv.setUint16(off(ARG), o.dom ?? DOMID_SELF, true);
+    h.dv.setUint16(off(ARG) + 2, o.space, true);
+    h.dv.setUint16(off(ARG) + 4, o.size ?? o.entries.length, true);
+    h.dv.setUint16(off(ARG) + 6, o.foreign ?? 0, true);
+    h.dv.setBigUint64(off(ARG) + 8, BigInt(o.idxs ?? IDX), true);
+    h.dv.setBigUint64(off(ARG) + 16, BigInt(o.gpfns ?? GPFN), true);
+    h.dv.setBigUint64(off(ARG) + 24, BigInt(o.errs ?? ERRS), true);
+    o.entries.forEach(([idx, gpfn], i) => {
+      h.dv.setBigUint64(off(IDX) + 8 * i, BigInt(idx), true);
+      h.dv.setBigUint64(off(GPFN) + 8 * i, BigInt(gpfn), true);
+      h.dv.setInt32(off(ERRS) + 4 * i, 0x5555, true);
+    });
+    return hc(h, HC_memory_op, [23 + ((o.start ?? 0) << 6), ARG]);
+  };
+  const errs = (n: number): number[] => Array.from({ length: n }, (_, i) => h.dv.getInt32(off(ERRS) + 4 * i, true));
+  // A frame the balloon gave back: where Linux's privcmd asks for a foreign frame to appear.
+  const g = (BASE + 0x300000) / 4096;
+  h.u8.fill(0xaa, off(g * 4096), off(g * 4096) + 4096);
+  h.dv.setBigUint64(off(ARR + 0xc00), BigInt(g), true);
+  h.dv.setBigUint64(off(ARG), BigInt(ARR + 0xc00), true); h.dv.setBigUint64(off(ARG) + 8, 1n, true);
+  h.dv.setUint32(off(ARG) + 16, 0, true); h.dv.setUint32(off(ARG) + 20, 0, true); h.dv.setUint16(off(ARG) + 24, DOMID_SELF, true);
+  assert.equal(hc(h, HC_memory_op, [1, ARG]), 1, "decrease_reservation of one frame");
+  const pages = h.d.account.pages, free = pool.freeFrames;
+  // Foreign frames (XENMAPSPACE_gmfn_foreign = 4): every entry refused, the call itself returns 0.
+  assert.equal(batch({ space: 4, foreign: 0, entries: [[1, g], [2, g + 1]] }), 0);
+  assert.deepEqual(errs(2), [-EPERM, -EPERM], "Domain-0's frames: a DomU has no rights over them");
+  assert.equal(batch({ space: 4, foreign: DOMID_SELF, entries: [[1, g]] }), 0);
+  assert.deepEqual(errs(1), [-EINVAL], "oneself by DOMID_SELF");
+  assert.equal(batch({ space: 4, foreign: 0, dom: 1 /* the test domain's own id */, entries: [[1, g]] }), 0);
+  assert.deepEqual(errs(1), [-EPERM]);
+  assert.equal(batch({ space: 4, foreign: 1, entries: [[1, g]] }), 0);
+  assert.deepEqual(errs(1), [-ESRCH], "oneself by number (Xen's get_pg_owner)");
+  assert.equal(h.d.account.isMapped(g), false, "the given-back frame stays unmapped");
+  assert.equal(h.u8[off(g * 4096) + 9], 0, "and zero");
+  assert.equal(h.d.account.pages, pages);
+  assert.equal(pool.freeFrames, free, "and in the pool");
+  // Other spaces, entry by entry as add_to_physmap: shared_info, a grant frame, a bad index, a given-back frame.
+  const win = h.d.layout.gnttabBase / 4096;
+  assert.equal(batch({ space: 0, entries: [[0, SI_GFN]] }), 0);
+  assert.deepEqual(errs(1), [0]);
+  assert.equal(h.d.sharedInfo.gfn, SI_GFN);
+  assert.equal(batch({ space: 1, entries: [[0, win], [MAX_GRANT_FRAMES, win], [1, g], [1, win + 1]] }), 0);
+  assert.deepEqual(errs(4), [0, -EINVAL, -EINVAL, 0]);
+  assert.equal(batch({ space: 2, entries: [[0, SI_GFN]] }), 0);
+  assert.deepEqual(errs(1), [-EOPNOTSUPP], "XENMAPSPACE_gmfn");
+  // Whole-call refusals: gmfn_range, another domain, dev_mmio (not the hardware domain), bad start extents.
+  assert.equal(batch({ space: 3, entries: [[0, g]] }), -EOPNOTSUPP);
+  assert.equal(batch({ space: 4, dom: 5, entries: [[0, g]] }), -ESRCH);
+  assert.equal(batch({ space: 5, entries: [[0, g]] }), -EACCES);
+  assert.equal(batch({ space: 4, entries: [[0, g]], start: 2 }), -EILSEQ);
+  assert.equal(batch({ space: 4, entries: [[0, g]], start: 1 }), -EILSEQ);
+  assert.equal(batch({ space: 4, entries: [] }), 0, "size 0");
+  assert.equal(batch({ space: 4, entries: [[0, g], [0, g]], start: 1 }), 0, "a continuation's start extent is honoured");
+  assert.deepEqual(errs(2), [0x5555, -EPERM]);
+  assert.equal(hc(h, HC_memory_op, [23 + (0x10000 << 6), ARG]), -EDOM, "a start extent past u16");
+  // Unreadable or unwritable arrays: -EFAULT, entries before it done.
+  assert.equal(batch({ space: 4, entries: [[0, g]], idxs: BAD }), -EFAULT);
+  assert.equal(batch({ space: 4, entries: [[0, g]], gpfns: BAD }), -EFAULT);
+  assert.equal(batch({ space: 4, entries: [[0, g]], errs: BAD }), -EFAULT);
+  assert.equal(batch({ space: 4, entries: [[0, g], [0, g]], idxs: BASE + RAM - 8 }), -EFAULT, "idxs[1] past the buffer");
+  assert.deepEqual(errs(2), [-EPERM, 0x5555], "entry 0 was done");
+  assert.equal(hc(h, HC_memory_op, [23, BAD]), -EFAULT);
+  // The single add_to_physmap does not map foreign frames (Xen: only the batch may).
+  h.dv.setUint16(off(ARG), DOMID_SELF, true); h.dv.setUint32(off(ARG) + 4, 4, true);
+  h.dv.setBigUint64(off(ARG) + 8, 1n, true); h.dv.setBigUint64(off(ARG) + 16, BigInt(g), true);
+  assert.equal(hc(h, HC_memory_op, [7, ARG]), -ENOSYS);
+  assert.equal(pool.freeFrames, free);
 });
 
 test("memory_op reservations: decrease/populate count frames, stop at a bad one", () => {
