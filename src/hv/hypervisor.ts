@@ -657,14 +657,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
     try {
-      return await this.restoreIn(path, o, t0, cpu0);
+      return await this.restoreIn(path, o, t0, cpu0, early);
     } finally {
       await this.threadLeft(early); // closes it only if no domain went there
     }
   }
 
   private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number,
-    cpu0: NodeJS.CpuUsage): Promise<RestoreResult> {
+    cpu0: NodeJS.CpuUsage, early: VmThread): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
     const configPages = (cfg: Record<string, unknown>): number => {
@@ -687,7 +687,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
         f = await readSaveStream(conn.source, configPages, progress);
-      } else f = await readSaveFile(path, configPages, progress);
+      } else {
+        // The domain's thread, while it has no domain in it, reads part of the file's pages beside this one.
+        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive });
+      }
       conn?.destroy();
     } catch (e) {
       conn?.destroy();
