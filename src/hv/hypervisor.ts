@@ -681,6 +681,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       return spec.memMiB * 256 + (spec.xen ? XEN_AREA_BYTES / 4096 : 0);
     };
     let conn: Awaited<ReturnType<typeof socketSource>> | null = null;
+    // The file's page reads (save-jobs.ts), reported by the reader; a holder, as the callback sets it.
+    const read: { pages: { ms: number; main: number; helper: number } | null } = { pages: null };
     try {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
@@ -689,7 +691,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         f = await readSaveStream(conn.source, configPages, progress);
       } else {
         // The domain's thread, while it has no domain in it, reads part of the file's pages beside this one.
-        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive });
+        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive, report: (r) => { read.pages = r; } });
       }
       conn?.destroy();
     } catch (e) {
@@ -704,6 +706,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
     }
     const tRead = performance.now(), cpuRead = process.cpuUsage(cpu0);
+    const pages = read.pages;
     const { saved } = f;
     const domid = saved.domid;
     const savedSpec = f.config as unknown as DomainSpec;
@@ -776,11 +779,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const timing: RestoreTimingInfo = {
       readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
       threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
+      ...(pages !== null ? { pagesMs: pages.ms, jobsMain: pages.main, jobsHelper: pages.helper } : {}),
       readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
       ...(!spec.paused ? { runningMs: ranAt - wall(t0) } : {}),
     };
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
-      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}${pages !== null ? `; pages ${pages.ms.toFixed(1)}, records ${pages.main} here + ${pages.helper} by the helper` : ""}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
       `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)})` +
       `${timing.runningMs !== undefined ? `; first guest instruction ${timing.runningMs.toFixed(1)} ms after the request` : ""})`);
     if (d !== undefined) {

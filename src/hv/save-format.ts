@@ -269,6 +269,8 @@ export interface ByteSource {
 export interface PageHelper {
   offer(m: PageJobsMessage): boolean;
   alive(): boolean;
+  /** After the pages were read: how long (wall, ms), and how many jobs (PAGE_DATA records) each thread read. */
+  report?(r: { ms: number; main: number; helper: number }): void;
 }
 
 /** How long the reader waits for a helper thread's part of a file's pages before it fails the read. */
@@ -356,8 +358,10 @@ export function fileSource(fh: FileHandle, helper: PageHelper | null = null): By
     async settle(early: boolean): Promise<number[]> {
       if (jobs === null) return crcs;
       if (early) { jobs.runAllHere(); return crcs; }
+      const t0 = performance.now();
       const results = await jobs.run(helper === null ? null : (m) => helper.offer(m), FILE_YIELD_BYTES,
         () => helper?.alive() ?? false, HELPER_DEADLINE_MS);
+      helper?.report?.({ ms: performance.now() - t0, ...jobs.split });
       crcs.length = 0;
       for (const r of results) {
         if (r.status === JOB_FAILED) {

@@ -133,8 +133,14 @@ export class PageJobs {
       if (!helperAlive()) throw new Error("the helper thread reading the save file ended before its part was read");
       const left = end - performance.now();
       if (left <= 0) throw new Error(`the helper thread reading the save file did not end its part in ${deadlineMs} ms`);
-      const w = waitAsync(ctl, HELPER_DONE, done, Math.min(left, 100));
-      if (w.async) await w.value;
+      const ms = Math.min(left, 100);
+      const w = waitAsync(ctl, HELPER_DONE, done, ms);
+      if (w.async) {
+        // A pending Atomics.waitAsync does not keep Node's event loop alive: a timer beside it does.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([w.value, new Promise<void>((r) => { timer = setTimeout(r, ms); })]);
+        clearTimeout(timer);
+      }
     }
   }
 
