@@ -101,6 +101,27 @@ test("state codec: refuses reserved keys, unknown tags, bad base64 and deep nest
   assert.throws(() => decodeState('{"a":{"$i32":"AAA="}}'), /whole number/);
   assert.throws(() => decodeState('{"a":{"$u8":"**"}}'), /base64/);
   assert.throws(() => decodeState("[".repeat(100) + "]".repeat(100)), /nested/);
+  // $rep: a typed array whose tail repeats one element (P2M maps, event-channel tables).
+  assert.throws(() => decodeState('{"a":{"$rep":["$u9","AA==",4]}}'), /unknown type/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$i32","",4]}}'), /whole number/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$i32","AAAAAAA=",4]}}'), /whole number/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","AAA=",1]}}'), /count 1/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","AA==",1.5]}}'), /count/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$f64","AAAAAAAAAAA=",1e15]}}'), /expand to more than/);
+  assert.throws(() => decodeState(`[${Array(40).fill('{"$rep":["$u8","AA==",2000000]}').join(",")}]`), /expand to more than/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","**",4]}}'), /base64/);
+  assert.throws(() => decodeState('{"a":{"$rep":"x"}}'), /\[tag, base64, count\]/);
+  const nanBits = new Uint8Array(new Float64Array([NaN]).buffer); nanBits[0] = 7; // a NaN with payload bits
+  const arrays = [new Uint8Array(65792).fill(1), Int32Array.from({ length: 4096 }, (_, i) => (i < 37 ? i * 3 - 50 : -1)),
+    new Float64Array(new Uint8Array(Array.from({ length: 40 }, () => [...nanBits]).flat()).buffer), new Float32Array(100).fill(-0),
+    Uint16Array.from({ length: 200 }, (_, i) => (i % 2)), new Uint32Array(17), new Int8Array(0)];
+  for (const a of arrays) {
+    const text = encodeState({ a });
+    const back = (decodeState(text) as { a: ArrayBufferView }).a;
+    assert.equal(back.constructor, a.constructor);
+    assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${a.constructor.name}(${(a as Uint8Array).length}) round trip, byte for byte`);
+    if (a.byteLength >= 1024 && a.constructor !== Uint16Array) assert.ok(text.includes("$rep") && text.length < 400, `${a.constructor.name}: ${text.length} chars`);
+  }
   const o = decodeState('{"__proto__": {"polluted": 1}}') as Record<string, unknown>;
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(Object.getPrototypeOf(o), Object.prototype);
