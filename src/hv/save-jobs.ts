@@ -190,9 +190,9 @@ function runJob(m: PageJobsMessage, i: number): void {
   const jobs = new Float64Array(m.jobs), runs = new Float64Array(m.runs), res = new Int32Array(m.results);
   const filePos = jobs[i * JOB_WORDS]!, first = jobs[i * JOB_WORDS + 2]!, end = jobs[i * JOB_WORDS + 3]!, bytes = jobs[i * JOB_WORDS + 4]!;
   const views: Uint8Array[] = [];
-  for (let r = first; r < end; r++) views.push(new Uint8Array(m.memory, runs[2 * r]!, runs[2 * r + 1]!));
   let got = 0, status = JOB_OK, crc = 0;
   try {
+    for (let r = first; r < end; r++) views.push(new Uint8Array(m.memory, runs[2 * r]!, runs[2 * r + 1]!));
     let v = 0, off = 0;
     while (got < bytes) {
       const rest = off === 0 ? views.slice(v, v + 1024) : [views[v]!.subarray(off), ...views.slice(v + 1, v + 1024)];
