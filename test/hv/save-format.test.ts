@@ -18,7 +18,7 @@ import {
   bufferSource, copyStream, fileSource, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
   LIBXL_REC_XENO_CHECKSUM, type PageHelper, type ReadOptions, type SaveContents,
 } from "../../src/hv/save-format.js";
-import { decodeState, encodeState } from "../../src/hv/save-codec.js";
+import { CodecError, decodeState, encodeState } from "../../src/hv/save-codec.js";
 import { crc32Combine } from "../../src/hv/save-jobs.js";
 import { Worker } from "node:worker_threads";
 import { crc32 } from "node:zlib";
@@ -122,6 +122,18 @@ test("state codec: refuses reserved keys, unknown tags, bad base64 and deep nest
     assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${a.constructor.name}(${(a as Uint8Array).length}) round trip, byte for byte`);
     if (a.byteLength >= 1024 && a.constructor !== Uint16Array) assert.ok(text.includes("$rep") && text.length < 400, `${a.constructor.name}: ${text.length} chars`);
   }
+  // Seeded mutations of a text with $rep records: each decodes or is refused with a CodecError, never another error.
+  const text = encodeState({ p2m: arrays[0], ev: arrays[1], f: arrays[2] });
+  let seed = 0x2e9;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+  const alphabet = '0123456789-e.,[]{}":$A/+=x';
+  let refusedN = 0;
+  for (let i = 0; i < 2000; i++) {
+    const at = rnd(text.length);
+    const m = text.slice(0, at) + alphabet[rnd(alphabet.length)]! + text.slice(at + rnd(2));
+    try { decodeState(m); } catch (e) { assert.ok(e instanceof CodecError, `mutation ${i}: ${(e as Error).stack}`); refusedN++; }
+  }
+  assert.ok(refusedN > 100, `${refusedN} of 2000 mutations refused`);
   const o = decodeState('{"__proto__": {"polluted": 1}}') as Record<string, unknown>;
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(Object.getPrototypeOf(o), Object.prototype);
