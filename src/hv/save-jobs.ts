@@ -75,7 +75,7 @@ export class PageJobs {
 
   /**
    * Runs every job added so far on this thread, now (the reader needs their pages written before it goes on:
-   * a page the stream names again). Their results are kept for finish().
+   * a page the stream names again). Their results are kept for run().
    */
   runAllHere(): void {
     if (this.sealed !== null) throw new Error("PageJobs.runAllHere after the jobs were handed out");
@@ -130,9 +130,9 @@ export class PageJobs {
     for (;;) {
       const done = Atomics.load(ctl, HELPER_DONE);
       if (done >= helperJobs) return;
-      if (!helperAlive()) throw new Error("the helper thread reading the save file ended before its part was read");
+      if (!helperAlive()) throw ioError("the helper thread reading the save file ended before its part was read");
       const left = end - performance.now();
-      if (left <= 0) throw new Error(`the helper thread reading the save file did not end its part in ${deadlineMs} ms`);
+      if (left <= 0) throw ioError(`the helper thread reading the save file did not end its part in ${deadlineMs} ms`);
       const ms = Math.min(left, 100);
       const w = waitAsync(ctl, HELPER_DONE, done, ms);
       if (w.async) {
@@ -161,6 +161,13 @@ export class PageJobs {
 const waitAsync = (Atomics as unknown as {
   waitAsync(a: Int32Array, i: number, v: number, ms: number): { async: false; value: string } | { async: true; value: Promise<string> };
 }).waitAsync;
+
+/** An error the hypervisor reports as EIO, "cannot read" (an errno-style error: code and syscall set). */
+function ioError(message: string): NodeJS.ErrnoException {
+  const e = new Error(message) as NodeJS.ErrnoException;
+  e.code = "EIO"; e.syscall = "readv";
+  return e;
+}
 
 function resultOf(res: Int32Array, jobs: Float64Array, i: number): JobResult {
   const s = res[i * RES_WORDS]!;
