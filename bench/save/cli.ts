@@ -63,7 +63,7 @@ async function main(): Promise<void> {
       const r = await timed(dir, [CLI, "restore", "-d", abs]);
       if (r.code !== 0) throw new Error(`xeno restore: ${r.err}`);
       const log = fs.readFileSync(path.join(dir, "hv.log"), "utf8").slice(logBefore);
-      const m = /restored from .*?, (\d+) ms: read and checked ([\d.]+) \(CPU ([\d.]+)\), store ([\d.]+), build ([\d.]+) \(thread ([\d.]+), machine ([\d.]+)\)(?:; first guest instruction ([\d.]+) ms)?/.exec(log);
+      const m = /restored from .*?, (\d+) ms: read and checked ([\d.]+) \(CPU ([\d.]+)[^)]*\), store ([\d.]+), build ([\d.]+) \(thread ([\d.]+), machine ([\d.]+)\)(?:; first guest instruction ([\d.]+) ms)?/.exec(log);
       const name = /"name":"([^"]+)"/.exec(fs.readFileSync(abs).subarray(0, 65536).toString("latin1"))?.[1] ?? "bench";
       const row: Record<string, number> = {
         bareWall: bare.wall, bareCpu: bare.user + bare.sys, listWall: list.wall, listCpu: list.user + list.sys,

@@ -660,14 +660,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
     try {
-      return await this.restoreIn(path, o, t0, cpu0);
+      return await this.restoreIn(path, o, t0, cpu0, early);
     } finally {
       await this.threadLeft(early); // closes it only if no domain went there
     }
   }
 
   private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number,
-    cpu0: NodeJS.CpuUsage): Promise<RestoreResult> {
+    cpu0: NodeJS.CpuUsage, early: VmThread): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
     const configPages = (cfg: Record<string, unknown>): number => {
@@ -684,13 +684,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       return spec.memMiB * 256 + (spec.xen ? XEN_AREA_BYTES / 4096 : 0);
     };
     let conn: Awaited<ReturnType<typeof socketSource>> | null = null;
+    // The file's page reads (save-jobs.ts), reported by the reader; a holder, as the callback sets it.
+    const read: { pages: { ms: number; main: number; helper: number } | null } = { pages: null };
     try {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
         f = await readSaveStream(conn.source, configPages, progress);
-      } else f = await readSaveFile(path, configPages, progress);
+      } else {
+        // The domain's thread, while it has no domain in it, reads part of the file's pages beside this one.
+        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive, report: (r) => { read.pages = r; } });
+      }
       conn?.destroy();
     } catch (e) {
       conn?.destroy();
@@ -704,6 +709,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       throw new HvError("EFORMAT", `${path}: ${err.message}`);
     }
     const tRead = performance.now(), cpuRead = process.cpuUsage(cpu0);
+    const pages = read.pages;
     const { saved } = f;
     const domid = saved.domid;
     const savedSpec = f.config as unknown as DomainSpec;
@@ -776,11 +782,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const timing: RestoreTimingInfo = {
       readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
       threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
+      ...(pages !== null ? { pagesMs: pages.ms, jobsMain: pages.main, jobsHelper: pages.helper } : {}),
       readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
       ...(!spec.paused ? { runningMs: ranAt - wall(t0) } : {}),
     };
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
-      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}${pages !== null ? `; pages ${pages.ms.toFixed(1)}, records ${pages.main} here + ${pages.helper} by the helper` : ""}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
       `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)})` +
       `${timing.runningMs !== undefined ? `; first guest instruction ${timing.runningMs.toFixed(1)} ms after the request` : ""})`);
     if (d !== undefined) {

@@ -304,6 +304,13 @@ export interface RestoreTimingInfo {
   threadMs: number;
   /** The Machine restored from the snapshot in the worker. */
   machineMs: number;
+  /**
+   * A file's: the part of readMs spent reading its pages after the records were checked (save-jobs.ts), and how
+   * many PAGE_DATA records the hypervisor's main thread and the helper thread read. Absent for a stream.
+   */
+  pagesMs?: number;
+  jobsMain?: number;
+  jobsHelper?: number;
   /** Wall times (ms since the epoch, µs precision): the stream's end read, the domain built. */
   readAt: number;
   builtAt: number;

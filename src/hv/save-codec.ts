@@ -4,6 +4,10 @@
  * arrays. JSON carries the first five; the rest are tagged one-key objects:
  *
  *   {"$u8": "<base64>"}  Uint8Array (also $i8 $u16 $i16 $u32 $i32 $f32 $f64: little-endian element bytes)
+ *   {"$rep": ["$i32", "<base64>", n]}   a typed array of n elements whose base64 bytes are the first ones and
+ *                        whose last element there repeats to the end (written when the repeated tail is
+ *                        ≥ REP_MIN_BYTES: a P2M map, event-channel tables — mostly one value — shrink from
+ *                        ~180 KB of base64 to a few hundred bytes; docs/benchmarks.md, 2026-12-07 session 23)
  *   {"$num": "NaN" | "Infinity" | "-Infinity" | "-0"}    numbers JSON cannot write
  *   {"$big": "<decimal>"}                                 bigint
  *   {"$undef": 1}                                         undefined (a key present with no value)
@@ -41,8 +45,13 @@ function toJson(v: unknown, at: string): unknown {
       if (v === null) return null;
       if (ArrayBuffer.isView(v)) {
         const view = v as ArrayBufferView;
-        const b64 = (): string => Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString("base64");
-        for (const [tag, C] of Object.entries(TYPED)) if ((view.constructor as unknown) === C) return { [tag]: b64() };
+        const bytes = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+        for (const [tag, C] of Object.entries(TYPED)) {
+          if ((view.constructor as unknown) !== C) continue;
+          const keep = repeatedTail(bytes, C.BYTES_PER_ELEMENT);
+          if (keep < 0) return { [tag]: bytes.toString("base64") };
+          return { $rep: [tag, bytes.subarray(0, keep).toString("base64"), view.byteLength / C.BYTES_PER_ELEMENT] };
+        }
         throw new CodecError(`${at}: a ${view.constructor.name} cannot be saved`);
       }
       if (Array.isArray(v)) return v.map((x, i) => toJson(x, `${at}[${i}]`));
@@ -59,26 +68,53 @@ function toJson(v: unknown, at: string): unknown {
   }
 }
 
+/** A $rep is written when its repeated tail is at least this many bytes (shorter ones gain little). */
+const REP_MIN_BYTES = 64;
+
+/**
+ * For $rep: the bytes to keep — up to and including the first element of the run of equal elements (byte for
+ * byte: a NaN's bits too) that ends the array — or -1 when that run is shorter than REP_MIN_BYTES.
+ */
+function repeatedTail(b: Uint8Array, size: number): number {
+  const n = b.length;
+  if (n < size + REP_MIN_BYTES) return -1;
+  const last = n - size;
+  let k = last; // the run starts at byte k
+  outer: while (k >= size) {
+    for (let j = 0; j < size; j++) if (b[k - size + j] !== b[last + j]) break outer;
+    k -= size;
+  }
+  return n - (k + size) >= REP_MIN_BYTES ? k + size : -1;
+}
+
+/**
+ * The most bytes $rep records may expand to in one state (a hostile record could ask for 2^53 elements; the
+ * real state's largest array, the P2M map, is 1 byte per page: 2 MiB for 2,047 MiB of RAM).
+ */
+const MAX_REP_BYTES = 64 << 20;
+
 /** The value of an encodeState text; CodecError names the path of anything malformed. */
 export function decodeState(text: string): unknown {
   let raw: unknown;
   try { raw = JSON.parse(text); } catch (e) { throw new CodecError(`state: not JSON (${(e as Error).message})`); }
-  return fromJson(raw, "state", 0);
+  return fromJson(raw, "state", 0, { repBytes: 0 });
 }
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Nesting deeper than this is refused (the real state is a few levels deep; a hostile one could be 1e6). */
 const MAX_DEPTH = 64;
 
-function fromJson(v: unknown, at: string, depth: number): unknown {
+function fromJson(v: unknown, at: string, depth: number, ctx: { repBytes: number }): unknown {
   if (depth > MAX_DEPTH) throw new CodecError(`${at}: nested more than ${MAX_DEPTH} deep`);
   if (v === null || typeof v !== "object") return v;
-  if (Array.isArray(v)) return v.map((x, i) => fromJson(x, `${at}[${i}]`, depth + 1));
+  if (Array.isArray(v)) return v.map((x, i) => fromJson(x, `${at}[${i}]`, depth + 1, ctx));
   const keys = Object.keys(v);
   const o = v as Record<string, unknown>;
   if (keys.length === 1 && keys[0]!.startsWith("$")) {
     const tag = keys[0]!, p = o[tag];
     if (tag in TYPED) {
-      if (typeof p !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(p)) throw new CodecError(`${at}: ${tag} wants base64 text`);
+      if (typeof p !== "string" || !BASE64.test(p)) throw new CodecError(`${at}: ${tag} wants base64 text`);
       const bytes = Buffer.from(p, "base64");
       const C = TYPED[tag as TypedTag];
       if (bytes.length % C.BYTES_PER_ELEMENT !== 0) throw new CodecError(`${at}: ${bytes.length} bytes is not a whole number of ${C.name} elements`);
@@ -86,6 +122,24 @@ function fromJson(v: unknown, at: string, depth: number): unknown {
       const ab = new ArrayBuffer(bytes.length);
       new Uint8Array(ab).set(bytes);
       return new C(ab);
+    }
+    if (tag === "$rep") {
+      if (!Array.isArray(p) || p.length !== 3) throw new CodecError(`${at}: $rep wants [tag, base64, count]`);
+      const [t, b64, n] = p as unknown[];
+      if (typeof t !== "string" || !(t in TYPED)) throw new CodecError(`${at}: $rep of unknown type ${String(t)}`);
+      if (typeof b64 !== "string" || !BASE64.test(b64)) throw new CodecError(`${at}: $rep wants base64 text`);
+      const C = TYPED[t as TypedTag], size = C.BYTES_PER_ELEMENT;
+      const head = Buffer.from(b64, "base64");
+      if (head.length === 0 || head.length % size !== 0) throw new CodecError(`${at}: $rep's ${head.length} bytes are not a whole number (≥ 1) of ${C.name} elements`);
+      if (typeof n !== "number" || !Number.isInteger(n) || n < head.length / size) throw new CodecError(`${at}: $rep count ${String(n)}: want an integer ≥ its ${head.length / size} elements`);
+      ctx.repBytes += n * size;
+      if (ctx.repBytes > MAX_REP_BYTES) throw new CodecError(`${at}: $rep records expand to more than ${MAX_REP_BYTES} bytes`);
+      const all = new Uint8Array(n * size);
+      all.set(head);
+      // The last element given repeats to the end: copied byte for byte, the filled run doubling each time.
+      const from = head.length - size;
+      for (let filled = head.length; filled < all.length; filled = Math.min(all.length, 2 * filled - from)) all.copyWithin(filled, from, filled);
+      return new C(all.buffer);
     }
     if (tag === "$num") {
       const m: Record<string, number> = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity, "-0": -0 };
@@ -106,7 +160,7 @@ function fromJson(v: unknown, at: string, depth: number): unknown {
   for (const k of keys) {
     if (k.startsWith("$")) throw new CodecError(`${at}.${k}: keys starting with '$' are reserved for the encoding`);
     // defineProperty: a "__proto__" key stays data, never the object's prototype.
-    Object.defineProperty(out, k, { value: fromJson(o[k], `${at}.${k}`, depth + 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, k, { value: fromJson(o[k], `${at}.${k}`, depth + 1, ctx), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

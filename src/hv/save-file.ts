@@ -7,7 +7,7 @@ import { rm } from "node:fs/promises";
 import { openRegular } from "../common/host-file.js";
 import type { DomainSnapshot } from "./machine.js";
 import type { DomainSpec } from "./protocol.js";
-import { fileSource, readSave, writeSave, PAGE_SIZE, type ByteSource, type WriteProgress } from "./save-format.js";
+import { fileSource, readSave, writeSave, PAGE_SIZE, type ByteSource, type PageHelper, type WriteProgress } from "./save-format.js";
 import { checkSavedStore, type SavedStore } from "./save-store.js";
 import { boardTailBytes } from "../machine/board.js";
 
@@ -73,15 +73,17 @@ export interface ReadSaveFile {
 
 /**
  * Reads a save file into a new domain memory. `configPages` checks the config (throws to refuse it) and
- * returns its RAM pages. Throws HostFileError for a path that is missing, unreadable or not a regular file
+ * returns its RAM pages. `helper`: a thread that reads part of the pages beside this one (save-jobs.ts). Throws HostFileError for a path that is missing, unreadable or not a regular file
  * (opened without blocking: src/common/host-file.ts), SaveFormatError for a bad stream, Error for a state
  * that does not fit.
  */
 export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null): Promise<ReadSaveFile> {
   const { fh } = await openRegular(path, { what: "save file" });
   try {
-    return await readSaveStream(fileSource(fh), configPages, progress);
+    // The pages are read after the records are checked, by this thread and `helper` (save-jobs.ts); the
+    // descriptor is closed below only after both ended (the reader waits for the helper's part).
+    return await readSaveStream(fileSource(fh, helper), configPages, progress);
   } finally {
     await fh.close();
   }

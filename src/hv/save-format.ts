@@ -11,10 +11,12 @@
  * into their places, ByteSource.readInto); the caller builds nothing until the reader returns, so a refused
  * stream leaves nothing behind.
  */
-import { readSync, readvSync } from "node:fs";
+import { fstatSync, readSync, readvSync } from "node:fs";
+import { getSystemErrorName } from "node:util";
 import type { FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { CodecError, decodeState, encodeState } from "./save-codec.js";
+import { JOB_FAILED, JOB_OK, PageJobs, crc32Combine, type PageJobsMessage } from "./save-jobs.js";
 
 /** xl_saverestore.c savefileheader_magic: 32 bytes, NUL and CR included. */
 export const XL_MAGIC = Buffer.from("Xen saved domain, xl format\n \0 \r", "latin1");
@@ -253,7 +255,26 @@ function record(type: number, body: Uint8Array | null): Buffer {
 export interface ByteSource {
   read(n: number): Promise<Uint8Array>;
   readInto?(views: readonly Uint8Array[]): Promise<number>;
+  /**
+   * When the source can read `views`' bytes later (a file whose size holds them; views of a shared memory):
+   * fills what it has buffered now (`prefix`, in order) and leaves the rest as page job `job` (-1: none) of
+   * `bytes`, read by settle(); the source moves past them. Null: read them now (readInto).
+   */
+  defer?(views: readonly Uint8Array[], streamPos: number): { prefix: Uint8Array[]; job: number; bytes: number } | null;
+  /** Runs the deferred jobs (every one so far), checks their reads, and returns their CRC-32s by job number. */
+  settle?(early: boolean): Promise<number[]>;
 }
+
+/** Reading a file's pages on two threads (save-jobs.ts): how to offer jobs to a helper thread, and whether it lives. */
+export interface PageHelper {
+  offer(m: PageJobsMessage): boolean;
+  alive(): boolean;
+  /** After the pages were read: how long (wall, ms), and how many jobs (PAGE_DATA records) each thread read. */
+  report?(r: { ms: number; main: number; helper: number }): void;
+}
+
+/** How long the reader waits for a helper thread's part of a file's pages before it fails the read. */
+const HELPER_DEADLINE_MS = 60_000;
 
 /** The most copyStream hands its sink at once. */
 const FORWARD_PIECE = 1 << 20;
@@ -262,7 +283,7 @@ const FORWARD_PIECE = 1 << 20;
  * How much fileSource's `read` reads ahead: enough for a PAGE_DATA record's header and pfns (8 KiB) with few
  * calls; small, because the pages after them go straight to the domain's memory (readInto).
  */
-const FILE_CHUNK = 64 << 10;
+const FILE_CHUNK = 16 << 10;
 
 /** fileSource lets the event loop run after this many bytes read (≈ 5–10 ms of reading on this host). */
 const FILE_YIELD_BYTES = 16 << 20;
@@ -278,8 +299,12 @@ const FILE_YIELD_BYTES = 16 << 20;
  * restore ~20 ms more (docs/benchmarks.md, 2026-12-07 restore). Every FILE_YIELD_BYTES the source lets the
  * event loop run (setImmediate), so a large file does not hold the hypervisor's requests for long.
  */
-export function fileSource(fh: FileHandle): ByteSource {
+export function fileSource(fh: FileHandle, helper: PageHelper | null = null): ByteSource {
   let buf = Buffer.alloc(0), pos = 0, eof = false;
+  /** The file's size when opened: a deferred read must fit it (a file cut later fails its job: SAVE_TRUNCATED). */
+  const size = fstatSync(fh.fd).size;
+  let jobs: PageJobs | null = null;
+  const crcs: number[] = [];
   /** The file offset of the byte after `buf`. */
   let filePos = 0;
   let sinceYield = 0;
@@ -308,6 +333,48 @@ export function fileSource(fh: FileHandle): ByteSource {
       const r = buf.subarray(pos, pos + take);
       pos += take;
       return r;
+    },
+    defer(views: readonly Uint8Array[], streamPos: number): { prefix: Uint8Array[]; job: number; bytes: number } | null {
+      let total = 0;
+      for (const v of views) total += v.length;
+      const buffered = buf.length - pos;
+      if (views.length === 0 || !(views[0]!.buffer instanceof SharedArrayBuffer) || filePos + Math.max(0, total - buffered) > size) return null;
+      if (jobs === null) jobs = new PageJobs(fh.fd, views[0]!.buffer);
+      const prefix: Uint8Array[] = [];
+      let i = 0, off = 0;
+      while (i < views.length && pos < buf.length) {
+        const v = views[i]!, n = Math.min(v.length - off, buf.length - pos);
+        v.set(buf.subarray(pos, pos + n), off);
+        prefix.push(v.subarray(off, off + n));
+        pos += n; off += n; total -= n; streamPos += n;
+        if (off === v.length) { i++; off = 0; }
+      }
+      if (i === views.length) return { prefix, job: -1, bytes: 0 };
+      const rest = off === 0 ? views.slice(i) : [views[i]!.subarray(off), ...views.slice(i + 1)];
+      const job = jobs.add(filePos, streamPos, rest);
+      filePos += total;
+      return { prefix, job, bytes: total };
+    },
+    async settle(early: boolean): Promise<number[]> {
+      if (jobs === null) return crcs;
+      if (early) { jobs.runAllHere(); return crcs; }
+      const t0 = performance.now();
+      const results = await jobs.run(helper === null ? null : (m) => helper.offer(m), FILE_YIELD_BYTES,
+        () => helper?.alive() ?? false, HELPER_DEADLINE_MS);
+      helper?.report?.({ ms: performance.now() - t0, ...jobs.split });
+      crcs.length = 0;
+      for (const r of results) {
+        if (r.status === JOB_FAILED) {
+          const e = new Error(`${getSystemErrorName(r.errno)}: reading the save file's pages at byte ${r.streamPos}`) as NodeJS.ErrnoException;
+          e.code = getSystemErrorName(r.errno); e.syscall = "readv";
+          throw e;
+        }
+        if (r.status !== JOB_OK) {
+          throw new SaveFormatError("SAVE_TRUNCATED", r.streamPos + r.got, `the stream ends inside PAGE_DATA pages (${r.got} of ${r.bytes} bytes): the file is truncated (it was cut while it was read)`);
+        }
+        crcs.push(r.crc);
+      }
+      return crcs;
     },
     async readInto(views: readonly Uint8Array[]): Promise<number> {
       let got = 0, i = 0, off = 0; // views[i] is filled up to off
@@ -412,7 +479,7 @@ export async function readSave(src: ByteSource, o: ReadOptions): Promise<ReadRes
   let result: ReadResult | null = null;
   for (;;) {
     const start = r.pos;
-    const sum = r.checksum(); // of every byte before this record, for the checksum record
+    const before = r.mark(); // every byte before this record, for the checksum record
     const { type, body } = await r.record("libxl", (t) => t === LIBXL_REC_XENO_CHECKSUM ? 4 : t === LIBXL_REC_XENO_SHA256 ? 32
       : t === LIBXL_REC_END || t === LIBXL_REC_LIBXC_CONTEXT ? 0 : -1);
     if (type === LIBXL_REC_LIBXC_CONTEXT) {
@@ -420,7 +487,8 @@ export async function readSave(src: ByteSource, o: ReadOptions): Promise<ReadRes
       result = await readLibxc(r, o, config, configPages);
     } else if (type === LIBXL_REC_XENO_CHECKSUM) {
       if (result === null) throw new SaveFormatError("SAVE_RECORD", start, "the checksum comes before the domain's memory");
-      if (body.length !== 4 || body.readUInt32LE(0) !== sum) throw new SaveFormatError("SAVE_CHECKSUM", start, "the CRC-32 checksum does not match: the file is corrupt (bytes changed since it was saved)");
+      // The pages left for later are read here (on two threads when a helper is there), then the sum checked.
+      if (body.length !== 4 || body.readUInt32LE(0) !== await r.checksum(before)) throw new SaveFormatError("SAVE_CHECKSUM", start, "the CRC-32 checksum does not match: the file is corrupt (bytes changed since it was saved)");
       const end = await r.record("libxl", (t) => t === LIBXL_REC_END ? 0 : -1);
       if (end.type !== LIBXL_REC_END) throw new SaveFormatError("SAVE_RECORD", r.pos, "a record after the checksum: only END may follow it");
       if ((await src.read(1)).length !== 0) throw new SaveFormatError("SAVE_RECORD", r.pos, "bytes after the END record");
@@ -534,7 +602,7 @@ async function readPageData(r: Reader, len: number, start: number, ram: Uint8Arr
   // bounds-checked readUInt32LE calls per entry in each of the loops below (65,792 entries for a 256 MiB guest).
   // Little-endian words, as the file's: Xeno runs on little-endian hosts only (WebAssembly memory is too).
   new Uint8Array(PFN_WORDS.buffer, 0, 8 * count).set(pfnBytes);
-  const pfns = PFN_WORDS;
+  let pfns = PFN_WORDS;
   let withData = 0;
   for (let i = 0; i < count; i++) {
     const at = start + 16 + 8 * i;
@@ -552,6 +620,9 @@ async function readPageData(r: Reader, len: number, start: number, ram: Uint8Arr
   if (len !== 8 + 8 * count + PAGE_SIZE * withData) {
     throw new SaveFormatError("SAVE_RECORD", start, `PAGE_DATA of ${len} bytes: ${count} pfns with ${withData} pages of data take ${8 + 8 * count + PAGE_SIZE * withData}`);
   }
+  // A page an earlier record gave data is written again (a live stream's rounds): that record's pages, if
+  // left for later (a file's, save-jobs.ts), are read first, so the last copy wins.
+  for (let i = 0; i < count; i++) if (written[pfns[2 * i]!] !== 0) { pfns = PFN_WORDS.slice(0, 2 * count); await r.settleEarly(); break; }
   // The pages with data as views of their places in RAM, consecutive pages joined into one view.
   const views: Uint8Array[] = [];
   let runStart = -1, runEnd = -1, zero = 0;
@@ -573,7 +644,7 @@ async function readPageData(r: Reader, len: number, start: number, ram: Uint8Arr
   return { data: withData, zero };
 }
 
-/** readPageData's copy of a record's pfn entries (one reader at a time: the copy is used before any await). */
+/** readPageData's copy of a record's pfn entries (one reader at a time: used before any await, or copied first). */
 const PFN_WORDS = new Uint32Array(2 * MAX_BATCH);
 
 interface RecordHeader { level: string; type: number; len: number; start: number }
@@ -581,11 +652,36 @@ interface RecordHeader { level: string; type: number; len: number; start: number
 /** Reads exact byte counts and framed records, with the CRC-32 of everything it read (unless `hashing` is false). */
 class Reader {
   pos = 0;
+  /** The CRC-32 of the bytes read since the last deferred job (all of them when none was), and their count. */
   private crc = 0;
+  private segLen = 0;
+  /**
+   * The stream before that, in pieces (flat: CRC-32, length, job): bytes read here (job -1, CRC known) and
+   * deferred page jobs (ByteSource.defer: their CRC-32 comes from settle). Empty when nothing was deferred.
+   */
+  private readonly segs: number[] = [];
   constructor(private readonly src: ByteSource, private readonly hashing = true) {}
 
-  /** The CRC-32 of every byte read so far. */
-  checksum(): number { return this.crc >>> 0; }
+  /** Where the stream is now, for checksum(): every byte before this point. */
+  mark(): { segs: number; crc: number; len: number } { return { segs: this.segs.length, crc: this.crc, len: this.segLen }; }
+
+  /**
+   * The CRC-32 of every byte before `m` (a mark()): the deferred jobs read first (settle), their CRC-32s and
+   * the pieces read here combined in order (save-jobs.ts crc32Combine).
+   */
+  async checksum(m: { segs: number; crc: number; len: number }): Promise<number> {
+    if (m.segs === 0) return m.crc >>> 0;
+    const jobCrcs = await this.src.settle!(false);
+    let sum = 0;
+    for (let k = 0; k < m.segs; k += 3) {
+      const job = this.segs[k + 2]!;
+      sum = crc32Combine(sum, job < 0 ? this.segs[k]! : jobCrcs[job]!, this.segs[k + 1]!);
+    }
+    return crc32Combine(sum, m.crc, m.len);
+  }
+
+  /** Deferred page jobs are run now, here (a page named again must be written in stream order). */
+  async settleEarly(): Promise<void> { if (this.segs.length > 0) await this.src.settle!(true); }
 
   /**
    * The next n bytes. When the source gives them in one piece (a file chunk holding them) they are not copied;
@@ -607,7 +703,7 @@ class Reader {
         got += b.length;
       }
     }
-    if (this.hashing) this.crc = crcOf(out, this.crc);
+    if (this.hashing) { this.crc = crcOf(out, this.crc); this.segLen += n; }
     this.pos += n;
     return out;
   }
@@ -617,6 +713,17 @@ class Reader {
    * into them when it can (readInto), else taken and copied.
    */
   async takeInto(views: readonly Uint8Array[], total: number, what: string): Promise<void> {
+    const d = this.hashing ? this.src.defer?.(views, this.pos) ?? null : null;
+    if (d !== null) {
+      // Read later, on two threads (save-jobs.ts); what the source had buffered is in place already.
+      for (const v of d.prefix) { this.crc = crcOf(v, this.crc); this.segLen += v.length; }
+      if (d.job >= 0) {
+        this.segs.push(this.crc, this.segLen, -1, 0, d.bytes, d.job);
+        this.crc = 0; this.segLen = 0;
+      }
+      this.pos += total;
+      return;
+    }
     if (this.src.readInto === undefined) {
       const b = await this.take(total, what);
       let o = 0;
@@ -625,7 +732,7 @@ class Reader {
     }
     const got = await this.src.readInto(views);
     if (got < total) throw new SaveFormatError("SAVE_TRUNCATED", this.pos + got, `the stream ends inside ${what} (${got} of ${total} bytes): the file is truncated`);
-    if (this.hashing) for (const v of views) this.crc = crcOf(v, this.crc);
+    if (this.hashing) { for (const v of views) this.crc = crcOf(v, this.crc); this.segLen += total; }
     this.pos += total;
   }
 

@@ -25,6 +25,7 @@ import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED
 import { readIo } from "./io-stats.js";
 import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
+import type { PageJobsMessage } from "./save-jobs.js";
 import type { DomainSnapshot } from "./machine.js";
 import { FrameBatcher, batchTransfer, forEachFrame } from "../net/frame-batch.js";
 
@@ -174,6 +175,18 @@ export class VmThread {
     this.worker.postMessage(m, [ch.port2]);
     this.ring();
     return ch.port1;
+  }
+
+  /**
+   * Offers a save file's page jobs to this thread (save-jobs.ts): only while it has no domain (a spare, or one
+   * just started for the domain being restored), so no domain's slices wait behind the reads. Whether sent.
+   */
+  helpRead(jobs: PageJobsMessage): boolean {
+    if (this.ended || this.members.size > 0) return false;
+    const m: HostToThread = { type: "read-pages", jobs };
+    this.worker.postMessage(m);
+    this.ring();
+    return true;
   }
 
   /** A domain's Machine is gone from the thread. */

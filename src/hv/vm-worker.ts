@@ -25,6 +25,7 @@ import { PERMIT_WAITED, SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js
 import { threadCpu } from "../common/thread-cpu.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 import { IO_ALL_WORDS } from "./io-stats.js";
+import { helpWithPageJobs, type PageJobsMessage } from "./save-jobs.js";
 import { MAX_BOARD_VCPUS } from "../machine/board.js";
 import { E_HOME_SLEEP, handoffStats, hostNowMs } from "../machine/handoff-stats.js";
 
@@ -98,7 +99,9 @@ export type HostToThread =
   /** A new domain: its data and its port (transferred). */
   | { type: "add"; data: VmWorkerData; port: MessagePort }
   /** No domain left and none coming: end the thread. */
-  | { type: "exit" };
+  | { type: "exit" }
+  /** Help read a save file's pages into a new domain memory (save-jobs.ts; sent only to a thread without domains). */
+  | { type: "read-pages"; jobs: PageJobsMessage };
 
 /** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
 export type DeviceOp =
@@ -648,6 +651,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
     for (let msg = receiveMessageOnPort(parent); msg !== undefined; msg = receiveMessageOnPort(parent)) {
       const h = msg.message as HostToThread;
       if (h.type === "exit") { for (const g of guests) g.finish(); return; }
+      if (h.type === "read-pages") { helpWithPageJobs(h.jobs); continue; }
       try { guests.push(new Guest(h.port, h.data, t.doorbell)); } catch { /* reported to its runner as "failed" */ }
     }
     let wait = MAX_SLEEP_MS;

@@ -16,9 +16,12 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   bufferSource, copyStream, fileSource, readSave, SaveFormatError, writeSave, LIBXC_REC_PAGE_DATA, LIBXL_REC_LIBXC_CONTEXT, PAGE_SIZE, REC_OPTIONAL,
-  LIBXL_REC_XENO_CHECKSUM, type ReadOptions, type SaveContents,
+  LIBXL_REC_XENO_CHECKSUM, type PageHelper, type ReadOptions, type SaveContents,
 } from "../../src/hv/save-format.js";
-import { decodeState, encodeState } from "../../src/hv/save-codec.js";
+import { CodecError, decodeState, encodeState } from "../../src/hv/save-codec.js";
+import { crc32Combine } from "../../src/hv/save-jobs.js";
+import { Worker } from "node:worker_threads";
+import { crc32 } from "node:zlib";
 import { checkSavedStore } from "../../src/hv/save-store.js";
 
 const PAGES = 64;
@@ -98,6 +101,39 @@ test("state codec: refuses reserved keys, unknown tags, bad base64 and deep nest
   assert.throws(() => decodeState('{"a":{"$i32":"AAA="}}'), /whole number/);
   assert.throws(() => decodeState('{"a":{"$u8":"**"}}'), /base64/);
   assert.throws(() => decodeState("[".repeat(100) + "]".repeat(100)), /nested/);
+  // $rep: a typed array whose tail repeats one element (P2M maps, event-channel tables).
+  assert.throws(() => decodeState('{"a":{"$rep":["$u9","AA==",4]}}'), /unknown type/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$i32","",4]}}'), /whole number/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$i32","AAAAAAA=",4]}}'), /whole number/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","AAA=",1]}}'), /count 1/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","AA==",1.5]}}'), /count/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$f64","AAAAAAAAAAA=",1e15]}}'), /expand to more than/);
+  assert.throws(() => decodeState(`[${Array(40).fill('{"$rep":["$u8","AA==",2000000]}').join(",")}]`), /expand to more than/);
+  assert.throws(() => decodeState('{"a":{"$rep":["$u8","**",4]}}'), /base64/);
+  assert.throws(() => decodeState('{"a":{"$rep":"x"}}'), /\[tag, base64, count\]/);
+  const nanBits = new Uint8Array(new Float64Array([NaN]).buffer); nanBits[0] = 7; // a NaN with payload bits
+  const arrays = [new Uint8Array(65792).fill(1), Int32Array.from({ length: 4096 }, (_, i) => (i < 37 ? i * 3 - 50 : -1)),
+    new Float64Array(new Uint8Array(Array.from({ length: 40 }, () => [...nanBits]).flat()).buffer), new Float32Array(100).fill(-0),
+    Uint16Array.from({ length: 200 }, (_, i) => (i % 2)), new Uint32Array(17), new Int8Array(0)];
+  for (const a of arrays) {
+    const text = encodeState({ a });
+    const back = (decodeState(text) as { a: ArrayBufferView }).a;
+    assert.equal(back.constructor, a.constructor);
+    assert.ok(Buffer.from(back.buffer, back.byteOffset, back.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${a.constructor.name}(${(a as Uint8Array).length}) round trip, byte for byte`);
+    if (a.byteLength >= 1024 && a.constructor !== Uint16Array) assert.ok(text.includes("$rep") && text.length < 400, `${a.constructor.name}: ${text.length} chars`);
+  }
+  // Seeded mutations of a text with $rep records: each decodes or is refused with a CodecError, never another error.
+  const text = encodeState({ p2m: arrays[0], ev: arrays[1], f: arrays[2] });
+  let seed = 0x2e9;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+  const alphabet = '0123456789-e.,[]{}":$A/+=x';
+  let refusedN = 0;
+  for (let i = 0; i < 2000; i++) {
+    const at = rnd(text.length);
+    const m = text.slice(0, at) + alphabet[rnd(alphabet.length)]! + text.slice(at + rnd(2));
+    try { decodeState(m); } catch (e) { assert.ok(e instanceof CodecError, `mutation ${i}: ${(e as Error).stack}`); refusedN++; }
+  }
+  assert.ok(refusedN > 100, `${refusedN} of 2000 mutations refused`);
   const o = decodeState('{"__proto__": {"polluted": 1}}') as Record<string, unknown>;
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
   assert.equal(Object.getPrototypeOf(o), Object.prototype);
@@ -203,12 +239,40 @@ test("copyStream (migrate-receive): copies one stream to its END and leaves what
 });
 
 /** readSave from `bytes` written to a file (fileSource: header reads buffered, pages by readv into the RAM view). */
-async function fromFile(dir: string, bytes: Uint8Array, into: Uint8Array[] = []): Promise<string> {
+/**
+ * How fromFile reads: "direct" into a plain RAM view (pages read as they come, fileSource.readInto); "jobs"
+ * into a shared one (pages left as jobs and read after the records were checked, save-jobs.ts, on this thread);
+ * "helper" the same with a real worker thread taking jobs beside this one (the hypervisor's restore).
+ */
+type FileMode = "direct" | "jobs" | "helper";
+const MODES: FileMode[] = ["direct", "jobs", "helper"];
+
+/** One worker thread for the "helper" mode: it runs save-jobs.ts's helper side, as vm-worker.ts does. */
+let helperThread: { w: Worker; ran: number; alive: boolean } | null = null;
+function helper(): PageHelper {
+  if (helperThread === null) {
+    const url = new URL("../../src/hv/save-jobs.js", import.meta.url).href;
+    const w = new Worker(`import { parentPort } from "node:worker_threads"; import { helpWithPageJobs } from ${JSON.stringify(url)};
+      parentPort.on("message", (m) => parentPort.postMessage(helpWithPageJobs(m)));`, { eval: true });
+    const h = { w, ran: 0, alive: true };
+    w.on("message", (n: number) => { h.ran += n; });
+    w.on("exit", () => { h.alive = false; });
+    w.unref();
+    helperThread = h;
+  }
+  const h = helperThread;
+  return { offer: (m) => { h.w.postMessage(m); return true; }, alive: () => h.alive };
+}
+
+async function fromFile(dir: string, bytes: Uint8Array, into: Uint8Array[] = [], mode: FileMode = "direct", cut?: (f: string) => void): Promise<string> {
   const f = path.join(dir, "s.xeno");
   fs.writeFileSync(f, bytes);
   const fh = await open(f, "r");
+  const o = opts(into);
+  if (mode !== "direct") o.ram = (_cfg, pages) => { const r = new Uint8Array(new SharedArrayBuffer(pages * PAGE_SIZE)); into.push(r); return r; };
+  const h = mode === "helper" ? helper() : null;
   try {
-    await readSave(fileSource(fh), opts(into));
+    await readSave(fileSource(fh, cut === undefined ? h : { offer: (m) => { cut(f); return h?.offer(m) ?? false; }, alive: () => h?.alive() ?? false }), o);
   } catch (e) {
     if (e instanceof SaveFormatError) return e.code;
     throw new Error(`not a SaveFormatError: ${(e as Error).stack}`);
@@ -226,12 +290,26 @@ test("save file: pages read from the file straight into RAM; the same refusals a
     const ram = new Uint8Array(new SharedArrayBuffer(pages * PAGE_SIZE));
     for (let p = 0; p < pages; p++) if (p % 7 !== 0 && (p < 900 || p > 1300)) for (let i = p % 13; i < PAGE_SIZE; i += 61) ram[p * PAGE_SIZE + i] = (p + i) | 1;
     const big = await write({ config: { name: "t", memMiB: pages / 256 }, ramPages: pages, vcpus: 1, state: { a: 1 } }, ram);
-    const into: Uint8Array[] = [];
-    assert.equal(await fromFile(dir, big, into), "accepted");
-    assert.ok(Buffer.from(into[0]!).equals(Buffer.from(ram)), "RAM read from the file = RAM saved");
-    const flip = Buffer.from(big); flip[big.length - 200_000] ^= 0x10; // page data of the last record
-    assert.equal(await fromFile(dir, flip), "SAVE_CHECKSUM");
-    for (const cut of [big.length - 200_000, 5_000_000, big.length - 30]) assert.equal(await fromFile(dir, big.subarray(0, cut)), "SAVE_TRUNCATED", `cut at ${cut}`);
+    for (const mode of MODES) {
+      const into: Uint8Array[] = [];
+      assert.equal(await fromFile(dir, big, into, mode), "accepted", mode);
+      assert.ok(Buffer.from(into[0]!).equals(Buffer.from(ram)), `RAM read from the file = RAM saved (${mode})`);
+      for (const at of [big.length - 200_000, 4_300_000, 100_000]) { // page data of the last, second and first record
+        const flip = Buffer.from(big); flip[at] ^= 0x10;
+        assert.equal(await fromFile(dir, flip, [], mode), "SAVE_CHECKSUM", `${mode}: byte ${at} flipped`);
+      }
+      for (const cut of [big.length - 200_000, 5_000_000, big.length - 30]) assert.equal(await fromFile(dir, big.subarray(0, cut), [], mode), "SAVE_TRUNCATED", `${mode}: cut at ${cut}`);
+    }
+    assert.ok(helperThread !== null && helperThread.ran > 0, `the helper thread read some of the pages (${helperThread?.ran} jobs)`);
+    // The file cut after its records were checked, before its pages were read (the helper is offered the jobs
+    // then): the page reads come back short, refused as truncated; likewise a file that is gone (unlinked: the
+    // open descriptor still reads it whole, as the kernel keeps it).
+    for (const mode of ["jobs", "helper"] as const) {
+      assert.equal(await fromFile(dir, big, [], mode, (f) => fs.truncateSync(f, 4_000_000)), "SAVE_TRUNCATED", `${mode}: cut while read`);
+      const into: Uint8Array[] = [];
+      assert.equal(await fromFile(dir, big, into, mode, (f) => fs.unlinkSync(f)), "accepted", `${mode}: unlinked while read`);
+      assert.ok(Buffer.from(into[0]!).equals(Buffer.from(ram)), `${mode}: unlinked while read, RAM = RAM saved`);
+    }
 
     const { c, ram: small } = sample();
     const good = await write(c, small);
@@ -257,13 +335,24 @@ test("save file: pages read from the file straight into RAM; the same refusals a
       else if (kind === 1) b = Buffer.from(good.subarray(0, rnd(good.length)));
       else { b = Buffer.from(good); b.writeUInt32LE(rnd(1 << 20), rnd(b.length - 4)); }
       if (b.equals(good)) continue;
-      const code = await fromFile(dir, b);
-      assert.notEqual(code, "accepted", `mutation ${i} (kind ${kind}) was accepted from the file`);
-      assert.equal(code, await refused(b), `mutation ${i}: file and memory readers disagree`);
+      const code = await fromFile(dir, b, [], MODES[i % 3]);
+      assert.notEqual(code, "accepted", `mutation ${i} (kind ${kind}) was accepted from the file (${MODES[i % 3]})`);
+      assert.equal(code, await refused(b), `mutation ${i}: file (${MODES[i % 3]}) and memory readers disagree`);
       counts.set(code, (counts.get(code) ?? 0) + 1);
     }
     process.stderr.write(`# file fuzz: 300 mutations, refused by code: ${[...counts].sort().map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("crc32Combine: the CRC-32 of two pieces combined = zlib's CRC-32 of the whole", () => {
+  let seed = 0xc0ffee;
+  const rnd = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return Math.floor((seed / 2 ** 32) * n); };
+  const b = Buffer.alloc(300_000);
+  for (let i = 0; i < b.length; i++) b[i] = rnd(256);
+  for (const [at, len] of [[0, 0], [0, 1], [1, 0], [5, 9], [4096, 4096], [17, 299_000], [0, 300_000], [150_000, 150_000], [299_999, 1]] as const) {
+    const a = b.subarray(0, at), c = b.subarray(at, at + len);
+    assert.equal(crc32Combine(crc32(a), crc32(c), c.length), crc32(b.subarray(0, at + len)), `split at ${at}, ${len} after`);
   }
 });
