@@ -89,9 +89,10 @@ test("Xen's xlexample.hvm through xenod (vcpus=2, vif=[''], its disk replaced by
     try {
       await waitFor(/Shell> /, BOOT_MS, "the shell prompt through xeno console");
       // The firmware found the disk and the NIC on the PCIe bus (the shell's `pci` lists virtio 1.x functions:
-      // 1af4:1042 block, 1af4:1041 network).
+      // 1af4:1042 block in slot 1, 1af4:1041 network in slot 2).
       con.stdin.write("pci\r");
-      await waitFor(/1AF4\s+1042[\s\S]*1AF4\s+1041/i, 60_000, "the disk and the NIC in the shell's pci list");
+      await waitFor(/00 +00 +01 +00 ==> Mass Storage Controller[^\n]*\n\s*Vendor 1AF4 Device 1042[\s\S]*00 +00 +02 +00 ==> Network Controller[^\n]*\n\s*Vendor 1AF4 Device 1041/,
+        60_000, "the disk and the NIC in the shell's pci list");
       con.stdin.write("echo XENO-HVM-CONSOLE\r");
       await waitFor(/\nXENO-HVM-CONSOLE\r?\n/, 60_000, "the shell's answer");
       con.stdin.write("reset -s\r");
