@@ -438,6 +438,9 @@ export class Machine {
   /** Hot-plug a vif (xl network-attach). */
   attachVif(v: VifAttach): void {
     const pv = this.xenPv;
+    // An HVM domain's vifs are the device model's virtio-net NICs; PV vifs beside them (netfront in a PV-on-HVM
+    // guest) are not offered yet (docs/hvm.md), as its disks.
+    if (this.varsFd >= 0) throw new MachineError("MACHINE_VIF", "an HVM domain's vifs (virtio-net on PCIe) cannot be hot-plugged yet");
     if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
     if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
     const xen = this.xen;

@@ -71,6 +71,13 @@ test("Xen's xlexample.hvm through xenod (vcpus=2, vif=[''], its disk replaced by
     const sv = xeno("save", "example.hvm", join(run, "hvm.save"));
     assert.equal(sv.status, 1, sv.stderr);
     assert.match(sv.stderr, /HVM domain \(firmware boot\), which cannot be saved yet/);
+    // PV on HVM gives it XenStore, but not PV disks or vifs beside its virtio ones (docs/hvm.md): hot-plug is refused.
+    const ba = xeno("block-attach", "example.hvm", `${disk},raw,xvdb,rw`);
+    assert.notEqual(ba.status, 0, ba.stderr);
+    assert.match(ba.stderr, /cannot be hot-plugged yet/);
+    const na = xeno("network-attach", "example.hvm", "bridge=xenbr0");
+    assert.notEqual(na.status, 0, na.stderr);
+    assert.match(na.stderr, /cannot be hot-plugged yet/);
     // xl list counts online vCPUs: the firmware runs on vCPU 0, and vCPU 1 stays off until an OS starts it (PSCI CPU_ON).
     assert.match(xeno("list").stdout, /^example\.hvm\s+\d+\s+128\s+1\s/m);
     const con = spawn(process.execPath, [CLI, "console", "example.hvm"], { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
