@@ -160,7 +160,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
       try { Qcow2Image.open(path, true).close(); } catch (e) { throw at((e as Error).message); }
     } else if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
     return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite || d.devtype === "cdrom", ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
-      ...(d.limit ? { limit: d.limit } : {}) };
+      ...(d.limit ? { limit: d.limit } : {}), ...(hvm && d.devtype === "cdrom" ? { cdrom: true } : {}) };
   });
 }
 
@@ -195,7 +195,7 @@ function checkBoardLimits(a: CreateArgs, c: DomainConfig): void {
   }
   // A Xen DomU's memory has 1 MiB more above its RAM: the Xen area (grant table, magic pages; src/hv/machine.ts);
   // an HVM domain's has the 128 MiB of flash below it (src/machine/firmware.ts).
-  const max = c.type === "hvm" ? MAX_RAM_MIB - FLASH_BYTES / 2 ** 20 : c.xenPlatform ? MAX_RAM_MIB - 1 : MAX_RAM_MIB;
+  const max = (c.type === "hvm" ? MAX_RAM_MIB - FLASH_BYTES / 2 ** 20 : MAX_RAM_MIB) - (c.xenPlatform ? 1 : 0);
   if (c.memoryMiB > max || c.memoryMiB < BOARD_MIN_MIB) {
     throw errorAtKey(a, "memory", `memory=${c.memoryMiB} MiB: Xeno's board supports ${BOARD_MIN_MIB}..${max} MiB` +
       (c.xenPlatform ? " for a Xen DomU (1 MiB above its RAM holds the grant table and Xen's pages)" : ""));
@@ -340,7 +340,7 @@ function domainSpec(a: CreateArgs, config: DomainConfig, dev: { cmdline: string;
   return {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
     ramdisk: config.ramdisk, cmdline: dev.cmdline, xen: config.xenPlatform, disks: dev.disks, vifs: dev.vifs, paused: a.paused,
-    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars } } : {}),
+    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars, boot: config.firmware.boot } } : {}),
     sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
@@ -403,7 +403,11 @@ function runOptions(spec: DomainSpec, cache: ImageCache, images: ImageRef[]): Do
   const initrd = spec.ramdisk === undefined ? undefined : acquire("ramdisk", spec.ramdisk);
   if (typeof initrd === "string") return initrd;
   return { memMiB: spec.memMiB, vcpus: spec.vcpus, kernel, initrd, cmdline: spec.cmdline, xen: spec.xen, name: spec.name,
-    disks: spec.disks, vifs: spec.vifs, ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars } : {}) };
+    // The domain's uuid (the config's, or the one runDomain made): the guest's XENVER_guest_handle, XenStore's vm
+    // path and an HVM firmware's SMBIOS UUID, as through the hypervisor process (Hypervisor uuidBytes).
+    ...(spec.uuid !== undefined ? { uuid: Uint8Array.from(Buffer.from(spec.uuid.replace(/-/g, ""), "hex")) } : {}),
+    disks: spec.disks, vifs: spec.vifs,
+    ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot } : {}) };
 }
 
 async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: string) => void, note: (m: string) => void): Promise<number> {

@@ -15,7 +15,7 @@
  *   builder="hvm") boots UEFI firmware from flash (docs/hvm.md): `bios_path_override` names the firmware
  *   (default Debian's /usr/share/AAVMF/AAVMF_CODE.fd), Xeno's `uefi_vars` the domain's variable store (default
  *   ${XENO_IMAGES:-~/.cache/xeno}/nvram/NAME_VARS.fd, made from AAVMF_VARS.fd at the first start). Such a
- *   domain runs without the Xen platform for now (xen_platform is 0 for it).
+ *   domain also finds Xen (PV on HVM) unless xen_platform_pci = 0 (xl's key; Xeno's xen_platform says the same).
  * - type= must be exactly pv, pvh or hvm (xl accepts any prefix of them by accident of strncmp).
  * - kernel= is mandatory for pv/pvh: direct kernel boot (no pvgrub/bootloader); type="hvm" boots firmware.
  * - vcpus=0 is an error (xl silently uses 1); memory defaults to 32 MiB and maxmem to memory, as libxl.
@@ -55,8 +55,11 @@ export interface DomainConfig {
   name: string;
   /** "pvh" (type="pv" is converted, as libxl does on Arm) or "hvm" (firmware boot). */
   type: "pvh" | "hvm";
-  /** type="hvm": the firmware (bios_path_override) and the domain's variable store (uefi_vars), absolute. */
-  firmware?: { code: string; vars: string };
+  /**
+   * type="hvm": the firmware (bios_path_override) and the domain's variable store (uefi_vars), absolute; `boot`:
+   * xl's boot= letters (default "cd": disks, then cdroms; n: NICs), the order the firmware tries them in.
+   */
+  firmware?: { code: string; vars: string; boot: string };
   uuid: string;
   uuidGenerated: boolean;
   memoryMiB: number;
@@ -117,9 +120,9 @@ export function parseConfigFile(path: string, overrides: readonly string[] = [],
 }
 
 const IMPLEMENTED = new Set([
-  "name", "type", "builder", "xen_platform", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
+  "name", "type", "builder", "xen_platform", "xen_platform_pci", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
   "kernel", "ramdisk", "cmdline", "root", "extra", "uuid", "disk", "vif",
-  "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset", "bios_path_override", "uefi_vars",
+  "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset", "bios_path_override", "uefi_vars", "boot",
 ]);
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -150,10 +153,18 @@ class Validator {
     const cpuWeight = this.int("cpu_weight", DEFAULT_CPU_WEIGHT, 1, 65535);
     const cap = this.int("cap", 0, 0, 100 * maxVcpus, "% of one CPU");
     const hvm = type === "hvm";
-    let xenPlatform = this.int("xen_platform", hvm ? 0 : 1, 0, 1) === 1;
-    if (hvm && xenPlatform) {
-      this.warn(this.raw.get("xen_platform"), "CONFIG_IGNORED", "type=hvm runs without the Xen platform for now (PV on HVM is not built yet): xen_platform=0");
-      xenPlatform = false;
+    // PV on HVM: xl's xen_platform_pci (default 1, as libxl) says whether an HVM guest also finds Xen (docs/hvm.md).
+    // On Arm there is no platform PCI device: Xen is the device tree's /hypervisor node, as for any DomU.
+    // Xeno's own xen_platform means the same; given both, they must agree.
+    const xpp = this.raw.get("xen_platform_pci");
+    if (xpp !== undefined && !hvm) this.warn(xpp, "CONFIG_IGNORED", `xen_platform_pci is for type="hvm" (a ${type} guest always has the Xen platform unless xen_platform=0); ignored`);
+    let xenPlatform = this.int("xen_platform", 1, 0, 1) === 1;
+    if (hvm && xpp !== undefined) {
+      const pci = this.int("xen_platform_pci", 1, 0, 1) === 1;
+      if (this.raw.get("xen_platform") !== undefined && pci !== xenPlatform) {
+        this.fail("xen_platform_pci", "CONFIG_BAD_VALUE", `xen_platform_pci = ${pci ? 1 : 0} contradicts xen_platform = ${xenPlatform ? 1 : 0}: give one of them`);
+      }
+      xenPlatform = pci;
     }
     let firmware: DomainConfig["firmware"];
     if (hvm) {
@@ -161,7 +172,9 @@ class Validator {
         if (this.raw.get(k)) this.warn(this.raw.get(k), "CONFIG_IGNORED", `${k}= is not used by type=hvm (the firmware boots the guest); ignored`);
       }
       const code = this.path("bios_path_override", false) ?? this.firmwareDefault();
-      firmware = { code, vars: this.varsPath(name) };
+      firmware = { code, vars: this.varsPath(name), boot: this.bootOrder() };
+    } else if (this.raw.get("boot")) {
+      this.warn(this.raw.get("boot"), "CONFIG_IGNORED", `boot= picks an HVM guest's boot device; a ${type} guest's kernel is loaded directly: ignored`);
     }
     const kernel = firmware !== undefined ? firmware.code : this.path("kernel", true)!;
     const ramdisk = firmware !== undefined ? undefined : this.path("ramdisk", false);
@@ -250,6 +263,16 @@ class Validator {
       this.fail("type", "CONFIG_FILE_NOT_FOUND", `type=hvm boots UEFI firmware: ${AAVMF_CODE} is missing (apt-get install qemu-efi-aarch64, or bios_path_override = "/path/to/CODE.fd")`);
     }
     return AAVMF_CODE;
+  }
+
+  /** boot= (xl.cfg: HVM only): letters c (hard disk), d (cdrom), n (network), tried in that order; default "cd". */
+  private bootOrder(): string {
+    const b = this.str("boot");
+    if (b === undefined) return "cd";
+    if (!/^[cdn]{1,3}$/.test(b) || new Set(b).size !== b.length) {
+      this.fail("boot", "CONFIG_BAD_VALUE", `boot = ${JSON.stringify(b)}: want the letters c (hard disk), d (cdrom), n (network), each at most once, in the order to try them (xl's default "cd")`);
+    }
+    return b;
   }
 
   /** uefi_vars (Xeno's key): where the domain's variable store lives; default in the image cache, by name. */

@@ -113,6 +113,11 @@ export interface MachineOptions {
    * AAVMF_VARS.fd), read at start and written back as the guest changes it. Without the Xen platform for now.
    */
   firmwareVars?: string;
+  /**
+   * With firmwareVars: xl's boot= (default "cd"): the firmware tries the disks (c), the cdroms (d, disks with
+   * `cdrom`) and the NICs (n) in this order (fw_cfg's bootorder file, src/machine/firmware.ts).
+   */
+  firmwareBoot?: string;
 }
 
 export class Machine {
@@ -159,8 +164,8 @@ export class Machine {
     } : undefined;
     const from = o.from;
     const snap = from === undefined ? null : this.checkSnapshot(o, from.snapshot);
-    if (o.firmwareVars !== undefined && (o.xen || o.from !== undefined)) {
-      throw new MachineError("MACHINE_FIRMWARE", "an HVM domain runs without the Xen platform and cannot be restored yet");
+    if (o.firmwareVars !== undefined && o.from !== undefined) {
+      throw new MachineError("MACHINE_FIRMWARE", "an HVM domain cannot be restored yet");
     }
     const boardOpts = { memMiB: boardMiB, vcpus: o.vcpus, consoleOut: o.consoleOut, platform, clock: this.clock,
       ...(o.firmwareVars !== undefined ? { romBytes: FLASH_BYTES } : {}) };
@@ -176,8 +181,15 @@ export class Machine {
     if (o.xen) {
       const xen = this.xen = this.createXen(o, snap !== null);
       try {
-        const pvOpts = { store: o.xenstore, cmdline: o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
-          consoleOut: (b: Uint8Array) => this.board.console(b), disks: o.disks, vifs: o.vifs, xenbusPeer: o.xenbusPeer };
+        // PV on HVM: the guest finds XenStore and the PV console as a DomU does, while its disks and vifs are the
+        // device model's (virtio, below), not blkback's and netback's: one image behind two front-ends would be
+        // two caches of one disk. Its console is the PL011, which gets the input; what the guest writes to hvc0
+        // (the PV console: no kernel console or getty of an HVM guest is there unless it says so) is shown with
+        // it (consoleRoles of a kernel command line naming hvc0, then ttyAMA0 last).
+        const hvm = o.firmwareVars !== undefined;
+        const pvOpts = { store: o.xenstore, cmdline: hvm ? "console=hvc0 console=ttyAMA0" : o.cmdline, name: o.name ?? "domU", vcpus: o.vcpus,
+          consoleOut: (b: Uint8Array) => this.board.console(b), disks: hvm ? [] : o.disks, vifs: hvm ? [] : o.vifs,
+          xenbusPeer: o.xenbusPeer };
         if (snap === null) this.xenPv = attachXenPv(xen, pvOpts);
         else {
           stateOrMachineError(() => xen.account.restore(snap.p2m!));
@@ -189,7 +201,7 @@ export class Machine {
         if (e instanceof RangeError && /^vif/.test(e.message)) throw new MachineError("MACHINE_VIF", e.message);
         throw e;
       }
-      this.board.setStage2(xen.account.map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
+      this.board.setStage2(xen.account.stage2Map); // the domain's P2M is every vCPU's stage 2 (src/xen/p2m.ts)
     }
     if (snap !== null) return;
     if (o.firmwareVars !== undefined) {
@@ -201,8 +213,13 @@ export class Machine {
         for (const d of o.disks ?? []) {
           this.hvmDisks.push(d.format === "qcow2" ? Qcow2Image.open(d.path, d.readOnly) : RawImage.open(d.path, d.readOnly));
         }
+        const xen = this.xen;
         const fwDevices = bootFirmware(this.board, { code: o.kernel, vars: readFileSync(fd), uuid: o.uuid,
-          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev })),
+          // PV on HVM: the device tree the firmware hands the OS has Xen's /hypervisor node, and its memory node
+          // leaves out the Xen area at the top of RAM (grant window, magic pages), as for a DomU.
+          ...(xen === null ? {} : { ramBytes: xen.layout.ramBytes, extraDtNodes: (gicPh: number) => [hypervisorDtNode(xen.layout, gicPh)] }),
+          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev, cdrom: o.disks![i]!.cdrom === true })),
+          bootOrder: o.firmwareBoot ?? "cd",
           // The vifs: virtio-net on the same bus, sending to the vif's bridge as netback does (VifAttach.out).
           nics: (o.vifs ?? []).map((v) => ({ mac: v.config.mac, mtu: v.config.mtu, send: (f: Uint8Array) => v.out(f) })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).
@@ -421,6 +438,9 @@ export class Machine {
   /** Hot-plug a vif (xl network-attach). */
   attachVif(v: VifAttach): void {
     const pv = this.xenPv;
+    // An HVM domain's vifs are the device model's virtio-net NICs; PV vifs beside them (netfront in a PV-on-HVM
+    // guest) are not offered yet (docs/hvm.md), as its disks.
+    if (this.varsFd >= 0) throw new MachineError("MACHINE_VIF", "an HVM domain's vifs (virtio-net on PCIe) cannot be hot-plugged yet");
     if (pv === null || this.xen === null) throw new MachineError("MACHINE_VIF", "vifs need the Xen platform");
     if (pv.net.some((n) => n.device.devid === v.config.devid)) throw new MachineError("MACHINE_VIF", `vif ${v.config.devid} exists already`);
     const xen = this.xen;
@@ -449,7 +469,8 @@ export class Machine {
   private createXen(o: MachineOptions, restoring: boolean): XenDomain {
     const board = this.board;
     return new XenDomain({ restoring,
-      ram: board.ram, ramBytes: board.ramBytes, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
+      // A firmware board's flash is before RAM in the domain memory (romBytes): the Xen view starts after it.
+      ram: board.ram, ramBytes: board.ramBytes - board.romBytes, ramOffset: board.romBytes, ramBase: RAM_BASE, vcpus: o.vcpus, domid: o.domid, store: "ready", console: o.pvConsole ?? true,
       pool: o.pool, uuid: o.uuid,
       host: {
         setUpcall: (k, level) => board.gic.setPpi(k, GUEST_EVTCHN_PPI, level),

@@ -42,8 +42,13 @@ export interface DomainSpec {
    * An HVM domain (xl's type = "hvm"): `kernel` is then the UEFI firmware (AAVMF_CODE.fd, booted from flash) and
    * `vars` the domain's variable store file (a copy of AAVMF_VARS.fd, kept across restarts).
    */
-  firmware?: { vars: string };
-  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2" }[];
+  firmware?: {
+    vars: string;
+    /** xl's boot= ("cd" by default): the order the firmware tries disks (c), cdroms (d) and NICs (n) in. */
+    boot?: string;
+  };
+  /** cdrom: an HVM domain's devtype=cdrom disk (read-only; boot= letter d). */
+  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2"; cdrom?: boolean }[];
   vifs: { devid: number; mac: string; mtu: number; bridge: string; rate?: { bytesPerInterval: number; intervalUsecs: number } }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;

@@ -21,6 +21,7 @@ export const diskSchema = z.object({
   devid,
   vdev: z.string().min(1, "expected the guest's name of the disk (e.g. xvda)"),
   readOnly: z.boolean().optional(),
+  cdrom: z.boolean().optional(),
   format: z.enum(["raw", "qcow2"], { errorMap: () => ({ message: "expected format raw or qcow2" }) }).optional(),
 }, { invalid_type_error: "expected a disk {path, devid, vdev, readOnly}" }).passthrough();
 
@@ -47,7 +48,10 @@ export const specSchema = z.object({
   ramdisk: z.string().min(1, "expected the ramdisk's path (or no ramdisk field)").optional(),
   cmdline: z.string(),
   xen: z.boolean(),
-  firmware: z.object({ vars: z.string().min(1, "expected the variable store's path") }).passthrough().optional(),
+  firmware: z.object({
+    vars: z.string().min(1, "expected the variable store's path"),
+    boot: z.string().regex(/^[cdn]{1,3}$/, "expected xl's boot= letters (c, d, n)").optional(),
+  }).passthrough().optional(),
   disks: z.array(diskSchema, { invalid_type_error: "expected a list of disks" }),
   vifs: z.array(vifSchema, { invalid_type_error: "expected a list of vifs" }),
   paused: z.boolean().optional(),

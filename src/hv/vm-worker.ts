@@ -86,6 +86,8 @@ export interface VmWorkerData {
   from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean; report?: boolean };
   /** An HVM domain's variable store file (`kernel` is then its firmware: src/hv/machine.ts). */
   firmwareVars?: string;
+  /** With firmwareVars: xl's boot= letters (MachineOptions.firmwareBoot). */
+  firmwareBoot?: string;
 }
 
 /** What the thread gets at start (workerData). */
@@ -287,7 +289,7 @@ class Guest {
         xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
         vifs: (d.vifs ?? []).map((v) => this.vifAttach(v)),
         from: d.from,
-        firmwareVars: d.firmwareVars,
+        firmwareVars: d.firmwareVars, firmwareBoot: d.firmwareBoot,
         consoleOut: (b) => {
           if (this.pendingBytes === 0) this.pendingSince = performance.now();
           this.pending.push(b.slice());

@@ -22,6 +22,7 @@ import { PcieHost, pcieHostDtNode, PCIE_ECAM_BASE, PCIE_INTX_INTID_BASE, PCIE_MM
 import { VirtioBlk, type VirtioBlkDisk } from "../devices/virtio/virtio-blk.js";
 import { VirtioNet, type VirtioNetOptions } from "../devices/virtio/virtio-net.js";
 import type { DmaMemory } from "../devices/dma.js";
+import type { DtNode } from "../devices/dt.js";
 import { boardDtb } from "./board-fdt.js";
 import { MachineError, type Board } from "./board.js";
 import { RAM_BASE } from "./layout.js";
@@ -46,6 +47,19 @@ export interface FirmwareImages {
   disks?: readonly FirmwareDisk[];
   /** NICs, each a virtio-net function on the PCIe bus after the disks. */
   nics?: readonly VirtioNetOptions[];
+  /**
+   * Bytes of RAM from RAM_BASE the device tree's memory node describes and the devices may DMA to (default: all
+   * of the board's RAM). PV on HVM keeps the top of RAM for Xen's grant window and magic pages (src/xen/layout.ts).
+   */
+  ramBytes?: number;
+  /** Further root-level device-tree nodes (PV on HVM: Xen's /hypervisor), given the GIC's phandle. */
+  extraDtNodes?: (gicPhandle: number) => DtNode[];
+  /**
+   * xl's boot= letters, e.g. "cd": the disks (c), the cdroms (d) and the NICs (n), each group in slot order,
+   * listed in this order in fw_cfg's "bootorder" file, which the firmware follows (bootOrderFile). Absent: no
+   * file, and the firmware tries what it finds in its own order.
+   */
+  bootOrder?: string;
 }
 
 export interface FirmwareDisk {
@@ -53,6 +67,8 @@ export interface FirmwareDisk {
   readOnly: boolean;
   /** What VIRTIO_BLK_T_GET_ID answers (up to 20 bytes; Linux shows it as /sys/block/vda/serial). */
   serial?: string;
+  /** A cdrom (xl's devtype=cdrom): letter d of the boot order rather than c. */
+  cdrom?: boolean;
 }
 
 export interface FirmwareDevices {
@@ -92,7 +108,11 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   board.mapDevice(0, code);
   board.mapDevice(FLASH_BANK_BYTES, vars);
 
-  const memBytes = board.ramBytes - board.romBytes;
+  const allRam = board.ramBytes - board.romBytes;
+  const memBytes = fw.ramBytes ?? allRam;
+  if (!Number.isInteger(memBytes) || memBytes <= FW_DTB_MAX || memBytes > allRam || memBytes % 4096 !== 0) {
+    throw new MachineError("MACHINE_FIRMWARE", `RAM for the firmware: ${memBytes} bytes of the board's ${allRam}`);
+  }
   const ramBytes = new Uint8Array(ram, board.romBytes, memBytes);
   // Guest RAM for the devices' DMA: only [RAM_BASE, RAM_BASE + memBytes) (not the flash, not MMIO).
   const dma: DmaMemory = {
@@ -112,26 +132,55 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
     pcie.plug(1 + i, blk);
     return blk;
   });
+  const nicSlots: number[] = [];
   const nics = (fw.nics ?? []).map((n) => {
     const slot = pcie.freeSlot();
     if (slot < 0) throw new MachineError("MACHINE_FIRMWARE", "more disks and NICs than PCI slots (31)");
     const nic = new VirtioNet(dma, n);
     pcie.plug(slot, nic);
+    nicSlots.push(slot);
     return nic;
   });
+  if (fw.bootOrder !== undefined) {
+    const order = bootOrderFile(fw.bootOrder, (fw.disks ?? []).map((d, i) => ({ slot: 1 + i, cdrom: d.cdrom === true })), nicSlots);
+    // No device of the letters given: no file (as QEMU without bootindex), the firmware's own order.
+    if (order.length > 0) fwCfg.addFile("bootorder", order);
+  }
   board.mapDevice(PCIE_MMIO_BASE, pcie.mmio);
   board.mapDevice(PCIE_PIO_BASE, pcie.pio);
   board.mapDevice(PCIE_ECAM_BASE, pcie.ecam);
 
   const dtb = boardDtb({
     ramBytes: memBytes, vcpus: board.vcpus.length, bootargs: "",
-    extraNodes: (gicPh) => [cfiFlashDtNode(0, FLASH_BANK_BYTES, 2), fwCfgDtNode(FW_CFG_BASE), pcieHostDtNode(gicPh)],
+    extraNodes: (gicPh) => [cfiFlashDtNode(0, FLASH_BANK_BYTES, 2), fwCfgDtNode(FW_CFG_BASE), pcieHostDtNode(gicPh),
+      ...(fw.extraDtNodes?.(gicPh) ?? [])],
   });
   if (dtb.length > FW_DTB_MAX) throw new MachineError("MACHINE_DTB", "device tree larger than 2 MiB");
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
   return { code, vars, fwCfg, pcie, disks, nics };
+}
+
+/**
+ * fw_cfg's "bootorder" file as QEMU writes it (get_boot_devices_list: one OpenFirmware device path per line, the
+ * last newline replaced by a NUL) for xl's boot= letters: c the disks, d the cdroms, n the NICs, each group in slot
+ * order. The paths are the ones EDK2's QemuBootOrderLib translates (TranslatePciOfwNodes, on the root bus):
+ * "/pci@i0cf8/scsi@S/disk@0,0" (a virtio-blk disk in slot S: PciRoot(0x0)/Pci(S,0x0)/HD(…)) and
+ * "/pci@i0cf8/ethernet@S" (any other PCI device: PciRoot(0x0)/Pci(S,0x0)). The firmware then puts its boot options
+ * for these devices first, in this order, and drops those of PCI devices not listed. A letter twice counts once.
+ */
+export function bootOrderFile(letters: string, disks: readonly { slot: number; cdrom: boolean }[], nicSlots: readonly number[]): Uint8Array {
+  if (!/^[cdn]*$/.test(letters)) throw new MachineError("MACHINE_FIRMWARE", `boot="${letters}": the letters are c (disk), d (cdrom) and n (network)`);
+  const hex = (n: number): string => n.toString(16);
+  const paths: string[] = [];
+  for (const l of new Set(letters)) {
+    if (l === "c" || l === "d") for (const d of disks) { if (d.cdrom === (l === "d")) paths.push(`/pci@i0cf8/scsi@${hex(d.slot)}/disk@0,0`); }
+    else for (const s of nicSlots) paths.push(`/pci@i0cf8/ethernet@${hex(s)}`);
+  }
+  const text = new TextEncoder().encode(paths.map((p) => `${p}\n`).join(""));
+  if (text.length > 0) text[text.length - 1] = 0; // QEMU: list[total - 1] = '\0'
+  return text;
 }
 
 /** Copies `src` into `dst` page by page, skipping all-zero pages (the memory is zero already and stays uncommitted). */

@@ -36,8 +36,11 @@ export class ByteRing {
     if (!Number.isInteger(dataOff) || dataOff < 0 || dataOff + size > u8.length) throw new RangeError(`ring data outside the buffer`);
     if (i32.buffer !== u8.buffer) throw new RangeError("u8 and i32 must view the same buffer");
     this.mask = size - 1;
-    this.consIdx = (u8.byteOffset + consOff) >>> 2;
-    this.prodIdx = (u8.byteOffset + prodOff) >>> 2;
+    // i32 may start where u8 does (a domain's GuestMemory) or at the buffer's start: index from i32's own start.
+    const at = u8.byteOffset - i32.byteOffset;
+    if (at < 0 || (at & 3) !== 0) throw new RangeError("i32 must start at or before u8, 4-byte aligned");
+    this.consIdx = (at + consOff) >>> 2;
+    this.prodIdx = (at + prodOff) >>> 2;
   }
 
   get cons(): number { return Atomics.load(this.i32, this.consIdx) >>> 0; }

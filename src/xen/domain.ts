@@ -42,8 +42,13 @@ export interface XenHost extends SchedHost {
 export interface XenDomainOptions {
   /** The domain's RAM buffer (the DT memory node plus the Xen area at its top, see layout.ts). */
   ram: ArrayBufferLike;
-  /** RAM is the first ramBytes of `ram` (default: all of it). */
+  /** RAM is the first ramBytes of `ram` from ramOffset (default: all of it). */
   ramBytes?: number;
+  /**
+   * Where RAM (guest-physical ramBase) starts in `ram` (default 0). A firmware board keeps its flash before RAM
+   * in the same buffer (src/machine/firmware.ts); the flash stays outside the Xen view (GuestMemory byteOffset).
+   */
+  ramOffset?: number;
   ramBase: number;
   vcpus: number;
   host: XenHost;
@@ -141,10 +146,11 @@ export class XenDomain {
     this.host = o.host;
     this.domid = o.domid ?? 1;
     this.vcpus = o.vcpus;
-    const bufferBytes = o.ramBytes ?? o.ram.byteLength;
+    const ramOffset = o.ramOffset ?? 0;
+    const bufferBytes = o.ramBytes ?? o.ram.byteLength - ramOffset;
     this.layout = xenAreaLayout(o.ramBase, bufferBytes);
-    this.mem = new GuestMemory(o.ram, o.ramBase, this.layout.ramBytes, bufferBytes);
-    this.account = new P2m(this.mem.u8, o.ramBase, this.layout.ramBytes, o.pool ?? null);
+    this.mem = new GuestMemory(o.ram, o.ramBase, this.layout.ramBytes, bufferBytes, ramOffset);
+    this.account = new P2m(this.mem.u8, o.ramBase, this.layout.ramBytes, o.pool ?? null, this.mem.mmuPageOffset);
     this.mem.stage2 = this.account.map;
     this.sharedInfo = new SharedInfo(this.mem, o.vcpus);
     this.evtchn = new EventChannels(this.sharedInfo, o.vcpus, this.domid, (v) => this.host.setUpcall(v, true));

@@ -54,8 +54,8 @@ export class GuestMemory {
     if (d !== null) for (let p = first; p <= last; p++) d[p] = 1;
     const m = this.mmu;
     if (m === null) return;
-    const code = m.codePage;
-    for (let p = first; p <= last; p++) {
+    const code = m.codePage, at = this.mmuPageOffset;
+    for (let p = first + at; p <= last + at; p++) {
       if (p < code.length && code[p] !== 0) for (const peer of m.peers) peer.onCodeWrite(p);
     }
   }
@@ -67,12 +67,20 @@ export class GuestMemory {
    * `ram`: the buffer whose first `bufferBytes` (default: all of it) are the domain's RAM at guest-physical
    * `base`; `ramBytes`: the part of it the DT memory node describes (guest-allocatable RAM); the rest (up to
    * bufferBytes) is the hypervisor-reserved area. Nothing past bufferBytes is reachable through this object.
+   * `byteOffset`: where that RAM starts in `ram` (a firmware board keeps its flash before RAM in the same
+   * buffer, src/machine/firmware.ts: the flash is not RAM, so it is outside this view and no guest-named frame
+   * reaches it); the MMUs number pages from the buffer's start, so their page numbers are this view's plus
+   * byteOffset / 4096 (mmuPageOffset).
    */
-  constructor(readonly ram: ArrayBufferLike, readonly base: number, readonly ramBytes: number, bufferBytes = ram.byteLength) {
-    this.u8 = new Uint8Array(ram, 0, bufferBytes);
-    this.i32 = new Int32Array(ram, 0, bufferBytes >>> 2);
-    this.dv = new DataView(ram, 0, bufferBytes);
+  constructor(readonly ram: ArrayBufferLike, readonly base: number, readonly ramBytes: number, bufferBytes = ram.byteLength, byteOffset = 0) {
+    this.u8 = new Uint8Array(ram, byteOffset, bufferBytes);
+    this.i32 = new Int32Array(ram, byteOffset, bufferBytes >>> 2);
+    this.dv = new DataView(ram, byteOffset, bufferBytes);
+    this.mmuPageOffset = byteOffset / XEN_PAGE_SIZE;
   }
+
+  /** The MMUs' page number of this view's page 0 (constructor `byteOffset` / 4096). */
+  readonly mmuPageOffset: number;
 
   get bufferBytes(): number { return this.u8.length; }
 

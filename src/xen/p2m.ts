@@ -49,6 +49,14 @@ export const P2M_OK = 0, P2M_NOT_RAM = -1, P2M_NOT_MAPPED = -2, P2M_MAPPED = -3,
 export class P2m {
   /** One byte per 4 KiB frame of the domain's buffer: 1 = mapped, 0 = not in the guest's address space. */
   readonly map: Uint8Array;
+  /**
+   * The vCPUs' stage-2 map (Mmu.stage2, indexed by the MMU's page numbers): `map` itself, or on a firmware board
+   * (flash before RAM in the domain memory: constructor `mmuPageOffset`) the flash's pages, always mapped,
+   * followed by `map` (a view of the same shared bytes).
+   */
+  readonly stage2Map: Uint8Array;
+  /** The MMUs' page number of this map's frame 0. */
+  private readonly mmuPageOffset: number;
   /** First guest frame of RAM and the number of RAM frames (the DT memory node). */
   readonly firstGfn: number;
   readonly ramFrames: number;
@@ -65,13 +73,15 @@ export class P2m {
    * `u8`: the domain's RAM buffer at guest-physical `base`, of which the first `ramBytes` are RAM (fully
    * populated at creation; the creator has claimed those frames from `account` already).
    */
-  constructor(u8: Uint8Array, base: number, ramBytes: number, readonly account: FrameAccount | null) {
+  constructor(u8: Uint8Array, base: number, ramBytes: number, readonly account: FrameAccount | null, mmuPageOffset = 0) {
     if (base % XEN_PAGE_SIZE !== 0 || ramBytes % XEN_PAGE_SIZE !== 0 || ramBytes > u8.length || u8.length % XEN_PAGE_SIZE !== 0) {
       throw new RangeError(`P2M: RAM ${ramBytes} bytes at ${base.toString(16)} does not fit a ${u8.length}-byte buffer in frames`);
     }
     this.i32 = new Int32Array(u8.buffer, u8.byteOffset, u8.length >> 2);
     // Shared: vCPUs of the domain running on other threads read it as their stage 2 (src/machine/remote-vcpu.ts).
-    this.map = new Uint8Array(new SharedArrayBuffer(u8.length / XEN_PAGE_SIZE)).fill(1);
+    this.mmuPageOffset = mmuPageOffset;
+    this.stage2Map = new Uint8Array(new SharedArrayBuffer(mmuPageOffset + u8.length / XEN_PAGE_SIZE)).fill(1);
+    this.map = this.stage2Map.subarray(mmuPageOffset);
     this.firstGfn = base / XEN_PAGE_SIZE;
     this.ramFrames = ramBytes / XEN_PAGE_SIZE;
     this.pages = this.ramFrames;
@@ -133,8 +143,9 @@ export class P2m {
     map.fill(0, first, first + n);
     this.scrub(first, n);
     // Decoded instructions of these frames must not run again if they are populated later (then zeroed).
+    const at = this.mmuPageOffset;
     for (const m of mmus) {
-      for (let k = first; k < first + n; k++) if (m.codePage[k] !== 0) m.onCodeWrite(k);
+      for (let k = first + at; k < first + n + at; k++) if (m.codePage[k] !== 0) m.onCodeWrite(k);
     }
     this.pages -= n;
     this.account?.release(n);
@@ -181,7 +192,7 @@ export class P2m {
    * the same before the hypercall returns (src/hv/machine.ts).
    */
   flushTlbs(mmus: readonly Mmu[]): void {
-    for (const m of mmus) m.dropUnmapped(this.map);
+    for (const m of mmus) m.dropUnmapped(this.stage2Map);
     this.tlbFlushes++;
   }
 

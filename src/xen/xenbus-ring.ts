@@ -112,7 +112,7 @@ export class XenbusRing {
     }
     this.o = o;
     this.i32 = o.i32;
-    this.base = (o.u8.byteOffset + o.pageOffset) >>> 2;
+    this.base = (o.u8.byteOffset - o.i32.byteOffset + o.pageOffset) >>> 2; // i32 indexes from its own start (ByteRing)
     const p = o.pageOffset;
     this.req = new ByteRing(o.u8, o.i32, p + XS_RING_REQ, XENSTORE_RING_SIZE, p + XS_RING_REQ_CONS, p + XS_RING_REQ_PROD);
     this.rsp = new ByteRing(o.u8, o.i32, p + XS_RING_RSP, XENSTORE_RING_SIZE, p + XS_RING_RSP_CONS, p + XS_RING_RSP_PROD);

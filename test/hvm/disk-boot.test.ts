@@ -2,14 +2,16 @@
  * HVM storage with real firmware, a real GRUB and a real kernel (docs/hvm.md): virtio-blk disks on the emulated
  * PCIe bus (src/devices/pci, src/devices/virtio) seen by Debian's AAVMF and by Debian's cloud kernel.
  *  - The firmware: a FAT image made on the host with mtools (a raw disk) and its `qemu-img convert -O qcow2` copy
- *    (a second, read-only disk) are both mapped by the UEFI shell (FS0 and FS1 on PciRoot(0x0)/Pci(0x1,0x0) and
- *    Pci(0x2,0x0)), and `type` prints a file from each.
+ *    (a second disk, a read-only cdrom) are both mapped by the UEFI shell (FS0 and FS1 on PciRoot(0x0)/Pci(0x1,0x0)
+ *    and Pci(0x2,0x0)), and `type` prints a file from each; with xl's boot="dc" (fw_cfg's bootorder file) the
+ *    firmware tries the cdrom before the disk.
  *  - GRUB → kernel (the issue's acceptance line "an ESP built independently with Debian's GRUB tools … boots to
  *    its shell"): an ESP built with grub-mkimage -O arm64-efi (grub-efi-arm64-bin:arm64's modules) and mtools,
  *    holding Debian's arm64 cloud kernel and Xeno's initramfs (which loads virtio_pci and virtio_blk: they are
  *    modules in that kernel), is the first disk of `xeno create --standalone -c` with type=hvm; the firmware
  *    starts \EFI\BOOT\BOOTAA64.EFI, GRUB loads the kernel, and its shell answers on the PL011: the kernel sees
  *    the three disks (the ESP, a scratch disk it writes, a read-only cdrom), its write reaches the host's file,
+ *    it finds Xen too (PV on HVM, xen_platform_pci's default: /sys/hypervisor, the balloon's XenStore target),
  *    and `poweroff` ends the domain;
  *  - hostile device input from a guest program (test/hvm/programs/virtio_hostile.c, run as root in that guest: it
  *    unbinds a virtio disk from Linux and drives it with buffers in the flash and past RAM, sectors past the end, a
@@ -46,7 +48,7 @@ before(() => {
   ensureHostTools(ESP_TOOLS, "test/hvm/disk-boot", (l) => process.stderr.write(`# ${l}\n`));
 });
 
-test("AAVMF maps a FAT disk made with mtools (raw) and its qcow2 copy (read-only) on the PCIe bus and reads files from both", { timeout: BOOT_MS + 2 * CMD_MS }, async () => {
+test("AAVMF maps a FAT disk made with mtools (raw) and its qcow2 copy (a cdrom) on the PCIe bus, tries them in boot=\"dc\" order, and reads files from both", { timeout: BOOT_MS + 2 * CMD_MS }, async () => {
   const raw = join(dir, "fat.img"), qcow = join(dir, "fat.qcow2"), hello = join(dir, "hello.txt");
   writeFileSync(hello, "XENO-FAT-FILE-CONTENTS\r\n");
   execFileSync("truncate", ["-s", "48M", raw]);
@@ -59,7 +61,9 @@ test("AAVMF maps a FAT disk made with mtools (raw) and its qcow2 copy (read-only
   const disks = [RawImage.open(raw, false), Qcow2Image.open(qcow, true)];
   const dev = bootFirmware(board, {
     code: readFileSync(AAVMF_CODE), vars: readFileSync(AAVMF_VARS),
-    disks: [{ disk: disks[0]!, readOnly: false }, { disk: disks[1]!, readOnly: true }],
+    disks: [{ disk: disks[0]!, readOnly: false }, { disk: disks[1]!, readOnly: true, cdrom: true }],
+    // xl's boot="dc": the cdrom (slot 2) first, then the disk (slot 1), through fw_cfg's bootorder file.
+    bootOrder: "dc",
   });
   const until = async (re: RegExp, ms: number, what: string): Promise<void> => {
     const deadline = Date.now() + ms;
@@ -74,6 +78,10 @@ test("AAVMF maps a FAT disk made with mtools (raw) and its qcow2 copy (read-only
     const t0 = Date.now();
     await until(/Shell> /, BOOT_MS, "the UEFI shell prompt");
     process.stderr.write(`# Xeno: UEFI shell with two virtio-blk disks after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    // Neither disk has a boot loader: the firmware tries both, in the bootorder file's order (without the file, in
+    // slot order: Pci(0x1,0x0) first), then starts its shell.
+    const tried = [...plain(text).matchAll(/BdsDxe: failed to load Boot\d+ "[^"]*" from (PciRoot\(0x0\)\/Pci\(0x\d,0x0\))/g)].map((m) => m[1]);
+    assert.deepEqual(tried, ["PciRoot(0x0)/Pci(0x2,0x0)", "PciRoot(0x0)/Pci(0x1,0x0)"], plain(text).slice(-3000));
     // The startup mapping table lists both file systems with their PCI device paths.
     assert.match(plain(text), /FS0: Alias\(s\):[^\n]*\n\s*PciRoot\(0x0\)\/Pci\(0x1,0x0\)/);
     assert.match(plain(text), /FS1: Alias\(s\):[^\n]*\n\s*PciRoot\(0x0\)\/Pci\(0x2,0x0\)/);
@@ -102,9 +110,9 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
   await buildGrubEsp({ out: esp, grubModules: grub, kernel: images.kernel, initrd: images.initrd, cmdline: "console=ttyAMA0" });
   writeFileSync(scratch, new Uint8Array(4 << 20));
   writeFileSync(cd, new Uint8Array(1 << 20).fill(0x5a));
-  const cfg = join(dir, "hvm-disk.cfg");
+  const cfg = join(dir, "hvm-disk.cfg"), uuid = "5a5e0d13-0b0e-4c1a-9d2f-1e2d3c4b5a69";
   writeFileSync(cfg, [
-    'name = "hvm-disk"', 'type = "hvm"', "memory = 512", "vcpus = 1",
+    'name = "hvm-disk"', 'type = "hvm"', "memory = 512", "vcpus = 1", `uuid = "${uuid}"`,
     `uefi_vars = "${join(dir, "VARS.fd")}"`,
     `disk = [ '${esp},raw,xvda,rw', '${scratch},raw,xvdb,rw', '${cd},raw,hdc,devtype=cdrom', '${progDisk},raw,xvdd,rw' ]`,
     'on_poweroff = "destroy"', 'on_reboot = "destroy"', "",
@@ -118,6 +126,26 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
     process.stderr.write(`# Xeno: GRUB after ${tGrub.toFixed(1)} s, the guest's shell after ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     assert.match(plain(d.out), /BdsDxe: starting Boot\d+ "UEFI Misc Device" from PciRoot\(0x0\)\/Pci\(0x1,0x0\)|BdsDxe: starting Boot\d+ .*PciRoot\(0x0\)\/Pci\(0x1,0x0\)/);
     void ready;
+    // PV on HVM (xen_platform_pci defaults to 1, as in xl): the kernel found Xen's /hypervisor node in the device
+    // tree the firmware handed it and makes hypercalls (the UUID is XENVER_guest_handle: the config's uuid);
+    // hvm-net.test.ts boots with 0 and finds none.
+    await d.run("cat /sys/hypervisor/type /sys/hypervisor/uuid; dmesg | grep -o 'Xen [0-9.]* support found'",
+      new RegExp(String.raw`xen\r?\n${uuid}\r?\nXen 4\.\d+ support found`));
+    // Its xenbus talks to XenStore: an XS_READ (type 2, req_id 1, tx_id 0, len 5) of "name", relative to
+    // /local/domain/<domid>, written to the kernel's /dev/xen/xenbus, answers the domain's name.
+    await d.run(String.raw`exec 3<>/dev/xen/xenbus; printf '\002\0\0\0\001\0\0\0\0\0\0\0\005\0\0\0name\0' >&3; ` +
+      "echo XS[$(dd bs=256 count=1 <&3 2>/dev/null | tr -dc 'a-z-')]; exec 3<&-", /XS\[hvm-disk\]/);
+    // Its PV console front-end (hvc_xen: the console ring and its event channel) reaches Xeno's console back-end,
+    // whose output joins the serial console's.
+    await d.run("echo PV-CONSOLE-$((6*7)) > /dev/hvc0", /PV-CONSOLE-42/);
+    // Its balloon gives 16 MiB back to Xen (XENMEM_decrease_reservation, on the P2M of a board whose flash comes
+    // first in the domain memory) and takes them again (XENMEM_populate_physmap); the shell waits for the driver.
+    const bal = "/sys/devices/system/xen_memory/xen_memory0";
+    await d.run(`c=$(cat ${bal}/info/current_kb); echo $((c - 16384)) > ${bal}/target_kb; i=0; ` +
+      `while [ $(cat ${bal}/info/current_kb) -gt $((c - 16384)) ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ` +
+      `echo BALLOON-DOWN $((c - $(cat ${bal}/info/current_kb))); echo $c > ${bal}/target_kb; i=0; ` +
+      `while [ $(cat ${bal}/info/current_kb) -lt $c ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ` +
+      "echo BALLOON-UP $(($(cat " + bal + "/info/current_kb) - c)); grep MemTotal /proc/meminfo", /BALLOON-DOWN 16384\r?\nBALLOON-UP 0\r?\n/, 120_000);
     // The three disks, in slot order: the ESP (its size in sectors), the scratch disk, the read-only cdrom.
     const espSectors = readFileSync(esp).length / 512;
     await d.run("cat /sys/block/vda/size /sys/block/vdb/size /sys/block/vdc/size", new RegExp(`${espSectors}\\r?\\n8192\\r?\\n2048`));

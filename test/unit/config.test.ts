@@ -157,11 +157,11 @@ function checkExampleDir(dir: string): number {
     const { config, warnings } = validateConfig(raw, f, { ...opts, checkFiles: false });
     if (exp.type === "hvm") {
       // Xen's HVM example: firmware boot with Debian's AAVMF, its store by name in the image cache; its disk and
-      // vif parse (xeno create refuses them until the device model has storage and a NIC); sdl is not implemented.
+      // vif parse (virtio-blk and virtio-net in the device model); PV on HVM by default; sdl is not implemented.
       assert.equal(config.type, "hvm");
-      assert.deepEqual(config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/example.hvm_VARS.fd" });
+      assert.deepEqual(config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/example.hvm_VARS.fd", boot: "cd" });
       assert.equal(config.kernel, AAVMF_CODE);
-      assert.equal(config.xenPlatform, false);
+      assert.equal(config.xenPlatform, true);
       assert.equal([config.memoryMiB, config.vcpus, config.disks.length, config.vifs.length].join(), "128,2,1,1");
       assert.deepEqual(warnings.map((w) => w.code), ["CONFIG_NOT_IMPLEMENTED"], f);
       continue;
@@ -260,11 +260,25 @@ test("validation: name", () => {
 test("validation: type and builder", () => {
   const hvm = validate(base + 'type = "hvm"');
   assert.equal(hvm.config.type, "hvm");
-  assert.deepEqual(hvm.config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/demo_VARS.fd" });
+  assert.deepEqual(hvm.config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/demo_VARS.fd", boot: "cd" });
+  // boot= (xl.cfg): c, d, n once each, in the order to try them.
+  assert.equal(validate(base + 'type = "hvm"\nboot = "dcn"').config.firmware?.boot, "dcn");
+  throwsConfig(() => validate(base + 'type = "hvm"\nboot = "cc"'), "CONFIG_BAD_VALUE", { key: "boot", match: /each at most once/ });
+  throwsConfig(() => validate(base + 'type = "hvm"\nboot = "a"'), "CONFIG_BAD_VALUE", { key: "boot" });
+  assert.ok(validate(base + 'boot = "c"').warnings.some((w) => w.code === "CONFIG_IGNORED" && w.key === "boot"));
   assert.ok(hvm.warnings.some((w) => w.code === "CONFIG_IGNORED" && /kernel= is not used by type=hvm/.test(w.message)));
   assert.equal(validate(base + 'builder = "hvm"').config.type, "hvm");
   assert.equal(validate(base + 'type = "hvm"\nuefi_vars = "~/vm/v.fd"').config.firmware?.vars, "/home/u/vm/v.fd");
-  assert.ok(validate(base + 'type = "hvm"\nxen_platform = 1').warnings.some((w) => /without the Xen platform/.test(w.message)));
+  // PV on HVM: xl's xen_platform_pci, default 1 as in libxl; Xeno's xen_platform says the same, and may not contradict it.
+  assert.equal(hvm.config.xenPlatform, true);
+  assert.equal(validate(base + 'type = "hvm"\nxen_platform_pci = 0').config.xenPlatform, false);
+  assert.equal(validate(base + 'type = "hvm"\nxen_platform = 0').config.xenPlatform, false);
+  assert.equal(validate(base + 'type = "hvm"\nxen_platform = 1\nxen_platform_pci = 1').config.xenPlatform, true);
+  throwsConfig(() => validate(base + 'type = "hvm"\nxen_platform = 1\nxen_platform_pci = 0'), "CONFIG_BAD_VALUE", { key: "xen_platform_pci", match: /contradicts xen_platform = 1/ });
+  throwsConfig(() => validate(base + 'type = "hvm"\nxen_platform_pci = 2'), "CONFIG_BAD_VALUE", { key: "xen_platform_pci" });
+  const pvPci = validate(base + "xen_platform_pci = 0");
+  assert.equal(pvPci.config.xenPlatform, true);
+  assert.ok(pvPci.warnings.some((w) => w.code === "CONFIG_IGNORED" && w.key === "xen_platform_pci"));
   throwsConfig(() => validate(base + 'type = "hvm"\nbios_path_override = "/nonexistent/CODE.fd"'), "CONFIG_FILE_NOT_FOUND", { key: "bios_path_override" });
   throwsConfig(() => validate(base + 'type = "bsd"'), "CONFIG_BAD_VALUE", { key: "type", match: /invalid type "bsd" \(pv, pvh or hvm\)/ });
   throwsConfig(() => validate(base + 'type = "p"'), "CONFIG_BAD_VALUE");

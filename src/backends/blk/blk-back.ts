@@ -73,6 +73,8 @@ export interface BlkDiskConfig {
   format?: DiskFormat;
   /** Xeno's optional I/O limit (disk spec `rate=`, `iops=`; blk-limit.ts). */
   limit?: BlkLimitConfig;
+  /** devtype=cdrom (an HVM domain's: its firmware's boot order, boot= letter d; PV disks refuse it). */
+  cdrom?: boolean;
 }
 
 /** The back-end's domain: Xeno plays dom0. */
