@@ -16,7 +16,10 @@
  * endpoint whose notify() serves the rings. Each queue is a BlkRing (blk-ring.ts) living for one connection.
  *
  * Serving (run): the rings are served round-robin, at most RING_BUDGET requests of one ring per pass and
- * MAX_REQUESTS_PER_RUN in all, so a busy queue cannot starve the others of the same disk. Each request is copied
+ * MAX_REQUESTS_PER_RUN in all, so a busy queue cannot starve the others of the same disk; between domains, a disk
+ * takes a request only while it is not too far ahead, in cost, of the other domains' disks in use (io-share.ts:
+ * the fair share, so a flat-out writer cannot take a random reader's host CPU; held requests wait in the ring, as
+ * a throttled disk's do under its limit, blk-limit.ts). Each request is copied
  * out of its ring and validated completely (blk-request.ts: operation, segment count, sectors inside the page,
  * the range inside the disk, every grant with the right permission) before any byte moves; a bad request gets
  * BLKIF_RSP_ERROR and changes nothing, an unknown operation BLKIF_RSP_EOPNOTSUPP. A guest whose req_prod runs
