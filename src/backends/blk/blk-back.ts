@@ -516,11 +516,12 @@ export class BlkBack {
 
   /**
    * Another domain's disk in use is too far behind this one (io-share.ts): the rings keep their requests and are
-   * looked at again SHARE_RETRY_MS later (or at the next completion, whichever comes first).
+   * looked at again at the next completion, or SHARE_RETRY_MS later (the I/O thread's timer) when none is in
+   * flight — no timer wake-ups while completions will come anyway.
    */
   private holdForShare(): void {
     this.throttledUntil = performance.now() + SHARE_RETRY_MS;
-    this.io?.wakeIn(SHARE_RETRY_MS);
+    if (this.inFlight === 0) this.io?.wakeIn(SHARE_RETRY_MS);
   }
 
   /** Takes the I/O thread's completions, answers them and publishes the answers. */

@@ -24,7 +24,8 @@
  *    time the others were idle).
  *  - A disk may take a request while its vt ≤ (smallest vt among other domains' disks in use) + SHARE_ALLOWANCE.
  *    Otherwise its requests wait in its ring (the guest sees back-pressure, nothing is refused) and blkback looks
- *    again SHARE_RETRY_MS later (the I/O thread's timer, as for the per-disk limit: blk-limit.ts).
+ *    again at its next completion, or SHARE_RETRY_MS later when none is in flight (the I/O thread's timer, as for
+ *    the per-disk limit: blk-limit.ts).
  *  - "In use": a request submitted, completed or held back less than SHARE_ACTIVE_MS ago. A reader at queue depth
  *    1 has no request in flight between its reads; counting it as in use for a while after each completion keeps
  *    its share (BFQ and CFQ idle a sync queue for slice_idle, 8 ms, for the same reason). 50 ms, not 8: on this
@@ -52,10 +53,15 @@ export const SHARE_REQ_COST = 32 << 10;
 export const SHARE_ALLOWANCE = 256 << 10;
 /** A disk counts as in use this long after its last submission, completion or hold (ms). */
 export const SHARE_ACTIVE_MS = 50;
-/** A disk held back looks again after this long (ms). */
-export const SHARE_RETRY_MS = 2;
 /** A disk is never held back longer than this in a row: then one request goes (ms). */
 export const SHARE_HOLD_MAX_MS = 10;
+/**
+ * A disk held back with nothing in flight looks again after this long (ms); with requests in flight, at their
+ * completions. As long as the longest hold: a first version looked every 2 ms, which woke the held domain's
+ * thread and its I/O thread 500 times a second each (io-fair at load 26: B kept 37 % although A moved only its
+ * share), wake-ups that preempt the reader's thread on a busy host.
+ */
+export const SHARE_RETRY_MS = SHARE_HOLD_MAX_MS;
 
 /** Slot words (Int32Array): the owner (domid + 1; 0: free). Numbers (Float64Array): vt, in use until (ms, epoch). */
 const N_VT = 0, N_UNTIL = 1, SLOT_NUMS = 2;
