@@ -520,6 +520,8 @@ export class BlkBack {
    * flight — no timer wake-ups while completions will come anyway.
    */
   private holdForShare(): void {
+    // Every 1000th hold is logged (a count of how often the share held this disk, never a flood).
+    if (this.share!.waits % 1000 === 1) this.log(`blkback ${this.config.vdev}: held back by the fair share between domains (${this.share!.waits} times so far)`);
     this.throttledUntil = performance.now() + SHARE_RETRY_MS;
     if (this.inFlight === 0) this.io?.wakeIn(SHARE_RETRY_MS);
   }
