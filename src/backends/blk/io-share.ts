@@ -35,6 +35,9 @@
  *  - The price for the held domain is bounded: it is never held longer than SHARE_HOLD_MAX_MS in a row, so next to
  *    a domain that keeps its disk in use with little work (a request every 40 ms, say) it still takes a request
  *    every 10 ms — 100 requests/s, 12.8 MB/s in 128 KiB requests — and its full rate once the other stops.
+ *  - A request that is its disk's only one (nothing in flight, nothing after it in its ring) is never held
+ *    (blk-back.ts): a reader at queue depth 1 sleeps on it already, so holding it frees no CPU. Without this
+ *    rule a writer whose guest was starved of CPU (in use, slowly) held such a reader to its own slow cost rate.
  *  - Only domains hold each other back: disks of one domain do not (each disk has its own share, as Linux blkback
  *    runs one kthread per ring).
  *
