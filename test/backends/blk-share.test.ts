@@ -7,7 +7,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { DiskShare, SHARE_ACTIVE_MS, SHARE_ALLOWANCE, SHARE_HOLD_MAX_MS, SHARE_REQ_COST, SHARE_SLOTS, newBlkShareBuffer, setBlkShare } from "../../src/backends/blk/io-share.js";
+import { DiskShare, SHARE_ACTIVE_MS, SHARE_ALLOWANCE, SHARE_FORGET_MS, SHARE_HOLD_MAX_MS, SHARE_REQ_COST, SHARE_SLOTS, newBlkShareBuffer, setBlkShare } from "../../src/backends/blk/io-share.js";
 
 const W = 128 << 10, R = 4096;
 
@@ -66,6 +66,13 @@ test("a domain that stopped using its disk holds nobody back; coming back it ban
     assert.equal(n, Math.floor((SHARE_ALLOWANCE + SHARE_REQ_COST + R) / (SHARE_REQ_COST + W)) + 1);
     // B's last request is SHARE_ACTIVE_MS old: A goes on alone, as far as it likes.
     t += SHARE_ACTIVE_MS + 0.1;
+    for (let i = 0; i < 10; i++) { assert.ok(a.mayGo(t)); a.charge(t, W); }
+    // B back after a short pause: it kept its place, so A (far ahead now) is held until B catches up.
+    assert.ok(b.mayGo(t));
+    b.charge(t, R);
+    assert.ok(!a.mayGo(t), "A held behind B after B's short pause");
+    // B stops for longer than SHARE_FORGET_MS.
+    t += SHARE_ACTIVE_MS + SHARE_FORGET_MS + 0.1;
     for (let i = 0; i < 1000; i++) { assert.ok(a.mayGo(t)); a.charge(t, W); }
     // B comes back: level with A (its old low vt is no credit), so A is not held behind it for 1000 requests.
     assert.ok(b.mayGo(t));
@@ -74,7 +81,7 @@ test("a domain that stopped using its disk holds nobody back; coming back it ban
     assert.ok(a.mayGo(t), "A may go on right away");
     // A stops for a while; B reads alone (its vt climbs past A's); A comes back: no debt from B's solo time.
     t += SHARE_ACTIVE_MS + 0.1;
-    for (let i = 0; i < 5000; i++) { t += 0.01; assert.ok(b.mayGo(t)); b.charge(t, R); }
+    for (let i = 0; i < 5000; i++) { t += 0.3; assert.ok(b.mayGo(t)); b.charge(t, R); }
     assert.ok(b.vt > a.vt + SHARE_ALLOWANCE);
     assert.ok(a.mayGo(t + 0.01), "A rejoins level with B");
     a.release(); b.release();

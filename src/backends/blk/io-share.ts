@@ -19,9 +19,9 @@
  *    A base cost per request plus a cost per byte is blk-iocost's linear model (Documentation/admin-guide/
  *    cgroup-v2.rst, io.cost.model); 32 KiB per request says a random 4 KiB read is worth about 36 KiB of
  *    sequential transfer, roughly what SSDs do (random 4 KiB IOPS × 32 KiB ≈ sequential bandwidth).
- *  - Each disk's virtual time `vt` is the cost it was served. A disk that was not in use rejoins at the smallest
- *    vt among the disks of other domains in use (no credit banked while idle, as in SFQ, and no debt kept from a
- *    time the others were idle).
+ *  - Each disk's virtual time `vt` is the cost it was served. A disk that was not in use for SHARE_FORGET_MS
+ *    rejoins at the smallest vt among the disks of other domains in use (no credit banked while idle, as in SFQ,
+ *    and no debt kept from a time the others were idle); after a shorter pause it keeps its vt.
  *  - A disk may take a request while its vt ≤ (smallest vt among other domains' disks in use) + SHARE_ALLOWANCE.
  *    Otherwise its requests wait in its ring (the guest sees back-pressure, nothing is refused) and blkback looks
  *    again at its next completion, or SHARE_RETRY_MS later when none is in flight (the I/O thread's timer, as for
@@ -56,6 +56,8 @@ export const SHARE_REQ_COST = 32 << 10;
 export const SHARE_ALLOWANCE = 256 << 10;
 /** A disk counts as in use this long after its last submission, completion or hold (ms). */
 export const SHARE_ACTIVE_MS = 50;
+/** A disk not in use for this long (ms, after its SHARE_ACTIVE_MS) rejoins level with the others; sooner, it keeps its place. */
+export const SHARE_FORGET_MS = 1000;
 /**
  * A disk is never held back longer than this in a row: then one request goes (ms). 40, not 10: with 10 a writer
  * next to a reader doing fewer than ~450 reads/s took its 100 requests/s anyway (io-fair at load 20–25: A was
@@ -140,9 +142,12 @@ export class DiskShare {
     const min = this.floor(now);
     if (min === Infinity) return true;
     const b = this.base;
-    // Rejoining after a pause: level with the others in use, whichever side it was on (no credit banked while
-    // idle, and no debt kept from a time the others were idle).
-    if (this.num[b + N_UNTIL]! <= now) this.num[b + N_VT] = min;
+    // Rejoining after a pause of SHARE_FORGET_MS or more: level with the others in use, whichever side it was on
+    // (no credit banked while idle, no debt kept from a time the others were idle). After a shorter one it keeps its
+    // place: a reader whose thread waited 60 ms for a CPU has not stopped reading, and levelling it with the writer
+    // each time wiped the writer's lead (io-fair at load 17: A served 2.6× B's cost).
+    const until = this.num[b + N_UNTIL]!;
+    if (until <= now && now - until >= SHARE_FORGET_MS) this.num[b + N_VT] = min;
     // Waiting with requests is using the disk: the others keep counting this one (and it keeps its place).
     this.num[b + N_UNTIL] = now + SHARE_ACTIVE_MS;
     if (this.num[b + N_VT]! <= min + SHARE_ALLOWANCE) return true;
