@@ -17,7 +17,7 @@
  *    are ≥ 50 % of those over the windows A was idle (the issue's generous bound; figures in docs/benchmarks.md),
  *    and A really wrote meanwhile (≥ A_MIN_MIB) — otherwise there was nothing to share. What makes it hold is the
  *    fair share between domains (src/backends/blk/io-share.ts); with XENO_BLK_SHARE=0 B kept 38 % and 48 % in
- *    two runs at load 25–30, and with it 36–139 % over seven (docs/benchmarks.md, session 23): on this loaded host
+ *    two runs at load 25–30, and with it 36–139 % over eight (docs/benchmarks.md, session 23): on this loaded host
  *    the bound is not yet met every time, so a miss is reported as TODO with its figures, not as a failure.
  *  - The network, on the same boot: A's and B's vifs and a station written in the test (net-sink.ts) on one bridge
  *    (its daemon started by the hypervisor); the station reads slowly (SINK_RATE), A floods it with pings, B pings
@@ -196,7 +196,7 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
           `B ${cost(busy.reads, busy.bBytes).toFixed(1)} MiB; share ${process.env.XENO_BLK_SHARE === "0" ? "off" : "on"}; load ${loadavg()[0]!.toFixed(2)}\n`);
         assert.match(alive, /^READING$/m, `B's reader ended early (a stamp mismatch?): ${alive}`);
         assert.ok(aMiB >= A_MIN_MIB, `A wrote only ${aMiB.toFixed(1)} MiB while B read: no contention to measure`);
-        // Session 23 (docs/benchmarks.md), load 17–30: with the fair share the bound held in 3 of 7 runs (36–139 %),
+        // Session 23 (docs/benchmarks.md), load 17–30: with the fair share the bound held in 4 of 8 runs (36–139 %),
         // without it in neither of 2 (38 %, 48 %): not yet reliable on this host, so a miss is reported as TODO with
         // its figures (issue 16 stays open) rather than failing CI on the host's load.
         if (ioBusy < 0.5 * ioIdle) st.todo(`issue 16: B kept ${(100 * ioBusy / ioIdle).toFixed(0)} % of its IOPS next to A writing (load ${loadavg()[0]!.toFixed(1)})`);
