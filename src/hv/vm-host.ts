@@ -17,6 +17,7 @@
 import { EventEmitter } from "node:events";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
+import { newBlkShareBuffer } from "../backends/blk/io-share.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
@@ -137,6 +138,8 @@ const WORKER_YOUNG_GEN_MB = 6;
 /** A worker thread (vm-worker.ts) running the domains of the DomainRunners placed in it. */
 export class VmThread {
   private static nextId = 1;
+  /** The disks' fair-share table (src/backends/blk/io-share.ts): one for the process, given to every thread. */
+  private static readonly blkShare = newBlkShareBuffer();
   readonly id = VmThread.nextId++;
   private readonly worker: Worker;
   private readonly doorbell: Int32Array;
@@ -147,7 +150,7 @@ export class VmThread {
   constructor() {
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmThreadData = { doorbell: sab };
+    const data: VmThreadData = { doorbell: sab, blkShare: VmThread.blkShare };
     // trackUnmanagedFds off: domains move between threads with their open files (disk images, sockets); by
     // default Node closes every descriptor a thread opened when the thread ends, including those of a domain
     // that has moved on, and then the domain's own close hit whatever reused the number (seen: libuv aborting

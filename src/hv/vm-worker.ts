@@ -14,7 +14,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
-import { setBlkIoDoorbell, type BlkDiskConfig } from "../backends/blk/index.js";
+import { setBlkIoDoorbell, setBlkShare, type BlkDiskConfig } from "../backends/blk/index.js";
 import type { NetVifConfig } from "../backends/net/index.js";
 import { XenbusStateClosed } from "../backends/xenbus-backend.js";
 import { nameDomainThread } from "./dom0-usage.js";
@@ -94,6 +94,8 @@ export interface VmWorkerData {
 export interface VmThreadData {
   /** Int32Array(1) over this buffer: a counter the host bumps (Atomics.add + notify) after each message. */
   doorbell: SharedArrayBuffer;
+  /** The process's table of disk shares between domains (src/backends/blk/io-share.ts), the same for every thread. */
+  blkShare?: SharedArrayBuffer;
 }
 
 /** Messages on the thread's parent port. */
@@ -642,6 +644,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   nameDomainThread(); // Domain-0's CPU time in `xeno list` excludes this thread's (dom0-usage.ts)
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
+  setBlkShare(t.blkShare ?? null); // disks of every domain share the host's disk service fairly
   const guests: Guest[] = [];
   const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */

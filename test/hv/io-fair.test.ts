@@ -5,18 +5,20 @@
  * rides in each guest's initramfs (an uncompressed newc archive appended to the gzip one).
  *
  *  - A's second disk carries Xeno's limit (`rate=`/`iops=` in the disk spec: limit.bytesPerSecond, limit.iops):
- *    a sequential write and random reads on it, after a pause that fills the buckets (one second's worth each,
+ *    a sequential write and random reads on it (LIMITED_QD readers at once), after a pause that fills the buckets (one second's worth each,
  *    blk-limit.ts), must run within 10 % of the limit once that burst is taken off: rate = (work − burst) / time.
  *    Above the limit + 10 % always fails; below − 10 % fails when the guest did at least twice the limit on the
  *    unlimited disk just after (the control), and is skipped, saying so, when it could not (a loaded host).
- *  - B reads 4 KiB at random offsets at queue depth 1 (after a warm-up run: the compiler is still translating the
- *    guest's read path at first), in RUNS rounds of: alone; while A runs a CPU hog (`while :; do :; done`: what
- *    plain CPU contention costs B on this host — the control); while A writes its disk flat out (1 MiB O_DIRECT
- *    pwrites in a loop). Asserted: B's best run next to the writer is ≥ 50 % of its best run alone (the issue's
- *    generous bound; figures in docs/benchmarks.md; the best, because the host's other load only ever slows a
- *    run), and A really wrote meanwhile (its blkback's written bytes, read from the hypervisor, grew by at least
- *    A_MIN_MIB over those runs) — otherwise there was nothing to share. When the control itself is below the
- *    bound (other sessions' load on this 2-core host), the host cannot judge and the subtest is skipped, saying so.
+ *  - B reads 4 KiB at random offsets at queue depth 1 in the background (after a warm-up run: the compiler is still
+ *    translating the guest's read path at first) while A alternates, PAIRS times, idle and writing its disk flat
+ *    out (1 MiB O_DIRECT pwrites in a loop). B's reads are counted by its blkback (read from the hypervisor) in
+ *    windows of WINDOW_READS reads: both sides of the comparison come from the same minutes of the host's load,
+ *    which drifts over minutes on this shared 2-core machine. Asserted: B's IOPS over the windows A was writing
+ *    are ≥ 50 % of those over the windows A was idle (the issue's generous bound; figures in docs/benchmarks.md),
+ *    and A really wrote meanwhile (≥ A_MIN_MIB) — otherwise there was nothing to share. What makes it hold is the
+ *    fair share between domains (src/backends/blk/io-share.ts); with XENO_BLK_SHARE=0 B kept 38 % and 48 % in
+ *    two runs at load 25–30, and with it 36–139 % over eight (docs/benchmarks.md, session 23): on this loaded host
+ *    the bound is not yet met every time, so a miss is reported as TODO with its figures, not as a failure.
  *  - The network, on the same boot: A's and B's vifs and a station written in the test (net-sink.ts) on one bridge
  *    (its daemon started by the hypervisor); the station reads slowly (SINK_RATE), A floods it with pings, B pings
  *    it 20 times meanwhile. Asserted, when A's flood really overran the station (else skipped, saying so): every
@@ -40,20 +42,19 @@ import { parseIpv4, parseMac } from "../../src/net/ethernet.js";
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 /** Each guest's test area (MiB) on its first disk; the image is that large. */
 const AREA_MIB = 32;
-/** Random reads per blkbench run, and rounds (each: B alone, next to a CPU hog, next to the writer). */
-const READS = 1000, RUNS = 4;
-/** A must have written at least this much (MiB) over B's contended runs for the comparison to mean anything. */
-const A_MIN_MIB = 16;
+/** B's warm-up reads; pairs of windows (A idle, A writing); a window: until B's blkback took WINDOW_READS reads, at most WINDOW_MAX_MS. */
+const READS = 1000, PAIRS = 4, WINDOW_READS = 500, WINDOW_MAX_MS = 5000;
+/** A must have written at least this much (MiB) in the windows it was writing for the comparison to mean anything
+ * (the fair share holds A to about B's cost while B reads: ≥ 100 requests/s, io-share.ts). */
+const A_MIN_MIB = 4;
 /** The limited disk: 8 MB/s and 150 requests/s (a tenth and a seventh of what the guest does unlimited); what it moves through it. */
-const RATE = 8_000_000, IOPS = 150, LIMITED_MIB = 24, LIMITED_READS = 600;
+const RATE = 8_000_000, IOPS = 150, LIMITED_MIB = 24, LIMITED_READS = 600, LIMITED_QD = 4;
 const BURST_MS = 1000; // blk-limit.ts BURST_MS: the buckets hold one second's worth
 const XVDA = 51712, XVDB = 51728;
 /** The network part: the bridge (its daemon started by the hypervisor in the run directory), the guests' and the sink's addresses. */
 const BRIDGE = "fairbr", MAC_A = "00:16:3e:fa:00:01", MAC_B = "00:16:3e:fa:00:02", SINK_MAC = "02:00:00:fa:00:09";
 const IP_A = "10.0.9.1", IP_B = "10.0.9.2", SINK_IP = "10.0.9.9", SINK_RATE = 100_000, B_PINGS = 20;
 
-const median = (v: number[]): number => { const s = [...v].sort((a, b) => a - b); return s[(s.length - 1) >> 1]!; };
-const list = (v: number[]): string => v.map((x) => x.toFixed(0)).join(", ");
 
 test("fair sharing between domains (real kernels): a flat-out writer leaves a random reader ≥ 50 % of its solo IOPS; a per-disk limit holds within 10 %; a flood to a slow station drops none of another domain's frames to it",
   { timeout: 15 * 60_000 }, async (t) => {
@@ -87,10 +88,6 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
       const waitDisks = "for i in $(seq 1 120); do [ -b /dev/xvda ] && break; sleep 1; done; [ -b /dev/xvda ] && echo DEV-OK";
       for (const s of [A, B]) assert.match(await s.sh(waitDisks), /^DEV-OK$/m, `${s.name}: /dev/xvda`);
       assert.match(await A.sh("for i in $(seq 1 60); do [ -b /dev/xvdb ] && break; sleep 1; done; [ -b /dev/xvdb ] && echo DEV-OK"), /^DEV-OK$/m);
-      const written = async (): Promise<number> => {
-        const d = (await c!.ok<DomainInfo[]>("list")).find((x) => x.domid === a);
-        return d?.io?.vbds?.find((v) => v.devid === XVDA)?.writeBytes ?? NaN;
-      };
 
       // The per-disk limit. Warm-ups inside the bursts (the compiler translates the guest's write and read paths at
       // first), then each measurement after a pause that fills both buckets, then the same work on the unlimited
@@ -101,7 +98,13 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
       await A.sh("sleep 2");
       const lw = await A.bench("/dev/xvdb", `seqwrite ${LIMITED_MIB} 5`);
       await A.sh("sleep 2");
-      const lr = await A.bench("/dev/xvdb", `randread ${LIMITED_MIB} 5 ${LIMITED_READS}`); // checks the write's stamps
+      // LIMITED_QD readers at once (each its share of the reads; they check the write's stamps): at queue depth 1 a
+      // guest slowed by the host's load for a while falls below the limit by itself, and the run then measured the
+      // guest, not the limit (73.7 % at load 29 while the same guest read 682 IOPS unlimited seconds later).
+      const lrOut = await A.sh(`for i in $(seq 1 ${LIMITED_QD}); do blkbench /dev/xvdb randread ${LIMITED_MIB} 5 ${LIMITED_READS / LIMITED_QD} > /tmp/lr$i & done; wait; cat /tmp/lr*`);
+      const lrRuns = [...lrOut.matchAll(/BLKBENCH test=randread bytes=\d+ ops=(\d+) ns=(\d+) MBps=[\d.]+ iops=[\d.]+ ok=1/g)];
+      assert.equal(lrRuns.length, LIMITED_QD, `A: ${LIMITED_QD} readers on the limited disk: ${lrOut}`);
+      const lr = { ops: lrRuns.reduce((n, m) => n + Number(m[1]), 0), secs: Math.max(...lrRuns.map((m) => Number(m[2]) / 1e9)) };
       const cw = await A.bench("/dev/xvda", `seqwrite ${LIMITED_MIB} 3`);
       // The better of two read runs: the first often still runs code the compiler has not translated yet.
       const cr = [await A.bench("/dev/xvda", `randread ${LIMITED_MIB} 3 ${LIMITED_READS}`), await A.bench("/dev/xvda", `randread ${LIMITED_MIB} 3 ${LIMITED_READS}`)]
@@ -110,7 +113,7 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
       const canRate = cw.bytes / cw.secs, canIops = cr.ops / cr.secs;
       process.stderr.write(`# limited disk (rate=${RATE} B/s, iops=${IOPS}): ${LIMITED_MIB} MiB written in ${lw.secs.toFixed(2)} s → ` +
         `${(rate / 1e6).toFixed(3)} MB/s after the burst (${(100 * rate / RATE).toFixed(1)} %; unlimited ${(canRate / 1e6).toFixed(1)} MB/s); ` +
-        `${LIMITED_READS} reads in ${lr.secs.toFixed(2)} s → ${iops.toFixed(1)} IOPS after the burst (${(100 * iops / IOPS).toFixed(1)} %; ` +
+        `${LIMITED_READS} reads (${LIMITED_QD} readers) in ${lr.secs.toFixed(2)} s → ${iops.toFixed(1)} IOPS after the burst (${(100 * iops / IOPS).toFixed(1)} %; ` +
         `unlimited ${canIops.toFixed(0)}); load ${loadavg()[0]!.toFixed(2)}\n`);
       await t.test(`the per-disk limit (rate=${RATE} B/s, iops=${IOPS}): never more than 10 % over`, () => {
         assert.ok(rate <= 1.1 * RATE, `byte rate ${rate.toFixed(0)} B/s, limit ${RATE}`);
@@ -124,52 +127,80 @@ test("fair sharing between domains (real kernels): a flat-out writer leaves a ra
         assert.ok(iops >= 0.9 * IOPS, `${iops.toFixed(1)} IOPS, limit ${IOPS} (unlimited ${canIops.toFixed(0)})`);
       });
 
-      await t.test("a domain writing flat out leaves another's random reads ≥ 50 % of their solo IOPS", async (st) => {
-        // B's area stamped once; a warm-up run (the compiler is still translating the guest's read path: the
-        // first run is up to 2x slower), then rounds of: B alone, B next to a CPU hog in A, B next to A's writer.
+      await t.test("a domain writing flat out leaves another's random reads ≥ 50 % of their IOPS without it (back-end counts, alternating windows)", async (st) => {
+        // B's area stamped once, then B reads 4 KiB at random at queue depth 1 in the background for the whole
+        // subtest. A alternates idle and writing flat out (1 MiB O_DIRECT pwrites in a loop); each window lasts
+        // until B's blkback took WINDOW_READS more reads (or WINDOW_MAX_MS passed), counted by the hypervisor, so
+        // both sides of the comparison are measured by the back-end over the same minutes: the host's other load
+        // drifts over minutes, and alternating windows share it.
         await B.bench("/dev/xvda", `seqwrite ${AREA_MIB} 7`);
-        const read = async (): Promise<number> => { const r = await B.bench("/dev/xvda", `randread ${AREA_MIB} 7 ${READS}`); return r.ops / r.secs; };
-        await read();
-        const hog = "(while :; do :; done) > /dev/null 2>&1 & echo $! > /tmp/w.pid";
+        await B.bench("/dev/xvda", `randread ${AREA_MIB} 7 ${READS}`); // warm-up: the compiler translates the read path
+        assert.match(await B.sh(`(blkbench /dev/xvda randread ${AREA_MIB} 7 100000000 > /tmp/r.log 2>&1 &) ; echo reading`), /^reading$/m);
         const writer = `(while :; do blkbench /dev/xvda seqwrite ${AREA_MIB} 9 >> /tmp/w.log; done) > /dev/null 2>&1 & echo $! > /tmp/w.pid`;
-        const next = async (job: string): Promise<{ iops: number; secs: number }> => {
-          await A.sh(job);
-          await new Promise((r) => setTimeout(r, 1000));
-          const t = Date.now(), iops = await read(), secs = (Date.now() - t) / 1000;
-          await A.sh("kill $(cat /tmp/w.pid); killall blkbench 2>/dev/null; sleep 0.5");
-          return { iops, secs };
+        type Sample = { t: number; bReads: number; bBytes: number; aWrites: number; aBytes: number };
+        const sample = async (): Promise<Sample> => {
+          const l = await c!.ok<DomainInfo[]>("list"), t = performance.now();
+          const v = (dom: number) => l.find((x) => x.domid === dom)?.io?.vbds?.find((d) => d.devid === XVDA);
+          const va = v(a), vb = v(b);
+          return { t, bReads: vb?.reads ?? NaN, bBytes: vb?.readBytes ?? NaN, aWrites: va?.writes ?? NaN, aBytes: va?.writeBytes ?? NaN };
         };
-        const solo: number[] = [], cpu: number[] = [], busy: number[] = [];
-        let aBytes = 0, busySecs = 0;
-        for (let k = 0; k < RUNS; k++) {
-          solo.push(await read());
-          cpu.push((await next(hog)).iops);
-          const w0 = await written();
-          const r = await next(writer);
-          aBytes += (await written()) - w0;
-          busy.push(r.iops);
-          busySecs += r.secs;
+        const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+        /** One window: until B's blkback took WINDOW_READS more reads, or WINDOW_MAX_MS. */
+        const window = async (): Promise<{ s0: Sample; s1: Sample }> => {
+          const s0 = await sample();
+          for (;;) {
+            await pause(100);
+            const s1 = await sample();
+            if (s1.bReads - s0.bReads >= WINDOW_READS || s1.t - s0.t >= WINDOW_MAX_MS) return { s0, s1 };
+          }
+        };
+        /** Until A's writes stop (idle) or start (writing) growing, within 60 s. */
+        const aSettles = async (writing: boolean): Promise<void> => {
+          const end = Date.now() + 60_000;
+          let p = await sample();
+          for (;;) {
+            await pause(200);
+            const q = await sample();
+            if ((q.aWrites > p.aWrites) === writing) return;
+            assert.ok(Date.now() < end, `A's writes did not ${writing ? "start" : "stop"} within 60 s`);
+            p = q;
+          }
+        };
+        const idle = { reads: 0, secs: 0 }, busy = { reads: 0, secs: 0, aBytes: 0, aWrites: 0, bBytes: 0 };
+        const pairs: string[] = [];
+        for (let k = 0; k < PAIRS; k++) {
+          const w0 = await window();
+          idle.reads += w0.s1.bReads - w0.s0.bReads;
+          idle.secs += (w0.s1.t - w0.s0.t) / 1000;
+          await A.sh(writer);
+          await aSettles(true);
+          const w1 = await window();
+          await A.sh("kill $(cat /tmp/w.pid); killall blkbench 2>/dev/null; echo stopped");
+          busy.reads += w1.s1.bReads - w1.s0.bReads;
+          busy.secs += (w1.s1.t - w1.s0.t) / 1000;
+          busy.aBytes += w1.s1.aBytes - w1.s0.aBytes;
+          busy.aWrites += w1.s1.aWrites - w1.s0.aWrites;
+          busy.bBytes += w1.s1.bBytes - w1.s0.bBytes;
+          const r = (w: { s0: Sample; s1: Sample }) => (w.s1.bReads - w.s0.bReads) / ((w.s1.t - w.s0.t) / 1000);
+          pairs.push(`${r(w0).toFixed(0)} → ${r(w1).toFixed(0)}`);
+          await aSettles(false);
         }
-        const wlog = await A.sh("cat /tmp/w.log");
-        const passes = [...wlog.matchAll(/MBps=([\d.]+)/g)].map((m) => Number(m[1]));
-        const aMiB = aBytes / 2 ** 20;
-        // The best run of each: the host's other load (this is a shared 2-core machine) only ever slows a run down,
-        // so the best is the least noisy estimate of what each side can do.
-        const ms = Math.max(...solo), mc = Math.max(...cpu), mb = Math.max(...busy);
-        process.stderr.write(`# boot ${bootS.toFixed(1)} s; B's random reads: alone ${list(solo)} IOPS; next to a CPU hog in A ${list(cpu)} ` +
-          `(best ${(100 * mc / ms).toFixed(0)} % of the best alone); next to A writing flat out ${list(busy)} (best ${(100 * mb / ms).toFixed(0)} %); ` +
-          `A wrote ${aMiB.toFixed(1)} MiB in ${busySecs.toFixed(1)} s (${passes.length} whole passes, median ${passes.length ? median(passes).toFixed(1) : "-"} MB/s); ` +
-          `load ${loadavg()[0]!.toFixed(2)}\n`);
+        const alive = await B.sh("pidof blkbench > /dev/null && echo READING; cat /tmp/r.log; killall blkbench; echo done");
+        const ioIdle = idle.reads / idle.secs, ioBusy = busy.reads / busy.secs, aMiB = busy.aBytes / 2 ** 20;
+        // What each domain was served while both were busy, in the share's cost (io-share.ts: 32 KiB per request + its bytes).
+        const cost = (reqs: number, bytes: number) => (reqs * 32768 + bytes) / 2 ** 20;
+        process.stderr.write(`# boot ${bootS.toFixed(1)} s; B's random reads (counted by its blkback): A idle ${ioIdle.toFixed(0)} IOPS ` +
+          `(${idle.reads} in ${idle.secs.toFixed(1)} s), A writing ${ioBusy.toFixed(0)} IOPS (${busy.reads} in ${busy.secs.toFixed(1)} s): ` +
+          `${(100 * ioBusy / ioIdle).toFixed(0)} %; windows (A idle → A writing) ${pairs.join(", ")}; A wrote ${aMiB.toFixed(1)} MiB meanwhile ` +
+          `(${(aMiB / busy.secs).toFixed(1)} MiB/s, ${busy.aWrites} requests); cost served while both busy: A ${cost(busy.aWrites, busy.aBytes).toFixed(1)}, ` +
+          `B ${cost(busy.reads, busy.bBytes).toFixed(1)} MiB; share ${process.env.XENO_BLK_SHARE === "0" ? "off" : "on"}; load ${loadavg()[0]!.toFixed(2)}\n`);
+        assert.match(alive, /^READING$/m, `B's reader ended early (a stamp mismatch?): ${alive}`);
         assert.ok(aMiB >= A_MIN_MIB, `A wrote only ${aMiB.toFixed(1)} MiB while B read: no contention to measure`);
-        // The control: when plain CPU contention already takes B below the bound, this host (other sessions' load on
-        // 2 cores) cannot tell what the disk path costs — said as a skip, never as a pass.
-        if (mc < 0.5 * ms) { st.skip(`the host is too loaded to judge: a CPU hog alone left B ${(100 * mc / ms).toFixed(0)} % (load ${loadavg()[0]!.toFixed(1)})`); return; }
-        // Measured 25–77 % across 14 runs at load 4–24 (91 % in a quieter pair) in session 21, and 16–232 % across
-        // 7 runs at load 9–20 in session 22 (inline service on): on this loaded host B's own share of a CPU swings
-        // more from run to run than anything A does (docs/benchmarks.md, session 22), so the bound cannot be asserted
-        // reliably here (issue 16 stays open) and a miss is reported as TODO with its figures rather than failing CI.
-        if (mb < 0.5 * ms) st.todo(`issue 16: B kept ${(100 * mb / ms).toFixed(0)} % of its solo IOPS next to A (load ${loadavg()[0]!.toFixed(1)})`);
-        assert.ok(mb >= 0.5 * ms, `B kept ${(100 * mb / ms).toFixed(0)} % of its solo IOPS next to A (≥ 50 % wanted): ${list(solo)} → ${list(busy)}`);
+        // Session 23 (docs/benchmarks.md), load 17–30: with the fair share the bound held in 4 of 8 runs (36–139 %),
+        // without it in neither of 2 (38 %, 48 %): not yet reliable on this host, so a miss is reported as TODO with
+        // its figures (issue 16 stays open) rather than failing CI on the host's load.
+        if (ioBusy < 0.5 * ioIdle) st.todo(`issue 16: B kept ${(100 * ioBusy / ioIdle).toFixed(0)} % of its IOPS next to A writing (load ${loadavg()[0]!.toFixed(1)})`);
+        assert.ok(ioBusy >= 0.5 * ioIdle, `B kept ${(100 * ioBusy / ioIdle).toFixed(0)} % of its IOPS next to A writing (≥ 50 % wanted): ${pairs.join(", ")}`);
       });
 
       await t.test("a domain flooding a slow receiver on the bridge leaves another's traffic to it moving (fair egress)", async (st) => {

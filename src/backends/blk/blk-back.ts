@@ -16,7 +16,10 @@
  * endpoint whose notify() serves the rings. Each queue is a BlkRing (blk-ring.ts) living for one connection.
  *
  * Serving (run): the rings are served round-robin, at most RING_BUDGET requests of one ring per pass and
- * MAX_REQUESTS_PER_RUN in all, so a busy queue cannot starve the others of the same disk. Each request is copied
+ * MAX_REQUESTS_PER_RUN in all, so a busy queue cannot starve the others of the same disk; between domains, a disk
+ * takes a request only while it is not too far ahead, in cost, of the other domains' disks in use (io-share.ts:
+ * the fair share, so a flat-out writer cannot take a random reader's host CPU; held requests wait in the ring, as
+ * a throttled disk's do under its limit, blk-limit.ts). Each request is copied
  * out of its ring and validated completely (blk-request.ts: operation, segment count, sectors inside the page,
  * the range inside the disk, every grant with the right permission) before any byte moves; a bad request gets
  * BLKIF_RSP_ERROR and changes nothing, an unknown operation BLKIF_RSP_EOPNOTSUPP. A guest whose req_prod runs
@@ -57,6 +60,7 @@ import { BlkRequest } from "./blk-request.js";
 import { BlkRing, openRings, restoreRings } from "./blk-ring.js";
 import { blkOffer, offerKeys, readFrontend, type BlkOffer } from "./blk-negotiate.js";
 import { BlkLimit, type BlkLimitConfig } from "./blk-limit.js";
+import { DiskShare, SHARE_RETRY_MS, shareNow } from "./io-share.js";
 import { checkBlkState, type BlkBackState, type BlkBackStats } from "./blk-state.js";
 
 export type { BlkBackState, BlkBackStats } from "./blk-state.js";
@@ -149,6 +153,8 @@ export class BlkBack {
   private readonly limit: BlkLimit | null;
   private throttledUntil = 0;
   private lastBytes = 0;
+  /** This disk's place in the fair share between domains (io-share.ts; null: none — no table, or turned off). */
+  private share: DiskShare | null = null;
   /** Inline service allowed for this disk (see INLINE_SLOW_MS), and not before this time (a backoff). */
   private readonly inlineOk: boolean;
   private readonly inlineSlow = inlineSlowMs();
@@ -275,8 +281,11 @@ export class BlkBack {
     return n;
   }
 
-  /** The I/O limit holds requests back now (they wait in the rings). */
+  /** The I/O limit or the fair share holds requests back now (they wait in the rings). */
   get throttled(): boolean { return this.throttledUntil !== 0; }
+
+  /** Times the fair share between domains held this disk's requests back (io-share.ts); 0 without a share. */
+  get shareWaits(): number { return this.share?.waits ?? 0; }
 
   /** Requests taken per queue since the connection (empty while disconnected). */
   get requestsPerQueue(): number[] { return this.rings.map((r) => r.taken); }
@@ -338,6 +347,8 @@ export class BlkBack {
       this.disconnect();
       this.stopIo();
       this.disk.close();
+      this.share?.release();
+      this.share = null;
     }
   }
 
@@ -351,6 +362,8 @@ export class BlkBack {
     for (const r of this.rings) r.live = false; // nothing more is answered from here (the endpoints are the restored copy's)
     this.stopIo(); // its I/O thread ends (a save drained the requests in flight; it closes the file if it holds it)
     this.disk.close();
+    this.share?.release(); // the restored copy claims its own
+    this.share = null;
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -440,8 +453,9 @@ export class BlkBack {
     // Persistent grants unused for a minute, or the oldest after an overflow, go (purge_persistent_gnt).
     if (this.persistent) { const now = performance.now(); for (let k = 0; k < nr; k++) rings[k]!.pgnt?.purge(now); }
     let budget = MAX_REQUESTS_PER_RUN;
-    const io = this.io, limit = this.limit;
-    if (limit !== null) { limit.refill(performance.now()); this.throttledUntil = 0; }
+    const io = this.io, limit = this.limit, share = this.share;
+    this.throttledUntil = 0;
+    if (limit !== null) limit.refill(performance.now());
     for (;;) {
       // Answers first: they free ring slots (and queue slots) for the requests below.
       if (io !== null) this.collect();
@@ -465,11 +479,18 @@ export class BlkBack {
         let i = 0;
         for (; i < n; i++) {
           if (limit !== null && !limit.ready) { this.throttle(); break; }
+          const now = share !== null ? shareNow() : 0;
+          // A request that is its disk's only one (nothing in flight, nothing after it on this ring) is never held:
+          // that is a reader at queue depth 1, whose guest already sleeps on it — holding it frees no CPU and only
+          // slows it (io-fair at load 25: a writer whose guest was starved of CPU held such a reader at one read per
+          // 10 ms, 76 IOPS). It is still charged, so it holds back the others.
+          if (share !== null && (io === null || io.inFlight > 0 || n - i > 1) && !share.mayGo(now)) { this.holdForShare(); break; }
           ring.takeRequest(this.r.req);
           this.stats.requests++;
           this.lastBytes = 0;
           const status = this.dispatch(r);
           limit?.charge(this.lastBytes);
+          share?.charge(now, this.lastBytes);
           if (status === PENDING) continue;
           if (status === BLKIF_RSP_ERROR) this.stats.errors++;
           else if (status === BLKIF_RSP_EOPNOTSUPP) this.stats.unsupported++;
@@ -499,9 +520,22 @@ export class BlkBack {
     this.io?.wakeIn(ms);
   }
 
+  /**
+   * Another domain's disk in use is too far behind this one (io-share.ts): the rings keep their requests and are
+   * looked at again at the next completion, or SHARE_RETRY_MS later (the I/O thread's timer) when none is in
+   * flight — no timer wake-ups while completions will come anyway.
+   */
+  private holdForShare(): void {
+    // Every 1000th hold is logged (a count of how often the share held this disk, never a flood).
+    if (this.share!.waits % 1000 === 1) this.log(`blkback ${this.config.vdev}: held back by the fair share between domains (${this.share!.waits} times so far)`);
+    this.throttledUntil = performance.now() + SHARE_RETRY_MS;
+    if (this.inFlight === 0) this.io?.wakeIn(SHARE_RETRY_MS);
+  }
+
   /** Takes the I/O thread's completions, answers them and publishes the answers. */
   private collect(): void {
     if (this.io === null || this.io.collect(this.sink) === 0) return;
+    this.share?.touch(shareNow()); // a reader between two requests is still using its disk
     for (let k = 0; k < this.rings.length; k++) this.rings[k]!.publish(this.xen.evtchn);
   }
 
@@ -626,6 +660,7 @@ export class BlkBack {
 
   /** Sets up the disk's I/O queue and thread at the first connection; on failure, stays synchronous (logged). */
   private startIo(): void {
+    if (this.share === null && !this.closed) this.share = DiskShare.claim(this.xen.domid);
     if (!this.threaded || this.io !== null || this.closed) return;
     this.io = BlkIo.start(this.disk, this.xen.mem.ram, this.xen.gnttab, (l) => this.log(`blkback ${this.config.vdev}: ${l}`), this.xen.domid);
   }

@@ -4,3 +4,4 @@ export type { BlkBackState, BlkBackStats, BlkDiskConfig } from "./blk-back.js";
 export { BlkError, DiskImage } from "./disk-image.js";
 export type { BlkErrorCode } from "./disk-image.js";
 export { setBlkIoDoorbell } from "./io-queue.js";
+export { newBlkShareBuffer, setBlkShare } from "./io-share.js";
