@@ -10,6 +10,8 @@
  *   0x400  PSTATE  Int32 x 16 at PS_* (NZCV, DAIF, EL, SPSel, FPCR, FPSR, the exclusive monitor, the event
  *                  register, PSTATE.IL). The interpreter keeps these in Cpu fields while it runs and writes
  *                  them here when run() returns (Cpu.storePstate); Cpu.loadPstate reads them back (restore).
+ *                  The exclusive monitor is the exception: Cpu.exclOff … read and write these words directly,
+ *                  because compiled exclusives (jit/translate.ts) use them too.
  *   0x7f8  scratch one word the MMU's single-copy atomic doubleword loads leave a high word in (src/mmu/
  *                  atomic64.ts; not state: never saved)
  *   0x800  sys     Int32 x SYS_SLOTS: system registers at the slots of sysregs.ts (a saved state keys them by
