@@ -1,7 +1,7 @@
 /**
  * The compiler checked against the interpreter, block by block (issue 10's verify mode, as a test): random
  * blocks of translatable A64 instructions — integer data processing, loads and stores of general and SIMD&FP
- * registers in every addressing mode, DC ZVA, LDXR/STXR (the exclusive monitor, compared too), the Advanced SIMD integer forms (SIMD_GROUPS; one block in eight with
+ * registers in every addressing mode, DC ZVA, MRS CTR_EL0/DCZID_EL0, LDXR/STXR (the exclusive monitor, compared too), the Advanced SIMD integer forms (SIMD_GROUPS; one block in eight with
  * FP/SIMD disabled, so they trap), conditional branches inside and a branch at the end — run from the same state by an interpreting vCPU and by one that compiles every block on
  * its first run (XENO_JIT_HOT=1). Registers, V registers, SP, PC, NZCV, the data memory, the instruction count and any
  * exception taken (ESR, FAR, ELR) must agree. Half the registers point into a data window, so most accesses
@@ -92,6 +92,8 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
       let w = rand() | 0;
       // Now and then DC ZVA (even registers point into the data window, odd ones mostly fault).
       if (rand() % 32 === 0) { one[0] = w = (0xd50b7420 | (rand() % 31)) | 0; if (tr.translate(one, 0, 1, () => -1) === 1) return w; }
+      // And MRS of CTR_EL0 / DCZID_EL0 (constants at EL1).
+      if (rand() % 64 === 0) return ((rand() % 2 === 0 ? 0xd53b0020 : 0xd53b00e0) | (rand() % 32)) | 0;
       const pick = rand() % 4;
       if (pick === 0) w = (w & ~(0xf << 25)) | ((8 | (rand() & 1)) << 25);
       else if (pick === 1) w = (w & ~(0x7 << 25)) | (5 << 25);

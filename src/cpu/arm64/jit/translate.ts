@@ -27,7 +27,7 @@ import { vecOp, ld, put, V_A, N_V128, HAS_SIMD } from "./simd.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
 import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP, PS_EXCL_OFF, PS_EXCL_LO } from "../state.js";
-import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
+import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0, CTR_EL0_VALUE, DCZID_EL0_VALUE } from "../sysregs.js";
 import type { Decoder } from "../decoder.js";
 
 /** Byte offsets inside the state block (state.ts). */
@@ -1336,7 +1336,8 @@ export class Translator {
 
   /**
    * MRS of the registers kernel and libc code read all the time (SP_EL0 is Linux's `current`, TPIDR_EL1 its
-   * per-CPU offset, TPIDR_EL0 the user thread pointer). Where the architecture would trap (SP_EL0 at EL0 or
+   * per-CPU offset, TPIDR_EL0 the user thread pointer), and of CTR_EL0 and DCZID_EL0 at EL1 (cache maintenance
+   * and clear_page loops read them for line and block sizes). Where the architecture would trap (SP_EL0 at EL0 or
    * while it is the stack pointer, TPIDR_EL1 at EL0), the block returns to the run loop at this instruction.
    */
   private mrs(w: number): number {
@@ -1346,7 +1347,13 @@ export class Translator {
     else if (enc === (0xd538d080 | 0)) { off = OFF_TPIDR_EL1; need = MASK_EL1; }
     else if (enc === (0xd53bd040 | 0)) { off = OFF_TPIDR_EL0; need = 0; }
     else if (enc === (0xd53bd060 | 0)) { off = OFF_TPIDRRO_EL0; need = 0; }
-    else return 0;
+    else if (enc === (0xd53b0020 | 0) || enc === (0xd53b00e0 | 0)) {
+      // CTR_EL0 and DCZID_EL0 at EL1: constants (system.ts). At EL0 (SCTLR_EL1.UCT / DZE decide) the interpreter.
+      c.get(P_MASKS); c.i32(MASK_EL1); c.op(OP.i32And); c.op(OP.i32Eqz);
+      c.if(); this.leave(this.k, 4 * this.k); c.end();
+      c.i64(enc === (0xd53b0020 | 0) ? CTR_EL0_VALUE : DCZID_EL0_VALUE, 0); this.setX(t);
+      return 1;
+    } else return 0;
     if (need !== 0) {
       c.get(P_MASKS); c.i32(need); c.op(OP.i32And); c.op(OP.i32Eqz);
       c.if(); this.leave(this.k, 4 * this.k); c.end();
