@@ -46,9 +46,15 @@ export const PS_NZCV = 0, PS_DAIF = 1, PS_EL = 2, PS_SPSEL = 3, PS_FPCR = 4, PS_
 /**
  * Scratch words of compiled code (not state, never saved; src/cpu/arm64/jit): a slow-path load's high word, and
  * the stop word (bit 0: stop chaining blocks — an interrupt line moved or code was written; bit 1, STOP_FAULT: a
- * slow path faulted), set by slow paths and cleared by the run loop. Word 13 is unused.
+ * slow path faulted), set by slow paths and cleared by the run loop.
  */
-export const PS_JIT_HI = 12, PS_JIT_STOP = 14;
+export const PS_JIT_HI = 12, PS_JIT_STOP = 13;
+/**
+ * The exclusive monitor's second doubleword after a 128-bit LDXP (the first is PS_EXCL_LO/HI): what STXP of two
+ * X registers compares the high half with. Kept with the rest of the monitor (one doubleword, 8-aligned) so
+ * compiled pairs (jit/translate.ts) use it too; not saved (vcpu-state.ts saves the first doubleword only).
+ */
+export const PS_EXCL_PAIR = 14;
 
 /** NZCV as a 4-bit number in Cpu.nzcv. */
 export const N = 8, Z = 4, C = 2, V = 1;

@@ -26,7 +26,7 @@ import { Code, I32, I64, V128, OP, SPLAT, EXTRACT_U, EXTRACT_S, REPLACE, type Fu
 import { vecOp, ld, put, V_A, N_V128, HAS_SIMD } from "./simd.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
-import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP, PS_EXCL_OFF, PS_EXCL_LO } from "../state.js";
+import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP, PS_EXCL_OFF, PS_EXCL_LO, PS_EXCL_PAIR } from "../state.js";
 import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0, CTR_EL0_VALUE, DCZID_EL0_VALUE } from "../sysregs.js";
 import type { Decoder } from "../decoder.js";
 
@@ -78,8 +78,8 @@ export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17, MASK_FP = 1 << 18;
 const psOff = (ps: number): number => ST_PSTATE + 4 * ps;
 const OFF_STOP = psOff(PS_JIT_STOP);
 /** The exclusive monitor's words (Cpu.exclOff/exclSize, then exclLo/exclHi): two doublewords, 8-aligned. */
-const OFF_EXCL = psOff(PS_EXCL_OFF), OFF_EXCL_VAL = psOff(PS_EXCL_LO);
-if ((OFF_EXCL & 7) !== 0 || (OFF_EXCL_VAL & 7) !== 0 || psOff(PS_EXCL_OFF + 1) !== psOff(PS_EXCL_OFF) + 4) throw new Error("translate.ts: the monitor's words must be two aligned doublewords");
+const OFF_EXCL = psOff(PS_EXCL_OFF), OFF_EXCL_VAL = psOff(PS_EXCL_LO), OFF_EXCL_PAIR = psOff(PS_EXCL_PAIR);
+if ((OFF_EXCL & 7) !== 0 || (OFF_EXCL_VAL & 7) !== 0 || (OFF_EXCL_PAIR & 7) !== 0 || psOff(PS_EXCL_OFF + 1) !== psOff(PS_EXCL_OFF) + 4) throw new Error("translate.ts: the monitor's words must be two aligned doublewords");
 const OFF_SP_EL0 = SP_EL0 * 8, OFF_TPIDR_EL1 = ST_SYS + 4 * TPIDR_EL1, OFF_TPIDR_EL0 = ST_SYS + 4 * TPIDR_EL0;
 const OFF_TPIDRRO_EL0 = ST_SYS + 4 * TPIDRRO_EL0;
 
@@ -1085,6 +1085,53 @@ export class Translator {
     c.get(W_0); c.op(OP.i32Eqz); this.setW(s);
     return 1;
   }
+  /**
+   * LDXP/LDAXP and STXP/STLXP (two W registers: one doubleword; two X registers: two), one thread per domain, as
+   * ldst.ts ldxp/stxp: the monitor records the first doubleword and, for X pairs, the second (PS_EXCL_PAIR); a
+   * store-exclusive stores both halves only when the monitor is armed for that offset and size and memory holds
+   * what was recorded. Unaligned (to the pair's size) or a TLB miss: the interpreter, as for `exclusive`.
+   */
+  private exclusivePair(w: number, load: boolean): number {
+    if (this.fences) return 0;
+    const c = this.c, x = (w >>> 30) & 1, bytes = 8 << x;
+    const t = w & 31, n = (w >>> 5) & 31, t2 = (w >>> 10) & 31, s = (w >>> 16) & 31;
+    this.xsp(n); c.set(L_A);
+    c.get(L_A); c.op(OP.i32WrapI64); c.i32(bytes - 1); c.op(OP.i32And);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    if (!load) { // the registers before Ws is written (as the interpreter reads them)
+      if (x) { this.x(t); c.set(T3); this.x(t2); c.set(T4); }
+      else { this.x(t); c.i64(-1, 0); c.op(OP.i64And); this.x(t2); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or); c.set(T3); }
+    }
+    this.slot();
+    this.hit(bytes, load ? W_MR : W_MW); c.op(OP.i32Eqz);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    this.ramAddr(); c.set(W_X);
+    if (load) {
+      c.get(W_X); c.mem(OP.i64Load, 3, 0); c.set(T3);
+      c.get(P_ST); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.mem(OP.i64Store, 3, OFF_EXCL);
+      c.get(P_ST); c.get(T3); c.mem(OP.i64Store, 3, OFF_EXCL_VAL);
+      if (x) {
+        c.get(W_X); c.mem(OP.i64Load, 3, 8); c.set(T4);
+        c.get(P_ST); c.get(T4); c.mem(OP.i64Store, 3, OFF_EXCL_PAIR);
+        c.get(T3); this.setX(t); c.get(T4); this.setX(t2);
+      } else {
+        c.get(T3); c.i64(-1, 0); c.op(OP.i64And); this.setX(t);
+        c.get(T3); c.i64(32, 0); c.op(OP.i64ShrU); this.setX(t2);
+      }
+      return 1;
+    }
+    c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.op(OP.i64Eq);
+    c.get(W_X); c.mem(OP.i64Load, 3, 0); c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL_VAL); c.op(OP.i64Eq); c.op(OP.i32And);
+    if (x) { c.get(W_X); c.mem(OP.i64Load, 3, 8); c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL_PAIR); c.op(OP.i64Eq); c.op(OP.i32And); }
+    c.tee(W_0);
+    c.if();
+    c.get(W_X); c.get(T3); c.mem(OP.i64Store, 3, 0);
+    if (x) { c.get(W_X); c.get(T4); c.mem(OP.i64Store, 3, 8); }
+    c.end();
+    c.get(P_ST); c.i32(-1); c.mem(OP.i32Store, 2, OFF_EXCL); // the monitor opens
+    c.get(W_0); c.op(OP.i32Eqz); this.setW(s);
+    return 1;
+  }
   private isLoad(kind: number): boolean { return kind !== 0 && kind !== 4 && kind !== 8 && kind !== 12 && kind !== 14; }
 
   /** Byte offset of half `h` (0 low, 1 high doubleword) of Vt in the state block. */
@@ -1244,6 +1291,7 @@ export class Translator {
     }
     if (name === "LDAR" || name === "STLR") return this.ordered(w, name === "LDAR");
     if (name === "LDXR/LDAXR" || name === "STXR/STLXR") return this.exclusive(w, name === "LDXR/LDAXR");
+    if (name === "LDXP/LDAXP" || name === "STXP/STLXP") return this.exclusivePair(w, name === "LDXP/LDAXP");
     if (op === 3 && ((w >>> 24) & 3) === 0) { // LDR (literal)
       const opc = w >>> 30;
       if (opc === 3) return 1; // PRFM (literal)
