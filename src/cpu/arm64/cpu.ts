@@ -547,7 +547,12 @@ export class Cpu {
             // A slow path faulted: PC is the faulting instruction, the state exact; the MMU holds the fault.
             if ((ps[PS_JIT_STOP] & STOP_FAULT) !== 0) { this.memoryFault(); break; }
             lo = r[PC2];
-            if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && this.irqLine === 0) {
+            // A block that made no progress (stall) stays here for the interpreter's one instruction even with an
+            // interrupt line up: leaving would reset `stall` in the next round, and with that interrupt masked
+            // (a spinlock taken with IRQs off) the same block would be called again and again without ever
+            // retiring anything — a livelock (seen in verify mode, which takes write permission back at every
+            // check, so a compiled STXR at a block's start left there each time).
+            if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && (this.irqLine === 0 || stall)) {
               k = (lo & 0xfff) >>> 2;
               entry = true;
               continue;
