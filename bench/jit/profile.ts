@@ -57,6 +57,10 @@ if (p !== null) {
   console.log(`compiled ${(100 * p.compiled / total).toFixed(1)} %, interpreted ${(100 * p.interpreted / total).toFixed(1)} %, block calls ${p.calls} (${(p.compiled / p.calls).toFixed(1)} instructions per call)`);
   const top = [...p.byName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40);
   for (const [name, n] of top) console.log(`${(100 * n / total).toFixed(2).padStart(6)} %  ${name}`);
+  // The instructions the translator refused where a hot block wanted them (CodeCache.ends): each ends a block.
+  console.log(`untranslatable where hot: ${(100 * p.ends / total).toFixed(2)} % of all instructions, by encoding:`);
+  const ends = [...p.endsByName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 25);
+  for (const [name, n] of ends) console.log(`${(100 * n / total).toFixed(3).padStart(7)} %  ${name}`);
 }
 const s = m.board.jitStats();
 if (s !== null) console.log(`engine: ${JSON.stringify(s)}`);

@@ -1,7 +1,7 @@
 /**
  * The compiler checked against the interpreter, block by block (issue 10's verify mode, as a test): random
  * blocks of translatable A64 instructions — integer data processing, loads and stores of general and SIMD&FP
- * registers in every addressing mode, DC ZVA, the Advanced SIMD integer forms (SIMD_GROUPS; one block in eight with
+ * registers in every addressing mode, DC ZVA, MRS CTR_EL0/DCZID_EL0, LDXR/STXR (the exclusive monitor, compared too), the Advanced SIMD integer forms (SIMD_GROUPS; one block in eight with
  * FP/SIMD disabled, so they trap), conditional branches inside and a branch at the end — run from the same state by an interpreting vCPU and by one that compiles every block on
  * its first run (XENO_JIT_HOT=1). Registers, V registers, SP, PC, NZCV, the data memory, the instruction count and any
  * exception taken (ESR, FAR, ELR) must agree. Half the registers point into a data window, so most accesses
@@ -18,7 +18,7 @@ const { Cpu, CodeCache, sharedDecoder } = await import("../../src/cpu/arm64/cpu.
 const { JitEngine, soloJitMemory } = await import("../../src/cpu/arm64/jit/engine.js");
 const { Translator } = await import("../../src/cpu/arm64/jit/translate.js");
 const { CPACR_EL1, ESR_EL1, FAR_EL1, ELR_EL1, VBAR_EL1 } = await import("../../src/cpu/arm64/sysregs.js");
-const { PC2, SP2 } = await import("../../src/cpu/arm64/state.js");
+const { PC2, SP2, PS_EXCL_OFF, PS_EXCL_SIZE, PS_EXCL_LO, PS_EXCL_HI, PS_EXCL_PAIR } = await import("../../src/cpu/arm64/state.js");
 
 const BASE = 0x40000000, RAM = 1 << 20, CODE = 0x1000, DATA = 0x40000, DATA_LEN = 0x10000;
 const SEED = process.env.XENO_SEED !== undefined ? Number(process.env.XENO_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
@@ -54,6 +54,8 @@ const SIMD_GROUPS: [number, number][] = [
   "0x001101xxxxxxxxxxxxxxxxxxxxxxxx", // LD1-4/ST1-4 (single structure), post-index or not
   "x0011110xx1xx11x000000xxxxxxxxxx", // FMOV (general) and its neighbours in FP<->integer
   "xx0010001x011111111111xxxxxxxxxx", // LDAR / STLR (B/H/W/X): unaligned addresses leave to the interpreter
+  "xx0010000x0xxxxxxxxxxxxxxxxxxxxx", // LDXR/LDAXR, STXR/STLXR (B/H/W/X): unaligned or missing the TLB, interpreted
+  "1x0010000x1xxxxxxxxxxxxxxxxxxxxx", // LDXP/LDAXP, STXP/STLXP (W and X pairs)
 ].map((p) => {
   let mask = 0, value = 0;
   for (let k = 0; k < 32; k++) if (p[k] !== "x") { mask |= 1 << (31 - k); if (p[k] === "1") value |= 1 << (31 - k); }
@@ -91,6 +93,8 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
       let w = rand() | 0;
       // Now and then DC ZVA (even registers point into the data window, odd ones mostly fault).
       if (rand() % 32 === 0) { one[0] = w = (0xd50b7420 | (rand() % 31)) | 0; if (tr.translate(one, 0, 1, () => -1) === 1) return w; }
+      // And MRS of CTR_EL0 / DCZID_EL0 (constants at EL1).
+      if (rand() % 64 === 0) return ((rand() % 2 === 0 ? 0xd53b0020 : 0xd53b00e0) | (rand() % 32)) | 0;
       const pick = rand() % 4;
       if (pick === 0) w = (w & ~(0xf << 25)) | ((8 | (rand() & 1)) << 25);
       else if (pick === 1) w = (w & ~(0x7 << 25)) | (5 << 25);
@@ -118,7 +122,7 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
   // B.cond +8 (cond in bits 3:0), CBZ/CBNZ X/W +8 and TBZ/TBNZ +8 (bit number in bits 23:19), register x0..x3.
   const condBranches = [0x54000040, 0xb4000040, 0x35000041, 0x36000042, 0x37000043].map((w) => w | 0);
   const branches = [0x14000001 | 0, 0x54000020 | 0, 0xb4000020 | 0, 0x36080020 | 0, 0xd65f03c0 | 0]; // B, B.EQ, CBZ, TBZ, RET
-  let compiled = 0, faults = 0, fpTraps = 0;
+  let compiled = 0, faults = 0, fpTraps = 0, armed = 0;
   for (let iter = 0; iter < COUNT; iter++) {
     const page = CODE + ((iter % 32) << 12); // a fresh page each time round, so blocks get compiled anew
     const n = 1 + (rand() % 8);
@@ -127,6 +131,24 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
       words.push(word());
       // Now and then a conditional branch inside the block: taken, it skips the next instruction.
       if (rand() % 4 === 0) words.push(condBranches[rand() % condBranches.length] | ((rand() % 16) << (rand() % 2 === 0 ? 0 : 19)) & ~0x10);
+    }
+    // One block in four gets an exclusive pair on one base register (x16/x18/x20: aligned into the data window
+    // below): LDXR then STXR of the same size (or LDXP then STXP), with instructions between that may break the
+    // reservation.
+    // Or a lone STXR there, against the monitor as set up below (same size and base register).
+    // exKind 0..3: LDXR/STXR of 1 << exKind bytes; 4, 5: LDXP/STXP of two W / two X registers (8, 16 bytes).
+    const exKind = rand() % 6, exBytes = exKind < 4 ? 1 << exKind : 8 << (exKind - 4), exBase = 16 + 2 * (rand() % 3);
+    if (rand() % 4 === 0) {
+      const at = rand() % (words.length + 1), lone = rand() % 2 === 0, o0 = (rand() & 1) << 15;
+      const t2 = exKind < 4 ? 31 : rand() % 31;
+      const sz = exKind < 4 ? exKind << 30 : 0x80000000 | ((exKind - 4) << 30) | 0x200000;
+      const ldxr = (sz | 0x085f0000 | (t2 << 10) | (exBase << 5) | (rand() % 31) | o0) | 0;
+      const stxr = (sz | 0x08000000 | ((rand() % 31) << 16) | (t2 << 10) | (exBase << 5) | (rand() % 31) | o0) | 0;
+      if (lone) words.splice(at, 0, stxr);
+      else {
+        words.splice(at, 0, ldxr);
+        words.splice(at + 1 + (rand() % (words.length - at)), 0, stxr);
+      }
     }
     if (rand() % 2 === 0) words.push(branches[rand() % branches.length]);
     // Same code, data and registers on both sides.
@@ -140,6 +162,22 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
       a.r[2 * r] = b.r[2 * r] = lo; a.r[2 * r + 1] = b.r[2 * r + 1] = hi;
     }
     a.r[SP2] = b.r[SP2] = (BASE + DATA + 0x8000) | 0; a.r[SP2 + 1] = b.r[SP2 + 1] = 0;
+    for (const r of [16, 18, 20]) { a.r[2 * r] &= rand() % 4 !== 0 ? -16 : -1; b.r[2 * r] = a.r[2 * r]; }
+    // The exclusive monitor: open, or armed (by an LDXR before the block) at a base register's address, with
+    // memory there unchanged or not.
+    // Open as after CLREX or an exception (which keep the recorded value): a store-exclusive must fail even
+    // where memory still holds it.
+    {
+      const size = exBytes, off = (a.r[2 * exBase] - BASE) & -size;
+      a.exclOff = rand() % 3 === 0 ? -1 : off; a.exclSize = size;
+      a.exclLo = size === 1 ? ramA[off] : size === 2 ? dvA.getUint16(off, true) : dvA.getInt32(off, true);
+      a.exclHi = size >= 8 ? dvA.getInt32(off + 4, true) : 0;
+      a.ps[PS_EXCL_PAIR] = size === 16 ? dvA.getInt32(off + 8, true) : rand() | 0;
+      a.ps[PS_EXCL_PAIR + 1] = size === 16 ? dvA.getInt32(off + 12, true) : rand() | 0;
+      if (rand() % 3 === 0) { if (size === 16 && rand() % 2 === 0) a.ps[PS_EXCL_PAIR + 1] ^= 1; else a.exclLo ^= 1; }
+    }
+    b.exclOff = a.exclOff; b.exclSize = a.exclSize; b.exclLo = a.exclLo; b.exclHi = a.exclHi;
+    b.ps[PS_EXCL_PAIR] = a.ps[PS_EXCL_PAIR]; b.ps[PS_EXCL_PAIR + 1] = a.ps[PS_EXCL_PAIR + 1];
     for (let k = 0; k < 128; k++) a.vi32[k] = b.vi32[k] = rand() | 0;
     a.nzcv = b.nzcv = rand() & 15;
     a.r[PC2] = b.r[PC2] = (BASE + page) | 0; a.r[PC2 + 1] = b.r[PC2 + 1] = 0;
@@ -156,6 +194,8 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
     for (let k = 0; k < 2 * 36; k++) if (a.r[k] !== b.r[k]) assert.fail(`r[${k}] ${a.r[k]} vs compiled ${b.r[k]}, ${where}`);
     assert.equal(b.nzcv, a.nzcv, `NZCV, ${where}`);
     for (let k = 0; k < 128; k++) if (a.vi32[k] !== b.vi32[k]) assert.fail(`V word ${k} ${a.vi32[k]} vs compiled ${b.vi32[k]}, ${where}`);
+    for (const k of [PS_EXCL_OFF, PS_EXCL_SIZE, PS_EXCL_LO, PS_EXCL_HI, PS_EXCL_PAIR, PS_EXCL_PAIR + 1]) assert.equal(b.ps[k], a.ps[k], `exclusive monitor word ${k}, ${where}`);
+    if (a.exclOff !== -1) armed++;
     assert.equal(b.sys[ESR_EL1], a.sys[ESR_EL1], `ESR, ${where}`);
     assert.equal(b.sys[FAR_EL1], a.sys[FAR_EL1], `FAR, ${where}`);
     assert.equal(b.sys[ELR_EL1], a.sys[ELR_EL1], `ELR, ${where}`);
@@ -168,9 +208,64 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
   console.log(`# ${simdWords} Advanced SIMD words: ${[...simdNames].sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v}`).join(", ")}`);
   assert.ok(simdWords >= COUNT / 2, `Advanced SIMD words drawn (${simdWords})`);
   const s = cacheB.jit!.stats;
-  console.log(`# ${compiled} blocks compared, ${faults} took an exception (${fpTraps} the FP/SIMD access trap); engine: ${JSON.stringify(s)}`);
+  console.log(`# ${compiled} blocks compared, ${faults} took an exception (${fpTraps} the FP/SIMD access trap), ${armed} left the monitor armed; engine: ${JSON.stringify(s)}`);
+  if (COUNT >= 2000) assert.ok(armed > 0, "some blocks left the monitor armed");
   // (ESR shows the last exception of a block; about 10 in 3,000 blocks end with the FP/SIMD trap.)
   if (COUNT >= 2000) assert.ok(fpTraps > 0, "some blocks took the FP/SIMD access trap");
   assert.ok(s.blocks >= COUNT / 2, `most blocks ran compiled (${s.blocks} installed for ${COUNT})`);
   assert.equal(s.failed, 0, "no module failed to compile");
+});
+
+test("an LDXR/STXR retry loop runs compiled and agrees with the interpreter", () => {
+  // x16 → a doubleword in RAM; loop: LDXR x1, [x16]; ADD x1, x1, #1; STXR w2, x1, [x16]; CBNZ w2, loop;
+  // SUBS x3, x3, #1; B.NE loop; BRK — 100 atomic increments, then a reservation broken by a plain store
+  // (STR x4, [x16] between LDXR and STXR) and one cleared by CLREX must fail the store-exclusive on both sides.
+  const prog = [0xc85f7e01, 0x91000421, 0xc8027e01, 0x35ffffa2, 0xf1000463, 0x54ffff61,
+    0xc85f7e01, 0xf9000204, 0xc8027e01, 0xc85f7e01, 0xd503305f, 0xc8057e01, 0xd4200000].map((w) => w | 0);
+  const run = (jit: boolean): { x2: number; x5: number; mem: number; n: number; blocks: number } => {
+    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(RAM);
+    const mmu = new Mmu(memory.buffer, BASE, undefined, RAM, tlbAt);
+    const cache = new CodeCache(RAM >>> 12, jit ? new JitEngine(memory, sharedDecoder(), false, jitAt) : null);
+    const c = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
+    const dv = new DataView(memory.buffer);
+    prog.forEach((w, k) => dv.setInt32(CODE + 4 * k, w, true));
+    dv.setUint32(DATA, 41, true);
+    c.sys[VBAR_EL1] = (BASE + 0x80000) | 0;
+    c.r[2 * 16] = (BASE + DATA) | 0; c.r[2 * 3] = 100; c.r[2 * 4] = 7;
+    c.r[PC2] = (BASE + CODE) | 0;
+    const n = c.run(607);
+    return { x2: c.r[4], x5: c.r[10], mem: dv.getUint32(DATA, true), n, blocks: jit ? cache.jit!.stats.blocks : 0 };
+  };
+  const i = run(false), j = run(true);
+  assert.deepEqual({ ...j, blocks: 0 }, { ...i, blocks: 0 });
+  assert.equal(i.mem, 7, "the plain store between LDXR and STXR stays (41 + 100, then overwritten; the STXR fails)");
+  assert.equal(i.x2, 1, "the STXR after a plain store fails");
+  assert.equal(i.x5, 1, "the STXR after CLREX fails");
+  assert.ok(j.blocks > 0, "the loop was compiled");
+});
+
+test("an LDXP/STXP retry loop runs compiled and agrees with the interpreter", () => {
+  // loop: LDXP x1, x2, [x16]; ADD x1, x1, #1; STXP w3, x1, x2, [x16]; CBNZ w3, loop; SUBS x5, x5, #1; B.NE loop
+  // (50 increments of a 128-bit pair's low half); then a pair whose second doubleword a plain store changes
+  // (LDXP; STR x4, [x16, #8]; STXP w6 …: fails), then LDXP/STXP of two W registers (succeeds); BRK.
+  const prog = [0xc87f0a01, 0x91000421, 0xc8230a01, 0x35ffffa3, 0xf10004a5, 0x54ffff61,
+    0xc87f0a01, 0xf9000604, 0xc8260a01, 0x887f2207, 0x88292207, 0xd4200000].map((w) => w | 0);
+  const run = (jit: boolean): { x6: number; x9: number; lo: number; hi: number; x7: number; n: number; blocks: number } => {
+    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(RAM);
+    const mmu = new Mmu(memory.buffer, BASE, undefined, RAM, tlbAt);
+    const cache = new CodeCache(RAM >>> 12, jit ? new JitEngine(memory, sharedDecoder(), false, jitAt) : null);
+    const c = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
+    const dv = new DataView(memory.buffer);
+    prog.forEach((w, k) => dv.setInt32(CODE + 4 * k, w, true));
+    dv.setUint32(DATA, 1000, true); dv.setUint32(DATA + 8, 0xabcdef, true);
+    c.sys[VBAR_EL1] = (BASE + 0x80000) | 0;
+    c.r[2 * 16] = (BASE + DATA) | 0; c.r[2 * 5] = 50; c.r[2 * 4] = 7;
+    c.r[PC2] = (BASE + CODE) | 0;
+    const n = c.run(306);
+    return { x6: c.r[12], x9: c.r[18], x7: c.r[14], lo: dv.getUint32(DATA, true), hi: dv.getUint32(DATA + 8, true), n, blocks: jit ? cache.jit!.stats.blocks : 0 };
+  };
+  const i = run(false), j = run(true);
+  assert.deepEqual({ ...j, blocks: 0 }, { ...i, blocks: 0 });
+  assert.deepEqual([i.lo, i.hi, i.x6, i.x9, i.x7], [1050, 7, 1, 0, 1050], "50 increments; the STXP after a store to the second doubleword fails; the W pair's succeeds");
+  assert.ok(j.blocks > 0, "the loop was compiled");
 });

@@ -301,14 +301,19 @@ export class CodeCache {
 }
 
 /** Where instructions ran (bench/jit/profile.ts): counted only with XENO_JIT_PROFILE=1. */
-export interface JitProfile { compiled: number; interpreted: number; calls: number; byName: Map<string, number> }
+export interface JitProfile {
+  compiled: number; interpreted: number; calls: number; byName: Map<string, number>;
+  /** Of the interpreted: those that ended a compiled block untranslated (CodeCache.ends), by name. */
+  ends: number; endsByName: Map<string, number>;
+}
 const PROFILE: JitProfile | null = typeof process !== "undefined" && process.env.XENO_JIT_PROFILE === "1"
-  ? { compiled: 0, interpreted: 0, calls: 0, byName: new Map() } : null;
-function profileInterpreted(w: number): void {
+  ? { compiled: 0, interpreted: 0, calls: 0, byName: new Map(), ends: 0, endsByName: new Map() } : null;
+function profileInterpreted(w: number, end: boolean): void {
   const p = PROFILE!;
   p.interpreted++;
   const name = decoder.nameOf(w);
   p.byName.set(name, (p.byName.get(name) ?? 0) + 1);
+  if (end) { p.ends++; p.endsByName.set(name, (p.endsByName.get(name) ?? 0) + 1); }
 }
 /** The counts so far, or null when XENO_JIT_PROFILE is not 1. */
 export function jitProfile(): JitProfile | null { return PROFILE; }
@@ -371,10 +376,16 @@ export class Cpu {
   stop = STOP_BUDGET;
 
   /** Exclusive monitor (Arm ARM B2.9): RAM offset and size of the reserved location, -1 when open. */
-  exclOff = -1;
-  exclSize = 0;
-  exclLo = 0;
-  exclHi = 0;
+  // They live in the state block only (PS_EXCL_*), not in fields synced around runs: compiled exclusives
+  // (jit/translate.ts `exclusive`) read and write the same words, so the two engines always agree on them.
+  get exclOff(): number { return this.ps[PS_EXCL_OFF]; }
+  set exclOff(v: number) { this.ps[PS_EXCL_OFF] = v; }
+  get exclSize(): number { return this.ps[PS_EXCL_SIZE]; }
+  set exclSize(v: number) { this.ps[PS_EXCL_SIZE] = v; }
+  get exclLo(): number { return this.ps[PS_EXCL_LO]; }
+  set exclLo(v: number) { this.ps[PS_EXCL_LO] = v; }
+  get exclHi(): number { return this.ps[PS_EXCL_HI]; }
+  set exclHi(v: number) { this.ps[PS_EXCL_HI] = v; }
 
   /** The Event Register (WFE/SEV/SEVL, Arm ARM D1.16.1): 1 when an event is pending. */
   event = 0;
@@ -457,6 +468,7 @@ export class Cpu {
     this.vf32 = new Float32Array(buf, o + ST_V, 128);
     this.vf64 = new Float64Array(buf, o + ST_V, 64);
     this.ps = new Int32Array(buf, o + ST_PSTATE, PS_WORDS);
+    this.ps[PS_EXCL_OFF] = -1; // the exclusive monitor starts open
     this.sys = new Int32Array(buf, o + ST_SYS, SYS_SLOTS);
     this.mmu = mmu;
     this.code = code ?? new CodeCache(mmu.ramSize >>> 12);
@@ -535,7 +547,12 @@ export class Cpu {
             // A slow path faulted: PC is the faulting instruction, the state exact; the MMU holds the fault.
             if ((ps[PS_JIT_STOP] & STOP_FAULT) !== 0) { this.memoryFault(); break; }
             lo = r[PC2];
-            if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && this.irqLine === 0) {
+            // A block that made no progress (stall) stays here for the interpreter's one instruction even with an
+            // interrupt line up: leaving would reset `stall` in the next round, and with that interrupt masked
+            // (a spinlock taken with IRQs off) the same block would be called again and again without ever
+            // retiring anything — a livelock (seen in verify mode, which takes write permission back at every
+            // check, so a compiled STXR at a block's start left there each time).
+            if ((lo & -4096) === tagLo && r[PC2 + 1] === hi && done < budget && (this.irqLine === 0 || stall)) {
               k = (lo & 0xfff) >>> 2;
               entry = true;
               continue;
@@ -559,7 +576,7 @@ export class Cpu {
             h = code[k] = decoder.decode(w);
             if (snaps !== null) words[k] = w;
           } else w = words[wb + k]!;
-          if (PROFILE !== null) profileInterpreted(w);
+          if (PROFILE !== null) profileInterpreted(w, ends[k] !== 0);
           h(this, w);
           done++;
           stall = false;
@@ -699,7 +716,6 @@ export class Cpu {
     const p = this.ps;
     p[PS_NZCV] = this.nzcv; p[PS_DAIF] = this.daif; p[PS_EL] = this.el; p[PS_SPSEL] = this.spsel;
     p[PS_FPCR] = this.fpcr; p[PS_FPSR] = this.fpsr;
-    p[PS_EXCL_OFF] = this.exclOff; p[PS_EXCL_SIZE] = this.exclSize; p[PS_EXCL_LO] = this.exclLo; p[PS_EXCL_HI] = this.exclHi;
     p[PS_EVENT] = this.event; p[PS_IL] = this.il;
   }
 
@@ -711,7 +727,6 @@ export class Cpu {
     const p = this.ps;
     this.nzcv = p[PS_NZCV] & 0xf; this.daif = p[PS_DAIF] & 0xf; this.el = p[PS_EL]; this.spsel = p[PS_SPSEL];
     this.fpcr = p[PS_FPCR]; this.fpsr = p[PS_FPSR];
-    this.exclOff = p[PS_EXCL_OFF]; this.exclSize = p[PS_EXCL_SIZE]; this.exclLo = p[PS_EXCL_LO]; this.exclHi = p[PS_EXCL_HI];
     this.event = p[PS_EVENT] & 1; this.il = p[PS_IL] & 1;
     this.mmu.setEl(this.el);
     this.updateFpTrap();

@@ -17,7 +17,7 @@ import type { Cpu } from "./cpu.js";
 import type { Mmu } from "../../mmu/mmu.js";
 import { ACC_READ, ACC_WRITE, FSC_ALIGN, P_R0, P_W0, tlbSlot } from "../../mmu/mmu.js";
 import { setW, setX, spSlot } from "./regs.js";
-import { PC2 } from "./state.js";
+import { PC2, PS_EXCL_PAIR } from "./state.js";
 
 // -------------------------------------------------------------------------------------------------------------
 // Address arithmetic. Results: low word returned, high word in eaHi (module scratch: no allocation).
@@ -312,13 +312,6 @@ function ramViews(m: Mmu): RamViews {
   return v;
 }
 
-/** Per-CPU high 64 bits of the value recorded by a 64-bit LDXP (Cpu has room for 64 bits only). */
-const pairHigh = new WeakMap<Cpu, Int32Array>();
-function pairHighOf(c: Cpu): Int32Array {
-  let a = pairHigh.get(c);
-  if (a === undefined) { a = new Int32Array(2); pairHigh.set(c, a); }
-  return a;
-}
 
 /**
  * RAM offset of (lo, hi) for an access of kind acc, from the TLB when it hits, else by translation (which
@@ -440,8 +433,7 @@ function ldxp(c: Cpu, i: number): void {
   if (x === 0) { setW(c, t, a); setW(c, t2, ah); return; }
   const b = load64(m.i32, (off >> 2) + 2), bh = ldHi;
   m.unlockPairs();
-  const ph = pairHighOf(c);
-  ph[0] = b; ph[1] = bh;
+  c.ps[PS_EXCL_PAIR] = b; c.ps[PS_EXCL_PAIR + 1] = bh; // the monitor's second doubleword (state.ts)
   setX(c, t, a, ah);
   setX(c, t2, b, bh);
 }
@@ -465,10 +457,9 @@ function stxp(c: Cpu, i: number): void {
   if (c.exclOff === off && c.exclSize === bytes) {
     if (x === 0) ok = cas64(m, off, c.exclLo, c.exclHi, a, b);
     else {
-      const ph = pairHighOf(c);
       m.lockPairs();
       if (cas64(m, off, c.exclLo, c.exclHi, a, ah)) {
-        ok = cas64(m, off + 8, ph[0], ph[1], b, bh);
+        ok = cas64(m, off + 8, c.ps[PS_EXCL_PAIR], c.ps[PS_EXCL_PAIR + 1], b, bh);
         if (!ok) cas64(m, off, a, ah, c.exclLo, c.exclHi);
       }
       m.unlockPairs();

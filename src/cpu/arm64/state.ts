@@ -10,6 +10,8 @@
  *   0x400  PSTATE  Int32 x 16 at PS_* (NZCV, DAIF, EL, SPSel, FPCR, FPSR, the exclusive monitor, the event
  *                  register, PSTATE.IL). The interpreter keeps these in Cpu fields while it runs and writes
  *                  them here when run() returns (Cpu.storePstate); Cpu.loadPstate reads them back (restore).
+ *                  The exclusive monitor is the exception: Cpu.exclOff … read and write these words directly,
+ *                  because compiled exclusives (jit/translate.ts) use them too.
  *   0x7f8  scratch one word the MMU's single-copy atomic doubleword loads leave a high word in (src/mmu/
  *                  atomic64.ts; not state: never saved)
  *   0x800  sys     Int32 x SYS_SLOTS: system registers at the slots of sysregs.ts (a saved state keys them by
@@ -44,9 +46,15 @@ export const PS_NZCV = 0, PS_DAIF = 1, PS_EL = 2, PS_SPSEL = 3, PS_FPCR = 4, PS_
 /**
  * Scratch words of compiled code (not state, never saved; src/cpu/arm64/jit): a slow-path load's high word, and
  * the stop word (bit 0: stop chaining blocks — an interrupt line moved or code was written; bit 1, STOP_FAULT: a
- * slow path faulted), set by slow paths and cleared by the run loop. Word 13 is unused.
+ * slow path faulted), set by slow paths and cleared by the run loop.
  */
-export const PS_JIT_HI = 12, PS_JIT_STOP = 14;
+export const PS_JIT_HI = 12, PS_JIT_STOP = 13;
+/**
+ * The exclusive monitor's second doubleword after a 128-bit LDXP (the first is PS_EXCL_LO/HI): what STXP of two
+ * X registers compares the high half with. Kept with the rest of the monitor (one doubleword, 8-aligned) so
+ * compiled pairs (jit/translate.ts) use it too; not saved (vcpu-state.ts saves the first doubleword only).
+ */
+export const PS_EXCL_PAIR = 14;
 
 /** NZCV as a 4-bit number in Cpu.nzcv. */
 export const N = 8, Z = 4, C = 2, V = 1;

@@ -86,3 +86,11 @@ export const SYSREG_SLOTS: ReadonlyArray<readonly [name: string, slot: number, o
 export function sysregKey(op0: number, op1: number, crn: number, crm: number, op2: number): string {
   return `S${op0}_${op1}_C${crn}_C${crm}_${op2}`;
 }
+
+/**
+ * CTR_EL0: IminLine = DminLine = 4 (64-byte lines), L1Ip = PIPT (0b11), CWG = ERG = 4 (Arm ARM D17.2.33); and
+ * DCZID_EL0 where DC ZVA is allowed (BS = 4: 64-byte blocks, D17.2.34). The MRS handlers (system.ts) and compiled
+ * MRS at EL1 (jit/translate.ts) both read these.
+ */
+export const CTR_EL0_VALUE = (1 << 31) | (4 << 24) | (4 << 20) | (4 << 16) | (3 << 14) | 4;
+export const DCZID_EL0_VALUE = 4;

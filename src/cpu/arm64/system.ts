@@ -11,7 +11,7 @@ import type { Cpu } from "./cpu.js";
 import { EC_SVC, EC_HVC, EC_SMC, EC_BRK, EC_SYSREG, EC_WFX, STOP_WFI, STOP_WFE } from "./cpu.js";
 import { setX } from "./regs.js";
 import { PC2 } from "./state.js";
-import { SCTLR_EL1, TPIDR_EL0, TPIDRRO_EL0 } from "./sysregs.js";
+import { SCTLR_EL1, TPIDR_EL0, TPIDRRO_EL0, CTR_EL0_VALUE, DCZID_EL0_VALUE } from "./sysregs.js";
 import {
   type SysReg, SYSHI, constant, stored, SCTLR_DZE, SCTLR_NTWE, SCTLR_NTWI, SCTLR_UCT,
 } from "./sys-defs.js";
@@ -100,11 +100,11 @@ export function baseSysRegs(): SysReg[] {
       // DCZID_EL0: block size 2^4 words = 64 bytes; DZP (bit 4) set at EL0 when SCTLR_EL1.DZE forbids DC ZVA
       // there (Arm ARM D17.2.34).
       name: "DCZID_EL0", op0: 3, op1: 3, crn: 0, crm: 0, op2: 7, el0: true,
-      read: (c) => { SYSHI[0] = 0; return c.el === 0 && (c.sys[SCTLR_EL1] & SCTLR_DZE) === 0 ? 4 | 16 : 4; },
+      read: (c) => { SYSHI[0] = 0; return c.el === 0 && (c.sys[SCTLR_EL1] & SCTLR_DZE) === 0 ? DCZID_EL0_VALUE | 16 : DCZID_EL0_VALUE; },
     },
     // CTR_EL0: IminLine = DminLine = 4 (64-byte lines), L1Ip = PIPT (0b11), CWG = ERG = 4 (Arm ARM D17.2.33).
     // EL0 reads trap (EC 0x18) unless SCTLR_EL1.UCT.
-    constant("CTR_EL0", [3, 3, 0, 0, 1], (1 << 31) | (4 << 24) | (4 << 20) | (4 << 16) | (3 << 14) | 4, 0,
+    constant("CTR_EL0", [3, 3, 0, 0, 1], CTR_EL0_VALUE, 0,
       (c) => (c.sys[SCTLR_EL1] & SCTLR_UCT) !== 0),
   ];
 }

@@ -26,8 +26,8 @@ import { Code, I32, I64, V128, OP, SPLAT, EXTRACT_U, EXTRACT_S, REPLACE, type Fu
 import { vecOp, ld, put, V_A, N_V128, HAS_SIMD } from "./simd.js";
 import { TLB_ASID, TLB_OFF, TLB_PERM, TLB_SLOT_MASK, TLB_TAG_HI, TLB_TAG_LO } from "../../../mmu/mmu.js";
 import { decodeBitMask } from "../dp-imm.js";
-import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP } from "../state.js";
-import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0 } from "../sysregs.js";
+import { COND, ST_PSTATE, ST_SYS, ST_V, SP_EL0, PS_NZCV, PS_JIT_HI, PS_JIT_STOP, PS_EXCL_OFF, PS_EXCL_LO, PS_EXCL_PAIR } from "../state.js";
+import { TPIDR_EL0, TPIDR_EL1, TPIDRRO_EL0, CTR_EL0_VALUE, DCZID_EL0_VALUE } from "../sysregs.js";
 import type { Decoder } from "../decoder.js";
 
 /** Byte offsets inside the state block (state.ts). */
@@ -77,6 +77,9 @@ export const MASK_SP_EL0 = 1 << 16, MASK_EL1 = 1 << 17, MASK_FP = 1 << 18;
 /** Byte offset of word `ps` of the PSTATE area in the state block. */
 const psOff = (ps: number): number => ST_PSTATE + 4 * ps;
 const OFF_STOP = psOff(PS_JIT_STOP);
+/** The exclusive monitor's words (Cpu.exclOff/exclSize, then exclLo/exclHi): two doublewords, 8-aligned. */
+const OFF_EXCL = psOff(PS_EXCL_OFF), OFF_EXCL_VAL = psOff(PS_EXCL_LO), OFF_EXCL_PAIR = psOff(PS_EXCL_PAIR);
+if ((OFF_EXCL & 7) !== 0 || (OFF_EXCL_VAL & 7) !== 0 || (OFF_EXCL_PAIR & 7) !== 0 || psOff(PS_EXCL_OFF + 1) !== psOff(PS_EXCL_OFF) + 4) throw new Error("translate.ts: the monitor's words must be two aligned doublewords");
 const OFF_SP_EL0 = SP_EL0 * 8, OFF_TPIDR_EL1 = ST_SYS + 4 * TPIDR_EL1, OFF_TPIDR_EL0 = ST_SYS + 4 * TPIDR_EL0;
 const OFF_TPIDRRO_EL0 = ST_SYS + 4 * TPIDRRO_EL0;
 
@@ -1034,6 +1037,101 @@ export class Translator {
     if (load) { c.get(T3); this.setX(t); }
     return 1;
   }
+  /**
+   * LDXR/LDAXR and STXR/STLXR (B/H/W/X) with one thread per domain, as the interpreter does them (ldst.ts ldxr,
+   * stxr) on the same monitor words of the state block (Cpu.exclOff … are views of them): LDXR records the RAM
+   * offset, size and value read; STXR stores and sets Ws = 0 when the monitor is armed for that offset and size
+   * and memory still holds the recorded value, else sets Ws = 1 and stores nothing; either way the monitor opens.
+   * An unaligned address or a TLB miss (a first touch, MMIO, a code page, a fault) leaves the block at the
+   * instruction, and the interpreter does it (fills the TLB, or faults). The acquire/release forms need nothing
+   * more on one thread. With vCPUs on other threads (`fences`) they stay with the interpreter, whose compare-and-
+   * swap makes them atomic against the other threads and wakes WFE sleepers.
+   */
+  private exclusive(w: number, load: boolean): number {
+    if (this.fences) return 0;
+    const c = this.c, size = w >>> 30, bytes = 1 << size, t = w & 31, n = (w >>> 5) & 31, s = (w >>> 16) & 31;
+    this.xsp(n); c.set(L_A);
+    if (size !== 0) {
+      c.get(L_A); c.op(OP.i32WrapI64); c.i32(bytes - 1); c.op(OP.i32And);
+      c.if(); this.leave(this.k, 4 * this.k); c.end();
+    }
+    if (!load) { this.x(t); c.set(T3); } // Rt before Ws is written (as the interpreter reads it)
+    this.slot();
+    this.hit(bytes, load ? W_MR : W_MW); c.op(OP.i32Eqz);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    this.ramAddr(); c.set(W_X); // the RAM offset (the TLB index is not needed any more)
+    const ld64 = size === 0 ? OP.i64Load8u : size === 1 ? OP.i64Load16u : size === 2 ? OP.i64Load32u : OP.i64Load;
+    if (load) {
+      c.get(W_X); c.mem(ld64, size, 0); c.set(T3);
+      // exclOff = off, exclSize = bytes; exclLo/exclHi = the value (zero-extended, as the interpreter records it).
+      c.get(P_ST); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.mem(OP.i64Store, 3, OFF_EXCL);
+      c.get(P_ST); c.get(T3); c.mem(OP.i64Store, 3, OFF_EXCL_VAL);
+      c.get(T3); this.setX(t);
+      return 1;
+    }
+    // Armed for this offset and size, and memory unchanged (compared at the access's width, as stxr does).
+    c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.op(OP.i64Eq);
+    if (size === 3) { c.get(W_X); c.mem(OP.i64Load, 3, 0); c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL_VAL); c.op(OP.i64Eq); }
+    else {
+      c.get(W_X); c.mem(size === 0 ? OP.i32Load8u : size === 1 ? OP.i32Load16u : OP.i32Load, size, 0);
+      c.get(P_ST); c.mem(OP.i32Load, 2, OFF_EXCL_VAL); c.op(OP.i32Eq);
+    }
+    c.op(OP.i32And); c.tee(W_0);
+    c.if();
+    c.get(W_X); c.get(T3);
+    c.mem(size === 0 ? OP.i64Store8 : size === 1 ? OP.i64Store16 : size === 2 ? OP.i64Store32 : OP.i64Store, size, 0);
+    c.end();
+    c.get(P_ST); c.i32(-1); c.mem(OP.i32Store, 2, OFF_EXCL); // the monitor opens
+    c.get(W_0); c.op(OP.i32Eqz); this.setW(s);
+    return 1;
+  }
+  /**
+   * LDXP/LDAXP and STXP/STLXP (two W registers: one doubleword; two X registers: two), one thread per domain, as
+   * ldst.ts ldxp/stxp: the monitor records the first doubleword and, for X pairs, the second (PS_EXCL_PAIR); a
+   * store-exclusive stores both halves only when the monitor is armed for that offset and size and memory holds
+   * what was recorded. Unaligned (to the pair's size) or a TLB miss: the interpreter, as for `exclusive`.
+   */
+  private exclusivePair(w: number, load: boolean): number {
+    if (this.fences) return 0;
+    const c = this.c, x = (w >>> 30) & 1, bytes = 8 << x;
+    const t = w & 31, n = (w >>> 5) & 31, t2 = (w >>> 10) & 31, s = (w >>> 16) & 31;
+    this.xsp(n); c.set(L_A);
+    c.get(L_A); c.op(OP.i32WrapI64); c.i32(bytes - 1); c.op(OP.i32And);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    if (!load) { // the registers before Ws is written (as the interpreter reads them)
+      if (x) { this.x(t); c.set(T3); this.x(t2); c.set(T4); }
+      else { this.x(t); c.i64(-1, 0); c.op(OP.i64And); this.x(t2); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or); c.set(T3); }
+    }
+    this.slot();
+    this.hit(bytes, load ? W_MR : W_MW); c.op(OP.i32Eqz);
+    c.if(); this.leave(this.k, 4 * this.k); c.end();
+    this.ramAddr(); c.set(W_X);
+    if (load) {
+      c.get(W_X); c.mem(OP.i64Load, 3, 0); c.set(T3);
+      c.get(P_ST); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.mem(OP.i64Store, 3, OFF_EXCL);
+      c.get(P_ST); c.get(T3); c.mem(OP.i64Store, 3, OFF_EXCL_VAL);
+      if (x) {
+        c.get(W_X); c.mem(OP.i64Load, 3, 8); c.set(T4);
+        c.get(P_ST); c.get(T4); c.mem(OP.i64Store, 3, OFF_EXCL_PAIR);
+        c.get(T3); this.setX(t); c.get(T4); this.setX(t2);
+      } else {
+        c.get(T3); c.i64(-1, 0); c.op(OP.i64And); this.setX(t);
+        c.get(T3); c.i64(32, 0); c.op(OP.i64ShrU); this.setX(t2);
+      }
+      return 1;
+    }
+    c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL); c.get(W_X); c.op(OP.i64ExtendI32u); c.i64(0, bytes); c.op(OP.i64Or); c.op(OP.i64Eq);
+    c.get(W_X); c.mem(OP.i64Load, 3, 0); c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL_VAL); c.op(OP.i64Eq); c.op(OP.i32And);
+    if (x) { c.get(W_X); c.mem(OP.i64Load, 3, 8); c.get(P_ST); c.mem(OP.i64Load, 3, OFF_EXCL_PAIR); c.op(OP.i64Eq); c.op(OP.i32And); }
+    c.tee(W_0);
+    c.if();
+    c.get(W_X); c.get(T3); c.mem(OP.i64Store, 3, 0);
+    if (x) { c.get(W_X); c.get(T4); c.mem(OP.i64Store, 3, 8); }
+    c.end();
+    c.get(P_ST); c.i32(-1); c.mem(OP.i32Store, 2, OFF_EXCL); // the monitor opens
+    c.get(W_0); c.op(OP.i32Eqz); this.setW(s);
+    return 1;
+  }
   private isLoad(kind: number): boolean { return kind !== 0 && kind !== 4 && kind !== 8 && kind !== 12 && kind !== 14; }
 
   /** Byte offset of half `h` (0 low, 1 high doubleword) of Vt in the state block. */
@@ -1192,6 +1290,8 @@ export class Translator {
       return 1;
     }
     if (name === "LDAR" || name === "STLR") return this.ordered(w, name === "LDAR");
+    if (name === "LDXR/LDAXR" || name === "STXR/STLXR") return this.exclusive(w, name === "LDXR/LDAXR");
+    if (name === "LDXP/LDAXP" || name === "STXP/STLXP") return this.exclusivePair(w, name === "LDXP/LDAXP");
     if (op === 3 && ((w >>> 24) & 3) === 0) { // LDR (literal)
       const opc = w >>> 30;
       if (opc === 3) return 1; // PRFM (literal)
@@ -1284,7 +1384,8 @@ export class Translator {
 
   /**
    * MRS of the registers kernel and libc code read all the time (SP_EL0 is Linux's `current`, TPIDR_EL1 its
-   * per-CPU offset, TPIDR_EL0 the user thread pointer). Where the architecture would trap (SP_EL0 at EL0 or
+   * per-CPU offset, TPIDR_EL0 the user thread pointer), and of CTR_EL0 and DCZID_EL0 at EL1 (cache maintenance
+   * and clear_page loops read them for line and block sizes). Where the architecture would trap (SP_EL0 at EL0 or
    * while it is the stack pointer, TPIDR_EL1 at EL0), the block returns to the run loop at this instruction.
    */
   private mrs(w: number): number {
@@ -1294,7 +1395,13 @@ export class Translator {
     else if (enc === (0xd538d080 | 0)) { off = OFF_TPIDR_EL1; need = MASK_EL1; }
     else if (enc === (0xd53bd040 | 0)) { off = OFF_TPIDR_EL0; need = 0; }
     else if (enc === (0xd53bd060 | 0)) { off = OFF_TPIDRRO_EL0; need = 0; }
-    else return 0;
+    else if (enc === (0xd53b0020 | 0) || enc === (0xd53b00e0 | 0)) {
+      // CTR_EL0 and DCZID_EL0 at EL1: constants (system.ts). At EL0 (SCTLR_EL1.UCT / DZE decide) the interpreter.
+      c.get(P_MASKS); c.i32(MASK_EL1); c.op(OP.i32And); c.op(OP.i32Eqz);
+      c.if(); this.leave(this.k, 4 * this.k); c.end();
+      c.i64(enc === (0xd53b0020 | 0) ? CTR_EL0_VALUE : DCZID_EL0_VALUE, 0); this.setX(t);
+      return 1;
+    } else return 0;
     if (need !== 0) {
       c.get(P_MASKS); c.i32(need); c.op(OP.i32And); c.op(OP.i32Eqz);
       c.if(); this.leave(this.k, 4 * this.k); c.end();
