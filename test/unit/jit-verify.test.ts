@@ -216,6 +216,23 @@ test(`compiled blocks agree with the interpreter (seed ${SEED}, ${COUNT} blocks)
   assert.equal(s.failed, 0, "no module failed to compile");
 });
 
+/**
+ * A vCPU on a fresh solo memory with `prog` at CODE, x16 → DATA, PC at CODE (with `jit` an engine too:
+ * this file's XENO_JIT_HOT=1 compiles each block at its first run); `blocks()` counts the blocks the engine installed.
+ */
+function loadProgram(prog: number[], jit: boolean): { c: InstanceType<typeof Cpu>; dv: DataView; blocks: () => number } {
+  const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(RAM);
+  const mmu = new Mmu(memory.buffer, BASE, undefined, RAM, tlbAt);
+  const cache = new CodeCache(RAM >>> 12, jit ? new JitEngine(memory, sharedDecoder(), false, jitAt) : null);
+  const c = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
+  const dv = new DataView(memory.buffer);
+  prog.forEach((w, k) => dv.setInt32(CODE + 4 * k, w, true));
+  c.sys[VBAR_EL1] = (BASE + 0x80000) | 0;
+  c.r[2 * 16] = (BASE + DATA) | 0;
+  c.r[PC2] = (BASE + CODE) | 0;
+  return { c, dv, blocks: () => (jit ? cache.jit!.stats.blocks : 0) };
+}
+
 test("an LDXR/STXR retry loop runs compiled and agrees with the interpreter", () => {
   // x16 → a doubleword in RAM; loop: LDXR x1, [x16]; ADD x1, x1, #1; STXR w2, x1, [x16]; CBNZ w2, loop;
   // SUBS x3, x3, #1; B.NE loop; BRK — 100 atomic increments, then a reservation broken by a plain store
@@ -223,18 +240,11 @@ test("an LDXR/STXR retry loop runs compiled and agrees with the interpreter", ()
   const prog = [0xc85f7e01, 0x91000421, 0xc8027e01, 0x35ffffa2, 0xf1000463, 0x54ffff61,
     0xc85f7e01, 0xf9000204, 0xc8027e01, 0xc85f7e01, 0xd503305f, 0xc8057e01, 0xd4200000].map((w) => w | 0);
   const run = (jit: boolean): { x2: number; x5: number; mem: number; n: number; blocks: number } => {
-    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(RAM);
-    const mmu = new Mmu(memory.buffer, BASE, undefined, RAM, tlbAt);
-    const cache = new CodeCache(RAM >>> 12, jit ? new JitEngine(memory, sharedDecoder(), false, jitAt) : null);
-    const c = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
-    const dv = new DataView(memory.buffer);
-    prog.forEach((w, k) => dv.setInt32(CODE + 4 * k, w, true));
+    const { c, dv, blocks } = loadProgram(prog, jit);
     dv.setUint32(DATA, 41, true);
-    c.sys[VBAR_EL1] = (BASE + 0x80000) | 0;
-    c.r[2 * 16] = (BASE + DATA) | 0; c.r[2 * 3] = 100; c.r[2 * 4] = 7;
-    c.r[PC2] = (BASE + CODE) | 0;
+    c.r[2 * 3] = 100; c.r[2 * 4] = 7;
     const n = c.run(607);
-    return { x2: c.r[4], x5: c.r[10], mem: dv.getUint32(DATA, true), n, blocks: jit ? cache.jit!.stats.blocks : 0 };
+    return { x2: c.r[4], x5: c.r[10], mem: dv.getUint32(DATA, true), n, blocks: blocks() };
   };
   const i = run(false), j = run(true);
   assert.deepEqual({ ...j, blocks: 0 }, { ...i, blocks: 0 });
@@ -251,18 +261,11 @@ test("an LDXP/STXP retry loop runs compiled and agrees with the interpreter", ()
   const prog = [0xc87f0a01, 0x91000421, 0xc8230a01, 0x35ffffa3, 0xf10004a5, 0x54ffff61,
     0xc87f0a01, 0xf9000604, 0xc8260a01, 0x887f2207, 0x88292207, 0xd4200000].map((w) => w | 0);
   const run = (jit: boolean): { x6: number; x9: number; lo: number; hi: number; x7: number; n: number; blocks: number } => {
-    const { memory, stateAt, tlbAt, jitAt } = soloJitMemory(RAM);
-    const mmu = new Mmu(memory.buffer, BASE, undefined, RAM, tlbAt);
-    const cache = new CodeCache(RAM >>> 12, jit ? new JitEngine(memory, sharedDecoder(), false, jitAt) : null);
-    const c = new Cpu(mmu, cache, { buffer: memory.buffer, offset: stateAt });
-    const dv = new DataView(memory.buffer);
-    prog.forEach((w, k) => dv.setInt32(CODE + 4 * k, w, true));
+    const { c, dv, blocks } = loadProgram(prog, jit);
     dv.setUint32(DATA, 1000, true); dv.setUint32(DATA + 8, 0xabcdef, true);
-    c.sys[VBAR_EL1] = (BASE + 0x80000) | 0;
-    c.r[2 * 16] = (BASE + DATA) | 0; c.r[2 * 5] = 50; c.r[2 * 4] = 7;
-    c.r[PC2] = (BASE + CODE) | 0;
+    c.r[2 * 5] = 50; c.r[2 * 4] = 7;
     const n = c.run(306);
-    return { x6: c.r[12], x9: c.r[18], x7: c.r[14], lo: dv.getUint32(DATA, true), hi: dv.getUint32(DATA + 8, true), n, blocks: jit ? cache.jit!.stats.blocks : 0 };
+    return { x6: c.r[12], x9: c.r[18], x7: c.r[14], lo: dv.getUint32(DATA, true), hi: dv.getUint32(DATA + 8, true), n, blocks: blocks() };
   };
   const i = run(false), j = run(true);
   assert.deepEqual({ ...j, blocks: 0 }, { ...i, blocks: 0 });
