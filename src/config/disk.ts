@@ -31,7 +31,7 @@ export interface DiskSpec {
   vdev: string;
   /** The VBD number written to xenstore (`virtual-device`), per xen-vbd-interface(7). */
   vdevNumber: number;
-  /** The name a Linux guest's xen-blkfront gives it (/dev/xvdX[N]); undefined for numeric vdevs. */
+  /** The name a Linux guest's xen-blkfront gives it (/dev/xvdX[N]); undefined for numeric and nvmeN vdevs. */
   guestDevice?: string;
   readwrite: boolean;
   devtype: "disk" | "cdrom";
@@ -225,7 +225,7 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
     specification: (st.specification as "xen" | "virtio" | undefined) ?? "xen",
     directIoSafe, discard, trusted,
   };
-  if (vbd.disk !== undefined) d.guestDevice = `/dev/xvd${diskLetters(vbd.disk)}${vbd.partition ? vbd.partition : ""}`;
+  if (vbd.disk !== undefined && !st.vdev.startsWith("nvme")) d.guestDevice = `/dev/xvd${diskLetters(vbd.disk)}${vbd.partition ? vbd.partition : ""}`;
   if (st.backend) d.backend = st.backend;
   if (st.backendtype) d.backendType = st.backendtype as DiskBackendType;
   if (st.script) d.script = st.script;

@@ -72,8 +72,8 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
     assert.match(plain(d.out), /BdsDxe: starting Boot\d+ "[^"]*" from PciRoot\(0x0\)\/Pci\(0x1,0x0\)\/NVMe\(0x1,/, d.tail());
     // Linux's controllers by serial (the vdev) and PCI address.
     const m = await d.run("for c in /sys/class/nvme/nvme*; do echo CTRL $(basename $c)=$(cat $c/serial)@$(basename $(readlink $c/device)); done; echo CTRLS-DONE-$((1+1))",
-      /(CTRL nvme\d+=nvme\d@[0-9a-f:.]+\s+){3}CTRLS-DONE-2/);
-    const ctrl = new Map([...m[0].matchAll(/CTRL (nvme\d+)=(nvme\d)@([0-9a-f:.]+)/g)].map((x) => [x[2]!, { name: x[1]!, pci: x[3]! }]));
+      /(CTRL nvme\d+=nvme\d\s*@[0-9a-f:.]+\s+){3}CTRLS-DONE-2/);
+    const ctrl = new Map([...m[0].matchAll(/CTRL (nvme\d+)=(nvme\d)\s*@([0-9a-f:.]+)/g)].map((x) => [x[2]!, { name: x[1]!, pci: x[3]! }]));
     assert.deepEqual([...ctrl.keys()].sort(), ["nvme0", "nvme1", "nvme2"]);
     assert.equal(ctrl.get("nvme0")!.pci, "0000:00:01.0"); assert.equal(ctrl.get("nvme2")!.pci, "0000:00:03.0");
     const ns = (v: string): string => `/dev/${ctrl.get(v)!.name}n1`, sys = (v: string): string => `/sys/block/${ctrl.get(v)!.name}n1`;

@@ -523,6 +523,14 @@ test("disk: vdev → VBD numbers (xen-vbd-interface(7))", () => {
   assert.equal(n("hda64"), undefined);
   assert.equal(n("xvda256"), undefined);
   assert.equal(n("xvda01"), undefined);
+  // nvmeN: an HVM domain's NVMe controllers (Xeno's names), in Linux's extended block major 259.
+  assert.equal(n("nvme0"), 259 << 8);
+  assert.equal(n("nvme12"), 259 << 8 | 12);
+  assert.equal(n("nvme01"), undefined);
+  assert.equal(n("nvme100"), undefined);
+  assert.equal(n("nvme0n1"), undefined);
+  assert.equal(parseDiskSpec("/a,raw,nvme1").vdev, "nvme1");
+  assert.equal(parseDiskSpec("/a,raw,nvme1").guestDevice, undefined, "not a blkfront device");
   assert.equal(diskLetters(0), "a");
   assert.equal(diskLetters(25), "z");
   assert.equal(diskLetters(26), "aa");

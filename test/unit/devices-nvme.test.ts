@@ -21,6 +21,7 @@ import { NvmeController, MAX_QUEUE_ENTRIES } from "../../src/devices/nvme/nvme.j
 import * as D from "../../src/devices/nvme/nvme-defs.js";
 import { RawImage, type BlockImage } from "../../src/storage/block-image.js";
 import { Qcow2Image } from "../../src/storage/qcow2.js";
+import { configFileSpec } from "../../src/cli/create.js";
 import { ram, RAM, RAM_BASE } from "./virtio-driver.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xeno-nvme-"));
@@ -500,4 +501,17 @@ test("CC: a bad admin queue or CC field is fatal (CFS), a reset recovers; shutdo
   d.ioQueues();
   assert.equal(d.io(D.NVM_READ, 0, 1, RAM_BASE + DATA).status, 0);
   assert.equal(d.dev.stats.resets, 6, "each CC.EN 1 → 0");
+});
+
+test("config: vdev=nvmeN makes an NVMe disk of a type=\"hvm\" domain; a PV domain or a cdrom refuses it with the reason", () => {
+  const img = rawDisk("cfg.raw", 1 << 20), kernel = rawDisk("Image", 4096);
+  const spec = (lines: string[]): ReturnType<typeof configFileSpec> => {
+    const f = join(dir, `c${Math.random().toString(36).slice(2)}.cfg`);
+    writeFileSync(f, ['name = "n"', "memory = 128", ...lines, ""].join("\n"));
+    return configFileSpec(f);
+  };
+  const hvm = spec(['type = "hvm"', `disk = [ '${img},raw,nvme0,rw', '${img},raw,xvdb,ro' ]`]);
+  assert.deepEqual(hvm.disks.map((x) => [x.vdev, x.devid, x.nvme === true]), [["nvme0", 259 << 8, true], ["xvdb", 51728, false]]);
+  assert.throws(() => spec([`kernel = "${kernel}"`, `disk = [ '${img},raw,nvme0,rw' ]`]), /vdev nvme0 is an emulated NVMe disk, which only type="hvm" domains have/);
+  assert.throws(() => spec(['type = "hvm"', `disk = [ '${img},raw,nvme1,devtype=cdrom' ]`]), /an NVMe disk cannot be a cdrom/);
 });
