@@ -69,7 +69,9 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
     await d.waitFor(new RegExp(GUEST_READY_MARKER), 0, BOOT_MS, "the kernel's shell");
     say(`Xeno: GRUB from NVMe after ${tGrub.toFixed(1)} s, the guest's shell after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     // The firmware's boot option for the first slot is the NVMe namespace (NvmExpressDxe's device path).
-    assert.match(plain(d.out), /BdsDxe: starting Boot\d+ "[^"]*" from PciRoot\(0x0\)\/Pci\(0x1,0x0\)\/NVMe\(0x1,/, d.tail());
+    const bds = /BdsDxe: starting Boot\d+ "[^"]*" from PciRoot\(0x0\)\/Pci\(0x1,0x0\)\/NVMe\(0x1,[^)]*\)/.exec(plain(d.out));
+    assert.ok(bds !== null, d.tail());
+    say(bds[0]);
     // Linux's controllers by serial (the vdev) and PCI address.
     const m = await d.run("for c in /sys/class/nvme/nvme*; do echo CTRL $(basename $c)=$(cat $c/serial)@$(basename $(readlink $c/device)); done; echo CTRLS-DONE-$((1+1))",
       /(CTRL nvme\d+=nvme\d\s*@[0-9a-f:.]+\s+){3}CTRLS-DONE-2/);
