@@ -22,6 +22,7 @@ import * as D from "../../src/devices/nvme/nvme-defs.js";
 import { RawImage, type BlockImage } from "../../src/storage/block-image.js";
 import { Qcow2Image } from "../../src/storage/qcow2.js";
 import { configFileSpec } from "../../src/cli/create.js";
+import { bootOrderFile } from "../../src/machine/firmware.js";
 import { ram, RAM, RAM_BASE } from "./virtio-driver.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xeno-nvme-"));
@@ -514,4 +515,9 @@ test("config: vdev=nvmeN makes an NVMe disk of a type=\"hvm\" domain; a PV domai
   assert.deepEqual(hvm.disks.map((x) => [x.vdev, x.devid, x.nvme === true]), [["nvme0", 259 << 8, true], ["xvdb", 51728, false]]);
   assert.throws(() => spec([`kernel = "${kernel}"`, `disk = [ '${img},raw,nvme0,rw' ]`]), /vdev nvme0 is an emulated NVMe disk, which only type="hvm" domains have/);
   assert.throws(() => spec(['type = "hvm"', `disk = [ '${img},raw,nvme1,devtype=cdrom' ]`]), /an NVMe disk cannot be a cdrom/);
+});
+
+test("fw_cfg bootorder: an NVMe disk is listed by its slot (/pci@i0cf8/nvme@S), beside virtio-blk's scsi@S/disk@0,0", () => {
+  const f = new TextDecoder().decode(bootOrderFile("cd", [{ slot: 1, cdrom: false, nvme: true }, { slot: 2, cdrom: false }, { slot: 3, cdrom: true }], []));
+  assert.equal(f, "/pci@i0cf8/nvme@1\n/pci@i0cf8/scsi@2/disk@0,0\n/pci@i0cf8/scsi@3/disk@0,0\0");
 });
