@@ -57,7 +57,7 @@ function measure(cmd: string, args: string[]): Promise<Result> {
     const steps: [string, string, boolean][] = [[
       "", `dd if=/dev/${nvme ? "vdb" : "vdd"} bs=4096 2>/dev/null | head -c ${elf.length} > /tmp/randio; chmod +x /tmp/randio`, false]];
     // NVMe: /dev/nvmeXn1 by the controller's serial (the driver probes asynchronously: X is not the slot order).
-    if (nvme) steps.push(["", "for c in /sys/class/nvme/nvme*; do eval D_$(cat $c/serial)=$(basename $c)n1; done; echo $D_nvme1 $D_nvme2", false]);
+    if (nvme) steps.push(["", "for c in /sys/class/nvme/nvme*; do eval D_$(tr -d ' ' < $c/serial)=$(basename $c)n1; done; echo $D_nvme1 $D_nvme2", false]);
     for (const [fmt, dev] of nvme ? [["raw", "${D_nvme1}"], ["qcow2", "${D_nvme2}"]] : [["raw", "vdb"], ["qcow2", "vdc"]]) {
       steps.push([`${fmt} write`, `dd if=/dev/zero of=/dev/${dev} bs=1M count=${mib} conv=fsync`, false]);
       steps.push([`${fmt} read`, `echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/${dev} of=/dev/null bs=1M count=${mib}`, false]);
