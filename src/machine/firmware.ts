@@ -10,8 +10,8 @@
  *   0x1000_0000  PCIe: 32-bit MMIO window, I/O window (0x3eff_0000), ECAM (0x3f00_0000; devices/pci/pcie-host.ts)
  *   0x4000_0000  RAM; the device tree at its start
  *
- * The disks are virtio-blk functions (NVMe controllers for `nvme` disks) on the PCIe bus (slots 1, 2, … in the
- * order given), the NICs virtio-net functions after them; INTx on SPIs 3..6.
+ * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), the NICs virtio-net
+ * functions after them; INTx on SPIs 3..6.
  *
  * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
  * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
@@ -71,7 +71,10 @@ export interface FirmwareDisk {
   serial?: string;
   /** A cdrom (xl's devtype=cdrom): letter d of the boot order rather than c. */
   cdrom?: boolean;
-  /** An NVMe controller (src/devices/nvme; vdev nvmeN) rather than virtio-blk; `serial` is its serial number. */
+  /**
+   * An NVMe controller (src/devices/nvme; vdev nvmeN) in the disk's slot rather than virtio-blk; `serial` is its
+   * serial number. FirmwareDevices.disks lists the virtio-blk disks only.
+   */
   nvme?: boolean;
 }
 
@@ -80,10 +83,7 @@ export interface FirmwareDevices {
   vars: CfiFlash;
   fwCfg: FwCfg;
   pcie: PcieHost;
-  /** The virtio-blk disks, in the order given (the `nvme` ones left out). */
   disks: VirtioBlk[];
-  /** The NVMe controllers of the `nvme` disks, in the order given. */
-  nvme: NvmeController[];
   nics: VirtioNet[];
 }
 
@@ -134,14 +134,12 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   board.mapDevice(FW_CFG_BASE, fwCfg);
 
   const pcie = new PcieHost([0, 1, 2, 3].map((k) => board.gic.spiLine(PCIE_INTX_INTID_BASE + k)));
-  const disks: VirtioBlk[] = [], nvme: NvmeController[] = [];
+  const disks: VirtioBlk[] = [];
   (fw.disks ?? []).forEach((d, i) => {
     const o = { readOnly: d.readOnly, ...(d.serial !== undefined ? { serial: d.serial } : {}) };
     if (d.nvme === true) {
       if (!("discard" in d.disk)) throw new MachineError("MACHINE_FIRMWARE", `disk ${i}: an NVMe disk needs an image with discard`);
-      const c = new NvmeController(dma, d.disk, o);
-      pcie.plug(1 + i, c);
-      nvme.push(c);
+      pcie.plug(1 + i, new NvmeController(dma, d.disk, o));
     } else {
       const blk = new VirtioBlk(dma, d.disk, o);
       pcie.plug(1 + i, blk);
@@ -175,7 +173,7 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
-  return { code, vars, fwCfg, pcie, disks, nvme, nics };
+  return { code, vars, fwCfg, pcie, disks, nics };
 }
 
 /**
