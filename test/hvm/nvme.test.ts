@@ -2,8 +2,9 @@
  * The emulated NVMe controller (src/devices/nvme) with real firmware, a real GRUB and a real kernel, in one boot:
  *  - AAVMF's NvmExpressDxe finds the first disk, vdev=nvme0, an NVMe controller holding an ESP built with Debian's
  *    GRUB tools (src/images/uefi-esp.ts), and boots GRUB from it; GRUB boots Debian's cloud kernel from it;
- *  - the kernel's nvme driver (built in: CONFIG_BLK_DEV_NVME=y, over INTx: no MSI on this bus) finds three
- *    controllers, each serial its vdev; a qcow2 disk (nvme1) takes 1 MiB of random data that reads back
+ *  - the kernel's nvme driver (built in: CONFIG_BLK_DEV_NVME=y, over INTx: no MSI on this bus) finds four
+ *    controllers, each serial its vdev; an `access=ro` one (nvme3) is read-only to it (a write fails, the file
+ *    is unchanged); a qcow2 disk (nvme1) takes 1 MiB of random data that reads back
  *    identical after the page cache is dropped, and on the host (`qemu-img check` clean, the same bytes through
  *    `qemu-img convert`); a range discarded with blkdiscard (Dataset Management) reads as zeros;
  *  - a hostile guest program (test/hvm/programs/nvme_hostile.c) unbinds nvme2 from the driver and sends PRPs into
@@ -46,6 +47,8 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
   const images = await ensureImages({ onProgress: say });
   const grub = await ensureGrubArm64Efi(cache, say);
   const esp = join(dir, "esp.img"), scratch = join(dir, "scratch.qcow2"), hostile = join(dir, "hostile.img"), prog = join(dir, "nvme_hostile");
+  const ro = join(dir, "ro.img");
+  writeFileSync(ro, new Uint8Array(1 << 20).fill(0x3c));
   execFileSync("aarch64-linux-gnu-gcc", ["-static", "-O2", "-o", prog, join(ROOT, "test/hvm/programs/nvme_hostile.c")]);
   const elf = readFileSync(prog), progDisk = join(dir, "prog.img");
   writeFileSync(progDisk, Buffer.concat([elf, Buffer.alloc(4096 - (elf.length % 4096))]));
@@ -56,8 +59,8 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
   writeFileSync(cfg, [
     'name = "hvm-nvme"', 'type = "hvm"', "memory = 512", "vcpus = 1", "xen_platform_pci = 0",
     `uefi_vars = "${join(dir, "VARS.fd")}"`,
-    // Slots 1..3: NVMe controllers; slot 4: a virtio-blk disk carrying the hostile program.
-    `disk = [ '${esp},raw,nvme0,rw', '${scratch},qcow2,nvme1,rw', '${hostile},raw,nvme2,rw', '${progDisk},raw,xvdd,rw' ]`,
+    // Slots 1..4: NVMe controllers (the 4th read-only); slot 5: a virtio-blk disk carrying the hostile program.
+    `disk = [ '${esp},raw,nvme0,rw', '${scratch},qcow2,nvme1,rw', '${hostile},raw,nvme2,rw', '${ro},raw,nvme3,ro', '${progDisk},raw,xvde,rw' ]`,
     'on_poweroff = "destroy"', 'on_reboot = "destroy"', "",
   ].join("\n"));
   const t0 = Date.now();
@@ -74,15 +77,17 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
     say(bds[0]);
     // Linux's controllers by serial (the vdev) and PCI address.
     const m = await d.run("for c in /sys/class/nvme/nvme*; do echo CTRL $(basename $c)=$(cat $c/serial)@$(basename $(readlink $c/device)); done; echo CTRLS-DONE-$((1+1))",
-      /(CTRL nvme\d+=nvme\d\s*@[0-9a-f:.]+\s+){3}CTRLS-DONE-2/);
+      /(CTRL nvme\d+=nvme\d\s*@[0-9a-f:.]+\s+){4}CTRLS-DONE-2/);
     const ctrl = new Map([...m[0].matchAll(/CTRL (nvme\d+)=(nvme\d)\s*@([0-9a-f:.]+)/g)].map((x) => [x[2]!, { name: x[1]!, pci: x[3]! }]));
-    assert.deepEqual([...ctrl.keys()].sort(), ["nvme0", "nvme1", "nvme2"]);
+    assert.deepEqual([...ctrl.keys()].sort(), ["nvme0", "nvme1", "nvme2", "nvme3"]);
     assert.equal(ctrl.get("nvme0")!.pci, "0000:00:01.0"); assert.equal(ctrl.get("nvme2")!.pci, "0000:00:03.0");
     const ns = (v: string): string => `/dev/${ctrl.get(v)!.name}n1`, sys = (v: string): string => `/sys/block/${ctrl.get(v)!.name}n1`;
     const espSectors = readFileSync(esp).length / 512;
     await d.run(`cat ${sys("nvme0")}/size ${sys("nvme1")}/size ${sys("nvme2")}/size; echo SIZES-$((2*2))`,
       new RegExp(`${espSectors}\\r?\\n16384\\r?\\n2048\\r?\\nSIZES-4`));
-    await d.run("dmesg | grep -c 'nvme nvme[0-9]: 1/0/0 default/read/poll queues'; echo Q-$((3*3))", /3\r?\nQ-9/);
+    await d.run("dmesg | grep -c 'nvme nvme[0-9]: 1/0/0 default/read/poll queues'; echo Q-$((3*3))", /4\r?\nQ-9/);
+    // access=ro: the namespace is write-protected (NSATTR), so Linux makes the disk read-only and a write fails.
+    await d.run(`cat ${sys("nvme3")}/ro; dd if=/dev/zero of=${ns("nvme3")} bs=512 count=1 conv=fsync 2>/dev/null; echo RO-WRITE-$?`, /\n1\r?\n([^\n]*\n)*?RO-WRITE-1/);
     // 1 MiB of random data through the qcow2 disk, read back after dropping the page cache.
     const dev = ns("nvme1");
     const out = await d.run(`dd if=/dev/urandom of=/tmp/r bs=4096 count=256 2>/dev/null; dd if=/tmp/r of=${dev} bs=65536 seek=3 conv=fsync 2>/dev/null; ` +
@@ -122,4 +127,5 @@ test("AAVMF boots GRUB from an NVMe disk; Debian's kernel drives three NVMe cont
   const h = readFileSync(hostile);
   assert.ok(h.subarray(0, 512).every((b) => b === 0xa5), "LBA 0 untouched");
   assert.deepEqual([...h.subarray(512, 520)], [3, 10, 17, 24, 31, 38, 45, 52], "LBA 1 as the hostile program wrote it");
+  assert.ok(readFileSync(ro).every((b) => b === 0x3c), "the read-only disk's file is unchanged");
 });
