@@ -2,7 +2,8 @@
  * bench/hvm/disk: throughput on an HVM guest's emulated disk, Xeno's virtio-blk on PCIe vs QEMU's virtio-blk-pci
  * (TCG, `-M virt -cpu cortex-a72`), raw and qcow2 images, sequential and random. With --nvme the two data disks
  * are NVMe controllers instead on both sides (Xeno's vdev=nvme1/nvme2, QEMU's `-device nvme` with those serials;
- * the guest finds each namespace by its controller's serial), the ESP and the program disk staying virtio-blk. Each side boots the same ESP built
+ * the guest finds each namespace by its controller's serial), the ESP and the program disk staying virtio-blk.
+ * Each side boots the same ESP built
  * with Debian's GRUB tools (src/images/uefi-esp.ts) to Debian's kernel and its initramfs's shell, with a raw and a
  * qcow2 data disk (fresh, MiB of zeros / an empty qcow2, per run) and a disk holding bench/hvm/randio.c (built
  * static with aarch64-linux-gnu-gcc), then in the guest, per format:
@@ -117,12 +118,14 @@ const qemu = (k: number): Promise<Result> => {
   const [raw, qcow] = dataDisks(k, "qemu");
   const vars = join(dir, `qemu-${k}.fd`);
   copyFileSync(VARS, vars);
-  const drive = (id: string, file: string, fmt: string, ro: boolean, serial = ""): string[] =>
+  // --nvme: the data disks d1 and d2 are NVMe controllers with Xeno's serials (its vdevs nvme1, nvme2).
+  const nvmeSerial: Record<string, string> = nvme ? { d1: "nvme1", d2: "nvme2" } : {};
+  const drive = (id: string, file: string, fmt: string, ro: boolean): string[] =>
     ["-drive", `if=none,id=${id},format=${fmt},file=${file}${ro ? ",readonly=on" : ""}`,
-      "-device", serial !== "" ? `nvme,drive=${id},serial=${serial}` : `virtio-blk-pci,drive=${id},disable-legacy=on`];
+      "-device", nvmeSerial[id] !== undefined ? `nvme,drive=${id},serial=${nvmeSerial[id]}` : `virtio-blk-pci,drive=${id},disable-legacy=on`];
   return measure("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a72", "-m", "512", "-net", "none", "-display", "none", "-monitor", "none",
     "-serial", "stdio", "-drive", `if=pflash,format=raw,readonly=on,file=${CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`,
-    ...drive("d0", esp, "raw", true), ...drive("d1", raw, "raw", false, nvme ? "nvme1" : ""), ...drive("d2", qcow, "qcow2", false, nvme ? "nvme2" : ""), ...drive("d3", progDisk, "raw", true)]);
+    ...drive("d0", esp, "raw", true), ...drive("d1", raw, "raw", false), ...drive("d2", qcow, "qcow2", false), ...drive("d3", progDisk, "raw", true)]);
 };
 
 const unit = (n: string): string => (n.includes("rand") ? "IOPS" : "MB/s");
