@@ -36,7 +36,6 @@ test("virtio-rng: a virtio 1.x entropy device without configuration; buffers com
   assert.ok(!allEqual(m.subarray(0x11000, 0x11010)) && !allEqual(m.subarray(0x11800, 0x11830)));
   assert.equal(m[0x11010], 0xee);
   assert.equal(d.irq[1]!.level, true, "INTA of slot 1");
-  assert.notDeepEqual(m.slice(0x10000, 0x10200), m.slice(0x10000, 0x10200).fill(0)); // sanity
   assert.deepEqual(d.dev.stats, { requests: 2, bytes: 576, badRequests: 0 });
 });
 
