@@ -181,15 +181,15 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
     // addresses, an oversized length, a head past the queue) gets errors from the device; the guest and the
     // domain stay up, and the device serves again after a reset.
     await d.run(`${fetch("h", "/tmp/h")} && chmod +x /tmp/h && /tmp/h blk 0000:00:04.0`,
-      /HOSTILE oob=1 huge=1 past=1 loop=0x40 head=0x40 ok=0 byte0=0x7f used=1/);
+      /HOSTILE oob=1 huge=1 past=1 loop=0x40 head=0x40 ok=0 byte0=0x7f used=1 flash=same\r?\n/);
     // virtio-rng: bad buffers come back with 0 bytes, a loop and a head past the queue need a reset; after one the
     // device fills a buffer again, and once Linux's driver is bound again /dev/hwrng reads from it.
-    await d.run("/tmp/h rng 0000:00:05.0", /RNG oob=0 huge=0 ro=0 loop=0x40 head=0x40 ok=256 distinct=(?:[7-9]\d|[1-2]\d\d)\r?\n/);
+    await d.run("/tmp/h rng 0000:00:05.0", /RNG oob=0 huge=0 ro=0 loop=0x40 head=0x40 ok=256 distinct=(?:[7-9]\d|[1-2]\d\d) flash=same\r?\n/);
     await d.run(`echo 0000:00:05.0 > /sys/bus/pci/drivers/virtio-pci/bind; echo REBOUND-HWRNG $(${distinct})`, /REBOUND-HWRNG (?:[7-9]\d|[1-2]\d\d)\r?\n/);
     // fw_cfg, at the device tree's address through /dev/mem: DMA into the flash, past RAM, 0xfffff000 bytes, a
     // write, only undefined control bits, a key with no item, descriptors outside RAM; then it serves again.
     await d.run("/tmp/h fwcfg",
-      /FWCFG sig=QEMU dmasig=QEMU-CFG ok=0 buf=QEMU flash=1 far=1 huge=1 write=1 bits=0 nokey=0 zeros=1 after=0 again=QEMU\r?\n/);
+      /FWCFG sig=QEMU dmasig=QEMU-CFG datanokey=0 ok=0 buf=QEMU flash=1 far=1 huge=1 write=1 bits=0 nokey=0 zeros=1 after=0 again=QEMU flashbytes=same\r?\n/);
     await d.run("cat /sys/block/vda/size; echo STILL-UP-$((1+1))", new RegExp(`${espSectors}\r?\nSTILL-UP-2`));
     d.child.stdin!.write("poweroff\n");
     const end = await d.ended(120_000);

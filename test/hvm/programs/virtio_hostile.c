@@ -5,7 +5,9 @@
  * driver does not storm), puts split queues in pages of its own memory (physical addresses from /proc/self/pagemap)
  * and sends requests a correct driver never sends. For fw_cfg it maps the registers at the address in the device
  * tree through /dev/mem and sends DMA descriptors no firmware sends. Each is answered by the device, never by
- * touching memory outside the guest's RAM; the domain and the guest stay up (the test checks the shell after it).
+ * touching memory outside the guest's RAM (flash=same: the firmware's bytes at 0x1000, which the requests name as a
+ * buffer, read the same through /dev/mem before and after); the domain and the guest stay up (the test checks the
+ * shell after it).
  *
  *   virtio_hostile blk BDF     (a virtio-blk disk)
  *     oob   a data buffer in the flash (guest-physical 0x1000)            -> VIRTIO_BLK_S_IOERR (1)
@@ -14,13 +16,13 @@
  *     loop  a descriptor chain that loops back to its head                -> DEVICE_NEEDS_RESET (status bit 0x40)
  *     head  an available ring naming descriptor 200 of 8                  -> DEVICE_NEEDS_RESET
  *     ok    after a reset, a correct read of sector 0                     -> VIRTIO_BLK_S_OK (0), the disk's bytes
- *     prints "HOSTILE oob=1 huge=1 past=1 loop=0x40 head=0x40 ok=0 byte0=0x.. used=1"
+ *     prints "HOSTILE oob=1 huge=1 past=1 loop=0x40 head=0x40 ok=0 byte0=0x.. used=1 flash=same"
  *
  *   virtio_hostile rng BDF     (virtio-rng: each bad chain comes back with 0 bytes used)
  *     oob/huge/ro  a buffer in the flash, a 0xfffffe00-byte buffer, a device-readable buffer -> used length 0
  *     loop/head    as for blk                                                               -> DEVICE_NEEDS_RESET
  *     ok           after a reset, 256 bytes asked for -> 256 used; distinct: how many byte values they hold
- *     prints "RNG oob=0 huge=0 ro=0 loop=0x40 head=0x40 ok=256 distinct=N"
+ *     prints "RNG oob=0 huge=0 ro=0 loop=0x40 head=0x40 ok=256 distinct=N flash=same"
  *
  *   virtio_hostile net BDF     (virtio-net, queue 0 receive, 1 transmit; on a bridge whose gateway 10.0.2.2
  *                               answers ARP)
@@ -30,10 +32,11 @@
  *          gateway sent -> the reply lands nowhere: the receive chain comes back with 0 bytes used
  *     rxloop/txloop/txhead  descriptor loops on either queue, a transmit head past the queue -> DEVICE_NEEDS_RESET
  *     after  after a reset, an ARP request sent and the gateway's reply received -> "arp-reply"
- *     prints "NET tx=4 rxoob=0 rxro=0 rxsmall=0 rxloop=0x40 txloop=0x40 txhead=0x40 after=arp-reply"
+ *     prints "NET tx=4 rxoob=0 rxro=0 rxsmall=0 rxloop=0x40 txloop=0x40 txhead=0x40 after=arp-reply flash=same"
  *
  *   virtio_hostile fwcfg       (QEMU's fw_cfg, MMIO with DMA: docs/specs/fw_cfg.txt)
- *     sig     the data register after selecting key 0, and the DMA register's signature -> "QEMU", "QEMU CFG"
+ *     sig     the data register after selecting key 0, and the DMA register's signature -> "QEMU", "QEMU CFG";
+ *             the data register after selecting key 0x7fff (no such item) -> 0"
  *     ok      a DMA read of the signature -> control 0, "QEMU" in the buffer
  *     flash/far/huge  a DMA read into the flash, to 2 GiB past RAM's start, of 0xfffff000 bytes -> control 1 (ERROR)
  *     write   a DMA write (every item is read-only)                       -> ERROR
@@ -41,7 +44,8 @@
  *     nokey   a DMA read of key 0x7fff (no such item) into 0xaa bytes     -> 0 and zeros (as QEMU); zeros=1
  *     desc    descriptors in the flash and at 2^64-16 (nowhere to write the answer): ignored; then
  *     after   a DMA read of the file directory's count and the signature again -> control 0, "QEMU"
- *     prints "FWCFG sig=QEMU dmasig=QEMU-CFG ok=0 buf=QEMU flash=1 far=1 huge=1 write=1 bits=0 nokey=0 zeros=1 after=0 again=QEMU"
+ *     prints "FWCFG sig=QEMU dmasig=QEMU-CFG datanokey=0 ok=0 buf=QEMU flash=1 far=1 huge=1 write=1 bits=0 nokey=0 zeros=1
+ *             after=0 again=QEMU flashbytes=same"
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -82,6 +86,20 @@ static struct page new_page(void) {
 }
 
 static void pause_ms(int ms) { struct timespec t = { 0, ms * 1000000L }; nanosleep(&t, 0); }
+
+/* The 64 bytes of flash at guest-physical 0x1000 (the firmware's code), read through /dev/mem: the buffers the
+ * hostile requests name there must leave them as they were. */
+static void flash_peek(uint8_t out[64]) {
+  static volatile uint8_t *flash;
+  if (!flash) {
+    int fd = open("/dev/mem", O_RDONLY | O_SYNC);
+    if (fd < 0) die("/dev/mem");
+    void *m = mmap(0, 4096, PROT_READ, MAP_SHARED, fd, 0x1000);
+    if (m == MAP_FAILED) die("mmap flash");
+    flash = m;
+  }
+  for (int i = 0; i < 64; i++) out[i] = flash[i];
+}
 
 /* ---- virtio-pci (virtio 1.2 section 4.1) ---- */
 
@@ -226,6 +244,8 @@ static int blk_request(uint32_t type, uint64_t sector, uint64_t addr, uint32_t l
 
 static int blk(void) {
   uint64_t pa = q[0].p.pa;
+  uint8_t before[64], after[64];
+  flash_peek(before);
   setup(1);
   int oob = blk_request(0, 0, 0x1000, 512);
   int huge = blk_request(0, 0, pa + 0x800, 0xfffffe00u);
@@ -240,8 +260,9 @@ static int blk(void) {
   int head = status() & 0x40;
   setup(1);
   int ok = blk_request(0, 0, pa + 0x800, 512);
-  printf("HOSTILE oob=%d huge=%d past=%d loop=0x%x head=0x%x ok=%d byte0=0x%02x used=%u\n", oob, huge, past, loop, head, ok,
-    q[0].p.va[0x800], q[0].used[1]);
+  flash_peek(after);
+  printf("HOSTILE oob=%d huge=%d past=%d loop=0x%x head=0x%x ok=%d byte0=0x%02x used=%u flash=%s\n", oob, huge, past, loop, head, ok,
+    q[0].p.va[0x800], q[0].used[1], memcmp(before, after, 64) == 0 ? "same" : "CHANGED");
   return 0;
 }
 
@@ -257,6 +278,8 @@ static int rng_request(uint64_t addr, uint32_t len, uint16_t flags) {
 static int rng(void) {
   uint64_t pa = q[0].p.pa;
   uint8_t *buf = q[0].p.va + 0x800;
+  uint8_t before[64], after[64];
+  flash_peek(before);
   setup(1);
   int oob = rng_request(0x1000, 64, 2);
   int huge = rng_request(pa + 0x800, 0xfffffe00u, 2);
@@ -273,7 +296,9 @@ static int rng(void) {
   int ok = rng_request(pa + 0x800, 256, 2);
   int seen[256] = { 0 }, distinct = 0;
   for (int i = 0; i < 256; i++) if (!seen[buf[i]]++) distinct++;
-  printf("RNG oob=%d huge=%d ro=%d loop=0x%x head=0x%x ok=%d distinct=%d\n", oob, huge, ro, loop, head, ok, distinct);
+  flash_peek(after);
+  printf("RNG oob=%d huge=%d ro=%d loop=0x%x head=0x%x ok=%d distinct=%d flash=%s\n", oob, huge, ro, loop, head, ok, distinct,
+    memcmp(before, after, 64) == 0 ? "same" : "CHANGED");
   return 0;
 }
 
@@ -302,13 +327,13 @@ static int tx(uint64_t addr, uint32_t len, uint16_t flags) {
 }
 
 /* Posts one receive buffer (addr, len, flags) as chain 2, sends an ARP request for the gateway, waits for the
- * receive chain to come back; returns its used length (-1: none within 5 s). */
+ * receive chain to come back; returns its used length (-1: none within 20 s). */
 static int rx_once(uint64_t addr, uint32_t len, uint16_t flags) {
   q[0].d[2] = (struct desc){ addr, len, flags, 0 };
   kick(0, 2);
   arp_frame();
   tx(nb.pa + 0x40, 42, 0);
-  return wait_used(0, q[0].aidx, 5000);
+  return wait_used(0, q[0].aidx, 20000);
 }
 
 /* Receives until the gateway's ARP reply comes (other frames are posted again); "arp-reply" or "none". */
@@ -328,6 +353,8 @@ static const char *rx_reply(void) {
 static int net(void) {
   if (!devcfg) { fprintf(stderr, "no device configuration\n"); return 2; }
   for (int i = 0; i < 6; i++) mac[i] = devcfg[i];
+  uint8_t before[64], after_flash[64];
+  flash_peek(before);
   nb = new_page();
   setup(2);
   arp_frame();
@@ -342,7 +369,7 @@ static int net(void) {
   kick(0, 3);
   arp_frame();
   tx(nb.pa + 0x40, 42, 0);
-  int rxloop = wait_reset(5000);
+  int rxloop = wait_reset(20000);
   setup(2);
   q[1].d[0] = (struct desc){ nb.pa, 12, 1, 1 };
   q[1].d[1] = (struct desc){ nb.pa + 0x40, 42, 1, 0 };
@@ -353,8 +380,9 @@ static int net(void) {
   int txhead = status() & 0x40;
   setup(2);
   const char *after = rx_reply();
-  printf("NET tx=%d rxoob=%d rxro=%d rxsmall=%d rxloop=0x%x txloop=0x%x txhead=0x%x after=%s\n", txn, rxoob, rxro, rxsmall,
-    rxloop, txloop, txhead, after);
+  flash_peek(after_flash);
+  printf("NET tx=%d rxoob=%d rxro=%d rxsmall=%d rxloop=0x%x txloop=0x%x txhead=0x%x after=%s flash=%s\n", txn, rxoob, rxro, rxsmall,
+    rxloop, txloop, txhead, after, memcmp(before, after_flash, 64) == 0 ? "same" : "CHANGED");
   return 0;
 }
 
@@ -417,10 +445,15 @@ static int fwcfg(void) {
   char sig[5] = { 0 }, dmasig[9] = { 0 };
   *(volatile uint16_t *)(fw + 8) = __builtin_bswap16(0);
   for (int i = 0; i < 4; i++) sig[i] = *(volatile char *)fw;
+  /* A key with no item through the data register reads zeros. */
+  *(volatile uint16_t *)(fw + 8) = __builtin_bswap16(0x7fff);
+  uint32_t datanokey = *(volatile uint32_t *)fw;
   uint64_t s = *(volatile uint64_t *)(fw + 0x10);
   memcpy(dmasig, &s, 8);
   for (int i = 0; i < 8; i++) if (dmasig[i] == ' ') dmasig[i] = '-';
   /* DMA: SELECT (key in bits 31-16) 0x08, READ 0x02, SKIP 0x04, WRITE 0x10; ERROR 0x01 comes back. */
+  uint8_t before[64], after_flash[64];
+  flash_peek(before);
   memset(buf, 0, 16);
   uint32_t ok = fw_dma(0x0a, 4, fp.pa + 0x800);
   char okbuf[5] = { 0 };
@@ -443,8 +476,10 @@ static int fwcfg(void) {
   after |= fw_dma(0x0a, 4, fp.pa + 0x800);
   char again[5] = { 0 };
   memcpy(again, buf, 4);
-  printf("FWCFG sig=%s dmasig=%s ok=%u buf=%s flash=%u far=%u huge=%u write=%u bits=%u nokey=%u zeros=%d after=%u again=%s\n",
-    sig, dmasig, ok, okbuf, flash, far, huge, wrt, bits, nokey, zeros, after, again);
+  flash_peek(after_flash);
+  printf("FWCFG sig=%s dmasig=%s datanokey=%u ok=%u buf=%s flash=%u far=%u huge=%u write=%u bits=%u nokey=%u zeros=%d after=%u again=%s flashbytes=%s\n",
+    sig, dmasig, datanokey, ok, okbuf, flash, far, huge, wrt, bits, nokey, zeros, after, again,
+    memcmp(before, after_flash, 64) == 0 ? "same" : "CHANGED");
   return 0;
 }
 
