@@ -1,17 +1,17 @@
 /**
  * virtio-rng, the entropy device (virtio 1.2 section 5.4), over the PCI transport: one request queue; the driver
  * posts device-writable buffers and the device fills them with random bytes from the host's CSPRNG (Node's
- * crypto.randomFillSync: the kernel's getrandom()), as QEMU's virtio-rng with its default rng-random backend
- * reading the host's /dev/urandom. No features beyond VERSION_1, no device-specific configuration (5.4.4: none),
- * so no device configuration capability either (Linux's virtio_pci_modern maps one only when it is there).
+ * crypto.randomFillSync), as QEMU's virtio-rng does with its default backend (rng-builtin: the host's
+ * getrandom()), without QEMU's optional rate limit (max-bytes/period). No features beyond VERSION_1 and no
+ * device-specific configuration (5.4.4), so no device configuration capability either (Linux's virtio_pci_modern
+ * maps one only when it is there).
  *
- * A request is a chain of device-writable buffers (5.4.6.2: "The driver MUST NOT place device-readable buffers
- * into the queue"). The device fills at most MAX_FILL bytes of a chain (5.4.6.1 lets it use less than the whole
- * buffer: a guest posting a 1 GiB buffer does not hold its vCPU for seconds) and reports how many in the used
- * ring. Checked per chain, answered with 0 bytes used and counted (the device goes on, as virtio-net does with a
- * bad receive buffer): a device-readable buffer, a buffer not all in guest RAM (the flash, MMIO, past the end, a
- * length running past RAM). A broken ring (loops, a head or `next` past the queue) sets DEVICE_NEEDS_RESET
- * (virtio-pci.ts, virtqueue.ts).
+ * A request is a chain of device-writable buffers (5.4.6: the driver places no device-readable ones). The device
+ * fills at most VIRTIO_RNG_MAX_FILL bytes of a chain (5.4.6 lets it use less than the whole buffer: a guest posting
+ * a 1 GiB buffer does not hold its vCPU for seconds) and reports how many in the used ring. Checked per chain,
+ * answered with 0 bytes used and counted (the device goes on, as virtio-net does with a bad receive buffer): a
+ * device-readable buffer, a buffer not all in guest RAM (the flash, MMIO, past the end, a length running past RAM).
+ * A broken ring (loops, a head or `next` past the queue) sets DEVICE_NEEDS_RESET (virtio-pci.ts, virtqueue.ts).
  *
  * Requests are served synchronously when the driver rings the doorbell, on that vCPU's thread. Hot path: the
  * bytes are generated straight into guest RAM (randomFillSync over the domain's memory at the buffer's offset):
@@ -23,7 +23,7 @@ import { VQ_BROKEN, VQ_EMPTY } from "./virtqueue.js";
 import { VirtioPciDevice } from "./virtio-pci.js";
 
 export const VIRTIO_ID_RNG = 4;
-/** The most bytes filled per chain (Linux's virtio-rng asks for 64 to 512 at a time). */
+/** The most bytes filled per chain (Linux's virtio-rng posts one small buffer at a time). */
 export const VIRTIO_RNG_MAX_FILL = 64 * 1024;
 /** Queue size offered (QEMU's virtio-rng has 8; Linux keeps one request in flight). */
 const QUEUE_SIZE = 64;
