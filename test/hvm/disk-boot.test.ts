@@ -190,7 +190,10 @@ test("an ESP built with Debian's GRUB tools (grub-mkimage -O arm64-efi, mtools) 
     // write, only undefined control bits, a key with no item, descriptors outside RAM; then it serves again.
     await d.run("/tmp/h fwcfg",
       /FWCFG sig=QEMU dmasig=QEMU-CFG datanokey=0 ok=0 buf=QEMU flash=1 far=1 huge=1 write=1 bits=0 nokey=0 zeros=1 after=0 again=QEMU flashbytes=same\r?\n/);
-    await d.run("cat /sys/block/vda/size; echo STILL-UP-$((1+1))", new RegExp(`${espSectors}\r?\nSTILL-UP-2`));
+    // The guest still answers and reads its disk; no interrupt line stormed (the program masks INTx of the devices
+    // it drives, one of which shares a line with vda: Linux would say "irq N: nobody cared" and disable it).
+    await d.run("cat /sys/block/vda/size; echo NOBODY-CARED $(dmesg | grep -c 'nobody cared'); echo STILL-UP-$((1+1))",
+      new RegExp(`${espSectors}\r?\nNOBODY-CARED 0\r?\nSTILL-UP-2`));
     d.child.stdin!.write("poweroff\n");
     const end = await d.ended(120_000);
     assert.equal(end.code, 0, d.tail());

@@ -68,6 +68,7 @@ test("type=hvm with a vif: virtio-net on the bridge; the guest's eth0 has the vi
     await d.run("echo 0000:00:03.0 > /sys/bus/pci/drivers/virtio-pci/bind; ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && " +
       "ip route add default via 10.0.2.2 && cat /sys/class/net/eth0/address && echo NET-$((2+1))-UP", /00:16:3e:00:00:2a\r?\nNET-3-UP/);
     await d.run(`wget -q -O - http://10.0.2.2:${hostPort}/ && echo WGET-$((3+3))-DONE`, /hello-from-the-host\r?\n(?:.*\n)?WGET-6-DONE/, 120_000);
+    await d.run("echo NOBODY-CARED $(dmesg | grep -c 'nobody cared')", /NOBODY-CARED 0\r?\n/);
     d.child.stdin!.write("poweroff\n");
     assert.equal((await d.ended(120_000)).code, 0, d.tail());
   } finally {
