@@ -1,9 +1,10 @@
 /*
  * Hostile device drivers run as root inside an HVM guest (test/hvm/disk-boot.test.ts, test/hvm/hvm-net.test.ts).
  * For a virtio-pci device it takes the device away from Linux's driver (sysfs unbind), maps its BAR 0 (sysfs
- * resource0), masks its INTx (command register bit 10, as a user-space driver without an interrupt handler should:
- * otherwise what it raises on a line shared with a bound driver reaches that driver's handler unclaimed), puts split queues in pages of its own memory (physical addresses from /proc/self/pagemap)
- * and sends requests a correct driver never sends. For fw_cfg it maps the registers at the address in the device
+ * resource0), masks its INTx (command register bit 10, as a user-space driver without an interrupt handler
+ * should: otherwise what it raises on a line shared with a bound driver reaches that driver's handler unclaimed),
+ * puts split queues in pages of its own memory (physical addresses from /proc/self/pagemap) and sends requests a
+ * correct driver never sends. For fw_cfg it maps the registers at the address in the device
  * tree through /dev/mem and sends DMA descriptors no firmware sends. Each is answered by the device, never by
  * touching memory outside the guest's RAM (flash=same: the firmware's bytes at 0x1000, which the requests name as a
  * buffer, read the same through /dev/mem before and after); the domain and the guest stay up (the test checks the
