@@ -344,7 +344,7 @@ function domainSpec(a: CreateArgs, config: DomainConfig, dev: { cmdline: string;
   return {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
     ramdisk: config.ramdisk, cmdline: dev.cmdline, xen: config.xenPlatform, disks: dev.disks, vifs: dev.vifs, paused: a.paused,
-    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars, boot: config.firmware.boot } } : {}),
+    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars, boot: config.firmware.boot, rng: config.firmware.rng } } : {}),
     sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
@@ -411,7 +411,7 @@ function runOptions(spec: DomainSpec, cache: ImageCache, images: ImageRef[]): Do
     // path and an HVM firmware's SMBIOS UUID, as through the hypervisor process (Hypervisor uuidBytes).
     ...(spec.uuid !== undefined ? { uuid: Uint8Array.from(Buffer.from(spec.uuid.replace(/-/g, ""), "hex")) } : {}),
     disks: spec.disks, vifs: spec.vifs,
-    ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot } : {}) };
+    ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot, firmwareRng: spec.firmware.rng !== false } : {}) };
 }
 
 async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: string) => void, note: (m: string) => void): Promise<number> {

@@ -118,6 +118,8 @@ export interface MachineOptions {
    * `cdrom`) and the NICs (n) in this order (fw_cfg's bootorder file, src/machine/firmware.ts).
    */
   firmwareBoot?: string;
+  /** With firmwareVars: a virtio-rng device on the PCIe bus after the NICs (default true; config key virtio_rng). */
+  firmwareRng?: boolean;
 }
 
 export class Machine {
@@ -220,6 +222,7 @@ export class Machine {
           ...(xen === null ? {} : { ramBytes: xen.layout.ramBytes, extraDtNodes: (gicPh: number) => [hypervisorDtNode(xen.layout, gicPh)] }),
           disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev, cdrom: o.disks![i]!.cdrom === true, nvme: o.disks![i]!.nvme === true })),
           bootOrder: o.firmwareBoot ?? "cd",
+          rng: o.firmwareRng !== false,
           // The vifs: virtio-net on the same bus, sending to the vif's bridge as netback does (VifAttach.out).
           nics: (o.vifs ?? []).map((v) => ({ mac: v.config.mac, mtu: v.config.mtu, send: (f: Uint8Array) => v.out(f) })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).

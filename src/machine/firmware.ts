@@ -11,7 +11,7 @@
  *   0x4000_0000  RAM; the device tree at its start
  *
  * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), the NICs virtio-net
- * functions after them; INTx on SPIs 3..6.
+ * functions after them, then the virtio-rng function (unless `rng` is false); INTx on SPIs 3..6.
  *
  * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
  * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
@@ -22,6 +22,7 @@ import { NvmeController, type NvmeDisk } from "../devices/nvme/nvme.js";
 import { PcieHost, pcieHostDtNode, PCIE_ECAM_BASE, PCIE_INTX_INTID_BASE, PCIE_MMIO_BASE, PCIE_PIO_BASE } from "../devices/pci/pcie-host.js";
 import { VirtioBlk, type VirtioBlkDisk } from "../devices/virtio/virtio-blk.js";
 import { VirtioNet, type VirtioNetOptions } from "../devices/virtio/virtio-net.js";
+import { VirtioRng } from "../devices/virtio/virtio-rng.js";
 import type { DmaMemory } from "../devices/dma.js";
 import type { DtNode } from "../devices/dt.js";
 import { boardDtb } from "./board-fdt.js";
@@ -61,6 +62,11 @@ export interface FirmwareImages {
    * file, and the firmware tries what it finds in its own order.
    */
   bootOrder?: string;
+  /**
+   * A virtio-rng function (the host's CSPRNG for the guest's hw_random and the firmware's EFI_RNG_PROTOCOL) on
+   * the PCIe bus after the NICs: default true (config key virtio_rng, docs/hvm.md).
+   */
+  rng?: boolean;
 }
 
 export interface FirmwareDisk {
@@ -85,6 +91,8 @@ export interface FirmwareDevices {
   pcie: PcieHost;
   disks: VirtioBlk[];
   nics: VirtioNet[];
+  /** The virtio-rng function, or null without one. */
+  rng: VirtioRng | null;
 }
 
 /**
@@ -155,6 +163,14 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
     nicSlots.push(slot);
     return nic;
   });
+  // The entropy device last, so it takes no slot a disk or NIC had before it existed.
+  let rng: VirtioRng | null = null;
+  if (fw.rng !== false) {
+    const slot = pcie.freeSlot();
+    if (slot < 0) throw new MachineError("MACHINE_FIRMWARE", "more disks, NICs and the virtio-rng device than PCI slots (31): virtio_rng = 0 frees one");
+    rng = new VirtioRng(dma);
+    pcie.plug(slot, rng);
+  }
   if (fw.bootOrder !== undefined) {
     const order = bootOrderFile(fw.bootOrder, (fw.disks ?? []).map((d, i) => ({ slot: 1 + i, cdrom: d.cdrom === true, nvme: d.nvme === true })), nicSlots);
     // No device of the letters given: no file (as QEMU without bootindex), the firmware's own order.
@@ -173,7 +189,7 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
-  return { code, vars, fwCfg, pcie, disks, nics };
+  return { code, vars, fwCfg, pcie, disks, nics, rng };
 }
 
 /**
