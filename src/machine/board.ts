@@ -159,7 +159,7 @@ let gcFn: (() => void) | null | undefined;
  * (V8 picks evacuation candidates from the previous GC's live bytes) so they go back to the OS.
  * `--expose-gc` set at run time only adds `gc` to contexts created after it (here one throwaway vm context).
  */
-function collectGarbage(): void {
+export function collectGarbage(): void {
   if (gcFn === undefined) {
     try {
       setFlagsFromString("--expose-gc");
@@ -735,6 +735,12 @@ export class Board {
 
   /** The compiling engine's counters (null: interpreted only). */
   jitStats(): JitStats | null { return this.code.compiling ? { ...this.code.jit!.stats } : null; }
+
+  /** Drops this thread's compiled code (CodeCache.dropCompiled) and collects the garbage. Between slices. */
+  dropCompiled(): void {
+    this.code.dropCompiled();
+    collectGarbage();
+  }
 
   /** vCPU indices running on threads of their own. */
   get remoteVcpus(): number[] { return this.vcpus.filter((v) => v.remote).map((v) => v.index); }

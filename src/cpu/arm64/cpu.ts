@@ -110,7 +110,7 @@ export class CodeCache {
    * passes (1,000 for a machine: a kernel boot is lukewarm code; the user-mode runner's is lower, src/user).
    */
   readonly hot: number;
-  /** Run calls since the queue of translated blocks last became non-empty (see Cpu.run). */
+  /** Instructions retired since the queue of translated blocks was last compiled or empty (see tick). */
   private queueAge = 0;
   /**
    * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
@@ -182,6 +182,14 @@ export class CodeCache {
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
 
   /**
+   * Drops every compiled block (the decoded handlers stay; blocks are compiled again once hot), which leaves
+   * their modules to the GC. Call between runs.
+   */
+  dropCompiled(): void {
+    if (this.compiling) for (const p of this.used) this.dropBlocks(p);
+  }
+
+  /**
    * From now on every interpreted handler runs with the word it was decoded from (`words`): for caches of vCPUs
    * whose RAM other threads write. Everything decoded and compiled so far is dropped (decoded and compiled again
    * when it runs). Compiled blocks need no snapshot: a block reads each of its words once, at translation, so it
@@ -244,19 +252,20 @@ export class CodeCache {
       return;
     }
     len[k] = QUEUED;
-    if (jit.full || this.hot === 1) this.flush();
+    if (jit.full || this.hot === 1) { jit.stats.flushFull++; this.flush(); }
   }
 
   /**
    * Called once per Cpu.run with the instructions it retired: installs the modules the compile worker has
-   * finished, and compiles a part-filled queue once it has waited FLUSH_RUNS runs.
+   * finished, and compiles a part-filled queue once it has waited FLUSH_INSNS instructions.
    */
   tick(retired: number): void {
     const jit = this.jit!;
     jit.progress += retired;
     if (jit.inFlight !== 0 && jit.poll(this.gen, this.installBlock, this.dropBlock) !== 0) this.capModules();
     if (jit.queued === 0) { this.queueAge = 0; return; }
-    if (++this.queueAge >= FLUSH_RUNS) this.flush();
+    this.queueAge += retired;
+    if (this.queueAge >= FLUSH_INSNS) { jit.stats.flushAge++; this.flush(); }
   }
 
   /** Compiles the queued blocks (see JitEngine.flush) and installs those whose pages are unchanged since. */
@@ -332,8 +341,13 @@ export function jitHot(fallback: number): number { return HOT_ENV !== undefined 
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
-/** Run calls a part-filled queue waits before it is compiled anyway. */
-const FLUSH_RUNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_RUNS ?? 4) | 0); // XENO_JIT_FLUSH_RUNS: for A/B runs
+/**
+ * Instructions a part-filled queue waits (counted in the vCPUs' retired instructions) before it is compiled
+ * anyway; XENO_JIT_FLUSH_INSNS overrides, for A/B runs. A queued block that stays hot does not wait for it (it
+ * flushes the queue at 2 × the threshold, Cpu.run), so the wait costs little interpreting, and a longer wait
+ * makes fuller modules — each module costs tens of KiB beside its code (docs/benchmarks.md, session 24).
+ */
+const FLUSH_INSNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_INSNS ?? 200_000) | 0);
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
@@ -565,7 +579,8 @@ export class Cpu {
               cache.compile(page, k, ram32, base);
               if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
             } else if (h === 2 * hot && blen[k] === QUEUED) {
-              // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_RUNS runs.
+              // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_INSNS.
+              jit.stats.flushHot++;
               cache.flush();
               if (blocks[k] !== null) continue;
             }
