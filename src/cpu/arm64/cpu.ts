@@ -110,6 +110,11 @@ export class CodeCache {
    * passes (1,000 for a machine: a kernel boot is lukewarm code; the user-mode runner's is lower, src/user).
    */
   readonly hot: number;
+  /**
+   * The wasm bytes of installed modules kept past a sweep (XENO_JIT_CODE_BUDGET; see JitEngine.evict): the
+   * per-domain bound on compiled code (per thread running the domain's vCPUs).
+   */
+  codeBudget = CODE_BUDGET;
   /** Instructions retired since the queue of translated blocks was last compiled or empty (see tick). */
   private queueAge = 0;
   /**
@@ -234,8 +239,21 @@ export class CodeCache {
     }
     const dropped = used.length - kept;
     used.length = kept;
+    // Modules most of whose blocks went with their pages, and the oldest over the budget, go too.
+    if (this.compiling) this.jit!.evict(this.codeBudget, this.evictBlock);
     return dropped;
   }
+
+  /** Drops the installed block at RAM offset `key`, table slot `idx` (JitEngine.evict): compiled again once hot. */
+  private readonly evictBlock = (key: number, idx: number): void => {
+    const page = key >>> 12, slot = (key & 0xfff) >>> 2, ix = this.index[page];
+    if (ix === undefined || ix[slot] !== idx) throw new Error(`CodeCache.evictBlock: no block at 0x${key.toString(16)} in slot ${idx}`);
+    this.blocks[page]![slot] = null;
+    this.blockLen[page]![slot] = 0;
+    this.heat[page]![slot] = 0;
+    ix[slot] = -1;
+    this.jit!.leave(key, idx);
+  };
 
   /**
    * The block starting at word slot k of a page (RAM words at `base`) ran hot: translate and queue it; a full
@@ -339,6 +357,12 @@ const HOT = Math.max(1, Number(HOT_ENV ?? 1000) | 0);
 export function jitHot(fallback: number): number { return HOT_ENV !== undefined ? HOT : fallback; }
 /** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
+/**
+ * The wasm bytes of installed modules a cache keeps past a sweep (XENO_JIT_CODE_BUDGET, bytes): over it the
+ * sweep evicts the oldest modules (JitEngine.evict). V8's machine code and metadata for a module are a few times
+ * its wasm bytes (docs/benchmarks.md, session 24), so this bounds the compiled code's memory per engine.
+ */
+const CODE_BUDGET = Math.max(0, Number(process.env.XENO_JIT_CODE_BUDGET ?? 4 << 20) | 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
 /**

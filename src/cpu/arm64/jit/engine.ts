@@ -75,10 +75,15 @@ export interface JitStats {
   liveModules: number;
   liveBlocks: number;
   liveBytes: number;
+  /** Modules evicted (JitEngine.evict): sparse ones, and old ones over the code budget. */
+  evicted: number;
 }
 
-/** A compiled module's bookkeeping while any of its blocks is installed. */
-interface ModuleRecord { live: number; bytes: number }
+/**
+ * A compiled module's bookkeeping while any of its blocks is installed: blocks installed now (`live`) and at
+ * installation (`blocks`), its size, and each block's (RAM offset, table slot) for eviction.
+ */
+interface ModuleRecord { live: number; blocks: number; bytes: number; slots: number[] }
 
 
 /**
@@ -125,7 +130,7 @@ export class JitEngine {
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
   readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0, flushFull: 0, flushAge: 0, flushHot: 0,
-    liveModules: 0, liveBlocks: 0, liveBytes: 0 };
+    liveModules: 0, liveBlocks: 0, liveBytes: 0, evicted: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -251,6 +256,8 @@ export class JitEngine {
     if (rec === undefined) throw new Error(`JitEngine.enter outside install (module ${this.installing})`);
     this.slotModule[idx] = this.installing;
     rec.live++;
+    rec.blocks++;
+    rec.slots.push(key, idx);
     this.stats.liveBlocks++;
     const h = ((key >>> 2) & (MAP_ENTRIES - 1)) << 1;
     this.map[h] = key + 1; this.map[h + 1] = idx;
@@ -264,12 +271,43 @@ export class JitEngine {
     this.table.set(idx, null);
     this.free.push(idx);
     const id = this.slotModule[idx], rec = this.modules.get(id)!;
+    this.slotModule[idx] = -1;
     this.stats.liveBlocks--;
     if (--rec.live === 0) {
       this.modules.delete(id);
       this.stats.liveModules--;
       this.stats.liveBytes -= rec.bytes;
     }
+  }
+
+  /**
+   * Evicts modules (calls `drop(key, idx)` for each of their installed blocks, which must leave() it): first
+   * every module with fewer than a quarter of its blocks still installed (the rest were dropped with their pages
+   * — boot code the sweep took, pages rewritten — but the survivors keep the whole module alive: its code, jump
+   * tables and metadata), then the oldest modules while the installed modules' wasm bytes exceed `budget`. The
+   * dropped blocks are compiled again once hot, into new (fuller) modules. Returns the modules evicted.
+   */
+  evict(budget: number, drop: (key: number, idx: number) => void): number {
+    const victims: number[] = [];
+    let bytes = this.stats.liveBytes;
+    for (const [id, rec] of this.modules) {
+      if (4 * rec.live < rec.blocks) { victims.push(id); bytes -= rec.bytes; }
+    }
+    if (bytes > budget) {
+      for (const [id, rec] of this.modules) { // a Map iterates in insertion order: oldest first
+        if (bytes <= budget) break;
+        if (4 * rec.live < rec.blocks) continue;
+        victims.push(id);
+        bytes -= rec.bytes;
+      }
+    }
+    for (const id of victims) {
+      const sl = this.modules.get(id)!.slots;
+      for (let k = 0; k < sl.length; k += 2) if (this.slotModule[sl[k + 1]] === id) drop(sl[k], sl[k + 1]);
+      if (this.modules.has(id)) throw new Error(`JitEngine.evict: module ${id} still has installed blocks`);
+    }
+    this.stats.evicted += victims.length;
+    return victims.length;
   }
 
   /**
@@ -434,7 +472,7 @@ export class JitEngine {
   private install(inst: WebAssembly.Instance | null, entries: readonly Entry[], gen: Uint32Array, install: InstallFn,
     drop: (page: number, slot: number) => void, bytes = 0): void {
     const ex = inst === null ? null : inst.exports as Record<string, BlockFn>;
-    const id = this.stats.modules, rec: ModuleRecord = { live: 0, bytes };
+    const id = this.stats.modules, rec: ModuleRecord = { live: 0, blocks: 0, bytes, slots: [] };
     this.modules.set(id, rec);
     this.installing = id;
     for (let k = 0; k < entries.length; k++) {
