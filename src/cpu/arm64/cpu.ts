@@ -21,6 +21,7 @@ import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } f
 import { registerAll } from "./isa.js";
 import { endBlock } from "./sys-defs.js";
 import type { BlockFn, JitEngine } from "./jit/engine.js";
+import { PageSlab } from "./page-slab.js";
 import { resetSysRegs } from "./sysregs-el1.js";
 import { BlockCheck, VERIFY, verifyStats } from "./jit/verify.js";
 import { hostCounter } from "./sys-timer.js";
@@ -90,6 +91,9 @@ export class CodeCache {
   readonly ends: (Uint8Array | undefined)[] = [];
   /** Per code page and word slot: the engine's table slot of the block installed there (JitEngine.enter), or -1. */
   private readonly index: (Int32Array | undefined)[] = [];
+  /** Where blockLen, ends, heat and index live: 8 KiB of a slab per page (page-slab.ts), by page. */
+  private readonly slab = new PageSlab(8192);
+  private readonly slabSlot: number[] = [];
   /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
   readonly gen: Uint32Array;
   private readonly used: number[] = [];
@@ -144,10 +148,13 @@ export class CodeCache {
     // would carry for nothing — about 17 MiB of a booted Debian domain (docs/benchmarks.md, density).
     if (this.compiling) {
       this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
-      this.blockLen[page] = new Uint8Array(1024);
-      this.heat[page] = new Uint16Array(1024);
-      this.index[page] = new Int32Array(1024).fill(-1);
-      this.ends[page] = new Uint8Array(1024);
+      // The typed tables share one slot of the slab (page-slab.ts: churned small buffers stayed resident).
+      const slot = this.slab.alloc(), buf = this.slab.buffer(slot), o = this.slab.offset(slot);
+      this.slabSlot[page] = slot;
+      this.blockLen[page] = new Uint8Array(buf, o, 1024);
+      this.ends[page] = new Uint8Array(buf, o + 1024, 1024);
+      this.heat[page] = new Uint16Array(buf, o + 2048, 1024);
+      this.index[page] = new Int32Array(buf, o + 4096, 1024).fill(-1);
     }
     this.used.push(page);
     this.created++;
@@ -233,6 +240,7 @@ export class CodeCache {
         this.leave(p);
         this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; this.index[p] = undefined;
         this.ends[p] = undefined;
+        this.slab.release(this.slabSlot[p]!);
         this.gen[p]++;
       }
       if (codePage !== undefined) codePage[p] = 0;
@@ -240,7 +248,10 @@ export class CodeCache {
     const dropped = used.length - kept;
     used.length = kept;
     // Modules most of whose blocks went with their pages, and the oldest over the budget, go too.
-    if (this.compiling) this.jit!.evict(this.codeBudget, this.evictBlock);
+    if (this.compiling) {
+      this.jit!.evict(this.codeBudget, this.evictBlock);
+      this.slab.trim();
+    }
     return dropped;
   }
 
