@@ -382,7 +382,7 @@ const QUEUED = 255;
  * flushes the queue at 2 × the threshold, Cpu.run), so the wait costs little interpreting, and a longer wait
  * makes fuller modules — each module costs tens of KiB beside its code (docs/benchmarks.md, session 24).
  */
-const FLUSH_INSNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_INSNS ?? 200_000) | 0);
+const FLUSH_INSNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_INSNS ?? 4_000_000) | 0);
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
