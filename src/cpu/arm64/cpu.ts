@@ -144,8 +144,8 @@ export class CodeCache {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
     if (this.words !== null) this.words[page] = new Int32Array(1024);
-    // The block tables only when blocks are compiled: ~11 KiB per code page that the machine (blocks off)
-    // would carry for nothing — about 17 MiB of a booted Debian domain (docs/benchmarks.md, density).
+    // The block tables only when blocks are compiled: 16 KiB per code page (8 KiB of block functions on the V8
+    // heap, 8 KiB of typed tables in the slab) that the machine without the compiler would carry for nothing.
     if (this.compiling) {
       this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
       // The typed tables share one slot of the slab (page-slab.ts: churned small buffers stayed resident).
