@@ -72,7 +72,7 @@ function report(what: string): Kinds {
   if (s !== null) {
     console.log(`  engine: ${s.modules} modules / ${s.blocks} blocks compiled (${(s.blocks / Math.max(1, s.modules)).toFixed(1)} per module), ` +
       `${s.liveModules} modules holding ${s.liveBlocks} installed blocks (${(s.liveBytes / 1024).toFixed(0)} KiB of wasm); ` +
-      `${m.codePages} decoded pages; resets ${s.resets}; queues compiled full/waited/hot ${s.flushFull}/${s.flushAge}/${s.flushHot}`);
+      `${m.codePages} decoded pages; resets ${s.resets}; queues compiled full/waited/hot ${s.flushFull}/${s.flushAge}/${s.flushHot}; modules evicted ${s.evicted}`);
   }
   return k;
 }
