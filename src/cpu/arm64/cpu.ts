@@ -373,7 +373,7 @@ const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192)
  * sweep evicts the oldest modules (JitEngine.evict). V8's machine code and metadata for a module are a few times
  * its wasm bytes (docs/benchmarks.md, session 24), so this bounds the compiled code's memory per engine.
  */
-const CODE_BUDGET = Math.max(0, Number(process.env.XENO_JIT_CODE_BUDGET ?? 4 << 20) | 0);
+const CODE_BUDGET = envCount("XENO_JIT_CODE_BUDGET", 4 << 20, 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
 /**
@@ -382,7 +382,16 @@ const QUEUED = 255;
  * flushes the queue at 2 × the threshold, Cpu.run), so the wait costs little interpreting, and a longer wait
  * makes fuller modules — each module costs tens of KiB beside its code (docs/benchmarks.md, session 24).
  */
-const FLUSH_INSNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_INSNS ?? 4_000_000) | 0);
+const FLUSH_INSNS = envCount("XENO_JIT_FLUSH_INSNS", 4_000_000, 1);
+
+/** A whole number ≥ `min` from the environment variable `name`, else `def`; anything else is refused clearly. */
+function envCount(name: string, def: number, min: number): number {
+  const s = typeof process === "undefined" ? undefined : process.env[name];
+  if (s === undefined || s === "") return def;
+  const v = Number(s);
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${name}=${s}: want a whole number ≥ ${min}`);
+  return v;
+}
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
