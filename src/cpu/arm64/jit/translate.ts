@@ -49,13 +49,18 @@ const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
  * registers dirty so far (bit r), FK = the lazy-flag kind now (FK_CODE).
  */
 const L_K = 63, L_T = 64, L_DM = 65, L_FK = 66;
+/** A region's next segment (see translate): the index the loop's br_table dispatches on. */
+const L_NEXT = V_A + N_V128;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128], [1, I32]];
 // simd.ts's v128 locals come right after L_FK.
 if (V_A !== L_FK + 1) throw new Error("translate.ts: simd.ts V_A must follow L_FK");
 
-/** Flag state during translation: NZCV exact in the state block, or held as the operation that made it. */
-const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2;
+/**
+ * Flag state during translation: NZCV exact in the state block, or held as the operation that made it; or, at
+ * a region's label (FK_DYN), whatever local L_FK says at run time (each way in may bring another kind).
+ */
+const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2, FK_DYN = 3;
 /** The runtime code of a flag state in local L_FK: 0 memory; 1 + (kind − 1) · 4 + sub · 2 + (1 − sf) otherwise. */
 function fkCode(fk: number, sub: number, sf: number): number { return fk === FK_MEM ? 0 : 1 + (fk - 1) * 4 + sub * 2 + (1 - sf); }
 /** Nesting depth of the block's top level: its body is inside the shared exit's `block`. */
@@ -98,6 +103,23 @@ const BM = new Int32Array(2);
 /** Longest block, in instructions. */
 export const MAX_BLOCK = 63;
 
+/**
+ * XENO_JIT_REGIONS=0: no regions (every direct branch leaves the function, as before 2026-12-07 session 24).
+ * On by default.
+ */
+const REGIONS = typeof process === "undefined" || process.env.XENO_JIT_REGIONS !== "0";
+
+/**
+ * The index (from the block's first instruction) a direct branch at index p of `words[at + p]` goes to, or -1
+ * when the word is not B, B.cond, CBZ/CBNZ or TBZ/TBNZ (BL is a call: it stays an exit).
+ */
+function branchTarget(w: number, p: number): number {
+  if ((w & 0xfc000000) === 0x14000000) return p + ((w << 6) >> 6);
+  if ((w & 0xff000010) === 0x54000000 || (w & 0x7e000000) === 0x34000000) return p + ((w << 8) >> 13);
+  if ((w & 0x7e000000) === 0x36000000) return p + ((w << 13) >> 18);
+  return -1;
+}
+
 /** Low `w` bits set (1 ≤ w ≤ 64), as a (lo, hi) pair. */
 function maskLo(w: number): number { return w >= 32 ? -1 : (1 << w) - 1; }
 function maskHi(w: number): number { return w >= 64 ? -1 : w <= 32 ? 0 : (1 << (w - 32)) - 1; }
@@ -117,6 +139,67 @@ export class Translator {
    * of instructions the body covers (0: the first one is not translatable; nothing usable was emitted).
    */
   translate(words: Int32Array, at: number, max: number, chain: ChainLookup): number {
+    this.region = false;
+    const n = this.emit(words, at, max, chain);
+    if (n === 0 || !REGIONS) return n;
+    // A region: direct branches from the block into itself (a loop, or a jump over some of it) become wasm
+    // branches, with the registers kept in locals across them. Its first pass gave the extent, the registers
+    // (all loaded at entry now, the ones it writes dirty from the start: every way in to a label finds the same
+    // locals valid) and the flag kinds; the second emits the function again with a label at each target.
+    const starts = this.starts, segOf = this.segOf;
+    segOf.fill(-1);
+    let back = false, m = 0, toFirst = false;
+    for (let p = 0; p < n; p++) {
+      const j = branchTarget(words[at + p] | 0, p);
+      if (j < 0 || j >= n) continue;
+      if (j <= p) back = true;
+      if (j === 0) toFirst = true;
+      if (segOf[j] < 0) { segOf[j] = 1; m++; }
+    }
+    if (m === 0) return n;
+    let s = 0;
+    starts[0] = 0;
+    for (let j = 1; j < n; j++) if (segOf[j] > 0) starts[++s] = j;
+    for (let j = 0; j < n; j++) segOf[j] = -1;
+    for (let k = 0; k <= s; k++) segOf[starts[k]] = k;
+    this.segs = s + 1;
+    this.back = back;
+    this.entryLabel = toFirst;
+    this.preCached.set(this.cached); this.preDirty.set(this.dirty);
+    this.preFk = this.fkUsed;
+    const untranslatableAt = this.untranslatableAt, branched = this.branched;
+    this.region = true;
+    const n2 = this.emit(words, at, n, chain);
+    this.region = false;
+    if (n2 !== n) throw new Error(`translate: a region's second pass covered ${n2} instructions, its first ${n}`);
+    this.untranslatableAt = untranslatableAt; this.branched = branched;
+    return n;
+  }
+
+  /** Whether the emission under way is a region's second pass (translate). */
+  private region = false;
+  /** The region's segments: their first instructions (starts[0] = 0), and each instruction's segment or -1. */
+  private readonly starts = new Int32Array(MAX_BLOCK + 1);
+  private readonly segOf = new Int32Array(MAX_BLOCK + 1);
+  private segs = 0;
+  /** Whether some branch goes back (a loop, with a br_table over the segments at its top). */
+  private back = false;
+  /** Whether something branches back to the first instruction (its flags then come as FK_DYN). */
+  private entryLabel = false;
+  /** Nesting depths: of the loop's label, and of each segment's block (its code follows that block's end). */
+  private loopDepth = 0;
+  private readonly segDepth = new Int32Array(MAX_BLOCK + 1);
+  /** Instructions in the region. */
+  private regionN = 0;
+  /** The first pass's registers used and written, and flag kinds. */
+  private readonly preCached = new Uint8Array(32);
+  private readonly preDirty = new Uint8Array(32);
+  private preFk = 0;
+  /** Nesting depth of the current segment's top level (TOP outside regions). */
+  private top = TOP;
+
+  /** One pass of translate: emits the block's function into this.c; `max` bounds its instructions. */
+  private emit(words: Int32Array, at: number, max: number, chain: ChainLookup): number {
     const c = this.c;
     c.reset();
     this.chain = chain;
@@ -141,11 +224,19 @@ export class Translator {
     c.get(P_MASKS); c.i32(8); c.op(OP.i32ShrU); c.i32(0xff); c.op(OP.i32And); c.set(W_MW);
     c.i32(0); c.set(W_CW);
     c.block(); // the shared exit's label: the body runs inside it (depth TOP)
+    this.top = TOP;
+    if (this.region) this.openRegion(max);
     // At most MAX_BLOCK (63) instructions: the prologue's "done + n" constant is one LEB byte.
     const limit = Math.min(max, MAX_BLOCK);
     let n = 0, branched = false;
     while (n < limit) {
       this.k = n;
+      if (this.region && n > 0 && this.segOf[n] > 0) {
+        // A label: the previous segment falls through into this one (its block ends here).
+        c.end();
+        this.top = c.depth;
+        this.fk = FK_DYN; this.fkNow = -1; this.fpChecked = false;
+      }
       const mark = c.len, fk = this.fk, fSub = this.fSub, fSf = this.fSf, fkNow = this.fkNow, exits = this.exits;
       const r = this.insn(words[at + n] | 0);
       if (r === 0) { // not translatable: ends the block before it
@@ -167,12 +258,58 @@ export class Translator {
     if (n === 0) return 0;
     if (!branched) { this.k = n - 1; this.exitTo(4 * n); }
     c.op(OP.unreachable); // every path has returned, tail-called or gone to the shared exit
+    if (this.region && this.back) { c.end(); c.op(OP.unreachable); } // the loop
     c.end();
     if (this.exits !== 0) this.sharedExit();
     else c.op(OP.unreachable);
     c.buf[lenAt] = n;
     c.end();
     return n;
+  }
+
+  /**
+   * A region's prologue (second pass): the first pass's registers loaded into their locals, those it writes
+   * marked dirty (DM too), then the loop (when a branch goes back) and one block per segment after the first,
+   * outermost last; a segment's code follows its block's end, so a branch forward to it is a `br` out of that
+   * block and falling off the previous segment enters it. A branch back sets L_NEXT and goes to the loop's top,
+   * whose br_table (in the innermost block, segment 0's) goes to the segment.
+   */
+  private openRegion(n: number): void {
+    const c = this.c;
+    this.regionN = n;
+    let dm = 0;
+    for (let r = 0; r < N_REGS; r++) {
+      if (this.preCached[r]) { c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r)); c.set(R_LOCAL + r); this.cached[r] = 1; }
+      if (this.preDirty[r]) { this.dirty[r] = 1; dm |= r === 31 ? -0x80000000 : 1 << r; }
+    }
+    if (dm !== 0) { c.i32(dm); c.set(L_DM); }
+    const m = this.segs - 1;
+    if (this.back) { c.loop(); this.loopDepth = c.depth; }
+    for (let s = m; s >= 1; s--) { c.block(); this.segDepth[s] = c.depth; }
+    if (this.back) {
+      c.block();
+      c.get(L_NEXT); c.brTable(m + 1); // L_NEXT = s: out of segment s's block (s = 0: this one)
+      c.end();
+    }
+    this.top = c.depth;
+    if (this.entryLabel) { this.fk = FK_DYN; this.fkNow = -1; }
+  }
+
+  /**
+   * A direct branch inside a region to instruction j (a label) from instruction k: the count so far moves to
+   * j's position (P_DONE += k + 1 − j, so that done + j is what has retired there); going back also checks the
+   * budget and the stop word (as a block's entry does), leaving at j when either says so.
+   */
+  private branchInside(j: number): void {
+    const c = this.c, k = this.k, s = this.segOf[j];
+    this.syncFk();
+    if (k + 1 - j !== 0) { c.get(P_DONE); c.i32(k + 1 - j); c.op(OP.i32Add); c.set(P_DONE); }
+    if (j > k) { c.br(c.depth - this.segDepth[s]); return; }
+    c.get(P_DONE); c.i32(this.regionN); c.op(OP.i32Add); c.get(P_BUDGET); c.op(OP.i32GtS);
+    c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or);
+    c.if(); this.leave(j, 4 * j); c.end();
+    c.i32(s); c.set(L_NEXT);
+    c.br(c.depth - this.loopDepth);
   }
 
   /**
@@ -218,12 +355,13 @@ export class Translator {
    * inside one (then for that path only).
    */
   private syncFk(): void {
+    if (this.fk === FK_DYN) return; // L_FK holds it already
     const code = fkCode(this.fk, this.fSub, this.fSf);
     if (code === this.fkNow) return;
     const c = this.c;
     c.i32(code); c.set(L_FK);
     this.fkUsed |= 1 << code;
-    if (c.depth === TOP) this.fkNow = code;
+    if (c.depth === this.top) this.fkNow = code;
   }
   /** What L_FK holds at this point of the block (its runtime code), and every code it held. */
   private fkNow = 0;
@@ -247,6 +385,7 @@ export class Translator {
    */
   private exitTo(off: number): void {
     const c = this.c;
+    if (this.region && off >= 0 && (off >> 2) < this.regionN && this.segOf[off >> 2] >= 0) { this.branchInside(off >> 2); return; }
     const slot = this.slot0 + (off >> 2);
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
     if (idx >= 0) {
@@ -284,14 +423,19 @@ export class Translator {
     const c = this.c;
     if (this.cached[r]) { c.get(R_LOCAL + r); return; }
     c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r));
-    if (c.depth === TOP) { c.tee(R_LOCAL + r); this.cached[r] = 1; }
+    if (c.depth === this.top) {
+      if (this.region) throw new Error("translate: a region's register was not loaded at its entry");
+      c.tee(R_LOCAL + r); this.cached[r] = 1;
+    }
   }
   /** Pops an i64 into register r (0..30, 31 = SP). */
   private setReg(r: number): void {
     const c = this.c;
-    if (c.depth === TOP) {
+    if (c.depth === this.top) {
       c.set(R_LOCAL + r); this.cached[r] = 1;
-      if (!this.dirty[r]) { this.dirty[r] = 1; c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32Or); c.set(L_DM); }
+      if (!this.dirty[r]) {
+        if (this.region) throw new Error("translate: a region's register was not marked dirty at its entry");
+        this.dirty[r] = 1; c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32Or); c.set(L_DM); }
       return;
     }
     c.set(T7);
@@ -361,6 +505,7 @@ export class Translator {
   /** Pushes the i32 NZCV word of the lazy operation (fk ≠ FK_MEM). */
   private flagsValue(): void {
     const c = this.c;
+    if (this.fk === FK_DYN) { this.dynFlagsValue(); return; }
     if (this.fk === FK_LOGIC) {
       if (this.fSf) this.logicValue(1, F_R);
       else { c.get(F_R); c.op(OP.i32WrapI64); c.set(M_R); this.logicValue(0, M_R); }
@@ -377,6 +522,28 @@ export class Translator {
       this.addValue(0, M_A, M_B, M_R, this.fSub);
     }
   }
+  /**
+   * Pushes the i32 NZCV word at a region's label (FK_DYN): by L_FK at run time, over the kinds the region's
+   * first pass saw (preFk; code 0: the state block holds it).
+   */
+  private dynFlagsValue(): void {
+    const c = this.c;
+    const fk = this.fk, fSub = this.fSub, fSf = this.fSf;
+    c.get(L_FK); c.op(OP.i32Eqz); c.if(I32); this.nzcv(); c.else();
+    let open = 0;
+    for (let code = 1; code <= 8; code++) {
+      if ((this.preFk & (1 << code)) === 0) continue;
+      c.get(L_FK); c.i32(code); c.op(OP.i32Eq); c.if(I32);
+      this.fk = code <= 4 ? FK_ADD : FK_LOGIC; this.fSub = ((code - 1) >> 1) & 1; this.fSf = 1 - ((code - 1) & 1);
+      this.flagsValue();
+      c.else();
+      open++;
+    }
+    c.op(OP.unreachable);
+    for (let k = 0; k < open; k++) c.end();
+    c.end();
+    this.fk = fk; this.fSub = fSub; this.fSf = fSf;
+  }
   /** Makes NZCV in the state block exact (at the top level: later reads go to memory). */
   private flushFlags(): void {
     if (this.fk === FK_MEM) return;
@@ -388,6 +555,7 @@ export class Translator {
   private cond(cond: number): void {
     const c = this.c;
     if (cond >= 14) { c.i32(1); return; }
+    if (this.fk === FK_DYN && c.depth === this.top) this.flushFlags(); // once, then from memory
     if (this.fk === FK_ADD && this.fSub) {
       // CMP/SUBS: compare the operands.
       const ops64 = [OP.i64Eq, OP.i64Ne, OP.i64GeU, OP.i64LtU, 0, 0, 0, 0, OP.i64GtU, OP.i64LeU, OP.i64GeS, OP.i64LtS, OP.i64GtS, OP.i64LeS];
@@ -395,7 +563,7 @@ export class Translator {
       const o = this.fSf ? ops64[cond] : ops32[cond];
       if (o !== 0) { this.fget(F_A); this.fget(F_B); c.op(o); return; }
     }
-    if (this.fk !== FK_MEM && cond <= 5 && cond !== 2 && cond !== 3) {
+    if ((this.fk === FK_ADD || this.fk === FK_LOGIC) && cond <= 5 && cond !== 2 && cond !== 3) {
       // EQ/NE/MI/PL from the result (any lazy kind).
       this.fget(F_R);
       if (cond <= 1) c.op(this.fSf ? OP.i64Eqz : OP.i32Eqz);
@@ -418,7 +586,7 @@ export class Translator {
   /** NZCV of a logical result in local `r` (i64 when sf, else i32): lazily at the top level. */
   private logicFlags(sf: number, r: number): void {
     const c = this.c;
-    if (c.depth === TOP) {
+    if (c.depth === this.top) {
       c.get(r); if (!sf) c.op(OP.i64ExtendI32u); c.set(F_R);
       this.fk = FK_LOGIC; this.fSf = sf; this.fSub = 0;
       return;
@@ -477,7 +645,7 @@ export class Translator {
    */
   private addSub(sf: number, sub: number, flags: number, a: number, b: number, r: number): void {
     const c = this.c;
-    if (flags && c.depth === TOP) {
+    if (flags && c.depth === this.top) {
       // Lazy flags: keep a, b (as given) and the result.
       if (sf) { c.get(a); c.set(F_A); c.get(b); c.set(F_B); }
       else { c.get(a); c.op(OP.i64ExtendI32u); c.set(F_A); c.get(b); c.op(OP.i64ExtendI32u); c.set(F_B); }
@@ -1146,7 +1314,7 @@ export class Translator {
     if (this.fpChecked) return;
     c.get(P_MASKS); c.i32(MASK_FP); c.op(OP.i32And); c.op(OP.i32Eqz);
     c.if(); this.leave(this.k, 4 * this.k); c.end();
-    if (c.depth === TOP) this.fpChecked = true;
+    if (c.depth === this.top) this.fpChecked = true;
   }
   private fpChecked = false;
 
