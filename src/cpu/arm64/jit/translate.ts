@@ -195,6 +195,8 @@ export class Translator {
   private readonly preCached = new Uint8Array(32);
   private readonly preDirty = new Uint8Array(32);
   private preFk = 0;
+  /** Instructions a direct branch seen so far in this pass goes forward to (their indices from the first). */
+  private readonly fwd = new Uint8Array(MAX_BLOCK + 2);
   /** Nesting depth of the current segment's top level (TOP outside regions). */
   private top = TOP;
 
@@ -213,6 +215,7 @@ export class Translator {
     this.fkUsed = 0;
     this.exits = 0;
     this.untranslatableAt = -1;
+    this.fwd.fill(0);
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
     c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
     c.get(P_BUDGET); c.op(OP.i32GtS);
@@ -245,8 +248,16 @@ export class Translator {
         this.fk = fk; this.fSub = fSub; this.fSf = fSf; this.fkNow = fkNow; this.exits = exits;
         break;
       }
+      const j = REGIONS ? branchTarget(words[at + n] | 0, n) : -1;
+      if (j > n && j <= MAX_BLOCK) this.fwd[j] = 1;
       n++;
-      if (r === 2) { branched = true; break; } // a branch: the block has left already
+      if (r === 2) { // a branch: the block has left already
+        // Unless a branch of the block comes to the next instruction (a loop's body jumped over, the rest of
+        // an if/else): a region then goes on there (translate).
+        if (n < limit && this.fwd[n]) continue;
+        branched = true;
+        break;
+      }
       this.syncFk();
       if (this.stored) {
         // A slow-path store that invalidated decoded code ends the block after this instruction.
