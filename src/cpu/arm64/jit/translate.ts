@@ -295,6 +295,8 @@ export class Translator {
     }
     if (dm !== 0) { c.i32(dm); c.set(L_DM); }
     const m = this.segs - 1;
+    // Without a loop, a branch back would be a translator bug: a depth no label has fails the module's validation.
+    this.loopDepth = 1 << 20;
     if (this.back) { c.loop(); this.loopDepth = c.depth; }
     for (let s = m; s >= 1; s--) { c.block(); this.segDepth[s] = c.depth; }
     if (this.back) {
@@ -396,7 +398,10 @@ export class Translator {
    */
   private exitTo(off: number): void {
     const c = this.c;
-    if (this.region && off >= 0 && (off >> 2) < this.regionN && this.segOf[off >> 2] >= 0) { this.branchInside(off >> 2); return; }
+    if (this.region && off >= 0 && (off >> 2) < this.regionN && (this.segOf[off >> 2] > 0 || (off === 0 && this.entryLabel))) {
+      this.branchInside(off >> 2);
+      return;
+    }
     const slot = this.slot0 + (off >> 2);
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
     if (idx >= 0) {
