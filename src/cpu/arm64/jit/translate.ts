@@ -51,8 +51,14 @@ const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
 const L_K = 63, L_T = 64, L_DM = 65, L_FK = 66;
 /** A region's next segment (see translate): the index the loop's br_table dispatches on. */
 const L_NEXT = V_A + N_V128;
+/**
+ * The page memos (see `memo`): N_MEMO of them, each the page's address (i64; bits 11:0 clear), the RAM offset of
+ * its first byte and its TLB permission byte (0 until filled, so an unfilled memo never matches).
+ */
+const N_MEMO = 4, MEMO_PAGE = L_NEXT + 1, MEMO_OFF = MEMO_PAGE + N_MEMO, MEMO_PERM = MEMO_OFF + N_MEMO;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128], [1, I32]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128], [1, I32],
+  [N_MEMO, I64], [2 * N_MEMO, I32]];
 // simd.ts's v128 locals come right after L_FK.
 if (V_A !== L_FK + 1) throw new Error("translate.ts: simd.ts V_A must follow L_FK");
 
@@ -100,14 +106,19 @@ for (let c = 0; c < 16; c++) for (let f = 0; f < 16; f++) if (COND[(c << 4) | f]
 
 const BM = new Int32Array(2);
 
-/** Longest block, in instructions. */
-export const MAX_BLOCK = 63;
+/**
+ * Longest block, in instructions (XENO_JIT_MAX_BLOCK, 1..200: the CodeCache keeps a block's length in a byte,
+ * 255 meaning "queued").
+ */
+export const MAX_BLOCK = Math.min(200, Math.max(1, Number((typeof process === "undefined" ? undefined : process.env.XENO_JIT_MAX_BLOCK) ?? 63) | 0));
 
 /**
  * XENO_JIT_REGIONS=0: no regions (every direct branch leaves the function, as before 2026-12-07 session 24).
  * On by default.
  */
 const REGIONS = typeof process === "undefined" || process.env.XENO_JIT_REGIONS !== "0";
+/** XENO_JIT_MEMOS=0: no page memos (every access reads the TLB, as before 2026-12-07 session 24). On by default. */
+const MEMOS = typeof process === "undefined" || process.env.XENO_JIT_MEMOS !== "0";
 
 /**
  * The index (from the block's first instruction) a direct branch at index p of `words[at + p]` goes to, or -1
@@ -216,8 +227,10 @@ export class Translator {
     this.exits = 0;
     this.untranslatableAt = -1;
     this.fwd.fill(0);
+    this.memoSlot.fill(-1); this.memoCount = 0;
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
-    c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
+    // done + n: n patched below, as a two-byte LEB (n < 8192).
+    c.get(P_DONE); c.op(OP.i32Const); const lenAt = c.len; c.byte(0x80); c.byte(0); c.op(OP.i32Add);
     c.get(P_BUDGET); c.op(OP.i32GtS);
     c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or);
     c.if(); c.get(P_DONE); c.op(OP.return); c.end();
@@ -229,7 +242,6 @@ export class Translator {
     c.block(); // the shared exit's label: the body runs inside it (depth TOP)
     this.top = TOP;
     if (this.region) this.openRegion(max);
-    // At most MAX_BLOCK (63) instructions: the prologue's "done + n" constant is one LEB byte.
     const limit = Math.min(max, MAX_BLOCK);
     let n = 0, branched = false;
     while (n < limit) {
@@ -273,7 +285,7 @@ export class Translator {
     c.end();
     if (this.exits !== 0) this.sharedExit();
     else c.op(OP.unreachable);
-    c.buf[lenAt] = n;
+    c.buf[lenAt] = 0x80 | (n & 0x7f); c.buf[lenAt + 1] = n >>> 7;
     c.end();
     return n;
   }
@@ -723,15 +735,61 @@ export class Translator {
     const c = this.c;
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
   }
+  /**
+   * Page memos: the accesses of one base register (memoReg, set by the load/store instruction being translated)
+   * remember the last page the TLB gave them in locals, so the next access to that page — a loop walking a
+   * buffer — checks one compare, the in-page bound and the permission instead of reading the TLB. A memo lives
+   * for one call of the function: the TLB entries it copies change only between calls (TLB maintenance, fills
+   * by the interpreter, code pages marked when the interpreter decodes them) or through a slow path of this
+   * call, which is a TLB miss of its own and refills only its own entry. Returns the memo for this access, or -1
+   * (no base register, or all N_MEMO taken by others in this block).
+   */
+  private memo(): number {
+    const r = this.memoReg;
+    if (r < 0 || !MEMOS) return -1;
+    let m = this.memoSlot[r];
+    if (m < 0) {
+      if (this.memoCount === N_MEMO) return -1;
+      m = this.memoSlot[r] = this.memoCount++;
+    }
+    return m;
+  }
+  private memoReg = -1;
+  private readonly memoSlot = new Int8Array(32);
+  private memoCount = 0;
+  /** Pushes 1 when memo m maps the access (size bytes, permission mask local) at L_A; sets W_LO. */
+  private memoHit(m: number, size: number, maskLocal: number): void {
+    const c = this.c;
+    c.get(L_A); c.op(OP.i32WrapI64); c.set(W_LO);
+    c.get(L_A); c.i64(-4096, -1); c.op(OP.i64And); c.get(MEMO_PAGE + m); c.op(OP.i64Eq);
+    c.get(MEMO_PERM + m); c.get(maskLocal); c.op(OP.i32And); c.i32(0); c.op(OP.i32Ne); c.op(OP.i32And);
+    if (size > 1) { c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.i32(0x1000 - size); c.op(OP.i32LeU); c.op(OP.i32And); }
+  }
+  /** After a TLB hit (entry W_E/W_X for L_A): memo m remembers it. */
+  private memoFill(m: number): void {
+    const c = this.c;
+    c.get(L_A); c.i64(-4096, -1); c.op(OP.i64And); c.set(MEMO_PAGE + m);
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.set(MEMO_OFF + m);
+    c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, TLB_PERM); c.set(MEMO_PERM + m);
+  }
   /** Loads `size` bytes at address L_A, zero-extended: pushes an i64. */
   private load(size: number): void {
     const c = this.c;
+    const m = this.memo();
+    const ld = size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load;
+    const al = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
+    if (m >= 0) {
+      this.memoHit(m, size, W_MR);
+      c.if(I64);
+      c.get(MEMO_OFF + m); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.mem(ld, al, 0);
+      c.else();
+    }
     this.slot();
     this.hit(size, W_MR);
     c.if(I64);
+    if (m >= 0) this.memoFill(m);
     this.ramAddr();
-    c.mem(size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load,
-      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.mem(ld, al, 0);
     c.else();
     c.get(W_LO); c.get(W_HI); c.i32(size); c.call(IMPORT_RD);
     this.afterSlow();
@@ -740,22 +798,33 @@ export class Translator {
       c.get(P_ST); c.mem(OP.i64Load32u, 2, OFF_HI); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or);
     }
     c.end();
+    if (m >= 0) c.end();
   }
   /** Stores the low `size` bytes of i64 local `v` at address L_A. */
   private store(size: number, v: number): void {
     const c = this.c;
+    const m = this.memo();
+    const st = size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store;
+    const al = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
+    if (m >= 0) {
+      this.memoHit(m, size, W_MW);
+      c.if();
+      c.get(MEMO_OFF + m); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.get(v); c.mem(st, al, 0);
+      c.else();
+    }
     this.slot();
     this.hit(size, W_MW);
     c.if();
+    if (m >= 0) this.memoFill(m);
     this.ramAddr(); c.get(v);
-    c.mem(size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store,
-      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.mem(st, al, 0);
     c.else();
     c.get(W_LO); c.get(W_HI); c.i32(size);
     c.get(v); c.op(OP.i32WrapI64); c.get(v); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
     c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
     this.afterSlow();
     c.end();
+    if (m >= 0) c.end();
     this.stored = true;
   }
 
@@ -763,6 +832,7 @@ export class Translator {
   // Instructions. Each returns 1 (translated), 2 (a branch: PC written, the block ends) or 0 (not translated).
 
   private insn(w: number): number {
+    this.memoReg = -1;
     const name = this.decoder.nameOf(w);
     if (name === "UNDEFINED") return 0;
     const op0 = (w >>> 25) & 0xf;
@@ -1429,6 +1499,7 @@ export class Translator {
 
   private ldst(w: number, name: string): number {
     const c = this.c;
+    this.memoReg = (w >>> 5) & 31; // the base register (literals: none, below)
     if ((w & 0x04000000) !== 0) return this.fpLdst(w, name); // SIMD&FP registers
     const t = w & 31, n = (w >>> 5) & 31;
     const op = (w >>> 27) & 7; // bits 29:27
@@ -1480,6 +1551,7 @@ export class Translator {
       const opc = w >>> 30;
       if (opc === 3) return 1; // PRFM (literal)
       const imm = ((w << 8) >> 13) << 2;
+      this.memoReg = -1;
       this.pcPlus(4 * this.k + imm); c.set(L_A);
       this.load(opc === 1 ? 8 : 4);
       if (opc === 2) c.op(OP.i64Extend32s);
