@@ -1834,14 +1834,22 @@ export class Translator {
  */
 export function dispatcherBody(jitAt: number): FuncBody {
   const c = new Code();
-  const LO = 6, HI = 7, X = 8, E = 9, PA = 10, H = 11, ND = 12, PC = 13;
+  const LO = 6, HI = 7, X = 8, E = 9, PA = 10, H = 11, ND = 12, MRAM = 13, PC = 14, MPG = 15;
   const bail = (): void => { c.if(); c.get(P_DONE); c.op(OP.return); c.end(); };
   const mapAt = jitAt, ranAt = jitAt + (1 << 19);
+  // The page of the last PC the TLB translated (MPG; -1: none) and its RAM offset (MRAM), for this call (the
+  // same argument as the blocks' page memos, translate.ts `memo`): a dispatch on that page skips the TLB, and its
+  // "ran" byte is set already.
+  c.i64(-1, -1); c.set(MPG);
   c.op(OP.loop); c.byte(0x40);
   c.get(P_DONE); c.get(P_BUDGET); c.op(OP.i32GeS); c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or); bail();
   c.get(P_ST); c.mem(OP.i64Load, 3, OFF_PC); c.tee(PC); c.op(OP.i32WrapI64); c.set(LO);
-  c.get(PC); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(HI);
   c.get(LO); c.i32(3); c.op(OP.i32And); bail();
+  c.get(PC); c.i64(-4096, -1); c.op(OP.i64And); c.get(MPG); c.op(OP.i64Eq);
+  c.if();
+  c.get(MRAM); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.else();
+  c.get(PC); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(HI);
   c.get(LO); c.i32(12); c.op(OP.i32ShrU); c.get(HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
   c.i32(TLB_SLOT_MASK); c.op(OP.i32And); c.set(X);
   c.get(P_TLB); c.get(X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(E);
@@ -1852,8 +1860,10 @@ export function dispatcherBody(jitAt: number): FuncBody {
   c.get(E); c.mem(OP.i32Load, 2, TLB_ASID); c.tee(H); c.get(P_ASID); c.op(OP.i32Eq); c.get(H); c.i32(-1); c.op(OP.i32Eq);
   c.op(OP.i32Or); c.op(OP.i32And);
   c.op(OP.i32Eqz); bail();
-  c.get(E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.get(E); c.mem(OP.i32Load, 2, TLB_OFF); c.tee(MRAM); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.get(PC); c.i64(-4096, -1); c.op(OP.i64And); c.set(MPG);
   c.get(PA); c.i32(12); c.op(OP.i32ShrU); c.i32(1); c.mem(OP.i32Store8, 0, ranAt);
+  c.end();
   c.get(PA); c.i32(2); c.op(OP.i32ShrU); c.i32(0xffff); c.op(OP.i32And); c.i32(3); c.op(OP.i32Shl); c.set(H);
   c.get(H); c.mem(OP.i32Load, 2, mapAt); c.get(PA); c.i32(1); c.op(OP.i32Add); c.op(OP.i32Ne); bail();
   c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); c.get(P_DONE); c.get(P_BUDGET);
@@ -1865,5 +1875,5 @@ export function dispatcherBody(jitAt: number): FuncBody {
   c.end();
   c.get(P_DONE);
   c.end();
-  return { type: 0, locals: [[7, I32], [1, I64]], code: c.buf.slice(0, c.len) };
+  return { type: 0, locals: [[8, I32], [2, I64]], code: c.buf.slice(0, c.len) };
 }
