@@ -15,6 +15,11 @@
  * the state exact for the run loop, which then takes the exception. A slow-path write that invalidated decoded
  * code ends the block after that instruction, so a block never runs code older than its own stores.
  *
+ * Regions: a direct branch to an instruction of the same block (a loop's back edge, a jump over part of it) is
+ * a wasm branch inside the function (translate's second pass, openRegion, branchInside), with the registers
+ * kept in locals across it. Page memos: the accesses of one base register skip the TLB while they stay on the
+ * page it last gave them (memo).
+ *
  * What is translated: integer data processing (immediate and register forms), loads and stores of general and
  * SIMD&FP registers in every addressing mode but the unprivileged one (and SIMD&FP literals), pairs, branches
  * (unconditional ones end a block), HINT, barriers, MRS of a few registers, and the Advanced SIMD integer forms
