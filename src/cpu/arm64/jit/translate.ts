@@ -751,7 +751,9 @@ export class Translator {
    */
   private memo(): number {
     const r = this.memoReg;
-    if (r < 0 || !MEMOS) return -1;
+    // Only in a region with a loop: elsewhere an access rarely meets its page again within one call, and the
+    // memo's code (beside the TLB path it falls back to) made a kernel boot's modules bigger for nothing.
+    if (r < 0 || !MEMOS || !this.region || !this.back) return -1;
     let m = this.memoSlot[r];
     if (m < 0) {
       if (this.memoCount === N_MEMO) return -1;
