@@ -8,6 +8,9 @@
  * `--baseline DIR`: also run the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
  * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
  *
+ * Each run also reports its CPU time (user + system, from /usr/bin/time), and a `busybox true` run ("startup")
+ * gives start-up alone, printed apart from the workloads.
+ *
  * Workloads: gzip round trip of a few MiB (busybox gzip -c | gunzip -c, as two runs), sha256sum of 16 MiB
  * (busybox), and test/oracle/programs/coremark_like.c (compiled with aarch64-linux-gnu-gcc -static -O2).
  */
@@ -47,12 +50,18 @@ function parseArgs(argv: string[]): Options {
 
 interface Workload { name: string; program: string; args: string[]; stdin?: string; describe: string }
 
-interface Run { seconds: number; status: number | null; stdoutHash: string; instructions?: number; guestSeconds?: number; stderrTail: string }
+interface Run { seconds: number; cpu: number; status: number | null; stdoutHash: string; instructions?: number; guestSeconds?: number; stderrTail: string }
+
+/**
+ * Each run goes through /usr/bin/time, which prints the child's user + system CPU seconds on this line (stderr):
+ * on a shared, loaded host CPU time says more than wall time.
+ */
+const CPU_TAG = "bench-cpu-time:";
 
 function runOnce(cmd: string[], w: Workload, timeoutMs: number, env: NodeJS.ProcessEnv): Promise<Run> {
   return new Promise((resolve) => {
     const start = process.hrtime.bigint();
-    const child = spawn(cmd[0], [...cmd.slice(1), w.program, ...w.args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
+    const child = spawn("/usr/bin/time", ["-f", `${CPU_TAG} %U %S`, ...cmd, w.program, ...w.args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true });
     const hash = createHash("sha256");
     let err = "";
     const timer = setTimeout(() => { try { process.kill(-child.pid!, "SIGKILL"); } catch { child.kill("SIGKILL"); } }, timeoutMs);
@@ -63,8 +72,10 @@ function runOnce(cmd: string[], w: Workload, timeoutMs: number, env: NodeJS.Proc
       clearTimeout(timer);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const m = /xeno-stats: instructions=(\d+) seconds=([\d.eE+-]+)/.exec(err);
-      resolve({ seconds, status: code, stdoutHash: hash.digest("hex").slice(0, 16), instructions: m ? Number(m[1]) : undefined,
-        guestSeconds: m ? Number(m[2]) : undefined, stderrTail: err.split("\n").filter((l) => !l.startsWith("xeno-stats:")).slice(-3).join(" | ") });
+      const t = new RegExp(`${CPU_TAG} ([\\d.]+) ([\\d.]+)`).exec(err);
+      resolve({ seconds, cpu: t ? Number(t[1]) + Number(t[2]) : NaN, status: code, stdoutHash: hash.digest("hex").slice(0, 16), instructions: m ? Number(m[1]) : undefined,
+        guestSeconds: m ? Number(m[2]) : undefined,
+        stderrTail: err.split("\n").filter((l) => !l.startsWith("xeno-stats:") && !l.startsWith(CPU_TAG) && !l.startsWith("Command exited")).slice(-3).join(" | ") });
     });
     if (w.stdin) {
       const rs = readFileSync(w.stdin);
@@ -137,31 +148,40 @@ async function main(): Promise<void> {
   execFileSync(path.join(ROOT, "scripts/build.sh"), { stdio: "inherit" });
   process.stdout.write(`xeno CPU benchmark: ${o.runs} runs each, alternated${o.qemu ? "" : " (xeno only)"}\n`);
   const rows: string[] = [];
-  for (const w of work) {
+  // Start-up on its own: `busybox true` (about 24,000 guest instructions), so what each workload's time holds
+  // of Node's start, module loading and the runner's set-up can be read beside it.
+  const startup: Workload = { name: "startup", program: busybox, args: ["true"], describe: "busybox true: start-up, module loading, exit" };
+  for (const w of [startup, ...work]) {
     const xs: number[] = [], qs: number[] = [], ips: number[] = [], bs: number[] = [];
+    const xc: number[] = [], qc: number[] = [], bc: number[] = [];
     let note = "";
     for (let r = 0; r < o.runs; r++) {
       const x = await runOnce(xeno, w, o.timeoutMs, env);
-      xs.push(x.seconds);
+      xs.push(x.seconds); xc.push(x.cpu);
       if (x.instructions !== undefined) ips.push(x.instructions / (x.guestSeconds && x.guestSeconds > 0 ? x.guestSeconds : x.seconds));
       let q: Run | undefined;
-      if (o.qemu) { q = await runOnce(qemu, w, o.timeoutMs, env); qs.push(q.seconds); }
+      if (o.qemu) { q = await runOnce(qemu, w, o.timeoutMs, env); qs.push(q.seconds); qc.push(q.cpu); }
       let b: Run | undefined;
       if (base !== null) {
         b = await runOnce(base, w, o.timeoutMs, env);
-        bs.push(b.seconds);
+        bs.push(b.seconds); bc.push(b.cpu);
         if (b.stdoutHash !== x.stdoutHash) note = " OUTPUT DIFFERS from the baseline";
       }
       if (x.status !== 0) note = ` xeno exit ${x.status}: ${x.stderrTail}`;
       else if (q && q.stdoutHash !== x.stdoutHash) note = " OUTPUT DIFFERS from qemu";
-      process.stdout.write(`  ${w.name} run ${r + 1}: xeno ${x.seconds.toFixed(3)} s${q ? `, qemu ${q.seconds.toFixed(3)} s` : ""}` +
-        `${b ? `, baseline ${b.seconds.toFixed(3)} s` : ""}${x.instructions !== undefined ? `, ${x.instructions} instructions` : ""}\n`);
+      const both = (v: Run): string => `${v.seconds.toFixed(3)} s (${v.cpu.toFixed(2)} s CPU)`;
+      process.stdout.write(`  ${w.name} run ${r + 1}: xeno ${both(x)}${q ? `, qemu ${both(q)}` : ""}` +
+        `${b ? `, baseline ${both(b)}` : ""}${x.instructions !== undefined ? `, ${x.instructions} instructions` : ""}\n`);
     }
     const mx = median(xs), mq = qs.length ? median(qs) : NaN;
     const mips = ips.length ? `${(median(ips) / 1e6).toFixed(1)} M guest insn/s` : "no xeno-stats line";
     const mb = bs.length ? median(bs) : NaN;
-    const vsBase = Number.isNaN(mb) ? "" : `   baseline ${mb.toFixed(3)} s (this build ${((mx / mb - 1) * 100).toFixed(1)} %)`;
-    rows.push(`${w.name.padEnd(7)} xeno ${mx.toFixed(3).padStart(9)} s   qemu ${Number.isNaN(mq) ? "      n/a" : mq.toFixed(3).padStart(9)} s   ratio ${Number.isNaN(mq) ? "n/a" : (mx / mq).toFixed(1).padStart(6)}x   ${mips}${vsBase}   (${w.describe})${note}`);
+    const mxc = median(xc), mqc = qc.length ? median(qc) : NaN, mbc = bc.length ? median(bc) : NaN;
+    const vsBase = Number.isNaN(mb) ? "" : `   baseline ${mb.toFixed(3)} s (this build ${((mx / mb - 1) * 100).toFixed(1)} %), CPU ${mbc.toFixed(2)} s (this build ${((mxc / mbc - 1) * 100).toFixed(1)} %)`;
+    const row = `${w.name.padEnd(7)} xeno ${mx.toFixed(3).padStart(9)} s (CPU ${mxc.toFixed(2)} s)   qemu ${Number.isNaN(mq) ? "      n/a" : mq.toFixed(3).padStart(9)} s (CPU ${mqc.toFixed(2)} s)   ` +
+      `ratio ${Number.isNaN(mq) ? "n/a" : (mx / mq).toFixed(1).padStart(6)}x wall, ${Number.isNaN(mqc) ? "n/a" : (mxc / Math.max(mqc, 0.005)).toFixed(1)}x CPU   ${mips}${vsBase}   (${w.describe})${note}`;
+    if (w === startup) process.stdout.write(`start-up, medians: ${row}\n`);
+    else rows.push(row);
   }
   process.stdout.write(`medians:\n${rows.map((r) => `  ${r}`).join("\n")}\n`);
 }

@@ -19,6 +19,12 @@ export { BLOCK_TYPE };
 /** Blocks per module when the queue is flushed for size; the most a batch grows to with continuations. */
 export const BATCH = Number(process.env.XENO_JIT_BATCH ?? 64), MAX_PENDING = 4 * BATCH;
 
+/**
+ * XENO_JIT_NAMES=1: each block's function is named b<RAM address>_<instructions> in the module's name section,
+ * so a `node --cpu-prof` profile shows which guest block the time went to.
+ */
+const NAMES = typeof process !== "undefined" && (process.env.XENO_JIT_NAMES ?? "") !== "";
+
 /** A queued block: translated when the batch is, so that it can chain to every block of the batch. */
 export interface Pending {
   page: number; slot: number; gen: number; words: Int32Array; base: number; n: number; body: FuncBody | null;
@@ -70,7 +76,8 @@ export function translateBatch(t: Translator, p: Pending[], known: (page: number
 
 /** The module of a translated batch: function k (export "k") is block p[k]. */
 export function batchModule(p: readonly Pending[], mem: MemLimits): Uint8Array<ArrayBuffer> {
-  return moduleBytes(TYPES, IMPORTS, mem, p.map((e) => e.body!));
+  const names = NAMES ? p.map((e) => `b${(e.page * 4096 + e.slot * 4).toString(16)}_${e.n}`) : undefined;
+  return moduleBytes(TYPES, IMPORTS, mem, p.map((e) => e.body!), -1, names);
 }
 
 export { Translator };

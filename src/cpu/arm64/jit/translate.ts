@@ -15,6 +15,11 @@
  * the state exact for the run loop, which then takes the exception. A slow-path write that invalidated decoded
  * code ends the block after that instruction, so a block never runs code older than its own stores.
  *
+ * Regions: a direct branch to an instruction of the same block (a loop's back edge, a jump over part of it) is
+ * a wasm branch inside the function (translate's second pass, openRegion, branchInside), with the registers
+ * kept in locals across it. Page memos: the accesses of one base register skip the TLB while they stay on the
+ * page it last gave them (memo).
+ *
  * What is translated: integer data processing (immediate and register forms), loads and stores of general and
  * SIMD&FP registers in every addressing mode but the unprivileged one (and SIMD&FP literals), pairs, branches
  * (unconditional ones end a block), HINT, barriers, MRS of a few registers, and the Advanced SIMD integer forms
@@ -49,13 +54,24 @@ const F_A = 56, F_B = 57, F_R = 58, F_T = 59, M_A = 60, M_B = 61, M_R = 62;
  * registers dirty so far (bit r), FK = the lazy-flag kind now (FK_CODE).
  */
 const L_K = 63, L_T = 64, L_DM = 65, L_FK = 66;
+/** A region's next segment (see translate): the index the loop's br_table dispatches on. */
+const L_NEXT = V_A + N_V128;
+/**
+ * The page memos (see `memo`): N_MEMO of them, each the page's address (i64; bits 11:0 clear), the RAM offset of
+ * its first byte and its TLB permission byte (0 until filled, so an unfilled memo never matches).
+ */
+const N_MEMO = 4, MEMO_PAGE = L_NEXT + 1, MEMO_OFF = MEMO_PAGE + N_MEMO, MEMO_PERM = MEMO_OFF + N_MEMO;
 /** The locals declaration every block function uses. */
-export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128]];
+export const BLOCK_LOCALS: [number, number][] = [[N_I64, I64], [N_I32, I32], [N_REGS, I64], [4, I64], [7, I32], [N_V128, V128], [1, I32],
+  [N_MEMO, I64], [2 * N_MEMO, I32]];
 // simd.ts's v128 locals come right after L_FK.
 if (V_A !== L_FK + 1) throw new Error("translate.ts: simd.ts V_A must follow L_FK");
 
-/** Flag state during translation: NZCV exact in the state block, or held as the operation that made it. */
-const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2;
+/**
+ * Flag state during translation: NZCV exact in the state block, or held as the operation that made it; or, at
+ * a region's label (FK_DYN), whatever local L_FK says at run time (each way in may bring another kind).
+ */
+const FK_MEM = 0, FK_ADD = 1, FK_LOGIC = 2, FK_DYN = 3;
 /** The runtime code of a flag state in local L_FK: 0 memory; 1 + (kind − 1) · 4 + sub · 2 + (1 − sf) otherwise. */
 function fkCode(fk: number, sub: number, sf: number): number { return fk === FK_MEM ? 0 : 1 + (fk - 1) * 4 + sub * 2 + (1 - sf); }
 /** Nesting depth of the block's top level: its body is inside the shared exit's `block`. */
@@ -95,8 +111,30 @@ for (let c = 0; c < 16; c++) for (let f = 0; f < 16; f++) if (COND[(c << 4) | f]
 
 const BM = new Int32Array(2);
 
-/** Longest block, in instructions. */
-export const MAX_BLOCK = 63;
+/**
+ * Longest block, in instructions (XENO_JIT_MAX_BLOCK, 1..200: the CodeCache keeps a block's length in a byte,
+ * 255 meaning "queued").
+ */
+export const MAX_BLOCK = Math.min(200, Math.max(1, Number((typeof process === "undefined" ? undefined : process.env.XENO_JIT_MAX_BLOCK) ?? 63) | 0));
+
+/**
+ * XENO_JIT_REGIONS=0: no regions (every direct branch leaves the function, as before 2026-12-07 session 24).
+ * On by default.
+ */
+const REGIONS = typeof process === "undefined" || process.env.XENO_JIT_REGIONS !== "0";
+/** XENO_JIT_MEMOS=0: no page memos (every access reads the TLB, as before 2026-12-07 session 24). On by default. */
+const MEMOS = typeof process === "undefined" || process.env.XENO_JIT_MEMOS !== "0";
+
+/**
+ * The index (from the block's first instruction) a direct branch at index p of `words[at + p]` goes to, or -1
+ * when the word is not B, B.cond, CBZ/CBNZ or TBZ/TBNZ (BL is a call: it stays an exit).
+ */
+function branchTarget(w: number, p: number): number {
+  if ((w & 0xfc000000) === 0x14000000) return p + ((w << 6) >> 6);
+  if ((w & 0xff000010) === 0x54000000 || (w & 0x7e000000) === 0x34000000) return p + ((w << 8) >> 13);
+  if ((w & 0x7e000000) === 0x36000000) return p + ((w << 13) >> 18);
+  return -1;
+}
 
 /** Low `w` bits set (1 ≤ w ≤ 64), as a (lo, hi) pair. */
 function maskLo(w: number): number { return w >= 32 ? -1 : (1 << w) - 1; }
@@ -117,6 +155,69 @@ export class Translator {
    * of instructions the body covers (0: the first one is not translatable; nothing usable was emitted).
    */
   translate(words: Int32Array, at: number, max: number, chain: ChainLookup): number {
+    this.region = false;
+    const n = this.emit(words, at, max, chain);
+    if (n === 0 || !REGIONS) return n;
+    // A region: direct branches from the block into itself (a loop, or a jump over some of it) become wasm
+    // branches, with the registers kept in locals across them. Its first pass gave the extent, the registers
+    // (all loaded at entry now, the ones it writes dirty from the start: every way in to a label finds the same
+    // locals valid) and the flag kinds; the second emits the function again with a label at each target.
+    const starts = this.starts, segOf = this.segOf;
+    segOf.fill(-1);
+    let back = false, m = 0, toFirst = false;
+    for (let p = 0; p < n; p++) {
+      const j = branchTarget(words[at + p] | 0, p);
+      if (j < 0 || j >= n) continue;
+      if (j <= p) back = true;
+      if (j === 0) toFirst = true;
+      if (segOf[j] < 0) { segOf[j] = 1; m++; }
+    }
+    if (m === 0) return n;
+    let s = 0;
+    starts[0] = 0;
+    for (let j = 1; j < n; j++) if (segOf[j] > 0) starts[++s] = j;
+    for (let j = 0; j < n; j++) segOf[j] = -1;
+    for (let k = 0; k <= s; k++) segOf[starts[k]] = k;
+    this.segs = s + 1;
+    this.back = back;
+    this.entryLabel = toFirst;
+    this.preCached.set(this.cached); this.preDirty.set(this.dirty);
+    this.preFk = this.fkUsed;
+    const untranslatableAt = this.untranslatableAt, branched = this.branched;
+    this.region = true;
+    const n2 = this.emit(words, at, n, chain);
+    this.region = false;
+    if (n2 !== n) throw new Error(`translate: a region's second pass covered ${n2} instructions, its first ${n}`);
+    this.untranslatableAt = untranslatableAt; this.branched = branched;
+    return n;
+  }
+
+  /** Whether the emission under way is a region's second pass (translate). */
+  private region = false;
+  /** The region's segments: their first instructions (starts[0] = 0), and each instruction's segment or -1. */
+  private readonly starts = new Int32Array(MAX_BLOCK + 1);
+  private readonly segOf = new Int32Array(MAX_BLOCK + 1);
+  private segs = 0;
+  /** Whether some branch goes back (a loop, with a br_table over the segments at its top). */
+  private back = false;
+  /** Whether something branches back to the first instruction (its flags then come as FK_DYN). */
+  private entryLabel = false;
+  /** Nesting depths: of the loop's label, and of each segment's block (its code follows that block's end). */
+  private loopDepth = 0;
+  private readonly segDepth = new Int32Array(MAX_BLOCK + 1);
+  /** Instructions in the region. */
+  private regionN = 0;
+  /** The first pass's registers used and written, and flag kinds. */
+  private readonly preCached = new Uint8Array(32);
+  private readonly preDirty = new Uint8Array(32);
+  private preFk = 0;
+  /** Instructions a direct branch seen so far in this pass goes forward to (their indices from the first). */
+  private readonly fwd = new Uint8Array(MAX_BLOCK + 2);
+  /** Nesting depth of the current segment's top level (TOP outside regions). */
+  private top = TOP;
+
+  /** One pass of translate: emits the block's function into this.c; `max` bounds its instructions. */
+  private emit(words: Int32Array, at: number, max: number, chain: ChainLookup): number {
     const c = this.c;
     c.reset();
     this.chain = chain;
@@ -130,8 +231,11 @@ export class Translator {
     this.fkUsed = 0;
     this.exits = 0;
     this.untranslatableAt = -1;
+    this.fwd.fill(0);
+    this.memoSlot.fill(-1); this.memoCount = 0;
     // Enter only with room in the budget and no stop request (a slow path saw an interrupt or a code write).
-    c.get(P_DONE); c.i32(0); const lenAt = c.len - 1; c.op(OP.i32Add); // patched below: done + n
+    // done + n: n patched below, as a two-byte LEB (n < 8192).
+    c.get(P_DONE); c.op(OP.i32Const); const lenAt = c.len; c.byte(0x80); c.byte(0); c.op(OP.i32Add);
     c.get(P_BUDGET); c.op(OP.i32GtS);
     c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or);
     c.if(); c.get(P_DONE); c.op(OP.return); c.end();
@@ -141,11 +245,18 @@ export class Translator {
     c.get(P_MASKS); c.i32(8); c.op(OP.i32ShrU); c.i32(0xff); c.op(OP.i32And); c.set(W_MW);
     c.i32(0); c.set(W_CW);
     c.block(); // the shared exit's label: the body runs inside it (depth TOP)
-    // At most MAX_BLOCK (63) instructions: the prologue's "done + n" constant is one LEB byte.
+    this.top = TOP;
+    if (this.region) this.openRegion(max);
     const limit = Math.min(max, MAX_BLOCK);
     let n = 0, branched = false;
     while (n < limit) {
       this.k = n;
+      if (this.region && n > 0 && this.segOf[n] > 0) {
+        // A label: the previous segment falls through into this one (its block ends here).
+        c.end();
+        this.top = c.depth;
+        this.fk = FK_DYN; this.fkNow = -1; this.fpChecked = false;
+      }
       const mark = c.len, fk = this.fk, fSub = this.fSub, fSf = this.fSf, fkNow = this.fkNow, exits = this.exits;
       const r = this.insn(words[at + n] | 0);
       if (r === 0) { // not translatable: ends the block before it
@@ -154,8 +265,16 @@ export class Translator {
         this.fk = fk; this.fSub = fSub; this.fSf = fSf; this.fkNow = fkNow; this.exits = exits;
         break;
       }
+      const j = REGIONS ? branchTarget(words[at + n] | 0, n) : -1;
+      if (j > n && j <= MAX_BLOCK) this.fwd[j] = 1;
       n++;
-      if (r === 2) { branched = true; break; } // a branch: the block has left already
+      if (r === 2) { // a branch: the block has left already
+        // Unless a branch of the block comes to the next instruction (a loop's body jumped over, the rest of
+        // an if/else): a region then goes on there (translate).
+        if (n < limit && this.fwd[n]) continue;
+        branched = true;
+        break;
+      }
       this.syncFk();
       if (this.stored) {
         // A slow-path store that invalidated decoded code ends the block after this instruction.
@@ -167,12 +286,60 @@ export class Translator {
     if (n === 0) return 0;
     if (!branched) { this.k = n - 1; this.exitTo(4 * n); }
     c.op(OP.unreachable); // every path has returned, tail-called or gone to the shared exit
+    if (this.region && this.back) { c.end(); c.op(OP.unreachable); } // the loop
     c.end();
     if (this.exits !== 0) this.sharedExit();
     else c.op(OP.unreachable);
-    c.buf[lenAt] = n;
+    c.buf[lenAt] = 0x80 | (n & 0x7f); c.buf[lenAt + 1] = n >>> 7;
     c.end();
     return n;
+  }
+
+  /**
+   * A region's prologue (second pass): the first pass's registers loaded into their locals, those it writes
+   * marked dirty (DM too), then the loop (when a branch goes back) and one block per segment after the first,
+   * outermost last; a segment's code follows its block's end, so a branch forward to it is a `br` out of that
+   * block and falling off the previous segment enters it. A branch back sets L_NEXT and goes to the loop's top,
+   * whose br_table (in the innermost block, segment 0's) goes to the segment.
+   */
+  private openRegion(n: number): void {
+    const c = this.c;
+    this.regionN = n;
+    let dm = 0;
+    for (let r = 0; r < N_REGS; r++) {
+      if (this.preCached[r]) { c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r)); c.set(R_LOCAL + r); this.cached[r] = 1; }
+      if (this.preDirty[r]) { this.dirty[r] = 1; dm |= r === 31 ? -0x80000000 : 1 << r; }
+    }
+    if (dm !== 0) { c.i32(dm); c.set(L_DM); }
+    const m = this.segs - 1;
+    // Without a loop, a branch back would be a translator bug: a depth no label has fails the module's validation.
+    this.loopDepth = 1 << 20;
+    if (this.back) { c.loop(); this.loopDepth = c.depth; }
+    for (let s = m; s >= 1; s--) { c.block(); this.segDepth[s] = c.depth; }
+    if (this.back) {
+      c.block();
+      c.get(L_NEXT); c.brTable(m + 1); // L_NEXT = s: out of segment s's block (s = 0: this one)
+      c.end();
+    }
+    this.top = c.depth;
+    if (this.entryLabel) { this.fk = FK_DYN; this.fkNow = -1; }
+  }
+
+  /**
+   * A direct branch inside a region to instruction j (a label) from instruction k: the count so far moves to
+   * j's position (P_DONE += k + 1 − j, so that done + j is what has retired there); going back also checks the
+   * budget and the stop word (as a block's entry does), leaving at j when either says so.
+   */
+  private branchInside(j: number): void {
+    const c = this.c, k = this.k, s = this.segOf[j];
+    this.syncFk();
+    if (k + 1 - j !== 0) { c.get(P_DONE); c.i32(k + 1 - j); c.op(OP.i32Add); c.set(P_DONE); }
+    if (j > k) { c.br(c.depth - this.segDepth[s]); return; }
+    c.get(P_DONE); c.i32(this.regionN); c.op(OP.i32Add); c.get(P_BUDGET); c.op(OP.i32GtS);
+    c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or);
+    c.if(); this.leave(j, 4 * j); c.end();
+    c.i32(s); c.set(L_NEXT);
+    c.br(c.depth - this.loopDepth);
   }
 
   /**
@@ -218,12 +385,13 @@ export class Translator {
    * inside one (then for that path only).
    */
   private syncFk(): void {
+    if (this.fk === FK_DYN) return; // L_FK holds it already
     const code = fkCode(this.fk, this.fSub, this.fSf);
     if (code === this.fkNow) return;
     const c = this.c;
     c.i32(code); c.set(L_FK);
     this.fkUsed |= 1 << code;
-    if (c.depth === TOP) this.fkNow = code;
+    if (c.depth === this.top) this.fkNow = code;
   }
   /** What L_FK holds at this point of the block (its runtime code), and every code it held. */
   private fkNow = 0;
@@ -247,6 +415,10 @@ export class Translator {
    */
   private exitTo(off: number): void {
     const c = this.c;
+    if (this.region && off >= 0 && (off >> 2) < this.regionN && (this.segOf[off >> 2] > 0 || (off === 0 && this.entryLabel))) {
+      this.branchInside(off >> 2);
+      return;
+    }
     const slot = this.slot0 + (off >> 2);
     const idx = slot >= 0 && slot < 1024 ? this.chain(slot) : -1;
     if (idx >= 0) {
@@ -284,14 +456,19 @@ export class Translator {
     const c = this.c;
     if (this.cached[r]) { c.get(R_LOCAL + r); return; }
     c.get(P_ST); c.mem(OP.i64Load, 3, Translator.regOff(r));
-    if (c.depth === TOP) { c.tee(R_LOCAL + r); this.cached[r] = 1; }
+    if (c.depth === this.top) {
+      if (this.region) throw new Error("translate: a region's register was not loaded at its entry");
+      c.tee(R_LOCAL + r); this.cached[r] = 1;
+    }
   }
   /** Pops an i64 into register r (0..30, 31 = SP). */
   private setReg(r: number): void {
     const c = this.c;
-    if (c.depth === TOP) {
+    if (c.depth === this.top) {
       c.set(R_LOCAL + r); this.cached[r] = 1;
-      if (!this.dirty[r]) { this.dirty[r] = 1; c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32Or); c.set(L_DM); }
+      if (!this.dirty[r]) {
+        if (this.region) throw new Error("translate: a region's register was not marked dirty at its entry");
+        this.dirty[r] = 1; c.get(L_DM); c.i32(r === 31 ? -0x80000000 : 1 << r); c.op(OP.i32Or); c.set(L_DM); }
       return;
     }
     c.set(T7);
@@ -361,6 +538,7 @@ export class Translator {
   /** Pushes the i32 NZCV word of the lazy operation (fk ≠ FK_MEM). */
   private flagsValue(): void {
     const c = this.c;
+    if (this.fk === FK_DYN) { this.dynFlagsValue(); return; }
     if (this.fk === FK_LOGIC) {
       if (this.fSf) this.logicValue(1, F_R);
       else { c.get(F_R); c.op(OP.i32WrapI64); c.set(M_R); this.logicValue(0, M_R); }
@@ -377,6 +555,28 @@ export class Translator {
       this.addValue(0, M_A, M_B, M_R, this.fSub);
     }
   }
+  /**
+   * Pushes the i32 NZCV word at a region's label (FK_DYN): by L_FK at run time, over the kinds the region's
+   * first pass saw (preFk; code 0: the state block holds it).
+   */
+  private dynFlagsValue(): void {
+    const c = this.c;
+    const fk = this.fk, fSub = this.fSub, fSf = this.fSf;
+    c.get(L_FK); c.op(OP.i32Eqz); c.if(I32); this.nzcv(); c.else();
+    let open = 0;
+    for (let code = 1; code <= 8; code++) {
+      if ((this.preFk & (1 << code)) === 0) continue;
+      c.get(L_FK); c.i32(code); c.op(OP.i32Eq); c.if(I32);
+      this.fk = code <= 4 ? FK_ADD : FK_LOGIC; this.fSub = ((code - 1) >> 1) & 1; this.fSf = 1 - ((code - 1) & 1);
+      this.flagsValue();
+      c.else();
+      open++;
+    }
+    c.op(OP.unreachable);
+    for (let k = 0; k < open; k++) c.end();
+    c.end();
+    this.fk = fk; this.fSub = fSub; this.fSf = fSf;
+  }
   /** Makes NZCV in the state block exact (at the top level: later reads go to memory). */
   private flushFlags(): void {
     if (this.fk === FK_MEM) return;
@@ -388,6 +588,7 @@ export class Translator {
   private cond(cond: number): void {
     const c = this.c;
     if (cond >= 14) { c.i32(1); return; }
+    if (this.fk === FK_DYN && c.depth === this.top) this.flushFlags(); // once, then from memory
     if (this.fk === FK_ADD && this.fSub) {
       // CMP/SUBS: compare the operands.
       const ops64 = [OP.i64Eq, OP.i64Ne, OP.i64GeU, OP.i64LtU, 0, 0, 0, 0, OP.i64GtU, OP.i64LeU, OP.i64GeS, OP.i64LtS, OP.i64GtS, OP.i64LeS];
@@ -395,7 +596,7 @@ export class Translator {
       const o = this.fSf ? ops64[cond] : ops32[cond];
       if (o !== 0) { this.fget(F_A); this.fget(F_B); c.op(o); return; }
     }
-    if (this.fk !== FK_MEM && cond <= 5 && cond !== 2 && cond !== 3) {
+    if ((this.fk === FK_ADD || this.fk === FK_LOGIC) && cond <= 5 && cond !== 2 && cond !== 3) {
       // EQ/NE/MI/PL from the result (any lazy kind).
       this.fget(F_R);
       if (cond <= 1) c.op(this.fSf ? OP.i64Eqz : OP.i32Eqz);
@@ -418,7 +619,7 @@ export class Translator {
   /** NZCV of a logical result in local `r` (i64 when sf, else i32): lazily at the top level. */
   private logicFlags(sf: number, r: number): void {
     const c = this.c;
-    if (c.depth === TOP) {
+    if (c.depth === this.top) {
       c.get(r); if (!sf) c.op(OP.i64ExtendI32u); c.set(F_R);
       this.fk = FK_LOGIC; this.fSf = sf; this.fSub = 0;
       return;
@@ -477,7 +678,7 @@ export class Translator {
    */
   private addSub(sf: number, sub: number, flags: number, a: number, b: number, r: number): void {
     const c = this.c;
-    if (flags && c.depth === TOP) {
+    if (flags && c.depth === this.top) {
       // Lazy flags: keep a, b (as given) and the result.
       if (sf) { c.get(a); c.set(F_A); c.get(b); c.set(F_B); }
       else { c.get(a); c.op(OP.i64ExtendI32u); c.set(F_A); c.get(b); c.op(OP.i64ExtendI32u); c.set(F_B); }
@@ -539,15 +740,63 @@ export class Translator {
     const c = this.c;
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
   }
+  /**
+   * Page memos: the accesses of one base register (memoReg, set by the load/store instruction being translated)
+   * remember the last page the TLB gave them in locals, so the next access to that page — a loop walking a
+   * buffer — checks one compare, the in-page bound and the permission instead of reading the TLB. A memo lives
+   * for one call of the function: the TLB entries it copies change only between calls (TLB maintenance, fills
+   * by the interpreter, code pages marked when the interpreter decodes them) or through a slow path of this
+   * call, which is a TLB miss of its own and refills only its own entry. Returns the memo for this access, or -1
+   * (no base register, or all N_MEMO taken by others in this block).
+   */
+  private memo(): number {
+    const r = this.memoReg;
+    // Only in a region with a loop: elsewhere an access rarely meets its page again within one call, and the
+    // memo's code (beside the TLB path it falls back to) made a kernel boot's modules bigger for nothing.
+    if (r < 0 || !MEMOS || !this.region || !this.back) return -1;
+    let m = this.memoSlot[r];
+    if (m < 0) {
+      if (this.memoCount === N_MEMO) return -1;
+      m = this.memoSlot[r] = this.memoCount++;
+    }
+    return m;
+  }
+  private memoReg = -1;
+  private readonly memoSlot = new Int8Array(32);
+  private memoCount = 0;
+  /** Pushes 1 when memo m maps the access (size bytes, permission mask local) at L_A; sets W_LO. */
+  private memoHit(m: number, size: number, maskLocal: number): void {
+    const c = this.c;
+    c.get(L_A); c.op(OP.i32WrapI64); c.set(W_LO);
+    c.get(L_A); c.i64(-4096, -1); c.op(OP.i64And); c.get(MEMO_PAGE + m); c.op(OP.i64Eq);
+    c.get(MEMO_PERM + m); c.get(maskLocal); c.op(OP.i32And); c.i32(0); c.op(OP.i32Ne); c.op(OP.i32And);
+    if (size > 1) { c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.i32(0x1000 - size); c.op(OP.i32LeU); c.op(OP.i32And); }
+  }
+  /** After a TLB hit (entry W_E/W_X for L_A): memo m remembers it. */
+  private memoFill(m: number): void {
+    const c = this.c;
+    c.get(L_A); c.i64(-4096, -1); c.op(OP.i64And); c.set(MEMO_PAGE + m);
+    c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.set(MEMO_OFF + m);
+    c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, TLB_PERM); c.set(MEMO_PERM + m);
+  }
   /** Loads `size` bytes at address L_A, zero-extended: pushes an i64. */
   private load(size: number): void {
     const c = this.c;
+    const m = this.memo();
+    const ld = size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load;
+    const al = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
+    if (m >= 0) {
+      this.memoHit(m, size, W_MR);
+      c.if(I64);
+      c.get(MEMO_OFF + m); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.mem(ld, al, 0);
+      c.else();
+    }
     this.slot();
     this.hit(size, W_MR);
     c.if(I64);
+    if (m >= 0) this.memoFill(m);
     this.ramAddr();
-    c.mem(size === 1 ? OP.i64Load8u : size === 2 ? OP.i64Load16u : size === 4 ? OP.i64Load32u : OP.i64Load,
-      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.mem(ld, al, 0);
     c.else();
     c.get(W_LO); c.get(W_HI); c.i32(size); c.call(IMPORT_RD);
     this.afterSlow();
@@ -556,22 +805,33 @@ export class Translator {
       c.get(P_ST); c.mem(OP.i64Load32u, 2, OFF_HI); c.i64(32, 0); c.op(OP.i64Shl); c.op(OP.i64Or);
     }
     c.end();
+    if (m >= 0) c.end();
   }
   /** Stores the low `size` bytes of i64 local `v` at address L_A. */
   private store(size: number, v: number): void {
     const c = this.c;
+    const m = this.memo();
+    const st = size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store;
+    const al = size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3;
+    if (m >= 0) {
+      this.memoHit(m, size, W_MW);
+      c.if();
+      c.get(MEMO_OFF + m); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.get(v); c.mem(st, al, 0);
+      c.else();
+    }
     this.slot();
     this.hit(size, W_MW);
     c.if();
+    if (m >= 0) this.memoFill(m);
     this.ramAddr(); c.get(v);
-    c.mem(size === 1 ? OP.i64Store8 : size === 2 ? OP.i64Store16 : size === 4 ? OP.i64Store32 : OP.i64Store,
-      size === 1 ? 0 : size === 2 ? 1 : size === 4 ? 2 : 3, 0);
+    c.mem(st, al, 0);
     c.else();
     c.get(W_LO); c.get(W_HI); c.i32(size);
     c.get(v); c.op(OP.i32WrapI64); c.get(v); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
     c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
     this.afterSlow();
     c.end();
+    if (m >= 0) c.end();
     this.stored = true;
   }
 
@@ -579,6 +839,7 @@ export class Translator {
   // Instructions. Each returns 1 (translated), 2 (a branch: PC written, the block ends) or 0 (not translated).
 
   private insn(w: number): number {
+    this.memoReg = -1;
     const name = this.decoder.nameOf(w);
     if (name === "UNDEFINED") return 0;
     const op0 = (w >>> 25) & 0xf;
@@ -1146,7 +1407,7 @@ export class Translator {
     if (this.fpChecked) return;
     c.get(P_MASKS); c.i32(MASK_FP); c.op(OP.i32And); c.op(OP.i32Eqz);
     c.if(); this.leave(this.k, 4 * this.k); c.end();
-    if (c.depth === TOP) this.fpChecked = true;
+    if (c.depth === this.top) this.fpChecked = true;
   }
   private fpChecked = false;
 
@@ -1245,6 +1506,7 @@ export class Translator {
 
   private ldst(w: number, name: string): number {
     const c = this.c;
+    this.memoReg = (w >>> 5) & 31; // the base register (literals: none, below)
     if ((w & 0x04000000) !== 0) return this.fpLdst(w, name); // SIMD&FP registers
     const t = w & 31, n = (w >>> 5) & 31;
     const op = (w >>> 27) & 7; // bits 29:27
@@ -1296,6 +1558,7 @@ export class Translator {
       const opc = w >>> 30;
       if (opc === 3) return 1; // PRFM (literal)
       const imm = ((w << 8) >> 13) << 2;
+      this.memoReg = -1;
       this.pcPlus(4 * this.k + imm); c.set(L_A);
       this.load(opc === 1 ? 8 : 4);
       if (opc === 2) c.op(OP.i64Extend32s);
@@ -1578,14 +1841,22 @@ export class Translator {
  */
 export function dispatcherBody(jitAt: number): FuncBody {
   const c = new Code();
-  const LO = 6, HI = 7, X = 8, E = 9, PA = 10, H = 11, ND = 12, PC = 13;
+  const LO = 6, HI = 7, X = 8, E = 9, PA = 10, H = 11, ND = 12, MRAM = 13, PC = 14, MPG = 15;
   const bail = (): void => { c.if(); c.get(P_DONE); c.op(OP.return); c.end(); };
   const mapAt = jitAt, ranAt = jitAt + (1 << 19);
+  // The page of the last PC the TLB translated (MPG; -1: none) and its RAM offset (MRAM), for this call (the
+  // same argument as the blocks' page memos, translate.ts `memo`): a dispatch on that page skips the TLB, and its
+  // "ran" byte is set already.
+  c.i64(-1, -1); c.set(MPG);
   c.op(OP.loop); c.byte(0x40);
   c.get(P_DONE); c.get(P_BUDGET); c.op(OP.i32GeS); c.get(P_ST); c.mem(OP.i32Load, 2, OFF_STOP); c.op(OP.i32Or); bail();
   c.get(P_ST); c.mem(OP.i64Load, 3, OFF_PC); c.tee(PC); c.op(OP.i32WrapI64); c.set(LO);
-  c.get(PC); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(HI);
   c.get(LO); c.i32(3); c.op(OP.i32And); bail();
+  c.get(PC); c.i64(-4096, -1); c.op(OP.i64And); c.get(MPG); c.op(OP.i64Eq);
+  c.if();
+  c.get(MRAM); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.else();
+  c.get(PC); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(HI);
   c.get(LO); c.i32(12); c.op(OP.i32ShrU); c.get(HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
   c.i32(TLB_SLOT_MASK); c.op(OP.i32And); c.set(X);
   c.get(P_TLB); c.get(X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(E);
@@ -1596,8 +1867,10 @@ export function dispatcherBody(jitAt: number): FuncBody {
   c.get(E); c.mem(OP.i32Load, 2, TLB_ASID); c.tee(H); c.get(P_ASID); c.op(OP.i32Eq); c.get(H); c.i32(-1); c.op(OP.i32Eq);
   c.op(OP.i32Or); c.op(OP.i32And);
   c.op(OP.i32Eqz); bail();
-  c.get(E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.get(E); c.mem(OP.i32Load, 2, TLB_OFF); c.tee(MRAM); c.get(LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add); c.set(PA);
+  c.get(PC); c.i64(-4096, -1); c.op(OP.i64And); c.set(MPG);
   c.get(PA); c.i32(12); c.op(OP.i32ShrU); c.i32(1); c.mem(OP.i32Store8, 0, ranAt);
+  c.end();
   c.get(PA); c.i32(2); c.op(OP.i32ShrU); c.i32(0xffff); c.op(OP.i32And); c.i32(3); c.op(OP.i32Shl); c.set(H);
   c.get(H); c.mem(OP.i32Load, 2, mapAt); c.get(PA); c.i32(1); c.op(OP.i32Add); c.op(OP.i32Ne); bail();
   c.get(P_ST); c.get(P_TLB); c.get(P_ASID); c.get(P_MASKS); c.get(P_DONE); c.get(P_BUDGET);
@@ -1609,5 +1882,5 @@ export function dispatcherBody(jitAt: number): FuncBody {
   c.end();
   c.get(P_DONE);
   c.end();
-  return { type: 0, locals: [[7, I32], [1, I64]], code: c.buf.slice(0, c.len) };
+  return { type: 0, locals: [[8, I32], [2, I64]], code: c.buf.slice(0, c.len) };
 }

@@ -151,6 +151,9 @@ export class Code extends Bytes {
   override reset(): void { super.reset(); this.depth = 0; }
   if(type: number = VOID): void { this.byte(OP.if); this.byte(type); this.depth++; }
   block(type: number = VOID): void { this.byte(OP.block); this.byte(type); this.depth++; }
+  loop(type: number = VOID): void { this.byte(OP.loop); this.byte(type); this.depth++; }
+  /** br_table over the labels at relative depths 0..n-1 (the operand picks one; n-1 past the end). */
+  brTable(n: number): void { this.byte(0x0e); this.u32(n - 1); for (let k = 0; k < n; k++) this.u32(k); }
   else(): void { this.byte(OP.else); }
   end(): void { this.byte(OP.end); if (this.depth > 0) this.depth--; }
   br(depth: number): void { this.byte(OP.br); this.u32(depth); }
@@ -175,7 +178,7 @@ export interface FuncBody { type: number; locals: [count: number, type: number][
 const SCRATCH_OUT = new Bytes(), SCRATCH_SEC = new Bytes(), SCRATCH_BODY = new Bytes();
 
 export function moduleBytes(types: FuncType[], imports: { name: string; type: number }[],
-  mem: { pages: number; maxPages: number; shared: boolean }, funcs: FuncBody[], tableMin = -1): Uint8Array<ArrayBuffer> {
+  mem: { pages: number; maxPages: number; shared: boolean }, funcs: FuncBody[], tableMin = -1, names?: readonly string[]): Uint8Array<ArrayBuffer> {
   const out = SCRATCH_OUT, sec = SCRATCH_SEC, body = SCRATCH_BODY;
   out.reset();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -218,5 +221,15 @@ export function moduleBytes(types: FuncType[], imports: { name: string; type: nu
     sec.sized(body);
   }
   out.byte(10); out.sized(sec);
+  // The "name" custom section (spec 7.4.1), function names only: for profiles (XENO_JIT_NAMES).
+  if (names !== undefined) {
+    sec.reset();
+    sec.name("name");
+    body.reset();
+    body.u32(names.length);
+    for (let k = 0; k < names.length; k++) { body.u32(imports.length + k); body.name(names[k]); }
+    sec.byte(1); sec.sized(body);
+    out.byte(0); out.sized(sec);
+  }
   return out.buf.slice(0, out.len);
 }
