@@ -4,7 +4,7 @@
  * live migration of the same guest beside it (`migrate -d tcp:…` to a second QEMU started with `-incoming`,
  * figures from `info migrate`).
  *
- *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu]
+ *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only]
  *
  * Xeno: `xeno migrate -s '' DOM 'XENO_RUN_DIR=OTHER xeno migrate-receive'` (the CLI, xenod and the hypervisors
  * as a user runs them), back and forth; its own report gives the rounds, the stop-and-copy and the downtime
@@ -79,7 +79,7 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
     let con = await console_(dirs[at]!, domid);
     await con.until(new RegExp(GUEST_READY_MARKER), 900_000, "xeno guest ready");
     await sleep(5000);
-    for (const mode of ["idle", "dirtying"]) {
+    for (const mode of process.argv.includes("--idle-only") ? ["idle"] : ["idle", "dirtying"]) {
       if (mode === "dirtying") {
         con.type("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t; (while :; do dd if=/dev/zero of=/mnt/t/d bs=4k count=1024 conv=notrunc 2>/dev/null; done) & echo LOOP-$((2+3))\n");
         await con.until(/LOOP-5/, 60_000, "dirtying loop started");
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
     `total ${median(r.map((v) => v.total)).toFixed(0)} ms, rounds ${r.map((v) => v.rounds).join("/")}, pages paused ${r.map((v) => v.finalPages).join("/")}`;
   console.log(`live migration of a ${mem} MiB guest (1 vCPU), median of ${runs}:`);
   console.log(`  xeno idle:     ${row(x.idle!)}`);
-  console.log(`  xeno dirtying: ${row(x.dirtying!)}`);
+  if (x.dirtying!.length > 0) console.log(`  xeno dirtying: ${row(x.dirtying!)}`);
   if (!process.argv.includes("--no-qemu")) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-live-q-"));
     try {

@@ -38,7 +38,7 @@ import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { PERMIT_WAITED, cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
-import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreBuildInfo, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
 
 export interface RestoreResult { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo }
@@ -82,6 +82,11 @@ interface Domain {
   saving?: boolean;
   /** Restored (a move or a restore): its vifs announce themselves again when it is first unpaused. */
   announce?: boolean;
+  /**
+   * A restore answered with `received`: its worker still builds the Machine. Settles when the build ended (with
+   * its figures; rejected when it failed, the domain then gone). An unpause with report and a destroy wait for it.
+   */
+  building?: Promise<RestoreBuildInfo>;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -398,7 +403,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   }
 
   async destroy(domid: number): Promise<void> {
-    const d = this.dom(domid);
+    let d = this.dom(domid);
+    if (d.building !== undefined) {
+      // Restored with `received` and still building: destroyed once built; a build that failed left nothing.
+      await d.building.catch(() => undefined);
+      if (this.domains.get(domid) !== d) return;
+      d = this.dom(domid);
+    }
     if (d.dying) return;
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: destroy it when the save has ended`);
     d.dying = true;
@@ -650,8 +661,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<RestoreResult> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean } = {}): Promise<RestoreResult> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
+    if (o.received === true && o.paused !== true) throw new HvError("EINVAL", "received (answer before the build) is for a domain restored paused: its unpause waits for the build");
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
     const t0 = performance.now(), cpu0 = process.cpuUsage();
@@ -659,14 +671,19 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
+    let building: Promise<unknown> | null = null;
     try {
-      return await this.restoreIn(path, o, t0, cpu0, early);
+      const r = await this.restoreIn(path, o, t0, cpu0, early);
+      building = this.domains.get(r.domid)?.building ?? null;
+      return r;
     } finally {
-      await this.threadLeft(early); // closes it only if no domain went there
+      // Closes it only if no domain went there: once a build answered after the restore has ended.
+      if (building === null) await this.threadLeft(early);
+      else void building.then(() => undefined, () => undefined).then(() => this.threadLeft(early));
     }
   }
 
-  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number,
+  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean }, t0: number,
     cpu0: NodeJS.CpuUsage, early: VmThread): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
@@ -762,21 +779,41 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }
     }
     const tBuild = performance.now();
-    try {
-      // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
-      // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
-      const newDomain = saved.suspended !== undefined;
-      const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
-      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames });
-    } catch (e) {
-      // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
-      throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
+    const wall = (t: number): number => performance.timeOrigin + t;
+    // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
+    // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
+    const newDomain = saved.suspended !== undefined;
+    const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
+    // build() reserves the id and name (this.domains) before its first await, then undoes everything (store
+    // nodes, frames, bridges) if it fails; say which file the refusal is about.
+    const built = this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames })
+      .catch((e: unknown) => { throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e; });
+    if (o.received === true) {
+      // Answered now (a migration's ready message); the build goes on and the unpause waits for it. The domain
+      // record is the one build() reserved: it carries the build until it ended.
+      const d = this.domains.get(domid)!;
+      const building = built.then((): RestoreBuildInfo => {
+        const rt = d.runner.restoreTiming;
+        const info = { builtAt: wall(performance.now()), threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN };
+        this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data; answered at ${(tBuild - t0).toFixed(1)} ms ` +
+          `after the read and checks, built ${(info.builtAt - wall(t0)).toFixed(1)} ms after the request: thread ${info.threadMs.toFixed(1)}, machine ${info.machineMs.toFixed(1)})`);
+        this.announceVifs(d);
+        d.announce = true;
+        return info;
+      }).finally(() => { delete d.building; });
+      building.catch(() => undefined); // awaited by the unpause (or a destroy); a failure is its answer there
+      d.building = building;
+      const timing: RestoreTimingInfo = {
+        readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: NaN,
+        threadMs: NaN, machineMs: NaN, readAt: wall(tRead), builtAt: NaN, ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
+      };
+      return { domid, bytes: f.bytes, ms: tBuild - t0, timing };
     }
+    await built;
     const tBuilt = performance.now();
     const ms = tBuilt - t0;
     const d = this.domains.get(domid);
     const rt = d?.runner.restoreTiming ?? null;
-    const wall = (t: number): number => performance.timeOrigin + t;
     // A domain that runs: the answer waits for its first slice (bounded), so "restored" means running.
     const ranAt = d !== undefined && !spec.paused ? await d.runner.firstRun(RUN_WAIT_MS) : NaN;
     const timing: RestoreTimingInfo = {
@@ -813,9 +850,17 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * the epoch: xeno migrate-receive's "running at the target" is the first guest instruction, not the request).
    */
   unpause(domid: number): null;
-  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number }>;
-  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number }> {
+  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number; build?: RestoreBuildInfo }>;
+  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number; build?: RestoreBuildInfo }> {
     const d = this.dom(domid);
+    if (d.building !== undefined) {
+      // A restore answered before its build (`received`): with report, unpaused once built; a build that failed
+      // fails this (the domain is gone: xeno migrate-receive reports the failure and the source resumes).
+      if (o.report !== true) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
+      const name = o.name;
+      return d.building.then(async (build) => ({ runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build }),
+        (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+    }
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) {

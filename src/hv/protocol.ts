@@ -209,8 +209,13 @@ export type Request =
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
    * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
    * `stream` (xeno migrate-receive): `path` is a unix socket the client listens on, carrying the stream.
+   * `received` (with `paused`; xeno migrate-receive): answered once the file or stream is read and checked and
+   * the domain's id, name, frames and store nodes are taken, while its worker still builds the Machine (the
+   * build overlaps the migration's ready → go-ahead handshake); an `unpause` with `report` waits for the build,
+   * and a build that fails makes that unpause fail with the domain gone (xl's "unpause failed" path: the source
+   * resumes). `timing`'s build figures are then NaN; the unpause's answer carries them (`build`).
    */
-  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean }
   /**
    * xl migrate's sending side: the save stream into the unix socket `socket` (absolute; the client listens),
    * live (pre-copy) unless `live` is false; maxRounds/minDirty: when pre-copy stops (5 rounds, < 50 dirty pages).
@@ -256,7 +261,7 @@ export interface ResultMap {
   save: { bytes: number; pages: number; zeroPages: number; ms: number };
   "migrate-send": MigrateSendResult;
   restore: { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo };
-  pause: null; unpause: null | { runningAt: number }; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
+  pause: null; unpause: null | { runningAt: number; build?: RestoreBuildInfo }; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
   dmesg: string[];
   "sched-credit": { weight: number; cap: number; affinity: number[] | null };
@@ -326,6 +331,17 @@ export interface RestoreTimingInfo {
    * starting in the worker), ms; the answer waits for it (at most RUN_WAIT_MS, else NaN).
    */
   runningMs?: number;
+}
+
+/**
+ * A restore answered with `received`: its build, which went on after the answer (the unpause with `report` that
+ * waited for it gives this). Wall times as in RestoreTimingInfo; ms.
+ */
+export interface RestoreBuildInfo {
+  /** The worker built the Machine and answered (wall ms since the epoch). */
+  builtAt: number;
+  threadMs: number;
+  machineMs: number;
 }
 
 /** What a migration's sending side did (Hypervisor.migrateSend). */

@@ -101,7 +101,7 @@ const ops: Record<string, z.ZodTypeAny> = {
     live: z.boolean().optional(), maxRounds: int("a round count (an integer)").optional(), minDirty: int("a page count (an integer)").optional(),
   }).passthrough(),
   restore: z.object({
-    ...base, path: savePath, paused: z.boolean().optional(), stream: z.boolean().optional(),
+    ...base, path: savePath, paused: z.boolean().optional(), stream: z.boolean().optional(), received: z.boolean().optional(),
     name: z.string({ invalid_type_error: "expected the domain's name (a string)" }).optional(), spec: specSchema.optional(),
   }).passthrough(),
   shutdown: z.object({ ...withDomid, reason: z.enum(["poweroff", "reboot", "halt", "suspend"]) }).passthrough(),
