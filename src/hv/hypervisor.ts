@@ -84,9 +84,12 @@ interface Domain {
   announce?: boolean;
   /**
    * A restore answered with `received`: its worker still builds the Machine. Settles when the build ended (with
-   * its figures; rejected when it failed, the domain then gone). An unpause with report and a destroy wait for it.
+   * its figures; rejected when it failed, the domain then gone). An unpause with report and a destroy wait for it;
+   * the first unpause with report takes it (and gives its figures), whether the build ended before or after.
    */
   building?: Promise<RestoreBuildInfo>;
+  /** Set once `building` ended well. */
+  built?: RestoreBuildInfo;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -156,6 +159,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** Domains moved between threads by the balancer (xl info: vmMoves). */
   moves = 0;
   private readonly domains = new Map<number, Domain>();
+  /**
+   * Restores answered with `received` whose build then failed, by domid: the unpause that follows (xeno
+   * migrate-receive's) is told why instead of "no domain". One per domid, replaced by the next; at most 16 kept.
+   */
+  private readonly failedBuilds = new Map<number, string>();
   /** Worker threads with domains in them (a thread ends with its last domain, or becomes the spare). */
   private readonly threads = new Set<VmThread>();
   /** A thread without domains kept for the next one (SPARE_KEEP_MS), and the timer that ends it. */
@@ -786,8 +794,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
     // build() reserves the id and name (this.domains) before its first await, then undoes everything (store
     // nodes, frames, bridges) if it fails; say which file the refusal is about.
+    this.failedBuilds.delete(domid);
     const built = this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames })
-      .catch((e: unknown) => { throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e; });
+      .catch((e: unknown) => {
+        const err = e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e as Error;
+        if (o.received === true) {
+          this.failedBuilds.set(domid, err.message);
+          if (this.failedBuilds.size > 16) this.failedBuilds.delete(this.failedBuilds.keys().next().value!);
+        }
+        throw err;
+      });
     if (o.received === true) {
       // Answered now (a migration's ready message); the build goes on and the unpause waits for it. The domain
       // record is the one build() reserved: it carries the build until it ended.
@@ -799,8 +815,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
           `after the read and checks, built ${(info.builtAt - wall(t0)).toFixed(1)} ms after the request: thread ${info.threadMs.toFixed(1)}, machine ${info.machineMs.toFixed(1)})`);
         this.announceVifs(d);
         d.announce = true;
+        d.built = info;
         return info;
-      }).finally(() => { delete d.building; });
+      });
       building.catch(() => undefined); // awaited by the unpause (or a destroy); a failure is its answer there
       d.building = building;
       const timing: RestoreTimingInfo = {
@@ -852,14 +869,24 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   unpause(domid: number): null;
   unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number; build?: RestoreBuildInfo }>;
   unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number; build?: RestoreBuildInfo }> {
+    const failed = this.domains.has(domid) ? undefined : this.failedBuilds.get(domid);
+    if (failed !== undefined) {
+      this.failedBuilds.delete(domid);
+      throw new HvError("EBUILD", `domain ${domid} could not be built, nothing runs: ${failed}`);
+    }
     const d = this.dom(domid);
     if (d.building !== undefined) {
       // A restore answered before its build (`received`): with report, unpaused once built; a build that failed
       // fails this (the domain is gone: xeno migrate-receive reports the failure and the source resumes).
-      if (o.report !== true) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
-      const name = o.name;
-      return d.building.then(async (build) => ({ runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build }),
-        (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+      if (o.report === true) {
+        const name = o.name, building = d.building;
+        return building.then(async (build) => {
+          if (d.building === building) delete d.building;
+          return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
+        }, (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+      }
+      if (d.built === undefined) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
+      delete d.building;
     }
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);

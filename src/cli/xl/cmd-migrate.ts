@@ -302,7 +302,8 @@ const wallNow = (): number => performance.timeOrigin + performance.now();
  */
 function downtimeReport(t: RestoreTimingInfo, restored: number, go: number, running: number, build?: RestoreBuildInfo): string {
   const p = t.pausedAt!;
-  const f = (x: number): string => x.toFixed(1);
+  // A figure the hypervisor could not take comes as null (NaN in JSON).
+  const f = (x: number | null): string => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(1) : "?");
   const head = `migration target: downtime ${(running - p).toFixed(0)} ms (the source paused → its first guest instruction here, ${f(running - p)}): ` +
     `stop-and-copy until the stream's end was read ${f(t.readAt - p)}, `;
   if (build === undefined) {
