@@ -679,6 +679,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
+    // A migration's stream brings the state only at its end: the thread rehearses a restore meanwhile, so the
+    // build in the downtime does not run its code for the first time in this isolate (warm-restore.ts).
+    if (o.stream === true) early.warm();
     let building: Promise<unknown> | null = null;
     try {
       const r = await this.restoreIn(path, o, t0, cpu0, early);
