@@ -1184,6 +1184,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }, SPARE_KEEP_MS);
       timer.unref();
       this.spare = { thread: t, timer };
+      // The next domain it takes may be a restore: it rehearses one now, while nothing waits for it (once).
+      t.warm();
       return;
     }
     await t.close();
