@@ -4,7 +4,7 @@
  * live migration of the same guest beside it (`migrate -d tcp:…` to a second QEMU started with `-incoming`,
  * figures from `info migrate`).
  *
- *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only]
+ *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only] [--keep-logs DIR]
  *
  * Xeno: `xeno migrate -s '' DOM 'XENO_RUN_DIR=OTHER xeno migrate-receive'` (the CLI, xenod and the hypervisors
  * as a user runs them), back and forth; its own report gives the rounds, the stop-and-copy and the downtime
@@ -113,6 +113,9 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
       for (const pid of ["xenod.pid", "hv.pid"]) { try { process.kill(Number(fs.readFileSync(path.join(d, pid), "utf8")), "SIGTERM"); } catch { /* none */ } }
     }
     await sleep(1000);
+    // --keep-logs DIR: the two hypervisors' logs (hv.log) are copied there as hv-a.log and hv-b.log.
+    const keep = process.argv.indexOf("--keep-logs") >= 0 ? process.argv[process.argv.indexOf("--keep-logs") + 1] : undefined;
+    if (keep !== undefined) dirs.forEach((d, i) => { try { fs.copyFileSync(path.join(d, "hv.log"), path.join(keep, `hv-${"ab"[i]}.log`)); } catch { /* none */ } });
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
   return out;
