@@ -587,11 +587,15 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * it; the client renames, destroys or resumes it. A failure before the pause leaves it running as it was; a
    * failure after resumes it (unless it was paused before).
    */
-  async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number } = {}): Promise<MigrateSendResult> {
+  async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number; renameTo?: string } = {}): Promise<MigrateSendResult> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to migrate`);
     if (d.spec.firmware !== undefined) throw new HvError("ESTATE", `domain ${domid} is an HVM domain (firmware boot), which cannot be migrated yet (docs/hvm.md)`);
     if (typeof socket !== "string" || !isAbsolute(socket)) throw new HvError("EINVAL", `stream socket ${JSON.stringify(socket)}: an absolute path`);
+    if (o.renameTo !== undefined) {
+      checkName(o.renameTo);
+      for (const x of this.domains.values()) if (x !== d && x.name === o.renameTo) throw new HvError("EEXIST_NAME", `a domain named '${o.renameTo}' exists (id ${x.domid})`);
+    }
     const policy: LivePolicy = { maxRounds: o.maxRounds ?? DEFAULT_LIVE_POLICY.maxRounds, minDirty: o.minDirty ?? DEFAULT_LIVE_POLICY.minDirty };
     const bad = policyError(policy);
     if (bad !== null) throw new HvError("EINVAL", bad);
@@ -644,6 +648,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       await w.end();
       await out.end();
       const tEnd = performance.now();
+      // xeno migrate's NAME--migratedaway, here rather than in a request of its own after this answer: the
+      // target's ready message can come before such a request's round trip (through xenod) has ended.
+      if (o.renameTo !== undefined) this.rename(domid, o.renameTo);
       const stopCopyMs = tEnd - tPause;
       const stopCopy = { saveMs: tSaved - tPause, dirtyMs: tDirty - tSaved, stateMs: tState - tDirty, pagesMs: tPages - tState, endMs: tEnd - tPages };
       d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
@@ -652,7 +659,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
         `stop-and-copy ${stopCopyMs.toFixed(0)} ms, total ${ms.toFixed(0)} ms)${whyNotLive !== undefined ? `; not live: ${whyNotLive}` : ""}`);
       return { bytes: w.bytes, live: rounds.length > 0, ...(whyNotLive !== undefined ? { whyNotLive } : {}), rounds,
-        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms };
+        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms,
+        ...(o.renameTo !== undefined ? { renamed: true } : {}) };
     } catch (e) {
       out?.destroy();
       if (logging) await d.runner.dirty("stop").catch(() => undefined);

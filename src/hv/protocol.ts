@@ -219,9 +219,10 @@ export type Request =
   /**
    * xl migrate's sending side: the save stream into the unix socket `socket` (absolute; the client listens),
    * live (pre-copy) unless `live` is false; maxRounds/minDirty: when pre-copy stops (5 rounds, < 50 dirty pages).
-   * The domain is left paused and saved (as save -p).
+   * The domain is left paused and saved (as save -p). `renameTo`: renamed so once the stream is sent (xeno
+   * migrate's NAME--migratedaway, with no request of its own while the target restores; `renamed` says it was).
    */
-  | { id: number; op: "migrate-send"; domid: number; socket: string; live?: boolean; maxRounds?: number; minDirty?: number }
+  | { id: number; op: "migrate-send"; domid: number; socket: string; live?: boolean; maxRounds?: number; minDirty?: number; renameTo?: string }
   | { id: number; op: "rename"; domid: number; name: string }
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }
@@ -363,4 +364,6 @@ export interface MigrateSendResult {
    * state encoded and written, the pages written, the stream's end written and taken by the client. */
   stopCopy: { saveMs: number; dirtyMs: number; stateMs: number; pagesMs: number; endMs: number };
   ms: number;
+  /** Renamed to the request's `renameTo` once the stream was sent. */
+  renamed?: boolean;
 }

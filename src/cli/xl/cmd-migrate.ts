@@ -8,8 +8,8 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
- *   sender             renames its copy NAME--migratedaway (xl does it after the next message; here while the
- *                      receiver restores, which hides the request's round trip)
+ *   sender             its hypervisor renames its copy NAME--migratedaway as the stream ends (xl does it after
+ *                      the next message; here while the receiver restores, with no request in the downtime)
  *   receiver → sender  "domain received, ready to unpause\0"        (its copy received and checked, paused,
  *                      NAME--incoming: its hypervisor answers the restore with `received` and builds the
  *                      machine during this handshake; the unpause below waits for the build, and a build that
@@ -114,14 +114,16 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
       const sockPath = join(dir, "stream.sock");
       let sent: MigrateSendResult;
       try {
+        // Renamed away by the hypervisor as soon as the stream is sent, while the target restores (xl renames after
+        // the target's ready message: the same names at each step the target can see; no request of ours in the
+        // downtime — through xenod one came after the target's ready message; a failure renames it back: so from
+        // here, as the hypervisor may have renamed it before a failure this side sees).
+        renamed = true;
         sent = await sendThrough(sockPath, child.stdin, () =>
-          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
+          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy, renameTo: `${d.name}--migratedaway` }));
         saved = true;
         reportSend(env, sent);
-        // Renamed away while the target restores (xl renames after its ready message: the same names at each
-        // step the target can see, one round trip less in the downtime; a failure renames it back).
-        await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
-        renamed = true;
+        if (sent.renamed !== true) await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
       } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
