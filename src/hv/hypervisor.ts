@@ -815,10 +815,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         }
         throw err;
       });
-    if (o.received === true) {
+    const reserved = this.domains.get(domid);
+    if (o.received === true && reserved === undefined) await built; // refused before it reserved the id: throws
+    if (o.received === true && reserved !== undefined) {
       // Answered now (a migration's ready message); the build goes on and the unpause waits for it. The domain
       // record is the one build() reserved: it carries the build until it ended.
-      const d = this.domains.get(domid)!;
+      const d = reserved;
       const building = built.then((): RestoreBuildInfo => {
         const rt = d.runner.restoreTiming;
         const info = { builtAt: wall(performance.now()), threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN };
