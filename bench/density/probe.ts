@@ -14,6 +14,8 @@
  *                touched, and of what follows RAM there — vCPU state, TLB and compiler areas, boardTailBytes: 1.4 MiB
  *                for one vCPU — the pages in use)
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
+ *   executable — anonymous mappings with execute permission: V8's JIT code and the wasm code spaces (compiled
+ *                guest code, src/cpu/arm64/jit)
  *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
  *   file       — the node binary and libraries (shared by all threads)
  * and prints the growth per domain, then each thread's CPU over 10 s of idle (main thread vs workers). The kinds
@@ -31,19 +33,20 @@ import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
 
-interface Breakdown { ramKiB: number; v8KiB: number; otherKiB: number; fileKiB: number; rssKiB: number; big: string[] }
+interface Breakdown { ramKiB: number; v8KiB: number; execKiB: number; otherKiB: number; fileKiB: number; rssKiB: number; big: string[] }
 
 /** Sorts the resident pages of `pid` by mapping kind (see the header). */
 function smaps(pid: number, ramBytes: number): Breakdown {
   const text = readFileSync(`/proc/${pid}/smaps`, "utf8");
-  const b: Breakdown = { ramKiB: 0, v8KiB: 0, otherKiB: 0, fileKiB: 0, rssKiB: 0, big: [] };
-  let size = 0, file = false, name = "";
+  const b: Breakdown = { ramKiB: 0, v8KiB: 0, execKiB: 0, otherKiB: 0, fileKiB: 0, rssKiB: 0, big: [] };
+  let size = 0, file = false, exec = false, name = "";
   for (const line of text.split("\n")) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
     if (head) {
       size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
-      file = head[3] !== "0";
-      name = head[4] ?? "";
+      exec = head[3]!.includes("x");
+      file = head[4] !== "0";
+      name = head[5] ?? "";
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
@@ -52,9 +55,10 @@ function smaps(pid: number, ramBytes: number): Breakdown {
     b.rssKiB += kib;
     if (file) b.fileKiB += kib;
     else if (size >= ramBytes) b.ramKiB += kib; // the memory is reserved up to its maximum (RAM + tail), or more
+    else if (exec) b.execKiB += kib;
     else if (size === 256 * 1024 || (size % (256 * 1024) === 0 && size <= 8 * 1024 * 1024 && name === "")) b.v8KiB += kib;
     else b.otherKiB += kib;
-    if (kib >= 4096 && !(size >= ramBytes)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
+    if (kib >= 4096 && !(size >= ramBytes)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${exec ? "(x) " : ""}${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
   }
   return b;
 }
@@ -78,7 +82,7 @@ const mib = (k: number): string => (k / 1024).toFixed(1);
 function show(what: string, b: Breakdown, base: Breakdown | null, n: number): void {
   const per = (k: keyof Omit<Breakdown, "big">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
   console.log(`${what}: RSS ${mib(b.rssKiB)} MiB${per("rssKiB")}; guest RAM ${mib(b.ramKiB)}${per("ramKiB")}; ` +
-    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")}; file ${mib(b.fileKiB)}${per("fileKiB")}`);
+    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; executable anon ${mib(b.execKiB)}${per("execKiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")}; file ${mib(b.fileKiB)}${per("fileKiB")}`);
   if (process.argv.includes("--verbose")) for (const l of b.big) console.log(`    ${l}`);
 }
 

@@ -1,6 +1,9 @@
 /**
  * bench/hvm/disk: throughput on an HVM guest's emulated disk, Xeno's virtio-blk on PCIe vs QEMU's virtio-blk-pci
- * (TCG, `-M virt -cpu cortex-a72`), raw and qcow2 images, sequential and random. Each side boots the same ESP built
+ * (TCG, `-M virt -cpu cortex-a72`), raw and qcow2 images, sequential and random. With --nvme the two data disks
+ * are NVMe controllers instead on both sides (Xeno's vdev=nvme1/nvme2, QEMU's `-device nvme` with those serials;
+ * the guest finds each namespace by its controller's serial), the ESP and the program disk staying virtio-blk.
+ * Each side boots the same ESP built
  * with Debian's GRUB tools (src/images/uefi-esp.ts) to Debian's kernel and its initramfs's shell, with a raw and a
  * qcow2 data disk (fresh, MiB of zeros / an empty qcow2, per run) and a disk holding bench/hvm/randio.c (built
  * static with aarch64-linux-gnu-gcc), then in the guest, per format:
@@ -10,10 +13,11 @@
  *                 N MiB, one at a time, then fdatasync; the qcow2 clusters exist already: the sequential write
  *                 allocated them)
  *   rand read:    randio /dev/vdX read COUNT N
+ * QEMU also gets `-device virtio-rng-pci,disable-legacy=on`, the entropy device Xeno's HVM domains have by default.
  * dd is timed by the guest's clock (/proc/uptime before and after, 10 ms ticks), randio by CLOCK_MONOTONIC in the
  * guest. Sides alternate, median of runs.
  *
- *   node dist/bench/hvm/disk.js [--runs N] [--mib N] [--count N]
+ *   node dist/bench/hvm/disk.js [--runs N] [--mib N] [--count N] [--nvme]
  */
 import { spawn, execFileSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -27,7 +31,8 @@ import { buildGrubEsp, ensureGrubArm64Efi, ESP_TOOLS } from "../../src/images/ue
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const CODE = "/usr/share/AAVMF/AAVMF_CODE.fd", VARS = "/usr/share/AAVMF/AAVMF_VARS.fd";
-const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, mib: { type: "string", default: "64" }, count: { type: "string", default: "2000" } } });
+const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, mib: { type: "string", default: "64" }, count: { type: "string", default: "2000" }, nvme: { type: "boolean", default: false } } });
+const nvme = values.nvme === true;
 const runs = Number(values.runs), mib = Number(values.mib), count = Number(values.count);
 const dir = mkdtempSync(join(tmpdir(), "xeno-bench-hvm-disk-"));
 const plain = (s: string): string => s.replace(/\x1b\[[0-9;=?]*[a-zA-Z]/g, "");
@@ -52,8 +57,10 @@ function measure(cmd: string, args: string[]): Promise<Result> {
     const res: Result = {};
     // [result name ("" for setup), command, timed by randio]
     const steps: [string, string, boolean][] = [[
-      "", `dd if=/dev/vdd bs=4096 2>/dev/null | head -c ${elf.length} > /tmp/randio; chmod +x /tmp/randio`, false]];
-    for (const [fmt, dev] of [["raw", "vdb"], ["qcow2", "vdc"]]) {
+      "", `dd if=/dev/${nvme ? "vdb" : "vdd"} bs=4096 2>/dev/null | head -c ${elf.length} > /tmp/randio; chmod +x /tmp/randio`, false]];
+    // NVMe: /dev/nvmeXn1 by the controller's serial (the driver probes asynchronously: X is not the slot order).
+    if (nvme) steps.push(["", "for c in /sys/class/nvme/nvme*; do eval D_$(tr -d ' ' < $c/serial)=$(basename $c)n1; done; echo $D_nvme1 $D_nvme2", false]);
+    for (const [fmt, dev] of nvme ? [["raw", "${D_nvme1}"], ["qcow2", "${D_nvme2}"]] : [["raw", "vdb"], ["qcow2", "vdc"]]) {
       steps.push([`${fmt} write`, `dd if=/dev/zero of=/dev/${dev} bs=1M count=${mib} conv=fsync`, false]);
       steps.push([`${fmt} read`, `echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/${dev} of=/dev/null bs=1M count=${mib}`, false]);
       steps.push([`${fmt} rand write`, `/tmp/randio /dev/${dev} write ${count} ${mib}`, true]);
@@ -104,18 +111,24 @@ const xeno = (k: number): Promise<Result> => {
   copyFileSync(VARS, vars);
   const cfg = join(dir, "disk.cfg");
   writeFileSync(cfg, `name = "bench-hvm-disk"\ntype = "hvm"\nmemory = 512\n` +
-    `disk = [ '${esp},raw,xvda,ro', '${raw},raw,xvdb,rw', '${qcow},qcow2,xvdc,rw', '${progDisk},raw,xvdd,ro' ]\n`);
+    (nvme ? `disk = [ '${esp},raw,xvda,ro', '${raw},raw,nvme1,rw', '${qcow},qcow2,nvme2,rw', '${progDisk},raw,xvdd,ro' ]\n`
+      : `disk = [ '${esp},raw,xvda,ro', '${raw},raw,xvdb,rw', '${qcow},qcow2,xvdc,rw', '${progDisk},raw,xvdd,ro' ]\n`));
   return measure(process.execPath, [join(ROOT, "dist", "src", "cli", "main.js"), "create", "--standalone", "-c", cfg, `uefi_vars="${vars}"`]);
 };
 const qemu = (k: number): Promise<Result> => {
   const [raw, qcow] = dataDisks(k, "qemu");
   const vars = join(dir, `qemu-${k}.fd`);
   copyFileSync(VARS, vars);
+  // --nvme: the data disks d1 and d2 are NVMe controllers with Xeno's serials (its vdevs nvme1, nvme2).
+  const nvmeSerial: Record<string, string> = nvme ? { d1: "nvme1", d2: "nvme2" } : {};
   const drive = (id: string, file: string, fmt: string, ro: boolean): string[] =>
-    ["-drive", `if=none,id=${id},format=${fmt},file=${file}${ro ? ",readonly=on" : ""}`, "-device", `virtio-blk-pci,drive=${id},disable-legacy=on`];
+    ["-drive", `if=none,id=${id},format=${fmt},file=${file}${ro ? ",readonly=on" : ""}`,
+      "-device", nvmeSerial[id] !== undefined ? `nvme,drive=${id},serial=${nvmeSerial[id]}` : `virtio-blk-pci,drive=${id},disable-legacy=on`];
   return measure("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a72", "-m", "512", "-net", "none", "-display", "none", "-monitor", "none",
     "-serial", "stdio", "-drive", `if=pflash,format=raw,readonly=on,file=${CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`,
-    ...drive("d0", esp, "raw", true), ...drive("d1", raw, "raw", false), ...drive("d2", qcow, "qcow2", false), ...drive("d3", progDisk, "raw", true)]);
+    ...drive("d0", esp, "raw", true), ...drive("d1", raw, "raw", false), ...drive("d2", qcow, "qcow2", false), ...drive("d3", progDisk, "raw", true),
+    // Xeno's HVM domains have a virtio-rng device unless virtio_rng = 0 (docs/hvm.md): the same device here.
+    "-device", "virtio-rng-pci,disable-legacy=on"]);
 };
 
 const unit = (n: string): string => (n.includes("rand") ? "IOPS" : "MB/s");
@@ -133,5 +146,5 @@ const median = (a: number[]): number => { const s = [...a].sort((x, y) => x - y)
 for (const n of Object.keys(all.xeno![0]!)) {
   const x = median(all.xeno!.map((r) => r[n]!)), q = median(all.qemu!.map((r) => r[n]!));
   const what = n.includes("rand") ? `${count} x 4 KiB random in ${mib} MiB` : `${mib} MiB sequential`;
-  console.log(`bench/hvm/disk ${n} (${what}, median of ${runs}): Xeno ${x.toFixed(1)} ${unit(n)}, QEMU ${q.toFixed(1)} ${unit(n)}, Xeno/QEMU ${(x / q).toFixed(2)}`);
+  console.log(`bench/hvm/disk${nvme ? " --nvme" : ""} ${n} (${what}, median of ${runs}): Xeno ${x.toFixed(1)} ${unit(n)}, QEMU ${q.toFixed(1)} ${unit(n)}, Xeno/QEMU ${(x / q).toFixed(2)}`);
 }

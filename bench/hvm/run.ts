@@ -6,7 +6,8 @@
  *
  * With --grub: power-on → firmware → GRUB → Debian's kernel → its initramfs's ready line, from an ESP built with
  * Debian's GRUB tools (src/images/uefi-esp.ts, as test/hvm/disk-boot builds it) as the one disk: Xeno's virtio-blk
- * on PCIe vs QEMU's `-device virtio-blk-pci,disable-legacy=on` with the same image, 512 MiB each.
+ * on PCIe vs QEMU's `-device virtio-blk-pci,disable-legacy=on` with the same image, 512 MiB each. QEMU also gets
+ * `-device virtio-rng-pci,disable-legacy=on`, the entropy device Xeno's HVM domains have by default.
  *
  * Each run also reports the process's CPU time (user + system, all its threads: /proc/PID/stat read just before
  * the kill), less sensitive to a loaded host than the wall clock.
@@ -83,7 +84,9 @@ const qemu = (k: number): Promise<{ ms: number; cpu: number }> => {
   copyFileSync(VARS, vars);
   const disk = grub ? ["-drive", `if=none,id=d0,format=raw,readonly=on,file=${esp}`, "-device", "virtio-blk-pci,drive=d0,disable-legacy=on"] : [];
   return toShell("qemu-system-aarch64", ["-M", "virt", "-cpu", "cortex-a72", "-m", grub ? "512" : "256", "-net", "none", "-display", "none", "-monitor", "none",
-    "-serial", "stdio", "-drive", `if=pflash,format=raw,readonly=on,file=${CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`, ...disk]);
+    "-serial", "stdio", "-drive", `if=pflash,format=raw,readonly=on,file=${CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`, ...disk,
+    // Xeno's HVM domains have a virtio-rng device unless virtio_rng = 0 (docs/hvm.md): the same device here.
+    "-device", "virtio-rng-pci,disable-legacy=on"]);
 };
 
 const times: Record<string, number[]> = { xeno: [], qemu: [] }, cpus: Record<string, number[]> = { xeno: [], qemu: [] };

@@ -141,11 +141,15 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
   return c.disks.map((d, i) => {
     const at = (detail: string): ConfigError => errorAtKey(a, "disk", `disk[${i}] (${d.vdev}): ${detail}`);
     // type=hvm: every disk (vdev xvdX, sdX or hdX alike) is a virtio-blk device on the emulated PCIe bus, in the
-    // order given (docs/hvm.md); a cdrom is a read-only virtio disk.
+    // order given (docs/hvm.md), except vdev nvmeN: an NVMe controller; a cdrom is a read-only virtio disk.
     const hvm = c.type === "hvm";
     if (!hvm && !c.xenPlatform) throw at("disks are Xen PV devices (blkfront/blkback); this domain has xen_platform=0");
     if (!hvm && d.specification !== "xen") throw at(`specification=${d.specification}: only Xen PV disks are provided`);
     if (!hvm && d.devtype === "cdrom") throw at("devtype=cdrom is not supported for PV disks yet; use a read-only disk (access=ro)");
+    // vdev=nvmeN: an emulated NVMe controller (src/devices/nvme), which only an HVM domain's device model has.
+    const nvme = /^nvme/.test(d.vdev);
+    if (nvme && !hvm) throw at(`vdev ${d.vdev} is an emulated NVMe disk, which only type="hvm" domains have; a PV disk is xvdX`);
+    if (nvme && d.devtype === "cdrom") throw at(`vdev ${d.vdev}: an NVMe disk cannot be a cdrom; use access=ro for a read-only disk`);
     if (hvm && i >= 31) throw at("type=hvm: at most 31 disks (one PCI slot each)");
     if (d.target === "") throw at("no target: an empty drive (a cdrom without media) is not supported yet");
     if (d.format !== "raw" && d.format !== "qcow2") {
@@ -160,7 +164,7 @@ function diskConfigs(a: CreateArgs, c: DomainConfig): BlkDiskConfig[] {
       try { Qcow2Image.open(path, true).close(); } catch (e) { throw at((e as Error).message); }
     } else if (st.size === 0 || st.size % 512 !== 0) throw at(`target ${path}: size ${st.size} is not a positive multiple of 512 bytes`);
     return { path, devid: d.vdevNumber, vdev: d.vdev, readOnly: !d.readwrite || d.devtype === "cdrom", ...(d.format === "qcow2" ? { format: "qcow2" as const } : {}),
-      ...(d.limit ? { limit: d.limit } : {}), ...(hvm && d.devtype === "cdrom" ? { cdrom: true } : {}) };
+      ...(d.limit ? { limit: d.limit } : {}), ...(hvm && d.devtype === "cdrom" ? { cdrom: true } : {}), ...(nvme ? { nvme: true } : {}) };
   });
 }
 
@@ -340,7 +344,7 @@ function domainSpec(a: CreateArgs, config: DomainConfig, dev: { cmdline: string;
   return {
     name: config.name, uuid: config.uuid, memMiB: config.memoryMiB, vcpus: config.vcpus, kernel: config.kernel,
     ramdisk: config.ramdisk, cmdline: dev.cmdline, xen: config.xenPlatform, disks: dev.disks, vifs: dev.vifs, paused: a.paused,
-    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars, boot: config.firmware.boot } } : {}),
+    ...(config.firmware !== undefined ? { firmware: { vars: config.firmware.vars, boot: config.firmware.boot, rng: config.firmware.rng } } : {}),
     sched: { weight: config.cpuWeight, cap: config.cap, cpus: domainAffinity(config) },
     toolstack: {
       onPoweroff: config.onPoweroff as HvShutdownAction, onReboot: config.onReboot as HvShutdownAction,
@@ -407,7 +411,7 @@ function runOptions(spec: DomainSpec, cache: ImageCache, images: ImageRef[]): Do
     // path and an HVM firmware's SMBIOS UUID, as through the hypervisor process (Hypervisor uuidBytes).
     ...(spec.uuid !== undefined ? { uuid: Uint8Array.from(Buffer.from(spec.uuid.replace(/-/g, ""), "hex")) } : {}),
     disks: spec.disks, vifs: spec.vifs,
-    ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot } : {}) };
+    ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot, firmwareRng: spec.firmware.rng !== false } : {}) };
 }
 
 async function runDomain(a: CreateArgs, first: StandaloneRun["spec"], info: (m: string) => void, note: (m: string) => void): Promise<number> {

@@ -31,7 +31,7 @@ export interface DiskSpec {
   vdev: string;
   /** The VBD number written to xenstore (`virtual-device`), per xen-vbd-interface(7). */
   vdevNumber: number;
-  /** The name a Linux guest's xen-blkfront gives it (/dev/xvdX[N]); undefined for numeric vdevs. */
+  /** The name a Linux guest's xen-blkfront gives it (/dev/xvdX[N]); undefined for numeric and nvmeN vdevs. */
   guestDevice?: string;
   readwrite: boolean;
   devtype: "disk" | "cdrom";
@@ -217,7 +217,7 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
   if (!st.vdev) throw fail("no vdev specified");
   if (st.target === undefined && !cdrom) throw fail("no target specified (and device not removable)");
   const vbd = vbdNumber(st.vdev);
-  if (vbd === undefined) throw fail(`invalid or unsupported virtual disk identifier '${st.vdev}' (e.g. xvda, xvdb1, sda, hdc, d0p1)`);
+  if (vbd === undefined) throw fail(`invalid or unsupported virtual disk identifier '${st.vdev}' (e.g. xvda, xvdb1, sda, hdc, d0p1, nvme0)`);
 
   const d: DiskSpec = {
     spec, target: st.target ?? "", format, vdev: st.vdev, vdevNumber: vbd.number, readwrite,
@@ -225,7 +225,7 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
     specification: (st.specification as "xen" | "virtio" | undefined) ?? "xen",
     directIoSafe, discard, trusted,
   };
-  if (vbd.disk !== undefined) d.guestDevice = `/dev/xvd${diskLetters(vbd.disk)}${vbd.partition ? vbd.partition : ""}`;
+  if (vbd.disk !== undefined && !st.vdev.startsWith("nvme")) d.guestDevice = `/dev/xvd${diskLetters(vbd.disk)}${vbd.partition ? vbd.partition : ""}`;
   if (st.backend) d.backend = st.backend;
   if (st.backendtype) d.backendType = st.backendtype as DiskBackendType;
   if (st.script) d.script = st.script;
@@ -252,6 +252,7 @@ export function parseDiskSpec(spec: string, origin?: SpecOrigin): DiskSpec {
 const XVD_MAJOR = 202; //   202 << 8 | disk << 4 | partition   (xvd, disk and partition ≤ 15)
 const XVD_EXTENDED = 1 << 28; // 1 << 28 | disk << 8 | partition (xvd, disks 16.. or partitions 16..)
 const SD_MAJOR = 8; //       8 << 8 | disk << 4 | partition    (sd, disk and partition ≤ 15)
+const NVME_MAJOR = 259; // Linux's BLOCK_EXT_MAJOR (nvme0n1's major)
 const HD_MAJOR_01 = 3; //    3 << 8 | disk << 6 | partition    (hd disks 0..1)
 const HD_MAJOR_23 = 22; //  22 << 8 | (disk-2) << 6 | partition (hd disks 2..3)
 
@@ -286,6 +287,11 @@ export function vbdNumber(vdev: string): VbdNumber | undefined {
   }
   const sd = matchDisk(vdev, "sd", 15, 15);
   if (sd) return { number: (SD_MAJOR << 8) | (sd.disk << 4) | sd.partition, ...sd };
+  // nvme0, nvme1, …: an HVM domain's emulated NVMe controllers (Xeno's name: Xen's libxl has none; Linux names the
+  // controllers so). Numbered in Linux's extended block major 259, where NVMe namespaces appear, apart from the
+  // xvd/hd/sd numbers above.
+  const nvme = /^nvme(0|[1-9][0-9]?)$/.exec(vdev);
+  if (nvme) return { number: (NVME_MAJOR << 8) | Number(nvme[1]), disk: Number(nvme[1]), partition: 0 };
   return undefined;
 }
 

@@ -57,9 +57,10 @@ export interface DomainConfig {
   type: "pvh" | "hvm";
   /**
    * type="hvm": the firmware (bios_path_override) and the domain's variable store (uefi_vars), absolute; `boot`:
-   * xl's boot= letters (default "cd": disks, then cdroms; n: NICs), the order the firmware tries them in.
+   * xl's boot= letters (default "cd": disks, then cdroms; n: NICs), the order the firmware tries them in; `rng`:
+   * Xeno's virtio_rng key (default 1), a virtio-rng device on the PCIe bus (docs/hvm.md: xl has no key for one).
    */
-  firmware?: { code: string; vars: string; boot: string };
+  firmware?: { code: string; vars: string; boot: string; rng: boolean };
   uuid: string;
   uuidGenerated: boolean;
   memoryMiB: number;
@@ -123,6 +124,7 @@ const IMPLEMENTED = new Set([
   "name", "type", "builder", "xen_platform", "xen_platform_pci", "memory", "maxmem", "vcpus", "maxvcpus", "cpus", "cpus_soft", "cpu_weight", "cap",
   "kernel", "ramdisk", "cmdline", "root", "extra", "uuid", "disk", "vif",
   "on_poweroff", "on_reboot", "on_watchdog", "on_crash", "on_soft_reset", "bios_path_override", "uefi_vars", "boot",
+  "virtio_rng",
 ]);
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -172,9 +174,10 @@ class Validator {
         if (this.raw.get(k)) this.warn(this.raw.get(k), "CONFIG_IGNORED", `${k}= is not used by type=hvm (the firmware boots the guest); ignored`);
       }
       const code = this.path("bios_path_override", false) ?? this.firmwareDefault();
-      firmware = { code, vars: this.varsPath(name), boot: this.bootOrder() };
-    } else if (this.raw.get("boot")) {
-      this.warn(this.raw.get("boot"), "CONFIG_IGNORED", `boot= picks an HVM guest's boot device; a ${type} guest's kernel is loaded directly: ignored`);
+      firmware = { code, vars: this.varsPath(name), boot: this.bootOrder(), rng: this.int("virtio_rng", 1, 0, 1) === 1 };
+    } else {
+      if (this.raw.get("boot")) this.warn(this.raw.get("boot"), "CONFIG_IGNORED", `boot= picks an HVM guest's boot device; a ${type} guest's kernel is loaded directly: ignored`);
+      if (this.raw.get("virtio_rng")) this.warn(this.raw.get("virtio_rng"), "CONFIG_IGNORED", `virtio_rng is a device of type="hvm"'s device model; a ${type} guest has none: ignored`);
     }
     const kernel = firmware !== undefined ? firmware.code : this.path("kernel", true)!;
     const ramdisk = firmware !== undefined ? undefined : this.path("ramdisk", false);

@@ -365,7 +365,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
           memMiB: spec.memMiB, vcpus: spec.vcpus, xen: spec.xen, name: spec.name,
           ...("from" in boot ? { kernel: new Uint8Array(0), from: boot.from } : { kernel: boot.kernel, initrd: boot.initrd }),
           cmdline: spec.cmdline,
-          ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot } : {}),
+          ...(spec.firmware !== undefined ? { firmwareVars: spec.firmware.vars, firmwareBoot: spec.firmware.boot, firmwareRng: spec.firmware.rng !== false } : {}),
           disks: spec.disks, vifs: spec.vifs, domid, uuid: uuidBytes(uuid), store: this.store, pool: this.pool,
           paused: spec.paused, log: (l) => this.log(`d${domid}: ${l}`), sched: schedBuf,
         }, thread);

@@ -118,6 +118,8 @@ export interface MachineOptions {
    * `cdrom`) and the NICs (n) in this order (fw_cfg's bootorder file, src/machine/firmware.ts).
    */
   firmwareBoot?: string;
+  /** With firmwareVars: a virtio-rng device on the PCIe bus after the NICs (default true; config key virtio_rng). */
+  firmwareRng?: boolean;
 }
 
 export class Machine {
@@ -209,7 +211,7 @@ export class Machine {
       try {
         this.varsFd = openSync(path, "r+");
         const fd = this.varsFd;
-        // The disks: virtio-blk on the emulated PCIe bus, each over its image opened here (raw or qcow2).
+        // The disks: virtio-blk (NVMe for vdev nvmeN) on the emulated PCIe bus, each over its image opened here (raw or qcow2).
         for (const d of o.disks ?? []) {
           this.hvmDisks.push(d.format === "qcow2" ? Qcow2Image.open(d.path, d.readOnly) : RawImage.open(d.path, d.readOnly));
         }
@@ -218,8 +220,9 @@ export class Machine {
           // PV on HVM: the device tree the firmware hands the OS has Xen's /hypervisor node, and its memory node
           // leaves out the Xen area at the top of RAM (grant window, magic pages), as for a DomU.
           ...(xen === null ? {} : { ramBytes: xen.layout.ramBytes, extraDtNodes: (gicPh: number) => [hypervisorDtNode(xen.layout, gicPh)] }),
-          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev, cdrom: o.disks![i]!.cdrom === true })),
+          disks: this.hvmDisks.map((disk, i) => ({ disk, readOnly: o.disks![i]!.readOnly, serial: o.disks![i]!.vdev, cdrom: o.disks![i]!.cdrom === true, nvme: o.disks![i]!.nvme === true })),
           bootOrder: o.firmwareBoot ?? "cd",
+          rng: o.firmwareRng !== false,
           // The vifs: virtio-net on the same bus, sending to the vif's bridge as netback does (VifAttach.out).
           nics: (o.vifs ?? []).map((v) => ({ mac: v.config.mac, mtu: v.config.mtu, send: (f: Uint8Array) => v.out(f) })),
           // The guest's variable writes reach the file as they happen (a few per boot; the flash does them one by one).

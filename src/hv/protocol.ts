@@ -46,9 +46,11 @@ export interface DomainSpec {
     vars: string;
     /** xl's boot= ("cd" by default): the order the firmware tries disks (c), cdroms (d) and NICs (n) in. */
     boot?: string;
+    /** Xeno's virtio_rng (default true): a virtio-rng device on the PCIe bus (docs/hvm.md). */
+    rng?: boolean;
   };
-  /** cdrom: an HVM domain's devtype=cdrom disk (read-only; boot= letter d). */
-  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2"; cdrom?: boolean }[];
+  /** cdrom: an HVM domain's devtype=cdrom disk (read-only; boot= letter d); nvme: its vdev nvmeN, an NVMe controller. */
+  disks: { path: string; devid: number; vdev: string; readOnly: boolean; format?: "raw" | "qcow2"; cdrom?: boolean; nvme?: boolean }[];
   vifs: { devid: number; mac: string; mtu: number; bridge: string; rate?: { bytesPerInterval: number; intervalUsecs: number } }[];
   /** Start with every vCPU paused (xl create -p). */
   paused?: boolean;

@@ -22,6 +22,7 @@ export const diskSchema = z.object({
   vdev: z.string().min(1, "expected the guest's name of the disk (e.g. xvda)"),
   readOnly: z.boolean().optional(),
   cdrom: z.boolean().optional(),
+  nvme: z.boolean().optional(),
   format: z.enum(["raw", "qcow2"], { errorMap: () => ({ message: "expected format raw or qcow2" }) }).optional(),
 }, { invalid_type_error: "expected a disk {path, devid, vdev, readOnly}" }).passthrough();
 

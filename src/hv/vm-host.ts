@@ -80,6 +80,8 @@ export interface DomainRunOptions {
   firmwareVars?: string;
   /** With firmwareVars: xl's boot= letters (MachineOptions.firmwareBoot). */
   firmwareBoot?: string;
+  /** With firmwareVars: a virtio-rng device (MachineOptions.firmwareRng). */
+  firmwareRng?: boolean;
 }
 
 /** A domain saved for a save file (DomainRunner.save): it is paused in its thread until finishSave. */
@@ -372,7 +374,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
     const data: VmWorkerData = { memMiB: o.memMiB, vcpus: o.vcpus, kernel: o.kernel, initrd: o.initrd, cmdline: o.cmdline,
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
-      ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars, firmwareBoot: o.firmwareBoot } : {}),
+      ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars, firmwareBoot: o.firmwareBoot, firmwareRng: o.firmwareRng } : {}),
       ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true, report: true } } : {}) };
     if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;

@@ -89,6 +89,8 @@ export interface VmWorkerData {
   firmwareVars?: string;
   /** With firmwareVars: xl's boot= letters (MachineOptions.firmwareBoot). */
   firmwareBoot?: string;
+  /** With firmwareVars: a virtio-rng device (MachineOptions.firmwareRng). */
+  firmwareRng?: boolean;
 }
 
 /** What the thread gets at start (workerData). */
@@ -294,7 +296,7 @@ class Guest {
         xenbusPeer: remote === null ? undefined : (domid) => (link.peer = new RemoteXenbusPeer((msg) => port.postMessage(msg), domid)),
         vifs: (d.vifs ?? []).map((v) => this.vifAttach(v)),
         from: d.from,
-        firmwareVars: d.firmwareVars, firmwareBoot: d.firmwareBoot,
+        firmwareVars: d.firmwareVars, firmwareBoot: d.firmwareBoot, firmwareRng: d.firmwareRng,
         consoleOut: (b) => {
           if (this.pendingBytes === 0) this.pendingSince = performance.now();
           this.pending.push(b.slice());

@@ -148,7 +148,9 @@ const SWEEP_ENABLED = !process.env.XENO_NO_CODE_SWEEP;
  * only when every vCPU waits (an idle moment, not in the middle of a boot's busy stretch): see collectGarbage.
  * Two full GCs of a booted domain's worker heap cost ~20–60 ms.
  */
-const GC_PAGES = 256, GC_MS = 30_000;
+const GC_PAGES = 256, GC_MS = 10_000;
+/** …or after this many compiled modules were let go (a module holds ~10–40 KiB of code and metadata). */
+const GC_MODULES = 32;
 
 let gcFn: (() => void) | null | undefined;
 /**
@@ -159,7 +161,7 @@ let gcFn: (() => void) | null | undefined;
  * (V8 picks evacuation candidates from the previous GC's live bytes) so they go back to the OS.
  * `--expose-gc` set at run time only adds `gc` to contexts created after it (here one throwaway vm context).
  */
-function collectGarbage(): void {
+export function collectGarbage(): void {
   if (gcFn === undefined) {
     try {
       setFlagsFromString("--expose-gc");
@@ -261,6 +263,8 @@ export class Board {
   private serving = false;
   /** Pages dropped since the last GC, and when that was (collectGarbage). */
   private droppedSinceGc = 0;
+  /** Compiled modules let go (modules compiled − modules held) at the last GC. */
+  private deadModulesAtGc = 0;
   private lastGcMs = performance.now();
   /** Hand-off counters of this thread (XENO_HANDOFF_STATS), or null. */
   private readonly hs = handoffStats("home");
@@ -650,8 +654,13 @@ export class Board {
     this.slicesSinceSweep = 0;
     this.lastSweepMs = now;
     this.droppedSinceGc += this.code.sweep(this.codePage);
-    if (this.droppedSinceGc >= GC_PAGES && now - this.lastGcMs >= GC_MS && this.vcpus.every((v) => !v.online || v.waiting !== 0)) {
+    // Compiled modules no longer held (their blocks dropped with their pages, or evicted) are garbage too: their
+    // machine code and metadata go only when this thread's heap is collected.
+    const st = this.code.compiling ? this.code.jit!.stats : null, deadModules = st === null ? 0 : st.modules - st.liveModules;
+    if ((this.droppedSinceGc >= GC_PAGES || deadModules - this.deadModulesAtGc >= GC_MODULES) && now - this.lastGcMs >= GC_MS &&
+      this.vcpus.every((v) => !v.online || v.waiting !== 0)) {
       this.droppedSinceGc = 0;
+      this.deadModulesAtGc = deadModules;
       this.lastGcMs = now;
       collectGarbage();
     }
@@ -735,6 +744,12 @@ export class Board {
 
   /** The compiling engine's counters (null: interpreted only). */
   jitStats(): JitStats | null { return this.code.compiling ? { ...this.code.jit!.stats } : null; }
+
+  /** Drops this thread's compiled code (CodeCache.dropCompiled) and collects the garbage. Between slices. */
+  dropCompiled(): void {
+    this.code.dropCompiled();
+    collectGarbage();
+  }
 
   /** vCPU indices running on threads of their own. */
   get remoteVcpus(): number[] { return this.vcpus.filter((v) => v.remote).map((v) => v.index); }

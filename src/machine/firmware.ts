@@ -11,16 +11,18 @@
  *   0x4000_0000  RAM; the device tree at its start
  *
  * The disks are virtio-blk functions on the PCIe bus (slots 1, 2, … in the order given), the NICs virtio-net
- * functions after them; INTx on SPIs 3..6.
+ * functions after them, then the virtio-rng function (unless `rng` is false); INTx on SPIs 3..6.
  *
  * The banks are CFI flash (src/devices/flash/cfi-flash.ts) over the board's ROM window (Board romBytes): in
  * read-array mode the CPU reads and executes the bytes in place, and every write is a flash command.
  */
 import { CfiFlash, cfiFlashDtNode } from "../devices/flash/cfi-flash.js";
 import { FwCfg, fwCfgDtNode, le, FW_CFG_MAX_CPUS, FW_CFG_NB_CPUS, FW_CFG_UUID } from "../devices/fw-cfg/fw-cfg.js";
+import { NvmeController, type NvmeDisk } from "../devices/nvme/nvme.js";
 import { PcieHost, pcieHostDtNode, PCIE_ECAM_BASE, PCIE_INTX_INTID_BASE, PCIE_MMIO_BASE, PCIE_PIO_BASE } from "../devices/pci/pcie-host.js";
 import { VirtioBlk, type VirtioBlkDisk } from "../devices/virtio/virtio-blk.js";
 import { VirtioNet, type VirtioNetOptions } from "../devices/virtio/virtio-net.js";
+import { VirtioRng } from "../devices/virtio/virtio-rng.js";
 import type { DmaMemory } from "../devices/dma.js";
 import type { DtNode } from "../devices/dt.js";
 import { boardDtb } from "./board-fdt.js";
@@ -60,15 +62,26 @@ export interface FirmwareImages {
    * file, and the firmware tries what it finds in its own order.
    */
   bootOrder?: string;
+  /**
+   * A virtio-rng function (the host's CSPRNG for the guest's hw_random and the firmware's EFI_RNG_PROTOCOL) on
+   * the PCIe bus after the NICs: default true (config key virtio_rng, docs/hvm.md).
+   */
+  rng?: boolean;
 }
 
 export interface FirmwareDisk {
-  disk: VirtioBlkDisk;
+  /** The image (NVMe needs `discard` too, for Dataset Management: BlockImage has it). */
+  disk: VirtioBlkDisk | NvmeDisk;
   readOnly: boolean;
   /** What VIRTIO_BLK_T_GET_ID answers (up to 20 bytes; Linux shows it as /sys/block/vda/serial). */
   serial?: string;
   /** A cdrom (xl's devtype=cdrom): letter d of the boot order rather than c. */
   cdrom?: boolean;
+  /**
+   * An NVMe controller (src/devices/nvme; vdev nvmeN) in the disk's slot rather than virtio-blk; `serial` is its
+   * serial number. FirmwareDevices.disks lists the virtio-blk disks only.
+   */
+  nvme?: boolean;
 }
 
 export interface FirmwareDevices {
@@ -78,6 +91,8 @@ export interface FirmwareDevices {
   pcie: PcieHost;
   disks: VirtioBlk[];
   nics: VirtioNet[];
+  /** The virtio-rng function, or null without one. */
+  rng: VirtioRng | null;
 }
 
 /**
@@ -127,10 +142,17 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   board.mapDevice(FW_CFG_BASE, fwCfg);
 
   const pcie = new PcieHost([0, 1, 2, 3].map((k) => board.gic.spiLine(PCIE_INTX_INTID_BASE + k)));
-  const disks = (fw.disks ?? []).map((d, i) => {
-    const blk = new VirtioBlk(dma, d.disk, { readOnly: d.readOnly, ...(d.serial !== undefined ? { serial: d.serial } : {}) });
-    pcie.plug(1 + i, blk);
-    return blk;
+  const disks: VirtioBlk[] = [];
+  (fw.disks ?? []).forEach((d, i) => {
+    const o = { readOnly: d.readOnly, ...(d.serial !== undefined ? { serial: d.serial } : {}) };
+    if (d.nvme === true) {
+      if (!("discard" in d.disk)) throw new MachineError("MACHINE_FIRMWARE", `disk ${i}: an NVMe disk needs an image with discard`);
+      pcie.plug(1 + i, new NvmeController(dma, d.disk, o));
+    } else {
+      const blk = new VirtioBlk(dma, d.disk, o);
+      pcie.plug(1 + i, blk);
+      disks.push(blk);
+    }
   });
   const nicSlots: number[] = [];
   const nics = (fw.nics ?? []).map((n) => {
@@ -141,8 +163,16 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
     nicSlots.push(slot);
     return nic;
   });
+  // The entropy device last, so it takes no slot a disk or NIC had before it existed.
+  let rng: VirtioRng | null = null;
+  if (fw.rng !== false) {
+    const slot = pcie.freeSlot();
+    if (slot < 0) throw new MachineError("MACHINE_FIRMWARE", "more disks, NICs and the virtio-rng device than PCI slots (31): virtio_rng = 0 frees one");
+    rng = new VirtioRng(dma);
+    pcie.plug(slot, rng);
+  }
   if (fw.bootOrder !== undefined) {
-    const order = bootOrderFile(fw.bootOrder, (fw.disks ?? []).map((d, i) => ({ slot: 1 + i, cdrom: d.cdrom === true })), nicSlots);
+    const order = bootOrderFile(fw.bootOrder, (fw.disks ?? []).map((d, i) => ({ slot: 1 + i, cdrom: d.cdrom === true, nvme: d.nvme === true })), nicSlots);
     // No device of the letters given: no file (as QEMU without bootindex), the firmware's own order.
     if (order.length > 0) fwCfg.addFile("bootorder", order);
   }
@@ -159,7 +189,7 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
   ramBytes.set(dtb, 0);
   // QEMU starts firmware at the flash base with the registers zero (the firmware knows where the DT is).
   board.startAt(0, 0);
-  return { code, vars, fwCfg, pcie, disks, nics };
+  return { code, vars, fwCfg, pcie, disks, nics, rng };
 }
 
 /**
@@ -167,15 +197,17 @@ export function bootFirmware(board: Board, fw: FirmwareImages): FirmwareDevices 
  * last newline replaced by a NUL) for xl's boot= letters: c the disks, d the cdroms, n the NICs, each group in slot
  * order. The paths are the ones EDK2's QemuBootOrderLib translates (TranslatePciOfwNodes, on the root bus):
  * "/pci@i0cf8/scsi@S/disk@0,0" (a virtio-blk disk in slot S: PciRoot(0x0)/Pci(S,0x0)/HD(…)) and
- * "/pci@i0cf8/ethernet@S" (any other PCI device: PciRoot(0x0)/Pci(S,0x0)). The firmware then puts its boot options
+ * "/pci@i0cf8/ethernet@S" (any other PCI device: PciRoot(0x0)/Pci(S,0x0)), which an NVMe disk uses too
+ * ("/pci@i0cf8/nvme@S": its boot options' device paths start with PciRoot(0x0)/Pci(S,0x0)/NVMe(…), matched by that
+ * prefix). The firmware then puts its boot options
  * for these devices first, in this order, and drops those of PCI devices not listed. A letter twice counts once.
  */
-export function bootOrderFile(letters: string, disks: readonly { slot: number; cdrom: boolean }[], nicSlots: readonly number[]): Uint8Array {
+export function bootOrderFile(letters: string, disks: readonly { slot: number; cdrom: boolean; nvme?: boolean }[], nicSlots: readonly number[]): Uint8Array {
   if (!/^[cdn]*$/.test(letters)) throw new MachineError("MACHINE_FIRMWARE", `boot="${letters}": the letters are c (disk), d (cdrom) and n (network)`);
   const hex = (n: number): string => n.toString(16);
   const paths: string[] = [];
   for (const l of new Set(letters)) {
-    if (l === "c" || l === "d") for (const d of disks) { if (d.cdrom === (l === "d")) paths.push(`/pci@i0cf8/scsi@${hex(d.slot)}/disk@0,0`); }
+    if (l === "c" || l === "d") for (const d of disks) { if (d.cdrom === (l === "d")) paths.push(d.nvme === true ? `/pci@i0cf8/nvme@${hex(d.slot)}` : `/pci@i0cf8/scsi@${hex(d.slot)}/disk@0,0`); }
     else for (const s of nicSlots) paths.push(`/pci@i0cf8/ethernet@${hex(s)}`);
   }
   const text = new TextEncoder().encode(paths.map((p) => `${p}\n`).join(""));

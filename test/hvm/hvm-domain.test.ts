@@ -95,11 +95,12 @@ test("Xen's xlexample.hvm through xenod (vcpus=2, vif=[''], its disk replaced by
     const exited = new Promise<number | null>((r) => con.on("exit", (code) => r(code)));
     try {
       await waitFor(/Shell> /, BOOT_MS, "the shell prompt through xeno console");
-      // The firmware found the disk and the NIC on the PCIe bus (the shell's `pci` lists virtio 1.x functions:
-      // 1af4:1042 block in slot 1, 1af4:1041 network in slot 2).
+      // The firmware found the disk, the NIC and the entropy device on the PCIe bus (the shell's `pci` lists virtio
+      // 1.x functions: 1af4:1042 block in slot 1, 1af4:1041 network in slot 2, 1af4:1044 entropy in slot 3: the
+      // virtio_rng default, through xenod and the hypervisor process).
       con.stdin.write("pci\r");
-      await waitFor(/00 +00 +01 +00 ==> Mass Storage Controller[^\n]*\n\s*Vendor 1AF4 Device 1042[\s\S]*00 +00 +02 +00 ==> Network Controller[^\n]*\n\s*Vendor 1AF4 Device 1041/,
-        60_000, "the disk and the NIC in the shell's pci list");
+      await waitFor(/00 +00 +01 +00 ==> Mass Storage Controller[^\n]*\n\s*Vendor 1AF4 Device 1042[\s\S]*00 +00 +02 +00 ==> Network Controller[^\n]*\n\s*Vendor 1AF4 Device 1041[\s\S]*00 +00 +03 +00 ==> [^\n]*\n\s*Vendor 1AF4 Device 1044/,
+        60_000, "the disk, the NIC and the entropy device in the shell's pci list");
       con.stdin.write("echo XENO-HVM-CONSOLE\r");
       await waitFor(/\nXENO-HVM-CONSOLE\r?\n/, 60_000, "the shell's answer");
       con.stdin.write("reset -s\r");

@@ -169,3 +169,86 @@ test("with the compile worker (XENO_JIT_ASYNC=1): hot blocks are translated and 
   cache.settle();
   assert.equal(runFrom(CODE, 3), 6n);
 });
+
+/** Five code pages of the same three-instruction block, made hot and compiled together into one module. */
+function fivePagesCompiled(s: ReturnType<typeof setup>): number[] {
+  const pas = [1, 2, 3, 4, 5].map((k) => BASE + 0x10_000 + k * 0x1000);
+  for (const pa of pas) s.poke(pa, [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP]);
+  // Each block reaches the threshold (queued, not yet compiled: the queue waits for more), then one module.
+  for (const pa of pas) for (let k = 0; k < s.cache.hot; k++) assert.equal(s.runFrom(pa, 3), 3n);
+  s.cache.settle();
+  return pas;
+}
+
+test("with the compiler: a module most of whose blocks went with their pages is evicted at the sweep; its survivor runs interpreted, then compiled again", () => {
+  const s = setup(true);
+  // XENO_JIT=0: nothing compiles; XENO_JIT_HOT=1: every block is a module of its own (not what is tested here).
+  if (!s.cache.compiling || s.cache.hot === 1) return;
+  const jit = s.cache.jit!;
+  const pas = fivePagesCompiled(s);
+  assert.equal(jit.stats.modules, 1, "one module");
+  assert.equal(jit.stats.liveModules, 1);
+  assert.equal(jit.stats.liveBlocks, 5);
+  assert.ok(jit.stats.liveBytes > 0);
+  const p0 = (pas[0]! - BASE) >>> 12;
+  // Only the first page runs between sweeps: the other four are dropped with their blocks at the second sweep.
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(s.runFrom(pas[0]!, 3), 3n);
+  assert.equal(jit.stats.liveBlocks, 5, "a sweep after all ran drops nothing");
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(s.cache.size, 1, "four pages dropped");
+  // One block of five left (< a quarter): the module is evicted with it.
+  assert.equal(jit.stats.evicted, 1);
+  assert.equal(jit.stats.liveModules, 0);
+  assert.equal(jit.stats.liveBlocks, 0);
+  assert.equal(jit.stats.liveBytes, 0);
+  assert.notEqual(s.cache.pages[p0], undefined, "the page itself is kept (it ran)");
+  assert.equal(s.cache.blocks[p0]![0], null, "its block evicted");
+  assert.equal(s.cache.heat[p0]![0], 0, "and cold again");
+  // Interpreted, then compiled again once hot, into a module of its own.
+  for (let k = 0; k < s.cache.hot; k++) assert.equal(s.runFrom(pas[0]!, 3), 3n);
+  s.cache.settle();
+  assert.notEqual(s.cache.blocks[p0]![0], null, "compiled again");
+  assert.equal(jit.stats.liveModules, 1);
+  assert.equal(jit.stats.liveBlocks, 1);
+  assert.equal(s.runFrom(pas[0]!, 3), 3n);
+  // Still running: kept by the next sweeps (one block of one is not sparse).
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(s.runFrom(pas[0]!, 3), 3n);
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(jit.stats.evicted, 1);
+  assert.equal(jit.stats.liveModules, 1);
+});
+
+test("with the compiler: over the code budget the sweep evicts modules, oldest first, and the code runs on", () => {
+  const s = setup(true);
+  // XENO_JIT=0: nothing compiles; XENO_JIT_HOT=1: every block is a module of its own (not what is tested here).
+  if (!s.cache.compiling || s.cache.hot === 1) return;
+  const jit = s.cache.jit!;
+  const pas = fivePagesCompiled(s);
+  // A second module: a block on a sixth page.
+  const pa6 = BASE + 0x10_000 + 6 * 0x1000, p6 = (pa6 - BASE) >>> 12;
+  s.poke(pa6, [ADD_X(0, 0, 2), NOP]);
+  for (let k = 0; k < s.cache.hot; k++) assert.equal(s.runFrom(pa6, 1), 2n);
+  s.cache.settle();
+  assert.equal(jit.stats.liveModules, 2);
+  const all = jit.stats.liveBytes;
+  // A budget that fits the second (smaller) module but not both: the first, older, goes.
+  s.cache.codeBudget = all - 1;
+  for (const pa of [...pas, pa6]) s.runFrom(pa, 1); // every page ran: nothing is swept for being cold
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(jit.stats.evicted, 1);
+  assert.equal(jit.stats.liveModules, 1);
+  assert.equal(jit.stats.liveBlocks, 1);
+  for (const pa of pas) assert.equal(s.cache.blocks[(pa - BASE) >>> 12]![0], null);
+  assert.notEqual(s.cache.blocks[p6]![0], null, "the newer module stays");
+  // Budget 0: everything goes at the next sweep; the code runs on, interpreted.
+  s.cache.codeBudget = 0;
+  for (const pa of [...pas, pa6]) s.runFrom(pa, 1);
+  s.cache.sweep(s.mmu.codePage);
+  assert.equal(jit.stats.liveModules, 0);
+  assert.equal(jit.stats.liveBytes, 0);
+  assert.equal(s.cache.blocks[p6]![0], null);
+  for (const pa of pas) assert.equal(s.runFrom(pa, 3), 3n);
+  assert.equal(s.runFrom(pa6, 1), 2n);
+});

@@ -159,7 +159,7 @@ function checkExampleDir(dir: string): number {
       // Xen's HVM example: firmware boot with Debian's AAVMF, its store by name in the image cache; its disk and
       // vif parse (virtio-blk and virtio-net in the device model); PV on HVM by default; sdl is not implemented.
       assert.equal(config.type, "hvm");
-      assert.deepEqual(config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/example.hvm_VARS.fd", boot: "cd" });
+      assert.deepEqual(config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/example.hvm_VARS.fd", boot: "cd", rng: true });
       assert.equal(config.kernel, AAVMF_CODE);
       assert.equal(config.xenPlatform, true);
       assert.equal([config.memoryMiB, config.vcpus, config.disks.length, config.vifs.length].join(), "128,2,1,1");
@@ -260,7 +260,11 @@ test("validation: name", () => {
 test("validation: type and builder", () => {
   const hvm = validate(base + 'type = "hvm"');
   assert.equal(hvm.config.type, "hvm");
-  assert.deepEqual(hvm.config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/demo_VARS.fd", boot: "cd" });
+  assert.deepEqual(hvm.config.firmware, { code: AAVMF_CODE, vars: "/home/u/.cache/xeno/nvram/demo_VARS.fd", boot: "cd", rng: true });
+  // virtio_rng (Xeno's key; xl has none): a virtio-rng device by default, 0 leaves it out; ignored for PVH.
+  assert.equal(validate(base + 'type = "hvm"\nvirtio_rng = 0').config.firmware?.rng, false);
+  throwsConfig(() => validate(base + 'type = "hvm"\nvirtio_rng = 2'), "CONFIG_BAD_VALUE", { key: "virtio_rng" });
+  assert.ok(validate(base + "virtio_rng = 1").warnings.some((w) => w.code === "CONFIG_IGNORED" && w.key === "virtio_rng"));
   // boot= (xl.cfg): c, d, n once each, in the order to try them.
   assert.equal(validate(base + 'type = "hvm"\nboot = "dcn"').config.firmware?.boot, "dcn");
   throwsConfig(() => validate(base + 'type = "hvm"\nboot = "cc"'), "CONFIG_BAD_VALUE", { key: "boot", match: /each at most once/ });
@@ -523,6 +527,14 @@ test("disk: vdev → VBD numbers (xen-vbd-interface(7))", () => {
   assert.equal(n("hda64"), undefined);
   assert.equal(n("xvda256"), undefined);
   assert.equal(n("xvda01"), undefined);
+  // nvmeN: an HVM domain's NVMe controllers (Xeno's names), in Linux's extended block major 259.
+  assert.equal(n("nvme0"), 259 << 8);
+  assert.equal(n("nvme12"), 259 << 8 | 12);
+  assert.equal(n("nvme01"), undefined);
+  assert.equal(n("nvme100"), undefined);
+  assert.equal(n("nvme0n1"), undefined);
+  assert.equal(parseDiskSpec("/a,raw,nvme1").vdev, "nvme1");
+  assert.equal(parseDiskSpec("/a,raw,nvme1").guestDevice, undefined, "not a blkfront device");
   assert.equal(diskLetters(0), "a");
   assert.equal(diskLetters(25), "z");
   assert.equal(diskLetters(26), "aa");

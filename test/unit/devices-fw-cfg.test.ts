@@ -89,6 +89,12 @@ test("fw_cfg: DMA select+read, skip, reads past the item's end zero-filled, writ
   assert.equal(m.bytes[0x1100], 0xee, "nothing beyond the requested length");
   assert.equal(dma(f, m, 0x100, (key << 16) | DMA_SELECT | DMA_WRITE, 4, RAM_BASE + 0x1000), DMA_ERROR, "items are read-only");
   assert.equal(f.stats.dmaErrors, 1);
+  // READ with WRITE (and SKIP) set reads, as QEMU's fw_cfg_dma_transfer takes READ first; WRITE with SKIP is a write.
+  m.bytes.fill(0xee, 0x1000, 0x1010);
+  assert.equal(dma(f, m, 0x100, (key << 16) | DMA_SELECT | DMA_READ | DMA_WRITE | DMA_SKIP, 8, RAM_BASE + 0x1000), 0);
+  assert.deepEqual([...m.bytes.subarray(0x1000, 0x1008)], [...data.subarray(0, 8)]);
+  assert.equal(dma(f, m, 0x100, DMA_WRITE | DMA_SKIP, 4, RAM_BASE + 0x1000), DMA_ERROR);
+  assert.equal(f.stats.dmaErrors, 2);
 });
 
 test("fw_cfg: hostile DMA — descriptor outside RAM, buffer past RAM, huge length: ERROR (where it can be written), no byte moved", () => {

@@ -79,6 +79,8 @@ export interface BlkDiskConfig {
   limit?: BlkLimitConfig;
   /** devtype=cdrom (an HVM domain's: its firmware's boot order, boot= letter d; PV disks refuse it). */
   cdrom?: boolean;
+  /** vdev nvmeN: an HVM domain's emulated NVMe controller rather than virtio-blk (PV disks refuse it). */
+  nvme?: boolean;
 }
 
 /** The back-end's domain: Xeno plays dom0. */

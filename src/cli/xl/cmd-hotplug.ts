@@ -32,6 +32,7 @@ export async function blockAttachCmd(p: ParsedOpts, env: XlEnv): Promise<number>
   try { disk = parseDiskSpec(parts.join(",")); } catch (e) { throw specError(e); }
   if (disk.format !== "raw" && disk.format !== "qcow2") throw new XlError(`format=${disk.format}: Xeno's blkback serves raw and qcow2 images`);
   if (disk.target === "") throw new XlError("no target: an empty drive is a cdrom, which is not supported yet");
+  if (/^nvme/.test(disk.vdev)) throw new XlError(`vdev ${disk.vdev} is an emulated NVMe disk of a type="hvm" domain's config; block-attach adds PV disks (xvdX)`);
   const path = resolve(disk.target);
   let st;
   try { st = statSync(path); } catch { throw new XlError(`target ${path}: no such file`); }

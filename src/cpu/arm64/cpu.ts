@@ -21,6 +21,7 @@ import { CPACR_EL1, ELR_EL1, ESR_EL1, FAR_EL1, SPSR_EL1, SYS_SLOTS, VBAR_EL1 } f
 import { registerAll } from "./isa.js";
 import { endBlock } from "./sys-defs.js";
 import type { BlockFn, JitEngine } from "./jit/engine.js";
+import { PageSlab } from "./page-slab.js";
 import { resetSysRegs } from "./sysregs-el1.js";
 import { BlockCheck, VERIFY, verifyStats } from "./jit/verify.js";
 import { hostCounter } from "./sys-timer.js";
@@ -90,6 +91,9 @@ export class CodeCache {
   readonly ends: (Uint8Array | undefined)[] = [];
   /** Per code page and word slot: the engine's table slot of the block installed there (JitEngine.enter), or -1. */
   private readonly index: (Int32Array | undefined)[] = [];
+  /** Where blockLen, ends, heat and index live: 8 KiB of a slab per page (page-slab.ts), by page. */
+  private readonly slab = new PageSlab(8192);
+  private readonly slabSlot: number[] = [];
   /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
   readonly gen: Uint32Array;
   private readonly used: number[] = [];
@@ -110,7 +114,12 @@ export class CodeCache {
    * passes (1,000 for a machine: a kernel boot is lukewarm code; the user-mode runner's is lower, src/user).
    */
   readonly hot: number;
-  /** Run calls since the queue of translated blocks last became non-empty (see Cpu.run). */
+  /**
+   * The wasm bytes of installed modules kept past a sweep (XENO_JIT_CODE_BUDGET; see JitEngine.evict): the
+   * per-domain bound on compiled code (per thread running the domain's vCPUs).
+   */
+  codeBudget = CODE_BUDGET;
+  /** Instructions retired since the queue of translated blocks was last compiled or empty (see tick). */
   private queueAge = 0;
   /**
    * `jit`: the compiling engine for this cache's vCPUs (their RAM, state blocks and TLBs in its memory), or
@@ -135,14 +144,17 @@ export class CodeCache {
     const code = new Array<Handler>(1024).fill(LAZY);
     this.pages[page] = code;
     if (this.words !== null) this.words[page] = new Int32Array(1024);
-    // The block tables only when blocks are compiled: ~11 KiB per code page that the machine (blocks off)
-    // would carry for nothing — about 17 MiB of a booted Debian domain (docs/benchmarks.md, density).
+    // The block tables only when blocks are compiled: 16 KiB per code page (8 KiB of block functions on the V8
+    // heap, 8 KiB of typed tables in the slab) that the machine without the compiler would carry for nothing.
     if (this.compiling) {
       this.blocks[page] = new Array<BlockFn | null>(1024).fill(null);
-      this.blockLen[page] = new Uint8Array(1024);
-      this.heat[page] = new Uint16Array(1024);
-      this.index[page] = new Int32Array(1024).fill(-1);
-      this.ends[page] = new Uint8Array(1024);
+      // The typed tables share one slot of the slab (page-slab.ts: churned small buffers stayed resident).
+      const slot = this.slab.alloc(), buf = this.slab.buffer(slot), o = this.slab.offset(slot);
+      this.slabSlot[page] = slot;
+      this.blockLen[page] = new Uint8Array(buf, o, 1024);
+      this.ends[page] = new Uint8Array(buf, o + 1024, 1024);
+      this.heat[page] = new Uint16Array(buf, o + 2048, 1024);
+      this.index[page] = new Int32Array(buf, o + 4096, 1024).fill(-1);
     }
     this.used.push(page);
     this.created++;
@@ -180,6 +192,14 @@ export class CodeCache {
   }
 
   invalidateAll(): void { for (const p of this.used) this.invalidatePage(p); }
+
+  /**
+   * Drops every compiled block (the decoded handlers stay; blocks are compiled again once hot), which leaves
+   * their modules to the GC. Call between runs.
+   */
+  dropCompiled(): void {
+    if (this.compiling) for (const p of this.used) this.dropBlocks(p);
+  }
 
   /**
    * From now on every interpreted handler runs with the word it was decoded from (`words`): for caches of vCPUs
@@ -220,14 +240,31 @@ export class CodeCache {
         this.leave(p);
         this.blocks[p] = undefined; this.blockLen[p] = undefined; this.heat[p] = undefined; this.index[p] = undefined;
         this.ends[p] = undefined;
+        this.slab.release(this.slabSlot[p]!);
         this.gen[p]++;
       }
       if (codePage !== undefined) codePage[p] = 0;
     }
     const dropped = used.length - kept;
     used.length = kept;
+    // Modules most of whose blocks went with their pages, and the oldest over the budget, go too.
+    if (this.compiling) {
+      this.jit!.evict(this.codeBudget, this.evictBlock);
+      this.slab.trim();
+    }
     return dropped;
   }
+
+  /** Drops the installed block at RAM offset `key`, table slot `idx` (JitEngine.evict): compiled again once hot. */
+  private readonly evictBlock = (key: number, idx: number): void => {
+    const page = key >>> 12, slot = (key & 0xfff) >>> 2, ix = this.index[page];
+    if (ix === undefined || ix[slot] !== idx) throw new Error(`CodeCache.evictBlock: no block at 0x${key.toString(16)} in slot ${idx}`);
+    this.blocks[page]![slot] = null;
+    this.blockLen[page]![slot] = 0;
+    this.heat[page]![slot] = 0;
+    ix[slot] = -1;
+    this.jit!.leave(key, idx);
+  };
 
   /**
    * The block starting at word slot k of a page (RAM words at `base`) ran hot: translate and queue it; a full
@@ -244,19 +281,20 @@ export class CodeCache {
       return;
     }
     len[k] = QUEUED;
-    if (jit.full || this.hot === 1) this.flush();
+    if (jit.full || this.hot === 1) { jit.stats.flushFull++; this.flush(); }
   }
 
   /**
    * Called once per Cpu.run with the instructions it retired: installs the modules the compile worker has
-   * finished, and compiles a part-filled queue once it has waited FLUSH_RUNS runs.
+   * finished, and compiles a part-filled queue once it has waited FLUSH_INSNS instructions.
    */
   tick(retired: number): void {
     const jit = this.jit!;
     jit.progress += retired;
     if (jit.inFlight !== 0 && jit.poll(this.gen, this.installBlock, this.dropBlock) !== 0) this.capModules();
     if (jit.queued === 0) { this.queueAge = 0; return; }
-    if (++this.queueAge >= FLUSH_RUNS) this.flush();
+    this.queueAge += retired;
+    if (this.queueAge >= FLUSH_INSNS) { jit.stats.flushAge++; this.flush(); }
   }
 
   /** Compiles the queued blocks (see JitEngine.flush) and installs those whose pages are unchanged since. */
@@ -330,10 +368,30 @@ const HOT = Math.max(1, Number(HOT_ENV ?? 1000) | 0);
 export function jitHot(fallback: number): number { return HOT_ENV !== undefined ? HOT : fallback; }
 /** Modules compiled before all compiled code is dropped (see CodeCache.flush); XENO_JIT_MAX_MODULES overrides. */
 const MAX_MODULES = Math.max(1, Number(process.env.XENO_JIT_MAX_MODULES ?? 8192) | 0);
+/**
+ * The wasm bytes of installed modules a cache keeps past a sweep (XENO_JIT_CODE_BUDGET, bytes): over it the
+ * sweep evicts the oldest modules (JitEngine.evict). V8's machine code and metadata for a module are a few times
+ * its wasm bytes (docs/benchmarks.md, session 24), so this bounds the compiled code's memory per engine.
+ */
+const CODE_BUDGET = envCount("XENO_JIT_CODE_BUDGET", 4 << 20, 0);
 /** blockLen of a slot whose block is queued for compilation (blocks are at most 63 instructions). */
 const QUEUED = 255;
-/** Run calls a part-filled queue waits before it is compiled anyway. */
-const FLUSH_RUNS = Math.max(1, Number(process.env.XENO_JIT_FLUSH_RUNS ?? 4) | 0); // XENO_JIT_FLUSH_RUNS: for A/B runs
+/**
+ * Instructions a part-filled queue waits (counted in the vCPUs' retired instructions) before it is compiled
+ * anyway; XENO_JIT_FLUSH_INSNS overrides, for A/B runs. A queued block that stays hot does not wait for it (it
+ * flushes the queue at 2 × the threshold, Cpu.run), so the wait costs little interpreting, and a longer wait
+ * makes fuller modules — each module costs tens of KiB beside its code (docs/benchmarks.md, session 24).
+ */
+const FLUSH_INSNS = envCount("XENO_JIT_FLUSH_INSNS", 4_000_000, 1);
+
+/** A whole number ≥ `min` from the environment variable `name`, else `def`; anything else is refused clearly. */
+function envCount(name: string, def: number, min: number): number {
+  const s = typeof process === "undefined" ? undefined : process.env[name];
+  if (s === undefined || s === "") return def;
+  const v = Number(s);
+  if (!Number.isSafeInteger(v) || v < min) throw new RangeError(`${name}=${s}: want a whole number ≥ ${min}`);
+  return v;
+}
 
 /** Where a vCPU's state block lives: VCPU_STATE_BYTES at a 4 KiB-aligned `offset` of `buffer` (state.ts). */
 export interface StateBlock {
@@ -565,7 +623,8 @@ export class Cpu {
               cache.compile(page, k, ram32, base);
               if (blocks[k] !== null) continue; // compiled at once (XENO_JIT_HOT=1): run it now
             } else if (h === 2 * hot && blen[k] === QUEUED) {
-              // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_RUNS runs.
+              // Queued and still this hot: compile the part-filled batch now rather than after FLUSH_INSNS.
+              jit.stats.flushHot++;
               cache.flush();
               if (blocks[k] !== null) continue;
             }

@@ -9,7 +9,8 @@
  *   0x10  DMA address (64 bits; reads give the signature "QEMU CFG"): writing its low half (0x14) — or all 64
  *         bits at 0x10 — starts a transfer described by the FWCfgDmaAccess at that guest-physical address:
  *         be32 control, be32 length, be64 address. control: ERROR 0x01, READ 0x02, SKIP 0x04, SELECT 0x08 (key
- *         in bits 31-16), WRITE 0x10. On completion the device writes control back as 0 or ERROR.
+ *         in bits 31-16), WRITE 0x10; with more than one of READ, WRITE and SKIP the first in that order is done,
+ *         as QEMU does. On completion the device writes control back as 0 or ERROR.
  *
  * Items: the signature (0x0000, "QEMU"), the interface ID (0x0001: bit 0 traditional, bit 1 DMA), and what the
  * board adds: fixed keys (FW_CFG_NB_CPUS, …) and named files, listed in the file directory (0x0019: be32
@@ -159,7 +160,8 @@ export class FwCfg implements MmioDevice {
       dv.setUint32(at, ok ? 0 : DMA_ERROR);
     };
     if ((control & DMA_SELECT) !== 0) this.select(control >>> 16);
-    if ((control & DMA_WRITE) !== 0) { done(false); return; } // every item is read-only
+    // The operation, in QEMU's order (fw_cfg_dma_transfer): READ, else WRITE, else SKIP, else nothing to do.
+    if ((control & DMA_READ) === 0 && (control & DMA_WRITE) !== 0) { done(false); return; } // every item is read-only
     if ((control & (DMA_READ | DMA_SKIP)) === 0) { done(true); return; }
     if (length > MAX_DMA_BYTES) { done(false); return; }
     const avail = this.cur === null ? 0 : Math.max(0, this.cur.length - this.off);

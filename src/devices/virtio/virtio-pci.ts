@@ -91,7 +91,9 @@ export abstract class VirtioPciDevice extends PciFunction {
     };
     cap(VIRTIO_PCI_CAP_COMMON_CFG, COMMON_OFF, COMMON_SIZE);
     cap(VIRTIO_PCI_CAP_ISR_CFG, ISR_OFF, 1);
-    cap(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_OFF, info.configSize);
+    // A device without configuration (virtio-rng) has no DEVICE_CFG capability: Linux's virtio_pci_modern refuses
+    // one of length 0 ("bad capability len") and maps the structure only when the capability is present.
+    if (info.configSize > 0) cap(VIRTIO_PCI_CAP_DEVICE_CFG, DEVICE_OFF, info.configSize);
     cap(VIRTIO_PCI_CAP_NOTIFY_CFG, NOTIFY_OFF, NOTIFY_MULTIPLIER * info.queues, le32(NOTIFY_MULTIPLIER));
     this.queues = Array.from({ length: info.queues }, () => new SplitQueue(mem));
     this.qSize = new Array<number>(info.queues).fill(info.maxQueueSize);

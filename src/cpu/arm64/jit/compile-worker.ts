@@ -17,7 +17,7 @@ const engines = new Map<number, { words: Int32Array; mem: MemLimits }>();
 port.on("message", (m: CompileJob | ForgetJob) => {
   if ("forget" in m) { engines.delete(m.forget); return; }
   if (m.memory !== undefined) engines.set(m.engine, { words: new Int32Array(m.memory.buffer), mem: m.mem! });
-  let module: WebAssembly.Module | null = null, error: string | null = null, blocks = new Int32Array(0);
+  let module: WebAssembly.Module | null = null, error: string | null = null, blocks = new Int32Array(0), size = 0;
   try {
     const e = engines.get(m.engine);
     if (e === undefined) throw new Error(`engine ${m.engine}: no memory`);
@@ -32,12 +32,14 @@ port.on("message", (m: CompileJob | ForgetJob) => {
       for (let k = 0; k < kn.length; k += 2) if (kn[k] === page && kn[k + 1] === slot) return true;
       return false;
     });
-    module = new WebAssembly.Module(batchModule(p, e.mem));
+    const bytes = batchModule(p, e.mem);
+    size = bytes.length;
+    module = new WebAssembly.Module(bytes);
     blocks = Int32Array.from(p.flatMap((b) => [b.page, b.slot, b.gen, b.n, b.end]));
   } catch (e) {
     error = (e as Error).message;
   }
-  port.postMessage({ engine: m.engine, id: m.id, module, blocks, error });
+  port.postMessage({ engine: m.engine, id: m.id, module, blocks, error, size });
   Atomics.add(posted, 0, 1);
 });
 Atomics.store(posted, 1, 1); // loaded: jobs are taken from now on

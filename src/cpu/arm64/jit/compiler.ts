@@ -31,9 +31,9 @@ export interface ForgetJob { forget: number }
 /**
  * A result the worker posted for batch `id` of engine `engine`: the module, whose function k is block k of
  * `blocks` as (page, slot, generation, instructions, end) quintuples (continuations included; end: the slot of
- * the untranslatable instruction that ended it, or -1), or why it failed.
+ * the untranslatable instruction that ended it, or -1) and its size in bytes, or why it failed.
  */
-export interface CompileResult { engine: number; id: number; module: WebAssembly.Module | null; blocks: Int32Array; error: string | null }
+export interface CompileResult { engine: number; id: number; module: WebAssembly.Module | null; blocks: Int32Array; error: string | null; size: number }
 
 class CompileWorker {
   private readonly port: MessagePort;

@@ -19,7 +19,7 @@
 import { writeFileSync } from "node:fs";
 import { compileWorker, compilerEngineId } from "./compiler.js";
 import { moduleBytes } from "./wasm.js";
-import { BATCH, BLOCK_TYPE, IMPORTS, batchModule, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
+import { BATCH, BLOCK_TYPE, IMPORTS, TYPES, batchModule, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
 import { Translator, STOP_FAULT, ZVA_BYTES, dispatcherBody } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
@@ -55,12 +55,35 @@ export interface JitStats {
   late: number;
   /** Batches the compile worker translated and compiled (JitEngine.poll). */
   worker: number;
+  /**
+   * Why queues were compiled (CodeCache): full (BATCH blocks, or XENO_JIT_HOT=1), waited long enough
+   * (FLUSH_INSNS), or a queued block kept running hot.
+   */
+  flushFull: number;
+  flushAge: number;
+  flushHot: number;
   /** Times every compiled block was dropped for the module cap (CodeCache.flush). */
   resets: number;
   /** Accesses of compiled code that took the slow path (TLB miss, MMIO, fault, write to a code page). */
   slowReads: number;
   slowWrites: number;
+  /**
+   * Now: modules with at least one block installed (a module none of whose blocks is installed is garbage for
+   * V8 to collect), the blocks installed, and the wasm bytes of those modules (their code's size in the module
+   * format; V8's machine code for them is a few times that, docs/benchmarks.md).
+   */
+  liveModules: number;
+  liveBlocks: number;
+  liveBytes: number;
+  /** Modules evicted (JitEngine.evict): sparse ones, and old ones over the code budget. */
+  evicted: number;
 }
+
+/**
+ * A compiled module's bookkeeping while any of its blocks is installed: blocks installed now (`live`) and at
+ * installation (`blocks`), its size, and each block's (RAM offset, table slot) for eviction.
+ */
+interface ModuleRecord { live: number; blocks: number; bytes: number; slots: number[] }
 
 
 /**
@@ -98,13 +121,16 @@ const LATE_INSNS = Number(process.env.XENO_JIT_LATE_INSNS ?? 5_000_000);
  * guest block (RAM page, word slot, instructions), for a text disassembler (e.g. wabt's wasm2wat).
  */
 const DUMP = typeof process !== "undefined" ? process.env.XENO_JIT_DUMP ?? "" : "";
+/** XENO_JIT_TRAMPOLINES=0: batch modules import the JS slow paths directly (A/B runs; see the constructor). */
+const TRAMPOLINES = typeof process === "undefined" || process.env.XENO_JIT_TRAMPOLINES !== "0";
 
 export class JitEngine {
   /** The vCPU the run loop is calling compiled code for. */
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0 };
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0, flushFull: 0, flushAge: 0, flushHot: 0,
+    liveModules: 0, liveBlocks: 0, liveBytes: 0, evicted: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -112,6 +138,12 @@ export class JitEngine {
   private readonly map: Int32Array;
   private readonly table: WebAssembly.Table;
   private readonly free: number[] = [];
+  /** Per table slot: the module (id) whose block sits there. */
+  private slotModule = new Int32Array(4096);
+  /** Modules with installed blocks, by id (the count of modules compiled when each was). */
+  private readonly modules = new Map<number, ModuleRecord>();
+  /** The module whose blocks install() is installing now (enter() charges them to it). */
+  private installing = -1;
   private readonly translator: Translator;
   private readonly pending: Pending[] = [];
   private readonly imports: WebAssembly.Imports;
@@ -185,20 +217,48 @@ export class JitEngine {
       if ((c.irqLine | c.fiqLine) !== lines || this.codeHit !== 0) c.ps[PS_JIT_STOP] |= 1;
       return this.codeHit;
     };
-    this.imports = { e: { m: memory, rd, wr } };
+    // Every batch module imports the slow paths. Not the JS functions themselves: V8 (Node 20's) compiles the
+    // wasm-to-JS wrappers of a module's JS imports for each module, at instantiation (TurboFan, on this thread;
+    // its code in the module's code space). They come from one small module per engine that imports them once
+    // and exports wasm functions that call them: an import of another instance's wasm function needs no wrapper.
+    // Measured: docs/benchmarks.md, session 24.
+    let slow: { rd: WebAssembly.ImportValue; wr: WebAssembly.ImportValue } = { rd, wr };
+    if (TRAMPOLINES) {
+      const get = (n: number): number[] => Array.from({ length: n }, (_, k) => [0x20, k]).flat();
+      const tramp = moduleBytes(TYPES.slice(1), [{ name: "rd", type: 0 }, { name: "wr", type: 1 }], this.memLimits, [
+        { type: 0, locals: [], code: new Uint8Array([...get(3), 0x10, 0, 0x0b]) },
+        { type: 1, locals: [], code: new Uint8Array([...get(5), 0x10, 1, 0x0b]) },
+      ]);
+      const ex = new WebAssembly.Instance(new WebAssembly.Module(tramp), { e: { m: memory, rd, wr } }).exports;
+      slow = { rd: ex["0"], wr: ex["1"] };
+    }
+    this.imports = { e: { m: memory, ...slow } };
     const bytes = moduleBytes([BLOCK_TYPE], [], this.memLimits, [dispatcherBody(jitAt)], 0);
     this.dispatch = new WebAssembly.Instance(new WebAssembly.Module(bytes), { e: { m: memory, t: this.table } }).exports["0"] as BlockFn;
   }
 
-  /** Makes block `fn` at RAM offset `key` reachable through the dispatcher; returns its table slot. */
+  /**
+   * Makes block `fn` at RAM offset `key` reachable through the dispatcher; returns its table slot. Called (via
+   * the InstallFn) while install() installs a module's blocks: the block is charged to that module.
+   */
   enter(key: number, fn: BlockFn): number {
     if (this.free.length === 0) {
       const n = this.table.length;
       this.table.grow(n);
       for (let k = 2 * n - 1; k >= n; k--) this.free.push(k);
+      const sm = new Int32Array(2 * n);
+      sm.set(this.slotModule);
+      this.slotModule = sm;
     }
     const idx = this.free.pop()!;
     this.table.set(idx, fn);
+    const rec = this.modules.get(this.installing);
+    if (rec === undefined) throw new Error(`JitEngine.enter outside install (module ${this.installing})`);
+    this.slotModule[idx] = this.installing;
+    rec.live++;
+    rec.blocks++;
+    rec.slots.push(key, idx);
+    this.stats.liveBlocks++;
     const h = ((key >>> 2) & (MAP_ENTRIES - 1)) << 1;
     this.map[h] = key + 1; this.map[h + 1] = idx;
     return idx;
@@ -210,6 +270,44 @@ export class JitEngine {
     if (this.map[h] === key + 1 && this.map[h + 1] === idx) this.map[h] = 0;
     this.table.set(idx, null);
     this.free.push(idx);
+    const id = this.slotModule[idx], rec = this.modules.get(id)!;
+    this.slotModule[idx] = -1;
+    this.stats.liveBlocks--;
+    if (--rec.live === 0) {
+      this.modules.delete(id);
+      this.stats.liveModules--;
+      this.stats.liveBytes -= rec.bytes;
+    }
+  }
+
+  /**
+   * Evicts modules (calls `drop(key, idx)` for each of their installed blocks, which must leave() it): first
+   * every module with fewer than a quarter of its blocks still installed (the rest were dropped with their pages
+   * — boot code the sweep took, pages rewritten — but the survivors keep the whole module alive: its code, jump
+   * tables and metadata), then the oldest modules while the installed modules' wasm bytes exceed `budget`. The
+   * dropped blocks are compiled again once hot, into new (fuller) modules. Returns the modules evicted.
+   */
+  evict(budget: number, drop: (key: number, idx: number) => void): number {
+    const victims: number[] = [];
+    let bytes = this.stats.liveBytes;
+    for (const [id, rec] of this.modules) {
+      if (4 * rec.live < rec.blocks) { victims.push(id); bytes -= rec.bytes; }
+    }
+    if (bytes > budget) {
+      for (const [id, rec] of this.modules) { // a Map iterates in insertion order: oldest first
+        if (bytes <= budget) break;
+        if (4 * rec.live < rec.blocks) continue;
+        victims.push(id);
+        bytes -= rec.bytes;
+      }
+    }
+    for (const id of victims) {
+      const sl = this.modules.get(id)!.slots;
+      for (let k = 0; k < sl.length; k += 2) if (this.slotModule[sl[k + 1]] === id) drop(sl[k], sl[k + 1]);
+      if (this.modules.has(id)) throw new Error(`JitEngine.evict: module ${id} still has installed blocks`);
+    }
+    this.stats.evicted += victims.length;
+    return victims.length;
   }
 
   /**
@@ -265,7 +363,7 @@ export class JitEngine {
       this.stats.compileMs += performance.now() - t0;
       return;
     }
-    this.install(this.translateHere(p, known), p, gen, install, drop);
+    this.install(this.translateHere(p, known), p, gen, install, drop, this.lastBytes);
     p.length = 0;
     this.stats.compileMs += performance.now() - t0;
   }
@@ -282,8 +380,11 @@ export class JitEngine {
       for (const e of p) e.n = 0;
       return null;
     }
+    this.lastBytes = bytes.length;
     return this.compile(bytes, p.length);
   }
+  /** The size of the module translateHere made last. */
+  private lastBytes = 0;
 
   /** Batches on the compile worker. */
   get inFlight(): number { return this.inflight.length; }
@@ -317,7 +418,7 @@ export class JitEngine {
         }
         inst = this.instantiate(r.module, done.length);
       }
-      this.install(inst, inst === null ? b.pending : done, gen, install, drop);
+      this.install(inst, inst === null ? b.pending : done, gen, install, drop, r.size);
       this.stats.compileMs += performance.now() - t0;
       this.stats.worker++;
       n++;
@@ -330,7 +431,7 @@ export class JitEngine {
           for (let k = 0; k < b.known.length; k += 2) if (b.known[k] === page && b.known[k + 1] === slot) return true;
           return false;
         };
-        this.install(this.translateHere(b.pending, kn), b.pending, gen, install, drop);
+        this.install(this.translateHere(b.pending, kn), b.pending, gen, install, drop, this.lastBytes);
         this.stats.compileMs += performance.now() - t0;
         this.stats.late++;
         n++;
@@ -367,9 +468,13 @@ export class JitEngine {
     this.stats.failed += blocks;
   }
 
+  /** `bytes`: the module's size (wasm bytes), for the live-code figures. */
   private install(inst: WebAssembly.Instance | null, entries: readonly Entry[], gen: Uint32Array, install: InstallFn,
-    drop: (page: number, slot: number) => void): void {
+    drop: (page: number, slot: number) => void, bytes = 0): void {
     const ex = inst === null ? null : inst.exports as Record<string, BlockFn>;
+    const id = this.stats.modules, rec: ModuleRecord = { live: 0, blocks: 0, bytes, slots: [] };
+    this.modules.set(id, rec);
+    this.installing = id;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
@@ -378,6 +483,9 @@ export class JitEngine {
       this.stats.blocks++;
       this.stats.insns += e.n;
     }
+    this.installing = -1;
+    if (rec.live === 0) this.modules.delete(id);
+    else { this.stats.liveModules++; this.stats.liveBytes += bytes; }
     if (ex !== null) this.stats.modules++;
   }
 }

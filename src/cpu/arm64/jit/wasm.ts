@@ -167,12 +167,20 @@ export interface FuncBody { type: number; locals: [count: number, type: number][
  * A module importing memory `e.m` (with the given page limits, shared or not), with `tableMin` ≥ 0 a function
  * table `e.t`, and functions `e.<name>`, and exporting its own functions as "0", "1", …
  */
+/**
+ * moduleBytes' buffers, reused from module to module (one thread builds one module at a time): three new ones
+ * per module, grown by doubling, were malloc churn beside V8's long-lived allocations (docs/benchmarks.md,
+ * session 24: what a boot leaves resident).
+ */
+const SCRATCH_OUT = new Bytes(), SCRATCH_SEC = new Bytes(), SCRATCH_BODY = new Bytes();
+
 export function moduleBytes(types: FuncType[], imports: { name: string; type: number }[],
   mem: { pages: number; maxPages: number; shared: boolean }, funcs: FuncBody[], tableMin = -1): Uint8Array<ArrayBuffer> {
-  const out = new Bytes();
+  const out = SCRATCH_OUT, sec = SCRATCH_SEC, body = SCRATCH_BODY;
+  out.reset();
   out.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const sec = new Bytes();
   // Type section.
+  sec.reset();
   sec.u32(types.length);
   for (const t of types) {
     sec.byte(0x60);
@@ -202,7 +210,6 @@ export function moduleBytes(types: FuncType[], imports: { name: string; type: nu
   // Code section.
   sec.reset();
   sec.u32(funcs.length);
-  const body = new Bytes();
   for (const f of funcs) {
     body.reset();
     body.u32(f.locals.length);
