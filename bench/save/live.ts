@@ -4,7 +4,7 @@
  * live migration of the same guest beside it (`migrate -d tcp:…` to a second QEMU started with `-incoming`,
  * figures from `info migrate`).
  *
- *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu]
+ *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only] [--keep-logs DIR]
  *
  * Xeno: `xeno migrate -s '' DOM 'XENO_RUN_DIR=OTHER xeno migrate-receive'` (the CLI, xenod and the hypervisors
  * as a user runs them), back and forth; its own report gives the rounds, the stop-and-copy and the downtime
@@ -79,7 +79,7 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
     let con = await console_(dirs[at]!, domid);
     await con.until(new RegExp(GUEST_READY_MARKER), 900_000, "xeno guest ready");
     await sleep(5000);
-    for (const mode of ["idle", "dirtying"]) {
+    for (const mode of process.argv.includes("--idle-only") ? ["idle"] : ["idle", "dirtying"]) {
       if (mode === "dirtying") {
         con.type("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t; (while :; do dd if=/dev/zero of=/mnt/t/d bs=4k count=1024 conv=notrunc 2>/dev/null; done) & echo LOOP-$((2+3))\n");
         await con.until(/LOOP-5/, 60_000, "dirtying loop started");
@@ -113,6 +113,9 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
       for (const pid of ["xenod.pid", "hv.pid"]) { try { process.kill(Number(fs.readFileSync(path.join(d, pid), "utf8")), "SIGTERM"); } catch { /* none */ } }
     }
     await sleep(1000);
+    // --keep-logs DIR: the two hypervisors' logs (hv.log) are copied there as hv-a.log and hv-b.log.
+    const keep = process.argv.indexOf("--keep-logs") >= 0 ? process.argv[process.argv.indexOf("--keep-logs") + 1] : undefined;
+    if (keep !== undefined) dirs.forEach((d, i) => { try { fs.copyFileSync(path.join(d, "hv.log"), path.join(keep, `hv-${"ab"[i]}.log`)); } catch { /* none */ } });
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   }
   return out;
@@ -198,7 +201,7 @@ async function main(): Promise<void> {
     `total ${median(r.map((v) => v.total)).toFixed(0)} ms, rounds ${r.map((v) => v.rounds).join("/")}, pages paused ${r.map((v) => v.finalPages).join("/")}`;
   console.log(`live migration of a ${mem} MiB guest (1 vCPU), median of ${runs}:`);
   console.log(`  xeno idle:     ${row(x.idle!)}`);
-  console.log(`  xeno dirtying: ${row(x.dirtying!)}`);
+  if (x.dirtying!.length > 0) console.log(`  xeno dirtying: ${row(x.dirtying!)}`);
   if (!process.argv.includes("--no-qemu")) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-live-q-"));
     try {

@@ -173,8 +173,8 @@ export class ControlServer {
       case "shutdown": return hv.shutdown(r.domid, r.reason);
       case "destroy": return hv.destroy(r.domid);
       case "save": return hv.save(r.domid, r.path, { checkpoint: r.checkpoint === true, paused: r.paused === true, suspend: r.suspend === true });
-      case "migrate-send": return hv.migrateSend(r.domid, r.socket, { live: r.live, maxRounds: r.maxRounds, minDirty: r.minDirty });
-      case "restore": return hv.restore(r.path, { paused: r.paused === true, name: r.name, spec: r.spec, stream: r.stream === true });
+      case "migrate-send": return hv.migrateSend(r.domid, r.socket, { live: r.live, maxRounds: r.maxRounds, minDirty: r.minDirty, renameTo: r.renameTo });
+      case "restore": return hv.restore(r.path, { paused: r.paused === true, name: r.name, spec: r.spec, stream: r.stream === true, received: r.received === true });
       case "rename": return hv.rename(r.domid, r.name);
       case "mem-set": return hv.memSet(r.domid, r.targetKiB);
       case "mem-max": return hv.memMax(r.domid, r.maxKiB);

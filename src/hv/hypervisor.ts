@@ -38,7 +38,7 @@ import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { PERMIT_WAITED, cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
-import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
+import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreBuildInfo, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
 
 export interface RestoreResult { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo }
@@ -82,6 +82,14 @@ interface Domain {
   saving?: boolean;
   /** Restored (a move or a restore): its vifs announce themselves again when it is first unpaused. */
   announce?: boolean;
+  /**
+   * A restore answered with `received`: its worker still builds the Machine. Settles when the build ended (with
+   * its figures; rejected when it failed, the domain then gone). An unpause with report and a destroy wait for it;
+   * the first unpause with report takes it (and gives its figures), whether the build ended before or after.
+   */
+  building?: Promise<RestoreBuildInfo>;
+  /** Set once `building` ended well. */
+  built?: RestoreBuildInfo;
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -151,6 +159,11 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   /** Domains moved between threads by the balancer (xl info: vmMoves). */
   moves = 0;
   private readonly domains = new Map<number, Domain>();
+  /**
+   * Restores answered with `received` whose build then failed, by domid: the unpause that follows (xeno
+   * migrate-receive's) is told why instead of "no domain". One per domid, replaced by the next; at most 16 kept.
+   */
+  private readonly failedBuilds = new Map<number, string>();
   /** Worker threads with domains in them (a thread ends with its last domain, or becomes the spare). */
   private readonly threads = new Set<VmThread>();
   /** A thread without domains kept for the next one (SPARE_KEEP_MS), and the timer that ends it. */
@@ -398,7 +411,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   }
 
   async destroy(domid: number): Promise<void> {
-    const d = this.dom(domid);
+    let d = this.dom(domid);
+    if (d.building !== undefined) {
+      // Restored with `received` and still building: destroyed once built; a build that failed left nothing.
+      await d.building.catch(() => undefined);
+      if (this.domains.get(domid) !== d) return;
+      d = this.dom(domid);
+    }
     if (d.dying) return;
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: destroy it when the save has ended`);
     d.dying = true;
@@ -568,11 +587,15 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * it; the client renames, destroys or resumes it. A failure before the pause leaves it running as it was; a
    * failure after resumes it (unless it was paused before).
    */
-  async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number } = {}): Promise<MigrateSendResult> {
+  async migrateSend(domid: number, socket: string, o: { live?: boolean; maxRounds?: number; minDirty?: number; renameTo?: string } = {}): Promise<MigrateSendResult> {
     const d = this.dom(domid);
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"}): nothing to migrate`);
     if (d.spec.firmware !== undefined) throw new HvError("ESTATE", `domain ${domid} is an HVM domain (firmware boot), which cannot be migrated yet (docs/hvm.md)`);
     if (typeof socket !== "string" || !isAbsolute(socket)) throw new HvError("EINVAL", `stream socket ${JSON.stringify(socket)}: an absolute path`);
+    if (o.renameTo !== undefined) {
+      checkName(o.renameTo);
+      for (const x of this.domains.values()) if (x !== d && x.name === o.renameTo) throw new HvError("EEXIST_NAME", `a domain named '${o.renameTo}' exists (id ${x.domid})`);
+    }
     const policy: LivePolicy = { maxRounds: o.maxRounds ?? DEFAULT_LIVE_POLICY.maxRounds, minDirty: o.minDirty ?? DEFAULT_LIVE_POLICY.minDirty };
     const bad = policyError(policy);
     if (bad !== null) throw new HvError("EINVAL", bad);
@@ -625,6 +648,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       await w.end();
       await out.end();
       const tEnd = performance.now();
+      // xeno migrate's NAME--migratedaway, here rather than in a request of its own after this answer: the
+      // target's ready message can come before such a request's round trip (through xenod) has ended.
+      if (o.renameTo !== undefined) this.rename(domid, o.renameTo);
       const stopCopyMs = tEnd - tPause;
       const stopCopy = { saveMs: tSaved - tPause, dirtyMs: tDirty - tSaved, stateMs: tState - tDirty, pagesMs: tPages - tState, endMs: tEnd - tPages };
       d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
@@ -633,7 +659,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
         `stop-and-copy ${stopCopyMs.toFixed(0)} ms, total ${ms.toFixed(0)} ms)${whyNotLive !== undefined ? `; not live: ${whyNotLive}` : ""}`);
       return { bytes: w.bytes, live: rounds.length > 0, ...(whyNotLive !== undefined ? { whyNotLive } : {}), rounds,
-        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms };
+        finalPages: last.length, wasPaused: run.paused, pausedAt: saved0.pausedAt, stopCopyMs, stopCopy, ms,
+        ...(o.renameTo !== undefined ? { renamed: true } : {}) };
     } catch (e) {
       out?.destroy();
       if (logging) await d.runner.dirty("stop").catch(() => undefined);
@@ -650,8 +677,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * that name it), under its saved name or `name`. The file is read and checked whole before anything is
    * built; then its frames are claimed, its XenStore nodes written, and its machine continued in a worker thread.
    */
-  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean } = {}): Promise<RestoreResult> {
+  async restore(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean } = {}): Promise<RestoreResult> {
     if (typeof path !== "string" || !isAbsolute(path)) throw new HvError("EINVAL", `save file ${JSON.stringify(path)}: an absolute path (the hypervisor reads it)`);
+    if (o.received === true && o.paused !== true) throw new HvError("EINVAL", "received (answer before the build) is for a domain restored paused: its unpause waits for the build");
     if (o.name !== undefined) checkName(o.name);
     if (o.spec !== undefined) { checkSpec(o.spec); checkDevices(o.spec); }
     const t0 = performance.now(), cpu0 = process.cpuUsage();
@@ -659,14 +687,22 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // V8 isolate loading the emulator: hundreds of ms on a busy host; for a migration, during pre-copy rather
     // than the downtime); build() places the domain there. Ended again if the restore fails before that.
     const early = this.placeThread();
+    // A migration's stream brings the state only at its end: the thread rehearses a restore meanwhile, so the
+    // build in the downtime does not run its code for the first time in this isolate (warm-restore.ts).
+    if (o.stream === true) early.warm();
+    let building: Promise<unknown> | null = null;
     try {
-      return await this.restoreIn(path, o, t0, cpu0, early);
+      const r = await this.restoreIn(path, o, t0, cpu0, early);
+      building = this.domains.get(r.domid)?.building ?? null;
+      return r;
     } finally {
-      await this.threadLeft(early); // closes it only if no domain went there
+      // Closes it only if no domain went there: once a build answered after the restore has ended.
+      if (building === null) await this.threadLeft(early);
+      else void building.then(() => undefined, () => undefined).then(() => this.threadLeft(early));
     }
   }
 
-  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }, t0: number,
+  private async restoreIn(path: string, o: { paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean }, t0: number,
     cpu0: NodeJS.CpuUsage, early: VmThread): Promise<RestoreResult> {
     let f: ReadSaveFile;
     let noMemory: HvError | null = null;
@@ -762,21 +798,52 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }
     }
     const tBuild = performance.now();
-    try {
-      // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
-      // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
-      const newDomain = saved.suspended !== undefined;
-      const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
-      await this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames });
-    } catch (e) {
-      // build() undid everything (store nodes, frames, bridges); say which file the refusal is about.
-      throw e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e;
+    const wall = (t: number): number => performance.timeOrigin + t;
+    // A guest that suspended itself resumes as in a new domain: a new store connection (it registers its
+    // watches again, xs_resume) and new back-ends its front-ends reconnect to (Machine from.newDomain).
+    const newDomain = saved.suspended !== undefined;
+    const guest: SavedGuestLink = newDomain ? { watches: [], replies: [] } : saved.store.guest;
+    // build() reserves the id and name (this.domains) before its first await, then undoes everything (store
+    // nodes, frames, bridges) if it fails; say which file the refusal is about.
+    this.failedBuilds.delete(domid);
+    const built = this.build(spec, domid, uuid, [], { from: { snapshot: saved.snapshot, memory: f.memory, guest, newDomain }, claimed: frames })
+      .catch((e: unknown) => {
+        const err = e instanceof HvError ? new HvError(e.code, `restore of ${path}: ${e.message}`) : e as Error;
+        if (o.received === true) {
+          this.failedBuilds.set(domid, err.message);
+          if (this.failedBuilds.size > 16) this.failedBuilds.delete(this.failedBuilds.keys().next().value!);
+        }
+        throw err;
+      });
+    const reserved = this.domains.get(domid);
+    if (o.received === true && reserved === undefined) await built; // refused before it reserved the id: throws
+    if (o.received === true && reserved !== undefined) {
+      // Answered now (a migration's ready message); the build goes on and the unpause waits for it. The domain
+      // record is the one build() reserved: it carries the build until it ended.
+      const d = reserved;
+      const building = built.then((): RestoreBuildInfo => {
+        const rt = d.runner.restoreTiming;
+        const info = { builtAt: wall(performance.now()), threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN };
+        this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data; answered at ${(tBuild - t0).toFixed(1)} ms ` +
+          `after the read and checks, built ${(info.builtAt - wall(t0)).toFixed(1)} ms after the request: thread ${info.threadMs.toFixed(1)}, machine ${info.machineMs.toFixed(1)})`);
+        this.announceVifs(d);
+        d.announce = true;
+        d.built = info;
+        return info;
+      });
+      building.catch(() => undefined); // awaited by the unpause (or a destroy); a failure is its answer there
+      d.building = building;
+      const timing: RestoreTimingInfo = {
+        readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: NaN,
+        threadMs: NaN, machineMs: NaN, readAt: wall(tRead), builtAt: NaN, ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
+      };
+      return { domid, bytes: f.bytes, ms: tBuild - t0, timing };
     }
+    await built;
     const tBuilt = performance.now();
     const ms = tBuilt - t0;
     const d = this.domains.get(domid);
     const rt = d?.runner.restoreTiming ?? null;
-    const wall = (t: number): number => performance.timeOrigin + t;
     // A domain that runs: the answer waits for its first slice (bounded), so "restored" means running.
     const ranAt = d !== undefined && !spec.paused ? await d.runner.firstRun(RUN_WAIT_MS) : NaN;
     const timing: RestoreTimingInfo = {
@@ -813,9 +880,27 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    * the epoch: xeno migrate-receive's "running at the target" is the first guest instruction, not the request).
    */
   unpause(domid: number): null;
-  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number }>;
-  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number }> {
+  unpause(domid: number, o: { report: true; name?: string }): Promise<{ runningAt: number; build?: RestoreBuildInfo }>;
+  unpause(domid: number, o: { report?: boolean; name?: string } = {}): null | Promise<{ runningAt: number; build?: RestoreBuildInfo }> {
+    const failed = this.domains.has(domid) ? undefined : this.failedBuilds.get(domid);
+    if (failed !== undefined) {
+      this.failedBuilds.delete(domid);
+      throw new HvError("EBUILD", `domain ${domid} could not be built, nothing runs: ${failed}`);
+    }
     const d = this.dom(domid);
+    if (d.building !== undefined) {
+      // A restore answered before its build (`received`): with report, unpaused once built; a build that failed
+      // fails this (the domain is gone: xeno migrate-receive reports the failure and the source resumes).
+      if (o.report === true) {
+        const name = o.name, building = d.building;
+        return building.then(async (build) => {
+          if (d.building === building) delete d.building;
+          return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
+        }, (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+      }
+      if (d.built === undefined) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
+      delete d.building;
+    }
     if (d.stopped !== null || d.dying) throw new HvError("ESTATE", `domain ${domid} is not running (${d.stopped?.state ?? "dying"})`);
     if (d.saving === true) throw new HvError("ESTATE", `domain ${domid} is being saved: unpause it when the save has ended`);
     if (!d.runner.paused) {
@@ -1109,6 +1194,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       }, SPARE_KEEP_MS);
       timer.unref();
       this.spare = { thread: t, timer };
+      // The next domain it takes may be a restore: it rehearses one now, while nothing waits for it (once).
+      t.warm();
       return;
     }
     await t.close();

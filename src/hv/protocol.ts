@@ -211,14 +211,20 @@ export type Request =
    * unpaused. `spec` (xl restore CONFIG FILE) replaces the saved config: same memory, vCPUs and devices (devid,
    * vdev, read-only; vif MAC and MTU), while name, disk paths, bridges, policies and scheduling may differ.
    * `stream` (xeno migrate-receive): `path` is a unix socket the client listens on, carrying the stream.
+   * `received` (with `paused`; xeno migrate-receive): answered once the file or stream is read and checked and
+   * the domain's id, name, frames and store nodes are taken, while its worker still builds the Machine (the
+   * build overlaps the migration's ready → go-ahead handshake); an `unpause` with `report` waits for the build,
+   * and a build that fails makes that unpause fail with the domain gone (xl's "unpause failed" path: the source
+   * resumes). `timing`'s build figures are then NaN; the unpause's answer carries them (`build`).
    */
-  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean }
+  | { id: number; op: "restore"; path: string; paused?: boolean; name?: string; spec?: DomainSpec; stream?: boolean; received?: boolean }
   /**
    * xl migrate's sending side: the save stream into the unix socket `socket` (absolute; the client listens),
    * live (pre-copy) unless `live` is false; maxRounds/minDirty: when pre-copy stops (5 rounds, < 50 dirty pages).
-   * The domain is left paused and saved (as save -p).
+   * The domain is left paused and saved (as save -p). `renameTo`: renamed so once the stream is sent (xeno
+   * migrate's NAME--migratedaway, with no request of its own while the target restores; `renamed` says it was).
    */
-  | { id: number; op: "migrate-send"; domid: number; socket: string; live?: boolean; maxRounds?: number; minDirty?: number }
+  | { id: number; op: "migrate-send"; domid: number; socket: string; live?: boolean; maxRounds?: number; minDirty?: number; renameTo?: string }
   | { id: number; op: "rename"; domid: number; name: string }
   /** Sets memory/target (the balloon); KiB. */
   | { id: number; op: "mem-set"; domid: number; targetKiB: number }
@@ -258,7 +264,7 @@ export interface ResultMap {
   save: { bytes: number; pages: number; zeroPages: number; ms: number };
   "migrate-send": MigrateSendResult;
   restore: { domid: number; bytes: number; ms: number; timing: RestoreTimingInfo };
-  pause: null; unpause: null | { runningAt: number }; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
+  pause: null; unpause: null | { runningAt: number; build?: RestoreBuildInfo }; shutdown: null; destroy: null; rename: null; "mem-set": null; sysrq: null;
   "set-toolstack": null; subscribe: null; console: null;
   dmesg: string[];
   "sched-credit": { weight: number; cap: number; affinity: number[] | null };
@@ -330,6 +336,17 @@ export interface RestoreTimingInfo {
   runningMs?: number;
 }
 
+/**
+ * A restore answered with `received`: its build, which went on after the answer (the unpause with `report` that
+ * waited for it gives this). Wall times as in RestoreTimingInfo; ms.
+ */
+export interface RestoreBuildInfo {
+  /** The worker built the Machine and answered (wall ms since the epoch). */
+  builtAt: number;
+  threadMs: number;
+  machineMs: number;
+}
+
 /** What a migration's sending side did (Hypervisor.migrateSend). */
 export interface MigrateSendResult {
   bytes: number;
@@ -349,4 +366,6 @@ export interface MigrateSendResult {
    * state encoded and written, the pages written, the stream's end written and taken by the client. */
   stopCopy: { saveMs: number; dirtyMs: number; stateMs: number; pagesMs: number; endMs: number };
   ms: number;
+  /** Renamed to the request's `renameTo` once the stream was sent. */
+  renamed?: boolean;
 }

@@ -100,9 +100,10 @@ const ops: Record<string, z.ZodTypeAny> = {
   "migrate-send": z.object({
     ...withDomid, socket: z.string({ invalid_type_error: "expected the stream socket's path (a string)", required_error: "expected the stream socket's path" }).min(1),
     live: z.boolean().optional(), maxRounds: int("a round count (an integer)").optional(), minDirty: int("a page count (an integer)").optional(),
+    renameTo: z.string({ invalid_type_error: "expected the name to rename the domain to once sent (a string)" }).optional(),
   }).passthrough(),
   restore: z.object({
-    ...base, path: savePath, paused: z.boolean().optional(), stream: z.boolean().optional(),
+    ...base, path: savePath, paused: z.boolean().optional(), stream: z.boolean().optional(), received: z.boolean().optional(),
     name: z.string({ invalid_type_error: "expected the domain's name (a string)" }).optional(), spec: specSchema.optional(),
   }).passthrough(),
   shutdown: z.object({ ...withDomid, reason: z.enum(["poweroff", "reboot", "halt", "suspend"]) }).passthrough(),

@@ -84,6 +84,10 @@ export interface SaveContents {
   state: unknown;
 }
 
+/**
+ * Where a save stream goes. `write` resolves once the sink is done with `b` (copied it, or handed it to the
+ * kernel): the writer reuses the buffer for its next record.
+ */
 export interface ByteSink { write(b: Uint8Array): Promise<void> }
 
 export interface WriteProgress { pages: number; totalPages: number; bytes: number }
@@ -119,6 +123,13 @@ export class SaveStreamWriter {
   dataPages = 0;
   private crc = 0;
   private readonly pfns = Buffer.alloc(8 * MAX_BATCH);
+  /**
+   * The PAGE_DATA record being built, reused for every record (the sink is done with it when its write
+   * resolves): a live migration's sender wrote ~50 MiB of fresh 4 MiB buffers per round otherwise, and V8
+   * answered that external memory with full (mark-compact) collections, one of which could fall in the pause
+   * (docs/benchmarks.md, session 24). Allocated at the first record: the largest one's size.
+   */
+  private rec: Buffer | null = null;
   constructor(private readonly sink: ByteSink) {}
 
   private async out(b: Uint8Array): Promise<void> { this.crc = crcOf(b, this.crc); this.bytes += b.length; await this.sink.write(b); }
@@ -188,7 +199,8 @@ export class SaveStreamWriter {
       // The record built in one buffer (header, count, pfns, pages: a multiple of 8 bytes, so no padding), each
       // page copied once, as it is now (one written meanwhile is sent again by a live migration's next round).
       const len = 8 + 8 * n + PAGE_SIZE * data.length;
-      const rec = Buffer.allocUnsafe(8 + len); // every byte written below
+      // Every byte of rec[0, 8 + len) is written below.
+      const rec = (this.rec ??= Buffer.allocUnsafe(8 + 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH)).subarray(0, 8 + len);
       rec.writeUInt32LE(LIBXC_REC_PAGE_DATA, 0);
       rec.writeUInt32LE(len, 4);
       rec.writeUInt32LE(n, 8);

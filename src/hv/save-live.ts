@@ -138,23 +138,66 @@ export function announceFrame(mac: string): Uint8Array {
   return f;
 }
 
-/** A paused-mode Readable as a ByteSource: reads only what is asked (the rest stays for the next read). */
+/** Bytes a readableSource holds before it pauses its stream (resumed below half of it). */
+const SOURCE_HIGH_WATER = 1 << 20;
+
+/**
+ * A Readable as a ByteSource: reads only what is asked (the rest stays for the next read). The stream's chunks
+ * are kept as they came and handed out as views — `read` never gathers two chunks into a new buffer — and
+ * `readInto` copies them straight into the caller's views (a migration's pages into the new domain memory), so
+ * a stream of pages costs no buffers beyond the stream's own chunks (each a 64 KiB allocation by Node; the
+ * reader's 4 MiB gathering buffer per PAGE_DATA record is gone: V8 answered that external memory with full
+ * collections, docs/benchmarks.md, session 24). The stream is paused above SOURCE_HIGH_WATER bytes held.
+ */
 export function readableSource(s: Readable): ByteSource {
-  let ended = false;
+  const q: Buffer[] = [];
+  let head = 0, held = 0, ended = false, paused = false;
   let wake: (() => void) | null = null;
   const kick = (): void => { const w = wake; wake = null; w?.(); };
-  s.on("readable", kick);
+  s.on("data", (b: Buffer) => {
+    if (b.length === 0) return;
+    q.push(b);
+    held += b.length;
+    if (held >= SOURCE_HIGH_WATER && !paused) { paused = true; s.pause(); }
+    kick();
+  });
   for (const ev of ["end", "close", "error"]) s.on(ev, () => { ended = true; kick(); });
+  /** Up to n bytes of the first chunk, as a view (no copy); null when nothing is held. */
+  const next = (n: number): Buffer | null => {
+    const c = q[0];
+    if (c === undefined) return null;
+    const k = Math.min(n, c.length - head);
+    const out = c.subarray(head, head + k);
+    head += k;
+    held -= k;
+    if (head === c.length) { q.shift(); head = 0; }
+    if (paused && held < SOURCE_HIGH_WATER / 2) { paused = false; s.resume(); }
+    return out;
+  };
+  const more = async (): Promise<boolean> => {
+    if (q.length > 0) return true;
+    if (ended) return false;
+    await new Promise<void>((r) => { wake = r; });
+    return q.length > 0 || !ended;
+  };
   return {
     async read(n: number): Promise<Uint8Array> {
-      for (;;) {
-        if (s.readableLength > 0) {
-          const b = s.read(Math.min(n, s.readableLength)) as Buffer | null;
-          if (b !== null) return b;
+      while (q.length === 0) if (!(await more())) return new Uint8Array(0);
+      return next(n)!;
+    },
+    async readInto(views: readonly Uint8Array[]): Promise<number> {
+      let total = 0;
+      for (const v of views) {
+        let o = 0;
+        while (o < v.length) {
+          while (q.length === 0) if (!(await more())) return total;
+          const b = next(v.length - o)!;
+          v.set(b, o);
+          o += b.length;
+          total += b.length;
         }
-        if (ended) return new Uint8Array(0);
-        await new Promise<void>((r) => { wake = r; });
       }
+      return total;
     },
   };
 }

@@ -12,6 +12,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
+import { warmRestore } from "./warm-restore.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
 import { setBlkIoDoorbell, setBlkShare, type BlkDiskConfig } from "../backends/blk/index.js";
@@ -107,7 +108,9 @@ export type HostToThread =
   /** No domain left and none coming: end the thread. */
   | { type: "exit" }
   /** Help read a save file's pages into a new domain memory (save-jobs.ts; sent only to a thread without domains). */
-  | { type: "read-pages"; jobs: PageJobsMessage };
+  | { type: "read-pages"; jobs: PageJobsMessage }
+  /** Rehearse a restore (warm-restore.ts) before one comes in the downtime (sent only to a thread without domains). */
+  | { type: "warm" };
 
 /** Hot-plug requests (xl block-attach/-detach, network-attach/-detach); answered with device-done. */
 export type DeviceOp =
@@ -659,6 +662,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       const h = msg.message as HostToThread;
       if (h.type === "exit") { for (const g of guests) g.finish(); return; }
       if (h.type === "read-pages") { helpWithPageJobs(h.jobs); continue; }
+      if (h.type === "warm") { warmRestore(); continue; }
       try { guests.push(new Guest(h.port, h.data, t.doorbell)); } catch { /* reported to its runner as "failed" */ }
     }
     let wait = MAX_SLEEP_MS;

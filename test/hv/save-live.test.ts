@@ -13,11 +13,12 @@
  *  - the RARP announce frame (QEMU's announce_self_create layout).
  */
 import { test } from "node:test";
+import { PassThrough } from "node:stream";
 import assert from "node:assert/strict";
 import { ACC_READ, Mmu } from "../../src/mmu/mmu.js";
 import { GuestMemory } from "../../src/xen/guest-memory.js";
 import { GrantTable, GTF_permit_access } from "../../src/xen/grant-table.js";
-import { announceFrame, precopy, precopyDone, unionPages, DEFAULT_LIVE_POLICY } from "../../src/hv/save-live.js";
+import { announceFrame, precopy, precopyDone, readableSource, unionPages, DEFAULT_LIVE_POLICY } from "../../src/hv/save-live.js";
 import { bufferSource, readSave, SaveFormatError, SaveStreamWriter, PAGE_SIZE } from "../../src/hv/save-format.js";
 
 const BASE = 0x40000000;
@@ -179,4 +180,48 @@ test("announce frame: a 60-byte broadcast RARP request from the vif's MAC", () =
     "00163e0a0b0c" + "00000000" + "00163e0a0b0c" + "00000000");
   assert.ok(f.subarray(42).every((b) => b === 0));
   assert.throws(() => announceFrame("nope"), RangeError);
+});
+
+test("readableSource: chunks handed out as views, read into views across chunks, paused above its mark, the end", async () => {
+  const s = new PassThrough({ highWaterMark: 64 * 1024 });
+  const src = readableSource(s);
+  // 3 MiB in 7,777-byte chunks (odd sizes, so views and chunks never line up), a known pattern.
+  const total = 3 << 20, piece = 7777;
+  const all = new Uint8Array(total);
+  for (let i = 0; i < total; i++) all[i] = (i * 131 + (i >>> 12)) & 0xff;
+  let sent = 0;
+  const pump = async (): Promise<void> => {
+    while (sent < total) {
+      const n = Math.min(piece, total - sent);
+      if (!s.write(all.subarray(sent, sent + n))) await new Promise((r) => s.once("drain", r));
+      sent += n;
+    }
+    s.end();
+  };
+  const pumped = pump();
+  // Held data stops the pump above the source's mark (1 MiB): it cannot send everything before any read. Turns of
+  // the event loop until it stops moving (in-process streams: no I/O to wait for).
+  for (let still = 0, last = -1, k = 0; still < 5 && k < 10_000; k++) {
+    await new Promise((r) => setImmediate(r));
+    still = sent === last ? still + 1 : 0;
+    last = sent;
+  }
+  assert.ok(sent < total, `the source paused its stream (sent ${sent} of ${total} before the first read)`);
+  const first = await src.read(10);
+  assert.deepEqual([...first], [...all.subarray(0, 10)]);
+  const small = await src.read(100_000);
+  assert.ok(small.length > 0 && small.length <= piece - 10, `a read takes from one chunk only (${small.length} bytes)`);
+  assert.deepEqual(Buffer.from(small), Buffer.from(all.subarray(10, 10 + small.length)));
+  let pos = 10 + small.length;
+  // Pages into views of 4 KiB, as a PAGE_DATA record's are read into the domain memory.
+  const views = Array.from({ length: 300 }, () => new Uint8Array(4096));
+  assert.equal(await src.readInto!(views), 300 * 4096);
+  for (let k = 0; k < 300; k++) assert.deepEqual(Buffer.from(views[k]!), Buffer.from(all.subarray(pos + k * 4096, pos + (k + 1) * 4096)), `view ${k}`);
+  pos += 300 * 4096;
+  // The rest, then the end: readInto says how much it got; read gives an empty array.
+  const rest = new Uint8Array(total - pos + 5000);
+  assert.equal(await src.readInto!([rest]), total - pos);
+  assert.deepEqual(Buffer.from(rest.subarray(0, total - pos)), Buffer.from(all.subarray(pos)));
+  assert.equal((await src.read(1)).length, 0);
+  await pumped;
 });

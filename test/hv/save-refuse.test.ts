@@ -70,6 +70,31 @@ test("restores whose contents do not fit are refused with nothing left behind", 
       assert.ok(hi.vmThreadsStarted! <= 1, `${name}: the spare was taken again (${hi.vmThreadsStarted} threads started)`);
     }
     assert.equal((await c.ok<HostInfo>("info")).vmThreadsStarted, 1, "one thread started for every restore");
+    // A restore answered before its build (`received`, as xeno migrate-receive asks): the answer comes with a
+    // domid while the worker builds; the machine refuses the state, so the unpause that waits for the build
+    // fails (EBUILD: xl's unpause-failed path, the migration's source resumes) and nothing is left — the
+    // destroy that migrate-receive then asks for finds no domain.
+    {
+      const path = join(dir, "state.xeno");
+      const early = await c.call("restore", { path, received: true });
+      assert.equal(early.ok, false, "received without paused is refused");
+      assert.equal((early as { error: { code: string } }).error.code, "EINVAL");
+      const r = await c.ok<{ domid: number; timing: { builtAt: number | null; storeMs: number } }>("restore", { path, paused: true, received: true, name: "ghost--incoming" });
+      assert.equal(r.domid, 3);
+      assert.equal(r.timing.builtAt, null, "answered before the build (builtAt NaN, null in JSON)");
+      const u = await c.call("unpause", { domid: 3, report: true, name: "ghost" });
+      assert.equal(u.ok, false, "the unpause of a domain whose build failed fails");
+      const err = (u as { error: { code: string; message: string } }).error;
+      assert.equal(err.code, "EBUILD", err.message);
+      assert.match(err.message, /could not be built, nothing runs: .*state/);
+      process.stderr.write(`# received, build refused: ${err.code} ${err.message.slice(0, 160)}\n`);
+      const gone = await c.call("destroy", { domid: 3 });
+      assert.equal((gone as { error: { code: string } }).error.code, "ENOENT_DOMAIN");
+      assert.equal((await c.ok<DomainInfo[]>("list")).length, 1, "received: nothing left running");
+      const hi: HostInfo = await c.ok<HostInfo>("info");
+      assert.equal(hi.freeMemoryMiB, free0, "received: no frames kept");
+      assert.equal(hi.vmThreads, 0, "received: no thread holds a domain");
+    }
     // Host files as harden checks them for create: a save file or a restored disk that is a FIFO or a directory
     // is refused at once (opened without blocking), and a request without a usable path by the schema.
     const fifo = join(dir, "fifo");

@@ -8,9 +8,12 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
- *   sender             renames its copy NAME--migratedaway (xl does it after the next message; here while the
- *                      receiver restores, which hides the request's round trip)
- *   receiver → sender  "domain received, ready to unpause\0"        (its copy restored, paused, NAME--incoming)
+ *   sender             its hypervisor renames its copy NAME--migratedaway as the stream ends (xl does it after
+ *                      the next message; here while the receiver restores, with no request in the downtime)
+ *   receiver → sender  "domain received, ready to unpause\0"        (its copy received and checked, paused,
+ *                      NAME--incoming: its hypervisor answers the restore with `received` and builds the
+ *                      machine during this handshake; the unpause below waits for the build, and a build that
+ *                      failed is an unpause that failed: status 1, the source resumes)
  *   sender → receiver  "domain is yours, you are cleared to unpause\0"
  *   receiver           renames its copy NAME, unpauses it (unless -p)
  *   receiver → sender  "my copy unpause results are as follows\0" and one byte: 0 = running
@@ -35,7 +38,7 @@ import { refuseDomain0, resolveDomain } from "./domains.js";
 import { withClient, type XlEnv } from "./env.js";
 import { XlError } from "./errors.js";
 import type { ParsedOpts } from "./getopt.js";
-import { HV_SOCKET, type MigrateSendResult, type RestoreTimingInfo } from "../../hv/protocol.js";
+import { HV_SOCKET, type MigrateSendResult, type RestoreBuildInfo, type RestoreTimingInfo } from "../../hv/protocol.js";
 import { connectUnix, RpcEndpoint } from "../../toolstack/wire.js";
 import { defaultRunDir } from "../../toolstack/client.js";
 
@@ -111,14 +114,16 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
       const sockPath = join(dir, "stream.sock");
       let sent: MigrateSendResult;
       try {
+        // Renamed away by the hypervisor as soon as the stream is sent, while the target restores (xl renames after
+        // the target's ready message: the same names at each step the target can see; no request of ours in the
+        // downtime — through xenod one came after the target's ready message; a failure renames it back: so from
+        // here, as the hypervisor may have renamed it before a failure this side sees).
+        renamed = true;
         sent = await sendThrough(sockPath, child.stdin, () =>
-          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy }));
+          ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy, renameTo: `${d.name}--migratedaway` }));
         saved = true;
         reportSend(env, sent);
-        // Renamed away while the target restores (xl renames after its ready message: the same names at each
-        // step the target can see, one round trip less in the downtime; a failure renames it back).
-        await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
-        renamed = true;
+        if (sent.renamed !== true) await ask(c, "rename the domain away", "rename", { domid: d.domid, name: `${d.name}--migratedaway` });
         await readFixed(recv, MIGRATE_READY, "receiver's ready message");
       } catch (e) { return await resume((e as Error).message); }
       env.err("migration sender: Target has acknowledged transfer.\n");
@@ -229,7 +234,9 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       // The restore (answered in the downtime) and the go-ahead's rename + unpause go to the hypervisor's own
       // socket: through xenod each would take two more process hops (xenod hears of them from its events).
       hv = await hvDirect();
-      const restoreArgs = { path: sockPath, stream: true, paused: true, name: `${name}--incoming` };
+      // Not with -p: answered once the stream is read and checked (`received`), so the machine is built during
+      // the ready → go-ahead handshake; the unpause waits for the build (a failed one fails it: status 1 below).
+      const restoreArgs = { path: sockPath, stream: true, paused: true, name: `${name}--incoming`, ...(!has(p, "p") ? { received: true } : {}) };
       try {
         ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
           hv !== null ? hv.request({ op: "restore", ...restoreArgs }) as Promise<{ domid: number; timing: RestoreTimingInfo }>
@@ -248,10 +255,10 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
         if (!has(p, "p")) {
           // Renamed and unpaused in one request; answered when it runs (its first guest instruction).
           const args = { domid, report: true, name };
-          const { runningAt } = (hv !== null ? await hv.request({ op: "unpause", ...args }).catch((e: Error) => { throw new XlError(`rename and unpause the migrated domain: ${e.message}`); })
-            : await ask(c, "rename and unpause the migrated domain", "unpause", args)) as { runningAt: number };
+          const { runningAt, build } = (hv !== null ? await hv.request({ op: "unpause", ...args }).catch((e: Error) => { throw new XlError(`rename and unpause the migrated domain: ${e.message}`); })
+            : await ask(c, "rename and unpause the migrated domain", "unpause", args)) as { runningAt: number; build?: RestoreBuildInfo };
           env.err("migration target: Domain started successfully.\n");
-          if (timing.pausedAt !== undefined) env.err(downtimeReport(timing, tRestored, tGo, runningAt));
+          if (timing.pausedAt !== undefined) env.err(downtimeReport(timing, tRestored, tGo, runningAt, build));
         } else {
           await ask(c, "rename the migrated domain", "rename", { domid, name });
           env.err("migration target: Domain restored paused (-p).\n");
@@ -263,7 +270,10 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       await write(out, Buffer.concat([MIGRATE_REPORT, Buffer.from([rc])])).catch(() => undefined);
       if (rc !== 0) {
         env.err("migration target: Failure, destroying our copy.\n");
-        await ask(c, "destroy our copy", "destroy", { domid });
+        // A build that failed left nothing to destroy (ENOENT_DOMAIN): the sender may resume all the same.
+        await ask(c, "destroy our copy", "destroy", { domid }).catch((e: Error) => {
+          if (!/ENOENT|no domain/i.test(e.message)) throw e;
+        });
         env.err("migration target: Cleanup OK, granting sender permission to resume.\n");
         await write(out, MIGRATE_GO).catch(() => undefined);
         return 1;
@@ -292,13 +302,22 @@ const wallNow = (): number => performance.timeOrigin + performance.now();
  * domain's first guest instruction (the worker's clock) — one clock when both hypervisors share a host — and
  * where it went.
  */
-function downtimeReport(t: RestoreTimingInfo, restored: number, go: number, running: number): string {
+function downtimeReport(t: RestoreTimingInfo, restored: number, go: number, running: number, build?: RestoreBuildInfo): string {
   const p = t.pausedAt!;
-  const f = (x: number): string => x.toFixed(1);
-  return `migration target: downtime ${(running - p).toFixed(0)} ms (the source paused → its first guest instruction here, ${f(running - p)}): ` +
-    `stop-and-copy until the stream's end was read ${f(t.readAt - p)}, ` +
-    `restore ${f(t.builtAt - t.readAt)} (checks and store ${f(t.storeMs)}, thread ${f(t.threadMs)}, machine ${f(t.machineMs)}), ` +
-    `handshake ${f(go - t.builtAt)} (restore answered ${f(restored - t.builtAt)}, ready → go-ahead ${f(go - restored)}), ` +
+  // A figure the hypervisor could not take comes as null (NaN in JSON).
+  const f = (x: number | null): string => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(1) : "?");
+  const head = `migration target: downtime ${(running - p).toFixed(0)} ms (the source paused → its first guest instruction here, ${f(running - p)}): ` +
+    `stop-and-copy until the stream's end was read ${f(t.readAt - p)}, `;
+  if (build === undefined) {
+    return head + `restore ${f(t.builtAt - t.readAt)} (checks and store ${f(t.storeMs)}, thread ${f(t.threadMs)}, machine ${f(t.machineMs)}), ` +
+      `handshake ${f(go - t.builtAt)} (restore answered ${f(restored - t.builtAt)}, ready → go-ahead ${f(go - restored)}), ` +
+      `rename and unpause → first instruction ${f(running - go)}\n`;
+  }
+  // Answered before the build (`received`): the build ran beside the handshake; what of it came after the
+  // go-ahead is in the last part.
+  const answered = t.readAt + t.storeMs;
+  return head + `checks and store ${f(t.storeMs)}, handshake ${f(go - answered)} (restore answered ${f(restored - answered)}, ready → go-ahead ${f(go - restored)}), ` +
+    `build beside it ${f(build.builtAt - answered)} (thread ${f(build.threadMs)}, machine ${f(build.machineMs)}; ended ${f(build.builtAt - go)} after the go-ahead), ` +
     `rename and unpause → first instruction ${f(running - go)}\n`;
 }
 
