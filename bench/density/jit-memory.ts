@@ -20,39 +20,17 @@ import * as v8 from "node:v8";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { Machine } from "../../src/hv/machine.js";
 import { collectGarbage } from "../../src/machine/board.js";
+import { smapsBreakdown } from "./smaps.js";
 
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
 const memMiB = arg("--memory", 64), idle = arg("--idle", 30);
 
 interface Kinds { rss: number; guest: number; exec: number; v8: number; other: number; file: number; big: string[] }
 
-/** This process's resident KiB by mapping kind (see the header). */
+/** This process's resident KiB by mapping kind (see the header; smaps.ts). */
 function kinds(): Kinds {
-  const k: Kinds = { rss: 0, guest: 0, exec: 0, v8: 0, other: 0, file: 0, big: [] };
-  let size = 0, file = false, exec = false, name = "";
-  for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
-    if (head) {
-      size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
-      exec = head[3]!.includes("x");
-      file = head[4] !== "0";
-      name = head[5] ?? "";
-      continue;
-    }
-    const m = /^Rss:\s+(\d+) kB/.exec(line);
-    if (!m) continue;
-    const kib = Number(m[1]);
-    k.rss += kib;
-    if (file) k.file += kib;
-    else if (size >= memMiB * 2 ** 20) k.guest += kib;
-    else if (exec) k.exec += kib;
-    else if (size === 256 * 1024 || (size % (256 * 1024) === 0 && size <= 8 * 1024 * 1024 && name === "")) k.v8 += kib;
-    else {
-      k.other += kib;
-      if (kib >= 2048) k.big.push(`${(size / 2 ** 20).toFixed(1)} MiB ${name || "[anon]"} ${(kib / 1024).toFixed(1)} MiB resident`);
-    }
-  }
-  return k;
+  const b = smapsBreakdown("self", memMiB * 2 ** 20, 2048);
+  return { rss: b.rssKiB, guest: b.ramKiB, exec: b.execKiB, v8: b.v8KiB, other: b.otherKiB, file: b.fileKiB, big: b.big };
 }
 
 const mib = (kib: number): string => (kib / 1024).toFixed(1);
@@ -64,7 +42,7 @@ function report(what: string): Kinds {
     .map((s) => `${s.space_name} ${(s.space_used_size / 2 ** 20).toFixed(1)}`).join(", ");
   console.log(`${what}: RSS ${mib(k.rss)} MiB = guest memory ${mib(k.guest)} + executable anon ${mib(k.exec)} + V8 heap pages ` +
     `${mib(k.v8)} + other anon ${mib(k.other)} + file ${mib(k.file)}`);
-  if (process.argv.includes("--verbose")) console.log(`  other anon mappings of 2 MiB or more resident: ${k.big.join("; ")}`);
+  if (process.argv.includes("--verbose")) console.log(`  mappings other than guest memory with 2 MiB or more resident: ${k.big.join("; ")}`);
   console.log(`  V8 heap used ${(h.used_heap_size / 2 ** 20).toFixed(1)} MiB of ${(h.total_heap_size / 2 ** 20).toFixed(1)} (${spaces}); ` +
     `code+metadata ${(c.code_and_metadata_size / 2 ** 20).toFixed(1)} MiB; external ${(mu.external / 2 ** 20).toFixed(1)} MiB; ` +
     `malloced ${(h.malloced_memory / 2 ** 20).toFixed(1)} MiB`);

@@ -29,38 +29,14 @@ import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
+import { type Breakdown, smapsBreakdown } from "./smaps.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
 
-interface Breakdown { ramKiB: number; v8KiB: number; execKiB: number; otherKiB: number; fileKiB: number; rssKiB: number; big: string[] }
-
-/** Sorts the resident pages of `pid` by mapping kind (see the header). */
+/** Sorts the resident pages of `pid` by mapping kind (see the header; smaps.ts). */
 function smaps(pid: number, ramBytes: number): Breakdown {
-  const text = readFileSync(`/proc/${pid}/smaps`, "utf8");
-  const b: Breakdown = { ramKiB: 0, v8KiB: 0, execKiB: 0, otherKiB: 0, fileKiB: 0, rssKiB: 0, big: [] };
-  let size = 0, file = false, exec = false, name = "";
-  for (const line of text.split("\n")) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
-    if (head) {
-      size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
-      exec = head[3]!.includes("x");
-      file = head[4] !== "0";
-      name = head[5] ?? "";
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (!rss) continue;
-    const kib = Number(rss[1]);
-    b.rssKiB += kib;
-    if (file) b.fileKiB += kib;
-    else if (size >= ramBytes) b.ramKiB += kib; // the memory is reserved up to its maximum (RAM + tail), or more
-    else if (exec) b.execKiB += kib;
-    else if (size === 256 * 1024 || (size % (256 * 1024) === 0 && size <= 8 * 1024 * 1024 && name === "")) b.v8KiB += kib;
-    else b.otherKiB += kib;
-    if (kib >= 4096 && !(size >= ramBytes)) b.big.push(`${(size / 2 ** 20).toFixed(2)} MiB map ${exec ? "(x) " : ""}${name || "[anon]"}: ${(kib / 1024).toFixed(1)} MiB resident`);
-  }
-  return b;
+  return smapsBreakdown(pid, ramBytes, 4096);
 }
 
 /** CPU ticks per thread of `pid` by kind: the main thread (tid = pid), else the thread's name (comm). */

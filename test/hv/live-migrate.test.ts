@@ -31,20 +31,10 @@ import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, stopHv } from "./hv-client.js";
+import { CLI, xeno } from "./xeno-cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const MAC = "00:16:3e:00:00:0a";
-
-function xeno(dir: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XENO_RUN_DIR: dir }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    p.stdout.on("data", (b: Buffer) => { out += b.toString(); });
-    p.stderr.on("data", (b: Buffer) => { err += b.toString(); });
-    p.on("exit", (code) => resolve({ code, out, err }));
-  });
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();

@@ -13,14 +13,12 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
 import { HvClient } from "./hv-client.js";
 import { writeSave, PAGE_SIZE } from "../../src/hv/save-format.js";
 import { MIGRATE_BANNER, MIGRATE_GO, MIGRATE_READY, MIGRATE_REPORT } from "../../src/cli/xl/cmd-migrate.js";
+import { CLI, xeno } from "./xeno-cli.js";
 
-const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/src/cli/main.js");
 const UUID = "0c7d2a31-5b8e-4f60-9a1b-2c3d4e5f6a7b";
 
 /** A save stream of a 64 MiB DomU (domid 3) whose board state no build reads. */
@@ -36,16 +34,6 @@ async function badStream(): Promise<Buffer> {
   ram[12345] = 7;
   await writeSave({ write: (b) => { parts.push(Uint8Array.from(b)); return Promise.resolve(); } }, { config, ramPages, vcpus: 1, state }, ram);
   return Buffer.concat(parts);
-}
-
-function xeno(dir: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XENO_RUN_DIR: dir }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    p.stdout.on("data", (b: Buffer) => { out += b.toString(); });
-    p.stderr.on("data", (b: Buffer) => { err += b.toString(); });
-    p.on("exit", (code) => resolve({ code, out, err }));
-  });
 }
 
 test("migrate-receive: a machine that cannot be built after 'ready' fails the unpause; the sender may resume; nothing is left", { timeout: 120_000 }, async () => {

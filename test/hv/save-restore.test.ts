@@ -25,21 +25,11 @@ import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import type { DomainInfo, HostInfo } from "../../src/hv/protocol.js";
 import { ConsoleTap, HvClient, stopHv } from "./hv-client.js";
+import { CLI, xeno } from "./xeno-cli.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const CLI = join(ROOT, "dist/src/cli/main.js");
 
 /** Runs `xeno ARGS…` against the run directory (it starts xenod, which uses the running hypervisor). */
-function xeno(dir: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, XENO_RUN_DIR: dir }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    p.stdout.on("data", (b: Buffer) => { out += b.toString(); });
-    p.stderr.on("data", (b: Buffer) => { err += b.toString(); });
-    p.on("exit", (code) => resolve({ code, out, err }));
-  });
-}
-
 test("save -c keeps the domain running; save → restore continues its counter, tmpfs and disk; bad files refused",
   { timeout: 20 * 60_000 }, async () => {
     const images = await ensureImages({ onProgress: (m) => process.stderr.write(`# images: ${m}\n`) });

@@ -21,7 +21,6 @@
 import { R } from "../../common/int64.js";
 import type { BlockImage } from "../../storage/block-image.js";
 import type { DmaMemory } from "../dma.js";
-import { VQ_BROKEN, VQ_EMPTY } from "./virtqueue.js";
 import { VirtioPciDevice } from "./virtio-pci.js";
 
 export const VIRTIO_ID_BLOCK = 2;
@@ -73,21 +72,10 @@ export class VirtioBlk extends VirtioPciDevice {
     return v | 0;
   }
 
-  protected serve(q: number): void {
-    const vq = this.queues[q]!;
-    let done = 0;
-    for (;;) {
-      const head = vq.pop();
-      if (head === VQ_EMPTY) break;
-      if (head === VQ_BROKEN) { this.needsReset(vq.broken); return; }
-      vq.push(head, this.request());
-      done++;
-    }
-    if (done > 0) this.interruptQueue(q);
-  }
+  protected serve(q: number): void { this.drain(q); }
 
   /** Serves the chain in the queue's segments; returns the bytes written into the guest's buffers. */
-  private request(): number {
+  protected chain(): number {
     this.stats.requests++;
     const vq = this.queues[0]!, n = vq.segs;
     // The status byte: the last byte of the last segment, which must be device-writable and in RAM.

@@ -65,30 +65,27 @@ export class VirtioNet extends VirtioPciDevice {
 
   protected serve(q: number): void {
     if (q !== TX) return; // a receive doorbell: buffers were posted; receive() takes them when frames come
+    this.drain(TX);
+  }
+
+  /** One transmit chain (drain): the frame goes to the bridge, or is dropped and counted; nothing is written back. */
+  protected chain(): number {
     const vq = this.queues[TX]!, m = this.mem.bytes;
-    let done = 0;
-    for (;;) {
-      const head = vq.pop();
-      if (head === VQ_EMPTY) break;
-      if (head === VQ_BROKEN) { this.needsReset(vq.broken); return; }
-      done++;
-      let len = 0, bad = "";
-      for (let i = 0; i < vq.segs && bad === ""; i++) {
-        const off = vq.segOff[i]!, n = vq.segLen[i]!;
-        if (vq.segWrite[i] === 1) bad = "a device-writable buffer in a transmit chain";
-        else if (off < 0) bad = `buffer ${i} is outside guest RAM`;
-        else if (len + n > this.txBuf.length) bad = `a frame over ${this.maxFrame} bytes`;
-        else { this.txBuf.set(m.subarray(off, off + n), len); len += n; }
-      }
-      if (bad === "" && len < VIRTIO_NET_HDR_BYTES + ETH_MIN) bad = `${len} bytes: shorter than a header and an Ethernet header`;
-      if (bad !== "") { this.stats.txDropped++; this.lastFrameError = bad; }
-      else {
-        this.stats.txFrames++; this.stats.txBytes += len - VIRTIO_NET_HDR_BYTES;
-        this.o.send(this.txBuf.subarray(VIRTIO_NET_HDR_BYTES, len));
-      }
-      vq.push(head, 0);
+    let len = 0, bad = "";
+    for (let i = 0; i < vq.segs && bad === ""; i++) {
+      const off = vq.segOff[i]!, n = vq.segLen[i]!;
+      if (vq.segWrite[i] === 1) bad = "a device-writable buffer in a transmit chain";
+      else if (off < 0) bad = `buffer ${i} is outside guest RAM`;
+      else if (len + n > this.txBuf.length) bad = `a frame over ${this.maxFrame} bytes`;
+      else { this.txBuf.set(m.subarray(off, off + n), len); len += n; }
     }
-    if (done > 0) this.interruptQueue(TX);
+    if (bad === "" && len < VIRTIO_NET_HDR_BYTES + ETH_MIN) bad = `${len} bytes: shorter than a header and an Ethernet header`;
+    if (bad !== "") { this.stats.txDropped++; this.lastFrameError = bad; }
+    else {
+      this.stats.txFrames++; this.stats.txBytes += len - VIRTIO_NET_HDR_BYTES;
+      this.o.send(this.txBuf.subarray(VIRTIO_NET_HDR_BYTES, len));
+    }
+    return 0;
   }
 
   /** A frame from the bridge for the guest: copied into the next posted receive buffer; false when dropped. */

@@ -20,7 +20,7 @@
 import { R } from "../../common/int64.js";
 import type { DmaMemory } from "../dma.js";
 import { PCI_CAP_ID_VNDR, PciFunction } from "../pci/pci-function.js";
-import { SplitQueue } from "./virtqueue.js";
+import { SplitQueue, VQ_BROKEN, VQ_EMPTY } from "./virtqueue.js";
 
 /** Device status bits (2.1). */
 export const VIRTIO_STATUS_ACKNOWLEDGE = 1, VIRTIO_STATUS_DRIVER = 2, VIRTIO_STATUS_DRIVER_OK = 4,
@@ -114,6 +114,26 @@ export abstract class VirtioPciDevice extends PciFunction {
   protected abstract serve(q: number): void;
   /** The device was reset (status 0): drop request state. */
   protected onReset(): void {}
+
+  /**
+   * Serves every chain available on queue `q`: each popped chain (in the queue's segments) goes to chain(q), whose
+   * result is the byte count for the used ring; a broken ring sets DEVICE_NEEDS_RESET and stops; the queue
+   * interrupt once, when any chain was used.
+   */
+  protected drain(q: number): void {
+    const vq = this.queues[q]!;
+    let done = 0;
+    for (;;) {
+      const head = vq.pop();
+      if (head === VQ_EMPTY) break;
+      if (head === VQ_BROKEN) { this.needsReset(vq.broken); return; }
+      vq.push(head, this.chain(q));
+      done++;
+    }
+    if (done > 0) this.interruptQueue(q);
+  }
+  /** One popped chain of queue `q` (drain): returns the bytes written into the guest's buffers. */
+  protected chain(_q: number): number { return 0; }
 
   /** Used buffers were returned on a queue: the queue interrupt (unless the driver asked for none). */
   protected interruptQueue(q: number): void {

@@ -19,7 +19,6 @@
  */
 import { randomFillSync } from "node:crypto";
 import type { DmaMemory } from "../dma.js";
-import { VQ_BROKEN, VQ_EMPTY } from "./virtqueue.js";
 import { VirtioPciDevice } from "./virtio-pci.js";
 
 export const VIRTIO_ID_RNG = 4;
@@ -41,21 +40,10 @@ export class VirtioRng extends VirtioPciDevice {
 
   protected configRead(): number { return 0; }
 
-  protected serve(q: number): void {
-    const vq = this.queues[q]!;
-    let done = 0;
-    for (;;) {
-      const head = vq.pop();
-      if (head === VQ_EMPTY) break;
-      if (head === VQ_BROKEN) { this.needsReset(vq.broken); return; }
-      vq.push(head, this.fill());
-      done++;
-    }
-    if (done > 0) this.interruptQueue(q);
-  }
+  protected serve(q: number): void { this.drain(q); }
 
   /** Fills the popped chain's buffers; returns the bytes written (0 for a refused chain). */
-  private fill(): number {
+  protected chain(): number {
     const vq = this.queues[0]!, n = vq.segs;
     this.stats.requests++;
     for (let i = 0; i < n; i++) {
