@@ -140,6 +140,15 @@ function branchTarget(w: number, p: number): number {
 function maskLo(w: number): number { return w >= 32 ? -1 : (1 << w) - 1; }
 function maskHi(w: number): number { return w >= 64 ? -1 : w <= 32 ? 0 : (1 << (w - 32)) - 1; }
 
+/**
+ * Fixed code sequences recorded the first time they are emitted and copied after that: the TLB slot computation
+ * (slot), the TLB hit test by size and permission (hit) and the RAM address (ramAddr) make up about a third of
+ * a memory access's ~150 emitter calls, and the translator runs mostly before V8 has optimized it (cold: ~10 µs
+ * per guest instruction). Their bytes depend only on their arguments (locals and offsets are constants).
+ */
+const TPL_SLOT = 0, TPL_RAM = 1, TPL_HIT = 2, TPL_N = TPL_HIT + 2 * 17;
+const TEMPLATES: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(TPL_N).fill(undefined);
+
 export class Translator {
   readonly c = new Code();
   /** Instructions of the last translation; whether it needs the memory-access locals. */
@@ -718,15 +727,24 @@ export class Translator {
   /** Splits address local L_A into W_LO/W_HI and computes the TLB slot address W_E (tlb + 4x) and x (W_X). */
   private slot(): void {
     const c = this.c;
+    const t = TEMPLATES[TPL_SLOT];
+    if (t !== undefined) { c.bytes(t); return; }
+    const mark = c.len;
     c.get(L_A); c.op(OP.i32WrapI64); c.set(W_LO);
     c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64); c.set(W_HI);
     c.get(W_LO); c.i32(12); c.op(OP.i32ShrU); c.get(W_HI); c.i32(2); c.op(OP.i32ShrU); c.op(OP.i32Xor);
     c.i32(TLB_SLOT_MASK); c.op(OP.i32And); c.set(W_X);
     c.get(P_TLB); c.get(W_X); c.i32(2); c.op(OP.i32Shl); c.op(OP.i32Add); c.set(W_E);
+    TEMPLATES[TPL_SLOT] = c.buf.slice(mark, c.len);
   }
   /** Pushes 1 when the TLB entry at W_E/W_X maps the access (size bytes, permission mask local) at W_LO/W_HI. */
   private hit(size: number, maskLocal: number): void {
     const c = this.c;
+    // One template per permission local and size (1..16; others are emitted each time).
+    const key = (maskLocal === W_MR || maskLocal === W_MW) && size >= 1 && size <= 16 ? TPL_HIT + (maskLocal === W_MR ? 0 : 1) + 2 * size : -1;
+    const t = key >= 0 && key < TPL_N ? TEMPLATES[key] : undefined;
+    if (t !== undefined) { c.bytes(t); return; }
+    const mark = c.len;
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_TAG_LO); c.get(W_LO); c.i32(-4096); c.op(OP.i32And); c.op(OP.i32Eq);
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_TAG_HI); c.get(W_HI); c.op(OP.i32Eq); c.op(OP.i32And);
     c.get(P_TLB); c.get(W_X); c.op(OP.i32Add); c.mem(OP.i32Load8u, 0, TLB_PERM); c.get(maskLocal); c.op(OP.i32And);
@@ -734,11 +752,16 @@ export class Translator {
     if (size > 1) { c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.i32(0x1000 - size); c.op(OP.i32LeU); c.op(OP.i32And); }
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_ASID); c.tee(W_0); c.get(P_ASID); c.op(OP.i32Eq);
     c.get(W_0); c.i32(-1); c.op(OP.i32Eq); c.op(OP.i32Or); c.op(OP.i32And);
+    if (key >= 0 && key < TPL_N) TEMPLATES[key] = c.buf.slice(mark, c.len);
   }
   /** Pushes the RAM offset of the hit access (entry W_E, address W_LO). */
   private ramAddr(): void {
     const c = this.c;
+    const t = TEMPLATES[TPL_RAM];
+    if (t !== undefined) { c.bytes(t); return; }
+    const mark = c.len;
     c.get(W_E); c.mem(OP.i32Load, 2, TLB_OFF); c.get(W_LO); c.i32(0xfff); c.op(OP.i32And); c.op(OP.i32Add);
+    TEMPLATES[TPL_RAM] = c.buf.slice(mark, c.len);
   }
   /**
    * Page memos: the accesses of one base register (memoReg, set by the load/store instruction being translated)

@@ -119,14 +119,44 @@ export class Bytes {
 
 /** Emits instructions into a function body. */
 export class Code extends Bytes {
-  op(o: number): void { this.byte(o); }
-  get(l: number): void { this.byte(OP.localGet); this.u32(l); }
-  set(l: number): void { this.byte(OP.localSet); this.u32(l); }
-  tee(l: number): void { this.byte(OP.localTee); this.u32(l); }
-  i32(v: number): void { this.byte(OP.i32Const); this.s32(v); }
-  i64(lo: number, hi: number): void { this.byte(OP.i64Const); this.s64(lo, hi); }
+  // The common forms (a local below 128, a constant in -64..63, a memarg offset below 128: one-byte LEBs) are
+  // written straight into the buffer: the translator makes ~60 of these calls per guest instruction, most of
+  // them before V8 has optimized it (docs/cpu-internals.md, "the translator's cold cost").
+  op(o: number): void {
+    if (this.len === this.buf.length) this.room1();
+    this.buf[this.len++] = o;
+  }
+  get(l: number): void { this.opU7(OP.localGet, l); }
+  set(l: number): void { this.opU7(OP.localSet, l); }
+  tee(l: number): void { this.opU7(OP.localTee, l); }
+  i32(v: number): void {
+    if (v >= -64 && v < 64 && this.len + 2 <= this.buf.length) {
+      const b = this.buf, n = this.len; b[n] = OP.i32Const; b[n + 1] = v & 0x7f; this.len = n + 2; return;
+    }
+    this.byte(OP.i32Const); this.s32(v);
+  }
+  i64(lo: number, hi: number): void {
+    if (hi === (lo >> 31) && lo >= -64 && lo < 64 && this.len + 2 <= this.buf.length) {
+      const b = this.buf, n = this.len; b[n] = OP.i64Const; b[n + 1] = lo & 0x7f; this.len = n + 2; return;
+    }
+    this.byte(OP.i64Const); this.s64(lo, hi);
+  }
   /** A load or store with its memarg (alignment hint log2, constant offset). */
-  mem(o: number, align: number, offset: number): void { this.byte(o); this.u32(align); this.u32(offset); }
+  mem(o: number, align: number, offset: number): void {
+    if (offset >= 0 && offset < 128 && this.len + 3 <= this.buf.length) {
+      const b = this.buf, n = this.len; b[n] = o; b[n + 1] = align; b[n + 2] = offset; this.len = n + 3; return;
+    }
+    this.byte(o); this.u32(align); this.u32(offset);
+  }
+  /** Opcode `o` with an unsigned LEB immediate, one byte when v < 128. */
+  private opU7(o: number, v: number): void {
+    if (v >= 0 && v < 128 && this.len + 2 <= this.buf.length) {
+      const b = this.buf, n = this.len; b[n] = o; b[n + 1] = v; this.len = n + 2; return;
+    }
+    this.byte(o); this.u32(v);
+  }
+  /** Grows the buffer for one more byte (op's rare path: kept out of it so the common path stays small). */
+  private room1(): void { const n = this.len; this.byte(0); this.len = n; }
   call(f: number): void { this.byte(OP.call); this.u32(f); }
   /** A SIMD instruction without immediates (SIMD table). */
   simd(o: number): void { this.byte(0xfd); this.u32(o); }
