@@ -53,7 +53,8 @@ export async function runUserMain(args: string[]): Promise<number> {
     if (VERIFY) {
       const v = verifyStats;
       process.stderr.write(`xeno-stats: verify mode: ${v.calls} compiled calls, ${v.insns} instructions checked against the interpreter, ` +
-        `${v.skipped} calls not checked (they reached a device), ${v.pages} pages compared\n`);
+        `${v.skipped} calls not checked (they reached a device), ${v.pages} pages compared, ` +
+        `${v.partial} stopped at a page-crossing store's fault (its bytes before the fault set aside)\n`);
     }
     const prof = jitProfile();
     if (prof !== null) {

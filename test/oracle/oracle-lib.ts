@@ -109,6 +109,18 @@ export function oracleEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", LC_ALL: "C", LANG: "C", TZ: "UTC", ...extra };
 }
 
+/**
+ * The environment of the `xeno run-user` side: oracleEnv() plus this process's XENO_JIT_* settings (the
+ * compiler's switches: programs-jit and busybox-jit set XENO_JIT_HOT=1, verify-page-cross XENO_JIT_VERIFY=1).
+ * run-user keeps XENO_* out of the guest's environment, so the guest still sees what it sees under qemu. Until
+ * 2026-12-07 (session 25) they were not passed: those suites ran at the default threshold.
+ */
+export function xenoEnv(): NodeJS.ProcessEnv {
+  const jit: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith("XENO_JIT_")) jit[k] = v;
+  return oracleEnv(jit);
+}
+
 export function qemuCommand(): string[] {
   return process.env.XENO_ORACLE_QEMU ? process.env.XENO_ORACLE_QEMU.split(/\s+/).filter(Boolean) : ["qemu-aarch64-static", "-cpu", "cortex-a57"];
 }
@@ -180,7 +192,7 @@ export interface Comparison {
 
 export const summary = { compared: 0, passed: 0, failed: 0, qemuMs: 0, xenoMs: 0, failures: [] as string[] };
 
-async function runOne(cmd: string[], inv: Invocation, timeoutMs: number): Promise<RunResult> {
+async function runOne(cmd: string[], inv: Invocation, timeoutMs: number, env: NodeJS.ProcessEnv = oracleEnv()): Promise<RunResult> {
   const needTmp = inv.args.includes("{tmp}");
   const dir = needTmp ? mkdtempSync(path.join(tmpdir(), "xeno-oracle-")) : undefined;
   try {
@@ -188,7 +200,7 @@ async function runOne(cmd: string[], inv: Invocation, timeoutMs: number): Promis
     const cwd = inv.cwd ?? BUILD_DIR;
     mkdirSync(cwd, { recursive: true });
     const stdin = inv.stdin === undefined ? undefined : Buffer.isBuffer(inv.stdin) ? inv.stdin : Buffer.from(inv.stdin);
-    return await runProcess([...cmd, inv.program, ...args], { stdin, cwd, timeoutMs });
+    return await runProcess([...cmd, inv.program, ...args], { stdin, cwd, timeoutMs, env });
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
@@ -199,7 +211,7 @@ export async function compare(inv: Invocation): Promise<Comparison> {
   const otherCmd = MODE === "qemu" ? qemuCommand() : xenoCommand();
   const [qemu, other] = await Promise.all([
     runOne(qemuCommand(), inv, Math.max(30_000, TIMEOUT_MS / 3)),
-    runOne(otherCmd, inv, TIMEOUT_MS),
+    runOne(otherCmd, inv, TIMEOUT_MS, MODE === "qemu" ? oracleEnv() : xenoEnv()),
   ]);
   const problems: string[] = [];
   if (qemu.spawnError || qemu.timedOut) problems.push(`oracle (qemu) itself failed: ${qemu.spawnError ?? "timed out"}`);
