@@ -143,8 +143,9 @@ function maskHi(w: number): number { return w >= 64 ? -1 : w <= 32 ? 0 : (1 << (
 /**
  * Fixed code sequences recorded the first time they are emitted and copied after that: the TLB slot computation
  * (slot), the TLB hit test by size and permission (hit) and the RAM address (ramAddr) make up about a third of
- * a memory access's ~150 emitter calls, and the translator runs mostly before V8 has optimized it (cold: ~10 µs
- * per guest instruction). Their bytes depend only on their arguments (locals and offsets are constants).
+ * a memory access's ~150 emitter calls, and the translator runs mostly before V8 has optimized it (cold: tens of
+ * µs of CPU per guest instruction; docs/cpu-internals.md, "The translator's cold cost"). Their bytes depend only
+ * on their arguments (locals and offsets are constants).
  */
 const TPL_SLOT = 0, TPL_RAM = 1, TPL_HIT = 2, TPL_N = TPL_HIT + 2 * 17;
 const TEMPLATES: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(TPL_N).fill(undefined);
