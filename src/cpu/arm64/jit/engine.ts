@@ -487,7 +487,7 @@ export class JitEngine {
   private flushShared(p: Pending[], gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void,
     known: (page: number, slot: number) => boolean): boolean {
     const w = SHARE ? existingCompileWorker() : null;
-    if (w === null || !w.ready || DUMP !== "") return false;
+    if (w === null || !w.ready || DUMP !== "" || !this.memLimits.shared) return false; // the worker reads shared memory only
     const id = this.nextBatch++;
     w.submit(this.id, id, this.memory, this.memLimits, this.translator.fences, jobMessage(p, known), true);
     const r = w.await(this.id, id, SHARE_WAIT_MS);
