@@ -26,11 +26,26 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { MessagePort } from "node:worker_threads";
-import { Translator, batchModule, blockWords, translateBatch, type MemLimits, type Pending } from "./batch.js";
-import { sharedDecoder } from "../cpu.js";
+import type { MemLimits, Pending } from "./batch.js";
 import type { CompileJob, CompileResult, ForgetJob, OfferJob, ReleaseJob, SharedUse } from "./compiler.js";
 
-const translator = new Translator(sharedDecoder());
+/**
+ * The translator and its decoder (the emulator's CPU modules), loaded on the first job that translates: a
+ * hypervisor whose engines compile on their own threads (the default) only asks this worker for kept modules and
+ * offers its own, and the isolate stays small (~10 MiB of V8 heap less, bench/density).
+ */
+let batch: typeof import("./batch.js") | null = null;
+let translator: import("./batch.js").Translator | null = null;
+/** Jobs that came while the translator loads, in order (per client port, results must keep their order). */
+let loading: Promise<void> | null = null;
+function loadTranslator(): Promise<void> {
+  loading ??= (async () => {
+    const [b, cpu] = await Promise.all([import("./batch.js"), import("../cpu.js")]);
+    translator = new b.Translator(cpu.sharedDecoder());
+    batch = b;
+  })();
+  return loading;
+}
 
 /** A module kept for sharing: its blocks as (page, slot, instructions, end) per function, and their words. */
 interface Kept {
@@ -50,7 +65,7 @@ const ids = start.ids;
 function layoutOf(mem: MemLimits, fences: boolean): string { return `${mem.pages}/${mem.maxPages}/${mem.shared ? 1 : 0}/${fences ? 1 : 0}`; }
 
 function keep(layout: string, module: WebAssembly.Module, size: number, p: readonly Pending[], user: number): number {
-  const b = blockWords(p);
+  const b = batch!.blockWords(p);
   return keepBlocks(Atomics.add(ids, 0, 1) + 1, layout, module, size, b.blocks, b.words, user);
 }
 
@@ -117,10 +132,17 @@ function attach(port: MessagePort, posted: Int32Array): void {
       return;
     }
     if (m.memory !== undefined) engines.set(m.engine, { words: new Int32Array(m.memory.buffer), mem: m.mem! });
-    port.postMessage(job(m, engines.get(m.engine), client * 2 ** 20 + m.engine));
-    Atomics.add(posted, 0, 1);
-    Atomics.notify(posted, 0); // an engine may wait for a lookup's answer (JitEngine.flush)
+    const answer = (): void => {
+      port.postMessage(job(m, engines.get(m.engine), client * 2 ** 20 + m.engine));
+      Atomics.add(posted, 0, 1);
+      Atomics.notify(posted, 0); // an engine may wait for a lookup's answer (JitEngine.flush)
+    };
+    // A job that translates waits for the translator, and so does everything after it from this client.
+    if (m.lookup === true && queue.length === 0) { answer(); return; }
+    queue.push(answer);
+    if (queue.length === 1) void loadTranslator().then(() => { for (const f of queue) f(); queue.length = 0; });
   });
+  const queue: (() => void)[] = [];
   Atomics.store(posted, 1, 1); // loaded: jobs are taken from now on
 }
 
@@ -160,9 +182,10 @@ function job(m: CompileJob, e: { words: Int32Array; mem: MemLimits } | undefined
     }
     for (const u of use.values()) shared.push({ id: u.k.id, module: u.k.module, blocks: Int32Array.from(u.blocks), size: u.k.size });
     if (p.length > 0 && m.lookup !== true) {
-      translator.fences = m.fences;
-      translateBatch(translator, p, (page, slot) => known.has(page * 1024 + slot) || taken.has(page * 1024 + slot));
-      const bytes = batchModule(p, e.mem);
+      const t = translator!, b = batch!;
+      t.fences = m.fences;
+      b.translateBatch(t, p, (page, slot) => known.has(page * 1024 + slot) || taken.has(page * 1024 + slot));
+      const bytes = b.batchModule(p, e.mem);
       size = bytes.length;
       module = new WebAssembly.Module(bytes);
       blocks = Int32Array.from(p.flatMap((b) => [b.page, b.slot, b.gen, b.n, b.end]));
