@@ -121,6 +121,8 @@ async function main(): Promise<void> {
       console.log(`booted in ${((performance.now() - t0) / 1000).toFixed(0)} s, hypervisor CPU ${(processCpuS(hv.pid!) - cpu0).toFixed(1)} s (user + system), load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
       await new Promise((r) => setTimeout(r, settle * 1000));
       show(`${n} booted, idle ${settle} s`, smaps(hv.pid!, ramBytes), base, n);
+      const hi = await c.ok<{ vmThreads?: number; vmMoves?: number; vmSpareThread?: boolean }>("info");
+      console.log(`threads holding domains: ${hi.vmThreads}, spare: ${hi.vmSpareThread}, moves so far: ${hi.vmMoves}`);
       const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
       const a = threadTicks(hv.pid!), w0 = performance.now();
       await new Promise((r) => setTimeout(r, 10_000));

@@ -121,10 +121,11 @@ const SCHED_TICK_MS = 10;
 const BALANCE_MS = 1000, MOVE_HOLD_MS = 5000;
 /**
  * Idle domains are packed into fewer threads (balance.ts planPack) after this many looks idle in a row:
- * XENO_PACK_IDLE_S (seconds; 0: never). Each thread emptied so ends (or becomes the spare), and with it an
- * isolate's heap and malloc arena (docs/memory.md, "Threads").
+ * XENO_PACK_IDLE_S (seconds; default 0: never). Each thread emptied so ends (or becomes the spare), and with it
+ * an isolate's heap and malloc arena (docs/memory.md, "Threads"). Off by default: the one measurement of it
+ * (docs/benchmarks.md, session 25; 4 domains, 20 s) did not show less memory per domain.
  */
-const PACK_LOOKS = Math.round(Number(process.env.XENO_PACK_IDLE_S ?? 20) * 1000 / BALANCE_MS);
+const PACK_LOOKS = Math.round(Number(process.env.XENO_PACK_IDLE_S ?? 0) * 1000 / BALANCE_MS);
 /**
  * Default for HypervisorOptions.domainsPerThread. Each worker thread is a V8 isolate (~15–20 MiB with its young
  * generation and compiled code: bench/density/probe.ts), so idle domains are cheaper together; a thread runs one
