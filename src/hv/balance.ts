@@ -5,9 +5,10 @@
  * pCPUs: 50/50/100 instead of Xen's ~67 each). The balancer moves a busy domain out of a thread it shares with
  * another busy one (DomainRunner.moveTo: saved between slices, restored over the same memory), to a thread
  * with no busy domain, or to a new thread while fewer threads hold busy domains than max(pCPUs, busy domains). Idle
- * domains stay packed (they cost no CPU and share an isolate's memory) — and are packed again once idle
- * (planPack): a boot spreads busy domains over threads, and each thread is a V8 isolate with its own heap and
- * malloc arena (~15–25 MiB: docs/memory.md), kept while its domains sit idle.
+ * domains stay packed (they cost no CPU and share an isolate's memory) — and, opt-in (XENO_PACK_IDLE_S in
+ * hypervisor.ts), are packed again once idle (planPack): a boot spreads busy domains over threads, and each
+ * thread is a V8 isolate with its own heap and malloc arena, kept while its domains sit idle (docs/memory.md,
+ * "Threads"; measured once without a saving, so off by default).
  *
  * This module decides (pure, unit-tested); hypervisor.ts measures and moves.
  */

@@ -2,9 +2,8 @@
  * Compiled code shared between domains running the same kernel (the code cache, src/cpu/arm64/jit/compile-worker.ts):
  * two Xen DomUs of the same size boot the stock kernel one after the other in this thread, both compiling through
  * one compile worker the way the hypervisor's domain threads do (compileWorkerClient + useCompileWorker). The
- * second must install blocks from modules the first compiled (its counters), both must compute right, and the
- * cache must refuse a module whose words differ from the asking domain's memory (a third, smaller check at the
- * end: a word of a shared block's page changed in the second domain's memory makes its lookups miss).
+ * second must install blocks from modules the first compiled (its counters), and both must compute right. That
+ * the cache refuses a module whose words differ from the asking domain's memory is test/unit/code-share.test.ts.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
