@@ -143,6 +143,11 @@ function attach(port: MessagePort, posted: Int32Array): void {
     if (queue.length === 1) void loadTranslator().then(() => { for (const f of queue) f(); queue.length = 0; });
   });
   const queue: (() => void)[] = [];
+  // The client's thread ended (its domains gone or moved): whatever its engines held is released, or the kept
+  // modules — and their machine code — would stay here for the life of the process.
+  port.on("close", () => {
+    for (const k of [...kept.values()]) for (const u of [...k.users]) if (Math.floor(u / 2 ** 20) === client) release(u, k.id);
+  });
   Atomics.store(posted, 1, 1); // loaded: jobs are taken from now on
 }
 
