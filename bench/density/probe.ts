@@ -1,9 +1,13 @@
 /**
  * bench/density/probe: where the hypervisor process's memory goes, per domain (issue 5's density goal).
  *
- *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--per-thread N] [--paused] [--settle SEC]
+ *   node dist/bench/density/probe.js [--domains N] [--memory MiB] [--per-thread N] [--paused] [--settle SEC] [--sequential]
  *
  * --per-thread N: xeno-hv --domains-per-thread N (default: the hypervisor's, 8).
+ * --sequential: boot the domains one after the other (each unpaused once the one before answered on its console),
+ *   printing each one's boot wall time and the hypervisor process's CPU for it — the later ones boot with the
+ *   first one's compiled code in the code cache (src/cpu/arm64/jit/compile-worker.ts). Default: all at once.
+ * The hypervisor process's CPU time (user + system, all threads) over the boot is printed either way.
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
@@ -53,6 +57,13 @@ function threadTicks(pid: number): Map<string, number> {
   return m;
 }
 
+/** CPU seconds (user + system) of process `pid` so far. */
+function processCpuS(pid: number): number {
+  const st = readFileSync(`/proc/${pid}/stat`, "utf8"), f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+  const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+  return (Number(f[11]) + Number(f[12])) / clk;
+}
+
 const mib = (k: number): string => (k / 1024).toFixed(1);
 
 function show(what: string, b: Breakdown, base: Breakdown | null, n: number): void {
@@ -91,13 +102,27 @@ async function main(): Promise<void> {
     console.log(`create call: ${(createMs / n).toFixed(1)} ms per domain`);
     show(`${n} created, paused`, smaps(hv.pid!, ramBytes), base, n);
     if (!pausedOnly) {
-      const t0 = performance.now();
-      for (const id of ids) await c.ok("unpause", { domid: id });
-      await Promise.all(taps.map((t, i) => t.waitFor(new RegExp(GUEST_READY_MARKER), 0, 3600_000, `p${i + 1}`)));
-      await Promise.all(taps.map((t, i) => t.run(`echo ANSWER-${i + 1}`, new RegExp(`^ANSWER-${i + 1}\\r?$`, "m"), 300_000)));
-      console.log(`booted in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      const t0 = performance.now(), cpu0 = processCpuS(hv.pid!);
+      const boot = async (i: number): Promise<void> => {
+        await taps[i]!.waitFor(new RegExp(GUEST_READY_MARKER), 0, 3600_000, `p${i + 1}`);
+        await taps[i]!.run(`echo ANSWER-${i + 1}`, new RegExp(`^ANSWER-${i + 1}\\r?$`, "m"), 300_000);
+      };
+      if (process.argv.includes("--sequential")) {
+        for (let i = 0; i < n; i++) {
+          const t1 = performance.now(), c1 = processCpuS(hv.pid!);
+          await c.ok("unpause", { domid: ids[i] });
+          await boot(i);
+          console.log(`domain ${i + 1} booted in ${((performance.now() - t1) / 1000).toFixed(1)} s, hypervisor CPU ${(processCpuS(hv.pid!) - c1).toFixed(1)} s`);
+        }
+      } else {
+        for (const id of ids) await c.ok("unpause", { domid: id });
+        await Promise.all(taps.map((_, i) => boot(i)));
+      }
+      console.log(`booted in ${((performance.now() - t0) / 1000).toFixed(0)} s, hypervisor CPU ${(processCpuS(hv.pid!) - cpu0).toFixed(1)} s (user + system), load ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
       await new Promise((r) => setTimeout(r, settle * 1000));
       show(`${n} booted, idle ${settle} s`, smaps(hv.pid!, ramBytes), base, n);
+      const hi = await c.ok<{ vmThreads?: number; vmMoves?: number; vmSpareThread?: boolean }>("info");
+      console.log(`threads holding domains: ${hi.vmThreads}, spare: ${hi.vmSpareThread}, moves so far: ${hi.vmMoves}`);
       const clk = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
       const a = threadTicks(hv.pid!), w0 = performance.now();
       await new Promise((r) => setTimeout(r, 10_000));

@@ -5,7 +5,10 @@
  * pCPUs: 50/50/100 instead of Xen's ~67 each). The balancer moves a busy domain out of a thread it shares with
  * another busy one (DomainRunner.moveTo: saved between slices, restored over the same memory), to a thread
  * with no busy domain, or to a new thread while fewer threads hold busy domains than max(pCPUs, busy domains). Idle
- * domains stay packed (they cost no CPU and share an isolate's memory).
+ * domains stay packed (they cost no CPU and share an isolate's memory) — and, opt-in (XENO_PACK_IDLE_S in
+ * hypervisor.ts), are packed again once idle (planPack): a boot spreads busy domains over threads, and each
+ * thread is a V8 isolate with its own heap and malloc arena, kept while its domains sit idle (docs/memory.md,
+ * "Threads"; measured once without a saving, so off by default).
  *
  * This module decides (pure, unit-tested); hypervisor.ts measures and moves.
  */
@@ -19,6 +22,8 @@ export interface BalanceDomain {
   share: number;
   /** It may move now (running, not paused or dying, not moved recently). */
   movable: boolean;
+  /** It has been idle (share < IDLE_SHARE) long enough to be packed (the hypervisor counts; planPack). */
+  idle?: boolean;
 }
 
 export interface BalanceThread {
@@ -51,4 +56,29 @@ export function planMove(domains: readonly BalanceDomain[], threads: readonly Ba
   // No such thread: a new one, while fewer threads run busy domains than there are busy domains (or pCPUs).
   if (busyIn.size < Math.max(pcpus, busy.length)) return { domain: mover.id, to: "new" };
   return null;
+}
+
+/** Below this share of a pCPU a domain counts as idle for packing (an idle Debian DomU uses ~1 %). */
+export const IDLE_SHARE = 0.05;
+
+/**
+ * The one packing move to make now, or null: when two or more threads hold only idle, movable domains, the
+ * newest domain of the one with the fewest goes to the fullest other such thread with room (so threads empty
+ * one by one, and the hypervisor ends them). Threads with any busy, paused or unmovable domain are left alone.
+ */
+export function planPack(domains: readonly BalanceDomain[], threads: readonly BalanceThread[], perThread: number): { domain: number; to: number } | null {
+  const inThread = new Map<number, BalanceDomain[]>();
+  for (const d of domains) inThread.set(d.thread, [...(inThread.get(d.thread) ?? []), d]);
+  const quiet = threads.filter((t) => {
+    const list = inThread.get(t.id) ?? [];
+    return t.load > 0 && list.length === t.load && list.every((d) => d.idle === true && d.movable);
+  });
+  if (quiet.length < 2) return null;
+  quiet.sort((a, b) => a.load - b.load || b.id - a.id);
+  const from = quiet[0]!;
+  let to: BalanceThread | null = null;
+  for (const t of quiet) if (t !== from && t.load < perThread && (to === null || t.load > to.load)) to = t;
+  if (to === null) return null;
+  const mover = [...inThread.get(from.id)!].sort((a, b) => b.id - a.id)[0]!;
+  return { domain: mover.id, to: to.id };
 }

@@ -32,7 +32,7 @@ import { XEN_MAJOR, XEN_MINOR } from "../xen/abi.js";
 import { MAX_RAM_MIB } from "../machine/layout.js";
 import { ensureBridge, type BridgeClient } from "../net/bridge-client.js";
 import { CreditScheduler, DEFAULT_WEIGHT, type SchedParams } from "./credit.js";
-import { planMove } from "./balance.js";
+import { IDLE_SHARE, planMove, planPack } from "./balance.js";
 import { deviceInfo } from "./device-info.js";
 import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
@@ -93,6 +93,8 @@ interface Domain {
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
+  /** Balancer looks in a row that found it idle (share < IDLE_SHARE): packed after PACK_LOOKS (planPack). */
+  idleLooks?: number;
 }
 
 /**
@@ -117,6 +119,13 @@ const SAVE_TRIES = 100, SAVE_RETRY_MS = 50;
 const SCHED_TICK_MS = 10;
 /** The balancer looks every BALANCE_MS; a domain moved stays at least MOVE_HOLD_MS where it went (balance.ts). */
 const BALANCE_MS = 1000, MOVE_HOLD_MS = 5000;
+/**
+ * Idle domains are packed into fewer threads (balance.ts planPack) after this many looks idle in a row:
+ * XENO_PACK_IDLE_S (seconds; default 0: never). Each thread emptied so ends (or becomes the spare), and with it
+ * an isolate's heap and malloc arena (docs/memory.md, "Threads"). Off by default: the one measurement of it
+ * (docs/benchmarks.md, session 25; 4 domains, 20 s) did not show less memory per domain.
+ */
+const PACK_LOOKS = Math.round(Number(process.env.XENO_PACK_IDLE_S ?? 0) * 1000 / BALANCE_MS);
 /**
  * Default for HypervisorOptions.domainsPerThread. Each worker thread is a V8 isolate (~15–20 MiB with its young
  * generation and compiled code: bench/density/probe.ts), so idle domains are cheaper together; a thread runs one
@@ -1145,12 +1154,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         const share = d.balanceCpu === undefined ? 0 : (cpu - d.balanceCpu) / secs;
         d.balanceCpu = cpu;
         const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;
-        doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0,
+        d.idleLooks = live && share < IDLE_SHARE ? (d.idleLooks ?? 0) + 1 : 0;
+        doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0, idle: PACK_LOOKS > 0 && d.idleLooks >= PACK_LOOKS,
           // An HVM domain cannot be saved yet, so it is not moved (src/hv/machine.ts save()).
           movable: live && d.spec.firmware === undefined && (d.movedAt === undefined || now - d.movedAt >= MOVE_HOLD_MS) });
       }
       const live = [...this.threads].filter((t) => t.alive);
-      const plan = planMove(doms, live.map((t) => ({ id: t.id, load: t.load })), this.sched.pcpus, this.domainsPerThread);
+      const loads = live.map((t) => ({ id: t.id, load: t.load }));
+      const plan = planMove(doms, loads, this.sched.pcpus, this.domainsPerThread) ?? planPack(doms, loads, this.domainsPerThread);
       if (plan === null) return;
       const d = this.domains.get(plan.domain)!;
       let to = live.find((t) => t.id === plan.to);

@@ -16,6 +16,10 @@
  */
 import { EventEmitter } from "node:events";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
+import { compileWorkerClient } from "../cpu/arm64/jit/compiler.js";
+
+/** XENO_JIT=0: no compiling engine (src/cpu/arm64/cpu.ts), so no compile worker either. */
+const JIT_ON = process.env.XENO_JIT !== "0";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import { newBlkShareBuffer } from "../backends/blk/io-share.js";
 import type { NetVifConfig } from "../backends/net/index.js";
@@ -152,13 +156,16 @@ export class VmThread {
   constructor() {
     const sab = new SharedArrayBuffer(4);
     this.doorbell = new Int32Array(sab);
-    const data: VmThreadData = { doorbell: sab, blkShare: VmThread.blkShare };
+    // Every domain thread compiles on the process's one compile worker (one isolate for all, and one code cache:
+    // domains running the same kernel share compiled modules; src/cpu/arm64/jit/compile-worker.ts).
+    const compile = JIT_ON ? compileWorkerClient() : undefined;
+    const data: VmThreadData = { doorbell: sab, blkShare: VmThread.blkShare, compile };
     // trackUnmanagedFds off: domains move between threads with their open files (disk images, sockets); by
     // default Node closes every descriptor a thread opened when the thread ends, including those of a domain
     // that has moved on, and then the domain's own close hit whatever reused the number (seen: libuv aborting
     // the process when it was a compile worker's event descriptor, test/hv/move).
     this.worker = new Worker(WORKER_URL, { workerData: data, stdout: false, stderr: false, trackUnmanagedFds: false,
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB } });
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GEN_MB }, transferList: compile !== undefined ? [compile.port] : [] });
     // An uncaught error in the thread (outside a domain's guarded slice) ends every domain in it.
     this.worker.on("error", (e) => { for (const r of [...this.members]) r.threadDied(`emulator thread failed: ${e.message}`); });
     this.exited = new Promise((resolve) => {

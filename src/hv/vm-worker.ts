@@ -11,6 +11,7 @@
  * (STYLE.md "Idle is free"). A fault in one domain's emulation ends that domain only; the thread goes on.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { useCompileWorker, type CompileClient } from "../cpu/arm64/jit/compiler.js";
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
 import { warmRestore } from "./warm-restore.js";
 import type { VifAttach } from "./xen-pv.js";
@@ -99,6 +100,8 @@ export interface VmThreadData {
   doorbell: SharedArrayBuffer;
   /** The process's table of disk shares between domains (src/backends/blk/io-share.ts), the same for every thread. */
   blkShare?: SharedArrayBuffer;
+  /** A port to the process's compile worker (compiler.ts compileWorkerClient): the thread's engines use it. */
+  compile?: CompileClient;
 }
 
 /** Messages on the thread's parent port. */
@@ -650,6 +653,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const doorbell = new Int32Array(t.doorbell);
   setBlkIoDoorbell(t.doorbell); // blkback's I/O threads ring it when a request completes
   setBlkShare(t.blkShare ?? null); // disks of every domain share the host's disk service fairly
+  if (t.compile !== undefined) useCompileWorker(t.compile); // the process's one compile worker (vm-host.ts)
   const guests: Guest[] = [];
   const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */

@@ -80,4 +80,18 @@ export function batchModule(p: readonly Pending[], mem: MemLimits): Uint8Array<A
   return moduleBytes(TYPES, IMPORTS, mem, p.map((e) => e.body!), -1, names);
 }
 
+/**
+ * A translated batch's blocks as (page, slot, instructions, end) per function, and the words each was translated
+ * from: its instructions and the one after (where it stopped).
+ * The code cache keeps them with the module (compile-worker.ts).
+ */
+export function blockWords(p: readonly Pending[]): { blocks: Int32Array; words: Int32Array[] } {
+  const blocks = new Int32Array(4 * p.length), words: Int32Array[] = [];
+  p.forEach((e, k) => {
+    blocks[4 * k] = e.page; blocks[4 * k + 1] = e.slot; blocks[4 * k + 2] = e.n; blocks[4 * k + 3] = e.end;
+    words.push(e.words.slice(e.base + e.slot, e.base + Math.min(1024, e.slot + e.n + 1)));
+  });
+  return { blocks, words };
+}
+
 export { Translator };

@@ -11,8 +11,10 @@
  * a shared word per poll.
  *
  * One compile worker per thread that runs compiled code (a domain worker hosts several domains' engines: they
- * share it), started when the first engine there turns on asynchronous compilation; until it has loaded, engines
- * compile on their own thread. Results carry the engine's id; `take` hands each engine
+ * share it), started when the first engine there turns on asynchronous compilation — or, in the hypervisor, one
+ * for the whole process, each domain thread holding a port to it (compileWorkerClient, useCompileWorker); until
+ * it has loaded, engines compile on their own thread. The worker keeps compiled modules for sharing between
+ * engines (compile-worker.ts, the code cache). Results carry the engine's id; `take` hands each engine
  * its own, in submission order (one worker compiles in order).
  */
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
@@ -24,31 +26,64 @@ import type { MemLimits } from "./batch.js";
  * then (page, slot) pairs where blocks started on those pages already]. The first job of an engine also
  * carries its memory (shared) and the memory type its modules import.
  */
-export interface CompileJob { engine: number; id: number; fences: boolean; job: Int32Array<ArrayBuffer>; memory?: WebAssembly.Memory; mem?: MemLimits }
+export interface CompileJob {
+  engine: number; id: number; fences: boolean; job: Int32Array<ArrayBuffer>; memory?: WebAssembly.Memory; mem?: MemLimits;
+  /** Only serve what the code cache has (compile-worker.ts); translate nothing. */
+  lookup?: boolean;
+}
+/**
+ * A module an engine compiled on its own thread, for the worker's code cache: its id (from the shared counter),
+ * blocks as (page, slot, instructions, end) per function and the words each was translated from.
+ */
+export interface OfferJob {
+  offer: number; engine: number; mem: MemLimits; fences: boolean; module: WebAssembly.Module; size: number;
+  blocks: Int32Array; words: Int32Array[];
+}
 /** Tells the worker to drop what it holds for an engine (its memory). */
 export interface ForgetJob { forget: number }
+/** Tells the worker an engine no longer holds any block of kept module `mid` (compile-worker.ts, the code cache). */
+export interface ReleaseJob { release: number; mid: number }
+/**
+ * A kept module a batch's blocks are served from (compile-worker.ts): its id, the module, and the blocks to
+ * install as (page, slot, generation, instructions, end, function index) sextuples.
+ */
+export interface SharedUse { id: number; module: WebAssembly.Module; blocks: Int32Array; size: number }
 
 /**
  * A result the worker posted for batch `id` of engine `engine`: the module, whose function k is block k of
  * `blocks` as (page, slot, generation, instructions, end) quintuples (continuations included; end: the slot of
- * the untranslatable instruction that ended it, or -1) and its size in bytes, or why it failed.
+ * the untranslatable instruction that ended it, or -1) and its size in bytes, or why it failed; `mid`: its id in
+ * the worker's code cache (-1: none); `shared`: blocks served from modules compiled before (for this engine or
+ * another), each to be released when the engine no longer holds a block of it.
  */
-export interface CompileResult { engine: number; id: number; module: WebAssembly.Module | null; blocks: Int32Array; error: string | null; size: number }
+export interface CompileResult {
+  engine: number; id: number; module: WebAssembly.Module | null; blocks: Int32Array; error: string | null; size: number;
+  mid: number; shared: SharedUse[];
+}
 
 class CompileWorker {
   private readonly port: MessagePort;
   /** [0]: results posted by the worker so far; [1]: 1 once the worker has loaded (it takes jobs then). */
   private readonly posted: Int32Array;
+  /** The code cache's module ids (shared with the worker and its other clients). */
+  private readonly ids: Int32Array;
   private seen = 0;
   /** Results taken from the port for engines that have not collected them yet. */
   private readonly waiting = new Map<number, CompileResult[]>();
 
-  constructor() {
+  /** A worker of this thread's own, or (`client`) a port to one another thread started (compileWorkerClient). */
+  constructor(client?: CompileClient) {
+    if (client !== undefined) {
+      this.port = client.port;
+      this.posted = new Int32Array(client.posted);
+      this.ids = new Int32Array(client.ids);
+      this.port.unref();
+      return;
+    }
     const { port1, port2 } = new MessageChannel();
     this.posted = new Int32Array(new SharedArrayBuffer(8));
-    const w = new Worker(new URL("./compile-worker.js", import.meta.url), {
-      workerData: { port: port2, posted: this.posted }, transferList: [port2],
-    });
+    this.ids = new Int32Array(new SharedArrayBuffer(4));
+    const w = new Worker(WORKER_URL, { workerData: { port: port2, posted: this.posted, ids: this.ids }, transferList: [port2] });
     // Neither keeps the process alive: a runner that is done exits with batches in flight.
     w.unref();
     port1.unref();
@@ -64,8 +99,10 @@ class CompileWorker {
   /** Engines whose memory the worker has. */
   private readonly known = new Set<number>();
 
-  submit(engine: number, id: number, memory: WebAssembly.Memory, mem: MemLimits, fences: boolean, job: Int32Array<ArrayBuffer>): void {
+  submit(engine: number, id: number, memory: WebAssembly.Memory, mem: MemLimits, fences: boolean, job: Int32Array<ArrayBuffer>,
+    lookup = false): void {
     const m: CompileJob = { engine, id, fences, job };
+    if (lookup) m.lookup = true;
     if (!this.known.has(engine)) { this.known.add(engine); m.memory = memory; m.mem = mem; }
     this.port.postMessage(m, [job.buffer]);
   }
@@ -105,12 +142,50 @@ class CompileWorker {
     }
   }
 
+  /**
+   * Waits up to `ms` for the answer to `engine`'s job `id` (a lookup: JitEngine.flush); null if it did not come
+   * in time (it is released when it does). Answers to earlier jobs that came late are released here.
+   */
+  await(engine: number, id: number, ms: number): CompileResult | null {
+    const end = performance.now() + ms;
+    for (;;) {
+      const seen = this.posted[0];
+      for (let r = this.take(engine); r !== null; r = this.take(engine)) {
+        if (r.id === id) return r;
+        this.releaseResult(r);
+      }
+      const left = end - performance.now();
+      if (left <= 0) return null;
+      Atomics.wait(this.posted, 0, seen, left);
+    }
+  }
+
+  /** Offers a module compiled on the engine's thread to the code cache; returns its id there. */
+  offer(m: Omit<OfferJob, "offer">): number {
+    const id = Atomics.add(this.ids, 0, 1) + 1;
+    this.port.postMessage({ ...m, offer: id } satisfies OfferJob);
+    return id;
+  }
+
+  /** Engine `engine` holds no block of the worker's kept module `mid` any more (see ReleaseJob). */
+  release(engine: number, mid: number): void {
+    if (mid >= 0) this.port.postMessage({ release: engine, mid } satisfies ReleaseJob);
+  }
+
+  /** Releases every kept module a result names (one the engine will not install). */
+  releaseResult(r: CompileResult): void {
+    this.release(r.engine, r.mid);
+    for (const s of r.shared) this.release(r.engine, s.id);
+  }
+
   /** Drops what is kept for an engine that is gone, here and in the worker (its memory). */
   forget(engine: number): void {
     this.waiting.delete(engine);
     if (this.known.delete(engine)) this.port.postMessage({ forget: engine } satisfies ForgetJob);
   }
 }
+
+const WORKER_URL = new URL("./compile-worker.js", import.meta.url);
 
 let worker: CompileWorker | null = null;
 let workerFailed = false;
@@ -136,5 +211,36 @@ export function compileWorker(): CompileWorker | null {
   }
   return worker;
 }
+
+/** The process's compile worker started by compileWorkerClient (the hypervisor's main thread). */
+let hub: Worker | null = null;
+
+/**
+ * A port to this process's one compile worker for another thread (started here on first use): the hypervisor
+ * gives one to every domain thread (useCompileWorker there), so that all domains compile on one worker — one
+ * isolate instead of one per domain thread — and share its code cache (compile-worker.ts).
+ */
+export function compileWorkerClient(): CompileClient {
+  const { port1, port2 } = new MessageChannel();
+  const posted = new SharedArrayBuffer(8);
+  if (hub === null) {
+    hubIds = new SharedArrayBuffer(4);
+    hub = new Worker(WORKER_URL, { workerData: { port: port2, posted: new Int32Array(posted), ids: new Int32Array(hubIds) }, transferList: [port2] });
+    hub.unref();
+  } else hub.postMessage({ port: port2, posted }, [port2]);
+  return { port: port1, posted, ids: hubIds! };
+}
+let hubIds: SharedArrayBuffer | null = null;
+
+/** A port to a compile worker another thread started, its result counter and the code cache's id counter. */
+export interface CompileClient { port: MessagePort; posted: SharedArrayBuffer; ids: SharedArrayBuffer }
+
+/** Makes this thread's engines use the compile worker behind `client` (compileWorkerClient) instead of their own. */
+export function useCompileWorker(client: CompileClient): void {
+  if (worker === null) worker = new CompileWorker(client);
+}
+
+/** This thread's compile worker if it has one already (none is started). */
+export function existingCompileWorker(): CompileWorker | null { return worker; }
 
 export type { CompileWorker };

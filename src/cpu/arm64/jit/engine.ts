@@ -17,9 +17,9 @@
  * compiled code for (`cpu`) so the slow paths reach that vCPU's MMU.
  */
 import { writeFileSync } from "node:fs";
-import { compileWorker, compilerEngineId } from "./compiler.js";
+import { compileWorker, compilerEngineId, existingCompileWorker, type CompileResult } from "./compiler.js";
 import { moduleBytes } from "./wasm.js";
-import { BATCH, BLOCK_TYPE, IMPORTS, TYPES, batchModule, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
+import { BATCH, BLOCK_TYPE, IMPORTS, TYPES, batchModule, blockWords, startsBlock, translateBatch, type MemLimits, type Pending } from "./batch.js";
 import { Translator, STOP_FAULT, ZVA_BYTES, dispatcherBody } from "./translate.js";
 import type { Decoder } from "../decoder.js";
 import type { Mmu } from "../../../mmu/mmu.js";
@@ -77,13 +77,26 @@ export interface JitStats {
   liveBytes: number;
   /** Modules evicted (JitEngine.evict): sparse ones, and old ones over the code budget. */
   evicted: number;
+  /**
+   * The code cache (compile-worker.ts): blocks installed from modules the worker compiled before (for this
+   * engine or another domain's), and instances made of such modules here — nothing translated or compiled.
+   */
+  sharedBlocks: number;
+  sharedModules: number;
+  /** Lookups in the code cache that were not answered within XENO_JIT_SHARE_WAIT_MS (compiled without). */
+  shareLate: number;
 }
 
 /**
  * A compiled module's bookkeeping while any of its blocks is installed: blocks installed now (`live`) and at
  * installation (`blocks`), its size, and each block's (RAM offset, table slot) for eviction.
  */
-interface ModuleRecord { live: number; blocks: number; bytes: number; slots: number[] }
+interface ModuleRecord {
+  live: number; blocks: number; bytes: number; slots: number[];
+  /** Its id in the compile worker's code cache (released when no block of it is installed), or -1. */
+  mid: number;
+  inst: WebAssembly.Instance | null;
+}
 
 
 /**
@@ -96,7 +109,7 @@ export const JIT_AREA_BYTES = MAP_BYTES + RAN_BYTES;
 
 
 /** A translated block waiting for its module: where it goes, and the page generation it was translated from. */
-interface Entry { page: number; slot: number; gen: number; n: number; end: number }
+interface Entry { page: number; slot: number; gen: number; n: number; end: number; fn?: number }
 
 /**
  * A batch on the compile worker: its queued blocks, the (page, slot) pairs where blocks started on their pages
@@ -121,6 +134,13 @@ const LATE_INSNS = Number(process.env.XENO_JIT_LATE_INSNS ?? 5_000_000);
  * guest block (RAM page, word slot, instructions), for a text disassembler (e.g. wabt's wasm2wat).
  */
 const DUMP = typeof process !== "undefined" ? process.env.XENO_JIT_DUMP ?? "" : "";
+/**
+ * The code cache (compile-worker.ts) for engines compiling on their own thread: XENO_JIT_SHARE=0 turns it off
+ * (A/B runs); XENO_JIT_SHARE_WAIT_MS: how long flush waits for the cache's answer before compiling without it
+ * (the answer itself is a few map lookups and word compares; the wait is for the worker to get a core).
+ */
+const SHARE = typeof process === "undefined" || process.env.XENO_JIT_SHARE !== "0";
+const SHARE_WAIT_MS = Number(typeof process === "undefined" ? 2 : process.env.XENO_JIT_SHARE_WAIT_MS ?? 2);
 /** XENO_JIT_TRAMPOLINES=0: batch modules import the JS slow paths directly (A/B runs; see the constructor). */
 const TRAMPOLINES = typeof process === "undefined" || process.env.XENO_JIT_TRAMPOLINES !== "0";
 
@@ -130,7 +150,7 @@ export class JitEngine {
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
   readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0, flushFull: 0, flushAge: 0, flushHot: 0,
-    liveModules: 0, liveBlocks: 0, liveBytes: 0, evicted: 0 };
+    liveModules: 0, liveBlocks: 0, liveBytes: 0, evicted: 0, sharedBlocks: 0, sharedModules: 0, shareLate: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
   /** The dispatcher (see above): same signature as a block. */
@@ -142,6 +162,9 @@ export class JitEngine {
   private slotModule = new Int32Array(4096);
   /** Modules with installed blocks, by id (the count of modules compiled when each was). */
   private readonly modules = new Map<number, ModuleRecord>();
+  /** Kept modules of the compile worker's code cache with an instance here: cache id → record id. */
+  private readonly sharedRecs = new Map<number, number>();
+  private nextRec = 0;
   /** The module whose blocks install() is installing now (enter() charges them to it). */
   private installing = -1;
   private readonly translator: Translator;
@@ -277,6 +300,7 @@ export class JitEngine {
       this.modules.delete(id);
       this.stats.liveModules--;
       this.stats.liveBytes -= rec.bytes;
+      if (rec.mid >= 0) { this.sharedRecs.delete(rec.mid); existingCompileWorker()?.release(this.id, rec.mid); }
     }
   }
 
@@ -345,17 +369,7 @@ export class JitEngine {
     if (w !== null && w.ready) {
       // The worker reads the words from the domain's memory (shared): a page written since its blocks were
       // queued has a new generation, so whatever was translated from it is dropped at install.
-      const pageIds: number[] = [], kn: number[] = [];
-      for (const e of p) {
-        if (pageIds.includes(e.page)) continue;
-        pageIds.push(e.page);
-        for (let s = 0; s < 1024; s++) if (known(e.page, s)) kn.push(e.page, s);
-      }
-      const head = 1 + 4 * p.length;
-      const msg = new Int32Array(head + kn.length);
-      msg[0] = p.length;
-      p.forEach((e, k) => { msg[1 + 4 * k] = e.page; msg[2 + 4 * k] = e.slot; msg[3 + 4 * k] = e.gen; msg[4 + 4 * k] = e.base; });
-      msg.set(kn, head);
+      const msg = jobMessage(p, known), kn = Array.from(msg.subarray(1 + 4 * p.length));
       const id = this.nextBatch++;
       this.inflight.push({ id, pending: p.slice(), known: kn, at: this.progress });
       p.length = 0;
@@ -363,13 +377,15 @@ export class JitEngine {
       this.stats.compileMs += performance.now() - t0;
       return;
     }
-    this.install(this.translateHere(p, known), p, gen, install, drop, this.lastBytes);
+    if (!this.flushShared(p, gen, install, drop, known)) {
+      this.install(this.translateHere(p, known)?.instance ?? null, p, gen, install, drop, this.lastBytes);
+    }
     p.length = 0;
     this.stats.compileMs += performance.now() - t0;
   }
 
   /** Translates, compiles and instantiates batch `p` on this thread; null (counted as failed) if that fails. */
-  private translateHere(p: Pending[], known: (page: number, slot: number) => boolean): WebAssembly.Instance | null {
+  private translateHere(p: Pending[], known: (page: number, slot: number) => boolean): { module: WebAssembly.Module; instance: WebAssembly.Instance } | null {
     let bytes: Uint8Array<ArrayBuffer>;
     try {
       translateBatch(this.translator, p, known);
@@ -405,20 +421,27 @@ export class JitEngine {
     for (;;) {
       const r = w.take(this.id);
       if (r === null) break;
-      if (q.length === 0 || r.id < q[0].id) continue; // done here meanwhile
+      if (q.length === 0 || r.id < q[0].id) { w.releaseResult(r); continue; } // done here meanwhile
       const b = q.shift()!;
       if (b.id !== r.id) throw new Error(`compile worker answered batch ${r.id}, expected ${b.id}`);
       const t0 = performance.now();
       let inst: WebAssembly.Instance | null = null;
       const done: Entry[] = [];
-      if (r.module === null) this.compileFailed(b.pending.length, new Error(r.error ?? "no module"));
-      else {
+      // Blocks served from kept modules first (the worker translated only the rest).
+      this.installShared(r, gen, install, drop);
+      if (r.module === null) {
+        if (r.error !== null) this.compileFailed(b.pending.length, new Error(r.error));
+        else for (const e of b.pending) if (!r.shared.some((s) => hasBlock(s.blocks, e.page, e.slot))) drop(e.page, e.slot);
+      } else {
         for (let k = 0; k + 4 < r.blocks.length; k += 5) {
           done.push({ page: r.blocks[k], slot: r.blocks[k + 1], gen: r.blocks[k + 2], n: r.blocks[k + 3], end: r.blocks[k + 4] });
         }
         inst = this.instantiate(r.module, done.length);
       }
-      this.install(inst, inst === null ? b.pending : done, gen, install, drop, r.size);
+      if (r.module !== null || r.error !== null) {
+        this.install(inst, inst === null ? b.pending.filter((e) => !r.shared.some((s) => hasBlock(s.blocks, e.page, e.slot))) : done,
+          gen, install, drop, r.size, r.mid);
+      }
       this.stats.compileMs += performance.now() - t0;
       this.stats.worker++;
       n++;
@@ -431,7 +454,7 @@ export class JitEngine {
           for (let k = 0; k < b.known.length; k += 2) if (b.known[k] === page && b.known[k + 1] === slot) return true;
           return false;
         };
-        this.install(this.translateHere(b.pending, kn), b.pending, gen, install, drop, this.lastBytes);
+        this.install(this.translateHere(b.pending, kn)?.instance ?? null, b.pending, gen, install, drop, this.lastBytes);
         this.stats.compileMs += performance.now() - t0;
         this.stats.late++;
         n++;
@@ -441,8 +464,60 @@ export class JitEngine {
     return n;
   }
 
+  /** Installs the blocks a result serves from the code cache's kept modules (compile-worker.ts). */
+  private installShared(r: CompileResult, gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void): void {
+    for (const s of r.shared) {
+      const sh: Entry[] = [];
+      for (let k = 0; k + 5 < s.blocks.length; k += 6) {
+        sh.push({ page: s.blocks[k], slot: s.blocks[k + 1], gen: s.blocks[k + 2], n: s.blocks[k + 3], end: s.blocks[k + 4], fn: s.blocks[k + 5] });
+      }
+      const have = this.sharedRecs.get(s.id);
+      const si = have !== undefined ? this.modules.get(have)!.inst : this.instantiate(s.module, sh.length);
+      if (have === undefined && si !== null) this.stats.sharedModules++;
+      this.install(si, sh, gen, install, drop, s.size, s.id, true);
+    }
+  }
+
+  /**
+   * flush() on this thread with the code cache (a compile worker this thread has already, e.g. the hypervisor's
+   * for every domain thread): asks the cache for the batch's blocks (waiting up to SHARE_WAIT_MS for its answer,
+   * else doing without), translates and compiles the rest here from copies of their pages, and offers that
+   * module to the cache with the words it was made from. Returns false when there is no cache to ask.
+   */
+  private flushShared(p: Pending[], gen: Uint32Array, install: InstallFn, drop: (page: number, slot: number) => void,
+    known: (page: number, slot: number) => boolean): boolean {
+    const w = SHARE ? existingCompileWorker() : null;
+    if (w === null || !w.ready || DUMP !== "" || !this.memLimits.shared) return false; // the worker reads shared memory only
+    const id = this.nextBatch++;
+    w.submit(this.id, id, this.memory, this.memLimits, this.translator.fences, jobMessage(p, known), true);
+    const r = w.await(this.id, id, SHARE_WAIT_MS);
+    let rest = p;
+    if (r === null) this.stats.shareLate++;
+    else if (r.shared.length > 0) {
+      this.installShared(r, gen, install, drop);
+      rest = p.filter((e) => !r.shared.some((s) => hasBlock(s.blocks, e.page, e.slot)));
+    }
+    if (rest.length === 0) return true;
+    // Translated from copies of their pages: the words offered with the module are what its code was made from.
+    const copies = new Map<number, Int32Array>();
+    for (const e of rest) {
+      let c = copies.get(e.page);
+      if (c === undefined) copies.set(e.page, c = e.words.slice(e.base, e.base + 1024));
+      e.words = c;
+      e.base = 0;
+    }
+    const inst = this.translateHere(rest, known);
+    let mid = -1;
+    if (inst !== null) {
+      const b = blockWords(rest);
+      mid = w.offer({ engine: this.id, mem: this.memLimits, fences: this.translator.fences, module: inst.module, size: this.lastBytes, ...b });
+    }
+    this.install(inst?.instance ?? null, rest, gen, install, drop, this.lastBytes, mid);
+    return true;
+  }
+
   /** Compiles and instantiates a module here; null (counted as failed) if that fails. */
-  private compile(bytes: Uint8Array<ArrayBuffer>, blocks: number): WebAssembly.Instance | null {
+  private compile(bytes: Uint8Array<ArrayBuffer>, blocks: number): { module: WebAssembly.Module; instance: WebAssembly.Instance } | null {
     let m: WebAssembly.Module;
     try {
       m = new WebAssembly.Module(bytes);
@@ -450,7 +525,8 @@ export class JitEngine {
       this.compileFailed(blocks, err);
       return null;
     }
-    return this.instantiate(m, blocks);
+    const instance = this.instantiate(m, blocks);
+    return instance === null ? null : { module: m, instance };
   }
 
   private instantiate(m: WebAssembly.Module, blocks: number): WebAssembly.Instance | null {
@@ -468,26 +544,63 @@ export class JitEngine {
     this.stats.failed += blocks;
   }
 
-  /** `bytes`: the module's size (wasm bytes), for the live-code figures. */
+  /**
+   * `bytes`: the module's size (wasm bytes), for the live-code figures; `mid`: its id in the compile worker's
+   * code cache (-1: not kept there); `shared`: its blocks come from a kept module (entry.fn names each one's
+   * function), whose instance here, if there is one already, takes them.
+   */
   private install(inst: WebAssembly.Instance | null, entries: readonly Entry[], gen: Uint32Array, install: InstallFn,
-    drop: (page: number, slot: number) => void, bytes = 0): void {
+    drop: (page: number, slot: number) => void, bytes = 0, mid = -1, shared = false): void {
     const ex = inst === null ? null : inst.exports as Record<string, BlockFn>;
-    const id = this.stats.modules, rec: ModuleRecord = { live: 0, blocks: 0, bytes, slots: [] };
-    this.modules.set(id, rec);
+    const old = mid >= 0 ? this.sharedRecs.get(mid) : undefined;
+    const id = old ?? this.nextRec++;
+    const rec: ModuleRecord = old !== undefined ? this.modules.get(old)! : { live: 0, blocks: 0, bytes, slots: [], mid, inst };
+    if (old === undefined) this.modules.set(id, rec);
     this.installing = id;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k];
       if (gen[e.page] !== e.gen) { this.stats.dropped++; continue; } // its page changed: nothing to undo
       if (ex === null || e.n === 0) { drop(e.page, e.slot); continue; }
-      install(e.page, e.slot, ex[String(k)], e.n, e.end);
+      install(e.page, e.slot, ex[String(e.fn ?? k)], e.n, e.end);
       this.stats.blocks++;
       this.stats.insns += e.n;
+      if (shared) this.stats.sharedBlocks++;
     }
     this.installing = -1;
-    if (rec.live === 0) this.modules.delete(id);
-    else { this.stats.liveModules++; this.stats.liveBytes += bytes; }
-    if (ex !== null) this.stats.modules++;
+    if (old === undefined) {
+      if (rec.live === 0) {
+        this.modules.delete(id);
+        if (mid >= 0) existingCompileWorker()?.release(this.id, mid);
+      } else {
+        this.stats.liveModules++;
+        this.stats.liveBytes += bytes;
+        if (mid >= 0) this.sharedRecs.set(mid, id);
+      }
+    }
+    if (ex !== null && !shared) this.stats.modules++;
   }
+}
+
+/** A batch for the compile worker (CompileJob.job): the queued blocks, then where blocks start on their pages. */
+function jobMessage(p: readonly Pending[], known: (page: number, slot: number) => boolean): Int32Array<ArrayBuffer> {
+  const pageIds: number[] = [], kn: number[] = [];
+  for (const e of p) {
+    if (pageIds.includes(e.page)) continue;
+    pageIds.push(e.page);
+    for (let s = 0; s < 1024; s++) if (known(e.page, s)) kn.push(e.page, s);
+  }
+  const head = 1 + 4 * p.length;
+  const msg = new Int32Array(head + kn.length);
+  msg[0] = p.length;
+  p.forEach((e, k) => { msg[1 + 4 * k] = e.page; msg[2 + 4 * k] = e.slot; msg[3 + 4 * k] = e.gen; msg[4 + 4 * k] = e.base; });
+  msg.set(kn, head);
+  return msg;
+}
+
+/** Whether (page, slot) is among the sextuples of a SharedUse's blocks. */
+function hasBlock(b: Int32Array, page: number, slot: number): boolean {
+  for (let k = 0; k + 5 < b.length; k += 6) if (b[k] === page && b[k + 1] === slot) return true;
+  return false;
 }
 
 function dumpModule(dir: string, n: number, bytes: Uint8Array, p: readonly Pending[]): void {
