@@ -3,7 +3,8 @@
  * for the same Debian kernel, initramfs and command line under Xeno (`xeno create -c`) and under
  * `qemu-system-aarch64 -M virt -cpu cortex-a72` (TCG), alternated, median of N runs each, and the ratio.
  *
- *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--vcpus N] [--timeout SEC] [--baseline DIR] [--threads-ab] [--no-qemu]
+ *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--vcpus N] [--timeout SEC] [--baseline DIR] [--threads-ab]
+ *                               [--ab "VAR=VALUE … --node-flag …"] [--no-qemu]
  *
  * `--baseline DIR`: also boot the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
  * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
@@ -12,7 +13,9 @@
  *
  * `--vcpus N`: a guest (and qemu -smp) with N vCPUs. `--threads-ab`: this build twice per run, alternated, with
  * XENO_VCPU_THREADS=0 (every vCPU time-sliced in the domain's thread) and =1 (vCPUs 1..N-1 on threads of their
- * own, src/hv/vcpu-thread.ts), for an A/B of the two. `--no-qemu`: skip qemu.
+ * own, src/hv/vcpu-thread.ts), for an A/B of the two. `--ab "…"`: this build once more per run, alternated, with
+ * the given environment variables (VAR=VALUE words) and Node/V8 flags (words starting with `--`, put before the
+ * script), for an A/B of a setting without a second checkout. `--no-qemu`: skip qemu.
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
@@ -95,7 +98,12 @@ async function main(): Promise<void> {
   const baseDir = argStr("--baseline");
   const base = baseDir === undefined ? null : [path.join(path.resolve(baseDir), "dist/src/cli/main.js"), "create", "--standalone", "-c", cfg];
   if (base !== null && !fs.existsSync(base[0]!)) throw new Error(`--baseline ${baseDir}: no ${base[0]} (build that checkout first)`);
-  const tx: Timing[] = [], tq: Timing[] = [], tb: Timing[] = [], tt: Timing[] = [];
+  const tx: Timing[] = [], tq: Timing[] = [], tb: Timing[] = [], tt: Timing[] = [], ta: Timing[] = [];
+  // --ab: the variant's environment (VAR=VALUE words) and node flags (--words), on this build.
+  const abSpec = argStr("--ab"), abWords = abSpec === undefined ? [] : abSpec.split(/\s+/).filter((w) => w !== "");
+  const abFlags = abWords.filter((w) => w.startsWith("--"));
+  const abEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const w of abWords) if (!w.startsWith("--")) { const eq = w.indexOf("="); if (eq <= 0) throw new Error(`--ab: ${w} is neither VAR=VALUE nor --flag`); abEnv[w.slice(0, eq)] = w.slice(eq + 1); }
   const envOff = { ...process.env, XENO_VCPU_THREADS: "0" }, envOn = { ...process.env, XENO_VCPU_THREADS: "1" };
   const f = (t: Timing): string => `${t.wall.toFixed(2)} s (cpu ${t.cpu.toFixed(2)} s)`;
   for (let k = 0; k < runs; k++) {
@@ -105,9 +113,11 @@ async function main(): Promise<void> {
     tx.push(await timeToMarker(process.execPath, xeno, timeout, threadsAb ? envOff : process.env));
     if (threadsAb && k % 2 === 0) tt.push(await timeToMarker(process.execPath, xeno, timeout, envOn));
     if (base !== null) tb.push(await timeToMarker(process.execPath, base, timeout));
+    if (abSpec !== undefined) ta.push(await timeToMarker(process.execPath, [...abFlags, ...xeno], timeout, abEnv));
     process.stderr.write(`run ${k + 1}/${runs}: ` + (noQemu ? "" : `qemu ${tq[k]!.wall.toFixed(2)} s, `) +
       `xeno${threadsAb ? " (threads off)" : ""} ${f(tx[k]!)}` + (threadsAb ? `, xeno (threads on) ${f(tt[k]!)}` : "") +
-      (base !== null ? `, baseline ${f(tb[k]!)}` : "") + "\n");
+      (base !== null ? `, baseline ${f(tb[k]!)}` : "") + (abSpec !== undefined ? `, variant ${f(ta[k]!)}` : "") +
+      `; load ${os.loadavg()[0]!.toFixed(1)}\n`);
   }
   const mx = median(tx.map((t) => t.wall)), cx = median(tx.map((t) => t.cpu));
   console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, ${vcpus} vCPU${vcpus > 1 ? "s" : ""}), median of ${runs}:`);
@@ -123,6 +133,11 @@ async function main(): Promise<void> {
     const mb = median(tb.map((t) => t.wall)), cb = median(tb.map((t) => t.cpu));
     console.log(`  baseline ${baseDir}:  ${mb.toFixed(2)} s (cpu ${cb.toFixed(2)} s)`);
     console.log(`  this build vs baseline: wall ${((mx / mb - 1) * 100).toFixed(1)} %, cpu ${((cx / cb - 1) * 100).toFixed(1)} %`);
+  }
+  if (abSpec !== undefined) {
+    const ma = median(ta.map((t) => t.wall)), ca = median(ta.map((t) => t.cpu));
+    console.log(`  variant "${abSpec}":  ${ma.toFixed(2)} s (cpu ${ca.toFixed(2)} s)`);
+    console.log(`  variant vs this build: wall ${((ma / mx - 1) * 100).toFixed(1)} %, cpu ${((ca / cx - 1) * 100).toFixed(1)} %`);
   }
   fs.rmSync(dir, { recursive: true, force: true });
 }

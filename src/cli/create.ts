@@ -42,8 +42,7 @@ import {
 import { ensureImages } from "../images/index.js";
 import { ensureHostTools, PASST } from "../images/host-packages.js";
 import { linkStableImages, stableImagePaths } from "../images/stable-links.js";
-import { MAX_RAM_MIB } from "../machine/layout.js";
-import { FLASH_BANK_BYTES, FLASH_BYTES } from "../machine/firmware.js";
+import { FLASH_BANK_BYTES, FLASH_BYTES, MAX_RAM_MIB } from "../machine/layout.js";
 import { AAVMF_VARS } from "../config/domain.js";
 import { DomainRunner, DomainStartError, type DomainRunOptions, type DomainStopped } from "../hv/vm-host.js";
 import { ImageCache, type ImageRef } from "../hv/image-cache.js";

@@ -26,7 +26,7 @@ import type { NetVifConfig } from "../backends/net/index.js";
 import type { XenStore } from "../xenstore/index.js";
 import type { FramePool } from "./frame-pool.js";
 import { StoreLinkHost, newStoreLinkBuffer, type SavedGuestLink } from "./store-link.js";
-import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_VCPU_S, STAT_WORDS } from "./vm-worker.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_VCPU_S, STAT_WORDS } from "./vm-stats.js";
 import { readIo } from "./io-stats.js";
 import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";

@@ -26,26 +26,14 @@ import { VCPU_THREADS, startVcpuThreads } from "./vcpu-thread.js";
 import { PERMIT_WAITED, SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js";
 import { threadCpu } from "../common/thread-cpu.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
-import { IO_ALL_WORDS } from "./io-stats.js";
 import { helpWithPageJobs, type PageJobsMessage } from "./save-jobs.js";
-import { MAX_BOARD_VCPUS } from "../machine/board.js";
 import { E_HOME_SLEEP, handoffStats, hostNowMs } from "../machine/handoff-stats.js";
 
-/** The stats words (Float64) the worker publishes: run time in seconds (the vCPUs' share of this thread),
- * 1 when every vCPU waits for an event, the domain's current pages, vCPUs online, 1 when paused. */
+// The stats words live in vm-stats.ts, which the host imports without loading this thread's modules.
 export { SCHED_PERMIT, SCHED_WANT } from "./sched-words.js";
-export const STAT_CPU_S = 0, STAT_BLOCKED = 1, STAT_PAGES = 2, STAT_ONLINE = 3, STAT_PAUSED = 4, STAT_WORDS = 64;
-/** From STAT_IO on: the back-ends' counters for xentop and the API (io-stats.ts IO_ALL_WORDS of them). */
-export const STAT_IO = 5;
-/**
- * From STAT_VCPU_S on: each vCPU's CPU seconds (xcp-rrdd's per-vCPU `cputime`, for the API's `cpuN` series), one
- * word per vCPU, MAX_BOARD_VCPUS of them. A vCPU on a thread of its own: that thread's run time. A vCPU on the
- * home thread: its runVcpu time (Board.homeRunS), except vCPU 0, which also takes the rest of the home thread's
- * slices (devices, back-ends, the Xen layer between vCPU runs), as sched-words.ts charges the home's time to
- * vCPU 0's entity. So the words sum to STAT_CPU_S.
- */
-export const STAT_VCPU_S = STAT_IO + IO_ALL_WORDS;
-if (STAT_VCPU_S + MAX_BOARD_VCPUS > STAT_WORDS) throw new Error("vm-worker: STAT_WORDS too small for the per-vCPU words");
+export { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_VCPU_S, STAT_WORDS } from "./vm-stats.js";
+import { STAT_BLOCKED, STAT_CPU_S, STAT_IO, STAT_ONLINE, STAT_PAGES, STAT_PAUSED, STAT_VCPU_S, STAT_WORDS } from "./vm-stats.js";
+import { MAX_BOARD_VCPUS } from "../machine/layout.js";
 
 /**
  * What the host hands the worker (workerData). Byte arrays over an ArrayBuffer are copied by structured clone;

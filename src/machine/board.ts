@@ -23,7 +23,7 @@ import { driveTimerPpis, dropWrittenTimerPpis, msToTimer } from "./timer-ppis.js
 import { parseArm64Image, ARM64_IMAGE_BASE_ALIGN } from "./arm64-image.js";
 import { boardDtb } from "./board-fdt.js";
 import { UARTDR, UARTFR } from "../devices/pl011/pl011.js";
-import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_INTID,
+import { GICC_BASE, GICD_BASE, GIC_IRQS, MAX_BOARD_VCPUS, MAX_RAM_MIB, RAM_BASE, RTC_BASE, RTC_INTID,
   UART_BASE, UART_INTID } from "./layout.js";
 import * as psci from "./psci.js";
 import { PC2, ST_SCRATCH, VCPU_STATE_BYTES } from "../cpu/arm64/state.js";
@@ -122,8 +122,7 @@ export class MachineError extends Error {
   constructor(readonly code: string, message: string) { super(message); }
 }
 
-/** vCPUs a board can have: the GICv2 model's CPU interfaces (GICv2 supports at most 8 processors, ARM IHI 0048B). */
-export const MAX_BOARD_VCPUS = 8;
+export { MAX_BOARD_VCPUS } from "./layout.js";
 /** Instructions per vCPU per scheduling slice (~1 ms at interpreter speed). */
 const SLICE = 50_000;
 /**

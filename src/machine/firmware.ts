@@ -27,10 +27,9 @@ import type { DmaMemory } from "../devices/dma.js";
 import type { DtNode } from "../devices/dt.js";
 import { boardDtb } from "./board-fdt.js";
 import { MachineError, type Board } from "./board.js";
-import { RAM_BASE } from "./layout.js";
+import { FLASH_BANK_BYTES, FLASH_BYTES, FLASH_SECTOR, RAM_BASE } from "./layout.js";
 
-/** QEMU virt's flash: two banks of 64 MiB from 0 with 256 KiB sectors (virt_flash_create1). */
-export const FLASH_BANK_BYTES = 64 * 1024 * 1024, FLASH_BYTES = 2 * FLASH_BANK_BYTES, FLASH_SECTOR = 256 * 1024;
+export { FLASH_BANK_BYTES, FLASH_BYTES, FLASH_SECTOR } from "./layout.js";
 /** fw_cfg's window (VIRT_FW_CFG). */
 export const FW_CFG_BASE = 0x09020000;
 /** The device tree's place and largest size: the start of RAM, as QEMU puts it for firmware (arm_load_dtb). */

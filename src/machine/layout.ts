@@ -18,3 +18,10 @@ export const GIC_IRQS = 128;
 
 /** Largest guest RAM the interpreter's MMU addresses (RangeError beyond; see src/mmu). */
 export const MAX_RAM_MIB = 2047;
+/** vCPUs a board can have: the GICv2 model's CPU interfaces (GICv2 supports at most 8 processors, ARM IHI 0048B). */
+export const MAX_BOARD_VCPUS = 8;
+/**
+ * QEMU virt's flash: two banks of 64 MiB from 0 with 256 KiB sectors (virt_flash_create1). Here, not in
+ * firmware.ts, so the CLI's main thread can size a firmware domain without loading the board and the CPU.
+ */
+export const FLASH_BANK_BYTES = 64 * 1024 * 1024, FLASH_BYTES = 2 * FLASH_BANK_BYTES, FLASH_SECTOR = 256 * 1024;

@@ -1739,20 +1739,29 @@ export class Translator {
   }
 
   /**
-   * DC ZVA Xt at EL1 (clear_page and memset's loops): the MMU zeroes the block through the wr import (size
-   * ZVA_BYTES), as the interpreter's handler does (same faults, same code-page invalidation, which ends the block like a store
-   * that hit code). At EL0 (SCTLR_EL1.DZE decides) the block leaves for the interpreter.
+   * DC ZVA Xt at EL1 (clear_page and memset's loops): the 64-byte block holding Xt, zeroed in RAM with eight
+   * doubleword stores when the TLB maps it writable (as a store's fast path: a code page, a dirty-logged page or
+   * a miss has no write permission there), else through the wr import (size ZVA_BYTES), as the interpreter's
+   * handler does (same faults, same code-page invalidation, which ends the block like a store that hit code).
+   * Until 2026-12-07 every DC ZVA took the import: 95 % of a boot's slow-path writes (792 k of 830 k in the
+   * first 600 M instructions). At EL0 (SCTLR_EL1.DZE decides) the block leaves for the interpreter.
    */
   private dcZva(t: number): number {
     const c = this.c;
     c.get(P_MASKS); c.i32(MASK_EL1); c.op(OP.i32And); c.op(OP.i32Eqz);
     c.if(); this.leave(this.k, 4 * this.k); c.end();
+    // The block is in Xt's page whatever Xt's low bits; the slow path takes Xt itself (the FAR of a fault).
     this.x(t); c.set(L_A);
-    c.get(L_A); c.op(OP.i32WrapI64);
-    c.get(L_A); c.i64(32, 0); c.op(OP.i64ShrU); c.op(OP.i32WrapI64);
-    c.i32(ZVA_BYTES); c.i32(0); c.i32(0);
+    this.slot();
+    this.hit(1, W_MW);
+    c.if();
+    this.ramAddr(); c.i32(-ZVA_BYTES); c.op(OP.i32And); c.set(W_X);
+    for (let k = 0; k < ZVA_BYTES; k += 8) { c.get(W_X); c.i64(0, 0); c.mem(OP.i64Store, 3, k); }
+    c.else();
+    c.get(W_LO); c.get(W_HI); c.i32(ZVA_BYTES); c.i32(0); c.i32(0);
     c.call(IMPORT_WR); c.get(W_CW); c.op(OP.i32Or); c.set(W_CW);
     this.afterSlow();
+    c.end();
     this.stored = true;
     return 1;
   }
