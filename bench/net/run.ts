@@ -510,7 +510,7 @@ async function main(): Promise<void> {
     console.log(`TCP throughput (${img.kernelVersion}, 256 MiB, 1 vCPU, MTU 1500; MB = 10^6 bytes; Xeno ${o.mib} MiB, ` +
       `QEMU ${o.qemuMib} MiB per transfer), median of ${o.runs}; load ${loadStart} → ${load()}:`);
     for (const r of rows) console.log(`  ${r.map((c, i) => c.padEnd(w[i])).join("  ")}`);
-    console.log(`  uplinks: Xeno bridge daemon (${BRIDGE}) → passt (${process.env["XENO_PASST_TAP"] === "fd" ? "-F, socketpair" : "-s, unix socket"}); QEMU ${o.qemuUplink === "passt" ? "passt -s (unix socket), same passt options" : "slirp (-netdev user, hostfwd)"}`);
+    console.log(`  uplinks: Xeno bridge daemon (${BRIDGE}) → passt (-s, unix socket; -F 3, a socketpair, where XENO_PASST_TAP=fd); QEMU ${o.qemuUplink === "passt" ? "passt -s (unix socket), same passt options" : "slirp (-netdev user, hostfwd)"}`);
     for (const s of sides) {
       for (const d of DIRS) {
         console.log(`  ${s.label} ${d} runs: ${s.runs.map((r) => r.dirs[d].failed ? "failed" : r.dirs[d].rate.toFixed(2)).join(", ")} MB/s`);
