@@ -6,7 +6,7 @@
  * setting reads here on a busy machine.
  *
  *   node dist/bench/io/wakeups.js [--runs N] [--mib MiB] [--passes N] [--ab VAR=VALUE] [--test seqwrite|seqread]
- *                                 [--append ARGS] [--ab-append ARGS]
+ *                                 [--append ARGS] [--ab-append ARGS] [--cpu-prof DIR]
  *
  * Each run starts `xeno-hv --pcpus 2`, boots one 1-vCPU DomU (the demo kernel and initramfs with
  * bench/io/blkbench.c appended) with a --mib MiB raw image, has it write the image --passes times (blkbench
@@ -14,7 +14,8 @@
  * wrote) and reads /proc/PID/task/*\/{stat,status} before and after.
  * With --ab, runs alternate between the defaults and VAR=VALUE in the hypervisor's environment; with --ab-append,
  * between the guest's command line as it is and with ARGS added (a guest setting, e.g.
- * xen_blkfront.max_indirect_segments=256). --append adds kernel arguments to every side.
+ * xen_blkfront.max_indirect_segments=256). --append adds kernel arguments to every side. --cpu-prof DIR runs the
+ * hypervisor under `node --cpu-prof` (a profile per thread in DIR, the domain thread's among them; boot included).
  * Timings never decide anything; record results in docs/benchmarks.md.
  */
 import { spawn } from "node:child_process";
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   const opt = (name: string, def: number): number => { const i = argv.indexOf(name); return i < 0 ? def : Number(argv[i + 1]); };
   const runs = opt("--runs", 2), mib = opt("--mib", 64), passes = opt("--passes", 8);
   const str = (name: string): string | undefined => { const i = argv.indexOf(name); return i < 0 ? undefined : argv[i + 1]; };
-  const test = str("--test") ?? "seqwrite", append = str("--append"), abAppend = str("--ab-append");
+  const test = str("--test") ?? "seqwrite", append = str("--append"), abAppend = str("--ab-append"), prof = str("--cpu-prof");
   if (test !== "seqwrite" && test !== "seqread") throw new Error("--test seqwrite|seqread");
   const abAt = argv.indexOf("--ab");
   const ab = abAt < 0 ? null : /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(argv[abAt + 1] ?? "");
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
       const disk = join(dir, "a.img");
       writeFileSync(disk, "");
       truncateSync(disk, mib << 20);
-      const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "512", "--pcpus", "2"],
+      const hv = spawn(process.execPath, [...(prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof]), join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "512", "--pcpus", "2"],
         { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, ...side.env } });
       try {
         const c = await connectHv(dir);
