@@ -6,8 +6,8 @@
  * - `-s DIR/passt.sock -1` (--one-off): passt listens on a socket in a private directory made for this start
  *   (mkdtemp, mode 0700, owned by the user passt will run as: started as root, passt drops to user nobody
  *   *before* bind(), and in a root-owned directory its bind fails with EACCES, which it ignores), the daemon
- *   connects, and passt exits when that connection closes, so a crashed daemon leaves no passt behind; the
- *   directory is removed when passt exits. Why not `-F 3` (one end of the socketpair libuv makes for a child's
+ *   connects and then removes the directory, and passt exits when that connection closes, so a crashed daemon
+ *   leaves no passt behind. Why not `-F 3` (one end of the socketpair libuv makes for a child's
  *   "pipe" stdio, no socket file): passt raises SO_SNDBUF/SO_RCVBUF to the host's maximum only on a socket it
  *   accepts (tap_sock_unix_new); an -F socket keeps net.core.wmem_default (208 KiB), and passt *drops* the
  *   frames a full socket does not take ("dropped N frames due to short send") after advancing its TCP
@@ -278,6 +278,7 @@ export class PasstUplink implements SwitchPort {
       child.stdout?.on("data", onLines);
       child.stderr?.on("data", onLines);
       child.once("error", (e: NodeJS.ErrnoException) => {
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true }); // (a spawn that failed has no "exit")
         this.child = undefined;
         if (e.code === "ENOENT" && this.opts.missingRetryMs !== undefined) {
           done(false);
@@ -334,13 +335,16 @@ export class PasstUplink implements SwitchPort {
         attach(sock);
       } else {
         // passt binds and listens during its setup; until then connect() fails (ENOENT, ECONNREFUSED): try again.
-        const path = join(dir, "passt.sock");
+        const sockDir = dir, path = join(sockDir, "passt.sock");
         const tryConnect = (): void => {
           if (settled || this.child !== child) return;
           const s: Socket = connect(path);
           s.once("error", () => { s.destroy(); if (this.port === undefined) setTimeout(tryConnect, CONNECT_RETRY_MS); });
           s.once("connect", () => {
             if (settled || this.child !== child) { s.destroy(); return; }
+            // Connected: the path is no longer needed (an unlinked socket keeps its connections), and with it
+            // gone no one else can reach passt, and nothing is left in $TMPDIR if this process exits first.
+            rmSync(sockDir, { recursive: true, force: true });
             attach(s);
           });
         };

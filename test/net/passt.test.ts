@@ -131,7 +131,8 @@ describe("bridge with passt uplink", () => {
     // old -F socketpair it stayed at wmem_default and passt dropped frames on short sends (the receive storm).
     const cmd = daemon.uplink!.commandLine;
     const sock = cmd[cmd.indexOf("-s") + 1]!;
-    assert.ok(cmd.includes("-1") && existsSync(sock), cmd.join(" "));
+    // The daemon removed the socket's directory once connected: nothing left in $TMPDIR, no one else can connect.
+    assert.ok(cmd.includes("-1") && !existsSync(join(sock, "..")), cmd.join(" "));
     const pid = daemon.uplink!.pid!;
     // `ss -xmp`: the connection passt accepted on its socket (local address = the socket's path), with its
     // skmem (tb = the send buffer in bytes), beside passt's pid.
@@ -262,6 +263,8 @@ describe("bridge with passt uplink", () => {
     assert.equal(r.arp!.senderMac, PASST_MAC);
     assert.equal(daemon.uplink!.stats().starts, 2);
     assert.ok(!existsSync(dir), `the dead passt's socket directory ${dir} is left`);
+    const now = daemon.uplink!.commandLine;
+    assert.ok(!existsSync(join(now[now.indexOf("-s") + 1]!, "..")), "the new passt's socket directory is left");
   });
 
   it("stops passt on close", async () => {
