@@ -5,12 +5,17 @@
  * time and switch counts, unlike throughput, hardly depend on the host's other load, so an A/B of a blkback
  * setting reads here on a busy machine.
  *
- *   node dist/bench/io/wakeups.js [--runs N] [--mib MiB] [--passes N] [--ab VAR=VALUE]
+ *   node dist/bench/io/wakeups.js [--runs N] [--mib MiB] [--passes N] [--ab VAR=VALUE] [--test seqwrite|seqread]
+ *                                 [--append ARGS] [--ab-append ARGS] [--cpu-prof DIR]
  *
  * Each run starts `xeno-hv --pcpus 2`, boots one 1-vCPU DomU (the demo kernel and initramfs with
  * bench/io/blkbench.c appended) with a --mib MiB raw image, has it write the image --passes times (blkbench
- * seqwrite: 1 MiB O_DIRECT pwrites, then fsync) and reads /proc/PID/task/*\/{stat,status} before and after.
- * With --ab, runs alternate between the defaults and VAR=VALUE in the hypervisor's environment.
+ * seqwrite: 1 MiB O_DIRECT pwrites, then fsync; or --test seqread: 1 MiB O_DIRECT preads of what one seqwrite
+ * wrote) and reads /proc/PID/task/*\/{stat,status} before and after.
+ * With --ab, runs alternate between the defaults and VAR=VALUE in the hypervisor's environment; with --ab-append,
+ * between the guest's command line as it is and with ARGS added (a guest setting, e.g.
+ * xen_blkfront.max_indirect_segments=256). --append adds kernel arguments to every side. --cpu-prof DIR runs the
+ * hypervisor under `node --cpu-prof` (a profile per thread in DIR, the domain thread's among them; boot included).
  * Timings never decide anything; record results in docs/benchmarks.md.
  */
 import { spawn } from "node:child_process";
@@ -58,11 +63,16 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const opt = (name: string, def: number): number => { const i = argv.indexOf(name); return i < 0 ? def : Number(argv[i + 1]); };
   const runs = opt("--runs", 2), mib = opt("--mib", 64), passes = opt("--passes", 8);
+  const str = (name: string): string | undefined => { const i = argv.indexOf(name); return i < 0 ? undefined : argv[i + 1]; };
+  const test = str("--test") ?? "seqwrite", append = str("--append"), abAppend = str("--ab-append"), prof = str("--cpu-prof");
+  if (test !== "seqwrite" && test !== "seqread") throw new Error("--test seqwrite|seqread");
   const abAt = argv.indexOf("--ab");
   const ab = abAt < 0 ? null : /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(argv[abAt + 1] ?? "");
   if (abAt >= 0 && ab === null) throw new Error("--ab VAR=VALUE");
   const images = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
-  const sides = [{ name: "defaults", env: {} as Record<string, string> }, ...(ab ? [{ name: `${ab[1]}=${ab[2]}`, env: { [ab[1]!]: ab[2]! } }] : [])];
+  const sides = [{ name: "defaults", env: {} as Record<string, string>, append: "" },
+    ...(ab ? [{ name: `${ab[1]}=${ab[2]}`, env: { [ab[1]!]: ab[2]! }, append: "" }] : []),
+    ...(abAppend !== undefined ? [{ name: abAppend, env: {}, append: abAppend }] : [])];
   const results = new Map<string, string[]>(sides.map((s) => [s.name, []]));
   process.stderr.write(`bench/io/wakeups: ${runs} runs per side, ${passes} × ${mib} MiB each; load ${loadavg().map((x) => x.toFixed(2)).join(", ")}\n`);
   for (let r = 0; r < runs; r++) {
@@ -72,12 +82,12 @@ async function main(): Promise<void> {
       const disk = join(dir, "a.img");
       writeFileSync(disk, "");
       truncateSync(disk, mib << 20);
-      const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "512", "--pcpus", "2"],
+      const hv = spawn(process.execPath, [...(prof === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", prof]), join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", "512", "--pcpus", "2"],
         { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, ...side.env } });
       try {
         const c = await connectHv(dir);
         const { domid } = await c.ok<{ domid: number }>("create", { spec: { name: "wakeups", memMiB: 128, vcpus: 1, kernel: images.kernel,
-          ramdisk: initrd, cmdline: "console=hvc0", xen: true, disks: [{ path: disk, devid: 51712, vdev: "xvda", readOnly: false }], vifs: [] } });
+          ramdisk: initrd, cmdline: ["console=hvc0", append ?? "", side.append].join(" ").trim(), xen: true, disks: [{ path: disk, devid: 51712, vdev: "xvda", readOnly: false }], vifs: [] } });
         const tap = await ConsoleTap.open(join(dir, "hv.sock"), domid);
         await tap.waitFor(new RegExp(GUEST_READY_MARKER), 0, 10 * 60_000, "ready");
         const g = new Shell("guest", tap);
@@ -85,7 +95,9 @@ async function main(): Promise<void> {
         await g.bench("/dev/xvda", `seqwrite ${mib} 1`); // warm-up: the compiler translates the write path
         const t0 = threads(hv.pid!);
         let secs = 0;
-        for (let p = 0; p < passes; p++) secs += (await g.bench("/dev/xvda", `seqwrite ${mib} ${p + 2}`)).secs;
+        if (test === "seqread") await g.bench("/dev/xvda", "seqread 1 1"); // warm-up of the read path
+        // seqread checks the stamps the warm-up's seqwrite (tag 1) left
+        for (let p = 0; p < passes; p++) secs += (await g.bench("/dev/xvda", test === "seqread" ? `seqread ${mib} 1` : `seqwrite ${mib} ${p + 2}`)).secs;
         const d = delta(t0, threads(hv.pid!), hv.pid!);
         const total = mib * passes;
         const line = `${(total / secs).toFixed(1)} MiB/s in the guest; per MiB: domain thread ${(1000 * d.vm[0] / total).toFixed(2)} ms CPU, ` +
@@ -101,7 +113,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`bench/io/wakeups (${passes} × ${mib} MiB seqwrite per run, 1 MiB O_DIRECT pwrites, 1 vCPU):`);
+  console.log(`bench/io/wakeups (${passes} × ${mib} MiB ${test} per run, 1 MiB O_DIRECT ${test === "seqread" ? "preads" : "pwrites"}, 1 vCPU):`);
   for (const [name, lines] of results) for (const l of lines) console.log(`  ${name}: ${l}`);
 }
 

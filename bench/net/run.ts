@@ -60,7 +60,7 @@ const BRIDGE = "benchbr";
 const XENO_MAC = "00:16:3e:00:00:0a";
 const GUEST_PORT = 5001;
 const CHUNK = 65536;
-/** The bridge daemon's passt options (src/net/passt.ts passtArgs), minus -F: QEMU's passt gets the same. */
+/** The bridge daemon's passt options (src/net/passt.ts passtArgs), minus its -s PATH -1: QEMU's passt gets the same. */
 const PASST_NET = ["-4", "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2", "-M", "9a:55:9a:55:9a:55", "-u", "none"];
 const DIRS = ["guest→host", "host→guest"] as const;
 type Dir = typeof DIRS[number];
@@ -510,7 +510,7 @@ async function main(): Promise<void> {
     console.log(`TCP throughput (${img.kernelVersion}, 256 MiB, 1 vCPU, MTU 1500; MB = 10^6 bytes; Xeno ${o.mib} MiB, ` +
       `QEMU ${o.qemuMib} MiB per transfer), median of ${o.runs}; load ${loadStart} → ${load()}:`);
     for (const r of rows) console.log(`  ${r.map((c, i) => c.padEnd(w[i])).join("  ")}`);
-    console.log(`  uplinks: Xeno bridge daemon (${BRIDGE}) → passt -F (socketpair); QEMU ${o.qemuUplink === "passt" ? "passt -s (unix socket), same passt options" : "slirp (-netdev user, hostfwd)"}`);
+    console.log(`  uplinks: Xeno bridge daemon (${BRIDGE}) → passt (-s, unix socket; -F 3, a socketpair, where XENO_PASST_TAP=fd); QEMU ${o.qemuUplink === "passt" ? "passt -s (unix socket), same passt options" : "slirp (-netdev user, hostfwd)"}`);
     for (const s of sides) {
       for (const d of DIRS) {
         console.log(`  ${s.label} ${d} runs: ${s.runs.map((r) => r.dirs[d].failed ? "failed" : r.dirs[d].rate.toFixed(2)).join(", ")} MB/s`);

@@ -3,7 +3,7 @@
  * (and anything else speaking QEMU's stream netdev framing) on one L2 segment, with passt as the uplink to the
  * host. See docs/networking.md for the whole picture.
  *
- *   vif (xeno create A) ─┐                        ┌─ passt (-F 3, socketpair) ── host sockets
+ *   vif (xeno create A) ─┐                        ┌─ passt (-s, a private socket) ── host sockets
  *   vif (xeno create B) ─┼─ unix socket ── switch ┤
  *   qemu -netdev stream ─┘  <run>/net/<br>.sock    (LearningSwitch; UplinkGuard in front of passt)
  *

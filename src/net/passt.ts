@@ -3,12 +3,16 @@
  * translation of the guest's TCP/UDP/ICMP to ordinary host sockets) attached to the switch as one more port.
  *
  * How passt is run, and why (behaviour of passt 0.0~git20230309 as packaged in Debian 12):
- * - `-F 3`: passt gets one end of a socketpair as its already-connected guest socket, instead of `-s PATH`.
- *   libuv creates a child's "pipe" stdio as socketpair(AF_UNIX, SOCK_STREAM), so stdio[3] is exactly that.
- *   With -s, passt started as root drops to user nobody *before* bind(), fails with EACCES in a root-owned
- *   directory such as /run/xeno, ignores the error, prints "UNIX domain socket bound" and waits forever on a
- *   socket no one can reach. With -F there is no socket file, no permission question, and passt exits when
- *   the daemon's end closes (-F implies --one-off), so a crashed daemon leaves no passt behind.
+ * - `-s DIR/passt.sock -1` (--one-off): passt listens on a socket in a private directory made for this start
+ *   (mkdtemp, mode 0700, owned by the user passt will run as: started as root, passt drops to user nobody
+ *   *before* bind(), and in a root-owned directory its bind fails with EACCES, which it ignores), the daemon
+ *   connects and then removes the directory, and passt exits when that connection closes, so a crashed daemon
+ *   leaves no passt behind. Why not `-F 3` (one end of the socketpair libuv makes for a child's
+ *   "pipe" stdio, no socket file): passt raises SO_SNDBUF/SO_RCVBUF to the host's maximum only on a socket it
+ *   accepts (tap_sock_unix_new); an -F socket keeps net.core.wmem_default (208 KiB), and passt *drops* the
+ *   frames a full socket does not take ("dropped N frames due to short send") after advancing its TCP
+ *   sequence, then resends everything from the guest's duplicate ACK on: host → guest TCP was 85 % resends
+ *   (docs/benchmarks.md, session 25). `XENO_PASST_TAP=fd` in the daemon's environment still runs `-F 3` (A/B).
  * - `-f -e`: foreground, log to stderr (we prefix its lines into the daemon log; its "Failed to send N bytes
  *   to syslog" noise, printed when there is no /dev/log, is filtered out).
  * - `-4 -a ADDR -n PREFIX -g GW -M MAC`: a fixed IPv4-only segment, by default 10.0.2.15/24 via 10.0.2.2 as in
@@ -22,8 +26,8 @@
  * - ICMP echo goes through "ping" sockets, which need net.ipv4.ping_group_range to include passt's group
  *   (Debian's default "1 0" excludes everyone), so ping from a guest usually gets no answer; TCP and UDP work.
  *
- * Readiness: with -F there is no socket to poll, and port forwards are bound only when passt reaches its main
- * loop, so the uplink sends an ARP probe (sender IP 0.0.0.0, RFC 5227) for the gateway and counts passt as up
+ * Readiness: the daemon connects as soon as the socket accepts (polled); port forwards are bound only when
+ * passt reaches its main loop, so the uplink then sends an ARP probe (sender IP 0.0.0.0, RFC 5227) for the gateway and counts passt as up
  * when the reply comes back; the reply is consumed, not switched. passt takes the probe's source MAC as the
  * guest's (it follows the last sender), so the probe uses the current owner's MAC when there is one.
  *
@@ -32,7 +36,9 @@
  */
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, chownSync, constants, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { NetError } from "./errors.js";
@@ -126,9 +132,13 @@ export interface PasstOptions {
   missingRetryMs?: number;
 }
 
-/** The passt command line for these options (without the binary). */
-export function passtArgs(o: PasstOptions): string[] {
-  const a = ["-f", "-e", "-F", "3", "-4",
+/**
+ * The passt command line for these options (without the binary): listening on `socketPath` for one client
+ * (`-s PATH -1`), or with fd 3 as its connected socket (`-F 3`) when there is none.
+ */
+export function passtArgs(o: PasstOptions, socketPath?: string): string[] {
+  const tap = socketPath === undefined ? ["-F", "3"] : ["-s", socketPath, "-1"];
+  const a = ["-f", "-e", ...tap, "-4",
     "-a", o.address ?? DEFAULT_GUEST_ADDRESS, "-n", String(o.prefixLength ?? DEFAULT_PREFIX_LENGTH),
     "-g", o.gateway ?? DEFAULT_GATEWAY, "-M", o.mac ?? DEFAULT_PASST_MAC];
   for (const d of o.dns ?? []) a.push("-D", d);
@@ -166,6 +176,8 @@ const BACKOFF_MAX_MS = 30_000;
 const STABLE_RUN_MS = 60_000;
 const PROBE_INTERVAL_MS = 200;
 const STOP_GRACE_MS = 2000;
+/** How often the daemon tries to connect to passt's socket until passt listens. */
+const CONNECT_RETRY_MS = 20;
 /** While passt is missing, a reminder in the log every this many looks (10 min at 10 s): bounded log volume. */
 const MISSING_REMIND_EVERY = 60;
 
@@ -173,7 +185,10 @@ const MISSING_REMIND_EVERY = 60;
 export class PasstUplink implements SwitchPort {
   readonly name = "uplink(passt)";
   readonly guard: UplinkGuard;
-  private readonly args: string[];
+  /** The command line of the last start (its -s path changes per start). */
+  private args: string[];
+  /** Run passt with -F 3 (XENO_PASST_TAP=fd) instead of -s in a private directory. */
+  private readonly tapFd = process.env["XENO_PASST_TAP"] === "fd";
   private readonly gatewayIp: number;
   /** passt's MAC (its -M), which the daemon pins to this port in the switch. */
   readonly passtMac: number;
@@ -193,7 +208,7 @@ export class PasstUplink implements SwitchPort {
   private settle: ((up: boolean) => void) | undefined;
 
   constructor(private readonly opts: PasstOptions, private readonly hooks: PasstUplinkHooks) {
-    this.args = passtArgs(opts);
+    this.args = passtArgs(opts, this.tapFd ? undefined : join(tmpdir(), "xeno-passt-XXXXXX", "passt.sock"));
     this.gatewayIp = parseIpv4(opts.gateway ?? DEFAULT_GATEWAY);
     parseIpv4(opts.address ?? DEFAULT_GUEST_ADDRESS);
     this.passtMac = parseMac(opts.mac ?? DEFAULT_PASST_MAC);
@@ -240,9 +255,13 @@ export class PasstUplink implements SwitchPort {
       this.starts++;
       this.hooks.onState?.("starting");
       let child: ChildProcess;
+      let dir: string | undefined;
       try {
-        child = spawn(bin, this.args, { stdio: ["ignore", "pipe", "pipe", "pipe"] });
+        if (!this.tapFd) dir = passtSocketDir();
+        this.args = passtArgs(this.opts, dir === undefined ? undefined : join(dir, "passt.sock"));
+        child = spawn(bin, this.args, { stdio: ["ignore", "pipe", "pipe", ...(this.tapFd ? ["pipe" as const] : [])] });
       } catch (e) {
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
         done(false, new NetError("NET_PASST_FAILED", `cannot run ${bin}: ${(e as Error).message}`, { cause: e }));
         return;
       }
@@ -259,6 +278,7 @@ export class PasstUplink implements SwitchPort {
       child.stdout?.on("data", onLines);
       child.stderr?.on("data", onLines);
       child.once("error", (e: NodeJS.ErrnoException) => {
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true }); // (a spawn that failed has no "exit")
         this.child = undefined;
         if (e.code === "ENOENT" && this.opts.missingRetryMs !== undefined) {
           done(false);
@@ -275,6 +295,7 @@ export class PasstUplink implements SwitchPort {
       });
       const startedAt = performance.now();
       child.once("exit", (code, signal) => {
+        if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
         if (this.child === child) this.child = undefined;
         this.port?.close();
         this.port = undefined;
@@ -291,23 +312,44 @@ export class PasstUplink implements SwitchPort {
         this.scheduleRestart();
       });
       if (child.pid === undefined) return; // spawn failed: the "error" event settles
-      const sock = child.stdio[3] as Duplex | null;
-      if (sock === null) {
-        child.kill("SIGKILL");
-        done(false, new NetError("NET_PASST_FAILED", "no socketpair for passt's fd 3"));
-        return;
-      }
-      this.port = new StreamPort(`passt[${child.pid}]`, sock, {
-        onFrame: (f) => this.fromPasst(f),
-        onClose: (err) => {
-          if (err !== undefined && !this.stopping) this.hooks.log(`passt[${child.pid}]: socket: ${err.message}`);
-        },
-      });
-      const sendProbe = (): void => {
-        this.port?.send(this.probeFrame());
+      const attach = (sock: Duplex): void => {
+        this.port = new StreamPort(`passt[${child.pid}]`, sock, {
+          onFrame: (f) => this.fromPasst(f),
+          onClose: (err) => {
+            if (err !== undefined && !this.stopping) this.hooks.log(`passt[${child.pid}]: socket: ${err.message}`);
+          },
+        });
+        const sendProbe = (): void => {
+          this.port?.send(this.probeFrame());
+        };
+        sendProbe();
+        probe = setInterval(sendProbe, PROBE_INTERVAL_MS);
       };
-      sendProbe();
-      probe = setInterval(sendProbe, PROBE_INTERVAL_MS);
+      if (dir === undefined) {
+        const sock = child.stdio[3] as Duplex | null;
+        if (sock === null) {
+          child.kill("SIGKILL");
+          done(false, new NetError("NET_PASST_FAILED", "no socketpair for passt's fd 3"));
+          return;
+        }
+        attach(sock);
+      } else {
+        // passt binds and listens during its setup; until then connect() fails (ENOENT, ECONNREFUSED): try again.
+        const sockDir = dir, path = join(sockDir, "passt.sock");
+        const tryConnect = (): void => {
+          if (settled || this.child !== child) return;
+          const s: Socket = connect(path);
+          s.once("error", () => { s.destroy(); if (this.port === undefined) setTimeout(tryConnect, CONNECT_RETRY_MS); });
+          s.once("connect", () => {
+            if (settled || this.child !== child) { s.destroy(); return; }
+            // Connected: the path is no longer needed (an unlinked socket keeps its connections), and with it
+            // gone no one else can reach passt, and nothing is left in $TMPDIR if this process exits first.
+            rmSync(sockDir, { recursive: true, force: true });
+            attach(s);
+          });
+        };
+        tryConnect();
+      }
       timeout = setTimeout(() => {
         this.hooks.log(`passt[${child.pid}] did not answer its ARP probe within ${this.readyTimeoutMs} ms; killing it`);
         this.lastFailure = `passt did not answer within ${this.readyTimeoutMs / 1000} s`;
@@ -450,6 +492,24 @@ export class PasstUplink implements SwitchPort {
     });
     this.child = undefined;
   }
+}
+
+/**
+ * A fresh directory for passt's socket: mode 0700 (mkdtemp), owned by the user passt will run as — as root,
+ * passt switches to user nobody before it binds (conf_ugid: getpwnam("nobody")), so the directory is given to
+ * nobody and its group; otherwise passt keeps our user, who owns it already. Root (the daemon) connects anyway.
+ */
+function passtSocketDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "xeno-passt-"));
+  if (process.getuid?.() === 0) {
+    let uid = 65534, gid = 65534;
+    try {
+      const m = /^nobody:[^:]*:(\d+):(\d+):/m.exec(readFileSync("/etc/passwd", "utf8"));
+      if (m !== null) { uid = Number(m[1]); gid = Number(m[2]); }
+    } catch { /* keep 65534, Debian's nobody:nogroup */ }
+    chownSync(dir, uid, gid);
+  }
+  return dir;
 }
 
 /** For logs: "10.0.2.15/24 via 10.0.2.2, passt MAC 9a:55:9a:55:9a:55". */

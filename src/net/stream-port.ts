@@ -1,6 +1,6 @@
 /**
  * A switch port over a byte stream in QEMU stream framing (framing.ts): a vif client's unix socket in the
- * daemon, or passt's end of a socketpair in the uplink.
+ * daemon, or the connection to passt in the uplink.
  *
  * Egress is tail-dropped when the peer does not read: once more than `maxQueuedBytes` wait in the stream's
  * write buffer, send() returns false (counted as txDropped by the switch) instead of buffering without bound,

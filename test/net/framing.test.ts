@@ -106,6 +106,8 @@ describe("options", () => {
     assert.deepEqual(passtArgs({ forwards: [parseForward("tcp:127.0.0.1/8080:80")] }),
       ["-f", "-e", "-F", "3", "-4", "-a", "10.0.2.15", "-n", "24", "-g", "10.0.2.2", "-M", "9a:55:9a:55:9a:55",
         "-t", "127.0.0.1/8080:80", "-u", "none"]);
+    assert.deepEqual(passtArgs({}, "/tmp/xeno-passt-x/passt.sock").slice(0, 6),
+      ["-f", "-e", "-s", "/tmp/xeno-passt-x/passt.sock", "-1", "-4"]);
     assert.deepEqual(passtArgs({ dns: ["1.1.1.1"], dnsForward: "10.0.2.3", dhcp: false, forwards: [parseForward("udp:53")], quiet: true }).slice(13),
       ["-D", "1.1.1.1", "--dns-forward", "10.0.2.3", "--no-dhcp", "-u", "53:53", "-q"]);
   });

@@ -125,6 +125,27 @@ describe("bridge with passt uplink", () => {
     }
   });
 
+  it("connects to passt's own socket, which passt gave the host's large buffers", () => {
+    needPasst();
+    // passt raises SO_SNDBUF to the host's maximum only on a connection it accepts (src/net/passt.ts): with the
+    // old -F socketpair it stayed at wmem_default and passt dropped frames on short sends (the receive storm).
+    const cmd = daemon.uplink!.commandLine;
+    const sock = cmd[cmd.indexOf("-s") + 1]!;
+    // The daemon removed the socket's directory once connected: nothing left in $TMPDIR, no one else can connect.
+    assert.ok(cmd.includes("-1") && !existsSync(join(sock, "..")), cmd.join(" "));
+    const pid = daemon.uplink!.pid!;
+    // `ss -xmp`: the connection passt accepted on its socket (local address = the socket's path), with its
+    // skmem (tb = the send buffer in bytes), beside passt's pid.
+    const out = execFileSync("ss", ["-x", "-m", "-p"], { encoding: "utf8" });
+    const line = out.split("\n").find((l) => l.includes(`${sock} `) && l.includes(`pid=${pid},`));
+    const m = line === undefined ? null : /skmem:\([^)]*\btb(\d+)/.exec(line);
+    assert.ok(m !== null, `passt[${pid}]'s socket not in ss -xmp:\n${out.slice(0, 2000)}`);
+    const wmemMax = Number(readFileSync("/proc/sys/net/core/wmem_max", "utf8"));
+    // passt asks for INT_MAX/2 when the host allows 4 MiB (sock_probe_mem); the kernel doubles the capped value.
+    if (2 * wmemMax >= 4 << 20) assert.ok(Number(m[1]) >= 4 << 20, `passt's send buffer ${m[1]} B (wmem_max ${wmemMax})`);
+    else assert.fail(`net.core.wmem_max is ${wmemMax}: passt keeps small buffers and drops on short sends; raise it (docs/networking.md)`);
+  });
+
   it("answers the guest's ARP for the gateway", async () => {
     needPasst();
     guest.send(arpRequest(GUEST_MAC, GUEST_IP, GW));
@@ -229,6 +250,7 @@ describe("bridge with passt uplink", () => {
   it("restarts passt when it dies", async () => {
     needPasst();
     const pid = daemon.uplink!.pid!;
+    const cmd = daemon.uplink!.commandLine, dir = join(cmd[cmd.indexOf("-s") + 1]!, "..");
     process.kill(pid, "SIGKILL");
     const deadline = Date.now() + 20_000; // restart backoff 0.25 s + readiness (up to 15 s on a loaded host)
     while (!(daemon.uplink!.isReady && daemon.uplink!.pid !== pid)) {
@@ -240,6 +262,9 @@ describe("bridge with passt uplink", () => {
     const r = await guest.expect("ARP reply from the new passt", (p) => p.arp?.op === 2 && p.arp.senderIp === GW);
     assert.equal(r.arp!.senderMac, PASST_MAC);
     assert.equal(daemon.uplink!.stats().starts, 2);
+    assert.ok(!existsSync(dir), `the dead passt's socket directory ${dir} is left`);
+    const now = daemon.uplink!.commandLine;
+    assert.ok(!existsSync(join(now[now.indexOf("-s") + 1]!, "..")), "the new passt's socket directory is left");
   });
 
   it("stops passt on close", async () => {

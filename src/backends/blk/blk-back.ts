@@ -6,7 +6,11 @@
  * removable, bootable; front: virtual-device, device-type) and those blkback advertises (sectors, info,
  * sector-size, physical-sector-size, feature-flush-cache, feature-barrier, feature-discard + discard-*,
  * feature-max-indirect-segments 256: BLKIF_OP_INDIRECT, whose segment list lives in granted pages, so blkfront
- * sends up to 32 segments — 128 KiB — per request instead of 11), and the offers negotiated in
+ * sends up to 32 segments — 128 KiB — per request instead of 11; 32 is blkfront's own default, and only the guest
+ * can raise it, with `xen_blkfront.max_indirect_segments=256` on its command line: a 1 MiB O_DIRECT read or write
+ * is then one request instead of eight, and the domain thread's CPU per MiB fell by half (reads) to two thirds
+ * (writes) in bench/io/wakeups — most of a request's cost is the guest kernel's own work per request, not this
+ * back-end's; docs/benchmarks.md, session 25), and the offers negotiated in
  * blk-negotiate.ts: feature-persistent (persistent-grants.ts; with XENO_BLK_PERSISTENT=1 only: it costs the guest a
  * copy of every byte, measured slower here), max-ring-page-order 4 (rings of up to 16 pages,
  * 512 requests), multi-queue-max-queues = the guest's vCPUs (one ring per vCPU, each with its own event channel).
