@@ -50,6 +50,12 @@ export class HvError extends Error {
 
 /** Console output kept per domain for late attachers (`console` with replay). */
 const CONSOLE_KEEP = 64 * 1024;
+/**
+ * A migration's unpause that comes while its domain is still being built is sent to the worker at once, behind
+ * the build (Hypervisor.unpause). XENO_EARLY_UNPAUSE=0: it waits here for the build's answer first, as before
+ * session 25, for A/B.
+ */
+const EARLY_UNPAUSE = process.env.XENO_EARLY_UNPAUSE !== "0";
 /** Log lines kept for `dmesg`. */
 const LOG_KEEP = 2000;
 const MAX_DOMAINS = 1024;
@@ -913,10 +919,30 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       // fails this (the domain is gone: xeno migrate-receive reports the failure and the source resumes).
       if (o.report === true) {
         const name = o.name, building = d.building;
+        const buildFailed = (e: Error): never => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); };
+        if (d.built !== undefined || !EARLY_UNPAUSE || d.dying || d.saving === true) {
+          return building.then(async (build) => {
+            if (d.building === building) delete d.building;
+            return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
+          }, buildFailed);
+        }
+        // Still building: renamed now and the unpause sent to the worker now, where it waits in the domain's port
+        // behind the build (the worker takes its port's messages once the Machine is built; one that fails to
+        // build never runs, and this then fails with EBUILD). So the build's answer to this thread and this
+        // request's trip back to the worker are not two more wake-ups in series before the first instruction.
+        if (name !== undefined) this.rename(domid, name); // a refused name leaves it paused, nothing sent
+        delete d.savedMemory;
+        const ran = this.reportRun(d);
+        ran.catch(() => undefined); // a build that failed: its answer is buildFailed's
+        Atomics.store(d.schedCtl, wantAt(0), 1);
+        this.schedKick();
         return building.then(async (build) => {
           if (d.building === building) delete d.building;
-          return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
-        }, (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+          d.runner.builtUnpaused();
+          if (d.announce === true) { d.announce = false; this.announceVifs(d); }
+          this.emitDomain(d, "running");
+          return { runningAt: (await ran).runningAt, build };
+        }, buildFailed);
       }
       if (d.built === undefined) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
       delete d.building;
@@ -932,17 +958,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // a refused name leaves it paused.
     if (o.name !== undefined) this.rename(domid, o.name);
     let ran: Promise<{ runningAt: number }> | null = null;
-    if (o.report === true) {
-      // Bounded: a report that cannot come (the domain moved to another thread before its slice) must not
-      // hold the request for ever; the domain runs regardless.
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
-      });
-      ran = Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
-        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); }), late])
-        .finally(() => clearTimeout(timer));
-    } else d.runner.unpause();
+    if (o.report === true) ran = this.reportRun(d);
+    else d.runner.unpause();
     this.releaseVifs(d); // resumed after a migration that failed past its hold
     // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
     // not on the path to its first instruction).
@@ -953,6 +970,21 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
     return ran;
+  }
+
+  /**
+   * Unpauses `d` and resolves with the start of its next slice. Bounded: a report that cannot come (the domain
+   * moved to another thread before its slice, or it was never built) must not hold the request for ever; the
+   * domain runs regardless.
+   */
+  private reportRun(d: Domain): Promise<{ runningAt: number }> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${d.domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
+    });
+    return Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
+      (e: Error) => { throw new HvError("ESTATE", `domain ${d.domid} stopped before it ran: ${e.message}`); }), late])
+      .finally(() => clearTimeout(timer));
   }
 
   /** Before a migration's final pause: each vif's bridge holds the frames for its MAC (src/net/handover.ts) and
