@@ -438,7 +438,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     this.emitDomain(d, "dying");
     this.schedRemove(d);
     // Paused since its save: nothing has written the memory since, and nothing will once the Machine is gone.
-    const spare = d.savedMemory !== undefined && d.runner.paused && d.stopped === null ? d.savedMemory : null;
+    // Not with vCPU threads of its own (XENO_VCPU_THREADS): the worker lets them go without waiting for them.
+    const spare = d.savedMemory !== undefined && d.runner.paused && d.stopped === null && !(VCPU_THREADS && d.spec.vcpus > 1) ? d.savedMemory : null;
     delete d.savedMemory;
     await d.runner.destroy();
     if (spare !== null) this.spareMemory.offer(spare.memory, spare.dataMap, d.spec.xen ? XEN_AREA_BYTES : 0);
