@@ -4,7 +4,7 @@
  * live migration of the same guest beside it (`migrate -d tcp:…` to a second QEMU started with `-incoming`,
  * figures from `info migrate`).
  *
- *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only] [--keep-logs DIR]
+ *   node dist/bench/save/live.js [--runs N] [--memory MiB] [--no-qemu] [--idle-only] [--keep-logs DIR] [--xl-opts "OPTS"]
  *
  * Xeno: `xeno migrate -s '' DOM 'XENO_RUN_DIR=OTHER xeno migrate-receive'` (the CLI, xenod and the hypervisors
  * as a user runs them), back and forth; its own report gives the rounds, the stop-and-copy and the downtime
@@ -23,6 +23,8 @@ import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const CLI = path.join(root, "dist/src/cli/main.js");
+/** --xl-opts "…": more options for `xeno migrate` (e.g. "-M 0 -R 2": exactly two pre-copy rounds). */
+const XL_OPTS = process.argv.indexOf("--xl-opts") >= 0 ? process.argv[process.argv.indexOf("--xl-opts") + 1]!.split(/\s+/).filter((x) => x !== "") : [];
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[s.length >> 1]!; };
@@ -88,7 +90,7 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
       for (let k = 0; k < runs; k++) {
         const to = 1 - at;
         con.close();
-        const r = await xeno(dirs[at]!, ["migrate", "-s", "", "bench", `XENO_RUN_DIR=${dirs[to]} ${process.execPath} ${CLI} migrate-receive`]);
+        const r = await xeno(dirs[at]!, ["migrate", ...XL_OPTS, "-s", "", "bench", `XENO_RUN_DIR=${dirs[to]} ${process.execPath} ${CLI} migrate-receive`]);
         if (r.code !== 0) throw new Error(`migrate: ${r.err}`);
         const rounds = [...r.err.matchAll(/round \d+: (\d+) pages/g)].map((m) => Number(m[1]));
         const res: Result = {

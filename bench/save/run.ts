@@ -87,7 +87,7 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
       out.push({ save, restore: performance.now() - t, bytes: s.bytes, timing: r.timing });
       const tm = r.timing, f = (x: number | undefined): string => (x ?? NaN).toFixed(1);
       process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
-        `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}]${tm.pagesMs !== undefined ? ` (pages ${f(tm.pagesMs)}: records ${tm.jobsMain} + ${tm.jobsHelper} by the helper)` : ""}, store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}; ` +
+        `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}]${(tm as Record<string, unknown>).spareMemory === true ? " into the spare memory" : ""}${tm.pagesMs !== undefined ? ` (pages ${f(tm.pagesMs)}: records ${tm.jobsMain} + ${tm.jobsHelper} by the helper)` : ""}, store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}; ` +
         `first guest instruction ${f(tm.runningMs)}), ${s.bytes} bytes\n`);
       await sleep(idle * 1000);
     }

@@ -38,6 +38,7 @@ import { MAX_BOARD_VCPUS, boardTailBytes } from "../machine/board.js";
 import { dom0Usage } from "./dom0-usage.js";
 import { PERMIT_WAITED, cpuAt, permitAt, schedBytes, vcpuEntityId, wantAt } from "./sched-words.js";
 import { VCPU_THREADS } from "./vcpu-thread.js";
+import { SpareMemory } from "./save-spare-memory.js";
 import type { DomainInfo, DomainSpec, DomainState, ErrorCode, Event, HostInfo, MigrateSendResult, RestoreBuildInfo, RestoreTimingInfo, ShutdownReason, ToolstackData } from "./protocol.js";
 
 
@@ -49,6 +50,12 @@ export class HvError extends Error {
 
 /** Console output kept per domain for late attachers (`console` with replay). */
 const CONSOLE_KEEP = 64 * 1024;
+/**
+ * A migration's unpause that comes while its domain is still being built is sent to the worker at once, behind
+ * the build (Hypervisor.unpause). XENO_EARLY_UNPAUSE=0: it waits here for the build's answer first, as before
+ * session 25, for A/B.
+ */
+const EARLY_UNPAUSE = process.env.XENO_EARLY_UNPAUSE !== "0";
 /** Log lines kept for `dmesg`. */
 const LOG_KEEP = 2000;
 const MAX_DOMAINS = 1024;
@@ -90,6 +97,11 @@ interface Domain {
   building?: Promise<RestoreBuildInfo>;
   /** Set once `building` ended well. */
   built?: RestoreBuildInfo;
+  /**
+   * Its memory, while it is paused since a save (a migration's stream sent): destroyed so, the memory becomes the
+   * spare for the next restore (save-spare-memory.ts). Cleared when it is unpaused.
+   */
+  savedMemory?: { memory: WebAssembly.Memory; dataMap: Uint8Array };
   /** CPU seconds at the balancer's last look, and when it last moved (performance.now ms). */
   balanceCpu?: number;
   movedAt?: number;
@@ -177,6 +189,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   private readonly threads = new Set<VmThread>();
   /** A thread without domains kept for the next one (SPARE_KEEP_MS), and the timer that ends it. */
   private spare: { thread: VmThread; timer: NodeJS.Timeout } | null = null;
+  /** The memory of the last domain destroyed after a save, zeroed, for the next restore (save-spare-memory.ts). */
+  private readonly spareMemory = new SpareMemory();
   private closing = false;
   private threadsStarted = 0;
   readonly domainsPerThread: number;
@@ -236,7 +250,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       totalMemoryMiB: Math.floor(this.pool.totalFrames / 256), freeMemoryMiB: Math.floor(this.pool.freeFrames / 256),
       xenMajor: XEN_MAJOR, xenMinor: XEN_MINOR, xenExtra: "-xeno", uptime: (Date.now() - this.started) / 1000,
       pcpus: this.sched.pcpus, tsliceMs: this.sched.tsliceMs,
-      vmThreads: this.threads.size, vmSpareThread: this.spare !== null, vmThreadsStarted: this.threadsStarted, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
+      vmThreads: this.threads.size, vmSpareThread: this.spare !== null, spareMemoryBytes: this.spareMemory.bytes, spareMemoryTaken: this.spareMemory.taken, vmThreadsStarted: this.threadsStarted, domainsPerThread: this.domainsPerThread, vmMoves: this.moves,
       xenstoredSocket: this.xenstoredSocket,
     };
   }
@@ -432,7 +446,12 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     d.dying = true;
     this.emitDomain(d, "dying");
     this.schedRemove(d);
+    // Paused since its save: nothing has written the memory since, and nothing will once the Machine is gone.
+    // Not with vCPU threads of its own (XENO_VCPU_THREADS): the worker lets them go without waiting for them.
+    const spare = d.savedMemory !== undefined && d.runner.paused && d.stopped === null && !(VCPU_THREADS && d.spec.vcpus > 1) ? d.savedMemory : null;
+    delete d.savedMemory;
     await d.runner.destroy();
+    if (spare !== null) this.spareMemory.offer(spare.memory, spare.dataMap, d.spec.xen ? XEN_AREA_BYTES : 0);
     await this.threadLeft(d.thread);
     // A domain that stopped by itself kept its frames when its thread ended: release what it held.
     if (d.runner.keptFrames) this.pool.release(d.runner.pages);
@@ -563,9 +582,9 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     delete spec.paused;
     const saved: SavedDomain = { version: 1, domid, snapshot: run.snapshot, store: { version: 1, nodes: dumpStore(this.store, domid, d.uuid), guest },
       ...(o.suspendedBy !== undefined ? { suspended: { vcpu: o.suspendedBy } } : {}) };
-    let bytes: number, zeroPages: number;
+    let bytes: number, zeroPages: number, dataMap: Uint8Array;
     try {
-      ({ bytes, zeroPages } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
+      ({ bytes, zeroPages, dataMap } = await writeSaveFile(path, spec, saved, run.memory, (p) => this.emit("event", { event: "progress", op: "save", domid, path, ...p })));
     } catch (e) {
       if (o.suspendedBy !== undefined) d.runner.cancelSuspend();
       d.runner.finishSave(true, run.paused);
@@ -583,6 +602,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       this.emitDomain(d, stayPaused ? "paused" : "running");
     } else {
       d.saving = false;
+      d.savedMemory = { memory: run.memory, dataMap };
       await this.destroy(domid);
     }
     return { bytes, pages, zeroPages, ms };
@@ -627,6 +647,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         const mem = d.runner.liveMemory!;
         // RAM is the memory less what follows it (vCPU state, TLBs, the compiler's area: boardTailBytes).
         const ram = new Uint8Array(mem.buffer, 0, mem.buffer.byteLength - boardTailBytes(spec.vcpus));
+        w.dataMap = new Uint8Array(ram.length >>> 12); // the pages sent with data, for the spare memory (destroy)
         ({ rounds, left } = await precopy({ ram, dirty: (op, f) => d.runner.dirty(op, f) }, w, policy,
           (r, k) => this.log(`d${domid}: migration pre-copy round ${k}: ${r.pages} pages in ${r.ms.toFixed(0)} ms, ${r.dirtyAfter} dirty after`)));
       }
@@ -640,6 +661,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const tSaved = performance.now();
       const ram = new Uint8Array(run.memory.buffer, 0, run.memory.buffer.byteLength - boardTailBytes(spec.vcpus));
       const ramPages = ram.length >>> 12;
+      w.dataMap ??= new Uint8Array(ramPages); // sent paused: every page goes below
       let last: PageList;
       if (logging) {
         if (run.dirty === undefined) throw new Error("the worker saved the domain without its last dirty round");
@@ -663,6 +685,8 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       const stopCopyMs = tEnd - tPause;
       const stopCopy = { saveMs: tSaved - tPause, dirtyMs: tDirty - tSaved, stateMs: tState - tDirty, pagesMs: tPages - tState, endMs: tEnd - tPages };
       d.runner.finishSave(true, true); // as save -p: the held store messages delivered, paused
+      // Destroyed next (xeno migrate), its memory becomes the spare.
+      if (w.dataMap.length === ramPages) d.savedMemory = { memory: run.memory, dataMap: w.dataMap };
       this.emitDomain(d, "paused");
       const ms = performance.now() - t0;
       this.log(`d${domid}: migration stream sent (${w.bytes} bytes, ${rounds.length} pre-copy rounds, ${last.length} pages paused, ` +
@@ -731,15 +755,18 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     let conn: Awaited<ReturnType<typeof socketSource>> | null = null;
     // The file's page reads (save-jobs.ts), reported by the reader; a holder, as the callback sets it.
     const read: { pages: { ms: number; main: number; helper: number } | null } = { pages: null };
+    // The pages go into the spare memory when it has the size (already faulted in, zeroed), else a new one.
+    let spareTaken = false;
+    const memoryFor = (bytes: number): WebAssembly.Memory | null => { const m = this.spareMemory.take(bytes); spareTaken = m !== null; return m; };
     try {
       const progress = (p: WriteProgress): void => { this.emit("event", { event: "progress", op: "restore", domid: -1, path, ...p }); };
       if (o.stream === true) {
         // A migration: `path` is the receiving client's socket; the stream is read as it comes (save-live.ts).
         try { conn = await socketSource(path); } catch (e) { throw new HvError("EIO", `cannot connect to the stream socket ${path}: ${(e as Error).message}`); }
-        f = await readSaveStream(conn.source, configPages, progress);
+        f = await readSaveStream(conn.source, configPages, progress, memoryFor);
       } else {
         // The domain's thread, while it has no domain in it, reads part of the file's pages beside this one.
-        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive, report: (r) => { read.pages = r; } });
+        f = await readSaveFile(path, configPages, progress, { offer: (m) => early.helpRead(m), alive: () => early.alive, report: (r) => { read.pages = r; } }, memoryFor);
       }
       conn?.destroy();
     } catch (e) {
@@ -843,7 +870,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       building.catch(() => undefined); // awaited by the unpause (or a destroy); a failure is its answer there
       d.building = building;
       const timing: RestoreTimingInfo = {
-        readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: NaN,
+        readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: NaN, spareMemory: spareTaken,
         threadMs: NaN, machineMs: NaN, readAt: wall(tRead), builtAt: NaN, ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
       };
       return { domid, bytes: f.bytes, ms: tBuild - t0, timing };
@@ -856,14 +883,14 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     // A domain that runs: the answer waits for its first slice (bounded), so "restored" means running.
     const ranAt = d !== undefined && !spec.paused ? await d.runner.firstRun(RUN_WAIT_MS) : NaN;
     const timing: RestoreTimingInfo = {
-      readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild,
+      readMs: tRead - t0, readCpuMs: o.stream === true ? NaN : (cpuRead.user + cpuRead.system) / 1000, storeMs: tBuild - tRead, buildMs: tBuilt - tBuild, spareMemory: spareTaken,
       threadMs: rt !== null ? rt.at - wall(tBuild) : NaN, machineMs: rt?.restoreMs ?? NaN,
       ...(pages !== null ? { pagesMs: pages.ms, jobsMain: pages.main, jobsHelper: pages.helper } : {}),
       readAt: wall(tRead), builtAt: wall(tBuilt), ...(typeof saved.pausedAt === "number" ? { pausedAt: saved.pausedAt } : {}),
       ...(!spec.paused ? { runningMs: ranAt - wall(t0) } : {}),
     };
     this.log(`d${domid}: restored from ${path} (${f.bytes} bytes, ${f.dataPages} pages with data, ${ms.toFixed(0)} ms: ` +
-      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}${pages !== null ? `; pages ${pages.ms.toFixed(1)}, records ${pages.main} here + ${pages.helper} by the helper` : ""}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
+      `read and checked ${timing.readMs.toFixed(1)} (CPU ${timing.readCpuMs.toFixed(1)}${spareTaken ? "; into the spare memory" : ""}${pages !== null ? `; pages ${pages.ms.toFixed(1)}, records ${pages.main} here + ${pages.helper} by the helper` : ""}), store ${timing.storeMs.toFixed(1)}, build ${timing.buildMs.toFixed(1)} ` +
       `(thread ${timing.threadMs.toFixed(1)}, machine ${timing.machineMs.toFixed(1)})` +
       `${timing.runningMs !== undefined ? `; first guest instruction ${timing.runningMs.toFixed(1)} ms after the request` : ""})`);
     if (d !== undefined) {
@@ -902,10 +929,30 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       // fails this (the domain is gone: xeno migrate-receive reports the failure and the source resumes).
       if (o.report === true) {
         const name = o.name, building = d.building;
+        const buildFailed = (e: Error): never => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); };
+        if (d.built !== undefined || !EARLY_UNPAUSE || d.dying || d.saving === true) {
+          return building.then(async (build) => {
+            if (d.building === building) delete d.building;
+            return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
+          }, buildFailed);
+        }
+        // Still building: renamed now and the unpause sent to the worker now, where it waits in the domain's port
+        // behind the build (the worker takes its port's messages once the Machine is built; one that fails to
+        // build never runs, and this then fails with EBUILD). So the build's answer to this thread and this
+        // request's trip back to the worker are not two more wake-ups in series before the first instruction.
+        if (name !== undefined) this.rename(domid, name); // a refused name leaves it paused, nothing sent
+        delete d.savedMemory;
+        const ran = this.reportRun(d);
+        ran.catch(() => undefined); // a build that failed: its answer is buildFailed's
+        Atomics.store(d.schedCtl, wantAt(0), 1);
+        this.schedKick();
         return building.then(async (build) => {
           if (d.building === building) delete d.building;
-          return { runningAt: (await this.unpause(domid, { report: true, name })).runningAt, build };
-        }, (e: Error) => { throw new HvError(e instanceof HvError ? e.code : "EBUILD", `domain ${domid} could not be built, nothing runs: ${e.message}`); });
+          d.runner.builtUnpaused();
+          if (d.announce === true) { d.announce = false; this.announceVifs(d); }
+          this.emitDomain(d, "running");
+          return { runningAt: (await ran).runningAt, build };
+        }, buildFailed);
       }
       if (d.built === undefined) throw new HvError("ESTATE", `domain ${domid} is being restored: unpause it when the restore has ended`);
       delete d.building;
@@ -916,21 +963,13 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (o.report === true) throw new HvError("ESTATE", `domain ${domid} is not paused: nothing to report`);
       return null;
     }
+    delete d.savedMemory; // it runs again (a migration that failed): its memory is its own
     // `name`: renamed first, in the same request (xeno migrate-receive: NAME--incoming becomes NAME and runs);
     // a refused name leaves it paused.
     if (o.name !== undefined) this.rename(domid, o.name);
     let ran: Promise<{ runningAt: number }> | null = null;
-    if (o.report === true) {
-      // Bounded: a report that cannot come (the domain moved to another thread before its slice) must not
-      // hold the request for ever; the domain runs regardless.
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
-      });
-      ran = Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
-        (e: Error) => { throw new HvError("ESTATE", `domain ${domid} stopped before it ran: ${e.message}`); }), late])
-        .finally(() => clearTimeout(timer));
-    } else d.runner.unpause();
+    if (o.report === true) ran = this.reportRun(d);
+    else d.runner.unpause();
     this.releaseVifs(d); // resumed after a migration that failed past its hold
     // A restored domain's vifs announce themselves once it runs (after the first slice is under way: they are
     // not on the path to its first instruction).
@@ -941,6 +980,21 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     if (d.announce === true) { d.announce = false; this.announceVifs(d); }
     this.emitDomain(d, "running");
     return ran;
+  }
+
+  /**
+   * Unpauses `d` and resolves with the start of its next slice. Bounded: a report that cannot come (the domain
+   * moved to another thread before its slice, or it was never built) must not hold the request for ever; the
+   * domain runs regardless.
+   */
+  private reportRun(d: Domain): Promise<{ runningAt: number }> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HvError("ESTATE", `domain ${d.domid} was unpaused but did not report its first slice within ${REPORT_WAIT_MS / 1000} s`)), REPORT_WAIT_MS);
+    });
+    return Promise.race([d.runner.unpauseReport().then((runningAt) => ({ runningAt }),
+      (e: Error) => { throw new HvError("ESTATE", `domain ${d.domid} stopped before it ran: ${e.message}`); }), late])
+      .finally(() => clearTimeout(timer));
   }
 
   /** Before a migration's final pause: each vif's bridge holds the frames for its MAC (src/net/handover.ts) and
@@ -1344,6 +1398,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     const s = this.spare;
     this.spare = null;
     if (s !== null) { clearTimeout(s.timer); await s.thread.close(); }
+    this.spareMemory.drop();
   }
 }
 

@@ -168,6 +168,9 @@ export interface HostInfo {
   vmThreads?: number;
   /** A thread without domains is kept warm for the next one (src/hv/hypervisor.ts SPARE_KEEP_MS). */
   vmSpareThread?: boolean;
+  /** The spare domain memory kept for the next restore (save-spare-memory.ts): its size, and restores that took one. */
+  spareMemoryBytes?: number;
+  spareMemoryTaken?: number;
   /** Worker threads started since the hypervisor started (the spare taken again is not a new one). */
   vmThreadsStarted?: number;
   domainsPerThread?: number;
@@ -311,6 +314,8 @@ export interface RestoreTimingInfo {
   readCpuMs: number;
   /** Config and state checks, frames claimed, XenStore nodes written, the domain introduced. */
   storeMs: number;
+  /** The pages were read into the spare memory of a domain destroyed after its save (save-spare-memory.ts). */
+  spareMemory?: boolean;
   /** The worker built the Machine from the state and answered (threadMs + machineMs + the answer's trip). */
   buildMs: number;
   /** From the build's start to the worker beginning it (a thread started, or its loop turning). */

@@ -38,7 +38,7 @@ export interface SavedDomain {
  * removed, and only a regular file is truncated.
  */
 export async function writeSaveFile(path: string, spec: DomainSpec, saved: SavedDomain, memory: WebAssembly.Memory,
-  progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
+  progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number; dataMap: Uint8Array }> {
   // The board's whole RAM (for a Xen DomU the guest's memory and the Xen area above it: grant frames, rings).
   // After RAM: the vCPU state and TLB areas (boardTailBytes); a restore allocates RAM + that, Board checks it.
   const ramPages = (memory.buffer.byteLength - boardTailBytes(spec.vcpus)) / PAGE_SIZE;
@@ -62,6 +62,12 @@ export async function writeSaveFile(path: string, spec: DomainSpec, saved: Saved
   }
 }
 
+/**
+ * Where a reader gets the domain memory of `bytes` (RAM and the board's tail): an all-zero shared memory of
+ * exactly that size (the spare of save-spare-memory.ts), or null for a new one.
+ */
+export type MemoryFor = (bytes: number) => WebAssembly.Memory | null;
+
 export interface ReadSaveFile {
   config: Record<string, unknown>;
   saved: SavedDomain;
@@ -78,12 +84,12 @@ export interface ReadSaveFile {
  * that does not fit.
  */
 export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null, memoryFor?: MemoryFor): Promise<ReadSaveFile> {
   const { fh } = await openRegular(path, { what: "save file" });
   try {
     // The pages are read after the records are checked, by this thread and `helper` (save-jobs.ts); the
     // descriptor is closed below only after both ended (the reader waits for the helper's part).
-    return await readSaveStream(fileSource(fh, helper), configPages, progress);
+    return await readSaveStream(fileSource(fh, helper), configPages, progress, memoryFor);
   } finally {
     await fh.close();
   }
@@ -91,7 +97,7 @@ export async function readSaveFile(path: string, configPages: (cfg: Record<strin
 
 /** readSaveFile's reading and checks, from any byte source (a migration's stream socket: save-live.ts). */
 export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, memoryFor?: MemoryFor): Promise<ReadSaveFile> {
   let memory: WebAssembly.Memory | null = null;
   {
     const r = await readSave(src, {
@@ -99,7 +105,7 @@ export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<
       ram: (cfg, pages, vcpus) => {
         if (cfg.vcpus !== vcpus) throw new Error(`the config has ${String(cfg.vcpus)} vCPUs, the saved state ${vcpus}: the config does not match the state`);
         const bytes = pages * PAGE_SIZE + boardTailBytes(vcpus);
-        memory = new WebAssembly.Memory({ initial: bytes / 65536, maximum: bytes / 65536, shared: true });
+        memory = memoryFor?.(bytes) ?? new WebAssembly.Memory({ initial: bytes / 65536, maximum: bytes / 65536, shared: true });
         return new Uint8Array(memory.buffer, 0, pages * PAGE_SIZE);
       },
       progress,

@@ -96,15 +96,16 @@ export interface WriteProgress { pages: number; totalPages: number; bytes: numbe
  * Writes a save stream of `c` with RAM from `ram` (at least ramPages × 4096 bytes; read while the domain is
  * paused). Returns the bytes written and the pages sent as zero. `progress` is called after each PAGE_DATA record.
  */
-export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number }> {
+export async function writeSave(sink: ByteSink, c: SaveContents, ram: Uint8Array, progress?: (p: WriteProgress) => void): Promise<{ bytes: number; zeroPages: number; dataMap: Uint8Array }> {
   if (ram.length < c.ramPages * PAGE_SIZE) throw new RangeError(`RAM view ${ram.length} bytes < ${c.ramPages} pages`);
   const w = new SaveStreamWriter(sink);
+  w.dataMap = new Uint8Array(c.ramPages);
   await w.header(c.config);
   await w.domain(c.state, c.ramPages, c.vcpus);
   const all = { length: c.ramPages, at: (i: number): number => i };
   await w.pages(ram, all, (sent) => progress?.({ pages: sent, totalPages: c.ramPages, bytes: w.bytes }));
   await w.end();
-  return { bytes: w.bytes, zeroPages: w.zeroPages };
+  return { bytes: w.bytes, zeroPages: w.zeroPages, dataMap: w.dataMap };
 }
 
 /** Page numbers for SaveStreamWriter.pages: `length` of them, the i-th at(i). */
@@ -130,6 +131,11 @@ export class SaveStreamWriter {
    * (docs/benchmarks.md, session 24). Allocated at the first record: the largest one's size.
    */
   private rec: Buffer | null = null;
+  /**
+   * When set (one byte per RAM page): 1 for every page sent with data, over every `pages` call — a superset of
+   * the pages not all zero when the stream ends, which save-spare-memory.ts zeroes again.
+   */
+  dataMap: Uint8Array | null = null;
   constructor(private readonly sink: ByteSink) {}
 
   private async out(b: Uint8Array): Promise<void> { this.crc = crcOf(b, this.crc); this.bytes += b.length; await this.sink.write(b); }
@@ -194,7 +200,7 @@ export class SaveStreamWriter {
         const zero = isZero(ram, u32, pfn * PAGE_SIZE);
         pfns.writeUInt32LE(pfn, 8 * i);
         pfns.writeUInt32LE(((zero ? PFINFO_XALLOC : PFINFO_NOTAB) << 28) >>> 0, 8 * i + 4);
-        if (!zero) data.push(pfn); else this.zeroPages++;
+        if (!zero) { data.push(pfn); if (this.dataMap !== null) this.dataMap[pfn] = 1; } else this.zeroPages++;
       }
       // The record built in one buffer (header, count, pfns, pages: a multiple of 8 bytes, so no padding), each
       // page copied once, as it is now (one written meanwhile is sent again by a live migration's next round).

@@ -308,6 +308,11 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
 
   pause(): void { this.stats[STAT_PAUSED] = 1; this.send({ type: "pause" }); }
   unpause(): void { this.stats[STAT_PAUSED] = 0; this.send({ type: "unpause" }); }
+  /**
+   * A domain restored paused whose unpause was sent behind its build (Hypervisor.unpause, a migration): the
+   * worker wrote "paused" into the stats as it built it, before it took the unpause; called once built.
+   */
+  builtUnpaused(): void { this.stats[STAT_PAUSED] = 0; }
 
   /**
    * Unpauses and resolves with the wall time (ms since the epoch, µs precision) at which the domain's next slice
