@@ -34,7 +34,7 @@ function domain(words: number[]) {
     assert.notEqual(cache.blocks[PAGE]?.[0] ?? null, null, "the block is compiled");
     setx(cpu, 0, 0); setPc(cpu, CODE); cpu.run(3); assert.equal(x(cpu, 0), want);
   };
-  return { engine, cache, run };
+  return { engine, cache, run, mmu, cpu };
 }
 
 test("the code cache: same words at the same place share a module; other words compile their own", () => {
@@ -57,4 +57,53 @@ test("the code cache: same words at the same place share a module; other words c
   assert.equal(c.engine.stats.modules, 1);
   a.run(3n);
   for (const d of [a, b, c]) assert.equal(d.engine.stats.failed, 0);
+});
+
+test("a shared module whose blocks were left and taken again is evicted whole (table slots reused within it)", () => {
+  const probe = domain([]);
+  if (!probe.cache.compiling || process.env.XENO_JIT_SHARE === "0") return; // no compiler or no cache: nothing to share
+  useCompileWorker(compileWorkerClient());
+  const w = existingCompileWorker()!;
+  for (let t = 0; !w.ready && t < 30_000; t += 5) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+  assert.ok(w.ready, "the compile worker loaded");
+  // Three blocks on three pages (X, Y, Z), compiled into one module by the first domain, served to the second.
+  const at = [CODE + 0x1000, CODE + 0x2000, CODE + 0x3000];
+  const make = () => {
+    const d = domain([]);
+    const dv = new DataView(d.mmu.ram as ArrayBuffer);
+    at.forEach((a, i) => [ADD_X(0, 0, i + 1), ADD_X(0, 0, i + 1), ADD_X(0, 0, i + 1), NOP]
+      .forEach((wd, k) => dv.setInt32(a - BASE + 4 * k, wd, true)));
+    /** Runs the blocks `list` in turn until they are hot (queued together: one module), checking x0 each time. */
+    const hot = (...list: number[]): void => {
+      for (let k = 0; k < 2 * d.cache.hot + 10; k++) {
+        for (const i of list) {
+          setx(d.cpu, 0, 0); setPc(d.cpu, at[i]); d.cpu.run(3); assert.equal(x(d.cpu, 0), BigInt(3 * (i + 1)));
+        }
+      }
+    };
+    return { ...d, hot };
+  };
+  const a = make();
+  a.hot(0, 1, 2);
+  a.cache.settle();
+  assert.equal(a.engine.stats.modules, 1, `one module: ${JSON.stringify(a.engine.stats)}`);
+  const b = make();
+  b.hot(0, 1, 2);
+  b.cache.settle();
+  const st = (): typeof b.engine.stats => b.engine.stats; // read afresh (no narrowing across the steps below)
+  assert.ok(st().sharedBlocks === 3 && st().modules === 0, JSON.stringify(st()));
+  assert.equal(b.engine.stats.liveModules, 1);
+  // X and Y leave (their pages invalidated; Z keeps the module's record alive); Y's table slot, freed last, goes
+  // to X when X is installed again from the kept module, and X's to Y.
+  b.cache.invalidatePage((at[0] - BASE) >>> 12);
+  b.cache.invalidatePage((at[1] - BASE) >>> 12);
+  b.hot(0); b.cache.settle();
+  b.hot(1); b.cache.settle();
+  assert.ok(st().sharedBlocks === 5 && st().liveModules === 1, JSON.stringify(st()));
+  // A budget of 0 evicts every module: each installed block is dropped once, at the place it is installed now.
+  b.cache.codeBudget = 0;
+  b.cache.sweep();
+  assert.equal(b.engine.stats.liveBlocks, 0, JSON.stringify(b.engine.stats));
+  b.hot(0, 1, 2);
+  assert.equal(b.engine.stats.failed, 0);
 });

@@ -160,6 +160,12 @@ export class JitEngine {
   private readonly free: number[] = [];
   /** Per table slot: the module (id) whose block sits there. */
   private slotModule = new Int32Array(4096);
+  /**
+   * The RAM offset each table slot's block was entered at (valid while slotModule says the slot is used). A shared
+   * module's record takes blocks again after some of them were left, so its `slots` list can hold an old (key,
+   * idx) pair whose idx a later block of the same module now uses: evict() drops only the current pairs.
+   */
+  private slotKey = new Uint32Array(4096);
   /** Modules with installed blocks, by id (the count of modules compiled when each was). */
   private readonly modules = new Map<number, ModuleRecord>();
   /** Kept modules of the compile worker's code cache with an instance here: cache id → record id. */
@@ -272,12 +278,16 @@ export class JitEngine {
       const sm = new Int32Array(2 * n);
       sm.set(this.slotModule);
       this.slotModule = sm;
+      const sk = new Uint32Array(2 * n);
+      sk.set(this.slotKey);
+      this.slotKey = sk;
     }
     const idx = this.free.pop()!;
     this.table.set(idx, fn);
     const rec = this.modules.get(this.installing);
     if (rec === undefined) throw new Error(`JitEngine.enter outside install (module ${this.installing})`);
     this.slotModule[idx] = this.installing;
+    this.slotKey[idx] = key;
     rec.live++;
     rec.blocks++;
     rec.slots.push(key, idx);
@@ -327,7 +337,10 @@ export class JitEngine {
     }
     for (const id of victims) {
       const sl = this.modules.get(id)!.slots;
-      for (let k = 0; k < sl.length; k += 2) if (this.slotModule[sl[k + 1]] === id) drop(sl[k], sl[k + 1]);
+      for (let k = 0; k < sl.length; k += 2) {
+        const key = sl[k], idx = sl[k + 1];
+        if (this.slotModule[idx] === id && this.slotKey[idx] === key) drop(key, idx);
+      }
       if (this.modules.has(id)) throw new Error(`JitEngine.evict: module ${id} still has installed blocks`);
     }
     this.stats.evicted += victims.length;
