@@ -89,7 +89,12 @@ test("demo guest: xeno shutdown -w ends it within 30 s; xeno reboot brings it ba
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.ok(id3 !== undefined && id3 !== id2, `demo not back under a new domid within 30 s (was ${id2}, now ${id3})`);
-    assert.match(readFileSync(join(run, "xenod.log"), "utf8"), new RegExp(`domain ${id2} \\(demo\\) rebooted`));
+    // xenod logs the restart once its create call has returned, which can be after the new domain is listed.
+    const rebooted = new RegExp(`domain ${id2} \\(demo\\) rebooted`);
+    for (const end = Date.now() + 30_000; !rebooted.test(readFileSync(join(run, "xenod.log"), "utf8")) && Date.now() < end;) {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.match(readFileSync(join(run, "xenod.log"), "utf8"), rebooted);
     const third = attach(["console", "demo"]);
     await third.waitFor(/XENO-GUEST-READY/, BOOT_MS, "boot after reboot");
     assert.equal(xeno("destroy", "demo").status, 0);
