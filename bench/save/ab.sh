@@ -2,7 +2,7 @@
 # bench/save/ab.sh: an A/B of restore or live-migration timings between two built checkouts, alternated.
 #   bench/save/ab.sh restore|live BASE_DIR NEW_DIR [ROUNDS] [-- EXTRA_ARGS…]
 # Each round runs, in BASE_DIR then NEW_DIR (and NEW_DIR again with each VAR=V in $AB_VARIANTS, e.g.
-# AB_VARIANTS="XENO_SPARE_MEMORY=0 XENO_EARLY_UNPAUSE=0"):
+# AB_VARIANTS="XENO_SPARE_MEMORY=0 XENO_EARLY_UNPAUSE=1"):
 #   restore: node dist/bench/save/run.js --runs 5 --idle 2 --no-qemu EXTRA_ARGS
 #   live:    node dist/bench/save/live.js --runs 5 --no-qemu EXTRA_ARGS   (e.g. -- --idle-only)
 # and prints the load, the bench's summary lines and the process times. Timings never decide pass/fail.
