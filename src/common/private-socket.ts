@@ -27,12 +27,14 @@ export function ensurePrivateDir(dir: string): void {
 }
 
 /**
- * server.listen(path) with the socket file created 0600 whatever the process's umask: the umask is 077 while
- * Node binds the socket (synchronously, inside listen()) and the file is chmod'ed once listening, so at no
- * moment may another user connect. Main thread only (process.umask throws in worker threads).
+ * server.listen(path) with the socket file created 0600 whatever the process's umask: the umask is 0177 while
+ * Node binds the socket (synchronously, inside listen()), so the file is 0600 from its creation (with 077 it was
+ * 0700 until the chmod once listening, which test/toolstack/socket-modes caught in that window), and it is
+ * chmod'ed once listening as well. At no moment may another user connect. Main thread only (process.umask
+ * throws in worker threads).
  */
 export function listenPrivate(server: Server, path: string, done: () => void): void {
-  const old = process.umask(0o077);
+  const old = process.umask(0o177);
   try {
     server.listen(path, () => {
       try { chmodSync(path, SOCKET_MODE); } catch { /* the umask already made it 0600 */ }
