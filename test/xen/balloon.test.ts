@@ -161,7 +161,10 @@ test("balloon 512 → 256 → 512 MiB through memory/target: frames leave and re
     let filledReleased = 0;
     for (let k = 0; k < acct.ramFrames; k++) if (filled[k] !== 0 && acct.map[k] === 0) filledReleased++;
     process.stderr.write(`# of ${filledCount} frames holding fill-free's data, ${filledReleased} were given back (all now zero)\n`);
-    assert.ok(filledReleased > 0, "some frames given back held the guest's data (the hypervisor zeroed them)");
+    // Which free pages the guest's balloon driver takes is the guest allocator's choice: usually some of
+    // fill-free's (1,728 of 4,096 in one run), but none in another (fresh37, session 25), where 157 other frames
+    // holding data were given back. Either way frames that held data were given back, and all are zero now.
+    assert.ok(acct.scrubbedFrames > 0, "some frames given back held data (the hypervisor zeroed them)");
     assert.ok(acct.scrubbedFrames >= filledReleased, `scrubbed ${acct.scrubbedFrames} frames`);
     assert.equal(st.tlbStale, 0, "no vCPU's TLB maps a released frame");
     assert.equal(m.xen!.mem.isRamFrame(acct.firstGfn + st.first), false, "host-side accesses refuse it");
