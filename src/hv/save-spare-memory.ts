@@ -16,7 +16,7 @@
  * and compiler areas after it — so a taken memory is as a new one: all zero (the reader relies on that:
  * save-format.ts writes an XALLOC page only when an earlier record gave it data). Pages that were never
  * touched read as zero and are not written, so the scrub does not fault them in. It runs in slices
- * (SCRUB_SLICE_BYTES, ~0.5 ms each) so the event loop stays responsive; a memory still being scrubbed is not
+ * (SCRUB_SLICE_PAGES, ~0.5 ms each) so the event loop stays responsive; a memory still being scrubbed is not
  * given out.
  *
  * Cost: the spare's resident pages (those the old domain touched: ~50–60 MiB for an idle 256 MiB guest) stay
@@ -26,7 +26,7 @@
 
 /** How long a scrubbed spare is kept for a restore before it is let go (the GC then frees it). */
 const KEEP_MS = 60_000;
-/** Pages zeroed (or bytes of the tail scanned) per slice of the scrub: ~0.5 ms each. */
+/** Pages zeroed (marked RAM pages) or scanned (the rest) per slice of the scrub: ~0.5 ms each. */
 const SCRUB_SLICE_PAGES = 1024;
 const PAGE = 4096;
 

@@ -18,8 +18,6 @@ import { EventEmitter } from "node:events";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { compileWorkerClient } from "../cpu/arm64/jit/compiler.js";
 
-/** XENO_JIT=0: no compiling engine (src/cpu/arm64/cpu.ts), so no compile worker either. */
-const JIT_ON = process.env.XENO_JIT !== "0";
 import type { BlkDiskConfig } from "../backends/blk/index.js";
 import { newBlkShareBuffer } from "../backends/blk/io-share.js";
 import type { NetVifConfig } from "../backends/net/index.js";
@@ -33,6 +31,9 @@ import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, 
 import type { PageJobsMessage } from "./save-jobs.js";
 import type { DomainSnapshot } from "./machine.js";
 import { FrameBatcher, batchTransfer, forEachFrame } from "../net/frame-batch.js";
+
+/** XENO_JIT=0: no compiling engine (src/cpu/arm64/cpu.ts), so no compile worker either. */
+const JIT_ON = process.env.XENO_JIT !== "0";
 
 /**
  * Frames from the bridges go to the domain's worker in batches (src/net/frame-batch.ts): those a socket read

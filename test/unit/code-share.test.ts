@@ -37,13 +37,21 @@ function domain(words: number[]) {
   return { engine, cache, run, mmu, cpu };
 }
 
-test("the code cache: same words at the same place share a module; other words compile their own", () => {
-  const probe = domain([]);
-  if (!probe.cache.compiling || process.env.XENO_JIT_SHARE === "0") return; // no compiler or no cache: nothing to share
-  useCompileWorker(compileWorkerClient());
+/**
+ * Starts the process's compile worker (the code cache) and waits until it is loaded; false when there is nothing
+ * to share (no compiling engine, or XENO_JIT_SHARE=0).
+ */
+function startCache(): boolean {
+  if (!domain([]).cache.compiling || process.env.XENO_JIT_SHARE === "0") return false;
+  if (existingCompileWorker() === null) useCompileWorker(compileWorkerClient());
   const w = existingCompileWorker()!;
   for (let t = 0; !w.ready && t < 30_000; t += 5) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
   assert.ok(w.ready, "the compile worker loaded");
+  return true;
+}
+
+test("the code cache: same words at the same place share a module; other words compile their own", () => {
+  if (!startCache()) return; // no compiler or no cache: nothing to share
   const three = [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP];
   const a = domain(three), b = domain(three), c = domain([ADD_X(0, 0, 2), ADD_X(0, 0, 2), ADD_X(0, 0, 2), NOP]);
   a.run(3n);
@@ -60,12 +68,7 @@ test("the code cache: same words at the same place share a module; other words c
 });
 
 test("a shared module whose blocks were left and taken again is evicted whole (table slots reused within it)", () => {
-  const probe = domain([]);
-  if (!probe.cache.compiling || process.env.XENO_JIT_SHARE === "0") return; // no compiler or no cache: nothing to share
-  useCompileWorker(compileWorkerClient());
-  const w = existingCompileWorker()!;
-  for (let t = 0; !w.ready && t < 30_000; t += 5) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-  assert.ok(w.ready, "the compile worker loaded");
+  if (!startCache()) return; // no compiler or no cache: nothing to share
   // Three blocks on three pages (X, Y, Z), compiled into one module by the first domain, served to the second.
   const at = [CODE + 0x1000, CODE + 0x2000, CODE + 0x3000];
   const make = () => {
