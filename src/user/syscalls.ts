@@ -5,11 +5,16 @@
  */
 import * as fs from "node:fs";
 import { constants as osc } from "node:os";
-import { randomFillSync } from "node:crypto";
-import { isatty } from "node:tty";
+import { fillRandom } from "./random.js";
+import type * as Tty from "node:tty";
+import { createRequire } from "node:module";
 import type { Cpu } from "../cpu/arm64/cpu.js";
 import type { UserProcess } from "./process.js";
 import { MMAP_TOP } from "./process.js";
+
+/** node:tty, loaded at the first terminal ioctl: loading it costs ~12 ms of every run-user start otherwise. */
+let tty: typeof Tty | null = null;
+const isatty = (fd: number): boolean => (tty ??= createRequire(import.meta.url)("node:tty") as typeof Tty).isatty(fd);
 import { PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP } from "./address-space.js";
 
 const E = osc.errno;
@@ -312,7 +317,7 @@ export class Syscalls {
     def(278, "getrandom", (c) => {
       const n = Math.min(a(c, 1), 1 << 20);
       const b = Buffer.alloc(n);
-      randomFillSync(b);
+      fillRandom(b);
       put(a(c, 0), b);
       return n;
     });
