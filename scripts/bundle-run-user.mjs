@@ -40,12 +40,16 @@ for (const { rel, src } of order) {
   if (body.includes("import.meta")) throw new Error(`${rel}: import.meta other than import.meta.url`);
   const out = ts.transpileModule(body, {
     fileName: rel,
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, removeComments: false },
-  }).outputText.replace(/\n\/\/# sourceMappingURL=.*/, "");
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true, removeComments: true },
+  }).outputText.replace(/\n\/\/# sourceMappingURL=.*/, "")
+    // ASCII only (non-ASCII code units as \u escapes: equal in strings, templates and regular expressions), so the
+    // loader reads it as latin1 into a one-byte string: 2-3x faster than decoding UTF-8 into a two-byte one.
+    .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   parts.push(`${JSON.stringify(rel)}: function (exports, require, module, __importMetaUrl) {\n${out}\n},`);
 }
 // The script's value is a function of (node's require for built-ins, the dist directory's file URL) that
 // evaluates the entry and returns its exports. Relative specifiers resolve as Node's ES loader would.
+if (parts.some((p) => /[^\x00-\x7f]/.test(p)) || /[^\x00-\x7f]/.test(JSON.stringify(stamps))) throw new Error("non-ASCII left in the bundle");
 const text = `// ${JSON.stringify(stamps)}
 (function (nodeRequire, distUrl) {
 "use strict";
