@@ -2,9 +2,9 @@
 // Writes dist/run-user.bundle.js: the ES modules `xeno run-user` loads (dist/src/user/run-user.js and its
 // static imports, ~44 files), each turned into a CommonJS function by TypeScript's transpiler, in one script.
 // src/cli/bundle-loader.ts runs it through vm.Script with a V8 code cache, which saves Node's ES module
-// loader (resolving, reading and compiling each file: ~70 of the ~110 ms the imports took, docs/cpu-internals.md
-// "Start-up"). The first line records each file's path, size and mtime; the loader falls back to the ES modules
-// when any of them changed since (a build by tsc alone), so a stale bundle never runs.
+// loader (resolving, reading and compiling each file: ~70 of the ~110 ms the imports took; docs/cpu-internals.md
+// "Start-up of `xeno run-user`"). The first line records each file's path, size and mtime; the loader falls back
+// to the ES modules when any of them changed since (a build by tsc alone), so a stale bundle never runs.
 // Usage (scripts/build.sh runs it after tsc): node scripts/bundle-run-user.mjs [DIST]
 import fs from "node:fs";
 import path from "node:path";
