@@ -45,6 +45,13 @@ for (const { rel, src } of order) {
     // ASCII only (non-ASCII code units as \u escapes: equal in strings, templates and regular expressions), so the
     // loader reads it as latin1 into a one-byte string: 2-3x faster than decoding UTF-8 into a two-byte one.
     .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  // Every require the transpiled module makes must be a built-in or a module of the bundle.
+  for (const m of out.matchAll(/\brequire\("([^"]+)"\)/g)) {
+    const spec = m[1];
+    if (spec.startsWith(".") ? !seen.has(path.posix.join(path.posix.dirname(rel), spec)) : !spec.startsWith("node:")) {
+      throw new Error(`${rel}: require("${spec}") is not in the bundle`);
+    }
+  }
   parts.push(`${JSON.stringify(rel)}: function (exports, require, module, __importMetaUrl) {\n${out}\n},`);
 }
 // The script's value is a function of (node's require for built-ins, the dist directory's file URL) that
