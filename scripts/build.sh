@@ -24,4 +24,6 @@ if ! node_modules/.bin/tsc -p tsconfig.json >"dist/.tsc.log" 2>&1; then
   echo "xeno: warning: type errors (see dist/.tsc.log; 'npm run typecheck'); running the emitted JavaScript" >&2
   head -5 dist/.tsc.log >&2
 fi
+# run-user's modules as one script with a V8 code cache (src/cli/bundle-loader.ts); without it run-user imports them.
+node scripts/bundle-run-user.mjs || echo "xeno: warning: run-user's bundle not written; run-user loads the ES modules" >&2
 mv "$stamp.new" "$stamp"

@@ -22,8 +22,25 @@ const OWN: readonly RawCommand[] = [
     desc: "Manage the XenAPI endpoint's users and their roles (password from standard input when not a terminal)", raw: async (a) => (await import("./api-admin.js")).userMain(a),
   },
   { kind: "raw", name: "audit", usage: "verify | tail [-n N]", desc: "Check or show the XenAPI endpoint's hash-chained audit log", raw: async (a) => (await import("./api-admin.js")).auditMain(a) },
-  { kind: "raw", name: "run-user", usage: "[--mem MiB] PROGRAM [ARGS...]", desc: "Run a static arm64 Linux program", raw: async (a) => (await import("../user/run-user.js")).runUserMain(a) },
+  { kind: "raw", name: "run-user", usage: "[--mem MiB] PROGRAM [ARGS...]", desc: "Run a static arm64 Linux program", raw: runUser },
 ];
+
+/**
+ * run-user's modules come from the bundle with its V8 code cache when the build made one (bundle-loader.ts:
+ * busybox true 0.28 s of CPU instead of 0.39, docs/cpu-internals.md "Start-up of `xeno run-user`"), else as ES
+ * modules. XENO_BUNDLE=0 forces the latter.
+ */
+async function runUser(a: string[]): Promise<number> {
+  if (process.env.XENO_BUNDLE !== "0") {
+    const b = (await import("./bundle-loader.js")).loadRunUserBundle();
+    if (b !== null) {
+      const code = await b.mod.runUserMain(a);
+      b.saveCache();
+      return code;
+    }
+  }
+  return (await import("../user/run-user.js")).runUserMain(a);
+}
 
 async function main(argv: readonly string[]): Promise<number> {
   const own = OWN.find((c) => c.name === argv[0]);

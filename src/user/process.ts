@@ -3,7 +3,7 @@
  * auxv; Linux fs/binfmt_elf.c create_elf_tables), drops to EL0 through a real ERET, and stands in for the EL1
  * kernel through the CPU's onEl1 hook: system calls, demand paging, and fatal signals.
  */
-import { randomFillSync } from "node:crypto";
+import { fillRandom } from "./random.js";
 import { JitEngine, soloJitMemory } from "../cpu/arm64/jit/engine.js";
 import { Cpu, CodeCache, jitHot, sharedDecoder, EC_SVC, EC_DABT_LOWER, EC_IABT_LOWER, EC_UNKNOWN, EC_BRK, EC_PC_ALIGN, STOP_HALT } from "../cpu/arm64/cpu.js";
 import { Mmu } from "../mmu/mmu.js";
@@ -104,7 +104,7 @@ export class UserProcess {
     const execfn = str(execPath);
     const platform = str("aarch64");
     const rnd = new Uint8Array(16);
-    randomFillSync(rnd);
+    fillRandom(rnd);
     const random = put(rnd);
     const argvPtrs = argv.map(str);
     const envPtrs = env.map(str);

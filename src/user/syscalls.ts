@@ -5,11 +5,23 @@
  */
 import * as fs from "node:fs";
 import { constants as osc } from "node:os";
-import { randomFillSync } from "node:crypto";
-import { isatty } from "node:tty";
+import { fillRandom } from "./random.js";
+import type * as Tty from "node:tty";
+import { createRequire } from "node:module";
 import type { Cpu } from "../cpu/arm64/cpu.js";
 import type { UserProcess } from "./process.js";
 import { MMAP_TOP } from "./process.js";
+
+/**
+ * isatty(3) for a host fd. node:tty is loaded only for a character device (a terminal, or /dev/null and the
+ * like, which node:tty then tells apart): loading it brings node:net and Node's streams, 12-30 ms, and glibc's
+ * stdio asks TCGETS of stdout at the first printf, so every program printing into a pipe or file paid it.
+ */
+let tty: typeof Tty | null = null;
+function isatty(fd: number): boolean {
+  try { if (!fs.fstatSync(fd).isCharacterDevice()) return false; } catch { return false; }
+  return (tty ??= createRequire(import.meta.url)("node:tty") as typeof Tty).isatty(fd);
+}
 import { PAGE, PROT_EXEC, PROT_READ, PROT_WRITE, USER_TOP } from "./address-space.js";
 
 const E = osc.errno;
@@ -123,7 +135,10 @@ export class Syscalls {
           b.writeUInt16LE(process.stdout.columns ?? 80, 2);
           return put(a(c, 2), b);
         }
-        const b = Buffer.alloc(60); // struct termios (asm-generic): iflag oflag cflag lflag line cc[19]
+        // struct termios (include/uapi/asm-generic/termbits.h): iflag oflag cflag lflag, line, cc[NCCS = 19]: 36
+        // bytes, what TCGETS copies out (60 overran glibc's kernel_termios on the guest's stack: "stack smashing
+        // detected" for `busybox tty` on a terminal, until 2026-12-08).
+        const b = Buffer.alloc(36);
         b.writeUInt32LE(0x500, 0); b.writeUInt32LE(0x5, 4); b.writeUInt32LE(0xbf, 8); b.writeUInt32LE(0x8a3b, 12);
         return put(a(c, 2), b);
       }
@@ -312,7 +327,7 @@ export class Syscalls {
     def(278, "getrandom", (c) => {
       const n = Math.min(a(c, 1), 1 << 20);
       const b = Buffer.alloc(n);
-      randomFillSync(b);
+      fillRandom(b);
       put(a(c, 0), b);
       return n;
     });

@@ -12,53 +12,53 @@ import { PC2 } from "./state.js";
 const TWO32 = 4294967296;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Bitmask immediates (Arm ARM J1 DecodeBitMasks with immediate = TRUE), precomputed for every N:immr:imms.
-// Index (N << 12) | (immr << 6) | imms. BM[2k], BM[2k+1] = lo, hi of the 64-bit replicated mask; BM_OK[k] = 0
-// for reserved encodings. Elements of size <= 32 replicate identically into both halves, so the 32-bit form
+// Bitmask immediates (Arm ARM J1 DecodeBitMasks with immediate = TRUE), computed for each N:immr:imms the first
+// time it is decoded (all 8,192 at start-up cost 3-9 ms of every `xeno run-user`, in unoptimized code).
+// Index (N << 12) | (immr << 6) | imms. BM[2k], BM[2k+1] = lo, hi of the 64-bit replicated mask; BM_OK[k] = 1
+// once computed and valid, 2 for reserved encodings, 0 not computed yet. Elements of size <= 32 replicate identically into both halves, so the 32-bit form
 // (N = 0) uses the low word.
 
 const BM = new Int32Array(8192 * 2);
 const BM_OK = new Uint8Array(8192);
 
-function initBitmasks(): void {
-  for (let k = 0; k < 8192; k++) {
-    const n = k >>> 12, immr = (k >>> 6) & 63, imms = k & 63;
-    const x = (n << 6) | (~imms & 63);
-    if (x < 2) continue; // len < 1: reserved
-    const len = 31 - Math.clz32(x);
-    const levels = (1 << len) - 1;
-    const s = imms & levels, r = immr & levels;
-    if (s === levels) continue; // all-ones element: reserved
-    const esize = 1 << len;
-    let lo: number, hi: number;
-    if (esize === 64) {
-      // s + 1 ones (s <= 62) as lo/hi words, rotated right by r in two 32-bit halves (no BigInt: this table is
-      // built at start-up, and the BigInt form took ~16 ms of `xeno run-user busybox true`).
-      const ones = s + 1;
-      const wlo = ones >= 32 ? -1 : (1 << ones) - 1;
-      const whi = ones <= 32 ? 0 : ones === 64 ? -1 : (1 << (ones - 32)) - 1;
-      if (r === 0) { lo = wlo; hi = whi; }
-      else if (r === 32) { lo = whi; hi = wlo; }
-      else if (r < 32) { lo = (wlo >>> r) | (whi << (32 - r)); hi = (whi >>> r) | (wlo << (32 - r)); }
-      else { const q = r - 32; lo = (whi >>> q) | (wlo << (32 - q)); hi = (wlo >>> q) | (whi << (32 - q)); }
-      lo |= 0; hi |= 0;
-    } else {
-      const emask = esize === 32 ? -1 : (1 << esize) - 1;
-      const welem = (1 << (s + 1)) - 1; // s + 1 <= 31
-      let e = r === 0 ? welem : ((welem >>> r) | (welem << (esize - r))) & emask;
-      for (let w = esize; w < 32; w <<= 1) e |= e << w;
-      lo = hi = e | 0;
-    }
-    BM_OK[k] = 1;
-    BM[2 * k] = lo;
-    BM[2 * k + 1] = hi;
+/** Computes entry k of BM/BM_OK; returns BM_OK[k] (1 valid, 2 reserved). */
+function bitmask(k: number): number {
+  const n = k >>> 12, immr = (k >>> 6) & 63, imms = k & 63;
+  const x = (n << 6) | (~imms & 63);
+  if (x < 2) return (BM_OK[k] = 2); // len < 1: reserved
+  const len = 31 - Math.clz32(x);
+  const levels = (1 << len) - 1;
+  const s = imms & levels, r = immr & levels;
+  if (s === levels) return (BM_OK[k] = 2); // all-ones element: reserved
+  const esize = 1 << len;
+  let lo: number, hi: number;
+  if (esize === 64) {
+    // s + 1 ones (s <= 62) as lo/hi words, rotated right by r in two 32-bit halves (no BigInt: the BigInt form
+    // of the whole table took ~16 ms of `xeno run-user busybox true`).
+    const ones = s + 1;
+    const wlo = ones >= 32 ? -1 : (1 << ones) - 1;
+    const whi = ones <= 32 ? 0 : ones === 64 ? -1 : (1 << (ones - 32)) - 1;
+    if (r === 0) { lo = wlo; hi = whi; }
+    else if (r === 32) { lo = whi; hi = wlo; }
+    else if (r < 32) { lo = (wlo >>> r) | (whi << (32 - r)); hi = (whi >>> r) | (wlo << (32 - r)); }
+    else { const q = r - 32; lo = (whi >>> q) | (wlo << (32 - q)); hi = (wlo >>> q) | (whi << (32 - q)); }
+    lo |= 0; hi |= 0;
+  } else {
+    const emask = esize === 32 ? -1 : (1 << esize) - 1;
+    const welem = (1 << (s + 1)) - 1; // s + 1 <= 31
+    let e = r === 0 ? welem : ((welem >>> r) | (welem << (esize - r))) & emask;
+    for (let w = esize; w < 32; w <<= 1) e |= e << w;
+    lo = hi = e | 0;
   }
+  BM[2 * k] = lo;
+  BM[2 * k + 1] = hi;
+  return (BM_OK[k] = 1);
 }
-initBitmasks();
 
 /** Bitmask immediate for N:immr:imms (tests and other groups): returns lo, hi in out; false when reserved. */
 export function decodeBitMask(n: number, immr: number, imms: number, out: Int32Array): boolean {
   const k = ((n & 1) << 12) | ((immr & 63) << 6) | (imms & 63);
+  if (BM_OK[k] === 0) bitmask(k);
   out[0] = BM[2 * k]; out[1] = BM[2 * k + 1];
   return BM_OK[k] === 1;
 }
@@ -135,7 +135,7 @@ function subImm64(c: Cpu, i: number): void {
 function logImm(c: Cpu, i: number): void {
   const k = (i >>> 10) & 0x1fff;
   const sf = i >>> 31;
-  if (BM_OK[k] === 0 || (sf === 0 && k >= 0x1000)) { c.undefinedInstruction(i); return; }
+  if ((BM_OK[k] !== 1 && (BM_OK[k] === 2 || bitmask(k) === 2)) || (sf === 0 && k >= 0x1000)) { c.undefinedInstruction(i); return; }
   const r = c.r;
   const opc = (i >>> 29) & 3, n = ((i >>> 5) & 31) << 1, d = i & 31;
   const mlo = BM[2 * k], mhi = BM[2 * k + 1];

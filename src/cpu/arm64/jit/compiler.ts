@@ -17,9 +17,16 @@
  * engines (compile-worker.ts, the code cache). Results carry the engine's id; `take` hands each engine
  * its own, in submission order (one worker compiles in order).
  */
-import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
+import type { Worker, MessagePort } from "node:worker_threads";
+import type * as WorkerThreads from "node:worker_threads";
+import { createRequire } from "node:module";
 
 import type { MemLimits } from "./batch.js";
+
+/** node:worker_threads, loaded when a worker or channel is first made: loading it costs ~13 ms of each start of
+ * a `xeno run-user`, which never starts the compile worker unless XENO_JIT_ASYNC=1. */
+let wt: typeof WorkerThreads | null = null;
+const threads = (): typeof WorkerThreads => (wt ??= createRequire(import.meta.url)("node:worker_threads") as typeof WorkerThreads);
 
 /**
  * A batch for the worker, one Int32Array: [n, then n × (page, slot, generation, RAM word index of the page),
@@ -80,10 +87,10 @@ class CompileWorker {
       this.port.unref();
       return;
     }
-    const { port1, port2 } = new MessageChannel();
+    const { port1, port2 } = new (threads().MessageChannel)();
     this.posted = new Int32Array(new SharedArrayBuffer(8));
     this.ids = new Int32Array(new SharedArrayBuffer(4));
-    const w = new Worker(WORKER_URL, { workerData: { port: port2, posted: this.posted, ids: this.ids }, transferList: [port2] });
+    const w = new (threads().Worker)(WORKER_URL, { workerData: { port: port2, posted: this.posted, ids: this.ids }, transferList: [port2] });
     // Neither keeps the process alive: a runner that is done exits with batches in flight.
     w.unref();
     port1.unref();
@@ -113,7 +120,7 @@ class CompileWorker {
     if (q !== undefined && q.length > 0) return q.shift()!;
     if (this.posted[0] === this.seen) return null;
     for (;;) {
-      const m = receiveMessageOnPort(this.port);
+      const m = threads().receiveMessageOnPort(this.port);
       if (m === undefined) break;
       this.seen++;
       const r = m.message as CompileResult;
@@ -131,7 +138,7 @@ class CompileWorker {
 
   private drainFor(engine: number): void {
     for (;;) {
-      const m = receiveMessageOnPort(this.port);
+      const m = threads().receiveMessageOnPort(this.port);
       if (m === undefined) return;
       this.seen++;
       const r = m.message as CompileResult;
@@ -221,11 +228,11 @@ let hub: Worker | null = null;
  * isolate instead of one per domain thread — and share its code cache (compile-worker.ts).
  */
 export function compileWorkerClient(): CompileClient {
-  const { port1, port2 } = new MessageChannel();
+  const { port1, port2 } = new (threads().MessageChannel)();
   const posted = new SharedArrayBuffer(8);
   if (hub === null) {
     hubIds = new SharedArrayBuffer(4);
-    hub = new Worker(WORKER_URL, { workerData: { port: port2, posted: new Int32Array(posted), ids: new Int32Array(hubIds) }, transferList: [port2] });
+    hub = new (threads().Worker)(WORKER_URL, { workerData: { port: port2, posted: new Int32Array(posted), ids: new Int32Array(hubIds) }, transferList: [port2] });
     hub.unref();
   } else hub.postMessage({ port: port2, posted }, [port2]);
   return { port: port1, posted, ids: hubIds! };
