@@ -8,6 +8,9 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
+ *   receiver → sender  (Xeno's, during the stream) SYNC_ACK, 8 bytes, the first 0: the receiving hypervisor's
+ *                      answer to the stream's drain mark, passed to the sending hypervisor, which pauses the
+ *                      domain only then (src/hv/save-live.ts; docs/save-format.md "The drain before the pause")
  *   sender             its hypervisor renames its copy NAME--migratedaway as the stream ends (xl does it after
  *                      the next message; here while the receiver restores, with no request in the downtime)
  *   receiver → sender  "domain received, ready to unpause\0"        (its copy received and checked, paused,
