@@ -100,7 +100,7 @@ async function xenoSide(img: { kernel: string; initrd: string }, mem: number, ru
           reportRead: Number(/paused → the target's report read: (\d+) ms/.exec(r.err)?.[1] ?? /migration sender: downtime (\d+) ms/.exec(r.err)?.[1] ?? NaN), total: r.ms,
         };
         out[mode]!.push(res);
-        process.stderr.write(`xeno ${mode} ${k + 1}/${runs}: ${JSON.stringify(res)}\n${r.err.split("\n").filter((l) => /round|stop-and-copy|downtime|report read/.test(l)).map((l) => `    ${l}\n`).join("")}`);
+        process.stderr.write(`xeno ${mode} ${k + 1}/${runs}: ${JSON.stringify(res)}\n${r.err.split("\n").filter((l) => /round|drained|stop-and-copy|downtime|report read/.test(l)).map((l) => `    ${l}\n`).join("")}`);
         at = to;
         con = await console_(dirs[at]!, domid);
         con.type("echo ALIVE-$((6*7))\n");

@@ -355,6 +355,8 @@ export interface RestoreBuildInfo {
 /** What a migration's sending side did (Hypervisor.migrateSend). */
 export interface MigrateSendResult {
   bytes: number;
+  /** Before the pause: the drain mark's wait (ms) and whether the receiver answered it (save-live.ts). */
+  drain?: { ms: number; answered: boolean };
   /** Pre-copy ran (rounds non-empty); else whyNotLive. */
   live: boolean;
   whyNotLive?: string;

@@ -97,7 +97,7 @@ export async function readSaveFile(path: string, configPages: (cfg: Record<strin
 
 /** readSaveFile's reading and checks, from any byte source (a migration's stream socket: save-live.ts). */
 export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void, memoryFor?: MemoryFor): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, memoryFor?: MemoryFor, sync?: (seq: number) => void): Promise<ReadSaveFile> {
   let memory: WebAssembly.Memory | null = null;
   {
     const r = await readSave(src, {
@@ -109,6 +109,7 @@ export async function readSaveStream(src: ByteSource, configPages: (cfg: Record<
         return new Uint8Array(memory.buffer, 0, pages * PAGE_SIZE);
       },
       progress,
+      ...(sync !== undefined ? { sync } : {}),
     });
     const s = r.state as Partial<SavedDomain> | null;
     if (s === null || typeof s !== "object" || s.version !== 1) throw new Error("the saved domain record is not version 1");

@@ -48,6 +48,17 @@ export const LIBXC_REC_END = 0x0, LIBXC_REC_PAGE_DATA = 0x1;
 export const LIBXC_REC_XENO_DOMAIN = 0x58450001;
 /** Bit 31 of a record type: optional (a reader that does not know it skips it). */
 export const REC_OPTIONAL = 0x80000000;
+/**
+ * Xeno's optional libxc-level record of a live stream: a drain mark (u32 sequence, u32 zero). The receiving
+ * hypervisor, having read every record before it, answers SYNC_ACK on its stream socket, which the two CLIs
+ * carry back to the sender (src/hv/save-live.ts): the sender pauses the domain only once the pre-copy's bytes
+ * left the pipes and sockets between them. A reader without a way to answer (a file) skips it.
+ */
+export const LIBXC_REC_XENO_SYNC = (REC_OPTIONAL | 0x58450004) >>> 0;
+/** The answer to a SYNC record: 8 bytes, "\0XSA" and the record's sequence (u32 LE). Its first byte is 0, so
+ * the sending CLI tells it from xl's messages (all text) on the same pipe. */
+export const SYNC_ACK_MAGIC = 0x41535800; // bytes 00 'X' 'S' 'A' read as u32 LE
+export const SYNC_ACK_BYTES = 8;
 
 export const PAGE_SIZE = 4096;
 /** Pages per PAGE_DATA record (libxc's MAX_BATCH_SIZE). */
@@ -218,6 +229,13 @@ export class SaveStreamWriter {
       await this.out(rec);
       progress?.(first + n);
     }
+  }
+
+  /** A drain mark (LIBXC_REC_XENO_SYNC) with sequence `seq`: inside the libxc part, before the domain record. */
+  async sync(seq: number): Promise<void> {
+    const b = Buffer.alloc(8);
+    b.writeUInt32LE(seq >>> 0, 0);
+    await this.out(record(LIBXC_REC_XENO_SYNC, b));
   }
 
   /** libxc END, the checksum of everything before it, libxl END. */
@@ -437,6 +455,8 @@ export interface ReadOptions {
   /** RAM pages the config describes (the reader refuses a state of another size: SAVE_MISMATCH). */
   configPages(config: Record<string, unknown>): number;
   progress?(p: WriteProgress): void;
+  /** A live stream's drain mark (LIBXC_REC_XENO_SYNC) was read, every record before it taken: answer it. */
+  sync?(seq: number): void;
 }
 
 export interface ReadResult {
@@ -545,7 +565,7 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
   /** A live stream's pages before the domain record: RAM comes from the config's size and vCPUs. */
   let earlyVcpus = -1;
   const limit = (t: number): number => t === LIBXC_REC_END ? 0 : t === LIBXC_REC_XENO_DOMAIN ? MAX_STATE_BYTES
-    : t === LIBXC_REC_PAGE_DATA ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : -1;
+    : t === LIBXC_REC_PAGE_DATA ? 8 + 8 * MAX_BATCH + PAGE_SIZE * MAX_BATCH : t === LIBXC_REC_XENO_SYNC ? 8 : -1;
   for (;;) {
     const start = r.pos;
     const hdr = await r.header("libxc", limit);
@@ -568,6 +588,11 @@ async function readLibxc(r: Reader, o: ReadOptions, config: Record<string, unkno
       continue;
     }
     const body = await r.body(hdr);
+    if (type === LIBXC_REC_XENO_SYNC) {
+      if (body.length !== 8) throw new SaveFormatError("SAVE_RECORD", start + 4, `sync record of ${body.length} bytes: want 8`);
+      o.sync?.(body.readUInt32LE(0));
+      continue;
+    }
     if (type === LIBXC_REC_END) {
       if (!domainRead) throw new SaveFormatError("SAVE_RECORD", start, "the libxc stream ended without the domain record");
       return { config, ramPages, vcpus, state, dataPages, zeroPages, bytes: 0 };

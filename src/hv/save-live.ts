@@ -13,7 +13,7 @@
  */
 import { createConnection } from "node:net";
 import type { Readable } from "node:stream";
-import type { ByteSink, ByteSource, PageList, SaveStreamWriter } from "./save-format.js";
+import { SYNC_ACK_BYTES, SYNC_ACK_MAGIC, type ByteSink, type ByteSource, type PageList, type SaveStreamWriter } from "./save-format.js";
 
 /** When pre-copy stops (libxc's defaults: xc_sr_save.c, fewer than 50 dirty pages or 5 iterations). */
 export interface LivePolicy {
@@ -90,14 +90,32 @@ export function unionPages(a: Int32Array, b: Int32Array): Int32Array {
 /**
  * A unix socket the client listens on (xeno migrate), as the stream's sink: the hypervisor connects and writes
  * the stream; the client passes it on to the transport. Each write waits until the socket took it, so a slow
- * transport slows the rounds (and a dead one fails them: the socket errors or closes).
+ * transport slows the rounds (and a dead one fails them: the socket errors or closes). The other direction
+ * carries the receiver's answers to drain marks (SYNC_ACK, 8 bytes each), which the client passes back:
+ * `acked(seq, ms)` resolves true once the answer to mark `seq` came, false after `ms` (a receiver that does
+ * not answer them), and rejects when the socket fails.
  */
-export async function socketSink(path: string): Promise<{ sink: ByteSink; end(): Promise<void>; destroy(): void }> {
+export async function socketSink(path: string): Promise<{ sink: ByteSink; acked(seq: number, ms: number): Promise<boolean>; end(): Promise<void>; destroy(): void }> {
   const s = createConnection(path);
   await new Promise<void>((resolve, reject) => { s.once("connect", resolve); s.once("error", reject); });
   let failed: Error | null = null;
-  s.on("error", (e) => { failed = e; });
-  s.on("close", () => { failed ??= new Error("the migration's client closed the stream"); });
+  let lastAck = -1;
+  const ack = Buffer.alloc(SYNC_ACK_BYTES);
+  let have = 0;
+  let waiter: ((r: boolean | Error) => void) | null = null;
+  s.on("data", (b: Buffer) => {
+    for (let i = 0; i < b.length; i++) {
+      ack[have++] = b[i]!;
+      if (have < SYNC_ACK_BYTES) continue;
+      have = 0;
+      if (ack.readUInt32LE(0) !== SYNC_ACK_MAGIC) { failed ??= new Error("the migration's client sent something that is not a drain answer"); s.destroy(); return; }
+      lastAck = ack.readUInt32LE(4);
+    }
+    waiter?.(true);
+  });
+  const fail = (e: Error): void => { failed ??= e; waiter?.(failed); };
+  s.on("error", (e) => fail(e));
+  s.on("close", () => fail(new Error("the migration's client closed the stream")));
   return {
     sink: {
       write: (b) => new Promise<void>((resolve, reject) => {
@@ -105,6 +123,15 @@ export async function socketSink(path: string): Promise<{ sink: ByteSink; end():
         s.write(b, (e) => (e ? reject(e) : failed !== null ? reject(failed) : resolve()));
       }),
     },
+    acked: (seq, ms) => new Promise<boolean>((resolve, reject) => {
+      const done = (r: boolean | Error): void => {
+        if (r instanceof Error) { clearTimeout(timer); waiter = null; reject(r); }
+        else if (lastAck >= seq) { clearTimeout(timer); waiter = null; resolve(true); }
+      };
+      const timer = setTimeout(() => { waiter = null; resolve(false); }, ms);
+      waiter = done;
+      if (failed !== null) done(failed); else done(true);
+    }),
     end: () => new Promise<void>((resolve, reject) => { if (failed !== null) reject(failed); else s.end(() => resolve()); }),
     destroy: () => { s.destroy(); },
   };
@@ -206,10 +233,20 @@ export function readableSource(s: Readable): ByteSource {
  * A unix socket the client listens on (xeno migrate-receive), as the stream's source: the receiving
  * hypervisor reads the stream from it while the sender still runs the domain (pre-copy pages go straight
  * into the new domain memory), so only the last part and the build are left once the sender paused.
+ * `ack(seq)` answers a drain mark (SYNC_ACK on the same socket; the client carries it back to the sender).
  */
-export async function socketSource(path: string): Promise<{ source: ByteSource; destroy(): void }> {
+export async function socketSource(path: string): Promise<{ source: ByteSource; ack(seq: number): void; destroy(): void }> {
   const s = createConnection(path);
   await new Promise<void>((resolve, reject) => { s.once("connect", resolve); s.once("error", reject); });
   s.on("error", () => { /* seen as the end of the stream: the reader says where it was cut */ });
-  return { source: readableSource(s), destroy: () => { s.destroy(); } };
+  return {
+    source: readableSource(s),
+    ack: (seq) => {
+      const b = Buffer.alloc(SYNC_ACK_BYTES);
+      b.writeUInt32LE(SYNC_ACK_MAGIC, 0);
+      b.writeUInt32LE(seq >>> 0, 4);
+      if (!s.destroyed) s.write(b);
+    },
+    destroy: () => { s.destroy(); },
+  };
 }

@@ -321,6 +321,8 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
    * domain stops first.
    */
   unpauseReport(): Promise<number> {
+    // Not started (no port yet): the message would be dropped and the report never come.
+    if (!this.running) return Promise.reject(new Error("the domain's worker has not started"));
     return new Promise<number>((resolve, reject) => {
       this.runWaits.push((r) => (r instanceof Error ? reject(r) : resolve(r)));
       this.stats[STAT_PAUSED] = 0;

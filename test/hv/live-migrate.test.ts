@@ -165,6 +165,9 @@ test("live migration: TCP stays open, a dirtying guest migrates by the policy, a
         const lastRound = f1.rounds.at(-1)!;
         assert.ok(f1.rounds.length === 5 || lastRound.dirty < 50, `pre-copy ended by the policy: ${JSON.stringify(f1.rounds)}`);
         assert.ok(f1.downtime >= 0, "downtime reported");
+        // The pause came once the receiving hypervisor had read the pre-copy (its answer to the drain mark came
+        // back through both CLIs: save-live.ts socketSink/socketSource, cmd-migrate.ts passAcks).
+        assert.match(mig.err, /drained before the pause in [\d.]+ ms \(the receiver answered the drain mark\)/);
         assert.match(log, /bridges hold the vifs' frames for the move/, "the switch held the guest's frames for the move (src/net/handover.ts)");
         assert.equal((await c.ok<DomainInfo[]>("list")).find((d) => d.name.startsWith("mover")), undefined, "the source's copy is destroyed");
         const tapB = await ConsoleTap.open(join(dirB, "hv.sock"), domid);
@@ -192,6 +195,7 @@ test("live migration: TCP stays open, a dirtying guest migrates by the policy, a
         const f2 = figures(back.err);
         assert.match(readFileSync(join(dirB, "hv.log"), "utf8"), /bridges hold the vifs' frames for the move/, "B's bridge hold for the move back");
         assert.equal(f2.rounds.length, 3, JSON.stringify(f2.rounds));
+        assert.match(back.err, /the receiver answered the drain mark/);
         tap.close();
         tap = await ConsoleTap.open(sockA, domid);
         taps.push(tap);

@@ -10,6 +10,8 @@
  *  - a live stream (SaveStreamWriter: pages before the domain record, pages repeated) read back by readSave:
  *    the last copy of a page wins, a page that became zero is zero; a domain record whose vCPUs differ from
  *    the config its early pages came with is refused;
+ *  - the drain mark (LIBXC_REC_XENO_SYNC): read after every record before it, answered over a real unix socket
+ *    (socketSource.ack → socketSink.acked), skipped where nobody answers (a file); a mark of another length refused;
  *  - the RARP announce frame (QEMU's announce_self_create layout).
  */
 import { test } from "node:test";
@@ -18,7 +20,11 @@ import assert from "node:assert/strict";
 import { ACC_READ, Mmu } from "../../src/mmu/mmu.js";
 import { GuestMemory } from "../../src/xen/guest-memory.js";
 import { GrantTable, GTF_permit_access } from "../../src/xen/grant-table.js";
-import { announceFrame, precopy, precopyDone, readableSource, unionPages, DEFAULT_LIVE_POLICY } from "../../src/hv/save-live.js";
+import { createServer, type Socket } from "node:net";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { announceFrame, precopy, precopyDone, readableSource, socketSink, socketSource, unionPages, DEFAULT_LIVE_POLICY } from "../../src/hv/save-live.js";
 import { bufferSource, readSave, SaveFormatError, SaveStreamWriter, PAGE_SIZE } from "../../src/hv/save-format.js";
 
 const BASE = 0x40000000;
@@ -170,6 +176,66 @@ test("a live stream: pages before the state, repeated; the last copy wins", asyn
   await w2.domain({ version: 1 }, pages, 3);
   await w2.end();
   await assert.rejects(readSave(bufferSource(Buffer.concat(parts2)), opts), (e: unknown) => e instanceof SaveFormatError && e.code === "SAVE_MISMATCH");
+});
+
+test("drain mark: read after the pages before it, answered back over the stream's sockets; skipped in a file", async () => {
+  const pages = 8;
+  const dir = mkdtempSync(join(tmpdir(), "xeno-sync-"));
+  // Two unix sockets joined as the two CLIs join them: the sender's hypervisor writes into A, the receiver's
+  // reads from B; what B's reader writes back goes to A's writer.
+  const servers = [createServer(), createServer()];
+  try {
+    const conns: Promise<Socket>[] = servers.map((sv, k) => new Promise<Socket>((r) => { sv.once("connection", r); sv.listen(join(dir, `s${k}`)); }));
+    await Promise.all(servers.map((sv) => new Promise((r) => sv.listening ? r(null) : sv.once("listening", r))));
+    const out = await socketSink(join(dir, "s0"));
+    const inn = await socketSource(join(dir, "s1"));
+    const [a, b] = await Promise.all(conns);
+    a!.pipe(b!);
+    b!.on("data", (x: Buffer) => a!.write(x));
+    const w = new SaveStreamWriter(out.sink);
+    const ram = new Uint8Array(pages * PAGE_SIZE);
+    for (let p = 0; p < pages; p++) ram.fill(p + 1, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    let into: Uint8Array | null = null;
+    const seen: string[] = [];
+    const reading = readSave(inn.source, {
+      configPages: (cfg) => Math.round((cfg.memMiB as number) * 256),
+      ram: (_c, n) => (into = new Uint8Array(n * PAGE_SIZE)),
+      sync: (seq) => { seen.push(`sync ${seq}: page 7 holds ${into?.[7 * PAGE_SIZE] ?? "nothing"}`); inn.ack(seq); },
+    });
+    await w.header({ name: "live", memMiB: pages / 256, vcpus: 1 });
+    await w.pages(ram, { length: pages, at: (i) => i });
+    await w.sync(1);
+    assert.equal(await out.acked(1, 10_000), true, "the receiver answered the mark");
+    assert.deepEqual(seen, ["sync 1: page 7 holds 8"], "answered after the pages before it were read");
+    assert.equal(await out.acked(2, 50), false, "no answer to a mark never sent: false after the wait");
+    await w.domain({ version: 1 }, pages, 1);
+    await w.end();
+    await out.end();
+    const r = await reading;
+    assert.equal(r.ramPages, pages);
+    inn.destroy();
+
+    // The same stream from memory, without an answerer: the mark is skipped.
+    const parts: Uint8Array[] = [];
+    const w2 = new SaveStreamWriter({ write: (x) => { parts.push(Uint8Array.from(x)); return Promise.resolve(); } });
+    await w2.header({ name: "live", memMiB: pages / 256, vcpus: 1 });
+    await w2.pages(ram, { length: pages, at: (i) => i });
+    await w2.sync(7);
+    await w2.domain({ version: 1 }, pages, 1);
+    await w2.end();
+    const bytes = Buffer.concat(parts);
+    const opts = { configPages: (cfg: Record<string, unknown>) => Math.round((cfg.memMiB as number) * 256), ram: (_c: Record<string, unknown>, n: number) => new Uint8Array(n * PAGE_SIZE) };
+    assert.equal((await readSave(bufferSource(bytes), opts)).ramPages, pages);
+    // A mark of 16 bytes (its header's length field; the reader bounds it before the body): refused.
+    const at = bytes.indexOf(Buffer.from([0x04, 0x00, 0x45, 0xd8, 0x08, 0x00, 0x00, 0x00]));
+    assert.ok(at > 0, "the mark's header is in the stream");
+    const bad = Buffer.from(bytes);
+    bad.writeUInt32LE(16, at + 4);
+    await assert.rejects(readSave(bufferSource(bad), opts), (e: unknown) => e instanceof SaveFormatError && e.code === "SAVE_RECORD");
+  } finally {
+    for (const sv of servers) sv.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("announce frame: a 60-byte broadcast RARP request from the vif's MAC", () => {

@@ -8,6 +8,9 @@
  *
  *   receiver → sender  "xl migration receiver ready, send binary domain data.\n"   (no NUL)
  *   sender → receiver  the save stream (xl header, config, libxl stream up to its END)
+ *   receiver → sender  (Xeno's, during the stream) SYNC_ACK, 8 bytes, the first 0: the receiving hypervisor's
+ *                      answer to the stream's drain mark, passed to the sending hypervisor, which pauses the
+ *                      domain only then (src/hv/save-live.ts; docs/save-format.md "The drain before the pause")
  *   sender             its hypervisor renames its copy NAME--migratedaway as the stream ends (xl does it after
  *                      the next message; here while the receiver restores, with no request in the downtime)
  *   receiver → sender  "domain received, ready to unpause\0"        (its copy received and checked, paused,
@@ -31,7 +34,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Writable } from "node:stream";
-import { copyStream, type ByteSource } from "../../hv/save-format.js";
+import { copyStream, SYNC_ACK_BYTES, type ByteSource } from "../../hv/save-format.js";
 import { readableSource } from "../../hv/save-live.js";
 import { ask, fetchTable } from "./client.js";
 import { refuseDomain0, resolveDomain } from "./domains.js";
@@ -91,7 +94,7 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
     const wasPaused = list.find((x) => x.domid === d.domid)?.state === "paused";
     const child = spawn("sh", ["-c", rune], { stdio: ["pipe", "pipe", "inherit"] });
     child.stdin.on("error", () => { /* the receiver went away: seen as a missing message */ });
-    const recv = readableSource(child.stdout);
+    const recv = pushbackSource(readableSource(child.stdout));
     const childExit = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     const dir = await mkdtemp(join(tmpdir(), "xeno-migrate-"));
     let renamed = false, saved = false;
@@ -119,7 +122,7 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
         // downtime — through xenod one came after the target's ready message; a failure renames it back: so from
         // here, as the hypervisor may have renamed it before a failure this side sees).
         renamed = true;
-        sent = await sendThrough(sockPath, child.stdin, () =>
+        sent = await sendThrough(sockPath, child.stdin, recv, () =>
           ask(c, `send ${d.name}`, "migrate-send", { domid: d.domid, socket: sockPath, live: !nonLive, ...policy, renameTo: `${d.name}--migratedaway` }));
         saved = true;
         reportSend(env, sent);
@@ -166,12 +169,53 @@ export async function migrateCmd(p: ParsedOpts, env: XlEnv): Promise<number> {
   });
 }
 
+/** A ByteSource that can take back what was read (`unread`): the next read returns it first. */
+interface PushbackSource extends ByteSource { unread(b: Uint8Array): void }
+
+function pushbackSource(src: ByteSource): PushbackSource {
+  let back: Uint8Array | null = null;
+  return {
+    read: async (n) => {
+      if (back === null) return src.read(n);
+      const b = back.subarray(0, n);
+      back = b.length === back.length ? null : back.subarray(n);
+      return b;
+    },
+    unread: (b) => { if (b.length > 0) back = back === null ? b : Buffer.concat([b, back]); },
+  };
+}
+
+/**
+ * Passes the receiver's answers to drain marks (SYNC_ACK: 8 bytes, the first 0) from `from` (the transport)
+ * to the hypervisor's stream socket `to()` until something else comes (xl's ready message: text) or the
+ * transport ends; what it is is left in `from`. A receiver that never answers sends none.
+ */
+async function passAcks(from: PushbackSource, to: () => Socket | null): Promise<void> {
+  for (;;) {
+    const first = await from.read(SYNC_ACK_BYTES);
+    if (first.length === 0) return;
+    if (first[0] !== 0) { from.unread(first); return; }
+    const got: Uint8Array[] = [first];
+    let n = first.length;
+    while (n < SYNC_ACK_BYTES) {
+      const b = await from.read(SYNC_ACK_BYTES - n);
+      if (b.length === 0) return; // ended inside one: the sender's ready wait reports the end
+      got.push(b);
+      n += b.length;
+    }
+    const c = to();
+    if (c !== null && !c.destroyed) c.write(Buffer.concat(got));
+  }
+}
+
 /**
  * Listens on unix socket `path`, runs `start` (which makes the hypervisor connect and write the stream) and
- * copies what comes into `to` (the transport), without ending it. Rejects when the transport closes or fails
- * meanwhile (the hypervisor's writes then fail too and it resumes the domain) or when `start` fails.
+ * copies what comes into `to` (the transport), without ending it; meanwhile passes the receiver's drain answers
+ * from `back` to the hypervisor (passAcks). Rejects when the transport closes or fails meanwhile (the
+ * hypervisor's writes then fail too and it resumes the domain) or when `start` fails. Returns once the answers'
+ * pass ended too (the next thing on `back` is the receiver's ready message, or its end).
  */
-async function sendThrough(path: string, to: Writable, start: () => Promise<MigrateSendResult>): Promise<MigrateSendResult> {
+async function sendThrough(path: string, to: Writable, back: PushbackSource, start: () => Promise<MigrateSendResult>): Promise<MigrateSendResult> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(path, resolve); });
   let conn: Socket | null = null;
@@ -188,9 +232,11 @@ async function sendThrough(path: string, to: Writable, start: () => Promise<Migr
     });
   });
   copied.catch(() => undefined); // awaited below; a cut while the request is in flight must not be unhandled
+  const acks = passAcks(back, () => conn);
   try {
     const r = await Promise.race([start(), copied.then(() => new Promise<never>(() => {}))]);
     await copied;
+    await acks;
     return r;
   } finally {
     server.close();
@@ -202,6 +248,9 @@ async function sendThrough(path: string, to: Writable, start: () => Promise<Migr
 function reportSend(env: XlEnv, r: MigrateSendResult): void {
   r.rounds.forEach((x, i) => env.err(`migration sender: round ${i + 1}: ${x.pages} pages in ${x.ms.toFixed(0)} ms, ${x.dirtyAfter} dirty after\n`));
   if (!r.live) env.err(`migration sender: not live (${r.whyNotLive ?? "?"}): all memory sent paused\n`);
+  if (r.drain !== undefined) {
+    env.err(`migration sender: drained before the pause in ${r.drain.ms.toFixed(1)} ms (${r.drain.answered ? "the receiver answered the drain mark" : "no answer to the drain mark: paused after the wait"})\n`);
+  }
   const s = r.stopCopy, f = (x: number): string => x.toFixed(1);
   env.err(`migration sender: stop-and-copy: ${r.finalPages} pages and the state in ${r.stopCopyMs.toFixed(0)} ms ` +
     `(pause and save ${f(s.saveMs)}, dirty pages ${f(s.dirtyMs)}, state ${f(s.stateMs)}, pages ${f(s.pagesMs)}, end ${f(s.endMs)}); ` +
@@ -238,7 +287,7 @@ export async function migrateReceiveCmd(p: ParsedOpts, env: XlEnv): Promise<numb
       // the ready → go-ahead handshake; the unpause waits for the build (a failed one fails it: status 1 below).
       const restoreArgs = { path: sockPath, stream: true, paused: true, name: `${name}--incoming`, ...(!has(p, "p") ? { received: true } : {}) };
       try {
-        ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), () =>
+        ({ domid, timing } = await receiveThrough(sockPath, prefixSource(Buffer.concat([head, opt]), src), out, () =>
           hv !== null ? hv.request({ op: "restore", ...restoreArgs }) as Promise<{ domid: number; timing: RestoreTimingInfo }>
             : ask(c, "restore the migrated domain", "restore", restoreArgs)));
       } catch (e) {
@@ -346,10 +395,11 @@ function prefixSource(prefix: Buffer, src: ByteSource): ByteSource {
 
 /**
  * Listens on unix socket `path`, runs `start` (the hypervisor connects and reads the stream) and copies one
- * stream from `src` into the connection by its framing (copyStream), then ends it. A broken stream (the
- * sender cut) ends the connection early: the hypervisor refuses the truncated stream and builds nothing.
+ * stream from `src` into the connection by its framing (copyStream), then ends it; what the hypervisor writes
+ * back (its answers to the sender's drain marks) goes to `back` (the transport to the sender). A broken stream
+ * (the sender cut) ends the connection early: the hypervisor refuses the truncated stream and builds nothing.
  */
-async function receiveThrough<T>(path: string, src: ByteSource, start: () => Promise<T>): Promise<T> {
+async function receiveThrough<T>(path: string, src: ByteSource, back: Writable, start: () => Promise<T>): Promise<T> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(path, resolve); });
   let conn: Socket | null = null;
@@ -358,6 +408,7 @@ async function receiveThrough<T>(path: string, src: ByteSource, start: () => Pro
       conn = s;
       server.close();
       s.on("error", () => undefined); // the hypervisor's refusal comes as the answer to start()
+      s.on("data", (b: Buffer) => { back.write(b); });
       const sink = { write: (b: Uint8Array) => new Promise<void>((res, rej) => { s.write(b, (e) => (e ? rej(e) : res())); }) };
       copyStream(src, sink).then(() => { s.end(); resolve(); },
         (e: Error) => { s.destroy(); reject(new Error(`the stream from the sender is broken: ${e.message}`)); });
