@@ -4,7 +4,11 @@
  * QEMU TCG beside it (`stop; migrate "exec:cat > FILE"` on the HMP monitor, then a new QEMU with
  * `-incoming "exec:cat FILE"` until `info status` says running).
  *
- *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu] [--keep FILE]
+ *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu] [--keep FILE] [--touch]
+ *
+ * A lazy restore (XENO_LAZY_RESTORE, src/hv/lazy-ram.ts) also reports its pages left out and when the
+ * hypervisor's background load of them ended; --touch times a shell command run on the console right after
+ * each restore (it reads files and walks directories: pages the guest had in use).
  *
  * Xeno's restore time is the `restore` request's (file read and checked, domain built, its first slice begun:
  * the answer waits for it; the log line gives the request → first guest instruction as well); QEMU's is from
@@ -86,9 +90,32 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
       const r = await call("restore", { path: file }) as { timing: Record<string, number> };
       out.push({ save, restore: performance.now() - t, bytes: s.bytes, timing: r.timing });
       const tm = r.timing, f = (x: number | undefined): string => (x ?? NaN).toFixed(1);
+      // --touch: at once, a shell command that reads files and walks /usr (kernel code, page cache, slab: pages
+      // a lazy restore may not have loaded yet), timed from its input to its answer on the console.
+      let touch = "";
+      if (process.argv.includes("--touch")) {
+        const con = createConnection(sock);
+        await new Promise<void>((res) => con.once("connect", () => res()));
+        const c = collect(con);
+        con.write(JSON.stringify({ id: 1, op: "console", domid }) + "\n");
+        await c.until(/"ok":true/, 10_000, "console");
+        const tt = performance.now();
+        con.write(`ls -lR /usr /lib >/dev/null 2>&1; cat /proc/meminfo >/dev/null; echo TOUCH-$((${k}+1000))\n`);
+        await c.until(new RegExp(`TOUCH-${k + 1000}`), 60_000, "touch command");
+        touch = `, touch command ${(performance.now() - tt).toFixed(0)} ms`;
+        con.destroy();
+      }
+      // A lazy restore: when its background load ended (ms after the first slice), from the hypervisor's info.
+      let lazy = "";
+      if (tm.lazyPages !== undefined) {
+        let info: { lazyRestore?: { pending: number; last: { ms: number; here: number; total: number } | null } } = {};
+        for (let i = 0; i < 600; i++) { info = await call("info") as typeof info; if (info.lazyRestore?.pending === 0) break; await sleep(10); }
+        const l = info.lazyRestore?.last;
+        lazy = `, lazy ${tm.lazyPages} pages${l ? `: loaded ${l.ms.toFixed(0)} ms after the first slice, ${l.here} by the background` : ""}`;
+      }
       process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
         `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}]${(tm as Record<string, unknown>).spareMemory === true ? " into the spare memory" : ""}${tm.pagesMs !== undefined ? ` (pages ${f(tm.pagesMs)}: records ${tm.jobsMain} + ${tm.jobsHelper} by the helper)` : ""}, store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}; ` +
-        `first guest instruction ${f(tm.runningMs)}), ${s.bytes} bytes\n`);
+        `first guest instruction ${f(tm.runningMs)}${lazy}${touch}), ${s.bytes} bytes\n`);
       await sleep(idle * 1000);
     }
     const keep = process.argv.indexOf("--keep");
