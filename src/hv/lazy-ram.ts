@@ -177,6 +177,8 @@ export function finishLazyRam(lazy: LazyRam, xen: XenDomain): void {
 
 /** Pages the background loads per turn of the main thread's event loop (~5 ms at ~20 µs a page on this host). */
 const BACKGROUND_SLICE_PAGES = 256;
+/** How long the background waits for pages other threads are loading before it gives up on them. */
+const STALL_MS = 30_000;
 
 /**
  * The hypervisor main thread's background load of a lazy restore (after the domain's first slice): absent
@@ -190,6 +192,7 @@ export function loadInBackground(m: LazyRamMessage, fh: { close(): Promise<void>
   const ram = new LazyRam(m);
   const t0 = performance.now();
   const close = (): Promise<void> => fh.close().catch(() => undefined);
+  let lastLoaded = -1, stalledSince = performance.now();
   const step = (): void => {
     try {
       ram.loadSome(BACKGROUND_SLICE_PAGES);
@@ -199,7 +202,15 @@ export function loadInBackground(m: LazyRamMessage, fh: { close(): Promise<void>
     }
     if (!ram.swept) { setImmediate(step); return; }
     if (ram.failed) { fail(new LazyLoadError(-1, "a page failed on another thread"), close); return; }
-    if (!ram.done) { setTimeout(step, 2); return; } // a page another thread is loading
+    if (!ram.done) {
+      // A page another thread is loading. One that never ends (its thread was terminated inside the load: the
+      // domain is gone) would keep this waiting: after STALL_MS without progress no thread reads any more.
+      const n = ram.loaded;
+      if (n !== lastLoaded) { lastLoaded = n; stalledSince = performance.now(); }
+      if (performance.now() - stalledSince > STALL_MS) { fail(new LazyLoadError(-1, `no page loaded for ${STALL_MS} ms`), close); return; }
+      setTimeout(step, 2);
+      return;
+    }
     void close();
     done({ ms: performance.now() - t0, here: ram.loadedHere, total: ram.total });
   };

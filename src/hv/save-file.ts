@@ -91,7 +91,7 @@ export interface ReadSaveFile {
  * that does not fit.
  */
 export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null, memoryFor?: MemoryFor, lazy = false): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null, memoryFor?: MemoryFor, lazy: boolean | (() => boolean) = false): Promise<ReadSaveFile> {
   const { fh } = await openRegular(path, { what: "save file" });
   let keep = false;
   try {

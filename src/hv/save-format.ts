@@ -317,7 +317,7 @@ const FILE_YIELD_BYTES = 16 << 20;
  * restore ~20 ms more (docs/benchmarks.md, 2026-12-07 restore). Every FILE_YIELD_BYTES the source lets the
  * event loop run (setImmediate), so a large file does not hold the hypervisor's requests for long.
  */
-export function fileSource(fh: FileHandle, helper: PageHelper | null = null, lazy = false): ByteSource & { lazyTables(): LazyTables | null } {
+export function fileSource(fh: FileHandle, helper: PageHelper | null = null, lazy: boolean | (() => boolean) = false): ByteSource & { lazyTables(): LazyTables | null } {
   let buf = Buffer.alloc(0), pos = 0, eof = false;
   /** A lazy restore's tables (save-jobs.ts LazyTables), made with the page jobs: one entry per page of the memory. */
   let tables: LazyTables | null = null;
@@ -362,7 +362,8 @@ export function fileSource(fh: FileHandle, helper: PageHelper | null = null, laz
       if (views.length === 0 || !(views[0]!.buffer instanceof SharedArrayBuffer) || filePos + Math.max(0, total - buffered) > size) return null;
       if (jobs === null) {
         const mem = views[0]!.buffer, pages = Math.ceil(mem.byteLength / PAGE_SIZE);
-        if (lazy) tables = { state: new SharedArrayBuffer(pages * 4), crcs: new SharedArrayBuffer(pages * 4), offs: new SharedArrayBuffer(pages * 8) };
+        // Asked once the memory exists: a lazy read pays off only in a memory whose pages are not faulted in yet.
+        if (typeof lazy === "function" ? lazy() : lazy) tables = { state: new SharedArrayBuffer(pages * 4), crcs: new SharedArrayBuffer(pages * 4), offs: new SharedArrayBuffer(pages * 8) };
         jobs = new PageJobs(fh.fd, mem, tables);
       }
       const prefix: Uint8Array[] = [];

@@ -9,7 +9,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, openSync, rmSync, writeSync, closeSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -164,6 +164,18 @@ test("a save and the dirty log before the load ends load every page first; a pag
       m.stopDirtyLog();
       m.release();
       await f.lazy!.fh.close();
+    }
+    {
+      // A copy with one byte of a lazy page flipped before the read: the check refuses it whole (nothing built).
+      const bad = join(dir, "bad.xeno");
+      const { f, m } = await lazyMachine(path);
+      const at = new Float64Array(f.lazy!.message.offs)[0x600]! + 77;
+      m.release();
+      await f.lazy!.fh.close();
+      const b = readFileSync(path);
+      b[at] ^= 0x01;
+      writeFileSync(bad, b);
+      await assert.rejects(readSaveFile(bad, pages, undefined, null, undefined, true), (e: Error & { code?: string }) => e.code === "SAVE_CHECKSUM");
     }
     {
       // The file changes after its check: the page whose bytes changed fails its CRC-32 and is not written.
