@@ -123,8 +123,9 @@ const REPORT_WAIT_MS = 30_000;
 
 /**
  * XENO_LAZY_RESTORE=1: a save file is checked whole and its pages come in on first touch and in the background
- * (lazy-ram.ts; docs/save-restore.md "The lazy restore"). Off by default (session 26): the JIT's row of the
- * audit has no test of its own yet. Otherwise the pages are read into the new memory before the domain runs.
+ * (lazy-ram.ts; docs/save-restore.md "The lazy restore"). Off by default (session 26: the suite was not run
+ * with it on, and a file written over in place during the background load ends the domain). Otherwise the
+ * pages are read into the new memory before the domain runs.
  */
 const LAZY_RESTORE = process.env.XENO_LAZY_RESTORE === "1";
 

@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Machine } from "../../src/hv/machine.js";
+import { setLazyLoader } from "../../src/mmu/mmu.js";
 import { readSaveFile, writeSaveFile, type SavedDomain } from "../../src/hv/save-file.js";
 import { LazyLoadError, LazyRam, loadInBackground, STAGE2_LAZY } from "../../src/hv/lazy-ram.js";
 import { memoryOp, XENMEM_decrease_reservation } from "../../src/xen/memory-op.js";
@@ -31,7 +32,7 @@ const CODE_PAGE = 0x80; // the Image at text_offset 512 KiB
 const ZERO_PAGE = 0x200; // no data in the file: the hypercall argument page, not lazy
 
 /** An arm64 Image (text_offset 512 KiB): code0 `b #64`; at 64: ldr x0, =0x40100000; ldr x1, [x0]; b . */
-function image(): Uint8Array {
+function image(code?: number[], lit?: number): Uint8Array {
   const img = new Uint8Array(4096), dv = new DataView(img.buffer);
   dv.setUint32(0, 0x14000010, true); // b #64
   dv.setBigUint64(8, BigInt(CODE_PAGE * 4096), true); // text_offset
@@ -42,15 +43,37 @@ function image(): Uint8Array {
   dv.setUint32(68, 0xf9400001, true); // ldr x1, [x0]
   dv.setUint32(72, 0x14000000, true); // b .
   dv.setUint32(80, RAM_BASE + 0x100 * 4096, true);
+  if (code !== undefined) { code.forEach((w, i) => dv.setUint32(64 + 4 * i, w >>> 0, true)); dv.setUint32(lit!, RAM_BASE + 0x100 * 4096, true); }
   return img;
 }
 
-async function savedFile(dir: string): Promise<{ path: string; ram: Uint8Array; spec: DomainSpec; uuid: string }> {
+/**
+ * The JIT's test Image: 16 times, 3,000 loads of the first word of page 0x100 + k summed into x2 (k = 0..15),
+ * then `b .`. The inner loop runs hot on the first page and is compiled; the compiled loop then makes the first
+ * touch of the pages after it.
+ */
+const JIT_CODE = [
+  0x58000180, // 64: ldr x0, #+48 (the literal at 112)
+  0xd2800204, // 68: movz x4, #16
+  0xd2800002, // 72: movz x2, #0
+  0xd2817703, // 76: outer: movz x3, #3000
+  0xf9400001, // 80: inner: ldr x1, [x0]
+  0x8b010042, // 84: add x2, x2, x1
+  0xf1000463, // 88: subs x3, x3, #1
+  0x54ffffa1, // 92: b.ne inner
+  0x91400400, // 96: add x0, x0, #4096
+  0xf1000484, // 100: subs x4, x4, #1
+  0x54ffff21, // 104: b.ne outer
+  0x14000000, // 108: b .
+];
+const JIT_PAGES = Array.from({ length: 16 }, (_, k) => 0x100 + k);
+
+async function savedFile(dir: string, kernel = image()): Promise<{ path: string; ram: Uint8Array; spec: DomainSpec; uuid: string }> {
   const uuid = "5a5a5a5a-0000-4000-8000-000000000001";
-  const o = { memMiB: MEM_MIB, vcpus: 1, kernel: image(), cmdline: "console=hvc0", xen: true, domid: 3, name: "lazy", uuid: new Uint8Array(16), consoleOut: () => {} };
+  const o = { memMiB: MEM_MIB, vcpus: 1, kernel, cmdline: "console=hvc0", xen: true, domid: 3, name: "lazy", uuid: new Uint8Array(16), consoleOut: () => {} };
   const a = new Machine(o);
   const u8 = new Uint8Array(a.board.memory.buffer);
-  for (const p of [...FILLER, ...DATA_PAGES]) u8.set(randomBytes(4096), p * 4096);
+  for (const p of [...FILLER, ...DATA_PAGES, ...JIT_PAGES]) u8.set(randomBytes(4096), p * 4096);
   // shared_info at a page with data: the restore resolves it (relocate) before anything runs.
   assert.equal(a.xen!.sharedInfo.map(RAM_BASE / 4096 + 0x180), 0);
   assert.equal(a.xen!.gnttab.mapFrame(0, a.xen!.layout.gnttabBase / 4096), 0);
@@ -191,6 +214,42 @@ test("a save and the dirty log before the load ends load every page first; a pag
       m.release();
       await f.lazy!.fh.close();
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("compiled code (the JIT) makes the first touch of pages a lazy restore has not loaded: it reads their saved bytes", { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "xeno-lazy-"));
+  try {
+    const { path, ram } = await savedFile(dir, image(JIT_CODE, 112));
+    const { f, m, lazy } = await lazyMachine(path);
+    for (const p of JIT_PAGES) assert.equal(lazy.absent(p), true, `page ${p} absent after the build`);
+    // The same loader as attachLazyRam's, also noting who asked: a stack through WebAssembly is compiled code's.
+    const s2 = m.xen!.account.stage2Map, viaWasm = new Set<number>();
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 64;
+    setLazyLoader(s2, (i) => {
+      if (/wasm/.test(new Error().stack ?? "")) viaWasm.add(i);
+      lazy.ensure(i); Atomics.compareExchange(s2, i, STAGE2_LAZY, 1);
+    });
+    // The vCPU state block (docs/save-restore.md): X0.. as lo/hi pairs, PC at 0x108.
+    const regs = new DataView(f.memory.buffer, m.board.ramBytes, 512);
+    const end = RAM_BASE + CODE_PAGE * 4096 + 108;
+    for (let i = 0; i < 2000 && regs.getUint32(0x108, true) !== end; i++) m.runSlice();
+    assert.equal(regs.getUint32(0x108, true), end, "the loop ended at its `b .`");
+    assert.equal(regs.getUint32(32, true), 0, "x4 counted down");
+    const rv = new DataView(ram.buffer);
+    let want = 0n;
+    for (const p of JIT_PAGES) want += 3000n * rv.getBigUint64(p * 4096, true);
+    assert.equal(regs.getBigUint64(16, true), want & 0xffffffffffffffffn, "the sum of the saved words");
+    Error.stackTraceLimit = limit;
+    const st = m.board.jitStats();
+    assert.ok(st !== null && st.blocks > 0, `compiled blocks: ${JSON.stringify(st)}`);
+    const jitTouched = JIT_PAGES.filter((p) => viaWasm.has(p));
+    assert.ok(jitTouched.length >= 8, `pages first touched by compiled code: ${jitTouched.map((p) => p.toString(16)).join(" ")}`);
+    m.release();
+    await f.lazy!.fh.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
