@@ -952,6 +952,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
    */
   private lazyBackground(domid: number, lazy: { fh: FileHandle; message: LazyRamMessage }): void {
     this.lazyPending++;
+    const d0 = this.domains.get(domid); // not another domain restored later with the same id
     loadInBackground(lazy.message, lazy.fh, (r) => {
       this.lazyPending--;
       this.lazyLast = r;
@@ -959,7 +960,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     }, (e, close) => {
       this.lazyPending--;
       this.log(`d${domid}: lazy restore failed, the domain is destroyed: ${e.message}`);
-      void (this.domains.has(domid) ? this.destroy(domid).catch(() => undefined) : Promise.resolve()).then(close);
+      void (d0 !== undefined && this.domains.get(domid) === d0 ? this.destroy(domid).catch(() => undefined) : Promise.resolve()).then(close);
     });
   }
 
