@@ -4,7 +4,9 @@
  * and the other processes a loaded host makes it wait for. With --other, another build's reader (a dist
  * directory, e.g. a worktree of an older commit) runs alternately with this one, for an A/B in one run.
  *
- *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST [--other-file FILE2]] [--helper]
+ *   node --expose-gc dist/bench/save/read.js FILE [--runs N] [--other DIST [--other-file FILE2]] [--helper] [--lazy]
+ *
+ * --lazy: also the lazy restore's read (src/hv/lazy-ram.ts: checked whole, pages left out of the memory).
  *
  * FILE: a save file (`xeno save`); its RAM pages are taken from the file's own config. --other-file: the file
  * the other build reads (its own save of the same guest, when the two builds' formats differ). Timings never decide
@@ -48,6 +50,15 @@ async function main(): Promise<void> {
     const h = helper.helper;
     await new Promise((r) => setTimeout(r, 300)); // its module loaded, as the hypervisor's spare thread is
     readers.push(["this build + helper thread", ((f, p) => readSaveFile(f, p, undefined, h)) as Reader, file]);
+  }
+  if (process.argv.includes("--lazy")) {
+    // A lazy restore's read (src/hv/lazy-ram.ts): every record and the checksum checked, the pages' CRC-32s
+    // and offsets recorded, no page written into the memory; its file, kept open for the loader, closed here.
+    readers.push(["this build, lazy (checked, pages left out)", (async (f, p) => {
+      const r = await readSaveFile(f, p, undefined, null, undefined, true);
+      await r.lazy?.fh.close();
+      return r;
+    }) as Reader, file]);
   }
   const other = arg("--other");
   if (other !== undefined) {

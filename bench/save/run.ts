@@ -4,7 +4,12 @@
  * QEMU TCG beside it (`stop; migrate "exec:cat > FILE"` on the HMP monitor, then a new QEMU with
  * `-incoming "exec:cat FILE"` until `info status` says running).
  *
- *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu] [--keep FILE]
+ *   node dist/bench/save/run.js [--runs N] [--memory MiB] [--idle SEC] [--no-qemu] [--keep FILE] [--touch] [--ab-lazy]
+ *
+ * A lazy restore (XENO_LAZY_RESTORE, src/hv/lazy-ram.ts) also reports its pages left out and when the
+ * hypervisor's background load of them ended; --touch times a shell command run on the console right after
+ * each restore (it reads files and walks directories: pages the guest had in use). --ab-lazy: two hypervisors,
+ * XENO_LAZY_RESTORE=0 and =1, each with its guest, their save + restore rounds alternated (no QEMU).
  *
  * Xeno's restore time is the `restore` request's (file read and checked, domain built, its first slice begun:
  * the answer waits for it; the log line gives the request → first guest instruction as well); QEMU's is from
@@ -59,10 +64,16 @@ function collect(s: Socket | NodeJS.ReadableStream): { text: () => string; until
   };
 }
 
-async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, runs: number, idle: number, dir: string) {
+/** --ab-lazy: two hypervisors' rounds take turns (one save + restore at a time), so their figures alternate. */
+let baton: Promise<unknown> = Promise.resolve();
+const inTurn = <T>(f: () => Promise<T>): Promise<T> => { const r = baton.then(f); baton = r.catch(() => undefined); return r; };
+
+async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, runs: number, idle: number, dir: string,
+  env: Record<string, string> = {}, label = "xeno") {
   // The hypervisor's log goes to a file (a pipe nobody reads would fill and stall it); $XENO_BENCH_LOG keeps a copy.
   const logFd = fs.openSync(path.join(dir, "hv.log"), "w");
-  const hv = spawn(process.execPath, [path.join(root, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(mem * 2)], { stdio: ["ignore", "ignore", logFd] });
+  const hv = spawn(process.execPath, [path.join(root, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(mem * 2)],
+    { stdio: ["ignore", "ignore", logFd], env: { ...process.env, ...env } });
   fs.closeSync(logFd);
   try {
     const sock = path.join(dir, "hv.sock");
@@ -78,7 +89,7 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
     await sleep(idle * 1000);
     const out: { save: number; restore: number; bytes: number; timing: Record<string, number> }[] = [];
     const file = path.join(dir, "bench.xeno");
-    for (let k = 0; k < runs; k++) {
+    for (let k = 0; k < runs; k++) await inTurn(async () => {
       let t = performance.now();
       const s = await call("save", { domid, path: file }) as { bytes: number };
       const save = performance.now() - t;
@@ -86,18 +97,40 @@ async function xenoRounds(img: { kernel: string; initrd: string }, mem: number, 
       const r = await call("restore", { path: file }) as { timing: Record<string, number> };
       out.push({ save, restore: performance.now() - t, bytes: s.bytes, timing: r.timing });
       const tm = r.timing, f = (x: number | undefined): string => (x ?? NaN).toFixed(1);
-      process.stderr.write(`xeno ${k + 1}/${runs}: save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
+      // --touch: at once, a shell command that reads files and walks /usr (kernel code, page cache, slab: pages
+      // a lazy restore may not have loaded yet), timed from its input to its answer on the console.
+      let touch = "";
+      if (process.argv.includes("--touch")) {
+        const con = createConnection(sock);
+        await new Promise<void>((res) => con.once("connect", () => res()));
+        const c = collect(con);
+        con.write(JSON.stringify({ id: 1, op: "console", domid }) + "\n");
+        await c.until(/"ok":true/, 10_000, "console");
+        const tt = performance.now();
+        con.write(`ls -lR /usr /lib >/dev/null 2>&1; cat /proc/meminfo >/dev/null; echo TOUCH-$((${k}+1000))\n`);
+        await c.until(new RegExp(`TOUCH-${k + 1000}`), 60_000, "touch command");
+        touch = `, touch command ${(performance.now() - tt).toFixed(0)} ms`;
+        con.destroy();
+      }
+      // A lazy restore: when its background load ended (ms after the first slice), from the hypervisor's info.
+      let lazy = "";
+      if (tm.lazyPages !== undefined) {
+        let info: { lazyRestore?: { pending: number; last: { ms: number; here: number; total: number } | null } } = {};
+        for (let i = 0; i < 600; i++) { info = await call("info") as typeof info; if (info.lazyRestore?.pending === 0) break; await sleep(10); }
+        const l = info.lazyRestore?.last;
+        lazy = `, lazy ${tm.lazyPages} pages${l ? `: loaded ${l.ms.toFixed(0)} ms after the first slice, ${l.here} by the background` : ""}`;
+      }
+      process.stderr.write(`${label} ${k + 1}/${runs} (load ${fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]}): save ${save.toFixed(0)} ms, restore ${out[k]!.restore.toFixed(0)} ms ` +
         `(read and checked ${f(tm.readMs)} [CPU ${f(tm.readCpuMs)}]${(tm as Record<string, unknown>).spareMemory === true ? " into the spare memory" : ""}${tm.pagesMs !== undefined ? ` (pages ${f(tm.pagesMs)}: records ${tm.jobsMain} + ${tm.jobsHelper} by the helper)` : ""}, store ${f(tm.storeMs)}, build ${f(tm.buildMs)}: thread ${f(tm.threadMs)}, machine ${f(tm.machineMs)}; ` +
-        `first guest instruction ${f(tm.runningMs)}), ${s.bytes} bytes\n`);
-      await sleep(idle * 1000);
-    }
+        `first guest instruction ${f(tm.runningMs)}${lazy}${touch}), ${s.bytes} bytes\n`);
+    }).then(() => sleep(idle * 1000));
     const keep = process.argv.indexOf("--keep");
     if (keep >= 0) fs.copyFileSync(file, process.argv[keep + 1]!);
     return out;
   } finally {
     hv.kill("SIGTERM");
     await new Promise((r) => hv.once("exit", r));
-    if (process.env.XENO_BENCH_LOG) fs.copyFileSync(path.join(dir, "hv.log"), process.env.XENO_BENCH_LOG);
+    if (process.env.XENO_BENCH_LOG) fs.copyFileSync(path.join(dir, "hv.log"), process.env.XENO_BENCH_LOG + (label === "xeno" ? "" : `.${label}`));
   }
 }
 
@@ -166,6 +199,16 @@ async function main(): Promise<void> {
   const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-save-"));
   try {
+    if (process.argv.includes("--ab-lazy")) {
+      // Eager and lazy restores (XENO_LAZY_RESTORE=0 / 1) in two hypervisors booted side by side, rounds alternated.
+      const dirs = ["eager", "lazy"].map((n) => { const d = path.join(dir, n); fs.mkdirSync(d); return d; });
+      const [e, l] = await Promise.all([xenoRounds(img, mem, runs, idle, dirs[0]!, { XENO_LAZY_RESTORE: "0" }, "eager"),
+        xenoRounds(img, mem, runs, idle, dirs[1]!, { XENO_LAZY_RESTORE: "1" }, "lazy")]);
+      const first = (r: { timing: Record<string, number> }[]): string => median(r.map((v) => v.timing.runningMs ?? NaN)).toFixed(1);
+      console.log(`restore of an idle ${mem} MiB guest, median of ${runs}: eager ${median(e.map((v) => v.restore)).toFixed(0)} ms (first guest instruction ${first(e)}), ` +
+        `lazy ${median(l.map((v) => v.restore)).toFixed(0)} ms (first guest instruction ${first(l)})`);
+      return;
+    }
     const x = await xenoRounds(img, mem, runs, idle, dir);
     const q = process.argv.includes("--no-qemu") ? null : await qemuRounds(img, mem, runs, idle, dir);
     const row = (name: string, r: { save: number; restore: number; bytes: number }[]): string => `  ${name}: save ${median(r.map((v) => v.save)).toFixed(0)} ms, ` +

@@ -4,6 +4,7 @@
  * (XenStore on its xenbus ring, the PV console, blkback and netback: xen-pv.ts). Its frames are claimed from
  * the hypervisor's pool. The worker thread (vm-worker.ts) drives it with runSlice().
  */
+import { LazyRam, attachLazyRam, finishLazyRam, type LazyRamMessage } from "./lazy-ram.js";
 import { Board, MachineError, type BoardPlatform, type MachineState } from "../machine/board.js";
 import { formatLogLine } from "../common/log.js";
 import { RAM_BASE } from "../machine/layout.js";
@@ -104,6 +105,8 @@ export interface MachineOptions {
      * get new back-ends in XenbusState InitWait, which its front-ends reconnect to (restoreXenPv newDomain).
      */
     newDomain?: boolean;
+    /** A lazy restore (lazy-ram.ts): the pages of `memory` not loaded yet, loaded on first touch. */
+    lazy?: LazyRamMessage;
   };
   /** The domain's clock (default: a new DomainClock, reading 0 now); bench/overcommit gives one on a warped host clock. */
   clock?: DomainClock;
@@ -131,6 +134,8 @@ export class Machine {
   /** With xen: XenStore, the guest's xenbus ring and the PV console back-end. */
   readonly xenPv: XenPv | null = null;
   private pool: FramePool | null = null;
+  /** A lazy restore's loader until every page is in (finishLazy), else null. */
+  private lazy: LazyRam | null = null;
   /** Frames claimed from the pool when there is no Xen account to say (bare board). */
   private poolFrames = 0;
   /** An HVM domain's variable store file (open while it runs), or -1. */
@@ -166,6 +171,12 @@ export class Machine {
     } : undefined;
     const from = o.from;
     const snap = from === undefined ? null : this.checkSnapshot(o, from.snapshot);
+    // A lazy restore: the Xen area (rings, grant frames: written in place from its layout, not through a
+    // frame number) is loaded before anything is built over the memory; the rest on first touch.
+    const lazy = from?.lazy !== undefined && snap !== null ? new LazyRam(from.lazy) : null;
+    if (lazy !== null) {
+      if (o.xen) { const guest = xenAreaLayout(RAM_BASE, ramBytes).ramBytes; lazy.ensureRange(guest, ramBytes - guest); } else lazy.loadAll();
+    }
     if (o.firmwareVars !== undefined && o.from !== undefined) {
       throw new MachineError("MACHINE_FIRMWARE", "an HVM domain cannot be restored yet");
     }
@@ -195,6 +206,7 @@ export class Machine {
         if (snap === null) this.xenPv = attachXenPv(xen, pvOpts);
         else {
           stateOrMachineError(() => xen.account.restore(snap.p2m!));
+          if (lazy !== null) { attachLazyRam(lazy, xen, this.board); this.lazy = lazy; }
           this.xenPv = stateOrMachineError(() => restoreXenPv(xen, snap.xen!, pvOpts, snap.pv!, from!.newDomain === true));
         }
       } catch (e) {
@@ -266,6 +278,7 @@ export class Machine {
     // vCPUs on other threads stop at an instruction boundary first, and stay stopped: call resumeVcpus() to go
     // on here (a checkpoint, a failed move); release() ends them (the domain continues elsewhere).
     this.board.parkRemotes();
+    this.finishLazy(); // the host reads RAM whole next, and the P2M saved must say 0/1
     // The back-ends first: blkback drains its requests in flight (their grants are pinned until they complete),
     // so the Xen state saved after it holds no pin.
     const pv = this.xenPv === null ? null : saveXenPv(this.xenPv);
@@ -298,6 +311,7 @@ export class Machine {
    * (GuestMemory.dirty) mark pages in one log.
    */
   startDirtyLog(): void {
+    this.finishLazy(); // a page loaded later would be a host write the log does not see
     const log = this.board.newDirtyLog();
     this.board.setDirtyLog(log);
     if (this.xen !== null) this.xen.mem.dirty = log;
@@ -368,6 +382,16 @@ export class Machine {
     this.board.vcpus[k]!.cpu.stop = STOP_HALT; // ends its slice at the call; the worker pauses the domain
     return 0;
   }
+
+  /** A lazy restore's pages all loaded now, and its loader taken off (lazy-ram.ts finishLazyRam). */
+  finishLazy(): void {
+    if (this.lazy === null || this.xen === null) return;
+    finishLazyRam(this.lazy, this.xen);
+    this.lazy = null;
+  }
+
+  /** A lazy restore's loader while pages are still absent (tests, the worker's report), else null. */
+  get lazyRam(): LazyRam | null { return this.lazy; }
 
   /** After save(): lets the vCPUs on other threads run again (the domain goes on here). */
   resumeVcpus(): void { this.board.unparkRemotes(); }

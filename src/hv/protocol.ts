@@ -171,6 +171,8 @@ export interface HostInfo {
   /** The spare domain memory kept for the next restore (save-spare-memory.ts): its size, and restores that took one. */
   spareMemoryBytes?: number;
   spareMemoryTaken?: number;
+  /** Lazy restores (src/hv/lazy-ram.ts) still loading in the background, and the last finished load (ms after its first slice). */
+  lazyRestore?: { pending: number; last: { ms: number; here: number; total: number } | null };
   /** Worker threads started since the hypervisor started (the spare taken again is not a new one). */
   vmThreadsStarted?: number;
   domainsPerThread?: number;
@@ -339,6 +341,8 @@ export interface RestoreTimingInfo {
    * starting in the worker), ms; the answer waits for it (at most RUN_WAIT_MS, else NaN).
    */
   runningMs?: number;
+  /** A lazy restore's (src/hv/lazy-ram.ts): pages left out of the memory, loaded on first touch and in the background. */
+  lazyPages?: number;
 }
 
 /**

@@ -3,7 +3,8 @@
  * or read into a new domain memory. What a file holds besides RAM is a SavedDomain: the domid it ran as, its
  * DomainSnapshot (machine.ts) and its part of the XenStore (save-store.ts).
  */
-import { rm } from "node:fs/promises";
+import { rm, type FileHandle } from "node:fs/promises";
+import { LazyRam, type LazyRamMessage } from "./lazy-ram.js";
 import { openRegular } from "../common/host-file.js";
 import type { DomainSnapshot } from "./machine.js";
 import type { DomainSpec } from "./protocol.js";
@@ -75,6 +76,12 @@ export interface ReadSaveFile {
   dataPages: number;
   zeroPages: number;
   bytes: number;
+  /**
+   * A lazy read (readSaveFile `lazy`): the file was checked whole, but these pages were left out of `memory`
+   * (lazy-ram.ts); the file stays open (`fh`) until they are all loaded, and whoever ends the load closes it.
+   * Absent: every page is in `memory`.
+   */
+  lazy?: { fh: FileHandle; message: LazyRamMessage };
 }
 
 /**
@@ -84,14 +91,24 @@ export interface ReadSaveFile {
  * that does not fit.
  */
 export async function readSaveFile(path: string, configPages: (cfg: Record<string, unknown>) => number,
-  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null, memoryFor?: MemoryFor): Promise<ReadSaveFile> {
+  progress?: (p: WriteProgress) => void, helper: PageHelper | null = null, memoryFor?: MemoryFor, lazy: boolean | (() => boolean) = false): Promise<ReadSaveFile> {
   const { fh } = await openRegular(path, { what: "save file" });
+  let keep = false;
   try {
     // The pages are read after the records are checked, by this thread and `helper` (save-jobs.ts); the
-    // descriptor is closed below only after both ended (the reader waits for the helper's part).
-    return await readSaveStream(fileSource(fh, helper), configPages, progress, memoryFor);
+    // descriptor is closed below only after both ended (the reader waits for the helper's part). Lazy: the
+    // pages are read and checked but not written (save-jobs.ts checkJob); the descriptor stays open for the
+    // loader when any page was left out.
+    const src = fileSource(fh, helper, lazy);
+    const r = await readSaveStream(src, configPages, progress, memoryFor);
+    const t = src.lazyTables();
+    if (t === null) return r;
+    const message = LazyRam.message(fh.fd, r.memory.buffer as unknown as SharedArrayBuffer, t);
+    if (new LazyRam(message).total === 0) return r; // nothing was left out
+    keep = true;
+    return { ...r, lazy: { fh, message } };
   } finally {
-    await fh.close();
+    if (!keep) await fh.close();
   }
 }
 

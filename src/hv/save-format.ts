@@ -16,7 +16,7 @@ import { getSystemErrorName } from "node:util";
 import type { FileHandle } from "node:fs/promises";
 import { crc32 } from "node:zlib";
 import { CodecError, decodeState, encodeState } from "./save-codec.js";
-import { JOB_FAILED, JOB_OK, PageJobs, crc32Combine, type PageJobsMessage } from "./save-jobs.js";
+import { JOB_FAILED, JOB_OK, PageJobs, crc32Combine, type LazyTables, type PageJobsMessage } from "./save-jobs.js";
 
 /** xl_saverestore.c savefileheader_magic: 32 bytes, NUL and CR included. */
 export const XL_MAGIC = Buffer.from("Xen saved domain, xl format\n \0 \r", "latin1");
@@ -335,8 +335,10 @@ const FILE_YIELD_BYTES = 16 << 20;
  * restore ~20 ms more (docs/benchmarks.md, 2026-12-07 restore). Every FILE_YIELD_BYTES the source lets the
  * event loop run (setImmediate), so a large file does not hold the hypervisor's requests for long.
  */
-export function fileSource(fh: FileHandle, helper: PageHelper | null = null): ByteSource {
+export function fileSource(fh: FileHandle, helper: PageHelper | null = null, lazy: boolean | (() => boolean) = false): ByteSource & { lazyTables(): LazyTables | null } {
   let buf = Buffer.alloc(0), pos = 0, eof = false;
+  /** A lazy restore's tables (save-jobs.ts LazyTables), made with the page jobs: one entry per page of the memory. */
+  let tables: LazyTables | null = null;
   /** The file's size when opened: a deferred read must fit it (a file cut later fails its job: SAVE_TRUNCATED). */
   const size = fstatSync(fh.fd).size;
   let jobs: PageJobs | null = null;
@@ -349,6 +351,7 @@ export function fileSource(fh: FileHandle, helper: PageHelper | null = null): By
     if (sinceYield >= FILE_YIELD_BYTES) { sinceYield = 0; await new Promise<void>((r) => setImmediate(r)); }
   };
   return {
+    lazyTables: () => tables,
     async read(n: number): Promise<Uint8Array> {
       if (buf.length - pos < n && !eof) {
         const left = buf.length - pos;
@@ -375,7 +378,12 @@ export function fileSource(fh: FileHandle, helper: PageHelper | null = null): By
       for (const v of views) total += v.length;
       const buffered = buf.length - pos;
       if (views.length === 0 || !(views[0]!.buffer instanceof SharedArrayBuffer) || filePos + Math.max(0, total - buffered) > size) return null;
-      if (jobs === null) jobs = new PageJobs(fh.fd, views[0]!.buffer);
+      if (jobs === null) {
+        const mem = views[0]!.buffer, pages = Math.ceil(mem.byteLength / PAGE_SIZE);
+        // Asked once the memory exists: a lazy read pays off only in a memory whose pages are not faulted in yet.
+        if (typeof lazy === "function" ? lazy() : lazy) tables = { state: new SharedArrayBuffer(pages * 4), crcs: new SharedArrayBuffer(pages * 4), offs: new SharedArrayBuffer(pages * 8) };
+        jobs = new PageJobs(fh.fd, mem, tables);
+      }
       const prefix: Uint8Array[] = [];
       let i = 0, off = 0;
       while (i < views.length && pos < buf.length) {

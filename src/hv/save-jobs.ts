@@ -13,7 +13,7 @@
  * a descriptor closed or reused under it. A job that reads short (the file was truncated after it was
  * checked) or fails reports it in its result words; the reader turns that into SAVE_TRUNCATED / EIO.
  */
-import { readvSync } from "node:fs";
+import { readSync, readvSync } from "node:fs";
 import { crc32 } from "node:zlib";
 
 /** Words of the control array (Int32Array over `ctl`). */
@@ -38,7 +38,20 @@ export interface PageJobsMessage {
   runs: SharedArrayBuffer;
   results: SharedArrayBuffer;
   count: number;
+  /**
+   * A lazy restore's check pass (lazy-ram.ts): the jobs' whole pages are not written into `memory` but read
+   * into a scratch buffer, and each page's file offset and CRC-32 recorded for the loader (its state word set
+   * to not loaded). A job's leading partial page (the rest of one the reader had buffered) is written as
+   * before. Null: the pages go into the memory.
+   */
+  lazy: LazyTables | null;
 }
+
+/** Per buffer page of the domain memory: load state (Int32), CRC-32 (Int32) and file offset (Float64). */
+export interface LazyTables { state: SharedArrayBuffer; crcs: SharedArrayBuffer; offs: SharedArrayBuffer }
+
+/** lazy-ram.ts's page states (LazyTables.state). */
+export const PAGE_LOADED = 0, PAGE_ABSENT = 1, PAGE_LOADING = 2, PAGE_FAILED = 3;
 
 /** A job's outcome, read by the main thread once every job has ended. */
 export interface JobResult { status: number; crc: number; got: number; bytes: number; streamPos: number; errno: number }
@@ -55,7 +68,7 @@ export class PageJobs {
   private firstShared = 0;
   private helperRan = 0;
 
-  constructor(private readonly fd: number, private readonly memory: SharedArrayBuffer) {}
+  constructor(private readonly fd: number, private readonly memory: SharedArrayBuffer, private readonly lazy: LazyTables | null = null) {}
 
   get count(): number { return this.jobList.length / JOB_WORDS; }
 
@@ -81,7 +94,7 @@ export class PageJobs {
     if (this.sealed !== null) throw new Error("PageJobs.runAllHere after the jobs were handed out");
     const n = this.count;
     if (this.firstShared === n) return;
-    const m = this.seal(this.firstShared);
+    const m = { ...this.seal(this.firstShared), lazy: null }; // pages the stream names again: written now
     for (let i = 0; i < m.count; i++) runJob(m, i);
     const res = new Int32Array(m.results), jobs = new Float64Array(m.jobs);
     for (let i = 0; i < m.count; i++) this.early.push(resultOf(res, jobs, i));
@@ -153,6 +166,7 @@ export class PageJobs {
     return {
       fd: this.fd, memory: this.memory, ctl: new SharedArrayBuffer(CTL_WORDS * 4), jobs: jobs.buffer as SharedArrayBuffer,
       runs: runs.buffer as SharedArrayBuffer, results: new SharedArrayBuffer(Math.max(1, count) * RES_WORDS * 4), count,
+      lazy: this.lazy,
     };
   }
 }
@@ -194,6 +208,7 @@ export function helpWithPageJobs(m: PageJobsMessage): number {
  * call as libuv passes them), then the CRC-32 of what it read. Never throws: the outcome is in its result words.
  */
 function runJob(m: PageJobsMessage, i: number): void {
+  if (m.lazy !== null) { checkJob(m, m.lazy, i); return; }
   const jobs = new Float64Array(m.jobs), runs = new Float64Array(m.runs), res = new Int32Array(m.results);
   const filePos = jobs[i * JOB_WORDS]!, first = jobs[i * JOB_WORDS + 2]!, end = jobs[i * JOB_WORDS + 3]!, bytes = jobs[i * JOB_WORDS + 4]!;
   const views: Uint8Array[] = [];
@@ -261,4 +276,62 @@ function xPow8n(n: number): number {
     n = Math.floor(n / 2);
   }
   return p;
+}
+
+/** The check pass's scratch (per thread): 64 pages, so a first restore faults in only these (not 4 MiB). */
+let scratch: Uint8Array | null = null;
+const SCRATCH_PAGES = 64;
+/** x^(8·4096) modulo the polynomial: crc32Combine's factor for one page. */
+const X_PAGE = xPow8n(4096);
+
+/**
+ * Job `i` of a lazy restore's check pass: its bytes read from the file into a reused scratch buffer, each whole
+ * page's CRC-32 and file offset stored for the loader and its state set to absent; the job's CRC-32 is the
+ * pages' combined (one multiply per page), so the stream's checksum is checked as for an eager read and
+ * nothing is hashed twice. A leading partial page is read into its place. Never throws, like runJob.
+ */
+function checkJob(m: PageJobsMessage, t: LazyTables, i: number): void {
+  const jobs = new Float64Array(m.jobs), runs = new Float64Array(m.runs), res = new Int32Array(m.results);
+  const state = new Int32Array(t.state), crcs = new Int32Array(t.crcs), offs = new Float64Array(t.offs);
+  const filePos = jobs[i * JOB_WORDS]!, first = jobs[i * JOB_WORDS + 2]!, end = jobs[i * JOB_WORDS + 3]!, bytes = jobs[i * JOB_WORDS + 4]!;
+  let got = 0, status = JOB_OK, crc = 0;
+  const buf = scratch ??= new Uint8Array(SCRATCH_PAGES * 4096);
+  try {
+    for (let r = first; r < end && status === JOB_OK; r++) {
+      let at = runs[2 * r]!, len = runs[2 * r + 1]!;
+      const head = (4096 - (at % 4096)) % 4096;
+      if (head > 0) {
+        // The rest of a page the reader had buffered the start of: into its place (this page is not lazy).
+        const v = new Uint8Array(m.memory, at, Math.min(head, len));
+        let n = 0;
+        while (n < v.length) { const k = readSync(m.fd, v, n, v.length - n, filePos + got + n); if (k === 0) break; n += k; }
+        got += n;
+        if (n < v.length) { status = JOB_SHORT; break; }
+        crc = crc32(v, crc);
+        at += v.length; len -= v.length;
+      }
+      while (len > 0) {
+        const want = Math.min(len, buf.length);
+        let n = 0;
+        while (n < want) { const k = readSync(m.fd, buf, n, want - n, filePos + got + n); if (k === 0) break; n += k; }
+        if (n < want) { got += n; status = JOB_SHORT; break; }
+        for (let o = 0; o < want; o += 4096) {
+          const pc = crc32(buf.subarray(o, o + 4096));
+          const page = (at + o) / 4096;
+          crcs[page] = pc | 0;
+          offs[page] = filePos + got + o;
+          Atomics.store(state, page, PAGE_ABSENT);
+          crc = (mulModP(X_PAGE, crc >>> 0) ^ pc) >>> 0;
+        }
+        got += want; at += want; len -= want;
+      }
+    }
+  } catch (e) {
+    status = JOB_FAILED;
+    got = typeof (e as NodeJS.ErrnoException).errno === "number" ? (e as NodeJS.ErrnoException).errno! : -5;
+  }
+  if (status === JOB_OK && got !== bytes) status = JOB_SHORT;
+  res[i * RES_WORDS + 1] = crc | 0;
+  res[i * RES_WORDS + 2] = got;
+  Atomics.store(res, i * RES_WORDS, status);
 }

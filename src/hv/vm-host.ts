@@ -29,6 +29,7 @@ import { readIo } from "./io-stats.js";
 import type { DomainIo } from "./protocol.js";
 import type { DeviceOp, HostToThread, HostToWorker, VmThreadData, VmWorkerData, WorkerToHost } from "./vm-worker.js";
 import type { PageJobsMessage } from "./save-jobs.js";
+import type { LazyRamMessage } from "./lazy-ram.js";
 import type { DomainSnapshot } from "./machine.js";
 import { FrameBatcher, batchTransfer, forEachFrame } from "../net/frame-batch.js";
 
@@ -80,7 +81,7 @@ export interface DomainRunOptions {
    * domain memory holding its RAM, and its guest's store connection (watches and replies, put back when the
    * worker opens it). Started is emitted once it runs; error (DomainStartError) when the state is refused.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink; newDomain?: boolean };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; guest?: SavedGuestLink; newDomain?: boolean; lazy?: LazyRamMessage };
   /** An HVM domain: `kernel` is its firmware, this its variable store file (src/hv/machine.ts). */
   firmwareVars?: string;
   /** With firmwareVars: xl's boot= letters (MachineOptions.firmwareBoot). */
@@ -390,7 +391,7 @@ export class DomainRunner extends EventEmitter<DomainRunnerEvents> {
       xen: o.xen ?? false, name: o.name ?? "domU", disks: o.disks, vifs: o.vifs, domid: o.domid, uuid: o.uuid,
       pool: o.pool?.buffer, storeLink, paused: o.paused, stats: this.statsBuf, sched: o.sched,
       ...(o.firmwareVars !== undefined ? { firmwareVars: o.firmwareVars, firmwareBoot: o.firmwareBoot, firmwareRng: o.firmwareRng } : {}),
-      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true, report: true } } : {}) };
+      ...(o.from !== undefined ? { from: { snapshot: o.from.snapshot, memory: o.from.memory, newDomain: o.from.newDomain === true, report: true, ...(o.from.lazy !== undefined ? { lazy: o.from.lazy } : {}) } } : {}) };
     if (o.from?.guest !== undefined) this.link?.restoreGuest(o.from.guest);
     this.ownThread = thread === undefined;
     const t = thread ?? new VmThread();

@@ -27,6 +27,7 @@ import { PERMIT_WAITED, SCHED_PERMIT, SCHED_WANT, cpuAt } from "./sched-words.js
 import { threadCpu } from "../common/thread-cpu.js";
 import { FrameBatcher, batchTransfer, forEachFrame, type FrameBatch } from "../net/frame-batch.js";
 import { helpWithPageJobs, type PageJobsMessage } from "./save-jobs.js";
+import type { LazyRamMessage } from "./lazy-ram.js";
 import { E_HOME_SLEEP, handoffStats, hostNowMs } from "../machine/handoff-stats.js";
 
 // The stats words live in vm-stats.ts, which the host imports without loading this thread's modules.
@@ -73,7 +74,7 @@ export interface VmWorkerData {
    * Continue a domain saved in another thread ("move-out") instead of booting: its snapshot and its domain
    * memory (shared: RAM is not copied). The rest of the data describes the same domain.
    */
-  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean; report?: boolean };
+  from?: { snapshot: DomainSnapshot; memory: WebAssembly.Memory; resave?: boolean; newDomain?: boolean; report?: boolean; lazy?: LazyRamMessage };
   /** An HVM domain's variable store file (`kernel` is then its firmware: src/hv/machine.ts). */
   firmwareVars?: string;
   /** With firmwareVars: xl's boot= letters (MachineOptions.firmwareBoot). */
@@ -313,6 +314,8 @@ class Guest {
     // vCPUs 1..n-1 on threads of their own (vcpu-thread.ts), parked while the domain is paused; after the resave
     // above, which must see the state as restored.
     if (VCPU_THREADS && d.vcpus > 1) {
+      // Their MMUs have no lazy loader (their stage-2 map is another thread's copy): a lazy restore loads whole first.
+      this.m.finishLazy();
       startVcpuThreads(this.m.board, this.m.clock, { doorbell, sched: d.sched ?? null });
       if (this.paused) this.m.board.parkRemotes(false);
       // The vCPU threads' seconds live in the domain memory and move with it: what they show now (a domain moved

@@ -52,6 +52,14 @@ export interface MmioBus {
  */
 export type Stage2Map = Uint8Array;
 
+/** A lazy restore's page loaders by stage-2 map (every MMU of a domain shares its map, new ones too). */
+const lazyLoaders = new WeakMap<Stage2Map, (page: number) => void>();
+
+/** Registers (or with null removes) the loader of stage-2 map `map`'s lazy pages (Mmu.lazyLoad; src/hv/lazy-ram.ts). */
+export function setLazyLoader(map: Stage2Map, f: ((page: number) => void) | null): void {
+  if (f === null) lazyLoaders.delete(map); else lazyLoaders.set(map, f);
+}
+
 /** Fault status recorded for a stage-2 fault: Translation fault, level 3 (what ESR_EL2.ISS.DFSC would say). */
 export const FSC_STAGE2 = FSC_TRANS_L0 + 3;
 
@@ -128,6 +136,17 @@ export class Mmu {
 
   /** The domain's stage-2 map (null: everything in the buffer is mapped, e.g. the bare board). */
   stage2: Stage2Map | null = null;
+
+  /**
+   * A frame whose stage-2 byte is neither 0 (unmapped) nor 1: a lazy restore's page not loaded yet. The
+   * loader registered for this MMU's stage-2 map (setLazyLoader) loads it and sets the byte to 1, before the
+   * TLB fill or table-walk read that found it goes on. Never reached on a TLB hit.
+   */
+  private lazyLoad(page: number): void {
+    const f = this.stage2 === null ? undefined : lazyLoaders.get(this.stage2);
+    if (f === undefined) throw new Error(`stage-2 byte ${this.stage2?.[page]} for page ${page} without a lazy loader`);
+    f(page);
+  }
   /**
    * A ROM window (a firmware board's flash: src/machine/firmware.ts): guest-physical [0, romBytes) is buffer
    * offset [0, romBytes), and RAM follows it in the buffer (ramBase is then RAM's physical base - romBytes).
@@ -512,7 +531,10 @@ export class Mmu {
     if (off >= this.romBytes && off < this.ramSize) {
       // Stage 2 (only RAM frames can be unmapped; device addresses go to the MMIO bus as before).
       const s2 = this.stage2;
-      if (s2 !== null && s2[off >>> 12] === 0) return this.stage2Fault(lo, hi, acc, pa, 0);
+      if (s2 !== null && s2[off >>> 12] !== 1) {
+        if (s2[off >>> 12] === 0) return this.stage2Fault(lo, hi, acc, pa, 0);
+        this.lazyLoad(off >>> 12); // a lazy restore's page not loaded yet (src/hv/lazy-ram.ts): before the fill
+      }
     } else if (pa < this.romBytes && acc !== ACC_WRITE && this.rom![pa >>> 12] !== 0) {
       // ROMD flash: read and execute in place; a write (a flash command) misses the TLB and reaches the device.
       off = pa;
@@ -619,7 +641,10 @@ export class Mmu {
       }
       // The descriptor's own frame must be mapped at stage 2 (a stage-2 fault on the walk, S1PTW = 1).
       const s2 = this.stage2;
-      if (s2 !== null && s2[doff >>> 12] === 0) return this.stage2Fault(lo, hi, acc, dpa, 1);
+      if (s2 !== null && s2[doff >>> 12] !== 1) {
+        if (s2[doff >>> 12] === 0) return this.stage2Fault(lo, hi, acc, dpa, 1);
+        this.lazyLoad(doff >>> 12); // a table in a page a lazy restore has not loaded yet: before the read
+      }
       // One 64-bit read when other threads may be writing the table (a torn descriptor would map garbage).
       let dlo: number, dhi: number;
       if (this.ld64 !== null) { dlo = this.ld64(doff, this.a64Scratch); dhi = this.a64Hi[0]!; }

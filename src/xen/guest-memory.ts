@@ -60,6 +60,20 @@ export class GuestMemory {
     }
   }
 
+  /**
+   * A lazy restore's loader (src/hv/lazy-ram.ts): some pages of the buffer hold their saved bytes only once
+   * loaded. Every host path that names a guest frame resolves it through frameOffset or physOffset (vaOffset,
+   * so copyIn/copyOut; grant entries and granted pages; shared_info, vcpu_info; the balloon's loadFrames), and
+   * those load the page first, before its offset leaves this object. Null: every page is in place.
+   */
+  lazy: PageLoader | null = null;
+
+  /** Loads frames gfn..gfn+n-1 of a lazy restore (those inside the buffer) before the caller rewrites them. */
+  loadFrames(gfn: number, n: number): void {
+    if (this.lazy === null) return;
+    for (let k = 0; k < n; k++) this.frameOffset(gfn + k);
+  }
+
   /** The domain's stage-2 map (P2m.map: a byte per buffer frame, 0 = not mapped); null = all mapped. */
   stage2: Uint8Array | null = null;
 
@@ -88,7 +102,9 @@ export class GuestMemory {
   frameOffset(gfn: number): number {
     if (!Number.isSafeInteger(gfn) || gfn < 0) return -1;
     const off = gfn * XEN_PAGE_SIZE - this.base;
-    return off >= 0 && off + XEN_PAGE_SIZE <= this.u8.length ? off : -1;
+    if (off < 0 || off + XEN_PAGE_SIZE > this.u8.length) return -1;
+    if (this.lazy !== null) this.lazy.ensure(off / XEN_PAGE_SIZE);
+    return off;
   }
 
   /** True if `gfn` is ordinary guest RAM (inside the DT memory node) and mapped in the P2M. */
@@ -100,7 +116,9 @@ export class GuestMemory {
   /** Buffer offset of the guest-physical range [gpa, gpa+len), or -1 if any of it is outside the buffer. */
   physOffset(gpa: number, len: number): number {
     const off = gpa - this.base;
-    return Number.isSafeInteger(off) && off >= 0 && len >= 0 && off + len <= this.u8.length ? off : -1;
+    if (!(Number.isSafeInteger(off) && off >= 0 && len >= 0 && off + len <= this.u8.length)) return -1;
+    if (this.lazy !== null) this.lazy.ensureRange(off, Math.max(len, 1));
+    return off;
   }
 
   /**
@@ -161,6 +179,16 @@ export class GuestMemory {
 
   private readonly small = new Uint8Array(8);
   private readonly smallView = new DataView(this.small.buffer);
+}
+
+/**
+ * Loads pages of a lazily restored domain memory on first touch (src/hv/lazy-ram.ts LazyRam). Page numbers
+ * are the buffer's (byte offset / 4096). ensure may throw (the page's saved bytes no longer check): the
+ * access that needed it must not go on.
+ */
+export interface PageLoader {
+  ensure(page: number): void;
+  ensureRange(off: number, len: number): void;
 }
 
 /** A 64-bit VA (lo, hi as unsigned 32-bit halves) plus a non-negative byte count, with carry. */

@@ -179,6 +179,9 @@ function reservation(mem: GuestMemory, si: SharedInfo, gt: GrantTable, p2m: P2m,
         if (e instanceof GuestFault) break;
         throw e;
       }
+      // A lazy restore's frames get their saved bytes first: the release and populate below zero them, and a
+      // load after that would put the old bytes back over the zeroes (src/hv/lazy-ram.ts).
+      mem.loadFrames(gfn, pages);
       if (op === XENMEM_decrease_reservation) {
         if (holdsHypervisorPage(si, gt, p2m, gfn, pages)) break;
         if (p2m.release(gfn, pages, mmus) !== P2M_OK) break;
