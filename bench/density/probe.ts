@@ -34,6 +34,7 @@ import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
 import { type Breakdown, smapsBreakdown } from "./smaps.js";
+import { hvSpawnEnv, mallocEnvSummary } from "../../src/hv/malloc-env.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
@@ -67,9 +68,10 @@ function processCpuS(pid: number): number {
 const mib = (k: number): string => (k / 1024).toFixed(1);
 
 function show(what: string, b: Breakdown, base: Breakdown | null, n: number): void {
-  const per = (k: keyof Omit<Breakdown, "big">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
+  const per = (k: keyof Omit<Breakdown, "big" | "arenas">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
   console.log(`${what}: RSS ${mib(b.rssKiB)} MiB${per("rssKiB")}; guest RAM ${mib(b.ramKiB)}${per("ramKiB")}; ` +
-    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; executable anon ${mib(b.execKiB)}${per("execKiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")}; file ${mib(b.fileKiB)}${per("fileKiB")}`);
+    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; executable anon ${mib(b.execKiB)}${per("execKiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")} ` +
+    `[of it: ${b.arenas} thread arenas ${mib(b.arenaKiB)}${per("arenaKiB")}, brk heap ${mib(b.brkKiB)}${per("brkKiB")}]; file ${mib(b.fileKiB)}${per("fileKiB")}`);
   if (process.argv.includes("--verbose")) for (const l of b.big) console.log(`    ${l}`);
 }
 
@@ -80,7 +82,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
     ...(perThread > 0 ? ["--domains-per-thread", String(perThread)] : [])],
-    { stdio: ["ignore", "ignore", "ignore"] });
+    { stdio: ["ignore", "ignore", "ignore"], env: hvSpawnEnv() }); // as xenod starts it (src/hv/malloc-env.ts)
+  console.log(`hypervisor's malloc: ${mallocEnvSummary(hvSpawnEnv())}`);
   try {
     const c = await connectHv(dir);
     await new Promise((r) => setTimeout(r, 1000));
