@@ -13,6 +13,7 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { useCompileWorker, type CompileClient } from "../cpu/arm64/jit/compiler.js";
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
+import { collectGarbage } from "../machine/board.js";
 import { warmRestore } from "./warm-restore.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
@@ -636,6 +637,16 @@ class Guest {
 /** Returned by Guest.step while the domain waits for the scheduler's permit. */
 const PERMIT_WAIT = -2;
 
+/**
+ * A full GC of the thread's isolate (board.ts collectGarbage) once its domains have all been idle for
+ * IDLE_GC_QUIET_MS after at least IDLE_GC_BUSY_MS of work, or after a domain came or went (a move, a restore, a
+ * destroy) — at most every IDLE_GC_GAP_MS. The thread never returns to its event loop, so V8's idle-time and
+ * memory-reducer GCs never run here: without it the garbage of a boot (decoded pages, compile buffers) and of a
+ * domain that moved in (its restore) or out stays on the heap until a sweep's GC, which an idle guest may not
+ * cause for a long time (docs/memory.md, "Threads").
+ */
+const IDLE_GC_QUIET_MS = 5000, IDLE_GC_BUSY_MS = 1000, IDLE_GC_GAP_MS = 30_000;
+
 function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   nameDomainThread(); // Domain-0's CPU time in `xeno list` excludes this thread's (dom0-usage.ts)
   const doorbell = new Int32Array(t.doorbell);
@@ -646,10 +657,13 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;
+  /** For the idle GC: work since the last one (ms), when the thread last had work, the last GC, a domain came or went. */
+  let busyMs = 0, lastBusy = performance.now(), lastGc = -Infinity, changed = false;
   for (;;) {
     // Read the doorbell before draining: a message posted after this read changes it, so the wait below
     // returns at once instead of sleeping through the message.
     const seen = Atomics.load(doorbell, 0);
+    const t0 = performance.now(), had = guests.length;
     for (let msg = receiveMessageOnPort(parent); msg !== undefined; msg = receiveMessageOnPort(parent)) {
       const h = msg.message as HostToThread;
       if (h.type === "exit") { for (const g of guests) g.finish(); return; }
@@ -657,7 +671,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       if (h.type === "warm") { warmRestore(); continue; }
       try { guests.push(new Guest(h.port, h.data, t.doorbell)); } catch { /* reported to its runner as "failed" */ }
     }
-    let wait = MAX_SLEEP_MS;
+    let wait = MAX_SLEEP_MS, idle = true;
     const n = guests.length;
     first = n > 0 ? (first + 1) % n : 0;
     for (let i = 0; i < n; i++) {
@@ -665,9 +679,19 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       g.drain();
       if (g.done) continue;
       const w = g.step();
+      if (w <= 0) idle = false;
       wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
     }
     for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
+    const now = performance.now();
+    if (guests.length !== had) changed = true;
+    if (!idle) { busyMs += now - t0; lastBusy = now; }
+    else if ((busyMs >= IDLE_GC_BUSY_MS || changed) && now - lastBusy >= IDLE_GC_QUIET_MS && now - lastGc >= IDLE_GC_GAP_MS) {
+      collectGarbage();
+      lastGc = performance.now();
+      busyMs = 0;
+      changed = false;
+    }
     if (wait > 0) {
       if (hs === null) Atomics.wait(doorbell, 0, seen, wait);
       else {
