@@ -14,6 +14,7 @@ import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "
 import { useCompileWorker, type CompileClient } from "../cpu/arm64/jit/compiler.js";
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
 import { collectGarbage } from "../machine/board.js";
+import { IdleGc } from "./idle-gc.js";
 import { warmRestore } from "./warm-restore.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
@@ -637,16 +638,6 @@ class Guest {
 /** Returned by Guest.step while the domain waits for the scheduler's permit. */
 const PERMIT_WAIT = -2;
 
-/**
- * A full GC of the thread's isolate (board.ts collectGarbage) once its domains have all been idle for
- * IDLE_GC_QUIET_MS after at least IDLE_GC_BUSY_MS of work, or after a domain came or went (a move, a restore, a
- * destroy) — at most every IDLE_GC_GAP_MS. The thread never returns to its event loop, so V8's idle-time and
- * memory-reducer GCs never run here: without it the garbage of a boot (decoded pages, compile buffers) and of a
- * domain that moved in (its restore) or out stays on the heap until a sweep's GC, which an idle guest may not
- * cause for a long time (docs/memory.md, "Threads").
- */
-const IDLE_GC_QUIET_MS = 5000, IDLE_GC_BUSY_MS = 1000, IDLE_GC_GAP_MS = 30_000;
-
 function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   nameDomainThread(); // Domain-0's CPU time in `xeno list` excludes this thread's (dom0-usage.ts)
   const doorbell = new Int32Array(t.doorbell);
@@ -657,8 +648,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;
-  /** For the idle GC: work since the last one (ms), when the thread last had work, the last GC, a domain came or went. */
-  let busyMs = 0, lastBusy = performance.now(), lastGc = -Infinity, changed = false;
+  const idleGc = new IdleGc(performance.now()); // a GC once the thread's domains are idle after work (idle-gc.ts)
   for (;;) {
     // Read the doorbell before draining: a message posted after this read changes it, so the wait below
     // returns at once instead of sleeping through the message.
@@ -683,15 +673,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
     }
     for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
-    const now = performance.now();
-    if (guests.length !== had) changed = true;
-    if (!idle) { busyMs += now - t0; lastBusy = now; }
-    else if ((busyMs >= IDLE_GC_BUSY_MS || changed) && now - lastBusy >= IDLE_GC_QUIET_MS && now - lastGc >= IDLE_GC_GAP_MS) {
-      collectGarbage();
-      lastGc = performance.now();
-      busyMs = 0;
-      changed = false;
-    }
+    if (idleGc.round(t0, performance.now(), idle, guests.length !== had)) collectGarbage();
     if (wait > 0) {
       if (hs === null) Atomics.wait(doorbell, 0, seen, wait);
       else {
