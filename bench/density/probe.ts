@@ -8,6 +8,8 @@
  *   printing each one's boot wall time and the hypervisor process's CPU for it — the later ones boot with the
  *   first one's compiled code in the code cache (src/cpu/arm64/jit/compile-worker.ts). Default: all at once.
  * The hypervisor process's CPU time (user + system, all threads) over the boot is printed either way.
+ * The hypervisor is started with the environment xenod gives it (src/hv/malloc-env.ts: glibc's malloc settings;
+ * XENO_MALLOC_ENV=0 for glibc's defaults, or set the variables to try others).
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
@@ -20,7 +22,8 @@
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
  *   executable — anonymous mappings with execute permission: V8's JIT code and the wasm code spaces (compiled
  *                guest code, src/cpu/arm64/jit)
- *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
+ *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space; printed
+ *                with the part in glibc's thread arenas and in the brk heap (smaps.ts)
  *   file       — the node binary and libraries (shared by all threads)
  * and prints the growth per domain, then each thread's CPU over 10 s of idle (main thread vs workers). The kinds
  * are by mapping size, so approximate: the kernel merges adjacent anonymous mappings of the same protection, and a
