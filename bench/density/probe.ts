@@ -9,7 +9,7 @@
  *   first one's compiled code in the code cache (src/cpu/arm64/jit/compile-worker.ts). Default: all at once.
  * The hypervisor process's CPU time (user + system, all threads) over the boot is printed either way.
  * The hypervisor is started with the environment xenod gives it (src/hv/malloc-env.ts: glibc's malloc settings;
- * XENO_MALLOC_ENV=0 for glibc's defaults, or set the variables to try others).
+ * XENO_MALLOC_ENV=0 for glibc's defaults, or set the variables to try others). XENO_PROBE_HV_LOG=FILE: its log there.
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
@@ -29,7 +29,7 @@
  * are by mapping size, so approximate: the kernel merges adjacent anonymous mappings of the same protection, and a
  * merged one lands in "other anon". A measuring tool: numbers go to docs/benchmarks.md by hand.
  */
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
     ...(perThread > 0 ? ["--domains-per-thread", String(perThread)] : [])],
-    { stdio: ["ignore", "ignore", "ignore"], env: hvSpawnEnv() }); // as xenod starts it (src/hv/malloc-env.ts)
+    { stdio: ["ignore", "ignore", process.env.XENO_PROBE_HV_LOG ? openSync(process.env.XENO_PROBE_HV_LOG, "w") : "ignore"],
+      env: hvSpawnEnv() }); // as xenod starts it (src/hv/malloc-env.ts)
   console.log(`hypervisor's malloc: ${mallocEnvSummary(hvSpawnEnv())}`);
   try {
     const c = await connectHv(dir);
