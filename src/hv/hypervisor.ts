@@ -1220,9 +1220,10 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         const share = d.balanceCpu === undefined ? 0 : (cpu - d.balanceCpu) / secs;
         d.balanceCpu = cpu;
         const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;
-        // The work of a move itself (the restore, its code compiled again) does not count against idleness:
-        // else each packed domain made its new thread unpackable for another XENO_PACK_IDLE_S (moves 16–20 s apart).
-        const settling = d.movedAt !== undefined && now - d.movedAt < MOVE_HOLD_MS;
+        // The work of a pack move itself (the restore, its code compiled again) does not count against idleness:
+        // else each packed domain made its new thread unpackable for another XENO_PACK_IDLE_S. Only for a domain
+        // that was idle when it moved (a busy one moved out by planMove starts again from 0).
+        const settling = d.movedAt !== undefined && now - d.movedAt < MOVE_HOLD_MS && (d.idleLooks ?? 0) > 0;
         d.idleLooks = live && (share < IDLE_SHARE || settling) ? (d.idleLooks ?? 0) + 1 : 0;
         doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0, idle: PACK_LOOKS > 0 && d.idleLooks >= PACK_LOOKS,
           // An HVM domain cannot be saved yet, so it is not moved (src/hv/machine.ts save()).
