@@ -116,13 +116,6 @@ interface Domain {
  */
 const SUSPEND_WAIT_MS = 60_000;
 
-/**
- * A domain's boot images (image-cache.ts) are let go this long after its machine was built: creates of more
- * domains from the same files within it share the copy; after it the file is read again (~26 MiB of Debian's
- * kernel: 10–30 ms from the page cache) and the hypervisor does not hold it while its domains run.
- */
-const IMAGE_KEEP_MS = 10_000;
-
 /** How long an unpause with `report` waits for the domain's first slice before answering ESTATE. */
 const REPORT_WAIT_MS = 30_000;
 
@@ -427,9 +420,6 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
       if (e instanceof DomainStartError && e.code === "MACHINE_MEMORY") throw new HvError("ENOMEM", err.message);
       throw new HvError("EBUILD", err.message);
     }
-    // The machine has copied its kernel and ramdisk into guest RAM: the shared image (~26 MiB for Debian's
-    // kernel) is not needed past the creates that may follow (docs/memory.md, "Threads").
-    if (d.images.length > 0) setTimeout(() => this.releaseImages(d), IMAGE_KEEP_MS).unref();
     this.log(`d${domid}: ${"from" in boot ? "restored" : "created"} '${spec.name}' (${spec.memMiB} MiB, ${spec.vcpus} vCPU${spec.vcpus > 1 ? "s" : ""}${spec.paused ? ", paused" : ""})`);
     this.emitDomain(d, spec.paused ? "paused" : "running");
     return domid;
