@@ -8,6 +8,8 @@
  *   printing each one's boot wall time and the hypervisor process's CPU for it — the later ones boot with the
  *   first one's compiled code in the code cache (src/cpu/arm64/jit/compile-worker.ts). Default: all at once.
  * The hypervisor process's CPU time (user + system, all threads) over the boot is printed either way.
+ * The hypervisor is started with the environment xenod gives it (src/hv/malloc-env.ts: glibc's malloc settings;
+ * XENO_MALLOC_ENV=0 for glibc's defaults, or set the variables to try others). XENO_PROBE_HV_LOG=FILE: its log there.
  *
  * Starts `xeno-hv`, reads /proc/PID/smaps with no domain, after creating N domains (paused: worker thread,
  * machine and images loaded, no guest instruction run), and — unless --paused — after unpausing them, every
@@ -20,13 +22,14 @@
  *   V8 heap    — 256 KiB-aligned anonymous mappings of V8 pages (every isolate: main thread and one per worker)
  *   executable — anonymous mappings with execute permission: V8's JIT code and the wasm code spaces (compiled
  *                guest code, src/cpu/arm64/jit)
- *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space
+ *   other anon — malloc arenas (ArrayBuffers, decode caches' typed arrays), thread stacks, code space; printed
+ *                with the part in glibc's thread arenas and in the brk heap (smaps.ts)
  *   file       — the node binary and libraries (shared by all threads)
  * and prints the growth per domain, then each thread's CPU over 10 s of idle (main thread vs workers). The kinds
  * are by mapping size, so approximate: the kernel merges adjacent anonymous mappings of the same protection, and a
  * merged one lands in "other anon". A measuring tool: numbers go to docs/benchmarks.md by hand.
  */
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
@@ -34,6 +37,7 @@ import { fileURLToPath } from "node:url";
 import { ensureImages, GUEST_READY_MARKER } from "../../src/images/index.js";
 import { ConsoleTap, connectHv, stopHv } from "../../test/hv/hv-client.js";
 import { type Breakdown, smapsBreakdown } from "./smaps.js";
+import { hvSpawnEnv, mallocEnvSummary } from "../../src/hv/malloc-env.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const arg = (name: string, def: number): number => { const k = process.argv.indexOf(name); return k >= 0 ? Number(process.argv[k + 1]) : def; };
@@ -67,9 +71,10 @@ function processCpuS(pid: number): number {
 const mib = (k: number): string => (k / 1024).toFixed(1);
 
 function show(what: string, b: Breakdown, base: Breakdown | null, n: number): void {
-  const per = (k: keyof Omit<Breakdown, "big">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
+  const per = (k: keyof Omit<Breakdown, "big" | "arenas">): string => base === null ? "" : ` (+${mib((b[k] - base[k]) / n)}/dom)`;
   console.log(`${what}: RSS ${mib(b.rssKiB)} MiB${per("rssKiB")}; guest RAM ${mib(b.ramKiB)}${per("ramKiB")}; ` +
-    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; executable anon ${mib(b.execKiB)}${per("execKiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")}; file ${mib(b.fileKiB)}${per("fileKiB")}`);
+    `V8 heap ${mib(b.v8KiB)}${per("v8KiB")}; executable anon ${mib(b.execKiB)}${per("execKiB")}; other anon ${mib(b.otherKiB)}${per("otherKiB")} ` +
+    `[of it: ${b.arenas} thread arenas ${mib(b.arenaKiB)}${per("arenaKiB")}, brk heap ${mib(b.brkKiB)}${per("brkKiB")}]; file ${mib(b.fileKiB)}${per("fileKiB")}`);
   if (process.argv.includes("--verbose")) for (const l of b.big) console.log(`    ${l}`);
 }
 
@@ -80,7 +85,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "xeno-probe-"));
   const hv = spawn(process.execPath, [join(ROOT, "dist/src/hv/main.js"), "--run-dir", dir, "--memory", String(Math.max(1024, n * (mem + 8))),
     ...(perThread > 0 ? ["--domains-per-thread", String(perThread)] : [])],
-    { stdio: ["ignore", "ignore", "ignore"] });
+    { stdio: ["ignore", "ignore", process.env.XENO_PROBE_HV_LOG ? openSync(process.env.XENO_PROBE_HV_LOG, "w") : "ignore"],
+      env: hvSpawnEnv() }); // as xenod starts it (src/hv/malloc-env.ts)
+  console.log(`hypervisor's malloc: ${mallocEnvSummary(hvSpawnEnv())}`);
   try {
     const c = await connectHv(dir);
     await new Promise((r) => setTimeout(r, 1000));

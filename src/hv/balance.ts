@@ -5,10 +5,9 @@
  * pCPUs: 50/50/100 instead of Xen's ~67 each). The balancer moves a busy domain out of a thread it shares with
  * another busy one (DomainRunner.moveTo: saved between slices, restored over the same memory), to a thread
  * with no busy domain, or to a new thread while fewer threads hold busy domains than max(pCPUs, busy domains). Idle
- * domains stay packed (they cost no CPU and share an isolate's memory) — and, opt-in (XENO_PACK_IDLE_S in
- * hypervisor.ts), are packed again once idle (planPack): a boot spreads busy domains over threads, and each
- * thread is a V8 isolate with its own heap and malloc arena, kept while its domains sit idle (docs/memory.md,
- * "Threads"; measured once without a saving, so off by default).
+ * domains stay packed (they cost no CPU and share an isolate's memory) — and are packed again once idle for
+ * XENO_PACK_IDLE_S (hypervisor.ts; default 20 s, 0: never) (planPack): a boot spreads busy domains over threads,
+ * and each thread is a V8 isolate with its own heap, kept while its domains sit idle (docs/memory.md, "Threads").
  *
  * This module decides (pure, unit-tested); hypervisor.ts measures and moves.
  */

@@ -147,11 +147,12 @@ const SCHED_TICK_MS = 10;
 const BALANCE_MS = 1000, MOVE_HOLD_MS = 5000;
 /**
  * Idle domains are packed into fewer threads (balance.ts planPack) after this many looks idle in a row:
- * XENO_PACK_IDLE_S (seconds; default 0: never). Each thread emptied so ends (or becomes the spare), and with it
- * an isolate's heap and malloc arena (docs/memory.md, "Threads"). Off by default: the one measurement of it
- * (docs/benchmarks.md, session 25; 4 domains, 20 s) did not show less memory per domain.
+ * XENO_PACK_IDLE_S (seconds; default 20; 0: never). Each thread emptied so ends at once (not kept as the spare),
+ * and with it an isolate's heap (~10 MiB of V8 heap per domain with four domains booted at once: they end in four
+ * threads; docs/memory.md, "Threads", docs/benchmarks.md session 26). Session 25's one measurement showed no
+ * saving: the first emptied thread stayed as the spare, and each move made the next wait another period.
  */
-const PACK_LOOKS = Math.round(Number(process.env.XENO_PACK_IDLE_S ?? 0) * 1000 / BALANCE_MS);
+const PACK_LOOKS = Math.round(Number(process.env.XENO_PACK_IDLE_S ?? 20) * 1000 / BALANCE_MS);
 /**
  * Default for HypervisorOptions.domainsPerThread. Each worker thread is a V8 isolate (~15–20 MiB with its young
  * generation and compiled code: bench/density/probe.ts), so idle domains are cheaper together; a thread runs one
@@ -1291,19 +1292,27 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
         const share = d.balanceCpu === undefined ? 0 : (cpu - d.balanceCpu) / secs;
         d.balanceCpu = cpu;
         const live = d.stopped === null && !d.dying && d.runner.running && !d.runner.paused;
-        d.idleLooks = live && share < IDLE_SHARE ? (d.idleLooks ?? 0) + 1 : 0;
+        // The work of a pack move itself (the restore, its code compiled again) does not count against idleness:
+        // else each packed domain made its new thread unpackable for another XENO_PACK_IDLE_S. Only for a domain
+        // that was idle when it moved (a busy one moved out by planMove starts again from 0).
+        const settling = d.movedAt !== undefined && now - d.movedAt < MOVE_HOLD_MS && (d.idleLooks ?? 0) > 0;
+        d.idleLooks = live && (share < IDLE_SHARE || settling) ? (d.idleLooks ?? 0) + 1 : 0;
         doms.push({ id: d.domid, thread: d.thread.id, share: live ? share : 0, idle: PACK_LOOKS > 0 && d.idleLooks >= PACK_LOOKS,
           // An HVM domain cannot be saved yet, so it is not moved (src/hv/machine.ts save()).
           movable: live && d.spec.firmware === undefined && (d.movedAt === undefined || now - d.movedAt >= MOVE_HOLD_MS) });
       }
       const live = [...this.threads].filter((t) => t.alive);
       const loads = live.map((t) => ({ id: t.id, load: t.load }));
-      const plan = planMove(doms, loads, this.sched.pcpus, this.domainsPerThread) ?? planPack(doms, loads, this.domainsPerThread);
+      const spread = planMove(doms, loads, this.sched.pcpus, this.domainsPerThread);
+      const plan = spread ?? planPack(doms, loads, this.domainsPerThread);
       if (plan === null) return;
       const d = this.domains.get(plan.domain)!;
       let to = live.find((t) => t.id === plan.to);
       if (to === undefined) { to = this.newThread(); this.threads.add(to); }
-      await this.moveDomain(d, to);
+      if (spread === null) this.log(`d${d.domid}: packing, idle in thread ${d.thread.id} → thread ${to.id}`);
+      // A thread emptied by packing ends at once rather than stay as the spare: packing is for memory, and a
+      // spare keeps a whole isolate (docs/memory.md, "Threads").
+      await this.moveDomain(d, to, spread === null);
     } catch (e) {
       this.log(`balancer: ${(e as Error).message}`);
     } finally {
@@ -1312,7 +1321,7 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
   }
 
   /** Moves a running domain to thread `to` (DomainRunner.moveTo); the thread it leaves ends if now empty. */
-  async moveDomain(d: Domain, to: VmThread): Promise<void> {
+  async moveDomain(d: Domain, to: VmThread, noSpare = false): Promise<void> {
     const from = d.thread;
     d.movedAt = performance.now();
     const t0 = performance.now();
@@ -1325,16 +1334,16 @@ export class Hypervisor extends EventEmitter<{ event: [Event] }> {
     d.thread = to;
     this.moves++;
     this.log(`d${d.domid}: moved from thread ${from.id} to thread ${to.id} in ${(performance.now() - t0).toFixed(1)} ms`);
-    await this.threadLeft(from);
+    await this.threadLeft(from, noSpare);
     this.schedKick();
   }
 
   /** A domain left `t`: a thread without domains becomes the spare (when there is none) or ends. */
-  private async threadLeft(t: VmThread): Promise<void> {
+  private async threadLeft(t: VmThread, noSpare = false): Promise<void> {
     if (t.load > 0 && t.alive) return;
     if (this.spare?.thread === t) return; // left twice (a build that failed, then its restore): spare already
     this.threads.delete(t);
-    if (t.alive && this.spare === null && !this.closing) {
+    if (t.alive && this.spare === null && !this.closing && !noSpare) {
       const timer = setTimeout(() => {
         if (this.spare?.thread !== t) return;
         this.spare = null;

@@ -20,6 +20,7 @@ import { HV_SOCKET } from "./protocol.js";
 import { XenStoreSocketServer } from "../xenstore/index.js";
 import { ensurePrivateDir } from "../common/private-socket.js";
 import { formatLogLine } from "../common/log.js";
+import { mallocEnvSummary } from "./malloc-env.js";
 
 const DEFAULT_RUN_DIR = "/run/xeno";
 
@@ -81,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const pidFile = join(runDir, "hv.pid");
   writeFileSync(pidFile, `${process.pid}\n`);
-  hv.log(`listening on ${control.path}; xenstored on ${hv.xenstoredSocket}`);
+  hv.log(`listening on ${control.path}; xenstored on ${hv.xenstoredSocket}; malloc: ${mallocEnvSummary()}`);
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => { hv.log(`${sig}: destroying every domain and exiting`); resolve(); };
     process.once("SIGTERM", () => stop("SIGTERM"));

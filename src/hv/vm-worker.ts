@@ -13,6 +13,8 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { useCompileWorker, type CompileClient } from "../cpu/arm64/jit/compiler.js";
 import { Machine, MachineError, type DomainSnapshot } from "./machine.js";
+import { collectGarbage } from "../machine/board.js";
+import { IdleGc } from "./idle-gc.js";
 import { warmRestore } from "./warm-restore.js";
 import type { VifAttach } from "./xen-pv.js";
 import { XENSTORE_ERROR_PROTO } from "../xen/xenbus-ring.js";
@@ -649,10 +651,12 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
   const hs = handoffStats("home");
   /** Rotates which domain runs first, so none is always last in a busy thread. */
   let first = 0;
+  const idleGc = new IdleGc(performance.now()); // a GC once the thread's domains are idle after work (idle-gc.ts)
   for (;;) {
     // Read the doorbell before draining: a message posted after this read changes it, so the wait below
     // returns at once instead of sleeping through the message.
     const seen = Atomics.load(doorbell, 0);
+    const t0 = performance.now(), had = guests.length;
     for (let msg = receiveMessageOnPort(parent); msg !== undefined; msg = receiveMessageOnPort(parent)) {
       const h = msg.message as HostToThread;
       if (h.type === "exit") { for (const g of guests) g.finish(); return; }
@@ -660,7 +664,7 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       if (h.type === "warm") { warmRestore(); continue; }
       try { guests.push(new Guest(h.port, h.data, t.doorbell)); } catch { /* reported to its runner as "failed" */ }
     }
-    let wait = MAX_SLEEP_MS;
+    let wait = MAX_SLEEP_MS, idle = true;
     const n = guests.length;
     first = n > 0 ? (first + 1) % n : 0;
     for (let i = 0; i < n; i++) {
@@ -668,9 +672,11 @@ function main(parent: NonNullable<typeof parentPort>, t: VmThreadData): void {
       g.drain();
       if (g.done) continue;
       const w = g.step();
+      if (w <= 0) idle = false;
       wait = w === PERMIT_WAIT ? Math.min(wait, PERMIT_WAIT_MS) : Math.min(wait, w);
     }
     for (let i = guests.length - 1; i >= 0; i--) if (guests[i]!.done) guests.splice(i, 1);
+    if (idleGc.round(t0, performance.now(), idle, guests.length !== had)) collectGarbage();
     if (wait > 0) {
       if (hs === null) Atomics.wait(doorbell, 0, seen, wait);
       else {

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { HV_SOCKET, type Event } from "../hv/protocol.js";
 import type { LogLevel } from "../common/log.js";
 import { spawnDetached, waitForSocket } from "./spawn.js";
+import { hvSpawnEnv } from "../hv/malloc-env.js";
 import { connectUnix, isNotListening, RpcEndpoint, ToolstackError, type RequestBody } from "./wire.js";
 
 /** The hypervisor's entry point next to this module once built (dist/src/hv/main.js). */
@@ -76,7 +77,8 @@ export class HvLink {
       if (!existsSync(main)) throw new ToolstackError("ESTART", `no hypervisor listens on ${this.socketPath} and ${main} does not exist (build first)`);
       const logPath = join(this.opts.runDir, HV_LOG);
       const first = this.restarting ? this.opts.firstDomid?.() : undefined;
-      const child = spawnDetached(main, ["--run-dir", this.opts.runDir, ...(first !== undefined ? ["--first-domid", String(first)] : [])], logPath);
+      const child = spawnDetached(main, ["--run-dir", this.opts.runDir, ...(first !== undefined ? ["--first-domid", String(first)] : [])], logPath,
+        hvSpawnEnv()); // glibc malloc settings it cannot give itself (src/hv/malloc-env.ts)
       this.spawnedPid = child.pid;
       this.opts.log(`started the hypervisor (pid ${child.pid}, log ${logPath})`);
       sock = await waitForSocket(this.socketPath, { timeoutMs: this.opts.startTimeoutMs ?? HV_START_TIMEOUT_MS, child, logPath, what: "the hypervisor" });

@@ -33,12 +33,12 @@ export function logTail(path: string, lines = 25): string {
 
 /**
  * Runs `node script args…` in its own session (detached, unref'd) with stdout and stderr appended to `logPath`,
- * so that it outlives the caller.
+ * so that it outlives the caller; `env`: its environment (default this process's).
  */
-export function spawnDetached(script: string, args: readonly string[], logPath: string): ChildProcess {
+export function spawnDetached(script: string, args: readonly string[], logPath: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const fd = openSync(logPath, "a", 0o600);
   try {
-    const child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ["ignore", fd, fd] });
+    const child = spawn(process.execPath, [script, ...args], { detached: true, stdio: ["ignore", fd, fd], env });
     child.on("error", () => { /* reported by waitForSocket as an exit */ });
     child.unref();
     return child;

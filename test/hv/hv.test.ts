@@ -80,7 +80,7 @@ test(`${N} domains under one hypervisor: consoles, list, one XenStore, pause, sh
     // Domains share worker threads (one isolate each): a thread per pCPU first, then up to domainsPerThread each.
     // The balancer (src/hv/balance.ts) may since have moved a busy domain out of a shared thread into a new one
     // (vmMoves counts moves), so with moves there may be more threads, never more than domains — or fewer, once
-    // idle domains were packed together again (balance.ts planPack, after XENO_PACK_IDLE_S of idle).
+    // idle domains were packed together again (balance.ts planPack, after XENO_PACK_IDLE_S of idle, default 20 s).
     const placed = Math.min(N, Math.max(info2.pcpus!, Math.ceil(N / info2.domainsPerThread!)));
     if (info2.vmMoves === 0) assert.equal(info2.vmThreads, placed, JSON.stringify(info2));
     else assert.ok(info2.vmThreads! >= Math.ceil(N / info2.domainsPerThread!) && info2.vmThreads! <= N, JSON.stringify(info2));

@@ -3,7 +3,7 @@
  * not finish), one with on_crash="restart" and one with on_crash="destroy", `kill -9` of xeno-hv. Within 30 s
  * xenod has started a new hypervisor, the first domain runs again under a new domid with the same uuid, the
  * second is gone, and xenod's log names both. A clean stop (SIGTERM) of that hypervisor then is not followed by
- * another start.
+ * another start. The hypervisor xenod starts has glibc's malloc settings in its environment (src/hv/malloc-env.ts).
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import type { DomainInfo } from "../../src/hv/protocol.js";
 import { ensureImages } from "../../src/images/index.js";
+import { HV_MALLOC_ENV } from "../../src/hv/malloc-env.js";
 import { connectXenod, XENOD_MAIN, type XenodClient } from "../../src/toolstack/client.js";
 
 async function until<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
@@ -45,6 +46,11 @@ test("kill -9 of the hypervisor: xenod starts a new one, on_crash=restart re-cre
     const before = await c.request("list");
     const keeperUuid = before.find((x) => x.name === "keeper")!.uuid;
     const hvPid = Number(readFileSync(join(dir, "hv.pid"), "utf8"));
+    // xenod starts the hypervisor with glibc's malloc settings (src/hv/malloc-env.ts): they are in its environment.
+    const environ = readFileSync(`/proc/${hvPid}/environ`, "latin1").split("\0");
+    for (const [k, v] of Object.entries(HV_MALLOC_ENV)) {
+      if (process.env.XENO_MALLOC_ENV !== "0") assert.ok(environ.includes(`${k}=${process.env[k] ?? v}`), `the hypervisor's environment has ${k}=${process.env[k] ?? v}`);
+    }
     await new Promise((res) => setTimeout(res, 500)); // xenod's listing catches up with the creates
 
     const t0 = Date.now();
