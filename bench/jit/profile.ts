@@ -79,5 +79,6 @@ if (p !== null) {
 }
 const s = m.board.jitStats();
 if (s !== null) console.log(`engine: ${JSON.stringify(s)}`);
+console.log(`decode cache: ${JSON.stringify(m.board.codeStats())}`);
 console.log(`CPU seconds by thread: ${threadCpu()}`);
 process.exit(0);
