@@ -39,7 +39,7 @@ export function report(dir: string): void {
       console.log(`  ${name.padEnd(16)} ${String(e.n).padStart(9)}  ${(e.ms / 1000).toFixed(3).padStart(9)} s  mean ${(mean * 1000).toFixed(1).padStart(8)} µs  max ${e.maxMs.toFixed(2).padStart(8)} ms`);
     }
     if (d.ran) console.log(`  ran: ${(d.ran.compiled / 1e6).toFixed(1)} M instructions compiled, ${(d.ran.interpreted / 1e6).toFixed(1)} M interpreted (XENO_JIT_PROFILE=1)`);
-    if (d.jit) console.log(`  compiled: ${d.jit.blocks} blocks, ${d.jit.modules} modules, ${d.jit.insns} instructions, ${(d.jit.compileMs / 1000).toFixed(2)} s compiling, ${d.jit.dropped} dropped, slow paths ${d.jit.slowReads} reads / ${d.jit.slowWrites} writes`);
+    if (d.jit) console.log(`  compiled: ${d.jit.blocks} blocks, ${d.jit.modules} modules, ${d.jit.insns} instructions, ${(d.jit.compileMs / 1000).toFixed(2)} s compiling (translating ${((d.jit.translateMs ?? 0) / 1000).toFixed(2)}, new Module ${((d.jit.moduleMs ?? 0) / 1000).toFixed(2)}, new Instance ${((d.jit.instanceMs ?? 0) / 1000).toFixed(2)}, waiting for the code cache ${((d.jit.shareWaitMs ?? 0) / 1000).toFixed(2)} s, ${d.jit.shareLate} late), ${d.jit.dropped} dropped, slow paths ${d.jit.slowReads} reads / ${d.jit.slowWrites} writes`);
     const hc = Object.entries(d.hypercalls).sort((a, b) => b[1].n - a[1].n);
     if (hc.length > 0) console.log(`  hypercalls (x16: count, s): ${hc.map(([op, h]) => `${op}: ${h.n}, ${(h.ms / 1000).toFixed(3)}`).join("; ")}`);
   }

@@ -4,7 +4,7 @@
  * `qemu-system-aarch64 -M virt -cpu cortex-a72` (TCG), alternated, median of N runs each, and the ratio.
  *
  *   node dist/bench/boot/run.js [--runs N] [--memory MiB] [--vcpus N] [--timeout SEC] [--baseline DIR] [--threads-ab]
- *                               [--ab "VAR=VALUE … --node-flag …"] [--no-qemu]
+ *                               [--ab "VAR=VALUE … --node-flag …"] [--no-qemu] [--thread-cpu]
  *
  * `--baseline DIR`: also boot the Xeno built in DIR (another checkout, e.g. `git worktree add /tmp/base REV &&
  * (cd /tmp/base && npm ci && scripts/build.sh)`) in the same alternation, for an A/B of a change in one run.
@@ -15,7 +15,8 @@
  * XENO_VCPU_THREADS=0 (every vCPU time-sliced in the domain's thread) and =1 (vCPUs 1..N-1 on threads of their
  * own, src/hv/vcpu-thread.ts), for an A/B of the two. `--ab "…"`: this build once more per run, alternated, with
  * the given environment variables (VAR=VALUE words) and Node/V8 flags (words starting with `--`, put before the
- * script), for an A/B of a setting without a second checkout. `--no-qemu`: skip qemu.
+ * script), for an A/B of a setting without a second checkout. `--no-qemu`: skip qemu. `--thread-cpu`: after each
+ * run, each Xeno boot's CPU at the marker by thread name (main, the domain's thread, V8's platform threads).
  *
  * Timings never decide pass/fail; record results in docs/benchmarks.md.
  */
@@ -49,8 +50,27 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** Seconds of wall time and of the process's CPU until the marker appeared. */
-interface Timing { wall: number; cpu: number }
+/**
+ * CPU seconds of process `pid`'s threads so far, summed by thread name (/proc/PID/task/TID/stat: V8's platform
+ * threads are "V8 Worker"/"node", the domain's thread "xeno-vm" when named), busiest first; "" without /proc.
+ */
+function threadCpu(pid: number | undefined): string {
+  try {
+    const by = new Map<string, number>();
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const st = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "latin1");
+      const name = tid === String(pid) ? "main" : st.slice(st.indexOf("(") + 1, st.lastIndexOf(")"));
+      const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+      by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+    }
+    return [...by].filter(([, s]) => s >= 0.05).sort((a, b) => b[1] - a[1]).map(([n, s]) => `${n} ${s.toFixed(2)}`).join(", ");
+  } catch {
+    return "";
+  }
+}
+
+/** Seconds of wall time and of the process's CPU until the marker appeared, and that CPU by thread. */
+interface Timing { wall: number; cpu: number; threads: string }
 
 /** Spawns a command and resolves with the time until `marker` appears on its stdout (then kills it). */
 function timeToMarker(cmd: string, args: string[], timeoutSec: number, env: NodeJS.ProcessEnv = process.env): Promise<Timing> {
@@ -63,9 +83,9 @@ function timeToMarker(cmd: string, args: string[], timeoutSec: number, env: Node
       if (done) return;
       done = true;
       clearTimeout(timer);
-      const cpu = cpuSeconds(p.pid);
+      const cpu = cpuSeconds(p.pid), threads = threadCpu(p.pid);
       p.kill("SIGKILL");
-      if (err) reject(err); else resolve({ wall: secs, cpu });
+      if (err) reject(err); else resolve({ wall: secs, cpu, threads });
     };
     const timer = setTimeout(() => finish(new Error(`${cmd}: no marker after ${timeoutSec} s`)), timeoutSec * 1000);
     p.stdout.on("data", (d: Buffer) => {
@@ -86,6 +106,7 @@ function median(v: number[]): number {
 async function main(): Promise<void> {
   const runs = arg("--runs", 5), mem = arg("--memory", 256), timeout = arg("--timeout", 600), vcpus = arg("--vcpus", 1);
   const threadsAb = process.argv.includes("--threads-ab"), noQemu = process.argv.includes("--no-qemu");
+  const threadCpuOn = process.argv.includes("--thread-cpu");
   const img = await ensureImages({ onProgress: (m) => process.stderr.write(`images: ${m}\n`) });
   const cmdline = "console=ttyAMA0 rdinit=/init";
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "xeno-bench-boot-"));
@@ -118,6 +139,10 @@ async function main(): Promise<void> {
       `xeno${threadsAb ? " (threads off)" : ""} ${f(tx[k]!)}` + (threadsAb ? `, xeno (threads on) ${f(tt[k]!)}` : "") +
       (base !== null ? `, baseline ${f(tb[k]!)}` : "") + (abSpec !== undefined ? `, variant ${f(ta[k]!)}` : "") +
       `; load ${os.loadavg()[0]!.toFixed(1)}\n`);
+    // Where each Xeno boot's CPU went, by thread (--thread-cpu).
+    if (threadCpuOn) for (const [label, t] of [["xeno", tx[k]], ["baseline", tb[k]], ["variant", ta[k]]] as const) {
+      if (t !== undefined && t.threads !== "") process.stderr.write(`  ${label} threads: ${t.threads}\n`);
+    }
   }
   const mx = median(tx.map((t) => t.wall)), cx = median(tx.map((t) => t.cpu));
   console.log(`boot to marker (${img.kernelVersion}, ${mem} MiB, ${vcpus} vCPU${vcpus > 1 ? "s" : ""}), median of ${runs}:`);

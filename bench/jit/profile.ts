@@ -44,10 +44,25 @@ const m = new Machine({
   consoleOut: (b) => { out += Buffer.from(b).toString("latin1"); },
 });
 const t0 = performance.now();
-let last = 0;
+let last = 0, lastInterp = 0, lastCompiled = 0, lastBlocks = 0, lastMs = 0;
 while (m.board.retired < insns && m.state === "running") {
   m.runSlice();
-  if (m.board.retired - last > 50e6) { last = m.board.retired; process.stderr.write(`${(last / 1e6).toFixed(0)} M instructions, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`); }
+  if (m.board.retired - last > 50e6) {
+    last = m.board.retired;
+    // Per phase (each ~50 M instructions): the interpreted share (XENO_JIT_PROFILE=1), blocks made, time compiling.
+    const pr = jitProfile(), st = m.board.jitStats();
+    let phase = "";
+    if (pr !== null) {
+      const di = pr.interpreted - lastInterp, dc = pr.compiled - lastCompiled;
+      phase += `, interpreted ${(100 * di / Math.max(1, di + dc)).toFixed(1)} %`;
+      lastInterp = pr.interpreted; lastCompiled = pr.compiled;
+    }
+    if (st !== null) {
+      phase += `, +${st.blocks - lastBlocks} blocks, ${(st.compileMs - lastMs).toFixed(0)} ms compiling`;
+      lastBlocks = st.blocks; lastMs = st.compileMs;
+    }
+    process.stderr.write(`${(last / 1e6).toFixed(0)} M instructions, ${((performance.now() - t0) / 1000).toFixed(1)} s${phase}\n`);
+  }
 }
 const secs = (performance.now() - t0) / 1000;
 const p = jitProfile();
@@ -64,5 +79,6 @@ if (p !== null) {
 }
 const s = m.board.jitStats();
 if (s !== null) console.log(`engine: ${JSON.stringify(s)}`);
+console.log(`decode cache: ${JSON.stringify(m.board.codeStats())}`);
 console.log(`CPU seconds by thread: ${threadCpu()}`);
 process.exit(0);

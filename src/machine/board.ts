@@ -743,6 +743,10 @@ export class Board {
 
   /** The compiling engine's counters (null: interpreted only). */
   jitStats(): JitStats | null { return this.code.compiling ? { ...this.code.jit!.stats } : null; }
+  /** The decode cache's counters (bench/jit/profile): pages created, invalidations, those with nothing to reset. */
+  codeStats(): { created: number; invalidations: number; cleanInvalidations: number } {
+    return { created: this.code.created, invalidations: this.code.invalidations, cleanInvalidations: this.code.cleanInvalidations };
+  }
 
   /** Drops this thread's compiled code (CodeCache.dropCompiled) and collects the garbage. Between slices. */
   dropCompiled(): void {

@@ -116,6 +116,37 @@ test("a kept page is still invalidated by writes and IC maintenance; self-modify
   assert.equal(x(s.cpu, 0), 2n);
 });
 
+test("a write to a page with nothing decoded since its last invalidation resets nothing; one decoded again is invalidated", () => {
+  const s = setup();
+  s.poke(CODE, [ADD_X(0, 0, 1), NOP, NOP, NOP]);
+  assert.equal(s.runFrom(CODE, 1), 1n);
+  guestStore(s, CODE + 8, NOP, NOP);
+  assert.deepEqual([s.cache.invalidations, s.cache.cleanInvalidations], [1, 0], "decoded: invalidated");
+  guestStore(s, CODE + 8, NOP, NOP);
+  guestStore(s, CODE, ADD_X(0, 0, 3), NOP);
+  assert.deepEqual([s.cache.invalidations, s.cache.cleanInvalidations], [3, 2], "nothing decoded since: nothing to reset");
+  assert.equal(s.runFrom(CODE, 1), 3n, "the new code, decoded afresh");
+  guestStore(s, CODE, ADD_X(0, 0, 5), NOP);
+  assert.deepEqual([s.cache.invalidations, s.cache.cleanInvalidations], [4, 2], "decoded again: invalidated");
+  assert.equal(s.runFrom(CODE, 1), 5n);
+});
+
+test("with the compiler: a page whose block was compiled after a clean invalidation is invalidated by the next write", () => {
+  const s = setup(true);
+  s.poke(CODE, [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP]);
+  assert.equal(s.runFrom(CODE, 3), 3n);
+  guestStore(s, CODE + 12, NOP, NOP);
+  guestStore(s, CODE + 12, NOP, NOP);
+  assert.equal(s.cache.cleanInvalidations, 1);
+  for (let k = 0; k < 2100; k++) assert.equal(s.runFrom(CODE, 3), 3n);
+  if (!s.cache.compiling) return; // XENO_JIT=0: nothing compiled
+  s.cache.settle();
+  assert.notEqual(s.cache.blocks[PAGE]![0], null, "hot block compiled");
+  guestStore(s, CODE, ADD_X(0, 0, 2), ADD_X(0, 0, 2));
+  assert.equal(s.cache.blocks[PAGE]![0], null, "the write dropped the compiled block");
+  assert.equal(s.runFrom(CODE, 3), 5n);
+});
+
 test("with the compiler: a dropped page's compiled blocks go too, and the page runs the new code", () => {
   const s = setup(true);
   s.poke(CODE, [ADD_X(0, 0, 1), ADD_X(0, 0, 1), ADD_X(0, 0, 1), NOP]);

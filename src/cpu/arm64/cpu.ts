@@ -96,6 +96,17 @@ export class CodeCache {
   private readonly slabSlot: number[] = [];
   /** Per RAM page: bumped whenever its decoded code is dropped, so a block translated before is not installed. */
   readonly gen: Uint32Array;
+  /**
+   * Per RAM page: 1 once anything was decoded, queued for compilation or installed there since the page was
+   * created or last invalidated; 0 means the page's arrays are as invalidatePage leaves them (every handler LAZY,
+   * no block, heat 0), so a write to it has nothing to reset. A page stays marked as code in the MMU after an
+   * invalidation (writes keep coming here) and boot code freed and reused as data was invalidated by most of its
+   * writes, each filling the 1,024-slot arrays (docs/benchmarks.md, session 26).
+   */
+  readonly live: Uint8Array;
+  /** Invalidations of a decoded page, and those of them with nothing to reset (live 0): diagnostics. */
+  invalidations = 0;
+  cleanInvalidations = 0;
   private readonly used: number[] = [];
   /** Pages created since this cache was (diagnostics: with `size`, how much sweeping re-decodes). */
   created = 0;
@@ -137,6 +148,7 @@ export class CodeCache {
     this.ran = this.compiling ? jit!.ran.subarray(0, ramPages) : new Uint8Array(ramPages);
     this.ran.fill(0);
     this.gen = new Uint32Array(ramPages);
+    this.live = new Uint8Array(ramPages);
   }
   /** Pages holding decoded instructions now. */
   get size(): number { return this.used.length; }
@@ -177,6 +189,13 @@ export class CodeCache {
   invalidatePage(page: number): void {
     const code = this.pages[page];
     if (code === undefined) return;
+    this.invalidations++;
+    if (this.live[page] === 0) {
+      this.cleanInvalidations++;
+      if (this.compiling) this.jit!.codeHit = 1;
+      return;
+    }
+    this.live[page] = 0;
     // Filled, not dropped: a run loop inside this page (a handler wrote to its own page, or IC IVAU/IALLU ran
     // there) holds the array in a local and must see the LAZY slots.
     code.fill(LAZY);
@@ -235,6 +254,7 @@ export class CodeCache {
         continue;
       }
       this.pages[p] = undefined;
+      this.live[p] = 0;
       if (this.words !== null) this.words[p] = undefined;
       if (this.compiling) {
         this.leave(p);
@@ -281,6 +301,7 @@ export class CodeCache {
       return;
     }
     len[k] = QUEUED;
+    this.live[page] = 1;
     if (jit.full || this.hot === 1) { jit.stats.flushFull++; this.flush(); }
   }
 
@@ -312,6 +333,7 @@ export class CodeCache {
 
   private readonly installBlock = (page: number, slot: number, fn: BlockFn, n: number, end: number): void => {
     const jit = this.jit!;
+    this.live[page] = 1;
     this.blocks[page]![slot] = fn;
     if (end >= 0 && end < 1024) this.ends[page]![end] = 1;
     this.blockLen[page]![slot] = n;
@@ -549,7 +571,7 @@ export class Cpu {
     const r = this.r, ps = this.ps;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const cache = this.code, jit = cache.jit!, snaps = cache.words, hot = cache.hot;
+    const cache = this.code, jit = cache.jit!, snaps = cache.words, hot = cache.hot, live = cache.live;
     const st = this.block.offset, tlb = mmu.tlbBase;
     let done = 0;
     let inBlock = false;
@@ -633,6 +655,7 @@ export class Cpu {
           if (h === LAZY) {
             w = ram32[base + k];
             h = code[k] = decoder.decode(w);
+            live[page] = 1;
             if (snaps !== null) words[k] = w;
           } else w = words[wb + k]!;
           if (PROFILE !== null) profileInterpreted(w, ends[k] !== 0);
@@ -712,7 +735,7 @@ export class Cpu {
     const r = this.r;
     const mmu = this.mmu;
     const ram32 = mmu.i32;
-    const pages = this.code.pages, ran = this.code.ran, snaps = this.code.words;
+    const pages = this.code.pages, ran = this.code.ran, snaps = this.code.words, live = this.code.live;
     let done = 0;
     this.stop = STOP_BUDGET;
     while (done < budget && this.stop === STOP_BUDGET) {
@@ -738,6 +761,7 @@ export class Cpu {
           if (h === LAZY) {
             w = ram32[base + k];
             h = code[k] = decoder.decode(w);
+            live[page] = 1;
             if (snaps !== null) words[k] = w;
           } else w = words[wb + k]!;
           h(this, w);

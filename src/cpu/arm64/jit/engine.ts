@@ -49,6 +49,14 @@ export interface JitStats {
   /** Blocks dropped before installation (their page changed meanwhile). */
   dropped: number;
   compileMs: number;
+  /**
+   * Of compileMs on this thread: translating (translateBatch and the module's bytes), `new WebAssembly.Module`
+   * (V8's Liftoff compile), `new WebAssembly.Instance`, and waiting for the code cache's answer (flushShared).
+   */
+  translateMs: number;
+  moduleMs: number;
+  instanceMs: number;
+  shareWaitMs: number;
   /** Blocks whose module failed to compile (a translator bug; they stay interpreted). */
   failed: number;
   /** Batches compiled on the vCPU's thread because the compile worker was late (JitEngine.poll). */
@@ -149,7 +157,7 @@ export class JitEngine {
   cpu: JitVcpu | null = null;
   /** Set by a slow-path write that invalidated decoded code (the block then ends after that instruction). */
   codeHit = 0;
-  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0, flushFull: 0, flushAge: 0, flushHot: 0,
+  readonly stats: JitStats = { blocks: 0, modules: 0, insns: 0, dropped: 0, compileMs: 0, translateMs: 0, moduleMs: 0, instanceMs: 0, shareWaitMs: 0, failed: 0, late: 0, worker: 0, resets: 0, slowReads: 0, slowWrites: 0, flushFull: 0, flushAge: 0, flushHot: 0,
     liveModules: 0, liveBlocks: 0, liveBytes: 0, evicted: 0, sharedBlocks: 0, sharedModules: 0, shareLate: 0 };
   /** Per RAM page: bytes set by the run loop and the dispatcher when they enter it (CodeCache.ran). */
   readonly ran: Uint8Array;
@@ -400,6 +408,7 @@ export class JitEngine {
   /** Translates, compiles and instantiates batch `p` on this thread; null (counted as failed) if that fails. */
   private translateHere(p: Pending[], known: (page: number, slot: number) => boolean): { module: WebAssembly.Module; instance: WebAssembly.Instance } | null {
     let bytes: Uint8Array<ArrayBuffer>;
+    const t0 = performance.now();
     try {
       translateBatch(this.translator, p, known);
       bytes = batchModule(p, this.memLimits);
@@ -409,6 +418,7 @@ export class JitEngine {
       for (const e of p) e.n = 0;
       return null;
     }
+    this.stats.translateMs += performance.now() - t0;
     this.lastBytes = bytes.length;
     return this.compile(bytes, p.length);
   }
@@ -503,7 +513,9 @@ export class JitEngine {
     if (w === null || !w.ready || DUMP !== "" || !this.memLimits.shared) return false; // the worker reads shared memory only
     const id = this.nextBatch++;
     w.submit(this.id, id, this.memory, this.memLimits, this.translator.fences, jobMessage(p, known), true);
+    const tw = performance.now();
     const r = w.await(this.id, id, SHARE_WAIT_MS);
+    this.stats.shareWaitMs += performance.now() - tw;
     let rest = p;
     if (r === null) this.stats.shareLate++;
     else if (r.shared.length > 0) {
@@ -532,22 +544,27 @@ export class JitEngine {
   /** Compiles and instantiates a module here; null (counted as failed) if that fails. */
   private compile(bytes: Uint8Array<ArrayBuffer>, blocks: number): { module: WebAssembly.Module; instance: WebAssembly.Instance } | null {
     let m: WebAssembly.Module;
+    const t0 = performance.now();
     try {
       m = new WebAssembly.Module(bytes);
     } catch (err) {
       this.compileFailed(blocks, err);
       return null;
     }
+    this.stats.moduleMs += performance.now() - t0;
     const instance = this.instantiate(m, blocks);
     return instance === null ? null : { module: m, instance };
   }
 
   private instantiate(m: WebAssembly.Module, blocks: number): WebAssembly.Instance | null {
+    const t0 = performance.now();
     try {
       return new WebAssembly.Instance(m, this.imports);
     } catch (err) {
       this.compileFailed(blocks, err);
       return null;
+    } finally {
+      this.stats.instanceMs += performance.now() - t0;
     }
   }
 
