@@ -153,7 +153,7 @@ async function main(): Promise<void> {
   execFileSync(path.join(ROOT, "scripts/build.sh"), { stdio: "inherit" });
   process.stdout.write(`xeno CPU benchmark: ${o.runs} runs each, alternated${o.qemu ? "" : " (xeno only)"}\n`);
   const rows: string[] = [];
-  // Start-up on its own: `busybox true` (about 24,000 guest instructions), so what each workload's time holds
+  // Start-up on its own: `busybox true` (8,712 guest instructions in the runs of 2026-12-08), so what each workload's time holds
   // of Node's start, module loading and the runner's set-up can be read beside it.
   const startup: Workload = { name: "startup", program: busybox, args: ["true"], describe: "busybox true: start-up, module loading, exit" };
   for (const w of [startup, ...work]) {
